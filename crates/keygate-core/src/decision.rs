@@ -1,0 +1,131 @@
+//! The access decision of SPEC.md, step by step, with the reason of the first
+//! step that fails.
+
+use crate::clock::Clock;
+use crate::glob::is_valid_name;
+use crate::ip::parse_caller_ip;
+use crate::model::{Key, KeyState, User, UserStatus};
+use crate::registry::Registry;
+use crate::rule::ApiRule;
+use crate::secret::{digest, is_well_formed, Prefix};
+
+/// Why a call was allowed or denied; the numeric values cross to JavaScript.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Reason {
+    Allowed = 0,
+    MalformedKey = 1,
+    UnknownKey = 2,
+    InvalidRequest = 3,
+    Suspended = 4,
+    Revoked = 5,
+    Expired = 6,
+    UserInactive = 7,
+    UserLacksRight = 8,
+    NoMatchingRule = 9,
+    IpNotAllowed = 10,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 11] = [
+        Reason::Allowed,
+        Reason::MalformedKey,
+        Reason::UnknownKey,
+        Reason::InvalidRequest,
+        Reason::Suspended,
+        Reason::Revoked,
+        Reason::Expired,
+        Reason::UserInactive,
+        Reason::UserLacksRight,
+        Reason::NoMatchingRule,
+        Reason::IpNotAllowed,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::Allowed => "allowed",
+            Reason::MalformedKey => "malformed_key",
+            Reason::UnknownKey => "unknown_key",
+            Reason::InvalidRequest => "invalid_request",
+            Reason::Suspended => "suspended",
+            Reason::Revoked => "revoked",
+            Reason::Expired => "expired",
+            Reason::UserInactive => "user_inactive",
+            Reason::UserLacksRight => "user_lacks_right",
+            Reason::NoMatchingRule => "no_matching_rule",
+            Reason::IpNotAllowed => "ip_not_allowed",
+        }
+    }
+}
+
+/// The decision plus what it was about.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome<'r> {
+    pub reason: Reason,
+    pub key: Option<&'r Key>,
+    pub matched_rule: Option<&'r ApiRule>,
+}
+
+impl Outcome<'_> {
+    pub fn allowed(&self) -> bool {
+        self.reason == Reason::Allowed
+    }
+}
+
+/// A call to decide: the raw bytes the caller gave (any bytes at all).
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub secret: &'a [u8],
+    pub service: &'a [u8],
+    pub api: &'a [u8],
+    pub ip: Option<&'a [u8]>,
+}
+
+/// Decides a call in the order of SPEC.md; the clock is read only if step 5 is reached.
+pub fn decide<'r>(registry: &'r Registry, prefix: &Prefix, clock: &Clock, call: Call<'_>) -> Outcome<'r> {
+    let deny = |reason, key| Outcome { reason, key, matched_rule: None };
+    if !is_well_formed(call.secret, prefix) {
+        return deny(Reason::MalformedKey, None);
+    }
+    let Some(k) = registry.key_by_digest(&digest(call.secret)) else {
+        return deny(Reason::UnknownKey, None);
+    };
+    let key = Some(k);
+    if !is_valid_name(call.service) || !is_valid_name(call.api) {
+        return deny(Reason::InvalidRequest, key);
+    }
+    match k.state {
+        KeyState::Active => {}
+        KeyState::Suspended => return deny(Reason::Suspended, key),
+        KeyState::Revoked => return deny(Reason::Revoked, key),
+    }
+    if clock.now() >= k.expires_at {
+        return deny(Reason::Expired, key);
+    }
+    let Some(user) = registry.user(&k.user_id).filter(|u| u.status == UserStatus::Active) else {
+        return deny(Reason::UserInactive, key);
+    };
+    if !has_right(registry, user, call.service, call.api) {
+        return deny(Reason::UserLacksRight, key);
+    }
+    let matched_rule = k.rules.first_api_match(call.service, call.api);
+    if matched_rule.is_none() && k.rules.has_api_rules() {
+        return deny(Reason::NoMatchingRule, key);
+    }
+    let reason = if k.rules.ip_allows(call.ip.and_then(parse_caller_ip)) {
+        Reason::Allowed
+    } else {
+        Reason::IpNotAllowed
+    };
+    Outcome { reason, key, matched_rule }
+}
+
+/// Effective rights = the user's own rights ∪ the rights of each of its roles.
+fn has_right(registry: &Registry, user: &User, service: &[u8], api: &[u8]) -> bool {
+    user.rights.first_api_match(service, api).is_some()
+        || user
+            .roles
+            .iter()
+            .filter_map(|name| registry.role(name))
+            .any(|role| role.rights.first_api_match(service, api).is_some())
+}

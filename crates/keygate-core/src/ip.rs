@@ -1,0 +1,123 @@
+//! IP networks for `ip=` rules: IPv4 and IPv6, with optional CIDR prefix.
+
+use std::fmt;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Parses `<address>` or `<address>/<prefix>`; host bits beyond the prefix are
+    /// refused (a likely typo) rather than silently masked.
+    pub fn parse(text: &str) -> Result<IpNet, String> {
+        let (addr_text, prefix_text) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr_text
+            .parse()
+            .map_err(|_| format!("{addr_text:?} is not an IPv4 or IPv6 address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix_text {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= max && !p.starts_with('+') && (p == "0" || !p.starts_with('0')) => n,
+                _ => return Err(format!("prefix {p:?} must be a number from 0 to {max}")),
+            },
+        };
+        let net = IpNet { addr, prefix };
+        if net.network() != addr {
+            return Err(format!(
+                "host bits are set after the /{prefix} prefix (did you mean ip={}/{prefix}?)",
+                net.network()
+            ));
+        }
+        Ok(net)
+    }
+
+    fn network(&self) -> IpAddr {
+        match self.addr {
+            IpAddr::V4(a) => IpAddr::V4((u32::from(a) & mask32(self.prefix)).into()),
+            IpAddr::V6(a) => IpAddr::V6((u128::from(a) & mask128(self.prefix)).into()),
+        }
+    }
+
+    /// True when `addr` lies in this network. IPv4-mapped IPv6 addresses
+    /// (`::ffff:a.b.c.d`, as Node reports IPv4 peers on dual-stack sockets) count as IPv4.
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        match (self.addr, addr.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(a)) => (u32::from(a) ^ u32::from(net)) & mask32(self.prefix) == 0,
+            (IpAddr::V6(net), IpAddr::V6(a)) => (u128::from(a) ^ u128::from(net)) & mask128(self.prefix) == 0,
+            (IpAddr::V6(net), IpAddr::V4(a)) => {
+                (u128::from(a.to_ipv6_mapped()) ^ u128::from(net)) & mask128(self.prefix) == 0
+            }
+            (IpAddr::V4(_), IpAddr::V6(_)) => false,
+        }
+    }
+}
+
+fn mask32(prefix: u8) -> u32 {
+    if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) }
+}
+
+fn mask128(prefix: u8) -> u128 {
+    if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let max = if self.addr.is_ipv4() { 32 } else { 128 };
+        if self.prefix == max {
+            write!(f, "{}", self.addr)
+        } else {
+            write!(f, "{}/{}", self.addr, self.prefix)
+        }
+    }
+}
+
+/// Parses the caller's address as given to `isAllowed`; anything unparsable is `None`.
+pub fn parse_caller_ip(text: &[u8]) -> Option<IpAddr> {
+    std::str::from_utf8(text).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contains(net: &str, ip: &str) -> bool {
+        IpNet::parse(net).unwrap().contains(ip.parse().unwrap())
+    }
+
+    #[test]
+    fn ipv4_single_and_cidr() {
+        assert!(contains("142.250.200.46", "142.250.200.46"));
+        assert!(!contains("142.250.200.46", "142.250.200.47"));
+        assert!(contains("142.250.200.0/24", "142.250.200.255"));
+        assert!(!contains("142.250.200.0/24", "142.250.201.0"));
+        assert!(contains("0.0.0.0/0", "8.8.8.8"));
+        assert!(!contains("0.0.0.0/0", "::1"));
+    }
+
+    #[test]
+    fn ipv6_and_mapped_addresses() {
+        assert!(contains("2001:db8::/32", "2001:db8:1::7"));
+        assert!(!contains("2001:db8::/32", "2001:db9::1"));
+        assert!(contains("10.0.0.0/8", "::ffff:10.1.2.3"));
+        assert!(contains("::ffff:10.0.0.0/104", "10.9.9.9"));
+        assert!(contains("::1", "::1"));
+    }
+
+    #[test]
+    fn bad_networks() {
+        assert!(IpNet::parse("10.0.0.0/33").is_err());
+        assert!(IpNet::parse("10.0.0.0/08").is_err());
+        assert!(IpNet::parse("10.0.0.0/").is_err());
+        assert!(IpNet::parse("10.0.0.1/24").unwrap_err().contains("ip=10.0.0.0/24"));
+        assert!(IpNet::parse("010.0.0.1").is_err());
+        assert!(IpNet::parse("fe80::1%eth0").is_err());
+        assert!(IpNet::parse("::/0").is_ok());
+    }
+}

@@ -1,0 +1,21 @@
+//! keygate's core: API keys for user accounts, restricted by rules, checked by
+//! `KeyStore::check`. No Node.js here; the napi binding only converts.
+
+pub mod clock;
+pub mod decision;
+pub mod error;
+pub mod glob;
+pub mod ip;
+pub mod model;
+pub mod registry;
+pub mod rule;
+pub mod secret;
+pub mod store;
+pub mod time;
+
+pub use decision::{Call, Reason};
+pub use error::{Error, ErrorCode, Result};
+pub use store::{
+    validate_rule, Explanation, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, Options, RoleView, Signals,
+    UserInput, UserView, Verdict,
+};

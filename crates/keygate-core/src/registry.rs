@@ -1,0 +1,288 @@
+//! The in-memory state of a store (users, roles, keys) and the one way it
+//! changes: applying validated [`Change`]s. A durable backend persists the same
+//! changes, so memory and disk cannot drift apart.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::model::{Key, KeyState, Role, User, UserStatus};
+use crate::rule::{RuleInterner, RuleUse};
+use crate::secret::SecretDigest;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: String,
+    pub status: UserStatus,
+    pub rights: Vec<String>,
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleRecord {
+    pub name: String,
+    pub rights: Vec<String>,
+}
+
+/// Everything stored about a key (no secret: only its digest and hint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub id: [u8; 16],
+    pub seq: u64,
+    pub user_id: String,
+    pub description: String,
+    pub state: KeyState,
+    pub expires_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_used_at: Option<i64>,
+    pub hint: [u8; 4],
+    pub digest: SecretDigest,
+    pub rules: Vec<String>,
+}
+
+/// One validated change. `DeleteUser` also deletes the user's keys and
+/// `DeleteRole` also removes the role from every user holding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    PutUser(UserRecord),
+    DeleteUser(String),
+    PutRole(RoleRecord),
+    DeleteRole(String),
+    PutKey(KeyRecord),
+    DeleteKey([u8; 16]),
+}
+
+/// Keys in a slab, found by secret digest or by id through tables of slot
+/// numbers: 4 bytes of index per key and per table, the key itself stored once.
+#[derive(Debug, Default)]
+struct KeyTable {
+    slots: Vec<Option<Key>>,
+    free: Vec<u32>,
+    by_digest: HashTable<u32>,
+    by_id: HashTable<u32>,
+}
+
+/// Digests and ids are uniformly random, so their first bytes are a good hash.
+#[inline]
+fn prefix_hash(bytes: &[u8]) -> u64 {
+    u64::from_le_bytes(bytes[..8].try_into().expect("at least 8 bytes"))
+}
+
+impl KeyTable {
+    fn key(&self, slot: u32) -> &Key {
+        self.slots[slot as usize].as_ref().expect("indexed slot is occupied")
+    }
+
+    fn slot_by_digest(&self, digest: &SecretDigest) -> Option<u32> {
+        self.by_digest.find(prefix_hash(digest), |&s| self.key(s).digest == *digest).copied()
+    }
+
+    fn slot_by_id(&self, id: &[u8; 16]) -> Option<u32> {
+        self.by_id.find(prefix_hash(id), |&s| self.key(s).id == *id).copied()
+    }
+
+    fn insert(&mut self, key: Key) {
+        let (digest_hash, id_hash) = (prefix_hash(&key.digest), prefix_hash(&key.id));
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(key);
+                slot
+            }
+            None => {
+                self.slots.push(Some(key));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slots = &self.slots;
+        let rehash = |s: &u32, pick: fn(&Key) -> &[u8]| prefix_hash(pick(slots[*s as usize].as_ref().unwrap()));
+        self.by_digest.insert_unique(digest_hash, slot, |s| rehash(s, |k| &k.digest));
+        self.by_id.insert_unique(id_hash, slot, |s| rehash(s, |k| &k.id));
+    }
+
+    fn remove(&mut self, slot: u32) -> Key {
+        let key = self.slots[slot as usize].take().expect("removing an occupied slot");
+        if let Ok(entry) = self.by_digest.find_entry(prefix_hash(&key.digest), |&s| s == slot) {
+            entry.remove();
+        }
+        if let Ok(entry) = self.by_id.find_entry(prefix_hash(&key.id), |&s| s == slot) {
+            entry.remove();
+        }
+        self.free.push(slot);
+        key
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Key> {
+        self.slots.iter().flatten()
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    users: HashMap<Arc<str>, User>,
+    roles: HashMap<Arc<str>, Role>,
+    keys: KeyTable,
+    interner: RuleInterner,
+    next_seq: u64,
+}
+
+impl Registry {
+    pub fn user(&self, id: &str) -> Option<&User> {
+        self.users.get(id)
+    }
+
+    pub fn users(&self) -> impl Iterator<Item = &User> {
+        self.users.values()
+    }
+
+    pub fn role(&self, name: &str) -> Option<&Role> {
+        self.roles.get(name)
+    }
+
+    pub fn roles(&self) -> impl Iterator<Item = &Role> {
+        self.roles.values()
+    }
+
+    pub fn key_by_digest(&self, digest: &SecretDigest) -> Option<&Key> {
+        self.keys.slot_by_digest(digest).map(|slot| self.keys.key(slot))
+    }
+
+    pub fn key_by_id(&self, id: &[u8; 16]) -> Option<&Key> {
+        self.keys.slot_by_id(id).map(|slot| self.keys.key(slot))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.keys.iter()
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Sequence number for the next key created.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub fn interner(&mut self) -> &mut RuleInterner {
+        &mut self.interner
+    }
+
+    /// Applies one change. Changes planned by the store were validated first
+    /// and cannot fail here; changes read back from disk can (`STORE_CORRUPT`).
+    pub fn apply(&mut self, change: Change) -> Result<()> {
+        match change {
+            Change::PutUser(record) => {
+                let rights = self.interner.parse_list(&record.rights, RuleUse::Rights)?;
+                let roles = record.roles.into_iter().map(Arc::from).collect();
+                match self.users.get_mut(record.id.as_str()) {
+                    Some(user) => {
+                        user.status = record.status;
+                        user.roles = roles;
+                        let old = std::mem::replace(&mut user.rights, rights);
+                        self.interner.release(old);
+                    }
+                    None => {
+                        let id: Arc<str> = record.id.into();
+                        self.users.insert(id.clone(), User { id, status: record.status, rights, roles });
+                    }
+                }
+            }
+            Change::DeleteUser(id) => {
+                if let Some(user) = self.users.remove(id.as_str()) {
+                    self.interner.release(user.rights);
+                }
+                let doomed: Vec<u32> = (0..self.keys.slots.len() as u32)
+                    .filter(|&s| self.keys.slots[s as usize].as_ref().is_some_and(|k| *k.user_id == *id))
+                    .collect();
+                for slot in doomed {
+                    let key = self.keys.remove(slot);
+                    self.interner.release(key.rules);
+                }
+            }
+            Change::PutRole(record) => {
+                let rights = self.interner.parse_list(&record.rights, RuleUse::Rights)?;
+                let name: Arc<str> = record.name.into();
+                if let Some(old) = self.roles.insert(name.clone(), Role { name, rights }) {
+                    self.interner.release(old.rights);
+                }
+            }
+            Change::DeleteRole(name) => {
+                if let Some(old) = self.roles.remove(name.as_str()) {
+                    self.interner.release(old.rights);
+                }
+                for user in self.users.values_mut() {
+                    user.roles.retain(|role| **role != *name);
+                }
+            }
+            Change::PutKey(record) => self.put_key(record)?,
+            Change::DeleteKey(id) => {
+                if let Some(slot) = self.keys.slot_by_id(&id) {
+                    let key = self.keys.remove(slot);
+                    self.interner.release(key.rules);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn put_key(&mut self, record: KeyRecord) -> Result<()> {
+        let rules = self.interner.parse_list(&record.rules, RuleUse::KeyRules)?;
+        let user_id = match self.users.get_key_value(record.user_id.as_str()) {
+            Some((id, _)) => id.clone(),
+            None => {
+                return Err(Error::new(
+                    ErrorCode::StoreCorrupt,
+                    format!("key {} belongs to missing user {:?}", crate::secret::encode_id(crate::model::KEY_ID_PREFIX, &record.id), record.user_id),
+                ))
+            }
+        };
+        let mut key = Key::new(
+            record.id,
+            record.seq,
+            user_id,
+            record.description.into(),
+            record.state,
+            record.expires_at,
+            record.created_at,
+            record.hint,
+            record.digest,
+            rules,
+        );
+        key.updated_at = record.updated_at;
+        let mut last_used = record.last_used_at;
+        if let Some(slot) = self.keys.slot_by_id(&record.id) {
+            let old = self.keys.remove(slot);
+            last_used = last_used.max(old.last_used_at());
+            self.interner.release(old.rules);
+        }
+        key.set_last_used_at(last_used);
+        self.next_seq = self.next_seq.max(record.seq + 1);
+        self.keys.insert(key);
+        Ok(())
+    }
+}
+
+/// Reads a stored key back as a record (for updates that change some fields).
+pub fn record_of(key: &Key) -> KeyRecord {
+    KeyRecord {
+        id: key.id,
+        seq: key.seq,
+        user_id: key.user_id.to_string(),
+        description: key.description.to_string(),
+        state: key.state,
+        expires_at: key.expires_at,
+        created_at: key.created_at,
+        updated_at: key.updated_at,
+        last_used_at: key.last_used_at(),
+        hint: key.hint,
+        digest: key.digest,
+        rules: key.rules.texts(),
+    }
+}

@@ -1,0 +1,350 @@
+//! The rule language: API rules `<service>:<api>` and IP rules `ip=<addr>[/<prefix>]`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::error::{quote, Error, ErrorCode, Result};
+use crate::glob::{is_name_byte, Glob};
+use crate::ip::IpNet;
+
+/// Longest rule text accepted (after trimming).
+pub const MAX_RULE_LEN: usize = 256;
+/// Most rules one key, user or role may hold.
+pub const MAX_RULES: usize = 1000;
+
+/// A compiled API rule; `text` is the normalised rule as shown to users.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ApiRule {
+    pub text: Box<str>,
+    service: Glob,
+    api: Glob,
+}
+
+impl ApiRule {
+    #[inline]
+    pub fn matches(&self, service: &[u8], api: &[u8]) -> bool {
+        self.service.matches(service) && self.api.matches(api)
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rule {
+    Api(ApiRule),
+    Ip(IpNet),
+}
+
+impl Rule {
+    /// The normalised text of the rule (trimmed; IP rules in canonical form).
+    pub fn text(&self) -> String {
+        match self {
+            Rule::Api(rule) => rule.text.to_string(),
+            Rule::Ip(net) => format!("ip={net}"),
+        }
+    }
+}
+
+fn invalid(rule: &str, why: impl std::fmt::Display) -> Error {
+    Error::new(ErrorCode::InvalidRule, format!("invalid rule {}: {why}", quote(rule)))
+}
+
+/// Parses and compiles one rule, or says precisely what is wrong with it.
+pub fn parse_rule(raw: &str) -> Result<Rule> {
+    let rule = raw.trim();
+    if rule.is_empty() {
+        return Err(invalid(raw, "a rule cannot be empty"));
+    }
+    if rule.chars().count() > MAX_RULE_LEN {
+        return Err(invalid(raw, format_args!("longer than {MAX_RULE_LEN} characters")));
+    }
+    if rule.len() >= 3 && rule[..3].eq_ignore_ascii_case("ip=") {
+        return parse_ip_rule(rule);
+    }
+    parse_api_rule(rule)
+}
+
+fn parse_ip_rule(rule: &str) -> Result<Rule> {
+    IpNet::parse(&rule[3..]).map(Rule::Ip).map_err(|why| invalid(rule, why))
+}
+
+fn parse_api_rule(rule: &str) -> Result<Rule> {
+    let Some((service, api)) = rule.split_once(':') else {
+        return Err(invalid(rule, "expected <service>:<api> (or ip=<address>[/<prefix>])"));
+    };
+    if api.contains(':') {
+        return Err(invalid(rule, "expected exactly one ':' between service and api"));
+    }
+    check_pattern(rule, "service", service)?;
+    check_pattern(rule, "api", api)?;
+    Ok(Rule::Api(ApiRule { text: rule.into(), service: Glob::compile(service), api: Glob::compile(api) }))
+}
+
+fn check_pattern(rule: &str, part: &str, pattern: &str) -> Result<()> {
+    if pattern.is_empty() {
+        return Err(invalid(rule, format_args!("the {part} pattern is empty")));
+    }
+    if let Some(bad) = pattern.chars().find(|&c| !(c == '*' || c == '?' || (c.is_ascii() && is_name_byte(c as u8)))) {
+        return Err(invalid(
+            rule,
+            format_args!("{bad:?} is not allowed in the {part} pattern (allowed: A-Z a-z 0-9 _ - . / and the wildcards * ?)"),
+        ));
+    }
+    Ok(())
+}
+
+/// A parsed rule list, split by type and kept in list order; rules are shared
+/// between keys through the [`RuleInterner`].
+#[derive(Debug, Clone, Default)]
+pub struct RuleList {
+    rules: Box<[Arc<Rule>]>,
+}
+
+impl RuleList {
+    pub fn texts(&self) -> Vec<String> {
+        self.rules.iter().map(|rule| rule.text()).collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn has_api_rules(&self) -> bool {
+        self.rules.iter().any(|rule| matches!(**rule, Rule::Api(_)))
+    }
+
+    pub fn has_ip_rules(&self) -> bool {
+        self.rules.iter().any(|rule| matches!(**rule, Rule::Ip(_)))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Rule>> {
+        self.rules.iter()
+    }
+
+    /// The first API rule (in list order) matching the call, if any.
+    #[inline]
+    pub fn first_api_match(&self, service: &[u8], api: &[u8]) -> Option<&ApiRule> {
+        self.rules.iter().find_map(|rule| match &**rule {
+            Rule::Api(api_rule) if api_rule.matches(service, api) => Some(api_rule),
+            _ => None,
+        })
+    }
+
+    /// Outcome of the API-rule step: no API rules at all counts as a match.
+    #[inline]
+    pub fn api_allows(&self, service: &[u8], api: &[u8]) -> bool {
+        let mut any_api = false;
+        for rule in self.rules.iter() {
+            if let Rule::Api(api_rule) = &**rule {
+                if api_rule.matches(service, api) {
+                    return true;
+                }
+                any_api = true;
+            }
+        }
+        !any_api
+    }
+
+    /// Outcome of the IP-rule step: no IP rules at all allows any (or no) address.
+    pub fn ip_allows(&self, ip: Option<IpAddr>) -> bool {
+        let mut any_ip = false;
+        for rule in self.rules.iter() {
+            if let Rule::Ip(net) = &**rule {
+                if ip.is_some_and(|addr| net.contains(addr)) {
+                    return true;
+                }
+                any_ip = true;
+            }
+        }
+        !any_ip
+    }
+}
+
+/// Validates a list without compiling it for keeps: the normalised texts, or
+/// the error of the first bad rule. Used to check a call before anything changes.
+pub fn normalise_list<S: AsRef<str>>(raw: &[S], usage: RuleUse) -> Result<Vec<String>> {
+    check_count(raw.len())?;
+    raw.iter()
+        .map(|text| {
+            let rule = parse_rule(text.as_ref())?;
+            check_usage(text.as_ref(), &rule, usage)?;
+            Ok(rule.text())
+        })
+        .collect()
+}
+
+fn check_count(count: usize) -> Result<()> {
+    if count > MAX_RULES {
+        return Err(Error::new(
+            ErrorCode::InvalidRule,
+            format!("{count} rules given; at most {MAX_RULES} are allowed"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_usage(raw: &str, rule: &Rule, usage: RuleUse) -> Result<()> {
+    if usage == RuleUse::Rights && matches!(rule, Rule::Ip(_)) {
+        return Err(invalid(raw, "user and role rights take API rules only, not IP rules"));
+    }
+    Ok(())
+}
+
+/// Deduplicates compiled rules so that keys sharing rule texts share their memory.
+#[derive(Debug, Default)]
+pub struct RuleInterner {
+    by_text: std::collections::HashMap<String, Arc<Rule>>,
+}
+
+/// What a rule list is for: user and role rights may not hold IP rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleUse {
+    KeyRules,
+    Rights,
+}
+
+impl RuleInterner {
+    /// Parses a whole list; the first bad rule fails the whole list.
+    pub fn parse_list<S: AsRef<str>>(&mut self, raw: &[S], usage: RuleUse) -> Result<RuleList> {
+        check_count(raw.len())?;
+        let mut rules = Vec::with_capacity(raw.len());
+        for text in raw {
+            rules.push(self.intern(text.as_ref(), usage)?);
+        }
+        Ok(RuleList { rules: rules.into() })
+    }
+
+    fn intern(&mut self, raw: &str, usage: RuleUse) -> Result<Arc<Rule>> {
+        // Normalising is idempotent, so a trimmed text equal to a stored
+        // normalised text denotes the same rule.
+        let rule = match self.by_text.get(raw.trim()) {
+            Some(rule) => rule.clone(),
+            None => {
+                let rule = parse_rule(raw)?;
+                self.by_text.entry(rule.text()).or_insert_with(|| Arc::new(rule)).clone()
+            }
+        };
+        check_usage(raw, &rule, usage)?;
+        Ok(rule)
+    }
+
+    /// Takes back a list that is being dropped, forgetting rules no other list uses.
+    pub fn release(&mut self, list: RuleList) {
+        for rule in list.rules.into_vec() {
+            // One reference here, one in the map: this list was the last user.
+            if Arc::strong_count(&rule) == 2 {
+                self.by_text.remove(&rule.text());
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_text.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_text.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_matches(rule: &str, service: &str, api: &str) -> bool {
+        match parse_rule(rule).unwrap() {
+            Rule::Api(r) => r.matches(service.as_bytes(), api.as_bytes()),
+            Rule::Ip(_) => panic!("not an API rule"),
+        }
+    }
+
+    fn error_of(rule: &str) -> Error {
+        parse_rule(rule).unwrap_err()
+    }
+
+    #[test]
+    fn spec_examples_parse_and_match() {
+        assert!(api_matches("session:*", "session", "userLogon"));
+        assert!(api_matches("session:get*", "session", "getSessionInfo"));
+        assert!(!api_matches("session:get*", "session", "userLogon"));
+        assert!(api_matches("data:entityBrowseRecords2", "data", "entityBrowseRecords2"));
+        assert!(api_matches("admin:keysafeGetKey", "admin", "keysafeGetKey"));
+        assert!(api_matches(
+            "apps/com.hornbill.servicemanager/Requests:holdRequest",
+            "apps/com.hornbill.servicemanager/Requests",
+            "holdRequest"
+        ));
+        assert!(api_matches("apps/com.hornbill.core/*:*", "apps/com.hornbill.core/Achievement", "addAchievement"));
+        assert!(!api_matches("apps/com.hornbill.core/*:*", "apps/com.hornbill.core", "addHistory"));
+        assert!(api_matches("apps/com.hornbill.core:*", "apps/com.hornbill.core", "addHistory"));
+        assert!(!api_matches("apps/com.hornbill.core:*", "apps/com.hornbill.core/Achievement", "addAchievement"));
+        assert!(api_matches("*:userLogon", "session", "userLogon"));
+        assert!(api_matches("data:entity???Record", "data", "entityAddRecord"));
+        assert!(!api_matches("data:entity???Record", "data", "entityBrowseRecords2"));
+    }
+
+    #[test]
+    fn hornbill_help_examples() {
+        assert!(api_matches("session:getSessionInfo", "session", "getSessionInfo"));
+        assert!(api_matches("apps/com.hornbill.core/Achievement:*", "apps/com.hornbill.core/Achievement", "addAchievement"));
+        assert!(api_matches("apps/com.hornbill.core:addHistory", "apps/com.hornbill.core", "addHistory"));
+    }
+
+    #[test]
+    fn case_is_ignored_and_trimmed_text_kept() {
+        assert!(api_matches("SESSION:USERLOGON", "session", "userlogon"));
+        assert_eq!(parse_rule("  session:get*\t").unwrap().text(), "session:get*");
+    }
+
+    #[test]
+    fn bad_rules_are_named() {
+        for (rule, needle) in [
+            ("", "empty"),
+            ("   ", "empty"),
+            ("session", "expected <service>:<api>"),
+            ("a:b:c", "exactly one ':'"),
+            (":get", "service pattern is empty"),
+            ("session:", "api pattern is empty"),
+            ("ses sion:get", "' '"),
+            ("session:get$", "'$'"),
+            ("sessión:get", "'ó'"),
+            ("ip=300.1.1.1", "not an IPv4 or IPv6 address"),
+            ("ip=10.0.0.0/33", "prefix"),
+            ("ip=10.0.0.1/8", "host bits"),
+            ("ip=", "not an IPv4 or IPv6 address"),
+        ] {
+            let err = error_of(rule);
+            assert_eq!(err.code, ErrorCode::InvalidRule, "{rule}");
+            assert!(err.message.contains(needle), "{rule}: {}", err.message);
+        }
+        let long = format!("session:{}", "a".repeat(250));
+        assert!(error_of(&long).message.contains("longer than 256"));
+        assert!(parse_rule(&format!("session:{}", "a".repeat(248))).is_ok());
+    }
+
+    #[test]
+    fn ip_rules_normalise() {
+        assert_eq!(parse_rule("ip=142.250.200.46").unwrap().text(), "ip=142.250.200.46");
+        assert_eq!(parse_rule("IP=142.250.200.0/24").unwrap().text(), "ip=142.250.200.0/24");
+        assert_eq!(parse_rule("ip=2001:DB8::/32").unwrap().text(), "ip=2001:db8::/32");
+    }
+
+    #[test]
+    fn lists_respect_limits_and_usage() {
+        let mut interner = RuleInterner::default();
+        let many: Vec<String> = (0..1001).map(|i| format!("s:a{i}")).collect();
+        assert_eq!(interner.parse_list(&many, RuleUse::KeyRules).unwrap_err().code, ErrorCode::InvalidRule);
+        assert!(interner.parse_list(&many[..1000], RuleUse::KeyRules).is_ok());
+        let err = interner.parse_list(&["ip=10.0.0.0/8"], RuleUse::Rights).unwrap_err();
+        assert!(err.message.contains("API rules only"));
+    }
+
+    #[test]
+    fn interner_shares_and_releases() {
+        let mut interner = RuleInterner::default();
+        let a = interner.parse_list(&["session:*", "data:*"], RuleUse::KeyRules).unwrap();
+        let b = interner.parse_list(&[" session:* "], RuleUse::KeyRules).unwrap();
+        assert_eq!(interner.len(), 2);
+        assert!(Arc::ptr_eq(a.iter().next().unwrap(), b.iter().next().unwrap()));
+        interner.release(a);
+        assert_eq!(interner.len(), 1);
+    }
+}

@@ -1,0 +1,58 @@
+'use strict'
+
+/** The stable error codes of SPEC.md. */
+const ERROR_CODES = Object.freeze([
+  'INVALID_ARGUMENT',
+  'INVALID_RULE',
+  'EXPIRY_REQUIRED',
+  'EXPIRY_IN_PAST',
+  'EXPIRY_TOO_FAR',
+  'UNKNOWN_USER',
+  'UNKNOWN_ROLE',
+  'UNKNOWN_KEY',
+  'INVALID_STATE',
+  'REVOKED_IS_FINAL',
+  'STORE_IO',
+  'STORE_CORRUPT',
+  'STORE_LOCKED',
+])
+const KNOWN_CODES = new Set(ERROR_CODES)
+
+// Marks every error keygate throws, so that the TypeError of a non-string
+// argument is also `instanceof KeygateError`.
+const BRAND = Symbol('keygate.error')
+
+class KeygateError extends Error {
+  constructor(code, message) {
+    super(message)
+    this.name = 'KeygateError'
+    this.code = code
+    Object.defineProperty(this, BRAND, { value: true })
+  }
+
+  static [Symbol.hasInstance](value) {
+    if (this !== KeygateError) return Function.prototype[Symbol.hasInstance].call(this, value)
+    return value !== null && typeof value === 'object' && value[BRAND] === true
+  }
+}
+
+function invalidArgument(message) {
+  return new KeygateError('INVALID_ARGUMENT', message)
+}
+
+/** A `TypeError` (as SPEC.md asks of isAllowed/explain) that is also a KeygateError. */
+function typeError(message) {
+  const error = new TypeError(message)
+  error.code = 'INVALID_ARGUMENT'
+  Object.defineProperty(error, BRAND, { value: true })
+  return error
+}
+
+/** Re-throws an error of the native layer as a KeygateError with its code. */
+function fromNative(error) {
+  if (error instanceof KeygateError) return error
+  const code = error && KNOWN_CODES.has(error.code) ? error.code : 'INVALID_ARGUMENT'
+  return new KeygateError(code, error && error.message ? error.message : String(error))
+}
+
+module.exports = { ERROR_CODES, KeygateError, invalidArgument, typeError, fromNative }

@@ -1,0 +1,264 @@
+'use strict'
+
+const native = require('../binding.js')
+const args = require('./args.js')
+const { KeygateError, fromNative, typeError } = require('./errors.js')
+const { DecisionCache } = require('./decision-cache.js')
+
+// Reason codes of the core (keygate_core::Reason), in order.
+const REASONS = Object.freeze([
+  'allowed',
+  'malformed_key',
+  'unknown_key',
+  'invalid_request',
+  'suspended',
+  'revoked',
+  'expired',
+  'user_inactive',
+  'user_lacks_right',
+  'no_matching_rule',
+  'ip_not_allowed',
+])
+const KNOWN_KEY = 1 << 8
+const IP_DEPENDENT = 1 << 9
+
+const CONSTRUCT = Symbol('keygate.construct')
+
+function call(fn) {
+  try {
+    return fn()
+  } catch (error) {
+    throw fromNative(error)
+  }
+}
+
+function toKey(dto) {
+  return {
+    id: dto.id,
+    userId: dto.userId,
+    description: dto.description,
+    state: dto.state,
+    expiresAt: new Date(dto.expiresAt),
+    rules: dto.rules,
+    createdAt: new Date(dto.createdAt),
+    updatedAt: new Date(dto.updatedAt),
+    lastUsedAt: dto.lastUsedAt == null ? null : new Date(dto.lastUsedAt),
+    hint: dto.hint,
+  }
+}
+
+function toIssued(dto) {
+  return { key: toKey(dto.key), secret: dto.secret }
+}
+
+function toUser(dto) {
+  return { id: dto.id, status: dto.status, rights: dto.rights, roles: dto.roles }
+}
+
+function toRole(dto) {
+  return { name: dto.name, rights: dto.rights }
+}
+
+function checkCallTypes(secret, service, api, ip) {
+  if (typeof secret !== 'string') throw typeError(`secret must be a string, got ${typeof secret}`)
+  if (typeof service !== 'string') throw typeError(`service must be a string, got ${typeof service}`)
+  if (typeof api !== 'string') throw typeError(`api must be a string, got ${typeof api}`)
+  if (ip !== undefined && ip !== null && typeof ip !== 'string') throw typeError(`ip must be a string, got ${typeof ip}`)
+}
+
+function storeOptions(options) {
+  const o = args.optionalObject(options, 'options')
+  return {
+    keyPrefix: args.optionalString(o.keyPrefix, 'options.keyPrefix'),
+    maxLifetimeDays: args.optionalNumber(o.maxLifetimeDays, 'options.maxLifetimeDays'),
+    now: args.optionalDate(o.now, 'options.now'),
+  }
+}
+
+class KeyStore {
+  #handle
+  #cache
+
+  constructor(token, handle, frozenNow) {
+    if (token !== CONSTRUCT) {
+      throw new KeygateError('INVALID_ARGUMENT', 'use KeyStore.inMemory() or KeyStore.open(path) to make a store')
+    }
+    this.#handle = handle
+    const words = new Uint32Array(native.storeSignals(handle))
+    this.#cache = new DecisionCache(words, (secrets, times) => native.touch(handle, secrets, times))
+    this.#setCacheClock(frozenNow)
+  }
+
+  /** An in-memory store, for tests and ephemeral use. */
+  static inMemory(options) {
+    const opts = storeOptions(options)
+    const handle = call(() => native.storeInMemory(opts))
+    return new KeyStore(CONSTRUCT, handle, opts.now)
+  }
+
+  /** Validates one rule: the normalised rule, or a KeygateError INVALID_RULE. */
+  static validateRule(rule) {
+    args.string(rule, 'rule')
+    return call(() => native.validateRule(rule))
+  }
+
+  #setCacheClock(frozenNow) {
+    this.#cache.clock = frozenNow === undefined ? Date.now : () => frozenNow
+  }
+
+  /** The store clock, as a Date. */
+  now() {
+    return new Date(native.storeNow(this.#handle))
+  }
+
+  setNow(date) {
+    if (date !== null && !(date instanceof Date)) {
+      throw new KeygateError('INVALID_ARGUMENT', 'setNow takes a Date, or null for the system clock')
+    }
+    const ms = args.optionalDate(date, 'date')
+    this.#cache.flushUses()
+    native.storeSetNow(this.#handle, ms)
+    this.#setCacheClock(ms)
+  }
+
+  // ---- roles ----
+
+  putRole(role) {
+    const r = args.object(role, 'role')
+    const name = args.string(r.name, 'role.name')
+    const rights = args.stringArray(r.rights, 'role.rights') ?? []
+    return toRole(call(() => native.putRole(this.#handle, name, rights)))
+  }
+
+  deleteRole(name) {
+    args.string(name, 'name')
+    return call(() => native.deleteRole(this.#handle, name))
+  }
+
+  getRole(name) {
+    args.string(name, 'name')
+    const dto = native.getRole(this.#handle, name)
+    return dto == null ? null : toRole(dto)
+  }
+
+  listRoles() {
+    return native.listRoles(this.#handle).map(toRole)
+  }
+
+  // ---- users ----
+
+  putUser(user) {
+    const u = args.object(user, 'user')
+    const input = {
+      id: args.string(u.id, 'user.id'),
+      status: args.optionalString(u.status, 'user.status'),
+      rights: args.stringArray(u.rights, 'user.rights'),
+      roles: args.stringArray(u.roles, 'user.roles'),
+    }
+    return toUser(call(() => native.putUser(this.#handle, input)))
+  }
+
+  getUser(id) {
+    args.string(id, 'id')
+    const dto = native.getUser(this.#handle, id)
+    return dto == null ? null : toUser(dto)
+  }
+
+  listUsers() {
+    return native.listUsers(this.#handle).map(toUser)
+  }
+
+  deleteUser(id) {
+    args.string(id, 'id')
+    return call(() => native.deleteUser(this.#handle, id))
+  }
+
+  // ---- keys ----
+
+  createKey(input) {
+    const k = args.object(input, 'input')
+    const dto = {
+      userId: args.string(k.userId, 'input.userId'),
+      description: args.string(k.description, 'input.description'),
+      expiresAt: args.optionalDate(k.expiresAt, 'input.expiresAt'),
+      rules: args.stringArray(k.rules, 'input.rules'),
+      state: args.optionalString(k.state, 'input.state'),
+    }
+    return toIssued(call(() => native.createKey(this.#handle, dto)))
+  }
+
+  getKey(id) {
+    args.string(id, 'id')
+    this.#cache.flushUses()
+    const dto = native.getKey(this.#handle, id)
+    return dto == null ? null : toKey(dto)
+  }
+
+  listKeys(filter) {
+    const f = args.optionalObject(filter, 'filter')
+    const userId = args.optionalString(f.userId, 'filter.userId')
+    const state = args.optionalString(f.state, 'filter.state')
+    this.#cache.flushUses()
+    return call(() => native.listKeys(this.#handle, userId, state)).map(toKey)
+  }
+
+  updateKey(id, patch) {
+    args.string(id, 'id')
+    const p = args.object(patch, 'patch')
+    const dto = {
+      description: args.optionalString(p.description, 'patch.description'),
+      rules: args.stringArray(p.rules, 'patch.rules'),
+      expiresAtGiven: 'expiresAt' in p,
+      expiresAt: args.optionalDate(p.expiresAt, 'patch.expiresAt'),
+    }
+    return toKey(call(() => native.updateKey(this.#handle, id, dto)))
+  }
+
+  setState(id, state) {
+    args.string(id, 'id')
+    args.string(state, 'state')
+    return toKey(call(() => native.setState(this.#handle, id, state)))
+  }
+
+  rotateKey(id, options) {
+    args.string(id, 'id')
+    const o = args.optionalObject(options, 'options')
+    const overlap = args.optionalNumber(o.overlapSeconds, 'options.overlapSeconds') ?? 0
+    return toIssued(call(() => native.rotateKey(this.#handle, id, overlap)))
+  }
+
+  deleteKey(id) {
+    args.string(id, 'id')
+    return call(() => native.deleteKey(this.#handle, id))
+  }
+
+  // ---- the decision ----
+
+  isAllowed(secret, service, api, ip) {
+    checkCallTypes(secret, service, api, ip)
+    if (ip === null) ip = undefined
+    const cache = this.#cache
+    if (cache.sync()) {
+      const remembered = cache.lookup(secret, service, api, ip)
+      if (remembered !== undefined) return remembered
+    }
+    const packed = native.check(this.#handle, secret, service, api, ip)
+    const allowed = (packed & 0xff) === 0
+    if ((packed & KNOWN_KEY) !== 0 && cache.generation !== -1) {
+      cache.remember(secret, service, api, ip, allowed, (packed & IP_DEPENDENT) !== 0)
+    }
+    return allowed
+  }
+
+  explain(secret, service, api, ip) {
+    checkCallTypes(secret, service, api, ip)
+    const dto = native.explain(this.#handle, secret, service, api, ip ?? undefined)
+    const decision = { allowed: dto.allowed, reason: dto.reason }
+    if (dto.keyId != null) decision.keyId = dto.keyId
+    if (dto.userId != null) decision.userId = dto.userId
+    if (dto.matchedRule != null) decision.matchedRule = dto.matchedRule
+    return decision
+  }
+}
+
+module.exports = { KeyStore, REASONS }

@@ -1,0 +1,144 @@
+//! Admin calls: one binding function per `KeyStore` method, each only converting.
+
+use keygate_core::{KeyFilter, KeyPatch, KeyStore, NewKey, Options, UserInput};
+use napi::bindgen_prelude::{ArrayBuffer, External};
+use napi::Env;
+use napi_derive::napi;
+
+use crate::convert::{js_error, ms, IssuedDto, KeyDto, KeyPatchDto, NewKeyDto, RoleDto, StoreOptionsDto, UserDto, UserInputDto};
+
+#[napi]
+pub fn store_in_memory(options: StoreOptionsDto) -> napi::Result<External<KeyStore>, String> {
+    let options = Options {
+        key_prefix: options.key_prefix,
+        max_lifetime_days: options.max_lifetime_days,
+        now: options.now.map(ms),
+    };
+    KeyStore::in_memory(options).map(External::new).map_err(js_error)
+}
+
+/// The store's shared signal words as an ArrayBuffer (see `keygate_core::Signals`);
+/// the buffer keeps the words alive for as long as JavaScript holds it.
+#[napi]
+pub fn store_signals<'env>(env: &'env Env, store: &External<KeyStore>) -> napi::Result<ArrayBuffer<'env>> {
+    let signals = store.signals();
+    let data = std::sync::Arc::as_ptr(&signals) as *mut u8;
+    let len = std::mem::size_of::<keygate_core::Signals>();
+    // SAFETY: the Arc moved into the finaliser keeps `data` valid until the buffer is collected.
+    unsafe { ArrayBuffer::from_external(env, data, len, signals, |_, signals| drop(signals)) }
+}
+
+#[napi]
+pub fn store_set_now(store: &External<KeyStore>, at: Option<f64>) {
+    store.set_now(at.map(ms));
+}
+
+#[napi]
+pub fn store_now(store: &External<KeyStore>) -> f64 {
+    store.now() as f64
+}
+
+#[napi]
+pub fn store_key_prefix(store: &External<KeyStore>) -> String {
+    store.key_prefix().to_string()
+}
+
+#[napi]
+pub fn put_role(store: &External<KeyStore>, name: String, rights: Vec<String>) -> napi::Result<RoleDto, String> {
+    store.put_role(&name, &rights).map(RoleDto::from).map_err(js_error)
+}
+
+#[napi]
+pub fn delete_role(store: &External<KeyStore>, name: String) -> napi::Result<bool, String> {
+    store.delete_role(&name).map_err(js_error)
+}
+
+#[napi]
+pub fn get_role(store: &External<KeyStore>, name: String) -> Option<RoleDto> {
+    store.get_role(&name).map(RoleDto::from)
+}
+
+#[napi]
+pub fn list_roles(store: &External<KeyStore>) -> Vec<RoleDto> {
+    store.list_roles().into_iter().map(RoleDto::from).collect()
+}
+
+#[napi]
+pub fn put_user(store: &External<KeyStore>, user: UserInputDto) -> napi::Result<UserDto, String> {
+    let input = UserInput {
+        id: user.id,
+        status: user.status,
+        rights: user.rights.unwrap_or_default(),
+        roles: user.roles.unwrap_or_default(),
+    };
+    store.put_user(&input).map(UserDto::from).map_err(js_error)
+}
+
+#[napi]
+pub fn get_user(store: &External<KeyStore>, id: String) -> Option<UserDto> {
+    store.get_user(&id).map(UserDto::from)
+}
+
+#[napi]
+pub fn list_users(store: &External<KeyStore>) -> Vec<UserDto> {
+    store.list_users().into_iter().map(UserDto::from).collect()
+}
+
+#[napi]
+pub fn delete_user(store: &External<KeyStore>, id: String) -> napi::Result<bool, String> {
+    store.delete_user(&id).map_err(js_error)
+}
+
+#[napi]
+pub fn create_key(store: &External<KeyStore>, input: NewKeyDto) -> napi::Result<IssuedDto, String> {
+    let input = NewKey {
+        user_id: input.user_id,
+        description: input.description,
+        expires_at: input.expires_at.map(ms),
+        rules: input.rules.unwrap_or_default(),
+        state: input.state,
+    };
+    store.create_key(&input).map(IssuedDto::from).map_err(js_error)
+}
+
+#[napi]
+pub fn get_key(store: &External<KeyStore>, id: String) -> Option<KeyDto> {
+    store.get_key(&id).map(KeyDto::from)
+}
+
+#[napi]
+pub fn list_keys(store: &External<KeyStore>, user_id: Option<String>, state: Option<String>) -> napi::Result<Vec<KeyDto>, String> {
+    let filter = KeyFilter { user_id, state };
+    let keys = store.list_keys(&filter).map_err(js_error)?;
+    Ok(keys.into_iter().map(KeyDto::from).collect())
+}
+
+#[napi]
+pub fn update_key(store: &External<KeyStore>, id: String, patch: KeyPatchDto) -> napi::Result<KeyDto, String> {
+    let patch = KeyPatch {
+        description: patch.description,
+        rules: patch.rules,
+        expires_at: patch.expires_at_given.then(|| patch.expires_at.map(ms)),
+    };
+    store.update_key(&id, &patch).map(KeyDto::from).map_err(js_error)
+}
+
+#[napi]
+pub fn set_state(store: &External<KeyStore>, id: String, state: String) -> napi::Result<KeyDto, String> {
+    store.set_state(&id, &state).map(KeyDto::from).map_err(js_error)
+}
+
+#[napi]
+pub fn rotate_key(store: &External<KeyStore>, id: String, overlap_seconds: f64) -> napi::Result<IssuedDto, String> {
+    store.rotate_key(&id, overlap_seconds).map(IssuedDto::from).map_err(js_error)
+}
+
+#[napi]
+pub fn delete_key(store: &External<KeyStore>, id: String) -> napi::Result<bool, String> {
+    store.delete_key(&id).map_err(js_error)
+}
+
+#[napi]
+pub fn validate_rule(rule: String) -> napi::Result<String, String> {
+    keygate_core::validate_rule(&rule).map_err(js_error)
+}

@@ -1,0 +1,139 @@
+//! DTOs that cross to JavaScript, and their conversions from and to the core.
+
+use keygate_core::{Error, Explanation, Issued, KeyView, RoleView, UserView};
+use napi_derive::napi;
+
+/// Every core error becomes a JS error whose `code` is the stable keygate code;
+/// `index.js` turns it into a `KeygateError`.
+pub fn js_error(error: Error) -> napi::Error<String> {
+    napi::Error::new(error.code.as_str().to_string(), error.message)
+}
+
+#[napi(object)]
+pub struct StoreOptionsDto {
+    pub key_prefix: Option<String>,
+    pub max_lifetime_days: Option<f64>,
+    pub now: Option<f64>,
+}
+
+#[napi(object)]
+pub struct UserDto {
+    pub id: String,
+    pub status: String,
+    pub rights: Vec<String>,
+    pub roles: Vec<String>,
+}
+
+impl From<UserView> for UserDto {
+    fn from(user: UserView) -> Self {
+        UserDto { id: user.id, status: user.status.to_string(), rights: user.rights, roles: user.roles }
+    }
+}
+
+#[napi(object)]
+pub struct UserInputDto {
+    pub id: String,
+    pub status: Option<String>,
+    pub rights: Option<Vec<String>>,
+    pub roles: Option<Vec<String>>,
+}
+
+#[napi(object)]
+pub struct RoleDto {
+    pub name: String,
+    pub rights: Vec<String>,
+}
+
+impl From<RoleView> for RoleDto {
+    fn from(role: RoleView) -> Self {
+        RoleDto { name: role.name, rights: role.rights }
+    }
+}
+
+/// Instants cross as milliseconds since the epoch; `index.js` makes them `Date`s.
+#[napi(object)]
+pub struct KeyDto {
+    pub id: String,
+    pub user_id: String,
+    pub description: String,
+    pub state: String,
+    pub expires_at: f64,
+    pub rules: Vec<String>,
+    pub created_at: f64,
+    pub updated_at: f64,
+    pub last_used_at: Option<f64>,
+    pub hint: String,
+}
+
+impl From<KeyView> for KeyDto {
+    fn from(key: KeyView) -> Self {
+        KeyDto {
+            id: key.id,
+            user_id: key.user_id,
+            description: key.description,
+            state: key.state.to_string(),
+            expires_at: key.expires_at as f64,
+            rules: key.rules,
+            created_at: key.created_at as f64,
+            updated_at: key.updated_at as f64,
+            last_used_at: key.last_used_at.map(|t| t as f64),
+            hint: key.hint,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct IssuedDto {
+    pub key: KeyDto,
+    pub secret: String,
+}
+
+impl From<Issued> for IssuedDto {
+    fn from(issued: Issued) -> Self {
+        IssuedDto { key: issued.key.into(), secret: issued.secret }
+    }
+}
+
+#[napi(object)]
+pub struct NewKeyDto {
+    pub user_id: String,
+    pub description: String,
+    pub expires_at: Option<f64>,
+    pub rules: Option<Vec<String>>,
+    pub state: Option<String>,
+}
+
+#[napi(object)]
+pub struct KeyPatchDto {
+    pub description: Option<String>,
+    pub rules: Option<Vec<String>>,
+    /// True when the caller passed `expiresAt` at all (even `null`, which is refused).
+    pub expires_at_given: bool,
+    pub expires_at: Option<f64>,
+}
+
+#[napi(object)]
+pub struct ExplanationDto {
+    pub allowed: bool,
+    pub reason: String,
+    pub key_id: Option<String>,
+    pub user_id: Option<String>,
+    pub matched_rule: Option<String>,
+}
+
+impl From<Explanation> for ExplanationDto {
+    fn from(e: Explanation) -> Self {
+        ExplanationDto {
+            allowed: e.reason == keygate_core::Reason::Allowed,
+            reason: e.reason.as_str().to_string(),
+            key_id: e.key_id,
+            user_id: e.user_id,
+            matched_rule: e.matched_rule,
+        }
+    }
+}
+
+/// JS milliseconds (already checked finite by `index.js`) to the core's instants.
+pub fn ms(value: f64) -> i64 {
+    value as i64
+}

@@ -1,0 +1,6 @@
+//! The Node.js binding: thin conversions between JavaScript values and the
+//! core's types. `index.js` wraps these functions into the public `KeyStore`.
+
+mod admin;
+mod convert;
+mod hot;
