@@ -1,0 +1,192 @@
+//! The store as an admin back end and an integration use it.
+
+use keygate_core::{Call, ErrorCode, KeyFilter, KeyPatch, KeyStore, NewKey, Options, Reason, UserInput};
+
+const DAY: i64 = 86_400_000;
+const T0: i64 = 1_800_000_000_000;
+
+fn store() -> KeyStore {
+    KeyStore::in_memory(Options { now: Some(T0), ..Options::default() }).unwrap()
+}
+
+fn user(store: &KeyStore, id: &str, rights: &[&str]) {
+    store
+        .put_user(&UserInput { id: id.into(), rights: rights.iter().map(|r| r.to_string()).collect(), ..Default::default() })
+        .unwrap();
+}
+
+fn key(store: &KeyStore, user_id: &str, rules: &[&str]) -> (String, String) {
+    let issued = store
+        .create_key(&NewKey {
+            user_id: user_id.into(),
+            description: "test".into(),
+            expires_at: Some(T0 + 30 * DAY),
+            rules: rules.iter().map(|r| r.to_string()).collect(),
+            state: None,
+        })
+        .unwrap();
+    (issued.key.id, issued.secret)
+}
+
+fn reason(store: &KeyStore, secret: &str, service: &str, api: &str, ip: Option<&str>) -> Reason {
+    let call = Call { secret: secret.as_bytes(), service: service.as_bytes(), api: api.as_bytes(), ip: ip.map(str::as_bytes) };
+    let verdict = store.check(call);
+    assert_eq!(store.explain(call).reason, verdict.reason, "explain and check agree");
+    verdict.reason
+}
+
+#[test]
+fn every_reason_in_order() {
+    let s = store();
+    user(&s, "svc", &["session:*", "data:*"]);
+    let (id, secret) = key(&s, "svc", &["session:get*", "data:entity???Record", "ip=10.0.0.0/8"]);
+    let ip = Some("10.1.2.3");
+    assert_eq!(reason(&s, &secret, "session", "getSessionInfo", ip), Reason::Allowed);
+    assert_eq!(reason(&s, "kg_nope", "session", "getSessionInfo", ip), Reason::MalformedKey);
+    let elsewhere = store();
+    user(&elsewhere, "svc", &[]);
+    let (_, other) = key(&elsewhere, "svc", &[]);
+    assert_eq!(reason(&s, &other, "session", "bad name", ip), Reason::UnknownKey, "unknown comes before invalid_request");
+    assert_eq!(reason(&s, &secret, "session", "get*", ip), Reason::InvalidRequest);
+    assert_eq!(reason(&s, &secret, "", "getSessionInfo", ip), Reason::InvalidRequest);
+    assert_eq!(reason(&s, &secret, "session:x", "getSessionInfo", ip), Reason::InvalidRequest, "no ':' inside names");
+    s.set_state(&id, "suspended").unwrap();
+    assert_eq!(reason(&s, &secret, "session", "bad name", ip), Reason::InvalidRequest, "step 3 before step 4");
+    assert_eq!(reason(&s, &secret, "session", "getSessionInfo", ip), Reason::Suspended);
+    s.set_state(&id, "active").unwrap();
+    s.set_now(Some(T0 + 30 * DAY - 1));
+    assert_eq!(reason(&s, &secret, "session", "getSessionInfo", ip), Reason::Allowed);
+    s.set_now(Some(T0 + 30 * DAY));
+    assert_eq!(reason(&s, &secret, "session", "getSessionInfo", ip), Reason::Expired, "usable only while now < expiresAt");
+    s.set_now(Some(T0));
+    s.put_user(&UserInput { id: "svc".into(), status: Some("suspended".into()), rights: vec!["session:*".into()], roles: vec![] }).unwrap();
+    assert_eq!(reason(&s, &secret, "session", "getSessionInfo", ip), Reason::UserInactive);
+    user(&s, "svc", &["data:*"]);
+    assert_eq!(reason(&s, &secret, "session", "getSessionInfo", ip), Reason::UserLacksRight);
+    user(&s, "svc", &["*:*"]);
+    assert_eq!(reason(&s, &secret, "session", "userLogon", ip), Reason::NoMatchingRule);
+    assert_eq!(reason(&s, &secret, "data", "entityAddRecord", Some("192.168.0.1")), Reason::IpNotAllowed);
+    assert_eq!(reason(&s, &secret, "data", "entityAddRecord", None), Reason::IpNotAllowed);
+    assert_eq!(reason(&s, &secret, "data", "entityAddRecord", Some("not an ip")), Reason::IpNotAllowed);
+    assert_eq!(reason(&s, &secret, "DATA", "ENTITYADDRECORD", Some("::ffff:10.9.9.9")), Reason::Allowed);
+    s.set_state(&id, "revoked").unwrap();
+    assert_eq!(reason(&s, &secret, "session", "getSessionInfo", ip), Reason::Revoked);
+}
+
+#[test]
+fn explain_names_key_user_and_first_matching_rule() {
+    let s = store();
+    user(&s, "svc", &["*:*"]);
+    let (id, secret) = key(&s, "svc", &["session:*", "session:getSessionInfo"]);
+    let call = Call { secret: secret.as_bytes(), service: b"session", api: b"getSessionInfo", ip: None };
+    let e = s.explain(call);
+    assert_eq!(e.reason, Reason::Allowed);
+    assert_eq!(e.key_id.as_deref(), Some(id.as_str()));
+    assert_eq!(e.user_id.as_deref(), Some("svc"));
+    assert_eq!(e.matched_rule.as_deref(), Some("session:*"));
+    let (_, open) = key(&s, "svc", &[]);
+    let e = s.explain(Call { secret: open.as_bytes(), ..call });
+    assert_eq!((e.reason, e.matched_rule), (Reason::Allowed, None), "no API rules: allowed with no matched rule");
+}
+
+#[test]
+fn roles_give_rights_live() {
+    let s = store();
+    s.put_role("reader", &["data:entityBrowseRecords2".into()]).unwrap();
+    s.put_user(&UserInput { id: "svc".into(), roles: vec!["reader".into()], ..Default::default() }).unwrap();
+    let (_, secret) = key(&s, "svc", &[]);
+    assert_eq!(reason(&s, &secret, "data", "entityBrowseRecords2", None), Reason::Allowed);
+    s.put_role("reader", &["session:*".into()]).unwrap();
+    assert_eq!(reason(&s, &secret, "data", "entityBrowseRecords2", None), Reason::UserLacksRight);
+    assert_eq!(reason(&s, &secret, "session", "userLogon", None), Reason::Allowed);
+    assert!(s.delete_role("reader").unwrap());
+    assert_eq!(s.get_user("svc").unwrap().roles, Vec::<String>::new());
+    assert_eq!(reason(&s, &secret, "session", "userLogon", None), Reason::UserLacksRight);
+    let err = s.put_user(&UserInput { id: "svc".into(), roles: vec!["ghost".into()], ..Default::default() }).unwrap_err();
+    assert_eq!(err.code, ErrorCode::UnknownRole);
+}
+
+#[test]
+fn revoked_is_final_and_failed_calls_change_nothing() {
+    let s = store();
+    user(&s, "svc", &["*:*"]);
+    let (id, _) = key(&s, "svc", &["session:*"]);
+    let before = s.get_key(&id).unwrap();
+    for (patch, code) in [
+        (KeyPatch { rules: Some(vec!["session:*".into(), "bad".into()]), ..Default::default() }, ErrorCode::InvalidRule),
+        (KeyPatch { description: Some("x".into()), expires_at: Some(Some(T0)), ..Default::default() }, ErrorCode::ExpiryInPast),
+        (KeyPatch { expires_at: Some(Some(T0 + 731 * DAY)), ..Default::default() }, ErrorCode::ExpiryTooFar),
+        (KeyPatch { expires_at: Some(None), ..Default::default() }, ErrorCode::ExpiryRequired),
+        (KeyPatch { description: Some("d".repeat(1025)), ..Default::default() }, ErrorCode::InvalidArgument),
+    ] {
+        assert_eq!(s.update_key(&id, &patch).unwrap_err().code, code);
+        assert_eq!(s.get_key(&id).unwrap(), before, "failed update changed nothing");
+    }
+    assert_eq!(s.set_state(&id, "paused").unwrap_err().code, ErrorCode::InvalidState);
+    s.set_state(&id, "revoked").unwrap();
+    assert_eq!(s.set_state(&id, "active").unwrap_err().code, ErrorCode::RevokedIsFinal);
+    assert_eq!(s.set_state(&id, "revoked").unwrap().state, "revoked");
+    assert_eq!(s.update_key(&id, &KeyPatch::default()).unwrap_err().code, ErrorCode::RevokedIsFinal);
+    assert_eq!(s.rotate_key(&id, 0.0).unwrap_err().code, ErrorCode::RevokedIsFinal);
+    assert_eq!(s.set_state("key_missing", "active").unwrap_err().code, ErrorCode::UnknownKey);
+}
+
+#[test]
+fn expiry_limits() {
+    let s = KeyStore::in_memory(Options { now: Some(T0), max_lifetime_days: Some(10.0), ..Options::default() }).unwrap();
+    user(&s, "svc", &["*:*"]);
+    let new = |expires_at| NewKey { user_id: "svc".into(), description: String::new(), expires_at, rules: vec![], state: None };
+    assert_eq!(s.create_key(&new(None)).unwrap_err().code, ErrorCode::ExpiryRequired);
+    assert_eq!(s.create_key(&new(Some(T0))).unwrap_err().code, ErrorCode::ExpiryInPast);
+    assert_eq!(s.create_key(&new(Some(T0 + 10 * DAY + 1))).unwrap_err().code, ErrorCode::ExpiryTooFar);
+    assert!(s.create_key(&new(Some(T0 + 10 * DAY))).is_ok());
+    assert_eq!(s.list_keys(&KeyFilter::default()).unwrap().len(), 1);
+    assert!(KeyStore::in_memory(Options { max_lifetime_days: Some(0.0), ..Options::default() }).is_err());
+}
+
+#[test]
+fn rotation_with_overlap() {
+    let s = store();
+    user(&s, "svc", &["*:*"]);
+    let (old_id, old_secret) = key(&s, "svc", &["session:*"]);
+    let issued = s.rotate_key(&old_id, 3600.0).unwrap();
+    assert_ne!(issued.key.id, old_id);
+    assert_eq!(issued.key.rules, vec!["session:*"]);
+    assert_eq!(issued.key.expires_at, T0 + 30 * DAY);
+    assert_eq!(reason(&s, &issued.secret, "session", "userLogon", None), Reason::Allowed);
+    assert_eq!(reason(&s, &old_secret, "session", "userLogon", None), Reason::Allowed);
+    s.set_now(Some(T0 + 3_600_000));
+    assert_eq!(reason(&s, &old_secret, "session", "userLogon", None), Reason::Expired);
+    assert_eq!(reason(&s, &issued.secret, "session", "userLogon", None), Reason::Allowed);
+    let again = s.rotate_key(&issued.key.id, 0.0).unwrap();
+    assert_eq!(reason(&s, &issued.secret, "session", "userLogon", None), Reason::Revoked);
+    assert_eq!(reason(&s, &again.secret, "session", "userLogon", None), Reason::Allowed);
+    let listed: Vec<String> = s.list_keys(&KeyFilter::default()).unwrap().into_iter().map(|k| k.id).collect();
+    assert_eq!(listed, vec![again.key.id, issued.key.id, old_id], "newest first");
+}
+
+#[test]
+fn deleting_a_user_deletes_its_keys_and_frees_rules() {
+    let s = store();
+    user(&s, "a", &["*:*"]);
+    user(&s, "b", &["*:*"]);
+    let (_, a_secret) = key(&s, "a", &["session:*"]);
+    let (b_id, _) = key(&s, "b", &["session:*"]);
+    assert!(s.delete_user("a").unwrap());
+    assert!(!s.delete_user("a").unwrap());
+    assert_eq!(reason(&s, &a_secret, "session", "x", None), Reason::UnknownKey);
+    assert_eq!(s.key_count(), 1);
+    assert!(s.delete_key(&b_id).unwrap());
+    assert!(!s.delete_key(&b_id).unwrap());
+    assert_eq!(s.key_count(), 0);
+}
+
+#[test]
+fn issued_secrets_never_show_in_views() {
+    let s = store();
+    user(&s, "svc", &["*:*"]);
+    let issued = s.create_key(&NewKey { user_id: "svc".into(), description: "d".into(), expires_at: Some(T0 + DAY), ..Default::default() }).unwrap();
+    let shown = format!("{:?} {:?}", issued, s.list_keys(&KeyFilter::default()).unwrap());
+    assert!(!shown.contains(&issued.secret));
+    assert_eq!(issued.key.hint, issued.secret[issued.secret.len() - 4..]);
+}
