@@ -4,6 +4,7 @@
 pub mod clock;
 pub mod decision;
 pub mod error;
+pub mod expiry;
 pub mod glob;
 pub mod ip;
 pub mod model;

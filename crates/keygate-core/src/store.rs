@@ -9,6 +9,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::clock::Clock;
+use crate::expiry::ExpiryWatch;
 use crate::decision::{decide, Call, Reason};
 use crate::error::{quote, Error, ErrorCode, Result};
 use crate::model::{check_name, parse_key_id, Key, KeyState, Role, User, UserStatus, MAX_DESCRIPTION_CHARS};
@@ -153,8 +154,9 @@ pub struct KeyStore {
     registry: RwLock<Registry>,
     prefix: Prefix,
     max_lifetime_ms: i64,
-    clock: Clock,
+    clock: Arc<Clock>,
     signals: Arc<Signals>,
+    expiry: ExpiryWatch,
     backend: Box<dyn Backend>,
 }
 
@@ -224,12 +226,19 @@ impl KeyStore {
                 format!("maxLifetimeDays {days} must be a whole number from 1 to {MAX_LIFETIME_DAYS_LIMIT}"),
             ));
         }
+        let clock = Arc::new(Clock::new(options.now));
+        let signals = Arc::new(Signals::default());
+        let expiry = ExpiryWatch::new(signals.clone(), clock.clone());
+        for key in registry.keys() {
+            expiry.schedule(key.expires_at);
+        }
         Ok(KeyStore {
             registry: RwLock::new(registry),
             prefix,
             max_lifetime_ms: days as i64 * DAY_MS,
-            clock: Clock::new(options.now),
-            signals: Arc::new(Signals::default()),
+            clock,
+            signals,
+            expiry,
             backend,
         })
     }
@@ -250,6 +259,7 @@ impl KeyStore {
     pub fn set_now(&self, at: Option<i64>) {
         self.clock.set(at);
         self.signals.bump();
+        self.expiry.clock_changed();
     }
 
     pub fn frozen_now(&self) -> Option<i64> {
@@ -258,6 +268,11 @@ impl KeyStore {
 
     fn commit(&self, registry: &mut Registry, changes: Vec<Change>) -> Result<()> {
         self.backend.commit(&changes)?;
+        for change in &changes {
+            if let Change::PutKey(record) = change {
+                self.expiry.schedule(record.expires_at);
+            }
+        }
         for change in changes {
             registry.apply(change).expect("validated changes apply cleanly");
         }
