@@ -1,0 +1,236 @@
+// Users, roles and effective rights, as an admin back end manages them.
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+
+import { KeyStore } from '../index.js'
+import { frozenStore, issue, throwsCode } from './helpers.js'
+
+describe('users', () => {
+  test('putUser creates a user, status defaults to active, rights/roles default to none', () => {
+    const store = KeyStore.inMemory()
+    const user = store.putUser({ id: 'svc-integration' })
+    assert.deepEqual(user, { id: 'svc-integration', status: 'active', rights: [], roles: [] })
+    assert.deepEqual(store.getUser('svc-integration'), user)
+  })
+
+  test('putUser stores status, normalised rights and roles', () => {
+    const store = KeyStore.inMemory()
+    store.putRole({ name: 'reader', rights: ['data:entityBrowseRecords2'] })
+    const user = store.putUser({
+      id: 'alice@example.com',
+      status: 'suspended',
+      rights: ['  session:*  ', 'data:entityAddRecord'],
+      roles: ['reader'],
+    })
+    assert.deepEqual(user, {
+      id: 'alice@example.com',
+      status: 'suspended',
+      rights: ['session:*', 'data:entityAddRecord'],
+      roles: ['reader'],
+    })
+    assert.deepEqual(store.getUser('alice@example.com'), user)
+  })
+
+  test('putUser replaces an existing user entirely', () => {
+    const store = KeyStore.inMemory()
+    store.putRole({ name: 'reader', rights: ['data:*'] })
+    store.putUser({ id: 'bob', status: 'archived', rights: ['session:*'], roles: ['reader'] })
+    const replaced = store.putUser({ id: 'bob', rights: ['admin:userCreate'] })
+    assert.deepEqual(replaced, { id: 'bob', status: 'active', rights: ['admin:userCreate'], roles: [] })
+    assert.deepEqual(store.getUser('bob'), replaced)
+    assert.equal(store.listUsers().length, 1)
+  })
+
+  test('user ids: letters, digits and _ - . @, 1 to 128 chars', () => {
+    const store = KeyStore.inMemory()
+    for (const id of ['a', 'A9', 'svc_integration-v2.1@example.com', 'x'.repeat(128)]) {
+      assert.equal(store.putUser({ id }).id, id)
+    }
+    for (const id of ['', 'a b', 'café', 'semi;colon', 'x'.repeat(129), 'slash/id', 'colon:id']) {
+      throwsCode(() => store.putUser({ id }), 'INVALID_ARGUMENT')
+    }
+    throwsCode(() => store.putUser({ id: 'bad id!' }), 'INVALID_ARGUMENT', 'bad id!')
+  })
+
+  test('putUser refuses an unknown status with INVALID_ARGUMENT naming it', () => {
+    const store = KeyStore.inMemory()
+    throwsCode(() => store.putUser({ id: 'u', status: 'deleted' as never }), 'INVALID_ARGUMENT', 'deleted')
+    assert.equal(store.getUser('u'), null)
+  })
+
+  test('putUser with an unknown role throws UNKNOWN_ROLE naming it', () => {
+    const store = KeyStore.inMemory()
+    store.putRole({ name: 'reader', rights: ['data:*'] })
+    throwsCode(() => store.putUser({ id: 'u', roles: ['reader', 'writer'] }), 'UNKNOWN_ROLE', 'writer')
+    assert.equal(store.getUser('u'), null)
+  })
+
+  test('rights take API rules only: an ip= right is INVALID_RULE', () => {
+    const store = KeyStore.inMemory()
+    throwsCode(() => store.putUser({ id: 'u', rights: ['session:*', 'ip=10.0.0.0/8'] }), 'INVALID_RULE', 'ip=10.0.0.0/8')
+    throwsCode(() => store.putUser({ id: 'u', rights: ['not a rule'] }), 'INVALID_RULE', 'not a rule')
+    assert.equal(store.getUser('u'), null)
+  })
+
+  test('getUser of an unknown id is null', () => {
+    const store = KeyStore.inMemory()
+    assert.equal(store.getUser('nobody'), null)
+  })
+
+  test('listUsers is ordered by id', () => {
+    const store = KeyStore.inMemory()
+    const ids = ['mallory', 'alice', 'Zed', 'bob', 'carol.x', 'carol', '007']
+    for (const id of ids) store.putUser({ id })
+    assert.deepEqual(
+      store.listUsers().map((u) => u.id),
+      [...ids].sort(),
+    )
+    assert.deepEqual(KeyStore.inMemory().listUsers(), [])
+  })
+
+  test('deleteUser returns true, then false; the user is gone', () => {
+    const store = KeyStore.inMemory()
+    store.putUser({ id: 'u' })
+    assert.equal(store.deleteUser('u'), true)
+    assert.equal(store.getUser('u'), null)
+    assert.deepEqual(store.listUsers(), [])
+    assert.equal(store.deleteUser('u'), false)
+    assert.equal(store.deleteUser('never-existed'), false)
+  })
+
+  test("deleteUser deletes the user's keys, and only those", () => {
+    const store = frozenStore()
+    store.putUser({ id: 'integration', rights: ['*:*'] })
+    store.putUser({ id: 'other', rights: ['*:*'] })
+    const a = issue(store)
+    const b = issue(store)
+    const c = issue(store, { userId: 'other' })
+    assert.equal(store.isAllowed(a.secret, 'session', 'getSessionInfo'), true)
+    assert.equal(store.deleteUser('integration'), true)
+    assert.equal(store.getKey(a.key.id), null)
+    assert.equal(store.getKey(b.key.id), null)
+    assert.deepEqual(store.listKeys({ userId: 'integration' }), [])
+    assert.deepEqual(store.listKeys().map((k) => k.id), [c.key.id])
+    assert.equal(store.isAllowed(a.secret, 'session', 'getSessionInfo'), false)
+    assert.equal(store.explain(b.secret, 'session', 'getSessionInfo').reason, 'unknown_key')
+    assert.equal(store.isAllowed(c.secret, 'session', 'getSessionInfo'), true)
+    // A new user with the same id does not inherit the old keys.
+    store.putUser({ id: 'integration', rights: ['*:*'] })
+    assert.equal(store.isAllowed(a.secret, 'session', 'getSessionInfo'), false)
+    assert.equal(store.explain(a.secret, 'session', 'getSessionInfo').reason, 'unknown_key')
+  })
+})
+
+describe('roles', () => {
+  test('putRole creates and returns the role with normalised rights; getRole reads it', () => {
+    const store = KeyStore.inMemory()
+    const role = store.putRole({ name: 'sm-agent', rights: [' apps/com.hornbill.servicemanager/Requests:* ', 'session:*'] })
+    assert.deepEqual(role, { name: 'sm-agent', rights: ['apps/com.hornbill.servicemanager/Requests:*', 'session:*'] })
+    assert.deepEqual(store.getRole('sm-agent'), role)
+    assert.equal(store.getRole('nope'), null)
+  })
+
+  test('putRole replaces an existing role', () => {
+    const store = KeyStore.inMemory()
+    store.putRole({ name: 'r', rights: ['session:*'] })
+    const replaced = store.putRole({ name: 'r', rights: ['data:queryExec'] })
+    assert.deepEqual(replaced, { name: 'r', rights: ['data:queryExec'] })
+    assert.deepEqual(store.listRoles(), [replaced])
+  })
+
+  test('a role may have no rights', () => {
+    const store = KeyStore.inMemory()
+    assert.deepEqual(store.putRole({ name: 'empty', rights: [] }), { name: 'empty', rights: [] })
+  })
+
+  test('role rights take API rules only', () => {
+    const store = KeyStore.inMemory()
+    throwsCode(() => store.putRole({ name: 'r', rights: ['ip=10.0.0.1'] }), 'INVALID_RULE', 'ip=10.0.0.1')
+    throwsCode(() => store.putRole({ name: 'r', rights: ['session'] }), 'INVALID_RULE', 'session')
+    assert.equal(store.getRole('r'), null)
+  })
+
+  test('role names are validated like user ids', () => {
+    const store = KeyStore.inMemory()
+    assert.equal(store.putRole({ name: 'x'.repeat(128), rights: [] }).name, 'x'.repeat(128))
+    for (const name of ['', 'has space', 'x'.repeat(129), 'rôle']) {
+      throwsCode(() => store.putRole({ name, rights: [] }), 'INVALID_ARGUMENT')
+    }
+  })
+
+  test('listRoles is ordered by name', () => {
+    const store = KeyStore.inMemory()
+    const names = ['writer', 'admin', 'Reader', 'auditor', 'b']
+    for (const name of names) store.putRole({ name, rights: [] })
+    assert.deepEqual(
+      store.listRoles().map((r) => r.name),
+      [...names].sort(),
+    )
+  })
+
+  test('deleteRole returns true then false, and removes the role from every user', () => {
+    const store = KeyStore.inMemory()
+    store.putRole({ name: 'reader', rights: ['data:*'] })
+    store.putRole({ name: 'agent', rights: ['session:*'] })
+    store.putUser({ id: 'a', roles: ['reader', 'agent'] })
+    store.putUser({ id: 'b', roles: ['reader'] })
+    store.putUser({ id: 'c', roles: ['agent'] })
+    assert.equal(store.deleteRole('reader'), true)
+    assert.equal(store.getRole('reader'), null)
+    assert.deepEqual(store.getUser('a')!.roles, ['agent'])
+    assert.deepEqual(store.getUser('b')!.roles, [])
+    assert.deepEqual(store.getUser('c')!.roles, ['agent'])
+    assert.equal(store.deleteRole('reader'), false)
+    assert.equal(store.deleteRole('never'), false)
+    // Re-creating a role of that name does not give it back to the users.
+    store.putRole({ name: 'reader', rights: ['data:*'] })
+    assert.deepEqual(store.getUser('b')!.roles, [])
+    // A user can be put again with the re-created role.
+    assert.deepEqual(store.putUser({ id: 'b', roles: ['reader'] }).roles, ['reader'])
+  })
+})
+
+describe('effective rights = own rights ∪ role rights', () => {
+  function setup() {
+    const store = frozenStore()
+    store.putRole({ name: 'reader', rights: ['data:entityBrowseRecords2', 'data:queryExec'] })
+    store.putRole({ name: 'sm', rights: ['apps/com.hornbill.servicemanager/*:*'] })
+    store.putUser({ id: 'integration', rights: ['session:getSessionInfo'], roles: ['reader', 'sm'] })
+    const { secret } = issue(store)
+    return { store, secret }
+  }
+
+  test('own rights, each role and nothing else', () => {
+    const { store, secret } = setup()
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true)
+    assert.equal(store.isAllowed(secret, 'data', 'entityBrowseRecords2'), true)
+    assert.equal(store.isAllowed(secret, 'data', 'queryExec'), true)
+    assert.equal(store.isAllowed(secret, 'apps/com.hornbill.servicemanager/Requests', 'holdRequest'), true)
+    assert.equal(store.isAllowed(secret, 'apps/com.hornbill.servicemanager/AssetUsers', 'create'), true)
+    for (const [service, api] of [
+      ['session', 'userLogon'],
+      ['data', 'entityAddRecord'],
+      ['admin', 'keysafeGetKey'],
+      ['apps/com.hornbill.core', 'addHistory'],
+    ] as const) {
+      assert.equal(store.isAllowed(secret, service, api), false, `${service}:${api}`)
+      assert.equal(store.explain(secret, service, api).reason, 'user_lacks_right')
+    }
+  })
+
+  test('a user with no rights and no roles can call nothing', () => {
+    const store = frozenStore()
+    store.putUser({ id: 'integration' })
+    const { secret } = issue(store)
+    assert.equal(store.explain(secret, 'session', 'getSessionInfo').reason, 'user_lacks_right')
+  })
+
+  test('key rules only narrow the rights, never widen them', () => {
+    const store = frozenStore()
+    store.putUser({ id: 'integration', rights: ['session:*'] })
+    const { secret } = issue(store, { rules: ['admin:*', 'session:getSessionInfo'] })
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true)
+    assert.equal(store.explain(secret, 'admin', 'userCreate').reason, 'user_lacks_right')
+    assert.equal(store.explain(secret, 'session', 'userLogon').reason, 'no_matching_rule')
+  })
+})
