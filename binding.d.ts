@@ -16,15 +16,43 @@ export declare class ExternalObject<T> {
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare function audit(store: ExternalObject<KeyStore>, query: AuditQueryDto): Array<AuditEntryDto>
+
+/** `detail` crosses as JSON text; `index.js` parses it. */
+export interface AuditEntryDto {
+  seq: number
+  at: number
+  actor?: string
+  action: string
+  keyId?: string
+  userId?: string
+  detail: string
+  hash: string
+}
+
+export interface AuditQueryDto {
+  keyId?: string
+  userId?: string
+  since?: number
+  limit?: number
+}
+
+export interface AuditReportDto {
+  ok: boolean
+  entries: number
+  firstBadSeq?: number
+  problem?: string
+}
+
 export declare function check(store: ExternalObject<KeyStore>, secret: unknown, service: unknown, api: unknown, ip?: unknown | undefined | null): number
 
-export declare function createKey(store: ExternalObject<KeyStore>, input: NewKeyDto): IssuedDto
+export declare function createKey(store: ExternalObject<KeyStore>, input: NewKeyDto, actor?: string | undefined | null): IssuedDto
 
-export declare function deleteKey(store: ExternalObject<KeyStore>, id: string): boolean
+export declare function deleteKey(store: ExternalObject<KeyStore>, id: string, actor?: string | undefined | null): boolean
 
-export declare function deleteRole(store: ExternalObject<KeyStore>, name: string): boolean
+export declare function deleteRole(store: ExternalObject<KeyStore>, name: string, actor?: string | undefined | null): boolean
 
-export declare function deleteUser(store: ExternalObject<KeyStore>, id: string): boolean
+export declare function deleteUser(store: ExternalObject<KeyStore>, id: string, actor?: string | undefined | null): boolean
 
 export declare function explain(store: ExternalObject<KeyStore>, secret: unknown, service: unknown, api: unknown, ip?: unknown | undefined | null): ExplanationDto
 
@@ -83,18 +111,20 @@ export interface NewKeyDto {
   state?: string
 }
 
-export declare function putRole(store: ExternalObject<KeyStore>, name: string, rights: Array<string>): RoleDto
+export declare function putRole(store: ExternalObject<KeyStore>, name: string, rights: Array<string>, actor?: string | undefined | null): RoleDto
 
-export declare function putUser(store: ExternalObject<KeyStore>, user: UserInputDto): UserDto
+export declare function putUser(store: ExternalObject<KeyStore>, user: UserInputDto, actor?: string | undefined | null): UserDto
 
 export interface RoleDto {
   name: string
   rights: Array<string>
 }
 
-export declare function rotateKey(store: ExternalObject<KeyStore>, id: string, overlapSeconds: number): IssuedDto
+export declare function rotateKey(store: ExternalObject<KeyStore>, id: string, overlapSeconds: number, actor?: string | undefined | null): IssuedDto
 
-export declare function setState(store: ExternalObject<KeyStore>, id: string, state: string): KeyDto
+export declare function setState(store: ExternalObject<KeyStore>, id: string, state: string, actor?: string | undefined | null): KeyDto
+
+export declare function storeClose(store: ExternalObject<KeyStore>): void
 
 export declare function storeInMemory(options: StoreOptionsDto): ExternalObject<KeyStore>
 
@@ -102,10 +132,13 @@ export declare function storeKeyPrefix(store: ExternalObject<KeyStore>): string
 
 export declare function storeNow(store: ExternalObject<KeyStore>): number
 
+export declare function storeOpen(path: string, options: StoreOptionsDto): ExternalObject<KeyStore>
+
 export interface StoreOptionsDto {
   keyPrefix?: string
   maxLifetimeDays?: number
   now?: number
+  purgeExpiredAfterDays?: number
 }
 
 export declare function storeSetNow(store: ExternalObject<KeyStore>, at?: number | undefined | null): void
@@ -119,7 +152,7 @@ export declare function storeSignals(store: ExternalObject<KeyStore>): ArrayBuff
 /** Records uses of keys answered by the JavaScript memo (for `lastUsedAt`). */
 export declare function touch(store: ExternalObject<KeyStore>, secrets: Array<string>, times: Array<number>): void
 
-export declare function updateKey(store: ExternalObject<KeyStore>, id: string, patch: KeyPatchDto): KeyDto
+export declare function updateKey(store: ExternalObject<KeyStore>, id: string, patch: KeyPatchDto, actor?: string | undefined | null): KeyDto
 
 export interface UserDto {
   id: string
@@ -136,3 +169,5 @@ export interface UserInputDto {
 }
 
 export declare function validateRule(rule: string): string
+
+export declare function verifyAudit(store: ExternalObject<KeyStore>): AuditReportDto

@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.audit = nativeBinding.audit
 module.exports.check = nativeBinding.check
 module.exports.createKey = nativeBinding.createKey
 module.exports.deleteKey = nativeBinding.deleteKey
@@ -851,11 +852,14 @@ module.exports.putRole = nativeBinding.putRole
 module.exports.putUser = nativeBinding.putUser
 module.exports.rotateKey = nativeBinding.rotateKey
 module.exports.setState = nativeBinding.setState
+module.exports.storeClose = nativeBinding.storeClose
 module.exports.storeInMemory = nativeBinding.storeInMemory
 module.exports.storeKeyPrefix = nativeBinding.storeKeyPrefix
 module.exports.storeNow = nativeBinding.storeNow
+module.exports.storeOpen = nativeBinding.storeOpen
 module.exports.storeSetNow = nativeBinding.storeSetNow
 module.exports.storeSignals = nativeBinding.storeSignals
 module.exports.touch = nativeBinding.touch
 module.exports.updateKey = nativeBinding.updateKey
 module.exports.validateRule = nativeBinding.validateRule
+module.exports.verifyAudit = nativeBinding.verifyAudit

@@ -41,6 +41,16 @@ describe('users', () => {
     assert.equal(store.listUsers().length, 1)
   })
 
+  test("replacing a user keeps the user's keys (they follow the new rights)", () => {
+    const store = frozenStore()
+    store.putUser({ id: 'integration', rights: ['session:*'] })
+    const { key, secret } = issue(store)
+    store.putUser({ id: 'integration', rights: ['data:*'] })
+    assert.deepEqual(store.getKey(key.id), key)
+    assert.equal(store.isAllowed(secret, 'data', 'queryExec'), true)
+    assert.equal(store.explain(secret, 'session', 'getSessionInfo').reason, 'user_lacks_right')
+  })
+
   test('user ids: letters, digits and _ - . @, 1 to 128 chars', () => {
     const store = KeyStore.inMemory()
     for (const id of ['a', 'A9', 'svc_integration-v2.1@example.com', 'x'.repeat(128)]) {

@@ -72,7 +72,35 @@ function storeOptions(options) {
     keyPrefix: args.optionalString(o.keyPrefix, 'options.keyPrefix'),
     maxLifetimeDays: args.optionalNumber(o.maxLifetimeDays, 'options.maxLifetimeDays'),
     now: args.optionalDate(o.now, 'options.now'),
+    purgeExpiredAfterDays: args.optionalNumber(o.purgeExpiredAfterDays, 'options.purgeExpiredAfterDays'),
   }
+}
+
+/** The `{ actor }` option of admin calls. */
+function actorOf(options) {
+  const o = args.optionalObject(options, 'options')
+  return args.optionalString(o.actor, 'options.actor')
+}
+
+function toAuditEntry(dto) {
+  const entry = { seq: dto.seq, at: new Date(dto.at), action: dto.action, changes: JSON.parse(dto.detail), hash: dto.hash }
+  if (dto.actor != null) entry.actor = dto.actor
+  if (dto.keyId != null) entry.keyId = dto.keyId
+  if (dto.userId != null) entry.userId = dto.userId
+  return entry
+}
+
+function closedError() {
+  return new KeygateError('STORE_IO', 'the store is closed')
+}
+
+/** Stands in for the memo once the store is closed: every check fails clearly. */
+const CLOSED_CACHE = {
+  generation: -1,
+  sync() {
+    throw closedError()
+  },
+  flushUses() {},
 }
 
 class KeyStore {
@@ -96,10 +124,51 @@ class KeyStore {
     return new KeyStore(CONSTRUCT, handle, opts.now)
   }
 
+  /** Opens (or creates) the durable store in the file at `path`. */
+  static open(path, options) {
+    args.string(path, 'path')
+    const opts = storeOptions(options)
+    const handle = call(() => native.storeOpen(path, opts))
+    return new KeyStore(CONSTRUCT, handle, opts.now)
+  }
+
   /** Validates one rule: the normalised rule, or a KeygateError INVALID_RULE. */
   static validateRule(rule) {
     args.string(rule, 'rule')
     return call(() => native.validateRule(rule))
+  }
+
+  /** Flushes pending writes and releases the store; later calls throw STORE_IO. */
+  close() {
+    if (this.#cache === CLOSED_CACHE) return
+    const cache = this.#cache
+    this.#cache = CLOSED_CACHE
+    cache.flushUses()
+    call(() => native.storeClose(this.#handle))
+  }
+
+  /** The audit trail, newest first. */
+  audit(query) {
+    const q = args.optionalObject(query, 'query')
+    const dto = {
+      keyId: args.optionalString(q.keyId, 'query.keyId'),
+      userId: args.optionalString(q.userId, 'query.userId'),
+      since: args.optionalDate(q.since, 'query.since'),
+      limit: args.optionalNumber(q.limit, 'query.limit'),
+    }
+    if (dto.limit !== undefined && !(Number.isInteger(dto.limit) && dto.limit >= 0 && dto.limit <= 2 ** 32 - 1)) {
+      throw new KeygateError('INVALID_ARGUMENT', `query.limit ${dto.limit} must be a whole number, 0 or more`)
+    }
+    return call(() => native.audit(this.#handle, dto)).map(toAuditEntry)
+  }
+
+  /** Verifies the audit trail's hash chain. */
+  verifyAudit() {
+    const r = call(() => native.verifyAudit(this.#handle))
+    const report = { ok: r.ok, entries: r.entries }
+    if (r.firstBadSeq != null) report.firstBadSeq = r.firstBadSeq
+    if (r.problem != null) report.problem = r.problem
+    return report
   }
 
   #setCacheClock(frozenNow) {
@@ -116,6 +185,7 @@ class KeyStore {
       throw new KeygateError('INVALID_ARGUMENT', 'setNow takes a Date, or null for the system clock')
     }
     const ms = args.optionalDate(date, 'date')
+    if (this.#cache === CLOSED_CACHE) throw closedError()
     this.#cache.flushUses()
     native.storeSetNow(this.#handle, ms)
     this.#setCacheClock(ms)
@@ -123,31 +193,33 @@ class KeyStore {
 
   // ---- roles ----
 
-  putRole(role) {
+  putRole(role, options) {
     const r = args.object(role, 'role')
     const name = args.string(r.name, 'role.name')
-    const rights = args.stringArray(r.rights, 'role.rights') ?? []
-    return toRole(call(() => native.putRole(this.#handle, name, rights)))
+    const rights = args.stringArray(r.rights, 'role.rights')
+    if (rights === undefined) throw new KeygateError('INVALID_ARGUMENT', 'role.rights must be an array of strings')
+    return toRole(call(() => native.putRole(this.#handle, name, rights, actorOf(options))))
   }
 
-  deleteRole(name) {
+  deleteRole(name, options) {
     args.string(name, 'name')
-    return call(() => native.deleteRole(this.#handle, name))
+    const actor = actorOf(options)
+    return call(() => native.deleteRole(this.#handle, name, actor))
   }
 
   getRole(name) {
     args.string(name, 'name')
-    const dto = native.getRole(this.#handle, name)
+    const dto = call(() => native.getRole(this.#handle, name))
     return dto == null ? null : toRole(dto)
   }
 
   listRoles() {
-    return native.listRoles(this.#handle).map(toRole)
+    return call(() => native.listRoles(this.#handle)).map(toRole)
   }
 
   // ---- users ----
 
-  putUser(user) {
+  putUser(user, options) {
     const u = args.object(user, 'user')
     const input = {
       id: args.string(u.id, 'user.id'),
@@ -155,27 +227,29 @@ class KeyStore {
       rights: args.stringArray(u.rights, 'user.rights'),
       roles: args.stringArray(u.roles, 'user.roles'),
     }
-    return toUser(call(() => native.putUser(this.#handle, input)))
+    const actor = actorOf(options)
+    return toUser(call(() => native.putUser(this.#handle, input, actor)))
   }
 
   getUser(id) {
     args.string(id, 'id')
-    const dto = native.getUser(this.#handle, id)
+    const dto = call(() => native.getUser(this.#handle, id))
     return dto == null ? null : toUser(dto)
   }
 
   listUsers() {
-    return native.listUsers(this.#handle).map(toUser)
+    return call(() => native.listUsers(this.#handle)).map(toUser)
   }
 
-  deleteUser(id) {
+  deleteUser(id, options) {
     args.string(id, 'id')
-    return call(() => native.deleteUser(this.#handle, id))
+    const actor = actorOf(options)
+    return call(() => native.deleteUser(this.#handle, id, actor))
   }
 
   // ---- keys ----
 
-  createKey(input) {
+  createKey(input, options) {
     const k = args.object(input, 'input')
     const dto = {
       userId: args.string(k.userId, 'input.userId'),
@@ -184,13 +258,14 @@ class KeyStore {
       rules: args.stringArray(k.rules, 'input.rules'),
       state: args.optionalString(k.state, 'input.state'),
     }
-    return toIssued(call(() => native.createKey(this.#handle, dto)))
+    const actor = actorOf(options)
+    return toIssued(call(() => native.createKey(this.#handle, dto, actor)))
   }
 
   getKey(id) {
     args.string(id, 'id')
     this.#cache.flushUses()
-    const dto = native.getKey(this.#handle, id)
+    const dto = call(() => native.getKey(this.#handle, id))
     return dto == null ? null : toKey(dto)
   }
 
@@ -202,34 +277,38 @@ class KeyStore {
     return call(() => native.listKeys(this.#handle, userId, state)).map(toKey)
   }
 
-  updateKey(id, patch) {
+  updateKey(id, patch, options) {
     args.string(id, 'id')
     const p = args.object(patch, 'patch')
     const dto = {
       description: args.optionalString(p.description, 'patch.description'),
       rules: args.stringArray(p.rules, 'patch.rules'),
-      expiresAtGiven: 'expiresAt' in p,
+      expiresAtGiven: p.expiresAt !== undefined,
       expiresAt: args.optionalDate(p.expiresAt, 'patch.expiresAt'),
     }
-    return toKey(call(() => native.updateKey(this.#handle, id, dto)))
+    const actor = actorOf(options)
+    return toKey(call(() => native.updateKey(this.#handle, id, dto, actor)))
   }
 
-  setState(id, state) {
+  setState(id, state, options) {
     args.string(id, 'id')
     args.string(state, 'state')
-    return toKey(call(() => native.setState(this.#handle, id, state)))
+    const actor = actorOf(options)
+    return toKey(call(() => native.setState(this.#handle, id, state, actor)))
   }
 
   rotateKey(id, options) {
     args.string(id, 'id')
     const o = args.optionalObject(options, 'options')
     const overlap = args.optionalNumber(o.overlapSeconds, 'options.overlapSeconds') ?? 0
-    return toIssued(call(() => native.rotateKey(this.#handle, id, overlap)))
+    const actor = args.optionalString(o.actor, 'options.actor')
+    return toIssued(call(() => native.rotateKey(this.#handle, id, overlap, actor)))
   }
 
-  deleteKey(id) {
+  deleteKey(id, options) {
     args.string(id, 'id')
-    return call(() => native.deleteKey(this.#handle, id))
+    const actor = actorOf(options)
+    return call(() => native.deleteKey(this.#handle, id, actor))
   }
 
   // ---- the decision ----
@@ -252,6 +331,7 @@ class KeyStore {
 
   explain(secret, service, api, ip) {
     checkCallTypes(secret, service, api, ip)
+    if (this.#cache === CLOSED_CACHE) throw closedError()
     const dto = native.explain(this.#handle, secret, service, api, ip ?? undefined)
     const decision = { allowed: dto.allowed, reason: dto.reason }
     if (dto.keyId != null) decision.keyId = dto.keyId

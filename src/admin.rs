@@ -1,20 +1,51 @@
 //! Admin calls: one binding function per `KeyStore` method, each only converting.
 
-use keygate_core::{KeyFilter, KeyPatch, KeyStore, NewKey, Options, UserInput};
+use keygate_core::{AuditQuery, KeyFilter, KeyPatch, KeyStore, NewKey, Options, UserInput};
 use napi::bindgen_prelude::{ArrayBuffer, External};
 use napi::Env;
 use napi_derive::napi;
 
-use crate::convert::{js_error, ms, IssuedDto, KeyDto, KeyPatchDto, NewKeyDto, RoleDto, StoreOptionsDto, UserDto, UserInputDto};
+use crate::convert::{js_error, ms, AuditEntryDto, AuditQueryDto, AuditReportDto, IssuedDto, KeyDto, KeyPatchDto, NewKeyDto, RoleDto, StoreOptionsDto, UserDto, UserInputDto};
 
-#[napi]
-pub fn store_in_memory(options: StoreOptionsDto) -> napi::Result<External<KeyStore>, String> {
-    let options = Options {
+fn options(options: StoreOptionsDto) -> Options {
+    Options {
         key_prefix: options.key_prefix,
         max_lifetime_days: options.max_lifetime_days,
         now: options.now.map(ms),
+        purge_expired_after_days: options.purge_expired_after_days,
+    }
+}
+
+#[napi]
+pub fn store_in_memory(options: StoreOptionsDto) -> napi::Result<External<KeyStore>, String> {
+    KeyStore::in_memory(self::options(options)).map(External::new).map_err(js_error)
+}
+
+#[napi]
+pub fn store_open(path: String, options: StoreOptionsDto) -> napi::Result<External<KeyStore>, String> {
+    KeyStore::open(&path, self::options(options)).map(External::new).map_err(js_error)
+}
+
+#[napi]
+pub fn store_close(store: &External<KeyStore>) -> napi::Result<(), String> {
+    store.close().map_err(js_error)
+}
+
+#[napi]
+pub fn audit(store: &External<KeyStore>, query: AuditQueryDto) -> napi::Result<Vec<AuditEntryDto>, String> {
+    let query = AuditQuery {
+        key_id: query.key_id,
+        user_id: query.user_id,
+        since: query.since.map(ms),
+        limit: query.limit.map(|l| l as usize),
     };
-    KeyStore::in_memory(options).map(External::new).map_err(js_error)
+    let entries = store.audit(&query).map_err(js_error)?;
+    Ok(entries.into_iter().map(AuditEntryDto::from).collect())
+}
+
+#[napi]
+pub fn verify_audit(store: &External<KeyStore>) -> napi::Result<AuditReportDto, String> {
+    store.verify_audit().map(AuditReportDto::from).map_err(js_error)
 }
 
 /// The store's shared signal words as an ArrayBuffer (see `keygate_core::Signals`);
@@ -44,53 +75,53 @@ pub fn store_key_prefix(store: &External<KeyStore>) -> String {
 }
 
 #[napi]
-pub fn put_role(store: &External<KeyStore>, name: String, rights: Vec<String>) -> napi::Result<RoleDto, String> {
-    store.put_role(&name, &rights).map(RoleDto::from).map_err(js_error)
+pub fn put_role(store: &External<KeyStore>, name: String, rights: Vec<String>, actor: Option<String>) -> napi::Result<RoleDto, String> {
+    store.put_role(&name, &rights, actor.as_deref()).map(RoleDto::from).map_err(js_error)
 }
 
 #[napi]
-pub fn delete_role(store: &External<KeyStore>, name: String) -> napi::Result<bool, String> {
-    store.delete_role(&name).map_err(js_error)
+pub fn delete_role(store: &External<KeyStore>, name: String, actor: Option<String>) -> napi::Result<bool, String> {
+    store.delete_role(&name, actor.as_deref()).map_err(js_error)
 }
 
 #[napi]
-pub fn get_role(store: &External<KeyStore>, name: String) -> Option<RoleDto> {
-    store.get_role(&name).map(RoleDto::from)
+pub fn get_role(store: &External<KeyStore>, name: String) -> napi::Result<Option<RoleDto>, String> {
+    Ok(store.get_role(&name).map_err(js_error)?.map(RoleDto::from))
 }
 
 #[napi]
-pub fn list_roles(store: &External<KeyStore>) -> Vec<RoleDto> {
-    store.list_roles().into_iter().map(RoleDto::from).collect()
+pub fn list_roles(store: &External<KeyStore>) -> napi::Result<Vec<RoleDto>, String> {
+    Ok(store.list_roles().map_err(js_error)?.into_iter().map(RoleDto::from).collect())
 }
 
 #[napi]
-pub fn put_user(store: &External<KeyStore>, user: UserInputDto) -> napi::Result<UserDto, String> {
+pub fn put_user(store: &External<KeyStore>, user: UserInputDto, actor: Option<String>) -> napi::Result<UserDto, String> {
     let input = UserInput {
         id: user.id,
         status: user.status,
         rights: user.rights.unwrap_or_default(),
         roles: user.roles.unwrap_or_default(),
     };
-    store.put_user(&input).map(UserDto::from).map_err(js_error)
+    store.put_user(&input, actor.as_deref()).map(UserDto::from).map_err(js_error)
 }
 
 #[napi]
-pub fn get_user(store: &External<KeyStore>, id: String) -> Option<UserDto> {
-    store.get_user(&id).map(UserDto::from)
+pub fn get_user(store: &External<KeyStore>, id: String) -> napi::Result<Option<UserDto>, String> {
+    Ok(store.get_user(&id).map_err(js_error)?.map(UserDto::from))
 }
 
 #[napi]
-pub fn list_users(store: &External<KeyStore>) -> Vec<UserDto> {
-    store.list_users().into_iter().map(UserDto::from).collect()
+pub fn list_users(store: &External<KeyStore>) -> napi::Result<Vec<UserDto>, String> {
+    Ok(store.list_users().map_err(js_error)?.into_iter().map(UserDto::from).collect())
 }
 
 #[napi]
-pub fn delete_user(store: &External<KeyStore>, id: String) -> napi::Result<bool, String> {
-    store.delete_user(&id).map_err(js_error)
+pub fn delete_user(store: &External<KeyStore>, id: String, actor: Option<String>) -> napi::Result<bool, String> {
+    store.delete_user(&id, actor.as_deref()).map_err(js_error)
 }
 
 #[napi]
-pub fn create_key(store: &External<KeyStore>, input: NewKeyDto) -> napi::Result<IssuedDto, String> {
+pub fn create_key(store: &External<KeyStore>, input: NewKeyDto, actor: Option<String>) -> napi::Result<IssuedDto, String> {
     let input = NewKey {
         user_id: input.user_id,
         description: input.description,
@@ -98,12 +129,12 @@ pub fn create_key(store: &External<KeyStore>, input: NewKeyDto) -> napi::Result<
         rules: input.rules.unwrap_or_default(),
         state: input.state,
     };
-    store.create_key(&input).map(IssuedDto::from).map_err(js_error)
+    store.create_key(&input, actor.as_deref()).map(IssuedDto::from).map_err(js_error)
 }
 
 #[napi]
-pub fn get_key(store: &External<KeyStore>, id: String) -> Option<KeyDto> {
-    store.get_key(&id).map(KeyDto::from)
+pub fn get_key(store: &External<KeyStore>, id: String) -> napi::Result<Option<KeyDto>, String> {
+    Ok(store.get_key(&id).map_err(js_error)?.map(KeyDto::from))
 }
 
 #[napi]
@@ -114,28 +145,28 @@ pub fn list_keys(store: &External<KeyStore>, user_id: Option<String>, state: Opt
 }
 
 #[napi]
-pub fn update_key(store: &External<KeyStore>, id: String, patch: KeyPatchDto) -> napi::Result<KeyDto, String> {
+pub fn update_key(store: &External<KeyStore>, id: String, patch: KeyPatchDto, actor: Option<String>) -> napi::Result<KeyDto, String> {
     let patch = KeyPatch {
         description: patch.description,
         rules: patch.rules,
         expires_at: patch.expires_at_given.then(|| patch.expires_at.map(ms)),
     };
-    store.update_key(&id, &patch).map(KeyDto::from).map_err(js_error)
+    store.update_key(&id, &patch, actor.as_deref()).map(KeyDto::from).map_err(js_error)
 }
 
 #[napi]
-pub fn set_state(store: &External<KeyStore>, id: String, state: String) -> napi::Result<KeyDto, String> {
-    store.set_state(&id, &state).map(KeyDto::from).map_err(js_error)
+pub fn set_state(store: &External<KeyStore>, id: String, state: String, actor: Option<String>) -> napi::Result<KeyDto, String> {
+    store.set_state(&id, &state, actor.as_deref()).map(KeyDto::from).map_err(js_error)
 }
 
 #[napi]
-pub fn rotate_key(store: &External<KeyStore>, id: String, overlap_seconds: f64) -> napi::Result<IssuedDto, String> {
-    store.rotate_key(&id, overlap_seconds).map(IssuedDto::from).map_err(js_error)
+pub fn rotate_key(store: &External<KeyStore>, id: String, overlap_seconds: f64, actor: Option<String>) -> napi::Result<IssuedDto, String> {
+    store.rotate_key(&id, overlap_seconds, actor.as_deref()).map(IssuedDto::from).map_err(js_error)
 }
 
 #[napi]
-pub fn delete_key(store: &External<KeyStore>, id: String) -> napi::Result<bool, String> {
-    store.delete_key(&id).map_err(js_error)
+pub fn delete_key(store: &External<KeyStore>, id: String, actor: Option<String>) -> napi::Result<bool, String> {
+    store.delete_key(&id, actor.as_deref()).map_err(js_error)
 }
 
 #[napi]

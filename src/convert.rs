@@ -1,6 +1,6 @@
 //! DTOs that cross to JavaScript, and their conversions from and to the core.
 
-use keygate_core::{Error, Explanation, Issued, KeyView, RoleView, UserView};
+use keygate_core::{AuditEntry, AuditReport, Error, Explanation, Issued, KeyView, RoleView, UserView};
 use napi_derive::napi;
 
 /// Every core error becomes a JS error whose `code` is the stable keygate code;
@@ -14,6 +14,7 @@ pub struct StoreOptionsDto {
     pub key_prefix: Option<String>,
     pub max_lifetime_days: Option<f64>,
     pub now: Option<f64>,
+    pub purge_expired_after_days: Option<f64>,
 }
 
 #[napi(object)]
@@ -136,4 +137,54 @@ impl From<Explanation> for ExplanationDto {
 /// JS milliseconds (already checked finite by `index.js`) to the core's instants.
 pub fn ms(value: f64) -> i64 {
     value as i64
+}
+
+#[napi(object)]
+pub struct AuditQueryDto {
+    pub key_id: Option<String>,
+    pub user_id: Option<String>,
+    pub since: Option<f64>,
+    pub limit: Option<u32>,
+}
+
+/// `detail` crosses as JSON text; `index.js` parses it.
+#[napi(object)]
+pub struct AuditEntryDto {
+    pub seq: f64,
+    pub at: f64,
+    pub actor: Option<String>,
+    pub action: String,
+    pub key_id: Option<String>,
+    pub user_id: Option<String>,
+    pub detail: String,
+    pub hash: String,
+}
+
+impl From<AuditEntry> for AuditEntryDto {
+    fn from(e: AuditEntry) -> Self {
+        AuditEntryDto {
+            seq: e.seq as f64,
+            at: e.at as f64,
+            actor: e.actor,
+            action: e.action,
+            key_id: e.key_id,
+            user_id: e.user_id,
+            detail: e.detail.to_string(),
+            hash: e.hash.iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
+}
+
+#[napi(object)]
+pub struct AuditReportDto {
+    pub ok: bool,
+    pub entries: f64,
+    pub first_bad_seq: Option<f64>,
+    pub problem: Option<String>,
+}
+
+impl From<AuditReport> for AuditReportDto {
+    fn from(r: AuditReport) -> Self {
+        AuditReportDto { ok: r.ok, entries: r.entries as f64, first_bad_seq: r.first_bad_seq.map(|s| s as f64), problem: r.problem }
+    }
 }

@@ -1,6 +1,6 @@
 //! The per-call path: `check` and `explain`. Arguments are read straight into
-//! stack buffers with one napi call each; anything longer than the longest
-//! valid value is invalid anyway, so truncation never changes an answer.
+//! stack buffers with one napi call each; a string too long for its buffer is
+//! read as longer than any valid value, so truncation never changes an answer.
 
 use std::ffi::c_char;
 
@@ -13,11 +13,14 @@ use napi_derive::napi;
 
 use crate::convert::ExplanationDto;
 
-/// Room for the longest secret plus one byte: a longer string shows as too long.
-const SECRET_BUF: usize = MAX_SECRET_LEN + 2;
-const NAME_BUF: usize = MAX_NAME_LEN + 2;
-/// Longest textual IPv6 address with an IPv4 tail is 45 bytes.
-const IP_BUF: usize = 64;
+/// Slack beyond the longest valid value: napi writes whole characters only (up
+/// to 4 bytes) and keeps one byte for a NUL, so any string longer than the
+/// longest valid value still reads as longer than it, never as a valid prefix.
+const SLACK: usize = 6;
+const SECRET_BUF: usize = MAX_SECRET_LEN + SLACK;
+const NAME_BUF: usize = MAX_NAME_LEN + SLACK;
+/// The longest textual IPv6 address with an IPv4 tail is 45 bytes.
+const IP_BUF: usize = 45 + SLACK;
 
 /// Reads a JS string as UTF-8 into `buf`; `Err` when the value is not a string.
 fn read<'b>(value: &Unknown, buf: &'b mut [u8]) -> Result<&'b [u8], ()> {

@@ -63,13 +63,61 @@ impl std::error::Error for Error {}
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Quotes a user-supplied value for an error message, shortened so a 1 MB
-/// argument does not become a 1 MB message.
+/// Quotes a user-supplied value for an error message: shortened so a 1 MB
+/// argument does not become a 1 MB message, and with anything shaped like a
+/// secret redacted — an admin who pastes a secret where an id belongs must
+/// not find it in the logs.
 pub fn quote(value: &str) -> String {
     const MAX: usize = 80;
-    let mut shown: String = value.chars().take(MAX).collect();
-    if value.chars().nth(MAX).is_some() {
+    let redacted = redact_secrets(value);
+    let mut shown: String = redacted.chars().take(MAX).collect();
+    if redacted.chars().nth(MAX).is_some() {
         shown.push('…');
     }
     format!("{shown:?}")
+}
+
+/// Replaces the body of anything shaped like a secret — a run of 43 or more
+/// base62 characters at the start of the value or right after a `_` — with
+/// `<redacted>`.
+pub fn redact_secrets(value: &str) -> String {
+    const BODY: usize = 43;
+    let mut out = String::with_capacity(value.len());
+    let mut run = String::new();
+    let mut run_may_be_secret = true;
+    let flush = |run: &mut String, out: &mut String, may_be_secret: bool| {
+        if may_be_secret && run.len() >= BODY {
+            out.push_str("<redacted>");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in value.chars() {
+        if c.is_ascii_alphanumeric() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out, run_may_be_secret);
+            out.push(c);
+            run_may_be_secret = c == '_';
+        }
+    }
+    flush(&mut run, &mut out, run_may_be_secret);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_values_never_show_secrets() {
+        let secret = format!("kg_{}", "a1B2".repeat(12));
+        assert_eq!(quote(&secret), "\"kg_<redacted>\"");
+        assert_eq!(quote(&format!("x{secret}y")), "\"xkg_<redacted>\"");
+        assert_eq!(quote("key_5WmiiKcF7dy93oQ9IpMd9q"), "\"key_5WmiiKcF7dy93oQ9IpMd9q\"");
+        let long_name = format!("session:{}", "a".repeat(60));
+        assert!(quote(&long_name).starts_with("\"session:aaaa"));
+        assert!(quote(&"x".repeat(1000)).len() < 100);
+    }
 }

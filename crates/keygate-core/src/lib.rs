@@ -1,6 +1,8 @@
 //! keygate's core: API keys for user accounts, restricted by rules, checked by
 //! `KeyStore::check`. No Node.js here; the napi binding only converts.
 
+pub mod audit;
+pub mod backend;
 pub mod clock;
 pub mod decision;
 pub mod error;
@@ -11,12 +13,14 @@ pub mod model;
 pub mod registry;
 pub mod rule;
 pub mod secret;
+pub mod sqlite;
 pub mod store;
 pub mod time;
 
 pub use decision::{Call, Reason};
 pub use error::{Error, ErrorCode, Result};
+pub use audit::{AuditEntry, AuditQuery, AuditReport};
 pub use store::{
-    validate_rule, Explanation, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, Options, RoleView, Signals,
+    validate_rule, Actor, Explanation, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, Options, RoleView, Signals,
     UserInput, UserView, Verdict,
 };

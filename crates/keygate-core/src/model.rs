@@ -1,6 +1,6 @@
 //! Entities: user accounts, roles and API keys, and their states.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use crate::error::{quote, Error, ErrorCode, Result};
@@ -119,6 +119,8 @@ pub struct Key {
     pub updated_at: i64,
     /// Written by checks, which hold only a read lock.
     last_used_at: AtomicI64,
+    /// Used since `lastUsedAt` was last flushed to disk.
+    dirty: AtomicBool,
     pub hint: [u8; 4],
     pub digest: SecretDigest,
     pub rules: RuleList,
@@ -148,6 +150,7 @@ impl Key {
             created_at,
             updated_at: created_at,
             last_used_at: AtomicI64::new(NEVER),
+            dirty: AtomicBool::new(false),
             hint,
             digest,
             rules,
@@ -166,8 +169,14 @@ impl Key {
     }
 
     /// Records a use at `at`, keeping the latest instant if uses race.
-    pub fn touch(&self, at: i64) {
+    /// True when the key was not yet marked used since the last flush.
+    pub fn touch(&self, at: i64) -> bool {
         self.last_used_at.fetch_max(at, Ordering::Relaxed);
+        !self.dirty.load(Ordering::Relaxed) && !self.dirty.swap(true, Ordering::Relaxed)
+    }
+
+    pub fn clear_dirty(&self) {
+        self.dirty.store(false, Ordering::Relaxed);
     }
 
     pub fn set_last_used_at(&self, at: Option<i64>) {

@@ -3,11 +3,13 @@
 //! call that fails changes nothing.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
+use crate::audit::{describe, AuditEntry, AuditQuery, AuditReport};
+use crate::backend::{Backend, Catchup, MemoryBackend};
 use crate::clock::Clock;
 use crate::expiry::ExpiryWatch;
 use crate::decision::{decide, Call, Reason};
@@ -20,21 +22,6 @@ use crate::secret::{self, Prefix};
 const DAY_MS: i64 = 86_400_000;
 pub const DEFAULT_MAX_LIFETIME_DAYS: u32 = 730;
 const MAX_LIFETIME_DAYS_LIMIT: u32 = 36_500;
-
-/// Where committed changes go. The in-memory store keeps nothing; a durable
-/// backend writes them in one transaction before they are applied in memory.
-pub trait Backend: Send + Sync {
-    fn commit(&self, changes: &[Change]) -> Result<()>;
-}
-
-/// The backend of `KeyStore.inMemory()`.
-pub struct NoBackend;
-
-impl Backend for NoBackend {
-    fn commit(&self, _changes: &[Change]) -> Result<()> {
-        Ok(())
-    }
-}
 
 /// Words shared with the JavaScript side (as an ArrayBuffer over this struct):
 /// `generation` changes whenever any decision may have changed; while `bypass`
@@ -58,7 +45,12 @@ pub struct Options {
     pub max_lifetime_days: Option<f64>,
     /// Freeze the clock at this instant (ms since the epoch).
     pub now: Option<i64>,
+    /// Durable store: delete keys expired for longer than this (default 7 days).
+    pub purge_expired_after_days: Option<f64>,
 }
+
+/// Who made an admin call, for the audit trail.
+pub type Actor<'a> = Option<&'a str>;
 
 #[derive(Debug, Clone, Default)]
 pub struct UserInput {
@@ -150,7 +142,14 @@ pub struct Verdict {
     pub ip_dependent: bool,
 }
 
+/// A store of users, roles and keys. Cheap to clone: clones share the store.
+#[derive(Clone)]
 pub struct KeyStore {
+    inner: Arc<Inner>,
+}
+
+/// The shared state behind a [`KeyStore`] handle; its methods are the store API.
+pub struct Inner {
     registry: RwLock<Registry>,
     prefix: Prefix,
     max_lifetime_ms: i64,
@@ -158,6 +157,56 @@ pub struct KeyStore {
     signals: Arc<Signals>,
     expiry: ExpiryWatch,
     backend: Box<dyn Backend>,
+    /// Keys used since the last flush of `lastUsedAt` (durable stores only).
+    used: Mutex<Vec<[u8; 16]>>,
+    durable: bool,
+    closed: AtomicBool,
+    /// The durable store's background thread, joined by `close`.
+    maintenance: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::ops::Deref for KeyStore {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+/// One admin call's write: holds the registry and the backend's write lock
+/// from planning to commit; dropped uncommitted, it rolls back.
+struct Tx<'s> {
+    store: &'s Inner,
+    registry: RwLockWriteGuard<'s, Registry>,
+    operation: &'static str,
+    actor: Actor<'s>,
+    finished: bool,
+}
+
+impl Tx<'_> {
+    /// Persists and applies the changes; the write ends either way.
+    fn commit(&mut self, changes: Vec<Change>) -> Result<()> {
+        let now = self.store.clock.now();
+        let audit = changes.iter().map(|c| describe(&self.registry, c, self.operation, self.actor, now)).collect();
+        self.finished = true;
+        self.store.backend.commit(&changes, audit)?;
+        self.store.apply(&mut self.registry, changes);
+        Ok(())
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.store.backend.rollback();
+        }
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Registry;
+    fn deref(&self) -> &Registry {
+        &self.registry
+    }
 }
 
 fn view_key(key: &Key) -> KeyView {
@@ -210,15 +259,15 @@ fn iso(ms: i64) -> String {
 impl KeyStore {
     /// A store with no durable backend.
     pub fn in_memory(options: Options) -> Result<KeyStore> {
-        KeyStore::with_backend(options, Registry::default(), Box::new(NoBackend))
-    }
-
-    /// A store over `registry` (already loaded) whose changes go to `backend`.
-    pub fn with_backend(options: Options, registry: Registry, backend: Box<dyn Backend>) -> Result<KeyStore> {
         let prefix = match &options.key_prefix {
             Some(p) => Prefix::new(p)?,
             None => Prefix::default(),
         };
+        KeyStore::with_backend(&options, prefix, Registry::default(), Box::new(MemoryBackend::default()))
+    }
+
+    /// A store over `registry` (already loaded) whose changes go to `backend`.
+    pub(crate) fn with_backend(options: &Options, prefix: Prefix, registry: Registry, backend: Box<dyn Backend>) -> Result<KeyStore> {
         let days = options.max_lifetime_days.unwrap_or(DEFAULT_MAX_LIFETIME_DAYS as f64);
         if !(days.is_finite() && days.fract() == 0.0 && days >= 1.0 && days <= MAX_LIFETIME_DAYS_LIMIT as f64) {
             return Err(Error::new(
@@ -232,16 +281,34 @@ impl KeyStore {
         for key in registry.keys() {
             expiry.schedule(key.expires_at);
         }
+        let durable = backend.is_durable();
         Ok(KeyStore {
-            registry: RwLock::new(registry),
-            prefix,
-            max_lifetime_ms: days as i64 * DAY_MS,
-            clock,
-            signals,
-            expiry,
-            backend,
+            inner: Arc::new(Inner {
+                registry: RwLock::new(registry),
+                prefix,
+                max_lifetime_ms: days as i64 * DAY_MS,
+                clock,
+                signals,
+                expiry,
+                backend,
+                used: Mutex::new(Vec::new()),
+                durable,
+                closed: AtomicBool::new(false),
+                maintenance: Mutex::new(None),
+            }),
         })
     }
+
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn set_maintenance(&self, handle: std::thread::JoinHandle<()>) {
+        *self.maintenance.lock() = Some(handle);
+    }
+}
+
+impl Inner {
 
     pub fn signals(&self) -> Arc<Signals> {
         self.signals.clone()
@@ -266,8 +333,28 @@ impl KeyStore {
         self.clock.frozen_at()
     }
 
-    fn commit(&self, registry: &mut Registry, changes: Vec<Change>) -> Result<()> {
-        self.backend.commit(&changes)?;
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorCode::StoreIo, "the store is closed"));
+        }
+        Ok(())
+    }
+
+    /// Starts an admin call's write, up to date with other processes' changes.
+    fn write<'s>(&'s self, operation: &'static str, actor: Actor<'s>) -> Result<Tx<'s>> {
+        self.check_open()?;
+        if let Some(actor) = actor {
+            check_actor(actor)?;
+        }
+        let registry = self.registry.write();
+        let catchup = self.backend.begin()?;
+        let mut tx = Tx { store: self, registry, operation, actor, finished: false };
+        self.catch_up(&mut tx.registry, catchup);
+        Ok(tx)
+    }
+
+    /// Applies changes already made durable, and tells the memo.
+    fn apply(&self, registry: &mut Registry, changes: Vec<Change>) {
         for change in &changes {
             if let Change::PutKey(record) = change {
                 self.expiry.schedule(record.expires_at);
@@ -277,51 +364,176 @@ impl KeyStore {
             registry.apply(change).expect("validated changes apply cleanly");
         }
         self.signals.bump();
+    }
+
+    /// Applies what other processes changed.
+    pub(crate) fn catch_up(&self, registry: &mut Registry, catchup: Catchup) {
+        match catchup {
+            Catchup::Nothing => {}
+            Catchup::Changes(changes) => {
+                for change in changes {
+                    if let Change::PutKey(record) = &change {
+                        self.expiry.schedule(record.expires_at);
+                    }
+                    // Rows another process wrote were validated there; one that no
+                    // longer fits (say, a key whose user was deleted since) is skipped.
+                    let _ = registry.apply(change);
+                }
+                self.signals.bump();
+            }
+            Catchup::Reload(fresh) => {
+                *registry = fresh;
+                for key in registry.keys() {
+                    self.expiry.schedule(key.expires_at);
+                }
+                self.signals.bump();
+            }
+        }
+    }
+
+    /// Watcher: picks up other processes' changes, if any.
+    pub(crate) fn poll(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut registry = self.registry.write();
+        let catchup = self.backend.poll()?;
+        self.catch_up(&mut registry, catchup);
         Ok(())
+    }
+
+    /// Writes `lastUsedAt` of keys used since the last flush (durable stores).
+    pub(crate) fn flush_uses(&self) -> Result<()> {
+        let ids = std::mem::take(&mut *self.used.lock());
+        if ids.is_empty() {
+            return Ok(());
+        }
+        // The read lock keeps admin transactions (write lock) off the connection meanwhile.
+        let registry = self.registry.read();
+        let uses: Vec<([u8; 16], i64)> = ids
+            .iter()
+            .filter_map(|id| registry.key_by_id(id))
+            .filter_map(|k| {
+                k.clear_dirty();
+                k.last_used_at().map(|at| (k.id, at))
+            })
+            .collect();
+        self.backend.flush_uses(&uses)
+    }
+
+    /// Brings `lastUsedAt` in memory up to what other processes flushed.
+    fn refresh_uses(&self, id: Option<&[u8; 16]>) {
+        if !self.durable {
+            return;
+        }
+        let registry = self.registry.read();
+        if let Ok(stored) = self.backend.stored_uses(id) {
+            for (id, at) in stored {
+                if let Some(key) = registry.key_by_id(&id) {
+                    key.touch(at);
+                }
+            }
+        }
+    }
+
+    fn record_use(&self, key: &Key) {
+        if key.touch(self.clock.now()) && self.durable {
+            self.used.lock().push(key.id);
+        }
+    }
+
+    /// Deletes keys expired for longer than `after_ms` (audited as `purgeExpired`).
+    pub(crate) fn purge_expired(&self, after_ms: i64) -> Result<usize> {
+        let mut tx = self.write("purgeExpired", None)?;
+        let cutoff = self.clock.now().saturating_sub(after_ms);
+        let doomed: Vec<Change> = tx.keys().filter(|k| k.expires_at < cutoff).map(|k| Change::DeleteKey(k.id)).collect();
+        let count = doomed.len();
+        if count > 0 {
+            tx.commit(doomed)?;
+        }
+        Ok(count)
+    }
+
+    /// Flushes and releases the store; later calls fail with `STORE_IO`.
+    pub fn close(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let flushed = self.flush_uses();
+        {
+            let _registry = self.registry.write();
+            self.closed.store(true, Ordering::Release);
+            self.backend.close();
+        }
+        let maintenance = self.maintenance.lock().take();
+        if let Some(handle) = maintenance {
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+        flushed
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// The audit trail, newest first.
+    pub fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        self.check_open()?;
+        self.backend.audit(query)
+    }
+
+    /// Checks the audit trail's hash chain; reports the first altered or missing entry.
+    pub fn verify_audit(&self) -> Result<AuditReport> {
+        self.check_open()?;
+        self.backend.verify_audit()
     }
 
     // ---- roles -------------------------------------------------------------
 
-    pub fn put_role(&self, name: &str, rights: &[String]) -> Result<RoleView> {
+    pub fn put_role(&self, name: &str, rights: &[String], actor: Actor) -> Result<RoleView> {
         check_name("role name", name)?;
         let rights = normalise_list(rights, RuleUse::Rights)?;
-        let mut registry = self.registry.write();
-        self.commit(&mut registry, vec![Change::PutRole(RoleRecord { name: name.to_string(), rights })])?;
-        Ok(view_role(registry.role(name).expect("role just stored")))
+        let mut tx = self.write("putRole", actor)?;
+        tx.commit(vec![Change::PutRole(RoleRecord { name: name.to_string(), rights })])?;
+        Ok(view_role(tx.role(name).expect("role just stored")))
     }
 
     /// Deletes a role and takes it away from every user holding it.
-    pub fn delete_role(&self, name: &str) -> Result<bool> {
-        let mut registry = self.registry.write();
-        if registry.role(name).is_none() {
+    pub fn delete_role(&self, name: &str, actor: Actor) -> Result<bool> {
+        let mut tx = self.write("deleteRole", actor)?;
+        if tx.role(name).is_none() {
             return Ok(false);
         }
-        self.commit(&mut registry, vec![Change::DeleteRole(name.to_string())])?;
+        tx.commit(vec![Change::DeleteRole(name.to_string())])?;
         Ok(true)
     }
 
-    pub fn get_role(&self, name: &str) -> Option<RoleView> {
-        self.registry.read().role(name).map(view_role)
+    pub fn get_role(&self, name: &str) -> Result<Option<RoleView>> {
+        self.check_open()?;
+        Ok(self.registry.read().role(name).map(view_role))
     }
 
     /// All roles, by name.
-    pub fn list_roles(&self) -> Vec<RoleView> {
+    pub fn list_roles(&self) -> Result<Vec<RoleView>> {
+        self.check_open()?;
         let mut roles: Vec<RoleView> = self.registry.read().roles().map(view_role).collect();
         roles.sort_by(|a, b| a.name.cmp(&b.name));
-        roles
+        Ok(roles)
     }
 
     // ---- users -------------------------------------------------------------
 
-    pub fn put_user(&self, input: &UserInput) -> Result<UserView> {
+    pub fn put_user(&self, input: &UserInput, actor: Actor) -> Result<UserView> {
         check_name("user id", &input.id)?;
         let status = UserStatus::parse(input.status.as_deref().unwrap_or("active"))?;
         let rights = normalise_list(&input.rights, RuleUse::Rights)?;
-        let mut registry = self.registry.write();
+        let mut tx = self.write("putUser", actor)?;
         let mut seen = HashSet::new();
         let mut roles = Vec::new();
         for role in &input.roles {
-            if registry.role(role).is_none() {
+            if tx.role(role).is_none() {
                 return Err(Error::new(ErrorCode::UnknownRole, format!("no role named {}", quote(role))));
             }
             if seen.insert(role.as_str()) {
@@ -329,28 +541,30 @@ impl KeyStore {
             }
         }
         let record = UserRecord { id: input.id.clone(), status, rights, roles };
-        self.commit(&mut registry, vec![Change::PutUser(record)])?;
-        Ok(view_user(registry.user(&input.id).expect("user just stored")))
+        tx.commit(vec![Change::PutUser(record)])?;
+        Ok(view_user(tx.user(&input.id).expect("user just stored")))
     }
 
-    pub fn get_user(&self, id: &str) -> Option<UserView> {
-        self.registry.read().user(id).map(view_user)
+    pub fn get_user(&self, id: &str) -> Result<Option<UserView>> {
+        self.check_open()?;
+        Ok(self.registry.read().user(id).map(view_user))
     }
 
     /// All users, by id.
-    pub fn list_users(&self) -> Vec<UserView> {
+    pub fn list_users(&self) -> Result<Vec<UserView>> {
+        self.check_open()?;
         let mut users: Vec<UserView> = self.registry.read().users().map(view_user).collect();
         users.sort_by(|a, b| a.id.cmp(&b.id));
-        users
+        Ok(users)
     }
 
     /// Deletes a user and all its keys; false when there was no such user.
-    pub fn delete_user(&self, id: &str) -> Result<bool> {
-        let mut registry = self.registry.write();
-        if registry.user(id).is_none() {
+    pub fn delete_user(&self, id: &str, actor: Actor) -> Result<bool> {
+        let mut tx = self.write("deleteUser", actor)?;
+        if tx.user(id).is_none() {
             return Ok(false);
         }
-        self.commit(&mut registry, vec![Change::DeleteUser(id.to_string())])?;
+        tx.commit(vec![Change::DeleteUser(id.to_string())])?;
         Ok(true)
     }
 
@@ -391,24 +605,24 @@ impl KeyStore {
     }
 
     /// Creates a key; the secret in the answer is never available again.
-    pub fn create_key(&self, input: &NewKey) -> Result<Issued> {
+    pub fn create_key(&self, input: &NewKey, actor: Actor) -> Result<Issued> {
         check_description(&input.description)?;
         let rules = normalise_list(&input.rules, RuleUse::KeyRules)?;
         let state = KeyState::parse(input.state.as_deref().unwrap_or("active"))?;
         if state == KeyState::Revoked {
             return Err(Error::new(ErrorCode::InvalidState, "a key cannot be created revoked"));
         }
-        let mut registry = self.registry.write();
-        if registry.user(&input.user_id).is_none() {
+        let mut tx = self.write("createKey", actor)?;
+        if tx.user(&input.user_id).is_none() {
             return Err(Error::new(ErrorCode::UnknownUser, format!("no user with id {}", quote(&input.user_id))));
         }
         let now = self.clock.now();
         let expires_at = self.check_expiry(input.expires_at, now)?;
         let issued = secret::generate(&self.prefix)?;
-        let id = Self::new_key_id(&registry)?;
+        let id = Self::new_key_id(&tx)?;
         let record = KeyRecord {
             id,
-            seq: registry.next_seq(),
+            seq: tx.next_seq(),
             user_id: input.user_id.clone(),
             description: input.description.clone(),
             state,
@@ -420,19 +634,23 @@ impl KeyStore {
             digest: issued.digest,
             rules,
         };
-        self.commit(&mut registry, vec![Change::PutKey(record)])?;
-        let key = view_key(registry.key_by_id(&id).expect("key just stored"));
+        tx.commit(vec![Change::PutKey(record)])?;
+        let key = view_key(tx.key_by_id(&id).expect("key just stored"));
         Ok(Issued { key, secret: issued.text })
     }
 
-    pub fn get_key(&self, id: &str) -> Option<KeyView> {
-        let id = parse_key_id(id)?;
-        self.registry.read().key_by_id(&id).map(view_key)
+    pub fn get_key(&self, id: &str) -> Result<Option<KeyView>> {
+        self.check_open()?;
+        let Some(id) = parse_key_id(id) else { return Ok(None) };
+        self.refresh_uses(Some(&id));
+        Ok(self.registry.read().key_by_id(&id).map(view_key))
     }
 
     /// Keys matching the filter, newest first.
     pub fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyView>> {
+        self.check_open()?;
         let state = filter.state.as_deref().map(KeyState::parse).transpose()?;
+        self.refresh_uses(None);
         let registry = self.registry.read();
         let mut keys: Vec<&Key> = registry
             .keys()
@@ -448,9 +666,9 @@ impl KeyStore {
         Ok(record_of(key))
     }
 
-    pub fn update_key(&self, id: &str, patch: &KeyPatch) -> Result<KeyView> {
-        let mut registry = self.registry.write();
-        let mut record = Self::existing_record(&registry, id)?;
+    pub fn update_key(&self, id: &str, patch: &KeyPatch, actor: Actor) -> Result<KeyView> {
+        let mut tx = self.write("updateKey", actor)?;
+        let mut record = Self::existing_record(&tx, id)?;
         if record.state == KeyState::Revoked {
             return Err(Error::new(ErrorCode::RevokedIsFinal, format!("key {id} is revoked and cannot be changed")));
         }
@@ -467,16 +685,16 @@ impl KeyStore {
         }
         if patch.description.is_some() || patch.rules.is_some() || patch.expires_at.is_some() {
             record.updated_at = now;
-            self.commit(&mut registry, vec![Change::PutKey(record.clone())])?;
+            tx.commit(vec![Change::PutKey(record.clone())])?;
         }
-        Ok(view_key(registry.key_by_id(&record.id).expect("key exists")))
+        Ok(view_key(tx.key_by_id(&record.id).expect("key exists")))
     }
 
     /// Moves a key between states: `active ⇄ suspended`, either → `revoked`, never back.
-    pub fn set_state(&self, id: &str, state: &str) -> Result<KeyView> {
+    pub fn set_state(&self, id: &str, state: &str, actor: Actor) -> Result<KeyView> {
         let state = KeyState::parse(state)?;
-        let mut registry = self.registry.write();
-        let mut record = Self::existing_record(&registry, id)?;
+        let mut tx = self.write("setState", actor)?;
+        let mut record = Self::existing_record(&tx, id)?;
         if record.state == KeyState::Revoked && state != KeyState::Revoked {
             return Err(Error::new(
                 ErrorCode::RevokedIsFinal,
@@ -486,22 +704,22 @@ impl KeyStore {
         if record.state != state {
             record.state = state;
             record.updated_at = self.clock.now();
-            self.commit(&mut registry, vec![Change::PutKey(record.clone())])?;
+            tx.commit(vec![Change::PutKey(record.clone())])?;
         }
-        Ok(view_key(registry.key_by_id(&record.id).expect("key exists")))
+        Ok(view_key(tx.key_by_id(&record.id).expect("key exists")))
     }
 
     /// Issues a new key like `id` (same user, description, rules, expiry and
     /// state); the old key stays usable for `overlap_seconds`, or is revoked at once with 0.
-    pub fn rotate_key(&self, id: &str, overlap_seconds: f64) -> Result<Issued> {
+    pub fn rotate_key(&self, id: &str, overlap_seconds: f64, actor: Actor) -> Result<Issued> {
         if !(overlap_seconds.is_finite() && overlap_seconds >= 0.0 && overlap_seconds.fract() == 0.0) {
             return Err(Error::new(
                 ErrorCode::InvalidArgument,
                 format!("overlapSeconds {overlap_seconds} must be a whole number of seconds, 0 or more"),
             ));
         }
-        let mut registry = self.registry.write();
-        let mut old = Self::existing_record(&registry, id)?;
+        let mut tx = self.write("rotateKey", actor)?;
+        let mut old = Self::existing_record(&tx, id)?;
         let now = self.clock.now();
         if old.state == KeyState::Revoked {
             return Err(Error::new(ErrorCode::RevokedIsFinal, format!("key {id} is revoked and cannot be rotated")));
@@ -513,10 +731,10 @@ impl KeyStore {
             ));
         }
         let issued = secret::generate(&self.prefix)?;
-        let new_id = Self::new_key_id(&registry)?;
+        let new_id = Self::new_key_id(&tx)?;
         let new = KeyRecord {
             id: new_id,
-            seq: registry.next_seq(),
+            seq: tx.next_seq(),
             user_id: old.user_id.clone(),
             description: old.description.clone(),
             state: old.state,
@@ -535,18 +753,18 @@ impl KeyStore {
             old.expires_at = old.expires_at.min(now.saturating_add(overlap_ms));
         }
         old.updated_at = now;
-        self.commit(&mut registry, vec![Change::PutKey(new), Change::PutKey(old)])?;
-        let key = view_key(registry.key_by_id(&new_id).expect("key just stored"));
+        tx.commit(vec![Change::PutKey(new), Change::PutKey(old)])?;
+        let key = view_key(tx.key_by_id(&new_id).expect("key just stored"));
         Ok(Issued { key, secret: issued.text })
     }
 
     /// Deletes a key; false when there was no such key.
-    pub fn delete_key(&self, id: &str) -> Result<bool> {
-        let mut registry = self.registry.write();
-        let Some(raw) = parse_key_id(id).filter(|raw| registry.key_by_id(raw).is_some()) else {
+    pub fn delete_key(&self, id: &str, actor: Actor) -> Result<bool> {
+        let mut tx = self.write("deleteKey", actor)?;
+        let Some(raw) = parse_key_id(id).filter(|raw| tx.key_by_id(raw).is_some()) else {
             return Ok(false);
         };
-        self.commit(&mut registry, vec![Change::DeleteKey(raw)])?;
+        tx.commit(vec![Change::DeleteKey(raw)])?;
         Ok(true)
     }
 
@@ -556,10 +774,8 @@ impl KeyStore {
     pub fn check(&self, call: Call<'_>) -> Verdict {
         let registry = self.registry.read();
         let outcome = decide(&registry, &self.prefix, &self.clock, call);
-        if let Some(key) = outcome.key {
-            if outcome.allowed() {
-                key.touch(self.clock.now());
-            }
+        if let (Some(key), true) = (outcome.key, outcome.allowed()) {
+            self.record_use(key);
         }
         Verdict {
             reason: outcome.reason,
@@ -576,10 +792,8 @@ impl KeyStore {
     pub fn explain(&self, call: Call<'_>) -> Explanation {
         let registry = self.registry.read();
         let outcome = decide(&registry, &self.prefix, &self.clock, call);
-        if let Some(key) = outcome.key {
-            if outcome.allowed() {
-                key.touch(self.clock.now());
-            }
+        if let (Some(key), true) = (outcome.key, outcome.allowed()) {
+            self.record_use(key);
         }
         Explanation {
             reason: outcome.reason,
@@ -594,7 +808,9 @@ impl KeyStore {
         let registry = self.registry.read();
         for (secret, at) in secrets {
             if let Some(key) = registry.key_by_digest(&secret::digest(secret)) {
-                key.touch(*at);
+                if key.touch(*at) && self.durable {
+                    self.used.lock().push(key.id);
+                }
             }
         }
     }
@@ -603,6 +819,16 @@ impl KeyStore {
     pub fn key_count(&self) -> usize {
         self.registry.read().key_count()
     }
+}
+
+fn check_actor(actor: &str) -> Result<()> {
+    if actor.is_empty() || actor.chars().count() > 256 || actor.chars().any(char::is_control) {
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            format!("actor {} must be 1-256 characters without control characters", quote(actor)),
+        ));
+    }
+    Ok(())
 }
 
 /// Validates one rule: its normalised text, or `INVALID_RULE` naming what is wrong.

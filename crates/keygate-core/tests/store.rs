@@ -11,7 +11,7 @@ fn store() -> KeyStore {
 
 fn user(store: &KeyStore, id: &str, rights: &[&str]) {
     store
-        .put_user(&UserInput { id: id.into(), rights: rights.iter().map(|r| r.to_string()).collect(), ..Default::default() })
+        .put_user(&UserInput { id: id.into(), rights: rights.iter().map(|r| r.to_string()).collect(), ..Default::default() }, None)
         .unwrap();
 }
 
@@ -23,7 +23,7 @@ fn key(store: &KeyStore, user_id: &str, rules: &[&str]) -> (String, String) {
             expires_at: Some(T0 + 30 * DAY),
             rules: rules.iter().map(|r| r.to_string()).collect(),
             state: None,
-        })
+        }, None)
         .unwrap();
     (issued.key.id, issued.secret)
 }
@@ -50,16 +50,16 @@ fn every_reason_in_order() {
     assert_eq!(reason(&s, &secret, "session", "get*", ip), Reason::InvalidRequest);
     assert_eq!(reason(&s, &secret, "", "getSessionInfo", ip), Reason::InvalidRequest);
     assert_eq!(reason(&s, &secret, "session:x", "getSessionInfo", ip), Reason::InvalidRequest, "no ':' inside names");
-    s.set_state(&id, "suspended").unwrap();
+    s.set_state(&id, "suspended", None).unwrap();
     assert_eq!(reason(&s, &secret, "session", "bad name", ip), Reason::InvalidRequest, "step 3 before step 4");
     assert_eq!(reason(&s, &secret, "session", "getSessionInfo", ip), Reason::Suspended);
-    s.set_state(&id, "active").unwrap();
+    s.set_state(&id, "active", None).unwrap();
     s.set_now(Some(T0 + 30 * DAY - 1));
     assert_eq!(reason(&s, &secret, "session", "getSessionInfo", ip), Reason::Allowed);
     s.set_now(Some(T0 + 30 * DAY));
     assert_eq!(reason(&s, &secret, "session", "getSessionInfo", ip), Reason::Expired, "usable only while now < expiresAt");
     s.set_now(Some(T0));
-    s.put_user(&UserInput { id: "svc".into(), status: Some("suspended".into()), rights: vec!["session:*".into()], roles: vec![] }).unwrap();
+    s.put_user(&UserInput { id: "svc".into(), status: Some("suspended".into()), rights: vec!["session:*".into()], roles: vec![] }, None).unwrap();
     assert_eq!(reason(&s, &secret, "session", "getSessionInfo", ip), Reason::UserInactive);
     user(&s, "svc", &["data:*"]);
     assert_eq!(reason(&s, &secret, "session", "getSessionInfo", ip), Reason::UserLacksRight);
@@ -69,7 +69,7 @@ fn every_reason_in_order() {
     assert_eq!(reason(&s, &secret, "data", "entityAddRecord", None), Reason::IpNotAllowed);
     assert_eq!(reason(&s, &secret, "data", "entityAddRecord", Some("not an ip")), Reason::IpNotAllowed);
     assert_eq!(reason(&s, &secret, "DATA", "ENTITYADDRECORD", Some("::ffff:10.9.9.9")), Reason::Allowed);
-    s.set_state(&id, "revoked").unwrap();
+    s.set_state(&id, "revoked", None).unwrap();
     assert_eq!(reason(&s, &secret, "session", "getSessionInfo", ip), Reason::Revoked);
 }
 
@@ -92,17 +92,17 @@ fn explain_names_key_user_and_first_matching_rule() {
 #[test]
 fn roles_give_rights_live() {
     let s = store();
-    s.put_role("reader", &["data:entityBrowseRecords2".into()]).unwrap();
-    s.put_user(&UserInput { id: "svc".into(), roles: vec!["reader".into()], ..Default::default() }).unwrap();
+    s.put_role("reader", &["data:entityBrowseRecords2".into()], None).unwrap();
+    s.put_user(&UserInput { id: "svc".into(), roles: vec!["reader".into()], ..Default::default() }, None).unwrap();
     let (_, secret) = key(&s, "svc", &[]);
     assert_eq!(reason(&s, &secret, "data", "entityBrowseRecords2", None), Reason::Allowed);
-    s.put_role("reader", &["session:*".into()]).unwrap();
+    s.put_role("reader", &["session:*".into()], None).unwrap();
     assert_eq!(reason(&s, &secret, "data", "entityBrowseRecords2", None), Reason::UserLacksRight);
     assert_eq!(reason(&s, &secret, "session", "userLogon", None), Reason::Allowed);
-    assert!(s.delete_role("reader").unwrap());
-    assert_eq!(s.get_user("svc").unwrap().roles, Vec::<String>::new());
+    assert!(s.delete_role("reader", None).unwrap());
+    assert_eq!(s.get_user("svc").unwrap().unwrap().roles, Vec::<String>::new());
     assert_eq!(reason(&s, &secret, "session", "userLogon", None), Reason::UserLacksRight);
-    let err = s.put_user(&UserInput { id: "svc".into(), roles: vec!["ghost".into()], ..Default::default() }).unwrap_err();
+    let err = s.put_user(&UserInput { id: "svc".into(), roles: vec!["ghost".into()], ..Default::default() }, None).unwrap_err();
     assert_eq!(err.code, ErrorCode::UnknownRole);
 }
 
@@ -111,7 +111,7 @@ fn revoked_is_final_and_failed_calls_change_nothing() {
     let s = store();
     user(&s, "svc", &["*:*"]);
     let (id, _) = key(&s, "svc", &["session:*"]);
-    let before = s.get_key(&id).unwrap();
+    let before = s.get_key(&id).unwrap().unwrap();
     for (patch, code) in [
         (KeyPatch { rules: Some(vec!["session:*".into(), "bad".into()]), ..Default::default() }, ErrorCode::InvalidRule),
         (KeyPatch { description: Some("x".into()), expires_at: Some(Some(T0)), ..Default::default() }, ErrorCode::ExpiryInPast),
@@ -119,16 +119,16 @@ fn revoked_is_final_and_failed_calls_change_nothing() {
         (KeyPatch { expires_at: Some(None), ..Default::default() }, ErrorCode::ExpiryRequired),
         (KeyPatch { description: Some("d".repeat(1025)), ..Default::default() }, ErrorCode::InvalidArgument),
     ] {
-        assert_eq!(s.update_key(&id, &patch).unwrap_err().code, code);
-        assert_eq!(s.get_key(&id).unwrap(), before, "failed update changed nothing");
+        assert_eq!(s.update_key(&id, &patch, None).unwrap_err().code, code);
+        assert_eq!(s.get_key(&id).unwrap().unwrap(), before, "failed update changed nothing");
     }
-    assert_eq!(s.set_state(&id, "paused").unwrap_err().code, ErrorCode::InvalidState);
-    s.set_state(&id, "revoked").unwrap();
-    assert_eq!(s.set_state(&id, "active").unwrap_err().code, ErrorCode::RevokedIsFinal);
-    assert_eq!(s.set_state(&id, "revoked").unwrap().state, "revoked");
-    assert_eq!(s.update_key(&id, &KeyPatch::default()).unwrap_err().code, ErrorCode::RevokedIsFinal);
-    assert_eq!(s.rotate_key(&id, 0.0).unwrap_err().code, ErrorCode::RevokedIsFinal);
-    assert_eq!(s.set_state("key_missing", "active").unwrap_err().code, ErrorCode::UnknownKey);
+    assert_eq!(s.set_state(&id, "paused", None).unwrap_err().code, ErrorCode::InvalidState);
+    s.set_state(&id, "revoked", None).unwrap();
+    assert_eq!(s.set_state(&id, "active", None).unwrap_err().code, ErrorCode::RevokedIsFinal);
+    assert_eq!(s.set_state(&id, "revoked", None).unwrap().state, "revoked");
+    assert_eq!(s.update_key(&id, &KeyPatch::default(), None).unwrap_err().code, ErrorCode::RevokedIsFinal);
+    assert_eq!(s.rotate_key(&id, 0.0, None).unwrap_err().code, ErrorCode::RevokedIsFinal);
+    assert_eq!(s.set_state("key_missing", "active", None).unwrap_err().code, ErrorCode::UnknownKey);
 }
 
 #[test]
@@ -136,10 +136,10 @@ fn expiry_limits() {
     let s = KeyStore::in_memory(Options { now: Some(T0), max_lifetime_days: Some(10.0), ..Options::default() }).unwrap();
     user(&s, "svc", &["*:*"]);
     let new = |expires_at| NewKey { user_id: "svc".into(), description: String::new(), expires_at, rules: vec![], state: None };
-    assert_eq!(s.create_key(&new(None)).unwrap_err().code, ErrorCode::ExpiryRequired);
-    assert_eq!(s.create_key(&new(Some(T0))).unwrap_err().code, ErrorCode::ExpiryInPast);
-    assert_eq!(s.create_key(&new(Some(T0 + 10 * DAY + 1))).unwrap_err().code, ErrorCode::ExpiryTooFar);
-    assert!(s.create_key(&new(Some(T0 + 10 * DAY))).is_ok());
+    assert_eq!(s.create_key(&new(None), None).unwrap_err().code, ErrorCode::ExpiryRequired);
+    assert_eq!(s.create_key(&new(Some(T0)), None).unwrap_err().code, ErrorCode::ExpiryInPast);
+    assert_eq!(s.create_key(&new(Some(T0 + 10 * DAY + 1)), None).unwrap_err().code, ErrorCode::ExpiryTooFar);
+    assert!(s.create_key(&new(Some(T0 + 10 * DAY)), None).is_ok());
     assert_eq!(s.list_keys(&KeyFilter::default()).unwrap().len(), 1);
     assert!(KeyStore::in_memory(Options { max_lifetime_days: Some(0.0), ..Options::default() }).is_err());
 }
@@ -149,7 +149,7 @@ fn rotation_with_overlap() {
     let s = store();
     user(&s, "svc", &["*:*"]);
     let (old_id, old_secret) = key(&s, "svc", &["session:*"]);
-    let issued = s.rotate_key(&old_id, 3600.0).unwrap();
+    let issued = s.rotate_key(&old_id, 3600.0, None).unwrap();
     assert_ne!(issued.key.id, old_id);
     assert_eq!(issued.key.rules, vec!["session:*"]);
     assert_eq!(issued.key.expires_at, T0 + 30 * DAY);
@@ -158,7 +158,7 @@ fn rotation_with_overlap() {
     s.set_now(Some(T0 + 3_600_000));
     assert_eq!(reason(&s, &old_secret, "session", "userLogon", None), Reason::Expired);
     assert_eq!(reason(&s, &issued.secret, "session", "userLogon", None), Reason::Allowed);
-    let again = s.rotate_key(&issued.key.id, 0.0).unwrap();
+    let again = s.rotate_key(&issued.key.id, 0.0, None).unwrap();
     assert_eq!(reason(&s, &issued.secret, "session", "userLogon", None), Reason::Revoked);
     assert_eq!(reason(&s, &again.secret, "session", "userLogon", None), Reason::Allowed);
     let listed: Vec<String> = s.list_keys(&KeyFilter::default()).unwrap().into_iter().map(|k| k.id).collect();
@@ -172,12 +172,12 @@ fn deleting_a_user_deletes_its_keys_and_frees_rules() {
     user(&s, "b", &["*:*"]);
     let (_, a_secret) = key(&s, "a", &["session:*"]);
     let (b_id, _) = key(&s, "b", &["session:*"]);
-    assert!(s.delete_user("a").unwrap());
-    assert!(!s.delete_user("a").unwrap());
+    assert!(s.delete_user("a", None).unwrap());
+    assert!(!s.delete_user("a", None).unwrap());
     assert_eq!(reason(&s, &a_secret, "session", "x", None), Reason::UnknownKey);
     assert_eq!(s.key_count(), 1);
-    assert!(s.delete_key(&b_id).unwrap());
-    assert!(!s.delete_key(&b_id).unwrap());
+    assert!(s.delete_key(&b_id, None).unwrap());
+    assert!(!s.delete_key(&b_id, None).unwrap());
     assert_eq!(s.key_count(), 0);
 }
 
@@ -185,7 +185,7 @@ fn deleting_a_user_deletes_its_keys_and_frees_rules() {
 fn issued_secrets_never_show_in_views() {
     let s = store();
     user(&s, "svc", &["*:*"]);
-    let issued = s.create_key(&NewKey { user_id: "svc".into(), description: "d".into(), expires_at: Some(T0 + DAY), ..Default::default() }).unwrap();
+    let issued = s.create_key(&NewKey { user_id: "svc".into(), description: "d".into(), expires_at: Some(T0 + DAY), ..Default::default() }, None).unwrap();
     let shown = format!("{:?} {:?}", issued, s.list_keys(&KeyFilter::default()).unwrap());
     assert!(!shown.contains(&issued.secret));
     assert_eq!(issued.key.hint, issued.secret[issued.secret.len() - 4..]);

@@ -1,0 +1,291 @@
+// Errors: every code reachable in memory, KeygateError's shape, messages, and
+// "a failed call changes nothing" for every mutating method.
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+
+import { ERROR_CODES, KeyStore, KeygateError } from '../index.js'
+import type { ErrorCode } from '../index.js'
+import { DAY, HOUR, T0, at, frozenStore, issue, snapshot, throwsCode } from './helpers.js'
+import type { Probe } from './helpers.js'
+
+describe('KeygateError', () => {
+  test('ERROR_CODES lists the codes of SPEC.md in order', () => {
+    assert.deepEqual(
+      [...ERROR_CODES],
+      [
+        'INVALID_ARGUMENT',
+        'INVALID_RULE',
+        'EXPIRY_REQUIRED',
+        'EXPIRY_IN_PAST',
+        'EXPIRY_TOO_FAR',
+        'UNKNOWN_USER',
+        'UNKNOWN_ROLE',
+        'UNKNOWN_KEY',
+        'INVALID_STATE',
+        'REVOKED_IS_FINAL',
+        'STORE_IO',
+        'STORE_CORRUPT',
+        'STORE_LOCKED',
+      ],
+    )
+  })
+
+  test('is an Error with a stable code and a message', () => {
+    const error = new KeygateError('UNKNOWN_KEY', 'no key with id "key_x"')
+    assert.ok(error instanceof Error)
+    assert.ok(error instanceof KeygateError)
+    assert.equal(error.code, 'UNKNOWN_KEY')
+    assert.equal(error.message, 'no key with id "key_x"')
+    assert.ok(!(new Error('x') instanceof KeygateError))
+    assert.ok(!(new TypeError('x') instanceof KeygateError))
+  })
+
+  test('errors thrown by the store are KeygateErrors with a stack', () => {
+    const store = KeyStore.inMemory()
+    try {
+      store.createKey({ userId: 'ghost', description: '', expiresAt: at(new Date(), DAY) })
+      assert.fail('should throw')
+    } catch (error) {
+      assert.ok(error instanceof KeygateError)
+      assert.ok(error instanceof Error)
+      assert.equal(error.code, 'UNKNOWN_USER')
+      assert.equal(typeof error.stack, 'string')
+    }
+  })
+})
+
+describe('every error code reachable in memory, with a message naming the bad value', () => {
+  function setup() {
+    const store = frozenStore()
+    store.putRole({ name: 'reader', rights: ['data:*'] })
+    store.putUser({ id: 'integration', rights: ['*:*'] })
+    const key = issue(store).key
+    return { store, key }
+  }
+
+  test('INVALID_ARGUMENT', () => {
+    const { store, key } = setup()
+    throwsCode(() => store.putUser({ id: 'bad id!' }), 'INVALID_ARGUMENT', 'bad id!')
+    throwsCode(() => store.putUser({ id: 'u', status: 'gone' as never }), 'INVALID_ARGUMENT', 'gone')
+    throwsCode(() => store.putUser(null as never), 'INVALID_ARGUMENT')
+    throwsCode(() => store.putUser({ id: 42 } as never), 'INVALID_ARGUMENT', 'id')
+    throwsCode(() => store.putUser({ id: 'u', rights: 'session:*' } as never), 'INVALID_ARGUMENT', 'rights')
+    throwsCode(() => store.putUser({ id: 'u', rights: ['session:*', 7] } as never), 'INVALID_ARGUMENT', 'rights')
+    throwsCode(() => store.putRole({ name: 'no spaces', rights: [] }), 'INVALID_ARGUMENT', 'no spaces')
+    throwsCode(() => store.createKey({ userId: 42, description: '', expiresAt: at(T0, DAY) } as never), 'INVALID_ARGUMENT', 'userId')
+    throwsCode(() => store.createKey({ userId: 'integration', description: 'x'.repeat(1025), expiresAt: at(T0, DAY) }), 'INVALID_ARGUMENT', 'description')
+    throwsCode(() => store.createKey({ userId: 'integration', description: '', expiresAt: '2025-03-02' } as never), 'INVALID_ARGUMENT', 'expiresAt')
+    throwsCode(() => store.createKey({ userId: 'integration', description: '', expiresAt: new Date(Number.NaN) }), 'INVALID_ARGUMENT', 'expiresAt')
+    throwsCode(() => store.createKey({ userId: 'integration', description: '', expiresAt: at(T0, DAY).getTime() } as never), 'INVALID_ARGUMENT', 'expiresAt')
+    throwsCode(() => store.updateKey(key.id, null as never), 'INVALID_ARGUMENT')
+    throwsCode(() => store.updateKey(key.id, { rules: 'session:*' } as never), 'INVALID_ARGUMENT', 'rules')
+    throwsCode(() => store.updateKey(key.id, { description: 5 } as never), 'INVALID_ARGUMENT', 'description')
+    throwsCode(() => store.rotateKey(key.id, { overlapSeconds: -5 }), 'INVALID_ARGUMENT', '-5')
+    throwsCode(() => store.getKey(undefined as never), 'INVALID_ARGUMENT')
+    throwsCode(() => store.getUser(5 as never), 'INVALID_ARGUMENT')
+    throwsCode(() => store.listKeys({ userId: 5 } as never), 'INVALID_ARGUMENT', 'userId')
+    throwsCode(() => store.setNow(12345 as never), 'INVALID_ARGUMENT')
+    throwsCode(() => KeyStore.inMemory({ keyPrefix: 'Bad' }), 'INVALID_ARGUMENT', 'Bad')
+    throwsCode(() => KeyStore.inMemory({ maxLifetimeDays: 0 }), 'INVALID_ARGUMENT', 'maxLifetimeDays')
+    throwsCode(() => KeyStore.inMemory('fast' as never), 'INVALID_ARGUMENT')
+  })
+
+  test('INVALID_RULE', () => {
+    const { store, key } = setup()
+    throwsCode(() => KeyStore.validateRule('session'), 'INVALID_RULE', 'session')
+    throwsCode(() => store.putRole({ name: 'r', rights: ['session:*', 'ip=10.0.0.0/8'] }), 'INVALID_RULE', 'ip=10.0.0.0/8')
+    throwsCode(() => store.putUser({ id: 'u', rights: ['data:entity Add'] }), 'INVALID_RULE', 'data:entity Add')
+    throwsCode(() => issue(store, { rules: ['ip=10.0.0.256'] }), 'INVALID_RULE', 'ip=10.0.0.256')
+    throwsCode(() => store.updateKey(key.id, { rules: ['admin::x'] }), 'INVALID_RULE', 'admin::x')
+  })
+
+  test('EXPIRY_REQUIRED, EXPIRY_IN_PAST, EXPIRY_TOO_FAR', () => {
+    const { store, key } = setup()
+    throwsCode(() => store.createKey({ userId: 'integration', description: '' } as never), 'EXPIRY_REQUIRED', 'expiresAt')
+    throwsCode(() => store.updateKey(key.id, { expiresAt: null }), 'EXPIRY_REQUIRED', 'expiresAt')
+    throwsCode(() => issue(store, { expiresAt: at(T0, -HOUR) }), 'EXPIRY_IN_PAST', at(T0, -HOUR).toISOString())
+    throwsCode(() => store.updateKey(key.id, { expiresAt: T0 }), 'EXPIRY_IN_PAST', T0.toISOString())
+    throwsCode(() => issue(store, { expiresAt: at(T0, 731 * DAY) }), 'EXPIRY_TOO_FAR', at(T0, 731 * DAY).toISOString())
+    throwsCode(() => store.updateKey(key.id, { expiresAt: at(T0, 800 * DAY) }), 'EXPIRY_TOO_FAR', at(T0, 800 * DAY).toISOString())
+    store.setNow(at(T0, DAY))
+    throwsCode(() => store.rotateKey(key.id), 'EXPIRY_IN_PAST', key.id)
+  })
+
+  test('UNKNOWN_USER, UNKNOWN_ROLE, UNKNOWN_KEY', () => {
+    const { store } = setup()
+    throwsCode(() => issue(store, { userId: 'nobody@example.com' }), 'UNKNOWN_USER', 'nobody@example.com')
+    throwsCode(() => store.putUser({ id: 'u', roles: ['reader', 'approver'] }), 'UNKNOWN_ROLE', 'approver')
+    const id = 'key_0000000000000000000001'
+    throwsCode(() => store.updateKey(id, { description: 'x' }), 'UNKNOWN_KEY', id)
+    throwsCode(() => store.setState(id, 'suspended'), 'UNKNOWN_KEY', id)
+    throwsCode(() => store.rotateKey(id), 'UNKNOWN_KEY', id)
+    throwsCode(() => store.updateKey('my-key', {}), 'UNKNOWN_KEY', 'my-key')
+  })
+
+  test('INVALID_STATE, REVOKED_IS_FINAL', () => {
+    const { store, key } = setup()
+    throwsCode(() => store.setState(key.id, 'paused' as never), 'INVALID_STATE', 'paused')
+    throwsCode(() => issue(store, { state: 'revoked' as never }), 'INVALID_STATE')
+    throwsCode(() => issue(store, { state: 'on' as never }), 'INVALID_STATE', 'on')
+    throwsCode(() => store.listKeys({ state: 'gone' as never }), 'INVALID_STATE', 'gone')
+    store.setState(key.id, 'revoked')
+    throwsCode(() => store.setState(key.id, 'active'), 'REVOKED_IS_FINAL', key.id)
+    throwsCode(() => store.updateKey(key.id, { description: 'x' }), 'REVOKED_IS_FINAL', key.id)
+    throwsCode(() => store.rotateKey(key.id, { overlapSeconds: 10 }), 'REVOKED_IS_FINAL', key.id)
+  })
+
+  test('long bad values are shortened in messages (a 1 MB value is not a 1 MB message)', () => {
+    const { store } = setup()
+    const huge = 'x'.repeat(1 << 20)
+    for (const fn of [
+      () => store.putUser({ id: huge }),
+      () => KeyStore.validateRule(huge),
+      () => issue(store, { userId: huge }),
+      () => store.updateKey(huge, {}),
+      () => store.setState('key_0000000000000000000000', huge as never),
+    ]) {
+      try {
+        fn()
+        assert.fail('should throw')
+      } catch (error) {
+        assert.ok(error instanceof KeygateError)
+        assert.ok(error.message.length < 10_000, `message of ${error.message.length} chars`)
+      }
+    }
+  })
+})
+
+describe('messages never contain a secret', () => {
+  test('a secret passed where a key id belongs is not echoed back', () => {
+    const store = frozenStore()
+    store.putUser({ id: 'integration', rights: ['*:*'] })
+    const { secret } = issue(store)
+    const calls: Array<[string, () => unknown]> = [
+      ['updateKey', () => store.updateKey(secret, { description: 'x' })],
+      ['setState', () => store.setState(secret, 'suspended')],
+      ['rotateKey', () => store.rotateKey(secret)],
+    ]
+    for (const [name, fn] of calls) {
+      const error = throwsCode(fn, 'UNKNOWN_KEY')
+      assert.ok(!error.message.includes(secret), `${name}: message contains the secret: ${error.message}`)
+      assert.ok(!error.message.includes(secret.slice(3, 30)), `${name}: message contains part of the secret`)
+    }
+    assert.equal(store.getKey(secret), null)
+    assert.equal(store.deleteKey(secret), false)
+  })
+
+  test('TypeErrors of isAllowed/explain do not contain the secret', () => {
+    const store = frozenStore()
+    store.putUser({ id: 'integration', rights: ['*:*'] })
+    const { secret } = issue(store)
+    for (const fn of [
+      () => store.isAllowed(secret, 42 as never, 'x'),
+      () => store.isAllowed(secret, 'session', null as never),
+      () => store.explain(secret, 'session', 'x', 10 as never),
+    ]) {
+      try {
+        fn()
+        assert.fail('should throw')
+      } catch (error) {
+        assert.ok(error instanceof TypeError)
+        assert.ok(!error.message.includes(secret))
+        assert.ok(!String(error.stack).includes(secret))
+      }
+    }
+  })
+})
+
+describe('a failed call changes nothing', () => {
+  /** A store with users, roles and keys in several states, and probes of their decisions. */
+  function world() {
+    const store = frozenStore()
+    store.putRole({ name: 'reader', rights: ['data:entityBrowseRecords2'] })
+    store.putRole({ name: 'agent', rights: ['apps/com.hornbill.servicemanager/*:*'] })
+    store.putUser({ id: 'integration', rights: ['session:*'], roles: ['reader', 'agent'] })
+    store.putUser({ id: 'paused', status: 'suspended', rights: ['*:*'] })
+    const active = issue(store, { description: 'active', rules: ['session:get*', 'data:*', 'ip=10.0.0.0/8'] })
+    const open = issue(store, { description: 'open', expiresAt: at(T0, 7 * DAY) })
+    const suspended = issue(store, { description: 'suspended', state: 'suspended' })
+    const revoked = issue(store, { description: 'revoked' })
+    store.setState(revoked.key.id, 'revoked')
+    const paused = issue(store, { userId: 'paused', description: 'user suspended' })
+    const probes: Probe[] = []
+    for (const { secret } of [active, open, suspended, revoked, paused]) {
+      probes.push(
+        { secret, service: 'session', api: 'getSessionInfo', ip: '10.1.2.3' },
+        { secret, service: 'session', api: 'getSessionInfo' },
+        { secret, service: 'data', api: 'entityBrowseRecords2', ip: '10.1.2.3' },
+        { secret, service: 'apps/com.hornbill.servicemanager/Requests', api: 'holdRequest', ip: '10.1.2.3' },
+        { secret, service: 'admin', api: 'userCreate', ip: '10.1.2.3' },
+      )
+    }
+    return { store, probes, active, open, suspended, revoked, paused }
+  }
+
+  function unchanged(name: string, failing: (w: ReturnType<typeof world>) => unknown, code: ErrorCode) {
+    test(`${name} → ${code}`, () => {
+      const w = world()
+      const before = snapshot(w.store, w.probes)
+      assert.ok((before as { decisions: Array<[boolean]> }).decisions.some(([allowed]) => allowed), 'the world has allowed calls')
+      throwsCode(() => failing(w), code)
+      assert.deepEqual(snapshot(w.store, w.probes), before)
+    })
+  }
+
+  // putRole
+  unchanged('putRole replacing a role with a bad last right', (w) => w.store.putRole({ name: 'reader', rights: ['data:queryExec', 'session:*', 'bad'] }), 'INVALID_RULE')
+  unchanged('putRole replacing a role with an ip= right', (w) => w.store.putRole({ name: 'agent', rights: ['session:*', 'ip=10.0.0.0/8'] }), 'INVALID_RULE')
+  unchanged('putRole with 1,001 rights', (w) => w.store.putRole({ name: 'reader', rights: Array.from({ length: 1001 }, (_, i) => `s:a${i}`) }), 'INVALID_RULE')
+  unchanged('putRole with a bad name', (w) => w.store.putRole({ name: 'bad name', rights: ['*:*'] }), 'INVALID_ARGUMENT')
+  unchanged('putRole with a non-string right', (w) => w.store.putRole({ name: 'reader', rights: ['data:*', null] } as never), 'INVALID_ARGUMENT')
+  // deleteRole
+  unchanged('deleteRole with a non-string', (w) => w.store.deleteRole(7 as never), 'INVALID_ARGUMENT')
+  // putUser
+  unchanged('putUser replacing a user, naming an unknown role', (w) => w.store.putUser({ id: 'integration', rights: ['*:*'], roles: ['reader', 'ghost'] }), 'UNKNOWN_ROLE')
+  unchanged('putUser replacing a user with a bad last right', (w) => w.store.putUser({ id: 'integration', rights: ['*:*', 'oops'] }), 'INVALID_RULE')
+  unchanged('putUser replacing a user with an ip= right', (w) => w.store.putUser({ id: 'paused', status: 'active', rights: ['*:*', 'ip=10.0.0.1'] }), 'INVALID_RULE')
+  unchanged('putUser replacing a user with a bad status', (w) => w.store.putUser({ id: 'paused', status: 'enabled' as never, rights: ['*:*'] }), 'INVALID_ARGUMENT')
+  unchanged('putUser with a bad id', (w) => w.store.putUser({ id: 'integration!', rights: ['*:*'] }), 'INVALID_ARGUMENT')
+  unchanged('putUser with a non-array roles', (w) => w.store.putUser({ id: 'integration', roles: 'reader' } as never), 'INVALID_ARGUMENT')
+  // deleteUser
+  unchanged('deleteUser with a non-string', (w) => w.store.deleteUser({ id: 'integration' } as never), 'INVALID_ARGUMENT')
+  // createKey
+  unchanged('createKey for an unknown user', (w) => issue(w.store, { userId: 'ghost' }), 'UNKNOWN_USER')
+  unchanged('createKey without expiry', (w) => w.store.createKey({ userId: 'integration', description: '' } as never), 'EXPIRY_REQUIRED')
+  unchanged('createKey expiring now', (w) => issue(w.store, { expiresAt: T0 }), 'EXPIRY_IN_PAST')
+  unchanged('createKey expiring too far ahead', (w) => issue(w.store, { expiresAt: at(T0, 731 * DAY) }), 'EXPIRY_TOO_FAR')
+  unchanged('createKey with a bad last rule', (w) => issue(w.store, { rules: ['session:*', 'ip=10.0.0.1/8'] }), 'INVALID_RULE')
+  unchanged('createKey revoked', (w) => issue(w.store, { state: 'revoked' as never }), 'INVALID_STATE')
+  unchanged('createKey with a 1,025-char description', (w) => issue(w.store, { description: 'd'.repeat(1025) }), 'INVALID_ARGUMENT')
+  unchanged('createKey without description', (w) => w.store.createKey({ userId: 'integration', expiresAt: at(T0, DAY) } as never), 'INVALID_ARGUMENT')
+  // updateKey
+  unchanged('updateKey: good description, bad rules', (w) => w.store.updateKey(w.active.key.id, { description: 'changed', rules: ['session:*', 'nope'] }), 'INVALID_RULE')
+  unchanged('updateKey: good description and rules, past expiry', (w) => w.store.updateKey(w.active.key.id, { description: 'changed', rules: ['*:*'], expiresAt: at(T0, -1) }), 'EXPIRY_IN_PAST')
+  unchanged('updateKey: good rules, expiry too far', (w) => w.store.updateKey(w.open.key.id, { rules: ['admin:*'], expiresAt: at(T0, 1000 * DAY) }), 'EXPIRY_TOO_FAR')
+  unchanged('updateKey: good rules, null expiry', (w) => w.store.updateKey(w.open.key.id, { rules: ['admin:*'], expiresAt: null }), 'EXPIRY_REQUIRED')
+  unchanged('updateKey: good rules, description too long', (w) => w.store.updateKey(w.active.key.id, { rules: ['*:*'], description: 'x'.repeat(1025) }), 'INVALID_ARGUMENT')
+  unchanged('updateKey of a revoked key', (w) => w.store.updateKey(w.revoked.key.id, { description: 'back', rules: ['*:*'] }), 'REVOKED_IS_FINAL')
+  unchanged('updateKey of an unknown key', (w) => w.store.updateKey('key_0000000000000000000000', { description: 'x' }), 'UNKNOWN_KEY')
+  // setState
+  unchanged('setState to a bad state', (w) => w.store.setState(w.active.key.id, 'frozen' as never), 'INVALID_STATE')
+  unchanged('setState of a revoked key to active', (w) => w.store.setState(w.revoked.key.id, 'active'), 'REVOKED_IS_FINAL')
+  unchanged('setState of an unknown key', (w) => w.store.setState('key_0000000000000000000000', 'revoked'), 'UNKNOWN_KEY')
+  // rotateKey
+  unchanged('rotateKey of a revoked key', (w) => w.store.rotateKey(w.revoked.key.id, { overlapSeconds: 60 }), 'REVOKED_IS_FINAL')
+  unchanged('rotateKey with a negative overlap', (w) => w.store.rotateKey(w.active.key.id, { overlapSeconds: -1 }), 'INVALID_ARGUMENT')
+  unchanged('rotateKey with a fractional overlap', (w) => w.store.rotateKey(w.active.key.id, { overlapSeconds: 0.5 }), 'INVALID_ARGUMENT')
+  unchanged('rotateKey of an unknown key', (w) => w.store.rotateKey('key_0000000000000000000000'), 'UNKNOWN_KEY')
+  // deleteKey
+  unchanged('deleteKey with a non-string', (w) => w.store.deleteKey(null as never), 'INVALID_ARGUMENT')
+  // setNow
+  unchanged('setNow with an invalid Date', (w) => w.store.setNow(new Date('not a date')), 'INVALID_ARGUMENT')
+  unchanged('setNow with a number', (w) => w.store.setNow(T0.getTime() + DAY as never), 'INVALID_ARGUMENT')
+
+  test('rotateKey of an expired key → EXPIRY_IN_PAST, nothing changes', () => {
+    const w = world()
+    w.store.setNow(at(T0, 8 * DAY))
+    const before = snapshot(w.store, w.probes)
+    throwsCode(() => w.store.rotateKey(w.open.key.id, { overlapSeconds: 60 }), 'EXPIRY_IN_PAST')
+    assert.deepEqual(snapshot(w.store, w.probes), before)
+  })
+})

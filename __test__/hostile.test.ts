@@ -1,0 +1,321 @@
+// Hostile input to isAllowed/explain: never a throw for strings, a TypeError for
+// anything else, exact answers for near-miss strings, bounded memory under a flood.
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+
+import { KeyStore } from '../index.js'
+import type { Reason } from '../index.js'
+import { forgeSecret, frozenStore, issue, randomBase62, throwsTypeError, withUser } from './helpers.js'
+
+function setup(options: { keyPrefix?: string } = {}) {
+  const store = withUser(frozenStore(undefined, options))
+  const { key, secret } = issue(store, { rules: ['session:*', 'data:*', 'ip=10.0.0.0/8'] })
+  const plain = issue(store)
+  return { store, key, secret, plain }
+}
+
+/** explain's reason, checking that isAllowed agrees and neither throws. */
+function reasonOf(store: KeyStore, secret: string, service: string, api: string, ip?: string): Reason {
+  const d = store.explain(secret, service, api, ip)
+  assert.equal(store.isAllowed(secret, service, api, ip), d.allowed)
+  assert.equal(store.isAllowed(secret, service, api, ip), d.allowed)
+  return d.reason
+}
+
+const MB = 'x'.repeat(1 << 20)
+
+describe('hostile strings never throw', () => {
+  test('as the secret: empty, 1 MB, non-ASCII, lone surrogates, NUL bytes, control characters', () => {
+    const { store, secret } = setup()
+    const cases = [
+      '',
+      MB,
+      'kg_' + MB,
+      'ключ',
+      'kg_🔑🔑🔑',
+      '\uD800',
+      '\uDFFF',
+      'kg_' + '\uD800'.repeat(49),
+      '\u0000',
+      'kg_\u0000' + secret.slice(4),
+      secret.slice(0, 10) + '\u0000' + secret.slice(11),
+      secret + '\u0000',
+      '\u0000' + secret,
+      secret.replace('kg_', 'kg_\u200B'),
+      'kg_' + 'é'.repeat(49),
+      ' '.repeat(52),
+      '\n',
+      secret.toUpperCase(),
+      secret.toLowerCase(),
+    ]
+    for (const s of cases) assert.equal(reasonOf(store, s, 'session', 'getSessionInfo', '10.1.2.3'), 'malformed_key', JSON.stringify(s.slice(0, 60)))
+  })
+
+  test('a valid secret with surrounding whitespace or a trailing character is malformed_key', () => {
+    const { store, secret, plain } = setup()
+    const decorations: Array<(s: string) => string> = [
+      (s) => s + ' ',
+      (s) => s + '\n',
+      (s) => s + '\r\n',
+      (s) => ' ' + s,
+      (s) => '\t' + s,
+      (s) => s + '\t',
+      (s) => s + 'x',
+      (s) => s + 'é',
+      (s) => s + '\uD800',
+      (s) => s + '🔑',
+    ]
+    for (const decorate of decorations) {
+      assert.equal(reasonOf(store, decorate(secret), 'session', 'getSessionInfo', '10.1.2.3'), 'malformed_key', JSON.stringify(decorate('')))
+      assert.equal(reasonOf(store, decorate(plain.secret), 'session', 'getSessionInfo'), 'malformed_key', JSON.stringify(decorate('')))
+    }
+    assert.equal(reasonOf(store, secret, 'session', 'getSessionInfo', '10.1.2.3'), 'allowed')
+  })
+
+  for (const tail of ['x', ' ', 'é', '€', '🔑', '\uD800', '\u0000']) {
+    test(`with the longest prefix (16 chars), a valid secret + ${JSON.stringify(tail)} is still malformed_key`, () => {
+      const { store, secret } = setup({ keyPrefix: 'abcdefghijklmnop' })
+      assert.equal(secret.length, 16 + 1 + 49)
+      assert.equal(reasonOf(store, secret, 'session', 'getSessionInfo', '10.1.2.3'), 'allowed')
+      assert.equal(reasonOf(store, secret + tail, 'session', 'getSessionInfo', '10.1.2.3'), 'malformed_key')
+    })
+  }
+
+  test('a secret with a wrong checksum is malformed_key', () => {
+    const { store, secret } = setup()
+    const body = secret.slice(0, -6)
+    for (const checksum of ['000000', 'zzzzzz', secret.slice(-6).split('').reverse().join(''), secret.slice(-6, -1) + (secret.endsWith('A') ? 'B' : 'A')]) {
+      if (checksum === secret.slice(-6)) continue
+      assert.equal(reasonOf(store, body + checksum, 'session', 'getSessionInfo', '10.1.2.3'), 'malformed_key')
+    }
+  })
+
+  test('as service/api: empty, 1 MB, non-ASCII, lone surrogates, NUL bytes → invalid_request', () => {
+    const { store, secret } = setup()
+    const names = ['', MB, 'sessión', 'сессия', '\uD800', 'session\uD800', 'session\u0000', '\u0000', 'session\n', '🔑', 'session\u200B', 'session\u00A0']
+    for (const name of names) {
+      assert.equal(reasonOf(store, secret, name, 'getSessionInfo', '10.1.2.3'), 'invalid_request', `service ${JSON.stringify(name.slice(0, 20))}`)
+      assert.equal(reasonOf(store, secret, 'session', name, '10.1.2.3'), 'invalid_request', `api ${JSON.stringify(name.slice(0, 20))}`)
+    }
+  })
+
+  const overlong: Array<[string, string]> = [
+    ['256 ASCII + é', 'a'.repeat(256) + 'é'],
+    ['255 ASCII + €', 'a'.repeat(255) + '€'],
+    ['255 ASCII + 🔑', 'a'.repeat(255) + '🔑'],
+    ['256 ASCII + lone surrogate', 'a'.repeat(256) + '\uD800'],
+    ['255 ASCII + lone surrogate', 'a'.repeat(255) + '\uD800'],
+    ['256 ASCII + NUL', 'a'.repeat(256) + '\u0000'],
+    ['257 ASCII', 'a'.repeat(257)],
+  ]
+  for (const [label, name] of overlong) {
+    test(`a name of ${label} is invalid_request (as api and as service)`, () => {
+      const { store, secret } = setup()
+      assert.equal(reasonOf(store, secret, 'data', 'a'.repeat(256), '10.1.2.3'), 'allowed')
+      assert.equal(reasonOf(store, secret, 'data', name, '10.1.2.3'), 'invalid_request', 'as api')
+      assert.equal(reasonOf(store, secret, name, 'getSessionInfo', '10.1.2.3'), 'invalid_request', 'as service')
+    })
+  }
+
+  test('as ip: empty, 1 MB, non-ASCII, NUL, an address followed by junk → ip_not_allowed (or allowed without IP rules)', () => {
+    const { store, secret, plain } = setup()
+    const ips = ['', MB, '10.1.2.3' + 'x'.repeat(100), '10.1.2.3\u0000', '10.1.2.3 ', '１０.1.2.3', '10.1.2.3\uD800', '\uD800', '::ffff:10.1.2.3' + '0'.repeat(60), '10.1.2.3' + ' '.repeat(56) + 'é', '0'.repeat(64) + '10.1.2.3']
+    for (const ip of ips) {
+      assert.equal(reasonOf(store, secret, 'session', 'getSessionInfo', ip), 'ip_not_allowed', JSON.stringify(ip.slice(0, 40)))
+      assert.equal(reasonOf(store, plain.secret, 'session', 'getSessionInfo', ip), 'allowed')
+    }
+  })
+
+  test('random strings in every argument never throw and isAllowed agrees with explain', () => {
+    const { store, secret } = setup()
+    const alphabet = ['a', 'Z', '0', '_', '-', '.', '/', ':', '*', '?', ' ', '\u0000', 'é', '\uD800', '🔑', '\n', 'k', 'g']
+    const rnd = (n: number) => Math.floor(Math.random() * n)
+    const randomString = () => Array.from({ length: rnd(12) }, () => alphabet[rnd(alphabet.length)]).join('')
+    for (let i = 0; i < 3000; i++) {
+      const s = rnd(3) === 0 ? secret : rnd(2) === 0 ? secret.slice(0, rnd(secret.length + 1)) + randomString() : randomString()
+      const service = rnd(2) === 0 ? 'session' : randomString()
+      const api = rnd(2) === 0 ? 'getSessionInfo' : randomString()
+      const ip = rnd(3) === 0 ? undefined : rnd(2) === 0 ? '10.1.2.3' : randomString()
+      const d = store.explain(s, service, api, ip)
+      assert.equal(store.isAllowed(s, service, api, ip), d.allowed)
+      if (d.allowed) {
+        assert.equal(s, secret)
+        assert.match(service, /^[A-Za-z0-9_\-./]{1,256}$/)
+        assert.match(api, /^[A-Za-z0-9_\-./]{1,256}$/)
+      }
+    }
+  })
+})
+
+describe('non-string arguments are a TypeError (also instanceof KeygateError)', () => {
+  const values: Array<[string, unknown]> = [
+    ['number', 42],
+    ['undefined', undefined],
+    ['null', null],
+    ['object', { toString: () => 'session' }],
+    ['array', ['session']],
+    ['Symbol', Symbol('secret')],
+    ['boolean', true],
+    ['bigint', 10n],
+    ['String object', new String('session')],
+    ['function', () => 'session'],
+  ]
+
+  for (const [label, value] of values) {
+    test(`${label} as secret, service or api`, () => {
+      const { store, secret } = setup()
+      const v = value as never
+      throwsTypeError(() => store.isAllowed(v, 'session', 'getSessionInfo'))
+      throwsTypeError(() => store.isAllowed(secret, v, 'getSessionInfo'))
+      throwsTypeError(() => store.isAllowed(secret, 'session', v))
+      throwsTypeError(() => store.explain(v, 'session', 'getSessionInfo'))
+      throwsTypeError(() => store.explain(secret, v, 'getSessionInfo'))
+      throwsTypeError(() => store.explain(secret, 'session', v))
+      assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo', '10.1.2.3'), true)
+    })
+  }
+
+  test('ip: omitted or undefined is fine; a number, object, Symbol, boolean is a TypeError', () => {
+    const { store, secret, plain } = setup()
+    assert.equal(store.isAllowed(plain.secret, 'session', 'getSessionInfo'), true)
+    assert.equal(store.isAllowed(plain.secret, 'session', 'getSessionInfo', undefined), true)
+    assert.equal(store.explain(plain.secret, 'session', 'getSessionInfo', undefined).reason, 'allowed')
+    assert.equal(store.explain(secret, 'session', 'getSessionInfo', undefined).reason, 'ip_not_allowed')
+    for (const ip of [10, { ip: '10.1.2.3' }, Symbol('ip'), true, ['10.1.2.3']]) {
+      throwsTypeError(() => store.isAllowed(secret, 'session', 'getSessionInfo', ip as never))
+      throwsTypeError(() => store.explain(secret, 'session', 'getSessionInfo', ip as never))
+      throwsTypeError(() => store.isAllowed(plain.secret, 'session', 'getSessionInfo', ip as never))
+    }
+  })
+
+  test('the TypeError has code INVALID_ARGUMENT and names the argument', () => {
+    const { store, secret } = setup()
+    try {
+      store.isAllowed(secret, 'session', 42 as never)
+      assert.fail('should throw')
+    } catch (error) {
+      assert.ok(error instanceof TypeError)
+      assert.equal((error as { code?: string }).code, 'INVALID_ARGUMENT')
+      assert.match(error.message, /api/)
+    }
+  })
+})
+
+describe('under a flood', () => {
+  function gc(): () => void {
+    setFlagsFromString('--expose-gc')
+    return runInNewContext('gc') as () => void
+  }
+
+  test('200,000 checks with random well-formed and garbage secrets do not break later answers', () => {
+    const store = withUser(frozenStore(), { id: 'integration', rights: ['session:*', 'data:*'] })
+    const a = issue(store, { rules: ['session:get*', 'ip=10.0.0.0/8'] })
+    const b = issue(store)
+    const c = issue(store, { state: 'suspended' })
+    const expected: Array<[string, string, string, string | undefined, Reason]> = [
+      [a.secret, 'session', 'getSessionInfo', '10.1.2.3', 'allowed'],
+      [a.secret, 'session', 'getSessionInfo', '192.168.1.1', 'ip_not_allowed'],
+      [a.secret, 'session', 'userLogon', '10.1.2.3', 'no_matching_rule'],
+      [b.secret, 'data', 'queryExec', undefined, 'allowed'],
+      [b.secret, 'admin', 'userCreate', undefined, 'user_lacks_right'],
+      [c.secret, 'session', 'getSessionInfo', undefined, 'suspended'],
+    ]
+    const check = (label: string) => {
+      for (const [secret, service, api, ip, reason] of expected) {
+        assert.equal(store.explain(secret, service, api, ip).reason, reason, `${label}: ${service}:${api}`)
+        assert.equal(store.isAllowed(secret, service, api, ip), reason === 'allowed', `${label}: isAllowed ${service}:${api}`)
+      }
+    }
+    check('before')
+    let allowed = 0
+    for (let i = 0; i < 200_000; i++) {
+      let secret: string
+      switch (i % 4) {
+        case 0:
+          secret = forgeSecret()
+          break
+        case 1:
+          secret = 'kg_' + randomBase62(49)
+          break
+        case 2:
+          secret = randomBytes(8 + (i % 60)).toString('base64')
+          break
+        default:
+          secret = i % 8 === 3 ? a.secret : b.secret
+      }
+      const api = i % 4 === 3 ? `get${i}` : 'getSessionInfo'
+      if (store.isAllowed(secret, 'session', api, i % 3 === 0 ? '10.1.2.3' : undefined)) allowed++
+    }
+    // Only the real keys can have been allowed (b always for session:*, a only from 10/8).
+    assert.ok(allowed > 0 && allowed <= 50_000, `allowed ${allowed}`)
+    check('after the flood')
+    store.setState(b.key.id, 'suspended')
+    assert.equal(store.isAllowed(b.secret, 'data', 'queryExec'), false)
+    assert.equal(store.explain(b.secret, 'data', 'queryExec').reason, 'suspended')
+    assert.equal(store.isAllowed(b.secret, 'session', 'get3'), false)
+  })
+
+  test('memory stays bounded: 400,000 distinct allowed calls do not grow the heap without limit', () => {
+    const collect = gc()
+    const store = withUser(frozenStore())
+    const { secret } = issue(store)
+    const flood = (from: number, count: number) => {
+      for (let i = from; i < from + count; i++) {
+        if (!store.isAllowed(secret, `svc${i % 1000}`, `api${i}`, `10.0.${i % 256}.1`)) assert.fail(`call ${i} denied`)
+      }
+    }
+    flood(0, 100_000)
+    collect()
+    const afterFirst = process.memoryUsage().heapUsed
+    flood(100_000, 300_000)
+    collect()
+    const afterSecond = process.memoryUsage().heapUsed
+    const growthMb = (afterSecond - afterFirst) / (1 << 20)
+    assert.ok(growthMb < 12, `heap grew by ${growthMb.toFixed(1)} MB over 300,000 more distinct calls`)
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true)
+    assert.equal(store.explain(secret, 'session', 'getSessionInfo').reason, 'allowed')
+  })
+
+  test('memory stays bounded for one secret asked with ever new names and ips', () => {
+    const collect = gc()
+    const store = withUser(frozenStore())
+    const { secret } = issue(store, { rules: ['ip=10.0.0.0/8'] })
+    const flood = (from: number, count: number) => {
+      for (let i = from; i < from + count; i++) {
+        store.isAllowed(secret, 'session', 'getSessionInfo', `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`)
+      }
+    }
+    flood(0, 100_000)
+    collect()
+    const afterFirst = process.memoryUsage().heapUsed
+    flood(100_000, 300_000)
+    collect()
+    const growthMb = (process.memoryUsage().heapUsed - afterFirst) / (1 << 20)
+    assert.ok(growthMb < 12, `heap grew by ${growthMb.toFixed(1)} MB`)
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo', '10.200.0.1'), true)
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo', '11.0.0.1'), false)
+  })
+
+  test('a flood of unknown well-formed secrets does not grow the heap without limit', () => {
+    const collect = gc()
+    const store = withUser(frozenStore())
+    const { secret } = issue(store)
+    const secrets = Array.from({ length: 2000 }, () => forgeSecret())
+    const flood = (rounds: number, salt: number) => {
+      for (let r = 0; r < rounds; r++) {
+        for (let i = 0; i < secrets.length; i++) store.isAllowed(secrets[i]!, 'session', `api${salt}x${r}`)
+      }
+    }
+    flood(25, 0)
+    collect()
+    const before = process.memoryUsage().heapUsed
+    flood(75, 1)
+    collect()
+    const growthMb = (process.memoryUsage().heapUsed - before) / (1 << 20)
+    assert.ok(growthMb < 12, `heap grew by ${growthMb.toFixed(1)} MB`)
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true)
+  })
+})

@@ -1,0 +1,230 @@
+//! The audit trail: one entry per change, with time, actor, the operation, the
+//! key or user it touched and what changed — never a secret or its digest.
+//! Entries are hash-chained: each entry's hash covers the previous hash and the
+//! entry's own fields, so an altered or removed entry breaks the chain.
+
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::model::KEY_ID_PREFIX;
+use crate::registry::{Change, KeyRecord, Registry, RoleRecord, UserRecord};
+use crate::secret::encode_id;
+
+/// An entry before the log gives it its place (sequence number and hash).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditDraft {
+    pub at: i64,
+    pub actor: Option<String>,
+    pub action: String,
+    pub key_id: Option<String>,
+    pub user_id: Option<String>,
+    /// What changed: `{ field: [before, after] }`, or the fields of what was created/deleted.
+    pub detail: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub at: i64,
+    pub actor: Option<String>,
+    pub action: String,
+    pub key_id: Option<String>,
+    pub user_id: Option<String>,
+    pub detail: Value,
+    pub hash: [u8; 32],
+}
+
+/// Filter of `KeyStore::audit`.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub key_id: Option<String>,
+    pub user_id: Option<String>,
+    pub since: Option<i64>,
+    pub limit: Option<usize>,
+}
+
+/// Result of verifying the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditReport {
+    pub ok: bool,
+    pub entries: u64,
+    /// The first entry found altered, or the first sequence number missing.
+    pub first_bad_seq: Option<u64>,
+    pub problem: Option<String>,
+}
+
+pub const GENESIS: [u8; 32] = [0; 32];
+
+fn field(hasher: &mut Sha256, bytes: &[u8]) {
+    hasher.update((bytes.len() as u64).to_be_bytes());
+    hasher.update(bytes);
+}
+
+/// The chained hash of an entry: length-prefixed fields after the previous hash.
+pub fn chain_hash(prev: &[u8; 32], seq: u64, draft: &AuditDraft) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(seq.to_be_bytes());
+    h.update(draft.at.to_be_bytes());
+    field(&mut h, draft.actor.as_deref().unwrap_or("").as_bytes());
+    field(&mut h, draft.action.as_bytes());
+    field(&mut h, draft.key_id.as_deref().unwrap_or("").as_bytes());
+    field(&mut h, draft.user_id.as_deref().unwrap_or("").as_bytes());
+    field(&mut h, draft.detail.to_string().as_bytes());
+    h.finalize().into()
+}
+
+impl AuditEntry {
+    pub fn seal(prev: &[u8; 32], seq: u64, draft: AuditDraft) -> AuditEntry {
+        let hash = chain_hash(prev, seq, &draft);
+        AuditEntry {
+            seq,
+            at: draft.at,
+            actor: draft.actor,
+            action: draft.action,
+            key_id: draft.key_id,
+            user_id: draft.user_id,
+            detail: draft.detail,
+            hash,
+        }
+    }
+
+    pub fn draft(&self) -> AuditDraft {
+        AuditDraft {
+            at: self.at,
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            key_id: self.key_id.clone(),
+            user_id: self.user_id.clone(),
+            detail: self.detail.clone(),
+        }
+    }
+
+    pub fn matches(&self, query: &AuditQuery) -> bool {
+        query.key_id.as_ref().is_none_or(|k| self.key_id.as_ref() == Some(k))
+            && query.user_id.as_ref().is_none_or(|u| self.user_id.as_ref() == Some(u))
+            && query.since.is_none_or(|since| self.at >= since)
+    }
+}
+
+/// Verifies entries given in sequence order; `expected_head` is the hash and
+/// count the log recorded beside the entries (to notice removal at the end).
+pub fn verify<'a>(entries: impl Iterator<Item = &'a AuditEntry>, expected_head: Option<(u64, [u8; 32])>) -> AuditReport {
+    let mut prev = GENESIS;
+    let mut expected_seq = 1u64;
+    let mut count = 0u64;
+    let bad = |seq, problem: String, count| AuditReport { ok: false, entries: count, first_bad_seq: Some(seq), problem: Some(problem) };
+    for entry in entries {
+        if entry.seq != expected_seq {
+            return bad(expected_seq, format!("entry {expected_seq} is missing"), count);
+        }
+        if chain_hash(&prev, entry.seq, &entry.draft()) != entry.hash {
+            return bad(entry.seq, format!("entry {} was altered (or an earlier one was)", entry.seq), count);
+        }
+        prev = entry.hash;
+        expected_seq += 1;
+        count += 1;
+    }
+    if let Some((head_seq, head_hash)) = expected_head {
+        if head_seq != count || (count > 0 && head_hash != prev) {
+            return bad(count + 1, format!("the log ends at entry {count} but entry {head_seq} was written"), count);
+        }
+    }
+    AuditReport { ok: true, entries: count, first_bad_seq: None, problem: None }
+}
+
+fn key_id(id: &[u8; 16]) -> String {
+    encode_id(KEY_ID_PREFIX, id)
+}
+
+fn key_fields(r: &KeyRecord) -> Value {
+    json!({
+        "userId": r.user_id,
+        "description": r.description,
+        "state": r.state.as_str(),
+        "expiresAt": crate::time::iso8601(r.expires_at),
+        "rules": r.rules,
+        "hint": String::from_utf8_lossy(&r.hint),
+    })
+}
+
+fn diff(before: &Value, after: &Value) -> Value {
+    let mut out = Map::new();
+    if let (Value::Object(b), Value::Object(a)) = (before, after) {
+        for (name, new) in a {
+            let old = b.get(name).unwrap_or(&Value::Null);
+            if old != new {
+                out.insert(name.clone(), json!([old, new]));
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+fn user_fields(r: &UserRecord) -> Value {
+    json!({ "status": r.status.as_str(), "rights": r.rights, "roles": r.roles })
+}
+
+fn role_fields(r: &RoleRecord) -> Value {
+    json!({ "rights": r.rights })
+}
+
+/// Describes one change against the state it is about to change.
+pub fn describe(registry: &Registry, change: &Change, operation: &str, actor: Option<&str>, at: i64) -> AuditDraft {
+    let mut draft = AuditDraft {
+        at,
+        actor: actor.map(str::to_string),
+        action: operation.to_string(),
+        key_id: None,
+        user_id: None,
+        detail: Value::Null,
+    };
+    match change {
+        Change::PutKey(new) => {
+            draft.key_id = Some(key_id(&new.id));
+            draft.user_id = Some(new.user_id.clone());
+            draft.detail = match registry.key_by_id(&new.id) {
+                Some(old) => diff(&key_fields(&crate::registry::record_of(old)), &key_fields(new)),
+                None => json!({ "created": key_fields(new) }),
+            };
+        }
+        Change::DeleteKey(id) => {
+            draft.key_id = Some(key_id(id));
+            let old = registry.key_by_id(id);
+            draft.user_id = old.map(|k| k.user_id.to_string());
+            draft.detail = json!({ "deleted": old.map(|k| key_fields(&crate::registry::record_of(k))) });
+        }
+        Change::PutUser(new) => {
+            draft.user_id = Some(new.id.clone());
+            draft.detail = match registry.user(&new.id) {
+                Some(old) => diff(&user_fields(&user_record(old)), &user_fields(new)),
+                None => json!({ "created": user_fields(new) }),
+            };
+        }
+        Change::DeleteUser(id) => {
+            draft.user_id = Some(id.clone());
+            let keys: Vec<String> = registry.keys().filter(|k| *k.user_id == **id).map(|k| k.id_string()).collect();
+            draft.detail = json!({ "deletedKeys": keys });
+        }
+        Change::PutRole(new) => {
+            draft.detail = match registry.role(&new.name) {
+                Some(old) => json!({ "role": new.name, "changes": diff(&json!({ "rights": old.rights.texts() }), &role_fields(new)) }),
+                None => json!({ "role": new.name, "created": role_fields(new) }),
+            };
+        }
+        Change::DeleteRole(name) => {
+            let holders: Vec<&str> = registry.users().filter(|u| u.roles.iter().any(|r| **r == **name)).map(|u| &*u.id).collect();
+            draft.detail = json!({ "role": name, "removedFromUsers": holders });
+        }
+    }
+    draft
+}
+
+pub fn user_record(user: &crate::model::User) -> UserRecord {
+    UserRecord {
+        id: user.id.to_string(),
+        status: user.status,
+        rights: user.rights.texts(),
+        roles: user.roles.iter().map(|r| r.to_string()).collect(),
+    }
+}

@@ -1,0 +1,703 @@
+//! The durable store: one SQLite file (WAL mode) shared by several processes.
+//! Every admin call is one `BEGIN IMMEDIATE` transaction that first reads what
+//! other processes changed (the `changes` table), then writes its own rows, a
+//! change row per entity and its audit entries, and commits before returning.
+//! All keys live in memory; a maintenance thread notices other processes'
+//! commits (`PRAGMA data_version`), flushes `lastUsedAt` and purges long-expired keys.
+
+use std::path::{Path, PathBuf};
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+
+use crate::audit::{verify, AuditDraft, AuditEntry, AuditQuery, AuditReport, GENESIS};
+use crate::backend::{Backend, Catchup};
+use crate::error::{Error, ErrorCode, Result};
+use crate::model::{parse_key_id, KeyState, UserStatus, KEY_ID_PREFIX};
+use crate::registry::{Change, KeyRecord, Registry, RoleRecord, UserRecord};
+use crate::secret::{encode_id, Prefix};
+use crate::store::{Inner, KeyStore, Options};
+
+/// Schema version written to `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+const DEFAULT_PURGE_AFTER_DAYS: f64 = 7.0;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const POLL_EVERY: Duration = Duration::from_millis(10);
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// Change rows kept for processes catching up; one further behind reloads everything.
+const CHANGES_KEPT: i64 = 100_000;
+
+const SCHEMA: &str = "
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE roles (name TEXT PRIMARY KEY, rights TEXT NOT NULL);
+CREATE TABLE users (id TEXT PRIMARY KEY, status TEXT NOT NULL, rights TEXT NOT NULL, roles TEXT NOT NULL);
+CREATE TABLE keys (
+  id BLOB PRIMARY KEY,
+  seq INTEGER NOT NULL,
+  user_id TEXT NOT NULL,
+  description TEXT NOT NULL,
+  state TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  last_used_at INTEGER,
+  hint TEXT NOT NULL,
+  digest BLOB NOT NULL UNIQUE,
+  rules TEXT NOT NULL
+);
+CREATE INDEX keys_by_user ON keys(user_id);
+CREATE TABLE changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, id TEXT NOT NULL, op TEXT NOT NULL);
+CREATE TABLE audit (
+  seq INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  actor TEXT,
+  action TEXT NOT NULL,
+  key_id TEXT,
+  user_id TEXT,
+  detail TEXT NOT NULL,
+  hash BLOB NOT NULL
+);
+CREATE INDEX audit_by_key ON audit(key_id);
+CREATE INDEX audit_by_user ON audit(user_id);
+";
+
+fn store_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode as C;
+    let code = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            C::DatabaseBusy | C::DatabaseLocked => ErrorCode::StoreLocked,
+            C::DatabaseCorrupt | C::NotADatabase => ErrorCode::StoreCorrupt,
+            _ => ErrorCode::StoreIo,
+        },
+        _ => ErrorCode::StoreIo,
+    };
+    let hint = match code {
+        ErrorCode::StoreLocked => " (another process holds the store's write lock)",
+        ErrorCode::StoreCorrupt => " (not a keygate store, or a damaged one)",
+        _ => "",
+    };
+    Error::new(code, format!("{what} {}: {e}{hint}", path.display()))
+}
+
+fn corrupt(path: &Path, what: impl std::fmt::Display) -> Error {
+    Error::new(ErrorCode::StoreCorrupt, format!("store {} is damaged: {what}", path.display()))
+}
+
+fn join(list: &[String]) -> String {
+    list.join("\n")
+}
+
+fn split(text: String) -> Vec<String> {
+    if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split('\n').map(str::to_string).collect()
+    }
+}
+
+fn key_id_text(id: &[u8; 16]) -> String {
+    encode_id(KEY_ID_PREFIX, id)
+}
+
+struct Db {
+    conn: Connection,
+    /// Last `changes.seq` this process has applied.
+    last_seen: i64,
+}
+
+pub struct SqliteBackend {
+    path: PathBuf,
+    db: Mutex<Option<Db>>,
+}
+
+impl SqliteBackend {
+    fn with_db<T>(&self, f: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
+        let mut guard = self.db.lock();
+        match guard.as_mut() {
+            Some(db) => f(db),
+            None => Err(Error::new(ErrorCode::StoreIo, "the store is closed")),
+        }
+    }
+
+    fn err(&self, what: &str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+        let what = what.to_string();
+        move |e| store_error(&self.path, &what, e)
+    }
+}
+
+fn read_user(row: &Row) -> rusqlite::Result<(String, String, String, String)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+}
+
+fn user_record(path: &Path, (id, status, rights, roles): (String, String, String, String)) -> Result<UserRecord> {
+    let status = UserStatus::parse(&status).map_err(|e| corrupt(path, e.message))?;
+    Ok(UserRecord { id, status, rights: split(rights), roles: split(roles) })
+}
+
+const KEY_COLUMNS: &str =
+    "id, seq, user_id, description, state, expires_at, created_at, updated_at, last_used_at, hint, digest, rules";
+
+type KeyRow = (Vec<u8>, i64, String, String, String, i64, i64, i64, Option<i64>, String, Vec<u8>, String);
+
+fn read_key(row: &Row) -> rusqlite::Result<KeyRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+        row.get(10)?,
+        row.get(11)?,
+    ))
+}
+
+fn key_record(path: &Path, row: KeyRow) -> Result<KeyRecord> {
+    let (id, seq, user_id, description, state, expires_at, created_at, updated_at, last_used_at, hint, digest, rules) = row;
+    let id: [u8; 16] = id.try_into().map_err(|_| corrupt(path, "a key id is not 16 bytes"))?;
+    let digest: [u8; 32] = digest.try_into().map_err(|_| corrupt(path, "a key digest is not 32 bytes"))?;
+    let hint: [u8; 4] = hint.into_bytes().try_into().map_err(|_| corrupt(path, "a key hint is not 4 characters"))?;
+    let state = KeyState::parse(&state).map_err(|e| corrupt(path, e.message))?;
+    Ok(KeyRecord {
+        id,
+        seq: seq as u64,
+        user_id,
+        description,
+        state,
+        expires_at,
+        created_at,
+        updated_at,
+        last_used_at,
+        hint,
+        digest,
+        rules: split(rules),
+    })
+}
+
+/// Reads the whole state.
+fn load(path: &Path, conn: &Connection) -> Result<Registry> {
+    let e = |what: &'static str| move |err| store_error(path, what, err);
+    let mut registry = Registry::default();
+    let fail = |err: Error| corrupt(path, err.message);
+    let mut roles = conn.prepare("SELECT name, rights FROM roles").map_err(e("reading roles of"))?;
+    let rows = roles.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(e("reading roles of"))?;
+    for row in rows {
+        let (name, rights) = row.map_err(e("reading roles of"))?;
+        registry.apply(Change::PutRole(RoleRecord { name, rights: split(rights) })).map_err(fail)?;
+    }
+    let mut users = conn.prepare("SELECT id, status, rights, roles FROM users").map_err(e("reading users of"))?;
+    for row in users.query_map([], read_user).map_err(e("reading users of"))? {
+        let record = user_record(path, row.map_err(e("reading users of"))?)?;
+        registry.apply(Change::PutUser(record)).map_err(fail)?;
+    }
+    let mut keys = conn.prepare(&format!("SELECT {KEY_COLUMNS} FROM keys")).map_err(e("reading keys of"))?;
+    for row in keys.query_map([], read_key).map_err(e("reading keys of"))? {
+        let record = key_record(path, row.map_err(e("reading keys of"))?)?;
+        registry.apply(Change::PutKey(record)).map_err(fail)?;
+    }
+    Ok(registry)
+}
+
+fn max_change(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))
+}
+
+/// What other processes changed after `db.last_seen`, as changes to apply (in order).
+fn changes_since(path: &Path, db: &mut Db) -> Result<Catchup> {
+    let e = |err| store_error(path, "reading changes of", err);
+    let latest = max_change(&db.conn).map_err(e)?;
+    if latest <= db.last_seen {
+        return Ok(Catchup::Nothing);
+    }
+    let oldest: i64 = db.conn.query_row("SELECT coalesce(min(seq), 0) FROM changes", [], |r| r.get(0)).map_err(e)?;
+    if oldest > db.last_seen + 1 {
+        let registry = load(path, &db.conn)?;
+        db.last_seen = latest;
+        return Ok(Catchup::Reload(registry));
+    }
+    let mut rows = Vec::new();
+    {
+        let mut stmt = db.conn.prepare_cached("SELECT kind, id, op FROM changes WHERE seq > ?1 ORDER BY seq").map_err(e)?;
+        let iter = stmt
+            .query_map([db.last_seen], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .map_err(e)?;
+        for row in iter {
+            rows.push(row.map_err(e)?);
+        }
+    }
+    let mut changes = Vec::with_capacity(rows.len());
+    for (kind, id, op) in rows {
+        let change = match (kind.as_str(), op.as_str()) {
+            ("user", "delete") => Some(Change::DeleteUser(id)),
+            ("role", "delete") => Some(Change::DeleteRole(id)),
+            ("key", "delete") => parse_key_id(&id).map(Change::DeleteKey),
+            ("user", _) => db
+                .conn
+                .query_row("SELECT id, status, rights, roles FROM users WHERE id = ?1", [&id], read_user)
+                .optional()
+                .map_err(e)?
+                .map(|row| user_record(path, row))
+                .transpose()?
+                .map(Change::PutUser),
+            ("role", _) => db
+                .conn
+                .query_row("SELECT name, rights FROM roles WHERE name = ?1", [&id], |r| {
+                    Ok(RoleRecord { name: r.get(0)?, rights: split(r.get(1)?) })
+                })
+                .optional()
+                .map_err(e)?
+                .map(Change::PutRole),
+            ("key", _) => match parse_key_id(&id) {
+                Some(raw) => db
+                    .conn
+                    .query_row(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1"), [&raw[..]], read_key)
+                    .optional()
+                    .map_err(e)?
+                    .map(|row| key_record(path, row))
+                    .transpose()?
+                    .map(Change::PutKey),
+                None => None,
+            },
+            _ => return Err(corrupt(path, format!("unknown change {kind}/{op}"))),
+        };
+        changes.extend(change);
+    }
+    db.last_seen = latest;
+    Ok(Catchup::Changes(changes))
+}
+
+fn log_change(conn: &Connection, kind: &str, id: &str, op: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT INTO changes (kind, id, op) VALUES (?1, ?2, ?3)")?.execute(params![kind, id, op])?;
+    Ok(())
+}
+
+fn write_change(conn: &Connection, change: &Change) -> rusqlite::Result<()> {
+    match change {
+        Change::PutUser(u) => {
+            conn.prepare_cached(
+                "INSERT INTO users (id, status, rights, roles) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET status = excluded.status, rights = excluded.rights, roles = excluded.roles",
+            )?
+            .execute(params![u.id, u.status.as_str(), join(&u.rights), join(&u.roles)])?;
+            log_change(conn, "user", &u.id, "put")
+        }
+        Change::DeleteUser(id) => {
+            conn.prepare_cached("DELETE FROM keys WHERE user_id = ?1")?.execute([id])?;
+            conn.prepare_cached("DELETE FROM users WHERE id = ?1")?.execute([id])?;
+            log_change(conn, "user", id, "delete")
+        }
+        Change::PutRole(r) => {
+            conn.prepare_cached(
+                "INSERT INTO roles (name, rights) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET rights = excluded.rights",
+            )?
+            .execute(params![r.name, join(&r.rights)])?;
+            log_change(conn, "role", &r.name, "put")
+        }
+        Change::DeleteRole(name) => {
+            conn.prepare_cached("DELETE FROM roles WHERE name = ?1")?.execute([name])?;
+            let holders: Vec<(String, String)> = conn
+                .prepare_cached("SELECT id, roles FROM users WHERE instr(char(10) || roles || char(10), char(10) || ?1 || char(10)) > 0")?
+                .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (id, roles) in holders {
+                let kept: Vec<String> = split(roles).into_iter().filter(|r| r != name).collect();
+                conn.prepare_cached("UPDATE users SET roles = ?2 WHERE id = ?1")?.execute(params![id, join(&kept)])?;
+            }
+            log_change(conn, "role", name, "delete")
+        }
+        Change::PutKey(k) => {
+            conn.prepare_cached(&format!(
+                "INSERT INTO keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 ON CONFLICT(id) DO UPDATE SET user_id = excluded.user_id, description = excluded.description,
+                   state = excluded.state, expires_at = excluded.expires_at, updated_at = excluded.updated_at,
+                   rules = excluded.rules,
+                   last_used_at = CASE WHEN keys.last_used_at IS NULL THEN excluded.last_used_at
+                                       WHEN excluded.last_used_at IS NULL THEN keys.last_used_at
+                                       ELSE max(keys.last_used_at, excluded.last_used_at) END"
+            ))?
+            .execute(params![
+                &k.id[..],
+                k.seq as i64,
+                k.user_id,
+                k.description,
+                k.state.as_str(),
+                k.expires_at,
+                k.created_at,
+                k.updated_at,
+                k.last_used_at,
+                String::from_utf8_lossy(&k.hint),
+                &k.digest[..],
+                join(&k.rules),
+            ])?;
+            log_change(conn, "key", &key_id_text(&k.id), "put")
+        }
+        Change::DeleteKey(id) => {
+            conn.prepare_cached("DELETE FROM keys WHERE id = ?1")?.execute([&id[..]])?;
+            log_change(conn, "key", &key_id_text(id), "delete")
+        }
+    }
+}
+
+fn audit_head(conn: &Connection) -> rusqlite::Result<(u64, [u8; 32])> {
+    let seq: Option<String> = conn.query_row("SELECT value FROM meta WHERE name = 'audit_seq'", [], |r| r.get(0)).optional()?;
+    let hash: Option<String> = conn.query_row("SELECT value FROM meta WHERE name = 'audit_hash'", [], |r| r.get(0)).optional()?;
+    let seq = seq.and_then(|s| s.parse().ok()).unwrap_or(0);
+    let hash = hash.and_then(|h| from_hex(&h)).unwrap_or(GENESIS);
+    Ok((seq, hash))
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn write_audit(conn: &Connection, drafts: Vec<AuditDraft>) -> rusqlite::Result<()> {
+    if drafts.is_empty() {
+        return Ok(());
+    }
+    let (mut seq, mut prev) = audit_head(conn)?;
+    for draft in drafts {
+        seq += 1;
+        let entry = AuditEntry::seal(&prev, seq, draft);
+        conn.prepare_cached(
+            "INSERT INTO audit (seq, at, actor, action, key_id, user_id, detail, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            entry.seq as i64,
+            entry.at,
+            entry.actor,
+            entry.action,
+            entry.key_id,
+            entry.user_id,
+            entry.detail.to_string(),
+            &entry.hash[..]
+        ])?;
+        prev = entry.hash;
+    }
+    let mut put = conn.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)")?;
+    put.execute(params!["audit_seq", seq.to_string()])?;
+    put.execute(params!["audit_hash", to_hex(&prev)])?;
+    Ok(())
+}
+
+fn read_audit(row: &Row) -> rusqlite::Result<(i64, i64, Option<String>, String, Option<String>, Option<String>, String, Vec<u8>)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?))
+}
+
+fn audit_entry(
+    (seq, at, actor, action, key_id, user_id, detail, hash): (i64, i64, Option<String>, String, Option<String>, Option<String>, String, Vec<u8>),
+) -> AuditEntry {
+    AuditEntry {
+        seq: seq as u64,
+        at,
+        actor,
+        action,
+        key_id,
+        user_id,
+        // An unparsable detail is kept as text so that verification reports it.
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+        hash: hash.try_into().unwrap_or([0; 32]),
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn begin(&self) -> Result<Catchup> {
+        self.with_db(|db| {
+            db.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| store_error(&self.path, "locking", e))?;
+            changes_since(&self.path, db).inspect_err(|_| {
+                let _ = db.conn.execute_batch("ROLLBACK");
+            })
+        })
+    }
+
+    fn commit(&self, changes: &[Change], audit: Vec<AuditDraft>) -> Result<()> {
+        self.with_db(|db| {
+            let written = (|| -> rusqlite::Result<i64> {
+                for change in changes {
+                    write_change(&db.conn, change)?;
+                }
+                write_audit(&db.conn, audit)?;
+                let latest = max_change(&db.conn)?;
+                if latest % 1024 == 0 {
+                    // Keep only the change rows a running process may still need.
+                    db.conn.execute("DELETE FROM changes WHERE seq <= ?1", [latest - CHANGES_KEPT])?;
+                }
+                db.conn.execute_batch("COMMIT")?;
+                Ok(latest)
+            })();
+            match written {
+                Ok(latest) => {
+                    db.last_seen = latest;
+                    Ok(())
+                }
+                Err(e) => {
+                    let _ = db.conn.execute_batch("ROLLBACK");
+                    Err(store_error(&self.path, "writing", e))
+                }
+            }
+        })
+    }
+
+    fn rollback(&self) {
+        let _ = self.with_db(|db| {
+            let _ = db.conn.execute_batch("ROLLBACK");
+            Ok(())
+        });
+    }
+
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        self.with_db(|db| {
+            let e = self.err("reading the audit trail of");
+            let mut stmt = db
+                .conn
+                .prepare_cached(
+                    "SELECT seq, at, actor, action, key_id, user_id, detail, hash FROM audit
+                     WHERE (?1 IS NULL OR key_id = ?1) AND (?2 IS NULL OR user_id = ?2) AND (?3 IS NULL OR at >= ?3)
+                     ORDER BY seq DESC LIMIT ?4",
+                )
+                .map_err(|err| store_error(&self.path, "reading the audit trail of", err))?;
+            let limit = query.limit.unwrap_or(100) as i64;
+            let rows = stmt.query_map(params![query.key_id, query.user_id, query.since, limit], read_audit);
+            let rows = match rows {
+                Ok(rows) => rows.collect::<rusqlite::Result<Vec<_>>>(),
+                Err(err) => Err(err),
+            };
+            rows.map(|rows| rows.into_iter().map(audit_entry).collect()).map_err(e)
+        })
+    }
+
+    fn verify_audit(&self) -> Result<AuditReport> {
+        self.with_db(|db| {
+            let e = |err| store_error(&self.path, "reading the audit trail of", err);
+            db.conn.execute_batch("BEGIN").map_err(e)?;
+            let result = (|| {
+                let head = audit_head(&db.conn)?;
+                let mut stmt =
+                    db.conn.prepare("SELECT seq, at, actor, action, key_id, user_id, detail, hash FROM audit ORDER BY seq")?;
+                let entries: Vec<AuditEntry> =
+                    stmt.query_map([], read_audit)?.map(|r| r.map(audit_entry)).collect::<rusqlite::Result<_>>()?;
+                Ok(verify(entries.iter(), Some(head)))
+            })();
+            let _ = db.conn.execute_batch("COMMIT");
+            result.map_err(e)
+        })
+    }
+
+    fn is_durable(&self) -> bool {
+        true
+    }
+
+    fn poll(&self) -> Result<Catchup> {
+        self.with_db(|db| {
+            db.conn.execute_batch("BEGIN").map_err(|e| store_error(&self.path, "reading", e))?;
+            let result = changes_since(&self.path, db);
+            let _ = db.conn.execute_batch("COMMIT");
+            result
+        })
+    }
+
+    fn flush_uses(&self, uses: &[([u8; 16], i64)]) -> Result<()> {
+        self.with_db(|db| {
+            let write = (|| -> rusqlite::Result<()> {
+                db.conn.execute_batch("BEGIN IMMEDIATE")?;
+                let mut stmt = db.conn.prepare_cached(
+                    "UPDATE keys SET last_used_at = max(coalesce(last_used_at, ?2), ?2) WHERE id = ?1",
+                )?;
+                for (id, at) in uses {
+                    stmt.execute(params![&id[..], at])?;
+                }
+                db.conn.execute_batch("COMMIT")
+            })();
+            write.map_err(|e| {
+                let _ = db.conn.execute_batch("ROLLBACK");
+                store_error(&self.path, "recording key use in", e)
+            })
+        })
+    }
+
+    fn stored_uses(&self, id: Option<&[u8; 16]>) -> Result<Vec<([u8; 16], i64)>> {
+        self.with_db(|db| {
+            let e = |err| store_error(&self.path, "reading", err);
+            let mut out = Vec::new();
+            let mut push = |raw: Vec<u8>, at: i64| {
+                if let Ok(id) = raw.try_into() {
+                    out.push((id, at));
+                }
+            };
+            match id {
+                Some(id) => {
+                    let row: Option<(Vec<u8>, i64)> = db
+                        .conn
+                        .query_row("SELECT id, last_used_at FROM keys WHERE id = ?1 AND last_used_at IS NOT NULL", [&id[..]], |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })
+                        .optional()
+                        .map_err(e)?;
+                    if let Some((raw, at)) = row {
+                        push(raw, at);
+                    }
+                }
+                None => {
+                    let mut stmt =
+                        db.conn.prepare_cached("SELECT id, last_used_at FROM keys WHERE last_used_at IS NOT NULL").map_err(e)?;
+                    let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))).map_err(e)?;
+                    for row in rows {
+                        let (raw, at) = row.map_err(e)?;
+                        push(raw, at);
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn close(&self) {
+        if let Some(db) = self.db.lock().take() {
+            let _ = db.conn.close();
+        }
+    }
+}
+
+/// Creates the schema in a new file, or checks an existing file's version.
+/// Returns the key prefix recorded in the store.
+fn migrate(path: &Path, conn: &Connection, wanted_prefix: Option<&str>) -> Result<Prefix> {
+    let e = |what: &'static str| move |err| store_error(path, what, err);
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(e("locking"))?;
+    let result = (|| {
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(e("reading"))?;
+        if version > SCHEMA_VERSION {
+            return Err(corrupt(path, format!("it was written by a newer keygate (schema {version}; this one reads up to {SCHEMA_VERSION})")));
+        }
+        if version == 0 {
+            let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)).map_err(e("reading"))?;
+            if tables > 0 {
+                return Err(corrupt(path, "it is an SQLite database of something else (no keygate schema version)"));
+            }
+            let prefix = match wanted_prefix {
+                Some(p) => Prefix::new(p)?,
+                None => Prefix::default(),
+            };
+            conn.execute_batch(SCHEMA).map_err(e("creating"))?;
+            conn.execute("INSERT INTO meta (name, value) VALUES ('key_prefix', ?1)", [prefix.as_str()]).map_err(e("creating"))?;
+            conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).map_err(e("creating"))?;
+        }
+        let stored: String = conn
+            .query_row("SELECT value FROM meta WHERE name = 'key_prefix'", [], |r| r.get(0))
+            .optional()
+            .map_err(e("reading"))?
+            .ok_or_else(|| corrupt(path, "its key prefix is missing"))?;
+        let prefix = Prefix::new(&stored).map_err(|_| corrupt(path, "its key prefix is invalid"))?;
+        if let Some(wanted) = wanted_prefix {
+            if wanted != prefix.as_str() {
+                return Err(Error::new(
+                    ErrorCode::InvalidArgument,
+                    format!("keyPrefix {wanted:?} differs from {:?}, the prefix this store was created with", prefix.as_str()),
+                ));
+            }
+        }
+        Ok(prefix)
+    })();
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    conn.execute_batch(end).map_err(e("writing"))?;
+    result
+}
+
+fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| store_error(path, "cannot open", e))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| store_error(path, "cannot open", e))?;
+    Ok(conn)
+}
+
+impl KeyStore {
+    /// Opens (or creates) the durable store at `path`.
+    pub fn open(path: &str, options: Options) -> Result<KeyStore> {
+        let path = PathBuf::from(path);
+        if path.as_os_str().is_empty() {
+            return Err(Error::new(ErrorCode::InvalidArgument, "the store path is empty"));
+        }
+        if path.is_dir() {
+            return Err(Error::new(ErrorCode::StoreIo, format!("cannot open {}: it is a directory", path.display())));
+        }
+        let purge_days = options.purge_expired_after_days.unwrap_or(DEFAULT_PURGE_AFTER_DAYS);
+        if !(purge_days.is_finite() && purge_days >= 0.0) {
+            return Err(Error::new(ErrorCode::InvalidArgument, format!("purgeExpiredAfterDays {purge_days} must be 0 or more")));
+        }
+        let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        // Reading the header first turns garbage into STORE_CORRUPT before anything is written.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| store_error(&path, "cannot read", e))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| store_error(&path, "cannot switch to WAL", e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::new(ErrorCode::StoreIo, format!("cannot use WAL mode for {} (got {mode})", path.display())));
+        }
+        conn.execute_batch("PRAGMA synchronous = FULL").map_err(|e| store_error(&path, "cannot configure", e))?;
+        let prefix = migrate(&path, &conn, options.key_prefix.as_deref())?;
+        conn.execute_batch("BEGIN").map_err(|e| store_error(&path, "cannot read", e))?;
+        let loaded = load(&path, &conn).and_then(|registry| {
+            max_change(&conn).map(|latest| (registry, latest)).map_err(|e| store_error(&path, "cannot read", e))
+        });
+        let _ = conn.execute_batch("COMMIT");
+        let (registry, last_seen) = loaded?;
+        let backend = SqliteBackend { path: path.clone(), db: Mutex::new(Some(Db { conn, last_seen })) };
+        let store = KeyStore::with_backend(&options, prefix, registry, Box::new(backend))?;
+        let purge_after_ms = (purge_days * 86_400_000.0) as i64;
+        store.purge_expired(purge_after_ms)?;
+        let weak = store.downgrade();
+        let handle = std::thread::Builder::new()
+            .name("keygate-store".into())
+            .spawn(move || maintain(weak, path, purge_after_ms))
+            .map_err(|e| Error::new(ErrorCode::StoreIo, format!("cannot start the store thread: {e}")))?;
+        store.set_maintenance(handle);
+        Ok(store)
+    }
+}
+
+fn data_version(conn: &Connection) -> Option<i64> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0)).ok()
+}
+
+/// The store's background work: notice other processes' commits, flush uses, purge.
+fn maintain(store: Weak<Inner>, path: PathBuf, purge_after_ms: i64) {
+    let reader = connect(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).ok();
+    let mut seen_version = reader.as_ref().and_then(data_version);
+    let (mut last_flush, mut last_purge) = (Instant::now(), Instant::now());
+    loop {
+        std::thread::sleep(POLL_EVERY);
+        let Some(store) = store.upgrade() else { return };
+        if store.is_closed() {
+            return;
+        }
+        let version = reader.as_ref().and_then(data_version);
+        if version != seen_version {
+            seen_version = version;
+            let _ = store.poll();
+        }
+        if last_flush.elapsed() >= FLUSH_EVERY {
+            last_flush = Instant::now();
+            let _ = store.flush_uses();
+        }
+        if last_purge.elapsed() >= PURGE_EVERY {
+            last_purge = Instant::now();
+            let _ = store.purge_expired(purge_after_ms);
+        }
+    }
+}
