@@ -70,6 +70,54 @@ export interface StoreOptions {
   maxLifetimeDays?: number
   /** Freeze the store clock at this instant (for tests); see {@link KeyStore.setNow}. */
   now?: Date
+  /**
+   * Durable store only: keys expired for longer than this many days are deleted
+   * automatically (audited as `purgeExpired`); default 7, as Hornbill does.
+   */
+  purgeExpiredAfterDays?: number
+}
+
+/** The last argument of every admin call. */
+export interface AdminOptions {
+  /** Who makes the change, recorded in the audit trail (1–256 characters, no control characters). */
+  actor?: string
+}
+
+/** One recorded change. Never holds a secret or its digest. */
+export interface AuditEntry {
+  /** Position in the trail, from 1. */
+  seq: number
+  at: Date
+  actor?: string
+  /** The admin call: `putRole`, `deleteRole`, `putUser`, `deleteUser`, `createKey`, `updateKey`, `setState`, `rotateKey`, `deleteKey`, or `purgeExpired`. */
+  action: string
+  keyId?: string
+  userId?: string
+  /** What changed: `{ field: [before, after] }`, `{ created: {...} }`, `{ deleted: {...} }`, … */
+  changes: Record<string, unknown>
+  /** SHA-256 (hex) chaining this entry to the previous one. */
+  hash: string
+}
+
+/** Filter of {@link KeyStore.audit}. */
+export interface AuditQuery {
+  keyId?: string
+  userId?: string
+  /** Entries at or after this instant. */
+  since?: Date
+  /** At most this many entries (default 100). */
+  limit?: number
+}
+
+/** Result of {@link KeyStore.verifyAudit}. */
+export interface AuditReport {
+  /** True when every entry is intact and none is missing. */
+  ok: boolean
+  /** Entries verified before the first problem (all of them when `ok`). */
+  entries: number
+  /** The first entry found altered, or the first missing sequence number. */
+  firstBadSeq?: number
+  problem?: string
 }
 
 /** A user account: keys run as a user and inherit its rights. */
@@ -154,7 +202,7 @@ export interface KeyFilter {
 }
 
 /** Options of {@link KeyStore.rotateKey}. */
-export interface RotateOptions {
+export interface RotateOptions extends AdminOptions {
   /** Seconds the old key stays usable (never beyond its own expiry); default 0 = revoked at once. */
   overlapSeconds?: number
 }
@@ -179,10 +227,28 @@ export declare class KeyStore {
   static inMemory(options?: StoreOptions): KeyStore
 
   /**
+   * Opens (or creates) the durable store in one SQLite file. Several processes may open the
+   * same file: a change made by one is seen by the others' next checks within ~100 ms.
+   * Throws `STORE_IO` (cannot open, a directory, no permission), `STORE_CORRUPT` (not a keygate
+   * store, damaged, or written by a newer keygate) or `STORE_LOCKED` (another process holds
+   * the write lock too long). `keyPrefix`, when given, must match the store's.
+   */
+  static open(path: string, options?: StoreOptions): KeyStore
+
+  /**
    * Checks one rule. Returns the normalised rule; throws `INVALID_RULE` naming the rule and
    * what is wrong with it.
    */
   static validateRule(rule: string): string
+
+  /** Flushes pending writes (`lastUsedAt`) and releases the store; later calls throw `STORE_IO`. */
+  close(): void
+
+  /** The audit trail, newest first. */
+  audit(query?: AuditQuery): AuditEntry[]
+
+  /** Verifies the audit trail's hash chain; reports the first entry altered or removed. */
+  verifyAudit(): AuditReport
 
   /** The store clock. */
   now(): Date
@@ -191,10 +257,10 @@ export declare class KeyStore {
   setNow(date: Date | null): void
 
   /** Creates or replaces a role. Changes apply to the very next check of every key. */
-  putRole(role: Role): Role
+  putRole(role: Role, options?: AdminOptions): Role
 
   /** Deletes a role and removes it from every user holding it. False if there was none. */
-  deleteRole(name: string): boolean
+  deleteRole(name: string, options?: AdminOptions): boolean
 
   /** A role by name, or `null`. */
   getRole(name: string): Role | null
@@ -203,7 +269,7 @@ export declare class KeyStore {
   listRoles(): Role[]
 
   /** Creates or replaces a user. Throws `UNKNOWN_ROLE` for a role that does not exist. */
-  putUser(user: UserInput): User
+  putUser(user: UserInput, options?: AdminOptions): User
 
   /** A user by id, or `null`. */
   getUser(id: string): User | null
@@ -212,10 +278,10 @@ export declare class KeyStore {
   listUsers(): User[]
 
   /** Deletes a user and all its keys. False if there was none. */
-  deleteUser(id: string): boolean
+  deleteUser(id: string, options?: AdminOptions): boolean
 
   /** Creates a key under a user. The returned secret is never available again. */
-  createKey(input: NewKey): IssuedKey
+  createKey(input: NewKey, options?: AdminOptions): IssuedKey
 
   /** A key by id, or `null`. */
   getKey(id: string): ApiKey | null
@@ -224,10 +290,10 @@ export declare class KeyStore {
   listKeys(filter?: KeyFilter): ApiKey[]
 
   /** Changes description, rules and/or expiry. Throws `REVOKED_IS_FINAL` for a revoked key. */
-  updateKey(id: string, patch: KeyPatch): ApiKey
+  updateKey(id: string, patch: KeyPatch, options?: AdminOptions): ApiKey
 
   /** `active ⇄ suspended`, either → `revoked`; revoked is final (`REVOKED_IS_FINAL`). */
-  setState(id: string, state: KeyState): ApiKey
+  setState(id: string, state: KeyState, options?: AdminOptions): ApiKey
 
   /**
    * Issues a new key with the same user, description, rules, expiry and state; the old key
@@ -236,7 +302,7 @@ export declare class KeyStore {
   rotateKey(id: string, options?: RotateOptions): IssuedKey
 
   /** Deletes a key. False if there was none. */
-  deleteKey(id: string): boolean
+  deleteKey(id: string, options?: AdminOptions): boolean
 
   /**
    * True exactly when the call is allowed (see {@link Decision} for the reasons).
