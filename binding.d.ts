@@ -124,6 +124,8 @@ export declare function rotateKey(store: ExternalObject<KeyStore>, id: string, o
 
 export declare function setState(store: ExternalObject<KeyStore>, id: string, state: string, actor?: string | undefined | null): KeyDto
 
+export declare function storeBackup(store: ExternalObject<KeyStore>, to: string): void
+
 export declare function storeClose(store: ExternalObject<KeyStore>): void
 
 export declare function storeInMemory(options: StoreOptionsDto): ExternalObject<KeyStore>

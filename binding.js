@@ -852,6 +852,7 @@ module.exports.putRole = nativeBinding.putRole
 module.exports.putUser = nativeBinding.putUser
 module.exports.rotateKey = nativeBinding.rotateKey
 module.exports.setState = nativeBinding.setState
+module.exports.storeBackup = nativeBinding.storeBackup
 module.exports.storeClose = nativeBinding.storeClose
 module.exports.storeInMemory = nativeBinding.storeInMemory
 module.exports.storeKeyPrefix = nativeBinding.storeKeyPrefix

@@ -244,6 +244,12 @@ export declare class KeyStore {
   /** Flushes pending writes (`lastUsedAt`) and releases the store; later calls throw `STORE_IO`. */
   close(): void
 
+  /**
+   * Writes a consistent copy of the durable store to a new file `path` (SQLite's online
+   * backup, safe while other processes use the store). `STORE_IO` if `path` exists.
+   */
+  backup(path: string): void
+
   /** The audit trail, newest first. */
   audit(query?: AuditQuery): AuditEntry[]
 

@@ -534,7 +534,7 @@ async function childMemory(name, mode) {
   }
   const N = CONFIG.memoryKeys
   const before = await settle()
-  const out = { impl: name, mode, keys: N }
+  const out = { impl: name, mode, keys: N, addon: addonFingerprint() }
   if (mode === 'created') {
     // The store alone: nothing but the store keeps the keys (secrets are dropped).
     const half = N >> 1
@@ -572,7 +572,9 @@ async function childMemory(name, mode) {
   process.stdout.write(JSON.stringify(out) + '\n')
 }
 
-function runMemory(names) {
+const buildChanged = []
+
+function runMemory(names, expectedAddon) {
   const out = {}
   for (const mode of ['created', 'used']) {
     for (const name of names) {
@@ -586,6 +588,9 @@ function runMemory(names) {
       const line = child.stdout.trim().split('\n').pop()
       out[name] ??= {}
       out[name][mode] = JSON.parse(line)
+      if (JSON.stringify(out[name][mode].addon) !== JSON.stringify(expectedAddon)) {
+        buildChanged.push(`memory child ${name}/${mode} ran ${JSON.stringify(out[name][mode].addon)}`)
+      }
     }
     const figure = (n) => (mode === 'created' ? out[n][mode].perKey.rss : out[n][mode].addedByFirstCheck.rss)
     log(`  memory (${mode === 'created' ? 'keys created' : 'added by the first check of each key'}): ` +
@@ -597,18 +602,24 @@ function runMemory(names) {
 // =======================================================================================
 // Main.
 
+/** Which build is measured: the addon file's digest and mtime, and lib/store.js's digest. */
+function addonFingerprint() {
+  const digest = (file) => createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16)
+  try {
+    const addon = join(HERE, '..', 'keygate.linux-x64-gnu.node')
+    return { sha256: digest(addon), mtime: statSync(addon).mtime.toISOString(), storeJs: digest(join(HERE, '..', 'lib', 'store.js')) }
+  } catch {
+    return null
+  }
+}
+
 async function main() {
   if (ARGS[0] === '--child-memory') return childMemory(ARGS[1], ARGS[2])
   if (!gcAvailable) log('warning: run with --expose-gc (npm run bench does) for stable numbers')
 
   const startedAt = new Date()
   const machine = machineInfo()
-  const addon = join(HERE, '..', 'keygate.linux-x64-gnu.node')
-  let addonInfo = null
-  try {
-    const bytes = readFileSync(addon)
-    addonInfo = { file: 'keygate.linux-x64-gnu.node', sha256: createHash('sha256').update(bytes).digest('hex').slice(0, 16), mtime: statSync(addon).mtime.toISOString() }
-  } catch {}
+  const addonInfo = addonFingerprint()
   let commit = null
   try {
     const git = spawnSync('git', ['-C', join(HERE, '..'), 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' })
@@ -656,7 +667,7 @@ async function main() {
   results.differential.push(differential('warm world (queries, unknown and malformed secrets)', warm, warmCases))
 
   const scaleSpecs = warmSpecs.concat(keySpecs('scale-keys', CONFIG.scaleKeys - CONFIG.warmKeys, pool, NOW))
-  const scale = await buildWorld('scale world', scaleSpecs, names)
+  let scale = await buildWorld('scale world', scaleSpecs, names)
   results.differential.push(differential('scale world (the warm queries)', scale, bindSecrets(scale, queryCases('warm query at scale', warmQueries))))
 
   const smallSpecs = warmSpecs.slice(0, CONFIG.casbinKeys)
@@ -676,6 +687,8 @@ async function main() {
   W.warm = await timeWorkload('warm', names, { prepare: (name) => cycled(warm, name, warmQueries, n) })
   fullGc()
   W.scale = await timeWorkload('scale', names, { prepare: (name) => cycled(scale, name, warmQueries, n) })
+  // Drop the 200,000-key stores: the rest should not pay for a big heap.
+  scale = null
   fullGc()
   W.warmFresh = await timeWorkload('warm, fresh strings', names, { prepare: (name) => freshArgs(warm, name, warmQueries, n) })
   fullGc()
@@ -726,7 +739,11 @@ async function main() {
   W.compile = timeCompile()
 
   log('\nMemory (child processes)')
-  results.memory = runMemory(names)
+  results.memory = runMemory(names, addonInfo)
+  const addonAtEnd = addonFingerprint()
+  if (JSON.stringify(addonAtEnd) !== JSON.stringify(addonInfo)) buildChanged.push(`at the end: ${JSON.stringify(addonAtEnd)}`)
+  results.buildChanged = buildChanged
+  if (buildChanged.length > 0) log(`\nWARNING: the keygate build changed during the run (started with ${JSON.stringify(addonInfo)}):\n  ${buildChanged.join('\n  ')}`)
 
   report(results, names)
 }
@@ -739,6 +756,7 @@ function report(results, names) {
   const M = results.memory
   const cols = [...names, 'casbin']
   const header = ['workload', ...cols.map((n) => NAMES[n])]
+  const usedPerKey = (n) => M[n].created.perKey.rss + M[n].used.addedByFirstCheck.rss
   const row = (label, workload, fmt = fmtNs) => [label, ...cols.map((n) => (workload?.[n] ? fmt(workload[n].median) : '—'))]
   const c = results.config
   const rows = [
@@ -753,7 +771,6 @@ function report(results, names) {
     ['createKey, keys/s', ...cols.map((n) => (W.createKey[n] ? fmtInt(W.createKey[n].median) : '—'))],
   ]
 
-  const usedPerKey = (n) => M[n].created.perKey.rss + M[n].used.addedByFirstCheck.rss
   const kg = (w) => W[w].keygate.median
   const ratios = [
     { name: 'warm: keygate / naive JS', value: kg('warm') / W.warm.naive.median, limit: 0.2 },
@@ -791,7 +808,8 @@ function report(results, names) {
   const out = []
   out.push('', '='.repeat(100), `keygate benchmark — ${results.startedAt}${results.quick ? ' (--quick: reduced sizes)' : ''}`)
   out.push(`machine: ${machineLine}`)
-  out.push(`keygate: commit ${results.commit ?? '?'}, addon ${results.addon ? `${results.addon.sha256} (${results.addon.mtime})` : '?'}`)
+  out.push(`keygate: commit ${results.commit ?? '?'}, addon ${results.addon ? `${results.addon.sha256} (${results.addon.mtime}), lib/store.js ${results.addon.storeJs}` : '?'}`)
+  if (results.buildChanged.length > 0) out.push(`WARNING: the keygate build changed during the run — numbers mix builds; run again:\n  ${results.buildChanged.join('\n  ')}`)
   out.push(`${c.rounds} rounds, implementations interleaved, medians; hashed JS uses ${results.sha256}('sha256'); warm queries ${(results.warmAllowedShare * 100).toFixed(1)} % allowed`)
   out.push(`differential check: ${failed ? `FAILED (${failures.length})` : 'all implementations gave the same answers to every call'} ` +
     `(${results.differential.reduce((a, d) => a + d.calls, 0).toLocaleString('en-US')} calls + ${results.ruleSemantics.rules * results.ruleSemantics.calls} rule×call pairs)`)

@@ -147,6 +147,12 @@ class KeyStore {
     call(() => native.storeClose(this.#handle))
   }
 
+  /** Writes a consistent copy of the durable store to a new file (SQLite online backup). */
+  backup(path) {
+    args.string(path, 'path')
+    call(() => native.storeBackup(this.#handle, path))
+  }
+
   /** The audit trail, newest first. */
   audit(query) {
     const q = args.optionalObject(query, 'query')

@@ -32,6 +32,11 @@ pub fn store_close(store: &External<KeyStore>) -> napi::Result<(), String> {
 }
 
 #[napi]
+pub fn store_backup(store: &External<KeyStore>, to: String) -> napi::Result<(), String> {
+    store.backup(&to).map_err(js_error)
+}
+
+#[napi]
 pub fn audit(store: &External<KeyStore>, query: AuditQueryDto) -> napi::Result<Vec<AuditEntryDto>, String> {
     let query = AuditQuery {
         key_id: query.key_id,

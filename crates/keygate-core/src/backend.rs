@@ -53,6 +53,14 @@ pub trait Backend: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// Copies the store, consistently, to a new file at `to` (durable stores only).
+    fn backup(&self, _to: &std::path::Path) -> Result<()> {
+        Err(crate::error::Error::new(
+            crate::error::ErrorCode::InvalidArgument,
+            "an in-memory store has no file to back up; use KeyStore.open(path)",
+        ))
+    }
+
     /// Releases the file; every later call fails.
     fn close(&self) {}
 }

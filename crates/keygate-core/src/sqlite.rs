@@ -568,6 +568,18 @@ impl Backend for SqliteBackend {
         })
     }
 
+    fn backup(&self, to: &Path) -> Result<()> {
+        if to.exists() {
+            return Err(Error::new(ErrorCode::StoreIo, format!("backup target {} already exists", to.display())));
+        }
+        self.with_db(|db| {
+            // SQLite's online backup: a consistent copy while other processes keep writing.
+            db.conn
+                .backup(rusqlite::MAIN_DB, to, None)
+                .map_err(|e| store_error(to, "cannot back up to", e))
+        })
+    }
+
     fn close(&self) {
         if let Some(db) = self.db.lock().take() {
             let _ = db.conn.close();

@@ -474,6 +474,14 @@ impl Inner {
         flushed
     }
 
+    /// Writes a consistent copy of the durable store to a new file.
+    pub fn backup(&self, to: &str) -> Result<()> {
+        self.check_open()?;
+        // The read lock keeps this process's admin transactions off the connection meanwhile.
+        let _registry = self.registry.read();
+        self.backend.backup(std::path::Path::new(to))
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
