@@ -128,6 +128,9 @@ export declare function storeBackup(store: ExternalObject<KeyStore>, to: string)
 
 export declare function storeClose(store: ExternalObject<KeyStore>): void
 
+/** The bitset of every key's hint (see `keygate_core::hints`), shared like the signals. */
+export declare function storeHints(store: ExternalObject<KeyStore>): ArrayBuffer
+
 export declare function storeInMemory(options: StoreOptionsDto): ExternalObject<KeyStore>
 
 export declare function storeKeyPrefix(store: ExternalObject<KeyStore>): string

@@ -854,6 +854,7 @@ module.exports.rotateKey = nativeBinding.rotateKey
 module.exports.setState = nativeBinding.setState
 module.exports.storeBackup = nativeBinding.storeBackup
 module.exports.storeClose = nativeBinding.storeClose
+module.exports.storeHints = nativeBinding.storeHints
 module.exports.storeInMemory = nativeBinding.storeInMemory
 module.exports.storeKeyPrefix = nativeBinding.storeKeyPrefix
 module.exports.storeNow = nativeBinding.storeNow

@@ -60,6 +60,7 @@ const CONFIG = {
 }
 
 const log = (...parts) => process.stderr.write(parts.join(' ') + '\n')
+const label = (name) => NAMES[name] ?? name.replace(/^([^@]+)@(.*)$/, (_, base, at) => `${NAMES[base] ?? base} @${at}`)
 
 const NAMES = {
   keygate: 'keygate',
@@ -67,6 +68,7 @@ const NAMES = {
   core: 'keygate core',
   naive: 'naive JS',
   hashed: 'hashed JS',
+  'hashed-eager': 'hashed JS, RegExps compiled at insert',
   casbin: 'casbin',
 }
 
@@ -79,6 +81,7 @@ function makePeer(name) {
     case 'core': return new KeygateCorePeer()
     case 'naive': return new NaivePeer()
     case 'hashed': return new HashedPeer()
+    case 'hashed-eager': return new HashedPeer({ eagerCompile: true })
     case 'casbin': return CasbinPeer.create()
     default: throw new Error(`unknown implementation ${name}`)
   }
@@ -94,7 +97,7 @@ async function setupUsers(peer, users = USERS, roles = ROLES) {
  * share compiled code, and the second one's "first check" would not be cold. Each JS peer
  * therefore gets the key's rules in its own rotation (same set, same answers).
  */
-const ROTATION = { naive: 0, hashed: 1, casbin: 2 }
+const ROTATION = { naive: 0, hashed: 1, casbin: 2, 'hashed-eager': 3 }
 function rotated(rules, name) {
   const by = (ROTATION[name] ?? 0) % Math.max(1, rules.length)
   return by === 0 ? rules : [...rules.slice(by), ...rules.slice(0, by)]
@@ -390,7 +393,7 @@ async function timeWorkload(title, names, { rounds = CONFIG.rounds, warmupRounds
       const sum = loops[name](s.target, s.secrets, s.services, s.apis, s.n)
       const end = process.hrtime.bigint()
       if (sum !== want) {
-        fail(`${title}: ${NAMES[name]} gave checksum ${sum}, the expected answers give ${want} (round ${round}); ` +
+        fail(`${title}: ${label(name)} gave checksum ${sum}, the expected answers give ${want} (round ${round}); ` +
           'some answers differ from the differential-checked ones')
       }
       if (round >= 0) samples[name].push(Number(end - start) / s.n)
@@ -398,7 +401,7 @@ async function timeWorkload(title, names, { rounds = CONFIG.rounds, warmupRounds
     if (ctx?.dispose) ctx.dispose()
   }
   const result = Object.fromEntries(names.map((n) => [n, summarize(samples[n])]))
-  log(`  ${title} (${((Date.now() - t0) / 1000).toFixed(1)} s): ` + names.map((n) => `${NAMES[n]} ${fmtNs(result[n].median)}`).join(', '))
+  log(`  ${title} (${((Date.now() - t0) / 1000).toFixed(1)} s): ` + names.map((n) => `${label(n)} ${fmtNs(result[n].median)}`).join(', '))
   return result
 }
 
@@ -684,9 +687,14 @@ async function main() {
   const W = results.workloads
   const n = CONFIG.checksPerSample
 
-  W.warm = await timeWorkload('warm', names, { prepare: (name) => cycled(warm, name, warmQueries, n) })
-  fullGc()
-  W.scale = await timeWorkload('scale', names, { prepare: (name) => cycled(scale, name, warmQueries, n) })
+  // warm and scale in the same rounds (the same queries against 2,000 and 200,000 keys),
+  // so that their ratio compares like with like.
+  const AT_SCALE = '@scale'
+  const both = await timeWorkload('warm and scale', [...names, ...names.map((x) => x + AT_SCALE)], {
+    prepare: (entry) => (entry.endsWith(AT_SCALE) ? cycled(scale, entry.slice(0, -AT_SCALE.length), warmQueries, n) : cycled(warm, entry, warmQueries, n)),
+  })
+  W.warm = Object.fromEntries(names.map((x) => [x, both[x]]))
+  W.scale = Object.fromEntries(names.map((x) => [x, both[x + AT_SCALE]]))
   // Drop the 200,000-key stores: the rest should not pay for a big heap.
   scale = null
   fullGc()
@@ -695,10 +703,11 @@ async function main() {
 
   W.unknown = await timeWorkload('unknown', names, {
     prepare: (name) => {
-      const count = CONFIG.unknownSecrets
+      // Three passes over the never-issued secrets, each pass with its own fresh copies.
+      const count = 3 * CONFIG.unknownSecrets
       return {
         target: warm.targets[name],
-        secrets: unknownSecrets.map(freshCopy),
+        secrets: Array.from({ length: count }, (_, i) => freshCopy(unknownSecrets[i % unknownSecrets.length])),
         services: Array.from({ length: count }, (_, i) => warmQueries[i % warmQueries.length].service),
         apis: Array.from({ length: count }, (_, i) => warmQueries[i % warmQueries.length].api),
         n: count,
@@ -708,12 +717,12 @@ async function main() {
   })
   fullGc()
 
-  W.cold = await timeWorkload('cold', names, {
+  W.cold = await timeWorkload('cold', [...names, 'hashed-eager'], {
     warmupRounds: 1,
     setupRound: async (round) => {
       const specs = keySpecs(`cold-keys-${round}`, CONFIG.coldKeys, pool, NOW)
       const queries = oneQueryPerKey(`cold-queries-${round}`, specs, oracle, NOW)
-      const world = await buildWorld(`cold world, round ${round}`, specs, names)
+      const world = await buildWorld(`cold world, round ${round}`, specs, [...names, 'hashed-eager'])
       fullGc()
       return { world, queries }
     },
@@ -764,6 +773,7 @@ function report(results, names) {
     row(`scale: the warm queries, ${fmtInt(c.scaleKeys)} keys`, W.scale),
     row('warm, a fresh string per call (info)', W.warmFresh),
     row(`cold: first check of ${fmtInt(c.coldKeys)} new keys`, W.cold),
+    ['cold, hashed JS compiling RegExps at insert (info)', ...cols.map((n) => (n === 'hashed' ? fmtNs(W.cold['hashed-eager'].median) : '—'))],
     row(`unknown: ${fmtInt(c.unknownSecrets)} never-issued secrets`, W.unknown),
     row(`small policy: ${c.casbinKeys} keys, ${fmtInt(c.casbinQueries)} queries`, W.small),
     ['memory, bytes/key (RSS, keys created)', ...cols.map((n) => (M[n] ? fmtInt(M[n].created.perKey.rss) : '—'))],
@@ -784,6 +794,7 @@ function report(results, names) {
   const info = {
     'warm, fresh strings: keygate / naive JS': W.warmFresh.keygate.median / W.warmFresh.naive.median,
     'warm, fresh strings: keygate / hashed JS': W.warmFresh.keygate.median / W.warmFresh.hashed.median,
+    'cold: keygate / hashed JS compiling RegExps at insert': W.cold.keygate.median / W.cold['hashed-eager'].median,
     'scale / warm: naive JS': W.scale.naive.median / W.warm.naive.median,
     'scale / warm: hashed JS': W.scale.hashed.median / W.warm.hashed.median,
     'small policy: keygate / casbin': W.small.keygate.median / W.small.casbin.median,
@@ -798,9 +809,9 @@ function report(results, names) {
   const compileRows = Object.entries(W.compile).map(([k, v]) => [k, `${v.median.toFixed(2)} ms`])
   const ratioRows = ratios.map((r) => [r.name, fmtRatio(r.value), `≤ ${r.limit}`, r.pass ? 'PASS' : 'FAIL'])
   const infoRows = Object.entries(info).map(([k, v]) => [k, fmtRatio(v)])
-  const spreadRows = ['warm', 'scale', 'warmFresh', 'cold', 'unknown', 'small'].map((w) => [
-    w, ...cols.map((n) => (W[w]?.[n] ? `${fmtNs(W[w][n].min)}–${fmtNs(W[w][n].max)}` : '—')),
-  ])
+  const spread = (w, n) => (W[w]?.[n] ? `${fmtNs(W[w][n].min)}–${fmtNs(W[w][n].max)}` : '—')
+  const spreadRows = ['warm', 'scale', 'warmFresh', 'cold', 'unknown', 'small'].map((w) => [w, ...cols.map((n) => spread(w, n))])
+  spreadRows.splice(4, 0, ['cold, eager', ...cols.map((n) => (n === 'hashed' ? spread('cold', 'hashed-eager') : '—'))])
   const m = results.machine
   const machineLine = `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node} (V8 ${m.v8})`
   const failed = failures.length > 0
@@ -823,7 +834,8 @@ function report(results, names) {
     '  core without the memo, reached through binding.js (informational, not a target).',
     '- warm/scale cycle the same query strings; "fresh strings" gives every call new string objects, as a server sees.',
     '- cold: JS peers\' first check includes V8 compiling the key\'s RegExp (lazily, on first use); keygate compiles',
-    '  rules in createKey. Fresh copies of the secrets are presented in cold and unknown.',
+    '  rules in createKey. The info row gives a hashed JS peer that runs each RegExp twice at insert (V8 then has',
+    '  native code) — createKey pays instead. Fresh copies of the secrets are presented in cold and unknown.',
     '- memory: RSS growth per key in a child process per implementation (young generation grown beforehand,',
     '  gc before and after); the target uses "keys created" (the store alone). "+ first check" adds what checking',
     '  every key once leaves behind: compiled RegExps (JS peers), memo entries and lastUsedAt (keygate).',

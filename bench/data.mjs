@@ -138,11 +138,11 @@ function withQuestionMarks(r, name, count) {
   return chars.join('')
 }
 
+/** How people mistype case in rules: all lower case, or the service in capitals. */
 function mutateCase(r, text) {
-  const x = r()
-  if (x < 0.4) return text.toUpperCase()
-  if (x < 0.7) return text.toLowerCase()
-  return text.split('').map((c) => (r() < 0.5 ? c.toUpperCase() : c.toLowerCase())).join('')
+  if (r() < 0.6) return text.toLowerCase()
+  const colon = text.indexOf(':')
+  return text.slice(0, colon).toUpperCase() + text.slice(colon)
 }
 
 /** One rule derived from a random catalog call, in one of the realistic shapes. */
@@ -168,7 +168,7 @@ export function randomRule(r) {
       ? `${service}:${api.slice(0, 2)}*${api.slice(-3)}`
       : `${service.slice(0, 8)}*${service.slice(-6)}:${api}`
   } else rule = `${service}:${api.slice(0, 3)}*` // short prefixes (session:get*)
-  if (r() < 0.05) rule = mutateCase(r, rule)
+  if (r() < 0.04) rule = mutateCase(r, rule)
   return rule
 }
 

@@ -99,7 +99,7 @@ export function fmtNs(ns) {
   if (ns === undefined || ns === null || Number.isNaN(ns)) return '—'
   if (ns >= 100_000) return `${(ns / 1000).toFixed(0)} µs`
   if (ns >= 10_000) return `${(ns / 1000).toFixed(1)} µs`
-  if (ns >= 1000) return `${(ns / 1000).toFixed(2)} µs`
+  if (ns >= 999.5) return `${(ns / 1000).toFixed(2)} µs`
   if (ns >= 100) return `${ns.toFixed(0)} ns`
   return `${ns.toFixed(1)} ns`
 }

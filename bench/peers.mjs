@@ -139,9 +139,15 @@ export class NaivePeer {
 // hashed JS: the same, keyed by the SHA-256 hex digest so that no plaintext key is kept.
 
 export class HashedPeer {
-  constructor() {
+  /**
+   * `eagerCompile`: run each new key's RegExp twice at insertion, so that V8 has compiled
+   * it (bytecode on the first run, native code on the second) before the key's first
+   * check — what a developer who wants no compile on the request path would add.
+   */
+  constructor({ eagerCompile = false } = {}) {
     this.users = new JsUsers()
     this.keys = new Map()
+    this.eagerCompile = eagerCompile
   }
 
   putRole(name, rights) { this.users.putRole(name, rights) }
@@ -149,6 +155,10 @@ export class HashedPeer {
 
   addKey(secret, spec) {
     const entry = { state: spec.state, expiresAt: spec.expiresAt, user: this.users.get(spec.userId), re: compileRules(checkRules(spec.rules)) }
+    if (this.eagerCompile && entry.re !== null) {
+      entry.re.test('warm:up')
+      entry.re.test('warm:up')
+    }
     this.keys.set(sha256hex(secret), entry)
     return entry
   }

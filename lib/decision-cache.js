@@ -1,31 +1,97 @@
 'use strict'
-// A bounded memo of recent decisions, so that a repeated check costs a few Map
-// lookups instead of a native call. It is exact: the core bumps a generation
-// word (in memory both sides read) on every change that could alter any
-// decision — admin calls, setNow, and, through a watcher thread, shortly
-// before a key's expiry instant, when it also raises a bypass word until the
-// instant has passed. A changed generation empties the memo.
+// A bounded memo of recent decisions, so that a repeated check costs a Map
+// lookup and a few comparisons instead of a native call. It is exact: the core
+// bumps a generation word (in memory both sides read) on every change that
+// could alter any decision — admin calls, setNow, other processes' changes
+// and, through a watcher thread, shortly before a key's expiry instant, when
+// it also raises a bypass word until the instant has passed. A changed
+// generation empties the memo.
+//
+// It also holds the core's hint filter: a bitset of the last four characters
+// of every key's secret, so most unknown secrets are refused without a native call.
 
 /** Decisions remembered at most; reaching it empties the memo (a flood of keys cannot grow it). */
 const MAX_DECISIONS = 65536
 /** Longest service/api name worth remembering (longer ones are invalid anyway). */
 const MAX_NAME = 256
+/** Longest caller IP worth remembering. */
+const MAX_IP = 64
 /** Uses of keys answered from the memo reach the core within this many ms (lastUsedAt). */
 const TOUCH_FLUSH_MS = 1000
 
+/** charCode → base62 digit, or -1. */
+const BASE62 = new Int8Array(128).fill(-1)
+for (let i = 0; i < 62; i++) {
+  BASE62['0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'.charCodeAt(i)] = i
+}
+
+function digit(code) {
+  return code < 128 ? BASE62[code] : -1
+}
+
+/**
+ * The decisions remembered for one secret: the first four (service, api, ip)
+ * calls in fields compared with ===, which beats a Map for the handful of
+ * calls a key typically makes; later ones in nested Maps.
+ */
 class Entry {
   constructor(ipDependent) {
-    /** service → api → boolean (or, for keys with IP rules, → ip → boolean) */
-    this.byService = new Map()
     this.ipDependent = ipDependent
+    this.n = 0
+    this.s0 = this.s1 = this.s2 = this.s3 = ''
+    this.a0 = this.a1 = this.a2 = this.a3 = ''
+    this.i0 = this.i1 = this.i2 = this.i3 = ''
+    this.r0 = this.r1 = this.r2 = this.r3 = false
+    /** service → api → ip → boolean, once the four fields are taken. */
+    this.more = null
     /** When this secret was first answered from the memo since the last flush (0: not since). */
     this.usedAt = 0
+  }
+
+  get(service, api, ip) {
+    const n = this.n
+    if (n > 0 && this.a0 === api && this.s0 === service && this.i0 === ip) return this.r0
+    if (n > 1 && this.a1 === api && this.s1 === service && this.i1 === ip) return this.r1
+    if (n > 2 && this.a2 === api && this.s2 === service && this.i2 === ip) return this.r2
+    if (n > 3 && this.a3 === api && this.s3 === service && this.i3 === ip) return this.r3
+    if (this.more === null) return undefined
+    const apis = this.more.get(service)
+    if (apis === undefined) return undefined
+    const ips = apis.get(api)
+    return ips === undefined ? undefined : ips.get(ip)
+  }
+
+  set(service, api, ip, allowed) {
+    switch (this.n) {
+      case 0:
+        this.s0 = service; this.a0 = api; this.i0 = ip; this.r0 = allowed
+        break
+      case 1:
+        this.s1 = service; this.a1 = api; this.i1 = ip; this.r1 = allowed
+        break
+      case 2:
+        this.s2 = service; this.a2 = api; this.i2 = ip; this.r2 = allowed
+        break
+      case 3:
+        this.s3 = service; this.a3 = api; this.i3 = ip; this.r3 = allowed
+        break
+      default: {
+        if (this.more === null) this.more = new Map()
+        let apis = this.more.get(service)
+        if (apis === undefined) this.more.set(service, (apis = new Map()))
+        let ips = apis.get(api)
+        if (ips === undefined) apis.set(api, (ips = new Map()))
+        ips.set(ip, allowed)
+      }
+    }
+    this.n++
   }
 }
 
 class DecisionCache {
-  constructor(words, touch) {
+  constructor(words, hints, touch) {
     this.words = words
+    this.hints = hints
     this.touch = touch
     this.secrets = new Map()
     this.size = 0
@@ -51,41 +117,37 @@ class DecisionCache {
     this.size = 0
   }
 
-  /** true/false when remembered, undefined when not. */
+  /** False when no key's secret can be `secret` (its last four characters are no key's hint). */
+  mayHold(secret) {
+    const n = secret.length
+    if (n < 4) return false
+    const d0 = digit(secret.charCodeAt(n - 4))
+    const d1 = digit(secret.charCodeAt(n - 3))
+    const d2 = digit(secret.charCodeAt(n - 2))
+    const d3 = digit(secret.charCodeAt(n - 1))
+    if ((d0 | d1 | d2 | d3) < 0) return false
+    const i = ((d0 * 62 + d1) * 62 + d2) * 62 + d3
+    return (this.hints[i >>> 5] & (1 << (i & 31))) !== 0
+  }
+
+  /** true/false when remembered, undefined when not. `ip` is a string ('' for none). */
   lookup(secret, service, api, ip) {
     const entry = this.secrets.get(secret)
     if (entry === undefined) return undefined
-    const apis = entry.byService.get(service)
-    if (apis === undefined) return undefined
-    let allowed = apis.get(api)
-    if (entry.ipDependent && allowed !== undefined) allowed = allowed.get(ip === undefined ? '' : ip)
+    const allowed = entry.get(service, api, entry.ipDependent ? ip : '')
     if (allowed === true && entry.usedAt === 0) this.markUsed(entry, secret)
     return allowed
   }
 
   remember(secret, service, api, ip, allowed, ipDependent) {
-    if (service.length > MAX_NAME || api.length > MAX_NAME || (ip !== undefined && ip.length > 64)) return
+    if (service.length > MAX_NAME || api.length > MAX_NAME || ip.length > MAX_IP) return
     if (this.size >= MAX_DECISIONS) this.reset()
     let entry = this.secrets.get(secret)
     if (entry === undefined || entry.ipDependent !== ipDependent) {
       entry = new Entry(ipDependent)
       this.secrets.set(secret, entry)
     }
-    let apis = entry.byService.get(service)
-    if (apis === undefined) {
-      apis = new Map()
-      entry.byService.set(service, apis)
-    }
-    if (ipDependent) {
-      let ips = apis.get(api)
-      if (ips === undefined) {
-        ips = new Map()
-        apis.set(api, ips)
-      }
-      ips.set(ip === undefined ? '' : ip, allowed)
-    } else {
-      apis.set(api, allowed)
-    }
+    entry.set(service, api, ipDependent ? ip : '', allowed)
     this.size++
   }
 

@@ -113,7 +113,8 @@ class KeyStore {
     }
     this.#handle = handle
     const words = new Uint32Array(native.storeSignals(handle))
-    this.#cache = new DecisionCache(words, (secrets, times) => native.touch(handle, secrets, times))
+    const hints = new Uint32Array(native.storeHints(handle))
+    this.#cache = new DecisionCache(words, hints, (secrets, times) => native.touch(handle, secrets, times))
     this.#setCacheClock(frozenNow)
   }
 
@@ -321,16 +322,18 @@ class KeyStore {
 
   isAllowed(secret, service, api, ip) {
     checkCallTypes(secret, service, api, ip)
-    if (ip === null) ip = undefined
     const cache = this.#cache
+    const callerIp = ip == null ? '' : ip
     if (cache.sync()) {
-      const remembered = cache.lookup(secret, service, api, ip)
+      const remembered = cache.lookup(secret, service, api, callerIp)
       if (remembered !== undefined) return remembered
     }
-    const packed = native.check(this.#handle, secret, service, api, ip)
+    // No key has this secret's hint: unknown (or malformed), so denied.
+    if (!cache.mayHold(secret)) return false
+    const packed = native.check(this.#handle, secret, service, api, ip == null ? undefined : ip)
     const allowed = (packed & 0xff) === 0
     if ((packed & KNOWN_KEY) !== 0 && cache.generation !== -1) {
-      cache.remember(secret, service, api, ip, allowed, (packed & IP_DEPENDENT) !== 0)
+      cache.remember(secret, service, api, callerIp, allowed, (packed & IP_DEPENDENT) !== 0)
     }
     return allowed
   }

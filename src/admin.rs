@@ -64,6 +64,16 @@ pub fn store_signals<'env>(env: &'env Env, store: &External<KeyStore>) -> napi::
     unsafe { ArrayBuffer::from_external(env, data, len, signals, |_, signals| drop(signals)) }
 }
 
+/// The bitset of every key's hint (see `keygate_core::hints`), shared like the signals.
+#[napi]
+pub fn store_hints<'env>(env: &'env Env, store: &External<KeyStore>) -> napi::Result<ArrayBuffer<'env>> {
+    let hints = store.hints();
+    let data = hints.as_ptr() as *mut u8;
+    let len = hints.byte_len();
+    // SAFETY: the Arc moved into the finaliser keeps `data` valid until the buffer is collected.
+    unsafe { ArrayBuffer::from_external(env, data, len, hints, |_, hints| drop(hints)) }
+}
+
 #[napi]
 pub fn store_set_now(store: &External<KeyStore>, at: Option<f64>) {
     store.set_now(at.map(ms));

@@ -65,10 +65,14 @@ pub trait Backend: Send + Sync {
     fn close(&self) {}
 }
 
-/// The backend of `KeyStore::in_memory`: nothing to persist; the audit trail in memory.
+/// Entries an in-memory store keeps: its audit trail is a window over the
+/// most recent changes (a long-lived ephemeral store must not grow without bound).
+pub const MEMORY_AUDIT_ENTRIES: usize = 10_000;
+
+/// The backend of `KeyStore::in_memory`: nothing to persist; the latest audit entries in memory.
 #[derive(Default)]
 pub struct MemoryBackend {
-    log: Mutex<Vec<AuditEntry>>,
+    log: Mutex<std::collections::VecDeque<AuditEntry>>,
 }
 
 /// Newest first, filtered, at most `limit` (default 100).
@@ -80,9 +84,11 @@ impl Backend for MemoryBackend {
     fn commit(&self, _changes: &[Change], audit: Vec<AuditDraft>) -> Result<()> {
         let mut log = self.log.lock();
         for draft in audit {
-            let prev = log.last().map_or(GENESIS, |e| e.hash);
-            let seq = log.len() as u64 + 1;
-            log.push(AuditEntry::seal(&prev, seq, draft));
+            let (prev, seq) = log.back().map_or((GENESIS, 1), |e| (e.hash, e.seq + 1));
+            log.push_back(AuditEntry::seal(&prev, seq, draft));
+            if log.len() > MEMORY_AUDIT_ENTRIES {
+                log.pop_front();
+            }
         }
         Ok(())
     }
@@ -92,6 +98,7 @@ impl Backend for MemoryBackend {
     }
 
     fn verify_audit(&self) -> Result<AuditReport> {
-        Ok(verify(self.log.lock().iter(), None))
+        let log = self.log.lock();
+        Ok(verify(log.iter(), None, log.front().map(|first| first.seq)))
     }
 }

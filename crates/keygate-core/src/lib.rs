@@ -8,6 +8,7 @@ pub mod decision;
 pub mod error;
 pub mod expiry;
 pub mod glob;
+pub mod hints;
 pub mod ip;
 pub mod model;
 pub mod registry;

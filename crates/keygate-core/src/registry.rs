@@ -8,6 +8,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::hints::HintFilter;
 use crate::model::{Key, KeyState, Role, User, UserStatus};
 use crate::rule::{RuleInterner, RuleUse};
 use crate::secret::SecretDigest;
@@ -130,6 +131,8 @@ pub struct Registry {
     keys: KeyTable,
     interner: RuleInterner,
     next_seq: u64,
+    /// The store's shared hint filter, once attached.
+    hints: Option<Arc<HintFilter>>,
 }
 
 impl Registry {
@@ -163,6 +166,14 @@ impl Registry {
 
     pub fn key_count(&self) -> usize {
         self.keys.len()
+    }
+
+    /// Marks every key's hint in `filter` and keeps marking new keys' hints.
+    pub fn attach_hints(&mut self, filter: Arc<HintFilter>) {
+        for key in self.keys.iter() {
+            filter.insert(&key.hint);
+        }
+        self.hints = Some(filter);
     }
 
     /// Sequence number for the next key created.
@@ -264,6 +275,9 @@ impl Registry {
         }
         key.set_last_used_at(last_used);
         self.next_seq = self.next_seq.max(record.seq + 1);
+        if let Some(hints) = &self.hints {
+            hints.insert(&key.hint);
+        }
         self.keys.insert(key);
         Ok(())
     }

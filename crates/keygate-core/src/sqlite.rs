@@ -493,7 +493,7 @@ impl Backend for SqliteBackend {
                     db.conn.prepare("SELECT seq, at, actor, action, key_id, user_id, detail, hash FROM audit ORDER BY seq")?;
                 let entries: Vec<AuditEntry> =
                     stmt.query_map([], read_audit)?.map(|r| r.map(audit_entry)).collect::<rusqlite::Result<_>>()?;
-                Ok(verify(entries.iter(), Some(head)))
+                Ok(verify(entries.iter(), Some(head), None))
             })();
             let _ = db.conn.execute_batch("COMMIT");
             result.map_err(e)

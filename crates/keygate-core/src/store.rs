@@ -12,6 +12,7 @@ use crate::audit::{describe, AuditEntry, AuditQuery, AuditReport};
 use crate::backend::{Backend, Catchup, MemoryBackend};
 use crate::clock::Clock;
 use crate::expiry::ExpiryWatch;
+use crate::hints::HintFilter;
 use crate::decision::{decide, Call, Reason};
 use crate::error::{quote, Error, ErrorCode, Result};
 use crate::model::{check_name, parse_key_id, Key, KeyState, Role, User, UserStatus, MAX_DESCRIPTION_CHARS};
@@ -155,6 +156,7 @@ pub struct Inner {
     max_lifetime_ms: i64,
     clock: Arc<Clock>,
     signals: Arc<Signals>,
+    hints: Arc<HintFilter>,
     expiry: ExpiryWatch,
     backend: Box<dyn Backend>,
     /// Keys used since the last flush of `lastUsedAt` (durable stores only).
@@ -282,6 +284,9 @@ impl KeyStore {
             expiry.schedule(key.expires_at);
         }
         let durable = backend.is_durable();
+        let hints = Arc::new(HintFilter::default());
+        let mut registry = registry;
+        registry.attach_hints(hints.clone());
         Ok(KeyStore {
             inner: Arc::new(Inner {
                 registry: RwLock::new(registry),
@@ -289,6 +294,7 @@ impl KeyStore {
                 max_lifetime_ms: days as i64 * DAY_MS,
                 clock,
                 signals,
+                hints,
                 expiry,
                 backend,
                 used: Mutex::new(Vec::new()),
@@ -312,6 +318,11 @@ impl Inner {
 
     pub fn signals(&self) -> Arc<Signals> {
         self.signals.clone()
+    }
+
+    /// The bitset of all keys' hints (see `hints.rs`).
+    pub fn hints(&self) -> Arc<HintFilter> {
+        self.hints.clone()
     }
 
     pub fn key_prefix(&self) -> &str {
@@ -381,7 +392,8 @@ impl Inner {
                 }
                 self.signals.bump();
             }
-            Catchup::Reload(fresh) => {
+            Catchup::Reload(mut fresh) => {
+                fresh.attach_hints(self.hints.clone());
                 *registry = fresh;
                 for key in registry.keys() {
                     self.expiry.schedule(key.expires_at);

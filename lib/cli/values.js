@@ -1,0 +1,206 @@
+'use strict'
+// Parsing of command-line values: the option parser, durations, dates and small checks.
+// Every problem is a UsageError (exit code 2) with a message in plain words.
+
+class UsageError extends Error {
+  constructor(message) {
+    super(message)
+    this.name = 'UsageError'
+  }
+}
+
+/**
+ * Parses `args` against `spec` ({ name: { type: 'string' | 'boolean', multiple?, short? } }).
+ * Options may come before, between or after positionals; `--` ends the options.
+ * Returns { values, positionals }.
+ */
+function parseOptions(args, spec, context) {
+  const values = {}
+  const positionals = []
+  const byShort = new Map()
+  for (const [name, def] of Object.entries(spec)) if (def.short) byShort.set(def.short, name)
+  const see = context ? ` (see ${context} --help)` : ''
+
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]
+    if (arg === '--') {
+      positionals.push(...args.slice(i + 1))
+      break
+    }
+    let name
+    let inline
+    if (arg.startsWith('--') && arg.length > 2) {
+      const eq = arg.indexOf('=')
+      name = eq === -1 ? arg.slice(2) : arg.slice(2, eq)
+      inline = eq === -1 ? undefined : arg.slice(eq + 1)
+      if (!Object.hasOwn(spec, name)) throw new UsageError(`unknown option --${name}${see}`)
+    } else if (arg.startsWith('-') && arg.length > 1 && !/^-\d/.test(arg)) {
+      const short = arg.slice(1)
+      name = byShort.get(short)
+      if (name === undefined) throw new UsageError(`unknown option ${arg}${see}`)
+    } else {
+      positionals.push(arg)
+      continue
+    }
+    const def = spec[name]
+    if (def.type === 'boolean') {
+      if (inline !== undefined) throw new UsageError(`--${name} takes no value`)
+      values[name] = true
+      continue
+    }
+    let value = inline
+    if (value === undefined) {
+      value = args[i + 1]
+      if (value === undefined || looksLikeOption(value)) {
+        throw new UsageError(`--${name} needs a value${def.arg ? ` ${def.arg}` : ''} (to pass a value that starts with "--", write --${name}=VALUE)`)
+      }
+      i++
+    }
+    if (def.multiple) {
+      ;(values[name] ??= []).push(value)
+    } else {
+      if (values[name] !== undefined) throw new UsageError(`--${name} is given more than once`)
+      values[name] = value
+    }
+  }
+  return { values, positionals }
+}
+
+function looksLikeOption(value) {
+  return /^--[a-z]/i.test(value) || value === '-h'
+}
+
+// ---- durations and dates ----------------------------------------------------
+
+const UNIT_MS = { w: 7 * 86_400_000, d: 86_400_000, h: 3_600_000, m: 60_000, s: 1_000 }
+const DURATION = /^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/
+const DURATION_HELP = 'a duration is a number with a unit w, d, h, m or s, such as 90d, 12h, 30m, 2w or 1d12h'
+const DATE_HELP = 'a date is YYYY-MM-DD (midnight UTC at the start of that day) or an ISO 8601 time such as 2027-01-31T17:00:00Z'
+
+/** Milliseconds of a duration such as `90d`, `12h`, `1d12h`, `0`; undefined if `text` is not one. */
+function durationMs(text) {
+  const t = text.trim().toLowerCase()
+  if (t === '0') return 0
+  if (t === '') return undefined
+  const m = DURATION.exec(t)
+  if (m === null) return undefined
+  const units = ['w', 'd', 'h', 'm', 's']
+  let ms = 0
+  for (let i = 0; i < units.length; i++) if (m[i + 1] !== undefined) ms += Number(m[i + 1]) * UNIT_MS[units[i]]
+  return Number.isSafeInteger(ms) ? ms : undefined
+}
+
+const DATE_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?\s*(?:([Zz])|([+-])(\d{2}):?(\d{2}))?$/
+
+/**
+ * An instant from `YYYY-MM-DD` (00:00:00 UTC of that day), `YYYY-MM-DDTHH:MM[:SS[.fff]]` with
+ * `Z`, an offset `±HH:MM`, or no offset (taken as UTC). Undefined if `text` is not a date.
+ */
+function parseDate(text) {
+  const m = DATE_TIME.exec(text.trim())
+  if (m === null) return undefined
+  const [, y, mo, d, h = '0', mi = '0', s = '0', frac = '0', , sign, oh, om] = m
+  const year = Number(y)
+  const month = Number(mo)
+  const day = Number(d)
+  const hour = Number(h)
+  const minute = Number(mi)
+  const second = Number(s)
+  if (month < 1 || month > 12 || hour > 23 || minute > 59 || second > 59) return undefined
+  const ms = Number(frac.padEnd(3, '0').slice(0, 3))
+  let at = Date.UTC(year, month - 1, day, hour, minute, second, ms)
+  const check = new Date(Date.UTC(year, month - 1, day))
+  if (check.getUTCFullYear() !== year || check.getUTCMonth() !== month - 1 || check.getUTCDate() !== day) return undefined
+  if (sign !== undefined) {
+    const offset = (Number(oh) * 60 + Number(om)) * 60_000
+    if (Number(oh) > 23 || Number(om) > 59) return undefined
+    at += sign === '+' ? -offset : offset
+  }
+  return new Date(at)
+}
+
+/** `--expires`: a duration from now, or a date. */
+function parseExpiry(text, option, now) {
+  const ms = durationMs(text)
+  if (ms !== undefined) return new Date(now + ms)
+  const date = parseDate(text)
+  if (date !== undefined) return date
+  throw new UsageError(`${option} ${JSON.stringify(text)} is neither a duration nor a date: ${DURATION_HELP}; ${DATE_HELP}`)
+}
+
+/** `--since`: a duration ago, or a date. */
+function parseSince(text, option, now) {
+  const ms = durationMs(text)
+  if (ms !== undefined) return new Date(now - ms)
+  const date = parseDate(text)
+  if (date !== undefined) return date
+  throw new UsageError(`${option} ${JSON.stringify(text)} is neither a duration (ago) nor a date: ${DURATION_HELP}; ${DATE_HELP}`)
+}
+
+/** A duration in whole seconds (`--overlap`). */
+function parseDurationSeconds(text, option) {
+  const ms = durationMs(text)
+  if (ms === undefined) throw new UsageError(`${option} ${JSON.stringify(text)} is not a duration: ${DURATION_HELP}`)
+  return Math.floor(ms / 1000)
+}
+
+/** A whole number from `min` to `max`. */
+function parseWhole(text, option, min, max) {
+  const t = text.trim()
+  if (!/^\d+$/.test(t) || Number(t) < min || Number(t) > max) {
+    throw new UsageError(`${option} ${JSON.stringify(text)} must be a whole number from ${min} to ${max}`)
+  }
+  return Number(t)
+}
+
+/** One of `choices`. */
+function parseChoice(text, option, choices) {
+  if (!choices.includes(text)) {
+    throw new UsageError(`${option} ${JSON.stringify(text)} must be one of: ${choices.join(', ')}`)
+  }
+  return text
+}
+
+/** Levenshtein distance, for "did you mean" hints. */
+function distance(a, b) {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]
+    row[0] = i
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1))
+      prev = tmp
+    }
+  }
+  return row[b.length]
+}
+
+function closest(word, candidates) {
+  let best
+  let bestDistance = Infinity
+  for (const c of candidates) {
+    const d = distance(word, c)
+    if (d < bestDistance) {
+      best = c
+      bestDistance = d
+    }
+  }
+  return bestDistance <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined
+}
+
+module.exports = {
+  UsageError,
+  parseOptions,
+  durationMs,
+  parseDate,
+  parseExpiry,
+  parseSince,
+  parseDurationSeconds,
+  parseWhole,
+  parseChoice,
+  closest,
+  DURATION_HELP,
+  DATE_HELP,
+}
