@@ -44,7 +44,7 @@ export interface AuditReportDto {
   problem?: string
 }
 
-export declare function check(store: ExternalObject<KeyStore>, secret: unknown, service: unknown, api: unknown, ip?: unknown | undefined | null): number
+export declare function check(store: unknown, secret: unknown, service: unknown, api: unknown, ip?: unknown | undefined | null): number
 
 export declare function createKey(store: ExternalObject<KeyStore>, input: NewKeyDto, actor?: string | undefined | null): IssuedDto
 

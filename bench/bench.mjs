@@ -34,7 +34,7 @@ import {
   globRuleToRegex, SHA256_API,
 } from './peers.mjs'
 import {
-  expectedSum, fmtInt, fmtNs, fmtRatio, freshCopy, fullGc, gcAvailable, machineInfo, makeLoop, markdownTable,
+  cpuSnapshot, expectedSum, fmtInt, otherLoad, fmtNs, fmtRatio, freshCopy, fullGc, gcAvailable, machineInfo, makeLoop, markdownTable,
   minorGc, sleep, summarize, textTable,
 } from './harness.mjs'
 
@@ -151,6 +151,12 @@ async function buildWorld(label, specs, names, { users = USERS, roles = ROLES } 
 // Differential checks.
 
 const failures = []
+
+/** Workloads during which other processes kept a noticeable share of the CPUs busy. */
+const noisy = []
+function noteLoad(title, other) {
+  if (other !== null && other > 0.15) noisy.push(`${title}: ${other.toFixed(2)} CPUs`)
+}
 
 function fail(message) {
   failures.push(message)
@@ -381,6 +387,7 @@ function rotate(list, by) {
  */
 async function timeWorkload(title, names, { rounds = CONFIG.rounds, warmupRounds = 2, setupRound, prepare }) {
   const loops = Object.fromEntries(names.map((n) => [n, makeLoop()]))
+  const cpu0 = cpuSnapshot()
   const samples = Object.fromEntries(names.map((n) => [n, []]))
   const t0 = Date.now()
   for (let round = -warmupRounds; round < rounds; round++) {
@@ -401,7 +408,11 @@ async function timeWorkload(title, names, { rounds = CONFIG.rounds, warmupRounds
     if (ctx?.dispose) ctx.dispose()
   }
   const result = Object.fromEntries(names.map((n) => [n, summarize(samples[n])]))
-  log(`  ${title} (${((Date.now() - t0) / 1000).toFixed(1)} s): ` + names.map((n) => `${label(n)} ${fmtNs(result[n].median)}`).join(', '))
+  const other = otherLoad(cpu0, cpuSnapshot())
+  for (const n of names) result[n].otherLoad = other
+  noteLoad(title, other)
+  log(`  ${title} (${((Date.now() - t0) / 1000).toFixed(1)} s${other === null ? '' : `, other processes ${other.toFixed(2)} CPUs`}): ` +
+    names.map((n) => `${label(n)} ${fmtNs(result[n].median)}`).join(', '))
   return result
 }
 
@@ -621,6 +632,7 @@ async function main() {
   if (!gcAvailable) log('warning: run with --expose-gc (npm run bench does) for stable numbers')
 
   const startedAt = new Date()
+  const cpuAtStart = cpuSnapshot()
   const machine = machineInfo()
   const addonInfo = addonFingerprint()
   let commit = null
@@ -695,27 +707,34 @@ async function main() {
   })
   W.warm = Object.fromEntries(names.map((x) => [x, both[x]]))
   W.scale = Object.fromEntries(names.map((x) => [x, both[x + AT_SCALE]]))
+  fullGc()
+
+  // Never-issued secrets against the 2,000-key store (the target) and, for information,
+  // against the 200,000-key store, in the same rounds.
+  const unknownArgs = (world, name) => {
+    // Three passes over the never-issued secrets, each pass with its own fresh copies.
+    const count = 3 * CONFIG.unknownSecrets
+    return {
+      target: world.targets[name],
+      secrets: Array.from({ length: count }, (_, i) => freshCopy(unknownSecrets[i % unknownSecrets.length])),
+      services: Array.from({ length: count }, (_, i) => warmQueries[i % warmQueries.length].service),
+      apis: Array.from({ length: count }, (_, i) => warmQueries[i % warmQueries.length].api),
+      n: count,
+      expectedSum: 0,
+    }
+  }
+  const unknownBoth = await timeWorkload('unknown', [...names, ...names.map((x) => x + AT_SCALE)], {
+    prepare: (entry) => (entry.endsWith(AT_SCALE) ? unknownArgs(scale, entry.slice(0, -AT_SCALE.length)) : unknownArgs(warm, entry)),
+  })
+  W.unknown = Object.fromEntries(names.map((x) => [x, unknownBoth[x]]))
+  W.unknownScale = Object.fromEntries(names.map((x) => [x, unknownBoth[x + AT_SCALE]]))
+
   // Drop the 200,000-key stores: the rest should not pay for a big heap.
   scale = null
   fullGc()
   W.warmFresh = await timeWorkload('warm, fresh strings', names, { prepare: (name) => freshArgs(warm, name, warmQueries, n) })
   fullGc()
 
-  W.unknown = await timeWorkload('unknown', names, {
-    prepare: (name) => {
-      // Three passes over the never-issued secrets, each pass with its own fresh copies.
-      const count = 3 * CONFIG.unknownSecrets
-      return {
-        target: warm.targets[name],
-        secrets: Array.from({ length: count }, (_, i) => freshCopy(unknownSecrets[i % unknownSecrets.length])),
-        services: Array.from({ length: count }, (_, i) => warmQueries[i % warmQueries.length].service),
-        apis: Array.from({ length: count }, (_, i) => warmQueries[i % warmQueries.length].api),
-        n: count,
-        expectedSum: 0,
-      }
-    },
-  })
-  fullGc()
 
   W.cold = await timeWorkload('cold', [...names, 'hashed-eager'], {
     warmupRounds: 1,
@@ -754,6 +773,9 @@ async function main() {
   results.buildChanged = buildChanged
   if (buildChanged.length > 0) log(`\nWARNING: the keygate build changed during the run (started with ${JSON.stringify(addonInfo)}):\n  ${buildChanged.join('\n  ')}`)
 
+  results.otherLoad = otherLoad(cpuAtStart, cpuSnapshot())
+  results.noisy = noisy
+  results.loadavgAtEnd = (await import('node:os')).loadavg().map((x) => Math.round(x * 100) / 100)
   report(results, names)
 }
 
@@ -775,6 +797,7 @@ function report(results, names) {
     row(`cold: first check of ${fmtInt(c.coldKeys)} new keys`, W.cold),
     ['cold, hashed JS compiling RegExps at insert (info)', ...cols.map((n) => (n === 'hashed' ? fmtNs(W.cold['hashed-eager'].median) : '—'))],
     row(`unknown: ${fmtInt(c.unknownSecrets)} never-issued secrets`, W.unknown),
+    row(`unknown, against the ${fmtInt(c.scaleKeys)}-key store (info)`, W.unknownScale),
     row(`small policy: ${c.casbinKeys} keys, ${fmtInt(c.casbinQueries)} queries`, W.small),
     ['memory, bytes/key (RSS, keys created)', ...cols.map((n) => (M[n] ? fmtInt(M[n].created.perKey.rss) : '—'))],
     ['memory, bytes/key (RSS, + first check of each key)', ...cols.map((n) => (M[n] ? fmtInt(usedPerKey(n)) : '—'))],
@@ -810,7 +833,7 @@ function report(results, names) {
   const ratioRows = ratios.map((r) => [r.name, fmtRatio(r.value), `≤ ${r.limit}`, r.pass ? 'PASS' : 'FAIL'])
   const infoRows = Object.entries(info).map(([k, v]) => [k, fmtRatio(v)])
   const spread = (w, n) => (W[w]?.[n] ? `${fmtNs(W[w][n].min)}–${fmtNs(W[w][n].max)}` : '—')
-  const spreadRows = ['warm', 'scale', 'warmFresh', 'cold', 'unknown', 'small'].map((w) => [w, ...cols.map((n) => spread(w, n))])
+  const spreadRows = ['warm', 'scale', 'warmFresh', 'cold', 'unknown', 'unknownScale', 'small'].map((w) => [w, ...cols.map((n) => spread(w, n))])
   spreadRows.splice(4, 0, ['cold, eager', ...cols.map((n) => (n === 'hashed' ? spread('cold', 'hashed-eager') : '—'))])
   const m = results.machine
   const machineLine = `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node} (V8 ${m.v8})`
@@ -821,6 +844,10 @@ function report(results, names) {
   out.push(`machine: ${machineLine}`)
   out.push(`keygate: commit ${results.commit ?? '?'}, addon ${results.addon ? `${results.addon.sha256} (${results.addon.mtime}), lib/store.js ${results.addon.storeJs}` : '?'}`)
   if (results.buildChanged.length > 0) out.push(`WARNING: the keygate build changed during the run — numbers mix builds; run again:\n  ${results.buildChanged.join('\n  ')}`)
+  if (results.otherLoad !== null) {
+    out.push(`other processes kept ${results.otherLoad.toFixed(2)} of ${m.cores} CPUs busy on average during the run` +
+      (results.noisy.length > 0 ? ` — NOISY, numbers less reliable (${results.noisy.join('; ')})` : ''))
+  }
   out.push(`${c.rounds} rounds, implementations interleaved, medians; hashed JS uses ${results.sha256}('sha256'); warm queries ${(results.warmAllowedShare * 100).toFixed(1)} % allowed`)
   out.push(`differential check: ${failed ? `FAILED (${failures.length})` : 'all implementations gave the same answers to every call'} ` +
     `(${results.differential.reduce((a, d) => a + d.calls, 0).toLocaleString('en-US')} calls + ${results.ruleSemantics.rules * results.ruleSemantics.calls} rule×call pairs)`)
@@ -842,7 +869,8 @@ function report(results, names) {
     '- casbin: hashed lookup + enforceSync for the user (roles via g) and for the key; builtin regexMatch.')
 
   out.push('', 'Markdown (for the README):', '')
-  out.push(`Machine: ${machineLine}. ${c.rounds} rounds, interleaved, medians.`, '')
+  out.push(`Machine: ${machineLine}. ${c.rounds} rounds, interleaved, medians.` +
+    (results.noisy.length > 0 ? ` Other processes were busy during the run (${results.otherLoad.toFixed(2)} CPUs on average): rerun on a quiet machine before quoting.` : ''), '')
   out.push(markdownTable(header, rows))
   out.push('')
   out.push(markdownTable(['target', 'value', 'limit', 'result'], ratioRows.map((r) => [r[0], r[1], r[2].replace('≤', '≤'), r[3] === 'PASS' ? '✅ PASS' : '❌ FAIL'])))

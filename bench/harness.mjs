@@ -11,9 +11,15 @@ export function fullGc() {
   globalThis.gc()
 }
 
+/**
+ * Two scavenges: empties the young generation and promotes what survives (V8 promotes
+ * objects that survive two), such as a sample's freshly built argument arrays, so that
+ * scavenges during the sample do not copy them again and again.
+ */
 export function minorGc() {
   if (!gcAvailable) return
   try {
+    globalThis.gc({ type: 'minor' })
     globalThis.gc({ type: 'minor' })
   } catch {
     globalThis.gc()
@@ -79,6 +85,32 @@ export function summarize(samples) {
   }
 }
 
+/**
+ * CPU time of the whole machine and of this process (with its waited-for children), to
+ * tell how much other processes ran during a measurement. Linux only; null elsewhere.
+ */
+export function cpuSnapshot() {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+    // user nice system idle iowait irq softirq steal
+    const busy = cpu[0] + cpu[1] + cpu[2] + cpu[5] + cpu[6] + (cpu[7] || 0)
+    const self = readFileSync('/proc/self/stat', 'utf8')
+    const fields = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number)
+    // fields[11..14] = utime stime cutime cstime (stat fields 14–17)
+    const own = fields[11] + fields[12] + fields[13] + fields[14]
+    return { busy, own, wall: Date.now() }
+  } catch {
+    return null
+  }
+}
+
+/** Average number of CPUs other processes kept busy between two snapshots (clock ticks of 10 ms). */
+export function otherLoad(a, b) {
+  if (a === null || b === null || b.wall <= a.wall) return null
+  const ticks = b.busy - a.busy - (b.own - a.own)
+  return Math.max(0, (ticks * 10) / (b.wall - a.wall))
+}
+
 export function machineInfo() {
   let cpu = os.cpus()[0]?.model ?? 'unknown'
   try {
@@ -92,6 +124,7 @@ export function machineInfo() {
     os: `${os.type()} ${os.release()} ${os.arch()}`,
     node: process.version,
     v8: process.versions.v8,
+    loadavgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
   }
 }
 

@@ -162,7 +162,7 @@ function date(body, name, { optional = false } = {}) {
 
 /** Checks the optimistic-concurrency stamp a page sends with a change of a key. */
 function checkFresh(key, body, id) {
-  if (key === null) throw new KeygateError('UNKNOWN_KEY', `no key with id "${id}" (it was deleted)`)
+  if (key === null) throw new KeygateError('UNKNOWN_KEY', `no key with id "${id}"`)
   const seen = field(body, 'updatedAt')
   if (seen === undefined || seen === null) return key
   const t = new Date(seen).getTime()
@@ -487,19 +487,19 @@ function createAdminServer(options) {
 
   function mustKey(id) {
     const key = store.getKey(id)
-    if (key === null) throw new KeygateError('UNKNOWN_KEY', `no key with id "${id}" (it was deleted)`)
+    if (key === null) throw new KeygateError('UNKNOWN_KEY', `no key with id "${id}"`)
     return key
   }
 
   function mustUser(id) {
     const user = store.getUser(id)
-    if (user === null) throw new KeygateError('UNKNOWN_USER', `no user with id "${id}" (it was deleted)`)
+    if (user === null) throw new KeygateError('UNKNOWN_USER', `no user with id "${id}"`)
     return user
   }
 
   function mustRole(name) {
     const role = store.getRole(name)
-    if (role === null) throw new KeygateError('UNKNOWN_ROLE', `no role named "${name}" (it was deleted)`)
+    if (role === null) throw new KeygateError('UNKNOWN_ROLE', `no role named "${name}"`)
     return role
   }
 
@@ -676,7 +676,7 @@ function createAdminServer(options) {
     }
     if (n === 2 && method === 'DELETE') {
       const deleted = store.deleteKey(id, admin)
-      if (!deleted) throw new KeygateError('UNKNOWN_KEY', `no key with id "${id}" (it was already deleted)`)
+      if (!deleted) throw new KeygateError('UNKNOWN_KEY', `no key with id "${id}"`)
       return json(res, 200, { deleted: true, id })
     }
     if (n === 3 && sub === 'state' && method === 'POST') {
@@ -730,7 +730,7 @@ function createAdminServer(options) {
       return json(res, 200, { user: store.putUser(userInput(body, id), admin) })
     }
     if (n === 2 && method === 'DELETE') {
-      if (!store.deleteUser(id, admin)) throw new KeygateError('UNKNOWN_USER', `no user with id "${id}" (it was already deleted)`)
+      if (!store.deleteUser(id, admin)) throw new KeygateError('UNKNOWN_USER', `no user with id "${id}"`)
       return json(res, 200, { deleted: true, id })
     }
     throw new ApiError(404, 'NOT_FOUND', 'no such API')
@@ -764,7 +764,7 @@ function createAdminServer(options) {
       return json(res, 200, { role: store.putRole(roleInput(body, name), admin) })
     }
     if (n === 2 && method === 'DELETE') {
-      if (!store.deleteRole(name, admin)) throw new KeygateError('UNKNOWN_ROLE', `no role named "${name}" (it was already deleted)`)
+      if (!store.deleteRole(name, admin)) throw new KeygateError('UNKNOWN_ROLE', `no role named "${name}"`)
       return json(res, 200, { deleted: true, name })
     }
     throw new ApiError(404, 'NOT_FOUND', 'no such API')

@@ -52,7 +52,7 @@ function parseOptions(args, spec, context) {
     if (value === undefined) {
       value = args[i + 1]
       if (value === undefined || looksLikeOption(value)) {
-        throw new UsageError(`--${name} needs a value${def.arg ? ` ${def.arg}` : ''} (to pass a value that starts with "--", write --${name}=VALUE)`)
+        throw new UsageError(`--${name} needs a value${def.arg ? ` (${def.arg})` : ''}; to pass a value that starts with "--", write --${name}=VALUE`)
       }
       i++
     }
@@ -120,12 +120,22 @@ function parseDate(text) {
   return new Date(at)
 }
 
+/** A date-shaped value that is not a real date or time (2027-02-30, 25:00). */
+function badDate(text, option) {
+  if (/^\d{4}-\d{1,2}-\d{1,2}/.test(text.trim())) {
+    return new UsageError(`${option} ${JSON.stringify(text)} is not a valid date or time; ${DATE_HELP}`)
+  }
+  return undefined
+}
+
 /** `--expires`: a duration from now, or a date. */
 function parseExpiry(text, option, now) {
   const ms = durationMs(text)
   if (ms !== undefined) return new Date(now + ms)
   const date = parseDate(text)
   if (date !== undefined) return date
+  const bad = badDate(text, option)
+  if (bad) throw bad
   throw new UsageError(`${option} ${JSON.stringify(text)} is neither a duration nor a date: ${DURATION_HELP}; ${DATE_HELP}`)
 }
 
@@ -135,6 +145,8 @@ function parseSince(text, option, now) {
   if (ms !== undefined) return new Date(now - ms)
   const date = parseDate(text)
   if (date !== undefined) return date
+  const bad = badDate(text, option)
+  if (bad) throw bad
   throw new UsageError(`${option} ${JSON.stringify(text)} is neither a duration (ago) nor a date: ${DURATION_HELP}; ${DATE_HELP}`)
 }
 
@@ -187,7 +199,7 @@ function closest(word, candidates) {
       bestDistance = d
     }
   }
-  return bestDistance <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined
+  return bestDistance <= (word.length <= 4 ? 2 : Math.floor(word.length / 3) + 1) ? best : undefined
 }
 
 module.exports = {

@@ -67,7 +67,7 @@ pub trait Backend: Send + Sync {
 
 /// Entries an in-memory store keeps: its audit trail is a window over the
 /// most recent changes (a long-lived ephemeral store must not grow without bound).
-pub const MEMORY_AUDIT_ENTRIES: usize = 10_000;
+pub const MEMORY_AUDIT_ENTRIES: usize = 1_000;
 
 /// The backend of `KeyStore::in_memory`: nothing to persist; the latest audit entries in memory.
 #[derive(Default)]

@@ -64,6 +64,8 @@ pub struct Outcome<'r> {
     pub reason: Reason,
     pub key: Option<&'r Key>,
     pub matched_rule: Option<&'r ApiRule>,
+    /// The instant the decision used (read once, at step 5; 0 if not reached).
+    pub now: i64,
 }
 
 impl Outcome<'_> {
@@ -83,41 +85,42 @@ pub struct Call<'a> {
 
 /// Decides a call in the order of SPEC.md; the clock is read only if step 5 is reached.
 pub fn decide<'r>(registry: &'r Registry, prefix: &Prefix, clock: &Clock, call: Call<'_>) -> Outcome<'r> {
-    let deny = |reason, key| Outcome { reason, key, matched_rule: None };
+    let deny = |reason, key, now| Outcome { reason, key, matched_rule: None, now };
     if !is_well_formed(call.secret, prefix) {
-        return deny(Reason::MalformedKey, None);
+        return deny(Reason::MalformedKey, None, 0);
     }
     let Some(k) = registry.key_by_digest(&digest(call.secret)) else {
-        return deny(Reason::UnknownKey, None);
+        return deny(Reason::UnknownKey, None, 0);
     };
     let key = Some(k);
     if !is_valid_name(call.service) || !is_valid_name(call.api) {
-        return deny(Reason::InvalidRequest, key);
+        return deny(Reason::InvalidRequest, key, 0);
     }
     match k.state {
         KeyState::Active => {}
-        KeyState::Suspended => return deny(Reason::Suspended, key),
-        KeyState::Revoked => return deny(Reason::Revoked, key),
+        KeyState::Suspended => return deny(Reason::Suspended, key, 0),
+        KeyState::Revoked => return deny(Reason::Revoked, key, 0),
     }
-    if clock.now() >= k.expires_at {
-        return deny(Reason::Expired, key);
+    let now = clock.now();
+    if now >= k.expires_at {
+        return deny(Reason::Expired, key, now);
     }
     let Some(user) = registry.user(&k.user_id).filter(|u| u.status == UserStatus::Active) else {
-        return deny(Reason::UserInactive, key);
+        return deny(Reason::UserInactive, key, now);
     };
     if !has_right(registry, user, call.service, call.api) {
-        return deny(Reason::UserLacksRight, key);
+        return deny(Reason::UserLacksRight, key, now);
     }
     let matched_rule = k.rules.first_api_match(call.service, call.api);
     if matched_rule.is_none() && k.rules.has_api_rules() {
-        return deny(Reason::NoMatchingRule, key);
+        return deny(Reason::NoMatchingRule, key, now);
     }
     let reason = if k.rules.ip_allows(call.ip.and_then(parse_caller_ip)) {
         Reason::Allowed
     } else {
         Reason::IpNotAllowed
     };
-    Outcome { reason, key, matched_rule }
+    Outcome { reason, key, matched_rule, now }
 }
 
 /// Effective rights = the user's own rights ∪ the rights of each of its roles.

@@ -18,6 +18,17 @@ pub const MAX_SECRET_LEN: usize = MAX_PREFIX_LEN + 1 + BODY_CHARS;
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/// 1 for every byte that is not a base62 digit.
+static NOT_BASE62: [u8; 256] = {
+    let mut table = [1u8; 256];
+    let mut i = 0;
+    while i < 62 {
+        table[ALPHABET[i] as usize] = 0;
+        i += 1;
+    }
+    table
+};
+
 pub type SecretDigest = [u8; 32];
 
 /// The validated `keyPrefix` option.
@@ -93,8 +104,9 @@ pub fn is_well_formed(secret: &[u8], prefix: &Prefix) -> bool {
     if secret.len() != p.len() + 1 + BODY_CHARS || &secret[..p.len()] != p || secret[p.len()] != b'_' {
         return false;
     }
+    // Branch-free: random base62 characters would make a per-character branch mispredict.
     let body = &secret[p.len() + 1..];
-    if !body.iter().all(u8::is_ascii_alphanumeric) {
+    if body.iter().fold(0u8, |bad, &c| bad | NOT_BASE62[c as usize]) != 0 {
         return false;
     }
     let (signed, checksum) = secret.split_at(secret.len() - CHECKSUM_CHARS);

@@ -582,9 +582,28 @@ impl Backend for SqliteBackend {
 
     fn close(&self) {
         if let Some(db) = self.db.lock().take() {
+            // Fold the WAL into the main file, so a closed store is one self-contained file.
+            let _ = db.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
             let _ = db.conn.close();
         }
     }
+}
+
+/// Refuses, without writing anything, a file that is not a keygate store this
+/// version can read: garbage, a damaged file, another application's database,
+/// or a store from a newer keygate.
+fn inspect(path: &Path, conn: &Connection) -> Result<()> {
+    let read = |e| store_error(path, "cannot read", e);
+    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)).map_err(read)?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(read)?;
+    if version > SCHEMA_VERSION {
+        return Err(corrupt(path, format!("it was written by a newer keygate (schema {version}; this one reads up to {SCHEMA_VERSION})")));
+    }
+    if version == 0 && tables > 0 {
+        return Err(corrupt(path, "it is an SQLite database of something else (no keygate schema version)"));
+    }
+    // Damage inside a store that says it is ours shows when every row is read at load.
+    Ok(())
 }
 
 /// Creates the schema in a new file, or checks an existing file's version.
@@ -652,9 +671,14 @@ impl KeyStore {
             return Err(Error::new(ErrorCode::InvalidArgument, format!("purgeExpiredAfterDays {purge_days} must be 0 or more")));
         }
         let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-        // Reading the header first turns garbage into STORE_CORRUPT before anything is written.
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
-            .map_err(|e| store_error(&path, "cannot read", e))?;
+        // Everything is checked read-only first, so that a file we refuse is left exactly as it was.
+        inspect(&path, &conn)?;
+        if conn.is_readonly(rusqlite::MAIN_DB).map_err(|e| store_error(&path, "cannot open", e))? {
+            return Err(Error::new(
+                ErrorCode::StoreIo,
+                format!("cannot open {} for writing: the file or its directory is read-only", path.display()),
+            ));
+        }
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(|e| store_error(&path, "cannot switch to WAL", e))?;

@@ -448,8 +448,8 @@ impl Inner {
         }
     }
 
-    fn record_use(&self, key: &Key) {
-        if key.touch(self.clock.now()) && self.durable {
+    fn record_use(&self, key: &Key, at: i64) {
+        if key.touch(at) && self.durable {
             self.used.lock().push(key.id);
         }
     }
@@ -472,17 +472,17 @@ impl Inner {
             return Ok(());
         }
         let flushed = self.flush_uses();
-        {
-            let _registry = self.registry.write();
-            self.closed.store(true, Ordering::Release);
-            self.backend.close();
-        }
+        self.closed.store(true, Ordering::Release);
+        // The background thread stops (closing its own connection) before the
+        // last connection closes, so SQLite can fold the WAL into the file.
         let maintenance = self.maintenance.lock().take();
         if let Some(handle) = maintenance {
             if handle.thread().id() != std::thread::current().id() {
                 let _ = handle.join();
             }
         }
+        let _registry = self.registry.write();
+        self.backend.close();
         flushed
     }
 
@@ -795,7 +795,7 @@ impl Inner {
         let registry = self.registry.read();
         let outcome = decide(&registry, &self.prefix, &self.clock, call);
         if let (Some(key), true) = (outcome.key, outcome.allowed()) {
-            self.record_use(key);
+            self.record_use(key, outcome.now);
         }
         Verdict {
             reason: outcome.reason,
@@ -813,7 +813,7 @@ impl Inner {
         let registry = self.registry.read();
         let outcome = decide(&registry, &self.prefix, &self.clock, call);
         if let (Some(key), true) = (outcome.key, outcome.allowed()) {
-            self.record_use(key);
+            self.record_use(key, outcome.now);
         }
         Explanation {
             reason: outcome.reason,

@@ -1,0 +1,684 @@
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
+// The admin web page (`keygate serve`), end to end in a real browser: Debian's chromium
+// driven by playwright-core (no browser download), plus API-level checks of auth, CSRF and
+// headers with fetch. KEYGATE_SCREENSHOTS=1 also writes docs/screenshots/*.png.
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+
+import { chromium } from 'playwright-core'
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core'
+
+import { KeyStore } from '../index.js'
+import { createAdminServer, CSP } from '../lib/admin/server.js'
+import type { AdminServer } from '../lib/admin/server.js'
+import { serve } from '../lib/admin/serve.js'
+import type { Serving } from '../lib/admin/serve.js'
+import { digestForms } from './helpers.js'
+
+const CHROMIUM = '/usr/bin/chromium'
+const NO_BROWSER = existsSync(CHROMIUM) ? false : `${CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium) to run the browser tests`
+const SCREENSHOTS = process.env.KEYGATE_SCREENSHOTS === '1'
+const SHOT_DIR = path.join(__dirname, '..', 'docs', 'screenshots')
+const TOKEN = 'test-admin-token-0123456789abcdef'
+const DAY = 86_400_000
+const SECRET_RE = /^kg_[0-9A-Za-z]{49}$/
+
+const EXPECTED_CSP = "default-src 'self'; script-src 'self'; style-src 'self'"
+
+/** Waits until `locator` matches `n` elements (page.waitForFunction would need eval, which the CSP forbids). */
+async function waitCount(locator: Locator, n: number, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    const count = await locator.count()
+    if (count === n) return
+    if (Date.now() > end) assert.fail(`expected ${n} elements, found ${count}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+function tempDir(): string {
+  return mkdtempSync(path.join(tmpdir(), 'keygate-admin-'))
+}
+
+// ---- API level: auth, CSRF, headers ----------------------------------------------------
+
+describe('admin API (fetch)', () => {
+  let store: KeyStore
+  let server: AdminServer
+  let url: string
+  const logged: string[] = []
+
+  before(async () => {
+    store = KeyStore.inMemory()
+    server = createAdminServer({ store, token: TOKEN, port: 0, bodyLimit: 64 * 1024, log: (l) => logged.push(l) })
+    url = await server.listen()
+  })
+  after(async () => {
+    await server.close()
+    store.close()
+  })
+
+  async function login(): Promise<{ cookie: string; csrf: string; setCookie: string }> {
+    const res = await fetch(`${url}/api/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ token: TOKEN }),
+    })
+    assert.equal(res.status, 200)
+    const setCookie = res.headers.get('set-cookie') ?? ''
+    const body = (await res.json()) as { csrfToken: string }
+    return { cookie: setCookie.split(';')[0]!, csrf: body.csrfToken, setCookie }
+  }
+
+  test('the page is served with a strict CSP and security headers, and has no inline script', async () => {
+    const res = await fetch(`${url}/`)
+    assert.equal(res.status, 200)
+    const csp = res.headers.get('content-security-policy') ?? ''
+    assert.ok(csp.startsWith(EXPECTED_CSP), csp)
+    for (const part of ["object-src 'none'", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'"]) assert.ok(csp.includes(part), part)
+    assert.equal(csp, CSP)
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff')
+    assert.equal(res.headers.get('referrer-policy'), 'no-referrer')
+    const html = await res.text()
+    for (const m of html.matchAll(/<script\b[^>]*>/gi)) assert.match(m[0], /\bsrc=/, `inline script: ${m[0]}`)
+    assert.doesNotMatch(html, /\son[a-z]+\s*=/i, 'no inline event handler')
+    assert.doesNotMatch(html, /\sstyle\s*=/i, 'no inline style')
+    assert.doesNotMatch(html, /https?:\/\//i, 'nothing loaded from another origin')
+    for (const file of ['/app.js', '/app.css']) {
+      const r = await fetch(`${url}${file}`)
+      assert.equal(r.status, 200, file)
+      assert.equal(r.headers.get('x-content-type-options'), 'nosniff')
+      assert.doesNotMatch(await r.text(), /https?:\/\/(?!localhost)/i, `${file} loads nothing from elsewhere`)
+    }
+    assert.equal((await fetch(`${url}/../package.json`)).status, 404)
+    assert.equal((await fetch(`${url}/public/app.js`)).status, 404)
+  })
+
+  test('without a session the API answers 401 with a JSON error and no-store', async () => {
+    const res = await fetch(`${url}/api/keys`)
+    assert.equal(res.status, 401)
+    assert.equal(res.headers.get('cache-control'), 'no-store')
+    const body = (await res.json()) as { error: { code: string } }
+    assert.equal(body.error.code, 'UNAUTHENTICATED')
+  })
+
+  test('login: a wrong token is refused; the right one gives an HttpOnly SameSite=Strict cookie', async () => {
+    const bad = await fetch(`${url}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token: 'nope' }) })
+    assert.equal(bad.status, 401)
+    assert.equal(bad.headers.get('set-cookie'), null)
+    const { setCookie, csrf } = await login()
+    assert.match(setCookie, /^keygate_sid=[A-Za-z0-9_-]{43};/)
+    assert.match(setCookie, /; HttpOnly/)
+    assert.match(setCookie, /; SameSite=Strict/)
+    assert.match(setCookie, /; Path=\//)
+    assert.doesNotMatch(setCookie, /Secure/, 'no Secure flag over plain http')
+    assert.match(csrf, /^[A-Za-z0-9_-]{43}$/)
+    const https = await fetch(`${url}/api/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Forwarded-Proto': 'https' },
+      body: JSON.stringify({ token: TOKEN }),
+    })
+    assert.match(https.headers.get('set-cookie') ?? '', /; Secure/, 'Secure behind https')
+  })
+
+  test('CSRF: a change without the token (or with a wrong one) is 403 and changes nothing', async () => {
+    const { cookie, csrf } = await login()
+    const body = JSON.stringify({ id: 'csrf-victim' })
+    const none = await fetch(`${url}/api/users`, { method: 'POST', headers: { cookie, 'Content-Type': 'application/json' }, body })
+    assert.equal(none.status, 403)
+    assert.equal(((await none.json()) as { error: { code: string } }).error.code, 'CSRF')
+    const wrong = await fetch(`${url}/api/users`, { method: 'POST', headers: { cookie, 'Content-Type': 'application/json', 'X-CSRF-Token': `${csrf}x` }, body })
+    assert.equal(wrong.status, 403)
+    const cross = await fetch(`${url}/api/users`, {
+      method: 'POST',
+      headers: { cookie, 'Content-Type': 'application/json', 'X-CSRF-Token': csrf, Origin: 'https://evil.example' },
+      body,
+    })
+    assert.equal(cross.status, 403, 'a cross-origin request is refused even with the token')
+    const form = await fetch(`${url}/api/users`, { method: 'POST', headers: { cookie, 'Content-Type': 'text/plain', 'X-CSRF-Token': csrf }, body })
+    assert.equal(form.status, 415, 'only JSON bodies')
+    assert.equal(store.getUser('csrf-victim'), null)
+    const ok = await fetch(`${url}/api/users`, { method: 'POST', headers: { cookie, 'Content-Type': 'application/json', 'X-CSRF-Token': csrf }, body })
+    assert.equal(ok.status, 201)
+    assert.notEqual(store.getUser('csrf-victim'), null)
+    assert.equal(store.audit({ limit: 1 })[0]!.actor, 'web:admin', 'changes are recorded as web:admin')
+  })
+
+  test('errors are JSON { error: { code, message } } with 400/404/409; bodies are limited; no secret is echoed', async () => {
+    const { cookie, csrf } = await login()
+    const headers = { cookie, 'Content-Type': 'application/json', 'X-CSRF-Token': csrf }
+    const post = (p: string, b: unknown, method = 'POST') => fetch(`${url}${p}`, { method, headers, body: JSON.stringify(b) })
+    store.putUser({ id: 'api-user', rights: ['*:*'] })
+    const far = await post('/api/keys', { userId: 'api-user', description: '', expiresAt: new Date(Date.now() + 800 * DAY).toISOString() })
+    assert.equal(far.status, 400)
+    assert.equal(((await far.json()) as { error: { code: string } }).error.code, 'EXPIRY_TOO_FAR')
+    const none = await post('/api/keys', { userId: 'api-user', description: '' })
+    assert.equal(((await none.json()) as { error: { code: string } }).error.code, 'EXPIRY_REQUIRED')
+    const badRule = await post('/api/keys', { userId: 'api-user', description: '', expiresAt: new Date(Date.now() + DAY).toISOString(), rules: ['session:*', 'nonsense'] })
+    assert.equal(badRule.status, 400)
+    const err = ((await badRule.json()) as { error: { code: string; message: string } }).error
+    assert.equal(err.code, 'INVALID_RULE')
+    assert.match(err.message, /line 2/)
+    assert.match(err.message, /nonsense/)
+    const missing = await post('/api/keys/key_doesnotexist/state', { state: 'suspended' })
+    assert.equal(missing.status, 404)
+    const created = await post('/api/keys', { userId: 'api-user', description: 'd', expiresAt: new Date(Date.now() + DAY).toISOString() })
+    assert.equal(created.status, 201)
+    assert.equal(created.headers.get('cache-control'), 'no-store')
+    const { key, secret } = (await created.json()) as { key: { id: string; updatedAt: string }; secret: string }
+    assert.match(secret, SECRET_RE)
+    await post(`/api/keys/${key.id}/state`, { state: 'revoked' })
+    const again = await post(`/api/keys/${key.id}/state`, { state: 'active' })
+    assert.equal(again.status, 409)
+    const stale = await post(`/api/keys/${key.id}`, { description: 'x', updatedAt: key.updatedAt }, 'PATCH')
+    assert.equal(stale.status, 409)
+    // The secret never comes back: not in the key, list, audit or a try answer.
+    const texts = await Promise.all(
+      [`/api/keys/${key.id}`, '/api/keys', '/api/audit?limit=1000', '/api/users'].map(async (p) => (await fetch(`${url}${p}`, { headers: { cookie } })).text()),
+    )
+    const tried = await (await post('/api/try', { secret, service: 'session', api: 'userLogon' })).text()
+    for (const t of [...texts, tried]) {
+      assert.ok(!t.includes(secret) && !t.includes(secret.slice(3, 25)), 'no secret in an API answer')
+      for (const d of digestForms(secret)) assert.ok(!t.includes(d), 'no digest in an API answer')
+    }
+    assert.match(tried, /"reason":"revoked"/)
+    // A broken body that holds a secret: the error does not quote it.
+    const broken = await fetch(`${url}/api/try`, { method: 'POST', headers, body: `{"secret":"${secret}` })
+    assert.equal(broken.status, 400)
+    assert.ok(!(await broken.text()).includes(secret.slice(3, 20)))
+    const big = await fetch(`${url}/api/users`, { method: 'POST', headers, body: JSON.stringify({ id: 'x', rights: ['a'.repeat(70 * 1024)] }) })
+    assert.equal(big.status, 413)
+    assert.ok(!logged.join('\n').includes(secret.slice(3, 20)), 'no secret in the log')
+  })
+
+  test('logout ends the session', async () => {
+    const { cookie, csrf } = await login()
+    const out = await fetch(`${url}/api/logout`, { method: 'POST', headers: { cookie, 'X-CSRF-Token': csrf } })
+    assert.equal(out.status, 200)
+    assert.equal((await fetch(`${url}/api/keys`, { headers: { cookie } })).status, 401)
+  })
+})
+
+describe('serve() and the bootstrap admin token', () => {
+  test('a token is generated at the first start, printed once, kept only as a SHA-256 (0600); later starts accept it silently', async () => {
+    const dir = tempDir()
+    const db = path.join(dir, 'keygate.db')
+    const saved = process.env.KEYGATE_ADMIN_TOKEN
+    delete process.env.KEYGATE_ADMIN_TOKEN
+    try {
+      const first: string[] = []
+      let s: Serving = await serve({ db, port: 0, handleSignals: false, print: (l) => first.push(l) })
+      const token = first.join('\n').match(/kga_[A-Za-z0-9_-]{43}/)?.[0]
+      assert.ok(token, 'the token is printed at the first start')
+      const file = `${db}.admin-token.sha256`
+      assert.equal(s.tokenFile, file)
+      if (process.platform !== 'win32') assert.equal(statSync(file).mode & 0o777, 0o600)
+      const kept = readFileSync(file, 'utf8')
+      assert.ok(!kept.includes(token!), 'only the digest is kept')
+      await s.close()
+
+      const second: string[] = []
+      s = await serve({ db, port: 0, handleSignals: false, print: (l) => second.push(l) })
+      assert.ok(!second.join('\n').includes('kga_'), 'not printed again')
+      assert.match(second.join('\n'), /delete .*admin-token\.sha256/, 'says how to reset')
+      const res = await fetch(`${s.url}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token }) })
+      assert.equal(res.status, 200, 'the same token still works')
+      await s.close()
+
+      process.env.KEYGATE_ADMIN_TOKEN = 'from-the-environment-1234'
+      const third: string[] = []
+      s = await serve({ db, port: 0, handleSignals: false, print: (l) => third.push(l) })
+      assert.ok(!third.join('\n').includes('from-the-environment-1234'), 'an env token is never printed')
+      const env = await fetch(`${s.url}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token: 'from-the-environment-1234' }) })
+      assert.equal(env.status, 200)
+      await s.close()
+    } finally {
+      if (saved === undefined) delete process.env.KEYGATE_ADMIN_TOKEN
+      else process.env.KEYGATE_ADMIN_TOKEN = saved
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+// ---- in the browser ------------------------------------------------------------------
+
+describe('admin page in a real browser (chromium)', { skip: NO_BROWSER }, () => {
+  let dir: string
+  let serving: Serving
+  let browser: Browser
+  let context: BrowserContext
+  let page: Page
+  let secret = ''
+  const urls: string[] = []
+  const consoleErrors: string[] = []
+  const printed: string[] = []
+
+  async function shot(name: string, p: Page = page, mask: string[] = []): Promise<void> {
+    if (!SCREENSHOTS) return
+    mkdirSync(SHOT_DIR, { recursive: true })
+    await p.evaluate('document.getElementById("toast").classList.remove("visible")')
+    await p.waitForTimeout(300) // let the toast go and dialogs settle
+    await p.screenshot({ path: path.join(SHOT_DIR, `${name}.png`), mask: mask.map((m) => p.locator(m)), maskColor: '#9aa7b8' })
+  }
+
+  /** The key list, freshly loaded (a goto to the same #/keys would not reload it). */
+  async function freshKeys(p: Page = page): Promise<void> {
+    await p.goto(`${serving.url}/#/keys`)
+    await p.reload()
+    await p.getByRole('heading', { name: 'API keys' }).waitFor()
+  }
+
+  function watch(p: Page): void {
+    p.on('request', (r) => urls.push(r.url()))
+    p.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text())
+    })
+    p.on('pageerror', (e) => consoleErrors.push(String(e)))
+  }
+
+  before(async () => {
+    dir = tempDir()
+    serving = await serve({ db: path.join(dir, 'keygate.db'), port: 0, token: TOKEN, handleSignals: false, print: (l) => printed.push(l) })
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    })
+    context = await browser.newContext({ viewport: { width: 1280, height: 860 } })
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: serving.url })
+    context.setDefaultTimeout(10_000)
+    page = await context.newPage()
+    watch(page)
+  })
+
+  after(async () => {
+    await browser?.close()
+    await serving?.close()
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  test('logs in: a wrong token is refused, the right one opens the key list', async () => {
+    const res = await page.goto(serving.url)
+    const csp = res?.headers()['content-security-policy'] ?? ''
+    assert.ok(csp.startsWith(EXPECTED_CSP), 'CSP on the page')
+    await page.getByLabel('Admin token').fill('wrong-token')
+    await page.getByRole('button', { name: 'Log in' }).click()
+    await page.getByText('Wrong admin token.').waitFor()
+    await page.getByLabel('Admin token').fill(TOKEN)
+    await page.getByRole('button', { name: 'Log in' }).click()
+    await page.getByRole('heading', { name: 'API keys' }).waitFor()
+    await page.getByText('No API keys yet').waitFor()
+    const cookies = await context.cookies()
+    const sid = cookies.find((c) => c.name === 'keygate_sid')
+    assert.ok(sid && sid.httpOnly && sid.sameSite === 'Strict', 'HttpOnly, SameSite=Strict session cookie')
+    assert.equal(await page.evaluate('document.cookie'), '', 'the page cannot read the session cookie')
+  })
+
+  test('creates a user account with live validation of its rights', async () => {
+    await page.getByRole('link', { name: 'Users' }).click()
+    await page.getByRole('button', { name: 'New user' }).click()
+    const dlg = page.locator('#dlg-user')
+    await dlg.getByLabel('User id').fill('svc-requests')
+    const rights = dlg.getByLabel(/^Rights/)
+    await rights.fill('session:*\ndata:entityBrowseRecords2\nip=10.0.0.0/8')
+    await dlg.getByText(/Line 3: .*IP rules/).waitFor()
+    await rights.fill('session:*\ndata:entityBrowseRecords2\n*:userLogon')
+    await dlg.getByText('3 rules, all valid').waitFor()
+    await dlg.getByRole('button', { name: 'Create user' }).click()
+    await page.locator('tr[data-user-id="svc-requests"]').waitFor()
+    assert.deepEqual(serving.store.getUser('svc-requests')?.rights, ['session:*', 'data:entityBrowseRecords2', '*:userLogon'])
+    // Second user, for the list's filter.
+    await page.getByRole('button', { name: 'New user' }).click()
+    await dlg.getByLabel('User id').fill('svc-reports')
+    await dlg.getByRole('button', { name: 'Create user' }).click()
+    await page.locator('tr[data-user-id="svc-reports"]').waitFor()
+    await shot('users')
+  })
+
+  test('creates a key: mandatory expiry with a default and the 2-year limit, rules validated line by line, the ? examples', async () => {
+    await page.getByRole('link', { name: 'API keys' }).click()
+    // Keyboard: the + button opens the dialog with Enter and Escape closes it.
+    await page.getByRole('button', { name: 'Create an API key' }).focus()
+    await page.keyboard.press('Enter')
+    const dlg = page.locator('#dlg-create')
+    await dlg.waitFor()
+    await page.keyboard.press('Escape')
+    await dlg.waitFor({ state: 'hidden' })
+    await page.getByRole('button', { name: 'Create an API key' }).click()
+    await dlg.waitFor()
+
+    await dlg.getByLabel('User account').selectOption('svc-requests')
+    await dlg.getByLabel('Description').fill('Request sync from the service desk')
+    // Default expiry: about 90 days ahead.
+    const expires = dlg.getByLabel('Expires')
+    const defaultValue = await expires.inputValue()
+    const days = (new Date(defaultValue).getTime() - Date.now()) / DAY
+    assert.ok(days > 89.9 && days < 90.1, `default expiry ${defaultValue} is 90 days ahead`)
+
+    // Rules: a bad line is named while typing.
+    const rules = dlg.getByLabel(/^Rules/)
+    await rules.fill('session:get*\nsession getSessionInfo\nip=10.0.0.0/8')
+    await dlg.getByText(/Line 2: invalid rule "session getSessionInfo"/).waitFor()
+    assert.equal(await rules.getAttribute('aria-invalid'), 'true')
+    await dlg.getByRole('button', { name: 'Create', exact: true }).click()
+    await dlg.getByText('Fix the rules first').waitFor()
+    await rules.fill('session:get*\nip=10.0.0.1/8')
+    await dlg.getByText(/Line 2: .*did you mean ip=10.0.0.0\/8/).waitFor()
+    await rules.fill('session:get*\nip=10.0.0.0/8')
+    await dlg.getByText('2 rules, all valid').waitFor()
+    // The ? shows example rules and can add one.
+    await dlg.getByRole('button', { name: 'Example rules' }).click()
+    const help = page.locator('#dlg-help')
+    await help.getByText('apps/com.hornbill.core/Achievement:*').waitFor()
+    await help.getByRole('button', { name: 'Add rule data:entityBrowseRecords2' }).click()
+    await help.waitFor({ state: 'hidden' })
+    assert.equal(await rules.inputValue(), 'session:get*\nip=10.0.0.0/8\ndata:entityBrowseRecords2')
+    await dlg.getByText('3 rules, all valid').waitFor()
+
+    // Expiry beyond two years is refused, in the past too; the 2-year preset is accepted.
+    const pad = (n: number) => String(n).padStart(2, '0')
+    const local = (ms: number) => {
+      const d = new Date(ms)
+      return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`
+    }
+    await expires.fill(local(Date.now() + 3 * 365 * DAY))
+    await dlg.getByRole('button', { name: 'Create', exact: true }).click()
+    await dlg.getByText(/At most 730 days/).waitFor()
+    await expires.fill(local(Date.now() - DAY))
+    await dlg.getByRole('button', { name: 'Create', exact: true }).click()
+    await dlg.getByText('The expiry must lie in the future.').waitFor()
+    await expires.fill('')
+    await dlg.getByRole('button', { name: 'Create', exact: true }).click()
+    await dlg.getByText(/Expiry is mandatory/).waitFor()
+    await dlg.getByRole('button', { name: '2 years (max)' }).click()
+    const maxDays = (new Date(await expires.inputValue()).getTime() - Date.now()) / DAY
+    assert.ok(maxDays > 729.9 && maxDays <= 730, `2-year preset: ${maxDays} days`)
+    await dlg.getByRole('button', { name: '90 days' }).click()
+    await shot('create-key')
+    assert.equal(serving.store.listKeys().length, 0, 'nothing created by the refused attempts')
+
+    await dlg.getByRole('button', { name: 'Create', exact: true }).click()
+    const secretDialog = page.locator('#dlg-secret')
+    await secretDialog.waitFor()
+    await secretDialog.getByText(/you will not see it again/).waitFor()
+    secret = await secretDialog.getByLabel('Secret').inputValue()
+    assert.match(secret, SECRET_RE)
+
+    // Copy button: the clipboard holds the secret.
+    await secretDialog.getByRole('button', { name: 'Copy' }).click()
+    await secretDialog.getByText('Copied to the clipboard.').waitFor()
+    assert.equal(await page.evaluate('navigator.clipboard.readText()'), secret)
+    await page.evaluate('navigator.clipboard.writeText("")')
+    if (SCREENSHOTS) {
+      // Never a real secret in a picture: blank out its random part.
+      await page.evaluate(`document.getElementById('secret-value').value = 'kg_' + '•'.repeat(45) + ${JSON.stringify(secret.slice(-4))}`)
+      await shot('secret-once')
+    }
+
+    await secretDialog.getByRole('button', { name: /^Done/ }).click()
+    await secretDialog.waitFor({ state: 'hidden' })
+    assert.equal(await secretDialog.getByLabel('Secret').inputValue(), '', 'the secret leaves the page with its dialog')
+
+    const [key] = serving.store.listKeys()
+    assert.ok(key)
+    assert.deepEqual(key.rules, ['session:get*', 'ip=10.0.0.0/8', 'data:entityBrowseRecords2'])
+    assert.equal(key.hint, secret.slice(-4))
+    const row = page.locator(`tr[data-key-id="${key.id}"]`)
+    await row.waitFor()
+    await row.getByText(`…${key.hint}`).waitFor()
+    await row.getByText('Request sync from the service desk').waitFor()
+    await shot('key-list')
+  })
+
+  test('the try box: the secret is allowed for a matching call, denied with a reason otherwise', async () => {
+    await page.getByRole('link', { name: 'Try a call' }).click()
+    const form = page.locator('#try-form')
+    await form.getByLabel('Secret', { exact: true }).fill(secret)
+    await form.getByLabel('Service', { exact: true }).fill('session')
+    await form.getByLabel('API', { exact: true }).fill('getSessionInfo')
+    await form.getByLabel(/Caller IP/).fill('10.1.2.3')
+    await form.getByRole('button', { name: 'Check' }).click()
+    const result = page.locator('#try-result')
+    await result.locator('[data-reason="allowed"]').getByText('✓ Allowed').waitFor()
+    await result.getByText('session:get*').waitFor()
+    await shot('try-a-call')
+    await form.getByLabel(/Caller IP/).fill('192.0.2.1')
+    await form.getByRole('button', { name: 'Check' }).click()
+    await result.locator('[data-reason="ip_not_allowed"]').waitFor()
+    await form.getByLabel(/Caller IP/).fill('10.1.2.3')
+    await form.getByLabel('API', { exact: true }).fill('userLogon')
+    await form.getByRole('button', { name: 'Check' }).click()
+    await result.locator('[data-reason="no_matching_rule"]').waitFor()
+    // By key id, without the secret.
+    await form.getByLabel(/a key id/).check()
+    const key = serving.store.listKeys()[0]!
+    await form.getByLabel('Key id', { exact: true }).fill(key.id)
+    await form.getByLabel('API', { exact: true }).fill('getSessionInfo')
+    await form.getByRole('button', { name: 'Check' }).click()
+    await result.getByText('✓ Allowed').waitFor()
+    await form.getByLabel(/the secret/).check()
+  })
+
+  test('revokes the key after a confirmation saying revoked is final; the try box then says revoked', async () => {
+    await page.getByRole('link', { name: 'API keys' }).click()
+    const key = serving.store.listKeys()[0]!
+    await page.getByRole('button', { name: `Open key ${key.id}` }).click()
+    const dlg = page.locator('#dlg-key')
+    await dlg.waitFor()
+    await shot('key-details')
+    await dlg.getByRole('button', { name: 'Revoke…' }).click()
+    const confirm = page.locator('#dlg-confirm')
+    await confirm.getByText(/Revoked is final/).waitFor()
+    await confirm.getByRole('button', { name: 'Cancel' }).click()
+    assert.equal(serving.store.getKey(key.id)?.state, 'active', 'cancel changes nothing')
+    await dlg.getByRole('button', { name: 'Revoke…' }).click()
+    await confirm.getByRole('button', { name: 'Revoke key' }).click()
+    await dlg.locator('.badge-revoked').waitFor()
+    await dlg.getByText(/can never be used or changed again/).waitFor()
+    assert.equal(await dlg.getByRole('button', { name: 'Activate' }).isVisible(), false, 'no way back from revoked')
+    assert.equal(serving.store.getKey(key.id)?.state, 'revoked')
+    await page.keyboard.press('Escape')
+    await dlg.waitFor({ state: 'hidden' })
+    await page.locator(`tr[data-key-id="${key.id}"][data-state="revoked"]`).waitFor()
+
+    await page.getByRole('link', { name: 'Try a call' }).click()
+    const form = page.locator('#try-form')
+    await form.getByLabel('Secret', { exact: true }).fill(secret)
+    await form.getByLabel('Service', { exact: true }).fill('session')
+    await form.getByLabel('API', { exact: true }).fill('getSessionInfo')
+    await form.getByLabel(/Caller IP/).fill('10.1.2.3')
+    await form.getByRole('button', { name: 'Check' }).click()
+    await page.locator('#try-result [data-reason="revoked"]').waitFor()
+    await page.locator('#try-result').getByText('✗ Denied').waitFor()
+  })
+
+  test('the secret never reappears: not after a reload, not in any URL', async () => {
+    await page.getByRole('link', { name: 'API keys' }).click()
+    await page.reload()
+    await page.getByRole('heading', { name: 'API keys' }).waitFor()
+    const body = secret.slice(3)
+    const html = await page.content()
+    assert.ok(!html.includes(body.slice(0, 16)), 'not in the HTML')
+    const values = (await page.evaluate(
+      'Array.from(document.querySelectorAll("input, textarea")).map((e) => e.value).join("\\n") + document.body.innerText',
+    )) as string
+    assert.ok(!values.includes(body.slice(0, 16)), 'not in any field or text')
+    for (const view of ['users', 'try', 'audit', 'roles']) {
+      await page.goto(`${serving.url}/#/${view}`)
+      await page.locator(`#view-${view}`).waitFor()
+      await page.waitForLoadState('networkidle')
+      assert.ok(!(await page.content()).includes(body.slice(0, 16)), `not on the ${view} page`)
+    }
+    assert.ok(urls.length > 10)
+    for (const u of urls) {
+      assert.ok(!u.includes(body.slice(0, 16)) && !decodeURIComponent(u).includes(body.slice(0, 16)), `no secret in ${u}`)
+    }
+    assert.ok(!printed.join('\n').includes(body.slice(0, 16)), 'not in the server output')
+  })
+
+  test('the page has no inline script, no CSP violation, labels on every control', async () => {
+    await page.goto(`${serving.url}/#/keys`)
+    await page.getByRole('heading', { name: 'API keys' }).waitFor()
+    const inline = await page.evaluate('Array.from(document.scripts).filter((s) => !s.src).length')
+    assert.equal(inline, 0)
+    const handlers = await page.evaluate(
+      'Array.from(document.querySelectorAll("*")).filter((e) => Array.from(e.attributes).some((a) => a.name.startsWith("on"))).length',
+    )
+    assert.equal(handlers, 0)
+    const unlabeled = (await page.evaluate(`Array.from(document.querySelectorAll('input, select, textarea'))
+      .filter((e) => e.type !== 'hidden' && e.labels.length === 0 && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby'))
+      .map((e) => e.id || e.name)`)) as string[]
+    assert.deepEqual(unlabeled, [], 'every control has a label')
+    assert.deepEqual(consoleErrors.filter((e) => /Content Security Policy|Refused to/i.test(e)), [], 'no CSP violation')
+  })
+
+  test('CSRF in the browser context: a POST with the session cookie but without the token is 403', async () => {
+    const res = await context.request.post(`${serving.url}/api/users`, { data: { id: 'forged' } })
+    assert.equal(res.status(), 403)
+    assert.equal(serving.store.getUser('forged'), null)
+  })
+
+  test('a second tab with a stale page: acting on a key deleted or changed elsewhere shows a clear error and refreshes', async () => {
+    const expiresAt = new Date(Date.now() + 30 * DAY)
+    const doomed = serving.store.createKey({ userId: 'svc-requests', description: 'Doomed key', expiresAt }, { actor: 'test' }).key
+    const changed = serving.store.createKey({ userId: 'svc-reports', description: 'Report export', expiresAt }, { actor: 'test' }).key
+    const gone = serving.store.createKey({ userId: 'svc-reports', description: 'Vanishing key', expiresAt }, { actor: 'test' }).key
+
+    await freshKeys()
+    await page.locator(`tr[data-key-id="${doomed.id}"]`).waitFor()
+    const tab2 = await context.newPage()
+    watch(tab2)
+    await tab2.goto(`${serving.url}/#/keys`)
+    await tab2.locator(`tr[data-key-id="${doomed.id}"]`).waitFor()
+    await tab2.locator(`tr[data-key-id="${gone.id}"]`).waitFor()
+
+    // Tab 2 has the key open; tab 1 deletes it; tab 2 then suspends it.
+    await tab2.getByRole('button', { name: `Open key ${doomed.id}` }).click()
+    await tab2.locator('#dlg-key').waitFor()
+    await page.getByRole('button', { name: `Open key ${doomed.id}` }).click()
+    await page.locator('#dlg-key').getByRole('button', { name: 'Delete…' }).click()
+    await page.locator('#dlg-confirm').getByRole('button', { name: 'Delete key' }).click()
+    await page.locator(`tr[data-key-id="${doomed.id}"]`).waitFor({ state: 'detached' })
+    assert.equal(serving.store.getKey(doomed.id), null)
+
+    await tab2.locator('#dlg-key').getByRole('button', { name: 'Suspend' }).click()
+    const alert = tab2.locator('#page-alert')
+    await alert.getByText(/deleted in another tab or by another admin\. The list has been refreshed/).waitFor()
+    await tab2.locator('#dlg-key').waitFor({ state: 'hidden' })
+    await tab2.locator(`tr[data-key-id="${doomed.id}"]`).waitFor({ state: 'detached' })
+    await shot('stale-tab', tab2)
+
+    // A stale row: deleted elsewhere, then opened here.
+    serving.store.deleteKey(gone.id, { actor: 'another-admin' })
+    await tab2.getByRole('button', { name: `Open key ${gone.id}` }).click()
+    await alert.getByText(new RegExp(`no key with id "${gone.id}"`, 'i')).waitFor()
+    await tab2.locator(`tr[data-key-id="${gone.id}"]`).waitFor({ state: 'detached' })
+    assert.equal(await tab2.locator('#dlg-key').isVisible(), false)
+
+    // Changed elsewhere while open here: the save is refused and the dialog shows the current data.
+    await tab2.getByRole('button', { name: `Open key ${changed.id}` }).click()
+    const dlg = tab2.locator('#dlg-key')
+    await dlg.waitFor()
+    serving.store.updateKey(changed.id, { description: 'Renamed by another admin' }, { actor: 'another-admin' })
+    await dlg.getByLabel(/^Rules/).fill('data:*')
+    await dlg.getByRole('button', { name: 'Save changes' }).click()
+    await dlg.getByText(/was changed elsewhere/).waitFor()
+    assert.equal(await dlg.getByLabel('Description').inputValue(), 'Renamed by another admin')
+    assert.deepEqual(serving.store.getKey(changed.id)?.rules, [], 'the stale save changed nothing')
+    // Saving again, now from the fresh data, works.
+    await dlg.getByLabel(/^Rules/).fill('data:*')
+    await dlg.getByRole('button', { name: 'Save changes' }).click()
+    await tab2.getByText('Changes saved.').waitFor()
+    assert.deepEqual(serving.store.getKey(changed.id)?.rules, ['data:*'])
+    await tab2.close()
+  })
+
+  test('rotates with an overlap: a new secret once; the old key expires after the overlap', async () => {
+    const key = serving.store.listKeys({ userId: 'svc-reports' })[0]!
+    await freshKeys()
+    await page.getByRole('button', { name: `Open key ${key.id}` }).click()
+    await page.locator('#dlg-key').getByRole('button', { name: 'Rotate…' }).click()
+    const rot = page.locator('#dlg-rotate')
+    await rot.getByLabel(/old key stays usable/).selectOption('3600')
+    await rot.getByRole('button', { name: 'Rotate' }).click()
+    const secretDialog = page.locator('#dlg-secret')
+    await secretDialog.waitFor()
+    const rotated = await secretDialog.getByLabel('Secret').inputValue()
+    assert.match(rotated, SECRET_RE)
+    await secretDialog.getByRole('button', { name: /^Done/ }).click()
+    const old = serving.store.getKey(key.id)!
+    const overlap = old.expiresAt.getTime() - Date.now()
+    assert.ok(overlap > 3500_000 && overlap <= 3600_000, `old key usable about an hour more (${overlap} ms)`)
+    assert.equal(serving.store.listKeys({ userId: 'svc-reports' }).length, 2)
+    assert.ok(!(await page.content()).includes(rotated.slice(3, 19)))
+  })
+
+  test('users page: status, rights, roles and the keys of one account; roles page', async () => {
+    await page.getByRole('link', { name: 'Roles' }).click()
+    await page.getByRole('button', { name: 'New role' }).click()
+    const rdlg = page.locator('#dlg-role')
+    await rdlg.getByLabel('Name').fill('request-agent')
+    await rdlg.getByLabel(/^Rights/).fill('apps/com.hornbill.servicemanager/*:*')
+    await rdlg.getByText('1 rule, all valid').waitFor()
+    await rdlg.getByRole('button', { name: 'Save role' }).click()
+    await page.locator('tr[data-role="request-agent"]').waitFor()
+    await shot('roles')
+
+    await page.getByRole('link', { name: 'Users' }).click()
+    await page.getByRole('link', { name: 'svc-requests' }).click()
+    await page.getByRole('heading', { name: 'User account svc-requests' }).waitFor()
+    await page.locator('#user-roles-list').getByLabel('request-agent').check()
+    await page.locator('#user-form').getByLabel('Status').selectOption('suspended')
+    await page.getByRole('button', { name: 'Save user' }).click()
+    await page.getByText('User svc-requests saved.').waitFor()
+    const user = serving.store.getUser('svc-requests')!
+    assert.equal(user.status, 'suspended')
+    assert.deepEqual(user.roles, ['request-agent'])
+    await page.locator('#user-keys-table tr[data-key-id]').first().waitFor()
+    await shot('user-details')
+    await page.locator('#user-form').getByLabel('Status').selectOption('active')
+    await page.getByRole('button', { name: 'Save user' }).click()
+    await page.getByText('User svc-requests saved.').waitFor()
+  })
+
+  test('audit trail: filterable, with its verification status', async () => {
+    await page.getByRole('link', { name: 'Audit trail' }).click()
+    await page.getByText(/Audit trail verified: all \d+ entries intact/).waitFor()
+    const all = await page.locator('#audit-table tbody tr').count()
+    assert.ok(all >= 8, `${all} entries`)
+    await page.locator('#audit-table').getByText('web:admin').first().waitFor()
+    await page.getByLabel('Action', { exact: true }).selectOption('setState')
+    await page.getByRole('button', { name: 'Apply' }).click()
+    await waitCount(page.locator('#audit-table tbody tr'), 1)
+    await page.locator('#audit-table').getByText('state: active → revoked').waitFor()
+    await page.getByRole('button', { name: 'Clear' }).click()
+    await waitCount(page.locator('#audit-table tbody tr'), all)
+    await shot('audit')
+  })
+
+  test('narrow screen: no horizontal scrolling, the list still usable', async () => {
+    await page.setViewportSize({ width: 390, height: 844 })
+    await freshKeys()
+    await page.locator('tr[data-key-id]').first().waitFor()
+    const overflow = await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth')
+    assert.ok((overflow as number) <= 0, `horizontal overflow ${overflow}px`)
+    await page.getByRole('button', { name: 'Create an API key' }).click()
+    await page.locator('#dlg-create').getByLabel('Description').waitFor()
+    await shot('narrow-create')
+    await page.keyboard.press('Escape')
+    await shot('narrow-key-list')
+    await page.setViewportSize({ width: 1280, height: 860 })
+  })
+
+  test('logging out ends the session in every tab', async () => {
+    await page.goto(`${serving.url}/#/keys`)
+    await page.getByRole('button', { name: 'Log out' }).click()
+    await page.getByLabel('Admin token').waitFor()
+    const res = await context.request.get(`${serving.url}/api/keys`)
+    assert.equal(res.status(), 401)
+    assert.deepEqual(consoleErrors.filter((e) => !/status of 40[14]/.test(e) && !/Failed to load resource/.test(e)), [], 'no script errors')
+  })
+})

@@ -1,0 +1,758 @@
+// The keygate command line, run as users run it: the real bin/keygate.js in a child process,
+// on a store file in a temporary directory.
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+
+import { KeyStore } from '../index.js'
+import type { ApiKey, AuditEntry, AuditReport, Decision, Role, User } from '../index.js'
+import { DAY, HOUR, assertNoSecret, forgeSecret } from './helpers.js'
+
+const ROOT = path.join(__dirname, '..')
+const BIN = path.join(ROOT, 'bin', 'keygate.js')
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+interface RunOptions {
+  env?: Record<string, string | undefined>
+  input?: string
+  cwd?: string
+}
+
+/** A temporary directory with a store path; `kg` runs the CLI on that store. */
+function workspace() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'keygate-cli-'))
+  const db = path.join(dir, 'keygate.db')
+  const kg = (args: string[], options: RunOptions = {}) => run(args, { ...options, env: { KEYGATE_DB: db, ...options.env }, cwd: options.cwd ?? dir })
+  return { dir, db, kg, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+function run(args: string[], options: RunOptions = {}): Promise<Run> {
+  const env: Record<string, string | undefined> = { ...process.env, KEYGATE_ACTOR: 'tester' }
+  for (const name of ['KEYGATE_DB', 'KEYGATE_SECRET', 'KEYGATE_MAX_LIFETIME_DAYS']) delete env[name]
+  Object.assign(env, options.env)
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env, cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c))
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+    child.stdin.end(options.input ?? '')
+  })
+}
+
+function ok(r: Run, what = 'command'): Run {
+  assert.equal(r.code, 0, `${what} failed (exit ${r.code}):\n${r.stderr}${r.stdout}`)
+  return r
+}
+
+function json<T>(r: Run): T {
+  try {
+    return JSON.parse(r.stdout) as T
+  } catch {
+    assert.fail(`stdout is not JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`)
+  }
+}
+
+/** A usage error: exit 2, a plain one-line message on stderr, no stack trace. */
+function usage(r: Run, ...parts: string[]): void {
+  assert.equal(r.code, 2, `expected exit 2, got ${r.code}:\n${r.stderr}${r.stdout}`)
+  assert.match(r.stderr, /^error: /)
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace')
+  for (const part of parts) assert.ok(r.stderr.includes(part), `stderr ${JSON.stringify(r.stderr)} should say ${JSON.stringify(part)}`)
+}
+
+/** A keygate error: exit 3 and `error: <message> (<CODE>)`. */
+function keygateError(r: Run, code: string, ...parts: string[]): void {
+  assert.equal(r.code, 3, `expected exit 3, got ${r.code}:\n${r.stderr}${r.stdout}`)
+  assert.match(r.stderr, new RegExp(`^error: .+ \\(${code}\\)\\n$`))
+  for (const part of parts) assert.ok(r.stderr.includes(part), `stderr ${JSON.stringify(r.stderr)} should say ${JSON.stringify(part)}`)
+}
+
+function jsonError(r: Run, exit: number, code: string): void {
+  assert.equal(r.code, exit, `expected exit ${exit}, got ${r.code}:\n${r.stderr}${r.stdout}`)
+  const body = json<{ error: { code: string; message: string } }>(r)
+  assert.equal(body.error.code, code)
+  assert.equal(typeof body.error.message, 'string')
+  assert.ok(body.error.message.length > 0)
+}
+
+const SECRET_LINE = /^SECRET \(shown once, store it now\): (\S+)$/m
+
+/** `key create` in text form: returns the key id and the secret from the marked line. */
+async function createKey(kg: (a: string[], o?: RunOptions) => Promise<Run>, args: string[]) {
+  const r = ok(await kg(['key', 'create', ...args]), 'key create')
+  const secret = SECRET_LINE.exec(r.stdout)?.[1]
+  assert.ok(secret, `no SECRET line in:\n${r.stdout}`)
+  const id = /created key (key_\w+)/.exec(r.stdout)?.[1]
+  assert.ok(id, `no key id in:\n${r.stdout}`)
+  return { id, secret, out: r }
+}
+
+/** YYYY-MM-DD of `ms` from now, UTC. */
+function dayFromNow(ms: number): string {
+  return new Date(Date.now() + ms).toISOString().slice(0, 10)
+}
+
+// ---- help, version, usage -------------------------------------------------------
+
+const COMMANDS = [
+  'init',
+  'user put',
+  'user list',
+  'user show',
+  'user delete',
+  'role put',
+  'role list',
+  'role show',
+  'role delete',
+  'key create',
+  'key list',
+  'key show',
+  'key update',
+  'key suspend',
+  'key activate',
+  'key revoke',
+  'key rotate',
+  'key delete',
+  'check',
+  'explain',
+  'audit',
+  'verify-audit',
+  'backup',
+]
+
+describe('help and version', () => {
+  test('keygate --help lists every command, the exit codes and the environment', async () => {
+    const r = ok(await run(['--help']))
+    for (const c of COMMANDS) assert.ok(r.stdout.includes(`  ${c} `), `--help should list ${c}`)
+    for (const word of ['Exit codes', 'KEYGATE_DB', 'KEYGATE_ACTOR', 'KEYGATE_SECRET', '--json', '--db', '--actor']) {
+      assert.ok(r.stdout.includes(word), `--help should mention ${word}`)
+    }
+    assert.equal(ok(await run(['help'])).stdout, r.stdout, 'keygate help = keygate --help')
+    assert.equal(ok(await run(['-h'])).stdout, r.stdout, 'keygate -h = keygate --help')
+  })
+
+  test('--help for every command, in every spelling, without a store', async () => {
+    const { dir, kg, cleanup } = workspace()
+    try {
+      await Promise.all(
+        COMMANDS.map(async (c) => {
+          const words = c.split(' ')
+          const r = ok(await kg([...words, '--help']), `${c} --help`)
+          assert.ok(r.stdout.startsWith(`keygate ${c} — `), `${c} --help title:\n${r.stdout.slice(0, 200)}`)
+          assert.ok(r.stdout.includes(`Usage: keygate ${c}`), `${c} --help usage`)
+          assert.ok(r.stdout.includes('Examples:'), `${c} --help examples`)
+          assert.ok(r.stdout.includes('Exit codes:'), `${c} --help exit codes`)
+          assert.equal(ok(await kg([...words, '-h'])).stdout, r.stdout, `${c} -h`)
+          assert.equal(ok(await kg(['help', ...words])).stdout, r.stdout, `help ${c}`)
+        }),
+      )
+      for (const group of ['user', 'role', 'key']) {
+        const r = ok(await kg([group, '--help']))
+        assert.ok(r.stdout.includes(`Usage: keygate ${group} <command>`))
+      }
+      // Help even with otherwise bad arguments, and no store file was made.
+      ok(await kg(['key', 'create', '--expires', 'nonsense', '--help']))
+      assert.equal(existsSync(path.join(dir, 'keygate.db')), false, 'help must not create a store')
+    } finally {
+      cleanup()
+    }
+  })
+
+  test('--version prints the package version', async () => {
+    const { version } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }
+    assert.equal(ok(await run(['--version'])).stdout, `keygate ${version}\n`)
+    assert.deepEqual(json(ok(await run(['--version', '--json']))), { version })
+  })
+
+  test('docs/cli.md documents every command, the exit codes and the environment variables', () => {
+    const doc = readFileSync(path.join(ROOT, 'docs', 'cli.md'), 'utf8')
+    for (const c of COMMANDS) assert.ok(doc.includes(`keygate ${c}`), `docs/cli.md should document keygate ${c}`)
+    for (const word of ['Exit codes', 'KEYGATE_DB', 'KEYGATE_ACTOR', 'KEYGATE_SECRET', 'KEYGATE_MAX_LIFETIME_DAYS', '--secret-stdin']) {
+      assert.ok(doc.includes(word), `docs/cli.md should mention ${word}`)
+    }
+  })
+})
+
+describe('usage errors: exit 2 with a plain message, nothing changed', () => {
+  const ws = workspace()
+  before(async () => {
+    ok(await ws.kg(['user', 'put', 'alice', '--right', '*:*']))
+  })
+  after(() => ws.cleanup())
+
+  test('no command, unknown command, unknown subcommand (with a suggestion)', async () => {
+    usage(await ws.kg([]), 'no command given')
+    usage(await ws.kg(['frobnicate']), 'unknown command "frobnicate"')
+    usage(await ws.kg(['kye', 'list']), 'did you mean "key"')
+    usage(await ws.kg(['key', 'lst']), 'did you mean "key list"')
+    usage(await ws.kg(['key']), '"keygate key" needs a command')
+    usage(await ws.kg(['help', 'nothing']), 'no such command')
+  })
+
+  test('unknown option, missing value, repeated single option, extra or missing arguments', async () => {
+    usage(await ws.kg(['key', 'list', '--bogus']), 'unknown option --bogus')
+    usage(await ws.kg(['key', 'list', '--user']), '--user needs a value')
+    usage(await ws.kg(['key', 'list', '--user', '--state', 'active']), '--user needs a value')
+    usage(await ws.kg(['key', 'list', '--json=yes']), '--json takes no value')
+    usage(await ws.kg(['key', 'create', '--user', 'alice', '--user', 'bob', '--description', 'x', '--expires', '1d']), '--user is given more than once')
+    usage(await ws.kg(['key', 'list', 'extra']), 'too many arguments')
+    usage(await ws.kg(['key', 'show']), 'needs <key-id>')
+    usage(await ws.kg(['user', 'put']), 'needs <id>')
+    usage(await ws.kg(['backup']), 'needs <file>')
+  })
+
+  test('missing required options', async () => {
+    usage(await ws.kg(['key', 'create', '--description', 'x', '--expires', '1d']), 'needs --user')
+    usage(await ws.kg(['key', 'create', '--user', 'alice', '--expires', '1d']), 'needs --description')
+    usage(await ws.kg(['key', 'create', '--user', 'alice', '--description', 'x']), 'needs --expires')
+    usage(await ws.kg(['role', 'put', 'r']), 'needs --right')
+    usage(await ws.kg(['key', 'update', 'key_x']), 'needs something to change')
+  })
+
+  test('bad durations, dates, states, statuses and numbers', async () => {
+    const base = ['key', 'create', '--user', 'alice', '--description', 'x']
+    usage(await ws.kg([...base, '--expires', '3y']), '--expires "3y" is neither a duration nor a date', '90d')
+    usage(await ws.kg([...base, '--expires', 'tomorrow']), 'is neither a duration nor a date')
+    usage(await ws.kg([...base, '--expires', '2027-02-30']), 'is not a valid date')
+    usage(await ws.kg([...base, '--expires', '2027-01-31T25:00Z']), 'is not a valid date')
+    usage(await ws.kg([...base, '--expires', '1d', '--state', 'revoked']), '--state "revoked" must be one of: active, suspended')
+    usage(await ws.kg(['key', 'list', '--state', 'weird']), '--state "weird" must be one of: active, suspended, revoked')
+    usage(await ws.kg(['user', 'put', 'bob', '--status', 'gone']), '--status "gone" must be one of')
+    usage(await ws.kg(['key', 'rotate', 'key_x', '--overlap', 'forever']), '--overlap "forever" is not a duration')
+    usage(await ws.kg(['audit', '--since', 'yesterday']), '--since "yesterday"')
+    usage(await ws.kg(['audit', '--limit', 'ten']), '--limit "ten" must be a whole number')
+    usage(await ws.kg(['--max-lifetime-days', '0', 'key', 'list']), '--max-lifetime-days "0"')
+    usage(await ws.kg(['user', 'put', 'bob', '--right', 'a:b', '--no-rights']), 'not both')
+    // Nothing of the above changed the store.
+    const users = json<User[]>(ok(await ws.kg(['user', 'list', '--json'])))
+    assert.deepEqual(users.map((u) => u.id), ['alice'])
+    assert.deepEqual(json<ApiKey[]>(ok(await ws.kg(['key', 'list', '--json']))), [])
+  })
+
+  test('with --json, a usage error is a JSON document on stdout', async () => {
+    const r = await ws.kg(['key', 'list', '--bogus', '--json'])
+    jsonError(r, 2, 'USAGE')
+    assert.equal(r.stderr, '')
+    jsonError(await ws.kg(['--json', 'frobnicate']), 2, 'USAGE')
+  })
+})
+
+// ---- the store file ----------------------------------------------------------------
+
+describe('the store file', () => {
+  test('--db, then $KEYGATE_DB, then ./keygate.db; read commands refuse a missing store', async () => {
+    const { dir, db, kg, cleanup } = workspace()
+    try {
+      // No store yet: a read command says so (exit 3, STORE_IO) and creates nothing.
+      keygateError(await kg(['key', 'list']), 'STORE_IO', 'no keygate store at', 'keygate init')
+      assert.equal(existsSync(db), false)
+      jsonError(await kg(['key', 'list', '--json']), 3, 'STORE_IO')
+
+      // init creates it (once); a second init does nothing.
+      assert.match(ok(await kg(['init'])).stdout, /created keygate store/)
+      assert.ok(existsSync(db))
+      assert.deepEqual(json(ok(await kg(['init', '--json']))), { db, created: false })
+
+      // --db wins over $KEYGATE_DB; a relative --db is relative to the working directory.
+      const r = ok(await kg(['--db', 'other.db', 'user', 'put', 'bob']))
+      assert.match(r.stderr, /note: created a new keygate store .*other\.db/)
+      assert.ok(existsSync(path.join(dir, 'other.db')))
+      assert.deepEqual(json<User[]>(ok(await kg(['user', 'list', '--json']))), [])
+      assert.deepEqual(
+        json<User[]>(ok(await kg(['user', 'list', '--json', '--db', 'other.db']))).map((u) => u.id),
+        ['bob'],
+      )
+      // Without --db and $KEYGATE_DB: ./keygate.db of the working directory.
+      const bare = ok(await run(['user', 'list', '--json'], { cwd: dir }))
+      assert.deepEqual(json(bare), [])
+
+      // Store errors from keygate itself: a directory.
+      keygateError(await kg(['--db', dir, 'user', 'put', 'x']), 'STORE_IO', 'directory')
+      // Not a keygate store.
+      writeFileSync(path.join(dir, 'junk.db'), 'this is not a database, just some text '.repeat(200))
+      keygateError(await kg(['--db', 'junk.db', 'user', 'list']), 'STORE_CORRUPT')
+    } finally {
+      cleanup()
+    }
+  })
+
+  test('init --key-prefix sets the prefix of issued secrets', async () => {
+    const { kg, cleanup } = workspace()
+    try {
+      ok(await kg(['init', '--key-prefix', 'acme']))
+      ok(await kg(['user', 'put', 'u', '--right', '*:*']))
+      const { secret } = await createKey(kg, ['--user', 'u', '--description', 'x', '--expires', '1h'])
+      assert.match(secret, /^acme_[0-9A-Za-z]{49}$/)
+    } finally {
+      cleanup()
+    }
+  })
+})
+
+// ---- users and roles ---------------------------------------------------------------
+
+describe('users and roles', () => {
+  const ws = workspace()
+  after(() => ws.cleanup())
+
+  test('role put / list / show, text and JSON', async () => {
+    const r = ok(await ws.kg(['role', 'put', 'request-agent', '--right', 'session:*', '--right', 'apps/com.hornbill.servicemanager/*:*']))
+    assert.match(r.stdout, /created role request-agent/)
+    const role = json<Role>(ok(await ws.kg(['role', 'put', 'reader', '--right', 'data:entityBrowseRecords2', '--json'])))
+    assert.deepEqual(role, { name: 'reader', rights: ['data:entityBrowseRecords2'] })
+    assert.match(ok(await ws.kg(['role', 'put', 'reader', '--right', 'data:*'])).stdout, /replaced role reader/)
+
+    const list = ok(await ws.kg(['role', 'list']))
+    assert.match(list.stdout, /^NAME\s+USERS\s+RIGHTS\n/)
+    assert.match(list.stdout, /reader\s+0\s+data:\*/)
+    assert.deepEqual(
+      json<Role[]>(ok(await ws.kg(['role', 'list', '--json']))).map((x) => x.name),
+      ['reader', 'request-agent'],
+    )
+    assert.match(ok(await ws.kg(['role', 'show', 'request-agent'])).stdout, /rights\s+session:\*, apps\/com\.hornbill\.servicemanager\/\*:\*/)
+    assert.deepEqual(json(ok(await ws.kg(['role', 'show', 'reader', '--json']))), { role: { name: 'reader', rights: ['data:*'] }, users: [] })
+
+    keygateError(await ws.kg(['role', 'put', 'bad', '--right', 'ip=10.0.0.0/8']), 'INVALID_RULE')
+    keygateError(await ws.kg(['role', 'put', 'bad name', '--right', 'a:b']), 'INVALID_ARGUMENT')
+  })
+
+  test('user put creates, then changes only what is given', async () => {
+    const created = ok(await ws.kg(['user', 'put', 'svc-requests', '--role', 'request-agent', '--right', 'data:entityBrowseRecords2']))
+    assert.match(created.stdout, /created user svc-requests/)
+    assert.match(created.stdout, /effective data:entityBrowseRecords2, session:\*/)
+
+    // --status alone keeps rights and roles.
+    const suspended = json<User>(ok(await ws.kg(['user', 'put', 'svc-requests', '--status', 'suspended', '--json'])))
+    assert.deepEqual(suspended, { id: 'svc-requests', status: 'suspended', rights: ['data:entityBrowseRecords2'], roles: ['request-agent'] })
+    // --role replaces the roles; --no-rights empties the rights.
+    const changed = json<User>(ok(await ws.kg(['user', 'put', 'svc-requests', '--status', 'active', '--role', 'reader', '--no-rights', '--json'])))
+    assert.deepEqual(changed, { id: 'svc-requests', status: 'active', rights: [], roles: ['reader'] })
+    const back = json<User>(ok(await ws.kg(['user', 'put', 'svc-requests', '--role', 'request-agent', '--role', 'reader', '--right', 'data:entityBrowseRecords2', '--json'])))
+    assert.deepEqual(back.roles, ['request-agent', 'reader'])
+
+    keygateError(await ws.kg(['user', 'put', 'bob', '--role', 'no-such-role']), 'UNKNOWN_ROLE', 'no-such-role')
+    keygateError(await ws.kg(['user', 'put', 'bad id!']), 'INVALID_ARGUMENT')
+    jsonError(await ws.kg(['user', 'put', 'bob', '--role', 'no-such-role', '--json']), 3, 'UNKNOWN_ROLE')
+  })
+
+  test('user list and user show (with effective rights and keys)', async () => {
+    ok(await ws.kg(['user', 'put', 'alice', '--right', '*:*']))
+    const { id } = await createKey(ws.kg, ['--user', 'svc-requests', '--description', 'Request sync', '--expires', '30d'])
+
+    const list = ok(await ws.kg(['user', 'list']))
+    assert.match(list.stdout, /^ID\s+STATUS\s+ROLES\s+RIGHTS\s+KEYS\n/)
+    assert.match(list.stdout, /svc-requests\s+active\s+request-agent, reader\s+data:entityBrowseRecords2\s+1/)
+    assert.deepEqual(
+      json<User[]>(ok(await ws.kg(['user', 'list', '--json']))).map((u) => u.id),
+      ['alice', 'svc-requests'],
+    )
+
+    const show = ok(await ws.kg(['user', 'show', 'svc-requests']))
+    assert.match(show.stdout, /status\s+active/)
+    assert.ok(show.stdout.includes(id), 'user show lists the user’s keys')
+    const shown = json<{ user: User; effectiveRights: string[]; keys: ApiKey[] }>(ok(await ws.kg(['user', 'show', 'svc-requests', '--json'])))
+    assert.equal(shown.user.id, 'svc-requests')
+    assert.deepEqual(shown.effectiveRights, ['data:entityBrowseRecords2', 'session:*', 'apps/com.hornbill.servicemanager/*:*', 'data:*'])
+    assert.deepEqual(shown.keys.map((k) => k.id), [id])
+
+    // Not found: exit 1 with the code.
+    const missing = await ws.kg(['user', 'show', 'nobody'])
+    assert.equal(missing.code, 1)
+    assert.equal(missing.stderr, 'error: no user with id "nobody" (UNKNOWN_USER)\n')
+    jsonError(await ws.kg(['user', 'show', 'nobody', '--json']), 1, 'UNKNOWN_USER')
+  })
+
+  test('role show lists holders; role delete takes the role from them; user delete removes keys', async () => {
+    assert.deepEqual(json<{ users: string[] }>(ok(await ws.kg(['role', 'show', 'reader', '--json']))).users, ['svc-requests'])
+    assert.match(ok(await ws.kg(['role', 'delete', 'reader'])).stdout, /deleted role reader \(taken from 1 user\)/)
+    assert.deepEqual(json<User>(ok(await ws.kg(['user', 'put', 'svc-requests', '--json']))).roles, ['request-agent'])
+    const again = await ws.kg(['role', 'delete', 'reader'])
+    assert.equal(again.code, 1)
+    assert.match(again.stderr, /no role named "reader" \(UNKNOWN_ROLE\)/)
+    assert.equal((await ws.kg(['role', 'show', 'reader'])).code, 1)
+    assert.deepEqual(json(ok(await ws.kg(['role', 'delete', 'request-agent', '--json']))), { deleted: true, name: 'request-agent', usersAffected: 1 })
+
+    assert.match(ok(await ws.kg(['user', 'delete', 'svc-requests'])).stdout, /deleted user svc-requests and its 1 key$/m)
+    assert.deepEqual(json<ApiKey[]>(ok(await ws.kg(['key', 'list', '--json']))), [])
+    assert.equal((await ws.kg(['user', 'delete', 'svc-requests'])).code, 1)
+    assert.deepEqual(json(ok(await ws.kg(['user', 'delete', 'alice', '--json']))), { deleted: true, id: 'alice', keysDeleted: 0 })
+  })
+})
+
+// ---- keys --------------------------------------------------------------------------
+
+describe('keys', () => {
+  const ws = workspace()
+  before(async () => {
+    ok(await ws.kg(['user', 'put', 'svc', '--right', 'session:*', '--right', 'data:*']))
+    ok(await ws.kg(['user', 'put', 'other', '--right', '*:*']))
+  })
+  after(() => ws.cleanup())
+
+  test('key create prints the secret exactly once, clearly marked; nothing else ever shows it', async () => {
+    const { id, secret, out } = await createKey(ws.kg, [
+      '--user', 'svc', '--description', 'Request sync', '--expires', '90d', '--rule', 'session:get*', '--rule', 'ip=10.0.0.0/8',
+    ])
+    assert.match(secret, /^kg_[0-9A-Za-z]{49}$/)
+    assert.equal(out.stdout.split(secret).length - 1, 1, 'the secret appears exactly once')
+    assert.ok(!out.stderr.includes(secret))
+    assert.match(out.stdout, /rules\s+session:get\*\n\s+ip=10\.0\.0\.0\/8/)
+    assert.match(out.stdout, /hint\s+…(\w{4})/)
+    assert.equal(/hint\s+…(\w{4})/.exec(out.stdout)?.[1], secret.slice(-4))
+
+    const views = await Promise.all(
+      [
+        ['key', 'list'], ['key', 'list', '--json'], ['key', 'show', id], ['key', 'show', id, '--json'],
+        ['user', 'show', 'svc'], ['user', 'show', 'svc', '--json'], ['audit'], ['audit', '--json'],
+        ['check', secret, 'session', 'getInfo', '--ip', '10.1.2.3'], ['explain', secret, 'session', 'getInfo', '--ip', '10.1.2.3', '--json'],
+        ['explain', secret, 'session', 'userLogon'],
+      ].map((args) => ws.kg(args)),
+    )
+    for (const r of views) assertNoSecret(r.stdout + r.stderr, secret)
+  })
+
+  test('key create --json gives { key, secret }; dates and durations for --expires', async () => {
+    const before = Date.now()
+    const issued = json<{ key: ApiKey; secret: string }>(
+      ok(await ws.kg(['key', 'create', '--json', '--user', 'svc', '--description', '', '--expires', '1d12h', '--state', 'suspended'])),
+    )
+    assert.match(issued.secret, /^kg_/)
+    assert.equal(issued.key.state, 'suspended')
+    assert.equal(issued.key.description, '')
+    const expires = Date.parse(issued.key.expiresAt as unknown as string)
+    assert.ok(Math.abs(expires - (before + 36 * HOUR)) < 30_000, 'expires in 1d12h')
+    assertNoSecret(issued.key, issued.secret)
+
+    const day = dayFromNow(40 * DAY)
+    const dated = json<{ key: ApiKey }>(ok(await ws.kg(['key', 'create', '--json', '--user', 'svc', '--description', 'd', '--expires', day])))
+    assert.equal(dated.key.expiresAt, `${day}T00:00:00.000Z` as unknown as Date, 'YYYY-MM-DD is midnight UTC at the start of the day')
+    const offset = json<{ key: ApiKey }>(ok(await ws.kg(['key', 'create', '--json', '--user', 'svc', '--description', 'd', '--expires', `${day}T18:30+02:00`])))
+    assert.equal(offset.key.expiresAt, `${day}T16:30:00.000Z` as unknown as Date)
+    const noOffset = json<{ key: ApiKey }>(ok(await ws.kg(['key', 'create', '--json', '--user', 'svc', '--description', 'd', '--expires', `${day}T18:30`])))
+    assert.equal(noOffset.key.expiresAt, `${day}T18:30:00.000Z` as unknown as Date, 'no offset = UTC')
+    for (const [text, ms] of [['2w', 14 * DAY], ['12h', 12 * HOUR], ['30m', 30 * 60_000], ['90d', 90 * DAY]] as const) {
+      const k = json<{ key: ApiKey }>(ok(await ws.kg(['key', 'create', '--json', '--user', 'svc', '--description', text, '--expires', text])))
+      assert.ok(Math.abs(Date.parse(k.key.expiresAt as unknown as string) - Date.now() - ms) < 30_000, `--expires ${text}`)
+    }
+  })
+
+  test('store errors: exit 3 with the KeygateError code, in text and JSON', async () => {
+    keygateError(await ws.kg(['key', 'create', '--user', 'nobody', '--description', 'x', '--expires', '1d']), 'UNKNOWN_USER', 'nobody')
+    jsonError(await ws.kg(['key', 'create', '--user', 'nobody', '--description', 'x', '--expires', '1d', '--json']), 3, 'UNKNOWN_USER')
+    keygateError(await ws.kg(['key', 'create', '--user', 'svc', '--description', 'x', '--expires', '800d']), 'EXPIRY_TOO_FAR')
+    keygateError(await ws.kg(['key', 'create', '--user', 'svc', '--description', 'x', '--expires', '2020-01-01']), 'EXPIRY_IN_PAST')
+    keygateError(await ws.kg(['key', 'create', '--user', 'svc', '--description', 'x', '--expires', '1d', '--rule', 'bad rule']), 'INVALID_RULE', 'bad rule')
+    keygateError(await ws.kg(['key', 'create', '--user', 'svc', '--description', 'x', '--expires', '1d', '--rule', 'ip=10.0.0.1/8']), 'INVALID_RULE', 'ip=10.0.0.0/8')
+    // --max-lifetime-days / $KEYGATE_MAX_LIFETIME_DAYS narrow the limit.
+    keygateError(await ws.kg(['--max-lifetime-days', '30', 'key', 'create', '--user', 'svc', '--description', 'x', '--expires', '31d']), 'EXPIRY_TOO_FAR')
+    keygateError(await ws.kg(['key', 'create', '--user', 'svc', '--description', 'x', '--expires', '31d'], { env: { KEYGATE_MAX_LIFETIME_DAYS: '30' } }), 'EXPIRY_TOO_FAR')
+    keygateError(await ws.kg(['key', 'suspend', 'key_doesNotExist']), 'UNKNOWN_KEY', 'key_doesNotExist')
+  })
+
+  test('key list: table, filters, JSON', async () => {
+    const list = ok(await ws.kg(['key', 'list']))
+    assert.match(list.stdout, /^ID\s+USER\s+STATE\s+EXPIRES\s+LAST USED\s+HINT\s+DESCRIPTION\n/)
+    assert.match(list.stdout, /key_\w+\s+svc\s+active\s+\d{4}-\d\d-\d\d \d\d:\d\dZ\s+\d{4}-\d\d-\d\d \d\d:\d\dZ\s+…\w{4}\s+Request sync\n/)
+    assert.match(list.stdout, /key_\w+\s+svc\s+suspended\s+\d{4}-\d\d-\d\d \d\d:\d\dZ\s+never\s+…\w{4}\n/)
+    const all = json<ApiKey[]>(ok(await ws.kg(['key', 'list', '--json'])))
+    assert.ok(all.length >= 7)
+    const suspended = json<ApiKey[]>(ok(await ws.kg(['key', 'list', '--json', '--state', 'suspended'])))
+    assert.ok(suspended.length >= 1 && suspended.every((k) => k.state === 'suspended'))
+    assert.deepEqual(json(ok(await ws.kg(['key', 'list', '--json', '--user', 'other']))), [])
+    assert.equal(ok(await ws.kg(['key', 'list', '--user', 'other'])).stdout, 'no keys\n')
+  })
+
+  test('key show, update, suspend, activate, revoke (final), delete', async () => {
+    const { id, secret } = await createKey(ws.kg, ['--user', 'svc', '--description', 'lifecycle', '--expires', '10d'])
+    const shown = ok(await ws.kg(['key', 'show', id]))
+    assert.match(shown.stdout, new RegExp(`key\\s+${id}`))
+    assert.match(shown.stdout, /rules\s+\(none/)
+    assert.equal(json<ApiKey>(ok(await ws.kg(['key', 'show', id, '--json']))).description, 'lifecycle')
+
+    const rulesFile = path.join(ws.dir, 'rules.txt')
+    writeFileSync(rulesFile, '# the sync job\nsession:get*\n\n  data:entityBrowseRecords2  \n')
+    const updated = json<ApiKey>(
+      ok(await ws.kg(['key', 'update', id, '--description', 'renamed', '--rule', 'session:userLogon', '--rules-file', rulesFile, '--expires', '5d', '--json'])),
+    )
+    assert.equal(updated.description, 'renamed')
+    assert.deepEqual(updated.rules, ['session:userLogon', 'session:get*', 'data:entityBrowseRecords2'])
+    assert.ok(Math.abs(Date.parse(updated.expiresAt as unknown as string) - Date.now() - 5 * DAY) < 30_000)
+    assert.deepEqual(json<ApiKey>(ok(await ws.kg(['key', 'update', id, '--no-rules', '--json']))).rules, [])
+    usage(await ws.kg(['key', 'update', id, '--rules-file', path.join(ws.dir, 'missing.txt')]), 'cannot read --rules-file')
+
+    assert.equal(ok(await ws.kg(['key', 'suspend', id])).stdout, `key ${id} is now suspended\n`)
+    assert.equal((await ws.kg(['check', secret, 'session', 'getInfo'])).code, 1)
+    assert.equal(json<ApiKey>(ok(await ws.kg(['key', 'activate', id, '--json']))).state, 'active')
+    assert.equal((await ws.kg(['check', secret, 'session', 'getInfo'])).code, 0)
+
+    const revoked = ok(await ws.kg(['key', 'revoke', id]))
+    assert.match(revoked.stdout, /is now revoked \(revoked is final/)
+    assert.equal(json<ApiKey>(ok(await ws.kg(['key', 'revoke', id, '--json']))).state, 'revoked', 'revoking again does nothing')
+    keygateError(await ws.kg(['key', 'activate', id]), 'REVOKED_IS_FINAL')
+    keygateError(await ws.kg(['key', 'update', id, '--description', 'x']), 'REVOKED_IS_FINAL')
+    jsonError(await ws.kg(['key', 'suspend', id, '--json']), 3, 'REVOKED_IS_FINAL')
+
+    assert.equal(ok(await ws.kg(['key', 'delete', id])).stdout, `deleted key ${id}\n`)
+    const gone = await ws.kg(['key', 'show', id])
+    assert.equal(gone.code, 1)
+    assert.equal(gone.stderr, `error: no key with id "${id}" (UNKNOWN_KEY)\n`)
+    jsonError(await ws.kg(['key', 'delete', id, '--json']), 1, 'UNKNOWN_KEY')
+    assert.equal((await ws.kg(['key', 'delete', id])).code, 1)
+  })
+
+  test('key rotate: new secret once; old key revoked, or usable for --overlap', async () => {
+    const { id, secret } = await createKey(ws.kg, ['--user', 'svc', '--description', 'rotating', '--expires', '10d', '--rule', 'session:*'])
+    const rotated = ok(await ws.kg(['key', 'rotate', id, '--overlap', '1h']))
+    const next = SECRET_LINE.exec(rotated.stdout)?.[1]
+    assert.ok(next && next !== secret)
+    assert.equal(rotated.stdout.split(next).length - 1, 1)
+    assertNoSecret(rotated.stdout, secret)
+    assert.match(rotated.stdout, new RegExp(`old key ${id}: active, usable until `))
+    assert.equal((await ws.kg(['check', secret, 'session', 'x'])).code, 0, 'old key usable during the overlap')
+    assert.equal((await ws.kg(['check', next, 'session', 'x'])).code, 0, 'new key usable')
+
+    const newId = /→ (key_\w+)/.exec(rotated.stdout)?.[1]
+    assert.ok(newId)
+    const again = json<{ key: ApiKey; secret: string; previous: ApiKey }>(ok(await ws.kg(['key', 'rotate', newId, '--json'])))
+    assert.equal(again.previous.id, newId)
+    assert.equal(again.previous.state, 'revoked', 'no overlap: revoked at once')
+    assert.deepEqual(again.key.rules, ['session:*'])
+    assert.equal((await ws.kg(['check', next, 'session', 'x'])).code, 1)
+    assert.equal((await ws.kg(['check', again.secret, 'session', 'x'])).code, 0)
+  })
+})
+
+// ---- check and explain ----------------------------------------------------------------
+
+describe('check and explain', () => {
+  const ws = workspace()
+  let secret = ''
+  let id = ''
+  before(async () => {
+    ok(await ws.kg(['role', 'put', 'agent', '--right', 'session:*']))
+    ok(await ws.kg(['user', 'put', 'svc', '--role', 'agent']))
+    ;({ id, secret } = await createKey(ws.kg, ['--user', 'svc', '--description', 'd', '--expires', '1d', '--rule', 'session:get*', '--rule', 'ip=10.0.0.0/8']))
+  })
+  after(() => ws.cleanup())
+
+  test('check: exit 0 when allowed, 1 when denied, with the reason', async () => {
+    const allowed = await ws.kg(['check', secret, 'session', 'getInfo', '--ip', '10.1.2.3'])
+    assert.equal(allowed.code, 0)
+    assert.equal(allowed.stdout, `allowed (key ${id}, user svc, rule session:get*)\n`)
+    const cases: [string[], string][] = [
+      [[secret, 'session', 'userLogon', '--ip', '10.1.2.3'], 'no_matching_rule'],
+      [[secret, 'session', 'getInfo', '--ip', '192.168.0.1'], 'ip_not_allowed'],
+      [[secret, 'session', 'getInfo'], 'ip_not_allowed'],
+      [[secret, 'data', 'getThing', '--ip', '10.1.2.3'], 'user_lacks_right'],
+      [[secret, 'bad service!', 'x'], 'invalid_request'],
+      [[forgeSecret(), 'session', 'getInfo'], 'unknown_key'],
+      [['kg_not-a-key', 'session', 'getInfo'], 'malformed_key'],
+    ]
+    for (const [args, reason] of cases) {
+      const r = await ws.kg(['check', ...args])
+      assert.equal(r.code, 1, `${reason}: ${r.stdout}${r.stderr}`)
+      assert.match(r.stdout, new RegExp(`^denied: ${reason}`))
+      const d = json<Decision>(await ws.kg(['check', ...args, '--json']))
+      assert.equal(d.allowed, false)
+      assert.equal(d.reason, reason)
+    }
+    assert.deepEqual(json<Decision>(await ws.kg(['check', secret, 'session', 'getInfo', '--ip', '10.1.2.3', '--json'])), {
+      allowed: true, reason: 'allowed', keyId: id, userId: 'svc', matchedRule: 'session:get*',
+    })
+  })
+
+  test('explain: the whole decision, in words; same exit codes', async () => {
+    const r = await ws.kg(['explain', secret, 'session', 'userLogon', '--ip', '10.1.2.3'])
+    assert.equal(r.code, 1)
+    assert.match(r.stdout, /^denied: no_matching_rule\n/)
+    assert.match(r.stdout, new RegExp(`key\\s+${id}`))
+    assert.match(r.stdout, /why\s+none of the key’s API rules matches session:userLogon \(rules: session:get\*\)/)
+    const allowed = await ws.kg(['explain', secret, 'session', 'getInfo', '--ip', '10.1.2.3', '--json'])
+    assert.equal(allowed.code, 0)
+    const d = json<Decision & { explanation: string }>(allowed)
+    assert.equal(d.matchedRule, 'session:get*')
+    assert.equal(typeof d.explanation, 'string')
+    const noIp = json<Decision & { explanation: string }>(await ws.kg(['explain', secret, 'session', 'getInfo', '--json']))
+    assert.equal(noIp.reason, 'ip_not_allowed')
+    assert.match(noIp.explanation, /no caller IP was given/)
+  })
+
+  test('the secret from --secret-stdin or $KEYGATE_SECRET, never from the arguments', async () => {
+    for (const name of ['check', 'explain']) {
+      assert.equal((await ws.kg([name, '--secret-stdin', 'session', 'getInfo', '--ip', '10.1.2.3'], { input: `${secret}\n` })).code, 0)
+      assert.equal((await ws.kg([name, 'session', 'getInfo', '--ip', '10.1.2.3'], { env: { KEYGATE_SECRET: secret } })).code, 0)
+      assert.equal((await ws.kg([name, 'session', 'userLogon', '--ip', '10.1.2.3'], { env: { KEYGATE_SECRET: secret } })).code, 1)
+      usage(await ws.kg([name, 'session', 'getInfo']), 'needs a secret', '--secret-stdin', 'KEYGATE_SECRET')
+      usage(await ws.kg([name, '--secret-stdin', 'session', 'getInfo'], { input: '\n' }), 'empty')
+      usage(await ws.kg([name, secret, 'session', 'getInfo', '--secret-stdin'], { input: secret }), 'not both')
+      // A secret followed by one word is a missing api; the secret is not echoed back.
+      const r = await ws.kg([name, secret, 'session'], { env: { KEYGATE_SECRET: secret } })
+      usage(r, 'needs <service> and <api>')
+      assertNoSecret(r.stderr, secret)
+      const extra = await ws.kg([name, secret, 'session', 'getInfo', 'more'])
+      usage(extra, 'too many arguments')
+      assertNoSecret(extra.stderr, secret)
+    }
+  })
+
+  test('an allowed check is recorded as the key’s last use (flushed when the command ends)', async () => {
+    const key = json<ApiKey>(ok(await ws.kg(['key', 'show', id, '--json'])))
+    assert.notEqual(key.lastUsedAt, null)
+    assert.match(ok(await ws.kg(['key', 'list'])).stdout, new RegExp(`${id}\\s+svc\\s+active\\s+\\S+ \\S+\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\dZ`))
+  })
+})
+
+// ---- audit, verify-audit, backup ----------------------------------------------------
+
+describe('audit, verify-audit and backup', () => {
+  const ws = workspace()
+  let id = ''
+  before(async () => {
+    ok(await ws.kg(['user', 'put', 'svc', '--right', '*:*'], { env: { KEYGATE_ACTOR: 'alice@example.com' } }))
+    ;({ id } = await createKey(ws.kg, ['--user', 'svc', '--description', 'audited-key', '--expires', '1d', '--actor', 'bob']))
+    ok(await ws.kg(['key', 'suspend', id]))
+    ok(await ws.kg(['user', 'put', 'other']))
+  })
+  after(() => ws.cleanup())
+
+  test('audit: newest first, with actor, action, key, user and changes; filters', async () => {
+    const r = ok(await ws.kg(['audit']))
+    assert.match(r.stdout, /^SEQ\s+AT\s+ACTOR\s+ACTION\s+KEY\s+USER\s+CHANGES\n/)
+    assert.match(r.stdout, new RegExp(`3\\s+\\S+\\s+tester\\s+setState\\s+${id}\\s+svc\\s+state: active → suspended`))
+    const entries = json<AuditEntry[]>(ok(await ws.kg(['audit', '--json'])))
+    assert.deepEqual(entries.map((e) => e.seq), [4, 3, 2, 1])
+    assert.deepEqual(entries.map((e) => e.actor), ['tester', 'tester', 'bob', 'alice@example.com'])
+    assert.deepEqual(entries.map((e) => e.action), ['putUser', 'setState', 'createKey', 'putUser'])
+
+    assert.deepEqual(json<AuditEntry[]>(ok(await ws.kg(['audit', '--json', '--key', id]))).map((e) => e.seq), [3, 2])
+    assert.deepEqual(json<AuditEntry[]>(ok(await ws.kg(['audit', '--json', '--user', 'other']))).map((e) => e.seq), [4])
+    assert.deepEqual(json<AuditEntry[]>(ok(await ws.kg(['audit', '--json', '--limit', '1']))).map((e) => e.seq), [4])
+    assert.equal(json<AuditEntry[]>(ok(await ws.kg(['audit', '--json', '--since', '1h']))).length, 4)
+    assert.deepEqual(json(ok(await ws.kg(['audit', '--json', '--since', dayFromNow(2 * DAY)]))), [])
+    assert.equal(ok(await ws.kg(['audit', '--since', dayFromNow(2 * DAY)])).stdout, 'no audit entries\n')
+  })
+
+  test('verify-audit: exit 0 when intact, 1 when an entry was altered', async () => {
+    assert.equal(ok(await ws.kg(['verify-audit'])).stdout, 'audit trail intact: 4 entries verified\n')
+    assert.deepEqual(json(ok(await ws.kg(['verify-audit', '--json']))), { ok: true, entries: 4 })
+
+    // Tamper with a copy: change the description recorded in entry 2 (same length, in place).
+    const copy = path.join(ws.dir, 'tampered.db')
+    ok(await ws.kg(['backup', copy]))
+    const bytes = readFileSync(copy)
+    const from = Buffer.from('"audited-key"')
+    let at = bytes.indexOf(from)
+    assert.ok(at >= 0, 'the audit entry is in the backup file')
+    for (; at >= 0; at = bytes.indexOf(from, at + 1)) Buffer.from('"audited-kez"').copy(bytes, at)
+    writeFileSync(copy, bytes)
+    const broken = await ws.kg(['--db', copy, 'verify-audit'])
+    assert.equal(broken.code, 1)
+    assert.match(broken.stdout, /^audit trail BROKEN at entry 2: .+ \(1 entry verified before it\)\n$/)
+    const report = json<AuditReport>(await ws.kg(['--db', copy, 'verify-audit', '--json']))
+    assert.equal(report.ok, false)
+    assert.equal(report.firstBadSeq, 2)
+  })
+
+  test('backup writes a store that opens with KeyStore.open and holds the same keys', async () => {
+    const file = path.join(ws.dir, 'backup.db')
+    const r = ok(await ws.kg(['backup', file]))
+    assert.match(r.stdout, /^backed up .*keygate\.db to .*backup\.db \(\d+ bytes\)\n$/)
+    assert.ok(statSync(file).size > 0)
+    const copy = KeyStore.open(file)
+    try {
+      const original = json<ApiKey[]>(ok(await ws.kg(['key', 'list', '--json'])))
+      assert.deepEqual(
+        copy.listKeys().map((k) => [k.id, k.state, k.description]),
+        original.map((k) => [k.id, k.state, k.description]),
+      )
+      assert.deepEqual(copy.listUsers().map((u) => u.id), ['other', 'svc'])
+      assert.equal(copy.verifyAudit().ok, true)
+    } finally {
+      copy.close()
+    }
+    keygateError(await ws.kg(['backup', file]), 'STORE_IO', 'already exists')
+    const json2 = json<{ backup: string; bytes: number }>(ok(await ws.kg(['backup', 'second.db', '--json'])))
+    assert.equal(json2.backup, path.join(ws.dir, 'second.db'))
+  })
+})
+
+// ---- another process using the store ------------------------------------------------
+
+describe('the CLI driving a store that another process is using', () => {
+  const ws = workspace()
+  let store: KeyStore
+  before(() => {
+    store = KeyStore.open(ws.db)
+  })
+  after(() => {
+    store.close()
+    ws.cleanup()
+  })
+
+  test('users and keys made in this process are visible to the CLI, and the other way round', async () => {
+    store.putUser({ id: 'app', rights: ['*:*'] }, { actor: 'app-server' })
+    const { key } = store.createKey({ userId: 'app', description: 'made by the app', expiresAt: new Date(Date.now() + DAY) })
+    const listed = json<ApiKey[]>(ok(await ws.kg(['key', 'list', '--json'])))
+    assert.deepEqual(listed.map((k) => k.id), [key.id])
+    assert.match(ok(await ws.kg(['key', 'list'])).stdout, new RegExp(`${key.id}\\s+app\\s+active.*made by the app`))
+
+    const { id } = await createKey(ws.kg, ['--user', 'app', '--description', 'made by the CLI', '--expires', '1d'])
+    const deadline = Date.now() + 1000
+    while (store.getKey(id) === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+    assert.equal(store.getKey(id)?.description, 'made by the CLI')
+  })
+
+  test('keygate key revoke: this process’s isAllowed turns false within 200 ms', async () => {
+    const { key, secret } = store.createKey({ userId: 'app', description: 'live', expiresAt: new Date(Date.now() + DAY) })
+    for (let i = 0; i < 5; i++) assert.equal(store.isAllowed(secret, 'session', 'userLogon'), true) // remembered
+    assert.equal((await ws.kg(['check', secret, 'session', 'userLogon'])).code, 0, 'the CLI sees the key too')
+
+    const r = ok(await ws.kg(['key', 'revoke', key.id]))
+    const revokedAt = Date.now()
+    assert.match(r.stdout, /is now revoked/)
+    let denied = false
+    while (Date.now() - revokedAt <= 200) {
+      if (!store.isAllowed(secret, 'session', 'userLogon')) {
+        denied = true
+        break
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+    assert.ok(denied, `still allowed ${Date.now() - revokedAt} ms after keygate key revoke`)
+    assert.equal(store.explain(secret, 'session', 'userLogon').reason, 'revoked')
+    // And the audit trail names both actors.
+    const entries = json<AuditEntry[]>(ok(await ws.kg(['audit', '--json', '--key', key.id])))
+    assert.deepEqual(entries.map((e) => e.action), ['setState', 'createKey'])
+    assert.equal(entries[0]!.actor, 'tester')
+  })
+
+  test('backup while this process keeps writing', async () => {
+    const writing = (async () => {
+      for (let i = 0; i < 20; i++) {
+        store.putUser({ id: `user-${i}`, rights: ['session:*'] })
+        await new Promise((resolve) => setTimeout(resolve, 2))
+      }
+    })()
+    const file = path.join(ws.dir, 'live-backup.db')
+    const [r] = await Promise.all([ws.kg(['backup', file]), writing])
+    ok(r)
+    const copy = KeyStore.open(file)
+    try {
+      assert.equal(copy.verifyAudit().ok, true, 'the copy is consistent')
+      assert.ok(copy.listUsers().length >= 1)
+    } finally {
+      copy.close()
+    }
+  })
+})

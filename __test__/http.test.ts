@@ -1,0 +1,842 @@
+// keygate/http: the HTTP guard with node:http, Express 4 and Fastify 5 — real servers on
+// port 0, a real client (fetch, and raw sockets for headers fetch cannot send).
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import http from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import net from 'node:net'
+import type { AddressInfo } from 'node:net'
+
+import express from 'express'
+import Fastify from 'fastify'
+
+import { KeyStore, KeygateError } from 'keygate'
+import { createGuard, hornbillRoute } from 'keygate/http'
+import type { CheckResult, Denial, Guard, GuardOptions, KeygateAuth } from 'keygate/http'
+import { DAY, HOUR, T0, assertNoSecret, at, forgeSecret } from './helpers.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    keygate: KeygateAuth | null
+  }
+}
+
+// ---- every secret the tests use, and everything anything logged --------------------
+
+const SECRETS: string[] = []
+function remember(secret: string): string {
+  SECRETS.push(secret)
+  return secret
+}
+
+const CONSOLE_METHODS = ['log', 'info', 'warn', 'error', 'debug', 'trace'] as const
+const logged: string[] = []
+const originals = new Map<string, (...args: unknown[]) => void>()
+
+before(() => {
+  for (const name of CONSOLE_METHODS) {
+    originals.set(name, console[name])
+    console[name] = (...args: unknown[]) => {
+      logged.push(args.map((a) => (a instanceof Error ? `${a.message}\n${a.stack}` : typeof a === 'string' ? a : JSON.stringify(a))).join(' '))
+    }
+  }
+})
+
+after(() => {
+  for (const name of CONSOLE_METHODS) console[name] = originals.get(name)!
+  // Nothing logged during the whole file holds a secret (the guard logs only 500s).
+  for (const secret of SECRETS) assertNoSecret(logged, secret)
+})
+
+// ---- fixture: one key per reason ------------------------------------------------------
+
+const CALL = '/xmlmc/session/?method=userLogon'
+
+function fixture() {
+  const store = KeyStore.inMemory({ now: T0 })
+  store.putUser({ id: 'integration', rights: ['*:*'] })
+  store.putUser({ id: 'reader', rights: ['data:*'] })
+  store.putUser({ id: 'sleeper', rights: ['*:*'] })
+  const make = (input: { userId?: string; rules?: string[]; state?: 'active' | 'suspended'; expiresAt?: Date } = {}) => {
+    const issued = store.createKey({ userId: 'integration', description: 'http test', expiresAt: at(T0, DAY), ...input })
+    remember(issued.secret)
+    return issued
+  }
+  const good = make()
+  const restricted = make({ rules: ['session:getSessionInfo'] })
+  const remote = make({ rules: ['ip=10.0.0.0/8'] })
+  const local = make({ rules: ['ip=127.0.0.0/8', 'ip=::1'] })
+  const suspended = make({ state: 'suspended' })
+  const revoked = make()
+  store.setState(revoked.key.id, 'revoked')
+  const expired = make({ expiresAt: at(T0, HOUR) })
+  const reader = make({ userId: 'reader' })
+  const sleeper = make({ userId: 'sleeper' })
+  store.putUser({ id: 'sleeper', status: 'suspended', rights: ['*:*'] })
+  store.setNow(at(T0, 2 * HOUR)) // `expired` is past its expiry, the others are not
+  const unknown = remember(forgeSecret())
+  const last = good.secret.at(-1) === 'a' ? 'b' : 'a'
+  const malformed = remember(good.secret.slice(0, -1) + last)
+  return { store, good, restricted, remote, local, suspended, revoked, expired, reader, sleeper, unknown, malformed }
+}
+type Fixture = ReturnType<typeof fixture>
+
+// ---- servers --------------------------------------------------------------------------
+
+type Kind = 'node' | 'express' | 'fastify'
+const KINDS: readonly Kind[] = ['node', 'express', 'fastify']
+
+interface Running {
+  port: number
+  base: string
+  close(): Promise<void>
+}
+
+function send(res: ServerResponse, status: number, value: unknown): void {
+  const json = JSON.stringify(value)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) })
+  res.end(json)
+}
+
+async function listen(server: http.Server, host?: string): Promise<Running> {
+  await new Promise<void>((resolve) => server.listen(0, host, resolve))
+  const port = (server.address() as AddressInfo).port
+  return {
+    port,
+    base: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}
+
+/** A server of `kind` that answers allowed requests `200 { keygate }`. */
+async function serve(kind: Kind, guard: Guard): Promise<Running> {
+  if (kind === 'node') {
+    // Default host: dual-stack, so the peer is '::ffff:127.0.0.1'.
+    return listen(http.createServer(guard.node((req, res) => send(res, 200, { keygate: req.keygate }))))
+  }
+  if (kind === 'express') {
+    const app = express()
+    app.use(guard.express())
+    app.all('*', (req, res) => {
+      res.json({ keygate: req.keygate })
+    })
+    return listen(http.createServer(app), '127.0.0.1')
+  }
+  const app = Fastify()
+  await app.register(guard.fastify())
+  app.all('*', async (request) => ({ keygate: request.keygate }))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as AddressInfo).port
+  return { port, base: `http://127.0.0.1:${port}`, close: () => app.close() }
+}
+
+// ---- clients --------------------------------------------------------------------------
+
+interface Answer {
+  status: number
+  headers: Record<string, string>
+  text: string
+  json: any
+}
+
+/** Every secret of the file is absent from the whole answer: status line, headers, body. */
+function assertClean(answer: Answer): void {
+  for (const secret of SECRETS) assertNoSecret(answer, secret)
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+async function call(base: string, path: string, headers: Record<string, string> = {}, method = 'POST'): Promise<Answer> {
+  const response = await fetch(base + path, { method, headers })
+  const text = await response.text()
+  const answer = { status: response.status, headers: Object.fromEntries(response.headers), text, json: parseJson(text) }
+  assertClean(answer)
+  return answer
+}
+
+/** Writes `head` (request line and header lines, without the final blank line) on a raw socket. */
+function raw(port: number, lines: string[], body = ''): Promise<Answer & { statusLine: string; headerLines: string[] }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1')
+    const chunks: Buffer[] = []
+    let done = false
+    const finish = () => {
+      if (done) return
+      done = true
+      socket.destroy()
+      const all = Buffer.concat(chunks).toString('latin1')
+      const split = all.indexOf('\r\n\r\n')
+      if (split < 0) return reject(new Error(`no HTTP answer: ${JSON.stringify(all.slice(0, 200))}`))
+      const [statusLine = '', ...headerLines] = all.slice(0, split).split('\r\n')
+      const headers: Record<string, string> = {}
+      for (const line of headerLines) {
+        const colon = line.indexOf(':')
+        const name = line.slice(0, colon).toLowerCase()
+        const value = line.slice(colon + 1).trim()
+        headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`
+      }
+      const text = all.slice(split + 4)
+      const answer = { statusLine, headerLines, status: Number(statusLine.split(' ')[1]), headers, text, json: parseJson(text) }
+      assertClean(answer)
+      resolve(answer)
+    }
+    socket.on('data', (chunk) => chunks.push(chunk))
+    socket.on('end', finish)
+    socket.on('close', finish)
+    socket.on('error', () => finish()) // e.g. ECONNRESET after Node answered 431 and closed
+    socket.setTimeout(5000, () => {
+      socket.destroy()
+      reject(new Error('raw request timed out'))
+    })
+    socket.write([...lines, 'Host: localhost', 'Connection: close', `Content-Length: ${Buffer.byteLength(body)}`, '', body].join('\r\n'))
+  })
+}
+
+function expectDenial(answer: Answer, status: number, reason: string, label = reason): void {
+  const error = { 400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 500: 'internal_error' }[status]
+  assert.equal(answer.status, status, `${label}: status (body ${answer.text})`)
+  assert.deepEqual(answer.json, { error, reason }, `${label}: body`)
+  assert.match(answer.headers['content-type'] ?? '', /^application\/json/, `${label}: content-type`)
+  assert.equal(answer.headers['cache-control'], 'no-store', `${label}: cache-control`)
+  if (status === 401) {
+    assert.equal(answer.headers['www-authenticate'], 'ESP-APIKEY realm="keygate", Bearer realm="keygate"', `${label}: challenge`)
+  } else {
+    assert.equal(answer.headers['www-authenticate'], undefined, `${label}: no challenge outside 401`)
+  }
+}
+
+function expectAllowed(answer: Answer, f: Fixture, keyOf: { key: { id: string; userId: string } } = f.good, route = { service: 'session', api: 'userLogon' }): KeygateAuth {
+  assert.equal(answer.status, 200, `allowed: status (body ${answer.text})`)
+  const auth = answer.json.keygate as KeygateAuth
+  assert.equal(auth.ok, true)
+  assert.equal(auth.keyId, keyOf.key.id)
+  assert.equal(auth.userId, keyOf.key.userId)
+  assert.equal(auth.service, route.service)
+  assert.equal(auth.api, route.api)
+  return auth
+}
+
+const LOOPBACK = ['127.0.0.1', '::ffff:127.0.0.1']
+
+const esp = (secret: string) => ({ authorization: `ESP-APIKEY ${secret}` })
+
+// ---- the same behaviour through every adapter ----------------------------------------------
+
+for (const kind of KINDS) {
+  describe(`${kind}: statuses and reasons`, () => {
+    let f: Fixture
+    let server: Running
+    before(async () => {
+      f = fixture()
+      server = await serve(kind, createGuard(f.store))
+    })
+    after(() => server.close())
+    const post = (headers: Record<string, string>, path = CALL, method = 'POST') => call(server.base, path, headers, method)
+
+    test('allowed: ESP-APIKEY, Bearer and X-API-Key; { keyId, userId } reach the handler', async () => {
+      for (const headers of [esp(f.good.secret), { authorization: `Bearer ${f.good.secret}` }, { 'x-api-key': f.good.secret }]) {
+        const auth = expectAllowed(await post(headers), f)
+        assert.ok(LOOPBACK.includes(auth.ip!), `ip ${auth.ip}`)
+      }
+      // twice more: the second check of a secret is answered from the memo
+      expectAllowed(await post(esp(f.good.secret)), f)
+      expectAllowed(await post({ 'x-api-key': f.restricted.secret }, '/xmlmc/session/?method=getSessionInfo'), f, f.restricted, { service: 'session', api: 'getSessionInfo' })
+    })
+
+    test('scheme is case-insensitive; spaces and tabs around the key are fine', async () => {
+      for (const value of [
+        `esp-apikey ${f.good.secret}`,
+        `Esp-ApiKey ${f.good.secret}`,
+        `BEARER ${f.good.secret}`,
+        `bearer ${f.good.secret}`,
+        `ESP-APIKEY     ${f.good.secret}`,
+        `ESP-APIKEY \t ${f.good.secret}`,
+        `   Bearer ${f.good.secret}   `,
+      ]) {
+        expectAllowed(await post({ authorization: value }), f)
+      }
+      expectAllowed(await post({ 'x-api-key': `  ${f.good.secret}  ` }), f)
+    })
+
+    test('401: missing, unsupported scheme, malformed, unknown', async () => {
+      expectDenial(await post({}), 401, 'missing_key')
+      expectDenial(await post({ authorization: 'Bearer' }), 401, 'missing_key', 'Bearer without a key')
+      expectDenial(await post({ authorization: 'ESP-APIKEY    ' }), 401, 'missing_key', 'ESP-APIKEY without a key')
+      expectDenial(await post({ 'x-api-key': '' }), 401, 'missing_key', 'empty X-API-Key')
+      expectDenial(await post({ authorization: 'Basic dXNlcjpwYXNz' }), 401, 'unsupported_scheme')
+      expectDenial(await post({ authorization: f.good.secret }), 401, 'unsupported_scheme', 'a bare key is not a scheme')
+      expectDenial(await post(esp(f.malformed)), 401, 'malformed_key')
+      expectDenial(await post({ 'x-api-key': f.malformed }), 401, 'malformed_key', 'malformed X-API-Key')
+      expectDenial(await post({ authorization: `ESP-APIKEY ${f.good.secret} ${f.good.secret}` }), 401, 'malformed_key', 'two keys in one header')
+      expectDenial(await post({ authorization: `Bearer ${f.good.secret}, Bearer ${f.good.secret}` }), 401, 'malformed_key', 'a list in Authorization')
+      expectDenial(await post(esp('kg_' + 'a'.repeat(5000))), 401, 'malformed_key', '5,000-character key')
+      expectDenial(await post(esp('xyz')), 401, 'malformed_key', 'short key')
+      expectDenial(await post(esp(f.unknown)), 401, 'unknown_key')
+      expectDenial(await post({ 'x-api-key': f.unknown }), 401, 'unknown_key', 'unknown X-API-Key')
+    })
+
+    test('a foreign Authorization scheme beside X-API-Key is left alone', async () => {
+      expectAllowed(await post({ authorization: 'Basic dXNlcjpwYXNz', 'x-api-key': f.good.secret }), f)
+    })
+
+    test('403 for every other reason of the store', async () => {
+      expectDenial(await post(esp(f.suspended.secret)), 403, 'suspended')
+      expectDenial(await post(esp(f.revoked.secret)), 403, 'revoked')
+      expectDenial(await post(esp(f.expired.secret)), 403, 'expired')
+      expectDenial(await post(esp(f.sleeper.secret)), 403, 'user_inactive')
+      expectDenial(await post(esp(f.reader.secret)), 403, 'user_lacks_right')
+      expectDenial(await post(esp(f.restricted.secret)), 403, 'no_matching_rule')
+      expectDenial(await post(esp(f.remote.secret)), 403, 'ip_not_allowed')
+      expectAllowed(await post(esp(f.local.secret)), f, f.local)
+      // repeated: denials are stable through the memo
+      expectDenial(await post(esp(f.restricted.secret)), 403, 'no_matching_rule')
+      expectDenial(await post(esp(f.remote.secret)), 403, 'ip_not_allowed')
+    })
+
+    test('a change in the store is seen by the next request', async () => {
+      const { key, secret } = f.store.createKey({ userId: 'integration', description: 'flip', expiresAt: at(T0, DAY) })
+      remember(secret)
+      expectAllowed(await post(esp(secret)), f, { key })
+      f.store.setState(key.id, 'suspended')
+      expectDenial(await post(esp(secret)), 403, 'suspended')
+      f.store.setState(key.id, 'active')
+      expectAllowed(await post(esp(secret)), f, { key })
+      f.store.deleteKey(key.id)
+      expectDenial(await post(esp(secret)), 401, 'unknown_key')
+    })
+
+    test('Hornbill mapping: service with slashes, trailing slash optional, other parameters ignored', async () => {
+      const routes: [string, string, string][] = [
+        ['/xmlmc/session/?method=userLogon', 'session', 'userLogon'],
+        ['/xmlmc/session?method=userLogon', 'session', 'userLogon'],
+        ['/xmlmc/data/?returnMeta=true&method=entityBrowseRecords2&x=1', 'data', 'entityBrowseRecords2'],
+        ['/xmlmc/apps/com.hornbill.servicemanager/Requests/?method=holdRequest', 'apps/com.hornbill.servicemanager/Requests', 'holdRequest'],
+      ]
+      for (const [path, service, api] of routes) expectAllowed(await post(esp(f.good.secret), path), f, f.good, { service, api })
+    })
+
+    test('bad API paths are 400 invalid_request; what is not an API call is 404 no_route', async () => {
+      for (const path of [
+        '/xmlmc/session/',
+        '/xmlmc/session/?method=',
+        '/xmlmc/session/?methods=userLogon',
+        '/xmlmc/session/?method=userLogon&method=userLogoff',
+        '/xmlmc/session/?method=user%4Cogon',
+        '/xmlmc/sess%69on/?method=userLogon',
+        '/xmlmc/session/?method=user*',
+        '/xmlmc/?method=userLogon',
+        '/xmlmc//?method=userLogon',
+        '/xmlmc/apps//x/?method=userLogon',
+        '/xmlmc/' + 'a'.repeat(300) + '/?method=userLogon',
+      ]) {
+        expectDenial(await post(esp(f.good.secret), path), 400, 'invalid_request', path)
+      }
+      for (const [path, method] of [
+        ['/', 'POST'],
+        ['/health', 'GET'],
+        ['/xmlmc', 'POST'],
+        ['/XMLMC/session/?method=userLogon', 'POST'],
+        ['/api/xmlmc/session/?method=userLogon', 'POST'],
+        [CALL, 'GET'],
+        [CALL, 'PUT'],
+      ] as const) {
+        expectDenial(await post(esp(f.good.secret), path, method), 404, 'no_route', `${method} ${path}`)
+      }
+      // authentication comes first: a bad or missing key on an unknown path is still 401
+      expectDenial(await post(esp(f.unknown), '/health', 'GET'), 401, 'unknown_key', 'unknown key on /health')
+      expectDenial(await post(esp(f.malformed), '/health', 'GET'), 401, 'malformed_key', 'malformed key on /health')
+      expectDenial(await post({}, '/health', 'GET'), 401, 'missing_key', 'no key on /health')
+      expectDenial(await post(esp(f.unknown), '/xmlmc/session/'), 401, 'unknown_key', 'unknown key on a bad API path')
+      // a denied key on an unknown path learns no more than "no route"
+      expectDenial(await post(esp(f.suspended.secret), '/health', 'GET'), 404, 'no_route', 'suspended key on /health')
+    })
+
+    test('dot segments (sent raw: fetch would resolve them) are 400 invalid_request', async () => {
+      for (const target of [
+        '/xmlmc/apps/../admin/?method=userCreate',
+        '/xmlmc/../admin/?method=userCreate',
+        '/xmlmc/./session/?method=userLogon',
+        '/xmlmc/apps/com.hornbill.core/./?method=addHistory',
+        '/xmlmc/%2E%2E/admin/?method=userCreate',
+      ]) {
+        expectDenial(await raw(server.port, [`POST ${target} HTTP/1.1`, `Authorization: ESP-APIKEY ${f.good.secret}`]), 400, 'invalid_request', target)
+      }
+      // absolute-form request targets (RFC 9112 §3.2.2) are understood
+      expectAllowed(await raw(server.port, [`POST http://localhost${CALL} HTTP/1.1`, `Authorization: ESP-APIKEY ${f.good.secret}`]), f)
+    })
+
+    test('duplicated and conflicting headers are 400 with a clear reason', async () => {
+      const line = `POST ${CALL} HTTP/1.1`
+      const g = f.good.secret
+      const cases: [string[], string][] = [
+        [[`Authorization: ESP-APIKEY ${g}`, `Authorization: ESP-APIKEY ${f.unknown}`], 'duplicate_authorization'],
+        [[`Authorization: ESP-APIKEY ${g}`, `Authorization: ESP-APIKEY ${g}`], 'duplicate_authorization'],
+        [[`authorization: Bearer ${g}`, `AUTHORIZATION: Bearer ${g}`], 'duplicate_authorization'],
+        [[`Authorization: Basic dXNlcjpwYXNz`, `Authorization: Bearer ${g}`], 'duplicate_authorization'],
+        [[`X-API-Key: ${g}`, `X-API-Key: ${f.unknown}`], 'duplicate_api_key'],
+        [[`X-API-Key: ${g}`, `x-api-key: ${g}`], 'duplicate_api_key'],
+        [[`Authorization: ESP-APIKEY ${g}`, `X-API-Key: ${f.unknown}`], 'conflicting_keys'],
+        [[`Authorization: Bearer ${f.malformed}`, `X-API-Key: ${g}`], 'conflicting_keys'],
+      ]
+      for (const [headers, reason] of cases) expectDenial(await raw(server.port, [line, ...headers]), 400, reason, headers.join(' | '))
+      // the same key in both headers is fine
+      expectAllowed(await raw(server.port, [line, `Authorization: ESP-APIKEY ${g}`, `X-API-Key: ${g}`]), f)
+      // header names in odd casing are just header names
+      expectAllowed(await raw(server.port, [line, `aUtHoRiZaTiOn: eSp-ApIkEy ${g}`]), f)
+      expectAllowed(await raw(server.port, [line, `X-Api-KEY:${g}`]), f)
+      // fetch folds repeated X-API-Key into one list value: a key with a space inside
+      expectDenial(await post({ 'x-api-key': `${g}, ${g}` }), 401, 'malformed_key', 'folded X-API-Key')
+    })
+
+    test('headers Node refuses get a clean answer from Node: 431 oversized, 400 control characters', async () => {
+      const line = `POST ${CALL} HTTP/1.1`
+      const huge = await raw(server.port, [line, `Authorization: ESP-APIKEY ${f.good.secret}${'a'.repeat(20_000)}`])
+      assert.equal(huge.status, 431, huge.statusLine)
+      const many = await raw(server.port, [line, `X-API-Key: ${f.good.secret}`, ...Array.from({ length: 400 }, (_, i) => `X-Filler-${i}: ${'b'.repeat(60)}`)])
+      assert.equal(many.status, 431, many.statusLine)
+      const control = await raw(server.port, [line, `Authorization: ESP-APIKEY ${f.good.secret}\x01`])
+      assert.equal(control.status, 400, control.statusLine)
+      const latin1 = await raw(server.port, [line, `Authorization: ESP-APIKEY ${f.good.secret.slice(0, -1)}\xe9`])
+      expectDenial(latin1, 401, 'malformed_key', 'latin-1 byte in the key')
+      // the server is still there
+      expectAllowed(await post(esp(f.good.secret)), f)
+    })
+
+    test('X-Forwarded-For is ignored without trustProxy', async () => {
+      const auth = expectAllowed(await post({ ...esp(f.good.secret), 'x-forwarded-for': '10.1.2.3' }), f)
+      assert.ok(LOOPBACK.includes(auth.ip!), `ip ${auth.ip}`)
+      expectDenial(await post({ ...esp(f.remote.secret), 'x-forwarded-for': '10.1.2.3' }), 403, 'ip_not_allowed')
+      expectDenial(await post({ ...esp(f.remote.secret), 'x-forwarded-for': 'junk' }), 403, 'ip_not_allowed', 'junk XFF is not even read')
+    })
+  })
+
+  describe(`${kind}: X-Forwarded-For with trustProxy`, () => {
+    let f: Fixture
+    const servers: Running[] = []
+    before(() => {
+      f = fixture()
+    })
+    after(async () => {
+      for (const s of servers) await s.close()
+    })
+    async function start(options: GuardOptions) {
+      const s = await serve(kind, createGuard(f.store, options))
+      servers.push(s)
+      return (headers: Record<string, string>) => call(s.base, CALL, headers)
+    }
+
+    test("walks from the right, skipping trusted hops: ['127.0.0.1', '10.0.0.0/8']", async () => {
+      const post = await start({ trustProxy: ['127.0.0.1', '10.0.0.0/8'] })
+      const ipOf = async (xff: string, secret = f.good.secret) => expectAllowed(await post({ ...esp(secret), 'x-forwarded-for': xff }), f).ip
+      assert.equal(await ipOf('203.0.113.9'), '203.0.113.9')
+      assert.equal(await ipOf('203.0.113.9, 10.1.2.3'), '203.0.113.9', 'trusted 10.x hop skipped')
+      assert.equal(await ipOf('198.51.100.1, 203.0.113.9, 10.1.2.3'), '203.0.113.9', 'a spoofed entry left of the client is not used')
+      assert.equal(await ipOf('10.9.9.9, 10.1.2.3'), '10.9.9.9', 'all trusted: the leftmost')
+      assert.equal(await ipOf('203.0.113.9:4711'), '203.0.113.9', 'IPv4 with a port')
+      assert.equal(await ipOf('[2001:db8::1]:443'), '2001:db8::1', 'bracketed IPv6 with a port')
+      assert.equal(await ipOf(' 2001:db8::2 ,10.0.0.1 '), '2001:db8::2', 'spaces around entries')
+      // the IP rules of the key see the forwarded address
+      expectAllowed(await post({ ...esp(f.remote.secret), 'x-forwarded-for': '10.1.2.3' }), f, f.remote)
+      expectDenial(await post({ ...esp(f.remote.secret), 'x-forwarded-for': '10.1.2.3, 203.0.113.9' }), 403, 'ip_not_allowed', 'client outside 10/8')
+      expectDenial(await post({ ...esp(f.local.secret), 'x-forwarded-for': '203.0.113.9' }), 403, 'ip_not_allowed', 'loopback rule, forwarded client')
+      // no header: the socket's peer
+      const auth = expectAllowed(await post(esp(f.good.secret)), f)
+      assert.ok(LOOPBACK.includes(auth.ip!))
+    })
+
+    test('an unreadable entry on the walk is 400 invalid_forwarded_for; one left of the client is never read', async () => {
+      const post = await start({ trustProxy: ['127.0.0.1', '10.0.0.0/8'] })
+      for (const xff of ['junk', '203.0.113.9, junk', '10.1.2.3, ', '1.2.3.4.5', '[2001:db8::1', '999.1.1.1']) {
+        expectDenial(await post({ ...esp(f.good.secret), 'x-forwarded-for': xff }), 400, 'invalid_forwarded_for', xff)
+      }
+      assert.equal(expectAllowed(await post({ ...esp(f.good.secret), 'x-forwarded-for': 'junk, 203.0.113.9' }), f).ip, '203.0.113.9')
+    })
+
+    test('duplicated X-Forwarded-For lines are one list (RFC 9110)', async () => {
+      await start({ trustProxy: ['loopback', 'uniquelocal'] })
+      const s = servers.at(-1)!
+      const answer = await raw(s.port, [`POST ${CALL} HTTP/1.1`, `X-API-Key: ${f.good.secret}`, 'X-Forwarded-For: 203.0.113.9', 'X-Forwarded-For: 10.1.2.3'])
+      assert.equal(expectAllowed(answer, f).ip, '203.0.113.9')
+    })
+
+    test('a peer that is not trusted cannot set the address', async () => {
+      const post = await start({ trustProxy: ['192.0.2.1', '10.0.0.0/8'] })
+      const auth = expectAllowed(await post({ ...esp(f.good.secret), 'x-forwarded-for': '10.1.2.3' }), f)
+      assert.ok(LOOPBACK.includes(auth.ip!), `ip ${auth.ip}`)
+      expectDenial(await post({ ...esp(f.remote.secret), 'x-forwarded-for': '10.1.2.3' }), 403, 'ip_not_allowed')
+    })
+
+    test('a trust function gets each address and its hop number', async () => {
+      const seen: [string, number][] = []
+      const post = await start({
+        trustProxy: (address, hop) => {
+          seen.push([address, hop])
+          return hop < 2
+        },
+      })
+      assert.equal(expectAllowed(await post({ ...esp(f.good.secret), 'x-forwarded-for': '198.51.100.1, 203.0.113.9, 10.1.2.3' }), f).ip, '203.0.113.9')
+      assert.equal(seen.length, 3)
+      assert.ok(LOOPBACK.includes(seen[0]![0]) && seen[0]![1] === 0)
+      assert.deepEqual(seen.slice(1), [
+        ['10.1.2.3', 1],
+        ['203.0.113.9', 2],
+      ])
+    })
+  })
+}
+
+// ---- adapter specifics ------------------------------------------------------------------
+
+describe('node:http adapter', () => {
+  test('guard.node passes the server as `this` and the handler may be async', async () => {
+    const f = fixture()
+    const guard = createGuard(f.store)
+    let self: unknown
+    const server = http.createServer(
+      guard.node(async function (this: unknown, req, res) {
+        self = this
+        await new Promise((resolve) => setTimeout(resolve, 1))
+        send(res, 200, { user: req.keygate.userId })
+      }),
+    )
+    const s = await listen(server)
+    try {
+      const answer = await call(s.base, CALL, esp(f.good.secret))
+      assert.deepEqual(answer.json, { user: 'integration' })
+      assert.equal(self, server)
+    } finally {
+      await s.close()
+    }
+  })
+
+  test('check + reply for your own server code', async () => {
+    const f = fixture()
+    const guard = createGuard(f.store)
+    const server = http.createServer((req, res) => {
+      if (req.url === '/own-denial') {
+        // a denial of your own making goes out the same way
+        return guard.reply(res, { ok: false, status: 404, body: { error: 'not_found', reason: 'no_route' }, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' } })
+      }
+      const result = guard.check(req)
+      if (!result.ok) return guard.reply(res, result)
+      send(res, 200, { via: 'check', keyId: result.keyId })
+    })
+    const s = await listen(server)
+    try {
+      assert.deepEqual((await call(s.base, CALL, esp(f.good.secret))).json, { via: 'check', keyId: f.good.key.id })
+      expectDenial(await call(s.base, CALL, esp(f.suspended.secret)), 403, 'suspended')
+      expectDenial(await call(s.base, '/own-denial'), 404, 'no_route')
+    } finally {
+      await s.close()
+    }
+  })
+
+  test('a denied POST with a body leaves the keep-alive connection usable', async () => {
+    const f = fixture()
+    const s = await listen(http.createServer(createGuard(f.store).node((req, res) => send(res, 200, { keygate: req.keygate }))))
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+    const request = (secret: string) =>
+      new Promise<{ status: number; socket: unknown }>((resolve, reject) => {
+        const req = http.request(`${s.base}${CALL}`, { method: 'POST', agent, headers: { authorization: `ESP-APIKEY ${secret}` } }, (res) => {
+          res.resume()
+          res.on('end', () => resolve({ status: res.statusCode!, socket: req.socket }))
+        })
+        req.on('error', reject)
+        req.end('x'.repeat(100_000))
+      })
+    try {
+      const first = await request(f.unknown)
+      const second = await request(f.good.secret)
+      assert.equal(first.status, 401)
+      assert.equal(second.status, 200)
+      assert.equal(first.socket, second.socket, 'same connection')
+    } finally {
+      agent.destroy()
+      await s.close()
+    }
+  })
+})
+
+describe('Express adapter', () => {
+  test('mounted under /xmlmc: the default route reads originalUrl', async () => {
+    const f = fixture()
+    const app = express()
+    app.get('/health', (_req, res) => {
+      res.json({ ok: true })
+    })
+    app.use('/xmlmc', createGuard(f.store).express())
+    app.post('/xmlmc/session', (req, res) => {
+      res.json({ keygate: req.keygate })
+    })
+    const s = await listen(http.createServer(app), '127.0.0.1')
+    try {
+      assert.deepEqual((await call(s.base, '/health', {}, 'GET')).json, { ok: true }, 'unguarded route')
+      expectAllowed(await call(s.base, CALL, esp(f.good.secret)), f)
+      expectDenial(await call(s.base, CALL, {}), 401, 'missing_key')
+      expectDenial(await call(s.base, CALL, esp(f.restricted.secret)), 403, 'no_matching_rule')
+    } finally {
+      await s.close()
+    }
+  })
+
+  test('per-route middleware with a custom route', async () => {
+    const f = fixture()
+    const guard = createGuard(f.store, {
+      route: (req) => {
+        const match = /^\/api\/([^/?]+)\/([^/?]+)/.exec(req.originalUrl ?? req.url ?? '')
+        return match ? { service: match[1]!, api: match[2]! } : null
+      },
+    })
+    const app = express()
+    app.get('/api/:service/:api', guard.express(), (req, res) => {
+      res.json({ keygate: req.keygate, params: req.params })
+    })
+    const s = await listen(http.createServer(app), '127.0.0.1')
+    try {
+      const answer = await call(s.base, '/api/session/getSessionInfo', { 'x-api-key': f.restricted.secret }, 'GET')
+      expectAllowed(answer, f, f.restricted, { service: 'session', api: 'getSessionInfo' })
+      assert.deepEqual(answer.json.params, { service: 'session', api: 'getSessionInfo' })
+      expectDenial(await call(s.base, '/api/session/userLogon', { 'x-api-key': f.restricted.secret }, 'GET'), 403, 'no_matching_rule')
+    } finally {
+      await s.close()
+    }
+  })
+})
+
+describe('Fastify adapter', () => {
+  test('registered in a scope guards only that scope; fastifyHook guards one route', async () => {
+    const f = fixture()
+    const guard = createGuard(f.store)
+    const app = Fastify()
+    app.get('/health', async (request) => ({ ok: true, keygate: request.keygate }))
+    await app.register(async (scope) => {
+      await scope.register(guard.fastify())
+      scope.post('/xmlmc/*', async (request) => ({ keygate: request.keygate }))
+    })
+    app.post('/single/xmlmc/session/', { onRequest: createGuard(f.store, { route: () => ({ service: 'session', api: 'userLogon' }) }).fastifyHook() }, async (request) => ({
+      keygate: request.keygate,
+    }))
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+    try {
+      assert.deepEqual((await call(base, '/health', {}, 'GET')).json, { ok: true }, 'unguarded route outside the scope')
+      expectAllowed(await call(base, CALL, esp(f.good.secret)), f)
+      expectDenial(await call(base, CALL, {}), 401, 'missing_key')
+      expectAllowed(await call(base, '/single/xmlmc/session/', esp(f.good.secret)), f)
+      expectDenial(await call(base, '/single/xmlmc/session/', esp(f.revoked.secret)), 403, 'revoked')
+    } finally {
+      await app.close()
+    }
+  })
+
+  test('a request body is not parsed before the guard answers', async () => {
+    const f = fixture()
+    const app = Fastify()
+    await app.register(createGuard(f.store).fastify())
+    app.post('/xmlmc/*', async (request) => ({ keygate: request.keygate, body: request.body }))
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+    try {
+      const denied = await fetch(base + CALL, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{not json' })
+      assert.equal(denied.status, 401)
+      const allowed = await fetch(base + CALL, { method: 'POST', headers: { 'content-type': 'application/json', ...esp(f.good.secret) }, body: '{"a":1}' })
+      assert.deepEqual(((await allowed.json()) as { body: unknown }).body, { a: 1 })
+    } finally {
+      await app.close()
+    }
+  })
+})
+
+// ---- the framework-free core, failures, options ---------------------------------------
+
+/** A minimal stand-in for an IncomingMessage. */
+function fakeRequest(headers: [string, string][], url = CALL, method = 'POST', remoteAddress: string | undefined = '192.0.2.10'): IncomingMessage {
+  const byName = Object.fromEntries(headers.map(([name, value]) => [name.toLowerCase(), value]))
+  return { method, url, rawHeaders: headers.flat(), headers: byName, socket: { remoteAddress } } as unknown as IncomingMessage
+}
+
+describe('guard.check (no server)', () => {
+  test('returns the identity or a frozen denial, never throws', () => {
+    const f = fixture()
+    const guard = createGuard(f.store)
+    const ok = guard.check(fakeRequest([['Authorization', `ESP-APIKEY ${f.good.secret}`]]))
+    assert.deepEqual(ok, { ok: true, keyId: f.good.key.id, userId: 'integration', service: 'session', api: 'userLogon', ip: '192.0.2.10' })
+    const denied = guard.check(fakeRequest([]))
+    assert.equal(denied.ok, false)
+    const d = denied as Denial
+    assert.equal(d.status, 401)
+    assert.deepEqual(d.body, { error: 'unauthorized', reason: 'missing_key' })
+    assert.ok(Object.isFrozen(d) && Object.isFrozen(d.body) && Object.isFrozen(d.headers))
+    // detached methods work
+    const { check, express: middleware } = guard
+    assert.equal(check(fakeRequest([['X-API-Key', f.good.secret]])).ok, true)
+    assert.equal(typeof middleware(), 'function')
+    // hostile request objects: no headers, no socket, odd values
+    const hostile = [
+      {},
+      { rawHeaders: null, headers: null },
+      { rawHeaders: ['X-API-Key', f.good.secret], url: CALL, method: 'POST' },
+      { rawHeaders: ['X-API-Key', f.good.secret], url: 42, method: 'POST', socket: {} },
+      { rawHeaders: [], headers: { 'x-api-key': [f.good.secret, f.good.secret] }, url: CALL, method: 'POST' },
+    ]
+    const results = hostile.map((r) => guard.check(r as unknown as IncomingMessage))
+    assert.deepEqual(
+      results.map((r) => (r.ok ? 'ok' : r.body.reason)),
+      ['missing_key', 'missing_key', 'ok', 'no_route', 'missing_key'],
+    )
+    const viaHeaders = guard.check({ headers: { 'x-api-key': [f.good.secret, f.good.secret] }, url: CALL, method: 'POST' } as unknown as IncomingMessage)
+    assert.deepEqual(viaHeaders.ok ? 'ok' : viaHeaders.body.reason, 'duplicate_api_key')
+    for (const r of [ok, denied, ...results]) assertNoSecret(r.ok ? r.keyId : r, f.good.secret)
+  })
+
+  test('hornbillRoute', () => {
+    const route = (url: string, method = 'POST') => hornbillRoute({ url, method } as IncomingMessage)
+    assert.deepEqual(route('/xmlmc/session/?method=userLogon'), { service: 'session', api: 'userLogon' })
+    assert.deepEqual(route('/xmlmc/apps/com.hornbill.core/Achievement/?method=addAchievement'), {
+      service: 'apps/com.hornbill.core/Achievement',
+      api: 'addAchievement',
+    })
+    assert.equal(route('/xmlmc/session/?method=userLogon', 'GET'), null)
+    assert.equal(route('/other'), null)
+    assert.deepEqual(route('/xmlmc/session/'), { service: '', api: '' }, 'a call the store refuses')
+    assert.deepEqual(route('/xmlmc/a/../b/?method=x'), { service: '', api: '' })
+    assert.deepEqual(hornbillRoute({ url: '/session/?method=userLogon', originalUrl: CALL, method: 'POST' } as IncomingMessage & { originalUrl: string }), {
+      service: 'session',
+      api: 'userLogon',
+    })
+  })
+})
+
+describe('failures are 500 without details, reported to onError without the key', () => {
+  test('a store that fails to read (closed) → 500; the default onError logs one line', async () => {
+    const f = fixture()
+    const s = await serve('node', createGuard(f.store))
+    try {
+      f.store.close()
+      const before = logged.length
+      expectDenial(await call(s.base, CALL, esp(f.good.secret)), 500, 'internal_error')
+      const lines = logged.slice(before)
+      assert.equal(lines.length, 1, `logged: ${JSON.stringify(lines)}`)
+      assert.match(lines[0]!, /keygate\/http: answered 500: .*STORE_IO/)
+    } finally {
+      await s.close()
+    }
+  })
+
+  test('a route function that throws → 500; the key is redacted from the error onError gets', async () => {
+    const f = fixture()
+    const errors: Error[] = []
+    for (const kind of KINDS) {
+      const guard = createGuard(f.store, {
+        route: (req) => {
+          throw new Error(`cannot route ${req.url} for ${req.headers['x-api-key']}`)
+        },
+        onError: (error) => errors.push(error),
+      })
+      const s = await serve(kind, guard)
+      try {
+        expectDenial(await call(s.base, CALL, { 'x-api-key': f.good.secret }), 500, 'internal_error', kind)
+      } finally {
+        await s.close()
+      }
+    }
+    assert.equal(errors.length, 3)
+    for (const error of errors) {
+      assert.match(error.message, /cannot route \/xmlmc\/session\/\?method=userLogon for \[redacted\]/)
+      assertNoSecret(`${error.message} ${error.stack}`, f.good.secret)
+    }
+  })
+
+  test('the default onError redacts too; a throwing onError or a bad route result is still a clean 500', async () => {
+    const f = fixture()
+    const before = logged.length
+    const loud = createGuard(f.store, {
+      route: (req) => {
+        throw new Error(`boom ${req.headers.authorization}`)
+      },
+    })
+    const r1 = loud.check(fakeRequest([['Authorization', `Bearer ${f.good.secret}`]]))
+    assert.deepEqual(r1.ok ? null : r1.body, { error: 'internal_error', reason: 'internal_error' })
+    assert.equal(logged.length, before + 1)
+    assert.match(logged.at(-1)!, /boom Bearer \[redacted\]/)
+
+    const throwingOnError = createGuard(f.store, {
+      route: () => {
+        throw 'a string'
+      },
+      onError: () => {
+        throw new Error('onError failed')
+      },
+    })
+    const r2 = throwingOnError.check(fakeRequest([['X-API-Key', f.good.secret]]))
+    assert.equal(r2.ok ? 0 : r2.status, 500)
+
+    const badRoute = createGuard(f.store, { route: () => ({ service: 1, api: 'x' }) as unknown as { service: string; api: string }, onError: () => {} })
+    const r3 = badRoute.check(fakeRequest([['X-API-Key', f.good.secret]]))
+    assert.equal(r3.ok ? 0 : r3.status, 500)
+  })
+
+  test('every answer of this file is free of secrets; nothing the guard logged holds one', () => {
+    // (each response was checked as it arrived; the console log is checked here and after all tests)
+    for (const secret of SECRETS) assertNoSecret(logged, secret)
+  })
+})
+
+describe('createGuard options', () => {
+  const throwsInvalid = (fn: () => unknown, part: string) => {
+    assert.throws(fn, (error: unknown) => error instanceof KeygateError && error.code === 'INVALID_ARGUMENT' && error.message.includes(part))
+  }
+
+  test('bad options throw INVALID_ARGUMENT naming the option', () => {
+    const store = KeyStore.inMemory()
+    throwsInvalid(() => createGuard(null as unknown as KeyStore), 'KeyStore')
+    throwsInvalid(() => createGuard(store, { trustProxy: ['10.0.0.0/33'] }), 'trustProxy[0]')
+    throwsInvalid(() => createGuard(store, { trustProxy: ['127.0.0.1', 'proxy.internal'] }), 'trustProxy[1]')
+    throwsInvalid(() => createGuard(store, { trustProxy: ['10.0.0.0/x'] }), 'prefix')
+    throwsInvalid(() => createGuard(store, { trustProxy: true as unknown as string[] }), 'trustProxy')
+    throwsInvalid(() => createGuard(store, { realm: 'a"b' }), 'realm')
+    throwsInvalid(() => createGuard(store, { route: 'hornbill' as unknown as () => null }), 'route')
+    throwsInvalid(() => createGuard(store).node(null as unknown as () => void), 'handler')
+  })
+
+  test('trustProxy accepts IPv6 CIDRs and the named ranges; realm is configurable', () => {
+    const f = fixture()
+    const guard = createGuard(f.store, { trustProxy: ['2001:db8::/32', 'linklocal'], realm: 'hornbill' })
+    const viaV6 = guard.check(fakeRequest([['X-API-Key', f.good.secret], ['X-Forwarded-For', '203.0.113.7']], CALL, 'POST', '2001:db8::53'))
+    assert.equal(viaV6.ok && viaV6.ip, '203.0.113.7')
+    const viaLinkLocal = guard.check(fakeRequest([['X-API-Key', f.good.secret], ['X-Forwarded-For', '203.0.113.8']], CALL, 'POST', '169.254.1.1'))
+    assert.equal(viaLinkLocal.ok && viaLinkLocal.ip, '203.0.113.8')
+    const untrusted = guard.check(fakeRequest([['X-API-Key', f.good.secret], ['X-Forwarded-For', '203.0.113.8']], CALL, 'POST', '192.0.2.1'))
+    assert.equal(untrusted.ok && untrusted.ip, '192.0.2.1')
+    const missing = guard.check(fakeRequest([]))
+    assert.equal(missing.ok ? '' : missing.headers['www-authenticate'], 'ESP-APIKEY realm="hornbill", Bearer realm="hornbill"')
+  })
+
+  test('the zone of a link-local IPv6 peer is dropped, so IP rules can match it', () => {
+    const f = fixture()
+    const { key, secret } = f.store.createKey({ userId: 'integration', description: 'link-local', expiresAt: at(T0, DAY), rules: ['ip=fe80::/10'] })
+    remember(secret)
+    const guard = createGuard(f.store, { trustProxy: ['fe80::/10'] })
+    const direct = guard.check(fakeRequest([['X-API-Key', secret]], CALL, 'POST', 'fe80::1%eth0'))
+    assert.deepEqual(direct.ok && [direct.keyId, direct.ip], [key.id, 'fe80::1'])
+    const forwarded = guard.check(fakeRequest([['X-API-Key', secret], ['X-Forwarded-For', 'fe80::2%2, fe80::3']], CALL, 'POST', 'fe80::1%eth0'))
+    assert.deepEqual(forwarded.ok && forwarded.ip, 'fe80::2')
+  })
+
+  test('a CheckResult narrows on ok', () => {
+    const f = fixture()
+    const result: CheckResult = createGuard(f.store).check(fakeRequest([['X-API-Key', f.good.secret]]))
+    if (result.ok) assert.equal(result.userId, 'integration')
+    else assert.fail(result.body.reason)
+  })
+})

@@ -1,0 +1,235 @@
+/**
+ * keygate/http — the HTTP guard: checks the API key of every request against a
+ * {@link KeyStore} and answers denials itself, for `node:http`, Express and Fastify.
+ *
+ * ```js
+ * const { KeyStore } = require('keygate')
+ * const { createGuard } = require('keygate/http')
+ *
+ * const guard = createGuard(KeyStore.open('keygate.db'), { trustProxy: ['10.0.0.0/8'] })
+ * http.createServer(guard.node((req, res) => res.end(`hello ${req.keygate.userId}`)))   // node:http
+ * app.use(guard.express())                                                            // Express
+ * fastify.register(guard.fastify())                                                   // Fastify
+ * ```
+ *
+ * **The key** is read from `Authorization: ESP-APIKEY <key>` (Hornbill's scheme),
+ * `Authorization: Bearer <key>` (schemes case-insensitive, any run of spaces/tabs after the
+ * scheme) or `X-API-Key: <key>`. It never appears in a response, in anything the guard logs
+ * or in an error it passes to {@link GuardOptions.onError}.
+ *
+ * **The answers**, checked in this order (the first failure answers); every denial has a JSON
+ * body `{ "error", "reason" }` ({@link DenialBody}) and `Cache-Control: no-store`:
+ *
+ * | status | error | reason | when |
+ * | --- | --- | --- | --- |
+ * | 400 | `bad_request` | `duplicate_authorization` / `duplicate_api_key` | the header appears more than once (even with the same value) |
+ * | 400 | `bad_request` | `conflicting_keys` | `Authorization` and `X-API-Key` carry different keys (the same key twice is fine) |
+ * | 400 | `bad_request` | `invalid_forwarded_for` | a trusted proxy passed an `X-Forwarded-For` entry that is not an IP address |
+ * | 401 | `unauthorized` | `missing_key` | no key (an empty `X-API-Key` or `Authorization: Bearer` with nothing after it counts as none) |
+ * | 401 | `unauthorized` | `unsupported_scheme` | `Authorization` with another scheme (`Basic`, …) and no `X-API-Key` |
+ * | 401 | `unauthorized` | `malformed_key` / `unknown_key` | the store's first two reasons; also a key with whitespace inside or over 1,024 characters |
+ * | 500 | `internal_error` | `internal_error` | the store or the route function threw; details go to {@link GuardOptions.onError} only |
+ * | 404 | `not_found` | `no_route` | the route function returned `null` (the key is checked first: a bad key is still 401) |
+ * | 400 | `bad_request` | `invalid_request` | the store found `service`/`api` invalid (e.g. `POST /xmlmc/session/` without `?method=`) |
+ * | 403 | `forbidden` | any other reason of the store | `suspended`, `revoked`, `expired`, `user_inactive`, `user_lacks_right`, `no_matching_rule`, `ip_not_allowed` |
+ *
+ * 401 answers carry `WWW-Authenticate: ESP-APIKEY realm="keygate", Bearer realm="keygate"`.
+ * Headers that Node itself refuses never reach the guard: an oversized header block gets
+ * Node's `431`, control characters in a header value Node's `400`.
+ *
+ * @packageDocumentation
+ */
+
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { DenyReason, KeyStore } from './index.js'
+
+/** A call as the store sees it: `store.isAllowed(key, service, api, ip)`. */
+export interface Route {
+  /** The service, e.g. `session` or `apps/com.hornbill.servicemanager/Requests`. */
+  service: string
+  /** The API of the service, e.g. `userLogon`. */
+  api: string
+}
+
+/**
+ * Maps a request to the call the key must be allowed to make. Return `null` or `undefined`
+ * when the request is not an API call the guard knows: the guard then answers 404
+ * `no_route` (after checking the key, so a bad key is still 401). Names the store finds
+ * invalid are a 400 `invalid_request`. A function that throws makes a 500.
+ *
+ * `req` is the node request (for Fastify, `request.raw`). Behind Express mounted under a
+ * path, `req.url` is relative to the mount point: use `req.originalUrl ?? req.url` for the
+ * full path.
+ */
+export type RouteFunction = (req: IncomingMessage & { originalUrl?: string }) => Route | null | undefined
+
+/**
+ * Which peers may set `X-Forwarded-For`: IP addresses and CIDR ranges (`'127.0.0.1'`,
+ * `'10.0.0.0/8'`, `'2001:db8::/32'`) and the names `'loopback'`, `'linklocal'`,
+ * `'uniquelocal'` (private ranges); or a function answering for one address, where `hop` is
+ * 0 for the socket's peer, 1 for the rightmost `X-Forwarded-For` entry, and so on (a
+ * function that throws trusts nobody). IPv4-mapped IPv6 peers (`::ffff:10.1.2.3`) match
+ * IPv4 entries.
+ */
+export type TrustProxy = readonly string[] | ((address: string, hop: number) => boolean)
+
+/** Options of {@link createGuard}. */
+export interface GuardOptions {
+  /** Request → `(service, api)`. Default {@link hornbillRoute}: `POST /xmlmc/<service>/?method=<api>`. */
+  route?: RouteFunction
+  /**
+   * Trusted proxies. Without it (the default) the client address is the socket's peer and
+   * `X-Forwarded-For` is ignored. With it, when the peer is trusted, the guard walks
+   * `X-Forwarded-For` from the right, skipping trusted hops; the first untrusted address (or
+   * the leftmost one, if all are trusted) is the client. An entry that is not an IP address
+   * (ports and `[…]` around IPv6 are accepted) on that walk is a 400 `invalid_forwarded_for`.
+   */
+  trustProxy?: TrustProxy | false | null
+  /** Realm of the `WWW-Authenticate` challenges; default `keygate`. */
+  realm?: string
+  /**
+   * Called with the error behind every 500 (a store read failing, e.g. `STORE_IO`, or the
+   * route function throwing). The key is redacted from it. Default: one `console.error` line.
+   * An `onError` that throws is ignored.
+   */
+  onError?: (error: Error, req: IncomingMessage) => void
+}
+
+/**
+ * An allowed request: who is calling and what. Adapters expose it as `req.keygate`
+ * (node:http, Express) and `request.keygate` (Fastify).
+ */
+export interface KeygateAuth {
+  /** Discriminant of {@link CheckResult}. */
+  readonly ok: true
+  /** The key's public id (`key_…`), safe to log. */
+  readonly keyId: string
+  /** The user account the key runs as. */
+  readonly userId: string
+  /** The service of the call the key was checked for. */
+  readonly service: string
+  /** The API of the call the key was checked for. */
+  readonly api: string
+  /**
+   * The client address the key was checked from (see {@link GuardOptions.trustProxy}), as
+   * Node reports it (IPv4 peers of a dual-stack server look like `::ffff:127.0.0.1`) without an
+   * IPv6 zone (`fe80::1%eth0` → `fe80::1`); undefined if the socket has none.
+   */
+  readonly ip: string | undefined
+}
+
+/** The `error` of a denial body, one per status. */
+export type DenialError = 'bad_request' | 'unauthorized' | 'forbidden' | 'not_found' | 'internal_error'
+
+/** Why the guard said no: a reason of the store, or a problem it found in the request itself. */
+export type DenialReason =
+  | DenyReason
+  | 'missing_key'
+  | 'unsupported_scheme'
+  | 'duplicate_authorization'
+  | 'duplicate_api_key'
+  | 'conflicting_keys'
+  | 'invalid_forwarded_for'
+  | 'no_route'
+  | 'internal_error'
+
+/** The JSON body of every denial. */
+export interface DenialBody {
+  /** The class of the answer, matching the status. */
+  readonly error: DenialError
+  /** The precise reason. */
+  readonly reason: DenialReason
+}
+
+/** A denied request, ready to write: `reply(res, denial)` or your own response. Frozen and shared. */
+export interface Denial {
+  /** Discriminant of {@link CheckResult}. */
+  readonly ok: false
+  /** 400, 401, 403, 404 or 500. */
+  readonly status: 400 | 401 | 403 | 404 | 500
+  /** Send as JSON. */
+  readonly body: DenialBody
+  /** `content-type`, `cache-control` and, on 401, `www-authenticate` (lower-case names). */
+  readonly headers: Readonly<Record<string, string>>
+}
+
+/** The outcome of {@link Guard.check}. */
+export type CheckResult = KeygateAuth | Denial
+
+/** A node request after the guard let it through. */
+export type GuardedRequest = IncomingMessage & { keygate: KeygateAuth }
+
+/** Connect/Express middleware: `(req, res, next)`. */
+export type GuardMiddleware = (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void
+
+/**
+ * A Fastify plugin (registered with the fastify-plugin convention, so its hook applies to the
+ * instance it is registered on). Typed loosely so this file does not need fastify's types.
+ */
+export type GuardFastifyPlugin = (instance: any, options: unknown, done: (error?: Error) => void) => void
+
+/** A Fastify `onRequest` hook (callback style). */
+export type GuardFastifyHook = (request: any, reply: any, done: (error?: Error) => void) => void
+
+/** The guard of one store. Every method may be detached from the guard (`const { check } = guard`). */
+export interface Guard {
+  /**
+   * Checks one request: its identity, or a denial. Never throws — a failing store or route
+   * function is a 500 denial. Framework-free: use it to guard anything that has a node request.
+   */
+  check(req: IncomingMessage): CheckResult
+
+  /**
+   * A `node:http` request listener: answers denials itself and calls `handler` with
+   * `req.keygate` set for allowed requests. `http.createServer(guard.node(handler))`.
+   */
+  node<Req extends IncomingMessage = IncomingMessage, Res extends ServerResponse = ServerResponse>(
+    handler: (req: Req & { keygate: KeygateAuth }, res: Res) => unknown,
+  ): (req: Req, res: Res) => void
+
+  /** Express (or Connect) middleware: sets `req.keygate` and calls `next()`, or answers the denial. */
+  express(): GuardMiddleware
+
+  /**
+   * A Fastify plugin: `await app.register(guard.fastify())` guards every route of `app`
+   * (register it inside a scope to guard only that scope). Sets `request.keygate`; declare
+   * its type once in your code:
+   * ```ts
+   * declare module 'fastify' {
+   *   interface FastifyRequest { keygate: import('keygate/http').KeygateAuth | null }
+   * }
+   * ```
+   */
+  fastify(): GuardFastifyPlugin
+
+  /** The Fastify `onRequest` hook behind {@link Guard.fastify}, for one route: `{ onRequest: guard.fastifyHook() }`. */
+  fastifyHook(): GuardFastifyHook
+
+  /** Writes a denial from {@link Guard.check} on a node (or Express) response. Does nothing if headers were sent. */
+  reply(res: ServerResponse, denial: Denial): void
+}
+
+/**
+ * Makes the guard of `store`. Throws a `KeygateError` `INVALID_ARGUMENT` for a bad option
+ * (e.g. an entry of `trustProxy` that is neither an address nor a CIDR range).
+ */
+export declare function createGuard(store: KeyStore, options?: GuardOptions): Guard
+
+/**
+ * The default {@link RouteFunction}, Hornbill's: `POST /xmlmc/<service>/?method=<api>` →
+ * `{ service, api }` (service may contain `/`: `/xmlmc/apps/com.hornbill.core/Achievement/?method=addAchievement`;
+ * the trailing `/` is optional; other query parameters are ignored).
+ *
+ * - Any other HTTP method, or a path outside `/xmlmc/` → `null` (404 `no_route`).
+ * - Under `/xmlmc/`: no `method`, an empty one or two of them, an empty, `.` or `..` path
+ *   segment → a call the store refuses (400 `invalid_request`). Percent-escapes are not
+ *   decoded, so `%2E%2E` is refused as well (the store's alphabet has no `%`).
+ */
+export declare function hornbillRoute(req: IncomingMessage & { originalUrl?: string }): Route | null
+
+declare module 'http' {
+  interface IncomingMessage {
+    /** Set by the keygate guard on requests it allowed (node:http and Express). */
+    keygate?: KeygateAuth
+  }
+}

@@ -1,0 +1,41 @@
+import type { KeyStore, StoreOptions } from '../../index.js'
+
+export interface ServeOptions {
+  /** The durable store file; default `./keygate.db` (created if missing). */
+  db?: string
+  /** Default `127.0.0.1`. */
+  host?: string
+  /** Default `PORT` or 8080; 0 = any free port. */
+  port?: number
+  /**
+   * The admin token. Default `KEYGATE_ADMIN_TOKEN`; else one is generated at the first start,
+   * printed once, and only its SHA-256 is kept in `<db>.admin-token.sha256` (delete it to reset).
+   */
+  token?: string
+  /** Options of `KeyStore.open`. */
+  storeOptions?: StoreOptions
+  /** Where the startup lines go; default `console.log`. */
+  print?: (line: string) => void
+  /** Close the server and the store on SIGINT/SIGTERM, then exit; default true. */
+  handleSignals?: boolean
+}
+
+export interface Serving {
+  url: string
+  port: number
+  /** Absolute path of the store file. */
+  db: string
+  /** Absolute path of the admin-token digest file. */
+  tokenFile: string
+  store: KeyStore
+  /** Stops the server and closes the store. */
+  close(): Promise<void>
+}
+
+export declare function serve(options?: ServeOptions): Promise<Serving>
+export declare function tokenFileOf(db: string): string
+export declare function adminToken(
+  db: string,
+  given?: string,
+  env?: Record<string, string | undefined>,
+): { token?: string; tokenDigest: string; source: 'option' | 'env' | 'file' | 'generated'; file: string }

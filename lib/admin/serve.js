@@ -1,0 +1,152 @@
+'use strict'
+// `keygate serve`: the admin web page on the durable store.
+//
+// The admin token: KEYGATE_ADMIN_TOKEN (or the `token` option) when set; otherwise one is
+// generated at the first start with the OS CSPRNG, printed once, and only its SHA-256 is
+// kept, in `<db>.admin-token.sha256` (mode 0600) beside the store. Later starts accept the
+// same token and print nothing. To reset it, stop the server, delete that file and start
+// again: a new token is printed.
+
+const fs = require('node:fs')
+const path = require('node:path')
+const { createHash, randomBytes } = require('node:crypto')
+
+const { KeyStore } = require('../store.js')
+const { createAdminServer } = require('./server.js')
+
+const MIN_TOKEN_LENGTH = 16
+
+/** The file beside the store that holds the SHA-256 of the generated admin token. */
+function tokenFileOf(db) {
+  return `${path.resolve(db)}.admin-token.sha256`
+}
+
+/**
+ * Works out the admin token: given (option/env), kept (digest file) or new (generated now).
+ * @returns {{ token?: string, tokenDigest: string, source: 'option' | 'env' | 'file' | 'generated', file: string }}
+ */
+function adminToken(db, given, env = process.env) {
+  const file = tokenFileOf(db)
+  const fromOption = typeof given === 'string' && given !== ''
+  const explicit = fromOption ? given : env.KEYGATE_ADMIN_TOKEN
+  if (typeof explicit === 'string' && explicit !== '') {
+    if (explicit.length < MIN_TOKEN_LENGTH) {
+      throw new Error(`the admin token must be at least ${MIN_TOKEN_LENGTH} characters (KEYGATE_ADMIN_TOKEN)`)
+    }
+    const digest = createHash('sha256').update(explicit, 'utf8').digest('hex')
+    return { token: explicit, tokenDigest: digest, source: fromOption ? 'option' : 'env', file }
+  }
+  let kept
+  try {
+    kept = fs.readFileSync(file, 'utf8').trim()
+  } catch (e) {
+    if (e.code !== 'ENOENT') throw new Error(`cannot read the admin token digest ${file}: ${e.message}`)
+  }
+  if (kept !== undefined) {
+    if (!/^[0-9a-f]{64}$/i.test(kept)) {
+      throw new Error(`${file} is not a SHA-256 digest; delete it and restart to get a new admin token`)
+    }
+    return { tokenDigest: kept.toLowerCase(), source: 'file', file }
+  }
+  const token = `kga_${randomBytes(32).toString('base64url')}`
+  const digest = createHash('sha256').update(token, 'utf8').digest('hex')
+  // 'wx': never overwrite a digest another process wrote meanwhile.
+  fs.writeFileSync(file, `${digest}\n`, { mode: 0o600, flag: 'wx' })
+  try {
+    fs.chmodSync(file, 0o600)
+  } catch {
+    /* not supported (Windows) */
+  }
+  return { token, tokenDigest: digest, source: 'generated', file }
+}
+
+function isLoopback(host) {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host)
+}
+
+/**
+ * Opens the durable store at `db` and serves the admin page on it.
+ *
+ * @param {object} [options]
+ * @param {string} [options.db]     store file, default ./keygate.db (created if missing)
+ * @param {string} [options.host]   default 127.0.0.1
+ * @param {number} [options.port]   default PORT or 8080; 0 = any free port
+ * @param {string} [options.token]  admin token; default KEYGATE_ADMIN_TOKEN, else generated once
+ * @param {object} [options.storeOptions] options of KeyStore.open (keyPrefix, maxLifetimeDays, …)
+ * @param {(line: string) => void} [options.print] where the startup lines go (default console.log)
+ * @param {boolean} [options.handleSignals] close cleanly on SIGINT/SIGTERM (default true)
+ * @returns {Promise<{ url: string, port: number, db: string, tokenFile: string, store: import('../../index').KeyStore, close(): Promise<void> }>}
+ */
+async function serve(options = {}) {
+  const db = path.resolve(options.db ?? 'keygate.db')
+  const host = options.host ?? '127.0.0.1'
+  const envPort = process.env.PORT !== undefined && process.env.PORT !== '' ? Number(process.env.PORT) : undefined
+  const port = options.port ?? envPort ?? 8080
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`bad port ${port}`)
+  const print = typeof options.print === 'function' ? options.print : (line) => console.log(line)
+  const storeOptions = options.storeOptions ?? {}
+
+  const store = KeyStore.open(db, storeOptions)
+  let admin
+  try {
+    const t = adminToken(db, options.token)
+    admin = createAdminServer({
+      store,
+      tokenDigest: t.tokenDigest,
+      host,
+      port,
+      maxLifetimeDays: storeOptions.maxLifetimeDays ?? 730,
+      log: (line) => console.error(line),
+    })
+    const url = await admin.listen()
+    print(`keygate admin: ${url}  (store ${db})`)
+    if (t.source === 'generated') {
+      print('')
+      print('  Admin token (shown this once; only its SHA-256 is kept):')
+      print(`    ${t.token}`)
+      print('')
+      print(`  Lost it? Stop the server, delete ${t.file} and start again for a new one,`)
+      print('  or set KEYGATE_ADMIN_TOKEN.')
+    } else if (t.source === 'file') {
+      print(`  Log in with the admin token printed at the first start (reset: delete ${t.file} and restart).`)
+    } else {
+      print(`  Log in with the admin token from ${t.source === 'env' ? 'KEYGATE_ADMIN_TOKEN' : 'the token option'}.`)
+    }
+    if (!isLoopback(host)) {
+      print(`  Warning: listening on ${host} over plain HTTP; put it behind HTTPS (a reverse proxy) before using it from another machine.`)
+    }
+  } catch (e) {
+    if (admin) await admin.close()
+    store.close()
+    throw e
+  }
+
+  let closed = false
+  const signals = options.handleSignals !== false
+  const close = async () => {
+    if (closed) return
+    closed = true
+    if (signals) {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+    }
+    await admin.close()
+    store.close()
+  }
+  function onSignal() {
+    close().then(
+      () => process.exit(0),
+      (e) => {
+        console.error(e)
+        process.exit(1)
+      },
+    )
+  }
+  if (signals) {
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+  }
+  return { url: admin.url, port: admin.port, db, tokenFile: tokenFileOf(db), store, close }
+}
+
+module.exports = { serve, adminToken, tokenFileOf }

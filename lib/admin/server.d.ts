@@ -1,0 +1,52 @@
+import type { KeyStore } from '../../index.js'
+
+/** Options of {@link createAdminServer}. Give `token` or `tokenDigest`. */
+export interface AdminServerOptions {
+  store: KeyStore
+  /** The admin token the login form takes (compared in constant time, as a SHA-256 digest). */
+  token?: string
+  /** Or only the token's SHA-256, in hex (what `serve` keeps on disk). */
+  tokenDigest?: string
+  /** Default `127.0.0.1`. */
+  host?: string
+  /** Default 0: any free port (see `url` after `listen()`). */
+  port?: number
+  /** Recorded as the actor of every change in the audit trail; default `'web:admin'`. */
+  actor?: string
+  /** Add `Secure` to the session cookie: true, false, or `'auto'` (default: https or X-Forwarded-Proto https). */
+  secureCookies?: boolean | 'auto'
+  /** Longest key lifetime the page offers; the store enforces its own limit. Default 730. */
+  maxLifetimeDays?: number
+  /** Session idle timeout, default 30 minutes. */
+  sessionIdleMs?: number
+  /** Session absolute lifetime, default 12 hours. */
+  sessionMaxMs?: number
+  /** Request body limit in bytes, default 1 MiB. */
+  bodyLimit?: number
+  /** Receives a line for each internal error (never a request body or a secret). */
+  log?: (line: string) => void
+}
+
+export interface AdminServer {
+  readonly server: import('node:http').Server
+  /** `http://host:port` once listening, else null. */
+  readonly url: string | null
+  readonly port: number | null
+  readonly sessionCount: number
+  /** Starts listening; resolves to the URL. */
+  listen(): Promise<string>
+  /** Stops listening, drops every session and connection. Does not close the store. */
+  close(): Promise<void>
+}
+
+export declare function createAdminServer(options: AdminServerOptions): AdminServer
+
+export interface RuleCheck {
+  ok: boolean
+  rules: string[]
+  errors: { line: number; rule: string; message: string }[]
+}
+export declare function validateLines(lines: string[], options?: { rights?: boolean }): RuleCheck
+export declare const CSP: string
+export declare const SECURITY_HEADERS: Record<string, string>
+export declare const COOKIE_NAME: string

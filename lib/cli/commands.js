@@ -1,0 +1,672 @@
+'use strict'
+// The commands of the keygate CLI: their options, help and what they do.
+// A command's `run(ctx)` returns { json, text, exit? }; main.js prints one or the other.
+
+const fs = require('node:fs')
+const path = require('node:path')
+
+const { KeyStore } = require('../../index.js')
+const fmt = require('./format.js')
+const {
+  UsageError,
+  parseExpiry,
+  parseSince,
+  parseDurationSeconds,
+  parseWhole,
+  parseChoice,
+  DURATION_HELP,
+} = require('./values.js')
+
+/** A lookup by id/name that found nothing: exit code 1, with the store's error code. */
+class NotFound extends Error {
+  constructor(code, message) {
+    super(message)
+    this.name = 'NotFound'
+    this.code = code
+  }
+}
+
+const KEY_STATES = ['active', 'suspended', 'revoked']
+const USER_STATUSES = ['active', 'suspended', 'archived']
+
+const WHEN_HELP = `WHEN is a duration from now (90d, 12h, 30m, 2w, 1d12h) or a date: YYYY-MM-DD means 00:00:00 UTC
+at the start of that day; an ISO 8601 time (2027-01-31T17:00:00Z, 2027-01-31T18:00+01:00) is
+exact; a time without an offset is UTC.`
+
+// ---- small helpers ------------------------------------------------------------
+
+function quote(s) {
+  return JSON.stringify(s)
+}
+
+function readRulesFile(file, readStdinSync) {
+  let text
+  try {
+    text = file === '-' ? readStdinSync() : fs.readFileSync(file, 'utf8')
+  } catch (error) {
+    throw new UsageError(`cannot read --rules-file ${quote(file)}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`)
+  }
+  return text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'))
+}
+
+/** Rules from --rule (in order) then --rules-file; undefined when neither is given. */
+function rulesOf(ctx) {
+  const { rule, 'rules-file': file } = ctx.opts
+  if (rule === undefined && file === undefined) return undefined
+  const rules = [...(rule ?? [])]
+  if (file !== undefined) rules.push(...readRulesFile(file, ctx.readStdinSync))
+  return rules
+}
+
+function required(ctx, name, what) {
+  const value = ctx.opts[name]
+  if (value === undefined) throw new UsageError(`${ctx.name} needs --${name} ${what}`)
+  return value
+}
+
+function unique(items) {
+  return [...new Set(items)]
+}
+
+function effectiveRights(store, user) {
+  const rights = [...user.rights]
+  for (const name of user.roles) {
+    const role = store.getRole(name)
+    if (role) rights.push(...role.rights)
+  }
+  return unique(rights)
+}
+
+function keyOrNotFound(store, id) {
+  const key = store.getKey(id)
+  if (key === null) throw new NotFound('UNKNOWN_KEY', `no key with id ${quote(id)}`)
+  return key
+}
+
+function secretBlock(secret) {
+  return `SECRET (shown once, store it now): ${secret}`
+}
+
+// ---- options shared by several commands ------------------------------------
+
+const O = {
+  status: { type: 'string', arg: '<status>', help: 'active (default for a new user), suspended or archived' },
+  right: { type: 'string', multiple: true, arg: '<rule>', help: 'a right, as an API rule <service>:<api> (repeat for more); replaces the list' },
+  noRights: { type: 'boolean', help: 'set an empty list of rights' },
+  role: { type: 'string', multiple: true, arg: '<role>', help: 'a role the user holds (repeat for more); replaces the list' },
+  noRoles: { type: 'boolean', help: 'remove every role from the user' },
+  user: { type: 'string', arg: '<id>', help: 'the user the key runs as' },
+  description: { type: 'string', arg: '<text>', help: 'what the key is for (may be empty: --description "")' },
+  expires: { type: 'string', arg: '<when>', help: 'when the key stops working: a duration (90d) or a date; see WHEN above' },
+  rule: { type: 'string', multiple: true, arg: '<rule>', help: 'a rule: <service>:<api> or ip=<address>[/<prefix>] (repeat for more)' },
+  rulesFile: { type: 'string', arg: '<file>', help: 'rules from a file, one a line; blank lines and # comments ignored; - for stdin' },
+  ip: { type: 'string', arg: '<address>', help: 'the caller’s IP address (needed when the key has ip= rules)' },
+  secretStdin: { type: 'boolean', help: 'read the secret from standard input (first line) instead of an argument' },
+}
+
+// ---- the commands -------------------------------------------------------------
+
+const COMMANDS = [
+  {
+    path: ['init'],
+    summary: 'Create the store file if there is none',
+    usage: 'keygate init [--key-prefix <prefix>]',
+    details:
+      'Creates an empty keygate store at --db (default $KEYGATE_DB or ./keygate.db), or does nothing if\n' +
+      'one is there. `user put` and `role put` create the store too; every other command needs an\n' +
+      'existing store, so a mistyped --db is reported instead of silently making an empty store.',
+    options: { 'key-prefix': { type: 'string', arg: '<prefix>', help: 'prefix of the secrets this store issues, [a-z][a-z0-9]{0,15}; default kg; fixed at creation' } },
+    positionals: [],
+    store: 'create',
+    storeOptions: (ctx) => (ctx.opts['key-prefix'] !== undefined ? { keyPrefix: ctx.opts['key-prefix'] } : {}),
+    examples: ['keygate init', 'keygate --db /var/lib/myapp/keys.db init --key-prefix myapp'],
+    run(ctx) {
+      const created = ctx.created
+      return {
+        json: { db: ctx.db, created },
+        text: created ? `created keygate store ${ctx.db}` : `keygate store ${ctx.db} already exists; nothing to do`,
+      }
+    },
+  },
+
+  // ---- users ----
+  {
+    path: ['user', 'put'],
+    summary: 'Create a user, or change one',
+    usage: 'keygate user put <id> [--status <status>] [--right <rule>]... [--role <role>]... [--no-rights] [--no-roles]',
+    details:
+      'Creates the user, or changes an existing one: what you give replaces that field (all its\n' +
+      '--right options together replace the rights, all --role options the roles); what you leave\n' +
+      'out keeps its value. A new user is active with no rights and no roles unless you say so.\n' +
+      'Changes apply to the very next check of every key of the user. Roles must exist.\n' +
+      'A user id is 1–128 letters, digits and _ - . @',
+    options: { status: O.status, right: O.right, 'no-rights': O.noRights, role: O.role, 'no-roles': O.noRoles },
+    positionals: ['<id>'],
+    store: 'create',
+    examples: [
+      "keygate user put svc-requests --role request-agent --right 'data:entityBrowseRecords2'",
+      'keygate user put svc-requests --status suspended',
+    ],
+    run(ctx) {
+      const [id] = ctx.args
+      const { store, opts } = ctx
+      if (opts.right && opts['no-rights']) throw new UsageError('give --right or --no-rights, not both')
+      if (opts.role && opts['no-roles']) throw new UsageError('give --role or --no-roles, not both')
+      const status = opts.status === undefined ? undefined : parseChoice(opts.status, '--status', USER_STATUSES)
+      const before = store.getUser(id)
+      const input = {
+        id,
+        status: status ?? before?.status ?? 'active',
+        rights: opts['no-rights'] ? [] : (opts.right ?? before?.rights ?? []),
+        roles: opts['no-roles'] ? [] : (opts.role ?? before?.roles ?? []),
+      }
+      const user = store.putUser(input, ctx.admin)
+      return {
+        json: user,
+        text: `${before ? 'updated' : 'created'} user ${user.id}\n${fmt.userDetails(user, effectiveRights(store, user))}`,
+      }
+    },
+  },
+  {
+    path: ['user', 'list'],
+    summary: 'List users',
+    usage: 'keygate user list',
+    details: 'All users, by id, with their status, roles, rights and number of keys.',
+    options: {},
+    positionals: [],
+    store: 'read',
+    examples: ['keygate user list', 'keygate user list --json'],
+    run({ store }) {
+      const users = store.listUsers()
+      const counts = new Map()
+      for (const k of store.listKeys()) counts.set(k.userId, (counts.get(k.userId) ?? 0) + 1)
+      return { json: users, text: fmt.userTable(users, counts) }
+    },
+  },
+  {
+    path: ['user', 'show'],
+    summary: 'Show a user, its effective rights and its keys',
+    usage: 'keygate user show <id>',
+    details: 'The user, its effective rights (its own and its roles’) and its keys, newest first.\nExit code 1 if there is no such user.',
+    options: {},
+    positionals: ['<id>'],
+    store: 'read',
+    examples: ['keygate user show svc-requests'],
+    run({ store, args, now }) {
+      const user = store.getUser(args[0])
+      if (user === null) throw new NotFound('UNKNOWN_USER', `no user with id ${quote(args[0])}`)
+      const effective = effectiveRights(store, user)
+      const keys = store.listKeys({ userId: user.id })
+      return {
+        json: { user, effectiveRights: effective, keys },
+        text: `${fmt.userDetails(user, effective)}\n\n${fmt.keyTable(keys, now)}`,
+      }
+    },
+  },
+  {
+    path: ['user', 'delete'],
+    summary: 'Delete a user and all its keys',
+    usage: 'keygate user delete <id>',
+    details: 'Deletes the user and every key it has; their secrets stop working at once.\nExit code 1 if there was no such user.',
+    options: {},
+    positionals: ['<id>'],
+    store: 'read',
+    examples: ['keygate user delete svc-old'],
+    run({ store, args, admin }) {
+      const id = args[0]
+      const keys = store.listKeys({ userId: id }).length
+      if (!store.deleteUser(id, admin)) throw new NotFound('UNKNOWN_USER', `no user with id ${quote(id)}`)
+      return {
+        json: { deleted: true, id, keysDeleted: keys },
+        text: `deleted user ${id} and its ${keys} key${keys === 1 ? '' : 's'}`,
+      }
+    },
+  },
+
+  // ---- roles ----
+  {
+    path: ['role', 'put'],
+    summary: 'Create or replace a role',
+    usage: 'keygate role put <name> --right <rule>... | --no-rights',
+    details:
+      'A role is a named list of rights (API rules <service>:<api>); users holding it get them.\n' +
+      'The rights you give replace the role’s rights; changes apply to the very next check.',
+    options: { right: O.right, 'no-rights': O.noRights },
+    positionals: ['<name>'],
+    store: 'create',
+    examples: ["keygate role put request-agent --right 'session:*' --right 'apps/com.hornbill.servicemanager/*:*'"],
+    run({ store, args, opts, admin }) {
+      if (opts.right && opts['no-rights']) throw new UsageError('give --right or --no-rights, not both')
+      if (!opts.right && !opts['no-rights']) throw new UsageError('role put needs --right <rule> (repeat for more), or --no-rights for an empty role')
+      const before = store.getRole(args[0])
+      const role = store.putRole({ name: args[0], rights: opts.right ?? [] }, admin)
+      return { json: role, text: `${before ? 'replaced' : 'created'} role ${role.name}\nrights  ${role.rights.join(', ') || '(none)'}` }
+    },
+  },
+  {
+    path: ['role', 'list'],
+    summary: 'List roles',
+    usage: 'keygate role list',
+    details: 'All roles, by name, with their rights and the number of users holding them.',
+    options: {},
+    positionals: [],
+    store: 'read',
+    examples: ['keygate role list'],
+    run({ store }) {
+      const roles = store.listRoles()
+      const counts = new Map()
+      for (const u of store.listUsers()) for (const r of u.roles) counts.set(r, (counts.get(r) ?? 0) + 1)
+      return { json: roles, text: fmt.roleTable(roles, counts) }
+    },
+  },
+  {
+    path: ['role', 'show'],
+    summary: 'Show a role and the users holding it',
+    usage: 'keygate role show <name>',
+    details: 'Exit code 1 if there is no such role.',
+    options: {},
+    positionals: ['<name>'],
+    store: 'read',
+    examples: ['keygate role show request-agent'],
+    run({ store, args }) {
+      const role = store.getRole(args[0])
+      if (role === null) throw new NotFound('UNKNOWN_ROLE', `no role named ${quote(args[0])}`)
+      const users = store
+        .listUsers()
+        .filter((u) => u.roles.includes(role.name))
+        .map((u) => u.id)
+      return {
+        json: { role, users },
+        text: `role    ${role.name}\nrights  ${role.rights.join(', ') || '(none)'}\nusers   ${users.join(', ') || '(none)'}`,
+      }
+    },
+  },
+  {
+    path: ['role', 'delete'],
+    summary: 'Delete a role (and take it from every user)',
+    usage: 'keygate role delete <name>',
+    details: 'Deletes the role and removes it from every user that held it.\nExit code 1 if there was no such role.',
+    options: {},
+    positionals: ['<name>'],
+    store: 'read',
+    examples: ['keygate role delete request-agent'],
+    run({ store, args, admin }) {
+      const name = args[0]
+      const users = store.listUsers().filter((u) => u.roles.includes(name)).length
+      if (!store.deleteRole(name, admin)) throw new NotFound('UNKNOWN_ROLE', `no role named ${quote(name)}`)
+      return {
+        json: { deleted: true, name, usersAffected: users },
+        text: `deleted role ${name} (taken from ${users} user${users === 1 ? '' : 's'})`,
+      }
+    },
+  },
+
+  // ---- keys ----
+  {
+    path: ['key', 'create'],
+    summary: 'Create a key; prints its secret once',
+    usage: 'keygate key create --user <id> --description <text> --expires <when> [--rule <rule>]... [--rules-file <file>] [--state active|suspended]',
+    details:
+      'Creates a key that runs as the user, restricted by the rules (none = the user’s rights only).\n' +
+      'The secret is printed once, on a line starting with "SECRET (shown once, store it now):";\n' +
+      'keygate keeps only its SHA-256 and can never show it again. With --json the output is\n' +
+      '{ "key": {...}, "secret": "kg_..." }.\n\n' +
+      'Expiry is mandatory, in the future and at most 730 days ahead (or --max-lifetime-days).\n' +
+      WHEN_HELP,
+    options: {
+      user: O.user,
+      description: O.description,
+      expires: O.expires,
+      rule: O.rule,
+      'rules-file': O.rulesFile,
+      state: { type: 'string', arg: '<state>', help: 'active (default) or suspended' },
+    },
+    positionals: [],
+    store: 'read',
+    examples: [
+      "keygate key create --user svc-requests --description 'Request sync' --expires 90d --rule 'session:get*' --rule ip=10.0.0.0/8",
+      "keygate key create --user svc-requests --description 'CI' --expires 2027-01-31 --json | jq -r .secret",
+    ],
+    run(ctx) {
+      const userId = required(ctx, 'user', '<id>')
+      const description = required(ctx, 'description', '<text>')
+      const expires = required(ctx, 'expires', '<when>: a duration from now such as 90d, or a date such as 2027-01-31')
+      const expiresAt = parseExpiry(expires, '--expires', ctx.now)
+      const state = ctx.opts.state === undefined ? undefined : parseChoice(ctx.opts.state, '--state', ['active', 'suspended'])
+      const rules = rulesOf(ctx)
+      const { key, secret } = ctx.store.createKey({ userId, description, expiresAt, rules, state }, ctx.admin)
+      return {
+        json: { key, secret },
+        text: `created key ${key.id}\n${fmt.keyDetails(key, ctx.now)}\n\n${secretBlock(secret)}`,
+      }
+    },
+  },
+  {
+    path: ['key', 'list'],
+    summary: 'List keys (never their secrets)',
+    usage: 'keygate key list [--user <id>] [--state active|suspended|revoked]',
+    details: 'Keys, newest first: id, user, state, expiry, last use, hint (last 4 characters of the secret)\nand description.',
+    options: {
+      user: { type: 'string', arg: '<id>', help: 'only the keys of this user' },
+      state: { type: 'string', arg: '<state>', help: 'only keys in this state: active, suspended or revoked' },
+    },
+    positionals: [],
+    store: 'read',
+    examples: ['keygate key list', 'keygate key list --user svc-requests --state active --json'],
+    run({ store, opts, now }) {
+      const state = opts.state === undefined ? undefined : parseChoice(opts.state, '--state', KEY_STATES)
+      const keys = store.listKeys({ userId: opts.user, state })
+      return { json: keys, text: fmt.keyTable(keys, now) }
+    },
+  },
+  {
+    path: ['key', 'show'],
+    summary: 'Show a key (never its secret)',
+    usage: 'keygate key show <key-id>',
+    details: 'Every field of the key, its rules in order. Exit code 1 if there is no such key.',
+    options: {},
+    positionals: ['<key-id>'],
+    store: 'read',
+    examples: ['keygate key show key_6CWcaQGIvOW5vA0YQ4Tg1N'],
+    run({ store, args, now }) {
+      const key = keyOrNotFound(store, args[0])
+      return { json: key, text: fmt.keyDetails(key, now) }
+    },
+  },
+  {
+    path: ['key', 'update'],
+    summary: 'Change a key’s description, rules or expiry',
+    usage: 'keygate key update <key-id> [--description <text>] [--rule <rule>]... [--rules-file <file>] [--no-rules] [--expires <when>]',
+    details:
+      'What you give replaces that field: all --rule options (and --rules-file) together replace\n' +
+      'the rules; --no-rules removes them all. Applies to the very next check. A revoked key\n' +
+      'cannot be changed (REVOKED_IS_FINAL).\n' +
+      WHEN_HELP,
+    options: { description: O.description, rule: O.rule, 'rules-file': O.rulesFile, 'no-rules': { type: 'boolean', help: 'remove every rule' }, expires: O.expires },
+    positionals: ['<key-id>'],
+    store: 'read',
+    examples: ["keygate key update key_6CWcaQGIvOW5vA0YQ4Tg1N --rule 'session:*' --expires 30d"],
+    run(ctx) {
+      const { opts } = ctx
+      const rules = rulesOf(ctx)
+      if (rules !== undefined && opts['no-rules']) throw new UsageError('give --rule/--rules-file or --no-rules, not both')
+      const patch = {}
+      if (opts.description !== undefined) patch.description = opts.description
+      if (rules !== undefined) patch.rules = rules
+      if (opts['no-rules']) patch.rules = []
+      if (opts.expires !== undefined) patch.expiresAt = parseExpiry(opts.expires, '--expires', ctx.now)
+      if (Object.keys(patch).length === 0) throw new UsageError('key update needs something to change: --description, --rule, --rules-file, --no-rules or --expires')
+      const key = ctx.store.updateKey(ctx.args[0], patch, ctx.admin)
+      return { json: key, text: `updated key ${key.id}\n${fmt.keyDetails(key, ctx.now)}` }
+    },
+  },
+  stateCommand('suspend', 'suspended', 'Suspend a key (it can be activated again)'),
+  stateCommand('activate', 'active', 'Activate a suspended key'),
+  stateCommand('revoke', 'revoked', 'Revoke a key for good (revoked is final)'),
+  {
+    path: ['key', 'rotate'],
+    summary: 'Replace a key by a new one; prints the new secret once',
+    usage: 'keygate key rotate <key-id> [--overlap <duration>]',
+    details:
+      'Issues a new key with the same user, description, rules, expiry and state, and prints its\n' +
+      'secret once (as key create does). The old key is revoked at once, or, with --overlap, stays\n' +
+      'usable for that long (never beyond its own expiry) so integrations can switch over.\n' +
+      'With --json: { "key": <new>, "secret": "...", "previous": <old key> }.',
+    options: { overlap: { type: 'string', arg: '<duration>', help: `how long the old key stays usable; default 0 (revoked now); ${DURATION_HELP}` } },
+    positionals: ['<key-id>'],
+    store: 'read',
+    examples: ['keygate key rotate key_6CWcaQGIvOW5vA0YQ4Tg1N --overlap 1h'],
+    run(ctx) {
+      const overlapSeconds = ctx.opts.overlap === undefined ? 0 : parseDurationSeconds(ctx.opts.overlap, '--overlap')
+      const { key, secret } = ctx.store.rotateKey(ctx.args[0], { overlapSeconds, ...ctx.admin })
+      const previous = ctx.store.getKey(ctx.args[0])
+      let old = `old key ${ctx.args[0]}: `
+      if (previous === null) old += 'gone'
+      else if (previous.state === 'revoked') old += 'revoked'
+      else old += `${previous.state}, usable until ${fmt.iso(previous.expiresAt)}`
+      return {
+        json: { key, secret, previous },
+        text: `rotated key ${ctx.args[0]} → ${key.id}\n${old}\n\n${fmt.keyDetails(key, ctx.now)}\n\n${secretBlock(secret)}`,
+      }
+    },
+  },
+  {
+    path: ['key', 'delete'],
+    summary: 'Delete a key',
+    usage: 'keygate key delete <key-id>',
+    details:
+      'Deletes the key; its secret stops working at once. Revoking keeps the key as evidence\n' +
+      '(and in the audit trail); deleting removes it from listings. Exit code 1 if there was no such key.',
+    options: {},
+    positionals: ['<key-id>'],
+    store: 'read',
+    examples: ['keygate key delete key_6CWcaQGIvOW5vA0YQ4Tg1N'],
+    run({ store, args, admin }) {
+      if (!store.deleteKey(args[0], admin)) throw new NotFound('UNKNOWN_KEY', `no key with id ${quote(args[0])}`)
+      return { json: { deleted: true, id: args[0] }, text: `deleted key ${args[0]}` }
+    },
+  },
+
+  // ---- the decision ----
+  checkCommand('check'),
+  checkCommand('explain'),
+
+  // ---- audit and backup ----
+  {
+    path: ['audit'],
+    summary: 'Show the audit trail, newest first',
+    usage: 'keygate audit [--key <key-id>] [--user <id>] [--since <when>] [--limit <n>]',
+    details:
+      'Every change (who, when, what: before → after), newest first. Never holds a secret.\n' +
+      '--since takes a duration ago (24h = the last 24 hours, 7d, 2w) or a date: YYYY-MM-DD is\n' +
+      '00:00:00 UTC at the start of that day; an ISO 8601 time (2027-01-31T17:00:00Z) is exact.',
+    options: {
+      key: { type: 'string', arg: '<key-id>', help: 'only entries about this key' },
+      user: { type: 'string', arg: '<id>', help: 'only entries about this user' },
+      since: { type: 'string', arg: '<when>', help: 'only entries at or after this time: a duration ago (7d) or a date' },
+      limit: { type: 'string', arg: '<n>', help: 'at most this many entries (default 100)' },
+    },
+    positionals: [],
+    store: 'read',
+    examples: ['keygate audit --since 7d', 'keygate audit --key key_6CWcaQGIvOW5vA0YQ4Tg1N --json'],
+    run({ store, opts, now }) {
+      const query = {}
+      if (opts.key !== undefined) query.keyId = opts.key
+      if (opts.user !== undefined) query.userId = opts.user
+      if (opts.since !== undefined) query.since = parseSince(opts.since, '--since', now)
+      query.limit = opts.limit === undefined ? 100 : parseWhole(opts.limit, '--limit', 1, 1_000_000)
+      const entries = store.audit(query)
+      return { json: entries, text: fmt.auditTable(entries) }
+    },
+  },
+  {
+    path: ['verify-audit'],
+    summary: 'Verify the audit trail’s hash chain',
+    usage: 'keygate verify-audit',
+    details: 'Checks that no audit entry was altered or removed. Exit code 0 if intact, 1 if not\n(the first bad entry is reported).',
+    options: {},
+    positionals: [],
+    store: 'read',
+    examples: ['keygate verify-audit'],
+    run({ store }) {
+      const report = store.verifyAudit()
+      const entries = (n) => `${n} ${n === 1 ? 'entry' : 'entries'}`
+      if (report.ok) return { json: report, text: `audit trail intact: ${entries(report.entries)} verified` }
+      return {
+        json: report,
+        text: `audit trail BROKEN at entry ${report.firstBadSeq ?? '?'}: ${report.problem ?? 'unknown problem'} (${entries(report.entries)} verified before it)`,
+        exit: 1,
+      }
+    },
+  },
+  {
+    path: ['backup'],
+    summary: 'Copy the store to a new file, safely while it is in use',
+    usage: 'keygate backup <file>',
+    details:
+      'Writes a consistent copy of the store to <file> with SQLite’s online backup: safe while\n' +
+      'other processes read and change the store. <file> must not exist. The copy is a store:\n' +
+      'use it with --db <file>.',
+    options: {},
+    positionals: ['<file>'],
+    store: 'read',
+    examples: ['keygate backup /backups/keygate-$(date +%F).db'],
+    run({ store, args, db }) {
+      const target = path.resolve(args[0])
+      store.backup(target)
+      const bytes = fs.statSync(target).size
+      return { json: { db, backup: target, bytes }, text: `backed up ${db} to ${target} (${bytes} bytes)` }
+    },
+  },
+]
+
+function stateCommand(verb, state, summary) {
+  const notes = {
+    suspend: 'Suspends the key: it is refused from the very next check until activated again.',
+    activate: 'Makes a suspended key usable again (if it has not expired). A revoked key cannot be\nactivated (REVOKED_IS_FINAL).',
+    revoke:
+      'Revokes the key: it is refused from the very next check, in every process using the store.\n' +
+      'Revoked is final: the key can never be activated or changed again (it stays listed as\n' +
+      'evidence; use key delete to remove it). Asks no question. Revoking a revoked key does nothing.',
+  }
+  return {
+    path: ['key', verb],
+    summary,
+    usage: `keygate key ${verb} <key-id>`,
+    details: notes[verb],
+    options: {},
+    positionals: ['<key-id>'],
+    store: 'read',
+    examples: [`keygate key ${verb} key_6CWcaQGIvOW5vA0YQ4Tg1N`],
+    run({ store, args, admin, now }) {
+      const key = store.setState(args[0], state, admin)
+      let text = `key ${key.id} is now ${key.state}`
+      if (verb === 'revoke') text += ' (revoked is final: it can never be used or changed again)'
+      if (verb === 'activate' && key.expiresAt.getTime() <= now) {
+        text += `\nnote: it expired at ${fmt.iso(key.expiresAt)}, so it still cannot be used`
+      }
+      return { json: key, text }
+    },
+  }
+}
+
+const REASON_TEXT = {
+  allowed: () => 'the call is allowed',
+  malformed_key: () => 'the secret is not well formed (wrong prefix, length, characters or checksum): was it copied whole?',
+  unknown_key: () => 'no key in this store has that secret (it was deleted, or belongs to another store)',
+  invalid_request: () => 'the service or api is not a valid name (letters, digits, _ - . /, 1–256 characters, no wildcards)',
+  suspended: (d) => `key ${d.keyId} is suspended (keygate key activate ${d.keyId})`,
+  revoked: (d) => `key ${d.keyId} is revoked, which is final`,
+  expired: (d, key) => `key ${d.keyId} expired${key ? ` at ${fmt.iso(key.expiresAt)}` : ''}`,
+  user_inactive: (d, key, user) => `user ${d.userId} is ${user ? user.status : 'missing'}`,
+  user_lacks_right: (d, key, user, call) => `the rights of user ${d.userId} (its own and its roles’) do not include ${call}`,
+  no_matching_rule: (d, key, user, call) =>
+    `none of the key’s API rules matches ${call}${key ? ` (rules: ${key.rules.filter((r) => !r.startsWith('ip=')).join(', ')})` : ''}`,
+  ip_not_allowed: (d, key, user, call, ip) =>
+    `${ip ? `the caller IP ${ip} is not` : 'no caller IP was given (--ip), and it must be'} in the key’s IP rules${
+      key ? ` (${key.rules.filter((r) => r.startsWith('ip=')).join(', ')})` : ''
+    }`,
+}
+
+function checkCommand(name) {
+  const explain = name === 'explain'
+  return {
+    path: [name],
+    summary: explain ? 'Explain the decision on a call in full' : 'Check whether a secret may make a call',
+    usage: `keygate ${name} <secret> <service> <api> [--ip <address>]\n       keygate ${name} <service> <api> [--ip <address>] --secret-stdin   (or with $KEYGATE_SECRET)`,
+    details:
+      (explain
+        ? 'Decides as store.explain does and prints the whole decision: the reason, key, user, the\nfirst rule that matched, and in words why.'
+        : 'Decides as store.isAllowed does and prints "allowed" or "denied: <reason>".') +
+      '\nExit code 0 when allowed, 1 when denied.\n\n' +
+      'A secret on the command line can end up in shell history and process listings. To keep it\n' +
+      'out, leave it out of the arguments and pipe it in with --secret-stdin, or put it in the\n' +
+      'environment variable KEYGATE_SECRET. The secret is never printed.',
+    options: { ip: O.ip, 'secret-stdin': O.secretStdin },
+    positionals: ['[<secret>]', '<service>', '<api>'],
+    minPositionals: 2,
+    store: 'read',
+    secretArgs: true,
+    examples: [
+      `keygate ${name} "$SECRET" session userLogon --ip 10.1.2.3`,
+      `printf '%s' "$SECRET" | keygate ${name} --secret-stdin session userLogon`,
+      `KEYGATE_SECRET="$SECRET" keygate ${name} apps/com.hornbill.servicemanager/Requests holdRequest`,
+    ],
+    async run(ctx) {
+      let secret
+      let service
+      let api
+      const fromStdin = ctx.opts['secret-stdin'] === true
+      if (ctx.args.length === 3) {
+        if (fromStdin) throw new UsageError('give the secret as an argument or with --secret-stdin, not both')
+        ;[secret, service, api] = ctx.args
+      } else {
+        ;[service, api] = ctx.args
+        if (/^[a-z][a-z0-9]{0,15}_[A-Za-z0-9]{20,}$/.test(service)) {
+          // A secret followed by one word: the api is missing (and the secret must not be echoed as a service).
+          throw new UsageError(`${name} needs <service> and <api> after the secret (usage: keygate ${name} <secret> <service> <api>)`)
+        }
+        if (fromStdin) secret = (await ctx.readStdin()).split(/\r?\n/)[0].trim()
+        else if (ctx.env.KEYGATE_SECRET !== undefined && ctx.env.KEYGATE_SECRET !== '') secret = ctx.env.KEYGATE_SECRET.trim()
+        else throw new UsageError(`${name} needs a secret: as the first argument, with --secret-stdin, or in $KEYGATE_SECRET`)
+        if (secret === '') throw new UsageError('the secret read from standard input is empty')
+      }
+      const ip = ctx.opts.ip
+      const { store } = ctx
+      const decision = store.explain(secret, service, api, ip)
+      const exit = decision.allowed ? 0 : 1
+      const who = decision.keyId ? `key ${decision.keyId}, user ${decision.userId}` : ''
+      if (!explain) {
+        const text = decision.allowed
+          ? `allowed (${who}${decision.matchedRule ? `, rule ${decision.matchedRule}` : ''})`
+          : `denied: ${decision.reason}${who ? ` (${who})` : ''}`
+        return { json: decision, text, exit }
+      }
+      const key = decision.keyId ? store.getKey(decision.keyId) : null
+      const user = decision.userId ? store.getUser(decision.userId) : null
+      const call = `${service}:${api}`
+      const why = REASON_TEXT[decision.reason](decision, key, user, call, ip)
+      const lines = [
+        decision.allowed ? 'allowed' : `denied: ${decision.reason}`,
+        `  call          ${call}${ip ? ` from ${ip}` : ''}`,
+        `  key           ${decision.keyId ?? '-'}`,
+        `  user          ${decision.userId ?? '-'}`,
+        `  matched rule  ${decision.matchedRule ?? '-'}`,
+        `  why           ${why}`,
+      ]
+      return { json: { ...decision, explanation: why }, text: lines.join('\n'), exit }
+    },
+  }
+}
+
+const GROUPS = {
+  user: 'Users: accounts that keys run as',
+  role: 'Roles: named lists of rights',
+  key: 'API keys',
+}
+
+function findCommand(words) {
+  return COMMANDS.find((c) => c.path.length === words.length && c.path.every((w, i) => w === words[i]))
+}
+
+/** Opens a store at `db` for `command` (creating it only for commands that may). */
+function openStore(command, ctx) {
+  const exists = fs.existsSync(ctx.db)
+  if (!exists && command.store !== 'create') {
+    const error = new Error(
+      `no keygate store at ${ctx.db}: point --db or $KEYGATE_DB at an existing store, or create one with "keygate init"`,
+    )
+    error.code = 'STORE_IO'
+    error.keygate = true
+    throw error
+  }
+  const options = { ...(command.storeOptions ? command.storeOptions(ctx) : {}) }
+  if (ctx.maxLifetimeDays !== undefined) options.maxLifetimeDays = ctx.maxLifetimeDays
+  const store = KeyStore.open(ctx.db, options)
+  return { store, created: !exists }
+}
+
+module.exports = { COMMANDS, GROUPS, NotFound, findCommand, openStore, WHEN_HELP }

@@ -1,0 +1,347 @@
+'use strict'
+// The keygate command line: finds the command, parses its options, opens the store,
+// runs the command, prints text or JSON, and returns the exit code.
+
+const os = require('node:os')
+const path = require('node:path')
+
+const { ERROR_CODES } = require('../errors.js')
+const { COMMANDS, GROUPS, NotFound, findCommand, openStore } = require('./commands.js')
+const { UsageError, parseOptions, parseWhole, closest } = require('./values.js')
+
+const EXIT = Object.freeze({ OK: 0, NO: 1, USAGE: 2, KEYGATE: 3, INTERNAL: 4 })
+const KNOWN_CODES = new Set(ERROR_CODES)
+
+const GLOBAL_OPTIONS = {
+  db: { type: 'string', arg: '<file>', help: 'the store file; default $KEYGATE_DB, else ./keygate.db' },
+  json: { type: 'boolean', help: 'print JSON (one document on stdout, errors included) instead of text' },
+  actor: { type: 'string', arg: '<name>', help: 'who makes the change, for the audit trail; default $KEYGATE_ACTOR, else your OS user name' },
+  'max-lifetime-days': { type: 'string', arg: '<n>', help: 'longest key lifetime allowed, in days; default $KEYGATE_MAX_LIFETIME_DAYS, else 730' },
+  help: { type: 'boolean', short: 'h', help: 'show help (also: keygate help <command>)' },
+  version: { type: 'boolean', help: 'print the version of keygate' },
+}
+const GLOBAL_WITH_VALUE = new Set(Object.keys(GLOBAL_OPTIONS).filter((k) => GLOBAL_OPTIONS[k].type === 'string'))
+
+const EXIT_CODES_HELP = `Exit codes:
+  0  done; check/explain: the call is allowed
+  1  the answer is no: check/explain denied the call, verify-audit found the trail broken,
+     or the user/role/key named by show or delete does not exist
+  2  usage error: unknown command or option, missing or bad argument (nothing was changed)
+  3  keygate refused or failed: the error's code is printed, e.g. UNKNOWN_USER, INVALID_RULE,
+     EXPIRY_TOO_FAR, REVOKED_IS_FINAL, STORE_IO, STORE_LOCKED (nothing was changed)
+  4  internal error (a bug in keygate: please report it)`
+
+const ENV_HELP = `Environment:
+  KEYGATE_DB                 the store file when --db is not given (else ./keygate.db)
+  KEYGATE_ACTOR              the actor recorded in the audit trail when --actor is not given
+  KEYGATE_SECRET             the secret for check/explain when it is not an argument
+  KEYGATE_MAX_LIFETIME_DAYS  as --max-lifetime-days`
+
+function version() {
+  return require('../../package.json').version
+}
+
+// ---- help ------------------------------------------------------------------------
+
+function optionLines(options) {
+  const rows = Object.entries(options).map(([name, def]) => [
+    `${def.short ? `-${def.short}, ` : ''}--${name}${def.arg ? ` ${def.arg}` : ''}${def.multiple ? '...' : ''}`,
+    def.help,
+  ])
+  const width = Math.max(0, ...rows.map((r) => r[0].length))
+  return rows.map(([flags, help]) => `  ${flags.padEnd(width)}  ${help}`).join('\n')
+}
+
+function commandList(commands) {
+  const rows = commands.map((c) => [c.path.join(' '), c.summary])
+  const width = Math.max(...rows.map((r) => r[0].length))
+  return rows.map(([name, summary]) => `  ${name.padEnd(width)}  ${summary}`).join('\n')
+}
+
+function generalHelp() {
+  const sections = [
+    `keygate ${version()} — manage the API keys of a keygate store from the command line`,
+    'Usage: keygate [global options] <command> [arguments] [options]',
+    `Users and roles:\n${commandList(COMMANDS.filter((c) => c.path[0] === 'user' || c.path[0] === 'role'))}`,
+    `Keys:\n${commandList(COMMANDS.filter((c) => c.path[0] === 'key'))}`,
+    `Checks:\n${commandList(COMMANDS.filter((c) => c.path[0] === 'check' || c.path[0] === 'explain'))}`,
+    `Store:\n${commandList(COMMANDS.filter((c) => ['init', 'audit', 'verify-audit', 'backup'].includes(c.path[0])))}`,
+    `Global options (before or after the command):\n${optionLines(GLOBAL_OPTIONS)}`,
+    EXIT_CODES_HELP,
+    ENV_HELP,
+    'Run "keygate <command> --help" for a command\'s options and examples.\nFull reference: docs/cli.md in the keygate package.',
+  ]
+  return sections.join('\n\n')
+}
+
+function groupHelp(group) {
+  const commands = COMMANDS.filter((c) => c.path[0] === group)
+  return [
+    `keygate ${group} — ${GROUPS[group]}`,
+    `Usage: keygate ${group} <command> [arguments] [options]`,
+    `Commands:\n${commandList(commands)}`,
+    `Global options:\n${optionLines(GLOBAL_OPTIONS)}`,
+    `Run "keygate ${group} <command> --help" for a command's options and examples.`,
+  ].join('\n\n')
+}
+
+function commandHelp(command) {
+  const sections = [`keygate ${command.path.join(' ')} — ${command.summary}`, `Usage: ${command.usage}`, command.details]
+  if (Object.keys(command.options).length > 0) sections.push(`Options:\n${optionLines(command.options)}`)
+  sections.push(`Global options:\n${optionLines(GLOBAL_OPTIONS)}`)
+  sections.push(`Examples:\n${command.examples.map((e) => `  ${e}`).join('\n')}`)
+  sections.push(EXIT_CODES_HELP)
+  return sections.join('\n\n')
+}
+
+// ---- finding the command ---------------------------------------------------------
+
+const TOP_WORDS = [...new Set(COMMANDS.map((c) => c.path[0]))]
+
+/** Splits argv into leading global options, the command words, and the rest. */
+function locate(argv) {
+  const leading = []
+  let i = 0
+  while (i < argv.length && argv[i].startsWith('-') && argv[i] !== '--' && argv[i] !== '-') {
+    const arg = argv[i]
+    leading.push(arg)
+    const name = arg.startsWith('--') ? arg.slice(2) : ''
+    if (GLOBAL_WITH_VALUE.has(name) && i + 1 < argv.length) leading.push(argv[++i])
+    i++
+  }
+  return { leading, words: argv.slice(i) }
+}
+
+function unknownCommand(word, candidates, prefix) {
+  const guess = closest(word, candidates)
+  return new UsageError(
+    `unknown command "${prefix}${word}"${guess ? ` (did you mean "${prefix}${guess}"?)` : ''}; run "keygate ${prefix}--help" for the list`,
+  )
+}
+
+/** Which help text `argv` asks for, or undefined. */
+function wantsHelp(argv) {
+  const end = argv.indexOf('--')
+  const head = end === -1 ? argv : argv.slice(0, end)
+  return head.includes('--help') || head.includes('-h')
+}
+
+/**
+ * Resolves the command words: { command, rest } or { help: text } for a group or
+ * "help" request; throws UsageError for unknown or missing commands.
+ */
+function resolve(words, helpRequested) {
+  let [first, second] = words
+  if (first === 'help') {
+    const target = words.slice(1).filter((w) => !w.startsWith('-'))
+    if (target.length === 0) return { help: generalHelp() }
+    const command = findCommand(target)
+    if (command) return { help: commandHelp(command) }
+    if (target.length === 1 && GROUPS[target[0]]) return { help: groupHelp(target[0]) }
+    throw new UsageError(`no help for "${target.join(' ')}": no such command; run "keygate --help" for the list`)
+  }
+  if (first === 'version') return { version: true, rest: words.slice(1) }
+  if (first === undefined || first === '--') {
+    if (helpRequested) return { help: generalHelp() }
+    throw new UsageError('no command given; run "keygate --help" for the list of commands')
+  }
+  if (GROUPS[first]) {
+    if (second === undefined || second.startsWith('-')) {
+      if (helpRequested) return { help: groupHelp(first) }
+      const names = COMMANDS.filter((c) => c.path[0] === first).map((c) => c.path[1])
+      throw new UsageError(`"keygate ${first}" needs a command: ${names.join(', ')} (see keygate ${first} --help)`)
+    }
+    const command = findCommand([first, second])
+    if (!command) {
+      const names = COMMANDS.filter((c) => c.path[0] === first).map((c) => c.path[1])
+      throw unknownCommand(second, names, `${first} `)
+    }
+    return { command, rest: words.slice(2) }
+  }
+  const command = findCommand([first])
+  if (!command) throw unknownCommand(first, [...TOP_WORDS, 'help', 'version'], '')
+  return { command, rest: words.slice(1) }
+}
+
+// ---- running ----------------------------------------------------------------------
+
+function defaultActor(env) {
+  if (env.KEYGATE_ACTOR !== undefined && env.KEYGATE_ACTOR !== '') return env.KEYGATE_ACTOR
+  try {
+    const name = os.userInfo().username
+    if (name) return name
+  } catch {
+    // no user name (some containers)
+  }
+  return env.USER || env.USERNAME || undefined
+}
+
+function checkPositionals(command, args) {
+  const max = command.positionals.length
+  const min = command.minPositionals ?? command.positionals.filter((p) => !p.startsWith('[')).length
+  const name = `keygate ${command.path.join(' ')}`
+  if (args.length < min) {
+    const missing = command.positionals.filter((p) => !p.startsWith('['))[args.length]
+    throw new UsageError(`${name} needs ${missing ?? 'more arguments'} (usage: ${command.usage.split('\n')[0]})`)
+  }
+  if (args.length > max) {
+    // Never echo the arguments of check/explain: one of them may be a secret.
+    const extra = command.secretArgs ? '' : `: ${args.slice(max).map((a) => JSON.stringify(a)).join(' ')}`
+    throw new UsageError(`too many arguments for ${name}${extra} (usage: ${command.usage.split('\n')[0]})`)
+  }
+}
+
+/**
+ * The secret from standard input: its first line. On a terminal, asks for it and reads it
+ * without echoing it to the screen.
+ */
+function readSecretLine(stream, stderr) {
+  if (!stream.isTTY || typeof stream.setRawMode !== 'function') return readAll(stream).then((text) => text.split(/\r?\n/)[0])
+  return new Promise((resolve) => {
+    stderr('secret (not shown; press Enter when done): ')
+    let text = ''
+    stream.setRawMode(true)
+    stream.setEncoding('utf8')
+    const done = (value) => {
+      stream.setRawMode(false)
+      stream.pause()
+      stream.removeListener('data', onData)
+      stderr('\n')
+      resolve(value)
+    }
+    const onData = (chunk) => {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n' || ch === '\u0004') return done(text)
+        if (ch === '\u0003') {
+          stream.setRawMode(false)
+          stderr('\n')
+          process.exit(130)
+        }
+        if (ch === '\u007f' || ch === '\b') text = text.slice(0, -1)
+        else text += ch
+      }
+    }
+    stream.on('data', onData)
+    stream.resume()
+  })
+}
+
+function readAll(stream) {
+  return new Promise((resolve, reject) => {
+    const chunks = []
+    stream.on('data', (c) => chunks.push(Buffer.from(c)))
+    stream.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
+    stream.on('error', reject)
+  })
+}
+
+/**
+ * Runs the CLI. `io`: { env, cwd, stdout(text), stderr(text), stdin (a readable stream) }.
+ * Returns the exit code.
+ */
+async function run(argv, io) {
+  const json = (() => {
+    const end = argv.indexOf('--')
+    return (end === -1 ? argv : argv.slice(0, end)).includes('--json')
+  })()
+  const out = (text) => io.stdout(text.endsWith('\n') ? text : `${text}\n`)
+  const err = (text) => io.stderr(text.endsWith('\n') ? text : `${text}\n`)
+
+  const fail = (exit, code, message, hint) => {
+    if (json) out(JSON.stringify({ error: { code, message } }, null, 2))
+    else err(`error: ${message}${code && exit !== EXIT.USAGE ? ` (${code})` : ''}${hint ? `\n${hint}` : ''}`)
+    return exit
+  }
+
+  let store
+  try {
+    const { leading, words } = locate(argv)
+    const helpRequested = wantsHelp(argv)
+    if (words.length === 0 && !helpRequested && leading.includes('--version')) {
+      out(json ? JSON.stringify({ version: version() }, null, 2) : `keygate ${version()}`)
+      return EXIT.OK
+    }
+    const resolved = resolve(words, helpRequested)
+    if (resolved.help !== undefined) {
+      out(resolved.help)
+      return EXIT.OK
+    }
+    const command = resolved.command
+    const commandName = command ? `keygate ${command.path.join(' ')}` : 'keygate'
+    if (helpRequested && command) {
+      out(commandHelp(command))
+      return EXIT.OK
+    }
+    const spec = { ...GLOBAL_OPTIONS, ...(command ? command.options : {}) }
+    const { values, positionals } = parseOptions([...leading, ...resolved.rest], spec, commandName)
+    if (resolved.version || values.version) {
+      if (json) out(JSON.stringify({ version: version() }, null, 2))
+      else out(`keygate ${version()}`)
+      return EXIT.OK
+    }
+    if (!command) {
+      throw new UsageError('no command given; run "keygate --help" for the list of commands')
+    }
+    checkPositionals(command, positionals)
+
+    const env = io.env
+    const dbText = values.db ?? (env.KEYGATE_DB || undefined) ?? 'keygate.db'
+    if (dbText === '') throw new UsageError('--db needs a file name')
+    const db = path.resolve(io.cwd, dbText)
+    const actorText = values.actor ?? defaultActor(env)
+    if (values.actor !== undefined && values.actor.trim() === '') throw new UsageError('--actor needs a name')
+    const lifetimeText = values['max-lifetime-days'] ?? (env.KEYGATE_MAX_LIFETIME_DAYS || undefined)
+    const maxLifetimeDays =
+      lifetimeText === undefined
+        ? undefined
+        : parseWhole(lifetimeText, values['max-lifetime-days'] !== undefined ? '--max-lifetime-days' : 'KEYGATE_MAX_LIFETIME_DAYS', 1, 36_500)
+
+    const ctx = {
+      name: commandName,
+      args: positionals,
+      opts: values,
+      env,
+      db,
+      now: Date.now(),
+      maxLifetimeDays,
+      admin: actorText === undefined ? {} : { actor: actorText },
+      readStdin: () => readAll(io.stdin),
+      readStdinSync: () => require('node:fs').readFileSync(0, 'utf8'),
+      store: undefined,
+      created: false,
+    }
+    // Read the secret (if any) before the store is opened: the store is held for as short a time as possible.
+    if (command.secretArgs && values['secret-stdin'] && positionals.length === 2) {
+      const text = await readSecretLine(io.stdin, io.stderr)
+      ctx.readStdin = async () => text
+    }
+    const opened = openStore(command, ctx)
+    store = opened.store
+    ctx.store = store
+    ctx.created = opened.created
+    if (opened.created && command.path[0] !== 'init' && !json) err(`note: created a new keygate store ${db}`)
+    const result = await command.run(ctx)
+    const toClose = store
+    store = undefined
+    toClose.close()
+    if (json) out(JSON.stringify(result.json, null, 2))
+    else out(result.text)
+    return result.exit ?? EXIT.OK
+  } catch (error) {
+    if (store) {
+      try {
+        store.close()
+      } catch {
+        // the first error is the one to report
+      }
+      store = undefined
+    }
+    if (error instanceof UsageError) return fail(EXIT.USAGE, 'USAGE', error.message)
+    if (error instanceof NotFound) return fail(EXIT.NO, error.code, error.message)
+    if (error && KNOWN_CODES.has(error.code)) return fail(EXIT.KEYGATE, error.code, error.message)
+    const message = error && error.stack ? error.stack : String(error)
+    return fail(EXIT.INTERNAL, 'INTERNAL', `unexpected error: ${error && error.message}`, json ? undefined : message)
+  }
+}
+
+module.exports = { run, EXIT, GLOBAL_OPTIONS, generalHelp, commandHelp, groupHelp }

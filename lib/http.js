@@ -1,0 +1,515 @@
+'use strict'
+// keygate/http: an HTTP guard around KeyStore#isAllowed for node:http, Express and Fastify.
+//
+// The core is framework-free: `guard.check(req)` reads a node IncomingMessage and answers
+// either the caller's identity or a ready-made denial (status, JSON body, headers). The
+// adapters only attach the identity to the request or write the denial.
+//
+// Order of the checks (the first failure answers):
+//   1. duplicated Authorization / X-API-Key                 400 duplicate_authorization / duplicate_api_key
+//   2. Authorization and X-API-Key carrying different keys   400 conflicting_keys
+//   3. X-Forwarded-For unusable (only with trustProxy)       400 invalid_forwarded_for
+//   4. no key                                                401 missing_key (or unsupported_scheme)
+//   5. key over 1,024 characters                             401 malformed_key
+//   6. the route function throws or returns garbage          500 internal_error
+//   7. no route for the request: the key is still checked    401 malformed_key / unknown_key, else 404 no_route
+//   8. the store's decision                                  401 malformed_key / unknown_key,
+//                                                            400 invalid_request, 403 for every other reason
+// The key never appears in a response, a log line or an error this module produces.
+
+const net = require('node:net')
+const { KeygateError } = require('./errors.js')
+
+/** Authorization schemes that carry a keygate key, lower-cased. */
+const SCHEMES = new Set(['esp-apikey', 'bearer'])
+/** Keys longer than this are malformed without asking the store (valid ones are < 70 chars). */
+const MAX_KEY_LENGTH = 1024
+/** Secrets whose key id / user id the guard remembers at most (then it starts over). */
+const MAX_IDENTITIES = 10_000
+
+const STATUS = {
+  bad_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  internal_error: 500,
+}
+
+/** The `error` of each guard-level reason; store reasons not listed are `forbidden`. */
+const ERROR_OF_REASON = {
+  duplicate_authorization: 'bad_request',
+  duplicate_api_key: 'bad_request',
+  conflicting_keys: 'bad_request',
+  invalid_forwarded_for: 'bad_request',
+  invalid_request: 'bad_request',
+  missing_key: 'unauthorized',
+  unsupported_scheme: 'unauthorized',
+  malformed_key: 'unauthorized',
+  unknown_key: 'unauthorized',
+  no_route: 'not_found',
+  internal_error: 'internal_error',
+}
+
+// ---- the default route: Hornbill's POST /xmlmc/<service>/?method=<api> ----------------
+
+/** An empty, `.` or `..` path segment. */
+const BAD_SEGMENT = /(?:^|\/)\.{0,2}(?:\/|$)/
+
+/** A route the store refuses as `invalid_request` (empty names are invalid). */
+const INVALID_CALL = Object.freeze({ service: '', api: '' })
+
+/**
+ * Hornbill's mapping: `POST /xmlmc/<service>/?method=<api>` → `{ service, api }`.
+ * Anything that is not a POST under `/xmlmc/` → null (404 no_route). Under `/xmlmc/`, a
+ * missing, empty or repeated `method`, an empty/`.`/`..` path segment or characters outside
+ * the store's alphabet (percent-escapes are not decoded) → a call the store answers
+ * `invalid_request` (400).
+ */
+function hornbillRoute(req) {
+  if (req.method !== 'POST') return null
+  let url = requestTarget(req)
+  if (typeof url !== 'string') return null
+  if (url.charCodeAt(0) !== 47 /* / */) {
+    // absolute-form (`POST http://host/xmlmc/...`): keep only the path and query
+    const scheme = url.indexOf('://')
+    if (scheme < 0) return null
+    const slash = url.indexOf('/', scheme + 3)
+    if (slash < 0) return null
+    url = url.slice(slash)
+  }
+  if (!url.startsWith('/xmlmc/')) return null
+  const q = url.indexOf('?')
+  if (q < 0) return INVALID_CALL // no `method`
+  const end = url.charCodeAt(q - 1) === 47 /* / */ ? q - 1 : q
+  if (end <= 7) return INVALID_CALL
+  const path = url.slice(7, end)
+  if (BAD_SEGMENT.test(path)) return INVALID_CALL
+  let api
+  for (let i = q + 1; i < url.length; ) {
+    let amp = url.indexOf('&', i)
+    if (amp < 0) amp = url.length
+    if (url.startsWith('method=', i)) {
+      if (api !== undefined) return INVALID_CALL // two `method`s: ambiguous
+      api = url.slice(i + 7, amp)
+    }
+    i = amp + 1
+  }
+  if (api === undefined || api === '') return INVALID_CALL
+  return { service: path, api }
+}
+
+/** The full request target: Express keeps it in `originalUrl` when mounted under a path. */
+function requestTarget(req) {
+  const original = req.originalUrl
+  return typeof original === 'string' ? original : req.url
+}
+
+// ---- trusted proxies ---------------------------------------------------------------
+
+const PRESETS = {
+  loopback: [
+    ['127.0.0.0', 8, 'ipv4'],
+    ['::1', 128, 'ipv6'],
+  ],
+  linklocal: [
+    ['169.254.0.0', 16, 'ipv4'],
+    ['fe80::', 10, 'ipv6'],
+  ],
+  uniquelocal: [
+    ['10.0.0.0', 8, 'ipv4'],
+    ['172.16.0.0', 12, 'ipv4'],
+    ['192.168.0.0', 16, 'ipv4'],
+    ['fc00::', 7, 'ipv6'],
+  ],
+}
+
+function invalidOption(message) {
+  return new KeygateError('INVALID_ARGUMENT', message)
+}
+
+/** The trustProxy option as a predicate `(address, hop) => boolean`, or null. */
+function trustPredicate(option) {
+  if (option === undefined || option === null || option === false) return null
+  if (typeof option === 'function') {
+    return (address, hop) => {
+      try {
+        return option(address, hop) === true
+      } catch {
+        return false
+      }
+    }
+  }
+  const list = typeof option === 'string' ? [option] : option
+  if (!Array.isArray(list)) {
+    throw invalidOption('options.trustProxy must be an array of IP addresses and CIDR ranges, a function, or false')
+  }
+  const blocks = new net.BlockList()
+  list.forEach((entry, i) => {
+    if (typeof entry !== 'string') throw invalidOption(`options.trustProxy[${i}] must be a string`)
+    const preset = PRESETS[entry]
+    if (preset !== undefined) {
+      for (const [address, prefix, type] of preset) blocks.addSubnet(address, prefix, type)
+      return
+    }
+    const slash = entry.indexOf('/')
+    const address = slash < 0 ? entry : entry.slice(0, slash)
+    const family = net.isIP(address)
+    if (family === 0) {
+      throw invalidOption(`options.trustProxy[${i}] "${entry}" is not an IP address, a CIDR range or one of loopback, linklocal, uniquelocal`)
+    }
+    const type = family === 4 ? 'ipv4' : 'ipv6'
+    if (slash < 0) {
+      blocks.addAddress(address, type)
+      return
+    }
+    const prefixText = entry.slice(slash + 1)
+    const prefix = Number(prefixText)
+    if (!/^\d{1,3}$/.test(prefixText) || prefix > (family === 4 ? 32 : 128)) {
+      throw invalidOption(`options.trustProxy[${i}] "${entry}" has an invalid prefix length`)
+    }
+    blocks.addSubnet(address, prefix, type)
+  })
+  return (address) => {
+    const family = net.isIP(address)
+    return family !== 0 && blocks.check(address, family === 4 ? 'ipv4' : 'ipv6')
+  }
+}
+
+/** One X-Forwarded-For entry as a bare address (brackets and ports removed), or null. */
+function forwardedAddress(entry) {
+  let a = entry.trim()
+  if (a.charCodeAt(0) === 91 /* [ */) {
+    const end = a.indexOf(']')
+    if (end < 0) return null
+    const rest = a.slice(end + 1)
+    if (rest !== '' && !/^:\d{1,5}$/.test(rest)) return null
+    a = a.slice(1, end)
+    return net.isIPv6(a) ? a : null
+  }
+  if (net.isIP(a) !== 0) return a
+  const colon = a.indexOf(':')
+  if (colon > 0 && a.indexOf(':', colon + 1) < 0 && /^\d{1,5}$/.test(a.slice(colon + 1))) {
+    const v4 = a.slice(0, colon)
+    if (net.isIPv4(v4)) return v4
+  }
+  return null
+}
+
+/** Sentinel: a trusted hop forwarded an X-Forwarded-For the guard cannot read. */
+const BAD_FORWARDED = Symbol('bad X-Forwarded-For')
+
+/**
+ * The client address: the socket's peer, or — when that peer is a trusted proxy — the
+ * X-Forwarded-For entries walked from the right, skipping trusted hops.
+ */
+function clientAddress(req, trust, forwardedFor) {
+  const peer = req.socket == null ? undefined : req.socket.remoteAddress
+  if (trust === null || typeof peer !== 'string' || forwardedFor === undefined) return peer
+  if (!trust(peer, 0)) return peer
+  const entries = forwardedFor.split(',')
+  let hop = 0
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const address = forwardedAddress(entries[i])
+    if (address === null) return BAD_FORWARDED
+    hop++
+    if (i === 0 || !trust(address, hop)) return address
+  }
+  return peer
+}
+
+// ---- denials -------------------------------------------------------------------------
+
+function quotedRealm(realm) {
+  if (typeof realm !== 'string' || !/^[\x20-\x7e]{1,128}$/.test(realm) || /["\\]/.test(realm)) {
+    throw invalidOption('options.realm must be 1–128 printable ASCII characters without quotes or backslashes')
+  }
+  return `"${realm}"`
+}
+
+/** A frozen denial for `reason`, with its JSON body ready to write. */
+function makeDenial(reason, challenge) {
+  const error = ERROR_OF_REASON[reason] ?? 'forbidden'
+  const status = STATUS[error]
+  const body = Object.freeze({ error, reason })
+  const json = JSON.stringify(body)
+  const headers = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }
+  if (status === 401) headers['www-authenticate'] = challenge
+  const denial = { ok: false, status, body, headers: Object.freeze(headers) }
+  // Ready to write: the body and the header lines (a flat [name, value, …] list for writeHead).
+  Object.defineProperty(denial, 'json', { value: json })
+  const lines = Object.entries(headers).flat()
+  lines.push('content-length', String(Buffer.byteLength(json)))
+  Object.defineProperty(denial, 'lines', { value: Object.freeze(lines) })
+  return Object.freeze(denial)
+}
+
+/** Writes a denial on a node ServerResponse (also an Express response). */
+function writeDenial(res, denial) {
+  if (res.headersSent || res.writableEnded) return
+  if (denial.lines !== undefined) {
+    res.writeHead(denial.status, denial.lines)
+    res.end(denial.json)
+    return
+  }
+  // A denial built by hand: { status, body, headers }.
+  const json = JSON.stringify(denial.body)
+  const headers = { ...denial.headers, 'content-length': Buffer.byteLength(json) }
+  res.writeHead(denial.status, headers)
+  res.end(json)
+}
+
+function errorSummary(error) {
+  if (error instanceof Error) {
+    const code = typeof error.code === 'string' ? ` ${error.code}` : ''
+    return `${error.name}${code}: ${error.message}`
+  }
+  return `a thrown ${typeof error}`
+}
+
+function redact(text, key) {
+  return typeof key === 'string' && key.length > 0 ? text.split(key).join('[redacted]') : text
+}
+
+// ---- the guard -----------------------------------------------------------------------
+
+class Guard {
+  #store
+  #route
+  #trust
+  #onError
+  #denials = new Map()
+  #challenge
+  /** secret → [keyId, userId]; both never change for a secret, so this stays exact. */
+  #identities = new Map()
+
+  constructor(store, options) {
+    if (store === null || typeof store !== 'object' || typeof store.isAllowed !== 'function' || typeof store.explain !== 'function') {
+      throw invalidOption('createGuard needs a KeyStore (KeyStore.inMemory() or KeyStore.open(path))')
+    }
+    const o = options === undefined ? {} : options
+    if (o === null || typeof o !== 'object') throw invalidOption('options must be an object')
+    if (o.route !== undefined && typeof o.route !== 'function') throw invalidOption('options.route must be a function (req) => { service, api } | null')
+    if (o.onError !== undefined && typeof o.onError !== 'function') throw invalidOption('options.onError must be a function')
+    const realm = quotedRealm(o.realm === undefined ? 'keygate' : o.realm)
+    this.#store = store
+    this.#route = o.route ?? hornbillRoute
+    this.#trust = trustPredicate(o.trustProxy)
+    this.#onError = o.onError ?? defaultOnError
+    this.#challenge = `ESP-APIKEY realm=${realm}, Bearer realm=${realm}`
+    // Bound, so that methods can be passed around detached (`const { check } = guard`).
+    for (const name of ['check', 'node', 'express', 'fastify', 'fastifyHook', 'reply']) this[name] = this[name].bind(this)
+  }
+
+  #deny(reason) {
+    let denial = this.#denials.get(reason)
+    if (denial === undefined) {
+      denial = makeDenial(reason, this.#challenge)
+      if (this.#denials.size < 64) this.#denials.set(reason, denial)
+    }
+    return denial
+  }
+
+  #fail(error, req, key) {
+    try {
+      let safe = error instanceof Error ? error : new Error(errorSummary(error))
+      if (typeof key === 'string' && key.length > 0 && (String(safe.message).includes(key) || String(safe.stack).includes(key))) {
+        // Never hand the key on, not even inside an error from user code: a redacted copy.
+        const copy = new Error(redact(String(safe.message), key))
+        copy.name = String(safe.name)
+        copy.stack = redact(String(safe.stack), key)
+        safe = copy
+      }
+      this.#onError(safe, req)
+    } catch {
+      // a failing onError must not fail the request
+    }
+    return this.#deny('internal_error')
+  }
+
+  /**
+   * Checks one request. Never throws: every failure, including the store's or the route
+   * function's, is a denial.
+   */
+  check(req) {
+    let key
+    try {
+      // One pass over the raw headers: Node drops repeated Authorization headers from
+      // req.headers (it keeps the first), so duplicates are only visible here.
+      let authorization
+      let authorizations = 0
+      let apiKey
+      let apiKeys = 0
+      let forwardedFor
+      const raw = req.rawHeaders
+      if (Array.isArray(raw)) {
+        const wantForwarded = this.#trust !== null
+        for (let i = 0; i < raw.length; i += 2) {
+          const name = raw[i]
+          const length = name.length
+          if (length === 13) {
+            if (name.toLowerCase() === 'authorization') {
+              authorizations++
+              authorization = raw[i + 1]
+            }
+          } else if (length === 9) {
+            if (name.toLowerCase() === 'x-api-key') {
+              apiKeys++
+              apiKey = raw[i + 1]
+            }
+          } else if (length === 15 && wantForwarded && name.toLowerCase() === 'x-forwarded-for') {
+            forwardedFor = forwardedFor === undefined ? raw[i + 1] : `${forwardedFor},${raw[i + 1]}`
+          }
+        }
+      } else if (req.headers !== null && typeof req.headers === 'object') {
+        const h = req.headers
+        authorization = h.authorization
+        apiKey = h['x-api-key']
+        forwardedFor = h['x-forwarded-for']
+        if (Array.isArray(authorization)) authorizations = authorization.length
+        else if (authorization !== undefined) authorizations = 1
+        if (Array.isArray(apiKey)) apiKeys = apiKey.length
+        else if (apiKey !== undefined) apiKeys = 1
+        if (Array.isArray(forwardedFor)) forwardedFor = forwardedFor.join(',')
+      }
+      if (authorizations > 1) return this.#deny('duplicate_authorization')
+      if (apiKeys > 1) return this.#deny('duplicate_api_key')
+
+      // Authorization: <scheme> 1*(SP / HTAB) <key>, scheme case-insensitive.
+      let authKey = ''
+      let foreignScheme = false
+      if (typeof authorization === 'string') {
+        const value = authorization.trim()
+        if (value !== '') {
+          let end = 0
+          while (end < value.length && value.charCodeAt(end) !== 32 && value.charCodeAt(end) !== 9) end++
+          if (SCHEMES.has(value.slice(0, end).toLowerCase())) authKey = value.slice(end).trim()
+          else foreignScheme = true
+        }
+      }
+      const headerKey = typeof apiKey === 'string' ? apiKey.trim() : ''
+      if (authKey !== '' && headerKey !== '' && authKey !== headerKey) return this.#deny('conflicting_keys')
+
+      let ip = clientAddress(req, this.#trust, forwardedFor)
+      if (ip === BAD_FORWARDED) return this.#deny('invalid_forwarded_for')
+      // A link-local IPv6 peer comes with its zone (`fe80::1%eth0`), which no IP rule matches.
+      if (typeof ip === 'string' && ip.includes('%')) ip = ip.slice(0, ip.indexOf('%'))
+
+      key = authKey !== '' ? authKey : headerKey
+      if (key === '') return this.#deny(foreignScheme ? 'unsupported_scheme' : 'missing_key')
+      if (key.length > MAX_KEY_LENGTH) return this.#deny('malformed_key') // the store would say so too, after reading it all
+
+      let route
+      try {
+        route = this.#route(req)
+      } catch (error) {
+        return this.#fail(error, req, key)
+      }
+      const store = this.#store
+      if (route === null || route === undefined) {
+        // Authenticate first: a bad key is 401 whatever the path.
+        const reason = store.explain(key, '', '', ip).reason
+        return this.#deny(reason === 'malformed_key' || reason === 'unknown_key' ? reason : 'no_route')
+      }
+      const { service, api } = route
+      if (typeof service !== 'string' || typeof api !== 'string') {
+        return this.#fail(new TypeError('options.route must return { service: string, api: string }, null or undefined'), req, key)
+      }
+
+      if (store.isAllowed(key, service, api, ip)) {
+        const known = this.#identities.get(key)
+        if (known !== undefined) return { ok: true, keyId: known[0], userId: known[1], service, api, ip }
+      }
+      // A denial, or the first success of this secret: ask for the reason and the ids.
+      const decision = store.explain(key, service, api, ip)
+      if (!decision.allowed) return this.#deny(decision.reason)
+      const identities = this.#identities
+      if (identities.size >= MAX_IDENTITIES) identities.clear()
+      identities.set(key, [decision.keyId, decision.userId])
+      return { ok: true, keyId: decision.keyId, userId: decision.userId, service, api, ip }
+    } catch (error) {
+      return this.#fail(error, req, key)
+    }
+  }
+
+  /** A node:http request listener that runs `handler` only for allowed requests. */
+  node(handler) {
+    if (typeof handler !== 'function') throw invalidOption('guard.node(handler) needs a function (req, res) => void')
+    const check = this.check
+    return function keygateGuarded(req, res) {
+      const result = check(req)
+      if (result.ok) {
+        req.keygate = result
+        return handler.call(this, req, res)
+      }
+      writeDenial(res, result)
+    }
+  }
+
+  /** Connect/Express middleware `(req, res, next)`: sets `req.keygate` or answers the denial. */
+  express() {
+    const check = this.check
+    return function keygate(req, res, next) {
+      const result = check(req)
+      if (result.ok) {
+        req.keygate = result
+        next()
+      } else {
+        writeDenial(res, result)
+      }
+    }
+  }
+
+  /**
+   * A Fastify plugin: registers an `onRequest` hook on the instance it is registered on (and
+   * not only inside its own encapsulation context) and decorates requests with `keygate`.
+   */
+  fastify() {
+    const hook = this.fastifyHook()
+    function keygatePlugin(instance, _opts, done) {
+      try {
+        if (typeof instance.hasRequestDecorator !== 'function' || !instance.hasRequestDecorator('keygate')) {
+          instance.decorateRequest('keygate', null)
+        }
+        instance.addHook('onRequest', hook)
+        done()
+      } catch (error) {
+        done(error)
+      }
+    }
+    // What the fastify-plugin package does: run in the parent's context, not a child's.
+    keygatePlugin[Symbol.for('skip-override')] = true
+    keygatePlugin[Symbol.for('fastify.display-name')] = 'keygate'
+    keygatePlugin[Symbol.for('plugin-meta')] = { name: 'keygate', fastify: '>=4' }
+    return keygatePlugin
+  }
+
+  /** A Fastify `onRequest` hook, for one route or a scope: `{ onRequest: guard.fastifyHook() }`. */
+  fastifyHook() {
+    const check = this.check
+    return function keygateOnRequest(request, reply, done) {
+      const result = check(request.raw)
+      if (result.ok) {
+        request.keygate = result
+        done()
+        return
+      }
+      reply.code(result.status).headers(result.headers).send(result.json ?? JSON.stringify(result.body))
+    }
+  }
+
+  /** Writes a denial from `check` on a node ServerResponse (also an Express response). */
+  reply(res, denial) {
+    writeDenial(res, denial)
+  }
+}
+
+function defaultOnError(error) {
+  console.error(`keygate/http: answered 500: ${errorSummary(error)}`)
+}
+
+/** Makes the HTTP guard of a store. */
+function createGuard(store, options) {
+  return new Guard(store, options)
+}
+
+module.exports = { createGuard, hornbillRoute }
