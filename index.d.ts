@@ -66,7 +66,11 @@ export declare class KeygateError extends Error {
 export interface StoreOptions {
   /** Prefix of issued secrets, `[a-z][a-z0-9]{0,15}`; default `kg` (secrets look like `kg_…`). */
   keyPrefix?: string
-  /** Longest lifetime a key may be given, in whole days; default 730 (two years). */
+  /**
+   * Longest lifetime a key may be given, in whole days; default 730 (two years). A durable
+   * store records the value given when it is created and uses it for every process that
+   * opens it without this option.
+   */
   maxLifetimeDays?: number
   /** Freeze the store clock at this instant (for tests); see {@link KeyStore.setNow}. */
   now?: Date
@@ -255,6 +259,9 @@ export declare class KeyStore {
 
   /** Verifies the audit trail's hash chain; reports the first entry altered or removed. */
   verifyAudit(): AuditReport
+
+  /** The prefix of this store's secrets (`kg` unless created with another `keyPrefix`). */
+  readonly keyPrefix: string
 
   /** The store clock. */
   now(): Date

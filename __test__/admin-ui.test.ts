@@ -311,6 +311,11 @@ describe('admin page in a real browser (chromium)', { skip: NO_BROWSER }, () => 
     await page.getByRole('button', { name: 'Log in' }).click()
     await page.getByRole('heading', { name: 'API keys' }).waitFor()
     await page.getByText('No API keys yet').waitFor()
+    // A new user presses + first: told to create a user account.
+    await page.getByRole('button', { name: 'Create an API key' }).click()
+    await page.locator('#dlg-create').getByText(/There is no user account yet/).waitFor()
+    await page.keyboard.press('Escape')
+    await page.locator('#dlg-create').waitFor({ state: 'hidden' })
     const cookies = await context.cookies()
     const sid = cookies.find((c) => c.name === 'keygate_sid')
     assert.ok(sid && sid.httpOnly && sid.sameSite === 'Strict', 'HttpOnly, SameSite=Strict session cookie')
@@ -528,6 +533,8 @@ describe('admin page in a real browser (chromium)', { skip: NO_BROWSER }, () => 
       'Array.from(document.querySelectorAll("*")).filter((e) => Array.from(e.attributes).some((a) => a.name.startsWith("on"))).length',
     )
     assert.equal(handlers, 0)
+    const named = await page.evaluate('document.querySelectorAll("input[type=password][name], #secret-value[name]").length')
+    assert.equal(named, 0, 'secret fields have no name: even a native form submit cannot carry them')
     const unlabeled = (await page.evaluate(`Array.from(document.querySelectorAll('input, select, textarea'))
       .filter((e) => e.type !== 'hidden' && e.labels.length === 0 && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby'))
       .map((e) => e.id || e.name)`)) as string[]
@@ -642,6 +649,41 @@ describe('admin page in a real browser (chromium)', { skip: NO_BROWSER }, () => 
     await page.locator('#user-form').getByLabel('Status').selectOption('active')
     await page.getByRole('button', { name: 'Save user' }).click()
     await page.getByText('User svc-requests saved.').waitFor()
+  })
+
+  test('wrong inputs get clear messages; a user deleted elsewhere is reported', async () => {
+    await page.getByRole('link', { name: 'Users' }).click()
+    await page.getByRole('button', { name: 'New user' }).click()
+    const dlg = page.locator('#dlg-user')
+    await dlg.getByLabel('User id').fill('bad id')
+    await dlg.getByRole('button', { name: 'Create user' }).click()
+    await dlg.getByText(/user id "bad id" must be 1-128 characters/).waitFor()
+    await dlg.getByLabel('User id').fill('svc-requests')
+    await dlg.getByRole('button', { name: 'Create user' }).click()
+    await dlg.getByText('a user with id "svc-requests" already exists').waitFor()
+    await dlg.getByLabel('User id').fill('temp-account')
+    await dlg.getByRole('button', { name: 'Create user' }).click()
+    await page.locator('tr[data-user-id="temp-account"]').waitFor()
+
+    await page.getByRole('link', { name: 'Try a call' }).click()
+    const form = page.locator('#try-form')
+    await form.getByLabel('Secret', { exact: true }).fill('kg_not-a-real-secret')
+    await form.getByLabel('Service', { exact: true }).fill('')
+    await form.getByRole('button', { name: 'Check' }).click()
+    await form.getByText(/Give the service and the API/).waitFor()
+    await form.getByLabel('Service', { exact: true }).fill('session')
+    await form.getByLabel('API', { exact: true }).fill('getSessionInfo')
+    await form.getByRole('button', { name: 'Check' }).click()
+    await page.locator('#try-result [data-reason="malformed_key"]').waitFor()
+
+    // The account page is open here; another admin deletes the account; saving says so.
+    await page.goto(`${serving.url}/#/users/temp-account`)
+    await page.getByRole('heading', { name: 'User account temp-account' }).waitFor()
+    serving.store.deleteUser('temp-account', { actor: 'another-admin' })
+    await page.getByRole('button', { name: 'Save user' }).click()
+    await page.locator('#page-alert').getByText(/deleted in another tab or by another admin/).waitFor()
+    await page.getByRole('heading', { name: 'User accounts' }).waitFor()
+    assert.equal(serving.store.getUser('temp-account'), null, 'a stale save does not bring the account back')
   })
 
   test('audit trail: filterable, with its verification status', async () => {

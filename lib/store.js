@@ -182,6 +182,11 @@ class KeyStore {
     this.#cache.clock = frozenNow === undefined ? Date.now : () => frozenNow
   }
 
+  /** The prefix of this store's secrets (`kg` unless created with another `keyPrefix`). */
+  get keyPrefix() {
+    return native.storeKeyPrefix(this.#handle)
+  }
+
   /** The store clock, as a Date. */
   now() {
     return new Date(native.storeNow(this.#handle))

@@ -38,4 +38,4 @@ export declare function adminToken(
   db: string,
   given?: string,
   env?: Record<string, string | undefined>,
-): { token?: string; tokenDigest: string; source: 'option' | 'env' | 'file' | 'generated'; file: string }
+): { token?: string; tokenDigest: string; source: 'option' | 'env' | 'file' | 'generated'; file: string; save?: () => void }

@@ -50,14 +50,23 @@ function adminToken(db, given, env = process.env) {
   }
   const token = `kga_${randomBytes(32).toString('base64url')}`
   const digest = createHash('sha256').update(token, 'utf8').digest('hex')
-  // 'wx': never overwrite a digest another process wrote meanwhile.
-  fs.writeFileSync(file, `${digest}\n`, { mode: 0o600, flag: 'wx' })
+  return { token, tokenDigest: digest, source: 'generated', file, save: () => saveDigest(file, digest) }
+}
+
+/** Keeps the digest of a generated token (only once the server is up, so a token is never lost unseen). */
+function saveDigest(file, digest) {
+  try {
+    // 'wx': never overwrite a digest another process wrote meanwhile.
+    fs.writeFileSync(file, `${digest}\n`, { mode: 0o600, flag: 'wx' })
+  } catch (e) {
+    if (e.code === 'EEXIST') throw new Error(`${file} appeared meanwhile (another keygate serve?); start again`)
+    throw new Error(`cannot write the admin token digest ${file}: ${e.message}`)
+  }
   try {
     fs.chmodSync(file, 0o600)
   } catch {
     /* not supported (Windows) */
   }
-  return { token, tokenDigest: digest, source: 'generated', file }
 }
 
 function isLoopback(host) {
@@ -98,7 +107,15 @@ async function serve(options = {}) {
       maxLifetimeDays: storeOptions.maxLifetimeDays ?? 730,
       log: (line) => console.error(line),
     })
-    const url = await admin.listen()
+    let url
+    try {
+      url = await admin.listen()
+    } catch (e) {
+      if (e && e.code === 'EADDRINUSE') throw new Error(`port ${port} on ${host} is already in use; choose another (PORT=…)`)
+      if (e && e.code === 'EACCES') throw new Error(`no permission to listen on ${host}:${port}; choose a port above 1023`)
+      throw e
+    }
+    if (t.save) t.save()
     print(`keygate admin: ${url}  (store ${db})`)
     if (t.source === 'generated') {
       print('')

@@ -401,7 +401,11 @@ function createAdminServer(options) {
       } catch {
         throw new ApiError(403, 'FORBIDDEN', 'bad Origin header')
       }
-      if (host !== req.headers.host) throw new ApiError(403, 'FORBIDDEN', 'cross-origin requests are refused')
+      // Behind a reverse proxy that rewrites Host, the original host is in X-Forwarded-Host.
+      const forwarded = String(req.headers['x-forwarded-host'] || '').split(',')[0].trim()
+      if (host !== req.headers.host && (forwarded === '' || host !== forwarded)) {
+        throw new ApiError(403, 'FORBIDDEN', 'cross-origin requests are refused')
+      }
     } else if (origin === 'null') {
       throw new ApiError(403, 'FORBIDDEN', 'cross-origin requests are refused')
     }
@@ -582,7 +586,8 @@ function createAdminServer(options) {
 
     const session = sessionOf(req)
     if (resource === 'session' && parts.length === 1 && method === 'GET') {
-      if (!session) return json(res, 401, { authenticated: false, error: { code: 'UNAUTHENTICATED', message: 'log in first' } })
+      // Not an error: the page asks this first to choose between the login form and the app.
+      if (!session) return json(res, 200, { authenticated: false })
       return json(res, 200, sessionInfo(session))
     }
     if (!session) throw new ApiError(401, 'UNAUTHENTICATED', 'log in first (or your session expired)')
@@ -810,7 +815,7 @@ function createAdminServer(options) {
     q.limit = filtering ? 100_000 : limit
     let entries = store.audit(q)
     if (action) entries = entries.filter((e) => e.action === action)
-    if (who) entries = entries.filter((e) => (e.actor ?? '') === who)
+    if (who) entries = entries.filter((e) => (e.actor ?? '').toLowerCase().includes(who.toLowerCase()))
     return json(res, 200, { entries: entries.slice(0, limit), verification: store.verifyAudit(), actions: AUDIT_ACTIONS })
   }
 

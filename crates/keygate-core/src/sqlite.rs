@@ -607,8 +607,9 @@ fn inspect(path: &Path, conn: &Connection) -> Result<()> {
 }
 
 /// Creates the schema in a new file, or checks an existing file's version.
-/// Returns the key prefix recorded in the store.
-fn migrate(path: &Path, conn: &Connection, wanted_prefix: Option<&str>) -> Result<Prefix> {
+/// Returns the key prefix recorded in the store and the lifetime limit recorded
+/// at creation (if one was given then).
+fn migrate(path: &Path, conn: &Connection, wanted_prefix: Option<&str>, wanted_max_days: Option<f64>) -> Result<(Prefix, Option<f64>)> {
     let e = |what: &'static str| move |err| store_error(path, what, err);
     conn.execute_batch("BEGIN IMMEDIATE").map_err(e("locking"))?;
     let result = (|| {
@@ -627,6 +628,10 @@ fn migrate(path: &Path, conn: &Connection, wanted_prefix: Option<&str>) -> Resul
             };
             conn.execute_batch(SCHEMA).map_err(e("creating"))?;
             conn.execute("INSERT INTO meta (name, value) VALUES ('key_prefix', ?1)", [prefix.as_str()]).map_err(e("creating"))?;
+            if let Some(days) = wanted_max_days {
+                conn.execute("INSERT INTO meta (name, value) VALUES ('max_lifetime_days', ?1)", [days.to_string()])
+                    .map_err(e("creating"))?;
+            }
             conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).map_err(e("creating"))?;
         }
         let stored: String = conn
@@ -643,7 +648,12 @@ fn migrate(path: &Path, conn: &Connection, wanted_prefix: Option<&str>) -> Resul
                 ));
             }
         }
-        Ok(prefix)
+        let max_days: Option<f64> = conn
+            .query_row("SELECT value FROM meta WHERE name = 'max_lifetime_days'", [], |r| r.get::<_, String>(0))
+            .optional()
+            .map_err(e("reading"))?
+            .and_then(|v| v.parse().ok());
+        Ok((prefix, max_days))
     })();
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
     conn.execute_batch(end).map_err(e("writing"))?;
@@ -666,6 +676,12 @@ impl KeyStore {
         if path.is_dir() {
             return Err(Error::new(ErrorCode::StoreIo, format!("cannot open {}: it is a directory", path.display())));
         }
+        if let Some(days) = options.max_lifetime_days {
+            crate::store::check_lifetime_days(days)?;
+        }
+        if let Some(prefix) = &options.key_prefix {
+            Prefix::new(prefix)?;
+        }
         let purge_days = options.purge_expired_after_days.unwrap_or(DEFAULT_PURGE_AFTER_DAYS);
         if !(purge_days.is_finite() && purge_days >= 0.0) {
             return Err(Error::new(ErrorCode::InvalidArgument, format!("purgeExpiredAfterDays {purge_days} must be 0 or more")));
@@ -686,7 +702,10 @@ impl KeyStore {
             return Err(Error::new(ErrorCode::StoreIo, format!("cannot use WAL mode for {} (got {mode})", path.display())));
         }
         conn.execute_batch("PRAGMA synchronous = FULL").map_err(|e| store_error(&path, "cannot configure", e))?;
-        let prefix = migrate(&path, &conn, options.key_prefix.as_deref())?;
+        let (prefix, recorded_max_days) = migrate(&path, &conn, options.key_prefix.as_deref(), options.max_lifetime_days)?;
+        // The limit given when the store was created applies to every process that does not set its own.
+        let mut options = options;
+        options.max_lifetime_days = options.max_lifetime_days.or(recorded_max_days);
         conn.execute_batch("BEGIN").map_err(|e| store_error(&path, "cannot read", e))?;
         let loaded = load(&path, &conn).and_then(|registry| {
             max_change(&conn).map(|latest| (registry, latest)).map_err(|e| store_error(&path, "cannot read", e))

@@ -271,12 +271,7 @@ impl KeyStore {
     /// A store over `registry` (already loaded) whose changes go to `backend`.
     pub(crate) fn with_backend(options: &Options, prefix: Prefix, registry: Registry, backend: Box<dyn Backend>) -> Result<KeyStore> {
         let days = options.max_lifetime_days.unwrap_or(DEFAULT_MAX_LIFETIME_DAYS as f64);
-        if !(days.is_finite() && days.fract() == 0.0 && days >= 1.0 && days <= MAX_LIFETIME_DAYS_LIMIT as f64) {
-            return Err(Error::new(
-                ErrorCode::InvalidArgument,
-                format!("maxLifetimeDays {days} must be a whole number from 1 to {MAX_LIFETIME_DAYS_LIMIT}"),
-            ));
-        }
+        check_lifetime_days(days)?;
         let clock = Arc::new(Clock::new(options.now));
         let signals = Arc::new(Signals::default());
         let expiry = ExpiryWatch::new(signals.clone(), clock.clone());
@@ -839,6 +834,16 @@ impl Inner {
     pub fn key_count(&self) -> usize {
         self.registry.read().key_count()
     }
+}
+
+pub(crate) fn check_lifetime_days(days: f64) -> Result<()> {
+    if !(days.is_finite() && days.fract() == 0.0 && days >= 1.0 && days <= MAX_LIFETIME_DAYS_LIMIT as f64) {
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            format!("maxLifetimeDays {days} must be a whole number from 1 to {MAX_LIFETIME_DAYS_LIMIT}"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_actor(actor: &str) -> Result<()> {

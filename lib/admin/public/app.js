@@ -294,6 +294,18 @@ function loggedIn() {
 
 // ---- routing -------------------------------------------------------------------------
 
+let keepAlert = false
+
+/** Navigates from code, keeping the alert that explains why. */
+function go(hash) {
+  if (location.hash === hash) {
+    renderRoute()
+    return
+  }
+  keepAlert = true
+  location.hash = hash
+}
+
 function parseRoute() {
   const hash = location.hash.startsWith('#/') ? location.hash.slice(2) : 'keys'
   const q = hash.indexOf('?')
@@ -972,8 +984,8 @@ async function renderUser(route) {
     ;[data] = await Promise.all([api('GET', `/api/users/${encodeURIComponent(id)}`), loadRoles()])
   } catch (error) {
     if (error instanceof ApiFailure && error.code === 'UNKNOWN_USER') {
-      pageAlert(`${error.message}.`)
-      location.hash = '#/users'
+      pageAlert(`There is no user account “${id}” (any more): it was deleted in another tab or by another admin.`)
+      go('#/users')
       return
     }
     throw error
@@ -1025,7 +1037,7 @@ async function deleteUser() {
   await attempt(async () => {
     await api('DELETE', `/api/users/${encodeURIComponent(id)}`)
     toast(`User ${id} deleted.`)
-    location.hash = '#/users'
+    go('#/users')
   }, $('#user-form-error'))
 }
 
@@ -1318,7 +1330,8 @@ function summarise(changes) {
 
 function wireStatic() {
   window.addEventListener('hashchange', () => {
-    clearPageAlert()
+    if (!keepAlert) clearPageAlert()
+    keepAlert = false
     renderRoute()
   })
   $('#skip-link').addEventListener('click', (e) => {
