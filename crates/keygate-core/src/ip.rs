@@ -78,9 +78,17 @@ impl fmt::Display for IpNet {
     }
 }
 
-/// Parses the caller's address as given to `isAllowed`; anything unparsable is `None`.
+/// Parses the caller's address as given to `isAllowed`; anything unparsable is
+/// `None`. An IPv6 zone (`fe80::1%eth0`, as Node reports link-local peers) is
+/// ignored: rules name addresses, not interfaces.
 pub fn parse_caller_ip(text: &[u8]) -> Option<IpAddr> {
-    std::str::from_utf8(text).ok()?.parse().ok()
+    let text = std::str::from_utf8(text).ok()?;
+    let addr = match text.split_once('%') {
+        Some((addr, zone)) if !zone.is_empty() && addr.contains(':') => addr,
+        Some(_) => return None,
+        None => text,
+    };
+    addr.parse().ok()
 }
 
 #[cfg(test)]
@@ -108,6 +116,15 @@ mod tests {
         assert!(contains("10.0.0.0/8", "::ffff:10.1.2.3"));
         assert!(contains("::ffff:10.0.0.0/104", "10.9.9.9"));
         assert!(contains("::1", "::1"));
+    }
+
+    #[test]
+    fn caller_addresses() {
+        assert_eq!(parse_caller_ip(b"fe80::1%eth0"), Some("fe80::1".parse().unwrap()));
+        assert_eq!(parse_caller_ip(b"10.1.2.3%eth0"), None);
+        assert_eq!(parse_caller_ip(b"fe80::1%"), None);
+        assert_eq!(parse_caller_ip(b"::ffff:10.1.2.3"), Some("::ffff:10.1.2.3".parse().unwrap()));
+        assert_eq!(parse_caller_ip(b"nonsense"), None);
     }
 
     #[test]

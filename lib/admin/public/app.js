@@ -1311,19 +1311,21 @@ async function loadAudit() {
 
 function summarise(changes) {
   if (!changes || typeof changes !== 'object') return 'details'
-  const names = Object.keys(changes)
-  if (names.includes('created')) return 'created'
-  if (names.includes('deleted')) return 'deleted'
-  const parts = names.map((n) => {
-    const v = changes[n]
-    if (Array.isArray(v) && v.length === 2) {
-      const show = (x) => (Array.isArray(x) ? (x.length ? x.join(', ') : '(none)') : x !== null && typeof x === 'object' ? '…' : String(x))
-      return `${n}: ${show(v[0])} → ${show(v[1])}`
-    }
-    return n
-  })
-  const text = parts.join('; ')
-  return text.length > 90 ? `${text.slice(0, 89)}…` : text || 'details'
+  const prefix = typeof changes.role === 'string' ? `role ${changes.role}: ` : ''
+  const body = changes.changes && typeof changes.changes === 'object' && !Array.isArray(changes.changes) ? changes.changes : changes
+  const show = (x) => (Array.isArray(x) ? (x.length ? x.join(', ') : '(none)') : x !== null && typeof x === 'object' ? '…' : String(x))
+  const parts = []
+  for (const [n, v] of Object.entries(body)) {
+    if (n === 'role' || n === 'changes') continue
+    if (n === 'created' || n === 'deleted') parts.unshift(n)
+    else if (n === 'deletedKeys') parts.push(`${Array.isArray(v) ? v.length : '?'} key(s) deleted`)
+    else if (n === 'removedFromUsers') parts.push(Array.isArray(v) && v.length ? `removed from ${v.join(', ')}` : 'held by no user')
+    else if (Array.isArray(v) && v.length === 2) parts.push(`${n}: ${show(v[0])} → ${show(v[1])}`)
+    else parts.push(n)
+  }
+  if (parts.length === 0 && prefix) parts.push('deleted')
+  const text = prefix + (parts.join('; ') || 'details')
+  return text.length > 90 ? `${text.slice(0, 89)}…` : text
 }
 
 // ---- wiring -------------------------------------------------------------------------
