@@ -135,6 +135,8 @@ export declare function storeInMemory(options: StoreOptionsDto): ExternalObject<
 
 export declare function storeKeyPrefix(store: ExternalObject<KeyStore>): string
 
+export declare function storeMaxLifetimeDays(store: ExternalObject<KeyStore>): number
+
 export declare function storeNow(store: ExternalObject<KeyStore>): number
 
 export declare function storeOpen(path: string, options: StoreOptionsDto): ExternalObject<KeyStore>

@@ -857,6 +857,7 @@ module.exports.storeClose = nativeBinding.storeClose
 module.exports.storeHints = nativeBinding.storeHints
 module.exports.storeInMemory = nativeBinding.storeInMemory
 module.exports.storeKeyPrefix = nativeBinding.storeKeyPrefix
+module.exports.storeMaxLifetimeDays = nativeBinding.storeMaxLifetimeDays
 module.exports.storeNow = nativeBinding.storeNow
 module.exports.storeOpen = nativeBinding.storeOpen
 module.exports.storeSetNow = nativeBinding.storeSetNow

@@ -263,6 +263,9 @@ export declare class KeyStore {
   /** The prefix of this store's secrets (`kg` unless created with another `keyPrefix`). */
   readonly keyPrefix: string
 
+  /** The longest lifetime a key may be given, in days (`maxLifetimeDays`). */
+  readonly maxLifetimeDays: number
+
   /** The store clock. */
   now(): Date
 
@@ -323,6 +326,9 @@ export declare class KeyStore {
    */
   isAllowed(secret: string, service: string, api: string, ip?: string): boolean
 
-  /** The decision on a call with its reason; same arguments and guarantees as `isAllowed`. */
+  /**
+   * The decision on a call with its reason; same arguments and guarantees as `isAllowed`.
+   * A diagnosis, not a use: it does not set `lastUsedAt`.
+   */
   explain(secret: string, service: string, api: string, ip?: string): Decision
 }

@@ -339,8 +339,10 @@ describe('persistence: everything survives close and reopen', () => {
     ]
     const decide = (s: KeyStore) => probes.map(([secret, service, api, ip]) => s.explain(secret, service, api, ip))
 
-    // Decisions first: an allowed explain records a use (lastUsedAt) at the frozen instant.
+    // Decisions first: explain is a diagnosis and records no use; the allowed isAllowed
+    // calls record theirs (lastUsedAt) at the frozen instant.
     const decisionsBefore = decide(store)
+    for (const [secret, service, api, ip] of probes) store.isAllowed(secret, service, api, ip)
     const before = contents(store)
     const auditBefore = store.audit({ limit: 1000 })
     store.close()
@@ -751,8 +753,14 @@ describe('crash safety: SIGKILL at any instant loses no acknowledged change', ()
         break
       case 'deleteUser':
         m.users.delete(op.id)
-        for (const [id, k] of m.keys) if (k.userId === op.id) m.keys.delete(id)
+        // One entry for the user, one for each key deleted with it.
         m.audit += 1
+        for (const [id, k] of m.keys) {
+          if (k.userId === op.id) {
+            m.keys.delete(id)
+            m.audit += 1
+          }
+        }
         break
       case 'createKey':
         m.keys.set(ack.id, { userId: op.userId, description: op.description, state: 'active', rules: op.rules })
@@ -1358,11 +1366,11 @@ describe('audit trail', () => {
     step()
     const k4 = store.createKey({ userId: 'u2', description: 'of u2', expiresAt: at(T0, DAY) }) // 18
     step()
-    store.deleteUser('u2', { actor: 'grace' }) // 19
+    store.deleteUser('u2', { actor: 'grace' }) // 19, and 20 for k4 deleted with it
     secrets.push(k1.secret, k2.secret, k1b.secret, k3.secret, k4.secret)
     store.close()
     // Purge: k3 expired at T0+1d; 8 days later it goes. k1/k1b expire at T0+2d: exactly 7 days, they stay.
-    const later = open(file, { now: at(T0, 9 * DAY) }) // 20
+    const later = open(file, { now: at(T0, 9 * DAY) }) // 21
     return { store: later, secrets, k1, k2, k1b, k3, k4, minutes: minute }
   }
 
@@ -1381,8 +1389,8 @@ describe('audit trail', () => {
     const file = storePath()
     const { store, secrets, k1, k2, k1b, k3, k4 } = scenario(file)
     const entries = store.audit({ limit: 1000 })
-    assert.equal(entries.length, 20)
-    assert.deepEqual(entries.map((e) => e.seq), Array.from({ length: 20 }, (_, i) => 20 - i), 'newest first, numbered from 1')
+    assert.equal(entries.length, 21)
+    assert.deepEqual(entries.map((e) => e.seq), Array.from({ length: 21 }, (_, i) => 21 - i), 'newest first, numbered from 1')
     for (const e of entries) {
       assert.match(e.hash, /^[0-9a-f]{64}$/)
       assert.ok(e.at instanceof Date)
@@ -1448,15 +1456,17 @@ describe('audit trail', () => {
     assert.equal(pick(18).keyId, k4.key.id)
     assert.deepEqual(shape(pick(19)), { action: 'deleteUser', actor: 'grace', keyId: undefined, userId: 'u2', at: A(17).getTime() })
     assert.deepEqual(pick(19).changes, { deletedKeys: [k4.key.id] })
+    assert.deepEqual(shape(pick(20)), { action: 'deleteUser', actor: 'grace', keyId: k4.key.id, userId: 'u2', at: A(17).getTime() })
+    assert.equal((pick(20).changes.deleted as Record<string, unknown>).description, 'of u2')
 
-    const purge = pick(20)
+    const purge = pick(21)
     assert.deepEqual(shape(purge), { action: 'purgeExpired', actor: undefined, keyId: k3.key.id, userId: 'u1', at: at(T0, 9 * DAY).getTime() })
     assert.equal((purge.changes.deleted as Record<string, unknown>).description, 'third')
     assert.equal(store.getKey(k3.key.id), null)
     assert.ok(store.getKey(k1.key.id) && store.getKey(k1b.key.id), 'keys expired exactly 7 days ago stay')
 
     for (const secret of secrets) assertNoSecret(entries, secret)
-    assert.deepEqual(store.verifyAudit(), { ok: true, entries: 20 })
+    assert.deepEqual(store.verifyAudit(), { ok: true, entries: 21 })
     store.close()
   })
 
@@ -1472,7 +1482,7 @@ describe('audit trail', () => {
     assert.equal(byUser.length, 14)
     const since = store.audit({ since: A(10) })
     assert.deepEqual(since, all.filter((e) => e.at.getTime() >= A(10).getTime()))
-    assert.deepEqual(since.map((e) => e.seq), [20, 19, 18, 17, 16, 15, 14, 13, 12, 11])
+    assert.deepEqual(since.map((e) => e.seq), [21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11])
     assert.deepEqual(store.audit({ limit: 3 }), all.slice(0, 3))
     assert.deepEqual(store.audit({ limit: 0 }), [])
     const oldKeyRotation = all.find((e) => e.action === 'rotateKey' && e.keyId === k1.key.id)!
@@ -1484,7 +1494,7 @@ describe('audit trail', () => {
     for (let i = 0; i < 110; i++) store.putRole({ name: `r${i}`, rights: [] })
     const page = store.audit()
     assert.equal(page.length, 100, 'default limit')
-    assert.equal(page[0]!.seq, 130)
+    assert.equal(page[0]!.seq, 131)
     store.close()
   })
 

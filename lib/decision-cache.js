@@ -16,8 +16,11 @@ const MAX_DECISIONS = 65536
 const MAX_NAME = 256
 /** Longest caller IP worth remembering. */
 const MAX_IP = 64
-/** Uses of keys answered from the memo reach the core within this many ms (lastUsedAt). */
-const TOUCH_FLUSH_MS = 1000
+/**
+ * Uses of keys answered from the memo reach the core within this many ms; the
+ * durable store then writes them within a second (lastUsedAt).
+ */
+const TOUCH_FLUSH_MS = 200
 
 /** charCode → base62 digit, or -1. */
 const BASE62 = new Int8Array(128).fill(-1)

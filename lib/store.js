@@ -187,8 +187,14 @@ class KeyStore {
     return native.storeKeyPrefix(this.#handle)
   }
 
+  /** The longest lifetime a key may be given, in days. */
+  get maxLifetimeDays() {
+    return native.storeMaxLifetimeDays(this.#handle)
+  }
+
   /** The store clock, as a Date. */
   now() {
+    if (this.#cache === CLOSED_CACHE) throw closedError()
     return new Date(native.storeNow(this.#handle))
   }
 

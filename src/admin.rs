@@ -85,6 +85,11 @@ pub fn store_now(store: &External<KeyStore>) -> f64 {
 }
 
 #[napi]
+pub fn store_max_lifetime_days(store: &External<KeyStore>) -> u32 {
+    store.max_lifetime_days()
+}
+
+#[napi]
 pub fn store_key_prefix(store: &External<KeyStore>) -> String {
     store.key_prefix().to_string()
 }

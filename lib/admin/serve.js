@@ -104,7 +104,7 @@ async function serve(options = {}) {
       tokenDigest: t.tokenDigest,
       host,
       port,
-      maxLifetimeDays: storeOptions.maxLifetimeDays ?? 730,
+      maxLifetimeDays: storeOptions.maxLifetimeDays,
       log: (line) => console.error(line),
     })
     let url

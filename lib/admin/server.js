@@ -240,7 +240,9 @@ function createAdminServer(options) {
   const port = options.port ?? 0
   const actor = options.actor ?? 'web:admin'
   const secureCookies = options.secureCookies ?? 'auto'
-  const maxLifetimeDays = options.maxLifetimeDays ?? 730
+  // The store's own limit when it tells it (a durable store keeps the one it was created with).
+  const storeLimit = typeof store.maxLifetimeDays === 'number' ? store.maxLifetimeDays : undefined
+  const maxLifetimeDays = options.maxLifetimeDays ?? storeLimit ?? 730
   const idleMs = options.sessionIdleMs ?? DEFAULT_IDLE_MS
   const maxMs = options.sessionMaxMs ?? DEFAULT_ABSOLUTE_MS
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT
@@ -471,6 +473,7 @@ function createAdminServer(options) {
       actor,
       now: store.now(),
       maxLifetimeDays,
+      keyPrefix: typeof store.keyPrefix === 'string' ? store.keyPrefix : 'kg',
       expiresInSeconds: Math.floor(idleMs / 1000),
     }
   }

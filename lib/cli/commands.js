@@ -503,6 +503,36 @@ const COMMANDS = [
     },
   },
   {
+    path: ['serve'],
+    summary: 'Serve the admin web page on the store',
+    usage: 'keygate serve [--host <address>] [--port <port>]',
+    details:
+      'Serves the admin page (Hornbill’s API-key screen) on the store at --db, creating it if needed.\n' +
+      'Log in with the admin token: $KEYGATE_ADMIN_TOKEN if set, else one generated at the first\n' +
+      'start, printed once, and kept only as a SHA-256 digest in <db>.admin-token.sha256 (delete that\n' +
+      'file to get a new one). Stops on Ctrl-C.',
+    options: {
+      host: { type: 'string', arg: '<address>', help: 'address to listen on; default $HOST or 127.0.0.1' },
+      port: { type: 'string', arg: '<port>', help: 'port to listen on; default $PORT or 8080 (0: any free port)' },
+    },
+    positionals: [],
+    store: 'none',
+    examples: ['keygate serve', 'KEYGATE_ADMIN_TOKEN=$(cat token) keygate --db /var/lib/keygate.db serve --port 9000'],
+    async run(ctx) {
+      const { serve } = require('../admin/serve.js')
+      const port = ctx.opts.port ?? ctx.env.PORT
+      const storeOptions = ctx.maxLifetimeDays === undefined ? {} : { maxLifetimeDays: ctx.maxLifetimeDays }
+      await serve({
+        db: ctx.db,
+        host: ctx.opts.host ?? ctx.env.HOST ?? '127.0.0.1',
+        port: port === undefined ? 8080 : parseWhole(port, '--port', 0, 65535),
+        storeOptions,
+      })
+      // Runs until a signal closes the server and the store.
+      return new Promise(() => {})
+    },
+  },
+  {
     path: ['backup'],
     summary: 'Copy the store to a new file, safely while it is in use',
     usage: 'keygate backup <file>',
@@ -616,6 +646,8 @@ function checkCommand(name) {
       }
       const ip = ctx.opts.ip
       const { store } = ctx
+      // isAllowed is the check (it records the use in lastUsedAt); explain adds the why.
+      store.isAllowed(secret, service, api, ip)
       const decision = store.explain(secret, service, api, ip)
       const exit = decision.allowed ? 0 : 1
       const who = decision.keyId ? `key ${decision.keyId}, user ${decision.userId}` : ''

@@ -315,6 +315,8 @@ async function run(argv, io) {
       const text = await readSecretLine(io.stdin, io.stderr)
       ctx.readStdin = async () => text
     }
+    // A long-running command (serve) opens and closes its own store.
+    if (command.store === 'none') return (await command.run(ctx)).exit ?? EXIT.OK
     const opened = openStore(command, ctx)
     store = opened.store
     ctx.store = store

@@ -186,8 +186,28 @@ fn role_fields(r: &RoleRecord) -> Value {
     json!({ "rights": r.rights })
 }
 
-/// Describes one change against the state it is about to change.
-pub fn describe(registry: &Registry, change: &Change, operation: &str, actor: Option<&str>, at: i64) -> AuditDraft {
+/// Describes one change against the state it is about to change: one entry,
+/// plus one per key that a user's deletion takes with it (so each key's own
+/// history ends with its deletion).
+pub fn describe(registry: &Registry, change: &Change, operation: &str, actor: Option<&str>, at: i64) -> Vec<AuditDraft> {
+    let main = describe_one(registry, change, operation, actor, at);
+    let mut drafts = vec![main];
+    if let Change::DeleteUser(id) = change {
+        for key in registry.keys().filter(|k| *k.user_id == **id) {
+            drafts.push(AuditDraft {
+                at,
+                actor: actor.map(str::to_string),
+                action: operation.to_string(),
+                key_id: Some(key.id_string()),
+                user_id: Some(id.clone()),
+                detail: json!({ "deleted": key_fields(&crate::registry::record_of(key)) }),
+            });
+        }
+    }
+    drafts
+}
+
+fn describe_one(registry: &Registry, change: &Change, operation: &str, actor: Option<&str>, at: i64) -> AuditDraft {
     let mut draft = AuditDraft {
         at,
         actor: actor.map(str::to_string),

@@ -188,7 +188,7 @@ impl Tx<'_> {
     /// Persists and applies the changes; the write ends either way.
     fn commit(&mut self, changes: Vec<Change>) -> Result<()> {
         let now = self.store.clock.now();
-        let audit = changes.iter().map(|c| describe(&self.registry, c, self.operation, self.actor, now)).collect();
+        let audit = changes.iter().flat_map(|c| describe(&self.registry, c, self.operation, self.actor, now)).collect();
         self.finished = true;
         self.store.backend.commit(&changes, audit)?;
         self.store.apply(&mut self.registry, changes);
@@ -322,6 +322,11 @@ impl Inner {
 
     pub fn key_prefix(&self) -> &str {
         self.prefix.as_str()
+    }
+
+    /// The longest lifetime a key may be given, in days.
+    pub fn max_lifetime_days(&self) -> u32 {
+        (self.max_lifetime_ms / DAY_MS) as u32
     }
 
     pub fn now(&self) -> i64 {
@@ -803,13 +808,11 @@ impl Inner {
         self.check(call).reason == Reason::Allowed
     }
 
-    /// The decision with its reason, the key and user it concerns and the first matching API rule.
+    /// The decision with its reason, the key and user it concerns and the first
+    /// matching API rule. A diagnosis, not a use: `lastUsedAt` is left alone.
     pub fn explain(&self, call: Call<'_>) -> Explanation {
         let registry = self.registry.read();
         let outcome = decide(&registry, &self.prefix, &self.clock, call);
-        if let (Some(key), true) = (outcome.key, outcome.allowed()) {
-            self.record_use(key, outcome.now);
-        }
         Explanation {
             reason: outcome.reason,
             key_id: outcome.key.map(Key::id_string),

@@ -254,6 +254,7 @@ function takeSession(info) {
   state.csrf = info.csrfToken
   state.actor = info.actor
   state.maxLifetimeDays = info.maxLifetimeDays || 730
+  if (info.keyPrefix) $('#try-secret').placeholder = `${info.keyPrefix}_…`
   state.offset = new Date(info.now).getTime() - Date.now()
 }
 
@@ -452,6 +453,11 @@ function setExpiryInput(input, ms) {
   input.value = toLocalInput(Math.min(ms, max))
 }
 
+function lifetimeText() {
+  const d = state.maxLifetimeDays
+  return d % 365 === 0 ? `${d} days (${d / 365} ${d === 365 ? 'year' : 'years'})` : `${d} days`
+}
+
 /** Checks an expiry input; returns the Date or null (and shows why). */
 function checkExpiry(input, errorEl) {
   const d = fromLocalInput(input.value)
@@ -459,7 +465,7 @@ function checkExpiry(input, errorEl) {
   if (!d) message = 'Expiry is mandatory: choose a date and time.'
   else if (d.getTime() <= nowMs()) message = 'The expiry must lie in the future.'
   else if (d.getTime() > nowMs() + state.maxLifetimeDays * DAY_MS) {
-    message = `At most ${state.maxLifetimeDays} days (${Math.round(state.maxLifetimeDays / 365)} years) ahead: the latest is ${dateFormat.format(new Date(nowMs() + state.maxLifetimeDays * DAY_MS))}.`
+    message = `At most ${lifetimeText()} ahead: the latest is ${dateFormat.format(new Date(nowMs() + state.maxLifetimeDays * DAY_MS))}.`
   }
   setError(errorEl, message)
   input.setAttribute('aria-invalid', message ? 'true' : 'false')
@@ -548,9 +554,14 @@ async function openCreate(userId) {
   } else {
     fillUserSelect(select, { selected: userId || $('#filter-user').value || state.users[0].id })
   }
-  setExpiryInput($('#create-expires'), nowMs() + 90 * DAY_MS)
+  setExpiryInput($('#create-expires'), nowMs() + Math.min(90, state.maxLifetimeDays) * DAY_MS)
   $('#create-expires').setAttribute('aria-invalid', 'false')
-  $('#create-expires-hint').textContent = `Mandatory; your local time. Default 90 days; at most ${state.maxLifetimeDays} days ahead.`
+  const max = state.maxLifetimeDays
+  for (const b of $$('#dlg-create [data-days]')) {
+    if (b.dataset.days === 'max') b.textContent = max === 730 ? '2 years (max)' : `${max} days (max)`
+    else show(b, Number(b.dataset.days) < max)
+  }
+  $('#create-expires-hint').textContent = `Mandatory; your local time. Default ${Math.min(90, max)} days; at most ${lifetimeText()} ahead.`
   dlg.showModal()
   select.focus()
 }
