@@ -144,8 +144,24 @@ fn decode_base62_u64(text: &[u8]) -> Option<u64> {
 }
 
 /// Encodes 16 random bytes as a public identifier: `key_` + 22 base62 chars.
+/// Listings encode every key's id, so this works in u64 chunks of ten digits
+/// instead of the byte-wise long division of [`base62_fixed`].
 pub fn encode_id(prefix: &str, bytes: &[u8; 16]) -> String {
-    format!("{prefix}{}", base62_fixed(bytes, 22))
+    const CHUNK: u128 = 62u128.pow(10);
+    let mut n = u128::from_be_bytes(*bytes);
+    let mut digits = [b'0'; 22];
+    for end in [22usize, 12, 2] {
+        let mut part = (n % CHUNK) as u64;
+        n /= CHUNK;
+        for slot in digits[end.saturating_sub(10)..end].iter_mut().rev() {
+            *slot = ALPHABET[(part % 62) as usize];
+            part /= 62;
+        }
+    }
+    let mut id = String::with_capacity(prefix.len() + 22);
+    id.push_str(prefix);
+    id.push_str(std::str::from_utf8(&digits).expect("base62 digits are ASCII"));
+    id
 }
 
 /// Decodes an identifier written by [`encode_id`]; `None` for anything else.
@@ -204,6 +220,18 @@ mod tests {
         }
         assert!(Prefix::new("abcdefghijklmnop").is_ok());
         assert!(Prefix::new("k9").is_ok());
+    }
+
+    #[test]
+    fn chunked_id_encoding_matches_long_division() {
+        let mut bytes = [0u8; 16];
+        for seed in 0..2000u32 {
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = (seed.wrapping_mul(2654435761).rotate_left(i as u32 * 3) >> (i % 4 * 8)) as u8;
+            }
+            assert_eq!(encode_id("key_", &bytes), format!("key_{}", base62_fixed(&bytes, 22)));
+        }
+        assert_eq!(encode_id("", &[0xff; 16]), base62_fixed(&[0xff; 16], 22));
     }
 
     #[test]
