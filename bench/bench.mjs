@@ -763,11 +763,14 @@ async function main() {
   fullGc()
 
   log('\nThroughput')
+  let cpu = cpuSnapshot()
   W.createKey = await timeCreateKey(names, pool, NOW)
   W.compile = timeCompile()
+  noteLoad('createKey and compile', otherLoad(cpu, (cpu = cpuSnapshot())))
 
   log('\nMemory (child processes)')
   results.memory = runMemory(names, addonInfo)
+  noteLoad('memory', otherLoad(cpu, cpuSnapshot()))
   const addonAtEnd = addonFingerprint()
   if (JSON.stringify(addonAtEnd) !== JSON.stringify(addonInfo)) buildChanged.push(`at the end: ${JSON.stringify(addonAtEnd)}`)
   results.buildChanged = buildChanged

@@ -110,7 +110,12 @@ struct Db {
 
 pub struct SqliteBackend {
     path: PathBuf,
+    /// Admin transactions (held from `begin` to `commit`), catch-up and reads.
     db: Mutex<Option<Db>>,
+    /// A second connection for work that must never wait behind (or inside) an
+    /// admin transaction, nor hold the in-memory state while it does I/O:
+    /// flushing `lastUsedAt` and backups.
+    aux: Mutex<Option<Connection>>,
 }
 
 impl SqliteBackend {
@@ -118,6 +123,13 @@ impl SqliteBackend {
         let mut guard = self.db.lock();
         match guard.as_mut() {
             Some(db) => f(db),
+            None => Err(Error::new(ErrorCode::StoreIo, "the store is closed")),
+        }
+    }
+
+    fn with_aux<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        match self.aux.lock().as_ref() {
+            Some(conn) => f(conn),
             None => Err(Error::new(ErrorCode::StoreIo, "the store is closed")),
         }
     }
@@ -514,19 +526,18 @@ impl Backend for SqliteBackend {
     }
 
     fn flush_uses(&self, uses: &[([u8; 16], i64)]) -> Result<()> {
-        self.with_db(|db| {
+        self.with_aux(|conn| {
             let write = (|| -> rusqlite::Result<()> {
-                db.conn.execute_batch("BEGIN IMMEDIATE")?;
-                let mut stmt = db.conn.prepare_cached(
-                    "UPDATE keys SET last_used_at = max(coalesce(last_used_at, ?2), ?2) WHERE id = ?1",
-                )?;
+                conn.execute_batch("BEGIN IMMEDIATE")?;
+                let mut stmt =
+                    conn.prepare_cached("UPDATE keys SET last_used_at = max(coalesce(last_used_at, ?2), ?2) WHERE id = ?1")?;
                 for (id, at) in uses {
                     stmt.execute(params![&id[..], at])?;
                 }
-                db.conn.execute_batch("COMMIT")
+                conn.execute_batch("COMMIT")
             })();
             write.map_err(|e| {
-                let _ = db.conn.execute_batch("ROLLBACK");
+                let _ = conn.execute_batch("ROLLBACK");
                 store_error(&self.path, "recording key use in", e)
             })
         })
@@ -572,15 +583,16 @@ impl Backend for SqliteBackend {
         if to.exists() {
             return Err(Error::new(ErrorCode::StoreIo, format!("backup target {} already exists", to.display())));
         }
-        self.with_db(|db| {
+        self.with_aux(|conn| {
             // SQLite's online backup: a consistent copy while other processes keep writing.
-            db.conn
-                .backup(rusqlite::MAIN_DB, to, None)
-                .map_err(|e| store_error(to, "cannot back up to", e))
+            conn.backup(rusqlite::MAIN_DB, to, None).map_err(|e| store_error(to, "cannot back up to", e))
         })
     }
 
     fn close(&self) {
+        if let Some(aux) = self.aux.lock().take() {
+            let _ = aux.close();
+        }
         if let Some(db) = self.db.lock().take() {
             // Fold the WAL into the main file, so a closed store is one self-contained file.
             let _ = db.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
@@ -712,7 +724,12 @@ impl KeyStore {
         });
         let _ = conn.execute_batch("COMMIT");
         let (registry, last_seen) = loaded?;
-        let backend = SqliteBackend { path: path.clone(), db: Mutex::new(Some(Db { conn, last_seen })) };
+        let aux = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let backend = SqliteBackend {
+            path: path.clone(),
+            db: Mutex::new(Some(Db { conn, last_seen })),
+            aux: Mutex::new(Some(aux)),
+        };
         let store = KeyStore::with_backend(&options, prefix, registry, Box::new(backend))?;
         let purge_after_ms = (purge_days * 86_400_000.0) as i64;
         store.purge_expired(purge_after_ms)?;

@@ -420,16 +420,17 @@ impl Inner {
         if ids.is_empty() {
             return Ok(());
         }
-        // The read lock keeps admin transactions (write lock) off the connection meanwhile.
-        let registry = self.registry.read();
-        let uses: Vec<([u8; 16], i64)> = ids
-            .iter()
-            .filter_map(|id| registry.key_by_id(id))
-            .filter_map(|k| {
-                k.clear_dirty();
-                k.last_used_at().map(|at| (k.id, at))
-            })
-            .collect();
+        let uses: Vec<([u8; 16], i64)> = {
+            let registry = self.registry.read();
+            ids.iter()
+                .filter_map(|id| registry.key_by_id(id))
+                .filter_map(|k| {
+                    k.clear_dirty();
+                    k.last_used_at().map(|at| (k.id, at))
+                })
+                .collect()
+        };
+        // Written without holding the keys: checks never wait on this I/O.
         self.backend.flush_uses(&uses)
     }
 
@@ -489,8 +490,6 @@ impl Inner {
     /// Writes a consistent copy of the durable store to a new file.
     pub fn backup(&self, to: &str) -> Result<()> {
         self.check_open()?;
-        // The read lock keeps this process's admin transactions off the connection meanwhile.
-        let _registry = self.registry.read();
         self.backend.backup(std::path::Path::new(to))
     }
 
