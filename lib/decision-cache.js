@@ -7,11 +7,16 @@
 // it also raises a bypass word until the instant has passed. A changed
 // generation empties the memo.
 //
-// It also holds the core's hint filter: a bitset of the last four characters
-// of every key's secret, so most unknown secrets are refused without a native call.
+// Entries are found by the secret's hint — its last four characters, part of
+// its random CRC32 checksum — not by hashing the whole secret: a slot array
+// indexed by the hint, chained on collisions, then one string comparison. The
+// same hint indexes the core's hint filter (a bitset of every key's hint), so
+// most unknown secrets are refused without a native call or a string hash.
 
 /** Decisions remembered at most; reaching it empties the memo (a flood of keys cannot grow it). */
 const MAX_DECISIONS = 65536
+/** Slots of the hint-indexed table (a power of two). */
+const SLOTS = 65536
 /** Longest service/api name worth remembering (longer ones are invalid anyway). */
 const MAX_NAME = 256
 /** Longest caller IP worth remembering. */
@@ -33,12 +38,30 @@ function digit(code) {
 }
 
 /**
+ * The secret's hint as a number in [0, 62^4), or -1 when its last four
+ * characters are not base62 (then it cannot be a secret at all).
+ */
+function hintOf(secret) {
+  const n = secret.length
+  if (n < 4) return -1
+  const d0 = digit(secret.charCodeAt(n - 4))
+  const d1 = digit(secret.charCodeAt(n - 3))
+  const d2 = digit(secret.charCodeAt(n - 2))
+  const d3 = digit(secret.charCodeAt(n - 1))
+  if ((d0 | d1 | d2 | d3) < 0) return -1
+  return ((d0 * 62 + d1) * 62 + d2) * 62 + d3
+}
+
+/**
  * The decisions remembered for one secret: the first four (service, api, ip)
  * calls in fields compared with ===, which beats a Map for the handful of
  * calls a key typically makes; later ones in nested Maps.
  */
 class Entry {
-  constructor(ipDependent) {
+  constructor(secret, ipDependent, next) {
+    this.secret = secret
+    /** The next entry in the same slot. */
+    this.next = next
     this.ipDependent = ipDependent
     this.n = 0
     this.s0 = this.s1 = this.s2 = this.s3 = ''
@@ -96,7 +119,9 @@ class DecisionCache {
     this.words = words
     this.hints = hints
     this.touch = touch
-    this.secrets = new Map()
+    this.slots = new Array(SLOTS).fill(undefined)
+    /** Slot numbers in use, so that emptying the memo touches only those. */
+    this.filled = []
     this.size = 0
     this.generation = -1
     this.used = []
@@ -116,47 +141,51 @@ class DecisionCache {
 
   reset() {
     this.flushUses()
-    this.secrets.clear()
+    const slots = this.slots
+    for (const i of this.filled) slots[i] = undefined
+    this.filled = []
     this.size = 0
   }
 
-  /** False when no key's secret can be `secret` (its last four characters are no key's hint). */
-  mayHold(secret) {
-    const n = secret.length
-    if (n < 4) return false
-    const d0 = digit(secret.charCodeAt(n - 4))
-    const d1 = digit(secret.charCodeAt(n - 3))
-    const d2 = digit(secret.charCodeAt(n - 2))
-    const d3 = digit(secret.charCodeAt(n - 1))
-    if ((d0 | d1 | d2 | d3) < 0) return false
-    const i = ((d0 * 62 + d1) * 62 + d2) * 62 + d3
-    return (this.hints[i >>> 5] & (1 << (i & 31))) !== 0
+  /** False when no key's secret has this hint (so the secret is no key's). */
+  mayHold(hint) {
+    return (this.hints[hint >>> 5] & (1 << (hint & 31))) !== 0
   }
 
   /** true/false when remembered, undefined when not. `ip` is a string ('' for none). */
-  lookup(secret, service, api, ip) {
-    const entry = this.secrets.get(secret)
-    if (entry === undefined) return undefined
-    const allowed = entry.get(service, api, entry.ipDependent ? ip : '')
-    if (allowed === true && entry.usedAt === 0) this.markUsed(entry, secret)
-    return allowed
+  lookup(secret, hint, service, api, ip) {
+    let entry = this.slots[hint & (SLOTS - 1)]
+    while (entry !== undefined) {
+      if (entry.secret === secret) {
+        const allowed = entry.get(service, api, entry.ipDependent ? ip : '')
+        if (allowed === true && entry.usedAt === 0) this.markUsed(entry)
+        return allowed
+      }
+      entry = entry.next
+    }
+    return undefined
   }
 
-  remember(secret, service, api, ip, allowed, ipDependent) {
+  remember(secret, hint, service, api, ip, allowed, ipDependent) {
     if (service.length > MAX_NAME || api.length > MAX_NAME || ip.length > MAX_IP) return
     if (this.size >= MAX_DECISIONS) this.reset()
-    let entry = this.secrets.get(secret)
+    const slot = hint & (SLOTS - 1)
+    const head = this.slots[slot]
+    let entry = head
+    while (entry !== undefined && entry.secret !== secret) entry = entry.next
     if (entry === undefined || entry.ipDependent !== ipDependent) {
-      entry = new Entry(ipDependent)
-      this.secrets.set(secret, entry)
+      // A key's IP rules changed: its old entry (if any) is unreachable behind the new head.
+      entry = new Entry(secret, ipDependent, head)
+      if (head === undefined) this.filled.push(slot)
+      this.slots[slot] = entry
     }
     entry.set(service, api, ipDependent ? ip : '', allowed)
     this.size++
   }
 
-  markUsed(entry, secret) {
+  markUsed(entry) {
     entry.usedAt = this.clock()
-    this.used.push(secret, entry)
+    this.used.push(entry)
     if (this.flushTimer === null) {
       this.flushTimer = setTimeout(() => this.flushUses(), TOUCH_FLUSH_MS)
       this.flushTimer.unref()
@@ -170,17 +199,12 @@ class DecisionCache {
       this.flushTimer = null
     }
     if (this.used.length === 0) return
-    const secrets = []
-    const times = []
-    for (let i = 0; i < this.used.length; i += 2) {
-      const entry = this.used[i + 1]
-      secrets.push(this.used[i])
-      times.push(entry.usedAt)
-      entry.usedAt = 0
-    }
+    const secrets = this.used.map((entry) => entry.secret)
+    const times = this.used.map((entry) => entry.usedAt)
+    for (const entry of this.used) entry.usedAt = 0
     this.used = []
     this.touch(secrets, times)
   }
 }
 
-module.exports = { DecisionCache, MAX_DECISIONS }
+module.exports = { DecisionCache, hintOf, MAX_DECISIONS }

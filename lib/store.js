@@ -3,7 +3,7 @@
 const native = require('../binding.js')
 const args = require('./args.js')
 const { KeygateError, fromNative, typeError } = require('./errors.js')
-const { DecisionCache } = require('./decision-cache.js')
+const { DecisionCache, hintOf } = require('./decision-cache.js')
 
 // Reason codes of the core (keygate_core::Reason), in order.
 const REASONS = Object.freeze([
@@ -334,17 +334,21 @@ class KeyStore {
   isAllowed(secret, service, api, ip) {
     checkCallTypes(secret, service, api, ip)
     const cache = this.#cache
+    const usable = cache.sync()
+    // Not ending in four base62 characters: not a secret at all, so denied.
+    const hint = hintOf(secret)
+    if (hint < 0) return false
     const callerIp = ip == null ? '' : ip
-    if (cache.sync()) {
-      const remembered = cache.lookup(secret, service, api, callerIp)
+    if (usable) {
+      const remembered = cache.lookup(secret, hint, service, api, callerIp)
       if (remembered !== undefined) return remembered
     }
     // No key has this secret's hint: unknown (or malformed), so denied.
-    if (!cache.mayHold(secret)) return false
+    if (!cache.mayHold(hint)) return false
     const packed = native.check(this.#handle, secret, service, api, ip == null ? undefined : ip)
     const allowed = (packed & 0xff) === 0
     if ((packed & KNOWN_KEY) !== 0 && cache.generation !== -1) {
-      cache.remember(secret, service, api, callerIp, allowed, (packed & IP_DEPENDENT) !== 0)
+      cache.remember(secret, hint, service, api, callerIp, allowed, (packed & IP_DEPENDENT) !== 0)
     }
     return allowed
   }
