@@ -7,11 +7,12 @@
 // it also raises a bypass word until the instant has passed. A changed
 // generation empties the memo.
 //
-// Entries are found by the secret's hint — its last four characters, part of
-// its random CRC32 checksum — not by hashing the whole secret: a slot array
-// indexed by the hint, chained on collisions, then one string comparison. The
-// same hint indexes the core's hint filter (a bitset of every key's hint), so
-// most unknown secrets are refused without a native call or a string hash.
+// Entries are found by the secret's last characters — part of its random
+// CRC32 checksum — not by hashing the whole secret: a slot array indexed by
+// them, chained on collisions, then one string comparison. On a miss, the
+// secret's hint (last four characters) indexes the core's hint filter (a
+// bitset of every key's hint), so most unknown secrets are refused without a
+// native call or a string hash.
 
 /** Decisions remembered at most; reaching it empties the memo (a flood of keys cannot grow it). */
 const MAX_DECISIONS = 65536
@@ -35,6 +36,16 @@ for (let i = 0; i < 62; i++) {
 
 function digit(code) {
   return code < 128 ? BASE62[code] : -1
+}
+
+/**
+ * The memo slot of a secret: a cheap mix of its last three characters (random
+ * checksum characters for real secrets), no validation — the slot's entries
+ * are compared with the whole secret anyway.
+ */
+function slotOf(secret) {
+  const n = secret.length
+  return ((secret.charCodeAt(n - 1) << 12) ^ (secret.charCodeAt(n - 2) << 6) ^ secret.charCodeAt(n - 3)) & (SLOTS - 1)
 }
 
 /**
@@ -74,10 +85,16 @@ class Entry {
     this.usedAt = 0
   }
 
+  /** The remembered answer, or undefined. The first two fields here, small enough for V8 to inline. */
   get(service, api, ip) {
     const n = this.n
     if (n > 0 && this.a0 === api && this.s0 === service && this.i0 === ip) return this.r0
     if (n > 1 && this.a1 === api && this.s1 === service && this.i1 === ip) return this.r1
+    return n > 2 ? this.getMore(service, api, ip) : undefined
+  }
+
+  getMore(service, api, ip) {
+    const n = this.n
     if (n > 2 && this.a2 === api && this.s2 === service && this.i2 === ip) return this.r2
     if (n > 3 && this.a3 === api && this.s3 === service && this.i3 === ip) return this.r3
     if (this.more === null) return undefined
@@ -153,8 +170,8 @@ class DecisionCache {
   }
 
   /** true/false when remembered, undefined when not. `ip` is a string ('' for none). */
-  lookup(secret, hint, service, api, ip) {
-    let entry = this.slots[hint & (SLOTS - 1)]
+  lookup(secret, service, api, ip) {
+    let entry = this.slots[slotOf(secret)]
     while (entry !== undefined) {
       if (entry.secret === secret) {
         const allowed = entry.get(service, api, entry.ipDependent ? ip : '')
@@ -166,10 +183,10 @@ class DecisionCache {
     return undefined
   }
 
-  remember(secret, hint, service, api, ip, allowed, ipDependent) {
+  remember(secret, service, api, ip, allowed, ipDependent) {
     if (service.length > MAX_NAME || api.length > MAX_NAME || ip.length > MAX_IP) return
     if (this.size >= MAX_DECISIONS) this.reset()
-    const slot = hint & (SLOTS - 1)
+    const slot = slotOf(secret)
     const head = this.slots[slot]
     let entry = head
     while (entry !== undefined && entry.secret !== secret) entry = entry.next

@@ -334,21 +334,18 @@ class KeyStore {
   isAllowed(secret, service, api, ip) {
     checkCallTypes(secret, service, api, ip)
     const cache = this.#cache
-    const usable = cache.sync()
-    // Not ending in four base62 characters: not a secret at all, so denied.
-    const hint = hintOf(secret)
-    if (hint < 0) return false
     const callerIp = ip == null ? '' : ip
-    if (usable) {
-      const remembered = cache.lookup(secret, hint, service, api, callerIp)
+    if (cache.sync() && secret.length > 3) {
+      const remembered = cache.lookup(secret, service, api, callerIp)
       if (remembered !== undefined) return remembered
     }
-    // No key has this secret's hint: unknown (or malformed), so denied.
-    if (!cache.mayHold(hint)) return false
+    // No key has this secret's hint (or it has none): unknown or malformed, so denied.
+    const hint = hintOf(secret)
+    if (hint < 0 || !cache.mayHold(hint)) return false
     const packed = native.check(this.#handle, secret, service, api, ip == null ? undefined : ip)
     const allowed = (packed & 0xff) === 0
     if ((packed & KNOWN_KEY) !== 0 && cache.generation !== -1) {
-      cache.remember(secret, hint, service, api, callerIp, allowed, (packed & IP_DEPENDENT) !== 0)
+      cache.remember(secret, service, api, callerIp, allowed, (packed & IP_DEPENDENT) !== 0)
     }
     return allowed
   }
