@@ -74,6 +74,29 @@ describe('admin API (fetch)', () => {
     return { cookie: setCookie.split(';')[0]!, csrf: body.csrfToken, setCookie }
   }
 
+  test('login attempts are limited per address, also when sent side by side', async () => {
+    const own = createAdminServer({ store, token: TOKEN, port: 0, log: () => {} })
+    const base = await own.listen()
+    try {
+      const attempt = () =>
+        fetch(`${base}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token: 'wrong-token-wrong-token' }) })
+      const statuses = (await Promise.all(Array.from({ length: 30 }, attempt))).map((r) => r.status)
+      assert.ok(statuses.filter((s) => s === 401).length <= 10, `at most 10 guesses a minute: ${statuses.join(' ')}`)
+      assert.ok(statuses.includes(429))
+    } finally {
+      await own.close()
+    }
+  })
+
+  test('an id that is a secret is never echoed in an error', async () => {
+    const { cookie } = await login()
+    const secretLike = `kg_${'a1B2c3D4e5'.repeat(5)}`
+    const res = await fetch(`${url}/api/keys/${secretLike}`, { headers: { Cookie: cookie } })
+    const text = await res.text()
+    assert.ok(res.status >= 400)
+    assert.ok(!text.includes(secretLike.slice(3)), text)
+  })
+
   test('the page is served with a strict CSP and security headers, and has no inline script', async () => {
     const res = await fetch(`${url}/`)
     assert.equal(res.status, 200)

@@ -756,3 +756,21 @@ describe('the CLI driving a store that another process is using', () => {
     }
   })
 })
+
+describe('secrets pasted where an id belongs', () => {
+  test('error messages redact them', async () => {
+    const { kg, cleanup } = workspace()
+    try {
+      ok(await kg(['user', 'put', 'svc', '--right', 'session:*']))
+      const created = await createKey(kg, ['--user', 'svc', '--description', 'd', '--expires', '30d'])
+      for (const args of [['key', 'show', created.secret], ['key', 'delete', created.secret], ['key', 'revoke', created.secret]]) {
+        const r = await kg(args)
+        assert.notEqual(r.code, 0)
+        assert.ok(!(r.stdout + r.stderr).includes(created.secret.slice(3)), `${args.join(' ')} printed the secret`)
+      }
+    } finally {
+      cleanup()
+    }
+  })
+})
+

@@ -710,6 +710,11 @@ describe('guard.check (no server)', () => {
     assert.equal(route('/other'), null)
     assert.deepEqual(route('/xmlmc/session/'), { service: '', api: '' }, 'a call the store refuses')
     assert.deepEqual(route('/xmlmc/a/../b/?method=x'), { service: '', api: '' })
+    // An encoded parameter name that decodes to `method` would let an app that reads the
+    // query (URLSearchParams, qs) run another API than the one the guard checked.
+    assert.deepEqual(route('/xmlmc/session/?%6Dethod=userLogon&method=getSessionInfo'), { service: '', api: '' })
+    assert.deepEqual(route('/xmlmc/session/?method=getSessionInfo&%6d%65thod=userLogon'), { service: '', api: '' })
+    assert.deepEqual(route('/xmlmc/session/?x=%6D&method=getSessionInfo'), { service: 'session', api: 'getSessionInfo' })
     assert.deepEqual(hornbillRoute({ url: '/session/?method=userLogon', originalUrl: CALL, method: 'POST' } as IncomingMessage & { originalUrl: string }), {
       service: 'session',
       api: 'userLogon',

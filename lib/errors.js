@@ -55,4 +55,20 @@ function fromNative(error) {
   return new KeygateError(code, error && error.message ? error.message : String(error))
 }
 
-module.exports = { ERROR_CODES, KeygateError, invalidArgument, typeError, fromNative }
+/**
+ * A user-supplied value fit for a message: anything shaped like a secret (43+
+ * base62 characters at the start or after a `_`) is redacted — an admin who
+ * pastes a secret where an id belongs must not find it in a log. The same
+ * rule as the core's `redact_secrets`.
+ */
+function redactSecrets(text) {
+  return String(text).replace(/(^|_)[0-9A-Za-z]{43,}/g, '$1<redacted>')
+}
+
+/** A value quoted for a message: redacted, and shortened to 80 characters. */
+function quote(value) {
+  const text = redactSecrets(value)
+  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text)
+}
+
+module.exports = { ERROR_CODES, KeygateError, invalidArgument, typeError, fromNative, redactSecrets, quote }

@@ -65,6 +65,19 @@ const INVALID_CALL = Object.freeze({ service: '', api: '' })
  * the store's alphabet (percent-escapes are not decoded) → a call the store answers
  * `invalid_request` (400).
  */
+/** True when the parameter name in url[start, end) is `method` once decoded but not as written. */
+function encodesMethod(url, start, end) {
+  let eq = url.indexOf('=', start)
+  if (eq < 0 || eq > end) eq = end
+  const name = url.slice(start, eq)
+  if (!name.includes('%') && !name.includes('+')) return false
+  try {
+    return decodeURIComponent(name.replace(/\+/g, ' ')).trim().toLowerCase() === 'method'
+  } catch {
+    return true // undecodable: not worth the risk
+  }
+}
+
 function hornbillRoute(req) {
   if (req.method !== 'POST') return null
   let url = requestTarget(req)
@@ -91,6 +104,10 @@ function hornbillRoute(req) {
     if (url.startsWith('method=', i)) {
       if (api !== undefined) return INVALID_CALL // two `method`s: ambiguous
       api = url.slice(i + 7, amp)
+    } else if (encodesMethod(url, i, amp)) {
+      // `%6Dethod=` is `method` to URLSearchParams and qs: an app reading the query
+      // would see another call than the one checked, so refuse rather than guess.
+      return INVALID_CALL
     }
     i = amp + 1
   }

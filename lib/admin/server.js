@@ -9,7 +9,7 @@ const path = require('node:path')
 const { createHash, randomBytes, timingSafeEqual } = require('node:crypto')
 
 const { KeyStore } = require('../store.js')
-const { KeygateError } = require('../errors.js')
+const { KeygateError, quote } = require('../errors.js')
 
 const PUBLIC_DIR = path.join(__dirname, 'public')
 const STATIC_FILES = {
@@ -162,7 +162,7 @@ function date(body, name, { optional = false } = {}) {
 
 /** Checks the optimistic-concurrency stamp a page sends with a change of a key. */
 function checkFresh(key, body, id) {
-  if (key === null) throw new KeygateError('UNKNOWN_KEY', `no key with id "${id}"`)
+  if (key === null) throw new KeygateError('UNKNOWN_KEY', `no key with id ${quote(id)}`)
   const seen = field(body, 'updatedAt')
   if (seen === undefined || seen === null) return key
   const t = new Date(seen).getTime()
@@ -434,17 +434,18 @@ function createAdminServer(options) {
   function loginThrottle(req) {
     const addr = req.socket.remoteAddress || '?'
     const now = Date.now()
-    const f = failures.get(addr)
-    if (f && now - f.since <= LOGIN_WINDOW_MS && f.count >= LOGIN_MAX_FAILURES) {
+    let f = failures.get(addr)
+    if (f && now - f.since > LOGIN_WINDOW_MS) f = undefined
+    if (f && f.count >= LOGIN_MAX_FAILURES) {
       const retryAfter = Math.max(1, Math.ceil((LOGIN_WINDOW_MS - (now - f.since)) / 1000))
       throw new ApiError(429, 'TOO_MANY_ATTEMPTS', `too many failed logins; try again in ${retryAfter} s`, { retryAfter })
     }
+    // Counted as a failure before the body is even read, so that attempts sent
+    // side by side cannot all pass the check; a success forgets them.
+    if (f) f.count++
+    else failures.set(addr, { count: 1, since: now })
     return {
-      failed() {
-        const cur = failures.get(addr)
-        if (!cur || now - cur.since > LOGIN_WINDOW_MS) failures.set(addr, { count: 1, since: now })
-        else cur.count++
-      },
+      failed() {},
       succeeded() {
         failures.delete(addr)
       },
@@ -494,7 +495,7 @@ function createAdminServer(options) {
 
   function mustKey(id) {
     const key = store.getKey(id)
-    if (key === null) throw new KeygateError('UNKNOWN_KEY', `no key with id "${id}"`)
+    if (key === null) throw new KeygateError('UNKNOWN_KEY', `no key with id ${quote(id)}`)
     return key
   }
 
@@ -684,7 +685,7 @@ function createAdminServer(options) {
     }
     if (n === 2 && method === 'DELETE') {
       const deleted = store.deleteKey(id, admin)
-      if (!deleted) throw new KeygateError('UNKNOWN_KEY', `no key with id "${id}"`)
+      if (!deleted) throw new KeygateError('UNKNOWN_KEY', `no key with id ${quote(id)}`)
       return json(res, 200, { deleted: true, id })
     }
     if (n === 3 && sub === 'state' && method === 'POST') {

@@ -35,9 +35,8 @@ exact; a time without an offset is UTC.`
 
 // ---- small helpers ------------------------------------------------------------
 
-function quote(s) {
-  return JSON.stringify(s)
-}
+// Quoted values go through the same secret redaction as the core's messages.
+const { quote } = require('../errors.js')
 
 function readRulesFile(file, readStdinSync) {
   let text

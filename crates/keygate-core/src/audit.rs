@@ -60,16 +60,27 @@ fn field(hasher: &mut Sha256, bytes: &[u8]) {
     hasher.update(bytes);
 }
 
+/// An optional field: a presence byte, then the field (so absent ≠ empty).
+fn optional(hasher: &mut Sha256, value: Option<&str>) {
+    match value {
+        None => hasher.update([0u8]),
+        Some(text) => {
+            hasher.update([1u8]);
+            field(hasher, text.as_bytes());
+        }
+    }
+}
+
 /// The chained hash of an entry: length-prefixed fields after the previous hash.
 pub fn chain_hash(prev: &[u8; 32], seq: u64, draft: &AuditDraft) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(prev);
     h.update(seq.to_be_bytes());
     h.update(draft.at.to_be_bytes());
-    field(&mut h, draft.actor.as_deref().unwrap_or("").as_bytes());
+    optional(&mut h, draft.actor.as_deref());
     field(&mut h, draft.action.as_bytes());
-    field(&mut h, draft.key_id.as_deref().unwrap_or("").as_bytes());
-    field(&mut h, draft.user_id.as_deref().unwrap_or("").as_bytes());
+    optional(&mut h, draft.key_id.as_deref());
+    optional(&mut h, draft.user_id.as_deref());
     field(&mut h, draft.detail.to_string().as_bytes());
     h.finalize().into()
 }

@@ -20,6 +20,8 @@ use crate::store::Signals;
 /// cover the watcher thread's wake-up latency; a wide margin costs nothing but
 /// a few native calls.
 const MARGIN_MS: i64 = 250;
+/// Longest sleep between looks at the wall clock.
+const MAX_SLEEP_MS: i64 = 1000;
 
 #[derive(Default)]
 struct State {
@@ -84,8 +86,15 @@ fn watch(shared: &Shared) {
     while !state.shutdown {
         let now = system_now();
         // A key is usable while now < expiresAt: an instant is behind us once now > it.
+        let mut passed = false;
         while state.deadlines.peek().is_some_and(|&Reverse(t)| t < now) {
             state.deadlines.pop();
+            passed = true;
+        }
+        // Woken late (a paused process, a suspended machine, a clock stepped
+        // forward): an instant passed without the bypass. Tell the memo now.
+        if passed && !bypass {
+            shared.signals.bump();
         }
         let frozen = shared.clock.frozen_at().is_some();
         let next = state.deadlines.peek().map(|&Reverse(t)| t);
@@ -97,8 +106,11 @@ fn watch(shared: &Shared) {
         }
         match next {
             Some(t) if !frozen => {
+                // Waits run on the monotonic clock and instants on the wall clock, so
+                // never sleep long: a wall-clock step is noticed within MAX_SLEEP_MS.
                 let wait_ms = if bypass { t - now + 1 } else { t - now - MARGIN_MS };
-                shared.wake.wait_for(&mut state, Duration::from_millis(wait_ms.max(1) as u64));
+                let wait_ms = wait_ms.clamp(1, MAX_SLEEP_MS);
+                shared.wake.wait_for(&mut state, Duration::from_millis(wait_ms as u64));
             }
             _ => shared.wake.wait(&mut state),
         }
@@ -111,6 +123,26 @@ fn watch(shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_late_wake_still_tells_the_memo() {
+        let signals = Arc::new(Signals::default());
+        let clock = Arc::new(Clock::new(None));
+        let watch = ExpiryWatch::new(signals.clone(), clock);
+        // An instant that is already behind the watcher when it first looks,
+        // as after a pause: it must still bump the generation.
+        let mut state = watch.shared.state.lock();
+        state.deadlines.push(Reverse(system_now() - 10));
+        state.deadlines.push(Reverse(system_now() + 60_000));
+        drop(state);
+        watch.schedule(system_now() + 120_000);
+        let start = std::time::Instant::now();
+        while signals.generation.load(Ordering::Acquire) == 0 {
+            assert!(start.elapsed() < Duration::from_secs(2), "the passed instant was never signalled");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(signals.bypass.load(Ordering::Acquire), 0);
+    }
 
     #[test]
     fn bypass_covers_the_expiry_instant() {

@@ -1247,7 +1247,7 @@ function drawDecision({ mode, decision }) {
       { class: 'hint' },
       mode === 'key'
         ? 'Evaluated from the key’s settings (no secret); its “last used” time is not changed.'
-        : 'Checked exactly as isAllowed/explain would; an allowed check counts as a use of the key (“last used”).',
+        : 'Checked exactly as isAllowed/explain would; a check from here is a diagnosis, not a use (“last used” does not change).',
     ),
   )
   el.replaceChildren(...parts)
