@@ -13,7 +13,7 @@ pub enum Catchup {
     Nothing,
     Changes(Vec<Change>),
     /// Too far behind (or first sight): the whole state, read afresh.
-    Reload(Registry),
+    Reload(Box<Registry>),
 }
 
 pub trait Backend: Send + Sync {

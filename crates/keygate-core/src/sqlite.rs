@@ -232,7 +232,7 @@ fn changes_since(path: &Path, db: &mut Db) -> Result<Catchup> {
     if oldest > db.last_seen + 1 {
         let registry = load(path, &db.conn)?;
         db.last_seen = latest;
-        return Ok(Catchup::Reload(registry));
+        return Ok(Catchup::Reload(Box::new(registry)));
     }
     let mut rows = Vec::new();
     {
@@ -409,24 +409,21 @@ fn write_audit(conn: &Connection, drafts: Vec<AuditDraft>) -> rusqlite::Result<(
     Ok(())
 }
 
-fn read_audit(row: &Row) -> rusqlite::Result<(i64, i64, Option<String>, String, Option<String>, Option<String>, String, Vec<u8>)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?))
-}
-
-fn audit_entry(
-    (seq, at, actor, action, key_id, user_id, detail, hash): (i64, i64, Option<String>, String, Option<String>, Option<String>, String, Vec<u8>),
-) -> AuditEntry {
-    AuditEntry {
-        seq: seq as u64,
-        at,
-        actor,
-        action,
-        key_id,
-        user_id,
+/// One audit row (`seq, at, actor, action, key_id, user_id, detail, hash`).
+fn read_audit(row: &Row) -> rusqlite::Result<AuditEntry> {
+    let detail: String = row.get(6)?;
+    let hash: Vec<u8> = row.get(7)?;
+    Ok(AuditEntry {
+        seq: row.get::<_, i64>(0)? as u64,
+        at: row.get(1)?,
+        actor: row.get(2)?,
+        action: row.get(3)?,
+        key_id: row.get(4)?,
+        user_id: row.get(5)?,
         // An unparsable detail is kept as text so that verification reports it.
         detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
         hash: hash.try_into().unwrap_or([0; 32]),
-    }
+    })
 }
 
 impl Backend for SqliteBackend {
@@ -486,12 +483,9 @@ impl Backend for SqliteBackend {
                 )
                 .map_err(|err| store_error(&self.path, "reading the audit trail of", err))?;
             let limit = query.limit.unwrap_or(100) as i64;
-            let rows = stmt.query_map(params![query.key_id, query.user_id, query.since, limit], read_audit);
-            let rows = match rows {
-                Ok(rows) => rows.collect::<rusqlite::Result<Vec<_>>>(),
-                Err(err) => Err(err),
-            };
-            rows.map(|rows| rows.into_iter().map(audit_entry).collect()).map_err(e)
+            stmt.query_map(params![query.key_id, query.user_id, query.since, limit], read_audit)
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(e)
         })
     }
 
@@ -504,7 +498,7 @@ impl Backend for SqliteBackend {
                 let mut stmt =
                     db.conn.prepare("SELECT seq, at, actor, action, key_id, user_id, detail, hash FROM audit ORDER BY seq")?;
                 let entries: Vec<AuditEntry> =
-                    stmt.query_map([], read_audit)?.map(|r| r.map(audit_entry)).collect::<rusqlite::Result<_>>()?;
+                    stmt.query_map([], read_audit)?.collect::<rusqlite::Result<_>>()?;
                 Ok(verify(entries.iter(), Some(head), None))
             })();
             let _ = db.conn.execute_batch("COMMIT");

@@ -394,7 +394,7 @@ impl Inner {
             }
             Catchup::Reload(mut fresh) => {
                 fresh.attach_hints(self.hints.clone());
-                *registry = fresh;
+                *registry = *fresh;
                 for key in registry.keys() {
                     self.expiry.schedule(key.expires_at);
                 }
