@@ -15,8 +15,8 @@ import type { ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 
 import { KeyStore, KeygateError } from '../index.js'
-import type { ApiKey, AuditEntry, Decision, IssuedKey, StoreOptions } from '../index.js'
-import { DAY, HOUR, MINUTE, T0, assertNoSecret, at, throwsCode } from './helpers.js'
+import type { AuditEntry, Decision, IssuedKey, StoreOptions } from '../index.js'
+import { DAY, HOUR, MINUTE, T0, assertNoSecret, at, plainKey, throwsCode } from './helpers.js'
 
 const FIXTURES = path.join(__dirname, 'fixtures')
 const NODE = process.execPath
@@ -256,16 +256,6 @@ function probeOpen(files: string[], prefix: string[] = []): Array<Record<string,
 
 // ---- snapshots -------------------------------------------------------------
 
-function plainKey(key: ApiKey | null): unknown {
-  if (key === null) return null
-  return {
-    ...key,
-    expiresAt: key.expiresAt.getTime(),
-    createdAt: key.createdAt.getTime(),
-    updatedAt: key.updatedAt.getTime(),
-    lastUsedAt: key.lastUsedAt === null ? null : key.lastUsedAt.getTime(),
-  }
-}
 
 /** Everything observable about a store, without side effects on lastUsedAt. */
 function contents(store: KeyStore): unknown {

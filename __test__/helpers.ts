@@ -142,7 +142,8 @@ export function snapshot(store: KeyStore, probes: Probe[] = []): unknown {
   }
 }
 
-function plainKey(key: ApiKey | null): unknown {
+/** A key with its dates as numbers, for deep comparison. */
+export function plainKey(key: ApiKey | null): unknown {
   if (key === null) return null
   return {
     ...key,
