@@ -181,10 +181,6 @@ impl Registry {
         self.next_seq
     }
 
-    pub fn interner(&mut self) -> &mut RuleInterner {
-        &mut self.interner
-    }
-
     /// Applies one change. Changes planned by the store were validated first
     /// and cannot fail here; changes read back from disk can (`STORE_CORRUPT`).
     pub fn apply(&mut self, change: Change) -> Result<()> {

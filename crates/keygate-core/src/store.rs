@@ -340,10 +340,6 @@ impl Inner {
         self.expiry.clock_changed();
     }
 
-    pub fn frozen_now(&self) -> Option<i64> {
-        self.clock.frozen_at()
-    }
-
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::new(ErrorCode::StoreIo, "the store is closed"));
