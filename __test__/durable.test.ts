@@ -245,9 +245,31 @@ class StoreProcess {
   }
 }
 
+let sharedProbe: string | undefined
+
+/**
+ * open-probe.js in a copy of the package's runtime files that any user can read: the
+ * checkout may sit under a directory other users cannot enter (`mktemp -d` makes 0700).
+ */
+function probeForOtherUsers(): string {
+  if (sharedProbe !== undefined) return sharedProbe
+  const root = path.join(__dirname, '..')
+  const dir = fs.mkdtempSync(os.tmpdir() + '/keygate-probe-')
+  fs.chmodSync(dir, 0o755)
+  const runtime = ['index.js', 'binding.js', 'package.json', ...fs.readdirSync(root).filter((f) => f.endsWith('.node'))]
+  for (const file of runtime) fs.copyFileSync(path.join(root, file), path.join(dir, file))
+  fs.cpSync(path.join(root, 'lib'), path.join(dir, 'lib'), { recursive: true })
+  fs.mkdirSync(path.join(dir, '__test__', 'fixtures'), { recursive: true })
+  sharedProbe = path.join(dir, '__test__', 'fixtures', 'open-probe.js')
+  fs.copyFileSync(path.join(FIXTURES, 'open-probe.js'), sharedProbe)
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
+  return sharedProbe
+}
+
 /** Runs fixtures/open-probe.js on `files` (optionally as another user) and returns its report. */
 function probeOpen(files: string[], prefix: string[] = []): Array<Record<string, any>> {
-  const command = [...prefix, NODE, path.join(FIXTURES, 'open-probe.js'), ...files]
+  const probe = prefix.length > 0 ? probeForOtherUsers() : path.join(FIXTURES, 'open-probe.js')
+  const command = [...prefix, NODE, probe, ...files]
   const r = spawnSync(command[0]!, command.slice(1), { encoding: 'utf8', timeout: 30_000 })
   assert.equal(r.signal, null, `the child crashed with ${r.signal}; stderr: ${r.stderr}`)
   assert.equal(r.status, 0, `the child failed; stderr: ${r.stderr}`)

@@ -111,8 +111,11 @@ async function serve(options = {}) {
     try {
       url = await admin.listen()
     } catch (e) {
-      if (e && e.code === 'EADDRINUSE') throw new Error(`port ${port} on ${host} is already in use; choose another (PORT=…)`)
-      if (e && e.code === 'EACCES') throw new Error(`no permission to listen on ${host}:${port}; choose a port above 1023`)
+      // Problems of the environment, not bugs: marked so the CLI reports them plainly.
+      const problem = (message) => Object.assign(new Error(message), { listen: true })
+      if (e && e.code === 'EADDRINUSE') throw problem(`port ${port} on ${host} is already in use; choose another (PORT=… or --port)`)
+      if (e && e.code === 'EACCES') throw problem(`no permission to listen on ${host}:${port}; choose a port above 1023`)
+      if (e && e.code === 'EADDRNOTAVAIL') throw problem(`${host} is not an address of this machine`)
       throw e
     }
     if (t.save) t.save()

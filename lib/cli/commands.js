@@ -521,12 +521,18 @@ const COMMANDS = [
       const { serve } = require('../admin/serve.js')
       const port = ctx.opts.port ?? ctx.env.PORT
       const storeOptions = ctx.maxLifetimeDays === undefined ? {} : { maxLifetimeDays: ctx.maxLifetimeDays }
-      await serve({
-        db: ctx.db,
-        host: ctx.opts.host ?? ctx.env.HOST ?? '127.0.0.1',
-        port: port === undefined ? 8080 : parseWhole(port, '--port', 0, 65535),
-        storeOptions,
-      })
+      try {
+        await serve({
+          db: ctx.db,
+          host: ctx.opts.host ?? ctx.env.HOST ?? '127.0.0.1',
+          port: port === undefined ? 8080 : parseWhole(port, ctx.opts.port === undefined ? '$PORT' : '--port', 0, 65535),
+          storeOptions,
+        })
+      } catch (error) {
+        // A busy or forbidden port is a problem with how serve was asked to run (exit 2).
+        if (error && error.listen) throw new UsageError(error.message)
+        throw error
+      }
       // Runs until a signal closes the server and the store.
       return new Promise(() => {})
     },

@@ -82,9 +82,11 @@ function fmtDate(iso) {
 function relative(iso) {
   const diff = new Date(iso).getTime() - nowMs()
   const abs = Math.abs(diff)
+  // Within a minute either way is "just now": the page's estimate of the server clock is
+  // off by a round trip, which must not make a change just made look like the future.
+  if (abs < 60_000) return 'just now'
   let text
-  if (abs < 60_000) text = 'less than a minute'
-  else if (abs < 3_600_000) text = `${Math.round(abs / 60_000)} min`
+  if (abs < 3_600_000) text = `${Math.round(abs / 60_000)} min`
   else if (abs < DAY_MS) text = `${Math.round(abs / 3_600_000)} h`
   else text = `${Math.round(abs / DAY_MS)} days`
   return diff >= 0 ? `in ${text}` : `${text} ago`
