@@ -335,7 +335,7 @@ class KeyStore {
     checkCallTypes(secret, service, api, ip)
     const cache = this.#cache
     const callerIp = ip == null ? '' : ip
-    if (cache.sync() && secret.length > 3) {
+    if (cache.sync()) {
       const remembered = cache.lookup(secret, service, api, callerIp)
       if (remembered !== undefined) return remembered
     }
