@@ -125,3 +125,28 @@ fn a_second_handle_sees_changes_through_the_watcher() {
     let err = integration.set_state(&id, "active", None).unwrap_err();
     assert_eq!(err.code, ErrorCode::RevokedIsFinal);
 }
+
+#[test]
+fn a_process_too_far_behind_reloads_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let behind = open(&path).unwrap();
+    let (_, secret) = seed(&behind);
+    // In one transaction, as seen from outside: a change with a change row, a change with
+    // none, and every older change row pruned away (as after 100,000 later changes). Only
+    // reading the whole state afresh shows the second change.
+    let mut db = rusqlite::Connection::open(&path).unwrap();
+    let tx = db.transaction().unwrap();
+    tx.execute("INSERT INTO users (id, status, rights, roles) VALUES ('late', 'active', '', '')", []).unwrap();
+    tx.execute("INSERT INTO changes (kind, id, op) VALUES ('user', 'svc', 'put')", []).unwrap();
+    tx.execute("INSERT INTO changes (kind, id, op) VALUES ('user', 'late', 'put')", []).unwrap();
+    tx.execute("UPDATE keys SET state = 'suspended'", []).unwrap();
+    tx.execute("DELETE FROM changes WHERE seq < (SELECT max(seq) FROM changes)", []).unwrap();
+    tx.commit().unwrap();
+    let start = Instant::now();
+    while allowed(&behind, &secret) != Reason::Suspended || behind.get_user("late").unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(2), "the lagging handle never reloaded");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(behind.list_users().unwrap().len(), 2);
+}
