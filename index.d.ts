@@ -254,7 +254,10 @@ export declare class KeyStore {
    */
   backup(path: string): void
 
-  /** The audit trail, newest first. */
+  /**
+   * The audit trail, newest first. A durable store keeps every entry; an in-memory store keeps
+   * the latest 1,000 (and `verifyAudit` checks that window).
+   */
   audit(query?: AuditQuery): AuditEntry[]
 
   /** Verifies the audit trail's hash chain; reports the first entry altered or removed. */
