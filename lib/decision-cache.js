@@ -78,7 +78,8 @@ class Entry {
     this.s0 = this.s1 = this.s2 = this.s3 = ''
     this.a0 = this.a1 = this.a2 = this.a3 = ''
     this.i0 = this.i1 = this.i2 = this.i3 = ''
-    this.r0 = this.r1 = this.r2 = this.r3 = false
+    /** Reason codes (0 = allowed), as the core numbers them. */
+    this.r0 = this.r1 = this.r2 = this.r3 = -1
     /** service → api → ip → boolean, once the four fields are taken. */
     this.more = null
     /** When this secret was first answered from the memo since the last flush (0: not since). */
@@ -104,19 +105,19 @@ class Entry {
     return ips === undefined ? undefined : ips.get(ip)
   }
 
-  set(service, api, ip, allowed) {
+  set(service, api, ip, reason) {
     switch (this.n) {
       case 0:
-        this.s0 = service; this.a0 = api; this.i0 = ip; this.r0 = allowed
+        this.s0 = service; this.a0 = api; this.i0 = ip; this.r0 = reason
         break
       case 1:
-        this.s1 = service; this.a1 = api; this.i1 = ip; this.r1 = allowed
+        this.s1 = service; this.a1 = api; this.i1 = ip; this.r1 = reason
         break
       case 2:
-        this.s2 = service; this.a2 = api; this.i2 = ip; this.r2 = allowed
+        this.s2 = service; this.a2 = api; this.i2 = ip; this.r2 = reason
         break
       case 3:
-        this.s3 = service; this.a3 = api; this.i3 = ip; this.r3 = allowed
+        this.s3 = service; this.a3 = api; this.i3 = ip; this.r3 = reason
         break
       default: {
         if (this.more === null) this.more = new Map()
@@ -124,7 +125,7 @@ class Entry {
         if (apis === undefined) this.more.set(service, (apis = new Map()))
         let ips = apis.get(api)
         if (ips === undefined) apis.set(api, (ips = new Map()))
-        ips.set(ip, allowed)
+        ips.set(ip, reason)
       }
     }
     this.n++
@@ -169,21 +170,21 @@ class DecisionCache {
     return (this.hints[hint >>> 5] & (1 << (hint & 31))) !== 0
   }
 
-  /** true/false when remembered, undefined when not. `ip` is a string ('' for none). */
+  /** The remembered reason code (0 = allowed), or undefined. `ip` is a string ('' for none). */
   lookup(secret, service, api, ip) {
     let entry = this.slots[slotOf(secret)]
     while (entry !== undefined) {
       if (entry.secret === secret) {
-        const allowed = entry.get(service, api, entry.ipDependent ? ip : '')
-        if (allowed === true && entry.usedAt === 0) this.markUsed(entry)
-        return allowed
+        const reason = entry.get(service, api, entry.ipDependent ? ip : '')
+        if (reason === 0 && entry.usedAt === 0) this.markUsed(entry)
+        return reason
       }
       entry = entry.next
     }
     return undefined
   }
 
-  remember(secret, service, api, ip, allowed, ipDependent) {
+  remember(secret, service, api, ip, reason, ipDependent) {
     if (service.length > MAX_NAME || api.length > MAX_NAME || ip.length > MAX_IP) return
     if (this.size >= MAX_DECISIONS) this.reset()
     const slot = slotOf(secret)
@@ -196,7 +197,7 @@ class DecisionCache {
       if (head === undefined) this.filled.push(slot)
       this.slots[slot] = entry
     }
-    entry.set(service, api, ipDependent ? ip : '', allowed)
+    entry.set(service, api, ipDependent ? ip : '', reason)
     this.size++
   }
 

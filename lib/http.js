@@ -78,6 +78,16 @@ function encodesMethod(url, start, end) {
   }
 }
 
+const REASON = Symbol.for('keygate.reason')
+
+/**
+ * The reason of a call. A keygate KeyStore answers from its memo of decisions (as cheap
+ * as isAllowed, denials included); any other store object through explain().
+ */
+function reasonOf(store, key, service, api, ip) {
+  return typeof store[REASON] === 'function' ? store[REASON](key, service, api, ip) : store.explain(key, service, api, ip).reason
+}
+
 function hornbillRoute(req) {
   if (req.method !== 'POST') return null
   let url = requestTarget(req)
@@ -424,7 +434,7 @@ class Guard {
       const store = this.#store
       if (route === null || route === undefined) {
         // Authenticate first: a bad key is 401 whatever the path.
-        const reason = store.explain(key, '', '', ip).reason
+        const reason = reasonOf(store, key, '', '', ip)
         return this.#deny(reason === 'malformed_key' || reason === 'unknown_key' ? reason : 'no_route')
       }
       const { service, api } = route
@@ -432,11 +442,11 @@ class Guard {
         return this.#fail(new TypeError('options.route must return { service: string, api: string }, null or undefined'), req, key)
       }
 
-      if (store.isAllowed(key, service, api, ip)) {
-        const known = this.#identities.get(key)
-        if (known !== undefined) return { ok: true, keyId: known[0], userId: known[1], service, api, ip }
-      }
-      // A denial, or the first success of this secret: ask for the reason and the ids.
+      const reason = reasonOf(store, key, service, api, ip)
+      if (reason !== 'allowed') return this.#deny(reason)
+      const known = this.#identities.get(key)
+      if (known !== undefined) return { ok: true, keyId: known[0], userId: known[1], service, api, ip }
+      // The first success of this secret: ask for the ids.
       const decision = store.explain(key, service, api, ip)
       if (!decision.allowed) return this.#deny(decision.reason)
       const identities = this.#identities

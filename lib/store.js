@@ -21,6 +21,11 @@ const REASONS = Object.freeze([
 ])
 const KNOWN_KEY = 1 << 8
 const IP_DEPENDENT = 1 << 9
+const MALFORMED_KEY = REASONS.indexOf('malformed_key')
+const UNKNOWN_KEY = REASONS.indexOf('unknown_key')
+
+/** Where keygate/http finds the reason of a call (package-internal). */
+const REASON = Symbol.for('keygate.reason')
 
 const CONSTRUCT = Symbol('keygate.construct')
 
@@ -333,21 +338,38 @@ class KeyStore {
 
   isAllowed(secret, service, api, ip) {
     checkCallTypes(secret, service, api, ip)
+    return this.#decide(secret, service, api, ip, false) === 0
+  }
+
+  /**
+   * The reason code of a call (0 = allowed): from the memo, else one native call. With
+   * `exact` false, a secret no key can have answers "unknown" without asking the core
+   * whether it is also malformed (both deny); `exact` gives the core's own reason.
+   */
+  #decide(secret, service, api, ip, exact) {
     const cache = this.#cache
     const callerIp = ip == null ? '' : ip
     if (cache.sync()) {
       const remembered = cache.lookup(secret, service, api, callerIp)
       if (remembered !== undefined) return remembered
     }
-    // No key has this secret's hint (or it has none): unknown or malformed, so denied.
+    // Not ending in four base62 characters: not a secret at all.
     const hint = hintOf(secret)
-    if (hint < 0 || !cache.mayHold(hint)) return false
+    if (hint < 0) return MALFORMED_KEY
+    // No key has this secret's hint: unknown (or malformed).
+    if (!exact && !cache.mayHold(hint)) return UNKNOWN_KEY
     const packed = native.check(this.#handle, secret, service, api, ip == null ? undefined : ip)
-    const allowed = (packed & 0xff) === 0
+    const reason = packed & 0xff
     if ((packed & KNOWN_KEY) !== 0 && cache.generation !== -1) {
-      cache.remember(secret, service, api, callerIp, allowed, (packed & IP_DEPENDENT) !== 0)
+      cache.remember(secret, service, api, callerIp, reason, (packed & IP_DEPENDENT) !== 0)
     }
-    return allowed
+    return reason
+  }
+
+  /** keygate/http's cheap reason: `explain(...).reason` without building the decision. */
+  [REASON](secret, service, api, ip) {
+    checkCallTypes(secret, service, api, ip)
+    return REASONS[this.#decide(secret, service, api, ip, true)]
   }
 
   explain(secret, service, api, ip) {
@@ -362,4 +384,4 @@ class KeyStore {
   }
 }
 
-module.exports = { KeyStore, REASONS }
+module.exports = { KeyStore, REASONS, REASON }
