@@ -338,21 +338,36 @@ class KeyStore {
 
   isAllowed(secret, service, api, ip) {
     checkCallTypes(secret, service, api, ip)
-    return this.#decide(secret, service, api, ip, false) === 0
-  }
-
-  /**
-   * The reason code of a call (0 = allowed): from the memo, else one native call. With
-   * `exact` false, a secret no key can have answers "unknown" without asking the core
-   * whether it is also malformed (both deny); `exact` gives the core's own reason.
-   */
-  #decide(secret, service, api, ip, exact) {
     const cache = this.#cache
     const callerIp = ip == null ? '' : ip
     if (cache.sync()) {
       const remembered = cache.lookup(secret, service, api, callerIp)
+      if (remembered !== undefined) return remembered === 0
+    }
+    // No key has this secret's hint (or it has none): unknown or malformed, so denied.
+    const hint = hintOf(secret)
+    if (hint < 0 || !cache.mayHold(hint)) return false
+    return this.#decideFresh(secret, service, api, ip) === 0
+  }
+
+  /** The reason code of a call (0 = allowed): from the memo, else as `#decideFresh`. */
+  #decide(secret, service, api, ip, exact) {
+    const cache = this.#cache
+    if (cache.sync()) {
+      const remembered = cache.lookup(secret, service, api, ip == null ? '' : ip)
       if (remembered !== undefined) return remembered
     }
+    return this.#decideFresh(secret, service, api, ip, exact)
+  }
+
+  /**
+   * The reason code of a call the memo does not hold: one native call, remembered when
+   * the secret is a key's. With `exact` false, a secret no key can have answers "unknown"
+   * without asking the core whether it is also malformed (both deny); `exact` gives the
+   * core's own reason.
+   */
+  #decideFresh(secret, service, api, ip, exact) {
+    const cache = this.#cache
     // Not ending in four base62 characters: not a secret at all.
     const hint = hintOf(secret)
     if (hint < 0) return MALFORMED_KEY
@@ -361,7 +376,7 @@ class KeyStore {
     const packed = native.check(this.#handle, secret, service, api, ip == null ? undefined : ip)
     const reason = packed & 0xff
     if ((packed & KNOWN_KEY) !== 0 && cache.generation !== -1) {
-      cache.remember(secret, service, api, callerIp, reason, (packed & IP_DEPENDENT) !== 0)
+      cache.remember(secret, service, api, ip == null ? '' : ip, reason, (packed & IP_DEPENDENT) !== 0)
     }
     return reason
   }
