@@ -344,10 +344,7 @@ class KeyStore {
       const remembered = cache.lookup(secret, service, api, callerIp)
       if (remembered !== undefined) return remembered === 0
     }
-    // No key has this secret's hint (or it has none): unknown or malformed, so denied.
-    const hint = hintOf(secret)
-    if (hint < 0 || !cache.mayHold(hint)) return false
-    return this.#decideFresh(secret, service, api, ip) === 0
+    return this.#decideFresh(secret, service, api, ip, false) === 0
   }
 
   /** The reason code of a call (0 = allowed): from the memo, else as `#decideFresh`. */
