@@ -3,6 +3,7 @@
 //   npm run bench                      (node --expose-gc bench/bench.mjs)
 //   node --expose-gc bench/bench.mjs --quick        smaller sizes, for trying the bench itself
 //   node --expose-gc bench/bench.mjs --keep-going   time even when the differential check fails
+//   node --expose-gc bench/bench.mjs --hot-only     checks, then only warm, scale and unknown (ratios on stderr)
 //
 // Implementations (bench/peers.mjs):
 //   keygate       store.isAllowed, the public API (includes lib/decision-cache.js, its JS memo)
@@ -42,6 +43,8 @@ const HERE = dirname(fileURLToPath(import.meta.url))
 const ARGS = process.argv.slice(2)
 const QUICK = ARGS.includes('--quick')
 const KEEP_GOING = ARGS.includes('--keep-going')
+/** Only the checks and the warm, scale and unknown timings, their ratios printed (for trying changes). */
+const HOT_ONLY = ARGS.includes('--hot-only')
 
 const CONFIG = {
   rounds: QUICK ? 3 : 7,
@@ -728,6 +731,13 @@ async function main() {
   })
   W.unknown = Object.fromEntries(names.map((x) => [x, unknownBoth[x]]))
   W.unknownScale = Object.fromEntries(names.map((x) => [x, unknownBoth[x + AT_SCALE]]))
+
+  if (HOT_ONLY) {
+    const kg = (w) => W[w].keygate.median
+    log(`\nwarm/naive ${fmtRatio(kg('warm') / W.warm.naive.median)} (≤ 0.2), warm/hashed ${fmtRatio(kg('warm') / W.warm.hashed.median)} (≤ 0.05), ` +
+      `unknown/hashed ${fmtRatio(kg('unknown') / W.unknown.hashed.median)} (≤ 0.35), scale/warm ${fmtRatio(kg('scale') / kg('warm'))} (≤ 1.5)`)
+    return
+  }
 
   // Drop the 200,000-key stores: the rest should not pay for a big heap.
   scale = null

@@ -23,6 +23,8 @@ const KNOWN_KEY = 1 << 8
 const IP_DEPENDENT = 1 << 9
 const MALFORMED_KEY = REASONS.indexOf('malformed_key')
 const UNKNOWN_KEY = REASONS.indexOf('unknown_key')
+/** Characters of a secret after its prefix: '_', 43 random, 6 checksum (keygate_core::secret). */
+const SECRET_BODY = 50
 
 /** Where keygate/http finds the reason of a call (package-internal). */
 const REASON = Symbol.for('keygate.reason')
@@ -101,8 +103,7 @@ function closedError() {
 
 /** Stands in for the memo once the store is closed: every check fails clearly. */
 const CLOSED_CACHE = {
-  generation: -1,
-  sync() {
+  find() {
     throw closedError()
   },
   flushUses() {},
@@ -119,7 +120,8 @@ class KeyStore {
     this.#handle = handle
     const words = new Uint32Array(native.storeSignals(handle))
     const hints = new Uint32Array(native.storeHints(handle))
-    this.#cache = new DecisionCache(words, hints, (secrets, times) => native.touch(handle, secrets, times))
+    const secretLength = native.storeKeyPrefix(handle).length + SECRET_BODY
+    this.#cache = new DecisionCache(words, hints, secretLength, (secrets, times) => native.touch(handle, secrets, times))
     this.#setCacheClock(frozenNow)
   }
 
@@ -338,22 +340,15 @@ class KeyStore {
 
   isAllowed(secret, service, api, ip) {
     checkCallTypes(secret, service, api, ip)
-    const cache = this.#cache
-    const callerIp = ip == null ? '' : ip
-    if (cache.sync()) {
-      const remembered = cache.lookup(secret, service, api, callerIp)
-      if (remembered !== undefined) return remembered === 0
-    }
+    const remembered = this.#cache.find(secret, service, api, ip)
+    if (remembered >= 0) return remembered === 0
     return this.#decideFresh(secret, service, api, ip, false) === 0
   }
 
   /** The reason code of a call (0 = allowed): from the memo, else as `#decideFresh`. */
   #decide(secret, service, api, ip, exact) {
-    const cache = this.#cache
-    if (cache.sync()) {
-      const remembered = cache.lookup(secret, service, api, ip == null ? '' : ip)
-      if (remembered !== undefined) return remembered
-    }
+    const remembered = this.#cache.find(secret, service, api, ip)
+    if (remembered >= 0) return remembered
     return this.#decideFresh(secret, service, api, ip, exact)
   }
 
@@ -372,9 +367,7 @@ class KeyStore {
     if (!exact && !cache.mayHold(hint)) return UNKNOWN_KEY
     const packed = native.check(this.#handle, secret, service, api, ip == null ? undefined : ip)
     const reason = packed & 0xff
-    if ((packed & KNOWN_KEY) !== 0 && cache.generation !== -1) {
-      cache.remember(secret, service, api, ip == null ? '' : ip, reason, (packed & IP_DEPENDENT) !== 0)
-    }
+    if ((packed & KNOWN_KEY) !== 0) cache.remember(secret, service, api, ip, reason, (packed & IP_DEPENDENT) !== 0)
     return reason
   }
 

@@ -1,0 +1,137 @@
+// The decision memo behind isAllowed (lib/decision-cache.js), through the public API:
+// a remembered answer is only ever given to exactly the same call — same secret,
+// service, api and, for keys with IP rules, caller address — whatever its hash;
+// answers stay exact when calls compete for the memo's sets and when it is full;
+// uses answered from it still reach lastUsedAt.
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+
+import { setTimeout as sleep } from 'node:timers/promises'
+
+import { KeyStore } from '../index.js'
+import { checksum, frozenStore, issue, withUser } from './helpers.js'
+
+/** isAllowed twice (the second answer may come from the memo), both equal to explain's. */
+function decide(store: KeyStore, secret: string, service: string, api: string, ip?: string): boolean {
+  const expected = store.explain(secret, service, api, ip).allowed
+  for (let i = 0; i < 2; i++) {
+    assert.equal(store.isAllowed(secret, service, api, ip), expected, `${service}:${api}${ip === undefined ? '' : ` from ${ip}`}, check #${i + 1}`)
+  }
+  return expected
+}
+
+/** A string equal to `text` that is not the same string object (as a server receives it). */
+function copy(text: string): string {
+  return Buffer.from(text, 'latin1').toString('latin1')
+}
+
+describe('a remembered answer goes to the same call only', () => {
+  test('a different secret with the same last characters is not answered from the memo', () => {
+    const store = withUser(frozenStore())
+    const { secret } = issue(store)
+    assert.equal(decide(store, secret, 'session', 'getSessionInfo'), true)
+    // Same length and the same tail (the memo's set), one body character changed: malformed.
+    const i = secret.indexOf('_') + 5
+    const forged = secret.slice(0, i) + (secret[i] === 'A' ? 'B' : 'A') + secret.slice(i + 1)
+    assert.equal(store.isAllowed(forged, 'session', 'getSessionInfo'), false)
+    assert.equal(store.explain(forged, 'session', 'getSessionInfo').reason, 'malformed_key')
+    // A well-formed secret never issued that ends in the same three characters (found by search).
+    const tail = secret.slice(-3)
+    let unknown = ''
+    for (let n = 0; n < 8_000_000 && unknown === ''; n++) {
+      const body = secret.slice(0, secret.length - 6 - 6) + n.toString(36).padStart(6, '0')
+      const candidate = body + checksum(body)
+      if (candidate.endsWith(tail) && candidate !== secret) unknown = candidate
+    }
+    assert.notEqual(unknown, '', 'no secret with the same tail found')
+    assert.equal(store.isAllowed(unknown, 'session', 'getSessionInfo'), false)
+    assert.equal(store.explain(unknown, 'session', 'getSessionInfo').reason, 'unknown_key')
+  })
+
+  test('names of the same length sharing characters are told apart', () => {
+    const store = withUser(frozenStore(), { id: 'integration', rights: ['admin:userCreate', 'session:*'] })
+    const { secret } = issue(store)
+    assert.equal(decide(store, secret, 'admin', 'userCreate'), true)
+    // Same lengths, same middle and last characters as the remembered call: same hash.
+    assert.equal(decide(store, secret, 'bdmin', 'userCreate'), false)
+    assert.equal(decide(store, secret, 'admin', 'xserCreate'), false)
+    assert.equal(decide(store, secret, 'ADMIN', 'USERCREATE'), true, 'rules are case-insensitive')
+    assert.equal(decide(store, secret, 'admin', 'userCreate'), true)
+  })
+
+  test('equal strings that are different objects get the remembered answer', () => {
+    const store = withUser(frozenStore(), { id: 'integration', rights: ['session:*'] })
+    const { secret } = issue(store)
+    assert.equal(decide(store, secret, 'session', 'getSessionInfo'), true)
+    for (let i = 0; i < 100; i++) assert.equal(store.isAllowed(copy(secret), copy('session'), copy('getSessionInfo')), true)
+    assert.equal(store.isAllowed(copy(secret), copy('session'), copy('getSessionInfO')), true)
+    assert.equal(store.isAllowed(copy(secret), copy('sessioN'), copy('userLogon')), true)
+    assert.equal(store.isAllowed(copy(secret), 'admin', 'userLogon'), false)
+  })
+
+  test('a key with IP rules is answered per caller address; one without ignores the address', () => {
+    const store = withUser(frozenStore())
+    const restricted = issue(store, { rules: ['session:*', 'ip=10.0.0.0/8', 'ip=2001:db8::/32'] })
+    const open = issue(store, { rules: ['session:*'] })
+    const callers = ['10.1.2.3', '192.168.0.1', '2001:db8::1', '2001:db9::1', '', 'not an address', '10.1.2.3 ']
+    for (let round = 0; round < 3; round++) {
+      for (const ip of callers) {
+        const expected = ip === '10.1.2.3' || ip === '2001:db8::1'
+        assert.equal(decide(store, restricted.secret, 'session', 'getSessionInfo', ip), expected, `restricted key from ${JSON.stringify(ip)}`)
+        assert.equal(decide(store, open.secret, 'session', 'getSessionInfo', ip), true, `key without IP rules from ${JSON.stringify(ip)}`)
+      }
+      assert.equal(decide(store, restricted.secret, 'session', 'getSessionInfo'), false, 'restricted key without an address')
+      assert.equal(decide(store, open.secret, 'session', 'getSessionInfo'), true)
+    }
+  })
+})
+
+describe('answers stay exact however calls compete for the memo', () => {
+  test('one key asked 500 distinct calls, over and over', () => {
+    const store = withUser(frozenStore(), { id: 'integration', rights: ['svc:*', 'other:api1*'] })
+    const { secret } = issue(store, { rules: ['svc:*', 'other:*'] })
+    const calls: [string, string, boolean][] = []
+    for (let i = 0; i < 250; i++) calls.push(['svc', `api${i}`, true], ['other', `api${i}`, /^api1/.test(`api${i}`)])
+    for (let round = 0; round < 4; round++) {
+      for (const [service, api, expected] of calls) {
+        assert.equal(store.isAllowed(secret, service, api), expected, `${service}:${api} round ${round}`)
+      }
+    }
+  })
+
+  test('more remembered calls than the memo holds (300 keys × 300 calls), then a change', () => {
+    const store = withUser(frozenStore(), { id: 'integration', rights: ['svc:*'] })
+    const keys = Array.from({ length: 300 }, (_, k) => issue(store, { rules: k % 3 === 0 ? ['svc:even*'] : [] }))
+    const expected = (k: number, c: number) => k % 3 !== 0 || c % 2 === 0
+    const api = (c: number) => (c % 2 === 0 ? `even${c}` : `odd${c}`)
+    for (let round = 0; round < 2; round++) {
+      for (let c = 0; c < 300; c++) {
+        for (let k = 0; k < keys.length; k++) {
+          if (store.isAllowed(keys[k]!.secret, 'svc', api(c)) !== expected(k, c)) assert.fail(`key ${k}, call ${api(c)}, round ${round}`)
+        }
+      }
+    }
+    store.setState(keys[1]!.key.id, 'suspended')
+    for (let c = 0; c < 300; c++) {
+      assert.equal(store.isAllowed(keys[1]!.secret, 'svc', api(c)), false, `suspended key, call ${api(c)}`)
+      assert.equal(store.isAllowed(keys[2]!.secret, 'svc', api(c)), true)
+    }
+  })
+})
+
+describe('uses answered from the memo reach lastUsedAt', () => {
+  test('stamped when handed to the core: never before the use, never after the read', async () => {
+    const store = withUser(KeyStore.inMemory())
+    const { key, secret } = issue(store)
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true) // decided by the core
+    await sleep(1200)
+    const before = Date.now()
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true) // answered from the memo
+    const last = store.getKey(key.id)!.lastUsedAt!.getTime()
+    assert.ok(last >= before && last <= Date.now(), `lastUsedAt ${last} outside [${before}, now]`)
+    await sleep(300) // the memo's own flush, without a read
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true)
+    await sleep(300)
+    assert.ok(store.getKey(key.id)!.lastUsedAt!.getTime() > last, 'a later use answered from the memo was not recorded')
+  })
+})
