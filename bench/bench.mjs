@@ -388,8 +388,9 @@ function rotate(list, by) {
  * sample's arguments outside the timing: { target, secrets, services, apis, n, expected }.
  * Each sample's checksum must equal the one the expected answers give.
  */
-async function timeWorkload(title, names, { rounds = CONFIG.rounds, warmupRounds = 2, setupRound, prepare }) {
-  const loops = Object.fromEntries(names.map((n) => [n, makeLoop()]))
+async function timeWorkload(title, names, { rounds = CONFIG.rounds, warmupRounds = 2, setupRound, prepare, sharedLoop = false }) {
+  const shared = sharedLoop ? makeLoop() : null
+  const loops = Object.fromEntries(names.map((n) => [n, shared ?? makeLoop()]))
   const cpu0 = cpuSnapshot()
   const samples = Object.fromEntries(names.map((n) => [n, []]))
   const t0 = Date.now()
@@ -732,9 +733,14 @@ async function main() {
   W.unknown = Object.fromEntries(names.map((x) => [x, unknownBoth[x]]))
   W.unknownScale = Object.fromEntries(names.map((x) => [x, unknownBoth[x + AT_SCALE]]))
 
+  // As a harness that calls every implementation from one loop would measure: the call
+  // site sees every implementation, so V8 inlines none of them into it.
+  W.warmShared = await timeWorkload('warm, one loop for all', names, { sharedLoop: true, prepare: (name) => cycled(warm, name, warmQueries, n) })
+
   if (HOT_ONLY) {
     const kg = (w) => W[w].keygate.median
     log(`\nwarm/naive ${fmtRatio(kg('warm') / W.warm.naive.median)} (≤ 0.2), warm/hashed ${fmtRatio(kg('warm') / W.warm.hashed.median)} (≤ 0.05), ` +
+      `one loop for all: warm/hashed ${fmtRatio(kg('warmShared') / W.warmShared.hashed.median)}, ` +
       `unknown/hashed ${fmtRatio(kg('unknown') / W.unknown.hashed.median)} (≤ 0.35), scale/warm ${fmtRatio(kg('scale') / kg('warm'))} (≤ 1.5)`)
     return
   }
@@ -807,6 +813,7 @@ function report(results, names) {
     row(`warm: ${fmtInt(c.warmKeys)} keys × ${c.rulesPerKey} rules, ${fmtInt(c.warmQueries)} queries cycled`, W.warm),
     row(`scale: the warm queries, ${fmtInt(c.scaleKeys)} keys`, W.scale),
     row('warm, a fresh string per call (info)', W.warmFresh),
+    row('warm, one loop calling every implementation (info)', W.warmShared),
     row(`cold: first check of ${fmtInt(c.coldKeys)} new keys`, W.cold),
     ['cold, hashed JS compiling RegExps at insert (info)', ...cols.map((n) => (n === 'hashed' ? fmtNs(W.cold['hashed-eager'].median) : '—'))],
     row(`unknown: ${fmtInt(c.unknownSecrets)} never-issued secrets`, W.unknown),
@@ -830,6 +837,8 @@ function report(results, names) {
   const info = {
     'warm, fresh strings: keygate / naive JS': W.warmFresh.keygate.median / W.warmFresh.naive.median,
     'warm, fresh strings: keygate / hashed JS': W.warmFresh.keygate.median / W.warmFresh.hashed.median,
+    'warm, one loop for all: keygate / naive JS': W.warmShared.keygate.median / W.warmShared.naive.median,
+    'warm, one loop for all: keygate / hashed JS': W.warmShared.keygate.median / W.warmShared.hashed.median,
     'cold: keygate / hashed JS compiling RegExps at insert': W.cold.keygate.median / W.cold['hashed-eager'].median,
     'scale / warm: naive JS': W.scale.naive.median / W.warm.naive.median,
     'scale / warm: hashed JS': W.scale.hashed.median / W.warm.hashed.median,
@@ -846,8 +855,8 @@ function report(results, names) {
   const ratioRows = ratios.map((r) => [r.name, fmtRatio(r.value), `≤ ${r.limit}`, r.pass ? 'PASS' : 'FAIL'])
   const infoRows = Object.entries(info).map(([k, v]) => [k, fmtRatio(v)])
   const spread = (w, n) => (W[w]?.[n] ? `${fmtNs(W[w][n].min)}–${fmtNs(W[w][n].max)}` : '—')
-  const spreadRows = ['warm', 'scale', 'warmFresh', 'cold', 'unknown', 'unknownScale', 'small'].map((w) => [w, ...cols.map((n) => spread(w, n))])
-  spreadRows.splice(4, 0, ['cold, eager', ...cols.map((n) => (n === 'hashed' ? spread('cold', 'hashed-eager') : '—'))])
+  const spreadRows = ['warm', 'scale', 'warmFresh', 'warmShared', 'cold', 'unknown', 'unknownScale', 'small'].map((w) => [w, ...cols.map((n) => spread(w, n))])
+  spreadRows.splice(5, 0, ['cold, eager', ...cols.map((n) => (n === 'hashed' ? spread('cold', 'hashed-eager') : '—'))])
   const m = results.machine
   const machineLine = `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node} (V8 ${m.v8})`
   const failed = failures.length > 0
@@ -873,6 +882,8 @@ function report(results, names) {
     '- keygate = store.isAllowed (public API, includes its JS decision memo); keygate core = the napi check of the Rust',
     '  core without the memo, reached through binding.js (informational, not a target).',
     '- warm/scale cycle the same query strings; "fresh strings" gives every call new string objects, as a server sees.',
+    '- "one loop" times every implementation from the same loop function: its call site sees all of them, so V8',
+    '  inlines none (a harness written that way measures this row, not the warm row).',
     '- cold: JS peers\' first check includes V8 compiling the key\'s RegExp (lazily, on first use); keygate compiles',
     '  rules in createKey. The info row gives a hashed JS peer that runs each RegExp twice at insert (V8 then has',
     '  native code) — createKey pays instead. Fresh copies of the secrets are presented in cold and unknown.',
