@@ -44,8 +44,6 @@ export interface AuditReportDto {
   problem?: string
 }
 
-export declare function check(store: unknown, secret: unknown, service: unknown, api: unknown, ip?: unknown | undefined | null): number
-
 export declare function createKey(store: ExternalObject<KeyStore>, input: NewKeyDto, actor?: string | undefined | null): IssuedDto
 
 export declare function deleteKey(store: ExternalObject<KeyStore>, id: string, actor?: string | undefined | null): boolean

@@ -836,7 +836,6 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.audit = nativeBinding.audit
-module.exports.check = nativeBinding.check
 module.exports.createKey = nativeBinding.createKey
 module.exports.deleteKey = nativeBinding.deleteKey
 module.exports.deleteRole = nativeBinding.deleteRole

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
+import { createRequire } from 'node:module'
 
 import { KeyStore } from '../index.js'
 import type { Reason } from '../index.js'
@@ -189,6 +190,26 @@ describe('non-string arguments are a TypeError (also instanceof KeygateError)', 
       throwsTypeError(() => store.explain(secret, 'session', 'getSessionInfo', ip as never))
       throwsTypeError(() => store.isAllowed(plain.secret, 'session', 'getSessionInfo', ip as never))
     }
+  })
+
+  test('the native check behind isAllowed, called directly, refuses a junk handle or argument without crashing', () => {
+    type Binding = { check: (...args: unknown[]) => number; storeInMemory: (options: object) => unknown }
+    const binding = createRequire(__filename)('../binding.js') as Binding
+    const { store, secret } = setup()
+    for (const junk of [undefined, null, 42, {}, 'store', store]) {
+      assert.throws(() => binding.check(junk, secret, 'session', 'getSessionInfo'), TypeError)
+    }
+    const handle = binding.storeInMemory({})
+    for (const junk of [undefined, 42, {}, Symbol('s')]) {
+      assert.throws(() => binding.check(handle, junk, 'session', 'getSessionInfo'), TypeError)
+      assert.throws(() => binding.check(handle, secret, junk, 'getSessionInfo'), TypeError)
+      assert.throws(() => binding.check(handle, secret, 'session', junk === undefined ? 1 : junk), TypeError)
+      if (junk !== undefined) assert.throws(() => binding.check(handle, secret, 'session', 'getSessionInfo', junk), TypeError)
+    }
+    assert.throws(() => binding.check(handle, secret, 'session'), TypeError)
+    assert.equal(binding.check(handle, secret, 'session', 'getSessionInfo') & 0xff, 2, 'unknown_key in another store')
+    assert.equal(binding.check(handle, secret, 'session', 'getSessionInfo', null) & 0xff, 2)
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo', '10.1.2.3'), true)
   })
 
   test('the TypeError has code INVALID_ARGUMENT and names the argument', () => {

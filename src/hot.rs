@@ -7,7 +7,7 @@ use std::ffi::c_char;
 use keygate_core::secret::MAX_SECRET_LEN;
 use keygate_core::glob::MAX_NAME_LEN;
 use keygate_core::{Call, KeyStore, Verdict};
-use napi::bindgen_prelude::{External, Unknown};
+use napi::bindgen_prelude::{External, Object, Unknown};
 use napi::{sys, JsValue};
 use napi_derive::napi;
 
@@ -64,26 +64,108 @@ fn pack(verdict: Verdict) -> u32 {
     verdict.reason as u32 | (verdict.known_key as u32) << 8 | (verdict.ip_dependent as u32) << 9
 }
 
-/// The store behind a handle made by `storeInMemory`/`storeOpen`. Read by hand
-/// rather than as a `&External` parameter: the generated borrow tracking for
-/// reference parameters costs more than the rest of a check's crossing.
-fn store_of(handle: &Unknown) -> napi::Result<&'static KeyStore> {
-    let raw = handle.value();
-    let mut data = std::ptr::null_mut();
-    // SAFETY: napi only writes the external's data pointer; `inner_from_raw` checks it is ours.
-    let status = unsafe { sys::napi_get_value_external(raw.env, raw.value, &mut data) };
+/// `check(store, secret, service, api, ip?)` → the packed verdict, registered as
+/// a plain napi callback rather than through `#[napi]`: the generated wrapper
+/// keeps a borrow scope per call (thread-local bookkeeping, an allocation)
+/// that costs about a tenth of a first check, and this function borrows
+/// nothing past its return. A non-store handle or non-string argument throws.
+unsafe extern "C" fn check_callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let mut argc = 5usize;
+    let mut argv: [sys::napi_value; 5] = [std::ptr::null_mut(); 5];
+    // SAFETY: `argv` has room for `argc` values; napi fills missing ones with `undefined`.
+    let status = unsafe {
+        sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), std::ptr::null_mut(), std::ptr::null_mut())
+    };
     if status != sys::Status::napi_ok {
-        return Err(napi::Error::new(napi::Status::InvalidArg, "not a keygate store handle"));
+        return throw_type_error(env, c"check: cannot read the arguments");
+    }
+    let Some(store) = (unsafe { store_from_raw(env, argv[0]) }) else {
+        return throw_type_error(env, c"not a keygate store handle");
+    };
+    let (mut s, mut sv, mut a, mut i) = ([0u8; SECRET_BUF], [0u8; NAME_BUF], [0u8; NAME_BUF], [0u8; IP_BUF]);
+    let type_error = || throw_type_error(env, c"secret, service, api and ip must be strings");
+    let (Some(secret), Some(service), Some(api)) =
+        (read_raw(env, argv[1], &mut s), read_raw(env, argv[2], &mut sv), read_raw(env, argv[3], &mut a))
+    else {
+        return type_error();
+    };
+    let ip = if argc < 5 || is_nullish(env, argv[4]) {
+        None
+    } else {
+        match read_raw(env, argv[4], &mut i) {
+            Some(ip) => Some(ip),
+            None => return type_error(),
+        }
+    };
+    let call = Call { secret, service, api, ip };
+    let packed = pack(store.check(call));
+    let mut result = std::ptr::null_mut();
+    // SAFETY: plain napi call with a valid env and out pointer.
+    if unsafe { sys::napi_create_uint32(env, packed, &mut result) } != sys::Status::napi_ok {
+        return std::ptr::null_mut();
+    }
+    result
+}
+
+/// Reads a string argument into `buf` (see `read`); `None` when it is not a string.
+fn read_raw(env: sys::napi_env, value: sys::napi_value, buf: &mut [u8]) -> Option<&[u8]> {
+    let mut len = 0usize;
+    // SAFETY: `buf` is writable for `buf.len()` bytes; napi writes at most that many, NUL included.
+    let status =
+        unsafe { sys::napi_get_value_string_utf8(env, value, buf.as_mut_ptr() as *mut c_char, buf.len(), &mut len) };
+    (status == sys::Status::napi_ok).then(|| &buf[..len])
+}
+
+fn is_nullish(env: sys::napi_env, value: sys::napi_value) -> bool {
+    let mut kind = sys::ValueType::napi_undefined;
+    // SAFETY: plain napi call with a valid env and out pointer.
+    let status = unsafe { sys::napi_typeof(env, value, &mut kind) };
+    status == sys::Status::napi_ok && (kind == sys::ValueType::napi_undefined || kind == sys::ValueType::napi_null)
+}
+
+/// The store behind a raw handle value, if it is one of ours.
+///
+/// # Safety
+/// `env` and `value` come from the current napi callback.
+unsafe fn store_from_raw(env: sys::napi_env, value: sys::napi_value) -> Option<&'static KeyStore> {
+    let mut data = std::ptr::null_mut();
+    // SAFETY: napi only writes the external's data pointer (and fails for anything else).
+    if unsafe { sys::napi_get_value_external(env, value, &mut data) } != sys::Status::napi_ok {
+        return None;
     }
     // SAFETY: `inner_from_raw` only dereferences pointers registered as `External<KeyStore>`.
     unsafe { External::<KeyStore>::inner_from_raw(data) }
-        .ok_or_else(|| napi::Error::new(napi::Status::InvalidArg, "not a keygate store handle"))
 }
 
-#[napi]
-pub fn check(store: Unknown, secret: Unknown, service: Unknown, api: Unknown, ip: Option<Unknown>) -> napi::Result<u32> {
-    let store = store_of(&store)?;
-    with_call(secret, service, api, ip, |call| pack(store.check(call)))
+fn throw_type_error(env: sys::napi_env, message: &std::ffi::CStr) -> sys::napi_value {
+    // SAFETY: plain napi call; a pending exception is what the caller returns to.
+    unsafe { sys::napi_throw_type_error(env, std::ptr::null(), message.as_ptr()) };
+    std::ptr::null_mut()
+}
+
+/// Adds `check` to the module's exports (see `check_callback`).
+#[napi(module_exports)]
+pub fn register_check(exports: Object) -> napi::Result<()> {
+    let raw = exports.value();
+    let mut function = std::ptr::null_mut();
+    // SAFETY: plain napi calls with the env and exports object of module initialisation.
+    unsafe {
+        let status = sys::napi_create_function(
+            raw.env,
+            c"check".as_ptr(),
+            5,
+            Some(check_callback),
+            std::ptr::null_mut(),
+            &mut function,
+        );
+        if status != sys::Status::napi_ok {
+            return Err(napi::Error::new(napi::Status::GenericFailure, "cannot create check"));
+        }
+        if sys::napi_set_named_property(raw.env, raw.value, c"check".as_ptr(), function) != sys::Status::napi_ok {
+            return Err(napi::Error::new(napi::Status::GenericFailure, "cannot export check"));
+        }
+    }
+    Ok(())
 }
 
 #[napi]

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::hints::HintFilter;
@@ -126,8 +127,10 @@ impl KeyTable {
 
 #[derive(Debug, Default)]
 pub struct Registry {
-    users: HashMap<Arc<str>, User>,
-    roles: HashMap<Arc<str>, Role>,
+    // Found by name on every check (a key's user, the user's roles): a fast hasher, since
+    // the names are the admin's, not a caller's, there is no flooding to defend against.
+    users: HashMap<Arc<str>, User, FxBuildHasher>,
+    roles: HashMap<Arc<str>, Role, FxBuildHasher>,
     keys: KeyTable,
     interner: RuleInterner,
     next_seq: u64,
