@@ -5,6 +5,8 @@ import assert from 'node:assert/strict'
 import http from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import net from 'node:net'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import type { AddressInfo } from 'node:net'
 
 import express from 'express'
@@ -666,6 +668,27 @@ function fakeRequest(headers: [string, string][], url = CALL, method = 'POST', r
 }
 
 describe('guard.check (no server)', () => {
+  test('keeps no request line alive: 5,000 calls through 16 KB URLs leave the heap as it was', () => {
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const f = fixture()
+    const guard = createGuard(f.store)
+    const padding = 'p'.repeat(16_000)
+    const call = (i: number) => {
+      // Each call its own service and api (so the memo remembers each), cut from a long URL.
+      const url = `/xmlmc/apps/com.hornbill.app${i.toString(36)}/?method=entityBrowseRecords${(i * 7).toString(36)}&${padding}${i}`
+      const result = guard.check(fakeRequest([['Authorization', `ESP-APIKEY ${f.good.secret}`]], url))
+      if (!result.ok) assert.fail(`call ${i}: ${JSON.stringify(result)}`)
+    }
+    for (let i = 0; i < 100; i++) call(i)
+    gc()
+    const before = process.memoryUsage().heapUsed
+    for (let i = 100; i < 5_100; i++) call(i)
+    gc()
+    const growthMb = (process.memoryUsage().heapUsed - before) / (1 << 20)
+    assert.ok(growthMb < 20, `heap grew by ${growthMb.toFixed(1)} MB: the memo keeps the request lines alive`)
+  })
+
   test('returns the identity or a frozen denial, never throws', () => {
     const f = fixture()
     const guard = createGuard(f.store)

@@ -7,9 +7,11 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 
 import { setTimeout as sleep } from 'node:timers/promises'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 
 import { KeyStore } from '../index.js'
-import { checksum, frozenStore, issue, withUser } from './helpers.js'
+import { DAY, at, checksum, frozenStore, issue, withUser } from './helpers.js'
 
 /** isAllowed twice (the second answer may come from the memo), both equal to explain's. */
 function decide(store: KeyStore, secret: string, service: string, api: string, ip?: string): boolean {
@@ -119,8 +121,33 @@ describe('answers stay exact however calls compete for the memo', () => {
   })
 })
 
+describe('the memo under calls that compete for one set', () => {
+  test('uses noted again and again after evictions stay bounded (no growth until the event loop turns)', () => {
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const store = withUser(KeyStore.inMemory(), { id: 'integration', rights: ['svc:*'] })
+    const { secret } = issue(store, { expiresAt: at(new Date(), DAY) })
+    // Same length, middle and last character: one set of four entries for five calls.
+    const apis = ['a1z', 'b1z', 'c1z', 'd1z', 'e1z']
+    for (const api of apis) assert.equal(store.isAllowed(secret, 'svc', api), true)
+    const churn = (count: number) => {
+      for (let i = 0; i < count; i++) {
+        const api = apis[3 + (i & 1)]!
+        if (!store.isAllowed(secret, 'svc', api) || !store.isAllowed(secret, 'svc', api)) assert.fail(`svc:${api} denied`)
+      }
+    }
+    churn(100_000)
+    gc()
+    const before = process.memoryUsage().heapUsed
+    churn(1_000_000)
+    gc()
+    const growthMb = (process.memoryUsage().heapUsed - before) / (1 << 20)
+    assert.ok(growthMb < 8, `heap grew by ${growthMb.toFixed(1)} MB over a million competing checks`)
+  })
+})
+
 describe('uses answered from the memo reach lastUsedAt', () => {
-  test('stamped when handed to the core: never before the use, never after the read', async () => {
+  test('a use answered from the memo is recorded: never before the check, never after the read', async () => {
     const store = withUser(KeyStore.inMemory())
     const { key, secret } = issue(store)
     assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true) // decided by the core
@@ -133,5 +160,20 @@ describe('uses answered from the memo reach lastUsedAt', () => {
     assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true)
     await sleep(300)
     assert.ok(store.getKey(key.id)!.lastUsedAt!.getTime() > last, 'a later use answered from the memo was not recorded')
+  })
+
+  test('recorded with the time of the use, not of the hand-over: a revocation just after it is later', async () => {
+    const store = withUser(KeyStore.inMemory())
+    const { key, secret } = issue(store)
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true) // decided by the core
+    await sleep(300)
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true) // answered from the memo
+    const used = Date.now()
+    await sleep(100)
+    const revoked = store.setState(key.id, 'revoked')
+    await sleep(300) // the memo hands its uses over
+    const last = store.getKey(key.id)!.lastUsedAt!.getTime()
+    assert.ok(last <= used, `lastUsedAt ${last} is after the use at ${used}`)
+    assert.ok(last < revoked.updatedAt.getTime(), 'lastUsedAt after the revocation')
   })
 })

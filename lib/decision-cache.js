@@ -57,9 +57,9 @@ const UNNOTED = 0x100
 /** …and a key with IP rules: the decision holds for the entry's caller address only. */
 const IP_DEPENDENT = 0x200
 /**
- * Uses of keys answered from the memo reach the core within this many ms,
- * stamped with the time they are handed over; the durable store then writes
- * them within a second (lastUsedAt).
+ * Uses of keys answered from the memo reach the core within this many ms; the
+ * durable store then writes them within a second (lastUsedAt). An entry notes
+ * its first use of each such window, with the time of that use.
  */
 const TOUCH_FLUSH_MS = 200
 
@@ -91,8 +91,9 @@ function hintOf(secret) {
 /**
  * A 32-bit hash of a call: its top FILTER_BITS index the presence filter, its
  * top SET_BITS the table's set. The secret's last three characters (random for
- * real secrets) pick the region; the names' lengths and a few of their
- * characters spread one key's calls over it. Callers guarantee that the
+ * real secrets) pick the region; the names' lengths and three characters of the
+ * api spread one key's calls over it (calls differing elsewhere share a set of
+ * four entries: more such calls of one key are answered, exactly, by the core). Callers guarantee that the
  * secret has at least three characters and the names at least one, so no read
  * is out of bounds (which would cost V8 a deoptimisation).
  */
@@ -101,9 +102,12 @@ function hashOf(secret, service, api) {
   const m = api.length
   const k = service.length
   const s = (secret.charCodeAt(n - 1) << 14) ^ (secret.charCodeAt(n - 2) << 7) ^ secret.charCodeAt(n - 3)
-  const c = Math.imul(m ^ (k << 8) ^ (api.charCodeAt(m >> 1) << 16) ^ (service.charCodeAt(k - 1) << 24), 0x85ebca6b) ^
-    api.charCodeAt(m - 1)
-  return Math.imul(s ^ c, 0x9e3779b1) >>> 0
+  // The api's middle and last two characters (names often differ only in a suffix);
+  // `m - 2 + (1 >> (m - 1))` is m - 2, or 0 for a one-character name.
+  const middle = api.charCodeAt(m >> 1)
+  const beforeLast = api.charCodeAt(m - 2 + (1 >> (m - 1)))
+  const names = Math.imul(m ^ (k << 8) ^ (middle << 16) ^ (beforeLast << 24), 0x85ebca6b) ^ api.charCodeAt(m - 1)
+  return Math.imul(s ^ names, 0x9e3779b1) >>> 0
 }
 
 class DecisionCache {
@@ -132,9 +136,10 @@ class DecisionCache {
     /** The sets in use, so that emptying the memo touches only those. */
     this.filled = []
     this.generation = -1
-    /** Allowed entries used since the last flush: their offsets and secrets. */
+    /** Allowed entries used since the last flush: their offsets, secrets and the times of those uses. */
     this.notedAt = []
     this.usedSecrets = []
+    this.usedTimes = []
     this.flushTimer = null
     this.clock = Date.now
   }
@@ -243,19 +248,23 @@ class DecisionCache {
     }
   }
 
-  /** Notes the use of the allowed entry at `o`, for the next flush (lastUsedAt). */
+  /** Notes the use of the allowed entry at `o`, now, for the next flush (lastUsedAt). */
   noteUse(o) {
+    // An entry evicted and remembered again notes again: hand over a full list at once
+    // rather than let it grow until the event loop turns.
+    if (this.notedAt.length >= MAX_DECISIONS) this.flushUses()
     const table = this.table
     table[o + 3] &= ~UNNOTED
     this.notedAt.push(o)
     this.usedSecrets.push(table[o])
+    this.usedTimes.push(this.clock())
     if (this.flushTimer === null) {
       this.flushTimer = setTimeout(() => this.flushUses(), TOUCH_FLUSH_MS)
       this.flushTimer.unref()
     }
   }
 
-  /** Hands the uses answered from the memo to the core (for lastUsedAt), stamped now. */
+  /** Hands the uses answered from the memo to the core (for lastUsedAt). */
   flushUses() {
     if (this.flushTimer !== null) {
       clearTimeout(this.flushTimer)
@@ -263,12 +272,14 @@ class DecisionCache {
     }
     if (this.usedSecrets.length === 0) return
     const secrets = this.usedSecrets
+    const times = this.usedTimes
     const table = this.table
     // Allowed entries noted since the last flush note their next use again.
     for (const o of this.notedAt) if ((table[o + 3] & (REASON_BITS | UNNOTED)) === 0) table[o + 3] |= UNNOTED
     this.notedAt = []
     this.usedSecrets = []
-    this.touch(secrets, new Array(secrets.length).fill(this.clock()))
+    this.usedTimes = []
+    this.touch(secrets, times)
   }
 }
 

@@ -80,6 +80,18 @@ function encodesMethod(url, start, end) {
 
 const REASON = Symbol.for('keygate.reason')
 
+/** Below this length V8 copies a slice instead of pointing into the string it was cut from. */
+const SHORTEST_SLICE = 13
+
+/**
+ * `text` as a string that shares no memory with the one it was cut from. V8 keeps the
+ * whole parent of a slice alive, and the store's memo keeps the strings of recent calls
+ * (up to 65,536): given slices of request lines, it would keep as many request lines.
+ */
+function detached(text) {
+  return text.length < SHORTEST_SLICE ? text : (' ' + text).slice(1)
+}
+
 /**
  * The reason of a call. A keygate KeyStore answers from its memo of decisions (as cheap
  * as isAllowed, denials included); any other store object through explain().
@@ -442,7 +454,8 @@ class Guard {
         return this.#fail(new TypeError('options.route must return { service: string, api: string }, null or undefined'), req, key)
       }
 
-      const reason = reasonOf(store, key, service, api, ip)
+      key = detached(key)
+      const reason = reasonOf(store, key, detached(service), detached(api), typeof ip === 'string' ? detached(ip) : ip)
       if (reason !== 'allowed') return this.#deny(reason)
       const known = this.#identities.get(key)
       if (known !== undefined) return { ok: true, keyId: known[0], userId: known[1], service, api, ip }
