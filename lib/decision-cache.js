@@ -20,7 +20,9 @@
 // common hit and costs one comparison. A key with IP rules has flag
 // IP_DEPENDENT: the decision holds only for the caller address kept beside the
 // table ('' for none). The fixed size bounds memory: a flood of keys or calls
-// only evicts entries.
+// only evicts entries. Entries hold the caller's own string objects (so that a
+// caller reusing them compares pointers); keygate/http hands in copies, never
+// slices of a request line that V8 would keep alive with them.
 //
 // On a miss, the secret's hint (last four characters) indexes the core's hint
 // filter (a bitset of every key's hint), so most unknown secrets are refused
