@@ -3,7 +3,7 @@
 //   npm run bench                      (node --expose-gc bench/bench.mjs)
 //   node --expose-gc bench/bench.mjs --quick        smaller sizes, for trying the bench itself
 //   node --expose-gc bench/bench.mjs --keep-going   time even when the differential check fails
-//   node --expose-gc bench/bench.mjs --hot-only     checks, then only warm, scale and unknown (ratios on stderr)
+//   node --expose-gc bench/bench.mjs --hot-only     checks, then only warm, scale, one loop and unknown (ratios on stderr)
 //
 // Implementations (bench/peers.mjs):
 //   keygate       store.isAllowed, the public API (includes lib/decision-cache.js, its JS memo)
@@ -43,7 +43,7 @@ const HERE = dirname(fileURLToPath(import.meta.url))
 const ARGS = process.argv.slice(2)
 const QUICK = ARGS.includes('--quick')
 const KEEP_GOING = ARGS.includes('--keep-going')
-/** Only the checks and the warm, scale and unknown timings, their ratios printed (for trying changes). */
+/** Only the checks and the warm, scale, one-loop and unknown timings, their ratios printed (for trying changes). */
 const HOT_ONLY = ARGS.includes('--hot-only')
 
 const CONFIG = {

@@ -95,9 +95,10 @@ function hintOf(secret) {
  * top SET_BITS the table's set. The secret's last three characters (random for
  * real secrets) pick the region; the names' lengths and three characters of the
  * api spread one key's calls over it (calls differing elsewhere share a set of
- * four entries: more such calls of one key are answered, exactly, by the core). Callers guarantee that the
- * secret has at least three characters and the names at least one, so no read
- * is out of bounds (which would cost V8 a deoptimisation).
+ * four entries: more such calls of one key are answered, exactly, by the core).
+ * Callers check `fits` first: the secret has at least three characters and the
+ * names at least one, so no read is out of bounds (which would cost V8 a
+ * deoptimisation).
  */
 function hashOf(secret, service, api) {
   const n = secret.length
@@ -153,7 +154,7 @@ class DecisionCache {
   find(secret, service, api, ip) {
     if (this.words[0] !== this.generation && !this.sync()) return -1
     const table = this.table
-    if (secret.length !== this.secretLength || service.length === 0 || api.length === 0 || table.length === 0) return -1
+    if (table.length === 0 || !this.fits(secret, service, api)) return -1
     const hash = hashOf(secret, service, api)
     const bit = hash >>> (32 - FILTER_BITS)
     if ((this.present[bit >>> 5] & (1 << (bit & 31))) === 0) return -1
@@ -165,6 +166,11 @@ class DecisionCache {
       if (reason >= 0) return reason
     }
     return this.findInOtherWays(table, o, secret, service, api, ip)
+  }
+
+  /** Whether a call can have an entry: a secret of this store's length, names not empty. */
+  fits(secret, service, api) {
+    return secret.length === this.secretLength && service.length !== 0 && api.length !== 0
   }
 
   /** `find` in the set at `o` beyond its first entry. */
@@ -221,9 +227,9 @@ class DecisionCache {
    * most of them at once.
    */
   remember(secret, service, api, ip, reason, ipDependent) {
-    // Only under the generation the call was decided in: a change applied meanwhile bumped it.
-    if (this.generation === -1 || this.words[0] !== this.generation) return
-    if (secret.length !== this.secretLength || service.length === 0 || api.length === 0) return
+    // Only under the generation the call was decided in (a change applied meanwhile bumped
+    // it), and never while the bypass holds (generation -1, which no word equals).
+    if (this.words[0] !== this.generation || !this.fits(secret, service, api)) return
     const callerIp = ip == null ? '' : ip
     if (service.length > MAX_NAME || api.length > MAX_NAME || callerIp.length > MAX_IP) return
     if (this.table.length === 0) this.table = new Array(SETS * SET_FIELDS).fill(FREE)

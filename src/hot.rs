@@ -25,16 +25,7 @@ const IP_BUF: usize = 45 + SLACK;
 /// Reads a JS string as UTF-8 into `buf`; `Err` when the value is not a string.
 fn read<'b>(value: &Unknown, buf: &'b mut [u8]) -> Result<&'b [u8], ()> {
     let raw = value.value();
-    let mut len = 0usize;
-    // SAFETY: `buf` is writable for `buf.len()` bytes; napi writes at most that many, NUL included.
-    let status = unsafe {
-        sys::napi_get_value_string_utf8(raw.env, raw.value, buf.as_mut_ptr() as *mut c_char, buf.len(), &mut len)
-    };
-    if status == sys::Status::napi_ok {
-        Ok(&buf[..len])
-    } else {
-        Err(())
-    }
+    read_raw(raw.env, raw.value, buf).ok_or(())
 }
 
 /// Runs `f` over the call read from the four arguments; a non-string argument
