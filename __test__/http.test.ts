@@ -5,6 +5,8 @@ import assert from 'node:assert/strict'
 import http from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import net from 'node:net'
+import querystring from 'node:querystring'
+import { createRequire } from 'node:module'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import type { AddressInfo } from 'node:net'
@@ -742,6 +744,133 @@ describe('guard.check (no server)', () => {
       service: 'session',
       api: 'userLogon',
     })
+  })
+})
+
+// ---- finding: a `method` the app may read differently than the guard checked --------------
+
+/** Queries that some parser (qs for Express, fast-querystring for Fastify, …) reads as another or an extra `method`. */
+const AMBIGUOUS_QUERIES = [
+  'method[]=userLogoff&method=userLogon',
+  'method=userLogon&method[]=userLogoff',
+  'method[0]=userCreate&method=userLogon',
+  'method%5B%5D=x&method=userLogon',
+  'method%5b0%5d=x&method=userLogon',
+  'method&method=userLogon',
+  'method=userLogon&method',
+  '[method]=userLogoff&method=userLogon',
+  '%5Bmethod%5D=userLogoff&method=userLogon',
+  '.method=userLogoff&method=userLogon',
+  'method.x=userLogoff&method=userLogon',
+  'method[x]=1&method=userLogon',
+  'method%2Ex=1&method=userLogon',
+  '%6Dethod=userLogoff&method=userLogon',
+  'm%65thod[]=userLogoff&method=userLogon',
+  'method[=x&method=userLogon',
+  'method[]=userLogon',
+  'method',
+  '[method]=userLogon',
+  Array.from({ length: 1000 }, (_, i) => `p${i}=1`).join('&') + '&method=userLogon',
+]
+
+/** Refused too, to be safe, though the parsers above read them as one plain `method`. */
+const REFUSED_TO_BE_SAFE = ['method+=userLogoff&method=userLogon', 'METHOD=userLogoff&method=userLogon', 'method%ZZ=x&method=userLogon']
+
+/** The parsers apps use, each answering what it reads as `method` (a string, an array, an object…). */
+const requireFromExpress = createRequire(require.resolve('express'))
+const requireFromFastify = createRequire(require.resolve('fastify'))
+const qs = requireFromExpress('qs') as { parse(text: string, options?: object): Record<string, unknown> }
+const fastQuerystring = requireFromFastify('fast-querystring') as { parse(text: string): Record<string, unknown> }
+const PARSERS: [string, (query: string) => unknown][] = [
+  ['qs (Express 4 default)', (q) => qs.parse(q, { allowPrototypes: true }).method],
+  ['qs allowDots', (q) => qs.parse(q, { allowDots: true }).method],
+  ['fast-querystring (Fastify default)', (q) => fastQuerystring.parse(q).method],
+  ['node:querystring (Express "simple")', (q) => querystring.parse(q).method],
+  ['URLSearchParams getAll', (q) => {
+    const all = new URLSearchParams(q).getAll('method')
+    return all.length === 1 ? all[0] : all
+  }],
+]
+
+describe('an ambiguous `method` is 400 invalid_request and the app never runs', () => {
+  for (const kind of KINDS) {
+    test(`${kind}: every spelling a query parser reads as \`method\` counts`, async () => {
+      const f = fixture()
+      const guard = createGuard(f.store)
+      let runs = 0
+      let server: Running
+      if (kind === 'node') {
+        server = await listen(http.createServer(guard.node((_req, res) => (runs++, send(res, 200, {})))), '127.0.0.1')
+      } else if (kind === 'express') {
+        const app = express()
+        app.use(guard.express())
+        app.all('*', (req, res) => {
+          runs++
+          res.json({ method: req.query.method })
+        })
+        server = await listen(http.createServer(app), '127.0.0.1')
+      } else {
+        const app = Fastify()
+        await app.register(guard.fastify())
+        app.all('*', async (request) => {
+          runs++
+          return { method: (request.query as Record<string, unknown>).method }
+        })
+        await app.listen({ port: 0, host: '127.0.0.1' })
+        const port = (app.server.address() as AddressInfo).port
+        server = { port, base: `http://127.0.0.1:${port}`, close: () => app.close() }
+      }
+      try {
+        for (const query of [...AMBIGUOUS_QUERIES, ...REFUSED_TO_BE_SAFE]) {
+          expectDenial(await call(server.base, `/xmlmc/session/?${query}`, esp(f.good.secret)), 400, 'invalid_request', query.slice(0, 80))
+        }
+        assert.equal(runs, 0, 'the handler ran for an ambiguous query')
+        // the plain call still passes, and the app reads the method the guard checked
+        const ok = await call(server.base, '/xmlmc/session/?method=userLogon&methods=x&a[method]=y', esp(f.good.secret))
+        assert.equal(ok.status, 200)
+        if (kind !== 'node') assert.equal(ok.json.method, 'userLogon')
+        assert.equal(runs, 1)
+      } finally {
+        await server.close()
+      }
+    })
+  }
+
+  test('each listed query is read as something other than one plain `method` by at least one parser', () => {
+    // (so that the list above is made of real ambiguities, not of arbitrary refusals)
+    for (const query of AMBIGUOUS_QUERIES.slice(0, -1)) {
+      const readings = PARSERS.map(([, parse]) => parse(query))
+      assert.ok(
+        readings.some((r) => typeof r !== 'string' || r !== readings[0]) || readings.every((r) => r !== 'userLogon'),
+        `${query}: every parser reads ${JSON.stringify(readings)}`,
+      )
+    }
+  })
+
+  test('whenever the guard accepts a query, every parser reads exactly the api it checked', () => {
+    const names = ['method', 'method[]', 'method[0]', '[method]', '.method', 'method.x', '%6Dethod', 'method%5B%5D', 'METHOD', 'method+', 'methods', 'a[method]', 'x', '', 'a.method', 'meth%6Fd']
+    const values = [null, '', 'userLogon', 'userLogoff']
+    let seed = 0x9e3779b9
+    const pick = <T>(items: readonly T[]): T => {
+      // xorshift32: reproducible, and its low bits are not periodic as an LCG's are
+      seed ^= seed << 13
+      seed ^= seed >>> 17
+      seed ^= seed << 5
+      return items[(seed >>> 0) % items.length]!
+    }
+    let accepted = 0
+    for (let i = 0; i < 100_000; i++) {
+      const parts = Array.from({ length: 1 + (i % 4) }, () => {
+        const value = pick(values)
+        return value === null ? pick(names) : `${pick(names)}=${value}`
+      })
+      const query = parts.join('&')
+      const route = hornbillRoute({ url: `/xmlmc/session/?${query}`, method: 'POST' } as IncomingMessage)
+      if (route === null || route.api === '') continue
+      accepted++
+      for (const [parser, parse] of PARSERS) assert.equal(parse(query), route.api, `${parser} reads another method than the guard in ${query}`)
+    }
+    assert.ok(accepted > 1000, `only ${accepted} queries were accepted: the check proves little`)
   })
 })
 

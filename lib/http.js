@@ -58,24 +58,82 @@ const BAD_SEGMENT = /(?:^|\/)\.{0,2}(?:\/|$)/
 /** A route the store refuses as `invalid_request` (empty names are invalid). */
 const INVALID_CALL = Object.freeze({ service: '', api: '' })
 
+/** Parameters a query may have: node:querystring and qs read only the first 1,000. */
+const MAX_PARAMETERS = 1000
+
 /**
- * Hornbill's mapping: `POST /xmlmc/<service>/?method=<api>` → `{ service, api }`.
- * Anything that is not a POST under `/xmlmc/` → null (404 no_route). Under `/xmlmc/`, a
- * missing, empty or repeated `method`, an empty/`.`/`..` path segment or characters outside
- * the store's alphabet (percent-escapes are not decoded) → a call the store answers
- * `invalid_request` (400).
+ * True when the parameter name url[start, end) (up to its `=`) could be read as `method` by
+ * some query parser: percent-decoded (`+` is a space), case and surrounding spaces ignored,
+ * and cut at the first `[`, `]` or `.` — qs reads `method[]`, `method[0]`, `[method]` and,
+ * with allowDots, `method.x` and `.method` as `method`. Undecodable names count too.
  */
-/** True when the parameter name in url[start, end) is `method` once decoded but not as written. */
-function encodesMethod(url, start, end) {
+function namesMethod(url, start, end) {
   let eq = url.indexOf('=', start)
   if (eq < 0 || eq > end) eq = end
-  const name = url.slice(start, eq)
-  if (!name.includes('%') && !name.includes('+')) return false
-  try {
-    return decodeURIComponent(name.replace(/\+/g, ' ')).trim().toLowerCase() === 'method'
-  } catch {
-    return true // undecodable: not worth the risk
+  let name = url.slice(start, eq)
+  if (name.includes('%') || name.includes('+')) {
+    try {
+      name = decodeURIComponent(name.replace(/\+/g, ' '))
+    } catch {
+      return true // undecodable: not worth the risk
+    }
   }
+  for (const segment of name.split(/[[\].]/)) {
+    const part = segment.trim()
+    if (part !== '') return part.toLowerCase() === 'method'
+  }
+  return false
+}
+
+/**
+ * Hornbill's mapping: `POST /xmlmc/<service>/?method=<api>` → `{ service, api }`.
+ * Anything that is not a POST under `/xmlmc/` → null (404 no_route). Under `/xmlmc/`, an
+ * empty/`.`/`..` path segment, characters outside the store's alphabet (percent-escapes
+ * are not decoded), or a `method` that is not exactly one plain `method=<api>` → a call the
+ * store answers `invalid_request` (400). Every parameter that any common parser (qs for
+ * Express, fast-querystring for Fastify, node:querystring, URLSearchParams) could read as
+ * `method` counts: `method[]=a&method=b`, `%6Dethod=a&method=b`, `method&method=b` are
+ * refused, so the app never reads another call than the one checked.
+ */
+function hornbillRoute(req) {
+  if (req.method !== 'POST') return null
+  let url = requestTarget(req)
+  if (typeof url !== 'string') return null
+  if (url.charCodeAt(0) !== 47 /* / */) {
+    // absolute-form (`POST http://host/xmlmc/...`): keep only the path and query
+    const scheme = url.indexOf('://')
+    if (scheme < 0) return null
+    const slash = url.indexOf('/', scheme + 3)
+    if (slash < 0) return null
+    url = url.slice(slash)
+  }
+  if (!url.startsWith('/xmlmc/')) return null
+  const q = url.indexOf('?')
+  if (q < 0) return INVALID_CALL // no `method`
+  const end = url.charCodeAt(q - 1) === 47 /* / */ ? q - 1 : q
+  if (end <= 7) return INVALID_CALL
+  const path = url.slice(7, end)
+  if (BAD_SEGMENT.test(path)) return INVALID_CALL
+  let api
+  let methods = 0
+  let parameters = 0
+  for (let i = q + 1; i < url.length; ) {
+    let amp = url.indexOf('&', i)
+    if (amp < 0) amp = url.length
+    // Past the parsers' limit a `method` would be checked here and unseen by the app.
+    if (++parameters > MAX_PARAMETERS) return INVALID_CALL
+    if (url.startsWith('method=', i)) {
+      methods++
+      api = url.slice(i + 7, amp)
+    } else if (namesMethod(url, i, amp)) {
+      // `method`, `method[]=`, `%6Dethod=`…: another spelling, so ambiguous or unchecked.
+      return INVALID_CALL
+    }
+    if (methods > 1) return INVALID_CALL // two `method`s: ambiguous
+    i = amp + 1
+  }
+  if (api === undefined || api === '') return INVALID_CALL
+  return { service: path, api }
 }
 
 const REASON = Symbol.for('keygate.reason')
@@ -98,43 +156,6 @@ function detached(text) {
  */
 function reasonOf(store, key, service, api, ip) {
   return typeof store[REASON] === 'function' ? store[REASON](key, service, api, ip) : store.explain(key, service, api, ip).reason
-}
-
-function hornbillRoute(req) {
-  if (req.method !== 'POST') return null
-  let url = requestTarget(req)
-  if (typeof url !== 'string') return null
-  if (url.charCodeAt(0) !== 47 /* / */) {
-    // absolute-form (`POST http://host/xmlmc/...`): keep only the path and query
-    const scheme = url.indexOf('://')
-    if (scheme < 0) return null
-    const slash = url.indexOf('/', scheme + 3)
-    if (slash < 0) return null
-    url = url.slice(slash)
-  }
-  if (!url.startsWith('/xmlmc/')) return null
-  const q = url.indexOf('?')
-  if (q < 0) return INVALID_CALL // no `method`
-  const end = url.charCodeAt(q - 1) === 47 /* / */ ? q - 1 : q
-  if (end <= 7) return INVALID_CALL
-  const path = url.slice(7, end)
-  if (BAD_SEGMENT.test(path)) return INVALID_CALL
-  let api
-  for (let i = q + 1; i < url.length; ) {
-    let amp = url.indexOf('&', i)
-    if (amp < 0) amp = url.length
-    if (url.startsWith('method=', i)) {
-      if (api !== undefined) return INVALID_CALL // two `method`s: ambiguous
-      api = url.slice(i + 7, amp)
-    } else if (encodesMethod(url, i, amp)) {
-      // `%6Dethod=` is `method` to URLSearchParams and qs: an app reading the query
-      // would see another call than the one checked, so refuse rather than guess.
-      return INVALID_CALL
-    }
-    i = amp + 1
-  }
-  if (api === undefined || api === '') return INVALID_CALL
-  return { service: path, api }
 }
 
 /** The full request target: Express keeps it in `originalUrl` when mounted under a path. */
