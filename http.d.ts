@@ -89,8 +89,14 @@ export interface GuardOptions {
   realm?: string
   /**
    * Called with the error behind every 500 (a store read failing, e.g. `STORE_IO`, or the
-   * route function throwing). The key is redacted from it. Default: one `console.error` line.
-   * An `onError` that throws is ignored.
+   * route function throwing). When any string reachable from the error (name, message,
+   * stack, code, the `cause` chain, AggregateError `errors`, other own properties) holds the
+   * key or a 12-character run of it, or part of it cannot be read, `onError` gets a redacted
+   * copy (a plain `Error` or `AggregateError` keeping the name, `[redacted]` in place of the
+   * key); otherwise the error itself. A thrown non-Error arrives as an `Error` whose `cause`
+   * is its redacted copy. Your error is never modified. Note that `req` still carries the
+   * request's headers, key included. Default: one `console.error` line (name, code, message
+   * and those of up to three causes). An `onError` that throws is ignored.
    */
   onError?: (error: Error, req: IncomingMessage) => void
 }
@@ -224,6 +230,11 @@ export declare function createGuard(store: KeyStore, options?: GuardOptions): Gu
  * - Under `/xmlmc/`: no `method`, an empty one or two of them, an empty, `.` or `..` path
  *   segment → a call the store refuses (400 `invalid_request`). Percent-escapes are not
  *   decoded, so `%2E%2E` is refused as well (the store's alphabet has no `%`).
+ * - So is a query in which any other parameter could be read as `method` by a query parser
+ *   (qs, fast-querystring, node:querystring, URLSearchParams): a name that, percent-decoded,
+ *   case and spaces ignored, cut at its first `[`, `]` or `.`, is `method` (`method[]=`,
+ *   `method[0]=`, `[method]=`, `method.x=`, `%6Dethod=`, a bare `method`), and a query of
+ *   more than 1,000 parameters. The app then never reads another call than the one checked.
  */
 export declare function hornbillRoute(req: IncomingMessage & { originalUrl?: string }): Route | null
 

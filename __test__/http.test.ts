@@ -8,6 +8,7 @@ import net from 'node:net'
 import querystring from 'node:querystring'
 import { createRequire } from 'node:module'
 import { setFlagsFromString } from 'node:v8'
+import { inspect } from 'node:util'
 import { runInNewContext } from 'node:vm'
 import type { AddressInfo } from 'node:net'
 
@@ -941,6 +942,110 @@ describe('failures are 500 without details, reported to onError without the key'
     const badRoute = createGuard(f.store, { route: () => ({ service: 1, api: 'x' }) as unknown as { service: string; api: string }, onError: () => {} })
     const r3 = badRoute.check(fakeRequest([['X-API-Key', f.good.secret]]))
     assert.equal(r3.ok ? 0 : r3.status, 500)
+  })
+
+  test('the key is redacted from every string reachable from a thrown error, which is never changed', () => {
+    const f = fixture()
+    const secret = f.good.secret
+    const body = secret.slice(3)
+    /** Every string reachable from `value` through own properties (enumerable or not), and how inspect shows it. */
+    const reachable = (value: unknown, seen = new Set<unknown>()): string[] => {
+      if (typeof value === 'string') return [value]
+      if (typeof value === 'symbol') return [String(value.description)]
+      if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return [String(value)]
+      if (seen.has(value)) return []
+      seen.add(value)
+      const out: string[] = []
+      for (const name of Reflect.ownKeys(value)) {
+        out.push(typeof name === 'string' ? name : String(name.description))
+        out.push(...reachable((value as Record<PropertyKey, unknown>)[name], seen))
+      }
+      if (value instanceof Error) out.push(value.name, value.message, String(value.stack))
+      return out
+    }
+    const cyclic = new Error('cycle')
+    ;(cyclic as Error & { self: unknown }).self = cyclic
+    cyclic.cause = { again: cyclic, secret }
+    const frozen = Object.freeze(Object.assign(new Error(`frozen ${secret}`), { code: secret }))
+    const withGetters = new Error('getters')
+    Object.defineProperty(withGetters, 'boom', { enumerable: true, get: () => { throw new Error(`getter ${secret}`) } })
+    Object.defineProperty(withGetters, 'hidden', { enumerable: false, value: `hidden ${secret}` })
+    const hostileProxy = new Proxy(new Error('proxy'), {
+      ownKeys: () => { throw new Error(secret) },
+      get: (_target, name) => (name === 'message' ? `proxied ${secret}` : undefined),
+    })
+    let deep: Record<string, unknown> = { secret }
+    for (let i = 0; i < 20; i++) deep = { deeper: deep }
+    const cases: [string, () => unknown][] = [
+      ['name', () => Object.assign(new Error('x'), { name: `Bad${secret}` })],
+      ['code', () => Object.assign(new Error('x'), { code: secret })],
+      ['message and stack', () => new Error(`route for ${secret}`)],
+      ['the body without the prefix', () => new Error(`route for ${body}`)],
+      ['the first 30 characters of the body', () => new Error(`cut key ${body.slice(0, 30)}…`)],
+      ['an Error cause', () => new Error('x', { cause: new Error(`inner ${secret}`) })],
+      ['a nested cause', () => new Error('x', { cause: new Error('y', { cause: new TypeError(`deep ${secret}`) }) })],
+      ['a string cause', () => new Error('x', { cause: `string ${secret}` })],
+      ['an object cause', () => new Error('x', { cause: { header: `Bearer ${secret}`, list: [secret] } })],
+      ['AggregateError errors', () => new AggregateError([new Error(`one ${secret}`), `two ${secret}`, { three: secret }], 'many')],
+      ['an own enumerable property', () => Object.assign(new Error('x'), { request: { headers: { authorization: `Bearer ${secret}` } } })],
+      ['a property name', () => Object.assign(new Error('x'), { [secret]: true })],
+      ['a frozen error', () => frozen],
+      ['a getter that throws, a non-enumerable property', () => withGetters],
+      ['a cycle', () => cyclic],
+      ['a proxy whose traps throw', () => hostileProxy],
+      ['an error deeper than the copy goes', () => Object.assign(new Error('deep'), { deep })],
+      ['a thrown string', () => `thrown ${secret}`],
+      ['a thrown object', () => ({ message: `object ${secret}` })],
+      ['an error of another realm', () => runInNewContext('new Error(message)', { message: `realm ${secret}` })],
+    ]
+    for (const [label, make] of cases) {
+      const received: unknown[] = []
+      const guard = createGuard(f.store, {
+        route: () => {
+          throw make()
+        },
+        onError: (error) => received.push(error),
+      })
+      const result = guard.check(fakeRequest([['X-API-Key', secret]]))
+      assert.equal(result.ok ? 200 : result.status, 500, label)
+      assert.equal(received.length, 1, `${label}: onError is called once`)
+      const error = received[0]
+      assert.ok(error instanceof Error, `${label}: onError gets an Error`)
+      for (const text of [...reachable(error), inspect(error, { depth: 20, showHidden: true })]) {
+        assert.ok(!text.includes(body.slice(0, 12)) && !text.includes(body.slice(-12)), `${label}: the key reached onError in ${JSON.stringify(text.slice(0, 200))}`)
+      }
+      // the default onError: one console.error line, without the key
+      const before = logged.length
+      createGuard(f.store, {
+        route: () => {
+          throw make()
+        },
+      }).check(fakeRequest([['X-API-Key', secret]]))
+      assert.equal(logged.length, before + 1, `${label}: one line logged`)
+      assertNoSecret(logged.at(-1), secret)
+    }
+    // what onError gets still says what happened
+    const seen: Error[] = []
+    const named = createGuard(f.store, {
+      route: () => {
+        throw Object.assign(new RangeError(`no route for ${secret}`, { cause: new Error(`inner ${secret}`) }), { code: 'E_ROUTE' })
+      },
+      onError: (error) => seen.push(error),
+    })
+    named.check(fakeRequest([['X-API-Key', secret]]))
+    const copy = seen[0] as Error & { code?: string; cause?: Error }
+    assert.equal(copy.name, 'RangeError')
+    assert.equal(copy.message, 'no route for [redacted]')
+    assert.equal(copy.code, 'E_ROUTE')
+    assert.equal(copy.cause?.message, 'inner [redacted]')
+    assert.match(String(copy.stack), /^RangeError: no route for \[redacted\]/)
+    // the user's error objects are left as they were; one without the key is handed on as is
+    assert.equal(frozen.message, `frozen ${secret}`)
+    assert.equal((frozen as Error & { code?: string }).code, secret)
+    const clean = new Error('no key here')
+    const passed: Error[] = []
+    createGuard(f.store, { route: () => { throw clean }, onError: (error) => passed.push(error) }).check(fakeRequest([['X-API-Key', secret]]))
+    assert.equal(passed[0], clean)
   })
 
   test('every answer of this file is free of secrets; nothing the guard logged holds one', () => {

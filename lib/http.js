@@ -318,16 +318,159 @@ function writeDenial(res, denial) {
   res.end(json)
 }
 
+/** One line about an error: `Name CODE: message`, and the messages of its causes. */
 function errorSummary(error) {
-  if (error instanceof Error) {
-    const code = typeof error.code === 'string' ? ` ${error.code}` : ''
-    return `${error.name}${code}: ${error.message}`
+  if (!(error instanceof Error)) return `a thrown ${typeof error}`
+  const parts = []
+  let current = error
+  for (let depth = 0; current instanceof Error && depth < 4; depth++) {
+    const code = typeof current.code === 'string' ? ` ${current.code}` : ''
+    parts.push(`${current.name}${code}: ${current.message}`)
+    current = current.cause
   }
-  return `a thrown ${typeof error}`
+  return parts.join('; caused by ')
 }
 
-function redact(text, key) {
-  return typeof key === 'string' && key.length > 0 ? text.split(key).join('[redacted]') : text
+const REDACTED = '[redacted]'
+/** Any run of this many characters of a key's random part is hidden too (a cut key still leaks). */
+const REDACTED_RUN = 12
+/** How deep and how wide the copy of an error goes; past that, a placeholder. */
+const MAX_DEPTH = 8
+const MAX_ENTRIES = 100
+const MAX_OBJECTS = 10_000
+
+/** The strings to hide for `key`: the key, its part after the prefix, every run of REDACTED_RUN characters of that part. */
+function keyPieces(key) {
+  const pieces = [key]
+  const body = key.slice(key.indexOf('_') + 1)
+  if (body !== key) pieces.push(body)
+  if (body.length > REDACTED_RUN) {
+    for (let i = 0; i + REDACTED_RUN <= body.length; i++) pieces.push(body.slice(i, i + REDACTED_RUN))
+  }
+  return pieces.filter((piece) => piece.length > 0)
+}
+
+function redactText(text, pieces) {
+  let out = text
+  for (const piece of pieces) if (out.includes(piece)) out = out.split(piece).join(REDACTED)
+  return out
+}
+
+/** Reads `object[name]` without letting a throwing getter or proxy trap out. */
+function readSafely(object, name, unreadable) {
+  try {
+    return object[name]
+  } catch {
+    unreadable.found = true
+    return '[unreadable]'
+  }
+}
+
+function isErrorLike(value) {
+  try {
+    return value instanceof Error || Object.prototype.toString.call(value) === '[object Error]'
+  } catch {
+    return false
+  }
+}
+
+/**
+ * A copy of `value` in which every string (keys included) has the key's pieces replaced.
+ * Errors become plain Errors (AggregateErrors stay AggregateErrors) with their name,
+ * message, stack, code, cause, errors and other own properties copied; cycles stay cycles.
+ * Reads each property once, never writes to `value`, never throws.
+ */
+function redactedCopy(value, pieces, state, depth) {
+  if (typeof value === 'string') {
+    const out = redactText(value, pieces)
+    if (out !== value) state.changed = true
+    return out
+  }
+  if (typeof value === 'symbol') {
+    const description = value.description
+    if (description === undefined || redactText(description, pieces) === description) return value
+    state.changed = true
+    return Symbol(redactText(description, pieces))
+  }
+  if (typeof value === 'function') return '[function]'
+  if (value === null || typeof value !== 'object') return value
+  const known = state.copies.get(value)
+  if (known !== undefined) return known
+  if (depth >= MAX_DEPTH || state.copies.size >= MAX_OBJECTS) {
+    state.changed = true // what lies beyond was not looked at: never hand it on
+    return '[too deep]'
+  }
+  let names
+  try {
+    names = Reflect.ownKeys(value)
+  } catch {
+    state.found = true
+    names = []
+  }
+  if (names.length > MAX_ENTRIES) {
+    state.changed = true
+    names = names.slice(0, MAX_ENTRIES)
+  }
+  let copy
+  if (isErrorLike(value)) {
+    const name = redactedCopy(readSafely(value, 'name', state), pieces, state, depth + 1)
+    const message = redactedCopy(readSafely(value, 'message', state), pieces, state, depth + 1)
+    const errors = names.includes('errors') ? readSafely(value, 'errors', state) : undefined
+    copy = Array.isArray(errors) ? new AggregateError([], String(message)) : new Error(String(message))
+    state.copies.set(value, copy)
+    if (typeof name === 'string') copy.name = name
+    for (const own of names) {
+      if (own === 'message') continue
+      let enumerable = false
+      try {
+        enumerable = Object.getOwnPropertyDescriptor(value, own)?.enumerable === true
+      } catch {
+        state.found = true
+      }
+      const raw = own === 'errors' ? errors : readSafely(value, own, state)
+      const field = redactedCopy(raw, pieces, state, depth + 1)
+      Object.defineProperty(copy, redactedCopy(own, pieces, state, depth + 1), { value: field, enumerable, writable: true, configurable: true })
+    }
+    return copy
+  }
+  let isArray = false
+  try {
+    isArray = Array.isArray(value)
+  } catch {
+    state.found = true
+  }
+  copy = isArray ? [] : {}
+  state.copies.set(value, copy)
+  for (const own of names) {
+    if (isArray && own === 'length') continue
+    let enumerable = false
+    try {
+      enumerable = Object.getOwnPropertyDescriptor(value, own)?.enumerable === true
+    } catch {
+      state.found = true
+    }
+    if (!enumerable) continue
+    const field = redactedCopy(readSafely(value, own, state), pieces, state, depth + 1)
+    Object.defineProperty(copy, redactedCopy(own, pieces, state, depth + 1), { value: field, enumerable: true, writable: true, configurable: true })
+  }
+  return copy
+}
+
+/**
+ * What onError gets for `thrown`: the error itself when no string reachable from it holds
+ * any piece of the key and every part of it could be read; otherwise a redacted copy. A
+ * thrown non-Error becomes an Error whose `cause` is its (redacted) copy.
+ */
+function errorWithoutKey(thrown, key) {
+  const pieces = typeof key === 'string' && key.length > 0 ? keyPieces(key) : []
+  const state = { copies: new Map(), changed: false, found: false }
+  if (!isErrorLike(thrown)) {
+    const wrapper = new Error(`a thrown ${typeof thrown}`)
+    wrapper.cause = redactedCopy(thrown, pieces, state, 1)
+    return wrapper
+  }
+  const copy = redactedCopy(thrown, pieces, state, 0)
+  return state.changed || state.found || !(thrown instanceof Error) ? copy : thrown
 }
 
 // ---- the guard -----------------------------------------------------------------------
@@ -371,15 +514,8 @@ class Guard {
 
   #fail(error, req, key) {
     try {
-      let safe = error instanceof Error ? error : new Error(errorSummary(error))
-      if (typeof key === 'string' && key.length > 0 && (String(safe.message).includes(key) || String(safe.stack).includes(key))) {
-        // Never hand the key on, not even inside an error from user code: a redacted copy.
-        const copy = new Error(redact(String(safe.message), key))
-        copy.name = String(safe.name)
-        copy.stack = redact(String(safe.stack), key)
-        safe = copy
-      }
-      this.#onError(safe, req)
+      // Never hand the key on, not even inside an error from user code.
+      this.#onError(errorWithoutKey(error, key), req)
     } catch {
       // a failing onError must not fail the request
     }
