@@ -74,17 +74,45 @@ describe('admin API (fetch)', () => {
     return { cookie: setCookie.split(';')[0]!, csrf: body.csrfToken, setCookie }
   }
 
-  test('login attempts are limited per address, also when sent side by side', async () => {
-    const own = createAdminServer({ store, token: TOKEN, port: 0, log: () => {} })
+  test('failed logins are slowed down per address, but never lock the right token out', async () => {
+    const DELAY = 300
+    const MAX = 1000
+    const own = createAdminServer({ store, token: TOKEN, port: 0, log: () => {}, loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: MAX })
     const base = await own.listen()
+    const post = (token: string) => fetch(`${base}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token }) })
+    /** Status and how long the answer took. */
+    const timed = async (token: string): Promise<[number, number]> => {
+      const start = performance.now()
+      const res = await post(token)
+      await res.arrayBuffer()
+      return [res.status, performance.now() - start]
+    }
     try {
-      const attempt = () =>
-        fetch(`${base}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token: 'wrong-token-wrong-token' }) })
-      const statuses = (await Promise.all(Array.from({ length: 30 }, attempt))).map((r) => r.status)
-      assert.ok(statuses.filter((s) => s === 401).length <= 10, `at most 10 guesses a minute: ${statuses.join(' ')}`)
-      assert.ok(statuses.includes(429))
+      // 50 wrong tokens from one address, side by side: each answered 401, none before the delay
+      const failures = await Promise.all(Array.from({ length: 50 }, (_, i) => timed(`wrong-token-${i}`)))
+      for (const [status, ms] of failures) {
+        assert.equal(status, 401)
+        assert.ok(ms >= DELAY - 5, `a failed login answered after ${ms.toFixed(0)} ms, before the ${DELAY} ms delay`)
+      }
+      // the delay doubles with the recent failures of the address, up to the maximum
+      assert.ok(failures.filter(([, ms]) => ms >= MAX - 5).length >= 40, 'repeated failures wait the maximum')
+      const [, next] = await timed('wrong-again')
+      assert.ok(next >= MAX - 5, `the 51st failure waited ${next.toFixed(0)} ms`)
+      // and the right token is let in at once, from the same address, after all that
+      const [status, ms] = await timed(TOKEN)
+      assert.equal(status, 200, 'the right token is never locked out')
+      assert.ok(ms < MAX, `the right token waited ${ms.toFixed(0)} ms: it must not be delayed`)
+      // a garbage body is a 400 at once: it tests no token
+      const garbage = await fetch(`${base}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{' })
+      assert.equal(garbage.status, 400)
     } finally {
       await own.close()
+    }
+  })
+
+  test('the login delay options are checked', () => {
+    for (const bad of [-1, Number.NaN, 60_001]) {
+      assert.throws(() => createAdminServer({ store, token: TOKEN, loginFailureDelayMs: bad }), TypeError)
     }
   })
 

@@ -23,6 +23,14 @@ export interface AdminServerOptions {
   sessionMaxMs?: number
   /** Request body limit in bytes, default 1 MiB. */
   bodyLimit?: number
+  /**
+   * A wrong admin token is answered 401 only after this delay, doubled for each recent
+   * failure from the same address (forgotten after 15 minutes without one). The right
+   * token is never delayed or refused. Default 1000 ms.
+   */
+  loginFailureDelayMs?: number
+  /** The longest a wrong token waits for its answer. Default 16000 ms. */
+  loginFailureMaxDelayMs?: number
   /** Receives a line for each internal error (never a request body or a secret). */
   log?: (line: string) => void
 }

@@ -47,8 +47,16 @@ const DEFAULT_BODY_LIMIT = 1024 * 1024 // 1,000 rules of 256 characters fit comf
 const DEFAULT_IDLE_MS = 30 * 60 * 1000
 const DEFAULT_ABSOLUTE_MS = 12 * 60 * 60 * 1000
 const MAX_SESSIONS = 1000
-const LOGIN_WINDOW_MS = 60 * 1000
-const LOGIN_MAX_FAILURES = 10
+// Failed logins: each wrong token is answered only after a delay that doubles with the
+// recent failures of its address (1 s, 2 s, 4 s … 16 s), counted on arrival so that
+// attempts sent side by side wait longer too. The right token is never delayed or refused:
+// whoever shares an address with a guesser (a proxy) is never locked out.
+const LOGIN_FAILURE_DELAY_MS = 1000
+const LOGIN_FAILURE_MAX_DELAY_MS = 16 * 1000
+/** Failures of an address are forgotten after this long without one. */
+const LOGIN_MEMORY_MS = 15 * 60 * 1000
+/** Addresses whose failures are remembered at most (the oldest is forgotten first). */
+const LOGIN_MAX_ADDRESSES = 10_000
 
 const KEY_STATES = new Set(['active', 'suspended', 'revoked'])
 const USER_STATUSES = new Set(['active', 'suspended', 'archived'])
@@ -220,6 +228,8 @@ function validateLines(lines, { rights = false } = {}) {
  * @param {number} [options.sessionIdleMs]  default 30 minutes
  * @param {number} [options.sessionMaxMs]   default 12 hours
  * @param {number} [options.bodyLimit]      bytes, default 1 MiB
+ * @param {number} [options.loginFailureDelayMs]    a wrong token is answered after this, doubling per recent failure of the address; default 1000
+ * @param {number} [options.loginFailureMaxDelayMs] the most a wrong token waits; default 16000
  * @param {(line: string) => void} [options.log] receives one line per failed request (never a secret)
  */
 function createAdminServer(options) {
@@ -246,12 +256,17 @@ function createAdminServer(options) {
   const idleMs = options.sessionIdleMs ?? DEFAULT_IDLE_MS
   const maxMs = options.sessionMaxMs ?? DEFAULT_ABSOLUTE_MS
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT
+  const failureDelayMs = options.loginFailureDelayMs ?? LOGIN_FAILURE_DELAY_MS
+  const failureMaxDelayMs = Math.max(failureDelayMs, options.loginFailureMaxDelayMs ?? LOGIN_FAILURE_MAX_DELAY_MS)
+  for (const [name, value] of [['loginFailureDelayMs', failureDelayMs], ['loginFailureMaxDelayMs', failureMaxDelayMs]]) {
+    if (!Number.isFinite(value) || value < 0 || value > 60_000) throw new TypeError(`options.${name} must be a number of milliseconds from 0 to 60000`)
+  }
   const log = typeof options.log === 'function' ? options.log : () => {}
   const admin = { actor }
 
   /** session id → { csrf, created, seen } */
   const sessions = new Map()
-  /** remote address → { count, since } of failed logins */
+  /** remote address → { count, last } of recent failed logins, least recently failed first */
   const failures = new Map()
 
   const staticCache = new Map()
@@ -268,7 +283,7 @@ function createAdminServer(options) {
     for (const [id, s] of sessions) {
       if (now - s.seen > idleMs || now - s.created > maxMs) sessions.delete(id)
     }
-    for (const [addr, f] of failures) if (now - f.since > LOGIN_WINDOW_MS) failures.delete(addr)
+    for (const [addr, f] of failures) if (now - f.last > LOGIN_MEMORY_MS) failures.delete(addr)
   }
   const sweeper = setInterval(() => sweep(Date.now()), 60_000)
   sweeper.unref()
@@ -431,25 +446,32 @@ function createAdminServer(options) {
 
   // ---- login ----
 
-  function loginThrottle(req) {
+  /**
+   * Counts a failed login of the request's address and answers how long to wait before
+   * saying so: the delay doubles with each recent failure, up to the maximum.
+   */
+  function failedLoginDelay(req) {
     const addr = req.socket.remoteAddress || '?'
     const now = Date.now()
     let f = failures.get(addr)
-    if (f && now - f.since > LOGIN_WINDOW_MS) f = undefined
-    if (f && f.count >= LOGIN_MAX_FAILURES) {
-      const retryAfter = Math.max(1, Math.ceil((LOGIN_WINDOW_MS - (now - f.since)) / 1000))
-      throw new ApiError(429, 'TOO_MANY_ATTEMPTS', `too many failed logins; try again in ${retryAfter} s`, { retryAfter })
+    if (f !== undefined && now - f.last > LOGIN_MEMORY_MS) f = undefined
+    failures.delete(addr) // re-inserted last: the map stays ordered by the latest failure
+    if (f === undefined) {
+      if (failures.size >= LOGIN_MAX_ADDRESSES) failures.delete(failures.keys().next().value)
+      f = { count: 0, last: now }
     }
-    // Counted as a failure before the body is even read, so that attempts sent
-    // side by side cannot all pass the check; a success forgets them.
-    if (f) f.count++
-    else failures.set(addr, { count: 1, since: now })
-    return {
-      failed() {},
-      succeeded() {
-        failures.delete(addr)
-      },
-    }
+    f.count++
+    f.last = now
+    failures.set(addr, f)
+    return Math.min(failureMaxDelayMs, failureDelayMs * 2 ** Math.min(f.count - 1, 30))
+  }
+
+  /** Answers a failed login, after its delay. */
+  async function refuseLogin(req) {
+    const delay = failedLoginDelay(req)
+    // unref: a pending refusal does not keep a closed server's process alive
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay).unref())
+    throw new ApiError(401, 'BAD_TOKEN', 'wrong admin token')
   }
 
   function newSession() {
@@ -569,18 +591,12 @@ function createAdminServer(options) {
     // Login and session need no session.
     if (resource === 'login' && parts.length === 1) {
       if (method !== 'POST') throw new ApiError(405, 'METHOD_NOT_ALLOWED', 'use POST')
-      const throttle = loginThrottle(req)
-      const body = await readBody(req)
+      const body = await readBody(req) // a body that is not JSON says nothing about the token: 400 at once
       const token = field(body, 'token')
-      if (typeof token !== 'string' || token.length === 0 || token.length > 1024) {
-        throttle.failed()
-        throw new ApiError(401, 'BAD_TOKEN', 'wrong admin token')
+      // The right token is always let in at once, whatever the failures of its address.
+      if (typeof token !== 'string' || token.length === 0 || token.length > 1024 || !timingSafeEqual(sha256(token), tokenDigest)) {
+        return await refuseLogin(req)
       }
-      if (!timingSafeEqual(sha256(token), tokenDigest)) {
-        throttle.failed()
-        throw new ApiError(401, 'BAD_TOKEN', 'wrong admin token')
-      }
-      throttle.succeeded()
       // A fresh session id at every login (no fixation).
       const old = sessionOf(req)
       if (old) sessions.delete(old.id)
