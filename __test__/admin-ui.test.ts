@@ -762,6 +762,56 @@ browserSuite('admin page in a real browser (chromium)', () => {
     await shot('audit')
   })
 
+  test('bidi control characters in a description are shown visibly and isolated: they reorder nothing', async () => {
+    const expiresAt = new Date(Date.now() + 30 * DAY)
+    // U+202E (right-to-left override) would show "txt.exe" as "exe.txt"; U+2067 would isolate RTL, U+200F is RLM
+    const spoof = 'invoice \u202Etxt.exe\u202C sync \u2067x\u2069 \u200F end'
+    const key = serving.store.createKey({ userId: 'svc-reports', description: spoof, expiresAt }, { actor: 'test' }).key
+    const hebrew = serving.store.createKey({ userId: 'svc-reports', description: 'שלום 123', expiresAt }, { actor: 'test' }).key
+    await freshKeys()
+    const cell = page.locator(`tr[data-key-id="${key.id}"] td.desc`)
+    await cell.waitFor()
+    assert.equal(await cell.textContent(), 'invoice <U+202E>txt.exe<U+202C> sync <U+2067>x<U+2069> <U+200F> end')
+    assert.equal(await cell.locator('bdi').count(), 1, 'the description is isolated in a <bdi>')
+    assert.equal(await page.locator(`tr[data-key-id="${hebrew.id}"] td.desc bdi`).count(), 1, 'right-to-left text is isolated too')
+    // laid out in logical order: "txt" left of "exe"
+    const [txt, exe] = (await page.evaluate(`(() => {
+      const cell = document.querySelector('tr[data-key-id="${key.id}"] td.desc')
+      const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT)
+      const nodes = []
+      for (let n = walker.nextNode(); n; n = walker.nextNode()) nodes.push(n)
+      const left = (needle) => {
+        for (const n of nodes) {
+          const i = n.data.indexOf(needle)
+          if (i < 0) continue
+          const range = document.createRange()
+          range.setStart(n, i)
+          range.setEnd(n, i + needle.length)
+          return range.getBoundingClientRect().left
+        }
+        return null
+      }
+      return [left('txt'), left('exe')]
+    })()`)) as [number, number]
+    assert.ok(txt < exe, `"txt" is drawn at ${txt}px, "exe" at ${exe}px: the override reordered the text`)
+    const BIDI = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/
+    assert.doesNotMatch((await page.evaluate('document.body.innerText')) as string, BIDI, 'no bidi control in the key list')
+    // the key's dialog says the description holds them, and shows where
+    await page.getByRole('button', { name: `Open key ${key.id}` }).click()
+    const note = page.locator('#key-description-bidi')
+    await note.waitFor()
+    assert.match((await note.textContent()) ?? '', /invisible direction characters: invoice <U\+202E>txt\.exe<U\+202C>/)
+    assert.equal(await page.locator('#key-description').inputValue(), spoof, 'the edit box keeps the exact text')
+    await page.keyboard.press('Escape')
+    // the audit trail shows the same description without the controls
+    await page.goto(`${serving.url}/#/audit?keyId=${encodeURIComponent(key.id)}`)
+    const details = page.locator('#audit-table pre').filter({ hasText: '<U+202E>txt.exe<U+202C>' })
+    await details.first().waitFor({ state: 'attached' })
+    assert.doesNotMatch((await page.evaluate('document.body.innerText')) as string, BIDI, 'no bidi control in the audit trail')
+    serving.store.deleteKey(key.id, { actor: 'test' })
+    serving.store.deleteKey(hebrew.id, { actor: 'test' })
+  })
+
   test('narrow screen: no horizontal scrolling, the list still usable', async () => {
     await page.setViewportSize({ width: 390, height: 844 })
     await freshKeys()

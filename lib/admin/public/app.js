@@ -51,21 +51,63 @@ const EXAMPLE_RULES = [
 
 // ---- small helpers ------------------------------------------------------------------
 
+/**
+ * Bidirectional control characters: invisible, yet they reorder the text around them (a
+ * description could make "…abc" read as "cba…" or move a neighbouring column's text).
+ */
+const BIDI_CONTROLS = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g
+
+/** `text` with every bidi control character replaced by a visible `<U+202E>`. */
+function shown(text) {
+  return String(text).replace(BIDI_CONTROLS, (c) => `<U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}>`)
+}
+
+/** Attributes whose value is shown to people (the others, e.g. `value`, must stay exact). */
+const TEXT_ATTRIBUTES = new Set(['aria-label', 'title', 'placeholder', 'label'])
+
+/** Elements whose text is shown as plain text: they cannot hold a <bdi>. */
+const PLAIN_TEXT_TAGS = new Set(['option', 'title', 'textarea'])
+
+/**
+ * An element. Every string goes through shown(); strings with non-ASCII characters are
+ * also isolated in a <bdi>, so right-to-left text cannot reorder what surrounds them.
+ */
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag)
   for (const [k, v] of Object.entries(attrs)) {
     if (v === undefined || v === null || v === false) continue
     if (k === 'class') el.className = v
-    else if (k === 'text') el.textContent = v
+    else if (k === 'text') el.textContent = shown(v)
     else if (k === 'dataset') Object.assign(el.dataset, v)
     else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v)
-    else el.setAttribute(k, v === true ? '' : String(v))
+    else el.setAttribute(k, v === true ? '' : TEXT_ATTRIBUTES.has(k) ? shown(v) : String(v))
   }
+  const plain = PLAIN_TEXT_TAGS.has(tag)
   for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue
-    el.append(c instanceof Node ? c : String(c))
+    el.append(c instanceof Node ? c : plain ? shown(c) : isolated(String(c)))
   }
   return el
+}
+
+/** A string as a node: a <bdi> when it holds anything but ASCII, else a text node. */
+function isolated(text) {
+  if (!/[^\x00-\x7f]/.test(text)) return text
+  const bdi = document.createElement('bdi')
+  bdi.textContent = shown(text)
+  return bdi
+}
+
+/** Under an input: says so, and shows the text with them visible, when it holds bidi control characters. */
+function noteBidi(input, note) {
+  const has = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/.test(input.value)
+  setText(note, has ? 'Holds invisible direction characters: ' : '', has ? isolated(input.value) : '')
+  note.hidden = !has
+}
+
+/** Sets the text of `el` from parts: fixed strings, and user data isolated by isolated(). */
+function setText(el, ...parts) {
+  el.replaceChildren(...parts.map((p) => (p instanceof Node ? p : isolated(String(p)))))
 }
 
 function nowMs() {
@@ -122,14 +164,14 @@ function show(el, visible = true) {
 }
 
 function setError(el, message) {
-  el.textContent = message || ''
+  setText(el, message || '')
   el.hidden = !message
 }
 
 let toastTimer
 function toast(message) {
   const el = $('#toast')
-  el.textContent = message
+  setText(el, message)
   el.classList.add('visible')
   clearTimeout(toastTimer)
   toastTimer = setTimeout(() => el.classList.remove('visible'), 4000)
@@ -631,7 +673,7 @@ function showSecret(issued, what) {
   const dlg = $('#dlg-secret')
   const input = $('#secret-value')
   input.value = issued.secret
-  $('#secret-for').textContent = `${what === 'rotated' ? 'New key' : 'Key'} ${issued.key.id} for ${issued.key.userId}, ending …${issued.key.hint}.`
+  setText($('#secret-for'), `${what === 'rotated' ? 'New key' : 'Key'} `, isolated(issued.key.id), ' for ', isolated(issued.key.userId), `, ending …${issued.key.hint}.`)
   $('#secret-copy-status').textContent = ''
   dlg.showModal()
   $('#secret-copy').focus()
@@ -696,7 +738,7 @@ async function loadKeyDetail(id, { quiet = false } = {}) {
 function fillKeyDetail(key) {
   state.detail = key
   setError($('#key-error'), '')
-  $('#key-title').textContent = `API key ${key.id}`
+  setText($('#key-title'), 'API key ', isolated(key.id))
   const fact = (term, value) => [h('dt', {}, term), h('dd', {}, value)]
   $('#key-facts').replaceChildren(
     ...fact('Key id', h('span', { class: 'mono' }, key.id)),
@@ -718,6 +760,7 @@ function fillKeyDetail(key) {
   $('#key-try').href = `#/try?key=${encodeURIComponent(key.id)}`
   $('#key-audit').href = `#/audit?keyId=${encodeURIComponent(key.id)}`
   $('#key-description').value = key.description
+  noteBidi($('#key-description'), $('#key-description-bidi'))
   $('#key-rules').value = key.rules.join('\n')
   checkers.key.reset()
   const input = $('#key-expires')
@@ -807,7 +850,7 @@ async function deleteKey() {
 function openRotate() {
   if (!state.detail) return
   setError($('#rotate-error'), '')
-  $('#rotate-title').textContent = `Rotate key ${state.detail.id}`
+  setText($('#rotate-title'), 'Rotate key ', isolated(state.detail.id))
   $('#dlg-rotate').showModal()
   $('#rotate-overlap').focus()
 }
@@ -841,8 +884,8 @@ async function submitRotate(event) {
 
 function confirmDialog({ title, text, ok }) {
   const dlg = $('#dlg-confirm')
-  $('#confirm-title').textContent = title
-  $('#confirm-text').textContent = text
+  setText($('#confirm-title'), title)
+  setText($('#confirm-text'), text)
   $('#confirm-ok').textContent = ok
   dlg.returnValue = ''
   return new Promise((resolve) => {
@@ -1005,7 +1048,7 @@ async function renderUser(route) {
   }
   state.offset = new Date(data.now).getTime() - Date.now()
   const user = data.user
-  $('#user-title').textContent = `User account ${user.id}`
+  setText($('#user-title'), 'User account ', isolated(user.id))
   document.title = `${user.id} · keygate admin`
   $('#user-form').dataset.userId = user.id
   $('#user-status').value = user.status
@@ -1013,7 +1056,7 @@ async function renderUser(route) {
   checkers.user.reset()
   setError($('#user-form-error'), '')
   roleChecks($('#user-roles-list'), user.roles, 'user-role')
-  $('#user-keys-title').textContent = `API keys of ${user.id} (${data.keys.length})`
+  setText($('#user-keys-title'), 'API keys of ', isolated(user.id), ` (${data.keys.length})`)
   $('#user-keys-table').replaceChildren(
     keyTable(data.keys, { caption: `API keys of ${user.id}`, empty: 'No API keys under this account yet. Press + to create one.', showUser: false }),
   )
@@ -1104,7 +1147,8 @@ function openRole(role) {
   form.dataset.mode = role ? 'edit' : 'new'
   setError($('#role-error'), '')
   checkers.role.reset()
-  $('#role-title').textContent = role ? `Role ${role.name}` : 'New role'
+  if (role) setText($('#role-title'), 'Role ', isolated(role.name))
+  else setText($('#role-title'), 'New role')
   $('#role-name').value = role ? role.name : ''
   $('#role-name').readOnly = Boolean(role)
   $('#role-rights').value = role ? role.rights.join('\n') : ''
@@ -1432,6 +1476,7 @@ function wireStatic() {
   $('#dlg-secret').addEventListener('cancel', forgetSecret)
 
   $('#key-form').addEventListener('submit', saveKey)
+  $('#key-description').addEventListener('input', () => noteBidi($('#key-description'), $('#key-description-bidi')))
   $('#key-expires').addEventListener('change', () => checkExpiry($('#key-expires'), $('#key-expires-error')))
   $('#key-suspend').addEventListener('click', () => changeState('suspended'))
   $('#key-activate').addEventListener('click', () => changeState('active'))
