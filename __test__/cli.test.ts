@@ -774,3 +774,46 @@ describe('secrets pasted where an id belongs', () => {
   })
 })
 
+
+describe('user text is shown so that it cannot act on the terminal', () => {
+  // U+202E would draw "txt.exe" as "exe.txt" and can pull other columns along; ESC starts a
+  // terminal escape sequence; a newline in a description would fake an output line.
+  const description = 'invoice \u202Etxt.exe\u202C \u2066x\u2069\u200F\u061C \x1b[31mred\x1b[0m\nstate        revoked'
+  const CONTROLS = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/
+  const SHOWN = 'invoice <U+202E>txt.exe<U+202C> <U+2066>x<U+2069><U+200F><U+061C> <U+001B>[31mred<U+001B>[0m'
+
+  test('key list, key show, key update, user show and audit write bidi and control characters as <U+XXXX>', async () => {
+    const w = workspace()
+    try {
+      ok(await w.kg(['init']))
+      ok(await w.kg(['user', 'put', 'svc', '--right', '*:*']))
+      const created = json<{ key: ApiKey; secret: string }>(ok(await w.kg(['key', 'create', '--user', 'svc', '--description', description, '--expires', '30d', '--json'])))
+      assert.equal(created.key.description, description, 'the JSON output keeps the exact text')
+      const id = created.key.id
+      const outputs = {
+        list: ok(await w.kg(['key', 'list'])).stdout,
+        show: ok(await w.kg(['key', 'show', id])).stdout,
+        update: ok(await w.kg(['key', 'update', id, '--description', `again ${description}`])).stdout,
+        user: ok(await w.kg(['user', 'show', 'svc'])).stdout,
+        audit: ok(await w.kg(['audit'])).stdout,
+      }
+      for (const [name, text] of Object.entries(outputs)) {
+        assert.doesNotMatch(text, CONTROLS, `${name}: a control character reached the terminal`)
+      }
+      assert.ok(outputs.show.includes(`description  ${SHOWN}<U+000A>state        revoked\n`), outputs.show)
+      assert.equal(outputs.show.match(/^state /gm)?.length, 1, 'the description cannot fake a line')
+      assert.ok(outputs.list.includes('invoice <U+202E>txt.exe<U+202C>'), outputs.list)
+      assert.ok(outputs.audit.includes('<U+202E>txt.exe'), outputs.audit)
+      // the table stays aligned: the columns after USER start at the same place on every line
+      const lines = outputs.list.trimEnd().split('\n')
+      const at = lines[0]!.indexOf('HINT')
+      for (const line of lines.slice(1)) assert.equal(line.slice(at, at + 1), '…', `misaligned: ${line}`)
+      // error messages quoting user input too
+      const missing = await w.kg(['key', 'show', 'kid\u202Eabc'])
+      assert.notEqual(missing.code, 0)
+      assert.doesNotMatch(missing.stderr, CONTROLS)
+    } finally {
+      w.cleanup()
+    }
+  })
+})

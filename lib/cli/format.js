@@ -39,13 +39,32 @@ function relative(date, now) {
   return diff >= 0 ? `in ${text}` : `${text} ago`
 }
 
-function truncate(text, width) {
-  const oneLine = text.replace(/\s+/g, ' ')
-  return oneLine.length > width ? oneLine.slice(0, width - 1) + '…' : oneLine
+/**
+ * Characters that would act on the terminal instead of being shown: bidirectional controls
+ * (U+202E makes "txt.exe" read "exe.txt" and can move the text of other columns), and C0/C1
+ * controls (a newline faking an output line, an escape sequence).
+ */
+const UNSHOWABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
+
+/** `text` with every such character written as a visible `<U+202E>`. */
+function visible(text) {
+  return String(text).replace(UNSHOWABLE, (c) => `<U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}>`)
 }
 
-/** An aligned table: `headers` and rows of strings; the last column is not padded. */
-function table(headers, rows) {
+/** Output made of lines: like visible(), but newlines and tabs stay (the last safety net before the terminal). */
+function shownLines(text) {
+  return String(text).replace(UNSHOWABLE, (c) => (c === '\n' || c === '\t' ? c : visible(c)))
+}
+
+/** At most `width` characters (code points: an emoji is never cut in half) on one line. */
+function truncate(text, width) {
+  const oneLine = Array.from(text.replace(/\s+/g, ' '))
+  return oneLine.length > width ? oneLine.slice(0, width - 1).join('') + '…' : oneLine.join('')
+}
+
+/** An aligned table: `headers` and rows of strings (shown through visible()); the last column is not padded. */
+function table(headers, givenRows) {
+  const rows = givenRows.map((row) => row.map(visible))
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
   const line = (cells) =>
     cells
@@ -70,10 +89,10 @@ function keyTable(keys, now) {
 function keyDetails(key, now) {
   const expired = key.expiresAt.getTime() <= now
   const lines = [
-    `key          ${key.id}`,
-    `user         ${key.userId}`,
+    `key          ${visible(key.id)}`,
+    `user         ${visible(key.userId)}`,
     `state        ${key.state}${key.state === 'active' && expired ? ' (but expired)' : ''}`,
-    `description  ${key.description === '' ? '(none)' : key.description}`,
+    `description  ${key.description === '' ? '(none)' : visible(key.description)}`,
     `expires      ${iso(key.expiresAt)} (${expired ? 'expired ' : ''}${relative(key.expiresAt, now)})`,
     `hint         …${key.hint}`,
     `created      ${iso(key.createdAt)}`,
@@ -81,17 +100,17 @@ function keyDetails(key, now) {
     `last used    ${iso(key.lastUsedAt)}`,
   ]
   if (key.rules.length === 0) lines.push('rules        (none: the user’s rights only)')
-  else key.rules.forEach((r, i) => lines.push(`${i === 0 ? 'rules        ' : '             '}${r}`))
+  else key.rules.forEach((r, i) => lines.push(`${i === 0 ? 'rules        ' : '             '}${visible(r)}`))
   return lines.join('\n')
 }
 
 function list(items) {
-  return items.length === 0 ? '(none)' : items.join(', ')
+  return items.length === 0 ? '(none)' : items.map(visible).join(', ')
 }
 
 function userDetails(user, effective) {
   return [
-    `user      ${user.id}`,
+    `user      ${visible(user.id)}`,
     `status    ${user.status}`,
     `rights    ${list(user.rights)}`,
     `roles     ${list(user.roles)}`,
@@ -151,4 +170,4 @@ function auditTable(entries) {
   )
 }
 
-module.exports = { iso, short, relative, table, keyTable, keyDetails, userDetails, userTable, roleTable, auditTable, auditChanges }
+module.exports = { visible, shownLines, iso, short, relative, table, keyTable, keyDetails, userDetails, userTable, roleTable, auditTable, auditChanges }

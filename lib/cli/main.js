@@ -8,6 +8,7 @@ const path = require('node:path')
 const { ERROR_CODES } = require('../errors.js')
 const { COMMANDS, GROUPS, NotFound, findCommand, openStore } = require('./commands.js')
 const { UsageError, parseOptions, parseWhole, closest } = require('./values.js')
+const { shownLines } = require('./format.js')
 
 const EXIT = Object.freeze({ OK: 0, NO: 1, USAGE: 2, KEYGATE: 3, INTERNAL: 4 })
 const KNOWN_CODES = new Set(ERROR_CODES)
@@ -249,7 +250,7 @@ async function run(argv, io) {
 
   const fail = (exit, code, message, hint) => {
     if (json) out(JSON.stringify({ error: { code, message } }, null, 2))
-    else err(`error: ${message}${code && exit !== EXIT.USAGE ? ` (${code})` : ''}${hint ? `\n${hint}` : ''}`)
+    else err(shownLines(`error: ${message}${code && exit !== EXIT.USAGE ? ` (${code})` : ''}${hint ? `\n${hint}` : ''}`))
     return exit
   }
 
@@ -327,7 +328,7 @@ async function run(argv, io) {
     store = undefined
     toClose.close()
     if (json) out(JSON.stringify(result.json, null, 2))
-    else out(result.text)
+    else out(shownLines(result.text)) // user text may hold bidi or terminal controls
     return result.exit ?? EXIT.OK
   } catch (error) {
     if (store) {
