@@ -78,6 +78,7 @@ function namesMethod(url, start, end) {
       return true // undecodable: not worth the risk
     }
   }
+  if (name.length < 6 || !name.toLowerCase().includes('method')) return false // the usual case, cheaply
   for (const segment of name.split(/[[\].]/)) {
     const part = segment.trim()
     if (part !== '') return part.toLowerCase() === 'method'
