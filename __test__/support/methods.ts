@@ -18,14 +18,13 @@ import {
 } from './contract.js'
 import {
   ABSENT,
-  adminOptions,
-  dateDesc,
-  listOf,
-  numberDesc,
-  objectOf,
+  dateDesc as dateOrWeird,
+  listOf as listOrWeird,
+  numberDesc as numberOrWeird,
+  objectOf as objectOrWeird,
   resolveArgs,
   ruleString,
-  stringOrWeird,
+  stringOrWeird as anyTypeOr,
 } from './hostile.js'
 import type { Desc, StringDesc, World } from './hostile.js'
 
@@ -48,7 +47,14 @@ const tuple = (...items: fc.Arbitrary<Desc>[]): fc.Arbitrary<Desc[]> => fc.tuple
  * The specs of every admin and read method, drawing strings from `str` and rule strings
  * from `rule` (so the rule parser's non-ASCII abort can be kept to its own group).
  */
-export function methodSpecs(str: fc.Arbitrary<StringDesc>, rule: fc.Arbitrary<StringDesc>): MethodSpec[] {
+export function methodSpecs(str: fc.Arbitrary<StringDesc>, rule: fc.Arbitrary<StringDesc>, hostileTypes = true): MethodSpec[] {
+  // Without hostile types: strings, arrays, objects and Dates only (so one defect with odd types cannot mask another).
+  const stringOrWeird = hostileTypes ? anyTypeOr : (a: fc.Arbitrary<StringDesc>) => a as fc.Arbitrary<Desc>
+  const listOf = hostileTypes ? listOrWeird : (item: fc.Arbitrary<Desc>) => fc.record({ list: fc.array(item, { maxLength: 4 }) }) as fc.Arbitrary<Desc>
+  const objectOf = hostileTypes ? objectOrWeird : (fields: { [name: string]: fc.Arbitrary<Desc> }, required: string[] = []) => fc.record({ obj: fc.record(fields, { requiredKeys: required }) }) as fc.Arbitrary<Desc>
+  const dateDesc = hostileTypes ? dateOrWeird : fc.record({ at: fc.constantFrom(86_400_000, 3_600_000, -1) }) as fc.Arbitrary<Desc>
+  const numberDesc = hostileTypes ? numberOrWeird : fc.constantFrom<Desc>({ weird: 'number', n: 0 }, { weird: 'number', n: 60 })
+  const adminOptions = fc.oneof(fc.constant(ABSENT), objectOf({ actor: stringOrWeird(str) }))
   const s = stringOrWeird(str)
   const rules = listOf(stringOrWeird(ruleString(rule)))
   const options = fc.oneof({ weight: 1, arbitrary: fc.constant(ABSENT) }, { weight: 3, arbitrary: adminOptions }, { weight: 1, arbitrary: objectOf({ actor: s }) })
