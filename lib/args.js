@@ -4,15 +4,39 @@
 
 const { invalidArgument } = require('./errors.js')
 
+/**
+ * What a wrong value is, for a message. Never its text: a string or a
+ * function's source may hold a secret pasted in the wrong place.
+ */
 function describe(value) {
   if (value === null) return 'null'
   if (Array.isArray(value)) return 'an array'
   if (value instanceof Date) return 'a Date'
-  return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value).slice(0, 40)}`
+  switch (typeof value) {
+    case 'number':
+    case 'boolean':
+    case 'bigint':
+      return `${typeof value} ${String(value)}`
+    case 'object':
+      return 'an object'
+    case 'string':
+      return 'a string'
+    default:
+      return typeof value
+  }
+}
+
+/** A rule's text: any string (what is not ASCII is the core's INVALID_RULE). */
+function ruleText(value, name) {
+  if (typeof value !== 'string') throw invalidArgument(`${name} must be a string, got ${describe(value)}`)
+  return value
 }
 
 function string(value, name) {
-  if (typeof value !== 'string') throw invalidArgument(`${name} must be a string, got ${describe(value)}`)
+  ruleText(value, name)
+  // A lone surrogate cannot cross to the core as UTF-8 unchanged: refuse it
+  // rather than store a different text than the one given.
+  if (!value.isWellFormed()) throw invalidArgument(`${name} holds a lone UTF-16 surrogate (not valid Unicode text)`)
   return value
 }
 
@@ -20,11 +44,16 @@ function optionalString(value, name) {
   return value === undefined ? undefined : string(value, name)
 }
 
-function stringArray(value, name) {
+function stringArray(value, name, item = string) {
   if (value === undefined) return undefined
   if (!Array.isArray(value)) throw invalidArgument(`${name} must be an array of strings, got ${describe(value)}`)
-  value.forEach((item, i) => string(item, `${name}[${i}]`))
+  value.forEach((element, i) => item(element, `${name}[${i}]`))
   return value.slice()
+}
+
+/** A list of rules (rights or key rules). */
+function ruleArray(value, name) {
+  return stringArray(value, name, ruleText)
 }
 
 function object(value, name) {
@@ -42,7 +71,13 @@ function optionalObject(value, name) {
 function optionalDate(value, name) {
   if (value === undefined || value === null) return undefined
   if (!(value instanceof Date)) throw invalidArgument(`${name} must be a Date, got ${describe(value)}`)
-  const ms = value.getTime()
+  let ms
+  try {
+    // Throws for objects that only inherit from Date (no time value of their own).
+    ms = Date.prototype.getTime.call(value)
+  } catch {
+    throw invalidArgument(`${name} is not a real Date`)
+  }
   if (!Number.isFinite(ms)) throw invalidArgument(`${name} is an invalid Date`)
   return ms
 }
@@ -55,4 +90,4 @@ function optionalNumber(value, name) {
   return value
 }
 
-module.exports = { string, optionalString, stringArray, object, optionalObject, optionalDate, optionalNumber }
+module.exports = { ruleText, ruleArray, string, optionalString, stringArray, object, optionalObject, optionalDate, optionalNumber }

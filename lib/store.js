@@ -142,7 +142,7 @@ class KeyStore {
 
   /** Validates one rule: the normalised rule, or a KeygateError INVALID_RULE. */
   static validateRule(rule) {
-    args.string(rule, 'rule')
+    args.ruleText(rule, 'rule')
     return call(() => native.validateRule(rule))
   }
 
@@ -221,7 +221,7 @@ class KeyStore {
   putRole(role, options) {
     const r = args.object(role, 'role')
     const name = args.string(r.name, 'role.name')
-    const rights = args.stringArray(r.rights, 'role.rights')
+    const rights = args.ruleArray(r.rights, 'role.rights')
     if (rights === undefined) throw new KeygateError('INVALID_ARGUMENT', 'role.rights must be an array of strings')
     return toRole(call(() => native.putRole(this.#handle, name, rights, actorOf(options))))
   }
@@ -249,7 +249,7 @@ class KeyStore {
     const input = {
       id: args.string(u.id, 'user.id'),
       status: args.optionalString(u.status, 'user.status'),
-      rights: args.stringArray(u.rights, 'user.rights'),
+      rights: args.ruleArray(u.rights, 'user.rights'),
       roles: args.stringArray(u.roles, 'user.roles'),
     }
     const actor = actorOf(options)
@@ -280,7 +280,7 @@ class KeyStore {
       userId: args.string(k.userId, 'input.userId'),
       description: args.string(k.description, 'input.description'),
       expiresAt: args.optionalDate(k.expiresAt, 'input.expiresAt'),
-      rules: args.stringArray(k.rules, 'input.rules'),
+      rules: args.ruleArray(k.rules, 'input.rules'),
       state: args.optionalString(k.state, 'input.state'),
     }
     const actor = actorOf(options)
@@ -307,7 +307,7 @@ class KeyStore {
     const p = args.object(patch, 'patch')
     const dto = {
       description: args.optionalString(p.description, 'patch.description'),
-      rules: args.stringArray(p.rules, 'patch.rules'),
+      rules: args.ruleArray(p.rules, 'patch.rules'),
       expiresAtGiven: p.expiresAt !== undefined,
       expiresAt: args.optionalDate(p.expiresAt, 'patch.expiresAt'),
     }
