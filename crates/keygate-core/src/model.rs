@@ -260,3 +260,65 @@ impl Key {
 pub fn parse_key_id(text: &str) -> Option<[u8; 16]> {
     crate::secret::decode_id(KEY_ID_PREFIX, text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::{generate, Prefix};
+
+    const BIDI: [char; 12] =
+        ['\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}'];
+
+    fn refused(result: Result<()>) -> Error {
+        let err = result.unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidArgument);
+        err
+    }
+
+    #[test]
+    fn bidi_controls_are_refused_in_names_and_actors_and_named_by_code_point() {
+        for c in BIDI {
+            let value = format!("admin{c}gpj.exe");
+            let code = format!("U+{:04X}", c as u32);
+            for err in [refused(check_name("user id", &value)), refused(check_name("role name", &value)), refused(check_actor(&value))] {
+                assert!(err.message.contains(&code) && err.message.contains("position 6"), "{}", err.message);
+                assert!(!err.message.contains(c), "never echoed raw: {}", err.message);
+            }
+        }
+        assert!(check_actor("Ada Lovelace (ops) — via CLI").is_ok());
+        assert!(check_actor("Zoë").is_ok());
+        assert!(check_description("quarterly import \u{202E}(reversed)").is_ok(), "descriptions are prose");
+    }
+
+    #[test]
+    fn secrets_are_refused_in_names_actors_and_descriptions_without_showing_them() {
+        for prefix in ["kg", "acme"] {
+            let secret = generate(&Prefix::new(prefix).unwrap()).unwrap().text;
+            let body = secret.split_once('_').unwrap().1;
+            let cases = [
+                refused(check_name("user id", &secret)),
+                refused(check_name("role name", &format!("ops.{secret}"))),
+                refused(check_actor(&format!("ci {secret}"))),
+                refused(check_description(&format!("the key is {secret}, keep it safe"))),
+            ];
+            for err in cases {
+                assert!(err.message.contains("looks like a keygate secret"), "{}", err.message);
+                assert!(!err.message.contains(&body[..12]), "{}", err.message);
+            }
+        }
+        assert!(check_name("user id", &format!("kg_{}", "a".repeat(49))).is_ok(), "wrong checksum: not a secret");
+    }
+
+    #[test]
+    fn names_say_which_character_is_not_allowed() {
+        let err = refused(check_name("user id", "svc éa"));
+        assert!(err.message.contains("U+0020 at position 4"), "{}", err.message);
+        assert!(refused(check_name("user id", "")).message.contains("1-128"));
+        assert!(check_name("user id", &"a".repeat(128)).is_ok());
+        refused(check_name("user id", &"a".repeat(129)));
+        refused(check_actor(""));
+        refused(check_actor("a\u{0}b"));
+        refused(check_actor(&"a".repeat(257)));
+        refused(check_description(&"d".repeat(1025)));
+    }
+}

@@ -361,6 +361,79 @@ mod tests {
         assert!(parse_rule(&format!("session:{}", "a".repeat(248))).is_ok());
     }
 
+    /// Finding 1 of issue 10: each of these aborted Node (a byte slice in the middle of a character).
+    const HOSTILE: [(&str, &str); 12] = [
+        ("éé", "'é' (U+00E9) at position 1"),
+        ("a€:b", "U+20AC at position 2"),
+        ("КОТ:x", "'К' (U+041A) at position 1"),
+        ("😀:x", "U+1F600 at position 1"),
+        ("ipé=1", "'é' (U+00E9) at position 3"),
+        ("  éé", "'é' (U+00E9) at position 3"),
+        ("Grö", "'ö' (U+00F6) at position 3"),
+        ("ip=1.2.3.4\u{a0}", "U+00A0 at position 11"),
+        ("\u{a0}session:*", "U+00A0 at position 1"),
+        ("session:get\u{202e}x", "U+202E at position 12"),
+        ("é", "'é' (U+00E9) at position 1"),
+        ("ip", "expected <service>:<api>"),
+    ];
+
+    #[test]
+    fn non_ascii_rules_are_invalid_rules_naming_the_character() {
+        for (rule, needle) in HOSTILE {
+            let err = error_of(rule);
+            assert_eq!(err.code, ErrorCode::InvalidRule, "{rule}");
+            assert!(err.message.contains(needle), "{rule}: {}", err.message);
+            assert!(!err.message.contains('\u{202e}'), "bidi characters are escaped: {}", err.message);
+            assert_eq!(validate_rule(rule).unwrap_err(), err);
+            assert_eq!(normalise_list(&[rule], RuleUse::KeyRules).unwrap_err(), err);
+            assert_eq!(RuleInterner::default().parse_list(&[rule], RuleUse::KeyRules).unwrap_err(), err);
+        }
+        // Every prefix length of a multi-byte character around the `ip=` tag.
+        for rule in ["é", "éé", "ié", "ip\u{e9}", "i\u{20ac}", "\u{1F600}", "ip=\u{1F600}", "a\u{0301}:b"] {
+            assert_eq!(error_of(rule).code, ErrorCode::InvalidRule, "{rule}");
+        }
+    }
+
+    #[test]
+    fn hornbill_operation_names_get_the_rule_meant() {
+        for (written, meant) in [
+            ("session::userLogon", "session:userLogon"),
+            ("session::*", "session:*"),
+            ("com.hornbill.servicemanager::Requests/logRequest", "apps/com.hornbill.servicemanager/Requests:logRequest"),
+            ("apps/com.hornbill.servicemanager::Requests/logRequest", "apps/com.hornbill.servicemanager/Requests:logRequest"),
+            ("com.hornbill.core::addHistory", "apps/com.hornbill.core:addHistory"),
+            ("com.hornbill.core::Achievement/addAchievement", "apps/com.hornbill.core/Achievement:addAchievement"),
+        ] {
+            let err = error_of(written);
+            assert_eq!(err.code, ErrorCode::InvalidRule);
+            assert!(err.message.contains(&format!("did you mean {meant}?")), "{written}: {}", err.message);
+            assert!(parse_rule(meant).is_ok(), "the hint is a valid rule: {meant}");
+        }
+        for no_hint in ["a:b:c", "a::b::c", "a:b::c", "ses sion::x", "session::", "::x"] {
+            let err = error_of(no_hint);
+            assert!(!err.message.contains("did you mean"), "{no_hint}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn rules_holding_a_secret_are_refused_without_showing_it() {
+        for prefix in ["kg", "acme", "x", "a1b2c3d4e5f6g7h8"] {
+            let secret = crate::secret::generate(&crate::secret::Prefix::new(prefix).unwrap()).unwrap().text;
+            for rule in [format!("{secret}:*"), format!("session:{secret}"), format!(" apps/{secret}/x:y ")] {
+                let err = validate_rule(&rule).unwrap_err();
+                assert_eq!(err.code, ErrorCode::InvalidRule, "{rule}");
+                assert!(err.message.contains("looks like a keygate secret"), "{}", err.message);
+                let body = secret.split_once('_').unwrap().1;
+                assert!(!err.message.contains(body) && !err.message.contains(&body[..20]), "{}", err.message);
+                assert_eq!(normalise_list(&["session:*", &rule], RuleUse::Rights).unwrap_err(), err);
+                // Rules read back from an older store still load.
+                assert!(parse_rule(&rule).is_ok());
+            }
+        }
+        // Shaped like a secret but with a wrong checksum: a (strange) valid rule.
+        assert!(validate_rule(&format!("kg_{}:*", "a".repeat(49))).is_ok());
+    }
+
     #[test]
     fn ip_rules_normalise() {
         assert_eq!(parse_rule("ip=142.250.200.46").unwrap().text(), "ip=142.250.200.46");

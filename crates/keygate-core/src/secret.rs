@@ -267,6 +267,52 @@ mod tests {
     }
 
     #[test]
+    fn secrets_of_any_prefix_are_found_anywhere() {
+        for prefix in ["kg", "x", "acme", "k9", "a1b2c3d4e5f6g7h8"] {
+            let secret = generate(&Prefix::new(prefix).unwrap()).unwrap().text;
+            for (text, at) in [
+                (secret.clone(), 0),
+                (format!("user.{secret}"), 5),
+                (format!("{secret}:*"), 0),
+                (format!("x_y__{secret}zz"), 5),
+                // The longest run before the `_` is not a prefix; its tail is.
+                (format!("Z{secret}"), 1),
+                (format!("é{secret}"), 2),
+            ] {
+                assert_eq!(find_secret(text.as_bytes()), Some(at), "{text}");
+            }
+            let mut broken = secret.clone().into_bytes();
+            if let Some(last) = broken.last_mut() {
+                *last = if *last == b'a' { b'b' } else { b'a' };
+            }
+            assert_eq!(find_secret(&broken), None);
+            assert_eq!(find_secret(&secret.as_bytes()[..secret.len() - 1]), None);
+            assert_eq!(find_secret(secret.to_uppercase().as_bytes()), None);
+        }
+        // A 17-character run before the `_`: only its last 16 can be a prefix.
+        let long = generate(&Prefix::new("abcdefghijklmnop").unwrap()).unwrap().text;
+        assert_eq!(find_secret(format!("q{long}").as_bytes()), Some(1));
+        let no_prefix = generate(&Prefix::default()).unwrap().text.replacen("kg", "", 1);
+        assert_eq!(find_secret(no_prefix.as_bytes()), None);
+        for text in ["", "_", "kg_", "a_b_c", &"_".repeat(500), &format!("kg_{}", "a".repeat(49))] {
+            assert_eq!(find_secret(text.as_bytes()), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn finding_secrets_is_linear() {
+        // Worst cases: a `_` before every full base62 run, and long prefix runs.
+        let body = "A".repeat(49);
+        let dense = format!("{}_{body}", "a".repeat(16)).repeat(5_000);
+        let underscores = "a_".repeat(200_000);
+        let started = std::time::Instant::now();
+        assert_eq!(find_secret(dense.as_bytes()), None);
+        assert_eq!(find_secret(underscores.as_bytes()), None);
+        // Quadratic scanning would read over a billion bytes here.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+
+    #[test]
     fn prefixes_are_validated() {
         for bad in ["", "Kg", "1kg", "k_g", "abcdefghijklmnopq", "kg-"] {
             assert_eq!(Prefix::new(bad).unwrap_err().code, ErrorCode::InvalidArgument, "{bad}");
