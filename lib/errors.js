@@ -86,7 +86,9 @@ function redactSecrets(text) {
 /** A value quoted for a message: redacted, and shortened to 80 characters. */
 function quote(value) {
   const text = redactSecrets(value)
-  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text)
+  if (text.length <= 80) return JSON.stringify(text)
+  // Cut by code points, so an astral character is never split into a lone surrogate.
+  return JSON.stringify(`${Array.from(text.slice(0, 160)).slice(0, 80).join('')}…`)
 }
 
 module.exports = { ERROR_CODES, KeygateError, invalidArgument, typeError, fromNative, redactSecrets, quote }
