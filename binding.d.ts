@@ -68,6 +68,12 @@ export declare function getRole(store: ExternalObject<KeyStore>, name: string): 
 
 export declare function getUser(store: ExternalObject<KeyStore>, id: string): UserDto | null
 
+/**
+ * Test hook, not part of the API (`index.js` does not export it): panics with
+ * `message`, so tests can see a panic arrive as an `INTERNAL` error.
+ */
+export declare function internalPanicForTests(message: string): void
+
 export interface IssuedDto {
   key: KeyDto
   secret: string

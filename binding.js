@@ -844,6 +844,7 @@ module.exports.explain = nativeBinding.explain
 module.exports.getKey = nativeBinding.getKey
 module.exports.getRole = nativeBinding.getRole
 module.exports.getUser = nativeBinding.getUser
+module.exports.internalPanicForTests = nativeBinding.internalPanicForTests
 module.exports.listKeys = nativeBinding.listKeys
 module.exports.listRoles = nativeBinding.listRoles
 module.exports.listUsers = nativeBinding.listUsers

@@ -45,6 +45,8 @@ export type ErrorCode =
   | 'STORE_IO'
   | 'STORE_CORRUPT'
   | 'STORE_LOCKED'
+  /** A defect inside keygate, reported instead of a crash: the process never aborts. */
+  | 'INTERNAL'
 
 /** Every error code, in the order of SPEC.md. */
 export declare const ERROR_CODES: readonly ErrorCode[]

@@ -26,6 +26,7 @@ describe('KeygateError', () => {
         'STORE_IO',
         'STORE_CORRUPT',
         'STORE_LOCKED',
+        'INTERNAL',
       ],
     )
   })

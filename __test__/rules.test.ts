@@ -3,7 +3,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 
 import { KeyStore } from '../index.js'
-import { frozenStore, issue, throwsCode, withUser } from './helpers.js'
+import { assertNoSecret, forgeSecret, frozenStore, issue, snapshot, throwsCode, withUser } from './helpers.js'
 
 /** A key restricted to exactly `rule` (user may call anything). */
 function ruleKey(rule: string) {
@@ -269,5 +269,41 @@ describe('limits', () => {
     const { secret } = issue(store)
     assert.equal(store.isAllowed(secret, 'svc999', 'anything'), true)
     assert.equal(store.isAllowed(secret, 'svc1000', 'anything'), false)
+  })
+})
+
+describe('rules that cannot be what was meant', () => {
+  test('a rule holding a well-formed secret (any prefix) is INVALID_RULE, everywhere, without the secret in the message', () => {
+    const store = withUser(frozenStore())
+    const { key, secret } = issue(store)
+    const before = snapshot(store)
+    for (const leaked of [secret, forgeSecret('acme'), forgeSecret('x9')]) {
+      for (const rule of [`${leaked}:*`, `session:${leaked}`, `apps/${leaked}/x:y`]) {
+        const errors = [
+          throwsCode(() => KeyStore.validateRule(rule), 'INVALID_RULE', 'looks like a keygate secret'),
+          throwsCode(() => issue(store, { rules: [rule] }), 'INVALID_RULE'),
+          throwsCode(() => store.updateKey(key.id, { rules: ['session:*', rule] }), 'INVALID_RULE'),
+          throwsCode(() => store.putUser({ id: 'integration', rights: [rule] }), 'INVALID_RULE'),
+          throwsCode(() => store.putRole({ name: 'ops', rights: [rule] }), 'INVALID_RULE'),
+        ]
+        for (const error of errors) assertNoSecret(error.message, leaked)
+      }
+    }
+    assert.deepEqual(snapshot(store), before)
+    assertNoSecret(store.audit(), secret)
+    // The same shape with a wrong checksum is no secret: an ordinary (odd) rule.
+    assert.equal(KeyStore.validateRule(`kg_${'a'.repeat(49)}:*`), `kg_${'a'.repeat(49)}:*`)
+  })
+
+  test("operations written as Hornbill's API reference writes them get the rule meant", () => {
+    throwsCode(() => KeyStore.validateRule('session::userLogon'), 'INVALID_RULE', 'did you mean session:userLogon?')
+    throwsCode(
+      () => KeyStore.validateRule('com.hornbill.servicemanager::Requests/logRequest'),
+      'INVALID_RULE',
+      'did you mean apps/com.hornbill.servicemanager/Requests:logRequest?',
+    )
+    assert.equal(KeyStore.validateRule('apps/com.hornbill.servicemanager/Requests:logRequest'), 'apps/com.hornbill.servicemanager/Requests:logRequest')
+    const error = throwsCode(() => KeyStore.validateRule('a:b:c'), 'INVALID_RULE')
+    assert.ok(!error.message.includes('did you mean'), error.message)
   })
 })

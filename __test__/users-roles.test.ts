@@ -3,7 +3,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 
 import { KeyStore } from '../index.js'
-import { frozenStore, issue, throwsCode } from './helpers.js'
+import { assertNoSecret, forgeSecret, frozenStore, issue, snapshot, throwsCode } from './helpers.js'
 
 describe('users', () => {
   test('putUser creates a user, status defaults to active, rights/roles default to none', () => {
@@ -242,5 +242,59 @@ describe('effective rights = own rights ∪ role rights', () => {
     assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true)
     assert.equal(store.explain(secret, 'admin', 'userCreate').reason, 'user_lacks_right')
     assert.equal(store.explain(secret, 'session', 'userLogon').reason, 'no_matching_rule')
+  })
+})
+
+describe('ids, role names and actors that would mislead the audit trail', () => {
+  const BIDI = ['\u202A', '\u202B', '\u202C', '\u202D', '\u202E', '\u2066', '\u2067', '\u2068', '\u2069', '\u200E', '\u200F', '\u061C']
+
+  function store() {
+    const s = frozenStore()
+    s.putUser({ id: 'svc', rights: ['*:*'] })
+    return s
+  }
+
+  test('bidirectional controls are INVALID_ARGUMENT in user ids, role names and actors, named by code point only', () => {
+    const s = store()
+    const { key } = issue(s, { userId: 'svc' })
+    const before = snapshot(s)
+    const auditLength = s.audit().length
+    for (const c of BIDI) {
+      const code = `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`
+      const errors = [
+        throwsCode(() => s.putUser({ id: `admin${c}txt.exe` }), 'INVALID_ARGUMENT', code),
+        throwsCode(() => s.putRole({ name: `ops${c}`, rights: [] }), 'INVALID_ARGUMENT', code),
+        throwsCode(() => s.putUser({ id: 'svc', rights: ['*:*'] }, { actor: `alice${c}` }), 'INVALID_ARGUMENT', code),
+        throwsCode(() => s.setState(key.id, 'suspended', { actor: `${c}bob` }), 'INVALID_ARGUMENT', code),
+        throwsCode(() => s.deleteKey(key.id, { actor: `x${c}` }), 'INVALID_ARGUMENT', code),
+      ]
+      for (const error of errors) assert.ok(!error.message.includes(c), `raw ${code} in ${JSON.stringify(error.message)}`)
+    }
+    assert.deepEqual(snapshot(s), before)
+    assert.equal(s.audit().length, auditLength)
+    // Ordinary non-ASCII actors (names) stay fine.
+    s.putUser({ id: 'svc', rights: ['*:*'] }, { actor: 'Zoë Åberg' })
+    assert.equal(s.audit({ limit: 1 })[0]!.actor, 'Zoë Åberg')
+  })
+
+  test('a secret pasted as a user id, role name, actor or description is INVALID_ARGUMENT and never reaches the audit trail', () => {
+    const s = store()
+    const { key, secret } = issue(s, { userId: 'svc' })
+    const before = snapshot(s)
+    const auditLength = s.audit().length
+    for (const leaked of [secret, forgeSecret('acme')]) {
+      const errors = [
+        throwsCode(() => s.putUser({ id: leaked }), 'INVALID_ARGUMENT', 'looks like a keygate secret'),
+        throwsCode(() => s.putUser({ id: `svc.${leaked}` }), 'INVALID_ARGUMENT', 'looks like a keygate secret'),
+        throwsCode(() => s.putRole({ name: leaked, rights: [] }), 'INVALID_ARGUMENT', 'looks like a keygate secret'),
+        throwsCode(() => s.putRole({ name: 'ops', rights: [] }, { actor: `ci ${leaked}` }), 'INVALID_ARGUMENT', 'looks like a keygate secret'),
+        throwsCode(() => issue(s, { userId: 'svc', description: `key: ${leaked}` }), 'INVALID_ARGUMENT', 'looks like a keygate secret'),
+        throwsCode(() => s.updateKey(key.id, { description: leaked }), 'INVALID_ARGUMENT', 'looks like a keygate secret'),
+      ]
+      for (const error of errors) assertNoSecret(error.message, leaked)
+    }
+    assert.deepEqual(snapshot(s), before)
+    assert.equal(s.audit().length, auditLength)
+    assertNoSecret(s.audit(), secret)
   })
 })

@@ -15,6 +15,7 @@ const ERROR_CODES = Object.freeze([
   'STORE_IO',
   'STORE_CORRUPT',
   'STORE_LOCKED',
+  'INTERNAL',
 ])
 const KNOWN_CODES = new Set(ERROR_CODES)
 
@@ -48,11 +49,28 @@ function typeError(message) {
   return error
 }
 
+/**
+ * Codes of a native error that is keygate's defect, not the caller's: a panic
+ * caught by a hand-registered callback (`INTERNAL`), or one caught by napi-rs's
+ * `catch_unwind` wrapper, which reports it as `GenericFailure` with the panic's
+ * message (napi-rs uses that status only for failures inside the binding; a
+ * wrong argument type has a status of its own, such as `StringExpected`).
+ */
+const DEFECT_CODES = new Set(['INTERNAL', 'GenericFailure'])
+
 /** Re-throws an error of the native layer as a KeygateError with its code. */
 function fromNative(error) {
   if (error instanceof KeygateError) return error
+  const message = error && error.message ? error.message : String(error)
+  if (error && DEFECT_CODES.has(error.code)) {
+    // A panic message may quote the value it failed on.
+    return new KeygateError(
+      'INTERNAL',
+      `internal error: a defect in keygate (please report it): ${redactSecrets(message)}`,
+    )
+  }
   const code = error && KNOWN_CODES.has(error.code) ? error.code : 'INVALID_ARGUMENT'
-  return new KeygateError(code, error && error.message ? error.message : String(error))
+  return new KeygateError(code, message)
 }
 
 /**
@@ -68,7 +86,9 @@ function redactSecrets(text) {
 /** A value quoted for a message: redacted, and shortened to 80 characters. */
 function quote(value) {
   const text = redactSecrets(value)
-  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text)
+  if (text.length <= 80) return JSON.stringify(text)
+  // Cut by code points, so an astral character is never split into a lone surrogate.
+  return JSON.stringify(`${Array.from(text.slice(0, 160)).slice(0, 80).join('')}…`)
 }
 
 module.exports = { ERROR_CODES, KeygateError, invalidArgument, typeError, fromNative, redactSecrets, quote }

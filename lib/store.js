@@ -118,10 +118,10 @@ class KeyStore {
       throw new KeygateError('INVALID_ARGUMENT', 'use KeyStore.inMemory() or KeyStore.open(path) to make a store')
     }
     this.#handle = handle
-    const words = new Uint32Array(native.storeSignals(handle))
-    const hints = new Uint32Array(native.storeHints(handle))
-    const secretLength = native.storeKeyPrefix(handle).length + SECRET_BODY
-    this.#cache = new DecisionCache(words, hints, secretLength, (secrets, times) => native.touch(handle, secrets, times))
+    const words = new Uint32Array(call(() => native.storeSignals(handle)))
+    const hints = new Uint32Array(call(() => native.storeHints(handle)))
+    const secretLength = call(() => native.storeKeyPrefix(handle)).length + SECRET_BODY
+    this.#cache = new DecisionCache(words, hints, secretLength, (secrets, times) => call(() => native.touch(handle, secrets, times)))
     this.#setCacheClock(frozenNow)
   }
 
@@ -191,18 +191,18 @@ class KeyStore {
 
   /** The prefix of this store's secrets (`kg` unless created with another `keyPrefix`). */
   get keyPrefix() {
-    return native.storeKeyPrefix(this.#handle)
+    return call(() => native.storeKeyPrefix(this.#handle))
   }
 
   /** The longest lifetime a key may be given, in days. */
   get maxLifetimeDays() {
-    return native.storeMaxLifetimeDays(this.#handle)
+    return call(() => native.storeMaxLifetimeDays(this.#handle))
   }
 
   /** The store clock, as a Date. */
   now() {
     if (this.#cache === CLOSED_CACHE) throw closedError()
-    return new Date(native.storeNow(this.#handle))
+    return new Date(call(() => native.storeNow(this.#handle)))
   }
 
   setNow(date) {
@@ -212,7 +212,7 @@ class KeyStore {
     const ms = args.optionalDate(date, 'date')
     if (this.#cache === CLOSED_CACHE) throw closedError()
     this.#cache.flushUses()
-    native.storeSetNow(this.#handle, ms)
+    call(() => native.storeSetNow(this.#handle, ms))
     this.#setCacheClock(ms)
   }
 
@@ -365,7 +365,12 @@ class KeyStore {
     if (hint < 0) return MALFORMED_KEY
     // No key has this secret's hint: unknown (or malformed).
     if (!exact && !cache.mayHold(hint)) return UNKNOWN_KEY
-    const packed = native.check(this.#handle, secret, service, api, ip == null ? undefined : ip)
+    let packed
+    try {
+      packed = native.check(this.#handle, secret, service, api, ip == null ? undefined : ip)
+    } catch (error) {
+      throw fromNative(error)
+    }
     const reason = packed & 0xff
     if ((packed & KNOWN_KEY) !== 0) cache.remember(secret, service, api, ip, reason, (packed & IP_DEPENDENT) !== 0)
     return reason
@@ -380,7 +385,7 @@ class KeyStore {
   explain(secret, service, api, ip) {
     checkCallTypes(secret, service, api, ip)
     if (this.#cache === CLOSED_CACHE) throw closedError()
-    const dto = native.explain(this.#handle, secret, service, api, ip ?? undefined)
+    const dto = call(() => native.explain(this.#handle, secret, service, api, ip ?? undefined))
     const decision = { allowed: dto.allowed, reason: dto.reason }
     if (dto.keyId != null) decision.keyId = dto.keyId
     if (dto.userId != null) decision.userId = dto.userId

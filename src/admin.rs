@@ -1,4 +1,7 @@
 //! Admin calls: one binding function per `KeyStore` method, each only converting.
+//! Every entry point catches unwinding (`catch_unwind`): a panic becomes a JS
+//! error (code `GenericFailure`, the panic message) that `lib/errors.js` turns
+//! into `KeygateError('INTERNAL')`, instead of aborting Node.
 
 use keygate_core::{AuditQuery, KeyFilter, KeyPatch, KeyStore, NewKey, Options, UserInput};
 use napi::bindgen_prelude::{ArrayBuffer, External};
@@ -16,27 +19,27 @@ fn options(options: StoreOptionsDto) -> Options {
     }
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn store_in_memory(options: StoreOptionsDto) -> napi::Result<External<KeyStore>, String> {
     KeyStore::in_memory(self::options(options)).map(External::new).map_err(js_error)
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn store_open(path: String, options: StoreOptionsDto) -> napi::Result<External<KeyStore>, String> {
     KeyStore::open(&path, self::options(options)).map(External::new).map_err(js_error)
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn store_close(store: &External<KeyStore>) -> napi::Result<(), String> {
     store.close().map_err(js_error)
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn store_backup(store: &External<KeyStore>, to: String) -> napi::Result<(), String> {
     store.backup(&to).map_err(js_error)
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn audit(store: &External<KeyStore>, query: AuditQueryDto) -> napi::Result<Vec<AuditEntryDto>, String> {
     let query = AuditQuery {
         key_id: query.key_id,
@@ -48,14 +51,14 @@ pub fn audit(store: &External<KeyStore>, query: AuditQueryDto) -> napi::Result<V
     Ok(entries.into_iter().map(AuditEntryDto::from).collect())
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn verify_audit(store: &External<KeyStore>) -> napi::Result<AuditReportDto, String> {
     store.verify_audit().map(AuditReportDto::from).map_err(js_error)
 }
 
 /// The store's shared signal words as an ArrayBuffer (see `keygate_core::Signals`);
 /// the buffer keeps the words alive for as long as JavaScript holds it.
-#[napi]
+#[napi(catch_unwind)]
 pub fn store_signals<'env>(env: &'env Env, store: &External<KeyStore>) -> napi::Result<ArrayBuffer<'env>> {
     let signals = store.signals();
     let data = std::sync::Arc::as_ptr(&signals) as *mut u8;
@@ -65,7 +68,7 @@ pub fn store_signals<'env>(env: &'env Env, store: &External<KeyStore>) -> napi::
 }
 
 /// The bitset of every key's hint (see `keygate_core::hints`), shared like the signals.
-#[napi]
+#[napi(catch_unwind)]
 pub fn store_hints<'env>(env: &'env Env, store: &External<KeyStore>) -> napi::Result<ArrayBuffer<'env>> {
     let hints = store.hints();
     let data = hints.as_ptr() as *mut u8;
@@ -74,47 +77,47 @@ pub fn store_hints<'env>(env: &'env Env, store: &External<KeyStore>) -> napi::Re
     unsafe { ArrayBuffer::from_external(env, data, len, hints, |_, hints| drop(hints)) }
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn store_set_now(store: &External<KeyStore>, at: Option<f64>) {
     store.set_now(at.map(ms));
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn store_now(store: &External<KeyStore>) -> f64 {
     store.now() as f64
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn store_max_lifetime_days(store: &External<KeyStore>) -> u32 {
     store.max_lifetime_days()
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn store_key_prefix(store: &External<KeyStore>) -> String {
     store.key_prefix().to_string()
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn put_role(store: &External<KeyStore>, name: String, rights: Vec<String>, actor: Option<String>) -> napi::Result<RoleDto, String> {
     store.put_role(&name, &rights, actor.as_deref()).map(RoleDto::from).map_err(js_error)
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn delete_role(store: &External<KeyStore>, name: String, actor: Option<String>) -> napi::Result<bool, String> {
     store.delete_role(&name, actor.as_deref()).map_err(js_error)
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn get_role(store: &External<KeyStore>, name: String) -> napi::Result<Option<RoleDto>, String> {
     Ok(store.get_role(&name).map_err(js_error)?.map(RoleDto::from))
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn list_roles(store: &External<KeyStore>) -> napi::Result<Vec<RoleDto>, String> {
     Ok(store.list_roles().map_err(js_error)?.into_iter().map(RoleDto::from).collect())
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn put_user(store: &External<KeyStore>, user: UserInputDto, actor: Option<String>) -> napi::Result<UserDto, String> {
     let input = UserInput {
         id: user.id,
@@ -125,22 +128,22 @@ pub fn put_user(store: &External<KeyStore>, user: UserInputDto, actor: Option<St
     store.put_user(&input, actor.as_deref()).map(UserDto::from).map_err(js_error)
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn get_user(store: &External<KeyStore>, id: String) -> napi::Result<Option<UserDto>, String> {
     Ok(store.get_user(&id).map_err(js_error)?.map(UserDto::from))
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn list_users(store: &External<KeyStore>) -> napi::Result<Vec<UserDto>, String> {
     Ok(store.list_users().map_err(js_error)?.into_iter().map(UserDto::from).collect())
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn delete_user(store: &External<KeyStore>, id: String, actor: Option<String>) -> napi::Result<bool, String> {
     store.delete_user(&id, actor.as_deref()).map_err(js_error)
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn create_key(store: &External<KeyStore>, input: NewKeyDto, actor: Option<String>) -> napi::Result<IssuedDto, String> {
     let input = NewKey {
         user_id: input.user_id,
@@ -152,19 +155,19 @@ pub fn create_key(store: &External<KeyStore>, input: NewKeyDto, actor: Option<St
     store.create_key(&input, actor.as_deref()).map(IssuedDto::from).map_err(js_error)
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn get_key(store: &External<KeyStore>, id: String) -> napi::Result<Option<KeyDto>, String> {
     Ok(store.get_key(&id).map_err(js_error)?.map(KeyDto::from))
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn list_keys(store: &External<KeyStore>, user_id: Option<String>, state: Option<String>) -> napi::Result<Vec<KeyDto>, String> {
     let filter = KeyFilter { user_id, state };
     let keys = store.list_keys(&filter).map_err(js_error)?;
     Ok(keys.into_iter().map(KeyDto::from).collect())
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn update_key(store: &External<KeyStore>, id: String, patch: KeyPatchDto, actor: Option<String>) -> napi::Result<KeyDto, String> {
     let patch = KeyPatch {
         description: patch.description,
@@ -174,22 +177,29 @@ pub fn update_key(store: &External<KeyStore>, id: String, patch: KeyPatchDto, ac
     store.update_key(&id, &patch, actor.as_deref()).map(KeyDto::from).map_err(js_error)
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn set_state(store: &External<KeyStore>, id: String, state: String, actor: Option<String>) -> napi::Result<KeyDto, String> {
     store.set_state(&id, &state, actor.as_deref()).map(KeyDto::from).map_err(js_error)
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn rotate_key(store: &External<KeyStore>, id: String, overlap_seconds: f64, actor: Option<String>) -> napi::Result<IssuedDto, String> {
     store.rotate_key(&id, overlap_seconds, actor.as_deref()).map(IssuedDto::from).map_err(js_error)
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn delete_key(store: &External<KeyStore>, id: String, actor: Option<String>) -> napi::Result<bool, String> {
     store.delete_key(&id, actor.as_deref()).map_err(js_error)
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn validate_rule(rule: String) -> napi::Result<String, String> {
     keygate_core::validate_rule(&rule).map_err(js_error)
+}
+
+/// Test hook, not part of the API (`index.js` does not export it): panics with
+/// `message`, so tests can see a panic arrive as an `INTERNAL` error.
+#[napi(catch_unwind)]
+pub fn internal_panic_for_tests(message: String) {
+    panic!("{message}");
 }

@@ -2,10 +2,11 @@
 //! stack buffers with one napi call each; a string too long for its buffer is
 //! read as longer than any valid value, so truncation never changes an answer.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, CStr, CString};
 
 use keygate_core::secret::MAX_SECRET_LEN;
 use keygate_core::glob::MAX_NAME_LEN;
+use keygate_core::error::redact_secrets;
 use keygate_core::{Call, KeyStore, Verdict};
 use napi::bindgen_prelude::{External, Object, Unknown};
 use napi::{sys, JsValue};
@@ -60,7 +61,17 @@ fn pack(verdict: Verdict) -> u32 {
 /// keeps a borrow scope per call (thread-local bookkeeping, an allocation)
 /// that costs about a tenth of a first check, and this function borrows
 /// nothing past its return. A non-store handle or non-string argument throws.
+/// A panic throws an `INTERNAL` error (see `guard`) instead of aborting Node.
 unsafe extern "C" fn check_callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: `env` and `info` come from this napi callback.
+    guard(env, || unsafe { check(env, info) })
+}
+
+/// The body of `check_callback`.
+///
+/// # Safety
+/// `env` and `info` come from the current napi callback.
+unsafe fn check(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     let mut argc = 5usize;
     let mut argv: [sys::napi_value; 5] = [std::ptr::null_mut(); 5];
     // SAFETY: `argv` has room for `argc` values; napi fills missing ones with `undefined`.
@@ -104,7 +115,10 @@ fn read_raw(env: sys::napi_env, value: sys::napi_value, buf: &mut [u8]) -> Optio
     // SAFETY: `buf` is writable for `buf.len()` bytes; napi writes at most that many, NUL included.
     let status =
         unsafe { sys::napi_get_value_string_utf8(env, value, buf.as_mut_ptr() as *mut c_char, buf.len(), &mut len) };
-    (status == sys::Status::napi_ok).then(|| &buf[..len])
+    if status != sys::Status::napi_ok {
+        return None;
+    }
+    buf.get(..len)
 }
 
 fn is_nullish(env: sys::napi_env, value: sys::napi_value) -> bool {
@@ -128,38 +142,88 @@ unsafe fn store_from_raw(env: sys::napi_env, value: sys::napi_value) -> Option<&
     unsafe { External::<KeyStore>::inner_from_raw(data) }
 }
 
-fn throw_type_error(env: sys::napi_env, message: &std::ffi::CStr) -> sys::napi_value {
+/// Runs the body of a hand-registered callback, turning a panic into a thrown
+/// `Error` whose `code` is `INTERNAL` (`lib/errors.js` makes it a
+/// `KeygateError`). Unwinding out of an `extern "C"` function would abort Node.
+fn guard(env: sys::napi_env, body: impl FnOnce() -> sys::napi_value) -> sys::napi_value {
+    // The store stays usable after a panic in a check: checks change nothing
+    // but atomics, and its locks do not poison.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(payload) => {
+            let message = panic_message(payload.as_ref());
+            // Interior NULs cannot cross as a C string; the message stays readable without them.
+            let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
+            // SAFETY: plain napi call; a pending exception is what the caller returns to.
+            unsafe { sys::napi_throw_error(env, c"INTERNAL".as_ptr(), message.as_ptr()) };
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// A panic's message with anything shaped like a secret redacted (a panic
+/// message may quote the value it failed on).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let message = match (payload.downcast_ref::<String>(), payload.downcast_ref::<&str>()) {
+        (Some(text), _) => text.as_str(),
+        (None, Some(text)) => text,
+        (None, None) => "a panic without a message",
+    };
+    redact_secrets(message)
+}
+
+/// Reports each panic once on stderr, redacted, instead of Rust's default
+/// report (which would print the message raw): the panic itself reaches
+/// JavaScript as an `INTERNAL` error, or is caught by the thread it happened in.
+fn report_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map_or(String::new(), |at| format!(" at {}:{}", at.file(), at.line()));
+        let message = redact_secrets(info.payload_as_str().unwrap_or("a panic without a message"));
+        eprintln!("keygate: internal defect{at}: {message} (please report it)");
+    }));
+}
+
+/// Test hook, not part of the API (`index.js` does not export it): a
+/// hand-registered callback that panics inside `guard`, as `check` would.
+unsafe extern "C" fn internal_check_panic_for_tests(env: sys::napi_env, _info: sys::napi_callback_info) -> sys::napi_value {
+    guard(env, || panic!("test panic in a raw callback, holding kg_{}", "x".repeat(49)))
+}
+
+fn throw_type_error(env: sys::napi_env, message: &CStr) -> sys::napi_value {
     // SAFETY: plain napi call; a pending exception is what the caller returns to.
     unsafe { sys::napi_throw_type_error(env, std::ptr::null(), message.as_ptr()) };
     std::ptr::null_mut()
 }
 
-/// Adds `check` to the module's exports (see `check_callback`).
+/// Adds `check` (see `check_callback`) and its test twin to the module's
+/// exports, and installs the panic report.
 #[napi(module_exports)]
 pub fn register_check(exports: Object) -> napi::Result<()> {
+    report_panics();
+    export_raw(&exports, c"check", check_callback)?;
+    export_raw(&exports, c"internalCheckPanicForTests", internal_check_panic_for_tests)
+}
+
+type RawCallback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
+
+fn export_raw(exports: &Object, name: &CStr, callback: RawCallback) -> napi::Result<()> {
     let raw = exports.value();
     let mut function = std::ptr::null_mut();
     // SAFETY: plain napi calls with the env and exports object of module initialisation.
     unsafe {
-        let status = sys::napi_create_function(
-            raw.env,
-            c"check".as_ptr(),
-            5,
-            Some(check_callback),
-            std::ptr::null_mut(),
-            &mut function,
-        );
+        let status =
+            sys::napi_create_function(raw.env, name.as_ptr(), name.count_bytes() as isize, Some(callback), std::ptr::null_mut(), &mut function);
         if status != sys::Status::napi_ok {
-            return Err(napi::Error::new(napi::Status::GenericFailure, "cannot create check"));
+            return Err(napi::Error::new(napi::Status::GenericFailure, format!("cannot create {name:?}")));
         }
-        if sys::napi_set_named_property(raw.env, raw.value, c"check".as_ptr(), function) != sys::Status::napi_ok {
-            return Err(napi::Error::new(napi::Status::GenericFailure, "cannot export check"));
+        if sys::napi_set_named_property(raw.env, raw.value, name.as_ptr(), function) != sys::Status::napi_ok {
+            return Err(napi::Error::new(napi::Status::GenericFailure, format!("cannot export {name:?}")));
         }
     }
     Ok(())
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn explain(
     store: &External<KeyStore>,
     secret: Unknown,
@@ -171,7 +235,7 @@ pub fn explain(
 }
 
 /// Records uses of keys answered by the JavaScript memo (for `lastUsedAt`).
-#[napi]
+#[napi(catch_unwind)]
 pub fn touch(store: &External<KeyStore>, secrets: Vec<String>, times: Vec<f64>) {
     let uses: Vec<(&[u8], i64)> = secrets.iter().zip(&times).map(|(s, &t)| (s.as_bytes(), t as i64)).collect();
     store.touch(&uses);

@@ -19,6 +19,8 @@ pub enum ErrorCode {
     StoreIo,
     StoreCorrupt,
     StoreLocked,
+    /// A defect inside keygate, reported instead of a crash.
+    Internal,
 }
 
 impl ErrorCode {
@@ -37,6 +39,7 @@ impl ErrorCode {
             ErrorCode::StoreIo => "STORE_IO",
             ErrorCode::StoreCorrupt => "STORE_CORRUPT",
             ErrorCode::StoreLocked => "STORE_LOCKED",
+            ErrorCode::Internal => "INTERNAL",
         }
     }
 }
@@ -75,6 +78,18 @@ pub fn quote(value: &str) -> String {
         shown.push('…');
     }
     format!("{shown:?}")
+}
+
+/// Names one character of a user-supplied value for a message: its code point
+/// always, and the character itself only when it is a letter or digit — a
+/// control or bidirectional character echoed raw could disguise the message.
+pub fn describe_char(c: char) -> String {
+    let code = format!("U+{:04X}", c as u32);
+    if c.is_alphanumeric() || (c.is_ascii_graphic() && c != '\'') {
+        format!("'{c}' ({code})")
+    } else {
+        code
+    }
 }
 
 /// Replaces the body of anything shaped like a secret — a run of 43 or more
@@ -119,5 +134,16 @@ mod tests {
         let long_name = format!("session:{}", "a".repeat(60));
         assert!(quote(&long_name).starts_with("\"session:aaaa"));
         assert!(quote(&"x".repeat(1000)).len() < 100);
+    }
+
+    #[test]
+    fn characters_are_named_without_echoing_invisible_ones() {
+        assert_eq!(describe_char('é'), "'é' (U+00E9)");
+        assert_eq!(describe_char('$'), "'$' (U+0024)");
+        assert_eq!(describe_char('\u{202e}'), "U+202E");
+        assert_eq!(describe_char('\u{1F600}'), "U+1F600");
+        assert_eq!(describe_char('\n'), "U+000A");
+        assert_eq!(describe_char('\''), "U+0027");
+        assert!(!quote("a\u{202e}b").contains('\u{202e}'));
     }
 }

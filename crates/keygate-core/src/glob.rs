@@ -41,14 +41,15 @@ impl Glob {
         let lower: Vec<u8> = pattern.bytes().map(|b| b.to_ascii_lowercase()).collect();
         let stars = lower.iter().filter(|&&b| b == b'*').count();
         let has_question = lower.contains(&b'?');
+        let one_star = stars == 1 && !has_question;
         let shape = if stars == lower.len() && stars > 0 {
             Shape::Any
         } else if stars == 0 && !has_question {
             Shape::Exact(lower.into())
-        } else if stars == 1 && !has_question && lower.last() == Some(&b'*') {
-            Shape::Prefix(lower[..lower.len() - 1].into())
-        } else if stars == 1 && !has_question && lower.first() == Some(&b'*') {
-            Shape::Suffix(lower[1..].into())
+        } else if let (true, Some((b'*', literal))) = (one_star, lower.split_last()) {
+            Shape::Prefix(literal.into())
+        } else if let (true, Some((b'*', literal))) = (one_star, lower.split_first()) {
+            Shape::Suffix(literal.into())
         } else {
             Shape::General(lower.into())
         };
@@ -61,10 +62,12 @@ impl Glob {
         match &self.shape {
             Shape::Any => true,
             Shape::Exact(p) => name.eq_ignore_ascii_case(p),
-            Shape::Prefix(p) => name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p),
-            Shape::Suffix(s) => {
-                name.len() >= s.len() && name[name.len() - s.len()..].eq_ignore_ascii_case(s)
-            }
+            Shape::Prefix(p) => name.get(..p.len()).is_some_and(|head| head.eq_ignore_ascii_case(p)),
+            Shape::Suffix(s) => name
+                .len()
+                .checked_sub(s.len())
+                .and_then(|start| name.get(start..))
+                .is_some_and(|tail| tail.eq_ignore_ascii_case(s)),
             Shape::General(p) => general_match(p, name),
         }
     }
@@ -75,26 +78,24 @@ impl Glob {
 fn general_match(pattern: &[u8], name: &[u8]) -> bool {
     let (mut p, mut n) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        if p < pattern.len() {
-            match pattern[p] {
-                b'*' => {
-                    star = Some((p, n));
-                    p += 1;
-                    continue;
-                }
-                b'?' => {
-                    p += 1;
-                    n += 1;
-                    continue;
-                }
-                c if c == name[n].to_ascii_lowercase() => {
-                    p += 1;
-                    n += 1;
-                    continue;
-                }
-                _ => {}
+    while let Some(&c) = name.get(n) {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+                continue;
             }
+            Some(b'?') => {
+                p += 1;
+                n += 1;
+                continue;
+            }
+            Some(&literal) if literal == c.to_ascii_lowercase() => {
+                p += 1;
+                n += 1;
+                continue;
+            }
+            _ => {}
         }
         match star {
             Some((sp, sn)) => {
@@ -105,7 +106,7 @@ fn general_match(pattern: &[u8], name: &[u8]) -> bool {
             None => return false,
         }
     }
-    pattern[p..].iter().all(|&b| b == b'*')
+    pattern.get(p..).is_some_and(|rest| rest.iter().all(|&b| b == b'*'))
 }
 
 #[cfg(test)]

@@ -48,14 +48,22 @@ pub fn index(hint: &[u8; 4]) -> Option<usize> {
 }
 
 impl HintFilter {
+    /// The word holding a hint's bit, and the bit. Every base62 hint has one
+    /// (the filter spans all 62^4 hints); anything else has none.
+    #[inline]
+    fn slot(&self, hint: &[u8; 4]) -> Option<(&AtomicU32, u32)> {
+        let i = index(hint)?;
+        Some((self.words.get(i / 32)?, 1 << (i % 32)))
+    }
+
     pub fn insert(&self, hint: &[u8; 4]) {
-        if let Some(i) = index(hint) {
-            self.words[i / 32].fetch_or(1 << (i % 32), Ordering::Release);
+        if let Some((word, bit)) = self.slot(hint) {
+            word.fetch_or(bit, Ordering::Release);
         }
     }
 
     pub fn may_contain(&self, hint: &[u8; 4]) -> bool {
-        index(hint).is_some_and(|i| self.words[i / 32].load(Ordering::Acquire) & (1 << (i % 32)) != 0)
+        self.slot(hint).is_some_and(|(word, bit)| word.load(Ordering::Acquire) & bit != 0)
     }
 
     /// The words, for sharing with JavaScript as an ArrayBuffer.

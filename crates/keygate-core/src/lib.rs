@@ -1,5 +1,14 @@
 //! keygate's core: API keys for user accounts, restricted by rules, checked by
 //! `KeyStore::check`. No Node.js here; the napi binding only converts.
+//!
+//! Nothing here may panic on any input: the binding runs inside a Node
+//! process, and a panic there is at best an `INTERNAL` error. Outside tests,
+//! the lints below forbid the usual ways to panic (byte slicing of strings,
+//! indexing, `unwrap`/`expect`, `panic!`).
+#![cfg_attr(
+    not(test),
+    deny(clippy::string_slice, clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod audit;
 pub mod backend;

@@ -3,9 +3,9 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
-use crate::error::{quote, Error, ErrorCode, Result};
+use crate::error::{describe_char, quote, Error, ErrorCode, Result};
 use crate::rule::RuleList;
-use crate::secret::SecretDigest;
+use crate::secret::{find_secret, SecretDigest};
 
 /// Prefix of public key identifiers.
 pub const KEY_ID_PREFIX: &str = "key_";
@@ -72,19 +72,91 @@ impl KeyState {
     }
 }
 
-/// Checks a user id or role name: 1–128 of letters, digits and `_ - . @`.
-pub fn check_name(what: &str, name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.chars().count() <= MAX_NAME_CHARS
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::new(
+/// Longest actor accepted, in characters.
+pub const MAX_ACTOR_CHARS: usize = 256;
+
+/// Bidirectional controls (embeddings, overrides, isolates and marks): in an
+/// id or actor they could make one name display as another.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// Refuses a bidirectional control character, named by code point only.
+fn check_no_bidi(what: &str, value: &str) -> Result<()> {
+    match value.chars().enumerate().find(|&(_, c)| is_bidi_control(c)) {
+        Some((at, c)) => Err(Error::new(
             ErrorCode::InvalidArgument,
-            format!("{what} {} must be 1-128 characters of letters, digits and _ - . @", quote(name)),
-        ))
+            format!(
+                "{what} contains the bidirectional control character {} at position {}, which can make text display as something else",
+                describe_char(c),
+                at + 1
+            ),
+        )),
+        None => Ok(()),
     }
+}
+
+/// Refuses a value holding a well-formed secret (of any prefix): ids, role
+/// names, actors and descriptions go to the audit trail, whose hash chain
+/// makes a secret written there impossible to remove. The message names
+/// where, never the value.
+pub fn check_no_secret(what: &str, value: &str, code: ErrorCode) -> Result<()> {
+    match find_secret(value.as_bytes()) {
+        Some(at) => {
+            let position = value.get(..at).map_or(0, |before| before.chars().count()) + 1;
+            Err(Error::new(
+                code,
+                format!(
+                    "{what} contains what looks like a keygate secret (at position {position}); a secret must never be \
+                     written where the audit trail would keep it"
+                ),
+            ))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Checks a user id or role name: 1–128 of letters, digits and `_ - . @`,
+/// holding no secret.
+pub fn check_name(what: &str, name: &str) -> Result<()> {
+    check_no_bidi(what, name)?;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@');
+    let bad = name.chars().enumerate().find(|&(_, c)| !allowed(c));
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || bad.is_some() {
+        let found = bad.map_or(String::new(), |(at, c)| format!(" ({} at position {} is not)", describe_char(c), at + 1));
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            format!("{what} {} must be 1-128 characters of letters, digits and _ - . @{found}", quote(name)),
+        ));
+    }
+    check_no_secret(what, name, ErrorCode::InvalidArgument)
+}
+
+/// Checks who made a change, as the audit trail records it: 1–256 characters,
+/// no control or bidirectional control characters, no secret.
+pub fn check_actor(actor: &str) -> Result<()> {
+    check_no_bidi("actor", actor)?;
+    if actor.is_empty() || actor.chars().count() > MAX_ACTOR_CHARS || actor.chars().any(char::is_control) {
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            format!("actor {} must be 1-{MAX_ACTOR_CHARS} characters without control characters", quote(actor)),
+        ));
+    }
+    check_no_secret("actor", actor, ErrorCode::InvalidArgument)
+}
+
+/// Checks a key's description: at most 1024 characters, no secret. Bidi
+/// characters are allowed (descriptions are prose); showing them so that they
+/// cannot reorder what surrounds them is the display's job.
+pub fn check_description(description: &str) -> Result<()> {
+    let chars = description.chars().count();
+    if chars > MAX_DESCRIPTION_CHARS {
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            format!("description is {chars} characters long; at most {MAX_DESCRIPTION_CHARS} are allowed"),
+        ));
+    }
+    check_no_secret("description", description, ErrorCode::InvalidArgument)
 }
 
 #[derive(Debug, Clone)]
@@ -187,4 +259,66 @@ impl Key {
 /// Parses a public key id (`key_…`); `None` when it cannot be one of ours.
 pub fn parse_key_id(text: &str) -> Option<[u8; 16]> {
     crate::secret::decode_id(KEY_ID_PREFIX, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::{generate, Prefix};
+
+    const BIDI: [char; 12] =
+        ['\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}'];
+
+    fn refused(result: Result<()>) -> Error {
+        let err = result.unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidArgument);
+        err
+    }
+
+    #[test]
+    fn bidi_controls_are_refused_in_names_and_actors_and_named_by_code_point() {
+        for c in BIDI {
+            let value = format!("admin{c}gpj.exe");
+            let code = format!("U+{:04X}", c as u32);
+            for err in [refused(check_name("user id", &value)), refused(check_name("role name", &value)), refused(check_actor(&value))] {
+                assert!(err.message.contains(&code) && err.message.contains("position 6"), "{}", err.message);
+                assert!(!err.message.contains(c), "never echoed raw: {}", err.message);
+            }
+        }
+        assert!(check_actor("Ada Lovelace (ops) — via CLI").is_ok());
+        assert!(check_actor("Zoë").is_ok());
+        assert!(check_description("quarterly import \u{202E}(reversed)").is_ok(), "descriptions are prose");
+    }
+
+    #[test]
+    fn secrets_are_refused_in_names_actors_and_descriptions_without_showing_them() {
+        for prefix in ["kg", "acme"] {
+            let secret = generate(&Prefix::new(prefix).unwrap()).unwrap().text;
+            let body = secret.split_once('_').unwrap().1;
+            let cases = [
+                refused(check_name("user id", &secret)),
+                refused(check_name("role name", &format!("ops.{secret}"))),
+                refused(check_actor(&format!("ci {secret}"))),
+                refused(check_description(&format!("the key is {secret}, keep it safe"))),
+            ];
+            for err in cases {
+                assert!(err.message.contains("looks like a keygate secret"), "{}", err.message);
+                assert!(!err.message.contains(&body[..12]), "{}", err.message);
+            }
+        }
+        assert!(check_name("user id", &format!("kg_{}", "a".repeat(49))).is_ok(), "wrong checksum: not a secret");
+    }
+
+    #[test]
+    fn names_say_which_character_is_not_allowed() {
+        let err = refused(check_name("user id", "svc éa"));
+        assert!(err.message.contains("U+0020 at position 4"), "{}", err.message);
+        assert!(refused(check_name("user id", "")).message.contains("1-128"));
+        assert!(check_name("user id", &"a".repeat(128)).is_ok());
+        refused(check_name("user id", &"a".repeat(129)));
+        refused(check_actor(""));
+        refused(check_actor("a\u{0}b"));
+        refused(check_actor(&"a".repeat(257)));
+        refused(check_description(&"d".repeat(1025)));
+    }
 }

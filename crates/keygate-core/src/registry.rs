@@ -70,27 +70,30 @@ struct KeyTable {
 /// Digests and ids are uniformly random, so their first bytes are a good hash.
 #[inline]
 fn prefix_hash(bytes: &[u8]) -> u64 {
-    u64::from_le_bytes(bytes[..8].try_into().expect("at least 8 bytes"))
+    bytes.first_chunk::<8>().map_or(0, |head| u64::from_le_bytes(*head))
 }
 
 impl KeyTable {
-    fn key(&self, slot: u32) -> &Key {
-        self.slots[slot as usize].as_ref().expect("indexed slot is occupied")
+    /// The key in `slot`; the tables only hold occupied slots, so `None` never
+    /// happens in practice (and would read as "no such key").
+    fn key(&self, slot: u32) -> Option<&Key> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
     }
 
     fn slot_by_digest(&self, digest: &SecretDigest) -> Option<u32> {
-        self.by_digest.find(prefix_hash(digest), |&s| self.key(s).digest == *digest).copied()
+        self.by_digest.find(prefix_hash(digest), |&s| self.key(s).is_some_and(|k| k.digest == *digest)).copied()
     }
 
     fn slot_by_id(&self, id: &[u8; 16]) -> Option<u32> {
-        self.by_id.find(prefix_hash(id), |&s| self.key(s).id == *id).copied()
+        self.by_id.find(prefix_hash(id), |&s| self.key(s).is_some_and(|k| k.id == *id)).copied()
     }
 
     fn insert(&mut self, key: Key) {
         let (digest_hash, id_hash) = (prefix_hash(&key.digest), prefix_hash(&key.id));
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = Some(key);
+        let free = self.free.pop().filter(|&slot| self.slots.get(slot as usize).is_some_and(Option::is_none));
+        let slot = match free.and_then(|slot| Some((slot, self.slots.get_mut(slot as usize)?))) {
+            Some((slot, entry)) => {
+                *entry = Some(key);
                 slot
             }
             None => {
@@ -99,13 +102,15 @@ impl KeyTable {
             }
         };
         let slots = &self.slots;
-        let rehash = |s: &u32, pick: fn(&Key) -> &[u8]| prefix_hash(pick(slots[*s as usize].as_ref().unwrap()));
+        let rehash = |s: &u32, pick: fn(&Key) -> &[u8]| {
+            slots.get(*s as usize).and_then(Option::as_ref).map_or(0, |key| prefix_hash(pick(key)))
+        };
         self.by_digest.insert_unique(digest_hash, slot, |s| rehash(s, |k| &k.digest));
         self.by_id.insert_unique(id_hash, slot, |s| rehash(s, |k| &k.id));
     }
 
-    fn remove(&mut self, slot: u32) -> Key {
-        let key = self.slots[slot as usize].take().expect("removing an occupied slot");
+    fn remove(&mut self, slot: u32) -> Option<Key> {
+        let key = self.slots.get_mut(slot as usize)?.take()?;
         if let Ok(entry) = self.by_digest.find_entry(prefix_hash(&key.digest), |&s| s == slot) {
             entry.remove();
         }
@@ -113,7 +118,7 @@ impl KeyTable {
             entry.remove();
         }
         self.free.push(slot);
-        key
+        Some(key)
     }
 
     fn iter(&self) -> impl Iterator<Item = &Key> {
@@ -121,7 +126,7 @@ impl KeyTable {
     }
 
     fn len(&self) -> usize {
-        self.slots.len() - self.free.len()
+        self.slots.len().saturating_sub(self.free.len())
     }
 }
 
@@ -156,11 +161,11 @@ impl Registry {
     }
 
     pub fn key_by_digest(&self, digest: &SecretDigest) -> Option<&Key> {
-        self.keys.slot_by_digest(digest).map(|slot| self.keys.key(slot))
+        self.keys.slot_by_digest(digest).and_then(|slot| self.keys.key(slot))
     }
 
     pub fn key_by_id(&self, id: &[u8; 16]) -> Option<&Key> {
-        self.keys.slot_by_id(id).map(|slot| self.keys.key(slot))
+        self.keys.slot_by_id(id).and_then(|slot| self.keys.key(slot))
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &Key> {
@@ -208,12 +213,14 @@ impl Registry {
                 if let Some(user) = self.users.remove(id.as_str()) {
                     self.interner.release(user.rights);
                 }
-                let doomed: Vec<u32> = (0..self.keys.slots.len() as u32)
-                    .filter(|&s| self.keys.slots[s as usize].as_ref().is_some_and(|k| *k.user_id == *id))
+                let doomed: Vec<u32> = (self.keys.slots.iter().enumerate())
+                    .filter(|(_, key)| key.as_ref().is_some_and(|k| *k.user_id == *id))
+                    .map(|(slot, _)| slot as u32)
                     .collect();
                 for slot in doomed {
-                    let key = self.keys.remove(slot);
-                    self.interner.release(key.rules);
+                    if let Some(key) = self.keys.remove(slot) {
+                        self.interner.release(key.rules);
+                    }
                 }
             }
             Change::PutRole(record) => {
@@ -233,8 +240,7 @@ impl Registry {
             }
             Change::PutKey(record) => self.put_key(record)?,
             Change::DeleteKey(id) => {
-                if let Some(slot) = self.keys.slot_by_id(&id) {
-                    let key = self.keys.remove(slot);
+                if let Some(key) = self.keys.slot_by_id(&id).and_then(|slot| self.keys.remove(slot)) {
                     self.interner.release(key.rules);
                 }
             }
@@ -267,13 +273,12 @@ impl Registry {
         );
         key.updated_at = record.updated_at;
         let mut last_used = record.last_used_at;
-        if let Some(slot) = self.keys.slot_by_id(&record.id) {
-            let old = self.keys.remove(slot);
+        if let Some(old) = self.keys.slot_by_id(&record.id).and_then(|slot| self.keys.remove(slot)) {
             last_used = last_used.max(old.last_used_at());
             self.interner.release(old.rules);
         }
         key.set_last_used_at(last_used);
-        self.next_seq = self.next_seq.max(record.seq + 1);
+        self.next_seq = self.next_seq.max(record.seq.saturating_add(1));
         if let Some(hints) = &self.hints {
             hints.insert(&key.hint);
         }

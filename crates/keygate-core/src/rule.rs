@@ -3,9 +3,11 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::error::{quote, Error, ErrorCode, Result};
+use crate::error::{describe_char, quote, Error, ErrorCode, Result};
 use crate::glob::{is_name_byte, Glob};
 use crate::ip::IpNet;
+use crate::model::check_no_secret;
+use crate::secret::find_secret;
 
 /// Longest rule text accepted (after trimming).
 pub const MAX_RULE_LEN: usize = 256;
@@ -49,21 +51,37 @@ fn invalid(rule: &str, why: impl std::fmt::Display) -> Error {
 
 /// Parses and compiles one rule, or says precisely what is wrong with it.
 pub fn parse_rule(raw: &str) -> Result<Rule> {
+    // Rules are ASCII (SPEC.md): checked first, so that everything after may
+    // treat a byte as a character.
+    if let Some((at, c)) = raw.chars().enumerate().find(|&(_, c)| !c.is_ascii()) {
+        return Err(invalid(
+            raw,
+            format_args!("{} at position {} is not allowed: rules are ASCII only", describe_char(c), at + 1),
+        ));
+    }
     let rule = raw.trim();
     if rule.is_empty() {
         return Err(invalid(raw, "a rule cannot be empty"));
     }
-    if rule.chars().count() > MAX_RULE_LEN {
+    if rule.len() > MAX_RULE_LEN {
         return Err(invalid(raw, format_args!("longer than {MAX_RULE_LEN} characters")));
     }
-    if rule.len() >= 3 && rule[..3].eq_ignore_ascii_case("ip=") {
-        return parse_ip_rule(rule);
+    match rule.split_at_checked(3) {
+        Some((tag, address)) if tag.eq_ignore_ascii_case("ip=") => parse_ip_rule(rule, address),
+        _ => parse_api_rule(rule),
     }
-    parse_api_rule(rule)
 }
 
-fn parse_ip_rule(rule: &str) -> Result<Rule> {
-    IpNet::parse(&rule[3..]).map(Rule::Ip).map_err(|why| invalid(rule, why))
+/// Validates one rule as a caller gives it: its normalised text, or
+/// `INVALID_RULE` naming what is wrong. Unlike [`parse_rule`] (which also reads
+/// rules back from a store), it refuses a rule holding a secret.
+pub fn validate_rule(raw: &str) -> Result<String> {
+    check_no_secret("the rule", raw, ErrorCode::InvalidRule)?;
+    parse_rule(raw).map(|rule| rule.text())
+}
+
+fn parse_ip_rule(rule: &str, address: &str) -> Result<Rule> {
+    IpNet::parse(address).map(Rule::Ip).map_err(|why| invalid(rule, why))
 }
 
 fn parse_api_rule(rule: &str) -> Result<Rule> {
@@ -71,11 +89,33 @@ fn parse_api_rule(rule: &str) -> Result<Rule> {
         return Err(invalid(rule, "expected <service>:<api> (or ip=<address>[/<prefix>])"));
     };
     if api.contains(':') {
-        return Err(invalid(rule, "expected exactly one ':' between service and api"));
+        let hint = hornbill_operation(rule).map_or(String::new(), |meant| format!(" (did you mean {meant}?)"));
+        return Err(invalid(rule, format_args!("expected exactly one ':' between service and api{hint}")));
     }
     check_pattern(rule, "service", service)?;
     check_pattern(rule, "api", api)?;
     Ok(Rule::Api(ApiRule { text: rule.into(), service: Glob::compile(service), api: Glob::compile(api) }))
+}
+
+/// The rule meant by an operation written as Hornbill's API reference writes
+/// it, `<service>::<operation>`: `session::userLogon` is `session:userLogon`,
+/// and an application's `com.hornbill.servicemanager::Requests/logRequest` is
+/// called at `/xmlmc/apps/com.hornbill.servicemanager/Requests/?method=logRequest`,
+/// so it is `apps/com.hornbill.servicemanager/Requests:logRequest`. `None` when
+/// the text is not of that form or the rule it suggests would not be valid.
+fn hornbill_operation(rule: &str) -> Option<String> {
+    let (service, operation) = rule.split_once("::")?;
+    if service.contains(':') || operation.contains(':') {
+        return None;
+    }
+    // An application id is a reverse domain name; its service lives under `apps/`.
+    let apps = if service.contains('.') && !service.to_ascii_lowercase().starts_with("apps/") { "apps/" } else { "" };
+    let meant = match operation.rsplit_once('/') {
+        Some((entity, api)) => format!("{apps}{service}/{entity}:{api}"),
+        None => format!("{apps}{service}:{operation}"),
+    };
+    let valid = parse_api_rule(&meant).is_ok() && find_secret(meant.as_bytes()).is_none();
+    valid.then_some(meant)
 }
 
 fn check_pattern(rule: &str, part: &str, pattern: &str) -> Result<()> {
@@ -164,6 +204,7 @@ pub fn normalise_list<S: AsRef<str>>(raw: &[S], usage: RuleUse) -> Result<Vec<St
     check_count(raw.len())?;
     raw.iter()
         .map(|text| {
+            check_no_secret("the rule", text.as_ref(), ErrorCode::InvalidRule)?;
             let rule = parse_rule(text.as_ref())?;
             check_usage(text.as_ref(), &rule, usage)?;
             Ok(rule.text())
@@ -318,6 +359,79 @@ mod tests {
         let long = format!("session:{}", "a".repeat(250));
         assert!(error_of(&long).message.contains("longer than 256"));
         assert!(parse_rule(&format!("session:{}", "a".repeat(248))).is_ok());
+    }
+
+    /// Finding 1 of issue 10: each of these aborted Node (a byte slice in the middle of a character).
+    const HOSTILE: [(&str, &str); 12] = [
+        ("éé", "'é' (U+00E9) at position 1"),
+        ("a€:b", "U+20AC at position 2"),
+        ("КОТ:x", "'К' (U+041A) at position 1"),
+        ("😀:x", "U+1F600 at position 1"),
+        ("ipé=1", "'é' (U+00E9) at position 3"),
+        ("  éé", "'é' (U+00E9) at position 3"),
+        ("Grö", "'ö' (U+00F6) at position 3"),
+        ("ip=1.2.3.4\u{a0}", "U+00A0 at position 11"),
+        ("\u{a0}session:*", "U+00A0 at position 1"),
+        ("session:get\u{202e}x", "U+202E at position 12"),
+        ("é", "'é' (U+00E9) at position 1"),
+        ("ip", "expected <service>:<api>"),
+    ];
+
+    #[test]
+    fn non_ascii_rules_are_invalid_rules_naming_the_character() {
+        for (rule, needle) in HOSTILE {
+            let err = error_of(rule);
+            assert_eq!(err.code, ErrorCode::InvalidRule, "{rule}");
+            assert!(err.message.contains(needle), "{rule}: {}", err.message);
+            assert!(!err.message.contains('\u{202e}'), "bidi characters are escaped: {}", err.message);
+            assert_eq!(validate_rule(rule).unwrap_err(), err);
+            assert_eq!(normalise_list(&[rule], RuleUse::KeyRules).unwrap_err(), err);
+            assert_eq!(RuleInterner::default().parse_list(&[rule], RuleUse::KeyRules).unwrap_err(), err);
+        }
+        // Every prefix length of a multi-byte character around the `ip=` tag.
+        for rule in ["é", "éé", "ié", "ip\u{e9}", "i\u{20ac}", "\u{1F600}", "ip=\u{1F600}", "a\u{0301}:b"] {
+            assert_eq!(error_of(rule).code, ErrorCode::InvalidRule, "{rule}");
+        }
+    }
+
+    #[test]
+    fn hornbill_operation_names_get_the_rule_meant() {
+        for (written, meant) in [
+            ("session::userLogon", "session:userLogon"),
+            ("session::*", "session:*"),
+            ("com.hornbill.servicemanager::Requests/logRequest", "apps/com.hornbill.servicemanager/Requests:logRequest"),
+            ("apps/com.hornbill.servicemanager::Requests/logRequest", "apps/com.hornbill.servicemanager/Requests:logRequest"),
+            ("com.hornbill.core::addHistory", "apps/com.hornbill.core:addHistory"),
+            ("com.hornbill.core::Achievement/addAchievement", "apps/com.hornbill.core/Achievement:addAchievement"),
+        ] {
+            let err = error_of(written);
+            assert_eq!(err.code, ErrorCode::InvalidRule);
+            assert!(err.message.contains(&format!("did you mean {meant}?")), "{written}: {}", err.message);
+            assert!(parse_rule(meant).is_ok(), "the hint is a valid rule: {meant}");
+        }
+        for no_hint in ["a:b:c", "a::b::c", "a:b::c", "ses sion::x", "session::", "::x"] {
+            let err = error_of(no_hint);
+            assert!(!err.message.contains("did you mean"), "{no_hint}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn rules_holding_a_secret_are_refused_without_showing_it() {
+        for prefix in ["kg", "acme", "x", "a1b2c3d4e5f6g7h8"] {
+            let secret = crate::secret::generate(&crate::secret::Prefix::new(prefix).unwrap()).unwrap().text;
+            for rule in [format!("{secret}:*"), format!("session:{secret}"), format!(" apps/{secret}/x:y ")] {
+                let err = validate_rule(&rule).unwrap_err();
+                assert_eq!(err.code, ErrorCode::InvalidRule, "{rule}");
+                assert!(err.message.contains("looks like a keygate secret"), "{}", err.message);
+                let body = secret.split_once('_').unwrap().1;
+                assert!(!err.message.contains(body) && !err.message.contains(&body[..20]), "{}", err.message);
+                assert_eq!(normalise_list(&["session:*", &rule], RuleUse::Rights).unwrap_err(), err);
+                // Rules read back from an older store still load.
+                assert!(parse_rule(&rule).is_ok());
+            }
+        }
+        // Shaped like a secret but with a wrong checksum: a (strange) valid rule.
+        assert!(validate_rule(&format!("kg_{}:*", "a".repeat(49))).is_ok());
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub const MAX_SECRET_LEN: usize = MAX_PREFIX_LEN + 1 + BODY_CHARS;
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// 1 for every byte that is not a base62 digit.
+// Indexing in a constant initialiser cannot panic at run time: an index out of
+// bounds there fails the build.
+#[allow(clippy::indexing_slicing)]
 static NOT_BASE62: [u8; 256] = {
     let mut table = [1u8; 256];
     let mut i = 0;
@@ -29,6 +32,23 @@ static NOT_BASE62: [u8; 256] = {
     table
 };
 
+/// 1 when `c` is not a base62 digit. The index of a `u8` is always in the
+/// table, so the optimiser drops the bounds check of `get`.
+#[inline]
+fn not_base62(c: u8) -> u8 {
+    NOT_BASE62.get(usize::from(c)).copied().unwrap_or(1)
+}
+
+/// A base62 digit's character.
+#[inline]
+fn base62_char(digit: usize) -> u8 {
+    ALPHABET.get(digit).copied().unwrap_or(b'0')
+}
+
+fn is_prefix_byte(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit()
+}
+
 pub type SecretDigest = [u8; 32];
 
 /// The validated `keyPrefix` option.
@@ -38,10 +58,9 @@ pub struct Prefix(String);
 impl Prefix {
     pub fn new(prefix: &str) -> Result<Prefix> {
         let bytes = prefix.as_bytes();
-        let ok = !bytes.is_empty()
-            && bytes.len() <= MAX_PREFIX_LEN
-            && bytes[0].is_ascii_lowercase()
-            && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let ok = bytes.len() <= MAX_PREFIX_LEN
+            && bytes.first().is_some_and(u8::is_ascii_lowercase)
+            && bytes.iter().all(|&b| is_prefix_byte(b));
         if !ok {
             return Err(Error::new(
                 ErrorCode::InvalidArgument,
@@ -86,8 +105,9 @@ pub fn generate(prefix: &Prefix) -> Result<NewSecret> {
     let checksum = crc32fast::hash(text.as_bytes());
     text.push_str(&base62_fixed(&checksum.to_be_bytes(), CHECKSUM_CHARS));
     let digest = digest(text.as_bytes());
-    let tail = &text.as_bytes()[text.len() - 4..];
-    let hint = [tail[0], tail[1], tail[2], tail[3]];
+    let Some(&hint) = text.as_bytes().last_chunk::<4>() else {
+        return Err(Error::new(ErrorCode::Internal, "a generated secret is shorter than its hint"));
+    };
     Ok(NewSecret { text, digest, hint })
 }
 
@@ -100,18 +120,50 @@ pub fn digest(secret: &[u8]) -> SecretDigest {
 /// True when `secret` has the shape of a secret issued with `prefix`: right
 /// prefix, length and alphabet, and a checksum that matches. No lookup needed.
 pub fn is_well_formed(secret: &[u8], prefix: &Prefix) -> bool {
-    let p = prefix.0.as_bytes();
-    if secret.len() != p.len() + 1 + BODY_CHARS || &secret[..p.len()] != p || secret[p.len()] != b'_' {
+    let Some([b'_', body @ ..]) = secret.strip_prefix(prefix.0.as_bytes()) else {
         return false;
-    }
+    };
     // Branch-free: random base62 characters would make a per-character branch mispredict.
-    let body = &secret[p.len() + 1..];
-    if body.iter().fold(0u8, |bad, &c| bad | NOT_BASE62[c as usize]) != 0 {
-        return false;
+    body.len() == BODY_CHARS && body.iter().fold(0u8, |bad, &c| bad | not_base62(c)) == 0 && checksum_matches(secret)
+}
+
+/// True when the last 6 characters of `secret` are the base62 CRC32 of the rest.
+fn checksum_matches(secret: &[u8]) -> bool {
+    match secret.split_last_chunk::<CHECKSUM_CHARS>() {
+        Some((signed, checksum)) => decode_base62_u64(checksum) == Some(u64::from(crc32fast::hash(signed))),
+        None => false,
     }
-    let (signed, checksum) = secret.split_at(secret.len() - CHECKSUM_CHARS);
-    let expected = crc32fast::hash(signed);
-    decode_base62_u64(checksum) == Some(expected as u64)
+}
+
+/// Where `text` holds a well-formed secret of any valid prefix (not only the
+/// store's: `validateRule` has none), as a byte offset; `None` when it holds none.
+///
+/// Linear: every secret has a `_` followed by 49 base62 characters, and `_` is
+/// not base62, so scanning the characters after each `_` reads each byte once,
+/// and at most one `_` per 50 bytes has a full body after it; only those try
+/// their (at most 16) possible prefixes against the checksum.
+pub fn find_secret(text: &[u8]) -> Option<usize> {
+    let mut search_from = 0;
+    while let Some(underscore) = text.get(search_from..)?.iter().position(|&b| b == b'_').map(|at| at + search_from) {
+        let after = text.get(underscore + 1..)?;
+        let base62_run = after.iter().take(BODY_CHARS).take_while(|&&c| not_base62(c) == 0).count();
+        if base62_run < BODY_CHARS {
+            // The next `_` cannot come before the end of this run.
+            search_from = underscore + 1 + base62_run;
+            continue;
+        }
+        let before = text.get(..underscore)?;
+        let prefix_run = before.iter().rev().take(MAX_PREFIX_LEN).take_while(|&&b| is_prefix_byte(b)).count();
+        for len in 1..=prefix_run {
+            let start = underscore - len;
+            let candidate = text.get(start..underscore + 1 + BODY_CHARS)?;
+            if candidate.first().is_some_and(u8::is_ascii_lowercase) && checksum_matches(candidate) {
+                return Some(start);
+            }
+        }
+        search_from = underscore + 1;
+    }
+    None
 }
 
 /// Encodes a big-endian number as exactly `width` base62 digits (left-padded with '0').
@@ -125,10 +177,10 @@ fn base62_fixed(bytes: &[u8], width: usize) -> String {
             *byte = (acc / 62) as u8;
             remainder = acc % 62;
         }
-        *slot = ALPHABET[remainder as usize];
+        *slot = base62_char(remainder as usize);
     }
     debug_assert!(number.iter().all(|&b| b == 0), "width too small for the number");
-    String::from_utf8(digits).expect("base62 digits are ASCII")
+    digits.into_iter().map(char::from).collect()
 }
 
 fn decode_base62_u64(text: &[u8]) -> Option<u64> {
@@ -150,17 +202,18 @@ pub fn encode_id(prefix: &str, bytes: &[u8; 16]) -> String {
     const CHUNK: u128 = 62u128.pow(10);
     let mut n = u128::from_be_bytes(*bytes);
     let mut digits = [b'0'; 22];
-    for end in [22usize, 12, 2] {
+    // Ten digits per chunk from the right: 12..22, 2..12, then the top two.
+    for chunk in digits.rchunks_mut(10) {
         let mut part = (n % CHUNK) as u64;
         n /= CHUNK;
-        for slot in digits[end.saturating_sub(10)..end].iter_mut().rev() {
-            *slot = ALPHABET[(part % 62) as usize];
+        for slot in chunk.iter_mut().rev() {
+            *slot = base62_char((part % 62) as usize);
             part /= 62;
         }
     }
     let mut id = String::with_capacity(prefix.len() + 22);
     id.push_str(prefix);
-    id.push_str(std::str::from_utf8(&digits).expect("base62 digits are ASCII"));
+    id.extend(digits.iter().map(|&d| char::from(d)));
     id
 }
 
@@ -211,6 +264,52 @@ mod tests {
         let acme = generate(&other).unwrap();
         assert!(acme.text.starts_with("acme_"));
         assert!(is_well_formed(acme.text.as_bytes(), &other));
+    }
+
+    #[test]
+    fn secrets_of_any_prefix_are_found_anywhere() {
+        for prefix in ["kg", "x", "acme", "k9", "a1b2c3d4e5f6g7h8"] {
+            let secret = generate(&Prefix::new(prefix).unwrap()).unwrap().text;
+            for (text, at) in [
+                (secret.clone(), 0),
+                (format!("user.{secret}"), 5),
+                (format!("{secret}:*"), 0),
+                (format!("x_y__{secret}zz"), 5),
+                // The longest run before the `_` is not a prefix; its tail is.
+                (format!("Z{secret}"), 1),
+                (format!("é{secret}"), 2),
+            ] {
+                assert_eq!(find_secret(text.as_bytes()), Some(at), "{text}");
+            }
+            let mut broken = secret.clone().into_bytes();
+            if let Some(last) = broken.last_mut() {
+                *last = if *last == b'a' { b'b' } else { b'a' };
+            }
+            assert_eq!(find_secret(&broken), None);
+            assert_eq!(find_secret(&secret.as_bytes()[..secret.len() - 1]), None);
+            assert_eq!(find_secret(secret.to_uppercase().as_bytes()), None);
+        }
+        // A 17-character run before the `_`: only its last 16 can be a prefix.
+        let long = generate(&Prefix::new("abcdefghijklmnop").unwrap()).unwrap().text;
+        assert_eq!(find_secret(format!("q{long}").as_bytes()), Some(1));
+        let no_prefix = generate(&Prefix::default()).unwrap().text.replacen("kg", "", 1);
+        assert_eq!(find_secret(no_prefix.as_bytes()), None);
+        for text in ["", "_", "kg_", "a_b_c", &"_".repeat(500), &format!("kg_{}", "a".repeat(49))] {
+            assert_eq!(find_secret(text.as_bytes()), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn finding_secrets_is_linear() {
+        // Worst cases: a `_` before every full base62 run, and long prefix runs.
+        let body = "A".repeat(49);
+        let dense = format!("{}_{body}", "a".repeat(16)).repeat(5_000);
+        let underscores = "a_".repeat(200_000);
+        let started = std::time::Instant::now();
+        assert_eq!(find_secret(dense.as_bytes()), None);
+        assert_eq!(find_secret(underscores.as_bytes()), None);
+        // Quadratic scanning would read over a billion bytes here.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::expiry::ExpiryWatch;
 use crate::hints::HintFilter;
 use crate::decision::{decide, Call, Reason};
 use crate::error::{quote, Error, ErrorCode, Result};
-use crate::model::{check_name, parse_key_id, Key, KeyState, Role, User, UserStatus, MAX_DESCRIPTION_CHARS};
+use crate::model::{check_actor, check_description, check_name, parse_key_id, Key, KeyState, Role, User, UserStatus};
 use crate::registry::{record_of, Change, KeyRecord, Registry, RoleRecord, UserRecord};
 use crate::rule::{normalise_list, RuleUse};
 use crate::secret::{self, Prefix};
@@ -241,17 +241,6 @@ fn view_role(role: &Role) -> RoleView {
 
 fn unknown_key(id: &str) -> Error {
     Error::new(ErrorCode::UnknownKey, format!("no key with id {}", quote(id)))
-}
-
-fn check_description(description: &str) -> Result<()> {
-    let chars = description.chars().count();
-    if chars > MAX_DESCRIPTION_CHARS {
-        return Err(Error::new(
-            ErrorCode::InvalidArgument,
-            format!("description is {chars} characters long; at most {MAX_DESCRIPTION_CHARS} are allowed"),
-        ));
-    }
-    Ok(())
 }
 
 fn iso(ms: i64) -> String {
@@ -844,17 +833,7 @@ pub(crate) fn check_lifetime_days(days: f64) -> Result<()> {
     Ok(())
 }
 
-fn check_actor(actor: &str) -> Result<()> {
-    if actor.is_empty() || actor.chars().count() > 256 || actor.chars().any(char::is_control) {
-        return Err(Error::new(
-            ErrorCode::InvalidArgument,
-            format!("actor {} must be 1-256 characters without control characters", quote(actor)),
-        ));
-    }
-    Ok(())
-}
-
 /// Validates one rule: its normalised text, or `INVALID_RULE` naming what is wrong.
 pub fn validate_rule(rule: &str) -> Result<String> {
-    crate::rule::parse_rule(rule).map(|r| r.text())
+    crate::rule::validate_rule(rule)
 }

@@ -190,3 +190,70 @@ fn issued_secrets_never_show_in_views() {
     assert!(!shown.contains(&issued.secret));
     assert_eq!(issued.key.hint, issued.secret[issued.secret.len() - 4..]);
 }
+
+/// Everything an admin can see of the store, to show a refused call changed nothing.
+fn snapshot(s: &KeyStore) -> String {
+    format!(
+        "{:?} {:?} {:?} {:?}",
+        s.list_users().unwrap(),
+        s.list_roles().unwrap(),
+        s.list_keys(&KeyFilter::default()).unwrap(),
+        s.audit(&keygate_core::AuditQuery::default()).unwrap()
+    )
+}
+
+#[test]
+fn hostile_rules_ids_and_actors_are_refused_and_change_nothing() {
+    let s = store();
+    user(&s, "svc", &["*:*"]);
+    s.put_role("ops", &["session:*".to_string()], None).unwrap();
+    let (id, _) = key(&s, "svc", &["session:*"]);
+    let before = snapshot(&s);
+    let leaked = key(&s, "svc", &[]).1;
+    let leaked_body = leaked.split_once('_').unwrap().1.to_string();
+    s.delete_key(&s.list_keys(&KeyFilter::default()).unwrap()[0].id, None).unwrap();
+    let before_with_leak_deleted = snapshot(&s);
+    assert_ne!(before, before_with_leak_deleted, "the audit trail grew");
+
+    let rules = ["éé", "a€:b", "КОТ:x", "😀:x", "ipé=1", "  éé", "Grö", &format!("{leaked}:*")];
+    for rule in rules {
+        let rules = vec!["session:*".to_string(), rule.to_string()];
+        let new_key = NewKey { user_id: "svc".into(), description: "d".into(), expires_at: Some(T0 + DAY), rules: rules.clone(), state: None };
+        let errors = [
+            s.create_key(&new_key, None).map(drop).unwrap_err(),
+            s.update_key(&id, &KeyPatch { rules: Some(rules.clone()), ..Default::default() }, None).map(drop).unwrap_err(),
+            s.put_user(&UserInput { id: "svc".into(), rights: rules.clone(), ..Default::default() }, None).map(drop).unwrap_err(),
+            s.put_role("ops", &rules, None).map(drop).unwrap_err(),
+            keygate_core::validate_rule(rule).unwrap_err(),
+        ];
+        for err in errors {
+            assert_eq!(err.code, ErrorCode::InvalidRule, "{rule}: {err}");
+            assert!(!err.message.contains(&leaked_body), "{}", err.message);
+        }
+    }
+
+    let bidi_actor = "ops\u{202E}nimda";
+    let refused_ids = [
+        s.put_user(&UserInput { id: leaked.clone(), ..Default::default() }, None).map(drop).unwrap_err(),
+        s.put_user(&UserInput { id: format!("svc.{leaked}"), ..Default::default() }, None).map(drop).unwrap_err(),
+        s.put_role(&leaked, &[], None).map(drop).unwrap_err(),
+        s.put_user(&UserInput { id: "svc\u{2066}x".into(), ..Default::default() }, None).map(drop).unwrap_err(),
+        s.put_role("svc", &[], Some(bidi_actor)).map(drop).unwrap_err(),
+        s.delete_key(&id, Some(&format!("ci {leaked}"))).map(drop).unwrap_err(),
+        s.set_state(&id, "suspended", Some("\u{200F}")).map(drop).unwrap_err(),
+        s.update_key(&id, &KeyPatch { description: Some(format!("key: {leaked}")), ..Default::default() }, None).map(drop).unwrap_err(),
+        s.create_key(&NewKey { user_id: "svc".into(), description: leaked.clone(), expires_at: Some(T0 + DAY), ..Default::default() }, None)
+            .map(drop)
+            .unwrap_err(),
+    ];
+    for err in refused_ids {
+        assert_eq!(err.code, ErrorCode::InvalidArgument, "{err}");
+        assert!(!err.message.contains(&leaked_body), "{}", err.message);
+        assert!(!err.message.contains('\u{202E}') && !err.message.contains('\u{2066}'), "{}", err.message);
+    }
+    assert_eq!(snapshot(&s), before_with_leak_deleted, "refused calls changed nothing");
+    assert!(!snapshot(&s).contains(&leaked_body), "the secret never reached the audit trail");
+
+    let hint = s.put_user(&UserInput { id: "svc".into(), rights: vec!["session::userLogon".into()], ..Default::default() }, None).unwrap_err();
+    assert!(hint.message.contains("did you mean session:userLogon?"), "{}", hint.message);
+}
