@@ -74,13 +74,14 @@ function fromNative(error) {
 }
 
 /**
- * A user-supplied value fit for a message: anything shaped like a secret (43+
- * base62 characters at the start or after a `_`) is redacted — an admin who
- * pastes a secret where an id belongs must not find it in a log. The same
- * rule as the core's `redact_secrets`.
+ * A user-supplied value fit for a message: any run of 32 or more base62
+ * characters (a secret's body is 49, so even a secret cut in two by a pasted
+ * invisible character shows no long piece) is redacted — an admin who pastes a
+ * secret where an id belongs must not find it in a log. The same rule as the
+ * core's `redact_secrets`.
  */
 function redactSecrets(text) {
-  return String(text).replace(/(^|_)[0-9A-Za-z]{43,}/g, '$1<redacted>')
+  return String(text).replace(/[0-9A-Za-z]{32,}/g, '<redacted>')
 }
 
 /** A value quoted for a message: redacted, and shortened to 80 characters. */

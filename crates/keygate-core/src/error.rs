@@ -92,16 +92,17 @@ pub fn describe_char(c: char) -> String {
     }
 }
 
-/// Replaces the body of anything shaped like a secret — a run of 43 or more
-/// base62 characters at the start of the value or right after a `_` — with
-/// `<redacted>`.
+/// Replaces anything that may be (a large piece of) a secret with
+/// `<redacted>`: a run of 32 or more base62 characters anywhere in the value.
+/// A secret's body is 49 such characters, so even one cut in two by a pasted
+/// invisible character leaves no long piece shown; key ids (22) and ordinary
+/// names stay readable.
 pub fn redact_secrets(value: &str) -> String {
-    const BODY: usize = 43;
+    const LONGEST_SHOWN_RUN: usize = 31;
     let mut out = String::with_capacity(value.len());
     let mut run = String::new();
-    let mut run_may_be_secret = true;
-    let flush = |run: &mut String, out: &mut String, may_be_secret: bool| {
-        if may_be_secret && run.len() >= BODY {
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() > LONGEST_SHOWN_RUN {
             out.push_str("<redacted>");
         } else {
             out.push_str(run);
@@ -112,12 +113,11 @@ pub fn redact_secrets(value: &str) -> String {
         if c.is_ascii_alphanumeric() {
             run.push(c);
         } else {
-            flush(&mut run, &mut out, run_may_be_secret);
+            flush(&mut run, &mut out);
             out.push(c);
-            run_may_be_secret = c == '_';
         }
     }
-    flush(&mut run, &mut out, run_may_be_secret);
+    flush(&mut run, &mut out);
     out
 }
 
@@ -131,8 +131,11 @@ mod tests {
         assert_eq!(quote(&secret), "\"kg_<redacted>\"");
         assert_eq!(quote(&format!("x{secret}y")), "\"xkg_<redacted>\"");
         assert_eq!(quote("key_5WmiiKcF7dy93oQ9IpMd9q"), "\"key_5WmiiKcF7dy93oQ9IpMd9q\"");
-        let long_name = format!("session:{}", "a".repeat(60));
-        assert!(quote(&long_name).starts_with("\"session:aaaa"));
+        let long_name = format!("session:{}", "abc.".repeat(15));
+        assert!(quote(&long_name).starts_with("\"session:abc.abc"));
+        // A secret cut by a pasted invisible character shows no long piece either.
+        let cut = format!("kg_{}\u{200b}{}", "a1B2".repeat(8), "c3D4".repeat(9));
+        assert_eq!(quote(&cut), "\"kg_<redacted>\\u{200b}<redacted>\"");
         assert!(quote(&"x".repeat(1000)).len() < 100);
     }
 
