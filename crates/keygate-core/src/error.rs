@@ -19,6 +19,8 @@ pub enum ErrorCode {
     StoreIo,
     StoreCorrupt,
     StoreLocked,
+    /// A defect inside keygate, reported instead of a crash.
+    Internal,
 }
 
 impl ErrorCode {
@@ -37,6 +39,7 @@ impl ErrorCode {
             ErrorCode::StoreIo => "STORE_IO",
             ErrorCode::StoreCorrupt => "STORE_CORRUPT",
             ErrorCode::StoreLocked => "STORE_LOCKED",
+            ErrorCode::Internal => "INTERNAL",
         }
     }
 }
