@@ -11,7 +11,8 @@ use napi_derive::napi;
 use crate::convert::{js_error, ms, AuditEntryDto, AuditQueryDto, AuditReportDto, IssuedDto, KeyDto, KeyPatchDto, NewKeyDto, RoleDto, StoreOptionsDto, UserDto, UserInputDto};
 
 /// `(code, message, task, recovered)` of a background incident, delivered to the
-/// JS thread; weak, so it never keeps the event loop alive.
+/// JS thread; weak, so it never keeps the event loop alive. (Spelled out in the
+/// binding functions below, so that the generated typings can name it.)
 type IncidentCallback =
     ThreadsafeFunction<(String, String, String, bool), Unknown<'static>, (String, String, String, bool), napi::Status, false, true>;
 
@@ -39,12 +40,19 @@ fn options(options: StoreOptionsDto, report: Option<IncidentCallback>) -> Option
 }
 
 #[napi]
-pub fn store_in_memory(options: StoreOptionsDto, report: Option<IncidentCallback>) -> napi::Result<External<KeyStore>, String> {
+pub fn store_in_memory(
+    options: StoreOptionsDto,
+    report: Option<ThreadsafeFunction<(String, String, String, bool), Unknown<'static>, (String, String, String, bool), napi::Status, false, true>>,
+) -> napi::Result<External<KeyStore>, String> {
     KeyStore::in_memory(self::options(options, report)).map(External::new).map_err(js_error)
 }
 
 #[napi]
-pub fn store_open(path: String, options: StoreOptionsDto, report: Option<IncidentCallback>) -> napi::Result<External<KeyStore>, String> {
+pub fn store_open(
+    path: String,
+    options: StoreOptionsDto,
+    report: Option<ThreadsafeFunction<(String, String, String, bool), Unknown<'static>, (String, String, String, bool), napi::Status, false, true>>,
+) -> napi::Result<External<KeyStore>, String> {
     KeyStore::open(&path, self::options(options, report)).map(External::new).map_err(js_error)
 }
 
