@@ -100,7 +100,9 @@ function onErrorOption(options) {
  * `task` and `recovered`, else to console.error; never a secret, never a throw.
  */
 function incidentReporter(onError) {
-  return (code, message, task, recovered) => {
+  // The binding hands over [code, message, task, recovered] (as one array, or spread).
+  return (...args) => {
+    const [code, message, task, recovered] = Array.isArray(args[0]) ? args[0] : args
     const text = redactSecrets(message)
     const error = new KeygateError(code, recovered ? `${task} works again (it had failed with ${code}: ${text})` : text)
     error.task = task
