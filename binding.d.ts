@@ -129,7 +129,7 @@ export declare function storeClose(store: ExternalObject<KeyStore>): void
 /** The bitset of every key's hint (see `keygate_core::hints`), shared like the signals. */
 export declare function storeHints(store: ExternalObject<KeyStore>): ArrayBuffer
 
-export declare function storeInMemory(options: StoreOptionsDto, report?: IncidentCallback | undefined | null): ExternalObject<KeyStore>
+export declare function storeInMemory(options: StoreOptionsDto, report?: (((arg: [string, string, string, boolean]) => unknown)) | undefined | null): ExternalObject<KeyStore>
 
 export declare function storeKeyPrefix(store: ExternalObject<KeyStore>): string
 
@@ -137,7 +137,7 @@ export declare function storeMaxLifetimeDays(store: ExternalObject<KeyStore>): n
 
 export declare function storeNow(store: ExternalObject<KeyStore>): number
 
-export declare function storeOpen(path: string, options: StoreOptionsDto, report?: IncidentCallback | undefined | null): ExternalObject<KeyStore>
+export declare function storeOpen(path: string, options: StoreOptionsDto, report?: (((arg: [string, string, string, boolean]) => unknown)) | undefined | null): ExternalObject<KeyStore>
 
 export interface StoreOptionsDto {
   keyPrefix?: string

@@ -40,6 +40,7 @@ fn options(options: StoreOptionsDto, report: Option<IncidentCallback>) -> Option
 }
 
 #[napi]
+#[allow(clippy::type_complexity)] // spelled out, so that the generated typings can name the callback
 pub fn store_in_memory(
     options: StoreOptionsDto,
     report: Option<ThreadsafeFunction<(String, String, String, bool), Unknown<'static>, (String, String, String, bool), napi::Status, false, true>>,
@@ -48,6 +49,7 @@ pub fn store_in_memory(
 }
 
 #[napi]
+#[allow(clippy::type_complexity)] // as above
 pub fn store_open(
     path: String,
     options: StoreOptionsDto,

@@ -674,7 +674,7 @@ enum Found {
     /// An SQLite file with no tables and no schema version: a new store is made in it.
     Empty,
     /// A keygate store, every row read and loaded.
-    Store { registry: Registry, last_seen: i64 },
+    Store { registry: Box<Registry>, last_seen: i64 },
 }
 
 /// Refuses a file that is not a keygate store this version can read — garbage,
@@ -693,9 +693,15 @@ fn inspect(path: &Path, conn: &Connection) -> Result<Found> {
         }
         check_schema(path, conn)?;
         read_meta(path, conn)?;
+        // Damage in pages the load never reads (indexes, the audit trail, free pages):
+        // ~60 ms on a 100,000-key store, a fifth of its open.
+        let check: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(read)?;
+        if check != "ok" {
+            return Err(corrupt(path, format!("SQLite's check of its pages failed: {check}")));
+        }
         let registry = load(path, conn)?;
         let last_seen = max_change(conn).map_err(read)?;
-        Ok(Found::Store { registry, last_seen })
+        Ok(Found::Store { registry: Box::new(registry), last_seen })
     })();
     end_open_transaction(conn);
     found
@@ -880,7 +886,7 @@ impl KeyStore {
         let (registry, last_seen) = match found {
             // Read before the write connection existed: what changed since is caught
             // up by the purge below, a write that starts by reading other processes' changes.
-            Found::Store { registry, last_seen } => (registry, last_seen),
+            Found::Store { registry, last_seen } => (*registry, last_seen),
             // A new store (made here or, at the same moment, by another process).
             Found::Empty => {
                 conn.execute_batch("BEGIN").map_err(|e| read_error(&path, "reading", e))?;
