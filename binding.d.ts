@@ -135,7 +135,7 @@ export declare function storeClose(store: ExternalObject<KeyStore>): void
 /** The bitset of every key's hint (see `keygate_core::hints`), shared like the signals. */
 export declare function storeHints(store: ExternalObject<KeyStore>): ArrayBuffer
 
-export declare function storeInMemory(options: StoreOptionsDto): ExternalObject<KeyStore>
+export declare function storeInMemory(options: StoreOptionsDto, report?: (((arg: [string, string, string, boolean]) => unknown)) | undefined | null): ExternalObject<KeyStore>
 
 export declare function storeKeyPrefix(store: ExternalObject<KeyStore>): string
 
@@ -143,7 +143,7 @@ export declare function storeMaxLifetimeDays(store: ExternalObject<KeyStore>): n
 
 export declare function storeNow(store: ExternalObject<KeyStore>): number
 
-export declare function storeOpen(path: string, options: StoreOptionsDto): ExternalObject<KeyStore>
+export declare function storeOpen(path: string, options: StoreOptionsDto, report?: (((arg: [string, string, string, boolean]) => unknown)) | undefined | null): ExternalObject<KeyStore>
 
 export interface StoreOptionsDto {
   keyPrefix?: string

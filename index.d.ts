@@ -26,6 +26,13 @@ export type DenyReason =
   | 'user_lacks_right'
   | 'no_matching_rule'
   | 'ip_not_allowed'
+  /**
+   * A store shared with other processes that cannot vouch it is current (it could not
+   * read or apply another process's change, or its background thread failed): checked
+   * right after `malformed_key`, it denies every well-formed secret until the store has
+   * caught up again. Never given by an in-memory store.
+   */
+  | 'store_unavailable'
 
 /** The reason `explain` reports: `'allowed'` or the first failing step. */
 export type Reason = 'allowed' | DenyReason
@@ -81,6 +88,27 @@ export interface StoreOptions {
    * automatically (audited as `purgeExpired`); default 7, as Hornbill does.
    */
   purgeExpiredAfterDays?: number
+  /**
+   * Receives what the store's background threads report (following other processes'
+   * changes, keeping the decision memo exact across expiry instants, writing `lastUsedAt`,
+   * purging): the first failure of each episode, and the recovery that ends it, on the
+   * event loop. Without it they go to `console.error`. Never carries a secret; what it
+   * throws is reported on `console.error` and otherwise ignored.
+   */
+  onError?: (error: BackgroundError) => void
+}
+
+/** The task a {@link BackgroundError} concerns. */
+export type BackgroundTask = 'sync' | 'expiry' | 'lastUsedAt' | 'purge'
+
+/**
+ * A background failure, or (`recovered: true`) the end of one, as given to
+ * `StoreOptions.onError`. While `sync` fails, checks answer `store_unavailable`.
+ */
+export interface BackgroundError extends KeygateError {
+  readonly task: BackgroundTask
+  /** True when this reports that the task works again (the error it had failed with is in the message). */
+  readonly recovered: boolean
 }
 
 /** The last argument of every admin call. */

@@ -571,6 +571,98 @@ describe('damaged and odd files: a clear KeygateError, never a crash or a change
     throwsCode(() => open(''), 'INVALID_ARGUMENT')
   })
 
+  /** Sidecar files SQLite would leave next to `file` if it had opened it for writing. */
+  function sidecars(file: string): string[] {
+    return ['-wal', '-shm', '-journal'].filter((s) => fs.existsSync(file + s))
+  }
+
+  /** Probes `files` in a child process; each must be refused with STORE_CORRUPT, byte for byte untouched. */
+  function assertRefusedUntouched(files: string[], labels: string[]): void {
+    const hashes = files.map(sha256)
+    for (const [i, file] of files.entries()) assert.deepEqual(sidecars(file), [], `${labels[i]}: set-up left a sidecar`)
+    const results = probeOpen(files)
+    for (const [i, r] of results.entries()) {
+      assert.equal(r.opened, false, `${labels[i]}: the store opened: ${JSON.stringify(r)}`)
+      assert.equal(r.keygate, true, labels[i])
+      assert.equal(r.code, 'STORE_CORRUPT', `${labels[i]}: ${r.code} ${r.message}`)
+      assert.ok(String(r.message).includes(files[i]!), `${labels[i]}: the message names the file: ${r.message}`)
+    }
+    assert.deepEqual(files.map(sha256), hashes, 'no refused file was changed')
+    for (const [i, file] of files.entries()) assert.deepEqual(sidecars(file), [], `${labels[i]}: a -wal/-shm file was created`)
+  }
+
+  test('a foreign SQLite file with user_version 1 → STORE_CORRUPT, left byte for byte (not switched to WAL)', { skip: NO_PYTHON }, () => {
+    const file = storePath('other.db')
+    sql(file, ['CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)', "INSERT INTO customers (name) VALUES ('Ada')", 'PRAGMA user_version = 1'])
+    const hash = sha256(file)
+    throwsStoreError(() => open(file), 'STORE_CORRUPT', file)
+    assert.equal(sha256(file), hash)
+    assert.deepEqual(sidecars(file), [])
+    assert.deepEqual(sql(file, ['PRAGMA journal_mode'])[0], [['delete']])
+  })
+
+  test('rows and schemas it cannot load → STORE_CORRUPT in a child that does not crash; each file untouched', { skip: NO_PYTHON }, () => {
+    const source = realStore(3)
+    const damages: [string, string[]][] = [
+      ['a rule with a space', ["UPDATE keys SET rules = 'a b:c' WHERE rowid = 1"]],
+      ['a non-ASCII rule', ["UPDATE keys SET rules = 'éé' WHERE rowid = 1"]],
+      ['a non-ASCII right', ["UPDATE roles SET rights = 'Grö:x'"]],
+      ['a state keygate does not know', ["UPDATE keys SET state = 'bogus' WHERE rowid = 1"]],
+      ['a 3-byte key id', ["UPDATE keys SET id = X'010203' WHERE rowid = 1"]],
+      ['invalid UTF-8 in a description', ["UPDATE keys SET description = CAST(X'C328FF' AS TEXT) WHERE rowid = 1"]],
+      ['invalid UTF-8 in a user id', ["UPDATE users SET id = CAST(X'FF' AS TEXT)"]],
+      ['a number where text belongs', ['UPDATE keys SET state = 7 WHERE rowid = 1']],
+      ['a dropped table', ['DROP TABLE roles']],
+      ['a dropped column', ['ALTER TABLE keys DROP COLUMN hint']],
+    ]
+    const dir = tempDir()
+    const files = damages.map(([, statements], i) => {
+      const file = path.join(dir, `damaged-${i}.db`)
+      fs.copyFileSync(source, file)
+      sql(file, statements)
+      return file
+    })
+    assertRefusedUntouched(files, damages.map(([label]) => label))
+  })
+
+  test('random bytes, and a real store with random byte flips (8 seeds): STORE_CORRUPT and untouched, or opened; never a crash', { skip: NO_PYTHON }, () => {
+    const source = realStore(50)
+    const bytes = fs.readFileSync(source)
+    const dir = tempDir()
+    let seed = 0x2545f491
+    const random = () => {
+      seed ^= seed << 13
+      seed ^= seed >>> 17
+      seed ^= seed << 5
+      return (seed >>> 0) / 2 ** 32
+    }
+    const noise = path.join(dir, 'noise.db')
+    fs.writeFileSync(noise, Buffer.from(Array.from({ length: 64 * 1024 }, () => Math.floor(random() * 256))))
+    const flipped = Array.from({ length: 8 }, (_, n) => {
+      const copy = Buffer.from(bytes)
+      for (let f = 0; f < 16; f++) {
+        const at = Math.floor(random() * copy.length)
+        copy[at] = copy[at]! ^ (1 + Math.floor(random() * 255))
+      }
+      const file = path.join(dir, `flipped-${n}.db`)
+      fs.writeFileSync(file, copy)
+      return file
+    })
+    const files = [noise, ...flipped]
+    const hashes = files.map(sha256)
+    const results = probeOpen(files)
+    let refused = 0
+    for (const [i, r] of results.entries()) {
+      if (r.opened) continue // the flips hit bytes no check can tell from data (a description, free space)
+      refused++
+      assert.equal(r.code, 'STORE_CORRUPT', `${files[i]}: ${r.code} ${r.message}`)
+      assert.equal(sha256(files[i]!), hashes[i], `${files[i]}: refused, yet changed`)
+      assert.deepEqual(sidecars(files[i]!), [], `${files[i]}: refused, yet a sidecar was created`)
+    }
+    assert.equal(results[0]!.opened, false, 'random bytes are refused')
+    assert.ok(refused >= 3, `only ${refused} of ${files.length} damaged files were refused`)
+  })
+
   describe('without permission (run as user nobody)', () => {
     const runAs = (() => {
       if (process.getuid?.() !== 0) return { prefix: [] as string[], skip: false as const }
@@ -1334,6 +1426,105 @@ describe('several processes on one file', () => {
 })
 
 // =============================================================================
+
+describe('a store that cannot vouch it is current fails closed, and says so once', () => {
+  /** SHA-256 of a secret as stored (to find its row from outside). */
+  const digestHex = (secret: string) => createHash('sha256').update(secret).digest('hex')
+
+  test('a bad row from another writer: store_unavailable in every process until it is repaired; no revocation missed', { skip: NO_PYTHON, timeout: 60_000 }, async () => {
+    const file = storePath()
+    const reported: KeygateError[] = []
+    const store = open(file, { onError: (error) => reported.push(error) })
+    store.putUser({ id: 'svc', rights: ['*:*'] })
+    const first = store.createKey({ userId: 'svc', description: 'first', expiresAt: at(new Date(), DAY) })
+    const second = store.createKey({ userId: 'svc', description: 'second', expiresAt: at(new Date(), DAY) })
+    const third = store.createKey({ userId: 'svc', description: 'third', expiresAt: at(new Date(), DAY) })
+    const other = await StoreProcess.start(file)
+    try {
+      for (let i = 0; i < 3; i++) assert.equal(store.isAllowed(first.secret, 'svc', 'call'), true) // remembered
+      const reason = async (p: StoreProcess, secret: string) => (await p.call('explain', secret, 'svc', 'call')).result.reason as string
+
+      // Another writer stores a rule no keygate can load, with its change row.
+      sql(file, [
+        [`UPDATE keys SET rules = 'a b:c' WHERE digest = X'${digestHex(third.secret)}'`, []],
+        [`INSERT INTO changes (kind, id, op) VALUES ('key', ?, 'put')`, [third.key.id]],
+      ])
+      const start = Date.now()
+      while (store.explain(first.secret, 'svc', 'call').reason !== 'store_unavailable') {
+        assert.ok(Date.now() - start < 5000, 'this process never failed closed')
+        await sleep(5)
+      }
+      assert.equal(store.isAllowed(first.secret, 'svc', 'call'), false, 'the memo does not answer for a store that failed closed')
+      assert.equal(store.explain('kg_garbage', 'svc', 'call').reason, 'malformed_key', 'step 1 still comes first')
+      while ((await reason(other, first.secret)) !== 'store_unavailable') {
+        assert.ok(Date.now() - start < 5000, 'the other process never failed closed')
+        await sleep(20)
+      }
+      throwsStoreError(() => store.setState(second.key.id, 'suspended'), 'STORE_CORRUPT', file)
+
+      // A healthy writer revokes the second key meanwhile: nobody answers from stale state.
+      sql(file, [
+        [`UPDATE keys SET state = 'revoked' WHERE digest = X'${digestHex(second.secret)}'`, []],
+        [`INSERT INTO changes (kind, id, op) VALUES ('key', ?, 'put')`, [second.key.id]],
+      ])
+      await sleep(1500)
+      assert.equal(store.explain(second.secret, 'svc', 'call').reason, 'store_unavailable')
+      assert.equal(await reason(other, second.secret), 'store_unavailable')
+
+      // The row is repaired: both processes catch up, revocation included.
+      sql(file, [
+        [`UPDATE keys SET rules = 'svc:*' WHERE digest = X'${digestHex(third.secret)}'`, []],
+        [`INSERT INTO changes (kind, id, op) VALUES ('key', ?, 'put')`, [third.key.id]],
+      ])
+      while (store.explain(first.secret, 'svc', 'call').reason !== 'allowed') {
+        assert.ok(Date.now() - start < 15_000, 'this process never recovered')
+        await sleep(5)
+      }
+      assert.equal(store.isAllowed(second.secret, 'svc', 'call'), false)
+      assert.equal(store.explain(second.secret, 'svc', 'call').reason, 'revoked')
+      assert.equal(store.isAllowed(third.secret, 'svc', 'call'), true)
+      while ((await reason(other, first.secret)) !== 'allowed') {
+        assert.ok(Date.now() - start < 15_000, 'the other process never recovered')
+        await sleep(20)
+      }
+      assert.equal(await reason(other, second.secret), 'revoked')
+
+      // Reported once per episode, and once on recovery: here to onError, there to console.error.
+      await sleep(100)
+      assert.deepEqual(
+        reported.map((e) => [e instanceof KeygateError, e.code, (e as any).task, (e as any).recovered]),
+        [
+          [true, 'STORE_CORRUPT', 'sync', false],
+          [true, 'STORE_CORRUPT', 'sync', true],
+        ],
+      )
+      assert.match(reported[0]!.message, /a b:c/)
+      const lines = other.stderr.split('\n').filter((l) => l.startsWith('keygate:'))
+      assert.equal(lines.length, 2, other.stderr)
+      assert.match(lines[0]!, /sync failed: STORE_CORRUPT.*store_unavailable/)
+      assert.match(lines[1]!, /sync works again/)
+      for (const secret of [first.secret, second.secret, third.secret]) assertNoSecret(other.stderr, secret)
+    } finally {
+      await other.stop()
+    }
+  })
+
+  test('onError must be a function', () => {
+    throwsCode(() => KeyStore.inMemory({ onError: 'log' as never }), 'INVALID_ARGUMENT', 'onError')
+    throwsCode(() => KeyStore.open(storePath(), { onError: 1 as never }), 'INVALID_ARGUMENT', 'onError')
+  })
+
+  test('a store with onError does not keep the process alive', () => {
+    const file = storePath()
+    const script = `const { KeyStore } = require(${JSON.stringify(path.join(__dirname, '..', 'index.js'))})
+      const store = KeyStore.open(${JSON.stringify(file)}, { onError: () => {} })
+      store.putUser({ id: 'u' })
+      KeyStore.inMemory({ onError: () => {} })`
+    const r = spawnSync(NODE, ['-e', script], { encoding: 'utf8', timeout: 10_000 })
+    assert.equal(r.signal, null, `the process did not exit by itself: ${r.stderr}`)
+    assert.equal(r.status, 0, r.stderr)
+  })
+})
 
 describe('audit trail', () => {
   const A = (minutes: number) => at(T0, minutes * MINUTE)

@@ -5,6 +5,9 @@
 // uses answered from it still reach lastUsedAt.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawn, spawnSync } from 'node:child_process'
+import { readFileSync, readdirSync } from 'node:fs'
+import { setPriority } from 'node:os'
 
 import { setTimeout as sleep } from 'node:timers/promises'
 import { setFlagsFromString } from 'node:v8'
@@ -175,5 +178,140 @@ describe('uses answered from the memo reach lastUsedAt', () => {
     const last = store.getKey(key.id)!.lastUsedAt!.getTime()
     assert.ok(last <= used, `lastUsedAt ${last} is after the use at ${used}`)
     assert.ok(last < revoked.updatedAt.getTime(), 'lastUsedAt after the revocation')
+  })
+})
+
+describe('expiry under CPU load: no remembered answer outlives its key', () => {
+  const HAVE_TASKSET = spawnSync('taskset', ['-V'], { stdio: 'ignore' }).status === 0
+  const HAVE_CHRT = spawnSync('chrt', ['-m'], { stdio: 'ignore' }).status === 0
+
+  /**
+   * Three busy processes: with this one, more runnable threads than the machine's two
+   * cores. With `onCore0`, they all run on core 0 (where `starveWatchers` puts the watchers).
+   */
+  function saturate(onCore0 = false): () => void {
+    const busy = [0, 1, 2].map(() => {
+      const args = ['-e', 'for (;;) {}']
+      return onCore0 && HAVE_TASKSET
+        ? spawn('taskset', ['-c', '0', process.execPath, ...args], { stdio: 'ignore' })
+        : spawn(process.execPath, args, { stdio: 'ignore' })
+    })
+    return () => {
+      for (const child of busy) child.kill('SIGKILL')
+    }
+  }
+
+  /**
+   * Makes this process's expiry watcher threads run late, as threads starved of CPU do:
+   * lowest priority (a Linux thread id is a valid target of setpriority) and, with
+   * `hard`, the idle scheduling class on core 0, which the busy processes keep full.
+   */
+  function starveWatchers(hard: boolean): void {
+    // A new thread takes its name once it runs: look for a while.
+    const deadline = Date.now() + 2000
+    let found = 0
+    while (found === 0 && Date.now() < deadline) {
+      let tasks: string[] = []
+      try {
+        tasks = readdirSync('/proc/self/task')
+      } catch {
+        return
+      }
+      for (const tid of tasks) {
+        try {
+          if (readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() !== 'keygate-expiry') continue
+          found++
+          setPriority(Number(tid), 19)
+          if (hard && HAVE_TASKSET) spawnSync('taskset', ['-p', '-c', '0', tid], { stdio: 'ignore' })
+          if (hard && HAVE_CHRT) spawnSync('chrt', ['-i', '-p', '0', tid], { stdio: 'ignore' })
+        } catch {
+          // gone meanwhile
+        }
+      }
+    }
+  }
+
+  /**
+   * Checks every key in a tight loop until all have expired (and 50 ms more): explain first,
+   * then isAllowed. Once explain has said `expired`, isAllowed must never answer true.
+   * Returns the violations.
+   */
+  function hammer(store: KeyStore, keys: { secret: string; expiresAt: number }[]): string[] {
+    const violations: string[] = []
+    const expired = new Set<number>()
+    const end = Math.max(...keys.map((k) => k.expiresAt)) + 50
+    while (Date.now() < end || expired.size < keys.length) {
+      for (const [i, key] of keys.entries()) {
+        const reason = store.explain(key.secret, 'svc', 'call').reason
+        if (reason === 'expired') expired.add(i)
+        const allowed = store.isAllowed(key.secret, 'svc', 'call')
+        if (expired.has(i) && allowed) violations.push(`key ${i}: allowed ${Date.now() - key.expiresAt} ms after its expiry, after explain said expired`)
+        if (!expired.has(i) && reason !== 'allowed') violations.push(`key ${i}: ${reason} before its expiry`)
+      }
+    }
+    return violations
+  }
+
+  /** Runs `change(expiresAt)` with an expiry `aheadMs` from now; tries again if the CPU load made that instant pass first. */
+  function expiringSoon(aheadMs: number, change: (expiresAt: Date) => string): { secret: string; expiresAt: number } {
+    for (;;) {
+      const expiresAt = Date.now() + aheadMs
+      try {
+        return { secret: change(new Date(expiresAt)), expiresAt }
+      } catch (error) {
+        if ((error as { code?: string }).code !== 'EXPIRY_IN_PAST') throw error
+      }
+    }
+  }
+
+  // The finding: answers allowed after explain said expired, with the CPU saturated. The
+  // watcher is starved on purpose (idle class, on the core the busy processes fill), as the
+  // answers must not depend on it being scheduled at all for keys this close to expiry.
+  test('keys created, updated and rotated to expire 20–300 ms ahead, with three busy processes on the cores', () => {
+    const stop = saturate(true)
+    try {
+      const store = withUser(KeyStore.inMemory(), { id: 'integration', rights: ['svc:*'] })
+      issue(store, { expiresAt: at(new Date(), DAY) }) // starts the store's watcher thread
+      starveWatchers(true)
+      const violations: string[] = []
+      for (let batch = 0; batch < 8; batch++) {
+        const keys: { secret: string; expiresAt: number }[] = []
+        for (let i = 0; i < 8; i++) {
+          const ahead = 20 + Math.round((280 * i) / 7)
+          const way = (batch * 8 + i) % 3
+          if (way === 0) {
+            keys.push(expiringSoon(ahead, (expiresAt) => issue(store, { expiresAt }).secret))
+          } else if (way === 1) {
+            const { key, secret } = issue(store, { expiresAt: at(new Date(), DAY) })
+            // Remembered while it had a day to live...
+            for (let n = 0; n < 3; n++) assert.equal(store.isAllowed(secret, 'svc', 'call'), true)
+            keys.push(expiringSoon(ahead, (expiresAt) => (store.updateKey(key.id, { expiresAt }), secret)))
+          } else {
+            keys.push(expiringSoon(ahead, (expiresAt) => store.rotateKey(issue(store, { expiresAt }).key.id, { overlapSeconds: 60 }).secret))
+          }
+        }
+        violations.push(...hammer(store, keys).map((v) => `batch ${batch}, ${v}`))
+        // A pause, as between bursts of traffic.
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300)
+      }
+      assert.deepEqual(violations, [])
+    } finally {
+      stop()
+    }
+  })
+
+  test('keys remembered long before their expiry (2.1–2.6 s ahead) are dropped in time, with three busy processes', () => {
+    const stop = saturate()
+    try {
+      const store = withUser(KeyStore.inMemory(), { id: 'integration', rights: ['svc:*'] })
+      const keys = Array.from({ length: 6 }, (_, i) => {
+        const expiresAt = Date.now() + 2100 + i * 100
+        return { secret: issue(store, { expiresAt: new Date(expiresAt) }).secret, expiresAt }
+      })
+      starveWatchers(false)
+      assert.deepEqual(hammer(store, keys), [])
+    } finally {
+      stop()
+    }
   })
 })

@@ -3,8 +3,12 @@
 // comparisons instead of a native call. It is exact: the core bumps a
 // generation word (in memory both sides read) on every change that could alter
 // any decision — admin calls, setNow, other processes' changes and, through a
-// watcher thread, shortly before a key's expiry instant, when it also raises a
-// bypass word until the instant has passed. A changed generation empties the memo.
+// watcher thread, within the two seconds before each key's expiry instant. A
+// decision whose key expires within those two seconds is never remembered (the
+// core marks it transient), so no remembered answer outlives its key even when
+// the watcher is held up for most of that time. A changed generation empties the
+// memo. While the bypass word is non-zero (a shared store that cannot vouch it is
+// current, or no expiry watcher) nothing is remembered or answered here.
 //
 // Layout: one flat array of fixed size, four-way set associative. A set is
 // chosen by a cheap mix of the secret's last characters (its random CRC32

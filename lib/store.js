@@ -2,7 +2,7 @@
 
 const native = require('../binding.js')
 const args = require('./args.js')
-const { KeygateError, fromNative, typeError } = require('./errors.js')
+const { KeygateError, fromNative, typeError, redactSecrets } = require('./errors.js')
 const { DecisionCache, hintOf } = require('./decision-cache.js')
 
 // Reason codes of the core (keygate_core::Reason), in order.
@@ -18,9 +18,12 @@ const REASONS = Object.freeze([
   'user_lacks_right',
   'no_matching_rule',
   'ip_not_allowed',
+  'store_unavailable',
 ])
 const KNOWN_KEY = 1 << 8
 const IP_DEPENDENT = 1 << 9
+/** The key expires within the memo's horizon: decided afresh every time, never remembered. */
+const TRANSIENT = 1 << 10
 const MALFORMED_KEY = REASONS.indexOf('malformed_key')
 const UNKNOWN_KEY = REASONS.indexOf('unknown_key')
 /** Characters of a secret after its prefix: '_', 43 random, 6 checksum (keygate_core::secret). */
@@ -83,6 +86,47 @@ function storeOptions(options) {
   }
 }
 
+function onErrorOption(options) {
+  const onError = args.optionalObject(options, 'options').onError
+  if (onError !== undefined && typeof onError !== 'function') {
+    throw new KeygateError('INVALID_ARGUMENT', `options.onError must be a function, got ${typeof onError}`)
+  }
+  return onError
+}
+
+/**
+ * What the core's background threads report, on the event loop: a failure (the first of
+ * an episode) or the recovery that ends it. Goes to `onError` as a KeygateError with
+ * `task` and `recovered`, else to console.error; never a secret, never a throw.
+ */
+function incidentReporter(onError) {
+  // The binding hands over [code, message, task, recovered] (as one array, or spread).
+  return (...args) => {
+    const [code, message, task, recovered] = Array.isArray(args[0]) ? args[0] : args
+    const text = redactSecrets(message)
+    const error = new KeygateError(code, recovered ? `${task} works again (it had failed with ${code}: ${text})` : text)
+    error.task = task
+    error.recovered = recovered
+    if (onError !== undefined) {
+      try {
+        onError(error)
+        return
+      } catch (thrown) {
+        console.error(`keygate: options.onError threw while reporting ${code} (${task}): ${redactSecrets(thrown && thrown.message)}`)
+      }
+    }
+    console.error(recovered ? `keygate: ${error.message}` : `keygate: ${task} failed: ${code}: ${text}${CONSEQUENCES[task] ?? ''}`)
+  }
+}
+
+/** What a failing background task means for users, for the default report. */
+const CONSEQUENCES = {
+  sync: '; the store cannot vouch that it is current, so every check answers store_unavailable (denied) until it has caught up again',
+  expiry: '; decisions are not remembered meanwhile (answers stay exact)',
+  lastUsedAt: '; lastUsedAt is not written meanwhile (uses are kept and retried)',
+  purge: '; long-expired keys are not deleted meanwhile',
+}
+
 /** The `{ actor }` option of admin calls. */
 function actorOf(options) {
   const o = args.optionalObject(options, 'options')
@@ -128,7 +172,8 @@ class KeyStore {
   /** An in-memory store, for tests and ephemeral use. */
   static inMemory(options) {
     const opts = storeOptions(options)
-    const handle = call(() => native.storeInMemory(opts))
+    const report = incidentReporter(onErrorOption(options))
+    const handle = call(() => native.storeInMemory(opts, report))
     return new KeyStore(CONSTRUCT, handle, opts.now)
   }
 
@@ -136,7 +181,8 @@ class KeyStore {
   static open(path, options) {
     args.string(path, 'path')
     const opts = storeOptions(options)
-    const handle = call(() => native.storeOpen(path, opts))
+    const report = incidentReporter(onErrorOption(options))
+    const handle = call(() => native.storeOpen(path, opts, report))
     return new KeyStore(CONSTRUCT, handle, opts.now)
   }
 
@@ -372,7 +418,7 @@ class KeyStore {
       throw fromNative(error)
     }
     const reason = packed & 0xff
-    if ((packed & KNOWN_KEY) !== 0) cache.remember(secret, service, api, ip, reason, (packed & IP_DEPENDENT) !== 0)
+    if ((packed & (KNOWN_KEY | TRANSIENT)) === KNOWN_KEY) cache.remember(secret, service, api, ip, reason, (packed & IP_DEPENDENT) !== 0)
     return reason
   }
 

@@ -3,30 +3,62 @@
 //! error (code `GenericFailure`, the panic message) that `lib/errors.js` turns
 //! into `KeygateError('INTERNAL')`, instead of aborting Node.
 
-use keygate_core::{AuditQuery, KeyFilter, KeyPatch, KeyStore, NewKey, Options, UserInput};
-use napi::bindgen_prelude::{ArrayBuffer, External};
+use std::sync::Arc;
+
+use keygate_core::{AuditQuery, Incident, KeyFilter, KeyPatch, KeyStore, NewKey, OnError, Options, UserInput};
+use napi::bindgen_prelude::{ArrayBuffer, External, Unknown};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Env;
 use napi_derive::napi;
 
 use crate::convert::{js_error, ms, AuditEntryDto, AuditQueryDto, AuditReportDto, IssuedDto, KeyDto, KeyPatchDto, NewKeyDto, RoleDto, StoreOptionsDto, UserDto, UserInputDto};
 
-fn options(options: StoreOptionsDto) -> Options {
+/// `(code, message, task, recovered)` of a background incident, delivered to the
+/// JS thread; weak, so it never keeps the event loop alive. (Spelled out in the
+/// binding functions below, so that the generated typings can name it.)
+type IncidentCallback =
+    ThreadsafeFunction<(String, String, String, bool), Unknown<'static>, (String, String, String, bool), napi::Status, false, true>;
+
+fn options(options: StoreOptionsDto, report: Option<IncidentCallback>) -> Options {
+    let on_error = report.map(|callback| {
+        let handler: OnError = Arc::new(move |incident: &Incident| {
+            let args = (
+                incident.error.code.as_str().to_string(),
+                incident.error.message.clone(),
+                incident.task.as_str().to_string(),
+                incident.recovered,
+            );
+            // Non-blocking: a keygate thread never waits on JavaScript.
+            callback.call(args, ThreadsafeFunctionCallMode::NonBlocking);
+        });
+        handler
+    });
     Options {
         key_prefix: options.key_prefix,
         max_lifetime_days: options.max_lifetime_days,
         now: options.now.map(ms),
         purge_expired_after_days: options.purge_expired_after_days,
+        on_error,
     }
 }
 
 #[napi(catch_unwind)]
-pub fn store_in_memory(options: StoreOptionsDto) -> napi::Result<External<KeyStore>, String> {
-    KeyStore::in_memory(self::options(options)).map(External::new).map_err(js_error)
+#[allow(clippy::type_complexity)] // spelled out, so that the generated typings can name the callback
+pub fn store_in_memory(
+    options: StoreOptionsDto,
+    report: Option<ThreadsafeFunction<(String, String, String, bool), Unknown<'static>, (String, String, String, bool), napi::Status, false, true>>,
+) -> napi::Result<External<KeyStore>, String> {
+    KeyStore::in_memory(self::options(options, report)).map(External::new).map_err(js_error)
 }
 
 #[napi(catch_unwind)]
-pub fn store_open(path: String, options: StoreOptionsDto) -> napi::Result<External<KeyStore>, String> {
-    KeyStore::open(&path, self::options(options)).map(External::new).map_err(js_error)
+#[allow(clippy::type_complexity)] // as above
+pub fn store_open(
+    path: String,
+    options: StoreOptionsDto,
+    report: Option<ThreadsafeFunction<(String, String, String, bool), Unknown<'static>, (String, String, String, bool), napi::Status, false, true>>,
+) -> napi::Result<External<KeyStore>, String> {
+    KeyStore::open(&path, self::options(options, report)).map(External::new).map_err(js_error)
 }
 
 #[napi(catch_unwind)]

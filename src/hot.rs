@@ -51,9 +51,13 @@ fn with_call<R>(
 }
 
 /// Packs a verdict into one number: bits 0–7 the reason, bit 8 "known key",
-/// bit 9 "depends on the caller's IP". `index.js` decodes it.
+/// bit 9 "depends on the caller's IP", bit 10 "do not remember" (the key expires
+/// within the memo's horizon). `lib/store.js` decodes it.
 fn pack(verdict: Verdict) -> u32 {
-    verdict.reason as u32 | (verdict.known_key as u32) << 8 | (verdict.ip_dependent as u32) << 9
+    verdict.reason as u32
+        | (verdict.known_key as u32) << 8
+        | (verdict.ip_dependent as u32) << 9
+        | (verdict.transient as u32) << 10
 }
 
 /// `check(store, secret, service, api, ip?)` → the packed verdict, registered as

@@ -17,11 +17,20 @@ pub enum Catchup {
 }
 
 pub trait Backend: Send + Sync {
-    /// Starts a write: takes the durable write lock and reports what other
-    /// writers changed, to be applied before the write is planned.
-    fn begin(&self) -> Result<Catchup> {
+    /// Starts a write: takes the durable write lock (an error here changes nothing
+    /// and says nothing about the state being current).
+    fn begin(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Inside a write: what other writers changed, to be applied before the write is planned.
+    fn changes(&self) -> Result<Catchup> {
         Ok(Catchup::Nothing)
     }
+
+    /// The state in memory can no longer be trusted to follow the store: the
+    /// next `changes` or `poll` reads the whole state afresh.
+    fn resync(&self) {}
 
     /// Makes the changes and their audit entries durable together, ending the write.
     fn commit(&self, changes: &[Change], audit: Vec<AuditDraft>) -> Result<()>;

@@ -24,10 +24,13 @@ pub enum Reason {
     UserLacksRight = 8,
     NoMatchingRule = 9,
     IpNotAllowed = 10,
+    /// A store shared with other processes that cannot vouch it is current
+    /// (between steps 1 and 2: it fails closed rather than answer from stale state).
+    StoreUnavailable = 11,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::Allowed,
         Reason::MalformedKey,
         Reason::UnknownKey,
@@ -39,6 +42,7 @@ impl Reason {
         Reason::UserLacksRight,
         Reason::NoMatchingRule,
         Reason::IpNotAllowed,
+        Reason::StoreUnavailable,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -54,6 +58,7 @@ impl Reason {
             Reason::UserLacksRight => "user_lacks_right",
             Reason::NoMatchingRule => "no_matching_rule",
             Reason::IpNotAllowed => "ip_not_allowed",
+            Reason::StoreUnavailable => "store_unavailable",
         }
     }
 }
@@ -64,8 +69,8 @@ pub struct Outcome<'r> {
     pub reason: Reason,
     pub key: Option<&'r Key>,
     pub matched_rule: Option<&'r ApiRule>,
-    /// The instant the decision used (read once, at step 5; 0 if not reached).
-    pub now: i64,
+    /// The instant the decision used (read once, at step 5; `None` if not reached).
+    pub now: Option<i64>,
 }
 
 impl Outcome<'_> {
@@ -84,27 +89,39 @@ pub struct Call<'a> {
 }
 
 /// Decides a call in the order of SPEC.md; the clock is read only if step 5 is reached.
-pub fn decide<'r>(registry: &'r Registry, prefix: &Prefix, clock: &Clock, call: Call<'_>) -> Outcome<'r> {
+/// `available` says whether the store can vouch that `registry` is current; it is
+/// asked between steps 1 and 2.
+pub fn decide<'r>(
+    registry: &'r Registry,
+    prefix: &Prefix,
+    clock: &Clock,
+    available: impl FnOnce() -> bool,
+    call: Call<'_>,
+) -> Outcome<'r> {
     let deny = |reason, key, now| Outcome { reason, key, matched_rule: None, now };
     if !is_well_formed(call.secret, prefix) {
-        return deny(Reason::MalformedKey, None, 0);
+        return deny(Reason::MalformedKey, None, None);
+    }
+    if !available() {
+        return deny(Reason::StoreUnavailable, None, None);
     }
     let Some(k) = registry.key_by_digest(&digest(call.secret)) else {
-        return deny(Reason::UnknownKey, None, 0);
+        return deny(Reason::UnknownKey, None, None);
     };
     let key = Some(k);
     if !is_valid_name(call.service) || !is_valid_name(call.api) {
-        return deny(Reason::InvalidRequest, key, 0);
+        return deny(Reason::InvalidRequest, key, None);
     }
     match k.state {
         KeyState::Active => {}
-        KeyState::Suspended => return deny(Reason::Suspended, key, 0),
-        KeyState::Revoked => return deny(Reason::Revoked, key, 0),
+        KeyState::Suspended => return deny(Reason::Suspended, key, None),
+        KeyState::Revoked => return deny(Reason::Revoked, key, None),
     }
     let now = clock.now();
     if now >= k.expires_at {
-        return deny(Reason::Expired, key, now);
+        return deny(Reason::Expired, key, Some(now));
     }
+    let now = Some(now);
     let Some(user) = registry.user(&k.user_id).filter(|u| u.status == UserStatus::Active) else {
         return deny(Reason::UserInactive, key, now);
     };
@@ -121,6 +138,15 @@ pub fn decide<'r>(registry: &'r Registry, prefix: &Prefix, clock: &Clock, call: 
         Reason::IpNotAllowed
     };
     Outcome { reason, key, matched_rule, now }
+}
+
+/// The decision of a store that cannot vouch it is current: step 1, then `store_unavailable`.
+pub fn decide_unavailable(prefix: &Prefix, call: Call<'_>) -> Reason {
+    if is_well_formed(call.secret, prefix) {
+        Reason::StoreUnavailable
+    } else {
+        Reason::MalformedKey
+    }
 }
 
 /// Effective rights = the user's own rights ∪ the rights of each of its roles.

@@ -1,33 +1,57 @@
-//! Keeps a JavaScript-side memo of decisions exact across expiry instants.
+//! Keeps a JavaScript-side memo of decisions exact across expiry instants,
+//! without depending on a thread being scheduled at the right moment.
+//!
 //! A key's decision changes when the clock passes its `expiresAt` without any
-//! call being made, so a watcher thread raises the `bypass` signal (and bumps
-//! the generation) shortly before each expiry instant and lowers it once the
-//! instant has passed. While the store clock is frozen, time only moves through
-//! `set_now`, which bumps the generation itself.
+//! call being made. Two rules keep a remembered decision from outliving it:
+//! - the core marks a decision *transient* (not to be remembered) when its key
+//!   expires within [`MEMO_HORIZON_MS`] of the instant the decision used;
+//! - this watcher bumps the generation (emptying the memo) at some moment within
+//!   the horizon before each expiry instant.
+//!
+//! A decision remembered at `t0` has `expiresAt - t0 > MEMO_HORIZON_MS`, so a bump
+//! made once the wall clock reads `expiresAt - MEMO_HORIZON_MS` or later comes
+//! after it, and drops it before the instant. The watcher wakes at the start of
+//! that window: it has the whole horizon as slack, not a few milliseconds, and
+//! the memo stays on for everyone else around each expiry instant.
+//!
+//! While the store clock is frozen, time only moves through `set_now`, which
+//! bumps the generation itself. If the watcher cannot run (its thread cannot be
+//! started, or it failed), the memo is switched off ([`Signals::MEMO_UNSAFE`]):
+//! every check goes to the core, whose answers do not depend on this thread.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::sync::atomic::Ordering;
+use std::collections::BTreeSet;
+use std::ops::Bound::{Excluded, Included, Unbounded};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::clock::{system_now, Clock};
-use crate::store::Signals;
+use crate::error::{Error, ErrorCode};
+use crate::store::{Reporter, Signals, Task};
 
-/// How long before an expiry instant the memo is switched off. It only has to
-/// cover the watcher thread's wake-up latency; a wide margin costs nothing but
-/// a few native calls.
-const MARGIN_MS: i64 = 250;
-/// Longest sleep between looks at the wall clock.
+/// A decision whose key expires within this many ms of the decision's instant is
+/// not remembered; the watcher empties the memo within this window before each
+/// expiry instant. Keys are rarely checked in their last two seconds, so the cost
+/// is nil; the window is the watcher's slack under CPU load.
+pub const MEMO_HORIZON_MS: i64 = 2_000;
+/// Longest sleep between looks at the wall clock (which may be stepped).
 const MAX_SLEEP_MS: i64 = 1000;
 
 #[derive(Default)]
 struct State {
-    deadlines: BinaryHeap<Reverse<i64>>,
+    /// Expiry instants not yet passed (one entry per instant).
+    deadlines: BTreeSet<i64>,
+    /// Every deadline up to this instant has had a bump within its window.
+    armed_until: Option<i64>,
+    /// The wall clock at the last look (to notice it being stepped back).
+    last_now: i64,
     started: bool,
     shutdown: bool,
+    /// Tests: make the watcher fail, as a defect would.
+    #[cfg(test)]
+    fail: bool,
 }
 
 struct Shared {
@@ -35,6 +59,7 @@ struct Shared {
     wake: Condvar,
     signals: Arc<Signals>,
     clock: Arc<Clock>,
+    reporter: Arc<Reporter>,
 }
 
 pub struct ExpiryWatch {
@@ -42,9 +67,9 @@ pub struct ExpiryWatch {
 }
 
 impl ExpiryWatch {
-    pub fn new(signals: Arc<Signals>, clock: Arc<Clock>) -> ExpiryWatch {
+    pub(crate) fn new(signals: Arc<Signals>, clock: Arc<Clock>, reporter: Arc<Reporter>) -> ExpiryWatch {
         let state = Mutex::new(State::default());
-        ExpiryWatch { shared: Arc::new(Shared { state, wake: Condvar::new(), signals, clock }) }
+        ExpiryWatch { shared: Arc::new(Shared { state, wake: Condvar::new(), signals, clock, reporter }) }
     }
 
     /// Notes that some key expires at `at` (ms since the epoch).
@@ -53,22 +78,36 @@ impl ExpiryWatch {
             return;
         }
         let mut state = self.shared.state.lock();
-        let earliest = state.deadlines.peek().is_none_or(|&Reverse(t)| at < t);
-        state.deadlines.push(Reverse(at));
-        if !state.started {
-            state.started = true;
-            let shared = self.shared.clone();
-            std::thread::Builder::new()
-                .name("keygate-expiry".into())
-                .spawn(move || watch(&shared))
-                .expect("spawn the expiry watcher");
-        } else if earliest {
-            self.shared.wake.notify_one();
+        let earliest = state.deadlines.first().is_none_or(|&t| at < t);
+        state.deadlines.insert(at);
+        if state.started {
+            if earliest {
+                self.shared.wake.notify_one();
+            }
+            return;
+        }
+        let shared = self.shared.clone();
+        let spawned = std::thread::Builder::new().name("keygate-expiry".into()).spawn(move || run(shared));
+        state.started = spawned.is_ok();
+        drop(state);
+        match spawned {
+            Ok(_) => {
+                if self.shared.signals.lower(Signals::MEMO_UNSAFE) {
+                    self.shared.reporter.recover(Task::Expiry);
+                }
+            }
+            Err(e) => memo_off(&self.shared, format!("cannot start the expiry watcher thread ({e})")),
         }
     }
 
     /// The clock was frozen, moved or released: re-evaluate.
     pub fn clock_changed(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    #[cfg(test)]
+    fn make_fail(&self) {
+        self.shared.state.lock().fail = true;
         self.shared.wake.notify_one();
     }
 }
@@ -80,90 +119,158 @@ impl Drop for ExpiryWatch {
     }
 }
 
+/// Switches the memo off (answers stay exact: every check goes to the core) and says why.
+fn memo_off(shared: &Shared, why: String) {
+    shared.signals.raise(Signals::MEMO_UNSAFE);
+    let message = format!("{why}; decisions are no longer remembered until it runs again (answers stay exact)");
+    shared.reporter.fail(Task::Expiry, Error::new(ErrorCode::Internal, message));
+}
+
+/// The watcher thread: never ends silently. A failure switches the memo off and
+/// lets the next `schedule` start a new watcher.
+fn run(shared: Arc<Shared>) {
+    if catch_unwind(AssertUnwindSafe(|| watch(&shared))).is_err() {
+        shared.state.lock().started = false;
+        memo_off(&shared, "the expiry watcher failed".to_string());
+    }
+}
+
 fn watch(shared: &Shared) {
-    let mut bypass = false;
     let mut state = shared.state.lock();
     while !state.shutdown {
+        #[cfg(test)]
+        if state.fail {
+            state.fail = false;
+            drop(state);
+            panic!("expiry watcher failure injected by a test");
+        }
+        if shared.clock.frozen_at().is_some() {
+            shared.wake.wait(&mut state);
+            continue;
+        }
         let now = system_now();
-        // A key is usable while now < expiresAt: an instant is behind us once now > it.
-        let mut passed = false;
-        while state.deadlines.peek().is_some_and(|&Reverse(t)| t < now) {
-            state.deadlines.pop();
-            passed = true;
+        // Stepped back, the clock makes earlier bumps precede decisions still to
+        // come before those instants: arm every window again.
+        if now < state.last_now {
+            state.armed_until = None;
         }
-        // Woken late (a paused process, a suspended machine, a clock stepped
-        // forward): an instant passed without the bypass. Tell the memo now.
-        if passed && !bypass {
+        state.last_now = now;
+        let window_end = now.saturating_add(MEMO_HORIZON_MS);
+        let from = state.armed_until.map_or(Unbounded, Excluded);
+        // Instants within the horizon (or passed while the thread was held up)
+        // that have had no bump yet: one bump now covers them all.
+        if state.deadlines.range((from, Included(window_end))).next().is_some() {
             shared.signals.bump();
+            state.armed_until = Some(window_end);
         }
-        let frozen = shared.clock.frozen_at().is_some();
-        let next = state.deadlines.peek().map(|&Reverse(t)| t);
-        let want_bypass = !frozen && next.is_some_and(|t| t - now <= MARGIN_MS);
-        if want_bypass != bypass {
-            bypass = want_bypass;
-            shared.signals.bypass.store(bypass as u32, Ordering::Release);
-            shared.signals.bump();
-        }
-        match next {
-            Some(t) if !frozen => {
+        // Drop the instants behind us (a key is usable while now < expiresAt).
+        let upcoming = state.deadlines.split_off(&now.saturating_add(1));
+        state.deadlines = upcoming;
+        let from = state.armed_until.map_or(Unbounded, Excluded);
+        match state.deadlines.range((from, Unbounded)).next().copied() {
+            Some(t) => {
                 // Waits run on the monotonic clock and instants on the wall clock, so
                 // never sleep long: a wall-clock step is noticed within MAX_SLEEP_MS.
-                let wait_ms = if bypass { t - now + 1 } else { t - now - MARGIN_MS };
-                let wait_ms = wait_ms.clamp(1, MAX_SLEEP_MS);
-                shared.wake.wait_for(&mut state, Duration::from_millis(wait_ms as u64));
+                let wait_ms = t.saturating_sub(MEMO_HORIZON_MS).saturating_sub(now).clamp(1, MAX_SLEEP_MS);
+                shared.wake.wait_for(&mut state, Duration::from_millis(wait_ms.unsigned_abs()));
             }
-            _ => shared.wake.wait(&mut state),
+            // Only armed instants left: look again when they have passed, or when woken.
+            None if !state.deadlines.is_empty() => {
+                shared.wake.wait_for(&mut state, Duration::from_millis(MAX_SLEEP_MS.unsigned_abs()));
+            }
+            None => shared.wake.wait(&mut state),
         }
-    }
-    if bypass {
-        shared.signals.bypass.store(0, Ordering::Release);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::atomic::Ordering;
 
-    #[test]
-    fn a_late_wake_still_tells_the_memo() {
+    use super::*;
+    use crate::store::Incident;
+
+    fn watcher() -> (Arc<Signals>, ExpiryWatch, Arc<Mutex<Vec<Incident>>>) {
         let signals = Arc::new(Signals::default());
-        let clock = Arc::new(Clock::new(None));
-        let watch = ExpiryWatch::new(signals.clone(), clock);
-        // An instant that is already behind the watcher when it first looks,
-        // as after a pause: it must still bump the generation.
-        let mut state = watch.shared.state.lock();
-        state.deadlines.push(Reverse(system_now() - 10));
-        state.deadlines.push(Reverse(system_now() + 60_000));
-        drop(state);
-        watch.schedule(system_now() + 120_000);
-        let start = std::time::Instant::now();
-        while signals.generation.load(Ordering::Acquire) == 0 {
-            assert!(start.elapsed() < Duration::from_secs(2), "the passed instant was never signalled");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(signals.bypass.load(Ordering::Acquire), 0);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let reporter = Arc::new(Reporter::new(Some(Arc::new(move |i: &Incident| sink.lock().push(i.clone())))));
+        let watch = ExpiryWatch::new(signals.clone(), Arc::new(Clock::new(None)), reporter);
+        (signals, watch, seen)
+    }
+
+    fn generation(signals: &Signals) -> u32 {
+        signals.generation.load(Ordering::Acquire)
     }
 
     #[test]
-    fn bypass_covers_the_expiry_instant() {
-        let signals = Arc::new(Signals::default());
-        let watch = ExpiryWatch::new(signals.clone(), Arc::new(Clock::new(None)));
-        let at = system_now() + 400;
-        watch.schedule(at);
-        let mut saw_bypass_before = false;
-        while system_now() <= at {
-            if signals.bypass.load(Ordering::Acquire) == 1 {
-                saw_bypass_before = true;
-            }
-            // Whenever the instant is this close, the memo must already be off.
-            if at - system_now() < 50 {
-                assert_eq!(signals.bypass.load(Ordering::Acquire), 1, "bypass raised before the instant");
-            }
+    fn a_late_wake_still_tells_the_memo() {
+        let (signals, watch, _) = watcher();
+        // An instant that is already behind the watcher when it first looks,
+        // as after a pause: it must still bump the generation.
+        watch.shared.state.lock().deadlines.insert(system_now() - 10);
+        watch.schedule(system_now() + 120_000);
+        let start = std::time::Instant::now();
+        while generation(&signals) == 0 {
+            assert!(start.elapsed() < Duration::from_secs(2), "the passed instant was never signalled");
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(saw_bypass_before);
-        std::thread::sleep(Duration::from_millis(100));
-        assert_eq!(signals.bypass.load(Ordering::Acquire), 0, "bypass lowered after the instant");
-        assert!(signals.generation.load(Ordering::Acquire) >= 2);
+        assert_eq!(signals.bypass.load(Ordering::Acquire), 0, "the memo stays on");
+    }
+
+    #[test]
+    fn the_memo_is_emptied_within_the_horizon_before_each_instant_and_never_switched_off() {
+        let (signals, watch, _) = watcher();
+        let at = system_now() + MEMO_HORIZON_MS + 300;
+        watch.schedule(at);
+        let before = generation(&signals);
+        let mut bumped_at = None;
+        while system_now() < at {
+            if bumped_at.is_none() && generation(&signals) != before {
+                bumped_at = Some(system_now());
+            }
+            assert_eq!(signals.bypass.load(Ordering::Acquire), 0, "the memo is never switched off around an expiry");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let bumped_at = bumped_at.expect("the generation was bumped before the instant");
+        assert!(bumped_at >= at - MEMO_HORIZON_MS, "bumped at {bumped_at}, before the window opening at {}", at - MEMO_HORIZON_MS);
+        assert!(bumped_at < at, "bumped at {bumped_at}, after the instant {at}");
+    }
+
+    #[test]
+    fn instants_within_one_horizon_share_one_bump() {
+        let (signals, watch, _) = watcher();
+        let at = system_now() + 300;
+        for i in 0..50 {
+            watch.schedule(at + i * 10);
+            watch.schedule(at + i * 10);
+        }
+        std::thread::sleep(Duration::from_millis(1000));
+        assert_eq!(generation(&signals), 1, "one bump for instants within one horizon");
+    }
+
+    #[test]
+    fn a_failed_watcher_switches_the_memo_off_says_so_once_and_a_new_one_switches_it_on() {
+        let (signals, watch, seen) = watcher();
+        watch.schedule(system_now() + 60_000);
+        watch.make_fail();
+        let start = std::time::Instant::now();
+        while watch.shared.state.lock().started {
+            assert!(start.elapsed() < Duration::from_secs(2), "the watcher did not fail");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_ne!(signals.bypass.load(Ordering::Acquire) & Signals::MEMO_UNSAFE, 0, "the memo is off");
+        {
+            let seen = seen.lock();
+            assert_eq!(seen.len(), 1);
+            let incident = seen.first().map(|i| (i.task, i.error.code, i.recovered));
+            assert_eq!(incident, Some((Task::Expiry, ErrorCode::Internal, false)));
+        }
+        // The next key scheduled starts a new watcher: the memo is on again.
+        watch.schedule(system_now() + 60_000);
+        assert_eq!(signals.bypass.load(Ordering::Acquire), 0);
+        let seen = seen.lock();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen.get(1).map(|i| (i.task, i.recovered)), Some((Task::Expiry, true)));
     }
 }

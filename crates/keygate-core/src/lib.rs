@@ -31,6 +31,6 @@ pub use decision::{Call, Reason};
 pub use error::{Error, ErrorCode, Result};
 pub use audit::{AuditEntry, AuditQuery, AuditReport};
 pub use store::{
-    validate_rule, Actor, Explanation, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, Options, RoleView, Signals,
+    validate_rule, Actor, Explanation, Incident, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, OnError, Options, RoleView, Signals, Task,
     UserInput, UserView, Verdict,
 };

@@ -2,7 +2,8 @@
 //! then commits its changes to the backend, then applies them in memory — so a
 //! call that fails changes nothing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -13,8 +14,9 @@ use crate::backend::{Backend, Catchup, MemoryBackend};
 use crate::clock::Clock;
 use crate::expiry::ExpiryWatch;
 use crate::hints::HintFilter;
-use crate::decision::{decide, Call, Reason};
-use crate::error::{quote, Error, ErrorCode, Result};
+use crate::decision::{decide, decide_unavailable, Call, Reason};
+use crate::error::{quote, redact_secrets, Error, ErrorCode, Result};
+use crate::expiry::MEMO_HORIZON_MS;
 use crate::model::{check_actor, check_description, check_name, parse_key_id, Key, KeyState, Role, User, UserStatus};
 use crate::registry::{record_of, Change, KeyRecord, Registry, RoleRecord, UserRecord};
 use crate::rule::{normalise_list, RuleUse};
@@ -26,7 +28,7 @@ const MAX_LIFETIME_DAYS_LIMIT: u32 = 36_500;
 
 /// Words shared with the JavaScript side (as an ArrayBuffer over this struct):
 /// `generation` changes whenever any decision may have changed; while `bypass`
-/// is non-zero no remembered decision may be used.
+/// is non-zero no remembered decision may be used (its bits say why).
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct Signals {
@@ -35,12 +37,147 @@ pub struct Signals {
 }
 
 impl Signals {
+    /// `bypass` bit: the store cannot vouch that it is current; checks answer `store_unavailable`.
+    pub const STORE_UNAVAILABLE: u32 = 1;
+    /// `bypass` bit: the expiry watcher is not running, so remembered decisions could outlive an expiry.
+    pub const MEMO_UNSAFE: u32 = 2;
+
     pub fn bump(&self) {
         self.generation.fetch_add(1, Ordering::Release);
     }
+
+    /// Raises a `bypass` bit, then bumps the generation so that the memo looks at
+    /// it before its next answer. True when the bit was not raised before.
+    pub(crate) fn raise(&self, bit: u32) -> bool {
+        let before = self.bypass.fetch_or(bit, Ordering::AcqRel);
+        self.bump();
+        before & bit == 0
+    }
+
+    /// Lowers a `bypass` bit (bumping the generation); true when it was raised.
+    pub(crate) fn lower(&self, bit: u32) -> bool {
+        let before = self.bypass.fetch_and(!bit, Ordering::AcqRel);
+        if before & bit == 0 {
+            return false;
+        }
+        self.bump();
+        true
+    }
+
+    fn is_raised(&self, bit: u32) -> bool {
+        self.bypass.load(Ordering::Acquire) & bit != 0
+    }
 }
 
-#[derive(Debug, Clone, Default)]
+/// A store's background work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Task {
+    /// Applying other processes' changes (durable store); while it fails, checks
+    /// answer `store_unavailable`.
+    Sync,
+    /// Keeping the decision memo exact across expiry instants; while it fails,
+    /// decisions are not remembered.
+    Expiry,
+    /// Writing `lastUsedAt` of used keys to the durable store.
+    LastUsed,
+    /// Deleting keys expired for longer than `purgeExpiredAfterDays`.
+    Purge,
+}
+
+impl Task {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Task::Sync => "sync",
+            Task::Expiry => "expiry",
+            Task::LastUsed => "lastUsedAt",
+            Task::Purge => "purge",
+        }
+    }
+
+    /// What fails while the task does, for people reading the log.
+    const fn consequence(self) -> &'static str {
+        match self {
+            Task::Sync => "the store cannot vouch that it is current, so every check answers store_unavailable (denied) until it has caught up again",
+            Task::Expiry => "decisions are not remembered meanwhile (answers stay exact)",
+            Task::LastUsed => "lastUsedAt is not written meanwhile (uses are kept and retried)",
+            Task::Purge => "long-expired keys are not deleted meanwhile",
+        }
+    }
+}
+
+/// What a background task reports: the first failure of an episode, or the
+/// recovery that ends it (`recovered`, with the error that started the episode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incident {
+    pub task: Task,
+    pub error: Error,
+    pub recovered: bool,
+}
+
+impl std::fmt::Display for Incident {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.recovered {
+            write!(f, "keygate: {} works again (it had failed with {})", self.task.as_str(), self.error.code.as_str())
+        } else {
+            write!(f, "keygate: {} failed: {}; {}", self.task.as_str(), self.error, self.task.consequence())
+        }
+    }
+}
+
+/// Receives a store's [`Incident`]s, on a keygate thread: it must return quickly and
+/// must not call the store (the Node binding hands them to the event loop).
+pub type OnError = Arc<dyn Fn(&Incident) + Send + Sync>;
+
+/// Reports each background failure once per episode, and the recovery that ends it.
+pub(crate) struct Reporter {
+    handler: Option<OnError>,
+    /// Episodes not yet ended: the task and the error that started it.
+    open: Mutex<Vec<(Task, Error)>>,
+}
+
+impl Reporter {
+    pub(crate) fn new(handler: Option<OnError>) -> Reporter {
+        Reporter { handler, open: Mutex::new(Vec::new()) }
+    }
+
+    /// A failure of `task`: reported unless an episode is already open.
+    pub(crate) fn fail(&self, task: Task, error: Error) {
+        {
+            let mut open = self.open.lock();
+            if open.iter().any(|(t, _)| *t == task) {
+                return;
+            }
+            open.push((task, error.clone()));
+        }
+        self.deliver(&Incident { task, error, recovered: false });
+    }
+
+    /// `task` succeeded: ends its episode, if one is open, and says so.
+    pub(crate) fn recover(&self, task: Task) {
+        let mut ended = None;
+        self.open.lock().retain(|(t, error)| {
+            if *t == task {
+                ended = Some(error.clone());
+            }
+            *t != task
+        });
+        if let Some(error) = ended {
+            self.deliver(&Incident { task, error, recovered: true });
+        }
+    }
+
+    fn deliver(&self, incident: &Incident) {
+        match &self.handler {
+            // A failing handler must not take the reporting thread down with it.
+            Some(handler) => {
+                let _ = catch_unwind(AssertUnwindSafe(|| handler(incident)));
+            }
+            None => eprintln!("{}", redact_secrets(&incident.to_string())),
+        }
+    }
+}
+
+#[derive(Clone, Default)]
 pub struct Options {
     pub key_prefix: Option<String>,
     pub max_lifetime_days: Option<f64>,
@@ -48,6 +185,20 @@ pub struct Options {
     pub now: Option<i64>,
     /// Durable store: delete keys expired for longer than this (default 7 days).
     pub purge_expired_after_days: Option<f64>,
+    /// Where background failures and recoveries go (default: standard error).
+    pub on_error: Option<OnError>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("key_prefix", &self.key_prefix)
+            .field("max_lifetime_days", &self.max_lifetime_days)
+            .field("now", &self.now)
+            .field("purge_expired_after_days", &self.purge_expired_after_days)
+            .field("on_error", &self.on_error.as_ref().map(|_| "<handler>"))
+            .finish()
+    }
 }
 
 /// Who made an admin call, for the audit trail.
@@ -141,6 +292,9 @@ pub struct Verdict {
     pub known_key: bool,
     /// The key has IP rules, so the decision depends on the caller's address.
     pub ip_dependent: bool,
+    /// Not to be remembered: the key expires within `MEMO_HORIZON_MS` of the
+    /// decision's instant (see `expiry.rs`).
+    pub transient: bool,
 }
 
 /// A store of users, roles and keys. Cheap to clone: clones share the store.
@@ -158,6 +312,7 @@ pub struct Inner {
     signals: Arc<Signals>,
     hints: Arc<HintFilter>,
     expiry: ExpiryWatch,
+    reporter: Arc<Reporter>,
     backend: Box<dyn Backend>,
     /// Keys used since the last flush of `lastUsedAt` (durable stores only).
     used: Mutex<Vec<[u8; 16]>>,
@@ -191,8 +346,7 @@ impl Tx<'_> {
         let audit = changes.iter().flat_map(|c| describe(&self.registry, c, self.operation, self.actor, now)).collect();
         self.finished = true;
         self.store.backend.commit(&changes, audit)?;
-        self.store.apply(&mut self.registry, changes);
-        Ok(())
+        self.store.apply(&mut self.registry, changes)
     }
 }
 
@@ -247,6 +401,16 @@ fn iso(ms: i64) -> String {
     crate::time::iso8601(ms)
 }
 
+/// A defect inside keygate, reported instead of a crash.
+fn internal(what: &str) -> Error {
+    Error::new(ErrorCode::Internal, format!("internal error: {what}"))
+}
+
+/// A row another process wrote that this one cannot apply.
+fn unloadable(error: Error) -> Error {
+    Error::new(ErrorCode::StoreCorrupt, format!("a change written by another process cannot be applied: {}", error.message))
+}
+
 impl KeyStore {
     /// A store with no durable backend.
     pub fn in_memory(options: Options) -> Result<KeyStore> {
@@ -263,7 +427,8 @@ impl KeyStore {
         check_lifetime_days(days)?;
         let clock = Arc::new(Clock::new(options.now));
         let signals = Arc::new(Signals::default());
-        let expiry = ExpiryWatch::new(signals.clone(), clock.clone());
+        let reporter = Arc::new(Reporter::new(options.on_error.clone()));
+        let expiry = ExpiryWatch::new(signals.clone(), clock.clone(), reporter.clone());
         for key in registry.keys() {
             expiry.schedule(key.expires_at);
         }
@@ -280,6 +445,7 @@ impl KeyStore {
                 signals,
                 hints,
                 expiry,
+                reporter,
                 backend,
                 used: Mutex::new(Vec::new()),
                 durable,
@@ -342,40 +508,117 @@ impl Inner {
         if let Some(actor) = actor {
             check_actor(actor)?;
         }
-        let registry = self.registry.write();
-        let catchup = self.backend.begin()?;
-        let mut tx = Tx { store: self, registry, operation, actor, finished: false };
-        self.catch_up(&mut tx.registry, catchup);
-        Ok(tx)
+        let mut registry = self.registry.write();
+        self.backend.begin()?;
+        match self.sync(&mut registry, || self.backend.changes()) {
+            Ok(recovered) => {
+                if recovered {
+                    self.reporter.recover(Task::Sync);
+                }
+                Ok(Tx { store: self, registry, operation, actor, finished: false })
+            }
+            Err(error) => {
+                self.backend.rollback();
+                drop(registry);
+                self.reporter.fail(Task::Sync, error.clone());
+                Err(error)
+            }
+        }
     }
 
     /// Applies changes already made durable, and tells the memo.
-    fn apply(&self, registry: &mut Registry, changes: Vec<Change>) {
+    fn apply(&self, registry: &mut Registry, changes: Vec<Change>) -> Result<()> {
         for change in &changes {
             if let Change::PutKey(record) = change {
                 self.expiry.schedule(record.expires_at);
             }
         }
+        let mut applied = Ok(());
         for change in changes {
-            registry.apply(change).expect("validated changes apply cleanly");
+            if let Err(error) = registry.apply(change) {
+                applied = Err(error);
+                break;
+            }
         }
         self.signals.bump();
+        applied.map_err(|error| {
+            // Validated changes always apply: memory no longer matches what was stored.
+            let error = internal(&format!("a stored change could not be applied in memory ({})", error.message));
+            if self.durable {
+                self.lose_sync();
+                self.reporter.fail(Task::Sync, error.clone());
+            }
+            error
+        })
     }
 
-    /// Applies what other processes changed.
-    pub(crate) fn catch_up(&self, registry: &mut Registry, catchup: Catchup) {
+    /// Whether the store can vouch that its state is current. Only a store
+    /// shared with other processes can lose that (see `sync`).
+    pub fn is_current(&self) -> bool {
+        !self.signals.is_raised(Signals::STORE_UNAVAILABLE)
+    }
+
+    /// Fails closed: checks answer `store_unavailable` (the memo is off) and the
+    /// next catch-up reads the whole state afresh.
+    fn lose_sync(&self) {
+        self.backend.resync();
+        self.signals.raise(Signals::STORE_UNAVAILABLE);
+    }
+
+    /// Brings `registry` (held for writing) up to what other processes changed,
+    /// as `fetch` reports it. A change that cannot be read or applied makes it read
+    /// everything afresh at once; if that fails too, the store fails closed until
+    /// a later catch-up succeeds. Returns true when this ends such a failure.
+    fn sync(&self, registry: &mut Registry, fetch: impl Fn() -> Result<Catchup>) -> Result<bool> {
+        let mut result = fetch().and_then(|catchup| self.catch_up(registry, catchup));
+        // A first failure: read everything afresh at once (while failing already, the
+        // attempt above was such a reading).
+        if result.is_err() && self.is_current() {
+            self.backend.resync();
+            result = fetch().and_then(|catchup| self.catch_up(registry, catchup));
+        }
+        match result {
+            Ok(()) => Ok(self.signals.lower(Signals::STORE_UNAVAILABLE)),
+            Err(error) => {
+                self.lose_sync();
+                Err(error)
+            }
+        }
+    }
+
+    /// Applies what other processes changed. Rows another process wrote were
+    /// validated there; the only one that may legitimately not apply is a key
+    /// whose user a later change in the same batch deletes. Anything else is a
+    /// row this process cannot load: an error (the caller fails closed).
+    fn catch_up(&self, registry: &mut Registry, catchup: Catchup) -> Result<()> {
         match catchup {
-            Catchup::Nothing => {}
+            Catchup::Nothing => Ok(()),
             Catchup::Changes(changes) => {
-                for change in changes {
-                    if let Change::PutKey(record) = &change {
-                        self.expiry.schedule(record.expires_at);
+                let mut deleted_at: HashMap<String, usize> = HashMap::new();
+                for (i, change) in changes.iter().enumerate() {
+                    if let Change::DeleteUser(id) = change {
+                        deleted_at.insert(id.clone(), i);
                     }
-                    // Rows another process wrote were validated there; one that no
-                    // longer fits (say, a key whose user was deleted since) is skipped.
-                    let _ = registry.apply(change);
+                }
+                let mut result = Ok(());
+                for (i, change) in changes.into_iter().enumerate() {
+                    let orphan = match &change {
+                        Change::PutKey(record) => {
+                            self.expiry.schedule(record.expires_at);
+                            registry.user(&record.user_id).is_none().then(|| record.user_id.clone())
+                        }
+                        _ => None,
+                    };
+                    if let Err(error) = registry.apply(change) {
+                        let deleted_later = orphan.and_then(|user| deleted_at.get(&user).copied()).is_some_and(|at| at > i);
+                        if !deleted_later {
+                            result = Err(unloadable(error));
+                            break;
+                        }
+                    }
                 }
                 self.signals.bump();
+                result
             }
             Catchup::Reload(mut fresh) => {
                 fresh.attach_hints(self.hints.clone());
@@ -384,22 +627,54 @@ impl Inner {
                     self.expiry.schedule(key.expires_at);
                 }
                 self.signals.bump();
+                Ok(())
             }
         }
     }
 
-    /// Watcher: picks up other processes' changes, if any.
+    /// Watcher: picks up other processes' changes, if any; reports a failure
+    /// (once per episode) and the recovery that ends it.
     pub(crate) fn poll(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Ok(());
         }
         let mut registry = self.registry.write();
-        let catchup = self.backend.poll()?;
-        self.catch_up(&mut registry, catchup);
-        Ok(())
+        let result = self.sync(&mut registry, || self.backend.poll());
+        drop(registry);
+        match result {
+            Ok(recovered) => {
+                if recovered {
+                    self.reporter.recover(Task::Sync);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                self.reporter.fail(Task::Sync, error.clone());
+                Err(error)
+            }
+        }
+    }
+
+    /// The watcher cannot tell whether other processes changed the store (it
+    /// cannot read it, or it failed): fail closed until a later `poll` succeeds.
+    pub(crate) fn sync_failed(&self, error: Error) {
+        {
+            let _registry = self.registry.write();
+            self.lose_sync();
+        }
+        self.reporter.fail(Task::Sync, error);
+    }
+
+    /// Reports the outcome of a background task other than sync: once per failure episode.
+    pub(crate) fn report(&self, task: Task, outcome: &Result<()>) {
+        match outcome {
+            Ok(()) => self.reporter.recover(task),
+            Err(error) => self.reporter.fail(task, error.clone()),
+        }
     }
 
     /// Writes `lastUsedAt` of keys used since the last flush (durable stores).
+    /// Uses that could not be written are kept for the next flush.
     pub(crate) fn flush_uses(&self) -> Result<()> {
         let ids = std::mem::take(&mut *self.used.lock());
         if ids.is_empty() {
@@ -416,7 +691,19 @@ impl Inner {
                 .collect()
         };
         // Written without holding the keys: checks never wait on this I/O.
-        self.backend.flush_uses(&uses)
+        let written = self.backend.flush_uses(&uses);
+        if written.is_err() {
+            let registry = self.registry.read();
+            let mut used = self.used.lock();
+            for (id, at) in &uses {
+                if let Some(key) = registry.key_by_id(id) {
+                    if key.touch(*at) {
+                        used.push(key.id);
+                    }
+                }
+            }
+        }
+        written
     }
 
     /// Brings `lastUsedAt` in memory up to what other processes flushed.
@@ -501,7 +788,7 @@ impl Inner {
         let rights = normalise_list(rights, RuleUse::Rights)?;
         let mut tx = self.write("putRole", actor)?;
         tx.commit(vec![Change::PutRole(RoleRecord { name: name.to_string(), rights })])?;
-        Ok(view_role(tx.role(name).expect("role just stored")))
+        Ok(view_role(tx.role(name).ok_or_else(|| internal("the role just stored is missing"))?))
     }
 
     /// Deletes a role and takes it away from every user holding it.
@@ -546,7 +833,7 @@ impl Inner {
         }
         let record = UserRecord { id: input.id.clone(), status, rights, roles };
         tx.commit(vec![Change::PutUser(record)])?;
-        Ok(view_user(tx.user(&input.id).expect("user just stored")))
+        Ok(view_user(tx.user(&input.id).ok_or_else(|| internal("the user just stored is missing"))?))
     }
 
     pub fn get_user(&self, id: &str) -> Result<Option<UserView>> {
@@ -639,7 +926,7 @@ impl Inner {
             rules,
         };
         tx.commit(vec![Change::PutKey(record)])?;
-        let key = view_key(tx.key_by_id(&id).expect("key just stored"));
+        let key = view_key(tx.key_by_id(&id).ok_or_else(|| internal("the key just stored is missing"))?);
         Ok(Issued { key, secret: issued.text })
     }
 
@@ -691,7 +978,7 @@ impl Inner {
             record.updated_at = now;
             tx.commit(vec![Change::PutKey(record.clone())])?;
         }
-        Ok(view_key(tx.key_by_id(&record.id).expect("key exists")))
+        Ok(view_key(tx.key_by_id(&record.id).ok_or_else(|| internal("the key just changed is missing"))?))
     }
 
     /// Moves a key between states: `active ⇄ suspended`, either → `revoked`, never back.
@@ -710,7 +997,7 @@ impl Inner {
             record.updated_at = self.clock.now();
             tx.commit(vec![Change::PutKey(record.clone())])?;
         }
-        Ok(view_key(tx.key_by_id(&record.id).expect("key exists")))
+        Ok(view_key(tx.key_by_id(&record.id).ok_or_else(|| internal("the key just changed is missing"))?))
     }
 
     /// Issues a new key like `id` (same user, description, rules, expiry and
@@ -758,7 +1045,7 @@ impl Inner {
         }
         old.updated_at = now;
         tx.commit(vec![Change::PutKey(new), Change::PutKey(old)])?;
-        let key = view_key(tx.key_by_id(&new_id).expect("key just stored"));
+        let key = view_key(tx.key_by_id(&new_id).ok_or_else(|| internal("the key just stored is missing"))?);
         Ok(Issued { key, secret: issued.text })
     }
 
@@ -776,15 +1063,28 @@ impl Inner {
 
     /// The hot path: decides a call and records the use of the key when allowed.
     pub fn check(&self, call: Call<'_>) -> Verdict {
-        let registry = self.registry.read();
-        let outcome = decide(&registry, &self.prefix, &self.clock, call);
-        if let (Some(key), true) = (outcome.key, outcome.allowed()) {
-            self.record_use(key, outcome.now);
+        // A store that cannot vouch it is current answers at once, without waiting
+        // for the registry (a reload may hold it).
+        if !self.is_current() {
+            let reason = decide_unavailable(&self.prefix, call);
+            return Verdict { reason, known_key: false, ip_dependent: false, transient: true };
         }
+        let registry = self.registry.read();
+        let outcome = decide(&registry, &self.prefix, &self.clock, || self.is_current(), call);
+        if let (Some(key), Some(now), true) = (outcome.key, outcome.now, outcome.allowed()) {
+            self.record_use(key, now);
+        }
+        // Expired stays expired (a clock set back bumps the generation); a key about to
+        // expire is decided afresh each time, so no remembered answer outlives it.
+        let transient = match (outcome.key, outcome.now) {
+            (Some(key), Some(now)) => now < key.expires_at && key.expires_at.saturating_sub(now) <= MEMO_HORIZON_MS,
+            _ => false,
+        };
         Verdict {
             reason: outcome.reason,
             known_key: outcome.key.is_some(),
             ip_dependent: outcome.key.is_some_and(|k| k.rules.has_ip_rules()),
+            transient,
         }
     }
 
@@ -795,8 +1095,12 @@ impl Inner {
     /// The decision with its reason, the key and user it concerns and the first
     /// matching API rule. A diagnosis, not a use: `lastUsedAt` is left alone.
     pub fn explain(&self, call: Call<'_>) -> Explanation {
+        if !self.is_current() {
+            let reason = decide_unavailable(&self.prefix, call);
+            return Explanation { reason, key_id: None, user_id: None, matched_rule: None };
+        }
         let registry = self.registry.read();
-        let outcome = decide(&registry, &self.prefix, &self.clock, call);
+        let outcome = decide(&registry, &self.prefix, &self.clock, || self.is_current(), call);
         Explanation {
             reason: outcome.reason,
             key_id: outcome.key.map(Key::id_string),

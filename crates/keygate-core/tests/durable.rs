@@ -150,3 +150,239 @@ fn a_process_too_far_behind_reloads_everything() {
     }
     assert_eq!(behind.list_users().unwrap().len(), 2);
 }
+
+// ---- damaged rows and files: STORE_CORRUPT at open, fail closed while running ----
+
+use std::sync::{Arc, Mutex};
+
+use keygate_core::{Incident, Task};
+
+fn key_id_text(raw: &[u8; 16]) -> String {
+    keygate_core::secret::encode_id(keygate_core::model::KEY_ID_PREFIX, raw)
+}
+
+fn raw_id(id: &str) -> [u8; 16] {
+    keygate_core::model::parse_key_id(id).unwrap()
+}
+
+/// Options whose `on_error` collects what the store reports.
+fn reporting() -> (Options, Arc<Mutex<Vec<Incident>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let options = Options { on_error: Some(Arc::new(move |i: &Incident| sink.lock().unwrap().push(i.clone()))), ..Default::default() };
+    (options, seen)
+}
+
+/// What another writer does: statements in one transaction, straight to the file.
+fn write_directly(path: &std::path::Path, statements: &[(&str, Vec<rusqlite::types::Value>)]) {
+    let mut db = rusqlite::Connection::open(path).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    let tx = db.transaction().unwrap();
+    for (sql, params) in statements {
+        tx.execute(sql, rusqlite::params_from_iter(params.iter())).unwrap();
+    }
+    tx.commit().unwrap();
+}
+
+/// A copy of key `from` with a fresh id and digest and the given rules, and its change row.
+fn bad_key_row(from: &[u8; 16], rules: &str) -> ([u8; 16], Vec<(&'static str, Vec<rusqlite::types::Value>)>) {
+    let mut id = [0u8; 16];
+    id[0] = 0xee;
+    id[15] = 0x01;
+    let digest = vec![0xabu8; 32];
+    let copy = "INSERT INTO keys (id, seq, user_id, description, state, expires_at, created_at, updated_at, last_used_at, hint, digest, rules)
+                SELECT ?1, seq + 1000, user_id, description, state, expires_at, created_at, updated_at, last_used_at, hint, ?2, ?3 FROM keys WHERE id = ?4";
+    let statements = vec![
+        (copy, vec![id.to_vec().into(), digest.into(), rules.to_string().into(), from.to_vec().into()]),
+        ("INSERT INTO changes (kind, id, op) VALUES ('key', ?1, 'put')", vec![key_id_text(&id).into()]),
+    ];
+    (id, statements)
+}
+
+fn wait_until(what: &str, done: impl FnMut() -> bool) {
+    wait_for(what, 5, done)
+}
+
+fn wait_for(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(seconds), "{what}: not within {seconds} s");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn sidecars(path: &std::path::Path) -> Vec<String> {
+    ["-wal", "-shm", "-journal"]
+        .iter()
+        .map(|s| format!("{}{s}", path.display()))
+        .filter(|p| std::path::Path::new(p).exists())
+        .collect()
+}
+
+#[test]
+fn a_row_it_cannot_load_makes_open_store_corrupt_and_leaves_the_file_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source.db");
+    let store = open(&source).unwrap();
+    let (id, _) = seed(&store);
+    store.close().unwrap();
+    let id = raw_id(&id);
+    type Damage = Vec<(&'static str, Vec<rusqlite::types::Value>)>;
+    let id_param = || -> rusqlite::types::Value { id.to_vec().into() };
+    let damages: Vec<(&str, Damage)> = vec![
+        ("a rule with a space", vec![("UPDATE keys SET rules = 'a b:c' WHERE id = ?1", vec![id_param()])]),
+        ("a non-ASCII rule", vec![("UPDATE keys SET rules = 'éé' WHERE id = ?1", vec![id_param()])]),
+        ("a non-ASCII right", vec![("UPDATE users SET rights = 'Grö:x'", vec![])]),
+        ("a state keygate does not know", vec![("UPDATE keys SET state = 'bogus' WHERE id = ?1", vec![id_param()])]),
+        ("a user status keygate does not know", vec![("UPDATE users SET status = 'gone'", vec![])]),
+        ("a 3-byte key id", vec![("UPDATE keys SET id = X'010203' WHERE id = ?1", vec![id_param()])]),
+        ("a 5-byte digest", vec![("UPDATE keys SET digest = X'0102030405' WHERE id = ?1", vec![id_param()])]),
+        ("invalid UTF-8 in a description", vec![("UPDATE keys SET description = CAST(X'C328FF' AS TEXT) WHERE id = ?1", vec![id_param()])]),
+        ("invalid UTF-8 in a user id", vec![("UPDATE users SET id = CAST(X'FF' AS TEXT)", vec![])]),
+        ("a number where text belongs", vec![("UPDATE keys SET state = 7 WHERE id = ?1", vec![id_param()])]),
+        ("text where a number belongs", vec![("UPDATE keys SET expires_at = 'soon' WHERE id = ?1", vec![id_param()])]),
+        ("a key whose user is missing", vec![("DELETE FROM users", vec![])]),
+        ("a dropped table", vec![("DROP TABLE roles", vec![])]),
+        ("a dropped column", vec![("ALTER TABLE keys DROP COLUMN hint", vec![])]),
+        ("a missing key prefix", vec![("DELETE FROM meta WHERE name = 'key_prefix'", vec![])]),
+    ];
+    for (i, (what, statements)) in damages.iter().enumerate() {
+        let file = dir.path().join(format!("damaged-{i}.db"));
+        std::fs::copy(&source, &file).unwrap();
+        write_directly(&file, statements);
+        let before = std::fs::read(&file).unwrap();
+        assert_eq!(sidecars(&file), Vec::<String>::new(), "{what}: set-up left a sidecar file");
+        let error = open(&file).err().unwrap_or_else(|| panic!("{what}: the store opened"));
+        assert_eq!(error.code, ErrorCode::StoreCorrupt, "{what}: {}", error.message);
+        assert!(error.message.contains(file.to_str().unwrap()), "{what}: the message names the file: {}", error.message);
+        assert!(std::fs::read(&file).unwrap() == before, "{what}: the file changed");
+        assert_eq!(sidecars(&file), Vec::<String>::new(), "{what}: a sidecar file was created");
+    }
+}
+
+#[test]
+fn a_foreign_database_with_schema_version_1_is_store_corrupt_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("foreign.db");
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute_batch("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO customers (name) VALUES ('Ada'); PRAGMA user_version = 1;")
+        .unwrap();
+    drop(db);
+    let before = std::fs::read(&path).unwrap();
+    let error = open(&path).err().unwrap();
+    assert_eq!(error.code, ErrorCode::StoreCorrupt, "{}", error.message);
+    assert!(error.message.contains("no meta table"), "{}", error.message);
+    assert!(std::fs::read(&path).unwrap() == before, "the file changed (switched to WAL?)");
+    assert_eq!(sidecars(&path), Vec::<String>::new());
+}
+
+#[test]
+fn a_zero_length_file_becomes_a_new_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.db");
+    std::fs::write(&path, b"").unwrap();
+    let store = open(&path).unwrap();
+    seed(&store);
+    store.close().unwrap();
+    assert_eq!(open(&path).unwrap().list_users().unwrap().len(), 1);
+}
+
+#[test]
+fn a_bad_row_from_another_writer_fails_the_store_closed_until_it_is_fixed_and_no_revocation_is_missed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let (options, seen) = reporting();
+    let store = KeyStore::open(path.to_str().unwrap(), options).unwrap();
+    let (first, first_secret) = seed(&store);
+    let (second, second_secret) = seed(&store);
+    assert_eq!(allowed(&store, &first_secret), Reason::Allowed);
+    let generation = || store.signals().generation.load(std::sync::atomic::Ordering::Acquire);
+    let before = generation();
+
+    let (bad, statements) = bad_key_row(&raw_id(&first), "a b:c");
+    write_directly(&path, &statements);
+    wait_until("the store fails closed", || allowed(&store, &first_secret) == Reason::StoreUnavailable);
+    assert_ne!(generation(), before, "the memo was told");
+    assert_ne!(store.signals().bypass.load(std::sync::atomic::Ordering::Acquire), 0, "the memo is off");
+    assert_eq!(store.explain(Call { secret: second_secret.as_bytes(), service: b"session", api: b"x", ip: None }).reason, Reason::StoreUnavailable);
+    assert_eq!(allowed(&store, "kg_not-a-secret"), Reason::MalformedKey, "step 1 still comes first");
+    // An admin call cannot plan on stale state either: refused, nothing written.
+    let refused = store.set_state(&second, "suspended", None).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::StoreCorrupt, "{}", refused.message);
+
+    // A healthy writer revokes the second key meanwhile: never answered from stale state.
+    write_directly(
+        &path,
+        &[
+            ("UPDATE keys SET state = 'revoked' WHERE id = ?1", vec![raw_id(&second).to_vec().into()]),
+            ("INSERT INTO changes (kind, id, op) VALUES ('key', ?1, 'put')", vec![second.clone().into()]),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(allowed(&store, &second_secret), Reason::StoreUnavailable, "still closed while the bad row is there");
+
+    // The bad row is repaired: the store catches up, revocation included, and opens again.
+    write_directly(
+        &path,
+        &[
+            ("UPDATE keys SET rules = 'session:*' WHERE id = ?1", vec![bad.to_vec().into()]),
+            ("INSERT INTO changes (kind, id, op) VALUES ('key', ?1, 'put')", vec![key_id_text(&bad).into()]),
+        ],
+    );
+    wait_until("the store recovers", || allowed(&store, &first_secret) == Reason::Allowed);
+    assert_eq!(allowed(&store, &second_secret), Reason::Revoked);
+    assert_eq!(store.signals().bypass.load(std::sync::atomic::Ordering::Acquire), 0, "the memo is on again");
+    assert_eq!(store.key_count(), 3);
+
+    let seen = seen.lock().unwrap();
+    let summary: Vec<(Task, ErrorCode, bool)> = seen.iter().map(|i| (i.task, i.error.code, i.recovered)).collect();
+    assert_eq!(summary, [(Task::Sync, ErrorCode::StoreCorrupt, false), (Task::Sync, ErrorCode::StoreCorrupt, true)], "once per episode");
+    let message = seen.first().unwrap().error.message.clone();
+    assert!(message.contains("a b:c") && message.contains(path.to_str().unwrap()), "{message}");
+}
+
+#[test]
+fn a_row_read_wrong_while_running_fails_closed_and_a_repair_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let (options, seen) = reporting();
+    let store = KeyStore::open(path.to_str().unwrap(), options).unwrap();
+    let (id, secret) = seed(&store);
+    let raw: rusqlite::types::Value = raw_id(&id).to_vec().into();
+    let change = ("INSERT INTO changes (kind, id, op) VALUES ('key', ?1, 'put')", vec![id.clone().into()]);
+    for (damage, value) in [("UPDATE keys SET state = 'bogus' WHERE id = ?1", "'active'"), ("UPDATE keys SET description = CAST(X'FF' AS TEXT) WHERE id = ?1", "'ok'")] {
+        write_directly(&path, &[(damage, vec![raw.clone()]), change.clone()]);
+        wait_until("the store fails closed", || allowed(&store, &secret) == Reason::StoreUnavailable);
+        let repair = damage.replace("'bogus'", value).replace("CAST(X'FF' AS TEXT)", value);
+        let repair: &'static str = Box::leak(repair.into_boxed_str());
+        write_directly(&path, &[(repair, vec![raw.clone()]), change.clone()]);
+        wait_until("the store recovers", || allowed(&store, &secret) == Reason::Allowed);
+    }
+    assert_eq!(seen.lock().unwrap().iter().map(|i| i.recovered).collect::<Vec<_>>(), [false, true, false, true]);
+}
+
+#[test]
+fn a_flush_that_cannot_write_is_reported_once_and_its_uses_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let (options, seen) = reporting();
+    let store = KeyStore::open(path.to_str().unwrap(), options).unwrap();
+    let (id, secret) = seed(&store);
+    // Another process holds the write lock longer than the busy timeout (5 s).
+    let blocker = rusqlite::Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    assert_eq!(allowed(&store, &secret), Reason::Allowed);
+    let used_at = store.get_key(&id).unwrap().unwrap().last_used_at.unwrap();
+    // The flush waits out the busy timeout (5 s) before it fails.
+    wait_for("the failed flush is reported", 10, || !seen.lock().unwrap().is_empty());
+    assert_eq!(allowed(&store, &secret), Reason::Allowed, "checks do not depend on the flush");
+    blocker.execute_batch("COMMIT").unwrap();
+    wait_until("the recovery is reported", || seen.lock().unwrap().len() == 2);
+    let summary: Vec<(Task, ErrorCode, bool)> = seen.lock().unwrap().iter().map(|i| (i.task, i.error.code, i.recovered)).collect();
+    assert_eq!(summary, [(Task::LastUsed, ErrorCode::StoreLocked, false), (Task::LastUsed, ErrorCode::StoreLocked, true)]);
+    let stored: Option<i64> = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT last_used_at FROM keys WHERE id = ?1", [raw_id(&id).to_vec()], |r| r.get(0))
+        .unwrap();
+    assert!(stored.is_some_and(|at| at >= used_at), "the use that could not be written at first is on disk: {stored:?}");
+}
