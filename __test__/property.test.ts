@@ -11,7 +11,7 @@
 // Fixed seed, bounded runs: KEYGATE_PROP_SEED / KEYGATE_PROP_RUNS (a factor) explore further.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import fc from 'fast-check'
 
@@ -186,11 +186,24 @@ function fileIn(world: World, desc: Desc): unknown {
   return typeof name === 'string' ? join(world.dir, name.replace(/[/\\]/g, '_').replace(/^\.\.?$/, 'dot')) : name
 }
 
-function assertStoreMatchesOptions(store: KeyStore, options: unknown): void {
+function assertStoreMatchesOptions(store: KeyStore, options: unknown, recordedPrefix?: string): void {
   const o = (options ?? {}) as { keyPrefix?: string; maxLifetimeDays?: number; now?: Date | null }
-  assert.equal(store.keyPrefix, o.keyPrefix ?? 'kg')
+  // A file made earlier keeps the prefix it was created with (a different one is refused).
+  assert.equal(store.keyPrefix, o.keyPrefix ?? recordedPrefix ?? 'kg')
   if (o.maxLifetimeDays !== undefined) assert.equal(store.maxLifetimeDays, o.maxLifetimeDays)
   if (o.now instanceof Date) assert.equal(store.now().getTime(), o.now.getTime())
+}
+
+/** The key prefix a store file was created with (read by opening it). */
+function prefixRecordedIn(path: string): string | undefined {
+  try {
+    const store = KeyStore.open(path)
+    const prefix = store.keyPrefix
+    store.close()
+    return prefix
+  } catch {
+    return undefined
+  }
 }
 
 describe('statics and lifecycle', () => {
@@ -219,6 +232,8 @@ describe('statics and lifecycle', () => {
           const path = fileIn(durable, pathDesc)
           const options = resolve(optionsDesc, durable)
           const files = readdirSync(durable.dir).sort()
+          const existed = typeof path === 'string' && existsSync(path) && statSync(path).size > 0
+          const recordedPrefix = existed ? prefixRecordedIn(path as string) : undefined
           const outcome = attempt(() => KeyStore.open(path as never, options as never))
           if (!outcome.ok) {
             assertContractError(outcome.error, durable, 'open')
@@ -228,8 +243,8 @@ describe('statics and lifecycle', () => {
           }
           const store = outcome.value
           try {
-            assertStoreMatchesOptions(store, options)
-            if (path === join(durable.dir, 'store.db')) return
+            assertStoreMatchesOptions(store, options, recordedPrefix)
+            if (path === join(durable.dir, 'store.db') || existed) return
             assert.deepEqual(store.listUsers(), [], 'a new file is an empty store')
           } finally {
             store.close()

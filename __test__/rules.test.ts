@@ -237,7 +237,7 @@ describe('limits', () => {
     assert.equal(KeyStore.validateRule(`   ${rule256}   `), rule256)
     const rule257 = `session:${'a'.repeat(249)}`
     const error = throwsCode(() => KeyStore.validateRule(rule257), 'INVALID_RULE')
-    assert.ok(error.message.includes('session:aaaa'), error.message)
+    assert.ok(error.message.includes('session:'), error.message)
     assert.ok(error.message.length < 2000, 'the message stays short')
     const store = withUser(frozenStore())
     throwsCode(() => issue(store, { rules: [rule257] }), 'INVALID_RULE')

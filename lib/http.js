@@ -284,6 +284,8 @@ function quotedRealm(realm) {
   if (typeof realm !== 'string' || !/^[\x20-\x7e]{1,128}$/.test(realm) || /["\\]/.test(realm)) {
     throw invalidOption('options.realm must be 1–128 printable ASCII characters without quotes or backslashes')
   }
+  // Sent with every 401: never something that may be a secret pasted in the wrong place.
+  if (/[0-9A-Za-z]{32,}/.test(realm)) throw invalidOption('options.realm must not hold a run of 32 or more letters and digits (it may be a secret)')
   return `"${realm}"`
 }
 

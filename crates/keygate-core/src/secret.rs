@@ -135,6 +135,36 @@ fn checksum_matches(secret: &[u8]) -> bool {
     }
 }
 
+/// True when `text` holds the 43 random characters of a secret that `is_key`
+/// knows (by digest), whatever follows them: the checksum is computable from
+/// the rest, so a secret pasted with its last characters changed, cut short or
+/// without its prefix still gives the whole secret away. Every window of 43
+/// base62 characters is completed into the secret it would begin with this
+/// store's prefix and looked up; texts here are short (at most a few KB).
+pub fn holds_known_secret(text: &[u8], prefix: &Prefix, mut is_key: impl FnMut(&SecretDigest) -> bool) -> bool {
+    let mut candidate = Vec::with_capacity(prefix.0.len() + 1 + BODY_CHARS);
+    let mut run_start = 0;
+    for (at, &c) in text.iter().enumerate() {
+        if not_base62(c) != 0 {
+            run_start = at + 1;
+            continue;
+        }
+        // `text[at + 1 - RANDOM_CHARS ..= at]` is a window of base62 characters.
+        let Some(start) = (at + 1).checked_sub(RANDOM_CHARS).filter(|&start| start >= run_start) else { continue };
+        let Some(window) = text.get(start..=at) else { continue };
+        candidate.clear();
+        candidate.extend_from_slice(prefix.0.as_bytes());
+        candidate.push(b'_');
+        candidate.extend_from_slice(window);
+        let checksum = crc32fast::hash(&candidate);
+        candidate.extend_from_slice(base62_fixed(&checksum.to_be_bytes(), CHECKSUM_CHARS).as_bytes());
+        if is_key(&digest(&candidate)) {
+            return true;
+        }
+    }
+    false
+}
+
 /// Where `text` holds a well-formed secret of any valid prefix (not only the
 /// store's: `validateRule` has none), as a byte offset; `None` when it holds none.
 ///
@@ -233,6 +263,20 @@ pub fn decode_id(prefix: &str, text: &str) -> Option<[u8; 16]> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn known_secrets_are_found_however_mangled() {
+        let prefix = Prefix::default();
+        let issued = generate(&prefix).unwrap();
+        let known = |d: &SecretDigest| *d == issued.digest;
+        let text = issued.text.as_str();
+        let body = &text[3..46];
+        assert!(holds_known_secret(text.as_bytes(), &prefix, known));
+        assert!(holds_known_secret(format!("x{body}Q").as_bytes(), &prefix, known), "checksum changed");
+        assert!(holds_known_secret(format!("id.{body}").as_bytes(), &prefix, known), "no prefix");
+        assert!(!holds_known_secret(&text.as_bytes()[..45], &prefix, known), "42 random characters are not enough");
+        assert!(!holds_known_secret(generate(&prefix).unwrap().text.as_bytes(), &prefix, known), "another secret");
+    }
+
     use super::*;
 
     #[test]

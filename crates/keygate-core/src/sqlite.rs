@@ -825,6 +825,15 @@ fn connect_read_only(path: &Path) -> Result<Connection> {
     connect(path, flags)
 }
 
+/// Whether the file starts with SQLite's 16-byte magic header (a file that
+/// cannot be read is left to SQLite, which reports why).
+fn has_sqlite_header(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut header = Vec::with_capacity(16);
+    std::fs::File::open(path)?.take(16).read_to_end(&mut header)?;
+    Ok(header == b"SQLite format 3\0")
+}
+
 /// `file:<path>?immutable=1`, the path percent-encoded; `None` for a path that is not UTF-8.
 fn immutable_uri(path: &Path) -> Option<String> {
     let text = path.to_str()?;
@@ -864,6 +873,11 @@ impl KeyStore {
             return Err(Error::new(ErrorCode::InvalidArgument, format!("purgeExpiredAfterDays {purge_days} must be 0 or more")));
         }
         let existing = std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
+        if existing && has_sqlite_header(&path).is_ok_and(|has| !has) {
+            // SQLite would take a file shorter than its header for an empty
+            // database and write over it.
+            return Err(corrupt(&path, "it is not an SQLite database (no SQLite header)"));
+        }
         let found = if existing { inspect(&path, &connect_read_only(&path)?)? } else { Found::Empty };
         let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         if conn.is_readonly(rusqlite::MAIN_DB).map_err(|e| store_error(&path, "cannot open", e))? {

@@ -350,6 +350,23 @@ impl Tx<'_> {
     }
 }
 
+impl Tx<'_> {
+    /// Refuses texts holding the random part of a secret of this store, however
+    /// mangled (see `secret::holds_known_secret`): they would go to the audit trail.
+    fn refuse_known_secrets<'t>(&self, what: &str, texts: impl IntoIterator<Item = &'t str>, code: ErrorCode) -> Result<()> {
+        let registry = &self.registry;
+        for text in texts {
+            if secret::holds_known_secret(text.as_bytes(), &self.store.prefix, |d| registry.key_by_digest(d).is_some()) {
+                return Err(Error::new(
+                    code,
+                    format!("{what} contains (part of) a secret of this store; a secret must never be written where the audit trail would keep it"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Tx<'_> {
     fn drop(&mut self) {
         if !self.finished {
@@ -515,7 +532,9 @@ impl Inner {
                 if recovered {
                     self.reporter.recover(Task::Sync);
                 }
-                Ok(Tx { store: self, registry, operation, actor, finished: false })
+                let tx = Tx { store: self, registry, operation, actor, finished: false };
+                tx.refuse_known_secrets("actor", actor, ErrorCode::InvalidArgument)?;
+                Ok(tx)
             }
             Err(error) => {
                 self.backend.rollback();
@@ -787,6 +806,8 @@ impl Inner {
         check_name("role name", name)?;
         let rights = normalise_list(rights, RuleUse::Rights)?;
         let mut tx = self.write("putRole", actor)?;
+        tx.refuse_known_secrets("role name", [name], ErrorCode::InvalidArgument)?;
+        tx.refuse_known_secrets("a right", rights.iter().map(String::as_str), ErrorCode::InvalidRule)?;
         tx.commit(vec![Change::PutRole(RoleRecord { name: name.to_string(), rights })])?;
         Ok(view_role(tx.role(name).ok_or_else(|| internal("the role just stored is missing"))?))
     }
@@ -821,6 +842,8 @@ impl Inner {
         let status = UserStatus::parse(input.status.as_deref().unwrap_or("active"))?;
         let rights = normalise_list(&input.rights, RuleUse::Rights)?;
         let mut tx = self.write("putUser", actor)?;
+        tx.refuse_known_secrets("user id", [input.id.as_str()], ErrorCode::InvalidArgument)?;
+        tx.refuse_known_secrets("a right", rights.iter().map(String::as_str), ErrorCode::InvalidRule)?;
         let mut seen = HashSet::new();
         let mut roles = Vec::new();
         for role in &input.roles {
@@ -904,6 +927,8 @@ impl Inner {
             return Err(Error::new(ErrorCode::InvalidState, "a key cannot be created revoked"));
         }
         let mut tx = self.write("createKey", actor)?;
+        tx.refuse_known_secrets("description", [input.description.as_str()], ErrorCode::InvalidArgument)?;
+        tx.refuse_known_secrets("a rule", rules.iter().map(String::as_str), ErrorCode::InvalidRule)?;
         if tx.user(&input.user_id).is_none() {
             return Err(Error::new(ErrorCode::UnknownUser, format!("no user with id {}", quote(&input.user_id))));
         }
@@ -966,10 +991,13 @@ impl Inner {
         let now = self.clock.now();
         if let Some(description) = &patch.description {
             check_description(description)?;
+            tx.refuse_known_secrets("description", [description.as_str()], ErrorCode::InvalidArgument)?;
             record.description = description.clone();
         }
         if let Some(rules) = &patch.rules {
-            record.rules = normalise_list(rules, RuleUse::KeyRules)?;
+            let rules = normalise_list(rules, RuleUse::KeyRules)?;
+            tx.refuse_known_secrets("a rule", rules.iter().map(String::as_str), ErrorCode::InvalidRule)?;
+            record.rules = rules;
         }
         if let Some(expires_at) = patch.expires_at {
             record.expires_at = self.check_expiry(expires_at, now)?;
