@@ -2,6 +2,7 @@
 // and of this platform's binary package (npm/<platform>/ plus the .node) to dist/.
 //   node scripts/pack-local.mjs            build (release), then pack
 //   node scripts/pack-local.mjs --no-build pack the binary already built by `npm run build`
+//   --out <dir>                            write the tarballs there instead of dist/
 // Then, in any project: npm install <dist>/keygate-<v>.tgz <dist>/keygate-<platform>-<v>.tgz
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -10,7 +11,8 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const dist = path.join(root, 'dist')
+const outAt = process.argv.indexOf('--out')
+const dist = outAt > 0 && process.argv[outAt + 1] ? path.resolve(process.argv[outAt + 1]) : path.join(root, 'dist')
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
 const binaryName = pkg.napi.binaryName
 const onWindows = process.platform === 'win32'
