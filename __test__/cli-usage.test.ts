@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
-const BIN = path.join(import.meta.dirname, '..', 'bin', 'keygate.js')
+const BIN = path.join(__dirname, '..', 'bin', 'keygate.js')
 
 function keygate(args: string[], cwd: string, env: Record<string, string> = {}) {
   const { KEYGATE_DB: _db, ...rest } = process.env

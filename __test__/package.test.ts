@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, 
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
-const ROOT = path.resolve(import.meta.dirname, '..')
+const ROOT = path.resolve(__dirname, '..')
 const TSC = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
 const TYPES = path.join(ROOT, 'node_modules', '@types')
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm'
