@@ -8,8 +8,11 @@
  *
  * const guard = createGuard(KeyStore.open('keygate.db'), { trustProxy: ['10.0.0.0/8'] })
  * http.createServer(guard.node((req, res) => res.end(`hello ${req.keygate.userId}`)))   // node:http
- * app.use(guard.express())                                                            // Express
- * fastify.register(guard.fastify())                                                   // Fastify
+ * app.use('/xmlmc', guard.express())     // Express: only the API's path (app.use(guard.express()) guards every route)
+ * fastify.register(async (api) => {      // Fastify: the plugin guards the scope it is registered in
+ *   await api.register(guard.fastify())
+ *   api.post('/xmlmc/*', async (request) => request.keygate)
+ * })
  * ```
  *
  * **The key** is read from `Authorization: ESP-APIKEY <key>` (Hornbill's scheme),

@@ -8,7 +8,8 @@ try {
   require('../index.js')
   run = require('../lib/cli/main.js').run
 } catch (error) {
-  process.stderr.write(`error: cannot load keygate: ${error && error.message} (is the native addon built? run "npm install")\n`)
+  // lib/native.js explains a missing binary itself (platform, targets, building from source).
+  process.stderr.write(`error: cannot load keygate: ${error && error.message}\n`)
   process.exit(4)
 }
 

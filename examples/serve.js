@@ -3,7 +3,7 @@
 //   KEYGATE_DB (default ./keygate.db), HOST (default 127.0.0.1), PORT (default 8080),
 //   KEYGATE_ADMIN_TOKEN (else a token is generated at the first start and printed once).
 
-const { serve } = require('../lib/admin/serve.js')
+const { serve } = require('keygate/admin')
 
 serve({
   db: process.env.KEYGATE_DB || 'keygate.db',

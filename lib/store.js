@@ -1,6 +1,6 @@
 'use strict'
 
-const native = require('../binding.js')
+const native = require('./native.js')
 const args = require('./args.js')
 const { KeygateError, fromNative, typeError, redactSecrets } = require('./errors.js')
 const { DecisionCache, hintOf } = require('./decision-cache.js')

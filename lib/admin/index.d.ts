@@ -1,4 +1,30 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { AdminServerOptions } from './server.js'
+
 export { createAdminServer } from './server.js'
 export type { AdminServer, AdminServerOptions } from './server.js'
 export { serve, tokenFileOf } from './serve.js'
 export type { ServeOptions, Serving } from './serve.js'
+
+/** Options of {@link createAdminHandler}: those of `createAdminServer` but `host`/`port`, and `prefix`. */
+export interface AdminHandlerOptions extends Omit<AdminServerOptions, 'host' | 'port'> {
+  /** The path the page lives under, e.g. `/admin` (default); `/` for the root of the server. */
+  prefix?: string
+}
+
+/**
+ * The admin page as a handler for your own server. Express: `app.use(handler)`; node:http:
+ * `handler(req, res, () => yourRoutes(req, res))`; Fastify: call it with `request.raw, reply.raw`
+ * after `reply.hijack()`, without Fastify's body parsing on those routes (the page reads its own bodies).
+ */
+export interface AdminHandler {
+  (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void): void
+  /** The normalized prefix, with a trailing slash (`/admin/`). */
+  readonly prefix: string
+  readonly sessionCount: number
+  /** Drops every session and the session sweeper. Does not close the store. */
+  close(): Promise<void>
+}
+
+/** Mounts the admin page under a path of a server of your own (Express, Fastify, node:http). */
+export declare function createAdminHandler(options: AdminHandlerOptions): AdminHandler

@@ -1,7 +1,62 @@
 'use strict'
-// The keygate admin web page: createAdminServer (on any KeyStore) and serve (on the durable store).
+// The keygate admin web page: createAdminServer (its own node:http server, on any KeyStore),
+// createAdminHandler (the same page mounted under a path of your own server) and serve (on the
+// durable store).
 
 const { createAdminServer } = require('./server.js')
 const { serve, tokenFileOf } = require('./serve.js')
 
-module.exports = { createAdminServer, serve, tokenFileOf }
+/** '/admin/' or 'admin' → '/admin'; '/' or '' → '' (the page at the root). */
+function normalizePrefix(prefix) {
+  if (typeof prefix !== 'string') throw new TypeError('options.prefix must be a string such as "/admin"')
+  const trimmed = prefix.replace(/\/+$/, '')
+  if (trimmed === '') return ''
+  const withSlash = trimmed.startsWith('/') ? trimmed : `/${trimmed}`
+  if (/[?#\s]/.test(withSlash)) throw new TypeError('options.prefix must be a plain path such as "/admin"')
+  return withSlash
+}
+
+/**
+ * The admin page as a request handler for a server of your own, under `prefix` (default `/admin`).
+ * Use it as `(req, res, next)` middleware (Express: `app.use(handler)` or `app.use('/admin', handler)`)
+ * or call it from node:http / Fastify with the raw request and response. Requests outside the prefix
+ * go to `next()` when given, else get a 404. `prefix` itself redirects to `prefix/`, because the page
+ * loads its assets and API relative to its own URL.
+ */
+function createAdminHandler(options) {
+  if (options === null || typeof options !== 'object') throw new TypeError('createAdminHandler takes an options object')
+  const { prefix: givenPrefix = '/admin', ...serverOptions } = options
+  const prefix = normalizePrefix(givenPrefix)
+  // The admin server is never listened on: its request listener is used as is.
+  const admin = createAdminServer(serverOptions)
+
+  function handler(req, res, next) {
+    // Express strips its own mount path from req.url but keeps the full one in originalUrl.
+    const full = String(typeof req.originalUrl === 'string' ? req.originalUrl : req.url || '/')
+    const q = full.indexOf('?')
+    const pathname = q < 0 ? full : full.slice(0, q)
+    const query = q < 0 ? '' : full.slice(q)
+    if (prefix !== '' && pathname === prefix) {
+      res.writeHead(308, { Location: `${prefix}/${query}`, 'Cache-Control': 'no-store' })
+      res.end()
+      return
+    }
+    if (prefix !== '' && !pathname.startsWith(`${prefix}/`)) {
+      if (typeof next === 'function') return next()
+      res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' })
+      res.end('not found')
+      return
+    }
+    req.url = full.slice(prefix.length)
+    admin.server.emit('request', req, res)
+  }
+  Object.defineProperties(handler, {
+    prefix: { value: prefix === '' ? '/' : `${prefix}/`, enumerable: true },
+    sessionCount: { get: () => admin.sessionCount, enumerable: true },
+  })
+  /** Drops every session and the session sweeper. Does not close the store. */
+  handler.close = () => admin.close()
+  return handler
+}
+
+module.exports = { createAdminServer, createAdminHandler, serve, tokenFileOf }

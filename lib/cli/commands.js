@@ -149,12 +149,15 @@ const COMMANDS = [
       "keygate user put svc-requests --role request-agent --right 'data:entityBrowseRecords2'",
       'keygate user put svc-requests --status suspended',
     ],
+    parse({ opts }) {
+      if (opts.right && opts['no-rights']) throw new UsageError('give --right or --no-rights, not both')
+      if (opts.role && opts['no-roles']) throw new UsageError('give --role or --no-roles, not both')
+      return { status: opts.status === undefined ? undefined : parseChoice(opts.status, '--status', USER_STATUSES) }
+    },
     run(ctx) {
       const [id] = ctx.args
       const { store, opts } = ctx
-      if (opts.right && opts['no-rights']) throw new UsageError('give --right or --no-rights, not both')
-      if (opts.role && opts['no-roles']) throw new UsageError('give --role or --no-roles, not both')
-      const status = opts.status === undefined ? undefined : parseChoice(opts.status, '--status', USER_STATUSES)
+      const { status } = ctx.input
       const before = store.getUser(id)
       const input = {
         id,
@@ -237,9 +240,12 @@ const COMMANDS = [
     positionals: ['<name>'],
     store: 'create',
     examples: ["keygate role put request-agent --right 'session:*' --right 'apps/com.hornbill.servicemanager/*:*'"],
-    run({ store, args, opts, admin }) {
+    parse({ opts }) {
       if (opts.right && opts['no-rights']) throw new UsageError('give --right or --no-rights, not both')
       if (!opts.right && !opts['no-rights']) throw new UsageError('role put needs --right <rule> (repeat for more), or --no-rights for an empty role')
+      return {}
+    },
+    run({ store, args, opts, admin }) {
       const before = store.getRole(args[0])
       const role = store.putRole({ name: args[0], rights: opts.right ?? [] }, admin)
       return { json: role, text: `${before ? 'replaced' : 'created'} role ${role.name}\nrights  ${role.rights.join(', ') || '(none)'}` }
@@ -329,14 +335,16 @@ const COMMANDS = [
       "keygate key create --user svc-requests --description 'Request sync' --expires 90d --rule 'session:get*' --rule ip=10.0.0.0/8",
       "keygate key create --user svc-requests --description 'CI' --expires 2027-01-31 --json | jq -r .secret",
     ],
-    run(ctx) {
+    parse(ctx) {
       const userId = required(ctx, 'user', '<id>')
       const description = required(ctx, 'description', '<text>')
       const expires = required(ctx, 'expires', '<when>: a duration from now such as 90d, or a date such as 2027-01-31')
       const expiresAt = parseExpiry(expires, '--expires', ctx.now)
       const state = ctx.opts.state === undefined ? undefined : parseChoice(ctx.opts.state, '--state', ['active', 'suspended'])
-      const rules = rulesOf(ctx)
-      const { key, secret } = ctx.store.createKey({ userId, description, expiresAt, rules, state }, ctx.admin)
+      return { userId, description, expiresAt, rules: rulesOf(ctx), state }
+    },
+    run(ctx) {
+      const { key, secret } = ctx.store.createKey(ctx.input, ctx.admin)
       return {
         json: { key, secret },
         text: `created key ${key.id}\n${fmt.keyDetails(key, ctx.now)}\n\n${secretBlock(secret)}`,
@@ -355,8 +363,11 @@ const COMMANDS = [
     positionals: [],
     store: 'read',
     examples: ['keygate key list', 'keygate key list --user svc-requests --state active --json'],
-    run({ store, opts, now }) {
-      const state = opts.state === undefined ? undefined : parseChoice(opts.state, '--state', KEY_STATES)
+    parse({ opts }) {
+      return { state: opts.state === undefined ? undefined : parseChoice(opts.state, '--state', KEY_STATES) }
+    },
+    run({ store, opts, now, input }) {
+      const { state } = input
       const keys = store.listKeys({ userId: opts.user, state })
       return { json: keys, text: fmt.keyTable(keys, now) }
     },
@@ -388,7 +399,7 @@ const COMMANDS = [
     positionals: ['<key-id>'],
     store: 'read',
     examples: ["keygate key update key_6CWcaQGIvOW5vA0YQ4Tg1N --rule 'session:*' --expires 30d"],
-    run(ctx) {
+    parse(ctx) {
       const { opts } = ctx
       const rules = rulesOf(ctx)
       if (rules !== undefined && opts['no-rules']) throw new UsageError('give --rule/--rules-file or --no-rules, not both')
@@ -398,7 +409,10 @@ const COMMANDS = [
       if (opts['no-rules']) patch.rules = []
       if (opts.expires !== undefined) patch.expiresAt = parseExpiry(opts.expires, '--expires', ctx.now)
       if (Object.keys(patch).length === 0) throw new UsageError('key update needs something to change: --description, --rule, --rules-file, --no-rules or --expires')
-      const key = ctx.store.updateKey(ctx.args[0], patch, ctx.admin)
+      return patch
+    },
+    run(ctx) {
+      const key = ctx.store.updateKey(ctx.args[0], ctx.input, ctx.admin)
       return { json: key, text: `updated key ${key.id}\n${fmt.keyDetails(key, ctx.now)}` }
     },
   },
@@ -471,13 +485,16 @@ const COMMANDS = [
     positionals: [],
     store: 'read',
     examples: ['keygate audit --since 7d', 'keygate audit --key key_6CWcaQGIvOW5vA0YQ4Tg1N --json'],
-    run({ store, opts, now }) {
+    parse({ opts, now }) {
       const query = {}
       if (opts.key !== undefined) query.keyId = opts.key
       if (opts.user !== undefined) query.userId = opts.user
       if (opts.since !== undefined) query.since = parseSince(opts.since, '--since', now)
       query.limit = opts.limit === undefined ? 100 : parseWhole(opts.limit, '--limit', 1, 1_000_000)
-      const entries = store.audit(query)
+      return query
+    },
+    run({ store, input }) {
+      const entries = store.audit(input)
       return { json: entries, text: fmt.auditTable(entries) }
     },
   },
@@ -543,8 +560,9 @@ const COMMANDS = [
     usage: 'keygate backup <file>',
     details:
       'Writes a consistent copy of the store to <file> with SQLite’s online backup: safe while\n' +
-      'other processes read and change the store. <file> must not exist. The copy is a store:\n' +
-      'use it with --db <file>.',
+      'other processes read and change the store. The copy is a store: use it with --db <file>.\n' +
+      '<file> must not exist: backup never overwrites a file (it fails with STORE_IO, "already\n' +
+      'exists"). To replace an old backup, delete it first, or name each backup by its date.',
     options: {},
     positionals: ['<file>'],
     store: 'read',

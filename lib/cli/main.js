@@ -36,7 +36,11 @@ const ENV_HELP = `Environment:
   KEYGATE_DB                 the store file when --db is not given (else ./keygate.db)
   KEYGATE_ACTOR              the actor recorded in the audit trail when --actor is not given
   KEYGATE_SECRET             the secret for check/explain when it is not an argument
-  KEYGATE_MAX_LIFETIME_DAYS  as --max-lifetime-days`
+  KEYGATE_MAX_LIFETIME_DAYS  as --max-lifetime-days
+  KEYGATE_ADMIN_TOKEN        serve: the admin page's login token (at least 16 characters); when unset,
+                             one is generated at the first start, printed once, and kept as a digest
+  PORT                       serve: the port when --port is not given (else 8080)
+  HOST                       serve: the address when --host is not given (else 127.0.0.1)`
 
 function version() {
   return require('../../package.json').version
@@ -67,6 +71,7 @@ function generalHelp() {
     `Keys:\n${commandList(COMMANDS.filter((c) => c.path[0] === 'key'))}`,
     `Checks:\n${commandList(COMMANDS.filter((c) => c.path[0] === 'check' || c.path[0] === 'explain'))}`,
     `Store:\n${commandList(COMMANDS.filter((c) => ['init', 'audit', 'verify-audit', 'backup'].includes(c.path[0])))}`,
+    `Admin web page:\n${commandList(COMMANDS.filter((c) => c.path[0] === 'serve'))}`,
     `Global options (before or after the command):\n${optionLines(GLOBAL_OPTIONS)}`,
     EXIT_CODES_HELP,
     ENV_HELP,
@@ -310,7 +315,10 @@ async function run(argv, io) {
       readStdinSync: () => require('node:fs').readFileSync(0, 'utf8'),
       store: undefined,
       created: false,
+      input: undefined,
     }
+    // Usage errors come first: a command checks its options before any store is opened.
+    if (typeof command.parse === 'function') ctx.input = command.parse(ctx)
     // Read the secret (if any) before the store is opened: the store is held for as short a time as possible.
     if (command.secretArgs && values['secret-stdin'] && positionals.length === 2) {
       const text = await readSecretLine(io.stdin, io.stderr)

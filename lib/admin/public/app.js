@@ -222,7 +222,8 @@ async function api(method, path, body, retried = false) {
   }
   let res
   try {
-    res = await fetch(path, init)
+    // Relative to the page's URL, so the page also works mounted under a prefix (keygate/admin).
+    res = await fetch(path.slice(1), init)
   } catch {
     throw new ApiFailure(0, 'NETWORK', 'The keygate server cannot be reached. Is `keygate serve` still running?')
   }
@@ -238,7 +239,7 @@ async function api(method, path, body, retried = false) {
     loggedOut('Your session has ended; log in again.')
   } else if (res.status === 403 && error.code === 'CSRF' && !retried) {
     // Logged in again in another tab: take the new session's token and retry once.
-    const s = await fetch('/api/session', { credentials: 'same-origin', cache: 'no-store' })
+    const s = await fetch('api/session', { credentials: 'same-origin', cache: 'no-store' })
     if (s.ok) {
       const info = await s.json()
       state.csrf = info.csrfToken
@@ -317,7 +318,7 @@ async function boot() {
   wireStatic()
   let info = null
   try {
-    const res = await fetch('/api/session', { credentials: 'same-origin', cache: 'no-store' })
+    const res = await fetch('api/session', { credentials: 'same-origin', cache: 'no-store' })
     if (res.ok) info = await res.json()
   } catch {
     /* shown as the login screen */

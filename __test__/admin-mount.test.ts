@@ -1,0 +1,190 @@
+// keygate/admin mounted in an application's own server (Express, Fastify, node:http) under a
+// path prefix: the page, its assets and its API (a login, then a change) all work through it,
+// over real HTTP, and the application's own routes are left alone.
+import { after, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+import express from 'express'
+import Fastify from 'fastify'
+
+import { KeyStore } from '../index.js'
+import { createAdminHandler } from '../lib/admin/index.js'
+import type { AdminHandler } from '../lib/admin/index.js'
+
+const TOKEN = 'mount-test-admin-token-0123456789'
+
+function listen(server: http.Server): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`))
+  })
+}
+
+function close(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve())
+    server.closeAllConnections()
+  })
+}
+
+/** What a browser on the mounted page does: load it and its assets, log in, create a user. */
+async function useThePage(base: string, prefix: string, store: KeyStore): Promise<void> {
+  const bare = await fetch(`${base}${prefix}`, { redirect: 'manual' })
+  assert.equal(bare.status, 308, 'the bare prefix redirects to the page')
+  assert.equal(bare.headers.get('location'), `${prefix}/`)
+
+  const page = await fetch(`${base}${prefix}/`)
+  assert.equal(page.status, 200)
+  assert.match(page.headers.get('content-type') ?? '', /^text\/html/)
+  const html = await page.text()
+  // Every asset the page names is fetched from where the browser would resolve it.
+  const assets = [...html.matchAll(/(?:src|href)="([^"#][^"]*)"/g)].map((m) => m[1]!)
+  assert.ok(assets.includes('app.js') && assets.includes('app.css'), `assets named relative: ${assets.join(', ')}`)
+  for (const asset of assets) {
+    const url = new URL(asset, `${base}${prefix}/`)
+    assert.ok(url.pathname.startsWith(`${prefix}/`), `${asset} stays under ${prefix}/`)
+    const res = await fetch(url)
+    assert.equal(res.status, 200, `${url.pathname}`)
+    await res.arrayBuffer()
+  }
+
+  const login = await fetch(`${base}${prefix}/api/login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Origin: base },
+    body: JSON.stringify({ token: TOKEN }),
+  })
+  assert.equal(login.status, 200, await login.clone().text())
+  const { csrfToken } = (await login.json()) as { csrfToken: string }
+  const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!
+  assert.match(cookie, /=/)
+
+  const created = await fetch(`${base}${prefix}/api/users`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Origin: base, Cookie: cookie, 'X-CSRF-Token': csrfToken },
+    body: JSON.stringify({ id: 'mounted-user', rights: ['session:*'] }),
+  })
+  assert.equal(created.status, 201, await created.clone().text())
+  assert.equal(store.getUser('mounted-user')?.id, 'mounted-user', 'the change reached the store')
+
+  const listed = await fetch(`${base}${prefix}/api/users`, { headers: { Cookie: cookie } })
+  assert.equal(listed.status, 200)
+  assert.ok(JSON.stringify(await listed.json()).includes('mounted-user'))
+
+  // Outside the prefix the page's paths mean nothing.
+  assert.equal((await fetch(`${base}/app.js`)).status, 404)
+  assert.equal((await fetch(`${base}/api/session`)).status, 404)
+}
+
+describe('keygate/admin mounted in your own server', () => {
+  const handlers: AdminHandler[] = []
+  after(async () => {
+    for (const h of handlers) await h.close()
+  })
+  function handler(store: KeyStore, prefix?: string): AdminHandler {
+    const h = createAdminHandler({ store, token: TOKEN, ...(prefix === undefined ? {} : { prefix }) })
+    handlers.push(h)
+    return h
+  }
+
+  test('Express: app.use(handler) under /admin/, the app keeps its own routes', async () => {
+    const store = KeyStore.inMemory()
+    const app = express()
+    app.get('/health', (_req, res) => {
+      res.send('ok')
+    })
+    app.use(handler(store))
+    const server = http.createServer(app)
+    const base = await listen(server)
+    try {
+      await useThePage(base, '/admin', store)
+      assert.equal(await (await fetch(`${base}/health`)).text(), 'ok')
+    } finally {
+      await close(server)
+    }
+  })
+
+  test("Express: app.use('/tools/keys', handler) with the same prefix", async () => {
+    const store = KeyStore.inMemory()
+    const app = express()
+    app.use('/tools/keys', handler(store, '/tools/keys/'))
+    const server = http.createServer(app)
+    const base = await listen(server)
+    try {
+      await useThePage(base, '/tools/keys', store)
+    } finally {
+      await close(server)
+    }
+  })
+
+  test('Fastify: a plugin under /admin that hands the raw request over', async () => {
+    const store = KeyStore.inMemory()
+    const admin = handler(store, '/admin')
+    const app = Fastify()
+    app.get('/health', async () => 'ok')
+    await app.register(
+      async (scope) => {
+        // The page reads its own request bodies: no Fastify body parsing in this scope.
+        scope.removeAllContentTypeParsers()
+        scope.addContentTypeParser('*', (_request, _payload, done) => done(null))
+        const hand = (request: { raw: http.IncomingMessage }, reply: { hijack(): void; raw: http.ServerResponse }) => {
+          reply.hijack()
+          admin(request.raw, reply.raw)
+        }
+        scope.all('/', hand)
+        scope.all('/*', hand)
+      },
+      { prefix: '/admin' },
+    )
+    const base = await app.listen({ port: 0, host: '127.0.0.1' })
+    try {
+      await useThePage(base, '/admin', store)
+      assert.equal(await (await fetch(`${base}/health`)).text(), 'ok')
+    } finally {
+      await app.close()
+    }
+  })
+
+  test('node:http: handler(req, res, next) in front of the app', async () => {
+    const store = KeyStore.inMemory()
+    const admin = handler(store)
+    assert.equal(admin.prefix, '/admin/')
+    const server = http.createServer((req, res) =>
+      admin(req, res, () => {
+        if (req.url === '/health') res.end('ok')
+        else {
+          res.statusCode = 404
+          res.end()
+        }
+      }),
+    )
+    const base = await listen(server)
+    try {
+      await useThePage(base, '/admin', store)
+      assert.equal(await (await fetch(`${base}/health`)).text(), 'ok')
+      assert.equal(admin.sessionCount, 1)
+    } finally {
+      await close(server)
+    }
+  })
+
+  test('without next, a request outside the prefix gets a 404', async () => {
+    const admin = handler(KeyStore.inMemory(), 'console')
+    assert.equal(admin.prefix, '/console/')
+    const server = http.createServer((req, res) => admin(req, res))
+    const base = await listen(server)
+    try {
+      assert.equal((await fetch(`${base}/consolex/`)).status, 404)
+      assert.equal((await fetch(`${base}/console/`)).status, 200)
+    } finally {
+      await close(server)
+    }
+  })
+
+  test('a bad prefix is refused when mounting', () => {
+    assert.throws(() => createAdminHandler({ store: KeyStore.inMemory(), token: TOKEN, prefix: '/a?b' }), TypeError)
+    // @ts-expect-error a prefix is a string
+    assert.throws(() => createAdminHandler({ store: KeyStore.inMemory(), token: TOKEN, prefix: 5 }), TypeError)
+  })
+})

@@ -1,0 +1,93 @@
+'use strict'
+// Loads the native addon through the generated loader (binding.js). When no binary fits this
+// machine, the loader's own message blames npm; this one says what is missing and what to do.
+
+const { readFileSync } = require('node:fs')
+const path = require('node:path')
+
+const ROOT = path.join(__dirname, '..')
+
+/** The napi-rs name of this machine's target, as in `keygate-<name>` (e.g. linux-x64-gnu). */
+function platformName() {
+  const { platform, arch } = process
+  if (platform === 'win32') return `win32-${arch}-msvc`
+  if (platform !== 'linux') return `${platform}-${arch}`
+  let glibc = true
+  try {
+    const report = process.report && process.report.getReport ? process.report.getReport() : null
+    glibc = Boolean(report && report.header && report.header.glibcVersionRuntime)
+  } catch {
+    /* unknown: assume glibc, the common case */
+  }
+  return `linux-${arch}-${glibc ? 'gnu' : 'musl'}`
+}
+
+/** The package's name, version and the targets it has binary packages for. */
+function packageInfo() {
+  try {
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
+    const prefix = `${pkg.name}-`
+    const targets = Object.keys(pkg.optionalDependencies || {})
+      .filter((name) => name.startsWith(prefix))
+      .map((name) => name.slice(prefix.length))
+    return { name: pkg.name, version: pkg.version, targets }
+  } catch {
+    return { name: 'keygate', version: '?', targets: [] }
+  }
+}
+
+/** The failures worth showing: a binary that was found but could not be loaded (not "not found"). */
+function loadFailures(error) {
+  const found = []
+  const seen = new Set()
+  let cause = error && error.cause
+  while (cause && !seen.has(cause) && found.length < 5) {
+    seen.add(cause)
+    const notFound = cause.code === 'MODULE_NOT_FOUND' || /^Cannot find module/.test(String(cause.message))
+    if (!notFound && typeof cause.message === 'string') {
+      found.push(cause.message.split('\n')[0])
+    }
+    cause = cause.cause
+  }
+  return found
+}
+
+function missingBinaryError(error) {
+  const here = platformName()
+  const { name, version, targets } = packageInfo()
+  const lines = []
+  if (targets.includes(here)) {
+    lines.push(
+      `${name} could not load its native binary for this platform (${here}, Node.js ${process.version}).`,
+      `It comes in the package ${name}-${here}@${version}, an optional dependency of ${name}:`,
+      `make sure it is installed (it is left out by --omit=optional or --no-optional, and by a lockfile written on another platform).`,
+    )
+  } else {
+    lines.push(
+      `${name} has no prebuilt native binary for this platform (${here}, Node.js ${process.version}).`,
+      `Prebuilt binaries exist for: ${targets.length ? targets.join(', ') : 'none listed'}.`,
+    )
+  }
+  const failures = loadFailures(error)
+  if (failures.length) lines.push(`Loading failed with: ${failures.join(' | ')}`)
+  lines.push(
+    `To build it from source (Rust from https://rustup.rs and a C compiler): in ${name}'s source tree run`,
+    `\`npm run build\`, which writes ${name}.${here}.node; then set NAPI_RS_NATIVE_LIBRARY_PATH to that file's path,`,
+    `or run \`npm run pack:local\` there, which writes installable tarballs of ${name} and ${name}-${here} to dist/.`,
+  )
+  const wrapped = new Error(lines.join('\n'))
+  wrapped.code = 'ERR_KEYGATE_NO_BINARY'
+  wrapped.platform = here
+  // The loader's own error advises reinstalling (an npm bug workaround); keep only what it tried.
+  wrapped.cause = error && error.cause !== undefined ? error.cause : error
+  return wrapped
+}
+
+let binding
+try {
+  binding = require('../binding.js')
+} catch (error) {
+  throw missingBinaryError(error)
+}
+
+module.exports = binding
