@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import type { SpawnSyncReturns } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -245,6 +245,18 @@ http.createGuard(store)
       files.filter((f) => /screenshots|\.png$|\.rs$|Cargo|__test__|\.node$/.test(f)),
       [],
     )
+  })
+
+  test('the installed manifest lists every target package as an optional dependency at its own version', () => {
+    const installed = JSON.parse(readFileSync(path.join(app, 'node_modules', 'keygate', 'package.json'), 'utf8'))
+    const repo = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
+    const expected = Object.fromEntries(
+      readdirSync(path.join(ROOT, 'npm')).map((dir) => [JSON.parse(readFileSync(path.join(ROOT, 'npm', dir, 'package.json'), 'utf8')).name, repo.version]),
+    )
+    assert.equal(Object.keys(expected).length, repo.napi.targets.length)
+    assert.deepEqual(installed.optionalDependencies, expected)
+    // pack:local restores the repo's manifest (which has none: see scripts/pack-local.mjs).
+    assert.equal(repo.optionalDependencies, undefined)
   })
 
   test('a platform with no binary: the error names it, lists the targets, says how to build; no npm install advice', () => {

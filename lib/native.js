@@ -5,6 +5,8 @@
 const { readFileSync } = require('node:fs')
 const path = require('node:path')
 
+const { platformOfTarget } = require('./targets.js')
+
 const ROOT = path.join(__dirname, '..')
 
 /** The napi-rs name of this machine's target, as in `keygate-<name>` (e.g. linux-x64-gnu). */
@@ -26,10 +28,7 @@ function platformName() {
 function packageInfo() {
   try {
     const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
-    const prefix = `${pkg.name}-`
-    const targets = Object.keys(pkg.optionalDependencies || {})
-      .filter((name) => name.startsWith(prefix))
-      .map((name) => name.slice(prefix.length))
+    const targets = ((pkg.napi && pkg.napi.targets) || []).map(platformOfTarget)
     return { name: pkg.name, version: pkg.version, targets }
   } catch {
     return { name: 'keygate', version: '?', targets: [] }

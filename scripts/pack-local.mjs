@@ -9,6 +9,9 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { createRequire } from 'node:module'
+
+const { platformOfTarget } = createRequire(import.meta.url)('../lib/targets.js')
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const outAt = process.argv.indexOf('--out')
@@ -49,8 +52,36 @@ if (!fs.existsSync(path.join(platformDir, 'package.json'))) {
   fail(`no npm/${platform}/ package: ${platform} is not among package.json's napi.targets`)
 }
 const platformPkg = JSON.parse(fs.readFileSync(path.join(platformDir, 'package.json'), 'utf8'))
-if (platformPkg.version !== pkg.version || pkg.optionalDependencies?.[platformPkg.name] !== pkg.version) {
-  fail(`npm/${platform}/package.json (${platformPkg.version}) and package.json's optionalDependencies must carry version ${pkg.version}`)
+if (platformPkg.version !== pkg.version) {
+  fail(`npm/${platform}/package.json (${platformPkg.version}) must carry version ${pkg.version}`)
+}
+
+/**
+ * The published manifest lists every target's package in `optionalDependencies` at the
+ * package's own version, as `napi prepublish` writes it at release. The repo's
+ * package.json does not: those packages do not exist on the registry before the first
+ * release, and `npm ci` refuses a lockfile that cannot hold them.
+ */
+function optionalDependencies() {
+  const deps = {}
+  for (const target of pkg.napi.targets) {
+    const manifest = path.join(root, 'npm', platformOfTarget(target), 'package.json')
+    if (!fs.existsSync(manifest)) fail(`no npm/${platformOfTarget(target)}/package.json for the target ${target}`)
+    deps[JSON.parse(fs.readFileSync(manifest, 'utf8')).name] = pkg.version
+  }
+  return deps
+}
+
+/** Packs the repo with the published manifest, restoring package.json afterwards. */
+function packMain() {
+  const manifestPath = path.join(root, 'package.json')
+  const original = fs.readFileSync(manifestPath, 'utf8')
+  fs.writeFileSync(manifestPath, `${JSON.stringify({ ...pkg, optionalDependencies: optionalDependencies() }, null, 2)}\n`)
+  try {
+    return pack(root)
+  } finally {
+    fs.writeFileSync(manifestPath, original)
+  }
 }
 
 if (!process.argv.includes('--no-build')) {
@@ -69,7 +100,7 @@ const staging = fs.mkdtempSync(path.join(os.tmpdir(), `${pkg.name}-pack-`))
 try {
   for (const file of fs.readdirSync(platformDir)) fs.copyFileSync(path.join(platformDir, file), path.join(staging, file))
   fs.copyFileSync(path.join(root, binary), path.join(staging, binary))
-  const packed = [pack(root), pack(staging)]
+  const packed = [packMain(), pack(staging)]
   for (const p of packed) {
     console.log(`${path.relative(process.cwd(), p.file)}  ${(p.size / 1024).toFixed(0)} KB packed, ${(p.unpackedSize / 1024).toFixed(0)} KB unpacked, ${p.entries} files`)
   }
