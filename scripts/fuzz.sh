@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer target of fuzz/ for a while and prints one summary line.
 #
-#   scripts/fuzz.sh <target> [seconds=60] [--stop]   fuzz (default: keep going past crashes)
+#   scripts/fuzz.sh <target> [seconds=60] [--stop] [libFuzzer flags...]
+#       fuzz; by default a crash is saved and the run goes on (--stop: end at the first one).
+#       e.g. scripts/fuzz.sh rule_parse 600 -only_ascii=1
 #   scripts/fuzz.sh cmin <target>                    fold new finds into the kept corpus, minimised
 #   scripts/fuzz.sh list                             the targets
 #
@@ -34,19 +36,21 @@ case "${1:-}" in
     exit 0
     ;;
   ""|-h|--help)
-    sed -n '2,12p' "$0"
+    sed -n '2,14p' "$0"
     exit 2
     ;;
 esac
 
 target="$1"
 seconds="${2:-60}"
-mode="${3:-}"
+shift $(( $# >= 2 ? 2 : 1 ))
+mode=""
+if [ "${1:-}" = "--stop" ]; then mode=--stop; shift; fi
 mkdir -p "fuzz/work/$target" "fuzz/corpus/$target" "fuzz/artifacts/$target"
 log="fuzz/work/$target.log"
 before=$(ls "fuzz/artifacts/$target" | wc -l)
 
-flags=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1)
+flags=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$@")
 if [ "$mode" != "--stop" ]; then
   # One child process at a time; a crash is saved and the run goes on.
   flags+=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
@@ -58,11 +62,13 @@ cargo fuzz run "$target" "fuzz/work/$target" "fuzz/corpus/$target" -- "${flags[@
 # The last status line carries the totals ("#N ... cov: C ft: F corp: K/B ... exec/s: E").
 last=$(grep -E '^#[0-9]+' "$log" | grep 'cov:' | tail -1 || true)
 field() { sed -nE "s|.*$1:? +([^ ]+).*|\\1|p" <<<"$last"; }
-execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+# Fork mode's parent counts all children's executions in "#N"; a plain run prints stat:: lines.
+execs=$( (grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" || true) | awk '{s+=$2} END {print s+0}')
 [ "$execs" -gt 0 ] || execs=$(sed -nE 's/^#([0-9]+).*/\1/p' <<<"$last")
 after=$(ls "fuzz/artifacts/$target" | wc -l)
 crashes=$((after - before))
 echo "$target: ${seconds}s execs=${execs:-?} cov=$(field cov) ft=$(field ft) corpus=$(field corp) exec/s=$(field 'exec/s') crashes=$crashes exit=$status log=$log"
 if [ "$crashes" -gt 0 ]; then
-  ls -t "fuzz/artifacts/$target" | head -"$crashes" | sed "s|^|  new: fuzz/artifacts/$target/|"
+  ls -t "fuzz/artifacts/$target" | head -"$(( crashes < 5 ? crashes : 5 ))" | sed "s|^|  new: fuzz/artifacts/$target/|"
+  [ "$crashes" -le 5 ] || echo "  ... and $((crashes - 5)) more in fuzz/artifacts/$target/"
 fi

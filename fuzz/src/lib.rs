@@ -853,7 +853,10 @@ pub fn store_load(data: &[u8]) {
             let _ = store.close();
         }
         Err(e) => {
-            assert_eq!(e.code, ErrorCode::StoreCorrupt, "a damaged store must be STORE_CORRUPT, got {e}");
+            // KEYGATE_FUZZ_STORE_IO_OK=1 lets a tree where damaged rows still give
+            // STORE_IO (issue 10, finding 4) be fuzzed for panics.
+            let io_ok = e.code == ErrorCode::StoreIo && std::env::var_os("KEYGATE_FUZZ_STORE_IO_OK").is_some();
+            assert!(io_ok || e.code == ErrorCode::StoreCorrupt, "a damaged store must be STORE_CORRUPT, got {e}");
             let after = std::fs::read(&path).expect("read the case file");
             assert!(before == after, "a refused store file was modified ({e})");
         }
