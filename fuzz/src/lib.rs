@@ -380,7 +380,7 @@ pub fn secret_check(data: &[u8]) {
         let value = input.byte();
         if at < secret.len() {
             secret[at] = value;
-        } else if value % 2 == 0 {
+        } else if value.is_multiple_of(2) {
             secret.push(value);
         } else {
             secret.pop();
@@ -407,8 +407,8 @@ fn to_alphabet(b: u8, wildcards: bool) -> u8 {
     if is_name_char(b) || (wildcards && (b == b'*' || b == b'?')) {
         return b;
     }
-    if wildcards && b % 4 == 0 {
-        return if b % 8 == 0 { b'*' } else { b'?' };
+    if wildcards && b.is_multiple_of(4) {
+        return if b.is_multiple_of(8) { b'*' } else { b'?' };
     }
     NAME_ALPHABET[b as usize % NAME_ALPHABET.len()]
 }

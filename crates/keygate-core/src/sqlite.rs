@@ -421,12 +421,42 @@ fn write_change(conn: &Connection, change: &Change) -> rusqlite::Result<()> {
     }
 }
 
+/// Largest audit sequence number a store may hold: SQLite integers are i64.
+const MAX_AUDIT_SEQ: u64 = i64::MAX as u64 - 1;
+
 fn audit_head(conn: &Connection) -> rusqlite::Result<(u64, [u8; 32])> {
     let seq: Option<String> = conn.query_row("SELECT value FROM meta WHERE name = 'audit_seq'", [], |r| r.get(0)).optional()?;
     let hash: Option<String> = conn.query_row("SELECT value FROM meta WHERE name = 'audit_hash'", [], |r| r.get(0)).optional()?;
     let seq = seq.and_then(|s| s.parse().ok()).unwrap_or(0);
     let hash = hash.and_then(|h| from_hex(&h)).unwrap_or(GENESIS);
     Ok((seq, hash))
+}
+
+/// The recorded audit head must be one the next write can extend: a number no
+/// smaller than the last entry's (smaller, the next entry would collide with a
+/// kept one) and far from overflowing, and a hash in hex. A head ahead of the
+/// entries is a removed tail, which `verifyAudit` reports; the store still opens.
+fn check_audit_head(path: &Path, conn: &Connection) -> Result<()> {
+    let read = |e| read_error(path, "reading the audit head of", e);
+    let meta = |name: &str| {
+        conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| r.get::<_, String>(0)).optional().map_err(read)
+    };
+    let seq = match meta("audit_seq")? {
+        None => 0,
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|&seq| seq <= MAX_AUDIT_SEQ)
+            .ok_or_else(|| corrupt(path, "its recorded audit head is not a valid sequence number"))?,
+    };
+    if meta("audit_hash")?.is_some_and(|text| from_hex(&text).is_none()) {
+        return Err(corrupt(path, "its recorded audit hash is not 64 hex digits"));
+    }
+    let last: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM audit", [], |r| r.get(0)).map_err(read)?;
+    if u64::try_from(last).map_or(true, |last| last > seq) {
+        return Err(corrupt(path, format!("its audit trail has entries (up to {last}) beyond its recorded head ({seq})")));
+    }
+    Ok(())
 }
 
 fn to_hex(bytes: &[u8]) -> String {
@@ -450,7 +480,7 @@ fn write_audit(conn: &Connection, drafts: Vec<AuditDraft>) -> rusqlite::Result<(
     }
     let (mut seq, mut prev) = audit_head(conn)?;
     for draft in drafts {
-        seq += 1;
+        seq = seq.checked_add(1).filter(|&next| next <= MAX_AUDIT_SEQ).ok_or(rusqlite::Error::IntegralValueOutOfRange(0, i64::MAX))?;
         let entry = AuditEntry::seal(&prev, seq, draft);
         conn.prepare_cached(
             "INSERT INTO audit (seq, at, actor, action, key_id, user_id, detail, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -693,6 +723,7 @@ fn inspect(path: &Path, conn: &Connection) -> Result<Found> {
         }
         check_schema(path, conn)?;
         read_meta(path, conn)?;
+        check_audit_head(path, conn)?;
         // Damage in pages the load never reads (indexes, the audit trail, free pages):
         // ~60 ms on a 100,000-key store, a fifth of its open.
         let check: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(read)?;

@@ -344,8 +344,11 @@ impl Tx<'_> {
     fn commit(&mut self, changes: Vec<Change>) -> Result<()> {
         let now = self.store.clock.now();
         let audit = changes.iter().flat_map(|c| describe(&self.registry, c, self.operation, self.actor, now)).collect();
+        // Marked finished only once the backend has answered: a panic inside it
+        // leaves `finished` false, so dropping the Tx rolls back and frees the write lock.
+        let committed = self.store.backend.commit(&changes, audit);
         self.finished = true;
-        self.store.backend.commit(&changes, audit)?;
+        committed?;
         self.store.apply(&mut self.registry, changes)
     }
 }
