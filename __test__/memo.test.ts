@@ -315,3 +315,22 @@ describe('expiry under CPU load: no remembered answer outlives its key', () => {
     }
   })
 })
+
+describe('closing', () => {
+  test('closing a store ends its expiry watcher thread at once (not when it is garbage-collected)', { skip: process.platform !== 'linux' && 'reads /proc/self/status' }, async () => {
+    const threads = () => Number(/Threads:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1])
+    const before = threads()
+    const stores: KeyStore[] = []
+    for (let i = 0; i < 40; i++) {
+      const store = KeyStore.inMemory()
+      store.putUser({ id: 'svc' })
+      store.createKey({ userId: 'svc', description: '', expiresAt: new Date(Date.now() + DAY) })
+      stores.push(store)
+    }
+    assert.ok(threads() >= before + 40, 'each store with a key runs a watcher')
+    for (const store of stores) store.close()
+    for (let waited = 0; threads() > before + 2 && waited < 2000; waited += 20) await sleep(20)
+    assert.ok(threads() <= before + 2, `threads left: ${threads() - before} (the stores are still referenced)`)
+    assert.equal(stores.length, 40)
+  })
+})

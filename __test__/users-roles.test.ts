@@ -298,3 +298,33 @@ describe('ids, role names and actors that would mislead the audit trail', () => 
     assertNoSecret(s.audit(), secret)
   })
 })
+
+describe('a secret of the store, however mangled, never becomes an id, name, rule, description or actor', () => {
+  test('cut by -, ., a soft hyphen or an invisible character, re-prefixed, or without its prefix: refused, nothing changes, the message holds no piece of it', () => {
+    const store = frozenStore()
+    store.putUser({ id: 'integration', rights: ['*:*'] })
+    const { key, secret } = issue(store, { userId: 'integration' })
+    const body = secret.slice(3, 46)
+    const [head, tail] = [body.slice(0, 21), body.slice(21)]
+    const mangled = [`${head}-${tail}`, `${head}.${tail}`, `KG_${body}`, `kg-${body}`, body, `x${body}Q`]
+    const invisible = [`${head}\u200b${tail}`, `${head}\u00ad${tail}`]
+    const before = snapshot(store)
+    for (const text of mangled) {
+      const errors = [
+        throwsCode(() => store.putUser({ id: text }), 'INVALID_ARGUMENT'),
+        throwsCode(() => store.putRole({ name: text, rights: [] }), 'INVALID_ARGUMENT'),
+        throwsCode(() => store.putRole({ name: 'r', rights: [`${text.replace(/[^0-9A-Za-z]/g, '')}:*`] }), 'INVALID_RULE'),
+        throwsCode(() => store.updateKey(key.id, { description: `see ${text}` }), 'INVALID_ARGUMENT'),
+        throwsCode(() => store.setState(key.id, 'suspended', { actor: text }), 'INVALID_ARGUMENT'),
+      ]
+      for (const error of errors) assert.ok(!error.message.includes(head) && !error.message.includes(tail), error.message)
+    }
+    for (const text of invisible) {
+      throwsCode(() => store.updateKey(key.id, { description: text }), 'INVALID_ARGUMENT')
+      throwsCode(() => store.setState(key.id, 'suspended', { actor: text }), 'INVALID_ARGUMENT')
+    }
+    assert.deepEqual(snapshot(store), before)
+    // Another store's secret is just text here (its checksum is not this store's business).
+    assert.equal(store.updateKey(key.id, { description: `rotated from ${forgeSecret().slice(3, 30)}` }).state, 'active')
+  })
+})

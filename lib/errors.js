@@ -74,14 +74,17 @@ function fromNative(error) {
 }
 
 /**
- * A user-supplied value fit for a message: any run of 32 or more base62
- * characters (a secret's body is 49, so even a secret cut in two by a pasted
- * invisible character shows no long piece) is redacted — an admin who pastes a
- * secret where an id belongs must not find it in a log. The same rule as the
- * core's `redact_secrets`.
+ * A user-supplied value fit for a message: any stretch of 32 or more base62
+ * characters, counting across the characters a paste may slip in between them
+ * (`-`, `.`, soft hyphens, invisible format characters), is redacted — a
+ * secret's body is 49, so even a secret cut in two shows no long piece, and an
+ * admin who pastes a secret where an id belongs will not find it in a log. The
+ * same rule as the core's `redact_secrets`.
  */
 function redactSecrets(text) {
-  return String(text).replace(/[0-9A-Za-z]{32,}/g, '<redacted>')
+  return String(text).replace(/[0-9A-Za-z][0-9A-Za-z\-.\u00ad\u200b-\u200d\u2060\ufeff]*/g, (stretch) =>
+    stretch.replace(/[^0-9A-Za-z]/g, '').length >= 32 ? '<redacted>' : stretch,
+  )
 }
 
 /** A value quoted for a message: redacted, and shortened to 80 characters. */

@@ -93,31 +93,38 @@ pub fn describe_char(c: char) -> String {
 }
 
 /// Replaces anything that may be (a large piece of) a secret with
-/// `<redacted>`: a run of 32 or more base62 characters anywhere in the value.
-/// A secret's body is 49 such characters, so even one cut in two by a pasted
-/// invisible character leaves no long piece shown; key ids (22) and ordinary
-/// names stay readable.
+/// `<redacted>`: a stretch of 32 or more base62 characters, counting across
+/// the characters a paste may slip in between them (`-`, `.`, soft hyphens and
+/// invisible format characters). A secret's body is 49 base62 characters, so
+/// even one cut in two shows no long piece; key ids (22) and ordinary names
+/// stay readable.
 pub fn redact_secrets(value: &str) -> String {
-    const LONGEST_SHOWN_RUN: usize = 31;
+    const LONGEST_SHOWN: usize = 31;
+    let joiner = |c: char| matches!(c, '-' | '.' | '\u{ad}' | '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}');
     let mut out = String::with_capacity(value.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        if run.len() > LONGEST_SHOWN_RUN {
+    let mut stretch = String::new();
+    let mut base62 = 0usize;
+    let flush = |stretch: &mut String, base62: &mut usize, out: &mut String| {
+        if *base62 > LONGEST_SHOWN {
             out.push_str("<redacted>");
         } else {
-            out.push_str(run);
+            out.push_str(stretch);
         }
-        run.clear();
+        stretch.clear();
+        *base62 = 0;
     };
     for c in value.chars() {
         if c.is_ascii_alphanumeric() {
-            run.push(c);
+            stretch.push(c);
+            base62 += 1;
+        } else if joiner(c) && base62 > 0 {
+            stretch.push(c);
         } else {
-            flush(&mut run, &mut out);
+            flush(&mut stretch, &mut base62, &mut out);
             out.push(c);
         }
     }
-    flush(&mut run, &mut out);
+    flush(&mut stretch, &mut base62, &mut out);
     out
 }
 
@@ -131,11 +138,13 @@ mod tests {
         assert_eq!(quote(&secret), "\"kg_<redacted>\"");
         assert_eq!(quote(&format!("x{secret}y")), "\"xkg_<redacted>\"");
         assert_eq!(quote("key_5WmiiKcF7dy93oQ9IpMd9q"), "\"key_5WmiiKcF7dy93oQ9IpMd9q\"");
-        let long_name = format!("session:{}", "abc.".repeat(15));
-        assert!(quote(&long_name).starts_with("\"session:abc.abc"));
+        let long_name = format!("session:{}", "abc/".repeat(15));
+        assert!(quote(&long_name).starts_with("\"session:abc/abc"));
         // A secret cut by a pasted invisible character shows no long piece either.
         let cut = format!("kg_{}\u{200b}{}", "a1B2".repeat(8), "c3D4".repeat(9));
-        assert_eq!(quote(&cut), "\"kg_<redacted>\\u{200b}<redacted>\"");
+        assert_eq!(quote(&cut), "\"kg_<redacted>\"");
+        let hyphenated = format!("kg_{}-{}", "a1B2".repeat(5), "c3D4".repeat(6));
+        assert_eq!(quote(&hyphenated), "\"kg_<redacted>\"");
         assert!(quote(&"x".repeat(1000)).len() < 100);
     }
 

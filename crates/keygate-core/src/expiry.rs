@@ -112,10 +112,18 @@ impl ExpiryWatch {
     }
 }
 
-impl Drop for ExpiryWatch {
-    fn drop(&mut self) {
+impl ExpiryWatch {
+    /// Ends the watcher thread (a closed store needs none; it would otherwise
+    /// live until the store's last handle is collected).
+    pub fn stop(&self) {
         self.shared.state.lock().shutdown = true;
         self.shared.wake.notify_one();
+    }
+}
+
+impl Drop for ExpiryWatch {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

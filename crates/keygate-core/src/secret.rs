@@ -136,33 +136,25 @@ fn checksum_matches(secret: &[u8]) -> bool {
 }
 
 /// True when `text` holds the 43 random characters of a secret that `is_key`
-/// knows (by digest), whatever follows them: the checksum is computable from
-/// the rest, so a secret pasted with its last characters changed, cut short or
-/// without its prefix still gives the whole secret away. Every window of 43
-/// base62 characters is completed into the secret it would begin with this
-/// store's prefix and looked up; texts here are short (at most a few KB).
+/// knows (by digest), whatever surrounds or separates them: the checksum is
+/// computable from them, so a secret pasted with its last characters changed,
+/// cut short, re-prefixed (`KG_`, `kg-`) or cut by `-`, `.` or an invisible
+/// character still gives the whole secret away. Every run of 43 consecutive
+/// base62 characters of the text, other characters skipped, is completed into
+/// the secret it would be with this store's prefix and looked up. Texts here
+/// are short (at most a few KB), so the cost is a hash per character.
 pub fn holds_known_secret(text: &[u8], prefix: &Prefix, mut is_key: impl FnMut(&SecretDigest) -> bool) -> bool {
+    let base62: Vec<u8> = text.iter().copied().filter(|&c| not_base62(c) == 0).collect();
     let mut candidate = Vec::with_capacity(prefix.0.len() + 1 + BODY_CHARS);
-    let mut run_start = 0;
-    for (at, &c) in text.iter().enumerate() {
-        if not_base62(c) != 0 {
-            run_start = at + 1;
-            continue;
-        }
-        // `text[at + 1 - RANDOM_CHARS ..= at]` is a window of base62 characters.
-        let Some(start) = (at + 1).checked_sub(RANDOM_CHARS).filter(|&start| start >= run_start) else { continue };
-        let Some(window) = text.get(start..=at) else { continue };
+    base62.windows(RANDOM_CHARS).any(|window| {
         candidate.clear();
         candidate.extend_from_slice(prefix.0.as_bytes());
         candidate.push(b'_');
         candidate.extend_from_slice(window);
         let checksum = crc32fast::hash(&candidate);
         candidate.extend_from_slice(base62_fixed(&checksum.to_be_bytes(), CHECKSUM_CHARS).as_bytes());
-        if is_key(&digest(&candidate)) {
-            return true;
-        }
-    }
-    false
+        is_key(&digest(&candidate))
+    })
 }
 
 /// Where `text` holds a well-formed secret of any valid prefix (not only the
@@ -274,6 +266,10 @@ mod tests {
         assert!(holds_known_secret(format!("x{body}Q").as_bytes(), &prefix, known), "checksum changed");
         assert!(holds_known_secret(format!("id.{body}").as_bytes(), &prefix, known), "no prefix");
         assert!(!holds_known_secret(&text.as_bytes()[..45], &prefix, known), "42 random characters are not enough");
+        let (head, tail) = body.split_at(20);
+        for cut in [format!("{head}-{tail}"), format!("KG_{head}.{tail}"), format!("{head}\u{200b}{tail}"), format!("{head}\u{ad}{tail}x")] {
+            assert!(holds_known_secret(cut.as_bytes(), &prefix, known), "{cut}");
+        }
         assert!(!holds_known_secret(generate(&prefix).unwrap().text.as_bytes(), &prefix, known), "another secret");
     }
 

@@ -17,7 +17,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use crate::audit::{verify, AuditDraft, AuditEntry, AuditQuery, AuditReport, GENESIS};
 use crate::backend::{Backend, Catchup};
 use crate::error::{Error, ErrorCode, Result};
-use crate::model::{parse_key_id, KeyState, UserStatus, KEY_ID_PREFIX};
+use crate::model::{check_name_shape, parse_key_id, KeyState, UserStatus, KEY_ID_PREFIX};
 use crate::registry::{Change, KeyRecord, Registry, RoleRecord, UserRecord};
 use crate::secret::{encode_id, Prefix};
 use crate::store::{Inner, KeyStore, Options, Task};
@@ -202,7 +202,32 @@ fn read_user(row: &Row) -> rusqlite::Result<(String, String, String, String)> {
 
 fn user_record(path: &Path, (id, status, rights, roles): (String, String, String, String)) -> Result<UserRecord> {
     let status = UserStatus::parse(&status).map_err(|e| corrupt(path, e.message))?;
-    Ok(UserRecord { id, status, rights: split(rights), roles: split(roles) })
+    stored_name(path, "a user id", &id)?;
+    let roles = split(roles);
+    for role in &roles {
+        stored_name(path, "a role name", role)?;
+    }
+    Ok(UserRecord { id, status, rights: split(rights), roles })
+}
+
+fn role_record(path: &Path, name: String, rights: String) -> Result<RoleRecord> {
+    stored_name(path, "a role name", &name)?;
+    Ok(RoleRecord { name, rights: split(rights) })
+}
+
+/// A stored id or name keygate could have written (never bidi controls, newlines, empty).
+fn stored_name(path: &Path, what: &str, name: &str) -> Result<()> {
+    check_name_shape(what, name).map_err(|e| corrupt(path, e.message))
+}
+
+/// The instants JavaScript's Date can hold (±8.64e15 ms): keygate never writes others.
+const MAX_DATE_MS: i64 = 8_640_000_000_000_000;
+
+fn stored_instant(path: &Path, what: &str, ms: i64) -> Result<i64> {
+    if ms.unsigned_abs() > MAX_DATE_MS as u64 {
+        return Err(corrupt(path, format!("a key's {what} ({ms}) is not a representable date")));
+    }
+    Ok(ms)
 }
 
 const KEY_COLUMNS: &str =
@@ -231,18 +256,25 @@ fn key_record(path: &Path, row: KeyRow) -> Result<KeyRecord> {
     let (id, seq, user_id, description, state, expires_at, created_at, updated_at, last_used_at, hint, digest, rules) = row;
     let id: [u8; 16] = id.try_into().map_err(|_| corrupt(path, "a key id is not 16 bytes"))?;
     let digest: [u8; 32] = digest.try_into().map_err(|_| corrupt(path, "a key digest is not 32 bytes"))?;
-    let hint: [u8; 4] = hint.into_bytes().try_into().map_err(|_| corrupt(path, "a key hint is not 4 characters"))?;
+    let hint: [u8; 4] = hint
+        .into_bytes()
+        .try_into()
+        .ok()
+        .filter(|hint: &[u8; 4]| hint.iter().all(u8::is_ascii_alphanumeric))
+        .ok_or_else(|| corrupt(path, "a key hint is not 4 letters or digits"))?;
     let state = KeyState::parse(&state).map_err(|e| corrupt(path, e.message))?;
+    stored_name(path, "a key's user id", &user_id)?;
+    let seq = u64::try_from(seq).map_err(|_| corrupt(path, "a key's sequence number is negative"))?;
     Ok(KeyRecord {
         id,
-        seq: seq as u64,
+        seq,
         user_id,
         description,
         state,
-        expires_at,
-        created_at,
-        updated_at,
-        last_used_at,
+        expires_at: stored_instant(path, "expiry", expires_at)?,
+        created_at: stored_instant(path, "creation time", created_at)?,
+        updated_at: stored_instant(path, "update time", updated_at)?,
+        last_used_at: last_used_at.map(|at| stored_instant(path, "last use", at)).transpose()?,
         hint,
         digest,
         rules: split(rules),
@@ -264,7 +296,7 @@ fn load_rows(path: &Path, conn: &Connection) -> Result<Registry> {
     let rows = roles.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(e("reading roles of"))?;
     for row in rows {
         let (name, rights) = row.map_err(e("reading roles of"))?;
-        registry.apply(Change::PutRole(RoleRecord { name, rights: split(rights) })).map_err(fail)?;
+        registry.apply(Change::PutRole(role_record(path, name, rights)?)).map_err(fail)?;
     }
     let mut users = conn.prepare("SELECT id, status, rights, roles FROM users").map_err(e("reading users of"))?;
     for row in users.query_map([], read_user).map_err(e("reading users of"))? {
@@ -325,10 +357,12 @@ fn changes_since(path: &Path, db: &mut Db) -> Result<Catchup> {
             ("role", _) => db
                 .conn
                 .query_row("SELECT name, rights FROM roles WHERE name = ?1", [&id], |r| {
-                    Ok(RoleRecord { name: r.get(0)?, rights: split(r.get(1)?) })
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
                 })
                 .optional()
                 .map_err(e)?
+                .map(|(name, rights)| role_record(path, name, rights))
+                .transpose()?
                 .map(Change::PutRole),
             ("key", _) => match parse_key_id(&id) {
                 Some(raw) => db
@@ -757,7 +791,13 @@ fn check_version(path: &Path, version: i64, tables: i64) -> Result<()> {
 fn check_schema(path: &Path, conn: &Connection) -> Result<()> {
     let read = |e| read_error(path, "reading the schema of", e);
     let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1)").map_err(read)?;
+    let mut kind = conn.prepare("SELECT type FROM sqlite_master WHERE name = ?1").map_err(read)?;
     for (table, columns) in TABLES {
+        // A view in a table's place could compute anything (even never end).
+        let is_table = kind.query_row([table], |r| r.get::<_, String>(0)).optional().map_err(read)?.is_some_and(|t| t == "table");
+        if !is_table {
+            return Err(corrupt(path, format!("its {table} is not a table (not a keygate store, or a damaged one)")));
+        }
         let present: HashSet<String> =
             stmt.query_map([table], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(read)?;
         if present.is_empty() {

@@ -768,6 +768,7 @@ impl Inner {
         }
         let flushed = self.flush_uses();
         self.closed.store(true, Ordering::Release);
+        self.expiry.stop();
         // The background thread stops (closing its own connection) before the
         // last connection closes, so SQLite can fold the WAL into the file.
         let maintenance = self.maintenance.lock().take();

@@ -245,6 +245,19 @@ fn a_row_it_cannot_load_makes_open_store_corrupt_and_leaves_the_file_byte_for_by
         ("a dropped table", vec![("DROP TABLE roles", vec![])]),
         ("a dropped column", vec![("ALTER TABLE keys DROP COLUMN hint", vec![])]),
         ("a missing key prefix", vec![("DELETE FROM meta WHERE name = 'key_prefix'", vec![])]),
+        ("an expiry no date can hold", vec![("UPDATE keys SET expires_at = 9223372036854775807 WHERE id = ?1", vec![id_param()])]),
+        ("a creation time no date can hold", vec![("UPDATE keys SET created_at = -9223372036854775808 WHERE id = ?1", vec![id_param()])]),
+        ("a hint that is not base62", vec![("UPDATE keys SET hint = 'é€' WHERE id = ?1", vec![id_param()])]),
+        ("a user id with a newline", vec![("UPDATE users SET id = 'sv' || char(10) || 'c'", vec![]), ("UPDATE keys SET user_id = 'sv' || char(10) || 'c'", vec![])]),
+        ("a user id with a bidi control", vec![("UPDATE users SET id = 'svc' || char(8238)", vec![]), ("UPDATE keys SET user_id = 'svc' || char(8238)", vec![])]),
+        ("an empty role name", vec![("INSERT INTO roles (name, rights) VALUES ('', '')", vec![])]),
+        ("a view in the keys table's place", vec![
+            ("ALTER TABLE keys RENAME TO keys_old", vec![]),
+            ("CREATE VIEW keys AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT k.* FROM keys_old k, n", vec![]),
+        ]),
+        ("an audit head behind its entries", vec![("UPDATE meta SET value = '0' WHERE name = 'audit_seq'", vec![])]),
+        ("an audit head near overflow", vec![("UPDATE meta SET value = '18446744073709551615' WHERE name = 'audit_seq'", vec![])]),
+        ("an audit hash that is not hex", vec![("UPDATE meta SET value = 'zz' WHERE name = 'audit_hash'", vec![])]),
     ];
     for (i, (what, statements)) in damages.iter().enumerate() {
         let file = dir.path().join(format!("damaged-{i}.db"));
