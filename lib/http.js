@@ -14,7 +14,8 @@
 //   6. the route function throws or returns garbage          500 internal_error
 //   7. no route for the request: the key is still checked    401 malformed_key / unknown_key, else 404 no_route
 //   8. the store's decision                                  401 malformed_key / unknown_key,
-//                                                            400 invalid_request, 403 for every other reason
+//                                                            400 invalid_request, 503 store_unavailable,
+//                                                            403 for every other reason
 // The key never appears in a response, a log line or an error this module produces.
 
 const net = require('node:net')
@@ -33,7 +34,11 @@ const STATUS = {
   forbidden: 403,
   not_found: 404,
   internal_error: 500,
+  unavailable: 503,
 }
+
+/** Seconds a client should wait before retrying a 503 (the store catches up within about a second). */
+const RETRY_AFTER = '1'
 
 /** The `error` of each guard-level reason; store reasons not listed are `forbidden`. */
 const ERROR_OF_REASON = {
@@ -48,6 +53,8 @@ const ERROR_OF_REASON = {
   unknown_key: 'unauthorized',
   no_route: 'not_found',
   internal_error: 'internal_error',
+  // The store cannot vouch that its state is current: not the caller's fault, worth a retry.
+  store_unavailable: 'unavailable',
 }
 
 // ---- the default route: Hornbill's POST /xmlmc/<service>/?method=<api> ----------------
@@ -297,6 +304,7 @@ function makeDenial(reason, challenge) {
   const json = JSON.stringify(body)
   const headers = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }
   if (status === 401) headers['www-authenticate'] = challenge
+  if (status === 503) headers['retry-after'] = RETRY_AFTER
   const denial = { ok: false, status, body, headers: Object.freeze(headers) }
   // Ready to write: the body and the header lines (a flat [name, value, …] list for writeHead).
   Object.defineProperty(denial, 'json', { value: json })
