@@ -34,9 +34,11 @@
  * | 500 | `internal_error` | `internal_error` | the store or the route function threw; details go to {@link GuardOptions.onError} only |
  * | 404 | `not_found` | `no_route` | the route function returned `null` (the key is checked first: a bad key is still 401) |
  * | 400 | `bad_request` | `invalid_request` | the store found `service`/`api` invalid (e.g. `POST /xmlmc/session/` without `?method=`) |
+ * | 503 | `unavailable` | `store_unavailable` | a durable store cannot vouch that its state is current (another process's change it cannot apply; see the README, "Fails closed, loudly"): not the caller's fault, so not a 403; retry later |
  * | 403 | `forbidden` | any other reason of the store | `suspended`, `revoked`, `expired`, `user_inactive`, `user_lacks_right`, `no_matching_rule`, `ip_not_allowed` |
  *
- * 401 answers carry `WWW-Authenticate: ESP-APIKEY realm="keygate", Bearer realm="keygate"`.
+ * 401 answers carry `WWW-Authenticate: ESP-APIKEY realm="keygate", Bearer realm="keygate"`;
+ * 503 answers `Retry-After: 1`.
  * Headers that Node itself refuses never reach the guard: an oversized header block gets
  * Node's `431`, control characters in a header value Node's `400`.
  *
@@ -92,12 +94,19 @@ export interface GuardOptions {
   realm?: string
   /**
    * Called with the error behind every 500 (a store read failing, e.g. `STORE_IO`, or the
-   * route function throwing). When any string reachable from the error (name, message,
-   * stack, code, the `cause` chain, AggregateError `errors`, other own properties) holds the
-   * key or a 12-character run of it, or part of it cannot be read, `onError` gets a redacted
-   * copy (a plain `Error` or `AggregateError` keeping the name, `[redacted]` in place of the
-   * key); otherwise the error itself. A thrown non-Error arrives as an `Error` whose `cause`
-   * is its redacted copy. Your error is never modified. Note that `req` still carries the
+   * route function throwing). `onError` gets the error itself only when it is a plain
+   * built-in error (`Error`, `TypeError`, …, `AggregateError`, `KeygateError`) and everything
+   * reachable from it (name, message, stack, code, the `cause` chain, AggregateError
+   * `errors`, other own properties, enumerable or not) is strings, other primitives, plain
+   * objects, arrays, Maps, Sets, Dates and such errors, all readable without getters or
+   * proxies and free of the key and of any 12-character run of it. Otherwise it gets a
+   * redacted copy: a plain `Error` or `AggregateError` keeping the name, `[redacted]` in place
+   * of the key, Maps and Sets copied with their entries redacted, and a placeholder such as
+   * `[Headers: not shown]` in place of anything whose contents cannot be read as plain data
+   * (Buffers and other typed arrays, ArrayBuffer, DataView, fetch `Headers`,
+   * `URLSearchParams`, WeakMap/WeakRef, boxed strings, functions, instances of any other
+   * class). A thrown non-Error arrives as an `Error` whose `cause` is its redacted copy. Your
+   * error is never modified. Note that `req` still carries the
    * request's headers, key included. Default: one `console.error` line (name, code, message
    * and those of up to three causes). An `onError` that throws is ignored.
    */
@@ -128,7 +137,7 @@ export interface KeygateAuth {
 }
 
 /** The `error` of a denial body, one per status. */
-export type DenialError = 'bad_request' | 'unauthorized' | 'forbidden' | 'not_found' | 'internal_error'
+export type DenialError = 'bad_request' | 'unauthorized' | 'forbidden' | 'not_found' | 'internal_error' | 'unavailable'
 
 /** Why the guard said no: a reason of the store, or a problem it found in the request itself. */
 export type DenialReason =
@@ -154,11 +163,11 @@ export interface DenialBody {
 export interface Denial {
   /** Discriminant of {@link CheckResult}. */
   readonly ok: false
-  /** 400, 401, 403, 404 or 500. */
-  readonly status: 400 | 401 | 403 | 404 | 500
+  /** 400, 401, 403, 404, 500 or 503. */
+  readonly status: 400 | 401 | 403 | 404 | 500 | 503
   /** Send as JSON. */
   readonly body: DenialBody
-  /** `content-type`, `cache-control` and, on 401, `www-authenticate` (lower-case names). */
+  /** `content-type`, `cache-control`, on 401 `www-authenticate`, on 503 `retry-after` (lower-case names). */
   readonly headers: Readonly<Record<string, string>>
 }
 

@@ -6,7 +6,12 @@ import http from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import net from 'node:net'
 import querystring from 'node:querystring'
+import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import fs from 'node:fs'
 import { createRequire } from 'node:module'
+import os from 'node:os'
+import path from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { inspect } from 'node:util'
 import { runInNewContext } from 'node:vm'
@@ -208,7 +213,7 @@ function raw(port: number, lines: string[], body = ''): Promise<Answer & { statu
 }
 
 function expectDenial(answer: Answer, status: number, reason: string, label = reason): void {
-  const error = { 400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 500: 'internal_error' }[status]
+  const error = { 400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 500: 'internal_error', 503: 'unavailable' }[status]
   assert.equal(answer.status, status, `${label}: status (body ${answer.text})`)
   assert.deepEqual(answer.json, { error, reason }, `${label}: body`)
   assert.match(answer.headers['content-type'] ?? '', /^application\/json/, `${label}: content-type`)
@@ -218,6 +223,7 @@ function expectDenial(answer: Answer, status: number, reason: string, label = re
   } else {
     assert.equal(answer.headers['www-authenticate'], undefined, `${label}: no challenge outside 401`)
   }
+  assert.equal(answer.headers['retry-after'], status === 503 ? '1' : undefined, `${label}: Retry-After only on 503`)
 }
 
 function expectAllowed(answer: Answer, f: Fixture, keyOf: { key: { id: string; userId: string } } = f.good, route = { service: 'session', api: 'userLogon' }): KeygateAuth {
@@ -1048,9 +1054,167 @@ describe('failures are 500 without details, reported to onError without the key'
     assert.equal(passed[0], clean)
   })
 
+  test('a key inside a Map, Set, Headers, URLSearchParams, Buffer, typed array, WeakRef, boxed string, Date or class instance never reaches onError', () => {
+    const f = fixture()
+    const secret = f.good.secret
+    const body = secret.slice(secret.indexOf('_') + 1)
+    const runs = Array.from({ length: body.length - 11 }, (_, i) => body.slice(i, i + 12))
+    const bytes = Buffer.from(`X-API-Key: ${secret}`)
+    class Upstream {
+      #headers = { 'x-api-key': secret }
+      url = 'https://upstream.example/'
+      headers() {
+        return this.#headers
+      }
+    }
+    class UpstreamError extends Error {
+      #key = secret
+      override get message() {
+        return `upstream refused ${this.#key}`
+      }
+    }
+    const carriers: [string, () => unknown, RegExp][] = [
+      ['Map', () => new Map<unknown, unknown>([['x-api-key', secret], [secret, 'as a key']]), /Map\(2\) \{ 'x-api-key' => '\[redacted\]', '\[redacted\]' => 'as a key' \}/],
+      ['Set', () => new Set([secret, 'other']), /Set\(2\) \{ '\[redacted\]', 'other' \}/],
+      ['a Map subclass', () => new (class Headerish extends Map<string, string> {})([['k', secret]]), /\[Headerish: not shown\]/],
+      ['fetch Headers', () => new Headers({ 'x-api-key': secret }), /\[Headers: not shown\]/],
+      ['URLSearchParams', () => new URLSearchParams({ key: secret }), /\[URLSearchParams: not shown\]/],
+      ['Buffer', () => bytes, /\[Buffer: not shown\]/],
+      ['Uint8Array', () => new Uint8Array(bytes), /\[Uint8Array: not shown\]/],
+      ['Uint16Array', () => Uint16Array.from(secret, (c) => c.charCodeAt(0)), /\[Uint16Array: not shown\]/],
+      ['ArrayBuffer', () => bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length), /\[ArrayBuffer: not shown\]/],
+      ['DataView', () => new DataView(new Uint8Array(bytes).buffer), /\[DataView: not shown\]/],
+      ['WeakRef', () => new WeakRef({ secret }), /\[WeakRef: not shown\]/],
+      ['a boxed String', () => new String(secret), /\[String: not shown\]/],
+      ['a Date with a custom property', () => Object.assign(new Date(T0), { note: secret }), /2025-03-01T09:00:00\.000Z \{ note: '\[redacted\]' \}/],
+      ['a class instance with a private field', () => new Upstream(), /\[Upstream: not shown\]/],
+      ['a function with a property', () => Object.assign(() => secret, { key: secret }), /\[function: not shown\]/],
+      ['a Map inside an array inside a plain object', () => ({ calls: [new Map([['auth', `Bearer ${secret}`]])] }), /Map\(1\) \{ 'auth' => 'Bearer \[redacted\]' \}/],
+      ['a non-enumerable property of a plain object', () => Object.defineProperty({}, 'hidden', { value: secret, enumerable: false }), /\[hidden\]: '\[redacted\]'/],
+    ]
+    const inspected = (value: unknown) => inspect(value, { showHidden: true, depth: null })
+    const assertNoRun = (text: string, label: string) => {
+      for (const run of runs) assert.ok(!text.includes(run), `${label}: a piece of the key reached onError in ${JSON.stringify(text.slice(0, 300))}`)
+    }
+    for (const [name, make, shown] of carriers) {
+      for (const [where, thrown] of [
+        ['error.request', () => Object.assign(new Error('upstream call failed'), { request: make() })],
+        ['error.cause', () => new Error('upstream call failed', { cause: make() })],
+        ['AggregateError errors', () => new AggregateError([make()], 'upstream calls failed')],
+      ] as const) {
+        const label = `${name} in ${where}`
+        const received: unknown[] = []
+        const guard = createGuard(f.store, {
+          route: () => {
+            throw thrown()
+          },
+          onError: (error) => received.push(error),
+        })
+        const result = guard.check(fakeRequest([['X-API-Key', secret]]))
+        assert.equal(result.ok ? 200 : result.status, 500, label)
+        assert.equal(received.length, 1, label)
+        const error = received[0] as Error
+        assert.ok(error instanceof Error, `${label}: onError gets an Error`)
+        const text = inspected(error)
+        assertNoRun(text, `${label} (util.inspect, showHidden)`)
+        assertNoRun(JSON.stringify(error, (_k, v) => (typeof v === 'bigint' ? String(v) : v)) ?? '', `${label} (JSON.stringify)`)
+        assertNoRun(`${error.message} ${error.stack}`, `${label} (message and stack)`)
+        assert.match(text, shown, `${label}: what onError sees in place of the ${name}`)
+        assert.equal(error.message, where === 'AggregateError errors' ? 'upstream calls failed' : 'upstream call failed', label)
+
+        // the default onError: one console.error line, without the key
+        const before = logged.length
+        createGuard(f.store, { route: () => { throw thrown() } }).check(fakeRequest([['X-API-Key', secret]]))
+        assert.equal(logged.length, before + 1, `${label}: one line logged`)
+        assertNoRun(logged.at(-1)!, `${label} (default onError)`)
+      }
+    }
+
+    // An error of a class of its own may hold the key where no copy can look (a private
+    // field read by a getter, here): onError gets a copy even when nothing visible holds it.
+    const received: Error[] = []
+    createGuard(f.store, { route: () => { throw new UpstreamError() }, onError: (error) => received.push(error) }).check(fakeRequest([['X-API-Key', secret]]))
+    assert.ok(!(received[0] instanceof UpstreamError), 'an error of an unknown class is never handed on')
+    assert.equal(received[0]!.message, 'upstream refused [redacted]')
+    assertNoRun(inspected(received[0]), 'UpstreamError')
+
+    // Without the key, what can be read is still shown: a Map's entries, a Set's values.
+    const seen: Error[] = []
+    const plain = Object.assign(new Error('no key here'), { sent: new Map([['status', 502]]), tried: new Set(['a', 'b']), at: new Date(T0) })
+    createGuard(f.store, { route: () => { throw plain }, onError: (error) => seen.push(error) }).check(fakeRequest([['X-API-Key', secret]]))
+    const copy = seen[0] as Error & { sent: Map<string, number>; tried: Set<string>; at: Date }
+    assert.deepEqual([...copy.sent], [['status', 502]])
+    assert.deepEqual([...copy.tried], ['a', 'b'])
+    assert.equal(copy.at.getTime(), T0.getTime())
+  })
+
   test('every answer of this file is free of secrets; nothing the guard logged holds one', () => {
     // (each response was checked as it arrived; the console log is checked here and after all tests)
     for (const secret of SECRETS) assertNoSecret(logged, secret)
+  })
+})
+
+const PYTHON = (() => {
+  try {
+    execFileSync('python3', ['-c', 'import sqlite3'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+})()
+
+describe('a durable store that cannot vouch for its state', () => {
+  test('store_unavailable → 503 unavailable with Retry-After: 1, through node:http; 200 again once repaired', { skip: PYTHON ? false : 'python3 with its sqlite3 module is not available', timeout: 30_000 }, async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keygate-http-'))
+    const file = path.join(dir, 'keys.db')
+    const reported: Error[] = []
+    const store = KeyStore.open(file, { onError: (error) => reported.push(error) })
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+    /** Another writer: statements in one transaction through python3's sqlite3. */
+    const sql = (statements: [string, string[]][]) =>
+      execFileSync('python3', ['-c', 'import sqlite3, sys, json\nc = sqlite3.connect(sys.argv[1])\nfor q, a in json.loads(sys.argv[2]): c.execute(q, a)\nc.commit()\nc.close()', file, JSON.stringify(statements)])
+    const s = await serve('node', createGuard(store))
+    try {
+      store.putUser({ id: 'svc', rights: ['*:*'] })
+      const good = store.createKey({ userId: 'svc', description: 'good', expiresAt: at(new Date(), DAY) })
+      const damaged = store.createKey({ userId: 'svc', description: 'damaged', expiresAt: at(new Date(), DAY) })
+      remember(good.secret)
+      remember(damaged.secret)
+      assert.equal((await call(s.base, CALL, esp(good.secret))).status, 200)
+      const digest = createHash('sha256').update(damaged.secret).digest('hex')
+
+      // Another writer stores a rule no keygate can load, with its change row.
+      sql([
+        [`UPDATE keys SET rules = 'a b:c' WHERE digest = X'${digest}'`, []],
+        [`INSERT INTO changes (kind, id, op) VALUES ('key', ?, 'put')`, [damaged.key.id]],
+      ])
+      const start = Date.now()
+      while (store.explain(good.secret, 'session', 'userLogon').reason !== 'store_unavailable') {
+        assert.ok(Date.now() - start < 10_000, 'the store never failed closed')
+        await sleep(10)
+      }
+      const answer = await call(s.base, CALL, esp(good.secret))
+      expectDenial(answer, 503, 'store_unavailable')
+      assert.deepEqual(answer.json, { error: 'unavailable', reason: 'store_unavailable' })
+      // a bad key is still the caller's fault: checked before the store's state
+      expectDenial(await call(s.base, CALL, esp('kg_garbage')), 401, 'malformed_key')
+
+      // Repaired: the same request is let through again.
+      sql([
+        [`UPDATE keys SET rules = 'svc:*' WHERE digest = X'${digest}'`, []],
+        [`INSERT INTO changes (kind, id, op) VALUES ('key', ?, 'put')`, [damaged.key.id]],
+      ])
+      while (store.explain(good.secret, 'session', 'userLogon').reason !== 'allowed') {
+        assert.ok(Date.now() - start < 20_000, 'the store never recovered')
+        await sleep(10)
+      }
+      assert.equal((await call(s.base, CALL, esp(good.secret))).status, 200)
+      assert.ok(reported.length >= 1, 'the store reported the failure to its onError')
+    } finally {
+      await s.close()
+      store.close()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 

@@ -14,7 +14,8 @@
 //   6. the route function throws or returns garbage          500 internal_error
 //   7. no route for the request: the key is still checked    401 malformed_key / unknown_key, else 404 no_route
 //   8. the store's decision                                  401 malformed_key / unknown_key,
-//                                                            400 invalid_request, 403 for every other reason
+//                                                            400 invalid_request, 503 store_unavailable,
+//                                                            403 for every other reason
 // The key never appears in a response, a log line or an error this module produces.
 
 const net = require('node:net')
@@ -33,7 +34,11 @@ const STATUS = {
   forbidden: 403,
   not_found: 404,
   internal_error: 500,
+  unavailable: 503,
 }
+
+/** Seconds a client should wait before retrying a 503 (the store catches up within about a second). */
+const RETRY_AFTER = '1'
 
 /** The `error` of each guard-level reason; store reasons not listed are `forbidden`. */
 const ERROR_OF_REASON = {
@@ -48,6 +53,8 @@ const ERROR_OF_REASON = {
   unknown_key: 'unauthorized',
   no_route: 'not_found',
   internal_error: 'internal_error',
+  // The store cannot vouch that its state is current: not the caller's fault, worth a retry.
+  store_unavailable: 'unavailable',
 }
 
 // ---- the default route: Hornbill's POST /xmlmc/<service>/?method=<api> ----------------
@@ -297,6 +304,7 @@ function makeDenial(reason, challenge) {
   const json = JSON.stringify(body)
   const headers = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }
   if (status === 401) headers['www-authenticate'] = challenge
+  if (status === 503) headers['retry-after'] = RETRY_AFTER
   const denial = { ok: false, status, body, headers: Object.freeze(headers) }
   // Ready to write: the body and the header lines (a flat [name, value, …] list for writeHead).
   Object.defineProperty(denial, 'json', { value: json })
@@ -378,10 +386,93 @@ function isErrorLike(value) {
 }
 
 /**
+ * Error classes whose instances hold nothing but own properties (no private fields, no
+ * accessors or inspect/toJSON hooks on the prototype): only such an error may be handed on
+ * as it is. An error of any other class may keep the key where the copy cannot look.
+ */
+const PLAIN_ERROR_PROTOTYPES = new Set(
+  [Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError, AggregateError, KeygateError].map((c) => c.prototype),
+)
+
+// The built-in ways to read a Map's or Set's entries, taken now: a Map may carry its own
+// `entries` (or a subclass override it) to hide entries from the copy.
+const mapEntries = Map.prototype.entries
+const setValues = Set.prototype.values
+const mapIteratorNext = Object.getPrototypeOf(new Map().entries()).next
+const setIteratorNext = Object.getPrototypeOf(new Set().values()).next
+const dateTime = Date.prototype.getTime
+const { isProxy } = require('node:util').types
+
+/** Entries of a built-in Map or Set (at most MAX_ENTRIES + 1) read through the built-ins, or null. */
+function builtInEntries(value, isMap) {
+  try {
+    const iterator = Reflect.apply(isMap ? mapEntries : setValues, value, [])
+    const next = isMap ? mapIteratorNext : setIteratorNext
+    const out = []
+    for (let step = Reflect.apply(next, iterator, []); !step.done; step = Reflect.apply(next, iterator, [])) {
+      out.push(step.value)
+      if (out.length > MAX_ENTRIES) break
+    }
+    return out
+  } catch {
+    return null
+  }
+}
+
+/**
+ * The name of a value's class for a placeholder, read without running user code (only data
+ * properties: the prototype's `constructor`, its `name`), redacted and cut short.
+ */
+function className(value, pieces) {
+  try {
+    const proto = Object.getPrototypeOf(value)
+    if (proto === null) return 'Object'
+    const constructor = Object.getOwnPropertyDescriptor(proto, 'constructor')?.value
+    const name = typeof constructor === 'function' ? Object.getOwnPropertyDescriptor(constructor, 'name')?.value : undefined
+    if (typeof name === 'string' && name !== '') return redactText(name, pieces).slice(0, 64)
+  } catch {
+    // fall through to the tag
+  }
+  return 'object'
+}
+
+/**
+ * Copies the own properties `names` of `value` onto `copy`, each redacted, keeping whether
+ * it is enumerable. A property whose value comes from a getter marks the copy as needed: the
+ * getter ran once here and may answer otherwise to the next reader.
+ */
+function copyOwnProperties(value, copy, names, pieces, state, depth, skip) {
+  for (const own of names) {
+    if (skip !== undefined && skip(own)) continue
+    let enumerable = false
+    try {
+      const descriptor = Object.getOwnPropertyDescriptor(value, own)
+      enumerable = descriptor?.enumerable === true
+      if (descriptor !== undefined && !('value' in descriptor)) state.changed = true
+    } catch {
+      state.found = true
+    }
+    const field = redactedCopy(readSafely(value, own, state), pieces, state, depth + 1)
+    try {
+      Object.defineProperty(copy, redactedCopy(own, pieces, state, depth + 1), { value: field, enumerable, writable: true, configurable: true })
+    } catch {
+      state.changed = true // e.g. an `own` that the copy cannot take: then it is not shown
+    }
+  }
+}
+
+/**
  * A copy of `value` in which every string (keys included) has the key's pieces replaced.
- * Errors become plain Errors (AggregateErrors stay AggregateErrors) with their name,
- * message, stack, code, cause, errors and other own properties copied; cycles stay cycles.
- * Reads each property once, never writes to `value`, never throws.
+ * The copy is made only of what this function can read in full: strings and other
+ * primitives, plain objects and arrays, errors (as plain Errors; AggregateErrors stay
+ * AggregateErrors, with name, message, stack, code, cause, errors and other own
+ * properties), built-in Maps, Sets and Dates with their own properties. Anything else — a
+ * Buffer or other typed array, ArrayBuffer, DataView, fetch Headers, URLSearchParams,
+ * WeakMap/WeakRef, a boxed string, a function, an instance of any other class (it may keep
+ * data in private fields or internal slots) — becomes a placeholder such as
+ * `[Headers: not shown]` and marks the copy as needed (`state.changed`), so the original is
+ * never handed on. Cycles stay cycles. Reads each property once, never writes to `value`,
+ * never throws.
  */
 function redactedCopy(value, pieces, state, depth) {
   if (typeof value === 'string') {
@@ -395,7 +486,10 @@ function redactedCopy(value, pieces, state, depth) {
     state.changed = true
     return Symbol(redactText(description, pieces))
   }
-  if (typeof value === 'function') return '[function]'
+  if (typeof value === 'function') {
+    state.changed = true // its own properties, its source, its closure: not looked at
+    return '[function: not shown]'
+  }
   if (value === null || typeof value !== 'object') return value
   const known = state.copies.get(value)
   if (known !== undefined) return known
@@ -403,6 +497,9 @@ function redactedCopy(value, pieces, state, depth) {
     state.changed = true // what lies beyond was not looked at: never hand it on
     return '[too deep]'
   }
+  // A proxy answers what its traps like, maybe differently to the next reader: copy what it
+  // answered now and never hand it on.
+  if (isProxy(value)) state.changed = true
   let names
   try {
     names = Reflect.ownKeys(value)
@@ -414,25 +511,26 @@ function redactedCopy(value, pieces, state, depth) {
     state.changed = true
     names = names.slice(0, MAX_ENTRIES)
   }
+  let proto
+  try {
+    proto = Object.getPrototypeOf(value)
+  } catch {
+    state.found = true
+    proto = undefined
+  }
   let copy
   if (isErrorLike(value)) {
+    if (!PLAIN_ERROR_PROTOTYPES.has(proto)) state.changed = true
     const name = redactedCopy(readSafely(value, 'name', state), pieces, state, depth + 1)
     const message = redactedCopy(readSafely(value, 'message', state), pieces, state, depth + 1)
     const errors = names.includes('errors') ? readSafely(value, 'errors', state) : undefined
     copy = Array.isArray(errors) ? new AggregateError([], String(message)) : new Error(String(message))
     state.copies.set(value, copy)
     if (typeof name === 'string') copy.name = name
-    for (const own of names) {
-      if (own === 'message') continue
-      let enumerable = false
-      try {
-        enumerable = Object.getOwnPropertyDescriptor(value, own)?.enumerable === true
-      } catch {
-        state.found = true
-      }
-      const raw = own === 'errors' ? errors : readSafely(value, own, state)
-      const field = redactedCopy(raw, pieces, state, depth + 1)
-      Object.defineProperty(copy, redactedCopy(own, pieces, state, depth + 1), { value: field, enumerable, writable: true, configurable: true })
+    copyOwnProperties(value, copy, names, pieces, state, depth, (own) => own === 'message' || own === 'errors')
+    if (names.includes('errors')) {
+      // read once above, to choose the copy's class
+      Object.defineProperty(copy, 'errors', { value: redactedCopy(errors, pieces, state, depth + 1), enumerable: false, writable: true, configurable: true })
     }
     return copy
   }
@@ -442,27 +540,62 @@ function redactedCopy(value, pieces, state, depth) {
   } catch {
     state.found = true
   }
-  copy = isArray ? [] : {}
-  state.copies.set(value, copy)
-  for (const own of names) {
-    if (isArray && own === 'length') continue
-    let enumerable = false
-    try {
-      enumerable = Object.getOwnPropertyDescriptor(value, own)?.enumerable === true
-    } catch {
-      state.found = true
-    }
-    if (!enumerable) continue
-    const field = redactedCopy(readSafely(value, own, state), pieces, state, depth + 1)
-    Object.defineProperty(copy, redactedCopy(own, pieces, state, depth + 1), { value: field, enumerable: true, writable: true, configurable: true })
+  if (isArray && proto === Array.prototype) {
+    copy = []
+    state.copies.set(value, copy)
+    copyOwnProperties(value, copy, names, pieces, state, depth, (own) => own === 'length')
+    return copy
   }
-  return copy
+  if (!isArray && (proto === Object.prototype || proto === null)) {
+    copy = proto === null ? Object.create(null) : {}
+    state.copies.set(value, copy)
+    copyOwnProperties(value, copy, names, pieces, state, depth)
+    return copy
+  }
+  if (proto === Map.prototype || proto === Set.prototype) {
+    const isMap = proto === Map.prototype
+    const entries = builtInEntries(value, isMap)
+    if (entries !== null) {
+      copy = isMap ? new Map() : new Set()
+      state.copies.set(value, copy)
+      if (entries.length > MAX_ENTRIES) {
+        state.changed = true
+        entries.length = MAX_ENTRIES
+      }
+      for (const entry of entries) {
+        if (isMap) copy.set(redactedCopy(entry[0], pieces, state, depth + 1), redactedCopy(entry[1], pieces, state, depth + 1))
+        else copy.add(redactedCopy(entry, pieces, state, depth + 1))
+      }
+      copyOwnProperties(value, copy, names, pieces, state, depth)
+      return copy
+    }
+  }
+  if (proto === Date.prototype) {
+    let time
+    try {
+      time = Reflect.apply(dateTime, value, [])
+    } catch {
+      time = undefined
+    }
+    if (typeof time === 'number') {
+      copy = new Date(time)
+      state.copies.set(value, copy)
+      copyOwnProperties(value, copy, names, pieces, state, depth)
+      return copy
+    }
+  }
+  // Contents this copy cannot enumerate as plain data: shown as a placeholder only.
+  state.changed = true
+  const placeholder = `[${className(value, pieces)}: not shown]`
+  state.copies.set(value, placeholder)
+  return placeholder
 }
 
 /**
- * What onError gets for `thrown`: the error itself when no string reachable from it holds
- * any piece of the key and every part of it could be read; otherwise a redacted copy. A
- * thrown non-Error becomes an Error whose `cause` is its (redacted) copy.
+ * What onError gets for `thrown`: the error itself only when it is a plain error (see
+ * PLAIN_ERROR_PROTOTYPES) whose every reachable part the copy could read in full and found
+ * free of any piece of the key; otherwise the redacted copy. A thrown non-Error becomes an
+ * Error whose `cause` is its (redacted) copy.
  */
 function errorWithoutKey(thrown, key) {
   const pieces = typeof key === 'string' && key.length > 0 ? keyPieces(key) : []
