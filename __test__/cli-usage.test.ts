@@ -76,3 +76,64 @@ describe('keygate CLI: usage', () => {
     assert.match(help.stdout, /<file> must not exist: backup never overwrites a file/)
   })
 })
+
+describe('keygate CLI: a secret pasted in the wrong place is never printed whole', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'keygate-cli-secret-'))
+  const db = path.join(dir, 'store.db')
+  after(() => rmSync(dir, { recursive: true, force: true }))
+  const run = (args: string[]) => keygate(['--db', db, ...args], dir)
+  let secret = ''
+  let body = ''
+
+  test('a real secret as the command, as an option value, as an option name, in a rules file', () => {
+    assert.equal(run(['init']).code, 0)
+    assert.equal(run(['user', 'put', 'alice', '--right', '*:*']).code, 0)
+    const created = run(['key', 'create', '--user', 'alice', '--description', 'd', '--expires', '30d', '--json'])
+    assert.equal(created.code, 0, created.stderr)
+    secret = (JSON.parse(created.stdout) as { secret: string }).secret
+    body = secret.slice(secret.indexOf('_') + 1)
+    const rulesFile = path.join(dir, 'rules.txt')
+    writeFileSync(rulesFile, `svc:api\n${secret}\n`)
+    const cases: [string[], RegExp][] = [
+      [[secret], /unknown command "kg_<redacted>"/],
+      [[secret, 'session', 'x'], /unknown command "kg_<redacted>"/],
+      [['key', secret], /unknown command "key kg_<redacted>"/],
+      [['key', 'list', '--state', secret], /--state "kg_<redacted>" must be one of/],
+      [['key', 'create', '--user', 'alice', '--description', 'd', '--expires', '1d', '--state', secret], /--state "kg_<redacted>"/],
+      [['user', 'put', 'bob', '--status', secret], /--status "kg_<redacted>"/],
+      [['key', 'create', '--user', 'alice', '--description', 'd', '--expires', secret], /--expires "kg_<redacted>"/],
+      [['key', 'rotate', 'key_x', '--overlap', secret], /--overlap "kg_<redacted>"/],
+      [['audit', '--since', secret], /--since "kg_<redacted>"/],
+      [['audit', '--limit', secret], /--limit "kg_<redacted>"/],
+      [['--max-lifetime-days', secret, 'key', 'list'], /--max-lifetime-days "kg_<redacted>"/],
+      [['key', 'list', `--${secret}`], /unknown option "--kg_<redacted>"/],
+      [['key', 'list', `--${secret}=x`], /unknown option "--kg_<redacted>"/],
+      [['key', 'list', 'extra', secret], /too many arguments .*"kg_<redacted>"/],
+      [['help', secret], /no help for "kg_<redacted>"/],
+      [['key', 'create', '--user', 'alice', '--description', 'd', '--expires', '1d', '--rules-file', path.join(dir, secret)], /--rules-file ".*kg_<redacted>": no such file/],
+      [['key', 'create', '--user', 'alice', '--description', 'd', '--expires', '1d', '--rules-file', rulesFile], /INVALID_RULE/],
+    ]
+    for (const [args, message] of cases) {
+      const shown = args.map((a) => a.replace(secret, '<secret>')).join(' ')
+      const r = run(args)
+      assert.ok(r.code === 2 || r.code === 3, `${shown}: exit ${r.code}`)
+      assert.match(r.stderr, message, shown)
+      assert.ok(!(r.stdout + r.stderr).includes(body), `${shown} printed the secret: ${r.stderr}`)
+      // the --json error document too
+      const j = run(['--json', ...args])
+      assert.ok(!(j.stdout + j.stderr).includes(body), `${shown} --json printed the secret: ${j.stdout}`)
+    }
+  })
+
+  test('keygate help of an inherited property name is "no such command", not [object Object]', () => {
+    for (const word of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      const r = run(['help', word])
+      assert.equal(r.code, 2, `${word}: ${r.stdout}`)
+      assert.match(r.stderr, /no such command/)
+      assert.doesNotMatch(r.stdout + r.stderr, /\[object Object\]|native code/)
+      const direct = run([word, 'list'])
+      assert.equal(direct.code, 2, `${word} list: ${direct.stdout}`)
+      assert.match(direct.stderr, /unknown command/)
+    }
+  })
+})

@@ -201,7 +201,7 @@ describe('usage errors: exit 2 with a plain message, nothing changed', () => {
   })
 
   test('unknown option, missing value, repeated single option, extra or missing arguments', async () => {
-    usage(await ws.kg(['key', 'list', '--bogus']), 'unknown option --bogus')
+    usage(await ws.kg(['key', 'list', '--bogus']), 'unknown option "--bogus"')
     usage(await ws.kg(['key', 'list', '--user']), '--user needs a value')
     usage(await ws.kg(['key', 'list', '--user', '--state', 'active']), '--user needs a value')
     usage(await ws.kg(['key', 'list', '--json=yes']), '--json takes no value')

@@ -24,13 +24,23 @@ export interface AdminServerOptions {
   /** Request body limit in bytes, default 1 MiB. */
   bodyLimit?: number
   /**
-   * A wrong admin token is answered 401 only after this delay, doubled for each recent
-   * failure from the same address (forgotten after 15 minutes without one). The right
-   * token is never delayed or refused. Default 1000 ms.
+   * Login throttling by address, for logins without a valid device cookie: once an address
+   * has recent failed logins (forgotten after 15 minutes without one), every login from it,
+   * right or wrong, is answered only after this delay, doubled for each of those failures;
+   * and only one login per address is checked at a time (the others get 429 with
+   * Retry-After at once). A login from an address without recent failures is answered at
+   * once. Default 1000 ms.
    */
   loginFailureDelayMs?: number
-  /** The longest a wrong token waits for its answer. Default 16000 ms. */
+  /** The longest such a login waits for its answer. Default 16000 ms. */
   loginFailureMaxDelayMs?: number
+  /**
+   * Lifetime of the device cookie (`keygate_device`, HMAC-signed with a key of this server)
+   * that every successful login sets: a login carrying a valid one is never throttled by
+   * address; its failures count against that cookie alone (with the same delays), and 10
+   * failures revoke it. Default 30 days.
+   */
+  deviceCookieMaxAgeMs?: number
   /** Receives a line for each internal error (never a request body or a secret). */
   log?: (line: string) => void
 }

@@ -6,10 +6,10 @@
 const http = require('node:http')
 const fs = require('node:fs')
 const path = require('node:path')
-const { createHash, randomBytes, timingSafeEqual } = require('node:crypto')
+const { createHash, createHmac, randomBytes, timingSafeEqual } = require('node:crypto')
 
 const { KeyStore } = require('../store.js')
-const { KeygateError, quote } = require('../errors.js')
+const { KeygateError, quote, redactSecrets } = require('../errors.js')
 
 const PUBLIC_DIR = path.join(__dirname, 'public')
 const STATIC_FILES = {
@@ -47,16 +47,28 @@ const DEFAULT_BODY_LIMIT = 1024 * 1024 // 1,000 rules of 256 characters fit comf
 const DEFAULT_IDLE_MS = 30 * 60 * 1000
 const DEFAULT_ABSOLUTE_MS = 12 * 60 * 60 * 1000
 const MAX_SESSIONS = 1000
-// Failed logins: each wrong token is answered only after a delay that doubles with the
-// recent failures of its address (1 s, 2 s, 4 s … 16 s), counted on arrival so that
-// attempts sent side by side wait longer too. The right token is never delayed or refused:
-// whoever shares an address with a guesser (a proxy) is never locked out.
+// Login guessing is slowed down without locking the admin out (OWASP's "device cookie"):
+// a successful login leaves a signed device cookie; a login carrying a valid one is never
+// throttled, and its failures count against that cookie alone (revoked after
+// DEVICE_MAX_FAILURES). Any other login is throttled by its address: once the address has
+// recent failures, every attempt from it, right or wrong, is answered only after the
+// address's delay (1 s doubling to 16 s), so the timing of an answer reveals nothing, and
+// only one attempt per address is checked at a time — the others get 429 at once, their
+// token unchecked. A guesser thus gets about one guess per delay per address.
 const LOGIN_FAILURE_DELAY_MS = 1000
 const LOGIN_FAILURE_MAX_DELAY_MS = 16 * 1000
 /** Failures of an address are forgotten after this long without one. */
 const LOGIN_MEMORY_MS = 15 * 60 * 1000
 /** Addresses whose failures are remembered at most (the oldest is forgotten first). */
 const LOGIN_MAX_ADDRESSES = 10_000
+const DEVICE_COOKIE_NAME = 'keygate_device'
+const DEVICE_COOKIE_MAX_AGE_MS = 30 * 24 * 60 * 60 * 1000
+/** Failures a device cookie may have before it stops exempting its logins from throttling. */
+const DEVICE_MAX_FAILURES = 10
+/** Device cookies with failures (or revoked) remembered at most (the oldest is forgotten first). */
+const LOGIN_MAX_DEVICES = 10_000
+/** `<random id>.<expiry, ms since the epoch>.<HMAC of both>`, all base64url or decimal. */
+const DEVICE_COOKIE_RE = /^([A-Za-z0-9_-]{22})\.([0-9]{1,15})\.([A-Za-z0-9_-]{43})$/
 
 const KEY_STATES = new Set(['active', 'suspended', 'revoked'])
 const USER_STATUSES = new Set(['active', 'suspended', 'archived'])
@@ -197,18 +209,24 @@ function validateLines(lines, { rights = false } = {}) {
     try {
       const rule = KeyStore.validateRule(text)
       if (rights && /^ip=/i.test(rule)) {
-        throw new KeygateError('INVALID_RULE', `invalid rule "${text}": user and role rights take API rules only, not IP rules`)
+        throw new KeygateError('INVALID_RULE', `invalid rule ${quote(text)}: user and role rights take API rules only, not IP rules`)
       }
       rules.push(rule)
     } catch (e) {
       if (!(e instanceof KeygateError)) throw e
-      errors.push({ line: i + 1, rule: text.length > 300 ? `${text.slice(0, 300)}…` : text, message: e.message })
+      errors.push({ line: i + 1, rule: shortened(redactSecrets(text), 300), message: e.message })
     }
   })
   if (rules.length + errors.length > 1000) {
     errors.push({ line: 0, rule: '', message: `${rules.length + errors.length} rules given; at most 1000 are allowed` })
   }
   return { ok: errors.length === 0, rules, errors }
+}
+
+/** `text` cut to `max` code points (never splitting a surrogate pair), with … when cut. */
+function shortened(text, max) {
+  const points = Array.from(text)
+  return points.length > max ? `${points.slice(0, max).join('')}…` : text
 }
 
 // ---- the server ------------------------------------------------------------------
@@ -228,8 +246,9 @@ function validateLines(lines, { rights = false } = {}) {
  * @param {number} [options.sessionIdleMs]  default 30 minutes
  * @param {number} [options.sessionMaxMs]   default 12 hours
  * @param {number} [options.bodyLimit]      bytes, default 1 MiB
- * @param {number} [options.loginFailureDelayMs]    a wrong token is answered after this, doubling per recent failure of the address; default 1000
- * @param {number} [options.loginFailureMaxDelayMs] the most a wrong token waits; default 16000
+ * @param {number} [options.loginFailureDelayMs]    a login without a device cookie, from an address with recent failures, is answered after this, doubling per failure; default 1000
+ * @param {number} [options.loginFailureMaxDelayMs] the most such a login waits; default 16000
+ * @param {number} [options.deviceCookieMaxAgeMs]   lifetime of the device cookie a successful login sets; default 30 days
  * @param {(line: string) => void} [options.log] receives one line per failed request (never a secret)
  */
 function createAdminServer(options) {
@@ -261,13 +280,23 @@ function createAdminServer(options) {
   for (const [name, value] of [['loginFailureDelayMs', failureDelayMs], ['loginFailureMaxDelayMs', failureMaxDelayMs]]) {
     if (!Number.isFinite(value) || value < 0 || value > 60_000) throw new TypeError(`options.${name} must be a number of milliseconds from 0 to 60000`)
   }
+  const deviceMaxAgeMs = options.deviceCookieMaxAgeMs ?? DEVICE_COOKIE_MAX_AGE_MS
+  if (!Number.isFinite(deviceMaxAgeMs) || deviceMaxAgeMs < 1000 || deviceMaxAgeMs > 400 * 24 * 60 * 60 * 1000) {
+    throw new TypeError('options.deviceCookieMaxAgeMs must be a number of milliseconds from 1000 to 400 days')
+  }
   const log = typeof options.log === 'function' ? options.log : () => {}
   const admin = { actor }
+  /** Signs device cookies; per server, so a restart invalidates them (they only spare waiting). */
+  const deviceKey = randomBytes(32)
 
   /** session id → { csrf, created, seen } */
   const sessions = new Map()
   /** remote address → { count, last } of recent failed logins, least recently failed first */
   const failures = new Map()
+  /** address → when its one login being checked is answered (ms since the epoch) */
+  const loginsInFlight = new Map()
+  /** device cookie id → { count, expires } of its failed logins; count ≥ DEVICE_MAX_FAILURES: revoked */
+  const deviceFailures = new Map()
 
   const staticCache = new Map()
   function staticFile(name) {
@@ -284,6 +313,7 @@ function createAdminServer(options) {
       if (now - s.seen > idleMs || now - s.created > maxMs) sessions.delete(id)
     }
     for (const [addr, f] of failures) if (now - f.last > LOGIN_MEMORY_MS) failures.delete(addr)
+    for (const [id, d] of deviceFailures) if (d.expires <= now) deviceFailures.delete(id)
   }
   const sweeper = setInterval(() => sweep(Date.now()), 60_000)
   sweeper.unref()
@@ -346,9 +376,9 @@ function createAdminServer(options) {
       code = 'INTERNAL'
       message = 'internal error'
       // Never the request body: only where and what kind of failure.
-      log(`keygate admin: internal error on ${req.method} ${urlPath(req)}: ${error && error.stack ? error.stack : error}`)
+      log(redactSecrets(`keygate admin: internal error on ${req.method} ${quote(urlPath(req))}: ${error && error.stack ? error.stack : error}`))
     }
-    if (status >= 500 && code !== 'INTERNAL') log(`keygate admin: ${code} on ${req.method} ${urlPath(req)}: ${message}`)
+    if (status >= 500 && code !== 'INTERNAL') log(redactSecrets(`keygate admin: ${code} on ${req.method} ${quote(urlPath(req))}: ${message}`))
     const headers = status === 429 && extra && extra.retryAfter ? { 'Retry-After': String(extra.retryAfter) } : {}
     json(res, status, { error: { code, message } }, headers)
   }
@@ -446,13 +476,135 @@ function createAdminServer(options) {
 
   // ---- login ----
 
-  /**
-   * Counts a failed login of the request's address and answers how long to wait before
-   * saying so: the delay doubles with each recent failure, up to the maximum.
-   */
-  function failedLoginDelay(req) {
-    const addr = req.socket.remoteAddress || '?'
+  function isRightToken(token) {
+    return typeof token === 'string' && token.length > 0 && token.length <= 1024 && timingSafeEqual(sha256(token), tokenDigest)
+  }
+
+  /** The wait before answering a login, after `count` recent failures (0: none). */
+  function delayAfter(count) {
+    if (count <= 0) return 0
+    return Math.min(failureMaxDelayMs, failureDelayMs * 2 ** Math.min(count - 1, 30))
+  }
+
+  function sleep(ms) {
+    // unref: a pending answer does not keep a closed server's process alive
+    return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms).unref()) : Promise.resolve()
+  }
+
+  function badToken() {
+    return new ApiError(401, 'BAD_TOKEN', 'wrong admin token')
+  }
+
+  /** Logs in, or refuses after the delay of the login's device cookie or address (see LOGIN_FAILURE_DELAY_MS). */
+  async function login(req, res, token) {
     const now = Date.now()
+    const device = deviceOf(req, now)
+    if (device !== null) {
+      if (isRightToken(token)) {
+        deviceFailures.delete(device.id)
+        return admit(req, res)
+      }
+      // Counted on arrival, so guesses sent side by side with a stolen cookie soon revoke it.
+      await sleep(delayAfter(countDeviceFailure(device)))
+      throw badToken()
+    }
+    const addr = addressOf(req)
+    const recent = recentFailures(addr, now)
+    if (recent === 0) {
+      // No recent failure: answered at once, right or wrong (nothing is guessed faster that way).
+      if (isRightToken(token)) return admit(req, res)
+      countAddressFailure(addr, now)
+      throw badToken()
+    }
+    const busyUntil = loginsInFlight.get(addr)
+    if (busyUntil !== undefined) {
+      // The token is not even looked at: the answer says nothing about it.
+      const retryAfter = Math.max(1, Math.ceil((busyUntil - now) / 1000))
+      throw new ApiError(429, 'TOO_MANY_LOGINS', `another login from your address is being checked; try again in ${retryAfter} s`, { retryAfter })
+    }
+    const delay = delayAfter(recent)
+    loginsInFlight.set(addr, now + delay)
+    try {
+      await sleep(delay)
+    } finally {
+      loginsInFlight.delete(addr)
+    }
+    if (isRightToken(token)) return admit(req, res)
+    countAddressFailure(addr, Date.now())
+    throw badToken()
+  }
+
+  /** A successful login: a fresh session (no fixation) and a fresh device cookie. */
+  function admit(req, res) {
+    const old = sessionOf(req)
+    if (old) sessions.delete(old.id)
+    const s = newSession()
+    return json(res, 200, sessionInfo(s), {
+      'Set-Cookie': [cookie(req, s.id, Math.floor(maxMs / 1000)), deviceCookie(req)],
+    })
+  }
+
+  function deviceMac(id, expires) {
+    return createHmac('sha256', deviceKey).update(`${id}.${expires}`).digest('base64url')
+  }
+
+  function deviceCookie(req) {
+    const id = randomBytes(16).toString('base64url')
+    const expires = Date.now() + deviceMaxAgeMs
+    let c = `${DEVICE_COOKIE_NAME}=${id}.${expires}.${deviceMac(id, expires)}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.floor(deviceMaxAgeMs / 1000)}`
+    if (isSecure(req)) c += '; Secure'
+    return c
+  }
+
+  /** The id and expiry of the request's device cookie when it is signed by this server, unexpired and not revoked; else null. */
+  function deviceOf(req, now) {
+    const m = DEVICE_COOKIE_RE.exec(parseCookies(req.headers.cookie)[DEVICE_COOKIE_NAME] ?? '')
+    if (m === null) return null
+    const [, id, expiresText, mac] = m
+    const expires = Number(expiresText)
+    if (!timingSafeEqual(Buffer.from(mac), Buffer.from(deviceMac(id, expiresText)))) return null
+    if (!(expires > now)) return null
+    const d = deviceFailures.get(id)
+    if (d !== undefined && d.count >= DEVICE_MAX_FAILURES) return null
+    return { id, expires }
+  }
+
+  /** Counts a failure of a device cookie (revoking it at DEVICE_MAX_FAILURES); its failure count. */
+  function countDeviceFailure(device) {
+    const id = device.id
+    let d = deviceFailures.get(id)
+    deviceFailures.delete(id) // re-inserted last: the map stays ordered by the latest failure
+    if (d === undefined) {
+      if (deviceFailures.size >= LOGIN_MAX_DEVICES) deviceFailures.delete(deviceFailures.keys().next().value)
+      // Only cookies this server signed get here, so their expiry can be trusted for the sweep.
+      d = { count: 0, expires: device.expires }
+    }
+    d.count++
+    deviceFailures.set(id, d)
+    return d.count
+  }
+
+  /**
+   * Where a login comes from, for throttling: the remote address, an IPv4 address mapped
+   * into IPv6 as plain IPv4, and an IPv6 address as its /64 (what one host usually holds).
+   */
+  function addressOf(req) {
+    const a = String(req.socket.remoteAddress || '?').replace(/%.*$/, '').toLowerCase()
+    if (/^::ffff:[0-9.]+$/.test(a)) return a.slice(7)
+    if (!a.includes(':')) return a
+    const [head, tail] = a.split('::')
+    const headGroups = head ? head.split(':') : []
+    const tailGroups = tail ? tail.split(':') : []
+    const groups = tail === undefined ? headGroups : [...headGroups, ...Array(Math.max(0, 8 - headGroups.length - tailGroups.length)).fill('0'), ...tailGroups]
+    return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`
+  }
+
+  function recentFailures(addr, now) {
+    const f = failures.get(addr)
+    return f === undefined || now - f.last > LOGIN_MEMORY_MS ? 0 : f.count
+  }
+
+  function countAddressFailure(addr, now) {
     let f = failures.get(addr)
     if (f !== undefined && now - f.last > LOGIN_MEMORY_MS) f = undefined
     failures.delete(addr) // re-inserted last: the map stays ordered by the latest failure
@@ -463,15 +615,6 @@ function createAdminServer(options) {
     f.count++
     f.last = now
     failures.set(addr, f)
-    return Math.min(failureMaxDelayMs, failureDelayMs * 2 ** Math.min(f.count - 1, 30))
-  }
-
-  /** Answers a failed login, after its delay. */
-  async function refuseLogin(req) {
-    const delay = failedLoginDelay(req)
-    // unref: a pending refusal does not keep a closed server's process alive
-    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay).unref())
-    throw new ApiError(401, 'BAD_TOKEN', 'wrong admin token')
   }
 
   function newSession() {
@@ -523,13 +666,13 @@ function createAdminServer(options) {
 
   function mustUser(id) {
     const user = store.getUser(id)
-    if (user === null) throw new KeygateError('UNKNOWN_USER', `no user with id "${id}"`)
+    if (user === null) throw new KeygateError('UNKNOWN_USER', `no user with id ${quote(id)}`)
     return user
   }
 
   function mustRole(name) {
     const role = store.getRole(name)
-    if (role === null) throw new KeygateError('UNKNOWN_ROLE', `no role named "${name}"`)
+    if (role === null) throw new KeygateError('UNKNOWN_ROLE', `no role named ${quote(name)}`)
     return role
   }
 
@@ -592,16 +735,7 @@ function createAdminServer(options) {
     if (resource === 'login' && parts.length === 1) {
       if (method !== 'POST') throw new ApiError(405, 'METHOD_NOT_ALLOWED', 'use POST')
       const body = await readBody(req) // a body that is not JSON says nothing about the token: 400 at once
-      const token = field(body, 'token')
-      // The right token is always let in at once, whatever the failures of its address.
-      if (typeof token !== 'string' || token.length === 0 || token.length > 1024 || !timingSafeEqual(sha256(token), tokenDigest)) {
-        return await refuseLogin(req)
-      }
-      // A fresh session id at every login (no fixation).
-      const old = sessionOf(req)
-      if (old) sessions.delete(old.id)
-      const s = newSession()
-      return json(res, 200, sessionInfo(s), { 'Set-Cookie': cookie(req, s.id, Math.floor(maxMs / 1000)) })
+      return await login(req, res, field(body, 'token'))
     }
 
     const session = sessionOf(req)
@@ -645,7 +779,7 @@ function createAdminServer(options) {
       default:
         break
     }
-    throw new ApiError(404, 'NOT_FOUND', `no API ${method} ${pathname}`)
+    throw new ApiError(404, 'NOT_FOUND', `no API ${method} ${quote(pathname)}`)
   }
 
   function keysApi(res, method, id, sub, n, body, query) {
@@ -655,7 +789,7 @@ function createAdminServer(options) {
       const state = query.get('state')
       if (userId) filter.userId = userId
       if (state) {
-        if (!KEY_STATES.has(state)) throw new KeygateError('INVALID_STATE', `unknown key state "${state}"`)
+        if (!KEY_STATES.has(state)) throw new KeygateError('INVALID_STATE', `unknown key state ${quote(state)}`)
         filter.state = state
       }
       return json(res, 200, { keys: store.listKeys(filter), now: store.now() })
@@ -708,7 +842,7 @@ function createAdminServer(options) {
       const state = str(body, 'state', { max: 32 })
       const key = checkFresh(store.getKey(id), body, id)
       if (key.state === state) {
-        throw new ApiError(409, 'KEY_CHANGED', `key ${id} is already ${state} (changed elsewhere?)`)
+        throw new ApiError(409, 'KEY_CHANGED', `key ${quote(id)} is already ${quote(state)} (changed elsewhere?)`)
       }
       return json(res, 200, { key: store.setState(id, state, admin) })
     }
@@ -726,7 +860,7 @@ function createAdminServer(options) {
 
   function userInput(body, id) {
     const status = str(body, 'status', { optional: true, max: 32 }) ?? 'active'
-    if (!USER_STATUSES.has(status)) throw new ApiError(400, 'INVALID_ARGUMENT', `unknown user status "${status}"`)
+    if (!USER_STATUSES.has(status)) throw new ApiError(400, 'INVALID_ARGUMENT', `unknown user status ${quote(status)}`)
     const rightsIn = strList(body, 'rights', { optional: true }) ?? []
     const checked = validateLines(rightsIn, { rights: true })
     if (!checked.ok) {
@@ -741,7 +875,7 @@ function createAdminServer(options) {
     if (n === 1 && method === 'GET') return json(res, 200, { users: usersWithCounts() })
     if (n === 1 && method === 'POST') {
       const uid = str(body, 'id', { max: 256 })
-      if (store.getUser(uid) !== null) throw new ApiError(409, 'ALREADY_EXISTS', `a user with id "${uid}" already exists`)
+      if (store.getUser(uid) !== null) throw new ApiError(409, 'ALREADY_EXISTS', `a user with id ${quote(uid)} already exists`)
       return json(res, 201, { user: store.putUser(userInput(body, uid), admin) })
     }
     if (!id) throw new ApiError(404, 'NOT_FOUND', 'no such API')
@@ -755,7 +889,7 @@ function createAdminServer(options) {
       return json(res, 200, { user: store.putUser(userInput(body, id), admin) })
     }
     if (n === 2 && method === 'DELETE') {
-      if (!store.deleteUser(id, admin)) throw new KeygateError('UNKNOWN_USER', `no user with id "${id}"`)
+      if (!store.deleteUser(id, admin)) throw new KeygateError('UNKNOWN_USER', `no user with id ${quote(id)}`)
       return json(res, 200, { deleted: true, id })
     }
     throw new ApiError(404, 'NOT_FOUND', 'no such API')
@@ -779,7 +913,7 @@ function createAdminServer(options) {
     }
     if (n === 1 && method === 'POST') {
       const rname = str(body, 'name', { max: 256 })
-      if (store.getRole(rname) !== null) throw new ApiError(409, 'ALREADY_EXISTS', `a role named "${rname}" already exists`)
+      if (store.getRole(rname) !== null) throw new ApiError(409, 'ALREADY_EXISTS', `a role named ${quote(rname)} already exists`)
       return json(res, 201, { role: store.putRole(roleInput(body, rname), admin) })
     }
     if (!name) throw new ApiError(404, 'NOT_FOUND', 'no such API')
@@ -789,7 +923,7 @@ function createAdminServer(options) {
       return json(res, 200, { role: store.putRole(roleInput(body, name), admin) })
     }
     if (n === 2 && method === 'DELETE') {
-      if (!store.deleteRole(name, admin)) throw new KeygateError('UNKNOWN_ROLE', `no role named "${name}"`)
+      if (!store.deleteRole(name, admin)) throw new KeygateError('UNKNOWN_ROLE', `no role named ${quote(name)}`)
       return json(res, 200, { deleted: true, name })
     }
     throw new ApiError(404, 'NOT_FOUND', 'no such API')
@@ -830,7 +964,7 @@ function createAdminServer(options) {
       if (!Number.isFinite(d.getTime())) throw new ApiError(400, 'INVALID_ARGUMENT', 'since is not a valid date-time')
       q.since = d
     }
-    if (action && !AUDIT_ACTIONS.includes(action)) throw new ApiError(400, 'INVALID_ARGUMENT', `unknown audit action "${action}"`)
+    if (action && !AUDIT_ACTIONS.includes(action)) throw new ApiError(400, 'INVALID_ARGUMENT', `unknown audit action ${quote(action)}`)
     const filtering = Boolean(action || who)
     q.limit = filtering ? 100_000 : limit
     let entries = store.audit(q)

@@ -43,7 +43,9 @@ function readRulesFile(file, readStdinSync) {
   try {
     text = file === '-' ? readStdinSync() : fs.readFileSync(file, 'utf8')
   } catch (error) {
-    throw new UsageError(`cannot read --rules-file ${quote(file)}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`)
+    // Not error.message: it repeats the file name unquoted.
+    const why = error.code === 'ENOENT' ? 'no such file' : error.code === 'EACCES' ? 'permission denied' : error.code === 'EISDIR' ? 'it is a directory' : `cannot be read (${error.code ?? 'error'})`
+    throw new UsageError(`cannot read --rules-file ${quote(file)}: ${why}`)
   }
   return text
     .split(/\r?\n/)

@@ -5,7 +5,7 @@
 const os = require('node:os')
 const path = require('node:path')
 
-const { ERROR_CODES } = require('../errors.js')
+const { ERROR_CODES, quote, redactSecrets } = require('../errors.js')
 const { COMMANDS, GROUPS, NotFound, findCommand, openStore } = require('./commands.js')
 const { UsageError, parseOptions, parseWhole, closest } = require('./values.js')
 const { shownLines } = require('./format.js')
@@ -121,7 +121,7 @@ function locate(argv) {
 function unknownCommand(word, candidates, prefix) {
   const guess = closest(word, candidates)
   return new UsageError(
-    `unknown command "${prefix}${word}"${guess ? ` (did you mean "${prefix}${guess}"?)` : ''}; run "keygate ${prefix}--help" for the list`,
+    `unknown command ${quote(`${prefix}${word}`)}${guess ? ` (did you mean "${prefix}${guess}"?)` : ''}; run "keygate ${prefix}--help" for the list`,
   )
 }
 
@@ -143,15 +143,15 @@ function resolve(words, helpRequested) {
     if (target.length === 0) return { help: generalHelp() }
     const command = findCommand(target)
     if (command) return { help: commandHelp(command) }
-    if (target.length === 1 && GROUPS[target[0]]) return { help: groupHelp(target[0]) }
-    throw new UsageError(`no help for "${target.join(' ')}": no such command; run "keygate --help" for the list`)
+    if (target.length === 1 && Object.hasOwn(GROUPS, target[0])) return { help: groupHelp(target[0]) }
+    throw new UsageError(`no help for ${quote(target.join(' '))}: no such command; run "keygate --help" for the list`)
   }
   if (first === 'version') return { version: true, rest: words.slice(1) }
   if (first === undefined || first === '--') {
     if (helpRequested) return { help: generalHelp() }
     throw new UsageError('no command given; run "keygate --help" for the list of commands')
   }
-  if (GROUPS[first]) {
+  if (Object.hasOwn(GROUPS, first)) {
     if (second === undefined || second.startsWith('-')) {
       if (helpRequested) return { help: groupHelp(first) }
       const names = COMMANDS.filter((c) => c.path[0] === first).map((c) => c.path[1])
@@ -192,7 +192,7 @@ function checkPositionals(command, args) {
   }
   if (args.length > max) {
     // Never echo the arguments of check/explain: one of them may be a secret.
-    const extra = command.secretArgs ? '' : `: ${args.slice(max).map((a) => JSON.stringify(a)).join(' ')}`
+    const extra = command.secretArgs ? '' : `: ${args.slice(max).map((a) => quote(a)).join(' ')}`
     throw new UsageError(`too many arguments for ${name}${extra} (usage: ${command.usage.split('\n')[0]})`)
   }
 }
@@ -254,6 +254,10 @@ async function run(argv, io) {
   const err = (text) => io.stderr(text.endsWith('\n') ? text : `${text}\n`)
 
   const fail = (exit, code, message, hint) => {
+    // Every message is redacted once more here: whatever a message quotes, from a usage
+    // error to the store's, no secret-shaped run reaches the terminal.
+    message = redactSecrets(message)
+    if (hint !== undefined) hint = redactSecrets(hint)
     if (json) out(JSON.stringify({ error: { code, message } }, null, 2))
     else err(shownLines(`error: ${message}${code && exit !== EXIT.USAGE ? ` (${code})` : ''}${hint ? `\n${hint}` : ''}`))
     return exit

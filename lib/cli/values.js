@@ -2,6 +2,10 @@
 // Parsing of command-line values: the option parser, durations, dates and small checks.
 // Every problem is a UsageError (exit code 2) with a message in plain words.
 
+// Every value a user typed is shown through quote(): a secret pasted in the wrong place
+// must not end up whole in scrollback or CI logs.
+const { quote } = require('../errors.js')
+
 class UsageError extends Error {
   constructor(message) {
     super(message)
@@ -33,11 +37,11 @@ function parseOptions(args, spec, context) {
       const eq = arg.indexOf('=')
       name = eq === -1 ? arg.slice(2) : arg.slice(2, eq)
       inline = eq === -1 ? undefined : arg.slice(eq + 1)
-      if (!Object.hasOwn(spec, name)) throw new UsageError(`unknown option --${name}${see}`)
+      if (!Object.hasOwn(spec, name)) throw new UsageError(`unknown option ${quote(`--${name}`)}${see}`)
     } else if (arg.startsWith('-') && arg.length > 1 && !/^-\d/.test(arg)) {
       const short = arg.slice(1)
       name = byShort.get(short)
-      if (name === undefined) throw new UsageError(`unknown option ${arg}${see}`)
+      if (name === undefined) throw new UsageError(`unknown option ${quote(arg)}${see}`)
     } else {
       positionals.push(arg)
       continue
@@ -123,7 +127,7 @@ function parseDate(text) {
 /** A date-shaped value that is not a real date or time (2027-02-30, 25:00). */
 function badDate(text, option) {
   if (/^\d{4}-\d{1,2}-\d{1,2}/.test(text.trim())) {
-    return new UsageError(`${option} ${JSON.stringify(text)} is not a valid date or time; ${DATE_HELP}`)
+    return new UsageError(`${option} ${quote(text)} is not a valid date or time; ${DATE_HELP}`)
   }
   return undefined
 }
@@ -136,7 +140,7 @@ function parseExpiry(text, option, now) {
   if (date !== undefined) return date
   const bad = badDate(text, option)
   if (bad) throw bad
-  throw new UsageError(`${option} ${JSON.stringify(text)} is neither a duration nor a date: ${DURATION_HELP}; ${DATE_HELP}`)
+  throw new UsageError(`${option} ${quote(text)} is neither a duration nor a date: ${DURATION_HELP}; ${DATE_HELP}`)
 }
 
 /** `--since`: a duration ago, or a date. */
@@ -147,13 +151,13 @@ function parseSince(text, option, now) {
   if (date !== undefined) return date
   const bad = badDate(text, option)
   if (bad) throw bad
-  throw new UsageError(`${option} ${JSON.stringify(text)} is neither a duration (ago) nor a date: ${DURATION_HELP}; ${DATE_HELP}`)
+  throw new UsageError(`${option} ${quote(text)} is neither a duration (ago) nor a date: ${DURATION_HELP}; ${DATE_HELP}`)
 }
 
 /** A duration in whole seconds (`--overlap`). */
 function parseDurationSeconds(text, option) {
   const ms = durationMs(text)
-  if (ms === undefined) throw new UsageError(`${option} ${JSON.stringify(text)} is not a duration: ${DURATION_HELP}`)
+  if (ms === undefined) throw new UsageError(`${option} ${quote(text)} is not a duration: ${DURATION_HELP}`)
   return Math.floor(ms / 1000)
 }
 
@@ -161,7 +165,7 @@ function parseDurationSeconds(text, option) {
 function parseWhole(text, option, min, max) {
   const t = text.trim()
   if (!/^\d+$/.test(t) || Number(t) < min || Number(t) > max) {
-    throw new UsageError(`${option} ${JSON.stringify(text)} must be a whole number from ${min} to ${max}`)
+    throw new UsageError(`${option} ${quote(text)} must be a whole number from ${min} to ${max}`)
   }
   return Number(t)
 }
@@ -169,7 +173,7 @@ function parseWhole(text, option, min, max) {
 /** One of `choices`. */
 function parseChoice(text, option, choices) {
   if (!choices.includes(text)) {
-    throw new UsageError(`${option} ${JSON.stringify(text)} must be one of: ${choices.join(', ')}`)
+    throw new UsageError(`${option} ${quote(text)} must be one of: ${choices.join(', ')}`)
   }
   return text
 }

@@ -1,0 +1,288 @@
+// Admin login throttling (issue 10, finding 9): guessing from one address is slowed to about
+// one guess per delay, whatever the guesser's concurrency, while the admin is never locked
+// out: a browser holding the device cookie of an earlier login gets in at once, and without
+// one the right token still gets in after at most the maximum delay. Real servers, real
+// sockets (each request on its own connection, from 127.0.0.1).
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import http from 'node:http'
+
+import { KeyStore } from '../index.js'
+import { createAdminServer } from '../lib/admin/server.js'
+import type { AdminServer, AdminServerOptions } from '../lib/admin/server.js'
+
+const TOKEN = 'correct-horse-battery-staple-42'
+
+interface Answer {
+  status: number
+  ms: number
+  retryAfter: string | undefined
+  setCookie: string[]
+  body: string
+}
+
+/** POST /api/login with `token` (and a Cookie header); resolves with the answer, or 'timeout' after `giveUpMs`. */
+function login(port: number, token: string, cookie?: string, giveUpMs?: number): Promise<Answer | 'timeout'> {
+  return new Promise((resolve, reject) => {
+    const body = JSON.stringify({ token })
+    const start = performance.now()
+    const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
+    if (cookie) headers.cookie = cookie
+    const req = http.request({ port, host: '127.0.0.1', method: 'POST', path: '/api/login', agent: false, headers }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => (text += c))
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          ms: performance.now() - start,
+          retryAfter: res.headers['retry-after'],
+          setCookie: res.headers['set-cookie'] ?? [],
+          body: text,
+        }),
+      )
+    })
+    req.on('error', (e) => (giveUpMs === undefined ? reject(e) : resolve('timeout')))
+    if (giveUpMs !== undefined) {
+      req.setTimeout(giveUpMs, () => {
+        req.destroy()
+        resolve('timeout')
+      })
+    }
+    req.end(body)
+  })
+}
+
+async function answer(port: number, token: string, cookie?: string): Promise<Answer> {
+  const a = await login(port, token, cookie)
+  assert.notEqual(a, 'timeout')
+  return a as Answer
+}
+
+/** The `keygate_device=…` pair of a successful login's Set-Cookie headers. */
+function deviceCookieOf(a: Answer): string {
+  const header = a.setCookie.find((c) => c.startsWith('keygate_device='))
+  assert.ok(header, `no device cookie in ${JSON.stringify(a.setCookie)}`)
+  return header.split(';')[0]!
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+describe('admin login throttling', () => {
+  const store = KeyStore.inMemory()
+  const servers: AdminServer[] = []
+  after(async () => {
+    for (const s of servers) await s.close()
+    store.close()
+  })
+
+  async function server(options: Partial<AdminServerOptions>): Promise<number> {
+    const s = createAdminServer({ store, token: TOKEN, log: () => {}, ...options })
+    servers.push(s)
+    await s.listen()
+    return s.port!
+  }
+
+  test('concurrent guessing from one address gets at most about one guess per delay; a dropped answer reveals nothing', async () => {
+    const DELAY = 50
+    const WINDOW = 1000
+    const port = await server({ loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: DELAY })
+    const counts = new Map<number, number>()
+    let guess = 0
+    const end = performance.now() + WINDOW
+    // The attack script's guesser, but waiting for every answer: 40 guesses in flight at all times.
+    async function worker(): Promise<void> {
+      while (performance.now() < end) {
+        const a = await answer(port, `wrong-guess-${guess++}-xxxxxxxxxxxxxxxx`)
+        counts.set(a.status, (counts.get(a.status) ?? 0) + 1)
+        if (a.status === 429) assert.match(a.retryAfter ?? '', /^[1-9][0-9]*$/, 'a 429 says when to retry')
+      }
+    }
+    await Promise.all(Array.from({ length: 40 }, worker))
+    const checked = counts.get(401) ?? 0
+    assert.deepEqual([...counts.keys()].sort(), [401, 429], `answers: ${JSON.stringify([...counts])}`)
+    // One guess at once (the address had no failure yet), then at most one per delay.
+    const bound = 1 + Math.ceil(WINDOW / DELAY) + 2
+    assert.ok(checked <= bound, `${checked} guesses were checked in ${WINDOW} ms: at most ${bound} may be`)
+    assert.ok((counts.get(429) ?? 0) > checked, 'the other concurrent attempts were turned away')
+    // The attack's shortcut, "no answer within a few ms means wrong", no longer works: the right
+    // token is not answered sooner than a wrong one.
+    assert.equal(await login(port, TOKEN, undefined, DELAY / 2), 'timeout')
+  })
+
+  test('without a device cookie the right token gets in after at most the maximum delay; 429 only while another attempt is in flight, its token unchecked', async () => {
+    const DELAY = 400
+    const MAX = 800
+    const port = await server({ loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: MAX })
+    // From an address without failures, right and wrong are answered at once.
+    const first = await answer(port, 'wrong-1')
+    assert.equal(first.status, 401)
+    assert.ok(first.ms < DELAY, `the first failure took ${first.ms.toFixed(0)} ms`)
+    // A wrong attempt in flight: the right token sent meanwhile is 429, not checked (else: 200).
+    const inFlight = answer(port, 'wrong-2')
+    let refused: Answer | undefined
+    for (let i = 0; i < 20 && refused === undefined; i++) {
+      await sleep(10)
+      const a = await answer(port, TOKEN)
+      assert.notEqual(a.status, 200, 'the right token was checked while another attempt was in flight')
+      if (a.status === 429) refused = a
+    }
+    assert.ok(refused, 'a second attempt while one is in flight is refused 429')
+    assert.ok(refused.ms < DELAY / 2, `the 429 took ${refused.ms.toFixed(0)} ms`)
+    assert.match(refused.retryAfter ?? '', /^[1-9][0-9]*$/)
+    assert.equal((JSON.parse(refused.body) as { error: { code: string } }).error.code, 'TOO_MANY_LOGINS')
+    assert.equal(refused.setCookie.length, 0)
+    const second = await inFlight
+    assert.equal(second.status, 401)
+    assert.ok(second.ms >= DELAY - 5, `the second failure took ${second.ms.toFixed(0)} ms`)
+    // Now, alone: the right token gets in, after the address's delay (2 failures: 2 × DELAY = MAX).
+    const right = await answer(port, TOKEN)
+    assert.equal(right.status, 200, right.body)
+    assert.ok(right.ms >= MAX - 5, `the right token was answered after ${right.ms.toFixed(0)} ms: its timing would tell it apart`)
+    assert.ok(right.ms < MAX + 1500, `the right token waited ${right.ms.toFixed(0)} ms`)
+    // …and a wrong token takes exactly as long: the timing reveals nothing.
+    const wrong = await answer(port, 'wrong-3')
+    assert.equal(wrong.status, 401)
+    assert.ok(wrong.ms >= MAX - 5, `wrong-3 took ${wrong.ms.toFixed(0)} ms`)
+  })
+
+  test('after 50 failures from the address, a browser with the device cookie of an earlier login gets in, never 429', async () => {
+    const DELAY = 20
+    const port = await server({ loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: DELAY })
+    const earlier = await answer(port, TOKEN)
+    assert.equal(earlier.status, 200)
+    const device = deviceCookieOf(earlier)
+    let failed = 0
+    while (failed < 50) {
+      const a = await answer(port, `wrong-${failed}`)
+      assert.equal(a.status, 401)
+      failed++
+    }
+    // Guessers of the same address keep it busy; device-cookie logins are not in that queue.
+    const guessers = Array.from({ length: 10 }, (_, i) => answer(port, `wrong-more-${i}`))
+    const admins = Array.from({ length: 5 }, () => answer(port, TOKEN, device))
+    for (const a of await Promise.all(admins)) {
+      assert.equal(a.status, 200, a.body)
+      assert.match(a.setCookie[0] ?? '', /^keygate_sid=/)
+    }
+    const statuses = (await Promise.all(guessers)).map((a) => a.status)
+    assert.ok(statuses.includes(429), `the guessers: ${statuses.join(' ')}`)
+  })
+
+  test('a device cookie gets in at once while the address is being slowed down', async () => {
+    const DELAY = 1500
+    const port = await server({ loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: DELAY })
+    const device = deviceCookieOf(await answer(port, TOKEN))
+    assert.equal((await answer(port, 'wrong')).status, 401) // the address now has a failure
+    const withCookie = await answer(port, TOKEN, device)
+    assert.equal(withCookie.status, 200)
+    assert.ok(withCookie.ms < DELAY / 2, `the device-cookie login took ${withCookie.ms.toFixed(0)} ms`)
+    const without = await answer(port, TOKEN)
+    assert.equal(without.status, 200)
+    assert.ok(without.ms >= DELAY - 5, `the login without the cookie took ${without.ms.toFixed(0)} ms`)
+  })
+
+  test('the device cookie: HttpOnly, SameSite=Strict, 30 days, Secure on https; signed, so a forged one is ignored', async () => {
+    const DELAY = 600
+    const port = await server({ loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: DELAY })
+    const ok = await answer(port, TOKEN)
+    const header = ok.setCookie.find((c) => c.startsWith('keygate_device='))!
+    assert.match(header, /^keygate_device=[A-Za-z0-9_-]{22}\.[0-9]+\.[A-Za-z0-9_-]{43}; /)
+    assert.match(header, /; HttpOnly/)
+    assert.match(header, /; SameSite=Strict/)
+    assert.match(header, /; Max-Age=2592000(;|$)/)
+    assert.doesNotMatch(header, /Secure/)
+    assert.ok(!header.includes(TOKEN))
+    const overHttps = await new Promise<string[]>((resolve, reject) => {
+      const body = JSON.stringify({ token: TOKEN })
+      const req = http.request(
+        { port, host: '127.0.0.1', method: 'POST', path: '/api/login', agent: false, headers: { 'content-type': 'application/json', 'x-forwarded-proto': 'https' } },
+        (res) => {
+          res.resume()
+          resolve(res.headers['set-cookie'] ?? [])
+        },
+      )
+      req.on('error', reject)
+      req.end(body)
+    })
+    assert.match(overHttps.find((c) => c.startsWith('keygate_device='))!, /; Secure/)
+
+    const device = deviceCookieOf(ok)
+    const [id, expires, mac] = device.slice('keygate_device='.length).split('.') as [string, string, string]
+    const flip = (s: string) => (s[0] === 'A' ? 'B' : 'A') + s.slice(1)
+    const forged = [
+      `keygate_device=${id}.${expires}.${flip(mac)}`, // a wrong signature
+      `keygate_device=${flip(id)}.${expires}.${mac}`, // another id
+      `keygate_device=${id}.${Number(expires) + 1000}.${mac}`, // a later expiry
+      `keygate_device=${id}.${expires}`, // no signature
+    ]
+    assert.equal((await answer(port, 'wrong')).status, 401) // the address now has a failure
+    for (const cookie of forged) {
+      const a = await answer(port, TOKEN, cookie)
+      assert.equal(a.status, 200)
+      assert.ok(a.ms >= DELAY - 5, `a forged device cookie (${cookie}) was let in after ${a.ms.toFixed(0)} ms: it must be ignored`)
+    }
+    const genuine = await answer(port, TOKEN, device)
+    assert.ok(genuine.status === 200 && genuine.ms < DELAY / 2, `the genuine cookie took ${genuine.ms.toFixed(0)} ms`)
+  })
+
+  test('an expired device cookie is ignored', async () => {
+    const DELAY = 600
+    const port = await server({ loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: DELAY, deviceCookieMaxAgeMs: 1000 })
+    const ok = await answer(port, TOKEN)
+    assert.match(ok.setCookie.find((c) => c.startsWith('keygate_device='))!, /; Max-Age=1(;|$)/)
+    const device = deviceCookieOf(ok)
+    assert.equal((await answer(port, 'wrong')).status, 401)
+    await sleep(1100)
+    const a = await answer(port, TOKEN, device)
+    assert.equal(a.status, 200)
+    assert.ok(a.ms >= DELAY - 5, `an expired device cookie was let in after ${a.ms.toFixed(0)} ms`)
+  })
+
+  test('failures with a device cookie count against that cookie only, are delayed, and revoke it after 10', async () => {
+    const DELAY = 300
+    const port = await server({ loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: DELAY })
+    const device = deviceCookieOf(await answer(port, TOKEN))
+    // Sent side by side: none is 429 (the cookie's holder is not queued), each waits the delay.
+    const wrong = await Promise.all(Array.from({ length: 10 }, (_, i) => answer(port, `wrong-${i}`, device)))
+    for (const a of wrong) {
+      assert.equal(a.status, 401)
+      assert.ok(a.ms >= DELAY - 5, `a device-cookie failure was answered after ${a.ms.toFixed(0)} ms`)
+    }
+    // The address has no failure of its own: the right token from it, without a cookie, is answered at once.
+    const fresh = await answer(port, TOKEN)
+    assert.ok(fresh.status === 200 && fresh.ms < DELAY / 2, `took ${fresh.ms.toFixed(0)} ms`)
+    // Now give the address a failure: the revoked cookie no longer spares the wait.
+    assert.equal((await answer(port, 'wrong-address')).status, 401)
+    const revoked = await answer(port, TOKEN, device)
+    assert.equal(revoked.status, 200)
+    assert.ok(revoked.ms >= DELAY - 5, `a revoked device cookie was let in after ${revoked.ms.toFixed(0)} ms`)
+    // A new login's cookie is good again.
+    const renewed = deviceCookieOf(revoked)
+    const again = await answer(port, TOKEN, renewed)
+    assert.ok(again.status === 200 && again.ms < DELAY / 2, `took ${again.ms.toFixed(0)} ms`)
+  })
+
+  test('the device-cookie lifetime option is checked', () => {
+    for (const bad of [0, 999, Number.NaN, 401 * 86_400_000]) {
+      assert.throws(() => createAdminServer({ store, token: TOKEN, deviceCookieMaxAgeMs: bad }), TypeError)
+    }
+  })
+})
+
+describe('admin login: a garbage body tests no token', () => {
+  let s: AdminServer
+  before(async () => {
+    s = createAdminServer({ store: KeyStore.inMemory(), token: TOKEN, loginFailureDelayMs: 2000 })
+    await s.listen()
+  })
+  after(() => s.close())
+  test('400 at once, and the address is not slowed down by it', async () => {
+    for (let i = 0; i < 3; i++) {
+      const r = await fetch(`${s.url}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{' })
+      assert.equal(r.status, 400)
+    }
+    const a = await answer(s.port!, TOKEN)
+    assert.ok(a.status === 200 && a.ms < 1000, `took ${a.ms.toFixed(0)} ms`)
+  })
+})
