@@ -896,13 +896,17 @@ fn connect_read_only(path: &Path) -> Result<Connection> {
     connect(path, flags)
 }
 
-/// Whether the file starts with SQLite's 16-byte magic header (a file that
-/// cannot be read is left to SQLite, which reports why).
+/// Whether the file starts with a header SQLite can read and write: its
+/// 16-byte magic string, and file-format read/write versions 1 (legacy) or 2
+/// (WAL) at bytes 18 and 19 — with a higher write version SQLite opens the file
+/// read-only, and only the first write would say so. A file that cannot be
+/// read is left to SQLite, which reports why.
 fn has_sqlite_header(path: &Path) -> std::io::Result<bool> {
     use std::io::Read;
-    let mut header = Vec::with_capacity(16);
-    std::fs::File::open(path)?.take(16).read_to_end(&mut header)?;
-    Ok(header == b"SQLite format 3\0")
+    let mut header = Vec::with_capacity(20);
+    std::fs::File::open(path)?.take(20).read_to_end(&mut header)?;
+    let versions_ok = matches!(header.get(18..20), Some([1 | 2, 1 | 2]));
+    Ok(header.get(..16) == Some(b"SQLite format 3\0".as_slice()) && versions_ok)
 }
 
 /// `file:<path>?immutable=1`, the path percent-encoded; `None` for a path that is not UTF-8.
