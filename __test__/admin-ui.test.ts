@@ -118,6 +118,31 @@ describe('admin API (fetch)', () => {
     assert.equal((await fetch(`${url}/public/app.js`)).status, 404)
   })
 
+  test('every script module the page imports is served as JavaScript and preloaded by the page', async () => {
+    const html = await (await fetch(`${url}/`)).text()
+    const preloaded = new Set([...html.matchAll(/<link rel="modulepreload" href="([^"]+)">/g)].map((m) => m[1]!))
+    const seen = new Set<string>()
+    const queue = ['app.js']
+    while (queue.length > 0) {
+      const name = queue.shift()!
+      if (seen.has(name)) continue
+      seen.add(name)
+      const res = await fetch(`${url}/${name}`)
+      assert.equal(res.status, 200, name)
+      assert.match(res.headers.get('content-type') ?? '', /^text\/javascript/, `${name} is served as JavaScript`)
+      assert.equal(res.headers.get('x-content-type-options'), 'nosniff')
+      const text = await res.text()
+      assert.doesNotMatch(text, /https?:\/\/(?!localhost)/i, `${name} loads nothing from elsewhere`)
+      for (const m of text.matchAll(/^(?:import|export)\b[^'"]*from\s+'([^']+)'/gm)) {
+        assert.match(m[1]!, /^\.\/[a-z-]+\.js$/, `${name} imports ${m[1]} relative to the page`)
+        queue.push(m[1]!.slice(2))
+      }
+    }
+    assert.ok(seen.size > 5, `the page is split into modules: ${[...seen].join(', ')}`)
+    for (const name of seen) if (name !== 'app.js') assert.ok(preloaded.has(name), `${name} is named by a modulepreload link`)
+    for (const name of preloaded) assert.ok(seen.has(name), `preloaded ${name} is imported`)
+  })
+
   test('without a session the API answers 401 with a JSON error and no-store', async () => {
     const res = await fetch(`${url}/api/keys`)
     assert.equal(res.status, 401)

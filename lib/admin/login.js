@@ -1,0 +1,210 @@
+'use strict'
+// The admin login: the token check and the throttle that slows guessing down without
+// locking the admin out (OWASP's "device cookie"). A successful login leaves a signed
+// device cookie; a login carrying a valid one is never throttled, and its failures count
+// against that cookie alone (revoked after DEVICE_MAX_FAILURES). Any other login is
+// throttled by its address: once the address has recent failures, every attempt from it,
+// right or wrong, is answered only after the address's delay (1 s doubling to 16 s), so the
+// timing of an answer reveals nothing, and only one attempt per address is checked at a
+// time — the others get 429 at once, their token unchecked. A guesser thus gets about one
+// guess per delay per address.
+
+const { createHmac, randomBytes, timingSafeEqual } = require('node:crypto')
+
+const { ApiError, sha256 } = require('./response.js')
+const { parseCookies, cookie } = require('./session.js')
+
+const LOGIN_FAILURE_DELAY_MS = 1000
+const LOGIN_FAILURE_MAX_DELAY_MS = 16 * 1000
+/** Failures of an address are forgotten after this long without one. */
+const LOGIN_MEMORY_MS = 15 * 60 * 1000
+/** Addresses whose failures are remembered at most (the oldest is forgotten first). */
+const LOGIN_MAX_ADDRESSES = 10_000
+const DEVICE_COOKIE_NAME = 'keygate_device'
+const DEVICE_COOKIE_MAX_AGE_MS = 30 * 24 * 60 * 60 * 1000
+/** Failures a device cookie may have before it stops exempting its logins from throttling. */
+const DEVICE_MAX_FAILURES = 10
+/** Device cookies with failures (or revoked) remembered at most (the oldest is forgotten first). */
+const LOGIN_MAX_DEVICES = 10_000
+/** `<random id>.<expiry, ms since the epoch>.<HMAC of both>`, all base64url or decimal. */
+const DEVICE_COOKIE_RE = /^([A-Za-z0-9_-]{22})\.([0-9]{1,15})\.([A-Za-z0-9_-]{43})$/
+
+/** The token's digest from `token` or `tokenDigest` (SHA-256 hex); a TypeError when neither is usable. */
+function tokenDigestOf({ token, tokenDigest }) {
+  if (typeof token === 'string' && token.length > 0) return sha256(token)
+  if (typeof tokenDigest === 'string' && /^[0-9a-f]{64}$/i.test(tokenDigest)) return Buffer.from(tokenDigest, 'hex')
+  throw new TypeError('createAdminServer needs options.token (or options.tokenDigest, SHA-256 hex)')
+}
+
+/** The login options, checked (TypeError naming the bad one). */
+function loginOptions(options) {
+  const tokenDigest = tokenDigestOf(options)
+  const failureDelayMs = options.loginFailureDelayMs ?? LOGIN_FAILURE_DELAY_MS
+  const failureMaxDelayMs = Math.max(failureDelayMs, options.loginFailureMaxDelayMs ?? LOGIN_FAILURE_MAX_DELAY_MS)
+  for (const [name, value] of [['loginFailureDelayMs', failureDelayMs], ['loginFailureMaxDelayMs', failureMaxDelayMs]]) {
+    if (!Number.isFinite(value) || value < 0 || value > 60_000) throw new TypeError(`options.${name} must be a number of milliseconds from 0 to 60000`)
+  }
+  const deviceMaxAgeMs = options.deviceCookieMaxAgeMs ?? DEVICE_COOKIE_MAX_AGE_MS
+  if (!Number.isFinite(deviceMaxAgeMs) || deviceMaxAgeMs < 1000 || deviceMaxAgeMs > 400 * 24 * 60 * 60 * 1000) {
+    throw new TypeError('options.deviceCookieMaxAgeMs must be a number of milliseconds from 1000 to 400 days')
+  }
+  return { tokenDigest, failureDelayMs, failureMaxDelayMs, deviceMaxAgeMs, secureCookies: options.secureCookies ?? 'auto' }
+}
+
+function sleep(ms) {
+  // unref: a pending answer does not keep a closed server's process alive
+  return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms).unref()) : Promise.resolve()
+}
+
+function badToken() {
+  return new ApiError(401, 'BAD_TOKEN', 'wrong admin token')
+}
+
+/**
+ * Where a login comes from, for throttling: the remote address, an IPv4 address mapped
+ * into IPv6 as plain IPv4, and an IPv6 address as its /64 (what one host usually holds).
+ */
+function addressOf(req) {
+  const a = String(req.socket.remoteAddress || '?').replace(/%.*$/, '').toLowerCase()
+  if (/^::ffff:[0-9.]+$/.test(a)) return a.slice(7)
+  if (!a.includes(':')) return a
+  const [head, tail] = a.split('::')
+  const headGroups = head ? head.split(':') : []
+  const tailGroups = tail ? tail.split(':') : []
+  const groups = tail === undefined ? headGroups : [...headGroups, ...Array(Math.max(0, 8 - headGroups.length - tailGroups.length)).fill('0'), ...tailGroups]
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`
+}
+
+/**
+ * The login check of one admin server.
+ * @param {ReturnType<typeof loginOptions>} options
+ */
+function createLogin({ tokenDigest, failureDelayMs, failureMaxDelayMs, deviceMaxAgeMs, secureCookies }) {
+  /** Signs device cookies; per server, so a restart invalidates them (they only spare waiting). */
+  const deviceKey = randomBytes(32)
+  /** remote address → { count, last } of recent failed logins, least recently failed first */
+  const failures = new Map()
+  /** address → when its one login being checked is answered (ms since the epoch) */
+  const loginsInFlight = new Map()
+  /** device cookie id → { count, expires } of its failed logins; count ≥ DEVICE_MAX_FAILURES: revoked */
+  const deviceFailures = new Map()
+
+  function isRightToken(token) {
+    return typeof token === 'string' && token.length > 0 && token.length <= 1024 && timingSafeEqual(sha256(token), tokenDigest)
+  }
+
+  /** The wait before answering a login, after `count` recent failures (0: none). */
+  function delayAfter(count) {
+    if (count <= 0) return 0
+    return Math.min(failureMaxDelayMs, failureDelayMs * 2 ** Math.min(count - 1, 30))
+  }
+
+  /**
+   * Checks `token`, after the delay of the login's device cookie or address. Resolves to
+   * the Set-Cookie value of a fresh device cookie when it is right; else rejects with
+   * BAD_TOKEN (401) or TOO_MANY_LOGINS (429).
+   */
+  async function check(req, token) {
+    const now = Date.now()
+    const device = deviceOf(req, now)
+    if (device !== null) {
+      if (isRightToken(token)) {
+        deviceFailures.delete(device.id)
+        return deviceCookie(req)
+      }
+      // Counted on arrival, so guesses sent side by side with a stolen cookie soon revoke it.
+      await sleep(delayAfter(countDeviceFailure(device)))
+      throw badToken()
+    }
+    const addr = addressOf(req)
+    const recent = recentFailures(addr, now)
+    if (recent === 0) {
+      // No recent failure: answered at once, right or wrong (nothing is guessed faster that way).
+      if (isRightToken(token)) return deviceCookie(req)
+      countAddressFailure(addr, now)
+      throw badToken()
+    }
+    const busyUntil = loginsInFlight.get(addr)
+    if (busyUntil !== undefined) {
+      // The token is not even looked at: the answer says nothing about it.
+      const retryAfter = Math.max(1, Math.ceil((busyUntil - now) / 1000))
+      throw new ApiError(429, 'TOO_MANY_LOGINS', `another login from your address is being checked; try again in ${retryAfter} s`, { retryAfter })
+    }
+    const delay = delayAfter(recent)
+    loginsInFlight.set(addr, now + delay)
+    try {
+      await sleep(delay)
+    } finally {
+      loginsInFlight.delete(addr)
+    }
+    if (isRightToken(token)) return deviceCookie(req)
+    countAddressFailure(addr, Date.now())
+    throw badToken()
+  }
+
+  function deviceMac(id, expires) {
+    return createHmac('sha256', deviceKey).update(`${id}.${expires}`).digest('base64url')
+  }
+
+  function deviceCookie(req) {
+    const id = randomBytes(16).toString('base64url')
+    const expires = Date.now() + deviceMaxAgeMs
+    return cookie(req, DEVICE_COOKIE_NAME, `${id}.${expires}.${deviceMac(id, expires)}`, Math.floor(deviceMaxAgeMs / 1000), secureCookies)
+  }
+
+  /** The id and expiry of the request's device cookie when it is signed by this server, unexpired and not revoked; else null. */
+  function deviceOf(req, now) {
+    const m = DEVICE_COOKIE_RE.exec(parseCookies(req.headers.cookie)[DEVICE_COOKIE_NAME] ?? '')
+    if (m === null) return null
+    const [, id, expiresText, mac] = m
+    const expires = Number(expiresText)
+    if (!timingSafeEqual(Buffer.from(mac), Buffer.from(deviceMac(id, expiresText)))) return null
+    if (!(expires > now)) return null
+    const d = deviceFailures.get(id)
+    if (d !== undefined && d.count >= DEVICE_MAX_FAILURES) return null
+    return { id, expires }
+  }
+
+  /** Counts a failure of a device cookie (revoking it at DEVICE_MAX_FAILURES); its failure count. */
+  function countDeviceFailure(device) {
+    const id = device.id
+    let d = deviceFailures.get(id)
+    deviceFailures.delete(id) // re-inserted last: the map stays ordered by the latest failure
+    if (d === undefined) {
+      if (deviceFailures.size >= LOGIN_MAX_DEVICES) deviceFailures.delete(deviceFailures.keys().next().value)
+      // Only cookies this server signed get here, so their expiry can be trusted for the sweep.
+      d = { count: 0, expires: device.expires }
+    }
+    d.count++
+    deviceFailures.set(id, d)
+    return d.count
+  }
+
+  function recentFailures(addr, now) {
+    const f = failures.get(addr)
+    return f === undefined || now - f.last > LOGIN_MEMORY_MS ? 0 : f.count
+  }
+
+  function countAddressFailure(addr, now) {
+    let f = failures.get(addr)
+    if (f !== undefined && now - f.last > LOGIN_MEMORY_MS) f = undefined
+    failures.delete(addr) // re-inserted last: the map stays ordered by the latest failure
+    if (f === undefined) {
+      if (failures.size >= LOGIN_MAX_ADDRESSES) failures.delete(failures.keys().next().value)
+      f = { count: 0, last: now }
+    }
+    f.count++
+    f.last = now
+    failures.set(addr, f)
+  }
+
+  /** Forgets failures past their memory and device cookies past their expiry. */
+  function sweep(now) {
+    for (const [addr, f] of failures) if (now - f.last > LOGIN_MEMORY_MS) failures.delete(addr)
+    for (const [id, d] of deviceFailures) if (d.expires <= now) deviceFailures.delete(id)
+  }
+
+  return { check, sweep }
+}
+
+module.exports = { createLogin, loginOptions }

@@ -1,0 +1,103 @@
+// The keys screen: the list of keys, filtered by user account, state and text.
+
+import { $, clearPageAlert, h } from './dom.js'
+import { api } from './api.js'
+import { state } from './state.js'
+import { stateBadge, timeCell } from './format.js'
+import { attempt } from './actions.js'
+import { renderRoute } from './router.js'
+import { openKey } from './key-details.js'
+
+export async function loadUsers() {
+  const data = await api('GET', '/api/users')
+  state.users = data.users
+  return state.users
+}
+
+export function fillUserSelect(select, { allOption, selected }) {
+  const current = selected ?? select.value
+  const options = []
+  if (allOption) options.push(h('option', { value: '' }, allOption))
+  for (const u of state.users) {
+    options.push(h('option', { value: u.id }, u.status === 'active' ? u.id : `${u.id} (${u.status})`))
+  }
+  select.replaceChildren(...options)
+  if (current && state.users.some((u) => u.id === current)) select.value = current
+}
+
+export async function renderKeys() {
+  await loadUsers()
+  fillUserSelect($('#filter-user'), { allOption: 'All user accounts' })
+  await reloadKeys()
+}
+
+async function reloadKeys() {
+  const params = new URLSearchParams()
+  const userId = $('#filter-user').value
+  const st = $('#filter-state').value
+  if (userId) params.set('userId', userId)
+  if (st) params.set('state', st)
+  const qs = params.toString()
+  const data = await api('GET', `/api/keys${qs ? `?${qs}` : ''}`)
+  state.offset = new Date(data.now).getTime() - Date.now()
+  state.keys = data.keys
+  drawKeys()
+}
+
+function drawKeys() {
+  const q = $('#filter-text').value.trim().toLowerCase()
+  const keys = q
+    ? state.keys.filter((k) => k.id.toLowerCase().includes(q) || k.description.toLowerCase().includes(q) || k.hint.toLowerCase().includes(q))
+    : state.keys
+  $('#keys-count').textContent = `${keys.length} ${keys.length === 1 ? 'key' : 'keys'}${keys.length !== state.keys.length ? ` of ${state.keys.length}` : ''}`
+  $('#keys-table').replaceChildren(
+    keyTable(keys, {
+      caption: 'API keys',
+      empty: state.keys.length === 0 && !$('#filter-user').value && !$('#filter-state').value ? 'No API keys yet. Press + to create one.' : 'No key matches the filter.',
+    }),
+  )
+}
+
+export function keyTable(keys, { caption, empty, showUser = true }) {
+  if (keys.length === 0) return h('p', { class: 'empty' }, empty)
+  const head = ['Key', showUser ? 'User account' : null, 'Description', 'State', 'Expires', 'Last used', 'Hint', 'Actions'].filter(Boolean)
+  return h(
+    'table',
+    { class: 'grid keys' },
+    h('caption', { class: 'sr-only' }, caption),
+    h('thead', {}, h('tr', {}, head.map((t) => h('th', { scope: 'col' }, t)))),
+    h(
+      'tbody',
+      {},
+      keys.map((k) =>
+        h(
+          'tr',
+          { dataset: { keyId: k.id, state: k.state } },
+          h('td', { 'data-label': 'Key', class: 'mono' }, k.id),
+          showUser ? h('td', { 'data-label': 'User account' }, h('a', { href: `#/users/${encodeURIComponent(k.userId)}` }, k.userId)) : null,
+          h('td', { 'data-label': 'Description', class: 'desc' }, k.description || h('span', { class: 'muted' }, '—')),
+          h('td', { 'data-label': 'State' }, stateBadge(k)),
+          h('td', { 'data-label': 'Expires' }, timeCell(k.expiresAt)),
+          h('td', { 'data-label': 'Last used' }, timeCell(k.lastUsedAt)),
+          h('td', { 'data-label': 'Hint', class: 'mono nowrap' }, `…${k.hint}`),
+          h(
+            'td',
+            { 'data-label': 'Actions' },
+            h('button', { type: 'button', class: 'btn btn-small', 'aria-label': `Open key ${k.id}`, onclick: () => openKey(k.id) }, 'Open'),
+          ),
+        ),
+      ),
+    ),
+  )
+}
+
+export function wireKeys() {
+  $('#keys-refresh').addEventListener('click', () => {
+    clearPageAlert()
+    renderRoute()
+  })
+  $('#filter-user').addEventListener('change', () => attempt(reloadKeys))
+  $('#filter-state').addEventListener('change', () => attempt(reloadKeys))
+  $('#filter-text').addEventListener('input', drawKeys)
+  $('#keys-filter').addEventListener('submit', (e) => e.preventDefault())
+}

@@ -1,0 +1,55 @@
+// The secret of a new or rotated key, shown once: held only in the dialog's input and
+// cleared when it closes.
+
+import { $, isolated, setText } from './dom.js'
+
+export function showSecret(issued, what) {
+  const dlg = $('#dlg-secret')
+  const input = $('#secret-value')
+  input.value = issued.secret
+  setText($('#secret-for'), `${what === 'rotated' ? 'New key' : 'Key'} `, isolated(issued.key.id), ' for ', isolated(issued.key.userId), `, ending …${issued.key.hint}.`)
+  $('#secret-copy-status').textContent = ''
+  dlg.showModal()
+  $('#secret-copy').focus()
+}
+
+function forgetSecret() {
+  $('#secret-value').value = ''
+  $('#secret-for').textContent = ''
+  $('#secret-copy-status').textContent = ''
+}
+
+export function clearSecretInputs() {
+  $('#secret-value').value = ''
+  $('#try-secret').value = ''
+}
+
+async function copySecret() {
+  const input = $('#secret-value')
+  const status = $('#secret-copy-status')
+  try {
+    await navigator.clipboard.writeText(input.value)
+    status.textContent = 'Copied to the clipboard.'
+  } catch {
+    input.focus()
+    input.select()
+    let ok = false
+    try {
+      ok = document.execCommand('copy')
+    } catch {
+      ok = false
+    }
+    status.textContent = ok ? 'Copied to the clipboard.' : 'The secret is selected: press Ctrl+C (⌘C on a Mac) to copy it.'
+  }
+}
+
+export function wireSecret() {
+  $('#secret-copy').addEventListener('click', copySecret)
+  $('#secret-done').addEventListener('click', () => {
+    forgetSecret()
+    $('#dlg-secret').close()
+  })
+  // The secret leaves the page as soon as its dialog closes (Done or Esc).
+  $('#dlg-secret').addEventListener('close', forgetSecret)
+  $('#dlg-secret').addEventListener('cancel', forgetSecret)
+}

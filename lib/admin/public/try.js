@@ -1,0 +1,120 @@
+// The try-a-call screen: what keygate answers to a call, for a secret or a key id.
+
+import { $, $$, h, setError, show } from './dom.js'
+import { ApiFailure, api } from './api.js'
+
+const REASONS = {
+  allowed: 'Allowed: every check passed.',
+  malformed_key: 'The secret is not well formed (prefix, length, alphabet or checksum).',
+  unknown_key: 'No key has this secret (never issued, or deleted).',
+  invalid_request: 'The service or API name is not valid (letters, digits, _ - . / only; 1–256 characters).',
+  suspended: 'The key is suspended.',
+  revoked: 'The key is revoked (final).',
+  expired: 'The key has expired.',
+  user_inactive: 'The key’s user account is not active (suspended, archived or deleted).',
+  user_lacks_right: 'The key’s user account has no right that matches this call.',
+  no_matching_rule: 'None of the key’s API rules matches this call.',
+  ip_not_allowed: 'The caller IP is not in the key’s IP rules (or no IP was given).',
+}
+
+function tryMode() {
+  return $('#try-form input[name=mode]:checked').value
+}
+
+function syncTryMode() {
+  const key = tryMode() === 'key'
+  show($('#try-secret-field'), !key)
+  show($('#try-key-field'), key)
+}
+
+export async function renderTry(route) {
+  const keyId = route.params.get('key')
+  if (keyId) {
+    $('#try-form input[name=mode][value=key]').checked = true
+    $('#try-key').value = keyId
+  }
+  syncTryMode()
+  show($('#try-result'), false)
+  setError($('#try-error'), '')
+  const data = await api('GET', '/api/keys')
+  $('#try-key-list').replaceChildren(...data.keys.map((k) => h('option', { value: k.id }, `${k.userId} · ${k.description || k.state} · …${k.hint}`)))
+}
+
+async function submitTry(event) {
+  event.preventDefault()
+  const errorEl = $('#try-error')
+  setError(errorEl, '')
+  const mode = tryMode()
+  const body = { service: $('#try-service').value.trim(), api: $('#try-api').value.trim() }
+  const ip = $('#try-ip').value.trim()
+  if (ip) body.ip = ip
+  if (mode === 'secret') {
+    const secret = $('#try-secret').value.trim()
+    if (!secret) {
+      setError(errorEl, 'Paste the secret to check (or switch to a key id).')
+      $('#try-secret').focus()
+      return
+    }
+    body.secret = secret
+  } else {
+    const keyId = $('#try-key').value.trim()
+    if (!keyId) {
+      setError(errorEl, 'Give a key id (or switch to the secret).')
+      $('#try-key').focus()
+      return
+    }
+    body.keyId = keyId
+  }
+  if (!body.service || !body.api) {
+    setError(errorEl, 'Give the service and the API of the call, e.g. session and getSessionInfo.')
+    ;(body.service ? $('#try-api') : $('#try-service')).focus()
+    return
+  }
+  try {
+    const data = await api('POST', '/api/try', body)
+    drawDecision(data)
+  } catch (error) {
+    if (!(error instanceof ApiFailure) || error.status === 401) return
+    show($('#try-result'), false)
+    setError(errorEl, error.message)
+  }
+}
+
+function drawDecision({ mode, decision }) {
+  const el = $('#try-result')
+  const facts = []
+  if (decision.keyId) facts.push(h('dt', {}, 'Key'), h('dd', { class: 'mono' }, decision.keyId))
+  if (decision.userId) facts.push(h('dt', {}, 'User account'), h('dd', {}, decision.userId))
+  if (decision.matchedRule) facts.push(h('dt', {}, 'Matched rule'), h('dd', { class: 'mono' }, decision.matchedRule))
+  el.className = `decision ${decision.allowed ? 'allowed' : 'denied'}`
+  const parts = [
+    h(
+      'p',
+      { class: 'verdict', 'data-reason': decision.reason },
+      decision.allowed ? '✓ Allowed' : ['✗ Denied: ', h('span', { class: 'reason mono' }, decision.reason)],
+    ),
+    h('p', {}, REASONS[decision.reason] || decision.reason),
+  ]
+  if (facts.length) parts.push(h('dl', { class: 'facts' }, facts))
+  parts.push(
+    h(
+      'p',
+      { class: 'hint' },
+      mode === 'key'
+        ? 'Evaluated from the key’s settings (no secret); its “last used” time is not changed.'
+        : 'Checked exactly as isAllowed/explain would; a check from here is a diagnosis, not a use (“last used” does not change).',
+    ),
+  )
+  el.replaceChildren(...parts)
+  show(el, true)
+}
+
+export function wireTry() {
+  for (const r of $$('#try-form input[name=mode]')) r.addEventListener('change', syncTryMode)
+  $('#try-form').addEventListener('submit', submitTry)
+}
+
+/** Leaving the screen forgets a pasted secret. */
+export function leaveTry() {
+  $('#try-secret').value = ''
+}

@@ -1,0 +1,207 @@
+'use strict'
+// What every admin API exchange shares: the API's own errors and their HTTP statuses, the
+// security headers, JSON answers, reading a JSON body within a size limit, and the checks
+// every change must pass (same origin, JSON, CSRF token).
+
+const { createHash, timingSafeEqual } = require('node:crypto')
+
+const { KeygateError, quote, redactSecrets } = require('../errors.js')
+
+const CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+].join('; ')
+
+const SECURITY_HEADERS = {
+  'Content-Security-Policy': CSP,
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+  'X-Frame-Options': 'DENY',
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Resource-Policy': 'same-origin',
+  'Permissions-Policy': 'camera=(), microphone=(), geolocation=(), payment=()',
+}
+
+/** An error of the admin API itself (not of the store). */
+class ApiError extends Error {
+  constructor(status, code, message, extra) {
+    super(message)
+    this.status = status
+    this.code = code
+    this.extra = extra
+  }
+}
+
+const STATUS_OF_CODE = {
+  INVALID_ARGUMENT: 400,
+  INVALID_RULE: 400,
+  EXPIRY_REQUIRED: 400,
+  EXPIRY_IN_PAST: 400,
+  EXPIRY_TOO_FAR: 400,
+  INVALID_STATE: 400,
+  UNKNOWN_USER: 404,
+  UNKNOWN_ROLE: 404,
+  UNKNOWN_KEY: 404,
+  REVOKED_IS_FINAL: 409,
+  STORE_LOCKED: 503,
+  STORE_IO: 500,
+  STORE_CORRUPT: 500,
+}
+
+function sha256(text) {
+  return createHash('sha256').update(text, 'utf8').digest()
+}
+
+/** Constant-time string comparison (digests first, so unequal lengths take the same time). */
+function constantTimeEqual(a, b) {
+  return timingSafeEqual(sha256(String(a)), sha256(String(b)))
+}
+
+function send(res, status, body, headers = {}) {
+  if (res.headersSent) return
+  res.writeHead(status, { ...SECURITY_HEADERS, ...headers })
+  res.end(body)
+}
+
+function json(res, status, value, headers = {}) {
+  send(res, status, JSON.stringify(value), {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Cache-Control': 'no-store',
+    ...headers,
+  })
+}
+
+function urlPath(req) {
+  const u = String(req.url || '/')
+  const q = u.indexOf('?')
+  return q < 0 ? u : u.slice(0, q)
+}
+
+/** Answers `error` as `{ error: { code, message } }`; `log` hears of server-side failures only. */
+function fail(res, error, req, log) {
+  let status
+  let code
+  let message
+  let extra
+  if (error instanceof ApiError) {
+    ;({ status, code, message, extra } = error)
+  } else if (error instanceof KeygateError) {
+    code = error.code
+    status = STATUS_OF_CODE[code] ?? 400
+    message = error.message
+  } else {
+    status = 500
+    code = 'INTERNAL'
+    message = 'internal error'
+    // Never the request body: only where and what kind of failure.
+    log(redactSecrets(`keygate admin: internal error on ${req.method} ${quote(urlPath(req))}: ${error && error.stack ? error.stack : error}`))
+  }
+  if (status >= 500 && code !== 'INTERNAL') log(redactSecrets(`keygate admin: ${code} on ${req.method} ${quote(urlPath(req))}: ${message}`))
+  const headers = status === 429 && extra && extra.retryAfter ? { 'Retry-After': String(extra.retryAfter) } : {}
+  json(res, status, { error: { code, message } }, headers)
+}
+
+/** The request's JSON object body (`{}` when empty); ApiError 413 past `limit` bytes, 400 when not a JSON object. */
+function readBody(req, limit) {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'])
+    if (Number.isFinite(declared) && declared > limit) {
+      reject(new ApiError(413, 'BODY_TOO_LARGE', `request body over ${limit} bytes`))
+      req.resume()
+      return
+    }
+    const chunks = []
+    let size = 0
+    let done = false
+    req.on('data', (chunk) => {
+      if (done) return
+      size += chunk.length
+      if (size > limit) {
+        done = true
+        reject(new ApiError(413, 'BODY_TOO_LARGE', `request body over ${limit} bytes`))
+        req.resume()
+        return
+      }
+      chunks.push(chunk)
+    })
+    req.on('end', () => {
+      if (done) return
+      done = true
+      const text = Buffer.concat(chunks).toString('utf8')
+      if (text.trim() === '') return resolve({})
+      try {
+        const value = JSON.parse(text)
+        if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+          return reject(new ApiError(400, 'INVALID_ARGUMENT', 'the request body must be a JSON object'))
+        }
+        resolve(value)
+      } catch {
+        // JSON.parse messages quote the input, which may hold a secret: never pass them on.
+        reject(new ApiError(400, 'INVALID_ARGUMENT', 'the request body is not valid JSON'))
+      }
+    })
+    req.on('error', reject)
+  })
+}
+
+/** Refuses a change sent from another site or origin (Sec-Fetch-Site, Origin). */
+function checkOrigin(req) {
+  const site = req.headers['sec-fetch-site']
+  if (site === 'cross-site' || site === 'same-site') {
+    throw new ApiError(403, 'FORBIDDEN', 'cross-site requests are refused')
+  }
+  const origin = req.headers.origin
+  if (origin !== undefined && origin !== 'null') {
+    let host
+    try {
+      host = new URL(origin).host
+    } catch {
+      throw new ApiError(403, 'FORBIDDEN', 'bad Origin header')
+    }
+    // Behind a reverse proxy that rewrites Host, the original host is in X-Forwarded-Host.
+    const forwarded = String(req.headers['x-forwarded-host'] || '').split(',')[0].trim()
+    if (host !== req.headers.host && (forwarded === '' || host !== forwarded)) {
+      throw new ApiError(403, 'FORBIDDEN', 'cross-origin requests are refused')
+    }
+  } else if (origin === 'null') {
+    throw new ApiError(403, 'FORBIDDEN', 'cross-origin requests are refused')
+  }
+}
+
+/** A change with a body must declare it JSON: a plain HTML form cannot. */
+function checkJson(req) {
+  const type = String(req.headers['content-type'] || '')
+  const length = req.headers['content-length']
+  const hasBody = (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined
+  if (hasBody && !/^application\/json\s*(;|$)/i.test(type)) {
+    throw new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send JSON (Content-Type: application/json)')
+  }
+}
+
+function checkCsrf(req, session) {
+  const given = req.headers['x-csrf-token']
+  if (typeof given !== 'string' || given === '' || !constantTimeEqual(given, session.csrf)) {
+    throw new ApiError(403, 'CSRF', 'missing or wrong CSRF token (reload the page)')
+  }
+}
+
+module.exports = {
+  CSP,
+  SECURITY_HEADERS,
+  ApiError,
+  sha256,
+  send,
+  json,
+  fail,
+  readBody,
+  checkOrigin,
+  checkJson,
+  checkCsrf,
+}

@@ -1,0 +1,99 @@
+'use strict'
+// /api/keys: list, create, read, edit, delete, change state, rotate. Each change of an
+// existing key carries the `updatedAt` the page last saw (see checkFresh).
+
+const { KeygateError, quote } = require('../../errors.js')
+const { ApiError } = require('../response.js')
+const { field, str, strList, date, checkFresh } = require('../input.js')
+const { rulesToStore } = require('../rules.js')
+
+const KEY_STATES = new Set(['active', 'suspended', 'revoked'])
+
+/** @param {{ store: import('../../../index').KeyStore, admin: { actor: string } }} context */
+function keyRoutes({ store, admin }) {
+  function mustUser(id) {
+    if (store.getUser(id) === null) throw new KeygateError('UNKNOWN_USER', `no user with id ${quote(id)}`)
+  }
+
+  function list({ query }) {
+    const filter = {}
+    const userId = query.get('userId')
+    const state = query.get('state')
+    if (userId) filter.userId = userId
+    if (state) {
+      if (!KEY_STATES.has(state)) throw new KeygateError('INVALID_STATE', `unknown key state ${quote(state)}`)
+      filter.state = state
+    }
+    return [200, { keys: store.listKeys(filter), now: store.now() }]
+  }
+
+  function create({ body }) {
+    const userId = str(body, 'userId', { max: 256 })
+    const rules = rulesToStore(strList(body, 'rules', { optional: true }) ?? [])
+    mustUser(userId)
+    const input = {
+      userId,
+      description: str(body, 'description', { optional: true, max: 10_000 }) ?? '',
+      expiresAt: date(body, 'expiresAt'),
+      rules,
+    }
+    const state = str(body, 'state', { optional: true, max: 32 })
+    if (state !== undefined) input.state = state
+    const issued = store.createKey(input, admin)
+    return [201, { key: issued.key, secret: issued.secret }]
+  }
+
+  function read({ params: { id } }) {
+    const key = store.getKey(id)
+    if (key === null) throw new KeygateError('UNKNOWN_KEY', `no key with id ${quote(id)}`)
+    return [200, { key, now: store.now() }]
+  }
+
+  function edit({ params: { id }, body }) {
+    checkFresh(store.getKey(id), body, id)
+    const patch = {}
+    const description = str(body, 'description', { optional: true, max: 10_000 })
+    if (description !== undefined) patch.description = description
+    const rulesIn = strList(body, 'rules', { optional: true })
+    if (rulesIn !== undefined) patch.rules = rulesToStore(rulesIn)
+    if (field(body, 'expiresAt') !== undefined) patch.expiresAt = date(body, 'expiresAt')
+    return [200, { key: store.updateKey(id, patch, admin) }]
+  }
+
+  function remove({ params: { id } }) {
+    if (!store.deleteKey(id, admin)) throw new KeygateError('UNKNOWN_KEY', `no key with id ${quote(id)}`)
+    return [200, { deleted: true, id }]
+  }
+
+  function setState({ params: { id }, body }) {
+    const state = str(body, 'state', { max: 32 })
+    const key = checkFresh(store.getKey(id), body, id)
+    if (key.state === state) {
+      throw new ApiError(409, 'KEY_CHANGED', `key ${quote(id)} is already ${quote(state)} (changed elsewhere?)`)
+    }
+    return [200, { key: store.setState(id, state, admin) }]
+  }
+
+  function rotate({ params: { id }, body }) {
+    checkFresh(store.getKey(id), body, id)
+    const overlap = field(body, 'overlapSeconds') ?? 0
+    if (typeof overlap !== 'number' || !Number.isInteger(overlap) || overlap < 0 || overlap > 730 * 86400) {
+      throw new ApiError(400, 'INVALID_ARGUMENT', 'overlapSeconds must be a whole number of seconds, 0 or more')
+    }
+    const issued = store.rotateKey(id, { overlapSeconds: overlap, actor: admin.actor })
+    return [201, { key: issued.key, secret: issued.secret, old: store.getKey(id) }]
+  }
+
+  return [
+    ['GET', '/keys', list],
+    ['POST', '/keys', create],
+    ['GET', '/keys/:id', read],
+    ['PATCH', '/keys/:id', edit],
+    ['PUT', '/keys/:id', edit],
+    ['DELETE', '/keys/:id', remove],
+    ['POST', '/keys/:id/state', setState],
+    ['POST', '/keys/:id/rotate', rotate],
+  ]
+}
+
+module.exports = { keyRoutes }

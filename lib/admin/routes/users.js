@@ -1,0 +1,70 @@
+'use strict'
+// /api/users: list (with key counts), create, read (with its keys), replace, delete.
+
+const { KeygateError, quote } = require('../../errors.js')
+const { ApiError } = require('../response.js')
+const { str, strList } = require('../input.js')
+const { rulesToStore } = require('../rules.js')
+
+const USER_STATUSES = new Set(['active', 'suspended', 'archived'])
+
+/** @param {{ store: import('../../../index').KeyStore, admin: { actor: string } }} context */
+function userRoutes({ store, admin }) {
+  function mustUser(id) {
+    const user = store.getUser(id)
+    if (user === null) throw new KeygateError('UNKNOWN_USER', `no user with id ${quote(id)}`)
+    return user
+  }
+
+  function userInput(body, id) {
+    const status = str(body, 'status', { optional: true, max: 32 }) ?? 'active'
+    if (!USER_STATUSES.has(status)) throw new ApiError(400, 'INVALID_ARGUMENT', `unknown user status ${quote(status)}`)
+    const rights = rulesToStore(strList(body, 'rights', { optional: true }) ?? [], { rights: true })
+    const roles = strList(body, 'roles', { optional: true }) ?? []
+    return { id, status, rights, roles }
+  }
+
+  function list() {
+    const counts = new Map()
+    for (const k of store.listKeys()) {
+      const c = counts.get(k.userId) ?? { total: 0, active: 0, suspended: 0, revoked: 0 }
+      c.total++
+      c[k.state]++
+      counts.set(k.userId, c)
+    }
+    const users = store.listUsers().map((u) => ({ ...u, keys: counts.get(u.id) ?? { total: 0, active: 0, suspended: 0, revoked: 0 } }))
+    return [200, { users }]
+  }
+
+  function create({ body }) {
+    const id = str(body, 'id', { max: 256 })
+    if (store.getUser(id) !== null) throw new ApiError(409, 'ALREADY_EXISTS', `a user with id ${quote(id)} already exists`)
+    return [201, { user: store.putUser(userInput(body, id), admin) }]
+  }
+
+  function read({ params: { id } }) {
+    const user = mustUser(id)
+    return [200, { user, keys: store.listKeys({ userId: id }), now: store.now() }]
+  }
+
+  function replace({ params: { id }, body }) {
+    // Editing never re-creates a user deleted meanwhile (a stale tab).
+    mustUser(id)
+    return [200, { user: store.putUser(userInput(body, id), admin) }]
+  }
+
+  function remove({ params: { id } }) {
+    if (!store.deleteUser(id, admin)) throw new KeygateError('UNKNOWN_USER', `no user with id ${quote(id)}`)
+    return [200, { deleted: true, id }]
+  }
+
+  return [
+    ['GET', '/users', list],
+    ['POST', '/users', create],
+    ['GET', '/users/:id', read],
+    ['PUT', '/users/:id', replace],
+    ['DELETE', '/users/:id', remove],
+  ]
+}
+
+module.exports = { userRoutes }

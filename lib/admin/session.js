@@ -1,0 +1,108 @@
+'use strict'
+// Admin sessions: a random id in an HttpOnly SameSite=Strict cookie, a CSRF token per
+// session, an idle timeout and an absolute lifetime. Held in memory only: a restart logs
+// everyone out.
+
+const { randomBytes } = require('node:crypto')
+
+const COOKIE_NAME = 'keygate_sid'
+const DEFAULT_IDLE_MS = 30 * 60 * 1000
+const DEFAULT_ABSOLUTE_MS = 12 * 60 * 60 * 1000
+const MAX_SESSIONS = 1000
+
+function parseCookies(header) {
+  const out = {}
+  if (typeof header !== 'string') return out
+  for (const part of header.split(';')) {
+    const i = part.indexOf('=')
+    if (i < 0) continue
+    const name = part.slice(0, i).trim()
+    if (name && !(name in out)) out[name] = part.slice(i + 1).trim()
+  }
+  return out
+}
+
+/** Whether cookies set on `req`'s answer get `Secure` (`secureCookies`: true, false or 'auto'). */
+function isSecure(req, secureCookies) {
+  if (secureCookies === true) return true
+  if (secureCookies === false) return false
+  return Boolean(req.socket.encrypted) || String(req.headers['x-forwarded-proto'] || '').split(',')[0].trim() === 'https'
+}
+
+/** A Set-Cookie value for the whole site, HttpOnly and SameSite=Strict. */
+function cookie(req, name, value, maxAgeSeconds, secureCookies) {
+  let c = `${name}=${value}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${maxAgeSeconds}`
+  if (isSecure(req, secureCookies)) c += '; Secure'
+  return c
+}
+
+/**
+ * The sessions of one admin server.
+ * @param {{ idleMs?: number, maxMs?: number, secureCookies?: boolean | 'auto' }} options
+ */
+function createSessions(options = {}) {
+  const idleMs = options.idleMs ?? DEFAULT_IDLE_MS
+  const maxMs = options.maxMs ?? DEFAULT_ABSOLUTE_MS
+  const secureCookies = options.secureCookies ?? 'auto'
+  /** session id → { csrf, created, seen } */
+  const sessions = new Map()
+
+  function sweep(now) {
+    for (const [id, s] of sessions) {
+      if (now - s.seen > idleMs || now - s.created > maxMs) sessions.delete(id)
+    }
+  }
+
+  /** The live session whose cookie `req` carries (and marks it seen), else null. */
+  function sessionOf(req) {
+    const sid = parseCookies(req.headers.cookie)[COOKIE_NAME]
+    if (!sid || !/^[A-Za-z0-9_-]{43}$/.test(sid)) return null
+    const s = sessions.get(sid)
+    if (!s) return null
+    const now = Date.now()
+    if (now - s.seen > idleMs || now - s.created > maxMs) {
+      sessions.delete(sid)
+      return null
+    }
+    s.seen = now
+    return { id: sid, ...s }
+  }
+
+  /** A fresh session for a successful login on `req`, replacing the one it carried (no fixation); and its cookie. */
+  function open(req) {
+    const old = sessionOf(req)
+    if (old) sessions.delete(old.id)
+    const now = Date.now()
+    sweep(now)
+    if (sessions.size >= MAX_SESSIONS) {
+      // Evict the least recently seen.
+      let oldest
+      for (const [id, s] of sessions) if (!oldest || s.seen < oldest[1].seen) oldest = [id, s]
+      if (oldest) sessions.delete(oldest[0])
+    }
+    const id = randomBytes(32).toString('base64url')
+    const s = { csrf: randomBytes(32).toString('base64url'), created: now, seen: now }
+    sessions.set(id, s)
+    return { session: { id, ...s }, cookie: cookie(req, COOKIE_NAME, id, Math.floor(maxMs / 1000), secureCookies) }
+  }
+
+  /** Ends `session`; the Set-Cookie value that clears its cookie. */
+  function close(req, session) {
+    sessions.delete(session.id)
+    return cookie(req, COOKIE_NAME, '', 0, secureCookies)
+  }
+
+  return {
+    idleMs,
+    sessionOf,
+    open,
+    close,
+    sweep,
+    clear: () => sessions.clear(),
+    get size() {
+      return sessions.size
+    },
+  }
+}
+
+module.exports = { createSessions, parseCookies, cookie, COOKIE_NAME }
