@@ -794,9 +794,10 @@ fn check_schema(path: &Path, conn: &Connection) -> Result<()> {
     let mut kind = conn.prepare("SELECT type FROM sqlite_master WHERE name = ?1").map_err(read)?;
     for (table, columns) in TABLES {
         // A view in a table's place could compute anything (even never end).
-        let is_table = kind.query_row([table], |r| r.get::<_, String>(0)).optional().map_err(read)?.is_some_and(|t| t == "table");
-        if !is_table {
-            return Err(corrupt(path, format!("its {table} is not a table (not a keygate store, or a damaged one)")));
+        match kind.query_row([table], |r| r.get::<_, String>(0)).optional().map_err(read)? {
+            Some(kind) if kind == "table" => {}
+            Some(kind) => return Err(corrupt(path, format!("its {table} is a {kind}, not a table (not a keygate store, or a damaged one)"))),
+            None => return Err(corrupt(path, format!("it has no {table} table (not a keygate store, or a damaged one)"))),
         }
         let present: HashSet<String> =
             stmt.query_map([table], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(read)?;
