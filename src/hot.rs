@@ -2,6 +2,7 @@
 //! stack buffers with one napi call each; a string too long for its buffer is
 //! read as longer than any valid value, so truncation never changes an answer.
 
+use std::io::Write;
 use std::ffi::{c_char, CStr, CString};
 
 use keygate_core::secret::MAX_SECRET_LEN;
@@ -183,7 +184,10 @@ fn report_panics() {
     std::panic::set_hook(Box::new(|info| {
         let at = info.location().map_or(String::new(), |at| format!(" at {}:{}", at.file(), at.line()));
         let message = redact_secrets(info.payload_as_str().unwrap_or("a panic without a message"));
-        eprintln!("keygate: internal defect{at}: {message} (please report it)");
+        // Never `eprintln!`: it panics when stderr cannot take the line (a full
+        // non-blocking pipe, as under a test runner), and a panic inside the panic
+        // hook aborts the process. A report that cannot be written is dropped.
+        let _ = writeln!(std::io::stderr(), "keygate: internal defect{at}: {message} (please report it)");
     }));
 }
 

@@ -172,7 +172,11 @@ impl Reporter {
             Some(handler) => {
                 let _ = catch_unwind(AssertUnwindSafe(|| handler(incident)));
             }
-            None => eprintln!("{}", redact_secrets(&incident.to_string())),
+            // Not `eprintln!`, which panics when stderr cannot take the line.
+            None => {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "{}", redact_secrets(&incident.to_string()));
+            }
         }
     }
 }
