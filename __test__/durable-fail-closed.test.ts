@@ -1,0 +1,112 @@
+// A store that cannot vouch it is current (a row it cannot load, written by another process)
+// fails closed with store_unavailable in every process until repaired, and says so once.
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import * as path from 'node:path'
+import { spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+
+import { KeyStore, KeygateError } from '../index.js'
+import { DAY, assertNoSecret, at, throwsCode } from './helpers.js'
+import { NODE, open, sleep, storePath, throwsStoreError } from './support/durable.js'
+import { NO_PYTHON, sql } from './support/python-sqlite.js'
+import { StoreProcess } from './support/child-store.js'
+
+describe('a store that cannot vouch it is current fails closed, and says so once', () => {
+  /** SHA-256 of a secret as stored (to find its row from outside). */
+  const digestHex = (secret: string) => createHash('sha256').update(secret).digest('hex')
+
+  test('a bad row from another writer: store_unavailable in every process until it is repaired; no revocation missed', { skip: NO_PYTHON, timeout: 60_000 }, async () => {
+    const file = storePath()
+    const reported: KeygateError[] = []
+    const store = open(file, { onError: (error) => reported.push(error) })
+    store.putUser({ id: 'svc', rights: ['*:*'] })
+    const first = store.createKey({ userId: 'svc', description: 'first', expiresAt: at(new Date(), DAY) })
+    const second = store.createKey({ userId: 'svc', description: 'second', expiresAt: at(new Date(), DAY) })
+    const third = store.createKey({ userId: 'svc', description: 'third', expiresAt: at(new Date(), DAY) })
+    const other = await StoreProcess.start(file)
+    try {
+      for (let i = 0; i < 3; i++) assert.equal(store.isAllowed(first.secret, 'svc', 'call'), true) // remembered
+      const reason = async (p: StoreProcess, secret: string) => (await p.call('explain', secret, 'svc', 'call')).result.reason as string
+
+      // Another writer stores a rule no keygate can load, with its change row.
+      sql(file, [
+        [`UPDATE keys SET rules = 'a b:c' WHERE digest = X'${digestHex(third.secret)}'`, []],
+        [`INSERT INTO changes (kind, id, op) VALUES ('key', ?, 'put')`, [third.key.id]],
+      ])
+      const start = Date.now()
+      while (store.explain(first.secret, 'svc', 'call').reason !== 'store_unavailable') {
+        assert.ok(Date.now() - start < 5000, 'this process never failed closed')
+        await sleep(5)
+      }
+      assert.equal(store.isAllowed(first.secret, 'svc', 'call'), false, 'the memo does not answer for a store that failed closed')
+      assert.equal(store.explain('kg_garbage', 'svc', 'call').reason, 'malformed_key', 'step 1 still comes first')
+      while ((await reason(other, first.secret)) !== 'store_unavailable') {
+        assert.ok(Date.now() - start < 5000, 'the other process never failed closed')
+        await sleep(20)
+      }
+      throwsStoreError(() => store.setState(second.key.id, 'suspended'), 'STORE_CORRUPT', file)
+
+      // A healthy writer revokes the second key meanwhile: nobody answers from stale state.
+      sql(file, [
+        [`UPDATE keys SET state = 'revoked' WHERE digest = X'${digestHex(second.secret)}'`, []],
+        [`INSERT INTO changes (kind, id, op) VALUES ('key', ?, 'put')`, [second.key.id]],
+      ])
+      await sleep(1500)
+      assert.equal(store.explain(second.secret, 'svc', 'call').reason, 'store_unavailable')
+      assert.equal(await reason(other, second.secret), 'store_unavailable')
+
+      // The row is repaired: both processes catch up, revocation included.
+      sql(file, [
+        [`UPDATE keys SET rules = 'svc:*' WHERE digest = X'${digestHex(third.secret)}'`, []],
+        [`INSERT INTO changes (kind, id, op) VALUES ('key', ?, 'put')`, [third.key.id]],
+      ])
+      while (store.explain(first.secret, 'svc', 'call').reason !== 'allowed') {
+        assert.ok(Date.now() - start < 15_000, 'this process never recovered')
+        await sleep(5)
+      }
+      assert.equal(store.isAllowed(second.secret, 'svc', 'call'), false)
+      assert.equal(store.explain(second.secret, 'svc', 'call').reason, 'revoked')
+      assert.equal(store.isAllowed(third.secret, 'svc', 'call'), true)
+      while ((await reason(other, first.secret)) !== 'allowed') {
+        assert.ok(Date.now() - start < 15_000, 'the other process never recovered')
+        await sleep(20)
+      }
+      assert.equal(await reason(other, second.secret), 'revoked')
+
+      // Reported once per episode, and once on recovery: here to onError, there to console.error.
+      await sleep(100)
+      assert.deepEqual(
+        reported.map((e) => [e instanceof KeygateError, e.code, (e as any).task, (e as any).recovered]),
+        [
+          [true, 'STORE_CORRUPT', 'sync', false],
+          [true, 'STORE_CORRUPT', 'sync', true],
+        ],
+      )
+      assert.match(reported[0]!.message, /a b:c/)
+      const lines = other.stderr.split('\n').filter((l) => l.startsWith('keygate:'))
+      assert.equal(lines.length, 2, other.stderr)
+      assert.match(lines[0]!, /sync failed: STORE_CORRUPT.*store_unavailable/)
+      assert.match(lines[1]!, /sync works again/)
+      for (const secret of [first.secret, second.secret, third.secret]) assertNoSecret(other.stderr, secret)
+    } finally {
+      await other.stop()
+    }
+  })
+
+  test('onError must be a function', () => {
+    throwsCode(() => KeyStore.inMemory({ onError: 'log' as never }), 'INVALID_ARGUMENT', 'onError')
+    throwsCode(() => KeyStore.open(storePath(), { onError: 1 as never }), 'INVALID_ARGUMENT', 'onError')
+  })
+
+  test('a store with onError does not keep the process alive', () => {
+    const file = storePath()
+    const script = `const { KeyStore } = require(${JSON.stringify(path.join(__dirname, '..', 'index.js'))})
+      const store = KeyStore.open(${JSON.stringify(file)}, { onError: () => {} })
+      store.putUser({ id: 'u' })
+      KeyStore.inMemory({ onError: () => {} })`
+    const r = spawnSync(NODE, ['-e', script], { encoding: 'utf8', timeout: 10_000 })
+    assert.equal(r.signal, null, `the process did not exit by itself: ${r.stderr}`)
+    assert.equal(r.status, 0, r.stderr)
+  })
+})

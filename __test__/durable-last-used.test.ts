@@ -1,0 +1,118 @@
+// lastUsedAt of a durable store: a use reaches the file within ~1.5 s, close() flushes it,
+// and a process killed after a check does not lose it.
+import { describe, test } from 'node:test'
+import type { TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+
+import { DAY, MINUTE, T0, at } from './helpers.js'
+import { open, sleep, storePath, wall } from './support/durable.js'
+import { StoreProcess } from './support/child-store.js'
+
+describe('lastUsedAt', () => {
+  /** Polls `read` until it returns a value satisfying `ok`; the ms it took, or -1 after `timeoutMs`. */
+  async function within(read: () => number | null, ok: (v: number) => boolean, timeoutMs: number): Promise<number> {
+    const start = wall()
+    while (wall() - start < timeoutMs) {
+      const v = read()
+      if (v !== null && ok(v)) return wall() - start
+      await sleep(10)
+    }
+    return -1
+  }
+
+  test('a successful check reaches the file within ~1.5 s (seen by a second store on the file), exact to a second', async (t: TestContext) => {
+    const file = storePath()
+    const a = open(file)
+    a.putUser({ id: 'u', rights: ['svc:*'] })
+    const k = a.createKey({ userId: 'u', description: '', expiresAt: at(new Date(), DAY) })
+    const b = open(file)
+    assert.equal(a.isAllowed(k.secret, 'other', 'x'), false)
+    assert.equal(a.getKey(k.key.id)!.lastUsedAt, null, 'a denied check is no use')
+    const used = Date.now()
+    assert.equal(a.isAllowed(k.secret, 'svc', 'call'), true)
+    const mine = a.getKey(k.key.id)!.lastUsedAt
+    assert.ok(mine && Math.abs(mine.getTime() - used) <= 1000, 'in memory at once')
+    const read = () => b.getKey(k.key.id)?.lastUsedAt?.getTime() ?? null
+    const took = await within(read, (v) => Math.abs(v - used) <= 1000, 3000)
+    t.diagnostic(`first use on disk after ${took.toFixed(0)} ms`)
+    assert.ok(took >= 0 && took <= 1500, `the use reached the file after ${took.toFixed(0)} ms`)
+    a.close()
+    b.close()
+    const again = open(file)
+    assert.ok(Math.abs(again.getKey(k.key.id)!.lastUsedAt!.getTime() - used) <= 1000, 'it survives close and reopen')
+    again.close()
+  })
+
+  test('a later check (answered from the decision memo) also reaches the file within ~1.5 s', async (t: TestContext) => {
+    const file = storePath()
+    const a = open(file)
+    a.putUser({ id: 'u', rights: ['svc:*'] })
+    const k = a.createKey({ userId: 'u', description: '', expiresAt: at(new Date(), DAY) })
+    const b = open(file)
+    for (let i = 0; i < 3; i++) assert.equal(a.isAllowed(k.secret, 'svc', 'call'), true)
+    await sleep(1300)
+    const used = Date.now()
+    assert.equal(a.isAllowed(k.secret, 'svc', 'call'), true)
+    const read = () => b.getKey(k.key.id)?.lastUsedAt?.getTime() ?? null
+    const took = await within(read, (v) => v >= used - 1000, 4000)
+    t.diagnostic(`later use on disk after ${took.toFixed(0)} ms`)
+    assert.ok(took >= 0 && took <= 1500, `the later use reached the file after ${took < 0 ? '> 4000' : took.toFixed(0)} ms`)
+    a.close()
+    b.close()
+  })
+
+  test('close() flushes: a use just before close is there after reopen (frozen clock: exactly)', () => {
+    const file = storePath()
+    const a = open(file, { now: T0 })
+    a.putUser({ id: 'u', rights: ['svc:*'] })
+    const k = a.createKey({ userId: 'u', description: '', expiresAt: at(T0, DAY) })
+    const k2 = a.createKey({ userId: 'u', description: '', expiresAt: at(T0, DAY) })
+    assert.equal(a.isAllowed(k.secret, 'svc', 'call'), true)
+    a.setNow(at(T0, 5 * MINUTE))
+    for (let i = 0; i < 3; i++) assert.equal(a.isAllowed(k2.secret, 'svc', 'call'), true)
+    a.setNow(at(T0, 6 * MINUTE))
+    for (let i = 0; i < 3; i++) assert.equal(a.isAllowed(k.secret, 'svc', 'call'), true)
+    a.close()
+    const again = open(file, { now: T0 })
+    assert.equal(again.getKey(k.key.id)!.lastUsedAt?.getTime(), at(T0, 6 * MINUTE).getTime())
+    assert.equal(again.getKey(k2.key.id)!.lastUsedAt?.getTime(), at(T0, 5 * MINUTE).getTime())
+    again.close()
+  })
+
+  test('a process killed 1.5 s after a check: the use is on disk', async () => {
+    const file = storePath()
+    const setup = open(file)
+    setup.putUser({ id: 'u', rights: ['svc:*'] })
+    const k = setup.createKey({ userId: 'u', description: '', expiresAt: at(new Date(), DAY) })
+    setup.close()
+    const child = await StoreProcess.start(file)
+    const checked = await child.call('checkMany', k.secret, 'svc', 'call', 3)
+    assert.deepEqual(checked.result, [true, true, true])
+    await sleep(1500)
+    await child.kill()
+    const after = open(file)
+    const last = after.getKey(k.key.id)!.lastUsedAt
+    assert.ok(last, 'lastUsedAt was lost with the process')
+    assert.ok(Math.abs(last.getTime() - checked.at) <= 1000, `lastUsedAt ${last.toISOString()} vs check at ${new Date(checked.at).toISOString()}`)
+    after.close()
+  })
+
+  test('a process killed 1.5 s after a later check (answered from its memo): that use is on disk', async () => {
+    const file = storePath()
+    const setup = open(file)
+    setup.putUser({ id: 'u', rights: ['svc:*'] })
+    const k = setup.createKey({ userId: 'u', description: '', expiresAt: at(new Date(), DAY) })
+    setup.close()
+    const child = await StoreProcess.start(file)
+    await child.call('checkMany', k.secret, 'svc', 'call', 3)
+    await sleep(1300)
+    const later = await child.call('checkMany', k.secret, 'svc', 'call', 2)
+    assert.deepEqual(later.result, [true, true])
+    await sleep(1500)
+    await child.kill()
+    const after = open(file)
+    const last = after.getKey(k.key.id)!.lastUsedAt!
+    assert.ok(last.getTime() >= later.at - 1000, `lastUsedAt ${last.toISOString()} is the earlier use, not the one at ${new Date(later.at).toISOString()}`)
+    after.close()
+  })
+})

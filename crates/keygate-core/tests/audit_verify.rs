@@ -1,0 +1,151 @@
+//! `audit::verify`: the hash chain of the audit trail, checked entry by entry.
+//! Each damage is reported with the first bad sequence number and what is wrong.
+
+use keygate_core::audit::{verify, AuditDraft, AuditEntry, AuditReport, GENESIS};
+use serde_json::json;
+
+const T0: i64 = 1_800_000_000_000;
+
+/// A chain of `n` entries (seq 1..=n), each sealed on the previous hash.
+fn chain(n: u64) -> Vec<AuditEntry> {
+    let mut prev = GENESIS;
+    (1..=n)
+        .map(|seq| {
+            let draft = AuditDraft {
+                at: T0 + seq as i64 * 60_000,
+                actor: (seq % 2 == 0).then(|| format!("admin-{seq}")),
+                action: if seq % 3 == 0 { "setState".into() } else { "putUser".into() },
+                key_id: (seq % 3 == 0).then(|| format!("key_{seq:032x}")),
+                user_id: Some(format!("user-{seq}")),
+                detail: json!({ "state": ["active", format!("state-{seq}")] }),
+            };
+            let entry = AuditEntry::seal(&prev, seq, draft);
+            prev = entry.hash;
+            entry
+        })
+        .collect()
+}
+
+/// What the log records beside its entries: the last sequence number and hash.
+fn head(entries: &[AuditEntry]) -> Option<(u64, [u8; 32])> {
+    entries.last().map(|e| (e.seq, e.hash))
+}
+
+fn bad(entries: u64, first_bad_seq: u64, problem: &str) -> AuditReport {
+    AuditReport { ok: false, entries, first_bad_seq: Some(first_bad_seq), problem: Some(problem.to_string()) }
+}
+
+fn good(entries: u64) -> AuditReport {
+    AuditReport { ok: true, entries, first_bad_seq: None, problem: None }
+}
+
+#[test]
+fn an_intact_chain_verifies_with_its_count() {
+    let entries = chain(8);
+    assert_eq!(verify(entries.iter(), head(&entries), None), good(8));
+    assert_eq!(verify(entries.iter(), None, None), good(8), "without a recorded head too");
+    assert_eq!(verify(std::iter::empty(), Some((0, GENESIS)), None), good(0), "an empty log");
+}
+
+#[test]
+fn an_altered_entry_is_reported_by_its_seq_whatever_field_changed() {
+    let original = chain(8);
+    let alterations: [(&str, fn(&mut AuditEntry)); 7] = [
+        ("at", |e| e.at += 1),
+        ("actor", |e| e.actor = Some("mallory".into())),
+        // An absent actor hashes differently from an empty one.
+        ("actor absent/empty", |e| e.actor = if e.actor.is_some() { None } else { Some(String::new()) }),
+        ("action", |e| e.action = "deleteKey".into()),
+        ("key id", |e| e.key_id = Some("key_other".into())),
+        ("user id", |e| e.user_id = None),
+        ("detail", |e| e.detail = json!({ "state": ["active", "active"] })),
+    ];
+    for seq in [1u64, 4, 8] {
+        for (what, alter) in alterations {
+            let mut entries = original.clone();
+            alter(&mut entries[seq as usize - 1]);
+            assert_ne!(entries, original, "{what} at {seq}: the alteration changed something");
+            assert_eq!(
+                verify(entries.iter(), head(&original), None),
+                bad(seq - 1, seq, &format!("entry {seq} was altered")),
+                "{what} altered in entry {seq}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_altered_entry_with_its_hash_recomputed_breaks_the_next_link() {
+    let mut entries = chain(8);
+    entries[3].detail = json!({ "state": ["active", "innocent"] });
+    entries[3] = AuditEntry::seal(&entries[2].hash, 4, entries[3].draft());
+    assert_eq!(verify(entries.iter(), None, None), bad(4, 5, "entry 5 was altered"));
+}
+
+#[test]
+fn a_removed_entry_is_reported_missing() {
+    let original = chain(8);
+    for seq in [1u64, 2, 5] {
+        let entries: Vec<_> = original.iter().filter(|e| e.seq != seq).cloned().collect();
+        assert_eq!(
+            verify(entries.iter(), head(&original), None),
+            bad(seq - 1, seq, &format!("entry {seq} is missing")),
+            "entry {seq} removed"
+        );
+    }
+}
+
+#[test]
+fn a_removed_tail_is_caught_by_the_recorded_head() {
+    let original = chain(8);
+    let recorded = head(&original);
+    let shortened = &original[..6];
+    assert_eq!(
+        verify(shortened.iter(), recorded, None),
+        bad(6, 7, "the log ends at entry 6 but entry 8 was written"),
+        "the last two entries removed"
+    );
+    assert_eq!(verify(std::iter::empty(), recorded, None), bad(0, 1, "the log ends at entry 0 but entry 8 was written"), "every entry removed");
+    // The chain alone cannot tell a shortened log from a younger one: that is what the head is for.
+    assert_eq!(verify(shortened.iter(), None, None), good(6));
+}
+
+#[test]
+fn a_last_entry_replaced_with_a_valid_looking_one_is_caught_by_the_recorded_head() {
+    let original = chain(8);
+    let mut entries = original.clone();
+    entries[7].actor = Some("mallory".into());
+    entries[7] = AuditEntry::seal(&entries[6].hash, 8, entries[7].draft());
+    let report = verify(entries.iter(), head(&original), None);
+    assert!(!report.ok, "{report:?}");
+    assert_eq!(report.entries, 8);
+    assert_eq!(verify(entries.iter(), head(&entries), None), good(8), "with its own head it is self-consistent");
+}
+
+#[test]
+fn a_reordered_pair_is_reported_at_the_first_place_out_of_order() {
+    let original = chain(8);
+    // Given out of order: entry 4 arrives where 3 belongs.
+    let mut swapped = original.clone();
+    swapped.swap(2, 3);
+    assert_eq!(verify(swapped.iter(), head(&original), None), bad(2, 3, "entry 3 is missing"));
+
+    // Contents swapped under their sequence numbers (what an edit of two rows does).
+    let mut relabelled = original.clone();
+    relabelled.swap(2, 3);
+    relabelled[2].seq = 3;
+    relabelled[3].seq = 4;
+    assert_eq!(verify(relabelled.iter(), head(&original), None), bad(2, 3, "entry 3 was altered"));
+}
+
+#[test]
+fn a_window_of_the_latest_entries_is_checked_from_its_first_entry() {
+    let original = chain(10);
+    let window = &original[4..];
+    assert_eq!(verify(window.iter(), head(&original), Some(5)), good(6));
+    let mut altered = window.to_vec();
+    altered[2].actor = Some("mallory".into());
+    assert_eq!(verify(altered.iter(), head(&original), Some(5)), bad(2, 7, "entry 7 was altered"));
+    // Without the window start, the same entries are a log whose first four are missing.
+    assert_eq!(verify(window.iter(), head(&original), None), bad(0, 1, "entry 1 is missing"));
+}

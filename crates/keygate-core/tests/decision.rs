@@ -1,0 +1,229 @@
+//! `decision::decide`: the steps of SPEC.md in order. Each reason on its own,
+//! then every step failing at once and fixed one at a time, so that the first
+//! failing step is shown to win over all later ones.
+
+use std::cell::Cell;
+
+use keygate_core::clock::Clock;
+use keygate_core::decision::{decide, decide_unavailable, Outcome};
+use keygate_core::model::{KeyState, UserStatus};
+use keygate_core::registry::{Change, KeyRecord, Registry, RoleRecord, UserRecord};
+use keygate_core::secret::{generate, Prefix};
+use keygate_core::{Call, Reason};
+
+const DAY: i64 = 86_400_000;
+const T0: i64 = 1_800_000_000_000;
+const EXPIRES: i64 = T0 + DAY;
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn put_user(r: &mut Registry, status: UserStatus, rights: &[&str], roles: &[&str]) {
+    r.apply(Change::PutUser(UserRecord { id: "svc".into(), status, rights: strings(rights), roles: strings(roles) })).unwrap();
+}
+
+/// A registry with user `svc` and one key of it; returns the key and its secret.
+fn world(user_rights: &[&str], rules: &[&str]) -> (Registry, KeyRecord, String) {
+    let mut r = Registry::default();
+    put_user(&mut r, UserStatus::Active, user_rights, &[]);
+    let secret = generate(&Prefix::default()).unwrap();
+    let key = KeyRecord {
+        id: [1; 16],
+        seq: 1,
+        user_id: "svc".into(),
+        description: String::new(),
+        state: KeyState::Active,
+        expires_at: EXPIRES,
+        created_at: T0,
+        updated_at: T0,
+        last_used_at: None,
+        hint: secret.hint,
+        digest: secret.digest,
+        rules: strings(rules),
+    };
+    r.apply(Change::PutKey(key.clone())).unwrap();
+    (r, key, secret.text)
+}
+
+fn put_key(r: &mut Registry, key: &KeyRecord, change: impl FnOnce(&mut KeyRecord)) {
+    let mut key = key.clone();
+    change(&mut key);
+    r.apply(Change::PutKey(key)).unwrap();
+}
+
+/// A call as a caller makes it: any strings.
+struct Request<'a> {
+    secret: &'a str,
+    service: &'a str,
+    api: &'a str,
+    ip: Option<&'a str>,
+}
+
+impl Request<'_> {
+    fn call(&self) -> Call<'_> {
+        Call { secret: self.secret.as_bytes(), service: self.service.as_bytes(), api: self.api.as_bytes(), ip: self.ip.map(str::as_bytes) }
+    }
+}
+
+fn decide_at<'r>(r: &'r Registry, now: i64, available: bool, request: &Request<'_>) -> Outcome<'r> {
+    decide(r, &Prefix::default(), &Clock::new(Some(now)), || available, request.call())
+}
+
+fn reason(r: &Registry, now: i64, request: &Request<'_>) -> Reason {
+    decide_at(r, now, true, request).reason
+}
+
+/// A secret of the right shape whose last character is changed: its checksum no longer matches.
+fn with_bad_checksum(secret: &str) -> String {
+    let (body, last) = secret.split_at(secret.len() - 1);
+    format!("{body}{}", if last == "A" { "B" } else { "A" })
+}
+
+#[test]
+fn each_reason_on_its_own() {
+    let (mut r, key, secret) = world(&["session:*", "data:*"], &["session:get*", "data:entity???Record", "ip=10.0.0.0/8"]);
+    let ok = Request { secret: &secret, service: "session", api: "getSessionInfo", ip: Some("10.1.2.3") };
+    assert_eq!(reason(&r, T0, &ok), Reason::Allowed);
+
+    let other = generate(&Prefix::default()).unwrap().text;
+    let bad_checksum = with_bad_checksum(&secret);
+    for malformed in ["", "kg_short", "xx_", bad_checksum.as_str(), "KG_abc"] {
+        assert_eq!(reason(&r, T0, &Request { secret: malformed, ..ok }), Reason::MalformedKey, "{malformed:?}");
+    }
+    assert_eq!(decide_at(&r, T0, false, &ok).reason, Reason::StoreUnavailable);
+    assert_eq!(reason(&r, T0, &Request { secret: &other, ..ok }), Reason::UnknownKey);
+    for (service, api) in [("", "x"), ("session", ""), ("session", "get*"), ("se ssion", "x"), ("session:x", "y")] {
+        assert_eq!(reason(&r, T0, &Request { service, api, ..ok }), Reason::InvalidRequest, "{service:?} {api:?}");
+    }
+    put_key(&mut r, &key, |k| k.state = KeyState::Suspended);
+    assert_eq!(reason(&r, T0, &ok), Reason::Suspended);
+    put_key(&mut r, &key, |k| k.state = KeyState::Revoked);
+    assert_eq!(reason(&r, T0, &ok), Reason::Revoked);
+    put_key(&mut r, &key, |_| {});
+    assert_eq!(reason(&r, EXPIRES - 1, &ok), Reason::Allowed, "usable until the last millisecond");
+    assert_eq!(reason(&r, EXPIRES, &ok), Reason::Expired, "expired at expiresAt");
+    for status in [UserStatus::Suspended, UserStatus::Archived] {
+        put_user(&mut r, status, &["session:*", "data:*"], &[]);
+        assert_eq!(reason(&r, T0, &ok), Reason::UserInactive, "{status:?}");
+    }
+    put_user(&mut r, UserStatus::Active, &["data:*"], &[]);
+    assert_eq!(reason(&r, T0, &ok), Reason::UserLacksRight);
+    put_user(&mut r, UserStatus::Active, &["*:*"], &[]);
+    assert_eq!(reason(&r, T0, &Request { api: "userLogon", ..ok }), Reason::NoMatchingRule);
+    for ip in [Some("192.168.0.1"), None, Some("not an ip"), Some("")] {
+        assert_eq!(reason(&r, T0, &Request { ip, ..ok }), Reason::IpNotAllowed, "{ip:?}");
+    }
+    assert_eq!(reason(&r, T0, &Request { ip: Some("::ffff:10.9.9.9"), ..ok }), Reason::Allowed);
+}
+
+#[test]
+fn the_first_failing_step_wins_when_every_step_fails() {
+    // Everything is wrong at once: each fix reveals the next step's reason, in SPEC order.
+    let (mut r, key, secret) = world(&["other:*"], &["session:nothingLikeIt", "ip=10.0.0.0/8"]);
+    put_user(&mut r, UserStatus::Suspended, &["other:*"], &[]);
+    put_key(&mut r, &key, |k| k.state = KeyState::Suspended);
+    let bad_checksum = with_bad_checksum(&secret);
+    let mut request = Request { secret: &bad_checksum, service: "session", api: "get*", ip: Some("192.168.0.1") };
+    let mut now = EXPIRES + DAY;
+    let mut available = false;
+    let mut seen = Vec::new();
+    let mut decide_now = |r: &Registry, request: &Request<'_>, now: i64, available: bool| {
+        let reason = decide_at(r, now, available, request).reason;
+        seen.push(reason);
+        reason
+    };
+
+    // Until step 3 is fixed, the key is unknown too: a registry without it.
+    let stranger = Registry::default();
+    assert_eq!(decide_now(&stranger, &request, now, available), Reason::MalformedKey);
+    request.secret = &secret;
+    assert_eq!(decide_now(&stranger, &request, now, available), Reason::StoreUnavailable);
+    available = true;
+    assert_eq!(decide_now(&stranger, &request, now, available), Reason::UnknownKey);
+    assert_eq!(decide_now(&r, &request, now, available), Reason::InvalidRequest);
+    request.api = "getSessionInfo";
+    assert_eq!(decide_now(&r, &request, now, available), Reason::Suspended);
+    put_key(&mut r, &key, |k| k.state = KeyState::Revoked);
+    assert_eq!(decide_now(&r, &request, now, available), Reason::Revoked);
+    put_key(&mut r, &key, |k| k.rules = strings(&["session:nothingLikeIt", "ip=10.0.0.0/8"]));
+    assert_eq!(decide_now(&r, &request, now, available), Reason::Expired);
+    now = T0;
+    assert_eq!(decide_now(&r, &request, now, available), Reason::UserInactive);
+    put_user(&mut r, UserStatus::Active, &["other:*"], &[]);
+    assert_eq!(decide_now(&r, &request, now, available), Reason::UserLacksRight);
+    put_user(&mut r, UserStatus::Active, &["session:*"], &[]);
+    assert_eq!(decide_now(&r, &request, now, available), Reason::NoMatchingRule);
+    put_key(&mut r, &key, |k| k.rules = strings(&["session:get*", "ip=10.0.0.0/8"]));
+    assert_eq!(decide_now(&r, &request, now, available), Reason::IpNotAllowed);
+    request.ip = Some("10.0.0.1");
+    assert_eq!(decide_now(&r, &request, now, available), Reason::Allowed);
+
+    // Every reason was met, and in the order of Reason's values (the order of the steps)
+    // except store_unavailable, which sits between steps 1 and 2.
+    let mut in_step_order: Vec<_> = Reason::ALL.into_iter().filter(|&x| x != Reason::Allowed && x != Reason::StoreUnavailable).collect();
+    in_step_order.insert(1, Reason::StoreUnavailable);
+    in_step_order.push(Reason::Allowed);
+    assert_eq!(seen, in_step_order);
+}
+
+#[test]
+fn the_store_is_asked_only_for_a_well_formed_secret_and_the_clock_only_from_the_expiry_step() {
+    let (mut r, key, secret) = world(&["session:*"], &[]);
+    let ok = Request { secret: &secret, service: "session", api: "x", ip: None };
+    let asked = Cell::new(0);
+    let clock = Clock::new(Some(T0));
+    let run = |r: &Registry, request: &Request<'_>| {
+        let outcome = decide(r, &Prefix::default(), &clock, || {
+            asked.set(asked.get() + 1);
+            true
+        }, request.call());
+        (outcome.reason, outcome.now)
+    };
+    assert_eq!(run(&r, &Request { secret: "kg_nope", ..ok }), (Reason::MalformedKey, None));
+    assert_eq!(asked.get(), 0, "a malformed secret is refused without asking the store");
+    let other = generate(&Prefix::default()).unwrap().text;
+    assert_eq!(run(&r, &Request { secret: &other, ..ok }), (Reason::UnknownKey, None));
+    assert_eq!(run(&r, &Request { api: "x y", ..ok }), (Reason::InvalidRequest, None));
+    put_key(&mut r, &key, |k| k.state = KeyState::Suspended);
+    assert_eq!(run(&r, &ok), (Reason::Suspended, None), "no clock read before step 5");
+    put_key(&mut r, &key, |_| {});
+    assert_eq!(run(&r, &ok), (Reason::Allowed, Some(T0)));
+    clock.set(Some(EXPIRES));
+    assert_eq!(run(&r, &ok), (Reason::Expired, Some(EXPIRES)));
+    assert_eq!(asked.get(), 5, "asked once per well-formed call");
+}
+
+#[test]
+fn rights_come_from_the_user_and_its_roles() {
+    let (mut r, _, secret) = world(&[], &[]);
+    let call = Request { secret: &secret, service: "data", api: "entityGetRecord", ip: None };
+    assert_eq!(reason(&r, T0, &call), Reason::UserLacksRight, "no rights at all");
+    r.apply(Change::PutRole(RoleRecord { name: "reader".into(), rights: strings(&["data:entity*"]) })).unwrap();
+    put_user(&mut r, UserStatus::Active, &[], &["reader", "ghost"]);
+    assert_eq!(reason(&r, T0, &call), Reason::Allowed, "through a role; a missing role is skipped");
+    r.apply(Change::DeleteRole("reader".into())).unwrap();
+    assert_eq!(reason(&r, T0, &call), Reason::UserLacksRight, "the role deleted");
+}
+
+#[test]
+fn the_matched_rule_is_the_first_api_rule_that_matches() {
+    let (r, _, secret) = world(&["*:*"], &["data:*", "session:get*", "session:*"]);
+    let outcome = decide_at(&r, T0, true, &Request { secret: &secret, service: "session", api: "getX", ip: None });
+    assert_eq!(outcome.reason, Reason::Allowed);
+    assert_eq!(outcome.matched_rule.map(|m| &*m.text), Some("session:get*"));
+    assert_eq!(outcome.key.map(|k| k.id), Some([1; 16]));
+
+    let (open, _, secret) = world(&["*:*"], &["ip=10.0.0.0/8"]);
+    let outcome = decide_at(&open, T0, true, &Request { secret: &secret, service: "any", api: "thing", ip: Some("10.0.0.1") });
+    assert_eq!((outcome.reason, outcome.matched_rule.is_none()), (Reason::Allowed, true), "no API rules: any API the user may call");
+}
+
+#[test]
+fn a_store_that_cannot_vouch_still_answers_step_one() {
+    let secret = generate(&Prefix::default()).unwrap().text;
+    let call = |secret: &str| decide_unavailable(&Prefix::default(), Request { secret, service: "s", api: "a", ip: None }.call());
+    assert_eq!(call(&secret), Reason::StoreUnavailable);
+    assert_eq!(call(&with_bad_checksum(&secret)), Reason::MalformedKey);
+    assert_eq!(call("kg_"), Reason::MalformedKey);
+}

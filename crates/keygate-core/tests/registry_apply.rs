@@ -1,0 +1,200 @@
+//! `Registry::apply`: the one way the in-memory state changes. Each kind of
+//! `Change` and its effect; a change that does not fit is an error and leaves
+//! the registry exactly as it was.
+
+use keygate_core::audit::user_record;
+use keygate_core::model::{KeyState, UserStatus};
+use keygate_core::registry::{record_of, Change, KeyRecord, Registry, RoleRecord, UserRecord};
+use keygate_core::secret::{generate, Prefix};
+use keygate_core::ErrorCode;
+
+const DAY: i64 = 86_400_000;
+const T0: i64 = 1_800_000_000_000;
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn user(id: &str, status: UserStatus, rights: &[&str], roles: &[&str]) -> UserRecord {
+    UserRecord { id: id.into(), status, rights: strings(rights), roles: strings(roles) }
+}
+
+fn role(name: &str, rights: &[&str]) -> RoleRecord {
+    RoleRecord { name: name.into(), rights: strings(rights) }
+}
+
+/// A key with a fresh secret; `n` makes its id (and sequence number) distinct.
+fn key(n: u8, user_id: &str, rules: &[&str]) -> KeyRecord {
+    let secret = generate(&Prefix::default()).unwrap();
+    KeyRecord {
+        id: [n; 16],
+        seq: u64::from(n),
+        user_id: user_id.into(),
+        description: format!("key {n}"),
+        state: KeyState::Active,
+        expires_at: T0 + DAY,
+        created_at: T0,
+        updated_at: T0,
+        last_used_at: None,
+        hint: secret.hint,
+        digest: secret.digest,
+        rules: strings(rules),
+    }
+}
+
+fn apply(registry: &mut Registry, change: Change) {
+    registry.apply(change.clone()).unwrap_or_else(|e| panic!("{change:?} was refused: {e}"));
+}
+
+/// Everything observable in a registry, in a stable order.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    users: Vec<UserRecord>,
+    roles: Vec<RoleRecord>,
+    keys: Vec<KeyRecord>,
+    next_seq: u64,
+}
+
+fn snapshot(registry: &Registry) -> Snapshot {
+    let mut users: Vec<_> = registry.users().map(user_record).collect();
+    users.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut roles: Vec<_> = registry.roles().map(|r| RoleRecord { name: r.name.to_string(), rights: r.rights.texts() }).collect();
+    roles.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut keys: Vec<_> = registry.keys().map(record_of).collect();
+    keys.sort_by_key(|k| k.id);
+    assert_eq!(keys.len(), registry.key_count());
+    for k in &keys {
+        assert_eq!(registry.key_by_digest(&k.digest).map(|found| found.id), Some(k.id), "every key is found by its digest");
+    }
+    Snapshot { users, roles, keys, next_seq: registry.next_seq() }
+}
+
+/// A registry with two roles, two users and three keys.
+fn populated() -> (Registry, Vec<KeyRecord>) {
+    let mut r = Registry::default();
+    apply(&mut r, Change::PutRole(role("reader", &["data:get*"])));
+    apply(&mut r, Change::PutRole(role("writer", &["data:*"])));
+    apply(&mut r, Change::PutUser(user("alice", UserStatus::Active, &["session:*"], &["reader", "writer"])));
+    apply(&mut r, Change::PutUser(user("bob", UserStatus::Active, &[], &["reader"])));
+    let keys = vec![key(1, "alice", &["session:*"]), key(2, "alice", &["ip=10.0.0.0/8"]), key(3, "bob", &[])];
+    for k in &keys {
+        apply(&mut r, Change::PutKey(k.clone()));
+    }
+    (r, keys)
+}
+
+#[test]
+fn put_user_creates_then_replaces_the_whole_user() {
+    let mut r = Registry::default();
+    apply(&mut r, Change::PutUser(user("alice", UserStatus::Active, &["session:*", "data:get*"], &["reader"])));
+    assert_eq!(r.user("alice").map(user_record), Some(user("alice", UserStatus::Active, &["session:*", "data:get*"], &["reader"])));
+    apply(&mut r, Change::PutUser(user("alice", UserStatus::Suspended, &["admin:*"], &[])));
+    assert_eq!(r.user("alice").map(user_record), Some(user("alice", UserStatus::Suspended, &["admin:*"], &[])));
+    assert_eq!(r.users().count(), 1);
+}
+
+#[test]
+fn put_role_creates_then_replaces_its_rights() {
+    let mut r = Registry::default();
+    apply(&mut r, Change::PutRole(role("reader", &["data:get*"])));
+    assert_eq!(r.role("reader").map(|x| x.rights.texts()), Some(strings(&["data:get*"])));
+    apply(&mut r, Change::PutRole(role("reader", &["data:*", "session:*"])));
+    assert_eq!(r.role("reader").map(|x| x.rights.texts()), Some(strings(&["data:*", "session:*"])));
+    assert_eq!(r.roles().count(), 1);
+}
+
+#[test]
+fn put_key_adds_a_key_found_by_id_and_digest_and_advances_the_sequence() {
+    let (r, keys) = populated();
+    assert_eq!(r.key_count(), 3);
+    for k in &keys {
+        assert_eq!(r.key_by_id(&k.id).map(record_of).as_ref(), Some(k));
+        assert_eq!(r.key_by_digest(&k.digest).map(|found| found.id), Some(k.id));
+    }
+    assert_eq!(r.next_seq(), 4, "the next key gets the sequence number after the highest");
+}
+
+#[test]
+fn put_key_replaces_a_key_by_id_and_keeps_its_latest_use() {
+    let (mut r, keys) = populated();
+    let old = &keys[0];
+    r.key_by_id(&old.id).unwrap().set_last_used_at(Some(T0 + 5_000));
+    let mut new = key(1, "alice", &["data:getRecord"]);
+    new.state = KeyState::Suspended;
+    new.description = "replaced".into();
+    new.last_used_at = Some(T0 + 1_000);
+    apply(&mut r, Change::PutKey(new.clone()));
+    assert_eq!(r.key_count(), 3, "replaced, not added");
+    let stored = record_of(r.key_by_id(&old.id).unwrap());
+    assert_eq!(stored, KeyRecord { last_used_at: Some(T0 + 5_000), ..new.clone() }, "a replacement does not move lastUsedAt back");
+    assert!(r.key_by_digest(&old.digest).is_none(), "the old digest no longer finds the key");
+    assert_eq!(r.key_by_digest(&new.digest).map(|k| k.id), Some(old.id));
+}
+
+#[test]
+fn delete_key_removes_only_that_key() {
+    let (mut r, keys) = populated();
+    apply(&mut r, Change::DeleteKey(keys[1].id));
+    assert!(r.key_by_id(&keys[1].id).is_none());
+    assert!(r.key_by_digest(&keys[1].digest).is_none());
+    assert_eq!(r.key_count(), 2);
+    let before = snapshot(&r);
+    apply(&mut r, Change::DeleteKey(keys[1].id));
+    apply(&mut r, Change::DeleteKey([9; 16]));
+    assert_eq!(snapshot(&r), before, "deleting a key that is not there changes nothing");
+}
+
+#[test]
+fn delete_user_removes_the_user_and_its_keys_only() {
+    let (mut r, keys) = populated();
+    apply(&mut r, Change::DeleteUser("alice".into()));
+    assert!(r.user("alice").is_none());
+    for k in &keys[..2] {
+        assert!(r.key_by_id(&k.id).is_none(), "alice's key {} is gone", k.description);
+        assert!(r.key_by_digest(&k.digest).is_none());
+    }
+    assert_eq!(r.key_by_id(&keys[2].id).map(record_of).as_ref(), Some(&keys[2]), "bob's key stays");
+    assert_eq!(r.key_count(), 1);
+    assert!(r.user("bob").is_some());
+    assert_eq!(r.roles().count(), 2, "the roles stay");
+}
+
+#[test]
+fn delete_role_removes_it_from_every_user_holding_it() {
+    let (mut r, _) = populated();
+    apply(&mut r, Change::DeleteRole("reader".into()));
+    assert!(r.role("reader").is_none());
+    assert!(r.role("writer").is_some());
+    assert_eq!(r.user("alice").map(user_record), Some(user("alice", UserStatus::Active, &["session:*"], &["writer"])));
+    assert_eq!(r.user("bob").map(user_record), Some(user("bob", UserStatus::Active, &[], &[])));
+    assert_eq!(r.key_count(), 3, "keys are untouched");
+}
+
+#[test]
+fn a_change_that_does_not_fit_is_an_error_and_changes_nothing() {
+    let (mut r, keys) = populated();
+    let before = snapshot(&r);
+    let mut bad_rule_update = keys[0].clone();
+    bad_rule_update.rules = strings(&["session:*", "not a rule"]);
+    bad_rule_update.description = "should not land".into();
+    let cases = [
+        ("a user right that is not a rule", Change::PutUser(user("carol", UserStatus::Active, &["session"], &[])), ErrorCode::InvalidRule),
+        ("an IP rule as a user right", Change::PutUser(user("carol", UserStatus::Active, &["ip=10.0.0.0/8"], &[])), ErrorCode::InvalidRule),
+        (
+            "an existing user replaced with a bad right",
+            Change::PutUser(user("alice", UserStatus::Suspended, &["admin:*", "bad right"], &[])),
+            ErrorCode::InvalidRule,
+        ),
+        ("a role right that is not a rule", Change::PutRole(role("auditor", &["audit:*", ":"])), ErrorCode::InvalidRule),
+        ("an existing role replaced with an IP rule", Change::PutRole(role("reader", &["ip=10.0.0.0/8"])), ErrorCode::InvalidRule),
+        ("a key rule that is not a rule", Change::PutKey(key(7, "alice", &["ip=not-an-ip"])), ErrorCode::InvalidRule),
+        ("an existing key replaced with a bad rule", Change::PutKey(bad_rule_update), ErrorCode::InvalidRule),
+        ("a key of a missing user", Change::PutKey(key(8, "nobody", &[])), ErrorCode::StoreCorrupt),
+        ("an existing key moved to a missing user", Change::PutKey(KeyRecord { seq: 99, ..key(1, "nobody", &[]) }), ErrorCode::StoreCorrupt),
+    ];
+    for (what, change, code) in cases {
+        let error = r.apply(change).expect_err(what);
+        assert_eq!(error.code, code, "{what}: {error}");
+        assert_eq!(snapshot(&r), before, "{what}: the registry is as it was");
+    }
+}
