@@ -88,7 +88,7 @@ pub fn verify_audit(store: &External<KeyStore>) -> napi::Result<AuditReportDto, 
     store.verify_audit().map(AuditReportDto::from).map_err(js_error)
 }
 
-/// The store's shared signal words as an ArrayBuffer (see `keygate_core::Signals`);
+/// The store's shared signal words as an ArrayBuffer (see `keygate_core::memo`);
 /// the buffer keeps the words alive for as long as JavaScript holds it.
 #[napi(catch_unwind)]
 pub fn store_signals<'env>(env: &'env Env, store: &External<KeyStore>) -> napi::Result<ArrayBuffer<'env>> {
@@ -99,7 +99,7 @@ pub fn store_signals<'env>(env: &'env Env, store: &External<KeyStore>) -> napi::
     unsafe { ArrayBuffer::from_external(env, data, len, signals, |_, signals| drop(signals)) }
 }
 
-/// The bitset of every key's hint (see `keygate_core::hints`), shared like the signals.
+/// The bitset of every key's hint (see `keygate_core::memo`), shared like the signals.
 #[napi(catch_unwind)]
 pub fn store_hints<'env>(env: &'env Env, store: &External<KeyStore>) -> napi::Result<ArrayBuffer<'env>> {
     let hints = store.hints();

@@ -42,7 +42,7 @@ fn digit(c: u8) -> Option<usize> {
     }
 }
 
-/// Position of a hint in the bitset (the same arithmetic as `lib/decision-cache.js`).
+/// Position of a hint in the bitset (the same arithmetic as `hintOf` in `lib/memo.js`).
 pub fn index(hint: &[u8; 4]) -> Option<usize> {
     hint.iter().try_fold(0usize, |acc, &c| Some(acc * 62 + digit(c)?))
 }
