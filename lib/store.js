@@ -3,31 +3,19 @@
 const native = require('./native.js')
 const args = require('./args.js')
 const { KeygateError, fromNative, typeError, redactSecrets } = require('./errors.js')
-const { DecisionCache, hintOf } = require('./decision-cache.js')
+const { Memo, hintOf } = require('./memo.js')
 
-// Reason codes of the core (keygate_core::Reason), in order.
-const REASONS = Object.freeze([
-  'allowed',
-  'malformed_key',
-  'unknown_key',
-  'invalid_request',
-  'suspended',
-  'revoked',
-  'expired',
-  'user_inactive',
-  'user_lacks_right',
-  'no_matching_rule',
-  'ip_not_allowed',
-  'store_unavailable',
-])
-const KNOWN_KEY = 1 << 8
-const IP_DEPENDENT = 1 << 9
-/** The key expires within the memo's horizon: decided afresh every time, never remembered. */
-const TRANSIENT = 1 << 10
-const MALFORMED_KEY = REASONS.indexOf('malformed_key')
-const UNKNOWN_KEY = REASONS.indexOf('unknown_key')
-/** Characters of a secret after its prefix: '_', 43 random, 6 checksum (keygate_core::secret). */
-const SECRET_BODY = 50
+// The names the core shares, from the binding's string enums (`src/convert.rs`).
+/** Reason names, in the order of their codes (the code is the index). */
+const REASONS = Object.freeze(Object.values(native.Reason))
+const KEY_STATES = Object.freeze(Object.values(native.KeyState))
+const USER_STATUSES = Object.freeze(Object.values(native.UserStatus))
+const AUDIT_ACTIONS = Object.freeze(Object.values(native.AuditAction))
+
+// The packed verdict of `native.check` (see crates/keygate-core/src/memo.rs).
+const { VERDICT_REASON_MASK, VERDICT_KNOWN_KEY, VERDICT_DEPENDS_ON_IP, VERDICT_TRANSIENT } = native
+const MALFORMED_KEY = REASONS.indexOf(native.Reason.MalformedKey)
+const UNKNOWN_KEY = REASONS.indexOf(native.Reason.UnknownKey)
 
 /** Where keygate/http finds the reason of a call (package-internal). */
 const REASON = Symbol.for('keygate.reason')
@@ -146,7 +134,7 @@ function closedError() {
 }
 
 /** Stands in for the memo once the store is closed: every check fails clearly. */
-const CLOSED_CACHE = {
+const CLOSED_MEMO = {
   find() {
     throw closedError()
   },
@@ -155,7 +143,7 @@ const CLOSED_CACHE = {
 
 class KeyStore {
   #handle
-  #cache
+  #memo
 
   constructor(token, handle, frozenNow) {
     if (token !== CONSTRUCT) {
@@ -164,9 +152,9 @@ class KeyStore {
     this.#handle = handle
     const words = new Uint32Array(call(() => native.storeSignals(handle)))
     const hints = new Uint32Array(call(() => native.storeHints(handle)))
-    const secretLength = call(() => native.storeKeyPrefix(handle)).length + SECRET_BODY
-    this.#cache = new DecisionCache(words, hints, secretLength, (secrets, times) => call(() => native.touch(handle, secrets, times)))
-    this.#setCacheClock(frozenNow)
+    const secretLength = call(() => native.storeKeyPrefix(handle)).length + native.SECRET_AFTER_PREFIX_LENGTH
+    this.#memo = new Memo(words, hints, secretLength, (secrets, times) => call(() => native.touch(handle, secrets, times)))
+    this.#setMemoClock(frozenNow)
   }
 
   /** An in-memory store, for tests and ephemeral use. */
@@ -194,10 +182,10 @@ class KeyStore {
 
   /** Flushes pending writes and releases the store; later calls throw STORE_IO. */
   close() {
-    if (this.#cache === CLOSED_CACHE) return
-    const cache = this.#cache
-    this.#cache = CLOSED_CACHE
-    cache.flushUses()
+    if (this.#memo === CLOSED_MEMO) return
+    const memo = this.#memo
+    this.#memo = CLOSED_MEMO
+    memo.flushUses()
     call(() => native.storeClose(this.#handle))
   }
 
@@ -231,8 +219,8 @@ class KeyStore {
     return report
   }
 
-  #setCacheClock(frozenNow) {
-    this.#cache.clock = frozenNow === undefined ? Date.now : () => frozenNow
+  #setMemoClock(frozenNow) {
+    this.#memo.clock = frozenNow === undefined ? Date.now : () => frozenNow
   }
 
   /** The prefix of this store's secrets (`kg` unless created with another `keyPrefix`). */
@@ -247,7 +235,7 @@ class KeyStore {
 
   /** The store clock, as a Date. */
   now() {
-    if (this.#cache === CLOSED_CACHE) throw closedError()
+    if (this.#memo === CLOSED_MEMO) throw closedError()
     return new Date(call(() => native.storeNow(this.#handle)))
   }
 
@@ -256,10 +244,10 @@ class KeyStore {
       throw new KeygateError('INVALID_ARGUMENT', 'setNow takes a Date, or null for the system clock')
     }
     const ms = args.optionalDate(date, 'date')
-    if (this.#cache === CLOSED_CACHE) throw closedError()
-    this.#cache.flushUses()
+    if (this.#memo === CLOSED_MEMO) throw closedError()
+    this.#memo.flushUses()
     call(() => native.storeSetNow(this.#handle, ms))
-    this.#setCacheClock(ms)
+    this.#setMemoClock(ms)
   }
 
   // ---- roles ----
@@ -335,7 +323,7 @@ class KeyStore {
 
   getKey(id) {
     args.string(id, 'id')
-    this.#cache.flushUses()
+    this.#memo.flushUses()
     const dto = call(() => native.getKey(this.#handle, id))
     return dto == null ? null : toKey(dto)
   }
@@ -344,7 +332,7 @@ class KeyStore {
     const f = args.optionalObject(filter, 'filter')
     const userId = args.optionalString(f.userId, 'filter.userId')
     const state = args.optionalString(f.state, 'filter.state')
-    this.#cache.flushUses()
+    this.#memo.flushUses()
     return call(() => native.listKeys(this.#handle, userId, state)).map(toKey)
   }
 
@@ -386,14 +374,14 @@ class KeyStore {
 
   isAllowed(secret, service, api, ip) {
     checkCallTypes(secret, service, api, ip)
-    const remembered = this.#cache.find(secret, service, api, ip)
+    const remembered = this.#memo.find(secret, service, api, ip)
     if (remembered >= 0) return remembered === 0
     return this.#decideFresh(secret, service, api, ip, false) === 0
   }
 
   /** The reason code of a call (0 = allowed): from the memo, else as `#decideFresh`. */
   #decide(secret, service, api, ip, exact) {
-    const remembered = this.#cache.find(secret, service, api, ip)
+    const remembered = this.#memo.find(secret, service, api, ip)
     if (remembered >= 0) return remembered
     return this.#decideFresh(secret, service, api, ip, exact)
   }
@@ -405,20 +393,22 @@ class KeyStore {
    * core's own reason.
    */
   #decideFresh(secret, service, api, ip, exact) {
-    const cache = this.#cache
+    const memo = this.#memo
     // Not ending in four base62 characters: not a secret at all.
     const hint = hintOf(secret)
     if (hint < 0) return MALFORMED_KEY
     // No key has this secret's hint: unknown (or malformed).
-    if (!exact && !cache.mayHold(hint)) return UNKNOWN_KEY
+    if (!exact && !memo.mayHold(hint)) return UNKNOWN_KEY
     let packed
     try {
       packed = native.check(this.#handle, secret, service, api, ip == null ? undefined : ip)
     } catch (error) {
       throw fromNative(error)
     }
-    const reason = packed & 0xff
-    if ((packed & (KNOWN_KEY | TRANSIENT)) === KNOWN_KEY) cache.remember(secret, service, api, ip, reason, (packed & IP_DEPENDENT) !== 0)
+    const reason = packed & VERDICT_REASON_MASK
+    if ((packed & (VERDICT_KNOWN_KEY | VERDICT_TRANSIENT)) === VERDICT_KNOWN_KEY) {
+      memo.remember(secret, service, api, ip, reason, (packed & VERDICT_DEPENDS_ON_IP) !== 0)
+    }
     return reason
   }
 
@@ -430,7 +420,7 @@ class KeyStore {
 
   explain(secret, service, api, ip) {
     checkCallTypes(secret, service, api, ip)
-    if (this.#cache === CLOSED_CACHE) throw closedError()
+    if (this.#memo === CLOSED_MEMO) throw closedError()
     const dto = call(() => native.explain(this.#handle, secret, service, api, ip ?? undefined))
     const decision = { allowed: dto.allowed, reason: dto.reason }
     if (dto.keyId != null) decision.keyId = dto.keyId
@@ -440,4 +430,4 @@ class KeyStore {
   }
 }
 
-module.exports = { KeyStore, REASONS, REASON }
+module.exports = { KeyStore, REASONS, KEY_STATES, USER_STATUSES, AUDIT_ACTIONS, REASON }

@@ -7,7 +7,7 @@ use keygate_core::{AuditEntry, AuditReport, Error, Explanation, Issued, KeyView,
 use napi_derive::napi;
 
 /// Why a call was allowed or denied; declared in the order of the reason codes
-/// of `check`'s packed verdict (checked below), so the values in order are the codes' names.
+/// of `check`'s packed verdict (a build-time check), so the values in order are the codes' names.
 #[napi(string_enum = "snake_case")]
 pub enum Reason {
     Allowed,
@@ -21,6 +21,10 @@ pub enum Reason {
     UserLacksRight,
     NoMatchingRule,
     IpNotAllowed,
+    /// A store shared with other processes that cannot vouch it is current (it could not
+    /// read or apply another process's change, or its background thread failed): checked
+    /// right after `malformed_key`, it denies every well-formed secret until the store has
+    /// caught up again. Never given by an in-memory store.
     StoreUnavailable,
 }
 
@@ -70,6 +74,7 @@ pub enum ErrorCode {
     StoreIo,
     StoreCorrupt,
     StoreLocked,
+    /// A defect inside keygate, reported instead of a crash: the process never aborts.
     Internal,
 }
 
@@ -356,3 +361,10 @@ impl From<AuditReport> for AuditReportDto {
         AuditReportDto { ok: r.ok, entries: r.entries as f64, first_bad_seq: r.first_bad_seq.map(|s| s as f64), problem: r.problem }
     }
 }
+
+/// What a store handle (`ExternalObject<KeyStore>`) holds: opaque to JavaScript,
+/// which only hands it back. Declared so that the generated typings name a type
+/// that exists.
+#[napi(object, js_name = "KeyStore")]
+#[allow(dead_code)] // never built: it only gives the handle's type a name in the typings
+pub struct OpaqueKeyStore {}

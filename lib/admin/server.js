@@ -8,7 +8,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { createHash, createHmac, randomBytes, timingSafeEqual } = require('node:crypto')
 
-const { KeyStore } = require('../store.js')
+const { KeyStore, KEY_STATES: KEY_STATE_LIST, USER_STATUSES: USER_STATUS_LIST, AUDIT_ACTIONS } = require('../store.js')
 const { KeygateError, quote, redactSecrets } = require('../errors.js')
 
 const PUBLIC_DIR = path.join(__dirname, 'public')
@@ -70,20 +70,8 @@ const LOGIN_MAX_DEVICES = 10_000
 /** `<random id>.<expiry, ms since the epoch>.<HMAC of both>`, all base64url or decimal. */
 const DEVICE_COOKIE_RE = /^([A-Za-z0-9_-]{22})\.([0-9]{1,15})\.([A-Za-z0-9_-]{43})$/
 
-const KEY_STATES = new Set(['active', 'suspended', 'revoked'])
-const USER_STATUSES = new Set(['active', 'suspended', 'archived'])
-const AUDIT_ACTIONS = [
-  'putRole',
-  'deleteRole',
-  'putUser',
-  'deleteUser',
-  'createKey',
-  'updateKey',
-  'setState',
-  'rotateKey',
-  'deleteKey',
-  'purgeExpired',
-]
+const KEY_STATES = new Set(KEY_STATE_LIST)
+const USER_STATUSES = new Set(USER_STATUS_LIST)
 
 /** An error of the admin API itself (not of the store). */
 class ApiError extends Error {
