@@ -224,7 +224,7 @@ export declare function storeClose(store: ExternalObject<KeyStore>): void
 /** The bitset of every key's hint (see `keygate_core::memo`), shared like the signals. */
 export declare function storeHints(store: ExternalObject<KeyStore>): ArrayBuffer
 
-export declare function storeInMemory(options: StoreOptionsDto, report?: (((arg: [string, string, string, boolean]) => unknown)) | undefined | null): ExternalObject<KeyStore>
+export declare function storeInMemory(options: StoreOptionsDto, report?: (((arg: [ErrorCode, string, Task, boolean, string]) => unknown)) | undefined | null): ExternalObject<KeyStore>
 
 export declare function storeKeyPrefix(store: ExternalObject<KeyStore>): string
 
@@ -232,7 +232,7 @@ export declare function storeMaxLifetimeDays(store: ExternalObject<KeyStore>): n
 
 export declare function storeNow(store: ExternalObject<KeyStore>): number
 
-export declare function storeOpen(path: string, options: StoreOptionsDto, report?: (((arg: [string, string, string, boolean]) => unknown)) | undefined | null): ExternalObject<KeyStore>
+export declare function storeOpen(path: string, options: StoreOptionsDto, report?: (((arg: [ErrorCode, string, Task, boolean, string]) => unknown)) | undefined | null): ExternalObject<KeyStore>
 
 export interface StoreOptionsDto {
   keyPrefix?: string
@@ -248,6 +248,14 @@ export declare function storeSetNow(store: ExternalObject<KeyStore>, at?: number
  * the buffer keeps the words alive for as long as JavaScript holds it.
  */
 export declare function storeSignals(store: ExternalObject<KeyStore>): ArrayBuffer
+
+/** A store's background work, as an incident reported to `onError` names it. */
+export declare const enum Task {
+  Sync = 'sync',
+  Expiry = 'expiry',
+  LastUsedAt = 'lastUsedAt',
+  Purge = 'purge',
+}
 
 /** Records uses of keys answered by the JavaScript memo (for `lastUsedAt`). */
 export declare function touch(store: ExternalObject<KeyStore>, secrets: Array<string>, times: Array<number>): void

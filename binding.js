@@ -871,6 +871,7 @@ module.exports.storeNow = nativeBinding.storeNow
 module.exports.storeOpen = nativeBinding.storeOpen
 module.exports.storeSetNow = nativeBinding.storeSetNow
 module.exports.storeSignals = nativeBinding.storeSignals
+module.exports.Task = nativeBinding.Task
 module.exports.touch = nativeBinding.touch
 module.exports.updateKey = nativeBinding.updateKey
 module.exports.UserStatus = nativeBinding.UserStatus

@@ -77,7 +77,7 @@ export interface StoreOptions {
 }
 
 /** The task a {@link BackgroundError} concerns. */
-export type BackgroundTask = 'sync' | 'expiry' | 'lastUsedAt' | 'purge'
+export type BackgroundTask = `${binding.Task}`
 
 /**
  * A background failure, or (`recovered: true`) the end of one, as given to

@@ -88,9 +88,10 @@ function onErrorOption(options) {
  * `task` and `recovered`, else to console.error; never a secret, never a throw.
  */
 function incidentReporter(onError) {
-  // The binding hands over [code, message, task, recovered] (as one array, or spread).
+  // The binding hands over [code, message, task, recovered, consequence] (as one array, or spread);
+  // the consequence says what fails while the task does.
   return (...args) => {
-    const [code, message, task, recovered] = Array.isArray(args[0]) ? args[0] : args
+    const [code, message, task, recovered, consequence] = Array.isArray(args[0]) ? args[0] : args
     const text = redactSecrets(message)
     const error = new KeygateError(code, recovered ? `${task} works again (it had failed with ${code}: ${text})` : text)
     error.task = task
@@ -103,16 +104,8 @@ function incidentReporter(onError) {
         console.error(`keygate: options.onError threw while reporting ${code} (${task}): ${redactSecrets(thrown && thrown.message)}`)
       }
     }
-    console.error(recovered ? `keygate: ${error.message}` : `keygate: ${task} failed: ${code}: ${text}${CONSEQUENCES[task] ?? ''}`)
+    console.error(recovered ? `keygate: ${error.message}` : `keygate: ${task} failed: ${code}: ${text}; ${consequence}`)
   }
-}
-
-/** What a failing background task means for users, for the default report. */
-const CONSEQUENCES = {
-  sync: '; the store cannot vouch that it is current, so every check answers store_unavailable (denied) until it has caught up again',
-  expiry: '; decisions are not remembered meanwhile (answers stay exact)',
-  lastUsedAt: '; lastUsedAt is not written meanwhile (uses are kept and retried)',
-  purge: '; long-expired keys are not deleted meanwhile',
 }
 
 /** The `{ actor }` option of admin calls. */

@@ -79,8 +79,7 @@ pub enum ErrorCode {
 }
 
 /// Every core code has its name here (an exhaustive match: a new code fails to build until named).
-const _: fn(keygate_core::ErrorCode) -> ErrorCode = error_code_of;
-const fn error_code_of(code: keygate_core::ErrorCode) -> ErrorCode {
+pub const fn error_code_of(code: keygate_core::ErrorCode) -> ErrorCode {
     use keygate_core::ErrorCode as C;
     match code {
         C::InvalidArgument => ErrorCode::InvalidArgument,
@@ -359,6 +358,26 @@ pub struct AuditReportDto {
 impl From<AuditReport> for AuditReportDto {
     fn from(r: AuditReport) -> Self {
         AuditReportDto { ok: r.ok, entries: r.entries as f64, first_bad_seq: r.first_bad_seq.map(|s| s as f64), problem: r.problem }
+    }
+}
+
+/// A store's background work, as an incident reported to `onError` names it.
+#[napi(string_enum = "camelCase")]
+pub enum Task {
+    Sync,
+    Expiry,
+    LastUsedAt,
+    Purge,
+}
+
+impl From<keygate_core::Task> for Task {
+    fn from(task: keygate_core::Task) -> Task {
+        match task {
+            keygate_core::Task::Sync => Task::Sync,
+            keygate_core::Task::Expiry => Task::Expiry,
+            keygate_core::Task::LastUsed => Task::LastUsedAt,
+            keygate_core::Task::Purge => Task::Purge,
+        }
     }
 }
 

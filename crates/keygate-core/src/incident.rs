@@ -34,7 +34,7 @@ impl Task {
     }
 
     /// What fails while the task does, for people reading the log.
-    const fn consequence(self) -> &'static str {
+    pub const fn consequence(self) -> &'static str {
         match self {
             Task::Sync => "the store cannot vouch that it is current, so every check answers store_unavailable (denied) until it has caught up again",
             Task::Expiry => "decisions are not remembered meanwhile (answers stay exact)",
