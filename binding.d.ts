@@ -113,6 +113,9 @@ export declare function getRole(store: ExternalObject<KeyStore>, name: string): 
 
 export declare function getUser(store: ExternalObject<KeyStore>, id: string): UserDto | null
 
+/** The base62 digits in order: a secret's last four characters, read as digits, number its hint-filter bit. */
+export declare const HINT_DIGITS: string
+
 /**
  * Test hook, not part of the API (`index.js` does not export it): panics with
  * `message`, so tests can see a panic arrive as an `INTERNAL` error.
@@ -167,6 +170,9 @@ export declare function listKeys(store: ExternalObject<KeyStore>, userId?: strin
 export declare function listRoles(store: ExternalObject<KeyStore>): Array<RoleDto>
 
 export declare function listUsers(store: ExternalObject<KeyStore>): Array<UserDto>
+
+/** Longest service or API name a valid call can carry. */
+export declare const MAX_NAME_LENGTH: number
 
 export interface NewKeyDto {
   userId: string

@@ -35,7 +35,7 @@
 // filter (a bitset of every key's hint), so most unknown secrets are refused
 // without a native call or a string hash.
 
-const { GENERATION_WORD, FLAGS_WORD, VERDICT_REASON_MASK } = require('./native.js')
+const { GENERATION_WORD, FLAGS_WORD, VERDICT_REASON_MASK, HINT_DIGITS, MAX_NAME_LENGTH } = require('./native.js')
 
 /** Sets in the table (a power of two ≤ 2^16). */
 const SET_BITS = 14
@@ -52,7 +52,7 @@ const MAX_DECISIONS = WAYS * SETS
 const FIELDS = 4
 const SET_FIELDS = WAYS * FIELDS
 /** Longest service/api name worth remembering (longer ones are invalid anyway). */
-const MAX_NAME = 256
+const MAX_NAME = MAX_NAME_LENGTH
 /** Longest caller IP worth remembering. */
 const MAX_IP = 64
 /**
@@ -74,10 +74,10 @@ const PER_ADDRESS = UNNOTED << 1
  */
 const TOUCH_FLUSH_MS = 200
 
-/** charCode → base62 digit, or -1. */
+/** charCode → base62 digit, or -1 (the core's hint arithmetic, crates/keygate-core/src/memo/hints.rs). */
 const BASE62 = new Int8Array(128).fill(-1)
-for (let i = 0; i < 62; i++) {
-  BASE62['0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'.charCodeAt(i)] = i
+for (let i = 0; i < HINT_DIGITS.length; i++) {
+  BASE62[HINT_DIGITS.charCodeAt(i)] = i
 }
 
 function digit(code) {

@@ -77,6 +77,12 @@ pub const VERDICT_DEPENDS_ON_IP: u32 = memo::VERDICT_DEPENDS_ON_IP;
 /// `check`'s packed verdict: do not remember (the key expires within the memo's horizon).
 #[napi]
 pub const VERDICT_TRANSIENT: u32 = memo::VERDICT_TRANSIENT;
+/// The base62 digits in order: a secret's last four characters, read as digits, number its hint-filter bit.
+#[napi]
+pub const HINT_DIGITS: &str = memo::hints::HINT_DIGITS;
+/// Longest service or API name a valid call can carry.
+#[napi]
+pub const MAX_NAME_LENGTH: u32 = MAX_NAME_LEN as u32;
 /// Characters of a secret after its prefix (`_` and the body).
 #[napi]
 pub const SECRET_AFTER_PREFIX_LENGTH: u32 = AFTER_PREFIX_LEN as u32;

@@ -33,7 +33,22 @@ impl std::fmt::Debug for HintFilter {
     }
 }
 
-fn digit(c: u8) -> Option<usize> {
+/// The base62 digits in order: a hint's characters are digits of its number.
+pub const HINT_DIGITS: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+// `digit` reads each of HINT_DIGITS as its position.
+const _: () = {
+    assert!(HINT_DIGITS.len() == 62);
+    let mut rest = HINT_DIGITS.as_bytes();
+    let mut i = 0;
+    while let [c, tail @ ..] = rest {
+        assert!(matches!(digit(*c), Some(d) if d == i));
+        rest = tail;
+        i += 1;
+    }
+};
+
+const fn digit(c: u8) -> Option<usize> {
     match c {
         b'0'..=b'9' => Some((c - b'0') as usize),
         b'A'..=b'Z' => Some((c - b'A') as usize + 10),
