@@ -18,6 +18,20 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 export declare function audit(store: ExternalObject<KeyStore>, query: AuditQueryDto): Array<AuditEntryDto>
 
+/** The admin calls the audit trail names (an entry's `action`), in the core's order. */
+export declare const enum AuditAction {
+  PutRole = 'putRole',
+  DeleteRole = 'deleteRole',
+  PutUser = 'putUser',
+  DeleteUser = 'deleteUser',
+  CreateKey = 'createKey',
+  UpdateKey = 'updateKey',
+  SetState = 'setState',
+  RotateKey = 'rotateKey',
+  DeleteKey = 'deleteKey',
+  PurgeExpired = 'purgeExpired',
+}
+
 /** `detail` crosses as JSON text; `index.js` parses it. */
 export interface AuditEntryDto {
   seq: number
@@ -52,21 +66,55 @@ export declare function deleteRole(store: ExternalObject<KeyStore>, name: string
 
 export declare function deleteUser(store: ExternalObject<KeyStore>, id: string, actor?: string | undefined | null): boolean
 
+/** The stable error codes of SPEC.md, in its order: a `KeygateError`'s `code`. */
+export declare const enum ErrorCode {
+  InvalidArgument = 'INVALID_ARGUMENT',
+  InvalidRule = 'INVALID_RULE',
+  ExpiryRequired = 'EXPIRY_REQUIRED',
+  ExpiryInPast = 'EXPIRY_IN_PAST',
+  ExpiryTooFar = 'EXPIRY_TOO_FAR',
+  UnknownUser = 'UNKNOWN_USER',
+  UnknownRole = 'UNKNOWN_ROLE',
+  UnknownKey = 'UNKNOWN_KEY',
+  InvalidState = 'INVALID_STATE',
+  RevokedIsFinal = 'REVOKED_IS_FINAL',
+  StoreIo = 'STORE_IO',
+  StoreCorrupt = 'STORE_CORRUPT',
+  StoreLocked = 'STORE_LOCKED',
+  /** A defect inside keygate, reported instead of a crash: the process never aborts. */
+  Internal = 'INTERNAL',
+}
+
 export declare function explain(store: ExternalObject<KeyStore>, secret: unknown, service: unknown, api: unknown, ip?: unknown | undefined | null): ExplanationDto
 
 export interface ExplanationDto {
   allowed: boolean
-  reason: string
+  reason: Reason
   keyId?: string
   userId?: string
   matchedRule?: string
 }
+
+/** Flags bit: the expiry watch is not running (nothing may be remembered). */
+export declare const FLAG_MEMO_UNSAFE: number
+
+/** Flags bit: the store cannot vouch that it is current (checks answer `store_unavailable`). */
+export declare const FLAG_STORE_UNAVAILABLE: number
+
+/** Index of the flags word in `storeSignals`' words: while non-zero, the memo is off. */
+export declare const FLAGS_WORD: number
+
+/** Index of the generation word in `storeSignals`' words: it changes whenever any decision may have. */
+export declare const GENERATION_WORD: number
 
 export declare function getKey(store: ExternalObject<KeyStore>, id: string): KeyDto | null
 
 export declare function getRole(store: ExternalObject<KeyStore>, name: string): RoleDto | null
 
 export declare function getUser(store: ExternalObject<KeyStore>, id: string): UserDto | null
+
+/** The base62 digits in order: a secret's last four characters, read as digits, number its hint-filter bit. */
+export declare const HINT_DIGITS: string
 
 /**
  * Test hook, not part of the API (`index.js` does not export it): panics with
@@ -101,11 +149,30 @@ export interface KeyPatchDto {
   expiresAt?: number
 }
 
+/** A key's state: `active ⇄ suspended`, either → `revoked` (final). */
+export declare const enum KeyState {
+  Active = 'active',
+  Suspended = 'suspended',
+  Revoked = 'revoked',
+}
+
+/**
+ * What a store handle (`ExternalObject<KeyStore>`) holds: opaque to JavaScript,
+ * which only hands it back. Declared so that the generated typings name a type
+ * that exists.
+ */
+export interface KeyStore {
+
+}
+
 export declare function listKeys(store: ExternalObject<KeyStore>, userId?: string | undefined | null, state?: string | undefined | null): Array<KeyDto>
 
 export declare function listRoles(store: ExternalObject<KeyStore>): Array<RoleDto>
 
 export declare function listUsers(store: ExternalObject<KeyStore>): Array<UserDto>
+
+/** Longest service or API name a valid call can carry. */
+export declare const MAX_NAME_LENGTH: number
 
 export interface NewKeyDto {
   userId: string
@@ -119,6 +186,31 @@ export declare function putRole(store: ExternalObject<KeyStore>, name: string, r
 
 export declare function putUser(store: ExternalObject<KeyStore>, user: UserInputDto, actor?: string | undefined | null): UserDto
 
+/**
+ * Why a call was allowed or denied; declared in the order of the reason codes
+ * of `check`'s packed verdict (a build-time check), so the values in order are the codes' names.
+ */
+export declare const enum Reason {
+  Allowed = 'allowed',
+  MalformedKey = 'malformed_key',
+  UnknownKey = 'unknown_key',
+  InvalidRequest = 'invalid_request',
+  Suspended = 'suspended',
+  Revoked = 'revoked',
+  Expired = 'expired',
+  UserInactive = 'user_inactive',
+  UserLacksRight = 'user_lacks_right',
+  NoMatchingRule = 'no_matching_rule',
+  IpNotAllowed = 'ip_not_allowed',
+  /**
+   * A store shared with other processes that cannot vouch it is current (it could not
+   * read or apply another process's change, or its background thread failed): checked
+   * right after `malformed_key`, it denies every well-formed secret until the store has
+   * caught up again. Never given by an in-memory store.
+   */
+  StoreUnavailable = 'store_unavailable',
+}
+
 export interface RoleDto {
   name: string
   rights: Array<string>
@@ -126,16 +218,19 @@ export interface RoleDto {
 
 export declare function rotateKey(store: ExternalObject<KeyStore>, id: string, overlapSeconds: number, actor?: string | undefined | null): IssuedDto
 
+/** Characters of a secret after its prefix (`_` and the body). */
+export declare const SECRET_AFTER_PREFIX_LENGTH: number
+
 export declare function setState(store: ExternalObject<KeyStore>, id: string, state: string, actor?: string | undefined | null): KeyDto
 
 export declare function storeBackup(store: ExternalObject<KeyStore>, to: string): void
 
 export declare function storeClose(store: ExternalObject<KeyStore>): void
 
-/** The bitset of every key's hint (see `keygate_core::hints`), shared like the signals. */
+/** The bitset of every key's hint (see `keygate_core::memo`), shared like the signals. */
 export declare function storeHints(store: ExternalObject<KeyStore>): ArrayBuffer
 
-export declare function storeInMemory(options: StoreOptionsDto, report?: (((arg: [string, string, string, boolean]) => unknown)) | undefined | null): ExternalObject<KeyStore>
+export declare function storeInMemory(options: StoreOptionsDto, report?: (((arg: [ErrorCode, string, Task, boolean, string]) => unknown)) | undefined | null): ExternalObject<KeyStore>
 
 export declare function storeKeyPrefix(store: ExternalObject<KeyStore>): string
 
@@ -143,7 +238,7 @@ export declare function storeMaxLifetimeDays(store: ExternalObject<KeyStore>): n
 
 export declare function storeNow(store: ExternalObject<KeyStore>): number
 
-export declare function storeOpen(path: string, options: StoreOptionsDto, report?: (((arg: [string, string, string, boolean]) => unknown)) | undefined | null): ExternalObject<KeyStore>
+export declare function storeOpen(path: string, options: StoreOptionsDto, report?: (((arg: [ErrorCode, string, Task, boolean, string]) => unknown)) | undefined | null): ExternalObject<KeyStore>
 
 export interface StoreOptionsDto {
   keyPrefix?: string
@@ -155,10 +250,18 @@ export interface StoreOptionsDto {
 export declare function storeSetNow(store: ExternalObject<KeyStore>, at?: number | undefined | null): void
 
 /**
- * The store's shared signal words as an ArrayBuffer (see `keygate_core::Signals`);
+ * The store's shared signal words as an ArrayBuffer (see `keygate_core::memo`);
  * the buffer keeps the words alive for as long as JavaScript holds it.
  */
 export declare function storeSignals(store: ExternalObject<KeyStore>): ArrayBuffer
+
+/** A store's background work, as an incident reported to `onError` names it. */
+export declare const enum Task {
+  Sync = 'sync',
+  Expiry = 'expiry',
+  LastUsedAt = 'lastUsedAt',
+  Purge = 'purge',
+}
 
 /** Records uses of keys answered by the JavaScript memo (for `lastUsedAt`). */
 export declare function touch(store: ExternalObject<KeyStore>, secrets: Array<string>, times: Array<number>): void
@@ -179,6 +282,25 @@ export interface UserInputDto {
   roles?: Array<string>
 }
 
+/** A user's status; only `active` users' keys can be allowed. */
+export declare const enum UserStatus {
+  Active = 'active',
+  Suspended = 'suspended',
+  Archived = 'archived',
+}
+
 export declare function validateRule(rule: string): string
+
+/** `check`'s packed verdict: the key has IP rules; the answer holds for this caller address only. */
+export declare const VERDICT_DEPENDS_ON_IP: number
+
+/** `check`'s packed verdict: the secret is a key's. */
+export declare const VERDICT_KNOWN_KEY: number
+
+/** `check`'s packed verdict, bits 0–7: the reason code (an index into the values of `Reason`). */
+export declare const VERDICT_REASON_MASK: number
+
+/** `check`'s packed verdict: do not remember (the key expires within the memo's horizon). */
+export declare const VERDICT_TRANSIENT: number
 
 export declare function verifyAudit(store: ExternalObject<KeyStore>): AuditReportDto

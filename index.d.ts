@@ -8,52 +8,30 @@
  * @packageDocumentation
  */
 
+// The names the core shares with JavaScript come from the binding's string
+// enums (binding.d.ts, generated from src/convert.rs); these are their values.
+import type * as binding from './binding.js'
+
 /** State of an API key. Only `active` keys can be used; `revoked` is final. */
-export type KeyState = 'active' | 'suspended' | 'revoked'
+export type KeyState = `${binding.KeyState}`
 
 /** Status of a user account. Keys of a non-active user cannot be used. */
-export type UserStatus = 'active' | 'suspended' | 'archived'
+export type UserStatus = `${binding.UserStatus}`
 
-/** Why a call was denied: the first failing step of the decision, in this order. */
-export type DenyReason =
-  | 'malformed_key'
-  | 'unknown_key'
-  | 'invalid_request'
-  | 'suspended'
-  | 'revoked'
-  | 'expired'
-  | 'user_inactive'
-  | 'user_lacks_right'
-  | 'no_matching_rule'
-  | 'ip_not_allowed'
-  /**
-   * A store shared with other processes that cannot vouch it is current (it could not
-   * read or apply another process's change, or its background thread failed): checked
-   * right after `malformed_key`, it denies every well-formed secret until the store has
-   * caught up again. Never given by an in-memory store.
-   */
-  | 'store_unavailable'
+/**
+ * The reason `explain` reports: `'allowed'` or the first failing step of the
+ * decision, in this order (see `Reason` in binding.d.ts for each step).
+ */
+export type Reason = `${binding.Reason}`
 
-/** The reason `explain` reports: `'allowed'` or the first failing step. */
-export type Reason = 'allowed' | DenyReason
+/** Why a call was denied: the first failing step of the decision. */
+export type DenyReason = Exclude<Reason, 'allowed'>
 
-/** Stable codes of {@link KeygateError}. */
-export type ErrorCode =
-  | 'INVALID_ARGUMENT'
-  | 'INVALID_RULE'
-  | 'EXPIRY_REQUIRED'
-  | 'EXPIRY_IN_PAST'
-  | 'EXPIRY_TOO_FAR'
-  | 'UNKNOWN_USER'
-  | 'UNKNOWN_ROLE'
-  | 'UNKNOWN_KEY'
-  | 'INVALID_STATE'
-  | 'REVOKED_IS_FINAL'
-  | 'STORE_IO'
-  | 'STORE_CORRUPT'
-  | 'STORE_LOCKED'
-  /** A defect inside keygate, reported instead of a crash: the process never aborts. */
-  | 'INTERNAL'
+/** Stable codes of {@link KeygateError} (`INTERNAL`: a defect inside keygate, reported instead of a crash). */
+export type ErrorCode = `${binding.ErrorCode}`
+
+/** The admin calls the audit trail names (an entry's `action`). */
+export type AuditAction = `${binding.AuditAction}`
 
 /** Every error code, in the order of SPEC.md. */
 export declare const ERROR_CODES: readonly ErrorCode[]
@@ -99,7 +77,7 @@ export interface StoreOptions {
 }
 
 /** The task a {@link BackgroundError} concerns. */
-export type BackgroundTask = 'sync' | 'expiry' | 'lastUsedAt' | 'purge'
+export type BackgroundTask = `${binding.Task}`
 
 /**
  * A background failure, or (`recovered: true`) the end of one, as given to
@@ -123,8 +101,8 @@ export interface AuditEntry {
   seq: number
   at: Date
   actor?: string
-  /** The admin call: `putRole`, `deleteRole`, `putUser`, `deleteUser`, `createKey`, `updateKey`, `setState`, `rotateKey`, `deleteKey`, or `purgeExpired`. */
-  action: string
+  /** The admin call (`purgeExpired`: the durable store deleting long-expired keys). */
+  action: AuditAction
   keyId?: string
   userId?: string
   /** What changed: `{ field: [before, after] }`, `{ created: {...} }`, `{ deleted: {...} }`, … */

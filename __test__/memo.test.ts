@@ -1,4 +1,4 @@
-// The decision memo behind isAllowed (lib/decision-cache.js), through the public API:
+// The decision memo behind isAllowed (lib/memo.js), through the public API:
 // a remembered answer is only ever given to exactly the same call — same secret,
 // service, api and, for keys with IP rules, caller address — whatever its hash;
 // answers stay exact when calls compete for the memo's sets and when it is full;

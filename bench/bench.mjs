@@ -6,7 +6,7 @@
 //   node --expose-gc bench/bench.mjs --hot-only     checks, then only warm, scale, one loop and unknown (ratios on stderr)
 //
 // Implementations (bench/peers.mjs):
-//   keygate       store.isAllowed, the public API (includes lib/decision-cache.js, its JS memo)
+//   keygate       store.isAllowed, the public API (includes lib/memo.js, its JS memo)
 //   keygate core  the napi `check` of the Rust core without the JS memo (informational)
 //   naive JS      Map plaintext secret → { state, expiresAt, user, RegExp } (wildcard-match)
 //   hashed JS     the same keyed by the SHA-256 hex digest of the secret

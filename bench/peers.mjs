@@ -304,7 +304,7 @@ export class KeygatePeer {
 
 // ---------------------------------------------------------------------------------------
 // keygate's Rust core called straight through its napi binding (`check`), i.e. without
-// the JavaScript decision memo of lib/decision-cache.js. Informational: this reaches past
+// the JavaScript decision memo of lib/memo.js. Informational: this reaches past
 // the public API, so it is skipped when the binding does not have the expected shape.
 
 let native = null

@@ -1,22 +1,9 @@
 'use strict'
 
-/** The stable error codes of SPEC.md. */
-const ERROR_CODES = Object.freeze([
-  'INVALID_ARGUMENT',
-  'INVALID_RULE',
-  'EXPIRY_REQUIRED',
-  'EXPIRY_IN_PAST',
-  'EXPIRY_TOO_FAR',
-  'UNKNOWN_USER',
-  'UNKNOWN_ROLE',
-  'UNKNOWN_KEY',
-  'INVALID_STATE',
-  'REVOKED_IS_FINAL',
-  'STORE_IO',
-  'STORE_CORRUPT',
-  'STORE_LOCKED',
-  'INTERNAL',
-])
+const native = require('./native.js')
+
+/** The stable error codes of SPEC.md, in its order (the binding's `ErrorCode`). */
+const ERROR_CODES = Object.freeze(Object.values(native.ErrorCode))
 const KNOWN_CODES = new Set(ERROR_CODES)
 
 // Marks every error keygate throws, so that the TypeError of a non-string

@@ -3,31 +3,19 @@
 const native = require('./native.js')
 const args = require('./args.js')
 const { KeygateError, fromNative, typeError, redactSecrets } = require('./errors.js')
-const { DecisionCache, hintOf } = require('./decision-cache.js')
+const { Memo, hintOf } = require('./memo.js')
 
-// Reason codes of the core (keygate_core::Reason), in order.
-const REASONS = Object.freeze([
-  'allowed',
-  'malformed_key',
-  'unknown_key',
-  'invalid_request',
-  'suspended',
-  'revoked',
-  'expired',
-  'user_inactive',
-  'user_lacks_right',
-  'no_matching_rule',
-  'ip_not_allowed',
-  'store_unavailable',
-])
-const KNOWN_KEY = 1 << 8
-const IP_DEPENDENT = 1 << 9
-/** The key expires within the memo's horizon: decided afresh every time, never remembered. */
-const TRANSIENT = 1 << 10
-const MALFORMED_KEY = REASONS.indexOf('malformed_key')
-const UNKNOWN_KEY = REASONS.indexOf('unknown_key')
-/** Characters of a secret after its prefix: '_', 43 random, 6 checksum (keygate_core::secret). */
-const SECRET_BODY = 50
+// The names the core shares, from the binding's string enums (`src/convert.rs`).
+/** Reason names, in the order of their codes (the code is the index). */
+const REASONS = Object.freeze(Object.values(native.Reason))
+const KEY_STATES = Object.freeze(Object.values(native.KeyState))
+const USER_STATUSES = Object.freeze(Object.values(native.UserStatus))
+const AUDIT_ACTIONS = Object.freeze(Object.values(native.AuditAction))
+
+// The packed verdict of `native.check` (see crates/keygate-core/src/memo.rs).
+const { VERDICT_REASON_MASK, VERDICT_KNOWN_KEY, VERDICT_DEPENDS_ON_IP, VERDICT_TRANSIENT } = native
+const MALFORMED_KEY = REASONS.indexOf(native.Reason.MalformedKey)
+const UNKNOWN_KEY = REASONS.indexOf(native.Reason.UnknownKey)
 
 /** Where keygate/http finds the reason of a call (package-internal). */
 const REASON = Symbol.for('keygate.reason')
@@ -100,9 +88,10 @@ function onErrorOption(options) {
  * `task` and `recovered`, else to console.error; never a secret, never a throw.
  */
 function incidentReporter(onError) {
-  // The binding hands over [code, message, task, recovered] (as one array, or spread).
+  // The binding hands over [code, message, task, recovered, consequence] (as one array, or spread);
+  // the consequence says what fails while the task does.
   return (...args) => {
-    const [code, message, task, recovered] = Array.isArray(args[0]) ? args[0] : args
+    const [code, message, task, recovered, consequence] = Array.isArray(args[0]) ? args[0] : args
     const text = redactSecrets(message)
     const error = new KeygateError(code, recovered ? `${task} works again (it had failed with ${code}: ${text})` : text)
     error.task = task
@@ -115,16 +104,8 @@ function incidentReporter(onError) {
         console.error(`keygate: options.onError threw while reporting ${code} (${task}): ${redactSecrets(thrown && thrown.message)}`)
       }
     }
-    console.error(recovered ? `keygate: ${error.message}` : `keygate: ${task} failed: ${code}: ${text}${CONSEQUENCES[task] ?? ''}`)
+    console.error(recovered ? `keygate: ${error.message}` : `keygate: ${task} failed: ${code}: ${text}; ${consequence}`)
   }
-}
-
-/** What a failing background task means for users, for the default report. */
-const CONSEQUENCES = {
-  sync: '; the store cannot vouch that it is current, so every check answers store_unavailable (denied) until it has caught up again',
-  expiry: '; decisions are not remembered meanwhile (answers stay exact)',
-  lastUsedAt: '; lastUsedAt is not written meanwhile (uses are kept and retried)',
-  purge: '; long-expired keys are not deleted meanwhile',
 }
 
 /** The `{ actor }` option of admin calls. */
@@ -146,7 +127,7 @@ function closedError() {
 }
 
 /** Stands in for the memo once the store is closed: every check fails clearly. */
-const CLOSED_CACHE = {
+const CLOSED_MEMO = {
   find() {
     throw closedError()
   },
@@ -155,7 +136,7 @@ const CLOSED_CACHE = {
 
 class KeyStore {
   #handle
-  #cache
+  #memo
 
   constructor(token, handle, frozenNow) {
     if (token !== CONSTRUCT) {
@@ -164,9 +145,9 @@ class KeyStore {
     this.#handle = handle
     const words = new Uint32Array(call(() => native.storeSignals(handle)))
     const hints = new Uint32Array(call(() => native.storeHints(handle)))
-    const secretLength = call(() => native.storeKeyPrefix(handle)).length + SECRET_BODY
-    this.#cache = new DecisionCache(words, hints, secretLength, (secrets, times) => call(() => native.touch(handle, secrets, times)))
-    this.#setCacheClock(frozenNow)
+    const secretLength = call(() => native.storeKeyPrefix(handle)).length + native.SECRET_AFTER_PREFIX_LENGTH
+    this.#memo = new Memo(words, hints, secretLength, (secrets, times) => call(() => native.touch(handle, secrets, times)))
+    this.#setMemoClock(frozenNow)
   }
 
   /** An in-memory store, for tests and ephemeral use. */
@@ -194,10 +175,10 @@ class KeyStore {
 
   /** Flushes pending writes and releases the store; later calls throw STORE_IO. */
   close() {
-    if (this.#cache === CLOSED_CACHE) return
-    const cache = this.#cache
-    this.#cache = CLOSED_CACHE
-    cache.flushUses()
+    if (this.#memo === CLOSED_MEMO) return
+    const memo = this.#memo
+    this.#memo = CLOSED_MEMO
+    memo.flushUses()
     call(() => native.storeClose(this.#handle))
   }
 
@@ -231,8 +212,8 @@ class KeyStore {
     return report
   }
 
-  #setCacheClock(frozenNow) {
-    this.#cache.clock = frozenNow === undefined ? Date.now : () => frozenNow
+  #setMemoClock(frozenNow) {
+    this.#memo.clock = frozenNow === undefined ? Date.now : () => frozenNow
   }
 
   /** The prefix of this store's secrets (`kg` unless created with another `keyPrefix`). */
@@ -247,7 +228,7 @@ class KeyStore {
 
   /** The store clock, as a Date. */
   now() {
-    if (this.#cache === CLOSED_CACHE) throw closedError()
+    if (this.#memo === CLOSED_MEMO) throw closedError()
     return new Date(call(() => native.storeNow(this.#handle)))
   }
 
@@ -256,10 +237,10 @@ class KeyStore {
       throw new KeygateError('INVALID_ARGUMENT', 'setNow takes a Date, or null for the system clock')
     }
     const ms = args.optionalDate(date, 'date')
-    if (this.#cache === CLOSED_CACHE) throw closedError()
-    this.#cache.flushUses()
+    if (this.#memo === CLOSED_MEMO) throw closedError()
+    this.#memo.flushUses()
     call(() => native.storeSetNow(this.#handle, ms))
-    this.#setCacheClock(ms)
+    this.#setMemoClock(ms)
   }
 
   // ---- roles ----
@@ -335,7 +316,7 @@ class KeyStore {
 
   getKey(id) {
     args.string(id, 'id')
-    this.#cache.flushUses()
+    this.#memo.flushUses()
     const dto = call(() => native.getKey(this.#handle, id))
     return dto == null ? null : toKey(dto)
   }
@@ -344,7 +325,7 @@ class KeyStore {
     const f = args.optionalObject(filter, 'filter')
     const userId = args.optionalString(f.userId, 'filter.userId')
     const state = args.optionalString(f.state, 'filter.state')
-    this.#cache.flushUses()
+    this.#memo.flushUses()
     return call(() => native.listKeys(this.#handle, userId, state)).map(toKey)
   }
 
@@ -386,14 +367,14 @@ class KeyStore {
 
   isAllowed(secret, service, api, ip) {
     checkCallTypes(secret, service, api, ip)
-    const remembered = this.#cache.find(secret, service, api, ip)
+    const remembered = this.#memo.find(secret, service, api, ip)
     if (remembered >= 0) return remembered === 0
     return this.#decideFresh(secret, service, api, ip, false) === 0
   }
 
   /** The reason code of a call (0 = allowed): from the memo, else as `#decideFresh`. */
   #decide(secret, service, api, ip, exact) {
-    const remembered = this.#cache.find(secret, service, api, ip)
+    const remembered = this.#memo.find(secret, service, api, ip)
     if (remembered >= 0) return remembered
     return this.#decideFresh(secret, service, api, ip, exact)
   }
@@ -405,20 +386,22 @@ class KeyStore {
    * core's own reason.
    */
   #decideFresh(secret, service, api, ip, exact) {
-    const cache = this.#cache
+    const memo = this.#memo
     // Not ending in four base62 characters: not a secret at all.
     const hint = hintOf(secret)
     if (hint < 0) return MALFORMED_KEY
     // No key has this secret's hint: unknown (or malformed).
-    if (!exact && !cache.mayHold(hint)) return UNKNOWN_KEY
+    if (!exact && !memo.mayHold(hint)) return UNKNOWN_KEY
     let packed
     try {
       packed = native.check(this.#handle, secret, service, api, ip == null ? undefined : ip)
     } catch (error) {
       throw fromNative(error)
     }
-    const reason = packed & 0xff
-    if ((packed & (KNOWN_KEY | TRANSIENT)) === KNOWN_KEY) cache.remember(secret, service, api, ip, reason, (packed & IP_DEPENDENT) !== 0)
+    const reason = packed & VERDICT_REASON_MASK
+    if ((packed & (VERDICT_KNOWN_KEY | VERDICT_TRANSIENT)) === VERDICT_KNOWN_KEY) {
+      memo.remember(secret, service, api, ip, reason, (packed & VERDICT_DEPENDS_ON_IP) !== 0)
+    }
     return reason
   }
 
@@ -430,7 +413,7 @@ class KeyStore {
 
   explain(secret, service, api, ip) {
     checkCallTypes(secret, service, api, ip)
-    if (this.#cache === CLOSED_CACHE) throw closedError()
+    if (this.#memo === CLOSED_MEMO) throw closedError()
     const dto = call(() => native.explain(this.#handle, secret, service, api, ip ?? undefined))
     const decision = { allowed: dto.allowed, reason: dto.reason }
     if (dto.keyId != null) decision.keyId = dto.keyId
@@ -440,4 +423,4 @@ class KeyStore {
   }
 }
 
-module.exports = { KeyStore, REASONS, REASON }
+module.exports = { KeyStore, REASONS, KEY_STATES, USER_STATUSES, AUDIT_ACTIONS, REASON }

@@ -11,22 +11,23 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Env;
 use napi_derive::napi;
 
-use crate::convert::{js_error, ms, AuditEntryDto, AuditQueryDto, AuditReportDto, IssuedDto, KeyDto, KeyPatchDto, NewKeyDto, RoleDto, StoreOptionsDto, UserDto, UserInputDto};
+use crate::convert::{error_code_of, js_error, ms, ErrorCode, Task, AuditEntryDto, AuditQueryDto, AuditReportDto, IssuedDto, KeyDto, KeyPatchDto, NewKeyDto, RoleDto, StoreOptionsDto, UserDto, UserInputDto};
 
-/// `(code, message, task, recovered)` of a background incident, delivered to the
+/// `(code, message, task, recovered, consequence)` of a background incident, delivered to the
 /// JS thread; weak, so it never keeps the event loop alive. (Spelled out in the
 /// binding functions below, so that the generated typings can name it.)
 type IncidentCallback =
-    ThreadsafeFunction<(String, String, String, bool), Unknown<'static>, (String, String, String, bool), napi::Status, false, true>;
+    ThreadsafeFunction<(ErrorCode, String, Task, bool, String), Unknown<'static>, (ErrorCode, String, Task, bool, String), napi::Status, false, true>;
 
 fn options(options: StoreOptionsDto, report: Option<IncidentCallback>) -> Options {
     let on_error = report.map(|callback| {
         let handler: OnError = Arc::new(move |incident: &Incident| {
             let args = (
-                incident.error.code.as_str().to_string(),
+                error_code_of(incident.error.code),
                 incident.error.message.clone(),
-                incident.task.as_str().to_string(),
+                Task::from(incident.task),
                 incident.recovered,
+                incident.task.consequence().to_string(),
             );
             // Non-blocking: a keygate thread never waits on JavaScript.
             callback.call(args, ThreadsafeFunctionCallMode::NonBlocking);
@@ -46,7 +47,7 @@ fn options(options: StoreOptionsDto, report: Option<IncidentCallback>) -> Option
 #[allow(clippy::type_complexity)] // spelled out, so that the generated typings can name the callback
 pub fn store_in_memory(
     options: StoreOptionsDto,
-    report: Option<ThreadsafeFunction<(String, String, String, bool), Unknown<'static>, (String, String, String, bool), napi::Status, false, true>>,
+    report: Option<ThreadsafeFunction<(ErrorCode, String, Task, bool, String), Unknown<'static>, (ErrorCode, String, Task, bool, String), napi::Status, false, true>>,
 ) -> napi::Result<External<KeyStore>, String> {
     KeyStore::in_memory(self::options(options, report)).map(External::new).map_err(js_error)
 }
@@ -56,7 +57,7 @@ pub fn store_in_memory(
 pub fn store_open(
     path: String,
     options: StoreOptionsDto,
-    report: Option<ThreadsafeFunction<(String, String, String, bool), Unknown<'static>, (String, String, String, bool), napi::Status, false, true>>,
+    report: Option<ThreadsafeFunction<(ErrorCode, String, Task, bool, String), Unknown<'static>, (ErrorCode, String, Task, bool, String), napi::Status, false, true>>,
 ) -> napi::Result<External<KeyStore>, String> {
     KeyStore::open(&path, self::options(options, report)).map(External::new).map_err(js_error)
 }
@@ -88,7 +89,7 @@ pub fn verify_audit(store: &External<KeyStore>) -> napi::Result<AuditReportDto, 
     store.verify_audit().map(AuditReportDto::from).map_err(js_error)
 }
 
-/// The store's shared signal words as an ArrayBuffer (see `keygate_core::Signals`);
+/// The store's shared signal words as an ArrayBuffer (see `keygate_core::memo`);
 /// the buffer keeps the words alive for as long as JavaScript holds it.
 #[napi(catch_unwind)]
 pub fn store_signals<'env>(env: &'env Env, store: &External<KeyStore>) -> napi::Result<ArrayBuffer<'env>> {
@@ -99,7 +100,7 @@ pub fn store_signals<'env>(env: &'env Env, store: &External<KeyStore>) -> napi::
     unsafe { ArrayBuffer::from_external(env, data, len, signals, |_, signals| drop(signals)) }
 }
 
-/// The bitset of every key's hint (see `keygate_core::hints`), shared like the signals.
+/// The bitset of every key's hint (see `keygate_core::memo`), shared like the signals.
 #[napi(catch_unwind)]
 pub fn store_hints<'env>(env: &'env Env, store: &External<KeyStore>) -> napi::Result<ArrayBuffer<'env>> {
     let hints = store.hints();

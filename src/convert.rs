@@ -1,7 +1,179 @@
-//! DTOs that cross to JavaScript, and their conversions from and to the core.
+//! DTOs that cross to JavaScript, and their conversions from and to the core;
+//! and the names JavaScript shares with the core (string enums: `lib/` reads
+//! the lists from them, `index.d.ts` its types).
 
+use keygate_core::model;
 use keygate_core::{AuditEntry, AuditReport, Error, Explanation, Issued, KeyView, RoleView, UserView};
 use napi_derive::napi;
+
+/// Why a call was allowed or denied; declared in the order of the reason codes
+/// of `check`'s packed verdict (a build-time check), so the values in order are the codes' names.
+#[napi(string_enum = "snake_case")]
+pub enum Reason {
+    Allowed,
+    MalformedKey,
+    UnknownKey,
+    InvalidRequest,
+    Suspended,
+    Revoked,
+    Expired,
+    UserInactive,
+    UserLacksRight,
+    NoMatchingRule,
+    IpNotAllowed,
+    /// A store shared with other processes that cannot vouch it is current (it could not
+    /// read or apply another process's change, or its background thread failed): checked
+    /// right after `malformed_key`, it denies every well-formed secret until the store has
+    /// caught up again. Never given by an in-memory store.
+    StoreUnavailable,
+}
+
+impl Reason {
+    const fn of(reason: keygate_core::Reason) -> Reason {
+        use keygate_core::Reason as R;
+        match reason {
+            R::Allowed => Reason::Allowed,
+            R::MalformedKey => Reason::MalformedKey,
+            R::UnknownKey => Reason::UnknownKey,
+            R::InvalidRequest => Reason::InvalidRequest,
+            R::Suspended => Reason::Suspended,
+            R::Revoked => Reason::Revoked,
+            R::Expired => Reason::Expired,
+            R::UserInactive => Reason::UserInactive,
+            R::UserLacksRight => Reason::UserLacksRight,
+            R::NoMatchingRule => Reason::NoMatchingRule,
+            R::IpNotAllowed => Reason::IpNotAllowed,
+            R::StoreUnavailable => Reason::StoreUnavailable,
+        }
+    }
+}
+
+// Each name stands at its code's position.
+const _: () = {
+    let mut i = 0;
+    while i < keygate_core::Reason::ALL.len() {
+        let reason = keygate_core::Reason::ALL[i];
+        assert!(Reason::of(reason) as u32 == reason as u32 && i == reason as usize);
+        i += 1;
+    }
+};
+
+/// The stable error codes of SPEC.md, in its order: a `KeygateError`'s `code`.
+#[napi(string_enum = "UPPER_SNAKE")]
+pub enum ErrorCode {
+    InvalidArgument,
+    InvalidRule,
+    ExpiryRequired,
+    ExpiryInPast,
+    ExpiryTooFar,
+    UnknownUser,
+    UnknownRole,
+    UnknownKey,
+    InvalidState,
+    RevokedIsFinal,
+    StoreIo,
+    StoreCorrupt,
+    StoreLocked,
+    /// A defect inside keygate, reported instead of a crash: the process never aborts.
+    Internal,
+}
+
+/// Every core code has its name here (an exhaustive match: a new code fails to build until named).
+pub const fn error_code_of(code: keygate_core::ErrorCode) -> ErrorCode {
+    use keygate_core::ErrorCode as C;
+    match code {
+        C::InvalidArgument => ErrorCode::InvalidArgument,
+        C::InvalidRule => ErrorCode::InvalidRule,
+        C::ExpiryRequired => ErrorCode::ExpiryRequired,
+        C::ExpiryInPast => ErrorCode::ExpiryInPast,
+        C::ExpiryTooFar => ErrorCode::ExpiryTooFar,
+        C::UnknownUser => ErrorCode::UnknownUser,
+        C::UnknownRole => ErrorCode::UnknownRole,
+        C::UnknownKey => ErrorCode::UnknownKey,
+        C::InvalidState => ErrorCode::InvalidState,
+        C::RevokedIsFinal => ErrorCode::RevokedIsFinal,
+        C::StoreIo => ErrorCode::StoreIo,
+        C::StoreCorrupt => ErrorCode::StoreCorrupt,
+        C::StoreLocked => ErrorCode::StoreLocked,
+        C::Internal => ErrorCode::Internal,
+    }
+}
+
+/// A key's state: `active ⇄ suspended`, either → `revoked` (final).
+#[napi(string_enum = "lowercase")]
+pub enum KeyState {
+    Active,
+    Suspended,
+    Revoked,
+}
+
+// Exhaustive: a new core state fails to build until named here.
+const _: fn(model::KeyState) -> KeyState = key_state_of;
+const fn key_state_of(state: model::KeyState) -> KeyState {
+    match state {
+        model::KeyState::Active => KeyState::Active,
+        model::KeyState::Suspended => KeyState::Suspended,
+        model::KeyState::Revoked => KeyState::Revoked,
+    }
+}
+
+/// A user's status; only `active` users' keys can be allowed.
+#[napi(string_enum = "lowercase")]
+pub enum UserStatus {
+    Active,
+    Suspended,
+    Archived,
+}
+
+// Exhaustive: a new core status fails to build until named here.
+const _: fn(model::UserStatus) -> UserStatus = user_status_of;
+const fn user_status_of(status: model::UserStatus) -> UserStatus {
+    match status {
+        model::UserStatus::Active => UserStatus::Active,
+        model::UserStatus::Suspended => UserStatus::Suspended,
+        model::UserStatus::Archived => UserStatus::Archived,
+    }
+}
+
+/// The admin calls the audit trail names (an entry's `action`), in the core's order.
+#[napi(string_enum = "camelCase")]
+pub enum AuditAction {
+    PutRole,
+    DeleteRole,
+    PutUser,
+    DeleteUser,
+    CreateKey,
+    UpdateKey,
+    SetState,
+    RotateKey,
+    DeleteKey,
+    PurgeExpired,
+}
+
+const fn audit_action_of(action: keygate_core::AuditAction) -> AuditAction {
+    use keygate_core::AuditAction as A;
+    match action {
+        A::PutRole => AuditAction::PutRole,
+        A::DeleteRole => AuditAction::DeleteRole,
+        A::PutUser => AuditAction::PutUser,
+        A::DeleteUser => AuditAction::DeleteUser,
+        A::CreateKey => AuditAction::CreateKey,
+        A::UpdateKey => AuditAction::UpdateKey,
+        A::SetState => AuditAction::SetState,
+        A::RotateKey => AuditAction::RotateKey,
+        A::DeleteKey => AuditAction::DeleteKey,
+        A::PurgeExpired => AuditAction::PurgeExpired,
+    }
+}
+
+// Declared in the core's order.
+const _: () = {
+    let mut i = 0;
+    while i < keygate_core::AuditAction::ALL.len() {
+        assert!(audit_action_of(keygate_core::AuditAction::ALL[i]) as usize == i);
+        i += 1;
+    }
+};
 
 /// Every core error becomes a JS error whose `code` is the stable keygate code;
 /// `index.js` turns it into a `KeygateError`.
@@ -116,7 +288,7 @@ pub struct KeyPatchDto {
 #[napi(object)]
 pub struct ExplanationDto {
     pub allowed: bool,
-    pub reason: String,
+    pub reason: Reason,
     pub key_id: Option<String>,
     pub user_id: Option<String>,
     pub matched_rule: Option<String>,
@@ -126,7 +298,7 @@ impl From<Explanation> for ExplanationDto {
     fn from(e: Explanation) -> Self {
         ExplanationDto {
             allowed: e.reason == keygate_core::Reason::Allowed,
-            reason: e.reason.as_str().to_string(),
+            reason: Reason::of(e.reason),
             key_id: e.key_id,
             user_id: e.user_id,
             matched_rule: e.matched_rule,
@@ -188,3 +360,30 @@ impl From<AuditReport> for AuditReportDto {
         AuditReportDto { ok: r.ok, entries: r.entries as f64, first_bad_seq: r.first_bad_seq.map(|s| s as f64), problem: r.problem }
     }
 }
+
+/// A store's background work, as an incident reported to `onError` names it.
+#[napi(string_enum = "camelCase")]
+pub enum Task {
+    Sync,
+    Expiry,
+    LastUsedAt,
+    Purge,
+}
+
+impl From<keygate_core::Task> for Task {
+    fn from(task: keygate_core::Task) -> Task {
+        match task {
+            keygate_core::Task::Sync => Task::Sync,
+            keygate_core::Task::Expiry => Task::Expiry,
+            keygate_core::Task::LastUsed => Task::LastUsedAt,
+            keygate_core::Task::Purge => Task::Purge,
+        }
+    }
+}
+
+/// What a store handle (`ExternalObject<KeyStore>`) holds: opaque to JavaScript,
+/// which only hands it back. Declared so that the generated typings name a type
+/// that exists.
+#[napi(object, js_name = "KeyStore")]
+#[allow(dead_code)] // never built: it only gives the handle's type a name in the typings
+pub struct OpaqueKeyStore {}

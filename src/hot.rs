@@ -5,10 +5,11 @@
 use std::io::Write;
 use std::ffi::{c_char, CStr, CString};
 
-use keygate_core::secret::MAX_SECRET_LEN;
-use keygate_core::glob::MAX_NAME_LEN;
 use keygate_core::error::redact_secrets;
-use keygate_core::{Call, KeyStore, Verdict};
+use keygate_core::glob::MAX_NAME_LEN;
+use keygate_core::memo;
+use keygate_core::secret::{AFTER_PREFIX_LEN, MAX_SECRET_LEN};
+use keygate_core::{Call, KeyStore, Signals};
 use napi::bindgen_prelude::{External, Object, Unknown};
 use napi::{sys, JsValue};
 use napi_derive::napi;
@@ -51,15 +52,41 @@ fn with_call<R>(
     Ok(f(Call { secret, service, api, ip }))
 }
 
-/// Packs a verdict into one number: bits 0–7 the reason, bit 8 "known key",
-/// bit 9 "depends on the caller's IP", bit 10 "do not remember" (the key expires
-/// within the memo's horizon). `lib/store.js` decodes it.
-fn pack(verdict: Verdict) -> u32 {
-    verdict.reason as u32
-        | (verdict.known_key as u32) << 8
-        | (verdict.ip_dependent as u32) << 9
-        | (verdict.transient as u32) << 10
-}
+// The memo contract (`keygate_core::memo`), for `lib/memo.js` and `lib/store.js`.
+
+/// Index of the generation word in `storeSignals`' words: it changes whenever any decision may have.
+#[napi]
+pub const GENERATION_WORD: u32 = memo::GENERATION_WORD;
+/// Index of the flags word in `storeSignals`' words: while non-zero, the memo is off.
+#[napi]
+pub const FLAGS_WORD: u32 = memo::FLAGS_WORD;
+/// Flags bit: the store cannot vouch that it is current (checks answer `store_unavailable`).
+#[napi]
+pub const FLAG_STORE_UNAVAILABLE: u32 = Signals::STORE_UNAVAILABLE;
+/// Flags bit: the expiry watch is not running (nothing may be remembered).
+#[napi]
+pub const FLAG_MEMO_UNSAFE: u32 = Signals::MEMO_UNSAFE;
+/// `check`'s packed verdict, bits 0–7: the reason code (an index into the values of `Reason`).
+#[napi]
+pub const VERDICT_REASON_MASK: u32 = memo::VERDICT_REASON_MASK;
+/// `check`'s packed verdict: the secret is a key's.
+#[napi]
+pub const VERDICT_KNOWN_KEY: u32 = memo::VERDICT_KNOWN_KEY;
+/// `check`'s packed verdict: the key has IP rules; the answer holds for this caller address only.
+#[napi]
+pub const VERDICT_DEPENDS_ON_IP: u32 = memo::VERDICT_DEPENDS_ON_IP;
+/// `check`'s packed verdict: do not remember (the key expires within the memo's horizon).
+#[napi]
+pub const VERDICT_TRANSIENT: u32 = memo::VERDICT_TRANSIENT;
+/// The base62 digits in order: a secret's last four characters, read as digits, number its hint-filter bit.
+#[napi]
+pub const HINT_DIGITS: &str = memo::hints::HINT_DIGITS;
+/// Longest service or API name a valid call can carry.
+#[napi]
+pub const MAX_NAME_LENGTH: u32 = MAX_NAME_LEN as u32;
+/// Characters of a secret after its prefix (`_` and the body).
+#[napi]
+pub const SECRET_AFTER_PREFIX_LENGTH: u32 = AFTER_PREFIX_LEN as u32;
 
 /// `check(store, secret, service, api, ip?)` → the packed verdict, registered as
 /// a plain napi callback rather than through `#[napi]`: the generated wrapper
@@ -105,7 +132,7 @@ unsafe fn check(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_
         }
     };
     let call = Call { secret, service, api, ip };
-    let packed = pack(store.check(call));
+    let packed = store.check(call).pack();
     let mut result = std::ptr::null_mut();
     // SAFETY: plain napi call with a valid env and out pointer.
     if unsafe { sys::napi_create_uint32(env, packed, &mut result) } != sys::Status::napi_ok {

@@ -6,6 +6,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 
 const { KeyStore } = require('../../index.js')
+const { KEY_STATES, USER_STATUSES } = require('../store.js')
 const fmt = require('./format.js')
 const {
   UsageError,
@@ -26,8 +27,8 @@ class NotFound extends Error {
   }
 }
 
-const KEY_STATES = ['active', 'suspended', 'revoked']
-const USER_STATUSES = ['active', 'suspended', 'archived']
+/** The states a key can be created in (not revoked). */
+const NEW_KEY_STATES = KEY_STATES.filter((state) => state !== 'revoked')
 
 const WHEN_HELP = `WHEN is a duration from now (90d, 12h, 30m, 2w, 1d12h) or a date: YYYY-MM-DD means 00:00:00 UTC
 at the start of that day; an ISO 8601 time (2027-01-31T17:00:00Z, 2027-01-31T18:00+01:00) is
@@ -342,7 +343,7 @@ const COMMANDS = [
       const description = required(ctx, 'description', '<text>')
       const expires = required(ctx, 'expires', '<when>: a duration from now such as 90d, or a date such as 2027-01-31')
       const expiresAt = parseExpiry(expires, '--expires', ctx.now)
-      const state = ctx.opts.state === undefined ? undefined : parseChoice(ctx.opts.state, '--state', ['active', 'suspended'])
+      const state = ctx.opts.state === undefined ? undefined : parseChoice(ctx.opts.state, '--state', NEW_KEY_STATES)
       return { userId, description, expiresAt, rules: rulesOf(ctx), state }
     },
     run(ctx) {

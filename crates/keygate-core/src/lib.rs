@@ -15,10 +15,10 @@ pub mod backend;
 pub mod clock;
 pub mod decision;
 pub mod error;
-pub mod expiry;
 pub mod glob;
-pub mod hints;
+pub mod incident;
 pub mod ip;
+pub mod memo;
 pub mod model;
 pub mod registry;
 pub mod rule;
@@ -30,7 +30,9 @@ pub mod time;
 pub use decision::{Call, Reason};
 pub use error::{Error, ErrorCode, Result};
 pub use audit::{AuditEntry, AuditQuery, AuditReport};
+pub use incident::{Incident, OnError, Task};
+pub use memo::{Signals, Verdict};
 pub use store::{
-    validate_rule, Actor, Explanation, Incident, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, OnError, Options, RoleView, Signals, Task,
-    UserInput, UserView, Verdict,
+    validate_rule, Actor, AuditAction, Explanation, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, Options, RoleView, UserInput,
+    UserView,
 };

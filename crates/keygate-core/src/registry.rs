@@ -9,7 +9,7 @@ use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::hints::HintFilter;
+use crate::memo::HintFilter;
 use crate::model::{Key, KeyState, Role, User, UserStatus};
 use crate::rule::{RuleInterner, RuleUse};
 use crate::secret::SecretDigest;

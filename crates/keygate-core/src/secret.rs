@@ -13,8 +13,10 @@ const RANDOM_CHARS: usize = 43;
 const CHECKSUM_CHARS: usize = 6;
 const BODY_CHARS: usize = RANDOM_CHARS + CHECKSUM_CHARS;
 const MAX_PREFIX_LEN: usize = 16;
+/// Characters of a secret after its prefix: `_` and the body.
+pub const AFTER_PREFIX_LEN: usize = 1 + BODY_CHARS;
 /// Longest well-formed secret: prefix, `_`, body.
-pub const MAX_SECRET_LEN: usize = MAX_PREFIX_LEN + 1 + BODY_CHARS;
+pub const MAX_SECRET_LEN: usize = MAX_PREFIX_LEN + AFTER_PREFIX_LEN;
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 

@@ -3,8 +3,7 @@
 //! call that fails changes nothing.
 
 use std::collections::{HashMap, HashSet};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
@@ -12,11 +11,11 @@ use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 use crate::audit::{describe, AuditEntry, AuditQuery, AuditReport};
 use crate::backend::{Backend, Catchup, MemoryBackend};
 use crate::clock::Clock;
-use crate::expiry::ExpiryWatch;
-use crate::hints::HintFilter;
 use crate::decision::{decide, decide_unavailable, Call, Reason};
-use crate::error::{quote, redact_secrets, Error, ErrorCode, Result};
-use crate::expiry::MEMO_HORIZON_MS;
+use crate::error::{quote, Error, ErrorCode, Result};
+use crate::incident::Reporter;
+pub use crate::incident::{Incident, OnError, Task};
+use crate::memo::{ExpiryWatch, HintFilter, Signals, Verdict, MEMO_HORIZON_MS};
 use crate::model::{check_actor, check_description, check_name, parse_key_id, Key, KeyState, Role, User, UserStatus};
 use crate::registry::{record_of, Change, KeyRecord, Registry, RoleRecord, UserRecord};
 use crate::rule::{normalise_list, RuleUse};
@@ -25,161 +24,6 @@ use crate::secret::{self, Prefix};
 const DAY_MS: i64 = 86_400_000;
 pub const DEFAULT_MAX_LIFETIME_DAYS: u32 = 730;
 const MAX_LIFETIME_DAYS_LIMIT: u32 = 36_500;
-
-/// Words shared with the JavaScript side (as an ArrayBuffer over this struct):
-/// `generation` changes whenever any decision may have changed; while `bypass`
-/// is non-zero no remembered decision may be used (its bits say why).
-#[repr(C)]
-#[derive(Debug, Default)]
-pub struct Signals {
-    pub generation: AtomicU32,
-    pub bypass: AtomicU32,
-}
-
-impl Signals {
-    /// `bypass` bit: the store cannot vouch that it is current; checks answer `store_unavailable`.
-    pub const STORE_UNAVAILABLE: u32 = 1;
-    /// `bypass` bit: the expiry watcher is not running, so remembered decisions could outlive an expiry.
-    pub const MEMO_UNSAFE: u32 = 2;
-
-    pub fn bump(&self) {
-        self.generation.fetch_add(1, Ordering::Release);
-    }
-
-    /// Raises a `bypass` bit, then bumps the generation so that the memo looks at
-    /// it before its next answer. True when the bit was not raised before.
-    pub(crate) fn raise(&self, bit: u32) -> bool {
-        let before = self.bypass.fetch_or(bit, Ordering::AcqRel);
-        self.bump();
-        before & bit == 0
-    }
-
-    /// Lowers a `bypass` bit (bumping the generation); true when it was raised.
-    pub(crate) fn lower(&self, bit: u32) -> bool {
-        let before = self.bypass.fetch_and(!bit, Ordering::AcqRel);
-        if before & bit == 0 {
-            return false;
-        }
-        self.bump();
-        true
-    }
-
-    fn is_raised(&self, bit: u32) -> bool {
-        self.bypass.load(Ordering::Acquire) & bit != 0
-    }
-}
-
-/// A store's background work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Task {
-    /// Applying other processes' changes (durable store); while it fails, checks
-    /// answer `store_unavailable`.
-    Sync,
-    /// Keeping the decision memo exact across expiry instants; while it fails,
-    /// decisions are not remembered.
-    Expiry,
-    /// Writing `lastUsedAt` of used keys to the durable store.
-    LastUsed,
-    /// Deleting keys expired for longer than `purgeExpiredAfterDays`.
-    Purge,
-}
-
-impl Task {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Task::Sync => "sync",
-            Task::Expiry => "expiry",
-            Task::LastUsed => "lastUsedAt",
-            Task::Purge => "purge",
-        }
-    }
-
-    /// What fails while the task does, for people reading the log.
-    const fn consequence(self) -> &'static str {
-        match self {
-            Task::Sync => "the store cannot vouch that it is current, so every check answers store_unavailable (denied) until it has caught up again",
-            Task::Expiry => "decisions are not remembered meanwhile (answers stay exact)",
-            Task::LastUsed => "lastUsedAt is not written meanwhile (uses are kept and retried)",
-            Task::Purge => "long-expired keys are not deleted meanwhile",
-        }
-    }
-}
-
-/// What a background task reports: the first failure of an episode, or the
-/// recovery that ends it (`recovered`, with the error that started the episode).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Incident {
-    pub task: Task,
-    pub error: Error,
-    pub recovered: bool,
-}
-
-impl std::fmt::Display for Incident {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.recovered {
-            write!(f, "keygate: {} works again (it had failed with {})", self.task.as_str(), self.error.code.as_str())
-        } else {
-            write!(f, "keygate: {} failed: {}; {}", self.task.as_str(), self.error, self.task.consequence())
-        }
-    }
-}
-
-/// Receives a store's [`Incident`]s, on a keygate thread: it must return quickly and
-/// must not call the store (the Node binding hands them to the event loop).
-pub type OnError = Arc<dyn Fn(&Incident) + Send + Sync>;
-
-/// Reports each background failure once per episode, and the recovery that ends it.
-pub(crate) struct Reporter {
-    handler: Option<OnError>,
-    /// Episodes not yet ended: the task and the error that started it.
-    open: Mutex<Vec<(Task, Error)>>,
-}
-
-impl Reporter {
-    pub(crate) fn new(handler: Option<OnError>) -> Reporter {
-        Reporter { handler, open: Mutex::new(Vec::new()) }
-    }
-
-    /// A failure of `task`: reported unless an episode is already open.
-    pub(crate) fn fail(&self, task: Task, error: Error) {
-        {
-            let mut open = self.open.lock();
-            if open.iter().any(|(t, _)| *t == task) {
-                return;
-            }
-            open.push((task, error.clone()));
-        }
-        self.deliver(&Incident { task, error, recovered: false });
-    }
-
-    /// `task` succeeded: ends its episode, if one is open, and says so.
-    pub(crate) fn recover(&self, task: Task) {
-        let mut ended = None;
-        self.open.lock().retain(|(t, error)| {
-            if *t == task {
-                ended = Some(error.clone());
-            }
-            *t != task
-        });
-        if let Some(error) = ended {
-            self.deliver(&Incident { task, error, recovered: true });
-        }
-    }
-
-    fn deliver(&self, incident: &Incident) {
-        match &self.handler {
-            // A failing handler must not take the reporting thread down with it.
-            Some(handler) => {
-                let _ = catch_unwind(AssertUnwindSafe(|| handler(incident)));
-            }
-            // Not `eprintln!`, which panics when stderr cannot take the line.
-            None => {
-                use std::io::Write;
-                let _ = writeln!(std::io::stderr(), "{}", redact_secrets(&incident.to_string()));
-            }
-        }
-    }
-}
 
 #[derive(Clone, Default)]
 pub struct Options {
@@ -207,6 +51,52 @@ impl std::fmt::Debug for Options {
 
 /// Who made an admin call, for the audit trail.
 pub type Actor<'a> = Option<&'a str>;
+
+/// The admin calls the audit trail names (an entry's `action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    PutRole,
+    DeleteRole,
+    PutUser,
+    DeleteUser,
+    CreateKey,
+    UpdateKey,
+    SetState,
+    RotateKey,
+    DeleteKey,
+    /// The durable store deleting keys expired for longer than `purgeExpiredAfterDays`.
+    PurgeExpired,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 10] = [
+        AuditAction::PutRole,
+        AuditAction::DeleteRole,
+        AuditAction::PutUser,
+        AuditAction::DeleteUser,
+        AuditAction::CreateKey,
+        AuditAction::UpdateKey,
+        AuditAction::SetState,
+        AuditAction::RotateKey,
+        AuditAction::DeleteKey,
+        AuditAction::PurgeExpired,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::PutRole => "putRole",
+            AuditAction::DeleteRole => "deleteRole",
+            AuditAction::PutUser => "putUser",
+            AuditAction::DeleteUser => "deleteUser",
+            AuditAction::CreateKey => "createKey",
+            AuditAction::UpdateKey => "updateKey",
+            AuditAction::SetState => "setState",
+            AuditAction::RotateKey => "rotateKey",
+            AuditAction::DeleteKey => "deleteKey",
+            AuditAction::PurgeExpired => "purgeExpired",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct UserInput {
@@ -288,19 +178,6 @@ pub struct Explanation {
     pub matched_rule: Option<String>,
 }
 
-/// The hot-path answer: the reason, and what a cache of decisions must know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verdict {
-    pub reason: Reason,
-    /// A key with this secret exists (the decision is about a known key).
-    pub known_key: bool,
-    /// The key has IP rules, so the decision depends on the caller's address.
-    pub ip_dependent: bool,
-    /// Not to be remembered: the key expires within `MEMO_HORIZON_MS` of the
-    /// decision's instant (see `expiry.rs`).
-    pub transient: bool,
-}
-
 /// A store of users, roles and keys. Cheap to clone: clones share the store.
 #[derive(Clone)]
 pub struct KeyStore {
@@ -338,7 +215,7 @@ impl std::ops::Deref for KeyStore {
 struct Tx<'s> {
     store: &'s Inner,
     registry: RwLockWriteGuard<'s, Registry>,
-    operation: &'static str,
+    action: AuditAction,
     actor: Actor<'s>,
     finished: bool,
 }
@@ -347,7 +224,7 @@ impl Tx<'_> {
     /// Persists and applies the changes; the write ends either way.
     fn commit(&mut self, changes: Vec<Change>) -> Result<()> {
         let now = self.store.clock.now();
-        let audit = changes.iter().flat_map(|c| describe(&self.registry, c, self.operation, self.actor, now)).collect();
+        let audit = changes.iter().flat_map(|c| describe(&self.registry, c, self.action.as_str(), self.actor, now)).collect();
         // Marked finished only once the backend has answered: a panic inside it
         // leaves `finished` false, so dropping the Tx rolls back and frees the write lock.
         let committed = self.store.backend.commit(&changes, audit);
@@ -494,7 +371,7 @@ impl Inner {
         self.signals.clone()
     }
 
-    /// The bitset of all keys' hints (see `hints.rs`).
+    /// The bitset of all keys' hints (see `memo::hints`).
     pub fn hints(&self) -> Arc<HintFilter> {
         self.hints.clone()
     }
@@ -527,7 +404,7 @@ impl Inner {
     }
 
     /// Starts an admin call's write, up to date with other processes' changes.
-    fn write<'s>(&'s self, operation: &'static str, actor: Actor<'s>) -> Result<Tx<'s>> {
+    fn write<'s>(&'s self, action: AuditAction, actor: Actor<'s>) -> Result<Tx<'s>> {
         self.check_open()?;
         if let Some(actor) = actor {
             check_actor(actor)?;
@@ -539,7 +416,7 @@ impl Inner {
                 if recovered {
                     self.reporter.recover(Task::Sync);
                 }
-                let tx = Tx { store: self, registry, operation, actor, finished: false };
+                let tx = Tx { store: self, registry, action, actor, finished: false };
                 tx.refuse_known_secrets("actor", actor, ErrorCode::InvalidArgument)?;
                 Ok(tx)
             }
@@ -755,7 +632,7 @@ impl Inner {
 
     /// Deletes keys expired for longer than `after_ms` (audited as `purgeExpired`).
     pub(crate) fn purge_expired(&self, after_ms: i64) -> Result<usize> {
-        let mut tx = self.write("purgeExpired", None)?;
+        let mut tx = self.write(AuditAction::PurgeExpired, None)?;
         let cutoff = self.clock.now().saturating_sub(after_ms);
         let doomed: Vec<Change> = tx.keys().filter(|k| k.expires_at < cutoff).map(|k| Change::DeleteKey(k.id)).collect();
         let count = doomed.len();
@@ -813,7 +690,7 @@ impl Inner {
     pub fn put_role(&self, name: &str, rights: &[String], actor: Actor) -> Result<RoleView> {
         check_name("role name", name)?;
         let rights = normalise_list(rights, RuleUse::Rights)?;
-        let mut tx = self.write("putRole", actor)?;
+        let mut tx = self.write(AuditAction::PutRole, actor)?;
         tx.refuse_known_secrets("role name", [name], ErrorCode::InvalidArgument)?;
         tx.refuse_known_secrets("a right", rights.iter().map(String::as_str), ErrorCode::InvalidRule)?;
         tx.commit(vec![Change::PutRole(RoleRecord { name: name.to_string(), rights })])?;
@@ -822,7 +699,7 @@ impl Inner {
 
     /// Deletes a role and takes it away from every user holding it.
     pub fn delete_role(&self, name: &str, actor: Actor) -> Result<bool> {
-        let mut tx = self.write("deleteRole", actor)?;
+        let mut tx = self.write(AuditAction::DeleteRole, actor)?;
         if tx.role(name).is_none() {
             return Ok(false);
         }
@@ -849,7 +726,7 @@ impl Inner {
         check_name("user id", &input.id)?;
         let status = UserStatus::parse(input.status.as_deref().unwrap_or("active"))?;
         let rights = normalise_list(&input.rights, RuleUse::Rights)?;
-        let mut tx = self.write("putUser", actor)?;
+        let mut tx = self.write(AuditAction::PutUser, actor)?;
         tx.refuse_known_secrets("user id", [input.id.as_str()], ErrorCode::InvalidArgument)?;
         tx.refuse_known_secrets("a right", rights.iter().map(String::as_str), ErrorCode::InvalidRule)?;
         let mut seen = HashSet::new();
@@ -882,7 +759,7 @@ impl Inner {
 
     /// Deletes a user and all its keys; false when there was no such user.
     pub fn delete_user(&self, id: &str, actor: Actor) -> Result<bool> {
-        let mut tx = self.write("deleteUser", actor)?;
+        let mut tx = self.write(AuditAction::DeleteUser, actor)?;
         if tx.user(id).is_none() {
             return Ok(false);
         }
@@ -934,7 +811,7 @@ impl Inner {
         if state == KeyState::Revoked {
             return Err(Error::new(ErrorCode::InvalidState, "a key cannot be created revoked"));
         }
-        let mut tx = self.write("createKey", actor)?;
+        let mut tx = self.write(AuditAction::CreateKey, actor)?;
         tx.refuse_known_secrets("description", [input.description.as_str()], ErrorCode::InvalidArgument)?;
         tx.refuse_known_secrets("a rule", rules.iter().map(String::as_str), ErrorCode::InvalidRule)?;
         if tx.user(&input.user_id).is_none() {
@@ -991,7 +868,7 @@ impl Inner {
     }
 
     pub fn update_key(&self, id: &str, patch: &KeyPatch, actor: Actor) -> Result<KeyView> {
-        let mut tx = self.write("updateKey", actor)?;
+        let mut tx = self.write(AuditAction::UpdateKey, actor)?;
         let mut record = Self::existing_record(&tx, id)?;
         if record.state == KeyState::Revoked {
             return Err(Error::new(ErrorCode::RevokedIsFinal, format!("key {id} is revoked and cannot be changed")));
@@ -1020,7 +897,7 @@ impl Inner {
     /// Moves a key between states: `active ⇄ suspended`, either → `revoked`, never back.
     pub fn set_state(&self, id: &str, state: &str, actor: Actor) -> Result<KeyView> {
         let state = KeyState::parse(state)?;
-        let mut tx = self.write("setState", actor)?;
+        let mut tx = self.write(AuditAction::SetState, actor)?;
         let mut record = Self::existing_record(&tx, id)?;
         if record.state == KeyState::Revoked && state != KeyState::Revoked {
             return Err(Error::new(
@@ -1045,7 +922,7 @@ impl Inner {
                 format!("overlapSeconds {overlap_seconds} must be a whole number of seconds, 0 or more"),
             ));
         }
-        let mut tx = self.write("rotateKey", actor)?;
+        let mut tx = self.write(AuditAction::RotateKey, actor)?;
         let mut old = Self::existing_record(&tx, id)?;
         let now = self.clock.now();
         if old.state == KeyState::Revoked {
@@ -1087,7 +964,7 @@ impl Inner {
 
     /// Deletes a key; false when there was no such key.
     pub fn delete_key(&self, id: &str, actor: Actor) -> Result<bool> {
-        let mut tx = self.write("deleteKey", actor)?;
+        let mut tx = self.write(AuditAction::DeleteKey, actor)?;
         let Some(raw) = parse_key_id(id).filter(|raw| tx.key_by_id(raw).is_some()) else {
             return Ok(false);
         };
@@ -1103,7 +980,7 @@ impl Inner {
         // for the registry (a reload may hold it).
         if !self.is_current() {
             let reason = decide_unavailable(&self.prefix, call);
-            return Verdict { reason, known_key: false, ip_dependent: false, transient: true };
+            return Verdict { reason, known_key: false, depends_on_ip: false, transient: true };
         }
         let registry = self.registry.read();
         let outcome = decide(&registry, &self.prefix, &self.clock, || self.is_current(), call);
@@ -1119,7 +996,7 @@ impl Inner {
         Verdict {
             reason: outcome.reason,
             known_key: outcome.key.is_some(),
-            ip_dependent: outcome.key.is_some_and(|k| k.rules.has_ip_rules()),
+            depends_on_ip: outcome.key.is_some_and(|k| k.rules.has_ip_rules()),
             transient,
         }
     }
@@ -1145,7 +1022,7 @@ impl Inner {
         }
     }
 
-    /// Records uses of keys seen by a cache of decisions: `at` for each secret that still names a key.
+    /// Records uses of keys answered by the JavaScript memo: `at` for each secret that still names a key.
     pub fn touch(&self, secrets: &[(&[u8], i64)]) {
         let registry = self.registry.read();
         for (secret, at) in secrets {

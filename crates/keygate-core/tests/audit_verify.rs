@@ -7,6 +7,9 @@ use serde_json::json;
 const T0: i64 = 1_800_000_000_000;
 
 /// A chain of `n` entries (seq 1..=n), each sealed on the previous hash.
+/// A named way to damage one audit entry.
+type Alteration = (&'static str, fn(&mut AuditEntry));
+
 fn chain(n: u64) -> Vec<AuditEntry> {
     let mut prev = GENESIS;
     (1..=n)
@@ -50,7 +53,7 @@ fn an_intact_chain_verifies_with_its_count() {
 #[test]
 fn an_altered_entry_is_reported_by_its_seq_whatever_field_changed() {
     let original = chain(8);
-    let alterations: [(&str, fn(&mut AuditEntry)); 7] = [
+    let alterations: [Alteration; 7] = [
         ("at", |e| e.at += 1),
         ("actor", |e| e.actor = Some("mallory".into())),
         // An absent actor hashes differently from an empty one.

@@ -316,7 +316,7 @@ fn a_bad_row_from_another_writer_fails_the_store_closed_until_it_is_fixed_and_no
     write_directly(&path, &statements);
     wait_until("the store fails closed", || allowed(&store, &first_secret) == Reason::StoreUnavailable);
     assert_ne!(generation(), before, "the memo was told");
-    assert_ne!(store.signals().bypass.load(std::sync::atomic::Ordering::Acquire), 0, "the memo is off");
+    assert_ne!(store.signals().flags.load(std::sync::atomic::Ordering::Acquire), 0, "the memo is off");
     assert_eq!(store.explain(Call { secret: second_secret.as_bytes(), service: b"session", api: b"x", ip: None }).reason, Reason::StoreUnavailable);
     assert_eq!(allowed(&store, "kg_not-a-secret"), Reason::MalformedKey, "step 1 still comes first");
     // An admin call cannot plan on stale state either: refused, nothing written.
@@ -344,7 +344,7 @@ fn a_bad_row_from_another_writer_fails_the_store_closed_until_it_is_fixed_and_no
     );
     wait_until("the store recovers", || allowed(&store, &first_secret) == Reason::Allowed);
     assert_eq!(allowed(&store, &second_secret), Reason::Revoked);
-    assert_eq!(store.signals().bypass.load(std::sync::atomic::Ordering::Acquire), 0, "the memo is on again");
+    assert_eq!(store.signals().flags.load(std::sync::atomic::Ordering::Acquire), 0, "the memo is on again");
     assert_eq!(store.key_count(), 3);
 
     let seen = seen.lock().unwrap();

@@ -4,18 +4,7 @@
 const { quote } = require('../../errors.js')
 const { ApiError } = require('../response.js')
 
-const AUDIT_ACTIONS = [
-  'putRole',
-  'deleteRole',
-  'putUser',
-  'deleteUser',
-  'createKey',
-  'updateKey',
-  'setState',
-  'rotateKey',
-  'deleteKey',
-  'purgeExpired',
-]
+const { AUDIT_ACTIONS } = require('../../store.js')
 
 /** @param {{ store: import('../../../index').KeyStore }} context */
 function auditRoutes({ store }) {

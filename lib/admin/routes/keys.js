@@ -7,7 +7,7 @@ const { ApiError } = require('../response.js')
 const { field, str, strList, date, checkFresh } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
 
-const KEY_STATES = new Set(['active', 'suspended', 'revoked'])
+const KEY_STATES = new Set(require('../../store.js').KEY_STATES)
 
 /** @param {{ store: import('../../../index').KeyStore, admin: { actor: string } }} context */
 function keyRoutes({ store, admin }) {

@@ -6,7 +6,7 @@ const { ApiError } = require('../response.js')
 const { str, strList } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
 
-const USER_STATUSES = new Set(['active', 'suspended', 'archived'])
+const USER_STATUSES = new Set(require('../../store.js').USER_STATUSES)
 
 /** @param {{ store: import('../../../index').KeyStore, admin: { actor: string } }} context */
 function userRoutes({ store, admin }) {

@@ -1,4 +1,4 @@
-//! Keeps a JavaScript-side memo of decisions exact across expiry instants,
+//! The expiry watch: keeps the JavaScript memo of decisions exact across expiry instants,
 //! without depending on a thread being scheduled at the right moment.
 //!
 //! A key's decision changes when the clock passes its `expiresAt` without any
@@ -29,7 +29,8 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::clock::{system_now, Clock};
 use crate::error::{Error, ErrorCode};
-use crate::store::{Reporter, Signals, Task};
+use super::Signals;
+use crate::incident::{Reporter, Task};
 
 /// A decision whose key expires within this many ms of the decision's instant is
 /// not remembered; the watcher empties the memo within this window before each
@@ -196,7 +197,7 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::store::Incident;
+    use crate::incident::Incident;
 
     fn watcher() -> (Arc<Signals>, ExpiryWatch, Arc<Mutex<Vec<Incident>>>) {
         let signals = Arc::new(Signals::default());
@@ -223,7 +224,7 @@ mod tests {
             assert!(start.elapsed() < Duration::from_secs(2), "the passed instant was never signalled");
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(signals.bypass.load(Ordering::Acquire), 0, "the memo stays on");
+        assert_eq!(signals.flags.load(Ordering::Acquire), 0, "the memo stays on");
     }
 
     #[test]
@@ -237,7 +238,7 @@ mod tests {
             if bumped_at.is_none() && generation(&signals) != before {
                 bumped_at = Some(system_now());
             }
-            assert_eq!(signals.bypass.load(Ordering::Acquire), 0, "the memo is never switched off around an expiry");
+            assert_eq!(signals.flags.load(Ordering::Acquire), 0, "the memo is never switched off around an expiry");
             std::thread::sleep(Duration::from_millis(2));
         }
         let bumped_at = bumped_at.expect("the generation was bumped before the instant");
@@ -267,7 +268,7 @@ mod tests {
             assert!(start.elapsed() < Duration::from_secs(2), "the watcher did not fail");
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_ne!(signals.bypass.load(Ordering::Acquire) & Signals::MEMO_UNSAFE, 0, "the memo is off");
+        assert_ne!(signals.flags.load(Ordering::Acquire) & Signals::MEMO_UNSAFE, 0, "the memo is off");
         {
             let seen = seen.lock();
             assert_eq!(seen.len(), 1);
@@ -276,7 +277,7 @@ mod tests {
         }
         // The next key scheduled starts a new watcher: the memo is on again.
         watch.schedule(system_now() + 60_000);
-        assert_eq!(signals.bypass.load(Ordering::Acquire), 0);
+        assert_eq!(signals.flags.load(Ordering::Acquire), 0);
         let seen = seen.lock();
         assert_eq!(seen.len(), 2);
         assert_eq!(seen.get(1).map(|i| (i.task, i.recovered)), Some((Task::Expiry, true)));

@@ -33,7 +33,22 @@ impl std::fmt::Debug for HintFilter {
     }
 }
 
-fn digit(c: u8) -> Option<usize> {
+/// The base62 digits in order: a hint's characters are digits of its number.
+pub const HINT_DIGITS: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+// `digit` reads each of HINT_DIGITS as its position.
+const _: () = {
+    assert!(HINT_DIGITS.len() == 62);
+    let mut rest = HINT_DIGITS.as_bytes();
+    let mut i = 0;
+    while let [c, tail @ ..] = rest {
+        assert!(matches!(digit(*c), Some(d) if d == i));
+        rest = tail;
+        i += 1;
+    }
+};
+
+const fn digit(c: u8) -> Option<usize> {
     match c {
         b'0'..=b'9' => Some((c - b'0') as usize),
         b'A'..=b'Z' => Some((c - b'A') as usize + 10),
@@ -42,7 +57,7 @@ fn digit(c: u8) -> Option<usize> {
     }
 }
 
-/// Position of a hint in the bitset (the same arithmetic as `lib/decision-cache.js`).
+/// Position of a hint in the bitset (the same arithmetic as `hintOf` in `lib/memo.js`).
 pub fn index(hint: &[u8; 4]) -> Option<usize> {
     hint.iter().try_fold(0usize, |acc, &c| Some(acc * 62 + digit(c)?))
 }

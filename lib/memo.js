@@ -1,14 +1,17 @@
 'use strict'
-// A bounded memo of recent decisions, so that a repeated check costs a few
-// comparisons instead of a native call. It is exact: the core bumps a
-// generation word (in memory both sides read) on every change that could alter
-// any decision — admin calls, setNow, other processes' changes and, through a
-// watcher thread, within the two seconds before each key's expiry instant. A
-// decision whose key expires within those two seconds is never remembered (the
-// core marks it transient), so no remembered answer outlives its key even when
-// the watcher is held up for most of that time. A changed generation empties the
-// memo. While the bypass word is non-zero (a shared store that cannot vouch it is
-// current, or no expiry watcher) nothing is remembered or answered here.
+// The memo: recent decisions, so that a repeated check costs a few comparisons
+// instead of a native call. The contract it keeps with the core — the shared
+// signal words and hint filter, who writes them, the order of the checks below,
+// the packed verdict — is documented once, in crates/keygate-core/src/memo.rs;
+// its constants come from the binding.
+//
+// In short: the core bumps the generation word on every change that could alter
+// any decision (admin calls, setNow, other processes' changes and, through the
+// expiry watch, within the two seconds before each key's expiry instant), and
+// never lets a decision whose key expires within those two seconds be
+// remembered (a transient verdict). A changed generation empties the memo; while
+// the flags word is non-zero (a shared store that cannot vouch it is current,
+// or no expiry watch) nothing is remembered or answered here.
 //
 // Layout: one flat array of fixed size, four-way set associative. A set is
 // chosen by a cheap mix of the secret's last characters (its random CRC32
@@ -20,17 +23,19 @@
 //
 //   secret, service, api, code
 //
-// `code` is the core's reason code plus flags. A plain code — no flags — is the
-// common hit and costs one comparison. A key with IP rules has flag
-// IP_DEPENDENT: the decision holds only for the caller address kept beside the
-// table ('' for none). The fixed size bounds memory: a flood of keys or calls
-// only evicts entries. Entries hold the caller's own string objects (so that a
-// caller reusing them compares pointers); keygate/http hands in copies, never
-// slices of a request line that V8 would keep alive with them.
+// `code` is the core's reason code plus the entry's own flags. A plain code —
+// no flags — is the common hit and costs one comparison. A key with IP rules
+// has flag PER_ADDRESS: the decision holds only for the caller address kept
+// beside the table ('' for none). The fixed size bounds memory: a flood of keys
+// or calls only evicts entries. Entries hold the caller's own string objects (so
+// that a caller reusing them compares pointers); keygate/http hands in copies,
+// never slices of a request line that V8 would keep alive with them.
 //
 // On a miss, the secret's hint (last four characters) indexes the core's hint
 // filter (a bitset of every key's hint), so most unknown secrets are refused
 // without a native call or a string hash.
+
+const { GENERATION_WORD, FLAGS_WORD, VERDICT_REASON_MASK, HINT_DIGITS, MAX_NAME_LENGTH } = require('./native.js')
 
 /** Sets in the table (a power of two ≤ 2^16). */
 const SET_BITS = 14
@@ -47,7 +52,7 @@ const MAX_DECISIONS = WAYS * SETS
 const FIELDS = 4
 const SET_FIELDS = WAYS * FIELDS
 /** Longest service/api name worth remembering (longer ones are invalid anyway). */
-const MAX_NAME = 256
+const MAX_NAME = MAX_NAME_LENGTH
 /** Longest caller IP worth remembering. */
 const MAX_IP = 64
 /**
@@ -57,11 +62,11 @@ const MAX_IP = 64
  */
 const FREE = ''
 /** Bits of an entry's code: the core's reason code (0 = allowed)… */
-const REASON_BITS = 0xff
+const REASON_BITS = VERDICT_REASON_MASK
 /** …an allowed decision whose use has not been handed to the core since the last flush (lastUsedAt)… */
-const UNNOTED = 0x100
+const UNNOTED = REASON_BITS + 1
 /** …and a key with IP rules: the decision holds for the entry's caller address only. */
-const IP_DEPENDENT = 0x200
+const PER_ADDRESS = UNNOTED << 1
 /**
  * Uses of keys answered from the memo reach the core within this many ms; the
  * durable store then writes them within a second (lastUsedAt). An entry notes
@@ -69,10 +74,10 @@ const IP_DEPENDENT = 0x200
  */
 const TOUCH_FLUSH_MS = 200
 
-/** charCode → base62 digit, or -1. */
+/** charCode → base62 digit, or -1 (the core's hint arithmetic, crates/keygate-core/src/memo/hints.rs). */
 const BASE62 = new Int8Array(128).fill(-1)
-for (let i = 0; i < 62; i++) {
-  BASE62['0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'.charCodeAt(i)] = i
+for (let i = 0; i < HINT_DIGITS.length; i++) {
+  BASE62[HINT_DIGITS.charCodeAt(i)] = i
 }
 
 function digit(code) {
@@ -117,9 +122,9 @@ function hashOf(secret, service, api) {
   return Math.imul(s ^ names, 0x9e3779b1) >>> 0
 }
 
-class DecisionCache {
+class Memo {
   /**
-   * @param words the core's signal words (generation, bypass)
+   * @param words the core's signal words (generation, flags)
    * @param hints the core's hint filter
    * @param secretLength the length of this store's secrets
    * @param touch hands uses answered here to the core: (secrets, times)
@@ -156,7 +161,7 @@ class DecisionCache {
    * types are checked by the caller: strings, and `ip` a string, undefined or null.
    */
   find(secret, service, api, ip) {
-    if (this.words[0] !== this.generation && !this.sync()) return -1
+    if (this.words[GENERATION_WORD] !== this.generation && !this.sync()) return -1
     const table = this.table
     if (table.length === 0 || !this.fits(secret, service, api)) return -1
     const hash = hashOf(secret, service, api)
@@ -194,7 +199,7 @@ class DecisionCache {
 
   /** The reason of the entry at `o` whose code has flags (-1 for another caller address); notes a use. */
   flagged(o, code, ip) {
-    if ((code & IP_DEPENDENT) !== 0 && this.ips[o >>> 2] !== (ip == null ? '' : ip)) return -1
+    if ((code & PER_ADDRESS) !== 0 && this.ips[o >>> 2] !== (ip == null ? '' : ip)) return -1
     if ((code & UNNOTED) === 0) return code & REASON_BITS
     this.noteUse(o)
     return 0
@@ -202,11 +207,11 @@ class DecisionCache {
 
   /** Brings the memo in line with the core: empty it if anything changed. Returns true when usable. */
   sync() {
-    const generation = this.words[0]
+    const generation = this.words[GENERATION_WORD]
     if (generation === this.generation) return true
     this.reset()
-    // Read after the generation: while the core holds the bypass, remember nothing.
-    this.generation = Atomics.load(this.words, 1) === 0 ? generation : -1
+    // Read after the generation: while any flag is raised, remember nothing.
+    this.generation = Atomics.load(this.words, FLAGS_WORD) === 0 ? generation : -1
     return this.generation !== -1
   }
 
@@ -224,16 +229,16 @@ class DecisionCache {
   }
 
   /**
-   * Remembers the core's reason code for a call of a known key; `ipDependent`
+   * Remembers the core's reason code for a call of a known key; `perAddress`
    * says whether the key has IP rules (then the decision holds for this `ip` only).
    * A call takes its set's first free entry, else the last: entries before it
    * stay until the memo is emptied, so calls competing for a set still find
    * most of them at once.
    */
-  remember(secret, service, api, ip, reason, ipDependent) {
+  remember(secret, service, api, ip, reason, perAddress) {
     // Only under the generation the call was decided in (a change applied meanwhile bumped
-    // it), and never while the bypass holds (generation -1, which no word equals).
-    if (this.words[0] !== this.generation || !this.fits(secret, service, api)) return
+    // it), and never while a flag is raised (generation -1, which no word equals).
+    if (this.words[GENERATION_WORD] !== this.generation || !this.fits(secret, service, api)) return
     const callerIp = ip == null ? '' : ip
     if (service.length > MAX_NAME || api.length > MAX_NAME || callerIp.length > MAX_IP) return
     if (this.table.length === 0) this.table = new Array(SETS * SET_FIELDS).fill(FREE)
@@ -253,8 +258,8 @@ class DecisionCache {
     table[o] = secret
     table[o + 1] = service
     table[o + 2] = api
-    table[o + 3] = reason | (reason === 0 ? UNNOTED : 0) | (ipDependent ? IP_DEPENDENT : 0)
-    if (ipDependent) {
+    table[o + 3] = reason | (reason === 0 ? UNNOTED : 0) | (perAddress ? PER_ADDRESS : 0)
+    if (perAddress) {
       if (this.ips.length === 0) this.ips = new Array(MAX_DECISIONS).fill('')
       this.ips[o >>> 2] = callerIp
     }
@@ -303,4 +308,4 @@ class DecisionCache {
 const EMPTY = new Array(1).fill(FREE)
 EMPTY.length = 0
 
-module.exports = { DecisionCache, hintOf, MAX_DECISIONS }
+module.exports = { Memo, hintOf, MAX_DECISIONS }
