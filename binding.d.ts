@@ -66,7 +66,7 @@ export declare function deleteRole(store: ExternalObject<KeyStore>, name: string
 
 export declare function deleteUser(store: ExternalObject<KeyStore>, id: string, actor?: string | undefined | null): boolean
 
-/** The stable error codes of SPEC.md, in its order: a `KeygateError`'s `code`. */
+/** The stable, documented error codes, in its order: a `KeygateError`'s `code`. */
 export declare const enum ErrorCode {
   InvalidArgument = 'INVALID_ARGUMENT',
   InvalidRule = 'INVALID_RULE',

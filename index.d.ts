@@ -33,7 +33,7 @@ export type ErrorCode = `${binding.ErrorCode}`
 /** The admin calls the audit trail names (an entry's `action`). */
 export type AuditAction = `${binding.AuditAction}`
 
-/** Every error code, in the order of SPEC.md. */
+/** Every error code, in the documented order. */
 export declare const ERROR_CODES: readonly ErrorCode[]
 
 /**

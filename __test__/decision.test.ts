@@ -1,4 +1,4 @@
-// The decision of SPEC.md: every reason, their order, explain's fields, IP rules.
+// The decision (README, "The decision"): every reason, their order, explain's fields, IP rules.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 

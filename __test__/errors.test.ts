@@ -9,7 +9,7 @@ import { DAY, HOUR, T0, at, frozenStore, issue, snapshot, throwsCode } from './h
 import type { Probe } from './helpers.js'
 
 describe('KeygateError', () => {
-  test('ERROR_CODES lists the codes of SPEC.md in order', () => {
+  test('ERROR_CODES lists the documented codes in order', () => {
     assert.deepEqual(
       [...ERROR_CODES],
       [

@@ -74,7 +74,7 @@ export function throwsTypeError(fn: () => unknown): void {
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
 
-/** The 6-char base62 CRC32 of `text` (SPEC.md: checksum of everything before it). */
+/** The 6-char base62 CRC32 of `text` (the secret format: checksum of everything before it). */
 export function checksum(text: string): string {
   let n = crc32(Buffer.from(text, 'utf8'))
   let out = ''

@@ -1,5 +1,5 @@
 // Property tests at the JS surface, part three (issue 10): the calls of
-// property-rules.test.ts made in this process, as users make them. SPEC.md: "the process
+// property-rules.test.ts made in this process, as users make them. The contract: "the process
 // never aborts" — so an abort here fails this file (property-rules.test.ts names the input
 // from a child process; this file is separate so that its abort cannot hide those results).
 import { after, describe, test } from 'node:test'

@@ -1,5 +1,5 @@
 // Property tests at the JS surface, part two (issue 10): rules with any Unicode in them, and
-// store files with anything in them. SPEC.md: "Rules are ASCII: any other character is
+// store files with anything in them. The contract: "Rules are ASCII: any other character is
 // INVALID_RULE (never a crash)"; a foreign or damaged file is STORE_CORRUPT and left byte
 // for byte. Where a defect aborts the process, the first tests name the input from a child
 // process; the tests after them make the same calls in this process, as users would, and a

@@ -62,8 +62,8 @@ function withWorlds(body: (worlds: Worlds) => void): void {
   }
 }
 
-test('ERROR_CODES lists every code of SPEC.md, INTERNAL among them', () => {
-  // SPEC.md: INTERNAL is what a defect inside keygate is reported as instead of a crash.
+test('ERROR_CODES lists every documented code, INTERNAL among them', () => {
+  // The contract: INTERNAL is what a defect inside keygate is reported as instead of a crash.
   for (const code of ['INVALID_ARGUMENT', 'INVALID_RULE', 'STORE_IO', 'STORE_CORRUPT', 'STORE_LOCKED', 'INTERNAL']) {
     assert.ok((ERROR_CODES as readonly string[]).includes(code), `ERROR_CODES lacks ${code}`)
   }

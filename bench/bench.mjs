@@ -199,7 +199,7 @@ function describeCase(world, c, answers) {
     const user = (world.users ?? USERS).find((u) => u.id === spec.userId)
     if (user) lines.push(`  user: status=${user.status} rights=${JSON.stringify(user.rights)} roles=${JSON.stringify(user.roles)}`)
   }
-  lines.push(`  expected (SPEC oracle): ${c.expected}`)
+  lines.push(`  expected (oracle): ${c.expected}`)
   for (const [name, answer] of Object.entries(answers)) lines.push(`  ${NAMES[name] ?? name}: ${answer}`)
   if (world.peers.keygate) {
     const secret = c.secretOf('keygate')
@@ -290,7 +290,7 @@ async function ruleSemanticsCheck(pool) {
       for (const [name, answer] of Object.entries(answers)) {
         if (answer !== expected) {
           disagreements[name]++
-          first ??= `rule ${JSON.stringify(rules[i])} on ${call.service}:${call.api}: SPEC says ${expected}, ${JSON.stringify(answers)}`
+          first ??= `rule ${JSON.stringify(rules[i])} on ${call.service}:${call.api}: the oracle says ${expected}, ${JSON.stringify(answers)}`
         }
       }
     }
@@ -298,7 +298,7 @@ async function ruleSemanticsCheck(pool) {
   const pairs = rules.length * calls.length
   const total = Object.values(disagreements).reduce((a, b) => a + b, 0)
   log(`  rule semantics: ${rules.length} rules × ${calls.length} calls = ${pairs.toLocaleString('en-US')} pairs, ${matches.toLocaleString('en-US')} matches, ` +
-    (total === 0 ? 'keygate, wildcard-match and the casbin regexes agree with SPEC' : `disagreements ${JSON.stringify(disagreements)}`))
+    (total === 0 ? 'keygate, wildcard-match and the casbin regexes agree with the oracle' : `disagreements ${JSON.stringify(disagreements)}`))
   if (total > 0) fail(`rule semantics: ${JSON.stringify(disagreements)}; first: ${first}`)
   return { rules: rules.length, calls: calls.length, matches, disagreements }
 }

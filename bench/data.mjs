@@ -1,6 +1,6 @@
 // Deterministic workload data for the keygate benchmark: a seeded PRNG, a catalog of
 // Hornbill service/API names, users and roles, a pool of realistic rules, key specs and
-// queries, plus a plain reading of SPEC.md's decision (the oracle) used to balance the
+// queries, plus a plain reading of the documented decision (the oracle) used to balance the
 // queries and as a fifth, independent voice in the differential check.
 //
 // Nothing here is timed.
@@ -55,7 +55,7 @@ export function rng(label) {
 
 // ---------------------------------------------------------------------------------------
 // Catalog of calls. The names marked (doc) appear in /work/shared/hornbill-api-keys.md or
-// SPEC.md; the others are Hornbill-style names of the same services (camelCase apis, app
+// the README; the others are Hornbill-style names of the same services (camelCase apis, app
 // services with `/` and `.`), written from Hornbill's public API reference from memory —
 // realistic in shape and length, not guaranteed to be an exact current API list.
 
@@ -116,12 +116,12 @@ export const USERS = [
 
 // ---------------------------------------------------------------------------------------
 // Rules. Shapes avoided on purpose, because wildcard-match (the JS peers' matcher) reads
-// them differently from SPEC.md: `**` as a whole `:`-segment (wildcard-match lets it span
+// them differently from keygate's rules: `**` as a whole `:`-segment (wildcard-match lets it span
 // separators), a backslash (its escape character), empty service or api, and any `:` in a
 // call's names (one `:` in a wildcard-match pattern matches one *or more* `:` in the
-// sample). The workload never sends invalid names, so the JS peers skip SPEC step 3.
+// sample). The workload never sends invalid names, so the JS peers skip decision step 3.
 
-/** Rules shown in SPEC.md / the Hornbill help, always in the pool. */
+/** Rules shown in the README / the Hornbill help, always in the pool. */
 export const DOC_RULES = [
   'session:*', 'session:get*', 'data:entityBrowseRecords2', 'admin:keysafeGetKey',
   'apps/com.hornbill.servicemanager/Requests:holdRequest', 'apps/com.hornbill.core/*:*', 'apps/com.hornbill.core:*',
@@ -231,12 +231,12 @@ export function keySpecs(label, count, pool, now, options) {
 }
 
 // ---------------------------------------------------------------------------------------
-// The oracle: SPEC.md's decision read literally, with a textbook wildcard matcher. It
+// The oracle: the documented decision read literally, with a textbook wildcard matcher. It
 // knows the key specs (not the stores), so it answers for a spec or for "no such key".
 
 const NAME = /^[A-Za-z0-9_\-./]{1,256}$/
 
-/** SPEC glob: anchored, `*` any run, `?` one character, ASCII case-insensitive. */
+/** Documented glob: anchored, `*` any run, `?` one character, ASCII case-insensitive. */
 export function globMatch(pattern, name) {
   const p = pattern.toLowerCase()
   const n = name.toLowerCase()
@@ -256,7 +256,7 @@ export function globMatch(pattern, name) {
   return prev[p.length] === 1
 }
 
-/** SPEC API rule `<service>:<api>` against a call. */
+/** An API rule `<service>:<api>` against a call. */
 export function ruleMatches(rule, service, api) {
   const colon = rule.indexOf(':')
   return globMatch(rule.slice(0, colon).trim(), service) && globMatch(rule.slice(colon + 1).trim(), api)

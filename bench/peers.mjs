@@ -6,10 +6,10 @@
 //   setKeyState(handle, state)  setKeyRules(handle, rules)
 //   isAllowed(secret, service, api) → boolean      (the timed call)
 //
-// JS peers are what a careful developer writes by hand. They implement SPEC.md's decision
+// JS peers are what a careful developer writes by hand. They implement the documented decision
 // for everything the workload uses: key state active, Date.now() < expiresAt, user active,
 // the user's effective rights (own ∪ roles) match `service:api`, and the key's API rules
-// match (no rules = allowed). They do not validate call names (SPEC step 3): the workload
+// match (no rules = allowed). They do not validate call names (decision step 3): the workload
 // sends only valid names, and leaving the check out is the cheaper choice for the peers.
 
 import { createHash, randomBytes } from 'node:crypto'
@@ -34,7 +34,7 @@ export function compileRules(patterns) {
   return patterns.length === 0 ? null : wcmatch(patterns, { separator: ':', flags: 'i' }).regexp
 }
 
-/** Syntax check a careful developer does before storing a rule (SPEC's alphabet, one `:`). */
+/** Syntax check a careful developer does before storing a rule (the rule alphabet, one `:`). */
 const RULE_SYNTAX = /^[A-Za-z0-9_\-./*?]{1,255}:[A-Za-z0-9_\-./*?]{1,255}$/
 export function checkRules(rules) {
   const out = new Array(rules.length)
@@ -208,7 +208,7 @@ e = some(where (p.eft == allow))
 m = g(r.sub, p.sub) && regexMatch(r.obj, p.obj)
 `
 
-/** A SPEC glob rule `<service>:<api>` as an anchored regex over the lower-cased call. */
+/** A glob rule `<service>:<api>` as an anchored regex over the lower-cased call. */
 export function globRuleToRegex(rule) {
   const [service, api] = rule.trim().toLowerCase().split(':')
   const part = (glob) => glob.replace(/[.*?\-/+^$()|[\]{}\\]/g, (c) => (c === '*' ? '[^:]*' : c === '?' ? '[^:]' : '\\' + c))

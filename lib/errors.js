@@ -2,7 +2,7 @@
 
 const native = require('./native.js')
 
-/** The stable error codes of SPEC.md, in its order (the binding's `ErrorCode`). */
+/** The stable, documented error codes, in its order (the binding's `ErrorCode`). */
 const ERROR_CODES = Object.freeze(Object.values(native.ErrorCode))
 const KNOWN_CODES = new Set(ERROR_CODES)
 
@@ -28,7 +28,7 @@ function invalidArgument(message) {
   return new KeygateError('INVALID_ARGUMENT', message)
 }
 
-/** A `TypeError` (as SPEC.md asks of isAllowed/explain) that is also a KeygateError. */
+/** A `TypeError` (as documented for isAllowed/explain) that is also a KeygateError. */
 function typeError(message) {
   const error = new TypeError(message)
   error.code = 'INVALID_ARGUMENT'

@@ -58,7 +58,7 @@ const _: () = {
     }
 };
 
-/// The stable error codes of SPEC.md, in its order: a `KeygateError`'s `code`.
+/// The stable, documented error codes, in its order: a `KeygateError`'s `code`.
 #[napi(string_enum = "UPPER_SNAKE")]
 pub enum ErrorCode {
     InvalidArgument,

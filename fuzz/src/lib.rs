@@ -80,7 +80,7 @@ fn text_of(data: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(data)
 }
 
-// ---- reference pieces (written from SPEC.md, not from the core's code) --------
+// ---- reference pieces (written from the README's contract, not from the core's code) --------
 
 fn is_name_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/')
@@ -138,7 +138,7 @@ fn base62_digit(c: u8) -> Option<u64> {
     BASE62.iter().position(|&d| d == c).map(|i| i as u64)
 }
 
-/// SPEC.md's secret shape: `<prefix>_` + 43 base62 + 6 base62 digits whose value is
+/// The documented secret shape: `<prefix>_` + 43 base62 + 6 base62 digits whose value is
 /// the CRC32 of everything before them.
 pub fn reference_well_formed(secret: &[u8], prefix: &str) -> bool {
     let Some(rest) = secret.strip_prefix(prefix.as_bytes()) else { return false };
@@ -173,7 +173,7 @@ fn top_bits_equal(a: u128, b: u128, bits: u32) -> bool {
     bits == 0 || (a ^ b) >> (128 - bits) == 0
 }
 
-/// `ip=` containment per SPEC.md: an IPv4 network /p is the mapped network /(96+p).
+/// `ip=` containment per the documented rule: an IPv4 network /p is the mapped network /(96+p).
 fn reference_contains(net_addr: IpAddr, prefix: u32, addr: IpAddr) -> bool {
     let bits = if net_addr.is_ipv4() { 96 + prefix } else { prefix };
     top_bits_equal(mapped(net_addr), mapped(addr), bits)
@@ -594,7 +594,7 @@ pub fn decision(data: &[u8]) {
     }
 }
 
-/// SPEC.md's nine steps over the fixture, with the reference glob and IP pieces.
+/// The decision's nine documented steps over the fixture, with the reference glob and IP pieces.
 fn reference_decision<'f>(
     fixture: &'f Fixture,
     secret: &[u8],

@@ -1,4 +1,4 @@
-//! The access decision of SPEC.md, step by step, with the reason of the first
+//! The access decision (README, "The decision"), step by step, with the reason of the first
 //! step that fails.
 
 use crate::clock::Clock;
@@ -88,7 +88,7 @@ pub struct Call<'a> {
     pub ip: Option<&'a [u8]>,
 }
 
-/// Decides a call in the order of SPEC.md; the clock is read only if step 5 is reached.
+/// Decides a call in the documented order; the clock is read only if step 5 is reached.
 /// `available` says whether the store can vouch that `registry` is current; it is
 /// asked between steps 1 and 2.
 pub fn decide<'r>(

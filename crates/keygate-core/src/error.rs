@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-/// Stable error codes of the contract (SPEC.md, "Errors").
+/// Stable error codes of the contract (README, "Errors").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     InvalidArgument,

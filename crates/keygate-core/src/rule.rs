@@ -51,7 +51,7 @@ fn invalid(rule: &str, why: impl std::fmt::Display) -> Error {
 
 /// Parses and compiles one rule, or says precisely what is wrong with it.
 pub fn parse_rule(raw: &str) -> Result<Rule> {
-    // Rules are ASCII (SPEC.md): checked first, so that everything after may
+    // Rules are ASCII (the contract): checked first, so that everything after may
     // treat a byte as a character.
     if let Some((at, c)) = raw.chars().enumerate().find(|&(_, c)| !c.is_ascii()) {
         return Err(invalid(

@@ -1,4 +1,4 @@
-//! `decision::decide`: the steps of SPEC.md in order. Each reason on its own,
+//! `decision::decide`: the decision's steps in order. Each reason on its own,
 //! then every step failing at once and fixed one at a time, so that the first
 //! failing step is shown to win over all later ones.
 
@@ -119,7 +119,7 @@ fn each_reason_on_its_own() {
 
 #[test]
 fn the_first_failing_step_wins_when_every_step_fails() {
-    // Everything is wrong at once: each fix reveals the next step's reason, in SPEC order.
+    // Everything is wrong at once: each fix reveals the next step's reason, in the decision's order.
     let (mut r, key, secret) = world(&["other:*"], &["session:nothingLikeIt", "ip=10.0.0.0/8"]);
     put_user(&mut r, UserStatus::Suspended, &["other:*"], &[]);
     put_key(&mut r, &key, |k| k.state = KeyState::Suspended);

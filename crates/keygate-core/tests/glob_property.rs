@@ -1,5 +1,5 @@
 //! The compiled matcher must give the same answers as a plain reference glob
-//! matcher, and as the anchored case-insensitive regex SPEC.md describes.
+//! matcher, and as the anchored case-insensitive regex the rule syntax describes.
 
 use keygate_core::glob::Glob;
 use proptest::prelude::*;

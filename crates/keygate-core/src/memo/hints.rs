@@ -1,7 +1,7 @@
 //! A shared bitset of the hints (last 4 characters) of every key's secret, so
 //! the JavaScript side can answer "no such key" for most unknown secrets
 //! without crossing into native code. The hint is part of the secret's CRC32
-//! checksum — effectively random per key — and is stored anyway (SPEC.md:
+//! checksum — effectively random per key — and is stored anyway (the contract:
 //! `hint`), so the filter reveals nothing new. Bits are only ever set: a
 //! deleted key's bit stays until the store is reopened, costing at worst a
 //! native call for a secret that shares its hint.
