@@ -25,7 +25,7 @@ function rightKey(right: string) {
   return (service: string, api: string) => store.isAllowed(secret, service, api)
 }
 
-describe('API rules: the README's examples (real Hornbill names)', () => {
+describe('API rules: the documented examples (real Hornbill names)', () => {
   const cases: Array<[string, Array<[string, string]>, Array<[string, string]>]> = [
     ['session:*', [['session', 'userLogon'], ['session', 'getSessionInfo']], [['admin', 'userCreate'], ['sessions', 'userLogon']]],
     ['session:get*', [['session', 'getSessionInfo'], ['session', 'get']], [['session', 'userLogon'], ['session', 'xgetSessionInfo']]],
