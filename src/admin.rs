@@ -11,13 +11,22 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Env;
 use napi_derive::napi;
 
-use crate::convert::{error_code_of, js_error, ms, ErrorCode, Task, AuditEntryDto, AuditQueryDto, AuditReportDto, IssuedDto, KeyDto, KeyPatchDto, NewKeyDto, RoleDto, StoreOptionsDto, UserDto, UserInputDto};
+use crate::convert::{
+    error_code_of, js_error, ms, AuditEntryDto, AuditQueryDto, AuditReportDto, ErrorCode, IssuedDto, KeyDto, KeyPatchDto, NewKeyDto,
+    RoleDto, StoreOptionsDto, Task, UserDto, UserInputDto,
+};
 
 /// `(code, message, task, recovered, consequence)` of a background incident, delivered to the
 /// JS thread; weak, so it never keeps the event loop alive. (Spelled out in the
 /// binding functions below, so that the generated typings can name it.)
-type IncidentCallback =
-    ThreadsafeFunction<(ErrorCode, String, Task, bool, String), Unknown<'static>, (ErrorCode, String, Task, bool, String), napi::Status, false, true>;
+type IncidentCallback = ThreadsafeFunction<
+    (ErrorCode, String, Task, bool, String),
+    Unknown<'static>,
+    (ErrorCode, String, Task, bool, String),
+    napi::Status,
+    false,
+    true,
+>;
 
 fn options(options: StoreOptionsDto, report: Option<IncidentCallback>) -> Options {
     let on_error = report.map(|callback| {
@@ -47,7 +56,16 @@ fn options(options: StoreOptionsDto, report: Option<IncidentCallback>) -> Option
 #[allow(clippy::type_complexity)] // spelled out, so that the generated typings can name the callback
 pub fn store_in_memory(
     options: StoreOptionsDto,
-    report: Option<ThreadsafeFunction<(ErrorCode, String, Task, bool, String), Unknown<'static>, (ErrorCode, String, Task, bool, String), napi::Status, false, true>>,
+    report: Option<
+        ThreadsafeFunction<
+            (ErrorCode, String, Task, bool, String),
+            Unknown<'static>,
+            (ErrorCode, String, Task, bool, String),
+            napi::Status,
+            false,
+            true,
+        >,
+    >,
 ) -> napi::Result<External<KeyStore>, String> {
     KeyStore::in_memory(self::options(options, report)).map(External::new).map_err(js_error)
 }
@@ -57,7 +75,16 @@ pub fn store_in_memory(
 pub fn store_open(
     path: String,
     options: StoreOptionsDto,
-    report: Option<ThreadsafeFunction<(ErrorCode, String, Task, bool, String), Unknown<'static>, (ErrorCode, String, Task, bool, String), napi::Status, false, true>>,
+    report: Option<
+        ThreadsafeFunction<
+            (ErrorCode, String, Task, bool, String),
+            Unknown<'static>,
+            (ErrorCode, String, Task, bool, String),
+            napi::Status,
+            false,
+            true,
+        >,
+    >,
 ) -> napi::Result<External<KeyStore>, String> {
     KeyStore::open(&path, self::options(options, report)).map(External::new).map_err(js_error)
 }
@@ -74,12 +101,8 @@ pub fn store_backup(store: &External<KeyStore>, to: String) -> napi::Result<(), 
 
 #[napi(catch_unwind)]
 pub fn audit(store: &External<KeyStore>, query: AuditQueryDto) -> napi::Result<Vec<AuditEntryDto>, String> {
-    let query = AuditQuery {
-        key_id: query.key_id,
-        user_id: query.user_id,
-        since: query.since.map(ms),
-        limit: query.limit.map(|l| l as usize),
-    };
+    let query =
+        AuditQuery { key_id: query.key_id, user_id: query.user_id, since: query.since.map(ms), limit: query.limit.map(|l| l as usize) };
     let entries = store.audit(&query).map_err(js_error)?;
     Ok(entries.into_iter().map(AuditEntryDto::from).collect())
 }
@@ -152,12 +175,8 @@ pub fn list_roles(store: &External<KeyStore>) -> napi::Result<Vec<RoleDto>, Stri
 
 #[napi(catch_unwind)]
 pub fn put_user(store: &External<KeyStore>, user: UserInputDto, actor: Option<String>) -> napi::Result<UserDto, String> {
-    let input = UserInput {
-        id: user.id,
-        status: user.status,
-        rights: user.rights.unwrap_or_default(),
-        roles: user.roles.unwrap_or_default(),
-    };
+    let input =
+        UserInput { id: user.id, status: user.status, rights: user.rights.unwrap_or_default(), roles: user.roles.unwrap_or_default() };
     store.put_user(&input, actor.as_deref()).map(UserDto::from).map_err(js_error)
 }
 

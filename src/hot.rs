@@ -2,8 +2,8 @@
 //! stack buffers with one napi call each; a string too long for its buffer is
 //! read as longer than any valid value, so truncation never changes an answer.
 
-use std::io::Write;
 use std::ffi::{c_char, CStr, CString};
+use std::io::Write;
 
 use keygate_core::error::redact_secrets;
 use keygate_core::glob::MAX_NAME_LEN;
@@ -33,13 +33,7 @@ fn read<'b>(value: &Unknown, buf: &'b mut [u8]) -> Result<&'b [u8], ()> {
 
 /// Runs `f` over the call read from the four arguments; a non-string argument
 /// throws a `TypeError` (`index.js` checks types first, so this guards direct use).
-fn with_call<R>(
-    secret: Unknown,
-    service: Unknown,
-    api: Unknown,
-    ip: Option<Unknown>,
-    f: impl FnOnce(Call<'_>) -> R,
-) -> napi::Result<R> {
+fn with_call<R>(secret: Unknown, service: Unknown, api: Unknown, ip: Option<Unknown>, f: impl FnOnce(Call<'_>) -> R) -> napi::Result<R> {
     let (mut s, mut sv, mut a, mut i) = ([0u8; SECRET_BUF], [0u8; NAME_BUF], [0u8; NAME_BUF], [0u8; IP_BUF]);
     let type_error = || napi::Error::new(napi::Status::StringExpected, "secret, service, api and ip must be strings");
     let secret = read(&secret, &mut s).map_err(|_| type_error())?;
@@ -107,12 +101,11 @@ unsafe fn check(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_
     let mut argc = 5usize;
     let mut argv: [sys::napi_value; 5] = [std::ptr::null_mut(); 5];
     // SAFETY: `argv` has room for `argc` values; napi fills missing ones with `undefined`.
-    let status = unsafe {
-        sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), std::ptr::null_mut(), std::ptr::null_mut())
-    };
+    let status = unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), std::ptr::null_mut(), std::ptr::null_mut()) };
     if status != sys::Status::napi_ok {
         return throw_type_error(env, c"check: cannot read the arguments");
     }
+    // SAFETY: `env` and `argv[0]` come from this callback's own `napi_get_cb_info`.
     let Some(store) = (unsafe { store_from_raw(env, argv[0]) }) else {
         return throw_type_error(env, c"not a keygate store handle");
     };
@@ -145,8 +138,7 @@ unsafe fn check(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_
 fn read_raw(env: sys::napi_env, value: sys::napi_value, buf: &mut [u8]) -> Option<&[u8]> {
     let mut len = 0usize;
     // SAFETY: `buf` is writable for `buf.len()` bytes; napi writes at most that many, NUL included.
-    let status =
-        unsafe { sys::napi_get_value_string_utf8(env, value, buf.as_mut_ptr() as *mut c_char, buf.len(), &mut len) };
+    let status = unsafe { sys::napi_get_value_string_utf8(env, value, buf.as_mut_ptr() as *mut c_char, buf.len(), &mut len) };
     if status != sys::Status::napi_ok {
         return None;
     }
@@ -246,8 +238,14 @@ fn export_raw(exports: &Object, name: &CStr, callback: RawCallback) -> napi::Res
     let mut function = std::ptr::null_mut();
     // SAFETY: plain napi calls with the env and exports object of module initialisation.
     unsafe {
-        let status =
-            sys::napi_create_function(raw.env, name.as_ptr(), name.count_bytes() as isize, Some(callback), std::ptr::null_mut(), &mut function);
+        let status = sys::napi_create_function(
+            raw.env,
+            name.as_ptr(),
+            name.count_bytes() as isize,
+            Some(callback),
+            std::ptr::null_mut(),
+            &mut function,
+        );
         if status != sys::Status::napi_ok {
             return Err(napi::Error::new(napi::Status::GenericFailure, format!("cannot create {name:?}")));
         }
@@ -275,4 +273,3 @@ pub fn touch(store: &External<KeyStore>, secrets: Vec<String>, times: Vec<f64>) 
     let uses: Vec<(&[u8], i64)> = secrets.iter().zip(&times).map(|(s, &t)| (s.as_bytes(), t as i64)).collect();
     store.touch(&uses);
 }
-

@@ -127,9 +127,7 @@ fn reference_api_rule_ok(rule: &str) -> bool {
 /// characters): the store may refuse such rules, so the reference stays silent.
 fn may_hold_secret(text: &str) -> bool {
     let bytes = text.as_bytes();
-    bytes.iter().enumerate().any(|(i, &b)| {
-        b == b'_' && bytes.len() > i + 49 && bytes[i + 1..i + 50].iter().all(u8::is_ascii_alphanumeric)
-    })
+    bytes.iter().enumerate().any(|(i, &b)| b == b'_' && bytes.len() > i + 49 && bytes[i + 1..i + 50].iter().all(u8::is_ascii_alphanumeric))
 }
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -231,11 +229,7 @@ pub fn rule_parse(data: &[u8]) {
 fn check_rule(text: &str) {
     let validated = validate_rule(text);
     let parsed = parse_rule(text);
-    assert_eq!(
-        validated.as_ref().ok(),
-        parsed.as_ref().ok().map(Rule::text).as_ref(),
-        "validate_rule and parse_rule disagree on {text:?}"
-    );
+    assert_eq!(validated.as_ref().ok(), parsed.as_ref().ok().map(Rule::text).as_ref(), "validate_rule and parse_rule disagree on {text:?}");
     let trimmed = text.trim();
     match &validated {
         Ok(norm) => {
@@ -244,8 +238,8 @@ fn check_rule(text: &str) {
             assert_eq!(validate_rule(norm).as_ref(), Ok(norm), "normalising {text:?} is not idempotent");
             let is_ip = norm.starts_with("ip=");
             if is_ip {
-                let (addr, prefix) = reference_net(&norm[3..])
-                    .unwrap_or_else(|| panic!("{text:?} normalised to {norm:?}, which the reference refuses"));
+                let (addr, prefix) =
+                    reference_net(&norm[3..]).unwrap_or_else(|| panic!("{text:?} normalised to {norm:?}, which the reference refuses"));
                 assert!(trimmed.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("ip=")), "{text:?} became {norm:?}");
                 let given = reference_net(trimmed.get(3..).unwrap_or(""));
                 assert_eq!(given, Some((addr, prefix)), "{text:?} normalised to another network {norm:?}");
@@ -300,11 +294,7 @@ pub fn ip_parse(data: &[u8]) {
         probes.push(IpAddr::V4(std::net::Ipv4Addr::from((base ^ (noise >> shift)) as u32)));
     }
     for probe in probes {
-        assert_eq!(
-            net.contains(probe),
-            reference_contains(net_addr, prefix, probe),
-            "ip={net} contains {probe}?"
-        );
+        assert_eq!(net.contains(probe), reference_contains(net_addr, prefix, probe), "ip={net} contains {probe}?");
     }
 }
 
@@ -315,11 +305,7 @@ fn check_net(text: &str) -> Option<(IpNet, IpAddr, u32)> {
         (Ok(net), Some((addr, prefix))) => {
             let shown = net.to_string();
             assert_eq!(IpNet::parse(&shown).as_ref(), Ok(net), "{text:?} shows as {shown:?}, which parses differently");
-            let expected = if prefix == if addr.is_ipv4() { 32 } else { 128 } {
-                addr.to_string()
-            } else {
-                format!("{addr}/{prefix}")
-            };
+            let expected = if prefix == if addr.is_ipv4() { 32 } else { 128 } { addr.to_string() } else { format!("{addr}/{prefix}") };
             assert_eq!(shown, expected, "{text:?}");
             // Through the rule parser too: `ip=<text>` is the same network.
             if let Ok(Rule::Ip(rule_net)) = parse_rule(&format!("ip={text}")) {
@@ -495,12 +481,7 @@ fn fixture() -> &'static Fixture {
             store.put_role(name, &strings(rights), None).expect("role");
         }
         for (id, status, rights, roles) in USERS {
-            let input = UserInput {
-                id: id.to_string(),
-                status: Some(status.to_string()),
-                rights: strings(rights),
-                roles: strings(roles),
-            };
+            let input = UserInput { id: id.to_string(), status: Some(status.to_string()), rights: strings(rights), roles: strings(roles) };
             store.put_user(&input, None).expect("user");
         }
         let mut keys = Vec::new();
@@ -531,16 +512,42 @@ fn fixture() -> &'static Fixture {
 }
 
 const SERVICES: &[&str] = &[
-    "session", "data", "admin", "apps/com.hornbill.core", "apps/com.hornbill.core/Achievement",
-    "apps/com.hornbill.servicemanager/Requests", "SESSION", "a", "",
+    "session",
+    "data",
+    "admin",
+    "apps/com.hornbill.core",
+    "apps/com.hornbill.core/Achievement",
+    "apps/com.hornbill.servicemanager/Requests",
+    "SESSION",
+    "a",
+    "",
 ];
 const APIS: &[&str] = &[
-    "getSessionInfo", "userLogon", "userLogoff", "entityAddRecord", "entityBrowseRecords2", "keysafeGetKey",
-    "addHistory", "holdRequest", "GETX", "a*", "",
+    "getSessionInfo",
+    "userLogon",
+    "userLogoff",
+    "entityAddRecord",
+    "entityBrowseRecords2",
+    "keysafeGetKey",
+    "addHistory",
+    "holdRequest",
+    "GETX",
+    "a*",
+    "",
 ];
 const IPS: &[&str] = &[
-    "142.250.200.46", "142.250.201.1", "10.0.0.1", "10.0.0.2", "::ffff:10.0.0.1", "2001:db8::7", "2001:db9::1",
-    "fe80::1%eth0", "10.0.0.1%eth0", "::1", "nonsense", "",
+    "142.250.200.46",
+    "142.250.201.1",
+    "10.0.0.1",
+    "10.0.0.2",
+    "::ffff:10.0.0.1",
+    "2001:db8::7",
+    "2001:db9::1",
+    "fe80::1%eth0",
+    "10.0.0.1%eth0",
+    "::1",
+    "nonsense",
+    "",
 ];
 
 fn pick_text<'a>(input: &mut Input<'a>, dictionary: &'a [&'a str]) -> &'a [u8] {
@@ -653,7 +660,20 @@ const TABLES: &[(&str, &[&str])] = &[
     ("users", &["id", "status", "rights", "roles"]),
     (
         "keys",
-        &["id", "seq", "user_id", "description", "state", "expires_at", "created_at", "updated_at", "last_used_at", "hint", "digest", "rules"],
+        &[
+            "id",
+            "seq",
+            "user_id",
+            "description",
+            "state",
+            "expires_at",
+            "created_at",
+            "updated_at",
+            "last_used_at",
+            "hint",
+            "digest",
+            "rules",
+        ],
     ),
     ("changes", &["seq", "kind", "id", "op"]),
     ("audit", &["seq", "at", "actor", "action", "key_id", "user_id", "detail", "hash"]),
@@ -661,10 +681,45 @@ const TABLES: &[(&str, &[&str])] = &[
 
 /// Texts that mean something to the loader, to combine with arbitrary ones.
 const WORDS: &[&str] = &[
-    "session:get*", "apps/com.hornbill.core/*:*", "ip=142.250.200.0/24", "ip=2001:db8::/32", "*:*",
-    "session:get*\ndata:*", "éé", "a€:b", "ip=é", "  éé", "Grö:x", "😀:x", "\n", "", "active", "suspended",
-    "revoked", "archived", "Active", "alice", "reader", "admin", "kg", "acme", "KG", "730", "1e9", "-1", "NaN",
-    "user", "role", "key", "put", "delete", "ab12", "abc", "key_0000000000000000000000", "0", "00",
+    "session:get*",
+    "apps/com.hornbill.core/*:*",
+    "ip=142.250.200.0/24",
+    "ip=2001:db8::/32",
+    "*:*",
+    "session:get*\ndata:*",
+    "éé",
+    "a€:b",
+    "ip=é",
+    "  éé",
+    "Grö:x",
+    "😀:x",
+    "\n",
+    "",
+    "active",
+    "suspended",
+    "revoked",
+    "archived",
+    "Active",
+    "alice",
+    "reader",
+    "admin",
+    "kg",
+    "acme",
+    "KG",
+    "730",
+    "1e9",
+    "-1",
+    "NaN",
+    "user",
+    "role",
+    "key",
+    "put",
+    "delete",
+    "ab12",
+    "abc",
+    "key_0000000000000000000000",
+    "0",
+    "00",
 ];
 
 struct Template {
@@ -778,7 +833,8 @@ fn edit_store(conn: &rusqlite::Connection, input: &mut Input) -> Vec<(usize, u8)
             }
             5 => {
                 let offset = input.byte() % 4;
-                let _ = conn.execute(&format!("DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} LIMIT 1 OFFSET {offset})"), []);
+                let _ =
+                    conn.execute(&format!("DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} LIMIT 1 OFFSET {offset})"), []);
             }
             6 => match input.byte() % 4 {
                 0 => {

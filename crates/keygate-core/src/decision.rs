@@ -91,13 +91,7 @@ pub struct Call<'a> {
 /// Decides a call in the documented order; the clock is read only if step 5 is reached.
 /// `available` says whether the store can vouch that `registry` is current; it is
 /// asked between steps 1 and 2.
-pub fn decide<'r>(
-    registry: &'r Registry,
-    prefix: &Prefix,
-    clock: &Clock,
-    available: impl FnOnce() -> bool,
-    call: Call<'_>,
-) -> Outcome<'r> {
+pub fn decide<'r>(registry: &'r Registry, prefix: &Prefix, clock: &Clock, available: impl FnOnce() -> bool, call: Call<'_>) -> Outcome<'r> {
     let deny = |reason, key, now| Outcome { reason, key, matched_rule: None, now };
     if !is_well_formed(call.secret, prefix) {
         return deny(Reason::MalformedKey, None, None);
@@ -132,11 +126,7 @@ pub fn decide<'r>(
     if matched_rule.is_none() && k.rules.has_api_rules() {
         return deny(Reason::NoMatchingRule, key, now);
     }
-    let reason = if k.rules.ip_allows(call.ip.and_then(parse_caller_ip)) {
-        Reason::Allowed
-    } else {
-        Reason::IpNotAllowed
-    };
+    let reason = if k.rules.ip_allows(call.ip.and_then(parse_caller_ip)) { Reason::Allowed } else { Reason::IpNotAllowed };
     Outcome { reason, key, matched_rule, now }
 }
 
@@ -152,9 +142,5 @@ pub fn decide_unavailable(prefix: &Prefix, call: Call<'_>) -> Reason {
 /// Effective rights = the user's own rights ∪ the rights of each of its roles.
 fn has_right(registry: &Registry, user: &User, service: &[u8], api: &[u8]) -> bool {
     user.rights.first_api_match(service, api).is_some()
-        || user
-            .roles
-            .iter()
-            .filter_map(|name| registry.role(name))
-            .any(|role| role.rights.first_api_match(service, api).is_some())
+        || user.roles.iter().filter_map(|name| registry.role(name)).any(|role| role.rights.first_api_match(service, api).is_some())
 }

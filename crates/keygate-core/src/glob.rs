@@ -63,11 +63,9 @@ impl Glob {
             Shape::Any => true,
             Shape::Exact(p) => name.eq_ignore_ascii_case(p),
             Shape::Prefix(p) => name.get(..p.len()).is_some_and(|head| head.eq_ignore_ascii_case(p)),
-            Shape::Suffix(s) => name
-                .len()
-                .checked_sub(s.len())
-                .and_then(|start| name.get(start..))
-                .is_some_and(|tail| tail.eq_ignore_ascii_case(s)),
+            Shape::Suffix(s) => {
+                name.len().checked_sub(s.len()).and_then(|start| name.get(start..)).is_some_and(|tail| tail.eq_ignore_ascii_case(s))
+            }
             Shape::General(p) => general_match(p, name),
         }
     }

@@ -36,7 +36,9 @@ impl Task {
     /// What fails while the task does, for people reading the log.
     pub const fn consequence(self) -> &'static str {
         match self {
-            Task::Sync => "the store cannot vouch that it is current, so every check answers store_unavailable (denied) until it has caught up again",
+            Task::Sync => {
+                "the store cannot vouch that it is current, so every check answers store_unavailable (denied) until it has caught up again"
+            }
             Task::Expiry => "decisions are not remembered meanwhile (answers stay exact)",
             Task::LastUsed => "lastUsedAt is not written meanwhile (uses are kept and retried)",
             Task::Purge => "long-expired keys are not deleted meanwhile",

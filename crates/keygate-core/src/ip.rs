@@ -17,9 +17,7 @@ impl IpNet {
             Some((a, p)) => (a, Some(p)),
             None => (text, None),
         };
-        let addr: IpAddr = addr_text
-            .parse()
-            .map_err(|_| format!("{addr_text:?} is not an IPv4 or IPv6 address"))?;
+        let addr: IpAddr = addr_text.parse().map_err(|_| format!("{addr_text:?} is not an IPv4 or IPv6 address"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix_text {
             None => max,
@@ -30,10 +28,7 @@ impl IpNet {
         };
         let net = IpNet { addr, prefix };
         if net.network() != addr {
-            return Err(format!(
-                "host bits are set after the /{prefix} prefix (did you mean ip={}/{prefix}?)",
-                net.network()
-            ));
+            return Err(format!("host bits are set after the /{prefix} prefix (did you mean ip={}/{prefix}?)", net.network()));
         }
         Ok(net)
     }
@@ -51,20 +46,26 @@ impl IpNet {
         match (self.addr, addr.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(a)) => (u32::from(a) ^ u32::from(net)) & mask32(self.prefix) == 0,
             (IpAddr::V6(net), IpAddr::V6(a)) => (u128::from(a) ^ u128::from(net)) & mask128(self.prefix) == 0,
-            (IpAddr::V6(net), IpAddr::V4(a)) => {
-                (u128::from(a.to_ipv6_mapped()) ^ u128::from(net)) & mask128(self.prefix) == 0
-            }
+            (IpAddr::V6(net), IpAddr::V4(a)) => (u128::from(a.to_ipv6_mapped()) ^ u128::from(net)) & mask128(self.prefix) == 0,
             (IpAddr::V4(_), IpAddr::V6(_)) => false,
         }
     }
 }
 
 fn mask32(prefix: u8) -> u32 {
-    if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) }
+    if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    }
 }
 
 fn mask128(prefix: u8) -> u128 {
-    if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) }
+    if prefix == 0 {
+        0
+    } else {
+        u128::MAX << (128 - prefix)
+    }
 }
 
 impl fmt::Display for IpNet {

@@ -5,10 +5,7 @@
 //! process, and a panic there is at best an `INTERNAL` error. Outside tests,
 //! the lints below forbid the usual ways to panic (byte slicing of strings,
 //! indexing, `unwrap`/`expect`, `panic!`).
-#![cfg_attr(
-    not(test),
-    deny(clippy::string_slice, clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
+#![cfg_attr(not(test), deny(clippy::string_slice, clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod audit;
 pub mod backend;
@@ -27,9 +24,9 @@ pub mod sqlite;
 pub mod store;
 pub mod time;
 
+pub use audit::{AuditEntry, AuditQuery, AuditReport};
 pub use decision::{Call, Reason};
 pub use error::{Error, ErrorCode, Result};
-pub use audit::{AuditEntry, AuditQuery, AuditReport};
 pub use incident::{Incident, OnError, Task};
 pub use memo::{Signals, Verdict};
 pub use store::{

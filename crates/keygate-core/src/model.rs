@@ -56,10 +56,7 @@ impl KeyState {
             "active" => Ok(KeyState::Active),
             "suspended" => Ok(KeyState::Suspended),
             "revoked" => Ok(KeyState::Revoked),
-            _ => Err(Error::new(
-                ErrorCode::InvalidState,
-                format!("key state {} must be 'active', 'suspended' or 'revoked'", quote(text)),
-            )),
+            _ => Err(Error::new(ErrorCode::InvalidState, format!("key state {} must be 'active', 'suspended' or 'revoked'", quote(text)))),
         }
     }
 
@@ -274,8 +271,10 @@ mod tests {
     use super::*;
     use crate::secret::{generate, Prefix};
 
-    const BIDI: [char; 12] =
-        ['\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}'];
+    const BIDI: [char; 12] = [
+        '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', '\u{200E}', '\u{200F}',
+        '\u{061C}',
+    ];
 
     fn refused(result: Result<()>) -> Error {
         let err = result.unwrap_err();

@@ -102,9 +102,8 @@ impl KeyTable {
             }
         };
         let slots = &self.slots;
-        let rehash = |s: &u32, pick: fn(&Key) -> &[u8]| {
-            slots.get(*s as usize).and_then(Option::as_ref).map_or(0, |key| prefix_hash(pick(key)))
-        };
+        let rehash =
+            |s: &u32, pick: fn(&Key) -> &[u8]| slots.get(*s as usize).and_then(Option::as_ref).map_or(0, |key| prefix_hash(pick(key)));
         self.by_digest.insert_unique(digest_hash, slot, |s| rehash(s, |k| &k.digest));
         self.by_id.insert_unique(id_hash, slot, |s| rehash(s, |k| &k.id));
     }
@@ -255,7 +254,11 @@ impl Registry {
             None => {
                 return Err(Error::new(
                     ErrorCode::StoreCorrupt,
-                    format!("key {} belongs to missing user {:?}", crate::secret::encode_id(crate::model::KEY_ID_PREFIX, &record.id), record.user_id),
+                    format!(
+                        "key {} belongs to missing user {:?}",
+                        crate::secret::encode_id(crate::model::KEY_ID_PREFIX, &record.id),
+                        record.user_id
+                    ),
                 ))
             }
         };

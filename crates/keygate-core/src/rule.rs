@@ -54,10 +54,7 @@ pub fn parse_rule(raw: &str) -> Result<Rule> {
     // Rules are ASCII (the contract): checked first, so that everything after may
     // treat a byte as a character.
     if let Some((at, c)) = raw.chars().enumerate().find(|&(_, c)| !c.is_ascii()) {
-        return Err(invalid(
-            raw,
-            format_args!("{} at position {} is not allowed: rules are ASCII only", describe_char(c), at + 1),
-        ));
+        return Err(invalid(raw, format_args!("{} at position {} is not allowed: rules are ASCII only", describe_char(c), at + 1)));
     }
     let rule = raw.trim();
     if rule.is_empty() {
@@ -214,10 +211,7 @@ pub fn normalise_list<S: AsRef<str>>(raw: &[S], usage: RuleUse) -> Result<Vec<St
 
 fn check_count(count: usize) -> Result<()> {
     if count > MAX_RULES {
-        return Err(Error::new(
-            ErrorCode::InvalidRule,
-            format!("{count} rules given; at most {MAX_RULES} are allowed"),
-        ));
+        return Err(Error::new(ErrorCode::InvalidRule, format!("{count} rules given; at most {MAX_RULES} are allowed")));
     }
     Ok(())
 }

@@ -60,9 +60,8 @@ pub struct Prefix(String);
 impl Prefix {
     pub fn new(prefix: &str) -> Result<Prefix> {
         let bytes = prefix.as_bytes();
-        let ok = bytes.len() <= MAX_PREFIX_LEN
-            && bytes.first().is_some_and(u8::is_ascii_lowercase)
-            && bytes.iter().all(|&b| is_prefix_byte(b));
+        let ok =
+            bytes.len() <= MAX_PREFIX_LEN && bytes.first().is_some_and(u8::is_ascii_lowercase) && bytes.iter().all(|&b| is_prefix_byte(b));
         if !ok {
             return Err(Error::new(
                 ErrorCode::InvalidArgument,
@@ -92,8 +91,7 @@ pub struct NewSecret {
 
 /// Fills `buf` from the operating system's CSPRNG.
 pub fn random_bytes(buf: &mut [u8]) -> Result<()> {
-    getrandom::fill(buf)
-        .map_err(|e| Error::new(ErrorCode::StoreIo, format!("the OS random generator failed: {e}")))
+    getrandom::fill(buf).map_err(|e| Error::new(ErrorCode::StoreIo, format!("the OS random generator failed: {e}")))
 }
 
 /// Issues a new secret with `prefix`.
@@ -221,7 +219,7 @@ fn decode_base62_u64(text: &[u8]) -> Option<u64> {
 
 /// Encodes 16 random bytes as a public identifier: `key_` + 22 base62 chars.
 /// Listings encode every key's id, so this works in u64 chunks of ten digits
-/// instead of the byte-wise long division of [`base62_fixed`].
+/// instead of the byte-wise long division of `base62_fixed`.
 pub fn encode_id(prefix: &str, bytes: &[u8; 16]) -> String {
     const CHUNK: u128 = 62u128.pow(10);
     let mut n = u128::from_be_bytes(*bytes);
@@ -269,7 +267,8 @@ mod tests {
         assert!(holds_known_secret(format!("id.{body}").as_bytes(), &prefix, known), "no prefix");
         assert!(!holds_known_secret(&text.as_bytes()[..45], &prefix, known), "42 random characters are not enough");
         let (head, tail) = body.split_at(20);
-        for cut in [format!("{head}-{tail}"), format!("KG_{head}.{tail}"), format!("{head}\u{200b}{tail}"), format!("{head}\u{ad}{tail}x")] {
+        for cut in [format!("{head}-{tail}"), format!("KG_{head}.{tail}"), format!("{head}\u{200b}{tail}"), format!("{head}\u{ad}{tail}x")]
+        {
             assert!(holds_known_secret(cut.as_bytes(), &prefix, known), "{cut}");
         }
         assert!(!holds_known_secret(generate(&prefix).unwrap().text.as_bytes(), &prefix, known), "another secret");

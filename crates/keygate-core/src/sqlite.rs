@@ -77,7 +77,20 @@ const TABLES: [(&str, &[&str]); 6] = [
     ("users", &["id", "status", "rights", "roles"]),
     (
         "keys",
-        &["id", "seq", "user_id", "description", "state", "expires_at", "created_at", "updated_at", "last_used_at", "hint", "digest", "rules"],
+        &[
+            "id",
+            "seq",
+            "user_id",
+            "description",
+            "state",
+            "expires_at",
+            "created_at",
+            "updated_at",
+            "last_used_at",
+            "hint",
+            "digest",
+            "rules",
+        ],
     ),
     ("changes", &["seq", "kind", "id", "op"]),
     ("audit", &["seq", "at", "actor", "action", "key_id", "user_id", "detail", "hash"]),
@@ -230,8 +243,7 @@ fn stored_instant(path: &Path, what: &str, ms: i64) -> Result<i64> {
     Ok(ms)
 }
 
-const KEY_COLUMNS: &str =
-    "id, seq, user_id, description, state, expires_at, created_at, updated_at, last_used_at, hint, digest, rules";
+const KEY_COLUMNS: &str = "id, seq, user_id, description, state, expires_at, created_at, updated_at, last_used_at, hint, digest, rules";
 
 type KeyRow = (Vec<u8>, i64, String, String, String, i64, i64, i64, Option<i64>, String, Vec<u8>, String);
 
@@ -283,9 +295,8 @@ fn key_record(path: &Path, row: KeyRow) -> Result<KeyRecord> {
 
 /// Reads the whole state; a row it cannot load is `STORE_CORRUPT` (never a crash).
 fn load(path: &Path, conn: &Connection) -> Result<Registry> {
-    catch_unwind(AssertUnwindSafe(|| load_rows(path, conn))).unwrap_or_else(|_| {
-        Err(corrupt(path, "a stored row could not be loaded (an internal error while reading it)"))
-    })
+    catch_unwind(AssertUnwindSafe(|| load_rows(path, conn)))
+        .unwrap_or_else(|_| Err(corrupt(path, "a stored row could not be loaded (an internal error while reading it)")))
 }
 
 fn load_rows(path: &Path, conn: &Connection) -> Result<Registry> {
@@ -333,9 +344,8 @@ fn changes_since(path: &Path, db: &mut Db) -> Result<Catchup> {
     let mut rows = Vec::new();
     {
         let mut stmt = db.conn.prepare_cached("SELECT kind, id, op FROM changes WHERE seq > ?1 ORDER BY seq").map_err(e)?;
-        let iter = stmt
-            .query_map([db.last_seen], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
-            .map_err(e)?;
+        let iter =
+            stmt.query_map([db.last_seen], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))).map_err(e)?;
         for row in iter {
             rows.push(row.map_err(e)?);
         }
@@ -472,9 +482,8 @@ fn audit_head(conn: &Connection) -> rusqlite::Result<(u64, [u8; 32])> {
 /// entries is a removed tail, which `verifyAudit` reports; the store still opens.
 fn check_audit_head(path: &Path, conn: &Connection) -> Result<()> {
     let read = |e| read_error(path, "reading the audit head of", e);
-    let meta = |name: &str| {
-        conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| r.get::<_, String>(0)).optional().map_err(read)
-    };
+    let meta =
+        |name: &str| conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| r.get::<_, String>(0)).optional().map_err(read);
     let seq = match meta("audit_seq")? {
         None => 0,
         Some(text) => text
@@ -632,10 +641,8 @@ impl Backend for SqliteBackend {
             db.conn.execute_batch("BEGIN").map_err(e)?;
             let result = (|| {
                 let head = audit_head(&db.conn)?;
-                let mut stmt =
-                    db.conn.prepare("SELECT seq, at, actor, action, key_id, user_id, detail, hash FROM audit ORDER BY seq")?;
-                let entries: Vec<AuditEntry> =
-                    stmt.query_map([], read_audit)?.collect::<rusqlite::Result<_>>()?;
+                let mut stmt = db.conn.prepare("SELECT seq, at, actor, action, key_id, user_id, detail, hash FROM audit ORDER BY seq")?;
+                let entries: Vec<AuditEntry> = stmt.query_map([], read_audit)?.collect::<rusqlite::Result<_>>()?;
                 Ok(verify(entries.iter(), Some(head), None))
             })();
             let _ = db.conn.execute_batch("COMMIT");
@@ -661,8 +668,7 @@ impl Backend for SqliteBackend {
         self.with_aux(|conn| {
             let write = (|| -> rusqlite::Result<()> {
                 conn.execute_batch("BEGIN IMMEDIATE")?;
-                let mut stmt =
-                    conn.prepare_cached("UPDATE keys SET last_used_at = max(coalesce(last_used_at, ?2), ?2) WHERE id = ?1")?;
+                let mut stmt = conn.prepare_cached("UPDATE keys SET last_used_at = max(coalesce(last_used_at, ?2), ?2) WHERE id = ?1")?;
                 for (id, at) in uses {
                     stmt.execute(params![&id[..], at])?;
                 }
@@ -698,8 +704,7 @@ impl Backend for SqliteBackend {
                     }
                 }
                 None => {
-                    let mut stmt =
-                        db.conn.prepare_cached("SELECT id, last_used_at FROM keys WHERE last_used_at IS NOT NULL").map_err(e)?;
+                    let mut stmt = db.conn.prepare_cached("SELECT id, last_used_at FROM keys WHERE last_used_at IS NOT NULL").map_err(e)?;
                     let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))).map_err(e)?;
                     for row in rows {
                         let (raw, at) = row.map_err(e)?;
@@ -796,11 +801,12 @@ fn check_schema(path: &Path, conn: &Connection) -> Result<()> {
         // A view in a table's place could compute anything (even never end).
         match kind.query_row([table], |r| r.get::<_, String>(0)).optional().map_err(read)? {
             Some(kind) if kind == "table" => {}
-            Some(kind) => return Err(corrupt(path, format!("its {table} is a {kind}, not a table (not a keygate store, or a damaged one)"))),
+            Some(kind) => {
+                return Err(corrupt(path, format!("its {table} is a {kind}, not a table (not a keygate store, or a damaged one)")))
+            }
             None => return Err(corrupt(path, format!("it has no {table} table (not a keygate store, or a damaged one)"))),
         }
-        let present: HashSet<String> =
-            stmt.query_map([table], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(read)?;
+        let present: HashSet<String> = stmt.query_map([table], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(read)?;
         if present.is_empty() {
             return Err(corrupt(path, format!("it has no {table} table (not a keygate store, or a damaged one)")));
         }
@@ -962,9 +968,8 @@ impl KeyStore {
                 format!("cannot open {} for writing: the file or its directory is read-only", path.display()),
             ));
         }
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(|e| store_error(&path, "cannot switch to WAL", e))?;
+        let mode: String =
+            conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| store_error(&path, "cannot switch to WAL", e))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::new(ErrorCode::StoreIo, format!("cannot use WAL mode for {} (got {mode})", path.display())));
         }
@@ -1022,13 +1027,8 @@ struct Watcher {
 /// until a later catch-up succeeds, and a defect is caught and does the same.
 fn maintain(store: &Weak<Inner>, path: &Path, purge_after_ms: i64) {
     let long_ago = Instant::now().checked_sub(RETRY_EVERY).unwrap_or_else(Instant::now);
-    let mut watcher = Watcher {
-        reader: None,
-        seen_version: None,
-        last_attempt: long_ago,
-        last_flush: Instant::now(),
-        last_purge: Instant::now(),
-    };
+    let mut watcher =
+        Watcher { reader: None, seen_version: None, last_attempt: long_ago, last_flush: Instant::now(), last_purge: Instant::now() };
     loop {
         std::thread::sleep(POLL_EVERY);
         let Some(store) = store.upgrade() else { return };

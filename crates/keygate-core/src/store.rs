@@ -366,7 +366,6 @@ impl KeyStore {
 }
 
 impl Inner {
-
     pub fn signals(&self) -> Arc<Signals> {
         self.signals.clone()
     }
@@ -774,10 +773,7 @@ impl Inner {
             return Err(Error::new(ErrorCode::ExpiryRequired, "expiresAt is required: every key must expire"));
         };
         if at <= now {
-            return Err(Error::new(
-                ErrorCode::ExpiryInPast,
-                format!("expiresAt {} is not in the future (now is {})", iso(at), iso(now)),
-            ));
+            return Err(Error::new(ErrorCode::ExpiryInPast, format!("expiresAt {} is not in the future (now is {})", iso(at), iso(now))));
         }
         if at - now > self.max_lifetime_ms {
             return Err(Error::new(

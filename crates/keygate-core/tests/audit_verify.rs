@@ -108,7 +108,11 @@ fn a_removed_tail_is_caught_by_the_recorded_head() {
         bad(6, 7, "the log ends at entry 6 but entry 8 was written"),
         "the last two entries removed"
     );
-    assert_eq!(verify(std::iter::empty(), recorded, None), bad(0, 1, "the log ends at entry 0 but entry 8 was written"), "every entry removed");
+    assert_eq!(
+        verify(std::iter::empty(), recorded, None),
+        bad(0, 1, "the log ends at entry 0 but entry 8 was written"),
+        "every entry removed"
+    );
     // The chain alone cannot tell a shortened log from a younger one: that is what the head is for.
     assert_eq!(verify(shortened.iter(), None, None), good(6));
 }

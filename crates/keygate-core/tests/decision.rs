@@ -174,10 +174,16 @@ fn the_store_is_asked_only_for_a_well_formed_secret_and_the_clock_only_from_the_
     let asked = Cell::new(0);
     let clock = Clock::new(Some(T0));
     let run = |r: &Registry, request: &Request<'_>| {
-        let outcome = decide(r, &Prefix::default(), &clock, || {
-            asked.set(asked.get() + 1);
-            true
-        }, request.call());
+        let outcome = decide(
+            r,
+            &Prefix::default(),
+            &clock,
+            || {
+                asked.set(asked.get() + 1);
+                true
+            },
+            request.call(),
+        );
         (outcome.reason, outcome.now)
     };
     assert_eq!(run(&r, &Request { secret: "kg_nope", ..ok }), (Reason::MalformedKey, None));

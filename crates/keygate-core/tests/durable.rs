@@ -42,7 +42,10 @@ fn changes_survive_reopening_and_the_file_holds_no_secret() {
     store.close().unwrap();
     let reopened = open(&path).unwrap();
     let key = reopened.get_key(&id).unwrap().unwrap();
-    assert_eq!((key.state, key.rules.clone(), key.description.as_str()), ("suspended", vec!["session:*".to_string(), "ip=10.0.0.0/8".to_string()], "nightly"));
+    assert_eq!(
+        (key.state, key.rules.clone(), key.description.as_str()),
+        ("suspended", vec!["session:*".to_string(), "ip=10.0.0.0/8".to_string()], "nightly")
+    );
     assert_eq!(allowed(&reopened, &secret), Reason::Suspended);
     reopened.set_state(&id, "active", None).unwrap();
     assert_eq!(allowed(&reopened, &secret), Reason::Allowed);
@@ -212,11 +215,7 @@ fn wait_for(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
 }
 
 fn sidecars(path: &std::path::Path) -> Vec<String> {
-    ["-wal", "-shm", "-journal"]
-        .iter()
-        .map(|s| format!("{}{s}", path.display()))
-        .filter(|p| std::path::Path::new(p).exists())
-        .collect()
+    ["-wal", "-shm", "-journal"].iter().map(|s| format!("{}{s}", path.display())).filter(|p| std::path::Path::new(p).exists()).collect()
 }
 
 #[test]
@@ -248,13 +247,25 @@ fn a_row_it_cannot_load_makes_open_store_corrupt_and_leaves_the_file_byte_for_by
         ("an expiry no date can hold", vec![("UPDATE keys SET expires_at = 9223372036854775807 WHERE id = ?1", vec![id_param()])]),
         ("a creation time no date can hold", vec![("UPDATE keys SET created_at = -9223372036854775808 WHERE id = ?1", vec![id_param()])]),
         ("a hint that is not base62", vec![("UPDATE keys SET hint = 'é€' WHERE id = ?1", vec![id_param()])]),
-        ("a user id with a newline", vec![("UPDATE users SET id = 'sv' || char(10) || 'c'", vec![]), ("UPDATE keys SET user_id = 'sv' || char(10) || 'c'", vec![])]),
-        ("a user id with a bidi control", vec![("UPDATE users SET id = 'svc' || char(8238)", vec![]), ("UPDATE keys SET user_id = 'svc' || char(8238)", vec![])]),
+        (
+            "a user id with a newline",
+            vec![("UPDATE users SET id = 'sv' || char(10) || 'c'", vec![]), ("UPDATE keys SET user_id = 'sv' || char(10) || 'c'", vec![])],
+        ),
+        (
+            "a user id with a bidi control",
+            vec![("UPDATE users SET id = 'svc' || char(8238)", vec![]), ("UPDATE keys SET user_id = 'svc' || char(8238)", vec![])],
+        ),
         ("an empty role name", vec![("INSERT INTO roles (name, rights) VALUES ('', '')", vec![])]),
-        ("a view in the keys table's place", vec![
-            ("ALTER TABLE keys RENAME TO keys_old", vec![]),
-            ("CREATE VIEW keys AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT k.* FROM keys_old k, n", vec![]),
-        ]),
+        (
+            "a view in the keys table's place",
+            vec![
+                ("ALTER TABLE keys RENAME TO keys_old", vec![]),
+                (
+                    "CREATE VIEW keys AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT k.* FROM keys_old k, n",
+                    vec![],
+                ),
+            ],
+        ),
         ("an audit head behind its entries", vec![("UPDATE meta SET value = '0' WHERE name = 'audit_seq'", vec![])]),
         ("an audit head near overflow", vec![("UPDATE meta SET value = '18446744073709551615' WHERE name = 'audit_seq'", vec![])]),
         ("an audit hash that is not hex", vec![("UPDATE meta SET value = 'zz' WHERE name = 'audit_hash'", vec![])]),
@@ -278,8 +289,10 @@ fn a_foreign_database_with_schema_version_1_is_store_corrupt_and_left_as_it_was(
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("foreign.db");
     let db = rusqlite::Connection::open(&path).unwrap();
-    db.execute_batch("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO customers (name) VALUES ('Ada'); PRAGMA user_version = 1;")
-        .unwrap();
+    db.execute_batch(
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO customers (name) VALUES ('Ada'); PRAGMA user_version = 1;",
+    )
+    .unwrap();
     drop(db);
     let before = std::fs::read(&path).unwrap();
     let error = open(&path).err().unwrap();
@@ -317,7 +330,10 @@ fn a_bad_row_from_another_writer_fails_the_store_closed_until_it_is_fixed_and_no
     wait_until("the store fails closed", || allowed(&store, &first_secret) == Reason::StoreUnavailable);
     assert_ne!(generation(), before, "the memo was told");
     assert_ne!(store.signals().flags.load(std::sync::atomic::Ordering::Acquire), 0, "the memo is off");
-    assert_eq!(store.explain(Call { secret: second_secret.as_bytes(), service: b"session", api: b"x", ip: None }).reason, Reason::StoreUnavailable);
+    assert_eq!(
+        store.explain(Call { secret: second_secret.as_bytes(), service: b"session", api: b"x", ip: None }).reason,
+        Reason::StoreUnavailable
+    );
     assert_eq!(allowed(&store, "kg_not-a-secret"), Reason::MalformedKey, "step 1 still comes first");
     // An admin call cannot plan on stale state either: refused, nothing written.
     let refused = store.set_state(&second, "suspended", None).unwrap_err();
@@ -363,7 +379,10 @@ fn a_row_read_wrong_while_running_fails_closed_and_a_repair_reopens() {
     let (id, secret) = seed(&store);
     let raw: rusqlite::types::Value = raw_id(&id).to_vec().into();
     let change = ("INSERT INTO changes (kind, id, op) VALUES ('key', ?1, 'put')", vec![id.clone().into()]);
-    for (damage, value) in [("UPDATE keys SET state = 'bogus' WHERE id = ?1", "'active'"), ("UPDATE keys SET description = CAST(X'FF' AS TEXT) WHERE id = ?1", "'ok'")] {
+    for (damage, value) in [
+        ("UPDATE keys SET state = 'bogus' WHERE id = ?1", "'active'"),
+        ("UPDATE keys SET description = CAST(X'FF' AS TEXT) WHERE id = ?1", "'ok'"),
+    ] {
         write_directly(&path, &[(damage, vec![raw.clone()]), change.clone()]);
         wait_until("the store fails closed", || allowed(&store, &secret) == Reason::StoreUnavailable);
         let repair = damage.replace("'bogus'", value).replace("CAST(X'FF' AS TEXT)", value);

@@ -190,7 +190,11 @@ fn a_change_that_does_not_fit_is_an_error_and_changes_nothing() {
         ("a key rule that is not a rule", Change::PutKey(key(7, "alice", &["ip=not-an-ip"])), ErrorCode::InvalidRule),
         ("an existing key replaced with a bad rule", Change::PutKey(bad_rule_update), ErrorCode::InvalidRule),
         ("a key of a missing user", Change::PutKey(key(8, "nobody", &[])), ErrorCode::StoreCorrupt),
-        ("an existing key moved to a missing user", Change::PutKey(KeyRecord { seq: 99, ..key(1, "nobody", &[]) }), ErrorCode::StoreCorrupt),
+        (
+            "an existing key moved to a missing user",
+            Change::PutKey(KeyRecord { seq: 99, ..key(1, "nobody", &[]) }),
+            ErrorCode::StoreCorrupt,
+        ),
     ];
     for (what, change, code) in cases {
         let error = r.apply(change).expect_err(what);

@@ -17,13 +17,16 @@ fn user(store: &KeyStore, id: &str, rights: &[&str]) {
 
 fn key(store: &KeyStore, user_id: &str, rules: &[&str]) -> (String, String) {
     let issued = store
-        .create_key(&NewKey {
-            user_id: user_id.into(),
-            description: "test".into(),
-            expires_at: Some(T0 + 30 * DAY),
-            rules: rules.iter().map(|r| r.to_string()).collect(),
-            state: None,
-        }, None)
+        .create_key(
+            &NewKey {
+                user_id: user_id.into(),
+                description: "test".into(),
+                expires_at: Some(T0 + 30 * DAY),
+                rules: rules.iter().map(|r| r.to_string()).collect(),
+                state: None,
+            },
+            None,
+        )
         .unwrap();
     (issued.key.id, issued.secret)
 }
@@ -59,7 +62,8 @@ fn every_reason_in_order() {
     s.set_now(Some(T0 + 30 * DAY));
     assert_eq!(reason(&s, &secret, "session", "getSessionInfo", ip), Reason::Expired, "usable only while now < expiresAt");
     s.set_now(Some(T0));
-    s.put_user(&UserInput { id: "svc".into(), status: Some("suspended".into()), rights: vec!["session:*".into()], roles: vec![] }, None).unwrap();
+    s.put_user(&UserInput { id: "svc".into(), status: Some("suspended".into()), rights: vec!["session:*".into()], roles: vec![] }, None)
+        .unwrap();
     assert_eq!(reason(&s, &secret, "session", "getSessionInfo", ip), Reason::UserInactive);
     user(&s, "svc", &["data:*"]);
     assert_eq!(reason(&s, &secret, "session", "getSessionInfo", ip), Reason::UserLacksRight);
@@ -185,7 +189,9 @@ fn deleting_a_user_deletes_its_keys_and_frees_rules() {
 fn issued_secrets_never_show_in_views() {
     let s = store();
     user(&s, "svc", &["*:*"]);
-    let issued = s.create_key(&NewKey { user_id: "svc".into(), description: "d".into(), expires_at: Some(T0 + DAY), ..Default::default() }, None).unwrap();
+    let issued = s
+        .create_key(&NewKey { user_id: "svc".into(), description: "d".into(), expires_at: Some(T0 + DAY), ..Default::default() }, None)
+        .unwrap();
     let shown = format!("{:?} {:?}", issued, s.list_keys(&KeyFilter::default()).unwrap());
     assert!(!shown.contains(&issued.secret));
     assert_eq!(issued.key.hint, issued.secret[issued.secret.len() - 4..]);
@@ -218,7 +224,8 @@ fn hostile_rules_ids_and_actors_are_refused_and_change_nothing() {
     let rules = ["éé", "a€:b", "КОТ:x", "😀:x", "ipé=1", "  éé", "Grö", &format!("{leaked}:*")];
     for rule in rules {
         let rules = vec!["session:*".to_string(), rule.to_string()];
-        let new_key = NewKey { user_id: "svc".into(), description: "d".into(), expires_at: Some(T0 + DAY), rules: rules.clone(), state: None };
+        let new_key =
+            NewKey { user_id: "svc".into(), description: "d".into(), expires_at: Some(T0 + DAY), rules: rules.clone(), state: None };
         let errors = [
             s.create_key(&new_key, None).map(drop).unwrap_err(),
             s.update_key(&id, &KeyPatch { rules: Some(rules.clone()), ..Default::default() }, None).map(drop).unwrap_err(),
@@ -242,9 +249,12 @@ fn hostile_rules_ids_and_actors_are_refused_and_change_nothing() {
         s.delete_key(&id, Some(&format!("ci {leaked}"))).map(drop).unwrap_err(),
         s.set_state(&id, "suspended", Some("\u{200F}")).map(drop).unwrap_err(),
         s.update_key(&id, &KeyPatch { description: Some(format!("key: {leaked}")), ..Default::default() }, None).map(drop).unwrap_err(),
-        s.create_key(&NewKey { user_id: "svc".into(), description: leaked.clone(), expires_at: Some(T0 + DAY), ..Default::default() }, None)
-            .map(drop)
-            .unwrap_err(),
+        s.create_key(
+            &NewKey { user_id: "svc".into(), description: leaked.clone(), expires_at: Some(T0 + DAY), ..Default::default() },
+            None,
+        )
+        .map(drop)
+        .unwrap_err(),
     ];
     for err in refused_ids {
         assert_eq!(err.code, ErrorCode::InvalidArgument, "{err}");
@@ -254,6 +264,7 @@ fn hostile_rules_ids_and_actors_are_refused_and_change_nothing() {
     assert_eq!(snapshot(&s), before_with_leak_deleted, "refused calls changed nothing");
     assert!(!snapshot(&s).contains(&leaked_body), "the secret never reached the audit trail");
 
-    let hint = s.put_user(&UserInput { id: "svc".into(), rights: vec!["session::userLogon".into()], ..Default::default() }, None).unwrap_err();
+    let hint =
+        s.put_user(&UserInput { id: "svc".into(), rights: vec!["session::userLogon".into()], ..Default::default() }, None).unwrap_err();
     assert!(hint.message.contains("did you mean session:userLogon?"), "{}", hint.message);
 }

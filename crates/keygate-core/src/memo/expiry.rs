@@ -27,9 +27,9 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
+use super::Signals;
 use crate::clock::{system_now, Clock};
 use crate::error::{Error, ErrorCode};
-use super::Signals;
 use crate::incident::{Reporter, Task};
 
 /// A decision whose key expires within this many ms of the decision's instant is
