@@ -87,6 +87,9 @@ export declare const enum ErrorCode {
 
 export declare function explain(store: ExternalObject<KeyStore>, secret: unknown, service: unknown, api: unknown, ip?: unknown | undefined | null): ExplanationDto
 
+/** `explain` for a key id instead of a secret: steps 3–9 of the decision for that key. */
+export declare function explainKey(store: ExternalObject<KeyStore>, keyId: string, service: unknown, api: unknown, ip?: unknown | undefined | null): ExplanationDto
+
 export interface ExplanationDto {
   allowed: boolean
   reason: Reason

@@ -843,6 +843,7 @@ module.exports.deleteRole = nativeBinding.deleteRole
 module.exports.deleteUser = nativeBinding.deleteUser
 module.exports.ErrorCode = nativeBinding.ErrorCode
 module.exports.explain = nativeBinding.explain
+module.exports.explainKey = nativeBinding.explainKey
 module.exports.FLAG_MEMO_UNSAFE = nativeBinding.FLAG_MEMO_UNSAFE
 module.exports.FLAG_STORE_UNAVAILABLE = nativeBinding.FLAG_STORE_UNAVAILABLE
 module.exports.FLAGS_WORD = nativeBinding.FLAGS_WORD

@@ -342,4 +342,11 @@ export declare class KeyStore {
    * A diagnosis, not a use: it does not set `lastUsedAt`.
    */
   explain(secret: string, service: string, api: string, ip?: string): Decision
+
+  /**
+   * `explain` for an admin who holds the key id but not the secret: steps 3–9 of the
+   * decision for that key (reason `'unknown_key'` when no key has this id). Also a
+   * diagnosis, not a use. A non-string argument is a `TypeError`.
+   */
+  explainKey(keyId: string, service: string, api: string, ip?: string): Decision
 }

@@ -231,6 +231,12 @@ describe('admin API (fetch)', () => {
       for (const d of digestForms(secret)) assert.ok(!t.includes(d), 'no digest in an API answer')
     }
     assert.match(tried, /"reason":"revoked"/)
+    // By key id the store's explainKey answers the same, naming the key and no secret.
+    const byId = (await (await post('/api/try', { keyId: key.id, service: 'session', api: 'userLogon' })).json()) as {
+      mode: string
+      decision: { reason: string; keyId: string }
+    }
+    assert.deepEqual([byId.mode, byId.decision.reason, byId.decision.keyId], ['key', 'revoked', key.id])
     // A broken body that holds a secret: the error does not quote it.
     const broken = await fetch(`${url}/api/try`, { method: 'POST', headers, body: `{"secret":"${secret}` })
     assert.equal(broken.status, 400)

@@ -6,11 +6,17 @@ import { KeyStore } from '../index.js'
 import type { Decision, Reason } from '../index.js'
 import { DAY, HOUR, T0, at, forgeSecret, frozenStore, issue, withUser } from './helpers.js'
 
-/** Asserts the reason from explain and that isAllowed agrees (twice, to also go through any memo). */
+/**
+ * Asserts the reason from explain, that explainKey gives the same decision from the key id,
+ * and that isAllowed agrees (twice, to also go through any memo).
+ */
 function expectReason(store: KeyStore, reason: Reason, secret: string, service: string, api: string, ip?: string): Decision {
   const decision = store.explain(secret, service, api, ip)
   assert.equal(decision.reason, reason, `explain(${service}:${api}${ip === undefined ? '' : ` from ${ip}`})`)
   assert.equal(decision.allowed, reason === 'allowed')
+  if (decision.keyId !== undefined) {
+    assert.deepEqual(store.explainKey(decision.keyId, service, api, ip), decision, `explainKey(${service}:${api}) agrees`)
+  }
   for (let i = 0; i < 2; i++) {
     assert.equal(store.isAllowed(secret, service, api, ip), reason === 'allowed', `isAllowed(${service}:${api}) #${i + 1}`)
   }
@@ -305,6 +311,28 @@ describe('explain', () => {
         assert.equal(d.allowed, d.reason === 'allowed')
       }
     }
+  })
+})
+
+describe('explainKey', () => {
+  test('decides steps 3-9 from the key id; an unknown id is unknown_key; a non-string is a TypeError', () => {
+    const store = withUser(frozenStore(), { id: 'integration', rights: ['session:*'] })
+    const { key } = issue(store, { rules: ['session:get*', 'ip=10.0.0.0/8'] })
+    assert.deepEqual(store.explainKey(key.id, 'session', 'getSessionInfo', '10.1.2.3'), {
+      allowed: true,
+      reason: 'allowed',
+      keyId: key.id,
+      userId: 'integration',
+      matchedRule: 'session:get*',
+    })
+    assert.equal(store.explainKey(key.id, 'session', 'getSessionInfo').reason, 'ip_not_allowed')
+    assert.equal(store.explainKey(key.id, 'session', 'bad name', '10.1.2.3').reason, 'invalid_request')
+    for (const unknown of ['key_00000000000000000000000000000000', 'nope', '']) {
+      assert.deepEqual(store.explainKey(unknown, 'session', 'getSessionInfo'), { allowed: false, reason: 'unknown_key' })
+    }
+    assert.throws(() => store.explainKey(42 as unknown as string, 'session', 'x'), TypeError)
+    assert.throws(() => store.explainKey(key.id, 'session', null as unknown as string), TypeError)
+    assert.equal(store.getKey(key.id)?.lastUsedAt, null, 'a diagnosis, not a use')
   })
 })
 

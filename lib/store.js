@@ -414,13 +414,25 @@ class KeyStore {
   explain(secret, service, api, ip) {
     checkCallTypes(secret, service, api, ip)
     if (this.#memo === CLOSED_MEMO) throw closedError()
-    const dto = call(() => native.explain(this.#handle, secret, service, api, ip ?? undefined))
-    const decision = { allowed: dto.allowed, reason: dto.reason }
-    if (dto.keyId != null) decision.keyId = dto.keyId
-    if (dto.userId != null) decision.userId = dto.userId
-    if (dto.matchedRule != null) decision.matchedRule = dto.matchedRule
-    return decision
+    return toDecision(call(() => native.explain(this.#handle, secret, service, api, ip ?? undefined)))
   }
+
+  /** `explain` for an admin holding the key id, not the secret: steps 3–9 of the decision. */
+  explainKey(keyId, service, api, ip) {
+    if (typeof keyId !== 'string') throw typeError(`keyId must be a string, got ${typeof keyId}`)
+    checkCallTypes('', service, api, ip)
+    if (this.#memo === CLOSED_MEMO) throw closedError()
+    return toDecision(call(() => native.explainKey(this.#handle, keyId, service, api, ip ?? undefined)))
+  }
+}
+
+/** The binding's explanation as a `Decision`, with absent facts left out. */
+function toDecision(dto) {
+  const decision = { allowed: dto.allowed, reason: dto.reason }
+  if (dto.keyId != null) decision.keyId = dto.keyId
+  if (dto.userId != null) decision.userId = dto.userId
+  if (dto.matchedRule != null) decision.matchedRule = dto.matchedRule
+  return decision
 }
 
 module.exports = { KeyStore, REASONS, KEY_STATES, USER_STATUSES, AUDIT_ACTIONS, REASON }

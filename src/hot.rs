@@ -1,4 +1,4 @@
-//! The per-call path: `check` and `explain`. Arguments are read straight into
+//! The per-call path: `check`, `explain` and `explainKey`. Arguments are read straight into
 //! stack buffers with one napi call each; a string too long for its buffer is
 //! read as longer than any valid value, so truncation never changes an answer.
 
@@ -265,6 +265,27 @@ pub fn explain(
     ip: Option<Unknown>,
 ) -> napi::Result<ExplanationDto> {
     with_call(secret, service, api, ip, |call| store.explain(call).into())
+}
+
+/// `explain` for a key id instead of a secret: steps 3–9 of the decision for that key.
+#[napi(catch_unwind)]
+pub fn explain_key(
+    store: &External<KeyStore>,
+    key_id: String,
+    service: Unknown,
+    api: Unknown,
+    ip: Option<Unknown>,
+) -> napi::Result<ExplanationDto> {
+    let (mut sv, mut a, mut i) = ([0u8; NAME_BUF], [0u8; NAME_BUF], [0u8; IP_BUF]);
+    let type_error = || napi::Error::new(napi::Status::StringExpected, "service, api and ip must be strings");
+    let service = read(&service, &mut sv).map_err(|_| type_error())?;
+    let api = read(&api, &mut a).map_err(|_| type_error())?;
+    let ip = match ip {
+        Some(ip) => Some(read(&ip, &mut i).map_err(|_| type_error())?),
+        None => None,
+    };
+    // No secret: `explain_key` starts at step 3, after the secret has named the key.
+    Ok(store.explain_key(&key_id, Call { secret: b"", service, api, ip }).into())
 }
 
 /// Records uses of keys answered by the JavaScript memo (for `lastUsedAt`).

@@ -99,35 +99,41 @@ pub fn decide<'r>(registry: &'r Registry, prefix: &Prefix, clock: &Clock, availa
     if !available() {
         return deny(Reason::StoreUnavailable, None, None);
     }
-    let Some(k) = registry.key_by_digest(&digest(call.secret)) else {
-        return deny(Reason::UnknownKey, None, None);
-    };
-    let key = Some(k);
+    match registry.key_by_digest(&digest(call.secret)) {
+        Some(key) => authorize(registry, key, clock, call),
+        None => deny(Reason::UnknownKey, None, None),
+    }
+}
+
+/// Steps 3–9 of the decision for a known key: what `decide` answers once the secret
+/// has named `key`, and what an admin holding only the key id is told.
+pub fn authorize<'r>(registry: &'r Registry, k: &'r Key, clock: &Clock, call: Call<'_>) -> Outcome<'r> {
+    let deny = |reason, now| Outcome { reason, key: Some(k), matched_rule: None, now };
     if !is_valid_name(call.service) || !is_valid_name(call.api) {
-        return deny(Reason::InvalidRequest, key, None);
+        return deny(Reason::InvalidRequest, None);
     }
     match k.state {
         KeyState::Active => {}
-        KeyState::Suspended => return deny(Reason::Suspended, key, None),
-        KeyState::Revoked => return deny(Reason::Revoked, key, None),
+        KeyState::Suspended => return deny(Reason::Suspended, None),
+        KeyState::Revoked => return deny(Reason::Revoked, None),
     }
     let now = clock.now();
     if now >= k.expires_at {
-        return deny(Reason::Expired, key, Some(now));
+        return deny(Reason::Expired, Some(now));
     }
     let now = Some(now);
     let Some(user) = registry.user(&k.user_id).filter(|u| u.status == UserStatus::Active) else {
-        return deny(Reason::UserInactive, key, now);
+        return deny(Reason::UserInactive, now);
     };
     if !has_right(registry, user, call.service, call.api) {
-        return deny(Reason::UserLacksRight, key, now);
+        return deny(Reason::UserLacksRight, now);
     }
     let matched_rule = k.rules.first_api_match(call.service, call.api);
     if matched_rule.is_none() && k.rules.has_api_rules() {
-        return deny(Reason::NoMatchingRule, key, now);
+        return deny(Reason::NoMatchingRule, now);
     }
     let reason = if k.rules.ip_allows(call.ip.and_then(parse_caller_ip)) { Reason::Allowed } else { Reason::IpNotAllowed };
-    Outcome { reason, key, matched_rule, now }
+    Outcome { reason, key: Some(k), matched_rule, now }
 }
 
 /// The decision of a store that cannot vouch it is current: step 1, then `store_unavailable`.

@@ -11,7 +11,7 @@ use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 use crate::audit::{describe, AuditEntry, AuditQuery, AuditReport};
 use crate::backend::{Backend, Catchup, MemoryBackend};
 use crate::clock::Clock;
-use crate::decision::{decide, decide_unavailable, Call, Reason};
+use crate::decision::{authorize, decide, decide_unavailable, Call, Reason};
 use crate::error::{quote, Error, ErrorCode, Result};
 use crate::incident::Reporter;
 pub use crate::incident::{Incident, OnError, Task};
@@ -1014,6 +1014,26 @@ impl Inner {
             reason: outcome.reason,
             key_id: outcome.key.map(Key::id_string),
             user_id: outcome.key.map(|k| k.user_id.to_string()),
+            matched_rule: outcome.matched_rule.map(|r| r.text.to_string()),
+        }
+    }
+
+    /// `explain` for an admin who holds the key id but not the secret: steps 3–9 of
+    /// the decision for that key, `unknown_key` when no key has this id.
+    pub fn explain_key(&self, key_id: &str, call: Call<'_>) -> Explanation {
+        let unexplained = |reason| Explanation { reason, key_id: None, user_id: None, matched_rule: None };
+        if !self.is_current() {
+            return unexplained(Reason::StoreUnavailable);
+        }
+        let registry = self.registry.read();
+        let Some(key) = parse_key_id(key_id).and_then(|raw| registry.key_by_id(&raw)) else {
+            return unexplained(Reason::UnknownKey);
+        };
+        let outcome = authorize(&registry, key, &self.clock, call);
+        Explanation {
+            reason: outcome.reason,
+            key_id: Some(key.id_string()),
+            user_id: Some(key.user_id.to_string()),
             matched_rule: outcome.matched_rule.map(|r| r.text.to_string()),
         }
     }

@@ -5,7 +5,7 @@
 use std::cell::Cell;
 
 use keygate_core::clock::Clock;
-use keygate_core::decision::{decide, decide_unavailable, Outcome};
+use keygate_core::decision::{authorize, decide, decide_unavailable, Outcome};
 use keygate_core::model::{KeyState, UserStatus};
 use keygate_core::registry::{Change, KeyRecord, Registry, RoleRecord, UserRecord};
 use keygate_core::secret::{generate, Prefix};
@@ -70,8 +70,16 @@ fn decide_at<'r>(r: &'r Registry, now: i64, available: bool, request: &Request<'
     decide(r, &Prefix::default(), &Clock::new(Some(now)), || available, request.call())
 }
 
+/// The decision's reason, checked against `authorize` for the key the secret names:
+/// steps 3–9 from the key alone give the same answer.
 fn reason(r: &Registry, now: i64, request: &Request<'_>) -> Reason {
-    decide_at(r, now, true, request).reason
+    let outcome = decide_at(r, now, true, request);
+    if let Some(key) = outcome.key {
+        let authorized = authorize(r, key, &Clock::new(Some(now)), request.call());
+        assert_eq!(authorized.reason, outcome.reason, "authorize agrees with decide");
+        assert_eq!(authorized.matched_rule.map(|m| &m.text), outcome.matched_rule.map(|m| &m.text));
+    }
+    outcome.reason
 }
 
 /// A secret of the right shape whose last character is changed: its checksum no longer matches.

@@ -34,8 +34,30 @@ fn key(store: &KeyStore, user_id: &str, rules: &[&str]) -> (String, String) {
 fn reason(store: &KeyStore, secret: &str, service: &str, api: &str, ip: Option<&str>) -> Reason {
     let call = Call { secret: secret.as_bytes(), service: service.as_bytes(), api: api.as_bytes(), ip: ip.map(str::as_bytes) };
     let verdict = store.check(call);
-    assert_eq!(store.explain(call).reason, verdict.reason, "explain and check agree");
+    let explained = store.explain(call);
+    assert_eq!(explained.reason, verdict.reason, "explain and check agree");
+    if let Some(id) = &explained.key_id {
+        assert_eq!(store.explain_key(id, call), explained, "explain_key agrees with explain");
+    }
     verdict.reason
+}
+
+#[test]
+fn explain_key_decides_steps_three_to_nine_for_a_key_id() {
+    let s = store();
+    user(&s, "svc", &["session:*"]);
+    let (id, _) = key(&s, "svc", &["session:get*"]);
+    let call = Call { secret: b"", service: b"session", api: b"getX", ip: None };
+    let e = s.explain_key(&id, call);
+    assert_eq!((e.reason, e.matched_rule.as_deref(), e.user_id.as_deref()), (Reason::Allowed, Some("session:get*"), Some("svc")));
+    assert_eq!(s.explain_key(&id, Call { api: b"bad name", ..call }).reason, Reason::InvalidRequest);
+    assert_eq!(s.explain_key(&id, Call { api: b"put", ..call }).reason, Reason::NoMatchingRule);
+    for unknown in ["key_00000000000000000000000000000000", "not an id", "", "kg_secret"] {
+        let e = s.explain_key(unknown, call);
+        assert_eq!((e.reason, e.key_id), (Reason::UnknownKey, None), "{unknown:?}");
+    }
+    s.set_state(&id, "revoked", None).unwrap();
+    assert_eq!(s.explain_key(&id, call).reason, Reason::Revoked);
 }
 
 #[test]

@@ -101,7 +101,7 @@ function drawDecision({ mode, decision }) {
       'p',
       { class: 'hint' },
       mode === 'key'
-        ? 'Evaluated from the key’s settings (no secret); its “last used” time is not changed.'
+        ? 'Decided by the store from the key’s settings (no secret); its “last used” time is not changed.'
         : 'Checked exactly as isAllowed/explain would; a check from here is a diagnosis, not a use (“last used” does not change).',
     ),
   )
