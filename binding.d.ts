@@ -45,9 +45,12 @@ export interface AuditEntryDto {
 }
 
 export interface AuditQueryDto {
+  action?: string
+  actor?: string
   keyId?: string
   userId?: string
   since?: number
+  until?: number
   limit?: number
 }
 

@@ -113,10 +113,16 @@ export interface AuditEntry {
 
 /** Filter of {@link KeyStore.audit}. */
 export interface AuditQuery {
+  /** Entries of this action; another name is `INVALID_ARGUMENT`. */
+  action?: AuditAction
+  /** Entries whose actor contains this text (ASCII letters in either case). */
+  actor?: string
   keyId?: string
   userId?: string
   /** Entries at or after this instant. */
   since?: Date
+  /** Entries at or before this instant. */
+  until?: Date
   /** At most this many entries (default 100). */
   limit?: number
 }

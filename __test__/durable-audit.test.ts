@@ -186,6 +186,37 @@ describe('audit trail', () => {
     store.close()
   })
 
+  test('filters: action, actor (a part, either case), until; the same on a durable and an in-memory store', () => {
+    const file = storePath()
+    const { store: durable } = scenario(file)
+    const memory = KeyStore.inMemory({ now: A(0) })
+    memory.putRole({ name: 'reader', rights: ['data:*'] }, { actor: 'Alice' })
+    memory.setNow(A(1))
+    memory.putUser({ id: 'u1', rights: ['*:*'] }, { actor: 'bob' })
+    memory.setNow(A(2))
+    const k = memory.createKey({ userId: 'u1', description: 'k', expiresAt: at(T0, DAY) })
+    memory.setNow(A(3))
+    memory.setState(k.key.id, 'suspended', { actor: 'ALICE' })
+    for (const store of [durable, memory]) {
+      const all = store.audit({ limit: 1000 })
+      const byAction = store.audit({ action: 'putUser' })
+      assert.ok(byAction.length > 0)
+      assert.deepEqual(byAction, all.filter((e) => e.action === 'putUser'))
+      const byActor = store.audit({ actor: 'LIC' })
+      assert.ok(byActor.length > 0)
+      assert.deepEqual(byActor, all.filter((e) => (e.actor ?? '').toLowerCase().includes('lic')))
+      const until = store.audit({ until: A(2) })
+      assert.deepEqual(until, all.filter((e) => e.at.getTime() <= A(2).getTime()))
+      assert.deepEqual(store.audit({ since: A(1), until: A(1) }), all.filter((e) => e.at.getTime() === A(1).getTime()))
+      const both = store.audit({ action: 'setState', actor: 'alice', limit: 1 })
+      assert.deepEqual(both, all.filter((e) => e.action === 'setState' && /alice/i.test(e.actor ?? '')).slice(0, 1))
+      throwsCode(() => store.audit({ action: 'nope' as 'putUser' }), 'INVALID_ARGUMENT')
+      throwsCode(() => store.audit({ until: new Date(NaN) }), 'INVALID_ARGUMENT')
+    }
+    durable.close()
+    memory.close()
+  })
+
   test('actor: recorded as given, invalid actors refused and nothing recorded', () => {
     const file = storePath()
     const store = open(file, { now: T0 })

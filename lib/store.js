@@ -192,9 +192,12 @@ class KeyStore {
   audit(query) {
     const q = args.optionalObject(query, 'query')
     const dto = {
+      action: args.optionalString(q.action, 'query.action'),
+      actor: args.optionalString(q.actor, 'query.actor'),
       keyId: args.optionalString(q.keyId, 'query.keyId'),
       userId: args.optionalString(q.userId, 'query.userId'),
       since: args.optionalDate(q.since, 'query.since'),
+      until: args.optionalDate(q.until, 'query.until'),
       limit: args.optionalNumber(q.limit, 'query.limit'),
     }
     if (dto.limit !== undefined && !(Number.isInteger(dto.limit) && dto.limit >= 0 && dto.limit <= 2 ** 32 - 1)) {

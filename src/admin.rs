@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use keygate_core::{AuditQuery, Incident, KeyFilter, KeyPatch, KeyStore, NewKey, OnError, Options, UserInput};
+use keygate_core::{AuditAction, AuditQuery, Incident, KeyFilter, KeyPatch, KeyStore, NewKey, OnError, Options, UserInput};
 use napi::bindgen_prelude::{ArrayBuffer, External, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Env;
@@ -101,8 +101,16 @@ pub fn store_backup(store: &External<KeyStore>, to: String) -> napi::Result<(), 
 
 #[napi(catch_unwind)]
 pub fn audit(store: &External<KeyStore>, query: AuditQueryDto) -> napi::Result<Vec<AuditEntryDto>, String> {
-    let query =
-        AuditQuery { key_id: query.key_id, user_id: query.user_id, since: query.since.map(ms), limit: query.limit.map(|l| l as usize) };
+    let action = query.action.as_deref().map(AuditAction::parse).transpose().map_err(js_error)?;
+    let query = AuditQuery {
+        action,
+        actor: query.actor,
+        key_id: query.key_id,
+        user_id: query.user_id,
+        since: query.since.map(ms),
+        until: query.until.map(ms),
+        limit: query.limit.map(|l| l as usize),
+    };
     let entries = store.audit(&query).map_err(js_error)?;
     Ok(entries.into_iter().map(AuditEntryDto::from).collect())
 }

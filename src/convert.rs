@@ -313,9 +313,12 @@ pub fn ms(value: f64) -> i64 {
 
 #[napi(object)]
 pub struct AuditQueryDto {
+    pub action: Option<String>,
+    pub actor: Option<String>,
     pub key_id: Option<String>,
     pub user_id: Option<String>,
     pub since: Option<f64>,
+    pub until: Option<f64>,
     pub limit: Option<u32>,
 }
 

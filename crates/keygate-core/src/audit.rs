@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::model::KEY_ID_PREFIX;
 use crate::registry::{Change, KeyRecord, Registry, RoleRecord, UserRecord};
 use crate::secret::encode_id;
+use crate::store::AuditAction;
 
 /// An entry before the log gives it its place (sequence number and hash).
 #[derive(Debug, Clone, PartialEq)]
@@ -37,9 +38,16 @@ pub struct AuditEntry {
 /// Filter of `KeyStore::audit`.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
+    pub action: Option<AuditAction>,
+    /// Entries whose actor contains this text, ASCII letters matched in either case
+    /// (as SQLite's `lower` does, so that both stores agree).
+    pub actor: Option<String>,
     pub key_id: Option<String>,
     pub user_id: Option<String>,
+    /// Entries at or after this instant.
     pub since: Option<i64>,
+    /// Entries at or before this instant.
+    pub until: Option<i64>,
     pub limit: Option<usize>,
 }
 
@@ -115,6 +123,12 @@ impl AuditEntry {
         query.key_id.as_ref().is_none_or(|k| self.key_id.as_ref() == Some(k))
             && query.user_id.as_ref().is_none_or(|u| self.user_id.as_ref() == Some(u))
             && query.since.is_none_or(|since| self.at >= since)
+            && query.until.is_none_or(|until| self.at <= until)
+            && query.action.is_none_or(|action| self.action == action.as_str())
+            && query
+                .actor
+                .as_ref()
+                .is_none_or(|part| self.actor.as_ref().is_some_and(|actor| actor.to_ascii_lowercase().contains(&part.to_ascii_lowercase())))
     }
 }
 

@@ -20,6 +20,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::model::{check_name_shape, parse_key_id, KeyState, UserStatus, KEY_ID_PREFIX};
 use crate::registry::{Change, KeyRecord, Registry, RoleRecord, UserRecord};
 use crate::secret::{encode_id, Prefix};
+use crate::store::AuditAction;
 use crate::store::{Inner, KeyStore, Options, Task};
 
 /// Schema version written to `PRAGMA user_version`.
@@ -625,11 +626,14 @@ impl Backend for SqliteBackend {
                 .prepare_cached(
                     "SELECT seq, at, actor, action, key_id, user_id, detail, hash FROM audit
                      WHERE (?1 IS NULL OR key_id = ?1) AND (?2 IS NULL OR user_id = ?2) AND (?3 IS NULL OR at >= ?3)
+                       AND (?5 IS NULL OR at <= ?5) AND (?6 IS NULL OR action = ?6)
+                       AND (?7 IS NULL OR instr(lower(actor), lower(?7)) > 0)
                      ORDER BY seq DESC LIMIT ?4",
                 )
                 .map_err(|err| store_error(&self.path, "reading the audit trail of", err))?;
             let limit = query.limit.unwrap_or(100) as i64;
-            stmt.query_map(params![query.key_id, query.user_id, query.since, limit], read_audit)
+            let action = query.action.map(AuditAction::as_str);
+            stmt.query_map(params![query.key_id, query.user_id, query.since, limit, query.until, action, query.actor], read_audit)
                 .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
                 .map_err(e)
         })

@@ -96,6 +96,14 @@ impl AuditAction {
             AuditAction::PurgeExpired => "purgeExpired",
         }
     }
+
+    /// The action named `name`; `INVALID_ARGUMENT` for any other text.
+    pub fn parse(name: &str) -> Result<AuditAction> {
+        AuditAction::ALL
+            .into_iter()
+            .find(|action| action.as_str() == name)
+            .ok_or_else(|| Error::new(ErrorCode::InvalidArgument, format!("unknown audit action {}", quote(name))))
+    }
 }
 
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,69 @@
+//! `KeyStore::audit`'s filters, each on both stores: the in-memory window and SQLite's query.
+
+use keygate_core::{AuditAction, AuditQuery, ErrorCode, KeyStore, NewKey, Options, UserInput};
+
+const T0: i64 = 1_800_000_000_000;
+
+/// Four changes a second apart: putRole by "Alice Admin", putUser by "bob",
+/// createKey by nobody, setState by "ALICE"; returns the key id.
+fn seed(store: &KeyStore) -> String {
+    store.set_now(Some(T0));
+    store.put_role("reader", &["data:*".into()], Some("Alice Admin")).unwrap();
+    store.set_now(Some(T0 + 1000));
+    store.put_user(&UserInput { id: "svc".into(), rights: vec!["*:*".into()], ..Default::default() }, Some("bob")).unwrap();
+    store.set_now(Some(T0 + 2000));
+    let issued = store
+        .create_key(
+            &NewKey { user_id: "svc".into(), description: "k".into(), expires_at: Some(T0 + 86_400_000), ..Default::default() },
+            None,
+        )
+        .unwrap();
+    store.set_now(Some(T0 + 3000));
+    store.set_state(&issued.key.id, "suspended", Some("ALICE")).unwrap();
+    issued.key.id
+}
+
+/// The actions of the entries the query selects, newest first.
+fn actions(store: &KeyStore, query: AuditQuery) -> Vec<String> {
+    store.audit(&query).unwrap().into_iter().map(|e| e.action).collect()
+}
+
+fn each_filter(store: &KeyStore) {
+    let key_id = seed(store);
+    let all = || AuditQuery::default();
+    assert_eq!(actions(store, all()), ["setState", "createKey", "putUser", "putRole"]);
+    assert_eq!(actions(store, AuditQuery { action: Some(AuditAction::PutUser), ..all() }), ["putUser"]);
+    assert_eq!(actions(store, AuditQuery { action: Some(AuditAction::DeleteKey), ..all() }), Vec::<String>::new());
+    assert_eq!(actions(store, AuditQuery { actor: Some("alice".into()), ..all() }), ["setState", "putRole"], "a part, either case");
+    assert_eq!(actions(store, AuditQuery { actor: Some("ce ad".into()), ..all() }), ["putRole"]);
+    assert_eq!(actions(store, AuditQuery { actor: Some("%".into()), ..all() }), Vec::<String>::new(), "no wildcards");
+    assert_eq!(actions(store, AuditQuery { key_id: Some(key_id), ..all() }), ["setState", "createKey"]);
+    assert_eq!(actions(store, AuditQuery { user_id: Some("svc".into()), ..all() }), ["setState", "createKey", "putUser"]);
+    assert_eq!(actions(store, AuditQuery { since: Some(T0 + 1000), ..all() }), ["setState", "createKey", "putUser"]);
+    assert_eq!(actions(store, AuditQuery { until: Some(T0 + 1000), ..all() }), ["putUser", "putRole"], "until is inclusive");
+    assert_eq!(actions(store, AuditQuery { since: Some(T0 + 1000), until: Some(T0 + 2000), ..all() }), ["createKey", "putUser"]);
+    assert_eq!(actions(store, AuditQuery { limit: Some(1), user_id: Some("svc".into()), ..all() }), ["setState"]);
+    let together = AuditQuery { action: Some(AuditAction::SetState), actor: Some("alice".into()), since: Some(T0), ..all() };
+    assert_eq!(actions(store, together), ["setState"]);
+}
+
+#[test]
+fn each_filter_in_memory() {
+    each_filter(&KeyStore::in_memory(Options { now: Some(T0), ..Options::default() }).unwrap());
+}
+
+#[test]
+fn each_filter_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    each_filter(&KeyStore::open(path.to_str().unwrap(), Options { now: Some(T0), ..Options::default() }).unwrap());
+}
+
+#[test]
+fn an_unknown_action_name_is_invalid_argument() {
+    assert_eq!(AuditAction::parse("setState").unwrap(), AuditAction::SetState);
+    for name in ["", "SetState", "nope", "kg_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
+        let error = AuditAction::parse(name).unwrap_err();
+        assert_eq!(error.code, ErrorCode::InvalidArgument, "{name:?}");
+    }
+}
