@@ -69,6 +69,15 @@ export declare function deleteRole(store: ExternalObject<KeyStore>, name: string
 
 export declare function deleteUser(store: ExternalObject<KeyStore>, id: string, actor?: string | undefined | null): boolean
 
+export declare function effectiveRights(store: ExternalObject<KeyStore>, userId: string): EffectiveRightsDto | null
+
+/** A user's effective rights (`KeyStore::effective_rights`). */
+export interface EffectiveRightsDto {
+  own: Array<string>
+  byRole: Array<RoleRightsDto>
+  all: Array<string>
+}
+
 /** The stable, documented error codes, in its order: a `KeygateError`'s `code`. */
 export declare const enum ErrorCode {
   InvalidArgument = 'INVALID_ARGUMENT',
@@ -219,6 +228,11 @@ export declare const enum Reason {
 
 export interface RoleDto {
   name: string
+  rights: Array<string>
+}
+
+export interface RoleRightsDto {
+  role: string
   rights: Array<string>
 }
 

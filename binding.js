@@ -841,6 +841,7 @@ module.exports.createKey = nativeBinding.createKey
 module.exports.deleteKey = nativeBinding.deleteKey
 module.exports.deleteRole = nativeBinding.deleteRole
 module.exports.deleteUser = nativeBinding.deleteUser
+module.exports.effectiveRights = nativeBinding.effectiveRights
 module.exports.ErrorCode = nativeBinding.ErrorCode
 module.exports.explain = nativeBinding.explain
 module.exports.explainKey = nativeBinding.explainKey

@@ -149,6 +149,16 @@ export interface User {
   roles: string[]
 }
 
+/** Result of {@link KeyStore.effectiveRights}: what the decision lets a user call (step 7). */
+export interface EffectiveRights {
+  /** The user's own rights. */
+  own: string[]
+  /** Each of the user's roles that exists, in the user's order, with its rights. */
+  byRole: { role: string; rights: string[] }[]
+  /** Own rights then each role's, each text once, in order of first appearance. */
+  all: string[]
+}
+
 /** Input of {@link KeyStore.putUser}. */
 export interface UserInput {
   id: string
@@ -306,6 +316,9 @@ export declare class KeyStore {
 
   /** A user by id, or `null`. */
   getUser(id: string): User | null
+
+  /** The user's effective rights (own ∪ its roles'), or `null` when there is no such user. */
+  effectiveRights(userId: string): EffectiveRights | null
 
   /** All users, by id. */
   listUsers(): User[]

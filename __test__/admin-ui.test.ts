@@ -705,6 +705,11 @@ browserSuite('admin page in a real browser (chromium)', () => {
     assert.equal(user.status, 'suspended')
     assert.deepEqual(user.roles, ['request-agent'])
     await page.locator('#user-keys-table tr[data-key-id]').first().waitFor()
+    // The effective rights shown are the store's own ∪ its roles', as the store computes them.
+    const effective = serving.store.effectiveRights('svc-requests')!
+    assert.deepEqual(effective.byRole, [{ role: 'request-agent', rights: ['apps/com.hornbill.servicemanager/*:*'] }])
+    assert.ok(effective.all.includes('apps/com.hornbill.servicemanager/*:*'))
+    await page.locator('#user-effective', { hasText: 'apps/com.hornbill.servicemanager/*:*' }).waitFor()
     await shot('user-details')
     await page.locator('#user-form').getByLabel('Status').selectOption('active')
     await page.getByRole('button', { name: 'Save user' }).click()

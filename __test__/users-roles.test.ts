@@ -228,6 +228,27 @@ describe('effective rights = own rights ∪ role rights', () => {
     }
   })
 
+  test('effectiveRights: own, each existing role in the user order, and their union once each', () => {
+    const { store } = setup()
+    store.putRole({ name: 'dup', rights: ['session:getSessionInfo', 'data:queryExec'] })
+    store.putUser({ id: 'integration', rights: ['session:getSessionInfo'], roles: ['sm', 'reader', 'dup'] })
+    assert.deepEqual(store.effectiveRights('integration'), {
+      own: ['session:getSessionInfo'],
+      byRole: [
+        { role: 'sm', rights: ['apps/com.hornbill.servicemanager/*:*'] },
+        { role: 'reader', rights: ['data:entityBrowseRecords2', 'data:queryExec'] },
+        { role: 'dup', rights: ['session:getSessionInfo', 'data:queryExec'] },
+      ],
+      all: ['session:getSessionInfo', 'apps/com.hornbill.servicemanager/*:*', 'data:entityBrowseRecords2', 'data:queryExec'],
+    })
+    store.deleteRole('sm')
+    assert.deepEqual(store.effectiveRights('integration')?.byRole.map((r) => r.role), ['reader', 'dup'])
+    store.putUser({ id: 'bare' })
+    assert.deepEqual(store.effectiveRights('bare'), { own: [], byRole: [], all: [] })
+    assert.equal(store.effectiveRights('nobody'), null)
+    throwsCode(() => store.effectiveRights(42 as unknown as string), 'INVALID_ARGUMENT')
+  })
+
   test('a user with no rights and no roles can call nothing', () => {
     const store = frozenStore()
     store.putUser({ id: 'integration' })

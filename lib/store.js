@@ -292,6 +292,14 @@ class KeyStore {
     return dto == null ? null : toUser(dto)
   }
 
+  /** What the user may call: `{ own, byRole: [{ role, rights }], all }`, or null for no such user. */
+  effectiveRights(userId) {
+    args.string(userId, 'userId')
+    const dto = call(() => native.effectiveRights(this.#handle, userId))
+    if (dto == null) return null
+    return { own: dto.own, byRole: dto.byRole.map((r) => ({ role: r.role, rights: r.rights })), all: dto.all }
+  }
+
   listUsers() {
     return call(() => native.listUsers(this.#handle)).map(toUser)
   }

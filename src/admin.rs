@@ -12,8 +12,8 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::convert::{
-    error_code_of, js_error, ms, AuditEntryDto, AuditQueryDto, AuditReportDto, ErrorCode, IssuedDto, KeyDto, KeyPatchDto, NewKeyDto,
-    RoleDto, StoreOptionsDto, Task, UserDto, UserInputDto,
+    error_code_of, js_error, ms, AuditEntryDto, AuditQueryDto, AuditReportDto, EffectiveRightsDto, ErrorCode, IssuedDto, KeyDto,
+    KeyPatchDto, NewKeyDto, RoleDto, StoreOptionsDto, Task, UserDto, UserInputDto,
 };
 
 /// `(code, message, task, recovered, consequence)` of a background incident, delivered to the
@@ -191,6 +191,11 @@ pub fn put_user(store: &External<KeyStore>, user: UserInputDto, actor: Option<St
 #[napi(catch_unwind)]
 pub fn get_user(store: &External<KeyStore>, id: String) -> napi::Result<Option<UserDto>, String> {
     Ok(store.get_user(&id).map_err(js_error)?.map(UserDto::from))
+}
+
+#[napi(catch_unwind)]
+pub fn effective_rights(store: &External<KeyStore>, user_id: String) -> napi::Result<Option<EffectiveRightsDto>, String> {
+    Ok(store.effective_rights(&user_id).map_err(js_error)?.map(EffectiveRightsDto::from))
 }
 
 #[napi(catch_unwind)]

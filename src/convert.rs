@@ -211,6 +211,27 @@ pub struct UserInputDto {
     pub roles: Option<Vec<String>>,
 }
 
+/// A user's effective rights (`KeyStore::effective_rights`).
+#[napi(object)]
+pub struct EffectiveRightsDto {
+    pub own: Vec<String>,
+    pub by_role: Vec<RoleRightsDto>,
+    pub all: Vec<String>,
+}
+
+#[napi(object)]
+pub struct RoleRightsDto {
+    pub role: String,
+    pub rights: Vec<String>,
+}
+
+impl From<keygate_core::EffectiveRights> for EffectiveRightsDto {
+    fn from(e: keygate_core::EffectiveRights) -> Self {
+        let by_role = e.by_role.into_iter().map(|r| RoleRightsDto { role: r.name, rights: r.rights }).collect();
+        EffectiveRightsDto { own: e.own, by_role, all: e.all }
+    }
+}
+
 #[napi(object)]
 pub struct RoleDto {
     pub name: String,

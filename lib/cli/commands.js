@@ -69,17 +69,9 @@ function required(ctx, name, what) {
   return value
 }
 
-function unique(items) {
-  return [...new Set(items)]
-}
-
+/** The user's effective rights, as the store's decision sees them. */
 function effectiveRights(store, user) {
-  const rights = [...user.rights]
-  for (const name of user.roles) {
-    const role = store.getRole(name)
-    if (role) rights.push(...role.rights)
-  }
-  return unique(rights)
+  return store.effectiveRights(user.id)?.all ?? []
 }
 
 function keyOrNotFound(store, id) {

@@ -30,6 +30,6 @@ pub use error::{Error, ErrorCode, Result};
 pub use incident::{Incident, OnError, Task};
 pub use memo::{Signals, Verdict};
 pub use store::{
-    validate_rule, Actor, AuditAction, Explanation, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, Options, RoleView, UserInput,
-    UserView,
+    validate_rule, Actor, AuditAction, EffectiveRights, Explanation, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, Options,
+    RoleView, UserInput, UserView,
 };

@@ -152,6 +152,16 @@ pub struct RoleView {
     pub rights: Vec<String>,
 }
 
+/// What a user may call: its own rights, those each of its roles gives, and their union.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectiveRights {
+    pub own: Vec<String>,
+    /// The user's roles that exist, in the user's order (a missing role gives nothing).
+    pub by_role: Vec<RoleView>,
+    /// Own rights then each role's, each text once, in order of first appearance.
+    pub all: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyView {
     pub id: String,
@@ -754,6 +764,18 @@ impl Inner {
     pub fn get_user(&self, id: &str) -> Result<Option<UserView>> {
         self.check_open()?;
         Ok(self.registry.read().user(id).map(view_user))
+    }
+
+    /// The rights the decision grants the user (step 7), or `None` when there is no such user.
+    pub fn effective_rights(&self, user_id: &str) -> Result<Option<EffectiveRights>> {
+        self.check_open()?;
+        let registry = self.registry.read();
+        let Some(user) = registry.user(user_id) else { return Ok(None) };
+        let own = user.rights.texts();
+        let by_role: Vec<RoleView> = user.roles.iter().filter_map(|name| registry.role(name)).map(view_role).collect();
+        let mut seen = HashSet::new();
+        let all = own.iter().chain(by_role.iter().flat_map(|role| &role.rights)).filter(|right| seen.insert(*right)).cloned().collect();
+        Ok(Some(EffectiveRights { own, by_role, all }))
     }
 
     /// All users, by id.

@@ -133,6 +133,25 @@ fn roles_give_rights_live() {
 }
 
 #[test]
+fn effective_rights_are_own_then_each_role_once_each() {
+    let s = store();
+    s.put_role("reader", &["data:*".into(), "session:getX".into()], None).unwrap();
+    s.put_role("empty", &[], None).unwrap();
+    let input = UserInput {
+        id: "svc".into(),
+        rights: vec!["session:getX".into()],
+        roles: vec!["empty".into(), "reader".into()],
+        ..Default::default()
+    };
+    s.put_user(&input, None).unwrap();
+    let e = s.effective_rights("svc").unwrap().unwrap();
+    assert_eq!(e.own, ["session:getX"]);
+    assert_eq!(e.by_role.iter().map(|r| (r.name.as_str(), r.rights.len())).collect::<Vec<_>>(), [("empty", 0), ("reader", 2)]);
+    assert_eq!(e.all, ["session:getX", "data:*"]);
+    assert_eq!(s.effective_rights("nobody").unwrap(), None);
+}
+
+#[test]
 fn revoked_is_final_and_failed_calls_change_nothing() {
     let s = store();
     user(&s, "svc", &["*:*"]);

@@ -11,6 +11,17 @@ import { keyTable, loadUsers } from './keys.js'
 import { openCreate } from './key-create.js'
 import { loadRoles } from './roles.js'
 
+/** The union of the user's own and its roles' rights, as the store computes it (shown under the form). */
+function showEffectiveRights(rights) {
+  let el = $('#user-effective')
+  if (!el) {
+    el = h('p', { id: 'user-effective', class: 'hint field-wide' })
+    $('#user-form-error').before(el)
+  }
+  const all = rights?.all ?? []
+  setText(el, 'Effective rights (its own and its roles’): ', all.length ? all.join(', ') : 'none')
+}
+
 /** The live checks of the rights textareas (set by wireUsers). */
 let newUserChecker
 let userChecker
@@ -133,6 +144,7 @@ export async function renderUser(route) {
   userChecker.reset()
   setError($('#user-form-error'), '')
   roleChecks($('#user-roles-list'), user.roles, 'user-role')
+  showEffectiveRights(data.effectiveRights)
   setText($('#user-keys-title'), 'API keys of ', isolated(user.id), ` (${data.keys.length})`)
   $('#user-keys-table').replaceChildren(
     keyTable(data.keys, { caption: `API keys of ${user.id}`, empty: 'No API keys under this account yet. Press + to create one.', showUser: false }),

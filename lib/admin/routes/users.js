@@ -1,5 +1,5 @@
 'use strict'
-// /api/users: list (with key counts), create, read (with its keys), replace, delete.
+// /api/users: list (with key counts), create, read (with its effective rights and keys), replace, delete.
 
 const { KeygateError, quote } = require('../../errors.js')
 const { ApiError } = require('../response.js')
@@ -44,7 +44,7 @@ function userRoutes({ store, admin }) {
 
   function read({ params: { id } }) {
     const user = mustUser(id)
-    return [200, { user, keys: store.listKeys({ userId: id }), now: store.now() }]
+    return [200, { user, effectiveRights: store.effectiveRights(id), keys: store.listKeys({ userId: id }), now: store.now() }]
   }
 
   function replace({ params: { id }, body }) {
