@@ -50,7 +50,10 @@ describe('several processes on one file', () => {
     const used = (k: string) => c[k]! - b[k]!
     t.diagnostic(`${3 * 20 * secrets.length} checks: syscr +${used('syscr') - own('syscr')}, syscw +${used('syscw')}`)
     assert.ok(used('syscr') <= own('syscr'), `checks made read calls: ${JSON.stringify({ own: own('syscr'), used: used('syscr') })}`)
-    assert.equal(used('syscw'), 0, 'checks made write calls')
+    // A signal arriving during the loop (SIGCHLD from a helper process of the TypeScript loader,
+    // say) makes libuv's handler write one byte to its signal pipe on whichever thread it
+    // interrupts; checks that wrote would show thousands of writes, not one or two.
+    assert.ok(used('syscw') <= 2, `checks made write calls: ${used('syscw')}`)
     store.close()
   })
 
