@@ -90,6 +90,7 @@ export declare const enum ErrorCode {
   UnknownKey = 'UNKNOWN_KEY',
   InvalidState = 'INVALID_STATE',
   RevokedIsFinal = 'REVOKED_IS_FINAL',
+  Conflict = 'CONFLICT',
   StoreIo = 'STORE_IO',
   StoreCorrupt = 'STORE_CORRUPT',
   StoreLocked = 'STORE_LOCKED',
@@ -162,6 +163,7 @@ export interface KeyPatchDto {
   /** True when the caller passed `expiresAt` at all (even `null`, which is refused). */
   expiresAtGiven: boolean
   expiresAt?: number
+  expectedUpdatedAt?: number
 }
 
 /** A key's state: `active ⇄ suspended`, either → `revoked` (final). */
@@ -236,12 +238,12 @@ export interface RoleRightsDto {
   rights: Array<string>
 }
 
-export declare function rotateKey(store: ExternalObject<KeyStore>, id: string, overlapSeconds: number, actor?: string | undefined | null): IssuedDto
+export declare function rotateKey(store: ExternalObject<KeyStore>, id: string, overlapSeconds: number, expectedUpdatedAt?: number | undefined | null, actor?: string | undefined | null): IssuedDto
 
 /** Characters of a secret after its prefix (`_` and the body). */
 export declare const SECRET_AFTER_PREFIX_LENGTH: number
 
-export declare function setState(store: ExternalObject<KeyStore>, id: string, state: string, actor?: string | undefined | null): KeyDto
+export declare function setState(store: ExternalObject<KeyStore>, id: string, state: string, expectedUpdatedAt?: number | undefined | null, actor?: string | undefined | null): KeyDto
 
 export declare function storeBackup(store: ExternalObject<KeyStore>, to: string): void
 

@@ -93,6 +93,11 @@ export interface BackgroundError extends KeygateError {
 export interface AdminOptions {
   /** Who makes the change, recorded in the audit trail (1–256 characters, no control characters). */
   actor?: string
+  /**
+   * For `updateKey`/`setState`/`rotateKey`: the key's `updatedAt` as the caller last read it. If the
+   * key changed since, the change is refused with `CONFLICT` (checked inside the store's write).
+   */
+  expectedUpdatedAt?: Date
 }
 
 /** One recorded change. Never holds a secret or its digest. */

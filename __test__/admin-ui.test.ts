@@ -221,6 +221,7 @@ describe('admin API (fetch)', () => {
     assert.equal(again.status, 409)
     const stale = await post(`/api/keys/${key.id}`, { description: 'x', updatedAt: key.updatedAt }, 'PATCH')
     assert.equal(stale.status, 409)
+    assert.equal(((await stale.json()) as { error: { code: string } }).error.code, 'CONFLICT', 'checked by the store inside its write')
     // The secret never comes back: not in the key, list, audit or a try answer.
     const texts = await Promise.all(
       [`/api/keys/${key.id}`, '/api/keys', '/api/audit?limit=1000', '/api/users'].map(async (p) => (await fetch(`${url}${p}`, { headers: { cookie } })).text()),

@@ -23,6 +23,7 @@ describe('KeygateError', () => {
         'UNKNOWN_KEY',
         'INVALID_STATE',
         'REVOKED_IS_FINAL',
+        'CONFLICT',
         'STORE_IO',
         'STORE_CORRUPT',
         'STORE_LOCKED',
@@ -271,6 +272,9 @@ describe('a failed call changes nothing', () => {
   unchanged('setState to a bad state', (w) => w.store.setState(w.active.key.id, 'frozen' as never), 'INVALID_STATE')
   unchanged('setState of a revoked key to active', (w) => w.store.setState(w.revoked.key.id, 'active'), 'REVOKED_IS_FINAL')
   unchanged('setState of an unknown key', (w) => w.store.setState('key_0000000000000000000000', 'revoked'), 'UNKNOWN_KEY')
+  unchanged('updateKey from a stale updatedAt', (w) => w.store.updateKey(w.active.key.id, { description: 'x' }, { expectedUpdatedAt: at(T0, -1) }), 'CONFLICT')
+  unchanged('setState from a stale updatedAt', (w) => w.store.setState(w.active.key.id, 'suspended', { expectedUpdatedAt: at(T0, -1) }), 'CONFLICT')
+  unchanged('rotateKey from a stale updatedAt', (w) => w.store.rotateKey(w.active.key.id, { expectedUpdatedAt: at(T0, -1) }), 'CONFLICT')
   // rotateKey
   unchanged('rotateKey of a revoked key', (w) => w.store.rotateKey(w.revoked.key.id, { overlapSeconds: 60 }), 'REVOKED_IS_FINAL')
   unchanged('rotateKey with a negative overlap', (w) => w.store.rotateKey(w.active.key.id, { overlapSeconds: -1 }), 'INVALID_ARGUMENT')

@@ -114,6 +114,12 @@ function actorOf(options) {
   return args.optionalString(o.actor, 'options.actor')
 }
 
+/** The optimistic-concurrency precondition of a change of a key: its `updatedAt` as last read. */
+function expectedOf(options) {
+  const o = args.optionalObject(options, 'options')
+  return args.optionalDate(o.expectedUpdatedAt, 'options.expectedUpdatedAt')
+}
+
 function toAuditEntry(dto) {
   const entry = { seq: dto.seq, at: new Date(dto.at), action: dto.action, changes: JSON.parse(dto.detail), hash: dto.hash }
   if (dto.actor != null) entry.actor = dto.actor
@@ -348,6 +354,7 @@ class KeyStore {
       rules: args.ruleArray(p.rules, 'patch.rules'),
       expiresAtGiven: p.expiresAt !== undefined,
       expiresAt: args.optionalDate(p.expiresAt, 'patch.expiresAt'),
+      expectedUpdatedAt: expectedOf(options),
     }
     const actor = actorOf(options)
     return toKey(call(() => native.updateKey(this.#handle, id, dto, actor)))
@@ -357,7 +364,8 @@ class KeyStore {
     args.string(id, 'id')
     args.string(state, 'state')
     const actor = actorOf(options)
-    return toKey(call(() => native.setState(this.#handle, id, state, actor)))
+    const expected = expectedOf(options)
+    return toKey(call(() => native.setState(this.#handle, id, state, expected, actor)))
   }
 
   rotateKey(id, options) {
@@ -365,7 +373,8 @@ class KeyStore {
     const o = args.optionalObject(options, 'options')
     const overlap = args.optionalNumber(o.overlapSeconds, 'options.overlapSeconds') ?? 0
     const actor = args.optionalString(o.actor, 'options.actor')
-    return toIssued(call(() => native.rotateKey(this.#handle, id, overlap, actor)))
+    const expected = expectedOf(options)
+    return toIssued(call(() => native.rotateKey(this.#handle, id, overlap, expected, actor)))
   }
 
   deleteKey(id, options) {

@@ -238,18 +238,31 @@ pub fn update_key(store: &External<KeyStore>, id: String, patch: KeyPatchDto, ac
         description: patch.description,
         rules: patch.rules,
         expires_at: patch.expires_at_given.then(|| patch.expires_at.map(ms)),
+        expected_updated_at: patch.expected_updated_at.map(ms),
     };
     store.update_key(&id, &patch, actor.as_deref()).map(KeyDto::from).map_err(js_error)
 }
 
 #[napi(catch_unwind)]
-pub fn set_state(store: &External<KeyStore>, id: String, state: String, actor: Option<String>) -> napi::Result<KeyDto, String> {
-    store.set_state(&id, &state, actor.as_deref()).map(KeyDto::from).map_err(js_error)
+pub fn set_state(
+    store: &External<KeyStore>,
+    id: String,
+    state: String,
+    expected_updated_at: Option<f64>,
+    actor: Option<String>,
+) -> napi::Result<KeyDto, String> {
+    store.set_state_if(&id, &state, expected_updated_at.map(ms), actor.as_deref()).map(KeyDto::from).map_err(js_error)
 }
 
 #[napi(catch_unwind)]
-pub fn rotate_key(store: &External<KeyStore>, id: String, overlap_seconds: f64, actor: Option<String>) -> napi::Result<IssuedDto, String> {
-    store.rotate_key(&id, overlap_seconds, actor.as_deref()).map(IssuedDto::from).map_err(js_error)
+pub fn rotate_key(
+    store: &External<KeyStore>,
+    id: String,
+    overlap_seconds: f64,
+    expected_updated_at: Option<f64>,
+    actor: Option<String>,
+) -> napi::Result<IssuedDto, String> {
+    store.rotate_key_if(&id, overlap_seconds, expected_updated_at.map(ms), actor.as_deref()).map(IssuedDto::from).map_err(js_error)
 }
 
 #[napi(catch_unwind)]

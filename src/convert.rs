@@ -71,6 +71,7 @@ pub enum ErrorCode {
     UnknownKey,
     InvalidState,
     RevokedIsFinal,
+    Conflict,
     StoreIo,
     StoreCorrupt,
     StoreLocked,
@@ -92,6 +93,7 @@ pub const fn error_code_of(code: keygate_core::ErrorCode) -> ErrorCode {
         C::UnknownKey => ErrorCode::UnknownKey,
         C::InvalidState => ErrorCode::InvalidState,
         C::RevokedIsFinal => ErrorCode::RevokedIsFinal,
+        C::Conflict => ErrorCode::Conflict,
         C::StoreIo => ErrorCode::StoreIo,
         C::StoreCorrupt => ErrorCode::StoreCorrupt,
         C::StoreLocked => ErrorCode::StoreLocked,
@@ -304,6 +306,7 @@ pub struct KeyPatchDto {
     /// True when the caller passed `expiresAt` at all (even `null`, which is refused).
     pub expires_at_given: bool,
     pub expires_at: Option<f64>,
+    pub expected_updated_at: Option<f64>,
 }
 
 #[napi(object)]

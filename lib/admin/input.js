@@ -2,7 +2,7 @@
 // Reading the fields of a JSON request body: each helper refuses a missing or mistyped field
 // with a 400 naming it, so the routes read like a list of their inputs.
 
-const { KeygateError, quote } = require('../errors.js')
+const { KeygateError } = require('../errors.js')
 const { ApiError } = require('./response.js')
 
 /** The body's own field `name` (never one inherited from Object.prototype). */
@@ -47,20 +47,16 @@ function date(body, name, { optional = false } = {}) {
   return d
 }
 
-/** Checks the optimistic-concurrency stamp (`updatedAt`) a page sends with a change of a key. */
-function checkFresh(key, body, id) {
-  if (key === null) throw new KeygateError('UNKNOWN_KEY', `no key with id ${quote(id)}`)
+/**
+ * The optimistic-concurrency stamp (`updatedAt`) a page sends with a change of a key, for the
+ * store to check inside its write (`expectedUpdatedAt`; a mismatch is `CONFLICT`, 409).
+ */
+function expectedUpdatedAt(body) {
   const seen = field(body, 'updatedAt')
-  if (seen === undefined || seen === null) return key
-  const t = new Date(seen).getTime()
-  if (!Number.isFinite(t) || t !== key.updatedAt.getTime()) {
-    throw new ApiError(
-      409,
-      'KEY_CHANGED',
-      `key ${key.id} was changed elsewhere (another tab or admin) since this page showed it; review it and try again`,
-    )
-  }
-  return key
+  if (seen === undefined || seen === null) return undefined
+  const d = new Date(/** @type {string} */ (seen))
+  if (typeof seen !== 'string' || !Number.isFinite(d.getTime())) throw new ApiError(400, 'INVALID_ARGUMENT', 'updatedAt is not a valid date-time')
+  return d
 }
 
-module.exports = { field, str, strList, date, checkFresh }
+module.exports = { field, str, strList, date, expectedUpdatedAt }

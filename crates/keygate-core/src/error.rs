@@ -16,6 +16,8 @@ pub enum ErrorCode {
     UnknownKey,
     InvalidState,
     RevokedIsFinal,
+    /// The key changed since the `updatedAt` the caller gave (optimistic concurrency).
+    Conflict,
     StoreIo,
     StoreCorrupt,
     StoreLocked,
@@ -36,6 +38,7 @@ impl ErrorCode {
             ErrorCode::UnknownKey => "UNKNOWN_KEY",
             ErrorCode::InvalidState => "INVALID_STATE",
             ErrorCode::RevokedIsFinal => "REVOKED_IS_FINAL",
+            ErrorCode::Conflict => "CONFLICT",
             ErrorCode::StoreIo => "STORE_IO",
             ErrorCode::StoreCorrupt => "STORE_CORRUPT",
             ErrorCode::StoreLocked => "STORE_LOCKED",

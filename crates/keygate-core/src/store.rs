@@ -130,6 +130,8 @@ pub struct KeyPatch {
     pub description: Option<String>,
     pub rules: Option<Vec<String>>,
     pub expires_at: Option<Option<i64>>,
+    /// Precondition: the key's `updatedAt` must still be this, else `CONFLICT`.
+    pub expected_updated_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -893,9 +895,27 @@ impl Inner {
         Ok(record_of(key))
     }
 
+    /// Refuses with `CONFLICT` a change made from a view of the key older than its
+    /// current `updated_at`; checked inside the write transaction, so no other change
+    /// can come between the check and the write.
+    fn check_unchanged(record: &KeyRecord, id: &str, expected_updated_at: Option<i64>) -> Result<()> {
+        match expected_updated_at {
+            Some(expected) if expected != record.updated_at => Err(Error::new(
+                ErrorCode::Conflict,
+                format!(
+                    "key {id} was changed elsewhere at {}, after the updatedAt given ({}); read it again and retry",
+                    iso(record.updated_at),
+                    iso(expected)
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub fn update_key(&self, id: &str, patch: &KeyPatch, actor: Actor) -> Result<KeyView> {
         let mut tx = self.write(AuditAction::UpdateKey, actor)?;
         let mut record = Self::existing_record(&tx, id)?;
+        Self::check_unchanged(&record, id, patch.expected_updated_at)?;
         if record.state == KeyState::Revoked {
             return Err(Error::new(ErrorCode::RevokedIsFinal, format!("key {id} is revoked and cannot be changed")));
         }
@@ -922,9 +942,15 @@ impl Inner {
 
     /// Moves a key between states: `active ⇄ suspended`, either → `revoked`, never back.
     pub fn set_state(&self, id: &str, state: &str, actor: Actor) -> Result<KeyView> {
+        self.set_state_if(id, state, None, actor)
+    }
+
+    /// `set_state` when the key's `updated_at` is still `expected_updated_at` (if given), else `CONFLICT`.
+    pub fn set_state_if(&self, id: &str, state: &str, expected_updated_at: Option<i64>, actor: Actor) -> Result<KeyView> {
         let state = KeyState::parse(state)?;
         let mut tx = self.write(AuditAction::SetState, actor)?;
         let mut record = Self::existing_record(&tx, id)?;
+        Self::check_unchanged(&record, id, expected_updated_at)?;
         if record.state == KeyState::Revoked && state != KeyState::Revoked {
             return Err(Error::new(
                 ErrorCode::RevokedIsFinal,
@@ -942,6 +968,11 @@ impl Inner {
     /// Issues a new key like `id` (same user, description, rules, expiry and
     /// state); the old key stays usable for `overlap_seconds`, or is revoked at once with 0.
     pub fn rotate_key(&self, id: &str, overlap_seconds: f64, actor: Actor) -> Result<Issued> {
+        self.rotate_key_if(id, overlap_seconds, None, actor)
+    }
+
+    /// `rotate_key` when the key's `updated_at` is still `expected_updated_at` (if given), else `CONFLICT`.
+    pub fn rotate_key_if(&self, id: &str, overlap_seconds: f64, expected_updated_at: Option<i64>, actor: Actor) -> Result<Issued> {
         if !(overlap_seconds.is_finite() && overlap_seconds >= 0.0 && overlap_seconds.fract() == 0.0) {
             return Err(Error::new(
                 ErrorCode::InvalidArgument,
@@ -950,6 +981,7 @@ impl Inner {
         }
         let mut tx = self.write(AuditAction::RotateKey, actor)?;
         let mut old = Self::existing_record(&tx, id)?;
+        Self::check_unchanged(&old, id, expected_updated_at)?;
         let now = self.clock.now();
         if old.state == KeyState::Revoked {
             return Err(Error::new(ErrorCode::RevokedIsFinal, format!("key {id} is revoked and cannot be rotated")));

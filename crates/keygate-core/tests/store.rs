@@ -152,6 +152,22 @@ fn effective_rights_are_own_then_each_role_once_each() {
 }
 
 #[test]
+fn a_stale_expected_updated_at_is_a_conflict_and_changes_nothing() {
+    let s = store();
+    user(&s, "svc", &["*:*"]);
+    let (id, _) = key(&s, "svc", &[]);
+    s.set_now(Some(T0 + 1000));
+    let patch = |expected| KeyPatch { description: Some("mine".into()), expected_updated_at: Some(expected), ..Default::default() };
+    s.update_key(&id, &patch(T0), None).unwrap();
+    let before = snapshot(&s);
+    assert_eq!(s.update_key(&id, &patch(T0), None).unwrap_err().code, ErrorCode::Conflict, "the key changed at T0+1000");
+    assert_eq!(s.set_state_if(&id, "suspended", Some(T0), None).unwrap_err().code, ErrorCode::Conflict);
+    assert_eq!(s.rotate_key_if(&id, 0.0, Some(T0), None).unwrap_err().code, ErrorCode::Conflict);
+    assert_eq!(snapshot(&s), before, "refused changes change nothing");
+    assert_eq!(s.set_state_if(&id, "suspended", Some(T0 + 1000), None).unwrap().state, "suspended");
+}
+
+#[test]
 fn revoked_is_final_and_failed_calls_change_nothing() {
     let s = store();
     user(&s, "svc", &["*:*"]);

@@ -59,7 +59,7 @@ export async function api(method, path, body, retried = false) {
 
 export const GONE = new Set(['UNKNOWN_KEY', 'UNKNOWN_USER', 'UNKNOWN_ROLE'])
 
-const CHANGED = new Set(['KEY_CHANGED', 'REVOKED_IS_FINAL', 'ALREADY_EXISTS'])
+const CHANGED = new Set(['KEY_CHANGED', 'CONFLICT', 'REVOKED_IS_FINAL', 'ALREADY_EXISTS'])
 
 export function isStale(error) {
   return error instanceof ApiFailure && (GONE.has(error.code) || CHANGED.has(error.code))

@@ -1,10 +1,10 @@
 'use strict'
 // /api/keys: list, create, read, edit, delete, change state, rotate. Each change of an
-// existing key carries the `updatedAt` the page last saw (see checkFresh).
+// existing key carries the `updatedAt` the page last saw, checked by the store (expectedUpdatedAt).
 
 const { KeygateError, quote } = require('../../errors.js')
 const { ApiError } = require('../response.js')
-const { field, str, strList, date, checkFresh } = require('../input.js')
+const { field, str, strList, date, expectedUpdatedAt } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
 
 const KEY_STATES = new Set(require('../../store.js').KEY_STATES)
@@ -50,14 +50,14 @@ function keyRoutes({ store, admin }) {
   }
 
   function edit({ params: { id }, body }) {
-    checkFresh(store.getKey(id), body, id)
+    const precondition = { ...admin, expectedUpdatedAt: expectedUpdatedAt(body) }
     const patch = {}
     const description = str(body, 'description', { optional: true, max: 10_000 })
     if (description !== undefined) patch.description = description
     const rulesIn = strList(body, 'rules', { optional: true })
     if (rulesIn !== undefined) patch.rules = rulesToStore(rulesIn)
     if (field(body, 'expiresAt') !== undefined) patch.expiresAt = date(body, 'expiresAt')
-    return [200, { key: store.updateKey(id, patch, admin) }]
+    return [200, { key: store.updateKey(id, patch, precondition) }]
   }
 
   function remove({ params: { id } }) {
@@ -67,20 +67,23 @@ function keyRoutes({ store, admin }) {
 
   function setState({ params: { id }, body }) {
     const state = str(body, 'state', { max: 32 })
-    const key = checkFresh(store.getKey(id), body, id)
+    const expected = expectedUpdatedAt(body)
+    const key = store.getKey(id)
+    if (key === null) throw new KeygateError('UNKNOWN_KEY', `no key with id ${quote(id)}`)
+    // Asking for the state the key already has means the page is behind (a double click, another tab).
     if (key.state === state) {
       throw new ApiError(409, 'KEY_CHANGED', `key ${quote(id)} is already ${quote(state)} (changed elsewhere?)`)
     }
-    return [200, { key: store.setState(id, state, admin) }]
+    return [200, { key: store.setState(id, state, { ...admin, expectedUpdatedAt: expected }) }]
   }
 
   function rotate({ params: { id }, body }) {
-    checkFresh(store.getKey(id), body, id)
+    const expected = expectedUpdatedAt(body)
     const overlap = field(body, 'overlapSeconds') ?? 0
     if (typeof overlap !== 'number' || !Number.isInteger(overlap) || overlap < 0 || overlap > 730 * 86400) {
       throw new ApiError(400, 'INVALID_ARGUMENT', 'overlapSeconds must be a whole number of seconds, 0 or more')
     }
-    const issued = store.rotateKey(id, { overlapSeconds: overlap, actor: admin.actor })
+    const issued = store.rotateKey(id, { overlapSeconds: overlap, actor: admin.actor, expectedUpdatedAt: expected })
     return [201, { key: issued.key, secret: issued.secret, old: store.getKey(id) }]
   }
 
