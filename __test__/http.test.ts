@@ -6,7 +6,6 @@ import http from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import net from 'node:net'
 import querystring from 'node:querystring'
-import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
@@ -24,6 +23,7 @@ import { KeyStore, KeygateError } from 'keygate'
 import { createGuard, hornbillRoute } from 'keygate/http'
 import type { CheckResult, Denial, Guard, GuardOptions, KeygateAuth } from 'keygate/http'
 import { DAY, HOUR, T0, assertNoSecret, at, forgeSecret } from './helpers.js'
+import { NO_PYTHON, sql } from './support/python-sqlite.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -1154,25 +1154,13 @@ describe('failures are 500 without details, reported to onError without the key'
   })
 })
 
-const PYTHON = (() => {
-  try {
-    execFileSync('python3', ['-c', 'import sqlite3'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-})()
-
 describe('a durable store that cannot vouch for its state', () => {
-  test('store_unavailable → 503 unavailable with Retry-After: 1, through node:http; 200 again once repaired', { skip: PYTHON ? false : 'python3 with its sqlite3 module is not available', timeout: 30_000 }, async () => {
+  test('store_unavailable → 503 unavailable with Retry-After: 1, through node:http; 200 again once repaired', { skip: NO_PYTHON, timeout: 30_000 }, async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keygate-http-'))
     const file = path.join(dir, 'keys.db')
     const reported: Error[] = []
     const store = KeyStore.open(file, { onError: (error) => reported.push(error) })
     const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-    /** Another writer: statements in one transaction through python3's sqlite3. */
-    const sql = (statements: [string, string[]][]) =>
-      execFileSync('python3', ['-c', 'import sqlite3, sys, json\nc = sqlite3.connect(sys.argv[1])\nfor q, a in json.loads(sys.argv[2]): c.execute(q, a)\nc.commit()\nc.close()', file, JSON.stringify(statements)])
     const s = await serve('node', createGuard(store))
     try {
       store.putUser({ id: 'svc', rights: ['*:*'] })
@@ -1184,7 +1172,7 @@ describe('a durable store that cannot vouch for its state', () => {
       const digest = createHash('sha256').update(damaged.secret).digest('hex')
 
       // Another writer stores a rule no keygate can load, with its change row.
-      sql([
+      sql(file, [
         [`UPDATE keys SET rules = 'a b:c' WHERE digest = X'${digest}'`, []],
         [`INSERT INTO changes (kind, id, op) VALUES ('key', ?, 'put')`, [damaged.key.id]],
       ])
@@ -1200,7 +1188,7 @@ describe('a durable store that cannot vouch for its state', () => {
       expectDenial(await call(s.base, CALL, esp('kg_garbage')), 401, 'malformed_key')
 
       // Repaired: the same request is let through again.
-      sql([
+      sql(file, [
         [`UPDATE keys SET rules = 'svc:*' WHERE digest = X'${digest}'`, []],
         [`INSERT INTO changes (kind, id, op) VALUES ('key', ?, 'put')`, [damaged.key.id]],
       ])

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 
 import { ERROR_CODES, KeyStore, KeygateError } from '../../index.js'
 import type { ApiKey, AuditEntry, AuditReport, Decision, IssuedKey, Role, User } from '../../index.js'
+import { plainKey } from '../helpers.js'
 import { HostileError } from './hostile.js'
 import type { World } from './hostile.js'
 
@@ -75,16 +76,6 @@ export function makeWorlds(): Worlds {
 }
 
 // ---- the state digest --------------------------------------------------------
-
-function plainKey(k: ApiKey): unknown {
-  return {
-    ...k,
-    expiresAt: k.expiresAt.getTime(),
-    createdAt: k.createdAt.getTime(),
-    updatedAt: k.updatedAt.getTime(),
-    lastUsedAt: k.lastUsedAt === null ? null : k.lastUsedAt.getTime(),
-  }
-}
 
 /** Everything observable about a world's store, for "a throw changes nothing" (its clock only while frozen). */
 export function digest(world: World): unknown {

@@ -18,6 +18,7 @@ use keygate_core::glob::Glob;
 use keygate_core::ip::{parse_caller_ip, IpNet};
 use keygate_core::rule::{parse_rule, Rule};
 use keygate_core::secret::{self, Prefix};
+use keygate_core::sqlite::TABLES;
 use keygate_core::{validate_rule, Call, KeyStore, NewKey, Options, Reason, UserInput};
 
 // ---- structured input ----------------------------------------------------------
@@ -654,31 +655,6 @@ fn reference_decision<'f>(
 
 // ---- store_load -----------------------------------------------------------------
 
-const TABLES: &[(&str, &[&str])] = &[
-    ("meta", &["name", "value"]),
-    ("roles", &["name", "rights"]),
-    ("users", &["id", "status", "rights", "roles"]),
-    (
-        "keys",
-        &[
-            "id",
-            "seq",
-            "user_id",
-            "description",
-            "state",
-            "expires_at",
-            "created_at",
-            "updated_at",
-            "last_used_at",
-            "hint",
-            "digest",
-            "rules",
-        ],
-    ),
-    ("changes", &["seq", "kind", "id", "op"]),
-    ("audit", &["seq", "at", "actor", "action", "key_id", "user_id", "detail", "hash"]),
-];
-
 /// Texts that mean something to the loader, to combine with arbitrary ones.
 const WORDS: &[&str] = &[
     "session:get*",
@@ -796,7 +772,7 @@ fn edit_store(conn: &rusqlite::Connection, input: &mut Input) -> Vec<(usize, u8)
     let mut edits = 0;
     while !input.is_empty() && edits < 16 {
         edits += 1;
-        let (table, columns) = *input.choose(TABLES);
+        let (table, columns) = *input.choose(&TABLES);
         match input.byte() % 8 {
             0..=2 => {
                 let column = *input.choose(columns);

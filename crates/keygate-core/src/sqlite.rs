@@ -71,8 +71,8 @@ CREATE INDEX audit_by_user ON audit(user_id);
 ";
 
 /// The tables and columns of `SCHEMA`, checked (read-only) before anything is
-/// written to an existing file.
-const TABLES: [(&str, &[&str]); 6] = [
+/// written to an existing file (and damaged on purpose by the store_load fuzzer).
+pub const TABLES: [(&str, &[&str]); 6] = [
     ("meta", &["name", "value"]),
     ("roles", &["name", "rights"]),
     ("users", &["id", "status", "rights", "roles"]),
