@@ -77,7 +77,10 @@ describe('admin API: a secret in a request is never echoed', () => {
     assert.ok(!text.includes(secret.slice(3)), text)
     const check = JSON.parse(text) as { ok: boolean; errors: { line: number; rule: string }[] }
     assert.equal(check.ok, false)
-    assert.deepEqual(check.errors.map((x) => [x.line, x.rule]), [[2, 'kg_<redacted>']])
+    assert.deepEqual(
+      check.errors.map((x) => [x.line, x.rule]),
+      [[2, 'kg_<redacted>']],
+    )
   })
 
   test('the log line of a failing request names its path redacted', async () => {

@@ -73,7 +73,11 @@ describe('admin API (fetch)', () => {
     })
     assert.equal(res.status, 200)
     const setCookie = res.headers.get('set-cookie') ?? ''
-    device = res.headers.getSetCookie().find((c) => c.startsWith('keygate_device='))?.split(';')[0] ?? device
+    device =
+      res.headers
+        .getSetCookie()
+        .find((c) => c.startsWith('keygate_device='))
+        ?.split(';')[0] ?? device
     const body = (await res.json()) as { csrfToken: string }
     return { cookie: setCookie.split(';')[0]!, csrf: body.csrfToken, setCookie }
   }
@@ -203,7 +207,12 @@ describe('admin API (fetch)', () => {
     assert.equal(((await far.json()) as { error: { code: string } }).error.code, 'EXPIRY_TOO_FAR')
     const none = await post('/api/keys', { userId: 'api-user', description: '' })
     assert.equal(((await none.json()) as { error: { code: string } }).error.code, 'EXPIRY_REQUIRED')
-    const badRule = await post('/api/keys', { userId: 'api-user', description: '', expiresAt: new Date(Date.now() + DAY).toISOString(), rules: ['session:*', 'nonsense'] })
+    const badRule = await post('/api/keys', {
+      userId: 'api-user',
+      description: '',
+      expiresAt: new Date(Date.now() + DAY).toISOString(),
+      rules: ['session:*', 'nonsense'],
+    })
     assert.equal(badRule.status, 400)
     const err = ((await badRule.json()) as { error: { code: string; message: string } }).error
     assert.equal(err.code, 'INVALID_RULE')
@@ -285,7 +294,11 @@ describe('serve() and the bootstrap admin token', () => {
       const third: string[] = []
       s = await serve({ db, port: 0, handleSignals: false, print: (l) => third.push(l) })
       assert.ok(!third.join('\n').includes('from-the-environment-1234'), 'an env token is never printed')
-      const env = await fetch(`${s.url}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token: 'from-the-environment-1234' }) })
+      const env = await fetch(`${s.url}/api/login`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ token: 'from-the-environment-1234' }),
+      })
       assert.equal(env.status, 200)
       await s.close()
     } finally {
@@ -346,7 +359,16 @@ browserSuite('admin page in a real browser (chromium)', () => {
     serving = await serve({ db: path.join(dir, 'keygate.db'), port: 0, token: TOKEN, handleSignals: false, print: (l) => printed.push(l) })
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     })
     context = await browser.newContext({ viewport: { width: 1280, height: 860 } })
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: serving.url })
@@ -374,7 +396,10 @@ browserSuite('admin page in a real browser (chromium)', () => {
     await page.getByText('No API keys yet').waitFor()
     // A new user presses + first: told to create a user account.
     await page.getByRole('button', { name: 'Create an API key' }).click()
-    await page.locator('#dlg-create').getByText(/There is no user account yet/).waitFor()
+    await page
+      .locator('#dlg-create')
+      .getByText(/There is no user account yet/)
+      .waitFor()
     await page.keyboard.press('Escape')
     await page.locator('#dlg-create').waitFor({ state: 'hidden' })
     const cookies = await context.cookies()
@@ -568,9 +593,7 @@ browserSuite('admin page in a real browser (chromium)', () => {
     const body = secret.slice(3)
     const html = await page.content()
     assert.ok(!html.includes(body.slice(0, 16)), 'not in the HTML')
-    const values = (await page.evaluate(
-      'Array.from(document.querySelectorAll("input, textarea")).map((e) => e.value).join("\\n") + document.body.innerText',
-    )) as string
+    const values = (await page.evaluate('Array.from(document.querySelectorAll("input, textarea")).map((e) => e.value).join("\\n") + document.body.innerText')) as string
     assert.ok(!values.includes(body.slice(0, 16)), 'not in any field or text')
     for (const view of ['users', 'try', 'audit', 'roles']) {
       await page.goto(`${serving.url}/#/${view}`)
@@ -590,9 +613,7 @@ browserSuite('admin page in a real browser (chromium)', () => {
     await page.getByRole('heading', { name: 'API keys' }).waitFor()
     const inline = await page.evaluate('Array.from(document.scripts).filter((s) => !s.src).length')
     assert.equal(inline, 0)
-    const handlers = await page.evaluate(
-      'Array.from(document.querySelectorAll("*")).filter((e) => Array.from(e.attributes).some((a) => a.name.startsWith("on"))).length',
-    )
+    const handlers = await page.evaluate('Array.from(document.querySelectorAll("*")).filter((e) => Array.from(e.attributes).some((a) => a.name.startsWith("on"))).length')
     assert.equal(handlers, 0)
     const named = await page.evaluate('document.querySelectorAll("input[type=password][name], #secret-value[name]").length')
     assert.equal(named, 0, 'secret fields have no name: even a native form submit cannot carry them')
@@ -600,7 +621,11 @@ browserSuite('admin page in a real browser (chromium)', () => {
       .filter((e) => e.type !== 'hidden' && e.labels.length === 0 && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby'))
       .map((e) => e.id || e.name)`)) as string[]
     assert.deepEqual(unlabeled, [], 'every control has a label')
-    assert.deepEqual(consoleErrors.filter((e) => /Content Security Policy|Refused to/i.test(e)), [], 'no CSP violation')
+    assert.deepEqual(
+      consoleErrors.filter((e) => /Content Security Policy|Refused to/i.test(e)),
+      [],
+      'no CSP violation',
+    )
   })
 
   test('CSRF in the browser context: a POST with the session cookie but without the token is 403', async () => {
@@ -747,7 +772,10 @@ browserSuite('admin page in a real browser (chromium)', () => {
     await page.getByRole('heading', { name: 'User account temp-account' }).waitFor()
     serving.store.deleteUser('temp-account', { actor: 'another-admin' })
     await page.getByRole('button', { name: 'Save user' }).click()
-    await page.locator('#page-alert').getByText(/deleted in another tab or by another admin/).waitFor()
+    await page
+      .locator('#page-alert')
+      .getByText(/deleted in another tab or by another admin/)
+      .waitFor()
     await page.getByRole('heading', { name: 'User accounts' }).waitFor()
     assert.equal(serving.store.getUser('temp-account'), null, 'a stale save does not bring the account back')
   })
@@ -837,6 +865,10 @@ browserSuite('admin page in a real browser (chromium)', () => {
     await page.getByLabel('Admin token').waitFor()
     const res = await context.request.get(`${serving.url}/api/keys`)
     assert.equal(res.status(), 401)
-    assert.deepEqual(consoleErrors.filter((e) => !/status of 40[14]/.test(e) && !/Failed to load resource/.test(e)), [], 'no script errors')
+    assert.deepEqual(
+      consoleErrors.filter((e) => !/status of 40[14]/.test(e) && !/Failed to load resource/.test(e)),
+      [],
+      'no script errors',
+    )
   })
 })

@@ -110,7 +110,10 @@ describe('keygate CLI: a secret pasted in the wrong place is never printed whole
       [['key', 'list', `--${secret}=x`], /unknown option "--kg_<redacted>"/],
       [['key', 'list', 'extra', secret], /too many arguments .*"kg_<redacted>"/],
       [['help', secret], /no help for "kg_<redacted>"/],
-      [['key', 'create', '--user', 'alice', '--description', 'd', '--expires', '1d', '--rules-file', path.join(dir, secret)], /--rules-file ".*kg_<redacted>": no such file/],
+      [
+        ['key', 'create', '--user', 'alice', '--description', 'd', '--expires', '1d', '--rules-file', path.join(dir, secret)],
+        /--rules-file ".*kg_<redacted>": no such file/,
+      ],
       [['key', 'create', '--user', 'alice', '--description', 'd', '--expires', '1d', '--rules-file', rulesFile], /INVALID_RULE/],
     ]
     for (const [args, message] of cases) {

@@ -236,7 +236,10 @@ describe('usage errors: exit 2 with a plain message, nothing changed', () => {
     usage(await ws.kg(['user', 'put', 'bob', '--right', 'a:b', '--no-rights']), 'not both')
     // Nothing of the above changed the store.
     const users = json<User[]>(ok(await ws.kg(['user', 'list', '--json'])))
-    assert.deepEqual(users.map((u) => u.id), ['alice'])
+    assert.deepEqual(
+      users.map((u) => u.id),
+      ['alice'],
+    )
     assert.deepEqual(json<ApiKey[]>(ok(await ws.kg(['key', 'list', '--json']))), [])
   })
 
@@ -338,7 +341,9 @@ describe('users and roles', () => {
     // --role replaces the roles; --no-rights empties the rights.
     const changed = json<User>(ok(await ws.kg(['user', 'put', 'svc-requests', '--status', 'active', '--role', 'reader', '--no-rights', '--json'])))
     assert.deepEqual(changed, { id: 'svc-requests', status: 'active', rights: [], roles: ['reader'] })
-    const back = json<User>(ok(await ws.kg(['user', 'put', 'svc-requests', '--role', 'request-agent', '--role', 'reader', '--right', 'data:entityBrowseRecords2', '--json'])))
+    const back = json<User>(
+      ok(await ws.kg(['user', 'put', 'svc-requests', '--role', 'request-agent', '--role', 'reader', '--right', 'data:entityBrowseRecords2', '--json'])),
+    )
     assert.deepEqual(back.roles, ['request-agent', 'reader'])
 
     keygateError(await ws.kg(['user', 'put', 'bob', '--role', 'no-such-role']), 'UNKNOWN_ROLE', 'no-such-role')
@@ -364,7 +369,10 @@ describe('users and roles', () => {
     const shown = json<{ user: User; effectiveRights: string[]; keys: ApiKey[] }>(ok(await ws.kg(['user', 'show', 'svc-requests', '--json'])))
     assert.equal(shown.user.id, 'svc-requests')
     assert.deepEqual(shown.effectiveRights, ['data:entityBrowseRecords2', 'session:*', 'apps/com.hornbill.servicemanager/*:*', 'data:*'])
-    assert.deepEqual(shown.keys.map((k) => k.id), [id])
+    assert.deepEqual(
+      shown.keys.map((k) => k.id),
+      [id],
+    )
 
     // Not found: exit 1 with the code.
     const missing = await ws.kg(['user', 'show', 'nobody'])
@@ -402,7 +410,16 @@ describe('keys', () => {
 
   test('key create prints the secret exactly once, clearly marked; nothing else ever shows it', async () => {
     const { id, secret, out } = await createKey(ws.kg, [
-      '--user', 'svc', '--description', 'Request sync', '--expires', '90d', '--rule', 'session:get*', '--rule', 'ip=10.0.0.0/8',
+      '--user',
+      'svc',
+      '--description',
+      'Request sync',
+      '--expires',
+      '90d',
+      '--rule',
+      'session:get*',
+      '--rule',
+      'ip=10.0.0.0/8',
     ])
     assert.match(secret, /^kg_[0-9A-Za-z]{49}$/)
     assert.equal(out.stdout.split(secret).length - 1, 1, 'the secret appears exactly once')
@@ -413,9 +430,16 @@ describe('keys', () => {
 
     const views = await Promise.all(
       [
-        ['key', 'list'], ['key', 'list', '--json'], ['key', 'show', id], ['key', 'show', id, '--json'],
-        ['user', 'show', 'svc'], ['user', 'show', 'svc', '--json'], ['audit'], ['audit', '--json'],
-        ['check', secret, 'session', 'getInfo', '--ip', '10.1.2.3'], ['explain', secret, 'session', 'getInfo', '--ip', '10.1.2.3', '--json'],
+        ['key', 'list'],
+        ['key', 'list', '--json'],
+        ['key', 'show', id],
+        ['key', 'show', id, '--json'],
+        ['user', 'show', 'svc'],
+        ['user', 'show', 'svc', '--json'],
+        ['audit'],
+        ['audit', '--json'],
+        ['check', secret, 'session', 'getInfo', '--ip', '10.1.2.3'],
+        ['explain', secret, 'session', 'getInfo', '--ip', '10.1.2.3', '--json'],
         ['explain', secret, 'session', 'userLogon'],
       ].map((args) => ws.kg(args)),
     )
@@ -441,7 +465,12 @@ describe('keys', () => {
     assert.equal(offset.key.expiresAt, `${day}T16:30:00.000Z` as unknown as Date)
     const noOffset = json<{ key: ApiKey }>(ok(await ws.kg(['key', 'create', '--json', '--user', 'svc', '--description', 'd', '--expires', `${day}T18:30`])))
     assert.equal(noOffset.key.expiresAt, `${day}T18:30:00.000Z` as unknown as Date, 'no offset = UTC')
-    for (const [text, ms] of [['2w', 14 * DAY], ['12h', 12 * HOUR], ['30m', 30 * 60_000], ['90d', 90 * DAY]] as const) {
+    for (const [text, ms] of [
+      ['2w', 14 * DAY],
+      ['12h', 12 * HOUR],
+      ['30m', 30 * 60_000],
+      ['90d', 90 * DAY],
+    ] as const) {
       const k = json<{ key: ApiKey }>(ok(await ws.kg(['key', 'create', '--json', '--user', 'svc', '--description', text, '--expires', text])))
       assert.ok(Math.abs(Date.parse(k.key.expiresAt as unknown as string) - Date.now() - ms) < 30_000, `--expires ${text}`)
     }
@@ -456,7 +485,10 @@ describe('keys', () => {
     keygateError(await ws.kg(['key', 'create', '--user', 'svc', '--description', 'x', '--expires', '1d', '--rule', 'ip=10.0.0.1/8']), 'INVALID_RULE', 'ip=10.0.0.0/8')
     // --max-lifetime-days / $KEYGATE_MAX_LIFETIME_DAYS narrow the limit.
     keygateError(await ws.kg(['--max-lifetime-days', '30', 'key', 'create', '--user', 'svc', '--description', 'x', '--expires', '31d']), 'EXPIRY_TOO_FAR')
-    keygateError(await ws.kg(['key', 'create', '--user', 'svc', '--description', 'x', '--expires', '31d'], { env: { KEYGATE_MAX_LIFETIME_DAYS: '30' } }), 'EXPIRY_TOO_FAR')
+    keygateError(
+      await ws.kg(['key', 'create', '--user', 'svc', '--description', 'x', '--expires', '31d'], { env: { KEYGATE_MAX_LIFETIME_DAYS: '30' } }),
+      'EXPIRY_TOO_FAR',
+    )
     keygateError(await ws.kg(['key', 'suspend', 'key_doesNotExist']), 'UNKNOWN_KEY', 'key_doesNotExist')
   })
 
@@ -568,7 +600,11 @@ describe('check and explain', () => {
       assert.equal(d.reason, reason)
     }
     assert.deepEqual(json<Decision>(await ws.kg(['check', secret, 'session', 'getInfo', '--ip', '10.1.2.3', '--json'])), {
-      allowed: true, reason: 'allowed', keyId: id, userId: 'svc', matchedRule: 'session:get*',
+      allowed: true,
+      reason: 'allowed',
+      keyId: id,
+      userId: 'svc',
+      matchedRule: 'session:get*',
     })
   })
 
@@ -631,13 +667,31 @@ describe('audit, verify-audit and backup', () => {
     assert.match(r.stdout, /^SEQ\s+AT\s+ACTOR\s+ACTION\s+KEY\s+USER\s+CHANGES\n/)
     assert.match(r.stdout, new RegExp(`3\\s+\\S+\\s+tester\\s+setState\\s+${id}\\s+svc\\s+state: active → suspended`))
     const entries = json<AuditEntry[]>(ok(await ws.kg(['audit', '--json'])))
-    assert.deepEqual(entries.map((e) => e.seq), [4, 3, 2, 1])
-    assert.deepEqual(entries.map((e) => e.actor), ['tester', 'tester', 'bob', 'alice@example.com'])
-    assert.deepEqual(entries.map((e) => e.action), ['putUser', 'setState', 'createKey', 'putUser'])
+    assert.deepEqual(
+      entries.map((e) => e.seq),
+      [4, 3, 2, 1],
+    )
+    assert.deepEqual(
+      entries.map((e) => e.actor),
+      ['tester', 'tester', 'bob', 'alice@example.com'],
+    )
+    assert.deepEqual(
+      entries.map((e) => e.action),
+      ['putUser', 'setState', 'createKey', 'putUser'],
+    )
 
-    assert.deepEqual(json<AuditEntry[]>(ok(await ws.kg(['audit', '--json', '--key', id]))).map((e) => e.seq), [3, 2])
-    assert.deepEqual(json<AuditEntry[]>(ok(await ws.kg(['audit', '--json', '--user', 'other']))).map((e) => e.seq), [4])
-    assert.deepEqual(json<AuditEntry[]>(ok(await ws.kg(['audit', '--json', '--limit', '1']))).map((e) => e.seq), [4])
+    assert.deepEqual(
+      json<AuditEntry[]>(ok(await ws.kg(['audit', '--json', '--key', id]))).map((e) => e.seq),
+      [3, 2],
+    )
+    assert.deepEqual(
+      json<AuditEntry[]>(ok(await ws.kg(['audit', '--json', '--user', 'other']))).map((e) => e.seq),
+      [4],
+    )
+    assert.deepEqual(
+      json<AuditEntry[]>(ok(await ws.kg(['audit', '--json', '--limit', '1']))).map((e) => e.seq),
+      [4],
+    )
     assert.equal(json<AuditEntry[]>(ok(await ws.kg(['audit', '--json', '--since', '1h']))).length, 4)
     assert.deepEqual(json(ok(await ws.kg(['audit', '--json', '--since', dayFromNow(2 * DAY)]))), [])
     assert.equal(ok(await ws.kg(['audit', '--since', dayFromNow(2 * DAY)])).stdout, 'no audit entries\n')
@@ -676,7 +730,10 @@ describe('audit, verify-audit and backup', () => {
         copy.listKeys().map((k) => [k.id, k.state, k.description]),
         original.map((k) => [k.id, k.state, k.description]),
       )
-      assert.deepEqual(copy.listUsers().map((u) => u.id), ['other', 'svc'])
+      assert.deepEqual(
+        copy.listUsers().map((u) => u.id),
+        ['other', 'svc'],
+      )
       assert.equal(copy.verifyAudit().ok, true)
     } finally {
       copy.close()
@@ -704,7 +761,10 @@ describe('the CLI driving a store that another process is using', () => {
     store.putUser({ id: 'app', rights: ['*:*'] }, { actor: 'app-server' })
     const { key } = store.createKey({ userId: 'app', description: 'made by the app', expiresAt: new Date(Date.now() + DAY) })
     const listed = json<ApiKey[]>(ok(await ws.kg(['key', 'list', '--json'])))
-    assert.deepEqual(listed.map((k) => k.id), [key.id])
+    assert.deepEqual(
+      listed.map((k) => k.id),
+      [key.id],
+    )
     assert.match(ok(await ws.kg(['key', 'list'])).stdout, new RegExp(`${key.id}\\s+app\\s+active.*made by the app`))
 
     const { id } = await createKey(ws.kg, ['--user', 'app', '--description', 'made by the CLI', '--expires', '1d'])
@@ -733,7 +793,10 @@ describe('the CLI driving a store that another process is using', () => {
     assert.equal(store.explain(secret, 'session', 'userLogon').reason, 'revoked')
     // And the audit trail names both actors.
     const entries = json<AuditEntry[]>(ok(await ws.kg(['audit', '--json', '--key', key.id])))
-    assert.deepEqual(entries.map((e) => e.action), ['setState', 'createKey'])
+    assert.deepEqual(
+      entries.map((e) => e.action),
+      ['setState', 'createKey'],
+    )
     assert.equal(entries[0]!.actor, 'tester')
   })
 
@@ -763,7 +826,11 @@ describe('secrets pasted where an id belongs', () => {
     try {
       ok(await kg(['user', 'put', 'svc', '--right', 'session:*']))
       const created = await createKey(kg, ['--user', 'svc', '--description', 'd', '--expires', '30d'])
-      for (const args of [['key', 'show', created.secret], ['key', 'delete', created.secret], ['key', 'revoke', created.secret]]) {
+      for (const args of [
+        ['key', 'show', created.secret],
+        ['key', 'delete', created.secret],
+        ['key', 'revoke', created.secret],
+      ]) {
         const r = await kg(args)
         assert.notEqual(r.code, 0)
         assert.ok(!(r.stdout + r.stderr).includes(created.secret.slice(3)), `${args.join(' ')} printed the secret`)
@@ -773,7 +840,6 @@ describe('secrets pasted where an id belongs', () => {
     }
   })
 })
-
 
 describe('user text is shown so that it cannot act on the terminal', () => {
   // U+202E would draw "txt.exe" as "exe.txt" and can pull other columns along; ESC starts a
@@ -787,7 +853,9 @@ describe('user text is shown so that it cannot act on the terminal', () => {
     try {
       ok(await w.kg(['init']))
       ok(await w.kg(['user', 'put', 'svc', '--right', '*:*']))
-      const created = json<{ key: ApiKey; secret: string }>(ok(await w.kg(['key', 'create', '--user', 'svc', '--description', description, '--expires', '30d', '--json'])))
+      const created = json<{ key: ApiKey; secret: string }>(
+        ok(await w.kg(['key', 'create', '--user', 'svc', '--description', description, '--expires', '30d', '--json'])),
+      )
       assert.equal(created.key.description, description, 'the JSON output keeps the exact text')
       const id = created.key.id
       const outputs = {

@@ -78,7 +78,11 @@ describe('audit trail', () => {
     const { store, secrets, k1, k2, k1b, k3, k4 } = scenario(file)
     const entries = store.audit({ limit: 1000 })
     assert.equal(entries.length, 21)
-    assert.deepEqual(entries.map((e) => e.seq), Array.from({ length: 21 }, (_, i) => 21 - i), 'newest first, numbered from 1')
+    assert.deepEqual(
+      entries.map((e) => e.seq),
+      Array.from({ length: 21 }, (_, i) => 21 - i),
+      'newest first, numbered from 1',
+    )
     for (const e of entries) {
       assert.match(e.hash, /^[0-9a-f]{64}$/)
       assert.ok(e.at instanceof Date)
@@ -100,14 +104,17 @@ describe('audit trail', () => {
     assert.deepEqual(shape(pick(6)), { action: 'createKey', actor: 'alice', keyId: k1.key.id, userId: 'u1', at: A(5).getTime() })
     const created = pick(6).changes.created as Record<string, unknown>
     sameInstant(created.expiresAt, at(T0, DAY))
-    assert.deepEqual({ ...created, expiresAt: undefined }, {
-      userId: 'u1',
-      description: 'first',
-      state: 'active',
-      expiresAt: undefined,
-      rules: ['session:*'],
-      hint: k1.key.hint,
-    })
+    assert.deepEqual(
+      { ...created, expiresAt: undefined },
+      {
+        userId: 'u1',
+        description: 'first',
+        state: 'active',
+        expiresAt: undefined,
+        rules: ['session:*'],
+        hint: k1.key.hint,
+      },
+    )
     assert.deepEqual(shape(pick(7)), { action: 'createKey', actor: undefined, keyId: k2.key.id, userId: 'u1', at: A(6).getTime() })
 
     assert.deepEqual(shape(pick(8)), { action: 'updateKey', actor: 'carol', keyId: k1.key.id, userId: 'u1', at: A(7).getTime() })
@@ -123,7 +130,11 @@ describe('audit trail', () => {
     assert.deepEqual(pick(11).changes, { state: ['suspended', 'revoked'] })
 
     const rotation = [pick(12), pick(13)]
-    for (const e of rotation) assert.deepEqual({ action: e.action, actor: e.actor, userId: e.userId, at: e.at.getTime() }, { action: 'rotateKey', actor: 'dave', userId: 'u1', at: A(11).getTime() })
+    for (const e of rotation)
+      assert.deepEqual(
+        { action: e.action, actor: e.actor, userId: e.userId, at: e.at.getTime() },
+        { action: 'rotateKey', actor: 'dave', userId: 'u1', at: A(11).getTime() },
+      )
     const ofNew = rotation.find((e) => e.keyId === k1b.key.id)
     const ofOld = rotation.find((e) => e.keyId === k1.key.id)
     assert.ok(ofNew && ofOld, 'the rotation records the new and the old key')
@@ -163,18 +174,36 @@ describe('audit trail', () => {
     const { store, k1 } = scenario(file)
     const all = store.audit({ limit: 1000 })
     const byKey = store.audit({ keyId: k1.key.id })
-    assert.deepEqual(byKey.map((e) => e.action), ['rotateKey', 'updateKey', 'updateKey', 'createKey'])
-    assert.deepEqual(byKey, all.filter((e) => e.keyId === k1.key.id))
+    assert.deepEqual(
+      byKey.map((e) => e.action),
+      ['rotateKey', 'updateKey', 'updateKey', 'createKey'],
+    )
+    assert.deepEqual(
+      byKey,
+      all.filter((e) => e.keyId === k1.key.id),
+    )
     const byUser = store.audit({ userId: 'u1' })
-    assert.deepEqual(byUser, all.filter((e) => e.userId === 'u1'))
+    assert.deepEqual(
+      byUser,
+      all.filter((e) => e.userId === 'u1'),
+    )
     assert.equal(byUser.length, 14)
     const since = store.audit({ since: A(10) })
-    assert.deepEqual(since, all.filter((e) => e.at.getTime() >= A(10).getTime()))
-    assert.deepEqual(since.map((e) => e.seq), [21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11])
+    assert.deepEqual(
+      since,
+      all.filter((e) => e.at.getTime() >= A(10).getTime()),
+    )
+    assert.deepEqual(
+      since.map((e) => e.seq),
+      [21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11],
+    )
     assert.deepEqual(store.audit({ limit: 3 }), all.slice(0, 3))
     assert.deepEqual(store.audit({ limit: 0 }), [])
     const oldKeyRotation = all.find((e) => e.action === 'rotateKey' && e.keyId === k1.key.id)!
-    assert.deepEqual(store.audit({ keyId: k1.key.id, since: A(8), limit: 1 }).map((e) => e.seq), [oldKeyRotation.seq])
+    assert.deepEqual(
+      store.audit({ keyId: k1.key.id, since: A(8), limit: 1 }).map((e) => e.seq),
+      [oldKeyRotation.seq],
+    )
     assert.deepEqual(store.audit({ keyId: 'key_doesnotexist' }), [])
     assert.deepEqual(store.audit({ userId: 'u1', since: at(T0, 10 * DAY) }), [])
     throwsCode(() => store.audit({ limit: -1 }), 'INVALID_ARGUMENT')
@@ -201,13 +230,25 @@ describe('audit trail', () => {
       const all = store.audit({ limit: 1000 })
       const byAction = store.audit({ action: 'putUser' })
       assert.ok(byAction.length > 0)
-      assert.deepEqual(byAction, all.filter((e) => e.action === 'putUser'))
+      assert.deepEqual(
+        byAction,
+        all.filter((e) => e.action === 'putUser'),
+      )
       const byActor = store.audit({ actor: 'LIC' })
       assert.ok(byActor.length > 0)
-      assert.deepEqual(byActor, all.filter((e) => (e.actor ?? '').toLowerCase().includes('lic')))
+      assert.deepEqual(
+        byActor,
+        all.filter((e) => (e.actor ?? '').toLowerCase().includes('lic')),
+      )
       const until = store.audit({ until: A(2) })
-      assert.deepEqual(until, all.filter((e) => e.at.getTime() <= A(2).getTime()))
-      assert.deepEqual(store.audit({ since: A(1), until: A(1) }), all.filter((e) => e.at.getTime() === A(1).getTime()))
+      assert.deepEqual(
+        until,
+        all.filter((e) => e.at.getTime() <= A(2).getTime()),
+      )
+      assert.deepEqual(
+        store.audit({ since: A(1), until: A(1) }),
+        all.filter((e) => e.at.getTime() === A(1).getTime()),
+      )
       const both = store.audit({ action: 'setState', actor: 'alice', limit: 1 })
       assert.deepEqual(both, all.filter((e) => e.action === 'setState' && /alice/i.test(e.actor ?? '')).slice(0, 1))
       throwsCode(() => store.audit({ action: 'nope' as 'putUser' }), 'INVALID_ARGUMENT')

@@ -84,7 +84,10 @@ describe('close()', () => {
     again.putUser({ id: 'v' })
     again.close()
     const last = open(file)
-    assert.deepEqual(last.listUsers().map((u) => u.id), ['u', 'v'])
+    assert.deepEqual(
+      last.listUsers().map((u) => u.id),
+      ['u', 'v'],
+    )
     assert.equal(last.getKey(k.key.id)!.description, 'kept')
     assert.equal(last.verifyAudit().ok, true)
     last.close()

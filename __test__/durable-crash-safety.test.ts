@@ -129,7 +129,9 @@ describe('crash safety: SIGKILL at any instant loses no acknowledged change', ()
     }
   }
 
-  test('15 rounds of a writer killed mid-stream; after each, the store holds every acknowledged change and no half of one', { timeout: 60_000 }, async (t: TestContext) => {
+  test('15 rounds of a writer killed mid-stream; after each, the store holds every acknowledged change and no half of one', {
+    timeout: 60_000,
+  }, async (t: TestContext) => {
     const file = storePath()
     let model = emptyModel()
     const rounds = 15

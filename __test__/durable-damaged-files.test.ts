@@ -167,7 +167,10 @@ describe('damaged and odd files: a clear KeygateError, never a crash or a change
       sql(file, statements)
       return file
     })
-    assertRefusedUntouched(files, damages.map(([label]) => label))
+    assertRefusedUntouched(
+      files,
+      damages.map(([label]) => label),
+    )
   })
 
   test('random bytes, and a real store with random byte flips (8 seeds): STORE_CORRUPT and untouched, or opened; never a crash', { skip: NO_PYTHON }, () => {

@@ -77,7 +77,10 @@ describe('no secret on disk', () => {
 
     store.close()
     const dir = path.dirname(file)
-    scan(fs.readdirSync(dir).map((f) => path.join(dir, f)), secrets)
+    scan(
+      fs.readdirSync(dir).map((f) => path.join(dir, f)),
+      secrets,
+    )
     if (PYTHON) {
       sql(file)
       scan([file], secrets)

@@ -126,7 +126,10 @@ describe('persistence: everything survives close and reopen', () => {
     assert.equal(r1.description, description)
     assert.equal(r1.userId, 'alice@example.com')
     assert.equal(r1.state, 'active')
-    assert.deepEqual(r1.rules, ['  session:*  ', 'data:entity???Record', 'ip=10.0.0.0/8', 'ip=2001:DB8::/32'].map((r) => KeyStore.validateRule(r)))
+    assert.deepEqual(
+      r1.rules,
+      ['  session:*  ', 'data:entity???Record', 'ip=10.0.0.0/8', 'ip=2001:DB8::/32'].map((r) => KeyStore.validateRule(r)),
+    )
     assert.equal(r1.expiresAt.getTime(), at(T0, 30 * DAY).getTime())
     assert.equal(r1.createdAt.getTime(), T0.getTime(), 'createdAt is the frozen instant')
     assert.equal(r1.updatedAt.getTime(), T0.getTime())

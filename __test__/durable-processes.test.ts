@@ -243,7 +243,15 @@ describe('several processes on one file', () => {
       return new Promise<{ name: string; lines: Array<Record<string, any>>; code: number | null; err: string }>((resolve) =>
         child.on('exit', (code) => {
           children.delete(child)
-          resolve({ name, code, err, lines: out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>) })
+          resolve({
+            name,
+            code,
+            err,
+            lines: out
+              .split('\n')
+              .filter(Boolean)
+              .map((l) => JSON.parse(l) as Record<string, any>),
+          })
         }),
       )
     })
@@ -288,7 +296,11 @@ describe('several processes on one file', () => {
         }
       }
       // The shared key: each writer changed another field; none undid another's change.
-      const last = (name: string) => results.find((r) => r.name === name)!.lines.filter((l) => l.t === 'shared').at(-1)!.value
+      const last = (name: string) =>
+        results
+          .find((r) => r.name === name)!
+          .lines.filter((l) => l.t === 'shared')
+          .at(-1)!.value
       const sharedKey = view.getKey(shared.key.id)!
       assert.equal(sharedKey.description, last('alpha'), 'description (alpha) survived the others')
       assert.deepEqual(sharedKey.rules, last('beta'), 'rules (beta) survived the others')
@@ -301,13 +313,20 @@ describe('several processes on one file', () => {
     assert.equal(userEntries.length, 3 * N + 1)
     for (const r of results) {
       const mine = userEntries.filter((e) => e.actor === r.name).map((e) => (e.changes.rights as unknown[] | undefined)?.[1])
-      assert.deepEqual(mine, r.lines.filter((l) => l.t === 'user').map((l) => l.rights), `${r.name}'s putUser calls, in order`)
+      assert.deepEqual(
+        mine,
+        r.lines.filter((l) => l.t === 'user').map((l) => l.rights),
+        `${r.name}'s putUser calls, in order`,
+      )
     }
     assert.deepEqual(fresh.getUser('shared')!.rights, (userEntries.at(-1)!.changes.rights as unknown[])[1], 'the user holds the last write')
     assert.equal(trail.filter((e) => e.action === 'createKey').length, 3 * N + 1)
     assert.equal(trail.filter((e) => e.action === 'updateKey' && e.keyId === shared.key.id).length, 3 * N)
     assert.deepEqual(fresh.verifyAudit(), { ok: true, entries: 2 + 3 * 3 * N })
-    assert.deepEqual(trail.map((e) => e.seq), Array.from({ length: trail.length }, (_, i) => i + 1))
+    assert.deepEqual(
+      trail.map((e) => e.seq),
+      Array.from({ length: trail.length }, (_, i) => i + 1),
+    )
     t.diagnostic(`the first process caught up ${caughtUpAfter.toFixed(1)} ms after the last writer exited; ${verified} verifyAudit() calls during the writes`)
     fresh.close()
     store.close()

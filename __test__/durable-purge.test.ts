@@ -19,7 +19,11 @@ describe('purge of long-expired keys', () => {
     store.close()
     return { file, k1, k2, k3, k4 }
   }
-  const ids = (store: KeyStore) => store.listKeys().map((k) => k.id).sort()
+  const ids = (store: KeyStore) =>
+    store
+      .listKeys()
+      .map((k) => k.id)
+      .sort()
   const purges = (store: KeyStore) => store.audit({ limit: 1000 }).filter((e) => e.action === 'purgeExpired')
 
   test('keys expired more than 7 days (default) are deleted at open, and audited; younger ones stay', () => {

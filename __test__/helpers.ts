@@ -127,10 +127,7 @@ export interface Probe {
 /** Everything observable about a store: entities, keys and some decisions. */
 export function snapshot(store: KeyStore, probes: Probe[] = []): unknown {
   // Decisions first: an allowed check sets lastUsedAt (to the frozen instant in these tests).
-  const decisions = probes.map((p) => [
-    store.isAllowed(p.secret, p.service, p.api, p.ip),
-    store.explain(p.secret, p.service, p.api, p.ip),
-  ])
+  const decisions = probes.map((p) => [store.isAllowed(p.secret, p.service, p.api, p.ip), store.explain(p.secret, p.service, p.api, p.ip)])
   const keys = store.listKeys()
   return {
     decisions,
@@ -154,15 +151,4 @@ export function plainKey(key: ApiKey | null): unknown {
   }
 }
 
-export const API_KEY_FIELDS = [
-  'createdAt',
-  'description',
-  'expiresAt',
-  'hint',
-  'id',
-  'lastUsedAt',
-  'rules',
-  'state',
-  'updatedAt',
-  'userId',
-]
+export const API_KEY_FIELDS = ['createdAt', 'description', 'expiresAt', 'hint', 'id', 'lastUsedAt', 'rules', 'state', 'updatedAt', 'userId']

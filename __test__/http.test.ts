@@ -226,7 +226,12 @@ function expectDenial(answer: Answer, status: number, reason: string, label = re
   assert.equal(answer.headers['retry-after'], status === 503 ? '1' : undefined, `${label}: Retry-After only on 503`)
 }
 
-function expectAllowed(answer: Answer, f: Fixture, keyOf: { key: { id: string; userId: string } } = f.good, route = { service: 'session', api: 'userLogon' }): KeygateAuth {
+function expectAllowed(
+  answer: Answer,
+  f: Fixture,
+  keyOf: { key: { id: string; userId: string } } = f.good,
+  route = { service: 'session', api: 'userLogon' },
+): KeygateAuth {
   assert.equal(answer.status, 200, `allowed: status (body ${answer.text})`)
   const auth = answer.json.keygate as KeygateAuth
   assert.equal(auth.ok, true)
@@ -261,7 +266,10 @@ for (const kind of KINDS) {
       }
       // twice more: the second check of a secret is answered from the memo
       expectAllowed(await post(esp(f.good.secret)), f)
-      expectAllowed(await post({ 'x-api-key': f.restricted.secret }, '/xmlmc/session/?method=getSessionInfo'), f, f.restricted, { service: 'session', api: 'getSessionInfo' })
+      expectAllowed(await post({ 'x-api-key': f.restricted.secret }, '/xmlmc/session/?method=getSessionInfo'), f, f.restricted, {
+        service: 'session',
+        api: 'getSessionInfo',
+      })
     })
 
     test('scheme is case-insensitive; spaces and tabs around the key are fine', async () => {
@@ -536,7 +544,12 @@ describe('node:http adapter', () => {
     const server = http.createServer((req, res) => {
       if (req.url === '/own-denial') {
         // a denial of your own making goes out the same way
-        return guard.reply(res, { ok: false, status: 404, body: { error: 'not_found', reason: 'no_route' }, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' } })
+        return guard.reply(res, {
+          ok: false,
+          status: 404,
+          body: { error: 'not_found', reason: 'no_route' },
+          headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
+        })
       }
       const result = guard.check(req)
       if (!result.ok) return guard.reply(res, result)
@@ -634,9 +647,13 @@ describe('Fastify adapter', () => {
       await scope.register(guard.fastify())
       scope.post('/xmlmc/*', async (request) => ({ keygate: request.keygate }))
     })
-    app.post('/single/xmlmc/session/', { onRequest: createGuard(f.store, { route: () => ({ service: 'session', api: 'userLogon' }) }).fastifyHook() }, async (request) => ({
-      keygate: request.keygate,
-    }))
+    app.post(
+      '/single/xmlmc/session/',
+      { onRequest: createGuard(f.store, { route: () => ({ service: 'session', api: 'userLogon' }) }).fastifyHook() },
+      async (request) => ({
+        keygate: request.keygate,
+      }),
+    )
     await app.listen({ port: 0, host: '127.0.0.1' })
     const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
     try {
@@ -793,10 +810,13 @@ const PARSERS: [string, (query: string) => unknown][] = [
   ['qs allowDots', (q) => qs.parse(q, { allowDots: true }).method],
   ['fast-querystring (Fastify default)', (q) => fastQuerystring.parse(q).method],
   ['node:querystring (Express "simple")', (q) => querystring.parse(q).method],
-  ['URLSearchParams getAll', (q) => {
-    const all = new URLSearchParams(q).getAll('method')
-    return all.length === 1 ? all[0] : all
-  }],
+  [
+    'URLSearchParams getAll',
+    (q) => {
+      const all = new URLSearchParams(q).getAll('method')
+      return all.length === 1 ? all[0] : all
+    },
+  ],
 ]
 
 describe('an ambiguous `method` is 400 invalid_request and the app never runs', () => {
@@ -855,7 +875,24 @@ describe('an ambiguous `method` is 400 invalid_request and the app never runs', 
   })
 
   test('whenever the guard accepts a query, every parser reads exactly the api it checked', () => {
-    const names = ['method', 'method[]', 'method[0]', '[method]', '.method', 'method.x', '%6Dethod', 'method%5B%5D', 'METHOD', 'method+', 'methods', 'a[method]', 'x', '', 'a.method', 'meth%6Fd']
+    const names = [
+      'method',
+      'method[]',
+      'method[0]',
+      '[method]',
+      '.method',
+      'method.x',
+      '%6Dethod',
+      'method%5B%5D',
+      'METHOD',
+      'method+',
+      'methods',
+      'a[method]',
+      'x',
+      '',
+      'a.method',
+      'meth%6Fd',
+    ]
     const values = [null, '', 'userLogon', 'userLogoff']
     let seed = 0x9e3779b9
     const pick = <T>(items: readonly T[]): T => {
@@ -974,10 +1011,17 @@ describe('failures are 500 without details, reported to onError without the key'
     cyclic.cause = { again: cyclic, secret }
     const frozen = Object.freeze(Object.assign(new Error(`frozen ${secret}`), { code: secret }))
     const withGetters = new Error('getters')
-    Object.defineProperty(withGetters, 'boom', { enumerable: true, get: () => { throw new Error(`getter ${secret}`) } })
+    Object.defineProperty(withGetters, 'boom', {
+      enumerable: true,
+      get: () => {
+        throw new Error(`getter ${secret}`)
+      },
+    })
     Object.defineProperty(withGetters, 'hidden', { enumerable: false, value: `hidden ${secret}` })
     const hostileProxy = new Proxy(new Error('proxy'), {
-      ownKeys: () => { throw new Error(secret) },
+      ownKeys: () => {
+        throw new Error(secret)
+      },
       get: (_target, name) => (name === 'message' ? `proxied ${secret}` : undefined),
     })
     let deep: Record<string, unknown> = { secret }
@@ -1050,7 +1094,12 @@ describe('failures are 500 without details, reported to onError without the key'
     assert.equal((frozen as Error & { code?: string }).code, secret)
     const clean = new Error('no key here')
     const passed: Error[] = []
-    createGuard(f.store, { route: () => { throw clean }, onError: (error) => passed.push(error) }).check(fakeRequest([['X-API-Key', secret]]))
+    createGuard(f.store, {
+      route: () => {
+        throw clean
+      },
+      onError: (error) => passed.push(error),
+    }).check(fakeRequest([['X-API-Key', secret]]))
     assert.equal(passed[0], clean)
   })
 
@@ -1074,7 +1123,15 @@ describe('failures are 500 without details, reported to onError without the key'
       }
     }
     const carriers: [string, () => unknown, RegExp][] = [
-      ['Map', () => new Map<unknown, unknown>([['x-api-key', secret], [secret, 'as a key']]), /Map\(2\) \{ 'x-api-key' => '\[redacted\]', '\[redacted\]' => 'as a key' \}/],
+      [
+        'Map',
+        () =>
+          new Map<unknown, unknown>([
+            ['x-api-key', secret],
+            [secret, 'as a key'],
+          ]),
+        /Map\(2\) \{ 'x-api-key' => '\[redacted\]', '\[redacted\]' => 'as a key' \}/,
+      ],
       ['Set', () => new Set([secret, 'other']), /Set\(2\) \{ '\[redacted\]', 'other' \}/],
       ['a Map subclass', () => new (class Headerish extends Map<string, string> {})([['k', secret]]), /\[Headerish: not shown\]/],
       ['fetch Headers', () => new Headers({ 'x-api-key': secret }), /\[Headers: not shown\]/],
@@ -1124,7 +1181,11 @@ describe('failures are 500 without details, reported to onError without the key'
 
         // the default onError: one console.error line, without the key
         const before = logged.length
-        createGuard(f.store, { route: () => { throw thrown() } }).check(fakeRequest([['X-API-Key', secret]]))
+        createGuard(f.store, {
+          route: () => {
+            throw thrown()
+          },
+        }).check(fakeRequest([['X-API-Key', secret]]))
         assert.equal(logged.length, before + 1, `${label}: one line logged`)
         assertNoRun(logged.at(-1)!, `${label} (default onError)`)
       }
@@ -1133,7 +1194,12 @@ describe('failures are 500 without details, reported to onError without the key'
     // An error of a class of its own may hold the key where no copy can look (a private
     // field read by a getter, here): onError gets a copy even when nothing visible holds it.
     const received: Error[] = []
-    createGuard(f.store, { route: () => { throw new UpstreamError() }, onError: (error) => received.push(error) }).check(fakeRequest([['X-API-Key', secret]]))
+    createGuard(f.store, {
+      route: () => {
+        throw new UpstreamError()
+      },
+      onError: (error) => received.push(error),
+    }).check(fakeRequest([['X-API-Key', secret]]))
     assert.ok(!(received[0] instanceof UpstreamError), 'an error of an unknown class is never handed on')
     assert.equal(received[0]!.message, 'upstream refused [redacted]')
     assertNoRun(inspected(received[0]), 'UpstreamError')
@@ -1141,7 +1207,12 @@ describe('failures are 500 without details, reported to onError without the key'
     // Without the key, what can be read is still shown: a Map's entries, a Set's values.
     const seen: Error[] = []
     const plain = Object.assign(new Error('no key here'), { sent: new Map([['status', 502]]), tried: new Set(['a', 'b']), at: new Date(T0) })
-    createGuard(f.store, { route: () => { throw plain }, onError: (error) => seen.push(error) }).check(fakeRequest([['X-API-Key', secret]]))
+    createGuard(f.store, {
+      route: () => {
+        throw plain
+      },
+      onError: (error) => seen.push(error),
+    }).check(fakeRequest([['X-API-Key', secret]]))
     const copy = seen[0] as Error & { sent: Map<string, number>; tried: Set<string>; at: Date }
     assert.deepEqual([...copy.sent], [['status', 502]])
     assert.deepEqual([...copy.tried], ['a', 'b'])
@@ -1226,11 +1297,41 @@ describe('createGuard options', () => {
   test('trustProxy accepts IPv6 CIDRs and the named ranges; realm is configurable', () => {
     const f = fixture()
     const guard = createGuard(f.store, { trustProxy: ['2001:db8::/32', 'linklocal'], realm: 'hornbill' })
-    const viaV6 = guard.check(fakeRequest([['X-API-Key', f.good.secret], ['X-Forwarded-For', '203.0.113.7']], CALL, 'POST', '2001:db8::53'))
+    const viaV6 = guard.check(
+      fakeRequest(
+        [
+          ['X-API-Key', f.good.secret],
+          ['X-Forwarded-For', '203.0.113.7'],
+        ],
+        CALL,
+        'POST',
+        '2001:db8::53',
+      ),
+    )
     assert.equal(viaV6.ok && viaV6.ip, '203.0.113.7')
-    const viaLinkLocal = guard.check(fakeRequest([['X-API-Key', f.good.secret], ['X-Forwarded-For', '203.0.113.8']], CALL, 'POST', '169.254.1.1'))
+    const viaLinkLocal = guard.check(
+      fakeRequest(
+        [
+          ['X-API-Key', f.good.secret],
+          ['X-Forwarded-For', '203.0.113.8'],
+        ],
+        CALL,
+        'POST',
+        '169.254.1.1',
+      ),
+    )
     assert.equal(viaLinkLocal.ok && viaLinkLocal.ip, '203.0.113.8')
-    const untrusted = guard.check(fakeRequest([['X-API-Key', f.good.secret], ['X-Forwarded-For', '203.0.113.8']], CALL, 'POST', '192.0.2.1'))
+    const untrusted = guard.check(
+      fakeRequest(
+        [
+          ['X-API-Key', f.good.secret],
+          ['X-Forwarded-For', '203.0.113.8'],
+        ],
+        CALL,
+        'POST',
+        '192.0.2.1',
+      ),
+    )
     assert.equal(untrusted.ok && untrusted.ip, '192.0.2.1')
     const missing = guard.check(fakeRequest([]))
     assert.equal(missing.ok ? '' : missing.headers['www-authenticate'], 'ESP-APIKEY realm="hornbill", Bearer realm="hornbill"')
@@ -1243,7 +1344,17 @@ describe('createGuard options', () => {
     const guard = createGuard(f.store, { trustProxy: ['fe80::/10'] })
     const direct = guard.check(fakeRequest([['X-API-Key', secret]], CALL, 'POST', 'fe80::1%eth0'))
     assert.deepEqual(direct.ok && [direct.keyId, direct.ip], [key.id, 'fe80::1'])
-    const forwarded = guard.check(fakeRequest([['X-API-Key', secret], ['X-Forwarded-For', 'fe80::2%2, fe80::3']], CALL, 'POST', 'fe80::1%eth0'))
+    const forwarded = guard.check(
+      fakeRequest(
+        [
+          ['X-API-Key', secret],
+          ['X-Forwarded-For', 'fe80::2%2, fe80::3'],
+        ],
+        CALL,
+        'POST',
+        'fe80::1%eth0',
+      ),
+    )
     assert.deepEqual(forwarded.ok && forwarded.ip, 'fe80::2')
   })
 

@@ -5,21 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import { KeyStore } from '../index.js'
 import type { ApiKey } from '../index.js'
-import {
-  API_KEY_FIELDS,
-  DAY,
-  HOUR,
-  MINUTE,
-  SECOND,
-  T0,
-  assertNoSecret,
-  at,
-  checksum,
-  frozenStore,
-  issue,
-  throwsCode,
-  withUser,
-} from './helpers.js'
+import { API_KEY_FIELDS, DAY, HOUR, MINUTE, SECOND, T0, assertNoSecret, at, checksum, frozenStore, issue, throwsCode, withUser } from './helpers.js'
 
 const SECRET_RE = /^kg_[0-9A-Za-z]{49}$/
 
@@ -204,12 +190,18 @@ describe('getKey / listKeys', () => {
     const store = withUser(frozenStore())
     const ids: string[] = []
     for (let i = 0; i < 5; i++) ids.push(issue(store, { description: `k${i}` }).key.id)
-    assert.deepEqual(store.listKeys().map((k) => k.id), [...ids].reverse())
+    assert.deepEqual(
+      store.listKeys().map((k) => k.id),
+      [...ids].reverse(),
+    )
     store.setNow(at(T0, HOUR))
     const later = issue(store).key.id
     store.setNow(at(T0, 30 * MINUTE))
     const between = issue(store).key.id
-    assert.deepEqual(store.listKeys().map((k) => k.id), [later, between, ...[...ids].reverse()])
+    assert.deepEqual(
+      store.listKeys().map((k) => k.id),
+      [later, between, ...[...ids].reverse()],
+    )
   })
 
   test('listKeys filters by userId and by state, and both', () => {

@@ -204,15 +204,7 @@ describe('isAllowed always agrees with explain (random admin changes between che
     const store = KeyStore.inMemory({ now: T0 })
     let clock = T0.getTime()
     const rights = ['*:*', 'session:*', 'data:entity*', 'admin:userCreate', 'apps/com.hornbill.core/*:*', 'system:logMessage', '*:getSessionInfo']
-    const rules = [
-      'session:get*',
-      'data:entityBrowseRecords2',
-      'ip=10.0.0.0/8',
-      'ip=2001:db8::/32',
-      'apps/com.hornbill.core/Achievement:*',
-      'system:logMessage',
-      '*:*',
-    ]
+    const rules = ['session:get*', 'data:entityBrowseRecords2', 'ip=10.0.0.0/8', 'ip=2001:db8::/32', 'apps/com.hornbill.core/Achievement:*', 'system:logMessage', '*:*']
     const calls: Array<[string, string, string | undefined]> = [
       ['session', 'getSessionInfo', undefined],
       ['session', 'getSessionInfo', '10.1.2.3'],
@@ -253,12 +245,13 @@ describe('isAllowed always agrees with explain (random admin changes between che
       () => store.setState(pick(keys).id, 'revoked'),
       () => store.updateKey(pick(keys).id, { rules: rules.filter(() => rand(3) === 0) }),
       () => store.updateKey(pick(keys).id, { expiresAt: new Date(clock + (1 + rand(48)) * HOUR) }),
-      () => store.putUser({
-        id: pick(users),
-        status: pick<UserStatus>(['active', 'active', 'suspended', 'archived']),
-        rights: rights.filter(() => rand(2) === 0),
-        roles: ['r1', 'r2'].filter((r) => rand(2) === 0 && store.getRole(r) !== null),
-      }),
+      () =>
+        store.putUser({
+          id: pick(users),
+          status: pick<UserStatus>(['active', 'active', 'suspended', 'archived']),
+          rights: rights.filter(() => rand(2) === 0),
+          roles: ['r1', 'r2'].filter((r) => rand(2) === 0 && store.getRole(r) !== null),
+        }),
       () => store.putRole({ name: pick(['r1', 'r2']), rights: rights.filter(() => rand(2) === 0) }),
       () => store.deleteRole(pick(['r1', 'r2'])),
       () => store.deleteKey(pick(keys).id),

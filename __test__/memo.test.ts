@@ -192,9 +192,7 @@ describe('expiry under CPU load: no remembered answer outlives its key', () => {
   function saturate(onCore0 = false): () => void {
     const busy = [0, 1, 2].map(() => {
       const args = ['-e', 'for (;;) {}']
-      return onCore0 && HAVE_TASKSET
-        ? spawn('taskset', ['-c', '0', process.execPath, ...args], { stdio: 'ignore' })
-        : spawn(process.execPath, args, { stdio: 'ignore' })
+      return onCore0 && HAVE_TASKSET ? spawn('taskset', ['-c', '0', process.execPath, ...args], { stdio: 'ignore' }) : spawn(process.execPath, args, { stdio: 'ignore' })
     })
     return () => {
       for (const child of busy) child.kill('SIGKILL')
@@ -317,7 +315,9 @@ describe('expiry under CPU load: no remembered answer outlives its key', () => {
 })
 
 describe('closing', () => {
-  test('closing a store ends its expiry watcher thread at once (not when it is garbage-collected)', { skip: process.platform !== 'linux' && 'reads /proc/self/status' }, async () => {
+  test('closing a store ends its expiry watcher thread at once (not when it is garbage-collected)', {
+    skip: process.platform !== 'linux' && 'reads /proc/self/status',
+  }, async () => {
     const threads = () => Number(/Threads:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1])
     const before = threads()
     const stores: KeyStore[] = []

@@ -76,10 +76,7 @@ describe('the installed package', { skip }, () => {
     const dist = path.join(work, 'dist')
     ok(run(process.execPath, [path.join(ROOT, 'scripts', 'pack-local.mjs'), '--no-build', '--out', dist], ROOT), 'pack:local --no-build')
     tarballs = readdirSync(dist).map((f) => path.join(dist, f))
-    assert.deepEqual(
-      tarballs.map((f) => path.basename(f)).sort(),
-      [`keygate-${PLATFORM}-0.1.0.tgz`, 'keygate-0.1.0.tgz'].sort(),
-    )
+    assert.deepEqual(tarballs.map((f) => path.basename(f)).sort(), [`keygate-${PLATFORM}-0.1.0.tgz`, 'keygate-0.1.0.tgz'].sort())
     app = project(work, 'app', tarballs, path.join(work, 'npm-cache'))
   })
   after(() => {
@@ -238,7 +235,14 @@ http.createGuard(store)
     const files = ok(run('tar', ['-tzf', tarballs.find((f) => path.basename(f) === 'keygate-0.1.0.tgz')!], work), 'tar -t')
       .split('\n')
       .filter(Boolean)
-    for (const needed of ['package/LICENSE', 'package/index.js', 'package/binding.js', 'package/lib/native.js', 'package/lib/admin/public/app.js', 'package/bin/keygate.js']) {
+    for (const needed of [
+      'package/LICENSE',
+      'package/index.js',
+      'package/binding.js',
+      'package/lib/native.js',
+      'package/lib/admin/public/app.js',
+      'package/bin/keygate.js',
+    ]) {
       assert.ok(files.includes(needed), needed)
     }
     assert.deepEqual(

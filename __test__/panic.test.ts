@@ -29,7 +29,11 @@ function throughWrapper(fn: () => unknown): () => unknown {
 
 describe('a panic in native code', () => {
   test('in a napi-rs entry point is a KeygateError INTERNAL saying it is a keygate defect', () => {
-    const error = throwsCode(throughWrapper(() => native.internalPanicForTests('index out of bounds')), 'INTERNAL', 'index out of bounds')
+    const error = throwsCode(
+      throughWrapper(() => native.internalPanicForTests('index out of bounds')),
+      'INTERNAL',
+      'index out of bounds',
+    )
     assert.match(error.message, /defect in keygate/)
   })
 
@@ -42,16 +46,26 @@ describe('a panic in native code', () => {
     }
     assert.ok(raw instanceof Error, 'the callback threw an Error rather than aborting')
     assert.equal((raw as Error & { code: string }).code, 'INTERNAL')
-    const error = throwsCode(throughWrapper(() => native.internalCheckPanicForTests()), 'INTERNAL', 'test panic in a raw callback')
+    const error = throwsCode(
+      throughWrapper(() => native.internalCheckPanicForTests()),
+      'INTERNAL',
+      'test panic in a raw callback',
+    )
     assert.ok(error instanceof KeygateError)
   })
 
   test('never shows a secret its message quoted', () => {
     const secret = forgeSecret()
     const body = secret.slice(secret.indexOf('_') + 1)
-    const error = throwsCode(throughWrapper(() => native.internalPanicForTests(`failed on ${secret}`)), 'INTERNAL')
+    const error = throwsCode(
+      throughWrapper(() => native.internalPanicForTests(`failed on ${secret}`)),
+      'INTERNAL',
+    )
     assert.ok(!error.message.includes(body), error.message)
-    const check = throwsCode(throughWrapper(() => native.internalCheckPanicForTests()), 'INTERNAL')
+    const check = throwsCode(
+      throughWrapper(() => native.internalCheckPanicForTests()),
+      'INTERNAL',
+    )
     assert.ok(!check.message.includes('x'.repeat(43)), check.message)
   })
 

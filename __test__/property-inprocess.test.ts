@@ -36,7 +36,11 @@ describe('rules with any Unicode in them, in this process', () => {
     const specs = methodSpecs(ruleDesc, ruleDesc).filter((s) => ['putRole', 'putUser', 'createKey', 'updateKey'].includes(s.name))
     const worlds = makeWorlds()
     try {
-      for (const spec of specs) fc.assert(fc.property(spec.args, (descs) => callOnAll(spec, descs, worlds.both)), runs(60))
+      for (const spec of specs)
+        fc.assert(
+          fc.property(spec.args, (descs) => callOnAll(spec, descs, worlds.both)),
+          runs(60),
+        )
     } finally {
       worlds.close()
     }

@@ -75,7 +75,10 @@ describe('every method answers as documented or throws a KeygateError, and a thr
   for (const spec of methodSpecs(anyString, asciiString)) {
     test(spec.name, () => {
       withWorlds((worlds) => {
-        fc.assert(fc.property(spec.args, (descs) => callOnAll(spec, descs, worlds.both)), runs(60))
+        fc.assert(
+          fc.property(spec.args, (descs) => callOnAll(spec, descs, worlds.both)),
+          runs(60),
+        )
       })
     })
   }
@@ -529,10 +532,7 @@ describe('secrets of the store', () => {
     { weight: 1, arbitrary: fc.record({ ref: fc.constantFrom<'keyId' | 'userId' | 'roleName'>('keyId', 'userId', 'roleName'), i: fc.nat(5) }) },
     { weight: 1, arbitrary: fc.constantFrom('u0', 'role0', 'active') },
   )
-  const smuggledAscii = fc.oneof(
-    { weight: 4, arbitrary: asciiSecret as fc.Arbitrary<StringDesc> },
-    { weight: 1, arbitrary: fc.constantFrom('session:*', 'u0') },
-  )
+  const smuggledAscii = fc.oneof({ weight: 4, arbitrary: asciiSecret as fc.Arbitrary<StringDesc> }, { weight: 1, arbitrary: fc.constantFrom('session:*', 'u0') })
 
   for (const spec of methodSpecs(smuggled, smuggledAscii, false)) {
     test(`${spec.name}: no error message, listing or audit entry shows a secret smuggled into any string (ids, names, rules, descriptions, actors)`, () => {

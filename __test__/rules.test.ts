@@ -27,27 +27,94 @@ function rightKey(right: string) {
 
 describe('API rules: the documented examples (real Hornbill names)', () => {
   const cases: Array<[string, Array<[string, string]>, Array<[string, string]>]> = [
-    ['session:*', [['session', 'userLogon'], ['session', 'getSessionInfo']], [['admin', 'userCreate'], ['sessions', 'userLogon']]],
-    ['session:get*', [['session', 'getSessionInfo'], ['session', 'get']], [['session', 'userLogon'], ['session', 'xgetSessionInfo']]],
-    ['data:entityBrowseRecords2', [['data', 'entityBrowseRecords2']], [['data', 'entityBrowseRecords'], ['data', 'entityBrowseRecords22']]],
-    ['admin:keysafeGetKey', [['admin', 'keysafeGetKey']], [['admin', 'keysafeGetKeys'], ['admin', 'userCreate']]],
+    [
+      'session:*',
+      [
+        ['session', 'userLogon'],
+        ['session', 'getSessionInfo'],
+      ],
+      [
+        ['admin', 'userCreate'],
+        ['sessions', 'userLogon'],
+      ],
+    ],
+    [
+      'session:get*',
+      [
+        ['session', 'getSessionInfo'],
+        ['session', 'get'],
+      ],
+      [
+        ['session', 'userLogon'],
+        ['session', 'xgetSessionInfo'],
+      ],
+    ],
+    [
+      'data:entityBrowseRecords2',
+      [['data', 'entityBrowseRecords2']],
+      [
+        ['data', 'entityBrowseRecords'],
+        ['data', 'entityBrowseRecords22'],
+      ],
+    ],
+    [
+      'admin:keysafeGetKey',
+      [['admin', 'keysafeGetKey']],
+      [
+        ['admin', 'keysafeGetKeys'],
+        ['admin', 'userCreate'],
+      ],
+    ],
     [
       'apps/com.hornbill.servicemanager/Requests:holdRequest',
       [['apps/com.hornbill.servicemanager/Requests', 'holdRequest']],
-      [['apps/com.hornbill.servicemanager/AssetUsers', 'holdRequest'], ['apps/com.hornbill.servicemanager', 'holdRequest']],
+      [
+        ['apps/com.hornbill.servicemanager/AssetUsers', 'holdRequest'],
+        ['apps/com.hornbill.servicemanager', 'holdRequest'],
+      ],
     ],
     [
       'apps/com.hornbill.core/*:*',
-      [['apps/com.hornbill.core/Achievement', 'addAchievement'], ['apps/com.hornbill.core/', 'x']],
-      [['apps/com.hornbill.core', 'addHistory'], ['apps/com.hornbill.servicemanager/Requests', 'holdRequest']],
+      [
+        ['apps/com.hornbill.core/Achievement', 'addAchievement'],
+        ['apps/com.hornbill.core/', 'x'],
+      ],
+      [
+        ['apps/com.hornbill.core', 'addHistory'],
+        ['apps/com.hornbill.servicemanager/Requests', 'holdRequest'],
+      ],
     ],
     [
       'apps/com.hornbill.core:*',
       [['apps/com.hornbill.core', 'addHistory']],
-      [['apps/com.hornbill.core/Achievement', 'addAchievement'], ['apps/com.hornbill.corex', 'addHistory']],
+      [
+        ['apps/com.hornbill.core/Achievement', 'addAchievement'],
+        ['apps/com.hornbill.corex', 'addHistory'],
+      ],
     ],
-    ['*:userLogon', [['session', 'userLogon'], ['apps/com.hornbill.core', 'userLogon']], [['session', 'userLogonX'], ['session', 'getSessionInfo']]],
-    ['data:entity???Record', [['data', 'entityAddRecord'], ['data', 'entityGetRecord']], [['data', 'entityBrowseRecords2'], ['data', 'entityAdRecord'], ['data', 'entityAddsRecord']]],
+    [
+      '*:userLogon',
+      [
+        ['session', 'userLogon'],
+        ['apps/com.hornbill.core', 'userLogon'],
+      ],
+      [
+        ['session', 'userLogonX'],
+        ['session', 'getSessionInfo'],
+      ],
+    ],
+    [
+      'data:entity???Record',
+      [
+        ['data', 'entityAddRecord'],
+        ['data', 'entityGetRecord'],
+      ],
+      [
+        ['data', 'entityBrowseRecords2'],
+        ['data', 'entityAdRecord'],
+        ['data', 'entityAddsRecord'],
+      ],
+    ],
     ['session:getSessionInfo', [['session', 'getSessionInfo']], [['session', 'getSessionInf']]],
     ['apps/com.hornbill.core/Achievement:*', [['apps/com.hornbill.core/Achievement', 'addAchievement']], [['apps/com.hornbill.core', 'addAchievement']]],
     ['apps/com.hornbill.core:addHistory', [['apps/com.hornbill.core', 'addHistory']], [['apps/com.hornbill.core', 'addHistory2']]],

@@ -120,7 +120,10 @@ describe('users', () => {
     assert.equal(store.getKey(a.key.id), null)
     assert.equal(store.getKey(b.key.id), null)
     assert.deepEqual(store.listKeys({ userId: 'integration' }), [])
-    assert.deepEqual(store.listKeys().map((k) => k.id), [c.key.id])
+    assert.deepEqual(
+      store.listKeys().map((k) => k.id),
+      [c.key.id],
+    )
     assert.equal(store.isAllowed(a.secret, 'session', 'getSessionInfo'), false)
     assert.equal(store.explain(b.secret, 'session', 'getSessionInfo').reason, 'unknown_key')
     assert.equal(store.isAllowed(c.secret, 'session', 'getSessionInfo'), true)
@@ -242,7 +245,10 @@ describe('effective rights = own rights ∪ role rights', () => {
       all: ['session:getSessionInfo', 'apps/com.hornbill.servicemanager/*:*', 'data:entityBrowseRecords2', 'data:queryExec'],
     })
     store.deleteRole('sm')
-    assert.deepEqual(store.effectiveRights('integration')?.byRole.map((r) => r.role), ['reader', 'dup'])
+    assert.deepEqual(
+      store.effectiveRights('integration')?.byRole.map((r) => r.role),
+      ['reader', 'dup'],
+    )
     store.putUser({ id: 'bare' })
     assert.deepEqual(store.effectiveRights('bare'), { own: [], byRole: [], all: [] })
     assert.equal(store.effectiveRights('nobody'), null)

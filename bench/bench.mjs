@@ -27,16 +27,41 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import {
-  CATALOG, DOC_RULES, Oracle, ROLES, USERS, keySpec, keySpecs, makeQueries, makeQuery, oneQueryPerKey,
-  probeCalls, rng, rulePool, ruleMatches, uniqueRules, SEED,
+  CATALOG,
+  DOC_RULES,
+  Oracle,
+  ROLES,
+  USERS,
+  keySpec,
+  keySpecs,
+  makeQueries,
+  makeQuery,
+  oneQueryPerKey,
+  probeCalls,
+  rng,
+  rulePool,
+  ruleMatches,
+  uniqueRules,
+  SEED,
 } from './data.mjs'
+import { KeyStore, NaivePeer, HashedPeer, CasbinPeer, KeygatePeer, KeygateCorePeer, CORE_AVAILABLE, compileRules, globRuleToRegex, SHA256_API } from './peers.mjs'
 import {
-  KeyStore, NaivePeer, HashedPeer, CasbinPeer, KeygatePeer, KeygateCorePeer, CORE_AVAILABLE, compileRules,
-  globRuleToRegex, SHA256_API,
-} from './peers.mjs'
-import {
-  cpuSnapshot, expectedSum, fmtInt, otherLoad, fmtNs, fmtRatio, freshCopy, fullGc, gcAvailable, machineInfo, makeLoop, markdownTable,
-  minorGc, sleep, summarize, textTable,
+  cpuSnapshot,
+  expectedSum,
+  fmtInt,
+  otherLoad,
+  fmtNs,
+  fmtRatio,
+  freshCopy,
+  fullGc,
+  gcAvailable,
+  machineInfo,
+  makeLoop,
+  markdownTable,
+  minorGc,
+  sleep,
+  summarize,
+  textTable,
 } from './harness.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
@@ -80,13 +105,20 @@ const NAMES = {
 
 function makePeer(name) {
   switch (name) {
-    case 'keygate': return new KeygatePeer()
-    case 'core': return new KeygateCorePeer()
-    case 'naive': return new NaivePeer()
-    case 'hashed': return new HashedPeer()
-    case 'hashed-eager': return new HashedPeer({ eagerCompile: true })
-    case 'casbin': return CasbinPeer.create()
-    default: throw new Error(`unknown implementation ${name}`)
+    case 'keygate':
+      return new KeygatePeer()
+    case 'core':
+      return new KeygateCorePeer()
+    case 'naive':
+      return new NaivePeer()
+    case 'hashed':
+      return new HashedPeer()
+    case 'hashed-eager':
+      return new HashedPeer({ eagerCompile: true })
+    case 'casbin':
+      return CasbinPeer.create()
+    default:
+      throw new Error(`unknown implementation ${name}`)
   }
 }
 
@@ -181,8 +213,12 @@ function reproduction(world, c) {
     'const s = KeyStore.inMemory()',
     ...roles.map((r) => `s.putRole(${JSON.stringify({ name: r.name, rights: r.rights })})`),
     `s.putUser(${JSON.stringify({ id: user?.id, status: user?.status, rights: user?.rights, roles: user?.roles })})`,
-    `const k = s.createKey(${JSON.stringify({ userId: spec.userId, description: '', rules: spec.rules, state: spec.state === 'suspended' ? 'suspended' : 'active' })
-      .replace(/}$/, ', expiresAt: new Date(' + spec.expiresAt + ') }')})`,
+    `const k = s.createKey(${JSON.stringify({
+      userId: spec.userId,
+      description: '',
+      rules: spec.rules,
+      state: spec.state === 'suspended' ? 'suspended' : 'active',
+    }).replace(/}$/, ', expiresAt: new Date(' + spec.expiresAt + ') }')})`,
     ...(spec.state === 'revoked' ? ["s.setState(k.key.id, 'revoked')"] : []),
     `console.log(s.isAllowed(k.secret, ${JSON.stringify(c.service)}, ${JSON.stringify(c.api)}), s.explain(k.secret, ${JSON.stringify(c.service)}, ${JSON.stringify(c.api)}))`,
   ].join('\n')
@@ -236,8 +272,10 @@ function differential(title, world, cases) {
     if (bad && first === null) first = describeCase(world, c, answers)
   }
   const total = Object.values(counts).reduce((a, b) => a + b, 0)
-  log(`  ${title}: ${cases.length.toLocaleString('en-US')} calls, ${allowed} allowed (${((100 * allowed) / cases.length).toFixed(1)} %), ` +
-    (total === 0 ? 'all implementations agree' : `disagreements ${JSON.stringify(counts)}`))
+  log(
+    `  ${title}: ${cases.length.toLocaleString('en-US')} calls, ${allowed} allowed (${((100 * allowed) / cases.length).toFixed(1)} %), ` +
+      (total === 0 ? 'all implementations agree' : `disagreements ${JSON.stringify(counts)}`),
+  )
   const result = { title, calls: cases.length, allowed, disagreements: counts }
   if (total > 0) fail(`${title}: implementations disagree ${JSON.stringify(counts)}; first:\n${first}`)
   return result
@@ -257,9 +295,23 @@ function malformations(secret) {
   const body = secret.slice(secret.indexOf('_') + 1)
   const flip = (s, i) => s.slice(0, i) + (s[i] === 'A' ? 'B' : 'A') + s.slice(i + 1)
   return [
-    '', 'kg', 'kg_', `xx_${body}`, `KG_${body}`, flip(secret, secret.length - 1), flip(secret, 5), secret.slice(0, -1),
-    secret + 'a', ` ${secret}`, `${secret}\n`, `ESP-APIKEY ${secret}`, secret.toUpperCase(), secret.replace(/.$/, 'é'),
-    '0123456789abcdef0123456789abcdef', 'kg_' + 'A'.repeat(80), 'kg_' + 'A'.repeat(4000),
+    '',
+    'kg',
+    'kg_',
+    `xx_${body}`,
+    `KG_${body}`,
+    flip(secret, secret.length - 1),
+    flip(secret, 5),
+    secret.slice(0, -1),
+    secret + 'a',
+    ` ${secret}`,
+    `${secret}\n`,
+    `ESP-APIKEY ${secret}`,
+    secret.toUpperCase(),
+    secret.replace(/.$/, 'é'),
+    '0123456789abcdef0123456789abcdef',
+    'kg_' + 'A'.repeat(80),
+    'kg_' + 'A'.repeat(4000),
   ]
 }
 
@@ -297,8 +349,10 @@ async function ruleSemanticsCheck(pool) {
   }
   const pairs = rules.length * calls.length
   const total = Object.values(disagreements).reduce((a, b) => a + b, 0)
-  log(`  rule semantics: ${rules.length} rules × ${calls.length} calls = ${pairs.toLocaleString('en-US')} pairs, ${matches.toLocaleString('en-US')} matches, ` +
-    (total === 0 ? 'keygate, wildcard-match and the casbin regexes agree with the oracle' : `disagreements ${JSON.stringify(disagreements)}`))
+  log(
+    `  rule semantics: ${rules.length} rules × ${calls.length} calls = ${pairs.toLocaleString('en-US')} pairs, ${matches.toLocaleString('en-US')} matches, ` +
+      (total === 0 ? 'keygate, wildcard-match and the casbin regexes agree with the oracle' : `disagreements ${JSON.stringify(disagreements)}`),
+  )
   if (total > 0) fail(`rule semantics: ${JSON.stringify(disagreements)}; first: ${first}`)
   return { rules: rules.length, calls: calls.length, matches, disagreements }
 }
@@ -320,7 +374,12 @@ async function edgeCases(names) {
   const shortExpiry = now + 1500
   const specs = [
     { userId: 'edge-active', state: 'active', expiresAt: now + 30 * DAY, rules: [] },
-    { userId: 'edge-active', state: 'active', expiresAt: now + 30 * DAY, rules: ['session:get*', 'data:entity???Record', 'apps/com.hornbill.core/*:*', 'admin:keysafeGetKey', '*:userLogon'] },
+    {
+      userId: 'edge-active',
+      state: 'active',
+      expiresAt: now + 30 * DAY,
+      rules: ['session:get*', 'data:entity???Record', 'apps/com.hornbill.core/*:*', 'admin:keysafeGetKey', '*:userLogon'],
+    },
     { userId: 'edge-active', state: 'suspended', expiresAt: now + 30 * DAY, rules: [] },
     { userId: 'edge-active', state: 'revoked', expiresAt: now + 30 * DAY, rules: ['session:*'] },
     { userId: 'edge-archived', state: 'active', expiresAt: now + 30 * DAY, rules: [] },
@@ -344,7 +403,14 @@ async function edgeCases(names) {
     const out = []
     for (let k = 0; k < specs.length; k++) {
       for (const call of calls) {
-        out.push({ label: `edge ${phase}`, k, service: call.service, api: call.api, expected: oracle.decide(specs[k], call.service, call.api, at), secretOf: (name) => world.secrets[name][k] })
+        out.push({
+          label: `edge ${phase}`,
+          k,
+          service: call.service,
+          api: call.api,
+          expected: oracle.decide(specs[k], call.service, call.api, at),
+          secretOf: (name) => world.secrets[name][k],
+        })
       }
     }
     return out
@@ -404,8 +470,10 @@ async function timeWorkload(title, names, { rounds = CONFIG.rounds, warmupRounds
       const sum = loops[name](s.target, s.secrets, s.services, s.apis, s.n)
       const end = process.hrtime.bigint()
       if (sum !== want) {
-        fail(`${title}: ${label(name)} gave checksum ${sum}, the expected answers give ${want} (round ${round}); ` +
-          'some answers differ from the differential-checked ones')
+        fail(
+          `${title}: ${label(name)} gave checksum ${sum}, the expected answers give ${want} (round ${round}); ` +
+            'some answers differ from the differential-checked ones',
+        )
       }
       if (round >= 0) samples[name].push(Number(end - start) / s.n)
     }
@@ -415,8 +483,10 @@ async function timeWorkload(title, names, { rounds = CONFIG.rounds, warmupRounds
   const other = otherLoad(cpu0, cpuSnapshot())
   for (const n of names) result[n].otherLoad = other
   noteLoad(title, other)
-  log(`  ${title} (${((Date.now() - t0) / 1000).toFixed(1)} s${other === null ? '' : `, other processes ${other.toFixed(2)} CPUs`}): ` +
-    names.map((n) => `${label(n)} ${fmtNs(result[n].median)}`).join(', '))
+  log(
+    `  ${title} (${((Date.now() - t0) / 1000).toFixed(1)} s${other === null ? '' : `, other processes ${other.toFixed(2)} CPUs`}): ` +
+      names.map((n) => `${label(n)} ${fmtNs(result[n].median)}`).join(', '),
+  )
   return result
 }
 
@@ -611,8 +681,10 @@ function runMemory(names, expectedAddon) {
       }
     }
     const figure = (n) => (mode === 'created' ? out[n][mode].perKey.rss : out[n][mode].addedByFirstCheck.rss)
-    log(`  memory (${mode === 'created' ? 'keys created' : 'added by the first check of each key'}): ` +
-      names.map((n) => `${NAMES[n]} ${fmtInt(figure(n))} B/key`).join(', '))
+    log(
+      `  memory (${mode === 'created' ? 'keys created' : 'added by the first check of each key'}): ` +
+        names.map((n) => `${NAMES[n]} ${fmtInt(figure(n))} B/key`).join(', '),
+    )
   }
   return out
 }
@@ -652,7 +724,18 @@ async function main() {
   const NOW = Date.now()
   const pool = rulePool()
   const oracle = new Oracle()
-  const results = { startedAt: startedAt.toISOString(), seed: SEED, quick: QUICK, config: CONFIG, machine, addon: addonInfo, commit, sha256: SHA256_API, differential: [], workloads: {} }
+  const results = {
+    startedAt: startedAt.toISOString(),
+    seed: SEED,
+    quick: QUICK,
+    config: CONFIG,
+    machine,
+    addon: addonInfo,
+    commit,
+    sha256: SHA256_API,
+    differential: [],
+    workloads: {},
+  }
 
   // ---- checks ---------------------------------------------------------------------------
   log('\nChecks')
@@ -739,9 +822,11 @@ async function main() {
 
   if (HOT_ONLY) {
     const kg = (w) => W[w].keygate.median
-    log(`\nwarm/naive ${fmtRatio(kg('warm') / W.warm.naive.median)} (≤ 0.2), warm/hashed ${fmtRatio(kg('warm') / W.warm.hashed.median)} (≤ 0.05), ` +
-      `one loop for all: warm/hashed ${fmtRatio(kg('warmShared') / W.warmShared.hashed.median)}, ` +
-      `unknown/hashed ${fmtRatio(kg('unknown') / W.unknown.hashed.median)} (≤ 0.35), scale/warm ${fmtRatio(kg('scale') / kg('warm'))} (≤ 1.5)`)
+    log(
+      `\nwarm/naive ${fmtRatio(kg('warm') / W.warm.naive.median)} (≤ 0.2), warm/hashed ${fmtRatio(kg('warm') / W.warm.hashed.median)} (≤ 0.05), ` +
+        `one loop for all: warm/hashed ${fmtRatio(kg('warmShared') / W.warmShared.hashed.median)}, ` +
+        `unknown/hashed ${fmtRatio(kg('unknown') / W.unknown.hashed.median)} (≤ 0.35), scale/warm ${fmtRatio(kg('scale') / kg('warm'))} (≤ 1.5)`,
+    )
     return
   }
 
@@ -750,7 +835,6 @@ async function main() {
   fullGc()
   W.warmFresh = await timeWorkload('warm, fresh strings', names, { prepare: (name) => freshArgs(warm, name, warmQueries, n) })
   fullGc()
-
 
   W.cold = await timeWorkload('cold', [...names, 'hashed-eager'], {
     warmupRounds: 1,
@@ -864,40 +948,62 @@ function report(results, names) {
   const out = []
   out.push('', '='.repeat(100), `keygate benchmark — ${results.startedAt}${results.quick ? ' (--quick: reduced sizes)' : ''}`)
   out.push(`machine: ${machineLine}`)
-  out.push(`keygate: commit ${results.commit ?? '?'}, addon ${results.addon ? `${results.addon.sha256} (${results.addon.mtime}), lib/store.js ${results.addon.storeJs}` : '?'}`)
-  if (results.buildChanged.length > 0) out.push(`WARNING: the keygate build changed during the run — numbers mix builds; run again:\n  ${results.buildChanged.join('\n  ')}`)
+  out.push(
+    `keygate: commit ${results.commit ?? '?'}, addon ${results.addon ? `${results.addon.sha256} (${results.addon.mtime}), lib/store.js ${results.addon.storeJs}` : '?'}`,
+  )
+  if (results.buildChanged.length > 0)
+    out.push(`WARNING: the keygate build changed during the run — numbers mix builds; run again:\n  ${results.buildChanged.join('\n  ')}`)
   if (results.otherLoad !== null) {
-    out.push(`other processes kept ${results.otherLoad.toFixed(2)} of ${m.cores} CPUs busy on average during the run` +
-      (results.noisy.length > 0 ? ` — NOISY, numbers less reliable (${results.noisy.join('; ')})` : ''))
+    out.push(
+      `other processes kept ${results.otherLoad.toFixed(2)} of ${m.cores} CPUs busy on average during the run` +
+        (results.noisy.length > 0 ? ` — NOISY, numbers less reliable (${results.noisy.join('; ')})` : ''),
+    )
   }
-  out.push(`${c.rounds} rounds, implementations interleaved, medians; hashed JS uses ${results.sha256}('sha256'); warm queries ${(results.warmAllowedShare * 100).toFixed(1)} % allowed`)
-  out.push(`differential check: ${failed ? `FAILED (${failures.length})` : 'all implementations gave the same answers to every call'} ` +
-    `(${results.differential.reduce((a, d) => a + d.calls, 0).toLocaleString('en-US')} calls + ${results.ruleSemantics.rules * results.ruleSemantics.calls} rule×call pairs)`)
+  out.push(
+    `${c.rounds} rounds, implementations interleaved, medians; hashed JS uses ${results.sha256}('sha256'); warm queries ${(results.warmAllowedShare * 100).toFixed(1)} % allowed`,
+  )
+  out.push(
+    `differential check: ${failed ? `FAILED (${failures.length})` : 'all implementations gave the same answers to every call'} ` +
+      `(${results.differential.reduce((a, d) => a + d.calls, 0).toLocaleString('en-US')} calls + ${results.ruleSemantics.rules * results.ruleSemantics.calls} rule×call pairs)`,
+  )
   out.push('', 'ns per check (median)', textTable(header, rows))
   out.push('', 'min–max over the rounds', textTable(['workload', ...cols.map((n) => NAMES[n])], spreadRows))
   out.push('', 'compile 1,000 rules (median)', textTable(['how', 'time'], compileRows))
   out.push('', 'targets', textTable(['ratio', 'value', 'target', 'result'], ratioRows))
   out.push('', 'other ratios (information)', textTable(['ratio', 'value'], infoRows))
-  out.push('', 'notes:',
+  out.push(
+    '',
+    'notes:',
     '- keygate = store.isAllowed (public API, includes its JS decision memo); keygate core = the napi check of the Rust',
     '  core without the memo, reached through binding.js (informational, not a target).',
     '- warm/scale cycle the same query strings; "fresh strings" gives every call new string objects, as a server sees.',
     '- "one loop" times every implementation from the same loop function: its call site sees all of them, so V8',
     '  inlines none (a harness written that way measures this row, not the warm row).',
-    '- cold: JS peers\' first check includes V8 compiling the key\'s RegExp (lazily, on first use); keygate compiles',
+    "- cold: JS peers' first check includes V8 compiling the key's RegExp (lazily, on first use); keygate compiles",
     '  rules in createKey. The info row gives a hashed JS peer that runs each RegExp twice at insert (V8 then has',
     '  native code) — createKey pays instead. Fresh copies of the secrets are presented in cold and unknown.',
     '- memory: RSS growth per key in a child process per implementation (young generation grown beforehand,',
     '  gc before and after); the target uses "keys created" (the store alone). "+ first check" adds what checking',
     '  every key once leaves behind: compiled RegExps (JS peers), memo entries and lastUsedAt (keygate).',
-    '- casbin: hashed lookup + enforceSync for the user (roles via g) and for the key; builtin regexMatch.')
+    '- casbin: hashed lookup + enforceSync for the user (roles via g) and for the key; builtin regexMatch.',
+  )
 
   out.push('', 'Markdown (for the README):', '')
-  out.push(`Machine: ${machineLine}. ${c.rounds} rounds, interleaved, medians.` +
-    (results.noisy.length > 0 ? ` Other processes were busy during the run (${results.otherLoad.toFixed(2)} CPUs on average): rerun on a quiet machine before quoting.` : ''), '')
+  out.push(
+    `Machine: ${machineLine}. ${c.rounds} rounds, interleaved, medians.` +
+      (results.noisy.length > 0
+        ? ` Other processes were busy during the run (${results.otherLoad.toFixed(2)} CPUs on average): rerun on a quiet machine before quoting.`
+        : ''),
+    '',
+  )
   out.push(markdownTable(header, rows))
   out.push('')
-  out.push(markdownTable(['target', 'value', 'limit', 'result'], ratioRows.map((r) => [r[0], r[1], r[2].replace('≤', '≤'), r[3] === 'PASS' ? '✅ PASS' : '❌ FAIL'])))
+  out.push(
+    markdownTable(
+      ['target', 'value', 'limit', 'result'],
+      ratioRows.map((r) => [r[0], r[1], r[2].replace('≤', '≤'), r[3] === 'PASS' ? '✅ PASS' : '❌ FAIL']),
+    ),
+  )
   out.push('')
   out.push(markdownTable(['compile 1,000 rules', 'time'], compileRows))
   process.stdout.write(out.join('\n') + '\n')

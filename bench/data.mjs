@@ -27,9 +27,15 @@ export const SEED = 'keygate-bench-v1'
 /** A seeded generator: `r()` in [0, 1), `r.int(n)` in [0, n), `r.pick(array)`. */
 export function rng(label) {
   const seed = xmur3(`${SEED}/${label}`)
-  let a = seed(), b = seed(), c = seed(), d = seed()
+  let a = seed(),
+    b = seed(),
+    c = seed(),
+    d = seed()
   const next = () => {
-    a >>>= 0; b >>>= 0; c >>>= 0; d >>>= 0
+    a >>>= 0
+    b >>>= 0
+    c >>>= 0
+    d >>>= 0
     let t = (a + b) | 0
     a = b ^ (b >>> 9)
     b = (c + (c << 3)) | 0
@@ -62,13 +68,36 @@ export function rng(label) {
 const CALLS = {
   session: ['userLogon' /* doc */, 'userLogoff', 'getSessionInfo' /* doc */, 'getSessionInfo2', 'isSessionValid', 'analystLogon', 'changePassword'],
   admin: [
-    'keysafeGetKey' /* doc */, 'keysafeAddKey', 'keysafeUpdateKey', 'keysafeDeleteKey', 'keysafeListKeys',
-    'userCreate' /* doc */, 'userDelete', 'userUpdate', 'userGetInfo', 'userGetInfoList', 'userSetAccountStatus' /* doc */,
-    'userAddRole', 'userDeleteRole', 'userResetPassword', 'sysOptionGet', 'sysOptionSet', 'groupCreate', 'groupAddMember',
+    'keysafeGetKey' /* doc */,
+    'keysafeAddKey',
+    'keysafeUpdateKey',
+    'keysafeDeleteKey',
+    'keysafeListKeys',
+    'userCreate' /* doc */,
+    'userDelete',
+    'userUpdate',
+    'userGetInfo',
+    'userGetInfoList',
+    'userSetAccountStatus' /* doc */,
+    'userAddRole',
+    'userDeleteRole',
+    'userResetPassword',
+    'sysOptionGet',
+    'sysOptionSet',
+    'groupCreate',
+    'groupAddMember',
   ],
   data: [
-    'entityAddRecord' /* doc */, 'entityGetRecord', 'entityUpdateRecord', 'entityDeleteRecord', 'entityBrowseRecords2' /* doc */,
-    'entityAttachFile', 'queryExec' /* doc */, 'sqlQuery', 'getColumnInfoList', 'entityDelRecord',
+    'entityAddRecord' /* doc */,
+    'entityGetRecord',
+    'entityUpdateRecord',
+    'entityDeleteRecord',
+    'entityBrowseRecords2' /* doc */,
+    'entityAttachFile',
+    'queryExec' /* doc */,
+    'sqlQuery',
+    'getColumnInfoList',
+    'entityDelRecord',
   ],
   system: ['logMessage' /* doc */, 'getServerInfo', 'getSystemTime'],
   bpm: ['iBridgeInvoke' /* doc */, 'processSpawn2', 'processGetStatus', 'processCancel'],
@@ -77,9 +106,7 @@ const CALLS = {
   'apps/com.hornbill.core': ['addHistory' /* doc */, 'getHistory'],
   'apps/com.hornbill.core/Achievement': ['addAchievement' /* doc */, 'getAchievements'],
   'apps/com.hornbill.core/Task': ['taskCreate', 'taskComplete', 'taskGetList'],
-  'apps/com.hornbill.servicemanager/Requests': [
-    'holdRequest' /* doc */, 'logServiceRequest', 'logIncident', 'resolveRequest', 'reopenRequest', 'updateReqStatus',
-  ],
+  'apps/com.hornbill.servicemanager/Requests': ['holdRequest' /* doc */, 'logServiceRequest', 'logIncident', 'resolveRequest', 'reopenRequest', 'updateReqStatus'],
   'apps/com.hornbill.servicemanager/AssetUsers': ['create' /* doc */, 'delete'],
   'apps/com.hornbill.servicemanager/Asset': ['addAsset', 'updateAsset'],
   'apps/com.hornbill.servicemanager': ['getRequestDetails'],
@@ -91,23 +118,30 @@ export const CATALOG = Object.entries(CALLS).flatMap(([service, apis]) => apis.m
 // ---------------------------------------------------------------------------------------
 // Users and roles. `weight` is the share of keys created under the user.
 
-export const ROLES = [
-  { name: 'helpdesk', rights: ['apps/com.hornbill.servicemanager/Requests:*', 'data:entityGet*', 'activity:post*'] },
-]
+export const ROLES = [{ name: 'helpdesk', rights: ['apps/com.hornbill.servicemanager/Requests:*', 'data:entityGet*', 'activity:post*'] }]
 
 export const USERS = [
   {
-    id: 'svc-integration', status: 'active', roles: [], weight: 30,
+    id: 'svc-integration',
+    status: 'active',
+    roles: [],
+    weight: 30,
     rights: ['session:*', 'data:*', 'apps/com.hornbill.servicemanager/*:*', 'apps/com.hornbill.core/*:*', 'apps/com.hornbill.core:*'],
   },
   { id: 'svc-admin-ops', status: 'active', roles: [], weight: 15, rights: ['session:*', 'admin:user*', 'admin:keysafe*', 'system:*', 'data:entity*'] },
   {
-    id: 'svc-reporting', status: 'active', roles: [], weight: 15,
+    id: 'svc-reporting',
+    status: 'active',
+    roles: [],
+    weight: 15,
     rights: ['session:*', 'data:queryExec', 'data:entityBrowseRecords2', 'data:entityGet*', 'system:logMessage', 'activity:*'],
   },
   { id: 'svc-workflow', status: 'active', roles: [], weight: 12, rights: ['session:*', 'bpm:*', 'data:*', 'apps/com.hornbill.*/*:*', 'mail:send*'] },
   {
-    id: 'svc-servicedesk', status: 'active', roles: ['helpdesk'], weight: 15,
+    id: 'svc-servicedesk',
+    status: 'active',
+    roles: ['helpdesk'],
+    weight: 15,
     rights: ['session:*', 'apps/com.hornbill.servicemanager:*', 'data:entity???Record', 'apps/com.hornbill.servicemanager/Asset*:*'],
   },
   { id: 'svc-superuser', status: 'active', roles: [], weight: 10, rights: ['*:*'] },
@@ -123,9 +157,17 @@ export const USERS = [
 
 /** Rules shown in the README / the Hornbill help, always in the pool. */
 export const DOC_RULES = [
-  'session:*', 'session:get*', 'data:entityBrowseRecords2', 'admin:keysafeGetKey',
-  'apps/com.hornbill.servicemanager/Requests:holdRequest', 'apps/com.hornbill.core/*:*', 'apps/com.hornbill.core:*',
-  '*:userLogon', 'data:entity???Record', 'session:getSessionInfo', 'apps/com.hornbill.core/Achievement:*',
+  'session:*',
+  'session:get*',
+  'data:entityBrowseRecords2',
+  'admin:keysafeGetKey',
+  'apps/com.hornbill.servicemanager/Requests:holdRequest',
+  'apps/com.hornbill.core/*:*',
+  'apps/com.hornbill.core:*',
+  '*:userLogon',
+  'data:entity???Record',
+  'session:getSessionInfo',
+  'apps/com.hornbill.core/Achievement:*',
   'apps/com.hornbill.core:addHistory',
 ]
 
@@ -150,10 +192,14 @@ export function randomRule(r) {
   const { service, api } = r.pick(CATALOG)
   const x = r()
   let rule
-  if (x < 0.32) rule = `${service}:${api}` // exact
-  else if (x < 0.52) rule = `${service}:${api.slice(0, 2 + r.int(Math.max(1, api.length - 3)))}*` // session:get*
-  else if (x < 0.62) rule = `${service}:${withQuestionMarks(r, api, 1 + r.int(3))}` // data:entity???Record
-  else if (x < 0.72) rule = `${service}:*` // session:*
+  if (x < 0.32)
+    rule = `${service}:${api}` // exact
+  else if (x < 0.52)
+    rule = `${service}:${api.slice(0, 2 + r.int(Math.max(1, api.length - 3)))}*` // session:get*
+  else if (x < 0.62)
+    rule = `${service}:${withQuestionMarks(r, api, 1 + r.int(3))}` // data:entity???Record
+  else if (x < 0.72)
+    rule = `${service}:*` // session:*
   else if (x < 0.8) {
     // app service wildcards: apps/com.hornbill.core/*:*, apps/com.hornbill.servicemanager/Req*:*
     const apps = CATALOG.filter((c) => c.service.startsWith('apps/') && c.service.split('/').length === 3)
@@ -161,12 +207,11 @@ export function randomRule(r) {
     const base = app.slice(0, app.lastIndexOf('/'))
     const y = r()
     rule = y < 0.5 ? `${base}/*:*` : y < 0.8 ? `${app.slice(0, base.length + 4)}*:*` : `${base}/*:${r.pick(CALLS[app])}`
-  } else if (x < 0.87) rule = r() < 0.5 ? `*:${api}` : `${service}:*${api.slice(-(3 + r.int(Math.max(1, api.length - 3))))}` // suffix
+  } else if (x < 0.87)
+    rule = r() < 0.5 ? `*:${api}` : `${service}:*${api.slice(-(3 + r.int(Math.max(1, api.length - 3))))}` // suffix
   else if (x < 0.94) {
     // general: a prefix, a star and a tail (admin:user*Status), or a star in the middle of the service
-    rule = r() < 0.7 || !service.includes('.')
-      ? `${service}:${api.slice(0, 2)}*${api.slice(-3)}`
-      : `${service.slice(0, 8)}*${service.slice(-6)}:${api}`
+    rule = r() < 0.7 || !service.includes('.') ? `${service}:${api.slice(0, 2)}*${api.slice(-3)}` : `${service.slice(0, 8)}*${service.slice(-6)}:${api}`
   } else rule = `${service}:${api.slice(0, 3)}*` // short prefixes (session:get*)
   if (r() < 0.04) rule = mutateCase(r, rule)
   return rule

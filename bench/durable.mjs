@@ -149,4 +149,3 @@ async function bigStore(path, n) {
       `open ${(ms / 1000).toFixed(2)} s, memory +${(rss / 1e6).toFixed(0)} MB (${(rss / n).toFixed(0)} bytes/key)`,
   )
 }
-

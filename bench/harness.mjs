@@ -95,7 +95,10 @@ export function cpuSnapshot() {
     // user nice system idle iowait irq softirq steal
     const busy = cpu[0] + cpu[1] + cpu[2] + cpu[5] + cpu[6] + (cpu[7] || 0)
     const self = readFileSync('/proc/self/stat', 'utf8')
-    const fields = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number)
+    const fields = self
+      .slice(self.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number)
     // fields[11..14] = utime stime cutime cstime (stat fields 14–17)
     const own = fields[11] + fields[12] + fields[13] + fields[14]
     return { busy, own, wall: Date.now() }
@@ -114,7 +117,9 @@ export function otherLoad(a, b) {
 export function machineInfo() {
   let cpu = os.cpus()[0]?.model ?? 'unknown'
   try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('model name'))
+    const line = readFileSync('/proc/cpuinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('model name'))
     if (line) cpu = line.split(':')[1].trim()
   } catch {}
   return {

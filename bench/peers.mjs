@@ -55,10 +55,7 @@ export function newSecret() {
  * SHA-256 hex digest. `crypto.hash` (Node ≥ 20.12 / 21.7) is the one-shot API and the
  * fastest; older Nodes fall back to createHash.
  */
-export const sha256hex =
-  typeof crypto.hash === 'function'
-    ? (text) => crypto.hash('sha256', text, 'hex')
-    : (text) => createHash('sha256').update(text).digest('hex')
+export const sha256hex = typeof crypto.hash === 'function' ? (text) => crypto.hash('sha256', text, 'hex') : (text) => createHash('sha256').update(text).digest('hex')
 export const SHA256_API = typeof crypto.hash === 'function' ? 'crypto.hash' : 'createHash'
 
 class JsUsers {
@@ -107,8 +104,12 @@ export class NaivePeer {
     this.keys = new Map()
   }
 
-  putRole(name, rights) { this.users.putRole(name, rights) }
-  putUser(user) { this.users.putUser(user) }
+  putRole(name, rights) {
+    this.users.putRole(name, rights)
+  }
+  putUser(user) {
+    this.users.putUser(user)
+  }
 
   addKey(secret, spec) {
     const entry = { state: spec.state, expiresAt: spec.expiresAt, user: this.users.get(spec.userId), re: compileRules(checkRules(spec.rules)) }
@@ -122,8 +123,12 @@ export class NaivePeer {
     return secret
   }
 
-  setKeyState(entry, state) { entry.state = state }
-  setKeyRules(entry, rules) { entry.re = compileRules(checkRules(rules)) }
+  setKeyState(entry, state) {
+    entry.state = state
+  }
+  setKeyRules(entry, rules) {
+    entry.re = compileRules(checkRules(rules))
+  }
 
   isAllowed(secret, service, api) {
     const key = this.keys.get(secret)
@@ -150,8 +155,12 @@ export class HashedPeer {
     this.eagerCompile = eagerCompile
   }
 
-  putRole(name, rights) { this.users.putRole(name, rights) }
-  putUser(user) { this.users.putUser(user) }
+  putRole(name, rights) {
+    this.users.putRole(name, rights)
+  }
+  putUser(user) {
+    this.users.putUser(user)
+  }
 
   addKey(secret, spec) {
     const entry = { state: spec.state, expiresAt: spec.expiresAt, user: this.users.get(spec.userId), re: compileRules(checkRules(spec.rules)) }
@@ -169,8 +178,12 @@ export class HashedPeer {
     return secret
   }
 
-  setKeyState(entry, state) { entry.state = state }
-  setKeyRules(entry, rules) { entry.re = compileRules(checkRules(rules)) }
+  setKeyState(entry, state) {
+    entry.state = state
+  }
+  setKeyRules(entry, rules) {
+    entry.re = compileRules(checkRules(rules))
+  }
 
   isAllowed(secret, service, api) {
     const key = this.keys.get(sha256hex(secret))
@@ -255,7 +268,9 @@ export class CasbinPeer {
     return entry
   }
 
-  setKeyState(entry, state) { entry.state = state }
+  setKeyState(entry, state) {
+    entry.state = state
+  }
 
   async setKeyRules(entry, rules) {
     await this.enforcer.removeFilteredPolicy(0, entry.sub)
@@ -280,8 +295,12 @@ export class KeygatePeer {
     this.store = KeyStore.inMemory(options)
   }
 
-  putRole(name, rights) { this.store.putRole({ name, rights }) }
-  putUser(user) { this.store.putUser(user) }
+  putRole(name, rights) {
+    this.store.putRole({ name, rights })
+  }
+  putUser(user) {
+    this.store.putUser(user)
+  }
 
   /** Creates the key; returns `{ id, secret }`. */
   create(spec) {
@@ -296,10 +315,18 @@ export class KeygatePeer {
     return { id: key.id, secret }
   }
 
-  createKey(spec) { return this.create(spec).secret }
-  setKeyState(handle, state) { this.store.setState(handle.id, state) }
-  setKeyRules(handle, rules) { this.store.updateKey(handle.id, { rules }) }
-  isAllowed(secret, service, api) { return this.store.isAllowed(secret, service, api) }
+  createKey(spec) {
+    return this.create(spec).secret
+  }
+  setKeyState(handle, state) {
+    this.store.setState(handle.id, state)
+  }
+  setKeyRules(handle, rules) {
+    this.store.updateKey(handle.id, { rules })
+  }
+  isAllowed(secret, service, api) {
+    return this.store.isAllowed(secret, service, api)
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -324,8 +351,12 @@ export class KeygateCorePeer {
     this.handle = native.storeInMemory(options)
   }
 
-  putRole(name, rights) { native.putRole(this.handle, name, rights) }
-  putUser(user) { native.putUser(this.handle, { id: user.id, status: user.status, rights: user.rights, roles: user.roles }) }
+  putRole(name, rights) {
+    native.putRole(this.handle, name, rights)
+  }
+  putUser(user) {
+    native.putUser(this.handle, { id: user.id, status: user.status, rights: user.rights, roles: user.roles })
+  }
 
   create(spec) {
     const { key, secret } = native.createKey(this.handle, {
@@ -339,9 +370,15 @@ export class KeygateCorePeer {
     return { id: key.id, secret }
   }
 
-  createKey(spec) { return this.create(spec).secret }
-  setKeyState(handle, state) { native.setState(this.handle, handle.id, state) }
-  setKeyRules(handle, rules) { native.updateKey(this.handle, handle.id, { rules, expiresAtGiven: false }) }
+  createKey(spec) {
+    return this.create(spec).secret
+  }
+  setKeyState(handle, state) {
+    native.setState(this.handle, handle.id, state)
+  }
+  setKeyRules(handle, rules) {
+    native.updateKey(this.handle, handle.id, { rules, expiresAtGiven: false })
+  }
 
   isAllowed(secret, service, api) {
     return (native.check(this.handle, secret, service, api) & 0xff) === 0

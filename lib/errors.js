@@ -51,10 +51,7 @@ function fromNative(error) {
   const message = error && error.message ? error.message : String(error)
   if (error && DEFECT_CODES.has(error.code)) {
     // A panic message may quote the value it failed on.
-    return new KeygateError(
-      'INTERNAL',
-      `internal error: a defect in keygate (please report it): ${redactSecrets(message)}`,
-    )
+    return new KeygateError('INTERNAL', `internal error: a defect in keygate (please report it): ${redactSecrets(message)}`)
   }
   const code = error && KNOWN_CODES.has(error.code) ? error.code : 'INVALID_ARGUMENT'
   return new KeygateError(code, message)

@@ -826,7 +826,10 @@ class Guard {
         done()
         return
       }
-      reply.code(result.status).headers(result.headers).send(result.json ?? JSON.stringify(result.body))
+      reply
+        .code(result.status)
+        .headers(result.headers)
+        .send(result.json ?? JSON.stringify(result.body))
     }
   }
 

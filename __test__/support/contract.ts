@@ -211,8 +211,17 @@ export function assertErrorKeepsSecrets(error: unknown, world: World, what: stri
 const KEY_STATES = ['active', 'suspended', 'revoked']
 const USER_STATUSES = ['active', 'suspended', 'archived']
 const REASONS = [
-  'allowed', 'malformed_key', 'unknown_key', 'invalid_request', 'suspended', 'revoked', 'expired',
-  'user_inactive', 'user_lacks_right', 'no_matching_rule', 'ip_not_allowed',
+  'allowed',
+  'malformed_key',
+  'unknown_key',
+  'invalid_request',
+  'suspended',
+  'revoked',
+  'expired',
+  'user_inactive',
+  'user_lacks_right',
+  'no_matching_rule',
+  'ip_not_allowed',
 ]
 const AUDIT_ACTIONS = ['putRole', 'deleteRole', 'putUser', 'deleteUser', 'createKey', 'updateKey', 'setState', 'rotateKey', 'deleteKey', 'purgeExpired']
 

@@ -125,9 +125,7 @@ const token = fc.stringMatching(/^[A-Za-z0-9_.@-]{1,12}$/)
 const codeUnit = fc.integer({ min: 0, max: 0xffff }).map((n) => String.fromCharCode(n))
 
 function spliced(specials: string[]): fc.Arbitrary<string> {
-  return fc
-    .tuple(token, fc.constantFrom(...specials), fc.nat())
-    .map(([t, special, at]) => t.slice(0, at % (t.length + 1)) + special + t.slice(at % (t.length + 1)))
+  return fc.tuple(token, fc.constantFrom(...specials), fc.nat()).map(([t, special, at]) => t.slice(0, at % (t.length + 1)) + special + t.slice(at % (t.length + 1)))
 }
 
 const nearMissHow = fc.constantFrom<NearMiss>('flipLast', 'flipFirst', 'dropLast', 'extra', 'upper', 'zeroWidth', 'otherPrefix', 'spaced')
@@ -211,10 +209,7 @@ const WEIRD: Weird[] = [
 ]
 
 /** Anything that is not what the argument should be. */
-export const weird: fc.Arbitrary<Desc> = fc.record(
-  { weird: fc.constantFrom(...WEIRD), n: fc.oneof(fc.integer(), fc.double()) },
-  { requiredKeys: ['weird'] },
-)
+export const weird: fc.Arbitrary<Desc> = fc.record({ weird: fc.constantFrom(...WEIRD), n: fc.oneof(fc.integer(), fc.double()) }, { requiredKeys: ['weird'] })
 
 /** A string most of the time, anything else sometimes. */
 export function stringOrWeird(strings: fc.Arbitrary<StringDesc> = anyString): fc.Arbitrary<Desc> {
@@ -226,10 +221,7 @@ export const dateDesc: fc.Arbitrary<Desc> = fc.oneof(
   {
     weight: 4,
     arbitrary: fc.record({
-      at: fc.oneof(
-        fc.constantFrom(86_400_000, 3_600_000, 1, 0, -1, 730 * 86_400_000, 730 * 86_400_000 + 1, 8.64e15, -8.64e15),
-        fc.integer({ min: -1e10, max: 1e11 }),
-      ),
+      at: fc.oneof(fc.constantFrom(86_400_000, 3_600_000, 1, 0, -1, 730 * 86_400_000, 730 * 86_400_000 + 1, 8.64e15, -8.64e15), fc.integer({ min: -1e10, max: 1e11 })),
     }),
   },
   { weight: 1, arbitrary: weird },
@@ -239,13 +231,22 @@ export const dateDesc: fc.Arbitrary<Desc> = fc.oneof(
 /** A number option (overlapSeconds, limit, maxLifetimeDays), or anything else. */
 export const numberDesc: fc.Arbitrary<Desc> = fc.oneof(
   { weight: 3, arbitrary: fc.constantFrom<Desc>({ weird: 'number', n: 0 }, { weird: 'number', n: 1 }, { weird: 'number', n: 60 }, { weird: 'number', n: 730 }) },
-  { weight: 2, arbitrary: fc.record({ weird: fc.constant<Weird>('number'), n: fc.oneof(fc.integer(), fc.double(), fc.constantFrom(2 ** 32, 2 ** 53, -1, 1e308, 36500, 36501)) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ weird: fc.constant<Weird>('number'), n: fc.oneof(fc.integer(), fc.double(), fc.constantFrom(2 ** 32, 2 ** 53, -1, 1e308, 36500, 36501)) }),
+  },
   { weight: 2, arbitrary: weird },
 )
 
 export function listOf(item: fc.Arbitrary<Desc>, maxLength = 4): fc.Arbitrary<Desc> {
   return fc.oneof(
-    { weight: 5, arbitrary: fc.record({ list: fc.array(item, { maxLength }), shape: fc.constantFrom<'plain' | 'sparse' | 'proxy' | 'frozen'>('plain', 'plain', 'plain', 'sparse', 'proxy', 'frozen') }) },
+    {
+      weight: 5,
+      arbitrary: fc.record({
+        list: fc.array(item, { maxLength }),
+        shape: fc.constantFrom<'plain' | 'sparse' | 'proxy' | 'frozen'>('plain', 'plain', 'plain', 'sparse', 'proxy', 'frozen'),
+      }),
+    },
     { weight: 1, arbitrary: weird },
   )
 }
@@ -261,10 +262,7 @@ export function objectOf(fields: { [name: string]: fc.Arbitrary<Desc> }, require
 }
 
 /** The `{ actor }` option of admin calls: left out, an object, or anything else. */
-export const adminOptions: fc.Arbitrary<Desc> = fc.oneof(
-  { weight: 3, arbitrary: fc.constant(ABSENT) },
-  { weight: 3, arbitrary: objectOf({ actor: stringOrWeird() }) },
-)
+export const adminOptions: fc.Arbitrary<Desc> = fc.oneof({ weight: 3, arbitrary: fc.constant(ABSENT) }, { weight: 3, arbitrary: objectOf({ actor: stringOrWeird() }) })
 
 // ---- resolution ------------------------------------------------------------
 
@@ -294,9 +292,34 @@ function nearMiss(secret: string, how: NearMiss): string {
 }
 
 const FIELD_NAMES = [
-  'id', 'name', 'rights', 'roles', 'status', 'userId', 'description', 'expiresAt', 'rules', 'state', 'actor',
-  'overlapSeconds', 'keyId', 'since', 'limit', 'keyPrefix', 'maxLifetimeDays', 'now', 'purgeExpiredAfterDays',
-  'route', 'trustProxy', 'realm', 'onError', 'length', 'toString', 'valueOf', 'toJSON', 'then',
+  'id',
+  'name',
+  'rights',
+  'roles',
+  'status',
+  'userId',
+  'description',
+  'expiresAt',
+  'rules',
+  'state',
+  'actor',
+  'overlapSeconds',
+  'keyId',
+  'since',
+  'limit',
+  'keyPrefix',
+  'maxLifetimeDays',
+  'now',
+  'purgeExpiredAfterDays',
+  'route',
+  'trustProxy',
+  'realm',
+  'onError',
+  'length',
+  'toString',
+  'valueOf',
+  'toJSON',
+  'then',
 ]
 
 function throwingTraps(where: string): ProxyHandler<object> {
@@ -304,9 +327,19 @@ function throwingTraps(where: string): ProxyHandler<object> {
     throw new HostileError(where)
   }
   return {
-    get: fail, has: fail, ownKeys: fail, getOwnPropertyDescriptor: fail, getPrototypeOf: fail,
-    set: fail, defineProperty: fail, deleteProperty: fail, isExtensible: fail, preventExtensions: fail,
-    setPrototypeOf: fail, apply: fail, construct: fail,
+    get: fail,
+    has: fail,
+    ownKeys: fail,
+    getOwnPropertyDescriptor: fail,
+    getPrototypeOf: fail,
+    set: fail,
+    defineProperty: fail,
+    deleteProperty: fail,
+    isExtensible: fail,
+    preventExtensions: fail,
+    setPrototypeOf: fail,
+    apply: fail,
+    construct: fail,
   }
 }
 
@@ -341,7 +374,12 @@ function weirdValue(kind: Weird, n: number | undefined, world: World): unknown {
       world.hostileUsed = true
       const o: Record<string | symbol, unknown> = {}
       for (const name of [...FIELD_NAMES, Symbol.toPrimitive, Symbol.iterator]) {
-        Object.defineProperty(o, name, { get: () => { throw new HostileError(`getter ${String(name)}`) }, enumerable: true })
+        Object.defineProperty(o, name, {
+          get: () => {
+            throw new HostileError(`getter ${String(name)}`)
+          },
+          enumerable: true,
+        })
       }
       return o
     }
@@ -395,7 +433,7 @@ export function resolve(desc: Desc, world: World): unknown {
     switch (desc.shape) {
       case 'sparse': {
         const sparse = new Array<unknown>(items.length + 2)
-        items.forEach((item, i) => (sparse[i * 2 % sparse.length] = item))
+        items.forEach((item, i) => (sparse[(i * 2) % sparse.length] = item))
         return sparse
       }
       case 'proxy':

@@ -4,18 +4,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 
 import type { KeyStore } from '../../index.js'
-import {
-  assertApiKey,
-  assertAuditEntry,
-  assertAuditReport,
-  assertContractError,
-  assertIssued,
-  assertRole,
-  assertUser,
-  attempt,
-  digest,
-  outcomeTag,
-} from './contract.js'
+import { assertApiKey, assertAuditEntry, assertAuditReport, assertContractError, assertIssued, assertRole, assertUser, attempt, digest, outcomeTag } from './contract.js'
 import {
   ABSENT,
   dateDesc as dateOrWeird,
@@ -51,8 +40,10 @@ export function methodSpecs(str: fc.Arbitrary<StringDesc>, rule: fc.Arbitrary<St
   // Without hostile types: strings, arrays, objects and Dates only (so one defect with odd types cannot mask another).
   const stringOrWeird = hostileTypes ? anyTypeOr : (a: fc.Arbitrary<StringDesc>) => a as fc.Arbitrary<Desc>
   const listOf = hostileTypes ? listOrWeird : (item: fc.Arbitrary<Desc>) => fc.record({ list: fc.array(item, { maxLength: 4 }) }) as fc.Arbitrary<Desc>
-  const objectOf = hostileTypes ? objectOrWeird : (fields: { [name: string]: fc.Arbitrary<Desc> }, required: string[] = []) => fc.record({ obj: fc.record(fields, { requiredKeys: required }) }) as fc.Arbitrary<Desc>
-  const dateDesc = hostileTypes ? dateOrWeird : fc.record({ at: fc.constantFrom(86_400_000, 3_600_000, -1) }) as fc.Arbitrary<Desc>
+  const objectOf = hostileTypes
+    ? objectOrWeird
+    : (fields: { [name: string]: fc.Arbitrary<Desc> }, required: string[] = []) => fc.record({ obj: fc.record(fields, { requiredKeys: required }) }) as fc.Arbitrary<Desc>
+  const dateDesc = hostileTypes ? dateOrWeird : (fc.record({ at: fc.constantFrom(86_400_000, 3_600_000, -1) }) as fc.Arbitrary<Desc>)
   const numberDesc = hostileTypes ? numberOrWeird : fc.constantFrom<Desc>({ weird: 'number', n: 0 }, { weird: 'number', n: 60 })
   const adminOptions = fc.oneof(fc.constant(ABSENT), objectOf({ actor: stringOrWeird(str) }))
   const s = stringOrWeird(str)
@@ -155,10 +146,7 @@ export function methodSpecs(str: fc.Arbitrary<StringDesc>, rule: fc.Arbitrary<St
     },
     {
       name: 'createKey',
-      args: tuple(
-        objectOf({ userId: s, description: s, expiresAt: dateDesc, rules, state }, ['userId', 'description', 'expiresAt']),
-        options,
-      ),
+      args: tuple(objectOf({ userId: s, description: s, expiresAt: dateDesc, rules, state }, ['userId', 'description', 'expiresAt']), options),
       call: (store, a) => store.createKey(a[0] as never, a[1] as never),
       check(result, a, world) {
         const { store } = world
@@ -313,5 +301,8 @@ export function callOnAll(spec: MethodSpec, descs: Desc[], worlds: World[]): voi
     }
     tags.push(outcomeTag(outcome))
   }
-  assert.ok(tags.every((t) => t === tags[0]), `${spec.name}: the in-memory and the durable store answer differently: ${tags.join(' / ')}`)
+  assert.ok(
+    tags.every((t) => t === tags[0]),
+    `${spec.name}: the in-memory and the durable store answer differently: ${tags.join(' / ')}`,
+  )
 }

@@ -35,10 +35,7 @@ require('node:readline').createInterface({ input: process.stdin }).on('line', (l
 `
 
 export type OracleMethod = 'validateRule' | 'putRole' | 'putUser' | 'createKey' | 'updateKey'
-export type OracleAnswer =
-  | { ok: true; value: unknown }
-  | { ok: false; keygate: boolean; name?: string; code?: string; message: string }
-  | { died: string }
+export type OracleAnswer = { ok: true; value: unknown } | { ok: false; keygate: boolean; name?: string; code?: string; message: string } | { died: string }
 
 export class RuleOracle {
   #child: ChildProcessWithoutNullStreams | null = null

@@ -12,7 +12,12 @@ const codeUnit = fc.integer({ min: 0, max: 0xffff }).map((n) => String.fromCharC
 
 /** Rules with non-ASCII in them: anywhere in a valid rule, or any string at all. */
 export const unicodeRule: fc.Arbitrary<string> = fc.oneof(
-  { weight: 3, arbitrary: fc.tuple(fc.constantFrom(...VALID_RULES), fc.constantFrom(...SPECIALS, 'éé', 'Grö', '€', 'КОТ', '\uD83D\uDE00'), fc.nat()).map(([rule, special, at]) => rule.slice(0, at % (rule.length + 1)) + special + rule.slice(at % (rule.length + 1))) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .tuple(fc.constantFrom(...VALID_RULES), fc.constantFrom(...SPECIALS, 'éé', 'Grö', '€', 'КОТ', '\uD83D\uDE00'), fc.nat())
+      .map(([rule, special, at]) => rule.slice(0, at % (rule.length + 1)) + special + rule.slice(at % (rule.length + 1))),
+  },
   { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 16 }) },
   { weight: 2, arbitrary: fc.string({ unit: codeUnit, maxLength: 8 }) },
   { weight: 1, arbitrary: fc.constantFrom('éé', 'a€:b', 'КОТ:x', '\uD83D\uDE00:x', 'ipé=1', '  éé', 'é'.repeat(300), 'a:' + '\uD83D\uDE00'.repeat(200)) },
@@ -30,4 +35,3 @@ export function openOrCorrupt(dir: string, path: string, what: string): KeyStore
   assert.deepEqual(readdirSync(dir).sort(), files, `open(${what}) left files behind`)
   return null
 }
-

@@ -41,7 +41,10 @@ function loginOptions(options) {
   const tokenDigest = tokenDigestOf(options)
   const failureDelayMs = options.loginFailureDelayMs ?? LOGIN_FAILURE_DELAY_MS
   const failureMaxDelayMs = Math.max(failureDelayMs, options.loginFailureMaxDelayMs ?? LOGIN_FAILURE_MAX_DELAY_MS)
-  for (const [name, value] of [['loginFailureDelayMs', failureDelayMs], ['loginFailureMaxDelayMs', failureMaxDelayMs]]) {
+  for (const [name, value] of [
+    ['loginFailureDelayMs', failureDelayMs],
+    ['loginFailureMaxDelayMs', failureMaxDelayMs],
+  ]) {
     if (!Number.isFinite(value) || value < 0 || value > 60_000) throw new TypeError(`options.${name} must be a number of milliseconds from 0 to 60000`)
   }
   const deviceMaxAgeMs = options.deviceCookieMaxAgeMs ?? DEVICE_COOKIE_MAX_AGE_MS
@@ -65,14 +68,19 @@ function badToken() {
  * into IPv6 as plain IPv4, and an IPv6 address as its /64 (what one host usually holds).
  */
 function addressOf(req) {
-  const a = String(req.socket.remoteAddress || '?').replace(/%.*$/, '').toLowerCase()
+  const a = String(req.socket.remoteAddress || '?')
+    .replace(/%.*$/, '')
+    .toLowerCase()
   if (/^::ffff:[0-9.]+$/.test(a)) return a.slice(7)
   if (!a.includes(':')) return a
   const [head, tail] = a.split('::')
   const headGroups = head ? head.split(':') : []
   const tailGroups = tail ? tail.split(':') : []
   const groups = tail === undefined ? headGroups : [...headGroups, ...Array(Math.max(0, 8 - headGroups.length - tailGroups.length)).fill('0'), ...tailGroups]
-  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`
 }
 
 /**

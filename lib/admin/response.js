@@ -167,7 +167,9 @@ function checkOrigin(req) {
       throw new ApiError(403, 'FORBIDDEN', 'bad Origin header')
     }
     // Behind a reverse proxy that rewrites Host, the original host is in X-Forwarded-Host.
-    const forwarded = String(req.headers['x-forwarded-host'] || '').split(',')[0].trim()
+    const forwarded = String(req.headers['x-forwarded-host'] || '')
+      .split(',')[0]
+      .trim()
     if (host !== req.headers.host && (forwarded === '' || host !== forwarded)) {
       throw new ApiError(403, 'FORBIDDEN', 'cross-origin requests are refused')
     }

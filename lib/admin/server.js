@@ -114,13 +114,16 @@ function createAdminServer(options) {
   /** The API, in this order: same-origin JSON changes; login; a session; its CSRF token; the route. */
   async function api(req, res, pathname, query) {
     const method = req.method
-    const parts = pathname.split('/').slice(2).map((p) => {
-      try {
-        return decodeURIComponent(p)
-      } catch {
-        throw new ApiError(400, 'INVALID_ARGUMENT', 'bad path')
-      }
-    })
+    const parts = pathname
+      .split('/')
+      .slice(2)
+      .map((p) => {
+        try {
+          return decodeURIComponent(p)
+        } catch {
+          throw new ApiError(400, 'INVALID_ARGUMENT', 'bad path')
+        }
+      })
     const only = (resource) => parts.length === 1 && parts[0] === resource
     const change = method !== 'GET' && method !== 'HEAD'
     if (change) {

@@ -26,7 +26,12 @@ function parseCookies(header) {
 function isSecure(req, secureCookies) {
   if (secureCookies === true) return true
   if (secureCookies === false) return false
-  return Boolean(req.socket.encrypted) || String(req.headers['x-forwarded-proto'] || '').split(',')[0].trim() === 'https'
+  return (
+    Boolean(req.socket.encrypted) ||
+    String(req.headers['x-forwarded-proto'] || '')
+      .split(',')[0]
+      .trim() === 'https'
+  )
 }
 
 /** A Set-Cookie value for the whole site, HttpOnly and SameSite=Strict. */

@@ -8,15 +8,7 @@ const path = require('node:path')
 const { KeyStore } = require('../../index.js')
 const { KEY_STATES, USER_STATUSES } = require('../store.js')
 const fmt = require('./format.js')
-const {
-  UsageError,
-  parseExpiry,
-  parseSince,
-  parseDurationSeconds,
-  parseWhole,
-  parseChoice,
-  DURATION_HELP,
-} = require('./values.js')
+const { UsageError, parseExpiry, parseSince, parseDurationSeconds, parseWhole, parseChoice, DURATION_HELP } = require('./values.js')
 
 /** A lookup by id/name that found nothing: exit code 1, with the store's error code. */
 class NotFound extends Error {
@@ -45,7 +37,14 @@ function readRulesFile(file, readStdinSync) {
     text = file === '-' ? readStdinSync() : fs.readFileSync(file, 'utf8')
   } catch (error) {
     // Not error.message: it repeats the file name unquoted.
-    const why = error.code === 'ENOENT' ? 'no such file' : error.code === 'EACCES' ? 'permission denied' : error.code === 'EISDIR' ? 'it is a directory' : `cannot be read (${error.code ?? 'error'})`
+    const why =
+      error.code === 'ENOENT'
+        ? 'no such file'
+        : error.code === 'EACCES'
+          ? 'permission denied'
+          : error.code === 'EISDIR'
+            ? 'it is a directory'
+            : `cannot be read (${error.code ?? 'error'})`
     throw new UsageError(`cannot read --rules-file ${quote(file)}: ${why}`)
   }
   return text
@@ -140,10 +139,7 @@ const COMMANDS = [
     options: { status: O.status, right: O.right, 'no-rights': O.noRights, role: O.role, 'no-roles': O.noRoles },
     positionals: ['<id>'],
     store: 'create',
-    examples: [
-      "keygate user put svc-requests --role request-agent --right 'data:entityBrowseRecords2'",
-      'keygate user put svc-requests --status suspended',
-    ],
+    examples: ["keygate user put svc-requests --role request-agent --right 'data:entityBrowseRecords2'", 'keygate user put svc-requests --status suspended'],
     parse({ opts }) {
       if (opts.right && opts['no-rights']) throw new UsageError('give --right or --no-rights, not both')
       if (opts.role && opts['no-roles']) throw new UsageError('give --role or --no-roles, not both')
@@ -706,9 +702,7 @@ function findCommand(words) {
 function openStore(command, ctx) {
   const exists = fs.existsSync(ctx.db)
   if (!exists && command.store !== 'create') {
-    const error = new Error(
-      `no keygate store at ${ctx.db}: point --db or $KEYGATE_DB at an existing store, or create one with "keygate init"`,
-    )
+    const error = new Error(`no keygate store at ${ctx.db}: point --db or $KEYGATE_DB at an existing store, or create one with "keygate init"`)
     error.code = 'STORE_IO'
     error.keygate = true
     throw error

@@ -158,15 +158,7 @@ function auditTable(entries) {
   if (entries.length === 0) return 'no audit entries'
   return table(
     ['SEQ', 'AT', 'ACTOR', 'ACTION', 'KEY', 'USER', 'CHANGES'],
-    entries.map((e) => [
-      String(e.seq),
-      iso(e.at),
-      e.actor ?? '-',
-      e.action,
-      e.keyId ?? '-',
-      e.userId ?? '-',
-      auditChanges(e.changes),
-    ]),
+    entries.map((e) => [String(e.seq), iso(e.at), e.actor ?? '-', e.action, e.keyId ?? '-', e.userId ?? '-', auditChanges(e.changes)]),
   )
 }
 

@@ -120,9 +120,7 @@ function locate(argv) {
 
 function unknownCommand(word, candidates, prefix) {
   const guess = closest(word, candidates)
-  return new UsageError(
-    `unknown command ${quote(`${prefix}${word}`)}${guess ? ` (did you mean "${prefix}${guess}"?)` : ''}; run "keygate ${prefix}--help" for the list`,
-  )
+  return new UsageError(`unknown command ${quote(`${prefix}${word}`)}${guess ? ` (did you mean "${prefix}${guess}"?)` : ''}; run "keygate ${prefix}--help" for the list`)
 }
 
 /** Which help text `argv` asks for, or undefined. */
@@ -192,7 +190,12 @@ function checkPositionals(command, args) {
   }
   if (args.length > max) {
     // Never echo the arguments of check/explain: one of them may be a secret.
-    const extra = command.secretArgs ? '' : `: ${args.slice(max).map((a) => quote(a)).join(' ')}`
+    const extra = command.secretArgs
+      ? ''
+      : `: ${args
+          .slice(max)
+          .map((a) => quote(a))
+          .join(' ')}`
     throw new UsageError(`too many arguments for ${name}${extra} (usage: ${command.usage.split('\n')[0]})`)
   }
 }

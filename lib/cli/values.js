@@ -94,8 +94,7 @@ function durationMs(text) {
   return Number.isSafeInteger(ms) ? ms : undefined
 }
 
-const DATE_TIME =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?\s*(?:([Zz])|([+-])(\d{2}):?(\d{2}))?$/
+const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?\s*(?:([Zz])|([+-])(\d{2}):?(\d{2}))?$/
 
 /**
  * An instant from `YYYY-MM-DD` (00:00:00 UTC of that day), `YYYY-MM-DDTHH:MM[:SS[.fff]]` with

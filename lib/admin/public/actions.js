@@ -19,9 +19,7 @@ export function afterStaleRefresh(callback) {
 export async function staleRefresh(error) {
   const gone = GONE.has(error.code)
   const text = error.message.charAt(0).toUpperCase() + error.message.slice(1)
-  const message = gone
-    ? `${text}: it was deleted in another tab or by another admin. The list has been refreshed.`
-    : `${text}. The page now shows the current data.`
+  const message = gone ? `${text}: it was deleted in another tab or by another admin. The list has been refreshed.` : `${text}. The page now shows the current data.`
   if (gone) {
     for (const d of $$('dialog[open]')) if (d.id !== 'dlg-secret') d.close()
   }

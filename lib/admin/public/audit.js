@@ -48,7 +48,15 @@ async function loadAudit() {
       'table',
       { class: 'grid audit' },
       h('caption', { class: 'sr-only' }, 'Audit trail, newest first'),
-      h('thead', {}, h('tr', {}, ['#', 'When', 'Actor', 'Action', 'Key', 'User account', 'Changes'].map((t) => h('th', { scope: 'col' }, t)))),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['#', 'When', 'Actor', 'Action', 'Key', 'User account', 'Changes'].map((t) => h('th', { scope: 'col' }, t)),
+        ),
+      ),
       h(
         'tbody',
         {},

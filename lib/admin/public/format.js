@@ -50,10 +50,5 @@ export function lines(text) {
 
 export function stateBadge(key) {
   const expired = key.state === 'active' && new Date(key.expiresAt).getTime() <= nowMs()
-  return h(
-    'span',
-    {},
-    h('span', { class: `badge badge-${key.state}` }, key.state),
-    expired ? h('span', { class: 'badge badge-expired' }, 'expired') : null,
-  )
+  return h('span', {}, h('span', { class: `badge badge-${key.state}` }, key.state), expired ? h('span', { class: 'badge badge-expired' }, 'expired') : null)
 }

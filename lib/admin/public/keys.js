@@ -46,9 +46,7 @@ async function reloadKeys() {
 
 function drawKeys() {
   const q = $('#filter-text').value.trim().toLowerCase()
-  const keys = q
-    ? state.keys.filter((k) => k.id.toLowerCase().includes(q) || k.description.toLowerCase().includes(q) || k.hint.toLowerCase().includes(q))
-    : state.keys
+  const keys = q ? state.keys.filter((k) => k.id.toLowerCase().includes(q) || k.description.toLowerCase().includes(q) || k.hint.toLowerCase().includes(q)) : state.keys
   $('#keys-count').textContent = `${keys.length} ${keys.length === 1 ? 'key' : 'keys'}${keys.length !== state.keys.length ? ` of ${state.keys.length}` : ''}`
   $('#keys-table').replaceChildren(
     keyTable(keys, {
@@ -65,7 +63,15 @@ export function keyTable(keys, { caption, empty, showUser = true }) {
     'table',
     { class: 'grid keys' },
     h('caption', { class: 'sr-only' }, caption),
-    h('thead', {}, h('tr', {}, head.map((t) => h('th', { scope: 'col' }, t)))),
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        head.map((t) => h('th', { scope: 'col' }, t)),
+      ),
+    ),
     h(
       'tbody',
       {},

@@ -28,7 +28,15 @@ export async function renderRoles() {
       'table',
       { class: 'grid' },
       h('caption', { class: 'sr-only' }, 'Roles'),
-      h('thead', {}, h('tr', {}, ['Role', 'Rights', 'User accounts', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['Role', 'Rights', 'User accounts', 'Actions'].map((t) => h('th', { scope: 'col' }, t)),
+        ),
+      ),
       h(
         'tbody',
         {},

@@ -88,11 +88,7 @@ function drawDecision({ mode, decision }) {
   if (decision.matchedRule) facts.push(h('dt', {}, 'Matched rule'), h('dd', { class: 'mono' }, decision.matchedRule))
   el.className = `decision ${decision.allowed ? 'allowed' : 'denied'}`
   const parts = [
-    h(
-      'p',
-      { class: 'verdict', 'data-reason': decision.reason },
-      decision.allowed ? '✓ Allowed' : ['✗ Denied: ', h('span', { class: 'reason mono' }, decision.reason)],
-    ),
+    h('p', { class: 'verdict', 'data-reason': decision.reason }, decision.allowed ? '✓ Allowed' : ['✗ Denied: ', h('span', { class: 'reason mono' }, decision.reason)]),
     h('p', {}, REASONS[decision.reason] || decision.reason),
   ]
   if (facts.length) parts.push(h('dl', { class: 'facts' }, facts))

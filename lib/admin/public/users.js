@@ -38,7 +38,15 @@ export async function renderUsers() {
       'table',
       { class: 'grid' },
       h('caption', { class: 'sr-only' }, 'User accounts'),
-      h('thead', {}, h('tr', {}, ['User account', 'Status', 'Roles', 'Rights', 'API keys'].map((t) => h('th', { scope: 'col' }, t)))),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['User account', 'Status', 'Roles', 'Rights', 'API keys'].map((t) => h('th', { scope: 'col' }, t)),
+        ),
+      ),
       h(
         'tbody',
         {},
@@ -65,12 +73,7 @@ function roleChecks(container, selected, prefix) {
   }
   container.replaceChildren(
     ...state.roles.map((r) =>
-      h(
-        'label',
-        {},
-        h('input', { type: 'checkbox', name: 'roles', value: r.name, id: `${prefix}-${r.name}`, checked: selected.includes(r.name) }),
-        ` ${r.name}`,
-      ),
+      h('label', {}, h('input', { type: 'checkbox', name: 'roles', value: r.name, id: `${prefix}-${r.name}`, checked: selected.includes(r.name) }), ` ${r.name}`),
     ),
   )
 }
