@@ -404,7 +404,7 @@ browserSuite('admin page in a real browser (chromium)', () => {
     await page.locator('#dlg-create').waitFor({ state: 'hidden' })
     const cookies = await context.cookies()
     const sid = cookies.find((c) => c.name === 'keygate_sid')
-    assert.ok(sid && sid.httpOnly && sid.sameSite === 'Strict', 'HttpOnly, SameSite=Strict session cookie')
+    assert.ok(sid?.httpOnly && sid.sameSite === 'Strict', 'HttpOnly, SameSite=Strict session cookie')
     assert.equal(await page.evaluate('document.cookie'), '', 'the page cannot read the session cookie')
   })
 

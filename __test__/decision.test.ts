@@ -2,7 +2,7 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 
-import { KeyStore } from '../index.js'
+import type { KeyStore } from '../index.js'
 import type { Decision, Reason } from '../index.js'
 import { DAY, HOUR, T0, at, forgeSecret, frozenStore, issue, withUser } from './helpers.js'
 
@@ -41,18 +41,18 @@ describe('each reason of the decision', () => {
       'kg_',
       'kg',
       secret.slice(0, -1),
-      secret + 'a',
-      'KG' + secret.slice(2),
-      'xx' + secret.slice(2),
+      `${secret}a`,
+      `KG${secret.slice(2)}`,
+      `xx${secret.slice(2)}`,
       secret.replace('_', '-'),
-      secret.slice(0, 10) + '!' + secret.slice(11),
+      `${secret.slice(0, 10)}!${secret.slice(11)}`,
       flipped(3),
       flipped(20),
       flipped(45),
       flipped(secret.length - 1),
-      secret.slice(0, -6) + '000000',
+      `${secret.slice(0, -6)}000000`,
       '0123456789abcdef0123456789abcdef',
-      'Bearer ' + secret,
+      `Bearer ${secret}`,
     ]
     for (const bad of cases) {
       const d = expectReason(store, 'malformed_key', bad, 'session', 'getSessionInfo')

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import { spawn } from 'node:child_process'
 
-import { KeyStore } from '../index.js'
+import type { KeyStore } from '../index.js'
 import { NODE, childScript, children, open, sleep, storePath } from './support/durable.js'
 
 describe('crash safety: SIGKILL at any instant loses no acknowledged change', () => {

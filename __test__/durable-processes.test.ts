@@ -90,7 +90,8 @@ describe('several processes on one file', () => {
     const reader = await StoreProcess.start(file)
     const latencies: Record<string, number[]> = {}
     const record = (kind: string, who: string, ms: number) => {
-      ;(latencies[kind] ??= []).push(ms)
+      latencies[kind] ??= []
+      latencies[kind].push(ms)
       t.diagnostic(`${kind}: seen by ${who} after ${ms.toFixed(1)} ms`)
     }
     const failures: string[] = []

@@ -2,7 +2,7 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 
-import { KeyStore } from '../index.js'
+import type { KeyStore } from '../index.js'
 import { DAY, T0, assertNoSecret, at, throwsCode } from './helpers.js'
 import { open, storePath } from './support/durable.js'
 

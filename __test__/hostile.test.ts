@@ -7,7 +7,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { createRequire } from 'node:module'
 
-import { KeyStore } from '../index.js'
+import type { KeyStore } from '../index.js'
 import type { Reason } from '../index.js'
 import { forgeSecret, frozenStore, issue, randomBase62, throwsTypeError, withUser } from './helpers.js'
 
@@ -34,19 +34,19 @@ describe('hostile strings never throw', () => {
     const cases = [
       '',
       MB,
-      'kg_' + MB,
+      `kg_${MB}`,
       'ключ',
       'kg_🔑🔑🔑',
       '\uD800',
       '\uDFFF',
-      'kg_' + '\uD800'.repeat(49),
+      `kg_${'\uD800'.repeat(49)}`,
       '\u0000',
-      'kg_\u0000' + secret.slice(4),
-      secret.slice(0, 10) + '\u0000' + secret.slice(11),
-      secret + '\u0000',
-      '\u0000' + secret,
+      `kg_\u0000${secret.slice(4)}`,
+      `${secret.slice(0, 10)}\u0000${secret.slice(11)}`,
+      `${secret}\u0000`,
+      `\u0000${secret}`,
       secret.replace('kg_', 'kg_\u200B'),
-      'kg_' + 'é'.repeat(49),
+      `kg_${'é'.repeat(49)}`,
       ' '.repeat(52),
       '\n',
       secret.toUpperCase(),
@@ -58,16 +58,16 @@ describe('hostile strings never throw', () => {
   test('a valid secret with surrounding whitespace or a trailing character is malformed_key', () => {
     const { store, secret, plain } = setup()
     const decorations: Array<(s: string) => string> = [
-      (s) => s + ' ',
-      (s) => s + '\n',
-      (s) => s + '\r\n',
-      (s) => ' ' + s,
-      (s) => '\t' + s,
-      (s) => s + '\t',
-      (s) => s + 'x',
-      (s) => s + 'é',
-      (s) => s + '\uD800',
-      (s) => s + '🔑',
+      (s) => `${s} `,
+      (s) => `${s}\n`,
+      (s) => `${s}\r\n`,
+      (s) => ` ${s}`,
+      (s) => `\t${s}`,
+      (s) => `${s}\t`,
+      (s) => `${s}x`,
+      (s) => `${s}é`,
+      (s) => `${s}\uD800`,
+      (s) => `${s}🔑`,
     ]
     for (const decorate of decorations) {
       assert.equal(reasonOf(store, decorate(secret), 'session', 'getSessionInfo', '10.1.2.3'), 'malformed_key', JSON.stringify(decorate('')))
@@ -104,12 +104,12 @@ describe('hostile strings never throw', () => {
   })
 
   const overlong: Array<[string, string]> = [
-    ['256 ASCII + é', 'a'.repeat(256) + 'é'],
-    ['255 ASCII + €', 'a'.repeat(255) + '€'],
-    ['255 ASCII + 🔑', 'a'.repeat(255) + '🔑'],
-    ['256 ASCII + lone surrogate', 'a'.repeat(256) + '\uD800'],
-    ['255 ASCII + lone surrogate', 'a'.repeat(255) + '\uD800'],
-    ['256 ASCII + NUL', 'a'.repeat(256) + '\u0000'],
+    ['256 ASCII + é', `${'a'.repeat(256)}é`],
+    ['255 ASCII + €', `${'a'.repeat(255)}€`],
+    ['255 ASCII + 🔑', `${'a'.repeat(255)}🔑`],
+    ['256 ASCII + lone surrogate', `${'a'.repeat(256)}\uD800`],
+    ['255 ASCII + lone surrogate', `${'a'.repeat(255)}\uD800`],
+    ['256 ASCII + NUL', `${'a'.repeat(256)}\u0000`],
     ['257 ASCII', 'a'.repeat(257)],
   ]
   for (const [label, name] of overlong) {
@@ -126,15 +126,15 @@ describe('hostile strings never throw', () => {
     const ips = [
       '',
       MB,
-      '10.1.2.3' + 'x'.repeat(100),
+      `10.1.2.3${'x'.repeat(100)}`,
       '10.1.2.3\u0000',
       '10.1.2.3 ',
       '１０.1.2.3',
       '10.1.2.3\uD800',
       '\uD800',
-      '::ffff:10.1.2.3' + '0'.repeat(60),
-      '10.1.2.3' + ' '.repeat(56) + 'é',
-      '0'.repeat(64) + '10.1.2.3',
+      `::ffff:10.1.2.3${'0'.repeat(60)}`,
+      `10.1.2.3${' '.repeat(56)}é`,
+      `${'0'.repeat(64)}10.1.2.3`,
     ]
     for (const ip of ips) {
       assert.equal(reasonOf(store, secret, 'session', 'getSessionInfo', ip), 'ip_not_allowed', JSON.stringify(ip.slice(0, 40)))
@@ -271,7 +271,7 @@ describe('under a flood', () => {
           secret = forgeSecret()
           break
         case 1:
-          secret = 'kg_' + randomBase62(49)
+          secret = `kg_${randomBase62(49)}`
           break
         case 2:
           secret = randomBytes(8 + (i % 60)).toString('base64')

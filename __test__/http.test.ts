@@ -298,7 +298,7 @@ for (const kind of KINDS) {
       expectDenial(await post({ 'x-api-key': f.malformed }), 401, 'malformed_key', 'malformed X-API-Key')
       expectDenial(await post({ authorization: `ESP-APIKEY ${f.good.secret} ${f.good.secret}` }), 401, 'malformed_key', 'two keys in one header')
       expectDenial(await post({ authorization: `Bearer ${f.good.secret}, Bearer ${f.good.secret}` }), 401, 'malformed_key', 'a list in Authorization')
-      expectDenial(await post(esp('kg_' + 'a'.repeat(5000))), 401, 'malformed_key', '5,000-character key')
+      expectDenial(await post(esp(`kg_${'a'.repeat(5000)}`)), 401, 'malformed_key', '5,000-character key')
       expectDenial(await post(esp('xyz')), 401, 'malformed_key', 'short key')
       expectDenial(await post(esp(f.unknown)), 401, 'unknown_key')
       expectDenial(await post({ 'x-api-key': f.unknown }), 401, 'unknown_key', 'unknown X-API-Key')
@@ -356,7 +356,7 @@ for (const kind of KINDS) {
         '/xmlmc/?method=userLogon',
         '/xmlmc//?method=userLogon',
         '/xmlmc/apps//x/?method=userLogon',
-        '/xmlmc/' + 'a'.repeat(300) + '/?method=userLogon',
+        `/xmlmc/${'a'.repeat(300)}/?method=userLogon`,
       ]) {
         expectDenial(await post(esp(f.good.secret), path), 400, 'invalid_request', path)
       }
@@ -794,7 +794,7 @@ const AMBIGUOUS_QUERIES = [
   'method[]=userLogon',
   'method',
   '[method]=userLogon',
-  Array.from({ length: 1000 }, (_, i) => `p${i}=1`).join('&') + '&method=userLogon',
+  `${Array.from({ length: 1000 }, (_, i) => `p${i}=1`).join('&')}&method=userLogon`,
 ]
 
 /** Refused too, to be safe, though the parsers above read them as one plain `method`. */
@@ -827,7 +827,15 @@ describe('an ambiguous `method` is 400 invalid_request and the app never runs', 
       let runs = 0
       let server: Running
       if (kind === 'node') {
-        server = await listen(http.createServer(guard.node((_req, res) => (runs++, send(res, 200, {})))), '127.0.0.1')
+        server = await listen(
+          http.createServer(
+            guard.node((_req, res) => {
+              runs++
+              send(res, 200, {})
+            }),
+          ),
+          '127.0.0.1',
+        )
       } else if (kind === 'express') {
         const app = express()
         app.use(guard.express())

@@ -283,7 +283,12 @@ describe('expiry under CPU load: no remembered answer outlives its key', () => {
             const { key, secret } = issue(store, { expiresAt: at(new Date(), DAY) })
             // Remembered while it had a day to live...
             for (let n = 0; n < 3; n++) assert.equal(store.isAllowed(secret, 'svc', 'call'), true)
-            keys.push(expiringSoon(ahead, (expiresAt) => (store.updateKey(key.id, { expiresAt }), secret)))
+            keys.push(
+              expiringSoon(ahead, (expiresAt) => {
+                store.updateKey(key.id, { expiresAt })
+                return secret
+              }),
+            )
           } else {
             keys.push(expiringSoon(ahead, (expiresAt) => store.rotateKey(issue(store, { expiresAt }).key.id, { overlapSeconds: 60 }).secret))
           }

@@ -27,7 +27,6 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import {
-  CATALOG,
   DOC_RULES,
   Oracle,
   ROLES,
@@ -87,7 +86,7 @@ const CONFIG = {
   compileRules: 1_000,
 }
 
-const log = (...parts) => process.stderr.write(parts.join(' ') + '\n')
+const log = (...parts) => process.stderr.write(`${parts.join(' ')}\n`)
 const label = (name) => NAMES[name] ?? name.replace(/^([^@]+)@(.*)$/, (_, base, at) => `${NAMES[base] ?? base} @${at}`)
 
 const NAMES = {
@@ -218,7 +217,7 @@ function reproduction(world, c) {
       description: '',
       rules: spec.rules,
       state: spec.state === 'suspended' ? 'suspended' : 'active',
-    }).replace(/}$/, ', expiresAt: new Date(' + spec.expiresAt + ') }')})`,
+    }).replace(/}$/, `, expiresAt: new Date(${spec.expiresAt}) }`)})`,
     ...(spec.state === 'revoked' ? ["s.setState(k.key.id, 'revoked')"] : []),
     `console.log(s.isAllowed(k.secret, ${JSON.stringify(c.service)}, ${JSON.stringify(c.api)}), s.explain(k.secret, ${JSON.stringify(c.service)}, ${JSON.stringify(c.api)}))`,
   ].join('\n')
@@ -303,15 +302,15 @@ function malformations(secret) {
     flip(secret, secret.length - 1),
     flip(secret, 5),
     secret.slice(0, -1),
-    secret + 'a',
+    `${secret}a`,
     ` ${secret}`,
     `${secret}\n`,
     `ESP-APIKEY ${secret}`,
     secret.toUpperCase(),
     secret.replace(/.$/, 'é'),
     '0123456789abcdef0123456789abcdef',
-    'kg_' + 'A'.repeat(80),
-    'kg_' + 'A'.repeat(4000),
+    `kg_${'A'.repeat(80)}`,
+    `kg_${'A'.repeat(4000)}`,
   ]
 }
 
@@ -336,8 +335,8 @@ async function ruleSemanticsCheck(pool) {
       if (expected) matches++
       const answers = {
         keygate: store.isAllowed(secrets[i], call.service, call.api),
-        'wildcard-match': wc.test(call.service + ':' + call.api),
-        'casbin regex': cb.test((call.service + ':' + call.api).toLowerCase()),
+        'wildcard-match': wc.test(`${call.service}:${call.api}`),
+        'casbin regex': cb.test(`${call.service}:${call.api}`.toLowerCase()),
       }
       for (const [name, answer] of Object.entries(answers)) {
         if (answer !== expected) {
@@ -542,7 +541,7 @@ async function timeCreateKey(names, pool, now) {
     }
   }
   const result = Object.fromEntries(names.map((n) => [n, summarize(samples[n])]))
-  log(`  createKey: ` + names.map((n) => `${NAMES[n]} ${fmtInt(result[n].median)} keys/s`).join(', '))
+  log(`  createKey: ${names.map((n) => `${NAMES[n]} ${fmtInt(result[n].median)} keys/s`).join(', ')}`)
   return result
 }
 
@@ -581,7 +580,7 @@ function timeCompile() {
     }
   }
   const result = Object.fromEntries(kinds.map((k) => [k, summarize(samples[k])]))
-  log(`  compile 1,000 rules: ` + kinds.map((k) => `${k} ${result[k].median.toFixed(2)} ms`).join(', '))
+  log(`  compile 1,000 rules: ${kinds.map((k) => `${k} ${result[k].median.toFixed(2)} ms`).join(', ')}`)
   return result
 }
 
@@ -611,9 +610,9 @@ async function childMemory(name, mode) {
   }
   // V8 grows its young generation with the allocation rate and keeps it; churn garbage
   // first so that this one-time growth lands before the baseline, not in the per-key figure.
-  let junk = null
-  for (let i = 0; i < 3_000_000; i++) junk = { i, list: [i, i + 1], text: `x${i}` }
-  junk = null
+  let _junk = null
+  for (let i = 0; i < 3_000_000; i++) _junk = { i, list: [i, i + 1], text: `x${i}` }
+  _junk = null
   const settle = async () => {
     fullGc()
     await sleep(200)
@@ -657,7 +656,7 @@ async function childMemory(name, mode) {
     out.alive = secrets.length + queries.length
   }
   out.alive = (out.alive ?? 0) + (peer ? 1 : 0) // keeps the store (and arrays) reachable until here
-  process.stdout.write(JSON.stringify(out) + '\n')
+  process.stdout.write(`${JSON.stringify(out)}\n`)
 }
 
 const buildChanged = []
@@ -845,7 +844,7 @@ async function main() {
       fullGc()
       return { world, queries }
     },
-    prepare: (name, round, { world, queries }) => ({
+    prepare: (name, _round, { world, queries }) => ({
       target: world.targets[name],
       secrets: queries.map((q) => freshCopy(world.secrets[name][q.k])),
       services: queries.map((q) => q.service),
@@ -866,7 +865,9 @@ async function main() {
   let cpu = cpuSnapshot()
   W.createKey = await timeCreateKey(names, pool, NOW)
   W.compile = timeCompile()
-  noteLoad('createKey and compile', otherLoad(cpu, (cpu = cpuSnapshot())))
+  const afterCreate = cpuSnapshot()
+  noteLoad('createKey and compile', otherLoad(cpu, afterCreate))
+  cpu = afterCreate
 
   log('\nMemory (child processes)')
   results.memory = runMemory(names, addonInfo)
@@ -1006,10 +1007,10 @@ function report(results, names) {
   )
   out.push('')
   out.push(markdownTable(['compile 1,000 rules', 'time'], compileRows))
-  process.stdout.write(out.join('\n') + '\n')
+  process.stdout.write(`${out.join('\n')}\n`)
 
   results.failures = failures
-  writeFileSync(join(HERE, 'results.json'), JSON.stringify(results, null, 2) + '\n')
+  writeFileSync(join(HERE, 'results.json'), `${JSON.stringify(results, null, 2)}\n`)
   log(`\nresults written to bench/results.json`)
   if (failed) process.exitCode = 1
 }

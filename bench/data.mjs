@@ -18,7 +18,8 @@ function xmur3(str) {
   return () => {
     h = Math.imul(h ^ (h >>> 16), 2246822507)
     h = Math.imul(h ^ (h >>> 13), 3266489909)
-    return (h ^= h >>> 16) >>> 0
+    h ^= h >>> 16
+    return h >>> 0
   }
 }
 
@@ -53,7 +54,10 @@ export function rng(label) {
     let total = 0
     for (const w of weights) total += w
     let x = next() * total
-    for (let i = 0; i < weights.length; i++) if ((x -= weights[i]) < 0) return i
+    for (let i = 0; i < weights.length; i++) {
+      x -= weights[i]
+      if (x < 0) return i
+    }
     return weights.length - 1
   }
   return next

@@ -46,7 +46,7 @@ function serve(mode) {
   const gone = store.createKey({ userId: 'bench', description: 'deleted', expiresAt })
   store.deleteKey(gone.key.id)
 
-  const handler = (req, res) => {
+  const handler = (_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': BODY.length })
     res.end(BODY)
   }
@@ -148,7 +148,8 @@ async function main() {
       if (r.errors > 0 || r.timeouts > 0 || wrong.length > 0) {
         throw new Error(`${run.name}: expected only ${run.status}, got ${JSON.stringify(statuses)}, ${r.errors} errors, ${r.timeouts} timeouts`)
       }
-      const sum = (sums[run.name] ??= { requests: 0, seconds: 0, cpuUs: 0, p99: 0, status: run.status, runs: [] })
+      sums[run.name] ??= { requests: 0, seconds: 0, cpuUs: 0, p99: 0, status: run.status, runs: [] }
+      const sum = sums[run.name]
       sum.requests += r.requests.total
       sum.seconds += r.duration
       sum.cpuUs += cpu

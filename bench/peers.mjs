@@ -48,7 +48,7 @@ export function checkRules(rules) {
 
 /** A secret shaped like keygate's (`kg_` + 49 characters) from the OS CSPRNG. */
 export function newSecret() {
-  return 'kg_' + randomBytes(37).toString('base64url').slice(0, 49)
+  return `kg_${randomBytes(37).toString('base64url').slice(0, 49)}`
 }
 
 /**
@@ -135,7 +135,7 @@ export class NaivePeer {
     if (key === undefined || key.state !== 'active' || Date.now() >= key.expiresAt) return false
     const user = key.user
     if (!user.active || user.re === null) return false
-    const call = service + ':' + api
+    const call = `${service}:${api}`
     return user.re.test(call) && (key.re === null || key.re.test(call))
   }
 }
@@ -190,7 +190,7 @@ export class HashedPeer {
     if (key === undefined || key.state !== 'active' || Date.now() >= key.expiresAt) return false
     const user = key.user
     if (!user.active || user.re === null) return false
-    const call = service + ':' + api
+    const call = `${service}:${api}`
     return user.re.test(call) && (key.re === null || key.re.test(call))
   }
 }
@@ -224,7 +224,7 @@ m = g(r.sub, p.sub) && regexMatch(r.obj, p.obj)
 /** A glob rule `<service>:<api>` as an anchored regex over the lower-cased call. */
 export function globRuleToRegex(rule) {
   const [service, api] = rule.trim().toLowerCase().split(':')
-  const part = (glob) => glob.replace(/[.*?\-/+^$()|[\]{}\\]/g, (c) => (c === '*' ? '[^:]*' : c === '?' ? '[^:]' : '\\' + c))
+  const part = (glob) => glob.replace(/[.*?\-/+^$()|[\]{}\\]/g, (c) => (c === '*' ? '[^:]*' : c === '?' ? '[^:]' : `\\${c}`))
   return `^${part(service)}:${part(api)}$`
 }
 
@@ -282,7 +282,7 @@ export class CasbinPeer {
     const key = this.keys.get(sha256hex(secret))
     if (key === undefined || key.state !== 'active' || Date.now() >= key.expiresAt) return false
     if (!key.user.active) return false
-    const obj = (service + ':' + api).toLowerCase()
+    const obj = `${service}:${api}`.toLowerCase()
     return this.enforcer.enforceSync(key.user.sub, obj) && (!key.hasRules || this.enforcer.enforceSync(key.sub, obj))
   }
 }

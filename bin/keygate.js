@@ -9,7 +9,7 @@ try {
   run = require('../lib/cli/main.js').run
 } catch (error) {
   // lib/native.js explains a missing binary itself (platform, targets, building from source).
-  process.stderr.write(`error: cannot load keygate: ${error && error.message}\n`)
+  process.stderr.write(`error: cannot load keygate: ${error?.message}\n`)
   process.exit(4)
 }
 
@@ -32,7 +32,7 @@ run(process.argv.slice(2), {
     process.exitCode = code
   },
   (error) => {
-    process.stderr.write(`error: unexpected error: ${(error && error.stack) || error}\n`)
+    process.stderr.write(`error: unexpected error: ${error?.stack || error}\n`)
     process.exitCode = 4
   },
 )

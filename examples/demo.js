@@ -27,7 +27,7 @@ const calls = [
   [secret, 'session', 'userLogon', '10.1.2.3'],
   [secret, 'data', 'entityBrowseRecords2', '10.1.2.3'],
   [secret, 'admin', 'userCreate', '10.1.2.3'],
-  [secret.slice(0, -1) + 'x', 'session', 'getSessionInfo', '10.1.2.3'],
+  [`${secret.slice(0, -1)}x`, 'session', 'getSessionInfo', '10.1.2.3'],
 ]
 const show = (label) => {
   console.log(label)

@@ -47,7 +47,9 @@ function optionalString(value, name) {
 function stringArray(value, name, item = string) {
   if (value === undefined) return undefined
   if (!Array.isArray(value)) throw invalidArgument(`${name} must be an array of strings, got ${describe(value)}`)
-  value.forEach((element, i) => item(element, `${name}[${i}]`))
+  value.forEach((element, i) => {
+    item(element, `${name}[${i}]`)
+  })
   return value.slice()
 }
 

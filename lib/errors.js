@@ -19,6 +19,7 @@ class KeygateError extends Error {
   }
 
   static [Symbol.hasInstance](value) {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class `instanceof` was asked about, KeygateError or a subclass
     if (this !== KeygateError) return Function.prototype[Symbol.hasInstance].call(this, value)
     return value !== null && typeof value === 'object' && value[BRAND] === true
   }
@@ -48,7 +49,7 @@ const DEFECT_CODES = new Set(['INTERNAL', 'GenericFailure'])
 /** Re-throws an error of the native layer as a KeygateError with its code. */
 function fromNative(error) {
   if (error instanceof KeygateError) return error
-  const message = error && error.message ? error.message : String(error)
+  const message = error?.message ? error.message : String(error)
   if (error && DEFECT_CODES.has(error.code)) {
     // A panic message may quote the value it failed on.
     return new KeygateError('INTERNAL', `internal error: a defect in keygate (please report it): ${redactSecrets(message)}`)

@@ -155,7 +155,7 @@ const SHORTEST_SLICE = 13
  * (up to 65,536): given slices of request lines, it would keep as many request lines.
  */
 function detached(text) {
-  return text.length < SHORTEST_SLICE ? text : (' ' + text).slice(1)
+  return text.length < SHORTEST_SLICE ? text : ` ${text}`.slice(1)
 }
 
 /**
@@ -427,8 +427,8 @@ function className(value, pieces) {
   try {
     const proto = Object.getPrototypeOf(value)
     if (proto === null) return 'Object'
-    const constructor = Object.getOwnPropertyDescriptor(proto, 'constructor')?.value
-    const name = typeof constructor === 'function' ? Object.getOwnPropertyDescriptor(constructor, 'name')?.value : undefined
+    const maker = Object.getOwnPropertyDescriptor(proto, 'constructor')?.value
+    const name = typeof maker === 'function' ? Object.getOwnPropertyDescriptor(maker, 'name')?.value : undefined
     if (typeof name === 'string' && name !== '') return redactText(name, pieces).slice(0, 64)
   } catch {
     // fall through to the tag
@@ -443,7 +443,7 @@ function className(value, pieces) {
  */
 function copyOwnProperties(value, copy, names, pieces, state, depth, skip) {
   for (const own of names) {
-    if (skip !== undefined && skip(own)) continue
+    if (skip?.(own)) continue
     let enumerable = false
     try {
       const descriptor = Object.getOwnPropertyDescriptor(value, own)

@@ -16,8 +16,8 @@ function platformName() {
   if (platform !== 'linux') return `${platform}-${arch}`
   let glibc = true
   try {
-    const report = process.report && process.report.getReport ? process.report.getReport() : null
-    glibc = Boolean(report && report.header && report.header.glibcVersionRuntime)
+    const report = process.report?.getReport ? process.report.getReport() : null
+    glibc = Boolean(report?.header?.glibcVersionRuntime)
   } catch {
     /* unknown: assume glibc, the common case */
   }
@@ -28,7 +28,7 @@ function platformName() {
 function packageInfo() {
   try {
     const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
-    const targets = ((pkg.napi && pkg.napi.targets) || []).map(platformOfTarget)
+    const targets = (pkg.napi?.targets || []).map(platformOfTarget)
     return { name: pkg.name, version: pkg.version, targets }
   } catch {
     return { name: 'keygate', version: '?', targets: [] }
@@ -39,7 +39,7 @@ function packageInfo() {
 function loadFailures(error) {
   const found = []
   const seen = new Set()
-  let cause = error && error.cause
+  let cause = error?.cause
   while (cause && !seen.has(cause) && found.length < 5) {
     seen.add(cause)
     const notFound = cause.code === 'MODULE_NOT_FOUND' || /^Cannot find module/.test(String(cause.message))

@@ -101,7 +101,7 @@ function incidentReporter(onError) {
         onError(error)
         return
       } catch (thrown) {
-        console.error(`keygate: options.onError threw while reporting ${code} (${task}): ${redactSecrets(thrown && thrown.message)}`)
+        console.error(`keygate: options.onError threw while reporting ${code} (${task}): ${redactSecrets(thrown?.message)}`)
       }
     }
     console.error(recovered ? `keygate: ${error.message}` : `keygate: ${task} failed: ${code}: ${text}; ${consequence}`)

@@ -13,7 +13,7 @@ const examples = [...readFileSync(path.join(root, 'README.md'), 'utf8').matchAll
 
 rmSync(dir, { recursive: true, force: true })
 mkdirSync(dir)
-examples.forEach((code, i) => writeFileSync(path.join(dir, `example-${i + 1}.ts`), `${code}\nexport {}\n`))
+for (const [i, code] of examples.entries()) writeFileSync(path.join(dir, `example-${i + 1}.ts`), `${code}\nexport {}\n`)
 writeFileSync(
   path.join(dir, 'tsconfig.json'),
   JSON.stringify({

@@ -48,8 +48,7 @@ export class StoreProcess {
     child.stderr!.setEncoding('utf8')
     child.stdout!.on('data', (chunk: string) => {
       this.buffer += chunk
-      let nl: number
-      while ((nl = this.buffer.indexOf('\n')) >= 0) {
+      for (let nl = this.buffer.indexOf('\n'); nl >= 0; nl = this.buffer.indexOf('\n')) {
         const line = this.buffer.slice(0, nl)
         this.buffer = this.buffer.slice(nl + 1)
         if (line.trim() !== '') this.messages.push(JSON.parse(line) as Reply)
@@ -104,7 +103,7 @@ export class StoreProcess {
 
   send(op: string, args: unknown[] = [], extra: Record<string, unknown> = {}): number {
     const id = this.nextId++
-    this.child.stdin!.write(JSON.stringify({ id, op, args: encodeArg(args), ...extra }) + '\n')
+    this.child.stdin!.write(`${JSON.stringify({ id, op, args: encodeArg(args), ...extra })}\n`)
     return id
   }
 
@@ -146,7 +145,7 @@ let sharedProbe: string | undefined
 function probeForOtherUsers(): string {
   if (sharedProbe !== undefined) return sharedProbe
   const root = path.join(__dirname, '..', '..')
-  const dir = fs.mkdtempSync(os.tmpdir() + '/keygate-probe-')
+  const dir = fs.mkdtempSync(`${os.tmpdir()}/keygate-probe-`)
   fs.chmodSync(dir, 0o755)
   const runtime = ['index.js', 'binding.js', 'package.json', ...fs.readdirSync(root).filter((f) => f.endsWith('.node'))]
   for (const file of runtime) fs.copyFileSync(path.join(root, file), path.join(dir, file))

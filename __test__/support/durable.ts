@@ -40,7 +40,7 @@ after(() => {
 })
 
 export function tempDir(): string {
-  const dir = fs.mkdtempSync(os.tmpdir() + '/keygate-')
+  const dir = fs.mkdtempSync(`${os.tmpdir()}/keygate-`)
   tempDirs.push(dir)
   return dir
 }

@@ -279,13 +279,13 @@ function nearMiss(secret: string, how: NearMiss): string {
     case 'dropLast':
       return secret.slice(0, -1)
     case 'extra':
-      return secret + 'A'
+      return `${secret}A`
     case 'upper':
       return secret.slice(0, at) + [...secret.slice(at)].map((c) => (BASE62.test(c) && c.toUpperCase() !== c ? c.toUpperCase() : c)).join('')
     case 'zeroWidth':
-      return secret.slice(0, 20) + '\u200B' + secret.slice(20)
+      return `${secret.slice(0, 20)}\u200B${secret.slice(20)}`
     case 'otherPrefix':
-      return 'xx' + secret.slice(at - 1)
+      return `xx${secret.slice(at - 1)}`
     case 'spaced':
       return ` ${secret} `
   }
@@ -433,7 +433,9 @@ export function resolve(desc: Desc, world: World): unknown {
     switch (desc.shape) {
       case 'sparse': {
         const sparse = new Array<unknown>(items.length + 2)
-        items.forEach((item, i) => (sparse[(i * 2) % sparse.length] = item))
+        items.forEach((item, i) => {
+          sparse[(i * 2) % sparse.length] = item
+        })
         return sparse
       }
       case 'proxy':

@@ -89,7 +89,7 @@ export function methodSpecs(str: fc.Arbitrary<StringDesc>, rule: fc.Arbitrary<St
       call: (store) => store.listRoles(),
       check(result) {
         assert.ok(Array.isArray(result))
-        result.forEach((r) => assertRole(r, 'listRoles'))
+        for (const r of result) assertRole(r, 'listRoles')
       },
     },
     {
@@ -131,7 +131,7 @@ export function methodSpecs(str: fc.Arbitrary<StringDesc>, rule: fc.Arbitrary<St
       call: (store) => store.listUsers(),
       check(result) {
         assert.ok(Array.isArray(result))
-        result.forEach((u) => assertUser(u, 'listUsers'))
+        for (const u of result) assertUser(u, 'listUsers')
       },
     },
     {
@@ -179,7 +179,7 @@ export function methodSpecs(str: fc.Arbitrary<StringDesc>, rule: fc.Arbitrary<St
       call: (store, a) => store.listKeys(a[0] as never),
       check(result, a) {
         assert.ok(Array.isArray(result))
-        result.forEach((k) => assertApiKey(k, 'listKeys'))
+        for (const k of result) assertApiKey(k, 'listKeys')
         const userId = a[0] === undefined ? undefined : field(a[0], 'userId')
         const wanted = a[0] === undefined ? undefined : field(a[0], 'state')
         for (const k of result) {
@@ -239,7 +239,7 @@ export function methodSpecs(str: fc.Arbitrary<StringDesc>, rule: fc.Arbitrary<St
       call: (store, a) => store.audit(a[0] as never),
       check(result, a) {
         assert.ok(Array.isArray(result))
-        result.forEach((e) => assertAuditEntry(e, 'audit'))
+        for (const e of result) assertAuditEntry(e, 'audit')
         for (let i = 1; i < result.length; i++) assert.ok(result[i - 1]!.seq > result[i]!.seq, 'the audit trail is newest first')
         const limit = a[0] === undefined ? undefined : field(a[0], 'limit')
         assert.ok(result.length <= (typeof limit === 'number' ? limit : 100), 'at most `limit` entries (default 100)')

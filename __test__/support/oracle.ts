@@ -63,7 +63,7 @@ export class RuleOracle {
     const child = this.#child
     return new Promise((resolve) => {
       this.#pending = resolve
-      child.stdin.write(JSON.stringify({ method, rule }) + '\n')
+      child.stdin.write(`${JSON.stringify({ method, rule })}\n`)
     })
   }
 

@@ -7,7 +7,7 @@ const { ApiError } = require('./response.js')
 
 /** The body's own field `name` (never one inherited from Object.prototype). */
 function field(body, name) {
-  return Object.prototype.hasOwnProperty.call(body, name) ? body[name] : undefined
+  return Object.hasOwn(body, name) ? body[name] : undefined
 }
 
 function str(body, name, { optional = false, max = 100_000 } = {}) {

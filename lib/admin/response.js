@@ -102,7 +102,7 @@ function fail(res, error, req, log) {
     code = 'INTERNAL'
     message = 'internal error'
     // Never the request body: only where and what kind of failure.
-    log(redactSecrets(`keygate admin: internal error on ${req.method} ${quote(urlPath(req))}: ${error && error.stack ? error.stack : error}`))
+    log(redactSecrets(`keygate admin: internal error on ${req.method} ${quote(urlPath(req))}: ${error?.stack ? error.stack : error}`))
   }
   if (status >= 500 && code !== 'INTERNAL') log(redactSecrets(`keygate admin: ${code} on ${req.method} ${quote(urlPath(req))}: ${message}`))
   const headers = status === 429 && extra && extra.retryAfter ? { 'Retry-After': String(extra.retryAfter) } : {}

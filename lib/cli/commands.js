@@ -538,7 +538,7 @@ const COMMANDS = [
         })
       } catch (error) {
         // A busy or forbidden port is a problem with how serve was asked to run (exit 2).
-        if (error && error.listen) throw new UsageError(error.message)
+        if (error?.listen) throw new UsageError(error.message)
         throw error
       }
       // Runs until a signal closes the server and the store.
@@ -605,11 +605,11 @@ const REASON_TEXT = {
   suspended: (d) => `key ${d.keyId} is suspended (keygate key activate ${d.keyId})`,
   revoked: (d) => `key ${d.keyId} is revoked, which is final`,
   expired: (d, key) => `key ${d.keyId} expired${key ? ` at ${fmt.iso(key.expiresAt)}` : ''}`,
-  user_inactive: (d, key, user) => `user ${d.userId} is ${user ? user.status : 'missing'}`,
-  user_lacks_right: (d, key, user, call) => `the rights of user ${d.userId} (its own and its roles’) do not include ${call}`,
-  no_matching_rule: (d, key, user, call) =>
+  user_inactive: (d, _key, user) => `user ${d.userId} is ${user ? user.status : 'missing'}`,
+  user_lacks_right: (d, _key, _user, call) => `the rights of user ${d.userId} (its own and its roles’) do not include ${call}`,
+  no_matching_rule: (_d, key, _user, call) =>
     `none of the key’s API rules matches ${call}${key ? ` (rules: ${key.rules.filter((r) => !r.startsWith('ip=')).join(', ')})` : ''}`,
-  ip_not_allowed: (d, key, user, call, ip) =>
+  ip_not_allowed: (_d, key, _user, _call, ip) =>
     `${ip ? `the caller IP ${ip} is not` : 'no caller IP was given (--ip), and it must be'} in the key’s IP rules${
       key ? ` (${key.rules.filter((r) => r.startsWith('ip=')).join(', ')})` : ''
     }`,

@@ -10,7 +10,7 @@ function iso(date) {
 /** `2026-11-27 20:06Z`, for tables. */
 function short(date) {
   if (date == null) return 'never'
-  return date.toISOString().slice(0, 16).replace('T', ' ') + 'Z'
+  return `${date.toISOString().slice(0, 16).replace('T', ' ')}Z`
 }
 
 /** `in 3d 4h` / `5m ago`, coarse. */
@@ -59,7 +59,7 @@ function shownLines(text) {
 /** At most `width` characters (code points: an emoji is never cut in half) on one line. */
 function truncate(text, width) {
   const oneLine = Array.from(text.replace(/\s+/g, ' '))
-  return oneLine.length > width ? oneLine.slice(0, width - 1).join('') + '…' : oneLine.join('')
+  return oneLine.length > width ? `${oneLine.slice(0, width - 1).join('')}…` : oneLine.join('')
 }
 
 /** An aligned table: `headers` and rows of strings (shown through visible()); the last column is not padded. */
@@ -100,7 +100,7 @@ function keyDetails(key, now) {
     `last used    ${iso(key.lastUsedAt)}`,
   ]
   if (key.rules.length === 0) lines.push('rules        (none: the user’s rights only)')
-  else key.rules.forEach((r, i) => lines.push(`${i === 0 ? 'rules        ' : '             '}${visible(r)}`))
+  else for (const [i, r] of key.rules.entries()) lines.push(`${i === 0 ? 'rules        ' : '             '}${visible(r)}`)
   return lines.join('\n')
 }
 

@@ -135,7 +135,7 @@ function wantsHelp(argv) {
  * "help" request; throws UsageError for unknown or missing commands.
  */
 function resolve(words, helpRequested) {
-  let [first, second] = words
+  const [first, second] = words
   if (first === 'help') {
     const target = words.slice(1).filter((w) => !w.startsWith('-'))
     if (target.length === 0) return { help: generalHelp() }
@@ -357,8 +357,8 @@ async function run(argv, io) {
     if (error instanceof UsageError) return fail(EXIT.USAGE, 'USAGE', error.message)
     if (error instanceof NotFound) return fail(EXIT.NO, error.code, error.message)
     if (error && KNOWN_CODES.has(error.code)) return fail(EXIT.KEYGATE, error.code, error.message)
-    const message = error && error.stack ? error.stack : String(error)
-    return fail(EXIT.INTERNAL, 'INTERNAL', `unexpected error: ${error && error.message}`, json ? undefined : message)
+    const message = error?.stack ? error.stack : String(error)
+    return fail(EXIT.INTERNAL, 'INTERNAL', `unexpected error: ${error?.message}`, json ? undefined : message)
   }
 }
 

@@ -61,7 +61,8 @@ function parseOptions(args, spec, context) {
       i++
     }
     if (def.multiple) {
-      ;(values[name] ??= []).push(value)
+      values[name] ??= []
+      values[name].push(value)
     } else {
       if (values[name] !== undefined) throw new UsageError(`--${name} is given more than once`)
       values[name] = value

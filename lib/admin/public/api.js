@@ -42,7 +42,7 @@ export async function api(method, path, body, retried = false) {
     data = null
   }
   if (res.ok) return data
-  const error = (data && data.error) || { code: `HTTP_${res.status}`, message: `${res.status} ${res.statusText}` }
+  const error = data?.error || { code: `HTTP_${res.status}`, message: `${res.status} ${res.statusText}` }
   if (res.status === 401 && path !== '/api/login') {
     sessionEnded('Your session has ended; log in again.')
   } else if (res.status === 403 && error.code === 'CSRF' && !retried) {

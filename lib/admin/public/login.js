@@ -34,7 +34,7 @@ export async function boot() {
   } catch {
     /* shown as the login screen */
   }
-  if (info && info.authenticated) {
+  if (info?.authenticated) {
     takeSession(info)
     loggedIn()
   } else {
