@@ -19,7 +19,7 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare function audit(store: ExternalObject<KeyStore>, query: AuditQueryDto): Array<AuditEntryDto>
 
 /** The admin calls the audit trail names (an entry's `action`), in the core's order. */
-export declare const enum AuditAction {
+export declare enum AuditAction {
   PutRole = 'putRole',
   DeleteRole = 'deleteRole',
   PutUser = 'putUser',
@@ -79,7 +79,7 @@ export interface EffectiveRightsDto {
 }
 
 /** The stable, documented error codes, in its order: a `KeygateError`'s `code`. */
-export declare const enum ErrorCode {
+export declare enum ErrorCode {
   InvalidArgument = 'INVALID_ARGUMENT',
   InvalidRule = 'INVALID_RULE',
   ExpiryRequired = 'EXPIRY_REQUIRED',
@@ -167,7 +167,7 @@ export interface KeyPatchDto {
 }
 
 /** A key's state: `active ⇄ suspended`, either → `revoked` (final). */
-export declare const enum KeyState {
+export declare enum KeyState {
   Active = 'active',
   Suspended = 'suspended',
   Revoked = 'revoked',
@@ -207,7 +207,7 @@ export declare function putUser(store: ExternalObject<KeyStore>, user: UserInput
  * Why a call was allowed or denied; declared in the order of the reason codes
  * of `check`'s packed verdict (a build-time check), so the values in order are the codes' names.
  */
-export declare const enum Reason {
+export declare enum Reason {
   Allowed = 'allowed',
   MalformedKey = 'malformed_key',
   UnknownKey = 'unknown_key',
@@ -278,7 +278,7 @@ export declare function storeSetNow(store: ExternalObject<KeyStore>, at?: number
 export declare function storeSignals(store: ExternalObject<KeyStore>): ArrayBuffer
 
 /** A store's background work, as an incident reported to `onError` names it. */
-export declare const enum Task {
+export declare enum Task {
   Sync = 'sync',
   Expiry = 'expiry',
   LastUsedAt = 'lastUsedAt',
@@ -305,7 +305,7 @@ export interface UserInputDto {
 }
 
 /** A user's status; only `active` users' keys can be allowed. */
-export declare const enum UserStatus {
+export declare enum UserStatus {
   Active = 'active',
   Suspended = 'suspended',
   Archived = 'archived',

@@ -31,8 +31,7 @@ function invalidArgument(message) {
 
 /** A `TypeError` (as documented for isAllowed/explain) that is also a KeygateError. */
 function typeError(message) {
-  const error = new TypeError(message)
-  error.code = 'INVALID_ARGUMENT'
+  const error = Object.assign(new TypeError(message), { code: 'INVALID_ARGUMENT' })
   Object.defineProperty(error, BRAND, { value: true })
   return error
 }

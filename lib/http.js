@@ -333,9 +333,11 @@ function writeDenial(res, denial) {
 function errorSummary(error) {
   if (!(error instanceof Error)) return `a thrown ${typeof error}`
   const parts = []
+  /** @type {unknown} */
   let current = error
   for (let depth = 0; current instanceof Error && depth < 4; depth++) {
-    const code = typeof current.code === 'string' ? ` ${current.code}` : ''
+    const { code: given } = /** @type {{ code?: unknown }} */ (current)
+    const code = typeof given === 'string' ? ` ${given}` : ''
     parts.push(`${current.name}${code}: ${current.message}`)
     current = current.cause
   }
@@ -518,6 +520,7 @@ function redactedCopy(value, pieces, state, depth) {
     state.found = true
     proto = undefined
   }
+  /** @type {any} */
   let copy
   if (isErrorLike(value)) {
     if (!PLAIN_ERROR_PROTOTYPES.has(proto)) state.changed = true
@@ -768,6 +771,7 @@ class Guard {
   node(handler) {
     if (typeof handler !== 'function') throw invalidOption('guard.node(handler) needs a function (req, res) => void')
     const check = this.check
+    /** @this {unknown} */
     return function keygateGuarded(req, res) {
       const result = check(req)
       if (result.ok) {

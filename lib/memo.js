@@ -124,10 +124,10 @@ function hashOf(secret, service, api) {
 
 class Memo {
   /**
-   * @param words the core's signal words (generation, flags)
-   * @param hints the core's hint filter
-   * @param secretLength the length of this store's secrets
-   * @param touch hands uses answered here to the core: (secrets, times)
+   * @param {Uint32Array} words the core's signal words (generation, flags)
+   * @param {Uint32Array} hints the core's hint filter
+   * @param {number} secretLength the length of this store's secrets
+   * @param {(secrets: string[], times: number[]) => void} touch hands uses answered here to the core
    */
   constructor(words, hints, secretLength, touch) {
     this.words = words

@@ -93,9 +93,7 @@ function incidentReporter(onError) {
   return (...args) => {
     const [code, message, task, recovered, consequence] = Array.isArray(args[0]) ? args[0] : args
     const text = redactSecrets(message)
-    const error = new KeygateError(code, recovered ? `${task} works again (it had failed with ${code}: ${text})` : text)
-    error.task = task
-    error.recovered = recovered
+    const error = Object.assign(new KeygateError(code, recovered ? `${task} works again (it had failed with ${code}: ${text})` : text), { task, recovered })
     if (onError !== undefined) {
       try {
         onError(error)
@@ -132,13 +130,18 @@ function closedError() {
   return new KeygateError('STORE_IO', 'the store is closed')
 }
 
-/** Stands in for the memo once the store is closed: every check fails clearly. */
-const CLOSED_MEMO = {
-  find() {
-    throw closedError()
-  },
-  flushUses() {},
-}
+/**
+ * Stands in for the memo once the store is closed: every check fails clearly. Typed as a
+ * Memo: a closed store reaches only these two methods.
+ */
+const CLOSED_MEMO = /** @type {Memo} */ (
+  /** @type {unknown} */ ({
+    find() {
+      throw closedError()
+    },
+    flushUses() {},
+  })
+)
 
 class KeyStore {
   #handle

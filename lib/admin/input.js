@@ -10,6 +10,26 @@ function field(body, name) {
   return Object.hasOwn(body, name) ? body[name] : undefined
 }
 
+/**
+ * A string field, at most `max` characters; undefined (when optional) if missing or null.
+ * @overload
+ * @param {object} body
+ * @param {string} name
+ * @param {{ optional: true, max?: number }} options
+ * @returns {string | undefined}
+ */
+/**
+ * @overload
+ * @param {object} body
+ * @param {string} name
+ * @param {{ optional?: false, max?: number }} [options]
+ * @returns {string}
+ */
+/**
+ * @param {object} body
+ * @param {string} name
+ * @param {{ optional?: boolean, max?: number }} [options]
+ */
 function str(body, name, { optional = false, max = 100_000 } = {}) {
   const v = field(body, name)
   if (v === undefined || v === null) {
@@ -21,6 +41,26 @@ function str(body, name, { optional = false, max = 100_000 } = {}) {
   return v
 }
 
+/**
+ * A list-of-strings field; undefined (when optional) if missing or null.
+ * @overload
+ * @param {object} body
+ * @param {string} name
+ * @param {{ optional: true }} options
+ * @returns {string[] | undefined}
+ */
+/**
+ * @overload
+ * @param {object} body
+ * @param {string} name
+ * @param {{ optional?: false }} [options]
+ * @returns {string[]}
+ */
+/**
+ * @param {object} body
+ * @param {string} name
+ * @param {{ optional?: boolean }} [options]
+ */
 function strList(body, name, { optional = false } = {}) {
   const v = field(body, name)
   if (v === undefined || v === null) {
@@ -33,6 +73,26 @@ function strList(body, name, { optional = false } = {}) {
   return v
 }
 
+/**
+ * A date-time field (ISO text or milliseconds); missing is EXPIRY_REQUIRED unless optional.
+ * @overload
+ * @param {object} body
+ * @param {string} name
+ * @param {{ optional: true }} options
+ * @returns {Date | undefined}
+ */
+/**
+ * @overload
+ * @param {object} body
+ * @param {string} name
+ * @param {{ optional?: false }} [options]
+ * @returns {Date}
+ */
+/**
+ * @param {object} body
+ * @param {string} name
+ * @param {{ optional?: boolean }} [options]
+ */
 function date(body, name, { optional = false } = {}) {
   const v = field(body, name)
   if (v === undefined || v === null || v === '') {
@@ -59,4 +119,15 @@ function expectedUpdatedAt(body) {
   return d
 }
 
-module.exports = { field, str, strList, date, expectedUpdatedAt }
+/**
+ * Whether `value` is one of `values` (the binding's KeyState, UserStatus, …): a type guard.
+ * @template {string} T
+ * @param {readonly T[]} values
+ * @param {string} value
+ * @returns {value is T}
+ */
+function isOneOf(values, value) {
+  return /** @type {readonly string[]} */ (values).includes(value)
+}
+
+module.exports = { field, str, strList, date, expectedUpdatedAt, isOneOf }

@@ -23,7 +23,7 @@ function tokenFileOf(db) {
 
 /**
  * Works out the admin token: given (option/env), kept (digest file) or new (generated now).
- * @returns {{ token?: string, tokenDigest: string, source: 'option' | 'env' | 'file' | 'generated', file: string }}
+ * @returns {{ token?: string, tokenDigest: string, source: 'option' | 'env' | 'file' | 'generated', file: string, save?: () => void }}
  */
 function adminToken(db, given, env = process.env) {
   const file = tokenFileOf(db)
@@ -166,7 +166,8 @@ async function serve(options = {}) {
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
   }
-  return { url: admin.url, port: admin.port, db, tokenFile: tokenFileOf(db), store, close }
+  // Listening by now: both are set.
+  return { url: /** @type {string} */ (admin.url), port: /** @type {number} */ (admin.port), db, tokenFile: tokenFileOf(db), store, close }
 }
 
 module.exports = { serve, adminToken, tokenFileOf }

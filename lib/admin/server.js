@@ -102,14 +102,7 @@ function createAdminServer(options) {
   }
 
   const context = { store, admin: { actor } }
-  const routes = routeTable([
-    ...keyRoutes(context),
-    ...userRoutes(context),
-    ...roleRoutes(context),
-    ...auditRoutes(context),
-    ...tryRoutes(context),
-    ...ruleRoutes(context),
-  ])
+  const routes = routeTable([...keyRoutes(context), ...userRoutes(context), ...roleRoutes(context), ...auditRoutes(context), ...tryRoutes(context), ...ruleRoutes()])
 
   /** The API, in this order: same-origin JSON changes; login; a session; its CSRF token; the route. */
   async function api(req, res, pathname, query) {
@@ -230,11 +223,13 @@ function createAdminServer(options) {
     close() {
       clearInterval(sweeper)
       sessions.clear()
-      return new Promise((resolve) => {
+      /** @type {Promise<void>} */
+      const closed = new Promise((resolve) => {
         if (!server.listening) return resolve()
         server.close(() => resolve())
         server.closeAllConnections()
       })
+      return closed
     },
     /** Number of live sessions (for tests). */
     get sessionCount() {

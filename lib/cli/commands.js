@@ -702,10 +702,10 @@ function findCommand(words) {
 function openStore(command, ctx) {
   const exists = fs.existsSync(ctx.db)
   if (!exists && command.store !== 'create') {
-    const error = new Error(`no keygate store at ${ctx.db}: point --db or $KEYGATE_DB at an existing store, or create one with "keygate init"`)
-    error.code = 'STORE_IO'
-    error.keygate = true
-    throw error
+    throw Object.assign(new Error(`no keygate store at ${ctx.db}: point --db or $KEYGATE_DB at an existing store, or create one with "keygate init"`), {
+      code: 'STORE_IO',
+      keygate: true,
+    })
   }
   const options = { ...(command.storeOptions ? command.storeOptions(ctx) : {}) }
   if (ctx.maxLifetimeDays !== undefined) options.maxLifetimeDays = ctx.maxLifetimeDays

@@ -17,6 +17,7 @@ function short(date) {
 function relative(date, now) {
   const diff = date.getTime() - now
   const abs = Math.abs(diff)
+  /** @type {Array<[string, number]>} */
   const units = [
     ['d', 86_400_000],
     ['h', 3_600_000],

@@ -320,7 +320,7 @@ async function run(argv, io) {
       admin: actorText === undefined ? {} : { actor: actorText },
       readStdin: () => readAll(io.stdin),
       readStdinSync: () => require('node:fs').readFileSync(0, 'utf8'),
-      store: undefined,
+      store: /** @type {import('../../index.js').KeyStore | undefined} */ (undefined),
       created: false,
       input: undefined,
     }

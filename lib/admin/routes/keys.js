@@ -4,10 +4,10 @@
 
 const { KeygateError, quote } = require('../../errors.js')
 const { ApiError } = require('../response.js')
-const { field, str, strList, date, expectedUpdatedAt } = require('../input.js')
+const { field, str, strList, date, expectedUpdatedAt, isOneOf } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
 
-const KEY_STATES = new Set(require('../../store.js').KEY_STATES)
+const { KEY_STATES } = require('../../store.js')
 
 /** @param {{ store: import('../../../index').KeyStore, admin: { actor: string } }} context */
 function keyRoutes({ store, admin }) {
@@ -21,7 +21,7 @@ function keyRoutes({ store, admin }) {
     const state = query.get('state')
     if (userId) filter.userId = userId
     if (state) {
-      if (!KEY_STATES.has(state)) throw new KeygateError('INVALID_STATE', `unknown key state ${quote(state)}`)
+      if (!isOneOf(KEY_STATES, state)) throw new KeygateError('INVALID_STATE', `unknown key state ${quote(state)}`)
       filter.state = state
     }
     return [200, { keys: store.listKeys(filter), now: store.now() }]
@@ -74,7 +74,9 @@ function keyRoutes({ store, admin }) {
     if (key.state === state) {
       throw new ApiError(409, 'KEY_CHANGED', `key ${quote(id)} is already ${quote(state)} (changed elsewhere?)`)
     }
-    return [200, { key: store.setState(id, state, { ...admin, expectedUpdatedAt: expected }) }]
+    // The store refuses a state it does not know (INVALID_STATE).
+    const next = /** @type {import('../../../index.js').KeyState} */ (state)
+    return [200, { key: store.setState(id, next, { ...admin, expectedUpdatedAt: expected }) }]
   }
 
   function rotate({ params: { id }, body }) {

@@ -3,10 +3,10 @@
 
 const { KeygateError, quote } = require('../../errors.js')
 const { ApiError } = require('../response.js')
-const { str, strList } = require('../input.js')
+const { str, strList, isOneOf } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
 
-const USER_STATUSES = new Set(require('../../store.js').USER_STATUSES)
+const { USER_STATUSES } = require('../../store.js')
 
 /** @param {{ store: import('../../../index').KeyStore, admin: { actor: string } }} context */
 function userRoutes({ store, admin }) {
@@ -18,7 +18,7 @@ function userRoutes({ store, admin }) {
 
   function userInput(body, id) {
     const status = str(body, 'status', { optional: true, max: 32 }) ?? 'active'
-    if (!USER_STATUSES.has(status)) throw new ApiError(400, 'INVALID_ARGUMENT', `unknown user status ${quote(status)}`)
+    if (!isOneOf(USER_STATUSES, status)) throw new ApiError(400, 'INVALID_ARGUMENT', `unknown user status ${quote(status)}`)
     const rights = rulesToStore(strList(body, 'rights', { optional: true }) ?? [], { rights: true })
     const roles = strList(body, 'roles', { optional: true }) ?? []
     return { id, status, rights, roles }
