@@ -13,6 +13,7 @@ import { chromium } from 'playwright-core'
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core'
 
 import { KeyStore } from '../index.js'
+import * as binding from '../binding.js'
 import { createAdminServer, CSP } from '../lib/admin/server.js'
 import type { AdminServer } from '../lib/admin/server.js'
 import { serve } from '../lib/admin/serve.js'
@@ -27,6 +28,9 @@ const SHOT_DIR = path.join(__dirname, '..', 'docs', 'screenshots')
 const TOKEN = 'test-admin-token-0123456789abcdef'
 const DAY = 86_400_000
 const SECRET_RE = /^kg_[0-9A-Za-z]{49}$/
+
+// The admin API's own error codes (lib/admin/codes.js, internal: no typings).
+const { AdminErrorCode } = require('../lib/admin/codes.js') as { AdminErrorCode: Record<string, string> }
 
 const EXPECTED_CSP = "default-src 'self'; script-src 'self'; style-src 'self'"
 
@@ -145,6 +149,20 @@ describe('admin API (fetch)', () => {
     assert.ok(seen.size > 5, `the page is split into modules: ${[...seen].join(', ')}`)
     for (const name of seen) if (name !== 'app.js') assert.ok(preloaded.has(name), `${name} is named by a modulepreload link`)
     for (const name of preloaded) assert.ok(seen.has(name), `preloaded ${name} is imported`)
+  })
+
+  test("/constants.js, the page's names, is the binding's string enums and the admin API's own codes", async () => {
+    const res = await fetch(`${url}/constants.js`)
+    assert.equal(res.status, 200)
+    assert.match(res.headers.get('content-type') ?? '', /^text\/javascript/)
+    const served = await import(`data:text/javascript,${encodeURIComponent(await res.text())}`)
+    const expected = { ...binding, AdminErrorCode }
+    const names = ['Reason', 'KeyState', 'UserStatus', 'AuditAction', 'ErrorCode', 'AdminErrorCode'] as const
+    assert.deepEqual(Object.keys(served).sort(), [...names].sort())
+    for (const name of names) {
+      assert.deepEqual(Object.entries(served[name]), Object.entries(expected[name]), name)
+      assert.ok(Object.isFrozen(served[name]), `${name} is frozen`)
+    }
   })
 
   test('without a session the API answers 401 with a JSON error and no-store', async () => {
@@ -406,6 +424,32 @@ browserSuite('admin page in a real browser (chromium)', () => {
     const sid = cookies.find((c) => c.name === 'keygate_sid')
     assert.ok(sid?.httpOnly && sid.sameSite === 'Strict', 'HttpOnly, SameSite=Strict session cookie')
     assert.equal(await page.evaluate('document.cookie'), '', 'the page cannot read the session cookie')
+  })
+
+  test("the state and status lists offer the binding's values, in its order", async () => {
+    const options = (select: string) => page.locator(`${select} option`).evaluateAll((os) => os.map((o) => [(o as HTMLOptionElement).value, o.textContent]))
+    const { Active, Suspended, Revoked } = binding.KeyState
+    const status = binding.UserStatus
+    assert.deepEqual(await options('#filter-state'), [
+      ['', 'Any state'],
+      [Active, 'Active'],
+      [Suspended, 'Suspended'],
+      [Revoked, 'Revoked'],
+    ])
+    assert.deepEqual(await options('#create-state'), [
+      [Active, 'Active'],
+      [Suspended, 'Suspended'],
+    ])
+    assert.deepEqual(await options('#newuser-status'), [
+      [status.Active, 'Active'],
+      [status.Suspended, 'Suspended'],
+      [status.Archived, 'Archived'],
+    ])
+    assert.deepEqual(await options('#user-status'), [
+      [status.Active, 'Active'],
+      [status.Suspended, 'Suspended (temporary)'],
+      [status.Archived, 'Archived (permanent)'],
+    ])
   })
 
   test('creates a user account with live validation of its rights', async () => {

@@ -1305,41 +1305,24 @@ describe('createGuard options', () => {
   test('trustProxy accepts IPv6 CIDRs and the named ranges; realm is configurable', () => {
     const f = fixture()
     const guard = createGuard(f.store, { trustProxy: ['2001:db8::/32', 'linklocal'], realm: 'hornbill' })
-    const viaV6 = guard.check(
-      fakeRequest(
-        [
-          ['X-API-Key', f.good.secret],
-          ['X-Forwarded-For', '203.0.113.7'],
-        ],
-        CALL,
-        'POST',
-        '2001:db8::53',
-      ),
-    )
+    /** A request from `peer` whose X-Forwarded-For names `client`. */
+    const forwarded = (peer: string, client: string) =>
+      guard.check(
+        fakeRequest(
+          [
+            ['X-API-Key', f.good.secret],
+            ['X-Forwarded-For', client],
+          ],
+          CALL,
+          'POST',
+          peer,
+        ),
+      )
+    const viaV6 = forwarded('2001:db8::53', '203.0.113.7')
     assert.equal(viaV6.ok && viaV6.ip, '203.0.113.7')
-    const viaLinkLocal = guard.check(
-      fakeRequest(
-        [
-          ['X-API-Key', f.good.secret],
-          ['X-Forwarded-For', '203.0.113.8'],
-        ],
-        CALL,
-        'POST',
-        '169.254.1.1',
-      ),
-    )
+    const viaLinkLocal = forwarded('169.254.1.1', '203.0.113.8')
     assert.equal(viaLinkLocal.ok && viaLinkLocal.ip, '203.0.113.8')
-    const untrusted = guard.check(
-      fakeRequest(
-        [
-          ['X-API-Key', f.good.secret],
-          ['X-Forwarded-For', '203.0.113.8'],
-        ],
-        CALL,
-        'POST',
-        '192.0.2.1',
-      ),
-    )
+    const untrusted = forwarded('192.0.2.1', '203.0.113.8')
     assert.equal(untrusted.ok && untrusted.ip, '192.0.2.1')
     const missing = guard.check(fakeRequest([]))
     assert.equal(missing.ok ? '' : missing.headers['www-authenticate'], 'ESP-APIKEY realm="hornbill", Bearer realm="hornbill"')

@@ -20,6 +20,7 @@
 
 const net = require('node:net')
 const { KeygateError } = require('./errors.js')
+const { ErrorCode, Reason } = require('./native.js')
 
 /** Authorization schemes that carry a keygate key, lower-cased. */
 const SCHEMES = new Set(['esp-apikey', 'bearer'])
@@ -40,21 +41,33 @@ const STATUS = {
 /** Seconds a client should wait before retrying a 503 (the store catches up within about a second). */
 const RETRY_AFTER = '1'
 
+/** The guard's own reasons for a denial, beside the store's (the binding's `Reason`). */
+const GuardReason = Object.freeze({
+  DuplicateAuthorization: 'duplicate_authorization',
+  DuplicateApiKey: 'duplicate_api_key',
+  ConflictingKeys: 'conflicting_keys',
+  InvalidForwardedFor: 'invalid_forwarded_for',
+  MissingKey: 'missing_key',
+  UnsupportedScheme: 'unsupported_scheme',
+  NoRoute: 'no_route',
+  InternalError: 'internal_error',
+})
+
 /** The `error` of each guard-level reason; store reasons not listed are `forbidden`. */
 const ERROR_OF_REASON = {
-  duplicate_authorization: 'bad_request',
-  duplicate_api_key: 'bad_request',
-  conflicting_keys: 'bad_request',
-  invalid_forwarded_for: 'bad_request',
-  invalid_request: 'bad_request',
-  missing_key: 'unauthorized',
-  unsupported_scheme: 'unauthorized',
-  malformed_key: 'unauthorized',
-  unknown_key: 'unauthorized',
-  no_route: 'not_found',
-  internal_error: 'internal_error',
+  [GuardReason.DuplicateAuthorization]: 'bad_request',
+  [GuardReason.DuplicateApiKey]: 'bad_request',
+  [GuardReason.ConflictingKeys]: 'bad_request',
+  [GuardReason.InvalidForwardedFor]: 'bad_request',
+  [Reason.InvalidRequest]: 'bad_request',
+  [GuardReason.MissingKey]: 'unauthorized',
+  [GuardReason.UnsupportedScheme]: 'unauthorized',
+  [Reason.MalformedKey]: 'unauthorized',
+  [Reason.UnknownKey]: 'unauthorized',
+  [GuardReason.NoRoute]: 'not_found',
+  [GuardReason.InternalError]: 'internal_error',
   // The store cannot vouch that its state is current: not the caller's fault, worth a retry.
-  store_unavailable: 'unavailable',
+  [Reason.StoreUnavailable]: 'unavailable',
 }
 
 // ---- the default route: Hornbill's POST /xmlmc/<service>/?method=<api> ----------------
@@ -192,7 +205,7 @@ const PRESETS = {
 }
 
 function invalidOption(message) {
-  return new KeygateError('INVALID_ARGUMENT', message)
+  return new KeygateError(ErrorCode.InvalidArgument, message)
 }
 
 /** The trustProxy option as a predicate `(address, hop) => boolean`, or null. */
@@ -658,7 +671,7 @@ class Guard {
     } catch {
       // a failing onError must not fail the request
     }
-    return this.#deny('internal_error')
+    return this.#deny(GuardReason.InternalError)
   }
 
   /**
@@ -706,8 +719,8 @@ class Guard {
         else if (apiKey !== undefined) apiKeys = 1
         if (Array.isArray(forwardedFor)) forwardedFor = forwardedFor.join(',')
       }
-      if (authorizations > 1) return this.#deny('duplicate_authorization')
-      if (apiKeys > 1) return this.#deny('duplicate_api_key')
+      if (authorizations > 1) return this.#deny(GuardReason.DuplicateAuthorization)
+      if (apiKeys > 1) return this.#deny(GuardReason.DuplicateApiKey)
 
       // Authorization: <scheme> 1*(SP / HTAB) <key>, scheme case-insensitive.
       let authKey = ''
@@ -722,16 +735,16 @@ class Guard {
         }
       }
       const headerKey = typeof apiKey === 'string' ? apiKey.trim() : ''
-      if (authKey !== '' && headerKey !== '' && authKey !== headerKey) return this.#deny('conflicting_keys')
+      if (authKey !== '' && headerKey !== '' && authKey !== headerKey) return this.#deny(GuardReason.ConflictingKeys)
 
       let ip = clientAddress(req, this.#trust, forwardedFor)
-      if (ip === BAD_FORWARDED) return this.#deny('invalid_forwarded_for')
+      if (ip === BAD_FORWARDED) return this.#deny(GuardReason.InvalidForwardedFor)
       // A link-local IPv6 peer comes with its zone (`fe80::1%eth0`), which no IP rule matches.
       if (typeof ip === 'string' && ip.includes('%')) ip = ip.slice(0, ip.indexOf('%'))
 
       key = authKey !== '' ? authKey : headerKey
-      if (key === '') return this.#deny(foreignScheme ? 'unsupported_scheme' : 'missing_key')
-      if (key.length > MAX_KEY_LENGTH) return this.#deny('malformed_key') // the store would say so too, after reading it all
+      if (key === '') return this.#deny(foreignScheme ? GuardReason.UnsupportedScheme : GuardReason.MissingKey)
+      if (key.length > MAX_KEY_LENGTH) return this.#deny(Reason.MalformedKey) // the store would say so too, after reading it all
 
       let route
       try {
@@ -743,7 +756,7 @@ class Guard {
       if (route === null || route === undefined) {
         // Authenticate first: a bad key is 401 whatever the path.
         const reason = reasonOf(store, key, '', '', ip)
-        return this.#deny(reason === 'malformed_key' || reason === 'unknown_key' ? reason : 'no_route')
+        return this.#deny(reason === Reason.MalformedKey || reason === Reason.UnknownKey ? reason : GuardReason.NoRoute)
       }
       const { service, api } = route
       if (typeof service !== 'string' || typeof api !== 'string') {
@@ -752,7 +765,7 @@ class Guard {
 
       key = detached(key)
       const reason = reasonOf(store, key, detached(service), detached(api), typeof ip === 'string' ? detached(ip) : ip)
-      if (reason !== 'allowed') return this.#deny(reason)
+      if (reason !== Reason.Allowed) return this.#deny(reason)
       const known = this.#identities.get(key)
       if (known !== undefined) return { ok: true, keyId: known[0], userId: known[1], service, api, ip }
       // The first success of this secret: ask for the ids.

@@ -3,6 +3,7 @@
 // with a 400 naming it, so the routes read like a list of their inputs.
 
 const { KeygateError } = require('../errors.js')
+const { ErrorCode } = require('../native.js')
 const { ApiError } = require('./response.js')
 
 /** The body's own field `name` (never one inherited from Object.prototype). */
@@ -34,10 +35,10 @@ function str(body, name, { optional = false, max = 100_000 } = {}) {
   const v = field(body, name)
   if (v === undefined || v === null) {
     if (optional) return undefined
-    throw new ApiError(400, 'INVALID_ARGUMENT', `${name} is required`)
+    throw new ApiError(400, ErrorCode.InvalidArgument, `${name} is required`)
   }
-  if (typeof v !== 'string') throw new ApiError(400, 'INVALID_ARGUMENT', `${name} must be a string`)
-  if (v.length > max) throw new ApiError(400, 'INVALID_ARGUMENT', `${name} is longer than ${max} characters`)
+  if (typeof v !== 'string') throw new ApiError(400, ErrorCode.InvalidArgument, `${name} must be a string`)
+  if (v.length > max) throw new ApiError(400, ErrorCode.InvalidArgument, `${name} is longer than ${max} characters`)
   return v
 }
 
@@ -65,10 +66,10 @@ function strList(body, name, { optional = false } = {}) {
   const v = field(body, name)
   if (v === undefined || v === null) {
     if (optional) return undefined
-    throw new ApiError(400, 'INVALID_ARGUMENT', `${name} is required`)
+    throw new ApiError(400, ErrorCode.InvalidArgument, `${name} is required`)
   }
   if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) {
-    throw new ApiError(400, 'INVALID_ARGUMENT', `${name} must be a list of strings`)
+    throw new ApiError(400, ErrorCode.InvalidArgument, `${name} must be a list of strings`)
   }
   return v
 }
@@ -97,13 +98,13 @@ function date(body, name, { optional = false } = {}) {
   const v = field(body, name)
   if (v === undefined || v === null || v === '') {
     if (optional) return undefined
-    throw new KeygateError('EXPIRY_REQUIRED', `${name} is required`)
+    throw new KeygateError(ErrorCode.ExpiryRequired, `${name} is required`)
   }
   if (typeof v !== 'string' && typeof v !== 'number') {
-    throw new ApiError(400, 'INVALID_ARGUMENT', `${name} must be an ISO date-time`)
+    throw new ApiError(400, ErrorCode.InvalidArgument, `${name} must be an ISO date-time`)
   }
   const d = new Date(v)
-  if (!Number.isFinite(d.getTime())) throw new ApiError(400, 'INVALID_ARGUMENT', `${name} is not a valid date-time`)
+  if (!Number.isFinite(d.getTime())) throw new ApiError(400, ErrorCode.InvalidArgument, `${name} is not a valid date-time`)
   return d
 }
 
@@ -115,7 +116,7 @@ function expectedUpdatedAt(body) {
   const seen = field(body, 'updatedAt')
   if (seen === undefined || seen === null) return undefined
   const d = new Date(/** @type {string} */ (seen))
-  if (typeof seen !== 'string' || !Number.isFinite(d.getTime())) throw new ApiError(400, 'INVALID_ARGUMENT', 'updatedAt is not a valid date-time')
+  if (typeof seen !== 'string' || !Number.isFinite(d.getTime())) throw new ApiError(400, ErrorCode.InvalidArgument, 'updatedAt is not a valid date-time')
   return d
 }
 

@@ -12,6 +12,7 @@
 const { createHmac, randomBytes, timingSafeEqual } = require('node:crypto')
 
 const { ApiError, sha256 } = require('./response.js')
+const { AdminErrorCode } = require('./codes.js')
 const { parseCookies, cookie } = require('./session.js')
 
 const LOGIN_FAILURE_DELAY_MS = 1000
@@ -60,7 +61,7 @@ function sleep(ms) {
 }
 
 function badToken() {
-  return new ApiError(401, 'BAD_TOKEN', 'wrong admin token')
+  return new ApiError(401, AdminErrorCode.BadToken, 'wrong admin token')
 }
 
 /**
@@ -136,7 +137,7 @@ function createLogin({ tokenDigest, failureDelayMs, failureMaxDelayMs, deviceMax
     if (busyUntil !== undefined) {
       // The token is not even looked at: the answer says nothing about it.
       const retryAfter = Math.max(1, Math.ceil((busyUntil - now) / 1000))
-      throw new ApiError(429, 'TOO_MANY_LOGINS', `another login from your address is being checked; try again in ${retryAfter} s`, { retryAfter })
+      throw new ApiError(429, AdminErrorCode.TooManyLogins, `another login from your address is being checked; try again in ${retryAfter} s`, { retryAfter })
     }
     const delay = delayAfter(recent)
     loginsInFlight.set(addr, now + delay)

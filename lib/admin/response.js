@@ -6,6 +6,8 @@
 const { createHash, timingSafeEqual } = require('node:crypto')
 
 const { KeygateError, quote, redactSecrets } = require('../errors.js')
+const { ErrorCode } = require('../native.js')
+const { AdminErrorCode } = require('./codes.js')
 
 const CSP = [
   "default-src 'self'",
@@ -39,21 +41,22 @@ class ApiError extends Error {
   }
 }
 
+/** The HTTP status of a store error's code (others: 400). */
 const STATUS_OF_CODE = {
-  INVALID_ARGUMENT: 400,
-  INVALID_RULE: 400,
-  EXPIRY_REQUIRED: 400,
-  EXPIRY_IN_PAST: 400,
-  EXPIRY_TOO_FAR: 400,
-  INVALID_STATE: 400,
-  UNKNOWN_USER: 404,
-  UNKNOWN_ROLE: 404,
-  UNKNOWN_KEY: 404,
-  REVOKED_IS_FINAL: 409,
-  CONFLICT: 409,
-  STORE_LOCKED: 503,
-  STORE_IO: 500,
-  STORE_CORRUPT: 500,
+  [ErrorCode.InvalidArgument]: 400,
+  [ErrorCode.InvalidRule]: 400,
+  [ErrorCode.ExpiryRequired]: 400,
+  [ErrorCode.ExpiryInPast]: 400,
+  [ErrorCode.ExpiryTooFar]: 400,
+  [ErrorCode.InvalidState]: 400,
+  [ErrorCode.UnknownUser]: 404,
+  [ErrorCode.UnknownRole]: 404,
+  [ErrorCode.UnknownKey]: 404,
+  [ErrorCode.RevokedIsFinal]: 409,
+  [ErrorCode.Conflict]: 409,
+  [ErrorCode.StoreLocked]: 503,
+  [ErrorCode.StoreIo]: 500,
+  [ErrorCode.StoreCorrupt]: 500,
 }
 
 function sha256(text) {
@@ -99,12 +102,12 @@ function fail(res, error, req, log) {
     message = error.message
   } else {
     status = 500
-    code = 'INTERNAL'
+    code = ErrorCode.Internal
     message = 'internal error'
     // Never the request body: only where and what kind of failure.
     log(redactSecrets(`keygate admin: internal error on ${req.method} ${quote(urlPath(req))}: ${error?.stack ? error.stack : error}`))
   }
-  if (status >= 500 && code !== 'INTERNAL') log(redactSecrets(`keygate admin: ${code} on ${req.method} ${quote(urlPath(req))}: ${message}`))
+  if (status >= 500 && code !== ErrorCode.Internal) log(redactSecrets(`keygate admin: ${code} on ${req.method} ${quote(urlPath(req))}: ${message}`))
   const headers = status === 429 && extra && extra.retryAfter ? { 'Retry-After': String(extra.retryAfter) } : {}
   json(res, status, { error: { code, message } }, headers)
 }
@@ -114,7 +117,7 @@ function readBody(req, limit) {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'])
     if (Number.isFinite(declared) && declared > limit) {
-      reject(new ApiError(413, 'BODY_TOO_LARGE', `request body over ${limit} bytes`))
+      reject(new ApiError(413, AdminErrorCode.BodyTooLarge, `request body over ${limit} bytes`))
       req.resume()
       return
     }
@@ -126,7 +129,7 @@ function readBody(req, limit) {
       size += chunk.length
       if (size > limit) {
         done = true
-        reject(new ApiError(413, 'BODY_TOO_LARGE', `request body over ${limit} bytes`))
+        reject(new ApiError(413, AdminErrorCode.BodyTooLarge, `request body over ${limit} bytes`))
         req.resume()
         return
       }
@@ -140,12 +143,12 @@ function readBody(req, limit) {
       try {
         const value = JSON.parse(text)
         if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-          return reject(new ApiError(400, 'INVALID_ARGUMENT', 'the request body must be a JSON object'))
+          return reject(new ApiError(400, ErrorCode.InvalidArgument, 'the request body must be a JSON object'))
         }
         resolve(value)
       } catch {
         // JSON.parse messages quote the input, which may hold a secret: never pass them on.
-        reject(new ApiError(400, 'INVALID_ARGUMENT', 'the request body is not valid JSON'))
+        reject(new ApiError(400, ErrorCode.InvalidArgument, 'the request body is not valid JSON'))
       }
     })
     req.on('error', reject)
@@ -156,7 +159,7 @@ function readBody(req, limit) {
 function checkOrigin(req) {
   const site = req.headers['sec-fetch-site']
   if (site === 'cross-site' || site === 'same-site') {
-    throw new ApiError(403, 'FORBIDDEN', 'cross-site requests are refused')
+    throw new ApiError(403, AdminErrorCode.Forbidden, 'cross-site requests are refused')
   }
   const origin = req.headers.origin
   if (origin !== undefined && origin !== 'null') {
@@ -164,17 +167,17 @@ function checkOrigin(req) {
     try {
       host = new URL(origin).host
     } catch {
-      throw new ApiError(403, 'FORBIDDEN', 'bad Origin header')
+      throw new ApiError(403, AdminErrorCode.Forbidden, 'bad Origin header')
     }
     // Behind a reverse proxy that rewrites Host, the original host is in X-Forwarded-Host.
     const forwarded = String(req.headers['x-forwarded-host'] || '')
       .split(',')[0]
       .trim()
     if (host !== req.headers.host && (forwarded === '' || host !== forwarded)) {
-      throw new ApiError(403, 'FORBIDDEN', 'cross-origin requests are refused')
+      throw new ApiError(403, AdminErrorCode.Forbidden, 'cross-origin requests are refused')
     }
   } else if (origin === 'null') {
-    throw new ApiError(403, 'FORBIDDEN', 'cross-origin requests are refused')
+    throw new ApiError(403, AdminErrorCode.Forbidden, 'cross-origin requests are refused')
   }
 }
 
@@ -184,14 +187,14 @@ function checkJson(req) {
   const length = req.headers['content-length']
   const hasBody = (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined
   if (hasBody && !/^application\/json\s*(;|$)/i.test(type)) {
-    throw new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send JSON (Content-Type: application/json)')
+    throw new ApiError(415, AdminErrorCode.UnsupportedMediaType, 'send JSON (Content-Type: application/json)')
   }
 }
 
 function checkCsrf(req, session) {
   const given = req.headers['x-csrf-token']
   if (typeof given !== 'string' || given === '' || !constantTimeEqual(given, session.csrf)) {
-    throw new ApiError(403, 'CSRF', 'missing or wrong CSRF token (reload the page)')
+    throw new ApiError(403, AdminErrorCode.Csrf, 'missing or wrong CSRF token (reload the page)')
   }
 }
 

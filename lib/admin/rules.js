@@ -4,6 +4,7 @@
 
 const { KeyStore } = require('../store.js')
 const { KeygateError, quote, redactSecrets } = require('../errors.js')
+const { ErrorCode } = require('../native.js')
 
 const MAX_RULES = 1000
 
@@ -20,7 +21,7 @@ function validateLines(lines, { rights = false } = {}) {
     try {
       const rule = KeyStore.validateRule(text)
       if (rights && /^ip=/i.test(rule)) {
-        throw new KeygateError('INVALID_RULE', `invalid rule ${quote(text)}: user and role rights take API rules only, not IP rules`)
+        throw new KeygateError(ErrorCode.InvalidRule, `invalid rule ${quote(text)}: user and role rights take API rules only, not IP rules`)
       }
       rules.push(rule)
     } catch (e) {
@@ -43,7 +44,7 @@ function rulesToStore(lines, { rights = false } = {}) {
   if (!checked.ok) {
     const e = checked.errors[0]
     const where = rights ? 'rights line' : 'line'
-    throw new KeygateError('INVALID_RULE', e.line > 0 ? `${where} ${e.line}: ${e.message}` : e.message)
+    throw new KeygateError(ErrorCode.InvalidRule, e.line > 0 ? `${where} ${e.line}: ${e.message}` : e.message)
   }
   return lines.map((r) => r.trim()).filter((r) => r !== '')
 }

@@ -10,6 +10,9 @@ const fs = require('node:fs')
 const path = require('node:path')
 
 const { quote } = require('../errors.js')
+const { ErrorCode } = require('../native.js')
+const { AdminErrorCode } = require('./codes.js')
+const { constantsModule } = require('./constants.js')
 const { CSP, SECURITY_HEADERS, ApiError, send, json, fail, readBody, checkOrigin, checkJson, checkCsrf } = require('./response.js')
 const { createSessions, COOKIE_NAME } = require('./session.js')
 const { createLogin, loginOptions } = require('./login.js')
@@ -35,6 +38,9 @@ for (const name of fs.readdirSync(PUBLIC_DIR)) {
   const type = CONTENT_TYPES[path.extname(name)]
   if (type !== undefined) STATIC_FILES[`/${name}`] = [name, type]
 }
+/** Served beside them, but written from the binding rather than read from public/. */
+const CONSTANTS_FILE = 'constants.js'
+STATIC_FILES[`/${CONSTANTS_FILE}`] = [CONSTANTS_FILE, CONTENT_TYPES['.js']]
 
 const DEFAULT_BODY_LIMIT = 1024 * 1024 // 1,000 rules of 256 characters fit comfortably
 
@@ -114,7 +120,7 @@ function createAdminServer(options) {
         try {
           return decodeURIComponent(p)
         } catch {
-          throw new ApiError(400, 'INVALID_ARGUMENT', 'bad path')
+          throw new ApiError(400, ErrorCode.InvalidArgument, 'bad path')
         }
       })
     const only = (resource) => parts.length === 1 && parts[0] === resource
@@ -126,7 +132,7 @@ function createAdminServer(options) {
 
     // Login and session need no session.
     if (only('login')) {
-      if (method !== 'POST') throw new ApiError(405, 'METHOD_NOT_ALLOWED', 'use POST')
+      if (method !== 'POST') throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'use POST')
       const body = await readBody(req, bodyLimit) // a body that is not JSON says nothing about the token: 400 at once
       const deviceCookie = await login.check(req, field(body, 'token'))
       const opened = sessions.open(req)
@@ -137,16 +143,16 @@ function createAdminServer(options) {
       // Not an error: the page asks this first to choose between the login form and the app.
       return json(res, 200, session ? sessionInfo(session) : { authenticated: false })
     }
-    if (!session) throw new ApiError(401, 'UNAUTHENTICATED', 'log in first (or your session expired)')
+    if (!session) throw new ApiError(401, AdminErrorCode.Unauthenticated, 'log in first (or your session expired)')
     if (change) checkCsrf(req, session)
     if (only('logout')) {
-      if (method !== 'POST') throw new ApiError(405, 'METHOD_NOT_ALLOWED', 'use POST')
+      if (method !== 'POST') throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'use POST')
       return json(res, 200, { ok: true }, { 'Set-Cookie': sessions.close(req, session) })
     }
 
     const body = change ? await readBody(req, bodyLimit) : {}
     const found = match(routes, method, parts)
-    if (found === null) throw new ApiError(404, 'NOT_FOUND', `no API ${method} ${quote(pathname)}`)
+    if (found === null) throw new ApiError(404, AdminErrorCode.NotFound, `no API ${method} ${quote(pathname)}`)
     const [status, value, headers] = await found.handle({ params: found.params, body, query, session, req })
     return json(res, status, value, headers)
   }
@@ -155,7 +161,7 @@ function createAdminServer(options) {
   function staticFile(name) {
     let buf = staticCache.get(name)
     if (buf === undefined) {
-      buf = fs.readFileSync(path.join(PUBLIC_DIR, name))
+      buf = name === CONSTANTS_FILE ? Buffer.from(constantsModule()) : fs.readFileSync(path.join(PUBLIC_DIR, name))
       staticCache.set(name, buf)
     }
     return buf
@@ -166,7 +172,7 @@ function createAdminServer(options) {
     try {
       url = new URL(req.url || '/', 'http://localhost')
     } catch {
-      return json(res, 400, { error: { code: 'INVALID_ARGUMENT', message: 'bad URL' } })
+      return json(res, 400, { error: { code: ErrorCode.InvalidArgument, message: 'bad URL' } })
     }
     const pathname = url.pathname
     try {
@@ -175,7 +181,7 @@ function createAdminServer(options) {
         return
       }
       if (req.method !== 'GET' && req.method !== 'HEAD') {
-        throw new ApiError(405, 'METHOD_NOT_ALLOWED', 'only GET here')
+        throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'only GET here')
       }
       const file = STATIC_FILES[pathname]
       if (!file) return send(res, 404, 'not found', { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' })

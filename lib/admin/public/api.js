@@ -1,6 +1,7 @@
 // The page's client of the admin API: JSON over fetch, relative to the page's URL, with the
 // session's CSRF token on every change.
 
+import { AdminErrorCode, ErrorCode } from './constants.js'
 import { state } from './state.js'
 
 /** Called when the server says the session has ended (set by the login screen). */
@@ -20,6 +21,7 @@ export class ApiFailure extends Error {
 
 export async function api(method, path, body, retried = false) {
   const headers = { Accept: 'application/json' }
+  /** @type {RequestInit} */
   const init = { method, headers, credentials: 'same-origin', cache: 'no-store', redirect: 'error' }
   if (method !== 'GET') {
     if (state.csrf) headers['X-CSRF-Token'] = state.csrf
@@ -45,7 +47,7 @@ export async function api(method, path, body, retried = false) {
   const error = data?.error || { code: `HTTP_${res.status}`, message: `${res.status} ${res.statusText}` }
   if (res.status === 401 && path !== '/api/login') {
     sessionEnded('Your session has ended; log in again.')
-  } else if (res.status === 403 && error.code === 'CSRF' && !retried) {
+  } else if (res.status === 403 && error.code === AdminErrorCode.Csrf && !retried) {
     // Logged in again in another tab: take the new session's token and retry once.
     const s = await fetch('api/session', { credentials: 'same-origin', cache: 'no-store' })
     if (s.ok) {
@@ -57,9 +59,9 @@ export async function api(method, path, body, retried = false) {
   throw new ApiFailure(res.status, error.code, error.message)
 }
 
-export const GONE = new Set(['UNKNOWN_KEY', 'UNKNOWN_USER', 'UNKNOWN_ROLE'])
+export const GONE = new Set([ErrorCode.UnknownKey, ErrorCode.UnknownUser, ErrorCode.UnknownRole])
 
-const CHANGED = new Set(['KEY_CHANGED', 'CONFLICT', 'REVOKED_IS_FINAL', 'ALREADY_EXISTS'])
+const CHANGED = new Set([AdminErrorCode.KeyChanged, ErrorCode.Conflict, ErrorCode.RevokedIsFinal, AdminErrorCode.AlreadyExists])
 
 export function isStale(error) {
   return error instanceof ApiFailure && (GONE.has(error.code) || CHANGED.has(error.code))

@@ -44,6 +44,11 @@ export function h(tag, attrs = {}, ...children) {
   return el
 }
 
+/** Adds an <option> to `select` for each of `values` (default: all), labelled from `labels`. */
+export function addOptions(select, labels, values = Object.keys(labels)) {
+  select.append(...values.map((value) => h('option', { value }, labels[value])))
+}
+
 /** A string as a node: a <bdi> when it holds anything but ASCII, else a text node. */
 export function isolated(text) {
   if (!/[^\x00-\x7f]/.test(text)) return text

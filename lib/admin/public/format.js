@@ -1,7 +1,12 @@
 // Dates, times and badges as the page shows them (in the server's clock, see state.offset).
 
+import { KeyState, UserStatus } from './constants.js'
 import { h } from './dom.js'
 import { DAY_MS, nowMs } from './state.js'
+
+/** What the page calls each key state and user status (the values come from the binding). */
+export const KEY_STATE_LABELS = { [KeyState.Active]: 'Active', [KeyState.Suspended]: 'Suspended', [KeyState.Revoked]: 'Revoked' }
+export const USER_STATUS_LABELS = { [UserStatus.Active]: 'Active', [UserStatus.Suspended]: 'Suspended', [UserStatus.Archived]: 'Archived' }
 
 export const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' })
 
@@ -49,6 +54,6 @@ export function lines(text) {
 }
 
 export function stateBadge(key) {
-  const expired = key.state === 'active' && new Date(key.expiresAt).getTime() <= nowMs()
+  const expired = key.state === KeyState.Active && new Date(key.expiresAt).getTime() <= nowMs()
   return h('span', {}, h('span', { class: `badge badge-${key.state}` }, key.state), expired ? h('span', { class: 'badge badge-expired' }, 'expired') : null)
 }

@@ -1,15 +1,19 @@
 // The new-key dialog.
 
-import { $, $$, h, setError, show, toast } from './dom.js'
+import { ErrorCode, KeyState } from './constants.js'
+import { $, $$, addOptions, h, setError, show, toast } from './dom.js'
 import { ApiFailure, api } from './api.js'
 import { DAY_MS, nowMs, state } from './state.js'
-import { lines } from './format.js'
+import { KEY_STATE_LABELS, lines } from './format.js'
 import { attempt } from './actions.js'
 import { renderRoute } from './router.js'
 import { checkExpiry, lifetimeText, setExpiryInput } from './expiry.js'
 import { ruleChecker } from './rules.js'
 import { showSecret } from './secret.js'
 import { fillUserSelect, loadUsers } from './keys.js'
+
+/** The errors that concern the expiry field. */
+const EXPIRY_ERRORS = new Set([ErrorCode.ExpiryRequired, ErrorCode.ExpiryInPast, ErrorCode.ExpiryTooFar])
 
 /** The live check of the rules textarea (set by wireKeyCreate). */
 let checker
@@ -79,14 +83,14 @@ async function submitCreate(event) {
     renderRoute()
   } catch (error) {
     if (!(error instanceof ApiFailure) || error.status === 401) return
-    if (error.code.startsWith('EXPIRY_')) {
+    if (EXPIRY_ERRORS.has(error.code)) {
       setError($('#create-expires-error'), error.message)
       $('#create-expires').focus()
-    } else if (error.code === 'INVALID_RULE') {
+    } else if (error.code === ErrorCode.InvalidRule) {
       checker.check()
       setError(errorEl, error.message)
       $('#create-rules').focus()
-    } else if (error.code === 'UNKNOWN_USER') {
+    } else if (error.code === ErrorCode.UnknownUser) {
       setError(errorEl, `${error.message}. It was deleted in another tab; the list of accounts has been refreshed.`)
       await attempt(loadUsers, errorEl)
       fillUserSelect($('#create-user'), {})
@@ -99,6 +103,8 @@ async function submitCreate(event) {
 }
 
 export function wireKeyCreate() {
+  // A new key cannot start revoked.
+  addOptions($('#create-state'), KEY_STATE_LABELS, [KeyState.Active, KeyState.Suspended])
   checker = ruleChecker($('#create-rules'), $('#create-rules-check'), 'key')
   $('#key-new').addEventListener('click', () => openCreate())
   $('#create-form').addEventListener('submit', submitCreate)

@@ -1,5 +1,6 @@
 // The key details dialog: edit a key, change its state, rotate or delete it.
 
+import { KeyState } from './constants.js'
 import { $, clearPageAlert, confirmDialog, h, isolated, noteBidi, pageAlert, setError, setText, show, toast } from './dom.js'
 import { ApiFailure, GONE, api, isStale } from './api.js'
 import { state } from './state.js'
@@ -52,9 +53,9 @@ function fillKeyDetail(key) {
     ...fact('Created', timeCell(key.createdAt)),
     ...fact('Updated', timeCell(key.updatedAt)),
   )
-  const revoked = key.state === 'revoked'
-  show($('#key-suspend'), key.state === 'active')
-  show($('#key-activate'), key.state === 'suspended')
+  const revoked = key.state === KeyState.Revoked
+  show($('#key-suspend'), key.state === KeyState.Active)
+  show($('#key-activate'), key.state === KeyState.Suspended)
   show($('#key-revoke'), !revoked)
   show($('#key-rotate'), !revoked)
   show($('#key-final'), revoked)
@@ -115,7 +116,7 @@ async function saveKey(event) {
 async function changeState(next) {
   const key = state.detail
   if (!key) return
-  if (next === 'revoked') {
+  if (next === KeyState.Revoked) {
     const ok = await confirmDialog({
       title: `Revoke key ${key.id}?`,
       text: 'Revoked is final: the key stops working at once and can never be activated again. Its record stays as evidence.',
@@ -187,9 +188,9 @@ export function wireKeyDetails() {
   $('#key-form').addEventListener('submit', saveKey)
   $('#key-description').addEventListener('input', () => noteBidi($('#key-description'), $('#key-description-bidi')))
   $('#key-expires').addEventListener('change', () => checkExpiry($('#key-expires'), $('#key-expires-error')))
-  $('#key-suspend').addEventListener('click', () => changeState('suspended'))
-  $('#key-activate').addEventListener('click', () => changeState('active'))
-  $('#key-revoke').addEventListener('click', () => changeState('revoked'))
+  $('#key-suspend').addEventListener('click', () => changeState(KeyState.Suspended))
+  $('#key-activate').addEventListener('click', () => changeState(KeyState.Active))
+  $('#key-revoke').addEventListener('click', () => changeState(KeyState.Revoked))
   $('#key-delete').addEventListener('click', deleteKey)
   $('#key-rotate').addEventListener('click', openRotate)
   $('#rotate-form').addEventListener('submit', submitRotate)

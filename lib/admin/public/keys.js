@@ -1,9 +1,10 @@
 // The keys screen: the list of keys, filtered by user account, state and text.
 
-import { $, clearPageAlert, h } from './dom.js'
+import { $, addOptions, clearPageAlert, h } from './dom.js'
+import { UserStatus } from './constants.js'
 import { api } from './api.js'
 import { state } from './state.js'
-import { stateBadge, timeCell } from './format.js'
+import { KEY_STATE_LABELS, stateBadge, timeCell } from './format.js'
 import { attempt } from './actions.js'
 import { renderRoute } from './router.js'
 import { openKey } from './key-details.js'
@@ -14,12 +15,16 @@ export async function loadUsers() {
   return state.users
 }
 
+/**
+ * @param {HTMLSelectElement} select
+ * @param {{ allOption?: string, selected?: string }} options
+ */
 export function fillUserSelect(select, { allOption, selected }) {
   const current = selected ?? select.value
   const options = []
   if (allOption) options.push(h('option', { value: '' }, allOption))
   for (const u of state.users) {
-    options.push(h('option', { value: u.id }, u.status === 'active' ? u.id : `${u.id} (${u.status})`))
+    options.push(h('option', { value: u.id }, u.status === UserStatus.Active ? u.id : `${u.id} (${u.status})`))
   }
   select.replaceChildren(...options)
   if (current && state.users.some((u) => u.id === current)) select.value = current
@@ -98,6 +103,7 @@ export function keyTable(keys, { caption, empty, showUser = true }) {
 }
 
 export function wireKeys() {
+  addOptions($('#filter-state'), KEY_STATE_LABELS)
   $('#keys-refresh').addEventListener('click', () => {
     clearPageAlert()
     renderRoute()

@@ -1,5 +1,6 @@
 // The login screen and the session: who is logged in, the server's clock, logging out.
 
+import { AdminErrorCode } from './constants.js'
 import { $, $$, setError, show } from './dom.js'
 import { ApiFailure, api, onSessionEnded } from './api.js'
 import { state } from './state.js'
@@ -68,7 +69,7 @@ export function wireLogin() {
       loggedIn()
     } catch (error) {
       if (!(error instanceof ApiFailure)) throw error
-      setError($('#login-error'), error.code === 'BAD_TOKEN' ? 'Wrong admin token.' : error.message)
+      setError($('#login-error'), error.code === AdminErrorCode.BadToken ? 'Wrong admin token.' : error.message)
       input.select()
     }
   })

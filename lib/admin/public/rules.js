@@ -24,6 +24,7 @@ const EXAMPLE_RULES = [
 export function ruleChecker(textarea, output, kind) {
   let timer
   let seq = 0
+  /** @type {import('./wire.js').RuleCheck} */
   let last = { ok: true, rules: [], errors: [] }
   async function run() {
     const mine = ++seq

@@ -1,20 +1,21 @@
 // The try-a-call screen: what keygate answers to a call, for a secret or a key id.
 
+import { Reason } from './constants.js'
 import { $, $$, h, setError, show } from './dom.js'
 import { ApiFailure, api } from './api.js'
 
 const REASONS = {
-  allowed: 'Allowed: every check passed.',
-  malformed_key: 'The secret is not well formed (prefix, length, alphabet or checksum).',
-  unknown_key: 'No key has this secret (never issued, or deleted).',
-  invalid_request: 'The service or API name is not valid (letters, digits, _ - . / only; 1–256 characters).',
-  suspended: 'The key is suspended.',
-  revoked: 'The key is revoked (final).',
-  expired: 'The key has expired.',
-  user_inactive: 'The key’s user account is not active (suspended, archived or deleted).',
-  user_lacks_right: 'The key’s user account has no right that matches this call.',
-  no_matching_rule: 'None of the key’s API rules matches this call.',
-  ip_not_allowed: 'The caller IP is not in the key’s IP rules (or no IP was given).',
+  [Reason.Allowed]: 'Allowed: every check passed.',
+  [Reason.MalformedKey]: 'The secret is not well formed (prefix, length, alphabet or checksum).',
+  [Reason.UnknownKey]: 'No key has this secret (never issued, or deleted).',
+  [Reason.InvalidRequest]: 'The service or API name is not valid (letters, digits, _ - . / only; 1–256 characters).',
+  [Reason.Suspended]: 'The key is suspended.',
+  [Reason.Revoked]: 'The key is revoked (final).',
+  [Reason.Expired]: 'The key has expired.',
+  [Reason.UserInactive]: 'The key’s user account is not active (suspended, archived or deleted).',
+  [Reason.UserLacksRight]: 'The key’s user account has no right that matches this call.',
+  [Reason.NoMatchingRule]: 'None of the key’s API rules matches this call.',
+  [Reason.IpNotAllowed]: 'The caller IP is not in the key’s IP rules (or no IP was given).',
 }
 
 function tryMode() {

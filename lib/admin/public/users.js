@@ -1,9 +1,10 @@
 // The user accounts screen, one account's screen (with its keys), and the new-user dialog.
 
-import { $, $$, confirmDialog, h, isolated, pageAlert, setError, setText, toast } from './dom.js'
+import { ErrorCode, KeyState, UserStatus } from './constants.js'
+import { $, $$, addOptions, confirmDialog, h, isolated, pageAlert, setError, setText, toast } from './dom.js'
 import { ApiFailure, api } from './api.js'
 import { state } from './state.js'
-import { lines } from './format.js'
+import { USER_STATUS_LABELS, lines } from './format.js'
 import { attempt } from './actions.js'
 import { go, renderRoute } from './router.js'
 import { ruleChecker } from './rules.js'
@@ -58,7 +59,7 @@ export async function renderUsers() {
             h('td', { 'data-label': 'Status' }, h('span', { class: `badge badge-${u.status}` }, u.status)),
             h('td', { 'data-label': 'Roles' }, u.roles.length ? u.roles.join(', ') : h('span', { class: 'muted' }, 'none')),
             h('td', { 'data-label': 'Rights', class: 'mono small' }, u.rights.length ? u.rights.join('\n') : h('span', { class: 'muted' }, 'none')),
-            h('td', { 'data-label': 'API keys' }, `${u.keys.active} active of ${u.keys.total}`),
+            h('td', { 'data-label': 'API keys' }, `${u.keys[KeyState.Active]} active of ${u.keys.total}`),
           ),
         ),
       ),
@@ -117,7 +118,7 @@ async function submitNewUser(event) {
   } catch (error) {
     if (!(error instanceof ApiFailure) || error.status === 401) return
     setError(errorEl, error.message)
-    if (error.code === 'UNKNOWN_ROLE') {
+    if (error.code === ErrorCode.UnknownRole) {
       await attempt(loadRoles, errorEl)
       roleChecks($('#newuser-roles'), body.roles, 'newuser-role')
     }
@@ -130,7 +131,7 @@ export async function renderUser(route) {
   try {
     ;[data] = await Promise.all([api('GET', `/api/users/${encodeURIComponent(id)}`), loadRoles()])
   } catch (error) {
-    if (error instanceof ApiFailure && error.code === 'UNKNOWN_USER') {
+    if (error instanceof ApiFailure && error.code === ErrorCode.UnknownUser) {
       pageAlert(`There is no user account “${id}” (any more): it was deleted in another tab or by another admin.`)
       go('#/users')
       return
@@ -190,6 +191,8 @@ async function deleteUser() {
 }
 
 export function wireUsers() {
+  addOptions($('#newuser-status'), USER_STATUS_LABELS)
+  addOptions($('#user-status'), { ...USER_STATUS_LABELS, [UserStatus.Suspended]: 'Suspended (temporary)', [UserStatus.Archived]: 'Archived (permanent)' })
   newUserChecker = ruleChecker($('#newuser-rights'), $('#newuser-rights-check'), 'rights')
   userChecker = ruleChecker($('#user-rights'), $('#user-rights-check'), 'rights')
   $('#user-new').addEventListener('click', openNewUser)

@@ -1,6 +1,7 @@
 'use strict'
 // /api/audit: the audit trail, newest first, filtered by the store; and its hash-chain verification.
 
+const { ErrorCode } = require('../../native.js')
 const { ApiError } = require('../response.js')
 
 const { AUDIT_ACTIONS } = require('../../store.js')
@@ -24,7 +25,7 @@ function auditRoutes({ store }) {
       const text = query.get(name)
       if (!text) continue
       const d = new Date(text)
-      if (!Number.isFinite(d.getTime())) throw new ApiError(400, 'INVALID_ARGUMENT', `${name} is not a valid date-time`)
+      if (!Number.isFinite(d.getTime())) throw new ApiError(400, ErrorCode.InvalidArgument, `${name} is not a valid date-time`)
       q[name] = d
     }
     return [200, { entries: store.audit(q), verification: store.verifyAudit(), actions: AUDIT_ACTIONS }]

@@ -3,6 +3,8 @@
 // existing key carries the `updatedAt` the page last saw, checked by the store (expectedUpdatedAt).
 
 const { KeygateError, quote } = require('../../errors.js')
+const { ErrorCode } = require('../../native.js')
+const { AdminErrorCode } = require('../codes.js')
 const { ApiError } = require('../response.js')
 const { field, str, strList, date, expectedUpdatedAt, isOneOf } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
@@ -12,7 +14,7 @@ const { KEY_STATES } = require('../../store.js')
 /** @param {{ store: import('../../../index').KeyStore, admin: { actor: string } }} context */
 function keyRoutes({ store, admin }) {
   function mustUser(id) {
-    if (store.getUser(id) === null) throw new KeygateError('UNKNOWN_USER', `no user with id ${quote(id)}`)
+    if (store.getUser(id) === null) throw new KeygateError(ErrorCode.UnknownUser, `no user with id ${quote(id)}`)
   }
 
   function list({ query }) {
@@ -21,7 +23,7 @@ function keyRoutes({ store, admin }) {
     const state = query.get('state')
     if (userId) filter.userId = userId
     if (state) {
-      if (!isOneOf(KEY_STATES, state)) throw new KeygateError('INVALID_STATE', `unknown key state ${quote(state)}`)
+      if (!isOneOf(KEY_STATES, state)) throw new KeygateError(ErrorCode.InvalidState, `unknown key state ${quote(state)}`)
       filter.state = state
     }
     return [200, { keys: store.listKeys(filter), now: store.now() }]
@@ -45,7 +47,7 @@ function keyRoutes({ store, admin }) {
 
   function read({ params: { id } }) {
     const key = store.getKey(id)
-    if (key === null) throw new KeygateError('UNKNOWN_KEY', `no key with id ${quote(id)}`)
+    if (key === null) throw new KeygateError(ErrorCode.UnknownKey, `no key with id ${quote(id)}`)
     return [200, { key, now: store.now() }]
   }
 
@@ -61,7 +63,7 @@ function keyRoutes({ store, admin }) {
   }
 
   function remove({ params: { id } }) {
-    if (!store.deleteKey(id, admin)) throw new KeygateError('UNKNOWN_KEY', `no key with id ${quote(id)}`)
+    if (!store.deleteKey(id, admin)) throw new KeygateError(ErrorCode.UnknownKey, `no key with id ${quote(id)}`)
     return [200, { deleted: true, id }]
   }
 
@@ -69,10 +71,10 @@ function keyRoutes({ store, admin }) {
     const state = str(body, 'state', { max: 32 })
     const expected = expectedUpdatedAt(body)
     const key = store.getKey(id)
-    if (key === null) throw new KeygateError('UNKNOWN_KEY', `no key with id ${quote(id)}`)
+    if (key === null) throw new KeygateError(ErrorCode.UnknownKey, `no key with id ${quote(id)}`)
     // Asking for the state the key already has means the page is behind (a double click, another tab).
     if (key.state === state) {
-      throw new ApiError(409, 'KEY_CHANGED', `key ${quote(id)} is already ${quote(state)} (changed elsewhere?)`)
+      throw new ApiError(409, AdminErrorCode.KeyChanged, `key ${quote(id)} is already ${quote(state)} (changed elsewhere?)`)
     }
     // The store refuses a state it does not know (INVALID_STATE).
     const next = /** @type {import('../../../index.js').KeyState} */ (state)
@@ -83,7 +85,7 @@ function keyRoutes({ store, admin }) {
     const expected = expectedUpdatedAt(body)
     const overlap = field(body, 'overlapSeconds') ?? 0
     if (typeof overlap !== 'number' || !Number.isInteger(overlap) || overlap < 0 || overlap > 730 * 86400) {
-      throw new ApiError(400, 'INVALID_ARGUMENT', 'overlapSeconds must be a whole number of seconds, 0 or more')
+      throw new ApiError(400, ErrorCode.InvalidArgument, 'overlapSeconds must be a whole number of seconds, 0 or more')
     }
     const issued = store.rotateKey(id, { overlapSeconds: overlap, actor: admin.actor, expectedUpdatedAt: expected })
     return [201, { key: issued.key, secret: issued.secret, old: store.getKey(id) }]

@@ -2,6 +2,8 @@
 // /api/roles: list (with the users holding each), create, read, replace, delete.
 
 const { KeygateError, quote } = require('../../errors.js')
+const { ErrorCode } = require('../../native.js')
+const { AdminErrorCode } = require('../codes.js')
 const { ApiError } = require('../response.js')
 const { str, strList } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
@@ -10,7 +12,7 @@ const { rulesToStore } = require('../rules.js')
 function roleRoutes({ store, admin }) {
   function mustRole(name) {
     const role = store.getRole(name)
-    if (role === null) throw new KeygateError('UNKNOWN_ROLE', `no role named ${quote(name)}`)
+    if (role === null) throw new KeygateError(ErrorCode.UnknownRole, `no role named ${quote(name)}`)
     return role
   }
 
@@ -26,7 +28,7 @@ function roleRoutes({ store, admin }) {
 
   function create({ body }) {
     const name = str(body, 'name', { max: 256 })
-    if (store.getRole(name) !== null) throw new ApiError(409, 'ALREADY_EXISTS', `a role named ${quote(name)} already exists`)
+    if (store.getRole(name) !== null) throw new ApiError(409, AdminErrorCode.AlreadyExists, `a role named ${quote(name)} already exists`)
     return [201, { role: store.putRole(roleInput(body, name), admin) }]
   }
 
@@ -40,7 +42,7 @@ function roleRoutes({ store, admin }) {
   }
 
   function remove({ params: { name } }) {
-    if (!store.deleteRole(name, admin)) throw new KeygateError('UNKNOWN_ROLE', `no role named ${quote(name)}`)
+    if (!store.deleteRole(name, admin)) throw new KeygateError(ErrorCode.UnknownRole, `no role named ${quote(name)}`)
     return [200, { deleted: true, name }]
   }
 

@@ -1,6 +1,7 @@
 'use strict'
 // /api/rules/validate: the page's live check of a rules textarea, line by line.
 
+const { ErrorCode } = require('../../native.js')
 const { ApiError } = require('../response.js')
 const { field, strList } = require('../input.js')
 const { validateLines, MAX_RULES } = require('../rules.js')
@@ -9,7 +10,7 @@ function ruleRoutes() {
   function validate({ body }) {
     const lines = strList(body, 'lines')
     // Blank lines are allowed, so more lines than rules may come; but not without end.
-    if (lines.length > 5 * MAX_RULES) throw new ApiError(400, 'INVALID_RULE', `${lines.length} lines; at most ${MAX_RULES} rules are allowed`)
+    if (lines.length > 5 * MAX_RULES) throw new ApiError(400, ErrorCode.InvalidRule, `${lines.length} lines; at most ${MAX_RULES} rules are allowed`)
     return [200, validateLines(lines, { rights: field(body, 'kind') === 'rights' })]
   }
 

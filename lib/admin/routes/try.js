@@ -3,6 +3,7 @@
 // explain) or for a key id (the store's explainKey: steps 3–9 from the key's settings).
 
 const { KeygateError, quote } = require('../../errors.js')
+const { ErrorCode, Reason } = require('../../native.js')
 const { ApiError } = require('../response.js')
 const { str } = require('../input.js')
 
@@ -20,10 +21,10 @@ function tryRoutes({ store }) {
     }
     if (keyId !== undefined && keyId.trim() !== '') {
       const decision = store.explainKey(keyId.trim(), service, api, ip)
-      if (decision.reason === 'unknown_key') throw new KeygateError('UNKNOWN_KEY', `no key with id ${quote(keyId.trim())}`)
+      if (decision.reason === Reason.UnknownKey) throw new KeygateError(ErrorCode.UnknownKey, `no key with id ${quote(keyId.trim())}`)
       return [200, { mode: 'key', decision }]
     }
-    throw new ApiError(400, 'INVALID_ARGUMENT', 'give a secret or a key id')
+    throw new ApiError(400, ErrorCode.InvalidArgument, 'give a secret or a key id')
   }
 
   return [['POST', '/try', tryCall]]

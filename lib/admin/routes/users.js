@@ -2,23 +2,30 @@
 // /api/users: list (with key counts), create, read (with its effective rights and keys), replace, delete.
 
 const { KeygateError, quote } = require('../../errors.js')
+const { ErrorCode, UserStatus } = require('../../native.js')
+const { AdminErrorCode } = require('../codes.js')
 const { ApiError } = require('../response.js')
 const { str, strList, isOneOf } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
 
-const { USER_STATUSES } = require('../../store.js')
+const { KEY_STATES, USER_STATUSES } = require('../../store.js')
+
+/** A user's key counts: in all, and in each state. */
+function noKeys() {
+  return { total: 0, ...Object.fromEntries(KEY_STATES.map((state) => [state, 0])) }
+}
 
 /** @param {{ store: import('../../../index').KeyStore, admin: { actor: string } }} context */
 function userRoutes({ store, admin }) {
   function mustUser(id) {
     const user = store.getUser(id)
-    if (user === null) throw new KeygateError('UNKNOWN_USER', `no user with id ${quote(id)}`)
+    if (user === null) throw new KeygateError(ErrorCode.UnknownUser, `no user with id ${quote(id)}`)
     return user
   }
 
   function userInput(body, id) {
-    const status = str(body, 'status', { optional: true, max: 32 }) ?? 'active'
-    if (!isOneOf(USER_STATUSES, status)) throw new ApiError(400, 'INVALID_ARGUMENT', `unknown user status ${quote(status)}`)
+    const status = str(body, 'status', { optional: true, max: 32 }) ?? UserStatus.Active
+    if (!isOneOf(USER_STATUSES, status)) throw new ApiError(400, ErrorCode.InvalidArgument, `unknown user status ${quote(status)}`)
     const rights = rulesToStore(strList(body, 'rights', { optional: true }) ?? [], { rights: true })
     const roles = strList(body, 'roles', { optional: true }) ?? []
     return { id, status, rights, roles }
@@ -27,18 +34,18 @@ function userRoutes({ store, admin }) {
   function list() {
     const counts = new Map()
     for (const k of store.listKeys()) {
-      const c = counts.get(k.userId) ?? { total: 0, active: 0, suspended: 0, revoked: 0 }
+      const c = counts.get(k.userId) ?? noKeys()
       c.total++
       c[k.state]++
       counts.set(k.userId, c)
     }
-    const users = store.listUsers().map((u) => ({ ...u, keys: counts.get(u.id) ?? { total: 0, active: 0, suspended: 0, revoked: 0 } }))
+    const users = store.listUsers().map((u) => ({ ...u, keys: counts.get(u.id) ?? noKeys() }))
     return [200, { users }]
   }
 
   function create({ body }) {
     const id = str(body, 'id', { max: 256 })
-    if (store.getUser(id) !== null) throw new ApiError(409, 'ALREADY_EXISTS', `a user with id ${quote(id)} already exists`)
+    if (store.getUser(id) !== null) throw new ApiError(409, AdminErrorCode.AlreadyExists, `a user with id ${quote(id)} already exists`)
     return [201, { user: store.putUser(userInput(body, id), admin) }]
   }
 
@@ -54,7 +61,7 @@ function userRoutes({ store, admin }) {
   }
 
   function remove({ params: { id } }) {
-    if (!store.deleteUser(id, admin)) throw new KeygateError('UNKNOWN_USER', `no user with id ${quote(id)}`)
+    if (!store.deleteUser(id, admin)) throw new KeygateError(ErrorCode.UnknownUser, `no user with id ${quote(id)}`)
     return [200, { deleted: true, id }]
   }
 
