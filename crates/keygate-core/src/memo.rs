@@ -31,7 +31,7 @@
 //! | writer | where | what |
 //! |---|---|---|
 //! | admin commits (and the purge of expired keys) | `Inner::apply` | registry changed, then bump |
-//! | `setNow` | `Inner::set_now` | clock moved, bump, wake the expiry watch |
+//! | `setNow` | `KeyStore::set_now` | clock moved, bump, wake the expiry watch |
 //! | sync / catch-up with other processes | `Inner::catch_up` | their changes applied, then bump |
 //! | reload (read everything afresh) | `Inner::catch_up` (`Catchup::Reload`) | registry replaced, then bump |
 //! | expiry watch | [`expiry`] | bump within [`MEMO_HORIZON_MS`] before each expiry instant |

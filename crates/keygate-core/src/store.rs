@@ -204,8 +204,10 @@ pub struct KeyStore {
     inner: Arc<Inner>,
 }
 
-/// The shared state behind a [`KeyStore`] handle; its methods are the store API.
-pub struct Inner {
+/// The state every clone of a [`KeyStore`] shares, and the machinery behind its
+/// API: writes, catch-up with other processes, recorded uses. Background threads
+/// hold it weakly (`KeyStore::downgrade`), so that dropping the last handle ends them.
+pub(crate) struct Inner {
     registry: RwLock<Registry>,
     prefix: Prefix,
     max_lifetime_ms: i64,
@@ -221,13 +223,6 @@ pub struct Inner {
     closed: AtomicBool,
     /// The durable store's background thread, joined by `close`.
     maintenance: Mutex<Option<std::thread::JoinHandle<()>>>,
-}
-
-impl std::ops::Deref for KeyStore {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.inner
-    }
 }
 
 /// One admin call's write: holds the registry and the backend's write lock
@@ -381,38 +376,22 @@ impl KeyStore {
     }
 
     pub(crate) fn set_maintenance(&self, handle: std::thread::JoinHandle<()>) {
-        *self.maintenance.lock() = Some(handle);
+        *self.inner.maintenance.lock() = Some(handle);
+    }
+
+    /// Deletes keys expired for longer than `after_ms` (see `Inner::purge_expired`).
+    pub(crate) fn purge_expired(&self, after_ms: i64) -> Result<usize> {
+        self.inner.purge_expired(after_ms)
     }
 }
 
 impl Inner {
-    pub fn signals(&self) -> Arc<Signals> {
-        self.signals.clone()
+    pub(crate) fn is_current(&self) -> bool {
+        !self.signals.is_raised(Signals::STORE_UNAVAILABLE)
     }
 
-    /// The bitset of all keys' hints (see `memo::hints`).
-    pub fn hints(&self) -> Arc<HintFilter> {
-        self.hints.clone()
-    }
-
-    pub fn key_prefix(&self) -> &str {
-        self.prefix.as_str()
-    }
-
-    /// The longest lifetime a key may be given, in days.
-    pub fn max_lifetime_days(&self) -> u32 {
-        (self.max_lifetime_ms / DAY_MS) as u32
-    }
-
-    pub fn now(&self) -> i64 {
-        self.clock.now()
-    }
-
-    /// Freezes the clock at `at`, or returns to the system clock.
-    pub fn set_now(&self, at: Option<i64>) {
-        self.clock.set(at);
-        self.signals.bump();
-        self.expiry.clock_changed();
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     fn check_open(&self) -> Result<()> {
@@ -472,12 +451,6 @@ impl Inner {
             }
             error
         })
-    }
-
-    /// Whether the store can vouch that its state is current. Only a store
-    /// shared with other processes can lose that (see `sync`).
-    pub fn is_current(&self) -> bool {
-        !self.signals.is_raised(Signals::STORE_UNAVAILABLE)
     }
 
     /// Fails closed: checks answer `store_unavailable` (the memo is off) and the
@@ -661,143 +634,6 @@ impl Inner {
         Ok(count)
     }
 
-    /// Flushes and releases the store; later calls fail with `STORE_IO`.
-    pub fn close(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let flushed = self.flush_uses();
-        self.closed.store(true, Ordering::Release);
-        self.expiry.stop();
-        // The background thread stops (closing its own connection) before the
-        // last connection closes, so SQLite can fold the WAL into the file.
-        let maintenance = self.maintenance.lock().take();
-        if let Some(handle) = maintenance {
-            if handle.thread().id() != std::thread::current().id() {
-                let _ = handle.join();
-            }
-        }
-        let _registry = self.registry.write();
-        self.backend.close();
-        flushed
-    }
-
-    /// Writes a consistent copy of the durable store to a new file.
-    pub fn backup(&self, to: &str) -> Result<()> {
-        self.check_open()?;
-        self.backend.backup(std::path::Path::new(to))
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
-    }
-
-    /// The audit trail, newest first.
-    pub fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        self.check_open()?;
-        self.backend.audit(query)
-    }
-
-    /// Checks the audit trail's hash chain; reports the first altered or missing entry.
-    pub fn verify_audit(&self) -> Result<AuditReport> {
-        self.check_open()?;
-        self.backend.verify_audit()
-    }
-
-    // ---- roles -------------------------------------------------------------
-
-    pub fn put_role(&self, name: &str, rights: &[String], actor: Actor) -> Result<RoleView> {
-        check_name("role name", name)?;
-        let rights = normalise_list(rights, RuleUse::Rights)?;
-        let mut tx = self.write(AuditAction::PutRole, actor)?;
-        tx.refuse_known_secrets("role name", [name], ErrorCode::InvalidArgument)?;
-        tx.refuse_known_secrets("a right", rights.iter().map(String::as_str), ErrorCode::InvalidRule)?;
-        tx.commit(vec![Change::PutRole(RoleRecord { name: name.to_string(), rights })])?;
-        Ok(view_role(tx.role(name).ok_or_else(|| internal("the role just stored is missing"))?))
-    }
-
-    /// Deletes a role and takes it away from every user holding it.
-    pub fn delete_role(&self, name: &str, actor: Actor) -> Result<bool> {
-        let mut tx = self.write(AuditAction::DeleteRole, actor)?;
-        if tx.role(name).is_none() {
-            return Ok(false);
-        }
-        tx.commit(vec![Change::DeleteRole(name.to_string())])?;
-        Ok(true)
-    }
-
-    pub fn get_role(&self, name: &str) -> Result<Option<RoleView>> {
-        self.check_open()?;
-        Ok(self.registry.read().role(name).map(view_role))
-    }
-
-    /// All roles, by name.
-    pub fn list_roles(&self) -> Result<Vec<RoleView>> {
-        self.check_open()?;
-        let mut roles: Vec<RoleView> = self.registry.read().roles().map(view_role).collect();
-        roles.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(roles)
-    }
-
-    // ---- users -------------------------------------------------------------
-
-    pub fn put_user(&self, input: &UserInput, actor: Actor) -> Result<UserView> {
-        check_name("user id", &input.id)?;
-        let status = UserStatus::parse(input.status.as_deref().unwrap_or("active"))?;
-        let rights = normalise_list(&input.rights, RuleUse::Rights)?;
-        let mut tx = self.write(AuditAction::PutUser, actor)?;
-        tx.refuse_known_secrets("user id", [input.id.as_str()], ErrorCode::InvalidArgument)?;
-        tx.refuse_known_secrets("a right", rights.iter().map(String::as_str), ErrorCode::InvalidRule)?;
-        let mut seen = HashSet::new();
-        let mut roles = Vec::new();
-        for role in &input.roles {
-            if tx.role(role).is_none() {
-                return Err(Error::new(ErrorCode::UnknownRole, format!("no role named {}", quote(role))));
-            }
-            if seen.insert(role.as_str()) {
-                roles.push(role.clone());
-            }
-        }
-        let record = UserRecord { id: input.id.clone(), status, rights, roles };
-        tx.commit(vec![Change::PutUser(record)])?;
-        Ok(view_user(tx.user(&input.id).ok_or_else(|| internal("the user just stored is missing"))?))
-    }
-
-    pub fn get_user(&self, id: &str) -> Result<Option<UserView>> {
-        self.check_open()?;
-        Ok(self.registry.read().user(id).map(view_user))
-    }
-
-    /// The rights the decision grants the user (step 7), or `None` when there is no such user.
-    pub fn effective_rights(&self, user_id: &str) -> Result<Option<EffectiveRights>> {
-        self.check_open()?;
-        let registry = self.registry.read();
-        let Some(user) = registry.user(user_id) else { return Ok(None) };
-        let own = user.rights.texts();
-        let by_role: Vec<RoleView> = user.roles.iter().filter_map(|name| registry.role(name)).map(view_role).collect();
-        let mut seen = HashSet::new();
-        let all = own.iter().chain(by_role.iter().flat_map(|role| &role.rights)).filter(|right| seen.insert(*right)).cloned().collect();
-        Ok(Some(EffectiveRights { own, by_role, all }))
-    }
-
-    /// All users, by id.
-    pub fn list_users(&self) -> Result<Vec<UserView>> {
-        self.check_open()?;
-        let mut users: Vec<UserView> = self.registry.read().users().map(view_user).collect();
-        users.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(users)
-    }
-
-    /// Deletes a user and all its keys; false when there was no such user.
-    pub fn delete_user(&self, id: &str, actor: Actor) -> Result<bool> {
-        let mut tx = self.write(AuditAction::DeleteUser, actor)?;
-        if tx.user(id).is_none() {
-            return Ok(false);
-        }
-        tx.commit(vec![Change::DeleteUser(id.to_string())])?;
-        Ok(true)
-    }
-
     // ---- keys --------------------------------------------------------------
 
     fn check_expiry(&self, expires_at: Option<i64>, now: i64) -> Result<i64> {
@@ -820,15 +656,179 @@ impl Inner {
         }
         Ok(at)
     }
+}
 
-    fn new_key_id(registry: &Registry) -> Result<[u8; 16]> {
-        loop {
-            let mut id = [0u8; 16];
-            secret::random_bytes(&mut id)?;
-            if registry.key_by_id(&id).is_none() {
-                return Ok(id);
+impl KeyStore {
+    pub fn signals(&self) -> Arc<Signals> {
+        self.inner.signals.clone()
+    }
+
+    /// The bitset of all keys' hints (see `memo::hints`).
+    pub fn hints(&self) -> Arc<HintFilter> {
+        self.inner.hints.clone()
+    }
+
+    pub fn key_prefix(&self) -> &str {
+        self.inner.prefix.as_str()
+    }
+
+    /// The longest lifetime a key may be given, in days.
+    pub fn max_lifetime_days(&self) -> u32 {
+        (self.inner.max_lifetime_ms / DAY_MS) as u32
+    }
+
+    pub fn now(&self) -> i64 {
+        self.inner.clock.now()
+    }
+
+    /// Freezes the clock at `at`, or returns to the system clock.
+    pub fn set_now(&self, at: Option<i64>) {
+        self.inner.clock.set(at);
+        self.inner.signals.bump();
+        self.inner.expiry.clock_changed();
+    }
+
+    /// Whether the store can vouch that its state is current. Only a store
+    /// shared with other processes can lose that (see `Inner::sync`).
+    pub fn is_current(&self) -> bool {
+        self.inner.is_current()
+    }
+
+    /// Flushes and releases the store; later calls fail with `STORE_IO`.
+    pub fn close(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let flushed = self.inner.flush_uses();
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.expiry.stop();
+        // The background thread stops (closing its own connection) before the
+        // last connection closes, so SQLite can fold the WAL into the file.
+        let maintenance = self.inner.maintenance.lock().take();
+        if let Some(handle) = maintenance {
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
             }
         }
+        let _registry = self.inner.registry.write();
+        self.inner.backend.close();
+        flushed
+    }
+
+    /// Writes a consistent copy of the durable store to a new file.
+    pub fn backup(&self, to: &str) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.backend.backup(std::path::Path::new(to))
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// The audit trail, newest first.
+    pub fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        self.inner.check_open()?;
+        self.inner.backend.audit(query)
+    }
+
+    /// Checks the audit trail's hash chain; reports the first altered or missing entry.
+    pub fn verify_audit(&self) -> Result<AuditReport> {
+        self.inner.check_open()?;
+        self.inner.backend.verify_audit()
+    }
+
+    // ---- roles -------------------------------------------------------------
+
+    pub fn put_role(&self, name: &str, rights: &[String], actor: Actor) -> Result<RoleView> {
+        check_name("role name", name)?;
+        let rights = normalise_list(rights, RuleUse::Rights)?;
+        let mut tx = self.inner.write(AuditAction::PutRole, actor)?;
+        tx.refuse_known_secrets("role name", [name], ErrorCode::InvalidArgument)?;
+        tx.refuse_known_secrets("a right", rights.iter().map(String::as_str), ErrorCode::InvalidRule)?;
+        tx.commit(vec![Change::PutRole(RoleRecord { name: name.to_string(), rights })])?;
+        Ok(view_role(tx.role(name).ok_or_else(|| internal("the role just stored is missing"))?))
+    }
+
+    /// Deletes a role and takes it away from every user holding it.
+    pub fn delete_role(&self, name: &str, actor: Actor) -> Result<bool> {
+        let mut tx = self.inner.write(AuditAction::DeleteRole, actor)?;
+        if tx.role(name).is_none() {
+            return Ok(false);
+        }
+        tx.commit(vec![Change::DeleteRole(name.to_string())])?;
+        Ok(true)
+    }
+
+    pub fn get_role(&self, name: &str) -> Result<Option<RoleView>> {
+        self.inner.check_open()?;
+        Ok(self.inner.registry.read().role(name).map(view_role))
+    }
+
+    /// All roles, by name.
+    pub fn list_roles(&self) -> Result<Vec<RoleView>> {
+        self.inner.check_open()?;
+        let mut roles: Vec<RoleView> = self.inner.registry.read().roles().map(view_role).collect();
+        roles.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(roles)
+    }
+
+    // ---- users -------------------------------------------------------------
+
+    pub fn put_user(&self, input: &UserInput, actor: Actor) -> Result<UserView> {
+        check_name("user id", &input.id)?;
+        let status = UserStatus::parse(input.status.as_deref().unwrap_or("active"))?;
+        let rights = normalise_list(&input.rights, RuleUse::Rights)?;
+        let mut tx = self.inner.write(AuditAction::PutUser, actor)?;
+        tx.refuse_known_secrets("user id", [input.id.as_str()], ErrorCode::InvalidArgument)?;
+        tx.refuse_known_secrets("a right", rights.iter().map(String::as_str), ErrorCode::InvalidRule)?;
+        let mut seen = HashSet::new();
+        let mut roles = Vec::new();
+        for role in &input.roles {
+            if tx.role(role).is_none() {
+                return Err(Error::new(ErrorCode::UnknownRole, format!("no role named {}", quote(role))));
+            }
+            if seen.insert(role.as_str()) {
+                roles.push(role.clone());
+            }
+        }
+        let record = UserRecord { id: input.id.clone(), status, rights, roles };
+        tx.commit(vec![Change::PutUser(record)])?;
+        Ok(view_user(tx.user(&input.id).ok_or_else(|| internal("the user just stored is missing"))?))
+    }
+
+    pub fn get_user(&self, id: &str) -> Result<Option<UserView>> {
+        self.inner.check_open()?;
+        Ok(self.inner.registry.read().user(id).map(view_user))
+    }
+
+    /// The rights the decision grants the user (step 7), or `None` when there is no such user.
+    pub fn effective_rights(&self, user_id: &str) -> Result<Option<EffectiveRights>> {
+        self.inner.check_open()?;
+        let registry = self.inner.registry.read();
+        let Some(user) = registry.user(user_id) else { return Ok(None) };
+        let own = user.rights.texts();
+        let by_role: Vec<RoleView> = user.roles.iter().filter_map(|name| registry.role(name)).map(view_role).collect();
+        let mut seen = HashSet::new();
+        let all = own.iter().chain(by_role.iter().flat_map(|role| &role.rights)).filter(|right| seen.insert(*right)).cloned().collect();
+        Ok(Some(EffectiveRights { own, by_role, all }))
+    }
+
+    /// All users, by id.
+    pub fn list_users(&self) -> Result<Vec<UserView>> {
+        self.inner.check_open()?;
+        let mut users: Vec<UserView> = self.inner.registry.read().users().map(view_user).collect();
+        users.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(users)
+    }
+
+    /// Deletes a user and all its keys; false when there was no such user.
+    pub fn delete_user(&self, id: &str, actor: Actor) -> Result<bool> {
+        let mut tx = self.inner.write(AuditAction::DeleteUser, actor)?;
+        if tx.user(id).is_none() {
+            return Ok(false);
+        }
+        tx.commit(vec![Change::DeleteUser(id.to_string())])?;
+        Ok(true)
     }
 
     /// Creates a key; the secret in the answer is never available again.
@@ -839,16 +839,16 @@ impl Inner {
         if state == KeyState::Revoked {
             return Err(Error::new(ErrorCode::InvalidState, "a key cannot be created revoked"));
         }
-        let mut tx = self.write(AuditAction::CreateKey, actor)?;
+        let mut tx = self.inner.write(AuditAction::CreateKey, actor)?;
         tx.refuse_known_secrets("description", [input.description.as_str()], ErrorCode::InvalidArgument)?;
         tx.refuse_known_secrets("a rule", rules.iter().map(String::as_str), ErrorCode::InvalidRule)?;
         if tx.user(&input.user_id).is_none() {
             return Err(Error::new(ErrorCode::UnknownUser, format!("no user with id {}", quote(&input.user_id))));
         }
-        let now = self.clock.now();
-        let expires_at = self.check_expiry(input.expires_at, now)?;
-        let issued = secret::generate(&self.prefix)?;
-        let id = Self::new_key_id(&tx)?;
+        let now = self.inner.clock.now();
+        let expires_at = self.inner.check_expiry(input.expires_at, now)?;
+        let issued = secret::generate(&self.inner.prefix)?;
+        let id = new_key_id(&tx)?;
         let record = KeyRecord {
             id,
             seq: tx.next_seq(),
@@ -869,18 +869,18 @@ impl Inner {
     }
 
     pub fn get_key(&self, id: &str) -> Result<Option<KeyView>> {
-        self.check_open()?;
+        self.inner.check_open()?;
         let Some(id) = parse_key_id(id) else { return Ok(None) };
-        self.refresh_uses(Some(&id));
-        Ok(self.registry.read().key_by_id(&id).map(view_key))
+        self.inner.refresh_uses(Some(&id));
+        Ok(self.inner.registry.read().key_by_id(&id).map(view_key))
     }
 
     /// Keys matching the filter, newest first.
     pub fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyView>> {
-        self.check_open()?;
+        self.inner.check_open()?;
         let state = filter.state.as_deref().map(KeyState::parse).transpose()?;
-        self.refresh_uses(None);
-        let registry = self.registry.read();
+        self.inner.refresh_uses(None);
+        let registry = self.inner.registry.read();
         let mut keys: Vec<&Key> = registry
             .keys()
             .filter(|k| filter.user_id.as_deref().is_none_or(|u| *k.user_id == *u))
@@ -890,36 +890,14 @@ impl Inner {
         Ok(keys.into_iter().map(view_key).collect())
     }
 
-    fn existing_record(registry: &Registry, id: &str) -> Result<KeyRecord> {
-        let key = parse_key_id(id).and_then(|raw| registry.key_by_id(&raw)).ok_or_else(|| unknown_key(id))?;
-        Ok(record_of(key))
-    }
-
-    /// Refuses with `CONFLICT` a change made from a view of the key older than its
-    /// current `updated_at`; checked inside the write transaction, so no other change
-    /// can come between the check and the write.
-    fn check_unchanged(record: &KeyRecord, id: &str, expected_updated_at: Option<i64>) -> Result<()> {
-        match expected_updated_at {
-            Some(expected) if expected != record.updated_at => Err(Error::new(
-                ErrorCode::Conflict,
-                format!(
-                    "key {id} was changed elsewhere at {}, after the updatedAt given ({}); read it again and retry",
-                    iso(record.updated_at),
-                    iso(expected)
-                ),
-            )),
-            _ => Ok(()),
-        }
-    }
-
     pub fn update_key(&self, id: &str, patch: &KeyPatch, actor: Actor) -> Result<KeyView> {
-        let mut tx = self.write(AuditAction::UpdateKey, actor)?;
-        let mut record = Self::existing_record(&tx, id)?;
-        Self::check_unchanged(&record, id, patch.expected_updated_at)?;
+        let mut tx = self.inner.write(AuditAction::UpdateKey, actor)?;
+        let mut record = existing_record(&tx, id)?;
+        check_unchanged(&record, id, patch.expected_updated_at)?;
         if record.state == KeyState::Revoked {
             return Err(Error::new(ErrorCode::RevokedIsFinal, format!("key {id} is revoked and cannot be changed")));
         }
-        let now = self.clock.now();
+        let now = self.inner.clock.now();
         if let Some(description) = &patch.description {
             check_description(description)?;
             tx.refuse_known_secrets("description", [description.as_str()], ErrorCode::InvalidArgument)?;
@@ -931,7 +909,7 @@ impl Inner {
             record.rules = rules;
         }
         if let Some(expires_at) = patch.expires_at {
-            record.expires_at = self.check_expiry(expires_at, now)?;
+            record.expires_at = self.inner.check_expiry(expires_at, now)?;
         }
         if patch.description.is_some() || patch.rules.is_some() || patch.expires_at.is_some() {
             record.updated_at = now;
@@ -948,9 +926,9 @@ impl Inner {
     /// `set_state` when the key's `updated_at` is still `expected_updated_at` (if given), else `CONFLICT`.
     pub fn set_state_if(&self, id: &str, state: &str, expected_updated_at: Option<i64>, actor: Actor) -> Result<KeyView> {
         let state = KeyState::parse(state)?;
-        let mut tx = self.write(AuditAction::SetState, actor)?;
-        let mut record = Self::existing_record(&tx, id)?;
-        Self::check_unchanged(&record, id, expected_updated_at)?;
+        let mut tx = self.inner.write(AuditAction::SetState, actor)?;
+        let mut record = existing_record(&tx, id)?;
+        check_unchanged(&record, id, expected_updated_at)?;
         if record.state == KeyState::Revoked && state != KeyState::Revoked {
             return Err(Error::new(
                 ErrorCode::RevokedIsFinal,
@@ -959,7 +937,7 @@ impl Inner {
         }
         if record.state != state {
             record.state = state;
-            record.updated_at = self.clock.now();
+            record.updated_at = self.inner.clock.now();
             tx.commit(vec![Change::PutKey(record.clone())])?;
         }
         Ok(view_key(tx.key_by_id(&record.id).ok_or_else(|| internal("the key just changed is missing"))?))
@@ -979,10 +957,10 @@ impl Inner {
                 format!("overlapSeconds {overlap_seconds} must be a whole number of seconds, 0 or more"),
             ));
         }
-        let mut tx = self.write(AuditAction::RotateKey, actor)?;
-        let mut old = Self::existing_record(&tx, id)?;
-        Self::check_unchanged(&old, id, expected_updated_at)?;
-        let now = self.clock.now();
+        let mut tx = self.inner.write(AuditAction::RotateKey, actor)?;
+        let mut old = existing_record(&tx, id)?;
+        check_unchanged(&old, id, expected_updated_at)?;
+        let now = self.inner.clock.now();
         if old.state == KeyState::Revoked {
             return Err(Error::new(ErrorCode::RevokedIsFinal, format!("key {id} is revoked and cannot be rotated")));
         }
@@ -992,8 +970,8 @@ impl Inner {
                 format!("key {id} expired at {}; create a new key instead", iso(old.expires_at)),
             ));
         }
-        let issued = secret::generate(&self.prefix)?;
-        let new_id = Self::new_key_id(&tx)?;
+        let issued = secret::generate(&self.inner.prefix)?;
+        let new_id = new_key_id(&tx)?;
         let new = KeyRecord {
             id: new_id,
             seq: tx.next_seq(),
@@ -1022,7 +1000,7 @@ impl Inner {
 
     /// Deletes a key; false when there was no such key.
     pub fn delete_key(&self, id: &str, actor: Actor) -> Result<bool> {
-        let mut tx = self.write(AuditAction::DeleteKey, actor)?;
+        let mut tx = self.inner.write(AuditAction::DeleteKey, actor)?;
         let Some(raw) = parse_key_id(id).filter(|raw| tx.key_by_id(raw).is_some()) else {
             return Ok(false);
         };
@@ -1037,13 +1015,13 @@ impl Inner {
         // A store that cannot vouch it is current answers at once, without waiting
         // for the registry (a reload may hold it).
         if !self.is_current() {
-            let reason = decide_unavailable(&self.prefix, call);
+            let reason = decide_unavailable(&self.inner.prefix, call);
             return Verdict { reason, known_key: false, depends_on_ip: false, transient: true };
         }
-        let registry = self.registry.read();
-        let outcome = decide(&registry, &self.prefix, &self.clock, || self.is_current(), call);
+        let registry = self.inner.registry.read();
+        let outcome = decide(&registry, &self.inner.prefix, &self.inner.clock, || self.is_current(), call);
         if let (Some(key), Some(now), true) = (outcome.key, outcome.now, outcome.allowed()) {
-            self.record_use(key, now);
+            self.inner.record_use(key, now);
         }
         // Expired stays expired (a clock set back bumps the generation); a key about to
         // expire is decided afresh each time, so no remembered answer outlives it.
@@ -1067,11 +1045,11 @@ impl Inner {
     /// matching API rule. A diagnosis, not a use: `lastUsedAt` is left alone.
     pub fn explain(&self, call: Call<'_>) -> Explanation {
         if !self.is_current() {
-            let reason = decide_unavailable(&self.prefix, call);
+            let reason = decide_unavailable(&self.inner.prefix, call);
             return Explanation { reason, key_id: None, user_id: None, matched_rule: None };
         }
-        let registry = self.registry.read();
-        let outcome = decide(&registry, &self.prefix, &self.clock, || self.is_current(), call);
+        let registry = self.inner.registry.read();
+        let outcome = decide(&registry, &self.inner.prefix, &self.inner.clock, || self.is_current(), call);
         Explanation {
             reason: outcome.reason,
             key_id: outcome.key.map(Key::id_string),
@@ -1087,11 +1065,11 @@ impl Inner {
         if !self.is_current() {
             return unexplained(Reason::StoreUnavailable);
         }
-        let registry = self.registry.read();
+        let registry = self.inner.registry.read();
         let Some(key) = parse_key_id(key_id).and_then(|raw| registry.key_by_id(&raw)) else {
             return unexplained(Reason::UnknownKey);
         };
-        let outcome = authorize(&registry, key, &self.clock, call);
+        let outcome = authorize(&registry, key, &self.inner.clock, call);
         Explanation {
             reason: outcome.reason,
             key_id: Some(key.id_string()),
@@ -1102,11 +1080,11 @@ impl Inner {
 
     /// Records uses of keys answered by the JavaScript memo: `at` for each secret that still names a key.
     pub fn touch(&self, secrets: &[(&[u8], i64)]) {
-        let registry = self.registry.read();
+        let registry = self.inner.registry.read();
         for (secret, at) in secrets {
             if let Some(key) = registry.key_by_digest(&secret::digest(secret)) {
-                if key.touch(*at) && self.durable {
-                    self.used.lock().push(key.id);
+                if key.touch(*at) && self.inner.durable {
+                    self.inner.used.lock().push(key.id);
                 }
             }
         }
@@ -1114,7 +1092,39 @@ impl Inner {
 
     /// Number of keys held.
     pub fn key_count(&self) -> usize {
-        self.registry.read().key_count()
+        self.inner.registry.read().key_count()
+    }
+}
+
+fn new_key_id(registry: &Registry) -> Result<[u8; 16]> {
+    loop {
+        let mut id = [0u8; 16];
+        secret::random_bytes(&mut id)?;
+        if registry.key_by_id(&id).is_none() {
+            return Ok(id);
+        }
+    }
+}
+
+fn existing_record(registry: &Registry, id: &str) -> Result<KeyRecord> {
+    let key = parse_key_id(id).and_then(|raw| registry.key_by_id(&raw)).ok_or_else(|| unknown_key(id))?;
+    Ok(record_of(key))
+}
+
+/// Refuses with `CONFLICT` a change made from a view of the key older than its
+/// current `updated_at`; checked inside the write transaction, so no other change
+/// can come between the check and the write.
+fn check_unchanged(record: &KeyRecord, id: &str, expected_updated_at: Option<i64>) -> Result<()> {
+    match expected_updated_at {
+        Some(expected) if expected != record.updated_at => Err(Error::new(
+            ErrorCode::Conflict,
+            format!(
+                "key {id} was changed elsewhere at {}, after the updatedAt given ({}); read it again and retry",
+                iso(record.updated_at),
+                iso(expected)
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 
