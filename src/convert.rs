@@ -361,6 +361,7 @@ pub struct AuditEntryDto {
 
 impl From<AuditEntry> for AuditEntryDto {
     fn from(e: AuditEntry) -> Self {
+        let hash = e.hash_hex();
         AuditEntryDto {
             seq: e.seq as f64,
             at: e.at as f64,
@@ -369,7 +370,7 @@ impl From<AuditEntry> for AuditEntryDto {
             key_id: e.key_id,
             user_id: e.user_id,
             detail: e.detail.to_string(),
-            hash: e.hash.iter().map(|b| format!("{b:02x}")).collect(),
+            hash,
         }
     }
 }

@@ -170,19 +170,19 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
-    use crate::model::UserStatus;
+    use crate::model::{KeyId, UserStatus};
     use crate::registry::{Change, KeyRecord, UserRecord};
     use crate::secret::generate;
 
     /// A registry holding one key of user `svc` (whatever its state: authentication
     /// does not look at it); returns the registry, the key's id and its secret.
-    fn one_key(prefix: &Prefix, state: KeyState) -> (Registry, [u8; 16], String) {
+    fn one_key(prefix: &Prefix, state: KeyState) -> (Registry, KeyId, String) {
         let mut registry = Registry::default();
         let user = UserRecord { id: "svc".into(), status: UserStatus::Suspended, rights: Vec::new(), roles: Vec::new() };
         registry.apply(Change::PutUser(user)).unwrap();
         let issued = generate(prefix).unwrap();
         let record = KeyRecord {
-            id: [7; 16],
+            id: KeyId::from_bytes([7; 16]),
             seq: 1,
             user_id: "svc".into(),
             description: String::new(),
@@ -196,7 +196,7 @@ mod tests {
             rules: Vec::new(),
         };
         registry.apply(Change::PutKey(record)).unwrap();
-        (registry, [7; 16], issued.text)
+        (registry, KeyId::from_bytes([7; 16]), issued.text)
     }
 
     #[test]

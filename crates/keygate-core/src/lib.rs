@@ -29,6 +29,7 @@ pub use decision::{Call, Reason};
 pub use error::{Error, ErrorCode, Result};
 pub use incident::{Incident, OnError, Task};
 pub use memo::{Signals, Verdict};
+pub use model::KeyId;
 pub use store::{
     validate_rule, Actor, AuditAction, EffectiveRights, Explanation, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, Options,
     RoleView, UserInput, UserView,

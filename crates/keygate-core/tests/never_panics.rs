@@ -7,7 +7,7 @@
 use keygate_core::error::ErrorCode;
 use keygate_core::glob::Glob;
 use keygate_core::ip::{parse_caller_ip, IpNet};
-use keygate_core::model::{check_actor, check_description, check_name, parse_key_id};
+use keygate_core::model::{check_actor, check_description, check_name};
 use keygate_core::rule::{normalise_list, parse_rule, validate_rule, RuleUse};
 use keygate_core::secret::{find_secret, generate, is_well_formed, Prefix};
 use proptest::prelude::*;
@@ -33,7 +33,7 @@ fn exercise(text: &str) {
     let _ = find_secret(text.as_bytes());
     let _ = IpNet::parse(text);
     let _ = parse_caller_ip(text.as_bytes());
-    let _ = parse_key_id(text);
+    let _ = text.parse::<keygate_core::KeyId>();
     let _ = is_well_formed(text.as_bytes(), &Prefix::default());
     if let Some((pattern, name)) = text.split_once(':') {
         if pattern.bytes().all(|b| b.is_ascii_alphanumeric() || b"*?_-./".contains(&b)) {

@@ -8,7 +8,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{corrupt, read_error};
-use crate::audit::{verify, AuditDraft, AuditEntry, AuditQuery, AuditReport, GENESIS};
+use crate::audit::{hash_from_hex, hash_to_hex, verify, AuditDraft, AuditEntry, AuditQuery, AuditReport, GENESIS};
 use crate::error::Result;
 use crate::store::AuditAction;
 
@@ -44,7 +44,7 @@ impl Head {
         let meta = |name: &str| conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| r.get::<_, String>(0)).optional();
         Ok(Head {
             seq: Recorded::parse(meta("audit_seq")?, |text| text.parse().ok()),
-            hash: Recorded::parse(meta("audit_hash")?, from_hex),
+            hash: Recorded::parse(meta("audit_hash")?, hash_from_hex),
         })
     }
 
@@ -85,21 +85,6 @@ impl Head {
     }
 }
 
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn from_hex(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 pub(super) fn append(conn: &Connection, drafts: Vec<AuditDraft>) -> rusqlite::Result<()> {
     if drafts.is_empty() {
         return Ok(());
@@ -125,7 +110,7 @@ pub(super) fn append(conn: &Connection, drafts: Vec<AuditDraft>) -> rusqlite::Re
     }
     let mut put = conn.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)")?;
     put.execute(params!["audit_seq", seq.to_string()])?;
-    put.execute(params!["audit_hash", to_hex(&prev)])?;
+    put.execute(params!["audit_hash", hash_to_hex(&prev)])?;
     Ok(())
 }
 

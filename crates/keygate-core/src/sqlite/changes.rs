@@ -11,13 +11,8 @@ use super::rows::{join, key_record, load, read_key, read_user, role_record, spli
 use super::{corrupt, read_error, Db};
 use crate::backend::Catchup;
 use crate::error::Result;
-use crate::model::{parse_key_id, KEY_ID_PREFIX};
+use crate::model::KeyId;
 use crate::registry::Change;
-use crate::secret::encode_id;
-
-fn key_id_text(id: &[u8; 16]) -> String {
-    encode_id(KEY_ID_PREFIX, id)
-}
 
 pub(super) fn latest(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))
@@ -52,7 +47,7 @@ pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
         let change = match (kind.as_str(), op.as_str()) {
             ("user", "delete") => Some(Change::DeleteUser(id)),
             ("role", "delete") => Some(Change::DeleteRole(id)),
-            ("key", "delete") => parse_key_id(&id).map(Change::DeleteKey),
+            ("key", "delete") => id.parse().ok().map(Change::DeleteKey),
             ("user", _) => db
                 .conn
                 .query_row("SELECT id, status, rights, roles FROM users WHERE id = ?1", [&id], read_user)
@@ -71,10 +66,10 @@ pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
                 .map(|(name, rights)| role_record(path, name, rights))
                 .transpose()?
                 .map(Change::PutRole),
-            ("key", _) => match parse_key_id(&id) {
+            ("key", _) => match id.parse::<KeyId>().ok() {
                 Some(raw) => db
                     .conn
-                    .query_row(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1"), [raw.as_slice()], read_key)
+                    .query_row(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1"), [raw.as_bytes().as_slice()], read_key)
                     .optional()
                     .map_err(e)?
                     .map(|row| key_record(path, row))
@@ -140,7 +135,7 @@ pub(super) fn write(conn: &Connection, change: &Change) -> rusqlite::Result<()> 
                                        ELSE max(keys.last_used_at, excluded.last_used_at) END"
             ))?
             .execute(params![
-                k.id.as_slice(),
+                k.id.as_bytes().as_slice(),
                 k.seq as i64,
                 k.user_id,
                 k.description,
@@ -153,11 +148,11 @@ pub(super) fn write(conn: &Connection, change: &Change) -> rusqlite::Result<()> 
                 k.digest.as_slice(),
                 join(&k.rules),
             ])?;
-            log_change(conn, "key", &key_id_text(&k.id), "put")
+            log_change(conn, "key", &k.id.to_string(), "put")
         }
         Change::DeleteKey(id) => {
-            conn.prepare_cached("DELETE FROM keys WHERE id = ?1")?.execute([id.as_slice()])?;
-            log_change(conn, "key", &key_id_text(id), "delete")
+            conn.prepare_cached("DELETE FROM keys WHERE id = ?1")?.execute([id.as_bytes().as_slice()])?;
+            log_change(conn, "key", &id.to_string(), "delete")
         }
     }
 }

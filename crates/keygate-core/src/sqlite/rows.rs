@@ -9,7 +9,7 @@ use rusqlite::{Connection, Row};
 
 use super::{corrupt, read_error};
 use crate::error::{Error, Result};
-use crate::model::{check_name_shape, KeyState, UserStatus};
+use crate::model::{check_name_shape, KeyId, KeyState, UserStatus};
 use crate::registry::{Change, KeyRecord, Registry, RoleRecord, UserRecord};
 
 /// A list column: its items one per line.
@@ -83,7 +83,7 @@ pub(super) fn read_key(row: &Row) -> rusqlite::Result<KeyRow> {
 
 pub(super) fn key_record(path: &Path, row: KeyRow) -> Result<KeyRecord> {
     let (id, seq, user_id, description, state, expires_at, created_at, updated_at, last_used_at, hint, digest, rules) = row;
-    let id: [u8; 16] = id.try_into().map_err(|_| corrupt(path, "a key id is not 16 bytes"))?;
+    let id = KeyId::from_bytes(id.try_into().map_err(|_| corrupt(path, "a key id is not 16 bytes"))?);
     let digest: [u8; 32] = digest.try_into().map_err(|_| corrupt(path, "a key digest is not 32 bytes"))?;
     let hint: [u8; 4] = hint
         .into_bytes()

@@ -4,7 +4,7 @@
 use super::{Explanation, KeyStore};
 use crate::decision::{authorize, decide, decide_unavailable, Call, Reason};
 use crate::memo::{Verdict, MEMO_HORIZON_MS};
-use crate::model::{parse_key_id, Key};
+use crate::model::KeyId;
 
 impl KeyStore {
     /// The hot path: decides a call and records the use of the key when allowed.
@@ -49,7 +49,7 @@ impl KeyStore {
         let outcome = decide(&registry, &self.inner.prefix, &self.inner.clock, || self.is_current(), call);
         Explanation {
             reason: outcome.reason,
-            key_id: outcome.key.map(Key::id_string),
+            key_id: outcome.key.map(|k| k.id.to_string()),
             user_id: outcome.key.map(|k| k.user_id.to_string()),
             matched_rule: outcome.matched_rule.map(|r| r.text.to_string()),
         }
@@ -63,13 +63,13 @@ impl KeyStore {
             return unexplained(Reason::StoreUnavailable);
         }
         let registry = self.inner.registry.read();
-        let Some(key) = parse_key_id(key_id).and_then(|raw| registry.key_by_id(&raw)) else {
+        let Some(key) = key_id.parse::<KeyId>().ok().and_then(|id| registry.key_by_id(&id)) else {
             return unexplained(Reason::UnknownKey);
         };
         let outcome = authorize(&registry, key, &self.inner.clock, call);
         Explanation {
             reason: outcome.reason,
-            key_id: Some(key.id_string()),
+            key_id: Some(key.id.to_string()),
             user_id: Some(key.user_id.to_string()),
             matched_rule: outcome.matched_rule.map(|r| r.text.to_string()),
         }

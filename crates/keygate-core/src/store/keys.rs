@@ -2,10 +2,10 @@
 //! delete, and the purge of long-expired keys.
 
 use super::types::view_key;
-use super::validate::{check_overlap, check_unchanged, iso, unknown_key};
+use super::validate::{check_overlap, check_unchanged, iso};
 use super::{internal, Actor, AuditAction, Inner, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey};
 use crate::error::{quote, Error, ErrorCode, Result};
-use crate::model::{check_description, parse_key_id, Key, KeyState};
+use crate::model::{check_description, unknown_key, Key, KeyId, KeyState};
 use crate::registry::{record_of, Change, KeyRecord, Registry};
 use crate::rule::{normalise_list, RuleUse};
 use crate::secret;
@@ -50,7 +50,7 @@ impl KeyStore {
 
     pub fn get_key(&self, id: &str) -> Result<Option<KeyView>> {
         self.inner.check_open()?;
-        let Some(id) = parse_key_id(id) else { return Ok(None) };
+        let Ok(id) = id.parse::<KeyId>() else { return Ok(None) };
         self.inner.refresh_uses(Some(&id));
         Ok(self.inner.registry.read().key_by_id(&id).map(view_key))
     }
@@ -176,7 +176,7 @@ impl KeyStore {
     /// Deletes a key; false when there was no such key.
     pub fn delete_key(&self, id: &str, actor: Actor) -> Result<bool> {
         let mut tx = self.inner.write(AuditAction::DeleteKey, actor)?;
-        let Some(raw) = parse_key_id(id).filter(|raw| tx.key_by_id(raw).is_some()) else {
+        let Some(raw) = id.parse::<KeyId>().ok().filter(|raw| tx.key_by_id(raw).is_some()) else {
             return Ok(false);
         };
         tx.commit(vec![Change::DeleteKey(raw)])?;
@@ -198,10 +198,11 @@ impl Inner {
     }
 }
 
-fn new_key_id(registry: &Registry) -> Result<[u8; 16]> {
+fn new_key_id(registry: &Registry) -> Result<KeyId> {
     loop {
-        let mut id = [0u8; 16];
-        secret::random_bytes(&mut id)?;
+        let mut bytes = [0u8; 16];
+        secret::random_bytes(&mut bytes)?;
+        let id = KeyId::from_bytes(bytes);
         if registry.key_by_id(&id).is_none() {
             return Ok(id);
         }
@@ -209,6 +210,6 @@ fn new_key_id(registry: &Registry) -> Result<[u8; 16]> {
 }
 
 fn existing_record(registry: &Registry, id: &str) -> Result<KeyRecord> {
-    let key = parse_key_id(id).and_then(|raw| registry.key_by_id(&raw)).ok_or_else(|| unknown_key(id))?;
+    let key = registry.key_by_id(&id.parse()?).ok_or_else(|| unknown_key(id))?;
     Ok(record_of(key))
 }

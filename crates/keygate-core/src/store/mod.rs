@@ -42,6 +42,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::incident::Reporter;
 pub use crate::incident::{Incident, OnError, Task};
 use crate::memo::{ExpiryWatch, HintFilter, Signals};
+use crate::model::KeyId;
 use crate::registry::Registry;
 use crate::secret::Prefix;
 
@@ -68,7 +69,7 @@ pub(crate) struct Inner {
     reporter: Arc<Reporter>,
     backend: Box<dyn Backend>,
     /// Keys used since the last flush of `lastUsedAt` (durable stores only).
-    used: Mutex<Vec<[u8; 16]>>,
+    used: Mutex<Vec<KeyId>>,
     durable: bool,
     closed: AtomicBool,
     /// The durable store's background thread, joined by `close`.

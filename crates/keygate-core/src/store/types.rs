@@ -183,7 +183,7 @@ pub struct Explanation {
 
 pub(super) fn view_key(key: &Key) -> KeyView {
     KeyView {
-        id: key.id_string(),
+        id: key.id.to_string(),
         user_id: key.user_id.to_string(),
         description: key.description.to_string(),
         state: key.state.as_str(),

@@ -4,7 +4,7 @@
 
 use super::{Inner, KeyStore};
 use crate::error::Result;
-use crate::model::Key;
+use crate::model::{Key, KeyId};
 use crate::secret;
 
 impl Inner {
@@ -21,7 +21,7 @@ impl Inner {
                 .filter_map(|id| registry.key_by_id(id))
                 .filter_map(|k| {
                     k.clear_dirty();
-                    k.last_used_at().map(|at| (k.id, at))
+                    k.last_used_at().map(|at| (*k.id.as_bytes(), at))
                 })
                 .collect()
         };
@@ -31,7 +31,7 @@ impl Inner {
             let registry = self.registry.read();
             let mut used = self.used.lock();
             for (id, at) in &uses {
-                if let Some(key) = registry.key_by_id(id) {
+                if let Some(key) = registry.key_by_id(&KeyId::from_bytes(*id)) {
                     if key.touch(*at) {
                         used.push(key.id);
                     }
@@ -42,14 +42,14 @@ impl Inner {
     }
 
     /// Brings `lastUsedAt` in memory up to what other processes flushed.
-    pub(super) fn refresh_uses(&self, id: Option<&[u8; 16]>) {
+    pub(super) fn refresh_uses(&self, id: Option<&KeyId>) {
         if !self.durable {
             return;
         }
         let registry = self.registry.read();
-        if let Ok(stored) = self.backend.stored_uses(id) {
+        if let Ok(stored) = self.backend.stored_uses(id.map(KeyId::as_bytes)) {
             for (id, at) in stored {
-                if let Some(key) = registry.key_by_id(&id) {
+                if let Some(key) = registry.key_by_id(&KeyId::from_bytes(id)) {
                     key.touch(at);
                 }
             }

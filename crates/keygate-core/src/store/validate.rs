@@ -3,14 +3,10 @@
 //! precondition, rotation overlaps, rules; and the errors they raise.
 
 use super::{Inner, DAY_MS};
-use crate::error::{quote, Error, ErrorCode, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::registry::KeyRecord;
 
 const MAX_LIFETIME_DAYS_LIMIT: u32 = 36_500;
-
-pub(super) fn unknown_key(id: &str) -> Error {
-    Error::new(ErrorCode::UnknownKey, format!("no key with id {}", quote(id)))
-}
 
 pub(super) fn iso(ms: i64) -> String {
     crate::time::iso8601(ms)
