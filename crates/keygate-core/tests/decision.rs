@@ -4,13 +4,10 @@
 
 use std::cell::Cell;
 
-use keygate_core::clock::Clock;
-use keygate_core::decision::{authorize, decide, decide_unavailable, Outcome};
-use keygate_core::model::{KeyState, UserStatus};
-use keygate_core::registry::{Change, KeyRecord, Registry, RoleRecord, UserRecord};
-use keygate_core::secret::{generate, Prefix};
-use keygate_core::KeyId;
-use keygate_core::{Call, Reason};
+use keygate_core::internals::{
+    authorize, decide, decide_unavailable, generate, Change, Clock, KeyRecord, Outcome, Prefix, Registry, RoleRecord, UserRecord,
+};
+use keygate_core::{Call, KeyId, KeyState, Reason, UserStatus};
 
 const DAY: i64 = 86_400_000;
 const T0: i64 = 1_800_000_000_000;

@@ -18,7 +18,7 @@ fn seed(store: &KeyStore) -> (String, String) {
             &NewKey {
                 user_id: "svc".into(),
                 description: "nightly".into(),
-                expires_at: Some(keygate_core::clock::system_now() + DAY),
+                expires_at: Some(keygate_core::internals::system_now() + DAY),
                 rules: vec!["session:*".into(), "ip=10.0.0.0/8".into()],
                 state: None,
             },

@@ -2,12 +2,8 @@
 //! `Change` and its effect; a change that does not fit is an error and leaves
 //! the registry exactly as it was.
 
-use keygate_core::audit::user_record;
-use keygate_core::model::{KeyState, UserStatus};
-use keygate_core::registry::{record_of, Change, KeyRecord, Registry, RoleRecord, UserRecord};
-use keygate_core::secret::{generate, Prefix};
-use keygate_core::ErrorCode;
-use keygate_core::KeyId;
+use keygate_core::internals::{generate, record_of, user_record, Change, KeyRecord, Prefix, Registry, RoleRecord, UserRecord};
+use keygate_core::{ErrorCode, KeyId, KeyState, UserStatus};
 
 const DAY: i64 = 86_400_000;
 const T0: i64 = 1_800_000_000_000;

@@ -13,7 +13,8 @@ use rusqlite::{Connection, OpenFlags};
 use super::open::connect;
 use super::read_error;
 use crate::error::{Error, ErrorCode};
-use crate::store::{Inner, Task};
+use crate::incident::Task;
+use crate::store::Inner;
 
 const POLL_EVERY: Duration = Duration::from_millis(10);
 const FLUSH_EVERY: Duration = Duration::from_secs(1);

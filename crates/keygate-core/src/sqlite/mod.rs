@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
-pub use self::schema::{SCHEMA_VERSION, TABLES};
+pub use self::schema::TABLES;
 use crate::audit::{AuditDraft, AuditEntry, AuditQuery, AuditReport};
 use crate::backend::{Backend, Catchup};
 use crate::error::{Error, ErrorCode, Result};

@@ -40,7 +40,6 @@ use crate::backend::{Backend, MemoryBackend};
 use crate::clock::Clock;
 use crate::error::{Error, ErrorCode, Result};
 use crate::incident::Reporter;
-pub use crate::incident::{Incident, OnError, Task};
 use crate::memo::{ExpiryWatch, HintFilter, Signals};
 use crate::model::KeyId;
 use crate::registry::Registry;
