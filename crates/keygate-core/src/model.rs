@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::error::{describe_char, quote, Error, ErrorCode, Result};
 use crate::rule::RuleList;
-use crate::secret::{decode_id, encode_id, find_secret, SecretDigest};
+use crate::secret::{decode_id, encode_id, find_secret, SecretDigest, ID_CHARS};
 
 /// Prefix of public key identifiers.
 const KEY_ID_PREFIX: &str = "key_";
@@ -197,9 +197,14 @@ impl KeyId {
 
 impl std::fmt::Display for KeyId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(KEY_ID_PREFIX)?;
+        // One write of the whole text: `to_string` then allocates once, exactly
+        // (listings show every key's id).
+        let mut text = [0u8; KEY_ID_PREFIX.len() + ID_CHARS];
+        let (prefix, digits) = text.split_at_mut(KEY_ID_PREFIX.len());
+        prefix.copy_from_slice(KEY_ID_PREFIX.as_bytes());
+        digits.copy_from_slice(&encode_id(&self.0));
         // Base62 digits are ASCII.
-        f.write_str(std::str::from_utf8(&encode_id(&self.0)).map_err(|_| std::fmt::Error)?)
+        f.write_str(std::str::from_utf8(&text).map_err(|_| std::fmt::Error)?)
     }
 }
 
