@@ -56,10 +56,11 @@ pub use glob::MAX_NAME_LEN;
 pub use incident::{Incident, OnError, Task};
 pub use memo::{Signals, Verdict};
 pub use model::{KeyId, KeyState, UserStatus};
+pub use rule::validate_rule;
 pub use secret::{AFTER_PREFIX_LEN, MAX_SECRET_LEN};
 pub use store::{
-    validate_rule, Actor, AuditAction, EffectiveRights, Explanation, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, Options,
-    RoleView, UserInput, UserView,
+    Actor, AuditAction, EffectiveRights, Explanation, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, Options, RoleView, UserInput,
+    UserView,
 };
 
 /// The pieces below the API that keygate's own integration tests, fuzz targets

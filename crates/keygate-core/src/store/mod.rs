@@ -34,7 +34,6 @@ pub use self::types::{
     Actor, AuditAction, EffectiveRights, Explanation, Issued, KeyFilter, KeyPatch, KeyView, NewKey, Options, RoleView, UserInput, UserView,
 };
 pub(crate) use self::validate::check_lifetime_days;
-pub use self::validate::validate_rule;
 use crate::audit::{AuditEntry, AuditQuery, AuditReport};
 use crate::backend::{Backend, MemoryBackend};
 use crate::clock::Clock;

@@ -1,6 +1,6 @@
 //! The checks admin calls make before they write, beside the ones the model
 //! makes of names and texts: key lifetimes and expiries, the optimistic-concurrency
-//! precondition, rotation overlaps, rules; and the errors they raise.
+//! precondition, rotation overlaps; and the times their messages show.
 
 use super::{Inner, DAY_MS};
 use crate::error::{Error, ErrorCode, Result};
@@ -73,9 +73,4 @@ pub(crate) fn check_lifetime_days(days: f64) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Validates one rule: its normalised text, or `INVALID_RULE` naming what is wrong.
-pub fn validate_rule(rule: &str) -> Result<String> {
-    crate::rule::validate_rule(rule)
 }
