@@ -2,7 +2,6 @@
 //! and the names JavaScript shares with the core (string enums: `lib/` reads
 //! the lists from them, `index.d.ts` its types).
 
-use keygate_core::model;
 use keygate_core::{AuditEntry, AuditReport, Error, Explanation, Issued, KeyView, RoleView, UserView};
 use napi_derive::napi;
 
@@ -110,12 +109,12 @@ pub enum KeyState {
 }
 
 // Exhaustive: a new core state fails to build until named here.
-const _: fn(model::KeyState) -> KeyState = key_state_of;
-const fn key_state_of(state: model::KeyState) -> KeyState {
+const _: fn(keygate_core::KeyState) -> KeyState = key_state_of;
+const fn key_state_of(state: keygate_core::KeyState) -> KeyState {
     match state {
-        model::KeyState::Active => KeyState::Active,
-        model::KeyState::Suspended => KeyState::Suspended,
-        model::KeyState::Revoked => KeyState::Revoked,
+        keygate_core::KeyState::Active => KeyState::Active,
+        keygate_core::KeyState::Suspended => KeyState::Suspended,
+        keygate_core::KeyState::Revoked => KeyState::Revoked,
     }
 }
 
@@ -128,12 +127,12 @@ pub enum UserStatus {
 }
 
 // Exhaustive: a new core status fails to build until named here.
-const _: fn(model::UserStatus) -> UserStatus = user_status_of;
-const fn user_status_of(status: model::UserStatus) -> UserStatus {
+const _: fn(keygate_core::UserStatus) -> UserStatus = user_status_of;
+const fn user_status_of(status: keygate_core::UserStatus) -> UserStatus {
     match status {
-        model::UserStatus::Active => UserStatus::Active,
-        model::UserStatus::Suspended => UserStatus::Suspended,
-        model::UserStatus::Archived => UserStatus::Archived,
+        keygate_core::UserStatus::Active => UserStatus::Active,
+        keygate_core::UserStatus::Suspended => UserStatus::Suspended,
+        keygate_core::UserStatus::Archived => UserStatus::Archived,
     }
 }
 
@@ -361,6 +360,7 @@ pub struct AuditEntryDto {
 
 impl From<AuditEntry> for AuditEntryDto {
     fn from(e: AuditEntry) -> Self {
+        let hash = e.hash_hex();
         AuditEntryDto {
             seq: e.seq as f64,
             at: e.at as f64,
@@ -369,7 +369,7 @@ impl From<AuditEntry> for AuditEntryDto {
             key_id: e.key_id,
             user_id: e.user_id,
             detail: e.detail.to_string(),
-            hash: e.hash.iter().map(|b| format!("{b:02x}")).collect(),
+            hash,
         }
     }
 }

@@ -5,11 +5,8 @@
 use std::ffi::{c_char, CStr, CString};
 use std::io::Write;
 
-use keygate_core::error::redact_secrets;
-use keygate_core::glob::MAX_NAME_LEN;
 use keygate_core::memo;
-use keygate_core::secret::{AFTER_PREFIX_LEN, MAX_SECRET_LEN};
-use keygate_core::{Call, KeyStore, Signals};
+use keygate_core::{redact_secrets, Call, KeyStore, Signals, AFTER_PREFIX_LEN, MAX_NAME_LEN, MAX_SECRET_LEN};
 use napi::bindgen_prelude::{External, Object, Unknown};
 use napi::{sys, JsValue};
 use napi_derive::napi;

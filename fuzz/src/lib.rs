@@ -13,13 +13,8 @@
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
-use keygate_core::error::ErrorCode;
-use keygate_core::glob::Glob;
-use keygate_core::ip::{parse_caller_ip, IpNet};
-use keygate_core::rule::{parse_rule, Rule};
-use keygate_core::secret::{self, Prefix};
-use keygate_core::sqlite::TABLES;
-use keygate_core::{validate_rule, Call, KeyStore, NewKey, Options, Reason, UserInput};
+use keygate_core::internals::{generate, is_well_formed, parse_caller_ip, parse_rule, Glob, IpNet, Prefix, Rule, TABLES};
+use keygate_core::{validate_rule, Call, ErrorCode, KeyStore, NewKey, Options, Reason, UserInput};
 
 // ---- structured input ----------------------------------------------------------
 
@@ -340,7 +335,7 @@ pub fn secret_check(data: &[u8]) {
     let mut secret: Vec<u8> = match mode {
         0 => input.rest().to_vec(),
         1 => {
-            let issued = secret::generate(&prefix).expect("the OS random generator works");
+            let issued = generate(&prefix).expect("the OS random generator works");
             assert!(reference_well_formed(issued.text.as_bytes(), prefix_text), "generated {}", issued.text);
             issued.text.into_bytes()
         }
@@ -352,7 +347,7 @@ pub fn secret_check(data: &[u8]) {
             }
             let crc = crc32fast::hash(&text);
             text.extend_from_slice(&base62_6(crc as u64));
-            assert!(secret::is_well_formed(&text, &prefix), "refused a well-formed secret {:?}", text_of(&text));
+            assert!(is_well_formed(&text, &prefix), "refused a well-formed secret {:?}", text_of(&text));
             text
         }
     };
@@ -381,7 +376,7 @@ pub fn secret_check(data: &[u8]) {
 }
 
 fn check_secret(secret: &[u8], prefix_text: &str, prefix: &Prefix) -> bool {
-    let ok = secret::is_well_formed(secret, prefix);
+    let ok = is_well_formed(secret, prefix);
     assert_eq!(ok, reference_well_formed(secret, prefix_text), "is_well_formed({:?}, {prefix_text})", text_of(secret));
     ok
 }

@@ -6,9 +6,7 @@
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::model::KEY_ID_PREFIX;
 use crate::registry::{Change, KeyRecord, Registry, RoleRecord, UserRecord};
-use crate::secret::encode_id;
 use crate::store::AuditAction;
 
 /// An entry before the log gives it its place (sequence number and hash).
@@ -63,6 +61,19 @@ pub struct AuditReport {
 
 pub const GENESIS: [u8; 32] = [0; 32];
 
+/// An audit hash as text: 64 lower-case hex digits, as the API shows entries
+/// and the durable store records the head of its chain.
+pub(crate) fn hash_to_hex(hash: &[u8; 32]) -> String {
+    hex::encode(hash)
+}
+
+/// Reads back what [`hash_to_hex`] wrote (hex digits of either case); `None` for anything else.
+pub(crate) fn hash_from_hex(text: &str) -> Option<[u8; 32]> {
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(text, &mut hash).ok()?;
+    Some(hash)
+}
+
 fn field(hasher: &mut Sha256, bytes: &[u8]) {
     hasher.update((bytes.len() as u64).to_be_bytes());
     hasher.update(bytes);
@@ -106,6 +117,11 @@ impl AuditEntry {
             detail: draft.detail,
             hash,
         }
+    }
+
+    /// The entry's hash as 64 lower-case hex digits.
+    pub fn hash_hex(&self) -> String {
+        hash_to_hex(&self.hash)
     }
 
     pub fn draft(&self) -> AuditDraft {
@@ -175,10 +191,6 @@ pub fn verify<'a>(
     AuditReport { ok: true, entries: count, first_bad_seq: None, problem: None }
 }
 
-fn key_id(id: &[u8; 16]) -> String {
-    encode_id(KEY_ID_PREFIX, id)
-}
-
 fn key_fields(r: &KeyRecord) -> Value {
     json!({
         "userId": r.user_id,
@@ -223,7 +235,7 @@ pub fn describe(registry: &Registry, change: &Change, operation: &str, actor: Op
                 at,
                 actor: actor.map(str::to_string),
                 action: operation.to_string(),
-                key_id: Some(key.id_string()),
+                key_id: Some(key.id.to_string()),
                 user_id: Some(id.clone()),
                 detail: json!({ "deleted": key_fields(&crate::registry::record_of(key)) }),
             });
@@ -243,7 +255,7 @@ fn describe_one(registry: &Registry, change: &Change, operation: &str, actor: Op
     };
     match change {
         Change::PutKey(new) => {
-            draft.key_id = Some(key_id(&new.id));
+            draft.key_id = Some(new.id.to_string());
             draft.user_id = Some(new.user_id.clone());
             draft.detail = match registry.key_by_id(&new.id) {
                 Some(old) => diff(&key_fields(&crate::registry::record_of(old)), &key_fields(new)),
@@ -251,7 +263,7 @@ fn describe_one(registry: &Registry, change: &Change, operation: &str, actor: Op
             };
         }
         Change::DeleteKey(id) => {
-            draft.key_id = Some(key_id(id));
+            draft.key_id = Some(id.to_string());
             let old = registry.key_by_id(id);
             draft.user_id = old.map(|k| k.user_id.to_string());
             draft.detail = json!({ "deleted": old.map(|k| key_fields(&crate::registry::record_of(k))) });
@@ -265,7 +277,7 @@ fn describe_one(registry: &Registry, change: &Change, operation: &str, actor: Op
         }
         Change::DeleteUser(id) => {
             draft.user_id = Some(id.clone());
-            let keys: Vec<String> = registry.keys().filter(|k| *k.user_id == **id).map(|k| k.id_string()).collect();
+            let keys: Vec<String> = registry.keys().filter(|k| *k.user_id == **id).map(|k| k.id.to_string()).collect();
             draft.detail = json!({ "deletedKeys": keys });
         }
         Change::PutRole(new) => {

@@ -1,6 +1,68 @@
-//! Where changes go. The in-memory store keeps only its audit trail; the
-//! durable store (`sqlite.rs`) writes changes and audit entries in one
-//! transaction before they are applied in memory.
+//! The `Backend` seam: where a store's changes go, and how it learns of other
+//! processes' changes. [`MemoryBackend`] (`KeyStore::in_memory`) keeps only an
+//! audit window; `SqliteBackend` (`sqlite/`) shares one file between processes.
+//! A new backend (a networked database, say) implements [`Backend`] and is put
+//! beside them; the decision never changes, because a check never reaches a
+//! backend: it reads the registry in memory and one flag, `STORE_UNAVAILABLE`
+//! (`KeyStore::is_current`), which the store raises and lowers from what the
+//! backend's calls answer.
+//!
+//! # The write path
+//!
+//! Every admin call is one write, driven by the store (`store/tx.rs`) with the
+//! registry held for writing from start to end, so writes of one process never
+//! overlap and no check sees a half-applied change:
+//!
+//! 1. [`begin`](Backend::begin) takes the durable write lock, so that writers
+//!    of all processes go one at a time.
+//! 2. [`changes`](Backend::changes) returns what other processes committed since
+//!    this one last looked; the store applies it before it plans the call.
+//! 3. The store validates the call against the now-current registry and plans
+//!    its [`Change`]s and audit drafts.
+//! 4. [`commit`](Backend::commit) makes the changes and their audit entries
+//!    durable together, then the store applies them in memory and bumps the memo's
+//!    generation. Or [`rollback`](Backend::rollback), when the call changes
+//!    nothing or fails anywhere after `begin` (also when the backend itself
+//!    panicked inside `commit`).
+//!
+//! # Following other processes
+//!
+//! A shared backend runs its own background thread (started where the store is
+//! opened: `KeyStore::with_backend`, then `KeyStore::downgrade` for a `Weak`
+//! handle the thread upgrades on each round and `KeyStore::set_maintenance` so
+//! that `close` joins it). When it learns that others committed, the thread calls
+//! `Inner::poll`, which holds the registry for writing and asks
+//! [`poll`](Backend::poll). The thread also flushes `lastUsedAt`
+//! (`Inner::flush_uses`, which calls [`flush_uses`](Backend::flush_uses)) and
+//! reports each task's outcome (`Inner::report`).
+//!
+//! # Failing closed
+//!
+//! A store must never answer from state it cannot vouch is current. When
+//! `changes` or `poll` return an error, or what they return cannot be applied,
+//! the store calls [`resync`](Backend::resync) and asks once more for the whole
+//! state; if that fails too, it fails closed (checks answer `store_unavailable`,
+//! the memo is off, admin calls fail unless their own catch-up succeeds) until a
+//! later `changes` or `poll` succeeds. The backend's part:
+//!
+//! - `changes` and `poll` answer `Ok` only when what they return is everything
+//!   committed up to the moment they looked; otherwise an error, never a part.
+//! - When the background thread cannot look at all (the file or the connection
+//!   is lost, the thread itself failed), it calls `Inner::sync_failed`, and keeps
+//!   trying `Inner::poll` until one succeeds.
+//! - An error never leaves a write half-done: after `commit` fails, nothing of it
+//!   is durable (the store does not apply it in memory either).
+//!
+//! # Threads and locks
+//!
+//! Calls come from the JavaScript thread and from the backend's own thread, so
+//! a backend is `Send + Sync`. `begin` … `commit`/`rollback` and `poll` run with
+//! the registry held for writing (so never concurrently with one another, and
+//! checks wait for them: they should do no more I/O than reading the changes; a
+//! networked backend can receive changes on its own connection and have `poll`
+//! hand over what it holds). `flush_uses`, `audit`, `verify_audit` and `backup`
+//! run without the registry and may overlap a write; `stored_uses` runs with the
+//! registry held for reading (admin calls wait, checks do not).
 
 use parking_lot::Mutex;
 
@@ -8,56 +70,90 @@ use crate::audit::{verify, AuditDraft, AuditEntry, AuditQuery, AuditReport, GENE
 use crate::error::Result;
 use crate::registry::{Change, Registry};
 
-/// What another process changed since this one last looked.
+/// What other processes changed since this one last looked (the answer of
+/// [`Backend::changes`] and [`Backend::poll`]).
 pub enum Catchup {
     Nothing,
+    /// Every change committed since the last look, in commit order, none twice.
+    /// They were validated where they were written; the only one the store
+    /// tolerates not applying is a key whose user a later change of the same
+    /// batch deletes.
     Changes(Vec<Change>),
-    /// Too far behind (or first sight): the whole state, read afresh.
+    /// The whole state, read afresh: after [`Backend::resync`], or when the
+    /// changes since the last look are no longer all kept (or the backend cannot
+    /// tell that they are).
     Reload(Box<Registry>),
 }
 
+/// Where a store's changes go (see the module doc for the order of calls, the
+/// locks held and the duty to fail closed). Only `commit`, `audit` and
+/// `verify_audit` have no default: the defaults are those of a store no other
+/// process shares.
 pub trait Backend: Send + Sync {
-    /// Starts a write: takes the durable write lock (an error here changes nothing
-    /// and says nothing about the state being current).
+    /// Starts a write: takes the durable write lock, waiting a bounded time for
+    /// other writers. An error here changes nothing and says nothing about the
+    /// state being current: the admin call fails with it and the store stays as it is.
     fn begin(&self) -> Result<()> {
         Ok(())
     }
 
-    /// Inside a write: what other writers changed, to be applied before the write is planned.
+    /// Inside a write, after `begin`: what other writers committed since this
+    /// process last looked (or since its own last commit), to be applied before
+    /// the write is planned. Under the write lock, so nothing can be committed
+    /// between this answer and `commit`. Moves the backend's cursor only when
+    /// everything was read; an error makes the store fail closed (and the write fails).
     fn changes(&self) -> Result<Catchup> {
         Ok(Catchup::Nothing)
     }
 
     /// The state in memory can no longer be trusted to follow the store: the
-    /// next `changes` or `poll` reads the whole state afresh.
+    /// next `changes` or `poll` answers [`Catchup::Reload`]. Cheap and infallible.
     fn resync(&self) {}
 
-    /// Makes the changes and their audit entries durable together, ending the write.
+    /// Makes the changes and their audit entries durable together, ending the
+    /// write: all of it or, on error, none of it. Audit entries are sealed here
+    /// ([`AuditEntry::seal`]), numbered on from the store's recorded head, which a
+    /// shared store reads under the write lock so the chain stays one across
+    /// processes. After success the backend's cursor covers these changes, so that
+    /// `changes` and `poll` never return this process's own changes.
     fn commit(&self, changes: &[Change], audit: Vec<AuditDraft>) -> Result<()>;
 
-    /// Ends a write that changed nothing or failed.
+    /// Ends a write that changed nothing or failed (the write lock is released).
+    /// Harmless when no write is open.
     fn rollback(&self) {}
 
+    /// Audit entries matching `query` ([`AuditEntry::matches`]), newest first,
+    /// at most `query.limit` (default 100).
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
 
+    /// Checks the audit trail's hash chain (and, for a store that records its
+    /// head, that no entry was removed from the end).
     fn verify_audit(&self) -> Result<AuditReport>;
 
-    /// True when changes survive the process (and so uses must be flushed).
+    /// True when changes survive the process: then uses are recorded for
+    /// `flush_uses` and read back with `stored_uses`.
     fn is_durable(&self) -> bool {
         false
     }
 
-    /// Without taking the write lock: what other processes changed, if anything.
+    /// Called by the backend's own thread, without taking the write lock: what
+    /// other processes committed since the last look, with the same guarantees as
+    /// `changes`. An error makes the store fail closed until a later `poll` (or
+    /// `changes`) succeeds.
     fn poll(&self) -> Result<Catchup> {
         Ok(Catchup::Nothing)
     }
 
-    /// Records `lastUsedAt` of keys (id, instant), keeping the later of stored and given.
+    /// Records `lastUsedAt` of keys (id, instant), keeping the later of stored
+    /// and given. Never inside an admin transaction (one may be open on another
+    /// thread) and never notifying other processes: uses are not changes. On
+    /// error the store keeps the uses for the next flush.
     fn flush_uses(&self, _uses: &[([u8; 16], i64)]) -> Result<()> {
         Ok(())
     }
 
-    /// `lastUsedAt` as stored (other processes flush theirs there): one key, or all.
+    /// `lastUsedAt` as stored (other processes flush theirs there): one key, or
+    /// all. An error is ignored (the store shows what it knows).
     fn stored_uses(&self, _id: Option<&[u8; 16]>) -> Result<Vec<([u8; 16], i64)>> {
         Ok(Vec::new())
     }
@@ -70,7 +166,8 @@ pub trait Backend: Send + Sync {
         ))
     }
 
-    /// Releases the file; every later call fails.
+    /// Releases the store's connections (after the store stopped and joined the
+    /// backend's thread); every later call fails with `STORE_IO`.
     fn close(&self) {}
 }
 

@@ -88,21 +88,35 @@ pub struct Call<'a> {
     pub ip: Option<&'a [u8]>,
 }
 
-/// Decides a call in the documented order; the clock is read only if step 5 is reached.
-/// `available` says whether the store can vouch that `registry` is current; it is
-/// asked between steps 1 and 2.
+/// Decides a call in the documented order: [`authenticate`] (steps 1–2, with the
+/// store's availability asked between them), then [`authorize`] (steps 3–9). The
+/// clock is read only if step 5 is reached. `available` says whether the store can
+/// vouch that `registry` is current.
 pub fn decide<'r>(registry: &'r Registry, prefix: &Prefix, clock: &Clock, available: impl FnOnce() -> bool, call: Call<'_>) -> Outcome<'r> {
-    let deny = |reason, key, now| Outcome { reason, key, matched_rule: None, now };
-    if !is_well_formed(call.secret, prefix) {
-        return deny(Reason::MalformedKey, None, None);
+    match authenticate(registry, prefix, available, call.secret) {
+        Ok(key) => authorize(registry, key, clock, call),
+        Err(reason) => Outcome { reason, key: None, matched_rule: None, now: None },
+    }
+}
+
+/// Steps 1–2 of the decision: the key `secret` names, or why there is none —
+/// `malformed_key` (step 1), `store_unavailable` (the store cannot vouch that
+/// `registry` is current: asked only for a well-formed secret, before the lookup)
+/// or `unknown_key` (step 2).
+#[inline]
+pub fn authenticate<'r>(
+    registry: &'r Registry,
+    prefix: &Prefix,
+    available: impl FnOnce() -> bool,
+    secret: &[u8],
+) -> Result<&'r Key, Reason> {
+    if !is_well_formed(secret, prefix) {
+        return Err(Reason::MalformedKey);
     }
     if !available() {
-        return deny(Reason::StoreUnavailable, None, None);
+        return Err(Reason::StoreUnavailable);
     }
-    match registry.key_by_digest(&digest(call.secret)) {
-        Some(key) => authorize(registry, key, clock, call),
-        None => deny(Reason::UnknownKey, None, None),
-    }
+    registry.key_by_digest(&digest(secret)).ok_or(Reason::UnknownKey)
 }
 
 /// Steps 3–9 of the decision for a known key: what `decide` answers once the secret
@@ -149,4 +163,95 @@ pub fn decide_unavailable(prefix: &Prefix, call: Call<'_>) -> Reason {
 fn has_right(registry: &Registry, user: &User, service: &[u8], api: &[u8]) -> bool {
     user.rights.first_api_match(service, api).is_some()
         || user.roles.iter().filter_map(|name| registry.role(name)).any(|role| role.rights.first_api_match(service, api).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::model::{KeyId, UserStatus};
+    use crate::registry::{Change, KeyRecord, UserRecord};
+    use crate::secret::generate;
+
+    /// A registry holding one key of user `svc` (whatever its state: authentication
+    /// does not look at it); returns the registry, the key's id and its secret.
+    fn one_key(prefix: &Prefix, state: KeyState) -> (Registry, KeyId, String) {
+        let mut registry = Registry::default();
+        let user = UserRecord { id: "svc".into(), status: UserStatus::Suspended, rights: Vec::new(), roles: Vec::new() };
+        registry.apply(Change::PutUser(user)).unwrap();
+        let issued = generate(prefix).unwrap();
+        let record = KeyRecord {
+            id: KeyId::from_bytes([7; 16]),
+            seq: 1,
+            user_id: "svc".into(),
+            description: String::new(),
+            state,
+            expires_at: 1,
+            created_at: 0,
+            updated_at: 0,
+            last_used_at: None,
+            hint: issued.hint,
+            digest: issued.digest,
+            rules: Vec::new(),
+        };
+        registry.apply(Change::PutKey(record)).unwrap();
+        (registry, KeyId::from_bytes([7; 16]), issued.text)
+    }
+
+    #[test]
+    fn a_known_secret_names_its_key_whatever_the_key_state_expiry_or_user() {
+        let prefix = Prefix::default();
+        for state in [KeyState::Active, KeyState::Suspended, KeyState::Revoked] {
+            let (registry, id, secret) = one_key(&prefix, state);
+            let key = authenticate(&registry, &prefix, || true, secret.as_bytes()).unwrap();
+            assert_eq!(key.id, id);
+        }
+    }
+
+    #[test]
+    fn a_malformed_secret_is_refused_before_the_store_is_asked() {
+        let prefix = Prefix::default();
+        let (registry, _, secret) = one_key(&prefix, KeyState::Active);
+        let other = Prefix::new("acme").unwrap();
+        let mut bad_checksum = secret.clone().into_bytes();
+        if let Some(last) = bad_checksum.last_mut() {
+            *last = if *last == b'A' { b'B' } else { b'A' };
+        }
+        let renamed = secret.replacen("kg_", "acme_", 1);
+        let cases: [(&Prefix, &[u8]); 5] =
+            [(&prefix, b""), (&prefix, b"kg_short"), (&prefix, &bad_checksum), (&other, renamed.as_bytes()), (&other, secret.as_bytes())];
+        for (prefix, secret) in cases {
+            let asked = Cell::new(false);
+            let answer = authenticate(
+                &registry,
+                prefix,
+                || {
+                    asked.set(true);
+                    true
+                },
+                secret,
+            );
+            assert_eq!(answer.err(), Some(Reason::MalformedKey), "{:?}", String::from_utf8_lossy(secret));
+            assert!(!asked.get(), "the store is not asked about a malformed secret");
+        }
+    }
+
+    #[test]
+    fn a_store_that_cannot_vouch_answers_store_unavailable_even_for_a_known_key() {
+        let prefix = Prefix::default();
+        let (registry, _, secret) = one_key(&prefix, KeyState::Active);
+        assert_eq!(authenticate(&registry, &prefix, || false, secret.as_bytes()).err(), Some(Reason::StoreUnavailable));
+        let stranger = generate(&prefix).unwrap().text;
+        assert_eq!(authenticate(&registry, &prefix, || false, stranger.as_bytes()).err(), Some(Reason::StoreUnavailable));
+    }
+
+    #[test]
+    fn a_well_formed_secret_of_no_key_is_unknown() {
+        let prefix = Prefix::default();
+        let (registry, _, _) = one_key(&prefix, KeyState::Active);
+        let stranger = generate(&prefix).unwrap().text;
+        assert_eq!(authenticate(&registry, &prefix, || true, stranger.as_bytes()).err(), Some(Reason::UnknownKey));
+        assert_eq!(authenticate(&Registry::default(), &prefix, || true, stranger.as_bytes()).err(), Some(Reason::UnknownKey));
+    }
 }

@@ -7,29 +7,75 @@
 //! indexing, `unwrap`/`expect`, `panic!`).
 #![cfg_attr(not(test), deny(clippy::string_slice, clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-pub mod audit;
-pub mod backend;
-pub mod clock;
-pub mod decision;
-pub mod error;
-pub mod glob;
-pub mod incident;
-pub mod ip;
+//! # The API
+//!
+//! Everything a user of the crate needs is re-exported here: [`KeyStore`] and
+//! its input and view types, the [`Call`] a check decides and its [`Reason`],
+//! [`Error`]s with their stable [`ErrorCode`]s, the audit trail's types, and
+//! what background failures report ([`Incident`]). [`memo`] is public as the
+//! contract with the JavaScript memo (its constants cross to JS through the
+//! binding). The modules themselves are crate-private.
+//!
+//! # Where things are
+//!
+//! | module | holds |
+//! |---|---|
+//! | `store/` | [`KeyStore`]: admin calls, checks, the write transaction, catch-up |
+//! | `decision` | the decision, step by step (`authenticate`, then `authorize`) |
+//! | `registry` | the state in memory and the one way it changes (`Change`) |
+//! | `model` | users, roles, keys, [`KeyId`], and the checks of names and texts |
+//! | `rule`, `glob`, `ip` | rules: parsing, normalising, matching |
+//! | `secret` | secrets: issuing, shape, digest, finding one in a text |
+//! | `backend` | the `Backend` seam: where changes go |
+//! | `sqlite/` | the durable backend: one SQLite file shared by processes |
+//! | `audit` | the hash-chained audit trail |
+//! | [`memo`] | the contract with the JavaScript memo; the expiry watch |
+//! | `incident`, `clock`, `time`, `error` | reporting, time, errors |
+
+mod audit;
+mod backend;
+mod clock;
+mod decision;
+mod error;
+mod glob;
+mod incident;
+mod ip;
 pub mod memo;
-pub mod model;
-pub mod registry;
-pub mod rule;
-pub mod secret;
-pub mod sqlite;
-pub mod store;
-pub mod time;
+mod model;
+mod registry;
+mod rule;
+mod secret;
+mod sqlite;
+mod store;
+mod time;
 
 pub use audit::{AuditEntry, AuditQuery, AuditReport};
 pub use decision::{Call, Reason};
-pub use error::{Error, ErrorCode, Result};
+pub use error::{redact_secrets, Error, ErrorCode, Result};
+pub use glob::MAX_NAME_LEN;
 pub use incident::{Incident, OnError, Task};
 pub use memo::{Signals, Verdict};
+pub use model::{KeyId, KeyState, UserStatus};
+pub use rule::validate_rule;
+pub use secret::{AFTER_PREFIX_LEN, MAX_SECRET_LEN};
 pub use store::{
-    validate_rule, Actor, AuditAction, EffectiveRights, Explanation, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, Options,
-    RoleView, UserInput, UserView,
+    Actor, AuditAction, EffectiveRights, Explanation, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, Options, RoleView, UserInput,
+    UserView,
 };
+
+/// The pieces below the API that keygate's own integration tests, fuzz targets
+/// and benches drive directly (the decision on a bare registry, parsers, the
+/// schema the store-load fuzzer damages). Not an API: no stability promised.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::audit::{user_record, verify, AuditDraft, GENESIS};
+    pub use crate::clock::{system_now, Clock};
+    pub use crate::decision::{authenticate, authorize, decide, decide_unavailable, Outcome};
+    pub use crate::glob::Glob;
+    pub use crate::ip::{parse_caller_ip, IpNet};
+    pub use crate::model::{check_actor, check_description, check_name};
+    pub use crate::registry::{record_of, Change, KeyRecord, Registry, RoleRecord, UserRecord};
+    pub use crate::rule::{normalise_list, parse_rule, Rule, RuleUse};
+    pub use crate::secret::{find_secret, generate, is_well_formed, Prefix};
+    pub use crate::sqlite::TABLES;
+}

@@ -30,14 +30,14 @@
 //!
 //! | writer | where | what |
 //! |---|---|---|
-//! | admin commits (and the purge of expired keys) | `Inner::apply` | registry changed, then bump |
-//! | `setNow` | `Inner::set_now` | clock moved, bump, wake the expiry watch |
-//! | sync / catch-up with other processes | `Inner::catch_up` | their changes applied, then bump |
+//! | admin commits (and the purge of expired keys) | `Inner::apply` (`store/tx.rs`) | registry changed, then bump |
+//! | `setNow` | `KeyStore::set_now` (`store/mod.rs`) | clock moved, bump, wake the expiry watch |
+//! | sync / catch-up with other processes | `Inner::catch_up` (`store/sync.rs`) | their changes applied, then bump |
 //! | reload (read everything afresh) | `Inner::catch_up` (`Catchup::Reload`) | registry replaced, then bump |
 //! | expiry watch | [`expiry`] | bump within [`MEMO_HORIZON_MS`] before each expiry instant |
 //! | expiry watch cannot start or failed | [`expiry`] | raise `MEMO_UNSAFE`; a new watch lowers it |
-//! | store unavailable | `Inner::lose_sync` / `Inner::sync` | raise `STORE_UNAVAILABLE`; a successful catch-up lowers it |
-//! | sync watcher failure (durable store) | `Inner::sync_failed` | raise `STORE_UNAVAILABLE` |
+//! | store unavailable | `Inner::lose_sync` / `Inner::sync` (`store/sync.rs`) | raise `STORE_UNAVAILABLE`; a successful catch-up lowers it |
+//! | sync watcher failure (durable store) | `Inner::sync_failed` (`store/sync.rs`), called by the backend's thread | raise `STORE_UNAVAILABLE` |
 //! | a key stored or loaded | `Registry` | set its hint bit (never cleared) |
 //!
 //! # The reader, in order (`KeyStore#isAllowed` → `Memo#find`)

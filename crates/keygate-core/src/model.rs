@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use crate::error::{describe_char, quote, Error, ErrorCode, Result};
 use crate::rule::RuleList;
-use crate::secret::{find_secret, SecretDigest};
+use crate::secret::{decode_id, encode_id, find_secret, SecretDigest, ID_CHARS};
 
 /// Prefix of public key identifiers.
-pub const KEY_ID_PREFIX: &str = "key_";
+const KEY_ID_PREFIX: &str = "key_";
 /// Longest description accepted, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 1024;
 /// Longest user id or role name.
@@ -178,6 +178,56 @@ pub struct User {
     pub roles: Vec<Arc<str>>,
 }
 
+/// A key's public identifier: 16 random bytes, written `key_` and 22 base62
+/// characters. Its text is what the API, the audit trail and the store's change
+/// log show; parsing refuses anything [`Display`](std::fmt::Display) cannot have written.
+/// Ordered as its bytes, which is also the order of its text (fixed-width base62, digits in ASCII order).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId([u8; 16]);
+
+impl KeyId {
+    pub const fn from_bytes(bytes: [u8; 16]) -> KeyId {
+        KeyId(bytes)
+    }
+
+    pub const fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // One write of the whole text: `to_string` then allocates once, exactly
+        // (listings show every key's id).
+        let mut text = [0u8; KEY_ID_PREFIX.len() + ID_CHARS];
+        let (prefix, digits) = text.split_at_mut(KEY_ID_PREFIX.len());
+        prefix.copy_from_slice(KEY_ID_PREFIX.as_bytes());
+        digits.copy_from_slice(&encode_id(&self.0));
+        // Base62 digits are ASCII.
+        f.write_str(std::str::from_utf8(&text).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+impl std::fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+impl std::str::FromStr for KeyId {
+    /// `UNKNOWN_KEY`: no key can have this id.
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<KeyId> {
+        text.strip_prefix(KEY_ID_PREFIX).and_then(|digits| decode_id(digits.as_bytes())).map(KeyId).ok_or_else(|| unknown_key(text))
+    }
+}
+
+/// `UNKNOWN_KEY`: no key has the id `text` (or could have it).
+pub(crate) fn unknown_key(text: &str) -> Error {
+    Error::new(ErrorCode::UnknownKey, format!("no key with id {}", quote(text)))
+}
+
 /// Sentinel for "never used" in [`Key::last_used_at`].
 const NEVER: i64 = i64::MIN;
 
@@ -185,7 +235,7 @@ const NEVER: i64 = i64::MIN;
 /// only by its digest.
 #[derive(Debug)]
 pub struct Key {
-    pub id: [u8; 16],
+    pub id: KeyId,
     /// Creation order, for "newest first" listings when clocks tie.
     pub seq: u64,
     pub user_id: Arc<str>,
@@ -206,7 +256,7 @@ pub struct Key {
 impl Key {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        id: [u8; 16],
+        id: KeyId,
         seq: u64,
         user_id: Arc<str>,
         description: Box<str>,
@@ -234,10 +284,6 @@ impl Key {
         }
     }
 
-    pub fn id_string(&self) -> String {
-        crate::secret::encode_id(KEY_ID_PREFIX, &self.id)
-    }
-
     pub fn last_used_at(&self) -> Option<i64> {
         match self.last_used_at.load(Ordering::Relaxed) {
             NEVER => None,
@@ -259,11 +305,6 @@ impl Key {
     pub fn set_last_used_at(&self, at: Option<i64>) {
         self.last_used_at.store(at.unwrap_or(NEVER), Ordering::Relaxed);
     }
-}
-
-/// Parses a public key id (`key_…`); `None` when it cannot be one of ours.
-pub fn parse_key_id(text: &str) -> Option<[u8; 16]> {
-    crate::secret::decode_id(KEY_ID_PREFIX, text)
 }
 
 #[cfg(test)]
@@ -314,6 +355,34 @@ mod tests {
             }
         }
         assert!(check_name("user id", &format!("kg_{}", "a".repeat(49))).is_ok(), "wrong checksum: not a secret");
+    }
+
+    #[test]
+    fn key_ids_read_back_what_they_write_and_nothing_else() {
+        for bytes in [[0u8; 16], [0xff; 16], *b"0123456789abcdef"] {
+            let id = KeyId::from_bytes(bytes);
+            let text = id.to_string();
+            assert!(text.starts_with("key_") && text.len() == 26 && text.bytes().skip(4).all(|b| b.is_ascii_alphanumeric()), "{text}");
+            assert_eq!(text.parse::<KeyId>().unwrap(), id);
+            assert_eq!(format!("{id:?}"), format!("KeyId({text})"));
+        }
+        assert_eq!(KeyId::from_bytes([0; 16]).to_string(), format!("key_{}", "0".repeat(22)));
+        let id = KeyId::from_bytes([7; 16]).to_string();
+        for bad in [
+            "",
+            "key_",
+            &id[4..],
+            &id.replace("key_", "kex_"),
+            &id.replace("key_", "KEY_"),
+            &format!("{id}0"),
+            &id[..25],
+            &format!("{}-", &id[..25]),
+            &format!("key_{}", "z".repeat(22)),
+        ] {
+            let err = bad.parse::<KeyId>().unwrap_err();
+            assert_eq!(err.code, ErrorCode::UnknownKey, "{bad:?}");
+            assert_eq!(err.message, format!("no key with id {}", quote(bad)));
+        }
     }
 
     #[test]

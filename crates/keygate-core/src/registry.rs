@@ -10,7 +10,7 @@ use rustc_hash::FxBuildHasher;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::memo::HintFilter;
-use crate::model::{Key, KeyState, Role, User, UserStatus};
+use crate::model::{Key, KeyId, KeyState, Role, User, UserStatus};
 use crate::rule::{RuleInterner, RuleUse};
 use crate::secret::SecretDigest;
 
@@ -31,7 +31,7 @@ pub struct RoleRecord {
 /// Everything stored about a key (no secret: only its digest and hint).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecord {
-    pub id: [u8; 16],
+    pub id: KeyId,
     pub seq: u64,
     pub user_id: String,
     pub description: String,
@@ -54,7 +54,7 @@ pub enum Change {
     PutRole(RoleRecord),
     DeleteRole(String),
     PutKey(KeyRecord),
-    DeleteKey([u8; 16]),
+    DeleteKey(KeyId),
 }
 
 /// Keys in a slab, found by secret digest or by id through tables of slot
@@ -84,12 +84,12 @@ impl KeyTable {
         self.by_digest.find(prefix_hash(digest), |&s| self.key(s).is_some_and(|k| k.digest == *digest)).copied()
     }
 
-    fn slot_by_id(&self, id: &[u8; 16]) -> Option<u32> {
-        self.by_id.find(prefix_hash(id), |&s| self.key(s).is_some_and(|k| k.id == *id)).copied()
+    fn slot_by_id(&self, id: &KeyId) -> Option<u32> {
+        self.by_id.find(prefix_hash(id.as_bytes()), |&s| self.key(s).is_some_and(|k| k.id == *id)).copied()
     }
 
     fn insert(&mut self, key: Key) {
-        let (digest_hash, id_hash) = (prefix_hash(&key.digest), prefix_hash(&key.id));
+        let (digest_hash, id_hash) = (prefix_hash(&key.digest), prefix_hash(key.id.as_bytes()));
         let free = self.free.pop().filter(|&slot| self.slots.get(slot as usize).is_some_and(Option::is_none));
         let slot = match free.and_then(|slot| Some((slot, self.slots.get_mut(slot as usize)?))) {
             Some((slot, entry)) => {
@@ -105,7 +105,7 @@ impl KeyTable {
         let rehash =
             |s: &u32, pick: fn(&Key) -> &[u8]| slots.get(*s as usize).and_then(Option::as_ref).map_or(0, |key| prefix_hash(pick(key)));
         self.by_digest.insert_unique(digest_hash, slot, |s| rehash(s, |k| &k.digest));
-        self.by_id.insert_unique(id_hash, slot, |s| rehash(s, |k| &k.id));
+        self.by_id.insert_unique(id_hash, slot, |s| rehash(s, |k| k.id.as_bytes()));
     }
 
     fn remove(&mut self, slot: u32) -> Option<Key> {
@@ -113,7 +113,7 @@ impl KeyTable {
         if let Ok(entry) = self.by_digest.find_entry(prefix_hash(&key.digest), |&s| s == slot) {
             entry.remove();
         }
-        if let Ok(entry) = self.by_id.find_entry(prefix_hash(&key.id), |&s| s == slot) {
+        if let Ok(entry) = self.by_id.find_entry(prefix_hash(key.id.as_bytes()), |&s| s == slot) {
             entry.remove();
         }
         self.free.push(slot);
@@ -163,7 +163,7 @@ impl Registry {
         self.keys.slot_by_digest(digest).and_then(|slot| self.keys.key(slot))
     }
 
-    pub fn key_by_id(&self, id: &[u8; 16]) -> Option<&Key> {
+    pub fn key_by_id(&self, id: &KeyId) -> Option<&Key> {
         self.keys.slot_by_id(id).and_then(|slot| self.keys.key(slot))
     }
 
@@ -252,14 +252,7 @@ impl Registry {
         let user_id = match self.users.get_key_value(record.user_id.as_str()) {
             Some((id, _)) => id.clone(),
             None => {
-                return Err(Error::new(
-                    ErrorCode::StoreCorrupt,
-                    format!(
-                        "key {} belongs to missing user {:?}",
-                        crate::secret::encode_id(crate::model::KEY_ID_PREFIX, &record.id),
-                        record.user_id
-                    ),
-                ))
+                return Err(Error::new(ErrorCode::StoreCorrupt, format!("key {} belongs to missing user {:?}", record.id, record.user_id)))
             }
         };
         let mut key = Key::new(

@@ -271,12 +271,10 @@ impl RuleInterner {
         }
     }
 
-    pub fn len(&self) -> usize {
+    /// Distinct rules held (for tests of sharing and release).
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.by_text.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_text.is_empty()
     }
 }
 

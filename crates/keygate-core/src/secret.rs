@@ -18,6 +18,8 @@ pub const AFTER_PREFIX_LEN: usize = 1 + BODY_CHARS;
 /// Longest well-formed secret: prefix, `_`, body.
 pub const MAX_SECRET_LEN: usize = MAX_PREFIX_LEN + AFTER_PREFIX_LEN;
 
+/// Base62 digits of a key id: 16 bytes need 22 (62^22 > 2^128 > 62^21).
+pub(crate) const ID_CHARS: usize = 22;
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// 1 for every byte that is not a base62 digit.
@@ -217,13 +219,13 @@ fn decode_base62_u64(text: &[u8]) -> Option<u64> {
     })
 }
 
-/// Encodes 16 random bytes as a public identifier: `key_` + 22 base62 chars.
+/// Encodes 16 bytes as 22 base62 digits (a key id's text after its prefix).
 /// Listings encode every key's id, so this works in u64 chunks of ten digits
 /// instead of the byte-wise long division of `base62_fixed`.
-pub fn encode_id(prefix: &str, bytes: &[u8; 16]) -> String {
+pub(crate) fn encode_id(bytes: &[u8; 16]) -> [u8; ID_CHARS] {
     const CHUNK: u128 = 62u128.pow(10);
     let mut n = u128::from_be_bytes(*bytes);
-    let mut digits = [b'0'; 22];
+    let mut digits = [b'0'; ID_CHARS];
     // Ten digits per chunk from the right: 12..22, 2..12, then the top two.
     for chunk in digits.rchunks_mut(10) {
         let mut part = (n % CHUNK) as u64;
@@ -233,16 +235,12 @@ pub fn encode_id(prefix: &str, bytes: &[u8; 16]) -> String {
             part /= 62;
         }
     }
-    let mut id = String::with_capacity(prefix.len() + 22);
-    id.push_str(prefix);
-    id.extend(digits.iter().map(|&d| char::from(d)));
-    id
+    digits
 }
 
-/// Decodes an identifier written by [`encode_id`]; `None` for anything else.
-pub fn decode_id(prefix: &str, text: &str) -> Option<[u8; 16]> {
-    let digits = text.strip_prefix(prefix)?.as_bytes();
-    if digits.len() != 22 {
+/// Decodes 22 base62 digits written by [`encode_id`]; `None` for anything else.
+pub(crate) fn decode_id(digits: &[u8]) -> Option<[u8; 16]> {
+    if digits.len() != ID_CHARS {
         return None;
     }
     let mut value: u128 = 0;
@@ -369,20 +367,19 @@ mod tests {
             for (i, b) in bytes.iter_mut().enumerate() {
                 *b = (seed.wrapping_mul(2654435761).rotate_left(i as u32 * 3) >> (i % 4 * 8)) as u8;
             }
-            assert_eq!(encode_id("key_", &bytes), format!("key_{}", base62_fixed(&bytes, 22)));
+            assert_eq!(encode_id(&bytes).as_slice(), base62_fixed(&bytes, 22).as_bytes());
         }
-        assert_eq!(encode_id("", &[0xff; 16]), base62_fixed(&[0xff; 16], 22));
+        assert_eq!(encode_id(&[0xff; 16]).as_slice(), base62_fixed(&[0xff; 16], 22).as_bytes());
     }
 
     #[test]
     fn base62_round_trips_ids() {
-        let bytes = [0xffu8; 16];
-        let id = encode_id("key_", &bytes);
-        assert_eq!(id.len(), 26);
-        assert_eq!(decode_id("key_", &id), Some(bytes));
-        let zero = encode_id("key_", &[0; 16]);
-        assert_eq!(decode_id("key_", &zero), Some([0; 16]));
-        assert_eq!(decode_id("key_", "key_short"), None);
-        assert_eq!(decode_id("key_", &id.replace("key_", "kex_")), None);
+        for bytes in [[0xffu8; 16], [0; 16]] {
+            assert_eq!(decode_id(&encode_id(&bytes)), Some(bytes));
+        }
+        assert_eq!(decode_id(b"short"), None);
+        assert_eq!(decode_id(&[b'-'; 22]), None);
+        let too_big = [b'z'; 22];
+        assert_eq!(decode_id(&too_big), None, "62^22 > 2^128");
     }
 }

@@ -63,7 +63,7 @@ fn each_filter_in_sqlite() {
 fn an_unknown_action_name_is_invalid_argument() {
     assert_eq!(AuditAction::parse("setState").unwrap(), AuditAction::SetState);
     // A secret pasted as the action is refused like any other name, and not echoed.
-    let secret = keygate_core::secret::generate(&keygate_core::secret::Prefix::default()).unwrap().text;
+    let secret = keygate_core::internals::generate(&keygate_core::internals::Prefix::default()).unwrap().text;
     for name in ["", "SetState", "nope", secret.as_str()] {
         let error = AuditAction::parse(name).unwrap_err();
         assert_eq!(error.code, ErrorCode::InvalidArgument, "{name:?}");

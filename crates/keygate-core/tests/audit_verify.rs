@@ -1,7 +1,8 @@
 //! `audit::verify`: the hash chain of the audit trail, checked entry by entry.
 //! Each damage is reported with the first bad sequence number and what is wrong.
 
-use keygate_core::audit::{verify, AuditDraft, AuditEntry, AuditReport, GENESIS};
+use keygate_core::internals::{verify, AuditDraft, GENESIS};
+use keygate_core::{AuditEntry, AuditReport};
 use serde_json::json;
 
 const T0: i64 = 1_800_000_000_000;

@@ -4,12 +4,10 @@
 
 use std::cell::Cell;
 
-use keygate_core::clock::Clock;
-use keygate_core::decision::{authorize, decide, decide_unavailable, Outcome};
-use keygate_core::model::{KeyState, UserStatus};
-use keygate_core::registry::{Change, KeyRecord, Registry, RoleRecord, UserRecord};
-use keygate_core::secret::{generate, Prefix};
-use keygate_core::{Call, Reason};
+use keygate_core::internals::{
+    authorize, decide, decide_unavailable, generate, Change, Clock, KeyRecord, Outcome, Prefix, Registry, RoleRecord, UserRecord,
+};
+use keygate_core::{Call, KeyId, KeyState, Reason, UserStatus};
 
 const DAY: i64 = 86_400_000;
 const T0: i64 = 1_800_000_000_000;
@@ -29,7 +27,7 @@ fn world(user_rights: &[&str], rules: &[&str]) -> (Registry, KeyRecord, String) 
     put_user(&mut r, UserStatus::Active, user_rights, &[]);
     let secret = generate(&Prefix::default()).unwrap();
     let key = KeyRecord {
-        id: [1; 16],
+        id: KeyId::from_bytes([1; 16]),
         seq: 1,
         user_id: "svc".into(),
         description: String::new(),
@@ -226,7 +224,7 @@ fn the_matched_rule_is_the_first_api_rule_that_matches() {
     let outcome = decide_at(&r, T0, true, &Request { secret: &secret, service: "session", api: "getX", ip: None });
     assert_eq!(outcome.reason, Reason::Allowed);
     assert_eq!(outcome.matched_rule.map(|m| &*m.text), Some("session:get*"));
-    assert_eq!(outcome.key.map(|k| k.id), Some([1; 16]));
+    assert_eq!(outcome.key.map(|k| k.id), Some(KeyId::from_bytes([1; 16])));
 
     let (open, _, secret) = world(&["*:*"], &["ip=10.0.0.0/8"]);
     let outcome = decide_at(&open, T0, true, &Request { secret: &secret, service: "any", api: "thing", ip: Some("10.0.0.1") });

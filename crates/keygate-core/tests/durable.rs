@@ -18,7 +18,7 @@ fn seed(store: &KeyStore) -> (String, String) {
             &NewKey {
                 user_id: "svc".into(),
                 description: "nightly".into(),
-                expires_at: Some(keygate_core::clock::system_now() + DAY),
+                expires_at: Some(keygate_core::internals::system_now() + DAY),
                 rules: vec!["session:*".into(), "ip=10.0.0.0/8".into()],
                 state: None,
             },
@@ -161,11 +161,11 @@ use std::sync::{Arc, Mutex};
 use keygate_core::{Incident, Task};
 
 fn key_id_text(raw: &[u8; 16]) -> String {
-    keygate_core::secret::encode_id(keygate_core::model::KEY_ID_PREFIX, raw)
+    keygate_core::KeyId::from_bytes(*raw).to_string()
 }
 
 fn raw_id(id: &str) -> [u8; 16] {
-    keygate_core::model::parse_key_id(id).unwrap()
+    *id.parse::<keygate_core::KeyId>().unwrap().as_bytes()
 }
 
 /// Options whose `on_error` collects what the store reports.

@@ -1,7 +1,7 @@
 //! The compiled matcher must give the same answers as a plain reference glob
 //! matcher, and as the anchored case-insensitive regex the rule syntax describes.
 
-use keygate_core::glob::Glob;
+use keygate_core::internals::Glob;
 use proptest::prelude::*;
 
 /// Textbook recursive glob: obviously right, exponential at worst, fine for short inputs.
@@ -48,8 +48,8 @@ proptest! {
 
     #[test]
     fn api_rules_agree_with_reference(s in pattern(), a in pattern(), sn in name(), an in name()) {
-        let rule = keygate_core::rule::parse_rule(&format!("{s}:{a}")).unwrap();
-        let keygate_core::rule::Rule::Api(rule) = rule else { panic!("api rule expected") };
+        let rule = keygate_core::internals::parse_rule(&format!("{s}:{a}")).unwrap();
+        let keygate_core::internals::Rule::Api(rule) = rule else { panic!("api rule expected") };
         let expected = reference(s.as_bytes(), sn.as_bytes()) && reference(a.as_bytes(), an.as_bytes());
         prop_assert_eq!(rule.matches(sn.as_bytes(), an.as_bytes()), expected);
     }

@@ -4,12 +4,11 @@
 //! way a lossy decoder would, and strings built around the characters that
 //! broke byte slicing before (multi-byte characters at every offset).
 
-use keygate_core::error::ErrorCode;
-use keygate_core::glob::Glob;
-use keygate_core::ip::{parse_caller_ip, IpNet};
-use keygate_core::model::{check_actor, check_description, check_name, parse_key_id};
-use keygate_core::rule::{normalise_list, parse_rule, validate_rule, RuleUse};
-use keygate_core::secret::{find_secret, generate, is_well_formed, Prefix};
+use keygate_core::internals::{
+    check_actor, check_description, check_name, find_secret, generate, is_well_formed, normalise_list, parse_caller_ip, parse_rule, Glob,
+    IpNet, Prefix, RuleUse,
+};
+use keygate_core::{validate_rule, ErrorCode};
 use proptest::prelude::*;
 
 fn exercise(text: &str) {
@@ -33,7 +32,7 @@ fn exercise(text: &str) {
     let _ = find_secret(text.as_bytes());
     let _ = IpNet::parse(text);
     let _ = parse_caller_ip(text.as_bytes());
-    let _ = parse_key_id(text);
+    let _ = text.parse::<keygate_core::KeyId>();
     let _ = is_well_formed(text.as_bytes(), &Prefix::default());
     if let Some((pattern, name)) = text.split_once(':') {
         if pattern.bytes().all(|b| b.is_ascii_alphanumeric() || b"*?_-./".contains(&b)) {

@@ -2,11 +2,8 @@
 //! `Change` and its effect; a change that does not fit is an error and leaves
 //! the registry exactly as it was.
 
-use keygate_core::audit::user_record;
-use keygate_core::model::{KeyState, UserStatus};
-use keygate_core::registry::{record_of, Change, KeyRecord, Registry, RoleRecord, UserRecord};
-use keygate_core::secret::{generate, Prefix};
-use keygate_core::ErrorCode;
+use keygate_core::internals::{generate, record_of, user_record, Change, KeyRecord, Prefix, Registry, RoleRecord, UserRecord};
+use keygate_core::{ErrorCode, KeyId, KeyState, UserStatus};
 
 const DAY: i64 = 86_400_000;
 const T0: i64 = 1_800_000_000_000;
@@ -27,7 +24,7 @@ fn role(name: &str, rights: &[&str]) -> RoleRecord {
 fn key(n: u8, user_id: &str, rules: &[&str]) -> KeyRecord {
     let secret = generate(&Prefix::default()).unwrap();
     KeyRecord {
-        id: [n; 16],
+        id: KeyId::from_bytes([n; 16]),
         seq: u64::from(n),
         user_id: user_id.into(),
         description: format!("key {n}"),
@@ -140,7 +137,7 @@ fn delete_key_removes_only_that_key() {
     assert_eq!(r.key_count(), 2);
     let before = snapshot(&r);
     apply(&mut r, Change::DeleteKey(keys[1].id));
-    apply(&mut r, Change::DeleteKey([9; 16]));
+    apply(&mut r, Change::DeleteKey(KeyId::from_bytes([9; 16])));
     assert_eq!(snapshot(&r), before, "deleting a key that is not there changes nothing");
 }
 

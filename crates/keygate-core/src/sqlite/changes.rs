@@ -1,0 +1,158 @@
+//! The `changes` table: one row per entity an admin transaction wrote (kind, id,
+//! put or delete), numbered in commit order. Writing a change (its entity's row
+//! and its change row), and reading what other processes changed since this one
+//! last looked.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::rows::{join, key_record, load, read_key, read_user, role_record, split, user_record, KEY_COLUMNS};
+use super::{corrupt, read_error, Db};
+use crate::backend::Catchup;
+use crate::error::Result;
+use crate::model::KeyId;
+use crate::registry::Change;
+
+pub(super) fn latest(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))
+}
+
+/// What other processes changed after `db.last_seen`, as changes to apply (in order).
+/// `db.last_seen` moves only when every change was read.
+pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
+    let e = |err| read_error(path, "reading changes of", err);
+    let latest = latest(&db.conn).map_err(e)?;
+    if latest <= db.last_seen && !db.needs_reload {
+        return Ok(Catchup::Nothing);
+    }
+    let oldest: i64 = db.conn.query_row("SELECT coalesce(min(seq), 0) FROM changes", [], |r| r.get(0)).map_err(e)?;
+    if db.needs_reload || oldest > db.last_seen.saturating_add(1) {
+        let registry = load(path, &db.conn)?;
+        db.last_seen = latest;
+        db.needs_reload = false;
+        return Ok(Catchup::Reload(Box::new(registry)));
+    }
+    let mut rows = Vec::new();
+    {
+        let mut stmt = db.conn.prepare_cached("SELECT kind, id, op FROM changes WHERE seq > ?1 ORDER BY seq").map_err(e)?;
+        let iter =
+            stmt.query_map([db.last_seen], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))).map_err(e)?;
+        for row in iter {
+            rows.push(row.map_err(e)?);
+        }
+    }
+    let mut changes = Vec::with_capacity(rows.len());
+    for (kind, id, op) in rows {
+        let change = match (kind.as_str(), op.as_str()) {
+            ("user", "delete") => Some(Change::DeleteUser(id)),
+            ("role", "delete") => Some(Change::DeleteRole(id)),
+            ("key", "delete") => id.parse().ok().map(Change::DeleteKey),
+            ("user", _) => db
+                .conn
+                .query_row("SELECT id, status, rights, roles FROM users WHERE id = ?1", [&id], read_user)
+                .optional()
+                .map_err(e)?
+                .map(|row| user_record(path, row))
+                .transpose()?
+                .map(Change::PutUser),
+            ("role", _) => db
+                .conn
+                .query_row("SELECT name, rights FROM roles WHERE name = ?1", [&id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .optional()
+                .map_err(e)?
+                .map(|(name, rights)| role_record(path, name, rights))
+                .transpose()?
+                .map(Change::PutRole),
+            ("key", _) => match id.parse::<KeyId>().ok() {
+                Some(raw) => db
+                    .conn
+                    .query_row(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1"), [raw.as_bytes().as_slice()], read_key)
+                    .optional()
+                    .map_err(e)?
+                    .map(|row| key_record(path, row))
+                    .transpose()?
+                    .map(Change::PutKey),
+                None => None,
+            },
+            _ => return Err(corrupt(path, format!("unknown change {kind}/{op}"))),
+        };
+        changes.extend(change);
+    }
+    db.last_seen = latest;
+    Ok(Catchup::Changes(changes))
+}
+
+fn log_change(conn: &Connection, kind: &str, id: &str, op: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT INTO changes (kind, id, op) VALUES (?1, ?2, ?3)")?.execute(params![kind, id, op])?;
+    Ok(())
+}
+
+pub(super) fn write(conn: &Connection, change: &Change) -> rusqlite::Result<()> {
+    match change {
+        Change::PutUser(u) => {
+            conn.prepare_cached(
+                "INSERT INTO users (id, status, rights, roles) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET status = excluded.status, rights = excluded.rights, roles = excluded.roles",
+            )?
+            .execute(params![u.id, u.status.as_str(), join(&u.rights), join(&u.roles)])?;
+            log_change(conn, "user", &u.id, "put")
+        }
+        Change::DeleteUser(id) => {
+            conn.prepare_cached("DELETE FROM keys WHERE user_id = ?1")?.execute([id])?;
+            conn.prepare_cached("DELETE FROM users WHERE id = ?1")?.execute([id])?;
+            log_change(conn, "user", id, "delete")
+        }
+        Change::PutRole(r) => {
+            conn.prepare_cached(
+                "INSERT INTO roles (name, rights) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET rights = excluded.rights",
+            )?
+            .execute(params![r.name, join(&r.rights)])?;
+            log_change(conn, "role", &r.name, "put")
+        }
+        Change::DeleteRole(name) => {
+            conn.prepare_cached("DELETE FROM roles WHERE name = ?1")?.execute([name])?;
+            let holders: Vec<(String, String)> = conn
+                .prepare_cached("SELECT id, roles FROM users WHERE instr(char(10) || roles || char(10), char(10) || ?1 || char(10)) > 0")?
+                .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (id, roles) in holders {
+                let kept: Vec<String> = split(roles).into_iter().filter(|r| r != name).collect();
+                conn.prepare_cached("UPDATE users SET roles = ?2 WHERE id = ?1")?.execute(params![id, join(&kept)])?;
+            }
+            log_change(conn, "role", name, "delete")
+        }
+        Change::PutKey(k) => {
+            conn.prepare_cached(&format!(
+                "INSERT INTO keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 ON CONFLICT(id) DO UPDATE SET user_id = excluded.user_id, description = excluded.description,
+                   state = excluded.state, expires_at = excluded.expires_at, updated_at = excluded.updated_at,
+                   rules = excluded.rules,
+                   last_used_at = CASE WHEN keys.last_used_at IS NULL THEN excluded.last_used_at
+                                       WHEN excluded.last_used_at IS NULL THEN keys.last_used_at
+                                       ELSE max(keys.last_used_at, excluded.last_used_at) END"
+            ))?
+            .execute(params![
+                k.id.as_bytes().as_slice(),
+                k.seq as i64,
+                k.user_id,
+                k.description,
+                k.state.as_str(),
+                k.expires_at,
+                k.created_at,
+                k.updated_at,
+                k.last_used_at,
+                String::from_utf8_lossy(&k.hint),
+                k.digest.as_slice(),
+                join(&k.rules),
+            ])?;
+            log_change(conn, "key", &k.id.to_string(), "put")
+        }
+        Change::DeleteKey(id) => {
+            conn.prepare_cached("DELETE FROM keys WHERE id = ?1")?.execute([id.as_bytes().as_slice()])?;
+            log_change(conn, "key", &id.to_string(), "delete")
+        }
+    }
+}

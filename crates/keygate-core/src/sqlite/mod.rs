@@ -1,0 +1,297 @@
+//! The durable store: one SQLite file (WAL mode) shared by several processes.
+//! Every admin call is one `BEGIN IMMEDIATE` transaction that first reads what
+//! other processes changed (the `changes` table), then writes its own rows, a
+//! change row per entity and its audit entries, and commits before returning.
+//! All keys live in memory; a maintenance thread notices other processes'
+//! commits (`PRAGMA data_version`), flushes `lastUsedAt` and purges long-expired keys.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `mod.rs` | [`SqliteBackend`]: the `Backend` over the file's two connections, and its errors |
+//! | `open.rs` | opening: the read-only inspection, then the write connection |
+//! | `schema.rs` | the tables, the schema version and `meta`; creating and checking them |
+//! | `rows.rs` | rows ↔ records, and loading the whole state |
+//! | `changes.rs` | the `changes` table: writing a change, reading others' |
+//! | `audit.rs` | the `audit` table and its recorded head |
+//! | `maintain.rs` | the maintenance thread |
+
+mod audit;
+mod changes;
+mod maintain;
+mod open;
+mod rows;
+mod schema;
+
+use std::path::{Path, PathBuf};
+
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension};
+
+pub use self::schema::TABLES;
+use crate::audit::{AuditDraft, AuditEntry, AuditQuery, AuditReport};
+use crate::backend::{Backend, Catchup};
+use crate::error::{Error, ErrorCode, Result};
+use crate::registry::Change;
+
+/// Change rows kept for processes catching up; one further behind reloads everything.
+const CHANGES_KEPT: i64 = 100_000;
+
+/// An SQLite error as a keygate error: `STORE_LOCKED` for a lock another process
+/// holds too long, `STORE_CORRUPT` for a damaged file, `STORE_IO` otherwise.
+fn store_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode as C;
+    let code = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            C::DatabaseBusy | C::DatabaseLocked => ErrorCode::StoreLocked,
+            C::DatabaseCorrupt | C::NotADatabase => ErrorCode::StoreCorrupt,
+            _ => ErrorCode::StoreIo,
+        },
+        _ => ErrorCode::StoreIo,
+    };
+    let hint = match code {
+        ErrorCode::StoreLocked => " (another process holds the store's write lock)",
+        ErrorCode::StoreCorrupt => " (not a keygate store, or a damaged one)",
+        _ => "",
+    };
+    Error::new(code, format!("{what} {}: {e}{hint}", path.display()))
+}
+
+/// An error while reading the store's own rows: anything the file itself
+/// causes (a value of the wrong type, invalid UTF-8, a missing table or column,
+/// damaged pages) is `STORE_CORRUPT`; only locks and I/O are not.
+fn read_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode as C;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                C::DatabaseBusy
+                    | C::DatabaseLocked
+                    | C::SystemIoFailure
+                    | C::CannotOpen
+                    | C::PermissionDenied
+                    | C::DiskFull
+                    | C::OutOfMemory
+                    | C::ReadOnly
+                    | C::OperationInterrupted
+                    | C::NoLargeFileSupport
+                    | C::FileLockingProtocolFailed
+            ) =>
+        {
+            store_error(path, what, e)
+        }
+        _ => corrupt(path, format!("{e} (while {what} the store)")),
+    }
+}
+
+/// `STORE_CORRUPT`: the file is not a keygate store this version can load.
+fn corrupt(path: &Path, what: impl std::fmt::Display) -> Error {
+    Error::new(ErrorCode::StoreCorrupt, format!("store {} is damaged: {what}", path.display()))
+}
+
+/// The main connection and where this process stands in the change log.
+struct Db {
+    conn: Connection,
+    /// Last `changes.seq` this process has applied.
+    last_seen: i64,
+    /// The state in memory cannot be trusted: the next catch-up reads everything.
+    needs_reload: bool,
+}
+
+/// The backend of `KeyStore::open`: changes and audit entries written to the
+/// file in the admin call's own transaction, other processes' changes read back
+/// from the `changes` table.
+pub struct SqliteBackend {
+    path: PathBuf,
+    /// Admin transactions (held from `begin` to `commit`), catch-up and reads.
+    db: Mutex<Option<Db>>,
+    /// A second connection for work that must never wait behind (or inside) an
+    /// admin transaction, nor hold the in-memory state while it does I/O:
+    /// flushing `lastUsedAt` and backups.
+    aux: Mutex<Option<Connection>>,
+}
+
+impl SqliteBackend {
+    fn with_db<T>(&self, f: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
+        let mut guard = self.db.lock();
+        match guard.as_mut() {
+            Some(db) => f(db),
+            None => Err(Error::new(ErrorCode::StoreIo, "the store is closed")),
+        }
+    }
+
+    fn with_aux<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        match self.aux.lock().as_ref() {
+            Some(conn) => f(conn),
+            None => Err(Error::new(ErrorCode::StoreIo, "the store is closed")),
+        }
+    }
+
+    fn err(&self, what: &str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+        let what = what.to_string();
+        move |e| store_error(&self.path, &what, e)
+    }
+}
+
+/// Ends a transaction a failure (or a defect) left open, so that the next one can begin.
+fn end_open_transaction(conn: &Connection) {
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn begin(&self) -> Result<()> {
+        self.with_db(|db| {
+            end_open_transaction(&db.conn);
+            db.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| store_error(&self.path, "locking", e))
+        })
+    }
+
+    fn changes(&self) -> Result<Catchup> {
+        self.with_db(|db| changes::since(&self.path, db))
+    }
+
+    fn resync(&self) {
+        let _ = self.with_db(|db| {
+            db.needs_reload = true;
+            Ok(())
+        });
+    }
+
+    fn commit(&self, changes: &[Change], audit: Vec<AuditDraft>) -> Result<()> {
+        self.with_db(|db| {
+            let written = (|| -> rusqlite::Result<i64> {
+                for change in changes {
+                    changes::write(&db.conn, change)?;
+                }
+                audit::append(&db.conn, audit)?;
+                let latest = changes::latest(&db.conn)?;
+                if latest % 1024 == 0 {
+                    // Keep only the change rows a running process may still need.
+                    db.conn.execute("DELETE FROM changes WHERE seq <= ?1", [latest.saturating_sub(CHANGES_KEPT)])?;
+                }
+                db.conn.execute_batch("COMMIT")?;
+                Ok(latest)
+            })();
+            match written {
+                Ok(latest) => {
+                    db.last_seen = latest;
+                    Ok(())
+                }
+                Err(e) => {
+                    let _ = db.conn.execute_batch("ROLLBACK");
+                    Err(store_error(&self.path, "writing", e))
+                }
+            }
+        })
+    }
+
+    fn rollback(&self) {
+        let _ = self.with_db(|db| {
+            let _ = db.conn.execute_batch("ROLLBACK");
+            Ok(())
+        });
+    }
+
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        self.with_db(|db| audit::select(&db.conn, query).map_err(self.err("reading the audit trail of")))
+    }
+
+    fn verify_audit(&self) -> Result<AuditReport> {
+        self.with_db(|db| {
+            let e = self.err("reading the audit trail of");
+            db.conn.execute_batch("BEGIN").map_err(self.err("reading the audit trail of"))?;
+            let result = audit::verify_all(&db.conn);
+            let _ = db.conn.execute_batch("COMMIT");
+            result.map_err(e)
+        })
+    }
+
+    fn is_durable(&self) -> bool {
+        true
+    }
+
+    fn poll(&self) -> Result<Catchup> {
+        self.with_db(|db| {
+            end_open_transaction(&db.conn);
+            db.conn.execute_batch("BEGIN").map_err(|e| store_error(&self.path, "reading", e))?;
+            let result = changes::since(&self.path, db);
+            let _ = db.conn.execute_batch("COMMIT");
+            result
+        })
+    }
+
+    fn flush_uses(&self, uses: &[([u8; 16], i64)]) -> Result<()> {
+        self.with_aux(|conn| {
+            let write = (|| -> rusqlite::Result<()> {
+                conn.execute_batch("BEGIN IMMEDIATE")?;
+                let mut stmt = conn.prepare_cached("UPDATE keys SET last_used_at = max(coalesce(last_used_at, ?2), ?2) WHERE id = ?1")?;
+                for (id, at) in uses {
+                    stmt.execute(params![&id[..], at])?;
+                }
+                conn.execute_batch("COMMIT")
+            })();
+            write.map_err(|e| {
+                let _ = conn.execute_batch("ROLLBACK");
+                store_error(&self.path, "recording key use in", e)
+            })
+        })
+    }
+
+    fn stored_uses(&self, id: Option<&[u8; 16]>) -> Result<Vec<([u8; 16], i64)>> {
+        self.with_db(|db| {
+            let e = |err| store_error(&self.path, "reading", err);
+            let mut out = Vec::new();
+            let mut push = |raw: Vec<u8>, at: i64| {
+                if let Ok(id) = raw.try_into() {
+                    out.push((id, at));
+                }
+            };
+            match id {
+                Some(id) => {
+                    let row: Option<(Vec<u8>, i64)> = db
+                        .conn
+                        .query_row("SELECT id, last_used_at FROM keys WHERE id = ?1 AND last_used_at IS NOT NULL", [&id[..]], |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })
+                        .optional()
+                        .map_err(e)?;
+                    if let Some((raw, at)) = row {
+                        push(raw, at);
+                    }
+                }
+                None => {
+                    let mut stmt = db.conn.prepare_cached("SELECT id, last_used_at FROM keys WHERE last_used_at IS NOT NULL").map_err(e)?;
+                    let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))).map_err(e)?;
+                    for row in rows {
+                        let (raw, at) = row.map_err(e)?;
+                        push(raw, at);
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn backup(&self, to: &Path) -> Result<()> {
+        if to.exists() {
+            return Err(Error::new(ErrorCode::StoreIo, format!("backup target {} already exists", to.display())));
+        }
+        self.with_aux(|conn| {
+            // SQLite's online backup: a consistent copy while other processes keep writing.
+            conn.backup(rusqlite::MAIN_DB, to, None).map_err(|e| store_error(to, "cannot back up to", e))
+        })
+    }
+
+    fn close(&self) {
+        if let Some(aux) = self.aux.lock().take() {
+            let _ = aux.close();
+        }
+        if let Some(db) = self.db.lock().take() {
+            // Fold the WAL into the main file, so a closed store is one self-contained file.
+            let _ = db.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+            let _ = db.conn.close();
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The admin calls on keys: create, read, list, update, change state, rotate,
+//! delete, and the purge of long-expired keys.
+
+use super::types::view_key;
+use super::validate::{check_overlap, check_unchanged, iso};
+use super::{internal, Actor, AuditAction, Inner, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey};
+use crate::error::{quote, Error, ErrorCode, Result};
+use crate::model::{check_description, unknown_key, Key, KeyId, KeyState};
+use crate::registry::{record_of, Change, KeyRecord, Registry};
+use crate::rule::{normalise_list, RuleUse};
+use crate::secret;
+
+impl KeyStore {
+    /// Creates a key; the secret in the answer is never available again.
+    pub fn create_key(&self, input: &NewKey, actor: Actor) -> Result<Issued> {
+        check_description(&input.description)?;
+        let rules = normalise_list(&input.rules, RuleUse::KeyRules)?;
+        let state = KeyState::parse(input.state.as_deref().unwrap_or("active"))?;
+        if state == KeyState::Revoked {
+            return Err(Error::new(ErrorCode::InvalidState, "a key cannot be created revoked"));
+        }
+        let mut tx = self.inner.write(AuditAction::CreateKey, actor)?;
+        tx.refuse_known_secrets("description", [input.description.as_str()], ErrorCode::InvalidArgument)?;
+        tx.refuse_known_secrets("a rule", rules.iter().map(String::as_str), ErrorCode::InvalidRule)?;
+        if tx.user(&input.user_id).is_none() {
+            return Err(Error::new(ErrorCode::UnknownUser, format!("no user with id {}", quote(&input.user_id))));
+        }
+        let now = self.inner.clock.now();
+        let expires_at = self.inner.check_expiry(input.expires_at, now)?;
+        let issued = secret::generate(&self.inner.prefix)?;
+        let id = new_key_id(&tx)?;
+        let record = KeyRecord {
+            id,
+            seq: tx.next_seq(),
+            user_id: input.user_id.clone(),
+            description: input.description.clone(),
+            state,
+            expires_at,
+            created_at: now,
+            updated_at: now,
+            last_used_at: None,
+            hint: issued.hint,
+            digest: issued.digest,
+            rules,
+        };
+        tx.commit(vec![Change::PutKey(record)])?;
+        let key = view_key(tx.key_by_id(&id).ok_or_else(|| internal("the key just stored is missing"))?);
+        Ok(Issued { key, secret: issued.text })
+    }
+
+    pub fn get_key(&self, id: &str) -> Result<Option<KeyView>> {
+        self.inner.check_open()?;
+        let Ok(id) = id.parse::<KeyId>() else { return Ok(None) };
+        self.inner.refresh_uses(Some(&id));
+        Ok(self.inner.registry.read().key_by_id(&id).map(view_key))
+    }
+
+    /// Keys matching the filter, newest first.
+    pub fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyView>> {
+        self.inner.check_open()?;
+        let state = filter.state.as_deref().map(KeyState::parse).transpose()?;
+        self.inner.refresh_uses(None);
+        let registry = self.inner.registry.read();
+        let mut keys: Vec<&Key> = registry
+            .keys()
+            .filter(|k| filter.user_id.as_deref().is_none_or(|u| *k.user_id == *u))
+            .filter(|k| state.is_none_or(|s| k.state == s))
+            .collect();
+        keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.seq.cmp(&a.seq)));
+        Ok(keys.into_iter().map(view_key).collect())
+    }
+
+    pub fn update_key(&self, id: &str, patch: &KeyPatch, actor: Actor) -> Result<KeyView> {
+        let mut tx = self.inner.write(AuditAction::UpdateKey, actor)?;
+        let mut record = existing_record(&tx, id)?;
+        check_unchanged(&record, id, patch.expected_updated_at)?;
+        if record.state == KeyState::Revoked {
+            return Err(Error::new(ErrorCode::RevokedIsFinal, format!("key {id} is revoked and cannot be changed")));
+        }
+        let now = self.inner.clock.now();
+        if let Some(description) = &patch.description {
+            check_description(description)?;
+            tx.refuse_known_secrets("description", [description.as_str()], ErrorCode::InvalidArgument)?;
+            record.description = description.clone();
+        }
+        if let Some(rules) = &patch.rules {
+            let rules = normalise_list(rules, RuleUse::KeyRules)?;
+            tx.refuse_known_secrets("a rule", rules.iter().map(String::as_str), ErrorCode::InvalidRule)?;
+            record.rules = rules;
+        }
+        if let Some(expires_at) = patch.expires_at {
+            record.expires_at = self.inner.check_expiry(expires_at, now)?;
+        }
+        if patch.description.is_some() || patch.rules.is_some() || patch.expires_at.is_some() {
+            record.updated_at = now;
+            tx.commit(vec![Change::PutKey(record.clone())])?;
+        }
+        Ok(view_key(tx.key_by_id(&record.id).ok_or_else(|| internal("the key just changed is missing"))?))
+    }
+
+    /// Moves a key between states: `active ⇄ suspended`, either → `revoked`, never back.
+    pub fn set_state(&self, id: &str, state: &str, actor: Actor) -> Result<KeyView> {
+        self.set_state_if(id, state, None, actor)
+    }
+
+    /// `set_state` when the key's `updated_at` is still `expected_updated_at` (if given), else `CONFLICT`.
+    pub fn set_state_if(&self, id: &str, state: &str, expected_updated_at: Option<i64>, actor: Actor) -> Result<KeyView> {
+        let state = KeyState::parse(state)?;
+        let mut tx = self.inner.write(AuditAction::SetState, actor)?;
+        let mut record = existing_record(&tx, id)?;
+        check_unchanged(&record, id, expected_updated_at)?;
+        if record.state == KeyState::Revoked && state != KeyState::Revoked {
+            return Err(Error::new(
+                ErrorCode::RevokedIsFinal,
+                format!("key {id} is revoked; revoked is final, it cannot become {}", state.as_str()),
+            ));
+        }
+        if record.state != state {
+            record.state = state;
+            record.updated_at = self.inner.clock.now();
+            tx.commit(vec![Change::PutKey(record.clone())])?;
+        }
+        Ok(view_key(tx.key_by_id(&record.id).ok_or_else(|| internal("the key just changed is missing"))?))
+    }
+
+    /// Issues a new key like `id` (same user, description, rules, expiry and
+    /// state); the old key stays usable for `overlap_seconds`, or is revoked at once with 0.
+    pub fn rotate_key(&self, id: &str, overlap_seconds: f64, actor: Actor) -> Result<Issued> {
+        self.rotate_key_if(id, overlap_seconds, None, actor)
+    }
+
+    /// `rotate_key` when the key's `updated_at` is still `expected_updated_at` (if given), else `CONFLICT`.
+    pub fn rotate_key_if(&self, id: &str, overlap_seconds: f64, expected_updated_at: Option<i64>, actor: Actor) -> Result<Issued> {
+        check_overlap(overlap_seconds)?;
+        let mut tx = self.inner.write(AuditAction::RotateKey, actor)?;
+        let mut old = existing_record(&tx, id)?;
+        check_unchanged(&old, id, expected_updated_at)?;
+        let now = self.inner.clock.now();
+        if old.state == KeyState::Revoked {
+            return Err(Error::new(ErrorCode::RevokedIsFinal, format!("key {id} is revoked and cannot be rotated")));
+        }
+        if now >= old.expires_at {
+            return Err(Error::new(
+                ErrorCode::ExpiryInPast,
+                format!("key {id} expired at {}; create a new key instead", iso(old.expires_at)),
+            ));
+        }
+        let issued = secret::generate(&self.inner.prefix)?;
+        let new_id = new_key_id(&tx)?;
+        let new = KeyRecord {
+            id: new_id,
+            seq: tx.next_seq(),
+            user_id: old.user_id.clone(),
+            description: old.description.clone(),
+            state: old.state,
+            expires_at: old.expires_at,
+            created_at: now,
+            updated_at: now,
+            last_used_at: None,
+            hint: issued.hint,
+            digest: issued.digest,
+            rules: old.rules.clone(),
+        };
+        if overlap_seconds == 0.0 {
+            old.state = KeyState::Revoked;
+        } else {
+            let overlap_ms = (overlap_seconds * 1000.0).min(i64::MAX as f64 / 2.0) as i64;
+            old.expires_at = old.expires_at.min(now.saturating_add(overlap_ms));
+        }
+        old.updated_at = now;
+        tx.commit(vec![Change::PutKey(new), Change::PutKey(old)])?;
+        let key = view_key(tx.key_by_id(&new_id).ok_or_else(|| internal("the key just stored is missing"))?);
+        Ok(Issued { key, secret: issued.text })
+    }
+
+    /// Deletes a key; false when there was no such key.
+    pub fn delete_key(&self, id: &str, actor: Actor) -> Result<bool> {
+        let mut tx = self.inner.write(AuditAction::DeleteKey, actor)?;
+        let Some(raw) = id.parse::<KeyId>().ok().filter(|raw| tx.key_by_id(raw).is_some()) else {
+            return Ok(false);
+        };
+        tx.commit(vec![Change::DeleteKey(raw)])?;
+        Ok(true)
+    }
+}
+
+impl Inner {
+    /// Deletes keys expired for longer than `after_ms` (audited as `purgeExpired`).
+    pub(crate) fn purge_expired(&self, after_ms: i64) -> Result<usize> {
+        let mut tx = self.write(AuditAction::PurgeExpired, None)?;
+        let cutoff = self.clock.now().saturating_sub(after_ms);
+        let doomed: Vec<Change> = tx.keys().filter(|k| k.expires_at < cutoff).map(|k| Change::DeleteKey(k.id)).collect();
+        let count = doomed.len();
+        if count > 0 {
+            tx.commit(doomed)?;
+        }
+        Ok(count)
+    }
+}
+
+fn new_key_id(registry: &Registry) -> Result<KeyId> {
+    loop {
+        let mut bytes = [0u8; 16];
+        secret::random_bytes(&mut bytes)?;
+        let id = KeyId::from_bytes(bytes);
+        if registry.key_by_id(&id).is_none() {
+            return Ok(id);
+        }
+    }
+}
+
+fn existing_record(registry: &Registry, id: &str) -> Result<KeyRecord> {
+    let key = registry.key_by_id(&id.parse()?).ok_or_else(|| unknown_key(id))?;
+    Ok(record_of(key))
+}

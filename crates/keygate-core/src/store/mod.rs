@@ -1,0 +1,238 @@
+//! `KeyStore`: the public API of the core. Every admin call validates first,
+//! then commits its changes to the backend, then applies them in memory — so a
+//! call that fails changes nothing.
+//!
+//! This file holds the handle and the state its clones share ([`Inner`]), how a
+//! store is made, and the calls on the store as a whole; the rest, one file each:
+//!
+//! | file | holds |
+//! |---|---|
+//! | `types.rs` | the input and view types of the API |
+//! | `accounts.rs` | admin calls on roles and users |
+//! | `keys.rs` | admin calls on keys, and the purge of expired keys |
+//! | `check.rs` | the decision calls (`check`, `explain`, `explain_key`) |
+//! | `tx.rs` | the write transaction of one admin call |
+//! | `validate.rs` | the checks admin calls make before they write |
+//! | `sync.rs` | catching up with other processes, failing closed |
+//! | `uses.rs` | `lastUsedAt`: recorded by checks, flushed, read back |
+
+mod accounts;
+mod check;
+mod keys;
+mod sync;
+mod tx;
+mod types;
+mod uses;
+mod validate;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+pub use self::types::{
+    Actor, AuditAction, EffectiveRights, Explanation, Issued, KeyFilter, KeyPatch, KeyView, NewKey, Options, RoleView, UserInput, UserView,
+};
+pub(crate) use self::validate::check_lifetime_days;
+use crate::audit::{AuditEntry, AuditQuery, AuditReport};
+use crate::backend::{Backend, MemoryBackend};
+use crate::clock::Clock;
+use crate::error::{Error, ErrorCode, Result};
+use crate::incident::Reporter;
+use crate::memo::{ExpiryWatch, HintFilter, Signals};
+use crate::model::KeyId;
+use crate::registry::Registry;
+use crate::secret::Prefix;
+
+const DAY_MS: i64 = 86_400_000;
+pub const DEFAULT_MAX_LIFETIME_DAYS: u32 = 730;
+
+/// A store of users, roles and keys. Cheap to clone: clones share the store.
+#[derive(Clone)]
+pub struct KeyStore {
+    inner: Arc<Inner>,
+}
+
+/// The state every clone of a [`KeyStore`] shares, and the machinery behind its
+/// API: writes, catch-up with other processes, recorded uses. Background threads
+/// hold it weakly (`KeyStore::downgrade`), so that dropping the last handle ends them.
+pub(crate) struct Inner {
+    registry: RwLock<Registry>,
+    prefix: Prefix,
+    max_lifetime_ms: i64,
+    clock: Arc<Clock>,
+    signals: Arc<Signals>,
+    hints: Arc<HintFilter>,
+    expiry: ExpiryWatch,
+    reporter: Arc<Reporter>,
+    backend: Box<dyn Backend>,
+    /// Keys used since the last flush of `lastUsedAt` (durable stores only).
+    used: Mutex<Vec<KeyId>>,
+    durable: bool,
+    closed: AtomicBool,
+    /// The durable store's background thread, joined by `close`.
+    maintenance: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// A defect inside keygate, reported instead of a crash.
+fn internal(what: &str) -> Error {
+    Error::new(ErrorCode::Internal, format!("internal error: {what}"))
+}
+
+impl KeyStore {
+    /// A store with no durable backend.
+    pub fn in_memory(options: Options) -> Result<KeyStore> {
+        let prefix = match &options.key_prefix {
+            Some(p) => Prefix::new(p)?,
+            None => Prefix::default(),
+        };
+        KeyStore::with_backend(&options, prefix, Registry::default(), Box::new(MemoryBackend::default()))
+    }
+
+    /// A store over `registry` (already loaded) whose changes go to `backend`.
+    pub(crate) fn with_backend(options: &Options, prefix: Prefix, registry: Registry, backend: Box<dyn Backend>) -> Result<KeyStore> {
+        let days = options.max_lifetime_days.unwrap_or(DEFAULT_MAX_LIFETIME_DAYS as f64);
+        check_lifetime_days(days)?;
+        let clock = Arc::new(Clock::new(options.now));
+        let signals = Arc::new(Signals::default());
+        let reporter = Arc::new(Reporter::new(options.on_error.clone()));
+        let expiry = ExpiryWatch::new(signals.clone(), clock.clone(), reporter.clone());
+        for key in registry.keys() {
+            expiry.schedule(key.expires_at);
+        }
+        let durable = backend.is_durable();
+        let hints = Arc::new(HintFilter::default());
+        let mut registry = registry;
+        registry.attach_hints(hints.clone());
+        Ok(KeyStore {
+            inner: Arc::new(Inner {
+                registry: RwLock::new(registry),
+                prefix,
+                max_lifetime_ms: days as i64 * DAY_MS,
+                clock,
+                signals,
+                hints,
+                expiry,
+                reporter,
+                backend,
+                used: Mutex::new(Vec::new()),
+                durable,
+                closed: AtomicBool::new(false),
+                maintenance: Mutex::new(None),
+            }),
+        })
+    }
+
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn set_maintenance(&self, handle: std::thread::JoinHandle<()>) {
+        *self.inner.maintenance.lock() = Some(handle);
+    }
+
+    /// Deletes keys expired for longer than `after_ms` (see `Inner::purge_expired`).
+    pub(crate) fn purge_expired(&self, after_ms: i64) -> Result<usize> {
+        self.inner.purge_expired(after_ms)
+    }
+
+    pub fn signals(&self) -> Arc<Signals> {
+        self.inner.signals.clone()
+    }
+
+    /// The bitset of all keys' hints (see `memo::hints`).
+    pub fn hints(&self) -> Arc<HintFilter> {
+        self.inner.hints.clone()
+    }
+
+    pub fn key_prefix(&self) -> &str {
+        self.inner.prefix.as_str()
+    }
+
+    /// The longest lifetime a key may be given, in days.
+    pub fn max_lifetime_days(&self) -> u32 {
+        (self.inner.max_lifetime_ms / DAY_MS) as u32
+    }
+
+    pub fn now(&self) -> i64 {
+        self.inner.clock.now()
+    }
+
+    /// Freezes the clock at `at`, or returns to the system clock.
+    pub fn set_now(&self, at: Option<i64>) {
+        self.inner.clock.set(at);
+        self.inner.signals.bump();
+        self.inner.expiry.clock_changed();
+    }
+
+    /// Whether the store can vouch that its state is current. Only a store
+    /// shared with other processes can lose that (see `Inner::sync`).
+    pub fn is_current(&self) -> bool {
+        self.inner.is_current()
+    }
+
+    /// Flushes and releases the store; later calls fail with `STORE_IO`.
+    pub fn close(&self) -> Result<()> {
+        if self.inner.is_closed() {
+            return Ok(());
+        }
+        let flushed = self.inner.flush_uses();
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.expiry.stop();
+        // The background thread stops (closing its own connection) before the
+        // last connection closes, so SQLite can fold the WAL into the file.
+        let maintenance = self.inner.maintenance.lock().take();
+        if let Some(handle) = maintenance {
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+        let _registry = self.inner.registry.write();
+        self.inner.backend.close();
+        flushed
+    }
+
+    /// Writes a consistent copy of the durable store to a new file.
+    pub fn backup(&self, to: &str) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.backend.backup(std::path::Path::new(to))
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// The audit trail, newest first.
+    pub fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        self.inner.check_open()?;
+        self.inner.backend.audit(query)
+    }
+
+    /// Checks the audit trail's hash chain; reports the first altered or missing entry.
+    pub fn verify_audit(&self) -> Result<AuditReport> {
+        self.inner.check_open()?;
+        self.inner.backend.verify_audit()
+    }
+
+    /// Number of keys held.
+    pub fn key_count(&self) -> usize {
+        self.inner.registry.read().key_count()
+    }
+}
+
+impl Inner {
+    pub(crate) fn is_current(&self) -> bool {
+        !self.signals.is_raised(Signals::STORE_UNAVAILABLE)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::new(ErrorCode::StoreIo, "the store is closed"));
+        }
+        Ok(())
+    }
+}

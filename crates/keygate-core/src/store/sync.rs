@@ -1,0 +1,136 @@
+//! Following other processes: catching up with what they changed (applying
+//! their changes, or reloading everything), failing closed when that cannot be
+//! done (`store_unavailable` until a later catch-up succeeds), and reporting
+//! each failure episode and its recovery.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use super::Inner;
+use crate::backend::Catchup;
+use crate::error::{Error, ErrorCode, Result};
+use crate::incident::Task;
+use crate::memo::Signals;
+use crate::registry::{Change, Registry};
+
+/// A row another process wrote that this one cannot apply.
+fn unloadable(error: Error) -> Error {
+    Error::new(ErrorCode::StoreCorrupt, format!("a change written by another process cannot be applied: {}", error.message))
+}
+
+impl Inner {
+    /// Fails closed: checks answer `store_unavailable` (the memo is off) and the
+    /// next catch-up reads the whole state afresh.
+    pub(super) fn lose_sync(&self) {
+        self.backend.resync();
+        self.signals.raise(Signals::STORE_UNAVAILABLE);
+    }
+
+    /// Brings `registry` (held for writing) up to what other processes changed,
+    /// as `fetch` reports it. A change that cannot be read or applied makes it read
+    /// everything afresh at once; if that fails too, the store fails closed until
+    /// a later catch-up succeeds. Returns true when this ends such a failure.
+    pub(super) fn sync(&self, registry: &mut Registry, fetch: impl Fn() -> Result<Catchup>) -> Result<bool> {
+        let mut result = fetch().and_then(|catchup| self.catch_up(registry, catchup));
+        // A first failure: read everything afresh at once (while failing already, the
+        // attempt above was such a reading).
+        if result.is_err() && self.is_current() {
+            self.backend.resync();
+            result = fetch().and_then(|catchup| self.catch_up(registry, catchup));
+        }
+        match result {
+            Ok(()) => Ok(self.signals.lower(Signals::STORE_UNAVAILABLE)),
+            Err(error) => {
+                self.lose_sync();
+                Err(error)
+            }
+        }
+    }
+
+    /// Applies what other processes changed. Rows another process wrote were
+    /// validated there; the only one that may legitimately not apply is a key
+    /// whose user a later change in the same batch deletes. Anything else is a
+    /// row this process cannot load: an error (the caller fails closed).
+    fn catch_up(&self, registry: &mut Registry, catchup: Catchup) -> Result<()> {
+        match catchup {
+            Catchup::Nothing => Ok(()),
+            Catchup::Changes(changes) => {
+                let mut deleted_at: HashMap<String, usize> = HashMap::new();
+                for (i, change) in changes.iter().enumerate() {
+                    if let Change::DeleteUser(id) = change {
+                        deleted_at.insert(id.clone(), i);
+                    }
+                }
+                let mut result = Ok(());
+                for (i, change) in changes.into_iter().enumerate() {
+                    let orphan = match &change {
+                        Change::PutKey(record) => {
+                            self.expiry.schedule(record.expires_at);
+                            registry.user(&record.user_id).is_none().then(|| record.user_id.clone())
+                        }
+                        _ => None,
+                    };
+                    if let Err(error) = registry.apply(change) {
+                        let deleted_later = orphan.and_then(|user| deleted_at.get(&user).copied()).is_some_and(|at| at > i);
+                        if !deleted_later {
+                            result = Err(unloadable(error));
+                            break;
+                        }
+                    }
+                }
+                self.signals.bump();
+                result
+            }
+            Catchup::Reload(mut fresh) => {
+                fresh.attach_hints(self.hints.clone());
+                *registry = *fresh;
+                for key in registry.keys() {
+                    self.expiry.schedule(key.expires_at);
+                }
+                self.signals.bump();
+                Ok(())
+            }
+        }
+    }
+
+    /// Watcher: picks up other processes' changes, if any; reports a failure
+    /// (once per episode) and the recovery that ends it.
+    pub(crate) fn poll(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut registry = self.registry.write();
+        let result = self.sync(&mut registry, || self.backend.poll());
+        drop(registry);
+        match result {
+            Ok(recovered) => {
+                if recovered {
+                    self.reporter.recover(Task::Sync);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                self.reporter.fail(Task::Sync, error.clone());
+                Err(error)
+            }
+        }
+    }
+
+    /// The watcher cannot tell whether other processes changed the store (it
+    /// cannot read it, or it failed): fail closed until a later `poll` succeeds.
+    pub(crate) fn sync_failed(&self, error: Error) {
+        {
+            let _registry = self.registry.write();
+            self.lose_sync();
+        }
+        self.reporter.fail(Task::Sync, error);
+    }
+
+    /// Reports the outcome of a background task other than sync: once per failure episode.
+    pub(crate) fn report(&self, task: Task, outcome: &Result<()>) {
+        match outcome {
+            Ok(()) => self.reporter.recover(task),
+            Err(error) => self.reporter.fail(task, error.clone()),
+        }
+    }
+}

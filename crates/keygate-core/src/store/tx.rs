@@ -1,0 +1,122 @@
+//! The write of one admin call ([`Tx`]): it takes the registry and the backend's
+//! write lock, catches up with other processes, and commits the call's changes
+//! durably before applying them in memory and telling the memo. Dropped
+//! uncommitted, it rolls back: a call that fails changes nothing.
+
+use parking_lot::RwLockWriteGuard;
+
+use super::{internal, Actor, AuditAction, Inner};
+use crate::audit::describe;
+use crate::error::{Error, ErrorCode, Result};
+use crate::incident::Task;
+use crate::model::check_actor;
+use crate::registry::{Change, Registry};
+use crate::secret;
+
+/// One admin call's write: holds the registry and the backend's write lock
+/// from planning to commit; dropped uncommitted, it rolls back.
+pub(super) struct Tx<'s> {
+    store: &'s Inner,
+    registry: RwLockWriteGuard<'s, Registry>,
+    action: AuditAction,
+    actor: Actor<'s>,
+    finished: bool,
+}
+
+impl Tx<'_> {
+    /// Persists and applies the changes; the write ends either way.
+    pub(super) fn commit(&mut self, changes: Vec<Change>) -> Result<()> {
+        let now = self.store.clock.now();
+        let audit = changes.iter().flat_map(|c| describe(&self.registry, c, self.action.as_str(), self.actor, now)).collect();
+        // Marked finished only once the backend has answered: a panic inside it
+        // leaves `finished` false, so dropping the Tx rolls back and frees the write lock.
+        let committed = self.store.backend.commit(&changes, audit);
+        self.finished = true;
+        committed?;
+        self.store.apply(&mut self.registry, changes)
+    }
+
+    /// Refuses texts holding the random part of a secret of this store, however
+    /// mangled (see `secret::holds_known_secret`): they would go to the audit trail.
+    pub(super) fn refuse_known_secrets<'t>(&self, what: &str, texts: impl IntoIterator<Item = &'t str>, code: ErrorCode) -> Result<()> {
+        let registry = &self.registry;
+        for text in texts {
+            if secret::holds_known_secret(text.as_bytes(), &self.store.prefix, |d| registry.key_by_digest(d).is_some()) {
+                return Err(Error::new(
+                    code,
+                    format!("{what} contains (part of) a secret of this store; a secret must never be written where the audit trail would keep it"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.store.backend.rollback();
+        }
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Registry;
+    fn deref(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+impl Inner {
+    /// Starts an admin call's write, up to date with other processes' changes.
+    pub(super) fn write<'s>(&'s self, action: AuditAction, actor: Actor<'s>) -> Result<Tx<'s>> {
+        self.check_open()?;
+        if let Some(actor) = actor {
+            check_actor(actor)?;
+        }
+        let mut registry = self.registry.write();
+        self.backend.begin()?;
+        match self.sync(&mut registry, || self.backend.changes()) {
+            Ok(recovered) => {
+                if recovered {
+                    self.reporter.recover(Task::Sync);
+                }
+                let tx = Tx { store: self, registry, action, actor, finished: false };
+                tx.refuse_known_secrets("actor", actor, ErrorCode::InvalidArgument)?;
+                Ok(tx)
+            }
+            Err(error) => {
+                self.backend.rollback();
+                drop(registry);
+                self.reporter.fail(Task::Sync, error.clone());
+                Err(error)
+            }
+        }
+    }
+
+    /// Applies changes already made durable, and tells the memo.
+    pub(super) fn apply(&self, registry: &mut Registry, changes: Vec<Change>) -> Result<()> {
+        for change in &changes {
+            if let Change::PutKey(record) = change {
+                self.expiry.schedule(record.expires_at);
+            }
+        }
+        let mut applied = Ok(());
+        for change in changes {
+            if let Err(error) = registry.apply(change) {
+                applied = Err(error);
+                break;
+            }
+        }
+        self.signals.bump();
+        applied.map_err(|error| {
+            // Validated changes always apply: memory no longer matches what was stored.
+            let error = internal(&format!("a stored change could not be applied in memory ({})", error.message));
+            if self.durable {
+                self.lose_sync();
+                self.reporter.fail(Task::Sync, error.clone());
+            }
+            error
+        })
+    }
+}

@@ -1,0 +1,76 @@
+//! The checks admin calls make before they write, beside the ones the model
+//! makes of names and texts: key lifetimes and expiries, the optimistic-concurrency
+//! precondition, rotation overlaps; and the times their messages show.
+
+use super::{Inner, DAY_MS};
+use crate::error::{Error, ErrorCode, Result};
+use crate::registry::KeyRecord;
+
+const MAX_LIFETIME_DAYS_LIMIT: u32 = 36_500;
+
+pub(super) fn iso(ms: i64) -> String {
+    crate::time::iso8601(ms)
+}
+
+impl Inner {
+    /// A key's expiry: given, in the future, and within the store's longest lifetime.
+    pub(super) fn check_expiry(&self, expires_at: Option<i64>, now: i64) -> Result<i64> {
+        let Some(at) = expires_at else {
+            return Err(Error::new(ErrorCode::ExpiryRequired, "expiresAt is required: every key must expire"));
+        };
+        if at <= now {
+            return Err(Error::new(ErrorCode::ExpiryInPast, format!("expiresAt {} is not in the future (now is {})", iso(at), iso(now))));
+        }
+        if at - now > self.max_lifetime_ms {
+            return Err(Error::new(
+                ErrorCode::ExpiryTooFar,
+                format!(
+                    "expiresAt {} is more than {} days ahead (latest allowed: {})",
+                    iso(at),
+                    self.max_lifetime_ms / DAY_MS,
+                    iso(now + self.max_lifetime_ms)
+                ),
+            ));
+        }
+        Ok(at)
+    }
+}
+
+/// Refuses with `CONFLICT` a change made from a view of the key older than its
+/// current `updated_at`; checked inside the write transaction, so no other change
+/// can come between the check and the write.
+pub(super) fn check_unchanged(record: &KeyRecord, id: &str, expected_updated_at: Option<i64>) -> Result<()> {
+    match expected_updated_at {
+        Some(expected) if expected != record.updated_at => Err(Error::new(
+            ErrorCode::Conflict,
+            format!(
+                "key {id} was changed elsewhere at {}, after the updatedAt given ({}); read it again and retry",
+                iso(record.updated_at),
+                iso(expected)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A rotation's overlap: a whole number of seconds, 0 or more.
+pub(super) fn check_overlap(overlap_seconds: f64) -> Result<()> {
+    if !(overlap_seconds.is_finite() && overlap_seconds >= 0.0 && overlap_seconds.fract() == 0.0) {
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            format!("overlapSeconds {overlap_seconds} must be a whole number of seconds, 0 or more"),
+        ));
+    }
+    Ok(())
+}
+
+/// A store's `maxLifetimeDays`: a whole number from 1 to 36,500.
+pub(crate) fn check_lifetime_days(days: f64) -> Result<()> {
+    if !(days.is_finite() && days.fract() == 0.0 && days >= 1.0 && days <= MAX_LIFETIME_DAYS_LIMIT as f64) {
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            format!("maxLifetimeDays {days} must be a whole number from 1 to {MAX_LIFETIME_DAYS_LIMIT}"),
+        ));
+    }
+    Ok(())
+}
