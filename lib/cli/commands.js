@@ -6,6 +6,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 
 const { KeyStore } = require('../../index.js')
+const { KeyState, UserStatus } = require('../native.js')
 const { KEY_STATES, USER_STATUSES } = require('../store.js')
 const fmt = require('./format.js')
 const { UsageError, parseExpiry, parseSince, parseDurationSeconds, parseWhole, parseChoice, DURATION_HELP } = require('./values.js')
@@ -20,7 +21,7 @@ class NotFound extends Error {
 }
 
 /** The states a key can be created in (not revoked). */
-const NEW_KEY_STATES = KEY_STATES.filter((state) => state !== 'revoked')
+const NEW_KEY_STATES = KEY_STATES.filter((state) => state !== KeyState.Revoked)
 
 const WHEN_HELP = `WHEN is a duration from now (90d, 12h, 30m, 2w, 1d12h) or a date: YYYY-MM-DD means 00:00:00 UTC
 at the start of that day; an ISO 8601 time (2027-01-31T17:00:00Z, 2027-01-31T18:00+01:00) is
@@ -152,7 +153,7 @@ const COMMANDS = [
       const before = store.getUser(id)
       const input = {
         id,
-        status: status ?? before?.status ?? 'active',
+        status: status ?? before?.status ?? UserStatus.Active,
         rights: opts['no-rights'] ? [] : (opts.right ?? before?.rights ?? []),
         roles: opts['no-roles'] ? [] : (opts.role ?? before?.roles ?? []),
       }
@@ -407,9 +408,9 @@ const COMMANDS = [
       return { json: key, text: `updated key ${key.id}\n${fmt.keyDetails(key, ctx.now)}` }
     },
   },
-  stateCommand('suspend', 'suspended', 'Suspend a key (it can be activated again)'),
-  stateCommand('activate', 'active', 'Activate a suspended key'),
-  stateCommand('revoke', 'revoked', 'Revoke a key for good (revoked is final)'),
+  stateCommand('suspend', KeyState.Suspended, 'Suspend a key (it can be activated again)'),
+  stateCommand('activate', KeyState.Active, 'Activate a suspended key'),
+  stateCommand('revoke', KeyState.Revoked, 'Revoke a key for good (revoked is final)'),
   {
     path: ['key', 'rotate'],
     summary: 'Replace a key by a new one; prints the new secret once',
@@ -429,7 +430,7 @@ const COMMANDS = [
       const previous = ctx.store.getKey(ctx.args[0])
       let old = `old key ${ctx.args[0]}: `
       if (previous === null) old += 'gone'
-      else if (previous.state === 'revoked') old += 'revoked'
+      else if (previous.state === KeyState.Revoked) old += KeyState.Revoked
       else old += `${previous.state}, usable until ${fmt.iso(previous.expiresAt)}`
       return {
         json: { key, secret, previous },

@@ -1,6 +1,8 @@
 'use strict'
 // Human output: dates, aligned tables, key and user details. Never given a secret.
 
+const { KeyState } = require('../native.js')
+
 /** `2026-11-27T20:06:33Z` (UTC, whole seconds). */
 function iso(date) {
   if (date == null) return 'never'
@@ -92,7 +94,7 @@ function keyDetails(key, now) {
   const lines = [
     `key          ${visible(key.id)}`,
     `user         ${visible(key.userId)}`,
-    `state        ${key.state}${key.state === 'active' && expired ? ' (but expired)' : ''}`,
+    `state        ${key.state}${key.state === KeyState.Active && expired ? ' (but expired)' : ''}`,
     `description  ${key.description === '' ? '(none)' : visible(key.description)}`,
     `expires      ${iso(key.expiresAt)} (${expired ? 'expired ' : ''}${relative(key.expiresAt, now)})`,
     `hint         …${key.hint}`,
