@@ -7,8 +7,18 @@ const { ErrorCode, Reason } = require('../../native.js')
 const { ApiError } = require('../response.js')
 const { str } = require('../input.js')
 
-/** @param {{ store: import('../../../index').KeyStore }} context */
+/**
+ * @typedef {import('../response.js').RouteContext} RouteContext
+ * @typedef {import('../response.js').RouteRow} RouteRow
+ * @typedef {import('../response.js').RouteHandler} RouteHandler
+ */
+
+/**
+ * @param {Pick<RouteContext, 'store'>} context
+ * @returns {RouteRow[]}
+ */
 function tryRoutes({ store }) {
+  /** @type {RouteHandler} */
   function tryCall({ body }) {
     const service = str(body, 'service', { max: 4096 })
     const api = str(body, 'api', { max: 4096 })
