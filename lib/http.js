@@ -799,7 +799,8 @@ class Guard {
     this.#onError = o.onError ?? defaultOnError
     this.#challenge = `ESP-APIKEY realm=${realm}, Bearer realm=${realm}`
     // Bound, so that methods can be passed around detached (`const { check } = guard`): each
-    // becomes an own property of the guard (hence the guard read as a record of its methods).
+    // becomes an own property of the guard, read here as a record of its methods.
+    // biome-ignore lint/complexity/noUselessThisAlias: the alias is the guard typed as that record
     const methods = /** @type {Record<string, (...args: never[]) => unknown>} */ (/** @type {unknown} */ (this))
     for (const name of ['check', 'node', 'express', 'fastify', 'fastifyHook', 'reply']) methods[name] = methods[name].bind(this)
   }
