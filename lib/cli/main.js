@@ -6,6 +6,12 @@ const os = require('node:os')
 const path = require('node:path')
 
 const { ERROR_CODES, quote, redactSecrets } = require('../errors.js')
+// commands.js is typed against the Command and Context typedefs below by its own annotation;
+// until then its exports are read as these types.
+const { COMMANDS, GROUPS, NotFound, findCommand, openStore } =
+  /** @type {{ COMMANDS: Command[], GROUPS: Record<string, string>, NotFound: typeof import('./commands.js').NotFound, findCommand(words: string[]): Command | undefined, openStore(command: Command, ctx: Context): { store: KeyStore, created: boolean } }} */ (
+    require('./commands.js')
+  )
 const { UsageError, parseOptions, parseWhole, closest } = require('./values.js')
 const { shownLines } = require('./format.js')
 
@@ -57,13 +63,6 @@ const { shownLines } = require('./format.js')
  * @property {(ctx: Context) => import('../../index.js').StoreOptions} [storeOptions]
  * @property {(ctx: Context) => CommandResult | Promise<CommandResult>} run
  */
-
-// commands.js is typed against the typedefs above by its own annotation; until then its
-// exports are read as these types.
-const { COMMANDS, GROUPS, NotFound, findCommand, openStore } =
-  /** @type {{ COMMANDS: Command[], GROUPS: Record<string, string>, NotFound: typeof import('./commands.js').NotFound, findCommand(words: string[]): Command | undefined, openStore(command: Command, ctx: Context): { store: KeyStore, created: boolean } }} */ (
-    require('./commands.js')
-  )
 
 const EXIT = Object.freeze({ OK: 0, NO: 1, USAGE: 2, KEYGATE: 3, INTERNAL: 4 })
 const KNOWN_CODES = new Set(ERROR_CODES)
