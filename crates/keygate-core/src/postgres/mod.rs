@@ -25,7 +25,7 @@ mod open;
 mod schema;
 mod watch;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -131,6 +131,8 @@ pub(super) struct Shared {
     fail_closed_after: Duration,
     /// A catch-up could not reach the database (see `Shared::poll`).
     poll_lost: AtomicBool,
+    /// Changes that arrived in notifications, by version, not yet applied (see `Shared::heard`).
+    heard: Mutex<BTreeMap<i64, String>>,
     closed: AtomicBool,
 }
 
@@ -204,6 +206,8 @@ impl Shared {
         (epoch, version): (String, i64),
         rows: Vec<(i64, String)>,
     ) -> Result<Catchup> {
+        // Locks in the order `take_heard` takes them.
+        let mut heard = self.heard.lock();
         let mut cursor = self.cursor.lock();
         let contiguous = rows.iter().enumerate().all(|(i, (v, _))| i64::try_from(i).is_ok_and(|i| *v == cursor.version + 1 + i))
             && rows.last().map_or(cursor.version, |(v, _)| *v) == version;
@@ -211,6 +215,7 @@ impl Shared {
             // A restore or failover (epoch, version backwards), or history pruned past the cursor.
             let (registry, epoch, version) = schema::load(&self.net, client, !in_transaction)?;
             *cursor = Cursor { epoch, version, needs_reload: false };
+            heard.clear();
             return Ok(Catchup::Reload(Box::new(registry)));
         }
         if rows.is_empty() {
@@ -222,6 +227,38 @@ impl Shared {
         }
         cursor.version = version;
         Ok(Catchup::Changes(changes))
+    }
+
+    /// Keeps a change that came with its notification (`<epoch> <version> <json>`),
+    /// so that catching up needs no query when every version after the cursor came so.
+    fn hear(&self, epoch: &str, version: i64, json: &str) {
+        let mut heard = self.heard.lock();
+        // Bounded: a process far behind reads the table instead.
+        if epoch == self.cursor.lock().epoch && heard.len() < HEARD_KEPT {
+            heard.insert(version, json.to_string());
+        }
+    }
+
+    /// The changes heard right after the cursor, when there are any and they run
+    /// on from it without a gap (else `None`: the table is read). Moves the cursor.
+    fn take_heard(&self) -> Result<Option<Vec<Change>>> {
+        let mut heard = self.heard.lock();
+        let mut cursor = self.cursor.lock();
+        let stale: Vec<i64> = heard.range(..=cursor.version).map(|(v, _)| *v).collect();
+        for version in stale {
+            heard.remove(&version);
+        }
+        if cursor.needs_reload || heard.first_key_value().is_none_or(|(v, _)| *v != cursor.version + 1) {
+            return Ok(None);
+        }
+        let mut changes = Vec::new();
+        let mut last = cursor.version;
+        while let Some(json) = heard.remove(&(last + 1)) {
+            changes.extend(decode_changes(&json)?);
+            last += 1;
+        }
+        cursor.version = last;
+        Ok(Some(changes))
     }
 
     /// Catch-up outside a write, on the listener's connection. When the database
@@ -240,6 +277,10 @@ impl Shared {
     }
 
     fn look(&self) -> Result<Catchup> {
+        if let Some(changes) = self.take_heard()? {
+            self.touch();
+            return Ok(Catchup::Changes(changes));
+        }
         let guard = self.listener.lock();
         let Some(client) = guard.as_ref() else {
             return Err(Error::new(ErrorCode::StoreUnavailable, format!("not connected to {}", self.net.target.name)));
@@ -273,11 +314,16 @@ pub struct PgBackend {
     shared: Arc<Shared>,
 }
 
+/// The longest change JSON sent in a notification (PostgreSQL's limit is 8,000 bytes, with the epoch and version).
+const NOTIFY_JSON_MAX: usize = 7_900;
+/// Changes kept from notifications, waiting to be applied.
+const HEARD_KEPT: usize = 10_000;
+
 /// Rows to keep in `keygate_changes` for processes catching up; one further behind reloads.
 const CHANGES_KEPT: i64 = 100_000;
 
-impl Backend for PgBackend {
-    fn begin(&self) -> Result<()> {
+impl PgBackend {
+    fn lock_meta(&self) -> Result<()> {
         self.shared.with_writer(|net, w| {
             w.locked = None;
             let lock = w.statement(net, LOCK_META)?;
@@ -295,6 +341,19 @@ impl Backend for PgBackend {
             w.locked = Some(Locked { epoch, version, audit_head: audit::head(seq, &hash) });
             Ok(())
         })
+    }
+}
+
+impl Backend for PgBackend {
+    /// Locks the meta row. A connection kept from before that turns out lost (the
+    /// server restarted, the connection was terminated) is replaced once: nothing
+    /// was written on it, and the call should not fail for a connection it never needed.
+    fn begin(&self) -> Result<()> {
+        let kept = self.shared.writer.lock().is_some();
+        match self.lock_meta() {
+            Err(e) if kept && e.code == ErrorCode::StoreUnavailable => self.lock_meta(),
+            done => done,
+        }
     }
 
     fn changes(&self) -> Result<Catchup> {
@@ -355,7 +414,14 @@ impl Backend for PgBackend {
                 w.statement(net, audit::SET_HEAD)?,
                 vec![Param::Int(version), Param::Int(i64::try_from(seq).unwrap_or(i64::MAX)), Param::Text(audit::head_hex(&hash))],
             ));
-            writes.push((w.statement(net, NOTIFY)?, vec![Param::Text(format!("{} {version}", locked.epoch))]));
+            // The change itself rides along when it fits PostgreSQL's 8,000-byte payload.
+            let json = encode_changes(changes);
+            let payload = if json.len() <= NOTIFY_JSON_MAX {
+                format!("{} {version} {json}", locked.epoch)
+            } else {
+                format!("{} {version}", locked.epoch)
+            };
+            writes.push((w.statement(net, NOTIFY)?, vec![Param::Text(payload)]));
             let client = &w.client;
             // Sent together (one round trip), then the commit.
             net.run("writing", async {
