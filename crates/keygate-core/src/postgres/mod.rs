@@ -423,14 +423,15 @@ impl Backend for PgBackend {
             };
             writes.push((w.statement(net, NOTIFY)?, vec![Param::Text(payload)]));
             let client = &w.client;
-            // Sent together (one round trip), then the commit.
+            // Sent together with the COMMIT: one round trip. Should a write fail, the
+            // server aborts the transaction and the COMMIT ends it as a rollback; the
+            // write's error is the answer (and the connection is dropped).
             net.run("writing", async {
-                futures_util::future::try_join_all(
+                let writes = futures_util::future::try_join_all(
                     writes.iter().map(|(statement, params)| client.execute_raw(statement, params.iter().map(Param::as_sql))),
-                )
-                .await
+                );
+                tokio::try_join!(writes, client.batch_execute("COMMIT"))
             })?;
-            net.run("committing", client.batch_execute("COMMIT"))?;
             shared.cursor.lock().version = version;
             shared.touch();
             Ok(())
@@ -485,6 +486,10 @@ impl Backend for PgBackend {
     }
 
     fn stored_uses(&self, id: Option<&[u8; 16]>) -> Result<Vec<([u8; 16], i64)>> {
+        // A read shows what it holds rather than wait for a database it has lost.
+        if !self.shared.connected.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorCode::StoreUnavailable, format!("not connected to {}", self.shared.net.target.name)));
+        }
         self.shared.with_writer(|net, w| {
             let rows = match id {
                 Some(id) => net.run(
