@@ -475,3 +475,48 @@ fn a_write_the_server_refuses_changes_nothing_there_or_in_memory() {
     assert!(store.verify_audit().unwrap().ok);
     store.close().unwrap();
 }
+
+/// A proxy that forwards everything but the server's notifications (`A` messages),
+/// as a pooler in transaction mode loses them.
+fn deaf_proxy() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let Ok(mut server) = TcpStream::connect(SERVER) else { continue };
+            let (mut client_in, mut server_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut client_in, &mut server_out));
+            std::thread::spawn(move || {
+                // Server to client: typed messages (a type byte, then a length that counts itself).
+                loop {
+                    let mut head = [0u8; 5];
+                    if server.read_exact(&mut head).is_err() {
+                        return;
+                    }
+                    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+                    let mut body = vec![0u8; len - 4];
+                    if server.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    if head[0] != b'A' && (client.write_all(&head).is_err() || client.write_all(&body).is_err()) {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_connection_that_does_not_deliver_notifications_is_refused_at_open() {
+    let Some(db) = Db::new() else { return };
+    let port = deaf_proxy();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/{}?sslmode=disable", db.name);
+    let started = Instant::now();
+    let error = KeyStore::open(&url, Options { connect_timeout_ms: Some(1000.0), ..Default::default() }).err().expect("refused");
+    assert_eq!(error.code, ErrorCode::InvalidArgument, "{error}");
+    assert!(error.message.contains("notifications"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
