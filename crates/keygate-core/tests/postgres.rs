@@ -520,3 +520,33 @@ fn a_connection_that_does_not_deliver_notifications_is_refused_at_open() {
     assert!(error.message.contains("notifications"), "{error}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn two_writers_at_once_lose_nothing_and_the_versions_are_contiguous() {
+    let Some(db) = Db::new() else { return };
+    let stores: Vec<KeyStore> = (0..2).map(|_| open(&db.url()).unwrap()).collect();
+    std::thread::scope(|scope| {
+        for (w, store) in stores.iter().enumerate() {
+            scope.spawn(move || {
+                for i in 0..150 {
+                    store.put_role(&format!("w{w}-{i}"), &["api:*".into()], None).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(db.sql("SELECT count(*), min(version), max(version) FROM keygate_changes"), "300|1|300");
+    assert_eq!(db.sql("SELECT version FROM keygate_meta"), "300");
+    let start = Instant::now();
+    while stores.iter().any(|s| s.health().applied_version != 300) {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for store in &stores {
+        assert_eq!(store.list_roles().unwrap().len(), 300);
+        let report = store.verify_audit().unwrap();
+        assert!(report.ok && report.entries == 300, "{report:?}");
+    }
+    for store in stores {
+        store.close().unwrap();
+    }
+}
