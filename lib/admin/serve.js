@@ -12,6 +12,7 @@ const path = require('node:path')
 const { createHash, randomBytes } = require('node:crypto')
 
 const { KeyStore } = require('../store.js')
+const { fileNameOf, isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
 const { createAdminServer } = require('./server.js')
 
 const MIN_TOKEN_LENGTH = 16
@@ -21,7 +22,8 @@ const MIN_TOKEN_LENGTH = 16
  * @param {string} db
  */
 function tokenFileOf(db) {
-  return `${path.resolve(db)}.admin-token.sha256`
+  // Beside a store file; for a database, in the working directory, named from its URL.
+  return isDatabaseUrl(db) ? path.resolve(`${fileNameOf(db)}.admin-token.sha256`) : `${path.resolve(db)}.admin-token.sha256`
 }
 
 /**
@@ -91,7 +93,7 @@ function isLoopback(host) {
  * @returns {Promise<import('./serve.js').Serving>}
  */
 async function serve(options = {}) {
-  const db = path.resolve(options.db ?? 'keygate.db')
+  const db = resolveStore(options.db ?? 'keygate.db')
   const host = options.host ?? '127.0.0.1'
   const envPort = process.env.PORT !== undefined && process.env.PORT !== '' ? Number(process.env.PORT) : undefined
   const port = options.port ?? envPort ?? 8080
@@ -123,7 +125,7 @@ async function serve(options = {}) {
       throw e
     }
     if (t.save) t.save()
-    print(`keygate admin: ${url}  (store ${db})`)
+    print(`keygate admin: ${url}  (store ${shownStore(db)})`)
     if (t.source === 'generated') {
       print('')
       print('  Admin token (shown this once; only its SHA-256 is kept):')

@@ -10,6 +10,7 @@ const { KeyState, UserStatus } = require('../native.js')
 const { KEY_STATES, USER_STATUSES } = require('../store.js')
 const fmt = require('./format.js')
 const { UsageError, parseExpiry, parseSince, parseDurationSeconds, parseWhole, parseChoice, DURATION_HELP } = require('./values.js')
+const { isDatabaseUrl, shownStore } = require('../location.js')
 
 /** A lookup by id/name that found nothing: exit code 1, with the store's error code. */
 class NotFound extends Error {
@@ -120,8 +121,8 @@ const COMMANDS = [
     run(ctx) {
       const created = ctx.created
       return {
-        json: { db: ctx.db, created },
-        text: created ? `created keygate store ${ctx.db}` : `keygate store ${ctx.db} already exists; nothing to do`,
+        json: { db: shownStore(ctx.db), created },
+        text: created ? `created keygate store ${shownStore(ctx.db)}` : `keygate store ${shownStore(ctx.db)} already exists; nothing to do`,
       }
     },
   },
@@ -701,7 +702,8 @@ function findCommand(words) {
 
 /** Opens a store at `db` for `command` (creating it only for commands that may). */
 function openStore(command, ctx) {
-  const exists = fs.existsSync(ctx.db)
+  // A database is opened as it is (its schema is made when missing).
+  const exists = isDatabaseUrl(ctx.db) || fs.existsSync(ctx.db)
   if (!exists && command.store !== 'create') {
     throw Object.assign(new Error(`no keygate store at ${ctx.db}: point --db or $KEYGATE_DB at an existing store, or create one with "keygate init"`), {
       code: 'STORE_IO',
