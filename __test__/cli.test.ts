@@ -126,6 +126,7 @@ const COMMANDS = [
   'key delete',
   'check',
   'explain',
+  'check-dav',
   'audit',
   'verify-audit',
   'backup',

@@ -154,7 +154,7 @@ function hornbillRoute(req) {
 }
 
 const REASON = Symbol.for('keygate.reason')
-const DAV_REASON = Symbol.for('keygate.davReason')
+const DAV_REASON = Symbol.for('keygate.reasonDav')
 
 /** Below this length V8 copies a slice instead of pointing into the string it was cut from. */
 const SHORTEST_SLICE = 13
