@@ -6,7 +6,7 @@ use crate::glob::is_valid_name;
 use crate::ip::parse_caller_ip;
 use crate::model::{Key, KeyState, User, UserStatus};
 use crate::registry::Registry;
-use crate::rule::ApiRule;
+use crate::rule::{ApiRule, CallNames};
 use crate::secret::{digest, is_well_formed, Prefix};
 
 /// Why a call was allowed or denied; the numeric values cross to JavaScript.
@@ -139,10 +139,11 @@ pub fn authorize<'r>(registry: &'r Registry, k: &'r Key, clock: &Clock, call: Ca
     let Some(user) = registry.user(&k.user_id).filter(|u| u.status == UserStatus::Active) else {
         return deny(Reason::UserInactive, now);
     };
-    if !has_right(registry, user, call.service, call.api) {
+    let names = CallNames::new(call.service, call.api);
+    if !has_right(registry, user, &names) {
         return deny(Reason::UserLacksRight, now);
     }
-    let matched_rule = k.rules.first_api_match(call.service, call.api);
+    let matched_rule = k.rules.first_api_match(&names);
     if matched_rule.is_none() && k.rules.has_api_rules() {
         return deny(Reason::NoMatchingRule, now);
     }
@@ -160,9 +161,9 @@ pub fn decide_unavailable(prefix: &Prefix, call: Call<'_>) -> Reason {
 }
 
 /// Effective rights = the user's own rights ∪ the rights of each of its roles.
-fn has_right(registry: &Registry, user: &User, service: &[u8], api: &[u8]) -> bool {
-    user.rights.first_api_match(service, api).is_some()
-        || user.roles.iter().filter_map(|name| registry.role(name)).any(|role| role.rights.first_api_match(service, api).is_some())
+fn has_right(registry: &Registry, user: &User, call: &CallNames) -> bool {
+    user.rights.first_api_match(call).is_some()
+        || user.roles.iter().filter_map(|name| registry.role(name)).any(|role| role.rights.first_api_match(call).is_some())
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::error::{describe_char, quote, Error, ErrorCode, Result};
-use crate::glob::{is_name_byte, Glob};
+use crate::glob::{is_name_byte, FoldedName, Glob};
 use crate::ip::IpNet;
 use crate::model::check_no_secret;
 use crate::secret::find_secret;
@@ -23,9 +23,26 @@ pub struct ApiRule {
 }
 
 impl ApiRule {
-    #[inline]
     pub fn matches(&self, service: &[u8], api: &[u8]) -> bool {
-        self.service.matches(service) && self.api.matches(api)
+        self.matches_call(&CallNames::new(service, api))
+    }
+
+    #[inline]
+    pub fn matches_call(&self, call: &CallNames) -> bool {
+        self.service.matches_folded(&call.service) && self.api.matches_folded(&call.api)
+    }
+}
+
+/// A call's service and API names, folded once for every rule list it is matched against.
+#[derive(Debug, Clone)]
+pub struct CallNames {
+    service: FoldedName,
+    api: FoldedName,
+}
+
+impl CallNames {
+    pub fn new(service: &[u8], api: &[u8]) -> CallNames {
+        CallNames { service: FoldedName::new(service), api: FoldedName::new(api) }
     }
 }
 
@@ -158,20 +175,20 @@ impl RuleList {
 
     /// The first API rule (in list order) matching the call, if any.
     #[inline]
-    pub fn first_api_match(&self, service: &[u8], api: &[u8]) -> Option<&ApiRule> {
+    pub fn first_api_match(&self, call: &CallNames) -> Option<&ApiRule> {
         self.rules.iter().find_map(|rule| match &**rule {
-            Rule::Api(api_rule) if api_rule.matches(service, api) => Some(api_rule),
+            Rule::Api(api_rule) if api_rule.matches_call(call) => Some(api_rule),
             _ => None,
         })
     }
 
     /// Outcome of the API-rule step: no API rules at all counts as a match.
     #[inline]
-    pub fn api_allows(&self, service: &[u8], api: &[u8]) -> bool {
+    pub fn api_allows(&self, call: &CallNames) -> bool {
         let mut any_api = false;
         for rule in self.rules.iter() {
             if let Rule::Api(api_rule) = &**rule {
-                if api_rule.matches(service, api) {
+                if api_rule.matches_call(call) {
                     return true;
                 }
                 any_api = true;
