@@ -407,6 +407,13 @@ pub fn glob_match(data: &[u8]) {
     let glob = Glob::compile(pattern_text);
     let expected = reference_glob(&pattern, &name);
     assert_eq!(glob.matches(&name), expected, "pattern {pattern_text:?} name {:?}", text_of(&name));
+    // Between stars, every run of the pattern is searched for (substring search for a
+    // literal run, shift-and for a run holding `?`) instead of compared in place; and
+    // the pattern twice over gives many stars and runs past one machine word.
+    for variant in [format!("*{pattern_text}*"), format!("*{pattern_text}*{pattern_text}"), format!("?{pattern_text}*?")] {
+        let expected = reference_glob(variant.as_bytes(), &name);
+        assert_eq!(Glob::compile(&variant).matches(&name), expected, "pattern {variant:?} name {:?}", text_of(&name));
+    }
     // The same pattern as the service and the api of a rule.
     if !pattern.is_empty() && pattern.len() <= 120 {
         if let Ok(Rule::Api(rule)) = parse_rule(&format!("{pattern_text}:{pattern_text}")) {
