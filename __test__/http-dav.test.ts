@@ -4,15 +4,20 @@
 // `..`, `%2e` and `\` away before they reach the server).
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import fs from 'node:fs'
 import http from 'node:http'
+import os from 'node:os'
+import path from 'node:path'
 import type { AddressInfo } from 'node:net'
 
 import express from 'express'
 
 import { KeyStore, KeygateError } from 'keygate'
 import { createGuard } from 'keygate/http'
-import type { Guard, GuardOptions } from 'keygate/http'
+import type { Guard, GuardOptions, KeygateAuth } from 'keygate/http'
 import { DAY, T0, assertNoSecret, at } from './helpers.js'
+import { NO_PYTHON, sql } from './support/python-sqlite.js'
 import { type RawAnswer, rawRequest } from './support/raw-http.js'
 
 // ---- fixture --------------------------------------------------------------------------
@@ -33,6 +38,28 @@ function counted(store: KeyStore): { store: KeyStore; calls: string[] } {
     },
   })
   return { store: proxy, calls }
+}
+
+function fixture() {
+  const base = KeyStore.inMemory({ now: T0 })
+  // Hornbill's WebDAV rights live beside the API rights of the same user.
+  base.putUser({ id: 'files', rights: ['*:*', 'dav=* *'] })
+  base.putUser({ id: 'api-only', rights: ['*:*'] })
+  const make = (userId: string, rules: string[] = []) => {
+    const issued = base.createKey({ userId, description: 'dav test', expiresAt: at(T0, DAY), rules })
+    SECRETS.push(issued.secret)
+    return issued
+  }
+  return {
+    base,
+    ...counted(base),
+    open: make('files'),
+    reader: make('files', ['dav=GET session/*', 'dav=PROPFIND docs/*']),
+    apiRules: make('files', ['session:getSessionInfo']),
+    local: make('files', ['dav=* *', 'ip=127.0.0.0/8']),
+    remote: make('files', ['ip=10.0.0.0/8']),
+    apiOnlyUser: make('api-only'),
+  }
 }
 
 /** A store with one unrestricted key: the refusals below never get as far as its rules. */
@@ -93,10 +120,25 @@ async function send(s: Running, method: string, target: string | Buffer, headers
   return answer
 }
 
+function expectDenied(answer: RawAnswer, status: number, reason: string, label: string): void {
+  assert.equal(answer.status, status, `${label}: status (body ${answer.text})`)
+  assert.equal(answer.json?.reason, reason, `${label}: reason (body ${answer.text})`)
+}
+
 /** A 400 invalid_request from the guard; Node's own parser refuses raw non-ASCII bytes first (400, no body). */
 function expectRefused(answer: RawAnswer, label: string): void {
   assert.equal(answer.status, 400, `${label}: status (body ${answer.text})`)
   if (answer.text !== '') assert.deepEqual(answer.json, { error: 'bad_request', reason: 'invalid_request' }, `${label}: body`)
+}
+
+function expectDav(answer: RawAnswer, method: string, path: string, label: string): KeygateAuth {
+  assert.equal(answer.status, 200, `${label}: status (body ${answer.text})`)
+  const auth = answer.json.keygate as KeygateAuth
+  assert.equal(auth.kind, 'dav', label)
+  if (auth.kind !== 'dav') throw new Error('unreachable')
+  assert.equal(auth.method, method, label)
+  assert.equal(auth.path, path, label)
+  return auth
 }
 
 // ---- hostile paths: 400 before any check ----------------------------------------------
@@ -189,5 +231,127 @@ describe('the WebDAV prefix option', () => {
     const req = { method: 'GET', url: '/dav/docs/../x', rawHeaders: ['X-API-Key', f.open.secret], headers: {} } as unknown as http.IncomingMessage
     const result = guard.check(req)
     assert.equal(result.ok ? 'ok' : result.body.reason, 'no_route')
+  })
+})
+
+// ---- WebDAV requests decided by the store -------------------------------------------------
+
+/** The methods of WebDAV (RFC 4918) and plain HTTP a file store serves. */
+const DAV_METHODS = ['GET', 'PUT', 'DELETE', 'OPTIONS', 'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK']
+
+describe('WebDAV requests under /dav/', () => {
+  for (const kind of KINDS) {
+    test(`${kind}: every WebDAV method is decided by the key's dav= rules on the path after /dav/`, async () => {
+      const f = fixture()
+      const s = await serve(kind, createGuard(f.store))
+      try {
+        const reader = esp(f.reader.secret)
+        const auth = expectDav(await send(s, 'GET', '/dav/session/notes.txt', reader), 'GET', 'session/notes.txt', 'GET under session/')
+        assert.equal(auth.keyId, f.reader.key.id)
+        assert.equal(auth.userId, 'files')
+        assert.match(auth.ip ?? '', /127\.0\.0\.1$/)
+        // The query is not part of the path; a collection keeps its trailing /.
+        expectDav(await send(s, 'PROPFIND', '/dav/docs/reports/?depth=1', reader), 'PROPFIND', 'docs/reports/', 'PROPFIND a collection')
+        expectDav(await send(s, 'GET', '/dav/session/a.txt?path=../../etc/passwd', reader), 'GET', 'session/a.txt', 'a query is not the path')
+        // Percent-escapes of the path alphabet are decoded once (and matched case-insensitively).
+        expectDav(await send(s, 'GET', '/dav/SESSION/%7Euser%2Dnotes.txt', reader), 'GET', 'SESSION/~user-notes.txt', 'escapes decoded')
+        for (const [method, target] of [
+          ['PUT', '/dav/session/notes.txt'],
+          ['DELETE', '/dav/session/notes.txt'],
+          ['GET', '/dav/docs/a.txt'],
+          ['PROPFIND', '/dav/other/'],
+          ['MOVE', '/dav/docs/a.txt'],
+        ]) {
+          expectDenied(await send(s, method!, target!, reader), 403, 'no_matching_rule', `${method} ${target}`)
+        }
+        // A key without dav= rules may make any WebDAV request its user's rights allow.
+        for (const method of DAV_METHODS) {
+          expectDav(await send(s, method, '/dav/docs/reports/q3.pdf', { 'X-API-Key': f.open.secret }), method, 'docs/reports/q3.pdf', method)
+        }
+        expectDav(await send(s, 'MKCOL', '/dav/docs/new/', { Authorization: `Bearer ${f.open.secret}` }), 'MKCOL', 'docs/new/', 'Bearer')
+        // The same key checks and IP rules as for an API call.
+        expectDenied(await send(s, 'PROPFIND', '/dav/docs/'), 401, 'missing_key', 'no key')
+        expectDenied(await send(s, 'PROPFIND', '/dav/docs/', esp(`${f.open.secret.slice(0, -1)}x`)), 401, 'malformed_key', 'altered key')
+        expectDav(await send(s, 'LOCK', '/dav/docs/a.txt', esp(f.local.secret)), 'LOCK', 'docs/a.txt', 'ip=127.0.0.0/8 from loopback')
+        expectDenied(await send(s, 'LOCK', '/dav/docs/a.txt', esp(f.remote.secret)), 403, 'ip_not_allowed', 'ip=10.0.0.0/8 from loopback')
+        expectDenied(await send(s, 'GET', '/dav/docs/a.txt', esp(f.apiOnlyUser.secret)), 403, 'user_lacks_right', 'a user without WebDAV rights')
+        assert.equal(s.served(), 4 + DAV_METHODS.length + 2, 'the app ran for the allowed requests only')
+      } finally {
+        await s.close()
+      }
+    })
+  }
+
+  test('API calls are not decided by dav= rules, nor WebDAV requests by API rules', async () => {
+    const f = fixture()
+    const s = await serve('express', createGuard(f.store))
+    try {
+      const api = (secret: string) => send(s, 'POST', '/xmlmc/session/?method=userLogon', esp(secret))
+      // dav= rules only: the API call is limited by the user's rights alone.
+      const call = await api(f.reader.secret)
+      assert.equal(call.status, 200, call.text)
+      assert.deepEqual(call.json.keygate, {
+        ok: true,
+        kind: 'api',
+        keyId: f.reader.key.id,
+        userId: 'files',
+        service: 'session',
+        api: 'userLogon',
+        ip: call.json.keygate.ip,
+      })
+      // An API rule restricts API calls only.
+      expectDenied(await api(f.apiRules.secret), 403, 'no_matching_rule', 'API rule, other API')
+      expectDav(await send(s, 'PUT', '/dav/anything/x.bin', esp(f.apiRules.secret)), 'PUT', 'anything/x.bin', 'API rule, WebDAV request')
+      // A user's *:* grants every API call and no WebDAV request.
+      assert.equal((await api(f.apiOnlyUser.secret)).status, 200)
+      expectDenied(await send(s, 'PROPFIND', '/dav/docs/', esp(f.apiOnlyUser.secret)), 403, 'user_lacks_right', '*:* is not a WebDAV right')
+    } finally {
+      await s.close()
+    }
+  })
+
+  test('davPrefix moves the mapping; /dav/ is then an ordinary path', async () => {
+    const f = fixture()
+    const s = await serve('node', createGuard(f.store, { davPrefix: '/files/dav/' }))
+    try {
+      expectDav(await send(s, 'PROPFIND', '/files/dav/docs/a.txt', esp(f.reader.secret)), 'PROPFIND', 'docs/a.txt', 'under the prefix')
+      expectDenied(await send(s, 'PROPFIND', '/dav/docs/a.txt', esp(f.reader.secret)), 404, 'no_route', 'the old prefix')
+      expectDenied(await send(s, 'PROPFIND', '/files/dav/docs/../x', esp(f.reader.secret)), 400, 'invalid_request', 'traversal under the prefix')
+    } finally {
+      await s.close()
+    }
+  })
+
+  test('store_unavailable on a WebDAV request → 503 with Retry-After: 1, as for an API call', { skip: NO_PYTHON, timeout: 30_000 }, async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keygate-dav-'))
+    const file = path.join(dir, 'keys.db')
+    const store = KeyStore.open(file, { onError: () => {} })
+    const s = await serve('node', createGuard(store))
+    try {
+      store.putUser({ id: 'files', rights: ['dav=* *'] })
+      const good = store.createKey({ userId: 'files', description: 'good', expiresAt: at(new Date(), DAY), rules: ['dav=GET docs/*'] })
+      const damaged = store.createKey({ userId: 'files', description: 'damaged', expiresAt: at(new Date(), DAY) })
+      SECRETS.push(good.secret, damaged.secret)
+      expectDav(await send(s, 'GET', '/dav/docs/a.txt', esp(good.secret)), 'GET', 'docs/a.txt', 'before')
+      // Another writer stores a rule no keygate can load: the store cannot vouch for its state.
+      const digest = createHash('sha256').update(damaged.secret).digest('hex')
+      sql(file, [
+        [`UPDATE keys SET rules = 'a b:c' WHERE digest = X'${digest}'`, []],
+        [`INSERT INTO changes (kind, id, op) VALUES ('key', ?, 'put')`, [damaged.key.id]],
+      ])
+      const start = Date.now()
+      while (store.explainDav(good.secret, 'GET', 'docs/a.txt').reason !== 'store_unavailable') {
+        assert.ok(Date.now() - start < 10_000, 'the store never failed closed')
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+      const answer = await send(s, 'GET', '/dav/docs/a.txt', esp(good.secret))
+      expectDenied(answer, 503, 'store_unavailable', 'WebDAV request')
+      assert.deepEqual(answer.json, { error: 'unavailable', reason: 'store_unavailable' })
+      assert.equal(answer.headers['retry-after'], '1')
+    } finally {
+      await s.close()
+      store.close()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -7,8 +7,8 @@
 // unreserved characters, `A-Z a-z 0-9 - . _ ~`), no `.`/`..`/empty segment, no encoded `/`
 // or `\`, nothing the app could decode into another path than the one checked.
 
-/** The longest path the store accepts (SPEC: a request path is 1–1,024 characters). */
-const MAX_DAV_PATH = 1024
+/** The longest path the store accepts (1,024 characters). */
+const { MAX_DAV_PATH_LENGTH: MAX_DAV_PATH } = require('./native.js')
 
 /** The path alphabet, by character code (`/` is handled apart). */
 const PATH_CHAR = new Uint8Array(128)
