@@ -271,11 +271,18 @@ describe('WebDAV requests under /dav/', () => {
         expectDav(await send(s, 'MKCOL', '/dav/docs/new/', { Authorization: `Bearer ${f.open.secret}` }), 'MKCOL', 'docs/new/', 'Bearer')
         // The same key checks and IP rules as for an API call.
         expectDenied(await send(s, 'PROPFIND', '/dav/docs/'), 401, 'missing_key', 'no key')
-        expectDenied(await send(s, 'PROPFIND', '/dav/docs/', esp(`${f.open.secret.slice(0, -1)}x`)), 401, 'malformed_key', 'altered key')
+        expectDenied(
+          await send(s, 'PROPFIND', '/dav/docs/', esp(`${f.open.secret.slice(0, -1)}${f.open.secret.endsWith('a') ? 'b' : 'a'}`)),
+          401,
+          'malformed_key',
+          'altered key',
+        )
         expectDav(await send(s, 'LOCK', '/dav/docs/a.txt', esp(f.local.secret)), 'LOCK', 'docs/a.txt', 'ip=127.0.0.0/8 from loopback')
         expectDenied(await send(s, 'LOCK', '/dav/docs/a.txt', esp(f.remote.secret)), 403, 'ip_not_allowed', 'ip=10.0.0.0/8 from loopback')
         expectDenied(await send(s, 'GET', '/dav/docs/a.txt', esp(f.apiOnlyUser.secret)), 403, 'user_lacks_right', 'a user without WebDAV rights')
         assert.equal(s.served(), 4 + DAV_METHODS.length + 2, 'the app ran for the allowed requests only')
+        assert.notEqual(f.base.getKey(f.reader.key.id)?.lastUsedAt, null, 'an allowed WebDAV request is a use of the key')
+        assert.equal(f.base.getKey(f.remote.key.id)?.lastUsedAt, null, 'a denied one is not')
       } finally {
         await s.close()
       }
