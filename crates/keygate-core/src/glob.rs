@@ -232,7 +232,7 @@ impl Stars {
     }
 }
 
-/// One compiled pattern. Patterns are stored lower-cased; names are folded once per call ([`FoldedName`]).
+/// One compiled pattern. Patterns are stored lower-cased; names are folded once per call (`FoldedName`).
 #[derive(Debug, Clone)]
 pub struct Glob {
     /// Bytes a name needs at least (the pattern's bytes other than `*`).
