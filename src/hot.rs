@@ -1,9 +1,11 @@
 //! The per-call path: `check`, `explain` and `explainKey`. Arguments are read straight into
-//! stack buffers with one napi call each; a string too long for its buffer is
-//! read as longer than any valid value, so truncation never changes an answer.
+//! stack buffers with one napi call each (buffers left uninitialised: only the bytes napi
+//! writes are read); a string too long for its buffer is read as longer than any valid
+//! value, so truncation never changes an answer.
 
 use std::ffi::{c_char, CStr, CString};
 use std::io::Write;
+use std::mem::MaybeUninit;
 
 use keygate_core::memo;
 use keygate_core::{redact_secrets, Call, KeyStore, Signals, AFTER_PREFIX_LEN, MAX_NAME_LEN, MAX_SECRET_LEN};
@@ -22,8 +24,15 @@ const NAME_BUF: usize = MAX_NAME_LEN + SLACK;
 /// The longest textual IPv6 address with an IPv4 tail is 45 bytes.
 const IP_BUF: usize = 45 + SLACK;
 
+/// A stack buffer napi writes a string into; not zeroed first (about 600 bytes a call).
+type Buf<const N: usize> = [MaybeUninit<u8>; N];
+
+const fn buf<const N: usize>() -> Buf<N> {
+    [MaybeUninit::uninit(); N]
+}
+
 /// Reads a JS string as UTF-8 into `buf`; `Err` when the value is not a string.
-fn read<'b>(value: &Unknown, buf: &'b mut [u8]) -> Result<&'b [u8], ()> {
+fn read<'b>(value: &Unknown, buf: &'b mut [MaybeUninit<u8>]) -> Result<&'b [u8], ()> {
     let raw = value.value();
     read_raw(raw.env, raw.value, buf).ok_or(())
 }
@@ -31,7 +40,7 @@ fn read<'b>(value: &Unknown, buf: &'b mut [u8]) -> Result<&'b [u8], ()> {
 /// Runs `f` over the call read from the four arguments; a non-string argument
 /// throws a `TypeError` (`index.js` checks types first, so this guards direct use).
 fn with_call<R>(secret: Unknown, service: Unknown, api: Unknown, ip: Option<Unknown>, f: impl FnOnce(Call<'_>) -> R) -> napi::Result<R> {
-    let (mut s, mut sv, mut a, mut i) = ([0u8; SECRET_BUF], [0u8; NAME_BUF], [0u8; NAME_BUF], [0u8; IP_BUF]);
+    let (mut s, mut sv, mut a, mut i) = (buf::<SECRET_BUF>(), buf::<NAME_BUF>(), buf::<NAME_BUF>(), buf::<IP_BUF>());
     let type_error = || napi::Error::new(napi::Status::StringExpected, "secret, service, api and ip must be strings");
     let secret = read(&secret, &mut s).map_err(|_| type_error())?;
     let service = read(&service, &mut sv).map_err(|_| type_error())?;
@@ -106,7 +115,7 @@ unsafe fn check(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_
     let Some(store) = (unsafe { store_from_raw(env, argv[0]) }) else {
         return throw_type_error(env, c"not a keygate store handle");
     };
-    let (mut s, mut sv, mut a, mut i) = ([0u8; SECRET_BUF], [0u8; NAME_BUF], [0u8; NAME_BUF], [0u8; IP_BUF]);
+    let (mut s, mut sv, mut a, mut i) = (buf::<SECRET_BUF>(), buf::<NAME_BUF>(), buf::<NAME_BUF>(), buf::<IP_BUF>());
     let type_error = || throw_type_error(env, c"secret, service, api and ip must be strings");
     let (Some(secret), Some(service), Some(api)) =
         (read_raw(env, argv[1], &mut s), read_raw(env, argv[2], &mut sv), read_raw(env, argv[3], &mut a))
@@ -132,14 +141,16 @@ unsafe fn check(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_
 }
 
 /// Reads a string argument into `buf` (see `read`); `None` when it is not a string.
-fn read_raw(env: sys::napi_env, value: sys::napi_value, buf: &mut [u8]) -> Option<&[u8]> {
+fn read_raw(env: sys::napi_env, value: sys::napi_value, buf: &mut [MaybeUninit<u8>]) -> Option<&[u8]> {
     let mut len = 0usize;
     // SAFETY: `buf` is writable for `buf.len()` bytes; napi writes at most that many, NUL included.
-    let status = unsafe { sys::napi_get_value_string_utf8(env, value, buf.as_mut_ptr() as *mut c_char, buf.len(), &mut len) };
-    if status != sys::Status::napi_ok {
+    let status = unsafe { sys::napi_get_value_string_utf8(env, value, buf.as_mut_ptr().cast::<c_char>(), buf.len(), &mut len) };
+    // napi keeps a byte for the NUL, so `len < buf.len()`; anything else is refused, not trusted.
+    if status != sys::Status::napi_ok || len >= buf.len() {
         return None;
     }
-    buf.get(..len)
+    // SAFETY: napi has written the string's first `len` bytes at the start of `buf`.
+    Some(unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), len) })
 }
 
 fn is_nullish(env: sys::napi_env, value: sys::napi_value) -> bool {
@@ -273,7 +284,7 @@ pub fn explain_key(
     api: Unknown,
     ip: Option<Unknown>,
 ) -> napi::Result<ExplanationDto> {
-    let (mut sv, mut a, mut i) = ([0u8; NAME_BUF], [0u8; NAME_BUF], [0u8; IP_BUF]);
+    let (mut sv, mut a, mut i) = (buf::<NAME_BUF>(), buf::<NAME_BUF>(), buf::<IP_BUF>());
     let type_error = || napi::Error::new(napi::Status::StringExpected, "service, api and ip must be strings");
     let service = read(&service, &mut sv).map_err(|_| type_error())?;
     let api = read(&api, &mut a).map_err(|_| type_error())?;
