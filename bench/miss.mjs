@@ -5,7 +5,8 @@
 // implementations do not grow the heap the other workloads run in.
 //
 //   wide         200,000 keys (5 rules each), one query per key, each asked once per pass in a
-//                fresh random order: keygate (store.isAllowed, memo included) vs hashed JS
+//                fresh random order: keygate (store.isAllowed, memo included) vs hashed JS; keygate
+//                core (the napi check without the memo) for information
 //   worst rights a user lacking the right: 1,000 own rights and 10 roles × 1,000 rights shaped
 //                `*aaa…ab*:*aaa…ab*`; calls of two 256-character names, all distinct
 //   worst rules  a key with 1,000 such rules (its user may call anything), distinct calls
@@ -19,7 +20,7 @@ import { fileURLToPath } from 'node:url'
 
 import { Oracle, ROLES, USERS, keySpecs, oneQueryPerKey, rng, rulePool } from './data.mjs'
 import { fmtNs, fullGc, makeLoop, minorGc, summarize } from './harness.mjs'
-import { HashedPeer, KeygatePeer, KeyStore } from './peers.mjs'
+import { HashedPeer, KeygateCorePeer, KeygatePeer, KeyStore } from './peers.mjs'
 
 const log = (...parts) => process.stderr.write(`${parts.join(' ')}\n`)
 
@@ -150,7 +151,7 @@ export function timeExactRules({ rounds }) {
 
 export function runWide({ quick }) {
   const out = {}
-  for (const name of ['keygate', 'hashed']) {
+  for (const name of ['keygate', 'core', 'hashed']) {
     const args = ['--expose-gc', fileURLToPath(import.meta.url), '--child-wide', name]
     // 200,000 keys' RegExps compiled to native code exhaust V8's code space (the process
     // aborts): the JS peer's RegExps stay in V8's RegExp interpreter here.
@@ -162,7 +163,10 @@ export function runWide({ quick }) {
     out.keys = result.keys
     out[name] = result.summary
   }
-  log(`  wide (${out.keys.toLocaleString('en-US')} keys, each once per pass): keygate ${fmtNs(out.keygate.median)}, hashed JS ${fmtNs(out.hashed.median)}`)
+  log(
+    `  wide (${out.keys.toLocaleString('en-US')} keys, each once per pass): keygate ${fmtNs(out.keygate.median)}, ` +
+      `keygate core ${fmtNs(out.core.median)}, hashed JS ${fmtNs(out.hashed.median)}`,
+  )
   return out
 }
 
@@ -174,7 +178,7 @@ async function childWide(name, quick) {
   const pool = rulePool()
   const specs = keySpecs('wide-keys', keys, pool, now)
   const queries = oneQueryPerKey('wide-queries', specs, new Oracle(), now)
-  const peer = name === 'keygate' ? new KeygatePeer() : new HashedPeer()
+  const peer = name === 'keygate' ? new KeygatePeer() : name === 'core' ? new KeygateCorePeer() : new HashedPeer()
   for (const role of ROLES) peer.putRole(role.name, role.rights)
   for (const user of USERS) peer.putUser({ id: user.id, status: user.status, rights: user.rights, roles: user.roles })
   // Each issues its own secrets (the peer's are of keygate's shape).

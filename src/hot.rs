@@ -1,10 +1,12 @@
 //! The per-call path: `check`, `explain` and `explainKey`, and their WebDAV twins
 //! `checkDav`, `explainDav` and `explainKeyDav`. Arguments are read straight into
-//! stack buffers with one napi call each; a string too long for its buffer is
-//! read as longer than any valid value, so truncation never changes an answer.
+//! stack buffers with one napi call each (buffers left uninitialised: only the bytes napi
+//! writes are read); a string too long for its buffer is read as longer than any valid
+//! value, so truncation never changes an answer.
 
 use std::ffi::{c_char, CStr, CString};
 use std::io::Write;
+use std::mem::MaybeUninit;
 
 use keygate_core::memo;
 use keygate_core::{
@@ -28,8 +30,15 @@ const PATH_BUF: usize = MAX_DAV_PATH_LEN + 1 + SLACK;
 /// The longest textual IPv6 address with an IPv4 tail is 45 bytes.
 const IP_BUF: usize = 45 + SLACK;
 
+/// A stack buffer napi writes a string into; not zeroed first (about 600 bytes a call).
+type Buf<const N: usize> = [MaybeUninit<u8>; N];
+
+const fn buf<const N: usize>() -> Buf<N> {
+    [MaybeUninit::uninit(); N]
+}
+
 /// Reads a JS string as UTF-8 into `buf`; `Err` when the value is not a string.
-fn read<'b>(value: &Unknown, buf: &'b mut [u8]) -> Result<&'b [u8], ()> {
+fn read<'b>(value: &Unknown, buf: &'b mut [MaybeUninit<u8>]) -> Result<&'b [u8], ()> {
     let raw = value.value();
     read_raw(raw.env, raw.value, buf).ok_or(())
 }
@@ -53,7 +62,7 @@ fn with_args<const N1: usize, const N2: usize, R>(
     ip: Option<Unknown>,
     f: impl FnOnce(Args<'_>) -> R,
 ) -> napi::Result<R> {
-    let (mut s, mut first, mut second, mut i) = ([0u8; SECRET_BUF], [0u8; N1], [0u8; N2], [0u8; IP_BUF]);
+    let (mut s, mut first, mut second, mut i) = (buf::<SECRET_BUF>(), buf::<N1>(), buf::<N2>(), buf::<IP_BUF>());
     let type_error = || napi::Error::new(napi::Status::StringExpected, format!("{names} must be strings"));
     let secret = match secret {
         Some(secret) => read(&secret, &mut s).map_err(|_| type_error())?,
@@ -163,7 +172,7 @@ unsafe fn check<const N1: usize, const N2: usize>(
     let Some(store) = (unsafe { store_from_raw(env, argv[0]) }) else {
         return throw_type_error(env, c"not a keygate store handle");
     };
-    let (mut s, mut n1, mut n2, mut i) = ([0u8; SECRET_BUF], [0u8; N1], [0u8; N2], [0u8; IP_BUF]);
+    let (mut s, mut n1, mut n2, mut i) = (buf::<SECRET_BUF>(), buf::<N1>(), buf::<N2>(), buf::<IP_BUF>());
     let type_error = || throw_type_error(env, type_message);
     let (Some(secret), Some(first), Some(second)) =
         (read_raw(env, argv[1], &mut s), read_raw(env, argv[2], &mut n1), read_raw(env, argv[3], &mut n2))
@@ -188,14 +197,16 @@ unsafe fn check<const N1: usize, const N2: usize>(
 }
 
 /// Reads a string argument into `buf` (see `read`); `None` when it is not a string.
-fn read_raw(env: sys::napi_env, value: sys::napi_value, buf: &mut [u8]) -> Option<&[u8]> {
+fn read_raw(env: sys::napi_env, value: sys::napi_value, buf: &mut [MaybeUninit<u8>]) -> Option<&[u8]> {
     let mut len = 0usize;
     // SAFETY: `buf` is writable for `buf.len()` bytes; napi writes at most that many, NUL included.
-    let status = unsafe { sys::napi_get_value_string_utf8(env, value, buf.as_mut_ptr() as *mut c_char, buf.len(), &mut len) };
-    if status != sys::Status::napi_ok {
+    let status = unsafe { sys::napi_get_value_string_utf8(env, value, buf.as_mut_ptr().cast::<c_char>(), buf.len(), &mut len) };
+    // napi keeps a byte for the NUL, so `len < buf.len()`; anything else is refused, not trusted.
+    if status != sys::Status::napi_ok || len >= buf.len() {
         return None;
     }
-    buf.get(..len)
+    // SAFETY: napi has written the string's first `len` bytes at the start of `buf`.
+    Some(unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), len) })
 }
 
 fn is_nullish(env: sys::napi_env, value: sys::napi_value) -> bool {
