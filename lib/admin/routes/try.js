@@ -8,7 +8,20 @@ const { ErrorCode, Reason } = require('../../native.js')
 const { ApiError } = require('../response.js')
 const { field, str } = require('../input.js')
 
-/** The kinds of call the try box knows: the body's fields and the store's two explanations. */
+/**
+ * A kind of call the try box knows: its two fields read from the body, and the store's
+ * explanation of it for a secret and for a key id.
+ * @typedef {import('../../../index.js').KeyStore} KeyStore
+ * @typedef {import('../../../index.js').Decision} Decision
+ * @typedef {[string, string]} Call
+ * @typedef {{
+ *   read: (body: object) => Call,
+ *   bySecret: (store: KeyStore, secret: string, call: Call, ip: string | undefined) => Decision,
+ *   byKey: (store: KeyStore, keyId: string, call: Call, ip: string | undefined) => Decision,
+ * }} TryKind
+ */
+
+/** @type {Record<'api' | 'dav', TryKind>} */
 const KINDS = {
   api: {
     read: (body) => [str(body, 'service', { max: 4096 }), str(body, 'api', { max: 4096 })],
@@ -22,8 +35,18 @@ const KINDS = {
   },
 }
 
-/** @param {{ store: import('../../../index').KeyStore }} context */
+/**
+ * @typedef {import('../response.js').RouteContext} RouteContext
+ * @typedef {import('../response.js').RouteRow} RouteRow
+ * @typedef {import('../response.js').RouteHandler} RouteHandler
+ */
+
+/**
+ * @param {Pick<RouteContext, 'store'>} context
+ * @returns {RouteRow[]}
+ */
 function tryRoutes({ store }) {
+  /** @type {RouteHandler} */
   function tryCall({ body }) {
     const kindName = field(body, 'kind') ?? 'api'
     if (kindName !== 'api' && kindName !== 'dav') throw new ApiError(400, ErrorCode.InvalidArgument, 'kind must be "api" or "dav"')
