@@ -102,8 +102,14 @@ export declare enum ErrorCode {
 
 export declare function explain(store: ExternalObject<KeyStore>, secret: unknown, service: unknown, api: unknown, ip?: unknown | undefined | null): ExplanationDto
 
+/** `explain` for a WebDAV request. */
+export declare function explainDav(store: ExternalObject<KeyStore>, secret: unknown, method: unknown, path: unknown, ip?: unknown | undefined | null): ExplanationDto
+
 /** `explain` for a key id instead of a secret: steps 3–9 of the decision for that key. */
 export declare function explainKey(store: ExternalObject<KeyStore>, keyId: string, service: unknown, api: unknown, ip?: unknown | undefined | null): ExplanationDto
+
+/** `explainKey` for a WebDAV request. */
+export declare function explainKeyDav(store: ExternalObject<KeyStore>, keyId: string, method: unknown, path: unknown, ip?: unknown | undefined | null): ExplanationDto
 
 export interface ExplanationDto {
   allowed: boolean
@@ -198,6 +204,9 @@ export declare function listKeys(store: ExternalObject<KeyStore>, userId?: strin
 export declare function listRoles(store: ExternalObject<KeyStore>): Array<RoleDto>
 
 export declare function listUsers(store: ExternalObject<KeyStore>): Array<UserDto>
+
+/** Longest WebDAV request path a valid request can carry (besides one leading `/`). */
+export declare const MAX_DAV_PATH_LENGTH: number
 
 /** Longest service or API name a valid call can carry. */
 export declare const MAX_NAME_LENGTH: number

@@ -4,6 +4,8 @@
 //   node --expose-gc bench/bench.mjs --quick        smaller sizes, for trying the bench itself
 //   node --expose-gc bench/bench.mjs --keep-going   time even when the differential check fails
 //   node --expose-gc bench/bench.mjs --hot-only     checks, then only warm, scale, one loop and unknown (ratios on stderr)
+//   node --expose-gc bench/bench.mjs --miss-only    checks, then only what the memo cannot answer (bench/miss.mjs):
+//                                                   cold, wide, worst rights, worst rules, exact rules, memory per key
 //
 // Implementations (bench/peers.mjs):
 //   keygate       store.isAllowed, the public API (includes lib/memo.js, its JS memo)
@@ -43,6 +45,7 @@ import {
   uniqueRules,
   SEED,
 } from './data.mjs'
+import { missMeasures } from './miss.mjs'
 import { KeyStore, NaivePeer, HashedPeer, CasbinPeer, KeygatePeer, KeygateCorePeer, CORE_AVAILABLE, compileRules, globRuleToRegex, SHA256_API } from './peers.mjs'
 import {
   cpuSnapshot,
@@ -69,6 +72,8 @@ const QUICK = ARGS.includes('--quick')
 const KEEP_GOING = ARGS.includes('--keep-going')
 /** Only the checks and the warm, scale, one-loop and unknown timings, their ratios printed (for trying changes). */
 const HOT_ONLY = ARGS.includes('--hot-only')
+/** Only the checks, then cold, wide, the rule sets at the limits and memory per key (issue 14), their targets printed. */
+const MISS_ONLY = ARGS.includes('--miss-only')
 
 const CONFIG = {
   rounds: QUICK ? 3 : 7,
@@ -96,6 +101,7 @@ const NAMES = {
   naive: 'naive JS',
   hashed: 'hashed JS',
   'hashed-eager': 'hashed JS, RegExps compiled at insert',
+  'hashed-warm': 'hashed JS, the same calls again (warm)',
   casbin: 'casbin',
 }
 
@@ -523,6 +529,110 @@ function freshArgs(world, name, queries, n) {
   return { target: world.targets[name], secrets, services, apis, n, expected }
 }
 
+/**
+ * cold: the first check of each of CONFIG.coldKeys new keys, a fresh world every round.
+ * `hashed-warm` is the hashed JS peer asked the same calls a second time (the target
+ * compares keygate's first check with the peer's warm one).
+ */
+async function timeCold(names, pool, oracle, now) {
+  const builders = names.filter((n) => n !== 'hashed-warm')
+  return timeWorkload('cold', [...names, 'hashed-eager', 'hashed-warm'], {
+    warmupRounds: 1,
+    setupRound: async (round) => {
+      const specs = keySpecs(`cold-keys-${round}`, CONFIG.coldKeys, pool, now)
+      const queries = oneQueryPerKey(`cold-queries-${round}`, specs, oracle, now)
+      const world = await buildWorld(`cold world, round ${round}`, specs, [...builders, 'hashed-eager'])
+      fullGc()
+      return { world, queries }
+    },
+    prepare: (entry, _round, { world, queries }) => {
+      const name = entry === 'hashed-warm' ? 'hashed' : entry
+      const args = {
+        target: world.targets[name],
+        secrets: queries.map((q) => freshCopy(world.secrets[name][q.k])),
+        services: queries.map((q) => q.service),
+        apis: queries.map((q) => q.api),
+        n: queries.length,
+        expected: queries.map((q) => q.expected),
+      }
+      // Untimed first pass: the peer's RegExps compiled and its code warm for these keys.
+      if (entry === 'hashed-warm') for (let i = 0; i < args.n; i++) args.target.isAllowed(args.secrets[i], args.services[i], args.apis[i])
+      return args
+    },
+  })
+}
+
+/** Timed workloads and memory of the miss measures only (`--miss-only`), with their targets. */
+async function missOnly(results, names, pool, oracle, NOW, addonInfo) {
+  log(`\nTiming (${CONFIG.rounds} rounds; ns per check, median)`)
+  fullGc()
+  const W = results.workloads
+  W.cold = await timeCold(names, pool, oracle, NOW)
+  fullGc()
+  results.miss = missMeasures({ quick: QUICK, rounds: CONFIG.rounds })
+  log('\nMemory (child processes)')
+  results.memory = runMemory(['keygate', 'hashed'], addonInfo, ['created'])
+  results.ratios = missRatios(results)
+  const rows = results.ratios.map((r) => [r.name, r.figure, r.spread, r.ratio, r.target, r.pass ? 'PASS' : 'FAIL'])
+  const m = results.machine
+  const out = ['', `keygate miss measures — ${results.startedAt}${results.quick ? ' (--quick: reduced sizes)' : ''}, commit ${results.commit ?? '?'}`]
+  out.push(`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}; ${CONFIG.rounds} rounds, medians (min–max)`)
+  out.push(`differential check: ${failures.length > 0 ? `FAILED (${failures.length})` : 'all implementations gave the same answers to every call'}`)
+  out.push(
+    '',
+    textTable(['measure', 'keygate', 'min–max', 'ratio', 'target', 'result'], rows),
+    '',
+    markdownTable(['measure', 'keygate', 'min–max', 'ratio', 'target', 'result'], rows),
+  )
+  process.stdout.write(`${out.join('\n')}\n`)
+  results.failures = failures
+  writeFileSync(join(HERE, 'results-miss.json'), `${JSON.stringify(results, null, 2)}\n`)
+  log('\nresults written to bench/results-miss.json')
+  if (failures.length > 0) process.exitCode = 1
+}
+
+/** The issue-14 targets, from results.workloads.cold, results.miss and results.memory. */
+function missRatios(results) {
+  const W = results.workloads
+  const X = results.miss
+  const M = results.memory
+  const ms = (ns) => `${(ns / 1e6).toFixed(ns >= 1e7 ? 0 : 2)} ms`
+  const spread = (s, unit = fmtNs) => `${unit(s.min)}–${unit(s.max)}`
+  return [
+    {
+      name: `cold: keygate first check / hashed JS warm (${fmtInt(CONFIG.coldKeys)} new keys)`,
+      figure: fmtNs(W.cold.keygate.median),
+      spread: spread(W.cold.keygate),
+      value: W.cold.keygate.median / W.cold['hashed-warm'].median,
+      limit: 0.35,
+    },
+    {
+      name: `wide: keygate / hashed JS (${fmtInt(X.wide.keys)} keys, each once per pass)`,
+      figure: fmtNs(X.wide.keygate.median),
+      spread: spread(X.wide.keygate),
+      value: X.wide.keygate.median / X.wide.hashed.median,
+      limit: 0.15,
+    },
+    { name: 'worst rights: per uncached check', figure: ms(X.worstRights.median), spread: spread(X.worstRights, ms), value: X.worstRights.median, limit: 2e6, unit: ms },
+    { name: 'worst rules: per uncached check', figure: ms(X.worstRules.median), spread: spread(X.worstRules, ms), value: X.worstRules.median, limit: 0.5e6, unit: ms },
+    {
+      name: '1,000 exact rules: per uncached check',
+      figure: fmtNs(X.exactRules.median),
+      spread: spread(X.exactRules),
+      value: X.exactRules.median,
+      limit: 2000,
+      unit: fmtNs,
+    },
+    {
+      name: 'memory per key: keygate / hashed JS (RSS, keys created)',
+      figure: `${fmtInt(M.keygate.created.perKey.rss)} B`,
+      spread: `hashed JS ${fmtInt(M.hashed.created.perKey.rss)} B`,
+      value: M.keygate.created.perKey.rss / M.hashed.created.perKey.rss,
+      limit: 0.5,
+    },
+  ].map((r) => ({ ...r, ratio: r.unit ? '—' : fmtRatio(r.value), target: r.unit ? `≤ ${r.unit(r.limit)}` : `≤ ${r.limit}×`, pass: r.value <= r.limit }))
+}
+
 /** Keys per second of createKey, interleaved rounds, fresh store per sample. */
 async function timeCreateKey(names, pool, now) {
   const samples = Object.fromEntries(names.map((n) => [n, []]))
@@ -661,9 +771,9 @@ async function childMemory(name, mode) {
 
 const buildChanged = []
 
-function runMemory(names, expectedAddon) {
+function runMemory(names, expectedAddon, modes = ['created', 'used']) {
   const out = {}
-  for (const mode of ['created', 'used']) {
+  for (const mode of modes) {
     for (const name of names) {
       const args = ['--expose-gc', fileURLToPath(import.meta.url), '--child-memory', name, mode]
       if (QUICK) args.push('--quick')
@@ -740,6 +850,15 @@ async function main() {
   log('\nChecks')
   results.ruleSemantics = await ruleSemanticsCheck(pool)
   results.differential.push(...(await edgeCases([...names, 'casbin'])))
+  if (MISS_ONLY)
+    return missOnly(
+      results,
+      names.filter((n) => n !== 'naive'),
+      pool,
+      oracle,
+      NOW,
+      addonInfo,
+    )
 
   const warmSpecs = keySpecs('warm-keys', CONFIG.warmKeys, pool, NOW)
   const warmQueries = makeQueries('warm-queries', warmSpecs, CONFIG.warmQueries, oracle, NOW)
@@ -835,24 +954,7 @@ async function main() {
   W.warmFresh = await timeWorkload('warm, fresh strings', names, { prepare: (name) => freshArgs(warm, name, warmQueries, n) })
   fullGc()
 
-  W.cold = await timeWorkload('cold', [...names, 'hashed-eager'], {
-    warmupRounds: 1,
-    setupRound: async (round) => {
-      const specs = keySpecs(`cold-keys-${round}`, CONFIG.coldKeys, pool, NOW)
-      const queries = oneQueryPerKey(`cold-queries-${round}`, specs, oracle, NOW)
-      const world = await buildWorld(`cold world, round ${round}`, specs, [...names, 'hashed-eager'])
-      fullGc()
-      return { world, queries }
-    },
-    prepare: (name, _round, { world, queries }) => ({
-      target: world.targets[name],
-      secrets: queries.map((q) => freshCopy(world.secrets[name][q.k])),
-      services: queries.map((q) => q.service),
-      apis: queries.map((q) => q.api),
-      n: queries.length,
-      expected: queries.map((q) => q.expected),
-    }),
-  })
+  W.cold = await timeCold(names, pool, oracle, NOW)
   fullGc()
 
   // casbin on a small policy, beside the others on the same policy.
@@ -872,6 +974,10 @@ async function main() {
   log('\nMemory (child processes)')
   results.memory = runMemory(names, addonInfo)
   noteLoad('memory', otherLoad(cpu, cpuSnapshot()))
+  cpu = cpuSnapshot()
+  log('\nWhat the memo cannot answer (wide in a child process)')
+  results.miss = missMeasures({ quick: QUICK, rounds: CONFIG.rounds })
+  noteLoad('miss measures', otherLoad(cpu, cpuSnapshot()))
   const addonAtEnd = addonFingerprint()
   if (JSON.stringify(addonAtEnd) !== JSON.stringify(addonInfo)) buildChanged.push(`at the end: ${JSON.stringify(addonAtEnd)}`)
   results.buildChanged = buildChanged
@@ -913,17 +1019,18 @@ function report(results, names) {
   const ratios = [
     { name: 'warm: keygate / naive JS', value: kg('warm') / W.warm.naive.median, limit: 0.2 },
     { name: 'warm: keygate / hashed JS', value: kg('warm') / W.warm.hashed.median, limit: 0.05 },
-    { name: 'cold: keygate / hashed JS', value: kg('cold') / W.cold.hashed.median, limit: 0.35 },
     { name: 'unknown: keygate / hashed JS', value: kg('unknown') / W.unknown.hashed.median, limit: 0.35 },
     { name: `scale: keygate at ${fmtInt(c.scaleKeys)} / at ${fmtInt(c.warmKeys)} keys`, value: kg('scale') / kg('warm'), limit: 1.5 },
-    { name: 'memory per key: keygate / hashed JS', value: M.keygate.created.perKey.rss / M.hashed.created.perKey.rss, limit: 0.5 },
   ].map((r) => ({ ...r, pass: r.value <= r.limit }))
+  const miss = missRatios(results)
+  results.missRatios = miss
   results.ratios = ratios
   const info = {
     'warm, fresh strings: keygate / naive JS': W.warmFresh.keygate.median / W.warmFresh.naive.median,
     'warm, fresh strings: keygate / hashed JS': W.warmFresh.keygate.median / W.warmFresh.hashed.median,
     'warm, one loop for all: keygate / naive JS': W.warmShared.keygate.median / W.warmShared.naive.median,
     'warm, one loop for all: keygate / hashed JS': W.warmShared.keygate.median / W.warmShared.hashed.median,
+    'cold: keygate / hashed JS first check': W.cold.keygate.median / W.cold.hashed.median,
     'cold: keygate / hashed JS compiling RegExps at insert': W.cold.keygate.median / W.cold['hashed-eager'].median,
     'scale / warm: naive JS': W.scale.naive.median / W.warm.naive.median,
     'scale / warm: hashed JS': W.scale.hashed.median / W.warm.hashed.median,
@@ -971,6 +1078,8 @@ function report(results, names) {
   out.push('', 'min–max over the rounds', textTable(['workload', ...cols.map((n) => NAMES[n])], spreadRows))
   out.push('', 'compile 1,000 rules (median)', textTable(['how', 'time'], compileRows))
   out.push('', 'targets', textTable(['ratio', 'value', 'target', 'result'], ratioRows))
+  const missRows = miss.map((r) => [r.name, r.figure, r.spread, r.ratio, r.target, r.pass ? 'PASS' : 'FAIL'])
+  out.push('', 'what the memo cannot answer (issue 14)', textTable(['measure', 'keygate', 'min–max', 'ratio', 'target', 'result'], missRows))
   out.push('', 'other ratios (information)', textTable(['ratio', 'value'], infoRows))
   out.push(
     '',
@@ -1005,6 +1114,8 @@ function report(results, names) {
       ratioRows.map((r) => [r[0], r[1], r[2].replace('≤', '≤'), r[3] === 'PASS' ? '✅ PASS' : '❌ FAIL']),
     ),
   )
+  out.push('')
+  out.push(markdownTable(['what the memo cannot answer', 'keygate', 'min–max', 'ratio', 'target', 'result'], missRows))
   out.push('')
   out.push(markdownTable(['compile 1,000 rules', 'time'], compileRows))
   process.stdout.write(`${out.join('\n')}\n`)

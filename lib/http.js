@@ -1,11 +1,14 @@
 'use strict'
-// keygate/http: an HTTP guard around KeyStore#isAllowed for node:http, Express and Fastify.
+// keygate/http: an HTTP guard around KeyStore#isAllowed (API calls) and #isAllowedDav (WebDAV
+// requests under `/dav/`) for node:http, Express and Fastify.
 //
 // The core is framework-free: `guard.check(req)` reads a node IncomingMessage and answers
 // either the caller's identity or a ready-made denial (status, JSON body, headers). The
 // adapters only attach the identity to the request or write the denial.
 //
 // Order of the checks (the first failure answers):
+//   0. a WebDAV path (under `/dav/`) the guard refuses:      400 invalid_request (no key read,
+//      see dav-path.js                                       no store call)
 //   1. duplicated Authorization / X-API-Key                 400 duplicate_authorization / duplicate_api_key
 //   2. Authorization and X-API-Key carrying different keys   400 conflicting_keys
 //   3. X-Forwarded-For unusable (only with trustProxy)       400 invalid_forwarded_for
@@ -13,7 +16,8 @@
 //   5. key over 1,024 characters                             401 malformed_key
 //   6. the route function throws or returns garbage          500 internal_error
 //   7. no route for the request: the key is still checked    401 malformed_key / unknown_key, else 404 no_route
-//   8. the store's decision                                  401 malformed_key / unknown_key,
+//      (a WebDAV request has its route: its method and path)
+//   8. the store's decision (or its WebDAV decision)         401 malformed_key / unknown_key,
 //                                                            400 invalid_request, 503 store_unavailable,
 //                                                            403 for every other reason
 // The key never appears in a response, a log line or an error this module produces.
@@ -21,6 +25,7 @@
 const net = require('node:net')
 const { KeygateError } = require('./errors.js')
 const { ErrorCode, Reason } = require('./native.js')
+const { decodeDavPath, davPrefixOf, REFUSED } = require('./dav-path.js')
 
 /**
  * @typedef {import('node:http').IncomingMessage} IncomingMessage
@@ -149,17 +154,8 @@ function namesMethod(url, start, end) {
  */
 function hornbillRoute(req) {
   if (req.method !== 'POST') return null
-  let url = requestTarget(req)
-  if (typeof url !== 'string') return null
-  if (url.charCodeAt(0) !== 47 /* / */) {
-    // absolute-form (`POST http://host/xmlmc/...`): keep only the path and query
-    const scheme = url.indexOf('://')
-    if (scheme < 0) return null
-    const slash = url.indexOf('/', scheme + 3)
-    if (slash < 0) return null
-    url = url.slice(slash)
-  }
-  if (!url.startsWith('/xmlmc/')) return null
+  const url = pathAndQuery(req)
+  if (url === null || !url.startsWith('/xmlmc/')) return null
   const q = url.indexOf('?')
   if (q < 0) return INVALID_CALL // no `method`
   const end = url.charCodeAt(q - 1) === 47 /* / */ ? q - 1 : q
@@ -189,6 +185,7 @@ function hornbillRoute(req) {
 }
 
 const REASON = Symbol.for('keygate.reason')
+const DAV_REASON = Symbol.for('keygate.reasonDav')
 
 /**
  * A store as the guard uses it: a keygate KeyStore has the memo's reason function under REASON.
@@ -229,6 +226,36 @@ function reasonOf(store, key, service, api, ip) {
 function requestTarget(req) {
   const original = req.originalUrl
   return typeof original === 'string' ? original : req.url
+}
+
+/** The request target's path and query (`/a/b?c`), also of an absolute-form target; or null. */
+function pathAndQuery(req) {
+  const url = requestTarget(req)
+  if (typeof url !== 'string') return null
+  if (url.charCodeAt(0) === 47 /* / */) return url
+  // absolute-form (`POST http://host/xmlmc/...`): keep only the path and query
+  const scheme = url.indexOf('://')
+  if (scheme < 0) return null
+  const slash = url.indexOf('/', scheme + 3)
+  return slash < 0 ? null : url.slice(slash)
+}
+
+/**
+ * The WebDAV path of a request under `prefix` (the query is not part of it), REFUSED for a
+ * path the guard refuses with 400 (see dav-path.js), or null for a request not under `prefix`.
+ */
+function davPathOf(req, prefix) {
+  const url = pathAndQuery(req)
+  if (url === null || !url.startsWith(prefix)) return null
+  const q = url.indexOf('?', prefix.length)
+  return decodeDavPath(q < 0 ? url.slice(prefix.length) : url.slice(prefix.length, q))
+}
+
+/** The reason of a WebDAV request, as `reasonOf` for API calls. */
+function davReasonOf(store, key, method, path, ip) {
+  if (typeof store[DAV_REASON] === 'function') return store[DAV_REASON](key, method, path, ip)
+  // isAllowedDav is the check (a use of the key); explainDav only says why not.
+  return store.isAllowedDav(key, method, path, ip) ? Reason.Allowed : store.explainDav(key, method, path, ip).reason
 }
 
 // ---- trusted proxies ---------------------------------------------------------------
@@ -770,6 +797,11 @@ class Guard {
   #trust
   /** @type {NonNullable<GuardOptions['onError']>} */
   #onError
+  /**
+   * Requests under this path prefix are WebDAV requests; null: none are.
+   * @type {string | null}
+   */
+  #davPrefix
   /** @type {Map<DenialReason, PreparedDenial>} */
   #denials = new Map()
   /** @type {string} */
@@ -793,6 +825,9 @@ class Guard {
     if (o.route !== undefined && typeof o.route !== 'function') throw invalidOption('options.route must be a function (req) => { service, api } | null')
     if (o.onError !== undefined && typeof o.onError !== 'function') throw invalidOption('options.onError must be a function')
     const realm = quotedRealm(o.realm === undefined ? 'keygate' : o.realm)
+    const dav = davPrefixOf(o.davPrefix)
+    if (dav.error !== undefined) throw invalidOption(dav.error)
+    this.#davPrefix = dav.prefix
     this.#store = store
     this.#route = o.route ?? hornbillRoute
     this.#trust = trustPredicate(o.trustProxy)
@@ -839,6 +874,11 @@ class Guard {
   check(req) {
     let key
     try {
+      // A WebDAV path that could be read as another one is refused before anything else:
+      // no key is read and the store is not asked.
+      const davPath = this.#davPrefix === null ? null : davPathOf(req, this.#davPrefix)
+      if (davPath === REFUSED) return this.#deny(Reason.InvalidRequest)
+
       // One pass over the raw headers: Node drops repeated Authorization headers from
       // req.headers (it keeps the first), so duplicates are only visible here.
       let authorization
@@ -904,6 +944,8 @@ class Guard {
       if (key === '') return this.#deny(foreignScheme ? GuardReason.UnsupportedScheme : GuardReason.MissingKey)
       if (key.length > MAX_KEY_LENGTH) return this.#deny(Reason.MalformedKey) // the store would say so too, after reading it all
 
+      if (davPath !== null) return this.#checkDav(req, key, davPath, ip)
+
       let route
       try {
         route = this.#route(req)
@@ -925,20 +967,51 @@ class Guard {
       const reason = reasonOf(store, key, detached(service), detached(api), typeof ip === 'string' ? detached(ip) : ip)
       if (reason !== Reason.Allowed) return this.#deny(reason)
       const known = this.#identities.get(key)
-      if (known !== undefined) return { ok: true, keyId: known[0], userId: known[1], service, api, ip }
+      if (known !== undefined) return { ok: true, kind: 'api', keyId: known[0], userId: known[1], service, api, ip }
       // The first success of this secret: ask for the ids.
       const decision = store.explain(key, service, api, ip)
-      // A denied decision's reason is not 'allowed'; an allowed one names its key and its user.
       if (!decision.allowed) return this.#deny(/** @type {DenialReason} */ (decision.reason))
-      const keyId = /** @type {string} */ (decision.keyId)
-      const userId = /** @type {string} */ (decision.userId)
-      const identities = this.#identities
-      if (identities.size >= MAX_IDENTITIES) identities.clear()
-      identities.set(key, [keyId, userId])
-      return { ok: true, keyId, userId, service, api, ip }
+      const [keyId, userId] = this.#remember(key, decision)
+      return { ok: true, kind: 'api', keyId, userId, service, api, ip }
     } catch (error) {
       return this.#fail(error, req, key)
     }
+  }
+
+  /**
+   * The WebDAV part of `check`: the store's decision on `req.method` and `path`.
+   * @param {IncomingMessage} req
+   * @param {string} secret
+   * @param {string} path
+   * @param {string | undefined} ip
+   * @returns {KeygateAuth | PreparedDenial}
+   */
+  #checkDav(req, secret, path, ip) {
+    const method = typeof req.method === 'string' ? req.method : ''
+    const key = detached(secret)
+    const store = this.#store
+    const reason = davReasonOf(store, key, method, detached(path), typeof ip === 'string' ? detached(ip) : ip)
+    if (reason !== Reason.Allowed) return this.#deny(reason)
+    const known = this.#identities.get(key)
+    if (known !== undefined) return { ok: true, kind: 'dav', keyId: known[0], userId: known[1], method, path, ip }
+    const decision = store.explainDav(key, method, path, ip)
+    if (!decision.allowed) return this.#deny(/** @type {DenialReason} */ (decision.reason))
+    const [keyId, userId] = this.#remember(key, decision)
+    return { ok: true, kind: 'dav', keyId, userId, method, path, ip }
+  }
+
+  /**
+   * Remembers the ids of a secret's first success (an allowed decision names its key and its user).
+   * @param {string} key
+   * @param {import('../index.js').Decision} decision
+   * @returns {[keyId: string, userId: string]}
+   */
+  #remember(key, decision) {
+    const ids = /** @type {[keyId: string, userId: string]} */ ([decision.keyId, decision.userId])
+    const identities = this.#identities
+    if (identities.size >= MAX_IDENTITIES) identities.clear()
+    identities.set(key, ids)
+    return ids
   }
 
   /**

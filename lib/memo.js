@@ -51,7 +51,7 @@ const WAYS = 4
 const MAX_DECISIONS = WAYS * SETS
 const FIELDS = 4
 const SET_FIELDS = WAYS * FIELDS
-/** Longest service/api name worth remembering (longer ones are invalid anyway). */
+/** Longest service/api name worth remembering (longer ones are invalid anyway); a WebDAV memo's method too. */
 const MAX_NAME = MAX_NAME_LENGTH
 /** Longest caller IP worth remembering. */
 const MAX_IP = 64
@@ -145,12 +145,14 @@ class Memo {
    * @param {Uint32Array} hints the core's hint filter
    * @param {number} secretLength the length of this store's secrets
    * @param {(secrets: string[], times: number[]) => void} touch hands uses answered here to the core
+   * @param {number} [maxName] longest second name worth remembering (the api; a WebDAV memo's path)
    */
-  constructor(words, hints, secretLength, touch) {
+  constructor(words, hints, secretLength, touch, maxName = MAX_NAME) {
     this.words = words
     this.hints = hints
     this.secretLength = secretLength
     this.touch = touch
+    this.maxName = maxName
     /** The entries; allocated at the first decision remembered. */
     this.table = EMPTY
     /**
@@ -303,7 +305,7 @@ class Memo {
     // it), and never while a flag is raised (generation -1, which no word equals).
     if (this.words[GENERATION_WORD] !== this.generation || !this.fits(secret, service, api)) return
     const callerIp = ip == null ? '' : ip
-    if (service.length > MAX_NAME || api.length > MAX_NAME || callerIp.length > MAX_IP) return
+    if (service.length > MAX_NAME || api.length > this.maxName || callerIp.length > MAX_IP) return
     if (this.table.length === 0) this.table = new Array(SETS * SET_FIELDS).fill(FREE)
     const table = this.table
     const hash = hashOf(secret, service, api)

@@ -26,7 +26,7 @@ function validateLines(lines, { rights = false } = {}) {
     try {
       const rule = KeyStore.validateRule(text)
       if (rights && /^ip=/i.test(rule)) {
-        throw new KeygateError(ErrorCode.InvalidRule, `invalid rule ${quote(text)}: user and role rights take API rules only, not IP rules`)
+        throw new KeygateError(ErrorCode.InvalidRule, `invalid rule ${quote(text)}: user and role rights take API and WebDAV rules only, not IP rules`)
       }
       rules.push(rule)
     } catch (e) {

@@ -80,8 +80,8 @@ const GLOBAL_OPTIONS = {
 const GLOBAL_WITH_VALUE = new Set(/** @type {(keyof typeof GLOBAL_OPTIONS)[]} */ (Object.keys(GLOBAL_OPTIONS)).filter((k) => GLOBAL_OPTIONS[k].type === 'string'))
 
 const EXIT_CODES_HELP = `Exit codes:
-  0  done; check/explain: the call is allowed
-  1  the answer is no: check/explain denied the call, verify-audit found the trail broken,
+  0  done; check/explain/check-dav: the call is allowed
+  1  the answer is no: check/explain/check-dav denied the call, verify-audit found the trail broken,
      or the user/role/key named by show or delete does not exist
   2  usage error: unknown command or option, missing or bad argument (nothing was changed)
   3  keygate refused or failed: the error's code is printed, e.g. UNKNOWN_USER, INVALID_RULE,
@@ -91,7 +91,7 @@ const EXIT_CODES_HELP = `Exit codes:
 const ENV_HELP = `Environment:
   KEYGATE_DB                 the store file or postgres:// URL when --db is not given (else ./keygate.db)
   KEYGATE_ACTOR              the actor recorded in the audit trail when --actor is not given
-  KEYGATE_SECRET             the secret for check/explain when it is not an argument
+  KEYGATE_SECRET             the secret for check/explain/check-dav when it is not an argument
   KEYGATE_MAX_LIFETIME_DAYS  as --max-lifetime-days
   KEYGATE_ADMIN_TOKEN        serve: the admin page's login token (at least 16 characters); when unset,
                              one is generated at the first start, printed once, and kept as a digest
@@ -127,7 +127,7 @@ function generalHelp() {
     'Usage: keygate [global options] <command> [arguments] [options]',
     `Users and roles:\n${commandList(COMMANDS.filter((c) => c.path[0] === 'user' || c.path[0] === 'role'))}`,
     `Keys:\n${commandList(COMMANDS.filter((c) => c.path[0] === 'key'))}`,
-    `Checks:\n${commandList(COMMANDS.filter((c) => c.path[0] === 'check' || c.path[0] === 'explain'))}`,
+    `Checks:\n${commandList(COMMANDS.filter((c) => c.path[0] === 'check' || c.path[0] === 'explain' || c.path[0] === 'check-dav'))}`,
     `Store:\n${commandList(COMMANDS.filter((c) => ['init', 'audit', 'verify-audit', 'backup'].includes(c.path[0])))}`,
     `Admin web page:\n${commandList(COMMANDS.filter((c) => c.path[0] === 'serve'))}`,
     `Global options (before or after the command):\n${optionLines(GLOBAL_OPTIONS)}`,

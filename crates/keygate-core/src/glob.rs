@@ -1,6 +1,9 @@
 //! DOS-style wildcard patterns (`*` = any run, `?` = exactly one character),
 //! anchored and ASCII case-insensitive, compiled once into the cheapest matcher
-//! that gives the same answers as the general algorithm.
+//! that gives the same answers as the general algorithm. Matching is linear in
+//! the name whatever the pattern (no backtracking): the segments between stars
+//! are found greedily leftmost, after two cheap rejects (length, and the bytes
+//! the pattern requires against the bytes the name holds).
 
 /// Characters allowed in service and API names (and in patterns, besides wildcards).
 pub fn is_name_byte(b: u8) -> bool {
@@ -15,7 +18,185 @@ pub fn is_valid_name(name: &[u8]) -> bool {
     !name.is_empty() && name.len() <= MAX_NAME_LEN && name.iter().all(|&b| is_name_byte(b))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The set of ASCII bytes a text holds, one bit per byte value below 128.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ByteSet(u128);
+
+impl ByteSet {
+    fn of(text: &[u8]) -> ByteSet {
+        // Two 64-bit halves, each byte setting its bit in one: cheaper than u128 shifts.
+        // Bytes of 128 and above set nothing: a pattern never requires them (its literals are ASCII).
+        let (mut low, mut high) = (0u64, 0u64);
+        for &b in text {
+            let bit = 1u64 << (b & 63);
+            match b >> 6 {
+                0 => low |= bit,
+                1 => high |= bit,
+                _ => {}
+            }
+        }
+        ByteSet(u128::from(low) | (u128::from(high) << 64))
+    }
+
+    fn contains_all(self, required: ByteSet) -> bool {
+        required.0 & !self.0 == 0
+    }
+}
+
+/// A service or API name of a call, folded to lower case once so that every
+/// pattern of every rule list compares bytes, with the set of bytes it holds
+/// (the cheap reject: a pattern needing a byte the name lacks cannot match).
+#[derive(Debug, Clone)]
+pub struct FoldedName {
+    inline: [u8; MAX_NAME_LEN],
+    /// Names longer than any valid one (only `Glob::matches` is ever given them).
+    long: Option<Box<[u8]>>,
+    len: usize,
+    bytes: ByteSet,
+}
+
+impl FoldedName {
+    pub fn new(name: &[u8]) -> FoldedName {
+        let mut folded = FoldedName { inline: [0; MAX_NAME_LEN], long: None, len: name.len(), bytes: ByteSet::default() };
+        // A copy then an in-place fold: both vectorise (a byte-by-byte fold does not).
+        match folded.inline.get_mut(..name.len()) {
+            Some(inline) => {
+                inline.copy_from_slice(name);
+                inline.make_ascii_lowercase();
+            }
+            None => folded.long = Some(name.to_ascii_lowercase().into_boxed_slice()),
+        }
+        folded.bytes = ByteSet::of(folded.as_bytes());
+        folded
+    }
+
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.long {
+            Some(long) => long,
+            None => self.inline.get(..self.len).unwrap_or_default(),
+        }
+    }
+}
+
+/// A run of pattern bytes between stars; `?` stands for any one byte.
+#[derive(Debug, Clone)]
+struct Segment {
+    bytes: Box<[u8]>,
+    search: Search,
+}
+
+/// How a segment between two stars is found: leftmost, in time linear in the name.
+#[derive(Debug, Clone)]
+enum Search {
+    /// Compared in place at each offset: head and tail segments (never searched),
+    /// and `?` runs longer than any rule allows (only `Glob::compile` of raw text has them).
+    Scan,
+    /// A literal run: `memchr`'s substring search.
+    Literal(Box<memchr::memmem::Finder<'static>>),
+    /// A run with `?`: bit-parallel shift-and.
+    ShiftAnd(Box<ShiftAnd>),
+}
+
+impl Segment {
+    fn new(bytes: &[u8], searched: bool) -> Segment {
+        let search = match (searched, bytes.contains(&b'?')) {
+            (false, _) => Search::Scan,
+            (true, false) => Search::Literal(Box::new(memchr::memmem::Finder::new(bytes).into_owned())),
+            (true, true) if bytes.len() <= SHIFT_AND_WORDS * 64 => Search::ShiftAnd(Box::new(ShiftAnd::new(bytes))),
+            (true, true) => Search::Scan,
+        };
+        Segment { bytes: bytes.into(), search }
+    }
+
+    fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// True when `text` (of the segment's length) matches it.
+    #[inline]
+    fn matches_at(&self, text: &[u8]) -> bool {
+        text.len() == self.bytes.len() && self.bytes.iter().zip(text).all(|(&p, &b)| p == b || p == b'?')
+    }
+
+    /// Offset of the leftmost match in `text`.
+    fn find(&self, text: &[u8]) -> Option<usize> {
+        match &self.search {
+            Search::Literal(finder) => finder.find(text),
+            Search::ShiftAnd(shift_and) => shift_and.find(text),
+            Search::Scan => {
+                (0..=text.len().checked_sub(self.len())?).find(|&at| text.get(at..at + self.len()).is_some_and(|t| self.matches_at(t)))
+            }
+        }
+    }
+}
+
+/// Words of a shift-and state: a segment is at most a rule's length (256 bytes).
+const SHIFT_AND_WORDS: usize = 4;
+
+/// Shift-and over a segment holding `?`: bit `i` of the state says the last
+/// `i + 1` bytes read match the segment's first `i + 1`. Masks are kept per
+/// class of byte (the segment's distinct literals, and everything else), not
+/// per byte value.
+#[derive(Debug, Clone)]
+struct ShiftAnd {
+    len: usize,
+    /// Byte value → class; class 0 is any byte the segment does not name (only `?` takes it).
+    class: Box<[u8; 256]>,
+    /// `SHIFT_AND_WORDS` words per class.
+    masks: Box<[u64]>,
+}
+
+impl ShiftAnd {
+    fn new(segment: &[u8]) -> ShiftAnd {
+        let mut class = Box::new([0u8; 256]);
+        let mut classes = 1usize;
+        for &b in segment.iter().filter(|&&b| b != b'?') {
+            if let Some(slot) = class.get_mut(usize::from(b)).filter(|slot| **slot == 0) {
+                *slot = u8::try_from(classes).unwrap_or(u8::MAX);
+                classes += 1;
+            }
+        }
+        let mut masks = vec![0u64; classes * SHIFT_AND_WORDS];
+        for (at, &b) in segment.iter().enumerate().take(SHIFT_AND_WORDS * 64) {
+            let bit = 1u64 << (at % 64);
+            let word = at / 64;
+            let mut set = |c: usize| {
+                if let Some(mask) = masks.get_mut(c * SHIFT_AND_WORDS + word) {
+                    *mask |= bit;
+                }
+            };
+            if b == b'?' {
+                (0..classes).for_each(&mut set);
+            } else {
+                set(class.get(usize::from(b)).map_or(0, |&c| usize::from(c)));
+            }
+        }
+        ShiftAnd { len: segment.len(), class, masks: masks.into() }
+    }
+
+    fn find(&self, text: &[u8]) -> Option<usize> {
+        // `Segment::new` gives shift-and only non-empty segments of at most SHIFT_AND_WORDS words.
+        let last = self.len.checked_sub(1)?;
+        let mut state = [0u64; SHIFT_AND_WORDS];
+        for (at, &b) in text.iter().enumerate() {
+            let c = self.class.get(usize::from(b)).map_or(0, |&c| usize::from(c));
+            let mask = self.masks.get(c * SHIFT_AND_WORDS..(c + 1) * SHIFT_AND_WORDS).unwrap_or_default();
+            let mut carry = 1u64;
+            for (word, &m) in state.iter_mut().zip(mask) {
+                let next_carry = *word >> 63;
+                *word = ((*word << 1) | carry) & m;
+                carry = next_carry;
+            }
+            if state.get(last / 64).is_some_and(|w| (w >> (last % 64)) & 1 == 1) {
+                return Some(at + 1 - self.len);
+            }
+        }
+        None
+    }
+}
+
+#[derive(Debug, Clone)]
 enum Shape {
     /// `*`, `**`, …: every name.
     Any,
@@ -25,86 +206,116 @@ enum Shape {
     Prefix(Box<[u8]>),
     /// `*literal`
     Suffix(Box<[u8]>),
-    /// Anything else, matched by the general algorithm over the lower-cased pattern.
-    General(Box<[u8]>),
+    /// `?` but no `*`: same length, compared in place.
+    Fixed(Segment),
+    /// Anything else: anchored head, anchored tail, and the segments between
+    /// stars, each found leftmost after the previous one (greedy leftmost is
+    /// exact for globs: a segment found further left leaves more room for the rest).
+    Stars(Box<Stars>),
 }
 
-/// One compiled pattern. Patterns are stored lower-cased; names are folded while matching.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Glob {
-    shape: Shape,
+#[derive(Debug, Clone)]
+struct Stars {
+    head: Segment,
+    middle: Box<[Segment]>,
+    tail: Segment,
 }
+
+impl Stars {
+    fn matches(&self, name: &[u8]) -> bool {
+        let Some(middle_end) = name.len().checked_sub(self.tail.len()) else {
+            return false;
+        };
+        let (Some(head), Some(tail), Some(mut rest)) =
+            (name.get(..self.head.len()), name.get(middle_end..), name.get(self.head.len()..middle_end))
+        else {
+            return false;
+        };
+        if !self.head.matches_at(head) || !self.tail.matches_at(tail) {
+            return false;
+        }
+        for segment in self.middle.iter() {
+            match segment.find(rest).and_then(|at| rest.get(at + segment.len()..)) {
+                Some(after) => rest = after,
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+/// One compiled pattern. Patterns are stored lower-cased; names are folded once per call (`FoldedName`).
+#[derive(Debug, Clone)]
+pub struct Glob {
+    /// Bytes a name needs at least (the pattern's bytes other than `*`).
+    min_len: usize,
+    /// Literal bytes every matching name holds.
+    required: ByteSet,
+    shape: Shape,
+    /// The lower-cased pattern (identity: two globs of the same pattern are equal).
+    pattern: Box<[u8]>,
+}
+
+impl PartialEq for Glob {
+    fn eq(&self, other: &Glob) -> bool {
+        self.pattern == other.pattern
+    }
+}
+
+impl Eq for Glob {}
 
 impl Glob {
     /// Compiles a pattern already checked to hold only name characters and wildcards.
     pub fn compile(pattern: &str) -> Glob {
         let lower: Vec<u8> = pattern.bytes().map(|b| b.to_ascii_lowercase()).collect();
-        let stars = lower.iter().filter(|&&b| b == b'*').count();
-        let has_question = lower.contains(&b'?');
-        let one_star = stars == 1 && !has_question;
-        let shape = if stars == lower.len() && stars > 0 {
-            Shape::Any
-        } else if stars == 0 && !has_question {
-            Shape::Exact(lower.into())
-        } else if let (true, Some((b'*', literal))) = (one_star, lower.split_last()) {
-            Shape::Prefix(literal.into())
-        } else if let (true, Some((b'*', literal))) = (one_star, lower.split_first()) {
-            Shape::Suffix(literal.into())
-        } else {
-            Shape::General(lower.into())
+        let literals: Vec<u8> = lower.iter().copied().filter(|&b| b != b'*' && b != b'?').collect();
+        let min_len = lower.iter().filter(|&&b| b != b'*').count();
+        let pieces: Vec<&[u8]> = lower.split(|&b| b == b'*').collect();
+        let shape = match pieces.as_slice() {
+            [] => Shape::Exact(Box::default()),
+            [only] if !only.contains(&b'?') => Shape::Exact((*only).into()),
+            [only] => Shape::Fixed(Segment::new(only, false)),
+            _ if min_len == 0 => Shape::Any,
+            [head, tail] if tail.is_empty() && !head.contains(&b'?') => Shape::Prefix((*head).into()),
+            [head, tail] if head.is_empty() && !tail.contains(&b'?') => Shape::Suffix((*tail).into()),
+            [head, middle @ .., tail] => Shape::Stars(Box::new(Stars {
+                head: Segment::new(head, false),
+                middle: middle.iter().filter(|piece| !piece.is_empty()).map(|piece| Segment::new(piece, true)).collect(),
+                tail: Segment::new(tail, false),
+            })),
         };
-        Glob { shape }
+        Glob { min_len, required: ByteSet::of(&literals), shape, pattern: lower.into() }
     }
 
     /// True when the whole of `name` matches the pattern.
-    #[inline]
     pub fn matches(&self, name: &[u8]) -> bool {
+        self.matches_folded(&FoldedName::new(name))
+    }
+
+    /// [`Glob::matches`] for a name already folded.
+    #[inline]
+    pub fn matches_folded(&self, name: &FoldedName) -> bool {
+        let text = name.as_bytes();
+        if text.len() < self.min_len || !name.bytes.contains_all(self.required) {
+            return false;
+        }
         match &self.shape {
             Shape::Any => true,
-            Shape::Exact(p) => name.eq_ignore_ascii_case(p),
-            Shape::Prefix(p) => name.get(..p.len()).is_some_and(|head| head.eq_ignore_ascii_case(p)),
-            Shape::Suffix(s) => {
-                name.len().checked_sub(s.len()).and_then(|start| name.get(start..)).is_some_and(|tail| tail.eq_ignore_ascii_case(s))
-            }
-            Shape::General(p) => general_match(p, name),
+            Shape::Exact(p) => text == &**p,
+            Shape::Prefix(p) => text.starts_with(p),
+            Shape::Suffix(s) => text.ends_with(s),
+            Shape::Fixed(segment) => segment.matches_at(text),
+            Shape::Stars(stars) => stars.matches(text),
         }
     }
-}
 
-/// Iterative wildcard match with a single backtrack point (the last `*`):
-/// linear in practice, O(pattern × name) at worst, no recursion.
-fn general_match(pattern: &[u8], name: &[u8]) -> bool {
-    let (mut p, mut n) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while let Some(&c) = name.get(n) {
-        match pattern.get(p) {
-            Some(b'*') => {
-                star = Some((p, n));
-                p += 1;
-                continue;
-            }
-            Some(b'?') => {
-                p += 1;
-                n += 1;
-                continue;
-            }
-            Some(&literal) if literal == c.to_ascii_lowercase() => {
-                p += 1;
-                n += 1;
-                continue;
-            }
-            _ => {}
-        }
-        match star {
-            Some((sp, sn)) => {
-                p = sp + 1;
-                n = sn + 1;
-                star = Some((sp, sn + 1));
-            }
-            None => return false,
+    /// The pattern as a name it matches exactly, when it has no wildcard (lower-cased).
+    pub fn exact(&self) -> Option<&[u8]> {
+        match &self.shape {
+            Shape::Exact(p) => Some(p),
+            _ => None,
         }
     }
-    pattern.get(p..).is_some_and(|rest| rest.iter().all(|&b| b == b'*'))
 }
 
 #[cfg(test)]

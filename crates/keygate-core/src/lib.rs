@@ -10,7 +10,7 @@
 //! # The API
 //!
 //! Everything a user of the crate needs is re-exported here: [`KeyStore`] and
-//! its input and view types, the [`Call`] a check decides and its [`Reason`],
+//! its input and view types, the [`Call`] (or [`DavCall`]) a check decides and its [`Reason`],
 //! [`Error`]s with their stable [`ErrorCode`]s, the audit trail's types, and
 //! what background failures report ([`Incident`]). [`memo`] is public as the
 //! contract with the JavaScript memo (its constants cross to JS through the
@@ -24,7 +24,7 @@
 //! | `decision` | the decision, step by step (`authenticate`, then `authorize`) |
 //! | `registry` | the state in memory and the one way it changes (`Change`) |
 //! | `model` | users, roles, keys, [`KeyId`], and the checks of names and texts |
-//! | `rule`, `glob`, `ip` | rules: parsing, normalising, matching |
+//! | `rule`, `glob`, `ip`, `dav` | rules: parsing, normalising, matching; WebDAV requests |
 //! | `secret` | secrets: issuing, shape, digest, finding one in a text |
 //! | `backend` | the `Backend` seam: where changes go |
 //! | `sqlite/` | the durable backend: one SQLite file shared by processes |
@@ -36,6 +36,7 @@
 mod audit;
 mod backend;
 mod clock;
+mod dav;
 mod decision;
 mod error;
 mod glob;
@@ -52,7 +53,8 @@ mod store;
 mod time;
 
 pub use audit::{AuditEntry, AuditQuery, AuditReport};
-pub use decision::{Call, Reason};
+pub use dav::{MAX_DAV_METHOD_LEN, MAX_DAV_PATH_LEN};
+pub use decision::{Call, DavCall, Reason};
 pub use error::{redact_secrets, Error, ErrorCode, Result};
 pub use glob::MAX_NAME_LEN;
 pub use incident::{Incident, OnError, Task};
@@ -72,7 +74,10 @@ pub use store::{
 pub mod internals {
     pub use crate::audit::{user_record, verify, AuditDraft, GENESIS};
     pub use crate::clock::{system_now, Clock};
-    pub use crate::decision::{authenticate, authorize, decide, decide_unavailable, Outcome};
+    pub use crate::dav::{is_valid_path, is_valid_request, DavNames, DavRule};
+    pub use crate::decision::{
+        authenticate, authorize, authorize_dav, decide, decide_dav, decide_dav_unavailable, decide_unavailable, Outcome,
+    };
     pub use crate::glob::Glob;
     pub use crate::ip::{parse_caller_ip, IpNet};
     pub use crate::model::{check_actor, check_description, check_name};

@@ -1,10 +1,12 @@
-//! The rule language: API rules `<service>:<api>` and IP rules `ip=<addr>[/<prefix>]`.
+//! The rule language: API rules `<service>:<api>`, IP rules `ip=<addr>[/<prefix>]`
+//! and WebDAV rules `dav=<method> <path>` (see `dav.rs`).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::dav::{DavNames, DavRule};
 use crate::error::{describe_char, quote, Error, ErrorCode, Result};
-use crate::glob::{is_name_byte, Glob};
+use crate::glob::{is_name_byte, FoldedName, Glob};
 use crate::ip::IpNet;
 use crate::model::check_no_secret;
 use crate::secret::find_secret;
@@ -23,9 +25,26 @@ pub struct ApiRule {
 }
 
 impl ApiRule {
-    #[inline]
     pub fn matches(&self, service: &[u8], api: &[u8]) -> bool {
-        self.service.matches(service) && self.api.matches(api)
+        self.matches_call(&CallNames::new(service, api))
+    }
+
+    #[inline]
+    pub fn matches_call(&self, call: &CallNames) -> bool {
+        self.service.matches_folded(&call.service) && self.api.matches_folded(&call.api)
+    }
+}
+
+/// A call's service and API names, folded once for every rule list it is matched against.
+#[derive(Debug, Clone)]
+pub struct CallNames {
+    service: FoldedName,
+    api: FoldedName,
+}
+
+impl CallNames {
+    pub fn new(service: &[u8], api: &[u8]) -> CallNames {
+        CallNames { service: FoldedName::new(service), api: FoldedName::new(api) }
     }
 }
 
@@ -33,6 +52,7 @@ impl ApiRule {
 pub enum Rule {
     Api(ApiRule),
     Ip(IpNet),
+    Dav(DavRule),
 }
 
 impl Rule {
@@ -41,6 +61,7 @@ impl Rule {
         match self {
             Rule::Api(rule) => rule.text.to_string(),
             Rule::Ip(net) => format!("ip={net}"),
+            Rule::Dav(rule) => rule.text.to_string(),
         }
     }
 }
@@ -65,7 +86,10 @@ pub fn parse_rule(raw: &str) -> Result<Rule> {
     }
     match rule.split_at_checked(3) {
         Some((tag, address)) if tag.eq_ignore_ascii_case("ip=") => parse_ip_rule(rule, address),
-        _ => parse_api_rule(rule),
+        _ => match rule.split_at_checked(4) {
+            Some((tag, body)) if tag.eq_ignore_ascii_case("dav=") => DavRule::parse(rule, body).map(Rule::Dav),
+            _ => parse_api_rule(rule),
+        },
     }
 }
 
@@ -83,7 +107,7 @@ fn parse_ip_rule(rule: &str, address: &str) -> Result<Rule> {
 
 fn parse_api_rule(rule: &str) -> Result<Rule> {
     let Some((service, api)) = rule.split_once(':') else {
-        return Err(invalid(rule, "expected <service>:<api> (or ip=<address>[/<prefix>])"));
+        return Err(invalid(rule, "expected <service>:<api> (or ip=<address>[/<prefix>], or dav=<method> <path>)"));
     };
     if api.contains(':') {
         let hint = hornbill_operation(rule).map_or(String::new(), |meant| format!(" (did you mean {meant}?)"));
@@ -128,14 +152,94 @@ fn check_pattern(rule: &str, part: &str, pattern: &str) -> Result<()> {
     Ok(())
 }
 
-/// A parsed rule list, split by type and kept in list order; rules are shared
-/// between keys through the [`RuleInterner`].
+/// A parsed rule list, kept in list order; rules are shared between keys
+/// through the [`RuleInterner`], and so is the index of a long list.
 #[derive(Debug, Clone, Default)]
 pub struct RuleList {
     rules: Box<[Arc<Rule>]>,
+    /// For lists longer than [`INDEX_FROM`] rules.
+    index: Option<Arc<RuleIndex>>,
+}
+
+/// Lists of more rules than this are indexed: below it, a scan with the glob's
+/// cheap rejects costs less than hashing the call's names.
+pub const INDEX_FROM: usize = 16;
+
+/// A long list compiled once: its exact API rules hashed by (service, api), the
+/// positions of its other API rules (scanned in list order), and what kinds of
+/// rules it holds.
+#[derive(Debug)]
+struct RuleIndex {
+    exact: hashbrown::HashMap<ExactPair, u32, rustc_hash::FxBuildHasher>,
+    others: Box<[u32]>,
+    has_api: bool,
+    has_ip: bool,
+    has_dav: bool,
+}
+
+/// The lower-cased service and api of a rule with no wildcard.
+#[derive(Debug, PartialEq, Eq)]
+struct ExactPair {
+    service: Box<[u8]>,
+    api: Box<[u8]>,
+}
+
+/// A call's folded names, looked up in [`RuleIndex::exact`] without building a pair.
+struct PairRef<'a>(&'a [u8], &'a [u8]);
+
+impl std::hash::Hash for PairRef<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // 0xff is no name byte: ("ab", "c") and ("a", "bc") hash apart.
+        state.write(self.0);
+        state.write_u8(0xff);
+        state.write(self.1);
+    }
+}
+
+impl std::hash::Hash for ExactPair {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        PairRef(&self.service, &self.api).hash(state);
+    }
+}
+
+impl hashbrown::Equivalent<ExactPair> for PairRef<'_> {
+    fn equivalent(&self, key: &ExactPair) -> bool {
+        self.0 == &*key.service && self.1 == &*key.api
+    }
+}
+
+impl RuleIndex {
+    fn new(rules: &[Arc<Rule>]) -> RuleIndex {
+        let mut index =
+            RuleIndex { exact: hashbrown::HashMap::default(), others: Box::default(), has_api: false, has_ip: false, has_dav: false };
+        let mut others = Vec::new();
+        for (at, rule) in rules.iter().enumerate() {
+            let Ok(at) = u32::try_from(at) else { break };
+            match &**rule {
+                Rule::Ip(_) => index.has_ip = true,
+                Rule::Dav(_) => index.has_dav = true,
+                Rule::Api(api_rule) => {
+                    index.has_api = true;
+                    match (api_rule.service.exact(), api_rule.api.exact()) {
+                        (Some(service), Some(api)) => {
+                            // The first of rules equal but for case keeps its place.
+                            index.exact.entry(ExactPair { service: service.into(), api: api.into() }).or_insert(at);
+                        }
+                        _ => others.push(at),
+                    }
+                }
+            }
+        }
+        index.others = others.into();
+        index
+    }
 }
 
 impl RuleList {
+    fn new(rules: Box<[Arc<Rule>]>, index: Option<Arc<RuleIndex>>) -> RuleList {
+        RuleList { rules, index }
+    }
+
     pub fn texts(&self) -> Vec<String> {
         self.rules.iter().map(|rule| rule.text()).collect()
     }
@@ -145,11 +249,35 @@ impl RuleList {
     }
 
     pub fn has_api_rules(&self) -> bool {
-        self.rules.iter().any(|rule| matches!(**rule, Rule::Api(_)))
+        match &self.index {
+            Some(index) => index.has_api,
+            None => self.rules.iter().any(|rule| matches!(**rule, Rule::Api(_))),
+        }
     }
 
     pub fn has_ip_rules(&self) -> bool {
-        self.rules.iter().any(|rule| matches!(**rule, Rule::Ip(_)))
+        match &self.index {
+            Some(index) => index.has_ip,
+            None => self.rules.iter().any(|rule| matches!(**rule, Rule::Ip(_))),
+        }
+    }
+
+    pub fn has_dav_rules(&self) -> bool {
+        match &self.index {
+            Some(index) => index.has_dav,
+            None => self.rules.iter().any(|rule| matches!(**rule, Rule::Dav(_))),
+        }
+    }
+
+    /// The first WebDAV rule (in list order) matching the request, if any.
+    pub fn first_dav_match(&self, request: &DavNames) -> Option<&DavRule> {
+        if self.index.as_ref().is_some_and(|index| !index.has_dav) {
+            return None;
+        }
+        self.rules.iter().find_map(|rule| match &**rule {
+            Rule::Dav(dav_rule) if dav_rule.matches(request) => Some(dav_rule),
+            _ => None,
+        })
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Rule>> {
@@ -158,30 +286,40 @@ impl RuleList {
 
     /// The first API rule (in list order) matching the call, if any.
     #[inline]
-    pub fn first_api_match(&self, service: &[u8], api: &[u8]) -> Option<&ApiRule> {
-        self.rules.iter().find_map(|rule| match &**rule {
-            Rule::Api(api_rule) if api_rule.matches(service, api) => Some(api_rule),
+    pub fn first_api_match(&self, call: &CallNames) -> Option<&ApiRule> {
+        let api_rule_at = |at: u32| match self.rules.get(usize::try_from(at).ok()?).map(|rule| &**rule) {
+            Some(Rule::Api(api_rule)) => Some(api_rule),
             _ => None,
-        })
+        };
+        let Some(index) = &self.index else {
+            return self.rules.iter().find_map(|rule| match &**rule {
+                Rule::Api(api_rule) if api_rule.matches_call(call) => Some(api_rule),
+                _ => None,
+            });
+        };
+        let exact = index.exact.get(&PairRef(call.service.as_bytes(), call.api.as_bytes())).copied();
+        // A wildcard rule before the exact one comes first.
+        let before = exact.unwrap_or(u32::MAX);
+        let wildcard = index
+            .others
+            .iter()
+            .take_while(|&&at| at < before)
+            .find(|&&at| api_rule_at(at).is_some_and(|rule| rule.matches_call(call)))
+            .copied();
+        wildcard.or(exact).and_then(api_rule_at)
     }
 
     /// Outcome of the API-rule step: no API rules at all counts as a match.
     #[inline]
-    pub fn api_allows(&self, service: &[u8], api: &[u8]) -> bool {
-        let mut any_api = false;
-        for rule in self.rules.iter() {
-            if let Rule::Api(api_rule) = &**rule {
-                if api_rule.matches(service, api) {
-                    return true;
-                }
-                any_api = true;
-            }
-        }
-        !any_api
+    pub fn api_allows(&self, call: &CallNames) -> bool {
+        self.first_api_match(call).is_some() || !self.has_api_rules()
     }
 
     /// Outcome of the IP-rule step: no IP rules at all allows any (or no) address.
     pub fn ip_allows(&self, ip: Option<IpAddr>) -> bool {
+        if self.index.as_ref().is_some_and(|index| !index.has_ip) {
+            return true;
+        }
         let mut any_ip = false;
         for rule in self.rules.iter() {
             if let Rule::Ip(net) = &**rule {
@@ -218,7 +356,7 @@ fn check_count(count: usize) -> Result<()> {
 
 fn check_usage(raw: &str, rule: &Rule, usage: RuleUse) -> Result<()> {
     if usage == RuleUse::Rights && matches!(rule, Rule::Ip(_)) {
-        return Err(invalid(raw, "user and role rights take API rules only, not IP rules"));
+        return Err(invalid(raw, "user and role rights take API and WebDAV rules only, not IP rules"));
     }
     Ok(())
 }
@@ -227,9 +365,12 @@ fn check_usage(raw: &str, rule: &Rule, usage: RuleUse) -> Result<()> {
 #[derive(Debug, Default)]
 pub struct RuleInterner {
     by_text: std::collections::HashMap<String, Arc<Rule>>,
+    /// Indexes of long lists, by the list's normalised texts (one per line): keys
+    /// and users holding the same long list share one index.
+    indexes: std::collections::HashMap<String, Arc<RuleIndex>>,
 }
 
-/// What a rule list is for: user and role rights may not hold IP rules.
+/// What a rule list is for: user and role rights may hold API and WebDAV rules, not IP rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuleUse {
     KeyRules,
@@ -244,7 +385,11 @@ impl RuleInterner {
         for text in raw {
             rules.push(self.intern(text.as_ref(), usage)?);
         }
-        Ok(RuleList { rules: rules.into() })
+        let index = (rules.len() > INDEX_FROM).then(|| {
+            let index = self.indexes.entry(list_key(&rules)).or_insert_with(|| Arc::new(RuleIndex::new(&rules)));
+            index.clone()
+        });
+        Ok(RuleList::new(rules.into(), index))
     }
 
     fn intern(&mut self, raw: &str, usage: RuleUse) -> Result<Arc<Rule>> {
@@ -263,6 +408,12 @@ impl RuleInterner {
 
     /// Takes back a list that is being dropped, forgetting rules no other list uses.
     pub fn release(&mut self, list: RuleList) {
+        if let Some(index) = list.index {
+            // One reference here, one in the map: this list was the last user.
+            if Arc::strong_count(&index) == 2 {
+                self.indexes.remove(&list_key(&list.rules));
+            }
+        }
         for rule in list.rules.into_vec() {
             // One reference here, one in the map: this list was the last user.
             if Arc::strong_count(&rule) == 2 {
@@ -278,6 +429,11 @@ impl RuleInterner {
     }
 }
 
+/// The map key of a long list's index: its normalised texts, one per line.
+fn list_key(rules: &[Arc<Rule>]) -> String {
+    rules.iter().map(|rule| rule.text()).collect::<Vec<_>>().join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,7 +441,7 @@ mod tests {
     fn api_matches(rule: &str, service: &str, api: &str) -> bool {
         match parse_rule(rule).unwrap() {
             Rule::Api(r) => r.matches(service.as_bytes(), api.as_bytes()),
-            Rule::Ip(_) => panic!("not an API rule"),
+            _ => panic!("not an API rule"),
         }
     }
 
@@ -440,7 +596,95 @@ mod tests {
         assert_eq!(interner.parse_list(&many, RuleUse::KeyRules).unwrap_err().code, ErrorCode::InvalidRule);
         assert!(interner.parse_list(&many[..1000], RuleUse::KeyRules).is_ok());
         let err = interner.parse_list(&["ip=10.0.0.0/8"], RuleUse::Rights).unwrap_err();
-        assert!(err.message.contains("API rules only"));
+        assert!(err.message.contains("API and WebDAV rules only"));
+    }
+
+    /// The first matching API rule by a plain scan in list order (what the index must agree with).
+    fn first_by_scan(list: &RuleList, service: &str, api: &str) -> Option<String> {
+        list.iter().find_map(|rule| match &**rule {
+            Rule::Api(r) if r.matches(service.as_bytes(), api.as_bytes()) => Some(r.text.to_string()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn long_lists_are_indexed_and_answer_as_the_scan_does() {
+        let pool = [
+            "svc:get",
+            "SVC:GET",
+            "svc:get*",
+            "svc:*",
+            "*:get",
+            "svc:g?t",
+            "other:get",
+            "svc:put",
+            "s*:*et",
+            "*:*",
+            "svc:getx",
+            "ip=10.0.0.0/8",
+            "apps/x:y",
+            "APPS/X:Y",
+            "svc:?",
+            "svc:get",
+            "a:b",
+            "svc2:get",
+        ];
+        let calls = [
+            ("svc", "get"),
+            ("SVC", "Get"),
+            ("svc", "getx"),
+            ("other", "get"),
+            ("svc", "put"),
+            ("x", "y"),
+            ("apps/x", "y"),
+            ("svc", "g"),
+            ("zz", "zz"),
+            ("svc2", "get"),
+        ];
+        let mut interner = RuleInterner::default();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..400 {
+            let len = 1 + (seed % 40) as usize;
+            let list: Vec<&str> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    pool[(seed % pool.len() as u64) as usize]
+                })
+                .collect();
+            // A list without `*:*` and without `svc:*` half of the time, so that misses happen.
+            let list: Vec<&str> =
+                if seed.is_multiple_of(2) { list.into_iter().filter(|r| !r.contains("*:*") && *r != "svc:*").collect() } else { list };
+            let compiled = interner.parse_list(&list, RuleUse::KeyRules).unwrap();
+            assert_eq!(compiled.index.is_some(), list.len() > INDEX_FROM);
+            assert_eq!(compiled.has_api_rules(), list.iter().any(|r| !r.starts_with("ip=")));
+            assert_eq!(compiled.has_ip_rules(), list.iter().any(|r| r.starts_with("ip=")));
+            for (service, api) in calls {
+                let names = CallNames::new(service.as_bytes(), api.as_bytes());
+                let indexed = compiled.first_api_match(&names).map(|r| r.text.to_string());
+                assert_eq!(indexed, first_by_scan(&compiled, service, api), "{list:?} on {service}:{api}");
+            }
+            interner.release(compiled);
+        }
+        assert!(interner.indexes.is_empty(), "released lists leave no index behind");
+        assert_eq!(interner.len(), 0);
+    }
+
+    #[test]
+    fn keys_with_the_same_long_list_share_its_index() {
+        let mut interner = RuleInterner::default();
+        let rules: Vec<String> = (0..100).map(|n| format!("svc{n}:api{n}")).collect();
+        let a = interner.parse_list(&rules, RuleUse::KeyRules).unwrap();
+        let b = interner.parse_list(&rules, RuleUse::KeyRules).unwrap();
+        assert!(Arc::ptr_eq(a.index.as_ref().unwrap(), b.index.as_ref().unwrap()));
+        let names = CallNames::new(b"SVC42", b"api42");
+        assert_eq!(a.first_api_match(&names).unwrap().text.as_ref(), "svc42:api42");
+        assert!(a.first_api_match(&CallNames::new(b"svc42", b"api43")).is_none());
+        interner.release(a);
+        assert_eq!(interner.indexes.len(), 1);
+        interner.release(b);
+        assert!(interner.indexes.is_empty());
     }
 
     #[test]
