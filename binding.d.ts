@@ -61,6 +61,14 @@ export interface AuditReportDto {
   problem?: string
 }
 
+/** What `KeyStore.copy` wrote. */
+export interface CopyReportDto {
+  roles: number
+  users: number
+  keys: number
+  auditEntries: number
+}
+
 export declare function createKey(store: ExternalObject<KeyStore>, input: NewKeyDto, actor?: string | undefined | null): IssuedDto
 
 export declare function deleteKey(store: ExternalObject<KeyStore>, id: string, actor?: string | undefined | null): boolean
@@ -248,6 +256,8 @@ export declare function setState(store: ExternalObject<KeyStore>, id: string, st
 export declare function storeBackup(store: ExternalObject<KeyStore>, to: string): void
 
 export declare function storeClose(store: ExternalObject<KeyStore>): void
+
+export declare function storeCopy(from: ExternalObject<KeyStore>, to: ExternalObject<KeyStore>): CopyReportDto
 
 /** The bitset of every key's hint (see `keygate_core::memo`), shared like the signals. */
 export declare function storeHints(store: ExternalObject<KeyStore>): ArrayBuffer

@@ -6,7 +6,7 @@
 use parking_lot::RwLockWriteGuard;
 
 use super::{internal, Actor, AuditAction, Inner};
-use crate::audit::describe;
+use crate::audit::{describe, AuditEntry};
 use crate::error::{Error, ErrorCode, Result};
 use crate::incident::Task;
 use crate::model::check_actor;
@@ -33,6 +33,15 @@ impl Tx<'_> {
         let committed = self.store.backend.commit(&changes, audit);
         self.finished = true;
         committed?;
+        self.store.apply(&mut self.registry, changes)
+    }
+
+    /// Writes a copied store (changes that rebuild it, and its audit trail
+    /// as sealed) with [`Backend::import`](crate::backend::Backend::import), then applies it; the write ends either way.
+    pub(super) fn import(&mut self, changes: Vec<Change>, audit: Vec<AuditEntry>) -> Result<()> {
+        let imported = self.store.backend.import(&changes, &audit);
+        self.finished = true;
+        imported?;
         self.store.apply(&mut self.registry, changes)
     }
 
