@@ -23,8 +23,8 @@ const ALL_ENTRIES: usize = i64::MAX as usize;
 
 impl KeyStore {
     /// Copies everything `from` holds into `to`, which must hold nothing (no
-    /// role, user, key or audit entry: `INVALID_ARGUMENT` otherwise, and `to`
-    /// is left as it was). The source is read inside its own write, so no
+    /// role, user, key or audit entry) and issue secrets of the same prefix:
+    /// `INVALID_ARGUMENT` otherwise, and `to` is left as it was. The source is read inside its own write, so no
     /// process changes it meanwhile; the target is written in one write, all of
     /// it or nothing.
     pub fn copy(from: &KeyStore, to: &KeyStore) -> Result<CopyReport> {
@@ -32,6 +32,17 @@ impl KeyStore {
             return Err(Error::new(ErrorCode::InvalidArgument, "a store cannot be copied into itself"));
         }
         to.inner.check_open()?;
+        if from.key_prefix() != to.key_prefix() {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "the target store issues {}_ secrets and the source {}_ secrets: the copied keys would not work there; open the target with keyPrefix '{}'",
+                    to.key_prefix(),
+                    from.key_prefix(),
+                    from.key_prefix()
+                ),
+            ));
+        }
         let (changes, audit, report) = from.snapshot()?;
         let tx = to.inner.write(AuditAction::PutRole, None)?;
         if tx.users().next().is_some()
