@@ -61,6 +61,9 @@ pub struct KeyStore {
 /// hold it weakly (`KeyStore::downgrade`), so that dropping the last handle ends them.
 pub(crate) struct Inner {
     registry: RwLock<Registry>,
+    /// Serialises the changes of this process (admin calls, catch-up): held across
+    /// the backend's I/O, which the registry's lock never is (see `tx.rs`).
+    writer: Mutex<()>,
     prefix: Prefix,
     max_lifetime_ms: i64,
     clock: Arc<Clock>,
@@ -110,6 +113,7 @@ impl KeyStore {
         Ok(KeyStore {
             inner: Arc::new(Inner {
                 registry: RwLock::new(registry),
+                writer: Mutex::new(()),
                 prefix,
                 max_lifetime_ms: days as i64 * DAY_MS,
                 clock,
@@ -190,6 +194,7 @@ impl KeyStore {
                 let _ = handle.join();
             }
         }
+        let _writer = self.inner.writer.lock();
         let _registry = self.inner.registry.write();
         self.inner.backend.close();
         flushed
