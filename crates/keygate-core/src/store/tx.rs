@@ -35,11 +35,25 @@ impl Tx<'_> {
     pub(super) fn commit(&mut self, changes: Vec<Change>) -> Result<()> {
         let now = self.store.clock.now();
         let audit = changes.iter().flat_map(|c| describe(&self.registry, c, self.action.as_str(), self.actor, now)).collect();
+        let backend = &self.store.backend;
+        self.persist_and_apply(changes, |changes| backend.commit(changes, audit))
+    }
+
+    /// Writes a copied store (changes that rebuild it, and its audit trail
+    /// as sealed) with [`Backend::import`](crate::backend::Backend::import),
+    /// then applies it; the write ends either way.
+    pub(super) fn import(&mut self, changes: Vec<Change>, audit: Vec<AuditEntry>) -> Result<()> {
+        let backend = &self.store.backend;
+        self.persist_and_apply(changes, |changes| backend.import(changes, &audit))
+    }
+
+    /// Makes the changes durable with `persist`, then applies them in memory.
+    fn persist_and_apply(&mut self, changes: Vec<Change>, persist: impl FnOnce(&[Change]) -> Result<()>) -> Result<()> {
         let store = self.store;
         // The backend's I/O runs with the registry unlocked; the read lock comes back
         // (for the call's answer) once the changes are applied.
         let (committed, applied) = RwLockReadGuard::unlocked(&mut self.registry, || {
-            let committed = store.backend.commit(&changes, audit);
+            let committed = persist(&changes);
             let applied = match committed {
                 Ok(()) => store.apply(&mut store.registry.write(), changes),
                 Err(_) => Ok(()),
@@ -51,15 +65,6 @@ impl Tx<'_> {
         self.finished = true;
         committed?;
         applied
-    }
-
-    /// Writes a copied store (changes that rebuild it, and its audit trail
-    /// as sealed) with [`Backend::import`](crate::backend::Backend::import), then applies it; the write ends either way.
-    pub(super) fn import(&mut self, changes: Vec<Change>, audit: Vec<AuditEntry>) -> Result<()> {
-        let imported = self.store.backend.import(&changes, &audit);
-        self.finished = true;
-        imported?;
-        self.store.apply(&mut self.registry, changes)
     }
 
     /// Refuses texts holding the random part of a secret of this store, however
