@@ -15,6 +15,8 @@ import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 
 import { KeyStore } from '../../index.js'
+import type { IssuedKey, StoreOptions } from '../../index.js'
+import type { StoreProcess } from './child-store.js'
 
 /** The machine's server: 127.0.0.1:5432, trust auth (overridable for other machines). */
 export const PG_HOST = process.env.KEYGATE_PG_HOST ?? '127.0.0.1'
@@ -326,3 +328,83 @@ after(() => {
     }
   }
 })
+
+// ---- following a store --------------------------------------------------------------------
+
+/** What `store.health()` answers (the PostgreSQL store's; typed here until every build has it). */
+export interface Health {
+  connected: boolean
+  appliedVersion: number
+  lagMs: number
+  lastContactAt: Date | null
+}
+
+export function health(store: KeyStore): Health {
+  return (store as unknown as { health(): Health }).health()
+}
+
+/**
+ * Polls `probe` (every few ms, letting the event loop run) until it returns something other than
+ * undefined; throws naming `what` once `deadlineMs` has passed. Never a fixed sleep.
+ */
+export async function until<T>(what: string, deadlineMs: number, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + deadlineMs
+  for (;;) {
+    const value = await probe()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${deadlineMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
+
+/** The PostgreSQL store's own options (typed here until every build has them). */
+export interface PgStoreOptions extends StoreOptions {
+  failClosedAfterMs?: number
+  connectTimeoutMs?: number
+  statementTimeoutMs?: number
+}
+
+// ---- stores and hosts of a test file ------------------------------------------------------
+
+const pgStores: KeyStore[] = []
+
+/** KeyStore.open on `url`, closed after the file's tests if the test did not. Background reports are the test's to read, not console noise. */
+export function openPg(url: string, options: PgStoreOptions = {}): KeyStore {
+  const store = KeyStore.open(url, { onError: () => {}, ...options })
+  pgStores.push(store)
+  return store
+}
+
+after(() => {
+  for (const store of pgStores) {
+    try {
+      store.close()
+    } catch {
+      // closed already, or reported by the test that used it
+    }
+  }
+})
+
+/** A user `svc` with every right and `n` active keys of it, expiring in a day. */
+export function seedKeys(store: KeyStore, n: number): IssuedKey[] {
+  store.putUser({ id: 'svc', rights: ['*:*'] })
+  return Array.from({ length: n }, (_, i) => store.createKey({ userId: 'svc', description: `key ${i}`, expiresAt: new Date(Date.now() + 86_400_000) }))
+}
+
+/** Waits until every host reports the state digest `digest` (support/state-digest.js). */
+export async function converge(hosts: StoreProcess[], digest: string, what: string, deadlineMs: number): Promise<void> {
+  await until(what, deadlineMs, async () => {
+    const answers = await Promise.all(hosts.map((h) => h.call('digest')))
+    return answers.every((a) => a.ok && a.result.digest === digest) ? true : undefined
+  })
+}
+
+/** Runs `fn` with `host` stopped (SIGSTOP), and lets it run again (SIGCONT) whatever happens. */
+export function whilePaused<T>(host: StoreProcess, fn: () => T): T {
+  host.child.kill('SIGSTOP')
+  try {
+    return fn()
+  } finally {
+    host.child.kill('SIGCONT')
+  }
+}
