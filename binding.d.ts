@@ -102,6 +102,8 @@ export declare enum ErrorCode {
   StoreIo = 'STORE_IO',
   StoreCorrupt = 'STORE_CORRUPT',
   StoreLocked = 'STORE_LOCKED',
+  /** A shared store (PostgreSQL) that cannot be reached within its timeout. */
+  StoreUnavailable = 'STORE_UNAVAILABLE',
   /** A defect inside keygate, reported instead of a crash: the process never aborts. */
   Internal = 'INTERNAL',
 }
@@ -136,6 +138,15 @@ export declare function getKey(store: ExternalObject<KeyStore>, id: string): Key
 export declare function getRole(store: ExternalObject<KeyStore>, name: string): RoleDto | null
 
 export declare function getUser(store: ExternalObject<KeyStore>, id: string): UserDto | null
+
+/** `store.health()`: how the store follows its backend. */
+export interface HealthDto {
+  connected: boolean
+  appliedVersion: number
+  lagMs: number
+  /** ms since the epoch. */
+  lastContactAt?: number
+}
 
 /** The base62 digits in order: a secret's last four characters, read as digits, number its hint-filter bit. */
 export declare const HINT_DIGITS: string
@@ -259,6 +270,8 @@ export declare function storeClose(store: ExternalObject<KeyStore>): void
 
 export declare function storeCopy(from: ExternalObject<KeyStore>, to: ExternalObject<KeyStore>): CopyReportDto
 
+export declare function storeHealth(store: ExternalObject<KeyStore>): HealthDto
+
 /** The bitset of every key's hint (see `keygate_core::memo`), shared like the signals. */
 export declare function storeHints(store: ExternalObject<KeyStore>): ArrayBuffer
 
@@ -277,6 +290,9 @@ export interface StoreOptionsDto {
   maxLifetimeDays?: number
   now?: number
   purgeExpiredAfterDays?: number
+  failClosedAfterMs?: number
+  connectTimeoutMs?: number
+  statementTimeoutMs?: number
 }
 
 export declare function storeSetNow(store: ExternalObject<KeyStore>, at?: number | undefined | null): void

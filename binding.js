@@ -868,6 +868,7 @@ module.exports.setState = nativeBinding.setState
 module.exports.storeBackup = nativeBinding.storeBackup
 module.exports.storeClose = nativeBinding.storeClose
 module.exports.storeCopy = nativeBinding.storeCopy
+module.exports.storeHealth = nativeBinding.storeHealth
 module.exports.storeHints = nativeBinding.storeHints
 module.exports.storeInMemory = nativeBinding.storeInMemory
 module.exports.storeKeyPrefix = nativeBinding.storeKeyPrefix

@@ -73,6 +73,7 @@ use parking_lot::Mutex;
 use crate::audit::{verify, AuditDraft, AuditEntry, AuditQuery, AuditReport, GENESIS};
 use crate::error::Result;
 use crate::registry::{Change, Registry};
+use crate::store::Health;
 
 /// What other processes changed since this one last looked (the answer of
 /// [`Backend::changes`] and [`Backend::poll`]).
@@ -176,6 +177,12 @@ pub trait Backend: Send + Sync {
             crate::error::ErrorCode::InvalidArgument,
             "an in-memory store has no file to back up; use KeyStore.open(path)",
         ))
+    }
+
+    /// How this process follows the store (see [`Health`]); `now` is the system
+    /// clock's time in ms. The default: a store only this process writes is always current.
+    fn health(&self, now: i64) -> Health {
+        Health { connected: true, applied_version: 0, lag_ms: 0.0, last_contact_at: Some(now) }
     }
 
     /// Releases the store's connections (after the store stopped and joined the

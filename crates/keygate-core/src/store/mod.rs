@@ -34,7 +34,8 @@ use parking_lot::{Mutex, RwLock};
 
 pub use self::copy::CopyReport;
 pub use self::types::{
-    Actor, AuditAction, EffectiveRights, Explanation, Issued, KeyFilter, KeyPatch, KeyView, NewKey, Options, RoleView, UserInput, UserView,
+    Actor, AuditAction, EffectiveRights, Explanation, Health, Issued, KeyFilter, KeyPatch, KeyView, NewKey, Options, RoleView, UserInput,
+    UserView,
 };
 pub(crate) use self::validate::check_lifetime_days;
 use crate::audit::{AuditEntry, AuditQuery, AuditReport};
@@ -176,6 +177,17 @@ impl KeyStore {
     /// shared with other processes can lose that (see `Inner::sync`).
     pub fn is_current(&self) -> bool {
         self.inner.is_current()
+    }
+
+    /// Whether the store is in contact with its backend, the version of the state
+    /// applied here, and how long ago it last confirmed it was current. A store
+    /// that fails closed is not connected, whatever the backend says.
+    pub fn health(&self) -> Health {
+        let mut health = self.inner.backend.health(crate::clock::system_now());
+        if !self.is_current() {
+            health.connected = false;
+        }
+        health
     }
 
     /// Flushes and releases the store; later calls fail with `STORE_IO`.
