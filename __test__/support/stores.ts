@@ -1,7 +1,7 @@
 // The kinds of store a suite can run against: in-memory, SQLite (a real temp file) and
 // PostgreSQL (a database of its own on the machine's server). One suite, parametrized by
 // kind: `for (const kind of STORE_KINDS) describe(kind.name, kind.skip, () => …)`.
-import { after } from 'node:test'
+import { after, afterEach } from 'node:test'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
@@ -9,6 +9,7 @@ import * as path from 'node:path'
 import { KeyStore } from '../../index.js'
 import type { StoreOptions } from '../../index.js'
 import { createDatabase, pgSkipReason } from './postgres.js'
+import type { TestDatabase } from './postgres.js'
 
 export type StoreKindName = 'memory' | 'sqlite' | 'postgres'
 
@@ -30,22 +31,36 @@ export interface StoreKind {
 
 const openStores: KeyStore[] = []
 const tempDirs: string[] = []
+const databases: TestDatabase[] = []
 
 function remember(store: KeyStore): KeyStore {
   openStores.push(store)
   return store
 }
 
-after(() => {
-  for (const store of openStores) {
+/**
+ * After each test: its stores closed, its temp files and databases removed. A PostgreSQL store
+ * holds two connections, and the machine's server allows 100 in all, shared with others.
+ */
+function release(): void {
+  for (const store of openStores.splice(0)) {
     try {
       store.close()
     } catch {
       // closed already, or reported by the test that used it
     }
   }
-  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true })
-})
+  for (const dir of tempDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true })
+  for (const db of databases.splice(0)) {
+    try {
+      db.drop()
+    } catch (error) {
+      console.error(`could not drop test database ${db.name}: ${(error as Error).message}`)
+    }
+  }
+}
+afterEach(release)
+after(release)
 
 export const MEMORY: StoreKind = {
   name: 'memory',
@@ -75,6 +90,7 @@ export const POSTGRES: StoreKind = {
   },
   place() {
     const db = createDatabase()
+    databases.push(db)
     return { open: (options) => remember(KeyStore.open(db.url, options)) }
   },
 }

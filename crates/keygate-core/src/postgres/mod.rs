@@ -268,6 +268,79 @@ impl Shared {
     }
 }
 
+/// What an admin transaction leaves in `keygate_changes` for other processes.
+enum Logged {
+    /// Its changes, under the next version: others apply them.
+    Changes,
+    /// No row: others see a gap at the next version and read the whole state
+    /// afresh (an imported store, too large to hand over as one change).
+    Gap,
+}
+
+impl PgBackend {
+    /// Ends the write `begin` opened: the changes' rows, the change log, the audit
+    /// entries `seal` makes from the locked head, the meta row (the next version and
+    /// the audit head) and the notification, sent together, then COMMIT.
+    fn write(
+        &self,
+        changes: &[Change],
+        logged: Logged,
+        seal: impl FnOnce((u64, [u8; 32])) -> (Vec<AuditEntry>, (u64, [u8; 32])),
+    ) -> Result<()> {
+        let shared = &self.shared;
+        shared.with_writer(|net, w| {
+            let locked = w.locked.take().ok_or_else(|| Error::new(ErrorCode::Internal, "internal error: commit outside a write"))?;
+            let version = locked.version + 1;
+            let (entries, (seq, hash)) = seal(locked.audit_head);
+            let mut writes: Vec<(Statement, Vec<Param>)> = Vec::new();
+            for change in changes {
+                for (sql, params) in statements(change) {
+                    writes.push((w.statement(net, sql)?, params));
+                }
+            }
+            if let Logged::Changes = logged {
+                let now = crate::clock::system_now();
+                writes.push((
+                    w.statement(net, INSERT_CHANGE)?,
+                    vec![Param::Int(version), Param::Text(shared.token.clone()), Param::Int(now), Param::Text(encode_changes(changes))],
+                ));
+            }
+            for entry in entries {
+                writes.push((
+                    w.statement(net, audit::INSERT)?,
+                    vec![
+                        Param::Int(i64::try_from(entry.seq).unwrap_or(i64::MAX)),
+                        Param::Int(entry.at),
+                        Param::OptText(entry.actor),
+                        Param::Text(entry.action),
+                        Param::OptText(entry.key_id),
+                        Param::OptText(entry.user_id),
+                        Param::Text(entry.detail.to_string()),
+                        Param::Bytes(entry.hash.to_vec()),
+                    ],
+                ));
+            }
+            writes.push((
+                w.statement(net, audit::SET_HEAD)?,
+                vec![Param::Int(version), Param::Int(i64::try_from(seq).unwrap_or(i64::MAX)), Param::Text(audit::head_hex(&hash))],
+            ));
+            writes.push((w.statement(net, NOTIFY)?, vec![Param::Text(format!("{} {version}", locked.epoch))]));
+            let client = &w.client;
+            // Sent together (one round trip), then the commit.
+            net.run("writing", async {
+                futures_util::future::try_join_all(
+                    writes.iter().map(|(statement, params)| client.execute_raw(statement, params.iter().map(Param::as_sql))),
+                )
+                .await
+            })?;
+            net.run("committing", client.batch_execute("COMMIT"))?;
+            shared.cursor.lock().version = version;
+            shared.touch();
+            Ok(())
+        })
+    }
+}
+
 /// The backend of `KeyStore::open('postgres://…')`.
 pub struct PgBackend {
     shared: Arc<Shared>,
@@ -320,57 +393,13 @@ impl Backend for PgBackend {
     }
 
     fn commit(&self, changes: &[Change], drafts: Vec<AuditDraft>) -> Result<()> {
-        let shared = &self.shared;
-        shared.with_writer(|net, w| {
-            let locked = w.locked.take().ok_or_else(|| Error::new(ErrorCode::Internal, "internal error: commit outside a write"))?;
-            let version = locked.version + 1;
-            let (entries, (seq, hash)) = audit::seal(locked.audit_head, drafts);
-            let mut writes: Vec<(Statement, Vec<Param>)> = Vec::new();
-            for change in changes {
-                for (sql, params) in statements(change) {
-                    writes.push((w.statement(net, sql)?, params));
-                }
-            }
-            let now = crate::clock::system_now();
-            writes.push((
-                w.statement(net, INSERT_CHANGE)?,
-                vec![Param::Int(version), Param::Text(shared.token.clone()), Param::Int(now), Param::Text(encode_changes(changes))],
-            ));
-            for entry in entries {
-                writes.push((
-                    w.statement(net, audit::INSERT)?,
-                    vec![
-                        Param::Int(i64::try_from(entry.seq).unwrap_or(i64::MAX)),
-                        Param::Int(entry.at),
-                        Param::OptText(entry.actor),
-                        Param::Text(entry.action),
-                        Param::OptText(entry.key_id),
-                        Param::OptText(entry.user_id),
-                        Param::Text(entry.detail.to_string()),
-                        Param::Bytes(entry.hash.to_vec()),
-                    ],
-                ));
-            }
-            writes.push((
-                w.statement(net, audit::SET_HEAD)?,
-                vec![Param::Int(version), Param::Int(i64::try_from(seq).unwrap_or(i64::MAX)), Param::Text(audit::head_hex(&hash))],
-            ));
-            writes.push((w.statement(net, NOTIFY)?, vec![Param::Text(format!("{} {version}", locked.epoch))]));
-            let client = &w.client;
-            // Sent together (one round trip), then the commit.
-            net.run("writing", async {
-                futures_util::future::try_join_all(
-                    writes.iter().map(|(statement, params)| client.execute_raw(statement, params.iter().map(Param::as_sql))),
-                )
-                .await
-            })?;
-            net.run("committing", client.batch_execute("COMMIT"))?;
-            shared.cursor.lock().version = version;
-            shared.touch();
-            Ok(())
-        })
+        self.write(changes, Logged::Changes, |head| audit::seal(head, drafts))
     }
 
+    fn import(&self, changes: &[Change], entries: &[AuditEntry]) -> Result<()> {
+        // Sealed elsewhere: kept as they are, the last one the head.
+        self.write(changes, Logged::Gap, |head| (entries.to_vec(), entries.last().map_or(head, |last| (last.seq, last.hash))))
+    }
     fn rollback(&self) {
         let mut guard = self.shared.writer.lock();
         if let Some(w) = guard.as_mut() {
