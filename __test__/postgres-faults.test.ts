@@ -115,10 +115,10 @@ describe('PostgreSQL faults through a TCP proxy', pgOnly(), () => {
     const killer = spawn(
       'bash',
       ['-c', `for i in $(seq 1 40); do psql -X -q -h 127.0.0.1 -p ${PG_PORT} -U postgres -d postgres -c "${sql}" >/dev/null 2>&1; sleep 0.1; done`],
-      {
-        stdio: 'ignore',
-      },
+      // Its own process group, so that stopping it stops the psql it is running too.
+      { stdio: 'ignore', detached: true },
     )
+    const killerDone = new Promise((resolve) => killer.once('exit', resolve))
     children.add(killer)
     const acknowledged: string[] = []
     const failed: string[] = []
@@ -127,7 +127,8 @@ describe('PostgreSQL faults through a TCP proxy', pgOnly(), () => {
       if (outcome === 'ok') acknowledged.push(k.key.id)
       else failed.push(k.key.id)
     }
-    killer.kill('SIGKILL')
+    process.kill(-killer.pid!, 'SIGKILL')
+    await killerDone
     children.delete(killer)
     const truth = openPg(db.url, OPTIONS)
     for (const id of acknowledged) assert.equal(truth.getKey(id)!.state, 'revoked', `acknowledged revocation of ${id} lost`)
@@ -201,6 +202,8 @@ describe('PostgreSQL server killed and restored (a throwaway cluster)', { ...pgO
     await until('checks fail closed in the host', FAIL_CLOSED_MS + 5000, async () => ((await childAllows(host, kept!.secret)) ? undefined : true))
     cluster.start()
     await until('checks answer again after the restart', RECOVERY_MS, () => (store.isAllowed(kept!.secret, 'svc', 'call') ? true : undefined))
+    await until('the host answers again after the restart', RECOVERY_MS, async () => ((await childAllows(host, kept!.secret)) ? true : undefined))
+    assert.equal(await childAllows(host, revokedLater!.secret), true)
     store.setState(revokedLater!.key.id, 'revoked')
     await until('the host follows changes after the restart', RECOVERY_MS, async () => ((await childAllows(host, revokedLater!.secret)) ? undefined : true))
     assert.equal(await childAllows(host, kept!.secret), true)

@@ -180,8 +180,11 @@ impl Shared {
             return Err(Error::new(ErrorCode::StoreIo, "the store is closed"));
         }
         let mut guard = self.writer.lock();
-        if guard.as_ref().is_some_and(|w| w.client.is_closed()) {
-            *guard = None;
+        if let Some(lost) = guard.take_if(|w| w.client.is_closed()) {
+            if lost.locked.is_some() {
+                // The server rolled the open write back with the connection: the call fails, changing nothing.
+                return Err(shared_write_lost(self));
+            }
         }
         let writer = match guard.as_mut() {
             Some(writer) => writer,
@@ -268,6 +271,15 @@ impl Shared {
     }
 }
 
+/// The write `begin` opened is gone: its connection failed (and the server rolled
+/// it back) and a new one, with no write open, took its place.
+fn shared_write_lost(shared: &Shared) -> Error {
+    Error::new(
+        ErrorCode::StoreUnavailable,
+        format!("the connection to {} was lost during the write; nothing of it was committed", shared.net.target.name),
+    )
+}
+
 /// What an admin transaction leaves in `keygate_changes` for other processes.
 enum Logged {
     /// Its changes, under the next version: others apply them.
@@ -289,7 +301,7 @@ impl PgBackend {
     ) -> Result<()> {
         let shared = &self.shared;
         shared.with_writer(|net, w| {
-            let locked = w.locked.take().ok_or_else(|| Error::new(ErrorCode::Internal, "internal error: commit outside a write"))?;
+            let locked = w.locked.take().ok_or_else(|| shared_write_lost(shared))?;
             let version = locked.version + 1;
             let (entries, (seq, hash)) = seal(locked.audit_head);
             let mut writes: Vec<(Statement, Vec<Param>)> = Vec::new();
@@ -372,7 +384,7 @@ impl Backend for PgBackend {
 
     fn changes(&self) -> Result<Catchup> {
         self.shared.with_writer(|net, w| {
-            let locked = w.locked.clone().ok_or_else(|| Error::new(ErrorCode::Internal, "internal error: changes outside a write"))?;
+            let locked = w.locked.clone().ok_or_else(|| shared_write_lost(&self.shared))?;
             let after = self.shared.cursor.lock().version;
             let rows = if locked.version > after {
                 let since = w.statement(net, CHANGES_SINCE)?;
