@@ -26,7 +26,7 @@ function psql(sql: string, database = 'postgres'): string {
   return execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', database, '-v', 'ON_ERROR_STOP=1', '-Atc', sql], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: 10_000,
+    timeout: 60_000,
   }).trim()
 }
 
@@ -68,6 +68,25 @@ describe('KeyStore.open(postgres://…)', { skip }, () => {
     } finally {
       store.close()
       other.close()
+    }
+  })
+
+  test('the CLI takes the URL through KEYGATE_DB unchanged, and never prints its password', () => {
+    const withPassword = url.replace('postgres@', 'postgres:not-a-real-password@')
+    const kg = (...args: string[]) =>
+      execFileSync(process.execPath, [path.join(__dirname, '..', 'bin', 'keygate.js'), ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, KEYGATE_DB: withPassword },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+    const initialized = kg('init')
+    assert.ok(!initialized.includes('not-a-real-password'), initialized)
+    kg('role', 'put', 'cli-role', '--right', 'orders:*')
+    const store = KeyStore.open(url)
+    try {
+      assert.deepEqual(store.getRole('cli-role')?.rights, ['orders:*'])
+    } finally {
+      store.close()
     }
   })
 

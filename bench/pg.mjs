@@ -230,7 +230,10 @@ async function bigStore(db, n) {
     child.once('message', resolve)
     child.once('exit', (code) => reject(new Error(`the opening process exited (${code})`)))
   })
-  return [`open a store of ${n.toLocaleString()} keys (written in ${bulkSec.toFixed(0)} s)`, `${(ms / 1000).toFixed(2)} s, memory +${(rss / 1e6).toFixed(0)} MB (${(rss / n).toFixed(0)} bytes/key)`]
+  return [
+    `open a store of ${n.toLocaleString()} keys (written in ${bulkSec.toFixed(0)} s)`,
+    `${(ms / 1000).toFixed(2)} s, memory +${(rss / 1e6).toFixed(0)} MB (${(rss / n).toFixed(0)} bytes/key)`,
+  ]
 }
 
 function checks(db, sqliteFile) {

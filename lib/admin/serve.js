@@ -12,13 +12,15 @@ const path = require('node:path')
 const { createHash, randomBytes } = require('node:crypto')
 
 const { KeyStore } = require('../store.js')
+const { fileNameOf, isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
 const { createAdminServer } = require('./server.js')
 
 const MIN_TOKEN_LENGTH = 16
 
 /** The file beside the store that holds the SHA-256 of the generated admin token. */
 function tokenFileOf(db) {
-  return `${path.resolve(db)}.admin-token.sha256`
+  // Beside a store file; for a database, in the working directory, named from its URL.
+  return isDatabaseUrl(db) ? path.resolve(`${fileNameOf(db)}.admin-token.sha256`) : `${path.resolve(db)}.admin-token.sha256`
 }
 
 /**
@@ -87,7 +89,7 @@ function isLoopback(host) {
  * @returns {Promise<{ url: string, port: number, db: string, tokenFile: string, store: import('../../index').KeyStore, close(): Promise<void> }>}
  */
 async function serve(options = {}) {
-  const db = path.resolve(options.db ?? 'keygate.db')
+  const db = resolveStore(options.db ?? 'keygate.db')
   const host = options.host ?? '127.0.0.1'
   const envPort = process.env.PORT !== undefined && process.env.PORT !== '' ? Number(process.env.PORT) : undefined
   const port = options.port ?? envPort ?? 8080
@@ -119,7 +121,7 @@ async function serve(options = {}) {
       throw e
     }
     if (t.save) t.save()
-    print(`keygate admin: ${url}  (store ${db})`)
+    print(`keygate admin: ${url}  (store ${shownStore(db)})`)
     if (t.source === 'generated') {
       print('')
       print('  Admin token (shown this once; only its SHA-256 is kept):')

@@ -9,6 +9,7 @@ const { KeyStore } = require('../../index.js')
 const { KEY_STATES, USER_STATUSES } = require('../store.js')
 const fmt = require('./format.js')
 const { UsageError, parseExpiry, parseSince, parseDurationSeconds, parseWhole, parseChoice, DURATION_HELP } = require('./values.js')
+const { isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
 
 /** A lookup by id/name that found nothing: exit code 1, with the store's error code. */
 class NotFound extends Error {
@@ -119,8 +120,8 @@ const COMMANDS = [
     run(ctx) {
       const created = ctx.created
       return {
-        json: { db: ctx.db, created },
-        text: created ? `created keygate store ${ctx.db}` : `keygate store ${ctx.db} already exists; nothing to do`,
+        json: { db: shownStore(ctx.db), created },
+        text: created ? `created keygate store ${shownStore(ctx.db)}` : `keygate store ${shownStore(ctx.db)} already exists; nothing to do`,
       }
     },
   },
@@ -749,22 +750,18 @@ function findCommand(words) {
   return COMMANDS.find((c) => c.path.length === words.length && c.path.every((w, i) => w === words[i]))
 }
 
-/** A PostgreSQL URL rather than a file name. */
-function isStoreUrl(text) {
-  return /^postgres(ql)?:\/\//i.test(text)
-}
-
 /** Where a store named on the command line is: a URL as given, a file resolved against the working directory. */
 function storeLocation(ctx, text) {
   if (text === '') throw new UsageError(`${ctx.name} needs a store file or a postgres:// URL, not an empty argument`)
-  if (isStoreUrl(text)) return { url: true, where: text, shown: text.replace(/\/\/([^/@]*)@/, (_, auth) => `//${auth.split(':')[0]}@`) }
-  const where = path.resolve(ctx.cwd, text)
-  return { url: false, where, shown: where }
+  const url = isDatabaseUrl(text)
+  const where = resolveStore(text, ctx.cwd)
+  return { url, where, shown: shownStore(where) }
 }
 
 /** Opens a store at `db` for `command` (creating it only for commands that may). */
 function openStore(command, ctx) {
-  const exists = fs.existsSync(ctx.db)
+  // A database is opened as it is (its schema is made when missing).
+  const exists = isDatabaseUrl(ctx.db) || fs.existsSync(ctx.db)
   if (!exists && command.store !== 'create') {
     throw Object.assign(new Error(`no keygate store at ${ctx.db}: point --db or $KEYGATE_DB at an existing store, or create one with "keygate init"`), {
       code: 'STORE_IO',

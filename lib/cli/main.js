@@ -3,18 +3,18 @@
 // runs the command, prints text or JSON, and returns the exit code.
 
 const os = require('node:os')
-const path = require('node:path')
 
 const { ERROR_CODES, quote, redactSecrets } = require('../errors.js')
 const { COMMANDS, GROUPS, NotFound, findCommand, openStore } = require('./commands.js')
 const { UsageError, parseOptions, parseWhole, closest } = require('./values.js')
 const { shownLines } = require('./format.js')
+const { resolveStore } = require('../location.js')
 
 const EXIT = Object.freeze({ OK: 0, NO: 1, USAGE: 2, KEYGATE: 3, INTERNAL: 4 })
 const KNOWN_CODES = new Set(ERROR_CODES)
 
 const GLOBAL_OPTIONS = {
-  db: { type: 'string', arg: '<file>', help: 'the store file; default $KEYGATE_DB, else ./keygate.db' },
+  db: { type: 'string', arg: '<file|url>', help: 'the store file, or a postgres:// URL; default $KEYGATE_DB, else ./keygate.db' },
   json: { type: 'boolean', help: 'print JSON (one document on stdout, errors included) instead of text' },
   actor: { type: 'string', arg: '<name>', help: 'who makes the change, for the audit trail; default $KEYGATE_ACTOR, else your OS user name' },
   'max-lifetime-days': { type: 'string', arg: '<n>', help: 'longest key lifetime allowed, in days; default $KEYGATE_MAX_LIFETIME_DAYS, else 730' },
@@ -33,7 +33,7 @@ const EXIT_CODES_HELP = `Exit codes:
   4  internal error (a bug in keygate: please report it)`
 
 const ENV_HELP = `Environment:
-  KEYGATE_DB                 the store file when --db is not given (else ./keygate.db)
+  KEYGATE_DB                 the store file or postgres:// URL when --db is not given (else ./keygate.db)
   KEYGATE_ACTOR              the actor recorded in the audit trail when --actor is not given
   KEYGATE_SECRET             the secret for check/explain when it is not an argument
   KEYGATE_MAX_LIFETIME_DAYS  as --max-lifetime-days
@@ -300,7 +300,7 @@ async function run(argv, io) {
     const env = io.env
     const dbText = values.db ?? (env.KEYGATE_DB || undefined) ?? 'keygate.db'
     if (dbText === '') throw new UsageError('--db needs a file name')
-    const db = path.resolve(io.cwd, dbText)
+    const db = resolveStore(dbText, io.cwd)
     const actorText = values.actor ?? defaultActor(env)
     if (values.actor !== undefined && values.actor.trim() === '') throw new UsageError('--actor needs a name')
     const lifetimeText = values['max-lifetime-days'] ?? (env.KEYGATE_MAX_LIFETIME_DAYS || undefined)

@@ -347,3 +347,131 @@ fn a_different_key_prefix_is_refused() {
     let error = KeyStore::open(&db.url(), Options { key_prefix: Some("zz".into()), ..Default::default() }).err().expect("refused");
     assert_eq!(error.code, ErrorCode::InvalidArgument, "{error}");
 }
+
+#[test]
+fn tls_through_rustls_encrypts_and_verify_full_refuses_an_untrusted_certificate() {
+    let Some(db) = Db::new() else { return };
+    if db.sql("SHOW ssl") != "on" {
+        eprintln!("skipped: the server has no TLS");
+        return;
+    }
+    let url = db.url().replace("sslmode=disable", "sslmode=require");
+    let store = open(&url).unwrap();
+    seed(&store);
+    let encrypted = db.sql(&format!(
+        "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = '{}' AND a.application_name = 'keygate'",
+        db.name
+    ));
+    assert_eq!(encrypted, "t", "both connections use TLS");
+    store.close().unwrap();
+    // The machine's certificate is self-signed: not trusted, so verify-full refuses it.
+    let error = open(&db.url().replace("sslmode=disable", "sslmode=verify-full")).err().expect("refused");
+    assert_eq!(error.code, ErrorCode::StoreUnavailable, "{error}");
+}
+
+#[test]
+fn terminated_connections_are_replaced_and_nothing_is_missed() {
+    let Some(db) = Db::new() else { return };
+    let a = open(&db.url()).unwrap();
+    let b = open(&db.url()).unwrap();
+    let (id, secret) = seed(&a);
+    wait_for(&b, &secret, Reason::Allowed);
+    // Every keygate connection of this database, the listeners and the writers, killed.
+    let killed = db.sql(&format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'keygate'",
+        db.name
+    ));
+    assert_eq!(killed, "4");
+    // The next admin call does not fail for it, and the other store follows.
+    a.set_state(&id, "suspended", None).unwrap();
+    let took = wait_for(&b, &secret, Reason::Suspended);
+    eprintln!("change seen after the listener was killed: {took:?}");
+    b.set_state(&id, "revoked", None).unwrap();
+    wait_for(&a, &secret, Reason::Revoked);
+    assert!(a.health().connected && b.health().connected);
+    assert_eq!(a.health().applied_version, b.health().applied_version);
+    a.close().unwrap();
+    b.close().unwrap();
+}
+
+#[test]
+fn changes_too_large_for_a_notification_are_read_from_the_table_in_order() {
+    let Some(db) = Db::new() else { return };
+    let a = open(&db.url()).unwrap();
+    let b = open(&db.url()).unwrap();
+    // About 12 kB of rights: more than a notification carries.
+    let many: Vec<String> = (0..300).map(|i| format!("service{i:04}:someApiNameThatIsLong*")).collect();
+    a.put_role("big", &many, None).unwrap();
+    a.put_role("small", &["api:*".into()], None).unwrap();
+    let start = Instant::now();
+    while b.get_role("small").unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(b.get_role("big").unwrap().unwrap().rights.len(), 300, "the large change was applied, before the small one");
+    a.close().unwrap();
+    b.close().unwrap();
+}
+
+/// Figures, not assertions: `cargo test --release -p keygate-core --test postgres -- --ignored --nocapture figures`.
+#[test]
+#[ignore = "a measurement; run by hand in release mode"]
+fn figures() {
+    let Some(db) = Db::new() else { return };
+    let writer = open(&db.url()).unwrap();
+    let reader = open(&db.url()).unwrap();
+    writer.put_user(&UserInput { id: "svc".into(), rights: vec!["*:*".into()], ..Default::default() }, None).unwrap();
+    let new_key = || NewKey {
+        user_id: "svc".into(),
+        description: "bench".into(),
+        expires_at: Some(keygate_core::internals::system_now() + DAY),
+        rules: vec![],
+        state: None,
+    };
+    let n = 2_000;
+    let start = Instant::now();
+    let mut issued = Vec::new();
+    for _ in 0..n {
+        issued.push(writer.create_key(&new_key(), None).unwrap());
+    }
+    let took = start.elapsed();
+    eprintln!("durable createKey: {:.0}/s ({n} in {took:?})", f64::from(n) / took.as_secs_f64());
+    let mut visible = Vec::new();
+    for key in issued.iter().take(200) {
+        wait_for(&reader, &key.secret, Reason::Allowed);
+        writer.set_state(&key.key.id, "revoked", None).unwrap();
+        visible.push(wait_for(&reader, &key.secret, Reason::Revoked));
+    }
+    visible.sort();
+    let pick = |q: f64| visible[((visible.len() - 1) as f64 * q) as usize];
+    eprintln!("revocation visible in the other store: p50 {:?}, p99 {:?}, max {:?}", pick(0.5), pick(0.99), pick(1.0));
+    writer.close().unwrap();
+    reader.close().unwrap();
+    let start = Instant::now();
+    let reopened = open(&db.url()).unwrap();
+    eprintln!("open with {} keys: {:?}", reopened.key_count(), start.elapsed());
+    reopened.close().unwrap();
+}
+
+#[test]
+fn a_write_the_server_refuses_changes_nothing_there_or_in_memory() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    let (id, secret) = seed(&store);
+    // The server refuses the audit row, after the key's row was written in the same transaction.
+    db.sql(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by a trigger'; END $$;
+         CREATE TRIGGER refuse BEFORE INSERT ON keygate_audit FOR EACH ROW EXECUTE FUNCTION refuse();",
+    );
+    let error = store.set_state(&id, "revoked", None).unwrap_err();
+    assert_eq!(error.code, ErrorCode::StoreIo, "{error}");
+    assert_eq!(db.sql("SELECT state FROM keygate_keys"), "active");
+    assert_eq!(db.sql("SELECT version FROM keygate_meta"), "2");
+    assert_eq!(reason(&store, &secret), Reason::Allowed);
+    db.sql("DROP TRIGGER refuse ON keygate_audit");
+    store.set_state(&id, "revoked", None).unwrap();
+    assert_eq!(reason(&store, &secret), Reason::Revoked);
+    assert_eq!(db.sql("SELECT state FROM keygate_keys"), "revoked");
+    assert!(store.verify_audit().unwrap().ok);
+    store.close().unwrap();
+}

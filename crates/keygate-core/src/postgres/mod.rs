@@ -25,7 +25,7 @@ mod open;
 mod schema;
 mod watch;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -131,6 +131,8 @@ pub(super) struct Shared {
     fail_closed_after: Duration,
     /// A catch-up could not reach the database (see `Shared::poll`).
     poll_lost: AtomicBool,
+    /// Changes that arrived in notifications, by version, not yet applied (see `Shared::heard`).
+    heard: Mutex<BTreeMap<i64, String>>,
     closed: AtomicBool,
 }
 
@@ -183,7 +185,7 @@ impl Shared {
         if let Some(lost) = guard.take_if(|w| w.client.is_closed()) {
             if lost.locked.is_some() {
                 // The server rolled the open write back with the connection: the call fails, changing nothing.
-                return Err(shared_write_lost(self));
+                return Err(write_lost(self));
             }
         }
         let writer = match guard.as_mut() {
@@ -207,6 +209,8 @@ impl Shared {
         (epoch, version): (String, i64),
         rows: Vec<(i64, String)>,
     ) -> Result<Catchup> {
+        // Locks in the order `take_heard` takes them.
+        let mut heard = self.heard.lock();
         let mut cursor = self.cursor.lock();
         let contiguous = rows.iter().enumerate().all(|(i, (v, _))| i64::try_from(i).is_ok_and(|i| *v == cursor.version + 1 + i))
             && rows.last().map_or(cursor.version, |(v, _)| *v) == version;
@@ -214,6 +218,7 @@ impl Shared {
             // A restore or failover (epoch, version backwards), or history pruned past the cursor.
             let (registry, epoch, version) = schema::load(&self.net, client, !in_transaction)?;
             *cursor = Cursor { epoch, version, needs_reload: false };
+            heard.clear();
             return Ok(Catchup::Reload(Box::new(registry)));
         }
         if rows.is_empty() {
@@ -225,6 +230,38 @@ impl Shared {
         }
         cursor.version = version;
         Ok(Catchup::Changes(changes))
+    }
+
+    /// Keeps a change that came with its notification (`<epoch> <version> <json>`),
+    /// so that catching up needs no query when every version after the cursor came so.
+    fn hear(&self, epoch: &str, version: i64, json: &str) {
+        let mut heard = self.heard.lock();
+        // Bounded: a process far behind reads the table instead.
+        if epoch == self.cursor.lock().epoch && heard.len() < HEARD_KEPT {
+            heard.insert(version, json.to_string());
+        }
+    }
+
+    /// The changes heard right after the cursor, when there are any and they run
+    /// on from it without a gap (else `None`: the table is read). Moves the cursor.
+    fn take_heard(&self) -> Result<Option<Vec<Change>>> {
+        let mut heard = self.heard.lock();
+        let mut cursor = self.cursor.lock();
+        let stale: Vec<i64> = heard.range(..=cursor.version).map(|(v, _)| *v).collect();
+        for version in stale {
+            heard.remove(&version);
+        }
+        if cursor.needs_reload || heard.first_key_value().is_none_or(|(v, _)| *v != cursor.version + 1) {
+            return Ok(None);
+        }
+        let mut changes = Vec::new();
+        let mut last = cursor.version;
+        while let Some(json) = heard.remove(&(last + 1)) {
+            changes.extend(decode_changes(&json)?);
+            last += 1;
+        }
+        cursor.version = last;
+        Ok(Some(changes))
     }
 
     /// Catch-up outside a write, on the listener's connection. When the database
@@ -243,6 +280,10 @@ impl Shared {
     }
 
     fn look(&self) -> Result<Catchup> {
+        if let Some(changes) = self.take_heard()? {
+            self.touch();
+            return Ok(Catchup::Changes(changes));
+        }
         let guard = self.listener.lock();
         let Some(client) = guard.as_ref() else {
             return Err(Error::new(ErrorCode::StoreUnavailable, format!("not connected to {}", self.net.target.name)));
@@ -271,9 +312,44 @@ impl Shared {
     }
 }
 
+/// The backend of `KeyStore::open('postgres://…')`.
+pub struct PgBackend {
+    shared: Arc<Shared>,
+}
+
+/// The longest change JSON sent in a notification (PostgreSQL's limit is 8,000 bytes, with the epoch and version).
+const NOTIFY_JSON_MAX: usize = 7_900;
+/// Changes kept from notifications, waiting to be applied.
+const HEARD_KEPT: usize = 10_000;
+
+/// Rows to keep in `keygate_changes` for processes catching up; one further behind reloads.
+const CHANGES_KEPT: i64 = 100_000;
+
+impl PgBackend {
+    fn lock_meta(&self) -> Result<()> {
+        self.shared.with_writer(|net, w| {
+            w.locked = None;
+            let lock = w.statement(net, LOCK_META)?;
+            let client = &w.client;
+            let (_, row) = net.run("locking", async { tokio::try_join!(client.batch_execute("BEGIN"), client.query_one(&lock, &[])) })?;
+            let read = (|| {
+                Ok::<_, tokio_postgres::Error>((
+                    row.try_get::<_, String>(0)?,
+                    row.try_get::<_, i64>(1)?,
+                    row.try_get(2)?,
+                    row.try_get::<_, String>(3)?,
+                ))
+            })();
+            let (epoch, version, seq, hash) = read.map_err(|e| codec::corrupt(format!("its keygate_meta row: {e}")))?;
+            w.locked = Some(Locked { epoch, version, audit_head: audit::head(seq, &hash) });
+            Ok(())
+        })
+    }
+}
+
 /// The write `begin` opened is gone: its connection failed (and the server rolled
-/// it back) and a new one, with no write open, took its place.
-fn shared_write_lost(shared: &Shared) -> Error {
+/// it back) and a new one, with no write open, would take its place.
+fn write_lost(shared: &Shared) -> Error {
     Error::new(
         ErrorCode::StoreUnavailable,
         format!("the connection to {} was lost during the write; nothing of it was committed", shared.net.target.name),
@@ -292,7 +368,7 @@ enum Logged {
 impl PgBackend {
     /// Ends the write `begin` opened: the changes' rows, the change log, the audit
     /// entries `seal` makes from the locked head, the meta row (the next version and
-    /// the audit head) and the notification, sent together, then COMMIT.
+    /// the audit head) and the notification, sent together with the COMMIT.
     fn write(
         &self,
         changes: &[Change],
@@ -301,7 +377,7 @@ impl PgBackend {
     ) -> Result<()> {
         let shared = &self.shared;
         shared.with_writer(|net, w| {
-            let locked = w.locked.take().ok_or_else(|| shared_write_lost(shared))?;
+            let locked = w.locked.take().ok_or_else(|| write_lost(shared))?;
             let version = locked.version + 1;
             let (entries, (seq, hash)) = seal(locked.audit_head);
             let mut writes: Vec<(Statement, Vec<Param>)> = Vec::new();
@@ -310,11 +386,16 @@ impl PgBackend {
                     writes.push((w.statement(net, sql)?, params));
                 }
             }
+            let json = match logged {
+                Logged::Changes => encode_changes(changes),
+                // Nothing to hand over: a notification without changes, and no row, make a gap.
+                Logged::Gap => String::new(),
+            };
             if let Logged::Changes = logged {
                 let now = crate::clock::system_now();
                 writes.push((
                     w.statement(net, INSERT_CHANGE)?,
-                    vec![Param::Int(version), Param::Text(shared.token.clone()), Param::Int(now), Param::Text(encode_changes(changes))],
+                    vec![Param::Int(version), Param::Text(shared.token.clone()), Param::Int(now), Param::Text(json.clone())],
                 ));
             }
             for entry in entries {
@@ -336,16 +417,23 @@ impl PgBackend {
                 w.statement(net, audit::SET_HEAD)?,
                 vec![Param::Int(version), Param::Int(i64::try_from(seq).unwrap_or(i64::MAX)), Param::Text(audit::head_hex(&hash))],
             ));
-            writes.push((w.statement(net, NOTIFY)?, vec![Param::Text(format!("{} {version}", locked.epoch))]));
+            // The change itself rides along when it fits PostgreSQL's 8,000-byte payload.
+            let payload = if !json.is_empty() && json.len() <= NOTIFY_JSON_MAX {
+                format!("{} {version} {json}", locked.epoch)
+            } else {
+                format!("{} {version}", locked.epoch)
+            };
+            writes.push((w.statement(net, NOTIFY)?, vec![Param::Text(payload)]));
             let client = &w.client;
-            // Sent together (one round trip), then the commit.
+            // Sent together with the COMMIT: one round trip. Should a write fail, the
+            // server aborts the transaction and the COMMIT ends it as a rollback; the
+            // write's error is the answer (and the connection is dropped).
             net.run("writing", async {
-                futures_util::future::try_join_all(
+                let writes = futures_util::future::try_join_all(
                     writes.iter().map(|(statement, params)| client.execute_raw(statement, params.iter().map(Param::as_sql))),
-                )
-                .await
+                );
+                tokio::try_join!(writes, client.batch_execute("COMMIT"))
             })?;
-            net.run("committing", client.batch_execute("COMMIT"))?;
             shared.cursor.lock().version = version;
             shared.touch();
             Ok(())
@@ -353,38 +441,21 @@ impl PgBackend {
     }
 }
 
-/// The backend of `KeyStore::open('postgres://…')`.
-pub struct PgBackend {
-    shared: Arc<Shared>,
-}
-
-/// Rows to keep in `keygate_changes` for processes catching up; one further behind reloads.
-const CHANGES_KEPT: i64 = 100_000;
-
 impl Backend for PgBackend {
+    /// Locks the meta row. A connection kept from before that turns out lost (the
+    /// server restarted, the connection was terminated) is replaced once: nothing
+    /// was written on it, and the call should not fail for a connection it never needed.
     fn begin(&self) -> Result<()> {
-        self.shared.with_writer(|net, w| {
-            w.locked = None;
-            let lock = w.statement(net, LOCK_META)?;
-            let client = &w.client;
-            let (_, row) = net.run("locking", async { tokio::try_join!(client.batch_execute("BEGIN"), client.query_one(&lock, &[])) })?;
-            let read = (|| {
-                Ok::<_, tokio_postgres::Error>((
-                    row.try_get::<_, String>(0)?,
-                    row.try_get::<_, i64>(1)?,
-                    row.try_get(2)?,
-                    row.try_get::<_, String>(3)?,
-                ))
-            })();
-            let (epoch, version, seq, hash) = read.map_err(|e| codec::corrupt(format!("its keygate_meta row: {e}")))?;
-            w.locked = Some(Locked { epoch, version, audit_head: audit::head(seq, &hash) });
-            Ok(())
-        })
+        let kept = self.shared.writer.lock().is_some();
+        match self.lock_meta() {
+            Err(e) if kept && e.code == ErrorCode::StoreUnavailable => self.lock_meta(),
+            done => done,
+        }
     }
 
     fn changes(&self) -> Result<Catchup> {
         self.shared.with_writer(|net, w| {
-            let locked = w.locked.clone().ok_or_else(|| shared_write_lost(&self.shared))?;
+            let locked = w.locked.clone().ok_or_else(|| write_lost(&self.shared))?;
             let after = self.shared.cursor.lock().version;
             let rows = if locked.version > after {
                 let since = w.statement(net, CHANGES_SINCE)?;
@@ -412,6 +483,7 @@ impl Backend for PgBackend {
         // Sealed elsewhere: kept as they are, the last one the head.
         self.write(changes, Logged::Gap, |head| (entries.to_vec(), entries.last().map_or(head, |last| (last.seq, last.hash))))
     }
+
     fn rollback(&self) {
         let mut guard = self.shared.writer.lock();
         if let Some(w) = guard.as_mut() {
@@ -460,6 +532,10 @@ impl Backend for PgBackend {
     }
 
     fn stored_uses(&self, id: Option<&[u8; 16]>) -> Result<Vec<([u8; 16], i64)>> {
+        // A read shows what it holds rather than wait for a database it has lost.
+        if !self.shared.connected.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorCode::StoreUnavailable, format!("not connected to {}", self.shared.net.target.name)));
+        }
         self.shared.with_writer(|net, w| {
             let rows = match id {
                 Some(id) => net.run(

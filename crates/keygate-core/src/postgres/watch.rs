@@ -172,13 +172,15 @@ impl Watcher {
         match heard {
             Ok(Some(payloads)) => {
                 shared.touch();
-                let cursor = shared.cursor.lock();
                 for payload in payloads {
-                    if let Some((epoch, version)) = payload.split_once(' ') {
-                        let ahead = version.parse::<i64>().is_ok_and(|v| v > cursor.version);
-                        if epoch != "probe" && (epoch != cursor.epoch || ahead) {
-                            self.behind = true;
-                        }
+                    let mut parts = payload.splitn(3, ' ');
+                    let (Some(epoch), Some(version)) = (parts.next(), parts.next().and_then(|v| v.parse::<i64>().ok())) else { continue };
+                    if let Some(json) = parts.next() {
+                        shared.hear(epoch, version, json);
+                    }
+                    let cursor = shared.cursor.lock();
+                    if epoch != cursor.epoch || version > cursor.version {
+                        self.behind = true;
                     }
                 }
             }
