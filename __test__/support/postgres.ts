@@ -185,14 +185,41 @@ export class Cluster {
 
   /** Starts (or restarts) the server and waits until it accepts connections. */
   start(): void {
-    // Fast and lean: a test cluster needs no durability across an OS crash and few connections.
-    const options = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60 -c shared_buffers=16MB`
-    runServerTool('pg_ctl', ['-D', this.dataDir, '-l', path.join(this.dir, 'server.log'), '-w', '-t', '60', '-o', options, 'start'])
+    runServerTool('pg_ctl', ['-D', this.dataDir, '-l', path.join(this.dir, 'server.log'), '-w', '-t', '60', '-o', this.serverOptions(), 'start'])
+  }
+
+  /** Fast and lean: a test cluster needs no durability across an OS crash, and few connections. */
+  private serverOptions(): string {
+    return `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60 -c shared_buffers=16MB`
   }
 
   /** Stops the server: `immediate` is a crash (no checkpoint; every connection dropped at once). */
   stop(mode: 'fast' | 'immediate' = 'fast'): void {
     runServerTool('pg_ctl', ['-D', this.dataDir, '-w', '-t', '60', '-m', mode, 'stop'])
+  }
+
+  /** An immediate restart (a crash and a start) in another process, while the test goes on; resolves once the server is back. */
+  restartInBackground(): Promise<void> {
+    const options = this.serverOptions()
+    const [command, argv] = asServerUser(path.join(PG_BIN, 'pg_ctl'), [
+      '-D',
+      this.dataDir,
+      '-l',
+      path.join(this.dir, 'server.log'),
+      '-w',
+      '-t',
+      '60',
+      '-m',
+      'immediate',
+      '-o',
+      options,
+      'restart',
+    ])
+    return new Promise((resolve, reject) => {
+      const child = spawn(command, argv, { stdio: 'ignore', cwd: '/' })
+      child.on('error', reject)
+      child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`pg_ctl restart failed (${code}): ${this.log().slice(-500)}`))))
+    })
   }
 
   get running(): boolean {
