@@ -223,7 +223,10 @@ describe('PostgreSQL server killed and restored (a throwaway cluster)', { ...pgO
     let restarted = false
     for (const [i, k] of keys.entries()) {
       // The crash comes from another process while this one keeps writing.
-      if (i === 50) restart = cluster.restartInBackground().then(() => void (restarted = true))
+      if (i === 50)
+        restart = cluster.restartInBackground().then(() => {
+          restarted = true
+        })
       if (attemptAdmin(() => writer.setState(k.key.id, 'suspended')) === 'ok') acknowledged.push(k.key.id)
       // While the server is down, calls fail fast: spread the rest of the writes over the restart.
       else if (!restarted) await new Promise((resolve) => setTimeout(resolve, 20))
