@@ -475,3 +475,78 @@ fn a_write_the_server_refuses_changes_nothing_there_or_in_memory() {
     assert!(store.verify_audit().unwrap().ok);
     store.close().unwrap();
 }
+
+/// A proxy that forwards everything but the server's notifications (`A` messages),
+/// as a pooler in transaction mode loses them.
+fn deaf_proxy() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let Ok(mut server) = TcpStream::connect(SERVER) else { continue };
+            let (mut client_in, mut server_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut client_in, &mut server_out));
+            std::thread::spawn(move || {
+                // Server to client: typed messages (a type byte, then a length that counts itself).
+                loop {
+                    let mut head = [0u8; 5];
+                    if server.read_exact(&mut head).is_err() {
+                        return;
+                    }
+                    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+                    let mut body = vec![0u8; len - 4];
+                    if server.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    if head[0] != b'A' && (client.write_all(&head).is_err() || client.write_all(&body).is_err()) {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_connection_that_does_not_deliver_notifications_is_refused_at_open() {
+    let Some(db) = Db::new() else { return };
+    let port = deaf_proxy();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/{}?sslmode=disable", db.name);
+    let started = Instant::now();
+    let error = KeyStore::open(&url, Options { connect_timeout_ms: Some(1000.0), ..Default::default() }).err().expect("refused");
+    assert_eq!(error.code, ErrorCode::InvalidArgument, "{error}");
+    assert!(error.message.contains("notifications"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn two_writers_at_once_lose_nothing_and_the_versions_are_contiguous() {
+    let Some(db) = Db::new() else { return };
+    let stores: Vec<KeyStore> = (0..2).map(|_| open(&db.url()).unwrap()).collect();
+    std::thread::scope(|scope| {
+        for (w, store) in stores.iter().enumerate() {
+            scope.spawn(move || {
+                for i in 0..150 {
+                    store.put_role(&format!("w{w}-{i}"), &["api:*".into()], None).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(db.sql("SELECT count(*), min(version), max(version) FROM keygate_changes"), "300|1|300");
+    assert_eq!(db.sql("SELECT version FROM keygate_meta"), "300");
+    let start = Instant::now();
+    while stores.iter().any(|s| s.health().applied_version != 300) {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for store in &stores {
+        assert_eq!(store.list_roles().unwrap().len(), 300);
+        let report = store.verify_audit().unwrap();
+        assert!(report.ok && report.entries == 300, "{report:?}");
+    }
+    for store in stores {
+        store.close().unwrap();
+    }
+}

@@ -108,7 +108,9 @@ impl Target {
             return Err(invalid("the store URL names no host".to_string()));
         }
         if config.get_user().is_none() {
-            config.user("postgres");
+            // As libpq: $PGUSER, else the operating system's user name.
+            let user = std::env::var("PGUSER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "postgres".to_string());
+            config.user(user);
         }
         config.ssl_mode(match mode {
             TlsMode::Disable => SslMode::Disable,
