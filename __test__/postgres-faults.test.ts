@@ -12,30 +12,16 @@ import * as path from 'node:path'
 import { spawn, spawnSync } from 'node:child_process'
 
 import { KeygateError } from '../index.js'
+import type { StoreOptions } from '../index.js'
 import { DAY, at } from './helpers.js'
 import { StoreProcess } from './support/child-store.js'
 import { children } from './support/durable.js'
-import {
-  Cluster,
-  PG_PORT,
-  TcpProxy,
-  clusterSkipReason,
-  converge,
-  createDatabase,
-  health,
-  openPg,
-  pgOnly,
-  psql,
-  seedKeys,
-  until,
-  whilePaused,
-} from './support/postgres.js'
-import type { PgStoreOptions } from './support/postgres.js'
+import { Cluster, PG_PORT, TcpProxy, clusterSkipReason, converge, createDatabase, openPg, pgOnly, psql, seedKeys, until, whilePaused } from './support/postgres.js'
 import { stateDigest } from './support/state-digest.js'
 
 /** Short bounds, so that each fault shows within a second or two. */
 const FAIL_CLOSED_MS = 1000
-const OPTIONS: PgStoreOptions = { failClosedAfterMs: FAIL_CLOSED_MS, connectTimeoutMs: 1000, statementTimeoutMs: 1000 }
+const OPTIONS: StoreOptions = { failClosedAfterMs: FAIL_CLOSED_MS, connectTimeoutMs: 1000, statementTimeoutMs: 1000 }
 /** How long recovery may take once the fault is gone (reconnect backoff, catch-up). */
 const RECOVERY_MS = 10_000
 
@@ -198,7 +184,7 @@ describe('PostgreSQL server killed and restored (a throwaway cluster)', { ...pgO
     assert.equal(store.getUser('while-down'), null)
     await until('checks fail closed in this process', FAIL_CLOSED_MS + 5000, () => (store.isAllowed(kept!.secret, 'svc', 'call') ? undefined : true))
     assert.equal(store.explain(kept!.secret, 'svc', 'call').reason, 'store_unavailable')
-    assert.equal(health(store).connected, false)
+    assert.equal(store.health().connected, false)
     await until('checks fail closed in the host', FAIL_CLOSED_MS + 5000, async () => ((await childAllows(host, kept!.secret)) ? undefined : true))
     cluster.start()
     await until('checks answer again after the restart', RECOVERY_MS, () => (store.isAllowed(kept!.secret, 'svc', 'call') ? true : undefined))
@@ -208,7 +194,7 @@ describe('PostgreSQL server killed and restored (a throwaway cluster)', { ...pgO
     await until('the host follows changes after the restart', RECOVERY_MS, async () => ((await childAllows(host, revokedLater!.secret)) ? undefined : true))
     assert.equal(await childAllows(host, kept!.secret), true)
     await converge([host], stateDigest(store), 'the host ends with the same state', RECOVERY_MS)
-    assert.equal(health(store).connected, true)
+    assert.equal(store.health().connected, true)
     await host.stop()
   })
 

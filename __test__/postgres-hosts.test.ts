@@ -5,16 +5,17 @@ import { describe, test } from 'node:test'
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 
+import type { StoreOptions } from '../index.js'
+
 import { StoreProcess } from './support/child-store.js'
-import { converge, createDatabase, health, openPg, pgOnly, seedKeys, until } from './support/postgres.js'
-import type { PgStoreOptions } from './support/postgres.js'
+import { converge, createDatabase, openPg, pgOnly, seedKeys, until } from './support/postgres.js'
 import { stateDigest } from './support/state-digest.js'
 
 /** Processes standing in for hosts. */
 const HOSTS = 8
 /** How long a change may take to reach every host before the test fails (a bound, not a benchmark: see bench/pg.mjs). */
 const DEADLINE_MS = 3000
-const OPTIONS: PgStoreOptions = { failClosedAfterMs: 3000, connectTimeoutMs: 3000, statementTimeoutMs: 3000 }
+const OPTIONS: StoreOptions = { failClosedAfterMs: 3000, connectTimeoutMs: 3000, statementTimeoutMs: 3000 }
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b)
@@ -108,7 +109,7 @@ describe('several hosts on one PostgreSQL database', pgOnly(), () => {
     const db = createDatabase()
     const writer = openPg(db.url, OPTIONS)
     const reader = openPg(db.url, OPTIONS)
-    const before = health(reader)
+    const before = reader.health()
     assert.equal(before.connected, true)
     assert.ok(Number.isInteger(before.appliedVersion) && before.appliedVersion >= 0)
     assert.ok(before.lagMs >= 0)
@@ -116,10 +117,10 @@ describe('several hosts on one PostgreSQL database', pgOnly(), () => {
     writer.putUser({ id: 'u' })
     writer.putUser({ id: 'v' })
     const after = await until('the reader applies both changes', DEADLINE_MS, () => {
-      const h = health(reader)
+      const h = reader.health()
       return h.appliedVersion >= before.appliedVersion + 2 ? h : undefined
     })
-    assert.equal(after.appliedVersion, health(writer).appliedVersion)
+    assert.equal(after.appliedVersion, writer.health().appliedVersion)
     assert.deepEqual(
       reader.listUsers().map((u) => u.id),
       ['u', 'v'],

@@ -358,18 +358,6 @@ after(() => {
 
 // ---- following a store --------------------------------------------------------------------
 
-/** What `store.health()` answers (the PostgreSQL store's; typed here until every build has it). */
-export interface Health {
-  connected: boolean
-  appliedVersion: number
-  lagMs: number
-  lastContactAt: Date | null
-}
-
-export function health(store: KeyStore): Health {
-  return (store as unknown as { health(): Health }).health()
-}
-
 /**
  * Polls `probe` (every few ms, letting the event loop run) until it returns something other than
  * undefined; throws naming `what` once `deadlineMs` has passed. Never a fixed sleep.
@@ -384,19 +372,12 @@ export async function until<T>(what: string, deadlineMs: number, probe: () => T 
   }
 }
 
-/** The PostgreSQL store's own options (typed here until every build has them). */
-export interface PgStoreOptions extends StoreOptions {
-  failClosedAfterMs?: number
-  connectTimeoutMs?: number
-  statementTimeoutMs?: number
-}
-
 // ---- stores and hosts of a test file ------------------------------------------------------
 
 const pgStores: KeyStore[] = []
 
 /** KeyStore.open on `url`, closed after the file's tests if the test did not. Background reports are the test's to read, not console noise. */
-export function openPg(url: string, options: PgStoreOptions = {}): KeyStore {
+export function openPg(url: string, options: StoreOptions = {}): KeyStore {
   const store = KeyStore.open(url, { onError: () => {}, ...options })
   pgStores.push(store)
   return store
