@@ -36,8 +36,8 @@
 // without a native call or a string hash.
 //
 // When calls are too many and too spread for the table (a wide key population:
-// fewer than one hit in eight decisions over a window), probing and filling it
-// costs more than it saves; the memo then steps aside for all but one call in
+// fewer hits than misses over a window), probing and filling it costs more than
+// it saves; the memo then steps aside for all but one call in
 // sixteen, through which it sees the workload turn repetitive again.
 
 const { GENERATION_WORD, FLAGS_WORD, VERDICT_REASON_MASK, HINT_DIGITS, MAX_NAME_LENGTH } = require('./native.js')
@@ -80,13 +80,13 @@ const PER_ADDRESS = UNNOTED << 1
 const TOUCH_FLUSH_MS = 200
 /**
  * The thrash detector: every THRASH_WINDOW decisions the memo took part in (hits, and
- * misses it remembered), fewer than one hit in THRASH_RATIO means the calls are too many
- * and too spread for the table — each miss then costs probes of a cold table and an entry
- * evicting another that will not be asked again. While that lasts, only one call in
- * THRASH_SAMPLE uses the memo (so the detector still sees the workload change back).
+ * misses it remembered), fewer hits than misses means the calls are too many and too
+ * spread for the table — each miss then costs probes of a cold table and an entry
+ * evicting another, and an allowed hit still hands its use to the core (lastUsedAt),
+ * which costs about what the check it saved would have. While that lasts, only one call
+ * in THRASH_SAMPLE uses the memo (so the detector still sees the workload change back).
  */
 const THRASH_WINDOW = 4096
-const THRASH_RATIO = 8
 const THRASH_SAMPLE = 16
 
 /** charCode → base62 digit, or -1 (the core's hint arithmetic, crates/keygate-core/src/memo/hints.rs). */
@@ -190,7 +190,7 @@ class Memo {
 
   /** Whether the last window's hits were too few for the memo to pay (see THRASH_WINDOW). */
   judge() {
-    this.thrashing = this.hits * THRASH_RATIO < this.misses
+    this.thrashing = this.hits < this.misses
     this.hits = 0
     this.misses = 0
   }
