@@ -34,6 +34,11 @@
 // On a miss, the secret's hint (last four characters) indexes the core's hint
 // filter (a bitset of every key's hint), so most unknown secrets are refused
 // without a native call or a string hash.
+//
+// When calls are too many and too spread for the table (a wide key population:
+// fewer hits than misses over a window), probing and filling it costs more than
+// it saves; the memo then steps aside for all but one call in
+// sixteen, through which it sees the workload turn repetitive again.
 
 const { GENERATION_WORD, FLAGS_WORD, VERDICT_REASON_MASK, HINT_DIGITS, MAX_NAME_LENGTH } = require('./native.js')
 
@@ -73,6 +78,16 @@ const PER_ADDRESS = UNNOTED << 1
  * its first use of each such window, with the time of that use.
  */
 const TOUCH_FLUSH_MS = 200
+/**
+ * The thrash detector: every THRASH_WINDOW decisions the memo took part in (hits, and
+ * misses it remembered), fewer hits than misses means the calls are too many and too
+ * spread for the table — each miss then costs probes of a cold table and an entry
+ * evicting another, and an allowed hit still hands its use to the core (lastUsedAt),
+ * which costs about what the check it saved would have. While that lasts, only one call
+ * in THRASH_SAMPLE uses the memo (so the detector still sees the workload change back).
+ */
+const THRASH_WINDOW = 4096
+const THRASH_SAMPLE = 16
 
 /** charCode → base62 digit, or -1 (the core's hint arithmetic, crates/keygate-core/src/memo/hints.rs). */
 const BASE62 = new Int8Array(128).fill(-1)
@@ -156,13 +171,34 @@ class Memo {
     this.usedTimes = []
     this.flushTimer = null
     this.clock = Date.now
+    /** Thrash detector: on while the memo answers too few calls; its counts in this window; the sampling tick. */
+    this.thrashing = false
+    this.hits = 0
+    this.misses = 0
+    this.tick = 0
   }
 
   /**
    * The remembered reason code (0 = allowed) of a call, or -1. The arguments'
    * types are checked by the caller: strings, and `ip` a string, undefined or null.
+   * While the memo thrashes, most calls skip it (-1 at once).
    */
   find(secret, service, api, ip) {
+    if (this.thrashing && (++this.tick & (THRASH_SAMPLE - 1)) !== 0) return -1
+    const code = this.probe(secret, service, api, ip)
+    if (code >= 0 && ++this.hits + this.misses >= THRASH_WINDOW) this.judge()
+    return code
+  }
+
+  /** Whether the last window's hits were too few for the memo to pay (see THRASH_WINDOW). */
+  judge() {
+    this.thrashing = this.hits < this.misses
+    this.hits = 0
+    this.misses = 0
+  }
+
+  /** `find` without the thrash detector. */
+  probe(secret, service, api, ip) {
     if (this.words[GENERATION_WORD] !== this.generation && !this.sync()) return -1
     const table = this.table
     if (table.length === 0 || !this.fits(secret, service, api)) return -1
@@ -241,6 +277,9 @@ class Memo {
     // Only under the generation the call was decided in (a change applied meanwhile bumped
     // it), and never while a flag is raised (generation -1, which no word equals).
     if (this.words[GENERATION_WORD] !== this.generation || !this.fits(secret, service, api)) return
+    // While thrashing, only the calls `find` sampled (the tick it left) are remembered.
+    if (this.thrashing && (this.tick & (THRASH_SAMPLE - 1)) !== 0) return
+    if (++this.misses + this.hits >= THRASH_WINDOW) this.judge()
     const callerIp = ip == null ? '' : ip
     if (service.length > MAX_NAME || api.length > this.maxName || callerIp.length > MAX_IP) return
     if (this.table.length === 0) this.table = new Array(SETS * SET_FIELDS).fill(FREE)
