@@ -36,8 +36,8 @@
 // without a native call or a string hash.
 //
 // When calls are too many and too spread for the table (a wide key population:
-// fewer hits than misses over a window), probing and filling it costs more than
-// it saves; the memo then steps aside for all but one call in
+// fewer hits than evictions over a window), probing and filling it costs more
+// than it saves; the memo then steps aside for all but one call in
 // sixteen, through which it sees the workload turn repetitive again.
 
 const { GENERATION_WORD, FLAGS_WORD, VERDICT_REASON_MASK, HINT_DIGITS, MAX_NAME_LENGTH } = require('./native.js')
@@ -80,10 +80,11 @@ const PER_ADDRESS = UNNOTED << 1
 const TOUCH_FLUSH_MS = 200
 /**
  * The thrash detector: every THRASH_WINDOW decisions the memo took part in (hits, and
- * misses it remembered), fewer hits than misses means the calls are too many and too
+ * misses it remembered), fewer hits than evictions means the calls are too many and too
  * spread for the table — each miss then costs probes of a cold table and an entry
  * evicting another, and an allowed hit still hands its use to the core (lastUsedAt),
- * which costs about what the check it saved would have. While that lasts, only one call
+ * which costs about what the check it saved would have. (Evictions, not misses: a memo
+ * filling up after a start or a change misses without thrashing.) While that lasts, only one call
  * in THRASH_SAMPLE uses the memo (so the detector still sees the workload change back).
  */
 const THRASH_WINDOW = 4096
@@ -171,10 +172,11 @@ class Memo {
     this.usedTimes = []
     this.flushTimer = null
     this.clock = Date.now
-    /** Thrash detector: on while the memo answers too few calls; its counts in this window; the sampling tick. */
+    /** Thrash detector: on while the memo answers too few calls; decisions left in this window, misses and evictions in it; the sampling tick. */
     this.thrashing = false
-    this.hits = 0
+    this.window = THRASH_WINDOW
     this.misses = 0
+    this.evictions = 0
     this.tick = 0
   }
 
@@ -185,20 +187,6 @@ class Memo {
    */
   find(secret, service, api, ip) {
     if (this.thrashing && (++this.tick & (THRASH_SAMPLE - 1)) !== 0) return -1
-    const code = this.probe(secret, service, api, ip)
-    if (code >= 0 && ++this.hits + this.misses >= THRASH_WINDOW) this.judge()
-    return code
-  }
-
-  /** Whether the last window's hits were too few for the memo to pay (see THRASH_WINDOW). */
-  judge() {
-    this.thrashing = this.hits < this.misses
-    this.hits = 0
-    this.misses = 0
-  }
-
-  /** `find` without the thrash detector. */
-  probe(secret, service, api, ip) {
     if (this.words[GENERATION_WORD] !== this.generation && !this.sync()) return -1
     const table = this.table
     if (table.length === 0 || !this.fits(secret, service, api)) return -1
@@ -208,11 +196,28 @@ class Memo {
     const o = (hash >>> (32 - SET_BITS)) * SET_FIELDS
     if (table[o] === secret && table[o + 2] === api && table[o + 1] === service) {
       const code = table[o + 3]
-      if (code < UNNOTED) return code
+      if (code < UNNOTED) {
+        if (--this.window === 0) this.judge()
+        return code
+      }
       const reason = this.flagged(o, code, ip)
-      if (reason >= 0) return reason
+      if (reason >= 0) return this.hit(reason)
     }
     return this.findInOtherWays(table, o, secret, service, api, ip)
+  }
+
+  /** Counts a hit for the thrash detector; returns `reason`. */
+  hit(reason) {
+    if (--this.window === 0) this.judge()
+    return reason
+  }
+
+  /** The end of a window of the thrash detector: fewer hits than evictions turn the memo (mostly) off. */
+  judge() {
+    this.thrashing = THRASH_WINDOW - this.misses < this.evictions
+    this.misses = 0
+    this.evictions = 0
+    this.window = THRASH_WINDOW
   }
 
   /** Whether a call can have an entry: a secret of this store's length, names not empty. */
@@ -227,9 +232,9 @@ class Memo {
       if (table[e] === FREE) return -1
       if (table[e] === secret && table[e + 2] === api && table[e + 1] === service) {
         const code = table[e + 3]
-        if (code < UNNOTED) return code
+        if (code < UNNOTED) return this.hit(code)
         const reason = this.flagged(e, code, ip)
-        if (reason >= 0) return reason
+        if (reason >= 0) return this.hit(reason)
       }
     }
     return -1
@@ -279,7 +284,8 @@ class Memo {
     if (this.words[GENERATION_WORD] !== this.generation || !this.fits(secret, service, api)) return
     // While thrashing, only the calls `find` sampled (the tick it left) are remembered.
     if (this.thrashing && (this.tick & (THRASH_SAMPLE - 1)) !== 0) return
-    if (++this.misses + this.hits >= THRASH_WINDOW) this.judge()
+    this.misses++
+    if (--this.window === 0) this.judge()
     const callerIp = ip == null ? '' : ip
     if (service.length > MAX_NAME || api.length > this.maxName || callerIp.length > MAX_IP) return
     if (this.table.length === 0) this.table = new Array(SETS * SET_FIELDS).fill(FREE)
@@ -295,6 +301,7 @@ class Memo {
       let way = 1
       while (way < WAYS - 1 && table[o + way * FIELDS] !== FREE) way++
       o += way * FIELDS
+      if (table[o] !== FREE) this.evictions++
     }
     table[o] = secret
     table[o + 1] = service
