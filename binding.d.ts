@@ -94,6 +94,8 @@ export declare enum ErrorCode {
   StoreIo = 'STORE_IO',
   StoreCorrupt = 'STORE_CORRUPT',
   StoreLocked = 'STORE_LOCKED',
+  /** A shared store (PostgreSQL) that cannot be reached within its timeout. */
+  StoreUnavailable = 'STORE_UNAVAILABLE',
   /** A defect inside keygate, reported instead of a crash: the process never aborts. */
   Internal = 'INTERNAL',
 }
@@ -134,6 +136,15 @@ export declare function getKey(store: ExternalObject<KeyStore>, id: string): Key
 export declare function getRole(store: ExternalObject<KeyStore>, name: string): RoleDto | null
 
 export declare function getUser(store: ExternalObject<KeyStore>, id: string): UserDto | null
+
+/** `store.health()`: how the store follows its backend. */
+export interface HealthDto {
+  connected: boolean
+  appliedVersion: number
+  lagMs: number
+  /** ms since the epoch. */
+  lastContactAt?: number
+}
 
 /** The base62 digits in order: a secret's last four characters, read as digits, number its hint-filter bit. */
 export declare const HINT_DIGITS: string
@@ -258,6 +269,8 @@ export declare function storeBackup(store: ExternalObject<KeyStore>, to: string)
 
 export declare function storeClose(store: ExternalObject<KeyStore>): void
 
+export declare function storeHealth(store: ExternalObject<KeyStore>): HealthDto
+
 /** The bitset of every key's hint (see `keygate_core::memo`), shared like the signals. */
 export declare function storeHints(store: ExternalObject<KeyStore>): ArrayBuffer
 
@@ -276,6 +289,9 @@ export interface StoreOptionsDto {
   maxLifetimeDays?: number
   now?: number
   purgeExpiredAfterDays?: number
+  failClosedAfterMs?: number
+  connectTimeoutMs?: number
+  statementTimeoutMs?: number
 }
 
 export declare function storeSetNow(store: ExternalObject<KeyStore>, at?: number | undefined | null): void

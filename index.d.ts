@@ -75,6 +75,30 @@ export interface StoreOptions {
    * throws is reported on `console.error` and otherwise ignored.
    */
   onError?: (error: BackgroundError) => void
+  /**
+   * PostgreSQL store only: a process that has not heard from the database for longer than this
+   * (ms) answers `store_unavailable` to every check until it has caught up again; default 5000.
+   */
+  failClosedAfterMs?: number
+  /** PostgreSQL store only: the longest wait for a connection, in ms; default 5000. */
+  connectTimeoutMs?: number
+  /**
+   * PostgreSQL store only: the longest wait for one statement's answer, in ms; default 5000.
+   * An admin call that waits longer throws `STORE_UNAVAILABLE` and changes nothing.
+   */
+  statementTimeoutMs?: number
+}
+
+/** Result of {@link KeyStore.health}. */
+export interface StoreHealth {
+  /** In contact with the backend (always true for a memory or SQLite store that does not fail closed). */
+  connected: boolean
+  /** The backend's version of the state applied in this process (0 for memory). */
+  appliedVersion: number
+  /** How long ago the process last confirmed it was current, in ms. */
+  lagMs: number
+  /** When the process last heard from its backend. */
+  lastContactAt: Date | null
 }
 
 /** The task a {@link BackgroundError} concerns. */
@@ -281,6 +305,13 @@ export declare class KeyStore {
    * Throws `STORE_IO` (cannot open, a directory, no permission), `STORE_CORRUPT` (not a keygate
    * store, damaged, or written by a newer keygate) or `STORE_LOCKED` (another process holds
    * the write lock too long). `keyPrefix`, when given, must match the store's.
+   *
+   * A `postgres://` or `postgresql://` URL (`?sslmode=disable|prefer|require|verify-ca|verify-full`,
+   * `sslrootcert=<file>`) opens the shared store in that PostgreSQL database instead, with the same
+   * API and semantics: every admin call is committed there before it returns, checks never do I/O,
+   * and other hosts' changes arrive within milliseconds. Throws `STORE_UNAVAILABLE` when the
+   * database cannot be reached within `connectTimeoutMs`, and `INVALID_ARGUMENT` for a bad URL or a
+   * server that cannot LISTEN (a read-only replica, a pooler in transaction mode).
    */
   static open(path: string, options?: StoreOptions): KeyStore
 
@@ -292,6 +323,9 @@ export declare class KeyStore {
 
   /** Flushes pending writes (`lastUsedAt`) and releases the store; later calls throw `STORE_IO`. */
   close(): void
+
+  /** Whether the store follows its backend (see {@link StoreHealth}). */
+  health(): StoreHealth
 
   /**
    * Writes a consistent copy of the durable store to a new file `path` (SQLite's online

@@ -36,7 +36,11 @@ function packageInfo() {
   }
 }
 
-/** The failures worth showing: a binary that was found but could not be loaded (not "not found"). */
+/**
+ * The failures worth showing: a binary that was found but could not be loaded (not "not found").
+ * @param {any} error what the loader threw (a caught value), whose `cause` chain lists what it tried
+ * @returns {string[]}
+ */
 function loadFailures(error) {
   const found = []
   const seen = new Set()
@@ -52,6 +56,7 @@ function loadFailures(error) {
   return found
 }
 
+/** @param {any} error what the loader threw (a caught value) */
 function missingBinaryError(error) {
   const here = platformName()
   const { name, version, targets } = packageInfo()

@@ -80,6 +80,9 @@ function storeOptions(options) {
     maxLifetimeDays: args.optionalNumber(o.maxLifetimeDays, 'options.maxLifetimeDays'),
     now: args.optionalDate(o.now, 'options.now'),
     purgeExpiredAfterDays: args.optionalNumber(o.purgeExpiredAfterDays, 'options.purgeExpiredAfterDays'),
+    failClosedAfterMs: args.optionalNumber(o.failClosedAfterMs, 'options.failClosedAfterMs'),
+    connectTimeoutMs: args.optionalNumber(o.connectTimeoutMs, 'options.connectTimeoutMs'),
+    statementTimeoutMs: args.optionalNumber(o.statementTimeoutMs, 'options.statementTimeoutMs'),
   }
 }
 
@@ -183,7 +186,10 @@ class KeyStore {
     return new KeyStore(CONSTRUCT, handle, opts.now)
   }
 
-  /** Opens (or creates) the durable store in the file at `path`. */
+  /**
+   * Opens (or creates) the durable store in the file at `path`, or the shared store in the
+   * PostgreSQL database a `postgres://` / `postgresql://` URL names.
+   */
   static open(path, options) {
     args.string(path, 'path')
     const opts = storeOptions(options)
@@ -205,6 +211,18 @@ class KeyStore {
     this.#memo = CLOSED_MEMO
     this.#davMemo = CLOSED_MEMO
     call(() => native.storeClose(this.#handle))
+  }
+
+  /** Whether the store follows its backend: `{ connected, appliedVersion, lagMs, lastContactAt }`. */
+  health() {
+    if (this.#memo === CLOSED_MEMO) throw closedError()
+    const h = call(() => native.storeHealth(this.#handle))
+    return {
+      connected: h.connected,
+      appliedVersion: h.appliedVersion,
+      lagMs: h.lagMs,
+      lastContactAt: h.lastContactAt === undefined || h.lastContactAt === null ? null : new Date(h.lastContactAt),
+    }
   }
 
   /** Writes a consistent copy of the durable store to a new file (SQLite online backup). */

@@ -28,6 +28,7 @@
 //! | `secret` | secrets: issuing, shape, digest, finding one in a text |
 //! | `backend` | the `Backend` seam: where changes go |
 //! | `sqlite/` | the durable backend: one SQLite file shared by processes |
+//! | `postgres/` | the shared backend: one PostgreSQL database shared by hosts |
 //! | `audit` | the hash-chained audit trail |
 //! | [`memo`] | the contract with the JavaScript memo; the expiry watch |
 //! | `incident`, `clock`, `time`, `error` | reporting, time, errors |
@@ -43,6 +44,7 @@ mod incident;
 mod ip;
 pub mod memo;
 mod model;
+mod postgres;
 mod registry;
 mod rule;
 mod secret;
@@ -61,8 +63,8 @@ pub use model::{KeyId, KeyState, UserStatus};
 pub use rule::validate_rule;
 pub use secret::{AFTER_PREFIX_LEN, MAX_SECRET_LEN};
 pub use store::{
-    Actor, AuditAction, EffectiveRights, Explanation, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, Options, RoleView, UserInput,
-    UserView,
+    Actor, AuditAction, EffectiveRights, Explanation, Health, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, Options, RoleView,
+    UserInput, UserView,
 };
 
 /// The pieces below the API that keygate's own integration tests, fuzz targets
