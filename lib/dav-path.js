@@ -17,7 +17,10 @@ for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-
 /** A refused path (400 before any check). */
 const REFUSED = Symbol('refused WebDAV path')
 
-/** The value of one hex digit, or -1. */
+/**
+ * The value of one hex digit, or -1.
+ * @param {number} code a UTF-16 code unit (NaN past the end of the string: -1)
+ */
 function hexValue(code) {
   if (code >= 48 && code <= 57) return code - 48
   const lower = code | 0x20
@@ -32,6 +35,8 @@ function hexValue(code) {
  * two hex digits, an encoded `/` (`%2F`) or `\` (`%5C`), a backslash, NUL, `#`, a non-ASCII
  * byte (so invalid UTF-8 too) — or a `.`, `..` or empty segment. One trailing `/` (a
  * collection, `PROPFIND /dav/docs/`) is kept: the store decides on it.
+ * @param {string} raw
+ * @returns {string | typeof REFUSED}
  */
 function decodeDavPath(raw) {
   // Every decoded character costs at most three raw ones: longer can only be refused.
@@ -66,7 +71,11 @@ function decodeDavPath(raw) {
   return out
 }
 
-/** The segment out[start..] is neither empty, `.` nor `..`. */
+/**
+ * The segment out[start..] is neither empty, `.` nor `..`.
+ * @param {string} out
+ * @param {number} start
+ */
 function segmentOk(out, start) {
   const length = out.length - start
   if (length === 0) return false
@@ -78,6 +87,8 @@ function segmentOk(out, start) {
  * The prefix option as the guard uses it: `'/dav/'` by default, null when the WebDAV mapping is
  * off (`false`), or a string starting and ending with `/` over the path alphabet.
  * Returns an error message for anything else.
+ * @param {unknown} option as given: checked here
+ * @returns {{ prefix: string | null, error?: undefined } | { error: string, prefix?: undefined }}
  */
 function davPrefixOf(option) {
   if (option === undefined) return { prefix: '/dav/' }

@@ -192,6 +192,11 @@ const DAV_REASON = Symbol.for('keygate.reasonDav')
  * @typedef {KeyStore & { [REASON]?: (key: string, service: string, api: string, ip: string | undefined) => ReasonName }} GuardedStore
  */
 
+/**
+ * A store as the WebDAV guard uses it: the memo's reason function for WebDAV requests is under DAV_REASON.
+ * @typedef {KeyStore & { [DAV_REASON]?: (key: string, method: string, path: string, ip: string | undefined) => ReasonName }} GuardedDavStore
+ */
+
 /** Below this length V8 copies a slice instead of pointing into the string it was cut from. */
 const SHORTEST_SLICE = 13
 
@@ -228,7 +233,10 @@ function requestTarget(req) {
   return typeof original === 'string' ? original : req.url
 }
 
-/** The request target's path and query (`/a/b?c`), also of an absolute-form target; or null. */
+/**
+ * The request target's path and query (`/a/b?c`), also of an absolute-form target; or null.
+ * @param {IncomingMessage & { originalUrl?: unknown }} req
+ */
 function pathAndQuery(req) {
   const url = requestTarget(req)
   if (typeof url !== 'string') return null
@@ -243,6 +251,8 @@ function pathAndQuery(req) {
 /**
  * The WebDAV path of a request under `prefix` (the query is not part of it), REFUSED for a
  * path the guard refuses with 400 (see dav-path.js), or null for a request not under `prefix`.
+ * @param {IncomingMessage & { originalUrl?: unknown }} req
+ * @param {string} prefix
  */
 function davPathOf(req, prefix) {
   const url = pathAndQuery(req)
@@ -251,7 +261,15 @@ function davPathOf(req, prefix) {
   return decodeDavPath(q < 0 ? url.slice(prefix.length) : url.slice(prefix.length, q))
 }
 
-/** The reason of a WebDAV request, as `reasonOf` for API calls. */
+/**
+ * The reason of a WebDAV request, as `reasonOf` for API calls.
+ * @param {GuardedDavStore} store
+ * @param {string} key
+ * @param {string} method
+ * @param {string} path
+ * @param {string | undefined} ip
+ * @returns {ReasonName}
+ */
 function davReasonOf(store, key, method, path, ip) {
   if (typeof store[DAV_REASON] === 'function') return store[DAV_REASON](key, method, path, ip)
   // isAllowedDav is the check (a use of the key); explainDav only says why not.

@@ -6,22 +6,36 @@
 const path = require('node:path')
 const { createHash } = require('node:crypto')
 
-/** Whether `location` names a PostgreSQL database rather than a file. */
+/**
+ * Whether `location` names a PostgreSQL database rather than a file.
+ * @param {unknown} location
+ * @returns {location is string}
+ */
 function isDatabaseUrl(location) {
   return typeof location === 'string' && /^postgres(ql)?:\/\//i.test(location)
 }
 
-/** A file path resolved against `cwd`; a URL as it is. */
+/**
+ * A file path resolved against `cwd`; a URL as it is.
+ * @param {string} location
+ * @param {string} [cwd]
+ */
 function resolveStore(location, cwd = process.cwd()) {
   return isDatabaseUrl(location) ? location : path.resolve(cwd, location)
 }
 
-/** `location` as messages show it: a URL's password replaced by `***`. */
+/**
+ * `location` as messages show it: a URL's password replaced by `***`.
+ * @param {string} location
+ */
 function shownStore(location) {
   return isDatabaseUrl(location) ? location.replace(/^([a-z]+:\/\/[^:@/?#]*):[^@/?#]*@/i, '$1:***@') : location
 }
 
-/** A file name derived from a URL (its password left out), for files kept beside a database store. */
+/**
+ * A file name derived from a URL (its password left out), for files kept beside a database store.
+ * @param {string} location
+ */
 function fileNameOf(location) {
   return `keygate-${createHash('sha256').update(shownStore(location)).digest('hex').slice(0, 16)}`
 }

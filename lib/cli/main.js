@@ -27,6 +27,7 @@ const { resolveStore } = require('../location.js')
  * @property {string[]} args the positional arguments
  * @property {import('./values.js').OptionValues<Record<string, OptionSpec>>} opts the options given, global ones included
  * @property {NodeJS.ProcessEnv} env
+ * @property {string} cwd the directory a relative store path is resolved against
  * @property {string} db the store file, absolute
  * @property {number} now milliseconds since the epoch, read once
  * @property {number | undefined} maxLifetimeDays

@@ -15,7 +15,7 @@ const { field, str } = require('../input.js')
  * @typedef {import('../../../index.js').Decision} Decision
  * @typedef {[string, string]} Call
  * @typedef {{
- *   read: (body: object) => Call,
+ *   read: (body: Record<string, unknown>) => Call,
  *   bySecret: (store: KeyStore, secret: string, call: Call, ip: string | undefined) => Decision,
  *   byKey: (store: KeyStore, keyId: string, call: Call, ip: string | undefined) => Decision,
  * }} TryKind
