@@ -24,6 +24,44 @@ const REASON_DAV = Symbol.for('keygate.reasonDav')
 
 const CONSTRUCT = Symbol('keygate.construct')
 
+/**
+ * @typedef {import('./native.js').Handle} Handle
+ * @typedef {import('../binding.js').KeyDto} KeyDto
+ * @typedef {import('../binding.js').IssuedDto} IssuedDto
+ * @typedef {import('../binding.js').UserDto} UserDto
+ * @typedef {import('../binding.js').RoleDto} RoleDto
+ * @typedef {import('../binding.js').AuditEntryDto} AuditEntryDto
+ * @typedef {import('../binding.js').ExplanationDto} ExplanationDto
+ * @typedef {import('../binding.js').StoreOptionsDto} StoreOptionsDto
+ * @typedef {import('../index.js').ApiKey} ApiKey
+ * @typedef {import('../index.js').IssuedKey} IssuedKey
+ * @typedef {import('../index.js').User} User
+ * @typedef {import('../index.js').UserInput} UserInput
+ * @typedef {import('../index.js').Role} Role
+ * @typedef {import('../index.js').NewKey} NewKey
+ * @typedef {import('../index.js').KeyPatch} KeyPatch
+ * @typedef {import('../index.js').KeyFilter} KeyFilter
+ * @typedef {import('../index.js').KeyState} KeyState
+ * @typedef {import('../index.js').RotateOptions} RotateOptions
+ * @typedef {import('../index.js').AdminOptions} AdminOptions
+ * @typedef {import('../index.js').StoreOptions} StoreOptions
+ * @typedef {import('../index.js').AuditEntry} AuditEntry
+ * @typedef {import('../index.js').AuditQuery} AuditQuery
+ * @typedef {import('../index.js').AuditReport} AuditReport
+ * @typedef {import('../index.js').Decision} Decision
+ * @typedef {import('../index.js').Reason} ReasonName
+ * @typedef {import('../index.js').ErrorCode} ErrorCode
+ * @typedef {import('../index.js').BackgroundTask} BackgroundTask
+ * @typedef {import('../index.js').BackgroundError} BackgroundError
+ * @typedef {[code: ErrorCode, message: string, task: BackgroundTask, recovered: boolean, consequence: string]} Incident
+ */
+
+/**
+ * Runs a native call, its error turned into a KeygateError.
+ * @template T
+ * @param {() => T} fn
+ * @returns {T}
+ */
 function call(fn) {
   try {
     return fn()
@@ -32,12 +70,17 @@ function call(fn) {
   }
 }
 
+/**
+ * @param {KeyDto} dto
+ * @returns {ApiKey}
+ */
 function toKey(dto) {
   return {
     id: dto.id,
     userId: dto.userId,
     description: dto.description,
-    state: dto.state,
+    // The DTO carries it as a string; src/convert.rs names only the states of index.d.ts.
+    state: /** @type {KeyState} */ (dto.state),
     expiresAt: new Date(dto.expiresAt),
     rules: dto.rules,
     createdAt: new Date(dto.createdAt),
@@ -47,18 +90,37 @@ function toKey(dto) {
   }
 }
 
+/**
+ * @param {IssuedDto} dto
+ * @returns {IssuedKey}
+ */
 function toIssued(dto) {
   return { key: toKey(dto.key), secret: dto.secret }
 }
 
+/**
+ * @param {UserDto} dto
+ * @returns {User}
+ */
 function toUser(dto) {
-  return { id: dto.id, status: dto.status, rights: dto.rights, roles: dto.roles }
+  return { id: dto.id, status: /** @type {User['status']} */ (dto.status), rights: dto.rights, roles: dto.roles }
 }
 
+/**
+ * @param {RoleDto} dto
+ * @returns {Role}
+ */
 function toRole(dto) {
   return { name: dto.name, rights: dto.rights }
 }
 
+/**
+ * The argument types of a call, checked for JavaScript callers (TypeError).
+ * @param {unknown} secret
+ * @param {unknown} service
+ * @param {unknown} api
+ * @param {unknown} ip
+ */
 function checkCallTypes(secret, service, api, ip) {
   if (typeof secret !== 'string') throw typeError(`secret must be a string, got ${typeof secret}`)
   if (typeof service !== 'string') throw typeError(`service must be a string, got ${typeof service}`)
@@ -66,6 +128,13 @@ function checkCallTypes(secret, service, api, ip) {
   if (ip !== undefined && ip !== null && typeof ip !== 'string') throw typeError(`ip must be a string, got ${typeof ip}`)
 }
 
+/**
+ * The argument types of a WebDAV request, checked for JavaScript callers (TypeError).
+ * @param {unknown} secret
+ * @param {unknown} method
+ * @param {unknown} path
+ * @param {unknown} ip
+ */
 function checkDavTypes(secret, method, path, ip) {
   if (typeof secret !== 'string') throw typeError(`secret must be a string, got ${typeof secret}`)
   if (typeof method !== 'string') throw typeError(`method must be a string, got ${typeof method}`)
@@ -73,6 +142,10 @@ function checkDavTypes(secret, method, path, ip) {
   if (ip !== undefined && ip !== null && typeof ip !== 'string') throw typeError(`ip must be a string, got ${typeof ip}`)
 }
 
+/**
+ * @param {unknown} options as given: checked here
+ * @returns {StoreOptionsDto & { now: number | undefined }}
+ */
 function storeOptions(options) {
   const o = args.optionalObject(options, 'options')
   return {
@@ -86,24 +159,30 @@ function storeOptions(options) {
   }
 }
 
+/**
+ * @param {unknown} options as given: checked here
+ * @returns {StoreOptions['onError']}
+ */
 function onErrorOption(options) {
   const onError = args.optionalObject(options, 'options').onError
   if (onError !== undefined && typeof onError !== 'function') {
     throw new KeygateError('INVALID_ARGUMENT', `options.onError must be a function, got ${typeof onError}`)
   }
-  return onError
+  return /** @type {StoreOptions['onError']} */ (onError)
 }
 
 /**
  * What the core's background threads report, on the event loop: a failure (the first of
  * an episode) or the recovery that ends it. Goes to `onError` as a KeygateError with
  * `task` and `recovered`, else to console.error; never a secret, never a throw.
+ * @param {StoreOptions['onError']} onError
  */
 function incidentReporter(onError) {
   // The binding hands over [code, message, task, recovered, consequence] (as one array, or spread);
   // the consequence says what fails while the task does.
+  /** @param {[Incident] | Incident} args */
   return (...args) => {
-    const [code, message, task, recovered, consequence] = Array.isArray(args[0]) ? args[0] : args
+    const [code, message, task, recovered, consequence] = /** @type {Incident} */ (Array.isArray(args[0]) ? args[0] : args)
     const text = redactSecrets(message)
     const error = Object.assign(new KeygateError(code, recovered ? `${task} works again (it had failed with ${code}: ${text})` : text), { task, recovered })
     if (onError !== undefined) {
@@ -118,20 +197,28 @@ function incidentReporter(onError) {
   }
 }
 
-/** The `{ actor }` option of admin calls. */
+/**
+ * The `{ actor }` option of admin calls.
+ * @param {unknown} options as given: checked here
+ */
 function actorOf(options) {
   const o = args.optionalObject(options, 'options')
   return args.optionalString(o.actor, 'options.actor')
 }
 
-/** The optimistic-concurrency precondition of a change of a key: its `updatedAt` as last read. */
+/**
+ * The optimistic-concurrency precondition of a change of a key: its `updatedAt` as last read.
+ * @param {unknown} options as given: checked here
+ */
 function expectedOf(options) {
   const o = args.optionalObject(options, 'options')
   return args.optionalDate(o.expectedUpdatedAt, 'options.expectedUpdatedAt')
 }
 
+/** @param {AuditEntryDto} dto */
 function toAuditEntry(dto) {
-  const entry = { seq: dto.seq, at: new Date(dto.at), action: dto.action, changes: JSON.parse(dto.detail), hash: dto.hash }
+  /** @type {AuditEntry} */
+  const entry = { seq: dto.seq, at: new Date(dto.at), action: /** @type {AuditEntry['action']} */ (dto.action), changes: JSON.parse(dto.detail), hash: dto.hash }
   if (dto.actor != null) entry.actor = dto.actor
   if (dto.keyId != null) entry.keyId = dto.keyId
   if (dto.userId != null) entry.userId = dto.userId
@@ -156,14 +243,22 @@ const CLOSED_MEMO = /** @type {Memo} */ (
 )
 
 class KeyStore {
+  /** @type {Handle} */
   #handle
+  /** @type {Memo} */
   #memo
   /**
    * WebDAV decisions, apart from API decisions: a request (secret, method, path) can never
    * answer for a call (secret, service, api) with the same strings, nor the reverse.
+   * @type {Memo}
    */
   #davMemo
 
+  /**
+   * @param {symbol} token CONSTRUCT: only this module makes stores
+   * @param {Handle} handle
+   * @param {number | undefined} frozenNow the frozen clock of `options.now`
+   */
   constructor(token, handle, frozenNow) {
     if (token !== CONSTRUCT) {
       throw new KeygateError('INVALID_ARGUMENT', 'use KeyStore.inMemory() or KeyStore.open(path) to make a store')
@@ -172,13 +267,17 @@ class KeyStore {
     const words = new Uint32Array(call(() => native.storeSignals(handle)))
     const hints = new Uint32Array(call(() => native.storeHints(handle)))
     const secretLength = call(() => native.storeKeyPrefix(handle)).length + native.SECRET_AFTER_PREFIX_LENGTH
+    /** @type {(secrets: string[], times: number[]) => void} */
     const touch = (secrets, times) => call(() => native.touch(handle, secrets, times))
     this.#memo = new Memo(words, hints, secretLength, touch)
     this.#davMemo = new Memo(words, hints, secretLength, touch, native.MAX_DAV_PATH_LENGTH + 1)
     this.#setMemoClock(frozenNow)
   }
 
-  /** An in-memory store, for tests and ephemeral use. */
+  /**
+   * An in-memory store, for tests and ephemeral use.
+   * @param {StoreOptions} [options]
+   */
   static inMemory(options) {
     const opts = storeOptions(options)
     const report = incidentReporter(onErrorOption(options))
@@ -189,6 +288,8 @@ class KeyStore {
   /**
    * Opens (or creates) the durable store in the file at `path`, or the shared store in the
    * PostgreSQL database a `postgres://` / `postgresql://` URL names.
+   * @param {string} path
+   * @param {StoreOptions} [options]
    */
   static open(path, options) {
     args.string(path, 'path')
@@ -198,7 +299,10 @@ class KeyStore {
     return new KeyStore(CONSTRUCT, handle, opts.now)
   }
 
-  /** Validates one rule: the normalised rule, or a KeygateError INVALID_RULE. */
+  /**
+   * Validates one rule: the normalised rule, or a KeygateError INVALID_RULE.
+   * @param {string} rule
+   */
   static validateRule(rule) {
     args.ruleText(rule, 'rule')
     return call(() => native.validateRule(rule))
@@ -207,6 +311,8 @@ class KeyStore {
   /**
    * Copies everything `from` holds (roles, users, keys with their ids, digests, states and
    * lastUsedAt, the audit trail as sealed) into `to`, which must be empty.
+   * @param {KeyStore} from
+   * @param {KeyStore} to
    */
   static copy(from, to) {
     if (!(from instanceof KeyStore) || !(to instanceof KeyStore)) {
@@ -239,13 +345,19 @@ class KeyStore {
     }
   }
 
-  /** Writes a consistent copy of the durable store to a new file (SQLite online backup). */
+  /**
+   * Writes a consistent copy of the durable store to a new file (SQLite online backup).
+   * @param {string} path
+   */
   backup(path) {
     args.string(path, 'path')
     call(() => native.storeBackup(this.#handle, path))
   }
 
-  /** The audit trail, newest first. */
+  /**
+   * The audit trail, newest first.
+   * @param {AuditQuery} [query]
+   */
   audit(query) {
     const q = args.optionalObject(query, 'query')
     const dto = {
@@ -266,12 +378,14 @@ class KeyStore {
   /** Verifies the audit trail's hash chain. */
   verifyAudit() {
     const r = call(() => native.verifyAudit(this.#handle))
+    /** @type {AuditReport} */
     const report = { ok: r.ok, entries: r.entries }
     if (r.firstBadSeq != null) report.firstBadSeq = r.firstBadSeq
     if (r.problem != null) report.problem = r.problem
     return report
   }
 
+  /** @param {number | undefined} frozenNow */
   #setMemoClock(frozenNow) {
     const clock = frozenNow === undefined ? Date.now : () => frozenNow
     this.#memo.clock = clock
@@ -300,6 +414,7 @@ class KeyStore {
     return new Date(call(() => native.storeNow(this.#handle)))
   }
 
+  /** @param {Date | null} date */
   setNow(date) {
     if (date !== null && !(date instanceof Date)) {
       throw new KeygateError('INVALID_ARGUMENT', 'setNow takes a Date, or null for the system clock')
@@ -313,6 +428,10 @@ class KeyStore {
 
   // ---- roles ----
 
+  /**
+   * @param {Role} role
+   * @param {AdminOptions} [options]
+   */
   putRole(role, options) {
     const r = args.object(role, 'role')
     const name = args.string(r.name, 'role.name')
@@ -321,12 +440,17 @@ class KeyStore {
     return toRole(call(() => native.putRole(this.#handle, name, rights, actorOf(options))))
   }
 
+  /**
+   * @param {string} name
+   * @param {AdminOptions} [options]
+   */
   deleteRole(name, options) {
     args.string(name, 'name')
     const actor = actorOf(options)
     return call(() => native.deleteRole(this.#handle, name, actor))
   }
 
+  /** @param {string} name */
   getRole(name) {
     args.string(name, 'name')
     const dto = call(() => native.getRole(this.#handle, name))
@@ -339,6 +463,10 @@ class KeyStore {
 
   // ---- users ----
 
+  /**
+   * @param {UserInput} user
+   * @param {AdminOptions} [options]
+   */
   putUser(user, options) {
     const u = args.object(user, 'user')
     const input = {
@@ -351,13 +479,17 @@ class KeyStore {
     return toUser(call(() => native.putUser(this.#handle, input, actor)))
   }
 
+  /** @param {string} id */
   getUser(id) {
     args.string(id, 'id')
     const dto = call(() => native.getUser(this.#handle, id))
     return dto == null ? null : toUser(dto)
   }
 
-  /** What the user may call: `{ own, byRole: [{ role, rights }], all }`, or null for no such user. */
+  /**
+   * What the user may call: `{ own, byRole: [{ role, rights }], all }`, or null for no such user.
+   * @param {string} userId
+   */
   effectiveRights(userId) {
     args.string(userId, 'userId')
     const dto = call(() => native.effectiveRights(this.#handle, userId))
@@ -369,6 +501,10 @@ class KeyStore {
     return call(() => native.listUsers(this.#handle)).map(toUser)
   }
 
+  /**
+   * @param {string} id
+   * @param {AdminOptions} [options]
+   */
   deleteUser(id, options) {
     args.string(id, 'id')
     const actor = actorOf(options)
@@ -377,6 +513,10 @@ class KeyStore {
 
   // ---- keys ----
 
+  /**
+   * @param {NewKey} input
+   * @param {AdminOptions} [options]
+   */
   createKey(input, options) {
     const k = args.object(input, 'input')
     const dto = {
@@ -390,6 +530,7 @@ class KeyStore {
     return toIssued(call(() => native.createKey(this.#handle, dto, actor)))
   }
 
+  /** @param {string} id */
   getKey(id) {
     args.string(id, 'id')
     this.#flushUses()
@@ -397,6 +538,7 @@ class KeyStore {
     return dto == null ? null : toKey(dto)
   }
 
+  /** @param {KeyFilter} [filter] */
   listKeys(filter) {
     const f = args.optionalObject(filter, 'filter')
     const userId = args.optionalString(f.userId, 'filter.userId')
@@ -405,6 +547,11 @@ class KeyStore {
     return call(() => native.listKeys(this.#handle, userId, state)).map(toKey)
   }
 
+  /**
+   * @param {string} id
+   * @param {KeyPatch} patch
+   * @param {AdminOptions} [options]
+   */
   updateKey(id, patch, options) {
     args.string(id, 'id')
     const p = args.object(patch, 'patch')
@@ -419,6 +566,11 @@ class KeyStore {
     return toKey(call(() => native.updateKey(this.#handle, id, dto, actor)))
   }
 
+  /**
+   * @param {string} id
+   * @param {KeyState} state
+   * @param {AdminOptions} [options]
+   */
   setState(id, state, options) {
     args.string(id, 'id')
     args.string(state, 'state')
@@ -427,6 +579,10 @@ class KeyStore {
     return toKey(call(() => native.setState(this.#handle, id, state, expected, actor)))
   }
 
+  /**
+   * @param {string} id
+   * @param {RotateOptions} [options]
+   */
   rotateKey(id, options) {
     args.string(id, 'id')
     const o = args.optionalObject(options, 'options')
@@ -436,6 +592,10 @@ class KeyStore {
     return toIssued(call(() => native.rotateKey(this.#handle, id, overlap, expected, actor)))
   }
 
+  /**
+   * @param {string} id
+   * @param {AdminOptions} [options]
+   */
   deleteKey(id, options) {
     args.string(id, 'id')
     const actor = actorOf(options)
@@ -444,6 +604,12 @@ class KeyStore {
 
   // ---- the decision ----
 
+  /**
+   * @param {string} secret
+   * @param {string} service
+   * @param {string} api
+   * @param {string | null} [ip]
+   */
   isAllowed(secret, service, api, ip) {
     checkCallTypes(secret, service, api, ip)
     const remembered = this.#memo.find(secret, service, api, ip)
@@ -451,7 +617,15 @@ class KeyStore {
     return this.#decideFresh(secret, service, api, ip, false) === 0
   }
 
-  /** The reason code of a call (0 = allowed): from the memo, else as `#decideFresh`. */
+  /**
+   * The reason code of a call (0 = allowed): from the memo, else as `#decideFresh`.
+   * @param {string} secret
+   * @param {string} service
+   * @param {string} api
+   * @param {string | null | undefined} ip
+   * @param {boolean} exact
+   * @returns {number} a reason code
+   */
   #decide(secret, service, api, ip, exact) {
     const remembered = this.#memo.find(secret, service, api, ip)
     if (remembered >= 0) return remembered
@@ -463,6 +637,12 @@ class KeyStore {
    * the secret is a key's. With `exact` false, a secret no key can have answers "unknown"
    * without asking the core whether it is also malformed (both deny); `exact` gives the
    * core's own reason.
+   * @param {string} secret
+   * @param {string} service
+   * @param {string} api
+   * @param {string | null | undefined} ip
+   * @param {boolean} exact
+   * @returns {number} a reason code
    */
   #decideFresh(secret, service, api, ip, exact) {
     const memo = this.#memo
@@ -484,19 +664,38 @@ class KeyStore {
     return reason
   }
 
-  /** keygate/http's cheap reason: `explain(...).reason` without building the decision. */
+  /**
+   * keygate/http's cheap reason: `explain(...).reason` without building the decision.
+   * @param {string} secret
+   * @param {string} service
+   * @param {string} api
+   * @param {string | null} [ip]
+   * @returns {ReasonName}
+   */
   [REASON](secret, service, api, ip) {
     checkCallTypes(secret, service, api, ip)
     return REASONS[this.#decide(secret, service, api, ip, true)]
   }
 
+  /**
+   * @param {string} secret
+   * @param {string} service
+   * @param {string} api
+   * @param {string | null} [ip]
+   */
   explain(secret, service, api, ip) {
     checkCallTypes(secret, service, api, ip)
     if (this.#memo === CLOSED_MEMO) throw closedError()
     return toDecision(call(() => native.explain(this.#handle, secret, service, api, ip ?? undefined)))
   }
 
-  /** `explain` for an admin holding the key id, not the secret: steps 3–9 of the decision. */
+  /**
+   * `explain` for an admin holding the key id, not the secret: steps 3–9 of the decision.
+   * @param {string} keyId
+   * @param {string} service
+   * @param {string} api
+   * @param {string | null} [ip]
+   */
   explainKey(keyId, service, api, ip) {
     if (typeof keyId !== 'string') throw typeError(`keyId must be a string, got ${typeof keyId}`)
     checkCallTypes('', service, api, ip)
@@ -506,12 +705,26 @@ class KeyStore {
 
   // ---- the decision on a WebDAV request ----
 
+  /**
+   * @param {string} secret
+   * @param {string} method
+   * @param {string} path
+   * @param {string | null} [ip]
+   */
   isAllowedDav(secret, method, path, ip) {
     checkDavTypes(secret, method, path, ip)
     return this.#decideDav(secret, method, path, ip, false) === 0
   }
 
-  /** The reason code of a WebDAV request (0 = allowed): from the WebDAV memo, else one native call. */
+  /**
+   * The reason code of a WebDAV request (0 = allowed): from the WebDAV memo, else one native call.
+   * @param {string} secret
+   * @param {string} method
+   * @param {string} path
+   * @param {string | null | undefined} ip
+   * @param {boolean} exact
+   * @returns {number} a reason code
+   */
   #decideDav(secret, method, path, ip, exact) {
     const memo = this.#davMemo
     const remembered = memo.find(secret, method, path, ip)
@@ -532,19 +745,38 @@ class KeyStore {
     return reason
   }
 
-  /** keygate/http's cheap reason of a WebDAV request: `explainDav(...).reason` without building the decision. */
+  /**
+   * keygate/http's cheap reason of a WebDAV request: `explainDav(...).reason` without building the decision.
+   * @param {string} secret
+   * @param {string} method
+   * @param {string} path
+   * @param {string | null} [ip]
+   * @returns {ReasonName}
+   */
   [REASON_DAV](secret, method, path, ip) {
     checkDavTypes(secret, method, path, ip)
     return REASONS[this.#decideDav(secret, method, path, ip, true)]
   }
 
+  /**
+   * @param {string} secret
+   * @param {string} method
+   * @param {string} path
+   * @param {string | null} [ip]
+   */
   explainDav(secret, method, path, ip) {
     checkDavTypes(secret, method, path, ip)
     if (this.#memo === CLOSED_MEMO) throw closedError()
     return toDecision(call(() => native.explainDav(this.#handle, secret, method, path, ip ?? undefined)))
   }
 
-  /** `explainDav` for an admin holding the key id, not the secret: steps 3–9 of the decision. */
+  /**
+   * `explainDav` for an admin holding the key id, not the secret: steps 3–9 of the decision.
+   * @param {string} keyId
+   * @param {string} method
+   * @param {string} path
+   * @param {string | null} [ip]
+   */
   explainKeyDav(keyId, method, path, ip) {
     if (typeof keyId !== 'string') throw typeError(`keyId must be a string, got ${typeof keyId}`)
     checkDavTypes('', method, path, ip)
@@ -553,8 +785,12 @@ class KeyStore {
   }
 }
 
-/** The binding's explanation as a `Decision`, with absent facts left out. */
+/**
+ * The binding's explanation as a `Decision`, with absent facts left out.
+ * @param {ExplanationDto} dto
+ */
 function toDecision(dto) {
+  /** @type {Decision} */
   const decision = { allowed: dto.allowed, reason: dto.reason }
   if (dto.keyId != null) decision.keyId = dto.keyId
   if (dto.userId != null) decision.userId = dto.userId
