@@ -12,8 +12,45 @@ const fmt = require('./format.js')
 const { UsageError, parseExpiry, parseSince, parseDurationSeconds, parseWhole, parseChoice, DURATION_HELP } = require('./values.js')
 const { isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
 
+/**
+ * @typedef {import('./main.js').Command} Command
+ * @typedef {import('./main.js').Context} Context
+ * @typedef {import('./main.js').CommandResult} CommandResult
+ * @typedef {import('../../index.js').KeyState} KeyStateName
+ * @typedef {import('../../index.js').UserStatus} UserStatusName
+ * @typedef {import('../../index.js').Reason} ReasonName
+ * @typedef {import('../../index.js').NewKey} NewKey
+ * @typedef {import('../../index.js').KeyPatch} KeyPatch
+ * @typedef {import('../../index.js').AuditQuery} AuditQuery
+ * @typedef {import('../../index.js').ApiKey} ApiKey
+ * @typedef {import('../../index.js').User} User
+ * @typedef {import('../../index.js').Decision} Decision
+ */
+
+/**
+ * A command's context with the values of its own options, as its `options` declare them
+ * (main.js parses them against those).
+ * @template {object} [Opts={}]
+ * @typedef {Omit<Context, 'opts'> & { opts: Opts }} OptionContext
+ */
+
+/**
+ * The context of a command whose `store` is `'create'` or `'read'`: main.js opens the store
+ * before `run`; `input` is what the command's `parse` returned.
+ * @template {object} [Opts={}]
+ * @template [Input=unknown]
+ * @typedef {Omit<Context, 'opts' | 'store' | 'input'> & { opts: Opts, store: KeyStore, input: Input }} StoreContext
+ */
+
+/** @typedef {{ status?: string, right?: string[], 'no-rights'?: true, role?: string[], 'no-roles'?: true }} UserPutOptions */
+/** @typedef {{ ip?: string, 'secret-stdin'?: true }} CheckOptions */
+
 /** A lookup by id/name that found nothing: exit code 1, with the store's error code. */
 class NotFound extends Error {
+  /**
+   * @param {string} code the store's error code (UNKNOWN_USER, UNKNOWN_ROLE, UNKNOWN_KEY)
+   * @param {string} message
+   */
   constructor(code, message) {
     super(message)
     this.name = 'NotFound'
@@ -33,6 +70,10 @@ exact; a time without an offset is UTC.`
 // Quoted values go through the same secret redaction as the core's messages.
 const { quote } = require('../errors.js')
 
+/**
+ * @param {string} file a path, or `-` for standard input
+ * @param {() => string} readStdinSync
+ */
 function readRulesFile(file, readStdinSync) {
   let text
   try {
@@ -55,7 +96,10 @@ function readRulesFile(file, readStdinSync) {
     .filter((line) => line !== '' && !line.startsWith('#'))
 }
 
-/** Rules from --rule (in order) then --rules-file; undefined when neither is given. */
+/**
+ * Rules from --rule (in order) then --rules-file; undefined when neither is given.
+ * @param {OptionContext<{ rule?: string[], 'rules-file'?: string }>} ctx
+ */
 function rulesOf(ctx) {
   const { rule, 'rules-file': file } = ctx.opts
   if (rule === undefined && file === undefined) return undefined
@@ -64,23 +108,38 @@ function rulesOf(ctx) {
   return rules
 }
 
+/**
+ * @template {string} Name
+ * @param {OptionContext<{ [N in Name]?: string }>} ctx
+ * @param {Name} name the option
+ * @param {string} what its value, for the message
+ */
 function required(ctx, name, what) {
   const value = ctx.opts[name]
   if (value === undefined) throw new UsageError(`${ctx.name} needs --${name} ${what}`)
   return value
 }
 
-/** The user's effective rights, as the store's decision sees them. */
+/**
+ * The user's effective rights, as the store's decision sees them.
+ * @param {KeyStore} store
+ * @param {User} user
+ */
 function effectiveRights(store, user) {
   return store.effectiveRights(user.id)?.all ?? []
 }
 
+/**
+ * @param {KeyStore} store
+ * @param {string} id
+ */
 function keyOrNotFound(store, id) {
   const key = store.getKey(id)
   if (key === null) throw new NotFound('UNKNOWN_KEY', `no key with id ${quote(id)}`)
   return key
 }
 
+/** @param {string} secret */
 function secretBlock(secret) {
   return `SECRET (shown once, store it now): ${secret}`
 }
@@ -126,8 +185,10 @@ const COMMANDS = [
     options: { 'key-prefix': { type: 'string', arg: '<prefix>', help: 'prefix of the secrets this store issues, [a-z][a-z0-9]{0,15}; default kg; fixed at creation' } },
     positionals: [],
     store: 'create',
+    /** @param {OptionContext<{ 'key-prefix'?: string }>} ctx */
     storeOptions: (ctx) => (ctx.opts['key-prefix'] !== undefined ? { keyPrefix: ctx.opts['key-prefix'] } : {}),
     examples: ['keygate init', 'keygate --db /var/lib/myapp/keys.db init --key-prefix myapp'],
+    /** @param {OptionContext} ctx */
     run(ctx) {
       const created = ctx.created
       return {
@@ -152,11 +213,13 @@ const COMMANDS = [
     positionals: ['<id>'],
     store: 'create',
     examples: ["keygate user put svc-requests --role request-agent --right 'data:entityBrowseRecords2'", 'keygate user put svc-requests --status suspended'],
+    /** @param {OptionContext<UserPutOptions>} ctx */
     parse({ opts }) {
       if (opts.right && opts['no-rights']) throw new UsageError('give --right or --no-rights, not both')
       if (opts.role && opts['no-roles']) throw new UsageError('give --role or --no-roles, not both')
       return { status: opts.status === undefined ? undefined : parseChoice(opts.status, '--status', USER_STATUSES) }
     },
+    /** @param {StoreContext<UserPutOptions, { status: UserStatusName | undefined }>} ctx */
     run(ctx) {
       const [id] = ctx.args
       const { store, opts } = ctx
@@ -184,6 +247,7 @@ const COMMANDS = [
     positionals: [],
     store: 'read',
     examples: ['keygate user list', 'keygate user list --json'],
+    /** @param {StoreContext} ctx */
     run({ store }) {
       const users = store.listUsers()
       const counts = new Map()
@@ -200,6 +264,7 @@ const COMMANDS = [
     positionals: ['<id>'],
     store: 'read',
     examples: ['keygate user show svc-requests'],
+    /** @param {StoreContext} ctx */
     run({ store, args, now }) {
       const user = store.getUser(args[0])
       if (user === null) throw new NotFound('UNKNOWN_USER', `no user with id ${quote(args[0])}`)
@@ -220,6 +285,7 @@ const COMMANDS = [
     positionals: ['<id>'],
     store: 'read',
     examples: ['keygate user delete svc-old'],
+    /** @param {StoreContext} ctx */
     run({ store, args, admin }) {
       const id = args[0]
       const keys = store.listKeys({ userId: id }).length
@@ -243,11 +309,13 @@ const COMMANDS = [
     positionals: ['<name>'],
     store: 'create',
     examples: ["keygate role put request-agent --right 'session:*' --right 'apps/com.hornbill.servicemanager/*:*'"],
+    /** @param {OptionContext<{ right?: string[], 'no-rights'?: true }>} ctx */
     parse({ opts }) {
       if (opts.right && opts['no-rights']) throw new UsageError('give --right or --no-rights, not both')
       if (!opts.right && !opts['no-rights']) throw new UsageError('role put needs --right <rule> (repeat for more), or --no-rights for an empty role')
       return {}
     },
+    /** @param {StoreContext<{ right?: string[], 'no-rights'?: true }>} ctx */
     run({ store, args, opts, admin }) {
       const before = store.getRole(args[0])
       const role = store.putRole({ name: args[0], rights: opts.right ?? [] }, admin)
@@ -263,6 +331,7 @@ const COMMANDS = [
     positionals: [],
     store: 'read',
     examples: ['keygate role list'],
+    /** @param {StoreContext} ctx */
     run({ store }) {
       const roles = store.listRoles()
       const counts = new Map()
@@ -279,6 +348,7 @@ const COMMANDS = [
     positionals: ['<name>'],
     store: 'read',
     examples: ['keygate role show request-agent'],
+    /** @param {StoreContext} ctx */
     run({ store, args }) {
       const role = store.getRole(args[0])
       if (role === null) throw new NotFound('UNKNOWN_ROLE', `no role named ${quote(args[0])}`)
@@ -301,6 +371,7 @@ const COMMANDS = [
     positionals: ['<name>'],
     store: 'read',
     examples: ['keygate role delete request-agent'],
+    /** @param {StoreContext} ctx */
     run({ store, args, admin }) {
       const name = args[0]
       const users = store.listUsers().filter((u) => u.roles.includes(name)).length
@@ -338,6 +409,7 @@ const COMMANDS = [
       "keygate key create --user svc-requests --description 'Request sync' --expires 90d --rule 'session:get*' --rule ip=10.0.0.0/8",
       "keygate key create --user svc-requests --description 'CI' --expires 2027-01-31 --json | jq -r .secret",
     ],
+    /** @param {OptionContext<{ user?: string, description?: string, expires?: string, rule?: string[], 'rules-file'?: string, state?: string }>} ctx */
     parse(ctx) {
       const userId = required(ctx, 'user', '<id>')
       const description = required(ctx, 'description', '<text>')
@@ -346,6 +418,7 @@ const COMMANDS = [
       const state = ctx.opts.state === undefined ? undefined : parseChoice(ctx.opts.state, '--state', NEW_KEY_STATES)
       return { userId, description, expiresAt, rules: rulesOf(ctx), state }
     },
+    /** @param {StoreContext<{}, NewKey>} ctx */
     run(ctx) {
       const { key, secret } = ctx.store.createKey(ctx.input, ctx.admin)
       return {
@@ -366,9 +439,11 @@ const COMMANDS = [
     positionals: [],
     store: 'read',
     examples: ['keygate key list', 'keygate key list --user svc-requests --state active --json'],
+    /** @param {OptionContext<{ user?: string, state?: string }>} ctx */
     parse({ opts }) {
       return { state: opts.state === undefined ? undefined : parseChoice(opts.state, '--state', KEY_STATES) }
     },
+    /** @param {StoreContext<{ user?: string, state?: string }, { state: KeyStateName | undefined }>} ctx */
     run({ store, opts, now, input }) {
       const { state } = input
       const keys = store.listKeys({ userId: opts.user, state })
@@ -384,6 +459,7 @@ const COMMANDS = [
     positionals: ['<key-id>'],
     store: 'read',
     examples: ['keygate key show key_6CWcaQGIvOW5vA0YQ4Tg1N'],
+    /** @param {StoreContext} ctx */
     run({ store, args, now }) {
       const key = keyOrNotFound(store, args[0])
       return { json: key, text: fmt.keyDetails(key, now) }
@@ -402,10 +478,12 @@ const COMMANDS = [
     positionals: ['<key-id>'],
     store: 'read',
     examples: ["keygate key update key_6CWcaQGIvOW5vA0YQ4Tg1N --rule 'session:*' --expires 30d"],
+    /** @param {OptionContext<{ description?: string, rule?: string[], 'rules-file'?: string, 'no-rules'?: true, expires?: string }>} ctx */
     parse(ctx) {
       const { opts } = ctx
       const rules = rulesOf(ctx)
       if (rules !== undefined && opts['no-rules']) throw new UsageError('give --rule/--rules-file or --no-rules, not both')
+      /** @type {KeyPatch} */
       const patch = {}
       if (opts.description !== undefined) patch.description = opts.description
       if (rules !== undefined) patch.rules = rules
@@ -414,6 +492,7 @@ const COMMANDS = [
       if (Object.keys(patch).length === 0) throw new UsageError('key update needs something to change: --description, --rule, --rules-file, --no-rules or --expires')
       return patch
     },
+    /** @param {StoreContext<{}, KeyPatch>} ctx */
     run(ctx) {
       const key = ctx.store.updateKey(ctx.args[0], ctx.input, ctx.admin)
       return { json: key, text: `updated key ${key.id}\n${fmt.keyDetails(key, ctx.now)}` }
@@ -435,6 +514,7 @@ const COMMANDS = [
     positionals: ['<key-id>'],
     store: 'read',
     examples: ['keygate key rotate key_6CWcaQGIvOW5vA0YQ4Tg1N --overlap 1h'],
+    /** @param {StoreContext<{ overlap?: string }>} ctx */
     run(ctx) {
       const overlapSeconds = ctx.opts.overlap === undefined ? 0 : parseDurationSeconds(ctx.opts.overlap, '--overlap')
       const { key, secret } = ctx.store.rotateKey(ctx.args[0], { overlapSeconds, ...ctx.admin })
@@ -460,6 +540,7 @@ const COMMANDS = [
     positionals: ['<key-id>'],
     store: 'read',
     examples: ['keygate key delete key_6CWcaQGIvOW5vA0YQ4Tg1N'],
+    /** @param {StoreContext} ctx */
     run({ store, args, admin }) {
       if (!store.deleteKey(args[0], admin)) throw new NotFound('UNKNOWN_KEY', `no key with id ${quote(args[0])}`)
       return { json: { deleted: true, id: args[0] }, text: `deleted key ${args[0]}` }
@@ -489,7 +570,9 @@ const COMMANDS = [
     positionals: [],
     store: 'read',
     examples: ['keygate audit --since 7d', 'keygate audit --key key_6CWcaQGIvOW5vA0YQ4Tg1N --json'],
+    /** @param {OptionContext<{ key?: string, user?: string, since?: string, limit?: string }>} ctx */
     parse({ opts, now }) {
+      /** @type {AuditQuery} */
       const query = {}
       if (opts.key !== undefined) query.keyId = opts.key
       if (opts.user !== undefined) query.userId = opts.user
@@ -497,6 +580,7 @@ const COMMANDS = [
       query.limit = opts.limit === undefined ? 100 : parseWhole(opts.limit, '--limit', 1, 1_000_000)
       return query
     },
+    /** @param {StoreContext<{}, AuditQuery>} ctx */
     run({ store, input }) {
       const entries = store.audit(input)
       return { json: entries, text: fmt.auditTable(entries) }
@@ -511,8 +595,10 @@ const COMMANDS = [
     positionals: [],
     store: 'read',
     examples: ['keygate verify-audit'],
+    /** @param {StoreContext} ctx */
     run({ store }) {
       const report = store.verifyAudit()
+      /** @param {number} n */
       const entries = (n) => `${n} ${n === 1 ? 'entry' : 'entries'}`
       if (report.ok) return { json: report, text: `audit trail intact: ${entries(report.entries)} verified` }
       return {
@@ -538,6 +624,7 @@ const COMMANDS = [
     positionals: [],
     store: 'none',
     examples: ['keygate serve', 'KEYGATE_ADMIN_TOKEN=$(cat token) keygate --db /var/lib/keygate.db serve --port 9000'],
+    /** @param {OptionContext<{ host?: string, port?: string }>} ctx */
     async run(ctx) {
       const { serve } = require('../admin/serve.js')
       const port = ctx.opts.port ?? ctx.env.PORT
@@ -571,6 +658,7 @@ const COMMANDS = [
     positionals: ['<file>'],
     store: 'read',
     examples: ['keygate backup /backups/keygate-$(date +%F).db'],
+    /** @param {StoreContext} ctx */
     run({ store, args, db }) {
       const target = path.resolve(args[0])
       store.backup(target)
@@ -595,6 +683,7 @@ const COMMANDS = [
     positionals: ['<from>', '<to>'],
     store: 'none',
     examples: ['keygate copy keygate.db postgres://keygate@db.internal:5432/keygate', 'keygate copy keygate.db /backups/keygate-moved.db'],
+    /** @param {OptionContext} ctx */
     run(ctx) {
       const [fromText, toText] = ctx.args
       const from = storeLocation(ctx, fromText)
@@ -631,6 +720,11 @@ const COMMANDS = [
   },
 ]
 
+/**
+ * @param {'suspend' | 'activate' | 'revoke'} verb
+ * @param {KeyStateName} state
+ * @param {string} summary
+ */
 function stateCommand(verb, state, summary) {
   const notes = {
     suspend: 'Suspends the key: it is refused from the very next check until activated again.',
@@ -649,6 +743,7 @@ function stateCommand(verb, state, summary) {
     positionals: ['<key-id>'],
     store: 'read',
     examples: [`keygate key ${verb} key_6CWcaQGIvOW5vA0YQ4Tg1N`],
+    /** @param {StoreContext} ctx */
     run({ store, args, admin, now }) {
       const key = store.setState(args[0], state, admin)
       let text = `key ${key.id} is now ${key.state}`
@@ -661,7 +756,21 @@ function stateCommand(verb, state, summary) {
   }
 }
 
-/** The two kinds of call the store decides: an API call and a WebDAV request. */
+/**
+ * A kind of call the store decides, with its two words (service and api, or method and path).
+ * @typedef {object} CallKind
+ * @property {[string, string]} words their names for usage messages
+ * @property {string} rulesName
+ * @property {(rules: string[]) => string[]} ownRules
+ * @property {(first: string, second: string) => string} label
+ * @property {string} invalid why an `invalid_request` was refused
+ * @property {(store: KeyStore, secret: string, first: string, second: string, ip: string | undefined) => Decision} decide
+ */
+
+/**
+ * The two kinds of call the store decides: an API call and a WebDAV request.
+ * @type {Record<'api' | 'dav', CallKind>}
+ */
 const CALL_KINDS = {
   api: {
     words: ['<service>', '<api>'],
@@ -690,6 +799,17 @@ const CALL_KINDS = {
   },
 }
 
+/**
+ * What the words of a decision's reason are made from.
+ * @typedef {{ d: Decision, key: ApiKey | null, user: User | null, call: string, ip: string | undefined, kind: CallKind }} ReasonFacts
+ */
+
+/**
+ * The words of each reason. `store_unavailable` has none yet: `explain` on a store that cannot
+ * vouch for its data fails with a TypeError (a gap these types show; filling it changes behaviour).
+ * @typedef {(facts: ReasonFacts) => string} ReasonWords
+ * @type {Partial<Record<ReasonName, ReasonWords>>}
+ */
 const REASON_TEXT = {
   allowed: () => 'the call is allowed',
   malformed_key: () => 'the secret is not well formed (wrong prefix, length, characters or checksum): was it copied whole?',
@@ -708,6 +828,12 @@ const REASON_TEXT = {
 }
 
 /** The secret and the two words of the call: `<secret> <a> <b>`, or `<a> <b>` and the secret from stdin or $KEYGATE_SECRET. */
+/**
+ * @param {OptionContext<CheckOptions>} ctx
+ * @param {string} name the command, for messages
+ * @param {CallKind} kind
+ * @returns {Promise<string[]>}
+ */
 async function secretAndCall(ctx, name, kind) {
   const fromStdin = ctx.opts['secret-stdin'] === true
   if (ctx.args.length === 3) {
@@ -729,6 +855,13 @@ async function secretAndCall(ctx, name, kind) {
 }
 
 /** Decides the call of `ctx` and prints it: one line, or with `explain` the whole decision in words. */
+/**
+ * @param {StoreContext<CheckOptions>} ctx
+ * @param {string} name the command, for messages
+ * @param {CallKind} kind
+ * @param {boolean} explain
+ * @returns {Promise<CommandResult>}
+ */
 async function decideAndPrint(ctx, name, kind, explain) {
   const [secret, first, second] = await secretAndCall(ctx, name, kind)
   const ip = ctx.opts.ip
@@ -745,7 +878,7 @@ async function decideAndPrint(ctx, name, kind, explain) {
   const key = decision.keyId ? store.getKey(decision.keyId) : null
   const user = decision.userId ? store.getUser(decision.userId) : null
   const call = kind.label(first, second)
-  const why = REASON_TEXT[decision.reason]({ d: decision, key, user, call, ip, kind })
+  const why = /** @type {ReasonWords} */ (REASON_TEXT[decision.reason])({ d: decision, key, user, call, ip, kind })
   const lines = [
     decision.allowed ? 'allowed' : `denied: ${decision.reason}`,
     `  call          ${call}${ip ? ` from ${ip}` : ''}`,
@@ -757,6 +890,7 @@ async function decideAndPrint(ctx, name, kind, explain) {
   return { json: { ...decision, explanation: why }, text: lines.join('\n'), exit }
 }
 
+/** @param {'check' | 'explain'} name */
 function checkCommand(name) {
   const explain = name === 'explain'
   return {
@@ -778,6 +912,7 @@ function checkCommand(name) {
       `printf '%s' "$SECRET" | keygate ${name} --secret-stdin session userLogon`,
       `KEYGATE_SECRET="$SECRET" keygate ${name} apps/com.hornbill.servicemanager/Requests holdRequest`,
     ],
+    /** @param {StoreContext<CheckOptions>} ctx */
     run: (ctx) => decideAndPrint(ctx, name, CALL_KINDS.api, explain),
   }
 }
@@ -800,6 +935,7 @@ function checkDavCommand() {
     store: 'read',
     secretArgs: true,
     examples: [`keygate ${name} "$SECRET" GET session/notes.txt --ip 10.1.2.3`, `printf '%s' "$SECRET" | keygate ${name} --secret-stdin PROPFIND docs/ --explain`],
+    /** @param {StoreContext<CheckOptions & { explain?: true }>} ctx */
     run: (ctx) => decideAndPrint(ctx, name, CALL_KINDS.dav, ctx.opts.explain === true),
   }
 }
@@ -810,11 +946,16 @@ const GROUPS = {
   key: 'API keys',
 }
 
+/** @param {string[]} words */
 function findCommand(words) {
   return COMMANDS.find((c) => c.path.length === words.length && c.path.every((w, i) => w === words[i]))
 }
 
-/** Where a store named on the command line is: a URL as given, a file resolved against the working directory. */
+/**
+ * Where a store named on the command line is: a URL as given, a file resolved against the working directory.
+ * @param {OptionContext} ctx
+ * @param {string} text
+ */
 function storeLocation(ctx, text) {
   if (text === '') throw new UsageError(`${ctx.name} needs a store file or a postgres:// URL, not an empty argument`)
   const url = isDatabaseUrl(text)
@@ -822,7 +963,11 @@ function storeLocation(ctx, text) {
   return { url, where, shown: shownStore(where) }
 }
 
-/** Opens a store at `db` for `command` (creating it only for commands that may). */
+/**
+ * Opens a store at `db` for `command` (creating it only for commands that may).
+ * @param {Command} command
+ * @param {Context} ctx
+ */
 function openStore(command, ctx) {
   // A database is opened as it is (its schema is made when missing).
   const exists = isDatabaseUrl(ctx.db) || fs.existsSync(ctx.db)
