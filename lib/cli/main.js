@@ -5,8 +5,8 @@
 const os = require('node:os')
 
 const { ERROR_CODES, quote, redactSecrets } = require('../errors.js')
-// commands.js is typed against the Command and Context typedefs below by its own annotation;
-// until then its exports are read as these types.
+// Each command's `run` in commands.js takes a context narrower than Context (its own option
+// values; the store open), which a Command[] cannot express: its exports are read as these types.
 const { COMMANDS, GROUPS, NotFound, findCommand, openStore } =
   /** @type {{ COMMANDS: Command[], GROUPS: Record<string, string>, NotFound: typeof import('./commands.js').NotFound, findCommand(words: string[]): Command | undefined, openStore(command: Command, ctx: Context): { store: KeyStore, created: boolean } }} */ (
     require('./commands.js')
