@@ -61,6 +61,14 @@ export interface AuditReportDto {
   problem?: string
 }
 
+/** What `KeyStore.copy` wrote. */
+export interface CopyReportDto {
+  roles: number
+  users: number
+  keys: number
+  auditEntries: number
+}
+
 export declare function createKey(store: ExternalObject<KeyStore>, input: NewKeyDto, actor?: string | undefined | null): IssuedDto
 
 export declare function deleteKey(store: ExternalObject<KeyStore>, id: string, actor?: string | undefined | null): boolean
@@ -268,6 +276,8 @@ export declare function setState(store: ExternalObject<KeyStore>, id: string, st
 export declare function storeBackup(store: ExternalObject<KeyStore>, to: string): void
 
 export declare function storeClose(store: ExternalObject<KeyStore>): void
+
+export declare function storeCopy(from: ExternalObject<KeyStore>, to: ExternalObject<KeyStore>): CopyReportDto
 
 export declare function storeHealth(store: ExternalObject<KeyStore>): HealthDto
 

@@ -870,6 +870,7 @@ module.exports.SECRET_AFTER_PREFIX_LENGTH = nativeBinding.SECRET_AFTER_PREFIX_LE
 module.exports.setState = nativeBinding.setState
 module.exports.storeBackup = nativeBinding.storeBackup
 module.exports.storeClose = nativeBinding.storeClose
+module.exports.storeCopy = nativeBinding.storeCopy
 module.exports.storeHealth = nativeBinding.storeHealth
 module.exports.storeHints = nativeBinding.storeHints
 module.exports.storeInMemory = nativeBinding.storeInMemory

@@ -277,6 +277,14 @@ export interface RotateOptions extends AdminOptions {
   overlapSeconds?: number
 }
 
+/** What {@link KeyStore.copy} wrote. */
+export interface CopyReport {
+  roles: number
+  users: number
+  keys: number
+  auditEntries: number
+}
+
 /** The decision on one call, with its reason. */
 export interface Decision {
   allowed: boolean
@@ -320,6 +328,15 @@ export declare class KeyStore {
    * what is wrong with it.
    */
   static validateRule(rule: string): string
+
+  /**
+   * Copies the whole of `from` — roles, users, keys (ids, secret digests, states,
+   * `lastUsedAt`) and the audit trail, entry for entry, so `verifyAudit` passes on the copy —
+   * into `to`, which must hold nothing yet (`INVALID_ARGUMENT` otherwise, and `to` is left as
+   * it was). Secrets issued by `from` work on `to`. Moves a store between SQLite files or to
+   * another kind of store (`keygate copy <from> <to>`). `to` is written in one transaction.
+   */
+  static copy(from: KeyStore, to: KeyStore): CopyReport
 
   /** Flushes pending writes (`lastUsedAt`) and releases the store; later calls throw `STORE_IO`. */
   close(): void

@@ -204,6 +204,20 @@ class KeyStore {
     return call(() => native.validateRule(rule))
   }
 
+  /**
+   * Copies everything `from` holds (roles, users, keys with their ids, digests, states and
+   * lastUsedAt, the audit trail as sealed) into `to`, which must be empty.
+   */
+  static copy(from, to) {
+    if (!(from instanceof KeyStore) || !(to instanceof KeyStore)) {
+      throw new KeygateError('INVALID_ARGUMENT', 'KeyStore.copy(from, to) takes two stores')
+    }
+    if (from.#memo === CLOSED_MEMO || to.#memo === CLOSED_MEMO) throw closedError()
+    from.#memo.flushUses()
+    const r = call(() => native.storeCopy(from.#handle, to.#handle))
+    return { roles: r.roles, users: r.users, keys: r.keys, auditEntries: r.auditEntries }
+  }
+
   /** Flushes pending writes and releases the store; later calls throw STORE_IO. */
   close() {
     if (this.#memo === CLOSED_MEMO) return

@@ -12,8 +12,8 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::convert::{
-    error_code_of, js_error, ms, AuditEntryDto, AuditQueryDto, AuditReportDto, EffectiveRightsDto, ErrorCode, HealthDto, IssuedDto, KeyDto,
-    KeyPatchDto, NewKeyDto, RoleDto, StoreOptionsDto, Task, UserDto, UserInputDto,
+    error_code_of, js_error, ms, AuditEntryDto, AuditQueryDto, AuditReportDto, CopyReportDto, EffectiveRightsDto, ErrorCode, HealthDto,
+    IssuedDto, KeyDto, KeyPatchDto, NewKeyDto, RoleDto, StoreOptionsDto, Task, UserDto, UserInputDto,
 };
 
 /// `(code, message, task, recovered, consequence)` of a background incident, delivered to the
@@ -105,6 +105,11 @@ pub fn store_health(store: &External<KeyStore>) -> HealthDto {
 #[napi(catch_unwind)]
 pub fn store_backup(store: &External<KeyStore>, to: String) -> napi::Result<(), String> {
     store.backup(&to).map_err(js_error)
+}
+
+#[napi(catch_unwind)]
+pub fn store_copy(from: &External<KeyStore>, to: &External<KeyStore>) -> napi::Result<CopyReportDto, String> {
+    KeyStore::copy(from, to).map(CopyReportDto::from).map_err(js_error)
 }
 
 #[napi(catch_unwind)]

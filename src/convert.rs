@@ -415,6 +415,21 @@ impl From<AuditReport> for AuditReportDto {
     }
 }
 
+/// What `KeyStore.copy` wrote.
+#[napi(object)]
+pub struct CopyReportDto {
+    pub roles: f64,
+    pub users: f64,
+    pub keys: f64,
+    pub audit_entries: f64,
+}
+
+impl From<keygate_core::CopyReport> for CopyReportDto {
+    fn from(r: keygate_core::CopyReport) -> Self {
+        CopyReportDto { roles: r.roles as f64, users: r.users as f64, keys: r.keys as f64, audit_entries: r.audit_entries as f64 }
+    }
+}
+
 /// A store's background work, as an incident reported to `onError` names it.
 #[napi(string_enum = "camelCase")]
 pub enum Task {

@@ -10,7 +10,7 @@ const { KeyState, UserStatus } = require('../native.js')
 const { KEY_STATES, USER_STATUSES } = require('../store.js')
 const fmt = require('./format.js')
 const { UsageError, parseExpiry, parseSince, parseDurationSeconds, parseWhole, parseChoice, DURATION_HELP } = require('./values.js')
-const { isDatabaseUrl, shownStore } = require('../location.js')
+const { isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
 
 /** A lookup by id/name that found nothing: exit code 1, with the store's error code. */
 class NotFound extends Error {
@@ -578,6 +578,57 @@ const COMMANDS = [
       return { json: { db, backup: target, bytes }, text: `backed up ${db} to ${target} (${bytes} bytes)` }
     },
   },
+  {
+    path: ['copy'],
+    summary: 'Copy a whole store into a new, empty one (SQLite or PostgreSQL)',
+    usage: 'keygate copy <from> <to>',
+    details:
+      'Copies everything the store <from> holds into <to>: roles, users, keys with their ids, secret\n' +
+      'digests (every secret keeps working), states and last use, and the audit trail entry for\n' +
+      'entry (verify-audit passes on the copy). Each is a store file or a postgres:// URL, so this\n' +
+      'moves a store between SQLite and PostgreSQL. <to> must be empty: a file that does not exist\n' +
+      'yet (it is created, and removed again if the copy fails) or an empty store; a store holding\n' +
+      'anything is refused (INVALID_ARGUMENT) and left as it was. The copy issues secrets with the\n' +
+      "source's prefix. --db is not used. Nothing is deleted from <from>: its long-expired keys\n" +
+      'are copied, not purged.',
+    options: {},
+    positionals: ['<from>', '<to>'],
+    store: 'none',
+    examples: ['keygate copy keygate.db postgres://keygate@db.internal:5432/keygate', 'keygate copy keygate.db /backups/keygate-moved.db'],
+    run(ctx) {
+      const [fromText, toText] = ctx.args
+      const from = storeLocation(ctx, fromText)
+      const to = storeLocation(ctx, toText)
+      if (!from.url && !fs.existsSync(from.where)) {
+        throw Object.assign(new Error(`no keygate store at ${from.where} to copy from`), { code: 'STORE_IO' })
+      }
+      const createdFile = !to.url && !fs.existsSync(to.where)
+      // Nothing purged: a copy reads the source as it is and writes the target as given.
+      const keep = { purgeExpiredAfterDays: 1e6 }
+      const source = KeyStore.open(from.where, keep)
+      let target
+      try {
+        target = KeyStore.open(to.where, { ...keep, keyPrefix: source.keyPrefix, maxLifetimeDays: source.maxLifetimeDays })
+        const report = KeyStore.copy(source, target)
+        const verified = target.verifyAudit()
+        return {
+          json: { from: from.shown, to: to.shown, ...report, auditVerified: verified.ok },
+          text:
+            `copied ${from.shown} to ${to.shown}: ${report.roles} roles, ${report.users} users, ${report.keys} keys, ` +
+            `${report.auditEntries} audit entries (audit trail ${verified.ok ? 'verified' : 'NOT verified'})`,
+          exit: verified.ok ? undefined : 1,
+        }
+      } catch (error) {
+        if (target !== undefined) target.close()
+        target = undefined
+        if (createdFile) for (const suffix of ['', '-wal', '-shm']) fs.rmSync(to.where + suffix, { force: true })
+        throw error
+      } finally {
+        target?.close()
+        source.close()
+      }
+    },
+  },
 ]
 
 function stateCommand(verb, state, summary) {
@@ -761,6 +812,14 @@ const GROUPS = {
 
 function findCommand(words) {
   return COMMANDS.find((c) => c.path.length === words.length && c.path.every((w, i) => w === words[i]))
+}
+
+/** Where a store named on the command line is: a URL as given, a file resolved against the working directory. */
+function storeLocation(ctx, text) {
+  if (text === '') throw new UsageError(`${ctx.name} needs a store file or a postgres:// URL, not an empty argument`)
+  const url = isDatabaseUrl(text)
+  const where = resolveStore(text, ctx.cwd)
+  return { url, where, shown: shownStore(where) }
 }
 
 /** Opens a store at `db` for `command` (creating it only for commands that may). */

@@ -128,7 +128,7 @@ function generalHelp() {
     `Users and roles:\n${commandList(COMMANDS.filter((c) => c.path[0] === 'user' || c.path[0] === 'role'))}`,
     `Keys:\n${commandList(COMMANDS.filter((c) => c.path[0] === 'key'))}`,
     `Checks:\n${commandList(COMMANDS.filter((c) => c.path[0] === 'check' || c.path[0] === 'explain' || c.path[0] === 'check-dav'))}`,
-    `Store:\n${commandList(COMMANDS.filter((c) => ['init', 'audit', 'verify-audit', 'backup'].includes(c.path[0])))}`,
+    `Store:\n${commandList(COMMANDS.filter((c) => ['init', 'audit', 'verify-audit', 'backup', 'copy'].includes(c.path[0])))}`,
     `Admin web page:\n${commandList(COMMANDS.filter((c) => c.path[0] === 'serve'))}`,
     `Global options (before or after the command):\n${optionLines(GLOBAL_OPTIONS)}`,
     EXIT_CODES_HELP,
@@ -417,6 +417,7 @@ async function run(argv, io) {
       args: positionals,
       opts: values,
       env,
+      cwd: io.cwd,
       db,
       now: Date.now(),
       maxLifetimeDays,
@@ -434,8 +435,13 @@ async function run(argv, io) {
       const text = await readSecretLine(io.stdin, io.stderr)
       ctx.readStdin = async () => text
     }
-    // A long-running command (serve) opens and closes its own store.
-    if (command.store === 'none') return (await command.run(ctx)).exit ?? EXIT.OK
+    // A long-running command (serve), or one on two stores (copy), opens and closes its own.
+    if (command.store === 'none') {
+      const result = await command.run(ctx)
+      if (result.json !== undefined && json) out(JSON.stringify(result.json, null, 2))
+      else if (result.text !== undefined) out(shownLines(result.text))
+      return result.exit ?? EXIT.OK
+    }
     const opened = openStore(command, ctx)
     store = opened.store
     ctx.store = store

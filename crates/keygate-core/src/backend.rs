@@ -123,6 +123,14 @@ pub trait Backend: Send + Sync {
     /// `changes` and `poll` never return this process's own changes.
     fn commit(&self, changes: &[Change], audit: Vec<AuditDraft>) -> Result<()>;
 
+    /// Inside a write, in place of `commit`, into a store that holds nothing:
+    /// writes the changes and the audit entries exactly as they were sealed
+    /// elsewhere (their numbers and hashes kept, the recorded head set to the
+    /// last), ending the write: all of it or none of it (`KeyStore::copy`).
+    fn import(&self, _changes: &[Change], _audit: &[AuditEntry]) -> Result<()> {
+        Err(crate::error::Error::new(crate::error::ErrorCode::InvalidArgument, "this kind of store cannot be copied into"))
+    }
+
     /// Ends a write that changed nothing or failed (the write lock is released).
     /// Harmless when no write is open.
     fn rollback(&self) {}
@@ -207,6 +215,13 @@ impl Backend for MemoryBackend {
                 log.pop_front();
             }
         }
+        Ok(())
+    }
+
+    fn import(&self, _changes: &[Change], audit: &[AuditEntry]) -> Result<()> {
+        let mut log = self.log.lock();
+        let window = audit.len().saturating_sub(MEMORY_AUDIT_ENTRIES);
+        log.extend(audit.iter().skip(window).cloned());
         Ok(())
     }
 

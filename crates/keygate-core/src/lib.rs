@@ -63,8 +63,8 @@ pub use model::{KeyId, KeyState, UserStatus};
 pub use rule::validate_rule;
 pub use secret::{AFTER_PREFIX_LEN, MAX_SECRET_LEN};
 pub use store::{
-    Actor, AuditAction, EffectiveRights, Explanation, Health, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, Options, RoleView,
-    UserInput, UserView,
+    Actor, AuditAction, CopyReport, EffectiveRights, Explanation, Health, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, Options,
+    RoleView, UserInput, UserView,
 };
 
 /// The pieces below the API that keygate's own integration tests, fuzz targets

@@ -418,3 +418,27 @@ fn a_flush_that_cannot_write_is_reported_once_and_its_uses_are_kept() {
         .unwrap();
     assert!(stored.is_some_and(|at| at >= used_at), "the use that could not be written at first is on disk: {stored:?}");
 }
+
+#[test]
+fn a_store_copied_into_an_empty_file_keeps_its_keys_and_its_audit_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = open(&dir.path().join("a.db")).unwrap();
+    let (id, secret) = seed(&source);
+    assert_eq!(allowed(&source, &secret), Reason::Allowed);
+    let target_path = dir.path().join("b.db");
+    let target = open(&target_path).unwrap();
+    let report = KeyStore::copy(&source, &target).unwrap();
+    assert_eq!((report.users, report.keys, report.audit_entries), (1, 1, 2));
+    let trail = source.audit(&Default::default()).unwrap();
+    assert_eq!(target.audit(&Default::default()).unwrap(), trail);
+    assert_eq!(allowed(&target, &secret), Reason::Allowed);
+    target.close().unwrap();
+    let reopened = open(&target_path).unwrap();
+    assert!(reopened.verify_audit().unwrap().ok);
+    assert_eq!(reopened.get_key(&id).unwrap().unwrap().id, id);
+    assert_eq!(allowed(&reopened, &secret), Reason::Allowed);
+    // Not empty any more: refused, and nothing written.
+    let refused = KeyStore::copy(&source, &reopened).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::InvalidArgument);
+    assert_eq!(reopened.audit(&Default::default()).unwrap(), trail);
+}

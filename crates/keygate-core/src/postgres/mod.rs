@@ -182,8 +182,11 @@ impl Shared {
             return Err(Error::new(ErrorCode::StoreIo, "the store is closed"));
         }
         let mut guard = self.writer.lock();
-        if guard.as_ref().is_some_and(|w| w.client.is_closed()) {
-            *guard = None;
+        if let Some(lost) = guard.take_if(|w| w.client.is_closed()) {
+            if lost.locked.is_some() {
+                // The server rolled the open write back with the connection: the call fails, changing nothing.
+                return Err(write_lost(self));
+            }
         }
         let writer = match guard.as_mut() {
             Some(writer) => writer,
@@ -344,57 +347,57 @@ impl PgBackend {
     }
 }
 
-impl Backend for PgBackend {
-    /// Locks the meta row. A connection kept from before that turns out lost (the
-    /// server restarted, the connection was terminated) is replaced once: nothing
-    /// was written on it, and the call should not fail for a connection it never needed.
-    fn begin(&self) -> Result<()> {
-        let kept = self.shared.writer.lock().is_some();
-        match self.lock_meta() {
-            Err(e) if kept && e.code == ErrorCode::StoreUnavailable => self.lock_meta(),
-            done => done,
-        }
-    }
+/// The write `begin` opened is gone: its connection failed (and the server rolled
+/// it back) and a new one, with no write open, would take its place.
+fn write_lost(shared: &Shared) -> Error {
+    Error::new(
+        ErrorCode::StoreUnavailable,
+        format!("the connection to {} was lost during the write; nothing of it was committed", shared.net.target.name),
+    )
+}
 
-    fn changes(&self) -> Result<Catchup> {
-        self.shared.with_writer(|net, w| {
-            let locked = w.locked.clone().ok_or_else(|| Error::new(ErrorCode::Internal, "internal error: changes outside a write"))?;
-            let after = self.shared.cursor.lock().version;
-            let rows = if locked.version > after {
-                let since = w.statement(net, CHANGES_SINCE)?;
-                let rows = net.run("reading changes of", w.client.query(&since, &[&after, &locked.version]))?;
-                rows.iter()
-                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-                    .collect::<std::result::Result<Vec<(i64, String)>, tokio_postgres::Error>>()
-                    .map_err(|e| codec::corrupt(format!("a change row: {e}")))?
-            } else {
-                Vec::new()
-            };
-            self.shared.catch_up(&w.client, true, (locked.epoch, locked.version), rows)
-        })
-    }
+/// What an admin transaction leaves in `keygate_changes` for other processes.
+enum Logged {
+    /// Its changes, under the next version: others apply them.
+    Changes,
+    /// No row: others see a gap at the next version and read the whole state
+    /// afresh (an imported store, too large to hand over as one change).
+    Gap,
+}
 
-    fn resync(&self) {
-        self.shared.cursor.lock().needs_reload = true;
-    }
-
-    fn commit(&self, changes: &[Change], drafts: Vec<AuditDraft>) -> Result<()> {
+impl PgBackend {
+    /// Ends the write `begin` opened: the changes' rows, the change log, the audit
+    /// entries `seal` makes from the locked head, the meta row (the next version and
+    /// the audit head) and the notification, sent together with the COMMIT.
+    fn write(
+        &self,
+        changes: &[Change],
+        logged: Logged,
+        seal: impl FnOnce((u64, [u8; 32])) -> (Vec<AuditEntry>, (u64, [u8; 32])),
+    ) -> Result<()> {
         let shared = &self.shared;
         shared.with_writer(|net, w| {
-            let locked = w.locked.take().ok_or_else(|| Error::new(ErrorCode::Internal, "internal error: commit outside a write"))?;
+            let locked = w.locked.take().ok_or_else(|| write_lost(shared))?;
             let version = locked.version + 1;
-            let (entries, (seq, hash)) = audit::seal(locked.audit_head, drafts);
+            let (entries, (seq, hash)) = seal(locked.audit_head);
             let mut writes: Vec<(Statement, Vec<Param>)> = Vec::new();
             for change in changes {
                 for (sql, params) in statements(change) {
                     writes.push((w.statement(net, sql)?, params));
                 }
             }
-            let now = crate::clock::system_now();
-            writes.push((
-                w.statement(net, INSERT_CHANGE)?,
-                vec![Param::Int(version), Param::Text(shared.token.clone()), Param::Int(now), Param::Text(encode_changes(changes))],
-            ));
+            let json = match logged {
+                Logged::Changes => encode_changes(changes),
+                // Nothing to hand over: a notification without changes, and no row, make a gap.
+                Logged::Gap => String::new(),
+            };
+            if let Logged::Changes = logged {
+                let now = crate::clock::system_now();
+                writes.push((
+                    w.statement(net, INSERT_CHANGE)?,
+                    vec![Param::Int(version), Param::Text(shared.token.clone()), Param::Int(now), Param::Text(json.clone())],
+                ));
+            }
             for entry in entries {
                 writes.push((
                     w.statement(net, audit::INSERT)?,
@@ -415,8 +418,7 @@ impl Backend for PgBackend {
                 vec![Param::Int(version), Param::Int(i64::try_from(seq).unwrap_or(i64::MAX)), Param::Text(audit::head_hex(&hash))],
             ));
             // The change itself rides along when it fits PostgreSQL's 8,000-byte payload.
-            let json = encode_changes(changes);
-            let payload = if json.len() <= NOTIFY_JSON_MAX {
+            let payload = if !json.is_empty() && json.len() <= NOTIFY_JSON_MAX {
                 format!("{} {version} {json}", locked.epoch)
             } else {
                 format!("{} {version}", locked.epoch)
@@ -436,6 +438,50 @@ impl Backend for PgBackend {
             shared.touch();
             Ok(())
         })
+    }
+}
+
+impl Backend for PgBackend {
+    /// Locks the meta row. A connection kept from before that turns out lost (the
+    /// server restarted, the connection was terminated) is replaced once: nothing
+    /// was written on it, and the call should not fail for a connection it never needed.
+    fn begin(&self) -> Result<()> {
+        let kept = self.shared.writer.lock().is_some();
+        match self.lock_meta() {
+            Err(e) if kept && e.code == ErrorCode::StoreUnavailable => self.lock_meta(),
+            done => done,
+        }
+    }
+
+    fn changes(&self) -> Result<Catchup> {
+        self.shared.with_writer(|net, w| {
+            let locked = w.locked.clone().ok_or_else(|| write_lost(&self.shared))?;
+            let after = self.shared.cursor.lock().version;
+            let rows = if locked.version > after {
+                let since = w.statement(net, CHANGES_SINCE)?;
+                let rows = net.run("reading changes of", w.client.query(&since, &[&after, &locked.version]))?;
+                rows.iter()
+                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                    .collect::<std::result::Result<Vec<(i64, String)>, tokio_postgres::Error>>()
+                    .map_err(|e| codec::corrupt(format!("a change row: {e}")))?
+            } else {
+                Vec::new()
+            };
+            self.shared.catch_up(&w.client, true, (locked.epoch, locked.version), rows)
+        })
+    }
+
+    fn resync(&self) {
+        self.shared.cursor.lock().needs_reload = true;
+    }
+
+    fn commit(&self, changes: &[Change], drafts: Vec<AuditDraft>) -> Result<()> {
+        self.write(changes, Logged::Changes, |head| audit::seal(head, drafts))
+    }
+
+    fn import(&self, changes: &[Change], entries: &[AuditEntry]) -> Result<()> {
+        // Sealed elsewhere: kept as they are, the last one the head.
+        self.write(changes, Logged::Gap, |head| (entries.to_vec(), entries.last().map_or(head, |last| (last.seq, last.hash))))
     }
 
     fn rollback(&self) {

@@ -93,25 +93,47 @@ pub(super) fn append(conn: &Connection, drafts: Vec<AuditDraft>) -> rusqlite::Re
     for draft in drafts {
         seq = seq.checked_add(1).filter(|&next| next <= MAX_AUDIT_SEQ).ok_or(rusqlite::Error::IntegralValueOutOfRange(0, i64::MAX))?;
         let entry = AuditEntry::seal(&prev, seq, draft);
-        conn.prepare_cached(
-            "INSERT INTO audit (seq, at, actor, action, key_id, user_id, detail, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?
-        .execute(params![
-            entry.seq as i64,
-            entry.at,
-            entry.actor,
-            entry.action,
-            entry.key_id,
-            entry.user_id,
-            entry.detail.to_string(),
-            entry.hash.as_slice()
-        ])?;
+        insert(conn, &entry)?;
         prev = entry.hash;
     }
+    set_head(conn, seq, &prev)
+}
+
+fn insert(conn: &Connection, entry: &AuditEntry) -> rusqlite::Result<()> {
+    let seq = i64::try_from(entry.seq).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, i64::MAX))?;
+    conn.prepare_cached(
+        "INSERT INTO audit (seq, at, actor, action, key_id, user_id, detail, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        seq,
+        entry.at,
+        entry.actor,
+        entry.action,
+        entry.key_id,
+        entry.user_id,
+        entry.detail.to_string(),
+        entry.hash.as_slice()
+    ])?;
+    Ok(())
+}
+
+fn set_head(conn: &Connection, seq: u64, hash: &[u8; 32]) -> rusqlite::Result<()> {
     let mut put = conn.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)")?;
     put.execute(params!["audit_seq", seq.to_string()])?;
-    put.execute(params!["audit_hash", hash_to_hex(&prev)])?;
+    put.execute(params!["audit_hash", hash_to_hex(hash)])?;
     Ok(())
+}
+
+/// Writes entries sealed elsewhere (a copied store's trail) as they are, and
+/// records the last as the head.
+pub(super) fn import(conn: &Connection, entries: &[AuditEntry]) -> rusqlite::Result<()> {
+    for entry in entries {
+        insert(conn, entry)?;
+    }
+    match entries.last() {
+        Some(last) => set_head(conn, last.seq, &last.hash),
+        None => Ok(()),
+    }
 }
 
 /// One audit row (`seq, at, actor, action, key_id, user_id, detail, hash`).

@@ -127,6 +127,29 @@ impl SqliteBackend {
         }
     }
 
+    /// Ends the write `begin` opened: `write`, then COMMIT, the cursor moved past
+    /// this process's own changes; on any error, ROLLBACK and nothing of it is kept.
+    fn finish_write(&self, what: &str, write: impl FnOnce(&Connection) -> rusqlite::Result<()>) -> Result<()> {
+        self.with_db(|db| {
+            let written = (|| -> rusqlite::Result<i64> {
+                write(&db.conn)?;
+                let latest = changes::latest(&db.conn)?;
+                db.conn.execute_batch("COMMIT")?;
+                Ok(latest)
+            })();
+            match written {
+                Ok(latest) => {
+                    db.last_seen = latest;
+                    Ok(())
+                }
+                Err(e) => {
+                    let _ = db.conn.execute_batch("ROLLBACK");
+                    Err(store_error(&self.path, what, e))
+                }
+            }
+        })
+    }
+
     fn err(&self, what: &str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
         let what = what.to_string();
         move |e| store_error(&self.path, &what, e)
@@ -160,30 +183,26 @@ impl Backend for SqliteBackend {
     }
 
     fn commit(&self, changes: &[Change], audit: Vec<AuditDraft>) -> Result<()> {
-        self.with_db(|db| {
-            let written = (|| -> rusqlite::Result<i64> {
-                for change in changes {
-                    changes::write(&db.conn, change)?;
-                }
-                audit::append(&db.conn, audit)?;
-                let latest = changes::latest(&db.conn)?;
-                if latest % 1024 == 0 {
-                    // Keep only the change rows a running process may still need.
-                    db.conn.execute("DELETE FROM changes WHERE seq <= ?1", [latest.saturating_sub(CHANGES_KEPT)])?;
-                }
-                db.conn.execute_batch("COMMIT")?;
-                Ok(latest)
-            })();
-            match written {
-                Ok(latest) => {
-                    db.last_seen = latest;
-                    Ok(())
-                }
-                Err(e) => {
-                    let _ = db.conn.execute_batch("ROLLBACK");
-                    Err(store_error(&self.path, "writing", e))
-                }
+        self.finish_write("writing", |conn| {
+            for change in changes {
+                changes::write(conn, change)?;
             }
+            audit::append(conn, audit)?;
+            let latest = changes::latest(conn)?;
+            if latest % 1024 == 0 {
+                // Keep only the change rows a running process may still need.
+                conn.execute("DELETE FROM changes WHERE seq <= ?1", [latest.saturating_sub(CHANGES_KEPT)])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn import(&self, changes: &[Change], audit: &[AuditEntry]) -> Result<()> {
+        self.finish_write("copying into", |conn| {
+            for change in changes {
+                changes::write(conn, change)?;
+            }
+            audit::import(conn, audit)
         })
     }
 

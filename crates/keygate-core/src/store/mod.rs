@@ -13,11 +13,13 @@
 //! | `check.rs` | the decision calls (`check`, `explain`, `explain_key`) |
 //! | `tx.rs` | the write transaction of one admin call |
 //! | `validate.rs` | the checks admin calls make before they write |
+//! | `copy.rs` | copying a whole store into an empty one |
 //! | `sync.rs` | catching up with other processes, failing closed |
 //! | `uses.rs` | `lastUsedAt`: recorded by checks, flushed, read back |
 
 mod accounts;
 mod check;
+mod copy;
 mod keys;
 mod sync;
 mod tx;
@@ -30,6 +32,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+pub use self::copy::CopyReport;
 pub use self::types::{
     Actor, AuditAction, EffectiveRights, Explanation, Health, Issued, KeyFilter, KeyPatch, KeyView, NewKey, Options, RoleView, UserInput,
     UserView,

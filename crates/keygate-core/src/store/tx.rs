@@ -10,7 +10,7 @@
 use parking_lot::{MutexGuard, RwLockReadGuard};
 
 use super::{internal, Actor, AuditAction, Inner};
-use crate::audit::describe;
+use crate::audit::{describe, AuditEntry};
 use crate::error::{Error, ErrorCode, Result};
 use crate::incident::Task;
 use crate::model::check_actor;
@@ -35,11 +35,25 @@ impl Tx<'_> {
     pub(super) fn commit(&mut self, changes: Vec<Change>) -> Result<()> {
         let now = self.store.clock.now();
         let audit = changes.iter().flat_map(|c| describe(&self.registry, c, self.action.as_str(), self.actor, now)).collect();
+        let backend = &self.store.backend;
+        self.persist_and_apply(changes, |changes| backend.commit(changes, audit))
+    }
+
+    /// Writes a copied store (changes that rebuild it, and its audit trail
+    /// as sealed) with [`Backend::import`](crate::backend::Backend::import),
+    /// then applies it; the write ends either way.
+    pub(super) fn import(&mut self, changes: Vec<Change>, audit: Vec<AuditEntry>) -> Result<()> {
+        let backend = &self.store.backend;
+        self.persist_and_apply(changes, |changes| backend.import(changes, &audit))
+    }
+
+    /// Makes the changes durable with `persist`, then applies them in memory.
+    fn persist_and_apply(&mut self, changes: Vec<Change>, persist: impl FnOnce(&[Change]) -> Result<()>) -> Result<()> {
         let store = self.store;
         // The backend's I/O runs with the registry unlocked; the read lock comes back
         // (for the call's answer) once the changes are applied.
         let (committed, applied) = RwLockReadGuard::unlocked(&mut self.registry, || {
-            let committed = store.backend.commit(&changes, audit);
+            let committed = persist(&changes);
             let applied = match committed {
                 Ok(()) => store.apply(&mut store.registry.write(), changes),
                 Err(_) => Ok(()),

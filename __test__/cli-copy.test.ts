@@ -1,0 +1,128 @@
+// keygate copy <from> <to>: a whole store into an empty one, run as users run it — SQLite to
+// SQLite here, and through PostgreSQL where a server answers and this build has the PG store.
+import { after, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+
+import { KeyStore } from '../index.js'
+import type { AuditEntry } from '../index.js'
+import { createKey, json, keygateError, ok, usage, workspace } from './support/cli.js'
+import { createDatabase, pgOnly } from './support/postgres.js'
+
+const ws = workspace()
+after(() => ws.cleanup())
+
+/** A store with history: a role, a user, an active key that was used, a revoked one. */
+async function seed(db: string, prefix = 'kg') {
+  const kg = (args: string[]) => ws.kg(args, { env: { KEYGATE_DB: db } })
+  ok(await kg(['init', '--key-prefix', prefix]))
+  ok(await kg(['role', 'put', 'reader', '--right', 'data:*']))
+  ok(await kg(['user', 'put', 'svc', '--role', 'reader', '--right', 'session:*']))
+  const active = await createKey(kg, ['--user', 'svc', '--description', 'sync', '--expires', '30d'])
+  const revoked = await createKey(kg, ['--user', 'svc', '--description', 'old', '--expires', '30d'])
+  ok(await kg(['key', 'revoke', revoked.id]))
+  ok(await kg(['check', active.secret, 'session', 'getSessionInfo']))
+  return { active, revoked, kg }
+}
+
+/** What a store shows, read with the library (keys as the CLI lists them, the trail, the report). */
+function contents(where: string) {
+  const store = KeyStore.open(where, { purgeExpiredAfterDays: 1e6 })
+  try {
+    return {
+      keys: store.listKeys(),
+      users: store.listUsers(),
+      roles: store.listRoles(),
+      audit: store.audit({ limit: 1000 }),
+      report: store.verifyAudit(),
+      prefix: store.keyPrefix,
+    }
+  } finally {
+    store.close()
+  }
+}
+
+describe('keygate copy', () => {
+  test('SQLite to a new SQLite file: same keys, users, roles and trail; secrets work; verify-audit passes', async () => {
+    const from = path.join(ws.dir, 'from.db')
+    const { active, revoked } = await seed(from)
+    const to = path.join(ws.dir, 'to.db')
+    const r = ok(await ws.kg(['copy', from, to]))
+    assert.match(r.stdout, /^copied .*from\.db to .*to\.db: 1 roles, 1 users, 2 keys, \d+ audit entries \(audit trail verified\)\n$/)
+    assert.deepEqual(contents(to), contents(from))
+    const kgTo = (args: string[]) => ws.kg(args, { env: { KEYGATE_DB: to } })
+    ok(await kgTo(['check', active.secret, 'session', 'getSessionInfo']))
+    assert.equal((await kgTo(['check', revoked.secret, 'session', 'getSessionInfo'])).code, 1)
+    ok(await kgTo(['verify-audit']))
+  })
+
+  test('--json reports what was copied; relative paths are resolved against the working directory', async () => {
+    const from = path.join(ws.dir, 'rel-from.db')
+    await seed(from)
+    const report = json<Record<string, unknown>>(ok(await ws.kg(['--json', 'copy', 'rel-from.db', 'rel-to.db'])))
+    const audit: AuditEntry[] = contents(from).audit
+    assert.deepEqual(report, { from, to: path.join(ws.dir, 'rel-to.db'), roles: 1, users: 1, keys: 2, auditEntries: audit.length, auditVerified: true })
+  })
+
+  test("the copy keeps the source's key prefix", async () => {
+    const from = path.join(ws.dir, 'acme.db')
+    const { active } = await seed(from, 'acme')
+    const to = path.join(ws.dir, 'acme-copy.db')
+    ok(await ws.kg(['copy', from, to]))
+    assert.equal(contents(to).prefix, 'acme')
+    ok(await ws.kg(['check', active.secret, 'session', 'getSessionInfo'], { env: { KEYGATE_DB: to } }))
+  })
+
+  test('a target that holds anything is refused with INVALID_ARGUMENT and left as it was', async () => {
+    const from = path.join(ws.dir, 'full-from.db')
+    await seed(from)
+    const to = path.join(ws.dir, 'full-to.db')
+    ok(await ws.kg(['user', 'put', 'someone'], { env: { KEYGATE_DB: to } }))
+    const before = contents(to)
+    keygateError(await ws.kg(['copy', from, to]), 'INVALID_ARGUMENT', 'not empty')
+    assert.deepEqual(contents(to), before)
+  })
+
+  test('a missing source is STORE_IO and creates no target; a missing argument is a usage error', async () => {
+    const to = path.join(ws.dir, 'never.db')
+    keygateError(await ws.kg(['copy', path.join(ws.dir, 'nothing-here.db'), to]), 'STORE_IO', 'nothing-here.db')
+    assert.equal(existsSync(to), false)
+    usage(await ws.kg(['copy', 'only-one.db']))
+  })
+
+  test('a target file that is not a store is refused and left alone', async () => {
+    const from = path.join(ws.dir, 'src-for-junk.db')
+    await seed(from)
+    const junk = path.join(ws.dir, 'junk.txt')
+    writeFileSync(junk, 'not a database, and long enough to have a header\n'.repeat(4))
+    keygateError(await ws.kg(['copy', from, junk]), 'STORE_CORRUPT')
+    assert.ok(existsSync(junk))
+  })
+})
+
+describe('keygate copy and KEYGATE_DB with PostgreSQL', pgOnly(), () => {
+  test('SQLite → PostgreSQL → SQLite keeps every key, secret and audit entry', async () => {
+    const from = path.join(ws.dir, 'pg-from.db')
+    const { active } = await seed(from)
+    const db = createDatabase()
+    ok(await ws.kg(['copy', from, db.url]))
+    assert.deepEqual(contents(db.url), contents(from))
+    const back = path.join(ws.dir, 'pg-back.db')
+    ok(await ws.kg(['copy', db.url, back]))
+    assert.deepEqual(contents(back), contents(from))
+    ok(await ws.kg(['check', active.secret, 'session', 'getSessionInfo'], { env: { KEYGATE_DB: back } }))
+  })
+
+  test('every command works on a postgres:// KEYGATE_DB: users, keys, check, revoke, audit', async () => {
+    const db = createDatabase()
+    const { active, kg } = await seed(db.url)
+    ok(await kg(['check', active.secret, 'session', 'getSessionInfo']))
+    ok(await kg(['key', 'suspend', active.id]))
+    assert.equal((await kg(['check', active.secret, 'session', 'getSessionInfo'])).code, 1)
+    const listed = json<Array<{ id: string; state: string }>>(ok(await kg(['--json', 'key', 'list'])))
+    assert.deepEqual(listed.find((k) => k.id === active.id)?.state, 'suspended')
+    ok(await kg(['verify-audit']))
+    assert.ok(json<AuditEntry[]>(ok(await kg(['--json', 'audit']))).length >= 5)
+  })
+})

@@ -1,0 +1,254 @@
+// The PostgreSQL store under faults: connections cut, half-open (a TCP proxy process that stops
+// forwarding), listeners terminated during a burst of revocations, a process paused through many
+// changes, history pruned past a cursor, the server killed and restarted (a throwaway cluster),
+// a database restored from an older dump. Nothing acknowledged is lost, a store that cannot vouch
+// for its state fails closed, and every process ends with the identical state (state digest).
+import { after, describe, test } from 'node:test'
+import type { TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { spawn, spawnSync } from 'node:child_process'
+
+import { KeygateError } from '../index.js'
+import type { StoreOptions } from '../index.js'
+import { DAY, at } from './helpers.js'
+import { StoreProcess } from './support/child-store.js'
+import { children } from './support/durable.js'
+import { Cluster, PG_PORT, TcpProxy, clusterSkipReason, converge, createDatabase, openPg, pgOnly, psql, seedKeys, until, whilePaused } from './support/postgres.js'
+import { stateDigest } from './support/state-digest.js'
+
+/** Short bounds, so that each fault shows within a second or two. */
+const FAIL_CLOSED_MS = 1000
+const OPTIONS: StoreOptions = { failClosedAfterMs: FAIL_CLOSED_MS, connectTimeoutMs: 1000, statementTimeoutMs: 1000 }
+/** How long recovery may take once the fault is gone (reconnect backoff, catch-up). */
+const RECOVERY_MS = 10_000
+
+async function childAllows(host: StoreProcess, secret: string): Promise<boolean> {
+  return (await host.call('isAllowed', secret, 'svc', 'call')).result as boolean
+}
+
+/** The admin call fails with STORE_UNAVAILABLE (or another store error), or succeeds: never hangs, never another kind of error. */
+function attemptAdmin(fn: () => unknown): 'ok' | string {
+  try {
+    fn()
+    return 'ok'
+  } catch (error) {
+    assert.ok(error instanceof KeygateError, `an admin call threw ${String(error)}`)
+    assert.ok(['STORE_UNAVAILABLE', 'STORE_IO'].includes(error.code), `an admin call during a fault threw ${error.code}: ${error.message}`)
+    return error.code
+  }
+}
+
+describe('PostgreSQL faults through a TCP proxy', pgOnly(), () => {
+  test('a cut connection: the host reconnects and catches up with every change made meanwhile', { timeout: 60_000 }, async (t: TestContext) => {
+    const db = createDatabase()
+    const writer = openPg(db.url, OPTIONS)
+    const keys = seedKeys(writer, 40)
+    const proxy = await TcpProxy.start(PG_PORT)
+    const host = await StoreProcess.start(proxy.url(db.name), OPTIONS)
+    await converge([host], stateDigest(writer), 'the host starts current', RECOVERY_MS)
+    const cut = await proxy.cut()
+    // Changes while the host is disconnected (or reconnecting): none may be missed.
+    for (const k of keys.slice(0, 20)) writer.setState(k.key.id, 'revoked')
+    writer.putUser({ id: 'added-while-cut' })
+    await converge([host], stateDigest(writer), 'the host catches up after the cut', RECOVERY_MS)
+    for (const k of keys.slice(0, 20)) assert.equal(await childAllows(host, k.secret), false)
+    assert.equal(await childAllows(host, keys[20]!.secret), true)
+    t.diagnostic(`cut ${JSON.stringify(cut)}; ${await proxy.connections()} connections through the proxy after reconnecting`)
+    await host.stop()
+    proxy.stop()
+  })
+
+  test('a half-open connection: the host fails closed within failClosedAfterMs, and recovers when forwarding resumes', { timeout: 60_000 }, async (t: TestContext) => {
+    const db = createDatabase()
+    const writer = openPg(db.url, OPTIONS)
+    const [kept, revokedMeanwhile] = seedKeys(writer, 2)
+    const proxy = await TcpProxy.start(PG_PORT)
+    const host = await StoreProcess.start(proxy.url(db.name), OPTIONS)
+    assert.equal(await childAllows(host, kept!.secret), true)
+    // The host's own loop notices: from the pause, it checks until it answers false (fails closed).
+    const watch = await host.watch(kept!.secret, false, FAIL_CLOSED_MS + 5000)
+    const pausedAt = performance.timeOrigin + performance.now()
+    await proxy.pause()
+    const closed = await host.reply(watch)
+    assert.equal(closed.seen, true, `the host kept answering from a half-open connection for ${FAIL_CLOSED_MS + 5000} ms`)
+    const detectedMs = closed.at - pausedAt
+    t.diagnostic(`half-open connection detected, checks failing closed after ${detectedMs.toFixed(0)} ms (failClosedAfterMs ${FAIL_CLOSED_MS})`)
+    assert.ok(detectedMs >= FAIL_CLOSED_MS * 0.5, `failed closed after ${detectedMs} ms: too early for failClosedAfterMs ${FAIL_CLOSED_MS}`)
+    const why = await host.call('explain', kept!.secret, 'svc', 'call')
+    assert.equal(why.result.reason, 'store_unavailable')
+    const hostHealth = (await host.call('health')).result
+    assert.equal(hostHealth.connected, false)
+    // Meanwhile the database moves on; when forwarding resumes the host must not miss it.
+    writer.setState(revokedMeanwhile!.key.id, 'revoked')
+    await proxy.resume()
+    await until('the host answers again after resume', RECOVERY_MS, async () => ((await childAllows(host, kept!.secret)) ? true : undefined))
+    assert.equal(await childAllows(host, revokedMeanwhile!.secret), false)
+    await converge([host], stateDigest(writer), 'the host is current again', RECOVERY_MS)
+    await host.stop()
+    proxy.stop()
+  })
+
+  test('listeners terminated again and again during a burst of revocations: nothing acknowledged is lost', { timeout: 120_000 }, async (t: TestContext) => {
+    const db = createDatabase()
+    const writer = openPg(db.url, OPTIONS)
+    const keys = seedKeys(writer, 300)
+    const hosts = await Promise.all(Array.from({ length: 3 }, () => StoreProcess.start(db.url, OPTIONS)))
+    // A psql loop in another process terminates every keygate connection every 100 ms while the writer revokes.
+    const sql = `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${db.name}' AND application_name = 'keygate' AND pid <> pg_backend_pid()`
+    const killer = spawn(
+      'bash',
+      ['-c', `for i in $(seq 1 40); do psql -X -q -h 127.0.0.1 -p ${PG_PORT} -U postgres -d postgres -c "${sql}" >/dev/null 2>&1; sleep 0.1; done`],
+      // Its own process group, so that stopping it stops the psql it is running too.
+      { stdio: 'ignore', detached: true },
+    )
+    const killerDone = new Promise((resolve) => killer.once('exit', resolve))
+    children.add(killer)
+    const acknowledged: string[] = []
+    const failed: string[] = []
+    for (const k of keys) {
+      const outcome = attemptAdmin(() => writer.setState(k.key.id, 'revoked'))
+      if (outcome === 'ok') acknowledged.push(k.key.id)
+      else failed.push(k.key.id)
+    }
+    process.kill(-killer.pid!, 'SIGKILL')
+    await killerDone
+    children.delete(killer)
+    const truth = openPg(db.url, OPTIONS)
+    for (const id of acknowledged) assert.equal(truth.getKey(id)!.state, 'revoked', `acknowledged revocation of ${id} lost`)
+    await converge(hosts, stateDigest(truth), 'every host ends with the database state', RECOVERY_MS)
+    await until('the writer ends with the database state', RECOVERY_MS, () => (stateDigest(writer) === stateDigest(truth) ? true : undefined))
+    t.diagnostic(`${acknowledged.length} revocations acknowledged, ${failed.length} refused while connections were being terminated`)
+    await Promise.all(hosts.map((h) => h.stop()))
+  })
+
+  test('a host paused (SIGSTOP) through 2,000 changes catches up when resumed', { timeout: 120_000 }, async () => {
+    const db = createDatabase()
+    const writer = openPg(db.url, OPTIONS)
+    const keys = seedKeys(writer, 20)
+    const host = await StoreProcess.start(db.url, OPTIONS)
+    await converge([host], stateDigest(writer), 'the host starts current', RECOVERY_MS)
+    whilePaused(host, () => {
+      for (let i = 0; i < 2000; i++) {
+        const k = keys[i % keys.length]!
+        writer.updateKey(k.key.id, { description: `change ${i}` })
+      }
+      writer.setState(keys[0]!.key.id, 'revoked')
+    })
+    await converge([host], stateDigest(writer), 'the resumed host catches up', RECOVERY_MS)
+    assert.equal(await childAllows(host, keys[0]!.secret), false)
+    await host.stop()
+  })
+
+  test('history pruned past a paused host’s cursor: it reloads everything when resumed', { timeout: 60_000 }, async () => {
+    const db = createDatabase()
+    const writer = openPg(db.url, OPTIONS)
+    const keys = seedKeys(writer, 10)
+    const host = await StoreProcess.start(db.url, OPTIONS)
+    await converge([host], stateDigest(writer), 'the host starts current', RECOVERY_MS)
+    whilePaused(host, () => {
+      writer.setState(keys[0]!.key.id, 'revoked')
+      writer.deleteKey(keys[1]!.key.id)
+      writer.putUser({ id: 'later' })
+      // What a long outage and the store's own pruning would leave: no change rows at all.
+      psql('DELETE FROM keygate_changes', { database: db.name })
+    })
+    await converge([host], stateDigest(writer), 'the host reloads the whole state', RECOVERY_MS)
+    assert.equal(await childAllows(host, keys[0]!.secret), false)
+    assert.equal(await childAllows(host, keys[1]!.secret), false)
+    assert.equal(await childAllows(host, keys[2]!.secret), true)
+    await host.stop()
+  })
+})
+
+describe('PostgreSQL server killed and restored (a throwaway cluster)', { ...pgOnly(), ...(clusterSkipReason() ? { skip: clusterSkipReason() } : {}) }, () => {
+  let cluster: Cluster | undefined
+  after(() => cluster?.remove())
+
+  test('the server killed: admin calls STORE_UNAVAILABLE, checks fail closed, all recovers after restart', { timeout: 120_000 }, async (t: TestContext) => {
+    cluster ??= await Cluster.create()
+    const db = cluster.createDatabase()
+    const store = openPg(db.url, OPTIONS)
+    const [kept, revokedLater] = seedKeys(store, 2)
+    const host = await StoreProcess.start(db.url, OPTIONS)
+    assert.equal(store.isAllowed(kept!.secret, 'svc', 'call'), true)
+    cluster.stop('immediate')
+    const started = Date.now()
+    assert.equal(
+      attemptAdmin(() => store.putUser({ id: 'while-down' })),
+      'STORE_UNAVAILABLE',
+    )
+    t.diagnostic(`an admin call with the server down failed after ${Date.now() - started} ms`)
+    assert.equal(store.getUser('while-down'), null)
+    await until('checks fail closed in this process', FAIL_CLOSED_MS + 5000, () => (store.isAllowed(kept!.secret, 'svc', 'call') ? undefined : true))
+    assert.equal(store.explain(kept!.secret, 'svc', 'call').reason, 'store_unavailable')
+    assert.equal(store.health().connected, false)
+    await until('checks fail closed in the host', FAIL_CLOSED_MS + 5000, async () => ((await childAllows(host, kept!.secret)) ? undefined : true))
+    cluster.start()
+    await until('checks answer again after the restart', RECOVERY_MS, () => (store.isAllowed(kept!.secret, 'svc', 'call') ? true : undefined))
+    await until('the host answers again after the restart', RECOVERY_MS, async () => ((await childAllows(host, kept!.secret)) ? true : undefined))
+    assert.equal(await childAllows(host, revokedLater!.secret), true)
+    store.setState(revokedLater!.key.id, 'revoked')
+    await until('the host follows changes after the restart', RECOVERY_MS, async () => ((await childAllows(host, revokedLater!.secret)) ? undefined : true))
+    assert.equal(await childAllows(host, kept!.secret), true)
+    await converge([host], stateDigest(store), 'the host ends with the same state', RECOVERY_MS)
+    assert.equal(store.health().connected, true)
+    await host.stop()
+  })
+
+  test('an immediate restart in the middle of writes: every acknowledged change survives, every host ends identical', { timeout: 120_000 }, async (t: TestContext) => {
+    cluster ??= await Cluster.create()
+    const db = cluster.createDatabase()
+    const writer = openPg(db.url, OPTIONS)
+    const keys = seedKeys(writer, 200)
+    const hosts = await Promise.all([0, 1].map(() => StoreProcess.start(db.url, OPTIONS)))
+    const acknowledged: string[] = []
+    let restart: Promise<void> | undefined
+    let restarted = false
+    for (const [i, k] of keys.entries()) {
+      // The crash comes from another process while this one keeps writing.
+      if (i === 50)
+        restart = cluster.restartInBackground().then(() => {
+          restarted = true
+        })
+      if (attemptAdmin(() => writer.setState(k.key.id, 'suspended')) === 'ok') acknowledged.push(k.key.id)
+      // While the server is down, calls fail fast: spread the rest of the writes over the restart.
+      else if (!restarted) await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    await restart
+    const truth = openPg(db.url, OPTIONS)
+    for (const id of acknowledged) assert.equal(truth.getKey(id)!.state, 'suspended', `acknowledged change of ${id} lost by the restart`)
+    await converge(hosts, stateDigest(truth), 'each host ends with the database state', RECOVERY_MS)
+    t.diagnostic(`${acknowledged.length} of ${keys.length} changes acknowledged across an immediate restart`)
+    await Promise.all(hosts.map((h) => h.stop()))
+  })
+
+  test('the database restored from an older dump: hosts notice (version backwards) and reload it whole', { timeout: 120_000 }, async () => {
+    cluster ??= await Cluster.create()
+    const db = cluster.createDatabase()
+    const writer = openPg(db.url, OPTIONS)
+    const keys = seedKeys(writer, 5)
+    const dump = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'keygate-dump-')), 'store.dump')
+    const pgDump = spawnSync('pg_dump', ['-Fc', '-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', '-f', dump, db.name], { encoding: 'utf8' })
+    assert.equal(pgDump.status, 0, pgDump.stderr)
+    const older = stateDigest(writer)
+    // After the dump: changes the restore will take back.
+    const lost = writer.createKey({ userId: 'svc', description: 'after the dump', expiresAt: at(new Date(), DAY) })
+    writer.setState(keys[0]!.key.id, 'revoked')
+    const host = await StoreProcess.start(db.url, OPTIONS)
+    assert.equal(await childAllows(host, lost.secret), true)
+    // The restore: the database replaced by the dump (every connection dropped on the way).
+    cluster.psql(`DROP DATABASE ${db.name} WITH (FORCE)`)
+    cluster.psql(`CREATE DATABASE ${db.name}`)
+    const restore = spawnSync('pg_restore', ['-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', '-d', db.name, dump], { encoding: 'utf8' })
+    fs.rmSync(path.dirname(dump), { recursive: true, force: true })
+    assert.equal(restore.status, 0, restore.stderr)
+    await converge([host], older, 'the host reloads the restored state', RECOVERY_MS)
+    assert.equal(await childAllows(host, lost.secret), false, 'a key created after the dump is unknown after the restore')
+    assert.equal(await childAllows(host, keys[0]!.secret), true, 'a revocation after the dump is undone by the restore')
+    await until('this process reloads the restored state', RECOVERY_MS, () => (stateDigest(writer) === older ? true : undefined))
+    await host.stop()
+  })
+})

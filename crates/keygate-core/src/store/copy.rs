@@ -1,0 +1,86 @@
+//! `KeyStore::copy`: the whole of one store — roles, users, keys (ids, digests,
+//! states, `lastUsedAt`) and the audit trail, entries kept as they were sealed —
+//! written into an empty store, in one write of the target. Moves a store
+//! between backends (SQLite ↔ another) without issuing new secrets, and the
+//! copy's `verifyAudit` passes because its trail is the source's, hash for hash.
+
+use super::{AuditAction, KeyStore};
+use crate::audit::{AuditEntry, AuditQuery};
+use crate::error::{Error, ErrorCode, Result};
+use crate::registry::{record_of, Change, RoleRecord};
+
+/// What [`KeyStore::copy`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CopyReport {
+    pub roles: usize,
+    pub users: usize,
+    pub keys: usize,
+    pub audit_entries: usize,
+}
+
+/// Every audit entry: the backends read `limit` as an SQL `LIMIT`, an i64.
+const ALL_ENTRIES: usize = i64::MAX as usize;
+
+impl KeyStore {
+    /// Copies everything `from` holds into `to`, which must hold nothing (no
+    /// role, user, key or audit entry) and issue secrets of the same prefix:
+    /// `INVALID_ARGUMENT` otherwise, and `to` is left as it was. The source is read inside its own write, so no
+    /// process changes it meanwhile; the target is written in one write, all of
+    /// it or nothing.
+    pub fn copy(from: &KeyStore, to: &KeyStore) -> Result<CopyReport> {
+        if std::sync::Arc::ptr_eq(&from.inner, &to.inner) {
+            return Err(Error::new(ErrorCode::InvalidArgument, "a store cannot be copied into itself"));
+        }
+        to.inner.check_open()?;
+        if from.key_prefix() != to.key_prefix() {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "the target store issues {}_ secrets and the source {}_ secrets: the copied keys would not work there; open the target with keyPrefix '{}'",
+                    to.key_prefix(),
+                    from.key_prefix(),
+                    from.key_prefix()
+                ),
+            ));
+        }
+        let (changes, audit, report) = from.snapshot()?;
+        let tx = to.inner.write(AuditAction::PutRole, None)?;
+        if tx.users().next().is_some()
+            || tx.roles().next().is_some()
+            || tx.key_count() > 0
+            || !to.audit(&AuditQuery { limit: Some(1), ..Default::default() })?.is_empty()
+        {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                "the target store is not empty (it has roles, users, keys or audit entries); copy into a new, empty store",
+            ));
+        }
+        let mut tx = tx;
+        tx.import(changes, audit)?;
+        Ok(report)
+    }
+
+    /// The store's whole state as changes that rebuild it (roles, then users,
+    /// then keys, oldest first) and its audit trail, oldest first.
+    fn snapshot(&self) -> Result<(Vec<Change>, Vec<AuditEntry>, CopyReport)> {
+        // Uses recorded here and by other processes are part of the state copied.
+        let _ = self.inner.flush_uses();
+        self.inner.refresh_uses(None);
+        // Held as a write (and rolled back): current with other processes, and none can write meanwhile.
+        let tx = self.inner.write(AuditAction::PutRole, None)?;
+        let mut roles: Vec<Change> =
+            tx.roles().map(|r| Change::PutRole(RoleRecord { name: r.name.to_string(), rights: r.rights.texts() })).collect();
+        let mut users: Vec<Change> = tx.users().map(|u| Change::PutUser(crate::audit::user_record(u))).collect();
+        let mut keys: Vec<_> = tx.keys().map(record_of).collect();
+        keys.sort_by_key(|k| k.seq);
+        let mut audit = self.inner.backend.audit(&AuditQuery { limit: Some(ALL_ENTRIES), ..Default::default() })?;
+        drop(tx);
+        audit.reverse();
+        let report = CopyReport { roles: roles.len(), users: users.len(), keys: keys.len(), audit_entries: audit.len() };
+        let mut changes = Vec::with_capacity(roles.len() + users.len() + keys.len());
+        changes.append(&mut roles);
+        changes.append(&mut users);
+        changes.extend(keys.into_iter().map(Change::PutKey));
+        Ok((changes, audit, report))
+    }
+}
