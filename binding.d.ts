@@ -94,14 +94,22 @@ export declare enum ErrorCode {
   StoreIo = 'STORE_IO',
   StoreCorrupt = 'STORE_CORRUPT',
   StoreLocked = 'STORE_LOCKED',
+  /** A shared store (PostgreSQL) that cannot be reached within its timeout. */
+  StoreUnavailable = 'STORE_UNAVAILABLE',
   /** A defect inside keygate, reported instead of a crash: the process never aborts. */
   Internal = 'INTERNAL',
 }
 
 export declare function explain(store: ExternalObject<KeyStore>, secret: unknown, service: unknown, api: unknown, ip?: unknown | undefined | null): ExplanationDto
 
+/** `explain` for a WebDAV request. */
+export declare function explainDav(store: ExternalObject<KeyStore>, secret: unknown, method: unknown, path: unknown, ip?: unknown | undefined | null): ExplanationDto
+
 /** `explain` for a key id instead of a secret: steps 3–9 of the decision for that key. */
 export declare function explainKey(store: ExternalObject<KeyStore>, keyId: string, service: unknown, api: unknown, ip?: unknown | undefined | null): ExplanationDto
+
+/** `explainKey` for a WebDAV request. */
+export declare function explainKeyDav(store: ExternalObject<KeyStore>, keyId: string, method: unknown, path: unknown, ip?: unknown | undefined | null): ExplanationDto
 
 export interface ExplanationDto {
   allowed: boolean
@@ -128,6 +136,15 @@ export declare function getKey(store: ExternalObject<KeyStore>, id: string): Key
 export declare function getRole(store: ExternalObject<KeyStore>, name: string): RoleDto | null
 
 export declare function getUser(store: ExternalObject<KeyStore>, id: string): UserDto | null
+
+/** `store.health()`: how the store follows its backend. */
+export interface HealthDto {
+  connected: boolean
+  appliedVersion: number
+  lagMs: number
+  /** ms since the epoch. */
+  lastContactAt?: number
+}
 
 /** The base62 digits in order: a secret's last four characters, read as digits, number its hint-filter bit. */
 export declare const HINT_DIGITS: string
@@ -187,6 +204,9 @@ export declare function listKeys(store: ExternalObject<KeyStore>, userId?: strin
 export declare function listRoles(store: ExternalObject<KeyStore>): Array<RoleDto>
 
 export declare function listUsers(store: ExternalObject<KeyStore>): Array<UserDto>
+
+/** Longest WebDAV request path a valid request can carry (besides one leading `/`). */
+export declare const MAX_DAV_PATH_LENGTH: number
 
 /** Longest service or API name a valid call can carry. */
 export declare const MAX_NAME_LENGTH: number
@@ -249,6 +269,8 @@ export declare function storeBackup(store: ExternalObject<KeyStore>, to: string)
 
 export declare function storeClose(store: ExternalObject<KeyStore>): void
 
+export declare function storeHealth(store: ExternalObject<KeyStore>): HealthDto
+
 /** The bitset of every key's hint (see `keygate_core::memo`), shared like the signals. */
 export declare function storeHints(store: ExternalObject<KeyStore>): ArrayBuffer
 
@@ -267,6 +289,9 @@ export interface StoreOptionsDto {
   maxLifetimeDays?: number
   now?: number
   purgeExpiredAfterDays?: number
+  failClosedAfterMs?: number
+  connectTimeoutMs?: number
+  statementTimeoutMs?: number
 }
 
 export declare function storeSetNow(store: ExternalObject<KeyStore>, at?: number | undefined | null): void

@@ -15,6 +15,13 @@
  * })
  * ```
  *
+ * **WebDAV.** A request under `/dav/` ({@link GuardOptions.davPrefix}), whatever its method
+ * (`GET`, `PUT`, `PROPFIND`, `MKCOL`, `COPY`, `MOVE`, `LOCK`, `UNLOCK`, `PROPPATCH`, `OPTIONS`,
+ * …), is a WebDAV request: the store's `isAllowedDav(key, method, path, ip)` decides it, for the
+ * path after the prefix (`PROPFIND /dav/docs/a.txt?x=1` → `PROPFIND`, `docs/a.txt`), with the
+ * same key headers. Other requests go to {@link GuardOptions.route}. `req.keygate.kind` says
+ * which kind of call was checked.
+ *
  * **The key** is read from `Authorization: ESP-APIKEY <key>` (Hornbill's scheme),
  * `Authorization: Bearer <key>` (schemes case-insensitive, any run of spaces/tabs after the
  * scheme) or `X-API-Key: <key>`. It never appears in a response, in anything the guard logs
@@ -25,6 +32,7 @@
  *
  * | status | error | reason | when |
  * | --- | --- | --- | --- |
+ * | 400 | `bad_request` | `invalid_request` | a WebDAV path the guard refuses before reading the key (see {@link GuardOptions.davPrefix}) |
  * | 400 | `bad_request` | `duplicate_authorization` / `duplicate_api_key` | the header appears more than once (even with the same value) |
  * | 400 | `bad_request` | `conflicting_keys` | `Authorization` and `X-API-Key` carry different keys (the same key twice is fine) |
  * | 400 | `bad_request` | `invalid_forwarded_for` | a trusted proxy passed an `X-Forwarded-For` entry that is not an IP address |
@@ -33,7 +41,7 @@
  * | 401 | `unauthorized` | `malformed_key` / `unknown_key` | the store's first two reasons; also a key with whitespace inside or over 1,024 characters |
  * | 500 | `internal_error` | `internal_error` | the store or the route function threw; details go to {@link GuardOptions.onError} only |
  * | 404 | `not_found` | `no_route` | the route function returned `null` (the key is checked first: a bad key is still 401) |
- * | 400 | `bad_request` | `invalid_request` | the store found `service`/`api` invalid (e.g. `POST /xmlmc/session/` without `?method=`) |
+ * | 400 | `bad_request` | `invalid_request` | the store found `service`/`api` (or a WebDAV method/path) invalid (e.g. `POST /xmlmc/session/` without `?method=`) |
  * | 503 | `unavailable` | `store_unavailable` | a durable store cannot vouch that its state is current (another process's change it cannot apply; see the README, "Fails closed, loudly"): not the caller's fault, so not a 403; retry later |
  * | 403 | `forbidden` | any other reason of the store | `suspended`, `revoked`, `expired`, `user_inactive`, `user_lacks_right`, `no_matching_rule`, `ip_not_allowed` |
  *
@@ -90,6 +98,22 @@ export interface GuardOptions {
    * (ports and `[…]` around IPv6 are accepted) on that walk is a 400 `invalid_forwarded_for`.
    */
   trustProxy?: TrustProxy | false | null
+  /**
+   * The path prefix of WebDAV requests; default `'/dav/'`; `false`: no request is a WebDAV
+   * request. Starts and ends with `/` (`'/files/dav/'`). Matched against the full request
+   * target (Express's `originalUrl`), case-sensitively and before any decoding: `/DAV/x` and
+   * `/%64av/x` are not WebDAV requests (the route function gets them).
+   *
+   * The path after the prefix, up to the query (which is not part of it), is percent-decoded
+   * exactly once. Before the key is read and without asking the store, the guard answers 400
+   * `invalid_request` when that path is empty, longer than 1,024 characters once decoded, or
+   * holds a `.`, `..` or empty segment (`a//b`), an encoded `/` or `\` (`%2F`, `%5C`), a
+   * backslash, NUL, `#`, a `%` not followed by two hex digits, or any character outside
+   * `A-Z a-z 0-9 - . _ ~` and `/` (non-ASCII included). One trailing `/` (a collection) is kept.
+   * So the app never serves another file than the one checked (`docs/../secret` never passes a
+   * `docs/*` rule).
+   */
+  davPrefix?: string | false
   /** Realm of the `WWW-Authenticate` challenges; default `keygate`. */
   realm?: string
   /**
@@ -115,25 +139,45 @@ export interface GuardOptions {
 
 /**
  * An allowed request: who is calling and what. Adapters expose it as `req.keygate`
- * (node:http, Express) and `request.keygate` (Fastify).
+ * (node:http, Express) and `request.keygate` (Fastify). `kind` tells an API call
+ * ({@link KeygateApiAuth}) from a WebDAV request ({@link KeygateDavAuth}).
  */
-export interface KeygateAuth {
+export type KeygateAuth = KeygateApiAuth | KeygateDavAuth
+
+/** What every allowed request carries. */
+interface KeygateAuthBase {
   /** Discriminant of {@link CheckResult}. */
   readonly ok: true
   /** The key's public id (`key_…`), safe to log. */
   readonly keyId: string
   /** The user account the key runs as. */
   readonly userId: string
-  /** The service of the call the key was checked for. */
-  readonly service: string
-  /** The API of the call the key was checked for. */
-  readonly api: string
   /**
    * The client address the key was checked from (see {@link GuardOptions.trustProxy}), as
    * Node reports it (IPv4 peers of a dual-stack server look like `::ffff:127.0.0.1`) without an
    * IPv6 zone (`fe80::1%eth0` → `fe80::1`); undefined if the socket has none.
    */
   readonly ip: string | undefined
+}
+
+/** An allowed API call: the store's `isAllowed(key, service, api, ip)` said yes. */
+export interface KeygateApiAuth extends KeygateAuthBase {
+  /** An API call. */
+  readonly kind: 'api'
+  /** The service of the call the key was checked for. */
+  readonly service: string
+  /** The API of the call the key was checked for. */
+  readonly api: string
+}
+
+/** An allowed WebDAV request: the store's `isAllowedDav(key, method, path, ip)` said yes. */
+export interface KeygateDavAuth extends KeygateAuthBase {
+  /** A WebDAV request (under {@link GuardOptions.davPrefix}). */
+  readonly kind: 'dav'
+  /** The request's method as Node read it (`PROPFIND`). */
+  readonly method: string
+  /** The path checked: after the prefix, percent-decoded once, without the query (`docs/a.txt`). */
+  readonly path: string
 }
 
 /** The `error` of a denial body, one per status. */

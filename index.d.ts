@@ -3,7 +3,8 @@
  *
  * An admin back end creates keys under user accounts, restricts them with rules and
  * changes their state; an integration asks, for every incoming call,
- * `store.isAllowed(secret, service, api, ip?)`.
+ * `store.isAllowed(secret, service, api, ip?)` — or, for a WebDAV request,
+ * `store.isAllowedDav(secret, method, path, ip?)`.
  *
  * @packageDocumentation
  */
@@ -40,7 +41,7 @@ export declare const ERROR_CODES: readonly ErrorCode[]
  * The error every keygate call throws. `code` is stable; `message` names the bad value
  * (never a secret). A call that throws has changed nothing.
  *
- * The `TypeError` that `isAllowed`/`explain` throw for a non-string argument is also
+ * The `TypeError` that `isAllowed`/`explain` (and their WebDAV twins) throw for a non-string argument is also
  * `instanceof KeygateError` (code `INVALID_ARGUMENT`).
  */
 export declare class KeygateError extends Error {
@@ -74,6 +75,30 @@ export interface StoreOptions {
    * throws is reported on `console.error` and otherwise ignored.
    */
   onError?: (error: BackgroundError) => void
+  /**
+   * PostgreSQL store only: a process that has not heard from the database for longer than this
+   * (ms) answers `store_unavailable` to every check until it has caught up again; default 5000.
+   */
+  failClosedAfterMs?: number
+  /** PostgreSQL store only: the longest wait for a connection, in ms; default 5000. */
+  connectTimeoutMs?: number
+  /**
+   * PostgreSQL store only: the longest wait for one statement's answer, in ms; default 5000.
+   * An admin call that waits longer throws `STORE_UNAVAILABLE` and changes nothing.
+   */
+  statementTimeoutMs?: number
+}
+
+/** Result of {@link KeyStore.health}. */
+export interface StoreHealth {
+  /** In contact with the backend (always true for a memory or SQLite store that does not fail closed). */
+  connected: boolean
+  /** The backend's version of the state applied in this process (0 for memory). */
+  appliedVersion: number
+  /** How long ago the process last confirmed it was current, in ms. */
+  lagMs: number
+  /** When the process last heard from its backend. */
+  lastContactAt: Date | null
 }
 
 /** The task a {@link BackgroundError} concerns. */
@@ -148,13 +173,19 @@ export interface User {
   /** 1–128 characters: letters, digits and `_ - . @`. */
   id: string
   status: UserStatus
-  /** API rule patterns the user may call (same syntax as key API rules). */
+  /**
+   * What the user may call: API rules and WebDAV rules (same syntax as a key's; never IP
+   * rules). An API right never grants a WebDAV request, nor a WebDAV right an API call.
+   */
   rights: string[]
   /** Names of roles whose rights the user also has. */
   roles: string[]
 }
 
-/** Result of {@link KeyStore.effectiveRights}: what the decision lets a user call (step 7). */
+/**
+ * Result of {@link KeyStore.effectiveRights}: what the decision lets a user call (step 7),
+ * API and WebDAV rights alike.
+ */
 export interface EffectiveRights {
   /** The user's own rights. */
   own: string[]
@@ -191,7 +222,10 @@ export interface ApiKey {
   state: KeyState
   /** The key can be used while `now < expiresAt`. */
   expiresAt: Date
-  /** Rules in list order, normalised (trimmed; IP rules in canonical form). */
+  /**
+   * Rules in list order, normalised (trimmed; IP rules in canonical form; WebDAV rules with
+   * the method upper-case and no leading `/` on the path).
+   */
   rules: string[]
   createdAt: Date
   updatedAt: Date
@@ -208,7 +242,10 @@ export interface NewKey {
   description: string
   /** Mandatory; in the future and at most `maxLifetimeDays` ahead. */
   expiresAt: Date
-  /** API rules `<service>:<api>` and IP rules `ip=<address>[/<prefix>]`; default none. */
+  /**
+   * API rules `<service>:<api>`, IP rules `ip=<address>[/<prefix>]` and WebDAV rules
+   * `dav=<method> <path>`; default none.
+   */
   rules?: string[]
   /** Default `'active'`; a key cannot be created `'revoked'`. */
   state?: 'active' | 'suspended'
@@ -248,7 +285,10 @@ export interface Decision {
   keyId?: string
   /** The key's user. */
   userId?: string
-  /** The first API rule of the key (in list order) that matched the call. */
+  /**
+   * The first rule of the key (in list order) that matched: an API rule for a call
+   * (`explain`), a WebDAV rule for a WebDAV request (`explainDav`).
+   */
   matchedRule?: string
 }
 
@@ -265,6 +305,13 @@ export declare class KeyStore {
    * Throws `STORE_IO` (cannot open, a directory, no permission), `STORE_CORRUPT` (not a keygate
    * store, damaged, or written by a newer keygate) or `STORE_LOCKED` (another process holds
    * the write lock too long). `keyPrefix`, when given, must match the store's.
+   *
+   * A `postgres://` or `postgresql://` URL (`?sslmode=disable|prefer|require|verify-ca|verify-full`,
+   * `sslrootcert=<file>`) opens the shared store in that PostgreSQL database instead, with the same
+   * API and semantics: every admin call is committed there before it returns, checks never do I/O,
+   * and other hosts' changes arrive within milliseconds. Throws `STORE_UNAVAILABLE` when the
+   * database cannot be reached within `connectTimeoutMs`, and `INVALID_ARGUMENT` for a bad URL or a
+   * server that cannot LISTEN (a read-only replica, a pooler in transaction mode).
    */
   static open(path: string, options?: StoreOptions): KeyStore
 
@@ -276,6 +323,9 @@ export declare class KeyStore {
 
   /** Flushes pending writes (`lastUsedAt`) and releases the store; later calls throw `STORE_IO`. */
   close(): void
+
+  /** Whether the store follows its backend (see {@link StoreHealth}). */
+  health(): StoreHealth
 
   /**
    * Writes a consistent copy of the durable store to a new file `path` (SQLite's online
@@ -373,4 +423,28 @@ export declare class KeyStore {
    * diagnosis, not a use. A non-string argument is a `TypeError`.
    */
   explainKey(keyId: string, service: string, api: string, ip?: string): Decision
+
+  /**
+   * True exactly when the WebDAV request is allowed: the decision of {@link isAllowed}
+   * with step 3 checking `method` (1–32 letters, any case) and `path` (1–1,024 characters
+   * of `A-Z a-z 0-9 _ - . / ~`, one leading `/` ignored, a trailing `/` allowed; no `.`,
+   * `..` or empty segment: `docs/../x`, `a//b` and `%2F` are `invalid_request`), step 7
+   * the user's WebDAV rights, step 8 the key's WebDAV rules (none = unrestricted) and
+   * step 9 its IP rules. API rules never decide a WebDAV request.
+   * Never throws for string arguments; a non-string argument is a `TypeError`.
+   */
+  isAllowedDav(secret: string, method: string, path: string, ip?: string): boolean
+
+  /**
+   * The decision on a WebDAV request with its reason; same arguments and guarantees as
+   * `isAllowedDav`. `matchedRule` is the first WebDAV rule that matched. A diagnosis,
+   * not a use: it does not set `lastUsedAt`.
+   */
+  explainDav(secret: string, method: string, path: string, ip?: string): Decision
+
+  /**
+   * `explainDav` for an admin who holds the key id but not the secret: steps 3–9 of the
+   * decision for that key (reason `'unknown_key'` when no key has this id).
+   */
+  explainKeyDav(keyId: string, method: string, path: string, ip?: string): Decision
 }

@@ -126,6 +126,7 @@ const COMMANDS = [
   'key delete',
   'check',
   'explain',
+  'check-dav',
   'audit',
   'verify-audit',
   'backup',
@@ -646,6 +647,94 @@ describe('check and explain', () => {
     const key = json<ApiKey>(ok(await ws.kg(['key', 'show', id, '--json'])))
     assert.notEqual(key.lastUsedAt, null)
     assert.match(ok(await ws.kg(['key', 'list'])).stdout, new RegExp(`${id}\\s+svc\\s+active\\s+\\S+ \\S+\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\dZ`))
+  })
+})
+
+// ---- check-dav ----------------------------------------------------------------------
+
+describe('check-dav: WebDAV requests', () => {
+  const ws = workspace()
+  let secret = ''
+  let id = ''
+  before(async () => {
+    ok(await ws.kg(['user', 'put', 'files', '--right', 'dav=* *', '--right', 'session:*']))
+    ;({ id, secret } = await createKey(ws.kg, [
+      '--user',
+      'files',
+      '--description',
+      'notes reader',
+      '--expires',
+      '1d',
+      '--rule',
+      'dav=GET session/*',
+      '--rule',
+      'dav=PROPFIND docs/*',
+      '--rule',
+      'ip=10.0.0.0/8',
+    ]))
+  })
+  after(() => ws.cleanup())
+
+  test('exit 0 when allowed (with the WebDAV rule that matched), 1 when denied, with the reason', async () => {
+    const allowed = await ws.kg(['check-dav', secret, 'GET', 'session/notes.txt', '--ip', '10.1.2.3'])
+    assert.equal(allowed.code, 0, allowed.stderr)
+    assert.equal(allowed.stdout, `allowed (key ${id}, user files, rule dav=GET session/*)\n`)
+    const lower = json<Decision>(ok(await ws.kg(['check-dav', secret, 'propfind', '/docs/reports/', '--ip', '10.1.2.3', '--json'])))
+    assert.deepEqual(lower, { allowed: true, reason: 'allowed', keyId: id, userId: 'files', matchedRule: 'dav=PROPFIND docs/*' })
+    const cases: [string[], string][] = [
+      [[secret, 'PUT', 'session/notes.txt', '--ip', '10.1.2.3'], 'no_matching_rule'],
+      [[secret, 'GET', 'docs/a.txt', '--ip', '10.1.2.3'], 'no_matching_rule'],
+      [[secret, 'GET', 'session/notes.txt', '--ip', '192.168.0.1'], 'ip_not_allowed'],
+      [[secret, 'GET', 'session/notes.txt'], 'ip_not_allowed'],
+      [[secret, 'GET', 'session/../secret.txt', '--ip', '10.1.2.3'], 'invalid_request'],
+      [[secret, 'GET', 'session//notes.txt', '--ip', '10.1.2.3'], 'invalid_request'],
+      [[secret, 'GET/', 'session/notes.txt', '--ip', '10.1.2.3'], 'invalid_request'],
+      [[forgeSecret(), 'GET', 'session/notes.txt'], 'unknown_key'],
+      [['kg_not-a-key', 'GET', 'session/notes.txt'], 'malformed_key'],
+    ]
+    for (const [args, reason] of cases) {
+      const r = await ws.kg(['check-dav', ...args])
+      assert.equal(r.code, 1, `${reason}: ${r.stdout}${r.stderr}`)
+      assert.match(r.stdout, new RegExp(`^denied: ${reason}`))
+      assert.equal(json<Decision>(await ws.kg(['check-dav', ...args, '--json'])).reason, reason)
+    }
+  })
+
+  test('--explain: the whole decision in words, naming the WebDAV rules', async () => {
+    const r = await ws.kg(['check-dav', secret, 'PUT', 'session/notes.txt', '--ip', '10.1.2.3', '--explain'])
+    assert.equal(r.code, 1)
+    assert.match(r.stdout, /^denied: no_matching_rule\n/)
+    assert.match(r.stdout, /call\s+WebDAV PUT session\/notes\.txt from 10\.1\.2\.3/)
+    assert.match(r.stdout, /why\s+none of the key’s WebDAV rules matches WebDAV PUT session\/notes\.txt \(rules: dav=GET session\/\*, dav=PROPFIND docs\/\*\)/)
+    const bad = json<Decision & { explanation: string }>(await ws.kg(['check-dav', secret, 'GET', 'a/../b', '--explain', '--json']))
+    assert.equal(bad.reason, 'invalid_request')
+    assert.match(bad.explanation, /method or path is not valid/)
+  })
+
+  test('API rules and WebDAV rules never decide for each other', async () => {
+    // The key has WebDAV rules only: its API calls are limited by the user's rights alone.
+    const api = await ws.kg(['check', secret, 'session', 'userLogon', '--ip', '10.1.2.3'])
+    assert.equal(api.code, 0, api.stdout)
+    // The user's session:* right grants no WebDAV request, and its dav=* * right no API call.
+    ok(await ws.kg(['user', 'put', 'api-only', '--right', 'session:*']))
+    const other = await createKey(ws.kg, ['--user', 'api-only', '--description', 'api', '--expires', '1d'])
+    const dav = await ws.kg(['check-dav', other.secret, 'GET', 'session/notes.txt', '--explain'])
+    assert.equal(dav.code, 1)
+    assert.match(dav.stdout, /^denied: user_lacks_right/)
+    assert.equal((await ws.kg(['check', secret, 'data', 'getThing', '--ip', '10.1.2.3'])).code, 1)
+  })
+
+  test('the secret from --secret-stdin or $KEYGATE_SECRET; a missing path is a usage error that never echoes the secret', async () => {
+    assert.equal((await ws.kg(['check-dav', '--secret-stdin', 'GET', 'session/a', '--ip', '10.1.2.3'], { input: `${secret}\n` })).code, 0)
+    assert.equal((await ws.kg(['check-dav', 'GET', 'session/a', '--ip', '10.1.2.3'], { env: { KEYGATE_SECRET: secret } })).code, 0)
+    assert.equal((await ws.kg(['check-dav', 'PUT', 'session/a', '--ip', '10.1.2.3'], { env: { KEYGATE_SECRET: secret } })).code, 1)
+    usage(await ws.kg(['check-dav', 'GET', 'session/a']), 'needs a secret', '--secret-stdin', 'KEYGATE_SECRET')
+    const r = await ws.kg(['check-dav', secret, 'GET'])
+    usage(r, 'needs <method> and <path>')
+    assertNoSecret(r.stderr, secret)
+    const extra = await ws.kg(['check-dav', secret, 'GET', 'session/a', 'more'])
+    usage(extra, 'too many arguments')
+    assertNoSecret(extra.stderr, secret)
   })
 })
 

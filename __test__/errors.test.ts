@@ -27,6 +27,7 @@ describe('KeygateError', () => {
         'STORE_IO',
         'STORE_CORRUPT',
         'STORE_LOCKED',
+        'STORE_UNAVAILABLE',
         'INTERNAL',
       ],
     )

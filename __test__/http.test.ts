@@ -4,7 +4,6 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import net from 'node:net'
 import querystring from 'node:querystring'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
@@ -21,9 +20,10 @@ import Fastify from 'fastify'
 
 import { KeyStore, KeygateError } from 'keygate'
 import { createGuard, hornbillRoute } from 'keygate/http'
-import type { CheckResult, Denial, Guard, GuardOptions, KeygateAuth } from 'keygate/http'
+import type { CheckResult, Denial, Guard, GuardOptions, KeygateApiAuth, KeygateAuth } from 'keygate/http'
 import { DAY, HOUR, T0, assertNoSecret, at, forgeSecret } from './helpers.js'
 import { NO_PYTHON, sql } from './support/python-sqlite.js'
+import { type RawExchange, rawExchange } from './support/raw-http.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -175,41 +175,10 @@ async function call(base: string, path: string, headers: Record<string, string> 
 }
 
 /** Writes `head` (request line and header lines, without the final blank line) on a raw socket. */
-function raw(port: number, lines: string[], body = ''): Promise<Answer & { statusLine: string; headerLines: string[] }> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1')
-    const chunks: Buffer[] = []
-    let done = false
-    const finish = () => {
-      if (done) return
-      done = true
-      socket.destroy()
-      const all = Buffer.concat(chunks).toString('latin1')
-      const split = all.indexOf('\r\n\r\n')
-      if (split < 0) return reject(new Error(`no HTTP answer: ${JSON.stringify(all.slice(0, 200))}`))
-      const [statusLine = '', ...headerLines] = all.slice(0, split).split('\r\n')
-      const headers: Record<string, string> = {}
-      for (const line of headerLines) {
-        const colon = line.indexOf(':')
-        const name = line.slice(0, colon).toLowerCase()
-        const value = line.slice(colon + 1).trim()
-        headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`
-      }
-      const text = all.slice(split + 4)
-      const answer = { statusLine, headerLines, status: Number(statusLine.split(' ')[1]), headers, text, json: parseJson(text) }
-      assertClean(answer)
-      resolve(answer)
-    }
-    socket.on('data', (chunk) => chunks.push(chunk))
-    socket.on('end', finish)
-    socket.on('close', finish)
-    socket.on('error', () => finish()) // e.g. ECONNRESET after Node answered 431 and closed
-    socket.setTimeout(5000, () => {
-      socket.destroy()
-      reject(new Error('raw request timed out'))
-    })
-    socket.write([...lines, 'Host: localhost', 'Connection: close', `Content-Length: ${Buffer.byteLength(body)}`, '', body].join('\r\n'))
-  })
+async function raw(port: number, lines: string[], body = ''): Promise<RawExchange> {
+  const answer = await rawExchange(port, [...lines, 'Host: localhost', 'Connection: close', `Content-Length: ${Buffer.byteLength(body)}`, '', body].join('\r\n'))
+  assertClean(answer)
+  return answer
 }
 
 function expectDenial(answer: Answer, status: number, reason: string, label = reason): void {
@@ -231,10 +200,11 @@ function expectAllowed(
   f: Fixture,
   keyOf: { key: { id: string; userId: string } } = f.good,
   route = { service: 'session', api: 'userLogon' },
-): KeygateAuth {
+): KeygateApiAuth {
   assert.equal(answer.status, 200, `allowed: status (body ${answer.text})`)
-  const auth = answer.json.keygate as KeygateAuth
+  const auth = answer.json.keygate as KeygateApiAuth
   assert.equal(auth.ok, true)
+  assert.equal(auth.kind, 'api')
   assert.equal(auth.keyId, keyOf.key.id)
   assert.equal(auth.userId, keyOf.key.userId)
   assert.equal(auth.service, route.service)
@@ -719,7 +689,7 @@ describe('guard.check (no server)', () => {
     const f = fixture()
     const guard = createGuard(f.store)
     const ok = guard.check(fakeRequest([['Authorization', `ESP-APIKEY ${f.good.secret}`]]))
-    assert.deepEqual(ok, { ok: true, keyId: f.good.key.id, userId: 'integration', service: 'session', api: 'userLogon', ip: '192.0.2.10' })
+    assert.deepEqual(ok, { ok: true, kind: 'api', keyId: f.good.key.id, userId: 'integration', service: 'session', api: 'userLogon', ip: '192.0.2.10' })
     const denied = guard.check(fakeRequest([]))
     assert.equal(denied.ok, false)
     const d = denied as Denial

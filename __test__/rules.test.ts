@@ -259,7 +259,8 @@ describe('KeyStore.validateRule', () => {
       'ip=localhost',
       'ip=10.0.0',
       'ip =10.0.0.1',
-      'dav=GET session/*',
+      'dav=GET  session/*',
+      'dav=GET session/../x',
     ]
     for (const rule of bad) {
       const error = throwsCode(() => KeyStore.validateRule(rule), 'INVALID_RULE')

@@ -24,8 +24,8 @@ for (const stream of [process.stdout, process.stderr]) {
 run(process.argv.slice(2), {
   env: process.env,
   cwd: process.cwd(),
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
+  stdout: (/** @type {string} */ text) => process.stdout.write(text),
+  stderr: (/** @type {string} */ text) => process.stderr.write(text),
   stdin: process.stdin,
 }).then(
   (code) => {

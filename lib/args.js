@@ -7,6 +7,7 @@ const { invalidArgument } = require('./errors.js')
 /**
  * What a wrong value is, for a message. Never its text: a string or a
  * function's source may hold a secret pasted in the wrong place.
+ * @param {unknown} value
  */
 function describe(value) {
   if (value === null) return 'null'
@@ -26,24 +27,48 @@ function describe(value) {
   }
 }
 
-/** A rule's text: any string (what is not ASCII is the core's INVALID_RULE). */
+// Each check takes the caller's value as `unknown` and the argument's name for the message,
+// and returns the value with its checked type (a copy for arrays).
+
+/**
+ * A rule's text: any string (what is not ASCII is the core's INVALID_RULE).
+ * @param {unknown} value
+ * @param {string} name
+ * @returns {string}
+ */
 function ruleText(value, name) {
   if (typeof value !== 'string') throw invalidArgument(`${name} must be a string, got ${describe(value)}`)
   return value
 }
 
+/**
+ * @param {unknown} value
+ * @param {string} name
+ * @returns {string}
+ */
 function string(value, name) {
-  ruleText(value, name)
+  const text = ruleText(value, name)
   // A lone surrogate cannot cross to the core as UTF-8 unchanged: refuse it
   // rather than store a different text than the one given.
-  if (!value.isWellFormed()) throw invalidArgument(`${name} holds a lone UTF-16 surrogate (not valid Unicode text)`)
-  return value
+  if (!text.isWellFormed()) throw invalidArgument(`${name} holds a lone UTF-16 surrogate (not valid Unicode text)`)
+  return text
 }
 
+/**
+ * @param {unknown} value
+ * @param {string} name
+ * @returns {string | undefined}
+ */
 function optionalString(value, name) {
   return value === undefined ? undefined : string(value, name)
 }
 
+/**
+ * @param {unknown} value
+ * @param {string} name
+ * @param {(value: unknown, name: string) => string} [item] the check of each element
+ * @returns {string[] | undefined}
+ */
 function stringArray(value, name, item = string) {
   if (value === undefined) return undefined
   if (!Array.isArray(value)) throw invalidArgument(`${name} must be an array of strings, got ${describe(value)}`)
@@ -53,23 +78,43 @@ function stringArray(value, name, item = string) {
   return value.slice()
 }
 
-/** A list of rules (rights or key rules). */
+/**
+ * A list of rules (rights or key rules).
+ * @param {unknown} value
+ * @param {string} name
+ */
 function ruleArray(value, name) {
   return stringArray(value, name, ruleText)
 }
 
+/**
+ * @param {unknown} value
+ * @param {string} name
+ * @returns {Record<string, unknown>} its fields, each still to be checked
+ */
 function object(value, name) {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw invalidArgument(`${name} must be an object, got ${describe(value)}`)
   }
-  return value
+  // A non-null, non-array object: reading any field of it is safe, and gives an unknown.
+  return /** @type {Record<string, unknown>} */ (value)
 }
 
+/**
+ * @param {unknown} value
+ * @param {string} name
+ * @returns {Record<string, unknown>}
+ */
 function optionalObject(value, name) {
   return value === undefined ? {} : object(value, name)
 }
 
-/** A Date as milliseconds since the epoch; undefined/null pass through as undefined. */
+/**
+ * A Date as milliseconds since the epoch; undefined/null pass through as undefined.
+ * @param {unknown} value
+ * @param {string} name
+ * @returns {number | undefined}
+ */
 function optionalDate(value, name) {
   if (value === undefined || value === null) return undefined
   if (!(value instanceof Date)) throw invalidArgument(`${name} must be a Date, got ${describe(value)}`)
@@ -84,6 +129,11 @@ function optionalDate(value, name) {
   return ms
 }
 
+/**
+ * @param {unknown} value
+ * @param {string} name
+ * @returns {number | undefined}
+ */
 function optionalNumber(value, name) {
   if (value === undefined) return undefined
   if (typeof value !== 'number' || Number.isNaN(value)) {

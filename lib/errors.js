@@ -10,7 +10,13 @@ const KNOWN_CODES = new Set(ERROR_CODES)
 // argument is also `instanceof KeygateError`.
 const BRAND = Symbol('keygate.error')
 
+/** @typedef {import('../index.js').ErrorCode} ErrorCode */
+
 class KeygateError extends Error {
+  /**
+   * @param {ErrorCode} code
+   * @param {string} message
+   */
   constructor(code, message) {
     super(message)
     this.name = 'KeygateError'
@@ -18,18 +24,23 @@ class KeygateError extends Error {
     Object.defineProperty(this, BRAND, { value: true })
   }
 
+  /** @param {unknown} value */
   static [Symbol.hasInstance](value) {
     // biome-ignore lint/complexity/noThisInStatic: `this` is the class `instanceof` was asked about, KeygateError or a subclass
     if (this !== KeygateError) return Function.prototype[Symbol.hasInstance].call(this, value)
-    return value !== null && typeof value === 'object' && value[BRAND] === true
+    return value !== null && typeof value === 'object' && /** @type {{ [BRAND]?: unknown }} */ (value)[BRAND] === true
   }
 }
 
+/** @param {string} message */
 function invalidArgument(message) {
   return new KeygateError('INVALID_ARGUMENT', message)
 }
 
-/** A `TypeError` (as documented for isAllowed/explain) that is also a KeygateError. */
+/**
+ * A `TypeError` (as documented for isAllowed/explain) that is also a KeygateError.
+ * @param {string} message
+ */
 function typeError(message) {
   const error = Object.assign(new TypeError(message), { code: 'INVALID_ARGUMENT' })
   Object.defineProperty(error, BRAND, { value: true })
@@ -45,7 +56,11 @@ function typeError(message) {
  */
 const DEFECT_CODES = new Set(['INTERNAL', 'GenericFailure'])
 
-/** Re-throws an error of the native layer as a KeygateError with its code. */
+/**
+ * Re-throws an error of the native layer as a KeygateError with its code.
+ * @param {any} error what the binding threw: read as JavaScript reads a caught value (`error.code`), like every catch here
+ * @returns {KeygateError}
+ */
 function fromNative(error) {
   if (error instanceof KeygateError) return error
   const message = error?.message ? error.message : String(error)
@@ -64,6 +79,8 @@ function fromNative(error) {
  * secret's body is 49, so even a secret cut in two shows no long piece, and an
  * admin who pastes a secret where an id belongs will not find it in a log. The
  * same rule as the core's `redact_secrets`.
+ * @param {unknown} text
+ * @returns {string}
  */
 function redactSecrets(text) {
   return String(text).replace(/[0-9A-Za-z][0-9A-Za-z\-.\u00ad\u200b-\u200d\u2060\ufeff]*/g, (stretch) =>
@@ -71,7 +88,10 @@ function redactSecrets(text) {
   )
 }
 
-/** A value quoted for a message: redacted, and shortened to 80 characters. */
+/**
+ * A value quoted for a message: redacted, and shortened to 80 characters.
+ * @param {unknown} value
+ */
 function quote(value) {
   const text = redactSecrets(value)
   if (text.length <= 80) return JSON.stringify(text)

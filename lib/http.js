@@ -1,11 +1,14 @@
 'use strict'
-// keygate/http: an HTTP guard around KeyStore#isAllowed for node:http, Express and Fastify.
+// keygate/http: an HTTP guard around KeyStore#isAllowed (API calls) and #isAllowedDav (WebDAV
+// requests under `/dav/`) for node:http, Express and Fastify.
 //
 // The core is framework-free: `guard.check(req)` reads a node IncomingMessage and answers
 // either the caller's identity or a ready-made denial (status, JSON body, headers). The
 // adapters only attach the identity to the request or write the denial.
 //
 // Order of the checks (the first failure answers):
+//   0. a WebDAV path (under `/dav/`) the guard refuses:      400 invalid_request (no key read,
+//      see dav-path.js                                       no store call)
 //   1. duplicated Authorization / X-API-Key                 400 duplicate_authorization / duplicate_api_key
 //   2. Authorization and X-API-Key carrying different keys   400 conflicting_keys
 //   3. X-Forwarded-For unusable (only with trustProxy)       400 invalid_forwarded_for
@@ -13,7 +16,8 @@
 //   5. key over 1,024 characters                             401 malformed_key
 //   6. the route function throws or returns garbage          500 internal_error
 //   7. no route for the request: the key is still checked    401 malformed_key / unknown_key, else 404 no_route
-//   8. the store's decision                                  401 malformed_key / unknown_key,
+//      (a WebDAV request has its route: its method and path)
+//   8. the store's decision (or its WebDAV decision)         401 malformed_key / unknown_key,
 //                                                            400 invalid_request, 503 store_unavailable,
 //                                                            403 for every other reason
 // The key never appears in a response, a log line or an error this module produces.
@@ -21,6 +25,29 @@
 const net = require('node:net')
 const { KeygateError } = require('./errors.js')
 const { ErrorCode, Reason } = require('./native.js')
+const { decodeDavPath, davPrefixOf, REFUSED } = require('./dav-path.js')
+
+/**
+ * @typedef {import('node:http').IncomingMessage} IncomingMessage
+ * @typedef {import('node:http').ServerResponse} ServerResponse
+ * @typedef {import('../index.js').KeyStore} KeyStore
+ * @typedef {import('../index.js').Reason} ReasonName
+ * @typedef {import('../http.js').Route} Route
+ * @typedef {import('../http.js').RouteFunction} RouteFunction
+ * @typedef {import('../http.js').GuardOptions} GuardOptions
+ * @typedef {import('../http.js').KeygateAuth} KeygateAuth
+ * @typedef {import('../http.js').Denial} Denial
+ * @typedef {import('../http.js').DenialError} DenialError
+ * @typedef {import('../http.js').DenialReason} DenialReason
+ * @typedef {(address: string, hop: number) => boolean} TrustPredicate
+ */
+
+/**
+ * A denial as makeDenial makes it: also its JSON body and its header lines, ready to write
+ * (not enumerable, so not part of what users see of it). `lines` is frozen; typed mutable
+ * only because writeHead's parameter is.
+ * @typedef {Denial & { readonly json?: string, readonly lines?: string[] }} PreparedDenial
+ */
 
 /** Authorization schemes that carry a keygate key, lower-cased. */
 const SCHEMES = new Set(['esp-apikey', 'bearer'])
@@ -29,6 +56,7 @@ const MAX_KEY_LENGTH = 1024
 /** Secrets whose key id / user id the guard remembers at most (then it starts over). */
 const MAX_IDENTITIES = 10_000
 
+/** @type {Record<DenialError, Denial['status']>} */
 const STATUS = {
   bad_request: 400,
   unauthorized: 401,
@@ -53,7 +81,10 @@ const GuardReason = Object.freeze({
   InternalError: 'internal_error',
 })
 
-/** The `error` of each guard-level reason; store reasons not listed are `forbidden`. */
+/**
+ * The `error` of each guard-level reason; store reasons not listed are `forbidden`.
+ * @type {Partial<Record<DenialReason, DenialError>>}
+ */
 const ERROR_OF_REASON = {
   [GuardReason.DuplicateAuthorization]: 'bad_request',
   [GuardReason.DuplicateApiKey]: 'bad_request',
@@ -86,6 +117,9 @@ const MAX_PARAMETERS = 1000
  * some query parser: percent-decoded (`+` is a space), case and surrounding spaces ignored,
  * and cut at the first `[`, `]` or `.` — qs reads `method[]`, `method[0]`, `[method]` and,
  * with allowDots, `method.x` and `.method` as `method`. Undecodable names count too.
+ * @param {string} url
+ * @param {number} start
+ * @param {number} end
  */
 function namesMethod(url, start, end) {
   let eq = url.indexOf('=', start)
@@ -115,20 +149,13 @@ function namesMethod(url, start, end) {
  * Express, fast-querystring for Fastify, node:querystring, URLSearchParams) could read as
  * `method` counts: `method[]=a&method=b`, `%6Dethod=a&method=b`, `method&method=b` are
  * refused, so the app never reads another call than the one checked.
+ * @param {IncomingMessage & { originalUrl?: string }} req
+ * @returns {Route | null}
  */
 function hornbillRoute(req) {
   if (req.method !== 'POST') return null
-  let url = requestTarget(req)
-  if (typeof url !== 'string') return null
-  if (url.charCodeAt(0) !== 47 /* / */) {
-    // absolute-form (`POST http://host/xmlmc/...`): keep only the path and query
-    const scheme = url.indexOf('://')
-    if (scheme < 0) return null
-    const slash = url.indexOf('/', scheme + 3)
-    if (slash < 0) return null
-    url = url.slice(slash)
-  }
-  if (!url.startsWith('/xmlmc/')) return null
+  const url = pathAndQuery(req)
+  if (url === null || !url.startsWith('/xmlmc/')) return null
   const q = url.indexOf('?')
   if (q < 0) return INVALID_CALL // no `method`
   const end = url.charCodeAt(q - 1) === 47 /* / */ ? q - 1 : q
@@ -158,6 +185,12 @@ function hornbillRoute(req) {
 }
 
 const REASON = Symbol.for('keygate.reason')
+const DAV_REASON = Symbol.for('keygate.reasonDav')
+
+/**
+ * A store as the guard uses it: a keygate KeyStore has the memo's reason function under REASON.
+ * @typedef {KeyStore & { [REASON]?: (key: string, service: string, api: string, ip: string | undefined) => ReasonName }} GuardedStore
+ */
 
 /** Below this length V8 copies a slice instead of pointing into the string it was cut from. */
 const SHORTEST_SLICE = 13
@@ -166,6 +199,7 @@ const SHORTEST_SLICE = 13
  * `text` as a string that shares no memory with the one it was cut from. V8 keeps the
  * whole parent of a slice alive, and the store's memo keeps the strings of recent calls
  * (up to 65,536): given slices of request lines, it would keep as many request lines.
+ * @param {string} text
  */
 function detached(text) {
   return text.length < SHORTEST_SLICE ? text : ` ${text}`.slice(1)
@@ -174,19 +208,59 @@ function detached(text) {
 /**
  * The reason of a call. A keygate KeyStore answers from its memo of decisions (as cheap
  * as isAllowed, denials included); any other store object through explain().
+ * @param {GuardedStore} store
+ * @param {string} key
+ * @param {string} service
+ * @param {string} api
+ * @param {string | undefined} ip
+ * @returns {ReasonName}
  */
 function reasonOf(store, key, service, api, ip) {
   return typeof store[REASON] === 'function' ? store[REASON](key, service, api, ip) : store.explain(key, service, api, ip).reason
 }
 
-/** The full request target: Express keeps it in `originalUrl` when mounted under a path. */
+/**
+ * The full request target: Express keeps it in `originalUrl` when mounted under a path.
+ * @param {IncomingMessage & { originalUrl?: unknown }} req
+ */
 function requestTarget(req) {
   const original = req.originalUrl
   return typeof original === 'string' ? original : req.url
 }
 
+/** The request target's path and query (`/a/b?c`), also of an absolute-form target; or null. */
+function pathAndQuery(req) {
+  const url = requestTarget(req)
+  if (typeof url !== 'string') return null
+  if (url.charCodeAt(0) === 47 /* / */) return url
+  // absolute-form (`POST http://host/xmlmc/...`): keep only the path and query
+  const scheme = url.indexOf('://')
+  if (scheme < 0) return null
+  const slash = url.indexOf('/', scheme + 3)
+  return slash < 0 ? null : url.slice(slash)
+}
+
+/**
+ * The WebDAV path of a request under `prefix` (the query is not part of it), REFUSED for a
+ * path the guard refuses with 400 (see dav-path.js), or null for a request not under `prefix`.
+ */
+function davPathOf(req, prefix) {
+  const url = pathAndQuery(req)
+  if (url === null || !url.startsWith(prefix)) return null
+  const q = url.indexOf('?', prefix.length)
+  return decodeDavPath(q < 0 ? url.slice(prefix.length) : url.slice(prefix.length, q))
+}
+
+/** The reason of a WebDAV request, as `reasonOf` for API calls. */
+function davReasonOf(store, key, method, path, ip) {
+  if (typeof store[DAV_REASON] === 'function') return store[DAV_REASON](key, method, path, ip)
+  // isAllowedDav is the check (a use of the key); explainDav only says why not.
+  return store.isAllowedDav(key, method, path, ip) ? Reason.Allowed : store.explainDav(key, method, path, ip).reason
+}
+
 // ---- trusted proxies ---------------------------------------------------------------
 
+/** @type {Record<string, [address: string, prefix: number, type: 'ipv4' | 'ipv6'][] | undefined>} */
 const PRESETS = {
   loopback: [
     ['127.0.0.0', 8, 'ipv4'],
@@ -204,11 +278,16 @@ const PRESETS = {
   ],
 }
 
+/** @param {string} message */
 function invalidOption(message) {
   return new KeygateError(ErrorCode.InvalidArgument, message)
 }
 
-/** The trustProxy option as a predicate `(address, hop) => boolean`, or null. */
+/**
+ * The trustProxy option as a predicate `(address, hop) => boolean`, or null.
+ * @param {unknown} option as given: checked here
+ * @returns {TrustPredicate | null}
+ */
 function trustPredicate(option) {
   if (option === undefined || option === null || option === false) return null
   if (typeof option === 'function') {
@@ -256,7 +335,10 @@ function trustPredicate(option) {
   }
 }
 
-/** One X-Forwarded-For entry as a bare address (brackets and ports removed), or null. */
+/**
+ * One X-Forwarded-For entry as a bare address (brackets and ports removed), or null.
+ * @param {string} entry
+ */
 function forwardedAddress(entry) {
   let a = entry.trim()
   if (a.charCodeAt(0) === 91 /* [ */) {
@@ -282,6 +364,10 @@ const BAD_FORWARDED = Symbol('bad X-Forwarded-For')
 /**
  * The client address: the socket's peer, or — when that peer is a trusted proxy — the
  * X-Forwarded-For entries walked from the right, skipping trusted hops.
+ * @param {IncomingMessage} req
+ * @param {TrustPredicate | null} trust
+ * @param {string | undefined} forwardedFor
+ * @returns {string | undefined | typeof BAD_FORWARDED}
  */
 function clientAddress(req, trust, forwardedFor) {
   const peer = req.socket == null ? undefined : req.socket.remoteAddress
@@ -300,6 +386,7 @@ function clientAddress(req, trust, forwardedFor) {
 
 // ---- denials -------------------------------------------------------------------------
 
+/** @param {unknown} realm */
 function quotedRealm(realm) {
   if (typeof realm !== 'string' || !/^[\x20-\x7e]{1,128}$/.test(realm) || /["\\]/.test(realm)) {
     throw invalidOption('options.realm must be 1–128 printable ASCII characters without quotes or backslashes')
@@ -309,15 +396,22 @@ function quotedRealm(realm) {
   return `"${realm}"`
 }
 
-/** A frozen denial for `reason`, with its JSON body ready to write. */
+/**
+ * A frozen denial for `reason`, with its JSON body ready to write.
+ * @param {DenialReason} reason
+ * @param {string} challenge the WWW-Authenticate value of a 401
+ * @returns {PreparedDenial}
+ */
 function makeDenial(reason, challenge) {
   const error = ERROR_OF_REASON[reason] ?? 'forbidden'
   const status = STATUS[error]
   const body = Object.freeze({ error, reason })
   const json = JSON.stringify(body)
+  /** @type {Record<string, string>} */
   const headers = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }
   if (status === 401) headers['www-authenticate'] = challenge
   if (status === 503) headers['retry-after'] = RETRY_AFTER
+  /** @type {Denial} */
   const denial = { ok: false, status, body, headers: Object.freeze(headers) }
   // Ready to write: the body and the header lines (a flat [name, value, …] list for writeHead).
   Object.defineProperty(denial, 'json', { value: json })
@@ -327,7 +421,11 @@ function makeDenial(reason, challenge) {
   return Object.freeze(denial)
 }
 
-/** Writes a denial on a node ServerResponse (also an Express response). */
+/**
+ * Writes a denial on a node ServerResponse (also an Express response).
+ * @param {ServerResponse} res
+ * @param {PreparedDenial} denial
+ */
 function writeDenial(res, denial) {
   if (res.headersSent || res.writableEnded) return
   if (denial.lines !== undefined) {
@@ -342,9 +440,13 @@ function writeDenial(res, denial) {
   res.end(json)
 }
 
-/** One line about an error: `Name CODE: message`, and the messages of its causes. */
+/**
+ * One line about an error: `Name CODE: message`, and the messages of its causes.
+ * @param {unknown} error
+ */
 function errorSummary(error) {
   if (!(error instanceof Error)) return `a thrown ${typeof error}`
+  /** @type {string[]} */
   const parts = []
   /** @type {unknown} */
   let current = error
@@ -365,7 +467,10 @@ const MAX_DEPTH = 8
 const MAX_ENTRIES = 100
 const MAX_OBJECTS = 10_000
 
-/** The strings to hide for `key`: the key, its part after the prefix, every run of REDACTED_RUN characters of that part. */
+/**
+ * The strings to hide for `key`: the key, its part after the prefix, every run of REDACTED_RUN characters of that part.
+ * @param {string} key
+ */
 function keyPieces(key) {
   const pieces = [key]
   const body = key.slice(key.indexOf('_') + 1)
@@ -376,22 +481,33 @@ function keyPieces(key) {
   return pieces.filter((piece) => piece.length > 0)
 }
 
+/**
+ * @param {string} text
+ * @param {string[]} pieces
+ */
 function redactText(text, pieces) {
   let out = text
   for (const piece of pieces) if (out.includes(piece)) out = out.split(piece).join(REDACTED)
   return out
 }
 
-/** Reads `object[name]` without letting a throwing getter or proxy trap out. */
+/**
+ * Reads `object[name]` without letting a throwing getter or proxy trap out.
+ * @param {object} object
+ * @param {string | symbol} name
+ * @param {{ found: boolean }} unreadable set when a read threw
+ * @returns {unknown}
+ */
 function readSafely(object, name, unreadable) {
   try {
-    return object[name]
+    return /** @type {Record<string | symbol, unknown>} */ (object)[name]
   } catch {
     unreadable.found = true
     return '[unreadable]'
   }
 }
 
+/** @param {unknown} value */
 function isErrorLike(value) {
   try {
     return value instanceof Error || Object.prototype.toString.call(value) === '[object Error]'
@@ -405,6 +521,7 @@ function isErrorLike(value) {
  * accessors or inspect/toJSON hooks on the prototype): only such an error may be handed on
  * as it is. An error of any other class may keep the key where the copy cannot look.
  */
+/** @type {Set<unknown>} */
 const PLAIN_ERROR_PROTOTYPES = new Set(
   [Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError, AggregateError, KeygateError].map((c) => c.prototype),
 )
@@ -418,11 +535,17 @@ const setIteratorNext = Object.getPrototypeOf(new Set().values()).next
 const dateTime = Date.prototype.getTime
 const { isProxy } = require('node:util').types
 
-/** Entries of a built-in Map or Set (at most MAX_ENTRIES + 1) read through the built-ins, or null. */
+/**
+ * Entries of a built-in Map or Set (at most MAX_ENTRIES + 1) read through the built-ins, or null.
+ * @param {object} value
+ * @param {boolean} isMap
+ * @returns {unknown[] | null} a Map's as [key, value] pairs
+ */
 function builtInEntries(value, isMap) {
   try {
     const iterator = Reflect.apply(isMap ? mapEntries : setValues, value, [])
     const next = isMap ? mapIteratorNext : setIteratorNext
+    /** @type {unknown[]} */
     const out = []
     for (let step = Reflect.apply(next, iterator, []); !step.done; step = Reflect.apply(next, iterator, [])) {
       out.push(step.value)
@@ -437,6 +560,8 @@ function builtInEntries(value, isMap) {
 /**
  * The name of a value's class for a placeholder, read without running user code (only data
  * properties: the prototype's `constructor`, its `name`), redacted and cut short.
+ * @param {object} value
+ * @param {string[]} pieces
  */
 function className(value, pieces) {
   try {
@@ -455,6 +580,13 @@ function className(value, pieces) {
  * Copies the own properties `names` of `value` onto `copy`, each redacted, keeping whether
  * it is enumerable. A property whose value comes from a getter marks the copy as needed: the
  * getter ran once here and may answer otherwise to the next reader.
+ * @param {object} value
+ * @param {object} copy
+ * @param {(string | symbol)[]} names
+ * @param {string[]} pieces
+ * @param {CopyState} state
+ * @param {number} depth
+ * @param {(own: string | symbol) => boolean} [skip]
  */
 function copyOwnProperties(value, copy, names, pieces, state, depth, skip) {
   for (const own of names) {
@@ -469,12 +601,24 @@ function copyOwnProperties(value, copy, names, pieces, state, depth, skip) {
     }
     const field = redactedCopy(readSafely(value, own, state), pieces, state, depth + 1)
     try {
-      Object.defineProperty(copy, redactedCopy(own, pieces, state, depth + 1), { value: field, enumerable, writable: true, configurable: true })
+      // The copy of a string or symbol is a string or symbol.
+      Object.defineProperty(copy, /** @type {string | symbol} */ (redactedCopy(own, pieces, state, depth + 1)), {
+        value: field,
+        enumerable,
+        writable: true,
+        configurable: true,
+      })
     } catch {
       state.changed = true // e.g. an `own` that the copy cannot take: then it is not shown
     }
   }
 }
+
+/**
+ * What a copy keeps track of: the copies made so far (for cycles), whether the copy differs
+ * from the original (`changed`), whether some part could not be read (`found`).
+ * @typedef {{ copies: Map<object, unknown>, changed: boolean, found: boolean }} CopyState
+ */
 
 /**
  * A copy of `value` in which every string (keys included) has the key's pieces replaced.
@@ -488,6 +632,11 @@ function copyOwnProperties(value, copy, names, pieces, state, depth, skip) {
  * `[Headers: not shown]` and marks the copy as needed (`state.changed`), so the original is
  * never handed on. Cycles stay cycles. Reads each property once, never writes to `value`,
  * never throws.
+ * @param {unknown} value
+ * @param {string[]} pieces
+ * @param {CopyState} state
+ * @param {number} depth
+ * @returns {unknown}
  */
 function redactedCopy(value, pieces, state, depth) {
   if (typeof value === 'string') {
@@ -515,6 +664,7 @@ function redactedCopy(value, pieces, state, depth) {
   // A proxy answers what its traps like, maybe differently to the next reader: copy what it
   // answered now and never hand it on.
   if (isProxy(value)) state.changed = true
+  /** @type {(string | symbol)[]} */
   let names
   try {
     names = Reflect.ownKeys(value)
@@ -533,6 +683,7 @@ function redactedCopy(value, pieces, state, depth) {
     state.found = true
     proto = undefined
   }
+  // An Error, array, plain object, Map, Set or Date, each used as what it is where it is made.
   /** @type {any} */
   let copy
   if (isErrorLike(value)) {
@@ -579,7 +730,12 @@ function redactedCopy(value, pieces, state, depth) {
         entries.length = MAX_ENTRIES
       }
       for (const entry of entries) {
-        if (isMap) copy.set(redactedCopy(entry[0], pieces, state, depth + 1), redactedCopy(entry[1], pieces, state, depth + 1))
+        // A Map's entries are [key, value] pairs.
+        if (isMap)
+          copy.set(
+            redactedCopy(/** @type {unknown[]} */ (entry)[0], pieces, state, depth + 1),
+            redactedCopy(/** @type {unknown[]} */ (entry)[1], pieces, state, depth + 1),
+          )
         else copy.add(redactedCopy(entry, pieces, state, depth + 1))
       }
       copyOwnProperties(value, copy, names, pieces, state, depth)
@@ -612,31 +768,54 @@ function redactedCopy(value, pieces, state, depth) {
  * PLAIN_ERROR_PROTOTYPES) whose every reachable part the copy could read in full and found
  * free of any piece of the key; otherwise the redacted copy. A thrown non-Error becomes an
  * Error whose `cause` is its (redacted) copy.
+ * @param {unknown} thrown
+ * @param {string | undefined} key
+ * @returns {Error}
  */
 function errorWithoutKey(thrown, key) {
   const pieces = typeof key === 'string' && key.length > 0 ? keyPieces(key) : []
+  /** @type {CopyState} */
   const state = { copies: new Map(), changed: false, found: false }
   if (!isErrorLike(thrown)) {
     const wrapper = new Error(`a thrown ${typeof thrown}`)
     wrapper.cause = redactedCopy(thrown, pieces, state, 1)
     return wrapper
   }
-  const copy = redactedCopy(thrown, pieces, state, 0)
+  // The copy of an error-like value at depth 0 is an Error (or AggregateError).
+  const copy = /** @type {Error} */ (redactedCopy(thrown, pieces, state, 0))
   return state.changed || state.found || !(thrown instanceof Error) ? copy : thrown
 }
 
 // ---- the guard -----------------------------------------------------------------------
 
 class Guard {
+  /** @type {GuardedStore} */
   #store
+  /** @type {RouteFunction} */
   #route
+  /** @type {TrustPredicate | null} */
   #trust
+  /** @type {NonNullable<GuardOptions['onError']>} */
   #onError
+  /**
+   * Requests under this path prefix are WebDAV requests; null: none are.
+   * @type {string | null}
+   */
+  #davPrefix
+  /** @type {Map<DenialReason, PreparedDenial>} */
   #denials = new Map()
+  /** @type {string} */
   #challenge
-  /** secret → [keyId, userId]; both never change for a secret, so this stays exact. */
+  /**
+   * secret → [keyId, userId]; both never change for a secret, so this stays exact.
+   * @type {Map<string, [keyId: string, userId: string]>}
+   */
   #identities = new Map()
 
+  /**
+   * @param {KeyStore} store
+   * @param {GuardOptions} [options]
+   */
   constructor(store, options) {
     if (store === null || typeof store !== 'object' || typeof store.isAllowed !== 'function' || typeof store.explain !== 'function') {
       throw invalidOption('createGuard needs a KeyStore (KeyStore.inMemory() or KeyStore.open(path))')
@@ -646,15 +825,22 @@ class Guard {
     if (o.route !== undefined && typeof o.route !== 'function') throw invalidOption('options.route must be a function (req) => { service, api } | null')
     if (o.onError !== undefined && typeof o.onError !== 'function') throw invalidOption('options.onError must be a function')
     const realm = quotedRealm(o.realm === undefined ? 'keygate' : o.realm)
+    const dav = davPrefixOf(o.davPrefix)
+    if (dav.error !== undefined) throw invalidOption(dav.error)
+    this.#davPrefix = dav.prefix
     this.#store = store
     this.#route = o.route ?? hornbillRoute
     this.#trust = trustPredicate(o.trustProxy)
     this.#onError = o.onError ?? defaultOnError
     this.#challenge = `ESP-APIKEY realm=${realm}, Bearer realm=${realm}`
-    // Bound, so that methods can be passed around detached (`const { check } = guard`).
-    for (const name of ['check', 'node', 'express', 'fastify', 'fastifyHook', 'reply']) this[name] = this[name].bind(this)
+    // Bound, so that methods can be passed around detached (`const { check } = guard`): each
+    // becomes an own property of the guard, read here as a record of its methods.
+    // biome-ignore lint/complexity/noUselessThisAlias: the alias is the guard typed as that record
+    const methods = /** @type {Record<string, (...args: never[]) => unknown>} */ (/** @type {unknown} */ (this))
+    for (const name of ['check', 'node', 'express', 'fastify', 'fastifyHook', 'reply']) methods[name] = methods[name].bind(this)
   }
 
+  /** @param {DenialReason} reason */
   #deny(reason) {
     let denial = this.#denials.get(reason)
     if (denial === undefined) {
@@ -664,6 +850,11 @@ class Guard {
     return denial
   }
 
+  /**
+   * @param {unknown} error
+   * @param {IncomingMessage} req
+   * @param {string | undefined} key the key of the request, to keep out of what onError gets
+   */
   #fail(error, req, key) {
     try {
       // Never hand the key on, not even inside an error from user code.
@@ -677,10 +868,17 @@ class Guard {
   /**
    * Checks one request. Never throws: every failure, including the store's or the route
    * function's, is a denial.
+   * @param {IncomingMessage} req
+   * @returns {KeygateAuth | PreparedDenial}
    */
   check(req) {
     let key
     try {
+      // A WebDAV path that could be read as another one is refused before anything else:
+      // no key is read and the store is not asked.
+      const davPath = this.#davPrefix === null ? null : davPathOf(req, this.#davPrefix)
+      if (davPath === REFUSED) return this.#deny(Reason.InvalidRequest)
+
       // One pass over the raw headers: Node drops repeated Authorization headers from
       // req.headers (it keeps the first), so duplicates are only visible here.
       let authorization
@@ -746,6 +944,8 @@ class Guard {
       if (key === '') return this.#deny(foreignScheme ? GuardReason.UnsupportedScheme : GuardReason.MissingKey)
       if (key.length > MAX_KEY_LENGTH) return this.#deny(Reason.MalformedKey) // the store would say so too, after reading it all
 
+      if (davPath !== null) return this.#checkDav(req, key, davPath, ip)
+
       let route
       try {
         route = this.#route(req)
@@ -767,20 +967,60 @@ class Guard {
       const reason = reasonOf(store, key, detached(service), detached(api), typeof ip === 'string' ? detached(ip) : ip)
       if (reason !== Reason.Allowed) return this.#deny(reason)
       const known = this.#identities.get(key)
-      if (known !== undefined) return { ok: true, keyId: known[0], userId: known[1], service, api, ip }
+      if (known !== undefined) return { ok: true, kind: 'api', keyId: known[0], userId: known[1], service, api, ip }
       // The first success of this secret: ask for the ids.
       const decision = store.explain(key, service, api, ip)
-      if (!decision.allowed) return this.#deny(decision.reason)
-      const identities = this.#identities
-      if (identities.size >= MAX_IDENTITIES) identities.clear()
-      identities.set(key, [decision.keyId, decision.userId])
-      return { ok: true, keyId: decision.keyId, userId: decision.userId, service, api, ip }
+      if (!decision.allowed) return this.#deny(/** @type {DenialReason} */ (decision.reason))
+      const [keyId, userId] = this.#remember(key, decision)
+      return { ok: true, kind: 'api', keyId, userId, service, api, ip }
     } catch (error) {
       return this.#fail(error, req, key)
     }
   }
 
-  /** A node:http request listener that runs `handler` only for allowed requests. */
+  /**
+   * The WebDAV part of `check`: the store's decision on `req.method` and `path`.
+   * @param {IncomingMessage} req
+   * @param {string} secret
+   * @param {string} path
+   * @param {string | undefined} ip
+   * @returns {KeygateAuth | PreparedDenial}
+   */
+  #checkDav(req, secret, path, ip) {
+    const method = typeof req.method === 'string' ? req.method : ''
+    const key = detached(secret)
+    const store = this.#store
+    const reason = davReasonOf(store, key, method, detached(path), typeof ip === 'string' ? detached(ip) : ip)
+    if (reason !== Reason.Allowed) return this.#deny(reason)
+    const known = this.#identities.get(key)
+    if (known !== undefined) return { ok: true, kind: 'dav', keyId: known[0], userId: known[1], method, path, ip }
+    const decision = store.explainDav(key, method, path, ip)
+    if (!decision.allowed) return this.#deny(/** @type {DenialReason} */ (decision.reason))
+    const [keyId, userId] = this.#remember(key, decision)
+    return { ok: true, kind: 'dav', keyId, userId, method, path, ip }
+  }
+
+  /**
+   * Remembers the ids of a secret's first success (an allowed decision names its key and its user).
+   * @param {string} key
+   * @param {import('../index.js').Decision} decision
+   * @returns {[keyId: string, userId: string]}
+   */
+  #remember(key, decision) {
+    const ids = /** @type {[keyId: string, userId: string]} */ ([decision.keyId, decision.userId])
+    const identities = this.#identities
+    if (identities.size >= MAX_IDENTITIES) identities.clear()
+    identities.set(key, ids)
+    return ids
+  }
+
+  /**
+   * A node:http request listener that runs `handler` only for allowed requests.
+   * @template {IncomingMessage} Req
+   * @template {ServerResponse} Res
+   * @param {(req: Req & { keygate: KeygateAuth }, res: Res) => unknown} handler
+   * @returns {(req: Req, res: Res) => void}
+   */
   node(handler) {
     if (typeof handler !== 'function') throw invalidOption('guard.node(handler) needs a function (req, res) => void')
     const check = this.check
@@ -789,13 +1029,16 @@ class Guard {
       const result = check(req)
       if (result.ok) {
         req.keygate = result
-        return handler.call(this, req, res)
+        return handler.call(this, /** @type {Req & { keygate: KeygateAuth }} */ (req), res)
       }
       writeDenial(res, result)
     }
   }
 
-  /** Connect/Express middleware `(req, res, next)`: sets `req.keygate` or answers the denial. */
+  /**
+   * Connect/Express middleware `(req, res, next)`: sets `req.keygate` or answers the denial.
+   * @returns {import('../http.js').GuardMiddleware}
+   */
   express() {
     const check = this.check
     return function keygate(req, res, next) {
@@ -812,9 +1055,15 @@ class Guard {
   /**
    * A Fastify plugin: registers an `onRequest` hook on the instance it is registered on (and
    * not only inside its own encapsulation context) and decorates requests with `keygate`.
+   * @returns {import('../http.js').GuardFastifyPlugin}
    */
   fastify() {
     const hook = this.fastifyHook()
+    /**
+     * @param {any} instance a Fastify instance (typed loosely, as in http.d.ts: no fastify types here)
+     * @param {unknown} _opts
+     * @param {(error?: Error) => void} done
+     */
     function keygatePlugin(instance, _opts, done) {
       try {
         if (typeof instance.hasRequestDecorator !== 'function' || !instance.hasRequestDecorator('keygate')) {
@@ -827,13 +1076,17 @@ class Guard {
       }
     }
     // What the fastify-plugin package does: run in the parent's context, not a child's.
-    keygatePlugin[Symbol.for('skip-override')] = true
-    keygatePlugin[Symbol.for('fastify.display-name')] = 'keygate'
-    keygatePlugin[Symbol.for('plugin-meta')] = { name: 'keygate', fastify: '>=4' }
+    const marks = /** @type {Record<symbol, unknown>} */ (/** @type {unknown} */ (keygatePlugin))
+    marks[Symbol.for('skip-override')] = true
+    marks[Symbol.for('fastify.display-name')] = 'keygate'
+    marks[Symbol.for('plugin-meta')] = { name: 'keygate', fastify: '>=4' }
     return keygatePlugin
   }
 
-  /** A Fastify `onRequest` hook, for one route or a scope: `{ onRequest: guard.fastifyHook() }`. */
+  /**
+   * A Fastify `onRequest` hook, for one route or a scope: `{ onRequest: guard.fastifyHook() }`.
+   * @returns {import('../http.js').GuardFastifyHook}
+   */
   fastifyHook() {
     const check = this.check
     return function keygateOnRequest(request, reply, done) {
@@ -850,17 +1103,27 @@ class Guard {
     }
   }
 
-  /** Writes a denial from `check` on a node ServerResponse (also an Express response). */
+  /**
+   * Writes a denial from `check` on a node ServerResponse (also an Express response).
+   * @param {ServerResponse} res
+   * @param {PreparedDenial} denial
+   */
   reply(res, denial) {
     writeDenial(res, denial)
   }
 }
 
+/** @param {Error} error */
 function defaultOnError(error) {
   console.error(`keygate/http: answered 500: ${errorSummary(error)}`)
 }
 
-/** Makes the HTTP guard of a store. */
+/**
+ * Makes the HTTP guard of a store.
+ * @param {KeyStore} store
+ * @param {GuardOptions} [options]
+ * @returns {import('../http.js').Guard}
+ */
 function createGuard(store, options) {
   return new Guard(store, options)
 }

@@ -56,7 +56,7 @@ const WAYS = 4
 const MAX_DECISIONS = WAYS * SETS
 const FIELDS = 4
 const SET_FIELDS = WAYS * FIELDS
-/** Longest service/api name worth remembering (longer ones are invalid anyway). */
+/** Longest service/api name worth remembering (longer ones are invalid anyway); a WebDAV memo's method too. */
 const MAX_NAME = MAX_NAME_LENGTH
 /** Longest caller IP worth remembering. */
 const MAX_IP = 64
@@ -96,6 +96,7 @@ for (let i = 0; i < HINT_DIGITS.length; i++) {
   BASE62[HINT_DIGITS.charCodeAt(i)] = i
 }
 
+/** @param {number} code a UTF-16 code unit */
 function digit(code) {
   return code < 128 ? BASE62[code] : -1
 }
@@ -103,6 +104,7 @@ function digit(code) {
 /**
  * The secret's hint as a number in [0, 62^4), or -1 when its last four
  * characters are not base62 (then it cannot be a secret at all).
+ * @param {string} secret
  */
 function hintOf(secret) {
   const n = secret.length
@@ -124,6 +126,9 @@ function hintOf(secret) {
  * Callers check `fits` first: the secret has at least three characters and the
  * names at least one, so no read is out of bounds (which would cost V8 a
  * deoptimisation).
+ * @param {string} secret
+ * @param {string} service
+ * @param {string} api
  */
 function hashOf(secret, service, api) {
   const n = secret.length
@@ -138,21 +143,38 @@ function hashOf(secret, service, api) {
   return Math.imul(s ^ names, 0x9e3779b1) >>> 0
 }
 
+/**
+ * The entries, FIELDS to an entry: secret, service and api are strings, code a number. `any`
+ * because an array type cannot give fields at fixed offsets types of their own, and casting
+ * each read of this hot path would only repeat the layout above.
+ * @typedef {any[]} Table
+ */
+
+/**
+ * A call's caller address as the memo is given it (checked by the caller).
+ * @typedef {string | undefined | null} CallerIp
+ */
+
 class Memo {
   /**
    * @param {Uint32Array} words the core's signal words (generation, flags)
    * @param {Uint32Array} hints the core's hint filter
    * @param {number} secretLength the length of this store's secrets
    * @param {(secrets: string[], times: number[]) => void} touch hands uses answered here to the core
+   * @param {number} [maxName] longest second name worth remembering (the api; a WebDAV memo's path)
    */
-  constructor(words, hints, secretLength, touch) {
+  constructor(words, hints, secretLength, touch, maxName = MAX_NAME) {
     this.words = words
     this.hints = hints
     this.secretLength = secretLength
     this.touch = touch
+    this.maxName = maxName
     /** The entries; allocated at the first decision remembered. */
     this.table = EMPTY
-    /** Caller addresses of IP-dependent entries, by entry number (offset / FIELDS, FIELDS = 4); allocated at the first. */
+    /**
+     * Caller addresses of IP-dependent entries, by entry number (offset / FIELDS, FIELDS = 4); allocated at the first.
+     * @type {string[]}
+     */
     this.ips = EMPTY
     /**
      * The presence filter: a bit for each hash slice (top FILTER_BITS) that
@@ -161,14 +183,24 @@ class Memo {
      * touches only this, not the table.
      */
     this.present = new Int32Array(1 << (FILTER_BITS - 5))
-    /** The sets in use, so that emptying the memo touches only those. */
+    /**
+     * The sets in use, so that emptying the memo touches only those.
+     * @type {number[]}
+     */
     this.filled = []
     this.generation = -1
-    /** Allowed entries used since the last flush: their offsets, secrets and the times of those uses. */
+    /**
+     * Allowed entries used since the last flush: their offsets, secrets and the times of those uses.
+     * @type {number[]}
+     */
     this.notedAt = []
+    /** @type {string[]} */
     this.usedSecrets = []
+    /** @type {number[]} */
     this.usedTimes = []
+    /** @type {NodeJS.Timeout | null} */
     this.flushTimer = null
+    /** @type {() => number} */
     this.clock = Date.now
     /** Thrash detector: on while the memo answers too few calls; decisions left in this window, misses and evictions in it; the sampling tick. */
     this.thrashing = false
@@ -182,6 +214,11 @@ class Memo {
    * The remembered reason code (0 = allowed) of a call, or -1. The arguments'
    * types are checked by the caller: strings, and `ip` a string, undefined or null.
    * While the memo thrashes, most calls skip it (-1 at once).
+   * @param {string} secret
+   * @param {string} service
+   * @param {string} api
+   * @param {CallerIp} ip
+   * @returns {number}
    */
   find(secret, service, api, ip) {
     if (this.thrashing && (++this.tick & (THRASH_SAMPLE - 1)) !== 0) return -1
@@ -204,7 +241,11 @@ class Memo {
     return this.findInOtherWays(table, o, secret, service, api, ip)
   }
 
-  /** Counts a hit for the thrash detector; returns `reason`. */
+  /**
+   * Counts a hit for the thrash detector; returns `reason`.
+   * @param {number} reason
+   * @returns {number}
+   */
   hit(reason) {
     if (--this.window === 0) this.judge()
     return reason
@@ -218,12 +259,26 @@ class Memo {
     this.window = THRASH_WINDOW
   }
 
-  /** Whether a call can have an entry: a secret of this store's length, names not empty. */
+  /**
+   * Whether a call can have an entry: a secret of this store's length, names not empty.
+   * @param {string} secret
+   * @param {string} service
+   * @param {string} api
+   */
   fits(secret, service, api) {
     return secret.length === this.secretLength && service.length !== 0 && api.length !== 0
   }
 
-  /** `find` in the set at `o` beyond its first entry. */
+  /**
+   * `find` in the set at `o` beyond its first entry.
+   * @param {Table} table
+   * @param {number} o
+   * @param {string} secret
+   * @param {string} service
+   * @param {string} api
+   * @param {CallerIp} ip
+   * @returns {number}
+   */
   findInOtherWays(table, o, secret, service, api, ip) {
     for (let way = 1; way < WAYS; way++) {
       const e = o + way * FIELDS
@@ -238,7 +293,12 @@ class Memo {
     return -1
   }
 
-  /** The reason of the entry at `o` whose code has flags (-1 for another caller address); notes a use. */
+  /**
+   * The reason of the entry at `o` whose code has flags (-1 for another caller address); notes a use.
+   * @param {number} o
+   * @param {number} code
+   * @param {CallerIp} ip
+   */
   flagged(o, code, ip) {
     if ((code & PER_ADDRESS) !== 0 && this.ips[o >>> 2] !== (ip == null ? '' : ip)) return -1
     if ((code & UNNOTED) === 0) return code & REASON_BITS
@@ -264,7 +324,10 @@ class Memo {
     this.present.fill(0)
   }
 
-  /** False when no key's secret has this hint (so the secret is no key's). */
+  /**
+   * False when no key's secret has this hint (so the secret is no key's).
+   * @param {number} hint
+   */
   mayHold(hint) {
     return (this.hints[hint >>> 5] & (1 << (hint & 31))) !== 0
   }
@@ -275,6 +338,12 @@ class Memo {
    * A call takes its set's first free entry, else the last: entries before it
    * stay until the memo is emptied, so calls competing for a set still find
    * most of them at once.
+   * @param {string} secret
+   * @param {string} service
+   * @param {string} api
+   * @param {CallerIp} ip
+   * @param {number} reason
+   * @param {boolean} perAddress
    */
   remember(secret, service, api, ip, reason, perAddress) {
     // Only under the generation the call was decided in (a change applied meanwhile bumped
@@ -285,7 +354,7 @@ class Memo {
     this.misses++
     if (--this.window === 0) this.judge()
     const callerIp = ip == null ? '' : ip
-    if (service.length > MAX_NAME || api.length > MAX_NAME || callerIp.length > MAX_IP) return
+    if (service.length > MAX_NAME || api.length > this.maxName || callerIp.length > MAX_IP) return
     if (this.table.length === 0) this.table = new Array(SETS * SET_FIELDS).fill(FREE)
     const table = this.table
     const hash = hashOf(secret, service, api)
@@ -311,7 +380,10 @@ class Memo {
     }
   }
 
-  /** Notes the use of the allowed entry at `o`, now, for the next flush (lastUsedAt). */
+  /**
+   * Notes the use of the allowed entry at `o`, now, for the next flush (lastUsedAt).
+   * @param {number} o
+   */
   noteUse(o) {
     // An entry evicted and remembered again notes again: hand over a full list at once
     // rather than let it grow until the event loop turns.
@@ -350,6 +422,7 @@ class Memo {
  * The table of a memo that has remembered nothing yet (shared, never written:
  * `remember` replaces it first). Made like a real table, so that V8 sees one
  * kind of array at the memo's loads.
+ * @type {Table}
  */
 const EMPTY = new Array(1).fill(FREE)
 EMPTY.length = 0

@@ -36,7 +36,11 @@ function packageInfo() {
   }
 }
 
-/** The failures worth showing: a binary that was found but could not be loaded (not "not found"). */
+/**
+ * The failures worth showing: a binary that was found but could not be loaded (not "not found").
+ * @param {any} error what the loader threw (a caught value), whose `cause` chain lists what it tried
+ * @returns {string[]}
+ */
 function loadFailures(error) {
   const found = []
   const seen = new Set()
@@ -52,6 +56,7 @@ function loadFailures(error) {
   return found
 }
 
+/** @param {any} error what the loader threw (a caught value) */
 function missingBinaryError(error) {
   const here = platformName()
   const { name, version, targets } = packageInfo()
@@ -82,10 +87,13 @@ function missingBinaryError(error) {
 }
 
 /**
- * The generated binding, plus `check`, which src/hot.rs registers by hand (so binding.d.ts does
- * not declare it): a call's packed verdict (see the VERDICT_* bits).
+ * The generated binding, plus `check` and `checkDav`, which src/hot.rs registers by hand (so
+ * binding.d.ts does not declare them): a call's (a WebDAV request's) packed verdict (see the VERDICT_* bits).
  * @typedef {import('../binding.js').ExternalObject<import('../binding.js').KeyStore>} Handle
- * @typedef {typeof import('../binding.js') & { check(store: Handle, secret: string, service: string, api: string, ip?: string): number }} Binding
+ * @typedef {typeof import('../binding.js') & {
+ *   check(store: Handle, secret: string, service: string, api: string, ip?: string): number,
+ *   checkDav(store: Handle, secret: string, method: string, path: string, ip?: string): number,
+ * }} Binding
  * @returns {Binding}
  */
 function loadBinding() {

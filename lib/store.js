@@ -19,6 +19,8 @@ const UNKNOWN_KEY = REASONS.indexOf(native.Reason.UnknownKey)
 
 /** Where keygate/http finds the reason of a call (package-internal). */
 const REASON = Symbol.for('keygate.reason')
+/** Where keygate/http finds the reason of a WebDAV request (package-internal). */
+const REASON_DAV = Symbol.for('keygate.reasonDav')
 
 const CONSTRUCT = Symbol('keygate.construct')
 
@@ -64,6 +66,13 @@ function checkCallTypes(secret, service, api, ip) {
   if (ip !== undefined && ip !== null && typeof ip !== 'string') throw typeError(`ip must be a string, got ${typeof ip}`)
 }
 
+function checkDavTypes(secret, method, path, ip) {
+  if (typeof secret !== 'string') throw typeError(`secret must be a string, got ${typeof secret}`)
+  if (typeof method !== 'string') throw typeError(`method must be a string, got ${typeof method}`)
+  if (typeof path !== 'string') throw typeError(`path must be a string, got ${typeof path}`)
+  if (ip !== undefined && ip !== null && typeof ip !== 'string') throw typeError(`ip must be a string, got ${typeof ip}`)
+}
+
 function storeOptions(options) {
   const o = args.optionalObject(options, 'options')
   return {
@@ -71,6 +80,9 @@ function storeOptions(options) {
     maxLifetimeDays: args.optionalNumber(o.maxLifetimeDays, 'options.maxLifetimeDays'),
     now: args.optionalDate(o.now, 'options.now'),
     purgeExpiredAfterDays: args.optionalNumber(o.purgeExpiredAfterDays, 'options.purgeExpiredAfterDays'),
+    failClosedAfterMs: args.optionalNumber(o.failClosedAfterMs, 'options.failClosedAfterMs'),
+    connectTimeoutMs: args.optionalNumber(o.connectTimeoutMs, 'options.connectTimeoutMs'),
+    statementTimeoutMs: args.optionalNumber(o.statementTimeoutMs, 'options.statementTimeoutMs'),
   }
 }
 
@@ -146,6 +158,11 @@ const CLOSED_MEMO = /** @type {Memo} */ (
 class KeyStore {
   #handle
   #memo
+  /**
+   * WebDAV decisions, apart from API decisions: a request (secret, method, path) can never
+   * answer for a call (secret, service, api) with the same strings, nor the reverse.
+   */
+  #davMemo
 
   constructor(token, handle, frozenNow) {
     if (token !== CONSTRUCT) {
@@ -155,7 +172,9 @@ class KeyStore {
     const words = new Uint32Array(call(() => native.storeSignals(handle)))
     const hints = new Uint32Array(call(() => native.storeHints(handle)))
     const secretLength = call(() => native.storeKeyPrefix(handle)).length + native.SECRET_AFTER_PREFIX_LENGTH
-    this.#memo = new Memo(words, hints, secretLength, (secrets, times) => call(() => native.touch(handle, secrets, times)))
+    const touch = (secrets, times) => call(() => native.touch(handle, secrets, times))
+    this.#memo = new Memo(words, hints, secretLength, touch)
+    this.#davMemo = new Memo(words, hints, secretLength, touch, native.MAX_DAV_PATH_LENGTH + 1)
     this.#setMemoClock(frozenNow)
   }
 
@@ -167,7 +186,10 @@ class KeyStore {
     return new KeyStore(CONSTRUCT, handle, opts.now)
   }
 
-  /** Opens (or creates) the durable store in the file at `path`. */
+  /**
+   * Opens (or creates) the durable store in the file at `path`, or the shared store in the
+   * PostgreSQL database a `postgres://` / `postgresql://` URL names.
+   */
   static open(path, options) {
     args.string(path, 'path')
     const opts = storeOptions(options)
@@ -185,10 +207,22 @@ class KeyStore {
   /** Flushes pending writes and releases the store; later calls throw STORE_IO. */
   close() {
     if (this.#memo === CLOSED_MEMO) return
-    const memo = this.#memo
+    this.#flushUses()
     this.#memo = CLOSED_MEMO
-    memo.flushUses()
+    this.#davMemo = CLOSED_MEMO
     call(() => native.storeClose(this.#handle))
+  }
+
+  /** Whether the store follows its backend: `{ connected, appliedVersion, lagMs, lastContactAt }`. */
+  health() {
+    if (this.#memo === CLOSED_MEMO) throw closedError()
+    const h = call(() => native.storeHealth(this.#handle))
+    return {
+      connected: h.connected,
+      appliedVersion: h.appliedVersion,
+      lagMs: h.lagMs,
+      lastContactAt: h.lastContactAt === undefined || h.lastContactAt === null ? null : new Date(h.lastContactAt),
+    }
   }
 
   /** Writes a consistent copy of the durable store to a new file (SQLite online backup). */
@@ -225,7 +259,15 @@ class KeyStore {
   }
 
   #setMemoClock(frozenNow) {
-    this.#memo.clock = frozenNow === undefined ? Date.now : () => frozenNow
+    const clock = frozenNow === undefined ? Date.now : () => frozenNow
+    this.#memo.clock = clock
+    this.#davMemo.clock = clock
+  }
+
+  /** Hands the uses answered from both memos to the core (before anything reads lastUsedAt). */
+  #flushUses() {
+    this.#memo.flushUses()
+    this.#davMemo.flushUses()
   }
 
   /** The prefix of this store's secrets (`kg` unless created with another `keyPrefix`). */
@@ -250,7 +292,7 @@ class KeyStore {
     }
     const ms = args.optionalDate(date, 'date')
     if (this.#memo === CLOSED_MEMO) throw closedError()
-    this.#memo.flushUses()
+    this.#flushUses()
     call(() => native.storeSetNow(this.#handle, ms))
     this.#setMemoClock(ms)
   }
@@ -336,7 +378,7 @@ class KeyStore {
 
   getKey(id) {
     args.string(id, 'id')
-    this.#memo.flushUses()
+    this.#flushUses()
     const dto = call(() => native.getKey(this.#handle, id))
     return dto == null ? null : toKey(dto)
   }
@@ -345,7 +387,7 @@ class KeyStore {
     const f = args.optionalObject(filter, 'filter')
     const userId = args.optionalString(f.userId, 'filter.userId')
     const state = args.optionalString(f.state, 'filter.state')
-    this.#memo.flushUses()
+    this.#flushUses()
     return call(() => native.listKeys(this.#handle, userId, state)).map(toKey)
   }
 
@@ -447,6 +489,54 @@ class KeyStore {
     if (this.#memo === CLOSED_MEMO) throw closedError()
     return toDecision(call(() => native.explainKey(this.#handle, keyId, service, api, ip ?? undefined)))
   }
+
+  // ---- the decision on a WebDAV request ----
+
+  isAllowedDav(secret, method, path, ip) {
+    checkDavTypes(secret, method, path, ip)
+    return this.#decideDav(secret, method, path, ip, false) === 0
+  }
+
+  /** The reason code of a WebDAV request (0 = allowed): from the WebDAV memo, else one native call. */
+  #decideDav(secret, method, path, ip, exact) {
+    const memo = this.#davMemo
+    const remembered = memo.find(secret, method, path, ip)
+    if (remembered >= 0) return remembered
+    const hint = hintOf(secret)
+    if (hint < 0) return MALFORMED_KEY
+    if (!exact && !memo.mayHold(hint)) return UNKNOWN_KEY
+    let packed
+    try {
+      packed = native.checkDav(this.#handle, secret, method, path, ip == null ? undefined : ip)
+    } catch (error) {
+      throw fromNative(error)
+    }
+    const reason = packed & VERDICT_REASON_MASK
+    if ((packed & (VERDICT_KNOWN_KEY | VERDICT_TRANSIENT)) === VERDICT_KNOWN_KEY) {
+      memo.remember(secret, method, path, ip, reason, (packed & VERDICT_DEPENDS_ON_IP) !== 0)
+    }
+    return reason
+  }
+
+  /** keygate/http's cheap reason of a WebDAV request: `explainDav(...).reason` without building the decision. */
+  [REASON_DAV](secret, method, path, ip) {
+    checkDavTypes(secret, method, path, ip)
+    return REASONS[this.#decideDav(secret, method, path, ip, true)]
+  }
+
+  explainDav(secret, method, path, ip) {
+    checkDavTypes(secret, method, path, ip)
+    if (this.#memo === CLOSED_MEMO) throw closedError()
+    return toDecision(call(() => native.explainDav(this.#handle, secret, method, path, ip ?? undefined)))
+  }
+
+  /** `explainDav` for an admin holding the key id, not the secret: steps 3–9 of the decision. */
+  explainKeyDav(keyId, method, path, ip) {
+    if (typeof keyId !== 'string') throw typeError(`keyId must be a string, got ${typeof keyId}`)
+    checkDavTypes('', method, path, ip)
+    if (this.#memo === CLOSED_MEMO) throw closedError()
+    return toDecision(call(() => native.explainKeyDav(this.#handle, keyId, method, path, ip ?? undefined)))
+  }
 }
 
 /** The binding's explanation as a `Decision`, with absent facts left out. */
@@ -458,4 +548,4 @@ function toDecision(dto) {
   return decision
 }
 
-module.exports = { KeyStore, REASONS, KEY_STATES, USER_STATUSES, AUDIT_ACTIONS, REASON }
+module.exports = { KeyStore, REASONS, KEY_STATES, USER_STATUSES, AUDIT_ACTIONS, REASON, REASON_DAV }

@@ -12,7 +12,7 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::convert::{
-    error_code_of, js_error, ms, AuditEntryDto, AuditQueryDto, AuditReportDto, EffectiveRightsDto, ErrorCode, IssuedDto, KeyDto,
+    error_code_of, js_error, ms, AuditEntryDto, AuditQueryDto, AuditReportDto, EffectiveRightsDto, ErrorCode, HealthDto, IssuedDto, KeyDto,
     KeyPatchDto, NewKeyDto, RoleDto, StoreOptionsDto, Task, UserDto, UserInputDto,
 };
 
@@ -49,6 +49,9 @@ fn options(options: StoreOptionsDto, report: Option<IncidentCallback>) -> Option
         now: options.now.map(ms),
         purge_expired_after_days: options.purge_expired_after_days,
         on_error,
+        fail_closed_after_ms: options.fail_closed_after_ms,
+        connect_timeout_ms: options.connect_timeout_ms,
+        statement_timeout_ms: options.statement_timeout_ms,
     }
 }
 
@@ -92,6 +95,11 @@ pub fn store_open(
 #[napi(catch_unwind)]
 pub fn store_close(store: &External<KeyStore>) -> napi::Result<(), String> {
     store.close().map_err(js_error)
+}
+
+#[napi(catch_unwind)]
+pub fn store_health(store: &External<KeyStore>) -> HealthDto {
+    store.health().into()
 }
 
 #[napi(catch_unwind)]

@@ -74,6 +74,8 @@ pub enum ErrorCode {
     StoreIo,
     StoreCorrupt,
     StoreLocked,
+    /// A shared store (PostgreSQL) that cannot be reached within its timeout.
+    StoreUnavailable,
     /// A defect inside keygate, reported instead of a crash: the process never aborts.
     Internal,
 }
@@ -96,6 +98,7 @@ pub const fn error_code_of(code: keygate_core::ErrorCode) -> ErrorCode {
         C::StoreIo => ErrorCode::StoreIo,
         C::StoreCorrupt => ErrorCode::StoreCorrupt,
         C::StoreLocked => ErrorCode::StoreLocked,
+        C::StoreUnavailable => ErrorCode::StoreUnavailable,
         C::Internal => ErrorCode::Internal,
     }
 }
@@ -188,6 +191,9 @@ pub struct StoreOptionsDto {
     pub max_lifetime_days: Option<f64>,
     pub now: Option<f64>,
     pub purge_expired_after_days: Option<f64>,
+    pub fail_closed_after_ms: Option<f64>,
+    pub connect_timeout_ms: Option<f64>,
+    pub statement_timeout_ms: Option<f64>,
 }
 
 #[napi(object)]
@@ -380,6 +386,27 @@ pub struct AuditReportDto {
     pub entries: f64,
     pub first_bad_seq: Option<f64>,
     pub problem: Option<String>,
+}
+
+/// `store.health()`: how the store follows its backend.
+#[napi(object)]
+pub struct HealthDto {
+    pub connected: bool,
+    pub applied_version: f64,
+    pub lag_ms: f64,
+    /// ms since the epoch.
+    pub last_contact_at: Option<f64>,
+}
+
+impl From<keygate_core::Health> for HealthDto {
+    fn from(h: keygate_core::Health) -> Self {
+        HealthDto {
+            connected: h.connected,
+            applied_version: h.applied_version as f64,
+            lag_ms: h.lag_ms,
+            last_contact_at: h.last_contact_at.map(|at| at as f64),
+        }
+    }
 }
 
 impl From<AuditReport> for AuditReportDto {

@@ -1,4 +1,5 @@
-//! The per-call path: `check`, `explain` and `explainKey`. Arguments are read straight into
+//! The per-call path: `check`, `explain` and `explainKey`, and their WebDAV twins
+//! `checkDav`, `explainDav` and `explainKeyDav`. Arguments are read straight into
 //! stack buffers with one napi call each (buffers left uninitialised: only the bytes napi
 //! writes are read); a string too long for its buffer is read as longer than any valid
 //! value, so truncation never changes an answer.
@@ -8,7 +9,9 @@ use std::io::Write;
 use std::mem::MaybeUninit;
 
 use keygate_core::memo;
-use keygate_core::{redact_secrets, Call, KeyStore, Signals, AFTER_PREFIX_LEN, MAX_NAME_LEN, MAX_SECRET_LEN};
+use keygate_core::{
+    redact_secrets, Call, DavCall, KeyStore, Signals, AFTER_PREFIX_LEN, MAX_DAV_METHOD_LEN, MAX_DAV_PATH_LEN, MAX_NAME_LEN, MAX_SECRET_LEN,
+};
 use napi::bindgen_prelude::{External, Object, Unknown};
 use napi::{sys, JsValue};
 use napi_derive::napi;
@@ -21,6 +24,9 @@ use crate::convert::ExplanationDto;
 const SLACK: usize = 6;
 const SECRET_BUF: usize = MAX_SECRET_LEN + SLACK;
 const NAME_BUF: usize = MAX_NAME_LEN + SLACK;
+const METHOD_BUF: usize = MAX_DAV_METHOD_LEN + SLACK;
+/// A WebDAV path may carry one leading `/` beyond its longest valid length.
+const PATH_BUF: usize = MAX_DAV_PATH_LEN + 1 + SLACK;
 /// The longest textual IPv6 address with an IPv4 tail is 45 bytes.
 const IP_BUF: usize = 45 + SLACK;
 
@@ -37,19 +43,46 @@ fn read<'b>(value: &Unknown, buf: &'b mut [MaybeUninit<u8>]) -> Result<&'b [u8],
     read_raw(raw.env, raw.value, buf).ok_or(())
 }
 
-/// Runs `f` over the call read from the four arguments; a non-string argument
-/// throws a `TypeError` (`index.js` checks types first, so this guards direct use).
-fn with_call<R>(secret: Unknown, service: Unknown, api: Unknown, ip: Option<Unknown>, f: impl FnOnce(Call<'_>) -> R) -> napi::Result<R> {
-    let (mut s, mut sv, mut a, mut i) = (buf::<SECRET_BUF>(), buf::<NAME_BUF>(), buf::<NAME_BUF>(), buf::<IP_BUF>());
-    let type_error = || napi::Error::new(napi::Status::StringExpected, "secret, service, api and ip must be strings");
-    let secret = read(&secret, &mut s).map_err(|_| type_error())?;
-    let service = read(&service, &mut sv).map_err(|_| type_error())?;
-    let api = read(&api, &mut a).map_err(|_| type_error())?;
+/// The raw arguments of a request: the secret, two names (service and api, or
+/// method and path), the caller address.
+struct Args<'b> {
+    secret: &'b [u8],
+    first: &'b [u8],
+    second: &'b [u8],
+    ip: Option<&'b [u8]>,
+}
+
+/// Runs `f` over the request read from the arguments (no secret: an empty one,
+/// for `explainKey`); a non-string argument throws a `TypeError` naming them
+/// (`index.js` checks types first, so this guards direct use).
+fn with_args<const N1: usize, const N2: usize, R>(
+    names: &str,
+    secret: Option<Unknown>,
+    [first_value, second_value]: [Unknown; 2],
+    ip: Option<Unknown>,
+    f: impl FnOnce(Args<'_>) -> R,
+) -> napi::Result<R> {
+    let (mut s, mut first, mut second, mut i) = (buf::<SECRET_BUF>(), buf::<N1>(), buf::<N2>(), buf::<IP_BUF>());
+    let type_error = || napi::Error::new(napi::Status::StringExpected, format!("{names} must be strings"));
+    let secret = match secret {
+        Some(secret) => read(&secret, &mut s).map_err(|_| type_error())?,
+        None => b"",
+    };
+    let first = read(&first_value, &mut first).map_err(|_| type_error())?;
+    let second = read(&second_value, &mut second).map_err(|_| type_error())?;
     let ip = match ip {
         Some(ip) => Some(read(&ip, &mut i).map_err(|_| type_error())?),
         None => None,
     };
-    Ok(f(Call { secret, service, api, ip }))
+    Ok(f(Args { secret, first, second, ip }))
+}
+
+fn api_call(args: Args<'_>) -> Call<'_> {
+    Call { secret: args.secret, service: args.first, api: args.second, ip: args.ip }
+}
+
+fn dav_call(args: Args<'_>) -> DavCall<'_> {
+    DavCall { secret: args.secret, method: args.first, path: args.second, ip: args.ip }
 }
 
 // The memo contract (`keygate_core::memo`), for `lib/memo.js` and `lib/store.js`.
@@ -84,6 +117,9 @@ pub const HINT_DIGITS: &str = memo::hints::HINT_DIGITS;
 /// Longest service or API name a valid call can carry.
 #[napi]
 pub const MAX_NAME_LENGTH: u32 = MAX_NAME_LEN as u32;
+/// Longest WebDAV request path a valid request can carry (besides one leading `/`).
+#[napi]
+pub const MAX_DAV_PATH_LENGTH: u32 = MAX_DAV_PATH_LEN as u32;
 /// Characters of a secret after its prefix (`_` and the body).
 #[napi]
 pub const SECRET_AFTER_PREFIX_LENGTH: u32 = AFTER_PREFIX_LEN as u32;
@@ -96,14 +132,35 @@ pub const SECRET_AFTER_PREFIX_LENGTH: u32 = AFTER_PREFIX_LEN as u32;
 /// A panic throws an `INTERNAL` error (see `guard`) instead of aborting Node.
 unsafe extern "C" fn check_callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: `env` and `info` come from this napi callback.
-    guard(env, || unsafe { check(env, info) })
+    guard(env, || unsafe {
+        check::<NAME_BUF, NAME_BUF>(env, info, c"secret, service, api and ip must be strings", |store, args| {
+            store.check(api_call(args)).pack()
+        })
+    })
 }
 
-/// The body of `check_callback`.
+/// `checkDav(store, secret, method, path, ip?)` → the packed verdict of a
+/// WebDAV request; as `check_callback`.
+unsafe extern "C" fn check_dav_callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: `env` and `info` come from this napi callback.
+    guard(env, || unsafe {
+        check::<METHOD_BUF, PATH_BUF>(env, info, c"secret, method, path and ip must be strings", |store, args| {
+            store.check_dav(dav_call(args)).pack()
+        })
+    })
+}
+
+/// The body of `check_callback` and `check_dav_callback`: reads the store and
+/// the request (names into buffers of `N1` and `N2` bytes), answers `decide`'s number.
 ///
 /// # Safety
 /// `env` and `info` come from the current napi callback.
-unsafe fn check(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+unsafe fn check<const N1: usize, const N2: usize>(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+    type_message: &CStr,
+    decide: impl FnOnce(&KeyStore, Args<'_>) -> u32,
+) -> sys::napi_value {
     let mut argc = 5usize;
     let mut argv: [sys::napi_value; 5] = [std::ptr::null_mut(); 5];
     // SAFETY: `argv` has room for `argc` values; napi fills missing ones with `undefined`.
@@ -115,10 +172,10 @@ unsafe fn check(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_
     let Some(store) = (unsafe { store_from_raw(env, argv[0]) }) else {
         return throw_type_error(env, c"not a keygate store handle");
     };
-    let (mut s, mut sv, mut a, mut i) = (buf::<SECRET_BUF>(), buf::<NAME_BUF>(), buf::<NAME_BUF>(), buf::<IP_BUF>());
-    let type_error = || throw_type_error(env, c"secret, service, api and ip must be strings");
-    let (Some(secret), Some(service), Some(api)) =
-        (read_raw(env, argv[1], &mut s), read_raw(env, argv[2], &mut sv), read_raw(env, argv[3], &mut a))
+    let (mut s, mut n1, mut n2, mut i) = (buf::<SECRET_BUF>(), buf::<N1>(), buf::<N2>(), buf::<IP_BUF>());
+    let type_error = || throw_type_error(env, type_message);
+    let (Some(secret), Some(first), Some(second)) =
+        (read_raw(env, argv[1], &mut s), read_raw(env, argv[2], &mut n1), read_raw(env, argv[3], &mut n2))
     else {
         return type_error();
     };
@@ -130,8 +187,7 @@ unsafe fn check(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_
             None => return type_error(),
         }
     };
-    let call = Call { secret, service, api, ip };
-    let packed = store.check(call).pack();
+    let packed = decide(store, Args { secret, first, second, ip });
     let mut result = std::ptr::null_mut();
     // SAFETY: plain napi call with a valid env and out pointer.
     if unsafe { sys::napi_create_uint32(env, packed, &mut result) } != sys::Status::napi_ok {
@@ -236,6 +292,7 @@ fn throw_type_error(env: sys::napi_env, message: &CStr) -> sys::napi_value {
 pub fn register_check(exports: Object) -> napi::Result<()> {
     report_panics();
     export_raw(&exports, c"check", check_callback)?;
+    export_raw(&exports, c"checkDav", check_dav_callback)?;
     export_raw(&exports, c"internalCheckPanicForTests", internal_check_panic_for_tests)
 }
 
@@ -272,7 +329,23 @@ pub fn explain(
     api: Unknown,
     ip: Option<Unknown>,
 ) -> napi::Result<ExplanationDto> {
-    with_call(secret, service, api, ip, |call| store.explain(call).into())
+    with_args::<NAME_BUF, NAME_BUF, _>("secret, service, api and ip", Some(secret), [service, api], ip, |args| {
+        store.explain(api_call(args)).into()
+    })
+}
+
+/// `explain` for a WebDAV request.
+#[napi(catch_unwind)]
+pub fn explain_dav(
+    store: &External<KeyStore>,
+    secret: Unknown,
+    method: Unknown,
+    path: Unknown,
+    ip: Option<Unknown>,
+) -> napi::Result<ExplanationDto> {
+    with_args::<METHOD_BUF, PATH_BUF, _>("secret, method, path and ip", Some(secret), [method, path], ip, |args| {
+        store.explain_dav(dav_call(args)).into()
+    })
 }
 
 /// `explain` for a key id instead of a secret: steps 3–9 of the decision for that key.
@@ -284,16 +357,24 @@ pub fn explain_key(
     api: Unknown,
     ip: Option<Unknown>,
 ) -> napi::Result<ExplanationDto> {
-    let (mut sv, mut a, mut i) = (buf::<NAME_BUF>(), buf::<NAME_BUF>(), buf::<IP_BUF>());
-    let type_error = || napi::Error::new(napi::Status::StringExpected, "service, api and ip must be strings");
-    let service = read(&service, &mut sv).map_err(|_| type_error())?;
-    let api = read(&api, &mut a).map_err(|_| type_error())?;
-    let ip = match ip {
-        Some(ip) => Some(read(&ip, &mut i).map_err(|_| type_error())?),
-        None => None,
-    };
     // No secret: `explain_key` starts at step 3, after the secret has named the key.
-    Ok(store.explain_key(&key_id, Call { secret: b"", service, api, ip }).into())
+    with_args::<NAME_BUF, NAME_BUF, _>("service, api and ip", None, [service, api], ip, |args| {
+        store.explain_key(&key_id, api_call(args)).into()
+    })
+}
+
+/// `explainKey` for a WebDAV request.
+#[napi(catch_unwind)]
+pub fn explain_key_dav(
+    store: &External<KeyStore>,
+    key_id: String,
+    method: Unknown,
+    path: Unknown,
+    ip: Option<Unknown>,
+) -> napi::Result<ExplanationDto> {
+    with_args::<METHOD_BUF, PATH_BUF, _>("method, path and ip", None, [method, path], ip, |args| {
+        store.explain_key_dav(&key_id, dav_call(args)).into()
+    })
 }
 
 /// Records uses of keys answered by the JavaScript memo (for `lastUsedAt`).

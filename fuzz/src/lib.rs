@@ -13,7 +13,9 @@
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
-use keygate_core::internals::{generate, is_well_formed, parse_caller_ip, parse_rule, Glob, IpNet, Prefix, Rule, TABLES};
+use keygate_core::internals::{
+    generate, is_valid_path, is_valid_request, is_well_formed, parse_caller_ip, parse_rule, DavNames, Glob, IpNet, Prefix, Rule, TABLES,
+};
 use keygate_core::{validate_rule, Call, ErrorCode, KeyStore, NewKey, Options, Reason, UserInput};
 
 // ---- structured input ----------------------------------------------------------
@@ -119,6 +121,40 @@ fn reference_api_rule_ok(rule: &str) -> bool {
     }
 }
 
+fn is_path_char(b: u8) -> bool {
+    is_name_char(b) || b == b'~'
+}
+
+/// The spec's WebDAV-rule grammar for an already trimmed, ASCII text: its normalised
+/// text (`dav=`, the method upper-case, one space, the path without one leading `/`),
+/// or `None`. Beyond the spec, as documented: the path pattern has no empty segment
+/// but a last one, and no `.` or `..` segment (no valid request could match those).
+fn reference_dav_rule(rule: &str) -> Option<String> {
+    let tag = rule.get(..4)?;
+    if !tag.eq_ignore_ascii_case("dav=") {
+        return None;
+    }
+    let (method, path) = rule.get(4..)?.split_once(' ')?;
+    let method_ok = method == "*" || ((1..=32).contains(&method.len()) && method.bytes().all(|b| b.is_ascii_alphabetic()));
+    let path = path.strip_prefix('/').unwrap_or(path);
+    let chars_ok = !path.is_empty() && path.bytes().all(|b| b == b'*' || b == b'?' || is_path_char(b));
+    (method_ok && chars_ok && reference_segments_ok(path)).then(|| format!("dav={} {path}", method.to_ascii_uppercase()))
+}
+
+/// No empty segment but the last (a trailing `/`), no `.` or `..` segment.
+fn reference_segments_ok(path: &str) -> bool {
+    let segments: Vec<&str> = path.split('/').collect();
+    segments.iter().enumerate().all(|(at, s)| (!s.is_empty() || at + 1 == segments.len()) && *s != "." && *s != "..")
+}
+
+/// A valid WebDAV request path: one leading `/` ignored, then 1–1,024 path characters
+/// (no wildcards) with valid segments.
+fn reference_dav_path_ok(path: &[u8]) -> bool {
+    let path = path.strip_prefix(b"/").unwrap_or(path);
+    let Ok(text) = std::str::from_utf8(path) else { return false };
+    (1..=1024).contains(&path.len()) && path.iter().all(|&b| is_path_char(b)) && reference_segments_ok(text)
+}
+
 /// True when `text` holds something shaped like a secret (`_` then 49 base62
 /// characters): the store may refuse such rules, so the reference stays silent.
 fn may_hold_secret(text: &str) -> bool {
@@ -216,9 +252,10 @@ fn reference_caller_ip(text: &[u8]) -> Option<IpAddr> {
 
 pub fn rule_parse(data: &[u8]) {
     check_rule(&text_of(data));
-    // Also as the text of an IP rule, so the fuzzer need not find `ip=` first.
+    // Also as the text of an IP rule and of a WebDAV rule, so the fuzzer need not find `ip=` or `dav=` first.
     if data.first() == Some(&b'=') {
         check_rule(&format!("ip{}", text_of(data)));
+        check_rule(&format!("dav{}", text_of(data)));
     }
 }
 
@@ -239,6 +276,8 @@ fn check_rule(text: &str) {
                 assert!(trimmed.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("ip=")), "{text:?} became {norm:?}");
                 let given = reference_net(trimmed.get(3..).unwrap_or(""));
                 assert_eq!(given, Some((addr, prefix)), "{text:?} normalised to another network {norm:?}");
+            } else if norm.starts_with("dav=") {
+                assert_eq!(reference_dav_rule(trimmed).as_ref(), Some(norm), "{text:?} normalised to {norm:?}");
             } else if !norm.contains('=') {
                 assert_eq!(norm, trimmed, "an API rule's text must be the trimmed input");
                 assert!(reference_api_rule_ok(norm), "accepted {text:?}, which is no API rule");
@@ -255,6 +294,9 @@ fn check_rule(text: &str) {
     }
     if plain && trimmed.len() >= 3 && trimmed[..3].eq_ignore_ascii_case("ip=") && reference_net(&trimmed[3..]).is_some() {
         assert!(validated.is_ok(), "refused the valid IP rule {text:?}: {validated:?}");
+    }
+    if let Some(normalised) = reference_dav_rule(trimmed).filter(|_| plain) {
+        assert_eq!(validated.as_ref(), Ok(&normalised), "the valid WebDAV rule {text:?}");
     }
     if !trimmed.is_ascii() {
         assert!(validated.is_err(), "accepted the non-ASCII rule {text:?}");
@@ -420,6 +462,74 @@ pub fn glob_match(data: &[u8]) {
             assert_eq!(rule.matches(&name, &name), expected, "rule {pattern_text}:{pattern_text} on {:?}", text_of(&name));
         }
     }
+}
+
+// ---- dav_match ------------------------------------------------------------------
+
+const PATH_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./~";
+
+/// Input: `<method byte><pattern>\0<path>`. The pattern is folded into the path
+/// alphabet (+ `*` `?`); the path is used raw half the time (any bytes: hostile
+/// requests) and folded the other half, and may be repeated to pass 256 bytes.
+/// The rule must parse exactly when the reference grammar accepts it, match exactly
+/// as the reference glob does, and a request must be valid exactly when the
+/// reference says so.
+pub fn dav_match(data: &[u8]) {
+    let mut input = Input::new(data);
+    let selector = input.byte();
+    let rest = input.rest();
+    let (pattern, path) = match rest.iter().position(|&b| b == 0) {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, &rest[rest.len()..]),
+    };
+    let fold = |b: u8, wildcards: bool| {
+        if is_path_char(b) || (wildcards && (b == b'*' || b == b'?')) {
+            b
+        } else if wildcards && b.is_multiple_of(4) {
+            if b.is_multiple_of(8) {
+                b'*'
+            } else {
+                b'?'
+            }
+        } else {
+            PATH_ALPHABET[b as usize % PATH_ALPHABET.len()]
+        }
+    };
+    let pattern: Vec<u8> = pattern.iter().take(240).map(|&b| fold(b, true)).collect();
+    let pattern_text = std::str::from_utf8(&pattern).expect("ASCII");
+    let mut path: Vec<u8> = if selector & 1 == 0 { path.to_vec() } else { path.iter().map(|&b| fold(b, false)).collect() };
+    if selector & 2 != 0 {
+        path = path.repeat(1 + 1100 / path.len().max(1)).into_iter().take(1030).collect();
+    }
+    let methods: [&[u8]; 6] = [b"GET", b"propfind", b"MkCol", b"G3T", b"", b"PUT "];
+    let method = methods[usize::from(selector >> 2) % methods.len()];
+    let rule_method = ["GET", "*", "PROPFIND", "put"][usize::from(selector >> 5) % 4];
+
+    let request_ok = is_valid_request(method, &path);
+    let method_ok = (1..=32).contains(&method.len()) && method.iter().all(u8::is_ascii_alphabetic);
+    assert_eq!(request_ok, method_ok && reference_dav_path_ok(&path), "request {:?} {:?}", text_of(method), text_of(&path));
+    assert_eq!(is_valid_path(&path), reference_dav_path_ok(&path), "path {:?}", text_of(&path));
+
+    let text = format!("dav={rule_method} {pattern_text}");
+    let rule = match parse_rule(&text) {
+        Ok(Rule::Dav(rule)) => Some(rule),
+        Ok(other) => panic!("{text:?} parsed as {other:?}"),
+        Err(e) => {
+            assert_eq!(e.code, ErrorCode::InvalidRule, "{text:?}: {e:?}");
+            None
+        }
+    };
+    let expected_rule = reference_dav_rule(&text).filter(|_| text.len() <= 256);
+    assert_eq!(rule.as_ref().map(|r| r.text.to_string()), expected_rule, "rule {text:?}");
+    if !may_hold_secret(&text) {
+        assert_eq!(validate_rule(&text).ok(), expected_rule, "validate_rule({text:?})");
+    }
+    let Some(rule) = rule else { return };
+    let stripped_pattern = pattern.strip_prefix(b"/").unwrap_or(&pattern);
+    let stripped_path = path.strip_prefix(b"/").unwrap_or(&path);
+    let method_matches = rule_method == "*" || method.eq_ignore_ascii_case(rule_method.as_bytes());
+    let expected = method_matches && reference_glob(stripped_pattern, stripped_path);
+    assert_eq!(rule.matches(&DavNames::new(method, &path)), expected, "rule {:?} on {:?} {:?}", rule.text, text_of(method), text_of(&path));
 }
 
 // ---- decision -------------------------------------------------------------------

@@ -6,7 +6,10 @@
 const { createAdminServer } = require('./server.js')
 const { serve, tokenFileOf } = require('./serve.js')
 
-/** '/admin/' or 'admin' → '/admin'; '/' or '' → '' (the page at the root). */
+/**
+ * '/admin/' or 'admin' → '/admin'; '/' or '' → '' (the page at the root).
+ * @param {unknown} prefix
+ */
 function normalizePrefix(prefix) {
   if (typeof prefix !== 'string') throw new TypeError('options.prefix must be a string such as "/admin"')
   const trimmed = prefix.replace(/\/+$/, '')
@@ -22,6 +25,8 @@ function normalizePrefix(prefix) {
  * or call it from node:http / Fastify with the raw request and response. Requests outside the prefix
  * go to `next()` when given, else get a 404. `prefix` itself redirects to `prefix/`, because the page
  * loads its assets and API relative to its own URL.
+ * @param {import('./index.js').AdminHandlerOptions} options
+ * @returns {import('./index.js').AdminHandler}
  */
 function createAdminHandler(options) {
   if (options === null || typeof options !== 'object') throw new TypeError('createAdminHandler takes an options object')
@@ -30,6 +35,11 @@ function createAdminHandler(options) {
   // The admin server is never listened on: its request listener is used as is.
   const admin = createAdminServer(serverOptions)
 
+  /**
+   * @param {import('node:http').IncomingMessage & { originalUrl?: unknown }} req
+   * @param {import('node:http').ServerResponse} res
+   * @param {(error?: unknown) => void} [next]
+   */
   function handler(req, res, next) {
     // Express strips its own mount path from req.url but keeps the full one in originalUrl.
     const full = String(typeof req.originalUrl === 'string' ? req.originalUrl : req.url || '/')
@@ -56,7 +66,8 @@ function createAdminHandler(options) {
   })
   /** Drops every session and the session sweeper. Does not close the store. */
   handler.close = () => admin.close()
-  return handler
+  // With prefix and sessionCount, defined just above (which TypeScript does not follow).
+  return /** @type {import('./index.js').AdminHandler} */ (handler)
 }
 
 module.exports = { createAdminServer, createAdminHandler, serve, tokenFileOf }

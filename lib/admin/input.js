@@ -6,7 +6,11 @@ const { KeygateError } = require('../errors.js')
 const { ErrorCode } = require('../native.js')
 const { ApiError } = require('./response.js')
 
-/** The body's own field `name` (never one inherited from Object.prototype). */
+/**
+ * The body's own field `name` (never one inherited from Object.prototype).
+ * @param {Record<string, unknown>} body
+ * @param {string} name
+ */
 function field(body, name) {
   return Object.hasOwn(body, name) ? body[name] : undefined
 }
@@ -14,20 +18,20 @@ function field(body, name) {
 /**
  * A string field, at most `max` characters; undefined (when optional) if missing or null.
  * @overload
- * @param {object} body
+ * @param {Record<string, unknown>} body
  * @param {string} name
  * @param {{ optional: true, max?: number }} options
  * @returns {string | undefined}
  */
 /**
  * @overload
- * @param {object} body
+ * @param {Record<string, unknown>} body
  * @param {string} name
  * @param {{ optional?: false, max?: number }} [options]
  * @returns {string}
  */
 /**
- * @param {object} body
+ * @param {Record<string, unknown>} body
  * @param {string} name
  * @param {{ optional?: boolean, max?: number }} [options]
  */
@@ -45,20 +49,20 @@ function str(body, name, { optional = false, max = 100_000 } = {}) {
 /**
  * A list-of-strings field; undefined (when optional) if missing or null.
  * @overload
- * @param {object} body
+ * @param {Record<string, unknown>} body
  * @param {string} name
  * @param {{ optional: true }} options
  * @returns {string[] | undefined}
  */
 /**
  * @overload
- * @param {object} body
+ * @param {Record<string, unknown>} body
  * @param {string} name
  * @param {{ optional?: false }} [options]
  * @returns {string[]}
  */
 /**
- * @param {object} body
+ * @param {Record<string, unknown>} body
  * @param {string} name
  * @param {{ optional?: boolean }} [options]
  */
@@ -77,20 +81,20 @@ function strList(body, name, { optional = false } = {}) {
 /**
  * A date-time field (ISO text or milliseconds); missing is EXPIRY_REQUIRED unless optional.
  * @overload
- * @param {object} body
+ * @param {Record<string, unknown>} body
  * @param {string} name
  * @param {{ optional: true }} options
  * @returns {Date | undefined}
  */
 /**
  * @overload
- * @param {object} body
+ * @param {Record<string, unknown>} body
  * @param {string} name
  * @param {{ optional?: false }} [options]
  * @returns {Date}
  */
 /**
- * @param {object} body
+ * @param {Record<string, unknown>} body
  * @param {string} name
  * @param {{ optional?: boolean }} [options]
  */
@@ -111,6 +115,7 @@ function date(body, name, { optional = false } = {}) {
 /**
  * The optimistic-concurrency stamp (`updatedAt`) a page sends with a change of a key, for the
  * store to check inside its write (`expectedUpdatedAt`; a mismatch is `CONFLICT`, 409).
+ * @param {Record<string, unknown>} body
  */
 function expectedUpdatedAt(body) {
   const seen = field(body, 'updatedAt')

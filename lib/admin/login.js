@@ -30,22 +30,33 @@ const LOGIN_MAX_DEVICES = 10_000
 /** `<random id>.<expiry, ms since the epoch>.<HMAC of both>`, all base64url or decimal. */
 const DEVICE_COOKIE_RE = /^([A-Za-z0-9_-]{22})\.([0-9]{1,15})\.([A-Za-z0-9_-]{43})$/
 
-/** The token's digest from `token` or `tokenDigest` (SHA-256 hex); a TypeError when neither is usable. */
+/**
+ * @typedef {import('node:http').IncomingMessage} IncomingMessage
+ * @typedef {import('./server.js').AdminServerOptions} AdminServerOptions
+ */
+
+/**
+ * The token's digest from `token` or `tokenDigest` (SHA-256 hex); a TypeError when neither is usable.
+ * @param {Pick<AdminServerOptions, 'token' | 'tokenDigest'>} options
+ */
 function tokenDigestOf({ token, tokenDigest }) {
   if (typeof token === 'string' && token.length > 0) return sha256(token)
   if (typeof tokenDigest === 'string' && /^[0-9a-f]{64}$/i.test(tokenDigest)) return Buffer.from(tokenDigest, 'hex')
   throw new TypeError('createAdminServer needs options.token (or options.tokenDigest, SHA-256 hex)')
 }
 
-/** The login options, checked (TypeError naming the bad one). */
+/**
+ * The login options, checked (TypeError naming the bad one).
+ * @param {AdminServerOptions} options
+ */
 function loginOptions(options) {
   const tokenDigest = tokenDigestOf(options)
   const failureDelayMs = options.loginFailureDelayMs ?? LOGIN_FAILURE_DELAY_MS
   const failureMaxDelayMs = Math.max(failureDelayMs, options.loginFailureMaxDelayMs ?? LOGIN_FAILURE_MAX_DELAY_MS)
-  for (const [name, value] of [
+  for (const [name, value] of /** @type {[string, number][]} */ ([
     ['loginFailureDelayMs', failureDelayMs],
     ['loginFailureMaxDelayMs', failureMaxDelayMs],
-  ]) {
+  ])) {
     if (!Number.isFinite(value) || value < 0 || value > 60_000) throw new TypeError(`options.${name} must be a number of milliseconds from 0 to 60000`)
   }
   const deviceMaxAgeMs = options.deviceCookieMaxAgeMs ?? DEVICE_COOKIE_MAX_AGE_MS
@@ -55,6 +66,7 @@ function loginOptions(options) {
   return { tokenDigest, failureDelayMs, failureMaxDelayMs, deviceMaxAgeMs, secureCookies: options.secureCookies ?? 'auto' }
 }
 
+/** @param {number} ms */
 function sleep(ms) {
   // unref: a pending answer does not keep a closed server's process alive
   return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms).unref()) : Promise.resolve()
@@ -67,6 +79,7 @@ function badToken() {
 /**
  * Where a login comes from, for throttling: the remote address, an IPv4 address mapped
  * into IPv6 as plain IPv4, and an IPv6 address as its /64 (what one host usually holds).
+ * @param {IncomingMessage} req
  */
 function addressOf(req) {
   const a = String(req.socket.remoteAddress || '?')
@@ -91,18 +104,31 @@ function addressOf(req) {
 function createLogin({ tokenDigest, failureDelayMs, failureMaxDelayMs, deviceMaxAgeMs, secureCookies }) {
   /** Signs device cookies; per server, so a restart invalidates them (they only spare waiting). */
   const deviceKey = randomBytes(32)
-  /** remote address → { count, last } of recent failed logins, least recently failed first */
+  /**
+   * remote address → { count, last } of recent failed logins, least recently failed first
+   * @type {Map<string, { count: number, last: number }>}
+   */
   const failures = new Map()
-  /** address → when its one login being checked is answered (ms since the epoch) */
+  /**
+   * address → when its one login being checked is answered (ms since the epoch)
+   * @type {Map<string, number>}
+   */
   const loginsInFlight = new Map()
-  /** device cookie id → { count, expires } of its failed logins; count ≥ DEVICE_MAX_FAILURES: revoked */
+  /**
+   * device cookie id → { count, expires } of its failed logins; count ≥ DEVICE_MAX_FAILURES: revoked
+   * @type {Map<string, { count: number, expires: number }>}
+   */
   const deviceFailures = new Map()
 
+  /** @param {unknown} token what the login form sent */
   function isRightToken(token) {
     return typeof token === 'string' && token.length > 0 && token.length <= 1024 && timingSafeEqual(sha256(token), tokenDigest)
   }
 
-  /** The wait before answering a login, after `count` recent failures (0: none). */
+  /**
+   * The wait before answering a login, after `count` recent failures (0: none).
+   * @param {number} count
+   */
   function delayAfter(count) {
     if (count <= 0) return 0
     return Math.min(failureMaxDelayMs, failureDelayMs * 2 ** Math.min(count - 1, 30))
@@ -112,6 +138,9 @@ function createLogin({ tokenDigest, failureDelayMs, failureMaxDelayMs, deviceMax
    * Checks `token`, after the delay of the login's device cookie or address. Resolves to
    * the Set-Cookie value of a fresh device cookie when it is right; else rejects with
    * BAD_TOKEN (401) or TOO_MANY_LOGINS (429).
+   * @param {IncomingMessage} req
+   * @param {unknown} token what the login form sent
+   * @returns {Promise<string>}
    */
   async function check(req, token) {
     const now = Date.now()
@@ -151,17 +180,26 @@ function createLogin({ tokenDigest, failureDelayMs, failureMaxDelayMs, deviceMax
     throw badToken()
   }
 
+  /**
+   * @param {string} id
+   * @param {number | string} expires ms since the epoch, as the cookie writes it
+   */
   function deviceMac(id, expires) {
     return createHmac('sha256', deviceKey).update(`${id}.${expires}`).digest('base64url')
   }
 
+  /** @param {IncomingMessage} req */
   function deviceCookie(req) {
     const id = randomBytes(16).toString('base64url')
     const expires = Date.now() + deviceMaxAgeMs
     return cookie(req, DEVICE_COOKIE_NAME, `${id}.${expires}.${deviceMac(id, expires)}`, Math.floor(deviceMaxAgeMs / 1000), secureCookies)
   }
 
-  /** The id and expiry of the request's device cookie when it is signed by this server, unexpired and not revoked; else null. */
+  /**
+   * The id and expiry of the request's device cookie when it is signed by this server, unexpired and not revoked; else null.
+   * @param {IncomingMessage} req
+   * @param {number} now
+   */
   function deviceOf(req, now) {
     const m = DEVICE_COOKIE_RE.exec(parseCookies(req.headers.cookie)[DEVICE_COOKIE_NAME] ?? '')
     if (m === null) return null
@@ -174,13 +212,17 @@ function createLogin({ tokenDigest, failureDelayMs, failureMaxDelayMs, deviceMax
     return { id, expires }
   }
 
-  /** Counts a failure of a device cookie (revoking it at DEVICE_MAX_FAILURES); its failure count. */
+  /**
+   * Counts a failure of a device cookie (revoking it at DEVICE_MAX_FAILURES); its failure count.
+   * @param {{ id: string, expires: number }} device
+   */
   function countDeviceFailure(device) {
     const id = device.id
     let d = deviceFailures.get(id)
     deviceFailures.delete(id) // re-inserted last: the map stays ordered by the latest failure
     if (d === undefined) {
-      if (deviceFailures.size >= LOGIN_MAX_DEVICES) deviceFailures.delete(deviceFailures.keys().next().value)
+      // The map is full, so it has a first key.
+      if (deviceFailures.size >= LOGIN_MAX_DEVICES) deviceFailures.delete(/** @type {string} */ (deviceFailures.keys().next().value))
       // Only cookies this server signed get here, so their expiry can be trusted for the sweep.
       d = { count: 0, expires: device.expires }
     }
@@ -189,17 +231,26 @@ function createLogin({ tokenDigest, failureDelayMs, failureMaxDelayMs, deviceMax
     return d.count
   }
 
+  /**
+   * @param {string} addr
+   * @param {number} now
+   */
   function recentFailures(addr, now) {
     const f = failures.get(addr)
     return f === undefined || now - f.last > LOGIN_MEMORY_MS ? 0 : f.count
   }
 
+  /**
+   * @param {string} addr
+   * @param {number} now
+   */
   function countAddressFailure(addr, now) {
     let f = failures.get(addr)
     if (f !== undefined && now - f.last > LOGIN_MEMORY_MS) f = undefined
     failures.delete(addr) // re-inserted last: the map stays ordered by the latest failure
     if (f === undefined) {
-      if (failures.size >= LOGIN_MAX_ADDRESSES) failures.delete(failures.keys().next().value)
+      // The map is full, so it has a first key.
+      if (failures.size >= LOGIN_MAX_ADDRESSES) failures.delete(/** @type {string} */ (failures.keys().next().value))
       f = { count: 0, last: now }
     }
     f.count++
@@ -207,7 +258,10 @@ function createLogin({ tokenDigest, failureDelayMs, failureMaxDelayMs, deviceMax
     failures.set(addr, f)
   }
 
-  /** Forgets failures past their memory and device cookies past their expiry. */
+  /**
+   * Forgets failures past their memory and device cookies past their expiry.
+   * @param {number} now
+   */
   function sweep(now) {
     for (const [addr, f] of failures) if (now - f.last > LOGIN_MEMORY_MS) failures.delete(addr)
     for (const [id, d] of deviceFailures) if (d.expires <= now) deviceFailures.delete(id)

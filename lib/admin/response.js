@@ -9,6 +9,41 @@ const { KeygateError, quote, redactSecrets } = require('../errors.js')
 const { ErrorCode } = require('../native.js')
 const { AdminErrorCode } = require('./codes.js')
 
+/**
+ * @typedef {import('node:http').IncomingMessage} IncomingMessage
+ * @typedef {import('node:http').ServerResponse} ServerResponse
+ * @typedef {import('node:http').OutgoingHttpHeaders} OutgoingHttpHeaders
+ * @typedef {import('../../index.js').ErrorCode} ErrorCodeName
+ * @typedef {(typeof AdminErrorCode)[keyof typeof AdminErrorCode]} AdminErrorCodeName
+ */
+
+/**
+ * What a route of the API (routes/) is given.
+ * @typedef {object} RouteRequest
+ * @property {Record<string, string>} params the `:name` segments of the route's pattern, decoded
+ * @property {Record<string, unknown>} body the JSON body of a change (`{}` for GET), each field still to be checked
+ * @property {URLSearchParams} query
+ * @property {import('./session.js').Session} session
+ * @property {IncomingMessage} req
+ */
+
+/**
+ * A route's answer, sent as JSON: `[status, value, headers?]`.
+ * @typedef {[status: number, value: unknown, headers?: OutgoingHttpHeaders]} RouteAnswer
+ */
+
+/** @typedef {(request: RouteRequest) => RouteAnswer | Promise<RouteAnswer>} RouteHandler */
+
+/**
+ * A row of a route table: `[method, '/keys/:id/state', handler]`.
+ * @typedef {[method: string, pattern: string, handle: RouteHandler]} RouteRow
+ */
+
+/**
+ * What the routes of a store act on: the store, and the actor recorded for their changes.
+ * @typedef {{ store: import('../../index.js').KeyStore, admin: { actor: string } }} RouteContext
+ */
+
 const CSP = [
   "default-src 'self'",
   "script-src 'self'",
@@ -33,6 +68,12 @@ const SECURITY_HEADERS = {
 
 /** An error of the admin API itself (not of the store). */
 class ApiError extends Error {
+  /**
+   * @param {number} status the HTTP status of the answer
+   * @param {ErrorCodeName | AdminErrorCodeName} code
+   * @param {string} message
+   * @param {{ retryAfter?: number }} [extra] for a 429: seconds to wait (Retry-After)
+   */
   constructor(status, code, message, extra) {
     super(message)
     this.status = status
@@ -41,7 +82,10 @@ class ApiError extends Error {
   }
 }
 
-/** The HTTP status of a store error's code (others: 400). */
+/**
+ * The HTTP status of a store error's code (others: 400).
+ * @type {Partial<Record<ErrorCodeName, number>>}
+ */
 const STATUS_OF_CODE = {
   [ErrorCode.InvalidArgument]: 400,
   [ErrorCode.InvalidRule]: 400,
@@ -59,21 +103,38 @@ const STATUS_OF_CODE = {
   [ErrorCode.StoreCorrupt]: 500,
 }
 
+/** @param {string} text */
 function sha256(text) {
   return createHash('sha256').update(text, 'utf8').digest()
 }
 
-/** Constant-time string comparison (digests first, so unequal lengths take the same time). */
+/**
+ * Constant-time string comparison (digests first, so unequal lengths take the same time).
+ * @param {string} a
+ * @param {string} b
+ */
 function constantTimeEqual(a, b) {
   return timingSafeEqual(sha256(String(a)), sha256(String(b)))
 }
 
+/**
+ * @param {ServerResponse} res
+ * @param {number} status
+ * @param {string | Buffer | undefined} body none for HEAD
+ * @param {OutgoingHttpHeaders} [headers]
+ */
 function send(res, status, body, headers = {}) {
   if (res.headersSent) return
   res.writeHead(status, { ...SECURITY_HEADERS, ...headers })
   res.end(body)
 }
 
+/**
+ * @param {ServerResponse} res
+ * @param {number} status
+ * @param {unknown} value
+ * @param {OutgoingHttpHeaders} [headers]
+ */
 function json(res, status, value, headers = {}) {
   send(res, status, JSON.stringify(value), {
     'Content-Type': 'application/json; charset=utf-8',
@@ -82,13 +143,20 @@ function json(res, status, value, headers = {}) {
   })
 }
 
+/** @param {IncomingMessage} req */
 function urlPath(req) {
   const u = String(req.url || '/')
   const q = u.indexOf('?')
   return q < 0 ? u : u.slice(0, q)
 }
 
-/** Answers `error` as `{ error: { code, message } }`; `log` hears of server-side failures only. */
+/**
+ * Answers `error` as `{ error: { code, message } }`; `log` hears of server-side failures only.
+ * @param {ServerResponse} res
+ * @param {any} error a caught value (read as JavaScript reads it: `error.stack`)
+ * @param {IncomingMessage} req
+ * @param {(line: string) => void} log
+ */
 function fail(res, error, req, log) {
   let status
   let code
@@ -112,7 +180,12 @@ function fail(res, error, req, log) {
   json(res, status, { error: { code, message } }, headers)
 }
 
-/** The request's JSON object body (`{}` when empty); ApiError 413 past `limit` bytes, 400 when not a JSON object. */
+/**
+ * The request's JSON object body (`{}` when empty); ApiError 413 past `limit` bytes, 400 when not a JSON object.
+ * @param {IncomingMessage} req
+ * @param {number} limit
+ * @returns {Promise<Record<string, unknown>>}
+ */
 function readBody(req, limit) {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'])
@@ -121,10 +194,11 @@ function readBody(req, limit) {
       req.resume()
       return
     }
+    /** @type {Buffer[]} */
     const chunks = []
     let size = 0
     let done = false
-    req.on('data', (chunk) => {
+    req.on('data', (/** @type {Buffer} */ chunk) => {
       if (done) return
       size += chunk.length
       if (size > limit) {
@@ -155,7 +229,10 @@ function readBody(req, limit) {
   })
 }
 
-/** Refuses a change sent from another site or origin (Sec-Fetch-Site, Origin). */
+/**
+ * Refuses a change sent from another site or origin (Sec-Fetch-Site, Origin).
+ * @param {IncomingMessage} req
+ */
 function checkOrigin(req) {
   const site = req.headers['sec-fetch-site']
   if (site === 'cross-site' || site === 'same-site') {
@@ -181,7 +258,10 @@ function checkOrigin(req) {
   }
 }
 
-/** A change with a body must declare it JSON: a plain HTML form cannot. */
+/**
+ * A change with a body must declare it JSON: a plain HTML form cannot.
+ * @param {IncomingMessage} req
+ */
 function checkJson(req) {
   const type = String(req.headers['content-type'] || '')
   const length = req.headers['content-length']
@@ -191,6 +271,10 @@ function checkJson(req) {
   }
 }
 
+/**
+ * @param {IncomingMessage} req
+ * @param {{ csrf: string }} session
+ */
 function checkCsrf(req, session) {
   const given = req.headers['x-csrf-token']
   if (typeof given !== 'string' || given === '' || !constantTimeEqual(given, session.csrf)) {

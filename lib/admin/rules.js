@@ -11,9 +11,14 @@ const MAX_RULES = 1000
 /**
  * Validates rules line by line. `lines` are the raw lines of a textarea; line numbers
  * count every line (blank ones are allowed and ignored). `rights` refuses IP rules.
+ * @param {string[]} lines
+ * @param {{ rights?: boolean }} [options]
+ * @returns {import('./server.js').RuleCheck}
  */
 function validateLines(lines, { rights = false } = {}) {
+  /** @type {import('./server.js').RuleCheck['errors']} */
   const errors = []
+  /** @type {string[]} */
   const rules = []
   lines.forEach((raw, i) => {
     const text = raw.trim()
@@ -21,7 +26,7 @@ function validateLines(lines, { rights = false } = {}) {
     try {
       const rule = KeyStore.validateRule(text)
       if (rights && /^ip=/i.test(rule)) {
-        throw new KeygateError(ErrorCode.InvalidRule, `invalid rule ${quote(text)}: user and role rights take API rules only, not IP rules`)
+        throw new KeygateError(ErrorCode.InvalidRule, `invalid rule ${quote(text)}: user and role rights take API and WebDAV rules only, not IP rules`)
       }
       rules.push(rule)
     } catch (e) {
@@ -38,6 +43,8 @@ function validateLines(lines, { rights = false } = {}) {
 /**
  * The rules of a key (or, with `rights`, the rights of a user or role) to store: the lines
  * trimmed, blank ones dropped. The first bad line fails the whole change (INVALID_RULE).
+ * @param {string[]} lines
+ * @param {{ rights?: boolean }} [options]
  */
 function rulesToStore(lines, { rights = false } = {}) {
   const checked = validateLines(lines, { rights })
@@ -49,7 +56,11 @@ function rulesToStore(lines, { rights = false } = {}) {
   return lines.map((r) => r.trim()).filter((r) => r !== '')
 }
 
-/** `text` cut to `max` code points (never splitting a surrogate pair), with … when cut. */
+/**
+ * `text` cut to `max` code points (never splitting a surrogate pair), with … when cut.
+ * @param {string} text
+ * @param {number} max
+ */
 function shortened(text, max) {
   const points = Array.from(text)
   return points.length > max ? `${points.slice(0, max).join('')}…` : text

@@ -12,17 +12,25 @@ const path = require('node:path')
 const { createHash, randomBytes } = require('node:crypto')
 
 const { KeyStore } = require('../store.js')
+const { fileNameOf, isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
 const { createAdminServer } = require('./server.js')
 
 const MIN_TOKEN_LENGTH = 16
 
-/** The file beside the store that holds the SHA-256 of the generated admin token. */
+/**
+ * The file beside the store that holds the SHA-256 of the generated admin token.
+ * @param {string} db
+ */
 function tokenFileOf(db) {
-  return `${path.resolve(db)}.admin-token.sha256`
+  // Beside a store file; for a database, in the working directory, named from its URL.
+  return isDatabaseUrl(db) ? path.resolve(`${fileNameOf(db)}.admin-token.sha256`) : `${path.resolve(db)}.admin-token.sha256`
 }
 
 /**
  * Works out the admin token: given (option/env), kept (digest file) or new (generated now).
+ * @param {string} db
+ * @param {string} [given] the `token` option
+ * @param {NodeJS.ProcessEnv} [env]
  * @returns {{ token?: string, tokenDigest: string, source: 'option' | 'env' | 'file' | 'generated', file: string, save?: () => void }}
  */
 function adminToken(db, given, env = process.env) {
@@ -53,7 +61,11 @@ function adminToken(db, given, env = process.env) {
   return { token, tokenDigest: digest, source: 'generated', file, save: () => saveDigest(file, digest) }
 }
 
-/** Keeps the digest of a generated token (only once the server is up, so a token is never lost unseen). */
+/**
+ * Keeps the digest of a generated token (only once the server is up, so a token is never lost unseen).
+ * @param {string} file
+ * @param {string} digest
+ */
 function saveDigest(file, digest) {
   try {
     // 'wx': never overwrite a digest another process wrote meanwhile.
@@ -69,6 +81,7 @@ function saveDigest(file, digest) {
   }
 }
 
+/** @param {string} host */
 function isLoopback(host) {
   return host === 'localhost' || host === '::1' || /^127\./.test(host)
 }
@@ -76,23 +89,16 @@ function isLoopback(host) {
 /**
  * Opens the durable store at `db` and serves the admin page on it.
  *
- * @param {object} [options]
- * @param {string} [options.db]     store file, default ./keygate.db (created if missing)
- * @param {string} [options.host]   default 127.0.0.1
- * @param {number} [options.port]   default PORT or 8080; 0 = any free port
- * @param {string} [options.token]  admin token; default KEYGATE_ADMIN_TOKEN, else generated once
- * @param {object} [options.storeOptions] options of KeyStore.open (keyPrefix, maxLifetimeDays, …)
- * @param {(line: string) => void} [options.print] where the startup lines go (default console.log)
- * @param {boolean} [options.handleSignals] close cleanly on SIGINT/SIGTERM (default true)
- * @returns {Promise<{ url: string, port: number, db: string, tokenFile: string, store: import('../../index').KeyStore, close(): Promise<void> }>}
+ * @param {import('./serve.js').ServeOptions} [options] described in serve.d.ts
+ * @returns {Promise<import('./serve.js').Serving>}
  */
 async function serve(options = {}) {
-  const db = path.resolve(options.db ?? 'keygate.db')
+  const db = resolveStore(options.db ?? 'keygate.db')
   const host = options.host ?? '127.0.0.1'
   const envPort = process.env.PORT !== undefined && process.env.PORT !== '' ? Number(process.env.PORT) : undefined
   const port = options.port ?? envPort ?? 8080
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`bad port ${port}`)
-  const print = typeof options.print === 'function' ? options.print : (line) => console.log(line)
+  const print = typeof options.print === 'function' ? options.print : (/** @type {string} */ line) => console.log(line)
   const storeOptions = options.storeOptions ?? {}
 
   const store = KeyStore.open(db, storeOptions)
@@ -112,14 +118,14 @@ async function serve(options = {}) {
       url = await admin.listen()
     } catch (e) {
       // Problems of the environment, not bugs: marked so the CLI reports them plainly.
-      const problem = (message) => Object.assign(new Error(message), { listen: true })
+      const problem = (/** @type {string} */ message) => Object.assign(new Error(message), { listen: true })
       if (e && e.code === 'EADDRINUSE') throw problem(`port ${port} on ${host} is already in use; choose another (PORT=… or --port)`)
       if (e && e.code === 'EACCES') throw problem(`no permission to listen on ${host}:${port}; choose a port above 1023`)
       if (e && e.code === 'EADDRNOTAVAIL') throw problem(`${host} is not an address of this machine`)
       throw e
     }
     if (t.save) t.save()
-    print(`keygate admin: ${url}  (store ${db})`)
+    print(`keygate admin: ${url}  (store ${shownStore(db)})`)
     if (t.source === 'generated') {
       print('')
       print('  Admin token (shown this once; only its SHA-256 is kept):')

@@ -25,14 +25,26 @@ const { auditRoutes } = require('./routes/audit.js')
 const { tryRoutes } = require('./routes/try.js')
 const { ruleRoutes } = require('./routes/rules.js')
 
+/**
+ * @typedef {import('node:http').IncomingMessage} IncomingMessage
+ * @typedef {import('node:http').ServerResponse} ServerResponse
+ * @typedef {import('./response.js').RouteRow} RouteRow
+ * @typedef {import('./response.js').RouteHandler} RouteHandler
+ * @typedef {{ method: string, segments: string[], handle: RouteHandler }} Route
+ */
+
 const PUBLIC_DIR = path.join(__dirname, 'public')
+/** @type {Record<string, string | undefined>} */
 const CONTENT_TYPES = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
   '.svg': 'image/svg+xml',
 }
-/** URL path → [file name, content type]: the files of public/ (not its folders), and / for the page. */
+/**
+ * URL path → [file name, content type]: the files of public/ (not its folders), and / for the page.
+ * @type {Record<string, [name: string, type: string | undefined] | undefined>}
+ */
 const STATIC_FILES = { '/': ['index.html', CONTENT_TYPES['.html']] }
 for (const name of fs.readdirSync(PUBLIC_DIR)) {
   const type = CONTENT_TYPES[path.extname(name)]
@@ -48,15 +60,23 @@ const DEFAULT_BODY_LIMIT = 1024 * 1024 // 1,000 rules of 256 characters fit comf
  * A route table: `[method, '/keys/:id/state', handler]` rows, matched against the decoded
  * segments of the path after /api. A handler gets `{ params, body, query, session, req }`
  * and returns `[status, value, headers?]`, answered as JSON.
+ * @param {RouteRow[]} rows
+ * @returns {Route[]}
  */
 function routeTable(rows) {
   return rows.map(([method, pattern, handle]) => ({ method, segments: pattern.split('/').slice(1), handle }))
 }
 
-/** The row of `table` for `method` and the path's `parts`, with its parameters; else null. */
+/**
+ * The row of `table` for `method` and the path's `parts`, with its parameters; else null.
+ * @param {Route[]} table
+ * @param {string | undefined} method
+ * @param {string[]} parts
+ */
 function match(table, method, parts) {
   for (const route of table) {
     if (route.method !== method || route.segments.length !== parts.length) continue
+    /** @type {Record<string, string>} */
     const params = {}
     const fits = route.segments.every((s, i) => {
       if (!s.startsWith(':')) return s === parts[i]
@@ -71,6 +91,8 @@ function match(table, method, parts) {
 /**
  * Creates the admin web server on a keygate store. The options are described in server.d.ts
  * (AdminServerOptions).
+ * @param {import('./server.js').AdminServerOptions} options
+ * @returns {import('./server.js').AdminServer}
  */
 function createAdminServer(options) {
   if (options === null || typeof options !== 'object') throw new TypeError('createAdminServer takes an options object')
@@ -95,6 +117,7 @@ function createAdminServer(options) {
   }, 60_000)
   sweeper.unref()
 
+  /** @param {import('./session.js').Session} session */
   function sessionInfo(session) {
     return {
       authenticated: true,
@@ -110,7 +133,13 @@ function createAdminServer(options) {
   const context = { store, admin: { actor } }
   const routes = routeTable([...keyRoutes(context), ...userRoutes(context), ...roleRoutes(context), ...auditRoutes(context), ...tryRoutes(context), ...ruleRoutes()])
 
-  /** The API, in this order: same-origin JSON changes; login; a session; its CSRF token; the route. */
+  /**
+   * The API, in this order: same-origin JSON changes; login; a session; its CSRF token; the route.
+   * @param {IncomingMessage} req
+   * @param {ServerResponse} res
+   * @param {string} pathname
+   * @param {URLSearchParams} query
+   */
   async function api(req, res, pathname, query) {
     const method = req.method
     const parts = pathname
@@ -123,7 +152,7 @@ function createAdminServer(options) {
           throw new ApiError(400, ErrorCode.InvalidArgument, 'bad path')
         }
       })
-    const only = (resource) => parts.length === 1 && parts[0] === resource
+    const only = (/** @type {string} */ resource) => parts.length === 1 && parts[0] === resource
     const change = method !== 'GET' && method !== 'HEAD'
     if (change) {
       checkOrigin(req)
@@ -157,7 +186,9 @@ function createAdminServer(options) {
     return json(res, status, value, headers)
   }
 
+  /** @type {Map<string, Buffer>} */
   const staticCache = new Map()
+  /** @param {string} name */
   function staticFile(name) {
     let buf = staticCache.get(name)
     if (buf === undefined) {
@@ -167,6 +198,10 @@ function createAdminServer(options) {
     return buf
   }
 
+  /**
+   * @param {IncomingMessage} req
+   * @param {ServerResponse} res
+   */
   async function handle(req, res) {
     let url
     try {
@@ -203,6 +238,7 @@ function createAdminServer(options) {
   server.requestTimeout = 30_000
   server.keepAliveTimeout = 5_000
 
+  /** @type {import('node:net').AddressInfo | null} */
   let address = null
   const handleObj = {
     server,
@@ -217,11 +253,12 @@ function createAdminServer(options) {
     },
     listen() {
       return new Promise((resolve, reject) => {
-        const onError = (e) => reject(e)
+        const onError = (/** @type {Error} */ e) => reject(e)
         server.once('error', onError)
         server.listen(port, host, () => {
           server.off('error', onError)
-          address = server.address()
+          // Listening on a host and port (not a pipe): an AddressInfo.
+          address = /** @type {import('node:net').AddressInfo} */ (server.address())
           resolve(handleObj.url)
         })
       })

@@ -10,7 +10,12 @@ const DEFAULT_IDLE_MS = 30 * 60 * 1000
 const DEFAULT_ABSOLUTE_MS = 12 * 60 * 60 * 1000
 const MAX_SESSIONS = 1000
 
+/**
+ * @param {unknown} header the Cookie header, if any
+ * @returns {Record<string, string | undefined>}
+ */
 function parseCookies(header) {
+  /** @type {Record<string, string>} */
   const out = {}
   if (typeof header !== 'string') return out
   for (const part of header.split(';')) {
@@ -22,24 +27,48 @@ function parseCookies(header) {
   return out
 }
 
-/** Whether cookies set on `req`'s answer get `Secure` (`secureCookies`: true, false or 'auto'). */
+/**
+ * @typedef {boolean | 'auto'} SecureCookies
+ */
+
+/**
+ * Whether cookies set on `req`'s answer get `Secure` (`secureCookies`: true, false or 'auto').
+ * @param {import('node:http').IncomingMessage} req
+ * @param {SecureCookies} secureCookies
+ */
 function isSecure(req, secureCookies) {
   if (secureCookies === true) return true
   if (secureCookies === false) return false
   return (
-    Boolean(req.socket.encrypted) ||
+    Boolean(/** @type {import('node:tls').TLSSocket} */ (req.socket).encrypted) ||
     String(req.headers['x-forwarded-proto'] || '')
       .split(',')[0]
       .trim() === 'https'
   )
 }
 
-/** A Set-Cookie value for the whole site, HttpOnly and SameSite=Strict. */
+/**
+ * A Set-Cookie value for the whole site, HttpOnly and SameSite=Strict.
+ * @param {import('node:http').IncomingMessage} req
+ * @param {string} name
+ * @param {string} value
+ * @param {number} maxAgeSeconds
+ * @param {SecureCookies} secureCookies
+ */
 function cookie(req, name, value, maxAgeSeconds, secureCookies) {
   let c = `${name}=${value}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${maxAgeSeconds}`
   if (isSecure(req, secureCookies)) c += '; Secure'
   return c
 }
+
+/**
+ * A logged-in admin's session.
+ * @typedef {object} Session
+ * @property {string} id
+ * @property {string} csrf the token every change must carry (X-CSRF-Token)
+ * @property {number} created
+ * @property {number} seen
+ */
 
 /**
  * The sessions of one admin server.
@@ -49,16 +78,24 @@ function createSessions(options = {}) {
   const idleMs = options.idleMs ?? DEFAULT_IDLE_MS
   const maxMs = options.maxMs ?? DEFAULT_ABSOLUTE_MS
   const secureCookies = options.secureCookies ?? 'auto'
-  /** session id → { csrf, created, seen } */
+  /**
+   * session id → { csrf, created, seen }
+   * @type {Map<string, { csrf: string, created: number, seen: number }>}
+   */
   const sessions = new Map()
 
+  /** @param {number} now */
   function sweep(now) {
     for (const [id, s] of sessions) {
       if (now - s.seen > idleMs || now - s.created > maxMs) sessions.delete(id)
     }
   }
 
-  /** The live session whose cookie `req` carries (and marks it seen), else null. */
+  /**
+   * The live session whose cookie `req` carries (and marks it seen), else null.
+   * @param {import('node:http').IncomingMessage} req
+   * @returns {Session | null}
+   */
   function sessionOf(req) {
     const sid = parseCookies(req.headers.cookie)[COOKIE_NAME]
     if (!sid || !/^[A-Za-z0-9_-]{43}$/.test(sid)) return null
@@ -73,7 +110,11 @@ function createSessions(options = {}) {
     return { id: sid, ...s }
   }
 
-  /** A fresh session for a successful login on `req`, replacing the one it carried (no fixation); and its cookie. */
+  /**
+   * A fresh session for a successful login on `req`, replacing the one it carried (no fixation); and its cookie.
+   * @param {import('node:http').IncomingMessage} req
+   * @returns {{ session: Session, cookie: string }}
+   */
   function open(req) {
     const old = sessionOf(req)
     if (old) sessions.delete(old.id)
@@ -81,6 +122,7 @@ function createSessions(options = {}) {
     sweep(now)
     if (sessions.size >= MAX_SESSIONS) {
       // Evict the least recently seen.
+      /** @type {[string, { seen: number }] | undefined} */
       let oldest
       for (const [id, s] of sessions) if (!oldest || s.seen < oldest[1].seen) oldest = [id, s]
       if (oldest) sessions.delete(oldest[0])
@@ -91,7 +133,11 @@ function createSessions(options = {}) {
     return { session: { id, ...s }, cookie: cookie(req, COOKIE_NAME, id, Math.floor(maxMs / 1000), secureCookies) }
   }
 
-  /** Ends `session`; the Set-Cookie value that clears its cookie. */
+  /**
+   * Ends `session`; the Set-Cookie value that clears its cookie.
+   * @param {import('node:http').IncomingMessage} req
+   * @param {Session} session
+   */
   function close(req, session) {
     sessions.delete(session.id)
     return cookie(req, COOKIE_NAME, '', 0, secureCookies)

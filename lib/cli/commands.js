@@ -6,9 +6,11 @@ const fs = require('node:fs')
 const path = require('node:path')
 
 const { KeyStore } = require('../../index.js')
+const { KeyState, UserStatus } = require('../native.js')
 const { KEY_STATES, USER_STATUSES } = require('../store.js')
 const fmt = require('./format.js')
 const { UsageError, parseExpiry, parseSince, parseDurationSeconds, parseWhole, parseChoice, DURATION_HELP } = require('./values.js')
+const { isDatabaseUrl, shownStore } = require('../location.js')
 
 /** A lookup by id/name that found nothing: exit code 1, with the store's error code. */
 class NotFound extends Error {
@@ -20,7 +22,7 @@ class NotFound extends Error {
 }
 
 /** The states a key can be created in (not revoked). */
-const NEW_KEY_STATES = KEY_STATES.filter((state) => state !== 'revoked')
+const NEW_KEY_STATES = KEY_STATES.filter((state) => state !== KeyState.Revoked)
 
 const WHEN_HELP = `WHEN is a duration from now (90d, 12h, 30m, 2w, 1d12h) or a date: YYYY-MM-DD means 00:00:00 UTC
 at the start of that day; an ISO 8601 time (2027-01-31T17:00:00Z, 2027-01-31T18:00+01:00) is
@@ -85,16 +87,26 @@ function secretBlock(secret) {
 
 // ---- options shared by several commands ------------------------------------
 
+const SECRET_HELP =
+  'A secret on the command line can end up in shell history and process listings. To keep it\n' +
+  'out, leave it out of the arguments and pipe it in with --secret-stdin, or put it in the\n' +
+  'environment variable KEYGATE_SECRET. The secret is never printed.'
+
 const O = {
   status: { type: 'string', arg: '<status>', help: 'active (default for a new user), suspended or archived' },
-  right: { type: 'string', multiple: true, arg: '<rule>', help: 'a right, as an API rule <service>:<api> (repeat for more); replaces the list' },
+  right: {
+    type: 'string',
+    multiple: true,
+    arg: '<rule>',
+    help: 'a right: an API rule <service>:<api> or a WebDAV rule "dav=<method> <path>" (repeat for more); replaces the list',
+  },
   noRights: { type: 'boolean', help: 'set an empty list of rights' },
   role: { type: 'string', multiple: true, arg: '<role>', help: 'a role the user holds (repeat for more); replaces the list' },
   noRoles: { type: 'boolean', help: 'remove every role from the user' },
   user: { type: 'string', arg: '<id>', help: 'the user the key runs as' },
   description: { type: 'string', arg: '<text>', help: 'what the key is for (may be empty: --description "")' },
   expires: { type: 'string', arg: '<when>', help: 'when the key stops working: a duration (90d) or a date; see WHEN above' },
-  rule: { type: 'string', multiple: true, arg: '<rule>', help: 'a rule: <service>:<api> or ip=<address>[/<prefix>] (repeat for more)' },
+  rule: { type: 'string', multiple: true, arg: '<rule>', help: 'a rule: <service>:<api>, "dav=<method> <path>" or ip=<address>[/<prefix>] (repeat for more)' },
   rulesFile: { type: 'string', arg: '<file>', help: 'rules from a file, one a line; blank lines and # comments ignored; - for stdin' },
   ip: { type: 'string', arg: '<address>', help: 'the caller’s IP address (needed when the key has ip= rules)' },
   secretStdin: { type: 'boolean', help: 'read the secret from standard input (first line) instead of an argument' },
@@ -119,8 +131,8 @@ const COMMANDS = [
     run(ctx) {
       const created = ctx.created
       return {
-        json: { db: ctx.db, created },
-        text: created ? `created keygate store ${ctx.db}` : `keygate store ${ctx.db} already exists; nothing to do`,
+        json: { db: shownStore(ctx.db), created },
+        text: created ? `created keygate store ${shownStore(ctx.db)}` : `keygate store ${shownStore(ctx.db)} already exists; nothing to do`,
       }
     },
   },
@@ -152,7 +164,7 @@ const COMMANDS = [
       const before = store.getUser(id)
       const input = {
         id,
-        status: status ?? before?.status ?? 'active',
+        status: status ?? before?.status ?? UserStatus.Active,
         rights: opts['no-rights'] ? [] : (opts.right ?? before?.rights ?? []),
         roles: opts['no-roles'] ? [] : (opts.role ?? before?.roles ?? []),
       }
@@ -407,9 +419,9 @@ const COMMANDS = [
       return { json: key, text: `updated key ${key.id}\n${fmt.keyDetails(key, ctx.now)}` }
     },
   },
-  stateCommand('suspend', 'suspended', 'Suspend a key (it can be activated again)'),
-  stateCommand('activate', 'active', 'Activate a suspended key'),
-  stateCommand('revoke', 'revoked', 'Revoke a key for good (revoked is final)'),
+  stateCommand('suspend', KeyState.Suspended, 'Suspend a key (it can be activated again)'),
+  stateCommand('activate', KeyState.Active, 'Activate a suspended key'),
+  stateCommand('revoke', KeyState.Revoked, 'Revoke a key for good (revoked is final)'),
   {
     path: ['key', 'rotate'],
     summary: 'Replace a key by a new one; prints the new secret once',
@@ -429,7 +441,7 @@ const COMMANDS = [
       const previous = ctx.store.getKey(ctx.args[0])
       let old = `old key ${ctx.args[0]}: `
       if (previous === null) old += 'gone'
-      else if (previous.state === 'revoked') old += 'revoked'
+      else if (previous.state === KeyState.Revoked) old += KeyState.Revoked
       else old += `${previous.state}, usable until ${fmt.iso(previous.expiresAt)}`
       return {
         json: { key, secret, previous },
@@ -457,6 +469,7 @@ const COMMANDS = [
   // ---- the decision ----
   checkCommand('check'),
   checkCommand('explain'),
+  checkDavCommand(),
 
   // ---- audit and backup ----
   {
@@ -597,22 +610,100 @@ function stateCommand(verb, state, summary) {
   }
 }
 
+/** The two kinds of call the store decides: an API call and a WebDAV request. */
+const CALL_KINDS = {
+  api: {
+    words: ['<service>', '<api>'],
+    rulesName: 'API',
+    /** The key's rules of this kind. */
+    ownRules: (rules) => rules.filter((r) => !r.startsWith('ip=') && !r.startsWith('dav=')),
+    label: (service, api) => `${service}:${api}`,
+    invalid: 'the service or api is not a valid name (letters, digits, _ - . /, 1–256 characters, no wildcards)',
+    // isAllowed is the check (it records the use in lastUsedAt); explain adds the why.
+    decide(store, secret, service, api, ip) {
+      store.isAllowed(secret, service, api, ip)
+      return store.explain(secret, service, api, ip)
+    },
+  },
+  dav: {
+    words: ['<method>', '<path>'],
+    rulesName: 'WebDAV',
+    ownRules: (rules) => rules.filter((r) => r.startsWith('dav=')),
+    label: (method, path) => `WebDAV ${method} ${path}`,
+    invalid:
+      'the method or path is not valid (a method is 1–32 letters; a path 1–1,024 characters of letters, digits, _ - . / ~, no wildcards, no ".", ".." or empty segment)',
+    decide(store, secret, method, path, ip) {
+      store.isAllowedDav(secret, method, path, ip)
+      return store.explainDav(secret, method, path, ip)
+    },
+  },
+}
+
 const REASON_TEXT = {
   allowed: () => 'the call is allowed',
   malformed_key: () => 'the secret is not well formed (wrong prefix, length, characters or checksum): was it copied whole?',
   unknown_key: () => 'no key in this store has that secret (it was deleted, or belongs to another store)',
-  invalid_request: () => 'the service or api is not a valid name (letters, digits, _ - . /, 1–256 characters, no wildcards)',
-  suspended: (d) => `key ${d.keyId} is suspended (keygate key activate ${d.keyId})`,
-  revoked: (d) => `key ${d.keyId} is revoked, which is final`,
-  expired: (d, key) => `key ${d.keyId} expired${key ? ` at ${fmt.iso(key.expiresAt)}` : ''}`,
-  user_inactive: (d, _key, user) => `user ${d.userId} is ${user ? user.status : 'missing'}`,
-  user_lacks_right: (d, _key, _user, call) => `the rights of user ${d.userId} (its own and its roles’) do not include ${call}`,
-  no_matching_rule: (_d, key, _user, call) =>
-    `none of the key’s API rules matches ${call}${key ? ` (rules: ${key.rules.filter((r) => !r.startsWith('ip=')).join(', ')})` : ''}`,
-  ip_not_allowed: (_d, key, _user, _call, ip) =>
+  invalid_request: ({ kind }) => kind.invalid,
+  suspended: ({ d }) => `key ${d.keyId} is suspended (keygate key activate ${d.keyId})`,
+  revoked: ({ d }) => `key ${d.keyId} is revoked, which is final`,
+  expired: ({ d, key }) => `key ${d.keyId} expired${key ? ` at ${fmt.iso(key.expiresAt)}` : ''}`,
+  user_inactive: ({ d, user }) => `user ${d.userId} is ${user ? user.status : 'missing'}`,
+  user_lacks_right: ({ d, call }) => `the rights of user ${d.userId} (its own and its roles’) do not include ${call}`,
+  no_matching_rule: ({ key, call, kind }) => `none of the key’s ${kind.rulesName} rules matches ${call}${key ? ` (rules: ${kind.ownRules(key.rules).join(', ')})` : ''}`,
+  ip_not_allowed: ({ key, ip }) =>
     `${ip ? `the caller IP ${ip} is not` : 'no caller IP was given (--ip), and it must be'} in the key’s IP rules${
       key ? ` (${key.rules.filter((r) => r.startsWith('ip=')).join(', ')})` : ''
     }`,
+}
+
+/** The secret and the two words of the call: `<secret> <a> <b>`, or `<a> <b>` and the secret from stdin or $KEYGATE_SECRET. */
+async function secretAndCall(ctx, name, kind) {
+  const fromStdin = ctx.opts['secret-stdin'] === true
+  if (ctx.args.length === 3) {
+    if (fromStdin) throw new UsageError('give the secret as an argument or with --secret-stdin, not both')
+    return ctx.args
+  }
+  const [first, second] = ctx.args
+  if (/^[a-z][a-z0-9]{0,15}_[A-Za-z0-9]{20,}$/.test(first)) {
+    // A secret followed by one word: the second word is missing (and the secret must not be echoed as the first).
+    const [a, b] = kind.words
+    throw new UsageError(`${name} needs ${a} and ${b} after the secret (usage: keygate ${name} <secret> ${a} ${b})`)
+  }
+  let secret
+  if (fromStdin) secret = (await ctx.readStdin()).split(/\r?\n/)[0].trim()
+  else if (ctx.env.KEYGATE_SECRET !== undefined && ctx.env.KEYGATE_SECRET !== '') secret = ctx.env.KEYGATE_SECRET.trim()
+  else throw new UsageError(`${name} needs a secret: as the first argument, with --secret-stdin, or in $KEYGATE_SECRET`)
+  if (secret === '') throw new UsageError('the secret read from standard input is empty')
+  return [secret, first, second]
+}
+
+/** Decides the call of `ctx` and prints it: one line, or with `explain` the whole decision in words. */
+async function decideAndPrint(ctx, name, kind, explain) {
+  const [secret, first, second] = await secretAndCall(ctx, name, kind)
+  const ip = ctx.opts.ip
+  const { store } = ctx
+  const decision = kind.decide(store, secret, first, second, ip)
+  const exit = decision.allowed ? 0 : 1
+  const who = decision.keyId ? `key ${decision.keyId}, user ${decision.userId}` : ''
+  if (!explain) {
+    const text = decision.allowed
+      ? `allowed (${who}${decision.matchedRule ? `, rule ${decision.matchedRule}` : ''})`
+      : `denied: ${decision.reason}${who ? ` (${who})` : ''}`
+    return { json: decision, text, exit }
+  }
+  const key = decision.keyId ? store.getKey(decision.keyId) : null
+  const user = decision.userId ? store.getUser(decision.userId) : null
+  const call = kind.label(first, second)
+  const why = REASON_TEXT[decision.reason]({ d: decision, key, user, call, ip, kind })
+  const lines = [
+    decision.allowed ? 'allowed' : `denied: ${decision.reason}`,
+    `  call          ${call}${ip ? ` from ${ip}` : ''}`,
+    `  key           ${decision.keyId ?? '-'}`,
+    `  user          ${decision.userId ?? '-'}`,
+    `  matched rule  ${decision.matchedRule ?? '-'}`,
+    `  why           ${why}`,
+  ]
+  return { json: { ...decision, explanation: why }, text: lines.join('\n'), exit }
 }
 
 function checkCommand(name) {
@@ -621,14 +712,11 @@ function checkCommand(name) {
     path: [name],
     summary: explain ? 'Explain the decision on a call in full' : 'Check whether a secret may make a call',
     usage: `keygate ${name} <secret> <service> <api> [--ip <address>]\n       keygate ${name} <service> <api> [--ip <address>] --secret-stdin   (or with $KEYGATE_SECRET)`,
-    details:
-      (explain
+    details: `${
+      explain
         ? 'Decides as store.explain does and prints the whole decision: the reason, key, user, the\nfirst rule that matched, and in words why.'
-        : 'Decides as store.isAllowed does and prints "allowed" or "denied: <reason>".') +
-      '\nExit code 0 when allowed, 1 when denied.\n\n' +
-      'A secret on the command line can end up in shell history and process listings. To keep it\n' +
-      'out, leave it out of the arguments and pipe it in with --secret-stdin, or put it in the\n' +
-      'environment variable KEYGATE_SECRET. The secret is never printed.',
+        : 'Decides as store.isAllowed does and prints "allowed" or "denied: <reason>".'
+    }\nExit code 0 when allowed, 1 when denied.\n\n${SECRET_HELP}`,
     options: { ip: O.ip, 'secret-stdin': O.secretStdin },
     positionals: ['[<secret>]', '<service>', '<api>'],
     minPositionals: 2,
@@ -639,52 +727,29 @@ function checkCommand(name) {
       `printf '%s' "$SECRET" | keygate ${name} --secret-stdin session userLogon`,
       `KEYGATE_SECRET="$SECRET" keygate ${name} apps/com.hornbill.servicemanager/Requests holdRequest`,
     ],
-    async run(ctx) {
-      let secret
-      let service
-      let api
-      const fromStdin = ctx.opts['secret-stdin'] === true
-      if (ctx.args.length === 3) {
-        if (fromStdin) throw new UsageError('give the secret as an argument or with --secret-stdin, not both')
-        ;[secret, service, api] = ctx.args
-      } else {
-        ;[service, api] = ctx.args
-        if (/^[a-z][a-z0-9]{0,15}_[A-Za-z0-9]{20,}$/.test(service)) {
-          // A secret followed by one word: the api is missing (and the secret must not be echoed as a service).
-          throw new UsageError(`${name} needs <service> and <api> after the secret (usage: keygate ${name} <secret> <service> <api>)`)
-        }
-        if (fromStdin) secret = (await ctx.readStdin()).split(/\r?\n/)[0].trim()
-        else if (ctx.env.KEYGATE_SECRET !== undefined && ctx.env.KEYGATE_SECRET !== '') secret = ctx.env.KEYGATE_SECRET.trim()
-        else throw new UsageError(`${name} needs a secret: as the first argument, with --secret-stdin, or in $KEYGATE_SECRET`)
-        if (secret === '') throw new UsageError('the secret read from standard input is empty')
-      }
-      const ip = ctx.opts.ip
-      const { store } = ctx
-      // isAllowed is the check (it records the use in lastUsedAt); explain adds the why.
-      store.isAllowed(secret, service, api, ip)
-      const decision = store.explain(secret, service, api, ip)
-      const exit = decision.allowed ? 0 : 1
-      const who = decision.keyId ? `key ${decision.keyId}, user ${decision.userId}` : ''
-      if (!explain) {
-        const text = decision.allowed
-          ? `allowed (${who}${decision.matchedRule ? `, rule ${decision.matchedRule}` : ''})`
-          : `denied: ${decision.reason}${who ? ` (${who})` : ''}`
-        return { json: decision, text, exit }
-      }
-      const key = decision.keyId ? store.getKey(decision.keyId) : null
-      const user = decision.userId ? store.getUser(decision.userId) : null
-      const call = `${service}:${api}`
-      const why = REASON_TEXT[decision.reason](decision, key, user, call, ip)
-      const lines = [
-        decision.allowed ? 'allowed' : `denied: ${decision.reason}`,
-        `  call          ${call}${ip ? ` from ${ip}` : ''}`,
-        `  key           ${decision.keyId ?? '-'}`,
-        `  user          ${decision.userId ?? '-'}`,
-        `  matched rule  ${decision.matchedRule ?? '-'}`,
-        `  why           ${why}`,
-      ]
-      return { json: { ...decision, explanation: why }, text: lines.join('\n'), exit }
-    },
+    run: (ctx) => decideAndPrint(ctx, name, CALL_KINDS.api, explain),
+  }
+}
+
+function checkDavCommand() {
+  const name = 'check-dav'
+  return {
+    path: [name],
+    summary: 'Check whether a secret may make a WebDAV request',
+    usage: `keygate ${name} <secret> <method> <path> [--ip <address>] [--explain]\n       keygate ${name} <method> <path> [--ip <address>] [--explain] --secret-stdin   (or with $KEYGATE_SECRET)`,
+    details:
+      'Decides a WebDAV request (the guard maps PROPFIND /dav/docs/a.txt to PROPFIND docs/a.txt) as\n' +
+      'store.isAllowedDav does and prints "allowed" or "denied: <reason>"; with --explain, the whole\n' +
+      'decision in words, as store.explainDav gives it. The method is any WebDAV/HTTP method (GET,\n' +
+      'PUT, PROPFIND, MKCOL, COPY, MOVE, LOCK…, any case); the path is decided as given (a leading /\n' +
+      `is ignored, "." and ".." segments are invalid).\nExit code 0 when allowed, 1 when denied.\n\n${SECRET_HELP}`,
+    options: { ip: O.ip, explain: { type: 'boolean', help: 'print the whole decision and why, as explain does' }, 'secret-stdin': O.secretStdin },
+    positionals: ['[<secret>]', '<method>', '<path>'],
+    minPositionals: 2,
+    store: 'read',
+    secretArgs: true,
+    examples: [`keygate ${name} "$SECRET" GET session/notes.txt --ip 10.1.2.3`, `printf '%s' "$SECRET" | keygate ${name} --secret-stdin PROPFIND docs/ --explain`],
+    run: (ctx) => decideAndPrint(ctx, name, CALL_KINDS.dav, ctx.opts.explain === true),
   }
 }
 
@@ -700,7 +765,8 @@ function findCommand(words) {
 
 /** Opens a store at `db` for `command` (creating it only for commands that may). */
 function openStore(command, ctx) {
-  const exists = fs.existsSync(ctx.db)
+  // A database is opened as it is (its schema is made when missing).
+  const exists = isDatabaseUrl(ctx.db) || fs.existsSync(ctx.db)
   if (!exists && command.store !== 'create') {
     throw Object.assign(new Error(`no keygate store at ${ctx.db}: point --db or $KEYGATE_DB at an existing store, or create one with "keygate init"`), {
       code: 'STORE_IO',

@@ -1,19 +1,38 @@
 'use strict'
 // Human output: dates, aligned tables, key and user details. Never given a secret.
 
-/** `2026-11-27T20:06:33Z` (UTC, whole seconds). */
+const { KeyState } = require('../native.js')
+
+/**
+ * @typedef {import('../../index.js').ApiKey} ApiKey
+ * @typedef {import('../../index.js').User} User
+ * @typedef {import('../../index.js').Role} Role
+ * @typedef {import('../../index.js').AuditEntry} AuditEntry
+ */
+
+/**
+ * `2026-11-27T20:06:33Z` (UTC, whole seconds).
+ * @param {Date | null | undefined} date
+ */
 function iso(date) {
   if (date == null) return 'never'
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z')
 }
 
-/** `2026-11-27 20:06Z`, for tables. */
+/**
+ * `2026-11-27 20:06Z`, for tables.
+ * @param {Date | null | undefined} date
+ */
 function short(date) {
   if (date == null) return 'never'
   return `${date.toISOString().slice(0, 16).replace('T', ' ')}Z`
 }
 
-/** `in 3d 4h` / `5m ago`, coarse. */
+/**
+ * `in 3d 4h` / `5m ago`, coarse.
+ * @param {Date} date
+ * @param {number} now milliseconds since the epoch
+ */
 function relative(date, now) {
   const diff = date.getTime() - now
   const abs = Math.abs(diff)
@@ -47,26 +66,41 @@ function relative(date, now) {
  */
 const UNSHOWABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
 
-/** `text` with every such character written as a visible `<U+202E>`. */
+/**
+ * `text` with every such character written as a visible `<U+202E>`.
+ * @param {unknown} text shown as `String(text)`
+ */
 function visible(text) {
   return String(text).replace(UNSHOWABLE, (c) => `<U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}>`)
 }
 
-/** Output made of lines: like visible(), but newlines and tabs stay (the last safety net before the terminal). */
+/**
+ * Output made of lines: like visible(), but newlines and tabs stay (the last safety net before the terminal).
+ * @param {unknown} text shown as `String(text)`
+ */
 function shownLines(text) {
   return String(text).replace(UNSHOWABLE, (c) => (c === '\n' || c === '\t' ? c : visible(c)))
 }
 
-/** At most `width` characters (code points: an emoji is never cut in half) on one line. */
+/**
+ * At most `width` characters (code points: an emoji is never cut in half) on one line.
+ * @param {string} text
+ * @param {number} width
+ */
 function truncate(text, width) {
   const oneLine = Array.from(text.replace(/\s+/g, ' '))
   return oneLine.length > width ? `${oneLine.slice(0, width - 1).join('')}…` : oneLine.join('')
 }
 
-/** An aligned table: `headers` and rows of strings (shown through visible()); the last column is not padded. */
+/**
+ * An aligned table: `headers` and rows of strings (shown through visible()); the last column is not padded.
+ * @param {string[]} headers
+ * @param {string[][]} givenRows
+ */
 function table(headers, givenRows) {
   const rows = givenRows.map((row) => row.map(visible))
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
+  /** @param {string[]} cells */
   const line = (cells) =>
     cells
       .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i])))
@@ -75,10 +109,18 @@ function table(headers, givenRows) {
   return [line(headers), ...rows.map(line)].join('\n')
 }
 
+/**
+ * @param {ApiKey} key
+ * @param {number} now milliseconds since the epoch
+ */
 function expiryCell(key, now) {
   return key.expiresAt.getTime() <= now ? `${short(key.expiresAt)} (expired)` : short(key.expiresAt)
 }
 
+/**
+ * @param {ApiKey[]} keys
+ * @param {number} now milliseconds since the epoch
+ */
 function keyTable(keys, now) {
   if (keys.length === 0) return 'no keys'
   return table(
@@ -87,12 +129,16 @@ function keyTable(keys, now) {
   )
 }
 
+/**
+ * @param {ApiKey} key
+ * @param {number} now milliseconds since the epoch
+ */
 function keyDetails(key, now) {
   const expired = key.expiresAt.getTime() <= now
   const lines = [
     `key          ${visible(key.id)}`,
     `user         ${visible(key.userId)}`,
-    `state        ${key.state}${key.state === 'active' && expired ? ' (but expired)' : ''}`,
+    `state        ${key.state}${key.state === KeyState.Active && expired ? ' (but expired)' : ''}`,
     `description  ${key.description === '' ? '(none)' : visible(key.description)}`,
     `expires      ${iso(key.expiresAt)} (${expired ? 'expired ' : ''}${relative(key.expiresAt, now)})`,
     `hint         …${key.hint}`,
@@ -105,10 +151,15 @@ function keyDetails(key, now) {
   return lines.join('\n')
 }
 
+/** @param {string[]} items */
 function list(items) {
   return items.length === 0 ? '(none)' : items.map(visible).join(', ')
 }
 
+/**
+ * @param {User} user
+ * @param {string[]} effective the user's effective rights
+ */
 function userDetails(user, effective) {
   return [
     `user      ${visible(user.id)}`,
@@ -119,6 +170,10 @@ function userDetails(user, effective) {
   ].join('\n')
 }
 
+/**
+ * @param {User[]} users
+ * @param {Map<string, number>} keyCounts keys by user id
+ */
 function userTable(users, keyCounts) {
   if (users.length === 0) return 'no users'
   return table(
@@ -127,6 +182,10 @@ function userTable(users, keyCounts) {
   )
 }
 
+/**
+ * @param {Role[]} roles
+ * @param {Map<string, number>} userCounts holders by role name
+ */
 function roleTable(roles, userCounts) {
   if (roles.length === 0) return 'no roles'
   return table(
@@ -135,12 +194,18 @@ function roleTable(roles, userCounts) {
   )
 }
 
-/** One audit value in a line: strings bare, the rest as compact JSON. */
+/**
+ * One audit value in a line: strings bare, the rest as compact JSON.
+ * @param {unknown} value
+ */
 function auditValue(value) {
   return typeof value === 'string' ? value : JSON.stringify(value)
 }
 
-/** The changes of an audit entry in one line: `state: active → revoked`, `created: {...}`. */
+/**
+ * The changes of an audit entry in one line: `state: active → revoked`, `created: {...}`.
+ * @param {AuditEntry['changes']} changes
+ */
 function auditChanges(changes) {
   return Object.entries(changes)
     .map(([field, value]) => {
@@ -155,6 +220,7 @@ function auditChanges(changes) {
     .join('; ')
 }
 
+/** @param {AuditEntry[]} entries */
 function auditTable(entries) {
   if (entries.length === 0) return 'no audit entries'
   return table(

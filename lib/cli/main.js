@@ -3,29 +3,85 @@
 // runs the command, prints text or JSON, and returns the exit code.
 
 const os = require('node:os')
-const path = require('node:path')
 
 const { ERROR_CODES, quote, redactSecrets } = require('../errors.js')
-const { COMMANDS, GROUPS, NotFound, findCommand, openStore } = require('./commands.js')
+// commands.js is typed against the Command and Context typedefs below by its own annotation;
+// until then its exports are read as these types.
+const { COMMANDS, GROUPS, NotFound, findCommand, openStore } =
+  /** @type {{ COMMANDS: Command[], GROUPS: Record<string, string>, NotFound: typeof import('./commands.js').NotFound, findCommand(words: string[]): Command | undefined, openStore(command: Command, ctx: Context): { store: KeyStore, created: boolean } }} */ (
+    require('./commands.js')
+  )
 const { UsageError, parseOptions, parseWhole, closest } = require('./values.js')
 const { shownLines } = require('./format.js')
+const { resolveStore } = require('../location.js')
+
+/**
+ * @typedef {import('./values.js').OptionSpec} OptionSpec
+ * @typedef {import('../../index.js').KeyStore} KeyStore
+ */
+
+/**
+ * What a command's `parse` and `run` are given.
+ * @typedef {object} Context
+ * @property {string} name `keygate <command words>`, for messages
+ * @property {string[]} args the positional arguments
+ * @property {import('./values.js').OptionValues<Record<string, OptionSpec>>} opts the options given, global ones included
+ * @property {NodeJS.ProcessEnv} env
+ * @property {string} db the store file, absolute
+ * @property {number} now milliseconds since the epoch, read once
+ * @property {number | undefined} maxLifetimeDays
+ * @property {import('../../index.js').AdminOptions} admin the `{ actor }` of admin calls
+ * @property {() => Promise<string>} readStdin
+ * @property {() => string} readStdinSync
+ * @property {KeyStore | undefined} store open while `run` runs (commands whose `store` is not `'none'`)
+ * @property {boolean} created whether opening the store created it
+ * @property {unknown} input what the command's `parse` returned
+ */
+
+/**
+ * What a command's `run` answers: printed as `json` with --json, else as `text`.
+ * @typedef {object} CommandResult
+ * @property {unknown} json
+ * @property {string} text
+ * @property {number} [exit] the exit code; default 0
+ */
+
+/**
+ * A command of commands.js.
+ * @typedef {object} Command
+ * @property {string[]} path its words (`['key', 'create']`)
+ * @property {string} summary
+ * @property {string} usage
+ * @property {string} details
+ * @property {Record<string, OptionSpec>} options its own options (the global ones come with every command)
+ * @property {string[]} positionals their names for help; `[optional]` ones in brackets
+ * @property {number} [minPositionals] when not the count of the non-bracketed ones
+ * @property {boolean} [secretArgs] check/explain: the arguments may hold a secret, never echo them
+ * @property {'create' | 'read' | 'none'} store whether the command may create the store, needs an existing one, or opens its own
+ * @property {string[]} examples
+ * @property {(ctx: Context) => unknown} [parse] checks the options before any store is opened; gives `ctx.input`
+ * @property {(ctx: Context) => import('../../index.js').StoreOptions} [storeOptions]
+ * @property {(ctx: Context) => CommandResult | Promise<CommandResult>} run
+ */
 
 const EXIT = Object.freeze({ OK: 0, NO: 1, USAGE: 2, KEYGATE: 3, INTERNAL: 4 })
 const KNOWN_CODES = new Set(ERROR_CODES)
 
+/** @satisfies {Record<string, OptionSpec>} */
 const GLOBAL_OPTIONS = {
-  db: { type: 'string', arg: '<file>', help: 'the store file; default $KEYGATE_DB, else ./keygate.db' },
+  db: { type: 'string', arg: '<file|url>', help: 'the store file, or a postgres:// URL; default $KEYGATE_DB, else ./keygate.db' },
   json: { type: 'boolean', help: 'print JSON (one document on stdout, errors included) instead of text' },
   actor: { type: 'string', arg: '<name>', help: 'who makes the change, for the audit trail; default $KEYGATE_ACTOR, else your OS user name' },
   'max-lifetime-days': { type: 'string', arg: '<n>', help: 'longest key lifetime allowed, in days; default $KEYGATE_MAX_LIFETIME_DAYS, else 730' },
   help: { type: 'boolean', short: 'h', help: 'show help (also: keygate help <command>)' },
   version: { type: 'boolean', help: 'print the version of keygate' },
 }
-const GLOBAL_WITH_VALUE = new Set(Object.keys(GLOBAL_OPTIONS).filter((k) => GLOBAL_OPTIONS[k].type === 'string'))
+/** @type {Set<string>} */
+const GLOBAL_WITH_VALUE = new Set(/** @type {(keyof typeof GLOBAL_OPTIONS)[]} */ (Object.keys(GLOBAL_OPTIONS)).filter((k) => GLOBAL_OPTIONS[k].type === 'string'))
 
 const EXIT_CODES_HELP = `Exit codes:
-  0  done; check/explain: the call is allowed
-  1  the answer is no: check/explain denied the call, verify-audit found the trail broken,
+  0  done; check/explain/check-dav: the call is allowed
+  1  the answer is no: check/explain/check-dav denied the call, verify-audit found the trail broken,
      or the user/role/key named by show or delete does not exist
   2  usage error: unknown command or option, missing or bad argument (nothing was changed)
   3  keygate refused or failed: the error's code is printed, e.g. UNKNOWN_USER, INVALID_RULE,
@@ -33,9 +89,9 @@ const EXIT_CODES_HELP = `Exit codes:
   4  internal error (a bug in keygate: please report it)`
 
 const ENV_HELP = `Environment:
-  KEYGATE_DB                 the store file when --db is not given (else ./keygate.db)
+  KEYGATE_DB                 the store file or postgres:// URL when --db is not given (else ./keygate.db)
   KEYGATE_ACTOR              the actor recorded in the audit trail when --actor is not given
-  KEYGATE_SECRET             the secret for check/explain when it is not an argument
+  KEYGATE_SECRET             the secret for check/explain/check-dav when it is not an argument
   KEYGATE_MAX_LIFETIME_DAYS  as --max-lifetime-days
   KEYGATE_ADMIN_TOKEN        serve: the admin page's login token (at least 16 characters); when unset,
                              one is generated at the first start, printed once, and kept as a digest
@@ -48,6 +104,7 @@ function version() {
 
 // ---- help ------------------------------------------------------------------------
 
+/** @param {Record<string, OptionSpec>} options */
 function optionLines(options) {
   const rows = Object.entries(options).map(([name, def]) => [
     `${def.short ? `-${def.short}, ` : ''}--${name}${def.arg ? ` ${def.arg}` : ''}${def.multiple ? '...' : ''}`,
@@ -57,6 +114,7 @@ function optionLines(options) {
   return rows.map(([flags, help]) => `  ${flags.padEnd(width)}  ${help}`).join('\n')
 }
 
+/** @param {Command[]} commands */
 function commandList(commands) {
   const rows = commands.map((c) => [c.path.join(' '), c.summary])
   const width = Math.max(...rows.map((r) => r[0].length))
@@ -69,7 +127,7 @@ function generalHelp() {
     'Usage: keygate [global options] <command> [arguments] [options]',
     `Users and roles:\n${commandList(COMMANDS.filter((c) => c.path[0] === 'user' || c.path[0] === 'role'))}`,
     `Keys:\n${commandList(COMMANDS.filter((c) => c.path[0] === 'key'))}`,
-    `Checks:\n${commandList(COMMANDS.filter((c) => c.path[0] === 'check' || c.path[0] === 'explain'))}`,
+    `Checks:\n${commandList(COMMANDS.filter((c) => c.path[0] === 'check' || c.path[0] === 'explain' || c.path[0] === 'check-dav'))}`,
     `Store:\n${commandList(COMMANDS.filter((c) => ['init', 'audit', 'verify-audit', 'backup'].includes(c.path[0])))}`,
     `Admin web page:\n${commandList(COMMANDS.filter((c) => c.path[0] === 'serve'))}`,
     `Global options (before or after the command):\n${optionLines(GLOBAL_OPTIONS)}`,
@@ -80,6 +138,7 @@ function generalHelp() {
   return sections.join('\n\n')
 }
 
+/** @param {string} group */
 function groupHelp(group) {
   const commands = COMMANDS.filter((c) => c.path[0] === group)
   return [
@@ -91,6 +150,7 @@ function groupHelp(group) {
   ].join('\n\n')
 }
 
+/** @param {Command} command */
 function commandHelp(command) {
   const sections = [`keygate ${command.path.join(' ')} — ${command.summary}`, `Usage: ${command.usage}`, command.details]
   if (Object.keys(command.options).length > 0) sections.push(`Options:\n${optionLines(command.options)}`)
@@ -104,8 +164,12 @@ function commandHelp(command) {
 
 const TOP_WORDS = [...new Set(COMMANDS.map((c) => c.path[0]))]
 
-/** Splits argv into leading global options, the command words, and the rest. */
+/**
+ * Splits argv into leading global options, the command words, and the rest.
+ * @param {string[]} argv
+ */
 function locate(argv) {
+  /** @type {string[]} */
   const leading = []
   let i = 0
   while (i < argv.length && argv[i].startsWith('-') && argv[i] !== '--' && argv[i] !== '-') {
@@ -118,12 +182,20 @@ function locate(argv) {
   return { leading, words: argv.slice(i) }
 }
 
+/**
+ * @param {string} word
+ * @param {string[]} candidates
+ * @param {string} prefix the words before `word`, each followed by a space
+ */
 function unknownCommand(word, candidates, prefix) {
   const guess = closest(word, candidates)
   return new UsageError(`unknown command ${quote(`${prefix}${word}`)}${guess ? ` (did you mean "${prefix}${guess}"?)` : ''}; run "keygate ${prefix}--help" for the list`)
 }
 
-/** Which help text `argv` asks for, or undefined. */
+/**
+ * Whether `argv` asks for help (before any `--`).
+ * @param {string[]} argv
+ */
 function wantsHelp(argv) {
   const end = argv.indexOf('--')
   const head = end === -1 ? argv : argv.slice(0, end)
@@ -133,6 +205,9 @@ function wantsHelp(argv) {
 /**
  * Resolves the command words: { command, rest } or { help: text } for a group or
  * "help" request; throws UsageError for unknown or missing commands.
+ * @param {string[]} words
+ * @param {boolean} helpRequested
+ * @returns {{ help: string, command?: undefined, version?: undefined, rest?: undefined } | { version: true, rest: string[], command?: undefined, help?: undefined } | { command: Command, rest: string[], help?: undefined, version?: undefined }}
  */
 function resolve(words, helpRequested) {
   const [first, second] = words
@@ -169,6 +244,7 @@ function resolve(words, helpRequested) {
 
 // ---- running ----------------------------------------------------------------------
 
+/** @param {NodeJS.ProcessEnv} env */
 function defaultActor(env) {
   if (env.KEYGATE_ACTOR !== undefined && env.KEYGATE_ACTOR !== '') return env.KEYGATE_ACTOR
   try {
@@ -180,6 +256,10 @@ function defaultActor(env) {
   return env.USER || env.USERNAME || undefined
 }
 
+/**
+ * @param {Command} command
+ * @param {string[]} args
+ */
 function checkPositionals(command, args) {
   const max = command.positionals.length
   const min = command.minPositionals ?? command.positionals.filter((p) => !p.startsWith('[')).length
@@ -203,6 +283,9 @@ function checkPositionals(command, args) {
 /**
  * The secret from standard input: its first line. On a terminal, asks for it and reads it
  * without echoing it to the screen.
+ * @param {NodeJS.ReadStream} stream
+ * @param {(text: string) => void} stderr
+ * @returns {Promise<string>}
  */
 function readSecretLine(stream, stderr) {
   if (!stream.isTTY || typeof stream.setRawMode !== 'function') return readAll(stream).then((text) => text.split(/\r?\n/)[0])
@@ -211,6 +294,7 @@ function readSecretLine(stream, stderr) {
     let text = ''
     stream.setRawMode(true)
     stream.setEncoding('utf8')
+    /** @param {string} value */
     const done = (value) => {
       stream.setRawMode(false)
       stream.pause()
@@ -218,6 +302,7 @@ function readSecretLine(stream, stderr) {
       stderr('\n')
       resolve(value)
     }
+    /** @param {string} chunk text: the stream's encoding is set */
     const onData = (chunk) => {
       for (const ch of chunk) {
         if (ch === '\r' || ch === '\n' || ch === '\u0004') return done(text)
@@ -235,10 +320,15 @@ function readSecretLine(stream, stderr) {
   })
 }
 
+/**
+ * @param {NodeJS.ReadableStream} stream
+ * @returns {Promise<string>}
+ */
 function readAll(stream) {
   return new Promise((resolve, reject) => {
+    /** @type {Buffer[]} */
     const chunks = []
-    stream.on('data', (c) => chunks.push(Buffer.from(c)))
+    stream.on('data', (/** @type {string | Buffer} */ c) => chunks.push(Buffer.from(c)))
     stream.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
     stream.on('error', reject)
   })
@@ -247,15 +337,26 @@ function readAll(stream) {
 /**
  * Runs the CLI. `io`: { env, cwd, stdout(text), stderr(text), stdin (a readable stream) }.
  * Returns the exit code.
+ * @param {string[]} argv
+ * @param {{ env: NodeJS.ProcessEnv, cwd: string, stdout: (text: string) => void, stderr: (text: string) => void, stdin: NodeJS.ReadStream }} io
+ * @returns {Promise<number>}
  */
 async function run(argv, io) {
   const json = (() => {
     const end = argv.indexOf('--')
     return (end === -1 ? argv : argv.slice(0, end)).includes('--json')
   })()
+  /** @param {string} text */
   const out = (text) => io.stdout(text.endsWith('\n') ? text : `${text}\n`)
+  /** @param {string} text */
   const err = (text) => io.stderr(text.endsWith('\n') ? text : `${text}\n`)
 
+  /**
+   * @param {number} exit
+   * @param {string} code
+   * @param {string} message
+   * @param {string} [hint]
+   */
   const fail = (exit, code, message, hint) => {
     // Every message is redacted once more here: whatever a message quotes, from a usage
     // error to the store's, no secret-shaped run reaches the terminal.
@@ -285,6 +386,7 @@ async function run(argv, io) {
       out(commandHelp(command))
       return EXIT.OK
     }
+    /** @type {typeof GLOBAL_OPTIONS & Record<string, OptionSpec>} */
     const spec = { ...GLOBAL_OPTIONS, ...(command ? command.options : {}) }
     const { values, positionals } = parseOptions([...leading, ...resolved.rest], spec, commandName)
     if (resolved.version || values.version) {
@@ -300,7 +402,7 @@ async function run(argv, io) {
     const env = io.env
     const dbText = values.db ?? (env.KEYGATE_DB || undefined) ?? 'keygate.db'
     if (dbText === '') throw new UsageError('--db needs a file name')
-    const db = path.resolve(io.cwd, dbText)
+    const db = resolveStore(dbText, io.cwd)
     const actorText = values.actor ?? defaultActor(env)
     if (values.actor !== undefined && values.actor.trim() === '') throw new UsageError('--actor needs a name')
     const lifetimeText = values['max-lifetime-days'] ?? (env.KEYGATE_MAX_LIFETIME_DAYS || undefined)
@@ -309,6 +411,7 @@ async function run(argv, io) {
         ? undefined
         : parseWhole(lifetimeText, values['max-lifetime-days'] !== undefined ? '--max-lifetime-days' : 'KEYGATE_MAX_LIFETIME_DAYS', 1, 36_500)
 
+    /** @type {Context} */
     const ctx = {
       name: commandName,
       args: positionals,
@@ -320,7 +423,7 @@ async function run(argv, io) {
       admin: actorText === undefined ? {} : { actor: actorText },
       readStdin: () => readAll(io.stdin),
       readStdinSync: () => require('node:fs').readFileSync(0, 'utf8'),
-      store: /** @type {import('../../index.js').KeyStore | undefined} */ (undefined),
+      store: undefined,
       created: false,
       input: undefined,
     }

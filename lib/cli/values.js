@@ -7,6 +7,7 @@
 const { quote } = require('../errors.js')
 
 class UsageError extends Error {
+  /** @param {string} message */
   constructor(message) {
     super(message)
     this.name = 'UsageError'
@@ -14,12 +15,35 @@ class UsageError extends Error {
 }
 
 /**
- * Parses `args` against `spec` ({ name: { type: 'string' | 'boolean', multiple?, short? } }).
+ * An option of a command: `--name <arg>` (type `string`, repeatable when `multiple`) or a flag.
+ * @typedef {object} OptionSpec
+ * @property {'string' | 'boolean'} type
+ * @property {string} [short] the one-letter form (`-h`)
+ * @property {string} [arg] how help names its value (`<file>`)
+ * @property {boolean} [multiple]
+ * @property {string} help
+ */
+
+/**
+ * What the options of `spec` parse to: a string, the list of a `multiple` option's strings,
+ * or true for a flag; absent when not given.
+ * @template {Record<string, OptionSpec>} S
+ * @typedef {{ [K in keyof S]?: S[K] extends { type: 'boolean' } ? true : S[K] extends { type: 'string' } ? (S[K] extends { multiple: true } ? string[] : string) : string | string[] | true }} OptionValues
+ */
+
+/**
+ * Parses `args` against `spec`.
  * Options may come before, between or after positionals; `--` ends the options.
- * Returns { values, positionals }.
+ * @template {Record<string, OptionSpec>} S
+ * @param {string[]} args
+ * @param {S} spec
+ * @param {string} [context] the command, for "see … --help"
+ * @returns {{ values: OptionValues<S>, positionals: string[] }}
  */
 function parseOptions(args, spec, context) {
+  /** @type {Record<string, string | string[] | true>} */
   const values = {}
+  /** @type {string[]} */
   const positionals = []
   const byShort = new Map()
   for (const [name, def] of Object.entries(spec)) if (def.short) byShort.set(def.short, name)
@@ -62,27 +86,35 @@ function parseOptions(args, spec, context) {
     }
     if (def.multiple) {
       values[name] ??= []
-      values[name].push(value)
+      // A multiple option's value is always its list.
+      const list = /** @type {string[]} */ (values[name])
+      list.push(value)
     } else {
       if (values[name] !== undefined) throw new UsageError(`--${name} is given more than once`)
       values[name] = value
     }
   }
-  return { values, positionals }
+  // Each value has its option's kind (the checks above): what OptionValues says, per name.
+  return { values: /** @type {OptionValues<S>} */ (values), positionals }
 }
 
+/** @param {string} value */
 function looksLikeOption(value) {
   return /^--[a-z]/i.test(value) || value === '-h'
 }
 
 // ---- durations and dates ----------------------------------------------------
 
+/** @type {Record<string, number>} */
 const UNIT_MS = { w: 7 * 86_400_000, d: 86_400_000, h: 3_600_000, m: 60_000, s: 1_000 }
 const DURATION = /^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/
 const DURATION_HELP = 'a duration is a number with a unit w, d, h, m or s, such as 90d, 12h, 30m, 2w or 1d12h'
 const DATE_HELP = 'a date is YYYY-MM-DD (midnight UTC at the start of that day) or an ISO 8601 time such as 2027-01-31T17:00:00Z'
 
-/** Milliseconds of a duration such as `90d`, `12h`, `1d12h`, `0`; undefined if `text` is not one. */
+/**
+ * Milliseconds of a duration such as `90d`, `12h`, `1d12h`, `0`; undefined if `text` is not one.
+ * @param {string} text
+ */
 function durationMs(text) {
   const t = text.trim().toLowerCase()
   if (t === '0') return 0
@@ -100,6 +132,7 @@ const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:
 /**
  * An instant from `YYYY-MM-DD` (00:00:00 UTC of that day), `YYYY-MM-DDTHH:MM[:SS[.fff]]` with
  * `Z`, an offset `±HH:MM`, or no offset (taken as UTC). Undefined if `text` is not a date.
+ * @param {string} text
  */
 function parseDate(text) {
   const m = DATE_TIME.exec(text.trim())
@@ -124,7 +157,11 @@ function parseDate(text) {
   return new Date(at)
 }
 
-/** A date-shaped value that is not a real date or time (2027-02-30, 25:00). */
+/**
+ * A date-shaped value that is not a real date or time (2027-02-30, 25:00).
+ * @param {string} text
+ * @param {string} option
+ */
 function badDate(text, option) {
   if (/^\d{4}-\d{1,2}-\d{1,2}/.test(text.trim())) {
     return new UsageError(`${option} ${quote(text)} is not a valid date or time; ${DATE_HELP}`)
@@ -132,7 +169,12 @@ function badDate(text, option) {
   return undefined
 }
 
-/** `--expires`: a duration from now, or a date. */
+/**
+ * `--expires`: a duration from now, or a date.
+ * @param {string} text
+ * @param {string} option
+ * @param {number} now milliseconds since the epoch
+ */
 function parseExpiry(text, option, now) {
   const ms = durationMs(text)
   if (ms !== undefined) return new Date(now + ms)
@@ -143,7 +185,12 @@ function parseExpiry(text, option, now) {
   throw new UsageError(`${option} ${quote(text)} is neither a duration nor a date: ${DURATION_HELP}; ${DATE_HELP}`)
 }
 
-/** `--since`: a duration ago, or a date. */
+/**
+ * `--since`: a duration ago, or a date.
+ * @param {string} text
+ * @param {string} option
+ * @param {number} now milliseconds since the epoch
+ */
 function parseSince(text, option, now) {
   const ms = durationMs(text)
   if (ms !== undefined) return new Date(now - ms)
@@ -154,14 +201,24 @@ function parseSince(text, option, now) {
   throw new UsageError(`${option} ${quote(text)} is neither a duration (ago) nor a date: ${DURATION_HELP}; ${DATE_HELP}`)
 }
 
-/** A duration in whole seconds (`--overlap`). */
+/**
+ * A duration in whole seconds (`--overlap`).
+ * @param {string} text
+ * @param {string} option
+ */
 function parseDurationSeconds(text, option) {
   const ms = durationMs(text)
   if (ms === undefined) throw new UsageError(`${option} ${quote(text)} is not a duration: ${DURATION_HELP}`)
   return Math.floor(ms / 1000)
 }
 
-/** A whole number from `min` to `max`. */
+/**
+ * A whole number from `min` to `max`.
+ * @param {string} text
+ * @param {string} option
+ * @param {number} min
+ * @param {number} max
+ */
 function parseWhole(text, option, min, max) {
   const t = text.trim()
   if (!/^\d+$/.test(t) || Number(t) < min || Number(t) > max) {
@@ -170,15 +227,27 @@ function parseWhole(text, option, min, max) {
   return Number(t)
 }
 
-/** One of `choices`. */
+/**
+ * One of `choices`.
+ * @template {string} T
+ * @param {string} text
+ * @param {string} option
+ * @param {readonly T[]} choices
+ * @returns {T}
+ */
 function parseChoice(text, option, choices) {
-  if (!choices.includes(text)) {
+  if (!(/** @type {readonly string[]} */ (choices).includes(text))) {
     throw new UsageError(`${option} ${quote(text)} must be one of: ${choices.join(', ')}`)
   }
-  return text
+  // One of the choices (checked just above).
+  return /** @type {T} */ (text)
 }
 
-/** Levenshtein distance, for "did you mean" hints. */
+/**
+ * Levenshtein distance, for "did you mean" hints.
+ * @param {string} a
+ * @param {string} b
+ */
 function distance(a, b) {
   const row = Array.from({ length: b.length + 1 }, (_, j) => j)
   for (let i = 1; i <= a.length; i++) {
@@ -193,6 +262,10 @@ function distance(a, b) {
   return row[b.length]
 }
 
+/**
+ * @param {string} word
+ * @param {string[]} candidates
+ */
 function closest(word, candidates) {
   let best
   let bestDistance = Infinity

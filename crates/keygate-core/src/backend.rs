@@ -9,21 +9,27 @@
 //!
 //! # The write path
 //!
-//! Every admin call is one write, driven by the store (`store/tx.rs`) with the
-//! registry held for writing from start to end, so writes of one process never
-//! overlap and no check sees a half-applied change:
+//! Every admin call is one write, driven by the store (`store/tx.rs`). Admin
+//! calls of one process go one at a time (the store's writer lock, held from
+//! `begin` to `commit`); the registry itself is never locked across a backend
+//! call, so a check never waits behind I/O (a slow disk, a half-open network
+//! connection):
 //!
 //! 1. [`begin`](Backend::begin) takes the durable write lock, so that writers
 //!    of all processes go one at a time.
 //! 2. [`changes`](Backend::changes) returns what other processes committed since
-//!    this one last looked; the store applies it before it plans the call.
-//! 3. The store validates the call against the now-current registry and plans
-//!    its [`Change`]s and audit drafts.
-//! 4. [`commit`](Backend::commit) makes the changes and their audit entries
-//!    durable together, then the store applies them in memory and bumps the memo's
-//!    generation. Or [`rollback`](Backend::rollback), when the call changes
-//!    nothing or fails anywhere after `begin` (also when the backend itself
-//!    panicked inside `commit`).
+//!    this one last looked; the store applies it (holding the registry for
+//!    writing only while it applies) before it plans the call.
+//! 3. The store validates the call against the now-current registry, held for
+//!    reading, and plans its [`Change`]s and audit drafts.
+//! 4. [`commit`](Backend::commit), with the registry unlocked, makes the changes
+//!    and their audit entries durable together; then the store holds the registry
+//!    for writing, applies them in memory and bumps the memo's generation. Or
+//!    [`rollback`](Backend::rollback), when the call changes nothing or fails
+//!    anywhere after `begin` (also when the backend itself panicked inside `commit`).
+//!
+//! Nothing else changes the registry between steps 2 and 4: catching up from the
+//! background thread (`Inner::poll`) takes the same writer lock.
 //!
 //! # Following other processes
 //!
@@ -31,8 +37,8 @@
 //! opened: `KeyStore::with_backend`, then `KeyStore::downgrade` for a `Weak`
 //! handle the thread upgrades on each round and `KeyStore::set_maintenance` so
 //! that `close` joins it). When it learns that others committed, the thread calls
-//! `Inner::poll`, which holds the registry for writing and asks
-//! [`poll`](Backend::poll). The thread also flushes `lastUsedAt`
+//! `Inner::poll`, which takes the writer lock, asks [`poll`](Backend::poll)
+//! with the registry unlocked, then holds the registry for writing to apply the answer. The thread also flushes `lastUsedAt`
 //! (`Inner::flush_uses`, which calls [`flush_uses`](Backend::flush_uses)) and
 //! reports each task's outcome (`Inner::report`).
 //!
@@ -56,19 +62,18 @@
 //! # Threads and locks
 //!
 //! Calls come from the JavaScript thread and from the backend's own thread, so
-//! a backend is `Send + Sync`. `begin` … `commit`/`rollback` and `poll` run with
-//! the registry held for writing (so never concurrently with one another, and
-//! checks wait for them: they should do no more I/O than reading the changes; a
-//! networked backend can receive changes on its own connection and have `poll`
-//! hand over what it holds). `flush_uses`, `audit`, `verify_audit` and `backup`
-//! run without the registry and may overlap a write; `stored_uses` runs with the
-//! registry held for reading (admin calls wait, checks do not).
+//! a backend is `Send + Sync`. `begin` … `commit`/`rollback` and `poll` run under
+//! the store's writer lock (so never concurrently with one another) and with the
+//! registry unlocked: checks go on meanwhile, and only admin calls and catch-up
+//! wait for them. `flush_uses`, `audit`, `verify_audit`, `stored_uses` and
+//! `backup` run without either lock and may overlap a write.
 
 use parking_lot::Mutex;
 
 use crate::audit::{verify, AuditDraft, AuditEntry, AuditQuery, AuditReport, GENESIS};
 use crate::error::Result;
 use crate::registry::{Change, Registry};
+use crate::store::Health;
 
 /// What other processes changed since this one last looked (the answer of
 /// [`Backend::changes`] and [`Backend::poll`]).
@@ -164,6 +169,12 @@ pub trait Backend: Send + Sync {
             crate::error::ErrorCode::InvalidArgument,
             "an in-memory store has no file to back up; use KeyStore.open(path)",
         ))
+    }
+
+    /// How this process follows the store (see [`Health`]); `now` is the system
+    /// clock's time in ms. The default: a store only this process writes is always current.
+    fn health(&self, now: i64) -> Health {
+        Health { connected: true, applied_version: 0, lag_ms: 0.0, last_contact_at: Some(now) }
     }
 
     /// Releases the store's connections (after the store stopped and joined the

@@ -1,12 +1,15 @@
 //! The access decision (README, "The decision"), step by step, with the reason of the first
-//! step that fails.
+//! step that fails. An API call and a WebDAV request share every step but what they ask
+//! about ([`Request`]): step 3 checks its names, steps 7 and 8 match it against rules of
+//! its own kind only, so API rules never decide a WebDAV request nor WebDAV rules an API call.
 
 use crate::clock::Clock;
+use crate::dav::{is_valid_request, DavNames, DavRule};
 use crate::glob::is_valid_name;
 use crate::ip::parse_caller_ip;
 use crate::model::{Key, KeyState, User, UserStatus};
 use crate::registry::Registry;
-use crate::rule::{ApiRule, CallNames};
+use crate::rule::{ApiRule, CallNames, RuleList};
 use crate::secret::{digest, is_well_formed, Prefix};
 
 /// Why a call was allowed or denied; the numeric values cross to JavaScript.
@@ -63,17 +66,28 @@ impl Reason {
     }
 }
 
-/// The decision plus what it was about.
-#[derive(Debug, Clone, Copy)]
-pub struct Outcome<'r> {
+/// The decision plus what it was about; `M` is the kind of rule that matched
+/// (`ApiRule` for an API call, `DavRule` for a WebDAV request).
+#[derive(Debug)]
+pub struct Outcome<'r, M = ApiRule> {
     pub reason: Reason,
     pub key: Option<&'r Key>,
-    pub matched_rule: Option<&'r ApiRule>,
+    /// The first of the key's rules of the request's kind that matched (step 8).
+    pub matched_rule: Option<&'r M>,
     /// The instant the decision used (read once, at step 5; `None` if not reached).
     pub now: Option<i64>,
 }
 
-impl Outcome<'_> {
+// Copy whatever `M` is: the outcome holds references only.
+impl<M> Clone for Outcome<'_, M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M> Copy for Outcome<'_, M> {}
+
+impl<M> Outcome<'_, M> {
     pub fn allowed(&self) -> bool {
         self.reason == Reason::Allowed
     }
@@ -88,13 +102,141 @@ pub struct Call<'a> {
     pub ip: Option<&'a [u8]>,
 }
 
+/// A WebDAV request to decide: the raw bytes the caller gave (any bytes at all).
+#[derive(Debug, Clone, Copy)]
+pub struct DavCall<'a> {
+    pub secret: &'a [u8],
+    pub method: &'a [u8],
+    pub path: &'a [u8],
+    pub ip: Option<&'a [u8]>,
+}
+
+/// What the decision asks about a request of one kind: steps 3, 7 and 8 differ by kind.
+pub(crate) trait Request: Copy {
+    /// The kind of rule that decides it.
+    type Rule: RuleText;
+    /// The request prepared once for matching against every rule list.
+    type Names;
+    fn secret(&self) -> &[u8];
+    fn ip(&self) -> Option<&[u8]>;
+    /// Step 3: the request's names are valid.
+    fn is_valid(&self) -> bool;
+    fn names(&self) -> Self::Names;
+    /// The first rule of this kind in `rules` (list order) that matches.
+    fn first_match<'r>(rules: &'r RuleList, names: &Self::Names) -> Option<&'r Self::Rule>;
+    /// Whether `rules` holds any rule of this kind (none = unrestricted at step 8).
+    fn has_rules(rules: &RuleList) -> bool;
+}
+
+impl Request for Call<'_> {
+    type Rule = ApiRule;
+    type Names = CallNames;
+
+    fn secret(&self) -> &[u8] {
+        self.secret
+    }
+
+    fn ip(&self) -> Option<&[u8]> {
+        self.ip
+    }
+
+    #[inline]
+    fn is_valid(&self) -> bool {
+        is_valid_name(self.service) && is_valid_name(self.api)
+    }
+
+    #[inline]
+    fn names(&self) -> CallNames {
+        CallNames::new(self.service, self.api)
+    }
+
+    #[inline]
+    fn first_match<'r>(rules: &'r RuleList, names: &CallNames) -> Option<&'r ApiRule> {
+        rules.first_api_match(names)
+    }
+
+    #[inline]
+    fn has_rules(rules: &RuleList) -> bool {
+        rules.has_api_rules()
+    }
+}
+
+impl Request for DavCall<'_> {
+    type Rule = DavRule;
+    type Names = DavNames;
+
+    fn secret(&self) -> &[u8] {
+        self.secret
+    }
+
+    fn ip(&self) -> Option<&[u8]> {
+        self.ip
+    }
+
+    fn is_valid(&self) -> bool {
+        is_valid_request(self.method, self.path)
+    }
+
+    fn names(&self) -> DavNames {
+        DavNames::new(self.method, self.path)
+    }
+
+    fn first_match<'r>(rules: &'r RuleList, names: &DavNames) -> Option<&'r DavRule> {
+        rules.first_dav_match(names)
+    }
+
+    fn has_rules(rules: &RuleList) -> bool {
+        rules.has_dav_rules()
+    }
+}
+
+/// The normalised text of a rule that matched (what `explain` reports).
+pub(crate) trait RuleText {
+    fn text(&self) -> &str;
+}
+
+impl RuleText for ApiRule {
+    fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+impl RuleText for DavRule {
+    fn text(&self) -> &str {
+        &self.text
+    }
+}
+
 /// Decides a call in the documented order: [`authenticate`] (steps 1–2, with the
 /// store's availability asked between them), then [`authorize`] (steps 3–9). The
 /// clock is read only if step 5 is reached. `available` says whether the store can
 /// vouch that `registry` is current.
 pub fn decide<'r>(registry: &'r Registry, prefix: &Prefix, clock: &Clock, available: impl FnOnce() -> bool, call: Call<'_>) -> Outcome<'r> {
-    match authenticate(registry, prefix, available, call.secret) {
-        Ok(key) => authorize(registry, key, clock, call),
+    decide_request(registry, prefix, clock, available, call)
+}
+
+/// [`decide`] for a WebDAV request.
+pub fn decide_dav<'r>(
+    registry: &'r Registry,
+    prefix: &Prefix,
+    clock: &Clock,
+    available: impl FnOnce() -> bool,
+    call: DavCall<'_>,
+) -> Outcome<'r, DavRule> {
+    decide_request(registry, prefix, clock, available, call)
+}
+
+/// [`decide`] for a request of either kind.
+#[inline]
+pub(crate) fn decide_request<'r, Q: Request>(
+    registry: &'r Registry,
+    prefix: &Prefix,
+    clock: &Clock,
+    available: impl FnOnce() -> bool,
+    request: Q,
+) -> Outcome<'r, Q::Rule> {
+    match authenticate(registry, prefix, available, request.secret()) {
+        Ok(key) => authorize_request(registry, key, clock, request),
         Err(reason) => Outcome { reason, key: None, matched_rule: None, now: None },
     }
 }
@@ -122,8 +264,19 @@ pub fn authenticate<'r>(
 /// Steps 3–9 of the decision for a known key: what `decide` answers once the secret
 /// has named `key`, and what an admin holding only the key id is told.
 pub fn authorize<'r>(registry: &'r Registry, k: &'r Key, clock: &Clock, call: Call<'_>) -> Outcome<'r> {
+    authorize_request(registry, k, clock, call)
+}
+
+/// [`authorize`] for a WebDAV request.
+pub fn authorize_dav<'r>(registry: &'r Registry, k: &'r Key, clock: &Clock, call: DavCall<'_>) -> Outcome<'r, DavRule> {
+    authorize_request(registry, k, clock, call)
+}
+
+/// [`authorize`] for a request of either kind.
+#[inline]
+pub(crate) fn authorize_request<'r, Q: Request>(registry: &'r Registry, k: &'r Key, clock: &Clock, request: Q) -> Outcome<'r, Q::Rule> {
     let deny = |reason, now| Outcome { reason, key: Some(k), matched_rule: None, now };
-    if !is_valid_name(call.service) || !is_valid_name(call.api) {
+    if !request.is_valid() {
         return deny(Reason::InvalidRequest, None);
     }
     match k.state {
@@ -139,21 +292,31 @@ pub fn authorize<'r>(registry: &'r Registry, k: &'r Key, clock: &Clock, call: Ca
     let Some(user) = registry.user(&k.user_id).filter(|u| u.status == UserStatus::Active) else {
         return deny(Reason::UserInactive, now);
     };
-    let names = CallNames::new(call.service, call.api);
-    if !has_right(registry, user, &names) {
+    let names = request.names();
+    if !has_right::<Q>(registry, user, &names) {
         return deny(Reason::UserLacksRight, now);
     }
-    let matched_rule = k.rules.first_api_match(&names);
-    if matched_rule.is_none() && k.rules.has_api_rules() {
+    let matched_rule = Q::first_match(&k.rules, &names);
+    if matched_rule.is_none() && Q::has_rules(&k.rules) {
         return deny(Reason::NoMatchingRule, now);
     }
-    let reason = if k.rules.ip_allows(call.ip.and_then(parse_caller_ip)) { Reason::Allowed } else { Reason::IpNotAllowed };
+    let reason = if k.rules.ip_allows(request.ip().and_then(parse_caller_ip)) { Reason::Allowed } else { Reason::IpNotAllowed };
     Outcome { reason, key: Some(k), matched_rule, now }
 }
 
 /// The decision of a store that cannot vouch it is current: step 1, then `store_unavailable`.
 pub fn decide_unavailable(prefix: &Prefix, call: Call<'_>) -> Reason {
-    if is_well_formed(call.secret, prefix) {
+    unavailable(prefix, call)
+}
+
+/// [`decide_unavailable`] for a WebDAV request.
+pub fn decide_dav_unavailable(prefix: &Prefix, call: DavCall<'_>) -> Reason {
+    unavailable(prefix, call)
+}
+
+/// [`decide_unavailable`] for a request of either kind.
+pub(crate) fn unavailable(prefix: &Prefix, request: impl Request) -> Reason {
+    if is_well_formed(request.secret(), prefix) {
         Reason::StoreUnavailable
     } else {
         Reason::MalformedKey
@@ -161,9 +324,10 @@ pub fn decide_unavailable(prefix: &Prefix, call: Call<'_>) -> Reason {
 }
 
 /// Effective rights = the user's own rights ∪ the rights of each of its roles.
-fn has_right(registry: &Registry, user: &User, call: &CallNames) -> bool {
-    user.rights.first_api_match(call).is_some()
-        || user.roles.iter().filter_map(|name| registry.role(name)).any(|role| role.rights.first_api_match(call).is_some())
+/// Rights of the request's kind only: an API right never grants a WebDAV request, nor the reverse.
+fn has_right<Q: Request>(registry: &Registry, user: &User, names: &Q::Names) -> bool {
+    Q::first_match(&user.rights, names).is_some()
+        || user.roles.iter().filter_map(|name| registry.role(name)).any(|role| Q::first_match(&role.rights, names).is_some())
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ pub enum ErrorCode {
     StoreIo,
     StoreCorrupt,
     StoreLocked,
+    /// A shared store (PostgreSQL) that cannot be reached within its timeout.
+    StoreUnavailable,
     /// A defect inside keygate, reported instead of a crash.
     Internal,
 }
@@ -42,6 +44,7 @@ impl ErrorCode {
             ErrorCode::StoreIo => "STORE_IO",
             ErrorCode::StoreCorrupt => "STORE_CORRUPT",
             ErrorCode::StoreLocked => "STORE_LOCKED",
+            ErrorCode::StoreUnavailable => "STORE_UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
         }
     }

@@ -10,7 +10,7 @@
 //! # The API
 //!
 //! Everything a user of the crate needs is re-exported here: [`KeyStore`] and
-//! its input and view types, the [`Call`] a check decides and its [`Reason`],
+//! its input and view types, the [`Call`] (or [`DavCall`]) a check decides and its [`Reason`],
 //! [`Error`]s with their stable [`ErrorCode`]s, the audit trail's types, and
 //! what background failures report ([`Incident`]). [`memo`] is public as the
 //! contract with the JavaScript memo (its constants cross to JS through the
@@ -24,10 +24,11 @@
 //! | `decision` | the decision, step by step (`authenticate`, then `authorize`) |
 //! | `registry` | the state in memory and the one way it changes (`Change`) |
 //! | `model` | users, roles, keys, [`KeyId`], and the checks of names and texts |
-//! | `rule`, `glob`, `ip` | rules: parsing, normalising, matching |
+//! | `rule`, `glob`, `ip`, `dav` | rules: parsing, normalising, matching; WebDAV requests |
 //! | `secret` | secrets: issuing, shape, digest, finding one in a text |
 //! | `backend` | the `Backend` seam: where changes go |
 //! | `sqlite/` | the durable backend: one SQLite file shared by processes |
+//! | `postgres/` | the shared backend: one PostgreSQL database shared by hosts |
 //! | `audit` | the hash-chained audit trail |
 //! | [`memo`] | the contract with the JavaScript memo; the expiry watch |
 //! | `incident`, `clock`, `time`, `error` | reporting, time, errors |
@@ -35,6 +36,7 @@
 mod audit;
 mod backend;
 mod clock;
+mod dav;
 mod decision;
 mod error;
 mod glob;
@@ -42,6 +44,7 @@ mod incident;
 mod ip;
 pub mod memo;
 mod model;
+mod postgres;
 mod registry;
 mod rule;
 mod secret;
@@ -50,7 +53,8 @@ mod store;
 mod time;
 
 pub use audit::{AuditEntry, AuditQuery, AuditReport};
-pub use decision::{Call, Reason};
+pub use dav::{MAX_DAV_METHOD_LEN, MAX_DAV_PATH_LEN};
+pub use decision::{Call, DavCall, Reason};
 pub use error::{redact_secrets, Error, ErrorCode, Result};
 pub use glob::MAX_NAME_LEN;
 pub use incident::{Incident, OnError, Task};
@@ -59,8 +63,8 @@ pub use model::{KeyId, KeyState, UserStatus};
 pub use rule::validate_rule;
 pub use secret::{AFTER_PREFIX_LEN, MAX_SECRET_LEN};
 pub use store::{
-    Actor, AuditAction, EffectiveRights, Explanation, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, Options, RoleView, UserInput,
-    UserView,
+    Actor, AuditAction, EffectiveRights, Explanation, Health, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, Options, RoleView,
+    UserInput, UserView,
 };
 
 /// The pieces below the API that keygate's own integration tests, fuzz targets
@@ -70,7 +74,10 @@ pub use store::{
 pub mod internals {
     pub use crate::audit::{user_record, verify, AuditDraft, GENESIS};
     pub use crate::clock::{system_now, Clock};
-    pub use crate::decision::{authenticate, authorize, decide, decide_unavailable, Outcome};
+    pub use crate::dav::{is_valid_path, is_valid_request, DavNames, DavRule};
+    pub use crate::decision::{
+        authenticate, authorize, authorize_dav, decide, decide_dav, decide_dav_unavailable, decide_unavailable, Outcome,
+    };
     pub use crate::glob::Glob;
     pub use crate::ip::{parse_caller_ip, IpNet};
     pub use crate::model::{check_actor, check_description, check_name};

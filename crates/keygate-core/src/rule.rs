@@ -1,8 +1,10 @@
-//! The rule language: API rules `<service>:<api>` and IP rules `ip=<addr>[/<prefix>]`.
+//! The rule language: API rules `<service>:<api>`, IP rules `ip=<addr>[/<prefix>]`
+//! and WebDAV rules `dav=<method> <path>` (see `dav.rs`).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::dav::{DavNames, DavRule};
 use crate::error::{describe_char, quote, Error, ErrorCode, Result};
 use crate::glob::{is_name_byte, FoldedName, Glob};
 use crate::ip::IpNet;
@@ -50,6 +52,7 @@ impl CallNames {
 pub enum Rule {
     Api(ApiRule),
     Ip(IpNet),
+    Dav(DavRule),
 }
 
 impl Rule {
@@ -58,6 +61,7 @@ impl Rule {
         match self {
             Rule::Api(rule) => rule.text.to_string(),
             Rule::Ip(net) => format!("ip={net}"),
+            Rule::Dav(rule) => rule.text.to_string(),
         }
     }
 }
@@ -82,7 +86,10 @@ pub fn parse_rule(raw: &str) -> Result<Rule> {
     }
     match rule.split_at_checked(3) {
         Some((tag, address)) if tag.eq_ignore_ascii_case("ip=") => parse_ip_rule(rule, address),
-        _ => parse_api_rule(rule),
+        _ => match rule.split_at_checked(4) {
+            Some((tag, body)) if tag.eq_ignore_ascii_case("dav=") => DavRule::parse(rule, body).map(Rule::Dav),
+            _ => parse_api_rule(rule),
+        },
     }
 }
 
@@ -100,7 +107,7 @@ fn parse_ip_rule(rule: &str, address: &str) -> Result<Rule> {
 
 fn parse_api_rule(rule: &str) -> Result<Rule> {
     let Some((service, api)) = rule.split_once(':') else {
-        return Err(invalid(rule, "expected <service>:<api> (or ip=<address>[/<prefix>])"));
+        return Err(invalid(rule, "expected <service>:<api> (or ip=<address>[/<prefix>], or dav=<method> <path>)"));
     };
     if api.contains(':') {
         let hint = hornbill_operation(rule).map_or(String::new(), |meant| format!(" (did you mean {meant}?)"));
@@ -167,6 +174,7 @@ struct RuleIndex {
     others: Box<[u32]>,
     has_api: bool,
     has_ip: bool,
+    has_dav: bool,
 }
 
 /// The lower-cased service and api of a rule with no wildcard.
@@ -202,12 +210,14 @@ impl hashbrown::Equivalent<ExactPair> for PairRef<'_> {
 
 impl RuleIndex {
     fn new(rules: &[Arc<Rule>]) -> RuleIndex {
-        let mut index = RuleIndex { exact: hashbrown::HashMap::default(), others: Box::default(), has_api: false, has_ip: false };
+        let mut index =
+            RuleIndex { exact: hashbrown::HashMap::default(), others: Box::default(), has_api: false, has_ip: false, has_dav: false };
         let mut others = Vec::new();
         for (at, rule) in rules.iter().enumerate() {
             let Ok(at) = u32::try_from(at) else { break };
             match &**rule {
                 Rule::Ip(_) => index.has_ip = true,
+                Rule::Dav(_) => index.has_dav = true,
                 Rule::Api(api_rule) => {
                     index.has_api = true;
                     match (api_rule.service.exact(), api_rule.api.exact()) {
@@ -250,6 +260,24 @@ impl RuleList {
             Some(index) => index.has_ip,
             None => self.rules.iter().any(|rule| matches!(**rule, Rule::Ip(_))),
         }
+    }
+
+    pub fn has_dav_rules(&self) -> bool {
+        match &self.index {
+            Some(index) => index.has_dav,
+            None => self.rules.iter().any(|rule| matches!(**rule, Rule::Dav(_))),
+        }
+    }
+
+    /// The first WebDAV rule (in list order) matching the request, if any.
+    pub fn first_dav_match(&self, request: &DavNames) -> Option<&DavRule> {
+        if self.index.as_ref().is_some_and(|index| !index.has_dav) {
+            return None;
+        }
+        self.rules.iter().find_map(|rule| match &**rule {
+            Rule::Dav(dav_rule) if dav_rule.matches(request) => Some(dav_rule),
+            _ => None,
+        })
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Rule>> {
@@ -328,7 +356,7 @@ fn check_count(count: usize) -> Result<()> {
 
 fn check_usage(raw: &str, rule: &Rule, usage: RuleUse) -> Result<()> {
     if usage == RuleUse::Rights && matches!(rule, Rule::Ip(_)) {
-        return Err(invalid(raw, "user and role rights take API rules only, not IP rules"));
+        return Err(invalid(raw, "user and role rights take API and WebDAV rules only, not IP rules"));
     }
     Ok(())
 }
@@ -342,7 +370,7 @@ pub struct RuleInterner {
     indexes: std::collections::HashMap<String, Arc<RuleIndex>>,
 }
 
-/// What a rule list is for: user and role rights may not hold IP rules.
+/// What a rule list is for: user and role rights may hold API and WebDAV rules, not IP rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuleUse {
     KeyRules,
@@ -413,7 +441,7 @@ mod tests {
     fn api_matches(rule: &str, service: &str, api: &str) -> bool {
         match parse_rule(rule).unwrap() {
             Rule::Api(r) => r.matches(service.as_bytes(), api.as_bytes()),
-            Rule::Ip(_) => panic!("not an API rule"),
+            _ => panic!("not an API rule"),
         }
     }
 
@@ -568,7 +596,7 @@ mod tests {
         assert_eq!(interner.parse_list(&many, RuleUse::KeyRules).unwrap_err().code, ErrorCode::InvalidRule);
         assert!(interner.parse_list(&many[..1000], RuleUse::KeyRules).is_ok());
         let err = interner.parse_list(&["ip=10.0.0.0/8"], RuleUse::Rights).unwrap_err();
-        assert!(err.message.contains("API rules only"));
+        assert!(err.message.contains("API and WebDAV rules only"));
     }
 
     /// The first matching API rule by a plain scan in list order (what the index must agree with).

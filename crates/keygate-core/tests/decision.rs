@@ -1,8 +1,13 @@
 //! `decision::decide`: the decision's steps in order. Each reason on its own,
 //! then every step failing at once and fixed one at a time, so that the first
 //! failing step is shown to win over all later ones.
+//!
+//! Every test here runs twice (`twice!` at the end): as written, and with WebDAV
+//! rules added to every key and WebDAV rights to every user and role. A key's
+//! WebDAV rules never change an API call's answer: both runs must give the same
+//! reasons and matched rules, decision for decision.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use keygate_core::internals::{
     authorize, decide, decide_unavailable, generate, Change, Clock, KeyRecord, Outcome, Prefix, Registry, RoleRecord, UserRecord,
@@ -17,8 +22,45 @@ fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
+thread_local! {
+    /// Whether this run adds WebDAV rules and rights everywhere.
+    static WITH_DAV: Cell<bool> = const { Cell::new(false) };
+    /// Each API decision of this run: its reason and matched rule.
+    static DECISIONS: RefCell<Vec<(Reason, Option<String>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// WebDAV rules that match every WebDAV request and none that match nothing, around
+/// the given rules, and enough of them that a short list becomes an indexed one.
+fn with_dav(mut rules: Vec<String>) -> Vec<String> {
+    if !WITH_DAV.get() {
+        return rules;
+    }
+    rules.insert(0, "dav=* *".into());
+    rules.insert(0, "dav=GET session/*".into());
+    rules.extend((0..20).map(|n| format!("dav=PROPFIND p{n}/*")));
+    rules
+}
+
+fn record(outcome: &Outcome<'_>) {
+    DECISIONS.with_borrow_mut(|log| log.push((outcome.reason, outcome.matched_rule.map(|m| m.text.to_string()))));
+}
+
+/// Runs `test` as written, then with WebDAV rules and rights everywhere; both runs decide alike.
+fn both(test: fn()) {
+    let run = |with: bool| {
+        WITH_DAV.set(with);
+        DECISIONS.with_borrow_mut(Vec::clear);
+        test();
+        DECISIONS.take()
+    };
+    let plain = run(false);
+    let with = run(true);
+    assert!(!plain.is_empty());
+    assert_eq!(plain, with, "WebDAV rules changed an API answer");
+}
+
 fn put_user(r: &mut Registry, status: UserStatus, rights: &[&str], roles: &[&str]) {
-    r.apply(Change::PutUser(UserRecord { id: "svc".into(), status, rights: strings(rights), roles: strings(roles) })).unwrap();
+    r.apply(Change::PutUser(UserRecord { id: "svc".into(), status, rights: with_dav(strings(rights)), roles: strings(roles) })).unwrap();
 }
 
 /// A registry with user `svc` and one key of it; returns the key and its secret.
@@ -38,7 +80,7 @@ fn world(user_rights: &[&str], rules: &[&str]) -> (Registry, KeyRecord, String) 
         last_used_at: None,
         hint: secret.hint,
         digest: secret.digest,
-        rules: strings(rules),
+        rules: with_dav(strings(rules)),
     };
     r.apply(Change::PutKey(key.clone())).unwrap();
     (r, key, secret.text)
@@ -47,6 +89,7 @@ fn world(user_rights: &[&str], rules: &[&str]) -> (Registry, KeyRecord, String) 
 fn put_key(r: &mut Registry, key: &KeyRecord, change: impl FnOnce(&mut KeyRecord)) {
     let mut key = key.clone();
     change(&mut key);
+    key.rules = with_dav(std::mem::take(&mut key.rules));
     r.apply(Change::PutKey(key)).unwrap();
 }
 
@@ -65,7 +108,9 @@ impl Request<'_> {
 }
 
 fn decide_at<'r>(r: &'r Registry, now: i64, available: bool, request: &Request<'_>) -> Outcome<'r> {
-    decide(r, &Prefix::default(), &Clock::new(Some(now)), || available, request.call())
+    let outcome = decide(r, &Prefix::default(), &Clock::new(Some(now)), || available, request.call());
+    record(&outcome);
+    outcome
 }
 
 /// The decision's reason, checked against `authorize` for the key the secret names:
@@ -86,7 +131,6 @@ fn with_bad_checksum(secret: &str) -> String {
     format!("{body}{}", if last == "A" { "B" } else { "A" })
 }
 
-#[test]
 fn each_reason_on_its_own() {
     let (mut r, key, secret) = world(&["session:*", "data:*"], &["session:get*", "data:entity???Record", "ip=10.0.0.0/8"]);
     let ok = Request { secret: &secret, service: "session", api: "getSessionInfo", ip: Some("10.1.2.3") };
@@ -123,7 +167,6 @@ fn each_reason_on_its_own() {
     assert_eq!(reason(&r, T0, &Request { ip: Some("::ffff:10.9.9.9"), ..ok }), Reason::Allowed);
 }
 
-#[test]
 fn the_first_failing_step_wins_when_every_step_fails() {
     // Everything is wrong at once: each fix reveals the next step's reason, in the decision's order.
     let (mut r, key, secret) = world(&["other:*"], &["session:nothingLikeIt", "ip=10.0.0.0/8"]);
@@ -173,7 +216,6 @@ fn the_first_failing_step_wins_when_every_step_fails() {
     assert_eq!(seen, in_step_order);
 }
 
-#[test]
 fn the_store_is_asked_only_for_a_well_formed_secret_and_the_clock_only_from_the_expiry_step() {
     let (mut r, key, secret) = world(&["session:*"], &[]);
     let ok = Request { secret: &secret, service: "session", api: "x", ip: None };
@@ -190,6 +232,7 @@ fn the_store_is_asked_only_for_a_well_formed_secret_and_the_clock_only_from_the_
             },
             request.call(),
         );
+        record(&outcome);
         (outcome.reason, outcome.now)
     };
     assert_eq!(run(&r, &Request { secret: "kg_nope", ..ok }), (Reason::MalformedKey, None));
@@ -206,19 +249,17 @@ fn the_store_is_asked_only_for_a_well_formed_secret_and_the_clock_only_from_the_
     assert_eq!(asked.get(), 5, "asked once per well-formed call");
 }
 
-#[test]
 fn rights_come_from_the_user_and_its_roles() {
     let (mut r, _, secret) = world(&[], &[]);
     let call = Request { secret: &secret, service: "data", api: "entityGetRecord", ip: None };
     assert_eq!(reason(&r, T0, &call), Reason::UserLacksRight, "no rights at all");
-    r.apply(Change::PutRole(RoleRecord { name: "reader".into(), rights: strings(&["data:entity*"]) })).unwrap();
+    r.apply(Change::PutRole(RoleRecord { name: "reader".into(), rights: with_dav(strings(&["data:entity*"])) })).unwrap();
     put_user(&mut r, UserStatus::Active, &[], &["reader", "ghost"]);
     assert_eq!(reason(&r, T0, &call), Reason::Allowed, "through a role; a missing role is skipped");
     r.apply(Change::DeleteRole("reader".into())).unwrap();
     assert_eq!(reason(&r, T0, &call), Reason::UserLacksRight, "the role deleted");
 }
 
-#[test]
 fn the_matched_rule_is_the_first_api_rule_that_matches() {
     let (r, _, secret) = world(&["*:*"], &["data:*", "session:get*", "session:*"]);
     let outcome = decide_at(&r, T0, true, &Request { secret: &secret, service: "session", api: "getX", ip: None });
@@ -239,3 +280,25 @@ fn a_store_that_cannot_vouch_still_answers_step_one() {
     assert_eq!(call(&with_bad_checksum(&secret)), Reason::MalformedKey);
     assert_eq!(call("kg_"), Reason::MalformedKey);
 }
+
+/// Each test above, run by [`both`].
+macro_rules! twice {
+    ($($test:ident),* $(,)?) => {
+        mod with_and_without_webdav_rules {
+            $(
+                #[test]
+                fn $test() {
+                    super::both(super::$test);
+                }
+            )*
+        }
+    };
+}
+
+twice!(
+    each_reason_on_its_own,
+    the_first_failing_step_wins_when_every_step_fails,
+    the_store_is_asked_only_for_a_well_formed_secret_and_the_clock_only_from_the_expiry_step,
+    rights_come_from_the_user_and_its_roles,
+    the_matched_rule_is_the_first_api_rule_that_matches,
+);

@@ -15,6 +15,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("ip_parse", checks::ip_parse),
     ("secret_check", checks::secret_check),
     ("glob_match", checks::glob_match),
+    ("dav_match", checks::dav_match),
     ("decision", checks::decision),
     ("store_load", checks::store_load),
 ];
@@ -79,6 +80,11 @@ fn replay_secret_check() {
 #[test]
 fn replay_glob_match() {
     run("glob_match");
+}
+
+#[test]
+fn replay_dav_match() {
+    run("dav_match");
 }
 
 #[test]

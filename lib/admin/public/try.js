@@ -1,4 +1,5 @@
-// The try-a-call screen: what keygate answers to a call, for a secret or a key id.
+// The try-a-call screen: what keygate answers to an API call or a WebDAV request, for a secret
+// or a key id.
 
 import { Reason } from './constants.js'
 import { $, $$, h, setError, show } from './dom.js'
@@ -18,14 +19,45 @@ const REASONS = {
   [Reason.IpNotAllowed]: 'The caller IP is not in the key’s IP rules (or no IP was given).',
 }
 
+/** Where a WebDAV request's reason reads otherwise than an API call's. */
+const DAV_REASONS = {
+  [Reason.InvalidRequest]:
+    'The method or path is not valid (a method is 1–32 letters; a path 1–1,024 characters of letters, digits, _ - . / ~, without wildcards or “.”, “..” and empty segments).',
+  [Reason.UserLacksRight]: 'The key’s user account has no WebDAV right that matches this request.',
+  [Reason.NoMatchingRule]: 'None of the key’s WebDAV rules matches this request.',
+}
+
 function tryMode() {
   return $('#try-form input[name=mode]:checked').value
+}
+
+function tryKind() {
+  return $('#try-form input[name=kind]:checked').value
 }
 
 function syncTryMode() {
   const key = tryMode() === 'key'
   show($('#try-secret-field'), !key)
   show($('#try-key-field'), key)
+  const dav = tryKind() === 'dav'
+  for (const id of ['#try-service-field', '#try-api-field']) show($(id), !dav)
+  for (const id of ['#try-method-field', '#try-path-field']) show($(id), dav)
+}
+
+/** The call of the form, or an error message and the field to fix. */
+function callOfForm() {
+  if (tryKind() === 'dav') {
+    const method = $('#try-method').value.trim()
+    const path = $('#try-path').value.trim()
+    if (!method || !path) {
+      return { error: 'Give the method and the path of the WebDAV request, e.g. PROPFIND and docs/report.pdf.', focus: method ? '#try-path' : '#try-method' }
+    }
+    return { call: { kind: 'dav', method, path } }
+  }
+  const service = $('#try-service').value.trim()
+  const api = $('#try-api').value.trim()
+  if (!service || !api) return { error: 'Give the service and the API of the call, e.g. session and getSessionInfo.', focus: service ? '#try-api' : '#try-service' }
+  return { call: { service, api } }
 }
 
 export async function renderTry(route) {
@@ -46,7 +78,7 @@ async function submitTry(event) {
   const errorEl = $('#try-error')
   setError(errorEl, '')
   const mode = tryMode()
-  const body = { service: $('#try-service').value.trim(), api: $('#try-api').value.trim() }
+  const body = {}
   const ip = $('#try-ip').value.trim()
   if (ip) body.ip = ip
   if (mode === 'secret') {
@@ -66,11 +98,13 @@ async function submitTry(event) {
     }
     body.keyId = keyId
   }
-  if (!body.service || !body.api) {
-    setError(errorEl, 'Give the service and the API of the call, e.g. session and getSessionInfo.')
-    ;(body.service ? $('#try-api') : $('#try-service')).focus()
+  const { call, error, focus } = callOfForm()
+  if (!call) {
+    setError(errorEl, error)
+    $(focus).focus()
     return
   }
+  Object.assign(body, call)
   try {
     const data = await api('POST', '/api/try', body)
     drawDecision(data)
@@ -81,7 +115,7 @@ async function submitTry(event) {
   }
 }
 
-function drawDecision({ mode, decision }) {
+function drawDecision({ mode, kind, decision }) {
   const el = $('#try-result')
   const facts = []
   if (decision.keyId) facts.push(h('dt', {}, 'Key'), h('dd', { class: 'mono' }, decision.keyId))
@@ -90,7 +124,7 @@ function drawDecision({ mode, decision }) {
   el.className = `decision ${decision.allowed ? 'allowed' : 'denied'}`
   const parts = [
     h('p', { class: 'verdict', 'data-reason': decision.reason }, decision.allowed ? '✓ Allowed' : ['✗ Denied: ', h('span', { class: 'reason mono' }, decision.reason)]),
-    h('p', {}, REASONS[decision.reason] || decision.reason),
+    h('p', {}, (kind === 'dav' && DAV_REASONS[decision.reason]) || REASONS[decision.reason] || decision.reason),
   ]
   if (facts.length) parts.push(h('dl', { class: 'facts' }, facts))
   parts.push(
@@ -107,7 +141,7 @@ function drawDecision({ mode, decision }) {
 }
 
 export function wireTry() {
-  for (const r of $$('#try-form input[name=mode]')) r.addEventListener('change', syncTryMode)
+  for (const r of $$('#try-form input[name=mode], #try-form input[name=kind]')) r.addEventListener('change', syncTryMode)
   $('#try-form').addEventListener('submit', submitTry)
 }
 

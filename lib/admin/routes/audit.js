@@ -6,10 +6,20 @@ const { ApiError } = require('../response.js')
 
 const { AUDIT_ACTIONS } = require('../../store.js')
 
-/** @param {{ store: import('../../../index').KeyStore }} context */
+/**
+ * @typedef {import('../response.js').RouteContext} RouteContext
+ * @typedef {import('../response.js').RouteRow} RouteRow
+ * @typedef {import('../response.js').RouteHandler} RouteHandler
+ */
+
+/**
+ * @param {Pick<RouteContext, 'store'>} context
+ * @returns {RouteRow[]}
+ */
 function auditRoutes({ store }) {
+  /** @type {RouteHandler} */
   function list({ query }) {
-    /** @type {import('../../../index').AuditQuery} */
+    /** @type {import('../../../index.js').AuditQuery} */
     const q = {}
     let limit = Number(query.get('limit') || 100)
     if (!Number.isInteger(limit) || limit < 1) limit = 100
@@ -20,7 +30,7 @@ function auditRoutes({ store }) {
     }
     const action = query.get('action')
     // The store refuses an unknown action with INVALID_ARGUMENT.
-    if (action) q.action = /** @type {import('../../../index').AuditAction} */ (action)
+    if (action) q.action = /** @type {import('../../../index.js').AuditAction} */ (action)
     for (const name of /** @type {const} */ (['since', 'until'])) {
       const text = query.get(name)
       if (!text) continue

@@ -11,13 +11,25 @@ const { rulesToStore } = require('../rules.js')
 
 const { KEY_STATES } = require('../../store.js')
 
-/** @param {{ store: import('../../../index').KeyStore, admin: { actor: string } }} context */
+/**
+ * @typedef {import('../response.js').RouteContext} RouteContext
+ * @typedef {import('../response.js').RouteRow} RouteRow
+ * @typedef {import('../response.js').RouteHandler} RouteHandler
+ */
+
+/**
+ * @param {RouteContext} context
+ * @returns {RouteRow[]}
+ */
 function keyRoutes({ store, admin }) {
+  /** @param {string} id */
   function mustUser(id) {
     if (store.getUser(id) === null) throw new KeygateError(ErrorCode.UnknownUser, `no user with id ${quote(id)}`)
   }
 
+  /** @type {RouteHandler} */
   function list({ query }) {
+    /** @type {import('../../../index.js').KeyFilter} */
     const filter = {}
     const userId = query.get('userId')
     const state = query.get('state')
@@ -29,10 +41,12 @@ function keyRoutes({ store, admin }) {
     return [200, { keys: store.listKeys(filter), now: store.now() }]
   }
 
+  /** @type {RouteHandler} */
   function create({ body }) {
     const userId = str(body, 'userId', { max: 256 })
     const rules = rulesToStore(strList(body, 'rules', { optional: true }) ?? [])
     mustUser(userId)
+    /** @type {import('../../../index.js').NewKey} */
     const input = {
       userId,
       description: str(body, 'description', { optional: true, max: 10_000 }) ?? '',
@@ -40,19 +54,23 @@ function keyRoutes({ store, admin }) {
       rules,
     }
     const state = str(body, 'state', { optional: true, max: 32 })
-    if (state !== undefined) input.state = state
+    // The store refuses a state a key cannot be created in (INVALID_STATE).
+    if (state !== undefined) input.state = /** @type {'active' | 'suspended'} */ (state)
     const issued = store.createKey(input, admin)
     return [201, { key: issued.key, secret: issued.secret }]
   }
 
+  /** @type {RouteHandler} */
   function read({ params: { id } }) {
     const key = store.getKey(id)
     if (key === null) throw new KeygateError(ErrorCode.UnknownKey, `no key with id ${quote(id)}`)
     return [200, { key, now: store.now() }]
   }
 
+  /** @type {RouteHandler} */
   function edit({ params: { id }, body }) {
     const precondition = { ...admin, expectedUpdatedAt: expectedUpdatedAt(body) }
+    /** @type {import('../../../index.js').KeyPatch} */
     const patch = {}
     const description = str(body, 'description', { optional: true, max: 10_000 })
     if (description !== undefined) patch.description = description
@@ -62,11 +80,13 @@ function keyRoutes({ store, admin }) {
     return [200, { key: store.updateKey(id, patch, precondition) }]
   }
 
+  /** @type {RouteHandler} */
   function remove({ params: { id } }) {
     if (!store.deleteKey(id, admin)) throw new KeygateError(ErrorCode.UnknownKey, `no key with id ${quote(id)}`)
     return [200, { deleted: true, id }]
   }
 
+  /** @type {RouteHandler} */
   function setState({ params: { id }, body }) {
     const state = str(body, 'state', { max: 32 })
     const expected = expectedUpdatedAt(body)
@@ -81,6 +101,7 @@ function keyRoutes({ store, admin }) {
     return [200, { key: store.setState(id, next, { ...admin, expectedUpdatedAt: expected }) }]
   }
 
+  /** @type {RouteHandler} */
   function rotate({ params: { id }, body }) {
     const expected = expectedUpdatedAt(body)
     const overlap = field(body, 'overlapSeconds') ?? 0

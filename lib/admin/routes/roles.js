@@ -8,39 +8,58 @@ const { ApiError } = require('../response.js')
 const { str, strList } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
 
-/** @param {{ store: import('../../../index').KeyStore, admin: { actor: string } }} context */
+/**
+ * @typedef {import('../response.js').RouteContext} RouteContext
+ * @typedef {import('../response.js').RouteRow} RouteRow
+ * @typedef {import('../response.js').RouteHandler} RouteHandler
+ */
+
+/**
+ * @param {RouteContext} context
+ * @returns {RouteRow[]}
+ */
 function roleRoutes({ store, admin }) {
+  /** @param {string} name */
   function mustRole(name) {
     const role = store.getRole(name)
     if (role === null) throw new KeygateError(ErrorCode.UnknownRole, `no role named ${quote(name)}`)
     return role
   }
 
+  /**
+   * @param {Record<string, unknown>} body
+   * @param {string} name
+   */
   function roleInput(body, name) {
     return { name, rights: rulesToStore(strList(body, 'rights', { optional: true }) ?? [], { rights: true }) }
   }
 
+  /** @type {RouteHandler} */
   function list() {
     const users = store.listUsers()
     const roles = store.listRoles().map((r) => ({ ...r, users: users.filter((u) => u.roles.includes(r.name)).map((u) => u.id) }))
     return [200, { roles }]
   }
 
+  /** @type {RouteHandler} */
   function create({ body }) {
     const name = str(body, 'name', { max: 256 })
     if (store.getRole(name) !== null) throw new ApiError(409, AdminErrorCode.AlreadyExists, `a role named ${quote(name)} already exists`)
     return [201, { role: store.putRole(roleInput(body, name), admin) }]
   }
 
+  /** @type {RouteHandler} */
   function read({ params: { name } }) {
     return [200, { role: mustRole(name) }]
   }
 
+  /** @type {RouteHandler} */
   function replace({ params: { name }, body }) {
     mustRole(name)
     return [200, { role: store.putRole(roleInput(body, name), admin) }]
   }
 
+  /** @type {RouteHandler} */
   function remove({ params: { name } }) {
     if (!store.deleteRole(name, admin)) throw new KeygateError(ErrorCode.UnknownRole, `no role named ${quote(name)}`)
     return [200, { deleted: true, name }]

@@ -6,7 +6,14 @@ const { ApiError } = require('../response.js')
 const { field, strList } = require('../input.js')
 const { validateLines, MAX_RULES } = require('../rules.js')
 
+/**
+ * @typedef {import('../response.js').RouteRow} RouteRow
+ * @typedef {import('../response.js').RouteHandler} RouteHandler
+ */
+
+/** @returns {RouteRow[]} */
 function ruleRoutes() {
+  /** @type {RouteHandler} */
   function validate({ body }) {
     const lines = strList(body, 'lines')
     // Blank lines are allowed, so more lines than rules may come; but not without end.

@@ -1,28 +1,68 @@
 'use strict'
-// /api/try: what keygate would answer to a call, for a pasted secret (the store's
-// explain) or for a key id (the store's explainKey: steps 3–9 from the key's settings).
+// /api/try: what keygate would answer to a call or a WebDAV request, for a pasted secret (the
+// store's explain / explainDav) or for a key id (explainKey / explainKeyDav: steps 3–9 from
+// the key's settings).
 
 const { KeygateError, quote } = require('../../errors.js')
 const { ErrorCode, Reason } = require('../../native.js')
 const { ApiError } = require('../response.js')
-const { str } = require('../input.js')
+const { field, str } = require('../input.js')
 
-/** @param {{ store: import('../../../index').KeyStore }} context */
+/**
+ * A kind of call the try box knows: its two fields read from the body, and the store's
+ * explanation of it for a secret and for a key id.
+ * @typedef {import('../../../index.js').KeyStore} KeyStore
+ * @typedef {import('../../../index.js').Decision} Decision
+ * @typedef {[string, string]} Call
+ * @typedef {{
+ *   read: (body: object) => Call,
+ *   bySecret: (store: KeyStore, secret: string, call: Call, ip: string | undefined) => Decision,
+ *   byKey: (store: KeyStore, keyId: string, call: Call, ip: string | undefined) => Decision,
+ * }} TryKind
+ */
+
+/** @type {Record<'api' | 'dav', TryKind>} */
+const KINDS = {
+  api: {
+    read: (body) => [str(body, 'service', { max: 4096 }), str(body, 'api', { max: 4096 })],
+    bySecret: (store, secret, [service, api], ip) => store.explain(secret, service, api, ip),
+    byKey: (store, keyId, [service, api], ip) => store.explainKey(keyId, service, api, ip),
+  },
+  dav: {
+    read: (body) => [str(body, 'method', { max: 256 }), str(body, 'path', { max: 4096 })],
+    bySecret: (store, secret, [method, path], ip) => store.explainDav(secret, method, path, ip),
+    byKey: (store, keyId, [method, path], ip) => store.explainKeyDav(keyId, method, path, ip),
+  },
+}
+
+/**
+ * @typedef {import('../response.js').RouteContext} RouteContext
+ * @typedef {import('../response.js').RouteRow} RouteRow
+ * @typedef {import('../response.js').RouteHandler} RouteHandler
+ */
+
+/**
+ * @param {Pick<RouteContext, 'store'>} context
+ * @returns {RouteRow[]}
+ */
 function tryRoutes({ store }) {
+  /** @type {RouteHandler} */
   function tryCall({ body }) {
-    const service = str(body, 'service', { max: 4096 })
-    const api = str(body, 'api', { max: 4096 })
+    const kindName = field(body, 'kind') ?? 'api'
+    if (kindName !== 'api' && kindName !== 'dav') throw new ApiError(400, ErrorCode.InvalidArgument, 'kind must be "api" or "dav"')
+    const kind = KINDS[kindName]
+    const call = kind.read(body)
     const ipIn = str(body, 'ip', { optional: true, max: 256 })
     const ip = ipIn === undefined || ipIn.trim() === '' ? undefined : ipIn.trim()
     const secret = str(body, 'secret', { optional: true, max: 4096 })
     const keyId = str(body, 'keyId', { optional: true, max: 256 })
     if (secret !== undefined && secret.trim() !== '') {
-      return [200, { mode: 'secret', decision: store.explain(secret.trim(), service, api, ip) }]
+      return [200, { mode: 'secret', kind: kindName, decision: kind.bySecret(store, secret.trim(), call, ip) }]
     }
     if (keyId !== undefined && keyId.trim() !== '') {
-      const decision = store.explainKey(keyId.trim(), service, api, ip)
+      const decision = kind.byKey(store, keyId.trim(), call, ip)
       if (decision.reason === Reason.UnknownKey) throw new KeygateError(ErrorCode.UnknownKey, `no key with id ${quote(keyId.trim())}`)
-      return [200, { mode: 'key', decision }]
+      return [200, { mode: 'key', kind: kindName, decision }]
     }
     throw new ApiError(400, ErrorCode.InvalidArgument, 'give a secret or a key id')
   }

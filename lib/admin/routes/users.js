@@ -10,19 +10,37 @@ const { rulesToStore } = require('../rules.js')
 
 const { KEY_STATES, USER_STATUSES } = require('../../store.js')
 
-/** A user's key counts: in all, and in each state. */
+/**
+ * @typedef {import('../response.js').RouteContext} RouteContext
+ * @typedef {import('../response.js').RouteRow} RouteRow
+ * @typedef {import('../response.js').RouteHandler} RouteHandler
+ */
+
+/**
+ * A user's key counts: in all (`total`), and in each state.
+ * @returns {Record<string, number>}
+ */
 function noKeys() {
   return { total: 0, ...Object.fromEntries(KEY_STATES.map((state) => [state, 0])) }
 }
 
-/** @param {{ store: import('../../../index').KeyStore, admin: { actor: string } }} context */
+/**
+ * @param {RouteContext} context
+ * @returns {RouteRow[]}
+ */
 function userRoutes({ store, admin }) {
+  /** @param {string} id */
   function mustUser(id) {
     const user = store.getUser(id)
     if (user === null) throw new KeygateError(ErrorCode.UnknownUser, `no user with id ${quote(id)}`)
     return user
   }
 
+  /**
+   * @param {Record<string, unknown>} body
+   * @param {string} id
+   * @returns {import('../../../index.js').UserInput}
+   */
   function userInput(body, id) {
     const status = str(body, 'status', { optional: true, max: 32 }) ?? UserStatus.Active
     if (!isOneOf(USER_STATUSES, status)) throw new ApiError(400, ErrorCode.InvalidArgument, `unknown user status ${quote(status)}`)
@@ -31,7 +49,9 @@ function userRoutes({ store, admin }) {
     return { id, status, rights, roles }
   }
 
+  /** @type {RouteHandler} */
   function list() {
+    /** @type {Map<string, ReturnType<typeof noKeys>>} */
     const counts = new Map()
     for (const k of store.listKeys()) {
       const c = counts.get(k.userId) ?? noKeys()
@@ -43,23 +63,27 @@ function userRoutes({ store, admin }) {
     return [200, { users }]
   }
 
+  /** @type {RouteHandler} */
   function create({ body }) {
     const id = str(body, 'id', { max: 256 })
     if (store.getUser(id) !== null) throw new ApiError(409, AdminErrorCode.AlreadyExists, `a user with id ${quote(id)} already exists`)
     return [201, { user: store.putUser(userInput(body, id), admin) }]
   }
 
+  /** @type {RouteHandler} */
   function read({ params: { id } }) {
     const user = mustUser(id)
     return [200, { user, effectiveRights: store.effectiveRights(id), keys: store.listKeys({ userId: id }), now: store.now() }]
   }
 
+  /** @type {RouteHandler} */
   function replace({ params: { id }, body }) {
     // Editing never re-creates a user deleted meanwhile (a stale tab).
     mustUser(id)
     return [200, { user: store.putUser(userInput(body, id), admin) }]
   }
 
+  /** @type {RouteHandler} */
   function remove({ params: { id } }) {
     if (!store.deleteUser(id, admin)) throw new KeygateError(ErrorCode.UnknownUser, `no user with id ${quote(id)}`)
     return [200, { deleted: true, id }]

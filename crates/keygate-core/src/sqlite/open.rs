@@ -27,7 +27,11 @@ impl KeyStore {
     /// whole, read-only, before anything is written to it: a file that is not a
     /// keygate store this version can load is refused (`STORE_CORRUPT`) and left
     /// byte for byte as it was. A missing or zero-length file becomes a new store.
+    /// A `postgres://` or `postgresql://` URL opens the shared PostgreSQL store instead.
     pub fn open(path: &str, options: Options) -> Result<KeyStore> {
+        if crate::postgres::is_postgres_url(path) {
+            return crate::postgres::open(path, options);
+        }
         let path = PathBuf::from(path);
         if path.as_os_str().is_empty() {
             return Err(Error::new(ErrorCode::InvalidArgument, "the store path is empty"));

@@ -31,7 +31,8 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 pub use self::types::{
-    Actor, AuditAction, EffectiveRights, Explanation, Issued, KeyFilter, KeyPatch, KeyView, NewKey, Options, RoleView, UserInput, UserView,
+    Actor, AuditAction, EffectiveRights, Explanation, Health, Issued, KeyFilter, KeyPatch, KeyView, NewKey, Options, RoleView, UserInput,
+    UserView,
 };
 pub(crate) use self::validate::check_lifetime_days;
 use crate::audit::{AuditEntry, AuditQuery, AuditReport};
@@ -58,6 +59,9 @@ pub struct KeyStore {
 /// hold it weakly (`KeyStore::downgrade`), so that dropping the last handle ends them.
 pub(crate) struct Inner {
     registry: RwLock<Registry>,
+    /// Serialises the changes of this process (admin calls, catch-up): held across
+    /// the backend's I/O, which the registry's lock never is (see `tx.rs`).
+    writer: Mutex<()>,
     prefix: Prefix,
     max_lifetime_ms: i64,
     clock: Arc<Clock>,
@@ -107,6 +111,7 @@ impl KeyStore {
         Ok(KeyStore {
             inner: Arc::new(Inner {
                 registry: RwLock::new(registry),
+                writer: Mutex::new(()),
                 prefix,
                 max_lifetime_ms: days as i64 * DAY_MS,
                 clock,
@@ -171,6 +176,17 @@ impl KeyStore {
         self.inner.is_current()
     }
 
+    /// Whether the store is in contact with its backend, the version of the state
+    /// applied here, and how long ago it last confirmed it was current. A store
+    /// that fails closed is not connected, whatever the backend says.
+    pub fn health(&self) -> Health {
+        let mut health = self.inner.backend.health(crate::clock::system_now());
+        if !self.is_current() {
+            health.connected = false;
+        }
+        health
+    }
+
     /// Flushes and releases the store; later calls fail with `STORE_IO`.
     pub fn close(&self) -> Result<()> {
         if self.inner.is_closed() {
@@ -187,6 +203,7 @@ impl KeyStore {
                 let _ = handle.join();
             }
         }
+        let _writer = self.inner.writer.lock();
         let _registry = self.inner.registry.write();
         self.inner.backend.close();
         flushed

@@ -26,25 +26,31 @@ impl Inner {
         self.signals.raise(Signals::STORE_UNAVAILABLE);
     }
 
-    /// Brings `registry` (held for writing) up to what other processes changed,
-    /// as `fetch` reports it. A change that cannot be read or applied makes it read
-    /// everything afresh at once; if that fails too, the store fails closed until
-    /// a later catch-up succeeds. Returns true when this ends such a failure.
-    pub(super) fn sync(&self, registry: &mut Registry, fetch: impl Fn() -> Result<Catchup>) -> Result<bool> {
-        let mut result = fetch().and_then(|catchup| self.catch_up(registry, catchup));
+    /// Brings the registry up to what other processes changed, as `fetch`
+    /// reports it. `fetch` (the backend's I/O) runs with the registry unlocked;
+    /// only applying what it returned holds it for writing. The caller holds the
+    /// writer lock, so nothing else changes the registry meanwhile. A change that
+    /// cannot be read or applied makes it read everything afresh at once; if that
+    /// fails too, the store fails closed until a later catch-up succeeds. Returns
+    /// true when this ends such a failure.
+    pub(super) fn sync(&self, fetch: impl Fn() -> Result<Catchup>) -> Result<bool> {
+        let fetch_and_apply = || {
+            let catchup = fetch()?;
+            let mut registry = self.registry.write();
+            self.catch_up(&mut registry, catchup)?;
+            Ok(self.signals.lower(Signals::STORE_UNAVAILABLE))
+        };
+        let mut result = fetch_and_apply();
         // A first failure: read everything afresh at once (while failing already, the
         // attempt above was such a reading).
         if result.is_err() && self.is_current() {
             self.backend.resync();
-            result = fetch().and_then(|catchup| self.catch_up(registry, catchup));
+            result = fetch_and_apply();
         }
-        match result {
-            Ok(()) => Ok(self.signals.lower(Signals::STORE_UNAVAILABLE)),
-            Err(error) => {
-                self.lose_sync();
-                Err(error)
-            }
+        if result.is_err() {
+            self.lose_sync();
         }
+        result
     }
 
     /// Applies what other processes changed. Rows another process wrote were
@@ -99,9 +105,11 @@ impl Inner {
         if self.closed.load(Ordering::Acquire) {
             return Ok(());
         }
-        let mut registry = self.registry.write();
-        let result = self.sync(&mut registry, || self.backend.poll());
-        drop(registry);
+        // In turn with admin calls (whose catch-up and commit move the same cursor),
+        // but with the registry unlocked while the backend looks.
+        let writer = self.writer.lock();
+        let result = self.sync(|| self.backend.poll());
+        drop(writer);
         match result {
             Ok(recovered) => {
                 if recovered {

@@ -1,9 +1,13 @@
-//! The write of one admin call ([`Tx`]): it takes the registry and the backend's
-//! write lock, catches up with other processes, and commits the call's changes
-//! durably before applying them in memory and telling the memo. Dropped
-//! uncommitted, it rolls back: a call that fails changes nothing.
+//! The write of one admin call ([`Tx`]): admin calls of this process go one at
+//! a time (`Inner::writer`); each takes the backend's write lock, catches up
+//! with other processes, plans against the registry held for reading, commits
+//! its changes durably with no lock on the registry, and only then holds the
+//! registry for writing, briefly, to apply them in memory and tell the memo.
+//! Checks therefore never wait behind the backend's I/O (a slow or half-open
+//! network connection). Dropped uncommitted, it rolls back: a call that fails
+//! changes nothing.
 
-use parking_lot::RwLockWriteGuard;
+use parking_lot::{MutexGuard, RwLockReadGuard};
 
 use super::{internal, Actor, AuditAction, Inner};
 use crate::audit::describe;
@@ -13,11 +17,14 @@ use crate::model::check_actor;
 use crate::registry::{Change, Registry};
 use crate::secret;
 
-/// One admin call's write: holds the registry and the backend's write lock
-/// from planning to commit; dropped uncommitted, it rolls back.
+/// One admin call's write: holds this process's writer lock and the backend's
+/// write lock from planning to commit, and the registry for reading while it
+/// plans (nothing else changes it meanwhile: every change goes through the
+/// writer lock); dropped uncommitted, it rolls back.
 pub(super) struct Tx<'s> {
     store: &'s Inner,
-    registry: RwLockWriteGuard<'s, Registry>,
+    registry: RwLockReadGuard<'s, Registry>,
+    _writer: MutexGuard<'s, ()>,
     action: AuditAction,
     actor: Actor<'s>,
     finished: bool,
@@ -28,12 +35,22 @@ impl Tx<'_> {
     pub(super) fn commit(&mut self, changes: Vec<Change>) -> Result<()> {
         let now = self.store.clock.now();
         let audit = changes.iter().flat_map(|c| describe(&self.registry, c, self.action.as_str(), self.actor, now)).collect();
+        let store = self.store;
+        // The backend's I/O runs with the registry unlocked; the read lock comes back
+        // (for the call's answer) once the changes are applied.
+        let (committed, applied) = RwLockReadGuard::unlocked(&mut self.registry, || {
+            let committed = store.backend.commit(&changes, audit);
+            let applied = match committed {
+                Ok(()) => store.apply(&mut store.registry.write(), changes),
+                Err(_) => Ok(()),
+            };
+            (committed, applied)
+        });
         // Marked finished only once the backend has answered: a panic inside it
         // leaves `finished` false, so dropping the Tx rolls back and frees the write lock.
-        let committed = self.store.backend.commit(&changes, audit);
         self.finished = true;
         committed?;
-        self.store.apply(&mut self.registry, changes)
+        applied
     }
 
     /// Refuses texts holding the random part of a secret of this store, however
@@ -74,20 +91,21 @@ impl Inner {
         if let Some(actor) = actor {
             check_actor(actor)?;
         }
-        let mut registry = self.registry.write();
+        let writer = self.writer.lock();
         self.backend.begin()?;
-        match self.sync(&mut registry, || self.backend.changes()) {
+        match self.sync(|| self.backend.changes()) {
             Ok(recovered) => {
                 if recovered {
                     self.reporter.recover(Task::Sync);
                 }
-                let tx = Tx { store: self, registry, action, actor, finished: false };
+                let registry = self.registry.read();
+                let tx = Tx { store: self, registry, _writer: writer, action, actor, finished: false };
                 tx.refuse_known_secrets("actor", actor, ErrorCode::InvalidArgument)?;
                 Ok(tx)
             }
             Err(error) => {
                 self.backend.rollback();
-                drop(registry);
+                drop(writer);
                 self.reporter.fail(Task::Sync, error.clone());
                 Err(error)
             }

@@ -18,6 +18,27 @@ pub struct Options {
     pub purge_expired_after_days: Option<f64>,
     /// Where background failures and recoveries go (default: standard error).
     pub on_error: Option<OnError>,
+    /// PostgreSQL store: answer `store_unavailable` after this long without word
+    /// from the database (default 5000 ms).
+    pub fail_closed_after_ms: Option<f64>,
+    /// PostgreSQL store: the longest wait for a connection (default 5000 ms).
+    pub connect_timeout_ms: Option<f64>,
+    /// PostgreSQL store: the longest wait for one statement's answer (default 5000 ms).
+    pub statement_timeout_ms: Option<f64>,
+}
+
+/// How a store follows its backend (`KeyStore::health`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    /// Whether the store is in contact with its backend (always true for memory and SQLite
+    /// unless it fails closed).
+    pub connected: bool,
+    /// The backend's version of the state this process has applied (0 for memory).
+    pub applied_version: i64,
+    /// How long ago the process last confirmed it was current, in ms.
+    pub lag_ms: f64,
+    /// When it last heard from its backend (ms since the epoch), if ever.
+    pub last_contact_at: Option<i64>,
 }
 
 impl std::fmt::Debug for Options {
@@ -28,6 +49,9 @@ impl std::fmt::Debug for Options {
             .field("now", &self.now)
             .field("purge_expired_after_days", &self.purge_expired_after_days)
             .field("on_error", &self.on_error.as_ref().map(|_| "<handler>"))
+            .field("fail_closed_after_ms", &self.fail_closed_after_ms)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
             .finish()
     }
 }

@@ -46,8 +46,9 @@ impl Inner {
         if !self.durable {
             return;
         }
-        let registry = self.registry.read();
+        // Read with the registry unlocked: checks never wait on this I/O.
         if let Ok(stored) = self.backend.stored_uses(id.map(KeyId::as_bytes)) {
+            let registry = self.registry.read();
             for (id, at) in stored {
                 if let Some(key) = registry.key_by_id(&KeyId::from_bytes(id)) {
                     key.touch(at);

@@ -1,0 +1,90 @@
+//! The audit trail in the database: `keygate_audit` (one hash-chained row per
+//! entry, sealed exactly as the SQLite store seals them) and its head in the meta
+//! row, read under the write lock so that the chain stays one across hosts.
+
+use tokio_postgres::{Client, Row};
+
+use super::Net;
+use crate::audit::{hash_from_hex, hash_to_hex, verify, AuditDraft, AuditEntry, AuditQuery, AuditReport, GENESIS};
+use crate::error::Result;
+use crate::store::AuditAction;
+
+const COLUMNS: &str = "seq, at, actor, action, key_id, user_id, detail, hash";
+
+/// The recorded head (last entry's number and hash); an unreadable hash counts
+/// as the start of the chain (verification reports the disagreement).
+pub(super) fn head(seq: i64, hash: &str) -> (u64, [u8; 32]) {
+    (u64::try_from(seq).unwrap_or(0), hash_from_hex(hash).unwrap_or(GENESIS))
+}
+
+/// Seals drafts on from `head`; returns the entries and the new head.
+pub(super) fn seal(head: (u64, [u8; 32]), drafts: Vec<AuditDraft>) -> (Vec<AuditEntry>, (u64, [u8; 32])) {
+    let (mut seq, mut prev) = head;
+    let mut entries = Vec::with_capacity(drafts.len());
+    for draft in drafts {
+        seq = seq.saturating_add(1);
+        let entry = AuditEntry::seal(&prev, seq, draft);
+        prev = entry.hash;
+        entries.push(entry);
+    }
+    (entries, (seq, prev))
+}
+
+pub(super) const INSERT: &str =
+    "INSERT INTO keygate_audit (seq, at, actor, action, key_id, user_id, detail, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+pub(super) const SET_HEAD: &str = "UPDATE keygate_meta SET version = $1, audit_seq = $2, audit_hash = $3 WHERE id = 1";
+
+pub(super) fn head_hex(hash: &[u8; 32]) -> String {
+    hash_to_hex(hash)
+}
+
+fn entry(row: &Row) -> AuditEntry {
+    let detail: String = row.try_get(6).unwrap_or_default();
+    let hash: Vec<u8> = row.try_get(7).unwrap_or_default();
+    AuditEntry {
+        seq: row.try_get::<_, i64>(0).map_or(0, |seq| u64::try_from(seq).unwrap_or(0)),
+        at: row.try_get(1).unwrap_or(0),
+        actor: row.try_get(2).unwrap_or(None),
+        action: row.try_get(3).unwrap_or_default(),
+        key_id: row.try_get(4).unwrap_or(None),
+        user_id: row.try_get(5).unwrap_or(None),
+        // An unparsable detail is kept as text so that verification reports it.
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+        hash: hash.try_into().unwrap_or([0; 32]),
+    }
+}
+
+/// The entries matching `query`, newest first.
+pub(super) fn select(net: &Net, client: &Client, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM keygate_audit
+         WHERE ($1::text IS NULL OR key_id = $1) AND ($2::text IS NULL OR user_id = $2) AND ($3::bigint IS NULL OR at >= $3)
+           AND ($5::bigint IS NULL OR at <= $5) AND ($6::text IS NULL OR action = $6)
+           AND ($7::text IS NULL OR strpos(lower(actor), lower($7)) > 0)
+         ORDER BY seq DESC LIMIT $4"
+    );
+    let limit = i64::try_from(query.limit.unwrap_or(100)).unwrap_or(i64::MAX);
+    let action = query.action.map(AuditAction::as_str);
+    let rows = net.run(
+        "reading the audit trail of",
+        client.query(&sql, &[&query.key_id, &query.user_id, &query.since, &limit, &query.until, &action, &query.actor]),
+    )?;
+    Ok(rows.iter().map(entry).collect())
+}
+
+/// Verifies the whole chain against the recorded head, in one snapshot.
+pub(super) fn verify_all(net: &Net, client: &Client) -> Result<AuditReport> {
+    net.run("reading the audit trail of", client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))?;
+    let read = (|| {
+        let meta =
+            net.run("reading the audit trail of", client.query_one("SELECT audit_seq, audit_hash FROM keygate_meta WHERE id = 1", &[]))?;
+        let recorded = head(meta.try_get(0).unwrap_or(0), &meta.try_get::<_, String>(1).unwrap_or_default());
+        let rows =
+            net.run("reading the audit trail of", client.query(&format!("SELECT {COLUMNS} FROM keygate_audit ORDER BY seq"), &[]))?;
+        let entries: Vec<AuditEntry> = rows.iter().map(entry).collect();
+        Ok(verify(entries.iter(), Some(recorded), None))
+    })();
+    let _ = net.run("reading the audit trail of", client.batch_execute("COMMIT"));
+    read
+}

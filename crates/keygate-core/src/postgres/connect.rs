@@ -1,0 +1,302 @@
+//! Reaching the database: the URL (its `sslmode` and `sslrootcert`, which
+//! keygate reads itself), TLS over rustls, and connections whose every wait is
+//! bounded. A connection's messages are driven by a task on the backend's one
+//! current-thread runtime; the listener's notifications are forwarded to a channel.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{AsyncMessage, Client, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::error::{Error, ErrorCode, Result};
+
+/// The notification channel every keygate process listens on.
+pub(super) const CHANNEL: &str = "keygate";
+
+/// How TLS is used, as libpq's `sslmode` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsMode {
+    Disable,
+    /// TLS when the server offers it, the certificate not verified (libpq's default).
+    Prefer,
+    /// TLS always, the certificate not verified.
+    Require,
+    /// TLS always, the certificate chain verified, not the host name.
+    VerifyCa,
+    /// TLS always, the certificate chain and the host name verified.
+    VerifyFull,
+}
+
+/// Where and how to connect, parsed once at open.
+pub(super) struct Target {
+    config: Config,
+    tls: MakeRustlsConnect,
+    /// `host:port/database`, for messages (never the user's password).
+    pub(super) name: String,
+    pub(super) connect_timeout: Duration,
+    pub(super) statement_timeout: Duration,
+}
+
+fn invalid(message: String) -> Error {
+    Error::new(ErrorCode::InvalidArgument, message)
+}
+
+/// `%XX` sequences decoded (a malformed one is kept as it is).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (byte, hex) {
+            (b'%', Some(decoded)) => {
+                out.push(decoded);
+                i += 3;
+            }
+            _ => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Target {
+    /// Parses a `postgres://` or `postgresql://` URL. Errors never repeat the URL
+    /// (it may hold a password).
+    pub(super) fn parse(url: &str, connect_timeout: Duration, statement_timeout: Duration) -> Result<Target> {
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut mode = TlsMode::Prefer;
+        let mut root_cert = None;
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "sslmode" => {
+                    mode = match percent_decode(value).as_str() {
+                        "disable" => TlsMode::Disable,
+                        "prefer" | "allow" => TlsMode::Prefer,
+                        "require" => TlsMode::Require,
+                        "verify-ca" => TlsMode::VerifyCa,
+                        "verify-full" => TlsMode::VerifyFull,
+                        _ => {
+                            return Err(invalid(
+                                "the store URL's sslmode must be disable, prefer, require, verify-ca or verify-full".to_string(),
+                            ))
+                        }
+                    }
+                }
+                "sslrootcert" => root_cert = Some(percent_decode(value)),
+                _ => kept.push(pair),
+            }
+        }
+        let rest = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+        let mut config = Config::from_str(&rest).map_err(|e| invalid(format!("the store URL is not a valid PostgreSQL URL ({e})")))?;
+        if config.get_hosts().is_empty() {
+            return Err(invalid("the store URL names no host".to_string()));
+        }
+        if config.get_user().is_none() {
+            // As libpq: $PGUSER, else the operating system's user name.
+            let user = std::env::var("PGUSER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "postgres".to_string());
+            config.user(user);
+        }
+        config.ssl_mode(match mode {
+            TlsMode::Disable => SslMode::Disable,
+            TlsMode::Prefer => SslMode::Prefer,
+            _ => SslMode::Require,
+        });
+        config.connect_timeout(connect_timeout);
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(5));
+        config.tcp_user_timeout(statement_timeout);
+        config.application_name("keygate");
+        let name = describe(&config);
+        let tls = MakeRustlsConnect::new(tls_config(mode, root_cert.as_deref())?);
+        Ok(Target { config, tls, name, connect_timeout, statement_timeout })
+    }
+
+    /// A new connection (bounded by the connect timeout), its messages driven on
+    /// `rt`; notifications go to the receiver.
+    pub(super) fn connect(&self, rt: &Runtime) -> Result<(Client, UnboundedReceiver<String>)> {
+        self.connect_within(rt, self.connect_timeout)
+    }
+
+    /// [`Target::connect`], waiting at most `limit`.
+    pub(super) fn connect_within(&self, rt: &Runtime, limit: Duration) -> Result<(Client, UnboundedReceiver<String>)> {
+        let connecting = rt.block_on(async { tokio::time::timeout(limit, self.config.connect(self.tls.clone())).await });
+        let (client, mut connection) = match connecting {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => return Err(self.error("cannot connect to", &e)),
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorCode::StoreUnavailable,
+                    format!("cannot connect to {} within {} ms", self.name, limit.as_millis()),
+                ))
+            }
+        };
+        let (sender, receiver) = unbounded_channel();
+        rt.spawn(async move {
+            loop {
+                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                    Some(Ok(AsyncMessage::Notification(n))) => {
+                        if sender.send(n.payload().to_string()).is_err() {
+                            // Nobody listens any more; keep driving the connection for its client.
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => return,
+                }
+            }
+        });
+        Ok((client, receiver))
+    }
+
+    /// A driver error as a keygate error: the server's own refusals (a read-only
+    /// server, a missing privilege) are `STORE_IO`; a lost or refused connection is
+    /// `STORE_UNAVAILABLE`.
+    pub(super) fn error(&self, what: &str, e: &tokio_postgres::Error) -> Error {
+        let code = if e.as_db_error().is_some() { ErrorCode::StoreIo } else { ErrorCode::StoreUnavailable };
+        let detail = match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        };
+        Error::new(code, format!("{what} {}: {detail}", self.name))
+    }
+}
+
+/// `host:port/database` of a config.
+fn describe(config: &Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => String::new(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("postgres://{host}:{port}/{}", config.get_dbname().unwrap_or(""))
+}
+
+fn tls_config(mode: TlsMode, root_cert: Option<&str>) -> Result<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    if let Some(path) = root_cert {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| invalid(format!("cannot read the store URL's sslrootcert {path}: {e}")))?;
+        for cert in certs {
+            roots.add(cert).map_err(|e| invalid(format!("the store URL's sslrootcert {path} holds an unusable certificate: {e}")))?;
+        }
+    }
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::new(ErrorCode::Internal, format!("internal error: TLS setup failed: {e}")))?;
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| Error::new(ErrorCode::Internal, format!("internal error: TLS setup failed: {e}")))?;
+    let verifier: Arc<dyn ServerCertVerifier> = match mode {
+        TlsMode::VerifyFull => webpki,
+        TlsMode::VerifyCa => Arc::new(ChainOnly { inner: webpki }),
+        TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => Arc::new(Unverified { provider }),
+    };
+    Ok(builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth())
+}
+
+/// `verify-ca`: the chain must lead to a trusted root; the name is not checked.
+#[derive(Debug)]
+struct ChainOnly {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        match self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. })) => {
+                Ok(ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// `prefer` and `require` (as libpq without a root certificate): encrypted, the
+/// certificate not verified; the handshake's signatures still are.
+#[derive(Debug)]
+struct Unverified {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,540 @@
+//! The shared store: one PostgreSQL database shared by processes on many hosts.
+//! Every admin call is one transaction that locks the meta row (`FOR UPDATE`,
+//! so writers of all hosts go one at a time), catches up with what others
+//! committed, writes its rows, a `keygate_changes` row under the next version,
+//! its hash-chained audit rows and the meta row, notifies (`pg_notify`) and
+//! commits before returning. Each process keeps a second connection that
+//! LISTENs, heartbeats and catches up strictly in version order (`watch.rs`).
+//! All I/O runs on one current-thread tokio runtime the backend owns; every
+//! wait is bounded by the connect or statement timeout.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `mod.rs` | [`PgBackend`]: the `Backend` over the two connections; the cursor |
+//! | `open.rs` | opening: options, connections, schema, the snapshot, the thread |
+//! | `connect.rs` | the URL, TLS (rustls), connections and their errors |
+//! | `schema.rs` | the tables and the meta row; reading the whole state |
+//! | `codec.rs` | records ↔ rows and change JSON; the statements that write a change |
+//! | `audit.rs` | the audit table and its head |
+//! | `watch.rs` | the listener thread: notifications, heartbeat, reconnects, failing closed |
+
+mod audit;
+mod codec;
+mod connect;
+mod open;
+mod schema;
+mod watch;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::runtime::Runtime;
+use tokio_postgres::{Client, Statement};
+
+use self::codec::{decode_changes, encode_changes, statements, Param};
+use self::connect::Target;
+pub(crate) use self::open::{is_postgres_url, open};
+use crate::audit::{AuditDraft, AuditEntry, AuditQuery, AuditReport};
+use crate::backend::{Backend, Catchup};
+use crate::error::{Error, ErrorCode, Result};
+use crate::registry::Change;
+use crate::store::Health;
+
+/// The runtime and where to connect: every database call goes through [`Net::run`].
+pub(super) struct Net {
+    rt: Arc<Runtime>,
+    target: Target,
+}
+
+impl Net {
+    /// Runs one database call to its end, waiting at most the statement timeout.
+    fn run<T>(&self, what: &str, call: impl Future<Output = std::result::Result<T, tokio_postgres::Error>>) -> Result<T> {
+        self.run_within(self.target.statement_timeout, what, call)
+    }
+
+    /// Runs one database call to its end, waiting at most `limit`.
+    fn run_within<T>(
+        &self,
+        limit: Duration,
+        what: &str,
+        call: impl Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+    ) -> Result<T> {
+        match self.rt.block_on(async { tokio::time::timeout(limit, call).await }) {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(self.target.error(what, &e)),
+            Err(_) => Err(Error::new(
+                ErrorCode::StoreUnavailable,
+                format!("{what} {}: no answer within {} ms", self.target.name, limit.as_millis()),
+            )),
+        }
+    }
+}
+
+/// Where this process stands in the change log.
+struct Cursor {
+    /// The database's epoch when the state was read (a restore or failover to
+    /// another database changes it: then everything is read afresh).
+    epoch: String,
+    /// The last version applied.
+    version: i64,
+    /// The state in memory cannot be trusted: the next catch-up reads everything.
+    needs_reload: bool,
+}
+
+/// The meta row as an admin transaction locked it.
+#[derive(Clone)]
+struct Locked {
+    epoch: String,
+    version: i64,
+    audit_head: (u64, [u8; 32]),
+}
+
+/// The write connection, its prepared statements, and the open transaction's lock.
+struct Writer {
+    client: Client,
+    prepared: HashMap<&'static str, Statement>,
+    locked: Option<Locked>,
+}
+
+impl Writer {
+    fn statement(&mut self, net: &Net, sql: &'static str) -> Result<Statement> {
+        if let Some(statement) = self.prepared.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = net.run("preparing a statement for", self.client.prepare(sql))?;
+        self.prepared.insert(sql, statement.clone());
+        Ok(statement)
+    }
+}
+
+/// When the process last heard from the database.
+struct Contact {
+    at: Instant,
+    wall: i64,
+}
+
+/// What the backend and its listener thread share.
+pub(super) struct Shared {
+    net: Net,
+    /// This process, in its change rows.
+    token: String,
+    cursor: Mutex<Cursor>,
+    writer: Mutex<Option<Writer>>,
+    /// The listener thread's connection (also used for flushing uses).
+    listener: Mutex<Option<Client>>,
+    connected: AtomicBool,
+    contact: Mutex<Contact>,
+    fail_closed_after: Duration,
+    /// A catch-up could not reach the database (see `Shared::poll`).
+    poll_lost: AtomicBool,
+    /// Changes that arrived in notifications, by version, not yet applied (see `Shared::heard`).
+    heard: Mutex<BTreeMap<i64, String>>,
+    closed: AtomicBool,
+}
+
+/// The store's epoch as processes compare it: the random one made with the store, and the
+/// database's identity, which a restore into a new database (pg_restore) changes and a
+/// promoted physical replica keeps.
+macro_rules! epoch_sql {
+    () => {
+        "m.epoch || ':' || (SELECT oid::text FROM pg_database WHERE datname = current_database())"
+    };
+}
+pub(super) use epoch_sql;
+
+const LOCK_META: &str =
+    concat!("SELECT ", epoch_sql!(), ", m.version, m.audit_seq, m.audit_hash FROM keygate_meta m WHERE m.id = 1 FOR UPDATE OF m");
+const CHANGES_SINCE: &str = "SELECT version, changes FROM keygate_changes WHERE version > $1 AND version <= $2 ORDER BY version";
+const INSERT_CHANGE: &str = "INSERT INTO keygate_changes (version, token, at, changes) VALUES ($1, $2, $3, $4)";
+const NOTIFY: &str = "SELECT pg_notify('keygate', $1)";
+/// The meta row and the changes after a version, in one snapshot.
+const POLL: &str = concat!(
+    "SELECT ",
+    epoch_sql!(),
+    ", m.version, c.version, c.changes FROM keygate_meta m
+     LEFT JOIN keygate_changes c ON c.version > $1 AND c.version <= m.version WHERE m.id = 1 ORDER BY c.version"
+);
+
+impl Shared {
+    fn touch(&self) {
+        let mut contact = self.contact.lock();
+        contact.at = Instant::now();
+        contact.wall = crate::clock::system_now();
+    }
+
+    fn since_contact(&self) -> Duration {
+        self.contact.lock().at.elapsed()
+    }
+
+    fn connect_writer(&self) -> Result<Writer> {
+        let (client, _notifications) = self.net.target.connect(&self.net.rt)?;
+        Ok(Writer { client, prepared: HashMap::new(), locked: None })
+    }
+
+    /// Runs `f` on the write connection (connecting first if needed); a failure
+    /// drops the connection (its state is unknown; the server rolls back what was open).
+    fn with_writer<T>(&self, f: impl FnOnce(&Net, &mut Writer) -> Result<T>) -> Result<T> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorCode::StoreIo, "the store is closed"));
+        }
+        let mut guard = self.writer.lock();
+        if guard.as_ref().is_some_and(|w| w.client.is_closed()) {
+            *guard = None;
+        }
+        let writer = match guard.as_mut() {
+            Some(writer) => writer,
+            None => guard.insert(self.connect_writer()?),
+        };
+        let result = f(&self.net, writer);
+        if result.is_err() {
+            *guard = None;
+        }
+        result
+    }
+
+    /// What follows `cursor`, given the database's epoch and version and the
+    /// change rows after the cursor up to that version (read in one snapshot):
+    /// the changes when they are all there, otherwise the whole state afresh.
+    fn catch_up(
+        &self,
+        client: &Client,
+        in_transaction: bool,
+        (epoch, version): (String, i64),
+        rows: Vec<(i64, String)>,
+    ) -> Result<Catchup> {
+        // Locks in the order `take_heard` takes them.
+        let mut heard = self.heard.lock();
+        let mut cursor = self.cursor.lock();
+        let contiguous = rows.iter().enumerate().all(|(i, (v, _))| i64::try_from(i).is_ok_and(|i| *v == cursor.version + 1 + i))
+            && rows.last().map_or(cursor.version, |(v, _)| *v) == version;
+        if cursor.needs_reload || epoch != cursor.epoch || version < cursor.version || !contiguous {
+            // A restore or failover (epoch, version backwards), or history pruned past the cursor.
+            let (registry, epoch, version) = schema::load(&self.net, client, !in_transaction)?;
+            *cursor = Cursor { epoch, version, needs_reload: false };
+            heard.clear();
+            return Ok(Catchup::Reload(Box::new(registry)));
+        }
+        if rows.is_empty() {
+            return Ok(Catchup::Nothing);
+        }
+        let mut changes = Vec::new();
+        for (_, json) in &rows {
+            changes.extend(decode_changes(json)?);
+        }
+        cursor.version = version;
+        Ok(Catchup::Changes(changes))
+    }
+
+    /// Keeps a change that came with its notification (`<epoch> <version> <json>`),
+    /// so that catching up needs no query when every version after the cursor came so.
+    fn hear(&self, epoch: &str, version: i64, json: &str) {
+        let mut heard = self.heard.lock();
+        // Bounded: a process far behind reads the table instead.
+        if epoch == self.cursor.lock().epoch && heard.len() < HEARD_KEPT {
+            heard.insert(version, json.to_string());
+        }
+    }
+
+    /// The changes heard right after the cursor, when there are any and they run
+    /// on from it without a gap (else `None`: the table is read). Moves the cursor.
+    fn take_heard(&self) -> Result<Option<Vec<Change>>> {
+        let mut heard = self.heard.lock();
+        let mut cursor = self.cursor.lock();
+        let stale: Vec<i64> = heard.range(..=cursor.version).map(|(v, _)| *v).collect();
+        for version in stale {
+            heard.remove(&version);
+        }
+        if cursor.needs_reload || heard.first_key_value().is_none_or(|(v, _)| *v != cursor.version + 1) {
+            return Ok(None);
+        }
+        let mut changes = Vec::new();
+        let mut last = cursor.version;
+        while let Some(json) = heard.remove(&(last + 1)) {
+            changes.extend(decode_changes(&json)?);
+            last += 1;
+        }
+        cursor.version = last;
+        Ok(Some(changes))
+    }
+
+    /// Catch-up outside a write, on the listener's connection. When the database
+    /// cannot be reached and the process heard from it within `failClosedAfterMs`,
+    /// the answer is `Nothing`: the store keeps answering from what it holds for
+    /// that long by design, and the listener thread (told through `poll_lost`)
+    /// reconnects, or fails the store closed once the bound has passed.
+    fn poll(&self) -> Result<Catchup> {
+        match self.look() {
+            Err(e) if e.code == ErrorCode::StoreUnavailable && self.since_contact() <= self.fail_closed_after => {
+                self.poll_lost.store(true, Ordering::Release);
+                Ok(Catchup::Nothing)
+            }
+            answer => answer,
+        }
+    }
+
+    fn look(&self) -> Result<Catchup> {
+        if let Some(changes) = self.take_heard()? {
+            self.touch();
+            return Ok(Catchup::Changes(changes));
+        }
+        let guard = self.listener.lock();
+        let Some(client) = guard.as_ref() else {
+            return Err(Error::new(ErrorCode::StoreUnavailable, format!("not connected to {}", self.net.target.name)));
+        };
+        let after = self.cursor.lock().version;
+        let rows = self.net.run("reading changes of", client.query(POLL, &[&after]))?;
+        let mut meta = None;
+        let mut changes = Vec::new();
+        for row in rows {
+            let read = (|| {
+                let epoch: String = row.try_get(0)?;
+                let version: i64 = row.try_get(1)?;
+                let change: Option<(i64, String)> = match row.try_get::<_, Option<i64>>(2)? {
+                    Some(v) => Some((v, row.try_get(3)?)),
+                    None => None,
+                };
+                Ok::<_, tokio_postgres::Error>((epoch, version, change))
+            })();
+            let (epoch, version, change) = read.map_err(|e| codec::corrupt(format!("a change row: {e}")))?;
+            meta = Some((epoch, version));
+            changes.extend(change);
+        }
+        let meta = meta.ok_or_else(|| codec::corrupt("its keygate_meta row is missing"))?;
+        self.touch();
+        self.catch_up(client, false, meta, changes)
+    }
+}
+
+/// The backend of `KeyStore::open('postgres://…')`.
+pub struct PgBackend {
+    shared: Arc<Shared>,
+}
+
+/// The longest change JSON sent in a notification (PostgreSQL's limit is 8,000 bytes, with the epoch and version).
+const NOTIFY_JSON_MAX: usize = 7_900;
+/// Changes kept from notifications, waiting to be applied.
+const HEARD_KEPT: usize = 10_000;
+
+/// Rows to keep in `keygate_changes` for processes catching up; one further behind reloads.
+const CHANGES_KEPT: i64 = 100_000;
+
+impl PgBackend {
+    fn lock_meta(&self) -> Result<()> {
+        self.shared.with_writer(|net, w| {
+            w.locked = None;
+            let lock = w.statement(net, LOCK_META)?;
+            let client = &w.client;
+            let (_, row) = net.run("locking", async { tokio::try_join!(client.batch_execute("BEGIN"), client.query_one(&lock, &[])) })?;
+            let read = (|| {
+                Ok::<_, tokio_postgres::Error>((
+                    row.try_get::<_, String>(0)?,
+                    row.try_get::<_, i64>(1)?,
+                    row.try_get(2)?,
+                    row.try_get::<_, String>(3)?,
+                ))
+            })();
+            let (epoch, version, seq, hash) = read.map_err(|e| codec::corrupt(format!("its keygate_meta row: {e}")))?;
+            w.locked = Some(Locked { epoch, version, audit_head: audit::head(seq, &hash) });
+            Ok(())
+        })
+    }
+}
+
+impl Backend for PgBackend {
+    /// Locks the meta row. A connection kept from before that turns out lost (the
+    /// server restarted, the connection was terminated) is replaced once: nothing
+    /// was written on it, and the call should not fail for a connection it never needed.
+    fn begin(&self) -> Result<()> {
+        let kept = self.shared.writer.lock().is_some();
+        match self.lock_meta() {
+            Err(e) if kept && e.code == ErrorCode::StoreUnavailable => self.lock_meta(),
+            done => done,
+        }
+    }
+
+    fn changes(&self) -> Result<Catchup> {
+        self.shared.with_writer(|net, w| {
+            let locked = w.locked.clone().ok_or_else(|| Error::new(ErrorCode::Internal, "internal error: changes outside a write"))?;
+            let after = self.shared.cursor.lock().version;
+            let rows = if locked.version > after {
+                let since = w.statement(net, CHANGES_SINCE)?;
+                let rows = net.run("reading changes of", w.client.query(&since, &[&after, &locked.version]))?;
+                rows.iter()
+                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                    .collect::<std::result::Result<Vec<(i64, String)>, tokio_postgres::Error>>()
+                    .map_err(|e| codec::corrupt(format!("a change row: {e}")))?
+            } else {
+                Vec::new()
+            };
+            self.shared.catch_up(&w.client, true, (locked.epoch, locked.version), rows)
+        })
+    }
+
+    fn resync(&self) {
+        self.shared.cursor.lock().needs_reload = true;
+    }
+
+    fn commit(&self, changes: &[Change], drafts: Vec<AuditDraft>) -> Result<()> {
+        let shared = &self.shared;
+        shared.with_writer(|net, w| {
+            let locked = w.locked.take().ok_or_else(|| Error::new(ErrorCode::Internal, "internal error: commit outside a write"))?;
+            let version = locked.version + 1;
+            let (entries, (seq, hash)) = audit::seal(locked.audit_head, drafts);
+            let mut writes: Vec<(Statement, Vec<Param>)> = Vec::new();
+            for change in changes {
+                for (sql, params) in statements(change) {
+                    writes.push((w.statement(net, sql)?, params));
+                }
+            }
+            let now = crate::clock::system_now();
+            writes.push((
+                w.statement(net, INSERT_CHANGE)?,
+                vec![Param::Int(version), Param::Text(shared.token.clone()), Param::Int(now), Param::Text(encode_changes(changes))],
+            ));
+            for entry in entries {
+                writes.push((
+                    w.statement(net, audit::INSERT)?,
+                    vec![
+                        Param::Int(i64::try_from(entry.seq).unwrap_or(i64::MAX)),
+                        Param::Int(entry.at),
+                        Param::OptText(entry.actor),
+                        Param::Text(entry.action),
+                        Param::OptText(entry.key_id),
+                        Param::OptText(entry.user_id),
+                        Param::Text(entry.detail.to_string()),
+                        Param::Bytes(entry.hash.to_vec()),
+                    ],
+                ));
+            }
+            writes.push((
+                w.statement(net, audit::SET_HEAD)?,
+                vec![Param::Int(version), Param::Int(i64::try_from(seq).unwrap_or(i64::MAX)), Param::Text(audit::head_hex(&hash))],
+            ));
+            // The change itself rides along when it fits PostgreSQL's 8,000-byte payload.
+            let json = encode_changes(changes);
+            let payload = if json.len() <= NOTIFY_JSON_MAX {
+                format!("{} {version} {json}", locked.epoch)
+            } else {
+                format!("{} {version}", locked.epoch)
+            };
+            writes.push((w.statement(net, NOTIFY)?, vec![Param::Text(payload)]));
+            let client = &w.client;
+            // Sent together with the COMMIT: one round trip. Should a write fail, the
+            // server aborts the transaction and the COMMIT ends it as a rollback; the
+            // write's error is the answer (and the connection is dropped).
+            net.run("writing", async {
+                let writes = futures_util::future::try_join_all(
+                    writes.iter().map(|(statement, params)| client.execute_raw(statement, params.iter().map(Param::as_sql))),
+                );
+                tokio::try_join!(writes, client.batch_execute("COMMIT"))
+            })?;
+            shared.cursor.lock().version = version;
+            shared.touch();
+            Ok(())
+        })
+    }
+
+    fn rollback(&self) {
+        let mut guard = self.shared.writer.lock();
+        if let Some(w) = guard.as_mut() {
+            // Only a write whose `begin` succeeded is open (a failed call drops the connection).
+            if w.locked.take().is_some() && self.shared.net.run("rolling back", w.client.batch_execute("ROLLBACK")).is_err() {
+                *guard = None;
+            }
+        }
+    }
+
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        self.shared.with_writer(|net, w| audit::select(net, &w.client, query))
+    }
+
+    fn verify_audit(&self) -> Result<AuditReport> {
+        self.shared.with_writer(|net, w| audit::verify_all(net, &w.client))
+    }
+
+    fn is_durable(&self) -> bool {
+        true
+    }
+
+    fn poll(&self) -> Result<Catchup> {
+        self.shared.poll()
+    }
+
+    fn flush_uses(&self, uses: &[([u8; 16], i64)]) -> Result<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let guard = self.shared.listener.lock();
+        let Some(client) = guard.as_ref() else {
+            return Err(Error::new(ErrorCode::StoreUnavailable, format!("not connected to {}", self.shared.net.target.name)));
+        };
+        let ids: Vec<Vec<u8>> = uses.iter().map(|(id, _)| id.to_vec()).collect();
+        let ats: Vec<i64> = uses.iter().map(|(_, at)| *at).collect();
+        self.shared.net.run(
+            "recording key use in",
+            client.execute(
+                "UPDATE keygate_keys k SET last_used_at = GREATEST(k.last_used_at, u.at)
+                 FROM unnest($1::bytea[], $2::bigint[]) AS u(id, at) WHERE k.id = u.id",
+                &[&ids, &ats],
+            ),
+        )?;
+        Ok(())
+    }
+
+    fn stored_uses(&self, id: Option<&[u8; 16]>) -> Result<Vec<([u8; 16], i64)>> {
+        // A read shows what it holds rather than wait for a database it has lost.
+        if !self.shared.connected.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorCode::StoreUnavailable, format!("not connected to {}", self.shared.net.target.name)));
+        }
+        self.shared.with_writer(|net, w| {
+            let rows = match id {
+                Some(id) => net.run(
+                    "reading",
+                    w.client
+                        .query("SELECT id, last_used_at FROM keygate_keys WHERE id = $1 AND last_used_at IS NOT NULL", &[&id.as_slice()]),
+                )?,
+                None => {
+                    net.run("reading", w.client.query("SELECT id, last_used_at FROM keygate_keys WHERE last_used_at IS NOT NULL", &[]))?
+                }
+            };
+            Ok(rows
+                .iter()
+                .filter_map(|row| {
+                    let id: Vec<u8> = row.try_get(0).ok()?;
+                    Some((id.try_into().ok()?, row.try_get(1).ok()?))
+                })
+                .collect())
+        })
+    }
+
+    fn backup(&self, _to: &std::path::Path) -> Result<()> {
+        Err(Error::new(
+            ErrorCode::InvalidArgument,
+            "a PostgreSQL store is backed up with PostgreSQL's own tools (pg_dump, base backups), not store.backup",
+        ))
+    }
+
+    fn health(&self, _now: i64) -> Health {
+        let (since, wall) = {
+            let contact = self.shared.contact.lock();
+            (contact.at.elapsed(), contact.wall)
+        };
+        Health {
+            connected: self.shared.connected.load(Ordering::Acquire) && since <= self.shared.fail_closed_after,
+            applied_version: self.shared.cursor.lock().version,
+            lag_ms: since.as_secs_f64() * 1000.0,
+            last_contact_at: Some(wall),
+        }
+    }
+
+    fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.connected.store(false, Ordering::Release);
+        *self.shared.writer.lock() = None;
+        *self.shared.listener.lock() = None;
+    }
+}

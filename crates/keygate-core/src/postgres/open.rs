@@ -1,0 +1,130 @@
+//! Opening a PostgreSQL store: the options checked, the URL parsed, the write
+//! connection made and the server checked (a primary, not a replica), the schema
+//! created or checked, the listener connected and LISTENing (and a notification
+//! seen to arrive: a pooler in transaction mode cannot deliver them) before the
+//! snapshot is read, then the listener thread started.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_postgres::Client;
+
+use super::connect::{Target, CHANNEL};
+use super::schema;
+use super::watch::watch;
+use super::{Contact, Cursor, Net, PgBackend, Shared, Writer, NOTIFY};
+use crate::error::{Error, ErrorCode, Result};
+use crate::secret::{random_bytes, Prefix};
+use crate::store::{check_lifetime_days, KeyStore, Options};
+
+const DEFAULT_TIMEOUT_MS: f64 = 5_000.0;
+const DEFAULT_PURGE_AFTER_DAYS: f64 = 7.0;
+/// The longest timeout accepted (an hour): a longer one is a mistake, not a bound.
+const MAX_TIMEOUT_MS: f64 = 3_600_000.0;
+
+/// Whether `path` names a PostgreSQL database rather than a file.
+pub(crate) fn is_postgres_url(path: &str) -> bool {
+    let lower = path.get(..13).unwrap_or(path).to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+fn timeout(value: Option<f64>, name: &str) -> Result<Duration> {
+    let ms = value.unwrap_or(DEFAULT_TIMEOUT_MS);
+    if !(ms.is_finite() && ms > 0.0 && ms <= MAX_TIMEOUT_MS) {
+        return Err(Error::new(ErrorCode::InvalidArgument, format!("{name} {ms} must be more than 0 and at most {MAX_TIMEOUT_MS} (ms)")));
+    }
+    Ok(Duration::from_secs_f64(ms / 1000.0))
+}
+
+/// Opens (or creates) the store in the database at `url`.
+pub(crate) fn open(url: &str, options: Options) -> Result<KeyStore> {
+    if let Some(days) = options.max_lifetime_days {
+        check_lifetime_days(days)?;
+    }
+    if let Some(prefix) = &options.key_prefix {
+        Prefix::new(prefix)?;
+    }
+    let purge_days = options.purge_expired_after_days.unwrap_or(DEFAULT_PURGE_AFTER_DAYS);
+    if !(purge_days.is_finite() && purge_days >= 0.0) {
+        return Err(Error::new(ErrorCode::InvalidArgument, format!("purgeExpiredAfterDays {purge_days} must be 0 or more")));
+    }
+    let fail_closed_after = timeout(options.fail_closed_after_ms, "failClosedAfterMs")?;
+    let connect_timeout = timeout(options.connect_timeout_ms, "connectTimeoutMs")?;
+    let statement_timeout = timeout(options.statement_timeout_ms, "statementTimeoutMs")?;
+    let target = Target::parse(url, connect_timeout, statement_timeout)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::new(ErrorCode::StoreIo, format!("cannot start the store's I/O runtime: {e}")))?;
+    let net = Net { rt: Arc::new(rt), target };
+    let (client, _) = net.target.connect(&net.rt)?;
+    schema::check_writable(&net, &client)?;
+    let meta = schema::ensure(&net, &client, options.key_prefix.as_deref(), options.max_lifetime_days)?;
+    // LISTEN before the snapshot: whatever commits after it is notified.
+    let (listener, mut notifications) = net.target.connect(&net.rt)?;
+    net.run("listening on", listener.batch_execute(&format!("LISTEN {CHANNEL}")))?;
+    let mut token = [0u8; 8];
+    random_bytes(&mut token)?;
+    let token = hex::encode(token);
+    probe(&net, &client, &mut notifications, &token)?;
+    let (registry, epoch, version) = schema::load(&net, &client, true)?;
+    let shared = Arc::new(Shared {
+        net,
+        token,
+        cursor: Mutex::new(Cursor { epoch, version, needs_reload: false }),
+        writer: Mutex::new(Some(Writer { client, prepared: Default::default(), locked: None })),
+        listener: Mutex::new(Some(listener)),
+        connected: AtomicBool::new(true),
+        contact: Mutex::new(Contact { at: Instant::now(), wall: crate::clock::system_now() }),
+        fail_closed_after,
+        poll_lost: AtomicBool::new(false),
+        heard: Mutex::new(Default::default()),
+        closed: AtomicBool::new(false),
+    });
+    let mut options = options;
+    // The limit given when the store was created applies to every process that does not set its own.
+    options.max_lifetime_days = options.max_lifetime_days.or(meta.max_lifetime_days);
+    let store = KeyStore::with_backend(&options, meta.prefix, registry, Box::new(PgBackend { shared: shared.clone() }))?;
+    let weak = store.downgrade();
+    let purge_after_ms = (purge_days * 86_400_000.0) as i64;
+    let handle = std::thread::Builder::new()
+        .name("keygate-postgres".into())
+        .spawn(move || watch(&weak, &shared, notifications, purge_after_ms))
+        .map_err(|e| Error::new(ErrorCode::StoreIo, format!("cannot start the store thread: {e}")))?;
+    store.set_maintenance(handle);
+    Ok(store)
+}
+
+/// Sends a notification from the write connection and waits for the listener to
+/// receive it: a pooler in transaction mode (or anything else that breaks LISTEN)
+/// is refused here rather than leaving the process deaf to other hosts.
+fn probe(net: &Net, writer: &Client, notifications: &mut UnboundedReceiver<String>, token: &str) -> Result<()> {
+    let expected = format!("probe {token}");
+    net.run("notifying", writer.execute(NOTIFY, &[&expected]))?;
+    let limit = net.target.connect_timeout;
+    let heard = net.rt.block_on(async {
+        tokio::time::timeout(limit, async {
+            while let Some(payload) = notifications.recv().await {
+                if payload == expected {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+    });
+    if heard != Ok(true) {
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "{} does not deliver notifications to a LISTENing session (within {} ms): keygate needs a direct connection or a pooler in session mode, not transaction mode",
+                net.target.name,
+                limit.as_millis()
+            ),
+        ));
+    }
+    Ok(())
+}

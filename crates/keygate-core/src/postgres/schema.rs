@@ -1,0 +1,186 @@
+//! The schema: its tables (created if absent, under an advisory lock so that two
+//! hosts opening a new database at once make it once), the meta row (schema
+//! version, epoch, version, settings, audit head), and reading the whole state.
+
+use tokio_postgres::Client;
+
+use super::codec::{corrupt, key_row, role_record, user_record, KEY_COLUMNS};
+use super::{epoch_sql, Net};
+use crate::error::{Error, ErrorCode, Result};
+use crate::registry::{Change, Registry};
+use crate::secret::{random_bytes, Prefix};
+
+/// The schema version recorded in `keygate_meta`.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// The advisory lock key of schema creation (any constant no other lock uses).
+const SCHEMA_LOCK: i64 = 0x6b67_0001;
+
+const SCHEMA: &str = "
+CREATE TABLE keygate_meta (
+  id integer PRIMARY KEY CHECK (id = 1),
+  schema_version integer NOT NULL,
+  epoch text NOT NULL,
+  version bigint NOT NULL,
+  key_prefix text NOT NULL,
+  max_lifetime_days double precision,
+  audit_seq bigint NOT NULL,
+  audit_hash text NOT NULL
+);
+CREATE TABLE keygate_roles (name text PRIMARY KEY, rights text[] NOT NULL);
+CREATE TABLE keygate_users (id text PRIMARY KEY, status text NOT NULL, rights text[] NOT NULL, roles text[] NOT NULL);
+CREATE TABLE keygate_keys (
+  id bytea PRIMARY KEY,
+  seq bigint NOT NULL,
+  user_id text NOT NULL,
+  description text NOT NULL,
+  state text NOT NULL,
+  expires_at bigint NOT NULL,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL,
+  last_used_at bigint,
+  hint text NOT NULL,
+  digest bytea NOT NULL UNIQUE,
+  rules text[] NOT NULL
+);
+CREATE INDEX keygate_keys_by_user ON keygate_keys (user_id);
+CREATE TABLE keygate_changes (version bigint PRIMARY KEY, token text NOT NULL, at bigint NOT NULL, changes text NOT NULL);
+CREATE TABLE keygate_audit (
+  seq bigint PRIMARY KEY,
+  at bigint NOT NULL,
+  actor text,
+  action text NOT NULL,
+  key_id text,
+  user_id text,
+  detail text NOT NULL,
+  hash bytea NOT NULL
+);
+CREATE INDEX keygate_audit_by_key ON keygate_audit (key_id);
+CREATE INDEX keygate_audit_by_user ON keygate_audit (user_id);
+";
+
+/// The settings and position recorded in the meta row.
+pub(super) struct Meta {
+    pub prefix: Prefix,
+    pub max_lifetime_days: Option<f64>,
+}
+
+/// Refuses a server that cannot take writes or keep a LISTEN: a hot standby, or
+/// a session that is read-only.
+pub(super) fn check_writable(net: &Net, client: &Client) -> Result<()> {
+    let row = net.run("checking", client.query_one("SELECT pg_is_in_recovery(), current_setting('transaction_read_only')", &[]))?;
+    let recovery: bool = row.try_get(0).unwrap_or(false);
+    let read_only: String = row.try_get(1).unwrap_or_default();
+    if recovery || read_only == "on" {
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "{} is a read-only server (a replica in recovery, or a read-only session): keygate needs the primary, where it writes and LISTENs",
+                net.target.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates the schema in a database without one, or checks an existing one's
+/// version and key prefix. Returns the recorded settings.
+pub(super) fn ensure(net: &Net, client: &Client, wanted_prefix: Option<&str>, wanted_max_days: Option<f64>) -> Result<Meta> {
+    net.run("locking the schema of", client.batch_execute("BEGIN"))?;
+    let result = ensure_in_transaction(net, client, wanted_prefix, wanted_max_days);
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    net.run("writing the schema of", client.batch_execute(end))?;
+    result
+}
+
+fn ensure_in_transaction(net: &Net, client: &Client, wanted_prefix: Option<&str>, wanted_max_days: Option<f64>) -> Result<Meta> {
+    net.run("locking the schema of", client.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]))?;
+    let exists: bool = net
+        .run("reading the schema of", client.query_one("SELECT to_regclass('keygate_meta') IS NOT NULL", &[]))?
+        .try_get(0)
+        .unwrap_or(false);
+    if !exists {
+        let prefix = match wanted_prefix {
+            Some(p) => Prefix::new(p)?,
+            None => Prefix::default(),
+        };
+        let mut epoch = [0u8; 16];
+        random_bytes(&mut epoch)?;
+        net.run("creating the schema of", client.batch_execute(SCHEMA))?;
+        net.run(
+            "creating the schema of",
+            client.execute(
+                "INSERT INTO keygate_meta (id, schema_version, epoch, version, key_prefix, max_lifetime_days, audit_seq, audit_hash)
+                 VALUES (1, $1, $2, 0, $3, $4, 0, $5)",
+                &[
+                    &SCHEMA_VERSION,
+                    &hex::encode(epoch),
+                    &prefix.as_str(),
+                    &wanted_max_days,
+                    &crate::audit::hash_to_hex(&crate::audit::GENESIS),
+                ],
+            ),
+        )?;
+    }
+    let row = net
+        .run(
+            "reading the schema of",
+            client.query_opt("SELECT schema_version, key_prefix, max_lifetime_days FROM keygate_meta WHERE id = 1", &[]),
+        )?
+        .ok_or_else(|| corrupt("its keygate_meta row is missing"))?;
+    let version: i32 = row.try_get(0).map_err(|e| corrupt(format!("its schema version: {e}")))?;
+    if version > SCHEMA_VERSION {
+        return Err(corrupt(format!("it was written by a newer keygate (schema {version}; this one reads up to {SCHEMA_VERSION})")));
+    }
+    let stored: String = row.try_get(1).map_err(|e| corrupt(format!("its key prefix: {e}")))?;
+    let prefix = Prefix::new(&stored).map_err(|_| corrupt("its key prefix is invalid"))?;
+    if let Some(wanted) = wanted_prefix {
+        if wanted != prefix.as_str() {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!("keyPrefix {wanted:?} differs from {:?}, the prefix this store was created with", prefix.as_str()),
+            ));
+        }
+    }
+    let max_lifetime_days: Option<f64> = row.try_get(2).unwrap_or(None);
+    Ok(Meta { prefix, max_lifetime_days })
+}
+
+/// The whole state and the (epoch, version) it is at, read in one snapshot.
+/// Inside a transaction the caller opened (the write lock's), or in a
+/// repeatable-read one of its own when `own_transaction`.
+pub(super) fn load(net: &Net, client: &Client, own_transaction: bool) -> Result<(Registry, String, i64)> {
+    if own_transaction {
+        net.run("reading", client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))?;
+    }
+    let result = load_rows(net, client);
+    if own_transaction {
+        let _ = net.run("reading", client.batch_execute("COMMIT"));
+    }
+    result
+}
+
+fn load_rows(net: &Net, client: &Client) -> Result<(Registry, String, i64)> {
+    let meta =
+        net.run("reading", client.query_one(concat!("SELECT ", epoch_sql!(), ", m.version FROM keygate_meta m WHERE m.id = 1"), &[]))?;
+    let epoch: String = meta.try_get(0).map_err(|e| corrupt(format!("its epoch: {e}")))?;
+    let version: i64 = meta.try_get(1).map_err(|e| corrupt(format!("its version: {e}")))?;
+    let fail = |e: Error| corrupt(e.message);
+    let mut registry = Registry::default();
+    for row in net.run("reading roles of", client.query("SELECT name, rights FROM keygate_roles", &[]))? {
+        let (name, rights) = (row.try_get(0), row.try_get(1));
+        let record = role_record(name.map_err(corrupt)?, rights.map_err(corrupt)?)?;
+        registry.apply(Change::PutRole(record)).map_err(fail)?;
+    }
+    for row in net.run("reading users of", client.query("SELECT id, status, rights, roles FROM keygate_users", &[]))? {
+        let fields =
+            (|| Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get::<_, String>(1)?, row.try_get(2)?, row.try_get(3)?)))();
+        let (id, status, rights, roles) = fields.map_err(corrupt)?;
+        registry.apply(Change::PutUser(user_record(id, &status, rights, roles)?)).map_err(fail)?;
+    }
+    let keys = net.run("reading keys of", client.query(&format!("SELECT {KEY_COLUMNS} FROM keygate_keys"), &[]))?;
+    for row in keys {
+        registry.apply(Change::PutKey(key_row(&row)?)).map_err(fail)?;
+    }
+    Ok((registry, epoch, version))
+}

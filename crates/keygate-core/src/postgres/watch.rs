@@ -1,0 +1,298 @@
+//! The listener thread: it waits for notifications on its own connection,
+//! heartbeats when none come (a short query every 250 ms; a half-open connection
+//! is noticed within about a second), and on a notification ahead of the cursor,
+//! a heartbeat that sees the version moved, or a reconnect, catches up through
+//! `Inner::poll` (strictly in version order; a gap reloads). It reconnects with
+//! jittered backoff (50 ms – 2 s), fails the store closed when it has not heard
+//! from the database for longer than `failClosedAfterMs`, flushes `lastUsedAt`
+//! about once a second, and purges expired keys and prunes old change rows under
+//! an advisory lock, so that one host does it.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::connect::CHANNEL;
+use super::{epoch_sql, Shared, CHANGES_KEPT};
+use crate::error::{Error, ErrorCode, Result};
+use crate::incident::Task;
+use crate::store::Inner;
+
+const HEARTBEAT_EVERY: Duration = Duration::from_millis(250);
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(750);
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// While the store fails closed: how often to try catching up again.
+const RETRY_EVERY: Duration = Duration::from_millis(250);
+/// The advisory lock key of purging and pruning (one host at a time).
+const MAINTENANCE_LOCK: i64 = 0x6b67_0002;
+
+struct Watcher {
+    /// The listener's notifications (`None`: disconnected).
+    notifications: Option<UnboundedReceiver<String>>,
+    /// Something was committed that this process has not applied.
+    behind: bool,
+    backoff: Duration,
+    next_attempt: Instant,
+    last_heartbeat: Instant,
+    last_retry: Instant,
+    last_flush: Instant,
+    last_purge: Option<Instant>,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// The thread's body: rounds until the store is closed or dropped. A defect in a
+/// round is caught: the connection is dropped and the store fails closed until
+/// a later catch-up succeeds.
+pub(super) fn watch(store: &Weak<Inner>, shared: &Arc<Shared>, notifications: UnboundedReceiver<String>, purge_after_ms: i64) {
+    let now = Instant::now();
+    let mut watcher = Watcher {
+        notifications: Some(notifications),
+        behind: true,
+        backoff: BACKOFF_MIN,
+        next_attempt: now,
+        last_heartbeat: now,
+        last_retry: now,
+        last_flush: now,
+        last_purge: None,
+    };
+    loop {
+        if shared.closed.load(Ordering::Acquire) {
+            return;
+        }
+        match catch_unwind(AssertUnwindSafe(|| watcher.round(store, shared, purge_after_ms))) {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Stop) => return,
+            Err(_) => {
+                watcher.disconnect(shared);
+                let Some(inner) = store.upgrade() else { return };
+                inner.sync_failed(Error::new(ErrorCode::Internal, "internal error in the store's listener thread; it starts over"));
+            }
+        }
+    }
+}
+
+/// A random duration in [d/2, d].
+fn jitter(d: Duration) -> Duration {
+    let mut byte = [0u8; 1];
+    let fraction = match crate::secret::random_bytes(&mut byte) {
+        Ok(()) => f64::from(byte.first().copied().unwrap_or(0)) / 255.0,
+        Err(_) => 1.0,
+    };
+    d.mul_f64(0.5 + fraction / 2.0)
+}
+
+impl Watcher {
+    fn round(&mut self, store: &Weak<Inner>, shared: &Shared, purge_after_ms: i64) -> Flow {
+        if let Some(inner) = store.upgrade() {
+            fail_closed_if_silent(&inner, shared);
+        }
+        if self.notifications.is_none() {
+            let now = Instant::now();
+            if now >= self.next_attempt {
+                self.reconnect(shared);
+            } else {
+                std::thread::sleep((self.next_attempt - now).min(BACKOFF_MIN));
+            }
+        }
+        if self.notifications.is_some() {
+            self.listen(shared);
+        }
+        if self.notifications.is_some() && self.last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
+            self.heartbeat(shared);
+        }
+        // The store is held only outside the runtime (its last handle may drop here).
+        let Some(inner) = store.upgrade() else { return Flow::Stop };
+        if inner.is_closed() {
+            return Flow::Stop;
+        }
+        let connected = self.notifications.is_some();
+        let retry = !inner.is_current() && self.last_retry.elapsed() >= RETRY_EVERY;
+        if connected && (self.behind || retry) {
+            self.last_retry = Instant::now();
+            // Reports its own failure (and fails closed) and recovery.
+            let polled = inner.poll();
+            if shared.poll_lost.swap(false, Ordering::AcqRel) {
+                // It could not look (still within failClosedAfterMs): reconnect and catch up then.
+                self.disconnect(shared);
+            } else if polled.is_ok() {
+                self.behind = false;
+            } else if shared.listener.lock().as_ref().is_none_or(tokio_postgres::Client::is_closed) {
+                self.disconnect(shared);
+            }
+        }
+        let silent = shared.since_contact();
+        if silent > shared.fail_closed_after && inner.is_current() {
+            inner.sync_failed(Error::new(
+                ErrorCode::StoreUnavailable,
+                format!(
+                    "no word from {} for {} ms (failClosedAfterMs); checks answer store_unavailable until it is back",
+                    shared.net.target.name,
+                    silent.as_millis()
+                ),
+            ));
+        }
+        if connected && self.last_flush.elapsed() >= FLUSH_EVERY {
+            self.last_flush = Instant::now();
+            inner.report(Task::LastUsed, &inner.flush_uses());
+        }
+        if connected && self.last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+            self.last_purge = Some(Instant::now());
+            inner.report(Task::Purge, &maintain(&inner, shared, purge_after_ms));
+        }
+        Flow::Continue
+    }
+
+    /// Waits up to the next heartbeat for notifications; any heard is contact,
+    /// and one ahead of the cursor (or from another epoch) means catching up.
+    fn listen(&mut self, shared: &Shared) {
+        let Some(notifications) = self.notifications.as_mut() else { return };
+        let wait = HEARTBEAT_EVERY.saturating_sub(self.last_heartbeat.elapsed()).max(Duration::from_millis(1));
+        let heard = shared.net.rt.block_on(async {
+            let first = tokio::time::timeout(wait, notifications.recv()).await;
+            first.map(|first| {
+                first.map(|first| {
+                    let mut all = vec![first];
+                    while let Ok(more) = notifications.try_recv() {
+                        all.push(more);
+                    }
+                    all
+                })
+            })
+        });
+        match heard {
+            Ok(Some(payloads)) => {
+                shared.touch();
+                for payload in payloads {
+                    let mut parts = payload.splitn(3, ' ');
+                    let (Some(epoch), Some(version)) = (parts.next(), parts.next().and_then(|v| v.parse::<i64>().ok())) else { continue };
+                    if let Some(json) = parts.next() {
+                        shared.hear(epoch, version, json);
+                    }
+                    let cursor = shared.cursor.lock();
+                    if epoch != cursor.epoch || version > cursor.version {
+                        self.behind = true;
+                    }
+                }
+            }
+            // The connection ended.
+            Ok(None) => self.disconnect(shared),
+            Err(_) => {}
+        }
+    }
+
+    /// A short query: proves the connection alive (or finds it half-open) and
+    /// notices a version moved without a notification.
+    fn heartbeat(&mut self, shared: &Shared) {
+        self.last_heartbeat = Instant::now();
+        let answer = {
+            let guard = shared.listener.lock();
+            let Some(client) = guard.as_ref() else { return };
+            shared.net.run_within(
+                HEARTBEAT_TIMEOUT,
+                "heartbeat to",
+                client.query_one(concat!("SELECT ", epoch_sql!(), ", m.version FROM keygate_meta m WHERE m.id = 1"), &[]),
+            )
+        };
+        match answer {
+            Ok(row) => {
+                shared.touch();
+                let epoch: Option<String> = row.try_get(0).ok();
+                let version: Option<i64> = row.try_get(1).ok();
+                let cursor = shared.cursor.lock();
+                if epoch.as_deref() != Some(cursor.epoch.as_str()) || version != Some(cursor.version) {
+                    self.behind = true;
+                }
+            }
+            Err(_) => self.disconnect(shared),
+        }
+    }
+
+    /// Connects and LISTENs again. While the store still answers, the attempt ends
+    /// by the time it must fail closed, so that it fails closed on time.
+    fn reconnect(&mut self, shared: &Shared) {
+        let to_bound = shared.fail_closed_after.saturating_sub(shared.since_contact());
+        let limit = if to_bound.is_zero() {
+            shared.net.target.connect_timeout
+        } else {
+            shared.net.target.connect_timeout.min(to_bound.max(BACKOFF_MIN))
+        };
+        let connected = shared.net.target.connect_within(&shared.net.rt, limit).and_then(|(client, notifications)| {
+            shared.net.run_within(limit, "listening on", client.batch_execute(&format!("LISTEN {CHANNEL}")))?;
+            Ok((client, notifications))
+        });
+        match connected {
+            Ok((client, notifications)) => {
+                *shared.listener.lock() = Some(client);
+                self.notifications = Some(notifications);
+                shared.connected.store(true, Ordering::Release);
+                shared.touch();
+                self.backoff = BACKOFF_MIN;
+                self.last_heartbeat = Instant::now();
+                // Anything may have been committed while it was away.
+                self.behind = true;
+            }
+            Err(_) => self.schedule_reconnect(),
+        }
+    }
+
+    fn disconnect(&mut self, shared: &Shared) {
+        *shared.listener.lock() = None;
+        self.notifications = None;
+        shared.connected.store(false, Ordering::Release);
+        self.schedule_reconnect();
+    }
+
+    fn schedule_reconnect(&mut self) {
+        self.next_attempt = Instant::now() + jitter(self.backoff);
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Fails the store closed once it has not heard from the database for longer than `failClosedAfterMs`.
+fn fail_closed_if_silent(inner: &Inner, shared: &Shared) {
+    let silent = shared.since_contact();
+    if silent > shared.fail_closed_after && inner.is_current() {
+        inner.sync_failed(Error::new(
+            ErrorCode::StoreUnavailable,
+            format!("no word from {} for {} ms (failClosedAfterMs)", shared.net.target.name, silent.as_millis()),
+        ));
+    }
+}
+
+/// Purges expired keys and prunes change rows no process needs, on one host at a
+/// time (a session advisory lock on the listener's connection; another host
+/// holding it skips the round).
+fn maintain(inner: &Inner, shared: &Shared, purge_after_ms: i64) -> Result<()> {
+    let locked = {
+        let guard = shared.listener.lock();
+        let Some(client) = guard.as_ref() else { return Ok(()) };
+        shared
+            .net
+            .run("locking maintenance of", client.query_one("SELECT pg_try_advisory_lock($1)", &[&MAINTENANCE_LOCK]))?
+            .try_get(0)
+            .unwrap_or(false)
+    };
+    if !locked {
+        return Ok(());
+    }
+    let purged = inner.purge_expired(purge_after_ms).map(|_| ());
+    let guard = shared.listener.lock();
+    let Some(client) = guard.as_ref() else { return purged };
+    let pruned = shared.net.run(
+        "pruning changes of",
+        client
+            .execute("DELETE FROM keygate_changes WHERE version <= (SELECT version FROM keygate_meta WHERE id = 1) - $1", &[&CHANGES_KEPT]),
+    );
+    let unlocked = shared.net.run("unlocking maintenance of", client.execute("SELECT pg_advisory_unlock($1)", &[&MAINTENANCE_LOCK]));
+    purged.and(pruned.map(|_| ())).and(unlocked.map(|_| ()))
+}

@@ -1,0 +1,552 @@
+//! The PostgreSQL store against the machine's server (127.0.0.1:5432, user
+//! postgres, trust): each test makes its own database under a random name and
+//! drops it. Without a server answering there, each test says so and passes.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use keygate_core::{Call, ErrorCode, KeyStore, NewKey, Options, Reason, UserInput};
+
+const DAY: i64 = 86_400_000;
+const SERVER: &str = "127.0.0.1:5432";
+
+fn server_answers() -> bool {
+    let addr: SocketAddr = SERVER.parse().unwrap();
+    TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
+}
+
+fn psql(database: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql])
+        .output()
+        .expect("psql runs");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A database of its own, dropped (with whatever is connected to it) at the end.
+struct Db {
+    name: String,
+}
+
+impl Db {
+    fn new() -> Option<Db> {
+        if !server_answers() {
+            eprintln!("skipped: no PostgreSQL answers at {SERVER}");
+            return None;
+        }
+        let mut bytes = [0u8; 6];
+        getrandom::fill(&mut bytes).unwrap();
+        let name = format!("keygate_test_{}", hex::encode(bytes));
+        psql("postgres", &format!("CREATE DATABASE {name}"));
+        Some(Db { name })
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}?sslmode=disable", self.name)
+    }
+
+    fn sql(&self, sql: &str) -> String {
+        psql(&self.name, sql)
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-Atc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+fn open(url: &str) -> keygate_core::Result<KeyStore> {
+    KeyStore::open(url, Options::default())
+}
+
+fn seed(store: &KeyStore) -> (String, String) {
+    store.put_user(&UserInput { id: "svc".into(), rights: vec!["*:*".into()], ..Default::default() }, Some("alice")).unwrap();
+    let issued = store
+        .create_key(
+            &NewKey {
+                user_id: "svc".into(),
+                description: "nightly".into(),
+                expires_at: Some(keygate_core::internals::system_now() + DAY),
+                rules: vec!["session:*".into()],
+                state: None,
+            },
+            Some("alice"),
+        )
+        .unwrap();
+    (issued.key.id, issued.secret)
+}
+
+fn reason(store: &KeyStore, secret: &str) -> Reason {
+    store.check(Call { secret: secret.as_bytes(), service: b"session", api: b"userLogon", ip: None }).reason
+}
+
+/// Waits (up to 10 s) until `store` answers `want` for `secret`.
+fn wait_for(store: &KeyStore, secret: &str, want: Reason) -> Duration {
+    let start = Instant::now();
+    loop {
+        let got = reason(store, secret);
+        if got == want {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "still {got:?}, want {want:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_new_database_gets_the_schema_and_admin_calls_are_committed_before_they_return() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    let (id, secret) = seed(&store);
+    assert_eq!(reason(&store, &secret), Reason::Allowed);
+    // Committed: another session sees it at once.
+    assert_eq!(db.sql("SELECT state FROM keygate_keys"), "active");
+    assert_eq!(db.sql("SELECT version FROM keygate_meta"), "2");
+    assert_eq!(db.sql("SELECT count(*) FROM keygate_changes"), "2");
+    store.set_state(&id, "suspended", Some("bob")).unwrap();
+    assert_eq!(db.sql("SELECT state FROM keygate_keys"), "suspended");
+    assert_eq!(reason(&store, &secret), Reason::Suspended);
+    let report = store.verify_audit().unwrap();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(store.audit(&Default::default()).unwrap().len(), 3);
+    let health = store.health();
+    assert!(health.connected);
+    assert_eq!(health.applied_version, 3);
+    store.close().unwrap();
+
+    // Reopened: the same state, the schema checked not recreated.
+    let reopened = open(&db.url()).unwrap();
+    assert_eq!(reason(&reopened, &secret), Reason::Suspended);
+    assert_eq!(reopened.get_key(&id).unwrap().unwrap().state, "suspended");
+    assert!(reopened.verify_audit().unwrap().ok);
+    reopened.close().unwrap();
+}
+
+#[test]
+fn secrets_are_never_stored_only_their_digest() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    let (_, secret) = seed(&store);
+    let body = secret.split_once('_').unwrap().1;
+    let dump = db.sql(
+        "SELECT string_agg(t::text, ' ') FROM (SELECT row_to_json(k)::text AS t FROM keygate_keys k
+         UNION ALL SELECT changes FROM keygate_changes UNION ALL SELECT row_to_json(a)::text FROM keygate_audit a) x",
+    );
+    assert!(!dump.is_empty());
+    assert!(!dump.contains(body), "the secret is not stored");
+    store.close().unwrap();
+}
+
+#[test]
+fn two_stores_on_one_database_see_each_others_changes_within_milliseconds() {
+    let Some(db) = Db::new() else { return };
+    let writer = open(&db.url()).unwrap();
+    let reader = open(&db.url()).unwrap();
+    let (id, secret) = seed(&writer);
+    wait_for(&reader, &secret, Reason::Allowed);
+    writer.set_state(&id, "revoked", None).unwrap();
+    let took = wait_for(&reader, &secret, Reason::Revoked);
+    eprintln!("revocation visible on the other store after {took:?}");
+    // And the other way round: the reader writes, the writer catches up at its next write.
+    reader.put_role("ops", &["api:*".into()], None).unwrap();
+    let start = Instant::now();
+    while writer.get_role("ops").unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(writer.health().applied_version, reader.health().applied_version);
+    assert!(writer.verify_audit().unwrap().ok);
+    writer.close().unwrap();
+    reader.close().unwrap();
+}
+
+#[test]
+fn a_changed_epoch_or_pruned_history_reloads_everything() {
+    let Some(db) = Db::new() else { return };
+    let a = open(&db.url()).unwrap();
+    let b = open(&db.url()).unwrap();
+    let (id, secret) = seed(&a);
+    wait_for(&b, &secret, Reason::Allowed);
+
+    // A restore elsewhere: the epoch changes (and the rows with it).
+    b.close().unwrap();
+    a.set_state(&id, "suspended", None).unwrap();
+    let b = open(&db.url()).unwrap();
+    db.sql("UPDATE keygate_keys SET state = 'active'; UPDATE keygate_meta SET epoch = 'restored'");
+    wait_for(&b, &secret, Reason::Allowed);
+    wait_for(&a, &secret, Reason::Allowed);
+
+    // History pruned past a cursor: the change rows are gone, the state is not.
+    db.sql("UPDATE keygate_keys SET state = 'revoked'; UPDATE keygate_meta SET version = version + 5; DELETE FROM keygate_changes");
+    wait_for(&a, &secret, Reason::Revoked);
+    wait_for(&b, &secret, Reason::Revoked);
+    a.close().unwrap();
+    b.close().unwrap();
+}
+
+/// A TCP proxy in front of the server that can be told to stop forwarding
+/// (leaving connections open: half-open, as a dead network looks).
+struct Proxy {
+    port: u16,
+    forwarding: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn start() -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let forwarding = Arc::new(AtomicBool::new(true));
+        let flag = forwarding.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                if !flag.load(Ordering::SeqCst) {
+                    // Accepted and never answered.
+                    std::mem::forget(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(SERVER) else { continue };
+                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
+                    let flag = flag.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            let Ok(n) = from.read(&mut buf) else { return };
+                            if n == 0 {
+                                return;
+                            }
+                            if !flag.load(Ordering::SeqCst) {
+                                // Swallow everything from now on.
+                                continue;
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Proxy { port, forwarding }
+    }
+
+    fn url(&self, db: &Db) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{}?sslmode=disable", self.port, db.name)
+    }
+}
+
+#[test]
+fn a_store_that_lost_the_database_fails_closed_after_fail_closed_after_ms_and_recovers() {
+    let Some(db) = Db::new() else { return };
+    let proxy = Proxy::start();
+    let options = Options {
+        fail_closed_after_ms: Some(1500.0),
+        statement_timeout_ms: Some(1000.0),
+        connect_timeout_ms: Some(1000.0),
+        ..Default::default()
+    };
+    let store = KeyStore::open(&proxy.url(&db), options).unwrap();
+    let (_, secret) = seed(&store);
+    assert_eq!(reason(&store, &secret), Reason::Allowed);
+    proxy.forwarding.store(false, Ordering::SeqCst);
+    let lost = Instant::now();
+    // Within the bound the store answers from what it holds ...
+    assert_eq!(reason(&store, &secret), Reason::Allowed);
+    // ... and past it, store_unavailable.
+    let took = wait_for(&store, &secret, Reason::StoreUnavailable);
+    eprintln!("failed closed {:?} after the network stopped", lost.elapsed());
+    assert!(took >= Duration::from_millis(1000), "not before the bound: {took:?}");
+    assert!(!store.health().connected);
+    // An admin call is bounded too: STORE_UNAVAILABLE, not a hang.
+    let started = Instant::now();
+    let error = store.put_role("ops", &[], None).unwrap_err();
+    assert_eq!(error.code, ErrorCode::StoreUnavailable, "{error}");
+    assert!(started.elapsed() < Duration::from_secs(5), "bounded: {:?}", started.elapsed());
+    proxy.forwarding.store(true, Ordering::SeqCst);
+    wait_for(&store, &secret, Reason::Allowed);
+    assert!(store.health().connected);
+    store.close().unwrap();
+}
+
+#[test]
+fn an_unreachable_database_is_store_unavailable_within_the_connect_timeout() {
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let started = Instant::now();
+    let options = Options { connect_timeout_ms: Some(500.0), ..Default::default() };
+    let error =
+        KeyStore::open(&format!("postgres://postgres:hunter2secret@127.0.0.1:{port}/x?sslmode=disable"), options).err().expect("refused");
+    assert_eq!(error.code, ErrorCode::StoreUnavailable, "{error}");
+    assert!(!error.message.contains("hunter2secret"), "no password in errors: {error}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // A server that accepts and never answers: bounded as well.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let started = Instant::now();
+    let options = Options { connect_timeout_ms: Some(500.0), ..Default::default() };
+    let error = KeyStore::open(&format!("postgres://postgres@127.0.0.1:{port}/x?sslmode=disable"), options).err().expect("refused");
+    assert_eq!(error.code, ErrorCode::StoreUnavailable, "{error}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}
+
+#[test]
+fn hostile_urls_and_options_get_clear_errors() {
+    for (url, code) in [
+        ("postgres://u:pw-in-url@127.0.0.1/x?sslmode=sometimes", ErrorCode::InvalidArgument),
+        ("postgres://u:pw-in-url@127.0.0.1/x?bogus=1", ErrorCode::InvalidArgument),
+        ("postgres://u:pw-in-url@127.0.0.1:notaport/x", ErrorCode::InvalidArgument),
+        ("postgresql://u:pw-in-url@[::1/x", ErrorCode::InvalidArgument),
+        ("postgres://u:pw-in-url@127.0.0.1/x?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem", ErrorCode::InvalidArgument),
+    ] {
+        let error = KeyStore::open(url, Options::default()).err().expect("refused");
+        assert_eq!(error.code, code, "{url}: {error}");
+        assert!(!error.message.contains("pw-in-url"), "{url}: {error}");
+    }
+    for options in [
+        Options { fail_closed_after_ms: Some(0.0), ..Default::default() },
+        Options { connect_timeout_ms: Some(f64::NAN), ..Default::default() },
+        Options { statement_timeout_ms: Some(-1.0), ..Default::default() },
+    ] {
+        let error = KeyStore::open("postgres://127.0.0.1/x", options).err().expect("refused");
+        assert_eq!(error.code, ErrorCode::InvalidArgument, "{error}");
+    }
+}
+
+#[test]
+fn a_read_only_session_is_refused_at_open() {
+    let Some(db) = Db::new() else { return };
+    db.sql(&format!("ALTER DATABASE {} SET default_transaction_read_only = on", db.name));
+    let error = open(&db.url()).err().expect("refused");
+    assert_eq!(error.code, ErrorCode::InvalidArgument, "{error}");
+    assert!(error.message.contains("read-only"), "{error}");
+}
+
+#[test]
+fn a_different_key_prefix_is_refused() {
+    let Some(db) = Db::new() else { return };
+    open(&db.url()).unwrap().close().unwrap();
+    let error = KeyStore::open(&db.url(), Options { key_prefix: Some("zz".into()), ..Default::default() }).err().expect("refused");
+    assert_eq!(error.code, ErrorCode::InvalidArgument, "{error}");
+}
+
+#[test]
+fn tls_through_rustls_encrypts_and_verify_full_refuses_an_untrusted_certificate() {
+    let Some(db) = Db::new() else { return };
+    if db.sql("SHOW ssl") != "on" {
+        eprintln!("skipped: the server has no TLS");
+        return;
+    }
+    let url = db.url().replace("sslmode=disable", "sslmode=require");
+    let store = open(&url).unwrap();
+    seed(&store);
+    let encrypted = db.sql(&format!(
+        "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = '{}' AND a.application_name = 'keygate'",
+        db.name
+    ));
+    assert_eq!(encrypted, "t", "both connections use TLS");
+    store.close().unwrap();
+    // The machine's certificate is self-signed: not trusted, so verify-full refuses it.
+    let error = open(&db.url().replace("sslmode=disable", "sslmode=verify-full")).err().expect("refused");
+    assert_eq!(error.code, ErrorCode::StoreUnavailable, "{error}");
+}
+
+#[test]
+fn terminated_connections_are_replaced_and_nothing_is_missed() {
+    let Some(db) = Db::new() else { return };
+    let a = open(&db.url()).unwrap();
+    let b = open(&db.url()).unwrap();
+    let (id, secret) = seed(&a);
+    wait_for(&b, &secret, Reason::Allowed);
+    // Every keygate connection of this database, the listeners and the writers, killed.
+    let killed = db.sql(&format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'keygate'",
+        db.name
+    ));
+    assert_eq!(killed, "4");
+    // The next admin call does not fail for it, and the other store follows.
+    a.set_state(&id, "suspended", None).unwrap();
+    let took = wait_for(&b, &secret, Reason::Suspended);
+    eprintln!("change seen after the listener was killed: {took:?}");
+    b.set_state(&id, "revoked", None).unwrap();
+    wait_for(&a, &secret, Reason::Revoked);
+    assert!(a.health().connected && b.health().connected);
+    assert_eq!(a.health().applied_version, b.health().applied_version);
+    a.close().unwrap();
+    b.close().unwrap();
+}
+
+#[test]
+fn changes_too_large_for_a_notification_are_read_from_the_table_in_order() {
+    let Some(db) = Db::new() else { return };
+    let a = open(&db.url()).unwrap();
+    let b = open(&db.url()).unwrap();
+    // About 12 kB of rights: more than a notification carries.
+    let many: Vec<String> = (0..300).map(|i| format!("service{i:04}:someApiNameThatIsLong*")).collect();
+    a.put_role("big", &many, None).unwrap();
+    a.put_role("small", &["api:*".into()], None).unwrap();
+    let start = Instant::now();
+    while b.get_role("small").unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(b.get_role("big").unwrap().unwrap().rights.len(), 300, "the large change was applied, before the small one");
+    a.close().unwrap();
+    b.close().unwrap();
+}
+
+/// Figures, not assertions: `cargo test --release -p keygate-core --test postgres -- --ignored --nocapture figures`.
+#[test]
+#[ignore = "a measurement; run by hand in release mode"]
+fn figures() {
+    let Some(db) = Db::new() else { return };
+    let writer = open(&db.url()).unwrap();
+    let reader = open(&db.url()).unwrap();
+    writer.put_user(&UserInput { id: "svc".into(), rights: vec!["*:*".into()], ..Default::default() }, None).unwrap();
+    let new_key = || NewKey {
+        user_id: "svc".into(),
+        description: "bench".into(),
+        expires_at: Some(keygate_core::internals::system_now() + DAY),
+        rules: vec![],
+        state: None,
+    };
+    let n = 2_000;
+    let start = Instant::now();
+    let mut issued = Vec::new();
+    for _ in 0..n {
+        issued.push(writer.create_key(&new_key(), None).unwrap());
+    }
+    let took = start.elapsed();
+    eprintln!("durable createKey: {:.0}/s ({n} in {took:?})", f64::from(n) / took.as_secs_f64());
+    let mut visible = Vec::new();
+    for key in issued.iter().take(200) {
+        wait_for(&reader, &key.secret, Reason::Allowed);
+        writer.set_state(&key.key.id, "revoked", None).unwrap();
+        visible.push(wait_for(&reader, &key.secret, Reason::Revoked));
+    }
+    visible.sort();
+    let pick = |q: f64| visible[((visible.len() - 1) as f64 * q) as usize];
+    eprintln!("revocation visible in the other store: p50 {:?}, p99 {:?}, max {:?}", pick(0.5), pick(0.99), pick(1.0));
+    writer.close().unwrap();
+    reader.close().unwrap();
+    let start = Instant::now();
+    let reopened = open(&db.url()).unwrap();
+    eprintln!("open with {} keys: {:?}", reopened.key_count(), start.elapsed());
+    reopened.close().unwrap();
+}
+
+#[test]
+fn a_write_the_server_refuses_changes_nothing_there_or_in_memory() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    let (id, secret) = seed(&store);
+    // The server refuses the audit row, after the key's row was written in the same transaction.
+    db.sql(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by a trigger'; END $$;
+         CREATE TRIGGER refuse BEFORE INSERT ON keygate_audit FOR EACH ROW EXECUTE FUNCTION refuse();",
+    );
+    let error = store.set_state(&id, "revoked", None).unwrap_err();
+    assert_eq!(error.code, ErrorCode::StoreIo, "{error}");
+    assert_eq!(db.sql("SELECT state FROM keygate_keys"), "active");
+    assert_eq!(db.sql("SELECT version FROM keygate_meta"), "2");
+    assert_eq!(reason(&store, &secret), Reason::Allowed);
+    db.sql("DROP TRIGGER refuse ON keygate_audit");
+    store.set_state(&id, "revoked", None).unwrap();
+    assert_eq!(reason(&store, &secret), Reason::Revoked);
+    assert_eq!(db.sql("SELECT state FROM keygate_keys"), "revoked");
+    assert!(store.verify_audit().unwrap().ok);
+    store.close().unwrap();
+}
+
+/// A proxy that forwards everything but the server's notifications (`A` messages),
+/// as a pooler in transaction mode loses them.
+fn deaf_proxy() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let Ok(mut server) = TcpStream::connect(SERVER) else { continue };
+            let (mut client_in, mut server_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut client_in, &mut server_out));
+            std::thread::spawn(move || {
+                // Server to client: typed messages (a type byte, then a length that counts itself).
+                loop {
+                    let mut head = [0u8; 5];
+                    if server.read_exact(&mut head).is_err() {
+                        return;
+                    }
+                    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+                    let mut body = vec![0u8; len - 4];
+                    if server.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    if head[0] != b'A' && (client.write_all(&head).is_err() || client.write_all(&body).is_err()) {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_connection_that_does_not_deliver_notifications_is_refused_at_open() {
+    let Some(db) = Db::new() else { return };
+    let port = deaf_proxy();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/{}?sslmode=disable", db.name);
+    let started = Instant::now();
+    let error = KeyStore::open(&url, Options { connect_timeout_ms: Some(1000.0), ..Default::default() }).err().expect("refused");
+    assert_eq!(error.code, ErrorCode::InvalidArgument, "{error}");
+    assert!(error.message.contains("notifications"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn two_writers_at_once_lose_nothing_and_the_versions_are_contiguous() {
+    let Some(db) = Db::new() else { return };
+    let stores: Vec<KeyStore> = (0..2).map(|_| open(&db.url()).unwrap()).collect();
+    std::thread::scope(|scope| {
+        for (w, store) in stores.iter().enumerate() {
+            scope.spawn(move || {
+                for i in 0..150 {
+                    store.put_role(&format!("w{w}-{i}"), &["api:*".into()], None).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(db.sql("SELECT count(*), min(version), max(version) FROM keygate_changes"), "300|1|300");
+    assert_eq!(db.sql("SELECT version FROM keygate_meta"), "300");
+    let start = Instant::now();
+    while stores.iter().any(|s| s.health().applied_version != 300) {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for store in &stores {
+        assert_eq!(store.list_roles().unwrap().len(), 300);
+        let report = store.verify_audit().unwrap();
+        assert!(report.ok && report.entries == 300, "{report:?}");
+    }
+    for store in stores {
+        store.close().unwrap();
+    }
+}
