@@ -124,6 +124,32 @@ describe('answers stay exact however calls compete for the memo', () => {
   })
 })
 
+describe('a memo that stops answering while calls are too spread (thrashing), then resumes', () => {
+  test('a flood of distinct calls, then a few calls over and over, then a revocation: every answer exact', () => {
+    const store = withUser(frozenStore(), { id: 'integration', rights: ['svc:*'] })
+    const keys = Array.from({ length: 50 }, (_, k) => issue(store, { rules: k % 2 === 0 ? ['svc:even*'] : [] }))
+    const expected = (k: number, c: number) => k % 2 !== 0 || c % 2 === 0
+    const api = (c: number) => (c % 2 === 0 ? `even${c}` : `odd${c}`)
+    // 100,000 calls, none asked twice: the memo answers none of them.
+    for (let c = 0; c < 2_000; c++) {
+      for (let k = 0; k < keys.length; k++) {
+        if (store.isAllowed(keys[k]!.secret, 'svc', api(c)) !== expected(k, c)) assert.fail(`flood: key ${k}, call ${api(c)}`)
+      }
+    }
+    // Ten calls asked 20,000 times each: long enough for the memo to take them back.
+    for (let round = 0; round < 20_000; round++) {
+      for (let k = 0; k < 10; k++) {
+        if (store.isAllowed(keys[k]!.secret, 'svc', api(round % 2)) !== expected(k, round % 2)) assert.fail(`repeated: key ${k}, round ${round}`)
+      }
+    }
+    store.setState(keys[1]!.key.id, 'revoked')
+    for (let round = 0; round < 100; round++) {
+      assert.equal(store.isAllowed(keys[1]!.secret, 'svc', api(round % 2)), false, `revoked key, round ${round}`)
+      assert.equal(store.isAllowed(keys[3]!.secret, 'svc', api(round % 2)), true)
+    }
+  })
+})
+
 describe('the memo under calls that compete for one set', () => {
   test('uses noted again and again after evictions stay bounded (no growth until the event loop turns)', () => {
     setFlagsFromString('--expose-gc')

@@ -16,6 +16,7 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 
 import { ERROR_CODES, KeyStore, KeygateError } from '../index.js'
+import type { Decision } from '../index.js'
 import { createGuard } from 'keygate/http'
 import type { IncomingMessage } from 'node:http'
 import {
@@ -119,53 +120,86 @@ const ipArg: fc.Arbitrary<Desc> = fc.oneof(
   { weight: 1, arbitrary: weird },
 )
 
-describe('isAllowed / explain', () => {
-  test('strings: a boolean and a Decision that agree, never allowed for anything but a real secret; other types: a TypeError; nothing changes', () => {
-    withWorlds((worlds) => {
-      fc.assert(
-        fc.property(fc.tuple(secretArg, nameArg, nameArg, ipArg), (descs) => {
-          for (const world of worlds.both) {
-            world.hostileUsed = false
-            const args = resolveArgs(descs, world)
-            const [secret, service, api] = args
-            const ip = args[3]
-            const strings = typeof secret === 'string' && typeof service === 'string' && typeof api === 'string'
-            // ip: a string or left out (null, undocumented, may go either way).
-            const ipOk = ip === undefined || typeof ip === 'string'
-            const before = digest(world)
-            const explained = attempt(() => world.store.explain(...(args as [string, string, string, string?])))
-            assert.deepEqual(digest(world), before, 'explain is a diagnosis: it changes nothing')
-            const allowed = attempt(() => world.store.isAllowed(...(args as [string, string, string, string?])))
-            if (strings && ip === null && explained.ok === allowed.ok && explained.ok) {
-              assertDecision(explained.value, 'explain with ip null')
-              continue
-            }
-            if (!(strings && ipOk)) {
-              for (const outcome of [explained, allowed]) {
-                assert.equal(outcome.ok, false, 'a non-string argument is a TypeError')
-                if (!outcome.ok) assertContractError(outcome.error, world, 'isAllowed/explain', true)
+const methodArg: fc.Arbitrary<Desc> = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom('GET', 'propfind', 'MKCOL', 'G3T', '') },
+  { weight: 3, arbitrary: anyString },
+  { weight: 1, arbitrary: weird },
+)
+const pathArg: fc.Arbitrary<Desc> = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom('session/x', '/session/a/b/', 'docs/../secret', 'a//b', 'docs%2Fx', '~u/f.txt') },
+  { weight: 3, arbitrary: anyString },
+  { weight: 1, arbitrary: weird },
+)
+
+type Check<T> = (store: KeyStore, secret: string, first: string, second: string, ip?: string) => T
+
+/** The decision calls of one kind of request: their arguments' arbitraries and the calls. */
+const KINDS: { label: string; first: fc.Arbitrary<Desc>; second: fc.Arbitrary<Desc>; explain: Check<Decision>; isAllowed: Check<boolean> }[] = [
+  {
+    label: 'isAllowed/explain',
+    first: nameArg,
+    second: nameArg,
+    explain: (store, ...args) => store.explain(...args),
+    isAllowed: (store, ...args) => store.isAllowed(...args),
+  },
+  {
+    label: 'isAllowedDav/explainDav',
+    first: methodArg,
+    second: pathArg,
+    explain: (store, ...args) => store.explainDav(...args),
+    isAllowed: (store, ...args) => store.isAllowedDav(...args),
+  },
+]
+
+describe('isAllowed / explain, isAllowedDav / explainDav', () => {
+  for (const { label, first, second, explain, isAllowed } of KINDS) {
+    test(`${label} with strings: a boolean and a Decision that agree, never allowed for anything but a real secret; other types: a TypeError; nothing changes`, () => {
+      withWorlds((worlds) => {
+        fc.assert(
+          fc.property(fc.tuple(secretArg, first, second, ipArg), (descs) => {
+            for (const world of worlds.both) {
+              world.hostileUsed = false
+              const args = resolveArgs(descs, world)
+              const [secret, service, api] = args
+              const ip = args[3]
+              const strings = typeof secret === 'string' && typeof service === 'string' && typeof api === 'string'
+              // ip: a string or left out (null, undocumented, may go either way).
+              const ipOk = ip === undefined || typeof ip === 'string'
+              const before = digest(world)
+              const explained = attempt(() => explain(world.store, ...(args as [string, string, string, string?])))
+              assert.deepEqual(digest(world), before, 'explain is a diagnosis: it changes nothing')
+              const allowed = attempt(() => isAllowed(world.store, ...(args as [string, string, string, string?])))
+              if (strings && ip === null && explained.ok === allowed.ok && explained.ok) {
+                assertDecision(explained.value, 'explain with ip null')
+                continue
               }
-              assert.deepEqual(digest(world), before)
-              continue
+              if (!(strings && ipOk)) {
+                for (const outcome of [explained, allowed]) {
+                  assert.equal(outcome.ok, false, 'a non-string argument is a TypeError')
+                  if (!outcome.ok) assertContractError(outcome.error, world, label, true)
+                }
+                assert.deepEqual(digest(world), before)
+                continue
+              }
+              assert.ok(explained.ok, `${label}: explain threw for string arguments: ${!explained.ok && String(explained.error)}`)
+              assert.ok(allowed.ok, `${label}: isAllowed threw for string arguments: ${!allowed.ok && String(allowed.error)}`)
+              const decision = explained.value
+              assertDecision(decision, 'explain')
+              assert.equal(allowed.value, decision.allowed, 'isAllowed agrees with explain')
+              const index = world.secrets.indexOf(secret as string)
+              if (index < 0) {
+                assert.ok(['malformed_key', 'unknown_key'].includes(decision.reason), `a string that is no issued secret is ${decision.reason}`)
+              } else {
+                assert.equal(decision.keyId, world.keyIds[index], 'the decision names the key of the secret')
+              }
+              assertNoLeak(JSON.stringify(decision), world, 'the decision', 'message')
             }
-            assert.ok(explained.ok, `explain threw for string arguments: ${!explained.ok && String(explained.error)}`)
-            assert.ok(allowed.ok, `isAllowed threw for string arguments: ${!allowed.ok && String(allowed.error)}`)
-            const decision = explained.value
-            assertDecision(decision, 'explain')
-            assert.equal(allowed.value, decision.allowed, 'isAllowed agrees with explain')
-            const index = world.secrets.indexOf(secret as string)
-            if (index < 0) {
-              assert.ok(['malformed_key', 'unknown_key'].includes(decision.reason), `a string that is no issued secret is ${decision.reason}`)
-            } else {
-              assert.equal(decision.keyId, world.keyIds[index], 'the decision names the key of the secret')
-            }
-            assertNoLeak(JSON.stringify(decision), world, 'the decision', 'message')
-          }
-        }),
-        runs(300),
-      )
+          }),
+          runs(300),
+        )
+      })
     })
-  })
+  }
 })
 
 // ---- statics, lifecycle, files -----------------------------------------------------

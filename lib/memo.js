@@ -34,6 +34,11 @@
 // On a miss, the secret's hint (last four characters) indexes the core's hint
 // filter (a bitset of every key's hint), so most unknown secrets are refused
 // without a native call or a string hash.
+//
+// When calls are too many and too spread for the table (a wide key population:
+// fewer hits than evictions over a window), probing and filling it costs more
+// than it saves; the memo then steps aside for all but one call in
+// sixteen, through which it sees the workload turn repetitive again.
 
 const { GENERATION_WORD, FLAGS_WORD, VERDICT_REASON_MASK, HINT_DIGITS, MAX_NAME_LENGTH } = require('./native.js')
 
@@ -73,6 +78,17 @@ const PER_ADDRESS = UNNOTED << 1
  * its first use of each such window, with the time of that use.
  */
 const TOUCH_FLUSH_MS = 200
+/**
+ * The thrash detector: every THRASH_WINDOW decisions the memo took part in (hits, and
+ * misses it remembered), fewer hits than evictions means the calls are too many and too
+ * spread for the table — each miss then costs probes of a cold table and an entry
+ * evicting another, and an allowed hit still hands its use to the core (lastUsedAt),
+ * which costs about what the check it saved would have. (Evictions, not misses: a memo
+ * filling up after a start or a change misses without thrashing.) While that lasts, only one call
+ * in THRASH_SAMPLE uses the memo (so the detector still sees the workload change back).
+ */
+const THRASH_WINDOW = 4096
+const THRASH_SAMPLE = 16
 
 /** charCode → base62 digit, or -1 (the core's hint arithmetic, crates/keygate-core/src/memo/hints.rs). */
 const BASE62 = new Int8Array(128).fill(-1)
@@ -186,11 +202,18 @@ class Memo {
     this.flushTimer = null
     /** @type {() => number} */
     this.clock = Date.now
+    /** Thrash detector: on while the memo answers too few calls; decisions left in this window, misses and evictions in it; the sampling tick. */
+    this.thrashing = false
+    this.window = THRASH_WINDOW
+    this.misses = 0
+    this.evictions = 0
+    this.tick = 0
   }
 
   /**
    * The remembered reason code (0 = allowed) of a call, or -1. The arguments'
    * types are checked by the caller: strings, and `ip` a string, undefined or null.
+   * While the memo thrashes, most calls skip it (-1 at once).
    * @param {string} secret
    * @param {string} service
    * @param {string} api
@@ -198,6 +221,7 @@ class Memo {
    * @returns {number}
    */
   find(secret, service, api, ip) {
+    if (this.thrashing && (++this.tick & (THRASH_SAMPLE - 1)) !== 0) return -1
     if (this.words[GENERATION_WORD] !== this.generation && !this.sync()) return -1
     const table = this.table
     if (table.length === 0 || !this.fits(secret, service, api)) return -1
@@ -207,11 +231,32 @@ class Memo {
     const o = (hash >>> (32 - SET_BITS)) * SET_FIELDS
     if (table[o] === secret && table[o + 2] === api && table[o + 1] === service) {
       const code = table[o + 3]
-      if (code < UNNOTED) return code
+      if (code < UNNOTED) {
+        if (--this.window === 0) this.judge()
+        return code
+      }
       const reason = this.flagged(o, code, ip)
-      if (reason >= 0) return reason
+      if (reason >= 0) return this.hit(reason)
     }
     return this.findInOtherWays(table, o, secret, service, api, ip)
+  }
+
+  /**
+   * Counts a hit for the thrash detector; returns `reason`.
+   * @param {number} reason
+   * @returns {number}
+   */
+  hit(reason) {
+    if (--this.window === 0) this.judge()
+    return reason
+  }
+
+  /** The end of a window of the thrash detector: fewer hits than evictions turn the memo (mostly) off. */
+  judge() {
+    this.thrashing = THRASH_WINDOW - this.misses < this.evictions
+    this.misses = 0
+    this.evictions = 0
+    this.window = THRASH_WINDOW
   }
 
   /**
@@ -240,9 +285,9 @@ class Memo {
       if (table[e] === FREE) return -1
       if (table[e] === secret && table[e + 2] === api && table[e + 1] === service) {
         const code = table[e + 3]
-        if (code < UNNOTED) return code
+        if (code < UNNOTED) return this.hit(code)
         const reason = this.flagged(e, code, ip)
-        if (reason >= 0) return reason
+        if (reason >= 0) return this.hit(reason)
       }
     }
     return -1
@@ -304,6 +349,10 @@ class Memo {
     // Only under the generation the call was decided in (a change applied meanwhile bumped
     // it), and never while a flag is raised (generation -1, which no word equals).
     if (this.words[GENERATION_WORD] !== this.generation || !this.fits(secret, service, api)) return
+    // While thrashing, only the calls `find` sampled (the tick it left) are remembered.
+    if (this.thrashing && (this.tick & (THRASH_SAMPLE - 1)) !== 0) return
+    this.misses++
+    if (--this.window === 0) this.judge()
     const callerIp = ip == null ? '' : ip
     if (service.length > MAX_NAME || api.length > this.maxName || callerIp.length > MAX_IP) return
     if (this.table.length === 0) this.table = new Array(SETS * SET_FIELDS).fill(FREE)
@@ -319,6 +368,7 @@ class Memo {
       let way = 1
       while (way < WAYS - 1 && table[o + way * FIELDS] !== FREE) way++
       o += way * FIELDS
+      if (table[o] !== FREE) this.evictions++
     }
     table[o] = secret
     table[o + 1] = service

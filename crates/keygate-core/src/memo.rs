@@ -55,7 +55,12 @@
 //!    it only for a known key, only when not transient, and only while the
 //!    generation is the one read in step 1 (a change made during the call bumped it).
 //!
-//! # The packed verdict (`check`'s answer, one `u32`)
+//! WebDAV requests (`KeyStore#isAllowedDav` → `checkDav`) go through a second memo
+//! of their own, under the same contract: an entry of one memo is never asked for
+//! a call of the other kind, so an API call and a WebDAV request with the same
+//! strings (`GET`, `docs/a`) can never answer for each other.
+//!
+//! # The packed verdict (`check`'s and `checkDav`'s answer, one `u32`)
 //!
 //! - bits 0–7 ([`VERDICT_REASON_MASK`]): the reason code ([`Reason`] as a number);
 //! - [`VERDICT_KNOWN_KEY`]: the secret is a key's (unknown and malformed

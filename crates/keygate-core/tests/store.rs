@@ -1,6 +1,6 @@
 //! The store as an admin back end and an integration use it.
 
-use keygate_core::{Call, ErrorCode, KeyFilter, KeyPatch, KeyStore, NewKey, Options, Reason, UserInput};
+use keygate_core::{Call, DavCall, ErrorCode, KeyFilter, KeyPatch, KeyStore, NewKey, Options, Reason, UserInput};
 
 const DAY: i64 = 86_400_000;
 const T0: i64 = 1_800_000_000_000;
@@ -324,4 +324,31 @@ fn hostile_rules_ids_and_actors_are_refused_and_change_nothing() {
     let hint =
         s.put_user(&UserInput { id: "svc".into(), rights: vec!["session::userLogon".into()], ..Default::default() }, None).unwrap_err();
     assert!(hint.message.contains("did you mean session:userLogon?"), "{}", hint.message);
+}
+
+#[test]
+fn webdav_checks_agree_with_their_explanations_and_tell_the_memo_what_it_needs() {
+    let s = store();
+    user(&s, "svc", &["session:*", "dav=* docs/*"]);
+    let (id, secret) = key(&s, "svc", &["session:get*", "dav=GET docs/*", "ip=10.0.0.0/8"]);
+    let call = DavCall { secret: secret.as_bytes(), method: b"get", path: b"/docs/a.txt", ip: Some(b"10.1.2.3") };
+    let verdict = s.check_dav(call);
+    assert_eq!((verdict.reason, verdict.known_key, verdict.depends_on_ip, verdict.transient), (Reason::Allowed, true, true, false));
+    assert!(s.is_allowed_dav(call));
+    let explained = s.explain_dav(call);
+    assert_eq!((explained.reason, explained.matched_rule.as_deref()), (Reason::Allowed, Some("dav=GET docs/*")));
+    assert_eq!(s.explain_key_dav(&id, DavCall { secret: b"", ..call }), explained);
+    for (method, path, reason) in [
+        (&b"PUT"[..], &b"docs/a.txt"[..], Reason::NoMatchingRule),
+        (b"GET", b"other/a.txt", Reason::UserLacksRight),
+        (b"GET", b"docs/../a.txt", Reason::InvalidRequest),
+    ] {
+        let call = DavCall { method, path, ..call };
+        assert_eq!((s.check_dav(call).reason, s.explain_dav(call).reason), (reason, reason));
+    }
+    // The same strings as an API call are decided by the API rules alone.
+    let api = Call { secret: secret.as_bytes(), service: b"session", api: b"getX", ip: Some(b"10.1.2.3") };
+    assert_eq!(s.explain(api).matched_rule.as_deref(), Some("session:get*"));
+    let unknown = DavCall { secret: b"kg_nope", ..call };
+    assert_eq!((s.check_dav(unknown).reason, s.check_dav(unknown).known_key), (Reason::MalformedKey, false));
 }
