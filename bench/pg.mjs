@@ -21,6 +21,8 @@ const HOST = process.env.KEYGATE_PG_HOST ?? '127.0.0.1'
 const PORT = process.env.KEYGATE_PG_PORT ?? '5432'
 const wallNow = () => performance.timeOrigin + performance.now()
 const pause = new Int32Array(new SharedArrayBuffer(4))
+/** Codes of admin calls that failed (and were retried) while revoking. */
+const failedCalls = []
 
 const RULE_NAMES = [
   'session:userLogon',
@@ -144,9 +146,6 @@ async function startHosts(db, n = 8) {
   }
   return hosts
 }
-
-/** Codes of admin calls that failed (and were retried) while revoking. */
-const failedCalls = []
 
 /** Revokes each key with every host watching it; the time from the writer's call returning to the last host refusing it. */
 async function revokeWatched(writer, hosts, issued, beforeRevoke = () => {}) {
