@@ -805,15 +805,15 @@ const CALL_KINDS = {
  */
 
 /**
- * The words of each reason. `store_unavailable` has none yet: `explain` on a store that cannot
- * vouch for its data fails with a TypeError (a gap these types show; filling it changes behaviour).
+ * The words of each reason: a full record, so a reason the core adds fails the type-check here.
  * @typedef {(facts: ReasonFacts) => string} ReasonWords
- * @type {Partial<Record<ReasonName, ReasonWords>>}
+ * @type {Record<ReasonName, ReasonWords>}
  */
 const REASON_TEXT = {
   allowed: () => 'the call is allowed',
   malformed_key: () => 'the secret is not well formed (wrong prefix, length, characters or checksum): was it copied whole?',
   unknown_key: () => 'no key in this store has that secret (it was deleted, or belongs to another store)',
+  store_unavailable: () => 'the store cannot vouch that it is current (its database is out of reach), so it fails closed',
   invalid_request: ({ kind }) => kind.invalid,
   suspended: ({ d }) => `key ${d.keyId} is suspended (keygate key activate ${d.keyId})`,
   revoked: ({ d }) => `key ${d.keyId} is revoked, which is final`,
@@ -878,7 +878,7 @@ async function decideAndPrint(ctx, name, kind, explain) {
   const key = decision.keyId ? store.getKey(decision.keyId) : null
   const user = decision.userId ? store.getUser(decision.userId) : null
   const call = kind.label(first, second)
-  const why = /** @type {ReasonWords} */ (REASON_TEXT[decision.reason])({ d: decision, key, user, call, ip, kind })
+  const why = REASON_TEXT[decision.reason]({ d: decision, key, user, call, ip, kind })
   const lines = [
     decision.allowed ? 'allowed' : `denied: ${decision.reason}`,
     `  call          ${call}${ip ? ` from ${ip}` : ''}`,
