@@ -16,6 +16,7 @@
 //! | `schema.rs` | the tables and the meta row; reading the whole state |
 //! | `codec.rs` | records ↔ rows and change JSON; the statements that write a change |
 //! | `audit.rs` | the audit table and its head |
+//! | `uses.rs` | `lastUsedAt` written in a stable lock order |
 //! | `watch.rs` | the listener thread: notifications, heartbeat, reconnects, failing closed |
 
 mod audit;
@@ -23,6 +24,7 @@ mod codec;
 mod connect;
 mod open;
 mod schema;
+mod uses;
 mod watch;
 
 use std::collections::{BTreeMap, HashMap};
@@ -518,17 +520,7 @@ impl Backend for PgBackend {
         let Some(client) = guard.as_ref() else {
             return Err(Error::new(ErrorCode::StoreUnavailable, format!("not connected to {}", self.shared.net.target.name)));
         };
-        let ids: Vec<Vec<u8>> = uses.iter().map(|(id, _)| id.to_vec()).collect();
-        let ats: Vec<i64> = uses.iter().map(|(_, at)| *at).collect();
-        self.shared.net.run(
-            "recording key use in",
-            client.execute(
-                "UPDATE keygate_keys k SET last_used_at = GREATEST(k.last_used_at, u.at)
-                 FROM unnest($1::bytea[], $2::bigint[]) AS u(id, at) WHERE k.id = u.id",
-                &[&ids, &ats],
-            ),
-        )?;
-        Ok(())
+        uses::record(&self.shared.net, client, uses)
     }
 
     fn stored_uses(&self, id: Option<&[u8; 16]>) -> Result<Vec<([u8; 16], i64)>> {
