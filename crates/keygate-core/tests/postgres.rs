@@ -618,3 +618,30 @@ fn stores_flushing_last_used_of_the_same_keys_at_once_neither_deadlock_nor_fail_
     // Every key's use was written.
     assert_eq!(db.sql("SELECT count(*) FROM keygate_keys WHERE last_used_at IS NOT NULL"), KEYS.to_string());
 }
+
+#[test]
+fn an_admin_call_right_after_its_connection_was_terminated_reconnects_and_succeeds() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    let (id, secret) = seed(&store);
+    for round in 0..20 {
+        // The write connection: connected before the listener at open, after it once replaced.
+        let order = if round == 0 { "ASC" } else { "DESC" };
+        let killed = db.sql(&format!(
+            "SELECT pg_terminate_backend(pid) FROM (SELECT pid FROM pg_stat_activity WHERE datname = '{}'
+             AND application_name = 'keygate' ORDER BY backend_start {order} LIMIT 1) w",
+            db.name
+        ));
+        assert_eq!(
+            killed,
+            "t",
+            "round {round}: {}",
+            db.sql("SELECT pid, backend_start, query FROM pg_stat_activity WHERE application_name = 'keygate'")
+        );
+        let state = if round % 2 == 0 { "suspended" } else { "active" };
+        store.set_state(&id, state, Some("ops")).unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        assert_eq!(db.sql("SELECT state FROM keygate_keys"), state);
+    }
+    assert_eq!(reason(&store, &secret), Reason::Allowed);
+    store.close().unwrap();
+}
