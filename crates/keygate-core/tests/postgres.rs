@@ -550,3 +550,98 @@ fn two_writers_at_once_lose_nothing_and_the_versions_are_contiguous() {
         store.close().unwrap();
     }
 }
+
+/// Options whose `on_error` collects what the store reports.
+fn reporting() -> (Options, Arc<std::sync::Mutex<Vec<keygate_core::Incident>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let on_error: keygate_core::OnError = Arc::new(move |i: &keygate_core::Incident| sink.lock().unwrap().push(i.clone()));
+    (Options { on_error: Some(on_error), ..Default::default() }, seen)
+}
+
+#[test]
+fn stores_flushing_last_used_of_the_same_keys_at_once_neither_deadlock_nor_fail_close() {
+    let Some(db) = Db::new() else { return };
+    const STORES: usize = 6;
+    const KEYS: usize = 40;
+    const ROUNDS: usize = 4;
+    let admin = open(&db.url()).unwrap();
+    admin.put_user(&UserInput { id: "svc".into(), rights: vec!["*:*".into()], ..Default::default() }, None).unwrap();
+    let secrets: Vec<String> = (0..KEYS)
+        .map(|i| {
+            let key = NewKey {
+                user_id: "svc".into(),
+                description: format!("k{i}"),
+                expires_at: Some(keygate_core::internals::system_now() + DAY),
+                rules: vec!["session:*".into()],
+                state: None,
+            };
+            admin.create_key(&key, None).unwrap().secret
+        })
+        .collect();
+    admin.close().unwrap();
+    let secrets = Arc::new(secrets);
+    for round in 0..ROUNDS {
+        let start = Arc::new(std::sync::Barrier::new(STORES));
+        let threads: Vec<_> = (0..STORES)
+            .map(|n| {
+                let (url, secrets, start) = (db.url(), secrets.clone(), start.clone());
+                std::thread::spawn(move || {
+                    let (options, seen) = reporting();
+                    let store = KeyStore::open(&url, options).unwrap();
+                    // Each store uses the keys in its own order, so its flushes list them in that order.
+                    let mut order: Vec<usize> = (0..KEYS).collect();
+                    order.rotate_left(n * KEYS / STORES);
+                    if n % 2 == 1 {
+                        order.reverse();
+                    }
+                    start.wait();
+                    let until = Instant::now() + Duration::from_millis(2_500);
+                    while Instant::now() < until {
+                        for &i in &order {
+                            assert_eq!(reason(&store, &secrets[i]), Reason::Allowed);
+                        }
+                    }
+                    start.wait();
+                    let closed = store.close();
+                    let seen = seen.lock().unwrap().iter().map(ToString::to_string).collect::<Vec<_>>();
+                    (closed, seen)
+                })
+            })
+            .collect();
+        for thread in threads {
+            let (closed, seen) = thread.join().unwrap();
+            assert!(closed.is_ok(), "round {round}: close: {closed:?}");
+            assert!(seen.is_empty(), "round {round}: reported {seen:?}");
+        }
+    }
+    // Every key's use was written.
+    assert_eq!(db.sql("SELECT count(*) FROM keygate_keys WHERE last_used_at IS NOT NULL"), KEYS.to_string());
+}
+
+#[test]
+fn an_admin_call_right_after_its_connection_was_terminated_reconnects_and_succeeds() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    let (id, secret) = seed(&store);
+    for round in 0..20 {
+        // The write connection: connected before the listener at open, after it once replaced.
+        let order = if round == 0 { "ASC" } else { "DESC" };
+        let killed = db.sql(&format!(
+            "SELECT pg_terminate_backend(pid) FROM (SELECT pid FROM pg_stat_activity WHERE datname = '{}'
+             AND application_name = 'keygate' ORDER BY backend_start {order} LIMIT 1) w",
+            db.name
+        ));
+        assert_eq!(
+            killed,
+            "t",
+            "round {round}: {}",
+            db.sql("SELECT pid, backend_start, query FROM pg_stat_activity WHERE application_name = 'keygate'")
+        );
+        let state = if round % 2 == 0 { "suspended" } else { "active" };
+        store.set_state(&id, state, Some("ops")).unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        assert_eq!(db.sql("SELECT state FROM keygate_keys"), state);
+    }
+    assert_eq!(reason(&store, &secret), Reason::Allowed);
+    store.close().unwrap();
+}

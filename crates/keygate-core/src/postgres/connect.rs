@@ -164,16 +164,28 @@ impl Target {
     }
 
     /// A driver error as a keygate error: the server's own refusals (a read-only
-    /// server, a missing privilege) are `STORE_IO`; a lost or refused connection is
+    /// server, a missing privilege) are `STORE_IO`; a lost or refused connection,
+    /// including one the server ends (terminated, shutting down, starting up), is
     /// `STORE_UNAVAILABLE`.
     pub(super) fn error(&self, what: &str, e: &tokio_postgres::Error) -> Error {
-        let code = if e.as_db_error().is_some() { ErrorCode::StoreIo } else { ErrorCode::StoreUnavailable };
+        let code = if e.as_db_error().is_some_and(|db| !is_connection_ended(db.code().code())) {
+            ErrorCode::StoreIo
+        } else {
+            ErrorCode::StoreUnavailable
+        };
         let detail = match e.as_db_error() {
             Some(db) => format!("{}: {}", db.code().code(), db.message()),
             None => e.to_string(),
         };
         Error::new(code, format!("{what} {}: {detail}", self.name))
     }
+}
+
+/// SQLSTATEs of a connection the server ended or refused: `57P01` admin_shutdown
+/// (pg_terminate_backend, a fast shutdown), `57P02` crash_shutdown, `57P03`
+/// cannot_connect_now, and class `08`, connection exceptions.
+fn is_connection_ended(sqlstate: &str) -> bool {
+    matches!(sqlstate, "57P01" | "57P02" | "57P03") || sqlstate.starts_with("08")
 }
 
 /// `host:port/database` of a config.

@@ -16,6 +16,7 @@
 //! | `schema.rs` | the tables and the meta row; reading the whole state |
 //! | `codec.rs` | records ↔ rows and change JSON; the statements that write a change |
 //! | `audit.rs` | the audit table and its head |
+//! | `uses.rs` | `lastUsedAt` written in a stable lock order |
 //! | `watch.rs` | the listener thread: notifications, heartbeat, reconnects, failing closed |
 
 mod audit;
@@ -23,6 +24,7 @@ mod codec;
 mod connect;
 mod open;
 mod schema;
+mod uses;
 mod watch;
 
 use std::collections::{BTreeMap, HashMap};
@@ -356,6 +358,21 @@ fn write_lost(shared: &Shared) -> Error {
     )
 }
 
+/// A write whose connection was lost (or timed out) after its statements and COMMIT
+/// were sent: the server may have committed it or not. Not retried; the error says so.
+fn outcome_unknown(e: Error) -> Error {
+    if e.code != ErrorCode::StoreUnavailable {
+        return e;
+    }
+    Error::new(
+        e.code,
+        format!(
+            "{}; the write and its COMMIT had been sent, so it may or may not have been committed: read the store before repeating it",
+            e.message
+        ),
+    )
+}
+
 /// What an admin transaction leaves in `keygate_changes` for other processes.
 enum Logged {
     /// Its changes, under the next version: others apply them.
@@ -433,7 +450,8 @@ impl PgBackend {
                     writes.iter().map(|(statement, params)| client.execute_raw(statement, params.iter().map(Param::as_sql))),
                 );
                 tokio::try_join!(writes, client.batch_execute("COMMIT"))
-            })?;
+            })
+            .map_err(outcome_unknown)?;
             shared.cursor.lock().version = version;
             shared.touch();
             Ok(())
@@ -443,8 +461,10 @@ impl PgBackend {
 
 impl Backend for PgBackend {
     /// Locks the meta row. A connection kept from before that turns out lost (the
-    /// server restarted, the connection was terminated) is replaced once: nothing
-    /// was written on it, and the call should not fail for a connection it never needed.
+    /// server restarted, the connection was terminated: an I/O error, or SQLSTATE
+    /// 57P01/57P02/57P03 at the BEGIN or the `FOR UPDATE`, both `STORE_UNAVAILABLE`)
+    /// is replaced once, within the connect and statement timeouts: nothing was
+    /// written on it, and the call should not fail for a connection it never needed.
     fn begin(&self) -> Result<()> {
         let kept = self.shared.writer.lock().is_some();
         match self.lock_meta() {
@@ -518,17 +538,7 @@ impl Backend for PgBackend {
         let Some(client) = guard.as_ref() else {
             return Err(Error::new(ErrorCode::StoreUnavailable, format!("not connected to {}", self.shared.net.target.name)));
         };
-        let ids: Vec<Vec<u8>> = uses.iter().map(|(id, _)| id.to_vec()).collect();
-        let ats: Vec<i64> = uses.iter().map(|(_, at)| *at).collect();
-        self.shared.net.run(
-            "recording key use in",
-            client.execute(
-                "UPDATE keygate_keys k SET last_used_at = GREATEST(k.last_used_at, u.at)
-                 FROM unnest($1::bytea[], $2::bigint[]) AS u(id, at) WHERE k.id = u.id",
-                &[&ids, &ats],
-            ),
-        )?;
-        Ok(())
+        uses::record(&self.shared.net, client, uses)
     }
 
     fn stored_uses(&self, id: Option<&[u8; 16]>) -> Result<Vec<([u8; 16], i64)>> {

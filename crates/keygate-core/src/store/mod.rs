@@ -190,12 +190,16 @@ impl KeyStore {
         health
     }
 
-    /// Flushes and releases the store; later calls fail with `STORE_IO`.
+    /// Flushes and releases the store; later calls fail with `STORE_IO`. `lastUsedAt`
+    /// is best-effort: a flush that fails here is reported through `on_error`, not thrown.
     pub fn close(&self) -> Result<()> {
         if self.inner.is_closed() {
             return Ok(());
         }
         let flushed = self.inner.flush_uses();
+        if flushed.is_err() {
+            self.inner.report(crate::incident::Task::LastUsed, &flushed);
+        }
         self.inner.closed.store(true, Ordering::Release);
         self.inner.expiry.stop();
         // The background thread stops (closing its own connection) before the
@@ -209,7 +213,7 @@ impl KeyStore {
         let _writer = self.inner.writer.lock();
         let _registry = self.inner.registry.write();
         self.inner.backend.close();
-        flushed
+        Ok(())
     }
 
     /// Writes a consistent copy of the durable store to a new file.
