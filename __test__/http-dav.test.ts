@@ -176,6 +176,12 @@ const HOSTILE: [label: string, target: string | Buffer][] = [
   ['8 KB path', `/dav/${'a'.repeat(8192)}`],
   ['8 KB of segments', `/dav/${'ab/'.repeat(2730)}x`],
   ['1,025 characters', `/dav/${'a'.repeat(1025)}`],
+  // absolute-form targets whose host parsers end in different places: the app would route another path
+  ['absolute-form, empty host', 'http:///dav/pub/x'],
+  ['absolute-form, query before the path', 'http://h?/dav/pub/x'],
+  ['absolute-form, fragment before the path', 'http://h#/dav/pub/x'],
+  ['absolute-form, backslash before the path', 'http://h\\/dav/pub/x'],
+  ['absolute-form, another scheme', 'file://h/dav/pub/x'],
 ]
 
 describe('WebDAV paths the guard refuses', () => {

@@ -362,6 +362,11 @@ for (const kind of KINDS) {
       }
       // absolute-form request targets (RFC 9112 §3.2.2) are understood
       expectAllowed(await raw(server.port, [`POST http://localhost${CALL} HTTP/1.1`, `Authorization: ESP-APIKEY ${f.good.secret}`]), f)
+      // … but not one whose host parsers end in different places (the app would route another path than the one checked)
+      const headers = [`Authorization: ESP-APIKEY ${f.good.secret}`]
+      expectDenial(await raw(server.port, [`POST http://h?${CALL} HTTP/1.1`, ...headers]), 400, 'invalid_request', 'query before the path')
+      // An empty host: 400 (Fastify refuses it itself, with its own body).
+      assert.equal((await raw(server.port, [`POST http://${CALL} HTTP/1.1`, ...headers])).status, 400, 'empty host')
     })
 
     test('duplicated and conflicting headers are 400 with a clear reason', async () => {

@@ -155,6 +155,7 @@ function namesMethod(url, start, end) {
 function hornbillRoute(req) {
   if (req.method !== 'POST') return null
   const url = pathAndQuery(req)
+  if (url === REFUSED) return INVALID_CALL
   if (url === null || !url.startsWith('/xmlmc/')) return null
   const q = url.indexOf('?')
   if (q < 0) return INVALID_CALL // no `method`
@@ -234,18 +235,24 @@ function requestTarget(req) {
 }
 
 /**
- * The request target's path and query (`/a/b?c`), also of an absolute-form target; or null.
+ * The request target's path and query (`/a/b?c`), also of an absolute-form target; REFUSED for an
+ * absolute-form target whose host is empty or not ended by the path's `/`; or null.
  * @param {IncomingMessage & { originalUrl?: unknown }} req
  */
 function pathAndQuery(req) {
   const url = requestTarget(req)
   if (typeof url !== 'string') return null
   if (url.charCodeAt(0) === 47 /* / */) return url
-  // absolute-form (`POST http://host/xmlmc/...`): keep only the path and query
+  // absolute-form (`POST http://host/xmlmc/...`): keep only the path and query. The host must be
+  // non-empty and end at the path's `/`: parsers disagree on where `http:///dav/x` or
+  // `http://h?/dav/x` end their host, and the app must never route another path than the one checked.
   const scheme = url.indexOf('://')
   if (scheme < 0) return null
-  const slash = url.indexOf('/', scheme + 3)
-  return slash < 0 ? null : url.slice(slash)
+  const hostEnd = url.slice(scheme + 3).search(/[/?#\\]/)
+  if (!/^https?$/i.test(url.slice(0, scheme)) || hostEnd === 0) return REFUSED
+  if (hostEnd < 0) return null
+  const path = url.slice(scheme + 3 + hostEnd)
+  return path.charCodeAt(0) === 47 /* / */ ? path : REFUSED
 }
 
 /**
@@ -256,6 +263,7 @@ function pathAndQuery(req) {
  */
 function davPathOf(req, prefix) {
   const url = pathAndQuery(req)
+  if (url === REFUSED) return REFUSED
   if (url === null || !url.startsWith(prefix)) return null
   const q = url.indexOf('?', prefix.length)
   return decodeDavPath(q < 0 ? url.slice(prefix.length) : url.slice(prefix.length, q))
