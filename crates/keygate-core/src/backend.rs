@@ -66,7 +66,12 @@
 //! the store's writer lock (so never concurrently with one another) and with the
 //! registry unlocked: checks go on meanwhile, and only admin calls and catch-up
 //! wait for them. `flush_uses`, `audit`, `verify_audit`, `stored_uses` and
-//! `backup` run without either lock and may overlap a write.
+//! `backup` run without either lock and may overlap a write — one the
+//! maintenance thread's purge has open while the JavaScript thread reads, say.
+//! They must neither see nor disturb that write's open transaction: the SQLite
+//! store runs them on a second connection, the PostgreSQL store waits until the
+//! transaction has ended (a read run inside it would fail to begin its own,
+//! and its COMMIT would end the write early).
 
 use parking_lot::Mutex;
 

@@ -1,6 +1,8 @@
 //! The durable store: persistence, refusal of files it cannot use, the audit
 //! chain, and two handles on one file seeing each other's changes.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use keygate_core::{Call, ErrorCode, KeyStore, NewKey, Options, Reason, UserInput};
@@ -441,4 +443,17 @@ fn a_store_copied_into_an_empty_file_keeps_its_keys_and_its_audit_chain() {
     let refused = KeyStore::copy(&source, &reopened).unwrap_err();
     assert_eq!(refused.code, ErrorCode::InvalidArgument);
     assert_eq!(reopened.audit(&Default::default()).unwrap(), trail);
+}
+
+/// An admin call of one thread (the maintenance thread's purge, say) holds a
+/// transaction open across several backend calls; audit reads from another
+/// thread run beside it, never inside it (they used to fail to BEGIN there).
+#[test]
+fn audit_reads_from_another_thread_never_run_inside_an_open_admin_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("keys.db")).unwrap();
+    let written = common::audit_reads_beside_admin_calls(&store);
+    let report = store.verify_audit().unwrap();
+    assert!(report.ok && report.entries == written, "{report:?}");
+    store.close().unwrap();
 }

@@ -2,6 +2,8 @@
 //! postgres, trust): each test makes its own database under a random name and
 //! drops it. Without a server answering there, each test says so and passes.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
@@ -646,5 +648,21 @@ fn an_admin_call_right_after_its_connection_was_terminated_reconnects_and_succee
         assert_eq!(db.sql("SELECT state FROM keygate_keys"), state);
     }
     assert_eq!(reason(&store, &secret), Reason::Allowed);
+    store.close().unwrap();
+}
+
+/// An admin transaction spans several backend calls; reads of the audit trail
+/// from another thread (as the maintenance thread's purge runs beside the
+/// JavaScript thread) wait for it to end rather than run inside it. Before,
+/// `verifyAudit` failed with 25001 about one run in three, and its COMMIT could
+/// end another thread's write early.
+#[test]
+fn reads_from_another_thread_never_run_inside_an_open_admin_transaction() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    let written = common::audit_reads_beside_admin_calls(&store);
+    let report = store.verify_audit().unwrap();
+    assert!(report.ok && report.entries == written, "{report:?}");
+    assert_eq!(db.sql("SELECT count(*), min(version), max(version) FROM keygate_changes"), "200|1|200");
     store.close().unwrap();
 }

@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use tokio::runtime::Runtime;
 use tokio_postgres::{Client, Statement};
 
@@ -90,6 +90,9 @@ struct Cursor {
 /// The meta row as an admin transaction locked it.
 #[derive(Clone)]
 struct Locked {
+    /// The thread whose admin call opened the transaction: only it may use the
+    /// connection until the transaction ends (see `Shared::with_writer`).
+    owner: std::thread::ThreadId,
     epoch: String,
     version: i64,
     audit_head: (u64, [u8; 32]),
@@ -126,6 +129,8 @@ pub(super) struct Shared {
     token: String,
     cursor: Mutex<Cursor>,
     writer: Mutex<Option<Writer>>,
+    /// Signalled whenever the write connection is handed back (see `Shared::with_writer`).
+    writer_free: Condvar,
     /// The listener thread's connection (also used for flushing uses).
     listener: Mutex<Option<Client>>,
     connected: AtomicBool,
@@ -179,14 +184,40 @@ impl Shared {
 
     /// Runs `f` on the write connection (connecting first if needed); a failure
     /// drops the connection (its state is unknown; the server rolls back what was open).
+    ///
+    /// An admin transaction spans several calls (`begin`, `changes`, `commit` or
+    /// `rollback`), and admin calls run on more than one thread (the maintenance
+    /// thread purges expired keys). Between those calls the connection is inside
+    /// that transaction, so any other thread (reading the audit trail, say) waits
+    /// here until it ends — else its statements would run inside the transaction,
+    /// and its COMMIT would end it early, releasing the meta row's lock. The wait
+    /// is bounded by the statement timeout.
     fn with_writer<T>(&self, f: impl FnOnce(&Net, &mut Writer) -> Result<T>) -> Result<T> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::new(ErrorCode::StoreIo, "the store is closed"));
         }
         let mut guard = self.writer.lock();
+        let me = std::thread::current().id();
+        let deadline = Instant::now() + self.net.target.statement_timeout;
+        while guard.as_ref().and_then(|w| w.locked.as_ref()).is_some_and(|locked| locked.owner != me) {
+            if self.writer_free.wait_until(&mut guard, deadline).timed_out() {
+                return Err(Error::new(
+                    ErrorCode::StoreUnavailable,
+                    format!(
+                        "{}: another admin call held the write connection for over {} ms",
+                        self.net.target.name,
+                        self.net.target.statement_timeout.as_millis()
+                    ),
+                ));
+            }
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorCode::StoreIo, "the store is closed"));
+        }
         if let Some(lost) = guard.take_if(|w| w.client.is_closed()) {
             if lost.locked.is_some() {
                 // The server rolled the open write back with the connection: the call fails, changing nothing.
+                self.writer_free.notify_all();
                 return Err(write_lost(self));
             }
         }
@@ -197,6 +228,9 @@ impl Shared {
         let result = f(&self.net, writer);
         if result.is_err() {
             *guard = None;
+        }
+        if guard.as_ref().is_none_or(|w| w.locked.is_none()) {
+            self.writer_free.notify_all();
         }
         result
     }
@@ -343,7 +377,7 @@ impl PgBackend {
                 ))
             })();
             let (epoch, version, seq, hash) = read.map_err(|e| codec::corrupt(format!("its keygate_meta row: {e}")))?;
-            w.locked = Some(Locked { epoch, version, audit_head: audit::head(seq, &hash) });
+            w.locked = Some(Locked { owner: std::thread::current().id(), epoch, version, audit_head: audit::head(seq, &hash) });
             Ok(())
         })
     }
@@ -512,6 +546,7 @@ impl Backend for PgBackend {
                 *guard = None;
             }
         }
+        self.shared.writer_free.notify_all();
     }
 
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {

@@ -76,6 +76,7 @@ pub(crate) fn open(url: &str, options: Options) -> Result<KeyStore> {
         token,
         cursor: Mutex::new(Cursor { epoch, version, needs_reload: false }),
         writer: Mutex::new(Some(Writer { client, prepared: Default::default(), locked: None })),
+        writer_free: Default::default(),
         listener: Mutex::new(Some(listener)),
         connected: AtomicBool::new(true),
         contact: Mutex::new(Contact { at: Instant::now(), wall: crate::clock::system_now() }),

@@ -213,16 +213,19 @@ impl Backend for SqliteBackend {
         });
     }
 
+    // Reads run on the second connection: an admin call of another thread (the
+    // maintenance thread's purge) may hold a transaction open on the first, and a
+    // read there would see its uncommitted rows, or fail to BEGIN inside it.
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        self.with_db(|db| audit::select(&db.conn, query).map_err(self.err("reading the audit trail of")))
+        self.with_aux(|conn| audit::select(conn, query).map_err(self.err("reading the audit trail of")))
     }
 
     fn verify_audit(&self) -> Result<AuditReport> {
-        self.with_db(|db| {
+        self.with_aux(|conn| {
             let e = self.err("reading the audit trail of");
-            db.conn.execute_batch("BEGIN").map_err(self.err("reading the audit trail of"))?;
-            let result = audit::verify_all(&db.conn);
-            let _ = db.conn.execute_batch("COMMIT");
+            conn.execute_batch("BEGIN").map_err(self.err("reading the audit trail of"))?;
+            let result = audit::verify_all(conn);
+            let _ = conn.execute_batch("COMMIT");
             result.map_err(e)
         })
     }
@@ -259,7 +262,7 @@ impl Backend for SqliteBackend {
     }
 
     fn stored_uses(&self, id: Option<&[u8; 16]>) -> Result<Vec<([u8; 16], i64)>> {
-        self.with_db(|db| {
+        self.with_aux(|conn| {
             let e = |err| store_error(&self.path, "reading", err);
             let mut out = Vec::new();
             let mut push = |raw: Vec<u8>, at: i64| {
@@ -269,8 +272,7 @@ impl Backend for SqliteBackend {
             };
             match id {
                 Some(id) => {
-                    let row: Option<(Vec<u8>, i64)> = db
-                        .conn
+                    let row: Option<(Vec<u8>, i64)> = conn
                         .query_row("SELECT id, last_used_at FROM keys WHERE id = ?1 AND last_used_at IS NOT NULL", [&id[..]], |r| {
                             Ok((r.get(0)?, r.get(1)?))
                         })
@@ -281,7 +283,7 @@ impl Backend for SqliteBackend {
                     }
                 }
                 None => {
-                    let mut stmt = db.conn.prepare_cached("SELECT id, last_used_at FROM keys WHERE last_used_at IS NOT NULL").map_err(e)?;
+                    let mut stmt = conn.prepare_cached("SELECT id, last_used_at FROM keys WHERE last_used_at IS NOT NULL").map_err(e)?;
                     let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))).map_err(e)?;
                     for row in rows {
                         let (raw, at) = row.map_err(e)?;
