@@ -4,22 +4,15 @@
 //! method equal ignoring case (or `*`). Paths that are not valid requests
 //! (traversal, empty segments) are never allowed, whatever the rules.
 
+mod common;
+
+use common::reference::pattern_regex;
 use keygate_core::internals::{is_valid_path, parse_rule, DavNames, DavRule, Rule};
 use proptest::prelude::*;
 
-/// The reference: the pattern (without one leading `/`) as an anchored case-insensitive regex.
+/// The reference: the pattern, without one leading `/`, as the rule syntax reads it.
 fn as_regex(pattern: &str) -> regex::bytes::Regex {
-    let pattern = pattern.strip_prefix('/').unwrap_or(pattern);
-    let mut re = String::from("(?is-u)^");
-    for c in pattern.chars() {
-        match c {
-            '*' => re.push_str(".*"),
-            '?' => re.push('.'),
-            c => re.push_str(&regex::escape(&c.to_string())),
-        }
-    }
-    re.push('$');
-    regex::bytes::Regex::new(&re).unwrap()
+    pattern_regex(pattern.strip_prefix('/').unwrap_or(pattern))
 }
 
 fn dav_rule(text: &str) -> Option<DavRule> {

@@ -7,20 +7,16 @@
 //! WebDAV rules never change an API call's answer: both runs must give the same
 //! reasons and matched rules, decision for decision.
 
+mod common;
+
 use std::cell::{Cell, RefCell};
 
 use keygate_core::internals::{
-    authorize, decide, decide_unavailable, generate, Change, Clock, KeyRecord, Outcome, Prefix, Registry, RoleRecord, UserRecord,
+    authorize, decide, decide_unavailable, generate, Change, Clock, KeyRecord, Outcome, Prefix, Registry, RoleRecord,
 };
 use keygate_core::{Call, KeyId, KeyState, Reason, UserStatus};
 
-const DAY: i64 = 86_400_000;
-const T0: i64 = 1_800_000_000_000;
-const EXPIRES: i64 = T0 + DAY;
-
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
+use common::world::{self, strings, DAY, EXPIRES, T0};
 
 thread_local! {
     /// Whether this run adds WebDAV rules and rights everywhere.
@@ -60,30 +56,12 @@ fn both(test: fn()) {
 }
 
 fn put_user(r: &mut Registry, status: UserStatus, rights: &[&str], roles: &[&str]) {
-    r.apply(Change::PutUser(UserRecord { id: "svc".into(), status, rights: with_dav(strings(rights)), roles: strings(roles) })).unwrap();
+    world::put_user(r, status, with_dav(strings(rights)), roles);
 }
 
 /// A registry with user `svc` and one key of it; returns the key and its secret.
 fn world(user_rights: &[&str], rules: &[&str]) -> (Registry, KeyRecord, String) {
-    let mut r = Registry::default();
-    put_user(&mut r, UserStatus::Active, user_rights, &[]);
-    let secret = generate(&Prefix::default()).unwrap();
-    let key = KeyRecord {
-        id: KeyId::from_bytes([1; 16]),
-        seq: 1,
-        user_id: "svc".into(),
-        description: String::new(),
-        state: KeyState::Active,
-        expires_at: EXPIRES,
-        created_at: T0,
-        updated_at: T0,
-        last_used_at: None,
-        hint: secret.hint,
-        digest: secret.digest,
-        rules: with_dav(strings(rules)),
-    };
-    r.apply(Change::PutKey(key.clone())).unwrap();
-    (r, key, secret.text)
+    world::world(with_dav(strings(user_rights)), with_dav(strings(rules)))
 }
 
 fn put_key(r: &mut Registry, key: &KeyRecord, change: impl FnOnce(&mut KeyRecord)) {

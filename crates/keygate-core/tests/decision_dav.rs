@@ -3,46 +3,23 @@
 //! WebDAV rules (none = unrestricted), step 9 its IP rules; API rules and rights
 //! never decide a WebDAV request.
 
+mod common;
+
 use keygate_core::internals::DavRule;
 use keygate_core::internals::{
     authorize_dav, decide_dav, decide_dav_unavailable, generate, Change, Clock, KeyRecord, Outcome, Prefix, Registry, RoleRecord,
-    UserRecord,
 };
-use keygate_core::{DavCall, KeyId, KeyState, Reason, UserStatus};
+use keygate_core::{DavCall, KeyState, Reason, UserStatus};
 
-const DAY: i64 = 86_400_000;
-const T0: i64 = 1_800_000_000_000;
-const EXPIRES: i64 = T0 + DAY;
-
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
+use common::world::{self, strings, EXPIRES, T0};
 
 fn put_user(r: &mut Registry, status: UserStatus, rights: &[&str], roles: &[&str]) {
-    r.apply(Change::PutUser(UserRecord { id: "svc".into(), status, rights: strings(rights), roles: strings(roles) })).unwrap();
+    world::put_user(r, status, strings(rights), roles);
 }
 
 /// A registry with user `svc` and one key of it; returns the key and its secret.
 fn world(user_rights: &[&str], rules: &[&str]) -> (Registry, KeyRecord, String) {
-    let mut r = Registry::default();
-    put_user(&mut r, UserStatus::Active, user_rights, &[]);
-    let secret = generate(&Prefix::default()).unwrap();
-    let key = KeyRecord {
-        id: KeyId::from_bytes([1; 16]),
-        seq: 1,
-        user_id: "svc".into(),
-        description: String::new(),
-        state: KeyState::Active,
-        expires_at: EXPIRES,
-        created_at: T0,
-        updated_at: T0,
-        last_used_at: None,
-        hint: secret.hint,
-        digest: secret.digest,
-        rules: strings(rules),
-    };
-    r.apply(Change::PutKey(key.clone())).unwrap();
-    (r, key, secret.text)
+    world::world(strings(user_rights), strings(rules))
 }
 
 fn put_key(r: &mut Registry, key: &KeyRecord, change: impl FnOnce(&mut KeyRecord)) {

@@ -5,29 +5,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use keygate_core::{Call, ErrorCode, KeyStore, NewKey, Options, Reason, UserInput};
-
-const DAY: i64 = 86_400_000;
+use keygate_core::{Call, ErrorCode, KeyStore, Options, Reason};
 
 fn open(path: &std::path::Path) -> keygate_core::Result<KeyStore> {
     KeyStore::open(path.to_str().unwrap(), Options::default())
 }
 
+/// User `svc` and one key of it (see `common::seed_with`).
 fn seed(store: &KeyStore) -> (String, String) {
-    store.put_user(&UserInput { id: "svc".into(), rights: vec!["*:*".into()], ..Default::default() }, Some("alice")).unwrap();
-    let issued = store
-        .create_key(
-            &NewKey {
-                user_id: "svc".into(),
-                description: "nightly".into(),
-                expires_at: Some(keygate_core::internals::system_now() + DAY),
-                rules: vec!["session:*".into(), "ip=10.0.0.0/8".into()],
-                state: None,
-            },
-            Some("alice"),
-        )
-        .unwrap();
-    (issued.key.id, issued.secret)
+    common::seed_with(store, &["session:*", "ip=10.0.0.0/8"])
 }
 
 fn allowed(store: &KeyStore, secret: &str) -> Reason {

@@ -1,6 +1,9 @@
 //! The compiled matcher must give the same answers as a plain reference glob
 //! matcher, and as the anchored case-insensitive regex the rule syntax describes.
 
+mod common;
+
+use common::reference::pattern_regex;
 use keygate_core::internals::Glob;
 use proptest::prelude::*;
 
@@ -12,19 +15,6 @@ fn reference(pattern: &[u8], name: &[u8]) -> bool {
         Some((b'?', rest)) => !name.is_empty() && reference(rest, &name[1..]),
         Some((c, rest)) => name.first().is_some_and(|n| n.eq_ignore_ascii_case(c)) && reference(rest, &name[1..]),
     }
-}
-
-fn as_regex(pattern: &str) -> regex::bytes::Regex {
-    let mut re = String::from("(?i-u)^");
-    for c in pattern.chars() {
-        match c {
-            '*' => re.push_str(".*"),
-            '?' => re.push('.'),
-            c => re.push_str(&regex::escape(&c.to_string())),
-        }
-    }
-    re.push('$');
-    regex::bytes::Regex::new(&re).unwrap()
 }
 
 // Small alphabets make matches (and near misses) frequent.
@@ -43,7 +33,7 @@ proptest! {
     fn compiled_glob_agrees_with_reference(p in pattern(), n in name()) {
         let expected = reference(p.as_bytes(), n.as_bytes());
         prop_assert_eq!(Glob::compile(&p).matches(n.as_bytes()), expected, "pattern {:?} name {:?}", p, n);
-        prop_assert_eq!(as_regex(&p).is_match(n.as_bytes()), expected, "regex disagrees: {:?} {:?}", p, n);
+        prop_assert_eq!(pattern_regex(&p).is_match(n.as_bytes()), expected, "regex disagrees: {:?} {:?}", p, n);
     }
 
     #[test]
@@ -115,7 +105,7 @@ proptest! {
 
     #[test]
     fn rule_length_patterns_agree_with_the_regex((p, n) in long_pattern().prop_flat_map(name_for)) {
-        prop_assert_eq!(Glob::compile(&p).matches(n.as_bytes()), as_regex(&p).is_match(n.as_bytes()), "pattern {:?} name {:?}", p, n);
+        prop_assert_eq!(Glob::compile(&p).matches(n.as_bytes()), pattern_regex(&p).is_match(n.as_bytes()), "pattern {:?} name {:?}", p, n);
     }
 
     #[test]
@@ -123,12 +113,12 @@ proptest! {
         p in proptest::string::string_regex("[ab?]{0,3}\\*[ab?]{1,70}\\*[ab?]{0,70}\\*?[ab?]{0,3}").unwrap(),
         n in proptest::string::string_regex("[abAB]{0,256}").unwrap(),
     ) {
-        prop_assert_eq!(Glob::compile(&p).matches(n.as_bytes()), as_regex(&p).is_match(n.as_bytes()), "pattern {:?} name {:?}", p, n);
+        prop_assert_eq!(Glob::compile(&p).matches(n.as_bytes()), pattern_regex(&p).is_match(n.as_bytes()), "pattern {:?} name {:?}", p, n);
     }
 
     #[test]
     fn long_names_agree_with_the_regex(p in pattern(), n in proptest::string::string_regex("[abAB./_-]{200,300}").unwrap()) {
-        prop_assert_eq!(Glob::compile(&p).matches(n.as_bytes()), as_regex(&p).is_match(n.as_bytes()), "pattern {:?} name {:?}", p, n);
+        prop_assert_eq!(Glob::compile(&p).matches(n.as_bytes()), pattern_regex(&p).is_match(n.as_bytes()), "pattern {:?} name {:?}", p, n);
     }
 }
 
@@ -143,7 +133,7 @@ fn question_runs_longer_than_a_word_and_than_the_state() {
         assert!(Glob::compile(&pattern).matches(hit.as_bytes()), "{len}");
         assert!(!Glob::compile(&pattern).matches(short.as_bytes()), "{len}");
         for near in [format!("xb{}cy", "a".repeat(len - 1)), format!("x{}by", "ab".repeat(len / 2))] {
-            assert_eq!(Glob::compile(&pattern).matches(near.as_bytes()), as_regex(&pattern).is_match(near.as_bytes()), "{len} {near}");
+            assert_eq!(Glob::compile(&pattern).matches(near.as_bytes()), pattern_regex(&pattern).is_match(near.as_bytes()), "{len} {near}");
         }
     }
 }

@@ -78,21 +78,9 @@ fn open(url: &str) -> keygate_core::Result<KeyStore> {
     KeyStore::open(url, Options::default())
 }
 
+/// User `svc` and one key of it (see `common::seed_with`).
 fn seed(store: &KeyStore) -> (String, String) {
-    store.put_user(&UserInput { id: "svc".into(), rights: vec!["*:*".into()], ..Default::default() }, Some("alice")).unwrap();
-    let issued = store
-        .create_key(
-            &NewKey {
-                user_id: "svc".into(),
-                description: "nightly".into(),
-                expires_at: Some(keygate_core::internals::system_now() + DAY),
-                rules: vec!["session:*".into()],
-                state: None,
-            },
-            Some("alice"),
-        )
-        .unwrap();
-    (issued.key.id, issued.secret)
+    common::seed_with(store, &["session:*"])
 }
 
 fn reason(store: &KeyStore, secret: &str) -> Reason {

@@ -1,9 +1,12 @@
 //! Helpers shared by the integration tests (each test file includes this module).
 #![allow(dead_code)]
 
+pub mod reference;
+pub mod world;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use keygate_core::{ErrorCode, KeyStore, UserInput};
+use keygate_core::{ErrorCode, KeyStore, NewKey, UserInput};
 
 /// 200 admin calls refused (an unknown role) and 200 written, on this thread, while
 /// another thread reads and verifies the audit trail without pause: every read must
@@ -32,4 +35,23 @@ pub fn audit_reads_beside_admin_calls(store: &KeyStore) -> u64 {
         assert!(reader.join().unwrap() > 0);
     });
     200
+}
+
+/// Stores user `svc` (all rights) and one key of it, expiring in a day, with
+/// these rules; both calls are audited as `alice`. Returns the key's id and secret.
+pub fn seed_with(store: &KeyStore, rules: &[&str]) -> (String, String) {
+    store.put_user(&UserInput { id: "svc".into(), rights: vec!["*:*".into()], ..Default::default() }, Some("alice")).unwrap();
+    let issued = store
+        .create_key(
+            &NewKey {
+                user_id: "svc".into(),
+                description: "nightly".into(),
+                expires_at: Some(keygate_core::internals::system_now() + world::DAY),
+                rules: world::strings(rules),
+                state: None,
+            },
+            Some("alice"),
+        )
+        .unwrap();
+    (issued.key.id, issued.secret)
 }
