@@ -279,6 +279,8 @@ export declare function storeClose(store: ExternalObject<KeyStore>): void
 
 export declare function storeCopy(from: ExternalObject<KeyStore>, to: ExternalObject<KeyStore>): CopyReportDto
 
+export declare function storeCreated(store: ExternalObject<KeyStore>): boolean
+
 export declare function storeHealth(store: ExternalObject<KeyStore>): HealthDto
 
 /** The bitset of every key's hint (see `keygate_core::memo`), shared like the signals. */

@@ -871,6 +871,7 @@ module.exports.setState = nativeBinding.setState
 module.exports.storeBackup = nativeBinding.storeBackup
 module.exports.storeClose = nativeBinding.storeClose
 module.exports.storeCopy = nativeBinding.storeCopy
+module.exports.storeCreated = nativeBinding.storeCreated
 module.exports.storeHealth = nativeBinding.storeHealth
 module.exports.storeHints = nativeBinding.storeHints
 module.exports.storeInMemory = nativeBinding.storeInMemory

@@ -362,6 +362,12 @@ export declare class KeyStore {
   /** The prefix of this store's secrets (`kg` unless created with another `keyPrefix`). */
   readonly keyPrefix: string
 
+  /**
+   * Whether opening this store made it: a new (or empty) SQLite file, or keygate's tables in a
+   * PostgreSQL database that had none. Always true for `KeyStore.inMemory()`.
+   */
+  readonly created: boolean
+
   /** The longest lifetime a key may be given, in days (`maxLifetimeDays`). */
   readonly maxLifetimeDays: number
 

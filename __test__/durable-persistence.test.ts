@@ -21,6 +21,22 @@ function contents(store: KeyStore): unknown {
 }
 
 describe('persistence: everything survives close and reopen', () => {
+  test('store.created: true when open made the file (or found it empty), false when it opened an existing store', () => {
+    const file = storePath()
+    const made = open(file)
+    assert.equal(made.created, true)
+    made.close()
+    const reopened = open(file)
+    assert.equal(reopened.created, false)
+    reopened.close()
+    const empty = storePath()
+    fs.writeFileSync(empty, '')
+    const filled = open(empty)
+    assert.equal(filled.created, true)
+    filled.close()
+    assert.equal(KeyStore.inMemory().created, true)
+  })
+
   test('users, roles, keys (all fields, rules, states, expiry), rotation and deletion; secrets still check', () => {
     const file = storePath()
     const store = open(file, { now: T0 })

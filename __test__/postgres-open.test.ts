@@ -71,6 +71,22 @@ describe('KeyStore.open(postgres://…)', { skip }, () => {
     }
   })
 
+  test("store.created: true for the open that made keygate's tables, false for later ones", () => {
+    const fresh = `keygate_ts_${randomBytes(6).toString('hex')}`
+    psql(`CREATE DATABASE ${fresh}`)
+    try {
+      const freshUrl = url.replace(database, fresh)
+      const first = KeyStore.open(freshUrl)
+      assert.equal(first.created, true)
+      const second = KeyStore.open(freshUrl)
+      assert.equal(second.created, false)
+      first.close()
+      second.close()
+    } finally {
+      psql(`DROP DATABASE IF EXISTS ${fresh} WITH (FORCE)`)
+    }
+  })
+
   test('the CLI takes the URL through KEYGATE_DB unchanged, and never prints its password', () => {
     const withPassword = url.replace('postgres@', 'postgres:not-a-real-password@')
     const kg = (...args: string[]) =>

@@ -403,6 +403,11 @@ class KeyStore {
     return call(() => native.storeKeyPrefix(this.#handle))
   }
 
+  /** Whether opening this store made it (a new SQLite file, or keygate's tables in an empty database). */
+  get created() {
+    return call(() => native.storeCreated(this.#handle))
+  }
+
   /** The longest lifetime a key may be given, in days. */
   get maxLifetimeDays() {
     return call(() => native.storeMaxLifetimeDays(this.#handle))

@@ -170,6 +170,11 @@ pub fn store_max_lifetime_days(store: &External<KeyStore>) -> u32 {
 }
 
 #[napi(catch_unwind)]
+pub fn store_created(store: &External<KeyStore>) -> bool {
+    store.created()
+}
+
+#[napi(catch_unwind)]
 pub fn store_key_prefix(store: &External<KeyStore>) -> String {
     store.key_prefix().to_string()
 }

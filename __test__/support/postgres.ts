@@ -143,7 +143,7 @@ export function freePort(): Promise<number> {
 // ---- a throwaway cluster ----------------------------------------------------------------
 
 /** As the `postgres` OS user when running as root (initdb and postgres refuse root), else as ourselves. */
-function asServerUser(command: string, args: string[]): [string, string[]] {
+export function asServerUser(command: string, args: string[]): [string, string[]] {
   if (process.getuid?.() === 0) return ['runuser', ['-u', 'postgres', '--', command, ...args]]
   return [command, args]
 }

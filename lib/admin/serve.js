@@ -3,9 +3,12 @@
 //
 // The admin token: KEYGATE_ADMIN_TOKEN (or the `token` option) when set; otherwise one is
 // generated at the first start with the OS CSPRNG, printed once, and only its SHA-256 is
-// kept, in `<db>.admin-token.sha256` (mode 0600) beside the store. Later starts accept the
-// same token and print nothing. To reset it, stop the server, delete that file and start
-// again: a new token is printed.
+// kept, in `<db>.admin-token.sha256` (mode 0600) beside the store. A database store has no
+// file to put it beside: the digest goes to the working directory, in
+// `keygate-<16 hex digits>.admin-token.sha256`, named from the URL without its password (see
+// location.js), so each host running serve keeps its own (KEYGATE_ADMIN_TOKEN gives every host
+// the same). Later starts accept the same token and print nothing. To reset it, stop the
+// server, delete that file and start again: a new token is printed.
 
 const fs = require('node:fs')
 const path = require('node:path')

@@ -176,12 +176,14 @@ const O = {
 const COMMANDS = [
   {
     path: ['init'],
-    summary: 'Create the store file if there is none',
+    summary: 'Create the store if there is none',
     usage: 'keygate init [--key-prefix <prefix>]',
     details:
       'Creates an empty keygate store at --db (default $KEYGATE_DB or ./keygate.db), or does nothing if\n' +
-      'one is there. `user put` and `role put` create the store too; every other command needs an\n' +
-      'existing store, so a mistyped --db is reported instead of silently making an empty store.',
+      "one is there. With a postgres:// URL, creates keygate's tables in that (existing) database, or\n" +
+      'does nothing if they are there. `user put` and `role put` create the store too; every other\n' +
+      'command needs an existing store file, so a mistyped --db is reported instead of silently\n' +
+      'making an empty store.',
     options: { 'key-prefix': { type: 'string', arg: '<prefix>', help: 'prefix of the secrets this store issues, [a-z][a-z0-9]{0,15}; default kg; fixed at creation' } },
     positionals: [],
     store: 'create',
@@ -616,7 +618,9 @@ const COMMANDS = [
       'Serves the admin page (Hornbill’s API-key screen) on the store at --db, creating it if needed.\n' +
       'Log in with the admin token: $KEYGATE_ADMIN_TOKEN if set, else one generated at the first\n' +
       'start, printed once, and kept only as a SHA-256 digest in <db>.admin-token.sha256 (delete that\n' +
-      'file to get a new one). Stops on Ctrl-C.',
+      'file to get a new one). With a postgres:// URL that file is in the working directory, named\n' +
+      'keygate-<hex>.admin-token.sha256 from the URL (without its password); each host keeps its own,\n' +
+      'so set $KEYGATE_ADMIN_TOKEN for one token on every host. Stops on Ctrl-C.',
     options: {
       host: { type: 'string', arg: '<address>', help: 'address to listen on; default $HOST or 127.0.0.1' },
       port: { type: 'string', arg: '<port>', help: 'port to listen on; default $PORT or 8080 (0: any free port)' },
@@ -969,7 +973,7 @@ function storeLocation(ctx, text) {
  * @param {Context} ctx
  */
 function openStore(command, ctx) {
-  // A database is opened as it is (its schema is made when missing).
+  // A database is opened as it is (its schema is made when missing); whether it was is the store's to say.
   const exists = isDatabaseUrl(ctx.db) || fs.existsSync(ctx.db)
   if (!exists && command.store !== 'create') {
     throw Object.assign(new Error(`no keygate store at ${ctx.db}: point --db or $KEYGATE_DB at an existing store, or create one with "keygate init"`), {
@@ -980,7 +984,7 @@ function openStore(command, ctx) {
   const options = { ...(command.storeOptions ? command.storeOptions(ctx) : {}) }
   if (ctx.maxLifetimeDays !== undefined) options.maxLifetimeDays = ctx.maxLifetimeDays
   const store = KeyStore.open(ctx.db, options)
-  return { store, created: !exists }
+  return { store, created: store.created }
 }
 
 module.exports = { COMMANDS, GROUPS, NotFound, findCommand, openStore, WHEN_HELP }

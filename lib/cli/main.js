@@ -13,7 +13,7 @@ const { COMMANDS, GROUPS, NotFound, findCommand, openStore } =
   )
 const { UsageError, parseOptions, parseWhole, closest } = require('./values.js')
 const { shownLines } = require('./format.js')
-const { resolveStore } = require('../location.js')
+const { resolveStore, shownStore } = require('../location.js')
 
 /**
  * @typedef {import('./values.js').OptionSpec} OptionSpec
@@ -447,7 +447,7 @@ async function run(argv, io) {
     store = opened.store
     ctx.store = store
     ctx.created = opened.created
-    if (opened.created && command.path[0] !== 'init' && !json) err(`note: created a new keygate store ${db}`)
+    if (opened.created && command.path[0] !== 'init' && !json) err(`note: created a new keygate store ${shownStore(db)}`)
     const result = await command.run(ctx)
     const toClose = store
     store = undefined

@@ -654,3 +654,69 @@ fn reads_from_another_thread_never_run_inside_an_open_admin_transaction() {
     assert_eq!(db.sql("SELECT count(*), min(version), max(version) FROM keygate_changes"), "200|1|200");
     store.close().unwrap();
 }
+
+/// An in-memory store with a user and `n` active keys; the secret of the last one.
+fn store_of_keys(n: usize) -> (KeyStore, String) {
+    let store = KeyStore::in_memory(Options::default()).unwrap();
+    store.put_user(&UserInput { id: "svc".into(), rights: vec!["*:*".into()], ..Default::default() }, None).unwrap();
+    let mut secret = String::new();
+    for i in 0..n {
+        let new = NewKey {
+            user_id: "svc".into(),
+            description: format!("key {i}"),
+            expires_at: Some(keygate_core::internals::system_now() + DAY),
+            rules: vec![],
+            state: None,
+        };
+        secret = store.create_key(&new, None).unwrap().secret;
+    }
+    (store, secret)
+}
+
+/// Keys in the copy: sending them all in one round trip takes seconds, far over the timeout below.
+const LARGE_COPY_KEYS: usize = 30_000;
+/// Each round trip of the copy's transaction must finish within this.
+const SHORT_STATEMENT_TIMEOUT_MS: f64 = 500.0;
+
+#[test]
+fn a_large_copy_is_one_transaction_bounded_by_its_progress_not_its_size() {
+    let Some(db) = Db::new() else { return };
+    let (source, secret) = store_of_keys(LARGE_COPY_KEYS);
+    let options = || Options { statement_timeout_ms: Some(SHORT_STATEMENT_TIMEOUT_MS), ..Default::default() };
+    let target = KeyStore::open(&db.url(), options()).unwrap();
+    let started = Instant::now();
+    let report = KeyStore::copy(&source, &target).unwrap();
+    // Reported, not asserted: what the old single round trip would have had to fit in the timeout.
+    eprintln!("copied {} keys in {:?} (statement timeout {SHORT_STATEMENT_TIMEOUT_MS} ms)", report.keys, started.elapsed());
+    assert_eq!(report.keys, LARGE_COPY_KEYS);
+    assert_eq!(reason(&target, &secret), Reason::Allowed);
+    assert_eq!(db.sql("SELECT count(*) FROM keygate_keys"), LARGE_COPY_KEYS.to_string());
+    target.close().unwrap();
+    let reopened = KeyStore::open(&db.url(), options()).unwrap();
+    assert_eq!(reopened.key_count(), LARGE_COPY_KEYS);
+    assert_eq!(reason(&reopened, &secret), Reason::Allowed);
+    reopened.close().unwrap();
+}
+
+#[test]
+fn a_large_copy_refused_after_its_first_batches_leaves_the_target_empty() {
+    let Some(db) = Db::new() else { return };
+    let (source, secret) = store_of_keys(3_000);
+    let target = open(&db.url()).unwrap();
+    // Refuses a key row well after the first batches of the transaction were sent and written.
+    db.sql(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.seq > 2500 THEN RAISE EXCEPTION 'refused by a trigger'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER refuse BEFORE INSERT ON keygate_keys FOR EACH ROW EXECUTE FUNCTION refuse();",
+    );
+    let error = KeyStore::copy(&source, &target).unwrap_err();
+    assert_eq!(error.code, ErrorCode::StoreIo, "{error}");
+    assert_eq!(db.sql("SELECT count(*) FROM keygate_keys"), "0");
+    assert_eq!(db.sql("SELECT count(*) FROM keygate_users"), "0");
+    assert_eq!(db.sql("SELECT count(*) FROM keygate_audit"), "0");
+    assert_eq!(target.key_count(), 0);
+    assert_eq!(reason(&target, &secret), Reason::UnknownKey);
+    db.sql("DROP TRIGGER refuse ON keygate_keys");
+    assert_eq!(KeyStore::copy(&source, &target).unwrap().keys, 3_000);
+    assert_eq!(reason(&target, &secret), Reason::Allowed);
+    target.close().unwrap();
+}

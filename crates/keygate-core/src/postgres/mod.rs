@@ -358,6 +358,9 @@ const NOTIFY_JSON_MAX: usize = 7_900;
 /// Changes kept from notifications, waiting to be applied.
 const HEARD_KEPT: usize = 10_000;
 
+/// Statements pipelined per round trip of a write (see `PgBackend::write`).
+const WRITE_BATCH: usize = 500;
+
 /// Rows to keep in `keygate_changes` for processes catching up; one further behind reloads.
 const CHANGES_KEPT: i64 = 100_000;
 
@@ -381,6 +384,16 @@ impl PgBackend {
             Ok(())
         })
     }
+}
+
+/// Sends `batch` (pipelined: one round trip) and waits for every answer.
+fn send<'a>(
+    client: &'a Client,
+    batch: &'a [(Statement, Vec<Param>)],
+) -> impl Future<Output = std::result::Result<Vec<u64>, tokio_postgres::Error>> + 'a {
+    futures_util::future::try_join_all(
+        batch.iter().map(|(statement, params)| client.execute_raw(statement, params.iter().map(Param::as_sql))),
+    )
 }
 
 /// The write `begin` opened is gone: its connection failed (and the server rolled
@@ -476,16 +489,23 @@ impl PgBackend {
             };
             writes.push((w.statement(net, NOTIFY)?, vec![Param::Text(payload)]));
             let client = &w.client;
-            // Sent together with the COMMIT: one round trip. Should a write fail, the
-            // server aborts the transaction and the COMMIT ends it as a rollback; the
-            // write's error is the answer (and the connection is dropped).
-            net.run("writing", async {
-                let writes = futures_util::future::try_join_all(
-                    writes.iter().map(|(statement, params)| client.execute_raw(statement, params.iter().map(Param::as_sql))),
-                );
-                tokio::try_join!(writes, client.batch_execute("COMMIT"))
-            })
-            .map_err(outcome_unknown)?;
+            // Pipelined in batches, each bounded by the statement timeout: a large write (a
+            // copy of a big store) is bounded by its progress, not its size. Until the last
+            // batch no COMMIT is sent, so a failure before it commits nothing (the connection
+            // is dropped and the server rolls the transaction back).
+            // `writes` always ends with the meta row and the notification: the COMMIT is sent.
+            let mut batches = writes.chunks(WRITE_BATCH).peekable();
+            while let Some(batch) = batches.next() {
+                if batches.peek().is_some() {
+                    net.run("writing", send(client, batch))?;
+                } else {
+                    // The last batch goes together with the COMMIT: one round trip for a small
+                    // write. Should a statement fail, the server aborts the transaction and the
+                    // COMMIT ends it as a rollback; the statement's error is the answer.
+                    net.run("writing", async { tokio::try_join!(send(client, batch), client.batch_execute("COMMIT")) })
+                        .map_err(outcome_unknown)?;
+                }
+            }
             shared.cursor.lock().version = version;
             shared.touch();
             Ok(())

@@ -63,6 +63,8 @@ CREATE INDEX keygate_audit_by_user ON keygate_audit (user_id);
 pub(super) struct Meta {
     pub prefix: Prefix,
     pub max_lifetime_days: Option<f64>,
+    /// The tables were made by this open.
+    pub created: bool,
 }
 
 /// Refuses a server that cannot take writes or keep a LISTEN: a hot standby, or
@@ -143,7 +145,7 @@ fn ensure_in_transaction(net: &Net, client: &Client, wanted_prefix: Option<&str>
         }
     }
     let max_lifetime_days: Option<f64> = row.try_get(2).unwrap_or(None);
-    Ok(Meta { prefix, max_lifetime_days })
+    Ok(Meta { prefix, max_lifetime_days, created: !exists })
 }
 
 /// The whole state and the (epoch, version) it is at, read in one snapshot.

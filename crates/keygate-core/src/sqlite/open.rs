@@ -73,6 +73,7 @@ impl KeyStore {
         // The limit given when the store was created applies to every process that does not set its own.
         let mut options = options;
         options.max_lifetime_days = options.max_lifetime_days.or(recorded_max_days);
+        let created = matches!(found, Found::Empty);
         let (registry, last_seen) = match found {
             // Read before the write connection existed: what changed since is caught
             // up by the purge below, a write that starts by reading other processes' changes.
@@ -94,6 +95,9 @@ impl KeyStore {
             aux: Mutex::new(Some(aux)),
         };
         let store = KeyStore::with_backend(&options, prefix, registry, Box::new(backend))?;
+        if created {
+            store.set_created();
+        }
         let purge_after_ms = (purge_days * 86_400_000.0) as i64;
         store.purge_expired(purge_after_ms)?;
         let weak = store.downgrade();

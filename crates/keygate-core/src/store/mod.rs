@@ -77,6 +77,8 @@ pub(crate) struct Inner {
     used: Mutex<Vec<KeyId>>,
     durable: bool,
     closed: AtomicBool,
+    /// Opening this store made it (see [`KeyStore::created`]).
+    created: AtomicBool,
     /// The durable store's background thread, joined by `close`.
     maintenance: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -126,6 +128,7 @@ impl KeyStore {
                 used: Mutex::new(Vec::new()),
                 durable,
                 closed: AtomicBool::new(false),
+                created: AtomicBool::new(!durable),
                 maintenance: Mutex::new(None),
             }),
         })
@@ -133,6 +136,11 @@ impl KeyStore {
 
     pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
         Arc::downgrade(&self.inner)
+    }
+
+    /// Records that opening this durable store made it.
+    pub(crate) fn set_created(&self) {
+        self.inner.created.store(true, Ordering::Release);
     }
 
     pub(crate) fn set_maintenance(&self, handle: std::thread::JoinHandle<()>) {
@@ -236,6 +244,12 @@ impl KeyStore {
     pub fn verify_audit(&self) -> Result<AuditReport> {
         self.inner.check_open()?;
         self.inner.backend.verify_audit()
+    }
+
+    /// Whether opening this store made it: a new (or empty) SQLite file, or
+    /// keygate's tables in a database that had none. An in-memory store is always new.
+    pub fn created(&self) -> bool {
+        self.inner.created.load(Ordering::Acquire)
     }
 
     /// Number of keys held.

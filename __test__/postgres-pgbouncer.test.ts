@@ -1,0 +1,57 @@
+// KeyStore.open through a real PgBouncer (Debian's binary, a process of the test's own): in
+// transaction mode LISTEN cannot work (each statement may land on another server connection, and
+// notifications reach whichever client holds it then), so open refuses it with INVALID_ARGUMENT and
+// says why, the URL's password never shown; in session mode the store works, and a revocation made
+// over a direct connection reaches the process behind the pooler.
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+
+import { KeyStore, KeygateError } from '../index.js'
+
+import { PgBouncer, pgbouncerSkipReason } from './support/pgbouncer.js'
+import { createDatabase, openPg, pgSkipReason, seedKeys, until } from './support/postgres.js'
+
+const PASSWORD = 'pooler-url-password-77'
+const reason = pgSkipReason() ?? pgbouncerSkipReason()
+const skip = reason === undefined ? {} : { skip: `PgBouncer: ${reason}` }
+
+describe('PostgreSQL through PgBouncer', skip, () => {
+  test('pool_mode=transaction: open fails with INVALID_ARGUMENT saying why, and never shows the password', async () => {
+    const db = createDatabase()
+    const bouncer = await PgBouncer.start('transaction')
+    try {
+      let caught: unknown
+      try {
+        KeyStore.open(bouncer.url(db.name, PASSWORD), { connectTimeoutMs: 1500, onError: () => {} }).close()
+      } catch (error) {
+        caught = error
+      }
+      assert.ok(caught instanceof KeygateError, `open through a transaction-mode pooler should fail, got ${String(caught)}`)
+      assert.equal(caught.code, 'INVALID_ARGUMENT', caught.message)
+      assert.match(caught.message, /does not deliver notifications to a LISTENing session/)
+      assert.match(caught.message, /pooler in session mode, not transaction mode/)
+      for (const text of [caught.message, String(caught.stack), JSON.stringify(caught)]) assert.ok(!text.includes(PASSWORD), text)
+    } finally {
+      bouncer.stop()
+    }
+  })
+
+  test('pool_mode=session: open succeeds, and a revocation made over a direct connection is seen through the pooler', async () => {
+    const db = createDatabase()
+    const bouncer = await PgBouncer.start('session')
+    try {
+      const direct = openPg(db.url)
+      const [{ key, secret }] = seedKeys(direct, 1)
+      const pooled = openPg(bouncer.url(db.name, PASSWORD))
+      assert.equal(pooled.isAllowed(secret, 'orders', 'list'), true)
+      direct.setState(key.id, 'revoked')
+      await until('the revocation seen through the pooler', 10_000, () => (pooled.explain(secret, 'orders', 'list').reason === 'revoked' ? true : undefined))
+      assert.equal(pooled.isAllowed(secret, 'orders', 'list'), false)
+      // And the other way: a change made through the pooler is committed in the database.
+      pooled.putRole({ name: 'through-pooler', rights: ['orders:list'] })
+      await until("the pooled store's change seen directly", 10_000, () => direct.getRole('through-pooler')?.rights)
+    } finally {
+      bouncer.stop()
+    }
+  })
+})
