@@ -720,3 +720,79 @@ fn a_large_copy_refused_after_its_first_batches_leaves_the_target_empty() {
     assert_eq!(reason(&target, &secret), Reason::Allowed);
     target.close().unwrap();
 }
+
+/// A failover to a replica that missed the last commit keeps the epoch, and the
+/// next commit takes the lost commit's version: only the change log's marks tell
+/// the two histories apart. A process that applied the lost commit reads the
+/// whole state afresh instead of keeping a key the database no longer has. The
+/// follower is cut off (a proxy that stops forwarding) while the history is
+/// replaced, so that it sees only the end: the same version, another mark.
+#[test]
+fn a_lost_commit_whose_version_is_taken_again_is_noticed_by_its_mark() {
+    let Some(db) = Db::new() else { return };
+    let a = open(&db.url()).unwrap();
+    let (_, kept) = seed(&a);
+    let proxy = Proxy::start();
+    let follower = KeyStore::open(&proxy.url(&db), Options { fail_closed_after_ms: Some(30_000.0), ..Default::default() }).unwrap();
+    let other = open(&db.url()).unwrap();
+    let before = db.sql("SELECT version || ',' || audit_seq || ',''' || audit_hash || ''',''' || mark || '''' FROM keygate_meta");
+    let ids_before = db.sql("SELECT string_agg('''' || encode(id, 'hex') || '''', ',') FROM keygate_keys");
+    let lost = a
+        .create_key(
+            &NewKey { user_id: "svc".into(), description: "lost".into(), expires_at: Some(far()), rules: vec![], state: None },
+            None,
+        )
+        .unwrap()
+        .secret;
+    wait_for(&follower, &lost, Reason::Allowed);
+    a.close().unwrap();
+
+    proxy.forwarding.store(false, Ordering::SeqCst);
+    // The promoted replica: as before the lost commit, same epoch; no notification.
+    let (version, rest) = before.split_once(',').unwrap();
+    let (seq, rest) = rest.split_once(',').unwrap();
+    let (hash, mark) = rest.split_once(',').unwrap();
+    db.sql(&format!(
+        "BEGIN; DELETE FROM keygate_changes WHERE version > {version}; DELETE FROM keygate_audit WHERE seq > {seq};
+         DELETE FROM keygate_keys WHERE encode(id, 'hex') NOT IN ({ids_before});
+         UPDATE keygate_meta SET version = {version}, audit_seq = {seq}, audit_hash = {hash}, mark = {mark}; COMMIT"
+    ));
+    // A host that writes on the new primary takes the lost version.
+    let taken = other
+        .create_key(&NewKey { user_id: "svc".into(), description: "new".into(), expires_at: Some(far()), rules: vec![], state: None }, None)
+        .unwrap()
+        .secret;
+    let lost_version = version.parse::<i64>().unwrap() + 1;
+    assert_eq!(db.sql("SELECT version FROM keygate_meta"), lost_version.to_string(), "the lost version, taken again");
+    proxy.forwarding.store(true, Ordering::SeqCst);
+
+    wait_for(&follower, &taken, Reason::Allowed);
+    wait_for(&follower, &lost, Reason::UnknownKey);
+    assert_eq!(reason(&follower, &kept), Reason::Allowed);
+    let ids = |s: &KeyStore| s.list_keys(&Default::default()).unwrap().into_iter().map(|k| k.id).collect::<Vec<_>>();
+    assert_eq!(ids(&follower), ids(&other));
+    follower.close().unwrap();
+    other.close().unwrap();
+}
+
+fn far() -> i64 {
+    keygate_core::internals::system_now() + 30 * common::world::DAY
+}
+
+#[test]
+fn a_schema_1_database_is_upgraded_at_open_and_keeps_working() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    let (id, secret) = seed(&store);
+    store.close().unwrap();
+    db.sql("ALTER TABLE keygate_meta DROP COLUMN mark; ALTER TABLE keygate_changes DROP COLUMN mark; UPDATE keygate_meta SET schema_version = 1");
+    let store = open(&db.url()).unwrap();
+    assert_eq!(db.sql("SELECT schema_version FROM keygate_meta"), "2");
+    assert_eq!(reason(&store, &secret), Reason::Allowed);
+    let follower = open(&db.url()).unwrap();
+    store.set_state(&id, "revoked", None).unwrap();
+    wait_for(&follower, &secret, Reason::Revoked);
+    assert!(store.verify_audit().unwrap().ok);
+    store.close().unwrap();
+    follower.close().unwrap();
+}

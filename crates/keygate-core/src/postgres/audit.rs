@@ -33,7 +33,7 @@ pub(super) fn seal(head: (u64, [u8; 32]), drafts: Vec<AuditDraft>) -> (Vec<Audit
 pub(super) const INSERT: &str =
     "INSERT INTO keygate_audit (seq, at, actor, action, key_id, user_id, detail, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
-pub(super) const SET_HEAD: &str = "UPDATE keygate_meta SET version = $1, audit_seq = $2, audit_hash = $3 WHERE id = 1";
+pub(super) const SET_HEAD: &str = "UPDATE keygate_meta SET version = $1, audit_seq = $2, audit_hash = $3, mark = $4 WHERE id = 1";
 
 pub(super) fn head_hex(hash: &[u8; 32]) -> String {
     hash_to_hex(hash)

@@ -1,7 +1,8 @@
 //! The shared store: one PostgreSQL database shared by processes on many hosts.
 //! Every admin call is one transaction that locks the meta row (`FOR UPDATE`,
 //! so writers of all hosts go one at a time), catches up with what others
-//! committed, writes its rows, a `keygate_changes` row under the next version,
+//! committed, writes its rows, a `keygate_changes` row under the next version
+//! and its mark (a digest of the history up to it: `mark.rs`),
 //! its hash-chained audit rows and the meta row, notifies (`pg_notify`) and
 //! commits before returning. Each process keeps a second connection that
 //! LISTENs, heartbeats and catches up strictly in version order (`watch.rs`).
@@ -16,12 +17,14 @@
 //! | `schema.rs` | the tables and the meta row; reading the whole state |
 //! | `codec.rs` | records ↔ rows and change JSON; the statements that write a change |
 //! | `audit.rs` | the audit table and its head |
+//! | `mark.rs` | the change log's marks: a digest of the history up to each version |
 //! | `uses.rs` | `lastUsedAt` written in a stable lock order |
 //! | `watch.rs` | the listener thread: notifications, heartbeat, reconnects, failing closed |
 
 mod audit;
 mod codec;
 mod connect;
+mod mark;
 mod open;
 mod schema;
 mod uses;
@@ -83,8 +86,28 @@ struct Cursor {
     epoch: String,
     /// The last version applied.
     version: i64,
+    /// That version's mark (see `mark.rs`).
+    mark: String,
     /// The state in memory cannot be trusted: the next catch-up reads everything.
     needs_reload: bool,
+}
+
+/// Where the database's change log stands: its epoch, version and the version's mark.
+pub(super) struct Position {
+    epoch: String,
+    version: i64,
+    mark: String,
+}
+
+impl Cursor {
+    fn at(position: Position) -> Cursor {
+        Cursor { epoch: position.epoch, version: position.version, mark: position.mark, needs_reload: false }
+    }
+
+    /// Whether the database stands where this process does: nothing to catch up.
+    fn is_at(&self, epoch: &str, version: i64, mark: &str) -> bool {
+        self.epoch == epoch && self.version == version && self.mark == mark
+    }
 }
 
 /// The meta row as an admin transaction locked it.
@@ -95,6 +118,7 @@ struct Locked {
     owner: std::thread::ThreadId,
     epoch: String,
     version: i64,
+    mark: String,
     audit_head: (u64, [u8; 32]),
 }
 
@@ -139,7 +163,7 @@ pub(super) struct Shared {
     /// A catch-up could not reach the database (see `Shared::poll`).
     poll_lost: AtomicBool,
     /// Changes that arrived in notifications, by version, not yet applied (see `Shared::heard`).
-    heard: Mutex<BTreeMap<i64, String>>,
+    heard: Mutex<BTreeMap<i64, (String, String)>>,
     closed: AtomicBool,
 }
 
@@ -154,15 +178,15 @@ macro_rules! epoch_sql {
 pub(super) use epoch_sql;
 
 const LOCK_META: &str =
-    concat!("SELECT ", epoch_sql!(), ", m.version, m.audit_seq, m.audit_hash FROM keygate_meta m WHERE m.id = 1 FOR UPDATE OF m");
-const CHANGES_SINCE: &str = "SELECT version, changes FROM keygate_changes WHERE version > $1 AND version <= $2 ORDER BY version";
-const INSERT_CHANGE: &str = "INSERT INTO keygate_changes (version, token, at, changes) VALUES ($1, $2, $3, $4)";
+    concat!("SELECT ", epoch_sql!(), ", m.version, m.audit_seq, m.audit_hash, m.mark FROM keygate_meta m WHERE m.id = 1 FOR UPDATE OF m");
+const CHANGES_SINCE: &str = "SELECT version, mark, changes FROM keygate_changes WHERE version > $1 AND version <= $2 ORDER BY version";
+const INSERT_CHANGE: &str = "INSERT INTO keygate_changes (version, token, at, changes, mark) VALUES ($1, $2, $3, $4, $5)";
 const NOTIFY: &str = "SELECT pg_notify('keygate', $1)";
 /// The meta row and the changes after a version, in one snapshot.
 const POLL: &str = concat!(
     "SELECT ",
     epoch_sql!(),
-    ", m.version, c.version, c.changes FROM keygate_meta m
+    ", m.version, m.mark, c.version, c.mark, c.changes FROM keygate_meta m
      LEFT JOIN keygate_changes c ON c.version > $1 AND c.version <= m.version WHERE m.id = 1 ORDER BY c.version"
 );
 
@@ -235,25 +259,21 @@ impl Shared {
         result
     }
 
-    /// What follows `cursor`, given the database's epoch and version and the
-    /// change rows after the cursor up to that version (read in one snapshot):
-    /// the changes when they are all there, otherwise the whole state afresh.
-    fn catch_up(
-        &self,
-        client: &Client,
-        in_transaction: bool,
-        (epoch, version): (String, i64),
-        rows: Vec<(i64, String)>,
-    ) -> Result<Catchup> {
+    /// What follows `cursor`, given where the database stands and the change rows
+    /// (version, mark, changes) after the cursor up to its version, read in one
+    /// snapshot: the changes when they are all there and run on from the cursor's
+    /// mark, otherwise the whole state afresh.
+    fn catch_up(&self, client: &Client, in_transaction: bool, at: Position, rows: Vec<(i64, String, String)>) -> Result<Catchup> {
         // Locks in the order `take_heard` takes them.
         let mut heard = self.heard.lock();
         let mut cursor = self.cursor.lock();
-        let contiguous = rows.iter().enumerate().all(|(i, (v, _))| i64::try_from(i).is_ok_and(|i| *v == cursor.version + 1 + i))
-            && rows.last().map_or(cursor.version, |(v, _)| *v) == version;
-        if cursor.needs_reload || epoch != cursor.epoch || version < cursor.version || !contiguous {
-            // A restore or failover (epoch, version backwards), or history pruned past the cursor.
-            let (registry, epoch, version) = schema::load(&self.net, client, !in_transaction)?;
-            *cursor = Cursor { epoch, version, needs_reload: false };
+        let reaches =
+            rows.last().map_or((cursor.version, cursor.mark.as_str()), |(v, m, _)| (*v, m.as_str())) == (at.version, at.mark.as_str());
+        if cursor.needs_reload || at.epoch != cursor.epoch || !reaches || !mark::follows(&cursor.mark, cursor.version, &rows) {
+            // A restore or failover (another epoch; the version backwards; the same
+            // versions with other marks: commits lost), or history pruned past the cursor.
+            let (registry, position) = schema::load(&self.net, client, !in_transaction)?;
+            *cursor = Cursor::at(position);
             heard.clear();
             return Ok(Catchup::Reload(Box::new(registry)));
         }
@@ -261,25 +281,27 @@ impl Shared {
             return Ok(Catchup::Nothing);
         }
         let mut changes = Vec::new();
-        for (_, json) in &rows {
+        for (_, _, json) in &rows {
             changes.extend(decode_changes(json)?);
         }
-        cursor.version = version;
+        cursor.version = at.version;
+        cursor.mark = at.mark;
         Ok(Catchup::Changes(changes))
     }
 
-    /// Keeps a change that came with its notification (`<epoch> <version> <json>`),
+    /// Keeps a change that came with its notification (`<epoch> <version> <mark> <json>`),
     /// so that catching up needs no query when every version after the cursor came so.
-    fn hear(&self, epoch: &str, version: i64, json: &str) {
+    fn hear(&self, epoch: &str, version: i64, mark: &str, json: &str) {
         let mut heard = self.heard.lock();
         // Bounded: a process far behind reads the table instead.
         if epoch == self.cursor.lock().epoch && heard.len() < HEARD_KEPT {
-            heard.insert(version, json.to_string());
+            heard.insert(version, (mark.to_string(), json.to_string()));
         }
     }
 
     /// The changes heard right after the cursor, when there are any and they run
-    /// on from it without a gap (else `None`: the table is read). Moves the cursor.
+    /// on from it without a gap, each mark following from the one before (else
+    /// `None`, and nothing is taken: the table is read). Moves the cursor.
     fn take_heard(&self) -> Result<Option<Vec<Change>>> {
         let mut heard = self.heard.lock();
         let mut cursor = self.cursor.lock();
@@ -287,16 +309,29 @@ impl Shared {
         for version in stale {
             heard.remove(&version);
         }
-        if cursor.needs_reload || heard.first_key_value().is_none_or(|(v, _)| *v != cursor.version + 1) {
+        if cursor.needs_reload {
+            return Ok(None);
+        }
+        let run: Vec<(i64, String, String)> = heard
+            .range(cursor.version + 1..)
+            .zip(cursor.version + 1..)
+            .take_while(|((v, _), expected)| *v == expected)
+            .map(|((v, (mark, json)), _)| (*v, mark.clone(), json.clone()))
+            .collect();
+        if run.is_empty() || !mark::follows(&cursor.mark, cursor.version, &run) {
             return Ok(None);
         }
         let mut changes = Vec::new();
-        let mut last = cursor.version;
-        while let Some(json) = heard.remove(&(last + 1)) {
-            changes.extend(decode_changes(&json)?);
-            last += 1;
+        for (_, _, json) in &run {
+            changes.extend(decode_changes(json)?);
         }
-        cursor.version = last;
+        for (version, _, _) in &run {
+            heard.remove(version);
+        }
+        if let Some((version, mark, _)) = run.into_iter().next_back() {
+            cursor.version = version;
+            cursor.mark = mark;
+        }
         Ok(Some(changes))
     }
 
@@ -330,16 +365,15 @@ impl Shared {
         let mut changes = Vec::new();
         for row in rows {
             let read = (|| {
-                let epoch: String = row.try_get(0)?;
-                let version: i64 = row.try_get(1)?;
-                let change: Option<(i64, String)> = match row.try_get::<_, Option<i64>>(2)? {
-                    Some(v) => Some((v, row.try_get(3)?)),
+                let at = Position { epoch: row.try_get(0)?, version: row.try_get(1)?, mark: row.try_get(2)? };
+                let change: Option<(i64, String, String)> = match row.try_get::<_, Option<i64>>(3)? {
+                    Some(v) => Some((v, row.try_get(4)?, row.try_get(5)?)),
                     None => None,
                 };
-                Ok::<_, tokio_postgres::Error>((epoch, version, change))
+                Ok::<_, tokio_postgres::Error>((at, change))
             })();
-            let (epoch, version, change) = read.map_err(|e| codec::corrupt(format!("a change row: {e}")))?;
-            meta = Some((epoch, version));
+            let (at, change) = read.map_err(|e| codec::corrupt(format!("a change row: {e}")))?;
+            meta = Some(at);
             changes.extend(change);
         }
         let meta = meta.ok_or_else(|| codec::corrupt("its keygate_meta row is missing"))?;
@@ -354,7 +388,7 @@ pub struct PgBackend {
 }
 
 /// The longest change JSON sent in a notification (PostgreSQL's limit is 8,000 bytes, with the epoch and version).
-const NOTIFY_JSON_MAX: usize = 7_900;
+const NOTIFY_JSON_MAX: usize = 7_850;
 /// Changes kept from notifications, waiting to be applied.
 const HEARD_KEPT: usize = 10_000;
 
@@ -377,10 +411,11 @@ impl PgBackend {
                     row.try_get::<_, i64>(1)?,
                     row.try_get(2)?,
                     row.try_get::<_, String>(3)?,
+                    row.try_get::<_, String>(4)?,
                 ))
             })();
-            let (epoch, version, seq, hash) = read.map_err(|e| codec::corrupt(format!("its keygate_meta row: {e}")))?;
-            w.locked = Some(Locked { owner: std::thread::current().id(), epoch, version, audit_head: audit::head(seq, &hash) });
+            let (epoch, version, seq, hash, mark) = read.map_err(|e| codec::corrupt(format!("its keygate_meta row: {e}")))?;
+            w.locked = Some(Locked { owner: std::thread::current().id(), epoch, version, mark, audit_head: audit::head(seq, &hash) });
             Ok(())
         })
     }
@@ -455,11 +490,18 @@ impl PgBackend {
                 // Nothing to hand over: a notification without changes, and no row, make a gap.
                 Logged::Gap => String::new(),
             };
+            let mark = mark::next(&locked.mark, version, &json);
             if let Logged::Changes = logged {
                 let now = crate::clock::system_now();
                 writes.push((
                     w.statement(net, INSERT_CHANGE)?,
-                    vec![Param::Int(version), Param::Text(shared.token.clone()), Param::Int(now), Param::Text(json.clone())],
+                    vec![
+                        Param::Int(version),
+                        Param::Text(shared.token.clone()),
+                        Param::Int(now),
+                        Param::Text(json.clone()),
+                        Param::Text(mark.clone()),
+                    ],
                 ));
             }
             for entry in entries {
@@ -479,13 +521,18 @@ impl PgBackend {
             }
             writes.push((
                 w.statement(net, audit::SET_HEAD)?,
-                vec![Param::Int(version), Param::Int(i64::try_from(seq).unwrap_or(i64::MAX)), Param::Text(audit::head_hex(&hash))],
+                vec![
+                    Param::Int(version),
+                    Param::Int(i64::try_from(seq).unwrap_or(i64::MAX)),
+                    Param::Text(audit::head_hex(&hash)),
+                    Param::Text(mark.clone()),
+                ],
             ));
             // The change itself rides along when it fits PostgreSQL's 8,000-byte payload.
             let payload = if !json.is_empty() && json.len() <= NOTIFY_JSON_MAX {
-                format!("{} {version} {json}", locked.epoch)
+                format!("{} {version} {mark} {json}", locked.epoch)
             } else {
-                format!("{} {version}", locked.epoch)
+                format!("{} {version} {mark}", locked.epoch)
             };
             writes.push((w.statement(net, NOTIFY)?, vec![Param::Text(payload)]));
             let client = &w.client;
@@ -506,7 +553,10 @@ impl PgBackend {
                         .map_err(outcome_unknown)?;
                 }
             }
-            shared.cursor.lock().version = version;
+            let mut cursor = shared.cursor.lock();
+            cursor.version = version;
+            cursor.mark = mark;
+            drop(cursor);
             shared.touch();
             Ok(())
         })
@@ -535,13 +585,14 @@ impl Backend for PgBackend {
                 let since = w.statement(net, CHANGES_SINCE)?;
                 let rows = net.run("reading changes of", w.client.query(&since, &[&after, &locked.version]))?;
                 rows.iter()
-                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-                    .collect::<std::result::Result<Vec<(i64, String)>, tokio_postgres::Error>>()
+                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+                    .collect::<std::result::Result<Vec<(i64, String, String)>, tokio_postgres::Error>>()
                     .map_err(|e| codec::corrupt(format!("a change row: {e}")))?
             } else {
                 Vec::new()
             };
-            self.shared.catch_up(&w.client, true, (locked.epoch, locked.version), rows)
+            let at = Position { epoch: locked.epoch, version: locked.version, mark: locked.mark };
+            self.shared.catch_up(&w.client, true, at, rows)
         })
     }
 

@@ -70,11 +70,11 @@ pub(crate) fn open(url: &str, options: Options) -> Result<KeyStore> {
     random_bytes(&mut token)?;
     let token = hex::encode(token);
     probe(&net, &client, &mut notifications, &token)?;
-    let (registry, epoch, version) = schema::load(&net, &client, true)?;
+    let (registry, position) = schema::load(&net, &client, true)?;
     let shared = Arc::new(Shared {
         net,
         token,
-        cursor: Mutex::new(Cursor { epoch, version, needs_reload: false }),
+        cursor: Mutex::new(Cursor::at(position)),
         writer: Mutex::new(Some(Writer { client, prepared: Default::default(), locked: None })),
         writer_free: Default::default(),
         listener: Mutex::new(Some(listener)),

@@ -5,13 +5,14 @@
 use tokio_postgres::Client;
 
 use super::codec::{corrupt, key_row, role_record, user_record, KEY_COLUMNS};
-use super::{epoch_sql, Net};
+use super::{epoch_sql, Net, Position};
 use crate::error::{Error, ErrorCode, Result};
 use crate::registry::{Change, Registry};
 use crate::secret::{random_bytes, Prefix};
 
 /// The schema version recorded in `keygate_meta`.
-pub const SCHEMA_VERSION: i32 = 1;
+/// 2: marks on change rows and the meta row (see `mark.rs`).
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The advisory lock key of schema creation (any constant no other lock uses).
 const SCHEMA_LOCK: i64 = 0x6b67_0001;
@@ -25,7 +26,8 @@ CREATE TABLE keygate_meta (
   key_prefix text NOT NULL,
   max_lifetime_days double precision,
   audit_seq bigint NOT NULL,
-  audit_hash text NOT NULL
+  audit_hash text NOT NULL,
+  mark text NOT NULL DEFAULT ''
 );
 CREATE TABLE keygate_roles (name text PRIMARY KEY, rights text[] NOT NULL);
 CREATE TABLE keygate_users (id text PRIMARY KEY, status text NOT NULL, rights text[] NOT NULL, roles text[] NOT NULL);
@@ -44,7 +46,13 @@ CREATE TABLE keygate_keys (
   rules text[] NOT NULL
 );
 CREATE INDEX keygate_keys_by_user ON keygate_keys (user_id);
-CREATE TABLE keygate_changes (version bigint PRIMARY KEY, token text NOT NULL, at bigint NOT NULL, changes text NOT NULL);
+CREATE TABLE keygate_changes (
+  version bigint PRIMARY KEY,
+  token text NOT NULL,
+  at bigint NOT NULL,
+  changes text NOT NULL,
+  mark text NOT NULL DEFAULT ''
+);
 CREATE TABLE keygate_audit (
   seq bigint PRIMARY KEY,
   at bigint NOT NULL,
@@ -57,6 +65,14 @@ CREATE TABLE keygate_audit (
 );
 CREATE INDEX keygate_audit_by_key ON keygate_audit (key_id);
 CREATE INDEX keygate_audit_by_user ON keygate_audit (user_id);
+";
+
+/// From schema 1: marks. Rows written before them have none (the empty mark), so
+/// processes that follow them read the whole state once.
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE keygate_meta ADD COLUMN IF NOT EXISTS mark text NOT NULL DEFAULT '';
+ALTER TABLE keygate_changes ADD COLUMN IF NOT EXISTS mark text NOT NULL DEFAULT '';
+UPDATE keygate_meta SET schema_version = 2 WHERE id = 1;
 ";
 
 /// The settings and position recorded in the meta row.
@@ -134,6 +150,9 @@ fn ensure_in_transaction(net: &Net, client: &Client, wanted_prefix: Option<&str>
     if version > SCHEMA_VERSION {
         return Err(corrupt(format!("it was written by a newer keygate (schema {version}; this one reads up to {SCHEMA_VERSION})")));
     }
+    if version == 1 {
+        net.run("upgrading the schema of", client.batch_execute(MIGRATE_1_TO_2))?;
+    }
     let stored: String = row.try_get(1).map_err(|e| corrupt(format!("its key prefix: {e}")))?;
     let prefix = Prefix::new(&stored).map_err(|_| corrupt("its key prefix is invalid"))?;
     if let Some(wanted) = wanted_prefix {
@@ -148,10 +167,10 @@ fn ensure_in_transaction(net: &Net, client: &Client, wanted_prefix: Option<&str>
     Ok(Meta { prefix, max_lifetime_days, created: !exists })
 }
 
-/// The whole state and the (epoch, version) it is at, read in one snapshot.
-/// Inside a transaction the caller opened (the write lock's), or in a
-/// repeatable-read one of its own when `own_transaction`.
-pub(super) fn load(net: &Net, client: &Client, own_transaction: bool) -> Result<(Registry, String, i64)> {
+/// The whole state and the position it is at, read in one snapshot. Inside a
+/// transaction the caller opened (the write lock's), or in a repeatable-read one
+/// of its own when `own_transaction`.
+pub(super) fn load(net: &Net, client: &Client, own_transaction: bool) -> Result<(Registry, Position)> {
     if own_transaction {
         net.run("reading", client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))?;
     }
@@ -162,11 +181,14 @@ pub(super) fn load(net: &Net, client: &Client, own_transaction: bool) -> Result<
     result
 }
 
-fn load_rows(net: &Net, client: &Client) -> Result<(Registry, String, i64)> {
-    let meta =
-        net.run("reading", client.query_one(concat!("SELECT ", epoch_sql!(), ", m.version FROM keygate_meta m WHERE m.id = 1"), &[]))?;
-    let epoch: String = meta.try_get(0).map_err(|e| corrupt(format!("its epoch: {e}")))?;
-    let version: i64 = meta.try_get(1).map_err(|e| corrupt(format!("its version: {e}")))?;
+fn load_rows(net: &Net, client: &Client) -> Result<(Registry, Position)> {
+    let meta = net.run(
+        "reading",
+        client.query_one(concat!("SELECT ", epoch_sql!(), ", m.version, m.mark FROM keygate_meta m WHERE m.id = 1"), &[]),
+    )?;
+    let position =
+        (|| Ok::<_, tokio_postgres::Error>(Position { epoch: meta.try_get(0)?, version: meta.try_get(1)?, mark: meta.try_get(2)? }))()
+            .map_err(|e| corrupt(format!("its keygate_meta row: {e}")))?;
     let fail = |e: Error| corrupt(e.message);
     let mut registry = Registry::default();
     for row in net.run("reading roles of", client.query("SELECT name, rights FROM keygate_roles", &[]))? {
@@ -184,5 +206,5 @@ fn load_rows(net: &Net, client: &Client) -> Result<(Registry, String, i64)> {
     for row in keys {
         registry.apply(Change::PutKey(key_row(&row)?)).map_err(fail)?;
     }
-    Ok((registry, epoch, version))
+    Ok((registry, position))
 }

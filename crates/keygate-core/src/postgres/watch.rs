@@ -173,13 +173,18 @@ impl Watcher {
             Ok(Some(payloads)) => {
                 shared.touch();
                 for payload in payloads {
-                    let mut parts = payload.splitn(3, ' ');
-                    let (Some(epoch), Some(version)) = (parts.next(), parts.next().and_then(|v| v.parse::<i64>().ok())) else { continue };
+                    // `<epoch> <version> <mark>`, then ` <json>` when the change fits.
+                    let mut parts = payload.splitn(4, ' ');
+                    let (Some(epoch), Some(version), Some(mark)) =
+                        (parts.next(), parts.next().and_then(|v| v.parse::<i64>().ok()), parts.next())
+                    else {
+                        continue;
+                    };
                     if let Some(json) = parts.next() {
-                        shared.hear(epoch, version, json);
+                        shared.hear(epoch, version, mark, json);
                     }
                     let cursor = shared.cursor.lock();
-                    if epoch != cursor.epoch || version > cursor.version {
+                    if epoch != cursor.epoch || version > cursor.version || (version == cursor.version && mark != cursor.mark) {
                         self.behind = true;
                     }
                 }
@@ -200,16 +205,15 @@ impl Watcher {
             shared.net.run_within(
                 HEARTBEAT_TIMEOUT,
                 "heartbeat to",
-                client.query_one(concat!("SELECT ", epoch_sql!(), ", m.version FROM keygate_meta m WHERE m.id = 1"), &[]),
+                client.query_one(concat!("SELECT ", epoch_sql!(), ", m.version, m.mark FROM keygate_meta m WHERE m.id = 1"), &[]),
             )
         };
         match answer {
             Ok(row) => {
                 shared.touch();
-                let epoch: Option<String> = row.try_get(0).ok();
-                let version: Option<i64> = row.try_get(1).ok();
-                let cursor = shared.cursor.lock();
-                if epoch.as_deref() != Some(cursor.epoch.as_str()) || version != Some(cursor.version) {
+                let at: Option<(String, i64, String)> = (|| Some((row.try_get(0).ok()?, row.try_get(1).ok()?, row.try_get(2).ok()?)))();
+                // Another epoch, version or mark: moved on, restored, or failed over.
+                if at.is_none_or(|(epoch, version, mark)| !shared.cursor.lock().is_at(&epoch, version, &mark)) {
                     self.behind = true;
                 }
             }
