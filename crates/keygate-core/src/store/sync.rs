@@ -136,9 +136,38 @@ impl Inner {
 
     /// Reports the outcome of a background task other than sync: once per failure episode.
     pub(crate) fn report(&self, task: Task, outcome: &Result<()>) {
+        // A background task that lost the race with close() failed for that reason
+        // alone: nothing to tell (close reports its own last flush before it closes).
+        if outcome.is_err() && self.is_closed() {
+            return;
+        }
         match outcome {
             Ok(()) => self.reporter.recover(task),
             Err(error) => self.reporter.fail(task, error.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use crate::error::{Error, ErrorCode};
+    use crate::incident::{Incident, Task};
+    use crate::store::{KeyStore, Options};
+
+    #[test]
+    fn a_background_task_failing_after_close_is_not_reported() {
+        let seen = Arc::new(Mutex::new(Vec::<Incident>::new()));
+        let sink = seen.clone();
+        let on_error: crate::OnError = Arc::new(move |incident: &Incident| sink.lock().unwrap().push(incident.clone()));
+        let store = KeyStore::in_memory(Options { on_error: Some(on_error), ..Default::default() }).unwrap();
+        let failed = Err(Error::new(ErrorCode::StoreIo, "the store is closed"));
+        store.inner.report(Task::Purge, &failed);
+        assert_eq!(seen.lock().unwrap().len(), 1, "reported while open");
+        store.close().unwrap();
+        // The maintenance thread's purge, begun as close() ran (the CLI printed it).
+        store.inner.report(Task::Purge, &failed);
+        assert_eq!(seen.lock().unwrap().len(), 1, "not reported once closed");
     }
 }
