@@ -73,6 +73,19 @@ fn prefix_hash(bytes: &[u8]) -> u64 {
     bytes.first_chunk::<8>().map_or(0, |head| u64::from_le_bytes(*head))
 }
 
+fn by_digest(key: &Key) -> &[u8] {
+    &key.digest
+}
+
+fn by_id(key: &Key) -> &[u8] {
+    key.id.as_bytes()
+}
+
+/// The hash a table holds for `slot` (when the table grows and rehashes).
+fn slot_hash(slots: &[Option<Key>], slot: u32, pick: fn(&Key) -> &[u8]) -> u64 {
+    slots.get(slot as usize).and_then(Option::as_ref).map_or(0, |key| prefix_hash(pick(key)))
+}
+
 impl KeyTable {
     /// The key in `slot`; the tables only hold occupied slots, so `None` never
     /// happens in practice (and would read as "no such key").
@@ -102,10 +115,8 @@ impl KeyTable {
             }
         };
         let slots = &self.slots;
-        let rehash =
-            |s: &u32, pick: fn(&Key) -> &[u8]| slots.get(*s as usize).and_then(Option::as_ref).map_or(0, |key| prefix_hash(pick(key)));
-        self.by_digest.insert_unique(digest_hash, slot, |s| rehash(s, |k| &k.digest));
-        self.by_id.insert_unique(id_hash, slot, |s| rehash(s, |k| k.id.as_bytes()));
+        self.by_digest.insert_unique(digest_hash, slot, |&s| slot_hash(slots, s, by_digest));
+        self.by_id.insert_unique(id_hash, slot, |&s| slot_hash(slots, s, by_id));
     }
 
     fn remove(&mut self, slot: u32) -> Option<Key> {
@@ -120,6 +131,15 @@ impl KeyTable {
         Some(key)
     }
 
+    /// Room for `additional` more keys, so that loading a big store grows
+    /// (and rehashes) nothing.
+    fn reserve(&mut self, additional: usize) {
+        self.slots.reserve(additional);
+        let slots = &self.slots;
+        self.by_digest.reserve(additional, |&s| slot_hash(slots, s, by_digest));
+        self.by_id.reserve(additional, |&s| slot_hash(slots, s, by_id));
+    }
+
     fn iter(&self) -> impl Iterator<Item = &Key> {
         self.slots.iter().flatten()
     }
@@ -128,6 +148,10 @@ impl KeyTable {
         self.slots.len().saturating_sub(self.free.len())
     }
 }
+
+/// The most keys [`Registry::reserve_keys`] makes room for at once, whatever
+/// the estimate says.
+const MAX_RESERVED_KEYS: usize = 1 << 24;
 
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -173,6 +197,12 @@ impl Registry {
 
     pub fn key_count(&self) -> usize {
         self.keys.len()
+    }
+
+    /// Sizes the key tables for `additional` more keys (an estimate, capped:
+    /// a wrong one costs only time).
+    pub fn reserve_keys(&mut self, additional: usize) {
+        self.keys.reserve(additional.min(MAX_RESERVED_KEYS));
     }
 
     /// Marks every key's hint in `filter` and keeps marking new keys' hints.

@@ -364,7 +364,9 @@ fn check_usage(raw: &str, rule: &Rule, usage: RuleUse) -> Result<()> {
 /// Deduplicates compiled rules so that keys sharing rule texts share their memory.
 #[derive(Debug, Default)]
 pub struct RuleInterner {
-    by_text: std::collections::HashMap<String, Arc<Rule>>,
+    /// Looked up for every rule of every key loaded: a fast hasher, since rule
+    /// texts are the admin's, not a caller's (no flooding to defend against).
+    by_text: std::collections::HashMap<String, Arc<Rule>, rustc_hash::FxBuildHasher>,
     /// Indexes of long lists, by the list's normalised texts (one per line): keys
     /// and users holding the same long list share one index.
     indexes: std::collections::HashMap<String, Arc<RuleIndex>>,

@@ -200,6 +200,11 @@ struct Proxy {
 
 impl Proxy {
     fn start() -> Proxy {
+        Proxy::start_paced(None)
+    }
+
+    /// Forwards at most `bytes_per_second` each way when given: a slow link.
+    fn start_paced(bytes_per_second: Option<u32>) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let forwarding = Arc::new(AtomicBool::new(true));
@@ -229,6 +234,9 @@ impl Proxy {
                             if to.write_all(&buf[..n]).is_err() {
                                 return;
                             }
+                            if let Some(rate) = bytes_per_second {
+                                std::thread::sleep(Duration::from_secs_f64(n as f64 / f64::from(rate)));
+                            }
                         }
                     });
                 }
@@ -240,6 +248,41 @@ impl Proxy {
     fn url(&self, db: &Db) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{}?sslmode=disable", self.port, db.name)
     }
+}
+
+/// A store that takes longer to read than the statement timeout (a slow link
+/// here; a big store anywhere) opens and reloads: the timeout bounds each wait
+/// for the next rows, not the whole read.
+#[test]
+fn a_store_slower_to_read_than_the_statement_timeout_opens_and_reloads() {
+    let Some(db) = Db::new() else { return };
+    let writer = open(&db.url()).unwrap();
+    let (_, secret) = seed(&writer);
+    writer.close().unwrap();
+    // 5,000 more keys (about 1 MB as rows), written in bulk.
+    let now = keygate_core::internals::system_now();
+    db.sql(&format!(
+        "INSERT INTO keygate_keys (id, seq, user_id, description, state, expires_at, created_at, updated_at, last_used_at, hint, digest, rules)
+         SELECT decode(md5('id' || i), 'hex'), 100 + i, 'svc', 'bulk key ' || i, 'active', {}, {now}, {now}, NULL, 'abcd',
+                decode(md5('a' || i) || md5('b' || i), 'hex'), ARRAY['session:*', 'data:queryExec', 'apps/com.hornbill.core/*:*']
+         FROM generate_series(1, 5000) i",
+        now + DAY
+    ));
+    let proxy = Proxy::start_paced(Some(500_000));
+    let timeout = Duration::from_millis(500);
+    let options = Options { statement_timeout_ms: Some(timeout.as_millis() as f64), ..Default::default() };
+    let started = Instant::now();
+    let store = KeyStore::open(&proxy.url(&db), options).unwrap();
+    let took = started.elapsed();
+    assert!(took > timeout, "the link is slow enough for the test to mean something: opened in {took:?}");
+    assert_eq!(store.key_count(), 5001);
+    assert_eq!(reason(&store, &secret), Reason::Allowed);
+    // A restore elsewhere (a new epoch, every key revoked): the whole state is read again, as slowly.
+    db.sql("UPDATE keygate_keys SET state = 'revoked'; UPDATE keygate_meta SET epoch = 'restored'");
+    wait_for(&store, &secret, Reason::Revoked);
+    assert_eq!(store.key_count(), 5001);
+    assert!(store.health().connected);
+    store.close().unwrap();
 }
 
 #[test]

@@ -36,9 +36,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use parking_lot::{Condvar, Mutex};
 use tokio::runtime::Runtime;
-use tokio_postgres::{Client, Statement};
+use tokio_postgres::{Client, Row, Statement};
 
 use self::codec::{decode_changes, encode_changes, statements, Param};
 use self::connect::Target;
@@ -76,6 +77,26 @@ impl Net {
                 format!("{what} {}: no answer within {} ms", self.target.name, limit.as_millis()),
             )),
         }
+    }
+
+    /// Runs `sql` and hands each row to `each` as it arrives, without holding
+    /// the result: a big table is bounded by progress (a row, or the start of
+    /// the answer, within the statement timeout), not by its size.
+    fn for_each_row(&self, what: &str, client: &Client, sql: &str, mut each: impl FnMut(&Row) -> Result<()>) -> Result<()> {
+        let limit = self.target.statement_timeout;
+        let stalled =
+            || Error::new(ErrorCode::StoreUnavailable, format!("{what} {}: no answer within {} ms", self.target.name, limit.as_millis()));
+        self.rt.block_on(async {
+            let rows = tokio::time::timeout(limit, client.query_raw(sql, std::iter::empty::<&str>())).await.map_err(|_| stalled())?;
+            let mut rows = std::pin::pin!(rows.map_err(|e| self.target.error(what, &e))?);
+            loop {
+                match tokio::time::timeout(limit, rows.next()).await {
+                    Err(_) => return Err(stalled()),
+                    Ok(None) => return Ok(()),
+                    Ok(Some(row)) => each(&row.map_err(|e| self.target.error(what, &e))?)?,
+                }
+            }
+        })
     }
 }
 
@@ -378,7 +399,12 @@ impl Shared {
         }
         let meta = meta.ok_or_else(|| codec::corrupt("its keygate_meta row is missing"))?;
         self.touch();
-        self.catch_up(client, false, meta, changes)
+        let caught_up = self.catch_up(client, false, meta, changes);
+        if caught_up.is_ok() {
+            // A reload of a big store can take longer than failClosedAfterMs: its rows were contact all along.
+            self.touch();
+        }
+        caught_up
     }
 }
 

@@ -182,29 +182,37 @@ pub(super) fn load(net: &Net, client: &Client, own_transaction: bool) -> Result<
 }
 
 fn load_rows(net: &Net, client: &Client) -> Result<(Registry, Position)> {
+    // The planner's estimate of the key count (-1 before the table was ever analysed): it sizes the tables.
     let meta = net.run(
         "reading",
-        client.query_one(concat!("SELECT ", epoch_sql!(), ", m.version, m.mark FROM keygate_meta m WHERE m.id = 1"), &[]),
+        client.query_one(
+            concat!(
+                "SELECT ",
+                epoch_sql!(),
+                ", m.version, m.mark, (SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'keygate_keys'::regclass)",
+                " FROM keygate_meta m WHERE m.id = 1"
+            ),
+            &[],
+        ),
     )?;
     let position =
         (|| Ok::<_, tokio_postgres::Error>(Position { epoch: meta.try_get(0)?, version: meta.try_get(1)?, mark: meta.try_get(2)? }))()
             .map_err(|e| corrupt(format!("its keygate_meta row: {e}")))?;
-    let fail = |e: Error| corrupt(e.message);
+    let expected_keys = meta.try_get::<_, Option<i64>>(3).ok().flatten().and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
     let mut registry = Registry::default();
-    for row in net.run("reading roles of", client.query("SELECT name, rights FROM keygate_roles", &[]))? {
+    registry.reserve_keys(expected_keys);
+    let mut apply = |change| registry.apply(change).map_err(|e| corrupt(e.message));
+    net.for_each_row("reading roles of", client, "SELECT name, rights FROM keygate_roles", |row| {
         let (name, rights) = (row.try_get(0), row.try_get(1));
-        let record = role_record(name.map_err(corrupt)?, rights.map_err(corrupt)?)?;
-        registry.apply(Change::PutRole(record)).map_err(fail)?;
-    }
-    for row in net.run("reading users of", client.query("SELECT id, status, rights, roles FROM keygate_users", &[]))? {
+        apply(Change::PutRole(role_record(name.map_err(corrupt)?, rights.map_err(corrupt)?)?))
+    })?;
+    net.for_each_row("reading users of", client, "SELECT id, status, rights, roles FROM keygate_users", |row| {
         let fields =
             (|| Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get::<_, String>(1)?, row.try_get(2)?, row.try_get(3)?)))();
         let (id, status, rights, roles) = fields.map_err(corrupt)?;
-        registry.apply(Change::PutUser(user_record(id, &status, rights, roles)?)).map_err(fail)?;
-    }
-    let keys = net.run("reading keys of", client.query(&format!("SELECT {KEY_COLUMNS} FROM keygate_keys"), &[]))?;
-    for row in keys {
-        registry.apply(Change::PutKey(key_row(&row)?)).map_err(fail)?;
-    }
+        apply(Change::PutUser(user_record(id, &status, rights, roles)?))
+    })?;
+    let keys = format!("SELECT {KEY_COLUMNS} FROM keygate_keys");
+    net.for_each_row("reading keys of", client, &keys, |row| apply(Change::PutKey(key_row(row)?)))?;
     Ok((registry, position))
 }

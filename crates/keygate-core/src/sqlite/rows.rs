@@ -119,6 +119,9 @@ pub(super) fn load(path: &Path, conn: &Connection) -> Result<Registry> {
 pub(super) fn load_rows(path: &Path, conn: &Connection) -> Result<Registry> {
     let e = |what: &'static str| move |err| read_error(path, what, err);
     let mut registry = Registry::default();
+    // Keys are rowid rows: the largest rowid estimates their count without a scan, and sizes the tables.
+    let expected_keys = conn.query_row("SELECT max(rowid) FROM keys", [], |r| r.get::<_, Option<i64>>(0)).ok().flatten();
+    registry.reserve_keys(expected_keys.and_then(|n| usize::try_from(n).ok()).unwrap_or(0));
     let fail = |err: Error| corrupt(path, err.message);
     let mut roles = conn.prepare("SELECT name, rights FROM roles").map_err(e("reading roles of"))?;
     let rows = roles.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(e("reading roles of"))?;
