@@ -839,3 +839,33 @@ fn a_schema_1_database_is_upgraded_at_open_and_keeps_working() {
     store.close().unwrap();
     follower.close().unwrap();
 }
+
+/// A process cut off while others wrote much catches up through a slow link:
+/// reading what it missed is bounded by progress (each row within the statement
+/// timeout), not by its size, so it neither fails closed nor gives up and reads
+/// everything afresh after `failClosedAfterMs`.
+#[test]
+fn a_process_far_behind_on_a_slow_link_catches_up_without_failing_closed() {
+    let Some(db) = Db::new() else { return };
+    let writer = open(&db.url()).unwrap();
+    let proxy = Proxy::start_paced(Some(500_000));
+    let options = Options { statement_timeout_ms: Some(500.0), fail_closed_after_ms: Some(60_000.0), ..Default::default() };
+    let follower = KeyStore::open(&proxy.url(&db), options).unwrap();
+    proxy.forwarding.store(false, Ordering::SeqCst);
+    // About 1.5 MB of change rows: some 3 s through the link.
+    let rights: Vec<String> = (0..60).map(|i| format!("service{i:0>80}:api{i:0>20}*")).collect();
+    for i in 0..200 {
+        writer.put_role(&format!("role{i}"), &rights, None).unwrap();
+    }
+    let missed: i64 = db.sql("SELECT sum(length(changes)) FROM keygate_changes").parse().unwrap();
+    assert!(missed > 1_000_000, "{missed} bytes missed");
+    proxy.forwarding.store(true, Ordering::SeqCst);
+    let start = Instant::now();
+    while follower.list_roles().unwrap().len() < 200 {
+        assert!(start.elapsed() < Duration::from_secs(30), "not caught up within 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(follower.health().connected);
+    follower.close().unwrap();
+    writer.close().unwrap();
+}

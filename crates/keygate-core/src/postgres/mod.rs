@@ -39,7 +39,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use parking_lot::{Condvar, Mutex};
 use tokio::runtime::Runtime;
-use tokio_postgres::{Client, Row, Statement};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row, Statement, ToStatement};
 
 use self::codec::{decode_changes, encode_changes, statements, Param};
 use self::connect::Target;
@@ -82,12 +83,19 @@ impl Net {
     /// Runs `sql` and hands each row to `each` as it arrives, without holding
     /// the result: a big table is bounded by progress (a row, or the start of
     /// the answer, within the statement timeout), not by its size.
-    fn for_each_row(&self, what: &str, client: &Client, sql: &str, mut each: impl FnMut(&Row) -> Result<()>) -> Result<()> {
+    fn for_each_row<S: ToStatement + ?Sized>(
+        &self,
+        what: &str,
+        client: &Client,
+        sql: &S,
+        params: &[&(dyn ToSql + Sync)],
+        mut each: impl FnMut(&Row) -> Result<()>,
+    ) -> Result<()> {
         let limit = self.target.statement_timeout;
         let stalled =
             || Error::new(ErrorCode::StoreUnavailable, format!("{what} {}: no answer within {} ms", self.target.name, limit.as_millis()));
         self.rt.block_on(async {
-            let rows = tokio::time::timeout(limit, client.query_raw(sql, std::iter::empty::<&str>())).await.map_err(|_| stalled())?;
+            let rows = tokio::time::timeout(limit, client.query_raw(sql, params.iter().copied())).await.map_err(|_| stalled())?;
             let mut rows = std::pin::pin!(rows.map_err(|e| self.target.error(what, &e))?);
             loop {
                 match tokio::time::timeout(limit, rows.next()).await {
@@ -381,10 +389,10 @@ impl Shared {
             return Err(Error::new(ErrorCode::StoreUnavailable, format!("not connected to {}", self.net.target.name)));
         };
         let after = self.cursor.lock().version;
-        let rows = self.net.run("reading changes of", client.query(POLL, &[&after]))?;
         let mut meta = None;
         let mut changes = Vec::new();
-        for row in rows {
+        // Streamed: a process far behind is bounded by progress, not by how much it missed.
+        self.net.for_each_row("reading changes of", client, POLL, &[&after], |row| {
             let read = (|| {
                 let at = Position { epoch: row.try_get(0)?, version: row.try_get(1)?, mark: row.try_get(2)? };
                 let change: Option<(i64, String, String)> = match row.try_get::<_, Option<i64>>(3)? {
@@ -396,7 +404,8 @@ impl Shared {
             let (at, change) = read.map_err(|e| codec::corrupt(format!("a change row: {e}")))?;
             meta = Some(at);
             changes.extend(change);
-        }
+            Ok(())
+        })?;
         let meta = meta.ok_or_else(|| codec::corrupt("its keygate_meta row is missing"))?;
         self.touch();
         let caught_up = self.catch_up(client, false, meta, changes);
@@ -607,16 +616,15 @@ impl Backend for PgBackend {
         self.shared.with_writer(|net, w| {
             let locked = w.locked.clone().ok_or_else(|| write_lost(&self.shared))?;
             let after = self.shared.cursor.lock().version;
-            let rows = if locked.version > after {
+            let mut rows = Vec::new();
+            if locked.version > after {
                 let since = w.statement(net, CHANGES_SINCE)?;
-                let rows = net.run("reading changes of", w.client.query(&since, &[&after, &locked.version]))?;
-                rows.iter()
-                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
-                    .collect::<std::result::Result<Vec<(i64, String, String)>, tokio_postgres::Error>>()
-                    .map_err(|e| codec::corrupt(format!("a change row: {e}")))?
-            } else {
-                Vec::new()
-            };
+                net.for_each_row("reading changes of", &w.client, &since, &[&after, &locked.version], |row| {
+                    let read = (|| Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))();
+                    rows.push(read.map_err(|e| codec::corrupt(format!("a change row: {e}")))?);
+                    Ok(())
+                })?;
+            }
             let at = Position { epoch: locked.epoch, version: locked.version, mark: locked.mark };
             self.shared.catch_up(&w.client, true, at, rows)
         })

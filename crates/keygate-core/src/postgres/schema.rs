@@ -202,17 +202,17 @@ fn load_rows(net: &Net, client: &Client) -> Result<(Registry, Position)> {
     let mut registry = Registry::default();
     registry.reserve_keys(expected_keys);
     let mut apply = |change| registry.apply(change).map_err(|e| corrupt(e.message));
-    net.for_each_row("reading roles of", client, "SELECT name, rights FROM keygate_roles", |row| {
+    net.for_each_row("reading roles of", client, "SELECT name, rights FROM keygate_roles", &[], |row| {
         let (name, rights) = (row.try_get(0), row.try_get(1));
         apply(Change::PutRole(role_record(name.map_err(corrupt)?, rights.map_err(corrupt)?)?))
     })?;
-    net.for_each_row("reading users of", client, "SELECT id, status, rights, roles FROM keygate_users", |row| {
+    net.for_each_row("reading users of", client, "SELECT id, status, rights, roles FROM keygate_users", &[], |row| {
         let fields =
             (|| Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get::<_, String>(1)?, row.try_get(2)?, row.try_get(3)?)))();
         let (id, status, rights, roles) = fields.map_err(corrupt)?;
         apply(Change::PutUser(user_record(id, &status, rights, roles)?))
     })?;
     let keys = format!("SELECT {KEY_COLUMNS} FROM keygate_keys");
-    net.for_each_row("reading keys of", client, &keys, |row| apply(Change::PutKey(key_row(row)?)))?;
+    net.for_each_row("reading keys of", client, keys.as_str(), &[], |row| apply(Change::PutKey(key_row(row)?)))?;
     Ok((registry, position))
 }
