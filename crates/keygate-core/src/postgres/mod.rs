@@ -16,18 +16,20 @@
 //! | `schema.rs` | the tables and the meta row; reading the whole state |
 //! | `codec.rs` | records ↔ rows and change JSON; the statements that write a change |
 //! | `audit.rs` | the audit table and its head |
+//! | `heard.rs` | changes that came with notifications, until applied |
 //! | `uses.rs` | `lastUsedAt` written in a stable lock order |
 //! | `watch.rs` | the listener thread: notifications, heartbeat, reconnects, failing closed |
 
 mod audit;
 mod codec;
 mod connect;
+mod heard;
 mod open;
 mod schema;
 mod uses;
 mod watch;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -39,6 +41,7 @@ use tokio_postgres::{Client, Statement};
 
 use self::codec::{decode_changes, encode_changes, statements, Param};
 use self::connect::Target;
+use self::heard::Heard;
 pub(crate) use self::open::{is_postgres_url, open};
 use crate::audit::{AuditDraft, AuditEntry, AuditQuery, AuditReport};
 use crate::backend::{Backend, Catchup};
@@ -139,7 +142,7 @@ pub(super) struct Shared {
     /// A catch-up could not reach the database (see `Shared::poll`).
     poll_lost: AtomicBool,
     /// Changes that arrived in notifications, by version, not yet applied (see `Shared::heard`).
-    heard: Mutex<BTreeMap<i64, String>>,
+    heard: Mutex<Heard>,
     closed: AtomicBool,
 }
 
@@ -272,9 +275,9 @@ impl Shared {
     /// so that catching up needs no query when every version after the cursor came so.
     fn hear(&self, epoch: &str, version: i64, json: &str) {
         let mut heard = self.heard.lock();
-        // Bounded: a process far behind reads the table instead.
-        if epoch == self.cursor.lock().epoch && heard.len() < HEARD_KEPT {
-            heard.insert(version, json.to_string());
+        let cursor = self.cursor.lock();
+        if epoch == cursor.epoch {
+            heard.keep(cursor.version, version, json);
         }
     }
 
@@ -283,18 +286,13 @@ impl Shared {
     fn take_heard(&self) -> Result<Option<Vec<Change>>> {
         let mut heard = self.heard.lock();
         let mut cursor = self.cursor.lock();
-        let stale: Vec<i64> = heard.range(..=cursor.version).map(|(v, _)| *v).collect();
-        for version in stale {
-            heard.remove(&version);
-        }
-        if cursor.needs_reload || heard.first_key_value().is_none_or(|(v, _)| *v != cursor.version + 1) {
+        if cursor.needs_reload {
             return Ok(None);
         }
+        let Some((run, last)) = heard.take_after(cursor.version) else { return Ok(None) };
         let mut changes = Vec::new();
-        let mut last = cursor.version;
-        while let Some(json) = heard.remove(&(last + 1)) {
-            changes.extend(decode_changes(&json)?);
-            last += 1;
+        for json in &run {
+            changes.extend(decode_changes(json)?);
         }
         cursor.version = last;
         Ok(Some(changes))
@@ -355,8 +353,6 @@ pub struct PgBackend {
 
 /// The longest change JSON sent in a notification (PostgreSQL's limit is 8,000 bytes, with the epoch and version).
 const NOTIFY_JSON_MAX: usize = 7_900;
-/// Changes kept from notifications, waiting to be applied.
-const HEARD_KEPT: usize = 10_000;
 
 /// Rows to keep in `keygate_changes` for processes catching up; one further behind reloads.
 const CHANGES_KEPT: i64 = 100_000;
