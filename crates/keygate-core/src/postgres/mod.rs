@@ -5,8 +5,10 @@
 //! its hash-chained audit rows and the meta row, notifies (`pg_notify`) and
 //! commits before returning. Each process keeps a second connection that
 //! LISTENs, heartbeats and catches up strictly in version order (`watch.rs`).
-//! All I/O runs on one current-thread tokio runtime the backend owns; every
-//! wait is bounded by the connect or statement timeout.
+//! I/O runs on two current-thread tokio runtimes the backend owns, one per
+//! connection, so that each connection is driven by the thread waiting for its
+//! answer (not handed between threads on every round trip); every wait is
+//! bounded by the connect or statement timeout.
 //!
 //! | file | holds |
 //! |---|---|
@@ -49,10 +51,10 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::registry::Change;
 use crate::store::Health;
 
-/// The runtime and where to connect: every database call goes through [`Net::run`].
+/// A runtime and where to connect: every database call goes through [`Net::run`].
 pub(super) struct Net {
     rt: Arc<Runtime>,
-    target: Target,
+    target: Arc<Target>,
 }
 
 impl Net {
@@ -127,7 +129,11 @@ struct Contact {
 
 /// What the backend and its listener thread share.
 pub(super) struct Shared {
+    /// The listener's runtime (the listener thread waits in it for notifications).
     net: Net,
+    /// The write connection's own runtime: an admin call's thread drives the
+    /// connection itself while it waits, with no other thread to wake on the way.
+    writer_net: Net,
     /// This process, in its change rows.
     token: String,
     cursor: Mutex<Cursor>,
@@ -181,7 +187,7 @@ impl Shared {
     }
 
     fn connect_writer(&self) -> Result<Writer> {
-        let (client, _notifications) = self.net.target.connect(&self.net.rt)?;
+        let (client, _notifications) = self.writer_net.target.connect(&self.writer_net.rt)?;
         Ok(Writer { client, prepared: HashMap::new(), locked: None })
     }
 
@@ -228,7 +234,7 @@ impl Shared {
             Some(writer) => writer,
             None => guard.insert(self.connect_writer()?),
         };
-        let result = f(&self.net, writer);
+        let result = f(&self.writer_net, writer);
         if result.is_err() {
             *guard = None;
         }
@@ -238,11 +244,23 @@ impl Shared {
         result
     }
 
+    /// A read on the write connection outside any write. The connection is driven
+    /// only while it is used, so one the server ended since is found lost only
+    /// now: then it is replaced once (as `begin` does), the read not failed for it.
+    fn read_with_writer<T>(&self, f: impl Fn(&Net, &mut Writer) -> Result<T>) -> Result<T> {
+        let kept = self.writer.lock().as_ref().is_some_and(|w| w.locked.is_none());
+        match self.with_writer(&f) {
+            Err(e) if kept && e.code == ErrorCode::StoreUnavailable => self.with_writer(&f),
+            done => done,
+        }
+    }
+
     /// What follows `cursor`, given the database's epoch and version and the
     /// change rows after the cursor up to that version (read in one snapshot):
     /// the changes when they are all there, otherwise the whole state afresh.
     fn catch_up(
         &self,
+        net: &Net,
         client: &Client,
         in_transaction: bool,
         (epoch, version): (String, i64),
@@ -255,7 +273,7 @@ impl Shared {
             && rows.last().map_or(cursor.version, |(v, _)| *v) == version;
         if cursor.needs_reload || epoch != cursor.epoch || version < cursor.version || !contiguous {
             // A restore or failover (epoch, version backwards), or history pruned past the cursor.
-            let (registry, epoch, version) = schema::load(&self.net, client, !in_transaction)?;
+            let (registry, epoch, version) = schema::load(net, client, !in_transaction)?;
             *cursor = Cursor { epoch, version, needs_reload: false };
             heard.clear();
             return Ok(Catchup::Reload(Box::new(registry)));
@@ -342,7 +360,7 @@ impl Shared {
         }
         let meta = meta.ok_or_else(|| codec::corrupt("its keygate_meta row is missing"))?;
         self.touch();
-        self.catch_up(client, false, meta, changes)
+        self.catch_up(&self.net, client, false, meta, changes)
     }
 }
 
@@ -517,7 +535,7 @@ impl Backend for PgBackend {
             } else {
                 Vec::new()
             };
-            self.shared.catch_up(&w.client, true, (locked.epoch, locked.version), rows)
+            self.shared.catch_up(net, &w.client, true, (locked.epoch, locked.version), rows)
         })
     }
 
@@ -538,7 +556,7 @@ impl Backend for PgBackend {
         let mut guard = self.shared.writer.lock();
         if let Some(w) = guard.as_mut() {
             // Only a write whose `begin` succeeded is open (a failed call drops the connection).
-            if w.locked.take().is_some() && self.shared.net.run("rolling back", w.client.batch_execute("ROLLBACK")).is_err() {
+            if w.locked.take().is_some() && self.shared.writer_net.run("rolling back", w.client.batch_execute("ROLLBACK")).is_err() {
                 *guard = None;
             }
         }
@@ -546,11 +564,11 @@ impl Backend for PgBackend {
     }
 
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        self.shared.with_writer(|net, w| audit::select(net, &w.client, query))
+        self.shared.read_with_writer(|net, w| audit::select(net, &w.client, query))
     }
 
     fn verify_audit(&self) -> Result<AuditReport> {
-        self.shared.with_writer(|net, w| audit::verify_all(net, &w.client))
+        self.shared.read_with_writer(|net, w| audit::verify_all(net, &w.client))
     }
 
     fn is_durable(&self) -> bool {
@@ -577,7 +595,7 @@ impl Backend for PgBackend {
         if !self.shared.connected.load(Ordering::Acquire) {
             return Err(Error::new(ErrorCode::StoreUnavailable, format!("not connected to {}", self.shared.net.target.name)));
         }
-        self.shared.with_writer(|net, w| {
+        self.shared.read_with_writer(|net, w| {
             let rows = match id {
                 Some(id) => net.run(
                     "reading",
