@@ -657,6 +657,23 @@ fn an_admin_call_right_after_its_connection_was_terminated_reconnects_and_succee
 }
 
 #[test]
+fn close_ends_the_store_s_connections_on_the_server() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    seed(&store);
+    let count = || db.sql(&format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'keygate'", db.name));
+    assert_eq!(count(), "2", "the write connection and the listener");
+    store.close().unwrap();
+    // Still held (a host's store may be collected much later), yet its connections are gone.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while count() != "0" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(count(), "0");
+    drop(store);
+}
+
+#[test]
 fn reads_right_after_the_write_connection_was_terminated_reconnect_and_succeed() {
     let Some(db) = Db::new() else { return };
     let store = open(&db.url()).unwrap();

@@ -641,5 +641,11 @@ impl Backend for PgBackend {
         self.shared.connected.store(false, Ordering::Release);
         *self.shared.writer.lock() = None;
         *self.shared.listener.lock() = None;
+        // A dropped client's connection says goodbye to the server only when its task
+        // next runs, and nothing runs these runtimes any more: run them briefly, so that
+        // the server's connections end with `close`, not when the store is collected.
+        for net in [&self.shared.writer_net, &self.shared.net] {
+            net.rt.block_on(async { tokio::time::sleep(Duration::from_millis(1)).await });
+        }
     }
 }
