@@ -655,19 +655,24 @@ fn stores_flushing_last_used_of_the_same_keys_at_once_neither_deadlock_nor_fail_
     assert_eq!(db.sql("SELECT count(*) FROM keygate_keys WHERE last_used_at IS NOT NULL"), KEYS.to_string());
 }
 
+/// Terminates the store's write connection ("t" when done): connected before the listener at
+/// open (`first_since_open`), after it once replaced.
+fn terminate_write_connection(db: &Db, first_since_open: bool) -> String {
+    let order = if first_since_open { "ASC" } else { "DESC" };
+    db.sql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM (SELECT pid FROM pg_stat_activity WHERE datname = '{}'
+         AND application_name = 'keygate' ORDER BY backend_start {order} LIMIT 1) w",
+        db.name
+    ))
+}
+
 #[test]
 fn an_admin_call_right_after_its_connection_was_terminated_reconnects_and_succeeds() {
     let Some(db) = Db::new() else { return };
     let store = open(&db.url()).unwrap();
     let (id, secret) = seed(&store);
     for round in 0..20 {
-        // The write connection: connected before the listener at open, after it once replaced.
-        let order = if round == 0 { "ASC" } else { "DESC" };
-        let killed = db.sql(&format!(
-            "SELECT pg_terminate_backend(pid) FROM (SELECT pid FROM pg_stat_activity WHERE datname = '{}'
-             AND application_name = 'keygate' ORDER BY backend_start {order} LIMIT 1) w",
-            db.name
-        ));
+        let killed = terminate_write_connection(&db, round == 0);
         assert_eq!(
             killed,
             "t",
@@ -679,6 +684,48 @@ fn an_admin_call_right_after_its_connection_was_terminated_reconnects_and_succee
         assert_eq!(db.sql("SELECT state FROM keygate_keys"), state);
     }
     assert_eq!(reason(&store, &secret), Reason::Allowed);
+    store.close().unwrap();
+}
+
+#[test]
+fn close_ends_the_store_s_connections_on_the_server() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    seed(&store);
+    let count = || db.sql(&format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'keygate'", db.name));
+    assert_eq!(count(), "2", "the write connection and the listener");
+    store.close().unwrap();
+    // Still held (a host's store may be collected much later), yet its connections are gone.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while count() != "0" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(count(), "0");
+    drop(store);
+}
+
+#[test]
+fn reads_right_after_the_write_connection_was_terminated_reconnect_and_succeed() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    let (id, _) = seed(&store);
+    let written = store.audit(&keygate_core::AuditQuery::default()).unwrap().len();
+    for round in 0..10 {
+        // The write connection reads the audit trail. Only the thread using it drives it, so
+        // its loss is found by the read itself, which must not fail for it.
+        assert_eq!(terminate_write_connection(&db, round == 0), "t", "round {round}");
+        std::thread::sleep(Duration::from_millis(50));
+        if round % 2 == 0 {
+            let entries = store.audit(&keygate_core::AuditQuery::default()).unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+            assert_eq!(entries.len(), written, "round {round}");
+        } else {
+            let report = store.verify_audit().unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+            assert!(report.ok, "round {round}: {report:?}");
+        }
+    }
+    // And the connection the reads replaced serves the next write.
+    store.set_state(&id, "suspended", Some("ops")).unwrap();
+    assert_eq!(db.sql("SELECT state FROM keygate_keys"), "suspended");
     store.close().unwrap();
 }
 

@@ -1,7 +1,7 @@
 //! Reaching the database: the URL (its `sslmode` and `sslrootcert`, which
 //! keygate reads itself), TLS over rustls, and connections whose every wait is
-//! bounded. A connection's messages are driven by a task on the backend's one
-//! current-thread runtime; the listener's notifications are forwarded to a channel.
+//! bounded. A connection's messages are driven by a task on its own current-thread
+//! runtime (the listener's, the writer's); the listener's notifications are forwarded to a channel.
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -6,8 +6,10 @@
 //! its hash-chained audit rows and the meta row, notifies (`pg_notify`) and
 //! commits before returning. Each process keeps a second connection that
 //! LISTENs, heartbeats and catches up strictly in version order (`watch.rs`).
-//! All I/O runs on one current-thread tokio runtime the backend owns; every
-//! wait is bounded by the connect or statement timeout.
+//! I/O runs on two current-thread tokio runtimes the backend owns, one per
+//! connection, so that each connection is driven by the thread waiting for its
+//! answer (not handed between threads on every round trip); every wait is
+//! bounded by the connect or statement timeout.
 //!
 //! | file | holds |
 //! |---|---|
@@ -17,6 +19,7 @@
 //! | `schema.rs` | the tables and the meta row; reading the whole state |
 //! | `codec.rs` | records ↔ rows and change JSON; the statements that write a change |
 //! | `audit.rs` | the audit table and its head |
+//! | `heard.rs` | changes that came with notifications, until applied |
 //! | `mark.rs` | the change log's marks: a digest of the history up to each version |
 //! | `uses.rs` | `lastUsedAt` written in a stable lock order |
 //! | `watch.rs` | the listener thread: notifications, heartbeat, reconnects, failing closed |
@@ -24,13 +27,14 @@
 mod audit;
 mod codec;
 mod connect;
+mod heard;
 mod mark;
 mod open;
 mod schema;
 mod uses;
 mod watch;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -44,6 +48,7 @@ use tokio_postgres::{Client, Row, Statement, ToStatement};
 
 use self::codec::{decode_changes, encode_changes, statements, Param};
 use self::connect::Target;
+use self::heard::Heard;
 pub(crate) use self::open::{is_postgres_url, open};
 use crate::audit::{AuditDraft, AuditEntry, AuditQuery, AuditReport};
 use crate::backend::{Backend, Catchup};
@@ -51,10 +56,10 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::registry::Change;
 use crate::store::Health;
 
-/// The runtime and where to connect: every database call goes through [`Net::run`].
+/// A runtime and where to connect: every database call goes through [`Net::run`].
 pub(super) struct Net {
     rt: Arc<Runtime>,
-    target: Target,
+    target: Arc<Target>,
 }
 
 impl Net {
@@ -177,7 +182,11 @@ struct Contact {
 
 /// What the backend and its listener thread share.
 pub(super) struct Shared {
+    /// The listener's runtime (the listener thread waits in it for notifications).
     net: Net,
+    /// The write connection's own runtime: an admin call's thread drives the
+    /// connection itself while it waits, with no other thread to wake on the way.
+    writer_net: Net,
     /// This process, in its change rows.
     token: String,
     cursor: Mutex<Cursor>,
@@ -192,7 +201,7 @@ pub(super) struct Shared {
     /// A catch-up could not reach the database (see `Shared::poll`).
     poll_lost: AtomicBool,
     /// Changes that arrived in notifications, by version, not yet applied (see `Shared::heard`).
-    heard: Mutex<BTreeMap<i64, (String, String)>>,
+    heard: Mutex<Heard>,
     closed: AtomicBool,
 }
 
@@ -231,7 +240,7 @@ impl Shared {
     }
 
     fn connect_writer(&self) -> Result<Writer> {
-        let (client, _notifications) = self.net.target.connect(&self.net.rt)?;
+        let (client, _notifications) = self.writer_net.target.connect(&self.writer_net.rt)?;
         Ok(Writer { client, prepared: HashMap::new(), locked: None })
     }
 
@@ -278,7 +287,7 @@ impl Shared {
             Some(writer) => writer,
             None => guard.insert(self.connect_writer()?),
         };
-        let result = f(&self.net, writer);
+        let result = f(&self.writer_net, writer);
         if result.is_err() {
             *guard = None;
         }
@@ -288,11 +297,29 @@ impl Shared {
         result
     }
 
+    /// A read on the write connection outside any write. The connection is driven
+    /// only while it is used, so one the server ended since is found lost only
+    /// now: then it is replaced once (as `begin` does), the read not failed for it.
+    fn read_with_writer<T>(&self, f: impl Fn(&Net, &mut Writer) -> Result<T>) -> Result<T> {
+        let kept = self.writer.lock().as_ref().is_some_and(|w| w.locked.is_none());
+        match self.with_writer(&f) {
+            Err(e) if kept && e.code == ErrorCode::StoreUnavailable => self.with_writer(&f),
+            done => done,
+        }
+    }
+
     /// What follows `cursor`, given where the database stands and the change rows
     /// (version, mark, changes) after the cursor up to its version, read in one
     /// snapshot: the changes when they are all there and run on from the cursor's
     /// mark, otherwise the whole state afresh.
-    fn catch_up(&self, client: &Client, in_transaction: bool, at: Position, rows: Vec<(i64, String, String)>) -> Result<Catchup> {
+    fn catch_up(
+        &self,
+        net: &Net,
+        client: &Client,
+        in_transaction: bool,
+        at: Position,
+        rows: Vec<(i64, String, String)>,
+    ) -> Result<Catchup> {
         // Locks in the order `take_heard` takes them.
         let mut heard = self.heard.lock();
         let mut cursor = self.cursor.lock();
@@ -301,7 +328,7 @@ impl Shared {
         if cursor.needs_reload || at.epoch != cursor.epoch || !reaches || !mark::follows(&cursor.mark, cursor.version, &rows) {
             // A restore or failover (another epoch; the version backwards; the same
             // versions with other marks: commits lost), or history pruned past the cursor.
-            let (registry, position) = schema::load(&self.net, client, !in_transaction)?;
+            let (registry, position) = schema::load(net, client, !in_transaction)?;
             *cursor = Cursor::at(position);
             heard.clear();
             return Ok(Catchup::Reload(Box::new(registry)));
@@ -322,9 +349,9 @@ impl Shared {
     /// so that catching up needs no query when every version after the cursor came so.
     fn hear(&self, epoch: &str, version: i64, mark: &str, json: &str) {
         let mut heard = self.heard.lock();
-        // Bounded: a process far behind reads the table instead.
-        if epoch == self.cursor.lock().epoch && heard.len() < HEARD_KEPT {
-            heard.insert(version, (mark.to_string(), json.to_string()));
+        let cursor = self.cursor.lock();
+        if epoch == cursor.epoch {
+            heard.keep(cursor.version, version, mark, json);
         }
     }
 
@@ -334,28 +361,17 @@ impl Shared {
     fn take_heard(&self) -> Result<Option<Vec<Change>>> {
         let mut heard = self.heard.lock();
         let mut cursor = self.cursor.lock();
-        let stale: Vec<i64> = heard.range(..=cursor.version).map(|(v, _)| *v).collect();
-        for version in stale {
-            heard.remove(&version);
-        }
         if cursor.needs_reload {
             return Ok(None);
         }
-        let run: Vec<(i64, String, String)> = heard
-            .range(cursor.version + 1..)
-            .zip(cursor.version + 1..)
-            .take_while(|((v, _), expected)| *v == expected)
-            .map(|((v, (mark, json)), _)| (*v, mark.clone(), json.clone()))
-            .collect();
-        if run.is_empty() || !mark::follows(&cursor.mark, cursor.version, &run) {
+        let Some(run) = heard.take_after(cursor.version) else { return Ok(None) };
+        // Heard changes that do not run on from the cursor's mark are another history: the table tells.
+        if !mark::follows(&cursor.mark, cursor.version, &run) {
             return Ok(None);
         }
         let mut changes = Vec::new();
         for (_, _, json) in &run {
             changes.extend(decode_changes(json)?);
-        }
-        for (version, _, _) in &run {
-            heard.remove(version);
         }
         if let Some((version, mark, _)) = run.into_iter().next_back() {
             cursor.version = version;
@@ -408,7 +424,7 @@ impl Shared {
         })?;
         let meta = meta.ok_or_else(|| codec::corrupt("its keygate_meta row is missing"))?;
         self.touch();
-        let caught_up = self.catch_up(client, false, meta, changes);
+        let caught_up = self.catch_up(&self.net, client, false, meta, changes);
         if caught_up.is_ok() {
             // A reload of a big store can take longer than failClosedAfterMs: its rows were contact all along.
             self.touch();
@@ -424,8 +440,6 @@ pub struct PgBackend {
 
 /// The longest change JSON sent in a notification (PostgreSQL's limit is 8,000 bytes, with the epoch and version).
 const NOTIFY_JSON_MAX: usize = 7_850;
-/// Changes kept from notifications, waiting to be applied.
-const HEARD_KEPT: usize = 10_000;
 
 /// Statements pipelined per round trip of a write (see `PgBackend::write`).
 const WRITE_BATCH: usize = 500;
@@ -626,7 +640,7 @@ impl Backend for PgBackend {
                 })?;
             }
             let at = Position { epoch: locked.epoch, version: locked.version, mark: locked.mark };
-            self.shared.catch_up(&w.client, true, at, rows)
+            self.shared.catch_up(net, &w.client, true, at, rows)
         })
     }
 
@@ -647,7 +661,7 @@ impl Backend for PgBackend {
         let mut guard = self.shared.writer.lock();
         if let Some(w) = guard.as_mut() {
             // Only a write whose `begin` succeeded is open (a failed call drops the connection).
-            if w.locked.take().is_some() && self.shared.net.run("rolling back", w.client.batch_execute("ROLLBACK")).is_err() {
+            if w.locked.take().is_some() && self.shared.writer_net.run("rolling back", w.client.batch_execute("ROLLBACK")).is_err() {
                 *guard = None;
             }
         }
@@ -655,11 +669,11 @@ impl Backend for PgBackend {
     }
 
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        self.shared.with_writer(|net, w| audit::select(net, &w.client, query))
+        self.shared.read_with_writer(|net, w| audit::select(net, &w.client, query))
     }
 
     fn verify_audit(&self) -> Result<AuditReport> {
-        self.shared.with_writer(|net, w| audit::verify_all(net, &w.client))
+        self.shared.read_with_writer(|net, w| audit::verify_all(net, &w.client))
     }
 
     fn is_durable(&self) -> bool {
@@ -686,7 +700,7 @@ impl Backend for PgBackend {
         if !self.shared.connected.load(Ordering::Acquire) {
             return Err(Error::new(ErrorCode::StoreUnavailable, format!("not connected to {}", self.shared.net.target.name)));
         }
-        self.shared.with_writer(|net, w| {
+        self.shared.read_with_writer(|net, w| {
             let rows = match id {
                 Some(id) => net.run(
                     "reading",
@@ -732,5 +746,11 @@ impl Backend for PgBackend {
         self.shared.connected.store(false, Ordering::Release);
         *self.shared.writer.lock() = None;
         *self.shared.listener.lock() = None;
+        // A dropped client's connection says goodbye to the server only when its task
+        // next runs, and nothing runs these runtimes any more: run them briefly, so that
+        // the server's connections end with `close`, not when the store is collected.
+        for net in [&self.shared.writer_net, &self.shared.net] {
+            net.rt.block_on(async { tokio::time::sleep(Duration::from_millis(1)).await });
+        }
     }
 }

@@ -55,24 +55,23 @@ pub(crate) fn open(url: &str, options: Options) -> Result<KeyStore> {
     let connect_timeout = timeout(options.connect_timeout_ms, "connectTimeoutMs")?;
     let statement_timeout = timeout(options.statement_timeout_ms, "statementTimeoutMs")?;
     let target = Target::parse(url, connect_timeout, statement_timeout)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::new(ErrorCode::StoreIo, format!("cannot start the store's I/O runtime: {e}")))?;
-    let net = Net { rt: Arc::new(rt), target };
-    let (client, _) = net.target.connect(&net.rt)?;
-    schema::check_writable(&net, &client)?;
-    let meta = schema::ensure(&net, &client, options.key_prefix.as_deref(), options.max_lifetime_days)?;
+    let target = Arc::new(target);
+    let net = Net { rt: runtime()?, target: target.clone() };
+    let writer_net = Net { rt: runtime()?, target };
+    let (client, _) = writer_net.target.connect(&writer_net.rt)?;
+    schema::check_writable(&writer_net, &client)?;
+    let meta = schema::ensure(&writer_net, &client, options.key_prefix.as_deref(), options.max_lifetime_days)?;
     // LISTEN before the snapshot: whatever commits after it is notified.
     let (listener, mut notifications) = net.target.connect(&net.rt)?;
     net.run("listening on", listener.batch_execute(&format!("LISTEN {CHANNEL}")))?;
     let mut token = [0u8; 8];
     random_bytes(&mut token)?;
     let token = hex::encode(token);
-    probe(&net, &client, &mut notifications, &token)?;
-    let (registry, position) = schema::load(&net, &client, true)?;
+    probe(&net, &writer_net, &client, &mut notifications, &token)?;
+    let (registry, position) = schema::load(&writer_net, &client, true)?;
     let shared = Arc::new(Shared {
         net,
+        writer_net,
         token,
         cursor: Mutex::new(Cursor::at(position)),
         writer: Mutex::new(Some(Writer { client, prepared: Default::default(), locked: None })),
@@ -102,12 +101,21 @@ pub(crate) fn open(url: &str, options: Options) -> Result<KeyStore> {
     Ok(store)
 }
 
+/// A current-thread runtime for one connection.
+fn runtime() -> Result<Arc<tokio::runtime::Runtime>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::new(ErrorCode::StoreIo, format!("cannot start the store's I/O runtime: {e}")))?;
+    Ok(Arc::new(rt))
+}
+
 /// Sends a notification from the write connection and waits for the listener to
 /// receive it: a pooler in transaction mode (or anything else that breaks LISTEN)
 /// is refused here rather than leaving the process deaf to other hosts.
-fn probe(net: &Net, writer: &Client, notifications: &mut UnboundedReceiver<String>, token: &str) -> Result<()> {
+fn probe(net: &Net, writer_net: &Net, writer: &Client, notifications: &mut UnboundedReceiver<String>, token: &str) -> Result<()> {
     let expected = format!("probe {token}");
-    net.run("notifying", writer.execute(NOTIFY, &[&expected]))?;
+    writer_net.run("notifying", writer.execute(NOTIFY, &[&expected]))?;
     let limit = net.target.connect_timeout;
     let heard = net.rt.block_on(async {
         tokio::time::timeout(limit, async {
