@@ -796,3 +796,87 @@ fn a_schema_1_database_is_upgraded_at_open_and_keeps_working() {
     store.close().unwrap();
     follower.close().unwrap();
 }
+
+/// A role of the cluster with no privilege on keygate's tables: it can still
+/// connect (PUBLIC's CONNECT), LISTEN and NOTIFY. Dropped at the end.
+struct Intruder {
+    role: String,
+}
+
+impl Intruder {
+    fn new() -> Intruder {
+        let mut bytes = [0u8; 6];
+        getrandom::fill(&mut bytes).unwrap();
+        let role = format!("keygate_intruder_{}", hex::encode(bytes));
+        psql("postgres", &format!("CREATE ROLE {role} LOGIN"));
+        Intruder { role }
+    }
+
+    /// Runs each of `sql` (one command each) as the intruder on `db`; returns psql's
+    /// output, notifications included.
+    fn sql(&self, db: &Db, sql: &[&str]) -> String {
+        let mut args = vec!["-X", "-h", "127.0.0.1", "-U", &self.role, "-d", &db.name, "-v", "ON_ERROR_STOP=1", "-At"];
+        for command in sql {
+            args.extend(["-c", command]);
+        }
+        let out = Command::new("psql").args(args).output().expect("psql runs");
+        assert!(out.status.success(), "psql {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Intruder {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-Atc", &format!("DROP ROLE IF EXISTS {}", self.role)])
+            .output();
+    }
+}
+
+/// The mark keygate gives `version` with changes `json` after `previous` (see postgres/mark.rs).
+fn mark_after(previous: &str, version: i64, json: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(format!("{previous} {version} {json}")).finalize();
+    hex::encode(&digest[..16])
+}
+
+/// Another role of the cluster, with no privilege on keygate's tables, LISTENs
+/// on keygate's channel, hears a revocation (epoch, version, mark and the
+/// revoked key's record), and NOTIFYs the next version: the same key, active,
+/// with the mark that change would have. No process may take it: the change log
+/// in the database says revoked.
+#[test]
+fn a_forged_notification_from_another_role_never_reinstates_a_revoked_key() {
+    let Some(db) = Db::new() else { return };
+    let intruder = Intruder::new();
+    let store = open(&db.url()).unwrap();
+    let (id, secret) = seed(&store);
+    // Listens while the revocation is made (psql prints what it heard after the sleep).
+    let heard = std::thread::scope(|scope| {
+        let listening = scope.spawn(|| intruder.sql(&db, &["LISTEN keygate", "SELECT pg_sleep(1.5)"]));
+        std::thread::sleep(Duration::from_millis(500));
+        store.set_state(&id, "revoked", None).unwrap();
+        listening.join().unwrap()
+    });
+    assert_eq!(reason(&store, &secret), Reason::Revoked);
+    let payload = heard
+        .lines()
+        .find_map(|line| line.strip_prefix("Asynchronous notification \"keygate\" with payload \""))
+        .and_then(|rest| rest.rsplit_once("\" received from server process"))
+        .map(|(payload, _)| payload.to_string())
+        .unwrap_or_else(|| panic!("the revocation was heard: {heard}"));
+    let mut parts = payload.splitn(4, ' ');
+    let (epoch, version, mark, json) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+    let forged_version = version.parse::<i64>().unwrap() + 1;
+    let forged_json = json.replace("\"state\":\"revoked\"", "\"state\":\"active\"");
+    assert_ne!(forged_json, json);
+    let forged = format!("{epoch} {forged_version} {} {forged_json}", mark_after(mark, forged_version, &forged_json));
+    intruder.sql(&db, &[&format!("SELECT pg_notify('keygate', '{}')", forged.replace('\'', "''"))]);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(600) {
+        assert_eq!(reason(&store, &secret), Reason::Revoked, "a forged notification reinstated the key");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(db.sql("SELECT state FROM keygate_keys"), "revoked");
+    store.close().unwrap();
+}
