@@ -30,7 +30,7 @@ mod schema;
 mod uses;
 mod watch;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -162,8 +162,6 @@ pub(super) struct Shared {
     fail_closed_after: Duration,
     /// A catch-up could not reach the database (see `Shared::poll`).
     poll_lost: AtomicBool,
-    /// Changes that arrived in notifications, by version, not yet applied (see `Shared::heard`).
-    heard: Mutex<BTreeMap<i64, (String, String)>>,
     closed: AtomicBool,
 }
 
@@ -264,8 +262,6 @@ impl Shared {
     /// snapshot: the changes when they are all there and run on from the cursor's
     /// mark, otherwise the whole state afresh.
     fn catch_up(&self, client: &Client, in_transaction: bool, at: Position, rows: Vec<(i64, String, String)>) -> Result<Catchup> {
-        // Locks in the order `take_heard` takes them.
-        let mut heard = self.heard.lock();
         let mut cursor = self.cursor.lock();
         let reaches =
             rows.last().map_or((cursor.version, cursor.mark.as_str()), |(v, m, _)| (*v, m.as_str())) == (at.version, at.mark.as_str());
@@ -274,7 +270,6 @@ impl Shared {
             // versions with other marks: commits lost), or history pruned past the cursor.
             let (registry, position) = schema::load(&self.net, client, !in_transaction)?;
             *cursor = Cursor::at(position);
-            heard.clear();
             return Ok(Catchup::Reload(Box::new(registry)));
         }
         if rows.is_empty() {
@@ -287,52 +282,6 @@ impl Shared {
         cursor.version = at.version;
         cursor.mark = at.mark;
         Ok(Catchup::Changes(changes))
-    }
-
-    /// Keeps a change that came with its notification (`<epoch> <version> <mark> <json>`),
-    /// so that catching up needs no query when every version after the cursor came so.
-    fn hear(&self, epoch: &str, version: i64, mark: &str, json: &str) {
-        let mut heard = self.heard.lock();
-        // Bounded: a process far behind reads the table instead.
-        if epoch == self.cursor.lock().epoch && heard.len() < HEARD_KEPT {
-            heard.insert(version, (mark.to_string(), json.to_string()));
-        }
-    }
-
-    /// The changes heard right after the cursor, when there are any and they run
-    /// on from it without a gap, each mark following from the one before (else
-    /// `None`, and nothing is taken: the table is read). Moves the cursor.
-    fn take_heard(&self) -> Result<Option<Vec<Change>>> {
-        let mut heard = self.heard.lock();
-        let mut cursor = self.cursor.lock();
-        let stale: Vec<i64> = heard.range(..=cursor.version).map(|(v, _)| *v).collect();
-        for version in stale {
-            heard.remove(&version);
-        }
-        if cursor.needs_reload {
-            return Ok(None);
-        }
-        let run: Vec<(i64, String, String)> = heard
-            .range(cursor.version + 1..)
-            .zip(cursor.version + 1..)
-            .take_while(|((v, _), expected)| *v == expected)
-            .map(|((v, (mark, json)), _)| (*v, mark.clone(), json.clone()))
-            .collect();
-        if run.is_empty() || !mark::follows(&cursor.mark, cursor.version, &run) {
-            return Ok(None);
-        }
-        let mut changes = Vec::new();
-        for (_, _, json) in &run {
-            changes.extend(decode_changes(json)?);
-        }
-        for (version, _, _) in &run {
-            heard.remove(version);
-        }
-        if let Some((version, mark, _)) = run.into_iter().next_back() {
-            cursor.version = version;
-            cursor.mark = mark;
-        }
-        Ok(Some(changes))
     }
 
     /// Catch-up outside a write, on the listener's connection. When the database
@@ -351,10 +300,6 @@ impl Shared {
     }
 
     fn look(&self) -> Result<Catchup> {
-        if let Some(changes) = self.take_heard()? {
-            self.touch();
-            return Ok(Catchup::Changes(changes));
-        }
         let guard = self.listener.lock();
         let Some(client) = guard.as_ref() else {
             return Err(Error::new(ErrorCode::StoreUnavailable, format!("not connected to {}", self.net.target.name)));
@@ -386,11 +331,6 @@ impl Shared {
 pub struct PgBackend {
     shared: Arc<Shared>,
 }
-
-/// The longest change JSON sent in a notification (PostgreSQL's limit is 8,000 bytes, with the epoch and version).
-const NOTIFY_JSON_MAX: usize = 7_850;
-/// Changes kept from notifications, waiting to be applied.
-const HEARD_KEPT: usize = 10_000;
 
 /// Statements pipelined per round trip of a write (see `PgBackend::write`).
 const WRITE_BATCH: usize = 500;
@@ -487,7 +427,7 @@ impl PgBackend {
             }
             let json = match logged {
                 Logged::Changes => encode_changes(changes),
-                // Nothing to hand over: a notification without changes, and no row, make a gap.
+                // Nothing to hand over: no row makes a gap, and listeners read the whole state.
                 Logged::Gap => String::new(),
             };
             let mark = mark::next(&locked.mark, version, &json);
@@ -499,7 +439,7 @@ impl PgBackend {
                         Param::Int(version),
                         Param::Text(shared.token.clone()),
                         Param::Int(now),
-                        Param::Text(json.clone()),
+                        Param::Text(json),
                         Param::Text(mark.clone()),
                     ],
                 ));
@@ -528,12 +468,10 @@ impl PgBackend {
                     Param::Text(mark.clone()),
                 ],
             ));
-            // The change itself rides along when it fits PostgreSQL's 8,000-byte payload.
-            let payload = if !json.is_empty() && json.len() <= NOTIFY_JSON_MAX {
-                format!("{} {version} {mark} {json}", locked.epoch)
-            } else {
-                format!("{} {version} {mark}", locked.epoch)
-            };
+            // Only where the log stands, never the change: any role that can connect to the
+            // database may LISTEN (and read it) or NOTIFY (and forge it), so listeners read
+            // the changes from `keygate_changes`, which only keygate's role can write.
+            let payload = format!("{} {version} {mark}", locked.epoch);
             writes.push((w.statement(net, NOTIFY)?, vec![Param::Text(payload)]));
             let client = &w.client;
             // Pipelined in batches, each bounded by the statement timeout: a large write (a
