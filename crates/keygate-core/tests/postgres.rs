@@ -886,3 +886,65 @@ fn a_forged_notification_from_another_role_never_reinstates_a_revoked_key() {
     assert_eq!(db.sql("SELECT state FROM keygate_keys"), "revoked");
     store.close().unwrap();
 }
+
+/// The network stops answering (half-open) while the store still answers from
+/// memory (failClosedAfterMs not reached): an admin call is STORE_UNAVAILABLE,
+/// bounded by the timeouts. Prints how long it took against them.
+#[test]
+fn an_admin_call_on_a_half_open_connection_is_bounded_by_the_timeouts() {
+    let Some(db) = Db::new() else { return };
+    let proxy = Proxy::start();
+    let options = Options {
+        fail_closed_after_ms: Some(60_000.0),
+        statement_timeout_ms: Some(1000.0),
+        connect_timeout_ms: Some(1000.0),
+        ..Default::default()
+    };
+    let store = KeyStore::open(&proxy.url(&db), options).unwrap();
+    seed(&store);
+    proxy.forwarding.store(false, Ordering::SeqCst);
+    for _ in 0..3 {
+        let started = Instant::now();
+        let error = store.put_role("ops", &[], None).unwrap_err();
+        let took = started.elapsed();
+        eprintln!("admin call on a half-open connection: {took:?} ({})", error.message);
+        assert_eq!(error.code, ErrorCode::StoreUnavailable, "{error}");
+        // The listener thread may hold the store waiting on the same server (a statement
+        // timeout), then the kept connection times out, then a new one cannot connect.
+        assert!(took < Duration::from_millis(3_500), "2 × statement 1000 ms + connect 1000 ms, took {took:?}");
+    }
+    store.close().unwrap();
+}
+
+/// One thread makes admin calls without pause while another closes the store:
+/// no panic, no hang; every call after close fails, and nothing acknowledged is lost.
+#[test]
+fn closing_the_store_while_another_thread_writes_loses_nothing_acknowledged() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    seed(&store);
+    let acknowledged = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut acknowledged = Vec::new();
+            for i in 0..10_000 {
+                match store.put_role(&format!("r{i}"), &["api:*".into()], None) {
+                    Ok(_) => acknowledged.push(format!("r{i}")),
+                    Err(_) => break,
+                }
+            }
+            acknowledged
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        store.close().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(6), "close waited {:?}", started.elapsed());
+        writer.join().unwrap()
+    });
+    assert!(!acknowledged.is_empty());
+    assert!(store.put_role("late", &[], None).is_err());
+    let stored = db.sql("SELECT count(*) FROM keygate_roles WHERE name LIKE 'r%'").parse::<usize>().unwrap();
+    assert!(stored >= acknowledged.len(), "acknowledged {} roles, {stored} stored", acknowledged.len());
+    let reopened = open(&db.url()).unwrap();
+    assert!(reopened.verify_audit().unwrap().ok);
+    reopened.close().unwrap();
+}
