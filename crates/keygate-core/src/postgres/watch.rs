@@ -143,11 +143,11 @@ impl Watcher {
         }
         if connected && self.last_flush.elapsed() >= FLUSH_EVERY {
             self.last_flush = Instant::now();
-            inner.report(Task::LastUsed, &inner.flush_uses());
+            report_unless_closed(&inner, shared, Task::LastUsed, &inner.flush_uses());
         }
         if connected && self.last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
             self.last_purge = Some(Instant::now());
-            inner.report(Task::Purge, &maintain(&inner, shared, purge_after_ms));
+            report_unless_closed(&inner, shared, Task::Purge, &maintain(&inner, shared, purge_after_ms));
         }
         Flow::Continue
     }
@@ -257,6 +257,14 @@ impl Watcher {
     fn schedule_reconnect(&mut self) {
         self.next_attempt = Instant::now() + jitter(self.backoff);
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Reports a background task's outcome, unless the store was closed meanwhile: a task
+/// the close cut short is no incident (`close` flushes `lastUsedAt` and reports that itself).
+fn report_unless_closed(inner: &Inner, shared: &Shared, task: Task, outcome: &Result<()>) {
+    if !inner.is_closed() && !shared.closed.load(Ordering::Acquire) {
+        inner.report(task, outcome);
     }
 }
 
