@@ -916,3 +916,174 @@ fn a_process_far_behind_on_a_slow_link_catches_up_without_failing_closed() {
     follower.close().unwrap();
     writer.close().unwrap();
 }
+
+/// A role of the cluster with no privilege on keygate's tables: it can still
+/// connect (PUBLIC's CONNECT), LISTEN and NOTIFY. Dropped at the end.
+struct Intruder {
+    role: String,
+}
+
+impl Intruder {
+    fn new() -> Intruder {
+        let mut bytes = [0u8; 6];
+        getrandom::fill(&mut bytes).unwrap();
+        let role = format!("keygate_intruder_{}", hex::encode(bytes));
+        psql("postgres", &format!("CREATE ROLE {role} LOGIN"));
+        Intruder { role }
+    }
+
+    /// Runs each of `sql` (one command each) as the intruder on `db`; returns psql's
+    /// output, notifications included.
+    fn sql(&self, db: &Db, sql: &[&str]) -> String {
+        let mut args = vec!["-X", "-h", "127.0.0.1", "-U", &self.role, "-d", &db.name, "-v", "ON_ERROR_STOP=1", "-At"];
+        for command in sql {
+            args.extend(["-c", command]);
+        }
+        let out = Command::new("psql").args(args).output().expect("psql runs");
+        assert!(out.status.success(), "psql {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Intruder {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-Atc", &format!("DROP ROLE IF EXISTS {}", self.role)])
+            .output();
+    }
+}
+
+/// The mark keygate gives `version` with changes `json` after `previous` (see postgres/mark.rs).
+fn mark_after(previous: &str, version: i64, json: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(format!("{previous} {version} {json}")).finalize();
+    hex::encode(&digest[..16])
+}
+
+/// Another role of the cluster, with no privilege on keygate's tables, LISTENs
+/// on keygate's channel, hears a revocation (epoch, version, mark and the
+/// revoked key's record), and NOTIFYs the next version: the same key, active,
+/// with the mark that change would have. No process may take it: the change log
+/// in the database says revoked.
+#[test]
+fn a_forged_notification_from_another_role_never_reinstates_a_revoked_key() {
+    let Some(db) = Db::new() else { return };
+    let intruder = Intruder::new();
+    let store = open(&db.url()).unwrap();
+    let (id, secret) = seed(&store);
+    // Listens while the revocation is made (psql prints what it heard after the sleep).
+    let heard = std::thread::scope(|scope| {
+        let listening = scope.spawn(|| intruder.sql(&db, &["LISTEN keygate", "SELECT pg_sleep(1.5)"]));
+        std::thread::sleep(Duration::from_millis(500));
+        store.set_state(&id, "revoked", None).unwrap();
+        listening.join().unwrap()
+    });
+    assert_eq!(reason(&store, &secret), Reason::Revoked);
+    let payload = heard
+        .lines()
+        .find_map(|line| line.strip_prefix("Asynchronous notification \"keygate\" with payload \""))
+        .and_then(|rest| rest.rsplit_once("\" received from server process"))
+        .map(|(payload, _)| payload.to_string())
+        .unwrap_or_else(|| panic!("the revocation was heard: {heard}"));
+    // The notification says where the log stands, and nothing of the change (any role may hear it).
+    let digest = db.sql("SELECT encode(digest, 'hex') FROM keygate_keys");
+    assert!(!payload.contains(&digest) && !payload.contains("svc"), "a notification carries a key's record: {payload}");
+    let mut parts = payload.splitn(4, ' ');
+    let (epoch, version, mark) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+    // The revoked key's record (its holder knows it, or an earlier keygate sent it in notifications).
+    let json = db.sql("SELECT changes FROM keygate_changes ORDER BY version DESC LIMIT 1");
+    let forged_version = version.parse::<i64>().unwrap() + 1;
+    let forged_json =
+        json.replace("\"state\": \"revoked\"", "\"state\": \"active\"").replace("\"state\":\"revoked\"", "\"state\":\"active\"");
+    assert_ne!(forged_json, json);
+    let forged = format!("{epoch} {forged_version} {} {forged_json}", mark_after(mark, forged_version, &forged_json));
+    intruder.sql(&db, &[&format!("SELECT pg_notify('keygate', '{}')", forged.replace('\'', "''"))]);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(600) {
+        assert_eq!(reason(&store, &secret), Reason::Revoked, "a forged notification reinstated the key");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(db.sql("SELECT state FROM keygate_keys"), "revoked");
+    store.close().unwrap();
+}
+
+/// The network stops answering (half-open) while the store still answers from
+/// memory (failClosedAfterMs not reached): an admin call is STORE_UNAVAILABLE,
+/// bounded by the timeouts. Prints how long it took against them.
+#[test]
+fn an_admin_call_on_a_half_open_connection_is_bounded_by_the_timeouts() {
+    let Some(db) = Db::new() else { return };
+    let proxy = Proxy::start();
+    let options = Options {
+        fail_closed_after_ms: Some(60_000.0),
+        statement_timeout_ms: Some(1000.0),
+        connect_timeout_ms: Some(1000.0),
+        ..Default::default()
+    };
+    let store = KeyStore::open(&proxy.url(&db), options).unwrap();
+    seed(&store);
+    proxy.forwarding.store(false, Ordering::SeqCst);
+    for _ in 0..3 {
+        let started = Instant::now();
+        let error = store.put_role("ops", &[], None).unwrap_err();
+        let took = started.elapsed();
+        eprintln!("admin call on a half-open connection: {took:?} ({})", error.message);
+        assert_eq!(error.code, ErrorCode::StoreUnavailable, "{error}");
+        // The listener thread may hold the store waiting on the same server (a statement
+        // timeout), then the kept connection times out, then a new one cannot connect.
+        assert!(took < Duration::from_millis(3_500), "2 × statement 1000 ms + connect 1000 ms, took {took:?}");
+    }
+    store.close().unwrap();
+}
+
+/// One thread makes admin calls without pause while another closes the store:
+/// no panic, no hang; every call after close fails, and nothing acknowledged is lost.
+#[test]
+fn closing_the_store_while_another_thread_writes_loses_nothing_acknowledged() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    seed(&store);
+    let acknowledged = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut acknowledged = Vec::new();
+            for i in 0..10_000 {
+                match store.put_role(&format!("r{i}"), &["api:*".into()], None) {
+                    Ok(_) => acknowledged.push(format!("r{i}")),
+                    Err(_) => break,
+                }
+            }
+            acknowledged
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        store.close().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(6), "close waited {:?}", started.elapsed());
+        writer.join().unwrap()
+    });
+    assert!(!acknowledged.is_empty());
+    assert!(store.put_role("late", &[], None).is_err());
+    let stored = db.sql("SELECT count(*) FROM keygate_roles WHERE name LIKE 'r%'").parse::<usize>().unwrap();
+    assert!(stored >= acknowledged.len(), "acknowledged {} roles, {stored} stored", acknowledged.len());
+    let reopened = open(&db.url()).unwrap();
+    assert!(reopened.verify_audit().unwrap().ok);
+    reopened.close().unwrap();
+}
+
+/// Opened and closed a moment later (as `keygate init` on a URL does): the listener
+/// thread's first purge, cut short by the close, is no incident. It was reported
+/// ("purge failed: STORE_IO: the store is closed") in some runs, on stderr for the CLI.
+#[test]
+fn closing_right_after_open_reports_no_incident() {
+    let Some(db) = Db::new() else { return };
+    open(&db.url()).unwrap().close().unwrap();
+    for i in 0..30 {
+        let (options, seen) = reporting();
+        let store = KeyStore::open(&db.url(), options).unwrap();
+        // The first purge comes after the listener's first wait (up to a heartbeat, 250 ms).
+        std::thread::sleep(Duration::from_millis(200 + 4 * i));
+        store.close().unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        let seen = seen.lock().unwrap();
+        assert!(seen.is_empty(), "{:?}", seen.iter().map(|i| i.error.message.clone()).collect::<Vec<_>>());
+    }
+}

@@ -19,7 +19,6 @@
 //! | `schema.rs` | the tables and the meta row; reading the whole state |
 //! | `codec.rs` | records ↔ rows and change JSON; the statements that write a change |
 //! | `audit.rs` | the audit table and its head |
-//! | `heard.rs` | changes that came with notifications, until applied |
 //! | `mark.rs` | the change log's marks: a digest of the history up to each version |
 //! | `uses.rs` | `lastUsedAt` written in a stable lock order |
 //! | `watch.rs` | the listener thread: notifications, heartbeat, reconnects, failing closed |
@@ -27,7 +26,6 @@
 mod audit;
 mod codec;
 mod connect;
-mod heard;
 mod mark;
 mod open;
 mod schema;
@@ -48,7 +46,6 @@ use tokio_postgres::{Client, Row, Statement, ToStatement};
 
 use self::codec::{decode_changes, encode_changes, statements, Param};
 use self::connect::Target;
-use self::heard::Heard;
 pub(crate) use self::open::{is_postgres_url, open};
 use crate::audit::{AuditDraft, AuditEntry, AuditQuery, AuditReport};
 use crate::backend::{Backend, Catchup};
@@ -200,8 +197,6 @@ pub(super) struct Shared {
     fail_closed_after: Duration,
     /// A catch-up could not reach the database (see `Shared::poll`).
     poll_lost: AtomicBool,
-    /// Changes that arrived in notifications, by version, not yet applied (see `Shared::heard`).
-    heard: Mutex<Heard>,
     closed: AtomicBool,
 }
 
@@ -320,8 +315,6 @@ impl Shared {
         at: Position,
         rows: Vec<(i64, String, String)>,
     ) -> Result<Catchup> {
-        // Locks in the order `take_heard` takes them.
-        let mut heard = self.heard.lock();
         let mut cursor = self.cursor.lock();
         let reaches =
             rows.last().map_or((cursor.version, cursor.mark.as_str()), |(v, m, _)| (*v, m.as_str())) == (at.version, at.mark.as_str());
@@ -330,7 +323,6 @@ impl Shared {
             // versions with other marks: commits lost), or history pruned past the cursor.
             let (registry, position) = schema::load(net, client, !in_transaction)?;
             *cursor = Cursor::at(position);
-            heard.clear();
             return Ok(Catchup::Reload(Box::new(registry)));
         }
         if rows.is_empty() {
@@ -343,41 +335,6 @@ impl Shared {
         cursor.version = at.version;
         cursor.mark = at.mark;
         Ok(Catchup::Changes(changes))
-    }
-
-    /// Keeps a change that came with its notification (`<epoch> <version> <mark> <json>`),
-    /// so that catching up needs no query when every version after the cursor came so.
-    fn hear(&self, epoch: &str, version: i64, mark: &str, json: &str) {
-        let mut heard = self.heard.lock();
-        let cursor = self.cursor.lock();
-        if epoch == cursor.epoch {
-            heard.keep(cursor.version, version, mark, json);
-        }
-    }
-
-    /// The changes heard right after the cursor, when there are any and they run
-    /// on from it without a gap, each mark following from the one before (else
-    /// `None`, and nothing is taken: the table is read). Moves the cursor.
-    fn take_heard(&self) -> Result<Option<Vec<Change>>> {
-        let mut heard = self.heard.lock();
-        let mut cursor = self.cursor.lock();
-        if cursor.needs_reload {
-            return Ok(None);
-        }
-        let Some(run) = heard.take_after(cursor.version) else { return Ok(None) };
-        // Heard changes that do not run on from the cursor's mark are another history: the table tells.
-        if !mark::follows(&cursor.mark, cursor.version, &run) {
-            return Ok(None);
-        }
-        let mut changes = Vec::new();
-        for (_, _, json) in &run {
-            changes.extend(decode_changes(json)?);
-        }
-        if let Some((version, mark, _)) = run.into_iter().next_back() {
-            cursor.version = version;
-            cursor.mark = mark;
-        }
-        Ok(Some(changes))
     }
 
     /// Catch-up outside a write, on the listener's connection. When the database
@@ -396,10 +353,6 @@ impl Shared {
     }
 
     fn look(&self) -> Result<Catchup> {
-        if let Some(changes) = self.take_heard()? {
-            self.touch();
-            return Ok(Catchup::Changes(changes));
-        }
         let guard = self.listener.lock();
         let Some(client) = guard.as_ref() else {
             return Err(Error::new(ErrorCode::StoreUnavailable, format!("not connected to {}", self.net.target.name)));
@@ -437,9 +390,6 @@ impl Shared {
 pub struct PgBackend {
     shared: Arc<Shared>,
 }
-
-/// The longest change JSON sent in a notification (PostgreSQL's limit is 8,000 bytes, with the epoch and version).
-const NOTIFY_JSON_MAX: usize = 7_850;
 
 /// Statements pipelined per round trip of a write (see `PgBackend::write`).
 const WRITE_BATCH: usize = 500;
@@ -536,7 +486,7 @@ impl PgBackend {
             }
             let json = match logged {
                 Logged::Changes => encode_changes(changes),
-                // Nothing to hand over: a notification without changes, and no row, make a gap.
+                // Nothing to hand over: no row makes a gap, and listeners read the whole state.
                 Logged::Gap => String::new(),
             };
             let mark = mark::next(&locked.mark, version, &json);
@@ -548,7 +498,7 @@ impl PgBackend {
                         Param::Int(version),
                         Param::Text(shared.token.clone()),
                         Param::Int(now),
-                        Param::Text(json.clone()),
+                        Param::Text(json),
                         Param::Text(mark.clone()),
                     ],
                 ));
@@ -577,12 +527,10 @@ impl PgBackend {
                     Param::Text(mark.clone()),
                 ],
             ));
-            // The change itself rides along when it fits PostgreSQL's 8,000-byte payload.
-            let payload = if !json.is_empty() && json.len() <= NOTIFY_JSON_MAX {
-                format!("{} {version} {mark} {json}", locked.epoch)
-            } else {
-                format!("{} {version} {mark}", locked.epoch)
-            };
+            // Only where the log stands, never the change: any role that can connect to the
+            // database may LISTEN (and read it) or NOTIFY (and forge it), so listeners read
+            // the changes from `keygate_changes`, which only keygate's role can write.
+            let payload = format!("{} {version} {mark}", locked.epoch);
             writes.push((w.statement(net, NOTIFY)?, vec![Param::Text(payload)]));
             let client = &w.client;
             // Pipelined in batches, each bounded by the statement timeout: a large write (a

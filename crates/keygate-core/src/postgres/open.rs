@@ -81,7 +81,6 @@ pub(crate) fn open(url: &str, options: Options) -> Result<KeyStore> {
         contact: Mutex::new(Contact { at: Instant::now(), wall: crate::clock::system_now() }),
         fail_closed_after,
         poll_lost: AtomicBool::new(false),
-        heard: Mutex::new(Default::default()),
         closed: AtomicBool::new(false),
     });
     let mut options = options;

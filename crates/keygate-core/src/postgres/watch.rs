@@ -173,16 +173,14 @@ impl Watcher {
             Ok(Some(payloads)) => {
                 shared.touch();
                 for payload in payloads {
-                    // `<epoch> <version> <mark>`, then ` <json>` when the change fits.
-                    let mut parts = payload.splitn(4, ' ');
+                    // `<epoch> <version> <mark>` (see `PgBackend::write`); only a hint to look: anyone
+                    // connected may send one, and the changes are read from the table.
+                    let mut parts = payload.splitn(3, ' ');
                     let (Some(epoch), Some(version), Some(mark)) =
                         (parts.next(), parts.next().and_then(|v| v.parse::<i64>().ok()), parts.next())
                     else {
                         continue;
                     };
-                    if let Some(json) = parts.next() {
-                        shared.hear(epoch, version, mark, json);
-                    }
                     let cursor = shared.cursor.lock();
                     if epoch != cursor.epoch || version > cursor.version || (version == cursor.version && mark != cursor.mark) {
                         self.behind = true;
