@@ -224,6 +224,40 @@ describe('non-string arguments are a TypeError (also instanceof KeygateError)', 
     assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo', '10.1.2.3'), true)
   })
 
+  test('a check bound to a store (bindCheck) refuses junk as check does, answers as it does, and outlives the handle', () => {
+    type Check = (...args: unknown[]) => number
+    type Binding = { check: Check; bindCheck: (store: unknown) => Check; bindCheckDav: (store: unknown) => Check; storeInMemory: (options: object) => unknown }
+    const binding = createRequire(__filename)('../binding.js') as Binding
+    const { store, secret } = setup()
+    for (const junk of [undefined, null, 42, {}, 'store', store]) {
+      assert.throws(() => binding.bindCheck(junk), TypeError)
+      assert.throws(() => binding.bindCheckDav(junk), TypeError)
+    }
+    let handle: unknown = binding.storeInMemory({})
+    const check = binding.bindCheck(handle)
+    const checkDav = binding.bindCheckDav(handle)
+    for (const junk of [undefined, 42, {}, Symbol('s')]) {
+      assert.throws(() => check(junk, 'session', 'getSessionInfo'), TypeError)
+      assert.throws(() => check(secret, junk, 'getSessionInfo'), TypeError)
+      assert.throws(() => checkDav(secret, 'GET', junk === undefined ? 1 : junk), TypeError)
+      if (junk !== undefined) assert.throws(() => check(secret, 'session', 'getSessionInfo', junk), TypeError)
+    }
+    assert.throws(() => check(secret, 'session'), TypeError)
+    assert.equal(check(secret, 'session', 'getSessionInfo'), binding.check(handle, secret, 'session', 'getSessionInfo'))
+    assert.equal(check(secret, 'session', 'getSessionInfo') & 0xff, 2, 'unknown_key in another store')
+    assert.equal(check(secret, 'session', 'getSessionInfo', null) & 0xff, 2)
+    assert.equal(checkDav(secret, 'GET', '/files/a') & 0xff, 2)
+    assert.equal(checkDav('junk', 'GET', '/files/a') & 0xff, 1, 'malformed_key')
+    // The functions hold their own reference to the store: collecting the handle frees nothing they use.
+    handle = undefined
+    setFlagsFromString('--expose-gc')
+    const collect = runInNewContext('gc') as () => void
+    collect()
+    collect()
+    assert.equal(check(secret, 'session', 'getSessionInfo') & 0xff, 2)
+    assert.equal(checkDav(secret, 'GET', '/files/a') & 0xff, 2)
+  })
+
   test('the TypeError has code INVALID_ARGUMENT and names the argument', () => {
     const { store, secret } = setup()
     try {

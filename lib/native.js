@@ -88,11 +88,15 @@ function missingBinaryError(error) {
 
 /**
  * The generated binding, plus `check` and `checkDav`, which src/hot.rs registers by hand (so
- * binding.d.ts does not declare them): a call's (a WebDAV request's) packed verdict (see the VERDICT_* bits).
+ * binding.d.ts does not declare them): a call's (a WebDAV request's) packed verdict (see the VERDICT_* bits);
+ * `bindCheck` and `bindCheckDav` (also by hand) return them bound to one store: no handle argument.
  * @typedef {import('../binding.js').ExternalObject<import('../binding.js').KeyStore>} Handle
+ * @typedef {(secret: string, first: string, second: string, ip?: string) => number} BoundCheck
  * @typedef {typeof import('../binding.js') & {
  *   check(store: Handle, secret: string, service: string, api: string, ip?: string): number,
  *   checkDav(store: Handle, secret: string, method: string, path: string, ip?: string): number,
+ *   bindCheck(store: Handle): BoundCheck,
+ *   bindCheckDav(store: Handle): BoundCheck,
  * }} Binding
  * @returns {Binding}
  */

@@ -248,6 +248,13 @@ class KeyStore {
   /** @type {Memo} */
   #memo
   /**
+   * `native.check` bound to this store (see `native.bindCheck`): one argument fewer, no handle to unwrap.
+   * @type {import('./native.js').BoundCheck}
+   */
+  #check
+  /** @type {import('./native.js').BoundCheck} */
+  #checkDav
+  /**
    * WebDAV decisions, apart from API decisions: a request (secret, method, path) can never
    * answer for a call (secret, service, api) with the same strings, nor the reverse.
    * @type {Memo}
@@ -264,6 +271,8 @@ class KeyStore {
       throw new KeygateError('INVALID_ARGUMENT', 'use KeyStore.inMemory() or KeyStore.open(path) to make a store')
     }
     this.#handle = handle
+    this.#check = call(() => native.bindCheck(handle))
+    this.#checkDav = call(() => native.bindCheckDav(handle))
     const words = new Uint32Array(call(() => native.storeSignals(handle)))
     const hints = new Uint32Array(call(() => native.storeHints(handle)))
     const secretLength = call(() => native.storeKeyPrefix(handle)).length + native.SECRET_AFTER_PREFIX_LENGTH
@@ -658,7 +667,9 @@ class KeyStore {
     if (!exact && !memo.mayHold(hint)) return UNKNOWN_KEY
     let packed
     try {
-      packed = native.check(this.#handle, secret, service, api, ip == null ? undefined : ip)
+      // Without an address, three arguments: the core then asks no fourth one its type.
+      const check = this.#check
+      packed = ip == null ? check(secret, service, api) : check(secret, service, api, ip)
     } catch (error) {
       throw fromNative(error)
     }
@@ -739,7 +750,8 @@ class KeyStore {
     if (!exact && !memo.mayHold(hint)) return UNKNOWN_KEY
     let packed
     try {
-      packed = native.checkDav(this.#handle, secret, method, path, ip == null ? undefined : ip)
+      const checkDav = this.#checkDav
+      packed = ip == null ? checkDav(secret, method, path) : checkDav(secret, method, path, ip)
     } catch (error) {
       throw fromNative(error)
     }

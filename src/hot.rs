@@ -4,7 +4,7 @@
 //! writes are read); a string too long for its buffer is read as longer than any valid
 //! value, so truncation never changes an answer.
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::io::Write;
 use std::mem::MaybeUninit;
 
@@ -133,7 +133,7 @@ pub const SECRET_AFTER_PREFIX_LENGTH: u32 = AFTER_PREFIX_LEN as u32;
 unsafe extern "C" fn check_callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: `env` and `info` come from this napi callback.
     guard(env, || unsafe {
-        check::<NAME_BUF, NAME_BUF>(env, info, c"secret, service, api and ip must be strings", |store, args| {
+        check::<NAME_BUF, NAME_BUF>(env, info, Store::Argument, c"secret, service, api and ip must be strings", |store, args| {
             store.check(api_call(args)).pack()
         })
     })
@@ -144,45 +144,131 @@ unsafe extern "C" fn check_callback(env: sys::napi_env, info: sys::napi_callback
 unsafe extern "C" fn check_dav_callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: `env` and `info` come from this napi callback.
     guard(env, || unsafe {
-        check::<METHOD_BUF, PATH_BUF>(env, info, c"secret, method, path and ip must be strings", |store, args| {
+        check::<METHOD_BUF, PATH_BUF>(env, info, Store::Argument, c"secret, method, path and ip must be strings", |store, args| {
             store.check_dav(dav_call(args)).pack()
         })
     })
 }
 
-/// The body of `check_callback` and `check_dav_callback`: reads the store and
-/// the request (names into buffers of `N1` and `N2` bytes), answers `decide`'s number.
+/// `bindCheck(store)` → `check` bound to the store: `(secret, service, api, ip?)` →
+/// the packed verdict. The function holds its own handle on the store (dropped when
+/// V8 collects it), so a call reads no store argument: no external to unwrap and
+/// vouch for, one argument fewer.
+unsafe extern "C" fn bind_check_callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: `env` and `info` come from this napi callback.
+    guard(env, || unsafe { bind(env, info, c"check", bound_check_callback) })
+}
+
+/// `bindCheckDav(store)`: `checkDav` bound to the store, as `bindCheck`.
+unsafe extern "C" fn bind_check_dav_callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: `env` and `info` come from this napi callback.
+    guard(env, || unsafe { bind(env, info, c"checkDav", bound_check_dav_callback) })
+}
+
+unsafe extern "C" fn bound_check_callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: `env` and `info` come from this napi callback of a function `bind` made.
+    guard(env, || unsafe {
+        check::<NAME_BUF, NAME_BUF>(env, info, Store::Bound, c"secret, service, api and ip must be strings", |store, args| {
+            store.check(api_call(args)).pack()
+        })
+    })
+}
+
+unsafe extern "C" fn bound_check_dav_callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: `env` and `info` come from this napi callback of a function `bind` made.
+    guard(env, || unsafe {
+        check::<METHOD_BUF, PATH_BUF>(env, info, Store::Bound, c"secret, method, path and ip must be strings", |store, args| {
+            store.check_dav(dav_call(args)).pack()
+        })
+    })
+}
+
+/// Makes a function named `name` calling `callback` with a clone of the store
+/// given as the only argument as its data; the clone is dropped with the function.
 ///
 /// # Safety
 /// `env` and `info` come from the current napi callback.
+unsafe fn bind(env: sys::napi_env, info: sys::napi_callback_info, name: &CStr, callback: RawCallback) -> sys::napi_value {
+    let mut argc = 1usize;
+    let mut argv: [sys::napi_value; 1] = [std::ptr::null_mut()];
+    // SAFETY: `argv` has room for `argc` values.
+    let status = unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), std::ptr::null_mut(), std::ptr::null_mut()) };
+    // SAFETY: `env` and `argv[0]` come from this callback's own `napi_get_cb_info`.
+    let Some(store) = (status == sys::Status::napi_ok).then(|| unsafe { store_from_raw(env, argv[0]) }).flatten() else {
+        return throw_type_error(env, c"not a keygate store handle");
+    };
+    let data = Box::into_raw(Box::new(store.clone())).cast::<c_void>();
+    let mut function = std::ptr::null_mut();
+    // SAFETY: plain napi calls; `data` outlives the function (freed by its finalizer,
+    // or here when the function could not be made or given the finalizer, and so was
+    // never handed out).
+    unsafe {
+        let made = sys::napi_create_function(env, name.as_ptr(), name.count_bytes() as isize, Some(callback), data, &mut function);
+        if made != sys::Status::napi_ok
+            || sys::napi_add_finalizer(env, function, data, Some(drop_bound_store), std::ptr::null_mut(), std::ptr::null_mut())
+                != sys::Status::napi_ok
+        {
+            drop(Box::from_raw(data.cast::<KeyStore>()));
+            return throw_type_error(env, c"cannot bind a check to the store");
+        }
+    }
+    function
+}
+
+/// Finalizer of a bound check: drops its clone of the store.
+unsafe extern "C" fn drop_bound_store(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: `data` is the `Box<KeyStore>` `bind` leaked for this function, finalized once.
+    drop(unsafe { Box::from_raw(data.cast::<KeyStore>()) });
+}
+
+/// Where a check finds its store: its first argument (`check`), or the data it was bound to (`bindCheck`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Store {
+    Argument,
+    Bound,
+}
+
+/// The body of the check callbacks: reads the store (see [`Store`]) and the
+/// request (names into buffers of `N1` and `N2` bytes), answers `decide`'s number.
+///
+/// # Safety
+/// `env` and `info` come from the current napi callback; for `Store::Bound`, of a function `bind` made.
 unsafe fn check<const N1: usize, const N2: usize>(
     env: sys::napi_env,
     info: sys::napi_callback_info,
+    from: Store,
     type_message: &CStr,
     decide: impl FnOnce(&KeyStore, Args<'_>) -> u32,
 ) -> sys::napi_value {
     let mut argc = 5usize;
     let mut argv: [sys::napi_value; 5] = [std::ptr::null_mut(); 5];
+    let mut data = std::ptr::null_mut();
     // SAFETY: `argv` has room for `argc` values; napi fills missing ones with `undefined`.
-    let status = unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), std::ptr::null_mut(), std::ptr::null_mut()) };
+    let status = unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), std::ptr::null_mut(), &mut data) };
     if status != sys::Status::napi_ok {
         return throw_type_error(env, c"check: cannot read the arguments");
     }
-    // SAFETY: `env` and `argv[0]` come from this callback's own `napi_get_cb_info`.
-    let Some(store) = (unsafe { store_from_raw(env, argv[0]) }) else {
+    let (store, [secret, first, second, ip]) = match from {
+        // SAFETY: a bound function's data is the `Box<KeyStore>` `bind` made, alive while the function is.
+        Store::Bound => (unsafe { data.cast::<KeyStore>().as_ref() }, [argv[0], argv[1], argv[2], argv[3]]),
+        // SAFETY: `env` and `argv[0]` come from this callback's own `napi_get_cb_info`.
+        Store::Argument => (unsafe { store_from_raw(env, argv[0]) }, [argv[1], argv[2], argv[3], argv[4]]),
+    };
+    let Some(store) = store else {
         return throw_type_error(env, c"not a keygate store handle");
     };
+    let args_given = if from == Store::Bound { argc + 1 } else { argc };
     let (mut s, mut n1, mut n2, mut i) = (buf::<SECRET_BUF>(), buf::<N1>(), buf::<N2>(), buf::<IP_BUF>());
     let type_error = || throw_type_error(env, type_message);
     let (Some(secret), Some(first), Some(second)) =
-        (read_raw(env, argv[1], &mut s), read_raw(env, argv[2], &mut n1), read_raw(env, argv[3], &mut n2))
+        (read_raw(env, secret, &mut s), read_raw(env, first, &mut n1), read_raw(env, second, &mut n2))
     else {
         return type_error();
     };
-    let ip = if argc < 5 || is_nullish(env, argv[4]) {
+    let ip = if args_given < 5 || is_nullish(env, ip) {
         None
     } else {
-        match read_raw(env, argv[4], &mut i) {
+        match read_raw(env, ip, &mut i) {
             Some(ip) => Some(ip),
             None => return type_error(),
         }
@@ -293,6 +379,8 @@ pub fn register_check(exports: Object) -> napi::Result<()> {
     report_panics();
     export_raw(&exports, c"check", check_callback)?;
     export_raw(&exports, c"checkDav", check_dav_callback)?;
+    export_raw(&exports, c"bindCheck", bind_check_callback)?;
+    export_raw(&exports, c"bindCheckDav", bind_check_dav_callback)?;
     export_raw(&exports, c"internalCheckPanicForTests", internal_check_panic_for_tests)
 }
 

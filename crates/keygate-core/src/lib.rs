@@ -38,6 +38,7 @@ mod backend;
 mod clock;
 mod dav;
 mod decision;
+mod digest_index;
 mod error;
 mod glob;
 mod incident;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
+use crate::digest_index::{tag_of, DigestIndex};
 use crate::error::{Error, ErrorCode, Result};
 use crate::memo::HintFilter;
 use crate::model::{Key, KeyId, KeyState, Role, User, UserStatus};
@@ -58,32 +59,25 @@ pub enum Change {
 }
 
 /// Keys in a slab, found by secret digest or by id through tables of slot
-/// numbers: 4 bytes of index per key and per table, the key itself stored once.
+/// numbers, the key itself stored once. The digest table, on every check, is a
+/// flat one ([`DigestIndex`]): one cache miss before the key, not two.
 #[derive(Debug, Default)]
 struct KeyTable {
     slots: Vec<Option<Key>>,
     free: Vec<u32>,
-    by_digest: HashTable<u32>,
+    by_digest: DigestIndex,
     by_id: HashTable<u32>,
 }
 
-/// Digests and ids are uniformly random, so their first bytes are a good hash.
+/// Ids are uniformly random, so their first bytes are a good hash.
 #[inline]
 fn prefix_hash(bytes: &[u8]) -> u64 {
     bytes.first_chunk::<8>().map_or(0, |head| u64::from_le_bytes(*head))
 }
 
-fn by_digest(key: &Key) -> &[u8] {
-    &key.digest
-}
-
-fn by_id(key: &Key) -> &[u8] {
-    key.id.as_bytes()
-}
-
-/// The hash a table holds for `slot` (when the table grows and rehashes).
-fn slot_hash(slots: &[Option<Key>], slot: u32, pick: fn(&Key) -> &[u8]) -> u64 {
-    slots.get(slot as usize).and_then(Option::as_ref).map_or(0, |key| prefix_hash(pick(key)))
+/// The hash the id table holds for `slot` (when it grows and rehashes).
+fn id_hash_of(slots: &[Option<Key>], slot: u32) -> u64 {
+    slots.get(slot as usize).and_then(Option::as_ref).map_or(0, |key| prefix_hash(key.id.as_bytes()))
 }
 
 impl KeyTable {
@@ -94,7 +88,7 @@ impl KeyTable {
     }
 
     fn slot_by_digest(&self, digest: &SecretDigest) -> Option<u32> {
-        self.by_digest.find(prefix_hash(digest), |&s| self.key(s).is_some_and(|k| k.digest == *digest)).copied()
+        self.by_digest.find(tag_of(digest), |s| self.key(s).is_some_and(|k| k.digest == *digest))
     }
 
     fn slot_by_id(&self, id: &KeyId) -> Option<u32> {
@@ -102,7 +96,7 @@ impl KeyTable {
     }
 
     fn insert(&mut self, key: Key) {
-        let (digest_hash, id_hash) = (prefix_hash(&key.digest), prefix_hash(key.id.as_bytes()));
+        let (digest_tag, id_hash) = (tag_of(&key.digest), prefix_hash(key.id.as_bytes()));
         let free = self.free.pop().filter(|&slot| self.slots.get(slot as usize).is_some_and(Option::is_none));
         let slot = match free.and_then(|slot| Some((slot, self.slots.get_mut(slot as usize)?))) {
             Some((slot, entry)) => {
@@ -114,16 +108,14 @@ impl KeyTable {
                 (self.slots.len() - 1) as u32
             }
         };
+        self.by_digest.insert(digest_tag, slot);
         let slots = &self.slots;
-        self.by_digest.insert_unique(digest_hash, slot, |&s| slot_hash(slots, s, by_digest));
-        self.by_id.insert_unique(id_hash, slot, |&s| slot_hash(slots, s, by_id));
+        self.by_id.insert_unique(id_hash, slot, |&s| id_hash_of(slots, s));
     }
 
     fn remove(&mut self, slot: u32) -> Option<Key> {
         let key = self.slots.get_mut(slot as usize)?.take()?;
-        if let Ok(entry) = self.by_digest.find_entry(prefix_hash(&key.digest), |&s| s == slot) {
-            entry.remove();
-        }
+        self.by_digest.remove(tag_of(&key.digest), slot);
         if let Ok(entry) = self.by_id.find_entry(prefix_hash(key.id.as_bytes()), |&s| s == slot) {
             entry.remove();
         }
@@ -136,8 +128,8 @@ impl KeyTable {
     fn reserve(&mut self, additional: usize) {
         self.slots.reserve(additional);
         let slots = &self.slots;
-        self.by_digest.reserve(additional, |&s| slot_hash(slots, s, by_digest));
-        self.by_id.reserve(additional, |&s| slot_hash(slots, s, by_id));
+        self.by_digest.reserve(additional);
+        self.by_id.reserve(additional, |&s| id_hash_of(slots, s));
     }
 
     fn iter(&self) -> impl Iterator<Item = &Key> {

@@ -1,0 +1,216 @@
+//! Keys' slots found by secret digest in one flat open-addressed table (linear
+//! probing, at most half full): an entry is the digest's first four bytes and the
+//! slot, eight entries to a cache line, so a lookup reads one entry and then the key.
+//! A general hash table reads a group of control bytes and then, elsewhere, a bucket:
+//! with many keys, each its own cache miss.
+
+/// Marks a free entry (no key has this slot: slots are positions in a `Vec`
+/// of at most `u32::MAX` keys, numbered from 0).
+const FREE: u32 = u32::MAX;
+
+/// Fewest entries a table has once anything is inserted (a power of two).
+const MIN_ENTRIES: usize = 16;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// The digest's first four bytes (digests are uniformly random): its top bits
+    /// place the entry, all of them reject most other keys without reading them.
+    tag: u32,
+    slot: u32,
+}
+
+const FREE_ENTRY: Entry = Entry { tag: 0, slot: FREE };
+
+/// Slots by digest; the caller confirms a candidate against the key's full digest.
+#[derive(Debug, Default)]
+pub(crate) struct DigestIndex {
+    entries: Box<[Entry]>,
+    len: usize,
+    /// `32 - log2(entries.len())`: a tag shifted right by this is its home entry.
+    shift: u32,
+}
+
+/// The tag of a digest: its first four bytes.
+pub(crate) fn tag_of(digest: &[u8]) -> u32 {
+    digest.first_chunk::<4>().map_or(0, |head| u32::from_le_bytes(*head))
+}
+
+impl DigestIndex {
+    fn mask(&self) -> usize {
+        self.entries.len().wrapping_sub(1)
+    }
+
+    fn home(&self, tag: u32) -> usize {
+        // `shift` < 32 once entries exist; an empty table is never probed.
+        tag.checked_shr(self.shift).unwrap_or(0) as usize
+    }
+
+    /// The slot whose digest has `tag` and that `is_key` confirms, if any.
+    #[inline]
+    pub(crate) fn find(&self, tag: u32, is_key: impl Fn(u32) -> bool) -> Option<u32> {
+        if self.len == 0 {
+            return None;
+        }
+        let mask = self.mask();
+        let mut at = self.home(tag);
+        // At most half full: a free entry always ends the probe.
+        loop {
+            let entry = self.entries.get(at)?;
+            if entry.slot == FREE {
+                return None;
+            }
+            if entry.tag == tag && is_key(entry.slot) {
+                return Some(entry.slot);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// Adds `slot` under `tag` (a slot is inserted once, removed before it is reused).
+    pub(crate) fn insert(&mut self, tag: u32, slot: u32) {
+        if (self.len + 1) * 2 > self.entries.len() {
+            self.grow();
+        }
+        self.place(Entry { tag, slot });
+        self.len += 1;
+    }
+
+    fn place(&mut self, entry: Entry) {
+        let mask = self.mask();
+        let mut at = self.home(entry.tag);
+        while let Some(current) = self.entries.get_mut(at) {
+            if current.slot == FREE {
+                *current = entry;
+                return;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        self.resize((self.entries.len() * 2).max(MIN_ENTRIES));
+    }
+
+    /// Room for `additional` more slots with no growing on the way (a store's load).
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let size = self.len.saturating_add(additional).saturating_mul(2).checked_next_power_of_two().unwrap_or(usize::MAX).max(MIN_ENTRIES);
+        if size > self.entries.len() && size <= 1 << 31 {
+            self.resize(size);
+        }
+    }
+
+    /// `size`: a power of two, more than twice the entries held.
+    fn resize(&mut self, size: usize) {
+        let old = std::mem::replace(&mut self.entries, vec![FREE_ENTRY; size].into_boxed_slice());
+        self.shift = 32 - size.trailing_zeros();
+        for entry in old.iter().filter(|entry| entry.slot != FREE) {
+            self.place(*entry);
+        }
+    }
+
+    /// Removes `slot`, filed under `tag`; later entries of its run move back
+    /// into the gap (no tombstones: probes stay as short as at insertion).
+    pub(crate) fn remove(&mut self, tag: u32, slot: u32) {
+        if self.len == 0 {
+            return;
+        }
+        let mask = self.mask();
+        let mut hole = self.home(tag);
+        loop {
+            match self.entries.get(hole) {
+                Some(entry) if entry.slot == slot => break,
+                Some(entry) if entry.slot != FREE => hole = (hole + 1) & mask,
+                _ => return,
+            }
+        }
+        let mut next = (hole + 1) & mask;
+        while let Some(&entry) = self.entries.get(next).filter(|entry| entry.slot != FREE) {
+            // The entry may fill the hole if the hole lies between its home and it.
+            let home = self.home(entry.tag);
+            if next.wrapping_sub(home) & mask >= next.wrapping_sub(hole) & mask {
+                if let Some(gap) = self.entries.get_mut(hole) {
+                    *gap = entry;
+                }
+                hole = next;
+            }
+            next = (next + 1) & mask;
+        }
+        if let Some(gap) = self.entries.get_mut(hole) {
+            *gap = FREE_ENTRY;
+        }
+        self.len -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Tags drawn from few values, so that runs and wrap-arounds are common.
+    fn ops() -> impl Strategy<Value = Vec<(bool, u32, u32)>> {
+        proptest::collection::vec((any::<bool>(), prop_oneof![0u32..8, any::<u32>(), (u32::MAX - 8)..=u32::MAX], 0u32..64), 0..400)
+    }
+
+    proptest! {
+        /// Every slot inserted is found under its tag until removed, never after, and
+        /// never under another tag, whatever the order of inserts and removals.
+        #[test]
+        fn finds_exactly_what_a_map_holds(ops in ops()) {
+            let mut index = DigestIndex::default();
+            let mut model: HashMap<u32, u32> = HashMap::new();
+            for (insert, tag, slot) in ops {
+                match (insert, model.get(&slot).copied()) {
+                    (true, None) => {
+                        index.insert(tag, slot);
+                        model.insert(slot, tag);
+                    }
+                    (false, Some(filed)) => {
+                        index.remove(filed, slot);
+                        model.remove(&slot);
+                    }
+                    _ => {}
+                }
+                for slot in 0..64u32 {
+                    let expected = model.get(&slot).copied();
+                    if let Some(tag) = expected {
+                        prop_assert_eq!(index.find(tag, |s| s == slot), Some(slot));
+                        prop_assert_eq!(index.find(tag.wrapping_add(1), |s| s == slot), None);
+                    }
+                }
+                prop_assert_eq!(index.len, model.len());
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_index_finds_nothing_and_removes_nothing() {
+        let mut index = DigestIndex::default();
+        assert_eq!(index.find(7, |_| true), None);
+        index.remove(7, 1);
+        assert_eq!(index.len, 0);
+    }
+
+    #[test]
+    fn reserved_room_takes_the_keys_without_growing_and_keeps_what_it_held() {
+        let mut index = DigestIndex::default();
+        for slot in 0..10u32 {
+            index.insert(slot.wrapping_mul(0x9E37_79B9), slot);
+        }
+        index.reserve(1_000);
+        let size = index.entries.len();
+        assert!(size >= 2 * 1_010);
+        for slot in 0..10u32 {
+            assert_eq!(index.find(slot.wrapping_mul(0x9E37_79B9), |s| s == slot), Some(slot));
+        }
+        for slot in 10..1_010u32 {
+            index.insert(slot.wrapping_mul(0x9E37_79B9), slot);
+        }
+        assert_eq!(index.entries.len(), size, "no growing after reserve");
+        index.reserve(usize::MAX);
+        assert_eq!(index.entries.len(), size, "an absurd estimate is ignored");
+    }
+}
