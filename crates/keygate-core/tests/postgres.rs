@@ -1087,3 +1087,27 @@ fn closing_right_after_open_reports_no_incident() {
         assert!(seen.is_empty(), "{:?}", seen.iter().map(|i| i.error.message.clone()).collect::<Vec<_>>());
     }
 }
+
+/// Any role that can connect may take keygate's schema lock (advisory locks need
+/// no privilege): opening then fails within its timeouts, and the error says
+/// what it was waiting for, not the ROLLBACK that followed.
+#[test]
+fn a_schema_lock_held_elsewhere_fails_open_naming_the_lock() {
+    let Some(db) = Db::new() else { return };
+    let mut holder = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", &db.name, "-Atc", "SELECT pg_advisory_lock(1801912321), pg_sleep(30)"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while db.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") != "1" {
+        assert!(start.elapsed() < Duration::from_secs(10), "the holder never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let options = Options { statement_timeout_ms: Some(500.0), ..Default::default() };
+    let Err(refused) = KeyStore::open(&db.url(), options) else { panic!("opened while the schema lock was held") };
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(refused.code, ErrorCode::StoreUnavailable);
+    assert!(refused.message.contains("locking the schema"), "{}", refused.message);
+}

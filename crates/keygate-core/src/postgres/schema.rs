@@ -105,10 +105,18 @@ pub(super) fn check_writable(net: &Net, client: &Client) -> Result<()> {
 /// version and key prefix. Returns the recorded settings.
 pub(super) fn ensure(net: &Net, client: &Client, wanted_prefix: Option<&str>, wanted_max_days: Option<f64>) -> Result<Meta> {
     net.run("locking the schema of", client.batch_execute("BEGIN"))?;
-    let result = ensure_in_transaction(net, client, wanted_prefix, wanted_max_days);
-    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    net.run("writing the schema of", client.batch_execute(end))?;
-    result
+    match ensure_in_transaction(net, client, wanted_prefix, wanted_max_days) {
+        Ok(meta) => {
+            net.run("writing the schema of", client.batch_execute("COMMIT"))?;
+            Ok(meta)
+        }
+        Err(e) => {
+            // The first error is the one to tell (a ROLLBACK queued behind a lock wait that
+            // timed out fails too); the connection is not used again.
+            let _ = net.run("writing the schema of", client.batch_execute("ROLLBACK"));
+            Err(e)
+        }
+    }
 }
 
 fn ensure_in_transaction(net: &Net, client: &Client, wanted_prefix: Option<&str>, wanted_max_days: Option<f64>) -> Result<Meta> {
