@@ -250,9 +250,6 @@ impl Shared {
     /// and its COMMIT would end it early, releasing the meta row's lock. The wait
     /// is bounded by the statement timeout.
     fn with_writer<T>(&self, f: impl FnOnce(&Net, &mut Writer) -> Result<T>) -> Result<T> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::new(ErrorCode::StoreIo, "the store is closed"));
-        }
         let mut guard = self.writer.lock();
         let me = std::thread::current().id();
         let deadline = Instant::now() + self.net.target.statement_timeout;
@@ -292,10 +289,13 @@ impl Shared {
         result
     }
 
-    /// A read on the write connection outside any write. The connection is driven
-    /// only while it is used, so one the server ended since is found lost only
-    /// now: then it is replaced once (as `begin` does), the read not failed for it.
-    fn read_with_writer<T>(&self, f: impl Fn(&Net, &mut Writer) -> Result<T>) -> Result<T> {
+    /// Runs `f` on the write connection when no write is open on it (a read, or
+    /// `begin`). The connection is driven only while it is used, so one the server
+    /// ended since (a restart, `pg_terminate_backend`: an I/O error or SQLSTATE
+    /// 57P01/57P02/57P03, both `STORE_UNAVAILABLE`) is found lost only now: then it
+    /// is replaced once, within the connect and statement timeouts, and the call
+    /// is not failed for a connection it never needed.
+    fn with_writer_replacing_lost<T>(&self, f: impl Fn(&Net, &mut Writer) -> Result<T>) -> Result<T> {
         let kept = self.writer.lock().as_ref().is_some_and(|w| w.locked.is_none());
         match self.with_writer(&f) {
             Err(e) if kept && e.code == ErrorCode::StoreUnavailable => self.with_writer(&f),
@@ -399,7 +399,7 @@ const CHANGES_KEPT: i64 = 100_000;
 
 impl PgBackend {
     fn lock_meta(&self) -> Result<()> {
-        self.shared.with_writer(|net, w| {
+        self.shared.with_writer_replacing_lost(|net, w| {
             w.locked = None;
             let lock = w.statement(net, LOCK_META)?;
             let client = &w.client;
@@ -561,17 +561,10 @@ impl PgBackend {
 }
 
 impl Backend for PgBackend {
-    /// Locks the meta row. A connection kept from before that turns out lost (the
-    /// server restarted, the connection was terminated: an I/O error, or SQLSTATE
-    /// 57P01/57P02/57P03 at the BEGIN or the `FOR UPDATE`, both `STORE_UNAVAILABLE`)
-    /// is replaced once, within the connect and statement timeouts: nothing was
-    /// written on it, and the call should not fail for a connection it never needed.
+    /// Locks the meta row (a lost connection kept from before is replaced once:
+    /// see `Shared::with_writer_replacing_lost`).
     fn begin(&self) -> Result<()> {
-        let kept = self.shared.writer.lock().is_some();
-        match self.lock_meta() {
-            Err(e) if kept && e.code == ErrorCode::StoreUnavailable => self.lock_meta(),
-            done => done,
-        }
+        self.lock_meta()
     }
 
     fn changes(&self) -> Result<Catchup> {
@@ -617,11 +610,11 @@ impl Backend for PgBackend {
     }
 
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        self.shared.read_with_writer(|net, w| audit::select(net, &w.client, query))
+        self.shared.with_writer_replacing_lost(|net, w| audit::select(net, &w.client, query))
     }
 
     fn verify_audit(&self) -> Result<AuditReport> {
-        self.shared.read_with_writer(|net, w| audit::verify_all(net, &w.client))
+        self.shared.with_writer_replacing_lost(|net, w| audit::verify_all(net, &w.client))
     }
 
     fn is_durable(&self) -> bool {
@@ -648,7 +641,7 @@ impl Backend for PgBackend {
         if !self.shared.connected.load(Ordering::Acquire) {
             return Err(Error::new(ErrorCode::StoreUnavailable, format!("not connected to {}", self.shared.net.target.name)));
         }
-        self.shared.read_with_writer(|net, w| {
+        self.shared.with_writer_replacing_lost(|net, w| {
             let rows = match id {
                 Some(id) => net.run(
                     "reading",

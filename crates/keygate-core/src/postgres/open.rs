@@ -86,10 +86,7 @@ pub(crate) fn open(url: &str, options: Options) -> Result<KeyStore> {
     let mut options = options;
     // The limit given when the store was created applies to every process that does not set its own.
     options.max_lifetime_days = options.max_lifetime_days.or(meta.max_lifetime_days);
-    let store = KeyStore::with_backend(&options, meta.prefix, registry, Box::new(PgBackend { shared: shared.clone() }))?;
-    if meta.created {
-        store.set_created();
-    }
+    let store = KeyStore::with_backend(&options, meta.prefix, registry, Box::new(PgBackend { shared: shared.clone() }), meta.created)?;
     let weak = store.downgrade();
     let purge_after_ms = (purge_days * 86_400_000.0) as i64;
     let handle = std::thread::Builder::new()

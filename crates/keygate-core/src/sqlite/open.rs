@@ -94,10 +94,7 @@ impl KeyStore {
             db: Mutex::new(Some(Db { conn, last_seen, needs_reload: false })),
             aux: Mutex::new(Some(aux)),
         };
-        let store = KeyStore::with_backend(&options, prefix, registry, Box::new(backend))?;
-        if created {
-            store.set_created();
-        }
+        let store = KeyStore::with_backend(&options, prefix, registry, Box::new(backend), created)?;
         let purge_after_ms = (purge_days * 86_400_000.0) as i64;
         store.purge_expired(purge_after_ms)?;
         let weak = store.downgrade();

@@ -78,7 +78,7 @@ pub(crate) struct Inner {
     durable: bool,
     closed: AtomicBool,
     /// Opening this store made it (see [`KeyStore::created`]).
-    created: AtomicBool,
+    created: bool,
     /// The durable store's background thread, joined by `close`.
     maintenance: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -95,11 +95,18 @@ impl KeyStore {
             Some(p) => Prefix::new(p)?,
             None => Prefix::default(),
         };
-        KeyStore::with_backend(&options, prefix, Registry::default(), Box::new(MemoryBackend::default()))
+        KeyStore::with_backend(&options, prefix, Registry::default(), Box::new(MemoryBackend::default()), true)
     }
 
-    /// A store over `registry` (already loaded) whose changes go to `backend`.
-    pub(crate) fn with_backend(options: &Options, prefix: Prefix, registry: Registry, backend: Box<dyn Backend>) -> Result<KeyStore> {
+    /// A store over `registry` (already loaded) whose changes go to `backend`;
+    /// `created`: opening it made the store.
+    pub(crate) fn with_backend(
+        options: &Options,
+        prefix: Prefix,
+        registry: Registry,
+        backend: Box<dyn Backend>,
+        created: bool,
+    ) -> Result<KeyStore> {
         let days = options.max_lifetime_days.unwrap_or(DEFAULT_MAX_LIFETIME_DAYS as f64);
         check_lifetime_days(days)?;
         let clock = Arc::new(Clock::new(options.now));
@@ -128,7 +135,7 @@ impl KeyStore {
                 used: Mutex::new(Vec::new()),
                 durable,
                 closed: AtomicBool::new(false),
-                created: AtomicBool::new(!durable),
+                created,
                 maintenance: Mutex::new(None),
             }),
         })
@@ -136,11 +143,6 @@ impl KeyStore {
 
     pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
         Arc::downgrade(&self.inner)
-    }
-
-    /// Records that opening this durable store made it.
-    pub(crate) fn set_created(&self) {
-        self.inner.created.store(true, Ordering::Release);
     }
 
     pub(crate) fn set_maintenance(&self, handle: std::thread::JoinHandle<()>) {
@@ -249,7 +251,7 @@ impl KeyStore {
     /// Whether opening this store made it: a new (or empty) SQLite file, or
     /// keygate's tables in a database that had none. An in-memory store is always new.
     pub fn created(&self) -> bool {
-        self.inner.created.load(Ordering::Acquire)
+        self.inner.created
     }
 
     /// Number of keys held.
