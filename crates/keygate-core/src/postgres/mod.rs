@@ -130,14 +130,22 @@ pub(super) struct Position {
     mark: String,
 }
 
+impl Position {
+    /// The position in a row's first three columns (epoch, version, mark), as the
+    /// queries that read the meta row select them.
+    fn read(row: &Row) -> std::result::Result<Position, tokio_postgres::Error> {
+        Ok(Position { epoch: row.try_get(0)?, version: row.try_get(1)?, mark: row.try_get(2)? })
+    }
+}
+
 impl Cursor {
     fn at(position: Position) -> Cursor {
         Cursor { epoch: position.epoch, version: position.version, mark: position.mark, needs_reload: false }
     }
 
     /// Whether the database stands where this process does: nothing to catch up.
-    fn is_at(&self, epoch: &str, version: i64, mark: &str) -> bool {
-        self.epoch == epoch && self.version == version && self.mark == mark
+    fn is_at(&self, position: &Position) -> bool {
+        self.epoch == position.epoch && self.version == position.version && self.mark == position.mark
     }
 }
 
@@ -363,7 +371,7 @@ impl Shared {
         // Streamed: a process far behind is bounded by progress, not by how much it missed.
         self.net.for_each_row("reading changes of", client, POLL, &[&after], |row| {
             let read = (|| {
-                let at = Position { epoch: row.try_get(0)?, version: row.try_get(1)?, mark: row.try_get(2)? };
+                let at = Position::read(row)?;
                 let change: Option<(i64, String, String)> = match row.try_get::<_, Option<i64>>(3)? {
                     Some(v) => Some((v, row.try_get(4)?, row.try_get(5)?)),
                     None => None,

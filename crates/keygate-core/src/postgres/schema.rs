@@ -203,9 +203,7 @@ fn load_rows(net: &Net, client: &Client) -> Result<(Registry, Position)> {
             &[],
         ),
     )?;
-    let position =
-        (|| Ok::<_, tokio_postgres::Error>(Position { epoch: meta.try_get(0)?, version: meta.try_get(1)?, mark: meta.try_get(2)? }))()
-            .map_err(|e| corrupt(format!("its keygate_meta row: {e}")))?;
+    let position = Position::read(&meta).map_err(|e| corrupt(format!("its keygate_meta row: {e}")))?;
     let expected_keys = meta.try_get::<_, Option<i64>>(3).ok().flatten().and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
     let mut registry = Registry::default();
     registry.reserve_keys(expected_keys);

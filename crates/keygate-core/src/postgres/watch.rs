@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::connect::CHANNEL;
-use super::{epoch_sql, Shared, CHANGES_KEPT};
+use super::{epoch_sql, Position, Shared, CHANGES_KEPT};
 use crate::error::{Error, ErrorCode, Result};
 use crate::incident::Task;
 use crate::store::Inner;
@@ -209,9 +209,8 @@ impl Watcher {
         match answer {
             Ok(row) => {
                 shared.touch();
-                let at: Option<(String, i64, String)> = (|| Some((row.try_get(0).ok()?, row.try_get(1).ok()?, row.try_get(2).ok()?)))();
                 // Another epoch, version or mark: moved on, restored, or failed over.
-                if at.is_none_or(|(epoch, version, mark)| !shared.cursor.lock().is_at(&epoch, version, &mark)) {
+                if Position::read(&row).ok().is_none_or(|at| !shared.cursor.lock().is_at(&at)) {
                     self.behind = true;
                 }
             }
