@@ -9,7 +9,7 @@ import { createRequire } from 'node:module'
 
 import type { KeyStore } from '../index.js'
 import type { Reason } from '../index.js'
-import { forgeSecret, frozenStore, issue, randomBase62, throwsTypeError, withUser } from './helpers.js'
+import { DAY, T0, forgeSecret, frozenStore, issue, randomBase62, throwsTypeError, withUser } from './helpers.js'
 
 function setup(options: { keyPrefix?: string } = {}) {
   const store = withUser(frozenStore(undefined, options))
@@ -267,6 +267,190 @@ describe('non-string arguments are a TypeError (also instanceof KeygateError)', 
       assert.ok(error instanceof TypeError)
       assert.equal((error as { code?: string }).code, 'INVALID_ARGUMENT')
       assert.match(error.message, /api/)
+    }
+  })
+})
+
+describe('every check entry reads a hostile string exactly as its UTF-8 would', () => {
+  // The binding reads arguments as UTF-16 and narrows them to bytes (see src/hot.rs):
+  // these cases pin down that no entry answers differently from reading UTF-8.
+  type Kind = 'api' | 'dav'
+  type Check = (...args: unknown[]) => number
+  type Explain = (...args: unknown[]) => { reason: Reason }
+  type Binding = {
+    storeInMemory: (options: object) => unknown
+    putUser: (store: unknown, user: object) => unknown
+    createKey: (store: unknown, input: object) => { key: { id: string }; secret: string }
+    check: Check
+    checkDav: Check
+    bindCheck: (store: unknown) => Check
+    bindCheckDav: (store: unknown) => Check
+    explain: Explain
+    explainDav: Explain
+    explainKey: Explain
+    explainKeyDav: Explain
+    Reason: Record<string, Reason>
+  }
+  const binding = createRequire(__filename)('../binding.js') as Binding
+  const REASONS = Object.values(binding.Reason)
+  const RIGHTS = ['*:*', 'dav=* *']
+  const RULES = ['session:*', 'dav=* files/*', 'ip=10.0.0.0/8', 'ip=fe80::/10']
+
+  const store = withUser(frozenStore(), { id: 'integration', rights: RIGHTS })
+  const { key, secret } = issue(store, { rules: RULES })
+  const handle = binding.storeInMemory({ now: T0.getTime() })
+  binding.putUser(handle, { id: 'integration', rights: RIGHTS })
+  const raw = binding.createKey(handle, { userId: 'integration', description: '', expiresAt: T0.getTime() + DAY, rules: RULES })
+  const [check, checkDav] = [binding.bindCheck(handle), binding.bindCheckDav(handle)]
+  /** The secret for the native store: the valid one is its own key's, anything else as given. */
+  const sRaw = (s: string) => (s === secret ? raw.secret : s)
+
+  type Entries = {
+    isAllowed: (s: string, first: string, second: string, ip: string) => boolean
+    explain: (s: string, first: string, second: string, ip: string) => { reason: Reason }
+    explainKey: (id: string, first: string, second: string, ip: string) => { reason: Reason }
+    check: Check
+    boundCheck: Check
+    nativeExplain: Explain
+    nativeExplainKey: Explain
+  }
+  /** The public and the native entries, for API calls and for WebDAV requests. */
+  const ENTRIES: Record<Kind, Entries> = {
+    api: {
+      isAllowed: (...a) => store.isAllowed(...a),
+      explain: (...a) => store.explain(...a),
+      explainKey: (...a) => store.explainKey(...a),
+      check: binding.check,
+      boundCheck: check,
+      nativeExplain: binding.explain,
+      nativeExplainKey: binding.explainKey,
+    },
+    dav: {
+      isAllowed: (...a) => store.isAllowedDav(...a),
+      explain: (...a) => store.explainDav(...a),
+      explainKey: (...a) => store.explainKeyDav(...a),
+      check: binding.checkDav,
+      boundCheck: checkDav,
+      nativeExplain: binding.explainDav,
+      nativeExplainKey: binding.explainKeyDav,
+    },
+  }
+
+  /** The reason of every entry for one request, by entry name (`isAllowed`: its two answers, the second maybe the memo's). */
+  function reasons(kind: Kind, [s, ...rest]: string[]): Record<string, string> {
+    const entries = ENTRIES[kind]
+    const [first, second, ip] = rest
+    const code = (packed: number) => REASONS[packed & 0xff]
+    const answers: Record<string, string> = {
+      explain: entries.explain(s, first, second, ip).reason,
+      isAllowed: [entries.isAllowed(s, first, second, ip), entries.isAllowed(s, first, second, ip)].join(),
+      'native check': code(entries.check(handle, sRaw(s), ...rest)),
+      'native bound check': code(entries.boundCheck(sRaw(s), ...rest)),
+      'native explain': entries.nativeExplain(handle, sRaw(s), ...rest).reason,
+    }
+    if (s === secret) {
+      answers.explainKey = entries.explainKey(key.id, first, second, ip).reason
+      answers['native explainKey'] = entries.nativeExplainKey(handle, raw.key.id, ...rest).reason
+    }
+    return answers
+  }
+  function expectAll(kind: Kind, request: string[], reason: Reason, label: string) {
+    const expected = reason === 'allowed' ? 'true,true' : 'false,false'
+    for (const [entry, answer] of Object.entries(reasons(kind, request))) {
+      assert.equal(answer, entry === 'isAllowed' ? expected : reason, `${entry}: ${label}`)
+    }
+  }
+
+  /** Characters no valid value holds: NUL, DEL, non-ASCII of one and two bytes in V8 (some whose low byte is a
+   * valid character: Ł is 0x141, š 0x161, ａ 0xFF41), lone surrogates, a pair, BOM, a line separator. */
+  const HOSTILE = ['\u0000', '\u007F', '\u0080', 'é', '\u00FF', '\u0100', 'Ł', 'š', 'ａ', '\u2028', '\uD800', '\uDFFF', '🔑', '\uFEFF']
+  /** `value` with a hostile character before, after, inside, and in place of some of its characters. */
+  function spoiled(value: string): string[] {
+    const out: string[] = []
+    const at = [0, 1, value.length >> 1, value.length - 1].filter((i, n, all) => i >= 0 && i < value.length && all.indexOf(i) === n)
+    for (const c of HOSTILE) {
+      out.push(c + value, value + c, value.slice(0, value.length >> 1) + c + value.slice(value.length >> 1), c.repeat(3))
+      for (const i of at) out.push(value.slice(0, i) + c + value.slice(i + 1))
+    }
+    // The same characters widened to two-byte ones that keep the ASCII value as their low byte.
+    for (const i of at) {
+      for (const high of [0x100, 0xff00, 0xd800]) out.push(value.slice(0, i) + String.fromCharCode(high | value.charCodeAt(i)) + value.slice(i + 1))
+    }
+    return out
+  }
+  /** A valid value held in a two-byte string (sliced off a string with a non-Latin-1 character). */
+  const twoByte = (value: string) => `${value}\u0100${'x'.repeat(20)}`.slice(0, value.length)
+
+  const API = [secret, 'session', 'getSessionInfo', '10.1.2.3']
+  const DAV = [secret, 'PROPFIND', '/files/a.txt', '10.1.2.3']
+  const denial: Reason[] = ['malformed_key', 'invalid_request', 'invalid_request', 'ip_not_allowed']
+  const replaced = (request: string[], field: number, value: string) => request.map((v, i) => (i === field ? value : v))
+
+  test('valid requests are allowed by every entry, also when held in two-byte strings', () => {
+    for (const [kind, request] of [
+      ['api', API],
+      ['dav', DAV],
+    ] as const) {
+      expectAll(kind, request, 'allowed', kind)
+      expectAll(kind, request.map(twoByte), 'allowed', `${kind} as two-byte strings`)
+      for (let field = 0; field < 4; field++) expectAll(kind, replaced(request, field, twoByte(request[field])), 'allowed', `${kind} field ${field} two-byte`)
+    }
+  })
+
+  test('a hostile character anywhere in the secret, a name, the method, the path or the address denies it as its UTF-8 would', () => {
+    for (const [kind, request] of [
+      ['api', API],
+      ['dav', DAV],
+    ] as const) {
+      for (let field = 0; field < 4; field++) {
+        for (const value of spoiled(request[field])) {
+          expectAll(kind, replaced(request, field, value), denial[field], `${kind} field ${field} = ${JSON.stringify(value)}`)
+        }
+      }
+    }
+  })
+
+  test('over-long values read as over-long, never as a valid prefix', () => {
+    const at = (n: number, c = 'a') => c.repeat(n)
+    expectAll('api', [secret, 'session', at(256), '10.1.2.3'], 'allowed', 'a 256-character api')
+    const longestPath = `/files/${at(1024 - 'files/'.length)}`
+    expectAll('dav', [secret, at(32, 'A'), longestPath, '10.1.2.3'], 'allowed', 'a 32-letter method, a 1,024-character path')
+    const cases: Array<[Kind, number, string, Reason]> = []
+    for (let extra = 1; extra < 24; extra++) {
+      cases.push(['api', 0, secret + at(extra, '0'), 'malformed_key'], ['api', 2, at(256 + extra), 'invalid_request'])
+      cases.push(['dav', 1, at(32 + extra, 'A'), 'invalid_request'], ['dav', 2, longestPath + at(extra), 'invalid_request'])
+    }
+    for (const c of HOSTILE) {
+      for (const tail of [c, c.repeat(3), c.repeat(600)]) {
+        cases.push(['api', 0, secret + tail, 'malformed_key'], ['api', 2, at(256) + tail, 'invalid_request'], ['api', 2, at(255) + tail, 'invalid_request'])
+        cases.push(['dav', 1, at(32, 'A') + tail, 'invalid_request'], ['dav', 2, longestPath + tail, 'invalid_request'])
+        cases.push(['dav', 2, longestPath.slice(0, -1) + tail, 'invalid_request'], ['api', 3, `10.1.2.3${tail}`, 'ip_not_allowed'])
+      }
+      cases.push(['api', 2, at(300, c), 'invalid_request'], ['dav', 2, `/${at(1100, c)}`, 'invalid_request'])
+    }
+    for (const [kind, field, value, reason] of cases) {
+      expectAll(kind, replaced(kind === 'api' ? API : DAV, field, value), reason, `${kind} field ${field} = ${JSON.stringify(value.slice(-40))} (${value.length})`)
+    }
+  })
+
+  test('an IPv6 zone may hold anything, hostile characters too; the address before it may not', () => {
+    const longest = 'fe80:0000:0000:0000:0000:ffff:255.255.255.255'
+    assert.equal(longest.length, 45)
+    const cases: Array<[string, Reason]> = [
+      ['fe80::1%eth0', 'allowed'],
+      [`${longest}%eth0`, 'allowed'],
+      [`${longest}%`, 'ip_not_allowed'],
+      ['fe80::1%', 'ip_not_allowed'],
+    ]
+    for (const c of HOSTILE) {
+      cases.push([`fe80::1%${c}`, 'allowed'], [`fe80::1%eth${c}0`, 'allowed'], [`fe80::1%${c.repeat(100)}`, 'allowed'])
+      cases.push([`${longest}%${c}`, 'allowed'], [`${longest}%${c.repeat(30)}`, 'allowed'])
+      cases.push([`fe80::${c}1%eth0`, 'ip_not_allowed'], [`fe80::1${c}%eth0`, 'ip_not_allowed'], [`${longest}${c}%eth0`, 'ip_not_allowed'])
+      cases.push([`${c}%eth0`, 'ip_not_allowed'], [`%${c}`, 'ip_not_allowed'])
+    }
+    for (const [ip, reason] of cases) {
+      expectAll('api', replaced(API, 3, ip), reason, `api ip ${JSON.stringify(ip)}`)
+      expectAll('dav', replaced(DAV, 3, ip), reason, `dav ip ${JSON.stringify(ip)}`)
     }
   })
 })

@@ -1,10 +1,10 @@
 //! The per-call path: `check`, `explain` and `explainKey`, and their WebDAV twins
 //! `checkDav`, `explainDav` and `explainKeyDav`. Arguments are read straight into
-//! stack buffers with one napi call each (buffers left uninitialised: only the bytes napi
-//! writes are read); a string too long for its buffer is read as longer than any valid
+//! stack buffers with one napi call each (buffers left uninitialised: only what napi
+//! writes is read); a string too long for its buffer is read as longer than any valid
 //! value, so truncation never changes an answer.
 
-use std::ffi::{c_char, c_void, CStr, CString};
+use std::ffi::{c_void, CStr, CString};
 use std::io::Write;
 use std::mem::MaybeUninit;
 
@@ -18,29 +18,101 @@ use napi_derive::napi;
 
 use crate::convert::ExplanationDto;
 
-/// Slack beyond the longest valid value: napi writes whole characters only (up
-/// to 4 bytes) and keeps one byte for a NUL, so any string longer than the
-/// longest valid value still reads as longer than it, never as a valid prefix.
+/// Slack beyond the longest valid value, more than the one unit napi keeps for
+/// a NUL: any string longer than the longest valid value still reads as longer
+/// than it, never as a valid prefix.
 const SLACK: usize = 6;
 const SECRET_BUF: usize = MAX_SECRET_LEN + SLACK;
 const NAME_BUF: usize = MAX_NAME_LEN + SLACK;
 const METHOD_BUF: usize = MAX_DAV_METHOD_LEN + SLACK;
 /// A WebDAV path may carry one leading `/` beyond its longest valid length.
 const PATH_BUF: usize = MAX_DAV_PATH_LEN + 1 + SLACK;
-/// The longest textual IPv6 address with an IPv4 tail is 45 bytes.
+/// The longest textual IPv6 address with an IPv4 tail is 45 bytes; a zone after
+/// it (`%eth0`) is read far enough to see that it is there.
 const IP_BUF: usize = 45 + SLACK;
 
-/// A stack buffer napi writes a string into; not zeroed first (about 600 bytes a call).
-type Buf<const N: usize> = [MaybeUninit<u8>; N];
+/// What every UTF-16 unit from `0x7F` up reads as: DEL, a byte no valid secret,
+/// name, method, path or address holds, as none holds a non-ASCII character (or
+/// DEL). In an IPv6 zone, where anything goes, it is as good as the character.
+const NOT_ASCII: u8 = 0x7F;
 
-const fn buf<const N: usize>() -> Buf<N> {
-    [MaybeUninit::uninit(); N]
+/// A stack buffer for one string argument: the UTF-16 units napi writes, and the
+/// bytes they narrow to. Neither is zeroed first (only what napi writes is read).
+///
+/// UTF-16 rather than UTF-8: V8 widens a one-byte string into it for about two
+/// thirds of what its UTF-8 encoder costs (callgrind). Every valid value is ASCII,
+/// so narrowing each other unit to [`NOT_ASCII`] gives every answer UTF-8 would.
+/// (Latin-1 would be cheaper still, but V8 writes a two-byte character as its low
+/// byte, so `Ł` would read as `A`.)
+struct Buf<const N: usize> {
+    units: [MaybeUninit<u16>; N],
+    bytes: [MaybeUninit<u8>; N],
 }
 
-/// Reads a JS string as UTF-8 into `buf`; `Err` when the value is not a string.
-fn read<'b>(value: &Unknown, buf: &'b mut [MaybeUninit<u8>]) -> Result<&'b [u8], ()> {
+impl<const N: usize> Buf<N> {
+    const fn new() -> Self {
+        Buf { units: [MaybeUninit::uninit(); N], bytes: [MaybeUninit::uninit(); N] }
+    }
+
+    /// Reads a JS string, its first `N - 1` units at most, as bytes; `None` when
+    /// `value` is not a string.
+    fn read(&mut self, env: sys::napi_env, value: sys::napi_value) -> Option<&[u8]> {
+        let mut len = 0usize;
+        // SAFETY: `units` is writable for `N` units; napi writes at most that many, NUL included.
+        let status = unsafe { sys::napi_get_value_string_utf16(env, value, self.units.as_mut_ptr().cast::<u16>(), N, &mut len) };
+        // napi keeps a unit for the NUL, so `len < N`; anything else is refused, not trusted.
+        if status != sys::Status::napi_ok || len >= N {
+            return None;
+        }
+        // SAFETY: napi has written the string's first `len` units at the start of `units`.
+        let units = unsafe { std::slice::from_raw_parts(self.units.as_ptr().cast::<u16>(), len) };
+        let bytes = self.bytes.get_mut(..len)?;
+        narrow(units, bytes);
+        // SAFETY: `narrow` has written the first `len` bytes.
+        Some(unsafe { std::slice::from_raw_parts(self.bytes.as_ptr().cast::<u8>(), len) })
+    }
+}
+
+/// Writes each of `units` into `bytes` (as long) as its byte, [`NOT_ASCII`] if
+/// it has none. Strings here are short, so a scalar tail would cost more than
+/// the vector steps: the widest step that fits is taken, its last one
+/// overlapping the one before.
+fn narrow(units: &[u16], bytes: &mut [MaybeUninit<u8>]) {
+    match units.len() {
+        16.. => narrow_by::<16>(units, bytes),
+        8.. => narrow_by::<8>(units, bytes),
+        4.. => narrow_by::<4>(units, bytes),
+        _ => narrow_by::<1>(units, bytes),
+    }
+}
+
+/// [`narrow`], `W` units a step, the last step ending at the last unit;
+/// writes nothing when there are fewer than `W` (or `bytes` is not as long as `units`).
+#[inline(always)]
+fn narrow_by<const W: usize>(units: &[u16], bytes: &mut [MaybeUninit<u8>]) {
+    if units.len() != bytes.len() {
+        return;
+    }
+    for (to, from) in bytes.chunks_exact_mut(W).zip(units.chunks_exact(W)) {
+        narrow_step(to, from);
+    }
+    if let (Some(to), Some(from)) = (bytes.last_chunk_mut::<W>(), units.last_chunk::<W>()) {
+        narrow_step(to, from);
+    }
+}
+
+#[inline(always)]
+fn narrow_step(to: &mut [MaybeUninit<u8>], from: &[u16]) {
+    for (byte, &unit) in to.iter_mut().zip(from) {
+        // `min` leaves a value below 0x80: the cast keeps it whole.
+        byte.write(unit.min(u16::from(NOT_ASCII)) as u8);
+    }
+}
+
+/// Reads a JS string into `buf` (see [`Buf::read`]); `Err` when the value is not a string.
+fn read<'b, const N: usize>(value: &Unknown, buf: &'b mut Buf<N>) -> Result<&'b [u8], ()> {
     let raw = value.value();
-    read_raw(raw.env, raw.value, buf).ok_or(())
+    buf.read(raw.env, raw.value).ok_or(())
 }
 
 /// The raw arguments of a request: the secret, two names (service and api, or
@@ -62,7 +134,7 @@ fn with_args<const N1: usize, const N2: usize, R>(
     ip: Option<Unknown>,
     f: impl FnOnce(Args<'_>) -> R,
 ) -> napi::Result<R> {
-    let (mut s, mut first, mut second, mut i) = (buf::<SECRET_BUF>(), buf::<N1>(), buf::<N2>(), buf::<IP_BUF>());
+    let (mut s, mut first, mut second, mut i) = (Buf::<SECRET_BUF>::new(), Buf::<N1>::new(), Buf::<N2>::new(), Buf::<IP_BUF>::new());
     let type_error = || napi::Error::new(napi::Status::StringExpected, format!("{names} must be strings"));
     let secret = match secret {
         Some(secret) => read(&secret, &mut s).map_err(|_| type_error())?,
@@ -258,17 +330,15 @@ unsafe fn check<const N1: usize, const N2: usize>(
         return throw_type_error(env, c"not a keygate store handle");
     };
     let args_given = if from == Store::Bound { argc + 1 } else { argc };
-    let (mut s, mut n1, mut n2, mut i) = (buf::<SECRET_BUF>(), buf::<N1>(), buf::<N2>(), buf::<IP_BUF>());
+    let (mut s, mut n1, mut n2, mut i) = (Buf::<SECRET_BUF>::new(), Buf::<N1>::new(), Buf::<N2>::new(), Buf::<IP_BUF>::new());
     let type_error = || throw_type_error(env, type_message);
-    let (Some(secret), Some(first), Some(second)) =
-        (read_raw(env, secret, &mut s), read_raw(env, first, &mut n1), read_raw(env, second, &mut n2))
-    else {
+    let (Some(secret), Some(first), Some(second)) = (s.read(env, secret), n1.read(env, first), n2.read(env, second)) else {
         return type_error();
     };
     let ip = if args_given < 5 || is_nullish(env, ip) {
         None
     } else {
-        match read_raw(env, ip, &mut i) {
+        match i.read(env, ip) {
             Some(ip) => Some(ip),
             None => return type_error(),
         }
@@ -280,19 +350,6 @@ unsafe fn check<const N1: usize, const N2: usize>(
         return std::ptr::null_mut();
     }
     result
-}
-
-/// Reads a string argument into `buf` (see `read`); `None` when it is not a string.
-fn read_raw(env: sys::napi_env, value: sys::napi_value, buf: &mut [MaybeUninit<u8>]) -> Option<&[u8]> {
-    let mut len = 0usize;
-    // SAFETY: `buf` is writable for `buf.len()` bytes; napi writes at most that many, NUL included.
-    let status = unsafe { sys::napi_get_value_string_utf8(env, value, buf.as_mut_ptr().cast::<c_char>(), buf.len(), &mut len) };
-    // napi keeps a byte for the NUL, so `len < buf.len()`; anything else is refused, not trusted.
-    if status != sys::Status::napi_ok || len >= buf.len() {
-        return None;
-    }
-    // SAFETY: napi has written the string's first `len` bytes at the start of `buf`.
-    Some(unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), len) })
 }
 
 fn is_nullish(env: sys::napi_env, value: sys::napi_value) -> bool {
