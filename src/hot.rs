@@ -335,11 +335,13 @@ unsafe fn check<const N1: usize, const N2: usize>(
     let (Some(secret), Some(first), Some(second)) = (s.read(env, secret), n1.read(env, first), n2.read(env, second)) else {
         return type_error();
     };
-    let ip = if args_given < 5 || is_nullish(env, ip) {
+    // Read first, its type asked only when it is not a string: an address is the usual case.
+    let ip = if args_given < 5 {
         None
     } else {
         match i.read(env, ip) {
             Some(ip) => Some(ip),
+            None if is_nullish(env, ip) => None,
             None => return type_error(),
         }
     };
