@@ -10,7 +10,7 @@ use crate::ip::parse_caller_ip;
 use crate::model::{Key, KeyState, User, UserStatus};
 use crate::registry::Registry;
 use crate::rule::{ApiRule, CallNames, RuleList};
-use crate::secret::{digest, is_well_formed, Prefix};
+use crate::secret::{checksum_matches, has_secret_shape, is_well_formed, Prefix};
 
 /// Why a call was allowed or denied; the numeric values cross to JavaScript.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -243,8 +243,10 @@ pub(crate) fn decide_request<'r, Q: Request>(
 
 /// Steps 1–2 of the decision: the key `secret` names, or why there is none —
 /// `malformed_key` (step 1), `store_unavailable` (the store cannot vouch that
-/// `registry` is current: asked only for a well-formed secret, before the lookup)
-/// or `unknown_key` (step 2).
+/// `registry` is current: asked only for a well-formed secret) or `unknown_key`
+/// (step 2). The in-memory lookup comes first and the checksum (the rest of step 1)
+/// is checked only when it finds no key: a secret whose digest is a key's is that
+/// key's secret, issued well formed. The reasons are those of the documented order.
 #[inline]
 pub fn authenticate<'r>(
     registry: &'r Registry,
@@ -252,13 +254,17 @@ pub fn authenticate<'r>(
     available: impl FnOnce() -> bool,
     secret: &[u8],
 ) -> Result<&'r Key, Reason> {
-    if !is_well_formed(secret, prefix) {
+    if !has_secret_shape(secret, prefix) {
+        return Err(Reason::MalformedKey);
+    }
+    let found = registry.key_by_secret(secret);
+    if found.is_none() && !checksum_matches(secret) {
         return Err(Reason::MalformedKey);
     }
     if !available() {
         return Err(Reason::StoreUnavailable);
     }
-    registry.key_by_digest(&digest(secret)).ok_or(Reason::UnknownKey)
+    found.ok_or(Reason::UnknownKey)
 }
 
 /// Steps 3–9 of the decision for a known key: what `decide` answers once the secret
@@ -276,6 +282,8 @@ pub fn authorize_dav<'r>(registry: &'r Registry, k: &'r Key, clock: &Clock, call
 #[inline]
 pub(crate) fn authorize_request<'r, Q: Request>(registry: &'r Registry, k: &'r Key, clock: &Clock, request: Q) -> Outcome<'r, Q::Rule> {
     let deny = |reason, now| Outcome { reason, key: Some(k), matched_rule: None, now };
+    // Read at step 8, after the user's rights: loading them meanwhile hides a cache miss.
+    k.rules.prefetch();
     if !request.is_valid() {
         return deny(Reason::InvalidRequest, None);
     }

@@ -5,6 +5,8 @@
 //! are found greedily leftmost, after two cheap rejects (length, and the bytes
 //! the pattern requires against the bytes the name holds).
 
+use arrayvec::ArrayVec;
+
 /// Characters allowed in service and API names (and in patterns, besides wildcards).
 pub fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/')
@@ -48,24 +50,25 @@ impl ByteSet {
 /// (the cheap reject: a pattern needing a byte the name lacks cannot match).
 #[derive(Debug, Clone)]
 pub struct FoldedName {
-    inline: [u8; MAX_NAME_LEN],
+    /// Names of valid length; filled from the name, never zeroed first (a call folds two).
+    inline: ArrayVec<u8, MAX_NAME_LEN>,
     /// Names longer than any valid one (only `Glob::matches` is ever given them).
     long: Option<Box<[u8]>>,
-    len: usize,
     bytes: ByteSet,
 }
 
 impl FoldedName {
     pub fn new(name: &[u8]) -> FoldedName {
-        let mut folded = FoldedName { inline: [0; MAX_NAME_LEN], long: None, len: name.len(), bytes: ByteSet::default() };
+        let mut inline = ArrayVec::new();
         // A copy then an in-place fold: both vectorise (a byte-by-byte fold does not).
-        match folded.inline.get_mut(..name.len()) {
-            Some(inline) => {
-                inline.copy_from_slice(name);
+        let long = match inline.try_extend_from_slice(name) {
+            Ok(()) => {
                 inline.make_ascii_lowercase();
+                None
             }
-            None => folded.long = Some(name.to_ascii_lowercase().into_boxed_slice()),
-        }
+            Err(_) => Some(name.to_ascii_lowercase().into_boxed_slice()),
+        };
+        let mut folded = FoldedName { inline, long, bytes: ByteSet::default() };
         folded.bytes = ByteSet::of(folded.as_bytes());
         folded
     }
@@ -74,7 +77,7 @@ impl FoldedName {
     pub fn as_bytes(&self) -> &[u8] {
         match &self.long {
             Some(long) => long,
-            None => self.inline.get(..self.len).unwrap_or_default(),
+            None => &self.inline,
         }
     }
 }

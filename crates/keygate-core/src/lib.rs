@@ -23,6 +23,7 @@
 //! | `store/` | [`KeyStore`]: admin calls, checks, the write transaction, catch-up |
 //! | `decision` | the decision, step by step (`authenticate`, then `authorize`) |
 //! | `registry` | the state in memory and the one way it changes (`Change`) |
+//! | `hint_index`, `prefetch` | keys found by the secret's hint; cache-line prefetching |
 //! | `model` | users, roles, keys, [`KeyId`], and the checks of names and texts |
 //! | `rule`, `glob`, `ip`, `dav` | rules: parsing, normalising, matching; WebDAV requests |
 //! | `secret` | secrets: issuing, shape, digest, finding one in a text |
@@ -38,14 +39,15 @@ mod backend;
 mod clock;
 mod dav;
 mod decision;
-mod digest_index;
 mod error;
 mod glob;
+mod hint_index;
 mod incident;
 mod ip;
 pub mod memo;
 mod model;
 mod postgres;
+mod prefetch;
 mod registry;
 mod rule;
 mod secret;
@@ -65,7 +67,7 @@ pub use rule::validate_rule;
 pub use secret::{AFTER_PREFIX_LEN, MAX_SECRET_LEN};
 pub use store::{
     Actor, AuditAction, CopyReport, EffectiveRights, Explanation, Health, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, Options,
-    RoleView, UserInput, UserView,
+    PendingCheck, RoleView, UserInput, UserView,
 };
 
 /// The pieces below the API that keygate's own integration tests, fuzz targets
@@ -81,9 +83,9 @@ pub mod internals {
     };
     pub use crate::glob::Glob;
     pub use crate::ip::{parse_caller_ip, IpNet};
-    pub use crate::model::{check_actor, check_description, check_name};
+    pub use crate::model::{check_actor, check_description, check_name, Key};
     pub use crate::registry::{record_of, Change, KeyRecord, Registry, RoleRecord, UserRecord};
     pub use crate::rule::{normalise_list, parse_rule, Rule, RuleUse};
-    pub use crate::secret::{find_secret, generate, is_well_formed, Prefix};
+    pub use crate::secret::{digest, find_secret, generate, is_well_formed, Prefix, SecretDigest};
     pub use crate::sqlite::TABLES;
 }

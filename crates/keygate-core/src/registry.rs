@@ -8,12 +8,13 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
-use crate::digest_index::{tag_of, DigestIndex};
 use crate::error::{Error, ErrorCode, Result};
+use crate::hint_index::{tag_of_hint, HintIndex};
 use crate::memo::HintFilter;
 use crate::model::{Key, KeyId, KeyState, Role, User, UserStatus};
+use crate::prefetch::prefetch_all;
 use crate::rule::{RuleInterner, RuleUse};
-use crate::secret::SecretDigest;
+use crate::secret::{self, SecretDigest};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -58,14 +59,15 @@ pub enum Change {
     DeleteKey(KeyId),
 }
 
-/// Keys in a slab, found by secret digest or by id through tables of slot
-/// numbers, the key itself stored once. The digest table, on every check, is a
-/// flat one ([`DigestIndex`]): one cache miss before the key, not two.
+/// Keys in a slab, found by secret or by id through tables of slot numbers, the
+/// key itself stored once. The secret table, on every check, is a flat one placed
+/// by the secret's hint ([`HintIndex`]): its entry and the key are fetched while
+/// the secret is hashed.
 #[derive(Debug, Default)]
 struct KeyTable {
     slots: Vec<Option<Key>>,
     free: Vec<u32>,
-    by_digest: DigestIndex,
+    by_hint: HintIndex,
     by_id: HashTable<u32>,
 }
 
@@ -87,8 +89,26 @@ impl KeyTable {
         self.slots.get(slot as usize).and_then(Option::as_ref)
     }
 
-    fn slot_by_digest(&self, digest: &SecretDigest) -> Option<u32> {
-        self.by_digest.find(tag_of(digest), |s| self.key(s).is_some_and(|k| k.digest == *digest))
+    /// The slot of the key whose secret is `secret`. The digest is computed once, after
+    /// the first candidate's key has started loading, so hashing overlaps the loads.
+    fn slot_by_secret(&self, secret: &[u8]) -> Option<u32> {
+        let tag = tag_of_hint(*secret.last_chunk::<4>()?);
+        let mut digest = None;
+        self.by_hint.find(tag, |slot| {
+            let candidate = self.slots.get(slot as usize);
+            if let Some(candidate) = candidate {
+                prefetch_all(candidate);
+            }
+            let digest = digest.get_or_insert_with(|| secret::digest(secret));
+            candidate.and_then(Option::as_ref).is_some_and(|key| key.digest == *digest)
+        })
+    }
+
+    /// Starts loading the table entry where `secret`'s lookup begins.
+    fn prefetch_secret(&self, secret: &[u8]) {
+        if let Some(hint) = secret.last_chunk::<4>() {
+            self.by_hint.prefetch(tag_of_hint(*hint));
+        }
     }
 
     fn slot_by_id(&self, id: &KeyId) -> Option<u32> {
@@ -96,7 +116,7 @@ impl KeyTable {
     }
 
     fn insert(&mut self, key: Key) {
-        let (digest_tag, id_hash) = (tag_of(&key.digest), prefix_hash(key.id.as_bytes()));
+        let (hint_tag, id_hash) = (tag_of_hint(key.hint), prefix_hash(key.id.as_bytes()));
         let free = self.free.pop().filter(|&slot| self.slots.get(slot as usize).is_some_and(Option::is_none));
         let slot = match free.and_then(|slot| Some((slot, self.slots.get_mut(slot as usize)?))) {
             Some((slot, entry)) => {
@@ -108,14 +128,14 @@ impl KeyTable {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.by_digest.insert(digest_tag, slot);
+        self.by_hint.insert(hint_tag, slot);
         let slots = &self.slots;
         self.by_id.insert_unique(id_hash, slot, |&s| id_hash_of(slots, s));
     }
 
     fn remove(&mut self, slot: u32) -> Option<Key> {
         let key = self.slots.get_mut(slot as usize)?.take()?;
-        self.by_digest.remove(tag_of(&key.digest), slot);
+        self.by_hint.remove(tag_of_hint(key.hint), slot);
         if let Ok(entry) = self.by_id.find_entry(prefix_hash(key.id.as_bytes()), |&s| s == slot) {
             entry.remove();
         }
@@ -128,7 +148,7 @@ impl KeyTable {
     fn reserve(&mut self, additional: usize) {
         self.slots.reserve(additional);
         let slots = &self.slots;
-        self.by_digest.reserve(additional);
+        self.by_hint.reserve(additional);
         self.by_id.reserve(additional, |&s| id_hash_of(slots, s));
     }
 
@@ -175,8 +195,14 @@ impl Registry {
         self.roles.values()
     }
 
-    pub fn key_by_digest(&self, digest: &SecretDigest) -> Option<&Key> {
-        self.keys.slot_by_digest(digest).and_then(|slot| self.keys.key(slot))
+    /// The key whose secret is `secret` (by its hint, confirmed by its digest).
+    pub fn key_by_secret(&self, secret: &[u8]) -> Option<&Key> {
+        self.keys.slot_by_secret(secret).and_then(|slot| self.keys.key(slot))
+    }
+
+    /// Starts loading what a lookup of `secret` reads first (a hint to the CPU only).
+    pub fn prefetch_secret(&self, secret: &[u8]) {
+        self.keys.prefetch_secret(secret);
     }
 
     pub fn key_by_id(&self, id: &KeyId) -> Option<&Key> {

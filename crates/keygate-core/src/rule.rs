@@ -9,6 +9,7 @@ use crate::error::{describe_char, quote, Error, ErrorCode, Result};
 use crate::glob::{is_name_byte, FoldedName, Glob};
 use crate::ip::IpNet;
 use crate::model::check_no_secret;
+use crate::prefetch::prefetch;
 use crate::secret::find_secret;
 
 /// Longest rule text accepted (after trimming).
@@ -159,22 +160,45 @@ pub struct RuleList {
     rules: Box<[Arc<Rule>]>,
     /// For lists longer than [`INDEX_FROM`] rules.
     index: Option<Arc<RuleIndex>>,
+    /// The kinds of rule the list holds, so that a check asks without reading the rules.
+    kinds: RuleKinds,
+}
+
+/// Which kinds of rule a list holds (bits).
+#[derive(Debug, Clone, Copy, Default)]
+struct RuleKinds(u8);
+
+impl RuleKinds {
+    const API: u8 = 1;
+    const IP: u8 = 2;
+    const DAV: u8 = 4;
+
+    fn of(rules: &[Arc<Rule>]) -> RuleKinds {
+        RuleKinds(rules.iter().fold(0, |kinds, rule| {
+            kinds
+                | match **rule {
+                    Rule::Api(_) => Self::API,
+                    Rule::Ip(_) => Self::IP,
+                    Rule::Dav(_) => Self::DAV,
+                }
+        }))
+    }
+
+    fn has(self, kind: u8) -> bool {
+        self.0 & kind != 0
+    }
 }
 
 /// Lists of more rules than this are indexed: below it, a scan with the glob's
 /// cheap rejects costs less than hashing the call's names.
 pub const INDEX_FROM: usize = 16;
 
-/// A long list compiled once: its exact API rules hashed by (service, api), the
-/// positions of its other API rules (scanned in list order), and what kinds of
-/// rules it holds.
+/// A long list compiled once: its exact API rules hashed by (service, api), and the
+/// positions of its other API rules (scanned in list order).
 #[derive(Debug)]
 struct RuleIndex {
     exact: hashbrown::HashMap<ExactPair, u32, rustc_hash::FxBuildHasher>,
     others: Box<[u32]>,
-    has_api: bool,
-    has_ip: bool,
-    has_dav: bool,
 }
 
 /// The lower-cased service and api of a rule with no wildcard.
@@ -210,16 +234,13 @@ impl hashbrown::Equivalent<ExactPair> for PairRef<'_> {
 
 impl RuleIndex {
     fn new(rules: &[Arc<Rule>]) -> RuleIndex {
-        let mut index =
-            RuleIndex { exact: hashbrown::HashMap::default(), others: Box::default(), has_api: false, has_ip: false, has_dav: false };
+        let mut index = RuleIndex { exact: hashbrown::HashMap::default(), others: Box::default() };
         let mut others = Vec::new();
         for (at, rule) in rules.iter().enumerate() {
             let Ok(at) = u32::try_from(at) else { break };
             match &**rule {
-                Rule::Ip(_) => index.has_ip = true,
-                Rule::Dav(_) => index.has_dav = true,
+                Rule::Ip(_) | Rule::Dav(_) => {}
                 Rule::Api(api_rule) => {
-                    index.has_api = true;
                     match (api_rule.service.exact(), api_rule.api.exact()) {
                         (Some(service), Some(api)) => {
                             // The first of rules equal but for case keeps its place.
@@ -237,7 +258,8 @@ impl RuleIndex {
 
 impl RuleList {
     fn new(rules: Box<[Arc<Rule>]>, index: Option<Arc<RuleIndex>>) -> RuleList {
-        RuleList { rules, index }
+        let kinds = RuleKinds::of(&rules);
+        RuleList { rules, index, kinds }
     }
 
     pub fn texts(&self) -> Vec<String> {
@@ -249,29 +271,28 @@ impl RuleList {
     }
 
     pub fn has_api_rules(&self) -> bool {
-        match &self.index {
-            Some(index) => index.has_api,
-            None => self.rules.iter().any(|rule| matches!(**rule, Rule::Api(_))),
-        }
+        self.kinds.has(RuleKinds::API)
     }
 
     pub fn has_ip_rules(&self) -> bool {
-        match &self.index {
-            Some(index) => index.has_ip,
-            None => self.rules.iter().any(|rule| matches!(**rule, Rule::Ip(_))),
-        }
+        self.kinds.has(RuleKinds::IP)
     }
 
     pub fn has_dav_rules(&self) -> bool {
-        match &self.index {
-            Some(index) => index.has_dav,
-            None => self.rules.iter().any(|rule| matches!(**rule, Rule::Dav(_))),
+        self.kinds.has(RuleKinds::DAV)
+    }
+
+    /// Starts loading the list's rules (a hint to the CPU: a check reads them soon).
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        if let Some(first) = self.rules.first() {
+            prefetch(first);
         }
     }
 
     /// The first WebDAV rule (in list order) matching the request, if any.
     pub fn first_dav_match(&self, request: &DavNames) -> Option<&DavRule> {
-        if self.index.as_ref().is_some_and(|index| !index.has_dav) {
+        if !self.has_dav_rules() {
             return None;
         }
         self.rules.iter().find_map(|rule| match &**rule {
@@ -317,7 +338,7 @@ impl RuleList {
 
     /// Outcome of the IP-rule step: no IP rules at all allows any (or no) address.
     pub fn ip_allows(&self, ip: Option<IpAddr>) -> bool {
-        if self.index.as_ref().is_some_and(|index| !index.has_ip) {
+        if !self.has_ip_rules() {
             return true;
         }
         let mut any_ip = false;

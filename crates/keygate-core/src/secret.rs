@@ -122,15 +122,21 @@ pub fn digest(secret: &[u8]) -> SecretDigest {
 /// True when `secret` has the shape of a secret issued with `prefix`: right
 /// prefix, length and alphabet, and a checksum that matches. No lookup needed.
 pub fn is_well_formed(secret: &[u8], prefix: &Prefix) -> bool {
+    has_secret_shape(secret, prefix) && checksum_matches(secret)
+}
+
+/// The cheap part of [`is_well_formed`]: right prefix, length and alphabet (the
+/// checksum is not checked).
+pub(crate) fn has_secret_shape(secret: &[u8], prefix: &Prefix) -> bool {
     let Some([b'_', body @ ..]) = secret.strip_prefix(prefix.0.as_bytes()) else {
         return false;
     };
     // Branch-free: random base62 characters would make a per-character branch mispredict.
-    body.len() == BODY_CHARS && body.iter().fold(0u8, |bad, &c| bad | not_base62(c)) == 0 && checksum_matches(secret)
+    body.len() == BODY_CHARS && body.iter().fold(0u8, |bad, &c| bad | not_base62(c)) == 0
 }
 
 /// True when the last 6 characters of `secret` are the base62 CRC32 of the rest.
-fn checksum_matches(secret: &[u8]) -> bool {
+pub(crate) fn checksum_matches(secret: &[u8]) -> bool {
     match secret.split_last_chunk::<CHECKSUM_CHARS>() {
         Some((signed, checksum)) => decode_base62_u64(checksum) == Some(u64::from(crc32fast::hash(signed))),
         None => false,
@@ -138,14 +144,14 @@ fn checksum_matches(secret: &[u8]) -> bool {
 }
 
 /// True when `text` holds the 43 random characters of a secret that `is_key`
-/// knows (by digest), whatever surrounds or separates them: the checksum is
+/// knows (given the whole secret), whatever surrounds or separates them: the checksum is
 /// computable from them, so a secret pasted with its last characters changed,
 /// cut short, re-prefixed (`KG_`, `kg-`) or cut by `-`, `.` or an invisible
 /// character still gives the whole secret away. Every run of 43 consecutive
 /// base62 characters of the text, other characters skipped, is completed into
 /// the secret it would be with this store's prefix and looked up. Texts here
 /// are short (at most a few KB), so the cost is a hash per character.
-pub fn holds_known_secret(text: &[u8], prefix: &Prefix, mut is_key: impl FnMut(&SecretDigest) -> bool) -> bool {
+pub fn holds_known_secret(text: &[u8], prefix: &Prefix, mut is_key: impl FnMut(&[u8]) -> bool) -> bool {
     let base62: Vec<u8> = text.iter().copied().filter(|&c| not_base62(c) == 0).collect();
     let mut candidate = Vec::with_capacity(prefix.0.len() + 1 + BODY_CHARS);
     base62.windows(RANDOM_CHARS).any(|window| {
@@ -155,7 +161,7 @@ pub fn holds_known_secret(text: &[u8], prefix: &Prefix, mut is_key: impl FnMut(&
         candidate.extend_from_slice(window);
         let checksum = crc32fast::hash(&candidate);
         candidate.extend_from_slice(base62_fixed(&checksum.to_be_bytes(), CHECKSUM_CHARS).as_bytes());
-        is_key(&digest(&candidate))
+        is_key(&candidate)
     })
 }
 
@@ -257,7 +263,7 @@ mod tests {
     fn known_secrets_are_found_however_mangled() {
         let prefix = Prefix::default();
         let issued = generate(&prefix).unwrap();
-        let known = |d: &SecretDigest| *d == issued.digest;
+        let known = |candidate: &[u8]| digest(candidate) == issued.digest;
         let text = issued.text.as_str();
         let body = &text[3..46];
         assert!(holds_known_secret(text.as_bytes(), &prefix, known));

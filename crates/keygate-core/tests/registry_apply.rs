@@ -2,7 +2,9 @@
 //! `Change` and its effect; a change that does not fit is an error and leaves
 //! the registry exactly as it was.
 
-use keygate_core::internals::{generate, record_of, user_record, Change, KeyRecord, Prefix, Registry, RoleRecord, UserRecord};
+use keygate_core::internals::{
+    generate, record_of, user_record, Change, Key, KeyRecord, Prefix, Registry, RoleRecord, SecretDigest, UserRecord,
+};
 use keygate_core::{ErrorCode, KeyId, KeyState, UserStatus};
 
 const DAY: i64 = 86_400_000;
@@ -20,9 +22,21 @@ fn role(name: &str, rights: &[&str]) -> RoleRecord {
     RoleRecord { name: name.into(), rights: strings(rights) }
 }
 
+thread_local! {
+    /// The secret of each digest `key` issued (records keep digests only).
+    static SECRETS: std::cell::RefCell<std::collections::HashMap<SecretDigest, String>> = Default::default();
+}
+
+/// The key the registry finds for the secret behind `digest`, as a check would.
+fn by_secret<'r>(registry: &'r Registry, digest: &SecretDigest) -> Option<&'r Key> {
+    let secret = SECRETS.with(|secrets| secrets.borrow().get(digest).cloned()).expect("a digest issued by key()");
+    registry.key_by_secret(secret.as_bytes())
+}
+
 /// A key with a fresh secret; `n` makes its id (and sequence number) distinct.
 fn key(n: u8, user_id: &str, rules: &[&str]) -> KeyRecord {
     let secret = generate(&Prefix::default()).unwrap();
+    SECRETS.with(|secrets| secrets.borrow_mut().insert(secret.digest, secret.text.clone()));
     KeyRecord {
         id: KeyId::from_bytes([n; 16]),
         seq: u64::from(n),
@@ -61,7 +75,7 @@ fn snapshot(registry: &Registry) -> Snapshot {
     keys.sort_by_key(|k| k.id);
     assert_eq!(keys.len(), registry.key_count());
     for k in &keys {
-        assert_eq!(registry.key_by_digest(&k.digest).map(|found| found.id), Some(k.id), "every key is found by its digest");
+        assert_eq!(by_secret(registry, &k.digest).map(|found| found.id), Some(k.id), "every key is found by its secret");
     }
     Snapshot { users, roles, keys, next_seq: registry.next_seq() }
 }
@@ -106,7 +120,7 @@ fn put_key_adds_a_key_found_by_id_and_digest_and_advances_the_sequence() {
     assert_eq!(r.key_count(), 3);
     for k in &keys {
         assert_eq!(r.key_by_id(&k.id).map(record_of).as_ref(), Some(k));
-        assert_eq!(r.key_by_digest(&k.digest).map(|found| found.id), Some(k.id));
+        assert_eq!(by_secret(&r, &k.digest).map(|found| found.id), Some(k.id));
     }
     assert_eq!(r.next_seq(), 4, "the next key gets the sequence number after the highest");
 }
@@ -124,8 +138,37 @@ fn put_key_replaces_a_key_by_id_and_keeps_its_latest_use() {
     assert_eq!(r.key_count(), 3, "replaced, not added");
     let stored = record_of(r.key_by_id(&old.id).unwrap());
     assert_eq!(stored, KeyRecord { last_used_at: Some(T0 + 5_000), ..new.clone() }, "a replacement does not move lastUsedAt back");
-    assert!(r.key_by_digest(&old.digest).is_none(), "the old digest no longer finds the key");
-    assert_eq!(r.key_by_digest(&new.digest).map(|k| k.id), Some(old.id));
+    assert!(by_secret(&r, &old.digest).is_none(), "the old digest no longer finds the key");
+    assert_eq!(by_secret(&r, &new.digest).map(|k| k.id), Some(old.id));
+}
+
+/// Keys are placed by their secret's last four characters (its hint) and confirmed by
+/// digest: keys sharing a hint are each found by their own secret only, also after
+/// others of that hint are deleted, and a secret of the same hint that no key has finds none.
+#[test]
+fn keys_sharing_a_hint_are_each_found_by_their_own_secret_only() {
+    let mut r = Registry::default();
+    apply(&mut r, Change::PutUser(user("alice", UserStatus::Active, &["session:*"], &[])));
+    let secrets: Vec<String> = (0..40).map(|n| format!("kg_{n:0>43}zzzz")).collect();
+    for (n, secret) in secrets.iter().enumerate() {
+        let mut record = key(n as u8 + 1, "alice", &[]);
+        record.hint = *b"zzzz";
+        record.digest = keygate_core::internals::digest(secret.as_bytes());
+        apply(&mut r, Change::PutKey(record));
+    }
+    let id_of = |r: &Registry, secret: &String| r.key_by_secret(secret.as_bytes()).map(|k| k.id);
+    for (n, secret) in secrets.iter().enumerate() {
+        assert_eq!(id_of(&r, secret), Some(KeyId::from_bytes([n as u8 + 1; 16])), "{secret}");
+    }
+    assert_eq!(r.key_by_secret(b"kg_stranger_with_the_same_hint_zzzz").map(|k| k.id), None);
+    assert_eq!(r.key_by_secret(b"zzz").map(|k| k.id), None, "shorter than a hint");
+    for n in (0..40).step_by(3) {
+        apply(&mut r, Change::DeleteKey(KeyId::from_bytes([n as u8 + 1; 16])));
+    }
+    for (n, secret) in secrets.iter().enumerate() {
+        let expected = (n % 3 != 0).then(|| KeyId::from_bytes([n as u8 + 1; 16]));
+        assert_eq!(id_of(&r, secret), expected, "{secret} after deleting every third key");
+    }
 }
 
 #[test]
@@ -133,7 +176,7 @@ fn delete_key_removes_only_that_key() {
     let (mut r, keys) = populated();
     apply(&mut r, Change::DeleteKey(keys[1].id));
     assert!(r.key_by_id(&keys[1].id).is_none());
-    assert!(r.key_by_digest(&keys[1].digest).is_none());
+    assert!(by_secret(&r, &keys[1].digest).is_none());
     assert_eq!(r.key_count(), 2);
     let before = snapshot(&r);
     apply(&mut r, Change::DeleteKey(keys[1].id));
@@ -148,7 +191,7 @@ fn delete_user_removes_the_user_and_its_keys_only() {
     assert!(r.user("alice").is_none());
     for k in &keys[..2] {
         assert!(r.key_by_id(&k.id).is_none(), "alice's key {} is gone", k.description);
-        assert!(r.key_by_digest(&k.digest).is_none());
+        assert!(by_secret(&r, &k.digest).is_none());
     }
     assert_eq!(r.key_by_id(&keys[2].id).map(record_of).as_ref(), Some(&keys[2]), "bob's key stays");
     assert_eq!(r.key_count(), 1);

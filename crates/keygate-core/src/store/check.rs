@@ -2,34 +2,71 @@
 //! `is_allowed`, and the diagnoses `explain` and `explain_key` — each for an API
 //! call and, with the `_dav` suffix, for a WebDAV request.
 
+use parking_lot::RwLockReadGuard;
+
 use super::{Explanation, KeyStore};
 use crate::decision::{authorize_request, decide_request, unavailable, Call, DavCall, Reason, Request, RuleText};
 use crate::memo::{Verdict, MEMO_HORIZON_MS};
 use crate::model::KeyId;
+use crate::registry::Registry;
+
+/// A check begun with [`KeyStore::begin_check`]: the secret is known, the memory its
+/// lookup reads is loading, and the call's names are still to come.
+pub struct PendingCheck<'s> {
+    store: &'s KeyStore,
+    /// `None` when the store could not vouch it was current at the start: the check then
+    /// answers without waiting for the registry (a reload may hold it).
+    registry: Option<RwLockReadGuard<'s, Registry>>,
+}
 
 impl KeyStore {
     /// The hot path: decides a call and records the use of the key when allowed.
     pub fn check(&self, call: Call<'_>) -> Verdict {
-        self.check_request(call)
+        self.begin_check(call.secret).check(call)
     }
 
     /// [`KeyStore::check`] for a WebDAV request.
     pub fn check_dav(&self, call: DavCall<'_>) -> Verdict {
-        self.check_request(call)
+        self.begin_check(call.secret).check_dav(call)
+    }
+
+    /// Begins a check of a call with `secret` (the same bytes the call will carry): the
+    /// key table's entry starts loading from memory, so that whatever the caller does
+    /// before [`PendingCheck::check`] (reading the call's names) overlaps that load.
+    /// Holds the registry's read lock until the check is done.
+    #[inline]
+    pub fn begin_check(&self, secret: &[u8]) -> PendingCheck<'_> {
+        let registry = self.is_current().then(|| self.inner.registry.read());
+        if let Some(registry) = &registry {
+            registry.prefetch_secret(secret);
+        }
+        PendingCheck { store: self, registry }
+    }
+}
+
+impl PendingCheck<'_> {
+    /// Decides `call` (whose secret is the one the check began with).
+    pub fn check(self, call: Call<'_>) -> Verdict {
+        self.decide(call)
+    }
+
+    /// [`PendingCheck::check`] for a WebDAV request.
+    pub fn check_dav(self, call: DavCall<'_>) -> Verdict {
+        self.decide(call)
     }
 
     #[inline]
-    fn check_request(&self, request: impl Request) -> Verdict {
-        // A store that cannot vouch it is current answers at once, without waiting
-        // for the registry (a reload may hold it).
-        if !self.is_current() {
-            let reason = unavailable(&self.inner.prefix, request);
+    fn decide(self, request: impl Request) -> Verdict {
+        let store = self.store;
+        let inner = &store.inner;
+        // A store that cannot vouch it is current answers at once.
+        let Some(registry) = self.registry else {
+            let reason = unavailable(&inner.prefix, request);
             return Verdict { reason, known_key: false, depends_on_ip: false, transient: true };
-        }
-        let registry = self.inner.registry.read();
-        let outcome = decide_request(&registry, &self.inner.prefix, &self.inner.clock, || self.is_current(), request);
+        };
+        let outcome = decide_request(&registry, &inner.prefix, &inner.clock, || store.is_current(), request);
         if let (Some(key), Some(now), true) = (outcome.key, outcome.now, outcome.allowed()) {
-            self.inner.record_use(key, now);
+            inner.record_use(key, now);
         }
         // Expired stays expired (a clock set back bumps the generation); a key about to
         // expire is decided afresh each time, so no remembered answer outlives it.
@@ -44,7 +81,9 @@ impl KeyStore {
             transient,
         }
     }
+}
 
+impl KeyStore {
     pub fn is_allowed(&self, call: Call<'_>) -> bool {
         self.check(call).reason == Reason::Allowed
     }

@@ -32,6 +32,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+pub use self::check::PendingCheck;
 pub use self::copy::CopyReport;
 pub use self::types::{
     Actor, AuditAction, EffectiveRights, Explanation, Health, Issued, KeyFilter, KeyPatch, KeyView, NewKey, Options, RoleView, UserInput,

@@ -72,7 +72,7 @@ impl Tx<'_> {
     pub(super) fn refuse_known_secrets<'t>(&self, what: &str, texts: impl IntoIterator<Item = &'t str>, code: ErrorCode) -> Result<()> {
         let registry = &self.registry;
         for text in texts {
-            if secret::holds_known_secret(text.as_bytes(), &self.store.prefix, |d| registry.key_by_digest(d).is_some()) {
+            if secret::holds_known_secret(text.as_bytes(), &self.store.prefix, |candidate| registry.key_by_secret(candidate).is_some()) {
                 return Err(Error::new(
                     code,
                     format!("{what} contains (part of) a secret of this store; a secret must never be written where the audit trail would keep it"),

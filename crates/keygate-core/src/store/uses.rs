@@ -5,7 +5,6 @@
 use super::{Inner, KeyStore};
 use crate::error::Result;
 use crate::model::{Key, KeyId};
-use crate::secret;
 
 impl Inner {
     /// Writes `lastUsedAt` of keys used since the last flush (durable stores).
@@ -69,7 +68,7 @@ impl KeyStore {
     pub fn touch(&self, secrets: &[(&[u8], i64)]) {
         let registry = self.inner.registry.read();
         for (secret, at) in secrets {
-            if let Some(key) = registry.key_by_digest(&secret::digest(secret)) {
+            if let Some(key) = registry.key_by_secret(secret) {
                 if key.touch(*at) && self.inner.durable {
                     self.inner.used.lock().push(key.id);
                 }
