@@ -10,7 +10,8 @@ use std::mem::MaybeUninit;
 
 use keygate_core::memo;
 use keygate_core::{
-    redact_secrets, Call, DavCall, KeyStore, Signals, AFTER_PREFIX_LEN, MAX_DAV_METHOD_LEN, MAX_DAV_PATH_LEN, MAX_NAME_LEN, MAX_SECRET_LEN,
+    redact_secrets, Call, DavCall, KeyStore, PendingCheck, Signals, AFTER_PREFIX_LEN, MAX_DAV_METHOD_LEN, MAX_DAV_PATH_LEN, MAX_NAME_LEN,
+    MAX_SECRET_LEN,
 };
 use napi::bindgen_prelude::{External, Object, Unknown};
 use napi::{sys, JsValue};
@@ -205,8 +206,8 @@ pub const SECRET_AFTER_PREFIX_LENGTH: u32 = AFTER_PREFIX_LEN as u32;
 unsafe extern "C" fn check_callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: `env` and `info` come from this napi callback.
     guard(env, || unsafe {
-        check::<NAME_BUF, NAME_BUF>(env, info, Store::Argument, c"secret, service, api and ip must be strings", |store, args| {
-            store.check(api_call(args)).pack()
+        check::<NAME_BUF, NAME_BUF>(env, info, Store::Argument, c"secret, service, api and ip must be strings", |pending, args| {
+            pending.check(api_call(args)).pack()
         })
     })
 }
@@ -216,8 +217,8 @@ unsafe extern "C" fn check_callback(env: sys::napi_env, info: sys::napi_callback
 unsafe extern "C" fn check_dav_callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: `env` and `info` come from this napi callback.
     guard(env, || unsafe {
-        check::<METHOD_BUF, PATH_BUF>(env, info, Store::Argument, c"secret, method, path and ip must be strings", |store, args| {
-            store.check_dav(dav_call(args)).pack()
+        check::<METHOD_BUF, PATH_BUF>(env, info, Store::Argument, c"secret, method, path and ip must be strings", |pending, args| {
+            pending.check_dav(dav_call(args)).pack()
         })
     })
 }
@@ -240,8 +241,8 @@ unsafe extern "C" fn bind_check_dav_callback(env: sys::napi_env, info: sys::napi
 unsafe extern "C" fn bound_check_callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: `env` and `info` come from this napi callback of a function `bind` made.
     guard(env, || unsafe {
-        check::<NAME_BUF, NAME_BUF>(env, info, Store::Bound, c"secret, service, api and ip must be strings", |store, args| {
-            store.check(api_call(args)).pack()
+        check::<NAME_BUF, NAME_BUF>(env, info, Store::Bound, c"secret, service, api and ip must be strings", |pending, args| {
+            pending.check(api_call(args)).pack()
         })
     })
 }
@@ -249,8 +250,8 @@ unsafe extern "C" fn bound_check_callback(env: sys::napi_env, info: sys::napi_ca
 unsafe extern "C" fn bound_check_dav_callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: `env` and `info` come from this napi callback of a function `bind` made.
     guard(env, || unsafe {
-        check::<METHOD_BUF, PATH_BUF>(env, info, Store::Bound, c"secret, method, path and ip must be strings", |store, args| {
-            store.check_dav(dav_call(args)).pack()
+        check::<METHOD_BUF, PATH_BUF>(env, info, Store::Bound, c"secret, method, path and ip must be strings", |pending, args| {
+            pending.check_dav(dav_call(args)).pack()
         })
     })
 }
@@ -302,6 +303,8 @@ enum Store {
 
 /// The body of the check callbacks: reads the store (see [`Store`]) and the
 /// request (names into buffers of `N1` and `N2` bytes), answers `decide`'s number.
+/// The check begins as soon as the secret is read ([`KeyStore::begin_check`]), so that
+/// reading the names overlaps the key table's load from memory.
 ///
 /// # Safety
 /// `env` and `info` come from the current napi callback; for `Store::Bound`, of a function `bind` made.
@@ -310,7 +313,7 @@ unsafe fn check<const N1: usize, const N2: usize>(
     info: sys::napi_callback_info,
     from: Store,
     type_message: &CStr,
-    decide: impl FnOnce(&KeyStore, Args<'_>) -> u32,
+    decide: impl FnOnce(PendingCheck<'_>, Args<'_>) -> u32,
 ) -> sys::napi_value {
     let mut argc = 5usize;
     let mut argv: [sys::napi_value; 5] = [std::ptr::null_mut(); 5];
@@ -332,7 +335,11 @@ unsafe fn check<const N1: usize, const N2: usize>(
     let args_given = if from == Store::Bound { argc + 1 } else { argc };
     let (mut s, mut n1, mut n2, mut i) = (Buf::<SECRET_BUF>::new(), Buf::<N1>::new(), Buf::<N2>::new(), Buf::<IP_BUF>::new());
     let type_error = || throw_type_error(env, type_message);
-    let (Some(secret), Some(first), Some(second)) = (s.read(env, secret), n1.read(env, first), n2.read(env, second)) else {
+    let Some(secret) = s.read(env, secret) else {
+        return type_error();
+    };
+    let pending = store.begin_check(secret);
+    let (Some(first), Some(second)) = (n1.read(env, first), n2.read(env, second)) else {
         return type_error();
     };
     // Read first, its type asked only when it is not a string: an address is the usual case.
@@ -345,7 +352,7 @@ unsafe fn check<const N1: usize, const N2: usize>(
             None => return type_error(),
         }
     };
-    let packed = decide(store, Args { secret, first, second, ip });
+    let packed = decide(pending, Args { secret, first, second, ip });
     let mut result = std::ptr::null_mut();
     // SAFETY: plain napi call with a valid env and out pointer.
     if unsafe { sys::napi_create_uint32(env, packed, &mut result) } != sys::Status::napi_ok {
