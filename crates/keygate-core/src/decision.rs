@@ -235,8 +235,11 @@ pub(crate) fn decide_request<'r, Q: Request>(
     available: impl FnOnce() -> bool,
     request: Q,
 ) -> Outcome<'r, Q::Rule> {
+    // Folded first: meanwhile the key table's entry arrives from memory (the check
+    // began loading it when the secret was read, see `KeyStore::begin_check`).
+    let names = request.names();
     match authenticate(registry, prefix, available, request.secret()) {
-        Ok(key) => authorize_request(registry, key, clock, request),
+        Ok(key) => authorize_named(registry, key, clock, request, &names),
         Err(reason) => Outcome { reason, key: None, matched_rule: None, now: None },
     }
 }
@@ -281,6 +284,18 @@ pub fn authorize_dav<'r>(registry: &'r Registry, k: &'r Key, clock: &Clock, call
 /// [`authorize`] for a request of either kind.
 #[inline]
 pub(crate) fn authorize_request<'r, Q: Request>(registry: &'r Registry, k: &'r Key, clock: &Clock, request: Q) -> Outcome<'r, Q::Rule> {
+    authorize_named(registry, k, clock, request, &request.names())
+}
+
+/// [`authorize_request`] with the request's names already folded.
+#[inline]
+fn authorize_named<'r, Q: Request>(
+    registry: &'r Registry,
+    k: &'r Key,
+    clock: &Clock,
+    request: Q,
+    names: &Q::Names,
+) -> Outcome<'r, Q::Rule> {
     let deny = |reason, now| Outcome { reason, key: Some(k), matched_rule: None, now };
     // Read at step 8, after the user's rights: loading them meanwhile hides a cache miss.
     k.rules.prefetch();
@@ -300,11 +315,10 @@ pub(crate) fn authorize_request<'r, Q: Request>(registry: &'r Registry, k: &'r K
     let Some(user) = registry.user(&k.user_id).filter(|u| u.status == UserStatus::Active) else {
         return deny(Reason::UserInactive, now);
     };
-    let names = request.names();
-    if !has_right::<Q>(registry, user, &names) {
+    if !has_right::<Q>(registry, user, names) {
         return deny(Reason::UserLacksRight, now);
     }
-    let matched_rule = Q::first_match(&k.rules, &names);
+    let matched_rule = Q::first_match(&k.rules, names);
     if matched_rule.is_none() && Q::has_rules(&k.rules) {
         return deny(Reason::NoMatchingRule, now);
     }
