@@ -100,8 +100,10 @@ const THRASH_SAMPLE = 16
  * The hint filter's upkeep: over each HINT_WINDOW calls the memo did not answer, fewer than
  * HINT_WANTED secrets that are no key's (about 3%) stop the filter lookups; that many turn them
  * back on at once (a flood of unknown secrets reaches the core HINT_WANTED times, then the filter
- * refuses it). Below that share, a lookup (a cache miss) costs more than the native calls it
- * would save (a native check of an unknown secret costs several cache misses and a SHA-256).
+ * refuses it). Below that share the lookups cost more than the native calls they save: on
+ * 200,000 keys, an unknown secret costs ~100 ns refused here and ~470 ns refused by the core,
+ * and the lookup costs a known key's check ~100 ns (wide); the share kept is well below that
+ * break-even (~25%), so a mix of keys and strangers keeps the filter.
  */
 const HINT_WINDOW = 1024
 const HINT_WANTED = 32

@@ -649,8 +649,8 @@ class KeyStore {
   /**
    * The reason code of a call the memo does not hold: one native call, remembered when
    * the secret is a key's. With `exact` false, a secret no key can have answers "unknown"
-   * without asking the core whether it is also malformed (both deny); `exact` gives the
-   * core's own reason.
+   * without asking the core whether it is also malformed (both deny) while the memo consults
+   * the hint filter (`Memo#refuses`; else the core refuses it); `exact` gives the core's own reason.
    * @param {string} secret
    * @param {string} service
    * @param {string} api
