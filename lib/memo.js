@@ -38,8 +38,8 @@
 // are keys'. So the memo counts the secrets that are no key's among the calls
 // it did not answer (refused here, or so said by the core's verdict), and
 // consults the filter only while they come: fewer than HINT_WANTED in a window
-// of HINT_WINDOW such calls turn the lookups off; HINT_WANTED of them turn them
-// back on at once. Whether it looks or not, the answer is the same (the core
+// of HINT_WINDOW calls that reached the core turn the lookups off; HINT_WANTED
+// of them turn them back on at once. Whether it looks or not, the answer is the same (the core
 // refuses an unknown secret too); only its cost differs.
 //
 // When calls are too many and too spread for the table (a wide key population:
@@ -97,9 +97,9 @@ const TOUCH_FLUSH_MS = 200
 const THRASH_WINDOW = 4096
 const THRASH_SAMPLE = 16
 /**
- * The hint filter's upkeep: over each HINT_WINDOW calls the memo did not answer, fewer than
- * HINT_WANTED secrets that are no key's (about 3%) stop the filter lookups; that many turn them
- * back on at once (a flood of unknown secrets reaches the core HINT_WANTED times, then the filter
+ * The hint filter's upkeep: over each HINT_WINDOW calls that reached the core, fewer than
+ * HINT_WANTED secrets that are no key's (refused by the filter or by the core: about 3%) stop
+ * the filter lookups; that many turn them back on at once (a flood of unknown secrets reaches the core HINT_WANTED times, then the filter
  * refuses it). Below that share the lookups cost more than the native calls they save: on
  * 200,000 keys, an unknown secret costs ~100 ns refused here and ~470 ns refused by the core,
  * and the lookup costs a known key's check ~100 ns (wide); the share kept is well below that
@@ -226,7 +226,7 @@ class Memo {
     this.misses = 0
     this.evictions = 0
     this.tick = 0
-    /** Hint filter upkeep: whether it is consulted; calls left in this window, and the secrets in it that were no key's. */
+    /** Hint filter upkeep: whether it is consulted; core calls left in this window, and the secrets in it that were no key's. */
     this.filtering = true
     this.screenings = HINT_WINDOW
     this.strangers = 0
@@ -349,28 +349,32 @@ class Memo {
   /**
    * Whether `secret`, in a call the memo did not answer, is refused without asking the core:
    * its hint is no key's (or it has none). Consults the hint filter only while secrets that
-   * are no key's come (see HINT_WINDOW); counts the call for that.
+   * are no key's come (see HINT_WINDOW).
    * @param {string} secret
    */
   refuses(secret) {
-    if (--this.screenings === 0) this.judgeFilter()
     if (!this.filtering) return false
     const hint = hintOf(secret)
     if (hint >= 0 && (this.hints[hint >>> 5] & (1 << (hint & 31))) !== 0) return false
-    this.noteStranger()
+    // Counted up to what keeps the filter on only: a flood of them writes nothing.
+    if (this.strangers < HINT_WANTED) this.strangers++
     return true
   }
 
-  /** A secret that is no key's in a call the memo did not answer: enough of them turn the hint filter on. */
-  noteStranger() {
-    if (++this.strangers >= HINT_WANTED) this.filtering = true
-  }
-
-  /** The end of a window of the hint filter's upkeep: it stays on only if enough secrets were no key's. */
-  judgeFilter() {
-    this.filtering = this.strangers >= HINT_WANTED
-    this.strangers = 0
-    this.screenings = HINT_WINDOW
+  /**
+   * Counts a call the core decided for the hint filter's upkeep (`stranger`: its secret was no
+   * key's). The window ends after HINT_WINDOW of them: the filter stays on only if HINT_WANTED
+   * secrets that were no key's came meanwhile (refused here or by the core); that many turn it
+   * on at once.
+   * @param {boolean} stranger
+   */
+  decided(stranger) {
+    if (stranger && ++this.strangers >= HINT_WANTED) this.filtering = true
+    if (--this.screenings === 0) {
+      this.filtering = this.strangers >= HINT_WANTED
+      this.strangers = 0
+      this.screenings = HINT_WINDOW
+    }
   }
 
   /**

@@ -678,9 +678,8 @@ class KeyStore {
     const reason = packed & VERDICT_REASON_MASK
     if ((packed & (VERDICT_KNOWN_KEY | VERDICT_TRANSIENT)) === VERDICT_KNOWN_KEY) {
       memo.remember(secret, service, api, ip, reason, (packed & VERDICT_DEPENDS_ON_IP) !== 0)
-    } else if ((packed & VERDICT_KNOWN_KEY) === 0 && !exact) {
-      memo.noteStranger()
     }
+    if (!exact) memo.decided((packed & VERDICT_KNOWN_KEY) === 0)
     return reason
   }
 
@@ -764,9 +763,8 @@ class KeyStore {
     const reason = packed & VERDICT_REASON_MASK
     if ((packed & (VERDICT_KNOWN_KEY | VERDICT_TRANSIENT)) === VERDICT_KNOWN_KEY) {
       memo.remember(secret, method, path, ip, reason, (packed & VERDICT_DEPENDS_ON_IP) !== 0)
-    } else if ((packed & VERDICT_KNOWN_KEY) === 0 && !exact) {
-      memo.noteStranger()
     }
+    if (!exact) memo.decided((packed & VERDICT_KNOWN_KEY) === 0)
     return reason
   }
 
