@@ -6,6 +6,7 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
+import { createRequire } from 'node:module'
 import { readFileSync, readdirSync } from 'node:fs'
 import { setPriority } from 'node:os'
 
@@ -14,7 +15,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 
 import { KeyStore } from '../index.js'
-import { DAY, at, checksum, frozenStore, issue, withUser } from './helpers.js'
+import { DAY, at, checksum, forgeSecret, frozenStore, issue, withUser } from './helpers.js'
 
 /** isAllowed twice (the second answer may come from the memo), both equal to explain's. */
 function decide(store: KeyStore, secret: string, service: string, api: string, ip?: string): boolean {
@@ -148,6 +149,64 @@ describe('a memo that stops answering while calls are too spread (thrashing), th
       assert.equal(store.isAllowed(keys[3]!.secret, 'svc', api(round % 2)), true)
     }
   })
+})
+
+describe("the hint filter, consulted only while secrets that are no key's come", () => {
+  type Check = (...args: string[]) => number
+  type Native = Record<'bindCheck' | 'bindCheckDav', (handle: unknown) => Check>
+  const load = createRequire(__filename)
+  const native = load('../lib/native.js') as Native
+  const { HINT_WINDOW, HINT_WANTED } = load('../lib/memo.js') as { HINT_WINDOW: number; HINT_WANTED: number }
+
+  /** A store whose checks of `kind` count the calls that reach the core (the check bound at construction). */
+  function countingStore(kind: 'bindCheck' | 'bindCheckDav'): { store: KeyStore; coreCalls: () => number } {
+    let calls = 0
+    const bind = native[kind]
+    native[kind] = (handle) => {
+      const check = bind(handle)
+      return (...args) => {
+        calls++
+        return check(...args)
+      }
+    }
+    try {
+      return { store: withUser(frozenStore(), { id: 'integration', rights: ['svc:*', 'dav=* docs/*'] }), coreCalls: () => calls }
+    } finally {
+      native[kind] = bind
+    }
+  }
+
+  for (const [kind, label] of [
+    ['bindCheck', 'isAllowed'],
+    ['bindCheckDav', 'isAllowedDav'],
+  ] as const) {
+    test(`${label}: after known keys only it stops looking, still refuses unknown and malformed secrets, and looks again once they come`, () => {
+      const { store, coreCalls } = countingStore(kind)
+      const ask = (secret: string, n: number) => (kind === 'bindCheck' ? store.isAllowed(secret, 'svc', `call${n}`) : store.isAllowedDav(secret, 'GET', `docs/${n}`))
+      const { secret } = issue(store)
+      /** Asks `count` never-issued secrets (all refused); returns how many reached the core. */
+      const strangers = (count: number) => {
+        const before = coreCalls()
+        for (let i = 0; i < count; i++) assert.equal(ask(forgeSecret(), i), false, `unknown secret #${i}`)
+        return coreCalls() - before
+      }
+      // A new store consults the filter: unknown secrets never reach the core.
+      assert.equal(strangers(2 * HINT_WANTED), 0)
+      // Three windows of distinct calls of a known key (none the memo can answer): every one goes to the core.
+      for (let n = 0; n < 3 * HINT_WINDOW; n++) assert.equal(ask(secret, n), true, `known key, call ${n}`)
+      // The filter is no longer consulted: an unknown secret reaches the core, which refuses it.
+      assert.equal(strangers(1), 1)
+      const malformed = [secret.slice(0, -1), `${secret.slice(0, -1)}!`, `${secret.slice(0, -4)}ÿÿÿÿ`, 'kg_', '']
+      for (const [i, text] of malformed.entries()) assert.equal(ask(text, i), false, `malformed ${JSON.stringify(text)}`)
+      // A flood of unknown secrets: HINT_WANTED of them (with those above) turn the filter on again.
+      const reached = strangers(4 * HINT_WANTED)
+      assert.ok(reached > 0 && reached <= HINT_WANTED, `${reached} of the flood reached the core`)
+      assert.equal(strangers(4 * HINT_WANTED), 0, 'after the flood turned it on')
+      // Known keys are still answered, by the core or the memo.
+      for (let n = 0; n < 100; n++) assert.equal(ask(secret, n), true, `known key, call ${n} again`)
+      assert.equal(store.explain(forgeSecret(), 'svc', 'call0').reason, 'unknown_key')
+    })
+  }
 })
 
 describe('the memo under calls that compete for one set', () => {

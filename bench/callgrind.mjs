@@ -2,8 +2,12 @@
 // shared machine is not. Each workload runs twice, with and without its checks; the
 // difference over the number of checks is the cost of one check (JS and native).
 //
-//   node bench/callgrind.mjs [workload…]      workloads: warm cold wide unknown exact worst-rules
+//   node bench/callgrind.mjs [--cache-sim[=L2]] [workload…]   workloads: warm cold wide unknown exact worst-rules
 //
+// `--cache-sim` also simulates the data caches and reports, per check, the reads and writes
+// that miss the first-level cache and those that miss the last level. Given a size
+// (`--cache-sim=1048576,16,64`: bytes, ways, line), the last level is that cache instead of
+// the machine's: with a core's L2 there, the misses counted are those that go to L3 or memory.
 // Needs valgrind. A build with symbols (CARGO_PROFILE_RELEASE_STRIP=none) lets
 // callgrind_annotate name the native functions in the kept callgrind.out.* files.
 
@@ -71,33 +75,56 @@ function child(workload, withChecks) {
   process.stdout.write(`${allowed} ${copies.length}\n`)
 }
 
+/** The run's event totals by name (Ir: instructions; with the cache simulation also D1mr, DLmr, …). */
 function collected(file) {
-  const match = /^summary:\s+(\d+)/m.exec(readFileSync(file, 'utf8')) ?? /^totals:\s+(\d+)/m.exec(readFileSync(file, 'utf8'))
-  return Number(match[1])
+  const text = readFileSync(file, 'utf8')
+  const names = /^events:\s+(.+)$/m.exec(text)[1].trim().split(/\s+/)
+  const totals = (/^summary:\s+(.+)$/m.exec(text) ?? /^totals:\s+(.+)$/m.exec(text))[1].trim().split(/\s+/).map(Number)
+  return Object.fromEntries(names.map((name, i) => [name, totals[i] ?? 0]))
 }
 
-function measure(workload) {
+/** @param {string | undefined} cacheSim undefined: no cache simulation; '': the machine's caches; else the last level's geometry */
+function measure(workload, cacheSim) {
   const dir = mkdtempSync(join(tmpdir(), 'keygate-callgrind-'))
+  const cacheArgs = cacheSim === undefined ? [] : ['--cache-sim=yes', ...(cacheSim === '' ? [] : [`--LL=${cacheSim}`])]
   const counts = {}
   for (const withChecks of [false, true]) {
     const out = join(dir, `callgrind.out.${workload}.${withChecks ? 'checks' : 'setup'}`)
     const run = spawnSync(
       'valgrind',
-      ['--tool=callgrind', `--callgrind-out-file=${out}`, process.execPath, '--single-threaded', fileURLToPath(import.meta.url), '--child', workload, String(withChecks)],
+      [
+        '--tool=callgrind',
+        ...cacheArgs,
+        `--callgrind-out-file=${out}`,
+        process.execPath,
+        '--single-threaded',
+        fileURLToPath(import.meta.url),
+        '--child',
+        workload,
+        String(withChecks),
+      ],
       { encoding: 'utf8', maxBuffer: 1 << 26 },
     )
     if (run.status !== 0) throw new Error(`callgrind ${workload}: ${run.stderr.slice(-2000)}`)
     counts[withChecks] = collected(out)
   }
   const { checks } = WORKLOADS[workload]
-  const perCheck = (counts.true - counts.false) / checks
-  process.stdout.write(`${workload}: ${Math.round(perCheck).toLocaleString('en-US')} instructions per check (${dir})\n`)
-  return perCheck
+  const perCheck = (event) => (counts.true[event] - counts.false[event]) / checks
+  let line = `${workload}: ${Math.round(perCheck('Ir')).toLocaleString('en-US')} instructions per check`
+  if (cacheSim !== undefined) {
+    const misses = (level) => (perCheck(`${level}mr`) + perCheck(`${level}mw`)).toFixed(2)
+    line += `, data misses per check: ${misses('D1')} first level, ${misses('DL')} last level`
+  }
+  process.stdout.write(`${line} (${dir})\n`)
+  return perCheck('Ir')
 }
 
 if (process.argv[2] === '--child') {
   child(process.argv[3], process.argv[4] === 'true')
 } else {
-  const chosen = process.argv.slice(2)
-  for (const workload of chosen.length > 0 ? chosen : Object.keys(WORKLOADS)) measure(workload)
+  const options = process.argv.slice(2).filter((arg) => arg.startsWith('--'))
+  const chosen = process.argv.slice(2).filter((arg) => !arg.startsWith('--'))
+  const cacheOption = options.find((arg) => arg === '--cache-sim' || arg.startsWith('--cache-sim='))
+  const cacheSim = cacheOption === undefined ? undefined : cacheOption.slice('--cache-sim='.length)
+  for (const workload of chosen.length > 0 ? chosen : Object.keys(WORKLOADS)) measure(workload, cacheSim)
 }

@@ -649,8 +649,8 @@ class KeyStore {
   /**
    * The reason code of a call the memo does not hold: one native call, remembered when
    * the secret is a key's. With `exact` false, a secret no key can have answers "unknown"
-   * without asking the core whether it is also malformed (both deny); `exact` gives the
-   * core's own reason.
+   * without asking the core whether it is also malformed (both deny) while the memo consults
+   * the hint filter (`Memo#refuses`; else the core refuses it); `exact` gives the core's own reason.
    * @param {string} secret
    * @param {string} service
    * @param {string} api
@@ -660,11 +660,13 @@ class KeyStore {
    */
   #decideFresh(secret, service, api, ip, exact) {
     const memo = this.#memo
-    // Not ending in four base62 characters: not a secret at all.
-    const hint = hintOf(secret)
-    if (hint < 0) return MALFORMED_KEY
-    // No key has this secret's hint: unknown (or malformed).
-    if (!exact && !memo.mayHold(hint)) return UNKNOWN_KEY
+    if (exact) {
+      // Not ending in four base62 characters: not a secret at all.
+      if (hintOf(secret) < 0) return MALFORMED_KEY
+    } else if (memo.refuses(secret)) {
+      // No key has this secret's hint: unknown (or malformed).
+      return UNKNOWN_KEY
+    }
     let packed
     try {
       // Without an address, three arguments: the core then asks no fourth one its type.
@@ -677,6 +679,7 @@ class KeyStore {
     if ((packed & (VERDICT_KNOWN_KEY | VERDICT_TRANSIENT)) === VERDICT_KNOWN_KEY) {
       memo.remember(secret, service, api, ip, reason, (packed & VERDICT_DEPENDS_ON_IP) !== 0)
     }
+    if (!exact) memo.decided((packed & VERDICT_KNOWN_KEY) === 0)
     return reason
   }
 
@@ -745,9 +748,11 @@ class KeyStore {
     const memo = this.#davMemo
     const remembered = memo.find(secret, method, path, ip)
     if (remembered >= 0) return remembered
-    const hint = hintOf(secret)
-    if (hint < 0) return MALFORMED_KEY
-    if (!exact && !memo.mayHold(hint)) return UNKNOWN_KEY
+    if (exact) {
+      if (hintOf(secret) < 0) return MALFORMED_KEY
+    } else if (memo.refuses(secret)) {
+      return UNKNOWN_KEY
+    }
     let packed
     try {
       const checkDav = this.#checkDav
@@ -759,6 +764,7 @@ class KeyStore {
     if ((packed & (VERDICT_KNOWN_KEY | VERDICT_TRANSIENT)) === VERDICT_KNOWN_KEY) {
       memo.remember(secret, method, path, ip, reason, (packed & VERDICT_DEPENDS_ON_IP) !== 0)
     }
+    if (!exact) memo.decided((packed & VERDICT_KNOWN_KEY) === 0)
     return reason
   }
 
