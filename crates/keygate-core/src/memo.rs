@@ -49,8 +49,10 @@
 //! 3. **table**: the memo's own presence filter, then the call's set; an entry
 //!    for the same secret, service and api (and caller address, for a key with
 //!    IP rules) answers.
-//! 4. **hint filter**, on a miss: a secret whose hint bit is clear is no key's,
-//!    so `isAllowed` answers `unknown_key` (denied) without a native call.
+//! 4. **hint filter**, on a miss, while secrets that are no key's come (a few in
+//!    each window of calls that reached the core; else the core refuses them and
+//!    the filter's cache miss is saved): a secret whose hint bit is clear is no
+//!    key's, so `isAllowed` answers `unknown_key` (denied) without a native call.
 //! 5. **core**: `check` returns the packed verdict (below). The memo remembers
 //!    it only for a known key, only when not transient, and only while the
 //!    generation is the one read in step 1 (a change made during the call bumped it).
