@@ -42,6 +42,12 @@ pub(crate) fn tag_of_hint(hint: [u8; 4]) -> u32 {
     u32::from_le_bytes(hint).wrapping_mul(0x9E37_79B1)
 }
 
+/// The tag a lookup of `secret` searches for: its hint's (`None` for a secret too
+/// short to have one), the same tag its key was filed under.
+pub(crate) fn tag_of_secret(secret: &[u8]) -> Option<u32> {
+    secret.last_chunk::<4>().map(|hint| tag_of_hint(*hint))
+}
+
 impl HintIndex {
     fn mask(&self) -> usize {
         self.entries.len().wrapping_sub(1)

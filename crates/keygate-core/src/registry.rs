@@ -9,7 +9,7 @@ use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::hint_index::{tag_of_hint, HintIndex};
+use crate::hint_index::{tag_of_hint, tag_of_secret, HintIndex};
 use crate::memo::HintFilter;
 use crate::model::{Key, KeyId, KeyState, Role, User, UserStatus};
 use crate::prefetch::prefetch_all;
@@ -92,7 +92,7 @@ impl KeyTable {
     /// The slot of the key whose secret is `secret`. The digest is computed once, after
     /// the first candidate's key has started loading, so hashing overlaps the loads.
     fn slot_by_secret(&self, secret: &[u8]) -> Option<u32> {
-        let tag = tag_of_hint(*secret.last_chunk::<4>()?);
+        let tag = tag_of_secret(secret)?;
         let mut digest = None;
         self.by_hint.find(tag, |slot| {
             let candidate = self.slots.get(slot as usize);
@@ -106,8 +106,8 @@ impl KeyTable {
 
     /// Starts loading the table entry where `secret`'s lookup begins.
     fn prefetch_secret(&self, secret: &[u8]) {
-        if let Some(hint) = secret.last_chunk::<4>() {
-            self.by_hint.prefetch(tag_of_hint(*hint));
+        if let Some(tag) = tag_of_secret(secret) {
+            self.by_hint.prefetch(tag);
         }
     }
 
