@@ -4,6 +4,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::dav::{DavNames, DavRule};
 use crate::error::{describe_char, quote, Error, ErrorCode, Result};
 use crate::glob::{is_name_byte, FoldedName, Glob};
@@ -157,12 +159,17 @@ fn check_pattern(rule: &str, part: &str, pattern: &str) -> Result<()> {
 /// through the [`RuleInterner`], and so is the index of a long list.
 #[derive(Debug, Clone, Default)]
 pub struct RuleList {
-    rules: Box<[Arc<Rule>]>,
+    /// Held inline up to [`INLINE_RULES`]: a key's rules then sit in the key's own
+    /// cache lines, which a check has already loaded (no further memory access).
+    rules: SmallVec<[Arc<Rule>; INLINE_RULES]>,
     /// For lists longer than [`INDEX_FROM`] rules.
     index: Option<Arc<RuleIndex>>,
     /// The kinds of rule the list holds, so that a check asks without reading the rules.
     kinds: RuleKinds,
 }
+
+/// Rules a list holds without a separate allocation (most keys hold a few).
+const INLINE_RULES: usize = 5;
 
 /// Which kinds of rule a list holds (bits).
 #[derive(Debug, Clone, Copy, Default)]
@@ -257,7 +264,7 @@ impl RuleIndex {
 }
 
 impl RuleList {
-    fn new(rules: Box<[Arc<Rule>]>, index: Option<Arc<RuleIndex>>) -> RuleList {
+    fn new(rules: SmallVec<[Arc<Rule>; INLINE_RULES]>, index: Option<Arc<RuleIndex>>) -> RuleList {
         let kinds = RuleKinds::of(&rules);
         RuleList { rules, index, kinds }
     }
@@ -282,11 +289,14 @@ impl RuleList {
         self.kinds.has(RuleKinds::DAV)
     }
 
-    /// Starts loading the list's rules (a hint to the CPU: a check reads them soon).
+    /// Starts loading the list's rules (a hint to the CPU: a check reads them soon):
+    /// the list's allocation when it has one, else the first rule itself.
     #[inline]
     pub(crate) fn prefetch(&self) {
-        if let Some(first) = self.rules.first() {
-            prefetch(first);
+        match self.rules.first() {
+            Some(first) if self.rules.spilled() => prefetch(first),
+            Some(first) => prefetch(&**first),
+            None => {}
         }
     }
 
@@ -404,7 +414,7 @@ impl RuleInterner {
     /// Parses a whole list; the first bad rule fails the whole list.
     pub fn parse_list<S: AsRef<str>>(&mut self, raw: &[S], usage: RuleUse) -> Result<RuleList> {
         check_count(raw.len())?;
-        let mut rules = Vec::with_capacity(raw.len());
+        let mut rules = SmallVec::with_capacity(raw.len());
         for text in raw {
             rules.push(self.intern(text.as_ref(), usage)?);
         }
@@ -412,7 +422,7 @@ impl RuleInterner {
             let index = self.indexes.entry(list_key(&rules)).or_insert_with(|| Arc::new(RuleIndex::new(&rules)));
             index.clone()
         });
-        Ok(RuleList::new(rules.into(), index))
+        Ok(RuleList::new(rules, index))
     }
 
     fn intern(&mut self, raw: &str, usage: RuleUse) -> Result<Arc<Rule>> {
@@ -437,7 +447,7 @@ impl RuleInterner {
                 self.indexes.remove(&list_key(&list.rules));
             }
         }
-        for rule in list.rules.into_vec() {
+        for rule in list.rules {
             // One reference here, one in the map: this list was the last user.
             if Arc::strong_count(&rule) == 2 {
                 self.by_text.remove(&rule.text());
