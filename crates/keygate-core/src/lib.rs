@@ -44,6 +44,7 @@ mod glob;
 mod hint_index;
 mod incident;
 mod ip;
+mod key_table;
 pub mod memo;
 mod model;
 mod postgres;

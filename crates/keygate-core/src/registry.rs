@@ -5,16 +5,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::hint_index::{tag_of_hint, tag_of_secret, HintIndex};
+use crate::key_table::KeyTable;
 use crate::memo::HintFilter;
 use crate::model::{Key, KeyId, KeyState, Role, User, UserStatus};
-use crate::prefetch::prefetch_all;
 use crate::rule::{RuleInterner, RuleUse};
-use crate::secret::{self, SecretDigest};
+use crate::secret::SecretDigest;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -57,108 +55,6 @@ pub enum Change {
     DeleteRole(String),
     PutKey(KeyRecord),
     DeleteKey(KeyId),
-}
-
-/// Keys in a slab, found by secret or by id through tables of slot numbers, the
-/// key itself stored once. The secret table, on every check, is a flat one placed
-/// by the secret's hint ([`HintIndex`]): its entry and the key are fetched while
-/// the secret is hashed.
-#[derive(Debug, Default)]
-struct KeyTable {
-    slots: Vec<Option<Key>>,
-    free: Vec<u32>,
-    by_hint: HintIndex,
-    by_id: HashTable<u32>,
-}
-
-/// Ids are uniformly random, so their first bytes are a good hash.
-#[inline]
-fn prefix_hash(bytes: &[u8]) -> u64 {
-    bytes.first_chunk::<8>().map_or(0, |head| u64::from_le_bytes(*head))
-}
-
-/// The hash the id table holds for `slot` (when it grows and rehashes).
-fn id_hash_of(slots: &[Option<Key>], slot: u32) -> u64 {
-    slots.get(slot as usize).and_then(Option::as_ref).map_or(0, |key| prefix_hash(key.id.as_bytes()))
-}
-
-impl KeyTable {
-    /// The key in `slot`; the tables only hold occupied slots, so `None` never
-    /// happens in practice (and would read as "no such key").
-    fn key(&self, slot: u32) -> Option<&Key> {
-        self.slots.get(slot as usize).and_then(Option::as_ref)
-    }
-
-    /// The slot of the key whose secret is `secret`. The digest is computed once, after
-    /// the first candidate's key has started loading, so hashing overlaps the loads.
-    fn slot_by_secret(&self, secret: &[u8]) -> Option<u32> {
-        let tag = tag_of_secret(secret)?;
-        let mut digest = None;
-        self.by_hint.find(tag, |slot| {
-            let candidate = self.slots.get(slot as usize);
-            if let Some(candidate) = candidate {
-                prefetch_all(candidate);
-            }
-            let digest = digest.get_or_insert_with(|| secret::digest(secret));
-            candidate.and_then(Option::as_ref).is_some_and(|key| key.digest == *digest)
-        })
-    }
-
-    /// Starts loading the table entry where `secret`'s lookup begins.
-    fn prefetch_secret(&self, secret: &[u8]) {
-        if let Some(tag) = tag_of_secret(secret) {
-            self.by_hint.prefetch(tag);
-        }
-    }
-
-    fn slot_by_id(&self, id: &KeyId) -> Option<u32> {
-        self.by_id.find(prefix_hash(id.as_bytes()), |&s| self.key(s).is_some_and(|k| k.id == *id)).copied()
-    }
-
-    fn insert(&mut self, key: Key) {
-        let (hint_tag, id_hash) = (tag_of_hint(key.hint), prefix_hash(key.id.as_bytes()));
-        let free = self.free.pop().filter(|&slot| self.slots.get(slot as usize).is_some_and(Option::is_none));
-        let slot = match free.and_then(|slot| Some((slot, self.slots.get_mut(slot as usize)?))) {
-            Some((slot, entry)) => {
-                *entry = Some(key);
-                slot
-            }
-            None => {
-                self.slots.push(Some(key));
-                (self.slots.len() - 1) as u32
-            }
-        };
-        self.by_hint.insert(hint_tag, slot);
-        let slots = &self.slots;
-        self.by_id.insert_unique(id_hash, slot, |&s| id_hash_of(slots, s));
-    }
-
-    fn remove(&mut self, slot: u32) -> Option<Key> {
-        let key = self.slots.get_mut(slot as usize)?.take()?;
-        self.by_hint.remove(tag_of_hint(key.hint), slot);
-        if let Ok(entry) = self.by_id.find_entry(prefix_hash(key.id.as_bytes()), |&s| s == slot) {
-            entry.remove();
-        }
-        self.free.push(slot);
-        Some(key)
-    }
-
-    /// Room for `additional` more keys, so that loading a big store grows
-    /// (and rehashes) nothing.
-    fn reserve(&mut self, additional: usize) {
-        self.slots.reserve(additional);
-        let slots = &self.slots;
-        self.by_hint.reserve(additional);
-        self.by_id.reserve(additional, |&s| id_hash_of(slots, s));
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &Key> {
-        self.slots.iter().flatten()
-    }
-
-    fn len(&self) -> usize {
-        self.slots.len().saturating_sub(self.free.len())
-    }
 }
 
 /// The most keys [`Registry::reserve_keys`] makes room for at once, whatever
@@ -260,10 +156,7 @@ impl Registry {
                 if let Some(user) = self.users.remove(id.as_str()) {
                     self.interner.release(user.rights);
                 }
-                let doomed: Vec<u32> = (self.keys.slots.iter().enumerate())
-                    .filter(|(_, key)| key.as_ref().is_some_and(|k| *k.user_id == *id))
-                    .map(|(slot, _)| slot as u32)
-                    .collect();
+                let doomed = self.keys.slots_where(|key| *key.user_id == *id);
                 for slot in doomed {
                     if let Some(key) = self.keys.remove(slot) {
                         self.interner.release(key.rules);
