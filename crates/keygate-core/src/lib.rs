@@ -23,7 +23,7 @@
 //! | `store/` | [`KeyStore`]: admin calls, checks, the write transaction, catch-up |
 //! | `decision` | the decision, step by step (`authenticate`, then `authorize`) |
 //! | `registry` | the state in memory and the one way it changes (`Change`) |
-//! | `hint_index`, `prefetch` | keys found by the secret's hint; cache-line prefetching |
+//! | `key_table`, `hint_index`, `prefetch` | keys placed and found by the secret's hint; cache-line prefetching |
 //! | `model` | users, roles, keys, [`KeyId`], and the checks of names and texts |
 //! | `rule`, `glob`, `ip`, `dav` | rules: parsing, normalising, matching; WebDAV requests |
 //! | `secret` | secrets: issuing, shape, digest, finding one in a text |
