@@ -177,8 +177,11 @@ impl KeyTable {
             entry.remove();
         }
         self.free.push(slot);
-        // Slots taken as homes leave stale entries behind: drop them before they outnumber the slots.
-        if self.free.len() > self.slots.len() {
+        // Slots taken as homes leave stale entries behind: drop them once they outnumber the
+        // slots, so a compaction (a scan of the whole stack) comes after as many removals as
+        // there are slots. Compacting as soon as the stack outgrows the slab did it every
+        // other removal once most keys were gone (the stack then holds every slot).
+        if self.free.len() > 2 * self.slots.len() {
             let slots = &self.slots;
             self.free.retain(|&s| slots.get(s as usize).is_some_and(Option::is_none));
             self.free.sort_unstable();
@@ -304,7 +307,7 @@ mod tests {
         }
         assert_finds_exactly(&table, &live);
         assert_eq!(table.slots.len(), slab, "freed slots were reused, the slab did not grow");
-        assert!(table.free.len() <= table.slots.len());
+        assert!(table.free.len() <= 2 * table.slots.len());
         let seated = table.at_home() as f64 / table.len() as f64;
         assert!(seated > 0.7, "{seated:.3} of keys in a home after churn");
     }
@@ -459,7 +462,7 @@ mod tests {
                         prop_assert_eq!(by_id, None, "a removed id is found");
                     }
                 }
-                prop_assert!(table.free.len() <= table.slots.len());
+                prop_assert!(table.free.len() <= 2 * table.slots.len());
                 prop_assert!(table.slots.len() <= 2 * peak + 16, "slab {} for a peak of {peak}", table.slots.len());
             }
         }
@@ -496,6 +499,43 @@ mod tests {
             assert_eq!(found(&table, id, secret), (Some(*id), Some(*id)));
         }
         assert_eq!(table.len(), live.len());
+    }
+
+    /// A table that once held many keys keeps its slab; rotating its few keys then must
+    /// not rescan the whole free stack every other removal (each key seated in its free
+    /// home leaves a stale entry, each removal pushes one).
+    #[test]
+    fn rotating_a_key_after_most_keys_are_deleted_rescans_the_free_stack_rarely() {
+        let mut table = KeyTable::default();
+        let ids: Vec<KeyId> = (0..5_000u32)
+            .map(|n| key_with_secret(n, &format!("kg_{n:024}")))
+            .map(|k| {
+                let id = k.id;
+                table.insert(k);
+                id
+            })
+            .collect();
+        for id in &ids[1..] {
+            table.remove(table.slot_by_id(id).unwrap());
+        }
+        let (rotations, mut scanned) = (5_000u32, 0);
+        for n in 0..rotations {
+            let secret = format!("kg_{:024}", 10_000 + n);
+            let k = key_with_secret(10_000 + n, &secret);
+            let id = k.id;
+            table.insert(k);
+            assert_eq!(found(&table, &id, &secret), (Some(id), Some(id)));
+            let before = table.free.len();
+            table.remove(table.slot_by_id(&id).unwrap());
+            // A removal pushes one entry; fewer after it means the stack was compacted.
+            if table.free.len() <= before {
+                scanned += before + 1;
+            }
+            assert!(table.free.len() <= 2 * table.slots.len());
+        }
+        assert_eq!(found(&table, &ids[0], "kg_000000000000000000000000"), (Some(ids[0]), Some(ids[0])));
+        let slab = table.slots.len();
+        assert!(scanned <= 4 * rotations as usize + 4 * slab, "{scanned} free entries rescanned in {rotations} rotations (slab {slab})");
     }
 
     #[test]
