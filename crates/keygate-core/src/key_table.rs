@@ -177,8 +177,11 @@ impl KeyTable {
             entry.remove();
         }
         self.free.push(slot);
-        // Slots taken as homes leave stale entries behind: drop them before they outnumber the slots.
-        if self.free.len() > self.slots.len() {
+        // Slots taken as homes leave stale entries behind: drop them once they outnumber the
+        // slots, so a compaction (a scan of the whole stack) comes after as many removals as
+        // there are slots. Compacting as soon as the stack outgrows the slab did it every
+        // other removal once most keys were gone (the stack then holds every slot).
+        if self.free.len() > 2 * self.slots.len() {
             let slots = &self.slots;
             self.free.retain(|&s| slots.get(s as usize).is_some_and(Option::is_none));
             self.free.sort_unstable();
@@ -236,6 +239,8 @@ impl KeyTable {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    use proptest::prelude::*;
 
     use super::*;
     use crate::model::{KeyId, KeyState};
@@ -302,7 +307,7 @@ mod tests {
         }
         assert_finds_exactly(&table, &live);
         assert_eq!(table.slots.len(), slab, "freed slots were reused, the slab did not grow");
-        assert!(table.free.len() <= table.slots.len());
+        assert!(table.free.len() <= 2 * table.slots.len());
         let seated = table.at_home() as f64 / table.len() as f64;
         assert!(seated > 0.7, "{seated:.3} of keys in a home after churn");
     }
@@ -335,6 +340,202 @@ mod tests {
         for (id, _) in &live[1..] {
             assert_eq!(table.slot_by_id(id).and_then(|s| table.key(s)).map(|k| k.id), Some(*id));
         }
+    }
+
+    /// A key with secret `secret` (any bytes: its hint is its last four, as issued) and id `n`.
+    fn key_with_secret(n: u32, secret: &str) -> Key {
+        let (mut k, _) = key(n);
+        let hint = secret.as_bytes().last_chunk::<4>().copied().unwrap();
+        k.hint = hint;
+        k.digest = secret::digest(secret.as_bytes());
+        k
+    }
+
+    /// What a lookup finds for `id` and for `secret`, as ids.
+    fn found(table: &KeyTable, id: &KeyId, secret: &str) -> (Option<KeyId>, Option<KeyId>) {
+        let by_id = table.slot_by_id(id).and_then(|slot| table.key(slot)).map(|k| k.id);
+        let by_secret = table.slot_by_secret(secret.as_bytes()).and_then(|slot| table.key(slot)).map(|k| k.id);
+        (by_id, by_secret)
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Key `id` gets a new secret ending in hint number `hint` (removed first when
+        /// present: a rotation, as the registry does it).
+        Put {
+            id: u8,
+            hint: u8,
+        },
+        Remove(u8),
+        /// `count` new keys at once (ids from 1000 up), crossing growth thresholds.
+        Burst {
+            count: u8,
+            hint: u8,
+        },
+        /// Every key whose id is a multiple of `of` removed (a user's keys deleted).
+        RemoveEvery {
+            of: u8,
+        },
+    }
+
+    fn ops() -> impl Strategy<Value = (u8, Vec<Op>)> {
+        // Few distinct hints make homes collide, so keys are moved away often.
+        let op = prop_oneof![
+            5 => (0u8..64, any::<u8>()).prop_map(|(id, hint)| Op::Put { id, hint }),
+            3 => (0u8..64).prop_map(Op::Remove),
+            1 => (1u8..60, any::<u8>()).prop_map(|(count, hint)| Op::Burst { count, hint }),
+            1 => (1u8..4).prop_map(|of| Op::RemoveEvery { of }),
+        ];
+        (prop_oneof![Just(1u8), Just(2), Just(3), Just(7), Just(255)], proptest::collection::vec(op, 1..120))
+    }
+
+    /// A hint out of `hints` distinct ones (four base62 characters, as a secret ends).
+    fn hint_text(choice: u32, hints: u32) -> String {
+        const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        let n = (choice % hints) as usize;
+        [n % 62, n / 62 % 62, 7, 11].iter().map(|&d| char::from(DIGITS[d])).collect()
+    }
+
+    proptest! {
+        /// After every insert, rotation, removal and burst, every live key is found by id
+        /// and by secret, removed keys and replaced secrets are not, `len` is right and
+        /// neither the slab nor the free stack outgrows the keys held at the peak.
+        #[test]
+        fn finds_exactly_what_a_model_holds_after_every_op((hints, ops) in ops()) {
+            let mut table = KeyTable::default();
+            let mut live: std::collections::HashMap<u32, (KeyId, String)> = std::collections::HashMap::new();
+            let mut gone: Vec<(KeyId, String)> = Vec::new();
+            let (mut peak, mut serial, mut next_burst_id) = (0usize, 0u64, 1000u32);
+            let mut new_secret = |hint: u8| {
+                serial += 1;
+                format!("kg_{serial:020}{}", hint_text(u32::from(hint), u32::from(hints)))
+            };
+            for op in ops {
+                let mut puts: Vec<(u32, u8)> = Vec::new();
+                match op {
+                    Op::Put { id, hint } => puts.push((u32::from(id), hint)),
+                    Op::Remove(id) => {
+                        if let Some((key_id, secret)) = live.remove(&u32::from(id)) {
+                            let slot = table.slot_by_id(&key_id);
+                            prop_assert_eq!(slot.and_then(|s| table.remove(s)).map(|k| k.id), Some(key_id));
+                            gone.push((key_id, secret));
+                        }
+                    }
+                    Op::Burst { count, hint } => {
+                        for i in 0..count {
+                            puts.push((next_burst_id, hint.wrapping_add(i % 3)));
+                            next_burst_id += 1;
+                        }
+                    }
+                    Op::RemoveEvery { of } => {
+                        let doomed: Vec<u32> = live.keys().copied().filter(|n| n % u32::from(of) == 0).collect();
+                        let ids: Vec<KeyId> = doomed.iter().map(|n| live[n].0).collect();
+                        for slot in table.slots_where(|k| ids.contains(&k.id)) {
+                            prop_assert!(table.remove(slot).is_some());
+                        }
+                        for n in doomed {
+                            gone.extend(live.remove(&n));
+                        }
+                    }
+                }
+                for (n, hint) in puts {
+                    let secret = new_secret(hint);
+                    let k = key_with_secret(n, &secret);
+                    if let Some(old) = live.insert(n, (k.id, secret)) {
+                        let slot = table.slot_by_id(&old.0);
+                        prop_assert_eq!(slot.and_then(|s| table.remove(s)).map(|k| k.id), Some(old.0));
+                        gone.push(old);
+                    }
+                    table.insert(k);
+                    peak = peak.max(live.len());
+                }
+                prop_assert_eq!(table.len(), live.len());
+                prop_assert_eq!(table.iter().count(), live.len());
+                for (id, secret) in live.values() {
+                    prop_assert_eq!(found(&table, id, secret), (Some(*id), Some(*id)));
+                }
+                for (id, secret) in &gone {
+                    let still = live.values().any(|(live_id, _)| live_id == id);
+                    let (by_id, by_secret) = found(&table, id, secret);
+                    prop_assert_eq!(by_secret, None, "a replaced or removed secret is found");
+                    if !still {
+                        prop_assert_eq!(by_id, None, "a removed id is found");
+                    }
+                }
+                prop_assert!(table.free.len() <= 2 * table.slots.len());
+                prop_assert!(table.slots.len() <= 2 * peak + 16, "slab {} for a peak of {peak}", table.slots.len());
+            }
+        }
+    }
+
+    /// Where each live key sits, by id.
+    fn slots_of(table: &KeyTable) -> std::collections::HashMap<KeyId, usize> {
+        (table.slots.iter().enumerate()).filter_map(|(slot, key)| key.as_ref().map(|k| (k.id, slot))).collect()
+    }
+
+    #[test]
+    fn keys_moved_away_from_a_home_are_still_found_by_id_and_secret() {
+        let mut table = KeyTable::default();
+        let mut live = Vec::new();
+        let mut moves = 0;
+        // Distinct hints, so a key seated anywhere (both homes taken) often sits in a
+        // later key's home, and is moved away.
+        for n in 0..3_000u32 {
+            let secret = format!("kg_{n:020}{}", hint_text(n, 62 * 62));
+            let k = key_with_secret(n, &secret);
+            live.push((k.id, secret));
+            let (before, placed) = (slots_of(&table), table.placed);
+            table.insert(k);
+            if table.placed == placed {
+                moves += slots_of(&table).iter().filter(|(id, slot)| before.get(*id).is_some_and(|was| was != *slot)).count();
+            }
+            if n % 97 == 0 {
+                let (id, _) = live.remove(n as usize / 2);
+                table.remove(table.slot_by_id(&id).unwrap());
+            }
+        }
+        assert!(moves > 10, "only {moves} keys were moved away");
+        for (id, secret) in &live {
+            assert_eq!(found(&table, id, secret), (Some(*id), Some(*id)));
+        }
+        assert_eq!(table.len(), live.len());
+    }
+
+    /// A table that once held many keys keeps its slab; rotating its few keys then must
+    /// not rescan the whole free stack every other removal (each key seated in its free
+    /// home leaves a stale entry, each removal pushes one).
+    #[test]
+    fn rotating_a_key_after_most_keys_are_deleted_rescans_the_free_stack_rarely() {
+        let mut table = KeyTable::default();
+        let ids: Vec<KeyId> = (0..5_000u32)
+            .map(|n| key_with_secret(n, &format!("kg_{n:024}")))
+            .map(|k| {
+                let id = k.id;
+                table.insert(k);
+                id
+            })
+            .collect();
+        for id in &ids[1..] {
+            table.remove(table.slot_by_id(id).unwrap());
+        }
+        let (rotations, mut scanned) = (5_000u32, 0);
+        for n in 0..rotations {
+            let secret = format!("kg_{:024}", 10_000 + n);
+            let k = key_with_secret(10_000 + n, &secret);
+            let id = k.id;
+            table.insert(k);
+            assert_eq!(found(&table, &id, &secret), (Some(id), Some(id)));
+            let before = table.free.len();
+            table.remove(table.slot_by_id(&id).unwrap());
+            // A removal pushes one entry; fewer after it means the stack was compacted.
+            if table.free.len() <= before {
+                scanned += before + 1;
+            }
+            assert!(table.free.len() <= 2 * table.slots.len());
+        }
+        assert_eq!(found(&table, &ids[0], "kg_000000000000000000000000"), (Some(ids[0]), Some(ids[0])));
+        let slab = table.slots.len();
+        assert!(scanned <= 4 * rotations as usize + 4 * slab, "{scanned} free entries rescanned in {rotations} rotations (slab {slab})");
     }
 
     #[test]
