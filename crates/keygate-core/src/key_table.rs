@@ -22,8 +22,8 @@ const MIN_PLACED: usize = 16;
 
 #[derive(Debug, Default)]
 pub(crate) struct KeyTable {
-    /// Slots `0..placed` are where keys are placed by their hint; keys beyond (after a
-    /// growth) or in another free slot when both homes were taken are found all the same.
+    /// `placed` slots (rebuilt before they are 9/10 full), where keys are placed by their
+    /// hint; a key whose homes were both taken sits in another free slot, found all the same.
     slots: Vec<Option<Key>>,
     placed: usize,
     /// Free slots, possibly stale (a slot taken as a home since): checked when popped.
