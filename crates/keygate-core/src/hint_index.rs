@@ -113,6 +113,12 @@ impl HintIndex {
         self.resize((self.entries.len() * 2).max(MIN_ENTRIES));
     }
 
+    /// Forgets every slot, keeping the room made for them (a rebuild files them again).
+    pub(crate) fn clear(&mut self) {
+        self.entries.fill(FREE_ENTRY);
+        self.len = 0;
+    }
+
     /// Room for `additional` more slots with no growing on the way (a store's load).
     pub(crate) fn reserve(&mut self, additional: usize) {
         let size = self.len.saturating_add(additional).saturating_mul(2).checked_next_power_of_two().unwrap_or(usize::MAX).max(MIN_ENTRIES);

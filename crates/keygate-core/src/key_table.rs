@@ -10,7 +10,7 @@
 use hashbrown::HashTable;
 
 use crate::hint_index::{tag_of_hint, tag_of_secret, HintIndex};
-use crate::model::Key;
+use crate::model::{Key, KeyId};
 use crate::prefetch::prefetch_all;
 use crate::secret;
 
@@ -102,7 +102,7 @@ impl KeyTable {
         }
     }
 
-    pub(crate) fn slot_by_id(&self, id: &crate::model::KeyId) -> Option<u32> {
+    pub(crate) fn slot_by_id(&self, id: &KeyId) -> Option<u32> {
         self.by_id.find(prefix_hash(id.as_bytes()), |&s| self.key(s).is_some_and(|k| k.id == *id)).copied()
     }
 
@@ -195,8 +195,9 @@ impl KeyTable {
         let old = std::mem::take(&mut self.slots);
         let keys = self.len();
         self.free.clear();
+        // Both tables keep their room (a store's load reserved it for all its keys).
         self.by_id.clear();
-        self.by_hint = HintIndex::default();
+        self.by_hint.clear();
         self.by_hint.reserve(keys);
         self.slots.resize_with(placed, || None);
         self.placed = placed;
@@ -206,11 +207,10 @@ impl KeyTable {
         }
     }
 
-    /// Room for `additional` more keys with no growing of the tables on the way (a
-    /// store's load). The slab only reserves capacity (an estimate costs no memory
-    /// until keys come); keys are placed as the placed region grows.
+    /// Room for `additional` more keys in the tables, so that a store's load grows
+    /// (and rehashes) neither. Not in the slab: it is made anew at each growth of the
+    /// placed slots, as keys come, so an estimate costs no memory.
     pub(crate) fn reserve(&mut self, additional: usize) {
-        self.slots.reserve(additional);
         let slots = &self.slots;
         self.by_hint.reserve(additional);
         self.by_id.reserve(additional, |&s| id_hash_of(slots, s));
