@@ -13,7 +13,6 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tokio::runtime::Runtime;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{AsyncMessage, Client, Config};
@@ -73,6 +72,65 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+impl super::Net {
+    /// A new connection (bounded by the connect timeout), its messages driven on
+    /// this runtime; notifications go to the receiver.
+    pub(super) fn connect(&self) -> Result<(Client, UnboundedReceiver<String>)> {
+        self.connect_within(self.target.connect_timeout)
+    }
+
+    /// [`Net::connect`], waiting at most `limit`. The task driving the connection is
+    /// kept, so that [`Net::end_connections`] can wait for it to say goodbye.
+    pub(super) fn connect_within(&self, limit: Duration) -> Result<(Client, UnboundedReceiver<String>)> {
+        let target = &self.target;
+        let connecting = self.rt.block_on(async { tokio::time::timeout(limit, target.config.connect(target.tls.clone())).await });
+        let (client, mut connection) = match connecting {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => return Err(target.error("cannot connect to", &e)),
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorCode::StoreUnavailable,
+                    format!("cannot connect to {} within {} ms", target.name, limit.as_millis()),
+                ))
+            }
+        };
+        let (sender, receiver) = unbounded_channel();
+        let driver = self.rt.spawn(async move {
+            loop {
+                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                    Some(Ok(AsyncMessage::Notification(n))) => {
+                        if sender.send(n.payload().to_string()).is_err() {
+                            // Nobody listens any more; keep driving the connection for its client.
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => return,
+                }
+            }
+        });
+        let mut drivers = self.drivers.lock();
+        drivers.retain(|driver| !driver.is_finished());
+        drivers.push(driver);
+        Ok((client, receiver))
+    }
+
+    /// Drives this runtime until every connection whose client has been dropped has
+    /// ended (a connection ends by telling the server goodbye), waiting at most `limit`.
+    /// Nothing else drives a runtime once the store is closed, so without this the
+    /// server would keep the connections until the store is collected.
+    pub(super) fn end_connections(&self, limit: Duration) {
+        let drivers = std::mem::take(&mut *self.drivers.lock());
+        self.rt.block_on(async {
+            let _ = tokio::time::timeout(limit, async {
+                for driver in drivers {
+                    let _ = driver.await;
+                }
+            })
+            .await;
+        });
+    }
+}
+
 impl Target {
     /// Parses a `postgres://` or `postgresql://` URL. Errors never repeat the URL
     /// (it may hold a password).
@@ -125,42 +183,6 @@ impl Target {
         let name = describe(&config);
         let tls = MakeRustlsConnect::new(tls_config(mode, root_cert.as_deref())?);
         Ok(Target { config, tls, name, connect_timeout, statement_timeout })
-    }
-
-    /// A new connection (bounded by the connect timeout), its messages driven on
-    /// `rt`; notifications go to the receiver.
-    pub(super) fn connect(&self, rt: &Runtime) -> Result<(Client, UnboundedReceiver<String>)> {
-        self.connect_within(rt, self.connect_timeout)
-    }
-
-    /// [`Target::connect`], waiting at most `limit`.
-    pub(super) fn connect_within(&self, rt: &Runtime, limit: Duration) -> Result<(Client, UnboundedReceiver<String>)> {
-        let connecting = rt.block_on(async { tokio::time::timeout(limit, self.config.connect(self.tls.clone())).await });
-        let (client, mut connection) = match connecting {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => return Err(self.error("cannot connect to", &e)),
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorCode::StoreUnavailable,
-                    format!("cannot connect to {} within {} ms", self.name, limit.as_millis()),
-                ))
-            }
-        };
-        let (sender, receiver) = unbounded_channel();
-        rt.spawn(async move {
-            loop {
-                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                    Some(Ok(AsyncMessage::Notification(n))) => {
-                        if sender.send(n.payload().to_string()).is_err() {
-                            // Nobody listens any more; keep driving the connection for its client.
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => return,
-                }
-            }
-        });
-        Ok((client, receiver))
     }
 
     /// A driver error as a keygate error: the server's own refusals (a read-only

@@ -57,9 +57,15 @@ use crate::store::Health;
 pub(super) struct Net {
     rt: Arc<Runtime>,
     target: Arc<Target>,
+    /// The tasks driving this runtime's connections (see [`Net::end_connections`]).
+    drivers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Net {
+    fn new(rt: Arc<Runtime>, target: Arc<Target>) -> Net {
+        Net { rt, target, drivers: Mutex::default() }
+    }
+
     /// Runs one database call to its end, waiting at most the statement timeout.
     fn run<T>(&self, what: &str, call: impl Future<Output = std::result::Result<T, tokio_postgres::Error>>) -> Result<T> {
         self.run_within(self.target.statement_timeout, what, call)
@@ -222,6 +228,9 @@ const LOCK_META: &str =
     concat!("SELECT ", epoch_sql!(), ", m.version, m.audit_seq, m.audit_hash, m.mark FROM keygate_meta m WHERE m.id = 1 FOR UPDATE OF m");
 const CHANGES_SINCE: &str = "SELECT version, mark, changes FROM keygate_changes WHERE version > $1 AND version <= $2 ORDER BY version";
 const INSERT_CHANGE: &str = "INSERT INTO keygate_changes (version, token, at, changes, mark) VALUES ($1, $2, $3, $4, $5)";
+/// How long `close` waits for its connections to say goodbye to the server (a
+/// connection still waiting for an answer ends when the answer comes).
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 const NOTIFY: &str = "SELECT pg_notify('keygate', $1)";
 /// The meta row and the changes after a version, in one snapshot.
 const POLL: &str = concat!(
@@ -243,7 +252,7 @@ impl Shared {
     }
 
     fn connect_writer(&self) -> Result<Writer> {
-        let (client, _notifications) = self.writer_net.target.connect(&self.writer_net.rt)?;
+        let (client, _notifications) = self.writer_net.connect()?;
         Ok(Writer { client, prepared: HashMap::new(), locked: None })
     }
 
@@ -696,10 +705,11 @@ impl Backend for PgBackend {
         *self.shared.writer.lock() = None;
         *self.shared.listener.lock() = None;
         // A dropped client's connection says goodbye to the server only when its task
-        // next runs, and nothing runs these runtimes any more: run them briefly, so that
-        // the server's connections end with `close`, not when the store is collected.
+        // next runs, and nothing runs these runtimes any more (the listener thread has
+        // ended): run them until the connections have ended, so that the server's
+        // connections end with `close`, not when the store is collected.
         for net in [&self.shared.writer_net, &self.shared.net] {
-            net.rt.block_on(async { tokio::time::sleep(Duration::from_millis(1)).await });
+            net.end_connections(CLOSE_WAIT);
         }
     }
 }

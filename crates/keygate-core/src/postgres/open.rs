@@ -56,13 +56,13 @@ pub(crate) fn open(url: &str, options: Options) -> Result<KeyStore> {
     let statement_timeout = timeout(options.statement_timeout_ms, "statementTimeoutMs")?;
     let target = Target::parse(url, connect_timeout, statement_timeout)?;
     let target = Arc::new(target);
-    let net = Net { rt: runtime()?, target: target.clone() };
-    let writer_net = Net { rt: runtime()?, target };
-    let (client, _) = writer_net.target.connect(&writer_net.rt)?;
+    let net = Net::new(runtime()?, target.clone());
+    let writer_net = Net::new(runtime()?, target);
+    let (client, _) = writer_net.connect()?;
     schema::check_writable(&writer_net, &client)?;
     let meta = schema::ensure(&writer_net, &client, options.key_prefix.as_deref(), options.max_lifetime_days)?;
     // LISTEN before the snapshot: whatever commits after it is notified.
-    let (listener, mut notifications) = net.target.connect(&net.rt)?;
+    let (listener, mut notifications) = net.connect()?;
     net.run("listening on", listener.batch_execute(&format!("LISTEN {CHANNEL}")))?;
     let mut token = [0u8; 8];
     random_bytes(&mut token)?;

@@ -227,7 +227,7 @@ impl Watcher {
         } else {
             shared.net.target.connect_timeout.min(to_bound.max(BACKOFF_MIN))
         };
-        let connected = shared.net.target.connect_within(&shared.net.rt, limit).and_then(|(client, notifications)| {
+        let connected = shared.net.connect_within(limit).and_then(|(client, notifications)| {
             shared.net.run_within(limit, "listening on", client.batch_execute(&format!("LISTEN {CHANNEL}")))?;
             Ok((client, notifications))
         });
