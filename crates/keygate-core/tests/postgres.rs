@@ -79,6 +79,17 @@ fn open(url: &str) -> keygate_core::Result<KeyStore> {
 }
 
 /// User `svc` and one key of it (see `common::seed_with`).
+/// Options failing closed after `fail_closed_after_ms`, each statement and connect attempt
+/// bounded by `timeout_ms`.
+fn bounded(fail_closed_after_ms: f64, timeout_ms: f64) -> Options {
+    Options {
+        fail_closed_after_ms: Some(fail_closed_after_ms),
+        statement_timeout_ms: Some(timeout_ms),
+        connect_timeout_ms: Some(timeout_ms),
+        ..Default::default()
+    }
+}
+
 fn seed(store: &KeyStore) -> (String, String) {
     common::seed_with(store, &["session:*"])
 }
@@ -289,13 +300,7 @@ fn a_store_slower_to_read_than_the_statement_timeout_opens_and_reloads() {
 fn a_store_that_lost_the_database_fails_closed_after_fail_closed_after_ms_and_recovers() {
     let Some(db) = Db::new() else { return };
     let proxy = Proxy::start();
-    let options = Options {
-        fail_closed_after_ms: Some(1500.0),
-        statement_timeout_ms: Some(1000.0),
-        connect_timeout_ms: Some(1000.0),
-        ..Default::default()
-    };
-    let store = KeyStore::open(&proxy.url(&db), options).unwrap();
+    let store = KeyStore::open(&proxy.url(&db), bounded(1500.0, 1000.0)).unwrap();
     let (_, secret) = seed(&store);
     assert_eq!(reason(&store, &secret), Reason::Allowed);
     proxy.forwarding.store(false, Ordering::SeqCst);
@@ -1024,13 +1029,7 @@ fn a_forged_notification_from_another_role_never_reinstates_a_revoked_key() {
 fn an_admin_call_on_a_half_open_connection_is_bounded_by_the_timeouts() {
     let Some(db) = Db::new() else { return };
     let proxy = Proxy::start();
-    let options = Options {
-        fail_closed_after_ms: Some(60_000.0),
-        statement_timeout_ms: Some(1000.0),
-        connect_timeout_ms: Some(1000.0),
-        ..Default::default()
-    };
-    let store = KeyStore::open(&proxy.url(&db), options).unwrap();
+    let store = KeyStore::open(&proxy.url(&db), bounded(60_000.0, 1000.0)).unwrap();
     seed(&store);
     proxy.forwarding.store(false, Ordering::SeqCst);
     for _ in 0..3 {
@@ -1044,6 +1043,29 @@ fn an_admin_call_on_a_half_open_connection_is_bounded_by_the_timeouts() {
         assert!(took < Duration::from_millis(3_500), "2 × statement 1000 ms + connect 1000 ms, took {took:?}");
     }
     store.close().unwrap();
+}
+
+/// `close` waits for its connections to say goodbye, but not for a server that stopped
+/// answering: it runs on the host's event loop.
+#[test]
+fn closing_the_store_on_a_half_open_connection_is_bounded() {
+    let Some(db) = Db::new() else { return };
+    let proxy = Proxy::start();
+    let store = KeyStore::open(&proxy.url(&db), bounded(60_000.0, 500.0)).unwrap();
+    let (_, secret) = seed(&store);
+    // A use to flush at close, then a heartbeat left unanswered.
+    assert_eq!(reason(&store, &secret), Reason::Allowed);
+    proxy.forwarding.store(false, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(400));
+    let started = Instant::now();
+    store.close().unwrap();
+    let took = started.elapsed();
+    eprintln!("close on a half-open connection: {took:?}");
+    // Each wait is bounded: the flush (it may first wait for the write connection), the
+    // listener thread's round (its statements or a connect attempt), 500 ms each; then
+    // connections that cannot say goodbye are cut after 200 ms. Measured: 1.5–2.6 s.
+    assert!(took < Duration::from_millis(4_000), "took {took:?}");
+    assert!(store.is_closed());
 }
 
 /// One thread makes admin calls without pause while another closes the store:

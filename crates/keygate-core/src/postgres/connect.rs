@@ -114,19 +114,19 @@ impl super::Net {
         Ok((client, receiver))
     }
 
-    /// Drives this runtime until every connection whose client has been dropped has
-    /// ended (a connection ends by telling the server goodbye), waiting at most `limit`.
-    /// Nothing else drives a runtime once the store is closed, so without this the
-    /// server would keep the connections until the store is collected.
-    pub(super) fn end_connections(&self, limit: Duration) {
+    /// Ends this runtime's connections whose clients have been dropped: each says goodbye
+    /// to the server if it can by `deadline`, else (a server that stopped answering) is cut,
+    /// its socket closed. Nothing else drives a runtime once the store is closed, so without
+    /// this the server would keep the connections until the store is collected.
+    pub(super) fn end_connections(&self, deadline: std::time::Instant) {
         let drivers = std::mem::take(&mut *self.drivers.lock());
         self.rt.block_on(async {
-            let _ = tokio::time::timeout(limit, async {
-                for driver in drivers {
+            for mut driver in drivers {
+                if tokio::time::timeout_at(deadline.into(), &mut driver).await.is_err() {
+                    driver.abort();
                     let _ = driver.await;
                 }
-            })
-            .await;
+            }
         });
     }
 }

@@ -228,9 +228,10 @@ const LOCK_META: &str =
     concat!("SELECT ", epoch_sql!(), ", m.version, m.audit_seq, m.audit_hash, m.mark FROM keygate_meta m WHERE m.id = 1 FOR UPDATE OF m");
 const CHANGES_SINCE: &str = "SELECT version, mark, changes FROM keygate_changes WHERE version > $1 AND version <= $2 ORDER BY version";
 const INSERT_CHANGE: &str = "INSERT INTO keygate_changes (version, token, at, changes, mark) VALUES ($1, $2, $3, $4, $5)";
-/// How long `close` waits for its connections to say goodbye to the server (a
-/// connection still waiting for an answer ends when the answer comes).
-const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// How long `close` waits, at most, for its connections to say goodbye to the server
+/// before cutting them. A connection says goodbye at once unless it still awaits an
+/// answer (a server that stopped answering); `close` runs on the host's event loop.
+const CLOSE_WAIT: Duration = Duration::from_millis(200);
 const NOTIFY: &str = "SELECT pg_notify('keygate', $1)";
 /// The meta row and the changes after a version, in one snapshot.
 const POLL: &str = concat!(
@@ -708,8 +709,9 @@ impl Backend for PgBackend {
         // next runs, and nothing runs these runtimes any more (the listener thread has
         // ended): run them until the connections have ended, so that the server's
         // connections end with `close`, not when the store is collected.
+        let deadline = Instant::now() + CLOSE_WAIT;
         for net in [&self.shared.writer_net, &self.shared.net] {
-            net.end_connections(CLOSE_WAIT);
+            net.end_connections(deadline);
         }
     }
 }
