@@ -78,7 +78,6 @@ fn open(url: &str) -> keygate_core::Result<KeyStore> {
     KeyStore::open(url, Options::default())
 }
 
-/// User `svc` and one key of it (see `common::seed_with`).
 /// Options failing closed after `fail_closed_after_ms`, each statement and connect attempt
 /// bounded by `timeout_ms`.
 fn bounded(fail_closed_after_ms: f64, timeout_ms: f64) -> Options {
@@ -90,6 +89,7 @@ fn bounded(fail_closed_after_ms: f64, timeout_ms: f64) -> Options {
     }
 }
 
+/// User `svc` and one key of it (see `common::seed_with`).
 fn seed(store: &KeyStore) -> (String, String) {
     common::seed_with(store, &["session:*"])
 }
