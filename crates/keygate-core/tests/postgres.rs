@@ -1068,6 +1068,100 @@ fn closing_the_store_on_a_half_open_connection_is_bounded() {
     assert!(store.is_closed());
 }
 
+/// Each connection through a [`goodbye_proxy`]: whether the client sent LISTEN, and
+/// whether the last thing it sent before its end was Terminate (a goodbye).
+#[derive(Default)]
+struct Goodbyes {
+    accepted: usize,
+    ended: Vec<(bool, bool)>,
+}
+
+/// A proxy that forwards everything and notes how each connection ended.
+fn goodbye_proxy() -> (u16, Arc<std::sync::Mutex<Goodbyes>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(std::sync::Mutex::new(Goodbyes::default()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let Ok(mut server) = TcpStream::connect(SERVER) else { continue };
+            record.lock().unwrap().accepted += 1;
+            let (mut client_out, mut server_in) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let record = record.clone();
+            std::thread::spawn(move || {
+                let (mut listens, mut tail) = (false, Vec::new());
+                let mut buf = [0u8; 16384];
+                while let Ok(n @ 1..) = client.read(&mut buf) {
+                    listens |= buf[..n].windows(6).any(|w| w == b"LISTEN");
+                    tail.extend_from_slice(&buf[..n]);
+                    tail.drain(..tail.len().saturating_sub(5));
+                    if server.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                record.lock().unwrap().ended.push((listens, tail == [b'X', 0, 0, 0, 4]));
+                let _ = server.shutdown(std::net::Shutdown::Both);
+            });
+            std::thread::spawn(move || std::io::copy(&mut server_in, &mut client_out));
+        }
+    });
+    (port, seen)
+}
+
+/// A write connection still waiting for an answer at close (its statement timed out on a
+/// lock held elsewhere) is cut after 200 ms; the listener, which can say goodbye within a
+/// round trip, still does. It was cut unheard: the write connection's wait used up the
+/// deadline before the listener's runtime ran at all.
+#[test]
+fn close_says_goodbye_on_the_listener_while_the_write_connection_awaits_an_answer() {
+    let Some(db) = Db::new() else { return };
+    let (port, seen) = goodbye_proxy();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/{}?sslmode=disable", db.name);
+    let store = KeyStore::open(&url, Options { statement_timeout_ms: Some(500.0), ..Default::default() }).unwrap();
+    let (id, _) = seed(&store);
+    let mut holder = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            &db.name,
+            "-Atc",
+            "BEGIN; SELECT 1 FROM keygate_meta FOR UPDATE; SELECT pg_sleep(20)",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while db.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' AND wait_event = 'PgSleep'") != "1" {
+        assert!(start.elapsed() < Duration::from_secs(10), "the holder never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let refused = store.set_state(&id, "suspended", None).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::StoreUnavailable, "{refused}");
+    let started = Instant::now();
+    store.close().unwrap();
+    let took = started.elapsed();
+    // Every connection has ended (said goodbye or been cut) once close returns.
+    let start = Instant::now();
+    loop {
+        let seen = seen.lock().unwrap();
+        if seen.ended.len() == seen.accepted {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "a connection never ended: {:?}", seen.ended);
+        drop(seen);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let ended = seen.lock().unwrap().ended.clone();
+    assert!(ended.iter().any(|&(listens, goodbye)| listens && goodbye), "the listener was cut without a goodbye: {ended:?}");
+    assert!(took < Duration::from_secs(2), "close took {took:?}");
+}
+
 /// One thread makes admin calls without pause while another closes the store:
 /// no panic, no hang; every call after close fails, and nothing acknowledged is lost.
 #[test]

@@ -5,7 +5,7 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -14,6 +14,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio::task::JoinHandle;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{AsyncMessage, Client, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -22,6 +23,9 @@ use crate::error::{Error, ErrorCode, Result};
 
 /// The notification channel every keygate process listens on.
 pub(super) const CHANNEL: &str = "keygate";
+/// How long [`Net::end_connections`](super::Net::end_connections) drives one runtime
+/// before it turns to the other.
+const END_TURN: Duration = Duration::from_millis(10);
 
 /// How TLS is used, as libpq's `sslmode` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,20 +118,56 @@ impl super::Net {
         Ok((client, receiver))
     }
 
-    /// Ends this runtime's connections whose clients have been dropped: each says goodbye
+    /// Ends the connections of `nets` whose clients have been dropped: each says goodbye
     /// to the server if it can by `deadline`, else (a server that stopped answering) is cut,
-    /// its socket closed. Nothing else drives a runtime once the store is closed, so without
-    /// this the server would keep the connections until the store is collected.
-    pub(super) fn end_connections(&self, deadline: std::time::Instant) {
-        let drivers = std::mem::take(&mut *self.drivers.lock());
-        self.rt.block_on(async {
-            for mut driver in drivers {
-                if tokio::time::timeout_at(deadline.into(), &mut driver).await.is_err() {
-                    driver.abort();
-                    let _ = driver.await;
-                }
+    /// its socket closed. Nothing else drives these runtimes once the store is closed, so
+    /// without this the server would keep the connections until the store is collected.
+    ///
+    /// The runtimes are driven in turns of [`END_TURN`], not one after the other: a
+    /// connection that cannot say goodbye (it still awaits an answer) would otherwise use
+    /// up the wait, and the other runtime's connections, which need a round trip of their
+    /// own (the answer to a statement's close, say), would be cut unheard.
+    pub(super) fn end_connections(nets: &[&super::Net], deadline: Instant) {
+        let mut ending: Vec<_> = nets.iter().map(|net| (*net, std::mem::take(&mut *net.drivers.lock()))).collect();
+        loop {
+            let turn_ends = (Instant::now() + END_TURN).min(deadline);
+            let mut running = false;
+            for (net, drivers) in &mut ending {
+                running |= net.drive_until_ended(drivers, turn_ends);
             }
-        });
+            if !running || Instant::now() >= deadline {
+                break;
+            }
+        }
+        for (net, drivers) in ending {
+            if !drivers.is_empty() {
+                net.rt.block_on(async {
+                    for driver in drivers {
+                        driver.abort();
+                        let _ = driver.await;
+                    }
+                });
+            }
+        }
+    }
+
+    /// Drives this runtime until `drivers` have ended or `until`; keeps those still
+    /// running and says whether there are any.
+    fn drive_until_ended(&self, drivers: &mut Vec<JoinHandle<()>>, until: Instant) -> bool {
+        if !drivers.is_empty() {
+            self.rt.block_on(async {
+                let _ = tokio::time::timeout_at(until.into(), async {
+                    for driver in drivers.iter_mut() {
+                        if !driver.is_finished() {
+                            let _ = driver.await;
+                        }
+                    }
+                })
+                .await;
+            });
+            drivers.retain(|driver| !driver.is_finished());
+        }
+        !drivers.is_empty()
     }
 }
 

@@ -709,9 +709,6 @@ impl Backend for PgBackend {
         // next runs, and nothing runs these runtimes any more (the listener thread has
         // ended): run them until the connections have ended, so that the server's
         // connections end with `close`, not when the store is collected.
-        let deadline = Instant::now() + CLOSE_WAIT;
-        for net in [&self.shared.writer_net, &self.shared.net] {
-            net.end_connections(deadline);
-        }
+        Net::end_connections(&[&self.shared.writer_net, &self.shared.net], Instant::now() + CLOSE_WAIT);
     }
 }
