@@ -55,6 +55,33 @@ impl Db {
     fn sql(&self, sql: &str) -> String {
         psql(&self.name, sql)
     }
+
+    /// A psql session of its own running `sql` (a lock taken, then a long sleep), returned
+    /// once `taken` answers `1`; the session ends when the [`Holder`] is dropped.
+    fn hold(&self, sql: &str, taken: &str) -> Holder {
+        let session = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", &self.name, "-Atc", sql])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let holder = Holder(session);
+        let start = Instant::now();
+        while self.sql(taken) != "1" {
+            assert!(start.elapsed() < Duration::from_secs(10), "the holder never took the lock");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        holder
+    }
+}
+
+/// A session holding a lock (see [`Db::hold`]), killed when dropped.
+struct Holder(std::process::Child);
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 impl Drop for Db {
@@ -1120,25 +1147,10 @@ fn close_says_goodbye_on_the_listener_while_the_write_connection_awaits_an_answe
     let url = format!("postgres://postgres@127.0.0.1:{port}/{}?sslmode=disable", db.name);
     let store = KeyStore::open(&url, Options { statement_timeout_ms: Some(500.0), ..Default::default() }).unwrap();
     let (id, _) = seed(&store);
-    let mut holder = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            &db.name,
-            "-Atc",
-            "BEGIN; SELECT 1 FROM keygate_meta FOR UPDATE; SELECT pg_sleep(20)",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while db.sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' AND wait_event = 'PgSleep'") != "1" {
-        assert!(start.elapsed() < Duration::from_secs(10), "the holder never took the lock");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let holder = db.hold(
+        "BEGIN; SELECT 1 FROM keygate_meta FOR UPDATE; SELECT pg_sleep(20)",
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' AND wait_event = 'PgSleep'",
+    );
     let refused = store.set_state(&id, "suspended", None).unwrap_err();
     assert_eq!(refused.code, ErrorCode::StoreUnavailable, "{refused}");
     let started = Instant::now();
@@ -1155,8 +1167,7 @@ fn close_says_goodbye_on_the_listener_while_the_write_connection_awaits_an_answe
         drop(seen);
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = holder.kill();
-    let _ = holder.wait();
+    drop(holder);
     let ended = seen.lock().unwrap().ended.clone();
     assert!(ended.iter().any(|&(listens, goodbye)| listens && goodbye), "the listener was cut without a goodbye: {ended:?}");
     assert!(took < Duration::from_secs(2), "close took {took:?}");
@@ -1220,20 +1231,11 @@ fn closing_right_after_open_reports_no_incident() {
 #[test]
 fn a_schema_lock_held_elsewhere_fails_open_naming_the_lock() {
     let Some(db) = Db::new() else { return };
-    let mut holder = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", &db.name, "-Atc", "SELECT pg_advisory_lock(1801912321), pg_sleep(30)"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while db.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") != "1" {
-        assert!(start.elapsed() < Duration::from_secs(10), "the holder never took the lock");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let holder = db
+        .hold("SELECT pg_advisory_lock(1801912321), pg_sleep(30)", "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted");
     let options = Options { statement_timeout_ms: Some(500.0), ..Default::default() };
     let Err(refused) = KeyStore::open(&db.url(), options) else { panic!("opened while the schema lock was held") };
-    let _ = holder.kill();
-    let _ = holder.wait();
+    drop(holder);
     assert_eq!(refused.code, ErrorCode::StoreUnavailable);
     assert!(refused.message.contains("locking the schema"), "{}", refused.message);
 }
