@@ -57,14 +57,16 @@ impl Db {
     }
 
     /// A psql session of its own running `sql` (a lock taken, then a long sleep), returned
-    /// once `taken` answers `1`; the session ends when the [`Holder`] is dropped.
+    /// once `taken` answers `1`; the session ends, and its locks with it, when the
+    /// [`Holder`] is dropped.
     fn hold(&self, sql: &str, taken: &str) -> Holder {
         let session = Command::new("psql")
             .args(["-h", "127.0.0.1", "-U", "postgres", "-d", &self.name, "-Atc", sql])
+            .env("PGAPPNAME", HOLDER_APP)
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let holder = Holder(session);
+        let holder = Holder { session, db: self.name.clone() };
         let start = Instant::now();
         while self.sql(taken) != "1" {
             assert!(start.elapsed() < Duration::from_secs(10), "the holder never took the lock");
@@ -74,13 +76,27 @@ impl Db {
     }
 }
 
-/// A session holding a lock (see [`Db::hold`]), killed when dropped.
-struct Holder(std::process::Child);
+/// `application_name` of [`Db::hold`]'s sessions.
+const HOLDER_APP: &str = "keygate_test_holder";
+
+/// A session holding a lock (see [`Db::hold`]), ended when dropped: its psql killed,
+/// and its server backend terminated (busy in a statement, it would not notice its
+/// client gone and would hold the lock until the statement ends).
+struct Holder {
+    session: std::process::Child,
+    db: String,
+}
 
 impl Drop for Holder {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.session.kill();
+        let _ = self.session.wait();
+        // Not `psql`, which asserts: a panic while a test unwinds would abort the run.
+        let terminate = format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND application_name = '{HOLDER_APP}'",
+            self.db
+        );
+        let _ = Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-Atc", &terminate]).output();
     }
 }
 
@@ -1171,6 +1187,37 @@ fn close_says_goodbye_on_the_listener_while_the_write_connection_awaits_an_answe
     let ended = seen.lock().unwrap().ended.clone();
     assert!(ended.iter().any(|&(listens, goodbye)| listens && goodbye), "the listener was cut without a goodbye: {ended:?}");
     assert!(took < Duration::from_secs(2), "close took {took:?}");
+}
+
+/// An admin call that gives up waiting for the meta row's lock (held by another
+/// session) leaves nothing of it queued on the server: the server ends the wait too,
+/// instead of granting the lock to a backend whose call failed long before, once the
+/// holder lets go. The store goes on once the lock is free.
+#[test]
+fn an_admin_call_that_times_out_on_a_lock_leaves_no_wait_on_the_server() {
+    let Some(db) = Db::new() else { return };
+    let store = KeyStore::open(&db.url(), Options { statement_timeout_ms: Some(500.0), ..Default::default() }).unwrap();
+    let (id, _) = seed(&store);
+    let holder = db.hold(
+        "BEGIN; SELECT 1 FROM keygate_meta FOR UPDATE; SELECT pg_sleep(20)",
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' AND wait_event = 'PgSleep'",
+    );
+    let started = Instant::now();
+    let refused = store.set_state(&id, "suspended", None).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::StoreUnavailable, "{refused}");
+    assert!(started.elapsed() < Duration::from_secs(3), "the call waited {:?}", started.elapsed());
+    let waiting = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'keygate' AND wait_event_type = 'Lock'",
+        db.name
+    );
+    let start = Instant::now();
+    while db.sql(&waiting) != "0" {
+        assert!(start.elapsed() < Duration::from_secs(3), "a backend of the failed call still waits for the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(holder);
+    store.set_state(&id, "suspended", None).unwrap();
+    assert_eq!(db.sql("SELECT state FROM keygate_keys"), "suspended");
 }
 
 /// One thread makes admin calls without pause while another closes the store:

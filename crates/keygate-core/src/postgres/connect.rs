@@ -49,6 +49,19 @@ pub(super) struct Target {
     pub(super) name: String,
     pub(super) connect_timeout: Duration,
     pub(super) statement_timeout: Duration,
+    /// Opens a transaction whose lock waits the server itself ends after the statement
+    /// timeout (see [`begin_bounded`]).
+    pub(super) begin: String,
+}
+
+/// `BEGIN`, and `lock_timeout` set for that transaction to `limit`. The client stops
+/// waiting after `limit`, but a server backend waiting for a lock does not notice its
+/// client gone: without this it stays queued behind the lock's holder, and takes the
+/// lock once it is let go, long after the call failed. `SET LOCAL` rather than a startup
+/// option, which connection poolers may refuse; sent with the `BEGIN`, no round trip of its own.
+fn begin_bounded(limit: Duration) -> String {
+    // 0 would mean no limit: a sub-millisecond timeout waits one millisecond.
+    format!("BEGIN; SET LOCAL lock_timeout = {}", limit.as_millis().max(1))
 }
 
 fn invalid(message: String) -> Error {
@@ -222,7 +235,7 @@ impl Target {
         config.application_name("keygate");
         let name = describe(&config);
         let tls = MakeRustlsConnect::new(tls_config(mode, root_cert.as_deref())?);
-        Ok(Target { config, tls, name, connect_timeout, statement_timeout })
+        Ok(Target { config, tls, name, connect_timeout, statement_timeout, begin: begin_bounded(statement_timeout) })
     }
 
     /// A driver error as a keygate error: the server's own refusals (a read-only
@@ -230,6 +243,14 @@ impl Target {
     /// including one the server ends (terminated, shutting down, starting up), is
     /// `STORE_UNAVAILABLE`.
     pub(super) fn error(&self, what: &str, e: &tokio_postgres::Error) -> Error {
+        if e.as_db_error().is_some_and(|db| db.code().code() == LOCK_NOT_AVAILABLE) {
+            // The server ended a lock wait (`begin`'s `lock_timeout`): as a call with no
+            // answer within the statement timeout, which it is.
+            return Error::new(
+                ErrorCode::StoreUnavailable,
+                format!("{what} {}: waited over {} ms for a lock another connection holds", self.name, self.statement_timeout.as_millis()),
+            );
+        }
         let code = if e.as_db_error().is_some_and(|db| !is_connection_ended(db.code().code())) {
             ErrorCode::StoreIo
         } else {
@@ -242,6 +263,9 @@ impl Target {
         Error::new(code, format!("{what} {}: {detail}", self.name))
     }
 }
+
+/// SQLSTATE `55P03` lock_not_available: a lock wait ended by `lock_timeout`.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
 
 /// SQLSTATEs of a connection the server ended or refused: `57P01` admin_shutdown
 /// (pg_terminate_backend, a fast shutdown), `57P02` crash_shutdown, `57P03`
@@ -372,5 +396,17 @@ impl ServerCertVerifier for Unverified {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transaction_s_lock_waits_are_bounded_by_the_statement_timeout_and_never_unbounded() {
+        assert_eq!(begin_bounded(Duration::from_millis(5000)), "BEGIN; SET LOCAL lock_timeout = 5000");
+        // lock_timeout 0 would wait for ever.
+        assert_eq!(begin_bounded(Duration::from_micros(300)), "BEGIN; SET LOCAL lock_timeout = 1");
     }
 }

@@ -421,7 +421,8 @@ impl PgBackend {
             w.locked = None;
             let lock = w.statement(net, LOCK_META)?;
             let client = &w.client;
-            let (_, row) = net.run("locking", async { tokio::try_join!(client.batch_execute("BEGIN"), client.query_one(&lock, &[])) })?;
+            let (_, row) =
+                net.run("locking", async { tokio::try_join!(client.batch_execute(&net.target.begin), client.query_one(&lock, &[])) })?;
             let read = (|| {
                 Ok::<_, tokio_postgres::Error>((
                     row.try_get::<_, String>(0)?,

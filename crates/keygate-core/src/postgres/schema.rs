@@ -104,7 +104,7 @@ pub(super) fn check_writable(net: &Net, client: &Client) -> Result<()> {
 /// Creates the schema in a database without one, or checks an existing one's
 /// version and key prefix. Returns the recorded settings.
 pub(super) fn ensure(net: &Net, client: &Client, wanted_prefix: Option<&str>, wanted_max_days: Option<f64>) -> Result<Meta> {
-    net.run("locking the schema of", client.batch_execute("BEGIN"))?;
+    net.run("locking the schema of", client.batch_execute(&net.target.begin))?;
     match ensure_in_transaction(net, client, wanted_prefix, wanted_max_days) {
         Ok(meta) => {
             net.run("writing the schema of", client.batch_execute("COMMIT"))?;

@@ -48,7 +48,7 @@ fn attempt(net: &Net, client: &Client, ids: &[Vec<u8>], ats: &[i64]) -> std::res
         let (lock, update) = tokio::try_join!(client.prepare(LOCK), client.prepare(UPDATE))?;
         let (lock_params, update_params): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 2]) = ([&ids], [&ids, &ats]);
         tokio::try_join!(
-            client.batch_execute("BEGIN"),
+            client.batch_execute(&net.target.begin),
             client.query(&lock, &lock_params),
             client.execute(&update, &update_params),
             client.batch_execute("COMMIT")
