@@ -22,12 +22,21 @@ fn server_answers() -> bool {
 }
 
 fn psql(database: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql])
-        .output()
-        .expect("psql runs");
+    let out = psql_command(database, sql).output().expect("psql runs");
     assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `sql` run in `database` by psql, its outcome ignored: for `Drop`, where a panic
+/// while a test unwinds would abort the run.
+fn psql_quietly(database: &str, sql: &str) {
+    let _ = psql_command(database, sql).output();
+}
+
+fn psql_command(database: &str, sql: &str) -> Command {
+    let mut command = Command::new("psql");
+    command.args(["-h", "127.0.0.1", "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql]);
+    command
 }
 
 /// A database of its own, dropped (with whatever is connected to it) at the end.
@@ -60,12 +69,7 @@ impl Db {
     /// once `taken` answers `1`; the session ends, and its locks with it, when the
     /// [`Holder`] is dropped.
     fn hold(&self, sql: &str, taken: &str) -> Holder {
-        let session = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", &self.name, "-Atc", sql])
-            .env("PGAPPNAME", HOLDER_APP)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let session = psql_command(&self.name, sql).env("PGAPPNAME", HOLDER_APP).stdout(std::process::Stdio::null()).spawn().unwrap();
         let holder = Holder { session, db: self.name.clone() };
         let start = Instant::now();
         while self.sql(taken) != "1" {
@@ -73,6 +77,14 @@ impl Db {
             std::thread::sleep(Duration::from_millis(20));
         }
         holder
+    }
+
+    /// [`Db::hold`] on the meta row: every admin write waits for it.
+    fn hold_meta_row(&self) -> Holder {
+        self.hold(
+            "BEGIN; SELECT 1 FROM keygate_meta FOR UPDATE; SELECT pg_sleep(20)",
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' AND wait_event = 'PgSleep'",
+        )
     }
 }
 
@@ -91,29 +103,19 @@ impl Drop for Holder {
     fn drop(&mut self) {
         let _ = self.session.kill();
         let _ = self.session.wait();
-        // Not `psql`, which asserts: a panic while a test unwinds would abort the run.
-        let terminate = format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND application_name = '{HOLDER_APP}'",
-            self.db
+        psql_quietly(
+            "postgres",
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND application_name = '{HOLDER_APP}'",
+                self.db
+            ),
         );
-        let _ = Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-Atc", &terminate]).output();
     }
 }
 
 impl Drop for Db {
     fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-Atc",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .output();
+        psql_quietly("postgres", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
     }
 }
 
@@ -1005,9 +1007,7 @@ impl Intruder {
 
 impl Drop for Intruder {
     fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-Atc", &format!("DROP ROLE IF EXISTS {}", self.role)])
-            .output();
+        psql_quietly("postgres", &format!("DROP ROLE IF EXISTS {}", self.role));
     }
 }
 
@@ -1163,10 +1163,7 @@ fn close_says_goodbye_on_the_listener_while_the_write_connection_awaits_an_answe
     let url = format!("postgres://postgres@127.0.0.1:{port}/{}?sslmode=disable", db.name);
     let store = KeyStore::open(&url, Options { statement_timeout_ms: Some(500.0), ..Default::default() }).unwrap();
     let (id, _) = seed(&store);
-    let holder = db.hold(
-        "BEGIN; SELECT 1 FROM keygate_meta FOR UPDATE; SELECT pg_sleep(20)",
-        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' AND wait_event = 'PgSleep'",
-    );
+    let holder = db.hold_meta_row();
     let refused = store.set_state(&id, "suspended", None).unwrap_err();
     assert_eq!(refused.code, ErrorCode::StoreUnavailable, "{refused}");
     let started = Instant::now();
@@ -1198,10 +1195,7 @@ fn an_admin_call_that_times_out_on_a_lock_leaves_no_wait_on_the_server() {
     let Some(db) = Db::new() else { return };
     let store = KeyStore::open(&db.url(), Options { statement_timeout_ms: Some(500.0), ..Default::default() }).unwrap();
     let (id, _) = seed(&store);
-    let holder = db.hold(
-        "BEGIN; SELECT 1 FROM keygate_meta FOR UPDATE; SELECT pg_sleep(20)",
-        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' AND wait_event = 'PgSleep'",
-    );
+    let holder = db.hold_meta_row();
     let started = Instant::now();
     let refused = store.set_state(&id, "suspended", None).unwrap_err();
     assert_eq!(refused.code, ErrorCode::StoreUnavailable, "{refused}");

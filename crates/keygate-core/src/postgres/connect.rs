@@ -243,18 +243,21 @@ impl Target {
     /// including one the server ends (terminated, shutting down, starting up), is
     /// `STORE_UNAVAILABLE`.
     pub(super) fn error(&self, what: &str, e: &tokio_postgres::Error) -> Error {
-        if e.as_db_error().is_some_and(|db| db.code().code() == LOCK_NOT_AVAILABLE) {
-            // The server ended a lock wait (`begin`'s `lock_timeout`): as a call with no
-            // answer within the statement timeout, which it is.
-            return Error::new(
-                ErrorCode::StoreUnavailable,
-                format!("{what} {}: waited over {} ms for a lock another connection holds", self.name, self.statement_timeout.as_millis()),
-            );
-        }
-        let code = if e.as_db_error().is_some_and(|db| !is_connection_ended(db.code().code())) {
-            ErrorCode::StoreIo
-        } else {
-            ErrorCode::StoreUnavailable
+        let code = match e.as_db_error().map(|db| db.code().code()) {
+            Some(LOCK_NOT_AVAILABLE) => {
+                // The server ended a lock wait (`begin`'s `lock_timeout`): as a call with no
+                // answer within the statement timeout, which it is.
+                return Error::new(
+                    ErrorCode::StoreUnavailable,
+                    format!(
+                        "{what} {}: waited over {} ms for a lock another connection holds",
+                        self.name,
+                        self.statement_timeout.as_millis()
+                    ),
+                );
+            }
+            Some(sqlstate) if !is_connection_ended(sqlstate) => ErrorCode::StoreIo,
+            _ => ErrorCode::StoreUnavailable,
         };
         let detail = match e.as_db_error() {
             Some(db) => format!("{}: {}", db.code().code(), db.message()),
