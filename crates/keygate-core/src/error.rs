@@ -54,11 +54,20 @@ impl ErrorCode {
 pub struct Error {
     pub code: ErrorCode,
     pub message: String,
+    /// A `STORE_UNAVAILABLE` call that gave up waiting for a lock or connection another
+    /// holds, on a connection that answered: trying again at once would only wait again.
+    pub(crate) gave_up_waiting: bool,
 }
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Error { code, message: message.into() }
+        Error { code, message: message.into(), gave_up_waiting: false }
+    }
+
+    /// A `STORE_UNAVAILABLE` error of a call that waited its whole timeout for a lock or
+    /// connection another holds (see [`Error::gave_up_waiting`]).
+    pub(crate) fn gave_up_waiting(message: impl Into<String>) -> Self {
+        Error { gave_up_waiting: true, ..Error::new(ErrorCode::StoreUnavailable, message) }
     }
 }
 

@@ -49,19 +49,29 @@ pub(super) struct Target {
     pub(super) name: String,
     pub(super) connect_timeout: Duration,
     pub(super) statement_timeout: Duration,
-    /// Opens a transaction whose lock waits the server itself ends after the statement
-    /// timeout (see [`begin_bounded`]).
+    /// Opens a transaction whose lock waits the server itself ends just before the
+    /// statement timeout (see [`begin_bounded`]).
     pub(super) begin: String,
 }
 
-/// `BEGIN`, and `lock_timeout` set for that transaction to `limit`. The client stops
-/// waiting after `limit`, but a server backend waiting for a lock does not notice its
-/// client gone: without this it stays queued behind the lock's holder, and takes the
-/// lock once it is let go, long after the call failed. `SET LOCAL` rather than a startup
-/// option, which connection poolers may refuse; sent with the `BEGIN`, no round trip of its own.
+/// `BEGIN`, and `lock_timeout` set for that transaction to [`lock_wait`] of `limit`. The
+/// client stops waiting after `limit`, but a server backend waiting for a lock does not
+/// notice its client gone: without this it stays queued behind the lock's holder, and
+/// takes the lock once it is let go, long after the call failed. `SET LOCAL` rather than a
+/// startup option, which connection poolers may refuse; sent with the `BEGIN`, no round
+/// trip of its own.
 fn begin_bounded(limit: Duration) -> String {
-    // 0 would mean no limit: a sub-millisecond timeout waits one millisecond.
-    format!("BEGIN; SET LOCAL lock_timeout = {}", limit.as_millis().max(1))
+    format!("BEGIN; SET LOCAL lock_timeout = {}", lock_wait(limit))
+}
+
+/// Milliseconds a transaction waits for a lock within a call limited to `limit`: a tenth
+/// less, so that the server ends the wait and says so (`55P03`) while the client still
+/// listens. A call that times out on the client is retried on a new connection (it may
+/// have been lost); one the server answered is not, and so fails after one wait, not two.
+/// At least 1: `lock_timeout = 0` would mean no limit.
+fn lock_wait(limit: Duration) -> u128 {
+    let ms = limit.as_millis();
+    (ms - ms / 10).max(1)
 }
 
 fn invalid(message: String) -> Error {
@@ -245,16 +255,13 @@ impl Target {
     pub(super) fn error(&self, what: &str, e: &tokio_postgres::Error) -> Error {
         let code = match e.as_db_error().map(|db| db.code().code()) {
             Some(LOCK_NOT_AVAILABLE) => {
-                // The server ended a lock wait (`begin`'s `lock_timeout`): as a call with no
-                // answer within the statement timeout, which it is.
-                return Error::new(
-                    ErrorCode::StoreUnavailable,
-                    format!(
-                        "{what} {}: waited over {} ms for a lock another connection holds",
-                        self.name,
-                        self.statement_timeout.as_millis()
-                    ),
-                );
+                // The server ended a lock wait (`begin`'s `lock_timeout`), on a connection
+                // that answered: unavailable, and not worth an immediate second wait.
+                return Error::gave_up_waiting(format!(
+                    "{what} {}: waited over {} ms for a lock another connection holds",
+                    self.name,
+                    lock_wait(self.statement_timeout)
+                ));
             }
             Some(sqlstate) if !is_connection_ended(sqlstate) => ErrorCode::StoreIo,
             _ => ErrorCode::StoreUnavailable,
@@ -408,7 +415,8 @@ mod tests {
 
     #[test]
     fn a_transaction_s_lock_waits_are_bounded_by_the_statement_timeout_and_never_unbounded() {
-        assert_eq!(begin_bounded(Duration::from_millis(5000)), "BEGIN; SET LOCAL lock_timeout = 5000");
+        assert_eq!(begin_bounded(Duration::from_millis(5000)), "BEGIN; SET LOCAL lock_timeout = 4500");
+        assert_eq!(begin_bounded(Duration::from_millis(1)), "BEGIN; SET LOCAL lock_timeout = 1");
         // lock_timeout 0 would wait for ever.
         assert_eq!(begin_bounded(Duration::from_micros(300)), "BEGIN; SET LOCAL lock_timeout = 1");
     }

@@ -273,14 +273,11 @@ impl Shared {
         let deadline = Instant::now() + self.net.target.statement_timeout;
         while guard.as_ref().and_then(|w| w.locked.as_ref()).is_some_and(|locked| locked.owner != me) {
             if self.writer_free.wait_until(&mut guard, deadline).timed_out() {
-                return Err(Error::new(
-                    ErrorCode::StoreUnavailable,
-                    format!(
-                        "{}: another admin call held the write connection for over {} ms",
-                        self.net.target.name,
-                        self.net.target.statement_timeout.as_millis()
-                    ),
-                ));
+                return Err(Error::gave_up_waiting(format!(
+                    "{}: another admin call held the write connection for over {} ms",
+                    self.net.target.name,
+                    self.net.target.statement_timeout.as_millis()
+                )));
             }
         }
         if self.closed.load(Ordering::Acquire) {
@@ -316,7 +313,9 @@ impl Shared {
     fn with_writer_replacing_lost<T>(&self, f: impl Fn(&Net, &mut Writer) -> Result<T>) -> Result<T> {
         let kept = self.writer.lock().as_ref().is_some_and(|w| w.locked.is_none());
         match self.with_writer(&f) {
-            Err(e) if kept && e.code == ErrorCode::StoreUnavailable => self.with_writer(&f),
+            // Not after a wait for a lock or connection another holds: the connection
+            // answered, and a second try would wait as long again.
+            Err(e) if kept && e.code == ErrorCode::StoreUnavailable && !e.gave_up_waiting => self.with_writer(&f),
             done => done,
         }
     }
