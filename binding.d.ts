@@ -353,6 +353,9 @@ export declare function validateRule(rule: string): string
 /** `check`'s packed verdict: the key has IP rules; the answer holds for this caller address only. */
 export declare const VERDICT_DEPENDS_ON_IP: number
 
+/** `check`'s packed verdict: do not remember (the key's first check in this process). */
+export declare const VERDICT_FIRST_CHECK: number
+
 /** `check`'s packed verdict: the secret is a key's. */
 export declare const VERDICT_KNOWN_KEY: number
 

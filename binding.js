@@ -887,6 +887,7 @@ module.exports.updateKey = nativeBinding.updateKey
 module.exports.UserStatus = nativeBinding.UserStatus
 module.exports.validateRule = nativeBinding.validateRule
 module.exports.VERDICT_DEPENDS_ON_IP = nativeBinding.VERDICT_DEPENDS_ON_IP
+module.exports.VERDICT_FIRST_CHECK = nativeBinding.VERDICT_FIRST_CHECK
 module.exports.VERDICT_KNOWN_KEY = nativeBinding.VERDICT_KNOWN_KEY
 module.exports.VERDICT_REASON_MASK = nativeBinding.VERDICT_REASON_MASK
 module.exports.VERDICT_TRANSIENT = nativeBinding.VERDICT_TRANSIENT

@@ -31,6 +31,10 @@
 // that a caller reusing them compares pointers); keygate/http hands in copies,
 // never slices of a request line that V8 would keep alive with them.
 //
+// A key's first check in the process is not remembered (its verdict says so): a key checked
+// once, as at a start or in a sweep over many new keys, would cost a table write, a cache
+// miss, that no hit repays. Its next check is remembered.
+//
 // On a miss, the secret's hint (last four characters) indexes the core's hint
 // filter (a bitset of every key's hint), so most unknown secrets are refused
 // without a native call or a string hash. The filter is 1.8 MB read at random:

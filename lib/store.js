@@ -13,7 +13,13 @@ const USER_STATUSES = Object.freeze(Object.values(native.UserStatus))
 const AUDIT_ACTIONS = Object.freeze(Object.values(native.AuditAction))
 
 // The packed verdict of `native.check` (see crates/keygate-core/src/memo.rs).
-const { VERDICT_REASON_MASK, VERDICT_KNOWN_KEY, VERDICT_DEPENDS_ON_IP, VERDICT_TRANSIENT } = native
+const { VERDICT_REASON_MASK, VERDICT_KNOWN_KEY, VERDICT_DEPENDS_ON_IP, VERDICT_TRANSIENT, VERDICT_FIRST_CHECK } = native
+/**
+ * The verdict bits that decide whether the memo remembers a decision: only when, of these,
+ * VERDICT_KNOWN_KEY alone is set (not transient, not the key's first check; see
+ * crates/keygate-core/src/memo.rs).
+ */
+const REMEMBER_BITS = VERDICT_KNOWN_KEY | VERDICT_TRANSIENT | VERDICT_FIRST_CHECK
 const MALFORMED_KEY = REASONS.indexOf(native.Reason.MalformedKey)
 const UNKNOWN_KEY = REASONS.indexOf(native.Reason.UnknownKey)
 
@@ -676,7 +682,7 @@ class KeyStore {
       throw fromNative(error)
     }
     const reason = packed & VERDICT_REASON_MASK
-    if ((packed & (VERDICT_KNOWN_KEY | VERDICT_TRANSIENT)) === VERDICT_KNOWN_KEY) {
+    if ((packed & REMEMBER_BITS) === VERDICT_KNOWN_KEY) {
       memo.remember(secret, service, api, ip, reason, (packed & VERDICT_DEPENDS_ON_IP) !== 0)
     }
     if (!exact) memo.decided((packed & VERDICT_KNOWN_KEY) === 0)
@@ -761,7 +767,7 @@ class KeyStore {
       throw fromNative(error)
     }
     const reason = packed & VERDICT_REASON_MASK
-    if ((packed & (VERDICT_KNOWN_KEY | VERDICT_TRANSIENT)) === VERDICT_KNOWN_KEY) {
+    if ((packed & REMEMBER_BITS) === VERDICT_KNOWN_KEY) {
       memo.remember(secret, method, path, ip, reason, (packed & VERDICT_DEPENDS_ON_IP) !== 0)
     }
     if (!exact) memo.decided((packed & VERDICT_KNOWN_KEY) === 0)

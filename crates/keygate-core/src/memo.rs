@@ -70,7 +70,12 @@
 //! - [`VERDICT_DEPENDS_ON_IP`]: the key has IP rules, so the answer holds for
 //!   this caller address only;
 //! - [`VERDICT_TRANSIENT`]: do not remember: the key expires within
-//!   [`MEMO_HORIZON_MS`] of the decision's instant (see [`expiry`]).
+//!   [`MEMO_HORIZON_MS`] of the decision's instant (see [`expiry`]);
+//! - [`VERDICT_FIRST_CHECK`]: do not remember: this is the key's first check in this
+//!   process. A key checked once is often not checked again soon (a start, a sweep
+//!   over many keys, a flood of new ones), and remembering its call would cost a write
+//!   to the memo's table that no hit repays; a key checked again is remembered then.
+//!   Admission only: what the memo remembers, and so every answer, is unchanged.
 
 pub mod expiry;
 pub mod hints;
@@ -95,6 +100,8 @@ pub const VERDICT_KNOWN_KEY: u32 = 1 << 8;
 pub const VERDICT_DEPENDS_ON_IP: u32 = 1 << 9;
 /// Verdict bit: do not remember (the key expires within the memo's horizon).
 pub const VERDICT_TRANSIENT: u32 = 1 << 10;
+/// Verdict bit: do not remember (the key's first check in this process).
+pub const VERDICT_FIRST_CHECK: u32 = 1 << 11;
 
 /// The signal words (see the module doc); shared with JavaScript as an ArrayBuffer over this struct.
 #[repr(C)]
@@ -153,6 +160,8 @@ pub struct Verdict {
     /// Not to be remembered: the key expires within [`MEMO_HORIZON_MS`] of the
     /// decision's instant.
     pub transient: bool,
+    /// Not to be remembered: the key's first check in this process.
+    pub first_check: bool,
 }
 
 impl Verdict {
@@ -162,6 +171,7 @@ impl Verdict {
             | if self.known_key { VERDICT_KNOWN_KEY } else { 0 }
             | if self.depends_on_ip { VERDICT_DEPENDS_ON_IP } else { 0 }
             | if self.transient { VERDICT_TRANSIENT } else { 0 }
+            | if self.first_check { VERDICT_FIRST_CHECK } else { 0 }
     }
 }
 
@@ -174,13 +184,15 @@ mod tests {
 
     #[test]
     fn a_packed_verdict_keeps_its_reason_and_each_bit_apart() {
-        let verdict = Verdict { reason: Reason::StoreUnavailable, known_key: true, depends_on_ip: false, transient: true };
+        let verdict =
+            Verdict { reason: Reason::StoreUnavailable, known_key: true, depends_on_ip: false, transient: true, first_check: true };
         let packed = verdict.pack();
         assert_eq!(packed & VERDICT_REASON_MASK, Reason::StoreUnavailable as u32);
         assert_eq!(packed & VERDICT_KNOWN_KEY, VERDICT_KNOWN_KEY);
         assert_eq!(packed & VERDICT_DEPENDS_ON_IP, 0);
         assert_eq!(packed & VERDICT_TRANSIENT, VERDICT_TRANSIENT);
-        let plain = Verdict { reason: Reason::Allowed, known_key: false, depends_on_ip: false, transient: false };
+        assert_eq!(packed & VERDICT_FIRST_CHECK, VERDICT_FIRST_CHECK);
+        let plain = Verdict { reason: Reason::Allowed, known_key: false, depends_on_ip: false, transient: false, first_check: false };
         assert_eq!(plain.pack(), 0, "a plain allowed verdict is 0: the memo's cheapest hit");
     }
 

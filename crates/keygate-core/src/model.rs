@@ -248,6 +248,8 @@ pub struct Key {
     last_used_at: AtomicI64,
     /// Used since `lastUsedAt` was last flushed to disk.
     dirty: AtomicBool,
+    /// Decided by a check before (see [`Key::first_check`]).
+    checked: AtomicBool,
     pub hint: [u8; 4],
     pub digest: SecretDigest,
     pub rules: RuleList,
@@ -278,6 +280,7 @@ impl Key {
             updated_at: created_at,
             last_used_at: AtomicI64::new(NEVER),
             dirty: AtomicBool::new(false),
+            checked: AtomicBool::new(false),
             hint,
             digest,
             rules,
@@ -296,6 +299,13 @@ impl Key {
     pub fn touch(&self, at: i64) -> bool {
         self.last_used_at.fetch_max(at, Ordering::Relaxed);
         !self.dirty.load(Ordering::Relaxed) && !self.dirty.swap(true, Ordering::Relaxed)
+    }
+
+    /// True for the first check of this key since the process created or loaded it (and
+    /// notes that it has been checked); the memo leaves such a check out (see
+    /// `VERDICT_FIRST_CHECK`). A plain load first, so that later checks write nothing.
+    pub fn first_check(&self) -> bool {
+        !self.checked.load(Ordering::Relaxed) && !self.checked.swap(true, Ordering::Relaxed)
     }
 
     pub fn clear_dirty(&self) {

@@ -333,7 +333,10 @@ fn webdav_checks_agree_with_their_explanations_and_tell_the_memo_what_it_needs()
     let (id, secret) = key(&s, "svc", &["session:get*", "dav=GET docs/*", "ip=10.0.0.0/8"]);
     let call = DavCall { secret: secret.as_bytes(), method: b"get", path: b"/docs/a.txt", ip: Some(b"10.1.2.3") };
     let verdict = s.check_dav(call);
-    assert_eq!((verdict.reason, verdict.known_key, verdict.depends_on_ip, verdict.transient), (Reason::Allowed, true, true, false));
+    assert_eq!(
+        (verdict.reason, verdict.known_key, verdict.depends_on_ip, verdict.transient, verdict.first_check),
+        (Reason::Allowed, true, true, false, true)
+    );
     assert!(s.is_allowed_dav(call));
     let explained = s.explain_dav(call);
     assert_eq!((explained.reason, explained.matched_rule.as_deref()), (Reason::Allowed, Some("dav=GET docs/*")));
@@ -351,4 +354,26 @@ fn webdav_checks_agree_with_their_explanations_and_tell_the_memo_what_it_needs()
     assert_eq!(s.explain(api).matched_rule.as_deref(), Some("session:get*"));
     let unknown = DavCall { secret: b"kg_nope", ..call };
     assert_eq!((s.check_dav(unknown).reason, s.check_dav(unknown).known_key), (Reason::MalformedKey, false));
+}
+
+/// Only a key's first check says so (the memo leaves it out); diagnoses do not count as
+/// checks, denied checks do, and an unknown secret is never a first check.
+#[test]
+fn only_a_key_s_first_check_is_marked_first() {
+    let s = store();
+    user(&s, "svc", &["session:*"]);
+    let (id, secret) = key(&s, "svc", &["session:get*"]);
+    let call = Call { secret: secret.as_bytes(), service: b"session", api: b"getInfo", ip: None };
+    assert_eq!(s.explain(call).reason, Reason::Allowed);
+    assert_eq!(s.explain_key(&id, call).reason, Reason::Allowed);
+    let first = s.check(Call { api: b"other", ..call });
+    assert_eq!((first.reason, first.first_check), (Reason::NoMatchingRule, true), "a denied first check counts");
+    for _ in 0..3 {
+        let again = s.check(call);
+        assert_eq!((again.reason, again.known_key, again.first_check), (Reason::Allowed, true, false));
+    }
+    let (_, other) = key(&s, "svc", &[]);
+    assert!(s.check(Call { secret: other.as_bytes(), ..call }).first_check, "each key has its own first check");
+    let unknown = s.check(Call { secret: b"kg_nope", ..call });
+    assert!(!unknown.known_key && !unknown.first_check);
 }

@@ -62,7 +62,7 @@ impl PendingCheck<'_> {
         // A store that cannot vouch it is current answers at once.
         let Some(registry) = self.registry else {
             let reason = unavailable(&inner.prefix, request);
-            return Verdict { reason, known_key: false, depends_on_ip: false, transient: true };
+            return Verdict { reason, known_key: false, depends_on_ip: false, transient: true, first_check: false };
         };
         let outcome = decide_request(&registry, &inner.prefix, &inner.clock, || store.is_current(), request);
         if let (Some(key), Some(now), true) = (outcome.key, outcome.now, outcome.allowed()) {
@@ -79,6 +79,7 @@ impl PendingCheck<'_> {
             known_key: outcome.key.is_some(),
             depends_on_ip: outcome.key.is_some_and(|k| k.rules.has_ip_rules()),
             transient,
+            first_check: outcome.key.is_some_and(|k| k.first_check()),
         }
     }
 }
