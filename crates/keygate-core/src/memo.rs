@@ -54,8 +54,9 @@
 //!    the filter's cache miss is saved): a secret whose hint bit is clear is no
 //!    key's, so `isAllowed` answers `unknown_key` (denied) without a native call.
 //! 5. **core**: `check` returns the packed verdict (below). The memo remembers
-//!    it only for a known key, only when not transient, and only while the
-//!    generation is the one read in step 1 (a change made during the call bumped it).
+//!    it only for a known key, only when not transient and not the key's first
+//!    check, and only while the generation is the one read in step 1 (a change
+//!    made during the call bumped it).
 //!
 //! WebDAV requests (`KeyStore#isAllowedDav` → `checkDav`) go through a second memo
 //! of their own, under the same contract: an entry of one memo is never asked for
