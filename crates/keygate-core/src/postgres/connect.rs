@@ -65,13 +65,15 @@ fn begin_bounded(limit: Duration) -> String {
 }
 
 /// Milliseconds a transaction waits for a lock within a call limited to `limit`: a tenth
-/// less, so that the server ends the wait and says so (`55P03`) while the client still
-/// listens. A call that times out on the client is retried on a new connection (it may
-/// have been lost); one the server answered is not, and so fails after one wait, not two.
-/// At least 1: `lock_timeout = 0` would mean no limit.
+/// less, and at least 5 ms less (but never under half), so that the server ends the wait
+/// and says so (`55P03`) while the client still listens. A call that times out on the
+/// client is retried on a new connection (it may have been lost); one the server answered
+/// is not, and so fails after one wait, not two. (Over a link slower than the margin the
+/// client gives up first, and the call is retried as before.) At least 1:
+/// `lock_timeout = 0` would mean no limit.
 fn lock_wait(limit: Duration) -> u128 {
     let ms = limit.as_millis();
-    (ms - ms / 10).max(1)
+    ms.saturating_sub((ms / 10).max(5)).max(ms / 2).max(1)
 }
 
 fn invalid(message: String) -> Error {
@@ -416,6 +418,9 @@ mod tests {
     #[test]
     fn a_transaction_s_lock_waits_are_bounded_by_the_statement_timeout_and_never_unbounded() {
         assert_eq!(begin_bounded(Duration::from_millis(5000)), "BEGIN; SET LOCAL lock_timeout = 4500");
+        // Below 50 ms the margin is 5 ms, and the wait never less than half the limit.
+        assert_eq!(begin_bounded(Duration::from_millis(30)), "BEGIN; SET LOCAL lock_timeout = 25");
+        assert_eq!(begin_bounded(Duration::from_millis(8)), "BEGIN; SET LOCAL lock_timeout = 4");
         assert_eq!(begin_bounded(Duration::from_millis(1)), "BEGIN; SET LOCAL lock_timeout = 1");
         // lock_timeout 0 would wait for ever.
         assert_eq!(begin_bounded(Duration::from_micros(300)), "BEGIN; SET LOCAL lock_timeout = 1");

@@ -459,8 +459,9 @@ fn write_lost(shared: &Shared) -> Error {
 
 /// A write whose connection was lost (or timed out) after its statements and COMMIT
 /// were sent: the server may have committed it or not. Not retried; the error says so.
+/// A lock wait the server ended (`55P03`) aborted the transaction: nothing was committed.
 fn outcome_unknown(e: Error) -> Error {
-    if e.code != ErrorCode::StoreUnavailable {
+    if e.code != ErrorCode::StoreUnavailable || e.gave_up_waiting {
         return e;
     }
     Error::new(
