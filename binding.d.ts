@@ -353,7 +353,7 @@ export declare function validateRule(rule: string): string
 /** `check`'s packed verdict: the key has IP rules; the answer holds for this caller address only. */
 export declare const VERDICT_DEPENDS_ON_IP: number
 
-/** `check`'s packed verdict: do not remember (the key's first check in this process). */
+/** `check`'s packed verdict: do not remember (the key's first check since it was created, loaded or changed). */
 export declare const VERDICT_FIRST_CHECK: number
 
 /** `check`'s packed verdict: the secret is a key's. */

@@ -29,6 +29,17 @@ export function withUser(store: KeyStore, user: UserInput = { id: 'integration',
   return store
 }
 
+/**
+ * `isAllowed` asked twice, both answers equal; returns it. A key's first check is not
+ * remembered and its second is, so a check after a change then shows whether the memo
+ * forgot the answer it held.
+ */
+export function allowedTwice(store: KeyStore, secret: string, service: string, api: string, ip?: string): boolean {
+  const first = store.isAllowed(secret, service, api, ip)
+  assert.equal(store.isAllowed(secret, service, api, ip), first, 'a repeated check gave another answer')
+  return first
+}
+
 /** Creates a key that expires in a day (relative to the store clock). */
 export function issue(store: KeyStore, input: Partial<NewKey> & { userId?: string } = {}): IssuedKey {
   return store.createKey({

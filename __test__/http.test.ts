@@ -295,10 +295,15 @@ for (const kind of KINDS) {
     test('a change in the store is seen by the next request', async () => {
       const { key, secret } = f.store.createKey({ userId: 'integration', description: 'flip', expiresAt: at(T0, DAY) })
       remember(secret)
+      // Each answer asked twice before a change: a key's first check is not remembered, the
+      // second is, so the request after the change shows the memo forgot it.
+      expectAllowed(await post(esp(secret)), f, { key })
       expectAllowed(await post(esp(secret)), f, { key })
       f.store.setState(key.id, 'suspended')
       expectDenial(await post(esp(secret)), 403, 'suspended')
+      expectDenial(await post(esp(secret)), 403, 'suspended')
       f.store.setState(key.id, 'active')
+      expectAllowed(await post(esp(secret)), f, { key })
       expectAllowed(await post(esp(secret)), f, { key })
       f.store.deleteKey(key.id)
       expectDenial(await post(esp(secret)), 401, 'unknown_key')

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import { KeyStore } from '../index.js'
 import type { ApiKey } from '../index.js'
-import { API_KEY_FIELDS, DAY, HOUR, MINUTE, SECOND, T0, assertNoSecret, at, checksum, frozenStore, issue, throwsCode, withUser } from './helpers.js'
+import { API_KEY_FIELDS, DAY, allowedTwice, HOUR, MINUTE, SECOND, T0, assertNoSecret, at, checksum, frozenStore, issue, throwsCode, withUser } from './helpers.js'
 
 const SECRET_RE = /^kg_[0-9A-Za-z]{49}$/
 
@@ -418,7 +418,7 @@ describe('expiry', () => {
   test('usable while now < expiresAt; expired at exactly expiresAt and after', () => {
     const store = withUser(frozenStore())
     const { key, secret } = issue(store, { expiresAt: at(T0, HOUR) })
-    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true)
+    assert.equal(allowedTwice(store, secret, 'session', 'getSessionInfo'), true)
     store.setNow(at(T0, HOUR - 1))
     assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true)
     store.setNow(at(T0, HOUR))
@@ -483,7 +483,7 @@ describe('rotateKey', () => {
 
   test('the old secret works during overlapSeconds and not after', () => {
     const { store, old } = setup()
-    const probe = () => store.isAllowed(old.secret, 'session', 'getSessionInfo', '10.1.2.3')
+    const probe = () => allowedTwice(store, old.secret, 'session', 'getSessionInfo', '10.1.2.3')
     assert.equal(probe(), true)
     const { secret } = store.rotateKey(old.key.id, { overlapSeconds: 600 })
     assert.equal(probe(), true)
@@ -499,7 +499,7 @@ describe('rotateKey', () => {
 
   test('default overlap 0 revokes the old key at once', () => {
     const { store, old } = setup()
-    assert.equal(store.isAllowed(old.secret, 'session', 'getSessionInfo', '10.1.2.3'), true)
+    assert.equal(allowedTwice(store, old.secret, 'session', 'getSessionInfo', '10.1.2.3'), true)
     const { secret } = store.rotateKey(old.key.id)
     assert.equal(store.isAllowed(old.secret, 'session', 'getSessionInfo', '10.1.2.3'), false)
     assert.equal(store.explain(old.secret, 'session', 'getSessionInfo', '10.1.2.3').reason, 'revoked')
@@ -559,7 +559,7 @@ describe('rotateKey', () => {
   test('under the system clock the old key stops working when the overlap ends', async () => {
     const store = withUser(KeyStore.inMemory())
     const old = issue(store)
-    assert.equal(store.isAllowed(old.secret, 'session', 'getSessionInfo'), true)
+    assert.equal(allowedTwice(store, old.secret, 'session', 'getSessionInfo'), true)
     const rotated = store.rotateKey(old.key.id, { overlapSeconds: 1 })
     assert.equal(store.isAllowed(old.secret, 'session', 'getSessionInfo'), true)
     assert.equal(store.isAllowed(old.secret, 'session', 'getSessionInfo'), true)
@@ -574,7 +574,7 @@ describe('deleteKey', () => {
   test('returns true then false; the secret becomes unknown', () => {
     const store = withUser(frozenStore())
     const { key, secret } = issue(store)
-    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true)
+    assert.equal(allowedTwice(store, secret, 'session', 'getSessionInfo'), true)
     assert.equal(store.deleteKey(key.id), true)
     assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), false)
     assert.equal(store.explain(secret, 'session', 'getSessionInfo').reason, 'unknown_key')

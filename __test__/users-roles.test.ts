@@ -3,7 +3,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 
 import { KeyStore } from '../index.js'
-import { assertNoSecret, forgeSecret, frozenStore, issue, snapshot, throwsCode } from './helpers.js'
+import { allowedTwice, assertNoSecret, forgeSecret, frozenStore, issue, snapshot, throwsCode } from './helpers.js'
 
 describe('users', () => {
   test('putUser creates a user, status defaults to active, rights/roles default to none', () => {
@@ -115,7 +115,7 @@ describe('users', () => {
     const a = issue(store)
     const b = issue(store)
     const c = issue(store, { userId: 'other' })
-    assert.equal(store.isAllowed(a.secret, 'session', 'getSessionInfo'), true)
+    assert.equal(allowedTwice(store, a.secret, 'session', 'getSessionInfo'), true)
     assert.equal(store.deleteUser('integration'), true)
     assert.equal(store.getKey(a.key.id), null)
     assert.equal(store.getKey(b.key.id), null)

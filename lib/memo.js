@@ -31,9 +31,9 @@
 // that a caller reusing them compares pointers); keygate/http hands in copies,
 // never slices of a request line that V8 would keep alive with them.
 //
-// A key's first check in the process is not remembered (its verdict says so): a key checked
-// once, as at a start or in a sweep over many new keys, would cost a table write, a cache
-// miss, that no hit repays. Its next check is remembered.
+// A key's first check is not remembered (its verdict says so), whether the key is new, just
+// loaded or just changed: a key checked once, as at a start or in a sweep over many new keys,
+// would cost a table write, a cache miss, that no hit repays. Its next check is remembered.
 //
 // On a miss, the secret's hint (last four characters) indexes the core's hint
 // filter (a bitset of every key's hint), so most unknown secrets are refused

@@ -184,7 +184,7 @@ pub const VERDICT_DEPENDS_ON_IP: u32 = memo::VERDICT_DEPENDS_ON_IP;
 /// `check`'s packed verdict: do not remember (the key expires within the memo's horizon).
 #[napi]
 pub const VERDICT_TRANSIENT: u32 = memo::VERDICT_TRANSIENT;
-/// `check`'s packed verdict: do not remember (the key's first check in this process).
+/// `check`'s packed verdict: do not remember (the key's first check since it was created, loaded or changed).
 #[napi]
 pub const VERDICT_FIRST_CHECK: u32 = memo::VERDICT_FIRST_CHECK;
 /// The base62 digits in order: a secret's last four characters, read as digits, number its hint-filter bit.

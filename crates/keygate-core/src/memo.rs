@@ -72,8 +72,9 @@
 //!   this caller address only;
 //! - [`VERDICT_TRANSIENT`]: do not remember: the key expires within
 //!   [`MEMO_HORIZON_MS`] of the decision's instant (see [`expiry`]);
-//! - [`VERDICT_FIRST_CHECK`]: do not remember: this is the key's first check in this
-//!   process. A key checked once is often not checked again soon (a start, a sweep
+//! - [`VERDICT_FIRST_CHECK`]: do not remember: this is the key's first check since the
+//!   process created or loaded it, or since it last changed (a change replaces the key's
+//!   record, whose next check is a first check again). A key checked once is often not checked again soon (a start, a sweep
 //!   over many keys, a flood of new ones), and remembering its call would cost a write
 //!   to the memo's table that no hit repays; a key checked again is remembered then.
 //!   Admission only: what the memo remembers, and so every answer, is unchanged.
@@ -101,7 +102,7 @@ pub const VERDICT_KNOWN_KEY: u32 = 1 << 8;
 pub const VERDICT_DEPENDS_ON_IP: u32 = 1 << 9;
 /// Verdict bit: do not remember (the key expires within the memo's horizon).
 pub const VERDICT_TRANSIENT: u32 = 1 << 10;
-/// Verdict bit: do not remember (the key's first check in this process).
+/// Verdict bit: do not remember (the key's first check since it was created, loaded or changed).
 pub const VERDICT_FIRST_CHECK: u32 = 1 << 11;
 
 /// The signal words (see the module doc); shared with JavaScript as an ArrayBuffer over this struct.
@@ -161,7 +162,7 @@ pub struct Verdict {
     /// Not to be remembered: the key expires within [`MEMO_HORIZON_MS`] of the
     /// decision's instant.
     pub transient: bool,
-    /// Not to be remembered: the key's first check in this process.
+    /// Not to be remembered: the key's first check since it was created, loaded or changed.
     pub first_check: bool,
 }
 

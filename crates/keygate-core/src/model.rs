@@ -301,9 +301,10 @@ impl Key {
         !self.dirty.load(Ordering::Relaxed) && !self.dirty.swap(true, Ordering::Relaxed)
     }
 
-    /// True for the first check of this key since the process created or loaded it (and
-    /// notes that it has been checked); the memo leaves such a check out (see
-    /// `VERDICT_FIRST_CHECK`). A plain load first, so that later checks write nothing.
+    /// True for the first check of this record of the key (and notes that it has been
+    /// checked): since the process created or loaded the key, or since a change replaced
+    /// its record. The memo leaves such a check out (see `VERDICT_FIRST_CHECK`). A plain
+    /// load first, so that later checks write nothing.
     pub fn first_check(&self) -> bool {
         !self.checked.load(Ordering::Relaxed) && !self.checked.swap(true, Ordering::Relaxed)
     }

@@ -356,8 +356,9 @@ fn webdav_checks_agree_with_their_explanations_and_tell_the_memo_what_it_needs()
     assert_eq!((s.check_dav(unknown).reason, s.check_dav(unknown).known_key), (Reason::MalformedKey, false));
 }
 
-/// Only a key's first check says so (the memo leaves it out); diagnoses do not count as
-/// checks, denied checks do, and an unknown secret is never a first check.
+/// Only a key's first check (since it was created or changed) says so (the memo leaves it
+/// out); diagnoses do not count as checks, denied checks do, and an unknown secret is never
+/// a first check.
 #[test]
 fn only_a_key_s_first_check_is_marked_first() {
     let s = store();
@@ -376,4 +377,9 @@ fn only_a_key_s_first_check_is_marked_first() {
     assert!(s.check(Call { secret: other.as_bytes(), ..call }).first_check, "each key has its own first check");
     let unknown = s.check(Call { secret: b"kg_nope", ..call });
     assert!(!unknown.known_key && !unknown.first_check);
+    // A change replaces the key's record: its next check is a first check again.
+    s.set_state(&id, "suspended", None).unwrap();
+    let changed = s.check(call);
+    assert_eq!((changed.reason, changed.first_check), (Reason::Suspended, true));
+    assert!(!s.check(call).first_check);
 }
