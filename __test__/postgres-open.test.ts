@@ -10,7 +10,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 
 import { KeyStore } from '../index.js'
-import { DAY, throwsCode } from './helpers.js'
+import { DAY, allowedTwice, throwsCode } from './helpers.js'
 
 /** Whether the machine's server answers (synchronously: the suite is skipped, with the reason, if not). */
 function serverAnswers(): boolean {
@@ -44,7 +44,7 @@ describe('KeyStore.open(postgres://…)', { skip }, () => {
     try {
       store.putUser({ id: 'svc', rights: ['orders:*'] })
       const { key, secret } = store.createKey({ userId: 'svc', description: 'ci', expiresAt: new Date(Date.now() + DAY) })
-      assert.equal(store.isAllowed(secret, 'orders', 'list'), true)
+      assert.equal(allowedTwice(store, secret, 'orders', 'list'), true)
       assert.equal(psql('SELECT state FROM keygate_keys', database), 'active')
 
       const deadline = Date.now() + 10_000
@@ -52,12 +52,14 @@ describe('KeyStore.open(postgres://…)', { skip }, () => {
         assert.ok(Date.now() < deadline, 'the other store sees the new key')
         await new Promise((resolve) => setTimeout(resolve, 2))
       }
+      assert.equal(other.isAllowed(secret, 'orders', 'list'), true)
       store.setState(key.id, 'revoked')
       assert.equal(store.isAllowed(secret, 'orders', 'list'), false)
       while (other.explain(secret, 'orders', 'list').reason !== 'revoked') {
         assert.ok(Date.now() < deadline, 'the other store sees the revocation')
         await new Promise((resolve) => setTimeout(resolve, 2))
       }
+      assert.equal(other.isAllowed(secret, 'orders', 'list'), false, "the other store's memo forgot the key")
 
       const health = store.health()
       assert.equal(health.connected, true)
