@@ -74,9 +74,10 @@
 //!   [`MEMO_HORIZON_MS`] of the decision's instant (see [`expiry`]);
 //! - [`VERDICT_FIRST_CHECK`]: do not remember: this is the key's first check since the
 //!   process created or loaded it, or since it last changed (a change replaces the key's
-//!   record, whose next check is a first check again). A key checked once is often not checked again soon (a start, a sweep
-//!   over many keys, a flood of new ones), and remembering its call would cost a write
-//!   to the memo's table that no hit repays; a key checked again is remembered then.
+//!   record, whose next check is a first check again). A key checked once is often not
+//!   checked again soon (a start, a sweep over many keys, a flood of new ones), and
+//!   remembering its call would cost a write to the memo's table that no hit repays; a
+//!   key checked again is remembered then.
 //!   Admission only: what the memo remembers, and so every answer, is unchanged.
 
 pub mod expiry;

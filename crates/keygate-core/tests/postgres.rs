@@ -81,9 +81,14 @@ impl Db {
 
     /// [`Db::hold`] on the meta row: every admin write waits for it.
     fn hold_meta_row(&self) -> Holder {
+        self.hold_rows_of("keygate_meta")
+    }
+
+    /// [`Db::hold`] on every row of `table`.
+    fn hold_rows_of(&self, table: &str) -> Holder {
         self.hold(
-            "BEGIN; SELECT 1 FROM keygate_meta FOR UPDATE; SELECT pg_sleep(20)",
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' AND wait_event = 'PgSleep'",
+            &format!("BEGIN; SELECT 1 FROM {table} FOR UPDATE; SELECT pg_sleep(20)"),
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%FROM {table} FOR UPDATE%' AND wait_event = 'PgSleep'"),
         )
     }
 }
@@ -1214,10 +1219,7 @@ fn an_admin_call_that_times_out_on_a_lock_leaves_no_wait_on_the_server() {
     drop(holder);
     // A key's row held elsewhere: the wait ends in the write itself, sent with its COMMIT,
     // and the error says plainly that nothing changed (the server aborted the transaction).
-    let key_row = db.hold(
-        "BEGIN; SELECT 1 FROM keygate_keys FOR UPDATE; SELECT pg_sleep(21)",
-        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(21)%' AND wait_event = 'PgSleep'",
-    );
+    let key_row = db.hold_rows_of("keygate_keys");
     let refused = store.set_state(&id, "suspended", None).unwrap_err();
     assert_eq!(refused.code, ErrorCode::StoreUnavailable, "{refused}");
     assert!(refused.message.contains("for a lock another connection holds"), "{refused}");
