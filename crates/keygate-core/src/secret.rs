@@ -131,8 +131,12 @@ pub(crate) fn has_secret_shape(secret: &[u8], prefix: &Prefix) -> bool {
     let Some([b'_', body @ ..]) = secret.strip_prefix(prefix.0.as_bytes()) else {
         return false;
     };
-    // Branch-free: random base62 characters would make a per-character branch mispredict.
-    body.len() == BODY_CHARS && body.iter().fold(0u8, |bad, &c| bad | not_base62(c)) == 0
+    let Ok(body) = <&[u8; BODY_CHARS]>::try_from(body) else {
+        return false;
+    };
+    // Branch-free over a fixed length, by comparisons rather than a table: the compiler
+    // checks many characters at once (a per-character branch would mispredict on random text).
+    body.iter().fold(0u8, |bad, &c| bad | u8::from(!c.is_ascii_alphanumeric())) == 0
 }
 
 /// True when the last 6 characters of `secret` are the base62 CRC32 of the rest.
@@ -279,6 +283,24 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_secret_s_shape_admits_base62_characters_only_and_the_right_length() {
+        let prefix = Prefix::default();
+        let secret = generate(&prefix).unwrap().text.into_bytes();
+        assert!(has_secret_shape(&secret, &prefix));
+        let body_start = prefix.0.len() + 1;
+        for at in [body_start, body_start + 17, secret.len() - 1] {
+            for byte in 0..=255u8 {
+                let mut changed = secret.clone();
+                changed[at] = byte;
+                assert_eq!(has_secret_shape(&changed, &prefix), ALPHABET.contains(&byte), "byte {byte} at {at}");
+            }
+        }
+        assert!(!has_secret_shape(&secret[..secret.len() - 1], &prefix));
+        assert!(!has_secret_shape(&[secret.as_slice(), b"0"].concat(), &prefix));
+        assert!(!has_secret_shape(&secret[1..], &prefix));
+    }
 
     #[test]
     fn generated_secrets_are_well_formed_and_distinct() {
