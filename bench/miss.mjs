@@ -1,8 +1,9 @@
 // The checks keygate's memo cannot answer (issue 14): a wide key population, and rule
 // sets at the documented limits. Imported by bench.mjs (`npm run bench`, and
-// `--miss-only` for just these and cold/memory); `wide` runs in a child process
-// (`node --expose-gc bench/miss.mjs --child-wide`) so that its 200,000 keys in two
-// implementations do not grow the heap the other workloads run in.
+// `--miss-only` for just these and cold/memory); `wide` runs in child processes, one per
+// implementation (`node --expose-gc bench/miss.mjs --child-wide <name>`, which then runs a
+// pass for each `pass` line on its stdin), so that their 200,000 keys do not grow the heap the
+// other workloads run in; their passes are taken by turns.
 //
 //   wide         200,000 keys (5 rules each), one query per key, each asked once per pass in a
 //                fresh random order: keygate (store.isAllowed, memo included) vs hashed JS; keygate
@@ -15,7 +16,8 @@
 // Every answer is compared with the one the workload was built to give; a difference
 // fails the run like a disagreement of the differential check.
 
-import { spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
 import { Oracle, ROLES, USERS, keySpecs, oneQueryPerKey, rng, rulePool } from './data.mjs'
@@ -147,33 +149,90 @@ export function timeExactRules({ rounds }) {
 }
 
 // ---------------------------------------------------------------------------------------
-// wide: in a child process.
+// wide: one child process per implementation, their passes taken by turns.
 
-export function runWide({ quick }) {
-  const out = {}
-  for (const name of ['keygate', 'core', 'hashed']) {
-    const args = ['--expose-gc', fileURLToPath(import.meta.url), '--child-wide', name]
-    // 200,000 keys' RegExps compiled to native code exhaust V8's code space (the process
-    // aborts): the JS peer's RegExps stay in V8's RegExp interpreter here.
-    if (name === 'hashed') args.unshift('--regexp-tier-up-ticks=1000000', '--max-old-space-size=8192')
-    if (quick) args.push('--quick')
-    const child = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'inherit'] })
-    if (child.status !== 0) throw new Error(`the wide child for ${name} exited with ${child.status ?? child.signal}`)
-    const result = JSON.parse(child.stdout.trim().split('\n').pop())
-    out.keys = result.keys
-    out[name] = result.summary
+const WIDE_NAMES = ['keygate', 'core', 'hashed']
+
+/** A wide child: spawned, its world built; `pass()` runs one timed pass and resolves to ns per check. */
+function startWideChild(name, quick) {
+  const args = ['--expose-gc', fileURLToPath(import.meta.url), '--child-wide', name]
+  // 200,000 keys' RegExps compiled to native code exhaust V8's code space (the process
+  // aborts): the JS peer's RegExps stay in V8's RegExp interpreter here.
+  if (name === 'hashed') args.unshift('--regexp-tier-up-ticks=1000000', '--max-old-space-size=8192')
+  if (quick) args.push('--quick')
+  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] })
+  const waiting = []
+  let exited = null
+  createInterface({ input: child.stdout }).on('line', (line) => waiting.shift()?.resolve(JSON.parse(line)))
+  child.on('exit', (code, signal) => {
+    exited = new Error(`the wide child for ${name} exited with ${code ?? signal}`)
+    for (const w of waiting.splice(0)) w.reject(exited)
+  })
+  const next = () =>
+    new Promise((resolve, reject) => {
+      if (exited) reject(exited)
+      else waiting.push({ resolve, reject })
+    })
+  const ready = next()
+  return {
+    ready,
+    pass: () => {
+      const answer = next()
+      child.stdin.write('pass\n')
+      return answer.then((out) => out.ns)
+    },
+    close: () => child.stdin.end(),
   }
+}
+
+/**
+ * Wide, the implementations by turns: each pass of one follows a pass of the others, so a host
+ * whose speed drifts (this one's does, by a third within minutes) slows all of them alike, and
+ * each ratio is also taken pass by pass (`ratio`: the median of keygate's pass over hashed JS's
+ * in the same turn).
+ */
+export async function runWide({ quick }) {
+  const rounds = quick ? 3 : 7
+  const children = {}
+  // Built one after another (each world takes a core and a few hundred MB while built).
+  for (const name of WIDE_NAMES) {
+    children[name] = startWideChild(name, quick)
+    const { keys } = await children[name].ready
+    children.keys = keys
+  }
+  const samples = Object.fromEntries(WIDE_NAMES.map((name) => [name, []]))
+  const ratios = []
+  try {
+    for (let round = -1; round < rounds; round++) {
+      const turn = {}
+      // Rotated, so that no implementation always runs right after another's pass.
+      for (let i = 0; i < WIDE_NAMES.length; i++) {
+        const name = WIDE_NAMES[(i + round + 1) % WIDE_NAMES.length]
+        turn[name] = await children[name].pass()
+      }
+      if (round < 0) continue
+      for (const name of WIDE_NAMES) samples[name].push(turn[name])
+      ratios.push(turn.keygate / turn.hashed)
+    }
+  } finally {
+    for (const name of WIDE_NAMES) children[name].close()
+  }
+  const out = { keys: children.keys, ...Object.fromEntries(WIDE_NAMES.map((name) => [name, summarize(samples[name])])), ratio: summarize(ratios) }
   log(
-    `  wide (${out.keys.toLocaleString('en-US')} keys, each once per pass): keygate ${fmtNs(out.keygate.median)}, ` +
-      `keygate core ${fmtNs(out.core.median)}, hashed JS ${fmtNs(out.hashed.median)}`,
+    `  wide (${out.keys.toLocaleString('en-US')} keys, each once per pass, by turns): keygate ${fmtNs(out.keygate.median)}, ` +
+      `keygate core ${fmtNs(out.core.median)}, hashed JS ${fmtNs(out.hashed.median)}; keygate / hashed JS pass by pass ` +
+      `${out.ratio.median.toFixed(3)} (${out.ratio.min.toFixed(3)}–${out.ratio.max.toFixed(3)})`,
   )
   return out
 }
 
-/** One implementation's wide passes: the same keys, queries and orders in every child (seeded). */
+/**
+ * One implementation's wide child: builds the keys and queries (the same in every child:
+ * seeded), says it is ready, then runs a pass, in a fresh order (the same sequence of orders
+ * in every child), for each `pass` line it reads, answering its ns per check.
+ */
 async function childWide(name, quick) {
   const keys = quick ? 20_000 : 200_000
-  const rounds = quick ? 3 : 5
   const now = Date.now()
   const pool = rulePool()
   const specs = keySpecs('wide-keys', keys, pool, now)
@@ -186,9 +245,10 @@ async function childWide(name, quick) {
   const target = name === 'keygate' ? peer.store : peer
   const loop = makeLoop()
   const r = rng('wide-order')
-  const samples = []
-  for (let round = -1; round < rounds; round++) {
-    // A fresh random order each pass.
+  const answer = (out) => process.stdout.write(`${JSON.stringify(out)}\n`)
+  answer({ ready: true, keys })
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line !== 'pass') continue
     const order = Array.from({ length: keys }, (_, i) => i)
     for (let i = keys - 1; i > 0; i--) {
       const j = r.int(i + 1)
@@ -204,9 +264,8 @@ async function childWide(name, quick) {
     const sum = loop(target, s, services, apis, keys)
     const ns = Number(process.hrtime.bigint() - start) / keys
     if (sum !== want) throw new Error(`wide: ${name} gave checksum ${sum}, the expected answers give ${want}`)
-    if (round >= 0) samples.push(ns)
+    answer({ ns })
   }
-  process.stdout.write(`${JSON.stringify({ keys, summary: summarize(samples) })}\n`)
 }
 
 if (process.argv[2] === '--child-wide') {
@@ -217,9 +276,9 @@ if (process.argv[2] === '--child-wide') {
 }
 
 /** Every miss measure but cold and memory (bench.mjs times those beside its other workloads). */
-export function missMeasures({ quick, rounds }) {
+export async function missMeasures({ quick, rounds }) {
   const out = {}
-  out.wide = runWide({ quick })
+  out.wide = await runWide({ quick })
   fullGc()
   out.worstRights = timeWorstRights({ rounds })
   fullGc()
