@@ -153,7 +153,12 @@ export function timeExactRules({ rounds }) {
 
 const WIDE_NAMES = ['keygate', 'core', 'hashed']
 
-/** A wide child: spawned, its world built; `pass()` runs one timed pass and resolves to ns per check. */
+/**
+ * A wide child, spawned: `ready` resolves once its world is built, `pass()` runs one timed pass
+ * and resolves to ns per check, `close()` ends it and resolves once it has exited (rejecting if
+ * it failed), `kill()` ends it at once. Anything else it does (an exit, a line that is not its
+ * JSON answer, a failed spawn) rejects what waits on it, naming it.
+ */
 function startWideChild(name, quick) {
   const args = ['--expose-gc', fileURLToPath(import.meta.url), '--child-wide', name]
   // 200,000 keys' RegExps compiled to native code exhaust V8's code space (the process
@@ -162,18 +167,34 @@ function startWideChild(name, quick) {
   if (quick) args.push('--quick')
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] })
   const waiting = []
-  let exited = null
-  createInterface({ input: child.stdout }).on('line', (line) => waiting.shift()?.resolve(JSON.parse(line)))
-  child.on('exit', (code, signal) => {
-    exited = new Error(`the wide child for ${name} exited with ${code ?? signal}`)
-    for (const w of waiting.splice(0)) w.reject(exited)
+  let failed = null
+  const fail = (error) => {
+    failed ??= error
+    for (const w of waiting.splice(0)) w.reject(failed)
+  }
+  const exit = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  exit.then(({ code, signal }) => fail(new Error(`the wide child for ${name} exited with ${code ?? signal}`)))
+  child.on('error', (error) => fail(new Error(`the wide child for ${name}: ${error.message}`)))
+  // A child that dies between passes must not crash the parent on its closed stdin.
+  child.stdin.on('error', () => {})
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    let answer
+    try {
+      answer = JSON.parse(line)
+    } catch {
+      fail(new Error(`the wide child for ${name} printed ${JSON.stringify(line.slice(0, 200))}`))
+      return
+    }
+    waiting.shift()?.resolve(answer)
   })
   const next = () =>
     new Promise((resolve, reject) => {
-      if (exited) reject(exited)
+      if (failed) reject(failed)
       else waiting.push({ resolve, reject })
     })
   const ready = next()
+  // Awaited only through `pass` or `close`: a child failing while its world is built rejects it.
+  ready.catch(() => {})
   return {
     ready,
     pass: () => {
@@ -181,7 +202,12 @@ function startWideChild(name, quick) {
       child.stdin.write('pass\n')
       return answer.then((out) => out.ns)
     },
-    close: () => child.stdin.end(),
+    close: async () => {
+      child.stdin.end()
+      const { code, signal } = await exit
+      if (code !== 0) throw new Error(`the wide child for ${name} exited with ${code ?? signal}`)
+    },
+    kill: () => child.kill(),
   }
 }
 
@@ -189,20 +215,21 @@ function startWideChild(name, quick) {
  * Wide, the implementations by turns: each pass of one follows a pass of the others, so a host
  * whose speed drifts (this one's does, by a third within minutes) slows all of them alike, and
  * each ratio is also taken pass by pass (`ratio`: the median of keygate's pass over hashed JS's
- * in the same turn).
+ * in the same turn). The children have exited when it returns (their CPU time then counts as
+ * this process's, not as other load).
  */
 export async function runWide({ quick }) {
   const rounds = quick ? 3 : 7
   const children = {}
-  // Built one after another (each world takes a core and a few hundred MB while built).
-  for (const name of WIDE_NAMES) {
-    children[name] = startWideChild(name, quick)
-    const { keys } = await children[name].ready
-    children.keys = keys
-  }
   const samples = Object.fromEntries(WIDE_NAMES.map((name) => [name, []]))
   const ratios = []
+  let keys = 0
   try {
+    // Built one after another (each world takes a core and a few hundred MB while built).
+    for (const name of WIDE_NAMES) {
+      children[name] = startWideChild(name, quick)
+      keys = (await children[name].ready).keys
+    }
     for (let round = -1; round < rounds; round++) {
       const turn = {}
       // Rotated, so that no implementation always runs right after another's pass.
@@ -214,10 +241,12 @@ export async function runWide({ quick }) {
       for (const name of WIDE_NAMES) samples[name].push(turn[name])
       ratios.push(turn.keygate / turn.hashed)
     }
-  } finally {
-    for (const name of WIDE_NAMES) children[name].close()
+    await Promise.all(Object.values(children).map((child) => child.close()))
+  } catch (error) {
+    for (const child of Object.values(children)) child.kill()
+    throw error
   }
-  const out = { keys: children.keys, ...Object.fromEntries(WIDE_NAMES.map((name) => [name, summarize(samples[name])])), ratio: summarize(ratios) }
+  const out = { keys, ...Object.fromEntries(WIDE_NAMES.map((name) => [name, summarize(samples[name])])), ratio: summarize(ratios) }
   log(
     `  wide (${out.keys.toLocaleString('en-US')} keys, each once per pass, by turns): keygate ${fmtNs(out.keygate.median)}, ` +
       `keygate core ${fmtNs(out.core.median)}, hashed JS ${fmtNs(out.hashed.median)}; keygate / hashed JS pass by pass ` +

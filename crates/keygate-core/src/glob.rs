@@ -355,6 +355,22 @@ mod tests {
     }
 
     #[test]
+    fn a_folded_name_holds_the_byte_set_of_its_folded_bytes_held_in_place_or_not() {
+        for len in [1, INLINE_NAME, INLINE_NAME + 1] {
+            for b in 0..=255u8 {
+                let mut name = vec![b'q'; len];
+                name[len - 1] = b;
+                let folded = FoldedName::new(&name);
+                assert_eq!(folded.bytes, ByteSet::of(&name.to_ascii_lowercase()), "byte {b} at the end of {len}");
+                if is_name_byte(b) {
+                    let pattern = format!("*{}", char::from(b.to_ascii_lowercase()));
+                    assert!(Glob::compile(&pattern).matches_folded(&folded), "{pattern} against byte {b}, {len} long");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn star_matches_any_run_including_nothing() {
         assert!(m("get*", "get"));
         assert!(m("get*", "getSessionInfo"));
