@@ -172,8 +172,9 @@ function startWideChild(name, quick) {
     failed ??= error
     for (const w of waiting.splice(0)) w.reject(failed)
   }
+  const exited = ({ code, signal }) => new Error(`the wide child for ${name} exited with ${code ?? signal}`)
   const exit = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
-  exit.then(({ code, signal }) => fail(new Error(`the wide child for ${name} exited with ${code ?? signal}`)))
+  exit.then((status) => fail(exited(status)))
   child.on('error', (error) => fail(new Error(`the wide child for ${name}: ${error.message}`)))
   // A child that dies between passes must not crash the parent on its closed stdin.
   child.stdin.on('error', () => {})
@@ -204,8 +205,8 @@ function startWideChild(name, quick) {
     },
     close: async () => {
       child.stdin.end()
-      const { code, signal } = await exit
-      if (code !== 0) throw new Error(`the wide child for ${name} exited with ${code ?? signal}`)
+      const status = await exit
+      if (status.code !== 0) throw exited(status)
     },
     kill: () => child.kill(),
   }
