@@ -5,7 +5,6 @@
 
 use crate::clock::Clock;
 use crate::dav::{is_valid_request, DavNames, DavRule};
-use crate::glob::is_valid_name;
 use crate::ip::parse_caller_ip;
 use crate::model::{Key, KeyState, User, UserStatus};
 use crate::registry::Registry;
@@ -119,8 +118,8 @@ pub(crate) trait Request: Copy {
     type Names;
     fn secret(&self) -> &[u8];
     fn ip(&self) -> Option<&[u8]>;
-    /// Step 3: the request's names are valid.
-    fn is_valid(&self) -> bool;
+    /// Step 3: the request's names are valid (`names` are this request's, prepared).
+    fn is_valid(&self, names: &Self::Names) -> bool;
     fn names(&self) -> Self::Names;
     /// The first rule of this kind in `rules` (list order) that matches.
     fn first_match<'r>(rules: &'r RuleList, names: &Self::Names) -> Option<&'r Self::Rule>;
@@ -141,8 +140,8 @@ impl Request for Call<'_> {
     }
 
     #[inline]
-    fn is_valid(&self) -> bool {
-        is_valid_name(self.service) && is_valid_name(self.api)
+    fn is_valid(&self, names: &CallNames) -> bool {
+        names.are_valid()
     }
 
     #[inline]
@@ -173,7 +172,7 @@ impl Request for DavCall<'_> {
         self.ip
     }
 
-    fn is_valid(&self) -> bool {
+    fn is_valid(&self, _names: &DavNames) -> bool {
         is_valid_request(self.method, self.path)
     }
 
@@ -299,7 +298,7 @@ fn authorize_named<'r, Q: Request>(
     let deny = |reason, now| Outcome { reason, key: Some(k), matched_rule: None, now };
     // Read at step 8, after the user's rights: loading them meanwhile hides a cache miss.
     k.rules.prefetch();
-    if !request.is_valid() {
+    if !request.is_valid(names) {
         return deny(Reason::InvalidRequest, None);
     }
     match k.state {

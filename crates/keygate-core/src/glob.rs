@@ -6,7 +6,7 @@
 //! the pattern requires against the bytes the name holds).
 
 /// Characters allowed in service and API names (and in patterns, besides wildcards).
-pub fn is_name_byte(b: u8) -> bool {
+pub const fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/')
 }
 
@@ -28,13 +28,40 @@ impl ByteSet {
     /// The bit of `b`: its low five bits, and bit 6 moved to bit 5. Lower-case letters
     /// (bit 6 set) go to 33–58, digits to 16–25, `-` `.` `/` to 13–15 and `_` to 63: one each.
     #[inline(always)]
-    fn bit(b: u8) -> u64 {
+    const fn bit(b: u8) -> u64 {
         1u64 << ((b & 31) | ((b >> 1) & 32))
     }
 
     fn of(text: &[u8]) -> ByteSet {
         // Branch-free: a branch per byte mispredicts on names mixing letters and digits.
         ByteSet(text.iter().fold(0u64, |set, &b| set | Self::bit(b)))
+    }
+
+    /// By byte: [`ByteSet::bit`] of its lower case, and that lower case with bit 8 set
+    /// when the byte is no name byte. A name is folded, its set collected and its validity
+    /// found in one pass of table loads (the formula, per byte, had cost the compiler an
+    /// emulated vector shift: 13 instructions a byte, more than any other step of a check).
+    // Indexing in a constant initialiser cannot panic at run time: an index out of
+    // bounds there fails the build.
+    #[allow(clippy::indexing_slicing)]
+    const FOLD: ([u64; 256], [u16; 256]) = {
+        let (mut bits, mut folds) = ([0u64; 256], [0u16; 256]);
+        let mut b = 0;
+        while b < 256 {
+            let folded = (b as u8).to_ascii_lowercase();
+            bits[b] = Self::bit(folded);
+            folds[b] = folded as u16 | if is_name_byte(b as u8) { 0 } else { NOT_NAME_BYTE };
+            b += 1;
+        }
+        (bits, folds)
+    };
+
+    /// `b`'s entries in [`ByteSet::FOLD`]: its lower case's bit, and its fold. A `u8` always
+    /// indexes the tables, so the optimiser drops the bounds checks of `get`.
+    #[inline(always)]
+    fn fold(b: u8) -> (u64, u16) {
+        let (bits, folds) = &Self::FOLD;
+        (bits.get(usize::from(b)).copied().unwrap_or(u64::MAX), folds.get(usize::from(b)).copied().unwrap_or(NOT_NAME_BYTE))
     }
 
     fn contains_all(self, required: ByteSet) -> bool {
@@ -45,6 +72,9 @@ impl ByteSet {
 /// Longest name a [`FoldedName`] holds in place: a check moves its two names a few times,
 /// and moving two 256-byte buffers had cost more than folding them.
 const INLINE_NAME: usize = 64;
+
+/// Marks a byte that is no name byte in [`ByteSet::FOLD`]'s folds (above any byte).
+const NOT_NAME_BYTE: u16 = 1 << 8;
 
 /// A service or API name of a call, folded to lower case once so that every
 /// pattern of every rule list compares bytes, with the set of bytes it holds
@@ -58,31 +88,42 @@ pub struct FoldedName {
     /// Longer names.
     long: Option<Box<[u8]>>,
     bytes: ByteSet,
+    /// Whether the name is a valid service or API name ([`is_valid_name`]), found while folding.
+    valid_name: bool,
 }
 
 impl FoldedName {
     #[inline]
     pub fn new(name: &[u8]) -> FoldedName {
-        let mut folded = FoldedName { inline: [0; INLINE_NAME], len: name.len(), long: None, bytes: ByteSet::default() };
+        let mut folded = FoldedName { inline: [0; INLINE_NAME], len: name.len(), long: None, bytes: ByteSet::default(), valid_name: false };
         match folded.inline.get_mut(..name.len()) {
             // One pass folding and collecting the bytes: each loop over a name mispredicts its
             // exit once when names vary in length, so two passes cost two.
             Some(text) => {
-                let mut set = 0;
+                let (mut set, mut seen) = (0, 0);
                 for (to, &from) in text.iter_mut().zip(name) {
-                    let lower = from.to_ascii_lowercase();
-                    *to = lower;
-                    set |= ByteSet::bit(lower);
+                    let (bit, fold) = ByteSet::fold(from);
+                    *to = fold as u8;
+                    seen |= fold;
+                    set |= bit;
                 }
                 folded.bytes = ByteSet(set);
+                folded.valid_name = !name.is_empty() && seen & NOT_NAME_BYTE == 0;
             }
             None => {
+                folded.valid_name = is_valid_name(name);
                 let long = name.to_ascii_lowercase().into_boxed_slice();
                 folded.bytes = ByteSet::of(&long);
                 folded.long = Some(long);
             }
         }
         folded
+    }
+
+    /// Whether the name is a valid service or API name (see [`is_valid_name`]).
+    #[inline]
+    pub fn is_valid_name(&self) -> bool {
+        self.valid_name
     }
 
     #[inline]
@@ -362,11 +403,43 @@ mod tests {
                 name[len - 1] = b;
                 let folded = FoldedName::new(&name);
                 assert_eq!(folded.bytes, ByteSet::of(&name.to_ascii_lowercase()), "byte {b} at the end of {len}");
+                assert_eq!(folded.as_bytes(), name.to_ascii_lowercase(), "byte {b} at the end of {len}");
+                assert_eq!(folded.is_valid_name(), is_valid_name(&name), "byte {b} at the end of {len}");
                 if is_name_byte(b) {
                     let pattern = format!("*{}", char::from(b.to_ascii_lowercase()));
                     assert!(Glob::compile(&pattern).matches_folded(&folded), "{pattern} against byte {b}, {len} long");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_folded_name_is_valid_from_one_to_256_name_bytes() {
+        assert!(!FoldedName::new(b"").is_valid_name());
+        for len in [1, INLINE_NAME, INLINE_NAME + 1, MAX_NAME_LEN] {
+            assert!(FoldedName::new(&vec![b'Q'; len]).is_valid_name(), "{len} bytes");
+        }
+        assert!(!FoldedName::new(&[b'q'; MAX_NAME_LEN + 1]).is_valid_name());
+    }
+
+    proptest::proptest! {
+        /// Folding in one pass gives what folding, collecting and validating one by one
+        /// would, for any bytes: empty, in place, held apart (over 64 bytes) or too long.
+        #[test]
+        fn a_folded_name_is_its_lower_case_its_byte_set_and_its_validity(
+            name_bytes in proptest::collection::vec(proptest::sample::select(b"azAZ09_-./".to_vec()), 0..300),
+            // Half the names then take one byte of any value, anywhere.
+            stranger in proptest::option::of((proptest::num::u8::ANY, proptest::num::usize::ANY)),
+        ) {
+            let mut name = name_bytes;
+            if let Some((byte, at)) = stranger {
+                name.insert(at % (name.len() + 1), byte);
+            }
+            let folded = FoldedName::new(&name);
+            let lower = name.to_ascii_lowercase();
+            proptest::prop_assert_eq!(folded.as_bytes(), &lower[..]);
+            proptest::prop_assert_eq!(folded.bytes, ByteSet::of(&lower));
+            proptest::prop_assert_eq!(folded.is_valid_name(), is_valid_name(&name));
         }
     }
 

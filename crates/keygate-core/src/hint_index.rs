@@ -7,6 +7,7 @@
 //! (about one key in 70 at 200,000 keys) costs a second candidate, never a wrong answer.
 //! Hints are shown in key listings, so placing by them tells a prober nothing new.
 
+use crate::huge_pages;
 use crate::prefetch::prefetch;
 
 /// Marks a free entry (no key has this slot: slots are positions in a `Vec`
@@ -129,7 +130,10 @@ impl HintIndex {
 
     /// `size`: a power of two, more than twice the entries held.
     fn resize(&mut self, size: usize) {
-        let old = std::mem::replace(&mut self.entries, vec![FREE_ENTRY; size].into_boxed_slice());
+        let mut entries = Vec::with_capacity(size);
+        huge_pages::advise_capacity(&entries);
+        entries.resize(size, FREE_ENTRY);
+        let old = std::mem::replace(&mut self.entries, entries.into_boxed_slice());
         self.shift = 32 - size.trailing_zeros();
         for entry in old.iter().filter(|entry| entry.slot != FREE) {
             self.place(*entry);

@@ -10,6 +10,7 @@
 use hashbrown::HashTable;
 
 use crate::hint_index::{tag_of_hint, tag_of_secret, HintIndex};
+use crate::huge_pages;
 use crate::model::{Key, KeyId};
 use crate::prefetch::prefetch_all;
 use crate::secret;
@@ -199,6 +200,8 @@ impl KeyTable {
         self.by_id.clear();
         self.by_hint.clear();
         self.by_hint.reserve(keys);
+        self.slots.reserve_exact(placed);
+        huge_pages::advise_capacity(&self.slots);
         self.slots.resize_with(placed, || None);
         self.placed = placed;
         self.free.extend((0..placed as u32).rev());

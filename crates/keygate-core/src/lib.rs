@@ -42,6 +42,7 @@ mod decision;
 mod error;
 mod glob;
 mod hint_index;
+mod huge_pages;
 mod incident;
 mod ip;
 mod key_table;

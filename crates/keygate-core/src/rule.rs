@@ -49,6 +49,12 @@ impl CallNames {
     pub fn new(service: &[u8], api: &[u8]) -> CallNames {
         CallNames { service: FoldedName::new(service), api: FoldedName::new(api) }
     }
+
+    /// Whether both names are valid service and API names (step 3 of the decision).
+    #[inline]
+    pub fn are_valid(&self) -> bool {
+        self.service.is_valid_name() && self.api.is_valid_name()
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
