@@ -72,6 +72,8 @@ impl ByteSet {
 /// Longest name a [`FoldedName`] holds in place: a check moves its two names a few times,
 /// and moving two 256-byte buffers had cost more than folding them.
 const INLINE_NAME: usize = 64;
+// A name held in place is valid by its bytes alone: it is never too long.
+const _: () = assert!(INLINE_NAME <= MAX_NAME_LEN);
 
 /// Marks a byte that is no name byte in [`ByteSet::FOLD`]'s folds (above any byte).
 const NOT_NAME_BYTE: u16 = 1 << 8;

@@ -187,6 +187,20 @@ mod tests {
         proptest::collection::vec((any::<bool>(), prop_oneof![0u32..8, any::<u32>(), (u32::MAX - 8)..=u32::MAX], 0u32..64), 0..400)
     }
 
+    /// A table for 600,000 keys (16 MiB) is advised to huge pages, grown or reserved.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_large_table_is_advised_to_huge_pages() {
+        let mut reserved = HintIndex::default();
+        reserved.reserve(600_000);
+        assert_ne!(crate::huge_pages::is_advised(&reserved.entries), Some(false));
+        let mut grown = HintIndex::default();
+        for slot in 0..600_000u32 {
+            grown.insert(slot.wrapping_mul(0x9E37_79B9), slot);
+        }
+        assert_ne!(crate::huge_pages::is_advised(&grown.entries), Some(false));
+    }
+
     proptest! {
         /// Every slot inserted is found under its tag until removed, never after, and
         /// never under another tag, whatever the order of inserts and removals.

@@ -281,6 +281,18 @@ mod tests {
         }
     }
 
+    /// A slab of several megabytes (20,000 keys) is advised to huge pages, as a check's
+    /// loads from it would otherwise each wait for a page walk.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_large_slab_is_advised_to_huge_pages() {
+        let mut table = KeyTable::default();
+        for n in 0..20_000 {
+            table.insert(key(n).0);
+        }
+        assert_ne!(huge_pages::is_advised(&table.slots), Some(false));
+    }
+
     #[test]
     fn most_keys_sit_in_a_home_and_every_key_is_found_through_moves_removals_and_growth() {
         let mut table = KeyTable::default();
