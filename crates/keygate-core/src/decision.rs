@@ -211,7 +211,7 @@ impl RuleText for DavRule {
 /// clock is read only if step 5 is reached. `available` says whether the store can
 /// vouch that `registry` is current.
 pub fn decide<'r>(registry: &'r Registry, prefix: &Prefix, clock: &Clock, available: impl FnOnce() -> bool, call: Call<'_>) -> Outcome<'r> {
-    decide_request(registry, prefix, clock, available, call)
+    decide_request(registry, prefix, || clock.now(), available, call)
 }
 
 /// [`decide`] for a WebDAV request.
@@ -222,15 +222,16 @@ pub fn decide_dav<'r>(
     available: impl FnOnce() -> bool,
     call: DavCall<'_>,
 ) -> Outcome<'r, DavRule> {
-    decide_request(registry, prefix, clock, available, call)
+    decide_request(registry, prefix, || clock.now(), available, call)
 }
 
-/// [`decide`] for a request of either kind.
+/// [`decide`] for a request of either kind; `now` gives the decision's instant (called
+/// only if step 5 is reached).
 #[inline]
 pub(crate) fn decide_request<'r, Q: Request>(
     registry: &'r Registry,
     prefix: &Prefix,
-    clock: &Clock,
+    now: impl FnOnce() -> i64,
     available: impl FnOnce() -> bool,
     request: Q,
 ) -> Outcome<'r, Q::Rule> {
@@ -238,7 +239,7 @@ pub(crate) fn decide_request<'r, Q: Request>(
     // began loading it when the secret was read, see `KeyStore::begin_check`).
     let names = request.names();
     match authenticate(registry, prefix, available, request.secret()) {
-        Ok(key) => authorize_named(registry, key, clock, request, &names),
+        Ok(key) => authorize_named(registry, key, now, request, &names),
         Err(reason) => Outcome { reason, key: None, matched_rule: None, now: None },
     }
 }
@@ -272,18 +273,23 @@ pub fn authenticate<'r>(
 /// Steps 3–9 of the decision for a known key: what `decide` answers once the secret
 /// has named `key`, and what an admin holding only the key id is told.
 pub fn authorize<'r>(registry: &'r Registry, k: &'r Key, clock: &Clock, call: Call<'_>) -> Outcome<'r> {
-    authorize_request(registry, k, clock, call)
+    authorize_request(registry, k, || clock.now(), call)
 }
 
 /// [`authorize`] for a WebDAV request.
 pub fn authorize_dav<'r>(registry: &'r Registry, k: &'r Key, clock: &Clock, call: DavCall<'_>) -> Outcome<'r, DavRule> {
-    authorize_request(registry, k, clock, call)
+    authorize_request(registry, k, || clock.now(), call)
 }
 
-/// [`authorize`] for a request of either kind.
+/// [`authorize`] for a request of either kind; `now` as for [`decide_request`].
 #[inline]
-pub(crate) fn authorize_request<'r, Q: Request>(registry: &'r Registry, k: &'r Key, clock: &Clock, request: Q) -> Outcome<'r, Q::Rule> {
-    authorize_named(registry, k, clock, request, &request.names())
+pub(crate) fn authorize_request<'r, Q: Request>(
+    registry: &'r Registry,
+    k: &'r Key,
+    now: impl FnOnce() -> i64,
+    request: Q,
+) -> Outcome<'r, Q::Rule> {
+    authorize_named(registry, k, now, request, &request.names())
 }
 
 /// [`authorize_request`] with the request's names already folded.
@@ -291,7 +297,7 @@ pub(crate) fn authorize_request<'r, Q: Request>(registry: &'r Registry, k: &'r K
 fn authorize_named<'r, Q: Request>(
     registry: &'r Registry,
     k: &'r Key,
-    clock: &Clock,
+    now: impl FnOnce() -> i64,
     request: Q,
     names: &Q::Names,
 ) -> Outcome<'r, Q::Rule> {
@@ -306,7 +312,7 @@ fn authorize_named<'r, Q: Request>(
         KeyState::Suspended => return deny(Reason::Suspended, None),
         KeyState::Revoked => return deny(Reason::Revoked, None),
     }
-    let now = clock.now();
+    let now = now();
     if now >= k.expires_at {
         return deny(Reason::Expired, Some(now));
     }
