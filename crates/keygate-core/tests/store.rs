@@ -383,3 +383,22 @@ fn only_a_key_s_first_check_is_marked_first() {
     assert_eq!((changed.reason, changed.first_check), (Reason::Suspended, true));
     assert!(!s.check(call).first_check);
 }
+
+/// A check begun with `begin_check` decides as of the instant it began: the registry and the
+/// clock it reads are both those of that instant, even if the clock moves before it ends.
+#[test]
+fn a_pending_check_decides_as_of_the_instant_it_began() {
+    let s = store();
+    user(&s, "svc", &["session:*"]);
+    let issued = s
+        .create_key(
+            &NewKey { user_id: "svc".into(), description: "t".into(), expires_at: Some(T0 + 10_000), rules: vec![], state: None },
+            None,
+        )
+        .unwrap();
+    let call = Call { secret: issued.secret.as_bytes(), service: b"session", api: b"get", ip: None };
+    let pending = s.begin_check(call.secret);
+    s.set_now(Some(T0 + 20_000));
+    assert_eq!(pending.check(call).reason, Reason::Allowed, "decided at T0, before the key expired");
+    assert_eq!(s.check(call).reason, Reason::Expired, "a check begun after the clock moved");
+}

@@ -37,7 +37,9 @@ impl KeyStore {
     /// Begins a check of a call with `secret` (the same bytes the call will carry): the
     /// key table's entry starts loading from memory, so that whatever the caller does
     /// before [`PendingCheck::check`] (reading the call's names) overlaps that load.
-    /// Holds the registry's read lock until the check is done.
+    /// Holds the registry's read lock until the check is done, and reads the clock here:
+    /// the check decides as of this instant, even if the clock moves before it ends
+    /// (what it decides about is the registry as of this instant too).
     #[inline]
     pub fn begin_check(&self, secret: &[u8]) -> PendingCheck<'_> {
         let registry = self.is_current().then(|| self.inner.registry.read());
