@@ -15,7 +15,7 @@ import { KeygateError } from '../index.js'
 import type { StoreOptions } from '../index.js'
 import { DAY, at } from './helpers.js'
 import { StoreProcess } from './support/child-store.js'
-import { children } from './support/durable.js'
+import { NODE, childScript, children, sleep, wall } from './support/durable.js'
 import { Cluster, PG_PORT, TcpProxy, clusterSkipReason, converge, createDatabase, openPg, pgOnly, psql, seedKeys, until, whilePaused } from './support/postgres.js'
 import { stateDigest } from './support/state-digest.js'
 
@@ -160,6 +160,82 @@ describe('PostgreSQL faults through a TCP proxy', pgOnly(), () => {
     assert.equal(await childAllows(host, keys[1]!.secret), false)
     assert.equal(await childAllows(host, keys[2]!.secret), true)
     await host.stop()
+  })
+
+  test('a host frozen (SIGSTOP) in the middle of a write holds the other hosts back for a bounded time, and its write changes nothing', {
+    timeout: 120_000,
+  }, async (t: TestContext) => {
+    const db = createDatabase()
+    const other = openPg(db.url, OPTIONS)
+    const child = spawn(NODE, [childScript('busy-writer'), db.url, JSON.stringify(OPTIONS)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    children.add(child)
+    const acked: number[] = []
+    const failed: Array<{ i: number; code: string }> = []
+    let ready = false
+    let pending = ''
+    child.stdout!.on('data', (chunk: Buffer) => {
+      pending += chunk.toString()
+      const lines = pending.split('\n')
+      pending = lines.pop()!
+      for (const line of lines) {
+        const m = JSON.parse(line) as { t: string; i: number; code: string; message?: string }
+        if (m.t === 'ready') ready = true
+        else if (m.t === 'ok') acked.push(m.i)
+        else if (m.t === 'failed') failed.push({ i: m.i, code: m.code })
+        else assert.fail(`the busy writer could not start: ${m.code} ${m.message}`)
+      }
+    })
+    await until('the busy writer writes', 20_000, () => (ready && acked.length >= 20 ? true : undefined))
+    // Its write connection idle inside a transaction, holding keygate_meta's row: a write caught between two statements.
+    const idleInWrite = () => Number(psql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${db.name}' AND state = 'idle in transaction'`, { database: db.name }))
+    let caught = false
+    for (let attempt = 0; attempt < 500 && !caught; attempt++) {
+      child.kill('SIGSTOP')
+      // The statement in flight, if any, completes on the server meanwhile.
+      await sleep(30)
+      caught = idleInWrite() === 1
+      if (!caught) {
+        child.kill('SIGCONT')
+        await sleep(1 + Math.random() * 10)
+      }
+    }
+    assert.ok(caught, 'the busy writer was never caught between the statements of a write')
+    const frozenAt = wall()
+    const ackedWhenFrozen = acked.length
+    // Another host's writes wait for the lock, then go through once the server has ended the frozen transaction.
+    const refused: string[] = []
+    await until('another host writes again', 60_000, () => {
+      try {
+        other.putUser({ id: 'after-the-freeze' })
+        return true
+      } catch (error) {
+        assert.ok(error instanceof KeygateError, String(error))
+        refused.push(error.code)
+        return undefined
+      }
+    })
+    const heldMs = wall() - frozenAt
+    t.diagnostic(`a host frozen mid-write held the others back ${heldMs.toFixed(0)} ms (${refused.length} writes refused meanwhile: ${[...new Set(refused)].join(', ')})`)
+    assert.deepEqual([...new Set(refused)], refused.length > 0 ? ['STORE_UNAVAILABLE'] : [])
+    // Ended by the server after max(4 × statementTimeoutMs, 10 s) idle; a write then waits at most one lock wait more.
+    assert.ok(heldMs >= 9_000, `the frozen transaction ended after ${heldMs} ms: sooner than its idle bound of 10 s`)
+    assert.ok(heldMs < 10_000 + 3 * OPTIONS.statementTimeoutMs!, `the frozen host held the others back ${heldMs} ms`)
+    assert.equal(idleInWrite(), 0, 'the frozen session is still idle in its transaction')
+    // Resumed, the frozen call either fails (its transaction was rolled back with its session) or, when
+    // the session was lost before it had locked anything, is made again on a new connection; its next
+    // calls go through. Either way, nothing acknowledged is missing and nothing failed is there.
+    child.kill('SIGCONT')
+    await until('the resumed host writes again', 20_000, () => (acked.length > ackedWhenFrozen + 5 ? true : undefined))
+    child.kill('SIGKILL')
+    await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.once('exit', resolve)))
+    children.delete(child)
+    t.diagnostic(`the frozen call ${failed.some((f) => f.i === ackedWhenFrozen) ? 'failed' : 'went through on a new connection'}; ${failed.length} calls failed`)
+    for (const f of failed) assert.equal(f.code, 'STORE_UNAVAILABLE', `write busy-${f.i} failed with ${f.code}`)
+    const truth = openPg(db.url, OPTIONS)
+    const users = new Set(truth.listUsers().map((u) => u.id))
+    for (const i of acked) assert.ok(users.has(`busy-${i}`), `acknowledged write busy-${i} lost`)
+    for (const f of failed) assert.ok(!users.has(`busy-${f.i}`), `failed write busy-${f.i} is in the database`)
+    assert.ok(users.has('after-the-freeze'))
   })
 })
 

@@ -54,14 +54,31 @@ pub(super) struct Target {
     pub(super) begin: String,
 }
 
-/// `BEGIN`, and `lock_timeout` set for that transaction to [`lock_wait`] of `limit`. The
-/// client stops waiting after `limit`, but a server backend waiting for a lock does not
-/// notice its client gone: without this it stays queued behind the lock's holder, and
-/// takes the lock once it is let go, long after the call failed. `SET LOCAL` rather than a
-/// startup option, which connection poolers may refuse; sent with the `BEGIN`, no round
-/// trip of its own.
+/// `BEGIN`, with `lock_timeout` set for that transaction to [`lock_wait`] of `limit`, and
+/// `idle_in_transaction_session_timeout` to [`idle_in_write`] of it. The client stops
+/// waiting after `limit`, but a server backend waiting for a lock does not notice its
+/// client gone: without this it stays queued behind the lock's holder, and takes the lock
+/// once it is let go, long after the call failed. `SET LOCAL` rather than a startup
+/// option, which connection poolers may refuse; sent with the `BEGIN`, no round trip of
+/// its own.
 fn begin_bounded(limit: Duration) -> String {
-    format!("BEGIN; SET LOCAL lock_timeout = {}", lock_wait(limit))
+    format!(
+        "BEGIN; SET LOCAL lock_timeout = {}; SET LOCAL idle_in_transaction_session_timeout = {}",
+        lock_wait(limit),
+        idle_in_write(limit)
+    )
+}
+
+/// Milliseconds a locking transaction may sit idle, its client between two statements,
+/// before the server ends the session (rolling the transaction back): four times `limit`,
+/// and at least 10 s. A process frozen in the middle of a write (SIGSTOP, a paused VM, a
+/// debugger) still answers TCP keepalives from its kernel, so without this its session would
+/// hold `keygate_meta`'s row, and with it every host's writes, for as long as it stays frozen.
+/// Between its statements a write only applies changes in memory, far sooner than that.
+/// At most PostgreSQL's largest setting (`i32::MAX` ms), which the statement timeout's own
+/// bound (an hour) keeps it far under.
+fn idle_in_write(limit: Duration) -> u128 {
+    limit.as_millis().saturating_mul(4).clamp(10_000, i32::MAX as u128)
 }
 
 /// Milliseconds a transaction waits for a lock within a call limited to `limit`: a tenth
@@ -281,9 +298,10 @@ const LOCK_NOT_AVAILABLE: &str = "55P03";
 
 /// SQLSTATEs of a connection the server ended or refused: `57P01` admin_shutdown
 /// (pg_terminate_backend, a fast shutdown), `57P02` crash_shutdown, `57P03`
-/// cannot_connect_now, and class `08`, connection exceptions.
+/// cannot_connect_now, `25P03` idle_in_transaction_session_timeout (see [`idle_in_write`]),
+/// `57P05` idle_session_timeout, and class `08`, connection exceptions.
 fn is_connection_ended(sqlstate: &str) -> bool {
-    matches!(sqlstate, "57P01" | "57P02" | "57P03") || sqlstate.starts_with("08")
+    matches!(sqlstate, "57P01" | "57P02" | "57P03" | "57P05" | "25P03") || sqlstate.starts_with("08")
 }
 
 /// `host:port/database` of a config.
@@ -417,12 +435,33 @@ mod tests {
 
     #[test]
     fn a_transaction_s_lock_waits_are_bounded_by_the_statement_timeout_and_never_unbounded() {
-        assert_eq!(begin_bounded(Duration::from_millis(5000)), "BEGIN; SET LOCAL lock_timeout = 4500");
+        let idle = "idle_in_transaction_session_timeout";
+        assert_eq!(begin_bounded(Duration::from_millis(5000)), format!("BEGIN; SET LOCAL lock_timeout = 4500; SET LOCAL {idle} = 20000"));
         // Below 50 ms the margin is 5 ms, and the wait never less than half the limit.
-        assert_eq!(begin_bounded(Duration::from_millis(30)), "BEGIN; SET LOCAL lock_timeout = 25");
-        assert_eq!(begin_bounded(Duration::from_millis(8)), "BEGIN; SET LOCAL lock_timeout = 4");
-        assert_eq!(begin_bounded(Duration::from_millis(1)), "BEGIN; SET LOCAL lock_timeout = 1");
+        assert_eq!(begin_bounded(Duration::from_millis(30)), format!("BEGIN; SET LOCAL lock_timeout = 25; SET LOCAL {idle} = 10000"));
+        assert_eq!(begin_bounded(Duration::from_millis(8)), format!("BEGIN; SET LOCAL lock_timeout = 4; SET LOCAL {idle} = 10000"));
+        assert_eq!(begin_bounded(Duration::from_millis(1)), format!("BEGIN; SET LOCAL lock_timeout = 1; SET LOCAL {idle} = 10000"));
         // lock_timeout 0 would wait for ever.
-        assert_eq!(begin_bounded(Duration::from_micros(300)), "BEGIN; SET LOCAL lock_timeout = 1");
+        assert_eq!(begin_bounded(Duration::from_micros(300)), format!("BEGIN; SET LOCAL lock_timeout = 1; SET LOCAL {idle} = 10000"));
+    }
+
+    #[test]
+    fn a_transaction_left_idle_is_ended_by_the_server_after_four_statement_timeouts_and_never_unbounded() {
+        assert_eq!(idle_in_write(Duration::from_millis(5000)), 20_000);
+        assert_eq!(idle_in_write(Duration::from_millis(60_000)), 240_000);
+        // 0 would mean no limit.
+        assert_eq!(idle_in_write(Duration::ZERO), 10_000);
+        assert_eq!(idle_in_write(Duration::from_secs(3600)), 14_400_000);
+        assert_eq!(idle_in_write(Duration::MAX), 2_147_483_647);
+    }
+
+    #[test]
+    fn a_session_the_server_ended_for_idling_is_a_lost_connection() {
+        for sqlstate in ["25P03", "57P05", "57P01", "08006"] {
+            assert!(is_connection_ended(sqlstate), "{sqlstate}");
+        }
+        for sqlstate in ["25P02", "55P03", "42501", "23505"] {
+            assert!(!is_connection_ended(sqlstate), "{sqlstate}");
+        }
     }
 }

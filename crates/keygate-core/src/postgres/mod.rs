@@ -271,8 +271,11 @@ impl Shared {
         let mut guard = self.writer.lock();
         let me = std::thread::current().id();
         let deadline = Instant::now() + self.net.target.statement_timeout;
-        while guard.as_ref().and_then(|w| w.locked.as_ref()).is_some_and(|locked| locked.owner != me) {
-            if self.writer_free.wait_until(&mut guard, deadline).timed_out() {
+        let held_by_another =
+            |writer: &Option<Writer>| writer.as_ref().and_then(|w| w.locked.as_ref()).is_some_and(|locked| locked.owner != me);
+        while held_by_another(&guard) {
+            // A last look once the deadline has passed: a write that ended just then is not waited out in vain.
+            if self.writer_free.wait_until(&mut guard, deadline).timed_out() && held_by_another(&guard) {
                 return Err(Error::gave_up_waiting(format!(
                     "{}: another admin call held the write connection for over {} ms",
                     self.net.target.name,
