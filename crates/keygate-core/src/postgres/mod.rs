@@ -300,6 +300,11 @@ impl Shared {
         let result = f(&self.writer_net, writer);
         if result.is_err() {
             *guard = None;
+            // Nothing drives this runtime until the next write: ended now, the dropped
+            // connection says goodbye (or is cut), so that its session, perhaps inside a
+            // transaction holding keygate_meta's row after a call that timed out here,
+            // does not linger on the server holding every host's writes back.
+            Net::end_connections(&[&self.writer_net], Instant::now() + DROPPED_WRITER_WAIT);
         }
         if guard.as_ref().is_none_or(|w| w.locked.is_none()) {
             self.writer_free.notify_all();
@@ -410,6 +415,10 @@ impl Shared {
 pub struct PgBackend {
     shared: Arc<Shared>,
 }
+
+/// How long a failed call waits for its dropped write connection to say goodbye
+/// before cutting it (a server that stopped answering).
+const DROPPED_WRITER_WAIT: Duration = Duration::from_millis(200);
 
 /// Statements pipelined per round trip of a write (see `PgBackend::write`).
 const WRITE_BATCH: usize = 500;
