@@ -228,10 +228,11 @@ const LOCK_META: &str =
     concat!("SELECT ", epoch_sql!(), ", m.version, m.audit_seq, m.audit_hash, m.mark FROM keygate_meta m WHERE m.id = 1 FOR UPDATE OF m");
 const CHANGES_SINCE: &str = "SELECT version, mark, changes FROM keygate_changes WHERE version > $1 AND version <= $2 ORDER BY version";
 const INSERT_CHANGE: &str = "INSERT INTO keygate_changes (version, token, at, changes, mark) VALUES ($1, $2, $3, $4, $5)";
-/// How long `close` waits, at most, for its connections to say goodbye to the server
-/// before cutting them. A connection says goodbye at once unless it still awaits an
-/// answer (a server that stopped answering); `close` runs on the host's event loop.
-const CLOSE_WAIT: Duration = Duration::from_millis(200);
+/// How long connections being ended (by `close`, or a write connection dropped after a
+/// failed call) are given, at most, to say goodbye to the server before they are cut. A
+/// connection says goodbye at once unless it still awaits an answer (a server that stopped
+/// answering); `close` and admin calls run on the host's event loop.
+const GOODBYE_WAIT: Duration = Duration::from_millis(200);
 const NOTIFY: &str = "SELECT pg_notify('keygate', $1)";
 /// The meta row and the changes after a version, in one snapshot.
 const POLL: &str = concat!(
@@ -304,7 +305,7 @@ impl Shared {
             // connection says goodbye (or is cut), so that its session, perhaps inside a
             // transaction holding keygate_meta's row after a call that timed out here,
             // does not linger on the server holding every host's writes back.
-            Net::end_connections(&[&self.writer_net], Instant::now() + DROPPED_WRITER_WAIT);
+            Net::end_connections(&[&self.writer_net], Instant::now() + GOODBYE_WAIT);
         }
         if guard.as_ref().is_none_or(|w| w.locked.is_none()) {
             self.writer_free.notify_all();
@@ -415,10 +416,6 @@ impl Shared {
 pub struct PgBackend {
     shared: Arc<Shared>,
 }
-
-/// How long a failed call waits for its dropped write connection to say goodbye
-/// before cutting it (a server that stopped answering).
-const DROPPED_WRITER_WAIT: Duration = Duration::from_millis(200);
 
 /// Statements pipelined per round trip of a write (see `PgBackend::write`).
 const WRITE_BATCH: usize = 500;
@@ -722,6 +719,6 @@ impl Backend for PgBackend {
         // next runs, and nothing runs these runtimes any more (the listener thread has
         // ended): run them until the connections have ended, so that the server's
         // connections end with `close`, not when the store is collected.
-        Net::end_connections(&[&self.shared.writer_net, &self.shared.net], Instant::now() + CLOSE_WAIT);
+        Net::end_connections(&[&self.shared.writer_net, &self.shared.net], Instant::now() + GOODBYE_WAIT);
     }
 }
