@@ -17,6 +17,7 @@ import { DAY, at } from './helpers.js'
 import { StoreProcess } from './support/child-store.js'
 import { NODE, childScript, children, sleep, wall } from './support/durable.js'
 import { Cluster, PG_PORT, TcpProxy, clusterSkipReason, converge, createDatabase, openPg, pgOnly, psql, seedKeys, until, whilePaused } from './support/postgres.js'
+import type { TestDatabase } from './support/postgres.js'
 import { stateDigest } from './support/state-digest.js'
 
 /** Short bounds, so that each fault shows within a second or two. */
@@ -55,6 +56,81 @@ async function writesAgain(store: KeyStore, id: string, deadlineMs: number): Pro
     }
   })
   return refused
+}
+
+/**
+ * Starts a child host writing users back to back and freezes it (SIGSTOP) with its write
+ * connection idle inside a transaction, holding keygate_meta's row: a write caught between two
+ * statements. `at` is when that session went idle (the server's bound counts from then, not from
+ * when the test saw it).
+ */
+async function freezeInTheMiddleOfAWrite(db: TestDatabase) {
+  const child = spawn(NODE, [childScript('busy-writer'), db.url, JSON.stringify(OPTIONS)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  children.add(child)
+  const acked: number[] = []
+  const failed: Array<{ i: number; code: string }> = []
+  let ready = false
+  let pending = ''
+  child.stdout!.on('data', (chunk: Buffer) => {
+    pending += chunk.toString()
+    const lines = pending.split('\n')
+    pending = lines.pop()!
+    for (const line of lines) {
+      const m = JSON.parse(line) as { t: string; i: number; code: string; message?: string }
+      if (m.t === 'ready') ready = true
+      else if (m.t === 'ok') acked.push(m.i)
+      else if (m.t === 'failed') failed.push({ i: m.i, code: m.code })
+      else assert.fail(`the busy writer could not start: ${m.code} ${m.message}`)
+    }
+  })
+  await until('the busy writer writes', 20_000, () => (ready && acked.length >= 20 ? true : undefined))
+  // How long each session idle in a transaction has been so, in ms.
+  const idleInWrite = () =>
+    psql(`SELECT floor(extract(epoch FROM now() - state_change) * 1000) FROM pg_stat_activity WHERE datname = '${db.name}' AND state = 'idle in transaction'`, {
+      database: db.name,
+    })
+      .split('\n')
+      .filter(Boolean)
+      .map(Number)
+  let caught = false
+  for (let attempt = 0; attempt < 500 && !caught; attempt++) {
+    child.kill('SIGSTOP')
+    // The statement in flight, if any, completes on the server meanwhile.
+    await sleep(30)
+    caught = idleInWrite().length === 1
+    if (!caught) {
+      child.kill('SIGCONT')
+      await sleep(1 + Math.random() * 10)
+    }
+  }
+  assert.ok(caught, 'the busy writer was never caught between the statements of a write')
+  const [idleForMs] = idleInWrite() as [number]
+  const ackedWhenFrozen = acked.length
+  return {
+    at: wall() - idleForMs,
+    idleInWrite,
+    /**
+     * Resumed, the frozen call either fails STORE_UNAVAILABLE or, when its lock's answer had not
+     * yet been read and the loss is found then, is made again on a new connection; its next calls
+     * go through. Nothing acknowledged is missing.
+     */
+    async resumeAndCheck(t: TestContext, db: TestDatabase) {
+      child.kill('SIGCONT')
+      await until('the resumed host writes again', 20_000, () => (acked.length > ackedWhenFrozen + 5 ? true : undefined))
+      child.kill('SIGKILL')
+      await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.once('exit', resolve)))
+      children.delete(child)
+      t.diagnostic(`the frozen call ${failed.some((f) => f.i === ackedWhenFrozen) ? 'failed' : 'was acknowledged'}; ${failed.length} calls failed`)
+      for (const f of failed) assert.equal(f.code, 'STORE_UNAVAILABLE', `write busy-${f.i} failed with ${f.code}`)
+      const users = new Set(
+        openPg(db.url, OPTIONS)
+          .listUsers()
+          .map((u) => u.id),
+      )
+      for (const i of acked) assert.ok(users.has(`busy-${i}`), `acknowledged write busy-${i} lost`)
+      assert.ok(users.has('after-the-freeze'))
+    },
+  }
 }
 
 describe('PostgreSQL faults through a TCP proxy', pgOnly(), () => {
@@ -183,71 +259,32 @@ describe('PostgreSQL faults through a TCP proxy', pgOnly(), () => {
   }, async (t: TestContext) => {
     const db = createDatabase()
     const other = openPg(db.url, OPTIONS)
-    const child = spawn(NODE, [childScript('busy-writer'), db.url, JSON.stringify(OPTIONS)], { stdio: ['ignore', 'pipe', 'inherit'] })
-    children.add(child)
-    const acked: number[] = []
-    const failed: Array<{ i: number; code: string }> = []
-    let ready = false
-    let pending = ''
-    child.stdout!.on('data', (chunk: Buffer) => {
-      pending += chunk.toString()
-      const lines = pending.split('\n')
-      pending = lines.pop()!
-      for (const line of lines) {
-        const m = JSON.parse(line) as { t: string; i: number; code: string; message?: string }
-        if (m.t === 'ready') ready = true
-        else if (m.t === 'ok') acked.push(m.i)
-        else if (m.t === 'failed') failed.push({ i: m.i, code: m.code })
-        else assert.fail(`the busy writer could not start: ${m.code} ${m.message}`)
-      }
-    })
-    await until('the busy writer writes', 20_000, () => (ready && acked.length >= 20 ? true : undefined))
-    // Its write connection idle inside a transaction, holding keygate_meta's row: a write caught between two statements.
-    // How long each such session has been idle, in ms (the bound counts from then, not from when this test saw it).
-    const idleInWrite = () =>
-      psql(`SELECT floor(extract(epoch FROM now() - state_change) * 1000) FROM pg_stat_activity WHERE datname = '${db.name}' AND state = 'idle in transaction'`, {
-        database: db.name,
-      })
-        .split('\n')
-        .filter(Boolean)
-        .map(Number)
-    let caught = false
-    for (let attempt = 0; attempt < 500 && !caught; attempt++) {
-      child.kill('SIGSTOP')
-      // The statement in flight, if any, completes on the server meanwhile.
-      await sleep(30)
-      caught = idleInWrite().length === 1
-      if (!caught) {
-        child.kill('SIGCONT')
-        await sleep(1 + Math.random() * 10)
-      }
-    }
-    assert.ok(caught, 'the busy writer was never caught between the statements of a write')
-    const [idleForMs] = idleInWrite() as [number]
-    const frozenAt = wall() - idleForMs
-    const ackedWhenFrozen = acked.length
+    const frozen = await freezeInTheMiddleOfAWrite(db)
     // Another host's writes wait for the lock, then go through once the server has ended the frozen transaction.
     const refused = await writesAgain(other, 'after-the-freeze', 60_000)
-    const heldMs = wall() - frozenAt
+    const heldMs = wall() - frozen.at
     t.diagnostic(`a host frozen mid-write held the others back ${heldMs.toFixed(0)} ms (${refused} writes refused meanwhile, STORE_UNAVAILABLE)`)
     // Ended by the server after max(4 × statementTimeoutMs, 10 s) idle; a write then waits at most one lock wait more.
     assert.ok(heldMs >= 9_800, `the frozen transaction ended after ${heldMs} ms: sooner than its idle bound of 10 s`)
     assert.ok(heldMs < 10_000 + 3 * OPTIONS.statementTimeoutMs!, `the frozen host held the others back ${heldMs} ms`)
-    assert.deepEqual(idleInWrite(), [], 'the frozen session is still idle in its transaction')
-    // Resumed, the frozen call either fails STORE_UNAVAILABLE or, when its lock's answer had not yet been
-    // read and the loss is found then, is made again on a new connection; its next calls go through.
-    // Nothing acknowledged is missing.
-    child.kill('SIGCONT')
-    await until('the resumed host writes again', 20_000, () => (acked.length > ackedWhenFrozen + 5 ? true : undefined))
-    child.kill('SIGKILL')
-    await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.once('exit', resolve)))
-    children.delete(child)
-    t.diagnostic(`the frozen call ${failed.some((f) => f.i === ackedWhenFrozen) ? 'failed' : 'was acknowledged'}; ${failed.length} calls failed`)
-    for (const f of failed) assert.equal(f.code, 'STORE_UNAVAILABLE', `write busy-${f.i} failed with ${f.code}`)
-    const truth = openPg(db.url, OPTIONS)
-    const users = new Set(truth.listUsers().map((u) => u.id))
-    for (const i of acked) assert.ok(users.has(`busy-${i}`), `acknowledged write busy-${i} lost`)
-    assert.ok(users.has('after-the-freeze'))
+    assert.deepEqual(frozen.idleInWrite(), [], 'the frozen session is still idle in its transaction')
+    await frozen.resumeAndCheck(t, db)
+  })
+
+  test('an operator’s stricter idle-in-transaction bound for the database is kept: a frozen writer is ended after it, not after keygate’s', {
+    timeout: 120_000,
+  }, async (t: TestContext) => {
+    const db = createDatabase()
+    // Applies to every session opened in the database from now on; keygate's own bound would be 10 s.
+    psql(`ALTER DATABASE ${db.name} SET idle_in_transaction_session_timeout = '2500ms'`, { database: db.name })
+    const other = openPg(db.url, OPTIONS)
+    const frozen = await freezeInTheMiddleOfAWrite(db)
+    await writesAgain(other, 'after-the-freeze', 60_000)
+    const heldMs = wall() - frozen.at
+    t.diagnostic(`with the database's bound at 2.5 s, a host frozen mid-write held the others back ${heldMs.toFixed(0)} ms`)
+    assert.ok(heldMs >= 2_300, `the frozen transaction ended after ${heldMs} ms: sooner than the database's bound of 2.5 s`)
+    assert.ok(heldMs < 2_500 + 3 * OPTIONS.statementTimeoutMs!, `the frozen host held the others back ${heldMs} ms: the database's stricter bound was overridden`)
+    await frozen.resumeAndCheck(t, db)
   })
 
   test('a write that times out on the client ends its session at once: the other hosts are not held back by it', { timeout: 60_000 }, async (t: TestContext) => {

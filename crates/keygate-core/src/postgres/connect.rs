@@ -58,14 +58,24 @@ pub(super) struct Target {
 /// `idle_in_transaction_session_timeout` to [`idle_in_write`] of it. The client stops
 /// waiting after `limit`, but a server backend waiting for a lock does not notice its
 /// client gone: without this it stays queued behind the lock's holder, and takes the lock
-/// once it is let go, long after the call failed. `SET LOCAL` rather than a startup
-/// option, which connection poolers may refuse; sent with the `BEGIN`, no round trip of
-/// its own.
+/// once it is let go, long after the call failed. Set for the transaction only
+/// (`set_config(…, true)`, as `SET LOCAL`) rather than as a startup option, which
+/// connection poolers may refuse; sent with the `BEGIN`, no round trip of its own.
 fn begin_bounded(limit: Duration) -> String {
     format!(
-        "BEGIN; SET LOCAL lock_timeout = {}; SET LOCAL idle_in_transaction_session_timeout = {}",
-        lock_wait(limit),
-        idle_in_write(limit)
+        "BEGIN; SELECT {}, {}",
+        at_most("lock_timeout", lock_wait(limit)),
+        at_most("idle_in_transaction_session_timeout", idle_in_write(limit))
+    )
+}
+
+/// SQL that sets `setting` (a timeout in milliseconds, 0 for none) for the transaction to
+/// `ms`, unless the session already has a smaller one: an operator's stricter bound (for
+/// the role or the database) stays in force. `current_setting` shows it with a unit
+/// (`1500ms`, `2min`, `0`), which PostgreSQL's interval syntax reads.
+fn at_most(setting: &str, ms: u128) -> String {
+    format!(
+        "set_config('{setting}', least(nullif((extract(epoch FROM current_setting('{setting}')::interval) * 1000)::bigint, 0), {ms})::text, true)"
     )
 }
 
@@ -435,14 +445,24 @@ mod tests {
 
     #[test]
     fn a_transaction_s_lock_waits_are_bounded_by_the_statement_timeout_and_never_unbounded() {
-        let idle = "idle_in_transaction_session_timeout";
-        assert_eq!(begin_bounded(Duration::from_millis(5000)), format!("BEGIN; SET LOCAL lock_timeout = 4500; SET LOCAL {idle} = 20000"));
+        assert_eq!(lock_wait(Duration::from_millis(5000)), 4500);
         // Below 50 ms the margin is 5 ms, and the wait never less than half the limit.
-        assert_eq!(begin_bounded(Duration::from_millis(30)), format!("BEGIN; SET LOCAL lock_timeout = 25; SET LOCAL {idle} = 10000"));
-        assert_eq!(begin_bounded(Duration::from_millis(8)), format!("BEGIN; SET LOCAL lock_timeout = 4; SET LOCAL {idle} = 10000"));
-        assert_eq!(begin_bounded(Duration::from_millis(1)), format!("BEGIN; SET LOCAL lock_timeout = 1; SET LOCAL {idle} = 10000"));
+        assert_eq!(lock_wait(Duration::from_millis(30)), 25);
+        assert_eq!(lock_wait(Duration::from_millis(8)), 4);
+        assert_eq!(lock_wait(Duration::from_millis(1)), 1);
         // lock_timeout 0 would wait for ever.
-        assert_eq!(begin_bounded(Duration::from_micros(300)), format!("BEGIN; SET LOCAL lock_timeout = 1; SET LOCAL {idle} = 10000"));
+        assert_eq!(lock_wait(Duration::from_micros(300)), 1);
+    }
+
+    #[test]
+    fn begin_sets_both_bounds_for_the_transaction_only_keeping_a_stricter_one_the_session_has() {
+        let begin = begin_bounded(Duration::from_millis(5000));
+        assert!(begin.starts_with("BEGIN; SELECT "), "{begin}");
+        assert!(begin.contains(&at_most("lock_timeout", 4500)), "{begin}");
+        assert!(begin.contains(&at_most("idle_in_transaction_session_timeout", 20_000)), "{begin}");
+        let bound = at_most("lock_timeout", 4500);
+        // `true`: local to the transaction; `nullif(…, 0)`: a session without a bound takes ours.
+        assert!(bound.ends_with(", 4500)::text, true)") && bound.contains("nullif("), "{bound}");
     }
 
     #[test]
