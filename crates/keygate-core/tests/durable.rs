@@ -422,7 +422,8 @@ fn a_store_copied_into_an_empty_file_keeps_its_keys_and_its_audit_chain() {
     assert_eq!(allowed(&target, &secret), Reason::Allowed);
     target.close().unwrap();
     let reopened = open(&target_path).unwrap();
-    assert!(reopened.verify_audit().unwrap().ok);
+    let report = reopened.verify_audit().unwrap();
+    assert!(report.ok, "{report:?}");
     assert_eq!(reopened.get_key(&id).unwrap().unwrap().id, id);
     assert_eq!(allowed(&reopened, &secret), Reason::Allowed);
     // Not empty any more: refused, and nothing written.
@@ -442,4 +443,45 @@ fn audit_reads_from_another_thread_never_run_inside_an_open_admin_transaction() 
     let report = store.verify_audit().unwrap();
     assert!(report.ok && report.entries == written, "{report:?}");
     store.close().unwrap();
+}
+
+/// The purge deletes long-expired keys in writes of at most 10,000 keys (see
+/// `PURGE_BATCH`; the PostgreSQL tests count the writes): every key is still purged
+/// and audited, and a key not expired long enough stays.
+#[test]
+fn a_purge_of_more_keys_than_one_write_takes_purges_and_audits_them_all() {
+    const T0: i64 = 1_800_000_000_000;
+    const DAY: i64 = 86_400_000;
+    const EXPIRED: usize = 25_001;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let source = KeyStore::in_memory(Options { now: Some(T0), ..Default::default() }).unwrap();
+    source.put_user(&keygate_core::UserInput { id: "u".into(), ..Default::default() }, None).unwrap();
+    let key = |days: i64| keygate_core::NewKey {
+        user_id: "u".into(),
+        description: String::new(),
+        expires_at: Some(T0 + days * DAY),
+        rules: vec![],
+        state: None,
+    };
+    for _ in 0..EXPIRED {
+        source.create_key(&key(1), None).unwrap();
+    }
+    let kept = source.create_key(&key(5), None).unwrap();
+    let target = open(&path).unwrap();
+    KeyStore::copy(&source, &target).unwrap();
+    target.close().unwrap();
+
+    // Nine days on, the first keys have been expired for eight (more than the default seven).
+    let reopened = KeyStore::open(path.to_str().unwrap(), Options { now: Some(T0 + 9 * DAY), ..Default::default() }).unwrap();
+    assert_eq!(reopened.key_count(), 1);
+    assert!(reopened.get_key(&kept.key.id).unwrap().is_some());
+    let purges = reopened
+        .audit(&keygate_core::AuditQuery {
+            action: Some(keygate_core::AuditAction::PurgeExpired),
+            limit: Some(100_000),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(purges.len(), EXPIRED);
 }

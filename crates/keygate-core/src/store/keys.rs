@@ -184,17 +184,33 @@ impl KeyStore {
     }
 }
 
+/// Keys deleted per write by the purge. A write's own work between taking the lock and
+/// sending its first statement (planning, the audit entries, the change's JSON) grows with
+/// its size; in batches, a store with millions of long-expired keys (a lowered
+/// `purgeExpiredAfterDays`) neither holds every other writer back for that long nor
+/// outlasts the PostgreSQL store's idle-in-transaction bound.
+const PURGE_BATCH: usize = 10_000;
+
 impl Inner {
-    /// Deletes keys expired for longer than `after_ms` (audited as `purgeExpired`).
+    /// Deletes keys expired for longer than `after_ms` (audited as `purgeExpired`), at
+    /// most [`PURGE_BATCH`] per write; returns how many. A failed write ends the purge,
+    /// the batches before it kept (the next purge goes on from there).
     pub(crate) fn purge_expired(&self, after_ms: i64) -> Result<usize> {
-        let mut tx = self.write(AuditAction::PurgeExpired, None)?;
         let cutoff = self.clock.now().saturating_sub(after_ms);
-        let doomed: Vec<Change> = tx.keys().filter(|k| k.expires_at < cutoff).map(|k| Change::DeleteKey(k.id)).collect();
-        let count = doomed.len();
-        if count > 0 {
-            tx.commit(doomed)?;
+        let mut purged = 0;
+        loop {
+            let mut tx = self.write(AuditAction::PurgeExpired, None)?;
+            let doomed: Vec<Change> =
+                tx.keys().filter(|k| k.expires_at < cutoff).take(PURGE_BATCH).map(|k| Change::DeleteKey(k.id)).collect();
+            let count = doomed.len();
+            if count > 0 {
+                tx.commit(doomed)?;
+            }
+            purged += count;
+            if count < PURGE_BATCH {
+                return Ok(purged);
+            }
         }
-        Ok(count)
     }
 }
 
