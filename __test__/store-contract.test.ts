@@ -5,7 +5,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 
 import { ERROR_CODES, KeyStore, type KeygateError } from '../index.js'
-import type { ErrorCode, StoreOptions } from '../index.js'
+import type { AuditEntry, ErrorCode, StoreOptions } from '../index.js'
 import { DAY, HOUR, SECOND, T0, assertNoSecret, at, forgeSecret, issue, plainKey, snapshot, throwsCode, throwsTypeError } from './helpers.js'
 import type { Probe } from './helpers.js'
 import { assertApiKey, assertAuditEntry, assertAuditReport, assertDecision, assertIssued, assertRole, assertUser } from './support/contract.js'
@@ -640,6 +640,25 @@ for (const kind of STORE_KINDS) {
           assert.equal(store.getUser('after-copy'), null)
         })
       }
+
+      test('from an in-memory store past its 1,000-entry audit window: the window numbered from 1, each entry kept, verifyAudit passes', () => {
+        const source = MEMORY.place().open(FROZEN)
+        source.putUser({ id: 'u' })
+        for (let i = 0; i < 1_200; i++) source.putRole({ name: `r${i % 7}`, rights: [`svc${i}:*`] }, { actor: 'ops' })
+        const window = source.audit({ limit: 5000 })
+        assert.equal(window.length, 1000)
+        assert.ok(window.at(-1)!.seq > 1)
+        const copy = kind.place().open(FROZEN)
+        assert.equal(KeyStore.copy(source, copy).auditEntries, 1000)
+        const copied = copy.audit({ limit: 5000 })
+        assert.deepEqual(
+          copied.map((e) => e.seq),
+          window.map((_, i) => 1000 - i),
+        )
+        const content = (e: AuditEntry) => ({ at: e.at, actor: e.actor, action: e.action, keyId: e.keyId, userId: e.userId, changes: e.changes })
+        assert.deepEqual(copied.map(content), window.map(content))
+        assert.deepEqual(copy.verifyAudit(), { ok: true, entries: 1000 })
+      })
 
       test('into a store of the same kind, which keeps the copy across reopen', () => {
         const { store, secret } = history()

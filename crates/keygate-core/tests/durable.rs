@@ -432,6 +432,62 @@ fn a_store_copied_into_an_empty_file_keeps_its_keys_and_its_audit_chain() {
     assert_eq!(reopened.audit(&Default::default()).unwrap(), trail);
 }
 
+/// An in-memory store keeps only its latest 1,000 audit entries. Copied into a durable
+/// store, that window is numbered afresh from 1 (each entry sealed again, its content
+/// kept), so the copy's `verifyAudit` passes; it used to report "entry 1 is missing".
+#[test]
+fn a_copy_of_an_in_memory_store_past_its_audit_window_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = KeyStore::in_memory(Options::default()).unwrap();
+    let (id, secret) = seed(&source);
+    for i in 0..1_500 {
+        source.set_state(&id, if i % 2 == 0 { "suspended" } else { "active" }, Some("ops")).unwrap();
+    }
+    let window = source.audit(&keygate_core::AuditQuery { limit: Some(5_000), ..Default::default() }).unwrap();
+    assert_eq!(window.len(), 1_000);
+    assert!(window.last().unwrap().seq > 1, "the source's window begins past entry 1");
+    let path = dir.path().join("copy.db");
+    let target = open(&path).unwrap();
+    let report = KeyStore::copy(&source, &target).unwrap();
+    assert_eq!(report.audit_entries, 1_000);
+    let copied = target.audit(&keygate_core::AuditQuery { limit: Some(5_000), ..Default::default() }).unwrap();
+    // Newest first, numbered 1,000 down to 1; each entry's content kept.
+    assert_eq!(copied.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=1_000).rev().collect::<Vec<u64>>());
+    for (copy, original) in copied.iter().zip(&window) {
+        assert_eq!(
+            (copy.at, &copy.actor, &copy.action, &copy.key_id, &copy.user_id, &copy.detail),
+            (original.at, &original.actor, &original.action, &original.key_id, &original.user_id, &original.detail)
+        );
+    }
+    assert_eq!(target.verify_audit().unwrap(), keygate_core::AuditReport { ok: true, entries: 1_000, first_bad_seq: None, problem: None });
+    // The trail goes on from there, and the file verifies when reopened.
+    assert_eq!(allowed(&target, &secret), Reason::Allowed);
+    target.set_state(&id, "suspended", None).unwrap();
+    target.close().unwrap();
+    let reopened = open(&path).unwrap();
+    let report = reopened.verify_audit().unwrap();
+    assert!(report.ok && report.entries == 1_001, "{report:?}");
+}
+
+/// A durable store's trail is copied as it is: a trail missing an entry still fails
+/// verification in the copy, never laundered into one that passes.
+#[test]
+fn a_copy_of_a_durable_trail_missing_an_entry_still_fails_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let source_path = dir.path().join("a.db");
+    let source = open(&source_path).unwrap();
+    let (id, _) = seed(&source);
+    source.set_state(&id, "suspended", None).unwrap();
+    source.close().unwrap();
+    write_directly(&source_path, &[("DELETE FROM audit WHERE seq = 1", vec![])]);
+    let source = open(&source_path).unwrap();
+    let broken = source.verify_audit().unwrap();
+    assert!(!broken.ok);
+    let target = open(&dir.path().join("b.db")).unwrap();
+    KeyStore::copy(&source, &target).unwrap();
+    assert_eq!(target.verify_audit().unwrap(), broken);
+}
+
 /// An admin call of one thread (the maintenance thread's purge, say) holds a
 /// transaction open across several backend calls; audit reads from another
 /// thread run beside it, never inside it (they used to fail to BEGIN there).
@@ -484,4 +540,5 @@ fn a_purge_of_more_keys_than_one_write_takes_purges_and_audits_them_all() {
         })
         .unwrap();
     assert_eq!(purges.len(), EXPIRED);
+    assert!(reopened.verify_audit().unwrap().ok);
 }

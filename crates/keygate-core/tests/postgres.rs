@@ -1337,5 +1337,6 @@ fn a_purge_of_many_keys_is_made_in_writes_of_at_most_ten_thousand() {
     assert_eq!(writes, "3");
     let purges = db.sql("SELECT count(*) FROM keygate_audit WHERE action = 'purgeExpired'");
     assert_eq!(purges, EXPIRED.to_string());
+    assert!(store.verify_audit().unwrap().ok);
     store.close().unwrap();
 }

@@ -76,6 +76,9 @@ impl KeyStore {
         let mut audit = self.inner.backend.audit(&AuditQuery { limit: Some(ALL_ENTRIES), ..Default::default() })?;
         drop(tx);
         audit.reverse();
+        if !self.inner.backend.is_durable() {
+            audit = renumbered_from_one(audit);
+        }
         let report = CopyReport { roles: roles.len(), users: users.len(), keys: keys.len(), audit_entries: audit.len() };
         let mut changes = Vec::with_capacity(roles.len() + users.len() + keys.len());
         changes.append(&mut roles);
@@ -83,4 +86,24 @@ impl KeyStore {
         changes.extend(keys.into_iter().map(Change::PutKey));
         Ok((changes, audit, report))
     }
+}
+
+/// An in-memory store's trail keeps only its latest entries (`MEMORY_AUDIT_ENTRIES`): the
+/// copy's would begin past entry 1, and a durable store's `verifyAudit` reports entries
+/// missing from its start. Such a window is numbered afresh from 1, each entry sealed
+/// again in order, its content kept. A durable source's trail is copied as it is, gaps
+/// and all: a copy never makes a trail that fails verification pass.
+fn renumbered_from_one(window: Vec<AuditEntry>) -> Vec<AuditEntry> {
+    if window.first().is_none_or(|first| first.seq == 1) {
+        return window;
+    }
+    let mut prev = crate::audit::GENESIS;
+    (1..)
+        .zip(window)
+        .map(|(seq, entry)| {
+            let sealed = AuditEntry::seal(&prev, seq, entry.draft());
+            prev = sealed.hash;
+            sealed
+        })
+        .collect()
 }
