@@ -78,10 +78,10 @@ impl Net {
         what: &str,
         call: impl Future<Output = std::result::Result<T, tokio_postgres::Error>>,
     ) -> Result<T> {
-        match self.rt.block_on(async { tokio::time::timeout(limit, call).await }) {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(self.target.error(what, &e)),
-            Err(_) => Err(Error::new(
+        match finish_within(&self.rt, limit, call) {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(e)) => Err(self.target.error(what, &e)),
+            None => Err(Error::new(
                 ErrorCode::StoreUnavailable,
                 format!("{what} {}: no answer within {} ms", self.target.name, limit.as_millis()),
             )),
@@ -114,6 +114,31 @@ impl Net {
             }
         })
     }
+}
+
+/// How many times [`finish_within`] lets the runtime's other tasks run before it gives up.
+const LAST_LOOKS: usize = 4;
+
+/// Drives `call` on `rt` to its end, waiting at most `limit`; `None` if it did not end.
+/// When the limit is reached, a last look: the answer may be in the socket already, unread
+/// only because the timer fired in the same turn of the runtime (a process resumed after a
+/// pause: both are due at once, and this call is polled first). The connection's task is
+/// let run, and the call polled, a few times more; without this a committed write could
+/// fail as "may or may not have been committed".
+fn finish_within<F: Future>(rt: &Runtime, limit: Duration, call: F) -> Option<F::Output> {
+    rt.block_on(async {
+        let mut call = std::pin::pin!(call);
+        if let Ok(done) = tokio::time::timeout(limit, call.as_mut()).await {
+            return Some(done);
+        }
+        for _ in 0..LAST_LOOKS {
+            tokio::task::yield_now().await;
+            if let std::task::Poll::Ready(done) = std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx))).await {
+                return Some(done);
+            }
+        }
+        None
+    })
 }
 
 /// Where this process stands in the change log.
@@ -720,5 +745,41 @@ impl Backend for PgBackend {
         // ended): run them until the connections have ended, so that the server's
         // connections end with `close`, not when the store is collected.
         Net::end_connections(&[&self.shared.writer_net, &self.shared.net], Instant::now() + GOODBYE_WAIT);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A runtime like the connections' (current-thread), its clock paused: it jumps to the next timer.
+    fn paused_runtime() -> Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap()
+    }
+
+    #[test]
+    fn an_answer_delivered_as_the_limit_is_reached_is_taken_not_given_up() {
+        let rt = paused_runtime();
+        let limit = Duration::from_millis(100);
+        // Another task (as a connection's) delivers the answer at the very instant the limit is reached.
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        rt.spawn(async move {
+            tokio::time::sleep(limit).await;
+            let _ = answer.send(7);
+        });
+        assert_eq!(finish_within(&rt, limit, answered).map(|r| r.ok()), Some(Some(7)));
+    }
+
+    #[test]
+    fn a_call_unanswered_after_its_limit_and_the_last_looks_is_given_up() {
+        let rt = paused_runtime();
+        let (_answer, answered) = tokio::sync::oneshot::channel::<i32>();
+        assert!(finish_within(&rt, Duration::from_millis(100), answered).is_none());
+        let (answer, answered) = tokio::sync::oneshot::channel::<i32>();
+        rt.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(101)).await;
+            let _ = answer.send(7);
+        });
+        assert!(finish_within(&rt, Duration::from_millis(100), answered).is_none(), "an answer after the limit is not waited for");
     }
 }
