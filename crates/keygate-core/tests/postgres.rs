@@ -1340,3 +1340,49 @@ fn a_purge_of_many_keys_is_made_in_writes_of_at_most_ten_thousand() {
     assert!(store.verify_audit().unwrap().ok);
     store.close().unwrap();
 }
+
+/// A process 99,000 changes behind (written by another process that sent no
+/// notification: its heartbeat finds them) catches up through the change rows within
+/// a statement timeout of 100 ms, neither failing closed nor reporting an incident: the
+/// rows stream in version order. The join it used to read them with sorted every row
+/// before sending the first, which took longer than that.
+#[test]
+fn a_process_far_behind_catches_up_within_a_short_statement_timeout() {
+    const BEHIND: i64 = 99_000;
+    let Some(db) = Db::new() else { return };
+    let rights: Vec<String> = (0..10).map(|i| format!("service{i:0>50}:api*")).collect();
+    let writer = open(&db.url()).unwrap();
+    writer.put_role("r", &rights, None).unwrap();
+    writer.close().unwrap();
+    let (options, incidents) = reporting();
+    let follower = KeyStore::open(&db.url(), Options { statement_timeout_ms: Some(100.0), ..options }).unwrap();
+    // The last change written again and again under the next versions, each with the mark keygate would give it.
+    db.sql(&format!(
+        "WITH RECURSIVE chain(version, mark, json) AS (
+           SELECT m.version, m.mark, c.changes FROM keygate_meta m JOIN keygate_changes c ON c.version = m.version
+           UNION ALL
+           SELECT version + 1, encode(substr(sha256(convert_to(mark || ' ' || (version + 1) || ' ' || json, 'UTF8')), 1, 16), 'hex'), json
+           FROM chain WHERE version < (SELECT version + {BEHIND} FROM keygate_meta)
+         )
+         INSERT INTO keygate_changes (version, token, at, changes, mark)
+         SELECT version, 'another process', 0, json, mark FROM chain WHERE version > (SELECT version FROM keygate_meta);
+         UPDATE keygate_meta SET version = c.version, mark = c.mark FROM (SELECT version, mark FROM keygate_changes ORDER BY version DESC LIMIT 1) c"
+    ));
+    let target: i64 = db.sql("SELECT version FROM keygate_meta").parse().unwrap();
+    let bytes: i64 = db.sql("SELECT sum(length(changes)) FROM keygate_changes").parse().unwrap();
+    let started = Instant::now();
+    while follower.health().applied_version != target {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not caught up within 60 s: {:?}, {:?}",
+            follower.health(),
+            incidents.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("caught up with {BEHIND} changes ({bytes} bytes) in {:?}", started.elapsed());
+    assert!(follower.health().connected);
+    assert_eq!(follower.get_role("r").unwrap().unwrap().rights, rights);
+    assert!(incidents.lock().unwrap().is_empty(), "{:?}", incidents.lock().unwrap());
+    follower.close().unwrap();
+}

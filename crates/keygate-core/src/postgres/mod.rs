@@ -251,7 +251,14 @@ pub(super) use epoch_sql;
 
 const LOCK_META: &str =
     concat!("SELECT ", epoch_sql!(), ", m.version, m.audit_seq, m.audit_hash, m.mark FROM keygate_meta m WHERE m.id = 1 FOR UPDATE OF m");
-const CHANGES_SINCE: &str = "SELECT version, mark, changes FROM keygate_changes WHERE version > $1 AND version <= $2 ORDER BY version";
+/// A page of the change rows after a version, up to another, in version order.
+const CHANGES_PAGE: &str =
+    "SELECT version, mark, changes FROM keygate_changes WHERE version > $1 AND version <= $2 ORDER BY version LIMIT $3";
+/// Change rows read per statement. Each page is small, so the server reads it in the
+/// primary key's order and sends its first row at once: asked for all of them, it may
+/// choose to sort them all first (with no statistics yet, say), and 100,000 rows took
+/// longer than a short statement timeout, so that a process far behind never caught up.
+const CHANGES_PER_PAGE: i64 = 1_000;
 const INSERT_CHANGE: &str = "INSERT INTO keygate_changes (version, token, at, changes, mark) VALUES ($1, $2, $3, $4, $5)";
 /// How long connections being ended (by `close`, or a write connection dropped after a
 /// failed call) are given, at most, to say goodbye to the server before they are cut. A
@@ -259,12 +266,15 @@ const INSERT_CHANGE: &str = "INSERT INTO keygate_changes (version, token, at, ch
 /// answering); `close` and admin calls run on the host's event loop.
 const GOODBYE_WAIT: Duration = Duration::from_millis(200);
 const NOTIFY: &str = "SELECT pg_notify('keygate', $1)";
-/// The meta row and the changes after a version, in one snapshot.
+/// The meta row, then the first page of the changes after a version up to the meta row's
+/// version, in one snapshot (one statement; see [`CHANGES_PAGE`] for why a page).
 const POLL: &str = concat!(
-    "SELECT ",
+    "(SELECT ",
     epoch_sql!(),
-    ", m.version, m.mark, c.version, c.mark, c.changes FROM keygate_meta m
-     LEFT JOIN keygate_changes c ON c.version > $1 AND c.version <= m.version WHERE m.id = 1 ORDER BY c.version"
+    ", m.version, m.mark, NULL::bigint, NULL::text, NULL::text FROM keygate_meta m WHERE m.id = 1)
+     UNION ALL
+     (SELECT NULL, NULL, NULL, c.version, c.mark, c.changes FROM keygate_changes c
+      WHERE c.version > $1 AND c.version <= (SELECT version FROM keygate_meta WHERE id = 1) ORDER BY c.version LIMIT $2)"
 );
 
 impl Shared {
@@ -412,21 +422,22 @@ impl Shared {
         let mut meta = None;
         let mut changes = Vec::new();
         // Streamed: a process far behind is bounded by progress, not by how much it missed.
-        self.net.for_each_row("reading changes of", client, POLL, &[&after], |row| {
+        self.net.for_each_row("reading changes of", client, POLL, &[&after, &CHANGES_PER_PAGE], |row| {
+            // A change row has a version; the meta row has none. Changes out of order
+            // would not follow the cursor's mark: everything is then read afresh.
             let read = (|| {
-                let at = Position::read(row)?;
-                let change: Option<(i64, String, String)> = match row.try_get::<_, Option<i64>>(3)? {
-                    Some(v) => Some((v, row.try_get(4)?, row.try_get(5)?)),
-                    None => None,
-                };
-                Ok::<_, tokio_postgres::Error>((at, change))
+                match row.try_get::<_, Option<i64>>(3)? {
+                    Some(v) => changes.push((v, row.try_get(4)?, row.try_get(5)?)),
+                    None => meta = Some(Position::read(row)?),
+                }
+                Ok::<_, tokio_postgres::Error>(())
             })();
-            let (at, change) = read.map_err(|e| codec::corrupt(format!("a change row: {e}")))?;
-            meta = Some(at);
-            changes.extend(change);
-            Ok(())
+            read.map_err(|e| codec::corrupt(format!("a change row: {e}")))
         })?;
         let meta = meta.ok_or_else(|| codec::corrupt("its keygate_meta row is missing"))?;
+        if changes.len() as i64 == CHANGES_PER_PAGE {
+            read_changes(&self.net, client, CHANGES_PAGE, after, meta.version, &mut changes)?;
+        }
         self.touch();
         let caught_up = self.catch_up(&self.net, client, false, meta, changes);
         if caught_up.is_ok() {
@@ -435,6 +446,34 @@ impl Shared {
         }
         caught_up
     }
+}
+
+/// Appends to `rows` the change rows after the last one in it (or after `after`) up to
+/// `upto`, in version order, a page at a time (see [`CHANGES_PAGE`]). Stops at `upto`, or
+/// at a page that comes back short: rows missing (pruned) leave a gap, which the caller
+/// finds (see [`Shared::catch_up`]).
+fn read_changes<S: ToStatement + ?Sized>(
+    net: &Net,
+    client: &Client,
+    page: &S,
+    after: i64,
+    upto: i64,
+    rows: &mut Vec<(i64, String, String)>,
+) -> Result<()> {
+    let mut from = rows.last().map_or(after, |row| row.0);
+    while from < upto {
+        let before = rows.len();
+        net.for_each_row("reading changes of", client, page, &[&from, &upto, &CHANGES_PER_PAGE], |row| {
+            let read = (|| Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))();
+            rows.push(read.map_err(|e| codec::corrupt(format!("a change row: {e}")))?);
+            Ok(())
+        })?;
+        match rows.last() {
+            Some(last) if (rows.len() - before) as i64 == CHANGES_PER_PAGE && last.0 > from => from = last.0,
+            _ => break,
+        }
+    }
+    Ok(())
 }
 
 /// The backend of `KeyStore::open('postgres://…')`.
@@ -626,12 +665,8 @@ impl Backend for PgBackend {
             let after = self.shared.cursor.lock().version;
             let mut rows = Vec::new();
             if locked.version > after {
-                let since = w.statement(net, CHANGES_SINCE)?;
-                net.for_each_row("reading changes of", &w.client, &since, &[&after, &locked.version], |row| {
-                    let read = (|| Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))();
-                    rows.push(read.map_err(|e| codec::corrupt(format!("a change row: {e}")))?);
-                    Ok(())
-                })?;
+                let page = w.statement(net, CHANGES_PAGE)?;
+                read_changes(net, &w.client, &page, after, locked.version, &mut rows)?;
             }
             let at = Position { epoch: locked.epoch, version: locked.version, mark: locked.mark };
             self.shared.catch_up(net, &w.client, true, at, rows)
