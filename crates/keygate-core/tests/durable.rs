@@ -467,6 +467,10 @@ fn a_copy_of_an_in_memory_store_past_its_audit_window_verifies() {
     let reopened = open(&path).unwrap();
     let report = reopened.verify_audit().unwrap();
     assert!(report.ok && report.entries == 1_001, "{report:?}");
+    // Copied back into memory: the report counts what the target keeps, and its window verifies.
+    let memory = KeyStore::in_memory(Options::default()).unwrap();
+    assert_eq!(KeyStore::copy(&reopened, &memory).unwrap().audit_entries, 1_000);
+    assert!(memory.verify_audit().unwrap().ok);
 }
 
 /// A durable store's trail is copied as it is: a trail missing an entry still fails
@@ -486,6 +490,13 @@ fn a_copy_of_a_durable_trail_missing_an_entry_still_fails_verification() {
     let target = open(&dir.path().join("b.db")).unwrap();
     KeyStore::copy(&source, &target).unwrap();
     assert_eq!(target.verify_audit().unwrap(), broken);
+    // Nor by way of an in-memory store, whose window it is not: the trail stays broken there and after.
+    let memory = KeyStore::in_memory(Options::default()).unwrap();
+    KeyStore::copy(&source, &memory).unwrap();
+    assert_eq!(memory.verify_audit().unwrap(), broken);
+    let again = open(&dir.path().join("c.db")).unwrap();
+    KeyStore::copy(&memory, &again).unwrap();
+    assert_eq!(again.verify_audit().unwrap(), broken);
 }
 
 /// An admin call of one thread (the maintenance thread's purge, say) holds a

@@ -284,10 +284,11 @@ impl Target {
     pub(super) fn error(&self, what: &str, e: &tokio_postgres::Error) -> Error {
         let code = match e.as_db_error().map(|db| db.code().code()) {
             Some(LOCK_NOT_AVAILABLE) => {
-                // The server ended a lock wait (`begin`'s `lock_timeout`), on a connection
-                // that answered: unavailable, and not worth an immediate second wait.
+                // The server ended a lock wait (`begin`'s `lock_timeout`, or a smaller one set
+                // for the role or database), on a connection that answered: unavailable, and
+                // not worth an immediate second wait.
                 return Error::gave_up_waiting(format!(
-                    "{what} {}: waited over {} ms for a lock another connection holds",
+                    "{what} {}: waited the server's lock_timeout (at most {} ms) for a lock another connection holds",
                     self.name,
                     lock_wait(self.statement_timeout)
                 ));

@@ -43,7 +43,7 @@ impl KeyStore {
                 ),
             ));
         }
-        let (changes, audit, report) = from.snapshot()?;
+        let (changes, audit, mut report) = from.snapshot()?;
         let tx = to.inner.write(AuditAction::PutRole, None)?;
         if tx.users().next().is_some()
             || tx.roles().next().is_some()
@@ -57,6 +57,10 @@ impl KeyStore {
         }
         let mut tx = tx;
         tx.import(changes, audit)?;
+        if !to.inner.backend.is_durable() {
+            // What the target holds of the trail.
+            report.audit_entries = report.audit_entries.min(crate::backend::MEMORY_AUDIT_ENTRIES);
+        }
         Ok(report)
     }
 
@@ -76,7 +80,8 @@ impl KeyStore {
         let mut audit = self.inner.backend.audit(&AuditQuery { limit: Some(ALL_ENTRIES), ..Default::default() })?;
         drop(tx);
         audit.reverse();
-        if !self.inner.backend.is_durable() {
+        // Only a window this store vouches for: a trail it was given broken stays broken.
+        if !self.inner.backend.is_durable() && self.inner.backend.verify_audit()?.ok {
             audit = renumbered_from_one(audit);
         }
         let report = CopyReport { roles: roles.len(), users: users.len(), keys: keys.len(), audit_entries: audit.len() };
@@ -90,9 +95,9 @@ impl KeyStore {
 
 /// An in-memory store's trail keeps only its latest entries (`MEMORY_AUDIT_ENTRIES`): the
 /// copy's would begin past entry 1, and a durable store's `verifyAudit` reports entries
-/// missing from its start. Such a window is numbered afresh from 1, each entry sealed
-/// again in order, its content kept. A durable source's trail is copied as it is, gaps
-/// and all: a copy never makes a trail that fails verification pass.
+/// missing from its start. Such a window, when it verifies, is numbered afresh from 1,
+/// each entry sealed again in order, its content kept. Any other trail is copied as it
+/// is, gaps and all: a copy never makes a trail that fails verification pass.
 fn renumbered_from_one(window: Vec<AuditEntry>) -> Vec<AuditEntry> {
     if window.first().is_none_or(|first| first.seq == 1) {
         return window;
