@@ -9,6 +9,7 @@ import { KeyStore } from '../index.js'
 import type { AuditEntry } from '../index.js'
 import { createKey, json, keygateError, ok, usage, workspace } from './support/cli.js'
 import { createDatabase, pgOnly } from './support/postgres.js'
+import { NO_PYTHON, sql } from './support/python-sqlite.js'
 
 const ws = workspace()
 after(() => ws.cleanup())
@@ -82,6 +83,17 @@ describe('keygate copy', () => {
     const before = contents(to)
     keygateError(await ws.kg(['copy', from, to]), 'INVALID_ARGUMENT', 'not empty')
     assert.deepEqual(contents(to), before)
+  })
+
+  test('a source whose audit trail fails verification is refused with INVALID_ARGUMENT, and no target is made', { skip: NO_PYTHON }, async () => {
+    const from = path.join(ws.dir, 'tampered-from.db')
+    await seed(from)
+    // The last entry removed: the copy's head would be the entry before it, and nothing would show it.
+    sql(from, ['DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)'])
+    assert.equal(contents(from).report.ok, false)
+    const to = path.join(ws.dir, 'tampered-to.db')
+    keygateError(await ws.kg(['copy', from, to]), 'INVALID_ARGUMENT', 'fails verification')
+    assert.equal(existsSync(to), false)
   })
 
   test('a missing source is STORE_IO and creates no target; a missing argument is a usage error', async () => {

@@ -23,8 +23,9 @@ const ALL_ENTRIES: usize = i64::MAX as usize;
 
 impl KeyStore {
     /// Copies everything `from` holds into `to`, which must hold nothing (no
-    /// role, user, key or audit entry) and issue secrets of the same prefix:
-    /// `INVALID_ARGUMENT` otherwise, and `to` is left as it was. The source is read inside its own write, so no
+    /// role, user, key or audit entry) and issue secrets of the same prefix, from a
+    /// store whose audit trail verifies: `INVALID_ARGUMENT` otherwise, and `to` is
+    /// left as it was. The source is read inside its own write, so no
     /// process changes it meanwhile; the target is written in one write, all of
     /// it or nothing.
     pub fn copy(from: &KeyStore, to: &KeyStore) -> Result<CopyReport> {
@@ -79,9 +80,24 @@ impl KeyStore {
         keys.sort_by_key(|k| k.seq);
         let mut audit = self.inner.backend.audit(&AuditQuery { limit: Some(ALL_ENTRIES), ..Default::default() })?;
         drop(tx);
+        // Verified once the write has ended (a shared store's verification is a transaction
+        // of its own). Entries written since the trail was read only extend it: a trail
+        // that failed then fails now.
+        let verified = self.inner.backend.verify_audit()?;
+        if !verified.ok {
+            // Copied, the trail would lose what shows it was changed (a removed last entry
+            // leaves no trace once the copy's head is set to the entry before it; a window
+            // renumbered would hide a gap before it): refused, loudly.
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "the source store's audit trail fails verification ({}): a copy would no longer show it; keep the source as evidence, and start the new store afresh",
+                    verified.problem.as_deref().unwrap_or("not intact")
+                ),
+            ));
+        }
         audit.reverse();
-        // Only a window this store vouches for: a trail it was given broken stays broken.
-        if !self.inner.backend.is_durable() && self.inner.backend.verify_audit()?.ok {
+        if !self.inner.backend.is_durable() {
             audit = renumbered_from_one(audit);
         }
         let report = CopyReport { roles: roles.len(), users: users.len(), keys: keys.len(), audit_entries: audit.len() };
@@ -95,9 +111,8 @@ impl KeyStore {
 
 /// An in-memory store's trail keeps only its latest entries (`MEMORY_AUDIT_ENTRIES`): the
 /// copy's would begin past entry 1, and a durable store's `verifyAudit` reports entries
-/// missing from its start. Such a window, when it verifies, is numbered afresh from 1,
-/// each entry sealed again in order, its content kept. Any other trail is copied as it
-/// is, gaps and all: a copy never makes a trail that fails verification pass.
+/// missing from its start. Such a window (one that verifies: a copy's source always does)
+/// is numbered afresh from 1, each entry sealed again in order, its content kept.
 fn renumbered_from_one(window: Vec<AuditEntry>) -> Vec<AuditEntry> {
     if window.first().is_none_or(|first| first.seq == 1) {
         return window;
