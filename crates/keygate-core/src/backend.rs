@@ -202,18 +202,7 @@ pub const MEMORY_AUDIT_ENTRIES: usize = 1_000;
 /// The backend of `KeyStore::in_memory`: nothing to persist; the latest audit entries in memory.
 #[derive(Default)]
 pub struct MemoryBackend {
-    log: Mutex<Window>,
-}
-
-/// The audit entries an in-memory store holds.
-#[derive(Default)]
-struct Window {
-    entries: std::collections::VecDeque<AuditEntry>,
-    /// The first entry's number when the entries before it were dropped only to keep the
-    /// window's size (by this store, or from a copied trail that verified whole): its own
-    /// hash anchors the verification. `None`: the trail must verify from entry 1, so that a
-    /// copied trail missing its first entries is still reported, not taken as a window.
-    anchor: Option<u64>,
+    log: Mutex<std::collections::VecDeque<AuditEntry>>,
 }
 
 /// Newest first, filtered, at most `limit` (default 100).
@@ -225,31 +214,30 @@ impl Backend for MemoryBackend {
     fn commit(&self, _changes: &[Change], audit: Vec<AuditDraft>) -> Result<()> {
         let mut log = self.log.lock();
         for draft in audit {
-            let (prev, seq) = log.entries.back().map_or((GENESIS, 1), |e| (e.hash, e.seq + 1));
-            log.entries.push_back(AuditEntry::seal(&prev, seq, draft));
-            if log.entries.len() > MEMORY_AUDIT_ENTRIES {
-                log.entries.pop_front();
-                log.anchor = log.entries.front().map(|first| first.seq);
+            let (prev, seq) = log.back().map_or((GENESIS, 1), |e| (e.hash, e.seq + 1));
+            log.push_back(AuditEntry::seal(&prev, seq, draft));
+            if log.len() > MEMORY_AUDIT_ENTRIES {
+                log.pop_front();
             }
         }
         Ok(())
     }
 
+    // Only `KeyStore::copy` imports, and only a trail that verifies: the window kept
+    // verifies from its first entry, as one this store trimmed itself.
     fn import(&self, _changes: &[Change], audit: &[AuditEntry]) -> Result<()> {
-        let whole = verify(audit.iter(), None, None).ok;
         let mut log = self.log.lock();
-        let dropped = audit.len().saturating_sub(MEMORY_AUDIT_ENTRIES);
-        log.entries.extend(audit.iter().skip(dropped).cloned());
-        log.anchor = if whole && dropped > 0 { log.entries.front().map(|first| first.seq) } else { None };
+        let window = audit.len().saturating_sub(MEMORY_AUDIT_ENTRIES);
+        log.extend(audit.iter().skip(window).cloned());
         Ok(())
     }
 
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        Ok(select(self.log.lock().entries.iter(), query))
+        Ok(select(self.log.lock().iter(), query))
     }
 
     fn verify_audit(&self) -> Result<AuditReport> {
         let log = self.log.lock();
-        Ok(verify(log.entries.iter(), None, log.anchor))
+        Ok(verify(log.iter(), None, log.front().map(|first| first.seq)))
     }
 }
