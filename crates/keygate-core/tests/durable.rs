@@ -524,32 +524,18 @@ fn audit_reads_from_another_thread_never_run_inside_an_open_admin_transaction() 
 /// and audited, and a key not expired long enough stays.
 #[test]
 fn a_purge_of_more_keys_than_one_write_takes_purges_and_audits_them_all() {
-    const T0: i64 = 1_800_000_000_000;
-    const DAY: i64 = 86_400_000;
     const EXPIRED: usize = 25_001;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.db");
-    let source = KeyStore::in_memory(Options { now: Some(T0), ..Default::default() }).unwrap();
-    source.put_user(&keygate_core::UserInput { id: "u".into(), ..Default::default() }, None).unwrap();
-    let key = |days: i64| keygate_core::NewKey {
-        user_id: "u".into(),
-        description: String::new(),
-        expires_at: Some(T0 + days * DAY),
-        rules: vec![],
-        state: None,
-    };
-    for _ in 0..EXPIRED {
-        source.create_key(&key(1), None).unwrap();
-    }
-    let kept = source.create_key(&key(5), None).unwrap();
+    let (source, kept) = common::store_with_expiring_keys(EXPIRED);
     let target = open(&path).unwrap();
     KeyStore::copy(&source, &target).unwrap();
     target.close().unwrap();
 
-    // Nine days on, the first keys have been expired for eight (more than the default seven).
-    let reopened = KeyStore::open(path.to_str().unwrap(), Options { now: Some(T0 + 9 * DAY), ..Default::default() }).unwrap();
+    let nine_days_on = common::PURGE_T0 + 9 * common::world::DAY;
+    let reopened = KeyStore::open(path.to_str().unwrap(), Options { now: Some(nine_days_on), ..Default::default() }).unwrap();
     assert_eq!(reopened.key_count(), 1);
-    assert!(reopened.get_key(&kept.key.id).unwrap().is_some());
+    assert!(reopened.get_key(&kept).unwrap().is_some());
     let purges = reopened
         .audit(&keygate_core::AuditQuery {
             action: Some(keygate_core::AuditAction::PurgeExpired),

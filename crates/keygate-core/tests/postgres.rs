@@ -1302,36 +1302,22 @@ fn a_schema_lock_held_elsewhere_fails_open_naming_the_lock() {
 /// encode them all while holding `keygate_meta`'s row, past the server's idle bound.
 #[test]
 fn a_purge_of_many_keys_is_made_in_writes_of_at_most_ten_thousand() {
-    const T0: i64 = 1_800_000_000_000;
     const EXPIRED: usize = 25_001;
     let Some(db) = Db::new() else { return };
-    let source = KeyStore::in_memory(Options { now: Some(T0), ..Default::default() }).unwrap();
-    source.put_user(&UserInput { id: "u".into(), ..Default::default() }, None).unwrap();
-    let key = |days: i64| NewKey {
-        user_id: "u".into(),
-        description: String::new(),
-        expires_at: Some(T0 + days * DAY),
-        rules: vec![],
-        state: None,
-    };
-    for _ in 0..EXPIRED {
-        source.create_key(&key(1), None).unwrap();
-    }
-    let kept = source.create_key(&key(5), None).unwrap();
+    let (source, kept) = common::store_with_expiring_keys(EXPIRED);
     let target = open(&db.url()).unwrap();
     KeyStore::copy(&source, &target).unwrap();
     target.close().unwrap();
     let version_before: i64 = db.sql("SELECT version FROM keygate_meta").parse().unwrap();
 
-    // Nine days on, the first keys have been expired for eight (more than the default seven).
     let started = Instant::now();
-    let store = KeyStore::open(&db.url(), Options { now: Some(T0 + 9 * DAY), ..Default::default() }).unwrap();
+    let store = KeyStore::open(&db.url(), Options { now: Some(common::PURGE_T0 + 9 * DAY), ..Default::default() }).unwrap();
     while store.key_count() > 1 {
         assert!(started.elapsed() < Duration::from_secs(60), "{} keys left", store.key_count());
         std::thread::sleep(Duration::from_millis(10));
     }
     eprintln!("purged {EXPIRED} keys within {:?} of opening", started.elapsed());
-    assert!(store.get_key(&kept.key.id).unwrap().is_some());
+    assert!(store.get_key(&kept).unwrap().is_some());
     // 10,000 + 10,000 + 5,001: three writes, each a version of the change log.
     let writes = db.sql(&format!("SELECT count(*) FROM keygate_changes WHERE version > {version_before}"));
     assert_eq!(writes, "3");

@@ -55,3 +55,27 @@ pub fn seed_with(store: &KeyStore, rules: &[&str]) -> (String, String) {
         .unwrap();
     (issued.key.id, issued.secret)
 }
+
+/// The instant the purge tests' stores are frozen at.
+pub const PURGE_T0: i64 = 1_800_000_000_000;
+
+/// An in-memory store, its clock at [`PURGE_T0`], with user `u`, `expired` keys that
+/// expire a day later and one that expires five days later (its id returned): opened
+/// nine days on, the first have been expired for eight days (past the default seven),
+/// the last for four. The store to copy into the store under test.
+pub fn store_with_expiring_keys(expired: usize) -> (KeyStore, String) {
+    let store = KeyStore::in_memory(keygate_core::Options { now: Some(PURGE_T0), ..Default::default() }).unwrap();
+    store.put_user(&UserInput { id: "u".into(), ..Default::default() }, None).unwrap();
+    let key = |days: i64| NewKey {
+        user_id: "u".into(),
+        description: String::new(),
+        expires_at: Some(PURGE_T0 + days * world::DAY),
+        rules: vec![],
+        state: None,
+    };
+    for _ in 0..expired {
+        store.create_key(&key(1), None).unwrap();
+    }
+    let kept = store.create_key(&key(5), None).unwrap().key.id;
+    (store, kept)
+}
