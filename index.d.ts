@@ -93,7 +93,10 @@ export interface StoreOptions {
 export interface StoreHealth {
   /** In contact with the backend (always true for a memory or SQLite store that does not fail closed). */
   connected: boolean
-  /** The backend's version of the state applied in this process (0 for memory). */
+  /**
+   * The backend's version of the state this process's checks answer from (0 for memory): it
+   * moves only once a change is applied, so a check made after it reads N sees change N.
+   */
   appliedVersion: number
   /** How long ago the process last confirmed it was current, in ms. */
   lagMs: number

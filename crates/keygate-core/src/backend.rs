@@ -184,8 +184,16 @@ pub trait Backend: Send + Sync {
         ))
     }
 
+    /// The version the backend's cursor stands at (0 for a backend without versions).
+    /// The cursor moves before the store applies what moved it, so the store reads
+    /// this only once it has applied that, under the writer lock.
+    fn cursor_version(&self) -> i64 {
+        0
+    }
+
     /// How this process follows the store (see [`Health`]); `now` is the system
     /// clock's time in ms. The default: a store only this process writes is always current.
+    /// Its `applied_version` is the cursor's; the store reports the version it has applied.
     fn health(&self, now: i64) -> Health {
         Health { connected: true, applied_version: 0, lag_ms: 0.0, last_contact_at: Some(now) }
     }

@@ -118,6 +118,13 @@ fn a_second_handle_sees_changes_through_the_watcher() {
 }
 
 #[test]
+fn health_reports_a_version_only_once_checks_answer_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    common::health_follows_what_checks_see(&open(&path).unwrap(), &open(&path).unwrap());
+}
+
+#[test]
 fn a_process_too_far_behind_reloads_everything() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.db");

@@ -229,6 +229,12 @@ fn two_stores_on_one_database_see_each_others_changes_within_milliseconds() {
 }
 
 #[test]
+fn health_reports_a_version_only_once_checks_answer_from_it() {
+    let Some(db) = Db::new() else { return };
+    common::health_follows_what_checks_see(&open(&db.url()).unwrap(), &open(&db.url()).unwrap());
+}
+
+#[test]
 fn a_changed_epoch_or_pruned_history_reloads_everything() {
     let Some(db) = Db::new() else { return };
     let a = open(&db.url()).unwrap();

@@ -757,6 +757,10 @@ impl Backend for PgBackend {
         ))
     }
 
+    fn cursor_version(&self) -> i64 {
+        self.shared.cursor.lock().version
+    }
+
     fn health(&self, _now: i64) -> Health {
         let (since, wall) = {
             let contact = self.shared.contact.lock();
@@ -764,7 +768,7 @@ impl Backend for PgBackend {
         };
         Health {
             connected: self.shared.connected.load(Ordering::Acquire) && since <= self.shared.fail_closed_after,
-            applied_version: self.shared.cursor.lock().version,
+            applied_version: self.cursor_version(),
             lag_ms: since.as_secs_f64() * 1000.0,
             last_contact_at: Some(wall),
         }

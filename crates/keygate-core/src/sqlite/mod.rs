@@ -305,9 +305,13 @@ impl Backend for SqliteBackend {
         })
     }
 
-    /// A local file is always within reach: current as of now, at its last change row applied.
+    fn cursor_version(&self) -> i64 {
+        self.with_db(|db| Ok(db.last_seen)).unwrap_or(0)
+    }
+
+    /// A local file is always within reach: current as of now, at its last change row read.
     fn health(&self, now: i64) -> crate::store::Health {
-        let applied_version = self.with_db(|db| Ok(db.last_seen)).unwrap_or(0);
+        let applied_version = self.cursor_version();
         crate::store::Health { connected: true, applied_version, lag_ms: 0.0, last_contact_at: Some(now) }
     }
 

@@ -27,7 +27,7 @@ mod types;
 mod uses;
 mod validate;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -74,6 +74,9 @@ pub(crate) struct Inner {
     expiry: ExpiryWatch,
     reporter: Arc<Reporter>,
     backend: Box<dyn Backend>,
+    /// The backend's version of the state in `registry` (what `health` reports): read
+    /// from the backend's cursor once what moved the cursor has been applied.
+    applied_version: AtomicI64,
     /// Keys used since the last flush of `lastUsedAt` (durable stores only).
     used: Mutex<Vec<KeyId>>,
     durable: bool,
@@ -132,6 +135,7 @@ impl KeyStore {
                 hints,
                 expiry,
                 reporter,
+                applied_version: AtomicI64::new(backend.cursor_version()),
                 backend,
                 used: Mutex::new(Vec::new()),
                 durable,
@@ -195,6 +199,8 @@ impl KeyStore {
     /// that fails closed is not connected, whatever the backend says.
     pub fn health(&self) -> Health {
         let mut health = self.inner.backend.health(crate::clock::system_now());
+        // Not the backend's cursor, which moves before the registry has the changes.
+        health.applied_version = self.inner.applied_version.load(Ordering::Acquire);
         if !self.is_current() {
             health.connected = false;
         }

@@ -26,6 +26,14 @@ impl Inner {
         self.signals.raise(Signals::STORE_UNAVAILABLE);
     }
 
+    /// Records that the registry holds what the backend's cursor stands at. Called
+    /// under the writer lock (the cursor moves only under it), once the changes that
+    /// moved the cursor are applied: `health` never reports a version whose changes
+    /// checks cannot see yet.
+    pub(super) fn note_applied(&self) {
+        self.applied_version.store(self.backend.cursor_version(), Ordering::Release);
+    }
+
     /// Brings the registry up to what other processes changed, as `fetch`
     /// reports it. `fetch` (the backend's I/O) runs with the registry unlocked;
     /// only applying what it returned holds it for writing. The caller holds the
@@ -38,6 +46,7 @@ impl Inner {
             let catchup = fetch()?;
             let mut registry = self.registry.write();
             self.catch_up(&mut registry, catchup)?;
+            self.note_applied();
             Ok(self.signals.lower(Signals::STORE_UNAVAILABLE))
         };
         let mut result = fetch_and_apply();

@@ -55,7 +55,7 @@ impl Tx<'_> {
         let (committed, applied) = RwLockReadGuard::unlocked(&mut self.registry, || {
             let committed = persist(&changes);
             let applied = match committed {
-                Ok(()) => store.apply(&mut store.registry.write(), changes),
+                Ok(()) => store.apply(&mut store.registry.write(), changes).map(|()| store.note_applied()),
                 Err(_) => Ok(()),
             };
             (committed, applied)

@@ -33,7 +33,8 @@ pub struct Health {
     /// Whether the store is in contact with its backend (always true for memory and SQLite
     /// unless it fails closed).
     pub connected: bool,
-    /// The backend's version of the state this process has applied (0 for memory).
+    /// The backend's version of the state this process's checks answer from (0 for
+    /// memory): it moves once a change is applied, not when the backend reads it.
     pub applied_version: i64,
     /// How long ago the process last confirmed it was current, in ms.
     pub lag_ms: f64,

@@ -6,7 +6,9 @@ pub mod world;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use keygate_core::{ErrorCode, KeyStore, NewKey, UserInput};
+use std::time::{Duration, Instant};
+
+use keygate_core::{Call, ErrorCode, KeyStore, NewKey, Reason, UserInput};
 
 /// 200 admin calls refused (an unknown role) and 200 written, on this thread, while
 /// another thread reads and verifies the audit trail without pause: every read must
@@ -78,4 +80,36 @@ pub fn store_with_expiring_keys(expired: usize) -> (KeyStore, String) {
     }
     let kept = store.create_key(&key(5), None).unwrap().key.id;
     (store, kept)
+}
+
+/// Two stores on one backend: `reader`'s `health().applied_version` moves to the version of
+/// `writer`'s revocation only once `reader`'s checks answer from it. A check in progress on
+/// `reader` holds its state while the revocation arrives: the backend's cursor has then moved,
+/// the registry has not, and health used to report the cursor. Closes both stores.
+pub fn health_follows_what_checks_see(writer: &KeyStore, reader: &KeyStore) {
+    let (id, secret) = seed_with(writer, &["session:*"]);
+    let call = Call { secret: secret.as_bytes(), service: b"session", api: b"userLogon", ip: None };
+    let wait_for = |want: Reason| {
+        let start = Instant::now();
+        while reader.check(call).reason != want {
+            assert!(start.elapsed() < Duration::from_secs(10), "the change never arrived");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    wait_for(Reason::Allowed);
+    let before = reader.health().applied_version;
+    assert_eq!(before, writer.health().applied_version);
+    let pending = reader.begin_check(secret.as_bytes());
+    writer.set_state(&id, "revoked", None).unwrap();
+    let revoked_at = writer.health().applied_version;
+    assert_eq!(revoked_at, before + 1);
+    // The reader's watcher reads the revocation meanwhile, and waits to apply it.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(reader.health().applied_version, before, "the revocation is not applied yet");
+    assert_eq!(pending.check(call).reason, Reason::Allowed, "decided as of the version health reported");
+    wait_for(Reason::Revoked);
+    // Recorded before the registry is released: as soon as a check sees the change.
+    assert_eq!(reader.health().applied_version, revoked_at);
+    writer.close().unwrap();
+    reader.close().unwrap();
 }
