@@ -78,7 +78,15 @@ use parking_lot::Mutex;
 use crate::audit::{verify, AuditDraft, AuditEntry, AuditQuery, AuditReport, GENESIS};
 use crate::error::Result;
 use crate::registry::{Change, Registry};
-use crate::store::Health;
+
+/// What a backend says of its contact with the store: [`crate::store::Health`] but the
+/// version, which the store adds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Liveness {
+    pub connected: bool,
+    pub lag_ms: f64,
+    pub last_contact_at: Option<i64>,
+}
 
 /// What other processes changed since this one last looked (the answer of
 /// [`Backend::changes`] and [`Backend::poll`]).
@@ -191,11 +199,12 @@ pub trait Backend: Send + Sync {
         0
     }
 
-    /// How this process follows the store (see [`Health`]); `now` is the system
-    /// clock's time in ms. The default: a store only this process writes is always current.
-    /// Its `applied_version` is the cursor's; the store reports the version it has applied.
-    fn health(&self, now: i64) -> Health {
-        Health { connected: true, applied_version: 0, lag_ms: 0.0, last_contact_at: Some(now) }
+    /// How this process is in touch with the store (the store adds the version it has
+    /// applied to make its [`crate::store::Health`]); `now` is the system clock's time in ms. Never
+    /// waits for a lock the backend's I/O holds: monitoring asks it from the event loop.
+    /// The default: a store only this process writes is always current.
+    fn liveness(&self, now: i64) -> Liveness {
+        Liveness { connected: true, lag_ms: 0.0, last_contact_at: Some(now) }
     }
 
     /// Releases the store's connections (after the store stopped and joined the

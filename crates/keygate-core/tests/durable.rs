@@ -124,6 +124,29 @@ fn health_reports_a_version_only_once_checks_answer_from_it() {
     common::health_follows_what_checks_see(&open(&path).unwrap(), &open(&path).unwrap());
 }
 
+/// An admin call waits (up to the 5 s busy timeout) for another process's write lock on the
+/// file: `health()`, asked meanwhile, answers at once (it used to wait for the connection the
+/// admin call holds).
+#[test]
+fn health_never_waits_behind_a_write_waiting_for_the_file_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let store = open(&path).unwrap();
+    seed(&store);
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| store.put_role("ops", &["api:*".into()], None));
+        std::thread::sleep(Duration::from_millis(200));
+        let slowest = common::slowest_health_over(&store, Duration::from_millis(1500));
+        other.execute_batch("ROLLBACK").unwrap();
+        let written = writer.join().unwrap();
+        assert!(slowest < Duration::from_millis(100), "health() took {slowest:?}");
+        written.unwrap();
+    });
+    store.close().unwrap();
+}
+
 #[test]
 fn a_process_too_far_behind_reloads_everything() {
     let dir = tempfile::tempdir().unwrap();

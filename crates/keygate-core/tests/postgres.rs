@@ -84,6 +84,15 @@ impl Db {
         self.hold_rows_of("keygate_meta")
     }
 
+    /// [`Db::hold`] on the whole of `table` (ACCESS EXCLUSIVE: not even read; as a VACUUM FULL
+    /// or an ALTER TABLE holds it).
+    fn hold_table(&self, table: &str) -> Holder {
+        self.hold(
+            &format!("BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(20)"),
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%LOCK TABLE {table} %' AND wait_event = 'PgSleep'"),
+        )
+    }
+
     /// [`Db::hold`] on every row of `table`.
     fn hold_rows_of(&self, table: &str) -> Holder {
         self.hold(
@@ -232,6 +241,111 @@ fn two_stores_on_one_database_see_each_others_changes_within_milliseconds() {
 fn health_reports_a_version_only_once_checks_answer_from_it() {
     let Some(db) = Db::new() else { return };
     common::health_follows_what_checks_see(&open(&db.url()).unwrap(), &open(&db.url()).unwrap());
+}
+
+/// How many of the checks made every 10 ms from now until `until` (after `since`) allow `secret`, of how many.
+fn allowed_between(store: &KeyStore, secret: &str, since: Instant, until: Duration) -> (usize, usize) {
+    let (mut allowed, mut checks) = (0, 0);
+    while since.elapsed() < until {
+        checks += 1;
+        if reason(store, secret) == Reason::Allowed {
+            allowed += 1;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (allowed, checks)
+}
+
+#[test]
+fn health_never_waits_for_a_reload_in_progress() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    let (_, secret) = seed(&store);
+    assert_eq!(reason(&store, &secret), Reason::Allowed);
+    let lock = db.hold_table("keygate_keys");
+    // A restore elsewhere: the heartbeat sees another epoch, and the reload waits for the lock.
+    db.sql("UPDATE keygate_meta SET epoch = 'restored'");
+    std::thread::sleep(Duration::from_millis(600));
+    let slowest = common::slowest_health_over(&store, Duration::from_millis(2500));
+    drop(lock);
+    store.close().unwrap();
+    assert!(slowest < Duration::from_millis(100), "health() took {slowest:?}: it waited for a reload's I/O");
+}
+
+/// A restore elsewhere (another epoch, the key revoked) while the tables a reload reads are
+/// locked: the store knows it is stale from the first look. It used to count that look as
+/// contact and each failed reload as a connection lost within failClosedAfterMs, so it never
+/// failed closed and kept allowing the key for as long as the lock was held.
+#[test]
+fn a_store_that_knows_it_is_stale_fails_closed_while_its_reload_keeps_failing() {
+    let Some(db) = Db::new() else { return };
+    let store = KeyStore::open(&db.url(), bounded(1000.0, 300.0)).unwrap();
+    let (_, secret) = seed(&store);
+    assert_eq!(reason(&store, &secret), Reason::Allowed);
+    let lock = db.hold_table("keygate_users");
+    db.sql("BEGIN; UPDATE keygate_keys SET state = 'revoked'; UPDATE keygate_meta SET epoch = 'restored'; COMMIT");
+    let restored = Instant::now();
+    // The heartbeat (every 250 ms) notices, and the reload's first statement times out.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (allowed, checks) = allowed_between(&store, &secret, restored, Duration::from_secs(4));
+    let health = store.health();
+    drop(lock);
+    wait_for(&store, &secret, Reason::Revoked);
+    store.close().unwrap();
+    assert_eq!(allowed, 0, "{allowed} of {checks} checks allowed a key the restore revoked, 1.5-4 s after it; health {health:?}");
+    assert!(!health.connected, "{health:?}");
+}
+
+/// Change N, written by another process: a key of a user this process does not know (it
+/// cannot be applied), then the revocation of a key. The store applies part of it, and its
+/// reload cannot read the users table. It used to take the failed reload for a look that
+/// could not reach the database: health reported N, connected, while checks allowed the key
+/// N revokes.
+#[test]
+fn a_change_that_cannot_be_applied_or_reloaded_fails_closed_and_health_stays_before_it() {
+    let Some(db) = Db::new() else { return };
+    let writer = open(&db.url()).unwrap();
+    let (id, secret) = seed(&writer);
+    writer.close().unwrap();
+    let reader = KeyStore::open(&db.url(), bounded(5000.0, 1000.0)).unwrap();
+    wait_for(&reader, &secret, Reason::Allowed);
+    let before = reader.health().applied_version;
+    assert_eq!(before.to_string(), db.sql("SELECT version FROM keygate_meta"));
+    let created: serde_json::Value = serde_json::from_str(
+        &db.sql(&format!("SELECT changes FROM keygate_changes WHERE changes LIKE '%{id}%' ORDER BY version DESC LIMIT 1")),
+    )
+    .unwrap();
+    let record = created.as_array().unwrap()[0].clone();
+    let mut ghost = record.clone();
+    ghost["userId"] = "ghost".into();
+    let mut revoked = record;
+    revoked["state"] = "revoked".into();
+    let json = serde_json::Value::Array(vec![ghost, revoked]).to_string();
+    let version = before + 1;
+    let mark = mark_after(&db.sql("SELECT mark FROM keygate_meta"), version, &json);
+    let lock = db.hold_table("keygate_users");
+    db.sql(&format!(
+        "BEGIN; UPDATE keygate_keys SET state = 'revoked';
+         INSERT INTO keygate_changes (version, token, at, changes, mark) VALUES ({version}, 'other', 0, '{}', '{mark}');
+         UPDATE keygate_meta SET version = {version}, mark = '{mark}'; COMMIT",
+        json.replace('\'', "''")
+    ));
+    let written = Instant::now();
+    let mut samples = Vec::new();
+    while written.elapsed() < Duration::from_secs(5) {
+        samples.push((written.elapsed(), reason(&reader, &secret), reader.health()));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(lock);
+    wait_for(&reader, &secret, Reason::Revoked);
+    assert_eq!(reader.health().applied_version, version);
+    reader.close().unwrap();
+    let reported_early = samples.iter().find(|(_, seen, health)| *seen == Reason::Allowed && health.applied_version >= version);
+    assert!(reported_early.is_none(), "health reported version {version} while checks allowed the key it revokes: {reported_early:?}");
+    // Noticed within a heartbeat, the batch fails, the reload waits out its statement timeout (1 s).
+    let late =
+        samples.iter().find(|(at, seen, health)| *at >= Duration::from_secs(3) && (*seen != Reason::StoreUnavailable || health.connected));
+    assert!(late.is_none(), "not failed closed 3 s after the change: {late:?}");
 }
 
 #[test]

@@ -48,10 +48,9 @@ use self::codec::{decode_changes, encode_changes, statements, Param};
 use self::connect::Target;
 pub(crate) use self::open::{is_postgres_url, open};
 use crate::audit::{AuditDraft, AuditEntry, AuditQuery, AuditReport};
-use crate::backend::{Backend, Catchup};
+use crate::backend::{Backend, Catchup, Liveness};
 use crate::error::{Error, ErrorCode, Result};
 use crate::registry::Change;
-use crate::store::Health;
 
 /// A runtime and where to connect: every database call goes through [`Net::run`].
 pub(super) struct Net {
@@ -382,6 +381,9 @@ impl Shared {
         if cursor.needs_reload || at.epoch != cursor.epoch || !reaches || !mark::follows(&cursor.mark, cursor.version, &rows) {
             // A restore or failover (another epoch; the version backwards; the same
             // versions with other marks: commits lost), or history pruned past the cursor.
+            // Known stale until the load succeeds: a load that fails must not be taken for
+            // a look that merely could not reach the database (see `poll`).
+            cursor.needs_reload = true;
             let (registry, position) = schema::load(net, client, !in_transaction)?;
             *cursor = Cursor::at(position);
             return Ok(Catchup::Reload(Box::new(registry)));
@@ -402,10 +404,18 @@ impl Shared {
     /// cannot be reached and the process heard from it within `failClosedAfterMs`,
     /// the answer is `Nothing`: the store keeps answering from what it holds for
     /// that long by design, and the listener thread (told through `poll_lost`)
-    /// reconnects, or fails the store closed once the bound has passed.
+    /// reconnects, or fails the store closed once the bound has passed. Not when
+    /// what it holds is known stale (a reload is due: a restore, history pruned past
+    /// the cursor, changes it could not apply): then the error stands, and the store
+    /// fails closed at once rather than answer from that state for as long as each
+    /// reload keeps failing after a fresh contact.
     fn poll(&self) -> Result<Catchup> {
         match self.look() {
-            Err(e) if e.code == ErrorCode::StoreUnavailable && self.since_contact() <= self.fail_closed_after => {
+            Err(e)
+                if e.code == ErrorCode::StoreUnavailable
+                    && !self.cursor.lock().needs_reload
+                    && self.since_contact() <= self.fail_closed_after =>
+            {
                 self.poll_lost.store(true, Ordering::Release);
                 Ok(Catchup::Nothing)
             }
@@ -761,14 +771,13 @@ impl Backend for PgBackend {
         self.shared.cursor.lock().version
     }
 
-    fn health(&self, _now: i64) -> Health {
+    fn liveness(&self, _now: i64) -> Liveness {
         let (since, wall) = {
             let contact = self.shared.contact.lock();
             (contact.at.elapsed(), contact.wall)
         };
-        Health {
+        Liveness {
             connected: self.shared.connected.load(Ordering::Acquire) && since <= self.shared.fail_closed_after,
-            applied_version: self.cursor_version(),
             lag_ms: since.as_secs_f64() * 1000.0,
             last_contact_at: Some(wall),
         }

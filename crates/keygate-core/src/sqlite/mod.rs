@@ -309,12 +309,6 @@ impl Backend for SqliteBackend {
         self.with_db(|db| Ok(db.last_seen)).unwrap_or(0)
     }
 
-    /// A local file is always within reach: current as of now, at its last change row read.
-    fn health(&self, now: i64) -> crate::store::Health {
-        let applied_version = self.cursor_version();
-        crate::store::Health { connected: true, applied_version, lag_ms: 0.0, last_contact_at: Some(now) }
-    }
-
     fn close(&self) {
         if let Some(aux) = self.aux.lock().take() {
             let _ = aux.close();

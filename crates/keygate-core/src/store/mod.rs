@@ -198,13 +198,14 @@ impl KeyStore {
     /// applied here, and how long ago it last confirmed it was current. A store
     /// that fails closed is not connected, whatever the backend says.
     pub fn health(&self) -> Health {
-        let mut health = self.inner.backend.health(crate::clock::system_now());
-        // Not the backend's cursor, which moves before the registry has the changes.
-        health.applied_version = self.inner.applied_version.load(Ordering::Acquire);
-        if !self.is_current() {
-            health.connected = false;
+        let liveness = self.inner.backend.liveness(crate::clock::system_now());
+        Health {
+            connected: liveness.connected && self.is_current(),
+            // Not the backend's cursor, which moves before the registry has the changes.
+            applied_version: self.inner.applied_version.load(Ordering::Acquire),
+            lag_ms: liveness.lag_ms,
+            last_contact_at: liveness.last_contact_at,
         }
-        health
     }
 
     /// Flushes and releases the store; later calls fail with `STORE_IO`. `lastUsedAt`

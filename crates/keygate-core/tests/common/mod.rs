@@ -113,3 +113,17 @@ pub fn health_follows_what_checks_see(writer: &KeyStore, reader: &KeyStore) {
     writer.close().unwrap();
     reader.close().unwrap();
 }
+
+/// The longest of the `health()` calls made every 20 ms for `over` (monitoring asks it from
+/// the event loop: it must never wait for the store's I/O).
+pub fn slowest_health_over(store: &KeyStore, over: Duration) -> Duration {
+    let start = Instant::now();
+    let mut slowest = Duration::ZERO;
+    while start.elapsed() < over {
+        let asked = Instant::now();
+        let _ = store.health();
+        slowest = slowest.max(asked.elapsed());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    slowest
+}
