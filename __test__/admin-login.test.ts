@@ -5,6 +5,7 @@
 // sockets (each request on its own connection, from 127.0.0.1).
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import http from 'node:http'
 
 import { KeyStore } from '../index.js'
@@ -261,6 +262,44 @@ describe('admin login throttling', () => {
     const renewed = deviceCookieOf(revoked)
     const again = await answer(port, TOKEN, renewed)
     assert.ok(again.status === 200 && again.ms < DELAY / 2, `took ${again.ms.toFixed(0)} ms`)
+  })
+
+  test('a device cookie outlives a restart: a guesser on the same address cannot keep the admin out', async () => {
+    const DELAY = 300
+    const first = await server({ loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: DELAY })
+    const device = deviceCookieOf(await answer(first, TOKEN))
+    // The server restarts (a new one, given the same token's digest, as `keygate serve` keeps
+    // it), and a guesser on the admin's address keeps its one login slot busy.
+    const tokenDigest = createHash('sha256').update(TOKEN).digest('hex')
+    const port = await server({ token: undefined, tokenDigest, loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: DELAY })
+    assert.equal((await answer(port, 'wrong-first')).status, 401)
+    const guessing = Array.from({ length: 3 }, (_, i) => login(port, `wrong-${i}`))
+    await sleep(20)
+    const admin = await answer(port, TOKEN, device)
+    assert.ok(admin.status === 200 && admin.ms < DELAY / 2, `the admin's browser got ${admin.status} after ${admin.ms.toFixed(0)} ms`)
+    await Promise.all(guessing)
+    // A cookie signed for another token is worth nothing.
+    const other = await server({ token: `${TOKEN}-rotated`, loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: DELAY })
+    assert.equal((await answer(other, 'wrong-first')).status, 401)
+    const stale = await answer(other, `${TOKEN}-rotated`, device)
+    assert.ok(stale.status === 200 && stale.ms >= DELAY - 5, `a cookie of the old token spared the wait (${stale.ms.toFixed(0)} ms)`)
+  })
+
+  test('options that would lock the admin out or switch a limit off are refused', () => {
+    assert.throws(() => createAdminServer({ store, token: `kga_${'x'.repeat(1100)}` }), /options\.token must be at most 1024 characters/)
+    // Login delays, session timeouts, body limit: a string ('1mb', '30m') compared false with every size and age.
+    const bad: Partial<AdminServerOptions>[] = [
+      { sessionIdleMs: '1s' as unknown as number },
+      { sessionMaxMs: '2s' as unknown as number },
+      { sessionIdleMs: 0 },
+      { sessionMaxMs: Number.POSITIVE_INFINITY },
+      { bodyLimit: '1mb' as unknown as number },
+      { bodyLimit: 100 },
+      { bodyLimit: 1.5e6 + 0.5 },
+    ]
+    for (const options of bad) {
+      assert.throws(() => createAdminServer({ store, token: TOKEN, ...options }), TypeError, JSON.stringify(options))
+    }
   })
 
   test('the device-cookie lifetime option is checked', () => {

@@ -28,6 +28,8 @@ const DEVICE_MAX_FAILURES = 10
 /** Device cookies with failures (or revoked) remembered at most (the oldest is forgotten first). */
 const LOGIN_MAX_DEVICES = 10_000
 /** `<random id>.<expiry, ms since the epoch>.<HMAC of both>`, all base64url or decimal. */
+/** The longest token a login may send (and so the longest a server may be given). */
+const MAX_TOKEN_LENGTH = 1024
 const DEVICE_COOKIE_RE = /^([A-Za-z0-9_-]{22})\.([0-9]{1,15})\.([A-Za-z0-9_-]{43})$/
 
 /**
@@ -40,6 +42,10 @@ const DEVICE_COOKIE_RE = /^([A-Za-z0-9_-]{22})\.([0-9]{1,15})\.([A-Za-z0-9_-]{43
  * @param {Pick<AdminServerOptions, 'token' | 'tokenDigest'>} options
  */
 function tokenDigestOf({ token, tokenDigest }) {
+  if (typeof token === 'string' && token.length > MAX_TOKEN_LENGTH) {
+    // Refused here, not at every login: a token no login may send would lock the admin out.
+    throw new TypeError(`options.token must be at most ${MAX_TOKEN_LENGTH} characters`)
+  }
   if (typeof token === 'string' && token.length > 0) return sha256(token)
   if (typeof tokenDigest === 'string' && /^[0-9a-f]{64}$/i.test(tokenDigest)) return Buffer.from(tokenDigest, 'hex')
   throw new TypeError('createAdminServer needs options.token (or options.tokenDigest, SHA-256 hex)')
@@ -63,7 +69,19 @@ function loginOptions(options) {
   if (!Number.isFinite(deviceMaxAgeMs) || deviceMaxAgeMs < 1000 || deviceMaxAgeMs > 400 * 24 * 60 * 60 * 1000) {
     throw new TypeError('options.deviceCookieMaxAgeMs must be a number of milliseconds from 1000 to 400 days')
   }
-  return { tokenDigest, failureDelayMs, failureMaxDelayMs, deviceMaxAgeMs, secureCookies: options.secureCookies ?? 'auto' }
+  return { tokenDigest, deviceKey: deviceKeyOf(tokenDigest), failureDelayMs, failureMaxDelayMs, deviceMaxAgeMs, secureCookies: options.secureCookies ?? 'auto' }
+}
+
+/**
+ * The key that signs device cookies, derived from the token's digest: cookies outlive a
+ * restart (a browser that logged in before is never throttled, even by a guesser behind the
+ * same address) and die with a new token. Forging one takes the digest, which is kept like the
+ * store itself, and would only spare waiting: whoever holds the digest of a guessable token can
+ * already try guesses offline.
+ * @param {Buffer} tokenDigest
+ */
+function deviceKeyOf(tokenDigest) {
+  return createHmac('sha256', tokenDigest).update('keygate device cookie v1').digest()
 }
 
 /** @param {number} ms */
@@ -101,9 +119,7 @@ function addressOf(req) {
  * The login check of one admin server.
  * @param {ReturnType<typeof loginOptions>} options
  */
-function createLogin({ tokenDigest, failureDelayMs, failureMaxDelayMs, deviceMaxAgeMs, secureCookies }) {
-  /** Signs device cookies; per server, so a restart invalidates them (they only spare waiting). */
-  const deviceKey = randomBytes(32)
+function createLogin({ tokenDigest, deviceKey, failureDelayMs, failureMaxDelayMs, deviceMaxAgeMs, secureCookies }) {
   /**
    * remote address → { count, last } of recent failed logins, least recently failed first
    * @type {Map<string, { count: number, last: number }>}
@@ -122,7 +138,7 @@ function createLogin({ tokenDigest, failureDelayMs, failureMaxDelayMs, deviceMax
 
   /** @param {unknown} token what the login form sent */
   function isRightToken(token) {
-    return typeof token === 'string' && token.length > 0 && token.length <= 1024 && timingSafeEqual(sha256(token), tokenDigest)
+    return typeof token === 'string' && token.length > 0 && token.length <= MAX_TOKEN_LENGTH && timingSafeEqual(sha256(token), tokenDigest)
   }
 
   /**

@@ -188,6 +188,18 @@ function fail(res, error, req, log) {
  */
 function readBody(req, limit) {
   return new Promise((resolve, reject) => {
+    const parsed = /** @type {{ _body?: unknown, body?: unknown }} */ (req)
+    if (parsed._body === true && parsed.body !== null && typeof parsed.body === 'object' && !Array.isArray(parsed.body)) {
+      // Parsed by express.json() (or another body-parser JSON parser) mounted in front: the
+      // request was already checked to be declared JSON, and JSON.parse made this object.
+      resolve(/** @type {Record<string, unknown>} */ (parsed.body))
+      return
+    }
+    if (parsed._body === true || req.readableEnded) {
+      // Read by another middleware into something else: waiting for it would hang.
+      reject(new ApiError(500, ErrorCode.Internal, 'the request body was already read by another middleware: mount the admin handler before any body parser'))
+      return
+    }
     const declared = Number(req.headers['content-length'])
     if (Number.isFinite(declared) && declared > limit) {
       reject(new ApiError(413, AdminErrorCode.BodyTooLarge, `request body over ${limit} bytes`))

@@ -35,7 +35,7 @@ export interface AdminServerOptions {
   /** The longest such a login waits for its answer. Default 16000 ms. */
   loginFailureMaxDelayMs?: number
   /**
-   * Lifetime of the device cookie (`keygate_device`, HMAC-signed with a key of this server)
+   * Lifetime of the device cookie (`keygate_device`, HMAC-signed with a key derived from the token's digest: it outlives restarts, not a new token)
    * that every successful login sets: a login carrying a valid one is never throttled by
    * address; its failures count against that cookie alone (with the same delays), and 10
    * failures revoke it. Default 30 days.

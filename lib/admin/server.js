@@ -55,6 +55,9 @@ const CONSTANTS_FILE = 'constants.js'
 STATIC_FILES[`/${CONSTANTS_FILE}`] = [CONSTANTS_FILE, CONTENT_TYPES['.js']]
 
 const DEFAULT_BODY_LIMIT = 1024 * 1024 // 1,000 rules of 256 characters fit comfortably
+/** A login (a token of up to 1,024 characters) must fit. */
+const MIN_BODY_LIMIT = 2048
+const MAX_BODY_LIMIT = 1024 * 1024 * 1024
 
 /**
  * A route table: `[method, '/keys/:id/state', handler]` rows, matched against the decoded
@@ -107,6 +110,10 @@ function createAdminServer(options) {
   const storeLimit = typeof store.maxLifetimeDays === 'number' ? store.maxLifetimeDays : undefined
   const maxLifetimeDays = options.maxLifetimeDays ?? storeLimit ?? 730
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT
+  // Checked: a string ('1mb') compares false with every size, and there would be no limit.
+  if (!Number.isSafeInteger(bodyLimit) || bodyLimit < MIN_BODY_LIMIT || bodyLimit > MAX_BODY_LIMIT) {
+    throw new TypeError(`options.bodyLimit must be a whole number of bytes from ${MIN_BODY_LIMIT} to ${MAX_BODY_LIMIT}`)
+  }
   const log = typeof options.log === 'function' ? options.log : () => {}
   const sessions = createSessions({ idleMs: options.sessionIdleMs, maxMs: options.sessionMaxMs, secureCookies: options.secureCookies ?? 'auto' })
 

@@ -8,6 +8,8 @@ const { randomBytes } = require('node:crypto')
 const COOKIE_NAME = 'keygate_sid'
 const DEFAULT_IDLE_MS = 30 * 60 * 1000
 const DEFAULT_ABSOLUTE_MS = 12 * 60 * 60 * 1000
+/** The longest a session may live (a cookie's Max-Age is capped at 400 days by browsers). */
+const MAX_SESSION_MS = 400 * 24 * 60 * 60 * 1000
 const MAX_SESSIONS = 1000
 
 /**
@@ -77,6 +79,15 @@ function cookie(req, name, value, maxAgeSeconds, secureCookies) {
 function createSessions(options = {}) {
   const idleMs = options.idleMs ?? DEFAULT_IDLE_MS
   const maxMs = options.maxMs ?? DEFAULT_ABSOLUTE_MS
+  // Checked: a string ('30m') compares false with every age, and sessions would never end.
+  for (const [name, value] of /** @type {[string, unknown][]} */ ([
+    ['sessionIdleMs', idleMs],
+    ['sessionMaxMs', maxMs],
+  ])) {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 1000 || value > MAX_SESSION_MS) {
+      throw new TypeError(`options.${name} must be a number of milliseconds from 1000 to 400 days`)
+    }
+  }
   const secureCookies = options.secureCookies ?? 'auto'
   /**
    * session id → { csrf, created, seen }
