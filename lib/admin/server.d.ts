@@ -3,7 +3,7 @@ import type { KeyStore } from '../../index.js'
 /** Options of {@link createAdminServer}. Give `token` or `tokenDigest`. */
 export interface AdminServerOptions {
   store: KeyStore
-  /** The admin token the login form takes (compared in constant time, as a SHA-256 digest). */
+  /** The admin token the login form takes (compared in constant time, as a SHA-256 digest); at most 1,024 characters. */
   token?: string
   /** Or only the token's SHA-256, in hex (what `serve` keeps on disk). */
   tokenDigest?: string
@@ -17,11 +17,11 @@ export interface AdminServerOptions {
   secureCookies?: boolean | 'auto'
   /** Longest key lifetime the page offers; the store enforces its own limit. Default 730. */
   maxLifetimeDays?: number
-  /** Session idle timeout, default 30 minutes. */
+  /** Session idle timeout in ms (1000 to 400 days), default 30 minutes. */
   sessionIdleMs?: number
-  /** Session absolute lifetime, default 12 hours. */
+  /** Session absolute lifetime in ms (1000 to 400 days), default 12 hours. */
   sessionMaxMs?: number
-  /** Request body limit in bytes, default 1 MiB. */
+  /** Request body limit, a whole number of bytes from 2048 to 1 GiB; default 1 MiB. */
   bodyLimit?: number
   /**
    * Login throttling by address, for logins without a valid device cookie: once an address
