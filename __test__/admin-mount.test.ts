@@ -119,29 +119,34 @@ describe('keygate/admin mounted in your own server', () => {
     }
   })
 
-  test('Express: mounted after a parser that read the body as text, a change is refused at once, not left hanging', async () => {
-    const store = KeyStore.inMemory()
-    const app = express()
-    app.use(express.text({ type: '*/*' }))
-    app.use(handler(store))
-    const server = http.createServer(app)
-    const base = await listen(server)
-    try {
-      const login = await fetch(`${base}/admin/api/login`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', Origin: base },
-        body: JSON.stringify({ token: TOKEN }),
-        signal: AbortSignal.timeout(5000),
-      })
-      assert.equal(login.status, 500)
-      const { error } = (await login.json()) as { error: { code: string; message: string } }
-      assert.equal(error.code, 'INTERNAL')
-      assert.match(error.message, /already read by another middleware: mount the admin handler before any body parser/)
-      assert.ok(!error.message.includes(TOKEN))
-    } finally {
-      await close(server)
-    }
-  })
+  for (const [name, parser] of [
+    ['as text', express.text({ type: '*/*' })],
+    ['as a Buffer', express.raw({ type: '*/*' })],
+  ] as const) {
+    test(`Express: mounted after a parser that read the body ${name}, a change is refused at once, not left hanging`, async () => {
+      const store = KeyStore.inMemory()
+      const app = express()
+      app.use(parser)
+      app.use(handler(store))
+      const server = http.createServer(app)
+      const base = await listen(server)
+      try {
+        const login = await fetch(`${base}/admin/api/login`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', Origin: base },
+          body: JSON.stringify({ token: TOKEN }),
+          signal: AbortSignal.timeout(5000),
+        })
+        assert.equal(login.status, 500)
+        const { error } = (await login.json()) as { error: { code: string; message: string } }
+        assert.equal(error.code, 'INTERNAL')
+        assert.match(error.message, /already read by another middleware: mount the admin handler before any body parser/)
+        assert.ok(!error.message.includes(TOKEN))
+      } finally {
+        await close(server)
+      }
+    })
+  }
 
   test("Express: app.use('/tools/keys', handler) with the same prefix", async () => {
     const store = KeyStore.inMemory()

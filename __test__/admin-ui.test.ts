@@ -325,6 +325,25 @@ describe('serve() and the bootstrap admin token', () => {
       rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  test('a token the login form could never send is refused at start, not left to lock the admin out', async () => {
+    const dir = tempDir()
+    const db = path.join(dir, 'keygate.db')
+    try {
+      let started: Serving | undefined
+      let refused: unknown
+      try {
+        started = await serve({ db, token: `kga_${'x'.repeat(1500)}`, port: 0, handleSignals: false, print: () => {} })
+      } catch (error) {
+        refused = error
+      }
+      await started?.close()
+      assert.match(String(refused), /the admin token must be at most 1024 characters/)
+      assert.ok(!existsSync(`${db}.admin-token.sha256`))
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })
 
 // ---- in the browser ------------------------------------------------------------------

@@ -286,4 +286,4 @@ function createLogin({ tokenDigest, deviceKey, failureDelayMs, failureMaxDelayMs
   return { check, sweep }
 }
 
-module.exports = { createLogin, loginOptions }
+module.exports = { createLogin, loginOptions, MAX_TOKEN_LENGTH }

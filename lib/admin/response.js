@@ -181,6 +181,17 @@ function fail(res, error, req, log) {
 }
 
 /**
+ * An object as JSON.parse makes one: not an array, a Buffer (express.raw) or any other class.
+ * @param {unknown} value
+ * @returns {value is Record<string, unknown>}
+ */
+function isPlainObject(value) {
+  if (value === null || typeof value !== 'object') return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+/**
  * The request's JSON object body (`{}` when empty); ApiError 413 past `limit` bytes, 400 when not a JSON object.
  * @param {IncomingMessage} req
  * @param {number} limit
@@ -189,7 +200,7 @@ function fail(res, error, req, log) {
 function readBody(req, limit) {
   return new Promise((resolve, reject) => {
     const parsed = /** @type {{ _body?: unknown, body?: unknown }} */ (req)
-    if (parsed._body === true && parsed.body !== null && typeof parsed.body === 'object' && !Array.isArray(parsed.body)) {
+    if (parsed._body === true && isPlainObject(parsed.body)) {
       // Parsed by express.json() (or another body-parser JSON parser) mounted in front: the
       // request was already checked to be declared JSON, and JSON.parse made this object.
       resolve(/** @type {Record<string, unknown>} */ (parsed.body))

@@ -16,6 +16,7 @@ const { createHash, randomBytes } = require('node:crypto')
 
 const { KeyStore } = require('../store.js')
 const { fileNameOf, isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
+const { MAX_TOKEN_LENGTH } = require('./login.js')
 const { createAdminServer } = require('./server.js')
 
 const MIN_TOKEN_LENGTH = 16
@@ -43,6 +44,10 @@ function adminToken(db, given, env = process.env) {
   if (typeof explicit === 'string' && explicit !== '') {
     if (explicit.length < MIN_TOKEN_LENGTH) {
       throw new Error(`the admin token must be at least ${MIN_TOKEN_LENGTH} characters (KEYGATE_ADMIN_TOKEN)`)
+    }
+    if (explicit.length > MAX_TOKEN_LENGTH) {
+      // The login form may send no more: a longer token would lock the admin out.
+      throw new Error(`the admin token must be at most ${MAX_TOKEN_LENGTH} characters (KEYGATE_ADMIN_TOKEN)`)
     }
     const digest = createHash('sha256').update(explicit, 'utf8').digest('hex')
     return { token: explicit, tokenDigest: digest, source: fromOption ? 'option' : 'env', file }

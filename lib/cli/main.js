@@ -94,7 +94,7 @@ const ENV_HELP = `Environment:
   KEYGATE_ACTOR              the actor recorded in the audit trail when --actor is not given
   KEYGATE_SECRET             the secret for check/explain/check-dav when it is not an argument
   KEYGATE_MAX_LIFETIME_DAYS  as --max-lifetime-days
-  KEYGATE_ADMIN_TOKEN        serve: the admin page's login token (at least 16 characters); when unset,
+  KEYGATE_ADMIN_TOKEN        serve: the admin page's login token (16 to 1,024 characters); when unset,
                              one is generated at the first start, printed once, and kept as a digest
   PORT                       serve: the port when --port is not given (else 8080)
   HOST                       serve: the address when --host is not given (else 127.0.0.1)`
