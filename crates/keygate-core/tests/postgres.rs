@@ -89,7 +89,9 @@ impl Db {
     fn hold_table(&self, table: &str) -> Holder {
         self.hold(
             &format!("BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(20)"),
-            &format!("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%LOCK TABLE {table} %' AND wait_event = 'PgSleep'"),
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%LOCK TABLE {table} %' AND wait_event = 'PgSleep' AND datname = current_database()"
+            ),
         )
     }
 
@@ -97,7 +99,9 @@ impl Db {
     fn hold_rows_of(&self, table: &str) -> Holder {
         self.hold(
             &format!("BEGIN; SELECT 1 FROM {table} FOR UPDATE; SELECT pg_sleep(20)"),
-            &format!("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%FROM {table} FOR UPDATE%' AND wait_event = 'PgSleep'"),
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%FROM {table} FOR UPDATE%' AND wait_event = 'PgSleep' AND datname = current_database()"
+            ),
         )
     }
 }
@@ -1409,7 +1413,11 @@ fn closing_right_after_open_reports_no_incident() {
 fn a_schema_lock_held_elsewhere_fails_open_naming_the_lock() {
     let Some(db) = Db::new() else { return };
     let holder = db
-        .hold("SELECT pg_advisory_lock(1801912321), pg_sleep(30)", "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted");
+        .hold(
+            "SELECT pg_advisory_lock(1801912321), pg_sleep(30)",
+            // This database's only: other tests' stores take the same lock in theirs as they open.
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()",
+        );
     let options = Options { statement_timeout_ms: Some(500.0), ..Default::default() };
     let Err(refused) = KeyStore::open(&db.url(), options) else { panic!("opened while the schema lock was held") };
     drop(holder);
