@@ -177,6 +177,47 @@ describe('messages never contain a secret', () => {
     assert.equal(store.deleteKey(secret), false)
   })
 
+  test('a secret of the store cut into short pieces is withheld from every message that would quote it', () => {
+    const store = frozenStore()
+    store.putUser({ id: 'integration', rights: ['*:*'] })
+    const { key, secret } = issue(store)
+    const body = secret.slice(3)
+    // Each piece is too short to be redacted as a long run; together they give the secret away.
+    const pieces = [secret.slice(0, 18), body.slice(15, 30), body.slice(30)]
+    for (const cut of [':', ' ', '!', '/', '\u00e9']) {
+      const mangled = `${secret.slice(0, 18)}${cut}${secret.slice(18, 33)}${cut}${secret.slice(33)}`
+      const calls: Array<[string, () => unknown]> = [
+        ['putUser id', () => store.putUser({ id: mangled })],
+        ['putRole name', () => store.putRole({ name: mangled, rights: [] })],
+        ['putUser roles', () => store.putUser({ id: 'u2', roles: [mangled] })],
+        ['createKey userId', () => store.createKey({ userId: mangled, description: '', expiresAt: at(T0, DAY) })],
+        ['createKey rule', () => store.createKey({ userId: 'integration', description: '', expiresAt: at(T0, DAY), rules: [`s:${mangled}`] })],
+        ['updateKey rule', () => store.updateKey(key.id, { rules: [`ip=${mangled}`] })],
+        ['setState id', () => store.setState(mangled, 'suspended')],
+        ['actor', () => store.putUser({ id: 'u3' }, { actor: `${mangled}\u0007` })],
+      ]
+      for (const [name, fn] of calls) {
+        let error: unknown
+        try {
+          fn()
+        } catch (e) {
+          error = e
+        }
+        assert.ok(error instanceof KeygateError, `${name} (${JSON.stringify(cut)}) should throw`)
+        for (const piece of pieces) assert.ok(!error.message.includes(piece), `${name}: the message shows a piece of the secret: ${error.message}`)
+      }
+    }
+    assert.equal(store.listUsers().length, 1)
+  })
+
+  test('the reason of an invalid rule redacts the part of the rule it quotes', () => {
+    const token = `${'Ab3'.repeat(16)}Z`
+    for (const rule of [`ip=${token}`, `ip=10.0.0.0/${token}`, `session::${token}`]) {
+      const error = throwsCode(() => KeyStore.validateRule(rule), 'INVALID_RULE')
+      assert.ok(!error.message.includes(token.slice(0, 32)), error.message)
+    }
+  })
+
   test('TypeErrors of isAllowed/explain do not contain the secret', () => {
     const store = frozenStore()
     store.putUser({ id: 'integration', rights: ['*:*'] })

@@ -434,6 +434,21 @@ for (const kind of KINDS) {
       return (headers: Record<string, string>) => call(s.base, CALL, headers)
     }
 
+    test('a trustProxy the options only inherit (a polluted Object.prototype) trusts no one', async () => {
+      const proto = Object.prototype as Record<string, unknown>
+      proto.trustProxy = ['0.0.0.0/0', '::/0']
+      let guard: ReturnType<typeof createGuard>
+      try {
+        guard = createGuard(f.store, {})
+      } finally {
+        delete proto.trustProxy
+      }
+      // Served after the prototype is clean again: the frameworks read their own options the same way.
+      const s = await serve(kind, guard)
+      servers.push(s)
+      expectDenial(await call(s.base, CALL, { ...esp(f.remote.secret), 'x-forwarded-for': '10.1.2.3' }), 403, 'ip_not_allowed')
+    })
+
     test("walks from the right, skipping trusted hops: ['127.0.0.1', '10.0.0.0/8']", async () => {
       const post = await start({ trustProxy: ['127.0.0.1', '10.0.0.0/8'] })
       const ipOf = async (xff: string, secret = f.good.secret) => expectAllowed(await post({ ...esp(secret), 'x-forwarded-for': xff }), f).ip

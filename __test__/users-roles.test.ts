@@ -355,3 +355,38 @@ describe('a secret of the store, however mangled, never becomes an id, name, rul
     assert.equal(store.updateKey(key.id, { description: `rotated from ${forgeSecret().slice(3, 30)}` }).state, 'active')
   })
 })
+
+describe('objects given to the store', () => {
+  test('fields an object only inherits are not read: a polluted Object.prototype adds no roles, rights or rules', () => {
+    const store = frozenStore()
+    store.putRole({ name: 'admin', rights: ['*:*'] })
+    const proto = Object.prototype as Record<string, unknown>
+    proto.roles = ['admin']
+    proto.rights = ['*:*']
+    proto.rules = ['session:*']
+    try {
+      assert.deepEqual(store.putUser({ id: 'plain' }), { id: 'plain', status: 'active', rights: [], roles: [] })
+      const { key } = store.createKey({ userId: 'plain', description: '', expiresAt: new Date(Date.UTC(2025, 3, 1)) })
+      assert.deepEqual(key.rules, [])
+    } finally {
+      delete proto.roles
+      delete proto.rights
+      delete proto.rules
+    }
+    // JSON's "__proto__" key, copied by Object.assign, becomes the copy's prototype: not its fields.
+    const parsed = Object.assign({}, JSON.parse('{"id":"parsed","__proto__":{"roles":["admin"]}}'))
+    assert.deepEqual(store.putUser(parsed).roles, [])
+    assert.deepEqual(store.effectiveRights('parsed')?.all, [])
+  })
+
+  test('a revoked Proxy is an INVALID_ARGUMENT, not an engine TypeError', () => {
+    const store = frozenStore()
+    const { proxy, revoke } = Proxy.revocable({}, {})
+    revoke()
+    throwsCode(() => store.putUser(proxy as never), 'INVALID_ARGUMENT')
+    throwsCode(() => store.putUser({ id: 'u', roles: proxy as never }), 'INVALID_ARGUMENT')
+    throwsCode(() => store.createKey({ userId: 'u', description: '', expiresAt: proxy as never }), 'INVALID_ARGUMENT')
+    throwsCode(() => store.putRole({ name: proxy as never, rights: [] }), 'INVALID_ARGUMENT')
+    assert.deepEqual(store.listUsers(), [])
+  })
+})

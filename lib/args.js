@@ -11,8 +11,13 @@ const { invalidArgument } = require('./errors.js')
  */
 function describe(value) {
   if (value === null) return 'null'
-  if (Array.isArray(value)) return 'an array'
-  if (value instanceof Date) return 'a Date'
+  try {
+    if (Array.isArray(value)) return 'an array'
+    if (value instanceof Date) return 'a Date'
+  } catch {
+    // Both throw for a revoked Proxy.
+    return 'a revoked Proxy'
+  }
   switch (typeof value) {
     case 'number':
     case 'boolean':
@@ -71,7 +76,7 @@ function optionalString(value, name) {
  */
 function stringArray(value, name, item = string) {
   if (value === undefined) return undefined
-  if (!Array.isArray(value)) throw invalidArgument(`${name} must be an array of strings, got ${describe(value)}`)
+  if (!isArray(value, name)) throw invalidArgument(`${name} must be an array of strings, got ${describe(value)}`)
   value.forEach((element, i) => {
     item(element, `${name}[${i}]`)
   })
@@ -93,11 +98,37 @@ function ruleArray(value, name) {
  * @returns {Record<string, unknown>} its fields, each still to be checked
  */
 function object(value, name) {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+  if (value === null || typeof value !== 'object' || isArray(value, name)) {
     throw invalidArgument(`${name} must be an object, got ${describe(value)}`)
   }
-  // A non-null, non-array object: reading any field of it is safe, and gives an unknown.
-  return /** @type {Record<string, unknown>} */ (value)
+  return /** @type {Record<string, unknown>} */ (ownFields(value))
+}
+
+/**
+ * The own fields of an object, on an object without a prototype: a field it only inherits
+ * (from a polluted `Object.prototype`, say, or `JSON.parse`'s `"__proto__"` copied by
+ * `Object.assign`) is not given, so it cannot add roles, rules or options to a call.
+ * @template {object} T
+ * @param {T} value
+ * @returns {T}
+ */
+function ownFields(value) {
+  const fields = Object.create(null)
+  for (const field of Object.getOwnPropertyNames(value)) fields[field] = /** @type {Record<string, unknown>} */ (value)[field]
+  return fields
+}
+
+/**
+ * `Array.isArray`, which throws a TypeError for a revoked Proxy: an INVALID_ARGUMENT instead.
+ * @param {unknown} value
+ * @param {string} name
+ */
+function isArray(value, name) {
+  try {
+    return Array.isArray(value)
+  } catch {
+    throw invalidArgument(`${name} is a revoked Proxy`)
+  }
 }
 
 /**
@@ -117,7 +148,13 @@ function optionalObject(value, name) {
  */
 function optionalDate(value, name) {
   if (value === undefined || value === null) return undefined
-  if (!(value instanceof Date)) throw invalidArgument(`${name} must be a Date, got ${describe(value)}`)
+  let isDate
+  try {
+    isDate = value instanceof Date
+  } catch {
+    isDate = false // a revoked Proxy
+  }
+  if (!isDate) throw invalidArgument(`${name} must be a Date, got ${describe(value)}`)
   let ms
   try {
     // Throws for objects that only inherit from Date (no time value of their own).
@@ -142,4 +179,4 @@ function optionalNumber(value, name) {
   return value
 }
 
-module.exports = { ruleText, ruleArray, string, optionalString, stringArray, object, optionalObject, optionalDate, optionalNumber }
+module.exports = { ruleText, ruleArray, string, optionalString, stringArray, object, optionalObject, ownFields, optionalDate, optionalNumber }

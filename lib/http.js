@@ -26,6 +26,7 @@ const net = require('node:net')
 const { KeygateError } = require('./errors.js')
 const { ErrorCode, Reason } = require('./native.js')
 const { decodeDavPath, davPrefixOf, REFUSED } = require('./dav-path.js')
+const { ownFields } = require('./args.js')
 
 /**
  * @typedef {import('node:http').IncomingMessage} IncomingMessage
@@ -846,8 +847,9 @@ class Guard {
     if (store === null || typeof store !== 'object' || typeof store.isAllowed !== 'function' || typeof store.explain !== 'function') {
       throw invalidOption('createGuard needs a KeyStore (KeyStore.inMemory() or KeyStore.open(path))')
     }
-    const o = options === undefined ? {} : options
-    if (o === null || typeof o !== 'object') throw invalidOption('options must be an object')
+    if (options !== undefined && (options === null || typeof options !== 'object')) throw invalidOption('options must be an object')
+    // Own fields only: an inherited `trustProxy` (a polluted Object.prototype) must not trust anyone.
+    const o = options === undefined ? {} : ownFields(options)
     if (o.route !== undefined && typeof o.route !== 'function') throw invalidOption('options.route must be a function (req) => { service, api } | null')
     if (o.onError !== undefined && typeof o.onError !== 'function') throw invalidOption('options.onError must be a function')
     const realm = quotedRealm(o.realm === undefined ? 'keygate' : o.realm)

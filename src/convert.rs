@@ -2,7 +2,7 @@
 //! and the names JavaScript shares with the core (string enums: `lib/` reads
 //! the lists from them, `index.d.ts` its types).
 
-use keygate_core::{AuditEntry, AuditReport, Error, Explanation, Issued, KeyView, RoleView, UserView};
+use keygate_core::{AuditEntry, AuditReport, Error, Explanation, Issued, KeyStore, KeyView, RoleView, UserView};
 use napi_derive::napi;
 
 /// Why a call was allowed or denied; declared in the order of the reason codes
@@ -183,6 +183,12 @@ const _: () = {
 /// `index.js` turns it into a `KeygateError`.
 pub fn js_error(error: Error) -> napi::Error<String> {
     napi::Error::new(error.code.as_str().to_string(), error.message)
+}
+
+/// [`js_error`] for an error of a call on `store`: its message withheld if it would quote
+/// (part of) one of the store's secrets (see `KeyStore::scrub_error`).
+pub fn js_store_error(store: &KeyStore, error: Error) -> napi::Error<String> {
+    js_error(store.scrub_error(error))
 }
 
 #[napi(object)]

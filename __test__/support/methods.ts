@@ -27,7 +27,8 @@ export interface MethodSpec {
 
 /** A field of a caller's object, read the way keygate reads it. */
 function field(value: unknown, name: string): unknown {
-  return (value as Record<string, unknown>)[name]
+  // The store reads an object's own fields only (an inherited one is not given).
+  return Object.hasOwn(value as object, name) ? (value as Record<string, unknown>)[name] : undefined
 }
 
 const tuple = (...items: fc.Arbitrary<Desc>[]): fc.Arbitrary<Desc[]> => fc.tuple(...items)

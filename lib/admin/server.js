@@ -10,6 +10,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 
 const { quote } = require('../errors.js')
+const { ownFields } = require('../args.js')
 const { ErrorCode } = require('../native.js')
 const { AdminErrorCode } = require('./codes.js')
 const { constantsModule } = require('./constants.js')
@@ -94,11 +95,13 @@ function match(table, method, parts) {
 /**
  * Creates the admin web server on a keygate store. The options are described in server.d.ts
  * (AdminServerOptions).
- * @param {import('./server.js').AdminServerOptions} options
+ * @param {import('./server.js').AdminServerOptions} given
  * @returns {import('./server.js').AdminServer}
  */
-function createAdminServer(options) {
-  if (options === null || typeof options !== 'object') throw new TypeError('createAdminServer takes an options object')
+function createAdminServer(given) {
+  if (given === null || typeof given !== 'object') throw new TypeError('createAdminServer takes an options object')
+  // Own fields only: an inherited `host` (a polluted Object.prototype) must not open the server to the network.
+  const options = ownFields(given)
   const store = options.store
   if (!store || typeof store.listKeys !== 'function') throw new TypeError('options.store must be a keygate KeyStore')
   const login = createLogin(loginOptions(options))

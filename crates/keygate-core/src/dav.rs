@@ -10,8 +10,9 @@
 //!   request — checked as given, never normalised. A rule pattern with such a
 //!   literal segment could never match a valid request and is refused.
 
-use crate::error::{quote, Error, ErrorCode, Result};
+use crate::error::Result;
 use crate::glob::{FoldedName, Glob};
+use crate::rule::invalid;
 
 /// Longest request path (after its leading `/`, if any).
 pub const MAX_DAV_PATH_LEN: usize = 1024;
@@ -35,7 +36,7 @@ pub struct DavRule {
 impl DavRule {
     /// Parses the part after `dav=` of `rule` (the whole trimmed rule, for messages).
     pub fn parse(rule: &str, body: &str) -> Result<DavRule> {
-        let invalid = |why: &dyn std::fmt::Display| Error::new(ErrorCode::InvalidRule, format!("invalid rule {}: {why}", quote(rule)));
+        let invalid = |why: &dyn std::fmt::Display| invalid(rule, why);
         let Some((method, path)) = body.split_once(' ') else {
             return Err(invalid(&"expected dav=<method> <path>, one space between method and path (e.g. dav=GET docs/*)"));
         };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 use crate::dav::{DavNames, DavRule};
-use crate::error::{describe_char, quote, Error, ErrorCode, Result};
+use crate::error::{describe_char, quote, redact_secrets, Error, ErrorCode, Result};
 use crate::glob::{is_name_byte, FoldedName, Glob};
 use crate::ip::IpNet;
 use crate::model::check_no_secret;
@@ -75,8 +75,10 @@ impl Rule {
     }
 }
 
-fn invalid(rule: &str, why: impl std::fmt::Display) -> Error {
-    Error::new(ErrorCode::InvalidRule, format!("invalid rule {}: {why}", quote(rule)))
+/// `INVALID_RULE` for `rule`, saying `why`. The reason may quote a part of the rule (an
+/// address, a prefix, a suggested rule), so it is redacted as the quoted rule is.
+pub(crate) fn invalid(rule: &str, why: impl std::fmt::Display) -> Error {
+    Error::new(ErrorCode::InvalidRule, format!("invalid rule {}: {}", quote(rule), redact_secrets(&why.to_string())))
 }
 
 /// Parses and compiles one rule, or says precisely what is wrong with it.
@@ -619,6 +621,19 @@ mod tests {
         }
         // Shaped like a secret but with a wrong checksum: a (strange) valid rule.
         assert!(validate_rule(&format!("kg_{}:*", "a".repeat(49))).is_ok());
+    }
+
+    /// The reason after the quoted rule may quote a part of it (the address, the prefix, the
+    /// rule meant): redacted as the rule is, whatever long token it is (here not a secret).
+    #[test]
+    fn the_reason_of_an_invalid_rule_redacts_what_it_quotes() {
+        let token = format!("{}Z", "Ab3".repeat(16));
+        for rule in [format!("ip={token}"), format!("ip=10.0.0.0/{token}"), format!("session::{token}"), format!("dav=GET {token}:x")] {
+            let err = validate_rule(&rule).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidRule, "{rule}");
+            assert!(!err.message.contains(&token[..32]), "{}", err.message);
+            assert!(err.message.contains("<redacted>"), "{}", err.message);
+        }
     }
 
     #[test]

@@ -16,11 +16,13 @@
 //! | `copy.rs` | copying a whole store into an empty one |
 //! | `sync.rs` | catching up with other processes, failing closed |
 //! | `uses.rs` | `lastUsedAt`: recorded by checks, flushed, read back |
+//! | `scrub.rs` | error messages that would give away a secret of the store, withheld |
 
 mod accounts;
 mod check;
 mod copy;
 mod keys;
+mod scrub;
 mod sync;
 mod tx;
 mod types;
