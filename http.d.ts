@@ -19,8 +19,10 @@
  * (`GET`, `PUT`, `PROPFIND`, `MKCOL`, `COPY`, `MOVE`, `LOCK`, `UNLOCK`, `PROPPATCH`, `OPTIONS`,
  * …), is a WebDAV request: the store's `isAllowedDav(key, method, path, ip)` decides it, for the
  * path after the prefix (`PROPFIND /dav/docs/a.txt?x=1` → `PROPFIND`, `docs/a.txt`), with the
- * same key headers. Other requests go to {@link GuardOptions.route}. `req.keygate.kind` says
- * which kind of call was checked.
+ * same key headers. A `COPY` or `MOVE` also writes where its `Destination` header points: the
+ * guard decides that path too, with the same method, and lets the request through only when
+ * the key may make the request on both (see {@link KeygateDavAuth.destination}). Other requests
+ * go to {@link GuardOptions.route}. `req.keygate.kind` says which kind of call was checked.
  *
  * **The key** is read from `Authorization: ESP-APIKEY <key>` (Hornbill's scheme),
  * `Authorization: Bearer <key>` (schemes case-insensitive, any run of spaces/tabs after the
@@ -32,7 +34,7 @@
  *
  * | status | error | reason | when |
  * | --- | --- | --- | --- |
- * | 400 | `bad_request` | `invalid_request` | a WebDAV path the guard refuses before reading the key (see {@link GuardOptions.davPrefix}) |
+ * | 400 | `bad_request` | `invalid_request` | a WebDAV path the guard refuses before reading the key (see {@link GuardOptions.davPrefix}), or the `Destination` of a `COPY`/`MOVE` it refuses (see {@link KeygateDavAuth.destination}) |
  * | 400 | `bad_request` | `duplicate_authorization` / `duplicate_api_key` | the header appears more than once (even with the same value) |
  * | 400 | `bad_request` | `conflicting_keys` | `Authorization` and `X-API-Key` carry different keys (the same key twice is fine) |
  * | 400 | `bad_request` | `invalid_forwarded_for` | a trusted proxy passed an `X-Forwarded-For` entry that is not an IP address |
@@ -43,7 +45,7 @@
  * | 404 | `not_found` | `no_route` | the route function returned `null` (the key is checked first: a bad key is still 401) |
  * | 400 | `bad_request` | `invalid_request` | the store found `service`/`api` (or a WebDAV method/path) invalid (e.g. `POST /xmlmc/session/` without `?method=`) |
  * | 503 | `unavailable` | `store_unavailable` | a durable store cannot vouch that its state is current (another process's change it cannot apply; see the README, "Fails closed, loudly"): not the caller's fault, so not a 403; retry later |
- * | 403 | `forbidden` | any other reason of the store | `suspended`, `revoked`, `expired`, `user_inactive`, `user_lacks_right`, `no_matching_rule`, `ip_not_allowed` |
+ * | 403 | `forbidden` | any other reason of the store | `suspended`, `revoked`, `expired`, `user_inactive`, `user_lacks_right`, `no_matching_rule`, `ip_not_allowed`; for a `COPY`/`MOVE`, the reason for its source, else the reason for its destination |
  *
  * 401 answers carry `WWW-Authenticate: ESP-APIKEY realm="keygate", Bearer realm="keygate"`;
  * 503 answers `Retry-After: 1`.
@@ -111,7 +113,8 @@ export interface GuardOptions {
    * backslash, NUL, `#`, a `%` not followed by two hex digits, or any character outside
    * `A-Z a-z 0-9 - . _ ~` and `/` (non-ASCII included). One trailing `/` (a collection) is kept.
    * So the app never serves another file than the one checked (`docs/../secret` never passes a
-   * `docs/*` rule).
+   * `docs/*` rule). The `Destination` of a `COPY` or `MOVE` is read by the same rules (see
+   * {@link KeygateDavAuth.destination}).
    */
   davPrefix?: string | false
   /** Realm of the `WWW-Authenticate` challenges; default `keygate`. */
@@ -178,6 +181,23 @@ export interface KeygateDavAuth extends KeygateAuthBase {
   readonly method: string
   /** The path checked: after the prefix, percent-decoded once, without the query (`docs/a.txt`). */
   readonly path: string
+  /**
+   * For a `COPY` or `MOVE` (any case) only: the path of its `Destination` header, read as
+   * `path` is (after the prefix, percent-decoded once) and also allowed by the store for the
+   * same method (`isAllowedDav(key, method, destination, ip)`). Copy or move to this path, not
+   * to one you read from the header yourself. Absent for every other method.
+   *
+   * The `Destination` is an absolute path (`/dav/archive/a.txt`) or an absolute `http`/`https`
+   * URI (`https://files.example/dav/archive/a.txt`). Before the key is read and without asking
+   * the store, the guard answers 400 `invalid_request` to a `COPY`/`MOVE` whose `Destination`
+   * is missing or repeated, is neither form, has a query, lies outside the prefix (matched
+   * before decoding, as for the request target), holds a path the prefix rules refuse
+   * (`/dav/pub/%2e%2e/private/b`), or, as a URI, names another host than the request: its
+   * `host[:port]` must equal (ASCII case ignored, no default port added) the `Host` header,
+   * HTTP/2's `:authority` and the host of an absolute-form request target, each that the
+   * request has; a request with none of them (HTTP/1.0 without `Host`) may only give a path.
+   */
+  readonly destination?: string
 }
 
 /** The `error` of a denial body, one per status. */

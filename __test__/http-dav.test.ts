@@ -1,5 +1,5 @@
 // keygate/http's WebDAV mapping: requests under /dav/ are decided by the store's WebDAV rules.
-// Real node:http and Express servers on port 0; WebDAV methods and hostile request targets are
+// Real node:http, Express and Fastify servers on port 0; WebDAV methods and hostile request targets are
 // sent byte for byte through raw sockets (fetch cannot send PROPFIND reliably, and normalises
 // `..`, `%2e` and `\` away before they reach the server).
 import { describe, test } from 'node:test'
@@ -12,13 +12,20 @@ import path from 'node:path'
 import type { AddressInfo } from 'node:net'
 
 import express from 'express'
+import Fastify from 'fastify'
 
 import { KeyStore, KeygateError } from 'keygate'
 import { createGuard } from 'keygate/http'
-import type { Guard, GuardOptions, KeygateAuth } from 'keygate/http'
+import type { CheckResult, Guard, GuardOptions, KeygateAuth } from 'keygate/http'
 import { DAY, T0, assertNoSecret, at } from './helpers.js'
 import { NO_PYTHON, sql } from './support/python-sqlite.js'
-import { type RawAnswer, rawRequest } from './support/raw-http.js'
+import { type RawAnswer, rawExchange, rawRequest } from './support/raw-http.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    keygate: KeygateAuth | null
+  }
+}
 
 // ---- fixture --------------------------------------------------------------------------
 
@@ -71,9 +78,10 @@ function openKey() {
   return { ...counted(base), open: issued }
 }
 
-// ---- servers: node:http and Express, each answering 200 { keygate, method, url } -------
+// ---- servers: node:http, Express and Fastify, each answering 200 { keygate, method, url } -------
 
-type Kind = 'node' | 'express'
+/** `express-mounted`: the README's WebDAV example, guard and app mounted under /dav. */
+type Kind = 'node' | 'express' | 'express-mounted' | 'fastify'
 const KINDS: readonly Kind[] = ['node', 'express']
 
 interface Running {
@@ -91,13 +99,30 @@ async function serve(kind: Kind, guard: Guard): Promise<Running> {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) })
     res.end(json)
   }
+  if (kind === 'fastify') {
+    const app = Fastify()
+    // Fastify 5 routes only the common methods unless told of the others.
+    for (const method of ['COPY', 'MOVE']) app.addHttpMethod(method, { hasBody: true })
+    await app.register(guard.fastify())
+    app.all('*', async (request) => {
+      served++
+      return { keygate: request.keygate, method: request.method, url: request.url }
+    })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    return { port: (app.server.address() as AddressInfo).port, served: () => served, close: () => app.close() }
+  }
   let server: http.Server
   if (kind === 'node') {
     server = http.createServer(guard.node(answer))
-  } else {
+  } else if (kind === 'express') {
     const app = express()
     app.use(guard.express())
     app.use(answer)
+    server = http.createServer(app)
+  } else {
+    const app = express()
+    app.use('/dav', guard.express())
+    app.use('/dav', answer)
     server = http.createServer(app)
   }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
@@ -268,11 +293,15 @@ describe('WebDAV requests under /dav/', () => {
           ['PROPFIND', '/dav/other/'],
           ['MOVE', '/dav/docs/a.txt'],
         ]) {
-          expectDenied(await send(s, method!, target!, reader), 403, 'no_matching_rule', `${method} ${target}`)
+          expectDenied(await send(s, method!, target!, { ...reader, Destination: '/dav/session/a.txt' }), 403, 'no_matching_rule', `${method} ${target}`)
         }
         // A key without dav= rules may make any WebDAV request its user's rights allow.
         for (const method of DAV_METHODS) {
-          expectDav(await send(s, method, '/dav/docs/reports/q3.pdf', { 'X-API-Key': f.open.secret }), method, 'docs/reports/q3.pdf', method)
+          // COPY and MOVE name a destination, checked too (see below).
+          const moves = method === 'COPY' || method === 'MOVE'
+          const headers: Record<string, string> = moves ? { 'X-API-Key': f.open.secret, Destination: '/dav/docs/reports/q4.pdf' } : { 'X-API-Key': f.open.secret }
+          const auth = expectDav(await send(s, method, '/dav/docs/reports/q3.pdf', headers), method, 'docs/reports/q3.pdf', method)
+          assert.equal(auth.kind === 'dav' ? auth.destination : 'not dav', moves ? 'docs/reports/q4.pdf' : undefined, method)
         }
         expectDav(await send(s, 'MKCOL', '/dav/docs/new/', { Authorization: `Bearer ${f.open.secret}` }), 'MKCOL', 'docs/new/', 'Bearer')
         // The same key checks and IP rules as for an API call.
@@ -366,5 +395,277 @@ describe('WebDAV requests under /dav/', () => {
       store.close()
       fs.rmSync(dir, { recursive: true, force: true })
     }
+  })
+})
+
+// ---- COPY and MOVE: the Destination is decided too ------------------------------------------
+
+/**
+ * A request written line by line (repeated headers stay repeated), with Connection: close and an
+ * empty body; `Host: localhost` unless `host` is null (then HTTP/1.0, which may omit it).
+ */
+async function sendLines(s: Running, requestLine: string, lines: string[], host: string | null = 'localhost'): Promise<RawAnswer> {
+  const head = host === null ? [requestLine.replace(/HTTP\/1\.1$/, 'HTTP/1.0'), ...lines] : [requestLine, ...lines, `Host: ${host}`]
+  const answer = await rawExchange(s.port, `${[...head, 'Connection: close', 'Content-Length: 0'].join('\r\n')}\r\n\r\n`)
+  for (const secret of SECRETS) assertNoSecret(answer, secret)
+  return answer
+}
+
+/** A user whose rights are `dav=* pub/*`; a key of a `dav=* *` user restricted by its own rule `dav=* pub/*`. */
+function moverFixture() {
+  const base = KeyStore.inMemory({ now: T0 })
+  base.putUser({ id: 'pub-only', rights: ['dav=* pub/*'] })
+  base.putUser({ id: 'files', rights: ['dav=* *'] })
+  const make = (userId: string, rules: string[] = []) => {
+    const issued = base.createKey({ userId, description: 'dav move test', expiresAt: at(T0, DAY), rules })
+    SECRETS.push(issued.secret)
+    return issued
+  }
+  return { base, ...counted(base), byRight: make('pub-only'), byRule: make('files', ['dav=* pub/*']), open: make('files') }
+}
+
+function expectMoved(answer: RawAnswer, method: string, path: string, destination: string, label: string): void {
+  const auth = expectDav(answer, method, path, label)
+  assert.equal(auth.kind === 'dav' ? auth.destination : undefined, destination, `${label}: destination`)
+}
+
+/** Destination headers the guard refuses with 400 invalid_request (the request has Host: localhost). */
+const BAD_DESTINATIONS: [label: string, value: string][] = [
+  ['empty', ''],
+  ['a relative path', 'pub/b'],
+  ['a relative path with the prefix', 'dav/pub/b'],
+  ['a network-path reference', '//localhost/dav/pub/b'],
+  ['an absolute URI without a path', 'http://localhost'],
+  ['an absolute URI with an empty host', 'http:///dav/pub/b'],
+  ['another scheme', 'ftp://localhost/dav/pub/b'],
+  ['a query before the path', 'http://localhost?/dav/pub/b'],
+  ['a backslash before the path', 'http://localhost\\/dav/pub/b'],
+  ['a query', '/dav/pub/b?x=1'],
+  ['a query that names another path', '/dav/pub/b?/../../private/b'],
+  ['an absolute URI with a query', 'http://localhost/dav/pub/b?x'],
+  ['a fragment', '/dav/pub/b#x'],
+  // the path rules of a request target
+  ['traversal', '/dav/pub/../private/b'],
+  ['encoded traversal', '/dav/pub/%2e%2e/private/b'],
+  ['encoded traversal, upper case', '/dav/pub/%2E%2E/private/b'],
+  ['encoded traversal in an absolute URI', 'http://localhost/dav/pub/%2e%2e/private/b'],
+  ['double-encoded traversal', '/dav/pub/%252e%252e/private/b'],
+  ['encoded slash', '/dav/pub%2F..%2Fprivate/b'],
+  ['backslash', '/dav/pub\\..\\private\\b'],
+  ['empty segment', '/dav/pub//b'],
+  ['empty path', '/dav/'],
+  ['wildcard', '/dav/pub/*'],
+  ['non-ASCII', '/dav/pub/%C3%A9'],
+  // outside the prefix, which is matched before decoding
+  ['outside the prefix', '/private/b'],
+  ['the prefix without its slash', '/dav'],
+  ['the prefix in another case', '/DAV/pub/b'],
+  ['an encoded prefix', '/%64av/pub/b'],
+  ['outside the prefix, absolute URI', 'http://localhost/private/b'],
+  // another host than the request's (Host: localhost)
+  ['another host', 'http://evil.example/dav/pub/b'],
+  ['another port', 'http://localhost:8080/dav/pub/b'],
+  ['user info', 'http://user@localhost/dav/pub/b'],
+]
+
+describe('COPY and MOVE: the Destination is decided as well as the source', () => {
+  const ALL_KINDS: readonly Kind[] = ['node', 'express', 'express-mounted', 'fastify']
+  for (const kind of ALL_KINDS) {
+    test(`${kind}: a destination the key may not write is denied with its reason; an allowed one is req.keygate.destination`, async () => {
+      const f = moverFixture()
+      const s = await serve(kind, createGuard(f.store))
+      try {
+        for (const method of ['MOVE', 'COPY']) {
+          // The user's right dav=* pub/* allows the source, not the destination.
+          for (const destination of ['/dav/private/b', 'http://localhost/dav/private/b', '/dav/PRIVATE/pub/b']) {
+            expectDenied(
+              await send(s, method, '/dav/pub/a', { ...esp(f.byRight.secret), Destination: destination }),
+              403,
+              'user_lacks_right',
+              `${method} → ${destination}`,
+            )
+          }
+          // The key's own rule: the store's reason for the destination.
+          expectDenied(await send(s, method, '/dav/pub/a', { ...esp(f.byRule.secret), Destination: '/dav/private/b' }), 403, 'no_matching_rule', `${method}, key rule`)
+          // The source is still decided first.
+          expectDenied(
+            await send(s, method, '/dav/private/a', { ...esp(f.byRight.secret), Destination: '/dav/pub/b' }),
+            403,
+            'user_lacks_right',
+            `${method} from private/`,
+          )
+          assert.equal(s.served(), 0, `${method}: the app never ran for a denied request`)
+        }
+        let allowed = 0
+        for (const method of ['MOVE', 'COPY']) {
+          for (const secret of [f.byRight.secret, f.byRule.secret]) {
+            expectMoved(await send(s, method, '/dav/pub/a', { ...esp(secret), Destination: '/dav/pub/b' }), method, 'pub/a', 'pub/b', `${method} within pub/`)
+            // An absolute URI naming the request's own host (ASCII case ignored), decoded once as a request target.
+            expectMoved(
+              await send(s, method, '/dav/pub/a', { 'X-API-Key': secret, Destination: 'http://LocalHost/dav/pub/new%7Edir/b.txt' }),
+              method,
+              'pub/a',
+              'pub/new~dir/b.txt',
+              `${method}, absolute URI`,
+            )
+            // A collection keeps its trailing /.
+            expectMoved(
+              await send(s, method, '/dav/pub/dir/', { ...esp(secret), Destination: '/dav/pub/dir2/' }),
+              method,
+              'pub/dir/',
+              'pub/dir2/',
+              `${method}, collection`,
+            )
+            allowed += 3
+          }
+        }
+        // Methods without a destination: a Destination header plays no part and is not exposed.
+        const get = expectDav(await send(s, 'GET', '/dav/pub/a', { ...esp(f.byRight.secret), Destination: '/dav/private/b' }), 'GET', 'pub/a', 'GET with a Destination')
+        assert.equal(get.kind === 'dav' && 'destination' in get, false, 'no destination on a GET')
+        assert.equal(s.served(), allowed + 1, 'the app ran for the allowed requests only')
+      } finally {
+        await s.close()
+      }
+    })
+
+    test(`${kind}: a missing, repeated, malformed, foreign or outside Destination is 400 invalid_request before the key is read`, async () => {
+      const f = moverFixture()
+      const s = await serve(kind, createGuard(f.store))
+      try {
+        const key = `Authorization: ESP-APIKEY ${f.open.secret}`
+        for (const method of ['MOVE', 'COPY']) {
+          const line = `${method} /dav/pub/a HTTP/1.1`
+          expectDenied(await sendLines(s, line, [key]), 400, 'invalid_request', `${method} without a Destination`)
+          expectDenied(await sendLines(s, line, []), 400, 'invalid_request', `${method} without a Destination or a key`)
+          for (const pair of [
+            ['/dav/pub/b', '/dav/pub/b'],
+            ['/dav/pub/b', '/dav/private/b'],
+            ['/dav/private/b', '/dav/pub/b'],
+          ]) {
+            expectDenied(
+              await sendLines(s, line, [key, ...pair.map((value, i) => `${i === 0 ? 'Destination' : 'destination'}: ${value}`)]),
+              400,
+              'invalid_request',
+              `${method}, two Destinations ${pair.join(' + ')}`,
+            )
+          }
+          for (const [label, value] of BAD_DESTINATIONS) {
+            expectDenied(await sendLines(s, line, [key, `Destination: ${value}`]), 400, 'invalid_request', `${method}, ${label}: ${value}`)
+            expectDenied(await sendLines(s, line, [`Destination: ${value}`]), 400, 'invalid_request', `${method}, ${label}, no key`)
+          }
+          // A good Destination without a key is the usual 401.
+          expectDenied(await sendLines(s, line, ['Destination: /dav/pub/b']), 401, 'missing_key', `${method}, no key`)
+        }
+        assert.deepEqual(f.calls, [], 'the store was never asked')
+        assert.equal(s.served(), 0, 'the app never ran')
+      } finally {
+        await s.close()
+      }
+    })
+
+    test(`${kind}: the host of an absolute-URI Destination is checked against every host the request names`, async () => {
+      const f = moverFixture()
+      const s = await serve(kind, createGuard(f.store))
+      try {
+        const key = `X-API-Key: ${f.open.secret}`
+        // An absolute-form request target names a host too: both must be the Destination's.
+        expectMoved(
+          await sendLines(s, 'MOVE http://localhost/dav/pub/a HTTP/1.1', [key, 'Destination: http://localhost/dav/pub/b']),
+          'MOVE',
+          'pub/a',
+          'pub/b',
+          'absolute-form target, same host',
+        )
+        expectMoved(
+          await sendLines(s, 'MOVE http://localhost/dav/pub/a HTTP/1.1', [key, 'Destination: /dav/pub/b']),
+          'MOVE',
+          'pub/a',
+          'pub/b',
+          'absolute-form target, path',
+        )
+        expectDenied(
+          await sendLines(s, 'MOVE http://other.example/dav/pub/a HTTP/1.1', [key, 'Destination: http://localhost/dav/pub/b']),
+          400,
+          'invalid_request',
+          'absolute-form target naming another host than the Destination',
+        )
+        // HTTP/1.0 without a Host: an absolute path only (nothing to compare an absolute URI's host with).
+        expectMoved(await sendLines(s, 'COPY /dav/pub/a HTTP/1.1', [key, 'Destination: /dav/pub/b'], null), 'COPY', 'pub/a', 'pub/b', 'no Host, a path')
+        expectDenied(
+          await sendLines(s, 'COPY /dav/pub/a HTTP/1.1', [key, 'Destination: http://localhost/dav/pub/b'], null),
+          400,
+          'invalid_request',
+          'no Host, an absolute URI',
+        )
+        // A Host with a port: the Destination's authority must carry the same port.
+        expectMoved(
+          await sendLines(s, 'COPY /dav/pub/a HTTP/1.1', [key, 'Destination: http://files.example:8443/dav/pub/b'], 'FILES.example:8443'),
+          'COPY',
+          'pub/a',
+          'pub/b',
+          'Host with a port',
+        )
+        expectDenied(
+          await sendLines(s, 'COPY /dav/pub/a HTTP/1.1', [key, 'Destination: http://files.example/dav/pub/b'], 'files.example:8443'),
+          400,
+          'invalid_request',
+          'Host with a port, Destination without',
+        )
+      } finally {
+        await s.close()
+      }
+    })
+  }
+
+  test('davPrefix applies to the Destination as to the request target', async () => {
+    const f = moverFixture()
+    const s = await serve('node', createGuard(f.store, { davPrefix: '/files/dav/' }))
+    try {
+      const headers = (destination: string) => ({ ...esp(f.byRight.secret), Destination: destination })
+      expectMoved(await send(s, 'MOVE', '/files/dav/pub/a', headers('/files/dav/pub/b')), 'MOVE', 'pub/a', 'pub/b', 'under the prefix')
+      expectDenied(await send(s, 'MOVE', '/files/dav/pub/a', headers('/dav/pub/b')), 400, 'invalid_request', 'the default prefix')
+      expectDenied(await send(s, 'MOVE', '/files/dav/pub/a', headers('/files/dav/private/b')), 403, 'user_lacks_right', 'forbidden under the prefix')
+    } finally {
+      await s.close()
+    }
+  })
+
+  test('guard.check: any case of COPY/MOVE, request objects without rawHeaders, and the store asked for both paths', () => {
+    const f = moverFixture()
+    const guard = createGuard(f.store)
+    const check = (method: string, headers: Record<string, string | string[]>, rawHeaders?: string[]) =>
+      guard.check({ method, url: '/dav/pub/a', headers: { 'x-api-key': f.byRight.secret, ...headers }, rawHeaders } as unknown as http.IncomingMessage)
+    const reason = (result: CheckResult) => (result.ok ? 'allowed' : result.body.reason)
+    // The store reads methods in any case: so does the guard's test for COPY and MOVE.
+    for (const method of ['move', 'Copy', 'MOVE']) {
+      assert.equal(reason(check(method, { destination: '/dav/private/b' })), 'user_lacks_right', method)
+      assert.equal(reason(check(method, {})), 'invalid_request', `${method}, no Destination`)
+      assert.equal(reason(check(method, { destination: ['/dav/pub/b', '/dav/pub/b'] })), 'invalid_request', `${method}, two Destinations`)
+      const allowed = check(method, { destination: 'http://localhost/dav/pub/b', host: 'localhost' })
+      assert.equal(allowed.ok && allowed.kind === 'dav' ? allowed.destination : reason(allowed), 'pub/b', method)
+    }
+    // Hosts are compared ignoring ASCII case only (the Kelvin sign lower-cases to `k`).
+    assert.equal(reason(check('MOVE', { destination: 'http://\u212Aey.example/dav/pub/b', host: 'key.example' })), 'invalid_request', 'Kelvin sign')
+    // rawHeaders, when present, are what counts (Node keeps only one Host in req.headers).
+    assert.equal(
+      reason(
+        check('MOVE', { destination: 'http://a.example/dav/pub/b', host: 'a.example' }, [
+          'X-API-Key',
+          f.byRight.secret,
+          'Host',
+          'a.example',
+          'Host',
+          'b.example',
+          'Destination',
+          'http://a.example/dav/pub/b',
+        ]),
+      ),
+      'invalid_request',
+      'two different Host headers',
+    )
+    // Once the key's ids are known, a COPY/MOVE is two decisions: its source and its destination.
+    f.calls.length = 0
+    assert.equal(reason(check('MOVE', { destination: '/dav/pub/b' })), 'allowed')
+    assert.deepEqual(f.calls, ['Symbol(keygate.reasonDav)', 'Symbol(keygate.reasonDav)'])
   })
 })

@@ -7,8 +7,9 @@
 // adapters only attach the identity to the request or write the denial.
 //
 // Order of the checks (the first failure answers):
-//   0. a WebDAV path (under `/dav/`) the guard refuses:      400 invalid_request (no key read,
-//      see dav-path.js                                       no store call)
+//   0. a WebDAV path (under `/dav/`) the guard refuses      400 invalid_request (no key read,
+//      (see dav-path.js), or a COPY/MOVE Destination it      no store call)
+//      refuses (see davDestinationOf)
 //   1. duplicated Authorization / X-API-Key                 400 duplicate_authorization / duplicate_api_key
 //   2. Authorization and X-API-Key carrying different keys   400 conflicting_keys
 //   3. X-Forwarded-For unusable (only with trustProxy)       400 invalid_forwarded_for
@@ -17,8 +18,8 @@
 //   6. the route function throws or returns garbage          500 internal_error
 //   7. no route for the request: the key is still checked    401 malformed_key / unknown_key, else 404 no_route
 //      (a WebDAV request has its route: its method and path)
-//   8. the store's decision (or its WebDAV decision)         401 malformed_key / unknown_key,
-//                                                            400 invalid_request, 503 store_unavailable,
+//   8. the store's decision (or its WebDAV decision; for a   401 malformed_key / unknown_key,
+//      COPY/MOVE on the source, then on the destination)     400 invalid_request, 503 store_unavailable,
 //                                                            403 for every other reason
 // The key never appears in a response, a log line or an error this module produces.
 
@@ -236,6 +237,28 @@ function requestTarget(req) {
 }
 
 /**
+ * Where the path of `url` starts: 0 for a path (`/a/b?c`), past the host of an absolute URI
+ * (`http://host/a/b?c`); REFUSED for an absolute URI whose host is empty or not ended by the
+ * path's `/`; -1 for anything else. Request targets and WebDAV Destination headers are read
+ * by this one function.
+ * @param {string} url
+ * @returns {number | typeof REFUSED}
+ */
+function pathStart(url) {
+  if (url.charCodeAt(0) === 47 /* / */) return 0
+  // absolute-form (`POST http://host/xmlmc/...`): keep only the path and query. The host must be
+  // non-empty and end at the path's `/`: parsers disagree on where `http:///dav/x` or
+  // `http://h?/dav/x` end their host, and the app must never route another path than the one checked.
+  const scheme = url.indexOf('://')
+  if (scheme < 0) return -1
+  const hostEnd = url.slice(scheme + 3).search(/[/?#\\]/)
+  if (!/^https?$/i.test(url.slice(0, scheme)) || hostEnd === 0) return REFUSED
+  if (hostEnd < 0) return -1
+  const start = scheme + 3 + hostEnd
+  return url.charCodeAt(start) === 47 /* / */ ? start : REFUSED
+}
+
+/**
  * The request target's path and query (`/a/b?c`), also of an absolute-form target; REFUSED for an
  * absolute-form target whose host is empty or not ended by the path's `/`; or null.
  * @param {IncomingMessage & { originalUrl?: unknown }} req
@@ -243,17 +266,24 @@ function requestTarget(req) {
 function pathAndQuery(req) {
   const url = requestTarget(req)
   if (typeof url !== 'string') return null
-  if (url.charCodeAt(0) === 47 /* / */) return url
-  // absolute-form (`POST http://host/xmlmc/...`): keep only the path and query. The host must be
-  // non-empty and end at the path's `/`: parsers disagree on where `http:///dav/x` or
-  // `http://h?/dav/x` end their host, and the app must never route another path than the one checked.
-  const scheme = url.indexOf('://')
-  if (scheme < 0) return null
-  const hostEnd = url.slice(scheme + 3).search(/[/?#\\]/)
-  if (!/^https?$/i.test(url.slice(0, scheme)) || hostEnd === 0) return REFUSED
-  if (hostEnd < 0) return null
-  const path = url.slice(scheme + 3 + hostEnd)
-  return path.charCodeAt(0) === 47 /* / */ ? path : REFUSED
+  const start = pathStart(url)
+  if (start === REFUSED) return REFUSED
+  if (start < 0) return null
+  return start === 0 ? url : url.slice(start)
+}
+
+/**
+ * The WebDAV path of a path and query (`url`, as pathAndQuery gives it) under `prefix` (the query is
+ * not part of it), REFUSED for a path the guard refuses with 400 (see dav-path.js), or null for a
+ * path not under `prefix`. The prefix is matched before any decoding.
+ * @param {string | typeof REFUSED | null} url
+ * @param {string} prefix
+ */
+function davPathIn(url, prefix) {
+  if (url === REFUSED) return REFUSED
+  if (url === null || !url.startsWith(prefix)) return null
+  const q = url.indexOf('?', prefix.length)
+  return decodeDavPath(q < 0 ? url.slice(prefix.length) : url.slice(prefix.length, q))
 }
 
 /**
@@ -263,11 +293,61 @@ function pathAndQuery(req) {
  * @param {string} prefix
  */
 function davPathOf(req, prefix) {
-  const url = pathAndQuery(req)
-  if (url === REFUSED) return REFUSED
-  if (url === null || !url.startsWith(prefix)) return null
-  const q = url.indexOf('?', prefix.length)
-  return decodeDavPath(q < 0 ? url.slice(prefix.length) : url.slice(prefix.length, q))
+  return davPathIn(pathAndQuery(req), prefix)
+}
+
+/** A COPY or MOVE method (any case, as the store reads methods): the request names a Destination. */
+const DESTINATION_METHOD = /^(?:COPY|MOVE)$/i
+
+/**
+ * What a COPY or MOVE says of its destination: its Destination header and how many there are,
+ * and the values of its Host headers (and HTTP/2's `:authority`).
+ * @typedef {{ destination: string | undefined, destinations: number, hosts: string[] }} DestinationHeaders
+ */
+
+/**
+ * The WebDAV path a COPY or MOVE names in its Destination header (RFC 4918: an absolute URI or an
+ * absolute path), read as a request target is (pathStart, davPathIn: the same prefix, decoding and
+ * refusals); REFUSED when the guard cannot vouch that the app will read the same path: no
+ * Destination or more than one, a Destination that is neither form, has a query, lies outside
+ * `prefix`, or whose host is not the request's own (every Host header, `:authority` and
+ * absolute-form target host must name it, ASCII case ignored; a request naming no host at all may
+ * only give a path).
+ * @param {IncomingMessage & { originalUrl?: unknown }} req
+ * @param {string} prefix
+ * @param {DestinationHeaders} headers
+ * @returns {string | typeof REFUSED}
+ */
+function davDestinationOf(req, prefix, headers) {
+  const { destination, destinations } = headers
+  if (destinations !== 1 || typeof destination !== 'string') return REFUSED
+  const start = pathStart(destination)
+  if (start === REFUSED || start < 0) return REFUSED
+  const url = start === 0 ? destination : destination.slice(start)
+  // A query names no other resource; some apps would keep it in the path they act on.
+  if (url.includes('?')) return REFUSED
+  const path = davPathIn(url, prefix)
+  if (path === null) return REFUSED // outside the WebDAV prefix
+  if (path === REFUSED || start === 0) return path
+  const authority = asciiLowerCase(destination.slice(destination.indexOf('://') + 3, start))
+  const hosts = [...headers.hosts]
+  const target = requestTarget(req)
+  if (typeof target === 'string') {
+    const targetStart = pathStart(target)
+    if (typeof targetStart === 'number' && targetStart > 0) hosts.push(target.slice(target.indexOf('://') + 3, targetStart))
+  }
+  if (hosts.length === 0) return REFUSED // no host of its own to compare with
+  for (const host of hosts) if (asciiLowerCase(host) !== authority) return REFUSED
+  return path
+}
+
+/**
+ * `text` with A-Z lower-cased and nothing else changed (toLowerCase also maps, e.g., the Kelvin
+ * sign to `k`).
+ * @param {string} text
+ */
+function asciiLowerCase(text) {
+  return text.replace(/[A-Z]+/g, (run) => run.toLowerCase())
 }
 
 /**
@@ -904,8 +984,13 @@ class Guard {
     try {
       // A WebDAV path that could be read as another one is refused before anything else:
       // no key is read and the store is not asked.
-      const davPath = this.#davPrefix === null ? null : davPathOf(req, this.#davPrefix)
+      const davPrefix = this.#davPrefix
+      const davPath = davPrefix === null ? null : davPathOf(req, davPrefix)
       if (davPath === REFUSED) return this.#deny(Reason.InvalidRequest)
+      // A COPY or MOVE acts on a second path, its Destination: read (and refused) the same way.
+      /** @type {DestinationHeaders | null} */
+      const moving =
+        davPath !== null && typeof req.method === 'string' && DESTINATION_METHOD.test(req.method) ? { destination: undefined, destinations: 0, hosts: [] } : null
 
       // One pass over the raw headers: Node drops repeated Authorization headers from
       // req.headers (it keeps the first), so duplicates are only visible here.
@@ -932,6 +1017,13 @@ class Guard {
             }
           } else if (length === 15 && wantForwarded && name.toLowerCase() === 'x-forwarded-for') {
             forwardedFor = forwardedFor === undefined ? raw[i + 1] : `${forwardedFor},${raw[i + 1]}`
+          } else if (moving !== null) {
+            if (length === 11 && name.toLowerCase() === 'destination') {
+              moving.destinations++
+              moving.destination = raw[i + 1]
+            } else if ((length === 4 && name.toLowerCase() === 'host') || name === ':authority') {
+              moving.hosts.push(raw[i + 1])
+            }
           }
         }
       } else if (req.headers !== null && typeof req.headers === 'object') {
@@ -939,11 +1031,25 @@ class Guard {
         authorization = h.authorization
         apiKey = h['x-api-key']
         forwardedFor = h['x-forwarded-for']
+        if (moving !== null) {
+          const destination = h.destination
+          const hosts = [h.host, h[':authority']].flat()
+          if (Array.isArray(destination)) moving.destinations = destination.length
+          else if (destination !== undefined) moving.destinations = 1
+          moving.destination = Array.isArray(destination) ? destination[0] : destination
+          for (const host of hosts) if (typeof host === 'string') moving.hosts.push(host)
+        }
         if (Array.isArray(authorization)) authorizations = authorization.length
         else if (authorization !== undefined) authorizations = 1
         if (Array.isArray(apiKey)) apiKeys = apiKey.length
         else if (apiKey !== undefined) apiKeys = 1
         if (Array.isArray(forwardedFor)) forwardedFor = forwardedFor.join(',')
+      }
+      let davDestination
+      if (moving !== null) {
+        // Like a refused path: before the key is read, without asking the store.
+        davDestination = davDestinationOf(req, /** @type {string} */ (davPrefix), moving)
+        if (davDestination === REFUSED) return this.#deny(Reason.InvalidRequest)
       }
       if (authorizations > 1) return this.#deny(GuardReason.DuplicateAuthorization)
       if (apiKeys > 1) return this.#deny(GuardReason.DuplicateApiKey)
@@ -972,7 +1078,7 @@ class Guard {
       if (key === '') return this.#deny(foreignScheme ? GuardReason.UnsupportedScheme : GuardReason.MissingKey)
       if (key.length > MAX_KEY_LENGTH) return this.#deny(Reason.MalformedKey) // the store would say so too, after reading it all
 
-      if (davPath !== null) return this.#checkDav(req, key, davPath, ip)
+      if (davPath !== null) return this.#checkDav(req, key, davPath, davDestination, ip)
 
       let route
       try {
@@ -1007,25 +1113,36 @@ class Guard {
   }
 
   /**
-   * The WebDAV part of `check`: the store's decision on `req.method` and `path`.
+   * The WebDAV part of `check`: the store's decision on `req.method` and `path`, and for a COPY or
+   * MOVE on `req.method` and its `destination` too (both must be allowed).
    * @param {IncomingMessage} req
    * @param {string} secret
    * @param {string} path
+   * @param {string | undefined} destination the Destination's path, for a COPY or MOVE only
    * @param {string | undefined} ip
    * @returns {KeygateAuth | PreparedDenial}
    */
-  #checkDav(req, secret, path, ip) {
+  #checkDav(req, secret, path, destination, ip) {
     const method = typeof req.method === 'string' ? req.method : ''
     const key = detached(secret)
     const store = this.#store
-    const reason = davReasonOf(store, key, method, detached(path), typeof ip === 'string' ? detached(ip) : ip)
+    const address = typeof ip === 'string' ? detached(ip) : ip
+    const reason = davReasonOf(store, key, method, detached(path), address)
     if (reason !== Reason.Allowed) return this.#deny(reason)
-    const known = this.#identities.get(key)
-    if (known !== undefined) return { ok: true, kind: 'dav', keyId: known[0], userId: known[1], method, path, ip }
-    const decision = store.explainDav(key, method, path, ip)
-    if (!decision.allowed) return this.#deny(/** @type {DenialReason} */ (decision.reason))
-    const [keyId, userId] = this.#remember(key, decision)
-    return { ok: true, kind: 'dav', keyId, userId, method, path, ip }
+    if (destination !== undefined) {
+      const destinationReason = davReasonOf(store, key, method, detached(destination), address)
+      if (destinationReason !== Reason.Allowed) return this.#deny(destinationReason)
+    }
+    let ids = this.#identities.get(key)
+    if (ids === undefined) {
+      const decision = store.explainDav(key, method, path, ip)
+      if (!decision.allowed) return this.#deny(/** @type {DenialReason} */ (decision.reason))
+      ids = this.#remember(key, decision)
+    }
+    const [keyId, userId] = ids
+    return destination === undefined
+      ? { ok: true, kind: 'dav', keyId, userId, method, path, ip }
+      : { ok: true, kind: 'dav', keyId, userId, method, path, destination, ip }
   }
 
   /**
