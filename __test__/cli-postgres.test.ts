@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -56,6 +57,59 @@ describe('keygate init on a PostgreSQL URL', pgOnly(), () => {
     assert.equal(psql('SELECT name FROM keygate_roles', { database: other.name }), 'reader')
     const again = ok(await ws.kg(['role', 'put', 'writer', '--right', 'data:*'], { env: { KEYGATE_DB: urls(other.name).url } }))
     assert.equal(again.stderr, '')
+  })
+})
+
+describe('a store URL is shown without its password, in every form the core accepts', pgOnly(), () => {
+  const SECRET = 'pg-Secret-77'
+  /** URLs of `name` with a password as users write them (trust auth: any password connects), and as keygate shows them. */
+  const forms = (name: string) => [
+    {
+      url: `postgres://postgres@127.0.0.1:5432/${name}?password=${SECRET}&sslmode=disable`,
+      shown: `postgres://postgres@127.0.0.1:5432/${name}?password=***&sslmode=disable`,
+    },
+    {
+      url: `postgres://postgres@127.0.0.1:5432/${name}?sslmode=disable&password=${SECRET}`,
+      shown: `postgres://postgres@127.0.0.1:5432/${name}?sslmode=disable&password=***`,
+    },
+    // An unencoded `/`, `?`, `#`, `:` or `@` in the user's password: the driver reads up to the first `@`.
+    { url: `postgres://postgres:${SECRET}/x@127.0.0.1:5432/${name}?sslmode=disable`, shown: `postgres://postgres:***@127.0.0.1:5432/${name}?sslmode=disable` },
+    { url: `postgres://postgres:${SECRET}?x#y:z@127.0.0.1:5432/${name}?sslmode=disable`, shown: `postgres://postgres:***@127.0.0.1:5432/${name}?sslmode=disable` },
+    // A `password=` value holding `@` and `:`.
+    {
+      url: `postgres://postgres@127.0.0.1:5432/${name}?sslmode=disable&password=${SECRET}@a:b`,
+      shown: `postgres://postgres@127.0.0.1:5432/${name}?sslmode=disable&password=***`,
+    },
+  ]
+  const secretParts = [SECRET, 'Secret', '77', 'x#y', ':z', 'a:b']
+
+  test('init (text and --json), the "created a new keygate store" note and copy never show the password', async () => {
+    for (const { url, shown } of forms(createDatabase().name)) {
+      const kg = (args: string[]) => ws.kg(args, { env: { KEYGATE_DB: url } })
+      const runs = [ok(await kg(['init'])), ok(await kg(['init', '--json']))]
+      const said = [`created keygate store ${shown}\n`, `keygate store ${shown} already exists; nothing to do\n`]
+      assert.ok(said.includes(runs[0]!.stdout), `${url}: ${runs[0]!.stdout}`)
+      assert.deepEqual(json(runs[1]!), { db: shown, created: false })
+      for (const r of runs) for (const part of secretParts) assert.ok(!`${r.stdout}${r.stderr}`.includes(part), `${url}: ${r.stdout}${r.stderr}`)
+    }
+    for (const { url, shown } of forms(createDatabase().name).slice(0, 1)) {
+      const note = ok(await ws.kg(['role', 'put', 'reader', '--right', 'data:*'], { env: { KEYGATE_DB: url } }))
+      assert.equal(note.stderr, `note: created a new keygate store ${shown}\n`)
+    }
+    const from = path.join(ws.dir, 'url-forms-from.db')
+    ok(await ws.kg(['role', 'put', 'reader', '--right', 'data:*'], { env: { KEYGATE_DB: from } }))
+    for (const { url, shown } of forms(createDatabase().name).slice(0, 1)) {
+      const copied = ok(await ws.kg(['copy', from, url]))
+      assert.ok(copied.stdout.startsWith(`copied ${from} to ${shown}: 1 roles`), copied.stdout)
+      const back = ok(await ws.kg(['copy', '--json', url, path.join(ws.dir, 'url-forms-back.db')]))
+      assert.equal(json<{ from: string }>(back).from, shown)
+      for (const r of [copied, back]) for (const part of secretParts) assert.ok(!`${r.stdout}${r.stderr}`.includes(part), `${r.stdout}${r.stderr}`)
+    }
+    for (const which of [2, 3, 4]) {
+      const form = forms(createDatabase().name)[which]!
+      const copied = ok(await ws.kg(['copy', from, form.url]))
+      assert.ok(copied.stdout.startsWith(`copied ${from} to ${form.shown}: 1 roles`), copied.stdout)
+    }
   })
 })
 
@@ -157,6 +211,80 @@ describe('keygate serve on a PostgreSQL URL', pgOnly(), () => {
       }
     } finally {
       await first.stop()
+    }
+  })
+})
+
+describe('keygate serve on a URL with a password parameter', pgOnly(), () => {
+  test('the start line hides it, and a changed ?password= keeps the token file', { timeout: 120_000 }, async () => {
+    const db = createDatabase()
+    const url = (password: string) => `postgres://postgres@127.0.0.1:5432/${db.name}?password=${password}&sslmode=disable`
+    const shown = `postgres://postgres@127.0.0.1:5432/${db.name}?password=***&sslmode=disable`
+    const port = await freePort()
+    const dir = mkdtempSync(path.join(tmpdir(), 'keygate-serve-'))
+    after(() => rmSync(dir, { recursive: true, force: true }))
+
+    const first = Serving.start(url('first-Pass-41'), port, dir)
+    try {
+      const printed = await first.started()
+      assert.ok(printed.includes(`(store ${shown})`), printed)
+      assert.ok(!printed.includes('Pass-41'), printed)
+      assert.match(printed, /kga_/)
+    } finally {
+      assert.equal(await first.stop(), 0)
+    }
+    const files = readdirSync(dir)
+    assert.equal(files.length, 1, files.join(', '))
+
+    const second = Serving.start(url('second-Pass-42'), port, dir)
+    try {
+      const again = await second.started()
+      assert.ok(!again.includes('Pass-42'), again)
+      assert.ok(!/kga_/.test(again), again)
+      assert.ok(again.includes('Log in with the admin token printed at the first start'), again)
+    } finally {
+      await second.stop()
+    }
+    assert.deepEqual(readdirSync(dir), files)
+  })
+})
+
+describe('the shown form of a store URL', () => {
+  const { shownStore, fileNameOf } = createRequire(__filename)('../lib/location.js') as {
+    shownStore(location: string): string
+    fileNameOf(location: string): string
+  }
+
+  test('masks every password-like parameter and any user password, however written', () => {
+    const cases: Array<[string, string]> = [
+      ['postgres://u:hunter2@h/d', 'postgres://u:***@h/d'],
+      ['postgres://u@h/d?password=hunter2', 'postgres://u@h/d?password=***'],
+      ['postgresql://u@h/d?sslmode=require&sslpassword=hunter2&application_name=x', 'postgresql://u@h/d?sslmode=require&sslpassword=***&application_name=x'],
+      ['postgres://u@h/d?PassWord=hunter2', 'postgres://u@h/d?PassWord=***'],
+      ['postgres://u@h/d?pass%77ord=hunter2', 'postgres://u@h/d?pass%77ord=***'],
+      ['postgres://u:hun/ter2@h/d', 'postgres://u:***@h/d'],
+      ['postgres://u:hun?ter#2@h/d', 'postgres://u:***@h/d'],
+      ['postgres://u:hun@ter2@h/d', 'postgres://u:***@h/d'],
+      ['postgres://u:hun?password=ter2@h/d', 'postgres://u:***'],
+      ['postgres://u@h:5432/d?password=hun@ter:2', 'postgres://u@h:5432/d?password=***'],
+      ['POSTGRES://u:hunter2@h/d', 'POSTGRES://u:***@h/d'],
+      ['postgres://u@h/d?sslmode=disable', 'postgres://u@h/d?sslmode=disable'],
+    ]
+    for (const [url, shown] of cases) {
+      assert.equal(shownStore(url), shown, url)
+      assert.ok(!shownStore(url).includes('hun'), url)
+    }
+    assert.equal(shownStore('/var/lib/app/keygate.db'), '/var/lib/app/keygate.db')
+  })
+
+  test('the file name kept beside a database store does not change with the password', () => {
+    for (const url of [
+      'postgres://u:PASS@h:5432/d?sslmode=disable',
+      'postgres://u@h:5432/d?password=PASS&sslmode=disable',
+      'postgres://u@h/d?sslmode=disable&password=PASS',
+    ]) {
+      const names = ['a', 'other-one', 'with/slash?and#hash', 'with@at:colon'].map((password) => fileNameOf(url.replace('PASS', password)))
+      assert.equal(new Set(names).size, 1, `${url}: ${names.join(', ')}`)
     }
   })
 })
