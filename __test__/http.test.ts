@@ -1297,6 +1297,25 @@ describe('createGuard options', () => {
     throwsInvalid(() => createGuard(store).node(null as unknown as () => void), 'handler')
   })
 
+  test('a bad trustProxy entry is quoted redacted and short: a pasted secret or a huge entry never lands in the message', () => {
+    const store = KeyStore.inMemory()
+    store.putUser({ id: 'svc', rights: ['*:*'] })
+    const { secret } = store.createKey({ userId: 'svc', description: 'pasted by mistake', expiresAt: at(new Date(), DAY) })
+    const body = secret.slice(secret.lastIndexOf('_') + 1)
+    for (const entry of [secret, `10.0.0.0/${secret}`, 'a'.repeat(1 << 20), `10.0.0.0/${'9'.repeat(1 << 20)}`]) {
+      assert.throws(
+        () => createGuard(store, { trustProxy: ['127.0.0.1', entry] }),
+        (error: unknown) => {
+          assert.ok(error instanceof KeygateError && error.code === 'INVALID_ARGUMENT', String(error))
+          assert.ok(error.message.includes('trustProxy[1]'), error.message)
+          assert.ok(!error.message.includes(body.slice(0, 16)), error.message)
+          assert.ok(error.message.length < 300, `${error.message.length} characters`)
+          return true
+        },
+      )
+    }
+  })
+
   test('trustProxy accepts IPv6 CIDRs and the named ranges; realm is configurable', () => {
     const f = fixture()
     const guard = createGuard(f.store, { trustProxy: ['2001:db8::/32', 'linklocal'], realm: 'hornbill' })

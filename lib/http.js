@@ -24,7 +24,7 @@
 // The key never appears in a response, a log line or an error this module produces.
 
 const net = require('node:net')
-const { KeygateError } = require('./errors.js')
+const { KeygateError, quote } = require('./errors.js')
 const { ErrorCode, Reason } = require('./native.js')
 const { decodeDavPath, davPrefixOf, REFUSED } = require('./dav-path.js')
 const { ownFields } = require('./args.js')
@@ -422,7 +422,7 @@ function trustPredicate(option) {
     const address = slash < 0 ? entry : entry.slice(0, slash)
     const family = net.isIP(address)
     if (family === 0) {
-      throw invalidOption(`options.trustProxy[${i}] "${entry}" is not an IP address, a CIDR range or one of loopback, linklocal, uniquelocal`)
+      throw invalidOption(`options.trustProxy[${i}] ${quote(entry)} is not an IP address, a CIDR range or one of loopback, linklocal, uniquelocal`)
     }
     const type = family === 4 ? 'ipv4' : 'ipv6'
     if (slash < 0) {
@@ -432,7 +432,7 @@ function trustPredicate(option) {
     const prefixText = entry.slice(slash + 1)
     const prefix = Number(prefixText)
     if (!/^\d{1,3}$/.test(prefixText) || prefix > (family === 4 ? 32 : 128)) {
-      throw invalidOption(`options.trustProxy[${i}] "${entry}" has an invalid prefix length`)
+      throw invalidOption(`options.trustProxy[${i}] ${quote(entry)} has an invalid prefix length`)
     }
     blocks.addSubnet(address, prefix, type)
   })
