@@ -56,6 +56,32 @@ describe('keygate CLI: usage', () => {
     assert.deepEqual(readdirSync(empty), [], 'no store file was created')
   })
 
+  test('--overlap, the secret of check/explain/check-dav and --port are checked before the store is opened', () => {
+    const empty = mkdtempSync(path.join(dir, 'empty-'))
+    const db = ['--db', 'missing.db']
+    const cases: [string[], RegExp, { input?: string; secret?: string }?][] = [
+      [[...db, 'key', 'rotate', 'key_x', '--overlap', '3y'], /^error: --overlap "3y" is not a duration/],
+      [[...db, 'key', 'rotate', 'key_x', '--overlap', ''], /--overlap/],
+      [[...db, 'check', 'session', 'getInfo'], /^error: check needs a secret/],
+      [[...db, 'explain', 'session', 'getInfo'], /^error: explain needs a secret/],
+      [[...db, 'check-dav', 'GET', 'docs/a.txt'], /^error: check-dav needs a secret/],
+      [[...db, 'check', 'kg_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'session'], /needs <service> and <api> after the secret/],
+      [[...db, 'check', 'a', 'b', 'c', '--secret-stdin'], /not both/],
+      [[...db, 'check', '--secret-stdin', 'session', 'getInfo'], /the secret read from standard input is empty/, { input: '\n' }],
+      [[...db, 'check', 'session', 'getInfo'], /the secret in \$KEYGATE_SECRET is empty/, { secret: '  ' }],
+      [[...db, 'serve', '--port', '99999'], /--port "99999" must be a whole number/],
+    ]
+    for (const [args, message, { input = '', secret } = {}] of cases) {
+      const { KEYGATE_DB: _db, KEYGATE_SECRET: _secret, ...rest } = process.env
+      const env = secret === undefined ? rest : { ...rest, KEYGATE_SECRET: secret }
+      const r = spawnSync(process.execPath, [BIN, ...args], { cwd: empty, encoding: 'utf8', env, input })
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`)
+      assert.match(r.stderr, message)
+      assert.doesNotMatch(r.stderr, /STORE_IO/)
+    }
+    assert.deepEqual(readdirSync(empty), [], 'no store file was created')
+  })
+
   test('a well-formed command on a missing store still reports the missing store', () => {
     const empty = mkdtempSync(path.join(dir, 'empty-'))
     const r = keygate(['key', 'create', '--user', 'u', '--description', 'd', '--expires', '30d'], empty)

@@ -516,9 +516,13 @@ const COMMANDS = [
     positionals: ['<key-id>'],
     store: 'read',
     examples: ['keygate key rotate key_6CWcaQGIvOW5vA0YQ4Tg1N --overlap 1h'],
-    /** @param {StoreContext<{ overlap?: string }>} ctx */
+    /** @param {OptionContext<{ overlap?: string }>} ctx */
+    parse({ opts }) {
+      return { overlapSeconds: opts.overlap === undefined ? 0 : parseDurationSeconds(opts.overlap, '--overlap') }
+    },
+    /** @param {StoreContext<{}, { overlapSeconds: number }>} ctx */
     run(ctx) {
-      const overlapSeconds = ctx.opts.overlap === undefined ? 0 : parseDurationSeconds(ctx.opts.overlap, '--overlap')
+      const { overlapSeconds } = ctx.input
       const { key, secret } = ctx.store.rotateKey(ctx.args[0], { overlapSeconds, ...ctx.admin })
       const previous = ctx.store.getKey(ctx.args[0])
       let old = `old key ${ctx.args[0]}: `
@@ -629,15 +633,19 @@ const COMMANDS = [
     store: 'none',
     examples: ['keygate serve', 'KEYGATE_ADMIN_TOKEN=$(cat token) keygate --db /var/lib/keygate.db serve --port 9000'],
     /** @param {OptionContext<{ host?: string, port?: string }>} ctx */
+    parse({ opts, env }) {
+      const port = opts.port ?? env.PORT
+      return { port: port === undefined ? 8080 : parseWhole(port, opts.port === undefined ? '$PORT' : '--port', 0, 65535) }
+    },
+    /** @param {OptionContext<{ host?: string, port?: string }> & { input: { port: number } }} ctx */
     async run(ctx) {
       const { serve } = require('../admin/serve.js')
-      const port = ctx.opts.port ?? ctx.env.PORT
       const storeOptions = ctx.maxLifetimeDays === undefined ? {} : { maxLifetimeDays: ctx.maxLifetimeDays }
       try {
         await serve({
           db: ctx.db,
           host: ctx.opts.host ?? ctx.env.HOST ?? '127.0.0.1',
-          port: port === undefined ? 8080 : parseWhole(port, ctx.opts.port === undefined ? '$PORT' : '--port', 0, 65535),
+          port: ctx.input.port,
           storeOptions,
         })
       } catch (error) {
@@ -833,27 +841,41 @@ const REASON_TEXT = {
 
 /** The secret and the two words of the call: `<secret> <a> <b>`, or `<a> <b>` and the secret from stdin or $KEYGATE_SECRET. */
 /**
+ * The usage checks of a check command's secret and call words, made before any store is opened:
+ * a secret both given and read, a secret followed by one word, no secret anywhere.
  * @param {OptionContext<CheckOptions>} ctx
  * @param {string} name the command, for messages
  * @param {CallKind} kind
- * @returns {Promise<string[]>}
  */
-async function secretAndCall(ctx, name, kind) {
+function checkSecretUsage(ctx, name, kind) {
   const fromStdin = ctx.opts['secret-stdin'] === true
   if (ctx.args.length === 3) {
     if (fromStdin) throw new UsageError('give the secret as an argument or with --secret-stdin, not both')
-    return ctx.args
+    return
   }
-  const [first, second] = ctx.args
-  if (/^[a-z][a-z0-9]{0,15}_[A-Za-z0-9]{20,}$/.test(first)) {
+  if (/^[a-z][a-z0-9]{0,15}_[A-Za-z0-9]{20,}$/.test(ctx.args[0])) {
     // A secret followed by one word: the second word is missing (and the secret must not be echoed as the first).
     const [a, b] = kind.words
     throw new UsageError(`${name} needs ${a} and ${b} after the secret (usage: keygate ${name} <secret> ${a} ${b})`)
   }
-  let secret
-  if (fromStdin) secret = (await ctx.readStdin()).split(/\r?\n/)[0].trim()
-  else if (ctx.env.KEYGATE_SECRET !== undefined && ctx.env.KEYGATE_SECRET !== '') secret = ctx.env.KEYGATE_SECRET.trim()
-  else throw new UsageError(`${name} needs a secret: as the first argument, with --secret-stdin, or in $KEYGATE_SECRET`)
+  if (fromStdin) return
+  const fromEnv = ctx.env.KEYGATE_SECRET
+  if (fromEnv === undefined || fromEnv === '') {
+    throw new UsageError(`${name} needs a secret: as the first argument, with --secret-stdin, or in $KEYGATE_SECRET`)
+  }
+  if (fromEnv.trim() === '') throw new UsageError('the secret in $KEYGATE_SECRET is empty')
+}
+
+/**
+ * The secret and the call words (checked by `checkSecretUsage`; a secret from standard input
+ * was read, and found not empty, before the store was opened).
+ * @param {OptionContext<CheckOptions>} ctx
+ * @returns {Promise<string[]>}
+ */
+async function secretAndCall(ctx) {
+  if (ctx.args.length === 3) return ctx.args
+  const [first, second] = ctx.args
+  const secret = ctx.opts['secret-stdin'] === true ? (await ctx.readStdin()).split(/\r?\n/)[0].trim() : (ctx.env.KEYGATE_SECRET ?? '').trim()
   if (secret === '') throw new UsageError('the secret read from standard input is empty')
   return [secret, first, second]
 }
@@ -861,13 +883,12 @@ async function secretAndCall(ctx, name, kind) {
 /** Decides the call of `ctx` and prints it: one line, or with `explain` the whole decision in words. */
 /**
  * @param {StoreContext<CheckOptions>} ctx
- * @param {string} name the command, for messages
  * @param {CallKind} kind
  * @param {boolean} explain
  * @returns {Promise<CommandResult>}
  */
-async function decideAndPrint(ctx, name, kind, explain) {
-  const [secret, first, second] = await secretAndCall(ctx, name, kind)
+async function decideAndPrint(ctx, kind, explain) {
+  const [secret, first, second] = await secretAndCall(ctx)
   const ip = ctx.opts.ip
   const { store } = ctx
   const decision = kind.decide(store, secret, first, second, ip)
@@ -916,8 +937,10 @@ function checkCommand(name) {
       `printf '%s' "$SECRET" | keygate ${name} --secret-stdin session userLogon`,
       `KEYGATE_SECRET="$SECRET" keygate ${name} apps/com.hornbill.servicemanager/Requests holdRequest`,
     ],
+    /** @param {OptionContext<CheckOptions>} ctx */
+    parse: (ctx) => checkSecretUsage(ctx, name, CALL_KINDS.api),
     /** @param {StoreContext<CheckOptions>} ctx */
-    run: (ctx) => decideAndPrint(ctx, name, CALL_KINDS.api, explain),
+    run: (ctx) => decideAndPrint(ctx, CALL_KINDS.api, explain),
   }
 }
 
@@ -939,8 +962,10 @@ function checkDavCommand() {
     store: 'read',
     secretArgs: true,
     examples: [`keygate ${name} "$SECRET" GET session/notes.txt --ip 10.1.2.3`, `printf '%s' "$SECRET" | keygate ${name} --secret-stdin PROPFIND docs/ --explain`],
+    /** @param {OptionContext<CheckOptions & { explain?: true }>} ctx */
+    parse: (ctx) => checkSecretUsage(ctx, name, CALL_KINDS.dav),
     /** @param {StoreContext<CheckOptions & { explain?: true }>} ctx */
-    run: (ctx) => decideAndPrint(ctx, name, CALL_KINDS.dav, ctx.opts.explain === true),
+    run: (ctx) => decideAndPrint(ctx, CALL_KINDS.dav, ctx.opts.explain === true),
   }
 }
 

@@ -434,6 +434,7 @@ async function run(argv, io) {
     // Read the secret (if any) before the store is opened: the store is held for as short a time as possible.
     if (command.secretArgs && values['secret-stdin'] && positionals.length === 2) {
       const text = await readSecretLine(io.stdin, io.stderr)
+      if (text.trim() === '') throw new UsageError('the secret read from standard input is empty')
       ctx.readStdin = async () => text
     }
     // A long-running command (serve), or one on two stores (copy), opens and closes its own.
