@@ -2,7 +2,7 @@
 // on a store file in a temporary directory.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 
 import { KeyStore } from '../index.js'
@@ -80,6 +80,36 @@ describe('help and version', () => {
       // Help even with otherwise bad arguments, and no store file was made.
       ok(await kg(['key', 'create', '--expires', 'nonsense', '--help']))
       assert.equal(existsSync(path.join(dir, 'keygate.db')), false, 'help must not create a store')
+    } finally {
+      cleanup()
+    }
+  })
+
+  test("-h or --help as an option's value is not help: a usage error, and nothing is created", async () => {
+    const { dir, kg, cleanup } = workspace()
+    try {
+      ok(await kg(['user', 'put', 'u', '--right', '*:*']))
+      const create = ['key', 'create', '--user', 'u', '--description', 'x', '--expires', '1d']
+      for (const help of ['-h', '--help']) {
+        for (const args of [
+          [...create, '--rule', help],
+          ['key', 'create', '--user', help, '--description', 'x', '--expires', '1d'],
+          ['--db', help, 'key', 'list'],
+          ['--actor', help, ...create],
+        ]) {
+          const r = await kg(args)
+          usage(r, 'needs a value', 'write --')
+          assert.equal(r.stdout, '', `${args.join(' ')}: no help printed`)
+        }
+      }
+      assert.deepEqual(json(ok(await kg(['key', 'list', '--json']))), [], 'no key was created')
+      assert.deepEqual(readdirSync(dir), ['keygate.db'], 'no other store was created')
+      // Help where it is an option of its own, even after an option's value.
+      const help = ok(await kg([...create, '--rule', 'session:*', '-h']))
+      assert.ok(help.stdout.startsWith('keygate key create — '), help.stdout.slice(0, 200))
+      // The value -h itself, written as --rule=-h, reaches the rule parser.
+      keygateError(await kg([...create, '--rule=-h']), 'INVALID_RULE', 'invalid rule "-h"')
+      assert.deepEqual(json(ok(await kg(['key', 'list', '--json']))), [])
     } finally {
       cleanup()
     }

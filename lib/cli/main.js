@@ -194,13 +194,25 @@ function unknownCommand(word, candidates, prefix) {
 }
 
 /**
- * Whether `argv` asks for help (before any `--`).
+ * Whether `argv` asks for help: `--help` or `-h` as an option of its own, before any `--`. The
+ * argument after an option that takes a value is that option's, not a request for help:
+ * `--rule -h` is the option parser's "--rule needs a value", never the help (which would exit 0
+ * and do nothing a script could notice).
  * @param {string[]} argv
  */
 function wantsHelp(argv) {
-  const end = argv.indexOf('--')
-  const head = end === -1 ? argv : argv.slice(0, end)
-  return head.includes('--help') || head.includes('-h')
+  const { words } = locate(argv)
+  const command = findCommand(words.slice(0, 2)) ?? findCommand(words.slice(0, 1))
+  /** @type {Record<string, OptionSpec>} */
+  const spec = { ...GLOBAL_OPTIONS, ...(command ? command.options : {}) }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    if (arg === '--') return false
+    if (arg === '--help' || arg === '-h') return true
+    const name = arg.startsWith('--') && !arg.includes('=') ? arg.slice(2) : ''
+    if (Object.hasOwn(spec, name) && spec[name].type === 'string') i++ // its value, whatever it is
+  }
+  return false
 }
 
 /**

@@ -80,7 +80,7 @@ function parseOptions(args, spec, context) {
     if (value === undefined) {
       value = args[i + 1]
       if (value === undefined || looksLikeOption(value)) {
-        throw new UsageError(`--${name} needs a value${def.arg ? ` (${def.arg})` : ''}; to pass a value that starts with "--", write --${name}=VALUE`)
+        throw new UsageError(`--${name} needs a value${def.arg ? ` (${def.arg})` : ''}; to pass a value that starts with "-", write --${name}=VALUE`)
       }
       i++
     }
