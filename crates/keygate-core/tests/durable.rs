@@ -576,3 +576,70 @@ fn a_purge_of_more_keys_than_one_write_takes_purges_and_audits_them_all() {
     assert_eq!(purges.len(), EXPIRED);
     assert!(reopened.verify_audit().unwrap().ok);
 }
+
+/// Every file in `dir` with its bytes.
+fn files_in(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+        })
+        .collect()
+}
+
+/// SQLite takes `""`, `":memory:"` and `file:` URIs (the bundled build reads URIs
+/// whatever the open flags) for something other than the file they seem to name,
+/// and keygate's checks look at the literal path: a backup to `""`, `":memory:"` or
+/// `file:…?mode=memory` returned Ok and wrote nothing, one to `file:<existing backup>`
+/// overwrote it, and `open("file:<another app's database>")` was refused but left
+/// that database switched to WAL. Each is now `INVALID_ARGUMENT` before anything is
+/// opened, and no file changes.
+#[test]
+fn sqlite_special_names_are_refused_by_open_and_backup_and_no_file_changes() {
+    let live = tempfile::tempdir().unwrap();
+    let store = open(&live.path().join("keys.db")).unwrap();
+    seed(&store);
+    let dir = tempfile::tempdir().unwrap();
+    let old_backup = dir.path().join("old-backup.db");
+    store.backup(old_backup.to_str().unwrap()).unwrap();
+    let existing = dir.path().join("existing.db");
+    let other = open(&existing).unwrap();
+    seed(&other);
+    other.close().unwrap();
+    rusqlite::Connection::open(dir.path().join("other-app.db"))
+        .unwrap()
+        .execute_batch("CREATE TABLE invoices (id INTEGER PRIMARY KEY, amount INTEGER); INSERT INTO invoices (amount) VALUES (42)")
+        .unwrap();
+    let before = files_in(dir.path());
+    assert_eq!(before.keys().collect::<Vec<_>>(), ["existing.db", "old-backup.db", "other-app.db"]);
+
+    let d = dir.path().display();
+    let names = [
+        String::new(),
+        ":memory:".into(),
+        format!("file:{d}/new.db"),
+        format!("file:{d}/new.db?mode=memory"),
+        format!("File:{d}/new.db"),
+        format!("FILE:{d}/new.db"),
+        format!("file:{d}/old-backup.db"),
+        format!("file:{d}/other-app.db"),
+        format!("file:{d}/existing.db"),
+        "file:new.db".into(),
+    ];
+    for name in &names {
+        let err = store.backup(name).err().unwrap_or_else(|| panic!("backup({name:?}) returned Ok"));
+        assert_eq!(err.code, ErrorCode::InvalidArgument, "backup({name:?}): {}", err.message);
+        assert!(err.message.contains("give a file path") || err.message.contains("give the file's path"), "{}", err.message);
+        match KeyStore::open(name, Options::default()) {
+            Ok(opened) => panic!("open({name:?}) opened a store, created = {}", opened.created()),
+            Err(err) => assert_eq!(err.code, ErrorCode::InvalidArgument, "open({name:?}): {}", err.message),
+        }
+    }
+    let err = KeyStore::open(&format!("file:{d}/other-app.db"), Options::default()).err().unwrap();
+    assert!(err.message.contains("SQLite URI") && err.message.contains("other-app.db"), "{}", err.message);
+    assert!(KeyStore::open(":memory:", Options::default()).err().unwrap().message.contains("in-memory"));
+    assert_eq!(files_in(dir.path()), before, "no file was created or changed");
+    assert!(!std::path::Path::new("new.db").exists(), "nothing was written in the working directory");
+    store.close().unwrap();
+}

@@ -25,7 +25,8 @@ mod schema;
 use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 pub use self::schema::TABLES;
 use crate::audit::{AuditDraft, AuditEntry, AuditQuery, AuditReport};
@@ -82,6 +83,37 @@ fn read_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
         }
         _ => corrupt(path, format!("{e} (while {what} the store)")),
     }
+}
+
+/// Refuses, before anything is opened or looked at, a name SQLite would not take
+/// for a plain file path: `""` (a private temporary database), `":memory:"`, or a
+/// `file:` URI (any case). The bundled SQLite is built with URI names on
+/// (`SQLITE_USE_URI`), so leaving `SQLITE_OPEN_URI` out of the open flags does not
+/// stop it reading `file:…?mode=memory` or `file:/other/path`; keygate's own
+/// checks (does the file exist, the read-only look before opening, a backup never
+/// overwrites) look at the literal path, and such a name would slip past them.
+/// `what` is `store` or `backup`; the error is `INVALID_ARGUMENT`.
+pub(crate) fn check_file_path(path: &Path, what: &str) -> Result<()> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let problem = if bytes.is_empty() {
+        format!("the {what} path is empty: give a file path")
+    } else if bytes == b":memory:" {
+        let instead = if what == "store" { " (KeyStore.inMemory() makes a store that lives in memory)" } else { "" };
+        format!("the {what} path \":memory:\" is SQLite's name for an in-memory database, not a file: give a file path{instead}")
+    } else if bytes.get(..5).is_some_and(|start| start.eq_ignore_ascii_case(b"file:")) {
+        format!(
+            "the {what} path {} is an SQLite URI, not a file path: give the file's path, without file: and \
+             ?options (./dev.db, not file:./dev.db); for a file whose name begins with file:, write ./file:…",
+            path.display()
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::new(ErrorCode::InvalidArgument, problem))
+}
+
+fn sqlite_failure(code: std::ffi::c_int) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
 }
 
 /// `STORE_CORRUPT`: the file is not a keygate store this version can load.
@@ -296,12 +328,27 @@ impl Backend for SqliteBackend {
     }
 
     fn backup(&self, to: &Path) -> Result<()> {
+        check_file_path(to, "backup")?;
         if to.exists() {
             return Err(Error::new(ErrorCode::StoreIo, format!("backup target {} already exists", to.display())));
         }
         self.with_aux(|conn| {
             // SQLite's online backup: a consistent copy while other processes keep writing.
-            conn.backup(rusqlite::MAIN_DB, to, None).map_err(|e| store_error(to, "cannot back up to", e))
+            // The target is opened with explicit flags (rusqlite's `Connection::backup`
+            // would open it with its defaults, `SQLITE_OPEN_URI` among them).
+            let e = |err| store_error(to, "cannot back up to", err);
+            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let mut target = Connection::open_with_flags(to, flags).map_err(e)?;
+            let copy = Backup::new(conn, &mut target).map_err(e)?;
+            loop {
+                match copy.step(100).map_err(e)? {
+                    StepResult::More => {}
+                    StepResult::Done => return Ok(()),
+                    // As rusqlite's `Connection::backup`: a lock in the way fails the backup.
+                    StepResult::Locked => return Err(e(sqlite_failure(rusqlite::ffi::SQLITE_LOCKED))),
+                    _ => return Err(e(sqlite_failure(rusqlite::ffi::SQLITE_BUSY))),
+                }
+            }
         })
     }
 

@@ -13,7 +13,7 @@ use super::changes;
 use super::maintain::maintain;
 use super::rows::load;
 use super::schema::{examine, migrate};
-use super::{corrupt, end_open_transaction, read_error, store_error, Db, SqliteBackend};
+use super::{check_file_path, corrupt, end_open_transaction, read_error, store_error, Db, SqliteBackend};
 use crate::error::{Error, ErrorCode, Result};
 use crate::registry::Registry;
 use crate::secret::Prefix;
@@ -33,9 +33,7 @@ impl KeyStore {
             return crate::postgres::open(path, options);
         }
         let path = PathBuf::from(path);
-        if path.as_os_str().is_empty() {
-            return Err(Error::new(ErrorCode::InvalidArgument, "the store path is empty"));
-        }
+        check_file_path(&path, "store")?;
         if path.is_dir() {
             return Err(Error::new(ErrorCode::StoreIo, format!("cannot open {}: it is a directory", path.display())));
         }
