@@ -315,7 +315,9 @@ export declare class KeyStore {
    * same file: a change made by one is seen by the others' next checks within ~100 ms.
    * Throws `STORE_IO` (cannot open, a directory, no permission), `STORE_CORRUPT` (not a keygate
    * store, damaged, or written by a newer keygate) or `STORE_LOCKED` (another process holds
-   * the write lock too long). `keyPrefix`, when given, must match the store's.
+   * the write lock too long). `keyPrefix`, when given, must match the store's. `path` is a file
+   * path: `''`, `':memory:'` and `file:` URIs (any case) are refused with `INVALID_ARGUMENT`
+   * before any file is touched (`./dev.db`, not `file:./dev.db`; `KeyStore.inMemory()` for memory).
    *
    * A `postgres://` or `postgresql://` URL (`?sslmode=disable|prefer|require|verify-ca|verify-full`,
    * `sslrootcert=<file>`) opens the shared store in that PostgreSQL database instead, with the same
@@ -349,7 +351,8 @@ export declare class KeyStore {
 
   /**
    * Writes a consistent copy of the durable store to a new file `path` (SQLite's online
-   * backup, safe while other processes use the store). `STORE_IO` if `path` exists.
+   * backup, safe while other processes use the store). `STORE_IO` if `path` exists;
+   * `INVALID_ARGUMENT` for `''`, `':memory:'` or a `file:` URI (any case), nothing written.
    */
   backup(path: string): void
 
