@@ -82,6 +82,22 @@ describe('keygate CLI: usage', () => {
     assert.deepEqual(readdirSync(empty), [], 'no store file was created')
   })
 
+  test("--db and KEYGATE_DB as an SQLite URI or ':memory:' get the store's own message, not a file of that name", () => {
+    const empty = mkdtempSync(path.join(dir, 'empty-'))
+    for (const name of ['file:./dev.db', 'FILE:dev.db', ':memory:']) {
+      for (const [args, env] of [
+        [['--db', name, 'init'], {}],
+        [['init'], { KEYGATE_DB: name }],
+      ] as const) {
+        const r = keygate([...args], empty, env)
+        assert.notEqual(r.code, 0, `${name}: ${r.stderr}`)
+        assert.match(r.stderr, /INVALID_ARGUMENT/, name)
+        assert.match(r.stderr, /file path|in-memory|inMemory/i, name)
+      }
+    }
+    assert.deepEqual(readdirSync(empty), [], 'nothing was created')
+  })
+
   test('a well-formed command on a missing store still reports the missing store', () => {
     const empty = mkdtempSync(path.join(dir, 'empty-'))
     const r = keygate(['key', 'create', '--user', 'u', '--description', 'd', '--expires', '30d'], empty)

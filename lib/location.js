@@ -21,7 +21,10 @@ function isDatabaseUrl(location) {
  * @param {string} [cwd]
  */
 function resolveStore(location, cwd = process.cwd()) {
-  return isDatabaseUrl(location) ? location : path.resolve(cwd, location)
+  // SQLite's special names stay as given, for the store to refuse with its own message
+  // (resolved, `file:./dev.db` would become a file of that literal name under `cwd`).
+  if (isDatabaseUrl(location) || location === ':memory:' || /^file:/i.test(location)) return location
+  return path.resolve(cwd, location)
 }
 
 /**

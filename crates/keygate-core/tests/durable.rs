@@ -643,3 +643,25 @@ fn sqlite_special_names_are_refused_by_open_and_backup_and_no_file_changes() {
     assert!(!std::path::Path::new("new.db").exists(), "nothing was written in the working directory");
     store.close().unwrap();
 }
+
+/// `backup` never writes through an existing name, a dangling link included (it had looked
+/// whether the target existed, and a dangling link does not: SQLite then created the file the
+/// link points to).
+#[cfg(unix)]
+#[test]
+fn backup_never_writes_through_an_existing_name_a_dangling_link_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path().join("live.db").to_str().unwrap(), Options::default()).unwrap();
+    let link = dir.path().join("link.db");
+    let pointed_at = dir.path().join("pointed-at.db");
+    std::os::unix::fs::symlink(&pointed_at, &link).unwrap();
+    let err = store.backup(link.to_str().unwrap()).unwrap_err();
+    assert_eq!(err.code, ErrorCode::StoreIo, "{}", err.message);
+    assert!(err.message.contains("already exists"), "{}", err.message);
+    assert!(!pointed_at.exists(), "the backup wrote through the dangling link");
+
+    // A target in a directory that does not exist: refused, and nothing is created.
+    let nowhere = dir.path().join("missing-dir").join("b.db");
+    assert_eq!(store.backup(nowhere.to_str().unwrap()).unwrap_err().code, ErrorCode::StoreIo);
+    assert!(!dir.path().join("missing-dir").exists());
+}

@@ -329,10 +329,16 @@ impl Backend for SqliteBackend {
 
     fn backup(&self, to: &Path) -> Result<()> {
         check_file_path(to, "backup")?;
-        if to.exists() {
-            return Err(Error::new(ErrorCode::StoreIo, format!("backup target {} already exists", to.display())));
+        // Created here, and only if nothing is there (not even a dangling link): a file that
+        // appears after a look and before SQLite creates it would be overwritten.
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(to) {
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::new(ErrorCode::StoreIo, format!("backup target {} already exists", to.display())));
+            }
+            Err(err) => return Err(Error::new(ErrorCode::StoreIo, format!("cannot back up to {}: {err}", to.display()))),
         }
-        self.with_aux(|conn| {
+        let copied = self.with_aux(|conn| {
             // SQLite's online backup: a consistent copy while other processes keep writing.
             // The target is opened with explicit flags (rusqlite's `Connection::backup`
             // would open it with its defaults, `SQLITE_OPEN_URI` among them).
@@ -349,7 +355,12 @@ impl Backend for SqliteBackend {
                     _ => return Err(e(sqlite_failure(rusqlite::ffi::SQLITE_BUSY))),
                 }
             }
-        })
+        });
+        if copied.is_err() {
+            // The file is this call's own (created above): a failed backup leaves nothing behind.
+            let _ = std::fs::remove_file(to);
+        }
+        copied
     }
 
     fn cursor_version(&self) -> i64 {
