@@ -306,6 +306,12 @@ export interface StoreOptionsDto {
   statementTimeoutMs?: number
 }
 
+/**
+ * A message about a call on `store` (one the JavaScript side made) as callers may see it:
+ * withheld whole when it would give away a secret of the store (`KeyStore::scrub_text`).
+ */
+export declare function storeScrubMessage(store: ExternalObject<KeyStore>, text: string): string
+
 export declare function storeSetNow(store: ExternalObject<KeyStore>, at?: number | undefined | null): void
 
 /**

@@ -879,6 +879,7 @@ module.exports.storeKeyPrefix = nativeBinding.storeKeyPrefix
 module.exports.storeMaxLifetimeDays = nativeBinding.storeMaxLifetimeDays
 module.exports.storeNow = nativeBinding.storeNow
 module.exports.storeOpen = nativeBinding.storeOpen
+module.exports.storeScrubMessage = nativeBinding.storeScrubMessage
 module.exports.storeSetNow = nativeBinding.storeSetNow
 module.exports.storeSignals = nativeBinding.storeSignals
 module.exports.Task = nativeBinding.Task

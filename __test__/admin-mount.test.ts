@@ -225,6 +225,17 @@ describe('keygate/admin mounted in your own server', () => {
     }
   })
 
+  test('a prefix the options only inherit (a polluted Object.prototype) is not read', () => {
+    const proto = Object.prototype as Record<string, unknown>
+    proto.prefix = '/'
+    try {
+      const h = createAdminHandler({ store: KeyStore.inMemory(), token: TOKEN })
+      assert.equal(h.prefix, '/admin/')
+    } finally {
+      delete proto.prefix
+    }
+  })
+
   test('a bad prefix is refused when mounting', () => {
     assert.throws(() => createAdminHandler({ store: KeyStore.inMemory(), token: TOKEN, prefix: '/a?b' }), TypeError)
     // @ts-expect-error a prefix is a string

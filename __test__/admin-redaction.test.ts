@@ -66,6 +66,32 @@ describe('admin API: a secret in a request is never echoed', () => {
     }
   })
 
+  test('a secret of the store cut into short pieces is withheld from every error that would quote it', async () => {
+    const pieces = [secret.slice(0, 20), secret.slice(20, 38), secret.slice(38)]
+    for (const cut of [':', '\n', '\t', '\u00a0']) {
+      const mangled = encodeURIComponent(`${secret.slice(0, 20)}${cut}${secret.slice(20, 38)}${cut}${secret.slice(38)}`)
+      const later = new Date(Date.now() + 86_400_000).toISOString()
+      const cases: [string, string, unknown][] = [
+        ['GET', `/api/users/${mangled}`, undefined],
+        ['DELETE', `/api/roles/${mangled}`, undefined],
+        ['GET', `/api/keys/${mangled}`, undefined],
+        ['GET', `/api/${mangled}`, undefined],
+        ['POST', '/api/keys', { userId: decodeURIComponent(mangled), description: 'x', expiresAt: later }],
+        ['POST', '/api/try', { service: 's', api: 'a', keyId: decodeURIComponent(mangled) }],
+      ]
+      for (const [method, path, payload] of cases) {
+        const headers: Record<string, string> = { ...auth }
+        if (payload !== undefined) headers['Content-Type'] = 'application/json'
+        const res = await fetch(`${server.url}${path}`, { method, headers, body: payload === undefined ? undefined : JSON.stringify(payload) })
+        const text = await res.text()
+        assert.ok(res.status >= 400, `${method} ${path}: ${res.status}`)
+        const { message } = (JSON.parse(text) as { error: { message: string } }).error
+        for (const piece of pieces) assert.ok(!message.includes(piece), `${method} ${JSON.stringify(cut)}: ${message}`)
+        assert.match(message, /withheld/, `${method} ${path}`)
+      }
+    }
+  })
+
   test('the rule checker shows a pasted secret line redacted', async () => {
     const res = await fetch(`${server.url}/api/rules/validate`, {
       method: 'POST',

@@ -283,6 +283,31 @@ describe('admin API (fetch)', () => {
 })
 
 describe('serve() and the bootstrap admin token', () => {
+  test('options serve() only inherits (a polluted Object.prototype) are not read: no host, no token', async () => {
+    const dir = tempDir()
+    const proto = Object.prototype as Record<string, unknown>
+    proto.host = '0.0.0.0'
+    proto.token = 'attacker-chosen-token-0123456789abcdef'
+    let s: Serving
+    try {
+      s = await serve({ db: path.join(dir, 'keygate.db'), port: 0, handleSignals: false, print: () => {} })
+    } finally {
+      delete proto.host
+      delete proto.token
+    }
+    try {
+      assert.match(s.url, /^http:\/\/127\.0\.0\.1:/)
+      const login = await fetch(`${s.url}/api/login`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ token: 'attacker-chosen-token-0123456789abcdef' }),
+      })
+      assert.equal(login.status, 401)
+    } finally {
+      await s.close()
+    }
+  })
+
   test('a token is generated at the first start, printed once, kept only as a SHA-256 (0600); later starts accept it silently', async () => {
     const dir = tempDir()
     const db = path.join(dir, 'keygate.db')

@@ -919,3 +919,52 @@ describe('user text is shown so that it cannot act on the terminal', () => {
     }
   })
 })
+
+describe('keygate: messages never give a secret away', () => {
+  test('a secret of the store cut into short pieces is withheld from not-found and rule errors, text and --json', async () => {
+    const { db, kg, cleanup } = workspace()
+    try {
+      const store = KeyStore.open(db)
+      store.putUser({ id: 'svc', rights: ['*:*'] })
+      const { secret } = store.createKey({ userId: 'svc', description: 'd', expiresAt: new Date(Date.now() + DAY) })
+      store.close()
+      const pieces = [secret.slice(0, 20), secret.slice(20, 38), secret.slice(38)]
+      for (const cut of [':', '\n', '\t']) {
+        const mangled = `${secret.slice(0, 20)}${cut}${secret.slice(20, 38)}${cut}${secret.slice(38)}`
+        for (const args of [
+          ['user', 'show', mangled],
+          ['role', 'delete', mangled],
+          ['key', 'show', mangled],
+          ['--json', 'user', 'show', mangled],
+          ['key', 'create', '--user', 'svc', '--description', 'd', '--expires', '1d', '--rule', `s:${mangled}`],
+        ]) {
+          const r = await kg(args)
+          assert.notEqual(r.code, 0, args.join(' '))
+          for (const piece of pieces) assert.ok(!`${r.stdout}${r.stderr}`.includes(piece), `${args[0]} ${args[1]} ${JSON.stringify(cut)}: ${r.stdout}${r.stderr}`)
+          assert.match(`${r.stdout}${r.stderr}`, /withheld/, args.join(' '))
+        }
+      }
+    } finally {
+      cleanup()
+    }
+  })
+
+  test("an extra argument that is a database URL is shown without its password; backup to an SQLite URI is the store's error", async () => {
+    const { dir, kg, cleanup } = workspace()
+    try {
+      const r = await kg(['init', 'postgres://app:Sup3rSecretPw@db.internal/keygate'])
+      assert.equal(r.code, 2, r.stderr)
+      assert.match(r.stderr, /too many arguments/)
+      assert.ok(!r.stderr.includes('Sup3rSecretPw'), r.stderr)
+      ok(await kg(['init']))
+      for (const target of ['file:bk.db', ':memory:']) {
+        const b = await kg(['backup', target])
+        assert.notEqual(b.code, 0, b.stdout)
+        assert.match(b.stderr, /INVALID_ARGUMENT/)
+      }
+      assert.deepEqual(readdirSync(dir).sort(), ['keygate.db'])
+    } finally {
+      cleanup()
+    }
+  })
+})

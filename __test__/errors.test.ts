@@ -184,7 +184,7 @@ describe('messages never contain a secret', () => {
     const body = secret.slice(3)
     // Each piece is too short to be redacted as a long run; together they give the secret away.
     const pieces = [secret.slice(0, 18), body.slice(15, 30), body.slice(30)]
-    for (const cut of [':', ' ', '!', '/', '\u00e9']) {
+    for (const cut of [':', ' ', '!', '/', '\u00e9', '\n', '\r\n', '\t', '\0', '\u001b', '\u00a0', '\u2028', '"', '\\']) {
       const mangled = `${secret.slice(0, 18)}${cut}${secret.slice(18, 33)}${cut}${secret.slice(33)}`
       const calls: Array<[string, () => unknown]> = [
         ['putUser id', () => store.putUser({ id: mangled })],

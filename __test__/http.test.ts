@@ -1370,3 +1370,21 @@ describe('createGuard options', () => {
     else assert.fail(result.body.reason)
   })
 })
+
+test('a trustProxy entry holding a secret of the store in short pieces is withheld from the message', () => {
+  const store = KeyStore.inMemory()
+  store.putUser({ id: 'u', rights: ['*:*'] })
+  const { secret } = store.createKey({ userId: 'u', description: 'd', expiresAt: new Date(Date.now() + DAY) })
+  const pieces = [secret.slice(0, 20), secret.slice(20, 38), secret.slice(38)]
+  for (const mangled of [pieces.join('/'), pieces.join(':')]) {
+    try {
+      createGuard(store, { trustProxy: [mangled] })
+      assert.fail('should throw')
+    } catch (error) {
+      assert.ok(error instanceof KeygateError)
+      assert.equal(error.code, 'INVALID_ARGUMENT')
+      for (const piece of pieces) assert.ok(!error.message.includes(piece), error.message)
+      assert.match(error.message, /withheld/)
+    }
+  }
+})

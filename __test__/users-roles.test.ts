@@ -379,6 +379,21 @@ describe('objects given to the store', () => {
     assert.deepEqual(store.effectiveRights('parsed')?.all, [])
   })
 
+  test('a hole in an array is not filled from a polluted Object.prototype', () => {
+    const store = frozenStore()
+    store.putRole({ name: 'admin', rights: ['*:*'] })
+    const proto = Object.prototype as Record<string | number, unknown>
+    proto[0] = 'admin'
+    try {
+      throwsCode(() => store.putUser({ id: 'u', roles: new Array(1) }), 'INVALID_ARGUMENT')
+      // biome-ignore lint/suspicious/noSparseArray: the hole is the point
+      throwsCode(() => store.putUser({ id: 'u', rights: [, 'x:y'] as string[] }), 'INVALID_ARGUMENT')
+    } finally {
+      delete proto[0]
+    }
+    assert.equal(store.getUser('u'), null)
+  })
+
   test('a revoked Proxy is an INVALID_ARGUMENT, not an engine TypeError', () => {
     const store = frozenStore()
     const { proxy, revoke } = Proxy.revocable({}, {})

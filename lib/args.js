@@ -77,10 +77,14 @@ function optionalString(value, name) {
 function stringArray(value, name, item = string) {
   if (value === undefined) return undefined
   if (!isArray(value, name)) throw invalidArgument(`${name} must be an array of strings, got ${describe(value)}`)
-  value.forEach((element, i) => {
-    item(element, `${name}[${i}]`)
-  })
-  return value.slice()
+  // Every index, holes included, read as an own element only: a hole would otherwise be read
+  // through the prototype chain (a polluted `Object.prototype[0]`) when the array crosses.
+  const array = /** @type {unknown[]} */ (value)
+  const copy = []
+  for (let i = 0; i < array.length; i++) {
+    copy.push(item(Object.hasOwn(array, i) ? array[i] : undefined, `${name}[${i}]`))
+  }
+  return copy
 }
 
 /**

@@ -28,6 +28,7 @@ const { KeygateError, quote } = require('./errors.js')
 const { ErrorCode, Reason } = require('./native.js')
 const { decodeDavPath, davPrefixOf, REFUSED } = require('./dav-path.js')
 const { ownFields } = require('./args.js')
+const { scrubMessage } = require('./store.js')
 
 /**
  * @typedef {import('node:http').IncomingMessage} IncomingMessage
@@ -938,7 +939,13 @@ class Guard {
     this.#davPrefix = dav.prefix
     this.#store = store
     this.#route = o.route ?? hornbillRoute
-    this.#trust = trustPredicate(o.trustProxy)
+    try {
+      this.#trust = trustPredicate(o.trustProxy)
+    } catch (error) {
+      // The message quotes the entry: withheld if it would give away a secret of the store in pieces.
+      if (error instanceof KeygateError) throw new KeygateError(error.code, scrubMessage(store, error.message))
+      throw error
+    }
     this.#onError = o.onError ?? defaultOnError
     this.#challenge = `ESP-APIKEY realm=${realm}, Bearer realm=${realm}`
     // Bound, so that methods can be passed around detached (`const { check } = guard`): each

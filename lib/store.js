@@ -25,6 +25,8 @@ const UNKNOWN_KEY = REASONS.indexOf(native.Reason.UnknownKey)
 
 /** Where keygate/http finds the reason of a call (package-internal). */
 const REASON = Symbol.for('keygate.reason')
+/** `store[SCRUB](message)`: see `KeyStore#[SCRUB]` (for the CLI, the admin server and the HTTP guard). */
+const SCRUB = Symbol.for('keygate.scrub')
 /** Where keygate/http finds the reason of a WebDAV request (package-internal). */
 const REASON_DAV = Symbol.for('keygate.reasonDav')
 
@@ -703,6 +705,17 @@ class KeyStore {
   }
 
   /**
+   * A message about a call on this store that keygate's JavaScript side made (the CLI, the
+   * admin server, the HTTP guard), as the caller may see it: withheld whole when it would give
+   * away a secret of this store cut into short pieces, as the store's own errors are.
+   * @param {string} message
+   * @returns {string}
+   */
+  [SCRUB](message) {
+    return native.storeScrubMessage(this.#handle, message)
+  }
+
+  /**
    * @param {string} secret
    * @param {string} service
    * @param {string} api
@@ -827,4 +840,16 @@ function toDecision(dto) {
   return decision
 }
 
-module.exports = { KeyStore, REASONS, KEY_STATES, USER_STATUSES, AUDIT_ACTIONS, REASON, REASON_DAV }
+/**
+ * `message`, about a call on `store`, as the caller may see it (see `KeyStore#[SCRUB]`); as it is
+ * for anything but a keygate store.
+ * @param {unknown} store
+ * @param {string} message
+ * @returns {string}
+ */
+function scrubMessage(store, message) {
+  const scrub = store !== null && typeof store === 'object' ? /** @type {Record<symbol, unknown>} */ (store)[SCRUB] : undefined
+  return typeof scrub === 'function' ? scrub.call(store, message) : message
+}
+
+module.exports = { KeyStore, REASONS, KEY_STATES, USER_STATUSES, AUDIT_ACTIONS, REASON, REASON_DAV, scrubMessage }

@@ -92,6 +92,13 @@ pub fn store_open(
     KeyStore::open(&path, self::options(options, report)).map(External::new).map_err(js_error)
 }
 
+/// A message about a call on `store` (one the JavaScript side made) as callers may see it:
+/// withheld whole when it would give away a secret of the store (`KeyStore::scrub_text`).
+#[napi(catch_unwind)]
+pub fn store_scrub_message(store: &External<KeyStore>, text: String) -> String {
+    store.scrub_text(&text)
+}
+
 #[napi(catch_unwind)]
 pub fn store_close(store: &External<KeyStore>) -> napi::Result<(), String> {
     store.close().map_err(|e| js_store_error(store, e))

@@ -3,6 +3,7 @@
 // createAdminHandler (the same page mounted under a path of your own server) and serve (on the
 // durable store).
 
+const { ownFields } = require('../args.js')
 const { createAdminServer } = require('./server.js')
 const { serve, tokenFileOf } = require('./serve.js')
 
@@ -30,7 +31,8 @@ function normalizePrefix(prefix) {
  */
 function createAdminHandler(options) {
   if (options === null || typeof options !== 'object') throw new TypeError('createAdminHandler takes an options object')
-  const { prefix: givenPrefix = '/admin', ...serverOptions } = options
+  // Own fields only (an inherited `prefix` must not mount the page over the whole app).
+  const { prefix: givenPrefix = '/admin', ...serverOptions } = ownFields(options)
   const prefix = normalizePrefix(givenPrefix)
   // The admin server is never listened on: its request listener is used as is.
   const admin = createAdminServer(serverOptions)

@@ -156,8 +156,10 @@ function urlPath(req) {
  * @param {any} error a caught value (read as JavaScript reads it: `error.stack`)
  * @param {IncomingMessage} req
  * @param {(line: string) => void} log
+ * @param {(text: string) => string} [scrub] the store's (`scrubMessage`): withholds a message or log
+ *   line that would give away one of its secrets cut into pieces
  */
-function fail(res, error, req, log) {
+function fail(res, error, req, log, scrub = (text) => text) {
   let status
   let code
   let message
@@ -173,9 +175,10 @@ function fail(res, error, req, log) {
     code = ErrorCode.Internal
     message = 'internal error'
     // Never the request body: only where and what kind of failure.
-    log(redactSecrets(`keygate admin: internal error on ${req.method} ${quote(urlPath(req))}: ${error?.stack ? error.stack : error}`))
+    log(scrub(redactSecrets(`keygate admin: internal error on ${req.method} ${quote(urlPath(req))}: ${error?.stack ? error.stack : error}`)))
   }
-  if (status >= 500 && code !== ErrorCode.Internal) log(redactSecrets(`keygate admin: ${code} on ${req.method} ${quote(urlPath(req))}: ${message}`))
+  message = scrub(message)
+  if (status >= 500 && code !== ErrorCode.Internal) log(scrub(redactSecrets(`keygate admin: ${code} on ${req.method} ${quote(urlPath(req))}: ${message}`)))
   const headers = status === 429 && extra && extra.retryAfter ? { 'Retry-After': String(extra.retryAfter) } : {}
   json(res, status, { error: { code, message } }, headers)
 }

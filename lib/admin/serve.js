@@ -15,6 +15,7 @@ const path = require('node:path')
 const { createHash, randomBytes } = require('node:crypto')
 
 const { KeyStore } = require('../store.js')
+const { ownFields } = require('../args.js')
 const { fileNameOf, isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
 const { MAX_TOKEN_LENGTH } = require('./login.js')
 const { createAdminServer } = require('./server.js')
@@ -97,10 +98,13 @@ function isLoopback(host) {
 /**
  * Opens the durable store at `db` and serves the admin page on it.
  *
- * @param {import('./serve.js').ServeOptions} [options] described in serve.d.ts
+ * @param {import('./serve.js').ServeOptions} [given] described in serve.d.ts
  * @returns {Promise<import('./serve.js').Serving>}
  */
-async function serve(options = {}) {
+async function serve(given = {}) {
+  if (given === null || typeof given !== 'object') throw new TypeError('serve takes an options object')
+  // Own fields only: an inherited `host` or `token` (a polluted Object.prototype) must not open the page.
+  const options = ownFields(given)
   const db = resolveStore(options.db ?? 'keygate.db')
   const host = options.host ?? '127.0.0.1'
   const envPort = process.env.PORT !== undefined && process.env.PORT !== '' ? Number(process.env.PORT) : undefined

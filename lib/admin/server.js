@@ -11,6 +11,7 @@ const path = require('node:path')
 
 const { quote } = require('../errors.js')
 const { ownFields } = require('../args.js')
+const { scrubMessage } = require('../store.js')
 const { ErrorCode } = require('../native.js')
 const { AdminErrorCode } = require('./codes.js')
 const { constantsModule } = require('./constants.js')
@@ -104,6 +105,8 @@ function createAdminServer(given) {
   const options = ownFields(given)
   const store = options.store
   if (!store || typeof store.listKeys !== 'function') throw new TypeError('options.store must be a keygate KeyStore')
+  /** @param {string} text */
+  const scrub = (text) => scrubMessage(store, text)
   const login = createLogin(loginOptions(options))
 
   const host = options.host ?? '127.0.0.1'
@@ -237,12 +240,12 @@ function createAdminServer(given) {
         'Cache-Control': 'no-cache',
       })
     } catch (error) {
-      fail(res, error, req, log)
+      fail(res, error, req, log, scrub)
     }
   }
 
   const server = http.createServer((req, res) => {
-    handle(req, res).catch((error) => fail(res, error, req, log))
+    handle(req, res).catch((error) => fail(res, error, req, log, scrub))
   })
   server.headersTimeout = 20_000
   server.requestTimeout = 30_000

@@ -3,7 +3,6 @@
 // A command's `run(ctx)` returns { json, text, exit? }; main.js prints one or the other.
 
 const fs = require('node:fs')
-const path = require('node:path')
 
 const { KeyStore } = require('../../index.js')
 const { KeyState, UserStatus } = require('../native.js')
@@ -68,7 +67,7 @@ exact; a time without an offset is UTC.`
 // ---- small helpers ------------------------------------------------------------
 
 // Quoted values go through the same secret redaction as the core's messages.
-const { quote } = require('../errors.js')
+const { quote } = require('./values.js')
 
 /**
  * @param {string} file a path, or `-` for standard input
@@ -672,7 +671,8 @@ const COMMANDS = [
     examples: ['keygate backup /backups/keygate-$(date +%F).db'],
     /** @param {StoreContext} ctx */
     run({ store, args, db }) {
-      const target = path.resolve(args[0])
+      // SQLite's special names go to the store as given, for its INVALID_ARGUMENT (as --db does).
+      const target = resolveStore(args[0])
       store.backup(target)
       const bytes = fs.statSync(target).size
       return { json: { db, backup: target, bytes }, text: `backed up ${db} to ${target} (${bytes} bytes)` }

@@ -4,14 +4,15 @@
 
 const os = require('node:os')
 
-const { ERROR_CODES, quote, redactSecrets } = require('../errors.js')
+const { ERROR_CODES, redactSecrets } = require('../errors.js')
+const { scrubMessage } = require('../store.js')
 // Each command's `run` in commands.js takes a context narrower than Context (its own option
 // values; the store open), which a Command[] cannot express: its exports are read as these types.
 const { COMMANDS, GROUPS, NotFound, findCommand, openStore } =
   /** @type {{ COMMANDS: Command[], GROUPS: Record<string, string>, NotFound: typeof import('./commands.js').NotFound, findCommand(words: string[]): Command | undefined, openStore(command: Command, ctx: Context): { store: KeyStore, created: boolean } }} */ (
     require('./commands.js')
   )
-const { UsageError, parseOptions, parseWhole, closest } = require('./values.js')
+const { UsageError, parseOptions, parseWhole, closest, quote } = require('./values.js')
 const { shownLines } = require('./format.js')
 const { resolveStore, shownStore } = require('../location.js')
 
@@ -372,15 +373,20 @@ async function run(argv, io) {
    */
   const fail = (exit, code, message, hint) => {
     // Every message is redacted once more here: whatever a message quotes, from a usage
-    // error to the store's, no secret-shaped run reaches the terminal.
+    // error to the store's, no secret-shaped run reaches the terminal; and once a store is
+    // open, nothing that would give away one of its secrets cut into pieces either.
     message = redactSecrets(message)
     if (hint !== undefined) hint = redactSecrets(hint)
+    message = scrubMessage(scrubbing, message)
+    if (hint !== undefined) hint = scrubMessage(scrubbing, hint)
     if (json) out(JSON.stringify({ error: { code, message } }, null, 2))
     else err(shownLines(`error: ${message}${code && exit !== EXIT.USAGE ? ` (${code})` : ''}${hint ? `\n${hint}` : ''}`))
     return exit
   }
 
   let store
+  /** @type {KeyStore | undefined} the store the command opened (still usable for scrubbing once closed) */
+  let scrubbing
   try {
     const { leading, words } = locate(argv)
     const helpRequested = wantsHelp(argv)
@@ -458,6 +464,7 @@ async function run(argv, io) {
     }
     const opened = openStore(command, ctx)
     store = opened.store
+    scrubbing = store
     ctx.store = store
     ctx.created = opened.created
     if (opened.created && command.path[0] !== 'init' && !json) err(`note: created a new keygate store ${shownStore(db)}`)

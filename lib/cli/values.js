@@ -4,7 +4,17 @@
 
 // Every value a user typed is shown through quote(): a secret pasted in the wrong place
 // must not end up whole in scrollback or CI logs.
-const { quote } = require('../errors.js')
+const { quote: quoteText } = require('../errors.js')
+const { isDatabaseUrl, shownStore } = require('../location.js')
+
+/**
+ * A value the user typed, for a message: quoted and redacted (see lib/errors.js), a database URL
+ * with its password masked first (quoting may cut a URL before the end of its password).
+ * @param {string} text
+ */
+function quote(text) {
+  return quoteText(isDatabaseUrl(text) ? shownStore(text) : text)
+}
 
 class UsageError extends Error {
   /** @param {string} message */
@@ -280,6 +290,7 @@ function closest(word, candidates) {
 }
 
 module.exports = {
+  quote,
   UsageError,
   parseOptions,
   durationMs,

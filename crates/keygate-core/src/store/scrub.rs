@@ -13,26 +13,84 @@ const WITHHELD: &str = "a value given holds (part of) a secret of this store; th
 const REGISTRY_WAIT: Duration = Duration::from_millis(100);
 
 impl KeyStore {
-    /// `error` as callers may see it: its message withheld (the code kept) when it quotes
-    /// the random part of a secret of this store, however mangled. Quoting redacts long runs
-    /// of letters and digits only, so a secret cut into short pieces by characters a name may
-    /// not hold (`kg_AbC…:xYz…`) would otherwise be shown whole, in pieces. Without the
-    /// registry (held by a reload for longer than 100 ms), any message quoting a
-    /// value is withheld.
+    /// `error` as callers may see it: its message withheld (the code kept) when it would
+    /// give away a secret of this store (see [`KeyStore::scrub_text`]).
     pub fn scrub_error(&self, error: Error) -> Error {
-        let inner = &self.inner;
-        let holds_secret = match inner.registry.try_read_for(REGISTRY_WAIT) {
-            Some(registry) => {
-                secret::holds_known_secret(error.message.as_bytes(), &inner.prefix, |candidate| registry.key_by_secret(candidate).is_some())
-            }
-            None => error.message.contains('"'),
-        };
-        if holds_secret {
+        if self.gives_away_a_secret(&error.message) {
             Error::new(error.code, WITHHELD)
         } else {
             error
         }
     }
+
+    /// `text` (a message about a call on this store, made anywhere: the JavaScript side builds
+    /// some) as callers may see it: withheld whole when it quotes the random part of a secret of
+    /// this store, however mangled. Quoting redacts long runs of letters and digits only, so a
+    /// secret cut into short pieces by characters a name may not hold (`kg_AbC…:xYz…`, or a
+    /// newline, which a quote writes as `\n`) would otherwise be shown whole, in pieces.
+    /// Without the registry (held by a reload for longer than 100 ms), any text quoting a
+    /// value is withheld.
+    pub fn scrub_text(&self, text: &str) -> String {
+        if self.gives_away_a_secret(text) {
+            WITHHELD.to_string()
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn gives_away_a_secret(&self, text: &str) -> bool {
+        let inner = &self.inner;
+        match inner.registry.try_read_for(REGISTRY_WAIT) {
+            Some(registry) => [text.to_string(), without_escapes(text)].iter().any(|candidate| {
+                secret::holds_known_secret(candidate.as_bytes(), &inner.prefix, |secret| registry.key_by_secret(secret).is_some())
+            }),
+            None => text.contains('"'),
+        }
+    }
+}
+
+/// `text` without the escapes a quoted value may hold (Rust's `{:?}` and JSON's: `\n`, `\t`,
+/// `\0`, `\"`, `\\`, `\u{a0}`, `\u00a0`, `\x07`; a URL's `%3A`): each escape's letters and digits
+/// would otherwise stand between the pieces of a secret.
+fn without_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            // A percent-encoded byte (a path in a message): its two hex digits dropped with it.
+            if chars.next_if(char::is_ascii_hexdigit).is_some() {
+                chars.next_if(char::is_ascii_hexdigit);
+            }
+            continue;
+        }
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('u') if chars.peek() == Some(&'{') => {
+                // `\u{…}`: up to the closing brace.
+                for d in chars.by_ref() {
+                    if d == '}' {
+                        break;
+                    }
+                }
+            }
+            Some('u') => {
+                for _ in 0..4 {
+                    chars.next_if(char::is_ascii_hexdigit);
+                }
+            }
+            Some('x') => {
+                for _ in 0..2 {
+                    chars.next_if(char::is_ascii_hexdigit);
+                }
+            }
+            // `\n`, `\t`, `\r`, `\0`, `\"`, `\'`, `\\` and any other: the escape is dropped.
+            _ => {}
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -77,5 +135,23 @@ mod tests {
         let error = store.put_user(&UserInput { id: format!("{head}:{tail}"), ..UserInput::default() }, None).unwrap_err();
         let message = error.message.clone();
         assert_eq!(store.scrub_error(error).message, message);
+    }
+
+    /// A newline, tab, NUL or no-break space between the pieces is quoted as an escape
+    /// (`\n`, `\t`, `\0`, `\u{a0}`) whose letters and digits stood between them.
+    #[test]
+    fn pieces_cut_by_characters_a_quote_escapes_are_withheld_too() {
+        let (store, secret) = store_with_a_key();
+        let (head, tail) = secret.split_at(25);
+        for cut in ["\n", "\t", "\r\n", "\0", "\u{1b}", "\u{a0}", "\u{2028}", "\\", "\""] {
+            let error = store.put_user(&UserInput { id: format!("{head}{cut}{tail}"), ..UserInput::default() }, None).unwrap_err();
+            let scrubbed = store.scrub_error(error);
+            assert!(scrubbed.message.contains("withheld"), "{cut:?}: {}", scrubbed.message);
+            // JSON's escapes too (messages the JavaScript side makes).
+            let json = format!("no user with id \"{head}\\u000a{tail}\"");
+            assert!(store.scrub_text(&json).contains("withheld"), "{json}");
+            let path = format!("no API GET \"/api/{head}%3A{tail}\"");
+            assert!(store.scrub_text(&path).contains("withheld"), "{path}");
+        }
     }
 }
