@@ -288,12 +288,15 @@ describe('serve() and the bootstrap admin token', () => {
     const proto = Object.prototype as Record<string, unknown>
     proto.host = '0.0.0.0'
     proto.token = 'attacker-chosen-token-0123456789abcdef'
+    proto.maxLifetimeDays = 36_500
+    const printed: string[] = []
     let s: Serving
     try {
-      s = await serve({ db: path.join(dir, 'keygate.db'), port: 0, handleSignals: false, print: () => {} })
+      s = await serve({ db: path.join(dir, 'keygate.db'), port: 0, handleSignals: false, print: (line) => printed.push(line) })
     } finally {
       delete proto.host
       delete proto.token
+      delete proto.maxLifetimeDays
     }
     try {
       assert.match(s.url, /^http:\/\/127\.0\.0\.1:/)
@@ -303,6 +306,12 @@ describe('serve() and the bootstrap admin token', () => {
         body: JSON.stringify({ token: 'attacker-chosen-token-0123456789abcdef' }),
       })
       assert.equal(login.status, 401)
+      // The page offers the store's own lifetime limit, not an inherited one.
+      const token = printed.join('\n').match(/kga_[A-Za-z0-9_-]{43}/)?.[0]
+      assert.ok(token, 'a token was generated and printed')
+      const real = await fetch(`${s.url}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token }) })
+      assert.equal(real.status, 200)
+      assert.equal(((await real.json()) as { maxLifetimeDays: number }).maxLifetimeDays, 730)
     } finally {
       await s.close()
     }

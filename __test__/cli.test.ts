@@ -949,6 +949,31 @@ describe('keygate: messages never give a secret away', () => {
     }
   })
 
+  test('a usage error (before any store is open) shows no value holding as many letters and digits as a secret', async () => {
+    const { kg, cleanup } = workspace()
+    try {
+      ok(await kg(['init']))
+      const secret = `kg_${'Ab3x'.repeat(12)}Z`
+      const mangled = `${secret.slice(0, 20)}:${secret.slice(20, 38)}:${secret.slice(38)}`
+      for (const args of [
+        ['key', 'list', '--state', mangled],
+        ['key', 'create', '--user', 'u', '--description', 'd', '--expires', mangled],
+        ['audit', '--since', mangled],
+        ['user', 'put', 'u', '--status', mangled],
+      ]) {
+        const r = await kg(args)
+        assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
+        assert.ok(!r.stderr.includes(secret.slice(20, 38)), r.stderr)
+        assert.match(r.stderr, /not shown/, args.join(' '))
+      }
+      // Ordinary wrong values are still shown.
+      const r = await kg(['key', 'list', '--state', 'sleeping'])
+      assert.match(r.stderr, /"sleeping"/)
+    } finally {
+      cleanup()
+    }
+  })
+
   test("an extra argument that is a database URL is shown without its password; backup to an SQLite URI is the store's error", async () => {
     const { dir, kg, cleanup } = workspace()
     try {

@@ -1388,3 +1388,19 @@ test('a trustProxy entry holding a secret of the store in short pieces is withhe
     }
   }
 })
+
+test('a hole in trustProxy is a missing entry, never one inherited from a polluted Object.prototype', () => {
+  const store = KeyStore.inMemory()
+  const proto = Object.prototype as Record<number, unknown>
+  proto[1] = '0.0.0.0/0'
+  try {
+    // biome-ignore lint/suspicious/noSparseArray: the hole is the point
+    const trustProxy = ['10.0.0.1', , '10.0.0.2'] as string[]
+    assert.throws(
+      () => createGuard(store, { trustProxy }),
+      (error: unknown) => error instanceof KeygateError && error.code === 'INVALID_ARGUMENT',
+    )
+  } finally {
+    delete proto[1]
+  }
+})

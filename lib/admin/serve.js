@@ -111,7 +111,9 @@ async function serve(given = {}) {
   const port = options.port ?? envPort ?? 8080
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`bad port ${port}`)
   const print = typeof options.print === 'function' ? options.print : (/** @type {string} */ line) => console.log(line)
-  const storeOptions = options.storeOptions ?? {}
+  const givenStoreOptions = options.storeOptions ?? {}
+  // Own fields (as KeyStore.open reads them): an inherited maxLifetimeDays must not reach the page either.
+  const storeOptions = typeof givenStoreOptions === 'object' ? ownFields(givenStoreOptions) : givenStoreOptions
 
   const store = KeyStore.open(db, storeOptions)
   let admin

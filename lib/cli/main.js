@@ -12,7 +12,7 @@ const { COMMANDS, GROUPS, NotFound, findCommand, openStore } =
   /** @type {{ COMMANDS: Command[], GROUPS: Record<string, string>, NotFound: typeof import('./commands.js').NotFound, findCommand(words: string[]): Command | undefined, openStore(command: Command, ctx: Context): { store: KeyStore, created: boolean } }} */ (
     require('./commands.js')
   )
-const { UsageError, parseOptions, parseWhole, closest, quote } = require('./values.js')
+const { UsageError, parseOptions, parseWhole, closest, quoteTyped } = require('./values.js')
 const { shownLines } = require('./format.js')
 const { resolveStore, shownStore } = require('../location.js')
 
@@ -191,7 +191,9 @@ function locate(argv) {
  */
 function unknownCommand(word, candidates, prefix) {
   const guess = closest(word, candidates)
-  return new UsageError(`unknown command ${quote(`${prefix}${word}`)}${guess ? ` (did you mean "${prefix}${guess}"?)` : ''}; run "keygate ${prefix}--help" for the list`)
+  return new UsageError(
+    `unknown command ${quoteTyped(`${prefix}${word}`)}${guess ? ` (did you mean "${prefix}${guess}"?)` : ''}; run "keygate ${prefix}--help" for the list`,
+  )
 }
 
 /**
@@ -231,7 +233,7 @@ function resolve(words, helpRequested) {
     const command = findCommand(target)
     if (command) return { help: commandHelp(command) }
     if (target.length === 1 && Object.hasOwn(GROUPS, target[0])) return { help: groupHelp(target[0]) }
-    throw new UsageError(`no help for ${quote(target.join(' '))}: no such command; run "keygate --help" for the list`)
+    throw new UsageError(`no help for ${quoteTyped(target.join(' '))}: no such command; run "keygate --help" for the list`)
   }
   if (first === 'version') return { version: true, rest: words.slice(1) }
   if (first === undefined || first === '--') {
@@ -288,7 +290,7 @@ function checkPositionals(command, args) {
       ? ''
       : `: ${args
           .slice(max)
-          .map((a) => quote(a))
+          .map((a) => quoteTyped(a))
           .join(' ')}`
     throw new UsageError(`too many arguments for ${name}${extra} (usage: ${command.usage.split('\n')[0]})`)
   }

@@ -4,7 +4,7 @@
 
 // Every value a user typed is shown through quote(): a secret pasted in the wrong place
 // must not end up whole in scrollback or CI logs.
-const { quote: quoteText } = require('../errors.js')
+const { quote: quoteText, redactSecrets } = require('../errors.js')
 const { isDatabaseUrl, shownStore } = require('../location.js')
 
 /**
@@ -14,6 +14,21 @@ const { isDatabaseUrl, shownStore } = require('../location.js')
  */
 function quote(text) {
   return quoteText(isDatabaseUrl(text) ? shownStore(text) : text)
+}
+
+/** Letters and digits a value may hold in all and still be shown (a secret holds 49 after its prefix). */
+const MOST_SHOWN_ALPHANUMERICS = 42
+
+/**
+ * An option's or argument's value for a usage error, which comes before any store is open to
+ * tell a secret of it from other text: one holding as many letters and digits as a secret's
+ * random part, however separated, is not shown at all (no valid value holds that many).
+ * @param {string} text
+ */
+function quoteTyped(text) {
+  // Counted once long runs are redacted: a whole secret still shows as "kg_<redacted>".
+  const alphanumerics = redactSecrets(text).replace(/[^0-9A-Za-z]/g, '').length
+  return alphanumerics > MOST_SHOWN_ALPHANUMERICS ? `(a value of ${[...text].length} characters, not shown: it may hold a secret)` : quote(text)
 }
 
 class UsageError extends Error {
@@ -71,11 +86,11 @@ function parseOptions(args, spec, context) {
       const eq = arg.indexOf('=')
       name = eq === -1 ? arg.slice(2) : arg.slice(2, eq)
       inline = eq === -1 ? undefined : arg.slice(eq + 1)
-      if (!Object.hasOwn(spec, name)) throw new UsageError(`unknown option ${quote(`--${name}`)}${see}`)
+      if (!Object.hasOwn(spec, name)) throw new UsageError(`unknown option ${quoteTyped(`--${name}`)}${see}`)
     } else if (arg.startsWith('-') && arg.length > 1 && !/^-\d/.test(arg)) {
       const short = arg.slice(1)
       name = byShort.get(short)
-      if (name === undefined) throw new UsageError(`unknown option ${quote(arg)}${see}`)
+      if (name === undefined) throw new UsageError(`unknown option ${quoteTyped(arg)}${see}`)
     } else {
       positionals.push(arg)
       continue
@@ -174,7 +189,7 @@ function parseDate(text) {
  */
 function badDate(text, option) {
   if (/^\d{4}-\d{1,2}-\d{1,2}/.test(text.trim())) {
-    return new UsageError(`${option} ${quote(text)} is not a valid date or time; ${DATE_HELP}`)
+    return new UsageError(`${option} ${quoteTyped(text)} is not a valid date or time; ${DATE_HELP}`)
   }
   return undefined
 }
@@ -192,7 +207,7 @@ function parseExpiry(text, option, now) {
   if (date !== undefined) return date
   const bad = badDate(text, option)
   if (bad) throw bad
-  throw new UsageError(`${option} ${quote(text)} is neither a duration nor a date: ${DURATION_HELP}; ${DATE_HELP}`)
+  throw new UsageError(`${option} ${quoteTyped(text)} is neither a duration nor a date: ${DURATION_HELP}; ${DATE_HELP}`)
 }
 
 /**
@@ -208,7 +223,7 @@ function parseSince(text, option, now) {
   if (date !== undefined) return date
   const bad = badDate(text, option)
   if (bad) throw bad
-  throw new UsageError(`${option} ${quote(text)} is neither a duration (ago) nor a date: ${DURATION_HELP}; ${DATE_HELP}`)
+  throw new UsageError(`${option} ${quoteTyped(text)} is neither a duration (ago) nor a date: ${DURATION_HELP}; ${DATE_HELP}`)
 }
 
 /**
@@ -218,7 +233,7 @@ function parseSince(text, option, now) {
  */
 function parseDurationSeconds(text, option) {
   const ms = durationMs(text)
-  if (ms === undefined) throw new UsageError(`${option} ${quote(text)} is not a duration: ${DURATION_HELP}`)
+  if (ms === undefined) throw new UsageError(`${option} ${quoteTyped(text)} is not a duration: ${DURATION_HELP}`)
   return Math.floor(ms / 1000)
 }
 
@@ -232,7 +247,7 @@ function parseDurationSeconds(text, option) {
 function parseWhole(text, option, min, max) {
   const t = text.trim()
   if (!/^\d+$/.test(t) || Number(t) < min || Number(t) > max) {
-    throw new UsageError(`${option} ${quote(text)} must be a whole number from ${min} to ${max}`)
+    throw new UsageError(`${option} ${quoteTyped(text)} must be a whole number from ${min} to ${max}`)
   }
   return Number(t)
 }
@@ -247,7 +262,7 @@ function parseWhole(text, option, min, max) {
  */
 function parseChoice(text, option, choices) {
   if (!(/** @type {readonly string[]} */ (choices).includes(text))) {
-    throw new UsageError(`${option} ${quote(text)} must be one of: ${choices.join(', ')}`)
+    throw new UsageError(`${option} ${quoteTyped(text)} must be one of: ${choices.join(', ')}`)
   }
   // One of the choices (checked just above).
   return /** @type {T} */ (text)
@@ -291,6 +306,7 @@ function closest(word, candidates) {
 
 module.exports = {
   quote,
+  quoteTyped,
   UsageError,
   parseOptions,
   durationMs,

@@ -41,7 +41,17 @@ impl KeyStore {
     fn gives_away_a_secret(&self, text: &str) -> bool {
         let inner = &self.inner;
         match inner.registry.try_read_for(REGISTRY_WAIT) {
-            Some(registry) => [text.to_string(), without_escapes(text)].iter().any(|candidate| {
+            // A `%` or a `\` may be a separator the user typed or the start of an escape, so
+            // the text is read each way: as it is, without the backslash escapes, without the
+            // percent escapes, and without both.
+            Some(registry) => [
+                text.to_string(),
+                without_escapes(text, Escapes::Backslash),
+                without_escapes(text, Escapes::Percent),
+                without_escapes(text, Escapes::Both),
+            ]
+            .iter()
+            .any(|candidate| {
                 secret::holds_known_secret(candidate.as_bytes(), &inner.prefix, |secret| registry.key_by_secret(secret).is_some())
             }),
             None => text.contains('"'),
@@ -49,21 +59,30 @@ impl KeyStore {
     }
 }
 
-/// `text` without the escapes a quoted value may hold (Rust's `{:?}` and JSON's: `\n`, `\t`,
-/// `\0`, `\"`, `\\`, `\u{a0}`, `\u00a0`, `\x07`; a URL's `%3A`): each escape's letters and digits
-/// would otherwise stand between the pieces of a secret.
-fn without_escapes(text: &str) -> String {
+/// Which escapes [`without_escapes`] drops.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Escapes {
+    /// Rust's `{:?}` and JSON's: `\n`, `\t`, `\0`, `\"`, `\\`, `\u{a0}`, `\u00a0`, `\x07`.
+    Backslash,
+    /// A URL's: `%3A`.
+    Percent,
+    Both,
+}
+
+/// `text` without the escapes a quoted value may hold (`which`): each escape's letters and
+/// digits would otherwise stand between the pieces of a secret.
+fn without_escapes(text: &str, which: Escapes) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
-        if c == '%' {
+        if c == '%' && which != Escapes::Backslash {
             // A percent-encoded byte (a path in a message): its two hex digits dropped with it.
             if chars.next_if(char::is_ascii_hexdigit).is_some() {
                 chars.next_if(char::is_ascii_hexdigit);
             }
             continue;
         }
-        if c != '\\' {
+        if c != '\\' || which == Escapes::Percent {
             out.push(c);
             continue;
         }
@@ -152,6 +171,14 @@ mod tests {
             assert!(store.scrub_text(&json).contains("withheld"), "{json}");
             let path = format!("no API GET \"/api/{head}%3A{tail}\"");
             assert!(store.scrub_text(&path).contains("withheld"), "{path}");
+        }
+        // An escaped separator and a bare `%` before the secret's own hex digits, together.
+        let body = secret.split_once('_').unwrap().1;
+        if let Some(at) = body.char_indices().skip(20).take(20).find(|(_, c)| c.is_ascii_hexdigit()).map(|(at, _)| at) {
+            let id = format!("{}\t{}%{}", &body[..11], &body[11..at], &body[at..]);
+            let error = store.put_user(&UserInput { id, ..UserInput::default() }, None).unwrap_err();
+            let shown = error.message.clone();
+            assert!(store.scrub_error(error).message.contains("withheld"), "{shown}");
         }
     }
 }
