@@ -966,6 +966,10 @@ describe('keygate: messages never give a secret away', () => {
         assert.ok(!r.stderr.includes(secret.slice(20, 38)), r.stderr)
         assert.match(r.stderr, /not shown/, args.join(' '))
       }
+      // A secret pasted with a space is two arguments: together they are not shown either.
+      const split = await kg(['user', 'show', 'alice', secret.slice(0, 26), secret.slice(26)])
+      assert.equal(split.code, 2, split.stderr)
+      assert.ok(!split.stderr.includes(secret.slice(3, 26)) && !split.stderr.includes(secret.slice(26)), split.stderr)
       // Ordinary wrong values are still shown.
       const r = await kg(['key', 'list', '--state', 'sleeping'])
       assert.match(r.stderr, /"sleeping"/)

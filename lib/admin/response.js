@@ -147,7 +147,29 @@ function json(res, status, value, headers = {}) {
 function urlPath(req) {
   const u = String(req.url || '/')
   const q = u.indexOf('?')
-  return q < 0 ? u : u.slice(0, q)
+  return shownPath(q < 0 ? u : u.slice(0, q))
+}
+
+/**
+ * A request path as messages and log lines show it: percent-decoded (when it decodes), and only
+ * its first two segments (`/api/users/…`), each redacted and cut to 32 characters. Ids after them
+ * are the caller's text, and a path can hide a secret in pieces behind escapes (`%3A`, or a `%`
+ * typed before a secret's own hex digits) that no reading of the message can tell apart.
+ * @param {string} path
+ */
+function shownPath(path) {
+  let decoded = path
+  try {
+    decoded = decodeURIComponent(path)
+  } catch {
+    // shown as sent
+  }
+  const segments = decoded.split('/')
+  const shown = segments.slice(0, 3).map((segment) => {
+    const text = Array.from(redactSecrets(segment))
+    return text.length > 32 ? `${text.slice(0, 32).join('')}…` : text.join('')
+  })
+  return segments.length > 3 ? `${shown.join('/')}/…` : shown.join('/')
 }
 
 /**
@@ -309,6 +331,7 @@ function checkCsrf(req, session) {
 }
 
 module.exports = {
+  shownPath,
   CSP,
   SECURITY_HEADERS,
   ApiError,

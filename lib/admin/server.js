@@ -15,7 +15,7 @@ const { scrubMessage } = require('../store.js')
 const { ErrorCode } = require('../native.js')
 const { AdminErrorCode } = require('./codes.js')
 const { constantsModule } = require('./constants.js')
-const { CSP, SECURITY_HEADERS, ApiError, send, json, fail, readBody, checkOrigin, checkJson, checkCsrf } = require('./response.js')
+const { CSP, SECURITY_HEADERS, ApiError, send, json, fail, readBody, checkOrigin, checkJson, checkCsrf, shownPath } = require('./response.js')
 const { createSessions, COOKIE_NAME } = require('./session.js')
 const { createLogin, loginOptions } = require('./login.js')
 const { field } = require('./input.js')
@@ -194,7 +194,7 @@ function createAdminServer(given) {
 
     const body = change ? await readBody(req, bodyLimit) : {}
     const found = match(routes, method, parts)
-    if (found === null) throw new ApiError(404, AdminErrorCode.NotFound, `no API ${method} ${quote(pathname)}`)
+    if (found === null) throw new ApiError(404, AdminErrorCode.NotFound, `no API ${method} ${quote(shownPath(pathname))}`)
     const [status, value, headers] = await found.handle({ params: found.params, body, query, session, req })
     return json(res, status, value, headers)
   }

@@ -12,7 +12,7 @@ const { COMMANDS, GROUPS, NotFound, findCommand, openStore } =
   /** @type {{ COMMANDS: Command[], GROUPS: Record<string, string>, NotFound: typeof import('./commands.js').NotFound, findCommand(words: string[]): Command | undefined, openStore(command: Command, ctx: Context): { store: KeyStore, created: boolean } }} */ (
     require('./commands.js')
   )
-const { UsageError, parseOptions, parseWhole, closest, quoteTyped } = require('./values.js')
+const { UsageError, parseOptions, parseWhole, closest, quoteTyped, mayHoldASecret } = require('./values.js')
 const { shownLines } = require('./format.js')
 const { resolveStore, shownStore } = require('../location.js')
 
@@ -286,12 +286,9 @@ function checkPositionals(command, args) {
   }
   if (args.length > max) {
     // Never echo the arguments of check/explain: one of them may be a secret.
-    const extra = command.secretArgs
-      ? ''
-      : `: ${args
-          .slice(max)
-          .map((a) => quoteTyped(a))
-          .join(' ')}`
+    // Nor arguments that together may hold one (a secret pasted with a space is two).
+    const extras = args.slice(max)
+    const extra = command.secretArgs || mayHoldASecret(extras.join(' ')) ? '' : `: ${extras.map((a) => quoteTyped(a)).join(' ')}`
     throw new UsageError(`too many arguments for ${name}${extra} (usage: ${command.usage.split('\n')[0]})`)
   }
 }

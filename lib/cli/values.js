@@ -26,9 +26,17 @@ const MOST_SHOWN_ALPHANUMERICS = 42
  * @param {string} text
  */
 function quoteTyped(text) {
-  // Counted once long runs are redacted: a whole secret still shows as "kg_<redacted>".
-  const alphanumerics = redactSecrets(text).replace(/[^0-9A-Za-z]/g, '').length
-  return alphanumerics > MOST_SHOWN_ALPHANUMERICS ? `(a value of ${[...text].length} characters, not shown: it may hold a secret)` : quote(text)
+  return mayHoldASecret(text) ? `(a value of ${[...text].length} characters, not shown: it may hold a secret)` : quote(text)
+}
+
+/**
+ * Whether `text` (a value, or several joined: a secret pasted with a space is two arguments)
+ * holds more letters and digits than any valid value, counted once long runs are redacted (a
+ * whole secret still shows as "kg_<redacted>").
+ * @param {string} text
+ */
+function mayHoldASecret(text) {
+  return redactSecrets(text).replace(/[^0-9A-Za-z]/g, '').length > MOST_SHOWN_ALPHANUMERICS
 }
 
 class UsageError extends Error {
@@ -307,6 +315,7 @@ function closest(word, candidates) {
 module.exports = {
   quote,
   quoteTyped,
+  mayHoldASecret,
   UsageError,
   parseOptions,
   durationMs,
