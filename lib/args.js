@@ -77,14 +77,20 @@ function optionalString(value, name) {
 function stringArray(value, name, item = string) {
   if (value === undefined) return undefined
   if (!isArray(value, name)) throw invalidArgument(`${name} must be an array of strings, got ${describe(value)}`)
-  // Every index, holes included, read as an own element only: a hole would otherwise be read
-  // through the prototype chain (a polluted `Object.prototype[0]`) when the array crosses.
-  const array = /** @type {unknown[]} */ (value)
-  const copy = []
-  for (let i = 0; i < array.length; i++) {
-    copy.push(item(Object.hasOwn(array, i) ? array[i] : undefined, `${name}[${i}]`))
-  }
-  return copy
+  return ownElements(/** @type {unknown[]} */ (value)).map((element, i) => item(element, `${name}[${i}]`))
+}
+
+/**
+ * Every element of `array` by index, a hole as `undefined`: read as an own element only, since
+ * a hole would otherwise be read through the prototype chain (a polluted `Object.prototype[0]`),
+ * as `forEach` and a crossing to the core read it.
+ * @param {unknown[]} array
+ * @returns {unknown[]}
+ */
+function ownElements(array) {
+  const elements = []
+  for (let i = 0; i < array.length; i++) elements.push(Object.hasOwn(array, i) ? array[i] : undefined)
+  return elements
 }
 
 /**
@@ -183,4 +189,4 @@ function optionalNumber(value, name) {
   return value
 }
 
-module.exports = { ruleText, ruleArray, string, optionalString, stringArray, object, optionalObject, ownFields, optionalDate, optionalNumber }
+module.exports = { ruleText, ruleArray, string, optionalString, stringArray, object, optionalObject, ownFields, ownElements, optionalDate, optionalNumber }

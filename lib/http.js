@@ -27,7 +27,7 @@ const net = require('node:net')
 const { KeygateError, quote } = require('./errors.js')
 const { ErrorCode, Reason } = require('./native.js')
 const { decodeDavPath, davPrefixOf, REFUSED } = require('./dav-path.js')
-const { ownFields } = require('./args.js')
+const { ownElements, ownFields } = require('./args.js')
 const { scrubMessage } = require('./store.js')
 
 /**
@@ -411,12 +411,9 @@ function trustPredicate(option) {
   if (!Array.isArray(list)) {
     throw invalidOption('options.trustProxy must be an array of IP addresses and CIDR ranges, a function, or false')
   }
-  // Own elements only: a hole is a missing entry, never one inherited from a polluted prototype.
-  /** @type {unknown[]} */
-  const entries = []
-  for (let i = 0; i < list.length; i++) entries.push(Object.hasOwn(list, i) ? list[i] : undefined)
   const blocks = new net.BlockList()
-  entries.forEach((entry, i) => {
+  // A hole is a missing entry, never one inherited from a polluted prototype.
+  ownElements(list).forEach((entry, i) => {
     if (typeof entry !== 'string') throw invalidOption(`options.trustProxy[${i}] must be a string`)
     const preset = PRESETS[entry]
     if (preset !== undefined) {

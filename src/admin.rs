@@ -101,7 +101,7 @@ pub fn store_scrub_message(store: &External<KeyStore>, text: String) -> String {
 
 #[napi(catch_unwind)]
 pub fn store_close(store: &External<KeyStore>) -> napi::Result<(), String> {
-    store.close().map_err(|e| js_store_error(store, e))
+    store.close().map_err(js_store_error(store))
 }
 
 #[napi(catch_unwind)]
@@ -111,17 +111,17 @@ pub fn store_health(store: &External<KeyStore>) -> HealthDto {
 
 #[napi(catch_unwind)]
 pub fn store_backup(store: &External<KeyStore>, to: String) -> napi::Result<(), String> {
-    store.backup(&to).map_err(|e| js_store_error(store, e))
+    store.backup(&to).map_err(js_store_error(store))
 }
 
 #[napi(catch_unwind)]
 pub fn store_copy(from: &External<KeyStore>, to: &External<KeyStore>) -> napi::Result<CopyReportDto, String> {
-    KeyStore::copy(from, to).map(CopyReportDto::from).map_err(|e| js_store_error(to, from.scrub_error(e)))
+    KeyStore::copy(from, to).map(CopyReportDto::from).map_err(|e| js_store_error(to)(from.scrub_error(e)))
 }
 
 #[napi(catch_unwind)]
 pub fn audit(store: &External<KeyStore>, query: AuditQueryDto) -> napi::Result<Vec<AuditEntryDto>, String> {
-    let action = query.action.as_deref().map(AuditAction::parse).transpose().map_err(|e| js_store_error(store, e))?;
+    let action = query.action.as_deref().map(AuditAction::parse).transpose().map_err(js_store_error(store))?;
     let query = AuditQuery {
         action,
         actor: query.actor,
@@ -131,13 +131,13 @@ pub fn audit(store: &External<KeyStore>, query: AuditQueryDto) -> napi::Result<V
         until: query.until.map(ms),
         limit: query.limit.map(|l| l as usize),
     };
-    let entries = store.audit(&query).map_err(|e| js_store_error(store, e))?;
+    let entries = store.audit(&query).map_err(js_store_error(store))?;
     Ok(entries.into_iter().map(AuditEntryDto::from).collect())
 }
 
 #[napi(catch_unwind)]
 pub fn verify_audit(store: &External<KeyStore>) -> napi::Result<AuditReportDto, String> {
-    store.verify_audit().map(AuditReportDto::from).map_err(|e| js_store_error(store, e))
+    store.verify_audit().map(AuditReportDto::from).map_err(js_store_error(store))
 }
 
 /// The store's shared signal words as an ArrayBuffer (see `keygate_core::memo`);
@@ -188,49 +188,49 @@ pub fn store_key_prefix(store: &External<KeyStore>) -> String {
 
 #[napi(catch_unwind)]
 pub fn put_role(store: &External<KeyStore>, name: String, rights: Vec<String>, actor: Option<String>) -> napi::Result<RoleDto, String> {
-    store.put_role(&name, &rights, actor.as_deref()).map(RoleDto::from).map_err(|e| js_store_error(store, e))
+    store.put_role(&name, &rights, actor.as_deref()).map(RoleDto::from).map_err(js_store_error(store))
 }
 
 #[napi(catch_unwind)]
 pub fn delete_role(store: &External<KeyStore>, name: String, actor: Option<String>) -> napi::Result<bool, String> {
-    store.delete_role(&name, actor.as_deref()).map_err(|e| js_store_error(store, e))
+    store.delete_role(&name, actor.as_deref()).map_err(js_store_error(store))
 }
 
 #[napi(catch_unwind)]
 pub fn get_role(store: &External<KeyStore>, name: String) -> napi::Result<Option<RoleDto>, String> {
-    Ok(store.get_role(&name).map_err(|e| js_store_error(store, e))?.map(RoleDto::from))
+    Ok(store.get_role(&name).map_err(js_store_error(store))?.map(RoleDto::from))
 }
 
 #[napi(catch_unwind)]
 pub fn list_roles(store: &External<KeyStore>) -> napi::Result<Vec<RoleDto>, String> {
-    Ok(store.list_roles().map_err(|e| js_store_error(store, e))?.into_iter().map(RoleDto::from).collect())
+    Ok(store.list_roles().map_err(js_store_error(store))?.into_iter().map(RoleDto::from).collect())
 }
 
 #[napi(catch_unwind)]
 pub fn put_user(store: &External<KeyStore>, user: UserInputDto, actor: Option<String>) -> napi::Result<UserDto, String> {
     let input =
         UserInput { id: user.id, status: user.status, rights: user.rights.unwrap_or_default(), roles: user.roles.unwrap_or_default() };
-    store.put_user(&input, actor.as_deref()).map(UserDto::from).map_err(|e| js_store_error(store, e))
+    store.put_user(&input, actor.as_deref()).map(UserDto::from).map_err(js_store_error(store))
 }
 
 #[napi(catch_unwind)]
 pub fn get_user(store: &External<KeyStore>, id: String) -> napi::Result<Option<UserDto>, String> {
-    Ok(store.get_user(&id).map_err(|e| js_store_error(store, e))?.map(UserDto::from))
+    Ok(store.get_user(&id).map_err(js_store_error(store))?.map(UserDto::from))
 }
 
 #[napi(catch_unwind)]
 pub fn effective_rights(store: &External<KeyStore>, user_id: String) -> napi::Result<Option<EffectiveRightsDto>, String> {
-    Ok(store.effective_rights(&user_id).map_err(|e| js_store_error(store, e))?.map(EffectiveRightsDto::from))
+    Ok(store.effective_rights(&user_id).map_err(js_store_error(store))?.map(EffectiveRightsDto::from))
 }
 
 #[napi(catch_unwind)]
 pub fn list_users(store: &External<KeyStore>) -> napi::Result<Vec<UserDto>, String> {
-    Ok(store.list_users().map_err(|e| js_store_error(store, e))?.into_iter().map(UserDto::from).collect())
+    Ok(store.list_users().map_err(js_store_error(store))?.into_iter().map(UserDto::from).collect())
 }
 
 #[napi(catch_unwind)]
 pub fn delete_user(store: &External<KeyStore>, id: String, actor: Option<String>) -> napi::Result<bool, String> {
-    store.delete_user(&id, actor.as_deref()).map_err(|e| js_store_error(store, e))
+    store.delete_user(&id, actor.as_deref()).map_err(js_store_error(store))
 }
 
 #[napi(catch_unwind)]
@@ -242,18 +242,18 @@ pub fn create_key(store: &External<KeyStore>, input: NewKeyDto, actor: Option<St
         rules: input.rules.unwrap_or_default(),
         state: input.state,
     };
-    store.create_key(&input, actor.as_deref()).map(IssuedDto::from).map_err(|e| js_store_error(store, e))
+    store.create_key(&input, actor.as_deref()).map(IssuedDto::from).map_err(js_store_error(store))
 }
 
 #[napi(catch_unwind)]
 pub fn get_key(store: &External<KeyStore>, id: String) -> napi::Result<Option<KeyDto>, String> {
-    Ok(store.get_key(&id).map_err(|e| js_store_error(store, e))?.map(KeyDto::from))
+    Ok(store.get_key(&id).map_err(js_store_error(store))?.map(KeyDto::from))
 }
 
 #[napi(catch_unwind)]
 pub fn list_keys(store: &External<KeyStore>, user_id: Option<String>, state: Option<String>) -> napi::Result<Vec<KeyDto>, String> {
     let filter = KeyFilter { user_id, state };
-    let keys = store.list_keys(&filter).map_err(|e| js_store_error(store, e))?;
+    let keys = store.list_keys(&filter).map_err(js_store_error(store))?;
     Ok(keys.into_iter().map(KeyDto::from).collect())
 }
 
@@ -265,7 +265,7 @@ pub fn update_key(store: &External<KeyStore>, id: String, patch: KeyPatchDto, ac
         expires_at: patch.expires_at_given.then(|| patch.expires_at.map(ms)),
         expected_updated_at: patch.expected_updated_at.map(ms),
     };
-    store.update_key(&id, &patch, actor.as_deref()).map(KeyDto::from).map_err(|e| js_store_error(store, e))
+    store.update_key(&id, &patch, actor.as_deref()).map(KeyDto::from).map_err(js_store_error(store))
 }
 
 #[napi(catch_unwind)]
@@ -276,7 +276,7 @@ pub fn set_state(
     expected_updated_at: Option<f64>,
     actor: Option<String>,
 ) -> napi::Result<KeyDto, String> {
-    store.set_state_if(&id, &state, expected_updated_at.map(ms), actor.as_deref()).map(KeyDto::from).map_err(|e| js_store_error(store, e))
+    store.set_state_if(&id, &state, expected_updated_at.map(ms), actor.as_deref()).map(KeyDto::from).map_err(js_store_error(store))
 }
 
 #[napi(catch_unwind)]
@@ -290,12 +290,12 @@ pub fn rotate_key(
     store
         .rotate_key_if(&id, overlap_seconds, expected_updated_at.map(ms), actor.as_deref())
         .map(IssuedDto::from)
-        .map_err(|e| js_store_error(store, e))
+        .map_err(js_store_error(store))
 }
 
 #[napi(catch_unwind)]
 pub fn delete_key(store: &External<KeyStore>, id: String, actor: Option<String>) -> napi::Result<bool, String> {
-    store.delete_key(&id, actor.as_deref()).map_err(|e| js_store_error(store, e))
+    store.delete_key(&id, actor.as_deref()).map_err(js_store_error(store))
 }
 
 #[napi(catch_unwind)]

@@ -185,10 +185,10 @@ pub fn js_error(error: Error) -> napi::Error<String> {
     napi::Error::new(error.code.as_str().to_string(), error.message)
 }
 
-/// [`js_error`] for an error of a call on `store`: its message withheld if it would quote
-/// (part of) one of the store's secrets (see `KeyStore::scrub_error`).
-pub fn js_store_error(store: &KeyStore, error: Error) -> napi::Error<String> {
-    js_error(store.scrub_error(error))
+/// [`js_error`] for the errors of calls on `store` (`.map_err(js_store_error(store))`): a message
+/// withheld if it would quote (part of) one of the store's secrets (see `KeyStore::scrub_error`).
+pub fn js_store_error(store: &KeyStore) -> impl Fn(Error) -> napi::Error<String> + '_ {
+    move |error| js_error(store.scrub_error(error))
 }
 
 #[napi(object)]

@@ -202,9 +202,9 @@ function unknownCommand(word, candidates, prefix) {
  * `--rule -h` is the option parser's "--rule needs a value", never the help (which would exit 0
  * and do nothing a script could notice).
  * @param {string[]} argv
+ * @param {string[]} words its command words (`locate(argv).words`)
  */
-function wantsHelp(argv) {
-  const { words } = locate(argv)
+function wantsHelp(argv, words) {
   const command = findCommand(words.slice(0, 2)) ?? findCommand(words.slice(0, 1))
   /** @type {Record<string, OptionSpec>} */
   const spec = { ...GLOBAL_OPTIONS, ...(command ? command.options : {}) }
@@ -374,10 +374,9 @@ async function run(argv, io) {
     // Every message is redacted once more here: whatever a message quotes, from a usage
     // error to the store's, no secret-shaped run reaches the terminal; and once a store is
     // open, nothing that would give away one of its secrets cut into pieces either.
-    message = redactSecrets(message)
-    if (hint !== undefined) hint = redactSecrets(hint)
-    message = scrubMessage(scrubbing, message)
-    if (hint !== undefined) hint = scrubMessage(scrubbing, hint)
+    const shown = (/** @type {string} */ text) => scrubMessage(scrubbing, redactSecrets(text))
+    message = shown(message)
+    if (hint !== undefined) hint = shown(hint)
     if (json) out(JSON.stringify({ error: { code, message } }, null, 2))
     else err(shownLines(`error: ${message}${code && exit !== EXIT.USAGE ? ` (${code})` : ''}${hint ? `\n${hint}` : ''}`))
     return exit
@@ -388,7 +387,7 @@ async function run(argv, io) {
   let scrubbing
   try {
     const { leading, words } = locate(argv)
-    const helpRequested = wantsHelp(argv)
+    const helpRequested = wantsHelp(argv, words)
     if (words.length === 0 && !helpRequested && leading.includes('--version')) {
       out(json ? JSON.stringify({ version: version() }, null, 2) : `keygate ${version()}`)
       return EXIT.OK
