@@ -197,6 +197,11 @@ impl Inner {
     /// the batches before it kept (the next purge goes on from there).
     pub(crate) fn purge_expired(&self, after_ms: i64) -> Result<usize> {
         let cutoff = self.clock.now().saturating_sub(after_ms);
+        // Looked for first in memory: a round with nothing to purge (the usual one) takes
+        // no write lock, so it never holds other writers (or other hosts) back.
+        if !self.registry.read().keys().any(|k| k.expires_at < cutoff) {
+            return Ok(0);
+        }
         let mut purged = 0;
         loop {
             let mut tx = self.write(AuditAction::PurgeExpired, None)?;
@@ -228,4 +233,52 @@ fn new_key_id(registry: &Registry) -> Result<KeyId> {
 fn existing_record(registry: &Registry, id: &str) -> Result<KeyRecord> {
     let key = registry.key_by_id(&id.parse()?).ok_or_else(|| unknown_key(id))?;
     Ok(record_of(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use crate::store::{KeyStore, NewKey, Options, UserInput};
+
+    const T0: i64 = 1_800_000_000_000;
+    const DAY: i64 = 86_400_000;
+
+    fn store_with_key_expiring_on_day(day: i64) -> KeyStore {
+        let store = KeyStore::in_memory(Options { now: Some(T0), ..Default::default() }).unwrap();
+        store.put_user(&UserInput { id: "u".into(), ..Default::default() }, None).unwrap();
+        let key = NewKey { user_id: "u".into(), description: String::new(), expires_at: Some(T0 + day * DAY), rules: vec![], state: None };
+        store.create_key(&key, None).unwrap();
+        store
+    }
+
+    /// Whether `purge_expired` answers while another admin call of the process holds the
+    /// write (as the maintenance round's purge must not hold back writers when nothing is due).
+    fn purge_answers_while_a_write_is_held(store: &KeyStore) -> Option<usize> {
+        let held = store.inner.writer.lock();
+        let (sent, answered) = mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| sent.send(store.purge_expired(7 * DAY).unwrap()).unwrap());
+            let answer = answered.recv_timeout(Duration::from_millis(500)).ok();
+            drop(held);
+            answer.or_else(|| answered.recv().ok().map(|_| usize::MAX))
+        })
+    }
+
+    #[test]
+    fn a_purge_with_nothing_due_takes_no_write() {
+        let store = store_with_key_expiring_on_day(1);
+        store.set_now(Some(T0 + 5 * DAY));
+        assert_eq!(purge_answers_while_a_write_is_held(&store), Some(0), "nothing expired for seven days: no write waited for");
+        assert_eq!(store.key_count(), 1);
+    }
+
+    #[test]
+    fn a_purge_with_keys_due_writes() {
+        let store = store_with_key_expiring_on_day(1);
+        store.set_now(Some(T0 + 9 * DAY));
+        assert_eq!(purge_answers_while_a_write_is_held(&store), Some(usize::MAX), "it waited for the write lock");
+        assert_eq!(store.key_count(), 0, "then purged the key");
+    }
 }

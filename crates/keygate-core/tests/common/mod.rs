@@ -97,11 +97,10 @@ pub fn health_follows_what_checks_see(writer: &KeyStore, reader: &KeyStore) {
         }
     };
     wait_for(Reason::Allowed);
-    // The reader's watcher runs its first maintenance (a purge: an admin write) in the round
-    // that brought the key. Held behind the check below, that write would keep the database's
-    // admin lock, and the writer's revocation would wait for it until its lock timeout: let
-    // that round end first (the next maintenance is a minute away).
-    std::thread::sleep(Duration::from_secs(1));
+    // The reader's watcher runs its first maintenance in the round that brought the key: with
+    // nothing to purge it takes no write lock, so the check held open below cannot hold that
+    // lock back from the writer's revocation (a purge that began a write would wait for the
+    // registry the check holds, and the revocation for the purge, until its lock timeout).
     let before = reader.health().applied_version;
     assert_eq!(before, writer.health().applied_version);
     let pending = reader.begin_check(secret.as_bytes());
