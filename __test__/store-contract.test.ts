@@ -361,6 +361,30 @@ for (const kind of STORE_KINDS) {
         refusedUnchanged(store, () => store.setState(id, 'revoked', stale), 'CONFLICT', probes)
         refusedUnchanged(store, () => store.rotateKey(id, stale), 'CONFLICT', probes)
       })
+
+      test('updateKey, setState and rotateKey read each option once (a getter runs once)', () => {
+        const { store, id } = seeded()
+        const reads: string[] = []
+        const read = <T>(field: string, value: T) => ({
+          enumerable: true,
+          get: () => {
+            reads.push(field)
+            return value
+          },
+        })
+        const counted = (expectedUpdatedAt: Date) =>
+          Object.defineProperties({}, { actor: read('actor', 'ops'), expectedUpdatedAt: read('expectedUpdatedAt', expectedUpdatedAt) })
+        store.setNow(at(T0, SECOND))
+        const updated = store.updateKey(id, { description: 'b' }, counted(store.getKey(id)!.updatedAt))
+        assert.deepEqual(reads.splice(0), ['actor', 'expectedUpdatedAt'], 'updateKey')
+        store.setNow(at(T0, 2 * SECOND))
+        const suspended = store.setState(id, 'suspended', counted(updated.updatedAt))
+        assert.deepEqual(reads.splice(0), ['actor', 'expectedUpdatedAt'], 'setState')
+        store.setNow(at(T0, 3 * SECOND))
+        store.rotateKey(id, counted(suspended.updatedAt))
+        assert.deepEqual(reads.splice(0), ['actor', 'expectedUpdatedAt'], 'rotateKey')
+        assert.equal(store.getKey(id)!.state, 'revoked')
+      })
     })
 
     describe('rotateKey', () => {

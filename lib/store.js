@@ -215,12 +215,15 @@ function actorOf(options) {
 }
 
 /**
- * The optimistic-concurrency precondition of a change of a key: its `updatedAt` as last read.
- * @param {unknown} options as given: checked here
+ * The options of a change of a key, each field read once: who made it, and its
+ * optimistic-concurrency precondition (the key's `updatedAt` as last read).
+ * @param {{ actor?: unknown, expectedUpdatedAt?: unknown }} o options as read by `args.optionalObject`
  */
-function expectedOf(options) {
-  const o = args.optionalObject(options, 'options')
-  return args.optionalDate(o.expectedUpdatedAt, 'options.expectedUpdatedAt')
+function changeOptionsOf(o) {
+  return {
+    actor: args.optionalString(o.actor, 'options.actor'),
+    expected: args.optionalDate(o.expectedUpdatedAt, 'options.expectedUpdatedAt'),
+  }
 }
 
 /** @param {AuditEntryDto} dto */
@@ -577,14 +580,11 @@ class KeyStore {
   updateKey(id, patch, options) {
     args.string(id, 'id')
     const p = args.object(patch, 'patch')
-    const dto = {
-      description: args.optionalString(p.description, 'patch.description'),
-      rules: args.ruleArray(p.rules, 'patch.rules'),
-      expiresAtGiven: p.expiresAt !== undefined,
-      expiresAt: args.optionalDate(p.expiresAt, 'patch.expiresAt'),
-      expectedUpdatedAt: expectedOf(options),
-    }
-    const actor = actorOf(options)
+    const description = args.optionalString(p.description, 'patch.description')
+    const rules = args.ruleArray(p.rules, 'patch.rules')
+    const expiresAt = args.optionalDate(p.expiresAt, 'patch.expiresAt')
+    const { actor, expected } = changeOptionsOf(args.optionalObject(options, 'options'))
+    const dto = { description, rules, expiresAtGiven: p.expiresAt !== undefined, expiresAt, expectedUpdatedAt: expected }
     return toKey(call(() => native.updateKey(this.#handle, id, dto, actor)))
   }
 
@@ -596,8 +596,7 @@ class KeyStore {
   setState(id, state, options) {
     args.string(id, 'id')
     args.string(state, 'state')
-    const actor = actorOf(options)
-    const expected = expectedOf(options)
+    const { actor, expected } = changeOptionsOf(args.optionalObject(options, 'options'))
     return toKey(call(() => native.setState(this.#handle, id, state, expected, actor)))
   }
 
@@ -609,8 +608,7 @@ class KeyStore {
     args.string(id, 'id')
     const o = args.optionalObject(options, 'options')
     const overlap = args.optionalNumber(o.overlapSeconds, 'options.overlapSeconds') ?? 0
-    const actor = args.optionalString(o.actor, 'options.actor')
-    const expected = expectedOf(options)
+    const { actor, expected } = changeOptionsOf(o)
     return toIssued(call(() => native.rotateKey(this.#handle, id, overlap, expected, actor)))
   }
 
