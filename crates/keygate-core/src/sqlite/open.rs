@@ -48,7 +48,12 @@ impl KeyStore {
             return Err(Error::new(ErrorCode::InvalidArgument, format!("purgeExpiredAfterDays {purge_days} must be 0 or more")));
         }
         let existing = std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
-        if existing && has_sqlite_header(&path).is_ok_and(|has| !has) {
+        // Read through a descriptor of its own only while no `-wal` is beside the file: with
+        // one, a store of this process (another worker's, say) may have it open, and closing
+        // any descriptor of the file drops the POSIX locks SQLite holds for that store, after
+        // which another process's close deletes the WAL under it (its later commits, a
+        // revocation among them, are then seen by no other process). SQLite reads it instead.
+        if existing && !has_wal(&path) && has_sqlite_header(&path).is_ok_and(|has| !has) {
             // SQLite would take a file shorter than its header for an empty
             // database and write over it.
             return Err(corrupt(&path, "it is not an SQLite database (no SQLite header)"));
@@ -156,14 +161,19 @@ fn connect_to(path: &Path, target: impl AsRef<Path>, flags: OpenFlags) -> Result
 /// created). Otherwise an ordinary read-only connection joins the processes using it.
 fn connect_read_only(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    if !Path::new(&wal).exists() {
+    if !has_wal(path) {
         if let Some(uri) = immutable_uri(path) {
             return connect_to(path, uri, flags | OpenFlags::SQLITE_OPEN_URI);
         }
     }
     connect(path, flags)
+}
+
+/// Whether a `-wal` file is beside the store file: some connection, perhaps of this process, has it open.
+fn has_wal(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    Path::new(&wal).exists()
 }
 
 /// Whether the file starts with a header SQLite can read and write: its
