@@ -2,6 +2,8 @@
 // "a failed call changes nothing" for every mutating method.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import * as path from 'node:path'
+import { spawnSync } from 'node:child_process'
 
 import { ERROR_CODES, KeyStore, KeygateError } from '../index.js'
 import type { ErrorCode } from '../index.js'
@@ -349,5 +351,42 @@ describe('a failed call changes nothing', () => {
     const before = snapshot(w.store, w.probes)
     throwsCode(() => w.store.rotateKey(w.open.key.id, { overlapSeconds: 60 }), 'EXPIRY_IN_PAST')
     assert.deepEqual(snapshot(w.store, w.probes), before)
+  })
+})
+
+describe('an array argument with holes', () => {
+  // A sparse array costs its caller nothing (`a.length = 2 ** 32 - 1`): it is refused at its
+  // first hole, not copied element by element until V8 runs out of room and aborts the process.
+  // Run in a child with a small heap, so that a regression fails fast and alone.
+  test('a sparse array of 2^32 - 1 elements is INVALID_ARGUMENT at once, wherever an array is taken', () => {
+    const script = `
+      const { KeyStore } = require(${JSON.stringify(path.join(__dirname, '..'))})
+      const { createGuard } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'http.js'))})
+      const store = KeyStore.inMemory()
+      store.putUser({ id: 'u', rights: ['*:*'] })
+      const { key } = store.createKey({ userId: 'u', description: 'd', expiresAt: new Date(Date.now() + 86400000) })
+      const huge = (first = 'svc:*') => { const a = [first]; a.length = 2 ** 32 - 1; return a }
+      const calls = {
+        createKey: () => store.createKey({ userId: 'u', description: 'd', expiresAt: new Date(Date.now() + 86400000), rules: huge() }),
+        updateKey: () => store.updateKey(key.id, { rules: huge() }),
+        putUserRights: () => store.putUser({ id: 'v', rights: huge() }),
+        putUserRoles: () => store.putUser({ id: 'v', roles: huge('reader') }),
+        putRole: () => store.putRole({ name: 'r', rights: huge() }),
+        trustProxy: () => createGuard(store, { trustProxy: huge('10.0.0.1') }),
+      }
+      const out = {}
+      for (const [name, call] of Object.entries(calls)) {
+        try { call(); out[name] = 'no error' } catch (e) { out[name] = [e.constructor.name, e.code, e.message] }
+      }
+      console.log(JSON.stringify(out))
+    `
+    const run = spawnSync(process.execPath, ['--max-old-space-size=64', '-e', script], { encoding: 'utf8', timeout: 30_000 })
+    assert.equal(run.status, 0, `the process ended with ${run.status ?? run.signal}: ${run.stderr.slice(0, 300)}`)
+    const out = JSON.parse(run.stdout) as Record<string, [string, string, string]>
+    for (const [name, [kind, code, message]] of Object.entries(out)) {
+      assert.equal(kind, 'KeygateError', `${name}: ${kind}`)
+      assert.equal(code, 'INVALID_ARGUMENT', name)
+      assert.match(message, /\[1\] must be a string/, name)
+    }
   })
 })

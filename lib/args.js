@@ -77,19 +77,24 @@ function optionalString(value, name) {
 function stringArray(value, name, item = string) {
   if (value === undefined) return undefined
   if (!isArray(value, name)) throw invalidArgument(`${name} must be an array of strings, got ${describe(value)}`)
-  return ownElements(/** @type {unknown[]} */ (value)).map((element, i) => item(element, `${name}[${i}]`))
+  return ownElements(/** @type {unknown[]} */ (value), (element, i) => item(element, `${name}[${i}]`))
 }
 
 /**
- * Every element of `array` by index, a hole as `undefined`: read as an own element only, since
- * a hole would otherwise be read through the prototype chain (a polluted `Object.prototype[0]`),
- * as `forEach` and a crossing to the core read it.
+ * `each` of every element of `array` by index, a hole as `undefined`: read as an own element
+ * only, since a hole would otherwise be read through the prototype chain (a polluted
+ * `Object.prototype[0]`), as `forEach` and a crossing to the core read it. Each element is
+ * handed to `each` as it is read, so a check that throws for a hole ends the read there: a
+ * sparse array of 2^32 - 1 holes (`a.length = n`) is refused at once, not copied until V8
+ * aborts the process.
+ * @template T
  * @param {unknown[]} array
- * @returns {unknown[]}
+ * @param {(element: unknown, index: number) => T} each
+ * @returns {T[]}
  */
-function ownElements(array) {
+function ownElements(array, each) {
   const elements = []
-  for (let i = 0; i < array.length; i++) elements.push(Object.hasOwn(array, i) ? array[i] : undefined)
+  for (let i = 0; i < array.length; i++) elements.push(each(Object.hasOwn(array, i) ? array[i] : undefined, i))
   return elements
 }
 

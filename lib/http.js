@@ -413,7 +413,7 @@ function trustPredicate(option) {
   }
   const blocks = new net.BlockList()
   // A hole is a missing entry, never one inherited from a polluted prototype.
-  ownElements(list).forEach((entry, i) => {
+  ownElements(list, (entry, i) => {
     if (typeof entry !== 'string') throw invalidOption(`options.trustProxy[${i}] must be a string`)
     const preset = PRESETS[entry]
     if (preset !== undefined) {
