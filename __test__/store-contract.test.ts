@@ -385,6 +385,21 @@ for (const kind of STORE_KINDS) {
         assert.deepEqual(reads.splice(0), ['actor', 'expectedUpdatedAt'], 'rotateKey')
         assert.equal(store.getKey(id)!.state, 'revoked')
       })
+
+      test('opening a store reads each option once (a getter runs once)', () => {
+        const reads: string[] = []
+        const read = <T>(field: string, value: T) => ({
+          enumerable: true,
+          get: () => {
+            reads.push(field)
+            return value
+          },
+        })
+        const options = Object.defineProperties({}, { maxLifetimeDays: read('maxLifetimeDays', 30), onError: read('onError', () => {}) })
+        const store = kind.place().open(options)
+        assert.deepEqual(reads, ['maxLifetimeDays', 'onError'])
+        assert.equal(store.maxLifetimeDays, 30)
+      })
     })
 
     describe('rotateKey', () => {

@@ -299,8 +299,10 @@ class KeyStore {
    * @param {StoreOptions} [options]
    */
   static inMemory(options) {
-    const opts = storeOptions(options)
-    const report = incidentReporter(onErrorOption(options))
+    // Read once: a getter among the options runs once, and both reads below see the same values.
+    const o = args.optionalObject(options, 'options')
+    const opts = storeOptions(o)
+    const report = incidentReporter(onErrorOption(o))
     const handle = call(() => native.storeInMemory(opts, report))
     return new KeyStore(CONSTRUCT, handle, opts.now)
   }
@@ -313,8 +315,9 @@ class KeyStore {
    */
   static open(path, options) {
     args.string(path, 'path')
-    const opts = storeOptions(options)
-    const report = incidentReporter(onErrorOption(options))
+    const o = args.optionalObject(options, 'options')
+    const opts = storeOptions(o)
+    const report = incidentReporter(onErrorOption(o))
     const handle = call(() => native.storeOpen(path, opts, report))
     return new KeyStore(CONSTRUCT, handle, opts.now)
   }
