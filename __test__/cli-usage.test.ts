@@ -82,6 +82,24 @@ describe('keygate CLI: usage', () => {
     assert.deepEqual(readdirSync(empty), [], 'no store file was created')
   })
 
+  test('serve with a KEYGATE_ADMIN_TOKEN too short or too long: a usage error (exit 2) before the store is opened', () => {
+    const empty = mkdtempSync(path.join(dir, 'empty-'))
+    for (const [token, message] of [
+      ['short', /at least 16 characters/],
+      ['t'.repeat(1025), /at most 1024 characters/],
+    ] as const) {
+      const r = keygate(['serve', '--port', '0'], empty, { KEYGATE_ADMIN_TOKEN: token })
+      assert.equal(r.code, 2, r.stderr)
+      assert.match(r.stderr, /^error: KEYGATE_ADMIN_TOKEN /)
+      assert.match(r.stderr, message)
+      assert.doesNotMatch(r.stderr, /INTERNAL|unexpected error|\n {4}at /)
+      const json = keygate(['--json', 'serve', '--port', '0'], empty, { KEYGATE_ADMIN_TOKEN: token })
+      assert.equal(json.code, 2)
+      assert.equal(JSON.parse(json.stdout).error.code, 'USAGE')
+    }
+    assert.deepEqual(readdirSync(empty), [], 'no store file was created')
+  })
+
   test("--db and KEYGATE_DB as an SQLite URI or ':memory:' get the store's own message, not a file of that name", () => {
     const empty = mkdtempSync(path.join(dir, 'empty-'))
     for (const name of ['file:./dev.db', 'FILE:dev.db', ':memory:']) {

@@ -17,10 +17,8 @@ const { createHash, randomBytes } = require('node:crypto')
 const { KeyStore } = require('../store.js')
 const { ownFields } = require('../args.js')
 const { fileNameOf, isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
-const { MAX_TOKEN_LENGTH } = require('./login.js')
+const { MAX_TOKEN_LENGTH, MIN_SERVE_TOKEN_LENGTH: MIN_TOKEN_LENGTH } = require('./login.js')
 const { createAdminServer } = require('./server.js')
-
-const MIN_TOKEN_LENGTH = 16
 
 /**
  * The file beside the store that holds the SHA-256 of the generated admin token.
