@@ -15,7 +15,7 @@ export interface AdminServerOptions {
   actor?: string
   /** Add `Secure` to the session cookie: true, false, or `'auto'` (default: https or X-Forwarded-Proto https). */
   secureCookies?: boolean | 'auto'
-  /** Longest key lifetime the page offers; the store enforces its own limit. Default 730. */
+  /** Longest key lifetime the page offers; the store enforces its own limit. Default: the store's `maxLifetimeDays`. */
   maxLifetimeDays?: number
   /** Session idle timeout in ms (1000 to 400 days), default 30 minutes. */
   sessionIdleMs?: number

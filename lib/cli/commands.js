@@ -394,7 +394,8 @@ const COMMANDS = [
       'The secret is printed once, on a line starting with "SECRET (shown once, store it now):";\n' +
       'keygate keeps only its SHA-256 and can never show it again. With --json the output is\n' +
       '{ "key": {...}, "secret": "kg_..." }.\n\n' +
-      'Expiry is mandatory, in the future and at most 730 days ahead (or --max-lifetime-days).\n' +
+      "Expiry is mandatory, in the future and at most the store's limit ahead (730 days unless set\n" +
+      'when the store was created, or --max-lifetime-days).\n' +
       WHEN_HELP,
     options: {
       user: O.user,

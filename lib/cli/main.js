@@ -74,7 +74,11 @@ const GLOBAL_OPTIONS = {
   db: { type: 'string', arg: '<file|url>', help: 'the store file, or a postgres:// URL; default $KEYGATE_DB, else ./keygate.db' },
   json: { type: 'boolean', help: 'print JSON (one document on stdout, errors included) instead of text' },
   actor: { type: 'string', arg: '<name>', help: 'who makes the change, for the audit trail; default $KEYGATE_ACTOR, else your OS user name' },
-  'max-lifetime-days': { type: 'string', arg: '<n>', help: 'longest key lifetime allowed, in days; default $KEYGATE_MAX_LIFETIME_DAYS, else 730' },
+  'max-lifetime-days': {
+    type: 'string',
+    arg: '<n>',
+    help: "longest key lifetime allowed, in days; default $KEYGATE_MAX_LIFETIME_DAYS, else the store's limit (730 by default)",
+  },
   help: { type: 'boolean', short: 'h', help: 'show help (also: keygate help <command>)' },
   version: { type: 'boolean', help: 'print the version of keygate' },
 }
