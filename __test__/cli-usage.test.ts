@@ -100,6 +100,15 @@ describe('keygate CLI: usage', () => {
     assert.deepEqual(readdirSync(empty), [], 'no store file was created')
   })
 
+  test('serve with a damaged admin token digest file: reported plainly (exit 2), not as an internal error', () => {
+    const work = mkdtempSync(path.join(dir, 'digest-'))
+    writeFileSync(path.join(work, 'keygate.db.admin-token.sha256'), 'not a digest\n')
+    const r = keygate(['serve', '--port', '0'], work)
+    assert.equal(r.code, 2, r.stderr)
+    assert.match(r.stderr, /^error: .*admin-token\.sha256 is not a SHA-256 digest; delete it/)
+    assert.doesNotMatch(r.stderr, /INTERNAL|unexpected error|\n {4}at /)
+  })
+
   test("--db and KEYGATE_DB as an SQLite URI or ':memory:' get the store's own message, not a file of that name", () => {
     const empty = mkdtempSync(path.join(dir, 'empty-'))
     for (const name of ['file:./dev.db', 'FILE:dev.db', ':memory:']) {

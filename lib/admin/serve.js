@@ -30,6 +30,14 @@ function tokenFileOf(db) {
 }
 
 /**
+ * A problem with the token's digest file (the environment's, not a bug): marked so the CLI reports it plainly.
+ * @param {string} message
+ */
+function fileProblem(message) {
+  return Object.assign(new Error(message), { environment: true })
+}
+
+/**
  * Works out the admin token: given (option/env), kept (digest file) or new (generated now).
  * @param {string} db
  * @param {string} [given] the `token` option
@@ -55,11 +63,11 @@ function adminToken(db, given, env = process.env) {
   try {
     kept = fs.readFileSync(file, 'utf8').trim()
   } catch (e) {
-    if (e.code !== 'ENOENT') throw new Error(`cannot read the admin token digest ${file}: ${e.message}`)
+    if (e.code !== 'ENOENT') throw fileProblem(`cannot read the admin token digest ${file}: ${e.message}`)
   }
   if (kept !== undefined) {
     if (!/^[0-9a-f]{64}$/i.test(kept)) {
-      throw new Error(`${file} is not a SHA-256 digest; delete it and restart to get a new admin token`)
+      throw fileProblem(`${file} is not a SHA-256 digest; delete it and restart to get a new admin token`)
     }
     return { tokenDigest: kept.toLowerCase(), source: 'file', file }
   }
@@ -78,8 +86,8 @@ function saveDigest(file, digest) {
     // 'wx': never overwrite a digest another process wrote meanwhile.
     fs.writeFileSync(file, `${digest}\n`, { mode: 0o600, flag: 'wx' })
   } catch (e) {
-    if (e.code === 'EEXIST') throw new Error(`${file} appeared meanwhile (another keygate serve?); start again`)
-    throw new Error(`cannot write the admin token digest ${file}: ${e.message}`)
+    if (e.code === 'EEXIST') throw fileProblem(`${file} appeared meanwhile (another keygate serve?); start again`)
+    throw fileProblem(`cannot write the admin token digest ${file}: ${e.message}`)
   }
   try {
     fs.chmodSync(file, 0o600)

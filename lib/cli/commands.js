@@ -658,8 +658,9 @@ const COMMANDS = [
           storeOptions,
         })
       } catch (error) {
-        // A busy or forbidden port is a problem with how serve was asked to run (exit 2).
-        if (error?.listen) throw new UsageError(error.message)
+        // A busy or forbidden port, or a damaged token digest file, is a problem with how serve
+        // was asked to run (exit 2), not a bug.
+        if (error?.listen || error?.environment) throw new UsageError(error.message)
         throw error
       }
       // Runs until a signal closes the server and the store.
