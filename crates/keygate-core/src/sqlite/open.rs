@@ -58,7 +58,18 @@ impl KeyStore {
             // database and write over it.
             return Err(corrupt(&path, "it is not an SQLite database (no SQLite header)"));
         }
-        let found = if existing { inspect(&path, &connect_read_only(&path)?)? } else { Found::Empty };
+        let found = if existing {
+            let reader = connect_read_only(&path)?;
+            // With a `-wal` beside it, the header is read through SQLite's own descriptor of the
+            // file (no lock dropped): a stale WAL (another database's, say) beside a file that is
+            // not one would otherwise be read as the database and checkpointed over that file.
+            if has_wal(&path) && header_through(&reader).is_some_and(|header| !is_sqlite_header(&header)) {
+                return Err(corrupt(&path, "it is not an SQLite database (no SQLite header)"));
+            }
+            inspect(&path, &reader)?
+        } else {
+            Found::Empty
+        };
         let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         if conn.is_readonly(rusqlite::MAIN_DB).map_err(|e| store_error(&path, "cannot open", e))? {
             return Err(Error::new(
@@ -79,7 +90,7 @@ impl KeyStore {
         let created = matches!(found, Found::Empty);
         let (registry, last_seen) = match found {
             // Read before the write connection existed: what changed since is caught
-            // up by the purge below, a write that starts by reading other processes' changes.
+            // up below, before the store is handed out.
             Found::Store { registry, last_seen } => (*registry, last_seen),
             // A new store (made here or, at the same moment, by another process).
             Found::Empty => {
@@ -99,6 +110,9 @@ impl KeyStore {
         };
         let store = KeyStore::with_backend(&options, prefix, registry, Box::new(backend), created)?;
         let purge_after_ms = (purge_days * 86_400_000.0) as i64;
+        // Other processes' commits since the look above (a revocation among them) are seen
+        // before `open` returns: the purge below no longer catches up when nothing is due.
+        store.catch_up()?;
         store.purge_expired(purge_after_ms)?;
         let weak = store.downgrade();
         let handle = std::thread::Builder::new()
@@ -185,8 +199,42 @@ fn has_sqlite_header(path: &Path) -> std::io::Result<bool> {
     use std::io::Read;
     let mut header = Vec::with_capacity(20);
     std::fs::File::open(path)?.take(20).read_to_end(&mut header)?;
+    Ok(is_sqlite_header(&header))
+}
+
+/// See [`has_sqlite_header`]: the first bytes of the file (fewer when it is shorter).
+fn is_sqlite_header(header: &[u8]) -> bool {
     let versions_ok = matches!(header.get(18..20), Some([1 | 2, 1 | 2]));
-    Ok(header.get(..16) == Some(b"SQLite format 3\0".as_slice()) && versions_ok)
+    header.get(..16) == Some(b"SQLite format 3\0".as_slice()) && versions_ok
+}
+
+/// The first 20 bytes of the main file of `conn`, read through the descriptor SQLite opened
+/// for it (before any statement: nothing of the WAL is read), zero-filled past the end of a
+/// shorter file; `None` when SQLite cannot say (the caller then leaves it to SQLite).
+fn header_through(conn: &Connection) -> Option<[u8; 20]> {
+    use rusqlite::ffi;
+    let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+    // SAFETY: `conn` is an open connection; SQLITE_FCNTL_FILE_POINTER writes the `sqlite3_file*`
+    // of its "main" database (owned by SQLite, valid while `conn` is open) into `file`.
+    let rc = unsafe { ffi::sqlite3_file_control(conn.handle(), c"main".as_ptr(), ffi::SQLITE_FCNTL_FILE_POINTER, (&raw mut file).cast()) };
+    if rc != ffi::SQLITE_OK || file.is_null() {
+        return None;
+    }
+    // SAFETY: `file` is the live `sqlite3_file` SQLite gave above; its methods (when set) are
+    // the VFS's, and `xRead` reads at most 20 bytes into `header`, which holds 20. A short
+    // read zero-fills the rest and says so (SQLITE_IOERR_SHORT_READ).
+    unsafe {
+        let methods = (*file).pMethods;
+        if methods.is_null() {
+            return None;
+        }
+        let read = (*methods).xRead?;
+        let mut header = [0u8; 20];
+        match read(file, header.as_mut_ptr().cast(), 20, 0) {
+            ffi::SQLITE_OK | ffi::SQLITE_IOERR_SHORT_READ => Some(header),
+            _ => None,
+        }
+    }
 }
 
 /// `file:<path>?immutable=1`, the path percent-encoded; `None` for a path that is not UTF-8.

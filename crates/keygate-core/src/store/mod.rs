@@ -156,6 +156,11 @@ impl KeyStore {
         *self.inner.maintenance.lock() = Some(handle);
     }
 
+    /// Catches up with what other processes committed (see `Inner::poll`).
+    pub(crate) fn catch_up(&self) -> Result<()> {
+        self.inner.poll()
+    }
+
     /// Deletes keys expired for longer than `after_ms` (see `Inner::purge_expired`).
     pub(crate) fn purge_expired(&self, after_ms: i64) -> Result<usize> {
         self.inner.purge_expired(after_ms)

@@ -1,0 +1,88 @@
+// What KeyStore.open hands out: a store current with every commit made before it returned, and
+// never a file that is not an SQLite database taken for one (a stale -wal beside it or not).
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { spawn } from 'node:child_process'
+
+import { KeyStore } from '../index.js'
+import { DAY, at } from './helpers.js'
+import { NODE, children, open, storePath, throwsStoreError, wall } from './support/durable.js'
+
+describe('KeyStore.open', () => {
+  test('a revocation another process commits while the store opens is seen by the first check after open returns', { timeout: 120_000 }, async () => {
+    const file = storePath()
+    // Enough keys that the open's first read of the file takes tens of milliseconds.
+    const seed = KeyStore.inMemory()
+    seed.putUser({ id: 'u', rights: ['*:*'] })
+    const expiresAt = at(new Date(), 30 * DAY)
+    for (let i = 0; i < 30_000; i++) seed.createKey({ userId: 'u', description: '', expiresAt })
+    const disk = open(file)
+    KeyStore.copy(seed, disk)
+    disk.close()
+    let started = wall()
+    KeyStore.open(file).close()
+    const openMs = wall() - started
+
+    const child = spawn(NODE, [path.join(__dirname, 'support', 'revoke-later.js'), file], { stdio: ['pipe', 'pipe', 'inherit'] })
+    children.add(child)
+    child.stdout.setEncoding('utf8')
+    let buffer = ''
+    let wake: (() => void) | undefined
+    child.stdout.on('data', (chunk: string) => {
+      buffer += chunk
+      wake?.()
+    })
+    const next = async (): Promise<{ ready?: boolean; committedAt?: number }> => {
+      for (;;) {
+        const nl = buffer.indexOf('\n')
+        if (nl >= 0) {
+          const line = buffer.slice(0, nl)
+          buffer = buffer.slice(nl + 1)
+          return JSON.parse(line)
+        }
+        await new Promise<void>((resolve) => (wake = resolve))
+      }
+    }
+    assert.equal((await next()).ready, true)
+
+    let conclusive = 0
+    for (let trial = 0; trial < 12 && conclusive < 4; trial++) {
+      const writer = KeyStore.open(file)
+      const { key, secret } = writer.createKey({ userId: 'u', description: 'revoked during an open', expiresAt })
+      writer.close()
+      child.stdin.write(`${(openMs * 0.3).toFixed(1)} ${key.id}\n`)
+      started = wall()
+      const store = KeyStore.open(file)
+      const returned = wall()
+      const allowed = store.isAllowed(secret, 'svc', 'call')
+      store.close()
+      const { committedAt } = await next()
+      // Only a revocation committed well before open returned says anything (the store's
+      // watcher may also catch up with one committed in the open's last moments).
+      if (committedAt! < started || returned - committedAt! < 10) continue
+      conclusive++
+      assert.equal(allowed, false, `revoked ${(returned - committedAt!).toFixed(1)} ms before open returned, yet allowed`)
+    }
+    child.stdin.write('exit\n')
+    assert.ok(conclusive > 0, 'no revocation landed inside an open; the store opens too fast for this test')
+  })
+
+  test('a file that is not an SQLite database, with a stale -wal of another store beside it, is refused and left as it was', () => {
+    const other = storePath()
+    const live = open(other)
+    live.putUser({ id: 'u', rights: ['*:*'] })
+    live.createKey({ userId: 'u', description: '', expiresAt: at(new Date(), DAY) })
+    // The WAL as it was while the store was open (a crash, or files copied together).
+    const staleWal = fs.readFileSync(`${other}-wal`)
+    live.close()
+    for (const bytes of [Buffer.from('my notes, not a database\n'.repeat(200)), Buffer.alloc(8192), Buffer.from('hi')]) {
+      const file = storePath()
+      fs.writeFileSync(file, bytes)
+      fs.writeFileSync(`${file}-wal`, staleWal)
+      throwsStoreError(() => open(file), 'STORE_CORRUPT', file)
+      assert.deepEqual(fs.readFileSync(file), bytes, 'the file was written over')
+    }
+  })
+})
