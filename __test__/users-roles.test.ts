@@ -3,7 +3,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 
 import { KeyStore } from '../index.js'
-import { allowedTwice, assertNoSecret, forgeSecret, frozenStore, issue, snapshot, throwsCode } from './helpers.js'
+import { DAY, allowedTwice, assertNoSecret, forgeSecret, frozenStore, issue, snapshot, throwsCode } from './helpers.js'
 
 describe('users', () => {
   test('putUser creates a user, status defaults to active, rights/roles default to none', () => {
@@ -377,6 +377,28 @@ describe('objects given to the store', () => {
     const parsed = Object.assign({}, JSON.parse('{"id":"parsed","__proto__":{"roles":["admin"]}}'))
     assert.deepEqual(store.putUser(parsed).roles, [])
     assert.deepEqual(store.effectiveRights('parsed')?.all, [])
+  })
+
+  test('options left out are not read from a polluted Object.prototype either', () => {
+    const proto = Object.prototype as Record<string, unknown>
+    proto.expectedUpdatedAt = new Date(0)
+    proto.actor = 'polluted'
+    proto.now = new Date(0)
+    proto.state = 'revoked'
+    try {
+      const store = KeyStore.inMemory()
+      assert.notEqual(store.now().getTime(), 0, 'the clock was frozen by an inherited options.now')
+      store.putUser({ id: 'u', rights: ['*:*'] })
+      const { key } = store.createKey({ userId: 'u', description: '', expiresAt: new Date(Date.now() + DAY) })
+      assert.equal(store.setState(key.id, 'suspended').state, 'suspended')
+      assert.equal(store.updateKey(key.id, { description: 'd' }).description, 'd')
+      assert.equal(store.listKeys().length, 1)
+    } finally {
+      delete proto.expectedUpdatedAt
+      delete proto.actor
+      delete proto.now
+      delete proto.state
+    }
   })
 
   test('a hole in an array is not filled from a polluted Object.prototype', () => {

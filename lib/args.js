@@ -152,7 +152,8 @@ function isArray(value, name) {
  * @returns {Record<string, unknown>}
  */
 function optionalObject(value, name) {
-  return value === undefined ? {} : object(value, name)
+  // Left out: no fields, and none inherited either (as `ownFields` gives them).
+  return value === undefined ? Object.create(null) : object(value, name)
 }
 
 /**
