@@ -401,6 +401,24 @@ describe('objects given to the store', () => {
     }
   })
 
+  test('what the store answers holds no field a polluted Object.prototype supplies', () => {
+    const store = KeyStore.inMemory()
+    store.putUser({ id: 'u', rights: ['*:*'] })
+    const { key, secret } = store.createKey({ userId: 'u', description: '', expiresAt: new Date(Date.now() + DAY) })
+    const proto = Object.prototype as Record<string, unknown>
+    const polluted = { actor: 'mallory', keyId: 'key_forged', userId: 'forged', matchedRule: 'forged:*', lastUsedAt: 0 }
+    Object.assign(proto, polluted)
+    try {
+      for (const entry of store.audit()) assert.equal(Object.hasOwn(entry, 'actor'), false, `${entry.action} shows an actor it was not given`)
+      assert.equal(store.getKey(key.id)!.lastUsedAt, null, 'a key never used shows a use')
+      const unknown = store.explain('kg_not_a_key', 'svc', 'api')
+      for (const field of ['keyId', 'userId', 'matchedRule']) assert.equal(Object.hasOwn(unknown, field), false, `explain shows a ${field}`)
+      assert.equal(store.explain(secret, 'svc', 'api').keyId, key.id)
+    } finally {
+      for (const field of Object.keys(polluted)) delete proto[field]
+    }
+  })
+
   test('a hole in an array is not filled from a polluted Object.prototype', () => {
     const store = frozenStore()
     store.putRole({ name: 'admin', rights: ['*:*'] })

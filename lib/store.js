@@ -79,10 +79,26 @@ function call(fn) {
 }
 
 /**
+ * A field the core may leave out of what it answers, read as the answer's own: a field left out
+ * is never read through the prototype chain (a polluted `Object.prototype.actor` would otherwise
+ * show as every audit entry's actor).
+ * @template {object} T
+ * @template {keyof T} K
+ * @param {T} dto
+ * @param {K} field
+ * @returns {NonNullable<T[K]> | undefined}
+ */
+function ownField(dto, field) {
+  const value = Object.hasOwn(dto, field) ? dto[field] : undefined
+  return value == null ? undefined : /** @type {NonNullable<T[K]>} */ (value)
+}
+
+/**
  * @param {KeyDto} dto
  * @returns {ApiKey}
  */
 function toKey(dto) {
+  const lastUsedAt = ownField(dto, 'lastUsedAt')
   return {
     id: dto.id,
     userId: dto.userId,
@@ -93,7 +109,7 @@ function toKey(dto) {
     rules: dto.rules,
     createdAt: new Date(dto.createdAt),
     updatedAt: new Date(dto.updatedAt),
-    lastUsedAt: dto.lastUsedAt == null ? null : new Date(dto.lastUsedAt),
+    lastUsedAt: lastUsedAt === undefined ? null : new Date(lastUsedAt),
     hint: dto.hint,
   }
 }
@@ -230,9 +246,12 @@ function changeOptionsOf(o) {
 function toAuditEntry(dto) {
   /** @type {AuditEntry} */
   const entry = { seq: dto.seq, at: new Date(dto.at), action: /** @type {AuditEntry['action']} */ (dto.action), changes: JSON.parse(dto.detail), hash: dto.hash }
-  if (dto.actor != null) entry.actor = dto.actor
-  if (dto.keyId != null) entry.keyId = dto.keyId
-  if (dto.userId != null) entry.userId = dto.userId
+  const actor = ownField(dto, 'actor')
+  if (actor !== undefined) entry.actor = actor
+  const keyId = ownField(dto, 'keyId')
+  if (keyId !== undefined) entry.keyId = keyId
+  const userId = ownField(dto, 'userId')
+  if (userId !== undefined) entry.userId = userId
   return entry
 }
 
@@ -835,9 +854,12 @@ class KeyStore {
 function toDecision(dto) {
   /** @type {Decision} */
   const decision = { allowed: dto.allowed, reason: dto.reason }
-  if (dto.keyId != null) decision.keyId = dto.keyId
-  if (dto.userId != null) decision.userId = dto.userId
-  if (dto.matchedRule != null) decision.matchedRule = dto.matchedRule
+  const keyId = ownField(dto, 'keyId')
+  if (keyId !== undefined) decision.keyId = keyId
+  const userId = ownField(dto, 'userId')
+  if (userId !== undefined) decision.userId = userId
+  const matchedRule = ownField(dto, 'matchedRule')
+  if (matchedRule !== undefined) decision.matchedRule = matchedRule
   return decision
 }
 
