@@ -94,6 +94,24 @@ function ownField(dto, field) {
 }
 
 /**
+ * The `fields` the core gave in `dto` (see `ownField`), the others left out.
+ * @template {object} T
+ * @template {keyof T} K
+ * @param {T} dto
+ * @param {K[]} fields
+ * @returns {Partial<Record<K, NonNullable<T[K]>>>}
+ */
+function givenFields(dto, fields) {
+  /** @type {Partial<Record<K, NonNullable<T[K]>>>} */
+  const given = {}
+  for (const field of fields) {
+    const value = ownField(dto, field)
+    if (value !== undefined) given[field] = value
+  }
+  return given
+}
+
+/**
  * @param {KeyDto} dto
  * @returns {ApiKey}
  */
@@ -246,13 +264,7 @@ function changeOptionsOf(o) {
 function toAuditEntry(dto) {
   /** @type {AuditEntry} */
   const entry = { seq: dto.seq, at: new Date(dto.at), action: /** @type {AuditEntry['action']} */ (dto.action), changes: JSON.parse(dto.detail), hash: dto.hash }
-  const actor = ownField(dto, 'actor')
-  if (actor !== undefined) entry.actor = actor
-  const keyId = ownField(dto, 'keyId')
-  if (keyId !== undefined) entry.keyId = keyId
-  const userId = ownField(dto, 'userId')
-  if (userId !== undefined) entry.userId = userId
-  return entry
+  return Object.assign(entry, givenFields(dto, ['actor', 'keyId', 'userId']))
 }
 
 function closedError() {
@@ -854,13 +866,7 @@ class KeyStore {
 function toDecision(dto) {
   /** @type {Decision} */
   const decision = { allowed: dto.allowed, reason: dto.reason }
-  const keyId = ownField(dto, 'keyId')
-  if (keyId !== undefined) decision.keyId = keyId
-  const userId = ownField(dto, 'userId')
-  if (userId !== undefined) decision.userId = userId
-  const matchedRule = ownField(dto, 'matchedRule')
-  if (matchedRule !== undefined) decision.matchedRule = matchedRule
-  return decision
+  return Object.assign(decision, givenFields(dto, ['keyId', 'userId', 'matchedRule']))
 }
 
 /**
