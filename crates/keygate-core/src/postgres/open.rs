@@ -2,7 +2,7 @@
 //! connection made and the server checked (a primary, not a replica), the schema
 //! created or checked, the listener connected and LISTENing (and a notification
 //! seen to arrive: a pooler in transaction mode cannot deliver them) before the
-//! snapshot is read, then the listener thread started.
+//! snapshot is read, what was committed since caught up, then the listener thread started.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -87,6 +87,10 @@ pub(crate) fn open(url: &str, options: Options) -> Result<KeyStore> {
     // The limit given when the store was created applies to every process that does not set its own.
     options.max_lifetime_days = options.max_lifetime_days.or(meta.max_lifetime_days);
     let store = KeyStore::with_backend(&options, meta.prefix, registry, Box::new(PgBackend { shared: shared.clone() }), meta.created)?;
+    // What other hosts committed after the snapshot's start (reading a big store takes a
+    // while: a revocation among them) is seen before `open` returns, not at the listener
+    // thread's first round after it (its notifications wait unread until then).
+    store.catch_up()?;
     let weak = store.downgrade();
     let purge_after_ms = (purge_days * 86_400_000.0) as i64;
     let handle = std::thread::Builder::new()
