@@ -609,6 +609,45 @@ fn terminated_connections_are_replaced_and_nothing_is_missed() {
     b.close().unwrap();
 }
 
+/// A listener that comes back after losing its connection catches up at once: what was committed
+/// while it was away sent it no notification, so waiting for one (up to the next heartbeat,
+/// 250 ms) would leave a revocation unseen for that long.
+#[test]
+fn a_listener_back_from_a_lost_connection_catches_up_at_once() {
+    let Some(db) = Db::new() else { return };
+    let a = open(&db.url()).unwrap();
+    let (id, secret) = seed(&a);
+    let b = open(&db.url()).unwrap();
+    wait_for(&b, &secret, Reason::Allowed);
+    // No new connection until the revocation is committed; b's two (the newest) cut.
+    psql("postgres", &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false", db.name));
+    let killed = psql(
+        "postgres",
+        &format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM (SELECT pid FROM pg_stat_activity WHERE datname = '{}' \
+         AND application_name = 'keygate' ORDER BY backend_start DESC LIMIT 2) AS newest",
+            db.name
+        ),
+    );
+    assert_eq!(killed, "2");
+    let start = Instant::now();
+    while b.health().connected {
+        assert!(start.elapsed() < Duration::from_secs(5), "b never noticed its listener was gone");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    a.set_state(&id, "revoked", None).unwrap();
+    psql("postgres", &format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true", db.name));
+    let start = Instant::now();
+    while !b.health().connected {
+        assert!(start.elapsed() < Duration::from_secs(10), "b never reconnected");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let took = wait_for(&b, &secret, Reason::Revoked);
+    assert!(took < Duration::from_millis(150), "the revocation was seen {took:?} after b reconnected");
+    a.close().unwrap();
+    b.close().unwrap();
+}
+
 #[test]
 fn changes_too_large_for_a_notification_are_read_from_the_table_in_order() {
     let Some(db) = Db::new() else { return };

@@ -37,6 +37,9 @@ struct Watcher {
     notifications: Option<UnboundedReceiver<String>>,
     /// Something was committed that this process has not applied.
     behind: bool,
+    /// Connected in this round: catch up before waiting for notifications (what was
+    /// committed while away sent none to this connection).
+    just_connected: bool,
     backoff: Duration,
     next_attempt: Instant,
     last_heartbeat: Instant,
@@ -58,6 +61,7 @@ pub(super) fn watch(store: &Weak<Inner>, shared: &Arc<Shared>, notifications: Un
     let mut watcher = Watcher {
         notifications: Some(notifications),
         behind: true,
+        just_connected: false,
         backoff: BACKOFF_MIN,
         next_attempt: now,
         last_heartbeat: now,
@@ -104,7 +108,7 @@ impl Watcher {
                 std::thread::sleep((self.next_attempt - now).min(BACKOFF_MIN));
             }
         }
-        if self.notifications.is_some() {
+        if self.notifications.is_some() && !std::mem::take(&mut self.just_connected) {
             self.listen(shared);
         }
         if self.notifications.is_some() && self.last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
@@ -239,8 +243,9 @@ impl Watcher {
                 shared.touch();
                 self.backoff = BACKOFF_MIN;
                 self.last_heartbeat = Instant::now();
-                // Anything may have been committed while it was away.
+                // Anything may have been committed while it was away: caught up in this round.
                 self.behind = true;
+                self.just_connected = true;
             }
             Err(_) => self.schedule_reconnect(),
         }
