@@ -30,8 +30,6 @@ const LOGIN_MAX_DEVICES = 10_000
 /** `<random id>.<expiry, ms since the epoch>.<HMAC of both>`, all base64url or decimal. */
 /** The longest token a login may send (and so the longest a server may be given). */
 const MAX_TOKEN_LENGTH = 1024
-/** The shortest token `keygate serve` takes from $KEYGATE_ADMIN_TOKEN (or its `token` option). */
-const MIN_SERVE_TOKEN_LENGTH = 16
 const DEVICE_COOKIE_RE = /^([A-Za-z0-9_-]{22})\.([0-9]{1,15})\.([A-Za-z0-9_-]{43})$/
 
 /**
@@ -288,4 +286,4 @@ function createLogin({ tokenDigest, deviceKey, failureDelayMs, failureMaxDelayMs
   return { check, sweep }
 }
 
-module.exports = { createLogin, loginOptions, MAX_TOKEN_LENGTH, MIN_SERVE_TOKEN_LENGTH }
+module.exports = { createLogin, loginOptions, MAX_TOKEN_LENGTH }

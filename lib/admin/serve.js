@@ -17,8 +17,22 @@ const { createHash, randomBytes } = require('node:crypto')
 const { KeyStore } = require('../store.js')
 const { ownFields } = require('../args.js')
 const { fileNameOf, isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
-const { MAX_TOKEN_LENGTH, MIN_SERVE_TOKEN_LENGTH: MIN_TOKEN_LENGTH } = require('./login.js')
+const { MAX_TOKEN_LENGTH } = require('./login.js')
 const { createAdminServer } = require('./server.js')
+
+const MIN_TOKEN_LENGTH = 16
+
+/**
+ * What an admin token's length must be, when `token`'s is not (`at least 16`, `at most 1024`):
+ * a longer token than a login may send would lock the admin out.
+ * @param {string} token
+ * @returns {string | undefined}
+ */
+function tokenLengthProblem(token) {
+  if (token.length < MIN_TOKEN_LENGTH) return `at least ${MIN_TOKEN_LENGTH}`
+  if (token.length > MAX_TOKEN_LENGTH) return `at most ${MAX_TOKEN_LENGTH}`
+  return undefined
+}
 
 /**
  * The file beside the store that holds the SHA-256 of the generated admin token.
@@ -49,13 +63,8 @@ function adminToken(db, given, env = process.env) {
   const fromOption = typeof given === 'string' && given !== ''
   const explicit = fromOption ? given : env.KEYGATE_ADMIN_TOKEN
   if (typeof explicit === 'string' && explicit !== '') {
-    if (explicit.length < MIN_TOKEN_LENGTH) {
-      throw new Error(`the admin token must be at least ${MIN_TOKEN_LENGTH} characters (KEYGATE_ADMIN_TOKEN)`)
-    }
-    if (explicit.length > MAX_TOKEN_LENGTH) {
-      // The login form may send no more: a longer token would lock the admin out.
-      throw new Error(`the admin token must be at most ${MAX_TOKEN_LENGTH} characters (KEYGATE_ADMIN_TOKEN)`)
-    }
+    const bound = tokenLengthProblem(explicit)
+    if (bound !== undefined) throw new Error(`the admin token must be ${bound} characters (KEYGATE_ADMIN_TOKEN)`)
     const digest = createHash('sha256').update(explicit, 'utf8').digest('hex')
     return { token: explicit, tokenDigest: digest, source: fromOption ? 'option' : 'env', file }
   }
@@ -196,4 +205,4 @@ async function serve(given = {}) {
   return { url: /** @type {string} */ (admin.url), port: /** @type {number} */ (admin.port), db, tokenFile: tokenFileOf(db), store, close }
 }
 
-module.exports = { serve, adminToken, tokenFileOf }
+module.exports = { serve, adminToken, tokenFileOf, tokenLengthProblem }

@@ -637,11 +637,8 @@ const COMMANDS = [
       // A token the server would refuse is a usage error, found before the store is opened or created.
       const token = env.KEYGATE_ADMIN_TOKEN
       if (token !== undefined && token !== '') {
-        const { MIN_SERVE_TOKEN_LENGTH: MIN_TOKEN_LENGTH, MAX_TOKEN_LENGTH } = require('../admin/login.js')
-        if (token.length < MIN_TOKEN_LENGTH || token.length > MAX_TOKEN_LENGTH) {
-          const bound = token.length < MIN_TOKEN_LENGTH ? `at least ${MIN_TOKEN_LENGTH}` : `at most ${MAX_TOKEN_LENGTH}`
-          throw new UsageError(`KEYGATE_ADMIN_TOKEN must be ${bound} characters (it has ${token.length})`)
-        }
+        const bound = require('../admin/serve.js').tokenLengthProblem(token)
+        if (bound !== undefined) throw new UsageError(`KEYGATE_ADMIN_TOKEN must be ${bound} characters (it has ${token.length})`)
       }
       const port = opts.port ?? env.PORT
       return { port: port === undefined ? 8080 : parseWhole(port, opts.port === undefined ? '$PORT' : '--port', 0, 65535) }
