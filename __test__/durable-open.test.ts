@@ -3,12 +3,11 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
-import * as path from 'node:path'
-import { spawn } from 'node:child_process'
 
 import { KeyStore } from '../index.js'
 import { DAY, at } from './helpers.js'
-import { NODE, children, open, storePath, throwsStoreError, wall } from './support/durable.js'
+import { StoreProcess } from './support/child-store.js'
+import { open, storePath, throwsStoreError, wall } from './support/durable.js'
 
 describe('KeyStore.open', () => {
   test('a revocation another process commits while the store opens is seen by the first check after open returns', { timeout: 120_000 }, async () => {
@@ -25,47 +24,27 @@ describe('KeyStore.open', () => {
     KeyStore.open(file).close()
     const openMs = wall() - started
 
-    const child = spawn(NODE, [path.join(__dirname, 'support', 'revoke-later.js'), file], { stdio: ['pipe', 'pipe', 'inherit'] })
-    children.add(child)
-    child.stdout.setEncoding('utf8')
-    let buffer = ''
-    let wake: (() => void) | undefined
-    child.stdout.on('data', (chunk: string) => {
-      buffer += chunk
-      wake?.()
-    })
-    const next = async (): Promise<{ ready?: boolean; committedAt?: number }> => {
-      for (;;) {
-        const nl = buffer.indexOf('\n')
-        if (nl >= 0) {
-          const line = buffer.slice(0, nl)
-          buffer = buffer.slice(nl + 1)
-          return JSON.parse(line)
-        }
-        await new Promise<void>((resolve) => (wake = resolve))
-      }
-    }
-    assert.equal((await next()).ready, true)
-
+    const other = await StoreProcess.start(file)
     let conclusive = 0
     for (let trial = 0; trial < 12 && conclusive < 4; trial++) {
       const writer = KeyStore.open(file)
       const { key, secret } = writer.createKey({ userId: 'u', description: 'revoked during an open', expiresAt })
       writer.close()
-      child.stdin.write(`${(openMs * 0.3).toFixed(1)} ${key.id}\n`)
+      const revocation = other.send('setState', [key.id, 'revoked'], { delayMs: openMs * 0.3 })
       started = wall()
       const store = KeyStore.open(file)
       const returned = wall()
       const allowed = store.isAllowed(secret, 'svc', 'call')
       store.close()
-      const { committedAt } = await next()
+      const { ok, at: committedAt } = await other.reply(revocation)
+      assert.equal(ok, true)
       // Only a revocation committed well before open returned says anything (the store's
       // watcher may also catch up with one committed in the open's last moments).
-      if (committedAt! < started || returned - committedAt! < 10) continue
+      if (committedAt < started || returned - committedAt < 10) continue
       conclusive++
-      assert.equal(allowed, false, `revoked ${(returned - committedAt!).toFixed(1)} ms before open returned, yet allowed`)
+      assert.equal(allowed, false, `revoked ${(returned - committedAt).toFixed(1)} ms before open returned, yet allowed`)
     }
-    child.stdin.write('exit\n')
+    await other.stop()
     assert.ok(conclusive > 0, 'no revocation landed inside an open; the store opens too fast for this test')
   })
 

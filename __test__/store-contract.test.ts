@@ -15,6 +15,21 @@ import type { Place } from './support/stores.js'
 /** Frozen at T0, and nothing purged behind the test's back. */
 const FROZEN: StoreOptions = { now: T0, purgeExpiredAfterDays: 1e6 }
 
+/** An object whose fields are getters that record each read in `reads`, in order. */
+function readsRecorded(fields: Record<string, unknown>, reads: string[]): object {
+  const getters: PropertyDescriptorMap = {}
+  for (const [field, value] of Object.entries(fields)) {
+    getters[field] = {
+      enumerable: true,
+      get: () => {
+        reads.push(field)
+        return value
+      },
+    }
+  }
+  return Object.defineProperties({}, getters)
+}
+
 for (const kind of STORE_KINDS) {
   describe(`store contract: ${kind.name}`, kind.options, () => {
     /** A new, empty store of this kind, frozen at T0, and the place it keeps its state. */
@@ -365,15 +380,7 @@ for (const kind of STORE_KINDS) {
       test('updateKey, setState and rotateKey read each option once (a getter runs once)', () => {
         const { store, id } = seeded()
         const reads: string[] = []
-        const read = <T>(field: string, value: T) => ({
-          enumerable: true,
-          get: () => {
-            reads.push(field)
-            return value
-          },
-        })
-        const counted = (expectedUpdatedAt: Date) =>
-          Object.defineProperties({}, { actor: read('actor', 'ops'), expectedUpdatedAt: read('expectedUpdatedAt', expectedUpdatedAt) })
+        const counted = (expectedUpdatedAt: Date) => readsRecorded({ actor: 'ops', expectedUpdatedAt }, reads)
         store.setNow(at(T0, SECOND))
         const updated = store.updateKey(id, { description: 'b' }, counted(store.getKey(id)!.updatedAt))
         assert.deepEqual(reads.splice(0), ['actor', 'expectedUpdatedAt'], 'updateKey')
@@ -388,14 +395,7 @@ for (const kind of STORE_KINDS) {
 
       test('opening a store reads each option once (a getter runs once)', () => {
         const reads: string[] = []
-        const read = <T>(field: string, value: T) => ({
-          enumerable: true,
-          get: () => {
-            reads.push(field)
-            return value
-          },
-        })
-        const options = Object.defineProperties({}, { maxLifetimeDays: read('maxLifetimeDays', 30), onError: read('onError', () => {}) })
+        const options = readsRecorded({ maxLifetimeDays: 30, onError: () => {} }, reads)
         const store = kind.place().open(options)
         assert.deepEqual(reads, ['maxLifetimeDays', 'onError'])
         assert.equal(store.maxLifetimeDays, 30)
