@@ -48,22 +48,15 @@ impl KeyStore {
             return Err(Error::new(ErrorCode::InvalidArgument, format!("purgeExpiredAfterDays {purge_days} must be 0 or more")));
         }
         let existing = std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
-        // Read through a descriptor of its own only while no `-wal` is beside the file: with
-        // one, a store of this process (another worker's, say) may have it open, and closing
-        // any descriptor of the file drops the POSIX locks SQLite holds for that store, after
-        // which another process's close deletes the WAL under it (its later commits, a
-        // revocation among them, are then seen by no other process). SQLite reads it instead.
-        if existing && !has_wal(&path) && has_sqlite_header(&path).is_ok_and(|has| !has) {
-            // SQLite would take a file shorter than its header for an empty
-            // database and write over it.
-            return Err(corrupt(&path, "it is not an SQLite database (no SQLite header)"));
-        }
         let found = if existing {
             let reader = connect_read_only(&path)?;
-            // With a `-wal` beside it, the header is read through SQLite's own descriptor of the
-            // file (no lock dropped): a stale WAL (another database's, say) beside a file that is
-            // not one would otherwise be read as the database and checkpointed over that file.
-            if has_wal(&path) && header_through(&reader).is_some_and(|header| !is_sqlite_header(&header)) {
+            // SQLite would take a file shorter than its header for an empty database, and a
+            // stale WAL (another database's, say) beside a file that is not one for that
+            // database, and write over the file. The header is read through SQLite's own
+            // descriptor: closing one of ours would drop the POSIX locks SQLite holds for any
+            // store of this process on the file (another worker's, say), after which another
+            // process's close deletes the WAL under it and its commits reach no one else.
+            if header_through(&reader).is_some_and(|header| !is_sqlite_header(&header)) {
                 return Err(corrupt(&path, "it is not an SQLite database (no SQLite header)"));
             }
             inspect(&path, &reader)?
@@ -190,19 +183,10 @@ fn has_wal(path: &Path) -> bool {
     Path::new(&wal).exists()
 }
 
-/// Whether the file starts with a header SQLite can read and write: its
-/// 16-byte magic string, and file-format read/write versions 1 (legacy) or 2
-/// (WAL) at bytes 18 and 19 — with a higher write version SQLite opens the file
-/// read-only, and only the first write would say so. A file that cannot be
-/// read is left to SQLite, which reports why.
-fn has_sqlite_header(path: &Path) -> std::io::Result<bool> {
-    use std::io::Read;
-    let mut header = Vec::with_capacity(20);
-    std::fs::File::open(path)?.take(20).read_to_end(&mut header)?;
-    Ok(is_sqlite_header(&header))
-}
-
-/// See [`has_sqlite_header`]: the first bytes of the file (fewer when it is shorter).
+/// Whether `header` (a file's first 20 bytes) is one SQLite can read and write: its
+/// 16-byte magic string, and file-format read/write versions 1 (legacy) or 2 (WAL) at
+/// bytes 18 and 19 — with a higher write version SQLite opens the file read-only, and
+/// only the first write would say so.
 fn is_sqlite_header(header: &[u8]) -> bool {
     let versions_ok = matches!(header.get(18..20), Some([1 | 2, 1 | 2]));
     header.get(..16) == Some(b"SQLite format 3\0".as_slice()) && versions_ok
