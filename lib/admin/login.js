@@ -27,10 +27,24 @@ const DEVICE_COOKIE_MAX_AGE_MS = 30 * 24 * 60 * 60 * 1000
 const DEVICE_MAX_FAILURES = 10
 /** Device cookies with failures (or revoked) remembered at most (the oldest is forgotten first). */
 const LOGIN_MAX_DEVICES = 10_000
-/** `<random id>.<expiry, ms since the epoch>.<HMAC of both>`, all base64url or decimal. */
 /** The longest token a login may send (and so the longest a server may be given). */
 const MAX_TOKEN_LENGTH = 1024
+/** The shortest admin token `keygate serve` takes (from $KEYGATE_ADMIN_TOKEN or its `token` option). */
+const MIN_TOKEN_LENGTH = 16
+/** `<random id>.<expiry, ms since the epoch>.<HMAC of both>`, all base64url or decimal. */
 const DEVICE_COOKIE_RE = /^([A-Za-z0-9_-]{22})\.([0-9]{1,15})\.([A-Za-z0-9_-]{43})$/
+
+/**
+ * What an admin token's length must be, when `token`'s is not (`at least 16`, `at most 1024`):
+ * a longer token than a login may send would lock the admin out.
+ * @param {string} token
+ * @returns {string | undefined}
+ */
+function tokenLengthProblem(token) {
+  if (token.length < MIN_TOKEN_LENGTH) return `at least ${MIN_TOKEN_LENGTH}`
+  if (token.length > MAX_TOKEN_LENGTH) return `at most ${MAX_TOKEN_LENGTH}`
+  return undefined
+}
 
 /**
  * @typedef {import('node:http').IncomingMessage} IncomingMessage
@@ -286,4 +300,4 @@ function createLogin({ tokenDigest, deviceKey, failureDelayMs, failureMaxDelayMs
   return { check, sweep }
 }
 
-module.exports = { createLogin, loginOptions, MAX_TOKEN_LENGTH }
+module.exports = { createLogin, loginOptions, MAX_TOKEN_LENGTH, tokenLengthProblem }

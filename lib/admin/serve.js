@@ -17,22 +17,8 @@ const { createHash, randomBytes } = require('node:crypto')
 const { KeyStore } = require('../store.js')
 const { ownFields } = require('../args.js')
 const { fileNameOf, isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
-const { MAX_TOKEN_LENGTH } = require('./login.js')
+const { tokenLengthProblem } = require('./login.js')
 const { createAdminServer } = require('./server.js')
-
-const MIN_TOKEN_LENGTH = 16
-
-/**
- * What an admin token's length must be, when `token`'s is not (`at least 16`, `at most 1024`):
- * a longer token than a login may send would lock the admin out.
- * @param {string} token
- * @returns {string | undefined}
- */
-function tokenLengthProblem(token) {
-  if (token.length < MIN_TOKEN_LENGTH) return `at least ${MIN_TOKEN_LENGTH}`
-  if (token.length > MAX_TOKEN_LENGTH) return `at most ${MAX_TOKEN_LENGTH}`
-  return undefined
-}
 
 /**
  * The file beside the store that holds the SHA-256 of the generated admin token.
@@ -205,4 +191,4 @@ async function serve(given = {}) {
   return { url: /** @type {string} */ (admin.url), port: /** @type {number} */ (admin.port), db, tokenFile: tokenFileOf(db), store, close }
 }
 
-module.exports = { serve, adminToken, tokenFileOf, tokenLengthProblem }
+module.exports = { serve, adminToken, tokenFileOf }

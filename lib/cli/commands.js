@@ -637,7 +637,7 @@ const COMMANDS = [
       // A token the server would refuse is a usage error, found before the store is opened or created.
       const token = env.KEYGATE_ADMIN_TOKEN
       if (token !== undefined && token !== '') {
-        const bound = require('../admin/serve.js').tokenLengthProblem(token)
+        const bound = require('../admin/login.js').tokenLengthProblem(token)
         if (bound !== undefined) throw new UsageError(`KEYGATE_ADMIN_TOKEN must be ${bound} characters (it has ${token.length})`)
       }
       const port = opts.port ?? env.PORT
