@@ -207,6 +207,13 @@ const HOSTILE: [label: string, target: string | Buffer][] = [
   ['absolute-form, fragment before the path', 'http://h#/dav/pub/x'],
   ['absolute-form, backslash before the path', 'http://h\\/dav/pub/x'],
   ['absolute-form, another scheme', 'file://h/dav/pub/x'],
+  // a host that is not a plain host[:port]: Express (url.parse) ends it early and routes the rest as
+  // part of the path (`http://h:x/dav/pub/x` → `/:x/dav/pub/x`)
+  ['absolute-form, colon without a port', 'http://h:x/dav/pub/x'],
+  ['absolute-form, semicolon in the host', 'http://h;x/dav/pub/x'],
+  ['absolute-form, percent in the host', 'http://h%2f/dav/pub/x'],
+  ['absolute-form, quote in the host', "http://h'x/dav/pub/x"],
+  ['absolute-form, user info', 'http://u@h/dav/pub/x'],
 ]
 
 describe('WebDAV paths the guard refuses', () => {
@@ -646,6 +653,11 @@ describe('COPY and MOVE: the Destination is decided as well as the source', () =
     }
     // Hosts are compared ignoring ASCII case only (the Kelvin sign lower-cases to `k`).
     assert.equal(reason(check('MOVE', { destination: 'http://\u212Aey.example/dav/pub/b', host: 'key.example' })), 'invalid_request', 'Kelvin sign')
+    // A Destination host that is not a plain host[:port] is refused even when the Host header names it:
+    // url.parse (Express) reads `http://h:x/dav/pub/b` as the path `/:x/dav/pub/b`.
+    for (const host of ['h:x', 'h;x', 'u@h']) {
+      assert.equal(reason(check('MOVE', { destination: `http://${host}/dav/pub/b`, host })), 'invalid_request', `Destination host ${host}`)
+    }
     // rawHeaders, when present, are what counts (Node keeps only one Host in req.headers).
     assert.equal(
       reason(

@@ -370,6 +370,13 @@ for (const kind of KINDS) {
       // … but not one whose host parsers end in different places (the app would route another path than the one checked)
       const headers = [`Authorization: ESP-APIKEY ${f.good.secret}`]
       expectDenial(await raw(server.port, [`POST http://h?${CALL} HTTP/1.1`, ...headers]), 400, 'invalid_request', 'query before the path')
+      // … nor one whose host is not a plain host[:port]: Express reads `http://h:admin/xmlmc/…` as the path `/:admin/xmlmc/…`
+      // (Fastify refuses some of them itself, with its own body.)
+      for (const host of ['h:admin', 'h;x', 'h%2f', "h'x", 'u@h']) {
+        const answer = await raw(server.port, [`POST http://${host}${CALL} HTTP/1.1`, ...headers])
+        if (kind === 'fastify') assert.equal(answer.status, 400, `host ${host}`)
+        else expectDenial(answer, 400, 'invalid_request', `host ${host}`)
+      }
       // An empty host: 400 (Fastify refuses it itself, with its own body).
       assert.equal((await raw(server.port, [`POST http://${CALL} HTTP/1.1`, ...headers])).status, 400, 'empty host')
     })

@@ -238,9 +238,17 @@ function requestTarget(req) {
 }
 
 /**
+ * The authority of an absolute URI the guard reads: a host (a name of `A-Z a-z 0-9 - . _ ~`, or a
+ * bracketed IPv6 address) and an optional numeric port. Anything else — user info, a `:` not
+ * followed by a port, `%`, `;`, `'`… — url.parse (Express's parseurl) ends the host early and
+ * reads the rest as part of the path: `http://h:x/dav/a` is the path `/:x/dav/a` there.
+ */
+const PLAIN_AUTHORITY = /^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?$/
+
+/**
  * Where the path of `url` starts: 0 for a path (`/a/b?c`), past the host of an absolute URI
- * (`http://host/a/b?c`); REFUSED for an absolute URI whose host is empty or not ended by the
- * path's `/`; -1 for anything else. Request targets and WebDAV Destination headers are read
+ * (`http://host/a/b?c`); REFUSED for an absolute URI whose host is empty, not a plain
+ * `host[:port]` (PLAIN_AUTHORITY) or not ended by the path's `/`; -1 for anything else. Request targets and WebDAV Destination headers are read
  * by this one function.
  * @param {string} url
  * @returns {number | typeof REFUSED}
@@ -256,12 +264,13 @@ function pathStart(url) {
   if (!/^https?$/i.test(url.slice(0, scheme)) || hostEnd === 0) return REFUSED
   if (hostEnd < 0) return -1
   const start = scheme + 3 + hostEnd
-  return url.charCodeAt(start) === 47 /* / */ ? start : REFUSED
+  if (url.charCodeAt(start) !== 47 /* / */ || !PLAIN_AUTHORITY.test(url.slice(scheme + 3, start))) return REFUSED
+  return start
 }
 
 /**
  * The request target's path and query (`/a/b?c`), also of an absolute-form target; REFUSED for an
- * absolute-form target whose host is empty or not ended by the path's `/`; or null.
+ * absolute-form target whose host is empty, not a plain `host[:port]` or not ended by the path's `/`; or null.
  * @param {IncomingMessage & { originalUrl?: unknown }} req
  */
 function pathAndQuery(req) {
