@@ -74,7 +74,8 @@ export interface Route {
  *
  * `req` is the node request (for Fastify, `request.raw`). Behind Express mounted under a
  * path, `req.url` is relative to the mount point: use `req.originalUrl ?? req.url` for the
- * full path.
+ * full path. With Fastify, read `req.url`: it is the URL Fastify routes, after any
+ * `rewriteUrl` (which keeps the URL the client sent in `req.originalUrl`).
  */
 export type RouteFunction = (req: IncomingMessage & { originalUrl?: string }) => Route | null | undefined
 

@@ -669,6 +669,24 @@ describe('Fastify adapter', () => {
     }
   })
 
+  test('with rewriteUrl, the guard decides the URL Fastify routes, not the one the client sent', async () => {
+    const f = fixture()
+    const app = Fastify({ rewriteUrl: (req) => (req.url ?? '/').replace('/xmlmc/session/', '/xmlmc/admin/') })
+    await app.register(createGuard(f.store).fastify())
+    app.post('/xmlmc/admin/', async (request) => ({ keygate: request.keygate }))
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+    try {
+      // `restricted` may call session:getSessionInfo only; the route run is admin:getSessionInfo.
+      expectDenial(await call(base, '/xmlmc/session/?method=getSessionInfo', esp(f.restricted.secret)), 403, 'no_matching_rule')
+      const allowed = await call(base, '/xmlmc/session/?method=getSessionInfo', esp(f.good.secret))
+      assert.equal(allowed.status, 200)
+      assert.equal(allowed.json.keygate.service, 'admin')
+    } finally {
+      await app.close()
+    }
+  })
+
   test('a request body is not parsed before the guard answers', async () => {
     const f = fixture()
     const app = Fastify()

@@ -229,12 +229,20 @@ function reasonOf(store, key, service, api, ip) {
 }
 
 /**
- * The full request target: Express keeps it in `originalUrl` when mounted under a path.
+ * Requests a Fastify hook checks: Fastify routes their `url`, which its `rewriteUrl` may have
+ * rewritten from the `originalUrl` it keeps, so the guard decides `url` too.
+ * @type {WeakSet<IncomingMessage>}
+ */
+const routedByUrl = new WeakSet()
+
+/**
+ * The full request target: Express keeps it in `originalUrl` when mounted under a path (Fastify's
+ * requests: `url`, see routedByUrl).
  * @param {IncomingMessage & { originalUrl?: unknown }} req
  */
 function requestTarget(req) {
   const original = req.originalUrl
-  return typeof original === 'string' ? original : req.url
+  return typeof original === 'string' && !routedByUrl.has(req) ? original : req.url
 }
 
 /**
@@ -1252,6 +1260,7 @@ class Guard {
   fastifyHook() {
     const check = this.check
     return function keygateOnRequest(request, reply, done) {
+      routedByUrl.add(request.raw)
       const result = check(request.raw)
       if (result.ok) {
         request.keygate = result
