@@ -83,7 +83,7 @@ class ApiError extends Error {
 }
 
 /**
- * The HTTP status of a store error's code (others: 400).
+ * The HTTP status of a store error's code (others: 400). The store's own failures are 5xx, so they are logged.
  * @type {Partial<Record<ErrorCodeName, number>>}
  */
 const STATUS_OF_CODE = {
@@ -99,8 +99,10 @@ const STATUS_OF_CODE = {
   [ErrorCode.RevokedIsFinal]: 409,
   [ErrorCode.Conflict]: 409,
   [ErrorCode.StoreLocked]: 503,
+  [ErrorCode.StoreUnavailable]: 503,
   [ErrorCode.StoreIo]: 500,
   [ErrorCode.StoreCorrupt]: 500,
+  [ErrorCode.Internal]: 500,
 }
 
 /** @param {string} text */
@@ -186,6 +188,7 @@ function fail(res, error, req, log, scrub = (text) => text) {
   let code
   let message
   let extra
+  let logged = false
   if (error instanceof ApiError) {
     ;({ status, code, message, extra } = error)
   } else if (error instanceof KeygateError) {
@@ -198,9 +201,10 @@ function fail(res, error, req, log, scrub = (text) => text) {
     message = 'internal error'
     // Never the request body: only where and what kind of failure.
     log(scrub(redactSecrets(`keygate admin: internal error on ${req.method} ${quote(urlPath(req))}: ${error?.stack ? error.stack : error}`)))
+    logged = true
   }
   message = scrub(message)
-  if (status >= 500 && code !== ErrorCode.Internal) log(scrub(redactSecrets(`keygate admin: ${code} on ${req.method} ${quote(urlPath(req))}: ${message}`)))
+  if (status >= 500 && !logged) log(scrub(redactSecrets(`keygate admin: ${code} on ${req.method} ${quote(urlPath(req))}: ${message}`)))
   const headers = status === 429 && extra && extra.retryAfter ? { 'Retry-After': String(extra.retryAfter) } : {}
   json(res, status, { error: { code, message } }, headers)
 }

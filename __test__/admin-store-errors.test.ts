@@ -1,0 +1,89 @@
+// The admin API answers a failure of the server side (an unreachable PostgreSQL, a defect in
+// keygate) as a 5xx and logs it: a 4xx would tell the admin, and any client that retries on
+// 5xx only, that the request was at fault.
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+
+import { KeyStore, KeygateError } from '../index.js'
+import type { ErrorCode } from '../index.js'
+import { createAdminServer } from '../lib/admin/server.js'
+import type { AdminServer } from '../lib/admin/server.js'
+import { PG_PORT, TcpProxy, createDatabase, openPg, pgOnly } from './support/postgres.js'
+
+const TOKEN = 'admin-token-for-this-test-1234'
+
+/** Logs in to `server`; the headers of a change. */
+async function loginHeaders(server: AdminServer): Promise<Record<string, string>> {
+  const login = await fetch(`${server.url}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token: TOKEN }) })
+  assert.equal(login.status, 200)
+  const csrf = ((await login.json()) as { csrfToken: string }).csrfToken
+  return { Cookie: (login.headers.get('set-cookie') ?? '').split(';')[0]!, 'X-CSRF-Token': csrf, 'Content-Type': 'application/json' }
+}
+
+describe('admin API: failures of the store are 5xx, not the caller’s fault', () => {
+  let store: KeyStore
+  let server: AdminServer
+  const logged: string[] = []
+  let thrown: KeygateError | null = null
+
+  before(async () => {
+    store = KeyStore.inMemory()
+    // What a store's call throws when its database is away, or when keygate has a defect.
+    const putUser = store.putUser.bind(store)
+    store.putUser = (...args: Parameters<KeyStore['putUser']>) => {
+      if (thrown) throw thrown
+      return putUser(...args)
+    }
+    server = createAdminServer({ store, token: TOKEN, log: (line) => logged.push(line) })
+    await server.listen()
+  })
+  after(async () => {
+    await server.close()
+    store.close()
+  })
+
+  for (const [code, status] of [
+    ['STORE_UNAVAILABLE', 503],
+    ['INTERNAL', 500],
+  ] as [ErrorCode, number][]) {
+    test(`${code} is ${status} and logged`, async () => {
+      thrown = new KeygateError(code, `${code.toLowerCase()} for this test`)
+      logged.length = 0
+      const res = await fetch(`${server.url}/api/users`, { method: 'POST', headers: await loginHeaders(server), body: JSON.stringify({ id: 'bob' }) })
+      thrown = null
+      assert.equal(res.status, status)
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, code)
+      assert.equal(logged.length, 1, 'one log line for the operator')
+      assert.match(logged[0]!, new RegExp(`${code} on POST "/api/users"`))
+    })
+  }
+})
+
+describe('admin API on PostgreSQL: an unreachable database is 503', pgOnly(), () => {
+  test('a change while the database cannot be reached', { timeout: 30_000 }, async () => {
+    const db = createDatabase()
+    const proxy = await TcpProxy.start(PG_PORT)
+    const store = openPg(proxy.url(db.name), { connectTimeoutMs: 1000, statementTimeoutMs: 1000 })
+    const logged: string[] = []
+    const server = createAdminServer({ store, token: TOKEN, log: (line) => logged.push(line) })
+    try {
+      await server.listen()
+      const headers = await loginHeaders(server)
+      await proxy.pause()
+      const res = await fetch(`${server.url}/api/users`, { method: 'POST', headers, body: JSON.stringify({ id: 'bob' }) })
+      assert.equal(res.status, 503)
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'STORE_UNAVAILABLE')
+      assert.ok(
+        logged.some((l) => l.includes('STORE_UNAVAILABLE')),
+        logged.join('\n'),
+      )
+      await proxy.resume()
+      assert.equal(store.getUser('bob'), null, 'the refused change changed nothing')
+    } finally {
+      await server.close()
+      store.close()
+      proxy.stop()
+      db.drop()
+    }
+  })
+})
