@@ -942,6 +942,17 @@ browserSuite('admin page in a real browser (chromium)', () => {
     serving.store.deleteKey(hebrew.id, { actor: 'test' })
   })
 
+  test('a hash naming no screen, not even an Object.prototype member (#/toString), shows the keys, not a blank page', async () => {
+    for (const name of ['toString', 'constructor', '__proto__', 'nothing']) {
+      await page.goto(`${serving.url}/#/audit`)
+      await page.getByRole('heading', { name: 'Audit trail' }).waitFor()
+      const before = consoleErrors.length
+      await page.goto(`${serving.url}/#/${name}`)
+      await page.getByRole('heading', { name: 'API keys' }).waitFor({ timeout: 3000 })
+      assert.deepEqual(consoleErrors.slice(before), [], name)
+    }
+  })
+
   test('narrow screen: no horizontal scrolling, the list still usable', async () => {
     await page.setViewportSize({ width: 390, height: 844 })
     await freshKeys()

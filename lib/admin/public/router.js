@@ -44,8 +44,9 @@ export async function renderRoute() {
   const route = parseRoute()
   const leaving = state.route.name
   state.route = route
-  const render = views[route.name] ? route.name : 'keys'
-  if (leaving !== render && views[leaving] && views[leaving].leave) views[leaving].leave()
+  // Own entries only: #/toString or #/__proto__ would find Object.prototype's and blank the page.
+  const render = Object.hasOwn(views, route.name) ? route.name : 'keys'
+  if (leaving !== render && Object.hasOwn(views, leaving) && views[leaving].leave) views[leaving].leave()
   for (const v of $$('.view')) show(v, v.id === `view-${render}`)
   for (const a of $$('[data-nav]')) {
     const current = a.dataset.nav === render || (render === 'user' && a.dataset.nav === 'users')
