@@ -244,6 +244,13 @@ for (const kind of STORE_KINDS) {
         refusedUnchanged(store, () => issue(store, { description: 'x'.repeat(1025) }), 'INVALID_ARGUMENT', probes)
       })
 
+      test('a description holding NUL is INVALID_ARGUMENT on every store (PostgreSQL text cannot hold it), creating or updating', () => {
+        const { store, secret, id } = seeded()
+        const probes = [{ secret, service: 'session', api: 'x' }]
+        refusedUnchanged(store, () => issue(store, { description: 'a\u0000b' }), 'INVALID_ARGUMENT', probes, 'NUL')
+        refusedUnchanged(store, () => store.updateKey(id, { description: '\u0000' }), 'INVALID_ARGUMENT', probes, 'NUL')
+      })
+
       test('maxLifetimeDays bounds the expiry; exactly the limit is allowed', () => {
         const { store } = fresh({ maxLifetimeDays: 30 })
         store.putUser({ id: 'integration', rights: ['*:*'] })
@@ -507,6 +514,11 @@ for (const kind of STORE_KINDS) {
     })
 
     describe('audit', () => {
+      test('a filter holding NUL finds nothing (no stored actor, key or user id holds one)', () => {
+        const { store } = seeded()
+        for (const field of ['actor', 'keyId', 'userId'] as const) assert.deepEqual(store.audit({ [field]: 'a\u0000' }), [], field)
+      })
+
       test('every admin call is one entry, newest first, with action, actor, key and user', () => {
         const { store } = fresh()
         const actor = { actor: 'alice@example.com' }

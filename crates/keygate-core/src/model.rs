@@ -150,10 +150,20 @@ pub fn check_actor(actor: &str) -> Result<()> {
     check_no_secret("actor", actor, ErrorCode::InvalidArgument)
 }
 
-/// Checks a key's description: at most 1024 characters, no secret. Bidi
+/// Checks a key's description: at most 1024 characters, no NUL, no secret. Bidi
 /// characters are allowed (descriptions are prose); showing them so that they
 /// cannot reorder what surrounds them is the display's job.
 pub fn check_description(description: &str) -> Result<()> {
+    // Refused on every store alike: PostgreSQL text cannot hold a NUL (it failed as STORE_IO there).
+    if let Some(at) = description.chars().position(|c| c == '\0') {
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "description holds a NUL character (U+0000) at position {}, which a PostgreSQL store cannot keep, so no store takes one",
+                at + 1
+            ),
+        ));
+    }
     let chars = description.chars().count();
     if chars > MAX_DESCRIPTION_CHARS {
         return Err(Error::new(
@@ -407,5 +417,6 @@ mod tests {
         refused(check_actor("a\u{0}b"));
         refused(check_actor(&"a".repeat(257)));
         refused(check_description(&"d".repeat(1025)));
+        assert!(refused(check_description("a\u{0}b")).message.contains("NUL character (U+0000) at position 2"));
     }
 }

@@ -57,6 +57,10 @@ fn entry(row: &Row) -> AuditEntry {
 
 /// The entries matching `query`, newest first.
 pub(super) fn select(net: &Net, client: &Client, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+    // PostgreSQL text cannot hold a NUL, nor can a stored actor, key id or user id: nothing matches.
+    if [&query.key_id, &query.user_id, &query.actor].into_iter().flatten().any(|text| text.contains('\0')) {
+        return Ok(Vec::new());
+    }
     let sql = format!(
         "SELECT {COLUMNS} FROM keygate_audit
          WHERE ($1::text IS NULL OR key_id = $1) AND ($2::text IS NULL OR user_id = $2) AND ($3::bigint IS NULL OR at >= $3)
