@@ -114,9 +114,17 @@ pub fn check_no_secret(what: &str, value: &str, code: ErrorCode) -> Result<()> {
 }
 
 /// Checks a user id or role name: 1–128 of letters, digits and `_ - . @`,
-/// holding no secret.
+/// not `.` or `..`, holding no secret.
 pub fn check_name(what: &str, name: &str) -> Result<()> {
     check_name_shape(what, name)?;
+    // As a URL path segment either is a step (this directory, its parent), even percent-encoded:
+    // no admin API (the admin page's, or a user's own `/users/:id`) could address it.
+    if name == "." || name == ".." {
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            format!("{what} {} is not allowed: in a URL path it means a directory step, so no URL could address it", quote(name)),
+        ));
+    }
     check_no_secret(what, name, ErrorCode::InvalidArgument)
 }
 
@@ -411,6 +419,13 @@ mod tests {
         let err = refused(check_name("user id", "svc éa"));
         assert!(err.message.contains("U+0020 at position 4"), "{}", err.message);
         assert!(refused(check_name("user id", "")).message.contains("1-128"));
+        for dots in [".", ".."] {
+            assert!(refused(check_name("role name", dots)).message.contains("no URL could address it"));
+            assert!(check_name_shape("role name", dots).is_ok(), "loaded as before");
+        }
+        for dotted in ["...", ".a", "a..b", "svc.prod"] {
+            assert!(check_name("user id", dotted).is_ok(), "{dotted}");
+        }
         assert!(check_name("user id", &"a".repeat(128)).is_ok());
         refused(check_name("user id", &"a".repeat(129)));
         refused(check_actor(""));
