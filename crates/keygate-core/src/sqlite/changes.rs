@@ -23,11 +23,14 @@ pub(super) fn latest(conn: &Connection) -> rusqlite::Result<i64> {
 pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
     let e = |err| read_error(path, "reading changes of", err);
     let latest = latest(&db.conn).map_err(e)?;
-    if latest <= db.last_seen && !db.needs_reload {
+    if latest == db.last_seen && !db.needs_reload {
         return Ok(Catchup::Nothing);
     }
     let oldest: i64 = db.conn.query_row("SELECT coalesce(min(seq), 0) FROM changes", [], |r| r.get(0)).map_err(e)?;
-    if db.needs_reload || oldest > db.last_seen.saturating_add(1) {
+    // A log that ends before this process's place in it was put back (an older copy restored
+    // into the file): the numbers after it are taken again by other changes, so none of them
+    // can be told applied or not, and everything is read afresh.
+    if db.needs_reload || latest < db.last_seen || oldest > db.last_seen.saturating_add(1) {
         let registry = load(path, &db.conn)?;
         db.last_seen = latest;
         db.needs_reload = false;
