@@ -57,6 +57,13 @@ pub enum Change {
     DeleteKey(KeyId),
 }
 
+/// A key's sequence number as a store holds it (a signed 64-bit integer), if keygate could have
+/// written it: not negative, and below the largest, so that the number of the next key created
+/// (one more) can be stored too. `None` for any other.
+pub(crate) fn stored_key_seq(seq: i64) -> Option<u64> {
+    u64::try_from(seq).ok().filter(|_| seq < i64::MAX)
+}
+
 /// The most keys [`Registry::reserve_keys`] makes room for at once, whatever
 /// the estimate says.
 const MAX_RESERVED_KEYS: usize = 1 << 24;

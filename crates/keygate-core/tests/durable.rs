@@ -264,6 +264,12 @@ fn a_row_it_cannot_load_makes_open_store_corrupt_and_leaves_the_file_byte_for_by
         ("a missing key prefix", vec![("DELETE FROM meta WHERE name = 'key_prefix'", vec![])]),
         ("an expiry no date can hold", vec![("UPDATE keys SET expires_at = 9223372036854775807 WHERE id = ?1", vec![id_param()])]),
         ("a creation time no date can hold", vec![("UPDATE keys SET created_at = -9223372036854775808 WHERE id = ?1", vec![id_param()])]),
+        // Accepted once, it made the next key created get a number no store can hold: a row its
+        // own writer then refused, failing every other process closed and every later open.
+        (
+            "a sequence number that leaves no room for the next key's",
+            vec![("UPDATE keys SET seq = 9223372036854775807 WHERE id = ?1", vec![id_param()])],
+        ),
         ("a hint that is not base62", vec![("UPDATE keys SET hint = 'é€' WHERE id = ?1", vec![id_param()])]),
         (
             "a user id with a newline",

@@ -376,6 +376,23 @@ fn a_changed_epoch_or_pruned_history_reloads_everything() {
     b.close().unwrap();
 }
 
+/// A key row numbered `i64::MAX`, written by other means: it used to load, and the next key
+/// created took a number no store holds (written as a negative one), a row that its own
+/// writer's next open, and every other host, then refused.
+#[test]
+fn a_key_sequence_number_with_no_room_for_the_next_key_s_is_store_corrupt_at_open() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    seed(&store);
+    store.close().unwrap();
+    db.sql("UPDATE keygate_keys SET seq = 9223372036854775807");
+    let error = open(&db.url()).err().unwrap_or_else(|| panic!("the store opened"));
+    assert_eq!(error.code, ErrorCode::StoreCorrupt, "{}", error.message);
+    assert!(error.message.contains("sequence number"), "{}", error.message);
+    db.sql("UPDATE keygate_keys SET seq = 1");
+    open(&db.url()).unwrap().close().unwrap();
+}
+
 /// A TCP proxy in front of the server that can be told to stop forwarding
 /// (leaving connections open: half-open, as a dead network looks).
 struct Proxy {

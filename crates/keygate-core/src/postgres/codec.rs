@@ -8,7 +8,7 @@ use tokio_postgres::Row;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{check_name_shape, KeyId, KeyState, UserStatus};
-use crate::registry::{Change, KeyRecord, RoleRecord, UserRecord};
+use crate::registry::{stored_key_seq, Change, KeyRecord, RoleRecord, UserRecord};
 
 pub(super) fn corrupt(what: impl std::fmt::Display) -> Error {
     Error::new(ErrorCode::StoreCorrupt, format!("the PostgreSQL store holds data keygate cannot load: {what}"))
@@ -67,7 +67,8 @@ pub(super) fn key_record(raw: RawKey) -> Result<KeyRecord> {
         .ok_or_else(|| corrupt("a key hint is not 4 letters or digits"))?;
     Ok(KeyRecord {
         id,
-        seq: u64::try_from(raw.seq).map_err(|_| corrupt("a key's sequence number is negative"))?,
+        seq: stored_key_seq(raw.seq)
+            .ok_or_else(|| corrupt(format!("a key's sequence number ({}) is negative or leaves no room for the next key's", raw.seq)))?,
         user_id: name("a key's user id", raw.user_id)?,
         description: raw.description,
         state: KeyState::parse(&raw.state).map_err(|e| corrupt(e.message))?,

@@ -10,7 +10,7 @@ use rusqlite::{Connection, Row};
 use super::{corrupt, read_error};
 use crate::error::{Error, Result};
 use crate::model::{check_name_shape, KeyId, KeyState, UserStatus};
-use crate::registry::{Change, KeyRecord, Registry, RoleRecord, UserRecord};
+use crate::registry::{stored_key_seq, Change, KeyRecord, Registry, RoleRecord, UserRecord};
 
 /// A list column: its items one per line.
 pub(super) fn join(list: &[String]) -> String {
@@ -93,7 +93,8 @@ pub(super) fn key_record(path: &Path, row: KeyRow) -> Result<KeyRecord> {
         .ok_or_else(|| corrupt(path, "a key hint is not 4 letters or digits"))?;
     let state = KeyState::parse(&state).map_err(|e| corrupt(path, e.message))?;
     stored_name(path, "a key's user id", &user_id)?;
-    let seq = u64::try_from(seq).map_err(|_| corrupt(path, "a key's sequence number is negative"))?;
+    let seq = stored_key_seq(seq)
+        .ok_or_else(|| corrupt(path, format!("a key's sequence number ({seq}) is negative or leaves no room for the next key's")))?;
     Ok(KeyRecord {
         id,
         seq,
