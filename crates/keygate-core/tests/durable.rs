@@ -290,6 +290,15 @@ fn a_row_it_cannot_load_makes_open_store_corrupt_and_leaves_the_file_byte_for_by
                 ),
             ],
         ),
+        // Read as no limit at all (the default, 730 days) or blamed on the caller's options.
+        (
+            "a recorded maxLifetimeDays that is not a number",
+            vec![("INSERT OR REPLACE INTO meta (name, value) VALUES ('max_lifetime_days', '30 days')", vec![])],
+        ),
+        (
+            "a recorded maxLifetimeDays out of range",
+            vec![("INSERT OR REPLACE INTO meta (name, value) VALUES ('max_lifetime_days', '0')", vec![])],
+        ),
         ("an audit head behind its entries", vec![("UPDATE meta SET value = '0' WHERE name = 'audit_seq'", vec![])]),
         ("an audit head near overflow", vec![("UPDATE meta SET value = '18446744073709551615' WHERE name = 'audit_seq'", vec![])]),
         ("an audit hash that is not hex", vec![("UPDATE meta SET value = 'zz' WHERE name = 'audit_hash'", vec![])]),

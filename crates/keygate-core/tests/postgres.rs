@@ -393,6 +393,30 @@ fn a_key_sequence_number_with_no_room_for_the_next_key_s_is_store_corrupt_at_ope
     open(&db.url()).unwrap().close().unwrap();
 }
 
+/// The limit recorded at creation, made unreadable in the database: it used to be read as no
+/// limit (the default, 730 days, when the column no longer held a number) or as the caller's
+/// mistake (`INVALID_ARGUMENT` for a `maxLifetimeDays` the caller never gave).
+#[test]
+fn a_recorded_max_lifetime_it_cannot_use_is_store_corrupt_at_open() {
+    let Some(db) = Db::new() else { return };
+    let store = KeyStore::open(&db.url(), Options { max_lifetime_days: Some(30.0), ..Default::default() }).unwrap();
+    seed(&store);
+    store.close().unwrap();
+    for damage in [
+        "UPDATE keygate_meta SET max_lifetime_days = 'NaN'",
+        "UPDATE keygate_meta SET max_lifetime_days = -1",
+        "UPDATE keygate_meta SET max_lifetime_days = 1.5",
+        "ALTER TABLE keygate_meta ALTER COLUMN max_lifetime_days TYPE text; UPDATE keygate_meta SET max_lifetime_days = '30 days'",
+    ] {
+        db.sql(damage);
+        let error = open(&db.url()).err().unwrap_or_else(|| panic!("{damage}: the store opened"));
+        assert_eq!(error.code, ErrorCode::StoreCorrupt, "{damage}: {}", error.message);
+        assert!(error.message.contains("maxLifetimeDays"), "{damage}: {}", error.message);
+    }
+    db.sql("ALTER TABLE keygate_meta ALTER COLUMN max_lifetime_days TYPE double precision USING 30");
+    assert_eq!(open(&db.url()).unwrap().max_lifetime_days(), 30, "repaired");
+}
+
 /// A TCP proxy in front of the server that can be told to stop forwarding
 /// (leaving connections open: half-open, as a dead network looks).
 struct Proxy {

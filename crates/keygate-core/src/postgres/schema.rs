@@ -9,6 +9,7 @@ use super::{epoch_sql, Net, Position};
 use crate::error::{Error, ErrorCode, Result};
 use crate::registry::{Change, Registry};
 use crate::secret::{random_bytes, Prefix};
+use crate::store::check_lifetime_days;
 
 /// The schema version recorded in `keygate_meta`.
 /// 2: marks on change rows and the meta row (see `mark.rs`).
@@ -171,7 +172,11 @@ fn ensure_in_transaction(net: &Net, client: &Client, wanted_prefix: Option<&str>
             ));
         }
     }
-    let max_lifetime_days: Option<f64> = row.try_get(2).unwrap_or(None);
+    // Never left out when unreadable: the default (730 days) would allow expiries the store's limit refuses.
+    let max_lifetime_days: Option<f64> = row.try_get(2).map_err(|e| corrupt(format!("its recorded maxLifetimeDays: {e}")))?;
+    if let Some(days) = max_lifetime_days.filter(|days| check_lifetime_days(*days).is_err()) {
+        return Err(corrupt(format!("its recorded maxLifetimeDays {days} is not a whole number from 1 to 36500")));
+    }
     Ok(Meta { prefix, max_lifetime_days, created: !exists })
 }
 

@@ -8,8 +8,9 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::{corrupt, read_error, store_error};
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{quote, Error, ErrorCode, Result};
 use crate::secret::Prefix;
+use crate::store::check_lifetime_days;
 
 /// Schema version written to `PRAGMA user_version`.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -143,11 +144,17 @@ fn read_meta(path: &Path, conn: &Connection) -> Result<Meta> {
         .map_err(read)?
         .ok_or_else(|| corrupt(path, "its key prefix is missing"))?;
     let prefix = Prefix::new(&stored).map_err(|_| corrupt(path, "its key prefix is invalid"))?;
-    let max_days: Option<f64> = conn
+    let max_days: Option<String> = conn
         .query_row("SELECT value FROM meta WHERE name = 'max_lifetime_days'", [], |r| r.get::<_, String>(0))
         .optional()
-        .map_err(read)?
-        .and_then(|v| v.parse().ok());
+        .map_err(read)?;
+    // Never left out when unreadable: the default (730 days) would allow expiries the store's limit refuses.
+    let max_days = match max_days {
+        Some(text) => Some(text.parse().ok().filter(|days| check_lifetime_days(*days).is_ok()).ok_or_else(|| {
+            corrupt(path, format!("its recorded maxLifetimeDays {} is not a whole number from 1 to 36500", quote(&text)))
+        })?),
+        None => None,
+    };
     Ok((prefix, max_days))
 }
 
