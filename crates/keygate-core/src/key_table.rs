@@ -103,6 +103,12 @@ impl KeyTable {
         }
     }
 
+    /// Whether a key other than `id` has this `digest` under this `hint`: a lookup of their
+    /// secret would find either one.
+    pub(crate) fn digest_held_by_another(&self, id: &KeyId, hint: [u8; 4], digest: &secret::SecretDigest) -> bool {
+        self.by_hint.find(tag_of_hint(hint), |slot| self.key(slot).is_some_and(|key| key.digest == *digest && key.id != *id)).is_some()
+    }
+
     pub(crate) fn slot_by_id(&self, id: &KeyId) -> Option<u32> {
         self.by_id.find(prefix_hash(id.as_bytes()), |&s| self.key(s).is_some_and(|k| k.id == *id)).copied()
     }

@@ -196,6 +196,11 @@ impl Registry {
     }
 
     fn put_key(&mut self, record: KeyRecord) -> Result<()> {
+        // Never written by keygate (a digest is of a fresh random secret): which of the two a
+        // check found would decide, the revoked one or the other.
+        if self.keys.digest_held_by_another(&record.id, record.hint, &record.digest) {
+            return Err(Error::new(ErrorCode::StoreCorrupt, format!("key {} has the same secret digest as another key", record.id)));
+        }
         let rules = self.interner.parse_list(&record.rules, RuleUse::KeyRules)?;
         let user_id = match self.users.get_key_value(record.user_id.as_str()) {
             Some((id, _)) => id.clone(),

@@ -270,6 +270,36 @@ fn a_row_it_cannot_load_makes_open_store_corrupt_and_leaves_the_file_byte_for_by
             "a sequence number that leaves no room for the next key's",
             vec![("UPDATE keys SET seq = 9223372036854775807 WHERE id = ?1", vec![id_param()])],
         ),
+        // A table rebuilt without its constraints (a bad migration) holding one key twice: which
+        // row a check found would decide, the revoked one or the other.
+        (
+            "another key with a revoked key's secret digest",
+            vec![
+                ("CREATE TABLE loose AS SELECT * FROM keys", vec![]),
+                ("DROP TABLE keys", vec![]),
+                ("ALTER TABLE loose RENAME TO keys", vec![]),
+                (
+                    "INSERT INTO keys SELECT X'ee000000000000000000000000000001', seq + 1, user_id, description, 'active', expires_at,
+                     created_at, updated_at, last_used_at, hint, digest, rules FROM keys WHERE id = ?1",
+                    vec![id_param()],
+                ),
+                ("UPDATE keys SET state = 'revoked' WHERE id = ?1", vec![id_param()]),
+            ],
+        ),
+        (
+            "a key id stored twice",
+            vec![
+                ("CREATE TABLE loose AS SELECT * FROM keys", vec![]),
+                ("DROP TABLE keys", vec![]),
+                ("ALTER TABLE loose RENAME TO keys", vec![]),
+                (
+                    "INSERT INTO keys SELECT id, seq, user_id, description, 'active', expires_at, created_at, updated_at,
+                     last_used_at, hint, X'00' || substr(digest, 2), rules FROM keys WHERE id = ?1",
+                    vec![id_param()],
+                ),
+                ("UPDATE keys SET state = 'revoked' WHERE id = ?1 AND rowid = 1", vec![id_param()]),
+            ],
+        ),
         ("a hint that is not base62", vec![("UPDATE keys SET hint = 'é€' WHERE id = ?1", vec![id_param()])]),
         (
             "a user id with a newline",

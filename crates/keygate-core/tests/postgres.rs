@@ -417,6 +417,36 @@ fn a_recorded_max_lifetime_it_cannot_use_is_store_corrupt_at_open() {
     assert_eq!(open(&db.url()).unwrap().max_lifetime_days(), 30, "repaired");
 }
 
+/// Tables whose constraints were dropped (a bad migration, a data-only restore into tables made
+/// by hand) holding one key twice: a revoked key's digest under another, active key, or one id
+/// in two rows. The store used to open and a check found whichever row it came to first.
+#[test]
+fn a_key_stored_twice_is_store_corrupt_at_open() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    let (_, secret) = seed(&store);
+    store.close().unwrap();
+    db.sql("ALTER TABLE keygate_keys DROP CONSTRAINT keygate_keys_digest_key; ALTER TABLE keygate_keys DROP CONSTRAINT keygate_keys_pkey");
+    let copy = |id: &str, digest: &str| {
+        format!(
+            "INSERT INTO keygate_keys SELECT {id}, seq + 1, user_id, description, 'active', expires_at, created_at, updated_at,
+             last_used_at, hint, {digest}, rules FROM keygate_keys"
+        )
+    };
+    for (what, damage) in [
+        ("the same digest", copy("'\\xee000000000000000000000000000001'::bytea", "digest")),
+        ("the same id", copy("id", "'\\x00'::bytea || substr(digest, 2)")),
+    ] {
+        db.sql(&format!("BEGIN; UPDATE keygate_keys SET state = 'revoked'; {damage}; COMMIT"));
+        let error = open(&db.url()).err().unwrap_or_else(|| panic!("{what}: the store opened"));
+        assert_eq!(error.code, ErrorCode::StoreCorrupt, "{what}: {}", error.message);
+        db.sql("DELETE FROM keygate_keys WHERE state = 'active'");
+    }
+    let store = open(&db.url()).unwrap();
+    assert_eq!(reason(&store, &secret), Reason::Revoked);
+    store.close().unwrap();
+}
+
 /// A TCP proxy in front of the server that can be told to stop forwarding
 /// (leaving connections open: half-open, as a dead network looks).
 struct Proxy {

@@ -224,6 +224,12 @@ fn load_rows(net: &Net, client: &Client) -> Result<(Registry, Position)> {
         apply(Change::PutUser(user_record(id, &status, rights, roles)?))
     })?;
     let keys = format!("SELECT {KEY_COLUMNS} FROM keygate_keys");
-    net.for_each_row("reading keys of", client, keys.as_str(), &[], |row| apply(Change::PutKey(key_row(row)?)))?;
+    net.for_each_row("reading keys of", client, keys.as_str(), &[], |row| {
+        let record = key_row(row)?;
+        if registry.key_by_id(&record.id).is_some() {
+            return Err(corrupt(format!("key {} is stored twice", record.id)));
+        }
+        registry.apply(Change::PutKey(record)).map_err(|e| corrupt(e.message))
+    })?;
     Ok((registry, position))
 }

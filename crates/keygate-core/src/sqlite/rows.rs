@@ -138,6 +138,9 @@ pub(super) fn load_rows(path: &Path, conn: &Connection) -> Result<Registry> {
     let mut keys = conn.prepare(&format!("SELECT {KEY_COLUMNS} FROM keys")).map_err(e("reading keys of"))?;
     for row in keys.query_map([], read_key).map_err(e("reading keys of"))? {
         let record = key_record(path, row.map_err(e("reading keys of"))?)?;
+        if registry.key_by_id(&record.id).is_some() {
+            return Err(corrupt(path, format!("key {} is stored twice", record.id)));
+        }
         registry.apply(Change::PutKey(record)).map_err(fail)?;
     }
     Ok(registry)
