@@ -417,6 +417,33 @@ fn a_recorded_max_lifetime_it_cannot_use_is_store_corrupt_at_open() {
     assert_eq!(open(&db.url()).unwrap().max_lifetime_days(), 30, "repaired");
 }
 
+/// A meta row changed by hand: a schema version keygate never writes (0 or below) used to open as
+/// the current one, and a version at i64::MAX made the next write's version wrap to one behind
+/// every host's (an overflow panic in a build that checks).
+#[test]
+fn a_meta_row_keygate_never_writes_is_refused_and_nothing_is_written() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    seed(&store);
+    store.close().unwrap();
+    for damage in ["UPDATE keygate_meta SET schema_version = 0", "UPDATE keygate_meta SET schema_version = -1"] {
+        db.sql(damage);
+        let error = open(&db.url()).err().unwrap_or_else(|| panic!("{damage}: the store opened"));
+        assert_eq!(error.code, ErrorCode::StoreCorrupt, "{damage}: {}", error.message);
+        assert!(error.message.contains("schema version"), "{damage}: {}", error.message);
+    }
+    db.sql("UPDATE keygate_meta SET schema_version = 2");
+    db.sql("UPDATE keygate_meta SET version = 9223372036854775807");
+    let store = open(&db.url()).unwrap();
+    let error = store.put_user(&UserInput { id: "late".into(), ..Default::default() }, None).unwrap_err();
+    assert_eq!(error.code, ErrorCode::StoreCorrupt, "{}", error.message);
+    assert!(error.message.contains("leaves no room"), "{}", error.message);
+    assert!(store.get_user("late").unwrap().is_none(), "nothing applied");
+    store.close().unwrap();
+    assert_eq!(db.sql("SELECT count(*) FROM keygate_users WHERE id = 'late'").trim(), "0", "nothing written");
+    assert_eq!(db.sql("SELECT version FROM keygate_meta").trim(), "9223372036854775807");
+}
+
 /// Tables whose constraints were dropped (a bad migration, a data-only restore into tables made
 /// by hand) holding one key twice: a revoked key's digest under another, active key, or one id
 /// in two rows. The store used to open and a check found whichever row it came to first.

@@ -24,7 +24,7 @@ pub(super) fn next(previous: &str, version: i64, json: &str) -> String {
 /// a gap, each mark following from the one before.
 pub(super) fn follows<'a>(mut mark: &'a str, mut version: i64, rows: &'a [(i64, String, String)]) -> bool {
     for (v, row_mark, json) in rows {
-        if *v != version + 1 || next(mark, *v, json) != *row_mark {
+        if version.checked_add(1) != Some(*v) || next(mark, *v, json) != *row_mark {
             return false;
         }
         mark = row_mark;

@@ -578,7 +578,11 @@ impl PgBackend {
         let shared = &self.shared;
         shared.with_writer(|net, w| {
             let locked = w.locked.take().ok_or_else(|| write_lost(shared))?;
-            let version = locked.version + 1;
+            // Only a meta row changed by hand stands at i64::MAX: refused, never wrapped to a version behind it.
+            let version = locked
+                .version
+                .checked_add(1)
+                .ok_or_else(|| codec::corrupt(format!("its version {} leaves no room for the next", locked.version)))?;
             let (entries, (seq, hash)) = seal(locked.audit_head);
             let mut writes: Vec<(Statement, Vec<Param>)> = Vec::new();
             for change in changes {

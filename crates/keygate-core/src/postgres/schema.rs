@@ -159,6 +159,9 @@ fn ensure_in_transaction(net: &Net, client: &Client, wanted_prefix: Option<&str>
     if version > SCHEMA_VERSION {
         return Err(corrupt(format!("it was written by a newer keygate (schema {version}; this one reads up to {SCHEMA_VERSION})")));
     }
+    if version < 1 {
+        return Err(corrupt(format!("its schema version {version} is not one keygate writes (1 to {SCHEMA_VERSION})")));
+    }
     if version == 1 {
         net.run("upgrading the schema of", client.batch_execute(MIGRATE_1_TO_2))?;
     }
