@@ -456,6 +456,30 @@ fn a_row_read_wrong_while_running_fails_closed_and_a_repair_reopens() {
     assert_eq!(seen.lock().unwrap().iter().map(|i| i.recovered).collect::<Vec<_>>(), [false, true, false, true]);
 }
 
+/// A change row whose op keygate never writes (an operator's hand, another program) used to be
+/// read as a put: one naming a user deleted from the tables kept the user, and its keys, in
+/// memory. The store cannot tell what it means, so it reads the tables afresh.
+#[test]
+fn a_change_of_an_unknown_op_is_read_from_the_tables_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let (options, seen) = reporting();
+    let store = KeyStore::open(path.to_str().unwrap(), options).unwrap();
+    let (_, secret) = seed(&store);
+    assert_eq!(allowed(&store, &secret), Reason::Allowed);
+    write_directly(
+        &path,
+        &[
+            ("DELETE FROM keys WHERE user_id = 'svc'", vec![]),
+            ("DELETE FROM users WHERE id = 'svc'", vec![]),
+            ("INSERT INTO changes (kind, id, op) VALUES ('user', 'svc', 'frob')", vec![]),
+        ],
+    );
+    wait_until("the deleted user's key is unknown", || allowed(&store, &secret) == Reason::UnknownKey);
+    assert!(store.get_user("svc").unwrap().is_none());
+    assert!(seen.lock().unwrap().is_empty(), "read afresh at once: no failure to report");
+}
+
 #[test]
 fn a_flush_that_cannot_write_is_reported_once_and_its_uses_are_kept() {
     let dir = tempfile::tempdir().unwrap();

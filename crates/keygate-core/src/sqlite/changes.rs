@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::rows::{join, key_record, load, read_key, read_user, role_record, split, user_record, KEY_COLUMNS};
 use super::{corrupt, read_error, Db};
 use crate::backend::Catchup;
-use crate::error::Result;
+use crate::error::{quote, Result};
 use crate::model::KeyId;
 use crate::registry::Change;
 
@@ -51,7 +51,7 @@ pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
             ("user", "delete") => Some(Change::DeleteUser(id)),
             ("role", "delete") => Some(Change::DeleteRole(id)),
             ("key", "delete") => id.parse().ok().map(Change::DeleteKey),
-            ("user", _) => db
+            ("user", "put") => db
                 .conn
                 .query_row("SELECT id, status, rights, roles FROM users WHERE id = ?1", [&id], read_user)
                 .optional()
@@ -59,7 +59,7 @@ pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
                 .map(|row| user_record(path, row))
                 .transpose()?
                 .map(Change::PutUser),
-            ("role", _) => db
+            ("role", "put") => db
                 .conn
                 .query_row("SELECT name, rights FROM roles WHERE name = ?1", [&id], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
@@ -69,7 +69,7 @@ pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
                 .map(|(name, rights)| role_record(path, name, rights))
                 .transpose()?
                 .map(Change::PutRole),
-            ("key", _) => match id.parse::<KeyId>().ok() {
+            ("key", "put") => match id.parse::<KeyId>().ok() {
                 Some(raw) => db
                     .conn
                     .query_row(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1"), [raw.as_bytes().as_slice()], read_key)
@@ -80,7 +80,8 @@ pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
                     .map(Change::PutKey),
                 None => None,
             },
-            _ => return Err(corrupt(path, format!("unknown change {kind}/{op}"))),
+            // Not read as a put: one naming a deleted user would keep it and its keys. The caller reads everything afresh.
+            _ => return Err(corrupt(path, format!("unknown change {}/{}", quote(&kind), quote(&op)))),
         };
         changes.extend(change);
     }
