@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import type { SpawnSyncReturns } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -289,5 +289,23 @@ http.createGuard(store)
     assert.match(r.stderr, new RegExp(`could not load its native binary for this platform \\(${PLATFORM}`))
     assert.match(r.stderr, new RegExp(`keygate-${PLATFORM}@0\\.1\\.0`))
     assert.doesNotMatch(r.stderr, /npm i\b|npm install|reinstall/i)
+  })
+
+  test('the advice NAPI_RS_NATIVE_LIBRARY_PATH: an absolute path loads; a relative one the loader cannot find is named, with the fix', () => {
+    // What a user does after reading the missing-binary error: builds the binary, copies it
+    // into the project and points the variable at it, relative to where they stand.
+    const main = tarballs.filter((f) => path.basename(f) === 'keygate-0.1.0.tgz')
+    const own = project(work, 'own-binary', main, path.join(work, 'npm-cache-own-binary'))
+    copyFileSync(BINARY, path.join(own, 'keygate.node'))
+    const load = "console.log(require('keygate').KeyStore.inMemory().keyPrefix)"
+
+    const absolute = run(process.execPath, ['-e', load], own, { NAPI_RS_NATIVE_LIBRARY_PATH: path.join(own, 'keygate.node') })
+    assert.equal(ok(absolute, 'with an absolute NAPI_RS_NATIVE_LIBRARY_PATH').trim(), 'kg')
+
+    const relative = run(process.execPath, ['-e', load], own, { NAPI_RS_NATIVE_LIBRARY_PATH: './keygate.node' })
+    assert.notEqual(relative.status, 0)
+    assert.match(relative.stderr, /NAPI_RS_NATIVE_LIBRARY_PATH is set to \.\/keygate\.node, but no binary could be loaded from it/)
+    assert.match(relative.stderr, /a relative path is read from keygate's own directory, not the working directory: give the absolute path/)
+    assert.match(relative.stderr, /set NAPI_RS_NATIVE_LIBRARY_PATH to that file's absolute path/)
   })
 })

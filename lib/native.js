@@ -75,9 +75,15 @@ function missingBinaryError(error) {
   }
   const failures = loadFailures(error)
   if (failures.length) lines.push(`Loading failed with: ${failures.join(' | ')}`)
+  // The loader require()s the variable's value from binding.js: a relative path is not the working directory's.
+  const override = process.env.NAPI_RS_NATIVE_LIBRARY_PATH
+  if (override) {
+    const relative = path.isAbsolute(override) ? '' : ` (a relative path is read from ${name}'s own directory, not the working directory: give the absolute path)`
+    lines.push(`NAPI_RS_NATIVE_LIBRARY_PATH is set to ${override}, but no binary could be loaded from it${relative}.`)
+  }
   lines.push(
     `To build it from source (Rust from https://rustup.rs and a C compiler): in ${name}'s source tree run`,
-    `\`npm run build\`, which writes ${name}.${here}.node; then set NAPI_RS_NATIVE_LIBRARY_PATH to that file's path,`,
+    `\`npm run build\`, which writes ${name}.${here}.node; then set NAPI_RS_NATIVE_LIBRARY_PATH to that file's absolute path,`,
     `or run \`npm run pack:local\` there, which writes installable tarballs of ${name} and ${name}-${here} to dist/.`,
   )
   const wrapped = Object.assign(new Error(lines.join('\n')), { code: 'ERR_KEYGATE_NO_BINARY', platform: here })
