@@ -588,6 +588,26 @@ describe('check and explain', () => {
     }
   })
 
+  test('a secret given in the place of the service, api, path or --ip is not printed back by explain', async () => {
+    // The arguments in the wrong order (or the secret pasted as --ip): explain shows the call it
+    // decided, and must not show a secret in it, in text or in the JSON explanation.
+    const runs = [
+      ['explain', 'session', secret, 'userLogon'],
+      ['explain', secret, secret, 'userLogon', '--ip', '10.1.2.3'],
+      ['explain', secret, 'session', 'userLogon', '--ip', '10.1.2.3', '--json'].map((a, i) => (i === 3 ? secret : a)),
+      ['explain', secret, 'session', 'getInfo', '--ip', secret],
+      ['explain', secret, 'session', 'getInfo', '--ip', secret, '--json'],
+      ['check-dav', '--explain', secret, 'GET', secret],
+      ['check-dav', '--explain', secret, secret, 'docs/a.txt', '--json'],
+    ]
+    for (const args of runs) {
+      const r = await ws.kg(args)
+      assert.ok(r.code === 1 || r.code === 0, `${args[0]}: exit ${r.code}\n${r.stderr}`)
+      assert.ok(r.stdout.length > 0)
+      assertNoSecret(`${r.stdout}${r.stderr}`, secret)
+    }
+  })
+
   test('an allowed check is recorded as the key’s last use (flushed when the command ends)', async () => {
     const key = json<ApiKey>(ok(await ws.kg(['key', 'show', id, '--json'])))
     assert.notEqual(key.lastUsedAt, null)

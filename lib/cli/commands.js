@@ -6,7 +6,8 @@ const fs = require('node:fs')
 
 const { KeyStore } = require('../../index.js')
 const { KeyState, UserStatus } = require('../native.js')
-const { KEY_STATES, USER_STATUSES } = require('../store.js')
+const { KEY_STATES, USER_STATUSES, scrubMessage } = require('../store.js')
+const { redactSecrets } = require('../errors.js')
 const fmt = require('./format.js')
 const { UsageError, parseExpiry, parseSince, parseDurationSeconds, parseWhole, parseChoice, DURATION_HELP } = require('./values.js')
 const { isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
@@ -910,11 +911,16 @@ async function decideAndPrint(ctx, kind, explain) {
   }
   const key = decision.keyId ? store.getKey(decision.keyId) : null
   const user = decision.userId ? store.getUser(decision.userId) : null
-  const call = kind.label(first, second)
-  const why = REASON_TEXT[decision.reason]({ d: decision, key, user, call, ip, kind })
+  // The call words and the IP are shown as typed, but not a secret given in their place (the
+  // arguments in the wrong order, or the secret pasted as --ip): redacted as in messages.
+  /** @param {string} text */
+  const shown = (text) => scrubMessage(store, redactSecrets(text))
+  const call = shown(kind.label(first, second))
+  const shownIp = ip === undefined ? undefined : shown(ip)
+  const why = REASON_TEXT[decision.reason]({ d: decision, key, user, call, ip: shownIp, kind })
   const lines = [
     decision.allowed ? 'allowed' : `denied: ${decision.reason}`,
-    `  call          ${call}${ip ? ` from ${ip}` : ''}`,
+    `  call          ${call}${shownIp ? ` from ${shownIp}` : ''}`,
     `  key           ${decision.keyId ?? '-'}`,
     `  user          ${decision.userId ?? '-'}`,
     `  matched rule  ${decision.matchedRule ?? '-'}`,
