@@ -938,6 +938,34 @@ describe('user text is shown so that it cannot act on the terminal', () => {
       w.cleanup()
     }
   })
+
+  test('--json output writes C1 and bidi controls as \\u escapes: the same JSON, nothing raw for the terminal', async () => {
+    // JSON.stringify escapes U+0000-U+001F but writes U+007F-U+009F (U+009B is CSI, U+009D OSC
+    // to terminals that take 8-bit controls) and the bidi controls raw.
+    const text = 'a\u009b2J\u009d52;c;eA==\u009c\u0085 \u202Etxt.exe\u202C\u2066\u2069\u200F\u061C\u007f'
+    const w = workspace()
+    try {
+      ok(await w.kg(['user', 'put', 'svc', '--right', '*:*']))
+      const created = ok(await w.kg(['key', 'create', '--user', 'svc', '--description', text, '--expires', '30d', '--json']))
+      assert.equal(json<{ key: ApiKey }>(created).key.description, text, 'the JSON keeps the exact text')
+      const id = json<{ key: ApiKey }>(created).key.id
+      const outputs = {
+        create: created.stdout,
+        list: ok(await w.kg(['key', 'list', '--json'])).stdout,
+        show: ok(await w.kg(['key', 'show', id, '--json'])).stdout,
+        audit: ok(await w.kg(['audit', '--json'])).stdout,
+        error: (await w.kg(['key', 'show', `kid${text}`, '--json'])).stdout,
+      }
+      for (const [name, out] of Object.entries(outputs)) {
+        assert.doesNotMatch(out, CONTROLS, `${name}: a control character reached the terminal raw`)
+        JSON.parse(out)
+      }
+      assert.equal(json<ApiKey>({ code: 0, stdout: outputs.show, stderr: '' }).description, text)
+      assert.ok(outputs.show.includes('a\\u009b2J\\u009d52;c;eA==\\u009c\\u0085 \\u202etxt.exe\\u202c'), outputs.show)
+    } finally {
+      w.cleanup()
+    }
+  })
 })
 
 describe('keygate: messages never give a secret away', () => {

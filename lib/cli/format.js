@@ -82,6 +82,19 @@ function shownLines(text) {
   return String(text).replace(UNSHOWABLE, (c) => (c === '\n' || c === '\t' ? c : visible(c)))
 }
 
+/** What JSON.stringify leaves raw of UNSHOWABLE (it escapes U+0000-U+001F itself). */
+const RAW_IN_JSON = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
+
+/**
+ * `value` as the one JSON document of --json: JSON.stringify's, with the controls it writes raw
+ * (U+007F-U+009F: CSI, OSC… to terminals that take 8-bit controls; the bidi controls) written as
+ * `\uXXXX` escapes, which parse to the same string.
+ * @param {unknown} value
+ */
+function jsonDocument(value) {
+  return JSON.stringify(value, null, 2).replace(RAW_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
 /**
  * At most `width` characters (code points: an emoji is never cut in half) on one line.
  * @param {string} text
@@ -229,4 +242,4 @@ function auditTable(entries) {
   )
 }
 
-module.exports = { visible, shownLines, iso, short, relative, table, keyTable, keyDetails, userDetails, userTable, roleTable, auditTable, auditChanges }
+module.exports = { visible, shownLines, jsonDocument, iso, short, relative, table, keyTable, keyDetails, userDetails, userTable, roleTable, auditTable, auditChanges }

@@ -13,7 +13,7 @@ const { COMMANDS, GROUPS, NotFound, findCommand, openStore } =
     require('./commands.js')
   )
 const { UsageError, parseOptions, parseWhole, closest, quoteTyped, mayHoldASecret } = require('./values.js')
-const { shownLines } = require('./format.js')
+const { shownLines, jsonDocument } = require('./format.js')
 const { resolveStore, shownStore } = require('../location.js')
 
 /**
@@ -381,7 +381,7 @@ async function run(argv, io) {
     const shown = (/** @type {string} */ text) => scrubMessage(scrubbing, redactSecrets(text))
     message = shown(message)
     if (hint !== undefined) hint = shown(hint)
-    if (json) out(JSON.stringify({ error: { code, message } }, null, 2))
+    if (json) out(jsonDocument({ error: { code, message } }))
     else err(shownLines(`error: ${message}${code && exit !== EXIT.USAGE ? ` (${code})` : ''}${hint ? `\n${hint}` : ''}`))
     return exit
   }
@@ -393,7 +393,7 @@ async function run(argv, io) {
     const { leading, words } = locate(argv)
     const helpRequested = wantsHelp(argv, words)
     if (words.length === 0 && !helpRequested && leading.includes('--version')) {
-      out(json ? JSON.stringify({ version: version() }, null, 2) : `keygate ${version()}`)
+      out(json ? jsonDocument({ version: version() }) : `keygate ${version()}`)
       return EXIT.OK
     }
     const resolved = resolve(words, helpRequested)
@@ -411,7 +411,7 @@ async function run(argv, io) {
     const spec = { ...GLOBAL_OPTIONS, ...(command ? command.options : {}) }
     const { values, positionals } = parseOptions([...leading, ...resolved.rest], spec, commandName)
     if (resolved.version || values.version) {
-      if (json) out(JSON.stringify({ version: version() }, null, 2))
+      if (json) out(jsonDocument({ version: version() }))
       else out(`keygate ${version()}`)
       return EXIT.OK
     }
@@ -460,7 +460,7 @@ async function run(argv, io) {
     // A long-running command (serve), or one on two stores (copy), opens and closes its own.
     if (command.store === 'none') {
       const result = await command.run(ctx)
-      if (result.json !== undefined && json) out(JSON.stringify(result.json, null, 2))
+      if (result.json !== undefined && json) out(jsonDocument(result.json))
       else if (result.text !== undefined) out(shownLines(result.text))
       return result.exit ?? EXIT.OK
     }
@@ -474,7 +474,7 @@ async function run(argv, io) {
     const toClose = store
     store = undefined
     toClose.close()
-    if (json) out(JSON.stringify(result.json, null, 2))
+    if (json) out(jsonDocument(result.json))
     else out(shownLines(result.text)) // user text may hold bidi or terminal controls
     return result.exit ?? EXIT.OK
   } catch (error) {
