@@ -236,6 +236,27 @@ describe('the store file', () => {
     }
   })
 
+  test('an empty file is not a store: read commands refuse it and leave it empty; init makes a store of it', async () => {
+    const { dir, db, kg, cleanup } = workspace()
+    try {
+      // `touch keygate.db`, mktemp, a failed download: a file of 0 bytes is no keygate store.
+      writeFileSync(db, '')
+      for (const args of [['key', 'list'], ['audit'], ['user', 'show', 'svc'], ['verify-audit']]) {
+        keygateError(await kg(args), 'STORE_IO', 'no keygate store at')
+        jsonError(await kg([...args, '--json']), 3, 'STORE_IO')
+      }
+      // Nor is it a store to copy from (copy changes nothing in its source).
+      keygateError(await kg(['copy', db, 'out.db']), 'STORE_IO', 'no keygate store at', 'empty')
+      assert.equal(statSync(db).size, 0, 'a read command wrote a store into the empty file')
+      assert.deepEqual(readdirSync(dir).sort(), ['keygate.db'])
+      // init (and user put, role put) may create the store, in the empty file too.
+      assert.match(ok(await kg(['init'])).stdout, /created keygate store/)
+      ok(await kg(['key', 'list']))
+    } finally {
+      cleanup()
+    }
+  })
+
   test('init --key-prefix sets the prefix of issued secrets', async () => {
     const { kg, cleanup } = workspace()
     try {

@@ -709,9 +709,8 @@ const COMMANDS = [
       const [fromText, toText] = ctx.args
       const from = storeLocation(ctx, fromText)
       const to = storeLocation(ctx, toText)
-      if (!from.url && !fs.existsSync(from.where)) {
-        throw Object.assign(new Error(`no keygate store at ${from.where} to copy from`), { code: 'STORE_IO' })
-      }
+      const missing = from.url ? undefined : noStoreFile(from.where)
+      if (missing !== undefined) throw Object.assign(new Error(`no keygate store at ${from.where}${missing} to copy from`), { code: 'STORE_IO' })
       const createdFile = !to.url && !fs.existsSync(to.where)
       // Nothing purged: a copy reads the source as it is and writes the target as given.
       const keep = { purgeExpiredAfterDays: 1e6 }
@@ -1007,15 +1006,33 @@ function storeLocation(ctx, text) {
 }
 
 /**
+ * Whether there is no store file at `file` to use: '' when it does not exist, what it is when it
+ * is an empty file (which the store would take as new, and make a store of); undefined when there
+ * is something to open.
+ * @param {string} file
+ */
+function noStoreFile(file) {
+  if (!fs.existsSync(file)) return ''
+  try {
+    const stat = fs.statSync(file)
+    const wal = fs.statSync(`${file}-wal`, { throwIfNoEntry: false })
+    if (stat.isFile() && stat.size === 0 && !(wal && wal.size > 0)) return ' (the file is empty)'
+  } catch {
+    // the store's own error says what is wrong with it
+  }
+  return undefined
+}
+
+/**
  * Opens a store at `db` for `command` (creating it only for commands that may).
  * @param {Command} command
  * @param {Context} ctx
  */
 function openStore(command, ctx) {
   // A database is opened as it is (its schema is made when missing); whether it was is the store's to say.
-  const exists = isDatabaseUrl(ctx.db) || fs.existsSync(ctx.db)
-  if (!exists && command.store !== 'create') {
-    throw Object.assign(new Error(`no keygate store at ${ctx.db}: point --db or $KEYGATE_DB at an existing store, or create one with "keygate init"`), {
+  const missing = isDatabaseUrl(ctx.db) ? undefined : noStoreFile(ctx.db)
+  if (missing !== undefined && command.store !== 'create') {
+    throw Object.assign(new Error(`no keygate store at ${ctx.db}${missing}: point --db or $KEYGATE_DB at an existing store, or create one with "keygate init"`), {
       code: 'STORE_IO',
       keygate: true,
     })
