@@ -189,6 +189,19 @@ describe('usage errors: exit 2 with a plain message, nothing changed', () => {
     assert.deepEqual(json<ApiKey[]>(ok(await ws.kg(['key', 'list', '--json']))), [])
   })
 
+  test('a duration beyond the dates JavaScript can hold is a usage error; a date before year 100 is a date', async () => {
+    // 100000000d from now is past the last Date (+275760): not the store's "invalid Date".
+    const base = ['key', 'create', '--user', 'alice', '--description', 'x']
+    usage(await ws.kg([...base, '--expires', '100000000d']), '--expires "100000000d"', 'out of range')
+    usage(await ws.kg(['audit', '--since', '104000000d']), '--since "104000000d"', 'out of range')
+    jsonError(await ws.kg([...base, '--expires', '100000000d', '--json']), 2, 'USAGE')
+    // Years 0000-0099 are real dates (Date.UTC would take 0099 for 1999): in the past, as any other.
+    keygateError(await ws.kg([...base, '--expires', '0099-01-01']), 'EXPIRY_IN_PAST')
+    keygateError(await ws.kg([...base, '--expires', '0000-03-01T00:00:00Z']), 'EXPIRY_IN_PAST')
+    assert.ok(Array.isArray(json(ok(await ws.kg(['audit', '--since', '0050-01-01', '--json'])))))
+    assert.deepEqual(json<ApiKey[]>(ok(await ws.kg(['key', 'list', '--json']))), [])
+  })
+
   test('with --json, a usage error is a JSON document on stdout', async () => {
     const r = await ws.kg(['key', 'list', '--bogus', '--json'])
     jsonError(r, 2, 'USAGE')

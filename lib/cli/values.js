@@ -179,9 +179,11 @@ function parseDate(text) {
   const second = Number(s)
   if (month < 1 || month > 12 || hour > 23 || minute > 59 || second > 59) return undefined
   const ms = Number(frac.padEnd(3, '0').slice(0, 3))
-  let at = Date.UTC(year, month - 1, day, hour, minute, second, ms)
-  const check = new Date(Date.UTC(year, month - 1, day))
+  // setUTCFullYear, not Date.UTC: that takes the years 0-99 for 1900-1999.
+  const check = new Date(0)
+  check.setUTCFullYear(year, month - 1, day)
   if (check.getUTCFullYear() !== year || check.getUTCMonth() !== month - 1 || check.getUTCDate() !== day) return undefined
+  let at = check.getTime() + ((hour * 60 + minute) * 60 + second) * 1000 + ms
   if (sign !== undefined) {
     const offset = (Number(oh) * 60 + Number(om)) * 60_000
     if (Number(oh) > 23 || Number(om) > 59) return undefined
@@ -203,6 +205,18 @@ function badDate(text, option) {
 }
 
 /**
+ * `date`, when it is one a Date can hold (within 8.64e15 ms of 1970: a duration may reach past
+ * it); else the usage error of `option`.
+ * @param {Date} date
+ * @param {string} text
+ * @param {string} option
+ */
+function inRange(date, text, option) {
+  if (Number.isNaN(date.getTime())) throw new UsageError(`${option} ${quoteTyped(text)} is out of range: it reaches past the last date a time can have`)
+  return date
+}
+
+/**
  * `--expires`: a duration from now, or a date.
  * @param {string} text
  * @param {string} option
@@ -210,7 +224,7 @@ function badDate(text, option) {
  */
 function parseExpiry(text, option, now) {
   const ms = durationMs(text)
-  if (ms !== undefined) return new Date(now + ms)
+  if (ms !== undefined) return inRange(new Date(now + ms), text, option)
   const date = parseDate(text)
   if (date !== undefined) return date
   const bad = badDate(text, option)
@@ -226,7 +240,7 @@ function parseExpiry(text, option, now) {
  */
 function parseSince(text, option, now) {
   const ms = durationMs(text)
-  if (ms !== undefined) return new Date(now - ms)
+  if (ms !== undefined) return inRange(new Date(now - ms), text, option)
   const date = parseDate(text)
   if (date !== undefined) return date
   const bad = badDate(text, option)
