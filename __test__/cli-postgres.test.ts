@@ -61,7 +61,7 @@ describe('keygate init on a PostgreSQL URL', pgOnly(), () => {
 })
 
 describe('a store URL is shown without its password, in every form the core accepts', pgOnly(), () => {
-  const SECRET = 'pg-Secret-77'
+  const SECRET = 'pg-Secret-Qz7'
   /** URLs of `name` with a password as users write them (trust auth: any password connects), and as keygate shows them. */
   const forms = (name: string) => [
     {
@@ -81,7 +81,7 @@ describe('a store URL is shown without its password, in every form the core acce
       shown: `postgres://postgres@127.0.0.1:5432/${name}?sslmode=disable&password=***`,
     },
   ]
-  const secretParts = [SECRET, 'Secret', '77', 'x#y', ':z', 'a:b']
+  const secretParts = [SECRET, 'Secret', 'Qz7', 'x#y', ':z', 'a:b']
 
   test('init (text and --json), the "created a new keygate store" note and copy never show the password', async () => {
     for (const { url, shown } of forms(createDatabase().name)) {

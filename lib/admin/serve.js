@@ -117,7 +117,29 @@ async function serve(given = {}) {
   const storeOptions = typeof givenStoreOptions === 'object' ? ownFields(givenStoreOptions) : givenStoreOptions
 
   const store = KeyStore.open(db, storeOptions)
+  /** @type {import('./server.js').AdminServer | undefined} */
   let admin
+  let closed = false
+  const signals = options.handleSignals !== false
+  const close = async () => {
+    if (closed) return
+    closed = true
+    if (signals) {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+    }
+    if (admin) await admin.close()
+    store.close()
+  }
+  function onSignal() {
+    close().then(
+      () => process.exit(0),
+      (e) => {
+        console.error(e)
+        process.exit(1)
+      },
+    )
+  }
   try {
     const t = adminToken(db, options.token)
     admin = createAdminServer({
@@ -139,6 +161,11 @@ async function serve(given = {}) {
       if (e && e.code === 'EADDRNOTAVAIL') throw problem(`${host} is not an address of this machine`)
       throw e
     }
+    // Before the start message: a supervisor may stop the server as soon as it reads it.
+    if (signals) {
+      process.on('SIGINT', onSignal)
+      process.on('SIGTERM', onSignal)
+    }
     if (t.save) t.save()
     print(`keygate admin: ${url}  (store ${shownStore(db)})`)
     if (t.source === 'generated') {
@@ -157,36 +184,10 @@ async function serve(given = {}) {
       print(`  Warning: listening on ${host} over plain HTTP; put it behind HTTPS (a reverse proxy) before using it from another machine.`)
     }
   } catch (e) {
-    if (admin) await admin.close()
-    store.close()
+    await close()
     throw e
   }
 
-  let closed = false
-  const signals = options.handleSignals !== false
-  const close = async () => {
-    if (closed) return
-    closed = true
-    if (signals) {
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
-    }
-    await admin.close()
-    store.close()
-  }
-  function onSignal() {
-    close().then(
-      () => process.exit(0),
-      (e) => {
-        console.error(e)
-        process.exit(1)
-      },
-    )
-  }
-  if (signals) {
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
-  }
   // Listening by now: both are set.
   return { url: /** @type {string} */ (admin.url), port: /** @type {number} */ (admin.port), db, tokenFile: tokenFileOf(db), store, close }
 }
