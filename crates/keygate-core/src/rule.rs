@@ -435,8 +435,9 @@ impl RuleInterner {
 
     fn intern(&mut self, raw: &str, usage: RuleUse) -> Result<Arc<Rule>> {
         // Normalising is idempotent, so a trimmed text equal to a stored
-        // normalised text denotes the same rule.
-        let rule = match self.by_text.get(raw.trim()) {
+        // normalised text denotes the same rule; but only an ASCII text (`trim` also
+        // takes Unicode spaces, which `parse_rule` refuses).
+        let rule = match self.by_text.get(raw.trim()).filter(|_| raw.is_ascii()) {
             Some(rule) => rule.clone(),
             None => {
                 let rule = parse_rule(raw)?;
@@ -739,6 +740,21 @@ mod tests {
         assert_eq!(interner.indexes.len(), 1);
         interner.release(b);
         assert!(interner.indexes.is_empty());
+    }
+
+    #[test]
+    fn a_non_ascii_rule_is_refused_even_when_its_trimmed_text_is_held() {
+        // Rust's trim takes Unicode spaces too: a stored "\u{a0}session:*" must not be
+        // looked up as "session:*" (accepted or refused by the order rows are read in).
+        let mut interner = RuleInterner::default();
+        let held = interner.parse_list(&["session:*"], RuleUse::KeyRules).unwrap();
+        for (rule, _) in HOSTILE {
+            assert_eq!(interner.parse_list(&[rule], RuleUse::KeyRules).unwrap_err(), error_of(rule), "{rule}");
+        }
+        for rule in ["\u{a0}session:*", "session:*\u{3000}", "\u{2028}session:*\u{85}"] {
+            assert_eq!(interner.parse_list(&[rule], RuleUse::KeyRules).unwrap_err(), error_of(rule), "{rule:?}");
+        }
+        interner.release(held);
     }
 
     #[test]
