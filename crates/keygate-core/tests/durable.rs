@@ -270,6 +270,18 @@ fn a_row_it_cannot_load_makes_open_store_corrupt_and_leaves_the_file_byte_for_by
             "a sequence number that leaves no room for the next key's",
             vec![("UPDATE keys SET seq = 9223372036854775807 WHERE id = ?1", vec![id_param()])],
         ),
+        // SQLite refuses the next AUTOINCREMENT number (SQLITE_FULL): every write was STORE_IO "disk full".
+        (
+            "a change number that leaves no room for the next change's",
+            vec![("INSERT INTO changes (seq, kind, id, op) VALUES (9223372036854775807, 'user', 'svc', 'put')", vec![])],
+        ),
+        (
+            "a change number kept by sqlite_sequence that leaves no room for the next change's",
+            vec![
+                ("INSERT INTO changes (seq, kind, id, op) VALUES (9223372036854775807, 'user', 'svc', 'put')", vec![]),
+                ("DELETE FROM changes WHERE seq = 9223372036854775807", vec![]),
+            ],
+        ),
         // A table rebuilt without its constraints (a bad migration) holding one key twice: which
         // row a check found would decide, the revoked one or the other.
         (

@@ -18,6 +18,34 @@ pub(super) fn latest(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))
 }
 
+/// Change numbers a store may have used and still be opened: the rest is room for
+/// the changes still to come. Keygate numbers them from 1, so only a row written by
+/// hand stands this high.
+const MAX_OPEN_SEQ: i64 = i64::MAX - (1 << 32);
+
+/// Refuses (read-only, at open) a change log numbered so high that the next change
+/// could not be numbered: SQLite would refuse the write as `SQLITE_FULL`, a
+/// `STORE_IO` that no space freed would cure. The highest number ever used is the
+/// larger of the last row's and the one `sqlite_sequence` keeps for `AUTOINCREMENT`.
+pub(super) fn check_room(path: &Path, conn: &Connection) -> Result<()> {
+    let read = |err| read_error(path, "reading changes of", err);
+    let mut used = latest(conn).map_err(read)?;
+    // Absent only if no table of the file has AUTOINCREMENT (a changes table made by other means).
+    let kept: bool = conn
+        .query_row("SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'sqlite_sequence'", [], |r| r.get(0))
+        .map_err(read)?;
+    if kept {
+        let sequence: i64 = conn
+            .query_row("SELECT coalesce(max(CAST(seq AS INTEGER)), 0) FROM sqlite_sequence WHERE name = 'changes'", [], |r| r.get(0))
+            .map_err(read)?;
+        used = used.max(sequence);
+    }
+    if used > MAX_OPEN_SEQ {
+        return Err(corrupt(path, format!("its change log is numbered up to {used}, which leaves no room for the changes to come")));
+    }
+    Ok(())
+}
+
 /// What other processes changed after `db.last_seen`, as changes to apply (in order).
 /// `db.last_seen` moves only when every change was read.
 pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {

@@ -137,6 +137,7 @@ fn inspect(path: &Path, conn: &Connection) -> Result<Found> {
             return Ok(Found::Empty);
         }
         Head::read(conn).map_err(|e| read_error(path, "reading the audit head of", e))?.check(path, conn)?;
+        changes::check_room(path, conn)?;
         // Damage in pages the load never reads (indexes, the audit trail, free pages):
         // ~60 ms on a 100,000-key store, a fifth of its open.
         let check: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(read)?;
