@@ -342,6 +342,11 @@ fn a_row_it_cannot_load_makes_open_store_corrupt_and_leaves_the_file_byte_for_by
             vec![("INSERT OR REPLACE INTO meta (name, value) VALUES ('max_lifetime_days', '0')", vec![])],
         ),
         ("an audit head behind its entries", vec![("UPDATE meta SET value = '0' WHERE name = 'audit_seq'", vec![])]),
+        // The next entry would be numbered past MAX_AUDIT_SEQ: every write was STORE_IO.
+        (
+            "an audit head that leaves no room for the next entry",
+            vec![("UPDATE meta SET value = '9223372036854775806' WHERE name = 'audit_seq'", vec![])],
+        ),
         ("an audit head near overflow", vec![("UPDATE meta SET value = '18446744073709551615' WHERE name = 'audit_seq'", vec![])]),
         ("an audit hash that is not hex", vec![("UPDATE meta SET value = 'zz' WHERE name = 'audit_hash'", vec![])]),
     ];

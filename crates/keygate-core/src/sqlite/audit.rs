@@ -69,7 +69,8 @@ impl Head {
     pub(super) fn check(&self, path: &Path, conn: &Connection) -> Result<()> {
         let seq = match self.seq {
             Recorded::Missing => 0,
-            Recorded::Valid(seq) if seq <= MAX_AUDIT_SEQ => seq,
+            // `append` numbers the next entry seq + 1, which must not pass MAX_AUDIT_SEQ.
+            Recorded::Valid(seq) if seq < MAX_AUDIT_SEQ => seq,
             Recorded::Valid(_) | Recorded::Invalid => return Err(corrupt(path, "its recorded audit head is not a valid sequence number")),
         };
         if let Recorded::Invalid = self.hash {
