@@ -139,6 +139,18 @@ impl Registry {
         self.next_seq
     }
 
+    /// Applies one change of a store's whole state as it is loaded: as [`Registry::apply`], but
+    /// a second row of one key (tables whose constraints were dropped) is refused, not read as
+    /// an update: which of the two a check would have found decides otherwise.
+    pub fn load(&mut self, change: Change) -> Result<()> {
+        if let Change::PutKey(record) = &change {
+            if self.key_by_id(&record.id).is_some() {
+                return Err(Error::new(ErrorCode::StoreCorrupt, format!("key {} is stored twice", record.id)));
+            }
+        }
+        self.apply(change)
+    }
+
     /// Applies one change. Changes planned by the store were validated first
     /// and cannot fail here; changes read back from disk can (`STORE_CORRUPT`).
     pub fn apply(&mut self, change: Change) -> Result<()> {

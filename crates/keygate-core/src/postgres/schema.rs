@@ -177,8 +177,8 @@ fn ensure_in_transaction(net: &Net, client: &Client, wanted_prefix: Option<&str>
     }
     // Never left out when unreadable: the default (730 days) would allow expiries the store's limit refuses.
     let max_lifetime_days: Option<f64> = row.try_get(2).map_err(|e| corrupt(format!("its recorded maxLifetimeDays: {e}")))?;
-    if let Some(days) = max_lifetime_days.filter(|days| check_lifetime_days(*days).is_err()) {
-        return Err(corrupt(format!("its recorded maxLifetimeDays {days} is not a whole number from 1 to 36500")));
+    if let Some(days) = max_lifetime_days {
+        check_lifetime_days(days).map_err(|e| corrupt(format!("its recorded {}", e.message)))?;
     }
     Ok(Meta { prefix, max_lifetime_days, created: !exists })
 }
@@ -215,24 +215,18 @@ fn load_rows(net: &Net, client: &Client) -> Result<(Registry, Position)> {
     let expected_keys = meta.try_get::<_, Option<i64>>(3).ok().flatten().and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
     let mut registry = Registry::default();
     registry.reserve_keys(expected_keys);
-    let mut apply = |change| registry.apply(change).map_err(|e| corrupt(e.message));
+    let mut load = |change| registry.load(change).map_err(|e| corrupt(e.message));
     net.for_each_row("reading roles of", client, "SELECT name, rights FROM keygate_roles", &[], |row| {
         let (name, rights) = (row.try_get(0), row.try_get(1));
-        apply(Change::PutRole(role_record(name.map_err(corrupt)?, rights.map_err(corrupt)?)?))
+        load(Change::PutRole(role_record(name.map_err(corrupt)?, rights.map_err(corrupt)?)?))
     })?;
     net.for_each_row("reading users of", client, "SELECT id, status, rights, roles FROM keygate_users", &[], |row| {
         let fields =
             (|| Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get::<_, String>(1)?, row.try_get(2)?, row.try_get(3)?)))();
         let (id, status, rights, roles) = fields.map_err(corrupt)?;
-        apply(Change::PutUser(user_record(id, &status, rights, roles)?))
+        load(Change::PutUser(user_record(id, &status, rights, roles)?))
     })?;
     let keys = format!("SELECT {KEY_COLUMNS} FROM keygate_keys");
-    net.for_each_row("reading keys of", client, keys.as_str(), &[], |row| {
-        let record = key_row(row)?;
-        if registry.key_by_id(&record.id).is_some() {
-            return Err(corrupt(format!("key {} is stored twice", record.id)));
-        }
-        registry.apply(Change::PutKey(record)).map_err(|e| corrupt(e.message))
-    })?;
+    net.for_each_row("reading keys of", client, keys.as_str(), &[], |row| load(Change::PutKey(key_row(row)?)))?;
     Ok((registry, position))
 }

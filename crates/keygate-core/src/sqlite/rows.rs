@@ -128,20 +128,17 @@ pub(super) fn load_rows(path: &Path, conn: &Connection) -> Result<Registry> {
     let rows = roles.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(e("reading roles of"))?;
     for row in rows {
         let (name, rights) = row.map_err(e("reading roles of"))?;
-        registry.apply(Change::PutRole(role_record(path, name, rights)?)).map_err(fail)?;
+        registry.load(Change::PutRole(role_record(path, name, rights)?)).map_err(fail)?;
     }
     let mut users = conn.prepare("SELECT id, status, rights, roles FROM users").map_err(e("reading users of"))?;
     for row in users.query_map([], read_user).map_err(e("reading users of"))? {
         let record = user_record(path, row.map_err(e("reading users of"))?)?;
-        registry.apply(Change::PutUser(record)).map_err(fail)?;
+        registry.load(Change::PutUser(record)).map_err(fail)?;
     }
     let mut keys = conn.prepare(&format!("SELECT {KEY_COLUMNS} FROM keys")).map_err(e("reading keys of"))?;
     for row in keys.query_map([], read_key).map_err(e("reading keys of"))? {
         let record = key_record(path, row.map_err(e("reading keys of"))?)?;
-        if registry.key_by_id(&record.id).is_some() {
-            return Err(corrupt(path, format!("key {} is stored twice", record.id)));
-        }
-        registry.apply(Change::PutKey(record)).map_err(fail)?;
+        registry.load(Change::PutKey(record)).map_err(fail)?;
     }
     Ok(registry)
 }

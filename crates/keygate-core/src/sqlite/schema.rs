@@ -150,9 +150,12 @@ fn read_meta(path: &Path, conn: &Connection) -> Result<Meta> {
         .map_err(read)?;
     // Never left out when unreadable: the default (730 days) would allow expiries the store's limit refuses.
     let max_days = match max_days {
-        Some(text) => Some(text.parse().ok().filter(|days| check_lifetime_days(*days).is_ok()).ok_or_else(|| {
-            corrupt(path, format!("its recorded maxLifetimeDays {} is not a whole number from 1 to 36500", quote(&text)))
-        })?),
+        Some(text) => {
+            let days: f64 =
+                text.parse().map_err(|_| corrupt(path, format!("its recorded maxLifetimeDays {} is not a number", quote(&text))))?;
+            check_lifetime_days(days).map_err(|e| corrupt(path, format!("its recorded {}", e.message)))?;
+            Some(days)
+        }
         None => None,
     };
     Ok((prefix, max_days))
