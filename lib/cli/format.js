@@ -82,17 +82,15 @@ function shownLines(text) {
   return String(text).replace(UNSHOWABLE, (c) => (c === '\n' || c === '\t' ? c : visible(c)))
 }
 
-/** What JSON.stringify leaves raw of UNSHOWABLE (it escapes U+0000-U+001F itself). */
-const RAW_IN_JSON = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
-
 /**
- * `value` as the one JSON document of --json: JSON.stringify's, with the controls it writes raw
- * (U+007F-U+009F: CSI, OSC… to terminals that take 8-bit controls; the bidi controls) written as
- * `\uXXXX` escapes, which parse to the same string.
+ * `value` as the one JSON document of --json: JSON.stringify's, with the UNSHOWABLE characters it
+ * writes raw (U+007F-U+009F: CSI, OSC… to terminals that take 8-bit controls; the bidi controls)
+ * written as `\uXXXX` escapes, which parse to the same string. It escapes U+0000-U+001F in
+ * strings itself: a raw `\n` there is the layout's.
  * @param {unknown} value
  */
 function jsonDocument(value) {
-  return JSON.stringify(value, null, 2).replace(RAW_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  return JSON.stringify(value, null, 2).replace(UNSHOWABLE, (c) => (c === '\n' ? c : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`))
 }
 
 /**
