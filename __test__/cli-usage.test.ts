@@ -70,6 +70,7 @@ describe('keygate CLI: usage', () => {
       [[...db, 'check', '--secret-stdin', 'session', 'getInfo'], /the secret read from standard input is empty/, { input: '\n' }],
       [[...db, 'check', 'session', 'getInfo'], /the secret in \$KEYGATE_SECRET is empty/, { secret: '  ' }],
       [[...db, 'serve', '--port', '99999'], /--port "99999" must be a whole number/],
+      [[...db, 'check', '--secret-stdin', 'session', 'getInfo'], /standard input holds more than 1 MiB/, { input: 'x'.repeat(2 << 20) }],
     ]
     for (const [args, message, { input = '', secret } = {}] of cases) {
       const { KEYGATE_DB: _db, KEYGATE_SECRET: _secret, ...rest } = process.env
@@ -195,6 +196,27 @@ describe('keygate CLI: a secret pasted in the wrong place is never printed whole
       const j = run(['--json', ...args])
       assert.ok(!(j.stdout + j.stderr).includes(body), `${shown} --json printed the secret: ${j.stdout}`)
     }
+  })
+
+  test('--rules-file is read up to 1 MiB: /dev/zero, a large file or a flood on standard input is a usage error that creates no key', () => {
+    const work = mkdtempSync(path.join(dir, 'bounded-'))
+    const big = path.join(work, 'rules.txt')
+    writeFileSync(big, 'session:getInfo\n'.repeat(70_000)) // about 1.1 MB
+    assert.equal(keygate(['user', 'put', 'alice'], work).code, 0)
+    const create = ['key', 'create', '--user', 'alice', '--description', 'd', '--expires', '1d', '--rules-file']
+    for (const [file, input] of [
+      ['/dev/zero', ''],
+      [big, ''],
+      ['-', 'session:getInfo\n'.repeat(70_000)],
+    ]) {
+      const { KEYGATE_DB: _db, ...rest } = process.env
+      const r = spawnSync(process.execPath, [BIN, ...create, file], { cwd: work, encoding: 'utf8', env: rest, input, timeout: 60_000 })
+      assert.equal(r.status, 2, `${file}: ${r.stderr}`)
+      assert.match(r.stderr, file === '-' ? /standard input holds more than 1 MiB/ : /--rules-file ".*" holds more than 1 MiB/)
+    }
+    const listed = keygate(['--json', 'key', 'list'], work)
+    assert.equal(listed.code, 0, listed.stderr)
+    assert.deepEqual(JSON.parse(listed.stdout), [])
   })
 
   test('keygate help of an inherited property name is "no such command", not [object Object]', () => {

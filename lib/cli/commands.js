@@ -69,6 +69,7 @@ exact; a time without an offset is UTC.`
 
 // Quoted values go through the same secret redaction as the core's messages.
 const { quote } = require('./values.js')
+const { readFileBounded } = require('./input.js')
 
 /**
  * @param {string} file a path, or `-` for standard input
@@ -77,8 +78,9 @@ const { quote } = require('./values.js')
 function readRulesFile(file, readStdinSync) {
   let text
   try {
-    text = file === '-' ? readStdinSync() : fs.readFileSync(file, 'utf8')
+    text = file === '-' ? readStdinSync() : readFileBounded(file, `--rules-file ${quote(file)}`)
   } catch (error) {
+    if (error instanceof UsageError) throw error
     // Not error.message: it repeats the file name unquoted.
     const why =
       error.code === 'ENOENT'

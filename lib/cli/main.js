@@ -14,6 +14,7 @@ const { COMMANDS, GROUPS, NotFound, findCommand, openStore } =
   )
 const { UsageError, parseOptions, parseWhole, closest, quoteTyped, mayHoldASecret } = require('./values.js')
 const { shownLines, jsonDocument } = require('./format.js')
+const { readAll, readFileBounded } = require('./input.js')
 const { resolveStore, shownStore } = require('../location.js')
 
 /**
@@ -338,20 +339,6 @@ function readSecretLine(stream, stderr) {
 }
 
 /**
- * @param {NodeJS.ReadableStream} stream
- * @returns {Promise<string>}
- */
-function readAll(stream) {
-  return new Promise((resolve, reject) => {
-    /** @type {Buffer[]} */
-    const chunks = []
-    stream.on('data', (/** @type {string | Buffer} */ c) => chunks.push(Buffer.from(c)))
-    stream.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
-    stream.on('error', reject)
-  })
-}
-
-/**
  * Runs the CLI. `io`: { env, cwd, stdout(text), stderr(text), stdin (a readable stream) }.
  * Returns the exit code.
  * @param {string[]} argv
@@ -444,7 +431,7 @@ async function run(argv, io) {
       maxLifetimeDays,
       admin: actorText === undefined ? {} : { actor: actorText },
       readStdin: () => readAll(io.stdin),
-      readStdinSync: () => require('node:fs').readFileSync(0, 'utf8'),
+      readStdinSync: () => readFileBounded(0, 'standard input'),
       store: undefined,
       created: false,
       input: undefined,
