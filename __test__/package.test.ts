@@ -231,7 +231,7 @@ http.createGuard(store)
     }
   })
 
-  test('the tarball ships what runs: no docs/screenshots, no sources of the native part', () => {
+  test("the tarball ships what runs: no docs/screenshots, no sources of the native part, not the admin page's type-check files", () => {
     const files = ok(run('tar', ['-tzf', tarballs.find((f) => path.basename(f) === 'keygate-0.1.0.tgz')!], work), 'tar -t')
       .split('\n')
       .filter(Boolean)
@@ -246,7 +246,7 @@ http.createGuard(store)
       assert.ok(files.includes(needed), needed)
     }
     assert.deepEqual(
-      files.filter((f) => /screenshots|\.png$|\.rs$|Cargo|__test__|\.node$/.test(f)),
+      files.filter((f) => /screenshots|\.png$|\.rs$|Cargo|__test__|\.node$|admin\/public\/(.*\.d\.ts|tsconfig\.json)$/.test(f)),
       [],
     )
   })
