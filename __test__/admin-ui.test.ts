@@ -953,6 +953,40 @@ browserSuite('admin page in a real browser (chromium)', () => {
     }
   })
 
+  test('ids of 128 characters without a break wrap: the user heading, the users and keys tables stay within the window', async () => {
+    const longUser = `u${'x'.repeat(126)}z`
+    const longRole = `r${'y'.repeat(126)}z`
+    serving.store.putRole({ name: longRole, rights: ['session:*'] }, { actor: 'test' })
+    serving.store.putUser({ id: longUser, roles: [longRole], rights: [`apps/${'a'.repeat(240)}:*`] }, { actor: 'test' })
+    const { key } = serving.store.createKey({ userId: longUser, description: 'd'.repeat(300), expiresAt: new Date(Date.now() + 86_400_000) }, { actor: 'test' })
+    /** How far the page, and any table inside its scrolling wrapper, reaches past its box. */
+    const overflows = () =>
+      page.evaluate(`[document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        ...[...document.querySelectorAll('.view:not([hidden]) .table-wrap')].map((w) => w.scrollWidth - w.clientWidth)]`) as Promise<number[]>
+    try {
+      for (const width of [1280, 390]) {
+        await page.setViewportSize({ width, height: 860 })
+        await page.goto(`${serving.url}/#/users/${encodeURIComponent(longUser)}`)
+        await page.getByRole('heading', { name: `User account ${longUser}` }).waitFor()
+        await page.locator('#user-keys-table tr[data-key-id]').first().waitFor()
+        for (const o of await overflows()) assert.ok(o <= 0, `user page at ${width}px: ${o}px past the window`)
+        await page.goto(`${serving.url}/#/users`)
+        await page.locator('#view-users tr', { hasText: longUser }).waitFor()
+        for (const o of await overflows()) assert.ok(o <= 0, `users list at ${width}px: ${o}px past the window`)
+        await page.goto(`${serving.url}/#/roles`)
+        await page.locator(`tr[data-role="${longRole}"]`).waitFor()
+        for (const o of await overflows()) assert.ok(o <= 0, `roles list at ${width}px: ${o}px past the window`)
+        await freshKeys()
+        await page.locator(`tr[data-key-id="${key.id}"]`).waitFor()
+        for (const o of await overflows()) assert.ok(o <= 0, `key list at ${width}px: ${o}px past the window`)
+      }
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 860 })
+      serving.store.deleteUser(longUser, { actor: 'test' })
+      serving.store.deleteRole(longRole, { actor: 'test' })
+    }
+  })
+
   test('narrow screen: no horizontal scrolling, the list still usable', async () => {
     await page.setViewportSize({ width: 390, height: 844 })
     await freshKeys()
