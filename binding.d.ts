@@ -219,6 +219,12 @@ export declare const MAX_DAV_PATH_LENGTH: number
 /** Longest service or API name a valid call can carry. */
 export declare const MAX_NAME_LENGTH: number
 
+/** Most rules one key, user or role may hold: the JS layer refuses a longer list before reading it. */
+export declare const MAX_RULES: number
+
+/** Most roles one user may list: the JS layer refuses a longer list before reading it. */
+export declare const MAX_USER_ROLES: number
+
 export interface NewKeyDto {
   userId: string
   description: string

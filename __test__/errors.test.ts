@@ -385,8 +385,75 @@ describe('an array argument with holes', () => {
     const out = JSON.parse(run.stdout) as Record<string, [string, string, string]>
     for (const [name, [kind, code, message]] of Object.entries(out)) {
       assert.equal(kind, 'KeygateError', `${name}: ${kind}`)
-      assert.equal(code, 'INVALID_ARGUMENT', name)
-      assert.match(message, /\[1\] must be a string/, name)
+      // Lists of rules and roles are refused by their length; the trusted proxies at the first hole.
+      if (name === 'trustProxy') assert.deepEqual([code, message.match(/\[1\] must be a string/) !== null], ['INVALID_ARGUMENT', true], name)
+      else if (name === 'putUserRoles') assert.deepEqual([code, message], ['INVALID_ARGUMENT', '4294967295 roles given; at most 1000 are allowed'])
+      else assert.deepEqual([code, message], ['INVALID_RULE', '4294967295 rules given; at most 1000 are allowed'], name)
     }
+  })
+
+  test('a hole in a short list of rules or roles is INVALID_ARGUMENT naming the element, never one inherited', () => {
+    const store = KeyStore.inMemory()
+    store.putRole({ name: 'reader', rights: ['*:*'] })
+    // biome-ignore lint/suspicious/noSparseArray: the hole is the point
+    const sparse = (first: string) => [first, , first] as string[]
+    throwsCode(() => store.putUser({ id: 'u', rights: sparse('svc:*') }), 'INVALID_ARGUMENT', 'user.rights[1]')
+    throwsCode(() => store.putUser({ id: 'u', roles: sparse('reader') }), 'INVALID_ARGUMENT', 'user.roles[1]')
+    throwsCode(() => store.putRole({ name: 'r', rights: sparse('svc:*') }), 'INVALID_ARGUMENT', 'role.rights[1]')
+    assert.equal(store.getUser('u'), null)
+  })
+
+  test('a Proxy claiming 2e8 valid elements is refused before any is read: rules INVALID_RULE, roles INVALID_ARGUMENT', () => {
+    // Valid elements, so no hole ends the read: only the length can refuse it in time.
+    const script = `
+      const { KeyStore } = require(${JSON.stringify(path.join(__dirname, '..'))})
+      const store = KeyStore.inMemory()
+      store.putRole({ name: 'reader', rights: ['*:*'] })
+      store.putUser({ id: 'u', rights: ['*:*'] })
+      const { key } = store.createKey({ userId: 'u', description: 'd', expiresAt: new Date(Date.now() + 86400000) })
+      let reads = 0
+      const claiming = (element) => new Proxy([], {
+        get: (target, name) => (name === 'length' ? 2e8 : typeof name === 'string' && /^\\d+$/.test(name) ? (reads++, element) : Reflect.get(target, name)),
+        getOwnPropertyDescriptor: (target, name) =>
+          typeof name === 'string' && /^\\d+$/.test(name) ? { value: element, writable: true, enumerable: true, configurable: true } : Reflect.getOwnPropertyDescriptor(target, name),
+        has: (target, name) => (typeof name === 'string' && /^\\d+$/.test(name)) || Reflect.has(target, name),
+      })
+      const calls = {
+        createKey: () => store.createKey({ userId: 'u', description: 'd', expiresAt: new Date(Date.now() + 86400000), rules: claiming('svc:*') }),
+        updateKey: () => store.updateKey(key.id, { rules: claiming('svc:*') }),
+        putUserRights: () => store.putUser({ id: 'v', rights: claiming('svc:*') }),
+        putUserRoles: () => store.putUser({ id: 'v', roles: claiming('reader') }),
+        putRole: () => store.putRole({ name: 'r', rights: claiming('svc:*') }),
+      }
+      const out = {}
+      for (const [name, call] of Object.entries(calls)) {
+        try { call(); out[name] = 'no error' } catch (e) { out[name] = [e.constructor.name, e.code, e.message] }
+      }
+      console.log(JSON.stringify({ out, reads, users: store.listUsers().length, roles: store.listRoles().length, rules: store.getKey(key.id).rules }))
+    `
+    const run = spawnSync(process.execPath, ['--max-old-space-size=64', '-e', script], { encoding: 'utf8', timeout: 60_000 })
+    assert.equal(run.status, 0, `the process ended with ${run.status ?? run.signal}: ${run.stderr.slice(0, 300)}`)
+    const { out, reads, users, roles, rules } = JSON.parse(run.stdout)
+    for (const [name, [kind, code, message]] of Object.entries(out as Record<string, [string, string, string]>)) {
+      assert.equal(kind, 'KeygateError', `${name}: ${kind}`)
+      if (name === 'putUserRoles') {
+        assert.equal(code, 'INVALID_ARGUMENT', name)
+        assert.equal(message, '200000000 roles given; at most 1000 are allowed')
+      } else {
+        assert.equal(code, 'INVALID_RULE', name)
+        assert.equal(message, '200000000 rules given; at most 1000 are allowed')
+      }
+    }
+    assert.equal(reads, 0, 'no element was read')
+    assert.deepEqual([users, roles, rules], [1, 1, []], 'nothing changed')
+  })
+
+  test('a user may list at most 1,000 roles (as a key, user or role holds at most 1,000 rules)', () => {
+    const store = KeyStore.inMemory()
+    store.putRole({ name: 'reader', rights: ['session:*'] })
+    const roles = Array.from({ length: 1000 }, () => 'reader')
+    assert.deepEqual(store.putUser({ id: 'u', roles }).roles, ['reader'])
+    throwsCode(() => store.putUser({ id: 'v', roles: [...roles, 'reader'] }), 'INVALID_ARGUMENT')
+    assert.equal(store.getUser('v'), null)
   })
 })

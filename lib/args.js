@@ -2,7 +2,8 @@
 // Argument checks at the JavaScript boundary: wrong types become
 // INVALID_ARGUMENT errors naming the argument; values are checked by the core.
 
-const { invalidArgument } = require('./errors.js')
+const { KeygateError, invalidArgument } = require('./errors.js')
+const { MAX_RULES, MAX_USER_ROLES } = require('./native.js')
 
 /**
  * What a wrong value is, for a message. Never its text: a string or a
@@ -72,12 +73,19 @@ function optionalString(value, name) {
  * @param {unknown} value
  * @param {string} name
  * @param {(value: unknown, name: string) => string} [item] the check of each element
+ * @param {{ most: number, tooMany: (given: number) => Error }} [limit] the longest list the core takes
  * @returns {string[] | undefined}
  */
-function stringArray(value, name, item = string) {
+function stringArray(value, name, item = string, limit = undefined) {
   if (value === undefined) return undefined
   if (!isArray(value, name)) throw invalidArgument(`${name} must be an array of strings, got ${describe(value)}`)
-  return ownElements(/** @type {unknown[]} */ (value), (element, i) => item(element, `${name}[${i}]`))
+  const array = /** @type {unknown[]} */ (value)
+  // Read once: a Proxy may answer differently each time it is asked.
+  const length = array.length
+  // Refused before any element is read: a Proxy can claim 2e8 valid elements at no cost to its
+  // maker, and copying them would run V8 out of room and abort the process.
+  if (limit !== undefined && length > limit.most) throw limit.tooMany(length)
+  return ownElements(array, (element, i) => item(element, `${name}[${i}]`), length)
 }
 
 /**
@@ -90,11 +98,12 @@ function stringArray(value, name, item = string) {
  * @template T
  * @param {unknown[]} array
  * @param {(element: unknown, index: number) => T} each
+ * @param {number} [length] the length already read (a Proxy may answer differently each time)
  * @returns {T[]}
  */
-function ownElements(array, each) {
+function ownElements(array, each, length = array.length) {
   const elements = []
-  for (let i = 0; i < array.length; i++) elements.push(each(Object.hasOwn(array, i) ? array[i] : undefined, i))
+  for (let i = 0; i < length; i++) elements.push(each(Object.hasOwn(array, i) ? array[i] : undefined, i))
   return elements
 }
 
@@ -104,7 +113,19 @@ function ownElements(array, each) {
  * @param {string} name
  */
 function ruleArray(value, name) {
-  return stringArray(value, name, ruleText)
+  // The core's own message and code for a list too long.
+  const tooMany = (/** @type {number} */ given) => new KeygateError('INVALID_RULE', `${given} rules given; at most ${MAX_RULES} are allowed`)
+  return stringArray(value, name, ruleText, { most: MAX_RULES, tooMany })
+}
+
+/**
+ * A user's role names.
+ * @param {unknown} value
+ * @param {string} name
+ */
+function roleArray(value, name) {
+  const tooMany = (/** @type {number} */ given) => invalidArgument(`${given} roles given; at most ${MAX_USER_ROLES} are allowed`)
+  return stringArray(value, name, string, { most: MAX_USER_ROLES, tooMany })
 }
 
 /**
@@ -195,4 +216,4 @@ function optionalNumber(value, name) {
   return value
 }
 
-module.exports = { ruleText, ruleArray, string, optionalString, stringArray, object, optionalObject, ownFields, ownElements, optionalDate, optionalNumber }
+module.exports = { ruleText, ruleArray, roleArray, string, optionalString, stringArray, object, optionalObject, ownFields, ownElements, optionalDate, optionalNumber }

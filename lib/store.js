@@ -532,7 +532,7 @@ class KeyStore {
       id: args.string(u.id, 'user.id'),
       status: args.optionalString(u.status, 'user.status'),
       rights: args.ruleArray(u.rights, 'user.rights'),
-      roles: args.stringArray(u.roles, 'user.roles'),
+      roles: args.roleArray(u.roles, 'user.roles'),
     }
     const actor = actorOf(options)
     return toUser(call(() => native.putUser(this.#handle, input, actor)))

@@ -28,6 +28,13 @@ type IncidentCallback = ThreadsafeFunction<
     true,
 >;
 
+/// Most rules one key, user or role may hold: the JS layer refuses a longer list before reading it.
+#[napi]
+pub const MAX_RULES: u32 = keygate_core::MAX_RULES as u32;
+/// Most roles one user may list: the JS layer refuses a longer list before reading it.
+#[napi]
+pub const MAX_USER_ROLES: u32 = keygate_core::MAX_USER_ROLES as u32;
+
 fn options(options: StoreOptionsDto, report: Option<IncidentCallback>) -> Options {
     let on_error = report.map(|callback| {
         let handler: OnError = Arc::new(move |incident: &Incident| {

@@ -64,8 +64,8 @@ pub use error::{redact_secrets, Error, ErrorCode, Result};
 pub use glob::MAX_NAME_LEN;
 pub use incident::{Incident, OnError, Task};
 pub use memo::{Signals, Verdict};
-pub use model::{KeyId, KeyState, UserStatus};
-pub use rule::validate_rule;
+pub use model::{KeyId, KeyState, UserStatus, MAX_USER_ROLES};
+pub use rule::{validate_rule, MAX_RULES};
 pub use secret::{AFTER_PREFIX_LEN, MAX_SECRET_LEN};
 pub use store::{
     Actor, AuditAction, CopyReport, EffectiveRights, Explanation, Health, Issued, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey, Options,

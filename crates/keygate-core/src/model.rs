@@ -113,6 +113,9 @@ pub fn check_no_secret(what: &str, value: &str, code: ErrorCode) -> Result<()> {
     }
 }
 
+/// Most roles one user may list (as many as the rules one key, user or role may hold).
+pub const MAX_USER_ROLES: usize = 1000;
+
 /// Checks a user id or role name: 1–128 of letters, digits and `_ - . @`,
 /// not `.` or `..`, holding no secret.
 pub fn check_name(what: &str, name: &str) -> Result<()> {

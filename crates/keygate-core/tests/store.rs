@@ -116,6 +116,21 @@ fn explain_names_key_user_and_first_matching_rule() {
 }
 
 #[test]
+fn a_user_lists_at_most_1000_roles() {
+    let s = store();
+    s.put_role("reader", &["session:*".into()], None).unwrap();
+    let roles = vec!["reader".to_string(); keygate_core::MAX_USER_ROLES];
+    let user = s.put_user(&UserInput { id: "svc".into(), roles: roles.clone(), ..Default::default() }, None).unwrap();
+    assert_eq!(user.roles, vec!["reader".to_string()], "a role listed twice is kept once");
+    let mut too_many = roles;
+    too_many.push("reader".into());
+    let err = s.put_user(&UserInput { id: "other".into(), roles: too_many, ..Default::default() }, None).unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidArgument);
+    assert_eq!(err.message, "1001 roles given; at most 1000 are allowed");
+    assert!(s.get_user("other").unwrap().is_none());
+}
+
+#[test]
 fn roles_give_rights_live() {
     let s = store();
     s.put_role("reader", &["data:entityBrowseRecords2".into()], None).unwrap();

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use super::types::{view_role, view_user};
 use super::{internal, Actor, AuditAction, EffectiveRights, KeyStore, RoleView, UserInput, UserView};
 use crate::error::{quote, Error, ErrorCode, Result};
-use crate::model::{check_name, UserStatus};
+use crate::model::{check_name, UserStatus, MAX_USER_ROLES};
 use crate::registry::{Change, RoleRecord, UserRecord};
 use crate::rule::{normalise_list, RuleUse};
 
@@ -50,6 +50,10 @@ impl KeyStore {
     pub fn put_user(&self, input: &UserInput, actor: Actor) -> Result<UserView> {
         check_name("user id", &input.id)?;
         let status = UserStatus::parse(input.status.as_deref().unwrap_or("active"))?;
+        if input.roles.len() > MAX_USER_ROLES {
+            let given = input.roles.len();
+            return Err(Error::new(ErrorCode::InvalidArgument, format!("{given} roles given; at most {MAX_USER_ROLES} are allowed")));
+        }
         let rights = normalise_list(&input.rights, RuleUse::Rights)?;
         let mut tx = self.inner.write(AuditAction::PutUser, actor)?;
         tx.refuse_known_secrets("user id", [input.id.as_str()], ErrorCode::InvalidArgument)?;
