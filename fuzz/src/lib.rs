@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use keygate_core::internals::{
     generate, is_valid_path, is_valid_request, is_well_formed, parse_caller_ip, parse_rule, DavNames, Glob, IpNet, Prefix, Rule, TABLES,
 };
-use keygate_core::{validate_rule, Call, ErrorCode, KeyStore, NewKey, Options, Reason, UserInput};
+use keygate_core::{validate_rule, Call, DavCall, ErrorCode, KeyStore, NewKey, Options, Reason, UserInput};
 
 // ---- structured input ----------------------------------------------------------
 
@@ -763,6 +763,223 @@ fn reference_decision<'f>(
     let caller = ip.and_then(reference_caller_ip);
     let ip_ok = ip_rules.is_empty() || caller.is_some_and(|a| ip_rules.iter().any(|&(n, p)| reference_contains(n, p, a)));
     (if ip_ok { Reason::Allowed } else { Reason::IpNotAllowed }, Some(key), matched)
+}
+
+// ---- decision_dav ---------------------------------------------------------------
+
+/// Roles of the WebDAV fixture: WebDAV and API rights side by side.
+const DAV_ROLES: &[(&str, &[&str])] = &[
+    ("readers", &["dav=GET docs/*", "dav=PROPFIND docs/*", "session:*"]),
+    ("writers", &["dav=* docs/reports/*", "dav=PUT ~*/upload/?*"]),
+    ("api", &["*:*"]),
+];
+
+/// (id, status, own rights, roles) of the WebDAV fixture.
+const DAV_USERS: &[(&str, &str, &[&str], &[&str])] = &[
+    ("alice", "active", &["dav=* session/*"], &["readers"]),
+    ("bob", "active", &["dav=* *"], &[]),
+    ("carol", "suspended", &["dav=* *"], &[]),
+    ("dave", "active", &[], &["api"]),
+    ("erin", "active", &["dav=MKCOL /docs/", "dav=mkcol docs/*/"], &["writers", "readers"]),
+];
+
+/// (user, state, expires in ms after T0, rules) of the WebDAV fixture; the clock then moves to NOW.
+const DAV_KEYS: &[(&str, &str, i64, &[&str])] = &[
+    ("alice", "active", DAY, &[]),
+    ("alice", "active", DAY, &["dav=GET docs/a?c", "session:*", "dav=get /docs/*", "ip=10.0.0.0/8"]),
+    ("bob", "active", DAY, &["*:*"]),
+    ("bob", "active", DAY, &["dav=PROPFIND *", "dav=* docs/*.txt", "dav=GET ~u/*"]),
+    ("bob", "suspended", DAY, &[]),
+    ("bob", "revoked", DAY, &["dav=* *"]),
+    ("bob", "active", 60_000, &[]),
+    ("carol", "active", DAY, &[]),
+    ("dave", "active", DAY, &["dav=* *"]),
+    ("erin", "active", DAY, &["dav=* docs/*", "ip=2001:db8::/32", "ip=::ffff:10.0.0.0/104"]),
+    ("bob", "active", DAY, &["DAV=Put DOCS/*/X", "dav=* */*/*", "session:get*"]),
+];
+
+fn dav_fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let store = KeyStore::in_memory(Options { now: Some(T0), ..Options::default() }).expect("in-memory store");
+        let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for (name, rights) in DAV_ROLES {
+            store.put_role(name, &strings(rights), None).expect("role");
+        }
+        for (id, status, rights, roles) in DAV_USERS {
+            let input = UserInput { id: id.to_string(), status: Some(status.to_string()), rights: strings(rights), roles: strings(roles) };
+            store.put_user(&input, None).expect("user");
+        }
+        let mut keys = Vec::new();
+        for (user, state, lifetime, rules) in DAV_KEYS {
+            let new_key = NewKey {
+                user_id: user.to_string(),
+                description: format!("fuzz key of {user}"),
+                expires_at: Some(T0 + lifetime),
+                rules: strings(rules),
+                state: None,
+            };
+            let issued = store.create_key(&new_key, None).expect("key");
+            if *state != "active" {
+                store.set_state(&issued.key.id, state, None).expect("state");
+            }
+            keys.push(FixtureKey {
+                secret: issued.secret,
+                id: issued.key.id.clone(),
+                user,
+                state,
+                expires_at: issued.key.expires_at,
+                rules,
+            });
+        }
+        store.set_now(Some(NOW));
+        Fixture { store, keys }
+    })
+}
+
+const DAV_METHODS: &[&str] = &["GET", "get", "PROPFIND", "PropFind", "PUT", "MKCOL", "mkcol", "COPY", "DELETE", "G3T", "", "*", "GET "];
+const DAV_PATHS: &[&str] = &[
+    "docs/a.txt",
+    "/docs/abc",
+    "docs/",
+    "docs",
+    "DOCS/reports/q1/x.pdf",
+    "docs/reports/",
+    "docs/../secret",
+    "docs/./a",
+    "docs//a",
+    "/",
+    "",
+    "session/x",
+    "~u/x",
+    "~me/upload/f",
+    "~me/upload/",
+    "a/b/c",
+    "docs/a/x",
+    "docs/a%2Fb",
+    "docs/*",
+    "caf\u{e9}",
+];
+
+/// The reading of a normalised WebDAV rule the fixture holds: (method, or None for `*`; path pattern).
+fn reference_dav_parts(rule: &str) -> Option<(Option<&str>, &str)> {
+    let body = rule.get(..4).filter(|tag| tag.eq_ignore_ascii_case("dav=")).and_then(|_| rule.get(4..))?;
+    let (method, path) = body.split_once(' ')?;
+    Some(((method != "*").then_some(method), path.strip_prefix('/').unwrap_or(path)))
+}
+
+/// Input: secret choice (a fixture key's secret, maybe edited, or raw bytes), then method,
+/// path and ip (dictionary words or raw bytes).
+pub fn decision_dav(data: &[u8]) {
+    let fixture = dav_fixture();
+    let mut input = Input::new(data);
+    let selector = input.byte();
+    let mut secret: Vec<u8> = if selector < 200 {
+        fixture.keys[selector as usize % fixture.keys.len()].secret.clone().into_bytes()
+    } else {
+        input.bytes().to_vec()
+    };
+    if selector % 5 == 4 {
+        let at = input.byte() as usize;
+        let value = input.byte();
+        if let Some(slot) = secret.get_mut(at) {
+            *slot = value;
+        }
+    }
+    let method = pick_text(&mut input, DAV_METHODS);
+    let path_selector = input.byte();
+    let path: Vec<u8> = match path_selector % 8 {
+        // Long paths around the 1,024 limit.
+        7 => {
+            let unit = DAV_PATHS[path_selector as usize % DAV_PATHS.len()].as_bytes();
+            let lead = if path_selector & 16 != 0 { &b"/"[..] } else { b"" };
+            let len = 1020 + usize::from(input.byte() % 8);
+            lead.iter().copied().chain(unit.iter().copied().chain(std::iter::repeat(b'a')).take(len)).collect()
+        }
+        6 => input.bytes().to_vec(),
+        _ => DAV_PATHS[path_selector as usize % DAV_PATHS.len()].as_bytes().to_vec(),
+    };
+    let ip_selector = input.byte();
+    let ip = match ip_selector % 4 {
+        0 => None,
+        1 => Some(input.bytes()),
+        _ => Some(IPS[ip_selector as usize % IPS.len()].as_bytes()),
+    };
+    let call = DavCall { secret: &secret, method, path: &path, ip };
+    let verdict = fixture.store.check_dav(call);
+    let explanation = fixture.store.explain_dav(call);
+    let shown = |b: &[u8]| text_of(b).into_owned();
+    let what = format!("check_dav({:?}, {:?}, {:?}, {:?})", shown(&secret), shown(method), shown(&path), ip.map(shown));
+    assert_eq!(verdict.reason, explanation.reason, "check_dav and explain_dav disagree on {what}");
+    let (expected, key, matched) = reference_dav_decision(fixture, &secret, method, &path, ip);
+    assert_eq!(verdict.reason, expected, "{what}");
+    assert_eq!(verdict.known_key, key.is_some(), "{what}");
+    assert_eq!(explanation.key_id.as_deref(), key.map(|k| k.id.as_str()), "{what}");
+    assert_eq!(explanation.user_id.as_deref(), key.map(|k| k.user), "{what}");
+    if matches!(expected, Reason::Allowed | Reason::IpNotAllowed) {
+        assert_eq!(explanation.matched_rule, matched, "{what}");
+    }
+    if let Some(key) = key {
+        let by_id = fixture.store.explain_key_dav(&key.id, call);
+        assert_eq!((by_id.reason, by_id.matched_rule), (explanation.reason, explanation.matched_rule), "explain_key_dav on {what}");
+    }
+}
+
+/// The decision's nine documented steps for a WebDAV request over the WebDAV fixture.
+fn reference_dav_decision<'f>(
+    fixture: &'f Fixture,
+    secret: &[u8],
+    method: &[u8],
+    path: &[u8],
+    ip: Option<&[u8]>,
+) -> (Reason, Option<&'f FixtureKey>, Option<String>) {
+    if !reference_well_formed(secret, "kg") {
+        return (Reason::MalformedKey, None, None);
+    }
+    let Some(key) = fixture.keys.iter().find(|k| k.secret.as_bytes() == secret) else {
+        return (Reason::UnknownKey, None, None);
+    };
+    let deny = |reason| (reason, Some(key), None);
+    let method_ok = (1..=32).contains(&method.len()) && method.iter().all(u8::is_ascii_alphabetic);
+    if !method_ok || !reference_dav_path_ok(path) {
+        return deny(Reason::InvalidRequest);
+    }
+    match key.state {
+        "suspended" => return deny(Reason::Suspended),
+        "revoked" => return deny(Reason::Revoked),
+        _ => {}
+    }
+    if NOW >= key.expires_at {
+        return deny(Reason::Expired);
+    }
+    let Some(&(_, status, rights, roles)) = DAV_USERS.iter().find(|u| u.0 == key.user) else {
+        return deny(Reason::UserInactive);
+    };
+    if status != "active" {
+        return deny(Reason::UserInactive);
+    }
+    let stripped = path.strip_prefix(b"/").unwrap_or(path);
+    let dav_rule_matches = |rule: &str| {
+        reference_dav_parts(rule).is_some_and(|(m, p)| {
+            m.is_none_or(|m| m.as_bytes().eq_ignore_ascii_case(method))
+                && reference_glob(p.to_ascii_lowercase().as_bytes(), &stripped.to_ascii_lowercase())
+        })
+    };
+    let role_rights = roles.iter().filter_map(|r| DAV_ROLES.iter().find(|(n, _)| n == r)).flat_map(|(_, rights)| rights.iter());
+    if !rights.iter().chain(role_rights).any(|r| dav_rule_matches(r)) {
+        return deny(Reason::UserLacksRight);
+    }
+    let dav_rules: Vec<&'static str> = key.rules.iter().copied().filter(|r| reference_dav_parts(r).is_some()).collect();
+    let matched = dav_rules.iter().copied().find(|r| dav_rule_matches(r));
+    if !dav_rules.is_empty() && matched.is_none() {
+        return deny(Reason::NoMatchingRule);
+    }
+    let ip_rules: Vec<(IpAddr, u32)> = key.rules.iter().filter_map(|r| r.strip_prefix("ip=")).filter_map(reference_net).collect();
+    let caller = ip.and_then(reference_caller_ip);
+    let ip_ok = ip_rules.is_empty() || caller.is_some_and(|a| ip_rules.iter().any(|&(n, p)| reference_contains(n, p, a)));
+    // What explain reports: the rule as stored (normalised).
+    let shown = matched.and_then(reference_dav_rule);
+    (if ip_ok { Reason::Allowed } else { Reason::IpNotAllowed }, Some(key), shown)
 }
 
 // ---- store_load -----------------------------------------------------------------

@@ -17,6 +17,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("glob_match", checks::glob_match),
     ("dav_match", checks::dav_match),
     ("decision", checks::decision),
+    ("decision_dav", checks::decision_dav),
     ("store_load", checks::store_load),
 ];
 
@@ -90,6 +91,11 @@ fn replay_dav_match() {
 #[test]
 fn replay_decision() {
     run("decision");
+}
+
+#[test]
+fn replay_decision_dav() {
+    run("decision_dav");
 }
 
 #[test]
