@@ -3,7 +3,8 @@
 // WebDAV and IP rules, random WebDAV requests (hostile paths and methods among them), and admin
 // changes between checks so that an answer the memo kept would show if it went stale. Each
 // request is asked several times (the memo answers the repeats), by a key id too, and as an API
-// call with the same strings (WebDAV rules never decide it, nor API rules a WebDAV request).
+// call with the same strings (WebDAV rules never decide it, nor API rules a WebDAV request), and
+// through the HTTP guard as a request under /dav/ (guard.check: its reason, or its path).
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
@@ -12,6 +13,8 @@ import { KeyStore } from '../index.js'
 import type { Decision, UserStatus } from '../index.js'
 import { DAY, HOUR, T0, at } from './helpers.js'
 import { runs } from './support/contract.js'
+import { createGuard } from 'keygate/http'
+import type { IncomingMessage } from 'node:http'
 
 // ---- the reference ------------------------------------------------------------------
 
@@ -285,6 +288,21 @@ describe('isAllowedDav / explainDav / explainKeyDav against a reference of the c
               const { key, secret } = store.createKey({ userId: k.user, description: '', expiresAt, rules, state: k.state })
               w.keys.push({ id: key.id, secret, userId: k.user, state: k.state, expiresAt: expiresAt.getTime(), rules })
             }
+            const guard = createGuard(store)
+            /** The HTTP guard on the same request under /dav/ (its path without the leading `/`), from the caller's address. */
+            const guarded = (secret: string, method: string, path: string, ip: string | undefined, reason: string, label: string) => {
+              const rest = path.startsWith('/') ? path.slice(1) : path
+              // Only what a request line can carry and the guard passes on as it is: the path alphabet, an address that parses.
+              if (!/^[A-Za-z0-9_.\-/~]*$/.test(rest) || ip?.includes(' ')) return
+              const req = { method, url: `/dav/${rest}?q=1`, rawHeaders: ['Authorization', `Bearer ${secret}`], headers: {}, socket: { remoteAddress: ip } }
+              const result = guard.check(req as unknown as IncomingMessage)
+              if (result.ok) {
+                assert.equal(reason, 'allowed', `guard ${label}`)
+                assert.deepEqual([result.kind, result.kind === 'dav' && result.path], ['dav', rest], `guard ${label}`)
+              } else {
+                assert.equal(result.body.reason, reason, `guard ${label}`)
+              }
+            }
             // A well-formed secret of no key: its key deleted.
             const gone = store.createKey({ userId: 'u0', description: '', expiresAt: at(T0, DAY) })
             store.deleteKey(gone.key.id)
@@ -308,6 +326,7 @@ describe('isAllowedDav / explainDav / explainKeyDav against a reference of the c
                 }
                 assert.deepEqual(shown(store.explainDav(key.secret, s.method, s.path, s.ip)), expected, `explainDav ${label}`)
                 assert.deepEqual(shown(store.explainKeyDav(key.id, s.method, s.path, s.ip)), expected, `explainKeyDav ${label}`)
+                guarded(key.secret, s.method, s.path, s.ip, expected.reason, label)
                 // The same strings as an API call: decided by API rules and rights only.
                 const api = expectedApi(w, key, s.method, s.path, s.ip)
                 for (let i = 0; i < 2; i++) {
