@@ -264,6 +264,28 @@ describe('uses answered from the memo reach lastUsedAt', () => {
     assert.ok(last <= used, `lastUsedAt ${last} is after the use at ${used}`)
     assert.ok(last < revoked.updatedAt.getTime(), 'lastUsedAt after the revocation')
   })
+
+  test('KeyStore.copy carries the uses either memo (API calls, WebDAV requests) has not handed over yet', async () => {
+    for (const kind of ['api', 'dav'] as const) {
+      const from = withUser(KeyStore.inMemory(), { id: 'integration', rights: ['session:*', 'dav=GET docs/*'] })
+      const { key, secret } = issue(from)
+      const ask = () => (kind === 'api' ? from.isAllowed(secret, 'session', 'getSessionInfo') : from.isAllowedDav(secret, 'GET', 'docs/a'))
+      assert.equal(ask(), true) // the key's first check: decided by the core, not remembered
+      assert.equal(ask(), true) // decided by the core, remembered
+      await sleep(1200)
+      const before = Date.now()
+      assert.equal(ask(), true) // answered from the memo: its use is handed over within 200 ms
+      const to = KeyStore.inMemory()
+      try {
+        KeyStore.copy(from, to)
+        const copied = to.getKey(key.id)!.lastUsedAt!.getTime()
+        assert.ok(copied >= before, `${kind}: the copy's lastUsedAt is ${before - copied} ms before the last use`)
+      } finally {
+        to.close()
+        from.close()
+      }
+    }
+  })
 })
 
 describe('expiry under CPU load: no remembered answer outlives its key', () => {

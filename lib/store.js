@@ -373,7 +373,7 @@ class KeyStore {
       throw new KeygateError('INVALID_ARGUMENT', 'KeyStore.copy(from, to) takes two stores')
     }
     if (from.#memo === CLOSED_MEMO || to.#memo === CLOSED_MEMO) throw closedError()
-    from.#memo.flushUses()
+    from.#flushUses()
     const r = call(() => native.storeCopy(from.#handle, to.#handle))
     return { roles: r.roles, users: r.users, keys: r.keys, auditEntries: r.auditEntries }
   }
