@@ -26,16 +26,22 @@ function prng(seed: number): () => number {
   }
 }
 
-const RIGHTS = ['*:*', 'session:*', 'data:get*', '*:userLogon', 'admin:*', 'data:entity???Record', 'SESSION:GET*', 'dav=GET docs/*']
+const RIGHTS = ['*:*', 'session:*', 'data:get*', '*:userLogon', 'admin:*', 'data:entity???Record', 'SESSION:GET*', 'dav=GET docs/*', 'dav=* *']
 const KEY_RULES = ['session:*', 'session:get*', 'data:*', '*:userLogon', 'Data:Entity*', 'ip=10.0.0.0/8', 'ip=192.168.0.0/16', 'dav=* docs/*']
-const CALLS: [string, string][] = [
-  ['session', 'getSessionInfo'],
-  ['session', 'userLogon'],
-  ['SESSION', 'GetSessionInfo'],
-  ['data', 'getRecord'],
-  ['data', 'entityAddRecord'],
-  ['admin', 'userCreate'],
-  ['bad name', 'x'],
+/** API calls (service, api) and WebDAV requests (method, path). */
+const CALLS: ['api' | 'dav', string, string][] = [
+  ['api', 'session', 'getSessionInfo'],
+  ['api', 'session', 'userLogon'],
+  ['api', 'SESSION', 'GetSessionInfo'],
+  ['api', 'data', 'getRecord'],
+  ['api', 'data', 'entityAddRecord'],
+  ['api', 'admin', 'userCreate'],
+  ['api', 'bad name', 'x'],
+  ['dav', 'GET', 'docs/a'],
+  ['dav', 'put', '/docs/x/y'],
+  ['dav', 'GET', 'other/x'],
+  ['dav', 'PROPFIND', 'docs/'],
+  ['dav', 'GET', 'docs/../x'],
 ]
 /** Caller addresses and the IP rules that hold them. */
 const CALLERS: [string | undefined, string[]][] = [
@@ -68,7 +74,21 @@ function apiRuleMatches(rule: string, service: string, api: string): boolean {
   return globMatches(s, service) && globMatches(a, api)
 }
 
+/** A WebDAV rule `dav=<method> <path>` against a request (its path without the leading `/`). */
+function davRuleMatches(rule: string, method: string, path: string): boolean {
+  if (!rule.startsWith('dav=')) return false
+  const [m, p] = rule.slice(4).split(' ') as [string, string]
+  return (m === '*' || m.toUpperCase() === method.toUpperCase()) && globMatches(p, path)
+}
+
 const VALID_NAME = /^[A-Za-z0-9_\-./]{1,256}$/
+
+/** A WebDAV request's method and path (leading `/` dropped) are valid: no `.`, `..` or empty segment but a last one. */
+function validDav(method: string, path: string): boolean {
+  const segments = path.split('/')
+  if (segments.at(-1) === '') segments.pop()
+  return /^[A-Za-z]{1,32}$/.test(method) && /^[A-Za-z0-9_\-./~]{1,1024}$/.test(path) && segments.every((s) => s !== '' && s !== '.' && s !== '..')
+}
 
 class Model {
   roles = new Map<string, string[]>()
@@ -76,21 +96,24 @@ class Model {
   keys = new Map<string, ModelKey>()
   constructor(public now: number) {}
 
-  decide(secret: string, service: string, api: string, ip: string | undefined): Decision {
+  decide(secret: string, kind: 'api' | 'dav', first: string, second: string, ip: string | undefined): Decision {
     const key = [...this.keys.values()].find((k) => k.secret === secret)
     if (key === undefined) return { allowed: false, reason: 'unknown_key' }
     const about = { keyId: key.id, userId: key.userId }
     const deny = (reason: Decision['reason']): Decision => ({ allowed: false, reason, ...about })
-    if (!VALID_NAME.test(service) || !VALID_NAME.test(api)) return deny('invalid_request')
+    const path = kind === 'dav' && second.startsWith('/') ? second.slice(1) : second
+    const valid = kind === 'api' ? VALID_NAME.test(first) && VALID_NAME.test(second) : validDav(first, path)
+    if (!valid) return deny('invalid_request')
     if (key.state !== 'active') return deny(key.state as Decision['reason'])
     if (this.now >= key.expiresAt) return deny('expired')
     const user = this.users.get(key.userId)
     if (user === undefined || user.status !== 'active') return deny('user_inactive')
+    const matches = (rule: string) => (kind === 'api' ? apiRuleMatches(rule, first, second) : davRuleMatches(rule, first, path))
     const rights = [...user.rights, ...user.roles.flatMap((r) => this.roles.get(r) ?? [])]
-    if (!rights.some((r) => apiRuleMatches(r, service, api))) return deny('user_lacks_right')
-    const apiRules = key.rules.filter((r) => !r.startsWith('ip=') && !r.startsWith('dav='))
-    const matched = apiRules.find((r) => apiRuleMatches(r, service, api))
-    if (apiRules.length > 0 && matched === undefined) return deny('no_matching_rule')
+    if (!rights.some(matches)) return deny('user_lacks_right')
+    const ofKind = key.rules.filter((r) => (kind === 'dav' ? r.startsWith('dav=') : !r.startsWith('ip=') && !r.startsWith('dav=')))
+    const matched = ofKind.find(matches)
+    if (ofKind.length > 0 && matched === undefined) return deny('no_matching_rule')
     const withRule = matched === undefined ? about : { ...about, matchedRule: matched }
     const ipRules = key.rules.filter((r) => r.startsWith('ip='))
     const holding = CALLERS.find(([c]) => c === ip)?.[1] ?? []
@@ -147,18 +170,18 @@ function run(seed: number, steps: number, stores: KeyStore[], thrash = false) {
       store = before
     }
   }
-  const check = (secret: string, service: string, api: string, ip: string | undefined) => {
-    const expected = model.decide(secret, service, api, ip)
+  const check = (secret: string, [kind, first, second]: (typeof CALLS)[number], ip: string | undefined) => {
+    const expected = model.decide(secret, kind, first, second, ip)
     const times = 1 + Math.floor(rnd() * 3)
+    const call = `${kind} ${secret.slice(-4)} ${first} ${second} from ${ip}`
     for (let i = 0; i < times; i++) {
-      const got = store.isAllowed(secret, service, api, ip)
+      const got = kind === 'api' ? store.isAllowed(secret, first, second, ip) : store.isAllowedDav(secret, first, second, ip)
       if (got !== expected.allowed) {
-        assert.fail(
-          `seed ${seed}: isAllowed(${secret.slice(-4)}, ${service}, ${api}, ${ip}) #${i + 1} = ${got}, expected ${JSON.stringify(expected)}; explain says ${JSON.stringify(store.explain(secret, service, api, ip))}\nlast operations:\n${log.join('\n')}`,
-        )
+        assert.fail(`seed ${seed}: ${call}, check #${i + 1}: ${got}, expected ${JSON.stringify(expected)}\nlast operations:\n${log.join('\n')}`)
       }
     }
-    assert.deepEqual(store.explain(secret, service, api, ip), expected, `seed ${seed}: explain(${service}, ${api}, ${ip})\n${log.join('\n')}`)
+    const explained = kind === 'api' ? store.explain(secret, first, second, ip) : store.explainDav(secret, first, second, ip)
+    assert.deepEqual(explained, expected, `seed ${seed}: explain of ${call}\nlast operations:\n${log.join('\n')}`)
   }
   try {
     if (thrash) {
@@ -181,20 +204,19 @@ function run(seed: number, steps: number, stores: KeyStore[], thrash = false) {
           if (Date.now() > deadline) assert.fail(`seed ${seed}: a store did not apply version ${latest} within 5 s`)
           Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1)
         }
-        const [service, api] = pick(rnd, CALLS)
+        const call = pick(rnd, CALLS)
         const ip = pick(rnd, CALLERS)[0]
         const before = store
         for (const each of stores) {
           store = each
-          check(key.secret, service, api, ip)
+          check(key.secret, call, ip)
         }
         store = before
       } else if (op < 0.45) {
         // Checks, mostly of live keys; sometimes deleted keys' or unknown secrets.
         const r = rnd()
         const secret = key !== undefined && r < 0.85 ? key.secret : gone.length > 0 && r < 0.93 ? pick(rnd, gone) : pick(rnd, strangers)
-        const [service, api] = pick(rnd, CALLS)
-        check(secret, service, api, pick(rnd, CALLERS)[0])
+        check(secret, pick(rnd, CALLS), pick(rnd, CALLERS)[0])
       } else if (op < 0.5) {
         const name = pick(rnd, ROLES)
         const rights = subset(rnd, RIGHTS)
@@ -237,8 +259,7 @@ function run(seed: number, steps: number, stores: KeyStore[], thrash = false) {
           const { key: made, secret } = store.createKey({ userId, description: '', expiresAt: new Date(expiresAt), rules, state: state as 'active' })
           model.keys.set(made.id, { id: made.id, secret, userId, state, expiresAt, rules })
           // Checked at once, and again: the second check is remembered.
-          const [service, api] = pick(rnd, CALLS)
-          check(secret, service, api, pick(rnd, CALLERS)[0])
+          check(secret, pick(rnd, CALLS), pick(rnd, CALLERS)[0])
         })
       } else if (op < 0.76 && key !== undefined) {
         const reorder = rnd() < 0.5
@@ -290,7 +311,8 @@ function run(seed: number, steps: number, stores: KeyStore[], thrash = false) {
         for (let i = 0; i < 1500; i++) {
           const api = `spread${spread++}`
           const answer = store.isAllowed(key.secret, 'data', api)
-          if (answer !== model.decide(key.secret, 'data', api, undefined).allowed) assert.fail(`seed ${seed}: spread call ${api} of ${user?.status}\n${log.join('\n')}`)
+          if (answer !== model.decide(key.secret, 'api', 'data', api, undefined).allowed)
+            assert.fail(`seed ${seed}: spread call ${api} of ${user?.status}\n${log.join('\n')}`)
         }
         note('spread burst')
       } else {
