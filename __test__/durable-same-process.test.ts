@@ -2,8 +2,11 @@
 // each opening it): opening the second must not take away the first one's SQLite locks, or
 // another process's close deletes the WAL under them and their commits reach nobody else.
 import { describe, test } from 'node:test'
+import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { Worker } from 'node:worker_threads'
 
 import { DAY, at } from './helpers.js'
 import { open, storePath } from './support/durable.js'
@@ -33,5 +36,94 @@ describe('two stores on one file in one process', () => {
       await other.stop()
     }
     assert.equal(second.explain(secret, 'svc', 'call').reason, 'revoked')
+  })
+})
+
+// A worker thread's store on the file: it keeps every call asked of it warm in its memo, then
+// spins on the next check until it changes, and reports how long after the change returned.
+const WORKER = `
+const { parentPort, workerData } = require('node:worker_threads')
+const { KeyStore } = require(${JSON.stringify(path.join(__dirname, '..', 'index.js'))})
+const store = KeyStore.open(workerData.file)
+const changedAt = new Float64Array(workerData.changedAt)
+const now = () => performance.timeOrigin + performance.now()
+parentPort.on('message', ({ close, secret, service, api, before }) => {
+  if (close) {
+    store.close()
+    parentPort.postMessage({ closed: true })
+    return
+  }
+  const answers = []
+  for (let i = 0; i < 3; i++) answers.push(store.isAllowed(secret, service, api))
+  parentPort.postMessage({ warm: answers })
+  // The main thread makes the change, then writes the instant it returned.
+  const deadline = now() + 5000
+  while (changedAt[0] === 0 && now() < deadline) {}
+  while (store.isAllowed(secret, service, api) === before && now() < deadline) {}
+  const seen = store.isAllowed(secret, service, api) !== before
+  parentPort.postMessage({ seen, afterMs: now() - changedAt[0], reason: store.explain(secret, service, api).reason })
+  changedAt[0] = 0
+})
+`
+
+describe('a store in a worker thread, on the file the main thread changes', () => {
+  test('every kind of change reaches the worker’s checks (its memo warm) within the bound, both ways', { timeout: 60_000 }, async (t: TestContext) => {
+    const file = storePath()
+    const main = open(file)
+    main.putRole({ name: 'reader', rights: ['svc:*'] })
+    for (const id of ['int', 'viaRole', 'doomed', 'paused']) main.putUser({ id, rights: id === 'viaRole' ? [] : ['svc:*'], roles: id === 'viaRole' ? ['reader'] : [] })
+    const expiresAt = at(new Date(), DAY)
+    const key = (userId: string, rules: string[] = []) => main.createKey({ userId, description: userId, expiresAt, rules })
+    const k = {
+      revoke: key('int'),
+      suspend: key('int'),
+      rules: key('int', ['svc:*']),
+      role: key('viaRole'),
+      doomed: key('doomed'),
+      paused: key('paused'),
+      rotate: key('int'),
+    }
+    const changedAt = new Float64Array(new SharedArrayBuffer(8))
+    const worker = new Worker(WORKER, { eval: true, workerData: { file, changedAt: changedAt.buffer } })
+    const replies: unknown[] = []
+    let waiting: (() => void) | null = null
+    worker.on('message', (m) => {
+      replies.push(m)
+      waiting?.()
+    })
+    const next = async <T>(): Promise<T> => {
+      while (replies.length === 0) await new Promise<void>((resolve) => (waiting = resolve))
+      return replies.shift() as T
+    }
+    try {
+      const cases: [string, string, boolean, () => unknown][] = [
+        ['revoke', k.revoke.secret, true, () => main.setState(k.revoke.key.id, 'revoked')],
+        ['suspend', k.suspend.secret, true, () => main.setState(k.suspend.key.id, 'suspended')],
+        ['reactivate', k.suspend.secret, false, () => main.setState(k.suspend.key.id, 'active')],
+        ['narrow rules', k.rules.secret, true, () => main.updateKey(k.rules.key.id, { rules: ['svc:other'] })],
+        ['rules widened', k.rules.secret, false, () => main.updateKey(k.rules.key.id, { rules: ['svc:call', 'svc:other'] })],
+        ['role rights', k.role.secret, true, () => main.putRole({ name: 'reader', rights: ['other:*'] })],
+        ['role rights back', k.role.secret, false, () => main.putRole({ name: 'reader', rights: ['svc:*'] })],
+        ['role deleted', k.role.secret, true, () => main.deleteRole('reader')],
+        ['user status', k.paused.secret, true, () => main.putUser({ id: 'paused', status: 'suspended', rights: ['svc:*'] })],
+        ['user status back', k.paused.secret, false, () => main.putUser({ id: 'paused', rights: ['svc:*'] })],
+        ['deleteUser', k.doomed.secret, true, () => main.deleteUser('doomed')],
+        ['rotateKey (overlap 0)', k.rotate.secret, true, () => main.rotateKey(k.rotate.key.id)],
+      ]
+      for (const [kind, secret, before, change] of cases) {
+        worker.postMessage({ secret, service: 'svc', api: 'call', before })
+        const { warm } = await next<{ warm: boolean[] }>()
+        assert.deepEqual(warm, [before, before, before], `${kind}: the worker's answers before the change`)
+        change()
+        changedAt[0] = performance.timeOrigin + performance.now()
+        const { seen, afterMs, reason } = await next<{ seen: boolean; afterMs: number; reason: string }>()
+        t.diagnostic(`${kind}: seen by the worker after ${afterMs.toFixed(1)} ms (${reason})`)
+        assert.ok(seen, `${kind}: the worker still answers ${before} 5 s after the change (${reason})`)
+      }
+      worker.postMessage({ close: true })
+      assert.deepEqual(await next(), { closed: true })
+    } finally {
+      await worker.terminate()
+    }
   })
 })
