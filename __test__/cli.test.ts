@@ -9,6 +9,7 @@ import { KeyStore } from '../index.js'
 import type { ApiKey, AuditEntry, AuditReport, Decision, Role, User } from '../index.js'
 import { DAY, HOUR, assertNoSecret, forgeSecret } from './helpers.js'
 import { SECRET_LINE, createKey, json, jsonError, keygateError, ok, run, usage, workspace } from './support/cli.js'
+import { NO_PYTHON, sql } from './support/python-sqlite.js'
 
 const ROOT = path.join(__dirname, '..')
 
@@ -804,6 +805,34 @@ describe('audit, verify-audit and backup', () => {
     const report = json<AuditReport>(await ws.kg(['--db', copy, 'verify-audit', '--json']))
     assert.equal(report.ok, false)
     assert.equal(report.firstBadSeq, 2)
+  })
+
+  test('audit shows rows written behind its back (changes not an object, a time no Date holds) instead of failing', { skip: NO_PYTHON }, async () => {
+    const copy = path.join(ws.dir, 'hostile-rows.db')
+    ok(await ws.kg(['backup', copy]))
+    sql(copy, [
+      "UPDATE audit SET detail = 'null' WHERE seq = 1",
+      'UPDATE audit SET detail = \'"plain \\u001b[2J text"\' WHERE seq = 2',
+      "UPDATE audit SET detail = '[1, 2]' WHERE seq = 3",
+      'UPDATE audit SET at = 9000000000000000000 WHERE seq = 4',
+    ])
+    const r = ok(await ws.kg(['--db', copy, 'audit']))
+    const lines = r.stdout.split('\n')
+    assert.match(lines[1] ?? '', /^4\s+invalid date\s/)
+    assert.match(lines[2] ?? '', /\[1,2\]$/)
+    assert.match(lines[3] ?? '', /plain <U\+001B>\[2J text$/)
+    assert.match(lines[4] ?? '', /null$/)
+    const entries = json<AuditEntry[]>(ok(await ws.kg(['--db', copy, 'audit', '--json'])))
+    assert.deepEqual(
+      entries.map((e) => [e.seq, e.at, e.changes]),
+      [
+        [4, null, entries[0]?.changes],
+        [3, entries[1]?.at, [1, 2]],
+        [2, entries[2]?.at, 'plain \u001b[2J text'],
+        [1, entries[3]?.at, null],
+      ],
+    )
+    assert.equal((await ws.kg(['--db', copy, 'verify-audit'])).code, 1)
   })
 
   test('backup writes a store that opens with KeyStore.open and holds the same keys', async () => {

@@ -16,6 +16,8 @@ const { KeyState } = require('../native.js')
  */
 function iso(date) {
   if (date == null) return 'never'
+  // Only an audit row written behind keygate's back holds a time no Date can.
+  if (Number.isNaN(date.getTime())) return 'invalid date'
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z')
 }
 
@@ -218,6 +220,8 @@ function auditValue(value) {
  * @param {AuditEntry['changes']} changes
  */
 function auditChanges(changes) {
+  // keygate writes an object; a row written behind its back may hold any JSON value.
+  if (changes === null || typeof changes !== 'object' || Array.isArray(changes)) return auditValue(changes)
   return Object.entries(changes)
     .map(([field, value]) => {
       if (Array.isArray(value) && value.length === 2 && field !== 'rules' && field !== 'rights' && field !== 'roles') {
