@@ -576,6 +576,16 @@ for (const kind of STORE_KINDS) {
         throwsCode(() => store.audit({ action: 'nope' as 'putUser' }), 'INVALID_ARGUMENT')
       })
 
+      test('the actor filter ignores the case of ASCII letters only, as every store does', () => {
+        const { store } = fresh()
+        store.putUser({ id: 'u' }, { actor: 'Ünïcode Élodie' })
+        assert.deepEqual(
+          store.audit({ actor: 'ÜNïCODE ÉLODIE' }).map((e) => e.actor),
+          ['Ünïcode Élodie'],
+        )
+        for (const part of ['ü', 'éLODIE', 'NÏ']) assert.deepEqual(store.audit({ actor: part }), [], part)
+      })
+
       test('the trail never shows a secret or its digest', () => {
         const { store, secret, id } = seeded()
         const rotated = store.rotateKey(id, { overlapSeconds: 60 })

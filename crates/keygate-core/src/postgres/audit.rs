@@ -57,6 +57,8 @@ fn entry(row: &Row) -> AuditEntry {
 
 /// The entries matching `query`, newest first.
 pub(super) fn select(net: &Net, client: &Client, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+    // `lower` under the "C" collation changes ASCII letters only, as SQLite's and the in-memory
+    // store's do (the database's own collation would change `Ü` too).
     // PostgreSQL text cannot hold a NUL, nor can a stored actor, key id or user id: nothing matches.
     if [&query.key_id, &query.user_id, &query.actor].into_iter().flatten().any(|text| text.contains('\0')) {
         return Ok(Vec::new());
@@ -65,7 +67,7 @@ pub(super) fn select(net: &Net, client: &Client, query: &AuditQuery) -> Result<V
         "SELECT {COLUMNS} FROM keygate_audit
          WHERE ($1::text IS NULL OR key_id = $1) AND ($2::text IS NULL OR user_id = $2) AND ($3::bigint IS NULL OR at >= $3)
            AND ($5::bigint IS NULL OR at <= $5) AND ($6::text IS NULL OR action = $6)
-           AND ($7::text IS NULL OR strpos(lower(actor), lower($7)) > 0)
+           AND ($7::text IS NULL OR strpos(lower(actor COLLATE \"C\"), lower($7 COLLATE \"C\")) > 0)
          ORDER BY seq DESC LIMIT $4"
     );
     let limit = i64::try_from(query.limit.unwrap_or(100)).unwrap_or(i64::MAX);
