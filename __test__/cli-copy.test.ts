@@ -44,6 +44,26 @@ function contents(where: string) {
   }
 }
 
+/**
+ * `from` made with a 30-day limit (unless it exists), `to` made empty by a plain `init`, then the
+ * copy: processes that open `to` with no limit of their own use 30 days, as on `from`.
+ */
+async function keepsLifetime(from: string, to: string, make = true) {
+  if (make) {
+    ok(await ws.kg(['init', '--max-lifetime-days', '30'], { env: { KEYGATE_DB: from } }))
+    ok(await ws.kg(['user', 'put', 'svc'], { env: { KEYGATE_DB: from } }))
+  }
+  ok(await ws.kg(['init'], { env: { KEYGATE_DB: to } }))
+  ok(await ws.kg(['copy', from, to]))
+  const store = KeyStore.open(to)
+  try {
+    assert.equal(store.maxLifetimeDays, 30)
+  } finally {
+    store.close()
+  }
+  keygateError(await ws.kg(['key', 'create', '--user', 'svc', '--description', 'd', '--expires', '60d'], { env: { KEYGATE_DB: to } }), 'EXPIRY_TOO_FAR')
+}
+
 describe('keygate copy', () => {
   test('SQLite to a new SQLite file: same keys, users, roles and trail; secrets work; verify-audit passes', async () => {
     const from = path.join(ws.dir, 'from.db')
@@ -73,6 +93,10 @@ describe('keygate copy', () => {
     ok(await ws.kg(['copy', from, to]))
     assert.equal(contents(to).prefix, 'acme')
     ok(await ws.kg(['check', active.secret, 'session', 'getSessionInfo'], { env: { KEYGATE_DB: to } }))
+  })
+
+  test("into an empty store made by init, the copy keeps the source's maxLifetimeDays", async () => {
+    await keepsLifetime(path.join(ws.dir, 'short-from.db'), path.join(ws.dir, 'short-to.db'))
   })
 
   test('a target that holds anything is refused with INVALID_ARGUMENT and left as it was', async () => {
@@ -124,6 +148,12 @@ describe('keygate copy and KEYGATE_DB with PostgreSQL', pgOnly(), () => {
     ok(await ws.kg(['copy', db.url, back]))
     assert.deepEqual(contents(back), contents(from))
     ok(await ws.kg(['check', active.secret, 'session', 'getSessionInfo'], { env: { KEYGATE_DB: back } }))
+  })
+
+  test("into a database made by init, the copy keeps the source's maxLifetimeDays (and back)", async () => {
+    const db = createDatabase()
+    await keepsLifetime(path.join(ws.dir, 'pg-short-from.db'), db.url)
+    await keepsLifetime(db.url, path.join(ws.dir, 'pg-short-back.db'), false)
   })
 
   test('every command works on a postgres:// KEYGATE_DB: users, keys, check, revoke, audit', async () => {

@@ -139,8 +139,10 @@ pub trait Backend: Send + Sync {
     /// Inside a write, in place of `commit`, into a store that holds nothing:
     /// writes the changes and the audit entries exactly as they were sealed
     /// elsewhere (their numbers and hashes kept, the recorded head set to the
-    /// last), ending the write: all of it or none of it (`KeyStore::copy`).
-    fn import(&self, _changes: &[Change], _audit: &[AuditEntry]) -> Result<()> {
+    /// last), ending the write: all of it or none of it (`KeyStore::copy`). A store that
+    /// records its `maxLifetimeDays` records `max_lifetime_days`, the limit the copy is made
+    /// under, for the processes that open it later.
+    fn import(&self, _changes: &[Change], _audit: &[AuditEntry], _max_lifetime_days: u32) -> Result<()> {
         Err(crate::error::Error::new(crate::error::ErrorCode::InvalidArgument, "this kind of store cannot be copied into"))
     }
 
@@ -242,7 +244,7 @@ impl Backend for MemoryBackend {
 
     // Only `KeyStore::copy` imports, and only a trail that verifies: the window kept
     // verifies from its first entry, as one this store trimmed itself.
-    fn import(&self, _changes: &[Change], audit: &[AuditEntry]) -> Result<()> {
+    fn import(&self, _changes: &[Change], audit: &[AuditEntry], _max_lifetime_days: u32) -> Result<()> {
         let mut log = self.log.lock();
         let window = audit.len().saturating_sub(MEMORY_AUDIT_ENTRIES);
         log.extend(audit.iter().skip(window).cloned());

@@ -491,6 +491,9 @@ pub struct PgBackend {
     shared: Arc<Shared>,
 }
 
+/// Records a copied store's `maxLifetimeDays` (a whole number of days; the column is a double).
+const SET_MAX_LIFETIME_DAYS: &str = "UPDATE keygate_meta SET max_lifetime_days = $1::bigint WHERE id = 1";
+
 /// Statements pipelined per round trip of a write (see `PgBackend::write`).
 const WRITE_BATCH: usize = 500;
 
@@ -568,11 +571,13 @@ enum Logged {
 impl PgBackend {
     /// Ends the write `begin` opened: the changes' rows, the change log, the audit
     /// entries `seal` makes from the locked head, the meta row (the next version and
-    /// the audit head) and the notification, sent together with the COMMIT.
+    /// the audit head) and the notification, sent together with the COMMIT. `max_lifetime_days`
+    /// (a copy's) is recorded in the meta row too.
     fn write(
         &self,
         changes: &[Change],
         logged: Logged,
+        max_lifetime_days: Option<u32>,
         seal: impl FnOnce((u64, [u8; 32])) -> (Vec<AuditEntry>, (u64, [u8; 32])),
     ) -> Result<()> {
         let shared = &self.shared;
@@ -623,6 +628,9 @@ impl PgBackend {
                         Param::Bytes(entry.hash.to_vec()),
                     ],
                 ));
+            }
+            if let Some(days) = max_lifetime_days {
+                writes.push((w.statement(net, SET_MAX_LIFETIME_DAYS)?, vec![Param::Int(i64::from(days))]));
             }
             writes.push((
                 w.statement(net, audit::SET_HEAD)?,
@@ -692,12 +700,14 @@ impl Backend for PgBackend {
     }
 
     fn commit(&self, changes: &[Change], drafts: Vec<AuditDraft>) -> Result<()> {
-        self.write(changes, Logged::Changes, |head| audit::seal(head, drafts))
+        self.write(changes, Logged::Changes, None, |head| audit::seal(head, drafts))
     }
 
-    fn import(&self, changes: &[Change], entries: &[AuditEntry]) -> Result<()> {
+    fn import(&self, changes: &[Change], entries: &[AuditEntry], max_lifetime_days: u32) -> Result<()> {
         // Sealed elsewhere: kept as they are, the last one the head.
-        self.write(changes, Logged::Gap, |head| (entries.to_vec(), entries.last().map_or(head, |last| (last.seq, last.hash))))
+        self.write(changes, Logged::Gap, Some(max_lifetime_days), |head| {
+            (entries.to_vec(), entries.last().map_or(head, |last| (last.seq, last.hash)))
+        })
     }
 
     fn rollback(&self) {

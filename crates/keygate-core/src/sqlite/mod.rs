@@ -229,11 +229,12 @@ impl Backend for SqliteBackend {
         })
     }
 
-    fn import(&self, changes: &[Change], audit: &[AuditEntry]) -> Result<()> {
+    fn import(&self, changes: &[Change], audit: &[AuditEntry], max_lifetime_days: u32) -> Result<()> {
         self.finish_write("copying into", |conn| {
             for change in changes {
                 changes::write(conn, change)?;
             }
+            schema::record_max_lifetime_days(conn, max_lifetime_days)?;
             audit::import(conn, audit)
         })
     }

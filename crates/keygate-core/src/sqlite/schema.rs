@@ -189,6 +189,13 @@ pub(super) fn migrate(path: &Path, conn: &Connection, wanted_prefix: Option<&str
     result
 }
 
+/// Records the `maxLifetimeDays` of a store filled by a copy (in the copy's transaction), as
+/// [`create`] records one given at creation.
+pub(super) fn record_max_lifetime_days(conn: &Connection, days: u32) -> rusqlite::Result<()> {
+    conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('max_lifetime_days', ?1)", [days.to_string()])?;
+    Ok(())
+}
+
 /// Writes the schema and the settings of a new store, then its schema version.
 fn create(path: &Path, conn: &Connection, wanted_prefix: Option<&str>, wanted_max_days: Option<f64>) -> Result<()> {
     let e = |err| store_error(path, "creating", err);

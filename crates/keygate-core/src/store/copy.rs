@@ -57,7 +57,9 @@ impl KeyStore {
             ));
         }
         let mut tx = tx;
-        tx.import(changes, audit)?;
+        // The limit `to` works under (the command line opens it with the source's) is recorded:
+        // a store made empty beforehand (`keygate init`) recorded none, or another.
+        tx.import(changes, audit, to.max_lifetime_days())?;
         if !to.inner.backend.is_durable() {
             // What the target holds of the trail.
             report.audit_entries = report.audit_entries.min(crate::backend::MEMORY_AUDIT_ENTRIES);

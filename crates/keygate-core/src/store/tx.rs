@@ -42,9 +42,9 @@ impl Tx<'_> {
     /// Writes a copied store (changes that rebuild it, and its audit trail
     /// as sealed) with [`Backend::import`](crate::backend::Backend::import),
     /// then applies it; the write ends either way.
-    pub(super) fn import(&mut self, changes: Vec<Change>, audit: Vec<AuditEntry>) -> Result<()> {
+    pub(super) fn import(&mut self, changes: Vec<Change>, audit: Vec<AuditEntry>, max_lifetime_days: u32) -> Result<()> {
         let backend = &self.store.backend;
-        self.persist_and_apply(changes, |changes| backend.import(changes, &audit))
+        self.persist_and_apply(changes, |changes| backend.import(changes, &audit, max_lifetime_days))
     }
 
     /// Makes the changes durable with `persist`, then applies them in memory.
