@@ -342,6 +342,24 @@ describe('audit trail', () => {
       }
     })
 
+    test('a column altered to a value of another type → that entry reported altered; the listing is STORE_CORRUPT', () => {
+      ensurePristine()
+      const cases: Array<[number, string]> = [
+        [3, "UPDATE audit SET at = 'yesterday' WHERE seq = 3"],
+        [6, 'UPDATE audit SET hash = hex(hash) WHERE seq = 6'],
+        [9, "UPDATE audit SET actor = CAST('alice' AS BLOB) WHERE seq = 9"],
+        [12, "UPDATE audit SET detail = CAST(x'ff' AS TEXT) WHERE seq = 12"],
+        [seqOfLast, "UPDATE audit SET key_id = x'00ff' WHERE seq = (SELECT max(seq) FROM audit)"],
+      ]
+      for (const [seq, statement] of cases) {
+        const store = tampered([statement])
+        const report = store.verifyAudit()
+        assert.deepEqual(report, { ok: false, entries: seq - 1, firstBadSeq: seq, problem: `entry ${seq} was altered` }, statement)
+        throwsCode(() => store.audit({ limit: 1000 }), 'STORE_CORRUPT')
+        store.close()
+      }
+    })
+
     test('an entry deleted in the middle → reported missing', () => {
       const store = tampered(['DELETE FROM audit WHERE seq = 8'])
       const report = store.verifyAudit()

@@ -154,6 +154,30 @@ fn read_audit(row: &Row) -> rusqlite::Result<AuditEntry> {
     })
 }
 
+/// One audit row to verify: a row holding a value keygate cannot read (of another type,
+/// invalid UTF-8: written behind its back) is an altered entry, in its place in the chain —
+/// its hash stands for none that any content seals to — not an error ending the verification.
+fn read_to_verify(row: &Row) -> rusqlite::Result<AuditEntry> {
+    match read_audit(row) {
+        Err(
+            rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..)
+            | rusqlite::Error::Utf8Error(..),
+        ) => Ok(AuditEntry {
+            seq: row.get::<_, i64>(0)? as u64,
+            at: 0,
+            actor: None,
+            action: String::new(),
+            key_id: None,
+            user_id: None,
+            detail: serde_json::Value::Null,
+            hash: [0; 32],
+        }),
+        read => read,
+    }
+}
+
 /// The entries matching `query`, newest first.
 pub(super) fn select(conn: &Connection, query: &AuditQuery) -> rusqlite::Result<Vec<AuditEntry>> {
     let mut stmt = conn.prepare_cached(
@@ -173,6 +197,6 @@ pub(super) fn select(conn: &Connection, query: &AuditQuery) -> rusqlite::Result<
 pub(super) fn verify_all(conn: &Connection) -> rusqlite::Result<AuditReport> {
     let head = Head::read(conn)?.or_genesis();
     let mut stmt = conn.prepare("SELECT seq, at, actor, action, key_id, user_id, detail, hash FROM audit ORDER BY seq")?;
-    let entries: Vec<AuditEntry> = stmt.query_map([], read_audit)?.collect::<rusqlite::Result<_>>()?;
+    let entries: Vec<AuditEntry> = stmt.query_map([], read_to_verify)?.collect::<rusqlite::Result<_>>()?;
     Ok(verify(entries.iter(), Some(head), None))
 }

@@ -249,17 +249,17 @@ impl Backend for SqliteBackend {
     // Reads run on the second connection: an admin call of another thread (the
     // maintenance thread's purge) may hold a transaction open on the first, and a
     // read there would see its uncommitted rows, or fail to BEGIN inside it.
+    // A row of the wrong type (written behind keygate's back) is STORE_CORRUPT, as at open.
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        self.with_aux(|conn| audit::select(conn, query).map_err(self.err("reading the audit trail of")))
+        self.with_aux(|conn| audit::select(conn, query).map_err(|e| read_error(&self.path, "reading the audit trail of", e)))
     }
 
     fn verify_audit(&self) -> Result<AuditReport> {
         self.with_aux(|conn| {
-            let e = self.err("reading the audit trail of");
             conn.execute_batch("BEGIN").map_err(self.err("reading the audit trail of"))?;
             let result = audit::verify_all(conn);
             let _ = conn.execute_batch("COMMIT");
-            result.map_err(e)
+            result.map_err(|e| read_error(&self.path, "reading the audit trail of", e))
         })
     }
 
