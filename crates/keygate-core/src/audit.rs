@@ -183,9 +183,18 @@ pub fn verify<'a>(
         count += 1;
     }
     if let Some((head_seq, head_hash)) = expected_head {
-        if head_seq != expected_seq - 1 || (count > 0 && head_hash != prev) {
-            let last = expected_seq - 1;
+        let last = expected_seq - 1;
+        if head_seq != last {
             return bad(last + 1, format!("the log ends at entry {last} but entry {head_seq} was written"), count);
+        }
+        if count > 0 && head_hash != prev {
+            // The right number of entries, but the last is not the one written: it was altered and
+            // sealed again (its own hash recomputed), or the recorded head was rewritten.
+            return bad(
+                last,
+                format!("entry {last} is not the last entry written (altered and sealed again, or the recorded head rewritten)"),
+                count - 1,
+            );
         }
     }
     AuditReport { ok: true, entries: count, first_bad_seq: None, problem: None }
