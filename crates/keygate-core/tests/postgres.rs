@@ -1114,6 +1114,36 @@ fn a_large_copy_is_one_transaction_bounded_by_its_progress_not_its_size() {
     reopened.close().unwrap();
 }
 
+/// Entries of a long audit trail (rows written by SQL: a chain that breaks at entry 2).
+const LONG_TRAIL: i64 = 200_000;
+
+/// Reading the audit trail is bounded by its progress, as opening is: a trail far longer
+/// than one statement timeout's worth of rows is listed, verified and copied, never
+/// `STORE_UNAVAILABLE` for its length.
+#[test]
+fn a_long_audit_trail_is_read_in_full_whatever_the_statement_timeout() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    store.put_user(&UserInput { id: "u0".into(), ..Default::default() }, None).unwrap();
+    store.close().unwrap();
+    db.sql(&format!(
+        "INSERT INTO keygate_audit SELECT g, 1800000000000 + g, 'actor-' || g, 'putUser', NULL, 'user-' || g,
+           '{{\"created\":{{\"rights\":[\"session:*\",\"data:entityBrowseRecords2\"],\"roles\":[\"reader\"],\"status\":\"active\"}}}}',
+           sha256(g::text::bytea) FROM generate_series(2, {LONG_TRAIL}) g;
+         UPDATE keygate_meta SET audit_seq = {LONG_TRAIL}"
+    ));
+    let store = KeyStore::open(&db.url(), Options { statement_timeout_ms: Some(100.0), ..Default::default() }).unwrap();
+    let all = keygate_core::AuditQuery { limit: Some(usize::MAX), ..Default::default() };
+    assert_eq!(store.audit(&all).unwrap().len(), LONG_TRAIL as usize);
+    let report = store.verify_audit().unwrap();
+    assert_eq!((report.ok, report.first_bad_seq), (false, Some(2)), "{report:?}");
+    // The copy reads the whole trail, then refuses it for what verification found.
+    let error = KeyStore::copy(&store, &KeyStore::in_memory(Options::default()).unwrap()).unwrap_err();
+    assert_eq!(error.code, ErrorCode::InvalidArgument, "{error}");
+    assert!(error.message.contains("fails verification"), "{error}");
+    store.close().unwrap();
+}
+
 #[test]
 fn a_large_copy_refused_after_its_first_batches_leaves_the_target_empty() {
     let Some(db) = Db::new() else { return };

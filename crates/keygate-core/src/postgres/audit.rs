@@ -72,11 +72,20 @@ pub(super) fn select(net: &Net, client: &Client, query: &AuditQuery) -> Result<V
     );
     let limit = i64::try_from(query.limit.unwrap_or(100)).unwrap_or(i64::MAX);
     let action = query.action.map(AuditAction::as_str);
-    let rows = net.run(
+    // Streamed: the statement timeout bounds each wait for rows, not the whole read (a
+    // copy reads every entry of the trail).
+    let mut entries = Vec::new();
+    net.for_each_row(
         "reading the audit trail of",
-        client.query(&sql, &[&query.key_id, &query.user_id, &query.since, &limit, &query.until, &action, &query.actor]),
+        client,
+        sql.as_str(),
+        &[&query.key_id, &query.user_id, &query.since, &limit, &query.until, &action, &query.actor],
+        |row| {
+            entries.push(entry(row));
+            Ok(())
+        },
     )?;
-    Ok(rows.iter().map(entry).collect())
+    Ok(entries)
 }
 
 /// Verifies the whole chain against the recorded head, in one snapshot.
@@ -86,9 +95,18 @@ pub(super) fn verify_all(net: &Net, client: &Client) -> Result<AuditReport> {
         let meta =
             net.run("reading the audit trail of", client.query_one("SELECT audit_seq, audit_hash FROM keygate_meta WHERE id = 1", &[]))?;
         let recorded = head(meta.try_get(0).unwrap_or(0), &meta.try_get::<_, String>(1).unwrap_or_default());
-        let rows =
-            net.run("reading the audit trail of", client.query(&format!("SELECT {COLUMNS} FROM keygate_audit ORDER BY seq"), &[]))?;
-        let entries: Vec<AuditEntry> = rows.iter().map(entry).collect();
+        // Streamed, as `select` is: a trail of any length verifies.
+        let mut entries = Vec::new();
+        net.for_each_row(
+            "reading the audit trail of",
+            client,
+            format!("SELECT {COLUMNS} FROM keygate_audit ORDER BY seq").as_str(),
+            &[],
+            |row| {
+                entries.push(entry(row));
+                Ok(())
+            },
+        )?;
         Ok(verify(entries.iter(), Some(recorded), None))
     })();
     let _ = net.run("reading the audit trail of", client.batch_execute("COMMIT"));
