@@ -142,6 +142,28 @@ fn a_last_entry_replaced_with_a_valid_looking_one_is_caught_by_the_recorded_head
     assert_eq!(verify(entries.iter(), head(&entries), None), good(8), "with its own head it is self-consistent");
 }
 
+/// The hash has no secret key: an entry altered in the middle, every later entry sealed
+/// again and the head rewritten, verifies. Only a head kept elsewhere shows it: the entry
+/// at the kept head's number no longer has the kept hash (the README says so).
+#[test]
+fn a_chain_sealed_again_from_an_altered_entry_verifies_and_only_a_head_kept_elsewhere_shows_it() {
+    let original = chain(8);
+    let kept = head(&original);
+    let mut prev = original[2].hash;
+    let mut forged = original[..3].to_vec();
+    for (i, entry) in original[3..].iter().enumerate() {
+        let mut draft = entry.draft();
+        if i == 0 {
+            draft.actor = Some("mallory".into());
+        }
+        let sealed = AuditEntry::seal(&prev, entry.seq, draft);
+        prev = sealed.hash;
+        forged.push(sealed);
+    }
+    assert_eq!(verify(forged.iter(), head(&forged), None), good(8));
+    assert_ne!(forged.last().map(|e| (e.seq, e.hash)), kept);
+}
+
 #[test]
 fn a_reordered_pair_is_reported_at_the_first_place_out_of_order() {
     let original = chain(8);
