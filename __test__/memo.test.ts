@@ -238,7 +238,8 @@ describe('uses answered from the memo reach lastUsedAt', () => {
   test('a use answered from the memo is recorded: never before the check, never after the read', async () => {
     const store = withUser(KeyStore.inMemory())
     const { key, secret } = issue(store)
-    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true) // decided by the core
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true) // decided by the core: a key's first check is not remembered
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true) // decided by the core, and remembered
     await sleep(1200)
     const before = Date.now()
     assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true) // answered from the memo
@@ -253,7 +254,8 @@ describe('uses answered from the memo reach lastUsedAt', () => {
   test('recorded with the time of the use, not of the hand-over: a revocation just after it is later', async () => {
     const store = withUser(KeyStore.inMemory())
     const { key, secret } = issue(store)
-    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true) // decided by the core
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true) // decided by the core: a key's first check is not remembered
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true) // decided by the core, and remembered
     await sleep(300)
     assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true) // answered from the memo
     const used = Date.now()
