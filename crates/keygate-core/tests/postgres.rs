@@ -595,6 +595,62 @@ fn a_store_that_lost_the_database_fails_closed_after_fail_closed_after_ms_and_re
     store.close().unwrap();
 }
 
+/// Another session holds the key rows the listener's `lastUsedAt` flush locks: the flush waits
+/// for them (nine tenths of `statementTimeoutMs`), and the listener follows nothing meanwhile.
+/// The bound was checked only between the listener's steps, so a user suspended elsewhere
+/// stayed allowed here for that long, well past `failClosedAfterMs`.
+#[test]
+fn a_listener_held_up_longer_than_fail_closed_after_ms_fails_closed_on_time() {
+    let Some(db) = Db::new() else { return };
+    let writer = open(&db.url()).unwrap();
+    let (_, secret) = seed(&writer);
+    let options = Options {
+        fail_closed_after_ms: Some(1000.0),
+        statement_timeout_ms: Some(8000.0),
+        connect_timeout_ms: Some(1000.0),
+        ..Default::default()
+    };
+    let host = KeyStore::open(&db.url(), options).unwrap();
+    assert_eq!(reason(&host, &secret), Reason::Allowed);
+    let lock = db.hold_rows_of("keygate_keys");
+    let held = Instant::now();
+    // The key is used all along: the host's next flush (within a second) waits for the lock.
+    allowed_between(&host, &secret, held, Duration::from_millis(1500));
+    let suspended = UserInput { id: "svc".into(), status: Some("suspended".into()), rights: vec!["*:*".into()], ..Default::default() };
+    writer.put_user(&suspended, None).unwrap();
+    // From 2.5 s after the lock was taken (a flush begun by 1 s, failing closed 1 s after the
+    // last word heard before it), until 6 s (the flush waits 7.2 s).
+    while held.elapsed() < Duration::from_millis(2500) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (allowed, checks) = allowed_between(&host, &secret, held, Duration::from_secs(6));
+    let health = host.health();
+    drop(lock);
+    wait_for(&host, &secret, Reason::UserInactive);
+    host.close().unwrap();
+    writer.close().unwrap();
+    assert_eq!(
+        allowed, 0,
+        "{allowed} of {checks} checks allowed a key whose user was suspended, 2.5-6 s after the lock; health {health:?}"
+    );
+    assert!(!health.connected, "{health:?}");
+}
+
+/// A bound shorter than the heartbeat's period: a quiet database is heard from only at each
+/// heartbeat (every 250 ms), so the guard thread that keeps the bound while the listener is held
+/// up must not fail the store closed between two of them (as the listener never did).
+#[test]
+fn a_fail_closed_bound_under_the_heartbeat_period_does_not_fail_a_quiet_store_closed() {
+    let Some(db) = Db::new() else { return };
+    let store = KeyStore::open(&db.url(), bounded(100.0, 1000.0)).unwrap();
+    let (_, secret) = seed(&store);
+    let (allowed, checks) = allowed_between(&store, &secret, Instant::now(), Duration::from_secs(3));
+    store.close().unwrap();
+    // Failing closed between heartbeats failed most checks; a heartbeat the shared server is slow
+    // to answer (over 750 ms) may fail a few.
+    assert!(allowed * 10 >= checks * 9, "{} of {checks} checks of a quiet, reachable store failed", checks - allowed);
+}
+
 #[test]
 fn an_unreachable_database_is_store_unavailable_within_the_connect_timeout() {
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -236,6 +236,9 @@ pub(super) struct Shared {
     /// A catch-up could not reach the database (see `Shared::poll`).
     poll_lost: AtomicBool,
     closed: AtomicBool,
+    /// Set (and `guard_wake` signalled) when the listener thread ends: the guard thread ends too.
+    guard_stop: Mutex<bool>,
+    guard_wake: Condvar,
 }
 
 /// The store's epoch as processes compare it: the random one made with the store, and the

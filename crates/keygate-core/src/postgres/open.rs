@@ -14,7 +14,7 @@ use tokio_postgres::Client;
 
 use super::connect::{Target, CHANNEL};
 use super::schema;
-use super::watch::watch;
+use super::watch::{guard, watch};
 use super::{Contact, Cursor, Net, PgBackend, Shared, Writer, NOTIFY};
 use crate::error::{Error, ErrorCode, Result};
 use crate::secret::{random_bytes, Prefix};
@@ -82,6 +82,8 @@ pub(crate) fn open(url: &str, options: Options) -> Result<KeyStore> {
         fail_closed_after,
         poll_lost: AtomicBool::new(false),
         closed: AtomicBool::new(false),
+        guard_stop: Mutex::new(false),
+        guard_wake: Default::default(),
     });
     let mut options = options;
     // The limit given when the store was created applies to every process that does not set its own.
@@ -93,10 +95,22 @@ pub(crate) fn open(url: &str, options: Options) -> Result<KeyStore> {
     store.catch_up()?;
     let weak = store.downgrade();
     let purge_after_ms = (purge_days * 86_400_000.0) as i64;
+    let cannot_start = |e: std::io::Error| Error::new(ErrorCode::StoreIo, format!("cannot start the store thread: {e}"));
+    let guarded = (weak.clone(), shared.clone());
+    let guard_thread = std::thread::Builder::new()
+        .name("keygate-postgres-guard".into())
+        .spawn(move || guard(&guarded.0, &guarded.1))
+        .map_err(cannot_start)?;
+    let stop = shared.clone();
     let handle = std::thread::Builder::new()
         .name("keygate-postgres".into())
-        .spawn(move || watch(&weak, &shared, notifications, purge_after_ms))
-        .map_err(|e| Error::new(ErrorCode::StoreIo, format!("cannot start the store thread: {e}")))?;
+        .spawn(move || watch(&weak, &shared, notifications, purge_after_ms, guard_thread))
+        .map_err(|e| {
+            // The guard ends with the store's listener, which never started.
+            *stop.guard_stop.lock() = true;
+            stop.guard_wake.notify_all();
+            cannot_start(e)
+        })?;
     store.set_maintenance(handle);
     Ok(store)
 }

@@ -3,10 +3,12 @@
 //! is noticed within about a second), and on a notification ahead of the cursor,
 //! a heartbeat that sees the version moved, or a reconnect, catches up through
 //! `Inner::poll` (strictly in version order; a gap reloads). It reconnects with
-//! jittered backoff (50 ms – 2 s), fails the store closed when it has not heard
-//! from the database for longer than `failClosedAfterMs`, flushes `lastUsedAt`
-//! about once a second, and purges expired keys and prunes old change rows under
-//! an advisory lock, so that one host does it.
+//! jittered backoff (50 ms – 2 s), flushes `lastUsedAt` about once a second, and
+//! purges expired keys and prunes old change rows under an advisory lock, so that
+//! one host does it. A second thread, the guard, fails the store closed when it has
+//! not heard from the database for longer than `failClosedAfterMs`: on time even
+//! while the listener waits on a statement (a flush, a purge, a catch-up), each
+//! bounded only by `statementTimeoutMs`, which may be longer than that bound.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
@@ -53,10 +55,62 @@ enum Flow {
     Stop,
 }
 
-/// The thread's body: rounds until the store is closed or dropped. A defect in a
-/// round is caught: the connection is dropped and the store fails closed until
-/// a later catch-up succeeds.
-pub(super) fn watch(store: &Weak<Inner>, shared: &Arc<Shared>, notifications: UnboundedReceiver<String>, purge_after_ms: i64) {
+/// The thread's body: rounds until the store is closed or dropped, then ends the
+/// guard thread (see [`guard`]). A defect in a round is caught: the connection is
+/// dropped and the store fails closed until a later catch-up succeeds.
+pub(super) fn watch(
+    store: &Weak<Inner>,
+    shared: &Arc<Shared>,
+    notifications: UnboundedReceiver<String>,
+    purge_after_ms: i64,
+    guard_thread: std::thread::JoinHandle<()>,
+) {
+    follow(store, shared, notifications, purge_after_ms);
+    *shared.guard_stop.lock() = true;
+    shared.guard_wake.notify_all();
+    let _ = guard_thread.join();
+}
+
+/// The guard thread's body: fails the store closed once it has not heard from the
+/// database for longer than `failClosedAfterMs`, waking at that instant. The
+/// listener thread checks the bound too, but only between the steps of its round,
+/// and a step may wait up to `statementTimeoutMs` (a `lastUsedAt` flush waiting for
+/// a row lock or a lost server, a purge's admin write, a catch-up): longer than the
+/// bound, checks would answer meanwhile from a state nothing is following.
+///
+/// A bound shorter than a heartbeat's period and timeout (1 s) is kept by the
+/// listener alone, as it always was, and by the guard at 1 s: a quiet database is
+/// heard from only at each heartbeat, and the guard would otherwise fail the store
+/// closed (and make it read everything afresh) between any two of them.
+pub(super) fn guard(store: &Weak<Inner>, shared: &Shared) {
+    let bound = shared.fail_closed_after.max(HEARTBEAT_EVERY + HEARTBEAT_TIMEOUT);
+    loop {
+        {
+            let Some(inner) = store.upgrade() else { return };
+            if inner.is_closed() {
+                return;
+            }
+            fail_closed_if_silent(&inner, shared, bound);
+        }
+        // Until just past the bound; once past it (failing closed already), a whole bound:
+        // contact regained meanwhile sets the next deadline no earlier than that.
+        let silent = shared.since_contact();
+        let wait = match bound.checked_sub(silent) {
+            Some(left) => left + Duration::from_millis(1),
+            None => bound,
+        };
+        let mut stop = shared.guard_stop.lock();
+        if !*stop {
+            shared.guard_wake.wait_for(&mut stop, wait);
+        }
+        if *stop {
+            return;
+        }
+    }
+}
+
+/// The listener's rounds (see [`watch`]).
+fn follow(store: &Weak<Inner>, shared: &Arc<Shared>, notifications: UnboundedReceiver<String>, purge_after_ms: i64) {
     let now = Instant::now();
     let mut watcher = Watcher {
         notifications: Some(notifications),
@@ -98,7 +152,7 @@ fn jitter(d: Duration) -> Duration {
 impl Watcher {
     fn round(&mut self, store: &Weak<Inner>, shared: &Shared, purge_after_ms: i64) -> Flow {
         if let Some(inner) = store.upgrade() {
-            fail_closed_if_silent(&inner, shared);
+            fail_closed_if_silent(&inner, shared, shared.fail_closed_after);
         }
         if self.notifications.is_none() {
             let now = Instant::now();
@@ -264,15 +318,24 @@ impl Watcher {
     }
 }
 
-/// Fails the store closed once it has not heard from the database for longer than `failClosedAfterMs`.
-fn fail_closed_if_silent(inner: &Inner, shared: &Shared) {
-    let silent = shared.since_contact();
-    if silent > shared.fail_closed_after && inner.is_current() {
-        inner.sync_failed(Error::new(
-            ErrorCode::StoreUnavailable,
-            format!("no word from {} for {} ms (failClosedAfterMs)", shared.net.target.name, silent.as_millis()),
-        ));
+/// Fails the store closed once it has not heard from the database for longer than
+/// `bound` (`failClosedAfterMs`, or the guard's). The silence is measured with the
+/// registry held (see `Inner::sync_failed_if`): a catch-up that the guard thread
+/// raced, having heard from the database and applied what it read, is not failed
+/// after the fact.
+fn fail_closed_if_silent(inner: &Inner, shared: &Shared, bound: Duration) {
+    if !inner.is_current() {
+        return;
     }
+    inner.sync_failed_if(|| {
+        let silent = shared.since_contact();
+        (silent > bound).then(|| {
+            Error::new(
+                ErrorCode::StoreUnavailable,
+                format!("no word from {} for {} ms (failClosedAfterMs)", shared.net.target.name, silent.as_millis()),
+            )
+        })
+    });
 }
 
 /// Purges expired keys and prunes change rows no process needs, on one host at a

@@ -136,10 +136,19 @@ impl Inner {
     /// The watcher cannot tell whether other processes changed the store (it
     /// cannot read it, or it failed): fail closed until a later `poll` succeeds.
     pub(crate) fn sync_failed(&self, error: Error) {
-        {
+        self.sync_failed_if(|| Some(error));
+    }
+
+    /// [`Inner::sync_failed`] with the error `stale` finds, if any, asked with the
+    /// registry held for writing: a catch-up applies and lowers the flag under the
+    /// same lock, so one that ended meanwhile is seen here.
+    pub(crate) fn sync_failed_if(&self, stale: impl FnOnce() -> Option<Error>) {
+        let error = {
             let _registry = self.registry.write();
+            let Some(error) = stale() else { return };
             self.lose_sync();
-        }
+            error
+        };
         self.reporter.fail(Task::Sync, error);
     }
 
