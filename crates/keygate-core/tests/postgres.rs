@@ -300,6 +300,30 @@ fn a_store_that_knows_it_is_stale_fails_closed_while_its_reload_keeps_failing() 
     assert!(!health.connected, "{health:?}");
 }
 
+/// The same restore, with a statement timeout longer than the test looks: the store knows it
+/// is stale from its first look after the restore, and fails closed then, not once its reload
+/// has failed. It used to answer from what it held while the reload waited (two attempts, each
+/// up to `statementTimeoutMs`, 10 s with the defaults), allowing the key the restore revoked.
+#[test]
+fn a_store_that_finds_it_is_stale_fails_closed_before_its_reload_not_after() {
+    let Some(db) = Db::new() else { return };
+    let store = KeyStore::open(&db.url(), bounded(20_000.0, 3000.0)).unwrap();
+    let (_, secret) = seed(&store);
+    assert_eq!(reason(&store, &secret), Reason::Allowed);
+    let lock = db.hold_table("keygate_users");
+    db.sql("BEGIN; UPDATE keygate_keys SET state = 'revoked'; UPDATE keygate_meta SET epoch = 'restored'; COMMIT");
+    let restored = Instant::now();
+    // The heartbeat (every 250 ms) notices; the reload's first statement waits up to 3 s.
+    std::thread::sleep(Duration::from_millis(1000));
+    let (allowed, checks) = allowed_between(&store, &secret, restored, Duration::from_millis(2500));
+    let health = store.health();
+    drop(lock);
+    wait_for(&store, &secret, Reason::Revoked);
+    store.close().unwrap();
+    assert_eq!(allowed, 0, "{allowed} of {checks} checks allowed a key the restore revoked, 1-2.5 s after it; health {health:?}");
+    assert!(!health.connected, "{health:?}");
+}
+
 /// Change N, written by another process: a key of a user this process does not know (it
 /// cannot be applied), then the revocation of a key. The store applies part of it, and its
 /// reload cannot read the users table. It used to take the failed reload for a look that

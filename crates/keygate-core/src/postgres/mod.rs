@@ -386,6 +386,22 @@ impl Shared {
             // versions with other marks: commits lost), or history pruned past the cursor.
             // Known stale until the load succeeds: a load that fails must not be taken for
             // a look that merely could not reach the database (see `poll`).
+            if !cursor.needs_reload && !in_transaction {
+                // Found here, outside a write: an error, so that the store fails closed before
+                // the load (which may take seconds, or wait on a table another session locked)
+                // rather than answer from a state it knows is stale until the load ends; it
+                // then asks again at once, and that look reads the whole state (`Inner::sync`).
+                // A write's own look loads at once instead: its transaction would not survive
+                // an error, and checks cannot run meanwhile in the process making the call.
+                cursor.needs_reload = true;
+                return Err(Error::new(
+                    ErrorCode::StoreUnavailable,
+                    format!(
+                        "{} stands on another history than this process (a restore, a failover, or changes pruned past it)",
+                        self.net.target.name
+                    ),
+                ));
+            }
             cursor.needs_reload = true;
             let (registry, position) = schema::load(net, client, !in_transaction)?;
             *cursor = Cursor::at(position);

@@ -38,8 +38,9 @@ impl Inner {
     /// reports it. `fetch` (the backend's I/O) runs with the registry unlocked;
     /// only applying what it returned holds it for writing. The caller holds the
     /// writer lock, so nothing else changes the registry meanwhile. A change that
-    /// cannot be read or applied makes it read everything afresh at once; if that
-    /// fails too, the store fails closed until a later catch-up succeeds. Returns
+    /// cannot be read or applied makes it read everything afresh at once, failing
+    /// closed meanwhile (what it holds can no longer be vouched for); if that
+    /// fails too, the store stays closed until a later catch-up succeeds. Returns
     /// true when this ends such a failure.
     pub(super) fn sync(&self, fetch: impl Fn() -> Result<Catchup>) -> Result<bool> {
         let fetch_and_apply = || {
@@ -50,10 +51,10 @@ impl Inner {
             Ok(self.signals.lower(Signals::STORE_UNAVAILABLE))
         };
         let mut result = fetch_and_apply();
-        // A first failure: read everything afresh at once (while failing already, the
-        // attempt above was such a reading).
+        // A first failure: read everything afresh at once, answering store_unavailable
+        // until it is read (while failing already, the attempt above was such a reading).
         if result.is_err() && self.is_current() {
-            self.backend.resync();
+            self.lose_sync();
             result = fetch_and_apply();
         }
         if result.is_err() {
