@@ -675,6 +675,40 @@ fn a_fail_closed_bound_under_the_heartbeat_period_does_not_fail_a_quiet_store_cl
     assert!(allowed * 10 >= checks * 9, "{} of {checks} checks of a quiet, reachable store failed", checks - allowed);
 }
 
+/// A host that lost the network for a moment while another host suspended a user, and then
+/// cannot read the change log (a VACUUM FULL, CLUSTER or ALTER TABLE holds `keygate_changes`).
+/// Each reconnect counted as word from the database although the catch-up after it timed out,
+/// so the host never failed closed and kept allowing the user's key for as long as the lock was
+/// held, far past `failClosedAfterMs`.
+#[test]
+fn a_host_that_cannot_read_the_changes_after_reconnecting_fails_closed_after_the_bound() {
+    let Some(db) = Db::new() else { return };
+    let writer = open(&db.url()).unwrap();
+    let (_, secret) = seed(&writer);
+    let proxy = Proxy::start();
+    let host = KeyStore::open(&proxy.url(&db), bounded(2000.0, 500.0)).unwrap();
+    assert_eq!(reason(&host, &secret), Reason::Allowed);
+    proxy.forwarding.store(false, Ordering::SeqCst);
+    let lost = Instant::now();
+    let suspended = UserInput { id: "svc".into(), status: Some("suspended".into()), rights: vec!["*:*".into()], ..Default::default() };
+    writer.put_user(&suspended, None).unwrap();
+    let lock = db.hold_table("keygate_changes");
+    // Back within the bound: the host reconnects, and each catch-up waits for the lock.
+    proxy.forwarding.store(true, Ordering::SeqCst);
+    assert!(lost.elapsed() < Duration::from_millis(1500), "the network came back after {:?}", lost.elapsed());
+    while lost.elapsed() < Duration::from_millis(3500) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (allowed, checks) = allowed_between(&host, &secret, lost, Duration::from_secs(7));
+    let health = host.health();
+    drop(lock);
+    wait_for(&host, &secret, Reason::UserInactive);
+    host.close().unwrap();
+    writer.close().unwrap();
+    assert_eq!(allowed, 0, "{allowed} of {checks} checks allowed a key whose user was suspended, 3.5-7 s after; health {health:?}");
+    assert!(!health.connected, "{health:?}");
+}
+
 #[test]
 fn an_unreachable_database_is_store_unavailable_within_the_connect_timeout() {
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();

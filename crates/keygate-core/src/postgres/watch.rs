@@ -228,8 +228,8 @@ impl Watcher {
             })
         });
         match heard {
+            // Not contact (see `Shared::touch`): a notification is a hint, which any role may send.
             Ok(Some(payloads)) => {
-                shared.touch();
                 for payload in payloads {
                     // `<epoch> <version> <mark>` (see `PgBackend::write`); only a hint to look: anyone
                     // connected may send one, and the changes are read from the table.
@@ -252,7 +252,9 @@ impl Watcher {
     }
 
     /// A short query: proves the connection alive (or finds it half-open) and
-    /// notices a version moved without a notification.
+    /// notices a version moved without a notification. Contact only when the
+    /// database stands where this process does: one that moved on is contact once
+    /// the catch-up it calls for has read the changes.
     fn heartbeat(&mut self, shared: &Shared) {
         self.last_heartbeat = Instant::now();
         let answer = {
@@ -266,10 +268,11 @@ impl Watcher {
         };
         match answer {
             Ok(row) => {
-                shared.touch();
                 // Another epoch, version or mark: moved on, restored, or failed over.
                 if Position::read(&row).ok().is_none_or(|at| !shared.cursor.lock().is_at(&at)) {
                     self.behind = true;
+                } else {
+                    shared.touch();
                 }
             }
             Err(_) => self.disconnect(shared),
@@ -294,7 +297,7 @@ impl Watcher {
                 *shared.listener.lock() = Some(client);
                 self.notifications = Some(notifications);
                 shared.connected.store(true, Ordering::Release);
-                shared.touch();
+                // Not contact yet: what was committed meanwhile is unknown until the catch-up below reads it.
                 self.backoff = BACKOFF_MIN;
                 self.last_heartbeat = Instant::now();
                 // Anything may have been committed while it was away: caught up in this round.
