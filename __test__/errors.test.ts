@@ -448,6 +448,28 @@ describe('an array argument with holes', () => {
     assert.deepEqual([users, roles, rules], [1, 1, []], 'nothing changed')
   })
 
+  test('a Proxy whose length is not a whole number (an object whose valueOf changes, NaN, -1) is INVALID_ARGUMENT, nothing read', () => {
+    const store = KeyStore.inMemory()
+    store.putRole({ name: 'reader', rights: ['*:*'] })
+    let reads = 0
+    const claiming = (length: () => unknown, element: string) =>
+      new Proxy([] as string[], {
+        get: (target, name) => (name === 'length' ? length() : typeof name === 'string' && /^\d+$/.test(name) ? (reads++, element) : Reflect.get(target, name)),
+        getOwnPropertyDescriptor: (target, name) =>
+          typeof name === 'string' && /^\d+$/.test(name)
+            ? { value: element, writable: true, enumerable: true, configurable: true }
+            : Reflect.getOwnPropertyDescriptor(target, name),
+      })
+    let asked = 0
+    const lengths: (() => unknown)[] = [() => ({ valueOf: () => (asked++ ? 5_000_000 : 1) }), () => Number.NaN, () => -1, () => 2.5, () => '3']
+    for (const length of lengths) {
+      throwsCode(() => store.putUser({ id: 'u', rights: claiming(length, 'svc:*') }), 'INVALID_ARGUMENT', 'user.rights', 'length')
+      throwsCode(() => store.putUser({ id: 'u', roles: claiming(length, 'reader') }), 'INVALID_ARGUMENT', 'user.roles', 'length')
+    }
+    assert.equal(reads, 0, 'no element was read')
+    assert.equal(store.getUser('u'), null)
+  })
+
   test('a user may list at most 1,000 roles (as a key, user or role holds at most 1,000 rules)', () => {
     const store = KeyStore.inMemory()
     store.putRole({ name: 'reader', rights: ['session:*'] })

@@ -80,8 +80,12 @@ function stringArray(value, name, item = string, limit = undefined) {
   if (value === undefined) return undefined
   if (!isArray(value, name)) throw invalidArgument(`${name} must be an array of strings, got ${describe(value)}`)
   const array = /** @type {unknown[]} */ (value)
-  // Read once: a Proxy may answer differently each time it is asked.
+  // Read once: a Proxy may answer differently each time it is asked, or with an object whose
+  // valueOf does (a real array's length is always a whole number).
   const length = array.length
+  if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) {
+    throw invalidArgument(`${name} is an array whose length is not a whole number`)
+  }
   // Refused before any element is read: a Proxy can claim 2e8 valid elements at no cost to its
   // maker, and copying them would run V8 out of room and abort the process.
   if (limit !== undefined && length > limit.most) throw limit.tooMany(length)
