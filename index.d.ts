@@ -76,8 +76,9 @@ export interface StoreOptions {
    */
   onError?: (error: BackgroundError) => void
   /**
-   * PostgreSQL store only: a process that has not heard from the database for longer than this
-   * (ms) answers `store_unavailable` to every check until it has caught up again; default 5000.
+   * PostgreSQL store only: a process that has not known itself current for longer than this (ms:
+   * no heartbeat finding the database where it stands, no catch-up reading what it missed)
+   * answers `store_unavailable` to every check until it has caught up again; default 5000.
    */
   failClosedAfterMs?: number
   /** PostgreSQL store only: the longest wait for a connection, in ms; default 5000. */

@@ -709,6 +709,32 @@ fn a_host_that_cannot_read_the_changes_after_reconnecting_fails_closed_after_the
     assert!(!health.connected, "{health:?}");
 }
 
+/// A notification that names exactly where the process stands (another host's, once applied, or
+/// its own write's, echoed) is word that it is current, as a heartbeat finding the same: it cuts
+/// the listener's wait short, and a bound under the heartbeat's period would otherwise fail the
+/// store closed at each one.
+#[test]
+fn a_notification_naming_where_the_process_stands_is_contact_under_a_short_bound() {
+    let Some(db) = Db::new() else { return };
+    let store = KeyStore::open(&db.url(), bounded(100.0, 1000.0)).unwrap();
+    let (_, secret) = seed(&store);
+    let notify =
+        "SELECT pg_notify('keygate', (SELECT m.epoch || ':' || (SELECT oid::text FROM pg_database WHERE datname = current_database()) \
+                  || ' ' || m.version || ' ' || m.mark FROM keygate_meta m WHERE m.id = 1))";
+    let start = Instant::now();
+    let (allowed, checks) = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while start.elapsed() < Duration::from_secs(3) {
+                db.sql(notify);
+                std::thread::sleep(Duration::from_millis(30));
+            }
+        });
+        allowed_between(&store, &secret, start, Duration::from_secs(3))
+    });
+    store.close().unwrap();
+    assert!(allowed * 10 >= checks * 9, "{} of {checks} checks of a current, notified store failed", checks - allowed);
+}
+
 #[test]
 fn an_unreachable_database_is_store_unavailable_within_the_connect_timeout() {
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -210,10 +210,11 @@ impl Writer {
 }
 
 /// When the process last knew it was current: a heartbeat that found the database where
-/// the process stands, a catch-up that read what it had missed, or its own write. Not a
-/// reconnect, a notification, or a heartbeat that found the database moved on: each proves
-/// the database reachable, not that the process has what was committed (a catch-up after
-/// them may keep timing out, on a change log another session locks, say).
+/// the process stands, a catch-up that read what it had missed, its own write, or a
+/// notification naming exactly where it stands. Not a reconnect, another notification, or a
+/// heartbeat that found the database moved on: each proves the database reachable, not that
+/// the process has what was committed (a catch-up after them may keep timing out, on a change
+/// log another session locks, say).
 struct Contact {
     at: Instant,
     wall: i64,

@@ -210,8 +210,9 @@ impl Watcher {
         Flow::Continue
     }
 
-    /// Waits up to the next heartbeat for notifications; any heard is contact,
-    /// and one ahead of the cursor (or from another epoch) means catching up.
+    /// Waits up to the next heartbeat for notifications: one ahead of the cursor (or from
+    /// another epoch) means catching up; one naming exactly where this process stands (its
+    /// own write's, or another's it has applied) is contact, as a heartbeat finding the same.
     fn listen(&mut self, shared: &Shared) {
         let Some(notifications) = self.notifications.as_mut() else { return };
         let wait = HEARTBEAT_EVERY.saturating_sub(self.last_heartbeat.elapsed()).max(Duration::from_millis(1));
@@ -228,8 +229,10 @@ impl Watcher {
             })
         });
         match heard {
-            // Not contact (see `Shared::touch`): a notification is a hint, which any role may send.
+            // A hint, which any role may send: contact only when it names where this process
+            // stands and nothing heard says it is behind (see `Shared::touch`).
             Ok(Some(payloads)) => {
+                let mut where_we_stand = false;
                 for payload in payloads {
                     // `<epoch> <version> <mark>` (see `PgBackend::write`); only a hint to look: anyone
                     // connected may send one, and the changes are read from the table.
@@ -242,7 +245,14 @@ impl Watcher {
                     let cursor = shared.cursor.lock();
                     if epoch != cursor.epoch || version > cursor.version || (version == cursor.version && mark != cursor.mark) {
                         self.behind = true;
+                    } else if version == cursor.version {
+                        where_we_stand = true;
                     }
+                }
+                // Without it, a bound under the heartbeat's period would fail a current process
+                // closed whenever a notification cut the wait short.
+                if where_we_stand && !self.behind {
+                    shared.touch();
                 }
             }
             // The connection ended.
@@ -327,7 +337,9 @@ impl Watcher {
 /// raced, having heard from the database and applied what it read, is not failed
 /// after the fact.
 fn fail_closed_if_silent(inner: &Inner, shared: &Shared, bound: Duration) {
-    if !inner.is_current() {
+    // Looked at first without the registry: taking it for writing every round would wait out
+    // whatever holds it for reading (a copy's snapshot), and hold back the heartbeat meanwhile.
+    if !inner.is_current() || shared.since_contact() <= bound {
         return;
     }
     inner.sync_failed_if(|| {
