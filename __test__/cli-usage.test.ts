@@ -2,7 +2,7 @@
 // and its environment, and backup telling what it does with an existing file.
 import { after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -217,6 +217,27 @@ describe('keygate CLI: a secret pasted in the wrong place is never printed whole
     const listed = keygate(['--json', 'key', 'list'], work)
     assert.equal(listed.code, 0, listed.stderr)
     assert.deepEqual(JSON.parse(listed.stdout), [])
+  })
+
+  test('--rules-file - reads a slow pipe to its end (standard input is non-blocking once Node has touched it)', async () => {
+    const work = mkdtempSync(path.join(dir, 'slow-pipe-'))
+    assert.equal(keygate(['user', 'put', 'alice'], work).code, 0)
+    const { KEYGATE_DB: _db, ...rest } = process.env
+    const child = spawn(process.execPath, [BIN, '--json', 'key', 'create', '--user', 'alice', '--description', 'd', '--expires', '1d', '--rules-file', '-'], {
+      cwd: work,
+      env: rest,
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk) => (stdout += chunk))
+    child.stderr.on('data', (chunk) => (stderr += chunk))
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
+    await new Promise((resolve) => setTimeout(resolve, 600)) // the writer is slow: nothing yet
+    child.stdin.write('session:getInfo\n')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    child.stdin.end('data:entityBrowseRecords2\n')
+    assert.equal(await exited, 0, stderr)
+    assert.deepEqual(JSON.parse(stdout).key.rules, ['session:getInfo', 'data:entityBrowseRecords2'])
   })
 
   test('keygate help of an inherited property name is "no such command", not [object Object]', () => {

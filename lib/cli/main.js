@@ -436,6 +436,13 @@ async function run(argv, io) {
       created: false,
       input: undefined,
     }
+    // --rules-file - is read before the options are checked (which reads it), and as a stream, not
+    // with readSync on fd 0: stdin is non-blocking once Node has touched it, so a pipe whose
+    // writer is slow would fail with EAGAIN.
+    if (values['rules-file'] === '-') {
+      const text = await readAll(io.stdin)
+      ctx.readStdinSync = () => text
+    }
     // Usage errors come first: a command checks its options before any store is opened.
     if (typeof command.parse === 'function') ctx.input = command.parse(ctx)
     // Read the secret (if any) before the store is opened: the store is held for as short a time as possible.
