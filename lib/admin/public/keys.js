@@ -84,8 +84,8 @@ export function keyTable(keys, { caption, empty, showUser = true }) {
         h(
           'tr',
           { dataset: { keyId: k.id, state: k.state } },
-          h('td', { 'data-label': 'Key', class: 'mono' }, k.id),
-          showUser ? h('td', { 'data-label': 'User account' }, h('a', { href: `#/users/${encodeURIComponent(k.userId)}` }, k.userId)) : null,
+          h('td', { 'data-label': 'Key', class: 'mono id' }, k.id),
+          showUser ? h('td', { 'data-label': 'User account', class: 'id' }, h('a', { href: `#/users/${encodeURIComponent(k.userId)}` }, k.userId)) : null,
           h('td', { 'data-label': 'Description', class: 'desc' }, k.description || h('span', { class: 'muted' }, '—')),
           h('td', { 'data-label': 'State' }, stateBadge(k)),
           h('td', { 'data-label': 'Expires' }, timeCell(k.expiresAt)),

@@ -44,11 +44,11 @@ export async function renderRoles() {
           h(
             'tr',
             { dataset: { role: r.name } },
-            h('td', { 'data-label': 'Role' }, r.name),
+            h('td', { 'data-label': 'Role', class: 'id' }, r.name),
             h('td', { 'data-label': 'Rights', class: 'mono small' }, r.rights.length ? r.rights.join('\n') : h('span', { class: 'muted' }, 'none')),
             h(
               'td',
-              { 'data-label': 'User accounts' },
+              { 'data-label': 'User accounts', class: 'id' },
               r.users.length
                 ? r.users.flatMap((u, i) => [i ? ', ' : '', h('a', { href: `#/users/${encodeURIComponent(u)}` }, u)])
                 : h('span', { class: 'muted' }, 'none'),

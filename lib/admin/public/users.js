@@ -55,9 +55,9 @@ export async function renderUsers() {
           h(
             'tr',
             { dataset: { userId: u.id } },
-            h('td', { 'data-label': 'User account' }, h('a', { href: `#/users/${encodeURIComponent(u.id)}` }, u.id)),
+            h('td', { 'data-label': 'User account', class: 'id' }, h('a', { href: `#/users/${encodeURIComponent(u.id)}` }, u.id)),
             h('td', { 'data-label': 'Status' }, h('span', { class: `badge badge-${u.status}` }, u.status)),
-            h('td', { 'data-label': 'Roles' }, u.roles.length ? u.roles.join(', ') : h('span', { class: 'muted' }, 'none')),
+            h('td', { 'data-label': 'Roles', class: 'id' }, u.roles.length ? u.roles.join(', ') : h('span', { class: 'muted' }, 'none')),
             h('td', { 'data-label': 'Rights', class: 'mono small' }, u.rights.length ? u.rights.join('\n') : h('span', { class: 'muted' }, 'none')),
             h('td', { 'data-label': 'API keys' }, `${u.keys[KeyState.Active]} active of ${u.keys.total}`),
           ),
