@@ -700,8 +700,8 @@ const COMMANDS = [
       'moves a store between SQLite and PostgreSQL. <to> must be empty: a file that does not exist\n' +
       'yet (it is created, and removed again if the copy fails) or an empty store; a store holding\n' +
       'anything is refused (INVALID_ARGUMENT) and left as it was. The copy issues secrets with the\n' +
-      "source's prefix. --db is not used. Nothing is deleted from <from>: its long-expired keys\n" +
-      'are copied, not purged.',
+      "source's prefix and records its maxLifetimeDays (replacing an empty store's). --db is not\n" +
+      'used. Nothing is deleted from <from>: its long-expired keys are copied, not purged.',
     options: {},
     positionals: ['<from>', '<to>'],
     store: 'none',
