@@ -188,11 +188,12 @@ pub fn verify<'a>(
             return bad(last + 1, format!("the log ends at entry {last} but entry {head_seq} was written"), count);
         }
         if count > 0 && head_hash != prev {
-            // The right number of entries, but the last is not the one written: it was altered and
-            // sealed again (its own hash recomputed), or the recorded head was rewritten.
+            // The right number of entries, but the last is not the one written: it (or an earlier
+            // one, with every entry after it sealed again) was altered, or the head was rewritten.
+            // Which entry was altered first cannot be told from the chain alone.
             return bad(
                 last,
-                format!("entry {last} is not the last entry written (altered and sealed again, or the recorded head rewritten)"),
+                format!("the chain does not end at the recorded head: entry {last} is not the last entry written (it, or an earlier entry, was altered and the rest sealed again, or the head was rewritten)"),
                 count - 1,
             );
         }

@@ -128,7 +128,7 @@ fn a_last_entry_replaced_with_a_valid_looking_one_is_caught_by_the_recorded_head
     // a 9th entry that never existed), with the 7 before it verified.
     assert_eq!(
         verify(entries.iter(), head(&original), None),
-        bad(7, 8, "entry 8 is not the last entry written (altered and sealed again, or the recorded head rewritten)"),
+        bad(7, 8, "the chain does not end at the recorded head: entry 8 is not the last entry written (it, or an earlier entry, was altered and the rest sealed again, or the head was rewritten)"),
     );
     let mut rewritten = head(&original);
     if let Some((_, hash)) = rewritten.as_mut() {
@@ -136,7 +136,7 @@ fn a_last_entry_replaced_with_a_valid_looking_one_is_caught_by_the_recorded_head
     }
     assert_eq!(
         verify(original.iter(), rewritten, None),
-        bad(7, 8, "entry 8 is not the last entry written (altered and sealed again, or the recorded head rewritten)"),
+        bad(7, 8, "the chain does not end at the recorded head: entry 8 is not the last entry written (it, or an earlier entry, was altered and the rest sealed again, or the head was rewritten)"),
         "the recorded head's hash changed"
     );
     assert_eq!(verify(entries.iter(), head(&entries), None), good(8), "with its own head it is self-consistent");
