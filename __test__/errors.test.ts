@@ -454,7 +454,12 @@ describe('an array argument with holes', () => {
     let reads = 0
     const claiming = (length: () => unknown, element: string) =>
       new Proxy([] as string[], {
-        get: (target, name) => (name === 'length' ? length() : typeof name === 'string' && /^\d+$/.test(name) ? (reads++, element) : Reflect.get(target, name)),
+        get: (target, name) => {
+          if (name === 'length') return length()
+          if (typeof name !== 'string' || !/^\d+$/.test(name)) return Reflect.get(target, name)
+          reads++
+          return element
+        },
         getOwnPropertyDescriptor: (target, name) =>
           typeof name === 'string' && /^\d+$/.test(name)
             ? { value: element, writable: true, enumerable: true, configurable: true }
