@@ -314,6 +314,7 @@ describe('serve() and the bootstrap admin token', () => {
       assert.equal(((await real.json()) as { maxLifetimeDays: number }).maxLifetimeDays, 730)
     } finally {
       await s.close()
+      rmSync(dir, { recursive: true, force: true })
     }
   })
 
