@@ -547,19 +547,28 @@ struct FixtureKey {
     rules: &'static [&'static str],
 }
 
+/// Roles by name, each with its rights.
+type Roles = &'static [(&'static str, &'static [&'static str])];
+/// Users: id, status, own rights, roles.
+type Users = &'static [(&'static str, &'static str, &'static [&'static str], &'static [&'static str])];
+/// Keys: user, state, lifetime from T0 (ms), rules.
+type Keys = &'static [(&'static str, &'static str, i64, &'static [&'static str])];
+
 struct Fixture {
     store: KeyStore,
     keys: Vec<FixtureKey>,
+    roles: Roles,
+    users: Users,
 }
 
-const ROLES: &[(&str, &[&str])] = &[
+const ROLES: Roles = &[
     ("reader", &["session:get*", "data:entity???Record"]),
     ("admin", &["*:*"]),
     ("apps", &["apps/com.hornbill.core/*:*", "apps/com.hornbill.core:*"]),
 ];
 
 /// (id, status, own rights, roles)
-const USERS: &[(&str, &str, &[&str], &[&str])] = &[
+const USERS: Users = &[
     ("alice", "active", &["session:*"], &["reader"]),
     ("bob", "active", &[], &["admin"]),
     ("carol", "suspended", &[], &["admin"]),
@@ -569,7 +578,7 @@ const USERS: &[(&str, &str, &[&str], &[&str])] = &[
 ];
 
 /// (user, state, expires in ms after T0, rules); the clock then moves to T0 + 1 h.
-const KEYS: &[(&str, &str, i64, &[&str])] = &[
+const KEYS: Keys = &[
     ("alice", "active", DAY, &[]),
     ("alice", "active", DAY, &["session:getSessionInfo", "ip=142.250.200.0/24"]),
     ("bob", "active", 30 * DAY, &["ip=2001:db8::/32", "ip=10.0.0.1", "data:*"]),
@@ -587,41 +596,72 @@ const NOW: i64 = T0 + 3_600_000;
 
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let store = KeyStore::in_memory(Options { now: Some(T0), ..Options::default() }).expect("in-memory store");
-        let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        for (name, rights) in ROLES {
-            store.put_role(name, &strings(rights), None).expect("role");
+    FIXTURE.get_or_init(|| build_fixture(ROLES, USERS, KEYS))
+}
+
+/// An in-memory store holding `roles`, `users` and `keys`, its clock at NOW.
+fn build_fixture(roles: Roles, users: Users, keys: Keys) -> Fixture {
+    let store = KeyStore::in_memory(Options { now: Some(T0), ..Options::default() }).expect("in-memory store");
+    let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    for (name, rights) in roles {
+        store.put_role(name, &strings(rights), None).expect("role");
+    }
+    for (id, status, rights, roles) in users {
+        let input = UserInput { id: id.to_string(), status: Some(status.to_string()), rights: strings(rights), roles: strings(roles) };
+        store.put_user(&input, None).expect("user");
+    }
+    let mut fixture_keys = Vec::new();
+    for &(user, state, lifetime, rules) in keys {
+        let new_key = NewKey {
+            user_id: user.to_string(),
+            description: format!("fuzz key of {user}"),
+            expires_at: Some(T0 + lifetime),
+            rules: strings(rules),
+            state: None,
+        };
+        let issued = store.create_key(&new_key, None).expect("key");
+        if state != "active" {
+            store.set_state(&issued.key.id, state, None).expect("state");
         }
-        for (id, status, rights, roles) in USERS {
-            let input = UserInput { id: id.to_string(), status: Some(status.to_string()), rights: strings(rights), roles: strings(roles) };
-            store.put_user(&input, None).expect("user");
+        fixture_keys.push(FixtureKey {
+            secret: issued.secret,
+            id: issued.key.id.clone(),
+            user,
+            state,
+            expires_at: issued.key.expires_at,
+            rules,
+        });
+    }
+    store.set_now(Some(NOW));
+    Fixture { store, keys: fixture_keys, roles, users }
+}
+
+/// The secret a case asks with: a fixture key's (maybe with one byte edited) or raw bytes.
+fn pick_secret(fixture: &Fixture, input: &mut Input) -> Vec<u8> {
+    let selector = input.byte();
+    let mut secret: Vec<u8> = if selector < 200 {
+        fixture.keys[selector as usize % fixture.keys.len()].secret.clone().into_bytes()
+    } else {
+        input.bytes().to_vec()
+    };
+    if selector % 5 == 4 {
+        let at = input.byte() as usize;
+        let value = input.byte();
+        if let Some(slot) = secret.get_mut(at) {
+            *slot = value;
         }
-        let mut keys = Vec::new();
-        for (user, state, lifetime, rules) in KEYS {
-            let new_key = NewKey {
-                user_id: user.to_string(),
-                description: format!("fuzz key of {user}"),
-                expires_at: Some(T0 + lifetime),
-                rules: strings(rules),
-                state: None,
-            };
-            let issued = store.create_key(&new_key, None).expect("key");
-            if *state != "active" {
-                store.set_state(&issued.key.id, state, None).expect("state");
-            }
-            keys.push(FixtureKey {
-                secret: issued.secret,
-                id: issued.key.id.clone(),
-                user,
-                state,
-                expires_at: issued.key.expires_at,
-                rules,
-            });
-        }
-        store.set_now(Some(NOW));
-        Fixture { store, keys }
-    })
+    }
+    secret
+}
+
+/// The caller address a case gives: none, raw bytes, or a dictionary address.
+fn pick_ip<'a>(input: &mut Input<'a>) -> Option<&'a [u8]> {
+    let ip_selector = input.byte();
+    match ip_selector % 4 {
+        0 => None,
+        1 => Some(input.bytes()),
+        _ => Some(IPS[ip_selector as usize % IPS.len()].as_bytes()),
+    }
 }
 
 const SERVICES: &[&str] = &[
@@ -677,27 +717,10 @@ fn pick_text<'a>(input: &mut Input<'a>, dictionary: &'a [&'a str]) -> &'a [u8] {
 pub fn decision(data: &[u8]) {
     let fixture = fixture();
     let mut input = Input::new(data);
-    let selector = input.byte();
-    let mut secret: Vec<u8> = if selector < 200 {
-        fixture.keys[selector as usize % fixture.keys.len()].secret.clone().into_bytes()
-    } else {
-        input.bytes().to_vec()
-    };
-    if selector % 5 == 4 {
-        let at = input.byte() as usize;
-        let value = input.byte();
-        if let Some(slot) = secret.get_mut(at) {
-            *slot = value;
-        }
-    }
+    let secret = pick_secret(fixture, &mut input);
     let service = pick_text(&mut input, SERVICES);
     let api = pick_text(&mut input, APIS);
-    let ip_selector = input.byte();
-    let ip = match ip_selector % 4 {
-        0 => None,
-        1 => Some(input.bytes()),
-        _ => Some(IPS[ip_selector as usize % IPS.len()].as_bytes()),
-    };
+    let ip = pick_ip(&mut input);
     let call = Call { secret: &secret, service, api, ip };
     let verdict = fixture.store.check(call);
     let explanation = fixture.store.explain(call);
@@ -714,22 +737,22 @@ pub fn decision(data: &[u8]) {
     }
 }
 
-/// The decision's nine documented steps over the fixture, with the reference glob and IP pieces.
-fn reference_decision<'f>(
+/// Steps 1 to 6 of the decision over the fixture (`request_ok`: step 3's verdict on the request):
+/// the key and its user's effective rights (own, then each role's), or the reason and key of a denial.
+#[allow(clippy::type_complexity)]
+fn reference_steps_1_to_6<'f>(
     fixture: &'f Fixture,
     secret: &[u8],
-    service: &[u8],
-    api: &[u8],
-    ip: Option<&[u8]>,
-) -> (Reason, Option<&'f FixtureKey>, Option<&'static str>) {
+    request_ok: bool,
+) -> Result<(&'f FixtureKey, Vec<&'static str>), (Reason, Option<&'f FixtureKey>)> {
     if !reference_well_formed(secret, "kg") {
-        return (Reason::MalformedKey, None, None);
+        return Err((Reason::MalformedKey, None));
     }
     let Some(key) = fixture.keys.iter().find(|k| k.secret.as_bytes() == secret) else {
-        return (Reason::UnknownKey, None, None);
+        return Err((Reason::UnknownKey, None));
     };
-    let deny = |reason| (reason, Some(key), None);
-    if !is_valid_name(service) || !is_valid_name(api) {
+    let deny = |reason| Err((reason, Some(key)));
+    if !request_ok {
         return deny(Reason::InvalidRequest);
     }
     match key.state {
@@ -740,18 +763,41 @@ fn reference_decision<'f>(
     if NOW >= key.expires_at {
         return deny(Reason::Expired);
     }
-    let Some(&(_, status, rights, roles)) = USERS.iter().find(|u| u.0 == key.user) else {
+    let Some(&(_, status, rights, roles)) = fixture.users.iter().find(|u| u.0 == key.user) else {
         return deny(Reason::UserInactive);
     };
     if status != "active" {
         return deny(Reason::UserInactive);
     }
+    let role_rights = roles.iter().filter_map(|r| fixture.roles.iter().find(|(n, _)| n == r)).flat_map(|(_, rights)| rights.iter());
+    Ok((key, rights.iter().chain(role_rights).copied().collect()))
+}
+
+/// Step 9: the key has no IP rules, or `ip` is given and lies in one of them.
+fn reference_ip_allowed(key: &FixtureKey, ip: Option<&[u8]>) -> bool {
+    let ip_rules: Vec<(IpAddr, u32)> = key.rules.iter().filter_map(|r| r.strip_prefix("ip=")).filter_map(reference_net).collect();
+    let caller = ip.and_then(reference_caller_ip);
+    ip_rules.is_empty() || caller.is_some_and(|a| ip_rules.iter().any(|&(n, p)| reference_contains(n, p, a)))
+}
+
+/// The decision's nine documented steps over the fixture, with the reference glob and IP pieces.
+fn reference_decision<'f>(
+    fixture: &'f Fixture,
+    secret: &[u8],
+    service: &[u8],
+    api: &[u8],
+    ip: Option<&[u8]>,
+) -> (Reason, Option<&'f FixtureKey>, Option<&'static str>) {
+    let (key, rights) = match reference_steps_1_to_6(fixture, secret, is_valid_name(service) && is_valid_name(api)) {
+        Ok(found) => found,
+        Err((reason, key)) => return (reason, key, None),
+    };
+    let deny = |reason| (reason, Some(key), None);
     let api_rule_matches = |rule: &str| {
         rule.split_once(':')
             .is_some_and(|(s, a)| !rule.starts_with("ip=") && reference_glob(s.as_bytes(), service) && reference_glob(a.as_bytes(), api))
     };
-    let role_rights = roles.iter().filter_map(|r| ROLES.iter().find(|(n, _)| n == r)).flat_map(|(_, rights)| rights.iter());
-    if !rights.iter().chain(role_rights).any(|r| api_rule_matches(r)) {
+    if !rights.iter().any(|r| api_rule_matches(r)) {
         return deny(Reason::UserLacksRight);
     }
     let api_rules: Vec<&'static str> = key.rules.iter().copied().filter(|r| !r.starts_with("ip=")).collect();
@@ -759,23 +805,21 @@ fn reference_decision<'f>(
     if !api_rules.is_empty() && matched.is_none() {
         return deny(Reason::NoMatchingRule);
     }
-    let ip_rules: Vec<(IpAddr, u32)> = key.rules.iter().filter_map(|r| r.strip_prefix("ip=")).filter_map(reference_net).collect();
-    let caller = ip.and_then(reference_caller_ip);
-    let ip_ok = ip_rules.is_empty() || caller.is_some_and(|a| ip_rules.iter().any(|&(n, p)| reference_contains(n, p, a)));
+    let ip_ok = reference_ip_allowed(key, ip);
     (if ip_ok { Reason::Allowed } else { Reason::IpNotAllowed }, Some(key), matched)
 }
 
 // ---- decision_dav ---------------------------------------------------------------
 
 /// Roles of the WebDAV fixture: WebDAV and API rights side by side.
-const DAV_ROLES: &[(&str, &[&str])] = &[
+const DAV_ROLES: Roles = &[
     ("readers", &["dav=GET docs/*", "dav=PROPFIND docs/*", "session:*"]),
     ("writers", &["dav=* docs/reports/*", "dav=PUT ~*/upload/?*"]),
     ("api", &["*:*"]),
 ];
 
 /// (id, status, own rights, roles) of the WebDAV fixture.
-const DAV_USERS: &[(&str, &str, &[&str], &[&str])] = &[
+const DAV_USERS: Users = &[
     ("alice", "active", &["dav=* session/*"], &["readers"]),
     ("bob", "active", &["dav=* *"], &[]),
     ("carol", "suspended", &["dav=* *"], &[]),
@@ -784,7 +828,7 @@ const DAV_USERS: &[(&str, &str, &[&str], &[&str])] = &[
 ];
 
 /// (user, state, expires in ms after T0, rules) of the WebDAV fixture; the clock then moves to NOW.
-const DAV_KEYS: &[(&str, &str, i64, &[&str])] = &[
+const DAV_KEYS: Keys = &[
     ("alice", "active", DAY, &[]),
     ("alice", "active", DAY, &["dav=GET docs/a?c", "session:*", "dav=get /docs/*", "ip=10.0.0.0/8"]),
     ("bob", "active", DAY, &["*:*"]),
@@ -800,41 +844,7 @@ const DAV_KEYS: &[(&str, &str, i64, &[&str])] = &[
 
 fn dav_fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let store = KeyStore::in_memory(Options { now: Some(T0), ..Options::default() }).expect("in-memory store");
-        let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        for (name, rights) in DAV_ROLES {
-            store.put_role(name, &strings(rights), None).expect("role");
-        }
-        for (id, status, rights, roles) in DAV_USERS {
-            let input = UserInput { id: id.to_string(), status: Some(status.to_string()), rights: strings(rights), roles: strings(roles) };
-            store.put_user(&input, None).expect("user");
-        }
-        let mut keys = Vec::new();
-        for (user, state, lifetime, rules) in DAV_KEYS {
-            let new_key = NewKey {
-                user_id: user.to_string(),
-                description: format!("fuzz key of {user}"),
-                expires_at: Some(T0 + lifetime),
-                rules: strings(rules),
-                state: None,
-            };
-            let issued = store.create_key(&new_key, None).expect("key");
-            if *state != "active" {
-                store.set_state(&issued.key.id, state, None).expect("state");
-            }
-            keys.push(FixtureKey {
-                secret: issued.secret,
-                id: issued.key.id.clone(),
-                user,
-                state,
-                expires_at: issued.key.expires_at,
-                rules,
-            });
-        }
-        store.set_now(Some(NOW));
-        Fixture { store, keys }
-    })
+    FIXTURE.get_or_init(|| build_fixture(DAV_ROLES, DAV_USERS, DAV_KEYS))
 }
 
 const DAV_METHODS: &[&str] = &["GET", "get", "PROPFIND", "PropFind", "PUT", "MKCOL", "mkcol", "COPY", "DELETE", "G3T", "", "*", "GET "];
@@ -873,19 +883,7 @@ fn reference_dav_parts(rule: &str) -> Option<(Option<&str>, &str)> {
 pub fn decision_dav(data: &[u8]) {
     let fixture = dav_fixture();
     let mut input = Input::new(data);
-    let selector = input.byte();
-    let mut secret: Vec<u8> = if selector < 200 {
-        fixture.keys[selector as usize % fixture.keys.len()].secret.clone().into_bytes()
-    } else {
-        input.bytes().to_vec()
-    };
-    if selector % 5 == 4 {
-        let at = input.byte() as usize;
-        let value = input.byte();
-        if let Some(slot) = secret.get_mut(at) {
-            *slot = value;
-        }
-    }
+    let secret = pick_secret(fixture, &mut input);
     let method = pick_text(&mut input, DAV_METHODS);
     let path_selector = input.byte();
     let path: Vec<u8> = match path_selector % 8 {
@@ -899,12 +897,7 @@ pub fn decision_dav(data: &[u8]) {
         6 => input.bytes().to_vec(),
         _ => DAV_PATHS[path_selector as usize % DAV_PATHS.len()].as_bytes().to_vec(),
     };
-    let ip_selector = input.byte();
-    let ip = match ip_selector % 4 {
-        0 => None,
-        1 => Some(input.bytes()),
-        _ => Some(IPS[ip_selector as usize % IPS.len()].as_bytes()),
-    };
+    let ip = pick_ip(&mut input);
     let call = DavCall { secret: &secret, method, path: &path, ip };
     let verdict = fixture.store.check_dav(call);
     let explanation = fixture.store.explain_dav(call);
@@ -933,31 +926,12 @@ fn reference_dav_decision<'f>(
     path: &[u8],
     ip: Option<&[u8]>,
 ) -> (Reason, Option<&'f FixtureKey>, Option<String>) {
-    if !reference_well_formed(secret, "kg") {
-        return (Reason::MalformedKey, None, None);
-    }
-    let Some(key) = fixture.keys.iter().find(|k| k.secret.as_bytes() == secret) else {
-        return (Reason::UnknownKey, None, None);
+    let method_ok = (1..=32).contains(&method.len()) && method.iter().all(u8::is_ascii_alphabetic);
+    let (key, rights) = match reference_steps_1_to_6(fixture, secret, method_ok && reference_dav_path_ok(path)) {
+        Ok(found) => found,
+        Err((reason, key)) => return (reason, key, None),
     };
     let deny = |reason| (reason, Some(key), None);
-    let method_ok = (1..=32).contains(&method.len()) && method.iter().all(u8::is_ascii_alphabetic);
-    if !method_ok || !reference_dav_path_ok(path) {
-        return deny(Reason::InvalidRequest);
-    }
-    match key.state {
-        "suspended" => return deny(Reason::Suspended),
-        "revoked" => return deny(Reason::Revoked),
-        _ => {}
-    }
-    if NOW >= key.expires_at {
-        return deny(Reason::Expired);
-    }
-    let Some(&(_, status, rights, roles)) = DAV_USERS.iter().find(|u| u.0 == key.user) else {
-        return deny(Reason::UserInactive);
-    };
-    if status != "active" {
-        return deny(Reason::UserInactive);
-    }
     let stripped = path.strip_prefix(b"/").unwrap_or(path);
     let dav_rule_matches = |rule: &str| {
         reference_dav_parts(rule).is_some_and(|(m, p)| {
@@ -965,8 +939,7 @@ fn reference_dav_decision<'f>(
                 && reference_glob(p.to_ascii_lowercase().as_bytes(), &stripped.to_ascii_lowercase())
         })
     };
-    let role_rights = roles.iter().filter_map(|r| DAV_ROLES.iter().find(|(n, _)| n == r)).flat_map(|(_, rights)| rights.iter());
-    if !rights.iter().chain(role_rights).any(|r| dav_rule_matches(r)) {
+    if !rights.iter().any(|r| dav_rule_matches(r)) {
         return deny(Reason::UserLacksRight);
     }
     let dav_rules: Vec<&'static str> = key.rules.iter().copied().filter(|r| reference_dav_parts(r).is_some()).collect();
@@ -974,9 +947,7 @@ fn reference_dav_decision<'f>(
     if !dav_rules.is_empty() && matched.is_none() {
         return deny(Reason::NoMatchingRule);
     }
-    let ip_rules: Vec<(IpAddr, u32)> = key.rules.iter().filter_map(|r| r.strip_prefix("ip=")).filter_map(reference_net).collect();
-    let caller = ip.and_then(reference_caller_ip);
-    let ip_ok = ip_rules.is_empty() || caller.is_some_and(|a| ip_rules.iter().any(|&(n, p)| reference_contains(n, p, a)));
+    let ip_ok = reference_ip_allowed(key, ip);
     // What explain reports: the rule as stored (normalised).
     let shown = matched.and_then(reference_dav_rule);
     (if ip_ok { Reason::Allowed } else { Reason::IpNotAllowed }, Some(key), shown)
