@@ -73,12 +73,12 @@ const { readFileBounded } = require('./input.js')
 
 /**
  * @param {string} file a path, or `-` for standard input
- * @param {() => string} readStdinSync
+ * @param {string | undefined} fromStdin standard input, read already when `file` is `-`
  */
-function readRulesFile(file, readStdinSync) {
+function readRulesFile(file, fromStdin) {
   let text
   try {
-    text = file === '-' ? readStdinSync() : readFileBounded(file, `--rules-file ${quote(file)}`)
+    text = file === '-' ? (fromStdin ?? '') : readFileBounded(file, `--rules-file ${quote(file)}`)
   } catch (error) {
     if (error instanceof UsageError) throw error
     // Not error.message: it repeats the file name unquoted.
@@ -106,7 +106,7 @@ function rulesOf(ctx) {
   const { rule, 'rules-file': file } = ctx.opts
   if (rule === undefined && file === undefined) return undefined
   const rules = [...(rule ?? [])]
-  if (file !== undefined) rules.push(...readRulesFile(file, ctx.readStdinSync))
+  if (file !== undefined) rules.push(...readRulesFile(file, ctx.rulesFromStdin))
   return rules
 }
 

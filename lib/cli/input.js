@@ -43,14 +43,14 @@ function readAll(stream) {
 }
 
 /**
- * A file (or standard input, `fd` 0) as UTF-8 text, read synchronously and refused once it passes
- * MAX_INPUT_BYTES. A character device (`/dev/zero`) has no size to check first, so the bound is
- * kept while reading. Errors from the file system are thrown as they are (with their `code`).
- * @param {string | number} file a path or an open descriptor
+ * A file as UTF-8 text, read synchronously and refused once it passes MAX_INPUT_BYTES. A
+ * character device (`/dev/zero`) has no size to check first, so the bound is kept while reading.
+ * Errors from the file system are thrown as they are (with their `code`).
+ * @param {string} file
  * @param {string} what how the message names the input
  */
 function readFileBounded(file, what) {
-  const fd = typeof file === 'number' ? file : fs.openSync(file, 'r')
+  const fd = fs.openSync(file, 'r')
   try {
     /** @type {Buffer[]} */
     const chunks = []
@@ -65,7 +65,7 @@ function readFileBounded(file, what) {
     }
     return Buffer.concat(chunks).toString('utf8')
   } finally {
-    if (typeof file !== 'number') fs.closeSync(fd)
+    fs.closeSync(fd)
   }
 }
 

@@ -14,7 +14,7 @@ const { COMMANDS, GROUPS, NotFound, findCommand, openStore } =
   )
 const { UsageError, parseOptions, parseWhole, closest, quoteTyped, mayHoldASecret } = require('./values.js')
 const { shownLines, jsonDocument } = require('./format.js')
-const { readAll, readFileBounded } = require('./input.js')
+const { readAll } = require('./input.js')
 const { resolveStore, shownStore } = require('../location.js')
 
 /**
@@ -35,7 +35,7 @@ const { resolveStore, shownStore } = require('../location.js')
  * @property {number | undefined} maxLifetimeDays
  * @property {import('../../index.js').AdminOptions} admin the `{ actor }` of admin calls
  * @property {() => Promise<string>} readStdin
- * @property {() => string} readStdinSync
+ * @property {string | undefined} rulesFromStdin standard input, read before the options are checked when `--rules-file` is `-`
  * @property {KeyStore | undefined} store open while `run` runs (commands whose `store` is not `'none'`)
  * @property {boolean} created whether opening the store created it
  * @property {unknown} input what the command's `parse` returned
@@ -431,7 +431,7 @@ async function run(argv, io) {
       maxLifetimeDays,
       admin: actorText === undefined ? {} : { actor: actorText },
       readStdin: () => readAll(io.stdin),
-      readStdinSync: () => readFileBounded(0, 'standard input'),
+      rulesFromStdin: undefined,
       store: undefined,
       created: false,
       input: undefined,
@@ -439,10 +439,7 @@ async function run(argv, io) {
     // --rules-file - is read before the options are checked (which reads it), and as a stream, not
     // with readSync on fd 0: stdin is non-blocking once Node has touched it, so a pipe whose
     // writer is slow would fail with EAGAIN.
-    if (values['rules-file'] === '-') {
-      const text = await readAll(io.stdin)
-      ctx.readStdinSync = () => text
-    }
+    if (values['rules-file'] === '-') ctx.rulesFromStdin = await readAll(io.stdin)
     // Usage errors come first: a command checks its options before any store is opened.
     if (typeof command.parse === 'function') ctx.input = command.parse(ctx)
     // Read the secret (if any) before the store is opened: the store is held for as short a time as possible.
