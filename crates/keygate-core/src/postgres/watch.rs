@@ -188,17 +188,8 @@ impl Watcher {
                 self.disconnect(shared);
             }
         }
-        let silent = shared.since_contact();
-        if silent > shared.fail_closed_after && inner.is_current() {
-            inner.sync_failed(Error::new(
-                ErrorCode::StoreUnavailable,
-                format!(
-                    "no word from {} for {} ms (failClosedAfterMs); checks answer store_unavailable until it is back",
-                    shared.net.target.name,
-                    silent.as_millis()
-                ),
-            ));
-        }
+        // Again after this round's waits (its listen, heartbeat and catch-up).
+        fail_closed_if_silent(&inner, shared, shared.fail_closed_after);
         if connected && self.last_flush.elapsed() >= FLUSH_EVERY {
             self.last_flush = Instant::now();
             inner.report(Task::LastUsed, &inner.flush_uses());
@@ -347,7 +338,11 @@ fn fail_closed_if_silent(inner: &Inner, shared: &Shared, bound: Duration) {
         (silent > bound).then(|| {
             Error::new(
                 ErrorCode::StoreUnavailable,
-                format!("no word from {} for {} ms (failClosedAfterMs)", shared.net.target.name, silent.as_millis()),
+                format!(
+                    "no word from {} for {} ms (failClosedAfterMs); checks answer store_unavailable until it is back",
+                    shared.net.target.name,
+                    silent.as_millis()
+                ),
             )
         })
     });
