@@ -5,6 +5,10 @@
 //! are found greedily leftmost, after two cheap rejects (length, and the bytes
 //! the pattern requires against the bytes the name holds).
 
+use std::cell::Cell;
+
+use crate::fold::fold_name;
+
 /// Characters allowed in service and API names (and in patterns, besides wildcards).
 pub const fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/')
@@ -37,33 +41,6 @@ impl ByteSet {
         ByteSet(text.iter().fold(0u64, |set, &b| set | Self::bit(b)))
     }
 
-    /// By byte: [`ByteSet::bit`] of its lower case, and that lower case with bit 8 set
-    /// when the byte is no name byte. A name is folded, its set collected and its validity
-    /// found in one pass of table loads (the formula, per byte, had cost the compiler an
-    /// emulated vector shift: 13 instructions a byte, more than any other step of a check).
-    // Indexing in a constant initialiser cannot panic at run time: an index out of
-    // bounds there fails the build.
-    #[allow(clippy::indexing_slicing)]
-    const FOLD: ([u64; 256], [u16; 256]) = {
-        let (mut bits, mut folds) = ([0u64; 256], [0u16; 256]);
-        let mut b = 0;
-        while b < 256 {
-            let folded = (b as u8).to_ascii_lowercase();
-            bits[b] = Self::bit(folded);
-            folds[b] = folded as u16 | if is_name_byte(b as u8) { 0 } else { NOT_NAME_BYTE };
-            b += 1;
-        }
-        (bits, folds)
-    };
-
-    /// `b`'s entries in [`ByteSet::FOLD`]: its lower case's bit, and its fold. A `u8` always
-    /// indexes the tables, so the optimiser drops the bounds checks of `get`.
-    #[inline(always)]
-    fn fold(b: u8) -> (u64, u16) {
-        let (bits, folds) = &Self::FOLD;
-        (bits.get(usize::from(b)).copied().unwrap_or(u64::MAX), folds.get(usize::from(b)).copied().unwrap_or(NOT_NAME_BYTE))
-    }
-
     fn contains_all(self, required: ByteSet) -> bool {
         required.0 & !self.0 == 0
     }
@@ -75,8 +52,15 @@ const INLINE_NAME: usize = 64;
 // A name held in place is valid by its bytes alone: it is never too long.
 const _: () = assert!(INLINE_NAME <= MAX_NAME_LEN);
 
-/// Marks a byte that is no name byte in [`ByteSet::FOLD`]'s folds (above any byte).
-const NOT_NAME_BYTE: u16 = 1 << 8;
+/// The first 8 bytes of `text` as a little-endian word, zero past its end.
+#[inline]
+fn head_word(text: &[u8]) -> u64 {
+    let mut head = [0u8; 8];
+    for (to, &from) in head.iter_mut().zip(text) {
+        *to = from;
+    }
+    u64::from_le_bytes(head)
+}
 
 /// A service or API name of a call, folded to lower case once so that every
 /// pattern of every rule list compares bytes, with the set of bytes it holds
@@ -89,35 +73,31 @@ pub struct FoldedName {
     len: usize,
     /// Longer names.
     long: Option<Box<[u8]>>,
-    bytes: ByteSet,
+    /// The set of bytes the folded name holds, collected when a pattern first asks
+    /// ([`FoldedName::bytes`]): only patterns that search between stars do, and most
+    /// calls meet none. Empty until then (the set of a name with any byte is not).
+    bytes: Cell<ByteSet>,
     /// Whether the name is a valid service or API name ([`is_valid_name`]), found while folding.
     valid_name: bool,
+    /// The first 8 folded bytes (zero past the end), for [`Glob`]'s first reject.
+    head: u64,
 }
 
 impl FoldedName {
-    #[inline]
+    // Inlined, so that the name is folded where its caller keeps it rather than moved there.
+    #[inline(always)]
     pub fn new(name: &[u8]) -> FoldedName {
-        let mut folded = FoldedName { inline: [0; INLINE_NAME], len: name.len(), long: None, bytes: ByteSet::default(), valid_name: false };
-        match folded.inline.get_mut(..name.len()) {
-            // One pass folding and collecting the bytes: each loop over a name mispredicts its
-            // exit once when names vary in length, so two passes cost two.
-            Some(text) => {
-                let (mut set, mut seen) = (0, 0);
-                for (to, &from) in text.iter_mut().zip(name) {
-                    let (bit, fold) = ByteSet::fold(from);
-                    *to = fold as u8;
-                    seen |= fold;
-                    set |= bit;
-                }
-                folded.bytes = ByteSet(set);
-                folded.valid_name = !name.is_empty() && seen & NOT_NAME_BYTE == 0;
-            }
-            None => {
-                folded.valid_name = is_valid_name(name);
-                let long = name.to_ascii_lowercase().into_boxed_slice();
-                folded.bytes = ByteSet::of(&long);
-                folded.long = Some(long);
-            }
+        let mut folded =
+            FoldedName { inline: [0; INLINE_NAME], len: name.len(), long: None, bytes: Cell::default(), valid_name: false, head: 0 };
+        if name.len() <= INLINE_NAME {
+            let found = fold_name(name, &mut folded.inline);
+            folded.valid_name = found.valid && !name.is_empty();
+            folded.head = found.head;
+        } else {
+            folded.valid_name = is_valid_name(name);
+            let long = name.to_ascii_lowercase().into_boxed_slice();
+            folded.head = head_word(&long);
+            folded.long = Some(long);
         }
         folded
     }
@@ -134,6 +114,17 @@ impl FoldedName {
             Some(long) => long,
             None => self.inline.get(..self.len).unwrap_or_default(),
         }
+    }
+
+    /// The set of bytes the folded name holds, collected once.
+    #[inline]
+    fn bytes(&self) -> ByteSet {
+        let mut bytes = self.bytes.get();
+        if bytes == ByteSet::default() {
+            bytes = ByteSet::of(self.as_bytes());
+            self.bytes.set(bytes);
+        }
+        bytes
     }
 }
 
@@ -280,7 +271,8 @@ struct Stars {
 }
 
 impl Stars {
-    fn matches(&self, name: &[u8]) -> bool {
+    /// `may_hold_middle` is the cheap reject, asked before the segments between stars are searched.
+    fn matches(&self, name: &[u8], may_hold_middle: impl FnOnce() -> bool) -> bool {
         let Some(middle_end) = name.len().checked_sub(self.tail.len()) else {
             return false;
         };
@@ -290,6 +282,9 @@ impl Stars {
             return false;
         };
         if !self.head.matches_at(head) || !self.tail.matches_at(tail) {
+            return false;
+        }
+        if !self.middle.is_empty() && !may_hold_middle() {
             return false;
         }
         for segment in self.middle.iter() {
@@ -305,8 +300,19 @@ impl Stars {
 /// One compiled pattern. Patterns are stored lower-cased; names are folded once per call (`FoldedName`).
 #[derive(Debug, Clone)]
 pub struct Glob {
-    /// Bytes a name needs at least (the pattern's bytes other than `*`).
+    /// The pattern's literal start (up to its first wildcard, at most 8 bytes) as
+    /// [`head_word`] reads it, and a mask of its bytes: a name whose head differs
+    /// there cannot match, found in two instructions (most rules of a list are
+    /// refused so, without a call).
+    head_word: u64,
+    head_mask: u64,
+    /// Bytes a name needs at least (the pattern's bytes other than `*`), and at most
+    /// (as many, without a `*`).
     min_len: usize,
+    max_len: usize,
+    /// The head and the length decide alone: a literal of at most 8 bytes, or such a
+    /// prefix followed by `*`, or `*` alone.
+    head_decides: bool,
     /// Literal bytes every matching name holds.
     required: ByteSet,
     shape: Shape,
@@ -342,7 +348,24 @@ impl Glob {
                 tail: Segment::new(tail, false),
             })),
         };
-        Glob { min_len, required: ByteSet::of(&literals), shape, pattern: lower.into() }
+        let literal_start = lower.iter().take_while(|&&b| b != b'*' && b != b'?').take(8).count();
+        let head_mask = if literal_start == 8 { u64::MAX } else { (1u64 << (literal_start * 8)) - 1 };
+        let max_len = if lower.contains(&b'*') { usize::MAX } else { min_len };
+        let head_decides = match &shape {
+            Shape::Any => true,
+            Shape::Exact(p) | Shape::Prefix(p) => p.len() <= 8,
+            _ => false,
+        };
+        Glob {
+            head_word: head_word(&lower) & head_mask,
+            head_mask,
+            min_len,
+            max_len,
+            head_decides,
+            required: ByteSet::of(&literals),
+            shape,
+            pattern: lower.into(),
+        }
     }
 
     /// True when the whole of `name` matches the pattern.
@@ -351,19 +374,26 @@ impl Glob {
     }
 
     /// [`Glob::matches`] for a name already folded.
-    #[inline]
+    #[inline(always)]
     pub fn matches_folded(&self, name: &FoldedName) -> bool {
+        name.head & self.head_mask == self.head_word
+            && (self.min_len..=self.max_len).contains(&name.len)
+            && (self.head_decides || self.matches_shape(name))
+    }
+
+    /// [`Glob::matches_folded`] past its first rejects.
+    #[inline(never)]
+    fn matches_shape(&self, name: &FoldedName) -> bool {
         let text = name.as_bytes();
-        if text.len() < self.min_len || !name.bytes.contains_all(self.required) {
-            return false;
-        }
         match &self.shape {
             Shape::Any => true,
             Shape::Exact(p) => text == &**p,
             Shape::Prefix(p) => text.starts_with(p),
             Shape::Suffix(s) => text.ends_with(s),
             Shape::Fixed(segment) => segment.matches_at(text),
-            Shape::Stars(stars) => stars.matches(text),
+            // The byte set is asked only before a search between stars: anchored compares
+            // cost less than collecting it, and the searches are what it saves.
+            Shape::Stars(stars) => stars.matches(text, || name.bytes().contains_all(self.required)),
         }
     }
 
@@ -404,7 +434,7 @@ mod tests {
                 let mut name = vec![b'q'; len];
                 name[len - 1] = b;
                 let folded = FoldedName::new(&name);
-                assert_eq!(folded.bytes, ByteSet::of(&name.to_ascii_lowercase()), "byte {b} at the end of {len}");
+                assert_eq!(folded.bytes(), ByteSet::of(&name.to_ascii_lowercase()), "byte {b} at the end of {len}");
                 assert_eq!(folded.as_bytes(), name.to_ascii_lowercase(), "byte {b} at the end of {len}");
                 assert_eq!(folded.is_valid_name(), is_valid_name(&name), "byte {b} at the end of {len}");
                 if is_name_byte(b) {
@@ -440,7 +470,7 @@ mod tests {
             let folded = FoldedName::new(&name);
             let lower = name.to_ascii_lowercase();
             proptest::prop_assert_eq!(folded.as_bytes(), &lower[..]);
-            proptest::prop_assert_eq!(folded.bytes, ByteSet::of(&lower));
+            proptest::prop_assert_eq!(folded.bytes(), ByteSet::of(&lower));
             proptest::prop_assert_eq!(folded.is_valid_name(), is_valid_name(&name));
         }
     }

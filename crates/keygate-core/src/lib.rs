@@ -40,6 +40,7 @@ mod clock;
 mod dav;
 mod decision;
 mod error;
+mod fold;
 mod glob;
 mod hint_index;
 mod huge_pages;

@@ -36,6 +36,16 @@ proptest! {
         prop_assert_eq!(pattern_regex(&p).is_match(n.as_bytes()), expected, "regex disagrees: {:?} {:?}", p, n);
     }
 
+    /// Literals around 8 bytes long, alone or before wildcards, and names made from
+    /// them with one byte changed, added or removed anywhere: the matcher compares a
+    /// name's first 8 bytes and its length first, and decides some patterns by those alone.
+    #[test]
+    fn names_near_a_pattern_agree_with_reference(
+        (p, n) in proptest::string::string_regex("[abAB./_-]{0,10}([*?][abAB./_*?-]{0,4})?").unwrap().prop_flat_map(name_for)
+    ) {
+        prop_assert_eq!(Glob::compile(&p).matches(n.as_bytes()), reference(p.as_bytes(), n.as_bytes()), "pattern {:?} name {:?}", p, n);
+    }
+
     #[test]
     fn api_rules_agree_with_reference(s in pattern(), a in pattern(), sn in name(), an in name()) {
         let rule = keygate_core::internals::parse_rule(&format!("{s}:{a}")).unwrap();
