@@ -40,7 +40,9 @@
 //! `Inner::poll`, which takes the writer lock, asks [`poll`](Backend::poll)
 //! with the registry unlocked, then holds the registry for writing to apply the answer. The thread also flushes `lastUsedAt`
 //! (`Inner::flush_uses`, which calls [`flush_uses`](Backend::flush_uses)) and
-//! reports each task's outcome (`Inner::report`).
+//! reports each task's outcome (`Inner::report`). The PostgreSQL store flushes (and
+//! purges) from a second thread instead, so that its listener never waits on them
+//! (it uses `Inner::try_poll`, which does not wait for a write of the process either).
 //!
 //! # Failing closed
 //!

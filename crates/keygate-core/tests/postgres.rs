@@ -619,15 +619,18 @@ fn a_store_that_lost_the_database_fails_closed_after_fail_closed_after_ms_and_re
     store.close().unwrap();
 }
 
-/// Another session holds the key rows the listener's `lastUsedAt` flush locks: the flush waits
-/// for them (nine tenths of `statementTimeoutMs`), and the listener follows nothing meanwhile.
-/// The bound was checked only between the listener's steps, so a user suspended elsewhere
-/// stayed allowed here for that long, well past `failClosedAfterMs`.
+/// Another host's commit whose change row this host cannot read yet (a VACUUM FULL, CLUSTER
+/// or ALTER TABLE holds `keygate_changes`): the heartbeat finds the version moved, and the
+/// catch-up waits for the lock (nine tenths of `statementTimeoutMs`), the listener following
+/// nothing meanwhile. The bound was checked only between the listener's steps, so a store
+/// answered from what it held for that long, well past `failClosedAfterMs`; the guard thread
+/// keeps it on time.
 #[test]
 fn a_listener_held_up_longer_than_fail_closed_after_ms_fails_closed_on_time() {
     let Some(db) = Db::new() else { return };
     let writer = open(&db.url()).unwrap();
     let (_, secret) = seed(&writer);
+    writer.close().unwrap();
     let options = Options {
         fail_closed_after_ms: Some(1000.0),
         statement_timeout_ms: Some(8000.0),
@@ -636,28 +639,116 @@ fn a_listener_held_up_longer_than_fail_closed_after_ms_fails_closed_on_time() {
     };
     let host = KeyStore::open(&db.url(), options).unwrap();
     assert_eq!(reason(&host, &secret), Reason::Allowed);
+    let lock = db.hold_table("keygate_changes");
+    db.sql("UPDATE keygate_meta SET version = version + 1");
+    let moved = Instant::now();
+    // From 2.5 s after the version moved (a heartbeat within 250 ms, failing closed 1 s after
+    // the last word heard before it), until 6 s (the catch-up waits 7.2 s).
+    while moved.elapsed() < Duration::from_millis(2500) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (allowed, checks) = allowed_between(&host, &secret, moved, Duration::from_secs(6));
+    let health = host.health();
+    drop(lock);
+    // The change row is missing (no keygate wrote that version): the whole state is read afresh.
+    wait_for(&host, &secret, Reason::Allowed);
+    host.close().unwrap();
+    assert_eq!(allowed, 0, "{allowed} of {checks} checks allowed while the store could not catch up, 2.5-6 s after; health {health:?}");
+    assert!(!health.connected, "{health:?}");
+}
+
+/// How many of the checks made every 10 ms from now until `until` (after `since`) answered
+/// `store_unavailable`, of how many.
+fn unavailable_between(store: &KeyStore, secret: &str, since: Instant, until: Duration) -> (usize, usize) {
+    let (mut unavailable, mut checks) = (0, 0);
+    while since.elapsed() < until {
+        checks += 1;
+        if reason(store, secret) == Reason::StoreUnavailable {
+            unavailable += 1;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (unavailable, checks)
+}
+
+/// Options failing closed after one second, each statement bounded by eight: a flush or purge
+/// waiting for a row lock waits 7.2 s (nine tenths), far past the bound.
+fn quick_to_fail_closed_slow_to_time_out() -> Options {
+    Options {
+        fail_closed_after_ms: Some(1000.0),
+        statement_timeout_ms: Some(8000.0),
+        connect_timeout_ms: Some(1000.0),
+        ..Default::default()
+    }
+}
+
+/// Another session holds every key row, so the `lastUsedAt` flush waits for them for seconds
+/// (as it waits for the write connection behind an admin reading a long audit trail). The
+/// flush ran on the listener thread, between its heartbeats: the store heard nothing for that
+/// long and failed closed after `failClosedAfterMs`, denying every check although the database
+/// answered all along. The listener never waits on it now; the flush lands once the lock goes.
+#[test]
+fn a_last_used_flush_held_up_by_a_row_lock_never_fails_the_store_closed() {
+    let Some(db) = Db::new() else { return };
+    let admin = open(&db.url()).unwrap();
+    let (_, secret) = seed(&admin);
+    admin.close().unwrap();
+    let host = KeyStore::open(&db.url(), quick_to_fail_closed_slow_to_time_out()).unwrap();
     let lock = db.hold_rows_of("keygate_keys");
     let held = Instant::now();
     // The key is used all along: the host's next flush (within a second) waits for the lock.
-    allowed_between(&host, &secret, held, Duration::from_millis(1500));
-    let suspended = UserInput { id: "svc".into(), status: Some("suspended".into()), rights: vec!["*:*".into()], ..Default::default() };
-    writer.put_user(&suspended, None).unwrap();
-    // From 2.5 s after the lock was taken (a flush begun by 1 s, failing closed 1 s after the
-    // last word heard before it), until 6 s (the flush waits 7.2 s).
-    while held.elapsed() < Duration::from_millis(2500) {
+    let (unavailable, checks) = unavailable_between(&host, &secret, held, Duration::from_secs(5));
+    let health = host.health();
+    let flushed_while_held = db.sql("SELECT last_used_at IS NOT NULL FROM keygate_keys");
+    drop(lock);
+    let released = Instant::now();
+    while db.sql("SELECT last_used_at IS NOT NULL FROM keygate_keys") != "t" {
+        assert!(released.elapsed() < Duration::from_secs(10), "lastUsedAt not written 10 s after the lock went");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    host.close().unwrap();
+    assert_eq!(flushed_while_held, "f", "the flush was not held up by the lock: the test shows nothing");
+    assert_eq!(unavailable, 0, "{unavailable} of {checks} checks answered store_unavailable while a flush waited");
+    assert!(health.connected, "{health:?}");
+}
+
+/// The same with the purge: opened with a key expired past `purgeExpiredAfterDays` while
+/// another session holds every key row, the first purge's delete waits for the lock. It ran on
+/// the listener thread too, and failed the store closed the same way.
+#[test]
+fn a_purge_held_up_by_a_row_lock_never_fails_the_store_closed() {
+    let Some(db) = Db::new() else { return };
+    let (source, kept) = common::store_with_expiring_keys(1);
+    let target = open(&db.url()).unwrap();
+    KeyStore::copy(&source, &target).unwrap();
+    target.close().unwrap();
+    let lock = db.hold_rows_of("keygate_keys");
+    let options = Options { now: Some(common::PURGE_T0 + 9 * DAY), ..quick_to_fail_closed_slow_to_time_out() };
+    let host = KeyStore::open(&db.url(), options).unwrap();
+    let opened = Instant::now();
+    // Checks would answer `expired` (the clock is nine days on): the flag they read instead.
+    let (mut unavailable, mut looks) = (0, 0);
+    while opened.elapsed() < Duration::from_secs(5) {
+        looks += 1;
+        if !host.is_current() {
+            unavailable += 1;
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let (allowed, checks) = allowed_between(&host, &secret, held, Duration::from_secs(6));
     let health = host.health();
+    let keys_while_held = db.sql("SELECT count(*) FROM keygate_keys");
     drop(lock);
-    wait_for(&host, &secret, Reason::UserInactive);
+    let released = Instant::now();
+    while host.key_count() > 1 {
+        assert!(released.elapsed() < Duration::from_secs(10), "not purged 10 s after the lock went");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(host.get_key(&kept).unwrap().is_some());
     host.close().unwrap();
-    writer.close().unwrap();
-    assert_eq!(
-        allowed, 0,
-        "{allowed} of {checks} checks allowed a key whose user was suspended, 2.5-6 s after the lock; health {health:?}"
-    );
-    assert!(!health.connected, "{health:?}");
+    assert_eq!(keys_while_held, "2", "the purge was not held up by the lock: the test shows nothing");
+    assert_eq!(db.sql("SELECT count(*) FROM keygate_keys"), "1");
+    assert_eq!(unavailable, 0, "{unavailable} of {looks} looks found the store failing closed while a purge waited");
+    assert!(health.connected, "{health:?}");
 }
 
 /// A bound shorter than the heartbeat's period: a quiet database is heard from only at each
@@ -1168,6 +1259,30 @@ fn close_ends_the_store_s_connections_on_the_server() {
         ))
     );
     drop(store);
+}
+
+/// A store's threads (listener, guard, maintenance) use its two connections only, and end
+/// when its last handle is dropped without `close`: the connections end with them.
+#[test]
+fn a_store_keeps_two_connections_and_dropped_without_close_ends_them() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    let (_, secret) = seed(&store);
+    let count = || db.sql(&format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'keygate'", db.name));
+    assert_eq!(reason(&store, &secret), Reason::Allowed);
+    let used = Instant::now();
+    // The maintenance thread flushes the use (about once a second) on the write connection.
+    while db.sql("SELECT last_used_at IS NOT NULL FROM keygate_keys") != "t" {
+        assert!(used.elapsed() < Duration::from_secs(10), "the use was not flushed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(count(), "2", "the write connection and the listener");
+    drop(store);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count() != "0" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(count(), "0", "the store's threads kept its connections after it was dropped");
 }
 
 #[test]
@@ -1694,7 +1809,7 @@ fn closing_the_store_while_another_thread_writes_loses_nothing_acknowledged() {
     reopened.close().unwrap();
 }
 
-/// Opened and closed a moment later (as `keygate init` on a URL does): the listener
+/// Opened and closed a moment later (as `keygate init` on a URL does): the maintenance
 /// thread's first purge, cut short by the close, is no incident. It was reported
 /// ("purge failed: STORE_IO: the store is closed") in some runs, on stderr for the CLI.
 #[test]
@@ -1704,8 +1819,8 @@ fn closing_right_after_open_reports_no_incident() {
     for i in 0..30 {
         let (options, seen) = reporting();
         let store = KeyStore::open(&db.url(), options).unwrap();
-        // The first purge comes after the listener's first wait (up to a heartbeat, 250 ms).
-        std::thread::sleep(Duration::from_millis(200 + 4 * i));
+        // The first purge comes as the maintenance thread starts, within milliseconds of opening.
+        std::thread::sleep(Duration::from_millis(2 * i));
         store.close().unwrap();
         std::thread::sleep(Duration::from_millis(30));
         let seen = seen.lock().unwrap();

@@ -5,7 +5,9 @@
 //! and its mark (a digest of the history up to it: `mark.rs`),
 //! its hash-chained audit rows and the meta row, notifies (`pg_notify`) and
 //! commits before returning. Each process keeps a second connection that
-//! LISTENs, heartbeats and catches up strictly in version order (`watch.rs`).
+//! LISTENs, heartbeats and catches up strictly in version order (`watch.rs`);
+//! its background writes (`lastUsedAt`, purging) go on the write connection, from
+//! a thread of their own (`maintain.rs`), so that the listener never waits on them.
 //! I/O runs on two current-thread tokio runtimes the backend owns, one per
 //! connection, so that each connection is driven by the thread waiting for its
 //! answer (not handed between threads on every round trip); every wait is
@@ -14,18 +16,20 @@
 //! | file | holds |
 //! |---|---|
 //! | `mod.rs` | [`PgBackend`]: the `Backend` over the two connections; the cursor |
-//! | `open.rs` | opening: options, connections, schema, the snapshot, the thread |
+//! | `open.rs` | opening: options, connections, schema, the snapshot, the threads |
 //! | `connect.rs` | the URL, TLS (rustls), connections and their errors |
 //! | `schema.rs` | the tables and the meta row; reading the whole state |
 //! | `codec.rs` | records ↔ rows and change JSON; the statements that write a change |
 //! | `audit.rs` | the audit table and its head |
 //! | `mark.rs` | the change log's marks: a digest of the history up to each version |
 //! | `uses.rs` | `lastUsedAt` written in a stable lock order |
-//! | `watch.rs` | the listener thread: notifications, heartbeat, reconnects, failing closed |
+//! | `watch.rs` | the listener thread: notifications, heartbeat, reconnects; the guard thread: failing closed |
+//! | `maintain.rs` | the maintenance thread: flushing `lastUsedAt`, purging expired keys, pruning the change log |
 
 mod audit;
 mod codec;
 mod connect;
+mod maintain;
 mod mark;
 mod open;
 mod schema;
@@ -220,7 +224,7 @@ struct Contact {
     wall: i64,
 }
 
-/// What the backend and its listener thread share.
+/// What the backend and its threads (listener, guard, maintenance) share.
 pub(super) struct Shared {
     /// The listener's runtime (the listener thread waits in it for notifications).
     net: Net,
@@ -233,7 +237,7 @@ pub(super) struct Shared {
     writer: Mutex<Option<Writer>>,
     /// Signalled whenever the write connection is handed back (see `Shared::with_writer`).
     writer_free: Condvar,
-    /// The listener thread's connection (also used for flushing uses).
+    /// The listener thread's connection: notifications, heartbeats and catch-up only.
     listener: Mutex<Option<Client>>,
     connected: AtomicBool,
     contact: Mutex<Contact>,
@@ -241,9 +245,10 @@ pub(super) struct Shared {
     /// A catch-up could not reach the database (see `Shared::poll`).
     poll_lost: AtomicBool,
     closed: AtomicBool,
-    /// Set (and `guard_wake` signalled) when the listener thread ends: the guard thread ends too.
-    guard_stop: Mutex<bool>,
-    guard_wake: Condvar,
+    /// Set (and `helpers_wake` signalled) when the listener thread ends: the guard and
+    /// maintenance threads end too.
+    helpers_stop: Mutex<bool>,
+    helpers_wake: Condvar,
 }
 
 /// The store's epoch as processes compare it: the random one made with the store, and the
@@ -293,6 +298,33 @@ impl Shared {
 
     fn since_contact(&self) -> Duration {
         self.contact.lock().at.elapsed()
+    }
+
+    /// Tells the guard and maintenance threads to end (see `helpers_stop`).
+    fn stop_helpers(&self) {
+        *self.helpers_stop.lock() = true;
+        self.helpers_wake.notify_all();
+    }
+
+    /// Waits up to `wait`, or until the guard and maintenance threads are told to end;
+    /// whether they are.
+    fn helpers_stopped_within(&self, wait: Duration) -> bool {
+        let mut stop = self.helpers_stop.lock();
+        if !*stop {
+            self.helpers_wake.wait_for(&mut stop, wait);
+        }
+        *stop
+    }
+
+    /// Ends the write connection unless a write is open on it: after a defect in the
+    /// maintenance thread, whatever its session may still hold (the maintenance lock)
+    /// goes with it. A write open on it is another thread's, ended by that thread.
+    fn end_idle_writer(&self) {
+        let mut guard = self.writer.lock();
+        if guard.as_ref().is_some_and(|w| w.locked.is_none()) {
+            *guard = None;
+            Net::end_connections(&[&self.writer_net], Instant::now() + GOODBYE_WAIT);
+        }
     }
 
     fn connect_writer(&self) -> Result<Writer> {
@@ -765,11 +797,13 @@ impl Backend for PgBackend {
         if uses.is_empty() {
             return Ok(());
         }
-        let guard = self.shared.listener.lock();
-        let Some(client) = guard.as_ref() else {
+        // Not waiting for a database the listener has lost: the uses are kept for a later flush.
+        if !self.shared.connected.load(Ordering::Acquire) {
             return Err(Error::new(ErrorCode::StoreUnavailable, format!("not connected to {}", self.shared.net.target.name)));
-        };
-        uses::record(&self.shared.net, client, uses)
+        }
+        // On the write connection: on the listener's, a flush waiting for a row lock another
+        // session holds would hold back the heartbeat queued behind it.
+        self.shared.with_writer_replacing_lost(|net, w| uses::record(net, &w.client, uses))
     }
 
     fn stored_uses(&self, id: Option<&[u8; 16]>) -> Result<Vec<([u8; 16], i64)>> {
@@ -827,7 +861,7 @@ impl Backend for PgBackend {
         *self.shared.writer.lock() = None;
         *self.shared.listener.lock() = None;
         // A dropped client's connection says goodbye to the server only when its task
-        // next runs, and nothing runs these runtimes any more (the listener thread has
+        // next runs, and nothing runs these runtimes any more (the store's threads have
         // ended): run them until the connections have ended, so that the server's
         // connections end with `close`, not when the store is collected.
         Net::end_connections(&[&self.shared.writer_net, &self.shared.net], Instant::now() + GOODBYE_WAIT);

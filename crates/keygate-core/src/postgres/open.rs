@@ -2,7 +2,8 @@
 //! connection made and the server checked (a primary, not a replica), the schema
 //! created or checked, the listener connected and LISTENing (and a notification
 //! seen to arrive: a pooler in transaction mode cannot deliver them) before the
-//! snapshot is read, what was committed since caught up, then the listener thread started.
+//! snapshot is read, what was committed since caught up, then the store's threads
+//! started: the guard, the maintenance thread and the listener, which ends the other two.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_postgres::Client;
 
 use super::connect::{Target, CHANNEL};
+use super::maintain::maintain;
 use super::schema;
 use super::watch::{guard, watch};
 use super::{Contact, Cursor, Net, PgBackend, Shared, Writer, NOTIFY};
@@ -82,8 +84,8 @@ pub(crate) fn open(url: &str, options: Options) -> Result<KeyStore> {
         fail_closed_after,
         poll_lost: AtomicBool::new(false),
         closed: AtomicBool::new(false),
-        guard_stop: Mutex::new(false),
-        guard_wake: Default::default(),
+        helpers_stop: Mutex::new(false),
+        helpers_wake: Default::default(),
     });
     let mut options = options;
     // The limit given when the store was created applies to every process that does not set its own.
@@ -95,22 +97,27 @@ pub(crate) fn open(url: &str, options: Options) -> Result<KeyStore> {
     store.catch_up()?;
     let weak = store.downgrade();
     let purge_after_ms = (purge_days * 86_400_000.0) as i64;
-    let cannot_start = |e: std::io::Error| Error::new(ErrorCode::StoreIo, format!("cannot start the store thread: {e}"));
+    // The guard and maintenance threads end with the store's listener: should a thread
+    // not start, those already started are told to end at once.
+    let stop = shared.clone();
+    let cannot_start = |e: std::io::Error| {
+        stop.stop_helpers();
+        Error::new(ErrorCode::StoreIo, format!("cannot start the store thread: {e}"))
+    };
     let guarded = (weak.clone(), shared.clone());
     let guard_thread = std::thread::Builder::new()
         .name("keygate-postgres-guard".into())
         .spawn(move || guard(&guarded.0, &guarded.1))
         .map_err(cannot_start)?;
-    let stop = shared.clone();
+    let maintained = (weak.clone(), shared.clone());
+    let maintenance_thread = std::thread::Builder::new()
+        .name("keygate-postgres-maintenance".into())
+        .spawn(move || maintain(&maintained.0, &maintained.1, purge_after_ms))
+        .map_err(cannot_start)?;
     let handle = std::thread::Builder::new()
         .name("keygate-postgres".into())
-        .spawn(move || watch(&weak, &shared, notifications, purge_after_ms, guard_thread))
-        .map_err(|e| {
-            // The guard ends with the store's listener, which never started.
-            *stop.guard_stop.lock() = true;
-            stop.guard_wake.notify_all();
-            cannot_start(e)
-        })?;
+        .spawn(move || watch(&weak, &shared, notifications, [guard_thread, maintenance_thread]))
+        .map_err(cannot_start)?;
     store.set_maintenance(handle);
     Ok(store)
 }

@@ -2,13 +2,16 @@
 //! heartbeats when none come (a short query every 250 ms; a half-open connection
 //! is noticed within about a second), and on a notification ahead of the cursor,
 //! a heartbeat that sees the version moved, or a reconnect, catches up through
-//! `Inner::poll` (strictly in version order; a gap reloads). It reconnects with
-//! jittered backoff (50 ms – 2 s), flushes `lastUsedAt` about once a second, and
-//! purges expired keys and prunes old change rows under an advisory lock, so that
-//! one host does it. A second thread, the guard, fails the store closed when it has
-//! not heard from the database for longer than `failClosedAfterMs`: on time even
-//! while the listener waits on a statement (a flush, a purge, a catch-up), each
-//! bounded only by `statementTimeoutMs`, which may be longer than that bound.
+//! `Inner::try_poll` (strictly in version order; a gap reloads; not while a write of
+//! this process is open, which catches up itself). It reconnects with jittered
+//! backoff (50 ms – 2 s). It does nothing else: flushing `lastUsedAt` and purging
+//! run on the maintenance thread (`maintain.rs`), on the write connection, so that
+//! nothing this host holds the write connection for (an audit trail being read) and
+//! no row lock another session holds keeps it from its heartbeat. A
+//! third thread, the guard, fails the store closed when it has not heard from the
+//! database for longer than `failClosedAfterMs`: on time even while the listener
+//! waits on a catch-up, bounded only by `statementTimeoutMs`, which may be longer
+//! than that bound.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
@@ -18,21 +21,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::connect::CHANNEL;
-use super::{epoch_sql, Position, Shared, CHANGES_KEPT};
-use crate::error::{Error, ErrorCode, Result};
-use crate::incident::Task;
+use super::{epoch_sql, Position, Shared};
+use crate::error::{Error, ErrorCode};
 use crate::store::Inner;
 
 const HEARTBEAT_EVERY: Duration = Duration::from_millis(250);
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(750);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
-const FLUSH_EVERY: Duration = Duration::from_secs(1);
-const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// While the store fails closed: how often to try catching up again.
 const RETRY_EVERY: Duration = Duration::from_millis(250);
-/// The advisory lock key of purging and pruning (one host at a time).
-const MAINTENANCE_LOCK: i64 = 0x6b67_0002;
 
 struct Watcher {
     /// The listener's notifications (`None`: disconnected).
@@ -46,8 +44,6 @@ struct Watcher {
     next_attempt: Instant,
     last_heartbeat: Instant,
     last_retry: Instant,
-    last_flush: Instant,
-    last_purge: Option<Instant>,
 }
 
 enum Flow {
@@ -56,27 +52,28 @@ enum Flow {
 }
 
 /// The thread's body: rounds until the store is closed or dropped, then ends the
-/// guard thread (see [`guard`]). A defect in a round is caught: the connection is
-/// dropped and the store fails closed until a later catch-up succeeds.
+/// guard and maintenance threads (see [`guard`], `maintain::maintain`), and waits for
+/// them: `close` joins this thread alone. A defect in a round is caught: the
+/// connection is dropped and the store fails closed until a later catch-up succeeds.
 pub(super) fn watch(
     store: &Weak<Inner>,
     shared: &Arc<Shared>,
     notifications: UnboundedReceiver<String>,
-    purge_after_ms: i64,
-    guard_thread: std::thread::JoinHandle<()>,
+    helpers: [std::thread::JoinHandle<()>; 2],
 ) {
-    follow(store, shared, notifications, purge_after_ms);
-    *shared.guard_stop.lock() = true;
-    shared.guard_wake.notify_all();
-    let _ = guard_thread.join();
+    follow(store, shared, notifications);
+    shared.stop_helpers();
+    for helper in helpers {
+        let _ = helper.join();
+    }
 }
 
 /// The guard thread's body: fails the store closed once it has not heard from the
 /// database for longer than `failClosedAfterMs`, waking at that instant. The
 /// listener thread checks the bound too, but only between the steps of its round,
-/// and a step may wait up to `statementTimeoutMs` (a `lastUsedAt` flush waiting for
-/// a row lock or a lost server, a purge's admin write, a catch-up): longer than the
-/// bound, checks would answer meanwhile from a state nothing is following.
+/// and a catch-up may wait up to `statementTimeoutMs` (for a table another session
+/// locked, or a lost server): longer than the bound, checks would answer meanwhile
+/// from a state nothing is following.
 ///
 /// A bound shorter than a heartbeat's period and timeout (1 s) is kept by the
 /// listener alone, as it always was, and by the guard at 1 s: a quiet database is
@@ -99,18 +96,14 @@ pub(super) fn guard(store: &Weak<Inner>, shared: &Shared) {
             Some(left) => left + Duration::from_millis(1),
             None => bound,
         };
-        let mut stop = shared.guard_stop.lock();
-        if !*stop {
-            shared.guard_wake.wait_for(&mut stop, wait);
-        }
-        if *stop {
+        if shared.helpers_stopped_within(wait) {
             return;
         }
     }
 }
 
 /// The listener's rounds (see [`watch`]).
-fn follow(store: &Weak<Inner>, shared: &Arc<Shared>, notifications: UnboundedReceiver<String>, purge_after_ms: i64) {
+fn follow(store: &Weak<Inner>, shared: &Arc<Shared>, notifications: UnboundedReceiver<String>) {
     let now = Instant::now();
     let mut watcher = Watcher {
         notifications: Some(notifications),
@@ -120,14 +113,12 @@ fn follow(store: &Weak<Inner>, shared: &Arc<Shared>, notifications: UnboundedRec
         next_attempt: now,
         last_heartbeat: now,
         last_retry: now,
-        last_flush: now,
-        last_purge: None,
     };
     loop {
         if shared.closed.load(Ordering::Acquire) {
             return;
         }
-        match catch_unwind(AssertUnwindSafe(|| watcher.round(store, shared, purge_after_ms))) {
+        match catch_unwind(AssertUnwindSafe(|| watcher.round(store, shared))) {
             Ok(Flow::Continue) => {}
             Ok(Flow::Stop) => return,
             Err(_) => {
@@ -150,7 +141,7 @@ fn jitter(d: Duration) -> Duration {
 }
 
 impl Watcher {
-    fn round(&mut self, store: &Weak<Inner>, shared: &Shared, purge_after_ms: i64) -> Flow {
+    fn round(&mut self, store: &Weak<Inner>, shared: &Shared) -> Flow {
         if let Some(inner) = store.upgrade() {
             fail_closed_if_silent(&inner, shared, shared.fail_closed_after);
         }
@@ -175,10 +166,11 @@ impl Watcher {
         }
         let connected = self.notifications.is_some();
         let retry = !inner.is_current() && self.last_retry.elapsed() >= RETRY_EVERY;
-        if connected && (self.behind || retry) {
+        // Reports its own failure (and fails closed) and recovery. Not while a write of this
+        // process is open (it catches up itself): tried again next round, heartbeating meanwhile.
+        let polled = if connected && (self.behind || retry) { inner.try_poll() } else { None };
+        if let Some(polled) = polled {
             self.last_retry = Instant::now();
-            // Reports its own failure (and fails closed) and recovery.
-            let polled = inner.poll();
             if shared.poll_lost.swap(false, Ordering::AcqRel) {
                 // It could not look (still within failClosedAfterMs): reconnect and catch up then.
                 self.disconnect(shared);
@@ -190,14 +182,6 @@ impl Watcher {
         }
         // Again after this round's waits (its listen, heartbeat and catch-up).
         fail_closed_if_silent(&inner, shared, shared.fail_closed_after);
-        if connected && self.last_flush.elapsed() >= FLUSH_EVERY {
-            self.last_flush = Instant::now();
-            inner.report(Task::LastUsed, &inner.flush_uses());
-        }
-        if connected && self.last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
-            self.last_purge = Some(Instant::now());
-            inner.report(Task::Purge, &maintain(&inner, shared, purge_after_ms));
-        }
         Flow::Continue
     }
 
@@ -346,32 +330,4 @@ fn fail_closed_if_silent(inner: &Inner, shared: &Shared, bound: Duration) {
             )
         })
     });
-}
-
-/// Purges expired keys and prunes change rows no process needs, on one host at a
-/// time (a session advisory lock on the listener's connection; another host
-/// holding it skips the round).
-fn maintain(inner: &Inner, shared: &Shared, purge_after_ms: i64) -> Result<()> {
-    let locked = {
-        let guard = shared.listener.lock();
-        let Some(client) = guard.as_ref() else { return Ok(()) };
-        shared
-            .net
-            .run("locking maintenance of", client.query_one("SELECT pg_try_advisory_lock($1)", &[&MAINTENANCE_LOCK]))?
-            .try_get(0)
-            .unwrap_or(false)
-    };
-    if !locked {
-        return Ok(());
-    }
-    let purged = inner.purge_expired(purge_after_ms).map(|_| ());
-    let guard = shared.listener.lock();
-    let Some(client) = guard.as_ref() else { return purged };
-    let pruned = shared.net.run(
-        "pruning changes of",
-        client
-            .execute("DELETE FROM keygate_changes WHERE version <= (SELECT version FROM keygate_meta WHERE id = 1) - $1", &[&CHANGES_KEPT]),
-    );
-    let unlocked = shared.net.run("unlocking maintenance of", client.execute("SELECT pg_advisory_unlock($1)", &[&MAINTENANCE_LOCK]));
-    purged.and(pruned.map(|_| ())).and(unlocked.map(|_| ()))
 }

@@ -117,7 +117,21 @@ impl Inner {
         }
         // In turn with admin calls (whose catch-up and commit move the same cursor),
         // but with the registry unlocked while the backend looks.
-        let writer = self.writer.lock();
+        self.poll_holding(self.writer.lock())
+    }
+
+    /// [`Inner::poll`], unless a write of this process (an admin call, a purge) holds the
+    /// writer lock: then `None` at once. That write catches up itself, inside its
+    /// transaction; waiting for it (for a row lock another session holds, say: up to the
+    /// statement timeout) would keep the PostgreSQL listener from its heartbeat meanwhile.
+    pub(crate) fn try_poll(&self) -> Option<Result<()>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Some(Ok(()));
+        }
+        self.writer.try_lock().map(|writer| self.poll_holding(writer))
+    }
+
+    fn poll_holding(&self, writer: parking_lot::MutexGuard<'_, ()>) -> Result<()> {
         let result = self.sync(|| self.backend.poll());
         drop(writer);
         match result {
@@ -180,6 +194,15 @@ mod tests {
         let sink = seen.clone();
         let on_error: crate::OnError = Arc::new(move |incident: &Incident| sink.lock().unwrap().push(incident.clone()));
         (KeyStore::in_memory(Options { on_error: Some(on_error), ..Default::default() }).unwrap(), seen)
+    }
+
+    #[test]
+    fn try_poll_never_waits_for_a_write_of_the_process() {
+        let (store, _) = collecting();
+        let write = store.inner.writer.lock();
+        assert!(store.inner.try_poll().is_none(), "answered while a write held the writer lock");
+        drop(write);
+        assert!(matches!(store.inner.try_poll(), Some(Ok(()))));
     }
 
     #[test]

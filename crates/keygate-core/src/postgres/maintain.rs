@@ -1,0 +1,101 @@
+//! The maintenance thread: it flushes `lastUsedAt` about once a second, and purges
+//! expired keys and prunes old change rows about once a minute, under an advisory
+//! lock so that one host does it. Both run on the write connection, so they may wait
+//! for it (an admin call's transaction, an audit trail being read) and for row locks
+//! another session holds, up to `statementTimeoutMs`: on a thread of their own, the
+//! listener thread's heartbeat, notifications and catch-up never wait on them (done
+//! between its heartbeats, they kept it from hearing the database, and the store
+//! failed closed while the database answered). The thread opens no connection of its
+//! own: a process keeps two.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use super::{Shared, CHANGES_KEPT};
+use crate::error::{Error, ErrorCode, Result};
+use crate::incident::Task;
+use crate::store::Inner;
+
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// While the listener is disconnected: how often to look whether it is back.
+const RECHECK_EVERY: Duration = Duration::from_millis(100);
+/// The advisory lock key of purging and pruning (one host at a time).
+const MAINTENANCE_LOCK: i64 = 0x6b67_0002;
+/// Change rows no process catching up needs: one further behind reloads.
+const PRUNE: &str = "DELETE FROM keygate_changes WHERE version <= (SELECT version FROM keygate_meta WHERE id = 1) - $1";
+
+/// The thread's body: rounds until the store is closed or dropped, or the listener
+/// thread ends (it tells this thread to stop, see `watch::watch`).
+pub(super) fn maintain(store: &Weak<Inner>, shared: &Shared, purge_after_ms: i64) {
+    let mut last_flush = Instant::now();
+    let mut last_purge: Option<Instant> = None;
+    loop {
+        {
+            // Held only for the round: dropping the last handle elsewhere ends the thread.
+            let Some(inner) = store.upgrade() else { return };
+            if inner.is_closed() {
+                return;
+            }
+            // Only while the listener is connected: with the database lost, each task would
+            // wait out the timeouts to fail (the uses are kept for a later flush).
+            if shared.connected.load(Ordering::Acquire) {
+                if last_flush.elapsed() >= FLUSH_EVERY {
+                    last_flush = Instant::now();
+                    run(&inner, shared, Task::LastUsed, || inner.flush_uses());
+                }
+                if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+                    last_purge = Some(Instant::now());
+                    run(&inner, shared, Task::Purge, || purge_and_prune(&inner, shared, purge_after_ms));
+                }
+            }
+        }
+        let wait = FLUSH_EVERY.saturating_sub(last_flush.elapsed()).max(RECHECK_EVERY);
+        if shared.helpers_stopped_within(wait) {
+            return;
+        }
+    }
+}
+
+/// Runs one task and reports its outcome. A defect in it is caught, as the listener
+/// thread's are: the write connection is ended unless a write is open on it (the
+/// maintenance lock its session may hold goes with it), and the store fails closed
+/// until a catch-up has read the whole state afresh (a purge cut short may have
+/// committed what memory lacks).
+fn run(inner: &Inner, shared: &Shared, task: Task, work: impl FnOnce() -> Result<()>) {
+    match catch_unwind(AssertUnwindSafe(work)) {
+        Ok(outcome) => inner.report(task, &outcome),
+        Err(_) => {
+            shared.end_idle_writer();
+            inner.sync_failed(Error::new(
+                ErrorCode::Internal,
+                format!("internal error in the store's maintenance thread ({}); it goes on", task.as_str()),
+            ));
+        }
+    }
+}
+
+/// Purges expired keys and prunes change rows no process needs, on one host at a
+/// time: a session advisory lock on the write connection (another host holding it
+/// skips the round). A failed statement drops the connection, and the lock goes with
+/// its session; should that happen during the purge, the prune runs on the new
+/// connection unlocked (harmless: another host's prune deletes the same rows) and the
+/// unlock finds nothing to release.
+fn purge_and_prune(inner: &Inner, shared: &Shared, purge_after_ms: i64) -> Result<()> {
+    let locked = shared.with_writer_replacing_lost(|net, w| {
+        let row = net.run("locking maintenance of", w.client.query_one("SELECT pg_try_advisory_lock($1)", &[&MAINTENANCE_LOCK]))?;
+        Ok(row.try_get(0).unwrap_or(false))
+    })?;
+    if !locked {
+        return Ok(());
+    }
+    let purged = inner.purge_expired(purge_after_ms).map(|_| ());
+    let pruned = shared.with_writer(|net, w| {
+        net.run("pruning changes of", w.client.execute(PRUNE, &[&CHANGES_KEPT]))?;
+        net.run("unlocking maintenance of", w.client.execute("SELECT pg_advisory_unlock($1)", &[&MAINTENANCE_LOCK]))?;
+        Ok(())
+    });
+    purged.and(pruned)
+}
