@@ -271,8 +271,7 @@ struct Stars {
 }
 
 impl Stars {
-    /// `may_hold_middle` is the cheap reject, asked before the segments between stars are searched.
-    fn matches(&self, name: &[u8], may_hold_middle: impl FnOnce() -> bool) -> bool {
+    fn matches(&self, name: &[u8]) -> bool {
         let Some(middle_end) = name.len().checked_sub(self.tail.len()) else {
             return false;
         };
@@ -282,9 +281,6 @@ impl Stars {
             return false;
         };
         if !self.head.matches_at(head) || !self.tail.matches_at(tail) {
-            return false;
-        }
-        if !self.middle.is_empty() && !may_hold_middle() {
             return false;
         }
         for segment in self.middle.iter() {
@@ -297,6 +293,17 @@ impl Stars {
     }
 }
 
+/// What decides a match once the name's head and length agree with the pattern's.
+#[derive(Debug, Clone, Copy)]
+enum Then {
+    /// Nothing more: a literal of at most 8 bytes, or such a prefix before `*`, or `*` alone.
+    Decided,
+    /// The shape's compare.
+    Shape,
+    /// The byte set's reject, then the shape's search between stars.
+    ByteSetThenShape,
+}
+
 /// One compiled pattern. Patterns are stored lower-cased; names are folded once per call (`FoldedName`).
 #[derive(Debug, Clone)]
 pub struct Glob {
@@ -306,13 +313,12 @@ pub struct Glob {
     /// refused so, without a call).
     head_word: u64,
     head_mask: u64,
-    /// Bytes a name needs at least (the pattern's bytes other than `*`), and at most
-    /// (as many, without a `*`).
+    /// Bytes a name needs at least (the pattern's bytes other than `*`), and how many
+    /// more it may have (none without a `*`, any number with one): one unsigned compare.
     min_len: usize,
-    max_len: usize,
-    /// The head and the length decide alone: a literal of at most 8 bytes, or such a
-    /// prefix followed by `*`, or `*` alone.
-    head_decides: bool,
+    extra_len: usize,
+    /// What decides once the head and the length agree.
+    then: Then,
     /// Literal bytes every matching name holds.
     required: ByteSet,
     shape: Shape,
@@ -350,18 +356,20 @@ impl Glob {
         };
         let literal_start = lower.iter().take_while(|&&b| b != b'*' && b != b'?').take(8).count();
         let head_mask = if literal_start == 8 { u64::MAX } else { (1u64 << (literal_start * 8)) - 1 };
-        let max_len = if lower.contains(&b'*') { usize::MAX } else { min_len };
-        let head_decides = match &shape {
-            Shape::Any => true,
-            Shape::Exact(p) | Shape::Prefix(p) => p.len() <= 8,
-            _ => false,
+        // With a `*`, up to any length: `len - min_len` wraps past this when `len < min_len`.
+        let extra_len = if lower.contains(&b'*') { usize::MAX - min_len } else { 0 };
+        let then = match &shape {
+            Shape::Any => Then::Decided,
+            Shape::Exact(p) | Shape::Prefix(p) if p.len() <= 8 => Then::Decided,
+            Shape::Stars(stars) if !stars.middle.is_empty() => Then::ByteSetThenShape,
+            _ => Then::Shape,
         };
         Glob {
             head_word: head_word(&lower) & head_mask,
             head_mask,
             min_len,
-            max_len,
-            head_decides,
+            extra_len,
+            then,
             required: ByteSet::of(&literals),
             shape,
             pattern: lower.into(),
@@ -377,8 +385,15 @@ impl Glob {
     #[inline(always)]
     pub fn matches_folded(&self, name: &FoldedName) -> bool {
         name.head & self.head_mask == self.head_word
-            && (self.min_len..=self.max_len).contains(&name.len)
-            && (self.head_decides || self.matches_shape(name))
+            && name.len.wrapping_sub(self.min_len) <= self.extra_len
+            && match self.then {
+                Then::Decided => true,
+                Then::Shape => self.matches_shape(name),
+                // The byte set's reject first: the searches are what it saves (anchored compares
+                // cost less than collecting it). Here, not in the shape, which sits behind a
+                // pointer: the worst rights are refused without reading it.
+                Then::ByteSetThenShape => name.bytes().contains_all(self.required) && self.matches_shape(name),
+            }
     }
 
     /// [`Glob::matches_folded`] past its first rejects.
@@ -391,9 +406,7 @@ impl Glob {
             Shape::Prefix(p) => text.starts_with(p),
             Shape::Suffix(s) => text.ends_with(s),
             Shape::Fixed(segment) => segment.matches_at(text),
-            // The byte set is asked only before a search between stars: anchored compares
-            // cost less than collecting it, and the searches are what it saves.
-            Shape::Stars(stars) => stars.matches(text, || name.bytes().contains_all(self.required)),
+            Shape::Stars(stars) => stars.matches(text),
         }
     }
 
@@ -516,6 +529,18 @@ mod tests {
             assert_eq!(folded.long.is_some(), len > INLINE_NAME, "{len}");
             assert!(Glob::compile("a*b").matches_folded(&folded) == (len > 1 && len % 3 != 1), "{len}");
             assert!(Glob::compile("*A?B*").matches_folded(&folded) == (len >= 4), "{len}");
+        }
+    }
+
+    #[test]
+    fn the_length_reject_admits_exactly_the_lengths_a_pattern_can_match() {
+        for pattern in ["", "*", "a", "a?c", "get*", "*a*b*", "abcdefghijk*", "abcdefghijk"] {
+            let glob = Glob::compile(pattern);
+            let least = pattern.bytes().filter(|&b| b != b'*').count();
+            for len in 0..300usize {
+                let admits = len.wrapping_sub(glob.min_len) <= glob.extra_len;
+                assert_eq!(admits, len >= least && (pattern.contains('*') || len == least), "{pattern:?} at {len}");
+            }
         }
     }
 
