@@ -1,9 +1,10 @@
 //! The checks behind keygate's fuzz targets, one public function per target.
 //! Each takes the raw fuzz input and panics when keygate-core misbehaves.
 //!
-//! This file is compiled twice: by the cargo-fuzz crate (fuzz/, nightly flags)
-//! and, through `#[path]`, by crates/keygate-core/tests/fuzz_replay.rs on
-//! stable, which replays the kept corpora and regressions in `npm test`. So it
+//! This file is compiled by the cargo-fuzz crate (fuzz/, nightly flags) and,
+//! through `#[path]`, by crates/keygate-core/tests/fuzz_replay.rs on stable,
+//! which replays the kept corpora and regressions in `npm test` (and by
+//! tests/glob_boundaries.rs, for `reference_glob`). So it
 //! uses only crates keygate-core's tests can see (keygate-core's dependencies,
 //! `tempfile`), and decodes structured input with its own tiny reader instead
 //! of `arbitrary`.

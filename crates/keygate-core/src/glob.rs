@@ -2,8 +2,9 @@
 //! anchored and ASCII case-insensitive, compiled once into the cheapest matcher
 //! that gives the same answers as the general algorithm. Matching is linear in
 //! the name whatever the pattern (no backtracking): the segments between stars
-//! are found greedily leftmost, after two cheap rejects (length, and the bytes
-//! the pattern requires against the bytes the name holds).
+//! are found greedily leftmost, after cheap rejects (the name's first 8 bytes and
+//! its length; before a search, the bytes the pattern requires against the bytes
+//! the name holds).
 
 use std::cell::Cell;
 
@@ -84,7 +85,8 @@ pub struct FoldedName {
 }
 
 impl FoldedName {
-    // Inlined, so that the name is folded where its caller keeps it rather than moved there.
+    // Inlined: fewer moves of the folded name (callgrind: 33 fewer instructions a check),
+    // though not none.
     #[inline(always)]
     pub fn new(name: &[u8]) -> FoldedName {
         let mut folded =

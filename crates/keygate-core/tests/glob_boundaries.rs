@@ -1,6 +1,6 @@
 //! The matcher's first rejects (a name's first 8 folded bytes against the pattern's literal
 //! start, its length against the pattern's bounds) and the patterns they decide alone, held
-//! to an independent reference (`common::reference::glob`, dynamic programming over bytes) at
+//! to an independent reference (the fuzz checks' `reference_glob`, dynamic programming over bytes) at
 //! the lengths where they could go wrong: literal starts of 7, 8 and 9 bytes, names around the
 //! 8- and 16-byte steps of the vector fold and the 64 bytes a name is held in place, names
 //! longer than that (held apart), `?` inside the first 8 bytes, patterns that start with `*`,
@@ -8,9 +8,13 @@
 //! rule, and the whole decision of an in-memory store (`is_allowed`, `explain`, `explain_key`),
 //! for API calls and for WebDAV requests.
 
-mod common;
+// The fuzz targets' reference matcher (over raw bytes, ASCII case only), compiled here as
+// `fuzz_replay` compiles it.
+#[path = "../../../fuzz/src/lib.rs"]
+mod fuzz_checks;
 
-use common::reference::glob as reference;
+use fuzz_checks::reference_glob as reference;
+
 use keygate_core::internals::{parse_rule, Glob, Rule};
 use keygate_core::{Call, DavCall, KeyStore, NewKey, Options, Reason, UserInput};
 use proptest::prelude::*;
