@@ -106,6 +106,8 @@ describe('a check whose names are not strings, after a valid secret', () => {
         (s, a, b, ip) => binding.checkDav(handle, s, a, b, ip),
         binding.bindCheck(handle),
         binding.bindCheckDav(handle),
+        binding.bindReadFloorForBench(handle),
+        binding.bindFindFloorForBench(handle),
       ]
       let thrown = 0
       for (const [n, entry] of entries.entries()) {
@@ -123,6 +125,26 @@ describe('a check whose names are not strings, after a valid secret', () => {
       console.log(thrown)
     `)
     assert.ok(Number(out) > 100, out)
+  })
+
+  test("the benchmark's floor functions read as a check does, find only the store's keys and decide nothing", () => {
+    inChild(`
+      const handle = binding.storeInMemory({ now: Date.now() })
+      binding.putUser(handle, { id: 'u', rights: ['svc:api'] })
+      const issued = binding.createKey(handle, { userId: 'u', description: '', expiresAt: Date.now() + 86400000, rules: [] })
+      const read = binding.bindReadFloorForBench(handle)
+      const find = binding.bindFindFloorForBench(handle)
+      const other = issued.secret.slice(0, -1) + (issued.secret.endsWith('A') ? 'B' : 'A')
+      assert.equal(read(issued.secret, 'svc', 'api'), 0)
+      assert.equal(find(issued.secret, 'svc', 'api'), 1)
+      // Found whatever the call: nothing is decided (the user may not call this).
+      assert.equal(find(issued.secret, 'other', 'call', '10.0.0.1'), 1)
+      for (const secret of [other, 'kg_x', '', issued.secret + 'x']) assert.equal(find(secret, 'svc', 'api'), 0, secret)
+      // No use recorded, and the store's own check still answers as before.
+      assert.equal(binding.getKey(handle, issued.key.id).lastUsedAt, undefined)
+      assert.equal(binding.bindCheck(handle)(issued.secret, 'svc', 'api') & 0xff, 0)
+      assert.notEqual(binding.getKey(handle, issued.key.id).lastUsedAt, undefined)
+    `)
   })
 
   test('also on a durable store while another process writes to it (its watcher thread applies the changes)', () => {

@@ -6,8 +6,9 @@
 // other workloads run in; their passes are taken by turns.
 //
 //   wide         200,000 keys (5 rules each), one query per key, each asked once per pass in a
-//                fresh random order: keygate (store.isAllowed, memo included) vs hashed JS; keygate
-//                core (the napi check without the memo) for information
+//                fresh random order: keygate (store.isAllowed, memo included) vs hashed JS; for
+//                information, keygate core (the napi check without the memo) and the floor under
+//                it: the same crossing reading the three strings only, and that plus finding the key
 //   worst rights a user lacking the right: 1,000 own rights and 10 roles × 1,000 rights shaped
 //                `*aaa…ab*:*aaa…ab*`; calls of two 256-character names, all distinct
 //   worst rules  a key with 1,000 such rules (its user may call anything), distinct calls
@@ -22,7 +23,7 @@ import { fileURLToPath } from 'node:url'
 
 import { Oracle, ROLES, USERS, keySpecs, oneQueryPerKey, rng, rulePool } from './data.mjs'
 import { fmtNs, fullGc, makeLoop, minorGc, summarize } from './harness.mjs'
-import { HashedPeer, KeygateCorePeer, KeygatePeer, KeyStore } from './peers.mjs'
+import { HashedPeer, KeygateCorePeer, KeygateFloorPeer, KeygatePeer, KeyStore } from './peers.mjs'
 
 const log = (...parts) => process.stderr.write(`${parts.join(' ')}\n`)
 
@@ -151,7 +152,9 @@ export function timeExactRules({ rounds }) {
 // ---------------------------------------------------------------------------------------
 // wide: one child process per implementation, their passes taken by turns.
 
-const WIDE_NAMES = ['keygate', 'core', 'hashed']
+const WIDE_NAMES = ['keygate', 'core', 'hashed', 'floor-read', 'floor-find']
+/** The floor children (information): what the answer of each is checked against instead of the queries' (see `KeygateFloorPeer`). */
+const FLOOR_FINDS = { 'floor-read': false, 'floor-find': true }
 
 /**
  * A wide child, spawned: `ready` resolves once its world is built, `pass()` runs one timed pass
@@ -224,6 +227,7 @@ export async function runWide({ quick }) {
   const children = {}
   const samples = Object.fromEntries(WIDE_NAMES.map((name) => [name, []]))
   const ratios = []
+  const floorRatios = Object.fromEntries(Object.keys(FLOOR_FINDS).map((name) => [name, []]))
   let keys = 0
   try {
     // Built one after another (each world takes a core and a few hundred MB while built).
@@ -241,17 +245,26 @@ export async function runWide({ quick }) {
       if (round < 0) continue
       for (const name of WIDE_NAMES) samples[name].push(turn[name])
       ratios.push(turn.keygate / turn.hashed)
+      for (const name of Object.keys(FLOOR_FINDS)) floorRatios[name].push(turn[name] / turn.hashed)
     }
     await Promise.all(Object.values(children).map((child) => child.close()))
   } catch (error) {
     for (const child of Object.values(children)) child.kill()
     throw error
   }
-  const out = { keys, ...Object.fromEntries(WIDE_NAMES.map((name) => [name, summarize(samples[name])])), ratio: summarize(ratios) }
+  const out = {
+    keys,
+    ...Object.fromEntries(WIDE_NAMES.map((name) => [name, summarize(samples[name])])),
+    ratio: summarize(ratios),
+    floorRatio: Object.fromEntries(Object.entries(floorRatios).map(([name, r]) => [name, summarize(r)])),
+  }
+  const range = (s) => `${s.median.toFixed(3)} (${s.min.toFixed(3)}–${s.max.toFixed(3)})`
   log(
     `  wide (${out.keys.toLocaleString('en-US')} keys, each once per pass, by turns): keygate ${fmtNs(out.keygate.median)}, ` +
       `keygate core ${fmtNs(out.core.median)}, hashed JS ${fmtNs(out.hashed.median)}; keygate / hashed JS pass by pass ` +
-      `${out.ratio.median.toFixed(3)} (${out.ratio.min.toFixed(3)}–${out.ratio.max.toFixed(3)})`,
+      `${range(out.ratio)}\n  wide floor (information): reading the strings ${fmtNs(out['floor-read'].median)}, ` +
+      `${range(out.floorRatio['floor-read'])} of hashed JS; and finding the key ${fmtNs(out['floor-find'].median)}, ` +
+      range(out.floorRatio['floor-find']),
   )
   return out
 }
@@ -267,7 +280,15 @@ async function childWide(name, quick) {
   const pool = rulePool()
   const specs = keySpecs('wide-keys', keys, pool, now)
   const queries = oneQueryPerKey('wide-queries', specs, new Oracle(), now)
-  const peer = name === 'keygate' ? new KeygatePeer() : name === 'core' ? new KeygateCorePeer() : new HashedPeer()
+  const floor = Object.hasOwn(FLOOR_FINDS, name)
+  const peer =
+    name === 'keygate'
+      ? new KeygatePeer()
+      : name === 'core'
+        ? new KeygateCorePeer()
+        : floor
+          ? new KeygateFloorPeer(name === 'floor-read' ? 'read' : 'find')
+          : new HashedPeer()
   for (const role of ROLES) peer.putRole(role.name, role.rights)
   for (const user of USERS) peer.putUser({ id: user.id, status: user.status, rights: user.rights, roles: user.roles })
   // Each issues its own secrets (the peer's are of keygate's shape).
@@ -288,7 +309,7 @@ async function childWide(name, quick) {
     const services = order.map((k) => queries[k].service)
     const apis = order.map((k) => queries[k].api)
     let want = 0
-    for (let i = 0; i < keys; i++) if (queries[order[i]].expected) want += i + 1
+    for (let i = 0; i < keys; i++) if (floor ? FLOOR_FINDS[name] : queries[order[i]].expected) want += i + 1
     fullGc()
     const start = process.hrtime.bigint()
     const sum = loop(target, s, services, apis, keys)

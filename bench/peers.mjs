@@ -384,3 +384,22 @@ export class KeygateCorePeer {
     return (native.check(this.handle, secret, service, api) & 0xff) === 0
   }
 }
+
+/**
+ * The floor under the wide check (information, not an implementation): the bound check's
+ * napi crossing with its three strings read and no decision (`read`), or that plus the check
+ * begun and the key found by its secret (`find`: read lock, clock, hint index, SHA-256,
+ * digest compared). Binding functions for the benchmark only. `isAllowed` is true when
+ * the key was found (`find`), false always (`read`), so the wide checksum still checks them.
+ */
+export class KeygateFloorPeer extends KeygateCorePeer {
+  constructor(depth) {
+    super()
+    const bind = depth === 'read' ? native.bindReadFloorForBench : native.bindFindFloorForBench
+    this.floor = bind(this.handle)
+  }
+
+  isAllowed(secret, service, api) {
+    return this.floor(secret, service, api) === 1
+  }
+}

@@ -95,7 +95,9 @@ function missingBinaryError(error) {
 /**
  * The generated binding, plus `check` and `checkDav`, which src/hot.rs registers by hand (so
  * binding.d.ts does not declare them): a call's (a WebDAV request's) packed verdict (see the VERDICT_* bits);
- * `bindCheck` and `bindCheckDav` (also by hand) return them bound to one store: no handle argument.
+ * `bindCheck` and `bindCheckDav` (also by hand) return them bound to one store: no handle argument;
+ * `bindReadFloorForBench` and `bindFindFloorForBench`, for the benchmark only, the same crossing
+ * deciding nothing (0 once the strings are read; 1 when the secret names a key).
  * @typedef {import('../binding.js').ExternalObject<import('../binding.js').KeyStore>} Handle
  * @typedef {(secret: string, first: string, second: string, ip?: string) => number} BoundCheck
  * @typedef {typeof import('../binding.js') & {
@@ -103,6 +105,8 @@ function missingBinaryError(error) {
  *   checkDav(store: Handle, secret: string, method: string, path: string, ip?: string): number,
  *   bindCheck(store: Handle): BoundCheck,
  *   bindCheckDav(store: Handle): BoundCheck,
+ *   bindReadFloorForBench(store: Handle): BoundCheck,
+ *   bindFindFloorForBench(store: Handle): BoundCheck,
  * }} Binding
  * @returns {Binding}
  */

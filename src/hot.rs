@@ -208,54 +208,56 @@ pub const SECRET_AFTER_PREFIX_LENGTH: u32 = AFTER_PREFIX_LEN as u32;
 /// A panic throws an `INTERNAL` error (see `guard`) instead of aborting Node.
 unsafe extern "C" fn check_callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: `env` and `info` come from this napi callback.
-    guard(env, || unsafe {
-        check::<NAME_BUF, NAME_BUF>(env, info, Store::Argument, c"secret, service, api and ip must be strings", |pending, args| {
-            pending.check(api_call(args)).pack()
-        })
-    })
+    guard(env, || unsafe { check::<NAME_BUF, NAME_BUF, _>(env, info, Store::Argument, API_ARGS, KeyStore::begin_check, decide_api) })
 }
 
 /// `checkDav(store, secret, method, path, ip?)` → the packed verdict of a
 /// WebDAV request; as `check_callback`.
 unsafe extern "C" fn check_dav_callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: `env` and `info` come from this napi callback.
-    guard(env, || unsafe {
-        check::<METHOD_BUF, PATH_BUF>(env, info, Store::Argument, c"secret, method, path and ip must be strings", |pending, args| {
-            pending.check_dav(dav_call(args)).pack()
-        })
-    })
+    guard(env, || unsafe { check::<METHOD_BUF, PATH_BUF, _>(env, info, Store::Argument, DAV_ARGS, KeyStore::begin_check, decide_dav) })
 }
+
+/// What a bound function does (`BOUND_*`), a const parameter of [`bind_callback`] and
+/// [`bound_callback`]: one pair of callbacks serves them all.
+const BOUND_CHECK: u8 = 0;
+const BOUND_CHECK_DAV: u8 = 1;
+/// The benchmark's floor (`bench/miss.mjs`): the bound check's crossing with no decision,
+/// answering 0 once the three strings are read as a check reads them.
+const BOUND_READ_FLOOR: u8 = 2;
+/// The benchmark's floor: the same, and the check begun and the key found (steps 1–2),
+/// answering 1 when the secret names a key. With [`BOUND_READ_FLOOR`] it measures what
+/// every check spends before deciding anything.
+const BOUND_FIND_FLOOR: u8 = 3;
 
 /// `bindCheck(store)` → `check` bound to the store: `(secret, service, api, ip?)` →
 /// the packed verdict. The function holds its own handle on the store (dropped when
 /// V8 collects it), so a call reads no store argument: no external to unwrap and
-/// vouch for, one argument fewer.
-unsafe extern "C" fn bind_check_callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+/// vouch for, one argument fewer. `bindCheckDav(store)` binds `checkDav` so;
+/// `bindReadFloorForBench` and `bindFindFloorForBench` bind the benchmark's floors
+/// (not part of the API).
+unsafe extern "C" fn bind_callback<const WHAT: u8>(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let name = match WHAT {
+        BOUND_CHECK => c"check",
+        BOUND_CHECK_DAV => c"checkDav",
+        BOUND_READ_FLOOR => c"readFloor",
+        _ => c"findFloor",
+    };
     // SAFETY: `env` and `info` come from this napi callback.
-    guard(env, || unsafe { bind(env, info, c"check", bound_check_callback) })
+    guard(env, || unsafe { bind(env, info, name, bound_callback::<WHAT>) })
 }
 
-/// `bindCheckDav(store)`: `checkDav` bound to the store, as `bindCheck`.
-unsafe extern "C" fn bind_check_dav_callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: `env` and `info` come from this napi callback.
-    guard(env, || unsafe { bind(env, info, c"checkDav", bound_check_dav_callback) })
-}
-
-unsafe extern "C" fn bound_check_callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+unsafe extern "C" fn bound_callback<const WHAT: u8>(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: `env` and `info` come from this napi callback of a function `bind` made.
     guard(env, || unsafe {
-        check::<NAME_BUF, NAME_BUF>(env, info, Store::Bound, c"secret, service, api and ip must be strings", |pending, args| {
-            pending.check(api_call(args)).pack()
-        })
-    })
-}
-
-unsafe extern "C" fn bound_check_dav_callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: `env` and `info` come from this napi callback of a function `bind` made.
-    guard(env, || unsafe {
-        check::<METHOD_BUF, PATH_BUF>(env, info, Store::Bound, c"secret, method, path and ip must be strings", |pending, args| {
-            pending.check_dav(dav_call(args)).pack()
-        })
+        match WHAT {
+            BOUND_CHECK => check::<NAME_BUF, NAME_BUF, _>(env, info, Store::Bound, API_ARGS, KeyStore::begin_check, decide_api),
+            BOUND_CHECK_DAV => check::<METHOD_BUF, PATH_BUF, _>(env, info, Store::Bound, DAV_ARGS, KeyStore::begin_check, decide_dav),
+            BOUND_READ_FLOOR => check::<NAME_BUF, NAME_BUF, _>(env, info, Store::Bound, API_ARGS, |_, _| (), |(), _| 0),
+            _ => check::<NAME_BUF, NAME_BUF, _>(env, info, Store::Bound, API_ARGS, KeyStore::begin_check, |pending, args| {
+                u32::from(pending.finds_key(args.secret))
+            }),
+        }
     })
 }
 
@@ -304,19 +306,36 @@ enum Store {
     Bound,
 }
 
+fn decide_api(pending: PendingCheck<'_>, args: Args<'_>) -> u32 {
+    pending.check(api_call(args)).pack()
+}
+
+fn decide_dav(pending: PendingCheck<'_>, args: Args<'_>) -> u32 {
+    pending.check_dav(dav_call(args)).pack()
+}
+
+/// What a non-string argument of an API check throws (a TypeError).
+const API_ARGS: &CStr = c"secret, service, api and ip must be strings";
+/// What a non-string argument of a WebDAV check throws (a TypeError).
+const DAV_ARGS: &CStr = c"secret, method, path and ip must be strings";
+
 /// The body of the check callbacks: reads the store (see [`Store`]) and the
 /// request (names into buffers of `N1` and `N2` bytes), answers `decide`'s number.
-/// The check begins as soon as the secret is read ([`KeyStore::begin_check`]), so that
-/// reading the names overlaps the key table's load from memory.
+/// The check begins (`begin`: [`KeyStore::begin_check`]) as soon as the secret is read,
+/// so that reading the names overlaps the key table's load from memory.
 ///
 /// # Safety
 /// `env` and `info` come from the current napi callback; for `Store::Bound`, of a function `bind` made.
-unsafe fn check<const N1: usize, const N2: usize>(
+// Inlined into each callback: shared by two, it would stay a call (17 instructions more a
+// check under callgrind).
+#[inline(always)]
+unsafe fn check<const N1: usize, const N2: usize, P>(
     env: sys::napi_env,
     info: sys::napi_callback_info,
     from: Store,
     type_message: &CStr,
-    decide: impl FnOnce(PendingCheck<'_>, Args<'_>) -> u32,
+    begin: impl FnOnce(&'static KeyStore, &[u8]) -> P,
+    decide: impl FnOnce(P, Args<'_>) -> u32,
 ) -> sys::napi_value {
     let mut argc = 5usize;
     let mut argv: [sys::napi_value; 5] = [std::ptr::null_mut(); 5];
@@ -341,7 +360,7 @@ unsafe fn check<const N1: usize, const N2: usize>(
     let Some(secret) = s.read(env, secret) else {
         return type_error();
     };
-    let pending = store.begin_check(secret);
+    let pending = begin(store, secret);
     let (Some(first), Some(second)) = (n1.read(env, first), n2.read(env, second)) else {
         return type_error();
     };
@@ -448,8 +467,10 @@ pub fn register_check(exports: Object) -> napi::Result<()> {
     report_panics();
     export_raw(&exports, c"check", check_callback)?;
     export_raw(&exports, c"checkDav", check_dav_callback)?;
-    export_raw(&exports, c"bindCheck", bind_check_callback)?;
-    export_raw(&exports, c"bindCheckDav", bind_check_dav_callback)?;
+    export_raw(&exports, c"bindCheck", bind_callback::<BOUND_CHECK>)?;
+    export_raw(&exports, c"bindCheckDav", bind_callback::<BOUND_CHECK_DAV>)?;
+    export_raw(&exports, c"bindReadFloorForBench", bind_callback::<BOUND_READ_FLOOR>)?;
+    export_raw(&exports, c"bindFindFloorForBench", bind_callback::<BOUND_FIND_FLOOR>)?;
     export_raw(&exports, c"internalCheckPanicForTests", internal_check_panic_for_tests)
 }
 

@@ -417,3 +417,24 @@ fn a_pending_check_decides_as_of_the_instant_it_began() {
     assert_eq!(pending.check(call).reason, Reason::Allowed, "decided at T0, before the key expired");
     assert_eq!(s.check(call).reason, Reason::Expired, "a check begun after the clock moved");
 }
+
+/// The benchmark's floor (`PendingCheck::finds_key`): steps 1–2 only, whatever the call and
+/// the key's state; nothing decided, no use recorded.
+#[test]
+fn a_pending_check_finds_a_key_by_its_secret_and_records_no_use() {
+    let s = store();
+    user(&s, "svc", &["session:*"]);
+    let (id, secret) = key(&s, "svc", &["session:get*"]);
+    let finds = |secret: &str| s.begin_check(secret.as_bytes()).finds_key(secret.as_bytes());
+    assert!(finds(&secret), "a key's secret, whatever call follows");
+    s.set_state(&id, "suspended", None).unwrap();
+    assert!(finds(&secret), "a suspended key is still found: nothing is decided");
+    let mut other = secret.clone().into_bytes();
+    if let Some(last) = other.last_mut() {
+        *last = if *last == b'A' { b'B' } else { b'A' };
+    }
+    for unknown in [String::from_utf8(other).unwrap(), "kg_x".into(), String::new(), format!("{secret}x")] {
+        assert!(!finds(&unknown), "{unknown:?} names no key");
+    }
+    assert_eq!(s.get_key(&id).unwrap().map(|k| k.last_used_at), Some(None), "no use recorded");
+}

@@ -5,7 +5,7 @@
 use parking_lot::RwLockReadGuard;
 
 use super::{Explanation, KeyStore};
-use crate::decision::{authorize_request, decide_request, unavailable, Call, DavCall, Reason, Request, RuleText};
+use crate::decision::{authenticate, authorize_request, decide_request, unavailable, Call, DavCall, Reason, Request, RuleText};
 use crate::memo::{Verdict, MEMO_HORIZON_MS};
 use crate::model::KeyId;
 use crate::registry::Registry;
@@ -64,6 +64,16 @@ impl PendingCheck<'_> {
     /// [`PendingCheck::check`] for a WebDAV request.
     pub fn check_dav(self, call: DavCall<'_>) -> Verdict {
         self.decide(call)
+    }
+
+    /// Steps 1–2 only: whether `secret` (the one the check began with) names a key,
+    /// nothing decided or recorded. What every check spends before deciding anything:
+    /// the benchmark measures it as the floor under the wide check (`bench/miss.mjs`).
+    pub fn finds_key(self, secret: &[u8]) -> bool {
+        let Some(registry) = self.registry else {
+            return false;
+        };
+        authenticate(&registry, &self.store.inner.prefix, || true, secret).is_ok()
     }
 
     #[inline]
