@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{corrupt, read_error};
@@ -41,7 +42,10 @@ pub(super) struct Head {
 
 impl Head {
     pub(super) fn read(conn: &Connection) -> rusqlite::Result<Head> {
-        let meta = |name: &str| conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| r.get::<_, String>(0)).optional();
+        // Cached: the store thread reads the head every time it looks for other processes' changes.
+        let meta = |name: &str| {
+            conn.prepare_cached("SELECT value FROM meta WHERE name = ?1")?.query_row([name], |r| r.get::<_, String>(0)).optional()
+        };
         Ok(Head {
             seq: Recorded::parse(meta("audit_seq")?, |text| text.parse().ok()),
             hash: Recorded::parse(meta("audit_hash")?, hash_from_hex),
@@ -84,6 +88,33 @@ impl Head {
         }
         Ok(())
     }
+}
+
+/// The audit head (number and hash of the last entry) a process remembers with the state it
+/// read: see [`holds`].
+pub(super) type Mark = (u64, [u8; 32]);
+
+/// The head of the chain in the file now (lenient, as [`Head::or_genesis`]).
+pub(super) fn mark(conn: &Connection) -> rusqlite::Result<Mark> {
+    Ok(Head::read(conn)?.or_genesis())
+}
+
+/// Whether the chain in the file still holds the entry `mark` names: true while the file is the
+/// one the mark was read from, grown by later entries. False once an older copy was restored
+/// into it (the entry is gone, or another one has its number), whatever was written since.
+pub(super) fn holds(conn: &Connection, (seq, hash): Mark) -> rusqlite::Result<bool> {
+    if seq == 0 {
+        // The empty chain: every chain extends it.
+        return Ok(true);
+    }
+    let Ok(seq) = i64::try_from(seq) else {
+        return Ok(false);
+    };
+    let found = conn
+        .prepare_cached("SELECT hash FROM audit WHERE seq = ?1")?
+        .query_row([seq], |r| Ok(matches!(r.get_ref(0)?, ValueRef::Blob(stored) if stored == hash.as_slice())))
+        .optional()?;
+    Ok(found == Some(true))
 }
 
 pub(super) fn append(conn: &Connection, drafts: Vec<AuditDraft>) -> rusqlite::Result<()> {

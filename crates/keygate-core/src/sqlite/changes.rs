@@ -8,7 +8,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::rows::{join, key_record, load, read_key, read_user, role_record, split, user_record, KEY_COLUMNS};
-use super::{corrupt, read_error, Db};
+use super::{audit, corrupt, read_error, Db};
 use crate::backend::Catchup;
 use crate::error::{quote, Result};
 use crate::model::KeyId;
@@ -51,16 +51,22 @@ pub(super) fn check_room(path: &Path, conn: &Connection) -> Result<()> {
 pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
     let e = |err| read_error(path, "reading changes of", err);
     let latest = latest(&db.conn).map_err(e)?;
-    if latest == db.last_seen && !db.needs_reload {
+    // An older copy restored into the file, then as many new changes as it went back, leaves
+    // the log at the number read up to; but the audit chain no longer holds the entry it had.
+    let head = audit::mark(&db.conn).map_err(e)?;
+    let restored = head != db.audit_mark && !audit::holds(&db.conn, db.audit_mark).map_err(e)?;
+    if latest == db.last_seen && !db.needs_reload && !restored {
+        db.audit_mark = head;
         return Ok(Catchup::Nothing);
     }
     let oldest: i64 = db.conn.query_row("SELECT coalesce(min(seq), 0) FROM changes", [], |r| r.get(0)).map_err(e)?;
     // A log that ends before this process's place in it was put back (an older copy restored
     // into the file): the numbers after it are taken again by other changes, so none of them
     // can be told applied or not, and everything is read afresh.
-    if db.needs_reload || latest < db.last_seen || oldest > db.last_seen.saturating_add(1) {
+    if restored || db.needs_reload || latest < db.last_seen || oldest > db.last_seen.saturating_add(1) {
         let registry = load(path, &db.conn)?;
         db.last_seen = latest;
+        db.audit_mark = head;
         db.needs_reload = false;
         return Ok(Catchup::Reload(Box::new(registry)));
     }
@@ -114,6 +120,7 @@ pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
         changes.extend(change);
     }
     db.last_seen = latest;
+    db.audit_mark = head;
     Ok(Catchup::Changes(changes))
 }
 

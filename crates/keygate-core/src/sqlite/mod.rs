@@ -126,6 +126,9 @@ struct Db {
     conn: Connection,
     /// Last `changes.seq` this process has applied.
     last_seen: i64,
+    /// The audit head of the file as of that state: the change log's numbers alone cannot tell
+    /// an older copy restored into the file once as many changes were made after it.
+    audit_mark: audit::Mark,
     /// The state in memory cannot be trusted: the next catch-up reads everything.
     needs_reload: bool,
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
 
-use super::audit::Head;
+use super::audit::{self, Head};
 use super::changes;
 use super::maintain::maintain;
 use super::rows::load;
@@ -81,15 +81,16 @@ impl KeyStore {
         let mut options = options;
         options.max_lifetime_days = options.max_lifetime_days.or(recorded_max_days);
         let created = matches!(found, Found::Empty);
-        let (registry, last_seen) = match found {
+        let (registry, last_seen, audit_mark) = match found {
             // Read before the write connection existed: what changed since is caught
             // up below, before the store is handed out.
-            Found::Store { registry, last_seen } => (*registry, last_seen),
+            Found::Store { registry, last_seen, audit_mark } => (*registry, last_seen, audit_mark),
             // A new store (made here or, at the same moment, by another process).
             Found::Empty => {
                 conn.execute_batch("BEGIN").map_err(|e| read_error(&path, "reading", e))?;
                 let loaded = load(&path, &conn).and_then(|registry| {
-                    changes::latest(&conn).map(|latest| (registry, latest)).map_err(|e| read_error(&path, "reading", e))
+                    let position = changes::latest(&conn).and_then(|latest| Ok((latest, audit::mark(&conn)?)));
+                    position.map(|(latest, mark)| (registry, latest, mark)).map_err(|e| read_error(&path, "reading", e))
                 });
                 end_open_transaction(&conn);
                 loaded?
@@ -98,7 +99,7 @@ impl KeyStore {
         let aux = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         let backend = SqliteBackend {
             path: path.clone(),
-            db: Mutex::new(Some(Db { conn, last_seen, needs_reload: false })),
+            db: Mutex::new(Some(Db { conn, last_seen, audit_mark, needs_reload: false })),
             aux: Mutex::new(Some(aux)),
         };
         let store = KeyStore::with_backend(&options, prefix, registry, Box::new(backend), created)?;
@@ -122,7 +123,7 @@ enum Found {
     /// An SQLite file with no tables and no schema version: a new store is made in it.
     Empty,
     /// A keygate store, every row read and loaded.
-    Store { registry: Box<Registry>, last_seen: i64 },
+    Store { registry: Box<Registry>, last_seen: i64, audit_mark: audit::Mark },
 }
 
 /// Refuses a file that is not a keygate store this version can read — garbage,
@@ -146,7 +147,8 @@ fn inspect(path: &Path, conn: &Connection) -> Result<Found> {
         }
         let registry = load(path, conn)?;
         let last_seen = changes::latest(conn).map_err(read)?;
-        Ok(Found::Store { registry: Box::new(registry), last_seen })
+        let audit_mark = audit::mark(conn).map_err(read)?;
+        Ok(Found::Store { registry: Box::new(registry), last_seen, audit_mark })
     })();
     end_open_transaction(conn);
     found
