@@ -497,6 +497,50 @@ fn a_change_of_an_unknown_op_is_read_from_the_tables_afresh() {
     assert!(seen.lock().unwrap().is_empty(), "read afresh at once: no failure to report");
 }
 
+/// A put change whose row is gone (another writer logged a deletion as a put) reads as a
+/// delete: the store forgets the user (its keys with it), role or key, as a fresh load of the
+/// file would, instead of answering `allowed` from the one it held (found by store_catch_up).
+#[test]
+fn a_put_whose_row_is_gone_reads_as_a_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let store = open(&path).unwrap();
+    let (id, secret) = seed(&store);
+    store.put_role("ops", &["admin:*".into()], None).unwrap();
+    let user = keygate_core::UserInput { id: "op".into(), status: None, rights: Vec::new(), roles: vec!["ops".into()] };
+    store.put_user(&user, None).unwrap();
+    let new_key = keygate_core::NewKey {
+        user_id: "op".into(),
+        description: "ops key".into(),
+        expires_at: Some(store.now() + 86_400_000),
+        rules: Vec::new(),
+        state: None,
+    };
+    let ops_secret = store.create_key(&new_key, None).unwrap().secret;
+    let admin = |secret: &str| store.check(Call { secret: secret.as_bytes(), service: b"admin", api: b"x", ip: None }).reason;
+    assert_eq!(admin(&ops_secret), Reason::Allowed);
+    let (_, other_secret) = common::seed_with(&store, &["session:*"]);
+    // Each as its own commit of another writer; an admin call of this process catches up.
+    let put = |kind: &str, id: &str| {
+        ("INSERT INTO changes (kind, id, op) VALUES (?1, ?2, 'put')", vec![kind.to_string().into(), id.to_string().into()])
+    };
+    write_directly(&path, &[("DELETE FROM keys WHERE id = ?1", vec![raw_id(&id).to_vec().into()]), put("key", &id)]);
+    store.put_role("catch-up", &[], None).unwrap();
+    assert_eq!(allowed(&store, &secret), Reason::UnknownKey, "a key whose row is gone");
+    assert_eq!(allowed(&store, &other_secret), Reason::Allowed);
+    write_directly(&path, &[("DELETE FROM roles WHERE name = 'ops'", vec![]), put("role", "ops")]);
+    store.put_role("catch-up", &[], None).unwrap();
+    assert!(store.get_role("ops").unwrap().is_none());
+    assert_eq!(admin(&ops_secret), Reason::UserLacksRight, "a role whose row is gone");
+    // Its other key's row stays: a file no fresh process would load, and no key to answer for.
+    write_directly(&path, &[("DELETE FROM users WHERE id = 'svc'", vec![]), put("user", "svc")]);
+    store.put_role("catch-up", &[], None).unwrap();
+    assert!(store.get_user("svc").unwrap().is_none());
+    assert_eq!(allowed(&store, &other_secret), Reason::UnknownKey, "the key of a user whose row is gone");
+    assert!(store.is_current());
+    store.close().unwrap();
+}
+
 #[test]
 fn a_flush_that_cannot_write_is_reported_once_and_its_uses_are_kept() {
     let dir = tempfile::tempdir().unwrap();

@@ -47,7 +47,11 @@ pub(super) fn check_room(path: &Path, conn: &Connection) -> Result<()> {
 }
 
 /// What other processes changed after `db.last_seen`, as changes to apply (in order).
-/// `db.last_seen` moves only when every change was read.
+/// `db.last_seen` moves only when every change was read. A put is read as its row is
+/// now; a put whose row is gone reads as a delete (as a later change of the same entity,
+/// or of a key's user, would have it): the row is not in the file, so neither is the
+/// entity, and keeping the one in memory would answer for a user, role or key the file
+/// no longer holds.
 pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
     let e = |err| read_error(path, "reading changes of", err);
     let latest = latest(&db.conn).map_err(e)?;
@@ -92,7 +96,8 @@ pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
                 .map_err(e)?
                 .map(|row| user_record(path, row))
                 .transpose()?
-                .map(Change::PutUser),
+                .map_or(Change::DeleteUser(id), Change::PutUser)
+                .into(),
             ("role", "put") => db
                 .conn
                 .query_row("SELECT name, rights FROM roles WHERE name = ?1", [&id], |r| {
@@ -102,7 +107,8 @@ pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
                 .map_err(e)?
                 .map(|(name, rights)| role_record(path, name, rights))
                 .transpose()?
-                .map(Change::PutRole),
+                .map_or(Change::DeleteRole(id), Change::PutRole)
+                .into(),
             ("key", "put") => match id.parse::<KeyId>().ok() {
                 Some(raw) => db
                     .conn
@@ -111,7 +117,8 @@ pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
                     .map_err(e)?
                     .map(|row| key_record(path, row))
                     .transpose()?
-                    .map(Change::PutKey),
+                    .map_or(Change::DeleteKey(raw), Change::PutKey)
+                    .into(),
                 None => None,
             },
             // Not read as a put: one naming a deleted user would keep it and its keys. The caller reads everything afresh.
