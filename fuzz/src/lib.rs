@@ -1002,6 +1002,8 @@ const WORDS: &[&str] = &[
 struct Template {
     dir: tempfile::TempDir,
     bytes: Vec<u8>,
+    /// The secrets of its keys: alice's and bob's, each rotated (old key in its 60 s overlap, then the new one).
+    secrets: Vec<String>,
 }
 
 /// A real store, written by keygate and closed, as bytes to start each case from.
@@ -1020,6 +1022,7 @@ fn template() -> &'static Template {
             let input = UserInput { id: id.into(), status: None, rights: strings(&["session:*"]), roles: strings(roles) };
             store.put_user(&input, Some("fuzz")).expect("user");
         }
+        let mut secrets = Vec::new();
         for (user, rules) in [("alice", &["session:getSessionInfo", "ip=10.0.0.0/8"][..]), ("bob", &[][..])] {
             let new_key = NewKey {
                 user_id: user.into(),
@@ -1029,7 +1032,8 @@ fn template() -> &'static Template {
                 state: None,
             };
             let issued = store.create_key(&new_key, None).expect("key");
-            store.rotate_key(&issued.key.id, 60.0, None).expect("rotation");
+            let rotated = store.rotate_key(&issued.key.id, 60.0, None).expect("rotation");
+            secrets.extend([issued.secret, rotated.secret]);
         }
         store.close().expect("close");
         drop(store);
@@ -1038,8 +1042,24 @@ fn template() -> &'static Template {
             conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).expect("checkpoint");
         }
         let bytes = std::fs::read(&path).expect("read the template");
-        Template { dir, bytes }
+        Template { dir, bytes, secrets }
     })
+}
+
+/// `name` in the template's directory: a fresh copy of the template (no WAL or journal beside it).
+fn fresh_copy(template: &Template, name: &str) -> std::path::PathBuf {
+    let path = template.dir.path().join(name);
+    remove_store_files(&path);
+    std::fs::write(&path, &template.bytes).expect("write the case file");
+    path
+}
+
+fn remove_store_files(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = path.to_path_buf().into_os_string();
+        name.push(suffix);
+        let _ = std::fs::remove_file(name);
+    }
 }
 
 fn sql_value(input: &mut Input) -> (rusqlite::types::Value, bool) {
@@ -1075,59 +1095,8 @@ fn edit_store(conn: &rusqlite::Connection, input: &mut Input) -> Vec<(usize, u8)
         edits += 1;
         let (table, columns) = *input.choose(&TABLES);
         match input.byte() % 8 {
-            0..=2 => {
-                let column = *input.choose(columns);
-                let offset = input.byte() % 4;
-                let (value, as_text) = sql_value(input);
-                let sql = format!(
-                    "UPDATE {table} SET {column} = {} WHERE rowid IN (SELECT rowid FROM {table} LIMIT 1 OFFSET {offset})",
-                    placeholder(as_text, 1)
-                );
-                let _ = conn.execute(&sql, [value]);
-            }
-            3 => {
-                // A copy of an existing row with one column changed (keeps the other columns plausible).
-                let column_index = input.byte() as usize % columns.len();
-                let (value, as_text) = sql_value(input);
-                let select: Vec<String> = columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| if i == column_index { placeholder(as_text, 1) } else { c.to_string() })
-                    .collect();
-                let sql = format!("INSERT INTO {table} ({}) SELECT {} FROM {table} LIMIT 1", columns.join(", "), select.join(", "));
-                let _ = conn.execute(&sql, [value]);
-            }
-            4 => {
-                let mut values = Vec::new();
-                let mut slots = Vec::new();
-                for (i, _) in columns.iter().enumerate() {
-                    let (value, as_text) = sql_value(input);
-                    values.push(value);
-                    slots.push(placeholder(as_text, i + 1));
-                }
-                let sql = format!("INSERT OR REPLACE INTO {table} ({}) VALUES ({})", columns.join(", "), slots.join(", "));
-                let _ = conn.execute(&sql, rusqlite::params_from_iter(values));
-            }
-            5 => {
-                let offset = input.byte() % 4;
-                let _ =
-                    conn.execute(&format!("DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} LIMIT 1 OFFSET {offset})"), []);
-            }
-            6 => match input.byte() % 4 {
-                0 => {
-                    let _ = conn.execute_batch(&format!("DROP TABLE {table}"));
-                }
-                1 => {
-                    let version = *input.choose(&[0i64, 1, 2, -1, 1000]);
-                    let _ = conn.execute_batch(&format!("PRAGMA user_version = {version}"));
-                }
-                2 => {
-                    let _ = conn.execute_batch(&format!("ALTER TABLE {table} RENAME TO {table}_old"));
-                }
-                _ => {
-                    let _ = conn.execute_batch(&format!("CREATE TABLE IF NOT EXISTS extra_{table} (x)"));
-                }
-            },
+            kind @ 0..=5 => edit_row(conn, input, kind, table, columns),
+            6 => edit_schema(conn, input, table),
             _ => {
                 let at = (input.u64() % 65_536) as usize;
                 let xor = input.byte().max(1);
@@ -1138,19 +1107,77 @@ fn edit_store(conn: &rusqlite::Connection, input: &mut Input) -> Vec<(usize, u8)
     flips
 }
 
+/// One row edit of `table` (`kind` % 6): a column of an existing row set to a value of any
+/// type (0–2), a copy of a row with one column changed (3), a new row of arbitrary
+/// values (4), a row deleted (5). An edit the file refuses (a constraint) is skipped.
+fn edit_row(conn: &rusqlite::Connection, input: &mut Input, kind: u8, table: &str, columns: &[&str]) {
+    match kind % 6 {
+        0..=2 => {
+            let column = *input.choose(columns);
+            set_column(conn, input, table, column, &format!("SELECT rowid FROM {table}"));
+        }
+        3 => {
+            // A copy of an existing row with one column changed (keeps the other columns plausible).
+            let column_index = input.byte() as usize % columns.len();
+            let (value, as_text) = sql_value(input);
+            let select: Vec<String> =
+                columns.iter().enumerate().map(|(i, c)| if i == column_index { placeholder(as_text, 1) } else { c.to_string() }).collect();
+            let sql = format!("INSERT INTO {table} ({}) SELECT {} FROM {table} LIMIT 1", columns.join(", "), select.join(", "));
+            let _ = conn.execute(&sql, [value]);
+        }
+        4 => {
+            let mut values = Vec::new();
+            let mut slots = Vec::new();
+            for (i, _) in columns.iter().enumerate() {
+                let (value, as_text) = sql_value(input);
+                values.push(value);
+                slots.push(placeholder(as_text, i + 1));
+            }
+            let sql = format!("INSERT OR REPLACE INTO {table} ({}) VALUES ({})", columns.join(", "), slots.join(", "));
+            let _ = conn.execute(&sql, rusqlite::params_from_iter(values));
+        }
+        _ => {
+            let offset = input.byte() % 4;
+            let _ = conn.execute(&format!("DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} LIMIT 1 OFFSET {offset})"), []);
+        }
+    }
+}
+
+/// Sets `column` of one row of `table` to a value of any type: the row `rowids` (a query of
+/// rowids) gives at a fuzz-chosen offset (0–3).
+fn set_column(conn: &rusqlite::Connection, input: &mut Input, table: &str, column: &str, rowids: &str) {
+    let offset = input.byte() % 4;
+    let (value, as_text) = sql_value(input);
+    let sql = format!("UPDATE {table} SET {column} = {} WHERE rowid IN ({rowids} LIMIT 1 OFFSET {offset})", placeholder(as_text, 1));
+    let _ = conn.execute(&sql, [value]);
+}
+
+/// A schema edit: `table` dropped or renamed, the schema version changed, a foreign table added.
+fn edit_schema(conn: &rusqlite::Connection, input: &mut Input, table: &str) {
+    match input.byte() % 4 {
+        0 => {
+            let _ = conn.execute_batch(&format!("DROP TABLE {table}"));
+        }
+        1 => {
+            let version = *input.choose(&[0i64, 1, 2, -1, 1000]);
+            let _ = conn.execute_batch(&format!("PRAGMA user_version = {version}"));
+        }
+        2 => {
+            let _ = conn.execute_batch(&format!("ALTER TABLE {table} RENAME TO {table}_old"));
+        }
+        _ => {
+            let _ = conn.execute_batch(&format!("CREATE TABLE IF NOT EXISTS extra_{table} (x)"));
+        }
+    }
+}
+
 /// Input: a list of edits to a real store file (row updates with values of any
 /// type, copied and new rows, deletions, dropped tables, schema version, byte
 /// flips); then `KeyStore::open` must answer Ok or `STORE_CORRUPT`, never panic,
 /// and a refused file must be left byte for byte.
 pub fn store_load(data: &[u8]) {
     let template = template();
-    let path = template.dir.path().join("case.db");
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let mut name = path.clone().into_os_string();
-        name.push(suffix);
-        let _ = std::fs::remove_file(name);
-    }
-    std::fs::write(&path, &template.bytes).expect("write the case file");
+    let path = fresh_copy(template, "case.db");
     let mut input = Input::new(data);
     let flips = {
         let conn = rusqlite::Connection::open(&path).expect("open the case file");
@@ -1194,4 +1221,350 @@ pub fn store_load(data: &[u8]) {
             assert!(before == after, "a refused store file was modified ({e})");
         }
     }
+}
+
+// ---- store_catch_up -------------------------------------------------------------
+
+/// The clock of store_catch_up's stores: inside the 60 s overlap of the template's
+/// rotations, so that all four of its keys are active.
+const CATCH_UP_NOW: i64 = T0 + 30_000;
+
+fn catch_up_options() -> Options {
+    let silent: keygate_core::OnError = std::sync::Arc::new(|_: &keygate_core::Incident| {});
+    // No purge at open: the reference store must keep the keys the store under test keeps.
+    Options { now: Some(CATCH_UP_NOW), purge_expired_after_days: Some(1e6), on_error: Some(silent), ..Options::default() }
+}
+
+/// The tables of entities, the kind their change rows name, and their columns (the id first).
+fn entity_tables() -> [(&'static str, &'static str, &'static [&'static str]); 3] {
+    let columns = |name: &str| TABLES.iter().find(|(t, _)| *t == name).map(|(_, c)| *c).expect("a table of the schema");
+    [("roles", "role", columns("roles")), ("users", "user", columns("users")), ("keys", "key", columns("keys"))]
+}
+
+/// One row of an entity table as the file holds it: the kind, the id's SQL type and bytes,
+/// and every column as `type:hex` (so rows of any type and encoding compare exactly).
+#[derive(PartialEq, Clone)]
+struct EntityRow {
+    kind: &'static str,
+    id_type: String,
+    id: Vec<u8>,
+    row: String,
+}
+
+/// Every row of the entity tables (none of a table that cannot be read).
+fn entity_rows(conn: &rusqlite::Connection) -> Vec<EntityRow> {
+    let mut out = Vec::new();
+    for (table, kind, columns) in entity_tables() {
+        let shown: Vec<String> = columns.iter().map(|c| format!("typeof({c}) || ':' || hex({c})")).collect();
+        let id = columns[0];
+        let sql = format!("SELECT typeof({id}), CAST({id} AS BLOB), {} FROM {table}", shown.join(" || ',' || "));
+        let Ok(mut stmt) = conn.prepare(&sql) else { continue };
+        let rows = stmt.query_map([], |r| {
+            Ok(EntityRow { kind, id_type: r.get(0)?, id: r.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default(), row: r.get(2)? })
+        });
+        if let Ok(rows) = rows {
+            out.extend(rows.filter_map(|r| r.ok()));
+        }
+    }
+    out
+}
+
+/// The text a change row names an entity by, as keygate writes it; an id keygate could
+/// not have written is named by its raw bytes (a change row of the wrong type).
+fn change_id_of(kind: &str, id_type: &str, id: &[u8]) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match (kind, id_type, <[u8; 16]>::try_from(id)) {
+        ("key", "blob", Ok(bytes)) => Value::Text(keygate_core::KeyId::from_bytes(bytes).to_string()),
+        (_, "text", _) => match std::str::from_utf8(id) {
+            Ok(text) => Value::Text(text.to_string()),
+            Err(_) => Value::Blob(id.to_vec()),
+        },
+        _ => Value::Blob(id.to_vec()),
+    }
+}
+
+/// Whether the change row id `named` names the entity (`kind`, `id_type`, `id`) as the
+/// catch-up looks it up: a key by the 16 bytes its id text decodes to, others by text.
+fn names(kind: &str, id_type: &str, id: &[u8], named: &str) -> bool {
+    match kind {
+        "key" => id_type == "blob" && named.parse::<keygate_core::KeyId>().is_ok_and(|k| k.as_bytes()[..] == *id),
+        _ => id_type == "text" && named.as_bytes() == id,
+    }
+}
+
+const CHANGE_KINDS: &[&str] = &["user", "role", "key", "user", "role", "key", "User", "keys", "audit", ""];
+const CHANGE_OPS: &[&str] = &["put", "delete", "put", "delete", "Put", "remove", ""];
+
+/// A change number: `None` for SQLite's next one, else around the store's place `s0`,
+/// or far from it (negative, huge, the last ones an open accepts or SQLite can give).
+fn log_seq(input: &mut Input, s0: i64) -> Option<i64> {
+    match input.byte() % 8 {
+        0 | 7 => None,
+        1 => Some(s0),
+        2 => Some(s0 - 1 - i64::from(input.byte() % 4)),
+        3 => Some(s0 + 1 + i64::from(input.byte() % 4)),
+        4 => Some(*input.choose(&[0, -1, i64::MAX, i64::MAX - (1 << 32), i64::MAX - (1 << 32) + 1, 1 << 40, 1023, 100_001])),
+        5 => Some(input.u64() as i64),
+        _ => Some(s0 + 2),
+    }
+}
+
+/// An id for a change row: an entity's own (as keygate names it), a word, or any value.
+fn pick_change_id(conn: &rusqlite::Connection, input: &mut Input) -> rusqlite::types::Value {
+    let rows = entity_rows(conn);
+    match input.byte() % 4 {
+        0 | 1 if !rows.is_empty() => {
+            let row = &rows[input.byte() as usize % rows.len()];
+            change_id_of(row.kind, &row.id_type, &row.id)
+        }
+        2 => rusqlite::types::Value::Text(input.choose(WORDS).to_string()),
+        _ => sql_value(input).0,
+    }
+}
+
+/// One hostile edit of the change log: a change row of any kind, id, op and number;
+/// a column of one set to any value; rows deleted (the log cut before a place, or one
+/// row); the number SQLite gives next moved.
+fn edit_log(conn: &rusqlite::Connection, input: &mut Input, s0: i64) {
+    use rusqlite::types::Value;
+    let seq = log_seq(input, s0);
+    match input.byte() % 6 {
+        0 | 1 => {
+            let kind = *input.choose(CHANGE_KINDS);
+            let op = *input.choose(CHANGE_OPS);
+            let id = pick_change_id(conn, input);
+            let seq = seq.map_or(Value::Null, Value::Integer);
+            let _ = conn.execute(
+                "INSERT OR REPLACE INTO changes (seq, kind, id, op) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![seq, kind, id, op],
+            );
+        }
+        2 => {
+            let column = *input.choose(&["kind", "id", "op", "seq"]);
+            set_column(conn, input, "changes", column, "SELECT rowid FROM changes ORDER BY seq DESC");
+        }
+        3 => {
+            let _ = conn.execute("DELETE FROM changes WHERE seq > ?1", [seq.unwrap_or(s0 - 1)]);
+        }
+        4 => {
+            let cmp = *input.choose(&["=", "<="]);
+            let _ = conn.execute(&format!("DELETE FROM changes WHERE seq {cmp} ?1"), [seq.unwrap_or(s0)]);
+        }
+        _ => {
+            let _ = conn.execute("UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'changes'", [seq.unwrap_or(i64::MAX)]);
+        }
+    }
+}
+
+/// The change log as the store under test reads it from its place `s0`.
+struct LogView {
+    /// The catch-up reads everything afresh (the log ends before `s0`, begins after it,
+    /// or holds a change row it cannot read): what it then holds is the file's.
+    reload: bool,
+    /// The changes after `s0`, in order: (kind, id, op).
+    batch: Vec<(String, String, String)>,
+}
+
+fn log_view(conn: &rusqlite::Connection, s0: i64) -> Option<LogView> {
+    let (latest, oldest): (i64, i64) =
+        conn.query_row("SELECT coalesce(max(seq), 0), coalesce(min(seq), 0) FROM changes", [], |r| Ok((r.get(0)?, r.get(1)?))).ok()?;
+    let mut stmt = conn.prepare("SELECT kind, id, op FROM changes WHERE seq > ?1 ORDER BY seq").ok()?;
+    let rows: Vec<(Option<String>, Option<String>, Option<String>)> =
+        stmt.query_map([s0], |r| Ok((r.get(0).ok(), r.get(1).ok(), r.get(2).ok()))).ok()?.collect::<Result<_, _>>().ok()?;
+    let known = |kind: &str, op: &str| matches!(kind, "user" | "role" | "key") && matches!(op, "put" | "delete");
+    let mut reload = latest < s0 || oldest > s0.saturating_add(1);
+    let mut batch = Vec::new();
+    for row in rows {
+        match row {
+            (Some(kind), Some(id), Some(op)) if known(&kind, &op) => batch.push((kind, id, op)),
+            _ => reload = true,
+        }
+    }
+    Some(LogView { reload, batch })
+}
+
+/// A store over a copy of the file `conn` is open on, as a fresh process would load it:
+/// without the change log (which loading never reads), without the keys whose user is gone
+/// (the store under test forgets them with their user), and with `deletes` applied (the
+/// entities the log last says were deleted).
+fn reference_store(conn: &rusqlite::Connection, template: &Template, deletes: &[(String, String)]) -> keygate_core::Result<KeyStore> {
+    let path = template.dir.path().join("reference.db");
+    remove_store_files(&path);
+    conn.backup(rusqlite::MAIN_DB, &path, None).expect("copy the case file");
+    {
+        let copy = rusqlite::Connection::open(&path).expect("open the copy");
+        let _ = copy.execute_batch("DELETE FROM changes; DELETE FROM sqlite_sequence WHERE name = 'changes'");
+        for (kind, id) in deletes {
+            let _ = match kind.as_str() {
+                "user" => copy
+                    .execute("DELETE FROM keys WHERE user_id = ?1", [id])
+                    .and_then(|_| copy.execute("DELETE FROM users WHERE id = ?1", [id])),
+                "role" => copy.execute("DELETE FROM roles WHERE name = ?1", [id]),
+                _ => match id.parse::<keygate_core::KeyId>() {
+                    Ok(key) => copy.execute("DELETE FROM keys WHERE id = ?1", [&key.as_bytes()[..]]),
+                    Err(_) => Ok(0),
+                },
+            };
+        }
+        let _ = copy.execute("DELETE FROM keys WHERE user_id NOT IN (SELECT id FROM users)", []);
+    }
+    KeyStore::open(path.to_str().expect("a UTF-8 temp path"), catch_up_options())
+}
+
+/// A well-formed secret of the template's prefix that no key has.
+fn unknown_secret() -> Vec<u8> {
+    let mut text = b"kg_".to_vec();
+    text.extend([b'A'; 43]);
+    let crc = crc32fast::hash(&text);
+    text.extend_from_slice(&base62_6(crc as u64));
+    text
+}
+
+/// A call to check: (service, api, caller address).
+type CallNames = (&'static [u8], &'static [u8], Option<&'static [u8]>);
+
+const CATCH_UP_CALLS: [CallNames; 4] = [
+    (b"session", b"getSessionInfo", Some(b"10.0.0.1")),
+    (b"data", b"entityAddRecord", None),
+    (b"apps/com.hornbill.core/Achievement", b"addHistory", Some(b"10.1.2.3")),
+    (b"session", b"getSessionInfo", Some(b"192.168.0.1")),
+];
+
+/// Input: a count (0–12), then hostile edits another process commits (in one transaction) to the file a store
+/// has open — rows of roles, users and keys of any type and value, change rows of any
+/// kind, id, op and number, the log cut, the schema changed — then, for each entity whose
+/// row it changed, how it logs that (rightly, with the wrong op, not at all, or below the
+/// store's place). The store then catches up (an admin write), answers checks with the
+/// template's secrets and an unknown one, serves reads, and closes. Nothing may panic;
+/// admin errors are STORE_CORRUPT, STORE_IO or STORE_LOCKED. When every changed row is
+/// named by a change the store reads (or it reads everything afresh), a check it answers
+/// `allowed` must be allowed by a fresh store loaded from the file (`reference_store`);
+/// and it answers nothing but `store_unavailable` when no such store can be loaded.
+pub fn store_catch_up(data: &[u8]) {
+    let template = template();
+    let path = fresh_copy(template, "catch_up.db");
+    let path_text = path.to_str().expect("a UTF-8 temp path");
+    let store = KeyStore::open(path_text, catch_up_options()).expect("the template opens");
+    let conn = rusqlite::Connection::open(&path).expect("open the case file");
+    conn.busy_timeout(std::time::Duration::from_secs(10)).expect("a busy timeout");
+    let s0: i64 = conn.query_row("SELECT max(seq) FROM changes", [], |r| r.get(0)).expect("the template's last change");
+    let before = entity_rows(&conn);
+
+    // Another process: one transaction, so the store sees all of it or none.
+    let mut input = Input::new(data);
+    let mut schema_edited = false;
+    conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
+    for _ in 0..input.byte() % 13 {
+        match input.byte() % 16 {
+            0..=8 => {
+                let (table, _, columns) = *input.choose(&entity_tables());
+                let kind = input.byte();
+                edit_row(&conn, &mut input, kind, table, columns);
+            }
+            9..=14 => edit_log(&conn, &mut input, s0),
+            _ => {
+                schema_edited = true;
+                let (table, _) = *input.choose(&TABLES);
+                edit_schema(&conn, &mut input, table);
+            }
+        }
+    }
+    // Its log of the rows it changed (an exhausted input logs them rightly).
+    let after = entity_rows(&conn);
+    let mut changed: Vec<(&'static str, String, Vec<u8>)> = Vec::new();
+    for row in before.iter().filter(|r| !after.contains(r)).chain(after.iter().filter(|r| !before.contains(r))) {
+        let entity = (row.kind, row.id_type.clone(), row.id.clone());
+        if !changed.contains(&entity) {
+            changed.push(entity);
+        }
+    }
+    for (kind, id_type, id) in &changed {
+        let present = after.iter().any(|r| r.kind == *kind && r.id_type == *id_type && r.id == *id);
+        let choice = input.byte() % 8;
+        let op = match choice {
+            4 => "put",
+            5 => "delete",
+            6 => continue,
+            _ if present => "put",
+            _ => "delete",
+        };
+        let seq = if choice == 7 { rusqlite::types::Value::Integer(s0) } else { rusqlite::types::Value::Null };
+        let _ = conn.execute(
+            "INSERT OR REPLACE INTO changes (seq, kind, id, op) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![seq, kind, change_id_of(kind, id_type, id), op],
+        );
+    }
+    if conn.execute_batch("COMMIT").is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+
+    // What the store can know: every changed row named by a change it reads, or all read afresh.
+    let after = entity_rows(&conn);
+    let log = log_view(&conn, s0);
+    let honest = !schema_edited
+        && log.as_ref().is_some_and(|log| {
+            log.reload
+                || before
+                    .iter()
+                    .filter(|r| !after.contains(r))
+                    .chain(after.iter().filter(|r| !before.contains(r)))
+                    .all(|row| log.batch.iter().any(|(kind, id, _)| kind == row.kind && names(row.kind, &row.id_type, &row.id, id)))
+        });
+
+    // This process catches up: an admin write reads the changes first (whether or not the
+    // store's own thread has already).
+    let input_user = UserInput { id: "catch-up".into(), status: None, rights: vec!["session:*".into()], roles: Vec::new() };
+    if let Err(e) = store.put_user(&input_user, Some("fuzz")) {
+        assert!(matches!(e.code, ErrorCode::StoreCorrupt | ErrorCode::StoreIo | ErrorCode::StoreLocked), "put_user after catch-up: {e}");
+    }
+    let mut secrets: Vec<Vec<u8>> = template.secrets.iter().map(|s| s.clone().into_bytes()).collect();
+    secrets.push(unknown_secret());
+    let mut verdicts = Vec::new();
+    for secret in &secrets {
+        for (service, api, ip) in CATCH_UP_CALLS {
+            let call = Call { secret, service, api, ip };
+            verdicts.push((call, store.check(call).reason));
+        }
+    }
+    let _ = store.list_users();
+    let _ = store.list_roles();
+    let _ = store.get_user("alice");
+    let _ = store.effective_rights("bob");
+    if let Ok(keys) = store.list_keys(&Default::default()) {
+        for key in keys.iter().take(6) {
+            let _ = store.get_key(&key.id);
+        }
+    }
+    let current = store.is_current();
+
+    if honest {
+        let log = log.expect("read above");
+        // The entities the log last says were deleted.
+        let mut last: Vec<(String, String, String)> = Vec::new();
+        for (kind, id, op) in log.batch {
+            last.retain(|(k, i, _)| !(*k == kind && *i == id));
+            last.push((kind, id, op));
+        }
+        let deletes: Vec<(String, String)> = last.into_iter().filter(|(_, _, op)| op == "delete").map(|(k, i, _)| (k, i)).collect();
+        let reference = reference_store(&conn, template, &[]).or_else(|_| reference_store(&conn, template, &deletes));
+        for (call, reason) in &verdicts {
+            if *reason == Reason::StoreUnavailable {
+                continue;
+            }
+            let what =
+                format!("check({:?}, {:?}:{:?}) answered {reason:?}", text_of(call.secret), text_of(call.service), text_of(call.api));
+            let reference = match &reference {
+                Ok(reference) => reference,
+                Err(e) => panic!("{what} (current: {current}), but no store can be loaded from the file it follows: {e}"),
+            };
+            if *reason == Reason::Allowed {
+                let expected = reference.check(*call).reason;
+                assert_eq!(expected, Reason::Allowed, "{what}, but a store loaded from the file answers {expected:?}");
+            }
+        }
+        if let Ok(reference) = reference {
+            let _ = reference.close();
+        }
+    }
+    let _ = store.close();
 }

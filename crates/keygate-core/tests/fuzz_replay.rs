@@ -19,6 +19,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("decision", checks::decision),
     ("decision_dav", checks::decision_dav),
     ("store_load", checks::store_load),
+    ("store_catch_up", checks::store_catch_up),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -101,4 +102,9 @@ fn replay_decision_dav() {
 #[test]
 fn replay_store_load() {
     run("store_load");
+}
+
+#[test]
+fn replay_store_catch_up() {
+    run("store_catch_up");
 }
