@@ -807,32 +807,46 @@ describe('audit, verify-audit and backup', () => {
     assert.equal(report.firstBadSeq, 2)
   })
 
-  test('audit shows rows written behind its back (changes not an object, a time no Date holds) instead of failing', { skip: NO_PYTHON }, async () => {
+  test('audit shows rows written behind its back whose changes are not an object instead of failing', { skip: NO_PYTHON }, async () => {
     const copy = path.join(ws.dir, 'hostile-rows.db')
     ok(await ws.kg(['backup', copy]))
     sql(copy, [
       "UPDATE audit SET detail = 'null' WHERE seq = 1",
       'UPDATE audit SET detail = \'"plain \\u001b[2J text"\' WHERE seq = 2',
       "UPDATE audit SET detail = '[1, 2]' WHERE seq = 3",
-      'UPDATE audit SET at = 9000000000000000000 WHERE seq = 4',
     ])
     const r = ok(await ws.kg(['--db', copy, 'audit']))
     const lines = r.stdout.split('\n')
-    assert.match(lines[1] ?? '', /^4\s+invalid date\s/)
+    assert.match(lines[1] ?? '', /^4\s+\d{4}-\d\d-\d\dT[\d:]+Z\s/)
     assert.match(lines[2] ?? '', /\[1,2\]$/)
     assert.match(lines[3] ?? '', /plain <U\+001B>\[2J text$/)
     assert.match(lines[4] ?? '', /null$/)
     const entries = json<AuditEntry[]>(ok(await ws.kg(['--db', copy, 'audit', '--json'])))
     assert.deepEqual(
-      entries.map((e) => [e.seq, e.at, e.changes]),
+      entries.map((e) => [e.seq, e.changes]),
       [
-        [4, null, entries[0]?.changes],
-        [3, entries[1]?.at, [1, 2]],
-        [2, entries[2]?.at, 'plain \u001b[2J text'],
-        [1, entries[3]?.at, null],
+        [4, entries[0]?.changes],
+        [3, [1, 2]],
+        [2, 'plain \u001b[2J text'],
+        [1, null],
       ],
     )
     assert.equal((await ws.kg(['--db', copy, 'verify-audit'])).code, 1)
+  })
+
+  test('audit refuses a row written behind its back at a time no Date holds (STORE_CORRUPT), and verify-audit names it', { skip: NO_PYTHON }, async () => {
+    const copy = path.join(ws.dir, 'hostile-time.db')
+    ok(await ws.kg(['backup', copy]))
+    sql(copy, ['UPDATE audit SET at = 9000000000000000000 WHERE seq = 4'])
+    const named = "audit entry 4's time (9000000000000000000) is not a representable date"
+    keygateError(await ws.kg(['--db', copy, 'audit']), 'STORE_CORRUPT', named)
+    jsonError(await ws.kg(['--db', copy, 'audit', '--json']), 3, 'STORE_CORRUPT')
+    const broken = await ws.kg(['--db', copy, 'verify-audit'])
+    assert.equal(broken.code, 1)
+    assert.equal(
+      broken.stdout,
+      'audit trail BROKEN at entry 4: entry 4 was altered: its time (9000000000000000000) is not a representable date (3 entries verified before it)\n',
+    )
   })
 
   test('backup writes a store that opens with KeyStore.open and holds the same keys', async () => {

@@ -16,7 +16,7 @@ const { KeyState } = require('../native.js')
  */
 function iso(date) {
   if (date == null) return 'never'
-  // Only an audit row written behind keygate's back holds a time no Date can.
+  // The stores refuse a time no Date can hold (STORE_CORRUPT); should one reach here, it is shown, not a crash.
   if (Number.isNaN(date.getTime())) return 'invalid date'
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z')
 }

@@ -201,6 +201,131 @@ pub fn verify<'a>(
     AuditReport { ok: true, entries: count, first_bad_seq: None, problem: None }
 }
 
+/// Largest sequence number an audit entry may have: the durable stores keep it in an i64.
+pub(crate) const MAX_AUDIT_SEQ: u64 = i64::MAX as u64 - 1;
+
+/// Judges a durable store's recorded audit head before the store is opened and before each
+/// write: `seq` and `hash` as recorded (`None`: present, but not a value keygate writes) and
+/// `last`, the number of the last stored entry (0 for none). The head must be one the next
+/// write can extend — a number no smaller than the last entry's (smaller, the next entry would
+/// collide with a kept one: entries were added past the head behind keygate's back, or the head
+/// was set back) and far from overflowing, and a hash. A head ahead of the entries is a removed
+/// tail, which verification reports; the store still opens. The error says what is wrong (the
+/// store makes it `STORE_CORRUPT`).
+pub(crate) fn extendable_head(seq: Option<u64>, hash: Option<[u8; 32]>, last: i64) -> Result<(u64, [u8; 32]), String> {
+    // The next entry is numbered seq + 1, which must not pass MAX_AUDIT_SEQ.
+    let Some(seq) = seq.filter(|&seq| seq < MAX_AUDIT_SEQ) else {
+        return Err("its recorded audit head is not a valid sequence number".into());
+    };
+    let Some(hash) = hash else {
+        return Err("its recorded audit hash is not 64 hex digits".into());
+    };
+    if u64::try_from(last).map_or(true, |last| last > seq) {
+        return Err(format!("its audit trail has entries (up to {last}) beyond its recorded head ({seq})"));
+    }
+    Ok((seq, hash))
+}
+
+/// A stored audit row that is no entry keygate writes (changed behind its back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Damaged {
+    /// Numbered below 1: keygate numbers entries from 1.
+    Numbered(i64),
+    /// Entry `seq` holds a time JavaScript's Date cannot hold.
+    Time { seq: u64, at: i64 },
+    /// Entry `seq` holds a value keygate cannot read (of another type, say).
+    Unreadable(u64),
+}
+
+impl Damaged {
+    /// A row whose values keygate cannot read, numbered `seq`.
+    pub(crate) fn unreadable(seq: i64) -> Damaged {
+        stored_place(seq, 0).map_or_else(|damaged| damaged, |(seq, _)| Damaged::Unreadable(seq))
+    }
+
+    /// What is wrong, as reading the trail reports it (`STORE_CORRUPT`).
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Damaged::Numbered(seq) => format!("an audit entry is numbered {seq} (keygate numbers entries from 1)"),
+            Damaged::Time { seq, at } => format!("audit entry {seq}'s time ({at}) is not a representable date"),
+            Damaged::Unreadable(seq) => format!("audit entry {seq} holds a value keygate cannot read"),
+        }
+    }
+}
+
+/// A stored entry's number and time, as keygate writes them: numbered from 1, at an instant
+/// JavaScript's Date can hold.
+pub(crate) fn stored_place(seq: i64, at: i64) -> Result<(u64, i64), Damaged> {
+    let seq = u64::try_from(seq).ok().filter(|&seq| seq >= 1).ok_or(Damaged::Numbered(seq))?;
+    if !crate::time::is_date(at) {
+        return Err(Damaged::Time { seq, at });
+    }
+    Ok((seq, at))
+}
+
+/// An audit row's values as the durable stores keep them, in their column order: seq, at,
+/// actor, action, key_id, user_id, detail (JSON text), hash.
+pub(crate) type StoredRow = (i64, i64, Option<String>, String, Option<String>, Option<String>, String, Vec<u8>);
+
+/// The entry a stored row holds, or (its number or time) what keygate never writes in it.
+pub(crate) fn stored_entry((seq, at, actor, action, key_id, user_id, detail, hash): StoredRow) -> Result<AuditEntry, Damaged> {
+    let (seq, at) = stored_place(seq, at)?;
+    Ok(AuditEntry {
+        seq,
+        at,
+        actor,
+        action,
+        key_id,
+        user_id,
+        // An unparsable detail is kept as text so that verification reports it.
+        detail: serde_json::from_str(&detail).unwrap_or(Value::String(detail)),
+        hash: hash.try_into().unwrap_or(GENESIS),
+    })
+}
+
+/// Verifies a durable store's trail, its rows read in sequence order, against its recorded
+/// head. A damaged row is an altered entry in its place in the chain (its hash stands for no
+/// content any entry seals to), and the report says what is wrong with a time no Date holds;
+/// a row numbered below 1 stands before entry 1, where verification stops.
+pub(crate) fn verify_stored(rows: impl IntoIterator<Item = Result<AuditEntry, Damaged>>, head: (u64, [u8; 32])) -> AuditReport {
+    let mut entries = Vec::new();
+    let mut first_damaged = None;
+    for row in rows {
+        let entry = match row {
+            Ok(entry) => entry,
+            Err(Damaged::Numbered(seq)) => {
+                return AuditReport {
+                    ok: false,
+                    entries: 0,
+                    first_bad_seq: Some(1),
+                    problem: Some(format!("an entry is numbered {seq}, before entry 1 (keygate numbers entries from 1)")),
+                };
+            }
+            Err(damaged @ (Damaged::Time { seq, .. } | Damaged::Unreadable(seq))) => {
+                first_damaged.get_or_insert(damaged);
+                AuditEntry {
+                    seq,
+                    at: 0,
+                    actor: None,
+                    action: String::new(),
+                    key_id: None,
+                    user_id: None,
+                    detail: Value::Null,
+                    hash: GENESIS,
+                }
+            }
+        };
+        entries.push(entry);
+    }
+    let mut report = verify(entries.iter(), Some(head), None);
+    if let Some(Damaged::Time { seq, at }) = first_damaged {
+        if report.first_bad_seq == Some(seq) {
+            report.problem = Some(format!("entry {seq} was altered: its time ({at}) is not a representable date"));
+        }
+    }
+    report
+}
+
 fn key_fields(r: &KeyRecord) -> Value {
     json!({
         "userId": r.user_id,

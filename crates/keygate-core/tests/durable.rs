@@ -194,6 +194,40 @@ fn reporting() -> (Options, Arc<Mutex<Vec<Incident>>>) {
     (options, seen)
 }
 
+/// `sql` run on the file by another connection: the first column of its first row as text
+/// (empty for a statement that returns none).
+fn sql_on(path: &std::path::Path, sql: &str) -> String {
+    let db = rusqlite::Connection::open(path).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    let mut statement = db.prepare(sql).unwrap();
+    if statement.column_count() == 0 {
+        statement.execute([]).unwrap();
+        return String::new();
+    }
+    match statement.query_row([], |r| r.get::<_, rusqlite::types::Value>(0)).unwrap() {
+        rusqlite::types::Value::Integer(n) => n.to_string(),
+        rusqlite::types::Value::Text(text) => text,
+        other => panic!("{sql}: {other:?}"),
+    }
+}
+
+/// Audit rows written behind keygate's back while the store is open, as the PostgreSQL store
+/// takes them: an entry past the recorded head refuses writes with `STORE_CORRUPT` naming the
+/// numbers, as open refuses such a file (they were a UNIQUE constraint's `STORE_IO`), nothing
+/// written; a row numbered below 1 or at a time no Date holds (listed as 18446744073709552000,
+/// or an Invalid Date) is `STORE_CORRUPT` to list, and verification fails naming it.
+#[test]
+fn audit_rows_written_behind_the_store_s_back_are_refused_as_the_postgres_store_refuses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let store = open(&path).unwrap();
+    store.put_role("ops", &["api:*".into()], None).unwrap();
+    let (_, secret) = seed(&store);
+    common::audit_rows_keygate_never_writes_are_damage(&store, "audit", |sql| sql_on(&path, sql));
+    common::an_audit_row_past_the_head_refuses_writes(&store, &secret, "audit", |sql| sql_on(&path, sql));
+    store.close().unwrap();
+}
+
 /// What another writer does: statements in one transaction, straight to the file.
 fn write_directly(path: &std::path::Path, statements: &[(&str, Vec<rusqlite::types::Value>)]) {
     let mut db = rusqlite::Connection::open(path).unwrap();
@@ -342,6 +376,14 @@ fn a_row_it_cannot_load_makes_open_store_corrupt_and_leaves_the_file_byte_for_by
             vec![("INSERT OR REPLACE INTO meta (name, value) VALUES ('max_lifetime_days', '0')", vec![])],
         ),
         ("an audit head behind its entries", vec![("UPDATE meta SET value = '0' WHERE name = 'audit_seq'", vec![])]),
+        (
+            "an audit entry past its head",
+            vec![(
+                "INSERT INTO audit SELECT seq + 1, at, actor, action, key_id, user_id, detail, hash FROM audit
+                 WHERE seq = (SELECT max(seq) FROM audit)",
+                vec![],
+            )],
+        ),
         // The next entry would be numbered past MAX_AUDIT_SEQ: every write was STORE_IO.
         (
             "an audit head that leaves no room for the next entry",

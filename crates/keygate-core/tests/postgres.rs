@@ -468,6 +468,72 @@ fn a_meta_row_keygate_never_writes_is_refused_and_nothing_is_written() {
     assert_eq!(db.sql("SELECT version FROM keygate_meta").trim(), "9223372036854775807");
 }
 
+/// Every table's rows, as one digest: whether anything changed.
+const FINGERPRINT: &str = "SELECT md5(string_agg(x, '|' ORDER BY x)) FROM (
+     SELECT 'meta ' || row_to_json(t)::text AS x FROM keygate_meta t UNION ALL SELECT 'audit ' || row_to_json(t)::text FROM keygate_audit t
+     UNION ALL SELECT 'keys ' || row_to_json(t)::text FROM keygate_keys t UNION ALL SELECT 'users ' || row_to_json(t)::text FROM keygate_users t
+     UNION ALL SELECT 'roles ' || row_to_json(t)::text FROM keygate_roles t UNION ALL SELECT 'changes ' || row_to_json(t)::text FROM keygate_changes t) s";
+
+/// Audit rows written behind keygate's back, as the SQLite store takes them. An entry past the
+/// recorded head (added by hand, or by a restore of tables from different moments), or a head
+/// no write can extend: refused at open, nothing in the database changed (it used to open, and
+/// every admin write then failed as a duplicate key, `STORE_IO`); added by another host while
+/// the store is open: its writes are refused with `STORE_CORRUPT`, nothing written. A row
+/// numbered below 1 or at a time no Date holds (listed as 18446744073709552000, or an Invalid
+/// Date): `STORE_CORRUPT` to list, and verification fails naming it.
+#[test]
+fn audit_rows_written_behind_the_store_s_back_are_refused_as_the_sqlite_store_refuses_them() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    store.put_role("ops", &["api:*".into()], None).unwrap();
+    let (_, secret) = seed(&store);
+    store.close().unwrap();
+    let past_the_head =
+        "INSERT INTO keygate_audit SELECT seq + 1, at, actor, action, key_id, user_id, detail, hash FROM keygate_audit WHERE seq = 3";
+    for (damage, named, undo) in [
+        (past_the_head, "its audit trail has entries (up to 4) beyond its recorded head (3)", "DELETE FROM keygate_audit WHERE seq = 4"),
+        (
+            "UPDATE keygate_meta SET audit_seq = 0",
+            "its audit trail has entries (up to 3) beyond its recorded head (0)",
+            "UPDATE keygate_meta SET audit_seq = 3",
+        ),
+        (
+            "UPDATE keygate_meta SET audit_seq = -1",
+            "its recorded audit head is not a valid sequence number",
+            "UPDATE keygate_meta SET audit_seq = 3",
+        ),
+        (
+            "UPDATE keygate_meta SET audit_seq = 9223372036854775806",
+            "its recorded audit head is not a valid sequence number",
+            "UPDATE keygate_meta SET audit_seq = 3",
+        ),
+        (
+            "UPDATE keygate_meta SET audit_hash = 'zz', audit_seq = 3",
+            "its recorded audit hash is not 64 hex digits",
+            "UPDATE keygate_meta SET audit_hash = encode((SELECT hash FROM keygate_audit WHERE seq = 3), 'hex')",
+        ),
+    ] {
+        db.sql(damage);
+        let before = db.sql(FINGERPRINT);
+        let error = open(&db.url()).err().unwrap_or_else(|| panic!("{damage}: the store opened"));
+        assert_eq!(error.code, ErrorCode::StoreCorrupt, "{damage}: {}", error.message);
+        assert!(error.message.contains(named), "{damage}: {}", error.message);
+        assert_eq!(db.sql(FINGERPRINT), before, "{damage}: the database changed");
+        db.sql(undo);
+    }
+
+    let store = open(&db.url()).unwrap();
+    common::audit_rows_keygate_never_writes_are_damage(&store, "keygate_audit", |sql| db.sql(sql));
+    let version = db.sql("SELECT version FROM keygate_meta");
+    common::an_audit_row_past_the_head_refuses_writes(&store, &secret, "keygate_audit", |sql| {
+        if sql.starts_with("DELETE") {
+            assert_eq!(db.sql("SELECT version FROM keygate_meta"), version, "nothing written");
+        }
+        db.sql(sql)
+    });
+    store.close().unwrap();
+}
+
 /// Tables whose constraints were dropped (a bad migration, a data-only restore into tables made
 /// by hand) holding one key twice: a revoked key's digest under another, active key, or one id
 /// in two rows. The store used to open and a check found whichever row it came to first.

@@ -4,17 +4,28 @@
 
 use tokio_postgres::{Client, Row};
 
+use super::codec::corrupt;
 use super::Net;
-use crate::audit::{hash_from_hex, hash_to_hex, verify, AuditDraft, AuditEntry, AuditQuery, AuditReport, GENESIS};
+use crate::audit::{
+    extendable_head, hash_from_hex, hash_to_hex, stored_entry, verify_stored, AuditDraft, AuditEntry, AuditQuery, AuditReport, Damaged,
+    GENESIS,
+};
 use crate::error::Result;
 use crate::store::AuditAction;
 
 const COLUMNS: &str = "seq, at, actor, action, key_id, user_id, detail, hash";
 
-/// The recorded head (last entry's number and hash); an unreadable hash counts
-/// as the start of the chain (verification reports the disagreement).
+/// The recorded head (last entry's number and hash), as verification reads it: an
+/// unreadable value counts as the start of the chain (verification reports the disagreement).
 pub(super) fn head(seq: i64, hash: &str) -> (u64, [u8; 32]) {
     (u64::try_from(seq).unwrap_or(0), hash_from_hex(hash).unwrap_or(GENESIS))
+}
+
+/// The recorded head as a write extends it, judged with `last`, the last stored entry's
+/// number (`None`: no entry) — before the store is opened and under each write's lock
+/// ([`extendable_head`]): `STORE_CORRUPT` otherwise, naming the numbers.
+pub(super) fn extendable(seq: i64, hash: &str, last: Option<i64>) -> Result<(u64, [u8; 32])> {
+    extendable_head(u64::try_from(seq).ok(), hash_from_hex(hash), last.unwrap_or(0)).map_err(corrupt)
 }
 
 /// Seals drafts on from `head`; returns the entries and the new head.
@@ -39,23 +50,20 @@ pub(super) fn head_hex(hash: &[u8; 32]) -> String {
     hash_to_hex(hash)
 }
 
-fn entry(row: &Row) -> AuditEntry {
-    let detail: String = row.try_get(6).unwrap_or_default();
-    let hash: Vec<u8> = row.try_get(7).unwrap_or_default();
-    AuditEntry {
-        seq: row.try_get::<_, i64>(0).map_or(0, |seq| u64::try_from(seq).unwrap_or(0)),
-        at: row.try_get(1).unwrap_or(0),
-        actor: row.try_get(2).unwrap_or(None),
-        action: row.try_get(3).unwrap_or_default(),
-        key_id: row.try_get(4).unwrap_or(None),
-        user_id: row.try_get(5).unwrap_or(None),
-        // An unparsable detail is kept as text so that verification reports it.
-        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
-        hash: hash.try_into().unwrap_or([0; 32]),
-    }
+/// One audit row (`COLUMNS`): an entry, or (inside) a number or time keygate never writes;
+/// the error is a value of another type than keygate writes (a column changed by hand).
+fn entry(r: &Row) -> std::result::Result<std::result::Result<AuditEntry, Damaged>, tokio_postgres::Error> {
+    let stored = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?, r.try_get(5)?, r.try_get(6)?, r.try_get(7)?);
+    Ok(stored_entry(stored))
 }
 
-/// The entries matching `query`, newest first.
+/// The error of a row whose values are not of the types keygate writes.
+fn unreadable(e: tokio_postgres::Error) -> crate::error::Error {
+    corrupt(format!("an audit row: {e}"))
+}
+
+/// The entries matching `query`, newest first. A row keygate cannot read, or one whose
+/// number or time it never writes, is `STORE_CORRUPT` (as in the SQLite store).
 pub(super) fn select(net: &Net, client: &Client, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
     // `lower` under the "C" collation changes ASCII letters only, as SQLite's and the in-memory
     // store's do (the database's own collation would change `Ü` too).
@@ -81,7 +89,7 @@ pub(super) fn select(net: &Net, client: &Client, query: &AuditQuery) -> Result<V
         sql.as_str(),
         &[&query.key_id, &query.user_id, &query.since, &limit, &query.until, &action, &query.actor],
         |row| {
-            entries.push(entry(row));
+            entries.push(entry(row).map_err(unreadable)?.map_err(|damaged| corrupt(damaged.describe()))?);
             Ok(())
         },
     )?;
@@ -95,19 +103,25 @@ pub(super) fn verify_all(net: &Net, client: &Client) -> Result<AuditReport> {
         let meta =
             net.run("reading the audit trail of", client.query_one("SELECT audit_seq, audit_hash FROM keygate_meta WHERE id = 1", &[]))?;
         let recorded = head(meta.try_get(0).unwrap_or(0), &meta.try_get::<_, String>(1).unwrap_or_default());
-        // Streamed, as `select` is: a trail of any length verifies.
-        let mut entries = Vec::new();
+        // Streamed, as `select` is: a trail of any length verifies. A row keygate cannot read,
+        // or whose number or time it never writes, is damage in its place in the chain, as in
+        // the SQLite store (`verify_stored`).
+        let mut rows = Vec::new();
         net.for_each_row(
             "reading the audit trail of",
             client,
             format!("SELECT {COLUMNS} FROM keygate_audit ORDER BY seq").as_str(),
             &[],
             |row| {
-                entries.push(entry(row));
+                let read = match entry(row) {
+                    Ok(read) => read,
+                    Err(_) => Err(Damaged::unreadable(row.try_get(0).map_err(unreadable)?)),
+                };
+                rows.push(read);
                 Ok(())
             },
         )?;
-        Ok(verify(entries.iter(), Some(recorded), None))
+        Ok(verify_stored(rows, recorded))
     })();
     let _ = net.run("reading the audit trail of", client.batch_execute("COMMIT"));
     read

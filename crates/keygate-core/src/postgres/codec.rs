@@ -14,11 +14,8 @@ pub(super) fn corrupt(what: impl std::fmt::Display) -> Error {
     Error::new(ErrorCode::StoreCorrupt, format!("the PostgreSQL store holds data keygate cannot load: {what}"))
 }
 
-/// The instants JavaScript's Date can hold (±8.64e15 ms): keygate never writes others.
-const MAX_DATE_MS: i64 = 8_640_000_000_000_000;
-
 fn instant(what: &str, ms: i64) -> Result<i64> {
-    if ms.unsigned_abs() > MAX_DATE_MS as u64 {
+    if !crate::time::is_date(ms) {
         return Err(corrupt(format!("a key's {what} ({ms}) is not a representable date")));
     }
     Ok(ms)

@@ -261,8 +261,13 @@ macro_rules! epoch_sql {
 }
 pub(super) use epoch_sql;
 
-const LOCK_META: &str =
-    concat!("SELECT ", epoch_sql!(), ", m.version, m.audit_seq, m.audit_hash, m.mark FROM keygate_meta m WHERE m.id = 1 FOR UPDATE OF m");
+/// The meta row locked, with the last audit entry's number: a head the write cannot extend
+/// (entries added past it behind keygate's back, by another host) is refused before anything is written.
+const LOCK_META: &str = concat!(
+    "SELECT ",
+    epoch_sql!(),
+    ", m.version, m.audit_seq, m.audit_hash, m.mark, (SELECT max(seq) FROM keygate_audit) FROM keygate_meta m WHERE m.id = 1 FOR UPDATE OF m"
+);
 /// A page of the change rows after a version, up to another, in version order.
 const CHANGES_PAGE: &str =
     "SELECT version, mark, changes FROM keygate_changes WHERE version > $1 AND version <= $2 ORDER BY version LIMIT $3";
@@ -571,10 +576,13 @@ impl PgBackend {
                     row.try_get(2)?,
                     row.try_get::<_, String>(3)?,
                     row.try_get::<_, String>(4)?,
+                    row.try_get::<_, Option<i64>>(5)?,
                 ))
             })();
-            let (epoch, version, seq, hash, mark) = read.map_err(|e| codec::corrupt(format!("its keygate_meta row: {e}")))?;
-            w.locked = Some(Locked { owner: std::thread::current().id(), epoch, version, mark, audit_head: audit::head(seq, &hash) });
+            let (epoch, version, seq, hash, mark, last) = read.map_err(|e| codec::corrupt(format!("its keygate_meta row: {e}")))?;
+            // Refused, the call fails and the connection is dropped: the server ends the transaction.
+            let audit_head = audit::extendable(seq, &hash, last)?;
+            w.locked = Some(Locked { owner: std::thread::current().id(), epoch, version, mark, audit_head });
             Ok(())
         })
     }

@@ -5,7 +5,7 @@
 use tokio_postgres::Client;
 
 use super::codec::{corrupt, key_row, role_record, user_record, KEY_COLUMNS};
-use super::{epoch_sql, Net, Position};
+use super::{audit, epoch_sql, Net, Position};
 use crate::error::{Error, ErrorCode, Result};
 use crate::registry::{Change, Registry};
 use crate::secret::{random_bytes, Prefix};
@@ -152,7 +152,11 @@ fn ensure_in_transaction(net: &Net, client: &Client, wanted_prefix: Option<&str>
     let row = net
         .run(
             "reading the schema of",
-            client.query_opt("SELECT schema_version, key_prefix, max_lifetime_days FROM keygate_meta WHERE id = 1", &[]),
+            client.query_opt(
+                "SELECT schema_version, key_prefix, max_lifetime_days, audit_seq, audit_hash, (SELECT max(seq) FROM keygate_audit)
+                 FROM keygate_meta WHERE id = 1",
+                &[],
+            ),
         )?
         .ok_or_else(|| corrupt("its keygate_meta row is missing"))?;
     let version: i32 = row.try_get(0).map_err(|e| corrupt(format!("its schema version: {e}")))?;
@@ -162,6 +166,11 @@ fn ensure_in_transaction(net: &Net, client: &Client, wanted_prefix: Option<&str>
     if version < 1 {
         return Err(corrupt(format!("its schema version {version} is not one keygate writes (1 to {SCHEMA_VERSION})")));
     }
+    // A head the next write cannot extend is refused before anything is written (as the SQLite
+    // store refuses one): entries past it would make every write collide with one of them.
+    let audit_head = (|| Ok::<_, tokio_postgres::Error>((row.try_get(3)?, row.try_get::<_, String>(4)?, row.try_get(5)?)))();
+    let (seq, hash, last) = audit_head.map_err(|e| corrupt(format!("its recorded audit head: {e}")))?;
+    audit::extendable(seq, &hash, last)?;
     if version == 1 {
         net.run("upgrading the schema of", client.batch_execute(MIGRATE_1_TO_2))?;
     }

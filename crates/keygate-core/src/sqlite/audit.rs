@@ -9,12 +9,12 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{corrupt, read_error};
-use crate::audit::{hash_from_hex, hash_to_hex, verify, AuditDraft, AuditEntry, AuditQuery, AuditReport, GENESIS};
+use crate::audit::{
+    extendable_head, hash_from_hex, hash_to_hex, stored_entry, verify_stored, AuditDraft, AuditEntry, AuditQuery, AuditReport, Damaged,
+    GENESIS, MAX_AUDIT_SEQ,
+};
 use crate::error::Result;
 use crate::store::AuditAction;
-
-/// Largest audit sequence number a store may hold: SQLite integers are i64.
-const MAX_AUDIT_SEQ: u64 = i64::MAX as u64 - 1;
 
 /// A value of the audit head as recorded in `meta`.
 enum Recorded<T> {
@@ -34,7 +34,7 @@ impl<T> Recorded<T> {
 }
 
 /// The recorded audit head, read once and judged by two policies: [`Head::or_genesis`]
-/// for writing and verifying, [`Head::check`] before a store is opened.
+/// for writing and verifying, [`Head::check`] before a store is opened and before each write.
 pub(super) struct Head {
     seq: Recorded<u64>,
     hash: Recorded<[u8; 32]>,
@@ -66,27 +66,23 @@ impl Head {
         (seq, hash)
     }
 
-    /// Strict: the head must be one the next write can extend — a number no
-    /// smaller than the last entry's (smaller, the next entry would collide with a
-    /// kept one) and far from overflowing, and a hash in hex. A head ahead of the
-    /// entries is a removed tail, which `verifyAudit` reports; the store still opens.
+    /// Strict: the head must be one the next write can extend ([`extendable_head`]: a
+    /// missing value is the start of the chain, an unreadable one is not).
     pub(super) fn check(&self, path: &Path, conn: &Connection) -> Result<()> {
         let seq = match self.seq {
-            Recorded::Missing => 0,
-            // `append` numbers the next entry seq + 1, which must not pass MAX_AUDIT_SEQ.
-            Recorded::Valid(seq) if seq < MAX_AUDIT_SEQ => seq,
-            Recorded::Valid(_) | Recorded::Invalid => return Err(corrupt(path, "its recorded audit head is not a valid sequence number")),
+            Recorded::Missing => Some(0),
+            Recorded::Valid(seq) => Some(seq),
+            Recorded::Invalid => None,
         };
-        if let Recorded::Invalid = self.hash {
-            return Err(corrupt(path, "its recorded audit hash is not 64 hex digits"));
-        }
+        let hash = match self.hash {
+            Recorded::Missing => Some(GENESIS),
+            Recorded::Valid(hash) => Some(hash),
+            Recorded::Invalid => None,
+        };
         let last: i64 = conn
             .query_row("SELECT coalesce(max(seq), 0) FROM audit", [], |r| r.get(0))
             .map_err(|e| read_error(path, "reading the audit head of", e))?;
-        if u64::try_from(last).map_or(true, |last| last > seq) {
-            return Err(corrupt(path, format!("its audit trail has entries (up to {last}) beyond its recorded head ({seq})")));
-        }
-        Ok(())
+        extendable_head(seq, hash, last).map(drop).map_err(|problem| corrupt(path, problem))
     }
 }
 
@@ -168,66 +164,52 @@ pub(super) fn import(conn: &Connection, entries: &[AuditEntry]) -> rusqlite::Res
     }
 }
 
-/// One audit row (`seq, at, actor, action, key_id, user_id, detail, hash`).
-fn read_audit(row: &Row) -> rusqlite::Result<AuditEntry> {
-    let detail: String = row.get(6)?;
-    let hash: Vec<u8> = row.get(7)?;
-    Ok(AuditEntry {
-        seq: row.get::<_, i64>(0)? as u64,
-        at: row.get(1)?,
-        actor: row.get(2)?,
-        action: row.get(3)?,
-        key_id: row.get(4)?,
-        user_id: row.get(5)?,
-        // An unparsable detail is kept as text so that verification reports it.
-        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
-        hash: hash.try_into().unwrap_or([0; 32]),
-    })
+/// One audit row (`seq, at, actor, action, key_id, user_id, detail, hash`): an entry, or
+/// (inside) a number or time keygate never writes.
+fn read_audit(row: &Row) -> rusqlite::Result<std::result::Result<AuditEntry, Damaged>> {
+    Ok(stored_entry((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?)))
 }
 
 /// One audit row to verify: a row holding a value keygate cannot read (of another type,
-/// invalid UTF-8: written behind its back) is an altered entry, in its place in the chain —
-/// its hash stands for none that any content seals to — not an error ending the verification.
-fn read_to_verify(row: &Row) -> rusqlite::Result<AuditEntry> {
+/// invalid UTF-8: written behind its back), or a number or time it never writes, is damage
+/// in its place in the chain ([`verify_stored`]), not an error ending the verification.
+fn read_to_verify(row: &Row) -> rusqlite::Result<std::result::Result<AuditEntry, Damaged>> {
     match read_audit(row) {
         Err(
             rusqlite::Error::InvalidColumnType(..)
             | rusqlite::Error::FromSqlConversionFailure(..)
             | rusqlite::Error::IntegralValueOutOfRange(..)
             | rusqlite::Error::Utf8Error(..),
-        ) => Ok(AuditEntry {
-            seq: row.get::<_, i64>(0)? as u64,
-            at: 0,
-            actor: None,
-            action: String::new(),
-            key_id: None,
-            user_id: None,
-            detail: serde_json::Value::Null,
-            hash: [0; 32],
-        }),
+        ) => Ok(Err(Damaged::unreadable(row.get(0)?))),
         read => read,
     }
 }
 
-/// The entries matching `query`, newest first.
-pub(super) fn select(conn: &Connection, query: &AuditQuery) -> rusqlite::Result<Vec<AuditEntry>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, at, actor, action, key_id, user_id, detail, hash FROM audit
+/// The entries matching `query`, newest first. A row keygate cannot read, or one whose
+/// number or time it never writes, is `STORE_CORRUPT`.
+pub(super) fn select(path: &Path, conn: &Connection, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+    let read = |e| read_error(path, "reading the audit trail of", e);
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT seq, at, actor, action, key_id, user_id, detail, hash FROM audit
          WHERE (?1 IS NULL OR key_id = ?1) AND (?2 IS NULL OR user_id = ?2) AND (?3 IS NULL OR at >= ?3)
            AND (?5 IS NULL OR at <= ?5) AND (?6 IS NULL OR action = ?6)
            AND (?7 IS NULL OR instr(lower(actor), lower(?7)) > 0)
          ORDER BY seq DESC LIMIT ?4",
-    )?;
+        )
+        .map_err(read)?;
     let limit = query.limit.unwrap_or(100) as i64;
     let action = query.action.map(AuditAction::as_str);
-    let entries = stmt.query_map(params![query.key_id, query.user_id, query.since, limit, query.until, action, query.actor], read_audit)?;
-    entries.collect()
+    let entries = stmt
+        .query_map(params![query.key_id, query.user_id, query.since, limit, query.until, action, query.actor], read_audit)
+        .map_err(read)?;
+    entries.map(|entry| entry.map_err(read)?.map_err(|damaged| corrupt(path, damaged.describe()))).collect()
 }
 
 /// Verifies the whole chain against the recorded head (inside a read transaction).
 pub(super) fn verify_all(conn: &Connection) -> rusqlite::Result<AuditReport> {
     let head = Head::read(conn)?.or_genesis();
     let mut stmt = conn.prepare("SELECT seq, at, actor, action, key_id, user_id, detail, hash FROM audit ORDER BY seq")?;
-    let entries: Vec<AuditEntry> = stmt.query_map([], read_to_verify)?.collect::<rusqlite::Result<_>>()?;
-    Ok(verify(entries.iter(), Some(head), None))
+    let rows: Vec<_> = stmt.query_map([], read_to_verify)?.collect::<rusqlite::Result<_>>()?;
+    Ok(verify_stored(rows, head))
 }

@@ -199,10 +199,19 @@ fn end_open_transaction(conn: &Connection) {
 }
 
 impl Backend for SqliteBackend {
+    /// Takes the write lock, then refuses (`STORE_CORRUPT`, nothing written) a store whose
+    /// audit head the write could not extend, as open does: entries another process added past
+    /// it behind keygate's back would collide with the next one.
     fn begin(&self) -> Result<()> {
         self.with_db(|db| {
             end_open_transaction(&db.conn);
-            db.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| store_error(&self.path, "locking", e))
+            db.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| store_error(&self.path, "locking", e))?;
+            let head = audit::Head::read(&db.conn).map_err(|e| read_error(&self.path, "reading the audit head of", e));
+            let checked = head.and_then(|head| head.check(&self.path, &db.conn));
+            if checked.is_err() {
+                let _ = db.conn.execute_batch("ROLLBACK");
+            }
+            checked
         })
     }
 
@@ -254,7 +263,7 @@ impl Backend for SqliteBackend {
     // read there would see its uncommitted rows, or fail to BEGIN inside it.
     // A row of the wrong type (written behind keygate's back) is STORE_CORRUPT, as at open.
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        self.with_aux(|conn| audit::select(conn, query).map_err(|e| read_error(&self.path, "reading the audit trail of", e)))
+        self.with_aux(|conn| audit::select(&self.path, conn, query))
     }
 
     fn verify_audit(&self) -> Result<AuditReport> {

@@ -49,11 +49,8 @@ pub(super) fn stored_name(path: &Path, what: &str, name: &str) -> Result<()> {
     check_name_shape(what, name).map_err(|e| corrupt(path, e.message))
 }
 
-/// The instants JavaScript's Date can hold (±8.64e15 ms): keygate never writes others.
-const MAX_DATE_MS: i64 = 8_640_000_000_000_000;
-
 fn stored_instant(path: &Path, what: &str, ms: i64) -> Result<i64> {
-    if ms.unsigned_abs() > MAX_DATE_MS as u64 {
+    if !crate::time::is_date(ms) {
         return Err(corrupt(path, format!("a key's {what} ({ms}) is not a representable date")));
     }
     Ok(ms)

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::time::{Duration, Instant};
 
-use keygate_core::{Call, ErrorCode, KeyStore, NewKey, Reason, UserInput};
+use keygate_core::{AuditQuery, Call, ErrorCode, KeyStore, NewKey, Reason, UserInput};
 
 /// 200 admin calls refused (an unknown role) and 200 written, on this thread, while
 /// another thread reads and verifies the audit trail without pause: every read must
@@ -130,4 +130,97 @@ pub fn slowest_health_over(store: &KeyStore, over: Duration) -> Duration {
         std::thread::sleep(Duration::from_millis(20));
     }
     slowest
+}
+
+/// A check of the key `seed_with` made (its rules `session:*`, maybe an IP range holding 10.1.2.3).
+fn seeded_check(store: &KeyStore, secret: &str) -> Reason {
+    store.check(Call { secret: secret.as_bytes(), service: b"session", api: b"userLogon", ip: Some(b"10.1.2.3") }).reason
+}
+
+/// An open store (holding `secret`'s key) whose audit table, `table`, another host or process
+/// gives an entry past the recorded head behind keygate's back (`run`: SQL on the store's
+/// database, answering the first column of the first row). Every write would collide with it:
+/// admin calls are refused with `STORE_CORRUPT` naming both numbers, nothing written, while
+/// checks go on (the keys are not in doubt) and verification fails at the entry; once the
+/// row is gone, writes go on. The same in both stores.
+pub fn an_audit_row_past_the_head_refuses_writes(store: &KeyStore, secret: &str, table: &str, run: impl Fn(&str) -> String) {
+    let head = store.audit(&AuditQuery { limit: Some(1), ..Default::default() }).unwrap()[0].seq;
+    let next = head + 1;
+    run(&format!(
+        "INSERT INTO {table} (seq, at, actor, action, key_id, user_id, detail, hash)
+         SELECT seq + 1, at, actor, action, key_id, user_id, detail, hash FROM {table} WHERE seq = {head}"
+    ));
+    for _ in 0..2 {
+        let refused = store.put_user(&UserInput { id: "late".into(), ..Default::default() }, Some("alice")).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::StoreCorrupt, "{}", refused.message);
+        let named = format!("its audit trail has entries (up to {next}) beyond its recorded head ({head})");
+        assert!(refused.message.contains(&named), "{}", refused.message);
+    }
+    assert!(store.get_user("late").unwrap().is_none(), "nothing applied");
+    assert_eq!(run(&format!("SELECT count(*) FROM {table}")), next.to_string(), "nothing written");
+    assert_eq!(seeded_check(store, secret), Reason::Allowed);
+    let report = store.verify_audit().unwrap();
+    assert_eq!((report.ok, report.first_bad_seq), (false, Some(next)), "{report:?}");
+
+    run(&format!("DELETE FROM {table} WHERE seq = {next}"));
+    store.put_user(&UserInput { id: "late".into(), ..Default::default() }, Some("alice")).unwrap();
+    let report = store.verify_audit().unwrap();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.entries, next);
+}
+
+/// Audit rows of a store (at least three entries, in `table`) edited behind keygate's back
+/// (`run`, as above) to a number or a time keygate never writes: numbered below 1, or at an
+/// instant JavaScript's Date cannot hold (it would be listed as an Invalid Date, and a
+/// negative number as 18446744073709552000). Each is damage: listing it is `STORE_CORRUPT`
+/// naming it (entries around it still list), and verification fails naming it. The same in
+/// both stores.
+pub fn audit_rows_keygate_never_writes_are_damage(store: &KeyStore, table: &str, run: impl Fn(&str) -> String) {
+    let all = AuditQuery { limit: Some(1_000), ..Default::default() };
+    let newest = AuditQuery { limit: Some(1), ..Default::default() };
+    let at = run(&format!("SELECT at FROM {table} WHERE seq = 2"));
+    let out_of_range = |at: &str| {
+        (
+            format!("UPDATE {table} SET at = {at} WHERE seq = 2"),
+            format!("audit entry 2's time ({at}) is not a representable date"),
+            (Some(2), format!("entry 2 was altered: its time ({at}) is not a representable date")),
+        )
+    };
+    let numbered = |seq: i64| {
+        (
+            format!("UPDATE {table} SET seq = {seq} WHERE seq = 2"),
+            format!("an audit entry is numbered {seq} (keygate numbers entries from 1)"),
+            (Some(1), format!("an entry is numbered {seq}, before entry 1 (keygate numbers entries from 1)")),
+        )
+    };
+    for (damage, listed, (first_bad_seq, problem)) in [
+        out_of_range("9000000000000000000"),
+        out_of_range("8640000000000001"),
+        out_of_range("-8640000000000001"),
+        numbered(-2),
+        numbered(0),
+    ] {
+        run(&damage);
+        let error = store.audit(&all).unwrap_err();
+        assert_eq!(error.code, ErrorCode::StoreCorrupt, "{damage}: {}", error.message);
+        assert!(error.message.contains(&listed), "{damage}: {}", error.message);
+        assert_eq!(store.audit(&newest).unwrap().len(), 1, "{damage}: the entries after it still list");
+        let report = store.verify_audit().unwrap();
+        assert_eq!(
+            (report.ok, report.first_bad_seq, report.problem.as_deref()),
+            (false, first_bad_seq, Some(problem.as_str())),
+            "{damage}"
+        );
+        run(&format!("UPDATE {table} SET seq = 2, at = {at} WHERE seq <= 2 AND seq <> 1"));
+        assert!(store.verify_audit().unwrap().ok, "{damage}: repaired");
+    }
+    // The last instant a Date holds is one keygate could have written: listed (the entry was altered all the same).
+    run(&format!("UPDATE {table} SET at = 8640000000000000 WHERE seq = 2"));
+    let listed = store.audit(&all).unwrap();
+    assert_eq!(listed.iter().find(|e| e.seq == 2).map(|e| e.at), Some(8_640_000_000_000_000));
+    let report = store.verify_audit().unwrap();
+    assert_eq!((report.ok, report.first_bad_seq), (false, Some(2)), "{report:?}");
+    run(&format!("UPDATE {table} SET at = {at} WHERE seq = 2"));
+    assert_eq!(store.audit(&all).unwrap().len(), 3);
+    assert!(store.verify_audit().unwrap().ok);
 }
