@@ -583,9 +583,7 @@ async function missOnly(results, names, pool, oracle, NOW, addonInfo) {
     textTable(['measure', 'keygate', 'min–max', 'ratio', 'target', 'result'], rows),
     '',
     markdownTable(['measure', 'keygate', 'min–max', 'ratio', 'target', 'result'], rows),
-    '',
-    'wide, for information: what every check pays before deciding (see bench/miss.mjs)',
-    textTable(['measure', 'time', 'min–max', 'ratio (passes)'], wideFloorRows(results.miss.wide)),
+    ...wideFloorLines(results.miss.wide),
   )
   process.stdout.write(`${out.join('\n')}\n`)
   results.failures = failures
@@ -595,21 +593,23 @@ async function missOnly(results, names, pool, oracle, NOW, addonInfo) {
 }
 
 /**
- * Wide's information rows: the core's check without the memo, and the floor under it (the same
- * crossing reading the three strings, and that plus finding the key), each over hashed JS.
+ * Wide's information table, with its heading: the core's check without the memo, and the floor
+ * under it (the same crossing reading the three strings, and that plus finding the key), each
+ * over hashed JS.
  */
-function wideFloorRows(wide) {
+function wideFloorLines(wide) {
   const ratio = (name) => {
     const r = wide.floorRatio?.[name]
     return r ? `${fmtRatio(r.median)} (${fmtRatio(r.min)}–${fmtRatio(r.max)})` : fmtRatio(wide[name].median / wide.hashed.median)
   }
-  return [
+  const rows = [
     ['keygate core (no memo) / hashed JS', 'core'],
     ['floor: the call reading the three strings / hashed JS', 'floor-read'],
     ['floor: + the check begun and the key found / hashed JS', 'floor-find'],
   ]
     .filter(([, name]) => wide[name])
     .map(([label, name]) => [label, fmtNs(wide[name].median), `${fmtNs(wide[name].min)}–${fmtNs(wide[name].max)}`, ratio(name)])
+  return ['', 'wide, for information: what every check pays before deciding (see bench/miss.mjs)', textTable(['measure', 'time', 'min–max', 'ratio (passes)'], rows)]
 }
 
 /** The issue-14 targets, from results.workloads.cold, results.miss and results.memory. */
@@ -1101,11 +1101,7 @@ function report(results, names) {
   out.push('', 'targets', textTable(['ratio', 'value', 'target', 'result'], ratioRows))
   const missRows = miss.map((r) => [r.name, r.figure, r.spread, r.ratio, r.target, r.pass ? 'PASS' : 'FAIL'])
   out.push('', 'what the memo cannot answer (issue 14)', textTable(['measure', 'keygate', 'min–max', 'ratio', 'target', 'result'], missRows))
-  out.push(
-    '',
-    'wide, for information: what every check pays before deciding',
-    textTable(['measure', 'time', 'min–max', 'ratio (passes)'], wideFloorRows(results.miss.wide)),
-  )
+  out.push(...wideFloorLines(results.miss.wide))
   out.push('', 'other ratios (information)', textTable(['ratio', 'value'], infoRows))
   out.push(
     '',

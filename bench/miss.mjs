@@ -153,7 +153,7 @@ export function timeExactRules({ rounds }) {
 // wide: one child process per implementation, their passes taken by turns.
 
 const WIDE_NAMES = ['keygate', 'core', 'hashed', 'floor-read', 'floor-find']
-/** The floor children (information): what the answer of each is checked against instead of the queries' (see `KeygateFloorPeer`). */
+/** The floor children (information): whether each finds the key, which its answers are also checked against instead of the queries' (see `KeygateFloorPeer`). */
 const FLOOR_FINDS = { 'floor-read': false, 'floor-find': true }
 
 /**
@@ -281,14 +281,7 @@ async function childWide(name, quick) {
   const specs = keySpecs('wide-keys', keys, pool, now)
   const queries = oneQueryPerKey('wide-queries', specs, new Oracle(), now)
   const floor = Object.hasOwn(FLOOR_FINDS, name)
-  const peer =
-    name === 'keygate'
-      ? new KeygatePeer()
-      : name === 'core'
-        ? new KeygateCorePeer()
-        : floor
-          ? new KeygateFloorPeer(name === 'floor-read' ? 'read' : 'find')
-          : new HashedPeer()
+  const peer = name === 'keygate' ? new KeygatePeer() : name === 'core' ? new KeygateCorePeer() : floor ? new KeygateFloorPeer(FLOOR_FINDS[name]) : new HashedPeer()
   for (const role of ROLES) peer.putRole(role.name, role.rights)
   for (const user of USERS) peer.putUser({ id: user.id, status: user.status, rights: user.rights, roles: user.roles })
   // Each issues its own secrets (the peer's are of keygate's shape).

@@ -387,15 +387,15 @@ export class KeygateCorePeer {
 
 /**
  * The floor under the wide check (information, not an implementation): the bound check's
- * napi crossing with its three strings read and no decision (`read`), or that plus the check
- * begun and the key found by its secret (`find`: read lock, clock, hint index, SHA-256,
- * digest compared). Binding functions for the benchmark only. `isAllowed` is true when
- * the key was found (`find`), false always (`read`), so the wide checksum still checks them.
+ * napi crossing with its three strings read and no decision, or (`findsKey`) that plus the
+ * check begun and the key found by its secret (read lock, clock, hint index, SHA-256, digest
+ * compared). Binding functions for the benchmark only. `isAllowed` is true when the key was
+ * found, so the wide checksum still checks them (always false without `findsKey`).
  */
 export class KeygateFloorPeer extends KeygateCorePeer {
-  constructor(depth) {
+  constructor(findsKey) {
     super()
-    const bind = depth === 'read' ? native.bindReadFloorForBench : native.bindFindFloorForBench
+    const bind = findsKey ? native.bindFindFloorForBench : native.bindReadFloorForBench
     this.floor = bind(this.handle)
   }
 

@@ -3,7 +3,7 @@
 use chrono::{DateTime, SecondsFormat};
 
 /// The instants JavaScript's Date can hold (±8.64e15 ms): keygate never writes others.
-pub(crate) const MAX_DATE_MS: i64 = 8_640_000_000_000_000;
+const MAX_DATE_MS: i64 = 8_640_000_000_000_000;
 
 /// Whether `ms` is an instant JavaScript's Date can hold.
 pub(crate) const fn is_date(ms: i64) -> bool {

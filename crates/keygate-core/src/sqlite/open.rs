@@ -89,8 +89,8 @@ impl KeyStore {
             Found::Empty => {
                 conn.execute_batch("BEGIN").map_err(|e| read_error(&path, "reading", e))?;
                 let loaded = load(&path, &conn).and_then(|registry| {
-                    let position = changes::latest(&conn).and_then(|latest| Ok((latest, audit::mark(&conn)?)));
-                    position.map(|(latest, mark)| (registry, latest, mark)).map_err(|e| read_error(&path, "reading", e))
+                    let (last_seen, audit_mark) = position(&conn).map_err(|e| read_error(&path, "reading", e))?;
+                    Ok((registry, last_seen, audit_mark))
                 });
                 end_open_transaction(&conn);
                 loaded?
@@ -146,12 +146,16 @@ fn inspect(path: &Path, conn: &Connection) -> Result<Found> {
             return Err(corrupt(path, format!("SQLite's check of its pages failed: {check}")));
         }
         let registry = load(path, conn)?;
-        let last_seen = changes::latest(conn).map_err(read)?;
-        let audit_mark = audit::mark(conn).map_err(read)?;
+        let (last_seen, audit_mark) = position(conn).map_err(read)?;
         Ok(Found::Store { registry: Box::new(registry), last_seen, audit_mark })
     })();
     end_open_transaction(conn);
     found
+}
+
+/// Where the state just loaded stands: the last change and the audit head (see `Db`).
+fn position(conn: &Connection) -> rusqlite::Result<(i64, audit::Mark)> {
+    Ok((changes::latest(conn)?, audit::mark(conn)?))
 }
 
 pub(super) fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
