@@ -8,7 +8,7 @@ use super::codec::corrupt;
 use super::Net;
 use crate::audit::{
     extendable_head, hash_from_hex, hash_to_hex, stored_entry, verify_stored, AuditDraft, AuditEntry, AuditQuery, AuditReport, Damaged,
-    GENESIS,
+    GENESIS, MAX_AUDIT_SEQ,
 };
 use crate::error::Result;
 use crate::store::AuditAction;
@@ -28,17 +28,25 @@ pub(super) fn extendable(seq: i64, hash: &str, last: Option<i64>) -> Result<(u64
     extendable_head(u64::try_from(seq).ok(), hash_from_hex(hash), last.unwrap_or(0)).map_err(corrupt)
 }
 
-/// Seals drafts on from `head`; returns the entries and the new head.
-pub(super) fn seal(head: (u64, [u8; 32]), drafts: Vec<AuditDraft>) -> (Vec<AuditEntry>, (u64, [u8; 32])) {
+/// An audit head: the last entry's number and hash.
+pub(super) type Head = (u64, [u8; 32]);
+
+/// Seals drafts on from `head`; returns the entries and the new head. `STORE_CORRUPT` when
+/// they would be numbered past [`MAX_AUDIT_SEQ`] (only a head set by hand stands that near
+/// it): refused, as SQLite refuses it, never numbered twice.
+pub(super) fn seal(head: Head, drafts: Vec<AuditDraft>) -> Result<(Vec<AuditEntry>, Head)> {
     let (mut seq, mut prev) = head;
     let mut entries = Vec::with_capacity(drafts.len());
     for draft in drafts {
-        seq = seq.saturating_add(1);
+        seq = seq
+            .checked_add(1)
+            .filter(|&next| next <= MAX_AUDIT_SEQ)
+            .ok_or_else(|| corrupt(format!("its audit trail has no entry number left after {seq}")))?;
         let entry = AuditEntry::seal(&prev, seq, draft);
         prev = entry.hash;
         entries.push(entry);
     }
-    (entries, (seq, prev))
+    Ok((entries, (seq, prev)))
 }
 
 pub(super) const INSERT: &str =
@@ -125,4 +133,34 @@ pub(super) fn verify_all(net: &Net, client: &Client) -> Result<AuditReport> {
     })();
     let _ = net.run("reading the audit trail of", client.batch_execute("COMMIT"));
     read
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    fn draft(action: &str) -> AuditDraft {
+        AuditDraft { at: 0, actor: None, action: action.into(), key_id: None, user_id: None, detail: serde_json::Value::Null }
+    }
+
+    #[test]
+    fn entries_are_numbered_on_from_the_head_and_chained() {
+        let (entries, head) = seal((0, GENESIS), vec![draft("a"), draft("b")]).unwrap();
+        assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(entries[1].hash, AuditEntry::seal(&entries[0].hash, 2, draft("b")).hash);
+        assert_eq!(head, (2, entries[1].hash));
+    }
+
+    #[test]
+    fn entries_past_the_last_number_are_refused_not_numbered_twice() {
+        let near = (MAX_AUDIT_SEQ - 1, GENESIS);
+        let (entries, head) = seal(near, vec![draft("last")]).unwrap();
+        assert_eq!((entries[0].seq, head.0), (MAX_AUDIT_SEQ, MAX_AUDIT_SEQ));
+        let error = seal(near, vec![draft("last"), draft("one too many")]).unwrap_err();
+        assert_eq!(error.code, ErrorCode::StoreCorrupt);
+        assert!(error.message.contains("no entry number left"), "{}", error.message);
+        assert!(seal((MAX_AUDIT_SEQ, GENESIS), vec![draft("x")]).is_err());
+        assert!(seal((u64::MAX, GENESIS), vec![draft("x")]).is_err());
+    }
 }

@@ -642,7 +642,7 @@ impl PgBackend {
         changes: &[Change],
         logged: Logged,
         max_lifetime_days: Option<u32>,
-        seal: impl FnOnce((u64, [u8; 32])) -> (Vec<AuditEntry>, (u64, [u8; 32])),
+        seal: impl FnOnce(audit::Head) -> Result<(Vec<AuditEntry>, audit::Head)>,
     ) -> Result<()> {
         let shared = &self.shared;
         shared.with_writer(|net, w| {
@@ -652,7 +652,7 @@ impl PgBackend {
                 .version
                 .checked_add(1)
                 .ok_or_else(|| codec::corrupt(format!("its version {} leaves no room for the next", locked.version)))?;
-            let (entries, (seq, hash)) = seal(locked.audit_head);
+            let (entries, (seq, hash)) = seal(locked.audit_head)?;
             let mut writes: Vec<(Statement, Vec<Param>)> = Vec::new();
             for change in changes {
                 for (sql, params) in statements(change) {
@@ -770,7 +770,7 @@ impl Backend for PgBackend {
     fn import(&self, changes: &[Change], entries: &[AuditEntry], max_lifetime_days: u32) -> Result<()> {
         // Sealed elsewhere: kept as they are, the last one the head.
         self.write(changes, Logged::Gap, Some(max_lifetime_days), |head| {
-            (entries.to_vec(), entries.last().map_or(head, |last| (last.seq, last.hash)))
+            Ok((entries.to_vec(), entries.last().map_or(head, |last| (last.seq, last.hash))))
         })
     }
 
