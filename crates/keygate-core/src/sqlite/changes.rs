@@ -8,7 +8,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::rows::{join, key_record, load, read_key, read_user, role_record, split, user_record, KEY_COLUMNS};
-use super::{audit, corrupt, read_error, Db};
+use super::{audit, corrupt, read_error, schema, Db};
 use crate::backend::Catchup;
 use crate::error::{quote, Result};
 use crate::model::KeyId;
@@ -58,7 +58,10 @@ pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
     // An older copy restored into the file, then as many new changes as it went back, leaves
     // the log at the number read up to; but the audit chain no longer holds the entry it had.
     let head = audit::mark(&db.conn).map_err(e)?;
-    let restored = head != db.audit_mark && !audit::holds(&db.conn, db.audit_mark).map_err(e)?;
+    // Another store's copy restored into the file (`KeyStore::copy`: the same audit chain, but
+    // its log numbered afresh) is another log: its numbers say nothing of where this process stands.
+    let log_id = schema::log_id(&db.conn).map_err(e)?;
+    let restored = log_id != db.log_id || (head != db.audit_mark && !audit::holds(&db.conn, db.audit_mark).map_err(e)?);
     if latest == db.last_seen && !db.needs_reload && !restored {
         db.audit_mark = head;
         return Ok(Catchup::Nothing);
@@ -71,6 +74,7 @@ pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
         let registry = load(path, &db.conn)?;
         db.last_seen = latest;
         db.audit_mark = head;
+        db.log_id = log_id;
         db.needs_reload = false;
         return Ok(Catchup::Reload(Box::new(registry)));
     }

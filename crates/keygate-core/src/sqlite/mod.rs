@@ -129,6 +129,9 @@ struct Db {
     /// The audit head of the file as of that state: the change log's numbers alone cannot tell
     /// an older copy restored into the file once as many changes were made after it.
     audit_mark: audit::Mark,
+    /// The change log's id (`meta.log_id`) as of that state: a copy of the store
+    /// (`KeyStore::copy`) holds the same audit chain but a log numbered afresh, under another id.
+    log_id: Option<String>,
     /// The state in memory cannot be trusted: the next catch-up reads everything.
     needs_reload: bool,
 }
@@ -166,15 +169,20 @@ impl SqliteBackend {
     /// this process's own changes; on any error, ROLLBACK and nothing of it is kept.
     fn finish_write(&self, what: &str, write: impl FnOnce(&Connection) -> rusqlite::Result<()>) -> Result<()> {
         self.with_db(|db| {
-            let written = (|| -> rusqlite::Result<i64> {
+            let written = (|| -> rusqlite::Result<(i64, audit::Mark)> {
                 write(&db.conn)?;
                 let latest = changes::latest(&db.conn)?;
+                // The audit head moves with the log: left at the one before this write, a
+                // restore of a copy taken just before it (plus as many changes of another
+                // process) would still hold it and end the log at the same number.
+                let head = audit::mark(&db.conn)?;
                 db.conn.execute_batch("COMMIT")?;
-                Ok(latest)
+                Ok((latest, head))
             })();
             match written {
-                Ok(latest) => {
+                Ok((latest, head)) => {
                     db.last_seen = latest;
+                    db.audit_mark = head;
                     Ok(())
                 }
                 Err(e) => {

@@ -12,7 +12,7 @@ use super::audit::{self, Head};
 use super::changes;
 use super::maintain::maintain;
 use super::rows::load;
-use super::schema::{examine, migrate};
+use super::schema::{examine, log_id, migrate};
 use super::{check_file_path, corrupt, end_open_transaction, read_error, store_error, Db, SqliteBackend};
 use crate::error::{Error, ErrorCode, Result};
 use crate::registry::Registry;
@@ -81,16 +81,16 @@ impl KeyStore {
         let mut options = options;
         options.max_lifetime_days = options.max_lifetime_days.or(recorded_max_days);
         let created = matches!(found, Found::Empty);
-        let (registry, last_seen, audit_mark) = match found {
+        let (registry, last_seen, audit_mark, log_id) = match found {
             // Read before the write connection existed: what changed since is caught
             // up below, before the store is handed out.
-            Found::Store { registry, last_seen, audit_mark } => (*registry, last_seen, audit_mark),
+            Found::Store { registry, last_seen, audit_mark, log_id } => (*registry, last_seen, audit_mark, log_id),
             // A new store (made here or, at the same moment, by another process).
             Found::Empty => {
                 conn.execute_batch("BEGIN").map_err(|e| read_error(&path, "reading", e))?;
                 let loaded = load(&path, &conn).and_then(|registry| {
-                    let (last_seen, audit_mark) = position(&conn).map_err(|e| read_error(&path, "reading", e))?;
-                    Ok((registry, last_seen, audit_mark))
+                    let (last_seen, audit_mark, log_id) = position(&conn).map_err(|e| read_error(&path, "reading", e))?;
+                    Ok((registry, last_seen, audit_mark, log_id))
                 });
                 end_open_transaction(&conn);
                 loaded?
@@ -99,7 +99,7 @@ impl KeyStore {
         let aux = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         let backend = SqliteBackend {
             path: path.clone(),
-            db: Mutex::new(Some(Db { conn, last_seen, audit_mark, needs_reload: false })),
+            db: Mutex::new(Some(Db { conn, last_seen, audit_mark, log_id, needs_reload: false })),
             aux: Mutex::new(Some(aux)),
         };
         let store = KeyStore::with_backend(&options, prefix, registry, Box::new(backend), created)?;
@@ -123,7 +123,7 @@ enum Found {
     /// An SQLite file with no tables and no schema version: a new store is made in it.
     Empty,
     /// A keygate store, every row read and loaded.
-    Store { registry: Box<Registry>, last_seen: i64, audit_mark: audit::Mark },
+    Store { registry: Box<Registry>, last_seen: i64, audit_mark: audit::Mark, log_id: Option<String> },
 }
 
 /// Refuses a file that is not a keygate store this version can read — garbage,
@@ -146,16 +146,16 @@ fn inspect(path: &Path, conn: &Connection) -> Result<Found> {
             return Err(corrupt(path, format!("SQLite's check of its pages failed: {check}")));
         }
         let registry = load(path, conn)?;
-        let (last_seen, audit_mark) = position(conn).map_err(read)?;
-        Ok(Found::Store { registry: Box::new(registry), last_seen, audit_mark })
+        let (last_seen, audit_mark, log_id) = position(conn).map_err(read)?;
+        Ok(Found::Store { registry: Box::new(registry), last_seen, audit_mark, log_id })
     })();
     end_open_transaction(conn);
     found
 }
 
-/// Where the state just loaded stands: the last change and the audit head (see `Db`).
-fn position(conn: &Connection) -> rusqlite::Result<(i64, audit::Mark)> {
-    Ok((changes::latest(conn)?, audit::mark(conn)?))
+/// Where the state just loaded stands: the last change, the audit head and the log's id (see `Db`).
+fn position(conn: &Connection) -> rusqlite::Result<(i64, audit::Mark, Option<String>)> {
+    Ok((changes::latest(conn)?, audit::mark(conn)?, log_id(conn)?))
 }
 
 pub(super) fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {

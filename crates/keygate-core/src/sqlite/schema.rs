@@ -168,7 +168,12 @@ pub(super) fn migrate(path: &Path, conn: &Connection, wanted_prefix: Option<&str
     conn.execute_batch("BEGIN IMMEDIATE").map_err(e("locking"))?;
     let result = (|| {
         let (prefix, max_days) = match examine(path, conn)? {
-            Some(meta) => meta,
+            Some(meta) => {
+                // A store made before the log id was recorded gets one (processes that have it
+                // open then read it afresh once).
+                record_log_id(conn).map_err(|err| store_error(path, "writing", err))?;
+                meta
+            }
             None => {
                 create(path, conn, wanted_prefix, wanted_max_days)?;
                 read_meta(path, conn)?
@@ -208,6 +213,23 @@ fn create(path: &Path, conn: &Connection, wanted_prefix: Option<&str>, wanted_ma
     if let Some(days) = wanted_max_days {
         conn.execute("INSERT INTO meta (name, value) VALUES ('max_lifetime_days', ?1)", [days.to_string()]).map_err(e)?;
     }
+    record_log_id(conn).map_err(e)?;
     conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).map_err(e)?;
+    Ok(())
+}
+
+/// The id of the store's change log (`meta.log_id`, random, made with the store): a backup
+/// keeps it, a copy (`KeyStore::copy`, another store) has its own. The log's numbers only
+/// say where a process stands within one log. `None` in a store made before it was recorded.
+pub(super) fn log_id(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT value FROM meta WHERE name = 'log_id'")?.query_row([], |r| r.get(0)).optional()
+}
+
+/// Records a new random log id unless the store has one (under the write lock).
+fn record_log_id(conn: &Connection) -> rusqlite::Result<()> {
+    let mut raw = [0u8; 16];
+    crate::secret::random_bytes(&mut raw).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.message.into()))?;
+    let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('log_id', ?1)", [id])?;
     Ok(())
 }
