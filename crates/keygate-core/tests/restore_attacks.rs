@@ -145,32 +145,6 @@ fn a_restore_right_after_this_process_wrote_is_read_afresh() {
     assert_eq!(stale, 0, "{stale} of {tries} tries left the admin answering allowed for a key the file holds suspended");
 }
 
-/// A backup swapped in by rename (`mv backup.db keys.db`) under a running process: its
-/// connections keep the replaced file (the old inode), whose commits no one makes any more,
-/// so it never learns of the swap and answers from the old state for good, without a report
-/// (and a process opening the path meanwhile reads the new file through the old `-wal`/`-shm`).
-/// The README asks for every process to be stopped for such a restore (under running
-/// processes, `.restore`), so this is outside what it promises; a fix would compare the
-/// path's (device, inode) with the open file's at each look and fail closed (or reopen).
-#[test]
-#[ignore = "known gap, outside the README's promise: a file swapped by rename is never noticed by running processes"]
-fn a_backup_swapped_in_by_rename_is_noticed() {
-    let dir = tempfile::tempdir().unwrap();
-    let (path, backup) = (dir.path().join("keys.db"), dir.path().join("backup.db"));
-    let admin = open(&path);
-    let (id, secret) = common::seed_with(&admin, &["session:*", "ip=10.0.0.0/8"]);
-    let follower = open(&path);
-    admin.backup(backup.to_str().unwrap()).unwrap();
-    let other = open(&backup);
-    other.set_state(&id, "revoked", None).unwrap();
-    other.close().unwrap();
-    std::fs::rename(&backup, &path).unwrap();
-
-    // Not asserted: even a fresh open answers Allowed here, reading through the replaced file's
-    // `-wal`/`-shm` still beside the path (SQLite's own hazard of swapping a WAL database).
-    wait_for_answer("the follower", &follower, &secret, Reason::Revoked, Duration::from_secs(2));
-}
-
 /// Two restores in quick succession (an older backup, then a still older one with a
 /// revocation written into it): whichever the process looks at, it ends with the last.
 #[test]
