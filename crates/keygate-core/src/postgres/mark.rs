@@ -20,6 +20,14 @@ pub(super) fn next(previous: &str, version: i64, json: &str) -> String {
     hex::encode(digest.get(..16).unwrap_or_default())
 }
 
+/// What an import's mark digests in place of changes (it writes no change row): random,
+/// so that no two imports share a mark, whatever they hold.
+pub(super) fn unique() -> crate::error::Result<String> {
+    let mut raw = [0u8; 16];
+    crate::secret::random_bytes(&mut raw)?;
+    Ok(format!("import {}", hex::encode(raw)))
+}
+
 /// Whether `rows` (version, mark, changes) run on from `mark` at `version` without
 /// a gap, each mark following from the one before.
 pub(super) fn follows<'a>(mut mark: &'a str, mut version: i64, rows: &'a [(i64, String, String)]) -> bool {

@@ -664,7 +664,14 @@ impl PgBackend {
                 // Nothing to hand over: no row makes a gap, and listeners read the whole state.
                 Logged::Gap => String::new(),
             };
-            let mark = mark::next(&locked.mark, version, &json);
+            let mark = match logged {
+                Logged::Changes => mark::next(&locked.mark, version, &json),
+                // No changes to digest: the mark would be the same for every copy into the same
+                // empty store (any new store's is one mark), and a process that applied one copy
+                // would take another (a lost copy made again after a failover, a restored backup
+                // holding another copy) for where it stands. A random one stands for this import alone.
+                Logged::Gap => mark::next(&locked.mark, version, &mark::unique()?),
+            };
             if let Logged::Changes = logged {
                 let now = crate::clock::system_now();
                 writes.push((
