@@ -96,6 +96,13 @@ pub fn random_bytes(buf: &mut [u8]) -> Result<()> {
     getrandom::fill(buf).map_err(|e| Error::new(ErrorCode::StoreIo, format!("the OS random generator failed: {e}")))
 }
 
+/// `N` bytes from the OS CSPRNG as lower-case hex: a random id (a token, a log's id).
+pub(crate) fn random_hex<const N: usize>() -> Result<String> {
+    let mut raw = [0u8; N];
+    random_bytes(&mut raw)?;
+    Ok(hex::encode(raw))
+}
+
 /// Issues a new secret with `prefix`.
 pub fn generate(prefix: &Prefix) -> Result<NewSecret> {
     let mut random = [0u8; RANDOM_BYTES];
@@ -283,6 +290,14 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn random_ids_are_hex_of_the_asked_length_and_differ() {
+        let (a, b) = (random_hex::<16>().unwrap(), random_hex::<16>().unwrap());
+        assert_eq!((a.len(), random_hex::<8>().unwrap().len()), (32, 16));
+        assert!(a.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)), "{a}");
+        assert_ne!(a, b);
+    }
 
     #[test]
     fn a_secret_s_shape_admits_base62_characters_only_and_the_right_length() {

@@ -23,9 +23,7 @@ pub(super) fn next(previous: &str, version: i64, json: &str) -> String {
 /// What an import's mark digests in place of changes (it writes no change row): random,
 /// so that no two imports share a mark, whatever they hold.
 pub(super) fn unique() -> crate::error::Result<String> {
-    let mut raw = [0u8; 16];
-    crate::secret::random_bytes(&mut raw)?;
-    Ok(format!("import {}", hex::encode(raw)))
+    Ok(format!("import {}", crate::secret::random_hex::<16>()?))
 }
 
 /// Whether `rows` (version, mark, changes) run on from `mark` at `version` without

@@ -19,7 +19,7 @@ use super::schema;
 use super::watch::{guard, watch};
 use super::{Contact, Cursor, Net, PgBackend, Shared, Writer, NOTIFY};
 use crate::error::{Error, ErrorCode, Result};
-use crate::secret::{random_bytes, Prefix};
+use crate::secret::{random_hex, Prefix};
 use crate::store::{check_lifetime_days, KeyStore, Options};
 
 const DEFAULT_TIMEOUT_MS: f64 = 5_000.0;
@@ -66,9 +66,7 @@ pub(crate) fn open(url: &str, options: Options) -> Result<KeyStore> {
     // LISTEN before the snapshot: whatever commits after it is notified.
     let (listener, mut notifications) = net.connect()?;
     net.run("listening on", listener.batch_execute(&format!("LISTEN {CHANNEL}")))?;
-    let mut token = [0u8; 8];
-    random_bytes(&mut token)?;
-    let token = hex::encode(token);
+    let token = random_hex::<8>()?;
     probe(&net, &writer_net, &client, &mut notifications, &token)?;
     let (registry, position) = schema::load(&writer_net, &client, true)?;
     let shared = Arc::new(Shared {

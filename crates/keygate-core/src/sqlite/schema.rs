@@ -227,9 +227,7 @@ pub(super) fn log_id(conn: &Connection) -> rusqlite::Result<Option<String>> {
 
 /// Records a new random log id unless the store has one (under the write lock).
 fn record_log_id(conn: &Connection) -> rusqlite::Result<()> {
-    let mut raw = [0u8; 16];
-    crate::secret::random_bytes(&mut raw).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.message.into()))?;
-    let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let id = crate::secret::random_hex::<16>().map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.message.into()))?;
     conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('log_id', ?1)", [id])?;
     Ok(())
 }
