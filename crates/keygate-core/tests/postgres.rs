@@ -65,6 +65,24 @@ impl Db {
         psql(&self.name, sql)
     }
 
+    /// A backup of keygate's tables (as pg_dump would take it), kept in schema `name`.
+    fn back_up(&self, name: &str) {
+        let copies: String = TABLES.iter().map(|t| format!("CREATE TABLE {name}.{t} AS SELECT * FROM public.{t};")).collect();
+        self.sql(&format!("BEGIN ISOLATION LEVEL REPEATABLE READ; CREATE SCHEMA {name}; {copies} COMMIT"));
+    }
+
+    /// The backup in schema `name` restored over keygate's tables in one transaction, as an
+    /// operator would with psql (a data-only restore): every table replaced, nothing else touched.
+    fn restore(&self, name: &str) {
+        let refill: String = TABLES.iter().map(|t| format!("INSERT INTO public.{t} SELECT * FROM {name}.{t};")).collect();
+        self.sql(&format!("BEGIN; TRUNCATE {}; {refill} COMMIT", TABLES.map(|t| format!("public.{t}")).join(", ")));
+    }
+
+    /// Where the change log stands: version and mark.
+    fn position(&self) -> String {
+        self.sql("SELECT version || ' ' || mark FROM keygate_meta")
+    }
+
     /// A psql session of its own running `sql` (a lock taken, then a long sleep), returned
     /// once `taken` answers `1`; the session ends, and its locks with it, when the
     /// [`Holder`] is dropped.
@@ -130,6 +148,9 @@ impl Drop for Holder {
         );
     }
 }
+
+/// keygate's tables, as a backup holds them.
+const TABLES: [&str; 6] = ["keygate_meta", "keygate_roles", "keygate_users", "keygate_keys", "keygate_changes", "keygate_audit"];
 
 impl Drop for Db {
     fn drop(&mut self) {
@@ -1989,4 +2010,150 @@ fn a_process_far_behind_catches_up_within_a_short_statement_timeout() {
     assert_eq!(follower.get_role("r").unwrap().unwrap().rights, rights);
     assert!(incidents.lock().unwrap().is_empty(), "{:?}", incidents.lock().unwrap());
     follower.close().unwrap();
+}
+
+// A running process must not keep answering from a state the database no longer holds once
+// it had a chance to look: after a failover that lost commits, or a restore of a backup of
+// the same store (same epoch, same database), a key the database says is revoked must not
+// stay allowed.
+
+/// What a process that opens the database now answers.
+fn fresh(db: &Db, secret: &str) -> Reason {
+    let store = open(&db.url()).unwrap();
+    let answer = reason(&store, secret);
+    store.close().unwrap();
+    answer
+}
+
+/// Two stores to copy from, holding the same key (same secret): active in the first,
+/// revoked in the second. Returns them and the secret.
+fn sources() -> (KeyStore, KeyStore, String) {
+    let active = KeyStore::in_memory(Options::default()).unwrap();
+    let (id, secret) = common::seed_with(&active, &["session:*"]);
+    let revoked = KeyStore::in_memory(Options::default()).unwrap();
+    KeyStore::copy(&active, &revoked).unwrap();
+    revoked.set_state(&id, "revoked", Some("alice")).unwrap();
+    assert_eq!(reason(&active, &secret), Reason::Allowed);
+    assert_eq!(reason(&revoked, &secret), Reason::Revoked);
+    (active, revoked, secret)
+}
+
+/// A copy into a new store (`KeyStore::copy`, `keygate copy`) is acknowledged and followed,
+/// then lost in a failover (asynchronous replication: the promoted replica is as before it,
+/// same epoch); the operator finds the store empty and copies again, from a source that
+/// meanwhile revoked the key. A process that applied the lost copy, cut off meanwhile,
+/// comes back to the same version: only the mark could tell the histories apart, and the
+/// README promises that it does ("one that applied a lost commit sees another history and
+/// reloads the whole state"). A copy is written without a change row, and its mark was the
+/// same for any copy into the same empty store: the process kept the lost copy's state.
+#[test]
+fn a_lost_copy_copied_again_from_another_source_is_noticed() {
+    let Some(db) = Db::new() else { return };
+    let (active, revoked, secret) = sources();
+    let first = open(&db.url()).unwrap();
+    let proxy = Proxy::start();
+    let follower = KeyStore::open(&proxy.url(&db), Options { fail_closed_after_ms: Some(30_000.0), ..Default::default() }).unwrap();
+    let before = db.sql("SELECT version || ',' || audit_seq || ',''' || audit_hash || ''',''' || mark || '''' FROM keygate_meta");
+
+    KeyStore::copy(&active, &first).unwrap();
+    common::wait_for_answer("the follower, after the copy", &follower, &secret, Reason::Allowed, Duration::from_secs(5));
+    let lost_position = db.position();
+    first.close().unwrap();
+
+    proxy.forwarding.store(false, Ordering::SeqCst);
+    // The promoted replica: as before the copy, same epoch; no notification.
+    let mut parts = before.splitn(4, ',');
+    let (version, seq, hash, mark) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+    db.sql(&format!(
+        "BEGIN; DELETE FROM keygate_changes; DELETE FROM keygate_audit; DELETE FROM keygate_keys; DELETE FROM keygate_users;
+         DELETE FROM keygate_roles;
+         UPDATE keygate_meta SET version = {version}, audit_seq = {seq}, audit_hash = {hash}, mark = {mark}; COMMIT"
+    ));
+    // Copied again, on the new primary, from the source as it is now.
+    let other = open(&db.url()).unwrap();
+    KeyStore::copy(&revoked, &other).unwrap();
+    assert_eq!(reason(&other, &secret), Reason::Revoked);
+    other.close().unwrap();
+    let taken_position = db.position();
+    proxy.forwarding.store(true, Ordering::SeqCst);
+
+    let want = fresh(&db, &secret);
+    assert_eq!(want, Reason::Revoked);
+    // The heartbeat timed out (about a second), the follower reconnects with backoff (up to 2 s)
+    // and catches up: it has had every chance to look well within 10 s.
+    common::wait_for_answer(
+        &format!("the follower, the lost copy at {lost_position:?} and the new one at {taken_position:?}"),
+        &follower,
+        &secret,
+        want,
+        Duration::from_secs(10),
+    );
+    follower.close().unwrap();
+}
+
+/// The same without a failover: an operator restores, in place and in one transaction, a
+/// backup of the same store taken when it held another copy (a migration redone: copy,
+/// back up, restore the empty store's backup, copy again from an older source). Same
+/// database, same epoch, same version; the process that follows the store sees the
+/// database's position unchanged and keeps the key the restored backup has revoked.
+#[test]
+fn a_restored_backup_holding_another_copy_at_the_same_version_is_noticed() {
+    let Some(db) = Db::new() else { return };
+    let (active, revoked, secret) = sources();
+    let host = open(&db.url()).unwrap();
+    db.back_up("empty");
+    KeyStore::copy(&revoked, &host).unwrap();
+    db.back_up("with_revoked");
+    host.close().unwrap();
+
+    db.restore("empty");
+    let host = open(&db.url()).unwrap();
+    KeyStore::copy(&active, &host).unwrap();
+    let follower = open(&db.url()).unwrap();
+    assert_eq!(reason(&follower, &secret), Reason::Allowed);
+    let followed = db.position();
+
+    db.restore("with_revoked");
+    let restored = db.position();
+    let want = fresh(&db, &secret);
+    assert_eq!(want, Reason::Revoked);
+    common::wait_for_answer(
+        &format!("the follower, at {followed:?} before the restore, the restored backup at {restored:?}"),
+        &follower,
+        &secret,
+        want,
+        Duration::from_secs(3),
+    );
+    common::wait_for_answer("the copying host", &host, &secret, want, Duration::from_secs(3));
+    follower.close().unwrap();
+    host.close().unwrap();
+}
+
+/// The control: a backup of the same store restored in place after ordinary admin calls
+/// (change rows, so marks that differ) at the same version is noticed by its mark.
+#[test]
+fn a_restored_backup_with_other_changes_at_the_same_version_is_noticed() {
+    let Some(db) = Db::new() else { return };
+    let host = open(&db.url()).unwrap();
+    let (id, secret) = common::seed_with(&host, &["session:*"]);
+    db.back_up("seeded");
+    host.set_state(&id, "revoked", Some("alice")).unwrap();
+    db.back_up("with_revoked");
+    db.restore("seeded");
+    // The same version as the backup with the key revoked, by another change.
+    let other = open(&db.url()).unwrap();
+    other.set_state(&id, "suspended", Some("bob")).unwrap();
+    let follower = open(&db.url()).unwrap();
+    assert_eq!(reason(&follower, &secret), Reason::Suspended);
+    other.set_state(&id, "active", Some("bob")).unwrap();
+    common::wait_for_answer("the follower, before the restore", &follower, &secret, Reason::Allowed, Duration::from_secs(3));
+    // One version behind the follower: the same version after one more change in the backup.
+    db.restore("with_revoked");
+    host.put_role("r", &["session:*".into()], Some("alice")).unwrap();
+    let want = fresh(&db, &secret);
+    assert_eq!(want, Reason::Revoked);
+    common::wait_for_answer("the follower", &follower, &secret, want, Duration::from_secs(3));
+    for store in [host, other, follower] {
+        store.close().unwrap();
+    }
 }

@@ -5,16 +5,13 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use keygate_core::{Call, KeyStore, Options, Reason};
+use common::{seeded_check as check, wait_for_answer};
+use keygate_core::{KeyStore, Options, Reason};
 
 fn open(path: &Path) -> KeyStore {
     KeyStore::open(path.to_str().unwrap(), Options::default()).unwrap()
-}
-
-fn check(store: &KeyStore, secret: &str) -> Reason {
-    store.check(Call { secret: secret.as_bytes(), service: b"session", api: b"userLogon", ip: Some(b"10.1.2.3") }).reason
 }
 
 /// What a process that opens `path` now answers.
@@ -32,19 +29,6 @@ fn restore(path: &Path, backup: &Path) {
     operator.restore(rusqlite::MAIN_DB, backup, None::<fn(rusqlite::backup::Progress)>).unwrap();
 }
 
-/// Waits (up to `within`) until `store` answers `want` for `secret`; panics naming what it answered.
-fn wait_for_answer(what: &str, store: &KeyStore, secret: &str, want: Reason, within: Duration) {
-    let start = Instant::now();
-    loop {
-        let got = check(store, secret);
-        if got == want {
-            return;
-        }
-        assert!(start.elapsed() < within, "{what}: still answers {got:?} after {within:?}, where a fresh open answers {want:?}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 /// `keys.db` seeded (user `svc`, one key), with a role put and deleted: its change log
 /// stands at 4, while a copy of it (`KeyStore::copy`: one change per role, user and key)
 /// numbers its log up to 2 only. Returns the store, the key's id and secret.
@@ -57,12 +41,11 @@ fn store_with_a_longer_log(path: &Path) -> (KeyStore, String, String) {
 }
 
 /// `keygate copy keys.db moved.db`, the store used at its new place (the key revoked there,
-/// and one more change), then moved back with `.restore` under a process that still has
-/// `keys.db` open. The copy holds the same audit chain (same numbers and hashes), so the
-/// chain in the file still holds the entry the process last read; but its change log is
-/// numbered afresh, and here ends at the very number the process read up to.
-#[test]
-fn a_copy_of_the_store_restored_over_it_is_read_afresh_when_its_log_ends_where_the_process_stood() {
+/// then a role put under each of `after`), then moved back with `.restore` under a process
+/// that still has `keys.db` open. The copy holds the same audit chain (same numbers and
+/// hashes), so the chain in the file still holds the entry the process last read; but its
+/// change log is numbered afresh.
+fn a_copy_of_the_store_restored_over_it_is_read_afresh(after: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let (path, moved) = (dir.path().join("keys.db"), dir.path().join("moved.db"));
     let (source, id, secret) = store_with_a_longer_log(&path);
@@ -72,30 +55,7 @@ fn a_copy_of_the_store_restored_over_it_is_read_afresh_when_its_log_ends_where_t
     let target = open(&moved);
     KeyStore::copy(&source, &target).unwrap();
     target.set_state(&id, "revoked", None).unwrap();
-    target.put_role("after", &["session:*".into()], None).unwrap();
-    target.close().unwrap();
-    restore(&path, &moved);
-
-    assert_eq!(fresh(&path, &secret), Reason::Revoked, "the file holds the key revoked");
-    wait_for_answer("the follower", &follower, &secret, Reason::Revoked, Duration::from_secs(2));
-    wait_for_answer("the source's own handle", &source, &secret, Reason::Revoked, Duration::from_secs(2));
-}
-
-/// As above, with more changes made at the new place than the process's log had: the
-/// process reads only the copy's changes numbered past its own place, and misses the
-/// revocation numbered before it.
-#[test]
-fn a_copy_of_the_store_restored_over_it_is_read_afresh_when_its_log_ends_past_where_the_process_stood() {
-    let dir = tempfile::tempdir().unwrap();
-    let (path, moved) = (dir.path().join("keys.db"), dir.path().join("moved.db"));
-    let (source, id, secret) = store_with_a_longer_log(&path);
-    let follower = open(&path);
-    assert_eq!(check(&follower, &secret), Reason::Allowed);
-
-    let target = open(&moved);
-    KeyStore::copy(&source, &target).unwrap();
-    target.set_state(&id, "revoked", None).unwrap();
-    for role in ["after-1", "after-2", "after-3"] {
+    for role in after {
         target.put_role(role, &["session:*".into()], None).unwrap();
     }
     target.close().unwrap();
@@ -104,6 +64,19 @@ fn a_copy_of_the_store_restored_over_it_is_read_afresh_when_its_log_ends_past_wh
     assert_eq!(fresh(&path, &secret), Reason::Revoked, "the file holds the key revoked");
     wait_for_answer("the follower", &follower, &secret, Reason::Revoked, Duration::from_secs(2));
     wait_for_answer("the source's own handle", &source, &secret, Reason::Revoked, Duration::from_secs(2));
+}
+
+/// The copy's log, one change after the revocation, ends at the very number the process read up to.
+#[test]
+fn a_copy_of_the_store_restored_over_it_is_read_afresh_when_its_log_ends_where_the_process_stood() {
+    a_copy_of_the_store_restored_over_it_is_read_afresh(&["after"]);
+}
+
+/// More changes made at the new place than the process's log had: the process reads only
+/// the copy's changes numbered past its own place, and misses the revocation numbered before it.
+#[test]
+fn a_copy_of_the_store_restored_over_it_is_read_afresh_when_its_log_ends_past_where_the_process_stood() {
+    a_copy_of_the_store_restored_over_it_is_read_afresh(&["after-1", "after-2", "after-3"]);
 }
 
 /// A process's own write moves its place in the change log, but (until it next looks at the

@@ -133,8 +133,22 @@ pub fn slowest_health_over(store: &KeyStore, over: Duration) -> Duration {
 }
 
 /// A check of the key `seed_with` made (its rules `session:*`, maybe an IP range holding 10.1.2.3).
-fn seeded_check(store: &KeyStore, secret: &str) -> Reason {
+pub fn seeded_check(store: &KeyStore, secret: &str) -> Reason {
     store.check(Call { secret: secret.as_bytes(), service: b"session", api: b"userLogon", ip: Some(b"10.1.2.3") }).reason
+}
+
+/// Waits (up to `within`) until `store` answers `want` to [`seeded_check`] of `secret`;
+/// panics naming what it answered.
+pub fn wait_for_answer(what: &str, store: &KeyStore, secret: &str, want: Reason, within: Duration) {
+    let start = Instant::now();
+    loop {
+        let got = seeded_check(store, secret);
+        if got == want {
+            return;
+        }
+        assert!(start.elapsed() < within, "{what}: still answers {got:?} after {within:?}, where a fresh open answers {want:?}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// An open store (holding `secret`'s key) whose audit table, `table`, another host or process
