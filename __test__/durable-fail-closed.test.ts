@@ -2,6 +2,7 @@
 // fails closed with store_unavailable in every process until repaired, and says so once.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -92,6 +93,62 @@ describe('a store that cannot vouch it is current fails closed, and says so once
     } finally {
       await other.stop()
     }
+  })
+
+  test('a backup renamed over the store under running processes: each fails closed, says so once, writes nothing; reopened, it answers from the new file', {
+    timeout: 60_000,
+  }, async () => {
+    const file = storePath()
+    const backup = path.join(path.dirname(file), 'backup.db')
+    const reported: KeygateError[] = []
+    const store = open(file, { onError: (error) => reported.push(error) })
+    store.putUser({ id: 'svc', rights: ['*:*'] })
+    const key = store.createKey({ userId: 'svc', description: 'nightly', expiresAt: at(new Date(), DAY) })
+    store.backup(backup)
+    const edited = open(backup)
+    edited.setState(key.key.id, 'revoked')
+    edited.close()
+    const other = await StoreProcess.start(file)
+    const reason = async (p: StoreProcess) => (await p.call('explain', key.secret, 'svc', 'call')).result.reason as string
+    try {
+      for (let i = 0; i < 3; i++) assert.equal(store.isAllowed(key.secret, 'svc', 'call'), true) // remembered
+      assert.equal(await reason(other), 'allowed')
+      fs.renameSync(backup, file)
+      const start = Date.now()
+      while (store.explain(key.secret, 'svc', 'call').reason !== 'store_unavailable') {
+        assert.ok(Date.now() - start < 5000, 'this process never noticed its file replaced')
+        await sleep(5)
+      }
+      assert.equal(store.isAllowed(key.secret, 'svc', 'call'), false, 'the memo does not answer for a store that failed closed')
+      assert.equal(store.health().connected, false)
+      const refused = throwsStoreError(() => store.putRole({ name: 'through-the-old-file', rights: [] }), 'STORE_IO', file)
+      assert.match(refused.message, /replaced, moved or removed while open/)
+      while ((await reason(other)) !== 'store_unavailable') {
+        assert.ok(Date.now() - start < 5000, 'the other process never noticed its file replaced')
+        await sleep(20)
+      }
+      await sleep(1200) // past a retry of the background thread: still failing, not reported again
+      assert.equal(store.explain(key.secret, 'svc', 'call').reason, 'store_unavailable')
+      // Reported once, as a sync failure (lastUsed, if a use waits to be written, says it is not written).
+      assert.deepEqual(
+        reported.filter((e) => (e as any).task === 'sync').map((e) => [e instanceof KeygateError, e.code, (e as any).recovered]),
+        [[true, 'STORE_IO', false]],
+      )
+      assert.match(reported[0]!.message, /replaced, moved or removed while open/)
+      for (const e of reported) assert.deepEqual([e.code, (e as any).recovered], ['STORE_IO', false])
+      const lines = other.stderr.split('\n').filter((l) => l.includes('sync failed'))
+      assert.equal(lines.length, 1, other.stderr)
+      assert.match(lines[0]!, /STORE_IO.*replaced, moved or removed while open/)
+      assertNoSecret(other.stderr, key.secret)
+    } finally {
+      await other.stop()
+      store.close()
+    }
+    // The restart after the rename: the file renamed in, nothing of the old one's last moments.
+    const reopened = open(file)
+    assert.equal(reopened.explain(key.secret, 'svc', 'call').reason, 'revoked')
+    assert.equal(reopened.getRole('through-the-old-file'), null)
+    reopened.close()
   })
 
   test('onError must be a function', () => {

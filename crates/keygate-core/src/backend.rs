@@ -211,6 +211,14 @@ pub trait Backend: Send + Sync {
         Liveness { connected: true, lag_ms: 0.0, last_contact_at: Some(now) }
     }
 
+    /// What the backend's own thread asks at every look: an error when the store's file
+    /// is no longer the one this process opened (another renamed over its path, say), so
+    /// that checks fail closed at once rather than at the next change the thread notices.
+    /// Never waits for a lock the backend's I/O holds. The default: no file to replace.
+    fn replaced(&self) -> Option<crate::error::Error> {
+        None
+    }
+
     /// Releases the store's connections (after the store stopped and joined the
     /// backend's thread); every later call fails with `STORE_IO`.
     fn close(&self) {}

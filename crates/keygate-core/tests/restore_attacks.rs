@@ -1,10 +1,11 @@
 //! A running process whose file is replaced under it (a restore, `.restore` of another
-//! keygate file) must not keep answering from the state it read before: a key revoked in
-//! the file it now has must never be reported allowed once it had a chance to look.
+//! keygate file, or another file renamed over its path) must not keep answering from the
+//! state it read before: a key revoked in the file now there must never be reported allowed
+//! once it had a chance to look.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{seeded_check as check, wait_for_answer};
@@ -145,4 +146,64 @@ fn two_restores_in_quick_succession_end_with_the_last() {
     assert_eq!(fresh(&path, &secret), Reason::Revoked);
     wait_for_answer("the follower", &follower, &secret, Reason::Revoked, Duration::from_secs(2));
     wait_for_answer("the admin", &admin, &secret, Reason::Revoked, Duration::from_secs(2));
+}
+
+/// `keys.db` in `dir`, open and seeded (`common::seed_with`), and the path of `other` beside
+/// it. Returns both paths, the store, the key's id and secret.
+fn seeded_beside(dir: &Path, other: &str) -> (PathBuf, PathBuf, KeyStore, String, String) {
+    let path = dir.join("keys.db");
+    let store = open(&path);
+    let (id, secret) = common::seed_with(&store, &["session:*", "ip=10.0.0.0/8"]);
+    (path, dir.join(other), store, id, secret)
+}
+
+/// A backup put back by renaming it over the store's path (`mv backup.db keys.db`) under a
+/// running process. Its connections keep the file they opened, but SQLite finds the `-wal`
+/// and `-shm` by path, so they would share the new file's: the process must stop answering
+/// from the old file (it fails closed) and write nothing through it; closed and opened again
+/// (the operator's restart after the `mv`), it answers from the new file.
+#[test]
+fn a_file_renamed_over_the_store_fails_the_process_closed_until_it_opens_the_store_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, backup, admin, id, secret) = seeded_beside(dir.path(), "backup.db");
+    admin.backup(backup.to_str().unwrap()).unwrap();
+    let edited = open(&backup);
+    edited.set_state(&id, "revoked", None).unwrap();
+    edited.close().unwrap();
+    assert_eq!(check(&admin, &secret), Reason::Allowed);
+    std::fs::rename(&backup, &path).unwrap();
+
+    wait_for_answer("the process whose file was replaced", &admin, &secret, Reason::StoreUnavailable, Duration::from_secs(2));
+    assert!(!admin.health().connected, "health still reports the store connected");
+    let refused = admin.put_role("through-the-old-file", &["session:*".into()], None).unwrap_err();
+    assert_eq!(refused.code, keygate_core::ErrorCode::StoreIo, "{}", refused.message);
+    assert!(refused.message.contains("replaced, moved or removed while open"), "{}", refused.message);
+    assert!(admin.backup(dir.path().join("mixed.db").to_str().unwrap()).is_err(), "backed up through the old file");
+    assert!(admin.audit(&keygate_core::AuditQuery::default()).is_err(), "read the audit trail through the old file");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(check(&admin, &secret), Reason::StoreUnavailable, "answered again while the path names another file");
+
+    admin.close().unwrap();
+    let reopened = open(&path);
+    assert_eq!(check(&reopened, &secret), Reason::Revoked, "the new file, as it was renamed in");
+    assert!(reopened.get_role("through-the-old-file").unwrap().is_none());
+    reopened.close().unwrap();
+}
+
+/// The file moved away and back (a rename undone) is the store's file again: the process,
+/// failing closed meanwhile, reads it afresh and answers again.
+#[test]
+fn a_store_file_moved_away_and_back_is_answered_from_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, away, admin, _, secret) = seeded_beside(dir.path(), "away.db");
+    // Past the background thread's first look, which opens its own connection (a file
+    // missing then fails that open, and the store closed, however it was noticed).
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::rename(&path, &away).unwrap();
+    wait_for_answer("the process whose file was moved", &admin, &secret, Reason::StoreUnavailable, Duration::from_secs(2));
+    std::fs::rename(&away, &path).unwrap();
+    wait_for_answer("the process whose file is back", &admin, &secret, Reason::Allowed, Duration::from_secs(3));
+    admin.put_role("after", &["session:*".into()], None).unwrap();
+    admin.close().unwrap();
+    assert_eq!(fresh(&path, &secret), Reason::Allowed);
 }

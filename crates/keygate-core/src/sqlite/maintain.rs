@@ -1,7 +1,7 @@
 //! The maintenance thread of a durable store: it notices other processes' commits
 //! (`PRAGMA data_version` on its own read-only connection) and catches up with
-//! them, retries while the store fails closed, flushes `lastUsedAt` and purges
-//! long-expired keys.
+//! them, notices the file replaced under it, retries while the store fails closed,
+//! flushes `lastUsedAt` and purges long-expired keys.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -58,6 +58,9 @@ pub(super) fn maintain(store: &Weak<Inner>, path: &Path, purge_after_ms: i64) {
 }
 
 fn tick(store: &Inner, path: &Path, watcher: &mut Watcher, purge_after_ms: i64) {
+    // A file renamed over the store's changes nothing the reader below notices until a
+    // process writes to the file now there: looked at directly, every time.
+    store.check_file();
     let retry_due = watcher.last_attempt.elapsed() >= RETRY_EVERY;
     if watcher.reader.is_none() && (store.is_current() || retry_due) {
         watcher.last_attempt = Instant::now();

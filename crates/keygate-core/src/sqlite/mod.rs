@@ -13,12 +13,14 @@
 //! | `rows.rs` | rows ↔ records, and loading the whole state |
 //! | `changes.rs` | the `changes` table: writing a change, reading others' |
 //! | `audit.rs` | the `audit` table and its recorded head |
+//! | `replaced.rs` | noticing the file replaced under the process (a backup renamed over it) |
 //! | `maintain.rs` | the maintenance thread |
 
 mod audit;
 mod changes;
 mod maintain;
 mod open;
+mod replaced;
 mod rows;
 mod schema;
 
@@ -214,8 +216,10 @@ impl Backend for SqliteBackend {
         self.with_db(|db| {
             end_open_transaction(&db.conn);
             db.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| store_error(&self.path, "locking", e))?;
-            let head = audit::Head::read(&db.conn).map_err(|e| read_error(&self.path, "reading the audit head of", e));
-            let checked = head.and_then(|head| head.check(&self.path, &db.conn));
+            let checked = replaced::vouch(&self.path, &db.conn).and_then(|()| {
+                let head = audit::Head::read(&db.conn).map_err(|e| read_error(&self.path, "reading the audit head of", e))?;
+                head.check(&self.path, &db.conn)
+            });
             if checked.is_err() {
                 let _ = db.conn.execute_batch("ROLLBACK");
             }
@@ -271,11 +275,15 @@ impl Backend for SqliteBackend {
     // read there would see its uncommitted rows, or fail to BEGIN inside it.
     // A row of the wrong type (written behind keygate's back) is STORE_CORRUPT, as at open.
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        self.with_aux(|conn| audit::select(&self.path, conn, query))
+        self.with_aux(|conn| {
+            replaced::vouch(&self.path, conn)?;
+            audit::select(&self.path, conn, query)
+        })
     }
 
     fn verify_audit(&self) -> Result<AuditReport> {
         self.with_aux(|conn| {
+            replaced::vouch(&self.path, conn)?;
             conn.execute_batch("BEGIN").map_err(self.err("reading the audit trail of"))?;
             let result = audit::verify_all(conn);
             let _ = conn.execute_batch("COMMIT");
@@ -299,23 +307,27 @@ impl Backend for SqliteBackend {
 
     fn flush_uses(&self, uses: &[([u8; 16], i64)]) -> Result<()> {
         self.with_aux(|conn| {
-            let write = (|| -> rusqlite::Result<()> {
-                conn.execute_batch("BEGIN IMMEDIATE")?;
-                let mut stmt = conn.prepare_cached("UPDATE keys SET last_used_at = max(coalesce(last_used_at, ?2), ?2) WHERE id = ?1")?;
+            let what = "recording key use in";
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(self.err(what))?;
+            let write = replaced::vouch(&self.path, conn).and_then(|()| {
+                let mut stmt = conn
+                    .prepare_cached("UPDATE keys SET last_used_at = max(coalesce(last_used_at, ?2), ?2) WHERE id = ?1")
+                    .map_err(self.err(what))?;
                 for (id, at) in uses {
-                    stmt.execute(params![&id[..], at])?;
+                    stmt.execute(params![&id[..], at]).map_err(self.err(what))?;
                 }
-                conn.execute_batch("COMMIT")
-            })();
-            write.map_err(|e| {
+                conn.execute_batch("COMMIT").map_err(self.err(what))
+            });
+            if write.is_err() {
                 let _ = conn.execute_batch("ROLLBACK");
-                store_error(&self.path, "recording key use in", e)
-            })
+            }
+            write
         })
     }
 
     fn stored_uses(&self, id: Option<&[u8; 16]>) -> Result<Vec<([u8; 16], i64)>> {
         self.with_aux(|conn| {
+            replaced::vouch(&self.path, conn)?;
             let e = |err| store_error(&self.path, "reading", err);
             let mut out = Vec::new();
             let mut push = |raw: Vec<u8>, at: i64| {
@@ -360,6 +372,8 @@ impl Backend for SqliteBackend {
             Err(err) => return Err(Error::new(ErrorCode::StoreIo, format!("cannot back up to {}: {err}", to.display()))),
         }
         let copied = self.with_aux(|conn| {
+            // Through a replaced file's connection, a copy would mix two stores' pages.
+            replaced::vouch(&self.path, conn)?;
             // SQLite's online backup: a consistent copy while other processes keep writing.
             // The target is opened with explicit flags (rusqlite's `Connection::backup`
             // would open it with its defaults, `SQLITE_OPEN_URI` among them).
@@ -388,12 +402,21 @@ impl Backend for SqliteBackend {
         self.with_db(|db| Ok(db.last_seen)).unwrap_or(0)
     }
 
+    /// Asked by the maintenance thread at every look; never waits behind an admin
+    /// transaction (which asks for itself, in `begin`).
+    fn replaced(&self) -> Option<Error> {
+        let db = self.db.try_lock()?;
+        replaced::vouch(&self.path, &db.as_ref()?.conn).err()
+    }
+
     fn close(&self) {
         if let Some(aux) = self.aux.lock().take() {
             let _ = aux.close();
         }
         if let Some(db) = self.db.lock().take() {
             // Fold the WAL into the main file, so a closed store is one self-contained file.
+            // (Into the file this process opened, even once another was renamed over its path:
+            // the log beside the path then holds its pages, which the new file must not read.)
             let _ = db.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
             let _ = db.conn.close();
         }

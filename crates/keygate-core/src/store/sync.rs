@@ -154,6 +154,17 @@ impl Inner {
         self.sync_failed_if(|| Some(error));
     }
 
+    /// The backend's thread, at every look: fails closed as soon as the store's file is
+    /// replaced (see [`crate::backend::Backend::replaced`]). While failing, the thread's retries
+    /// find it again, or read everything afresh once the file is back.
+    pub(crate) fn check_file(&self) {
+        if self.is_current() {
+            if let Some(error) = self.backend.replaced() {
+                self.sync_failed(error);
+            }
+        }
+    }
+
     /// [`Inner::sync_failed`] with the error `stale` finds, if any, asked with the
     /// registry held for writing: a catch-up applies and lowers the flag under the
     /// same lock, so one that ended meanwhile is seen here.
