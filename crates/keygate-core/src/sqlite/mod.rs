@@ -149,6 +149,10 @@ pub struct SqliteBackend {
     /// admin transaction, nor hold the in-memory state while it does I/O:
     /// flushing `lastUsedAt` and backups.
     aux: Mutex<Option<Connection>>,
+    /// Whether the log beside the path was folded into this process's file since the
+    /// path last named it (see `replaced`): done once, at the first look that finds the
+    /// file replaced, never at close.
+    folded: std::sync::atomic::AtomicBool,
 }
 
 impl SqliteBackend {
@@ -405,8 +409,24 @@ impl Backend for SqliteBackend {
     /// Asked by the maintenance thread at every look; never waits behind an admin
     /// transaction (which asks for itself, in `begin`).
     fn replaced(&self) -> Option<Error> {
+        use std::sync::atomic::Ordering;
         let db = self.db.try_lock()?;
-        replaced::vouch(&self.path, &db.as_ref()?.conn).err()
+        let conn = &db.as_ref()?.conn;
+        let Err(error) = replaced::vouch(&self.path, conn) else {
+            self.folded.store(false, Ordering::Relaxed);
+            return None;
+        };
+        // The log beside the path holds this process's (the old file's) pages: folded into
+        // the old file now, within 10 ms of the replacement, before a process opening the new
+        // file is likely to have read or written it. Later (at close, say) it may hold that
+        // process's commits to the new file, which a checkpoint would carry off into the old one.
+        if !self.folded.load(Ordering::Relaxed) && conn.is_autocommit() {
+            let done = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0));
+            if matches!(done, Ok(0)) {
+                self.folded.store(true, Ordering::Relaxed);
+            }
+        }
+        Some(error)
     }
 
     fn close(&self) {
@@ -415,9 +435,13 @@ impl Backend for SqliteBackend {
         }
         if let Some(db) = self.db.lock().take() {
             // Fold the WAL into the main file, so a closed store is one self-contained file.
-            // (Into the file this process opened, even once another was renamed over its path:
-            // the log beside the path then holds its pages, which the new file must not read.)
-            let _ = db.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+            // Not once another file was renamed over its path: the log beside the path may then
+            // hold commits to the new file, which this would copy into the old file and drop
+            // from the log (the old file's own pages were folded when the replacement was
+            // noticed, see `replaced`). SQLite's own close skips a moved file likewise.
+            if !replaced::has_moved(&db.conn) {
+                let _ = db.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+            }
             let _ = db.conn.close();
         }
     }

@@ -101,6 +101,7 @@ impl KeyStore {
             path: path.clone(),
             db: Mutex::new(Some(Db { conn, last_seen, audit_mark, log_id, needs_reload: false })),
             aux: Mutex::new(Some(aux)),
+            folded: std::sync::atomic::AtomicBool::new(false),
         };
         let store = KeyStore::with_backend(&options, prefix, registry, Box::new(backend), created)?;
         let purge_after_ms = (purge_days * 86_400_000.0) as i64;

@@ -158,8 +158,10 @@ impl Inner {
     /// replaced (see [`crate::backend::Backend::replaced`]). While failing, the thread's retries
     /// find it again, or read everything afresh once the file is back.
     pub(crate) fn check_file(&self) {
-        if self.is_current() {
-            if let Some(error) = self.backend.replaced() {
+        // Asked even while failing (the store may have failed closed on the replacement
+        // elsewhere first): the backend does what it must once, when it first sees it.
+        if let Some(error) = self.backend.replaced() {
+            if self.is_current() {
                 self.sync_failed(error);
             }
         }
