@@ -5,8 +5,9 @@
 //! its reads would mix two stores' pages, and its writes would land in the log the
 //! new file is read with. So once the path names another file, the store fails closed
 //! and writes nothing through these connections until the path names its file again.
-//! Its close still folds the log into the old file, as every close does: that log
-//! holds the old file's pages, which the new file must not be read with.
+//! As it notices, it tries once to fold the log into the old file (the log then holds the
+//! old file's last pages, which the new file must not be read with); its close leaves
+//! the log alone (see `SqliteBackend::replaced` and `close`).
 
 use std::path::Path;
 
