@@ -337,3 +337,32 @@ fn the_old_files_last_commits_do_not_reach_the_new_file() {
         assert_eq!(fresh(&path, &secret), Reason::Revoked, "close_old_first {close_old_first}");
     }
 }
+
+/// The store opened through a symbolic link, and the link switched to a restored copy
+/// (`ln -sfn backup.db keys.db`, done by a rename: an atomic switch). SQLite resolved the
+/// link at open and watches the file it led to, which is still there: the process must
+/// notice the path now names another file all the same, and fail closed until reopened.
+#[cfg(unix)]
+#[test]
+fn a_symbolic_link_to_the_store_switched_to_another_file_fails_the_process_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (link, real, backup) = (dir.path().join("keys.db"), dir.path().join("a.db"), dir.path().join("b.db"));
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let store = open(&link);
+    let (id, secret) = common::seed_with(&store, &["session:*", "ip=10.0.0.0/8"]);
+    store.backup(backup.to_str().unwrap()).unwrap();
+    let edited = open(&backup);
+    edited.set_state(&id, "revoked", None).unwrap();
+    edited.close().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(check(&store, &secret), Reason::Allowed, "failed closed while the link named the file it opened");
+    let switched = dir.path().join("keys.db.new");
+    std::os::unix::fs::symlink(&backup, &switched).unwrap();
+    std::fs::rename(&switched, &link).unwrap();
+    assert_eq!(fresh(&link, &secret), Reason::Revoked);
+    wait_for_answer("the process whose link was switched", &store, &secret, Reason::StoreUnavailable, Duration::from_secs(2));
+    assert_eq!(store.put_role("through-the-old-file", &["session:*".into()], None).unwrap_err().code, keygate_core::ErrorCode::StoreIo);
+    store.close().unwrap();
+    assert_eq!(fresh(&link, &secret), Reason::Revoked);
+    assert_eq!(fresh(&real, &secret), Reason::Allowed, "the old file keeps what it had");
+}

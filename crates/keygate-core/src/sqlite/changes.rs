@@ -8,7 +8,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::rows::{join, key_record, load, read_key, read_user, role_record, split, user_record, KEY_COLUMNS};
-use super::{audit, corrupt, read_error, replaced, schema, Db};
+use super::{audit, corrupt, read_error, schema, Db};
 use crate::backend::Catchup;
 use crate::error::{quote, Result};
 use crate::model::KeyId;
@@ -53,7 +53,6 @@ pub(super) fn check_room(path: &Path, conn: &Connection) -> Result<()> {
 /// entity, and keeping the one in memory would answer for a user, role or key the file
 /// no longer holds.
 pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
-    replaced::vouch(path, &db.conn)?;
     let e = |err| read_error(path, "reading changes of", err);
     let latest = latest(&db.conn).map_err(e)?;
     // An older copy restored into the file, then as many new changes as it went back, leaves

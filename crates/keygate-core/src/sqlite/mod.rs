@@ -153,6 +153,8 @@ pub struct SqliteBackend {
     /// path last named it (see `replaced`): tried once, at the first look that finds the
     /// file replaced, never at close.
     folded: std::sync::atomic::AtomicBool,
+    /// The path as given and the file it named at open (see `replaced::Named`).
+    named: replaced::Named,
 }
 
 impl SqliteBackend {
@@ -199,6 +201,11 @@ impl SqliteBackend {
         })
     }
 
+    /// An error (`STORE_IO`) once the store's path no longer names the file `conn` opened.
+    fn vouch(&self, conn: &Connection) -> Result<()> {
+        replaced::vouch(&self.path, &self.named, conn)
+    }
+
     fn err(&self, what: &str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
         let what = what.to_string();
         move |e| store_error(&self.path, &what, e)
@@ -220,7 +227,7 @@ impl Backend for SqliteBackend {
         self.with_db(|db| {
             end_open_transaction(&db.conn);
             db.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| store_error(&self.path, "locking", e))?;
-            let checked = replaced::vouch(&self.path, &db.conn).and_then(|()| {
+            let checked = self.vouch(&db.conn).and_then(|()| {
                 let head = audit::Head::read(&db.conn).map_err(|e| read_error(&self.path, "reading the audit head of", e))?;
                 head.check(&self.path, &db.conn)
             });
@@ -232,7 +239,10 @@ impl Backend for SqliteBackend {
     }
 
     fn changes(&self) -> Result<Catchup> {
-        self.with_db(|db| changes::since(&self.path, db))
+        self.with_db(|db| {
+            self.vouch(&db.conn)?;
+            changes::since(&self.path, db)
+        })
     }
 
     fn resync(&self) {
@@ -280,14 +290,14 @@ impl Backend for SqliteBackend {
     // A row of the wrong type (written behind keygate's back) is STORE_CORRUPT, as at open.
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
         self.with_aux(|conn| {
-            replaced::vouch(&self.path, conn)?;
+            self.vouch(conn)?;
             audit::select(&self.path, conn, query)
         })
     }
 
     fn verify_audit(&self) -> Result<AuditReport> {
         self.with_aux(|conn| {
-            replaced::vouch(&self.path, conn)?;
+            self.vouch(conn)?;
             conn.execute_batch("BEGIN").map_err(self.err("reading the audit trail of"))?;
             let result = audit::verify_all(conn);
             let _ = conn.execute_batch("COMMIT");
@@ -302,6 +312,7 @@ impl Backend for SqliteBackend {
     fn poll(&self) -> Result<Catchup> {
         self.with_db(|db| {
             end_open_transaction(&db.conn);
+            self.vouch(&db.conn)?;
             db.conn.execute_batch("BEGIN").map_err(|e| store_error(&self.path, "reading", e))?;
             let result = changes::since(&self.path, db);
             let _ = db.conn.execute_batch("COMMIT");
@@ -313,7 +324,7 @@ impl Backend for SqliteBackend {
         self.with_aux(|conn| {
             let what = "recording key use in";
             conn.execute_batch("BEGIN IMMEDIATE").map_err(self.err(what))?;
-            let write = replaced::vouch(&self.path, conn).and_then(|()| {
+            let write = self.vouch(conn).and_then(|()| {
                 let mut stmt = conn
                     .prepare_cached("UPDATE keys SET last_used_at = max(coalesce(last_used_at, ?2), ?2) WHERE id = ?1")
                     .map_err(self.err(what))?;
@@ -331,7 +342,7 @@ impl Backend for SqliteBackend {
 
     fn stored_uses(&self, id: Option<&[u8; 16]>) -> Result<Vec<([u8; 16], i64)>> {
         self.with_aux(|conn| {
-            replaced::vouch(&self.path, conn)?;
+            self.vouch(conn)?;
             let e = |err| store_error(&self.path, "reading", err);
             let mut out = Vec::new();
             let mut push = |raw: Vec<u8>, at: i64| {
@@ -377,7 +388,7 @@ impl Backend for SqliteBackend {
         }
         let copied = self.with_aux(|conn| {
             // Through a replaced file's connection, a copy would mix two stores' pages.
-            replaced::vouch(&self.path, conn)?;
+            self.vouch(conn)?;
             // SQLite's online backup: a consistent copy while other processes keep writing.
             // The target is opened with explicit flags (rusqlite's `Connection::backup`
             // would open it with its defaults, `SQLITE_OPEN_URI` among them).
@@ -412,7 +423,7 @@ impl Backend for SqliteBackend {
         use std::sync::atomic::Ordering;
         let db = self.db.try_lock()?;
         let conn = &db.as_ref()?.conn;
-        let Err(error) = replaced::vouch(&self.path, conn) else {
+        let Err(error) = self.vouch(conn) else {
             self.folded.store(false, Ordering::Relaxed);
             return None;
         };

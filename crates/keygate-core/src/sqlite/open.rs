@@ -11,6 +11,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::audit::{self, Head};
 use super::changes;
 use super::maintain::maintain;
+use super::replaced::Named;
 use super::rows::load;
 use super::schema::{examine, log_id, migrate};
 use super::{check_file_path, corrupt, end_open_transaction, read_error, store_error, Db, SqliteBackend};
@@ -97,11 +98,13 @@ impl KeyStore {
             }
         };
         let aux = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let named = Named::at_open(&path, &conn);
         let backend = SqliteBackend {
             path: path.clone(),
             db: Mutex::new(Some(Db { conn, last_seen, audit_mark, log_id, needs_reload: false })),
             aux: Mutex::new(Some(aux)),
             folded: std::sync::atomic::AtomicBool::new(false),
+            named,
         };
         let store = KeyStore::with_backend(&options, prefix, registry, Box::new(backend), created)?;
         let purge_after_ms = (purge_days * 86_400_000.0) as i64;

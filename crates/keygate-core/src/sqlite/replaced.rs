@@ -1,5 +1,6 @@
 //! A store file replaced under a running process: another file renamed over its path
-//! (a backup put back with `mv`), or the file moved or removed. The process's
+//! (a backup put back with `mv`), a symbolic link switched to another file, or the file
+//! moved or removed. The process's
 //! connections still read and write the file they opened, but SQLite finds the `-wal`
 //! and `-shm` files by path, so it now shares them with whatever file the path names:
 //! its reads would mix two stores' pages, and its writes would land in the log the
@@ -9,7 +10,7 @@
 //! old file's last pages, which the new file must not be read with); its close leaves
 //! the log alone (see `SqliteBackend::replaced` and `close`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{ffi, Connection};
 
@@ -25,9 +26,45 @@ pub(super) fn has_moved(conn: &Connection) -> bool {
     rc == ffi::SQLITE_OK && moved != 0
 }
 
+/// The store's path as the caller gave it, and the file it named when the store was
+/// opened. SQLite resolves symbolic links at open and watches the file they led to, so a
+/// link switched to another file (`ln -sfn backup.db keys.db`) escapes its test: the path
+/// is followed again at every look.
+pub(super) struct Named {
+    /// Made absolute at open (links kept): a later `chdir` of the process changes nothing.
+    path: PathBuf,
+    /// Device and inode of the file SQLite opened; `None` where they cannot be read (then
+    /// only SQLite's test applies).
+    file: Option<(u64, u64)>,
+}
+
+impl Named {
+    /// `path` as `conn` opened it: the file is the one at the name SQLite resolved, which
+    /// [`has_moved`] vouches still names it.
+    pub(super) fn at_open(path: &Path, conn: &Connection) -> Named {
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        Named { path: absolute, file: conn.path().and_then(|opened| identity(Path::new(opened))) }
+    }
+
+    fn still_names_the_file(&self) -> bool {
+        self.file.is_none_or(|file| identity(&self.path) == Some(file))
+    }
+}
+
+#[cfg(unix)]
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn identity(_path: &Path) -> Option<(u64, u64)> {
+    None
+}
+
 /// `STORE_IO` naming what happened, when the path no longer names the file `conn` opened.
-pub(super) fn vouch(path: &Path, conn: &Connection) -> Result<()> {
-    if has_moved(conn) {
+pub(super) fn vouch(path: &Path, named: &Named, conn: &Connection) -> Result<()> {
+    if has_moved(conn) || !named.still_names_the_file() {
         return Err(Error::new(
             ErrorCode::StoreIo,
             format!(
