@@ -157,6 +157,21 @@ fn seeded_beside(dir: &Path, other: &str) -> (PathBuf, PathBuf, KeyStore, String
     (path, dir.join(other), store, id, secret)
 }
 
+/// `keys.db` in `dir`, seeded and open, and its backup with the key revoked in it, renamed over
+/// it (`mv backup.db keys.db`) once `before_the_rename` has run on the store. Returns once the
+/// store has failed closed: the path, the store (the replaced process) and the key's secret.
+fn replaced_by_its_revoking_backup(dir: &Path, before_the_rename: impl FnOnce(&KeyStore, &str)) -> (PathBuf, KeyStore, String) {
+    let (path, backup, store, id, secret) = seeded_beside(dir, "backup.db");
+    store.backup(backup.to_str().unwrap()).unwrap();
+    let edited = open(&backup);
+    edited.set_state(&id, "revoked", None).unwrap();
+    edited.close().unwrap();
+    before_the_rename(&store, &secret);
+    std::fs::rename(&backup, &path).unwrap();
+    wait_for_answer("the process whose file was replaced", &store, &secret, Reason::StoreUnavailable, Duration::from_secs(2));
+    (path, store, secret)
+}
+
 /// A backup put back by renaming it over the store's path (`mv backup.db keys.db`) under a
 /// running process. Its connections keep the file they opened, but SQLite finds the `-wal`
 /// and `-shm` by path, so they would share the new file's: the process must stop answering
@@ -165,15 +180,8 @@ fn seeded_beside(dir: &Path, other: &str) -> (PathBuf, PathBuf, KeyStore, String
 #[test]
 fn a_file_renamed_over_the_store_fails_the_process_closed_until_it_opens_the_store_again() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, backup, admin, id, secret) = seeded_beside(dir.path(), "backup.db");
-    admin.backup(backup.to_str().unwrap()).unwrap();
-    let edited = open(&backup);
-    edited.set_state(&id, "revoked", None).unwrap();
-    edited.close().unwrap();
-    assert_eq!(check(&admin, &secret), Reason::Allowed);
-    std::fs::rename(&backup, &path).unwrap();
-
-    wait_for_answer("the process whose file was replaced", &admin, &secret, Reason::StoreUnavailable, Duration::from_secs(2));
+    let (path, admin, secret) =
+        replaced_by_its_revoking_backup(dir.path(), |admin, secret| assert_eq!(check(admin, secret), Reason::Allowed));
     assert!(!admin.health().connected, "health still reports the store connected");
     let refused = admin.put_role("through-the-old-file", &["session:*".into()], None).unwrap_err();
     assert_eq!(refused.code, keygate_core::ErrorCode::StoreIo, "{}", refused.message);
@@ -215,10 +223,7 @@ fn a_store_file_moved_away_and_back_is_answered_from_again() {
 #[test]
 fn closing_the_replaced_process_keeps_what_another_handle_wrote_to_the_new_file() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, backup, old, _, secret) = seeded_beside(dir.path(), "backup.db");
-    old.backup(backup.to_str().unwrap()).unwrap();
-    std::fs::rename(&backup, &path).unwrap();
-    wait_for_answer("the process whose file was replaced", &old, &secret, Reason::StoreUnavailable, Duration::from_secs(2));
+    let (path, old, _) = replaced_by_its_revoking_backup(dir.path(), |_, _| ());
 
     let new = open(&path);
     new.put_role("written-to-the-new-file", &["session:*".into()], None).unwrap();
@@ -265,10 +270,7 @@ fn closing_the_replaced_process_keeps_what_another_process_wrote_to_the_new_file
     use std::io::{BufRead, BufReader, Write};
     use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
-    let (path, backup, old, _, secret) = seeded_beside(dir.path(), "backup.db");
-    old.backup(backup.to_str().unwrap()).unwrap();
-    std::fs::rename(&backup, &path).unwrap();
-    wait_for_answer("the process whose file was replaced", &old, &secret, Reason::StoreUnavailable, Duration::from_secs(2));
+    let (path, old, _) = replaced_by_its_revoking_backup(dir.path(), |_, _| ());
 
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_writing_to_the_new_file", "--ignored", "--nocapture", "--test-threads=1"])
@@ -315,14 +317,9 @@ fn closing_the_replaced_process_keeps_what_another_process_wrote_to_the_new_file
 fn the_old_files_last_commits_do_not_reach_the_new_file() {
     for close_old_first in [true, false] {
         let dir = tempfile::tempdir().unwrap();
-        let (path, backup, old, id, secret) = seeded_beside(dir.path(), "backup.db");
-        old.backup(backup.to_str().unwrap()).unwrap();
-        let edited = open(&backup);
-        edited.set_state(&id, "revoked", None).unwrap();
-        edited.close().unwrap();
-        old.put_role("after-the-backup", &["session:*".into()], None).unwrap();
-        std::fs::rename(&backup, &path).unwrap();
-        wait_for_answer("the process whose file was replaced", &old, &secret, Reason::StoreUnavailable, Duration::from_secs(2));
+        let (path, old, secret) = replaced_by_its_revoking_backup(dir.path(), |old, _| {
+            old.put_role("after-the-backup", &["session:*".into()], None).unwrap();
+        });
         std::thread::sleep(Duration::from_millis(50));
         if close_old_first {
             old.close().unwrap();

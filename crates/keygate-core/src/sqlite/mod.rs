@@ -238,11 +238,9 @@ impl Backend for SqliteBackend {
         })
     }
 
+    // Always right after `begin`, which has just vouched for the file inside the same transaction.
     fn changes(&self) -> Result<Catchup> {
-        self.with_db(|db| {
-            self.vouch(&db.conn)?;
-            changes::since(&self.path, db)
-        })
+        self.with_db(|db| changes::since(&self.path, db))
     }
 
     fn resync(&self) {
