@@ -130,6 +130,11 @@ pub trait Backend: Send + Sync {
     /// next `changes` or `poll` answers [`Catchup::Reload`]. Cheap and infallible.
     fn resync(&self) {}
 
+    /// `close` is about to wait for the store's background thread: a backend whose
+    /// thread waits on the network (for notifications) wakes it now, so that `close`
+    /// does not wait out that wait. Changes nothing else; `close` follows.
+    fn stopping(&self) {}
+
     /// Makes the changes and their audit entries durable together, ending the
     /// write: all of it or, on error, none of it. Audit entries are sealed here
     /// ([`AuditEntry::seal`]), numbered on from the store's recorded head, which a

@@ -4,8 +4,10 @@
 
 mod common;
 
+use common::pg::{mark_after, psql, psql_command, psql_quietly, Db, SERVER};
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,70 +16,8 @@ use std::time::{Duration, Instant};
 use keygate_core::{Call, ErrorCode, KeyStore, NewKey, Options, Reason, UserInput};
 
 const DAY: i64 = 86_400_000;
-const SERVER: &str = "127.0.0.1:5432";
-
-fn server_answers() -> bool {
-    let addr: SocketAddr = SERVER.parse().unwrap();
-    TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
-}
-
-fn psql(database: &str, sql: &str) -> String {
-    let out = psql_command(database, sql).output().expect("psql runs");
-    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// `sql` run in `database` by psql, its outcome ignored: for `Drop`, where a panic
-/// while a test unwinds would abort the run.
-fn psql_quietly(database: &str, sql: &str) {
-    let _ = psql_command(database, sql).output();
-}
-
-fn psql_command(database: &str, sql: &str) -> Command {
-    let mut command = Command::new("psql");
-    command.args(["-h", "127.0.0.1", "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql]);
-    command
-}
-
-/// A database of its own, dropped (with whatever is connected to it) at the end.
-struct Db {
-    name: String,
-}
 
 impl Db {
-    fn new() -> Option<Db> {
-        if !server_answers() {
-            eprintln!("skipped: no PostgreSQL answers at {SERVER}");
-            return None;
-        }
-        let mut bytes = [0u8; 6];
-        getrandom::fill(&mut bytes).unwrap();
-        let name = format!("keygate_test_{}", hex::encode(bytes));
-        psql("postgres", &format!("CREATE DATABASE {name}"));
-        Some(Db { name })
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}?sslmode=disable", self.name)
-    }
-
-    fn sql(&self, sql: &str) -> String {
-        psql(&self.name, sql)
-    }
-
-    /// A backup of keygate's tables (as pg_dump would take it), kept in schema `name`.
-    fn back_up(&self, name: &str) {
-        let copies: String = TABLES.iter().map(|t| format!("CREATE TABLE {name}.{t} AS SELECT * FROM public.{t};")).collect();
-        self.sql(&format!("BEGIN ISOLATION LEVEL REPEATABLE READ; CREATE SCHEMA {name}; {copies} COMMIT"));
-    }
-
-    /// The backup in schema `name` restored over keygate's tables in one transaction, as an
-    /// operator would with psql (a data-only restore): every table replaced, nothing else touched.
-    fn restore(&self, name: &str) {
-        let refill: String = TABLES.iter().map(|t| format!("INSERT INTO public.{t} SELECT * FROM {name}.{t};")).collect();
-        self.sql(&format!("BEGIN; TRUNCATE {}; {refill} COMMIT", TABLES.map(|t| format!("public.{t}")).join(", ")));
-    }
-
     /// Where the change log stands: version and mark.
     fn position(&self) -> String {
         self.sql("SELECT version || ' ' || mark FROM keygate_meta")
@@ -146,15 +86,6 @@ impl Drop for Holder {
                 self.db
             ),
         );
-    }
-}
-
-/// keygate's tables, as a backup holds them.
-const TABLES: [&str; 6] = ["keygate_meta", "keygate_roles", "keygate_users", "keygate_keys", "keygate_changes", "keygate_audit"];
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        psql_quietly("postgres", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
     }
 }
 
@@ -997,6 +928,80 @@ fn tls_through_rustls_encrypts_and_verify_full_refuses_an_untrusted_certificate(
     assert_eq!(error.code, ErrorCode::StoreUnavailable, "{error}");
 }
 
+/// A table dropped or renamed, a column dropped or retyped by other means: a dropped meta
+/// table used to read as a new database, and creating the schema over the other tables
+/// failed as `STORE_IO` ("relation already exists"); the others failed only when read, or
+/// not at all (a column keygate reads through a cast). Refused before anything is written,
+/// naming what is wrong, as the SQLite store refuses a dropped table or column.
+#[test]
+fn a_table_or_column_dropped_or_retyped_is_store_corrupt_at_open_and_nothing_is_written() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    seed(&store);
+    store.close().unwrap();
+    db.back_up("pristine");
+    let tables = || db.sql("SELECT string_agg(relname, ' ' ORDER BY relname) FROM pg_class WHERE relnamespace = 'public'::regnamespace");
+    for (damage, named) in [
+        ("DROP TABLE keygate_meta", "keygate_meta is missing"),
+        ("ALTER TABLE keygate_meta RENAME TO keygate_meta_old", "keygate_meta is missing"),
+        ("DROP TABLE keygate_audit", "keygate_audit is missing"),
+        ("ALTER TABLE keygate_keys DROP COLUMN hint", "keygate_keys.hint is missing"),
+        ("ALTER TABLE keygate_keys ALTER COLUMN seq TYPE integer", "keygate_keys.seq is of type int4, not int8"),
+        (
+            "ALTER TABLE keygate_users ALTER COLUMN rights TYPE text USING array_to_string(rights, ',')",
+            "keygate_users.rights is of type text",
+        ),
+        ("ALTER TABLE keygate_meta DROP COLUMN audit_hash", "keygate_meta.audit_hash is missing"),
+    ] {
+        db.restore_afresh("pristine");
+        db.sql(damage);
+        let before = tables();
+        let error = open(&db.url()).err().unwrap_or_else(|| panic!("{damage}: the store opened"));
+        assert_eq!(error.code, ErrorCode::StoreCorrupt, "{damage}: {}", error.message);
+        assert!(error.message.contains(named), "{damage}: {}", error.message);
+        assert_eq!(tables(), before, "{damage}: tables created or dropped");
+    }
+    // A column added by other means is no damage.
+    db.restore_afresh("pristine");
+    db.sql("ALTER TABLE keygate_keys ADD COLUMN note text");
+    open(&db.url()).unwrap().close().unwrap();
+}
+
+/// A column retyped under a running store: what it reads then fails as `STORE_CORRUPT`
+/// (the tables are no longer as keygate made them), not `STORE_IO`, and the store fails closed.
+#[test]
+fn a_column_retyped_under_a_running_store_is_reported_as_store_corrupt() {
+    let Some(db) = Db::new() else { return };
+    let reported: Arc<std::sync::Mutex<Vec<ErrorCode>>> = Arc::default();
+    let sink = reported.clone();
+    let on_error: keygate_core::OnError = Arc::new(move |incident: &keygate_core::Incident| sink.lock().unwrap().push(incident.error.code));
+    let store = KeyStore::open(&db.url(), Options { on_error: Some(on_error), ..bounded(2000.0, 1000.0) }).unwrap();
+    let (_, secret) = seed(&store);
+    assert_eq!(reason(&store, &secret), Reason::Allowed);
+    db.sql("ALTER TABLE keygate_keys DROP COLUMN hint; UPDATE keygate_meta SET epoch = 'elsewhere'");
+    wait_for(&store, &secret, Reason::StoreUnavailable);
+    let codes = reported.lock().unwrap().clone();
+    assert!(codes.contains(&ErrorCode::StoreCorrupt), "{codes:?}");
+    let refused = store.put_user(&UserInput { id: "late".into(), ..Default::default() }, None).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::StoreCorrupt, "{}", refused.message);
+    store.close().unwrap();
+}
+
+/// `close` used to return only once the listener's wait for notifications ran out: up
+/// to a heartbeat's period (250 ms) per store, just after an open almost all of it.
+#[test]
+fn close_returns_without_waiting_out_the_listener_s_wait() {
+    let Some(db) = Db::new() else { return };
+    open(&db.url()).unwrap().close().unwrap();
+    for _ in 0..5 {
+        let store = open(&db.url()).unwrap();
+        let start = Instant::now();
+        store.close().unwrap();
+        let took = start.elapsed();
+        assert!(took < Duration::from_millis(150), "close took {took:?}");
+    }
+}
+
 #[test]
 fn terminated_connections_are_replaced_and_nothing_is_missed() {
     let Some(db) = Db::new() else { return };
@@ -1647,13 +1652,6 @@ impl Drop for Intruder {
     fn drop(&mut self) {
         psql_quietly("postgres", &format!("DROP ROLE IF EXISTS {}", self.role));
     }
-}
-
-/// The mark keygate gives `version` with changes `json` after `previous` (see postgres/mark.rs).
-fn mark_after(previous: &str, version: i64, json: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::new().chain_update(format!("{previous} {version} {json}")).finalize();
-    hex::encode(&digest[..16])
 }
 
 /// Another role of the cluster, with no privilege on keygate's tables, LISTENs

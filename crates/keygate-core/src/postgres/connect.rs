@@ -293,6 +293,7 @@ impl Target {
                     lock_wait(self.statement_timeout)
                 ));
             }
+            Some(sqlstate) if is_schema_changed(sqlstate) => ErrorCode::StoreCorrupt,
             Some(sqlstate) if !is_connection_ended(sqlstate) => ErrorCode::StoreIo,
             _ => ErrorCode::StoreUnavailable,
         };
@@ -302,6 +303,14 @@ impl Target {
         };
         Error::new(code, format!("{what} {}: {detail}", self.name))
     }
+}
+
+/// SQLSTATEs keygate's own statements meet only when its tables are no longer as it made
+/// them (a table dropped or renamed, a column dropped or retyped after the store opened):
+/// `42P01` undefined_table, `42703` undefined_column, `42804` datatype_mismatch, `42883`
+/// undefined_function (an operator for the column's new type).
+fn is_schema_changed(sqlstate: &str) -> bool {
+    matches!(sqlstate, "42P01" | "42703" | "42804" | "42883")
 }
 
 /// SQLSTATE `55P03` lock_not_available: a lock wait ended by `lock_timeout`.

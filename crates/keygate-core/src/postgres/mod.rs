@@ -249,6 +249,9 @@ pub(super) struct Shared {
     /// maintenance threads end too.
     helpers_stop: Mutex<bool>,
     helpers_wake: Condvar,
+    /// Signalled by `close` (see `Backend::stopping`): the listener stops waiting for
+    /// notifications at once instead of up to a heartbeat's period (250 ms) later.
+    stopping: tokio::sync::Notify,
 }
 
 /// The store's epoch as processes compare it: the random one made with the store, and the
@@ -768,6 +771,11 @@ impl Backend for PgBackend {
 
     fn resync(&self) {
         self.shared.cursor.lock().needs_reload = true;
+    }
+
+    fn stopping(&self) {
+        // A permit if the listener is not waiting yet: its next wait ends at once.
+        self.shared.stopping.notify_one();
     }
 
     fn commit(&self, changes: &[Change], drafts: Vec<AuditDraft>) -> Result<()> {

@@ -83,6 +83,7 @@ pub(crate) fn open(url: &str, options: Options) -> Result<KeyStore> {
         poll_lost: AtomicBool::new(false),
         closed: AtomicBool::new(false),
         helpers_stop: Mutex::new(false),
+        stopping: tokio::sync::Notify::new(),
         helpers_wake: Default::default(),
     });
     let mut options = options;

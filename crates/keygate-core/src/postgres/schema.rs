@@ -84,6 +84,109 @@ pub(super) struct Meta {
     pub created: bool,
 }
 
+/// keygate's tables and the type (`pg_type.typname`) of each column, as [`SCHEMA`] and the
+/// migrations make them. Checked at every open, so a mismatch here fails every test that opens.
+const TABLES: &[(&str, &[(&str, &str)])] = &[
+    (
+        "keygate_meta",
+        &[
+            ("id", "int4"),
+            ("schema_version", "int4"),
+            ("epoch", "text"),
+            ("version", "int8"),
+            ("key_prefix", "text"),
+            ("max_lifetime_days", "float8"),
+            ("audit_seq", "int8"),
+            ("audit_hash", "text"),
+            ("mark", "text"),
+        ],
+    ),
+    ("keygate_roles", &[("name", "text"), ("rights", "_text")]),
+    ("keygate_users", &[("id", "text"), ("status", "text"), ("rights", "_text"), ("roles", "_text")]),
+    (
+        "keygate_keys",
+        &[
+            ("id", "bytea"),
+            ("seq", "int8"),
+            ("user_id", "text"),
+            ("description", "text"),
+            ("state", "text"),
+            ("expires_at", "int8"),
+            ("created_at", "int8"),
+            ("updated_at", "int8"),
+            ("last_used_at", "int8"),
+            ("hint", "text"),
+            ("digest", "bytea"),
+            ("rules", "_text"),
+        ],
+    ),
+    ("keygate_changes", &[("version", "int8"), ("token", "text"), ("at", "int8"), ("changes", "text"), ("mark", "text")]),
+    (
+        "keygate_audit",
+        &[
+            ("seq", "int8"),
+            ("at", "int8"),
+            ("actor", "text"),
+            ("action", "text"),
+            ("key_id", "text"),
+            ("user_id", "text"),
+            ("detail", "text"),
+            ("hash", "bytea"),
+        ],
+    ),
+];
+
+/// Columns schema 1 lacks, added by its migration.
+const ADDED_BY_MIGRATION: &[(&str, &str)] = &[("keygate_meta", "mark"), ("keygate_changes", "mark")];
+
+/// Whether keygate's tables are there (`false`: none is, a new database). Some but not all
+/// of them, a column missing or of another type is `STORE_CORRUPT`, refused before anything
+/// is written (as the SQLite store refuses a dropped table or column): creating the schema
+/// over what is left would fail half-way, and reading it would fail on every reload.
+fn examine_tables(net: &Net, client: &Client) -> Result<bool> {
+    let names: Vec<&str> = TABLES.iter().map(|(table, _)| *table).collect();
+    let rows = net.run(
+        "reading the schema of",
+        client.query(
+            "SELECT t.name, a.attname::text, ty.typname::text
+             FROM unnest($1::text[]) AS t(name)
+             LEFT JOIN pg_attribute a ON a.attrelid = to_regclass(t.name) AND a.attnum > 0 AND NOT a.attisdropped
+             LEFT JOIN pg_type ty ON ty.oid = a.atttypid",
+            &[&names],
+        ),
+    )?;
+    let mut found: Vec<(String, String, String)> = Vec::new();
+    for row in &rows {
+        let read = (|| {
+            Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get::<_, Option<String>>(1)?, row.try_get::<_, Option<String>>(2)?))
+        })();
+        let (table, column, type_name) = read.map_err(|e| corrupt(format!("its tables: {e}")))?;
+        if let (Some(column), Some(type_name)) = (column, type_name) {
+            found.push((table, column, type_name));
+        }
+    }
+    let has_table = |table: &str| found.iter().any(|(t, _, _)| t == table);
+    if !names.iter().any(|table| has_table(table)) {
+        return Ok(false);
+    }
+    for (table, columns) in TABLES {
+        if !has_table(table) {
+            return Err(corrupt(format!("its table {table} is missing (other keygate tables are there)")));
+        }
+        for (column, wanted) in *columns {
+            match found.iter().find(|(t, c, _)| t == table && c == column) {
+                Some((_, _, type_name)) if type_name != wanted => {
+                    return Err(corrupt(format!("column {table}.{column} is of type {type_name}, not {wanted}")));
+                }
+                Some(_) => {}
+                None if ADDED_BY_MIGRATION.contains(&(*table, *column)) => {}
+                None => return Err(corrupt(format!("column {table}.{column} is missing"))),
+            }
+        }
+    }
+    Ok(true)
+}
+
 /// Refuses a server that cannot take writes or keep a LISTEN: a hot standby, or
 /// a session that is read-only.
 pub(super) fn check_writable(net: &Net, client: &Client) -> Result<()> {
@@ -122,10 +225,7 @@ pub(super) fn ensure(net: &Net, client: &Client, wanted_prefix: Option<&str>, wa
 
 fn ensure_in_transaction(net: &Net, client: &Client, wanted_prefix: Option<&str>, wanted_max_days: Option<f64>) -> Result<Meta> {
     net.run("locking the schema of", client.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]))?;
-    let exists: bool = net
-        .run("reading the schema of", client.query_one("SELECT to_regclass('keygate_meta') IS NOT NULL", &[]))?
-        .try_get(0)
-        .unwrap_or(false);
+    let exists = examine_tables(net, client)?;
     if !exists {
         let prefix = match wanted_prefix {
             Some(p) => Prefix::new(p)?,

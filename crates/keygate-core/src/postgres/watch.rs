@@ -192,8 +192,12 @@ impl Watcher {
         let Some(notifications) = self.notifications.as_mut() else { return };
         let wait = HEARTBEAT_EVERY.saturating_sub(self.last_heartbeat.elapsed()).max(Duration::from_millis(1));
         let heard = shared.net.rt.block_on(async {
-            let first = tokio::time::timeout(wait, notifications.recv()).await;
-            first.map(|first| {
+            // `close` is waiting for this thread: heard nothing (the round then ends it).
+            let first = tokio::select! {
+                first = tokio::time::timeout(wait, notifications.recv()) => first,
+                () = shared.stopping.notified() => return Err(()),
+            };
+            Ok(first.map(|first| {
                 first.map(|first| {
                     let mut all = vec![first];
                     while let Ok(more) = notifications.try_recv() {
@@ -201,8 +205,9 @@ impl Watcher {
                     }
                     all
                 })
-            })
+            }))
         });
+        let Ok(heard) = heard else { return };
         match heard {
             // A hint, which any role may send: contact only when it names where this process
             // stands and nothing heard says it is behind (see `Shared::touch`).

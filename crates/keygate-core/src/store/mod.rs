@@ -227,6 +227,7 @@ impl KeyStore {
         }
         self.inner.closed.store(true, Ordering::Release);
         self.inner.expiry.stop();
+        self.inner.backend.stopping();
         // The background thread stops (closing its own connection) before the
         // last connection closes, so SQLite can fold the WAL into the file.
         let maintenance = self.inner.maintenance.lock().take();

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests (each test file includes this module).
 #![allow(dead_code)]
 
+pub mod pg;
 pub mod reference;
 pub mod world;
 

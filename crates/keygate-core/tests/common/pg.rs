@@ -1,0 +1,101 @@
+//! The machine's PostgreSQL server (127.0.0.1:5432, user postgres, trust) for the
+//! tests that use it: a database of their own each, and psql to read or damage it.
+
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+pub const SERVER: &str = "127.0.0.1:5432";
+
+pub fn server_answers() -> bool {
+    let addr: SocketAddr = SERVER.parse().unwrap();
+    TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
+}
+
+pub fn psql(database: &str, sql: &str) -> String {
+    let out = psql_command(database, sql).output().expect("psql runs");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `sql` run in `database` by psql, its outcome ignored: for `Drop`, where a panic
+/// while a test unwinds would abort the run.
+pub fn psql_quietly(database: &str, sql: &str) {
+    let _ = psql_command(database, sql).output();
+}
+
+pub fn psql_command(database: &str, sql: &str) -> Command {
+    let mut command = Command::new("psql");
+    command.args(["-h", "127.0.0.1", "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql]);
+    command
+}
+
+/// A database of its own, dropped (with whatever is connected to it) at the end.
+pub struct Db {
+    pub name: String,
+}
+
+impl Db {
+    pub fn new() -> Option<Db> {
+        if !server_answers() {
+            eprintln!("skipped: no PostgreSQL answers at {SERVER}");
+            return None;
+        }
+        let mut bytes = [0u8; 6];
+        getrandom::fill(&mut bytes).unwrap();
+        let name = format!("keygate_test_{}", hex::encode(bytes));
+        psql("postgres", &format!("CREATE DATABASE {name}"));
+        Some(Db { name })
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}?sslmode=disable", self.name)
+    }
+
+    pub fn sql(&self, sql: &str) -> String {
+        psql(&self.name, sql)
+    }
+
+    /// [`Db::sql`], `None` when the server refuses it.
+    pub fn try_sql(&self, sql: &str) -> Option<String> {
+        let out = psql_command(&self.name, sql).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// A backup of keygate's tables (as pg_dump would take it), kept in schema `name`.
+    pub fn back_up(&self, name: &str) {
+        let copies: String = TABLES.iter().map(|t| format!("CREATE TABLE {name}.{t} AS SELECT * FROM public.{t};")).collect();
+        self.sql(&format!("BEGIN ISOLATION LEVEL REPEATABLE READ; CREATE SCHEMA {name}; {copies} COMMIT"));
+    }
+
+    /// The backup in schema `name` put back into keygate's tables made afresh (by opening a
+    /// store on an empty schema): whatever was dropped, renamed or retyped is as keygate makes it.
+    pub fn restore_afresh(&self, name: &str) {
+        self.sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+        keygate_core::KeyStore::open(&self.url(), keygate_core::Options::default()).unwrap().close().unwrap();
+        self.restore(name);
+    }
+
+    /// The backup in schema `name` restored over keygate's tables in one transaction, as an
+    /// operator would with psql (a data-only restore): every table replaced, nothing else touched.
+    pub fn restore(&self, name: &str) {
+        let refill: String = TABLES.iter().map(|t| format!("INSERT INTO public.{t} SELECT * FROM {name}.{t};")).collect();
+        self.sql(&format!("BEGIN; TRUNCATE {}; {refill} COMMIT", TABLES.map(|t| format!("public.{t}")).join(", ")));
+    }
+}
+
+/// keygate's tables, as a backup holds them.
+pub const TABLES: [&str; 6] = ["keygate_meta", "keygate_roles", "keygate_users", "keygate_keys", "keygate_changes", "keygate_audit"];
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        psql_quietly("postgres", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+/// The mark keygate gives `version` with changes `json` after `previous` (see postgres/mark.rs).
+pub fn mark_after(previous: &str, version: i64, json: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(format!("{previous} {version} {json}")).finalize();
+    hex::encode(&digest[..16])
+}
