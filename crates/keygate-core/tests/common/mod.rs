@@ -3,6 +3,7 @@
 
 pub mod pg;
 pub mod reference;
+pub mod seeded;
 pub mod world;
 
 use std::sync::atomic::{AtomicBool, Ordering};
