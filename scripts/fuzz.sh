@@ -7,7 +7,7 @@
 #   scripts/fuzz.sh cmin <target>                    fold new finds into the kept corpus, minimised
 #   scripts/fuzz.sh list                             the targets
 #
-# Targets: rule_parse ip_parse secret_check glob_match dav_match decision decision_dav store_load store_catch_up.
+# Targets: rule_parse ip_parse secret_check glob_match dav_match decision decision_dav store_load store_catch_up pg_changes.
 # New inputs go to fuzz/work/<target>/ (not kept); the kept corpus fuzz/corpus/<target>/
 # is read as seeds. Crash inputs land in fuzz/artifacts/<target>/: copy the ones worth
 # keeping to fuzz/regressions/<target>/, where `cargo test -p keygate-core --test fuzz_replay`

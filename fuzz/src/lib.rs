@@ -11,13 +11,20 @@
 
 #![allow(dead_code)]
 
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use keygate_core::internals::{
-    generate, is_valid_path, is_valid_request, is_well_formed, parse_caller_ip, parse_rule, DavNames, Glob, IpNet, Prefix, Rule, TABLES,
+    apply_changes, decode_pg_changes, encode_pg_changes, find_secret, generate, is_valid_path, is_valid_request, is_well_formed,
+    parse_caller_ip, parse_rule, record_of, user_record, Change, DavNames, Glob, IpNet, KeyRecord, Prefix, Registry, RoleRecord, Rule,
+    UserRecord, TABLES,
 };
-use keygate_core::{validate_rule, Call, DavCall, ErrorCode, KeyStore, NewKey, Options, Reason, UserInput};
+use keygate_core::{
+    redact_secrets, validate_rule, Call, DavCall, ErrorCode, KeyId, KeyState, KeyStore, NewKey, Options, Reason, UserInput, UserStatus,
+    MAX_RULES,
+};
+use serde_json::{Map, Value};
 
 // ---- structured input ----------------------------------------------------------
 
@@ -1567,4 +1574,703 @@ pub fn store_catch_up(data: &[u8]) {
         }
     }
     let _ = store.close();
+}
+
+// ---- pg_changes -----------------------------------------------------------------
+
+// The PostgreSQL store's change log: each `keygate_changes` row holds, as JSON text, the
+// changes of one admin call, which every other process decodes and applies when it catches
+// up. Anyone with write access to the database can put any text there.
+
+/// A list of texts, owned.
+fn owned(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// Rights long enough (over 16) that the registry indexes the list.
+fn wide_rules() -> Vec<String> {
+    (0..18).map(|i| format!("svc{i}:get*")).collect()
+}
+
+/// A key of the template world: id, sequence number and digest from `n`; keys 2 and 3
+/// (4 and 5, …) share a hint.
+fn pg_key(n: u8, user: &str, state: KeyState, rules: Vec<String>, last_used_at: Option<i64>) -> KeyRecord {
+    KeyRecord {
+        id: KeyId::from_bytes([n; 16]),
+        seq: u64::from(n),
+        user_id: user.into(),
+        description: format!("template key {n}"),
+        state,
+        expires_at: T0 + DAY,
+        created_at: T0,
+        updated_at: T0 + i64::from(n),
+        last_used_at,
+        hint: [b'h', b'0' + n / 2 % 10, b'Z', b'9'],
+        digest: [n; 32],
+        rules,
+    }
+}
+
+fn pg_user(id: &str, status: UserStatus, rights: Vec<String>, roles: &[&str]) -> Change {
+    Change::PutUser(UserRecord { id: id.into(), status, rights, roles: owned(roles) })
+}
+
+fn pg_role(name: &str, rights: Vec<String>) -> Change {
+    Change::PutRole(RoleRecord { name: name.into(), rights })
+}
+
+/// The state a registry should hold, as the registry's contract describes it (written from
+/// `Change`'s and `Registry::apply`'s documentation, not from their code): rule lists
+/// normalised; a deleted user's keys deleted with it; a deleted role dropped from every user.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct PgState {
+    users: BTreeMap<String, UserRecord>,
+    roles: BTreeMap<String, RoleRecord>,
+    keys: BTreeMap<KeyId, KeyRecord>,
+    next_seq: u64,
+}
+
+/// A rule list as a registry holds it (each rule's normalised text), or `None` when it must
+/// refuse it: too many rules, one that does not parse, an IP rule among rights.
+fn pg_rules(raw: &[String], rights: bool) -> Option<Vec<String>> {
+    if raw.len() > MAX_RULES {
+        return None;
+    }
+    raw.iter()
+        .map(|text| match parse_rule(text) {
+            Ok(Rule::Ip(_)) if rights => None,
+            Ok(rule) => Some(rule.text()),
+            Err(_) => None,
+        })
+        .collect()
+}
+
+impl PgState {
+    /// Applies `change`, or says why a registry must refuse it (then nothing changes).
+    fn apply(&mut self, change: &Change) -> Result<(), &'static str> {
+        match change {
+            Change::PutUser(user) => {
+                let rights = pg_rules(&user.rights, true).ok_or("rights it cannot hold")?;
+                self.users.insert(user.id.clone(), UserRecord { rights, ..user.clone() });
+            }
+            Change::DeleteUser(id) => {
+                self.users.remove(id);
+                self.keys.retain(|_, key| key.user_id != *id);
+            }
+            Change::PutRole(role) => {
+                let rights = pg_rules(&role.rights, true).ok_or("rights it cannot hold")?;
+                self.roles.insert(role.name.clone(), RoleRecord { name: role.name.clone(), rights });
+            }
+            Change::DeleteRole(name) => {
+                self.roles.remove(name);
+                for user in self.users.values_mut() {
+                    user.roles.retain(|role| role != name);
+                }
+            }
+            Change::PutKey(key) => {
+                if self.keys.values().any(|other| other.id != key.id && other.hint == key.hint && other.digest == key.digest) {
+                    return Err("the secret digest of another key");
+                }
+                let rules = pg_rules(&key.rules, false).ok_or("rules it cannot hold")?;
+                if !self.users.contains_key(&key.user_id) {
+                    return Err("a missing user");
+                }
+                let last_used_at = key.last_used_at.max(self.keys.get(&key.id).and_then(|old| old.last_used_at));
+                self.next_seq = self.next_seq.max(key.seq.saturating_add(1));
+                self.keys.insert(key.id, KeyRecord { rules, last_used_at, ..key.clone() });
+            }
+            Change::DeleteKey(id) => {
+                self.keys.remove(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// What its rule interner holds: each distinct rule its lists use, and an index per
+    /// distinct list of more than 16 rules (`INDEX_FROM` in rule.rs); nothing else.
+    fn interned(&self) -> (usize, usize) {
+        let lists: Vec<&Vec<String>> = self
+            .users
+            .values()
+            .map(|u| &u.rights)
+            .chain(self.roles.values().map(|r| &r.rights))
+            .chain(self.keys.values().map(|k| &k.rules))
+            .collect();
+        let rules: HashSet<&str> = lists.iter().flat_map(|list| list.iter().map(String::as_str)).collect();
+        let indexed: HashSet<String> = lists.iter().filter(|list| list.len() > 16).map(|list| list.join("\n")).collect();
+        (rules.len(), indexed.len())
+    }
+
+    fn dump(&self) -> (PgState, (usize, usize)) {
+        (self.clone(), self.interned())
+    }
+}
+
+/// Everything a registry holds, canonically: its users, roles, keys (each found by its id),
+/// the next sequence number, and what its rule interner holds.
+fn pg_dump(registry: &Registry) -> (PgState, (usize, usize)) {
+    let users = registry.users().map(|u| (u.id.to_string(), user_record(u))).collect();
+    let roles = registry.roles().map(|r| (r.name.to_string(), RoleRecord { name: r.name.to_string(), rights: r.rights.texts() })).collect();
+    let mut keys = BTreeMap::new();
+    for key in registry.keys() {
+        assert!(registry.key_by_id(&key.id).is_some_and(|found| found.id == key.id), "key {} is listed but not found by its id", key.id);
+        assert!(keys.insert(key.id, record_of(key)).is_none(), "key {} is listed twice", key.id);
+    }
+    assert_eq!(keys.len(), registry.key_count(), "keys listed and counted");
+    (PgState { users, roles, keys, next_seq: registry.next_seq() }, registry.interned())
+}
+
+/// Where two dumps differ, briefly: each entity that differs, and the counts.
+fn pg_diff(got: &(PgState, (usize, usize)), want: &(PgState, (usize, usize))) -> String {
+    fn entries<K: Ord + std::fmt::Debug, V: PartialEq + std::fmt::Debug>(
+        what: &str,
+        got: &BTreeMap<K, V>,
+        want: &BTreeMap<K, V>,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for key in got.keys().chain(want.keys().filter(|k| !got.contains_key(k))) {
+            match (got.get(key), want.get(key)) {
+                (a, b) if a == b => {}
+                (a, b) => out.push(format!("{what} {key:?}: holds {a:?}, should hold {b:?}")),
+            }
+        }
+        out
+    }
+    let (g, w) = (&got.0, &want.0);
+    let mut out = entries("user", &g.users, &w.users);
+    out.extend(entries("role", &g.roles, &w.roles));
+    out.extend(entries("key", &g.keys, &w.keys));
+    if g.next_seq != w.next_seq {
+        out.push(format!("next sequence number {}, should be {}", g.next_seq, w.next_seq));
+    }
+    if got.1 != want.1 {
+        out.push(format!("interned (rules, indexes) {:?}, should be {:?}", got.1, want.1));
+    }
+    out.join("; ")
+}
+
+/// Asserts that `registry` holds `want`, saying `what` happened otherwise.
+fn assert_pg_holds(registry: &Registry, want: &(PgState, (usize, usize)), what: impl FnOnce() -> String) {
+    let got = pg_dump(registry);
+    assert!(got == *want, "{}: {}", what(), pg_diff(&got, want));
+}
+
+struct PgTemplate {
+    /// The changes that make the template world (3 roles, 3 users, 4 keys).
+    world: Vec<Change>,
+    /// The template world as the model holds it.
+    model: PgState,
+    /// Valid changes (as keygate encodes them) that batches are made of: of every kind, to
+    /// entities present and absent.
+    pool: Vec<Value>,
+    /// Texts to put where the decoder reads a text (or anything else).
+    words: Vec<String>,
+}
+
+fn pg_template() -> &'static PgTemplate {
+    static TEMPLATE: OnceLock<PgTemplate> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let world = vec![
+            pg_role("reader", owned(&["session:get*", "data:entity???Record"])),
+            pg_role("apps", owned(&["apps/com.hornbill.core/*:*", "dav=GET /docs/*"])),
+            pg_role("wide", wide_rules()),
+            pg_user("alice", UserStatus::Active, owned(&["session:*"]), &["reader"]),
+            pg_user("bob", UserStatus::Active, vec![], &["reader", "apps", "wide"]),
+            pg_user("carol", UserStatus::Suspended, owned(&["*:*"]), &[]),
+            Change::PutKey(pg_key(1, "alice", KeyState::Active, owned(&["session:getSessionInfo", "ip=10.0.0.0/8"]), Some(T0 + 5))),
+            Change::PutKey(pg_key(2, "bob", KeyState::Suspended, vec![], None)),
+            Change::PutKey(pg_key(3, "carol", KeyState::Revoked, wide_rules(), None)),
+            Change::PutKey(pg_key(4, "alice", KeyState::Active, owned(&["*:*"]), Some(T0))),
+        ];
+        let mut model = PgState::default();
+        for change in &world {
+            model.apply(change).expect("the model takes the template world");
+        }
+        assert_pg_holds(&pg_registry(&world), &model.dump(), || "the template world".into());
+
+        let mut updated = pg_key(1, "alice", KeyState::Suspended, owned(&["ip=2001:db8::/32", " session:* "]), None);
+        updated.updated_at = T0 + DAY / 2;
+        let mut moved = pg_key(2, "alice", KeyState::Active, owned(&["data:*"]), Some(T0 + 9));
+        moved.description = "moved to alice \u{202e} \"quoted\"".into();
+        let mut twin = pg_key(7, "bob", KeyState::Active, vec![], None);
+        (twin.hint, twin.digest) = (pg_key(2, "bob", KeyState::Active, vec![], None).hint, [2; 32]);
+        let mut last = pg_key(8, "dave", KeyState::Active, owned(&["*:*"]), Some(-1));
+        last.seq = i64::MAX as u64 - 1;
+        last.expires_at = 8_640_000_000_000_000;
+        let pool_changes = vec![
+            pg_user("dave", UserStatus::Active, owned(&["data:*"]), &["apps"]),
+            pg_user("alice", UserStatus::Suspended, vec![], &["reader", "apps", "ghost", "reader"]),
+            pg_user("erin", UserStatus::Archived, wide_rules(), &[]),
+            Change::DeleteUser("bob".into()),
+            Change::DeleteUser("nobody".into()),
+            Change::DeleteUser("erin".into()),
+            pg_role("reader", owned(&["dav=* /docs/", "session:*"])),
+            pg_role("ops", wide_rules()),
+            Change::DeleteRole("reader".into()),
+            Change::DeleteRole("apps".into()),
+            Change::PutKey(pg_key(5, "dave", KeyState::Active, owned(&["*:*"]), None)),
+            Change::PutKey(updated),
+            Change::PutKey(moved),
+            Change::PutKey(pg_key(6, "erin", KeyState::Active, wide_rules(), Some(T0))),
+            Change::PutKey(twin),
+            Change::PutKey(last),
+            Change::DeleteKey(KeyId::from_bytes([1; 16])),
+            Change::DeleteKey(KeyId::from_bytes([9; 16])),
+        ];
+        // Every input starts from these: a lossy encoding would otherwise go unseen, round trips
+        // of what it wrote agreeing with it.
+        let all: Vec<Change> = world.iter().chain(&pool_changes).cloned().collect();
+        match decode_pg_changes(&encode_pg_changes(&all)) {
+            Ok(decoded) => assert!(decoded == all, "the template's changes come back otherwise from their JSON: {decoded:?}"),
+            Err(e) => panic!("the template's changes are refused from their JSON: {e}"),
+        }
+        let pool = pool_changes
+            .iter()
+            .map(|change| {
+                let list: Value = serde_json::from_str(&encode_pg_changes(std::slice::from_ref(change))).expect("keygate's own JSON");
+                list.get(0).cloned().expect("one change")
+            })
+            .collect();
+
+        let secret = String::from_utf8(unknown_secret()).expect("a secret is ASCII");
+        let id = |n: u8| KeyId::from_bytes([n; 16]).to_string();
+        let mut words = owned(&[
+            "",
+            " ",
+            "active",
+            "suspended",
+            "archived",
+            "revoked",
+            "Active",
+            "REVOKED",
+            "alice",
+            "bob",
+            "dave",
+            "erin",
+            "ghost",
+            "reader",
+            "wide",
+            ".",
+            "..",
+            "a b",
+            "al\u{0}ice",
+            "alice\n",
+            "al\u{202e}ice",
+            "ålice",
+            "alice@example.com",
+            "h1Z9",
+            "h0Z9",
+            "ab1",
+            "ab1é",
+            "abc ",
+            "ab\u{0}1",
+            "session:*",
+            "ip=10.0.0.0/8",
+            "dav=GET /x",
+            "*:*",
+            "bad rule",
+            " *:* ",
+            "putUser",
+            "deleteKey",
+            "null",
+            "[]",
+            "1",
+            "true",
+        ]);
+        words.extend([1, 2, 5, 9].map(id));
+        words.extend([
+            id(1).chars().take(25).collect(),
+            format!("{}0", id(1)),
+            id(1).to_uppercase(),
+            format!("key_{}", "z".repeat(22)),
+            format!("key_{}", "0".repeat(22)),
+            format!(" {}", id(2)),
+            "02".repeat(32),
+            "0A".repeat(32),
+            "0".repeat(63),
+            "0".repeat(65),
+            "zz".repeat(32),
+            "\u{e9}".repeat(32),
+            secret.clone(),
+            format!("user{secret}"),
+            format!("session:{secret}"),
+            "a".repeat(128),
+            "a".repeat(129),
+            "d".repeat(1025),
+        ]);
+        PgTemplate { world, model, pool, words }
+    })
+}
+
+/// A registry holding `changes` (each must apply).
+fn pg_registry(changes: &[Change]) -> Registry {
+    let mut registry = Registry::default();
+    for change in changes {
+        registry.apply(change.clone()).unwrap_or_else(|e| panic!("the template world's {change:?} was refused: {e}"));
+    }
+    registry
+}
+
+const PG_FIELDS: &[&str] = &[
+    "op",
+    "id",
+    "name",
+    "status",
+    "rights",
+    "roles",
+    "seq",
+    "userId",
+    "description",
+    "state",
+    "expiresAt",
+    "createdAt",
+    "updatedAt",
+    "lastUsedAt",
+    "hint",
+    "digest",
+    "rules",
+];
+const PG_OPS: &[&str] =
+    &["putUser", "deleteUser", "putRole", "deleteRole", "putKey", "deleteKey", "PutUser", "putuser", "put", "", "putKey ", "deleteAudit"];
+const PG_INTS: &[i64] = &[
+    0,
+    -1,
+    1,
+    i64::MIN,
+    i64::MIN + 1,
+    i64::MAX,
+    i64::MAX - 1,
+    8_640_000_000_000_000,
+    8_640_000_000_000_001,
+    -8_640_000_000_000_000,
+    -8_640_000_000_000_001,
+    T0,
+    T0 + DAY,
+];
+/// Number texts a `serde_json::Value` cannot hold as given (or JSON cannot).
+const PG_RAW_NUMBERS: &[&str] = &[
+    "1e400",
+    "-1e400",
+    "1.5",
+    "1.0",
+    "-0",
+    "0.0",
+    "1E3",
+    "1e-400",
+    "9223372036854775808",
+    "-9223372036854775809",
+    "18446744073709551615",
+    "18446744073709551616",
+    "123456789012345678901234567890",
+    "1700000000000.0",
+    "0x10",
+    "01",
+    "+1",
+    "NaN",
+    "Infinity",
+    "\"1\"",
+];
+
+/// JSON text that replaces a marker string once the value is serialised: what a
+/// `serde_json::Value` cannot hold (number texts, duplicate keys, very deep nesting).
+#[derive(Default)]
+struct PgRaw {
+    texts: Vec<String>,
+}
+
+impl PgRaw {
+    fn marker(&mut self, text: String) -> String {
+        self.texts.push(text);
+        format!("\u{0}raw{}\u{0}", self.texts.len() - 1)
+    }
+
+    fn value(&mut self, text: String) -> Value {
+        Value::String(self.marker(text))
+    }
+
+    fn render(&self, value: &Value) -> String {
+        let mut text = value.to_string();
+        for (i, raw) in self.texts.iter().enumerate() {
+            text = text.replace(&format!("\"\\u0000raw{i}\\u0000\""), raw);
+        }
+        text
+    }
+}
+
+/// A value to put where the decoder reads a field: of any JSON type, a hostile text, a
+/// number out of range, deep nesting, another change.
+fn pg_hostile(input: &mut Input, template: &PgTemplate, raw: &mut PgRaw) -> Value {
+    match input.byte() % 12 {
+        0 => input.choose(&[Value::Null, Value::Bool(true), Value::Bool(false), Value::Object(Map::new()), Value::Array(vec![])]).clone(),
+        1 => Value::from(*input.choose(PG_INTS)),
+        2 => raw.value(input.choose(PG_RAW_NUMBERS).to_string()),
+        3 | 4 => Value::String(input.choose(&template.words).clone()),
+        5 => Value::String(text_of(input.bytes()).into_owned()),
+        6 => {
+            let word = Value::String(input.choose(&template.words).clone());
+            match input.byte() % 6 {
+                0 => Value::Array(vec![]),
+                1 => Value::Array(vec![word]),
+                2 => Value::Array(vec![Value::from(1)]),
+                3 => Value::Array(vec![word, Value::Null]),
+                4 => Value::Array(vec![word; 1001]),
+                _ => Value::Array(vec![Value::Array(vec![word])]),
+            }
+        }
+        7 => {
+            let depth = *input.choose(&[16usize, 126, 127, 128, 129, 1000]);
+            let (open, close) = *input.choose(&[("[", "]"), ("{\"a\":", "}")]);
+            raw.value(format!("{}1{}", open.repeat(depth), close.repeat(depth)))
+        }
+        8 => {
+            let c = *input.choose(&['a', 'é', '\u{202e}', '\0', '_', '😀', '\n', '"', '\\']);
+            let n = *input.choose(&[127usize, 128, 129, 1024, 1025, 100_000]);
+            Value::String(std::iter::repeat_n(c, n).collect())
+        }
+        9 => Value::from(input.u64() as i64),
+        10 => input.choose(&template.pool).clone(),
+        _ => serde_json::Number::from_f64(f64::from_bits(input.u64())).map_or(Value::Null, Value::Number),
+    }
+}
+
+/// A text edited a little: a character inserted (non-ASCII, control, bidi, separator), the
+/// text cut or shortened, upper-cased, doubled.
+fn pg_edit_text(text: &str, input: &mut Input) -> String {
+    let mut chars: Vec<char> = text.chars().collect();
+    let at = input.byte() as usize % (chars.len() + 1);
+    match input.byte() % 5 {
+        0 => chars.insert(at, *input.choose(&['é', '\u{202e}', '\0', ' ', '\n', '_', '-', '@', '.', '/', 'Z', '0', '\u{ad}', '\u{200b}'])),
+        1 => chars.truncate(at),
+        2 => {
+            if at < chars.len() {
+                chars.remove(at);
+            }
+        }
+        3 => chars.iter_mut().for_each(|c| *c = c.to_ascii_uppercase()),
+        _ => chars.extend(text.chars()),
+    }
+    chars.into_iter().collect()
+}
+
+/// One mutation of the batch: an entry copied, replaced, removed or moved, or one of its
+/// fields replaced (by a value of any type), removed, added, duplicated, edited.
+fn pg_mutate(entries: &mut Vec<Value>, input: &mut Input, template: &PgTemplate, raw: &mut PgRaw) {
+    if entries.is_empty() {
+        entries.push(input.choose(&template.pool).clone());
+    }
+    let at = input.byte() as usize % entries.len();
+    let op = input.byte() % 14;
+    match op {
+        5 => {
+            let copy = entries[at].clone();
+            let to = input.byte() as usize % (entries.len() + 1);
+            entries.insert(to, copy);
+            return;
+        }
+        6 => {
+            entries[at] = pg_hostile(input, template, raw);
+            return;
+        }
+        7 => {
+            entries.remove(at);
+            return;
+        }
+        8 => {
+            let other = input.byte() as usize % entries.len();
+            entries.swap(at, other);
+            return;
+        }
+        _ => {}
+    }
+    let Value::Object(entry) = &mut entries[at] else { return };
+    let pick = input.byte();
+    let field = match entry.keys().nth(pick as usize % 32) {
+        Some(field) if pick < 160 => field.clone(),
+        _ => input.choose(PG_FIELDS).to_string(),
+    };
+    match op {
+        0..=2 => {
+            entry.insert(field, pg_hostile(input, template, raw));
+        }
+        3 => {
+            entry.remove(&field);
+        }
+        4 => {
+            let name = input.choose(&["extra", "OP", "", "op ", "Id"]).to_string();
+            entry.insert(name, pg_hostile(input, template, raw));
+        }
+        9 => {
+            entry.insert("op".into(), Value::String(input.choose(PG_OPS).to_string()));
+        }
+        10 => {
+            if let Some(Value::String(text)) = entry.get_mut(&field) {
+                *text = pg_edit_text(text, input);
+            }
+        }
+        11 => {
+            if let Some(Value::Array(items)) = entry.get_mut(&field) {
+                let item = input.byte() as usize;
+                match input.byte() % 4 {
+                    0 => items.push(pg_hostile(input, template, raw)),
+                    1 if !items.is_empty() => {
+                        let n = items.len();
+                        items[item % n] = pg_hostile(input, template, raw);
+                    }
+                    2 if !items.is_empty() => {
+                        let n = items.len();
+                        items.remove(item % n);
+                    }
+                    _ => items.push(Value::String(input.choose(&template.words).clone())),
+                }
+            }
+        }
+        12 => {
+            if let Some(n) = entry.get(&field).and_then(Value::as_i64) {
+                let delta = i64::from(input.byte() as i8);
+                let edited = match input.byte() % 3 {
+                    0 => n.wrapping_add(delta),
+                    1 => n.wrapping_neg(),
+                    _ => n.wrapping_mul(1 << (input.byte() % 64)),
+                };
+                entry.insert(field, Value::from(edited));
+            }
+        }
+        _ => {
+            // The same field twice in one object: a marker key that becomes the field's name.
+            let key = raw.marker(format!("{:?}", field.as_str()));
+            entry.insert(key, pg_hostile(input, template, raw));
+        }
+    }
+}
+
+/// Input: a first byte; from 240 up, the rest is the row's text itself. Otherwise a batch
+/// of 1–8 valid changes of a template world (every kind, to entities present and absent), then
+/// up to 11 mutations (a field of another JSON type or a hostile text, dropped, duplicated,
+/// added; numbers out of range, 1e400, deep nesting; unknown ops; names with non-ASCII,
+/// control and bidi characters, too long, holding a secret; key ids and digests malformed;
+/// entries copied, dropped, swapped), then how the row frames the list. Decoding must never
+/// panic; a row it refuses is STORE_CORRUPT with a short message holding nothing
+/// secret-shaped and no control character; a list it takes re-encodes to JSON that decodes to
+/// the same changes; and applied to the template world it must agree with a reference model
+/// (`PgState`) change by change: a change applies as the model says, or is refused exactly when
+/// the model refuses it and leaves the registry (users, roles, keys, next sequence number,
+/// interned rules) exactly as it was; the catch-up itself (`apply_changes`) either applies the
+/// whole batch or fails STORE_CORRUPT at the first change it cannot apply (skipping only
+/// a key whose user a later change deletes), holding what the changes before it made.
+pub fn pg_changes(data: &[u8]) {
+    let template = pg_template();
+    let mut input = Input::new(data);
+    let mode = input.byte();
+    if mode >= 240 {
+        check_pg_text(&text_of(input.rest()));
+        return;
+    }
+    let mut raw = PgRaw::default();
+    let mut entries: Vec<Value> = (0..=mode % 8).map(|_| input.choose(&template.pool).clone()).collect();
+    for _ in 0..input.byte() % 12 {
+        pg_mutate(&mut entries, &mut input, template, &mut raw);
+    }
+    let mut text = raw.render(&Value::Array(entries));
+    match input.byte() % 16 {
+        0 => text = format!("{{\"changes\":{text}}}"),
+        1 => text = format!("{text}{text}"),
+        2 => {
+            let cut = (input.u64() % (text.len() as u64 + 1)) as usize;
+            let cut = (0..=cut).rev().find(|&at| text.is_char_boundary(at)).unwrap_or(0);
+            text.truncate(cut);
+        }
+        3 => text.push_str(" \n\t"),
+        4 => text.insert(0, '\u{feff}'),
+        5 => text = input.choose(&["null", "[]", "\"[]\"", "[null]", "{}", "[[]]", ""]).to_string(),
+        _ => {}
+    }
+    check_pg_text(&text);
+}
+
+/// The first 300 characters of `text`, for a failure's message.
+fn pg_shown(text: &str) -> String {
+    let shown: String = text.chars().take(300).collect();
+    if shown.len() < text.len() {
+        format!("{shown:?}…")
+    } else {
+        format!("{shown:?}")
+    }
+}
+
+/// A message of an error a hostile row causes: short, nothing secret-shaped, no control character.
+fn check_pg_message(message: &str, row: &str) {
+    assert!(
+        find_secret(message.as_bytes()).is_none() && redact_secrets(message) == message,
+        "the error for row {} holds secret-shaped text: {message}",
+        pg_shown(row)
+    );
+    assert!(message.chars().count() <= 2000, "the error for row {} is {} characters long", pg_shown(row), message.chars().count());
+    assert!(!message.chars().any(char::is_control), "the error for row {} holds a control character: {message:?}", pg_shown(row));
+}
+
+fn check_pg_text(text: &str) {
+    let changes = match decode_pg_changes(text) {
+        Ok(changes) => changes,
+        Err(e) => {
+            assert_eq!(e.code, ErrorCode::StoreCorrupt, "row {} refused as {e}", pg_shown(text));
+            check_pg_message(&e.message, text);
+            return;
+        }
+    };
+    let again = encode_pg_changes(&changes);
+    match decode_pg_changes(&again) {
+        Ok(back) => assert_eq!(back, changes, "row {} decodes, but its re-encoding {} decodes otherwise", pg_shown(text), pg_shown(&again)),
+        Err(e) => panic!("row {} decodes, but its re-encoding {} is refused: {e}", pg_shown(text), pg_shown(&again)),
+    }
+    check_pg_apply(text, changes);
+}
+
+fn check_pg_apply(text: &str, changes: Vec<Change>) {
+    let template = pg_template();
+    // Change by change, on a registry of the template world, against the model.
+    let mut model = template.model.clone();
+    let mut stepwise = pg_registry(&template.world);
+    // Where the catch-up must stop: the model as the first change it cannot apply leaves it.
+    let mut stop: Option<PgState> = None;
+    for (i, change) in changes.iter().enumerate() {
+        let before = pg_dump(&stepwise);
+        let orphan_of = match change {
+            Change::PutKey(key) if !model.users.contains_key(&key.user_id) => Some(key.user_id.as_str()),
+            _ => None,
+        };
+        let expected = model.apply(change);
+        let got = stepwise.apply(change.clone());
+        let what = || format!("change {i} of row {}: {change:?}", pg_shown(text));
+        match (got, expected) {
+            (Ok(()), Ok(())) => assert_pg_holds(&stepwise, &model.dump(), || format!("{} applied otherwise than the model says", what())),
+            (Err(e), Err(_)) => {
+                check_pg_message(&e.message, text);
+                assert_pg_holds(&stepwise, &before, || format!("{} was refused ({e}) but changed the registry", what()));
+            }
+            (Ok(()), Err(why)) => panic!("{} applied, but holds {why}", what()),
+            (Err(e), Ok(())) => panic!("{} was refused ({e}), but the model applies it", what()),
+        }
+        if expected.is_err() && stop.is_none() {
+            let deleted_later =
+                orphan_of.is_some_and(|user| changes[i + 1..].iter().any(|c| matches!(c, Change::DeleteUser(id) if id == user)));
+            if !deleted_later {
+                stop = Some(model.clone());
+            }
+        }
+    }
+    // The catch-up itself, on another registry of the template world.
+    let mut caught_up = pg_registry(&template.world);
+    let result = apply_changes(&mut caught_up, changes, |_| {});
+    match (result, stop) {
+        (Ok(()), None) => {
+            assert_pg_holds(&caught_up, &model.dump(), || format!("row {}: the catch-up applied it otherwise", pg_shown(text)))
+        }
+        (Err(e), Some(at)) => {
+            assert_eq!(e.code, ErrorCode::StoreCorrupt, "row {}: the catch-up failed as {e}", pg_shown(text));
+            check_pg_message(&e.message, text);
+            assert_pg_holds(&caught_up, &at.dump(), || format!("row {}: the catch-up failed ({e}) holding another state", pg_shown(text)));
+        }
+        (Ok(()), Some(_)) => panic!("row {}: the catch-up applied a batch holding a change it cannot apply", pg_shown(text)),
+        (Err(e), None) => panic!("row {}: the catch-up refused ({e}) a batch whose changes all apply", pg_shown(text)),
+    }
 }

@@ -75,7 +75,8 @@ pub use store::{
 
 /// The pieces below the API that keygate's own integration tests, fuzz targets
 /// and benches drive directly (the decision on a bare registry, parsers, the
-/// schema the store-load fuzzer damages). Not an API: no stability promised.
+/// schema the store-load fuzzer damages, the PostgreSQL change log's JSON and
+/// the catch-up that applies it). Not an API: no stability promised.
 #[doc(hidden)]
 pub mod internals {
     pub use crate::audit::{user_record, verify, AuditDraft, GENESIS};
@@ -87,8 +88,10 @@ pub mod internals {
     pub use crate::glob::Glob;
     pub use crate::ip::{parse_caller_ip, IpNet};
     pub use crate::model::{check_actor, check_description, check_name, Key};
+    pub use crate::postgres::{decode_pg_changes, encode_pg_changes};
     pub use crate::registry::{record_of, Change, KeyRecord, Registry, RoleRecord, UserRecord};
     pub use crate::rule::{normalise_list, parse_rule, Rule, RuleUse};
     pub use crate::secret::{digest, find_secret, generate, is_well_formed, Prefix, SecretDigest};
     pub use crate::sqlite::TABLES;
+    pub use crate::store::apply_changes;
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
 
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{quote, Error, ErrorCode, Result};
 use crate::key_table::KeyTable;
 use crate::memo::HintFilter;
 use crate::model::{Key, KeyId, KeyState, Role, User, UserStatus};
@@ -134,6 +134,12 @@ impl Registry {
         self.hints = Some(filter);
     }
 
+    /// Distinct rules and long lists' indexes its rule interner holds: exactly those its
+    /// users', roles' and keys' lists use (for the checks of tests and fuzz targets).
+    pub fn interned(&self) -> (usize, usize) {
+        self.interner.held()
+    }
+
     /// Sequence number for the next key created.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
@@ -213,13 +219,17 @@ impl Registry {
         if self.keys.digest_held_by_another(&record.id, record.hint, &record.digest) {
             return Err(Error::new(ErrorCode::StoreCorrupt, format!("key {} has the same secret digest as another key", record.id)));
         }
-        let rules = self.interner.parse_list(&record.rules, RuleUse::KeyRules)?;
         let user_id = match self.users.get_key_value(record.user_id.as_str()) {
             Some((id, _)) => id.clone(),
             None => {
-                return Err(Error::new(ErrorCode::StoreCorrupt, format!("key {} belongs to missing user {:?}", record.id, record.user_id)))
+                return Err(Error::new(
+                    ErrorCode::StoreCorrupt,
+                    format!("key {} belongs to missing user {}", record.id, quote(&record.user_id)),
+                ))
             }
         };
+        // Last of what may fail: a refused key leaves the interner as it was.
+        let rules = self.interner.parse_list(&record.rules, RuleUse::KeyRules)?;
         let mut key = Key::new(
             record.id,
             record.seq,

@@ -419,12 +419,19 @@ pub enum RuleUse {
 }
 
 impl RuleInterner {
-    /// Parses a whole list; the first bad rule fails the whole list.
+    /// Parses a whole list; the first bad rule fails the whole list, and then the
+    /// interner holds what it held before (the rules taken for the list are released).
     pub fn parse_list<S: AsRef<str>>(&mut self, raw: &[S], usage: RuleUse) -> Result<RuleList> {
         check_count(raw.len())?;
         let mut rules = SmallVec::with_capacity(raw.len());
         for text in raw {
-            rules.push(self.intern(text.as_ref(), usage)?);
+            match self.intern(text.as_ref(), usage) {
+                Ok(rule) => rules.push(rule),
+                Err(error) => {
+                    self.release(RuleList::new(rules, None));
+                    return Err(error);
+                }
+            }
         }
         let index = (rules.len() > INDEX_FROM).then(|| {
             let index = self.indexes.entry(list_key(&rules)).or_insert_with(|| Arc::new(RuleIndex::new(&rules)));
@@ -437,15 +444,14 @@ impl RuleInterner {
         // Normalising is idempotent, so a trimmed text equal to a stored
         // normalised text denotes the same rule; but only an ASCII text (`trim` also
         // takes Unicode spaces, which `parse_rule` refuses).
-        let rule = match self.by_text.get(raw.trim()).filter(|_| raw.is_ascii()) {
-            Some(rule) => rule.clone(),
-            None => {
-                let rule = parse_rule(raw)?;
-                self.by_text.entry(rule.text()).or_insert_with(|| Arc::new(rule)).clone()
-            }
-        };
+        // A rule refused for this use is not taken in: nothing would release it.
+        if let Some(rule) = self.by_text.get(raw.trim()).filter(|_| raw.is_ascii()) {
+            check_usage(raw, rule, usage)?;
+            return Ok(rule.clone());
+        }
+        let rule = parse_rule(raw)?;
         check_usage(raw, &rule, usage)?;
-        Ok(rule)
+        Ok(self.by_text.entry(rule.text()).or_insert_with(|| Arc::new(rule)).clone())
     }
 
     /// Takes back a list that is being dropped, forgetting rules no other list uses.
@@ -468,6 +474,12 @@ impl RuleInterner {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.by_text.len()
+    }
+
+    /// Distinct rules and long lists' indexes held: when every list taken is released, as
+    /// many as the lists held use (for the checks of tests and fuzz targets).
+    pub fn held(&self) -> (usize, usize) {
+        (self.by_text.len(), self.indexes.len())
     }
 }
 

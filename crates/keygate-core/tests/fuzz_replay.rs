@@ -20,6 +20,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("decision_dav", checks::decision_dav),
     ("store_load", checks::store_load),
     ("store_catch_up", checks::store_catch_up),
+    ("pg_changes", checks::pg_changes),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -107,4 +108,9 @@ fn replay_store_load() {
 #[test]
 fn replay_store_catch_up() {
     run("store_catch_up");
+}
+
+#[test]
+fn replay_pg_changes() {
+    run("pg_changes");
 }

@@ -64,6 +64,8 @@ struct Snapshot {
     roles: Vec<RoleRecord>,
     keys: Vec<KeyRecord>,
     next_seq: u64,
+    /// The rules and long lists' indexes the rule interner holds: a refused change takes none in.
+    interned: (usize, usize),
 }
 
 fn snapshot(registry: &Registry) -> Snapshot {
@@ -77,7 +79,7 @@ fn snapshot(registry: &Registry) -> Snapshot {
     for k in &keys {
         assert_eq!(by_secret(registry, &k.digest).map(|found| found.id), Some(k.id), "every key is found by its secret");
     }
-    Snapshot { users, roles, keys, next_seq: registry.next_seq() }
+    Snapshot { users, roles, keys, next_seq: registry.next_seq(), interned: registry.interned() }
 }
 
 /// A registry with two roles, two users and three keys.
@@ -230,6 +232,12 @@ fn a_change_that_does_not_fit_is_an_error_and_changes_nothing() {
         ("a key rule that is not a rule", Change::PutKey(key(7, "alice", &["ip=not-an-ip"])), ErrorCode::InvalidRule),
         ("an existing key replaced with a bad rule", Change::PutKey(bad_rule_update), ErrorCode::InvalidRule),
         ("a key of a missing user", Change::PutKey(key(8, "nobody", &[])), ErrorCode::StoreCorrupt),
+        (
+            "a key with rules of a missing user",
+            Change::PutKey(key(9, "nobody", &["brand:new", "ip=192.0.2.0/24"])),
+            ErrorCode::StoreCorrupt,
+        ),
+        ("a key whose rules end with a bad one", Change::PutKey(key(10, "alice", &["brand:new", "bad rule"])), ErrorCode::InvalidRule),
         (
             "an existing key moved to a missing user",
             Change::PutKey(KeyRecord { seq: 99, ..key(1, "nobody", &[]) }),

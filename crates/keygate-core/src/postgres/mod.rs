@@ -56,6 +56,18 @@ use crate::backend::{Backend, Catchup, Liveness};
 use crate::error::{Error, ErrorCode, Result};
 use crate::registry::Change;
 
+/// The changes of one `keygate_changes` row's JSON text, as a catch-up reads them: for the
+/// fuzz target `pg_changes` (through `internals`); `STORE_CORRUPT` for a row keygate could
+/// not have written.
+pub fn decode_pg_changes(json: &str) -> Result<Vec<Change>> {
+    decode_changes(json)
+}
+
+/// The JSON text of a `keygate_changes` row holding `changes`, as a write logs them.
+pub fn encode_pg_changes(changes: &[Change]) -> String {
+    encode_changes(changes)
+}
+
 /// A runtime and where to connect: every database call goes through [`Net::run`].
 pub(super) struct Net {
     rt: Arc<Runtime>,

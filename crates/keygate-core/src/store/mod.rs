@@ -36,6 +36,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub use self::check::PendingCheck;
 pub use self::copy::CopyReport;
+pub use self::sync::apply_changes;
 pub use self::types::{
     Actor, AuditAction, EffectiveRights, Explanation, Health, Issued, KeyFilter, KeyPatch, KeyView, NewKey, Options, RoleView, UserInput,
     UserView,

@@ -18,6 +18,37 @@ fn unloadable(error: Error) -> Error {
     Error::new(ErrorCode::StoreCorrupt, format!("a change written by another process cannot be applied: {}", error.message))
 }
 
+/// Applies the changes other processes committed, in order, as a catch-up does; `schedule`
+/// hears each put key's expiry. Rows another process wrote were validated there; the only
+/// change that may legitimately not apply is a key whose user a later change in the same
+/// batch deletes (skipped). Any other that does not apply ends it: `STORE_CORRUPT`, with the
+/// changes before it applied and that one changing nothing (the caller fails closed and reads
+/// everything afresh). Public for the fuzz target `pg_changes` (through `internals`).
+pub fn apply_changes(registry: &mut Registry, changes: Vec<Change>, mut schedule: impl FnMut(i64)) -> Result<()> {
+    let mut deleted_at: HashMap<String, usize> = HashMap::new();
+    for (i, change) in changes.iter().enumerate() {
+        if let Change::DeleteUser(id) = change {
+            deleted_at.insert(id.clone(), i);
+        }
+    }
+    for (i, change) in changes.into_iter().enumerate() {
+        let orphan = match &change {
+            Change::PutKey(record) => {
+                schedule(record.expires_at);
+                registry.user(&record.user_id).is_none().then(|| record.user_id.clone())
+            }
+            _ => None,
+        };
+        if let Err(error) = registry.apply(change) {
+            let deleted_later = orphan.and_then(|user| deleted_at.get(&user).copied()).is_some_and(|at| at > i);
+            if !deleted_later {
+                return Err(unloadable(error));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Inner {
     /// Fails closed: checks answer `store_unavailable` (the memo is off) and the
     /// next catch-up reads the whole state afresh.
@@ -63,37 +94,13 @@ impl Inner {
         result
     }
 
-    /// Applies what other processes changed. Rows another process wrote were
-    /// validated there; the only one that may legitimately not apply is a key
-    /// whose user a later change in the same batch deletes. Anything else is a
-    /// row this process cannot load: an error (the caller fails closed).
+    /// Applies what other processes changed ([`apply_changes`], or the whole state
+    /// read afresh). A change this process cannot apply is an error (the caller fails closed).
     fn catch_up(&self, registry: &mut Registry, catchup: Catchup) -> Result<()> {
         match catchup {
             Catchup::Nothing => Ok(()),
             Catchup::Changes(changes) => {
-                let mut deleted_at: HashMap<String, usize> = HashMap::new();
-                for (i, change) in changes.iter().enumerate() {
-                    if let Change::DeleteUser(id) = change {
-                        deleted_at.insert(id.clone(), i);
-                    }
-                }
-                let mut result = Ok(());
-                for (i, change) in changes.into_iter().enumerate() {
-                    let orphan = match &change {
-                        Change::PutKey(record) => {
-                            self.expiry.schedule(record.expires_at);
-                            registry.user(&record.user_id).is_none().then(|| record.user_id.clone())
-                        }
-                        _ => None,
-                    };
-                    if let Err(error) = registry.apply(change) {
-                        let deleted_later = orphan.and_then(|user| deleted_at.get(&user).copied()).is_some_and(|at| at > i);
-                        if !deleted_later {
-                            result = Err(unloadable(error));
-                            break;
-                        }
-                    }
-                }
+                let result = apply_changes(registry, changes, |expires_at| self.expiry.schedule(expires_at));
                 self.signals.bump();
                 result
             }
