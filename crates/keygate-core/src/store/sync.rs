@@ -77,14 +77,20 @@ impl Inner {
         let fetch_and_apply = || {
             let catchup = fetch()?;
             let mut registry = self.registry.write();
-            self.catch_up(&mut registry, catchup)?;
+            if let Err(error) = self.catch_up(&mut registry, catchup) {
+                // Closed before the lock is let go: a batch applied in part (the changes
+                // before the one that failed) is never what a check decides from.
+                self.lose_sync();
+                return Err(error);
+            }
             self.note_applied();
             Ok(self.signals.lower(Signals::STORE_UNAVAILABLE))
         };
+        let was_current = self.is_current();
         let mut result = fetch_and_apply();
         // A first failure: read everything afresh at once, answering store_unavailable
         // until it is read (while failing already, the attempt above was such a reading).
-        if result.is_err() && self.is_current() {
+        if result.is_err() && was_current {
             self.lose_sync();
             result = fetch_and_apply();
         }
@@ -203,10 +209,15 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
 
+    use crate::backend::Catchup;
     use crate::error::{Error, ErrorCode};
     use crate::incident::{Incident, Task};
+    use crate::model::{KeyId, KeyState, UserStatus};
+    use crate::registry::{Change, KeyRecord, Registry, UserRecord};
+    use crate::secret::{generate, Prefix};
     use crate::store::{KeyStore, Options};
 
     fn collecting() -> (KeyStore, Arc<Mutex<Vec<Incident>>>) {
@@ -214,6 +225,72 @@ mod tests {
         let sink = seen.clone();
         let on_error: crate::OnError = Arc::new(move |incident: &Incident| sink.lock().unwrap().push(incident.clone()));
         (KeyStore::in_memory(Options { on_error: Some(on_error), ..Default::default() }).unwrap(), seen)
+    }
+
+    fn record(n: u8, user_id: &str) -> KeyRecord {
+        let secret = generate(&Prefix::default()).unwrap();
+        KeyRecord {
+            id: KeyId::from_bytes([n; 16]),
+            seq: u64::from(n),
+            user_id: user_id.into(),
+            description: String::new(),
+            state: KeyState::Active,
+            expires_at: i64::from(i32::MAX) * 1000,
+            created_at: 0,
+            updated_at: 0,
+            last_used_at: None,
+            hint: secret.hint,
+            digest: secret.digest,
+            rules: vec![],
+        }
+    }
+
+    /// A batch that fails half-way (a key, then a key of a missing user) leaves the first
+    /// key in the registry until the reload replaces it. A check must never decide from that
+    /// half: the store fails closed before the registry's lock is let go. Another thread
+    /// takes the read lock whenever it can and looks; it saw the half-applied key while the
+    /// store still said it was current when the flag was raised after the lock was let go.
+    #[test]
+    fn a_batch_applied_in_part_is_never_seen_by_a_check_as_current() {
+        let (store, _) = collecting();
+        let user = UserRecord { id: "u".into(), status: UserStatus::Active, rights: vec![], roles: vec![] };
+        store.inner.registry.write().apply(Change::PutUser(user)).unwrap();
+        let half = record(1, "u");
+        let half_id = half.id;
+        let done = AtomicBool::new(false);
+        let seen = std::thread::scope(|scope| {
+            let looker = scope.spawn(|| {
+                let mut seen = 0;
+                while !done.load(Ordering::Acquire) {
+                    if let Some(registry) = store.inner.registry.try_read() {
+                        if registry.key_by_id(&half_id).is_some() && store.inner.is_current() {
+                            seen += 1;
+                        }
+                    }
+                }
+                seen
+            });
+            for _ in 0..20_000 {
+                let batch = vec![Change::PutKey(half.clone()), Change::PutKey(record(2, "ghost"))];
+                let fetched = std::sync::Mutex::new(Some(batch));
+                let result = store.inner.sync(|| {
+                    Ok(match fetched.lock().unwrap().take() {
+                        Some(batch) => Catchup::Changes(batch),
+                        None => {
+                            let mut fresh = Registry::default();
+                            let user = UserRecord { id: "u".into(), status: UserStatus::Active, rights: vec![], roles: vec![] };
+                            fresh.apply(Change::PutUser(user)).unwrap();
+                            Catchup::Reload(Box::new(fresh))
+                        }
+                    })
+                });
+                assert!(result.is_ok(), "the reload after the failed batch");
+                assert!(store.inner.registry.read().key_by_id(&half_id).is_none());
+            }
+            done.store(true, Ordering::Release);
+            looker.join().unwrap()
+        });
+        assert_eq!(seen, 0, "a check could decide from a batch applied in part {seen} times");
     }
 
     #[test]
