@@ -491,29 +491,36 @@ fn audit_rows_written_behind_the_store_s_back_are_refused_as_the_sqlite_store_re
 
 /// Tables whose constraints were dropped (a bad migration, a data-only restore into tables made
 /// by hand) holding one key twice: a revoked key's digest under another, active key, or one id
-/// in two rows. The store used to open and a check found whichever row it came to first.
+/// in two rows. The store used to open and a check found whichever row it came to first. One
+/// id in two rows needs the primary key dropped, which the table check refuses first.
 #[test]
 fn a_key_stored_twice_is_store_corrupt_at_open() {
     let Some(db) = Db::new() else { return };
     let store = open(&db.url()).unwrap();
     let (_, secret) = seed(&store);
     store.close().unwrap();
-    db.sql("ALTER TABLE keygate_keys DROP CONSTRAINT keygate_keys_digest_key; ALTER TABLE keygate_keys DROP CONSTRAINT keygate_keys_pkey");
+    db.sql("ALTER TABLE keygate_keys DROP CONSTRAINT keygate_keys_digest_key");
     let copy = |id: &str, digest: &str| {
         format!(
             "INSERT INTO keygate_keys SELECT {id}, seq + 1, user_id, description, 'active', expires_at, created_at, updated_at,
              last_used_at, hint, {digest}, rules FROM keygate_keys"
         )
     };
-    for (what, damage) in [
-        ("the same digest", copy("'\\xee000000000000000000000000000001'::bytea", "digest")),
-        ("the same id", copy("id", "'\\x00'::bytea || substr(digest, 2)")),
+    for (what, damage, named) in [
+        ("the same digest", copy("'\\xee000000000000000000000000000001'::bytea", "digest"), "has the same secret digest as another key"),
+        (
+            "the same id",
+            format!("ALTER TABLE keygate_keys DROP CONSTRAINT keygate_keys_pkey; {}", copy("id", "'\\x00'::bytea || substr(digest, 2)")),
+            "keygate_keys has no primary key or unique index on id",
+        ),
     ] {
         db.sql(&format!("BEGIN; UPDATE keygate_keys SET state = 'revoked'; {damage}; COMMIT"));
         let error = open(&db.url()).err().unwrap_or_else(|| panic!("{what}: the store opened"));
         assert_eq!(error.code, ErrorCode::StoreCorrupt, "{what}: {}", error.message);
+        assert!(error.message.contains(named), "{what}: {}", error.message);
         db.sql("DELETE FROM keygate_keys WHERE state = 'active'");
     }
+    db.sql("ALTER TABLE keygate_keys ADD PRIMARY KEY (id)");
     let store = open(&db.url()).unwrap();
     assert_eq!(reason(&store, &secret), Reason::Revoked);
     store.close().unwrap();
@@ -968,6 +975,62 @@ fn a_table_or_column_dropped_or_retyped_is_store_corrupt_at_open_and_nothing_is_
     db.restore_afresh("pristine");
     db.sql("ALTER TABLE keygate_keys ADD COLUMN note text");
     open(&db.url()).unwrap().close().unwrap();
+}
+
+/// A primary key keygate's statements rely on, dropped by other means: the meta row is read
+/// as the one row with id 1, and users, roles and keys are written with `ON CONFLICT` on
+/// theirs. Without it, a copied meta row made every open fail as `STORE_UNAVAILABLE` ("query
+/// returned an unexpected number of rows", as if the server were down), and a store opened
+/// on the others with every write of them failing as `STORE_IO` (42P10), a user or role
+/// stored twice loading as whichever row came last. Refused at open, naming it, before
+/// anything is written; a unique index in the primary key's place is no damage.
+#[test]
+fn a_primary_key_dropped_is_store_corrupt_at_open_and_nothing_is_written() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    seed(&store);
+    store.put_role("reader", &["session:*".into()], None).unwrap();
+    store.close().unwrap();
+    db.back_up("pristine");
+    for (damage, named) in [
+        (
+            "ALTER TABLE keygate_meta DROP CONSTRAINT keygate_meta_pkey; INSERT INTO keygate_meta SELECT * FROM keygate_meta",
+            "keygate_meta has no primary key or unique index on id",
+        ),
+        (
+            "ALTER TABLE keygate_users DROP CONSTRAINT keygate_users_pkey; INSERT INTO keygate_users SELECT id, 'suspended', rights, roles FROM keygate_users",
+            "keygate_users has no primary key or unique index on id",
+        ),
+        ("ALTER TABLE keygate_roles DROP CONSTRAINT keygate_roles_pkey", "keygate_roles has no primary key or unique index on name"),
+        ("ALTER TABLE keygate_keys DROP CONSTRAINT keygate_keys_pkey", "keygate_keys has no primary key or unique index on id"),
+    ] {
+        db.restore_afresh("pristine");
+        db.sql(damage);
+        let before = db.sql("SELECT (SELECT count(*) FROM keygate_meta) || ' ' || (SELECT count(*) FROM keygate_users)");
+        let error = open(&db.url()).err().unwrap_or_else(|| panic!("{damage}: the store opened"));
+        assert_eq!(error.code, ErrorCode::StoreCorrupt, "{damage}: {}", error.message);
+        assert!(error.message.contains(named), "{damage}: {}", error.message);
+        assert_eq!(db.sql("SELECT (SELECT count(*) FROM keygate_meta) || ' ' || (SELECT count(*) FROM keygate_users)"), before);
+    }
+    db.restore_afresh("pristine");
+    db.sql("ALTER TABLE keygate_roles DROP CONSTRAINT keygate_roles_pkey; CREATE UNIQUE INDEX roles_by_name ON keygate_roles (name)");
+    let store = open(&db.url()).unwrap();
+    store.put_role("reader", &["data:*".into()], None).unwrap();
+    store.close().unwrap();
+}
+
+/// A primary key dropped under a running store: its upserts then fail as `STORE_CORRUPT`
+/// (the tables are no longer as keygate made them), not `STORE_IO`.
+#[test]
+fn a_primary_key_dropped_under_a_running_store_is_store_corrupt() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    seed(&store);
+    db.sql("ALTER TABLE keygate_roles DROP CONSTRAINT keygate_roles_pkey");
+    let refused = store.put_role("reader", &["session:*".into()], None).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::StoreCorrupt, "{}", refused.message);
+    assert!(store.list_roles().unwrap().is_empty(), "nothing applied");
+    store.close().unwrap();
 }
 
 /// A column retyped under a running store: what it reads then fails as `STORE_CORRUPT`

@@ -306,11 +306,12 @@ impl Target {
 }
 
 /// SQLSTATEs keygate's own statements meet only when its tables are no longer as it made
-/// them (a table dropped or renamed, a column dropped or retyped after the store opened):
-/// `42P01` undefined_table, `42703` undefined_column, `42804` datatype_mismatch, `42883`
-/// undefined_function (an operator for the column's new type).
+/// them (a table dropped or renamed, a column dropped or retyped, a primary key dropped after
+/// the store opened): `42P01` undefined_table, `42703` undefined_column, `42804`
+/// datatype_mismatch, `42883` undefined_function (an operator for the column's new type),
+/// `42P10` invalid_column_reference (an `ON CONFLICT` with no unique index to match).
 fn is_schema_changed(sqlstate: &str) -> bool {
-    matches!(sqlstate, "42P01" | "42703" | "42804" | "42883")
+    matches!(sqlstate, "42P01" | "42703" | "42804" | "42883" | "42P10")
 }
 
 /// SQLSTATE `55P03` lock_not_available: a lock wait ended by `lock_timeout`.

@@ -139,52 +139,76 @@ const TABLES: &[(&str, &[(&str, &str)])] = &[
 /// Columns schema 1 lacks, added by its migration.
 const ADDED_BY_MIGRATION: &[(&str, &str)] = &[("keygate_meta", "mark"), ("keygate_changes", "mark")];
 
+/// Columns keygate's statements need unique (a primary key, or a unique index in its place):
+/// the meta row is read as the one row with id 1, the others are written `ON CONFLICT` on them.
+const UNIQUE: &[(&str, &str)] = &[("keygate_meta", "id"), ("keygate_roles", "name"), ("keygate_users", "id"), ("keygate_keys", "id")];
+
 /// Whether keygate's tables are there (`false`: none is, a new database). Some but not all
-/// of them, a column missing or of another type is `STORE_CORRUPT`, refused before anything
-/// is written (as the SQLite store refuses a dropped table or column): creating the schema
-/// over what is left would fail half-way, and reading it would fail on every reload.
+/// of them, a column missing or of another type, a primary key keygate relies on missing, is
+/// `STORE_CORRUPT`, refused before anything is written (as the SQLite store refuses a dropped
+/// table or column): creating the schema over what is left would fail half-way, and reading
+/// or writing it would fail on every reload or admin call.
 fn examine_tables(net: &Net, client: &Client) -> Result<bool> {
     let names: Vec<&str> = TABLES.iter().map(|(table, _)| *table).collect();
     let rows = net.run(
         "reading the schema of",
         client.query(
-            "SELECT t.name, a.attname::text, ty.typname::text
+            "SELECT t.name, a.attname::text, ty.typname::text,
+                    EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum
+                            AND i.indisunique AND i.indimmediate AND i.indisvalid AND i.indpred IS NULL)
              FROM unnest($1::text[]) AS t(name)
              LEFT JOIN pg_attribute a ON a.attrelid = to_regclass(t.name) AND a.attnum > 0 AND NOT a.attisdropped
              LEFT JOIN pg_type ty ON ty.oid = a.atttypid",
             &[&names],
         ),
     )?;
-    let mut found: Vec<(String, String, String)> = Vec::new();
+    let mut found: Vec<(String, String, String, bool)> = Vec::new();
     for row in &rows {
         let read = (|| {
-            Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get::<_, Option<String>>(1)?, row.try_get::<_, Option<String>>(2)?))
+            Ok::<_, tokio_postgres::Error>((
+                row.try_get(0)?,
+                row.try_get::<_, Option<String>>(1)?,
+                row.try_get::<_, Option<String>>(2)?,
+                row.try_get::<_, bool>(3)?,
+            ))
         })();
-        let (table, column, type_name) = read.map_err(|e| corrupt(format!("its tables: {e}")))?;
+        let (table, column, type_name, unique) = read.map_err(|e| corrupt(format!("its tables: {e}")))?;
         if let (Some(column), Some(type_name)) = (column, type_name) {
-            found.push((table, column, type_name));
+            found.push((table, column, type_name, unique));
         }
     }
-    let has_table = |table: &str| found.iter().any(|(t, _, _)| t == table);
+    let has_table = |table: &str| found.iter().any(|(t, _, _, _)| t == table);
     if !names.iter().any(|table| has_table(table)) {
         return Ok(false);
     }
+    match damage_in(&found) {
+        Some(damage) => Err(corrupt(damage)),
+        None => Ok(true),
+    }
+}
+
+/// What [`examine_tables`] found unlike [`TABLES`] and [`UNIQUE`], if anything.
+fn damage_in(found: &[(String, String, String, bool)]) -> Option<String> {
+    let column = |table: &str, column: &str| found.iter().find(|(t, c, _, _)| t == table && c == column);
     for (table, columns) in TABLES {
-        if !has_table(table) {
-            return Err(corrupt(format!("its table {table} is missing (other keygate tables are there)")));
+        if !found.iter().any(|(t, _, _, _)| t == table) {
+            return Some(format!("its table {table} is missing (other keygate tables are there)"));
         }
-        for (column, wanted) in *columns {
-            match found.iter().find(|(t, c, _)| t == table && c == column) {
-                Some((_, _, type_name)) if type_name != wanted => {
-                    return Err(corrupt(format!("column {table}.{column} is of type {type_name}, not {wanted}")));
+        for (name, wanted) in *columns {
+            match column(table, name) {
+                Some((_, _, type_name, _)) if type_name != wanted => {
+                    return Some(format!("column {table}.{name} is of type {type_name}, not {wanted}"));
                 }
                 Some(_) => {}
-                None if ADDED_BY_MIGRATION.contains(&(*table, *column)) => {}
-                None => return Err(corrupt(format!("column {table}.{column} is missing"))),
+                None if ADDED_BY_MIGRATION.contains(&(*table, *name)) => {}
+                None => return Some(format!("column {table}.{name} is missing")),
             }
         }
     }
-    Ok(true)
+    UNIQUE
+        .iter()
+        .find(|(table, name)| !column(table, name).is_some_and(|(_, _, _, unique)| *unique))
+        .map(|(table, name)| format!("its table {table} has no primary key or unique index on {name}"))
 }
 
 /// Refuses a server that cannot take writes or keep a LISTEN: a hot standby, or
