@@ -1019,6 +1019,19 @@ fn a_primary_key_dropped_is_store_corrupt_at_open_and_nothing_is_written() {
     store.close().unwrap();
 }
 
+/// A newer keygate's schema may have columns this one does not know of, or lack some it
+/// does: the open says the database was written by a newer keygate (as before the tables
+/// were checked), not that its tables were damaged.
+#[test]
+fn a_newer_schema_is_named_as_such_even_when_its_columns_differ() {
+    let Some(db) = Db::new() else { return };
+    open(&db.url()).unwrap().close().unwrap();
+    db.sql("UPDATE keygate_meta SET schema_version = 3; ALTER TABLE keygate_keys DROP COLUMN hint");
+    let error = open(&db.url()).err().expect("the store opened");
+    assert_eq!(error.code, ErrorCode::StoreCorrupt, "{}", error.message);
+    assert!(error.message.contains("written by a newer keygate (schema 3"), "{}", error.message);
+}
+
 /// A primary key dropped under a running store: its upserts then fail as `STORE_CORRUPT`
 /// (the tables are no longer as keygate made them), not `STORE_IO`.
 #[test]
