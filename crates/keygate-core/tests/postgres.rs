@@ -1046,6 +1046,40 @@ fn a_primary_key_dropped_under_a_running_store_is_store_corrupt() {
     store.close().unwrap();
 }
 
+/// A column retyped under a running store, then its connections replaced (a restart, say):
+/// the admin calls that write the column send a value of the type keygate made it, which the
+/// driver refuses before the server sees it. That is `STORE_CORRUPT` (as the server's own
+/// refusals of a retyped column are), not `STORE_UNAVAILABLE` with "the write and its COMMIT
+/// had been sent, so it may or may not have been committed", nor is it tried again on a new
+/// connection as a lost one would be; nothing is written.
+#[test]
+fn a_column_retyped_under_a_running_store_fails_its_writes_as_store_corrupt() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    seed(&store);
+    db.sql("ALTER TABLE keygate_keys ALTER COLUMN seq TYPE integer");
+    let ended = db.sql(&format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'keygate'",
+        db.name
+    ));
+    assert_eq!(ended, "2");
+    let before = db.sql("SELECT count(*) FROM keygate_keys");
+    for _ in 0..2 {
+        let new_key = NewKey {
+            user_id: "svc".into(),
+            description: String::new(),
+            expires_at: Some(keygate_core::internals::system_now() + DAY),
+            rules: vec!["session:*".into()],
+            state: None,
+        };
+        let refused = store.create_key(&new_key, None).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::StoreCorrupt, "{}", refused.message);
+        assert!(!refused.message.contains("may or may not"), "{}", refused.message);
+    }
+    assert_eq!(db.sql("SELECT count(*) FROM keygate_keys"), before, "nothing written");
+    store.close().unwrap();
+}
+
 /// A column retyped under a running store: what it reads then fails as `STORE_CORRUPT`
 /// (the tables are no longer as keygate made them), not `STORE_IO`, and the store fails closed.
 #[test]

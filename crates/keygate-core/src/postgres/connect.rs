@@ -295,11 +295,13 @@ impl Target {
             }
             Some(sqlstate) if is_schema_changed(sqlstate) => ErrorCode::StoreCorrupt,
             Some(sqlstate) if !is_connection_ended(sqlstate) => ErrorCode::StoreIo,
+            None if wrong_type(e).is_some() => ErrorCode::StoreCorrupt,
             _ => ErrorCode::StoreUnavailable,
         };
-        let detail = match e.as_db_error() {
-            Some(db) => format!("{}: {}", db.code().code(), db.message()),
-            None => e.to_string(),
+        let detail = match (e.as_db_error(), wrong_type(e)) {
+            (Some(db), _) => format!("{}: {}", db.code().code(), db.message()),
+            (None, Some(wrong)) => format!("{e}: {wrong}"),
+            (None, None) => e.to_string(),
         };
         Error::new(code, format!("{what} {}: {detail}", self.name))
     }
@@ -312,6 +314,13 @@ impl Target {
 /// `42P10` invalid_column_reference (an `ON CONFLICT` with no unique index to match).
 fn is_schema_changed(sqlstate: &str) -> bool {
     matches!(sqlstate, "42P01" | "42703" | "42804" | "42883" | "42P10")
+}
+
+/// A value of another type than its column's, refused by the driver before the server sees
+/// it: keygate's statements send and read the types it made its columns with, so the column
+/// was retyped after the store opened (the server's own refusals are [`is_schema_changed`]).
+fn wrong_type(e: &tokio_postgres::Error) -> Option<&tokio_postgres::types::WrongType> {
+    std::error::Error::source(e).and_then(|cause| cause.downcast_ref())
 }
 
 /// SQLSTATE `55P03` lock_not_available: a lock wait ended by `lock_timeout`.
