@@ -1,7 +1,7 @@
 //! Another process with write access to keygate's PostgreSQL database damages it at
 //! random: rows changed to values of any type keygate never writes (empty, huge, out of
 //! range, NULL, arrays of other shapes), rows copied, deleted, columns dropped or retyped,
-//! tables dropped, change-log rows of any JSON. The SQLite store's loader is fuzzed for
+//! tables dropped, primary keys dropped (and rows stored twice), change-log rows of any JSON. The SQLite store's loader is fuzzed for
 //! the same (`fuzz/`); this is its counterpart against the machine's real server, seeded
 //! and repeatable (`KEYGATE_HOSTILE_SEED`, `KEYGATE_HOSTILE_CASES`).
 //!
@@ -252,10 +252,13 @@ fn damage(rng: &mut Rng, change_json: &str) -> String {
         11 => copied_row(rng, table),
         12 => format!("ALTER TABLE {table} DROP COLUMN {column}"),
         13 => format!("ALTER TABLE {table} ALTER COLUMN {column} TYPE {}", rng.pick(RETYPES).replace("{c}", column)),
-        14 => match rng.below(3) {
+        14 => match rng.below(4) {
             0 => format!("DROP TABLE {table}"),
             1 => format!("ALTER TABLE {table} RENAME TO {table}_old"),
-            _ => format!("ALTER TABLE {table} ADD COLUMN extra text NOT NULL DEFAULT 'x'"),
+            2 => format!("ALTER TABLE {table} ADD COLUMN extra text NOT NULL DEFAULT 'x'"),
+            // Its rows copied too, half the time: a second meta row, a user or role stored twice.
+            _ if rng.below(2) == 0 => format!("ALTER TABLE {table} DROP CONSTRAINT {table}_pkey"),
+            _ => format!("ALTER TABLE {table} DROP CONSTRAINT {table}_pkey; INSERT INTO {table} SELECT * FROM {table}"),
         },
         15 => match rng.below(4) {
             0 => "UPDATE keygate_meta SET version = version + 1".into(),
