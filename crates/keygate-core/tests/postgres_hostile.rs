@@ -480,18 +480,6 @@ fn rows_let_it_be_used(db: &Db, secret: &str) -> bool {
     db.try_sql(&sql).is_some_and(|n| n != "0")
 }
 
-/// Every table's columns and rows, hashed: equal before and after means nothing was written.
-fn fingerprint(db: &Db) -> String {
-    db.sql(
-        "SELECT string_agg(c.relname || ' ' || (
-                  SELECT string_agg(a.attname || ':' || format_type(a.atttypid, a.atttypmod) || ':' || a.attnotnull, ',' ORDER BY a.attnum)
-                  FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-                ) || ' ' || md5(query_to_xml(format('SELECT r::text AS r FROM %I r ORDER BY 1', c.relname), false, false, '')::text),
-                E'\\n' ORDER BY c.relname)
-         FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'",
-    )
-}
-
 /// Incidents a store reported, as `code: message`.
 type Reported = Arc<Mutex<Vec<(ErrorCode, String)>>>;
 
@@ -545,7 +533,7 @@ fn read_everything(store: &KeyStore, world: &World, what: &str) {
 /// Opens the damaged database: a store, which must answer every read and allow no key its
 /// rows forbid, or `STORE_CORRUPT` with the database left as it was.
 fn open_damaged(db: &Db, world: &World, what: &str) {
-    let before = fingerprint(db);
+    let before = db.fingerprint();
     let reported = Reported::default();
     match KeyStore::open(&db.url(), options(&reported)) {
         Ok(store) => {
@@ -565,7 +553,7 @@ fn open_damaged(db: &Db, world: &World, what: &str) {
             for secret in &world.secrets {
                 assert!(!e.message.contains(secret.as_str()), "{what}: a secret in the error");
             }
-            assert_eq!(fingerprint(db), before, "{what}: a refused database was written to ({})", e.message);
+            assert_eq!(db.fingerprint(), before, "{what}: a refused database was written to ({})", e.message);
         }
     }
 }

@@ -4,7 +4,8 @@
 //! store opened afresh reads, and then every store, and that fresh one (which reads the
 //! tables, not the change log), must answer every key's calls alike and list the same
 //! state. What a store applies from the change log and what the tables hold may never part.
-//! Seeded and repeatable (`KEYGATE_AGREE_SEED`, `KEYGATE_AGREE_OPS`).
+//! Seeded (`KEYGATE_AGREE_SEED`, `KEYGATE_AGREE_OPS`): a seed repeats the calls made, but
+//! the calls made at once interleave as their threads run, so not every outcome.
 
 mod common;
 

@@ -68,6 +68,18 @@ impl Db {
         self.sql(&format!("BEGIN ISOLATION LEVEL REPEATABLE READ; CREATE SCHEMA {name}; {copies} COMMIT"));
     }
 
+    /// Every table's columns and rows, hashed: equal before and after means nothing was written.
+    pub fn fingerprint(&self) -> String {
+        self.sql(
+            "SELECT string_agg(c.relname || ' ' || (
+                      SELECT string_agg(a.attname || ':' || format_type(a.atttypid, a.atttypmod) || ':' || a.attnotnull, ',' ORDER BY a.attnum)
+                      FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                    ) || ' ' || md5(query_to_xml(format('SELECT r::text AS r FROM %I r ORDER BY 1', c.relname), false, false, '')::text),
+                    E'\\n' ORDER BY c.relname)
+             FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'",
+        )
+    }
+
     /// The backup in schema `name` put back into keygate's tables made afresh (by opening a
     /// store on an empty schema): whatever was dropped, renamed or retyped is as keygate makes it.
     pub fn restore_afresh(&self, name: &str) {
