@@ -19,6 +19,7 @@
 //! | `open.rs` | opening: options, connections, schema, the snapshot, the threads |
 //! | `connect.rs` | the URL, TLS (rustls), connections and their errors |
 //! | `schema.rs` | the tables and the meta row; reading the whole state |
+//! | `tables.rs` | keygate's tables checked at open: none, all as keygate makes them, or damaged |
 //! | `codec.rs` | records ↔ rows and change JSON; the statements that write a change |
 //! | `audit.rs` | the audit table and its head |
 //! | `mark.rs` | the change log's marks: a digest of the history up to each version |
@@ -33,6 +34,7 @@ mod maintain;
 mod mark;
 mod open;
 mod schema;
+mod tables;
 mod uses;
 mod watch;
 
