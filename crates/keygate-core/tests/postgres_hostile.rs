@@ -231,8 +231,19 @@ fn row_of(table: &str, order: &str, n: usize) -> String {
     format!("ctid = (SELECT ctid FROM {table} ORDER BY {order} OFFSET {n} LIMIT 1)")
 }
 
-/// One random damage, as SQL run by psql in one transaction of its own.
-fn damage(rng: &mut Rng, change_json: &str) -> String {
+/// One damage a hostile writer makes.
+#[derive(Debug)]
+enum Damage {
+    /// SQL run by psql in one transaction of its own.
+    Sql(String),
+    /// A change row (`changes`, its JSON) written after the last one, the meta row moved to
+    /// it: with the mark keygate would give it (`marked`: a running store takes the row as the
+    /// next change) or another. The mark depends on the meta row when the damage is made.
+    LoggedChange { changes: String, marked: bool },
+}
+
+/// One random damage.
+fn damage(rng: &mut Rng, change_json: &str) -> Damage {
     // Half the time a column a check's answer hangs on, else any column of any table.
     let (table, column) = if rng.below(2) == 0 {
         *rng.pick(DECIDING)
@@ -244,7 +255,7 @@ fn damage(rng: &mut Rng, change_json: &str) -> String {
     let kind = cols.iter().find(|(c, _)| *c == column).map_or(Kind::Text, |(_, kind)| *kind);
     let value = *rng.pick(values(kind));
     let null_first = if value == "NULL" { format!("ALTER TABLE {table} ALTER COLUMN {column} DROP NOT NULL; ") } else { String::new() };
-    match rng.below(20) {
+    let sql = match rng.below(20) {
         0..=6 => format!("{null_first}UPDATE {table} SET {column} = {value} WHERE {}", row_of(table, order, rng.below(5))),
         7..=8 => format!("{null_first}UPDATE {table} SET {column} = {value}"),
         9 => format!("DELETE FROM {table} WHERE {}", row_of(table, order, rng.below(5))),
@@ -266,8 +277,9 @@ fn damage(rng: &mut Rng, change_json: &str) -> String {
             2 => "UPDATE keygate_meta SET mark = 'x'".into(),
             _ => "UPDATE keygate_meta SET version = version - 1".into(),
         },
-        _ => logged_change(rng, change_json),
-    }
+        _ => return Damage::LoggedChange { changes: hostile_changes(rng, change_json), marked: rng.below(4) != 0 },
+    };
+    Damage::Sql(sql)
 }
 
 /// A row of `table` copied under a new primary key (and, for a key, a new digest unless
@@ -386,33 +398,25 @@ fn hostile_changes(rng: &mut Rng, json: &str) -> String {
     }
 }
 
-/// A change row written after the last one, with the meta row moved to it: with the mark
-/// keygate would give it (so a running store takes the row as the next change), or not.
-fn logged_change(rng: &mut Rng, json: &str) -> String {
-    let changes = hostile_changes(rng, json).replace('\'', "''");
-    let marked = rng.below(4) != 0;
-    // The mark is computed by the caller (`apply_damage`), which knows the meta row.
-    format!("--logged {marked}\n{changes}")
-}
-
 /// Runs one damage; `false` when the server refused it (a NOT NULL column set to NULL, a
 /// type it cannot convert, a table already gone), which changes nothing.
-fn apply_damage(db: &Db, sql: &str) -> bool {
-    let sql = match sql.strip_prefix("--logged ") {
-        Some(rest) => {
-            let (marked, changes) = rest.split_once('\n').unwrap_or((rest, ""));
+fn apply_damage(db: &Db, damage: &Damage) -> bool {
+    let sql = match damage {
+        Damage::Sql(sql) => sql.clone(),
+        Damage::LoggedChange { changes, marked } => {
+            // The meta row as the damages before this one left it (a missing table or column: refused).
             let position = db.try_sql("SELECT version || ' ' || mark FROM keygate_meta");
             let Some((version, mark)) = position.as_deref().and_then(|p| p.split_once(' ')) else { return false };
             let Ok(version) = version.parse::<i64>() else { return false };
             let next = version.saturating_add(1);
-            let new_mark = if marked == "true" { mark_after(mark, next, &changes.replace("''", "'")) } else { "unmarked".into() };
+            let new_mark = if *marked { mark_after(mark, next, changes) } else { "unmarked".into() };
+            let quoted = changes.replace('\'', "''");
             format!(
-                "INSERT INTO keygate_changes (version, token, at, changes, mark) VALUES ({next}, 'other', {NOW_MS}, '{changes}', '{new_mark}');
+                "INSERT INTO keygate_changes (version, token, at, changes, mark) VALUES ({next}, 'other', {NOW_MS}, '{quoted}', '{new_mark}');
                  UPDATE keygate_meta SET version = {next}, mark = '{new_mark}';
                  SELECT pg_notify('keygate', (SELECT epoch FROM keygate_meta) || ' ' || {next} || ' ' || '{new_mark}')"
             )
         }
-        None => sql.to_string(),
     };
     db.try_sql(&format!("BEGIN; {sql}; COMMIT")).is_some()
 }
@@ -560,7 +564,7 @@ fn open_damaged(db: &Db, world: &World, what: &str) {
 
 /// A store running on the pristine world when the damage lands: it must go on answering
 /// (any answer, `store_unavailable` included) without a panic or `INTERNAL`, and close.
-fn damage_under_a_running_store(db: &Db, world: &World, damages: &[String], what: &str) -> bool {
+fn damage_under_a_running_store(db: &Db, world: &World, damages: &[Damage], what: &str) -> bool {
     let reported = Reported::default();
     let store = KeyStore::open(&db.url(), options(&reported)).unwrap();
     assert_eq!(store.check(call(&world.secrets[0])).reason, Reason::Allowed, "{what}: the pristine world");
@@ -594,7 +598,7 @@ fn a_database_damaged_at_random_opens_or_is_store_corrupt_and_never_crashes_a_st
     let mut rng = Rng(seed);
     let (mut opened_damaged, mut running_damaged) = (0, 0);
     for case in 0..cases {
-        let damages: Vec<String> = (0..1 + rng.below(3)).map(|_| damage(&mut rng, &change_json)).collect();
+        let damages: Vec<Damage> = (0..1 + rng.below(3)).map(|_| damage(&mut rng, &change_json)).collect();
         let what = format!("seed {seed:#x}, case {case}: {damages:?}");
         let started = Instant::now();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
