@@ -250,3 +250,15 @@ fn a_change_that_does_not_fit_is_an_error_and_changes_nothing() {
         assert_eq!(snapshot(&r), before, "{what}: the registry is as it was");
     }
 }
+
+/// A change row naming, as its key's user, a text shaped like a secret (another process can
+/// write anything there): the refusal names the user without the secret.
+#[test]
+fn a_key_of_a_missing_user_named_like_a_secret_is_refused_without_the_secret() {
+    let (mut r, _) = populated();
+    let secret = generate(&Prefix::default()).unwrap().text;
+    let error = r.apply(Change::PutKey(key(11, &secret, &[]))).expect_err("a missing user");
+    assert_eq!(error.code, ErrorCode::StoreCorrupt, "{error}");
+    assert!(error.message.contains("missing user"), "{error}");
+    assert!(!error.message.contains(&secret), "the secret in {error}");
+}
