@@ -306,28 +306,12 @@ fn copied_row(rng: &mut Rng, table: &str) -> String {
     }
 }
 
+/// Where a raw hostile value goes in a change's text (see [`hostile_changes`]).
+const HOSTILE: &str = "__hostile__";
+
 /// The JSON a hostile change row holds: a real change list (`json`) with a field of one
 /// change replaced, removed or the text itself cut; or JSON keygate never writes.
 fn hostile_changes(rng: &mut Rng, json: &str) -> String {
-    const FIELDS: &[&str] = &[
-        "op",
-        "id",
-        "seq",
-        "userId",
-        "description",
-        "state",
-        "expiresAt",
-        "createdAt",
-        "updatedAt",
-        "lastUsedAt",
-        "hint",
-        "digest",
-        "rules",
-        "status",
-        "rights",
-        "roles",
-        "name",
-    ];
     const VALUES: &[&str] = &[
         "null",
         "\"\"",
@@ -368,32 +352,30 @@ fn hostile_changes(rng: &mut Rng, json: &str) -> String {
                 return json.into();
             }
             let at = rng.below(list.len());
-            let field = *rng.pick(FIELDS);
-            let text = if let Some(change) = list.get_mut(at).and_then(|c| c.as_object_mut()) {
-                if rng.below(4) == 0 {
-                    change.remove(field);
-                    None
-                } else {
-                    Some((field, *rng.pick(VALUES)))
+            let original = list[at].clone();
+            let mut raw_value = None;
+            if let Some(change) = list.get_mut(at).and_then(|c| c.as_object_mut()) {
+                // One of the fields keygate wrote in this change.
+                let fields: Vec<String> = change.keys().cloned().collect();
+                if !fields.is_empty() {
+                    let field = rng.pick(&fields).clone();
+                    if rng.below(4) == 0 {
+                        change.remove(&field);
+                    } else {
+                        change.insert(field, serde_json::Value::String(HOSTILE.into()));
+                        raw_value = Some(*rng.pick(VALUES));
+                    }
                 }
-            } else {
-                None
-            };
+            }
             if rng.below(3) == 0 {
-                let copy = list[at].clone();
-                list.push(copy);
+                list.push(original);
             }
-            let mut out = serde_json::Value::Array(list).to_string();
-            if let Some((field, value)) = text {
-                // Put the raw value in the text: 1e400 and lone surrogates are not `Value`s.
-                let marker = "\"__hostile__\"";
-                let mut again: serde_json::Value = serde_json::from_str(&out).unwrap();
-                if let Some(change) = again.get_mut(at).and_then(|c| c.as_object_mut()) {
-                    change.insert(field.into(), serde_json::Value::String("__hostile__".into()));
-                }
-                out = again.to_string().replacen(marker, value, 1);
+            let out = serde_json::Value::Array(list).to_string();
+            // The raw value put in the text: 1e400 and lone surrogates are not `Value`s.
+            match raw_value {
+                Some(value) => out.replacen(&format!("\"{HOSTILE}\""), value, 1),
+                None => out,
             }
-            out
         }
     }
 }
