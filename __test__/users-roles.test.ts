@@ -3,7 +3,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 
 import { KeyStore } from '../index.js'
-import { DAY, allowedTwice, assertNoSecret, forgeSecret, frozenStore, issue, snapshot, throwsCode } from './helpers.js'
+import { DAY, T0, allowedTwice, assertNoSecret, at, forgeSecret, frozenStore, issue, snapshot, throwsCode } from './helpers.js'
 
 describe('users', () => {
   test('putUser creates a user, status defaults to active, rights/roles default to none', () => {
@@ -352,6 +352,33 @@ describe('a secret of the store, however mangled, never becomes an id, name, rul
     }
     assert.deepEqual(snapshot(store), before)
     // Another store's secret is just text here (its checksum is not this store's business).
+    assert.equal(store.updateKey(key.id, { description: `rotated from ${forgeSecret().slice(3, 30)}` }).state, 'active')
+  })
+
+  test('cut by a percent escape (%3A) or a backslash escape (\\n, \\u00a0) as a URL or JSON writes it: refused, nothing changes', () => {
+    // The error messages already treat such escapes as separators (the scrubber reads a text
+    // without them); a description or actor holding them must be refused as well, or the
+    // secret lands in the audit trail, one decoding away.
+    const store = frozenStore()
+    store.putUser({ id: 'integration', rights: ['*:*'] })
+    const { key, secret } = issue(store, { userId: 'integration' })
+    const body = secret.slice(3, 46)
+    const [head, tail] = [body.slice(0, 21), body.slice(21)]
+    const escaped = [`${head}%3A${tail}`, `kg%5F${body}`, `${head}\\n${tail}`, `${head}\\u00a0${tail}`, `${head}\\x07${tail}`]
+    const before = snapshot(store)
+    const auditLength = store.audit().length
+    for (const text of escaped) {
+      const errors = [
+        throwsCode(() => store.updateKey(key.id, { description: `see ${text}` }), 'INVALID_ARGUMENT'),
+        throwsCode(() => store.createKey({ userId: 'integration', description: text, expiresAt: at(T0, DAY) }), 'INVALID_ARGUMENT'),
+        throwsCode(() => store.setState(key.id, 'suspended', { actor: `ops ${text}` }), 'INVALID_ARGUMENT'),
+      ]
+      for (const error of errors) assert.ok(!error.message.includes(head) && !error.message.includes(tail), error.message)
+    }
+    assert.deepEqual(snapshot(store), before)
+    assert.equal(store.audit().length, auditLength)
+    // Escapes in ordinary text are still fine.
+    assert.equal(store.updateKey(key.id, { description: 'import of 100%3A files from C:\\new\\u00a0dir' }).state, 'active')
     assert.equal(store.updateKey(key.id, { description: `rotated from ${forgeSecret().slice(3, 30)}` }).state, 'active')
   })
 })

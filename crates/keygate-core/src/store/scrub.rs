@@ -43,14 +43,21 @@ impl KeyStore {
         let Some(registry) = inner.registry.try_read_for(REGISTRY_WAIT) else {
             return text.contains('"');
         };
-        let holds = |candidate: &str| {
-            secret::holds_known_secret(candidate.as_bytes(), &inner.prefix, |secret| registry.key_by_secret(secret).is_some())
-        };
-        // A `%` or a `\` may be a separator the user typed or the start of an escape, so the
-        // text is read each way: as it is, without the backslash escapes, without the percent
-        // escapes, and without both.
-        holds(text) || [Escapes::Backslash, Escapes::Percent, Escapes::Both].into_iter().any(|which| holds(&without_escapes(text, which)))
+        holds_known_secret_in_any_reading(text, &inner.prefix, |secret| registry.key_by_secret(secret).is_some())
     }
+}
+
+/// [`secret::holds_known_secret`] of `text` read each way a `%` or a `\` allows: either may be
+/// a separator the user typed or the start of an escape (a URL's `%3A`, JSON's `\n` or
+/// `\u00a0`), whose letters and digits would otherwise stand between the pieces of a secret.
+/// So the text is read as it is, without the backslash escapes, without the percent escapes,
+/// and without both. Used both for messages (withheld) and for values that would be written
+/// to the audit trail (refused), so that what one finds the other finds too.
+pub(super) fn holds_known_secret_in_any_reading(text: &str, prefix: &secret::Prefix, mut is_key: impl FnMut(&[u8]) -> bool) -> bool {
+    let mut holds = |candidate: &str| secret::holds_known_secret(candidate.as_bytes(), prefix, &mut is_key);
+    holds(text)
+        || (text.contains(['%', '\\'])
+            && [Escapes::Backslash, Escapes::Percent, Escapes::Both].into_iter().any(|which| holds(&without_escapes(text, which))))
 }
 
 /// Which escapes [`without_escapes`] drops.

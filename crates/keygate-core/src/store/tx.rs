@@ -9,13 +9,13 @@
 
 use parking_lot::{MutexGuard, RwLockReadGuard};
 
+use super::scrub::holds_known_secret_in_any_reading;
 use super::{internal, Actor, AuditAction, Inner};
 use crate::audit::{describe, AuditEntry};
 use crate::error::{Error, ErrorCode, Result};
 use crate::incident::Task;
 use crate::model::check_actor;
 use crate::registry::{Change, Registry};
-use crate::secret;
 
 /// One admin call's write: holds this process's writer lock and the backend's
 /// write lock from planning to commit, and the registry for reading while it
@@ -68,11 +68,12 @@ impl Tx<'_> {
     }
 
     /// Refuses texts holding the random part of a secret of this store, however
-    /// mangled (see `secret::holds_known_secret`): they would go to the audit trail.
+    /// mangled (see `secret::holds_known_secret`), escapes included (read as the messages'
+    /// scrubber reads them): they would go to the audit trail.
     pub(super) fn refuse_known_secrets<'t>(&self, what: &str, texts: impl IntoIterator<Item = &'t str>, code: ErrorCode) -> Result<()> {
         let registry = &self.registry;
         for text in texts {
-            if secret::holds_known_secret(text.as_bytes(), &self.store.prefix, |candidate| registry.key_by_secret(candidate).is_some()) {
+            if holds_known_secret_in_any_reading(text, &self.store.prefix, |candidate| registry.key_by_secret(candidate).is_some()) {
                 return Err(Error::new(
                     code,
                     format!("{what} contains (part of) a secret of this store; a secret must never be written where the audit trail would keep it"),
