@@ -14,7 +14,7 @@ function describe(value) {
   if (value === null) return 'null'
   try {
     if (Array.isArray(value)) return 'an array'
-    if (value instanceof Date) return 'a Date'
+    if (isDate(value) || value instanceof Date) return 'a Date'
   } catch {
     // Both throw for a revoked Proxy.
     return 'a revoked Proxy'
@@ -189,22 +189,44 @@ function optionalObject(value, name) {
  */
 function optionalDate(value, name) {
   if (value === undefined || value === null) return undefined
-  let isDate
-  try {
-    isDate = value instanceof Date
-  } catch {
-    isDate = false // a revoked Proxy
-  }
-  if (!isDate) throw invalidArgument(`${name} must be a Date, got ${describe(value)}`)
-  let ms
-  try {
-    // Throws for objects that only inherit from Date (no time value of their own).
-    ms = Date.prototype.getTime.call(value)
-  } catch {
-    throw invalidArgument(`${name} is not a real Date`)
+  const ms = timeValue(value)
+  if (ms === undefined) {
+    let inherits
+    try {
+      inherits = value instanceof Date
+    } catch {
+      inherits = false // a revoked Proxy
+    }
+    // An object that only inherits from Date has no time value of its own.
+    throw invalidArgument(inherits ? `${name} is not a real Date` : `${name} must be a Date, got ${describe(value)}`)
   }
   if (!Number.isFinite(ms)) throw invalidArgument(`${name} is an invalid Date`)
   return ms
+}
+
+/**
+ * Whether `value` is a real Date, of this realm or another (see `timeValue`).
+ * @param {unknown} value
+ */
+function isDate(value) {
+  return timeValue(value) !== undefined
+}
+
+/**
+ * The time value of a real Date — of this realm or another (a `vm` context, an iframe, a jsdom
+ * window), which `instanceof Date` would refuse — or undefined for anything else. Read through
+ * `Date.prototype.getTime`, which checks the object's own time value: a Date's overridden
+ * `getTime`/`valueOf` is not called, and an object that only inherits from Date has none.
+ * @param {unknown} value
+ * @returns {number | undefined}
+ */
+function timeValue(value) {
+  if (value === null || typeof value !== 'object') return undefined
+  try {
+    return Date.prototype.getTime.call(value)
+  } catch {
+    return undefined
+  }
 }
 
 /**
@@ -220,4 +242,18 @@ function optionalNumber(value, name) {
   return value
 }
 
-module.exports = { ruleText, ruleArray, roleArray, string, optionalString, stringArray, object, optionalObject, ownFields, ownElements, optionalDate, optionalNumber }
+module.exports = {
+  ruleText,
+  ruleArray,
+  roleArray,
+  string,
+  optionalString,
+  stringArray,
+  object,
+  optionalObject,
+  ownFields,
+  ownElements,
+  optionalDate,
+  isDate,
+  optionalNumber,
+}

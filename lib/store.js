@@ -185,6 +185,19 @@ function checkDavTypes(secret, method, path, ip) {
 }
 
 /**
+ * `instanceof Date` (an object that only inherits from Date, refused by `args.optionalDate` as
+ * "not a real Date"), false for a revoked Proxy.
+ * @param {unknown} value
+ */
+function isDateInstance(value) {
+  try {
+    return value instanceof Date
+  } catch {
+    return false
+  }
+}
+
+/**
  * @param {unknown} options as given: checked here
  * @returns {StoreOptionsDto & { now: number | undefined }}
  */
@@ -475,7 +488,7 @@ class KeyStore {
 
   /** @param {Date | null} date */
   setNow(date) {
-    if (date !== null && !(date instanceof Date)) {
+    if (date !== null && !args.isDate(date) && !isDateInstance(date)) {
       throw new KeygateError('INVALID_ARGUMENT', 'setNow takes a Date, or null for the system clock')
     }
     const ms = args.optionalDate(date, 'date')

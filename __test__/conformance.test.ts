@@ -1,0 +1,45 @@
+// Conformance to the contract (SPEC.md, README) found by an audit of the package as users import it.
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import * as vm from 'node:vm'
+
+import { KeyStore } from '../index.js'
+import { DAY, T0, at, frozenStore, snapshot, throwsCode } from './helpers.js'
+
+/** A real `Date` made in another realm (a `vm` context, an iframe, a jsdom window): not `instanceof` this realm's Date. */
+function foreignDate(ms: number): Date {
+  return vm.runInNewContext(`new Date(${ms})`) as Date
+}
+
+describe('Dates cross as JS Dates, whatever realm made them', () => {
+  test('a Date of another realm is a Date: createKey, updateKey, setNow, options.now and expectedUpdatedAt take it', () => {
+    const foreign = foreignDate(at(T0, DAY).getTime())
+    assert.ok(!(foreign instanceof Date), 'the fixture is a Date of another realm')
+    assert.equal(Object.prototype.toString.call(foreign), '[object Date]')
+
+    const store = frozenStore()
+    store.putUser({ id: 'u', rights: ['*:*'] })
+    const { key } = store.createKey({ userId: 'u', description: '', expiresAt: foreign })
+    assert.equal(key.expiresAt.getTime(), at(T0, DAY).getTime())
+    assert.equal(store.updateKey(key.id, { expiresAt: foreignDate(at(T0, 2 * DAY).getTime()) }).expiresAt.getTime(), at(T0, 2 * DAY).getTime())
+    const updatedAt = store.getKey(key.id)?.updatedAt.getTime() ?? Number.NaN
+    assert.equal(store.setState(key.id, 'suspended', { expectedUpdatedAt: foreignDate(updatedAt) }).state, 'suspended')
+    store.setNow(foreignDate(at(T0, 1000).getTime()))
+    assert.equal(store.now().getTime(), at(T0, 1000).getTime())
+    const frozen = KeyStore.inMemory({ now: foreignDate(T0.getTime()) })
+    assert.equal(frozen.now().getTime(), T0.getTime())
+  })
+
+  test('an invalid Date of another realm is still INVALID_ARGUMENT (invalid, not "not a Date"); nothing changes', () => {
+    const store = frozenStore()
+    store.putUser({ id: 'u', rights: ['*:*'] })
+    const before = snapshot(store)
+    throwsCode(() => store.createKey({ userId: 'u', description: '', expiresAt: foreignDate(Number.NaN) }), 'INVALID_ARGUMENT', 'invalid Date')
+    throwsCode(() => store.setNow(foreignDate(Number.NaN)), 'INVALID_ARGUMENT', 'invalid Date')
+    assert.deepEqual(snapshot(store), before)
+    // What only looks like a Date is still refused.
+    throwsCode(() => store.setNow({ getTime: () => 0 } as unknown as Date), 'INVALID_ARGUMENT')
+    throwsCode(() => store.createKey({ userId: 'u', description: '', expiresAt: Object.create(Date.prototype) }), 'INVALID_ARGUMENT', 'not a real Date')
+    assert.deepEqual(snapshot(store), before)
+  })
+})
