@@ -191,14 +191,8 @@ function optionalDate(value, name) {
   if (value === undefined || value === null) return undefined
   const ms = timeValue(value)
   if (ms === undefined) {
-    let inherits
-    try {
-      inherits = value instanceof Date
-    } catch {
-      inherits = false // a revoked Proxy
-    }
     // An object that only inherits from Date has no time value of its own.
-    throw invalidArgument(inherits ? `${name} is not a real Date` : `${name} must be a Date, got ${describe(value)}`)
+    throw invalidArgument(inheritsDate(value) ? `${name} is not a real Date` : `${name} must be a Date, got ${describe(value)}`)
   }
   if (!Number.isFinite(ms)) throw invalidArgument(`${name} is an invalid Date`)
   return ms
@@ -210,6 +204,19 @@ function optionalDate(value, name) {
  */
 function isDate(value) {
   return timeValue(value) !== undefined
+}
+
+/**
+ * `instanceof Date`: a real Date of this realm, or an object that only inherits from Date
+ * (which `optionalDate` refuses as "not a real Date"); false for a revoked Proxy.
+ * @param {unknown} value
+ */
+function inheritsDate(value) {
+  try {
+    return value instanceof Date
+  } catch {
+    return false
+  }
 }
 
 /**
@@ -255,5 +262,6 @@ module.exports = {
   ownElements,
   optionalDate,
   isDate,
+  inheritsDate,
   optionalNumber,
 }

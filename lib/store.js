@@ -185,19 +185,6 @@ function checkDavTypes(secret, method, path, ip) {
 }
 
 /**
- * `instanceof Date` (an object that only inherits from Date, refused by `args.optionalDate` as
- * "not a real Date"), false for a revoked Proxy.
- * @param {unknown} value
- */
-function isDateInstance(value) {
-  try {
-    return value instanceof Date
-  } catch {
-    return false
-  }
-}
-
-/**
  * @param {unknown} options as given: checked here
  * @returns {StoreOptionsDto & { now: number | undefined }}
  */
@@ -488,7 +475,7 @@ class KeyStore {
 
   /** @param {Date | null} date */
   setNow(date) {
-    if (date !== null && !args.isDate(date) && !isDateInstance(date)) {
+    if (date !== null && !args.isDate(date) && !args.inheritsDate(date)) {
       throw new KeygateError('INVALID_ARGUMENT', 'setNow takes a Date, or null for the system clock')
     }
     const ms = args.optionalDate(date, 'date')
