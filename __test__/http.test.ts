@@ -567,6 +567,49 @@ describe('node:http adapter', () => {
     }
   })
 
+  test("an upgrade request (WebSocket) skips guard.node's handler; guard.check decides it in the 'upgrade' event, as the README shows", async () => {
+    const f = fixture()
+    const guard = createGuard(f.store, {
+      route: (req) => (req.url === '/events' ? { service: 'events', api: 'subscribe' } : hornbillRoute(req)),
+    })
+    const handled: string[] = []
+    const server = http.createServer(guard.node((req, res) => handled.push(req.url ?? '') && res.end('ok')))
+    server.on('upgrade', (req: IncomingMessage, socket: import('node:stream').Duplex) => {
+      const result = guard.check(req)
+      if (!result.ok) {
+        const body = JSON.stringify(result.body)
+        const headers = { ...result.headers, 'content-length': String(Buffer.byteLength(body)), connection: 'close' }
+        const lines = Object.entries(headers)
+          .map(([name, value]) => `${name}: ${value}\r\n`)
+          .join('')
+        socket.end(`HTTP/1.1 ${result.status} ${http.STATUS_CODES[result.status]}\r\n${lines}\r\n${body}`)
+        return
+      }
+      socket.end(`HTTP/1.1 101 Switching Protocols\r\nupgrade: test\r\nconnection: Upgrade\r\n\r\n${result.keyId}`)
+    })
+    const s = await listen(server)
+    const upgrade = (secret: string) =>
+      rawExchange(s.port, `GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: test\r\nAuthorization: ESP-APIKEY ${secret}\r\n\r\n`)
+    try {
+      const allowed = await upgrade(f.good.secret)
+      assert.equal(allowed.status, 101)
+      assert.equal(allowed.text, f.good.key.id)
+      const unknown = await upgrade(f.unknown)
+      assert.equal(unknown.status, 401)
+      assert.equal(unknown.json.reason, 'unknown_key')
+      assert.match(unknown.headers['www-authenticate'] ?? '', /ESP-APIKEY/i)
+      const suspended = await upgrade(f.suspended.secret)
+      assert.equal(suspended.status, 403)
+      assert.equal(suspended.json.reason, 'suspended')
+      const restricted = await upgrade(f.restricted.secret) // its one rule is session:getSessionInfo
+      assert.equal(restricted.status, 403)
+      assert.equal(restricted.json.reason, 'no_matching_rule')
+      assert.deepEqual(handled, [], 'the request listener never saw an upgrade request')
+    } finally {
+      await s.close()
+    }
+  })
+
   test('a denied POST with a body leaves the keep-alive connection usable', async () => {
     const f = fixture()
     const s = await listen(http.createServer(createGuard(f.store).node((req, res) => send(res, 200, { keygate: req.keygate }))))
