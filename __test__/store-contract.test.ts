@@ -648,6 +648,24 @@ for (const kind of STORE_KINDS) {
         assert.equal(again.explain(revoked.secret, 'session', 'x').reason, 'revoked')
       })
 
+      test('a use after getKey/listKeys read back a stored lastUsedAt is still flushed: close and reopen show it', () => {
+        const { store, place, secret, id } = seeded()
+        assert.equal(store.isAllowed(secret, 'session', 'x'), true)
+        store.close() // flushes the use at T0
+        const again = place.open(FROZEN)
+        // Each reads back what was flushed before showing the key; the uses after it must still be written.
+        assert.equal(again.getKey(id)!.lastUsedAt?.getTime(), T0.getTime())
+        again.setNow(at(T0, 5 * SECOND))
+        assert.equal(again.isAllowed(secret, 'session', 'x'), true)
+        assert.equal(again.getKey(id)!.lastUsedAt?.getTime(), at(T0, 5 * SECOND).getTime(), 'in memory at once')
+        assert.equal(again.listKeys()[0]!.lastUsedAt?.getTime(), at(T0, 5 * SECOND).getTime())
+        again.setNow(at(T0, 9 * SECOND))
+        for (let i = 0; i < 3; i++) assert.equal(again.isAllowed(secret, 'session', 'x'), true)
+        again.close() // flushes the uses since the open
+        const third = place.open(FROZEN)
+        assert.equal(third.getKey(id)!.lastUsedAt?.getTime(), at(T0, 9 * SECOND).getTime(), 'the latest use reached the store')
+      })
+
       test('the audit trail survives reopen, verifies, and its chain goes on', () => {
         const { store, place } = seeded()
         const trail = store.audit({ limit: 1000 })

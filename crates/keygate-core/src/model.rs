@@ -330,6 +330,14 @@ impl Key {
         !self.checked.load(Ordering::Relaxed) && !self.checked.swap(true, Ordering::Relaxed)
     }
 
+    /// Raises `lastUsedAt` to a use another process (or this one, earlier) has already
+    /// stored: nothing to write back, so the key is not marked for the next flush.
+    /// (Marking it without queueing it, as [`Key::touch`] would, leaves every later use
+    /// of the key in this process unflushed: `touch` queues a key only when it was clean.)
+    pub fn note_stored_use(&self, at: i64) {
+        self.last_used_at.fetch_max(at, Ordering::Relaxed);
+    }
+
     pub fn clear_dirty(&self) {
         self.dirty.store(false, Ordering::Relaxed);
     }

@@ -50,7 +50,7 @@ impl Inner {
             let registry = self.registry.read();
             for (id, at) in stored {
                 if let Some(key) = registry.key_by_id(&KeyId::from_bytes(id)) {
-                    key.touch(at);
+                    key.note_stored_use(at);
                 }
             }
         }
