@@ -86,6 +86,9 @@ describe('every error code reachable in memory, with a message naming the bad va
     throwsCode(() => store.updateKey(key.id, { rules: 'session:*' } as never), 'INVALID_ARGUMENT', 'rules')
     throwsCode(() => store.updateKey(key.id, { description: 5 } as never), 'INVALID_ARGUMENT', 'description')
     throwsCode(() => store.rotateKey(key.id, { overlapSeconds: -5 }), 'INVALID_ARGUMENT', '-5')
+    // Numbers are named as JavaScript writes them (not Rust's `inf`).
+    throwsCode(() => store.rotateKey(key.id, { overlapSeconds: Number.POSITIVE_INFINITY }), 'INVALID_ARGUMENT', 'overlapSeconds Infinity must')
+    throwsCode(() => KeyStore.inMemory({ maxLifetimeDays: Number.NEGATIVE_INFINITY }), 'INVALID_ARGUMENT', 'maxLifetimeDays -Infinity must')
     throwsCode(() => store.getKey(undefined as never), 'INVALID_ARGUMENT')
     throwsCode(() => store.getUser(5 as never), 'INVALID_ARGUMENT')
     throwsCode(() => store.listKeys({ userId: 5 } as never), 'INVALID_ARGUMENT', 'userId')

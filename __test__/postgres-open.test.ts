@@ -9,7 +9,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 
-import { KeyStore } from '../index.js'
+import { KeyStore, KeygateError } from '../index.js'
 import { DAY, allowedTwice, throwsCode } from './helpers.js'
 
 /** Whether the machine's server answers (synchronously: the suite is skipped, with the reason, if not). */
@@ -129,6 +129,17 @@ describe('KeyStore.open(postgres://…)', { skip }, () => {
   test('bad URLs and options are INVALID_ARGUMENT; an unreachable server is STORE_UNAVAILABLE, quickly', () => {
     throwsCode(() => KeyStore.open('postgres://127.0.0.1/x?sslmode=sometimes'), 'INVALID_ARGUMENT')
     throwsCode(() => KeyStore.open(url, { failClosedAfterMs: -1 }), 'INVALID_ARGUMENT')
+    // Under 1 ms would be "no answer within 0 ms" on every call; messages write numbers as JS does.
+    for (const [option, value, shown] of [
+      ['statementTimeoutMs', 0.5, '0.5'],
+      ['connectTimeoutMs', Number.POSITIVE_INFINITY, 'Infinity'],
+      ['failClosedAfterMs', 0, '0'],
+    ] as const) {
+      assert.throws(
+        () => KeyStore.open(url, { [option]: value }),
+        (e: unknown) => e instanceof KeygateError && e.code === 'INVALID_ARGUMENT' && e.message.includes(`${option} ${shown} must be from 1 to`),
+      )
+    }
     const started = Date.now()
     throwsCode(() => KeyStore.open('postgres://postgres:pw@127.0.0.1:1/x?sslmode=disable', { connectTimeoutMs: 500 }), 'STORE_UNAVAILABLE')
     assert.ok(Date.now() - started < 3000)

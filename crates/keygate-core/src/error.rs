@@ -95,6 +95,19 @@ pub fn quote(value: &str) -> String {
     format!("{shown:?}")
 }
 
+/// A number given from JavaScript, for a message, written as JavaScript writes it:
+/// `Infinity`, `-Infinity` and `NaN` rather than Rust's `inf` and `NaN`, and `0` for
+/// `-0` (other values as Rust writes them: `1.5`, `3`).
+pub fn js_number(value: f64) -> String {
+    if value == 0.0 {
+        "0".to_string()
+    } else if value.is_infinite() {
+        if value > 0.0 { "Infinity" } else { "-Infinity" }.to_string()
+    } else {
+        value.to_string()
+    }
+}
+
 /// Names one character of a user-supplied value for a message: its code point
 /// always, and the character itself only when it is a letter or digit — a
 /// control or bidirectional character echoed raw could disguise the message.
@@ -146,6 +159,17 @@ pub fn redact_secrets(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_written_as_javascript_writes_them() {
+        assert_eq!(js_number(f64::INFINITY), "Infinity");
+        assert_eq!(js_number(f64::NEG_INFINITY), "-Infinity");
+        assert_eq!(js_number(f64::NAN), "NaN");
+        assert_eq!(js_number(-0.0), "0");
+        assert_eq!(js_number(3.0), "3");
+        assert_eq!(js_number(0.5), "0.5");
+        assert_eq!(js_number(-2.5), "-2.5");
+    }
 
     #[test]
     fn quoted_values_never_show_secrets() {

@@ -18,7 +18,7 @@ use super::maintain::maintain;
 use super::schema;
 use super::watch::{guard, watch};
 use super::{Contact, Cursor, Net, PgBackend, Shared, Writer, NOTIFY};
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{js_number, Error, ErrorCode, Result};
 use crate::secret::{random_hex, Prefix};
 use crate::store::{check_lifetime_days, KeyStore, Options};
 
@@ -35,8 +35,9 @@ pub(crate) fn is_postgres_url(path: &str) -> bool {
 
 fn timeout(value: Option<f64>, name: &str) -> Result<Duration> {
     let ms = value.unwrap_or(DEFAULT_TIMEOUT_MS);
-    if !(ms.is_finite() && ms > 0.0 && ms <= MAX_TIMEOUT_MS) {
-        return Err(Error::new(ErrorCode::InvalidArgument, format!("{name} {ms} must be more than 0 and at most {MAX_TIMEOUT_MS} (ms)")));
+    // At least 1 ms: PostgreSQL's own timeouts count whole milliseconds.
+    if !(ms.is_finite() && (1.0..=MAX_TIMEOUT_MS).contains(&ms)) {
+        return Err(Error::new(ErrorCode::InvalidArgument, format!("{name} {} must be from 1 to {MAX_TIMEOUT_MS} (ms)", js_number(ms))));
     }
     Ok(Duration::from_secs_f64(ms / 1000.0))
 }
@@ -51,7 +52,7 @@ pub(crate) fn open(url: &str, options: Options) -> Result<KeyStore> {
     }
     let purge_days = options.purge_expired_after_days.unwrap_or(DEFAULT_PURGE_AFTER_DAYS);
     if !(purge_days.is_finite() && purge_days >= 0.0) {
-        return Err(Error::new(ErrorCode::InvalidArgument, format!("purgeExpiredAfterDays {purge_days} must be 0 or more")));
+        return Err(Error::new(ErrorCode::InvalidArgument, format!("purgeExpiredAfterDays {} must be 0 or more", js_number(purge_days))));
     }
     let fail_closed_after = timeout(options.fail_closed_after_ms, "failClosedAfterMs")?;
     let connect_timeout = timeout(options.connect_timeout_ms, "connectTimeoutMs")?;

@@ -15,7 +15,7 @@ use super::replaced::Named;
 use super::rows::load;
 use super::schema::{examine, log_id, migrate};
 use super::{check_file_path, corrupt, end_open_transaction, read_error, store_error, Db, SqliteBackend};
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{js_number, Error, ErrorCode, Result};
 use crate::registry::Registry;
 use crate::secret::Prefix;
 use crate::store::{KeyStore, Options};
@@ -46,7 +46,10 @@ impl KeyStore {
         }
         let purge_days = options.purge_expired_after_days.unwrap_or(DEFAULT_PURGE_AFTER_DAYS);
         if !(purge_days.is_finite() && purge_days >= 0.0) {
-            return Err(Error::new(ErrorCode::InvalidArgument, format!("purgeExpiredAfterDays {purge_days} must be 0 or more")));
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!("purgeExpiredAfterDays {} must be 0 or more", js_number(purge_days)),
+            ));
         }
         let existing = std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
         let found = if existing {

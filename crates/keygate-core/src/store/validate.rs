@@ -3,7 +3,7 @@
 //! precondition, rotation overlaps; and the times their messages show.
 
 use super::{Inner, DAY_MS};
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{js_number, Error, ErrorCode, Result};
 use crate::registry::KeyRecord;
 
 const MAX_LIFETIME_DAYS_LIMIT: u32 = 36_500;
@@ -58,7 +58,7 @@ pub(super) fn check_overlap(overlap_seconds: f64) -> Result<()> {
     if !(overlap_seconds.is_finite() && overlap_seconds >= 0.0 && overlap_seconds.fract() == 0.0) {
         return Err(Error::new(
             ErrorCode::InvalidArgument,
-            format!("overlapSeconds {overlap_seconds} must be a whole number of seconds, 0 or more"),
+            format!("overlapSeconds {} must be a whole number of seconds, 0 or more", js_number(overlap_seconds)),
         ));
     }
     Ok(())
@@ -69,7 +69,7 @@ pub(crate) fn check_lifetime_days(days: f64) -> Result<()> {
     if !(days.is_finite() && days.fract() == 0.0 && days >= 1.0 && days <= MAX_LIFETIME_DAYS_LIMIT as f64) {
         return Err(Error::new(
             ErrorCode::InvalidArgument,
-            format!("maxLifetimeDays {days} must be a whole number from 1 to {MAX_LIFETIME_DAYS_LIMIT}"),
+            format!("maxLifetimeDays {} must be a whole number from 1 to {MAX_LIFETIME_DAYS_LIMIT}", js_number(days)),
         ));
     }
     Ok(())
