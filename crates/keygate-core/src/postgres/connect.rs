@@ -252,7 +252,12 @@ impl Target {
                 _ => kept.push(pair),
             }
         }
-        let rest = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+        // A URL's scheme is case-insensitive (`POSTGRES://`); the driver's parser takes it in lower case.
+        let base = match base.split_once("://") {
+            Some((scheme, after)) => format!("{}://{after}", scheme.to_ascii_lowercase()),
+            None => base.to_string(),
+        };
+        let rest = if kept.is_empty() { base } else { format!("{base}?{}", kept.join("&")) };
         let mut config = Config::from_str(&rest).map_err(|e| invalid(format!("the store URL is not a valid PostgreSQL URL ({e})")))?;
         if config.get_hosts().is_empty() {
             return Err(invalid("the store URL names no host".to_string()));
@@ -493,6 +498,15 @@ mod tests {
         assert_eq!(idle_in_write(Duration::ZERO), 10_000);
         assert_eq!(idle_in_write(Duration::from_secs(3600)), 14_400_000);
         assert_eq!(idle_in_write(Duration::MAX), 2_147_483_647);
+    }
+
+    #[test]
+    fn a_url_s_scheme_is_read_in_any_case() {
+        let timeout = Duration::from_millis(1000);
+        for url in ["postgres://u@h/db", "POSTGRES://u@h/db", "PostgreSQL://u@h/db?sslmode=disable"] {
+            let target = Target::parse(url, timeout, timeout).unwrap_or_else(|e| panic!("{url}: {}", e.message));
+            assert_eq!(target.config.get_dbname(), Some("db"), "{url}");
+        }
     }
 
     #[test]
