@@ -3,6 +3,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { userInfo } from 'node:os'
 import path from 'node:path'
 
 import { KeyStore } from '../index.js'
@@ -157,6 +158,20 @@ describe('usage errors: exit 2 with a plain message, nothing changed', () => {
     usage(await ws.kg(['key', 'show']), 'needs <key-id>')
     usage(await ws.kg(['user', 'put']), 'needs <id>')
     usage(await ws.kg(['backup']), 'needs <file>')
+  })
+
+  test('a blank actor is a usage error, given as --actor or as KEYGATE_ACTOR (an empty KEYGATE_ACTOR is unset)', async () => {
+    const own = workspace()
+    try {
+      ok(await own.kg(['user', 'put', 'alice']))
+      usage(await own.kg(['user', 'put', 'bob', '--actor', '   ']), '--actor needs a name')
+      usage(await own.kg(['user', 'put', 'bob'], { env: { KEYGATE_ACTOR: ' \t ' } }), 'KEYGATE_ACTOR needs a name')
+      assert.equal(json<AuditEntry[]>(ok(await own.kg(['audit', '--json']))).length, 1, 'nothing was written')
+      ok(await own.kg(['user', 'put', 'bob'], { env: { KEYGATE_ACTOR: '' } }))
+      assert.equal(json<AuditEntry[]>(ok(await own.kg(['audit', '--json'])))[0]?.actor, userInfo().username)
+    } finally {
+      own.cleanup()
+    }
   })
 
   test('missing required options', async () => {

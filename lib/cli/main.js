@@ -413,6 +413,9 @@ async function run(argv, io) {
     const db = resolveStore(dbText, io.cwd)
     const actorText = values.actor ?? defaultActor(env)
     if (values.actor !== undefined && values.actor.trim() === '') throw new UsageError('--actor needs a name')
+    if (values.actor === undefined && env.KEYGATE_ACTOR?.trim() === '' && env.KEYGATE_ACTOR !== '') {
+      throw new UsageError('KEYGATE_ACTOR needs a name (or leave it empty for your OS user name)')
+    }
     const lifetimeText = values['max-lifetime-days'] ?? (env.KEYGATE_MAX_LIFETIME_DAYS || undefined)
     const maxLifetimeDays =
       lifetimeText === undefined
