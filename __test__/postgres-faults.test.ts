@@ -13,7 +13,7 @@ import { spawn, spawnSync } from 'node:child_process'
 
 import { KeyStore, KeygateError } from '../index.js'
 import type { StoreOptions } from '../index.js'
-import { DAY, at } from './helpers.js'
+import { DAY, SECOND, T0, at } from './helpers.js'
 import { StoreProcess } from './support/child-store.js'
 import { NODE, childScript, children, sleep, wall } from './support/durable.js'
 import { Cluster, PG_PORT, TcpProxy, clusterSkipReason, converge, createDatabase, openPg, pgOnly, psql, seedKeys, until, whilePaused } from './support/postgres.js'
@@ -151,6 +151,30 @@ describe('PostgreSQL faults through a TCP proxy', pgOnly(), () => {
     t.diagnostic(`cut ${JSON.stringify(cut)}; ${await proxy.connections()} connections through the proxy after reconnecting`)
     await host.stop()
     proxy.stop()
+  })
+
+  test('a use not yet flushed is kept when a host reads everything afresh (history pruned past it)', { timeout: 60_000 }, async () => {
+    const db = createDatabase()
+    const writer = openPg(db.url, { ...OPTIONS, now: T0 })
+    writer.putUser({ id: 'svc', rights: ['*:*'] })
+    const { key, secret } = writer.createKey({ userId: 'svc', description: 'k', expiresAt: at(T0, DAY) })
+    const host = await StoreProcess.start(db.url, { ...OPTIONS, now: at(T0, 5 * SECOND) })
+    assert.equal((await host.call('isAllowed', secret, 'svc', 'call')).result, true)
+    whilePaused(host, () => {
+      // Changes the host has not read, their rows pruned (as after a long outage): it reloads when resumed.
+      writer.putUser({ id: 'later' })
+      writer.putUser({ id: 'later-still' })
+      psql('DELETE FROM keygate_changes', { database: db.name })
+    })
+    await until('the host reloads', RECOVERY_MS, async () => ((await host.call('getUser', 'later-still')).result ? true : undefined))
+    // Dates come back from the child as { $date: ms }.
+    const shown = (await host.call('getKey', key.id)).result as { lastUsedAt: { $date: number } | null }
+    assert.equal(shown.lastUsedAt?.$date, at(T0, 5 * SECOND).getTime(), 'lastUsedAt went back after the reload')
+    await host.stop()
+    writer.close()
+    const reopened = openPg(db.url, { ...OPTIONS, now: T0 })
+    assert.equal(reopened.getKey(key.id)!.lastUsedAt?.getTime(), at(T0, 5 * SECOND).getTime(), 'the use never reached the database')
+    reopened.close()
   })
 
   test('a half-open connection: the host fails closed within failClosedAfterMs, and recovers when forwarding resumes', { timeout: 60_000 }, async (t: TestContext) => {

@@ -915,3 +915,33 @@ fn a_restore_followed_by_as_many_changes_as_it_went_back_is_read_afresh() {
     assert_eq!(roles(&follower), ["after"], "the restored file's roles, not the ones it went back over");
     assert_eq!(roles(&admin), ["after"]);
 }
+
+/// A use recorded in memory and not yet flushed survives this process reading the whole state
+/// afresh (a reload: far behind, a restore, a failed catch-up, a PostgreSQL reconnection): the
+/// reloaded registry holds the file's older `lastUsedAt`, and keeping that would lose the use for
+/// good (the next flush writes the reloaded value) and show `lastUsedAt` going backwards.
+#[test]
+fn a_use_not_yet_flushed_survives_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let store = open(&path).unwrap();
+    let (id, secret) = seed(&store);
+    assert_eq!(allowed(&store, &secret), Reason::Allowed);
+    let used_at = store.get_key(&id).unwrap().unwrap().last_used_at;
+    assert!(used_at.is_some());
+    // Another writer's change, every older change row pruned (as after 100,000 later changes):
+    // only a reload of everything shows it.
+    let mut db = rusqlite::Connection::open(&path).unwrap();
+    let tx = db.transaction().unwrap();
+    tx.execute("INSERT INTO users (id, status, rights, roles) VALUES ('late', 'active', '', '')", []).unwrap();
+    tx.execute("INSERT INTO changes (kind, id, op) VALUES ('user', 'svc', 'put')", []).unwrap();
+    tx.execute("INSERT INTO changes (kind, id, op) VALUES ('user', 'late', 'put')", []).unwrap();
+    tx.execute("DELETE FROM changes WHERE seq < (SELECT max(seq) FROM changes)", []).unwrap();
+    tx.commit().unwrap();
+    wait_for("the reload", 5, || store.get_user("late").unwrap().is_some());
+    assert_eq!(store.get_key(&id).unwrap().unwrap().last_used_at, used_at, "lastUsedAt after the reload");
+    store.close().unwrap();
+    let reopened = open(&path).unwrap();
+    assert_eq!(reopened.get_key(&id).unwrap().unwrap().last_used_at, used_at, "lastUsedAt after reopening");
+    reopened.close().unwrap();
+}

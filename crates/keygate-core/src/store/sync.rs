@@ -112,6 +112,15 @@ impl Inner {
             }
             Catchup::Reload(mut fresh) => {
                 fresh.attach_hints(self.hints.clone());
+                // Uses this process recorded and has not flushed yet (still queued by id,
+                // or being written) are not in what was read: kept, as a key record
+                // replaced keeps its latest use (`Registry::put_key`), else the next flush
+                // would write the older value read and `lastUsedAt` would go back.
+                for key in fresh.keys() {
+                    if let Some(at) = registry.key_by_id(&key.id).and_then(|old| old.last_used_at()) {
+                        key.note_stored_use(at);
+                    }
+                }
                 *registry = *fresh;
                 for key in registry.keys() {
                     self.expiry.schedule(key.expires_at);
