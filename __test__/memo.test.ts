@@ -251,6 +251,28 @@ describe('uses answered from the memo reach lastUsedAt', () => {
     assert.ok(store.getKey(key.id)!.lastUsedAt!.getTime() > last, 'a later use answered from the memo was not recorded')
   })
 
+  test('a synchronous run of checks (the event loop never turning, so no timer fires) still hands its uses over: lastUsedAt within a second', () => {
+    // As fast as they come, and 2 ms of other work for each (500 checks a second).
+    for (const workMs of [0, 2]) {
+      const store = withUser(KeyStore.inMemory())
+      const { key, secret } = issue(store)
+      assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true) // decided by the core: a key's first check is not remembered
+      assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true) // decided by the core, and remembered
+      const end = Date.now() + 1500
+      let last = 0
+      while (Date.now() < end) {
+        assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true) // answered from the memo
+        last = Date.now()
+        while (Date.now() < last + workMs) {
+          // the request's other work
+        }
+      }
+      const shown = store.getKey(key.id)!.lastUsedAt!.getTime()
+      assert.ok(shown <= last && last - shown < 1000, `${workMs} ms a check: lastUsedAt is ${last - shown} ms before the last use`)
+      store.close()
+    }
+  })
+
   test('recorded with the time of the use, not of the hand-over: a revocation just after it is later', async () => {
     const store = withUser(KeyStore.inMemory())
     const { key, secret } = issue(store)

@@ -99,6 +99,9 @@ const TOUCH_FLUSH_MS = 200
  * in THRASH_SAMPLE uses the memo (so the detector still sees the workload change back).
  */
 const THRASH_WINDOW = 4096
+/** Uses noted by the memo are handed over, if due, every this many decisions it takes part in (see `judge`); divides THRASH_WINDOW. */
+const USE_CHECK_EVERY = 256
+const USE_CHECK_MASK = USE_CHECK_EVERY - 1
 const THRASH_SAMPLE = 16
 /**
  * The hint filter's upkeep: over each HINT_WINDOW calls that reached the core, fewer than
@@ -258,7 +261,7 @@ class Memo {
     if (table[o] === secret && table[o + 2] === api && table[o + 1] === service) {
       const code = table[o + 3]
       if (code < UNNOTED) {
-        if (--this.window === 0) this.judge()
+        if ((--this.window & USE_CHECK_MASK) === 0) this.judge()
         return code
       }
       const reason = this.flagged(o, code, ip)
@@ -273,16 +276,27 @@ class Memo {
    * @returns {number}
    */
   hit(reason) {
-    if (--this.window === 0) this.judge()
+    if ((--this.window & USE_CHECK_MASK) === 0) this.judge()
     return reason
   }
 
-  /** The end of a window of the thrash detector: fewer hits than evictions turn the memo (mostly) off. */
+  /**
+   * Every USE_CHECK_EVERY decisions the memo takes part in: hands the uses over when the oldest
+   * was noted TOUCH_FLUSH_MS ago or more. The timer does that while the event loop turns; in a
+   * synchronous run of checks (a loop of isAllowed calls, a long synchronous handler, a worker
+   * busy checking) it cannot fire, and an entry noted at the run's start would note nothing more
+   * until the run ends, leaving lastUsedAt at the run's first use. One clock read per
+   * USE_CHECK_EVERY decisions. At the end of a window of the thrash detector, also: fewer hits
+   * than evictions turn the memo (mostly) off.
+   */
   judge() {
-    this.thrashing = THRASH_WINDOW - this.misses < this.evictions
-    this.misses = 0
-    this.evictions = 0
-    this.window = THRASH_WINDOW
+    if (this.window === 0) {
+      this.thrashing = THRASH_WINDOW - this.misses < this.evictions
+      this.misses = 0
+      this.evictions = 0
+      this.window = THRASH_WINDOW
+    }
+    if (this.usedTimes.length !== 0 && this.clock() - this.usedTimes[0] >= TOUCH_FLUSH_MS) this.flushUses()
   }
 
   /**
@@ -401,7 +415,7 @@ class Memo {
     // it), and never while a flag is raised (generation -1, which no word equals).
     if (this.words[GENERATION_WORD] !== this.generation || !this.fits(secret, service, api)) return
     this.misses++
-    if (--this.window === 0) this.judge()
+    if ((--this.window & USE_CHECK_MASK) === 0) this.judge()
     const callerIp = ip == null ? '' : ip
     if (service.length > MAX_NAME || api.length > this.maxName || callerIp.length > MAX_IP) return
     if (this.table.length === 0) this.table = new Array(SETS * SET_FIELDS).fill(FREE)
