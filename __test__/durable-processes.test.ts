@@ -332,4 +332,47 @@ describe('several processes on one file', () => {
     fresh.close()
     store.close()
   })
+
+  test('expectedUpdatedAt: a change another process made in the same millisecond is still a CONFLICT', { timeout: 60_000 }, async () => {
+    // Both processes' clocks frozen at one instant: every change lands in "the same millisecond".
+    const T0 = new Date(Date.UTC(2030, 0, 1))
+    const file = storePath()
+    const store = open(file, { now: T0 })
+    store.putUser({ id: 'u', rights: ['svc:*'] })
+    const { key, secret } = store.createKey({ userId: 'u', description: 'v0', expiresAt: at(T0, DAY) })
+    const read = store.getKey(key.id)!
+    const other = await StoreProcess.start(file, { now: T0 })
+    const narrowed = await other.call('updateKey', key.id, { description: 'narrowed', rules: ['svc:read'] })
+    assert.equal(narrowed.ok, true, JSON.stringify(narrowed))
+    for (const stale of [
+      () => store.updateKey(key.id, { description: 'stale edit', rules: [] }, { expectedUpdatedAt: read.updatedAt }),
+      () => store.setState(key.id, 'suspended', { expectedUpdatedAt: read.updatedAt }),
+      () => store.rotateKey(key.id, { expectedUpdatedAt: read.updatedAt }),
+    ]) {
+      assert.throws(stale, (e: any) => e.code === 'CONFLICT', "a change from before the other process's is refused")
+    }
+    assert.deepEqual(store.getKey(key.id)!.rules, ['svc:read'], 'the narrowing is not undone')
+    assert.equal(store.isAllowed(secret, 'svc', 'write'), false)
+    await other.call('exit').catch(() => {})
+
+    // Real clocks: two stores on the file (a worker thread each, say) change one key back to back.
+    const a = open(file)
+    const b = open(file)
+    let lost = 0
+    for (let i = 0; i < 200; i++) {
+      const { key: k } = a.createKey({ userId: 'u', description: 'v0', expiresAt: at(new Date(), DAY) })
+      const seen = a.getKey(k.id)!
+      b.updateKey(k.id, { description: 'by b' })
+      try {
+        a.updateKey(k.id, { description: 'by a' }, { expectedUpdatedAt: seen.updatedAt })
+        lost++
+      } catch (e: any) {
+        assert.equal(e.code, 'CONFLICT')
+      }
+    }
+    assert.equal(lost, 0, `${lost} of 200 changes made from a stale read went through, undoing another store's`)
+    a.close()
+    b.close()
+    store.close()
+  })
 })

@@ -92,7 +92,7 @@ impl KeyStore {
             record.expires_at = self.inner.check_expiry(expires_at, now)?;
         }
         if patch.description.is_some() || patch.rules.is_some() || patch.expires_at.is_some() {
-            record.updated_at = now;
+            record.updated_at = changed_at(record.updated_at, now);
             tx.commit(vec![Change::PutKey(record.clone())])?;
         }
         Ok(view_key(tx.key_by_id(&record.id).ok_or_else(|| internal("the key just changed is missing"))?))
@@ -117,7 +117,7 @@ impl KeyStore {
         }
         if record.state != state {
             record.state = state;
-            record.updated_at = self.inner.clock.now();
+            record.updated_at = changed_at(record.updated_at, self.inner.clock.now());
             tx.commit(vec![Change::PutKey(record.clone())])?;
         }
         Ok(view_key(tx.key_by_id(&record.id).ok_or_else(|| internal("the key just changed is missing"))?))
@@ -167,7 +167,7 @@ impl KeyStore {
             let overlap_ms = (overlap_seconds * 1000.0).min(i64::MAX as f64 / 2.0) as i64;
             old.expires_at = old.expires_at.min(now.saturating_add(overlap_ms));
         }
-        old.updated_at = now;
+        old.updated_at = changed_at(old.updated_at, now);
         tx.commit(vec![Change::PutKey(new), Change::PutKey(old)])?;
         let key = view_key(tx.key_by_id(&new_id).ok_or_else(|| internal("the key just stored is missing"))?);
         Ok(Issued { key, secret: issued.text })
@@ -217,6 +217,14 @@ impl Inner {
             }
         }
     }
+}
+
+/// The `updatedAt` of a key changed at `now`: later than the one it had, even when the change
+/// lands in the same millisecond as the last one (or the clock is frozen, or went back).
+/// `expectedUpdatedAt` tells a key changed since it was read by this value alone, so two
+/// states of a key must never share it: a change made from a stale read would go through.
+fn changed_at(previous: i64, now: i64) -> i64 {
+    now.max(previous.saturating_add(1))
 }
 
 fn new_key_id(registry: &Registry) -> Result<KeyId> {
