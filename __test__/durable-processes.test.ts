@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process'
 import { DAY, at } from './helpers.js'
 import { NODE, childScript, children, open, sleep, sleepSync, storePath, wall } from './support/durable.js'
 import { StoreProcess } from './support/child-store.js'
+import { NO_PYTHON } from './support/python-sqlite.js'
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b)
@@ -374,5 +375,62 @@ describe('several processes on one file', () => {
     a.close()
     b.close()
     store.close()
+  })
+
+  test('a revocation is seen within the bound even when another process takes the write lock for long right after it', {
+    skip: NO_PYTHON,
+    timeout: 90_000,
+  }, async (t: TestContext) => {
+    // A third process (an operator's sqlite3 shell, a keygate process paused mid-write, a long
+    // purge…) holds the write lock for a while, takes it again the moment the revocation is
+    // committed, and holds it 3 s more. The reader, checking all along, has lastUsedAt to flush.
+    const grabber = `import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
+c.execute('BEGIN IMMEDIATE')
+print('locked', flush=True)
+time.sleep(1.5)
+c.execute('ROLLBACK')
+c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0)
+while True:
+    try:
+        c.execute('BEGIN IMMEDIATE')
+    except sqlite3.OperationalError:
+        time.sleep(0.0001)
+        continue
+    if c.execute("SELECT count(*) FROM keys WHERE state = 'revoked'").fetchone()[0] > 0:
+        time.sleep(3)
+        c.execute('ROLLBACK')
+        break
+    c.execute('ROLLBACK')
+    time.sleep(0.0001)`
+    const latencies: number[] = []
+    for (let round = 0; round < 5; round++) {
+      const file = storePath()
+      const store = open(file)
+      store.putUser({ id: 'u', rights: ['svc:*'] })
+      const { key, secret } = store.createKey({ userId: 'u', description: 'k', expiresAt: at(new Date(), DAY) })
+      const reader = await StoreProcess.start(file)
+      const watchId = await reader.watch(secret, false, 10_000)
+      const locker = spawn('python3', ['-c', grabber, file], { stdio: ['ignore', 'pipe', 'inherit'] })
+      children.add(locker)
+      const lockerDone = new Promise<void>((resolve) => locker.on('exit', () => resolve()))
+      await new Promise<void>((resolve) => locker.stdout!.once('data', () => resolve()))
+      await sleep(1000) // the reader's flush of lastUsedAt now finds the lock taken
+      store.setState(key.id, 'revoked') // waits for the first hold to end
+      const revokedAt = wall()
+      const seen = await reader.reply(watchId)
+      locker.kill('SIGKILL')
+      await lockerDone
+      children.delete(locker)
+      assert.equal(seen.seen, true, `round ${round}: the revocation was never seen`)
+      latencies.push(seen.at - revokedAt)
+      await reader.call('exit').catch(() => {})
+      store.close()
+    }
+    t.diagnostic(`seen after ${latencies.map((ms) => ms.toFixed(1)).join(', ')} ms`)
+    assert.ok(
+      latencies.every((ms) => ms < 250),
+      `the reader allowed the revoked key for ${latencies.map((ms) => ms.toFixed(0)).join(', ')} ms after the revocation`,
+    )
   })
 })

@@ -187,6 +187,13 @@ pub trait Backend: Send + Sync {
         Ok(())
     }
 
+    /// [`Backend::flush_uses`] for the background thread, which must not wait for a
+    /// lock another process holds (it also follows other processes' changes): a lock
+    /// in the way is `STORE_LOCKED` at once, and the thread tries again shortly.
+    fn flush_uses_without_waiting(&self, uses: &[([u8; 16], i64)]) -> Result<()> {
+        self.flush_uses(uses)
+    }
+
     /// `lastUsedAt` as stored (other processes flush theirs there): one key, or
     /// all. An error is ignored (the store shows what it knows).
     fn stored_uses(&self, _id: Option<&[u8; 16]>) -> Result<Vec<([u8; 16], i64)>> {

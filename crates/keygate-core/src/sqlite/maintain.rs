@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::open::connect;
+use super::open::{connect, BUSY_TIMEOUT};
 use super::read_error;
 use crate::error::{Error, ErrorCode};
 use crate::incident::Task;
@@ -22,6 +22,11 @@ const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// While the store cannot vouch it is current: how often to try catching up
 /// again when nothing in the file changed (a change in the file tries at once).
 const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// While another process holds the write lock, how often to try flushing `lastUsedAt`
+/// again. The flush never waits for the lock: waiting, this thread would not follow other
+/// processes' changes meanwhile (a revocation committed just before a long write of
+/// another process would go unseen for as long as that write holds the lock).
+const FLUSH_RETRY_EVERY: Duration = Duration::from_millis(100);
 
 /// The maintenance thread's own view of the file.
 struct Watcher {
@@ -31,6 +36,8 @@ struct Watcher {
     seen_version: Option<i64>,
     last_attempt: Instant,
     last_flush: Instant,
+    /// Since when the flush has found another process's write lock in its way (`None`: it has not).
+    flush_locked_since: Option<Instant>,
     last_purge: Instant,
 }
 
@@ -40,8 +47,14 @@ struct Watcher {
 /// until a later catch-up succeeds, and a defect is caught and does the same.
 pub(super) fn maintain(store: &Weak<Inner>, path: &Path, purge_after_ms: i64) {
     let long_ago = Instant::now().checked_sub(RETRY_EVERY).unwrap_or_else(Instant::now);
-    let mut watcher =
-        Watcher { reader: None, seen_version: None, last_attempt: long_ago, last_flush: Instant::now(), last_purge: Instant::now() };
+    let mut watcher = Watcher {
+        reader: None,
+        seen_version: None,
+        last_attempt: long_ago,
+        last_flush: Instant::now(),
+        flush_locked_since: None,
+        last_purge: Instant::now(),
+    };
     loop {
         std::thread::sleep(POLL_EVERY);
         let Some(store) = store.upgrade() else { return };
@@ -89,9 +102,24 @@ fn tick(store: &Inner, path: &Path, watcher: &mut Watcher, purge_after_ms: i64) 
             }
         }
     }
-    if watcher.last_flush.elapsed() >= FLUSH_EVERY {
+    let flush_every = if watcher.flush_locked_since.is_some() { FLUSH_RETRY_EVERY } else { FLUSH_EVERY };
+    if watcher.last_flush.elapsed() >= flush_every {
         watcher.last_flush = Instant::now();
-        store.report(Task::LastUsed, &store.flush_uses());
+        let flushed = store.flush_uses_without_waiting();
+        match &flushed {
+            // Another process's write lock: tried again shortly, and reported (STORE_LOCKED) only
+            // once it has been in the way as long as an admin call would wait for it.
+            Err(error) if error.code == ErrorCode::StoreLocked => {
+                let since = *watcher.flush_locked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= BUSY_TIMEOUT {
+                    store.report(Task::LastUsed, &flushed);
+                }
+            }
+            _ => {
+                watcher.flush_locked_since = None;
+                store.report(Task::LastUsed, &flushed);
+            }
+        }
     }
     if watcher.last_purge.elapsed() >= PURGE_EVERY {
         watcher.last_purge = Instant::now();

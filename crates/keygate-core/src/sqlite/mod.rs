@@ -210,6 +210,36 @@ impl SqliteBackend {
         let what = what.to_string();
         move |e| store_error(&self.path, &what, e)
     }
+
+    /// Writes `lastUsedAt` on the second connection; `wait`: for another process's write
+    /// lock, up to the busy timeout (else `STORE_LOCKED` at once, for the background thread).
+    fn write_uses(&self, uses: &[([u8; 16], i64)], wait: bool) -> Result<()> {
+        self.with_aux(|conn| {
+            let what = "recording key use in";
+            let begun = if wait {
+                conn.execute_batch("BEGIN IMMEDIATE")
+            } else {
+                let _ = conn.busy_timeout(std::time::Duration::ZERO);
+                let begun = conn.execute_batch("BEGIN IMMEDIATE");
+                let _ = conn.busy_timeout(open::BUSY_TIMEOUT);
+                begun
+            };
+            begun.map_err(self.err(what))?;
+            let write = self.vouch(conn).and_then(|()| {
+                let mut stmt = conn
+                    .prepare_cached("UPDATE keys SET last_used_at = max(coalesce(last_used_at, ?2), ?2) WHERE id = ?1")
+                    .map_err(self.err(what))?;
+                for (id, at) in uses {
+                    stmt.execute(params![&id[..], at]).map_err(self.err(what))?;
+                }
+                conn.execute_batch("COMMIT").map_err(self.err(what))
+            });
+            if write.is_err() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            write
+        })
+    }
 }
 
 /// Ends a transaction a failure (or a defect) left open, so that the next one can begin.
@@ -319,23 +349,11 @@ impl Backend for SqliteBackend {
     }
 
     fn flush_uses(&self, uses: &[([u8; 16], i64)]) -> Result<()> {
-        self.with_aux(|conn| {
-            let what = "recording key use in";
-            conn.execute_batch("BEGIN IMMEDIATE").map_err(self.err(what))?;
-            let write = self.vouch(conn).and_then(|()| {
-                let mut stmt = conn
-                    .prepare_cached("UPDATE keys SET last_used_at = max(coalesce(last_used_at, ?2), ?2) WHERE id = ?1")
-                    .map_err(self.err(what))?;
-                for (id, at) in uses {
-                    stmt.execute(params![&id[..], at]).map_err(self.err(what))?;
-                }
-                conn.execute_batch("COMMIT").map_err(self.err(what))
-            });
-            if write.is_err() {
-                let _ = conn.execute_batch("ROLLBACK");
-            }
-            write
-        })
+        self.write_uses(uses, true)
+    }
+
+    fn flush_uses_without_waiting(&self, uses: &[([u8; 16], i64)]) -> Result<()> {
+        self.write_uses(uses, false)
     }
 
     fn stored_uses(&self, id: Option<&[u8; 16]>) -> Result<Vec<([u8; 16], i64)>> {

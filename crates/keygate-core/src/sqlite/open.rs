@@ -21,7 +21,7 @@ use crate::secret::Prefix;
 use crate::store::{KeyStore, Options};
 
 const DEFAULT_PURGE_AFTER_DAYS: f64 = 7.0;
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl KeyStore {
     /// Opens (or creates) the durable store at `path`. An existing file is read

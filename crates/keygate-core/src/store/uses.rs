@@ -10,6 +10,16 @@ impl Inner {
     /// Writes `lastUsedAt` of keys used since the last flush (durable stores).
     /// Uses that could not be written are kept for the next flush.
     pub(crate) fn flush_uses(&self) -> Result<()> {
+        self.flush_uses_with(|backend, uses| backend.flush_uses(uses))
+    }
+
+    /// [`Inner::flush_uses`] from the background thread: it never waits for a lock another
+    /// process holds (see [`crate::backend::Backend::flush_uses_without_waiting`]).
+    pub(crate) fn flush_uses_without_waiting(&self) -> Result<()> {
+        self.flush_uses_with(|backend, uses| backend.flush_uses_without_waiting(uses))
+    }
+
+    fn flush_uses_with(&self, flush: impl FnOnce(&dyn crate::backend::Backend, &[([u8; 16], i64)]) -> Result<()>) -> Result<()> {
         let ids = std::mem::take(&mut *self.used.lock());
         if ids.is_empty() {
             return Ok(());
@@ -25,7 +35,7 @@ impl Inner {
                 .collect()
         };
         // Written without holding the keys: checks never wait on this I/O.
-        let written = self.backend.flush_uses(&uses);
+        let written = flush(&*self.backend, &uses);
         if written.is_err() {
             let registry = self.registry.read();
             let mut used = self.used.lock();
