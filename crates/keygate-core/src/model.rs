@@ -309,7 +309,8 @@ impl Key {
     }
 
     pub fn last_used_at(&self) -> Option<i64> {
-        match self.last_used_at.load(Ordering::Relaxed) {
+        // SeqCst, with the mark's operations: see `touch`.
+        match self.last_used_at.load(Ordering::SeqCst) {
             NEVER => None,
             at => Some(at),
         }
@@ -317,9 +318,16 @@ impl Key {
 
     /// Records a use at `at`, keeping the latest instant if uses race.
     /// True when the key was not yet marked used since the last flush.
+    ///
+    /// The flush clears the mark ([`Key::clear_dirty`]), then reads `lastUsedAt`; this raises
+    /// `lastUsedAt`, then reads the mark. One of the two must see the other's write (the
+    /// flush reads the use, or this queues the key again), which takes sequentially consistent
+    /// operations on both sides: with relaxed ones (a store-then-load the CPU may reorder, x86
+    /// included) both could miss, and the use was written by no flush. On x86 this costs the
+    /// checks nothing (a locked read-modify-write and a plain load either way).
     pub fn touch(&self, at: i64) -> bool {
-        self.last_used_at.fetch_max(at, Ordering::Relaxed);
-        !self.dirty.load(Ordering::Relaxed) && !self.dirty.swap(true, Ordering::Relaxed)
+        self.last_used_at.fetch_max(at, Ordering::SeqCst);
+        !self.dirty.load(Ordering::SeqCst) && !self.dirty.swap(true, Ordering::SeqCst)
     }
 
     /// True for the first check of this record of the key (and notes that it has been
@@ -338,8 +346,9 @@ impl Key {
         self.last_used_at.fetch_max(at, Ordering::Relaxed);
     }
 
+    /// Before the flush reads `lastUsedAt`: see [`Key::touch`].
     pub fn clear_dirty(&self) {
-        self.dirty.store(false, Ordering::Relaxed);
+        self.dirty.store(false, Ordering::SeqCst);
     }
 
     pub fn set_last_used_at(&self, at: Option<i64>) {
@@ -361,6 +370,60 @@ mod tests {
         let err = result.unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidArgument);
         err
+    }
+
+    /// The flush (the maintenance thread) clears a key's mark, then reads its `lastUsedAt`; a
+    /// check raises `lastUsedAt`, then queues the key only if it was not marked. One of the two
+    /// must see the other: the flush reads the use, or the check queues the key for the next
+    /// flush. With relaxed orderings both could miss (the flush's store to the mark still
+    /// buffered when its load ran, as x86 allows): the use was written by no flush, not even
+    /// at close, until a later use of the key.
+    #[test]
+    fn a_use_racing_a_flush_is_read_by_it_or_queued_for_the_next() {
+        use std::sync::atomic::AtomicI64;
+        let issued = generate(&Prefix::default()).unwrap();
+        let key = Key::new(
+            KeyId::from_bytes([7; 16]),
+            1,
+            std::sync::Arc::from("u"),
+            "".into(),
+            KeyState::Active,
+            1,
+            0,
+            issued.hint,
+            issued.digest,
+            crate::rule::RuleList::default(),
+        );
+        const ROUNDS: i64 = 200_000;
+        let (go, done, read) = (AtomicI64::new(0), AtomicI64::new(0), AtomicI64::new(NEVER));
+        let lost = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for round in 1..=ROUNDS {
+                    while go.load(Ordering::Acquire) < round {
+                        std::hint::spin_loop();
+                    }
+                    // As `Inner::flush_uses` does for each key it took from the queue.
+                    key.clear_dirty();
+                    read.store(key.last_used_at().unwrap_or(NEVER), Ordering::Relaxed);
+                    done.store(round, Ordering::Release);
+                }
+            });
+            let mut lost = 0;
+            for round in 1..=ROUNDS {
+                // Marked and queued by an earlier use; the flush and a new use start together.
+                key.dirty.store(true, Ordering::Relaxed);
+                go.store(round, Ordering::Release);
+                let queued = key.touch(round);
+                while done.load(Ordering::Acquire) < round {
+                    std::hint::spin_loop();
+                }
+                if !queued && read.load(Ordering::Relaxed) < round {
+                    lost += 1;
+                }
+            }
+            lost
+        });
+        assert_eq!(lost, 0, "{lost} of {ROUNDS} uses neither read by the flush they raced nor queued for the next");
     }
 
     #[test]
