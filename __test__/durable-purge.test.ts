@@ -1,10 +1,14 @@
 // The purge at open of keys expired longer ago than purgeExpiredAfterDays (default 7), audited.
 import { describe, test } from 'node:test'
+import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 
 import type { KeyStore } from '../index.js'
 import { DAY, T0, assertNoSecret, at, throwsCode } from './helpers.js'
-import { open, storePath } from './support/durable.js'
+import { children, open, storePath, wall } from './support/durable.js'
+import { StoreProcess } from './support/child-store.js'
+import { NO_PYTHON } from './support/python-sqlite.js'
 
 describe('purge of long-expired keys', () => {
   function setup() {
@@ -67,5 +71,60 @@ describe('purge of long-expired keys', () => {
     assert.deepEqual(ids(eager), [k4.key.id])
     assert.equal(purges(eager).length, 3)
     eager.close()
+  })
+
+  test('the background purge never keeps a process from seeing another process revoke a key', {
+    skip: NO_PYTHON,
+    timeout: 150_000,
+  }, async (t: TestContext) => {
+    // The reader's purge (a minute after it opens, a key having expired) finds the write lock
+    // taken by a third process (an operator's sqlite3 shell, say). Meanwhile this process revokes a
+    // key, and the third process takes the lock again at once and holds it 3 s more.
+    const file = storePath()
+    const store = open(file)
+    store.putUser({ id: 'u', rights: ['svc:*'] })
+    store.createKey({ userId: 'u', description: 'expires soon', expiresAt: new Date(Date.now() + 3000) })
+    const { key, secret } = store.createKey({ userId: 'u', description: 'revoked', expiresAt: at(new Date(), DAY) })
+    const reader = await StoreProcess.start(file, { purgeExpiredAfterDays: 0 })
+    const readyAt = wall()
+    const releaseAt = readyAt + 61_500
+    const grabber = `import sqlite3, sys, time
+path, start, release = sys.argv[1], float(sys.argv[2]) / 1000, float(sys.argv[3]) / 1000
+time.sleep(max(0, start - time.time()))
+c = sqlite3.connect(path, isolation_level=None, timeout=10)
+c.execute('BEGIN IMMEDIATE')
+time.sleep(max(0, release - time.time()))
+c.execute('ROLLBACK')
+c = sqlite3.connect(path, isolation_level=None, timeout=0)
+while True:
+    try:
+        c.execute('BEGIN IMMEDIATE')
+    except sqlite3.OperationalError:
+        time.sleep(0.0001)
+        continue
+    if c.execute("SELECT count(*) FROM keys WHERE state = 'revoked'").fetchone()[0] > 0:
+        time.sleep(3)
+        c.execute('ROLLBACK')
+        break
+    c.execute('ROLLBACK')
+    time.sleep(0.0001)`
+    const locker = spawn('python3', ['-c', grabber, file, String(readyAt + 58_000), String(releaseAt)], { stdio: ['ignore', 'inherit', 'inherit'] })
+    children.add(locker)
+    const lockerDone = new Promise<void>((resolve) => locker.on('exit', () => resolve()))
+    await new Promise<void>((resolve) => setTimeout(resolve, releaseAt - 50 - wall()))
+    const watchId = await reader.watch(secret, false, 15_000)
+    store.setState(key.id, 'revoked') // waits for the lock's first hold to end
+    const revokedAt = wall()
+    const seen = await reader.reply(watchId)
+    locker.kill('SIGKILL')
+    await lockerDone
+    children.delete(locker)
+    assert.equal(seen.seen, true, 'the revocation was never seen')
+    t.diagnostic(`seen after ${(seen.at - revokedAt).toFixed(1)} ms`)
+    assert.ok(seen.at - revokedAt < 250, `the reader allowed the revoked key ${(seen.at - revokedAt).toFixed(0)} ms after the revocation`)
+    const purged = await reader.call('listKeys')
+    await reader.call('exit').catch(() => {})
+    store.close()
+    assert.equal(purged.ok, true)
   })
 })

@@ -117,6 +117,13 @@ pub trait Backend: Send + Sync {
         Ok(())
     }
 
+    /// [`Backend::begin`] for the background thread, which must not wait for a lock
+    /// another process holds (it also follows other processes' changes): a lock in the
+    /// way is `STORE_LOCKED` at once, and the thread tries again later.
+    fn begin_without_waiting(&self) -> Result<()> {
+        self.begin()
+    }
+
     /// Inside a write, after `begin`: what other writers committed since this
     /// process last looked (or since its own last commit), to be applied before
     /// the write is planned. Under the write lock, so nothing can be committed

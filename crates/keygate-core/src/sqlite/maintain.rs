@@ -27,6 +27,9 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// processes' changes meanwhile (a revocation committed just before a long write of
 /// another process would go unseen for as long as that write holds the lock).
 const FLUSH_RETRY_EVERY: Duration = Duration::from_millis(100);
+/// The same for the purge of long-expired keys (an admin write of this process: it holds the
+/// writer lock that following other processes' changes takes too, so it must not wait either).
+const PURGE_RETRY_EVERY: Duration = Duration::from_millis(500);
 
 /// The maintenance thread's own view of the file.
 struct Watcher {
@@ -39,6 +42,8 @@ struct Watcher {
     /// Since when the flush has found another process's write lock in its way (`None`: it has not).
     flush_locked_since: Option<Instant>,
     last_purge: Instant,
+    /// As `flush_locked_since`, for the purge.
+    purge_locked_since: Option<Instant>,
 }
 
 /// The store's background work: notice other processes' commits, flush uses,
@@ -54,6 +59,7 @@ pub(super) fn maintain(store: &Weak<Inner>, path: &Path, purge_after_ms: i64) {
         last_flush: Instant::now(),
         flush_locked_since: None,
         last_purge: Instant::now(),
+        purge_locked_since: None,
     };
     loop {
         std::thread::sleep(POLL_EVERY);
@@ -121,8 +127,23 @@ fn tick(store: &Inner, path: &Path, watcher: &mut Watcher, purge_after_ms: i64) 
             }
         }
     }
-    if watcher.last_purge.elapsed() >= PURGE_EVERY {
+    let purge_every = if watcher.purge_locked_since.is_some() { PURGE_RETRY_EVERY } else { PURGE_EVERY };
+    if watcher.last_purge.elapsed() >= purge_every {
         watcher.last_purge = Instant::now();
-        store.report(Task::Purge, &store.purge_expired(purge_after_ms).map(|_| ()));
+        let purged = store.purge_expired_without_waiting(purge_after_ms).map(|_| ());
+        match &purged {
+            // As for the flush above: tried again shortly, reported once the lock has been in the
+            // way as long as an admin call would wait for it.
+            Err(error) if error.code == ErrorCode::StoreLocked => {
+                let since = *watcher.purge_locked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= BUSY_TIMEOUT {
+                    store.report(Task::Purge, &purged);
+                }
+            }
+            _ => {
+                watcher.purge_locked_since = None;
+                store.report(Task::Purge, &purged);
+            }
+        }
     }
 }

@@ -211,6 +211,33 @@ impl SqliteBackend {
         move |e| store_error(&self.path, &what, e)
     }
 
+    /// Takes the write lock (`wait`: up to the busy timeout, else `STORE_LOCKED` at once), then
+    /// refuses (`STORE_CORRUPT`, nothing written) a store whose audit head the write could not
+    /// extend, as open does: entries another process added past it behind keygate's back would
+    /// collide with the next one.
+    fn begin_write(&self, wait: bool) -> Result<()> {
+        self.with_db(|db| {
+            end_open_transaction(&db.conn);
+            let begun = if wait {
+                db.conn.execute_batch("BEGIN IMMEDIATE")
+            } else {
+                let _ = db.conn.busy_timeout(std::time::Duration::ZERO);
+                let begun = db.conn.execute_batch("BEGIN IMMEDIATE");
+                let _ = db.conn.busy_timeout(open::BUSY_TIMEOUT);
+                begun
+            };
+            begun.map_err(|e| store_error(&self.path, "locking", e))?;
+            let checked = self.vouch(&db.conn).and_then(|()| {
+                let head = audit::Head::read(&db.conn).map_err(|e| read_error(&self.path, "reading the audit head of", e))?;
+                head.check(&self.path, &db.conn)
+            });
+            if checked.is_err() {
+                let _ = db.conn.execute_batch("ROLLBACK");
+            }
+            checked
+        })
+    }
+
     /// Writes `lastUsedAt` on the second connection; `wait`: for another process's write
     /// lock, up to the busy timeout (else `STORE_LOCKED` at once, for the background thread).
     fn write_uses(&self, uses: &[([u8; 16], i64)], wait: bool) -> Result<()> {
@@ -254,18 +281,11 @@ impl Backend for SqliteBackend {
     /// audit head the write could not extend, as open does: entries another process added past
     /// it behind keygate's back would collide with the next one.
     fn begin(&self) -> Result<()> {
-        self.with_db(|db| {
-            end_open_transaction(&db.conn);
-            db.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| store_error(&self.path, "locking", e))?;
-            let checked = self.vouch(&db.conn).and_then(|()| {
-                let head = audit::Head::read(&db.conn).map_err(|e| read_error(&self.path, "reading the audit head of", e))?;
-                head.check(&self.path, &db.conn)
-            });
-            if checked.is_err() {
-                let _ = db.conn.execute_batch("ROLLBACK");
-            }
-            checked
-        })
+        self.begin_write(true)
+    }
+
+    fn begin_without_waiting(&self) -> Result<()> {
+        self.begin_write(false)
     }
 
     // Always right after `begin`, which has just vouched for the file inside the same transaction.

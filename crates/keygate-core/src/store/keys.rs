@@ -196,6 +196,16 @@ impl Inner {
     /// most [`PURGE_BATCH`] per write; returns how many. A failed write ends the purge,
     /// the batches before it kept (the next purge goes on from there).
     pub(crate) fn purge_expired(&self, after_ms: i64) -> Result<usize> {
+        self.purge_expired_with(after_ms, true)
+    }
+
+    /// [`Inner::purge_expired`] from the background thread: it never waits for a lock another
+    /// process holds (`STORE_LOCKED` at once; see [`crate::backend::Backend::begin_without_waiting`]).
+    pub(crate) fn purge_expired_without_waiting(&self, after_ms: i64) -> Result<usize> {
+        self.purge_expired_with(after_ms, false)
+    }
+
+    fn purge_expired_with(&self, after_ms: i64, wait: bool) -> Result<usize> {
         let cutoff = self.clock.now().saturating_sub(after_ms);
         // Looked for first in memory: a round with nothing to purge (the usual one) takes
         // no write lock, so it never holds other writers (or other hosts) back.
@@ -204,7 +214,7 @@ impl Inner {
         }
         let mut purged = 0;
         loop {
-            let mut tx = self.write(AuditAction::PurgeExpired, None)?;
+            let mut tx = self.write_with(AuditAction::PurgeExpired, None, wait)?;
             let doomed: Vec<Change> =
                 tx.keys().filter(|k| k.expires_at < cutoff).take(PURGE_BATCH).map(|k| Change::DeleteKey(k.id)).collect();
             let count = doomed.len();

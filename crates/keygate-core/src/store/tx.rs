@@ -102,12 +102,23 @@ impl std::ops::Deref for Tx<'_> {
 impl Inner {
     /// Starts an admin call's write, up to date with other processes' changes.
     pub(super) fn write<'s>(&'s self, action: AuditAction, actor: Actor<'s>) -> Result<Tx<'s>> {
+        self.write_with(action, actor, true)
+    }
+
+    /// [`Inner::write`]; `wait`: for another process's write lock, up to the backend's bound
+    /// (else `STORE_LOCKED` at once: for the background thread, see
+    /// [`crate::backend::Backend::begin_without_waiting`]).
+    pub(super) fn write_with<'s>(&'s self, action: AuditAction, actor: Actor<'s>, wait: bool) -> Result<Tx<'s>> {
         self.check_open()?;
         if let Some(actor) = actor {
             check_actor(actor)?;
         }
         let writer = self.writer.lock();
-        self.backend.begin()?;
+        if wait {
+            self.backend.begin()?;
+        } else {
+            self.backend.begin_without_waiting()?;
+        }
         match self.sync(|| self.backend.changes()) {
             Ok(recovered) => {
                 if recovered {
