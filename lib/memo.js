@@ -101,7 +101,6 @@ const TOUCH_FLUSH_MS = 200
 const THRASH_WINDOW = 4096
 /** Uses noted by the memo are handed over, if due, every this many decisions it takes part in (see `judge`); divides THRASH_WINDOW. */
 const USE_CHECK_EVERY = 256
-const USE_CHECK_MASK = USE_CHECK_EVERY - 1
 const THRASH_SAMPLE = 16
 /**
  * The hint filter's upkeep: over each HINT_WINDOW calls that reached the core, fewer than
@@ -227,9 +226,14 @@ class Memo {
     this.flushTimer = null
     /** @type {() => number} */
     this.clock = Date.now
-    /** Thrash detector: on while the memo answers too few calls; decisions left in this window, misses and evictions in it; the sampling tick. */
+    /**
+     * Thrash detector: on while the memo answers too few calls; decisions left before `judge`
+     * (USE_CHECK_EVERY at a time) and such stretches left in this window, misses and evictions
+     * in it; the sampling tick.
+     */
     this.thrashing = false
-    this.window = THRASH_WINDOW
+    this.window = USE_CHECK_EVERY
+    this.stretches = THRASH_WINDOW / USE_CHECK_EVERY
     this.misses = 0
     this.evictions = 0
     this.tick = 0
@@ -261,7 +265,7 @@ class Memo {
     if (table[o] === secret && table[o + 2] === api && table[o + 1] === service) {
       const code = table[o + 3]
       if (code < UNNOTED) {
-        if ((--this.window & USE_CHECK_MASK) === 0) this.judge()
+        if (--this.window === 0) this.judge()
         return code
       }
       const reason = this.flagged(o, code, ip)
@@ -276,7 +280,7 @@ class Memo {
    * @returns {number}
    */
   hit(reason) {
-    if ((--this.window & USE_CHECK_MASK) === 0) this.judge()
+    if (--this.window === 0) this.judge()
     return reason
   }
 
@@ -290,11 +294,12 @@ class Memo {
    * than evictions turn the memo (mostly) off.
    */
   judge() {
-    if (this.window === 0) {
+    this.window = USE_CHECK_EVERY
+    if (--this.stretches === 0) {
+      this.stretches = THRASH_WINDOW / USE_CHECK_EVERY
       this.thrashing = THRASH_WINDOW - this.misses < this.evictions
       this.misses = 0
       this.evictions = 0
-      this.window = THRASH_WINDOW
     }
     if (this.usedTimes.length !== 0 && this.clock() - this.usedTimes[0] >= TOUCH_FLUSH_MS) this.flushUses()
   }
@@ -415,7 +420,7 @@ class Memo {
     // it), and never while a flag is raised (generation -1, which no word equals).
     if (this.words[GENERATION_WORD] !== this.generation || !this.fits(secret, service, api)) return
     this.misses++
-    if ((--this.window & USE_CHECK_MASK) === 0) this.judge()
+    if (--this.window === 0) this.judge()
     const callerIp = ip == null ? '' : ip
     if (service.length > MAX_NAME || api.length > this.maxName || callerIp.length > MAX_IP) return
     if (this.table.length === 0) this.table = new Array(SETS * SET_FIELDS).fill(FREE)
