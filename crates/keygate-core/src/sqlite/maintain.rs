@@ -112,38 +112,30 @@ fn tick(store: &Inner, path: &Path, watcher: &mut Watcher, purge_after_ms: i64) 
     if watcher.last_flush.elapsed() >= flush_every {
         watcher.last_flush = Instant::now();
         let flushed = store.flush_uses_without_waiting();
-        match &flushed {
-            // Another process's write lock: tried again shortly, and reported (STORE_LOCKED) only
-            // once it has been in the way as long as an admin call would wait for it.
-            Err(error) if error.code == ErrorCode::StoreLocked => {
-                let since = *watcher.flush_locked_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= BUSY_TIMEOUT {
-                    store.report(Task::LastUsed, &flushed);
-                }
-            }
-            _ => {
-                watcher.flush_locked_since = None;
-                store.report(Task::LastUsed, &flushed);
-            }
-        }
+        report_unless_briefly_locked(store, Task::LastUsed, &flushed, &mut watcher.flush_locked_since);
     }
     let purge_every = if watcher.purge_locked_since.is_some() { PURGE_RETRY_EVERY } else { PURGE_EVERY };
     if watcher.last_purge.elapsed() >= purge_every {
         watcher.last_purge = Instant::now();
         let purged = store.purge_expired_without_waiting(purge_after_ms).map(|_| ());
-        match &purged {
-            // As for the flush above: tried again shortly, reported once the lock has been in the
-            // way as long as an admin call would wait for it.
-            Err(error) if error.code == ErrorCode::StoreLocked => {
-                let since = *watcher.purge_locked_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= BUSY_TIMEOUT {
-                    store.report(Task::Purge, &purged);
-                }
+        report_unless_briefly_locked(store, Task::Purge, &purged, &mut watcher.purge_locked_since);
+    }
+}
+
+/// Reports the outcome of a background write that did not wait for the write lock, except
+/// while another process's lock has been in its way for less than an admin call would wait
+/// for it (`locked_since`: since when it has been): the write is tried again shortly meanwhile.
+fn report_unless_briefly_locked(store: &Inner, task: Task, outcome: &crate::error::Result<()>, locked_since: &mut Option<Instant>) {
+    match outcome {
+        Err(error) if error.code == ErrorCode::StoreLocked => {
+            let since = *locked_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= BUSY_TIMEOUT {
+                store.report(task, outcome);
             }
-            _ => {
-                watcher.purge_locked_since = None;
-                store.report(Task::Purge, &purged);
-            }
+        }
+        _ => {
+            *locked_since = None;
+            store.report(task, outcome);
         }
     }
 }

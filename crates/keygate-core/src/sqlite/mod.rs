@@ -218,15 +218,7 @@ impl SqliteBackend {
     fn begin_write(&self, wait: bool) -> Result<()> {
         self.with_db(|db| {
             end_open_transaction(&db.conn);
-            let begun = if wait {
-                db.conn.execute_batch("BEGIN IMMEDIATE")
-            } else {
-                let _ = db.conn.busy_timeout(std::time::Duration::ZERO);
-                let begun = db.conn.execute_batch("BEGIN IMMEDIATE");
-                let _ = db.conn.busy_timeout(open::BUSY_TIMEOUT);
-                begun
-            };
-            begun.map_err(|e| store_error(&self.path, "locking", e))?;
+            begin_immediate(&db.conn, wait).map_err(|e| store_error(&self.path, "locking", e))?;
             let checked = self.vouch(&db.conn).and_then(|()| {
                 let head = audit::Head::read(&db.conn).map_err(|e| read_error(&self.path, "reading the audit head of", e))?;
                 head.check(&self.path, &db.conn)
@@ -243,15 +235,7 @@ impl SqliteBackend {
     fn write_uses(&self, uses: &[([u8; 16], i64)], wait: bool) -> Result<()> {
         self.with_aux(|conn| {
             let what = "recording key use in";
-            let begun = if wait {
-                conn.execute_batch("BEGIN IMMEDIATE")
-            } else {
-                let _ = conn.busy_timeout(std::time::Duration::ZERO);
-                let begun = conn.execute_batch("BEGIN IMMEDIATE");
-                let _ = conn.busy_timeout(open::BUSY_TIMEOUT);
-                begun
-            };
-            begun.map_err(self.err(what))?;
+            begin_immediate(conn, wait).map_err(self.err(what))?;
             let write = self.vouch(conn).and_then(|()| {
                 let mut stmt = conn
                     .prepare_cached("UPDATE keys SET last_used_at = max(coalesce(last_used_at, ?2), ?2) WHERE id = ?1")
@@ -267,6 +251,18 @@ impl SqliteBackend {
             write
         })
     }
+}
+
+/// `BEGIN IMMEDIATE` on `conn`: with `wait`, waiting for another process's write lock up to
+/// the busy timeout; without, failing at once (`SQLITE_BUSY`) when another process holds it.
+fn begin_immediate(conn: &Connection, wait: bool) -> rusqlite::Result<()> {
+    if wait {
+        return conn.execute_batch("BEGIN IMMEDIATE");
+    }
+    let _ = conn.busy_timeout(std::time::Duration::ZERO);
+    let begun = conn.execute_batch("BEGIN IMMEDIATE");
+    let _ = conn.busy_timeout(open::BUSY_TIMEOUT);
+    begun
 }
 
 /// Ends a transaction a failure (or a defect) left open, so that the next one can begin.
