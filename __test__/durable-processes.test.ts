@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process'
 import { DAY, at } from './helpers.js'
 import { NODE, childScript, children, open, sleep, sleepSync, storePath, wall } from './support/durable.js'
 import { StoreProcess } from './support/child-store.js'
-import { NO_PYTHON } from './support/python-sqlite.js'
+import { LOCK_AGAIN_WHEN_REVOKED, NO_PYTHON } from './support/python-sqlite.js'
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b)
@@ -390,19 +390,7 @@ c.execute('BEGIN IMMEDIATE')
 print('locked', flush=True)
 time.sleep(1.5)
 c.execute('ROLLBACK')
-c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0)
-while True:
-    try:
-        c.execute('BEGIN IMMEDIATE')
-    except sqlite3.OperationalError:
-        time.sleep(0.0001)
-        continue
-    if c.execute("SELECT count(*) FROM keys WHERE state = 'revoked'").fetchone()[0] > 0:
-        time.sleep(3)
-        c.execute('ROLLBACK')
-        break
-    c.execute('ROLLBACK')
-    time.sleep(0.0001)`
+${LOCK_AGAIN_WHEN_REVOKED}`
     const latencies: number[] = []
     for (let round = 0; round < 5; round++) {
       const file = storePath()

@@ -8,7 +8,7 @@ import type { KeyStore } from '../index.js'
 import { DAY, T0, assertNoSecret, at, throwsCode } from './helpers.js'
 import { children, open, storePath, wall } from './support/durable.js'
 import { StoreProcess } from './support/child-store.js'
-import { NO_PYTHON } from './support/python-sqlite.js'
+import { LOCK_AGAIN_WHEN_REVOKED, NO_PYTHON } from './support/python-sqlite.js'
 
 describe('purge of long-expired keys', () => {
   function setup() {
@@ -95,19 +95,7 @@ c = sqlite3.connect(path, isolation_level=None, timeout=10)
 c.execute('BEGIN IMMEDIATE')
 time.sleep(max(0, release - time.time()))
 c.execute('ROLLBACK')
-c = sqlite3.connect(path, isolation_level=None, timeout=0)
-while True:
-    try:
-        c.execute('BEGIN IMMEDIATE')
-    except sqlite3.OperationalError:
-        time.sleep(0.0001)
-        continue
-    if c.execute("SELECT count(*) FROM keys WHERE state = 'revoked'").fetchone()[0] > 0:
-        time.sleep(3)
-        c.execute('ROLLBACK')
-        break
-    c.execute('ROLLBACK')
-    time.sleep(0.0001)`
+${LOCK_AGAIN_WHEN_REVOKED}`
     const locker = spawn('python3', ['-c', grabber, file, String(readyAt + 58_000), String(releaseAt)], { stdio: ['ignore', 'inherit', 'inherit'] })
     children.add(locker)
     const lockerDone = new Promise<void>((resolve) => locker.on('exit', () => resolve()))

@@ -96,6 +96,18 @@ export function checksum(text: string): string {
   return out
 }
 
+/** A small deterministic PRNG (mulberry32), so that a failing seed can be run again: numbers in [0, 1). */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
 /** A random string of base62 characters. */
 export function randomBase62(length: number): string {
   const bytes = randomBytes(length)

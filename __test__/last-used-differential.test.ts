@@ -13,21 +13,9 @@ import assert from 'node:assert/strict'
 
 import { KeyStore } from '../index.js'
 import type { ApiKey } from '../index.js'
-import { DAY, T0, at } from './helpers.js'
+import { DAY, T0, at, seededRandom } from './helpers.js'
 import { POSTGRES, SQLITE } from './support/stores.js'
 import type { Place, StoreKind } from './support/stores.js'
-
-/** mulberry32: a small seeded generator. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const WIDE = ['svc:*', 'dav=* docs/*']
 const NARROW = ['svc:read', 'dav=GET docs/*']
@@ -50,7 +38,7 @@ interface Tracked {
 }
 
 function run(kind: StoreKind, seed: number, steps: number): void {
-  const random = generator(seed)
+  const random = seededRandom(seed)
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!
   const place: Place = kind.place()
   let now = T0.getTime()

@@ -10,21 +10,9 @@ import assert from 'node:assert/strict'
 
 import { KeyStore, KeygateError } from '../index.js'
 import type { Decision } from '../index.js'
-import { T0, forgeSecret } from './helpers.js'
+import { T0, forgeSecret, seededRandom } from './helpers.js'
 import { open, storePath } from './support/durable.js'
 import { createDatabase, openPg, pgOnly } from './support/postgres.js'
-
-/** A small deterministic PRNG (mulberry32), so that a failing seed can be run again. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const RIGHTS = ['*:*', 'session:*', 'data:get*', '*:userLogon', 'admin:*', 'data:entity???Record', 'SESSION:GET*', 'dav=GET docs/*', 'dav=* *']
 const KEY_RULES = ['session:*', 'session:get*', 'data:*', '*:userLogon', 'Data:Entity*', 'ip=10.0.0.0/8', 'ip=192.168.0.0/16', 'dav=* docs/*']
@@ -144,7 +132,7 @@ function subset<T>(rnd: () => number, items: readonly T[], p = 0.35): T[] {
  * where it stays for the whole sequence.
  */
 function run(seed: number, steps: number, stores: KeyStore[], thrash = false) {
-  const rnd = prng(seed)
+  const rnd = seededRandom(seed)
   const model = new Model(T0.getTime())
   let store = stores[0]!
   for (const each of stores) each.setNow(T0)

@@ -17,6 +17,25 @@ c.close()
 print(json.dumps(out, default=lambda b: b.hex()))
 `
 
+/**
+ * The end of a python3 script (with `sqlite3`, `sys` and `time` imported) that takes the file's
+ * write lock again the moment a key of the store at `sys.argv[1]` is revoked, and holds it 3 s:
+ * another process's long write right after a revocation.
+ */
+export const LOCK_AGAIN_WHEN_REVOKED = `c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0)
+while True:
+    try:
+        c.execute('BEGIN IMMEDIATE')
+    except sqlite3.OperationalError:
+        time.sleep(0.0001)
+        continue
+    if c.execute("SELECT count(*) FROM keys WHERE state = 'revoked'").fetchone()[0] > 0:
+        time.sleep(3)
+        c.execute('ROLLBACK')
+        break
+    c.execute('ROLLBACK')
+    time.sleep(0.0001)`
+
 export const PYTHON = (() => {
   try {
     execFileSync('python3', ['-c', 'import sqlite3'], { stdio: 'ignore' })
