@@ -64,10 +64,15 @@ export interface TestDatabase {
 
 const databases = new Set<TestDatabase>()
 
-/** A new, empty database with a random name on the machine's server, dropped after the file's tests. */
-export function createDatabase(port = PG_PORT): TestDatabase {
+/**
+ * A new, empty database with a random name on the machine's server, dropped after the file's
+ * tests; of the server's default encoding, or of `encoding` (with the C locale, which every
+ * encoding takes).
+ */
+export function createDatabase(port = PG_PORT, encoding?: string): TestDatabase {
   const name = `keygate_test_${randomBytes(6).toString('hex')}`
-  psql(`CREATE DATABASE ${name}`, { port })
+  const options = encoding === undefined ? '' : ` ENCODING '${encoding}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`
+  psql(`CREATE DATABASE ${name}${options}`, { port })
   const db: TestDatabase = {
     name,
     url: pgUrl(name, port),

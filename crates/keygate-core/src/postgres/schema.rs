@@ -90,11 +90,29 @@ pub(super) fn written_by_newer(version: i32) -> Error {
 }
 
 /// Refuses a server that cannot take writes or keep a LISTEN: a hot standby, or
-/// a session that is read-only.
+/// a session that is read-only; and a database whose encoding is not UTF-8.
 pub(super) fn check_writable(net: &Net, client: &Client) -> Result<()> {
-    let row = net.run("checking", client.query_one("SELECT pg_is_in_recovery(), current_setting('transaction_read_only')", &[]))?;
+    let row = net.run(
+        "checking",
+        client.query_one("SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), current_setting('server_encoding')", &[]),
+    )?;
     let recovery: bool = row.try_get(0).unwrap_or(false);
     let read_only: String = row.try_get(1).unwrap_or_default();
+    let encoding: String = row.try_get(2).unwrap_or_default();
+    // The server converts the text it stores from the client's UTF-8 to the database's
+    // encoding and back: LATIN1 and the like refuse most characters at the write, and some
+    // conversions do not come back as they went (EUC_JP reads U+00A6 back as U+FFE4), which
+    // would change a description under the process that wrote it and break the audit chain
+    // sealed over it. SQL_ASCII stores the bytes as given (checked as the client's UTF-8).
+    if encoding != "UTF8" && encoding != "SQL_ASCII" {
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "{} is a database of encoding {encoding}, which cannot hold every text keygate stores: keygate needs a database created with ENCODING 'UTF8'",
+                net.target.name
+            ),
+        ));
+    }
     if recovery || read_only == "on" {
         return Err(Error::new(
             ErrorCode::InvalidArgument,
