@@ -166,16 +166,17 @@ export class Cluster {
   private constructor(
     readonly dir: string,
     readonly port: number,
+    private readonly extraOptions: string,
   ) {}
 
   private get dataDir(): string {
     return path.join(this.dir, 'data')
   }
 
-  /** Makes (initdb, trust auth) and starts a cluster; removed after the file's tests. */
-  static async create(): Promise<Cluster> {
+  /** Makes (initdb, trust auth) and starts a cluster, with `options` for its server (`-c ssl=on …`); removed after the file's tests. */
+  static async create(options = ''): Promise<Cluster> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keygate-pg-'))
-    const cluster = new Cluster(dir, await freePort())
+    const cluster = new Cluster(dir, await freePort(), options)
     clusters.add(cluster)
     if (process.getuid?.() === 0) {
       const ids = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' })
@@ -195,7 +196,7 @@ export class Cluster {
 
   /** Fast and lean: a test cluster needs no durability across an OS crash, and few connections. */
   private serverOptions(): string {
-    return `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60 -c shared_buffers=16MB`
+    return `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60 -c shared_buffers=16MB ${this.extraOptions}`.trim()
   }
 
   /** Stops the server: `immediate` is a crash (no checkpoint; every connection dropped at once). */

@@ -306,7 +306,7 @@ impl Target {
         let detail = match (e.as_db_error(), wrong_type(e)) {
             (Some(db), _) => format!("{}: {}", db.code().code(), db.message()),
             (None, Some(wrong)) => format!("{e}: {wrong}"),
-            (None, None) => e.to_string(),
+            (None, None) => with_causes(e),
         };
         Error::new(code, format!("{what} {}: {detail}", self.name))
     }
@@ -326,6 +326,24 @@ fn is_schema_changed(sqlstate: &str) -> bool {
 /// was retyped after the store opened (the server's own refusals are [`is_schema_changed`]).
 fn wrong_type(e: &tokio_postgres::Error) -> Option<&tokio_postgres::types::WrongType> {
     std::error::Error::source(e).and_then(|cause| cause.downcast_ref())
+}
+
+/// A driver error's text with its causes: the driver's own names only the kind of failure
+/// (`error performing TLS handshake`, `error connecting to server`); its causes say why (`invalid
+/// peer certificate: Expired`, `Connection refused`). They come from the socket and TLS, which
+/// never see the URL's password. A cause that repeats the text before it is left out.
+fn with_causes(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let shown = c.to_string();
+        if !text.ends_with(&shown) {
+            text.push_str(": ");
+            text.push_str(&shown);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// SQLSTATE `55P03` lock_not_available: a lock wait ended by `lock_timeout`.
