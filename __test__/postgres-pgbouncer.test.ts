@@ -37,6 +37,27 @@ describe('PostgreSQL through PgBouncer', skip, () => {
     }
   })
 
+  test('pool_mode=statement: open fails with STORE_UNAVAILABLE (the pooler ends the connection at the first transaction), and never shows the password', async () => {
+    const db = createDatabase()
+    const bouncer = await PgBouncer.start('statement')
+    try {
+      let caught: unknown
+      try {
+        KeyStore.open(bouncer.url(db.name, PASSWORD), { connectTimeoutMs: 1500, onError: () => {} }).close()
+      } catch (error) {
+        caught = error
+      }
+      assert.ok(caught instanceof KeygateError, `open through a statement-mode pooler should fail, got ${String(caught)}`)
+      assert.equal(caught.code, 'STORE_UNAVAILABLE', caught.message)
+      // The pooler's error, or, when the connection's end is read before it, only that.
+      assert.match(caught.message, /08P01: transaction blocks not allowed in statement pooling mode|connection closed/)
+      for (const text of [caught.message, String(caught.stack), JSON.stringify(caught)]) assert.ok(!text.includes(PASSWORD), text)
+      assert.match(bouncer.log(), /transaction blocks not allowed in statement pooling mode/)
+    } finally {
+      bouncer.stop()
+    }
+  })
+
   test('pool_mode=session: open succeeds, and a revocation made over a direct connection is seen through the pooler', async () => {
     const db = createDatabase()
     const bouncer = await PgBouncer.start('session')

@@ -21,7 +21,7 @@ export function pgbouncerSkipReason(): string | undefined {
   return undefined
 }
 
-export type PoolMode = 'session' | 'transaction'
+export type PoolMode = 'session' | 'transaction' | 'statement'
 
 export class PgBouncer {
   private constructor(
