@@ -56,6 +56,7 @@
  */
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import type { DenyReason, KeyStore } from './index.js'
 
 /** A call as the store sees it: `store.isAllowed(key, service, api, ip)`. */
@@ -258,15 +259,17 @@ export type GuardFastifyHook = (request: any, reply: any, done: (error?: Error) 
 export interface Guard {
   /**
    * Checks one request: its identity, or a denial. Never throws — a failing store or route
-   * function is a 500 denial. Framework-free: use it to guard anything that has a node request.
+   * function is a 500 denial. Framework-free: use it to guard anything that has a node request
+   * (`node:http`'s, or `node:http2`'s compatibility API's).
    */
-  check(req: IncomingMessage): CheckResult
+  check(req: IncomingMessage | Http2ServerRequest): CheckResult
 
   /**
    * A `node:http` request listener: answers denials itself and calls `handler` with
-   * `req.keygate` set for allowed requests. `http.createServer(guard.node(handler))`.
+   * `req.keygate` set for allowed requests. `http.createServer(guard.node(handler))`, and
+   * likewise for `node:http2`'s compatibility API: `http2.createSecureServer(options, guard.node(handler))`.
    */
-  node<Req extends IncomingMessage = IncomingMessage, Res extends ServerResponse = ServerResponse>(
+  node<Req extends IncomingMessage | Http2ServerRequest = IncomingMessage, Res extends ServerResponse | Http2ServerResponse = ServerResponse>(
     handler: (req: Req & { keygate: KeygateAuth }, res: Res) => unknown,
   ): (req: Req, res: Res) => void
 
@@ -288,8 +291,8 @@ export interface Guard {
   /** The Fastify `onRequest` hook behind {@link Guard.fastify}, for one route: `{ onRequest: guard.fastifyHook() }`. */
   fastifyHook(): GuardFastifyHook
 
-  /** Writes a denial from {@link Guard.check} on a node (or Express) response. Does nothing if headers were sent. */
-  reply(res: ServerResponse, denial: Denial): void
+  /** Writes a denial from {@link Guard.check} on a node (Express, HTTP/2 compatibility API) response. Does nothing if headers were sent. */
+  reply(res: ServerResponse | Http2ServerResponse, denial: Denial): void
 }
 
 /**

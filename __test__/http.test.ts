@@ -3,6 +3,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'
+import http2 from 'node:http2'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import querystring from 'node:querystring'
 import { createHash } from 'node:crypto'
@@ -13,6 +14,7 @@ import path from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { inspect } from 'node:util'
 import { runInNewContext } from 'node:vm'
+import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 
 import express from 'express'
@@ -631,6 +633,173 @@ describe('node:http adapter', () => {
       assert.equal(first.socket, second.socket, 'same connection')
     } finally {
       agent.destroy()
+      await s.close()
+    }
+  })
+})
+
+describe('node:http2 compatibility API', () => {
+  /** One request on an HTTP/2 session; the answer as the other clients give it. */
+  function h2call(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders): Promise<Answer> {
+    return new Promise((resolve, reject) => {
+      const stream = session.request(headers)
+      let status = 0
+      let responseHeaders: Record<string, string> = {}
+      let text = ''
+      stream.on('response', (h) => {
+        status = Number(h[':status'])
+        responseHeaders = Object.fromEntries(
+          Object.entries(h)
+            .filter(([name]) => !name.startsWith(':'))
+            .map(([name, value]) => [name, String(value)]),
+        )
+      })
+      stream.setEncoding('utf8')
+      stream.on('data', (chunk: string) => {
+        text += chunk
+      })
+      stream.on('end', () => {
+        const answer = { status, headers: responseHeaders, text, json: parseJson(text) }
+        assertClean(answer)
+        resolve(answer)
+      })
+      stream.on('error', reject)
+      stream.end()
+    })
+  }
+
+  /**
+   * The response body of one request written as raw HTTP/2 frames (HPACK literals, every name and
+   * value under 127 bytes), for header lists Node's client refuses to send.
+   */
+  function h2rawBody(port: number, fields: [string, string][]): Promise<string> {
+    const frame = (type: number, flags: number, stream: number, payload: Buffer) => {
+      const head = Buffer.alloc(9)
+      head.writeUIntBE(payload.length, 0, 3)
+      head[3] = type
+      head[4] = flags
+      head.writeUInt32BE(stream, 5)
+      return Buffer.concat([head, payload])
+    }
+    const block = Buffer.concat(fields.flatMap(([name, value]) => [Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]))
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1')
+      const chunks: Buffer[] = []
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk))
+      socket.on('error', reject)
+      socket.on('close', () => {
+        const all = Buffer.concat(chunks)
+        let body = ''
+        for (let i = 0; i + 9 <= all.length; i += 9 + all.readUIntBE(i, 3)) {
+          if (all[i + 3] === 0 && all.readUInt32BE(i + 5) === 1) body += all.subarray(i + 9, i + 9 + all.readUIntBE(i, 3)).toString()
+        }
+        for (const secret of SECRETS) assertNoSecret(body, secret)
+        resolve(body)
+      })
+      socket.setTimeout(1000, () => socket.end())
+      socket.write(
+        Buffer.concat([
+          Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+          frame(4, 0, 0, Buffer.alloc(0)), // SETTINGS
+          frame(4, 1, 0, Buffer.alloc(0)), // SETTINGS ack
+          frame(1, 5, 1, block), // HEADERS, END_STREAM | END_HEADERS
+        ]),
+      )
+    })
+  }
+
+  async function h2serve(server: http2.Http2Server): Promise<{ session: http2.ClientHttp2Session; port: number; authority: string; close(): Promise<void> }> {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const port = (server.address() as AddressInfo).port
+    const authority = `127.0.0.1:${port}`
+    const session = http2.connect(`http://${authority}`)
+    await new Promise((resolve) => session.once('remoteSettings', resolve))
+    return {
+      session,
+      port,
+      authority,
+      close: () =>
+        new Promise<void>((resolve) => {
+          session.close()
+          server.close(() => resolve())
+        }),
+    }
+  }
+
+  test('guard.node is a request listener of http2.createServer: the same answers as over HTTP/1.1', async () => {
+    const f = fixture()
+    const guard = createGuard(f.store)
+    const s = await h2serve(
+      http2.createServer(
+        guard.node((req, res) => {
+          const json = JSON.stringify({ keygate: req.keygate })
+          res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) })
+          res.end(json)
+        }),
+      ),
+    )
+    const post = (path: string, headers: http2.OutgoingHttpHeaders = {}) => h2call(s.session, { ':method': 'POST', ':path': path, ...headers })
+    try {
+      const auth = expectAllowed(await post(CALL, esp(f.good.secret)), f)
+      assert.equal(auth.ip, '127.0.0.1')
+      expectDenial(await post(CALL, { authorization: `Bearer ${f.suspended.secret}` }), 403, 'suspended')
+      expectDenial(await post(CALL, { 'x-api-key': f.unknown }), 401, 'unknown_key')
+      expectDenial(await post(CALL), 401, 'missing_key')
+      expectDenial(await post(CALL, { 'x-api-key': [f.good.secret, f.good.secret] }), 400, 'duplicate_api_key')
+      // Node's client refuses to send two `authorization` fields and its server keeps only the
+      // first in req.headers: written by hand, the guard still sees both.
+      const twice = await h2rawBody(s.port, [
+        [':method', 'POST'],
+        [':scheme', 'http'],
+        [':authority', s.authority],
+        [':path', CALL],
+        ['authorization', `Bearer ${f.good.secret}`],
+        ['authorization', `Bearer ${f.restricted.secret}`],
+      ])
+      assert.deepEqual(JSON.parse(twice), { error: 'bad_request', reason: 'duplicate_authorization' })
+      expectDenial(await post('/xmlmc/session/?method=userLogon&method=userLogoff', esp(f.good.secret)), 400, 'invalid_request')
+      // A MOVE's Destination URI must name the request's host, here its :authority.
+      const move = (destination: string) => h2call(s.session, { ':method': 'MOVE', ':path': '/dav/pub/a', destination, ...esp(f.good.secret) })
+      expectDenial(await move(`http://${s.authority}/dav/pub/b`), 403, 'user_lacks_right', 'destination on :authority') // past the Destination check
+      expectDenial(await move('http://elsewhere/dav/pub/b'), 400, 'invalid_request', 'destination on another host')
+    } finally {
+      await s.close()
+    }
+  })
+
+  test("a CONNECT (WebSocket over HTTP/2) skips guard.node's handler; guard.check decides it in the 'connect' event", async () => {
+    const f = fixture()
+    const guard = createGuard(f.store, {
+      route: (req) => (req.url === '/events' ? { service: 'events', api: 'subscribe' } : hornbillRoute(req)),
+    })
+    const handled: string[] = []
+    const listener = guard.node<http2.Http2ServerRequest, http2.Http2ServerResponse>((req, res) => {
+      handled.push(req.method)
+      res.end('handler')
+    })
+    const connect = (session: http2.ClientHttp2Session, secret: string) =>
+      h2call(session, { ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'http', ':path': '/events', ...esp(secret) })
+    const bare = await h2serve(http2.createServer({ settings: { enableConnectProtocol: true } }, listener))
+    try {
+      assert.equal((await connect(bare.session, f.good.secret)).status, 405, "Node's answer without a 'connect' listener")
+    } finally {
+      await bare.close()
+    }
+    const server = http2.createServer({ settings: { enableConnectProtocol: true } }, listener)
+    server.on('connect', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+      const result = guard.check(req)
+      if (!result.ok) return guard.reply(res, result)
+      res.end(result.keyId)
+    })
+    const s = await h2serve(server)
+    try {
+      const allowed = await connect(s.session, f.good.secret)
+      assert.equal(allowed.status, 200)
+      assert.equal(allowed.text, f.good.key.id)
+      expectDenial(await connect(s.session, f.restricted.secret), 403, 'no_matching_rule')
+      expectDenial(await connect(s.session, f.unknown), 401, 'unknown_key')
+      assert.deepEqual(handled, [], 'the request listener never saw a CONNECT')
+    } finally {
       await s.close()
     }
   })

@@ -33,6 +33,8 @@ const { scrubMessage } = require('./store.js')
 /**
  * @typedef {import('node:http').IncomingMessage} IncomingMessage
  * @typedef {import('node:http').ServerResponse} ServerResponse
+ * @typedef {import('node:http2').Http2ServerRequest} Http2ServerRequest
+ * @typedef {import('node:http2').Http2ServerResponse} Http2ServerResponse
  * @typedef {import('../index.js').KeyStore} KeyStore
  * @typedef {import('../index.js').Reason} ReasonName
  * @typedef {import('../http.js').Route} Route
@@ -1185,9 +1187,10 @@ class Guard {
   }
 
   /**
-   * A node:http request listener that runs `handler` only for allowed requests.
-   * @template {IncomingMessage} Req
-   * @template {ServerResponse} Res
+   * A node:http request listener that runs `handler` only for allowed requests; also one of
+   * node:http2's compatibility API, whose request and response have every part the guard uses.
+   * @template {IncomingMessage | Http2ServerRequest} Req
+   * @template {ServerResponse | Http2ServerResponse} Res
    * @param {(req: Req & { keygate: KeygateAuth }, res: Res) => unknown} handler
    * @returns {(req: Req, res: Res) => void}
    */
@@ -1196,12 +1199,13 @@ class Guard {
     const check = this.check
     /** @this {unknown} */
     return function keygateGuarded(req, res) {
-      const result = check(req)
+      const request = /** @type {IncomingMessage} */ (req)
+      const result = check(request)
       if (result.ok) {
-        req.keygate = result
+        request.keygate = result
         return handler.call(this, /** @type {Req & { keygate: KeygateAuth }} */ (req), res)
       }
-      writeDenial(res, result)
+      writeDenial(/** @type {ServerResponse} */ (res), result)
     }
   }
 
@@ -1275,12 +1279,13 @@ class Guard {
   }
 
   /**
-   * Writes a denial from `check` on a node ServerResponse (also an Express response).
-   * @param {ServerResponse} res
+   * Writes a denial from `check` on a node ServerResponse (also an Express response, or an
+   * HTTP/2 compatibility API's).
+   * @param {ServerResponse | Http2ServerResponse} res
    * @param {PreparedDenial} denial
    */
   reply(res, denial) {
-    writeDenial(res, denial)
+    writeDenial(/** @type {ServerResponse} */ (res), denial)
   }
 }
 
