@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 
 import { BIN, json, ok, workspace } from './support/cli.js'
-import { createDatabase, freePort, pgOnly, psql, until } from './support/postgres.js'
+import { PG_HOST, PG_PORT, createDatabase, freePort, pgOnly, psql, until } from './support/postgres.js'
 
 const PASSWORD = 'cli-url-password-31'
 const ws = workspace()
@@ -22,7 +22,7 @@ after(() => ws.cleanup())
 
 /** The database's URL with a password in it (trust auth: the server never asks for it), and as keygate shows it. */
 function urls(name: string) {
-  const url = `postgres://postgres:${PASSWORD}@127.0.0.1:5432/${name}?sslmode=disable`
+  const url = `postgres://postgres:${PASSWORD}@${PG_HOST}:${PG_PORT}/${name}?sslmode=disable`
   return { url, shown: url.replace(`:${PASSWORD}@`, ':***@') }
 }
 
@@ -65,20 +65,26 @@ describe('a store URL is shown without its password, in every form the core acce
   /** URLs of `name` with a password as users write them (trust auth: any password connects), and as keygate shows them. */
   const forms = (name: string) => [
     {
-      url: `postgres://postgres@127.0.0.1:5432/${name}?password=${SECRET}&sslmode=disable`,
-      shown: `postgres://postgres@127.0.0.1:5432/${name}?password=***&sslmode=disable`,
+      url: `postgres://postgres@${PG_HOST}:${PG_PORT}/${name}?password=${SECRET}&sslmode=disable`,
+      shown: `postgres://postgres@${PG_HOST}:${PG_PORT}/${name}?password=***&sslmode=disable`,
     },
     {
-      url: `postgres://postgres@127.0.0.1:5432/${name}?sslmode=disable&password=${SECRET}`,
-      shown: `postgres://postgres@127.0.0.1:5432/${name}?sslmode=disable&password=***`,
+      url: `postgres://postgres@${PG_HOST}:${PG_PORT}/${name}?sslmode=disable&password=${SECRET}`,
+      shown: `postgres://postgres@${PG_HOST}:${PG_PORT}/${name}?sslmode=disable&password=***`,
     },
     // An unencoded `/`, `?`, `#`, `:` or `@` in the user's password: the driver reads up to the first `@`.
-    { url: `postgres://postgres:${SECRET}/x@127.0.0.1:5432/${name}?sslmode=disable`, shown: `postgres://postgres:***@127.0.0.1:5432/${name}?sslmode=disable` },
-    { url: `postgres://postgres:${SECRET}?x#y:z@127.0.0.1:5432/${name}?sslmode=disable`, shown: `postgres://postgres:***@127.0.0.1:5432/${name}?sslmode=disable` },
+    {
+      url: `postgres://postgres:${SECRET}/x@${PG_HOST}:${PG_PORT}/${name}?sslmode=disable`,
+      shown: `postgres://postgres:***@${PG_HOST}:${PG_PORT}/${name}?sslmode=disable`,
+    },
+    {
+      url: `postgres://postgres:${SECRET}?x#y:z@${PG_HOST}:${PG_PORT}/${name}?sslmode=disable`,
+      shown: `postgres://postgres:***@${PG_HOST}:${PG_PORT}/${name}?sslmode=disable`,
+    },
     // A `password=` value holding `@` and `:`.
     {
-      url: `postgres://postgres@127.0.0.1:5432/${name}?sslmode=disable&password=${SECRET}@a:b`,
-      shown: `postgres://postgres@127.0.0.1:5432/${name}?sslmode=disable&password=***`,
+      url: `postgres://postgres@${PG_HOST}:${PG_PORT}/${name}?sslmode=disable&password=${SECRET}@a:b`,
+      shown: `postgres://postgres@${PG_HOST}:${PG_PORT}/${name}?sslmode=disable&password=***`,
     },
   ]
   const secretParts = [SECRET, 'Secret', 'Qz7', 'x#y', ':z', 'a:b']
@@ -218,8 +224,8 @@ describe('keygate serve on a PostgreSQL URL', pgOnly(), () => {
 describe('keygate serve on a URL with a password parameter', pgOnly(), () => {
   test('the start line hides it, and a changed ?password= keeps the token file', { timeout: 120_000 }, async () => {
     const db = createDatabase()
-    const url = (password: string) => `postgres://postgres@127.0.0.1:5432/${db.name}?password=${password}&sslmode=disable`
-    const shown = `postgres://postgres@127.0.0.1:5432/${db.name}?password=***&sslmode=disable`
+    const url = (password: string) => `postgres://postgres@${PG_HOST}:${PG_PORT}/${db.name}?password=${password}&sslmode=disable`
+    const shown = `postgres://postgres@${PG_HOST}:${PG_PORT}/${db.name}?password=***&sslmode=disable`
     const port = await freePort()
     const dir = mkdtempSync(path.join(tmpdir(), 'keygate-serve-'))
     after(() => rmSync(dir, { recursive: true, force: true }))
