@@ -117,7 +117,9 @@ describe('TLS to PostgreSQL: every sslmode connects or refuses as documented, sa
   test('disable connects in plain text; prefer (the default) and require encrypt without checking the certificate', () => {
     assert.equal(opens(url('127.0.0.1', 'sslmode=disable')), 'false')
     for (const query of ['', 'sslmode=prefer', 'sslmode=require']) assert.equal(opens(url('localhost', query)), 'true', query)
+    // With a root certificate, require checks the chain (as libpq does), not the name.
     assert.equal(opens(url('127.0.0.1', `sslmode=require&${root()}`)), 'true')
+    assert.equal(opens(url('localhost', `sslmode=require&${root()}`)), 'true')
   })
 
   test('verify-ca checks the chain, not the name; verify-full checks both', () => {
@@ -128,10 +130,10 @@ describe('TLS to PostgreSQL: every sslmode connects or refuses as documented, sa
     for (const mode of ['verify-ca', 'verify-full']) refused(url('127.0.0.1', `sslmode=${mode}`), /TLS handshake: invalid peer certificate: UnknownIssuer/)
   })
 
-  test('an expired certificate is refused by verify-ca and verify-full, and still encrypts require', async () => {
+  test('an expired certificate is refused by verify-ca, verify-full and require with a root certificate, and still encrypts require without one', async () => {
     await serve('expired')
     try {
-      for (const mode of ['verify-ca', 'verify-full'])
+      for (const mode of ['verify-ca', 'verify-full', 'require'])
         refused(url('127.0.0.1', `sslmode=${mode}&${root()}`), /TLS handshake: invalid peer certificate: certificate expired/)
       assert.equal(opens(url('127.0.0.1', 'sslmode=require')), 'true')
     } finally {

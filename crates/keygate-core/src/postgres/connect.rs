@@ -33,12 +33,25 @@ enum TlsMode {
     Disable,
     /// TLS when the server offers it, the certificate not verified (libpq's default).
     Prefer,
-    /// TLS always, the certificate not verified.
+    /// TLS always, the certificate not verified (unless an `sslrootcert` is given: see
+    /// [`TlsMode::with_root`]).
     Require,
     /// TLS always, the certificate chain verified, not the host name.
     VerifyCa,
     /// TLS always, the certificate chain and the host name verified.
     VerifyFull,
+}
+
+impl TlsMode {
+    /// The mode in force once `sslrootcert` is given or not: `require` with a root certificate
+    /// checks the chain, as `verify-ca` (as libpq does): a caller who names the CA to trust
+    /// expects the server's certificate to be checked against it.
+    fn with_root(self, root_cert: Option<&str>) -> TlsMode {
+        match (self, root_cert) {
+            (TlsMode::Require, Some(_)) => TlsMode::VerifyCa,
+            (mode, _) => mode,
+        }
+    }
 }
 
 /// Where and how to connect, parsed once at open.
@@ -278,7 +291,7 @@ impl Target {
         config.tcp_user_timeout(statement_timeout);
         config.application_name("keygate");
         let name = describe(&config);
-        let tls = MakeRustlsConnect::new(tls_config(mode, root_cert.as_deref())?);
+        let tls = MakeRustlsConnect::new(tls_config(mode.with_root(root_cert.as_deref()), root_cert.as_deref())?);
         Ok(Target { config, tls, name, connect_timeout, statement_timeout, begin: begin_bounded(statement_timeout) })
     }
 
@@ -485,6 +498,15 @@ impl ServerCertVerifier for Unverified {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn require_with_a_root_certificate_checks_the_chain_as_libpq_does() {
+        assert_eq!(TlsMode::Require.with_root(Some("/etc/ca.crt")), TlsMode::VerifyCa);
+        assert_eq!(TlsMode::Require.with_root(None), TlsMode::Require);
+        for mode in [TlsMode::Disable, TlsMode::Prefer, TlsMode::VerifyCa, TlsMode::VerifyFull] {
+            assert_eq!(mode.with_root(Some("/etc/ca.crt")), mode);
+        }
+    }
 
     #[test]
     fn a_transaction_s_lock_waits_are_bounded_by_the_statement_timeout_and_never_unbounded() {
