@@ -233,9 +233,9 @@ export interface NewKeyDto {
   state?: string
 }
 
-export declare function putRole(store: ExternalObject<KeyStore>, name: string, rights: Array<string>, actor?: string | undefined | null): RoleDto
+export declare function putRole(store: ExternalObject<KeyStore>, name: string, rights: Array<string>, actor?: string | undefined | null, expect?: string | undefined | null): RoleDto
 
-export declare function putUser(store: ExternalObject<KeyStore>, user: UserInputDto, actor?: string | undefined | null): UserDto
+export declare function putUser(store: ExternalObject<KeyStore>, user: UserInputDto, actor?: string | undefined | null, expect?: string | undefined | null): UserDto
 
 /**
  * Why a call was allowed or denied; declared in the order of the reason codes

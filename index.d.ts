@@ -276,6 +276,17 @@ export interface KeyFilter {
 }
 
 /** Options of {@link KeyStore.rotateKey}. */
+/** Options of {@link KeyStore.putRole} and {@link KeyStore.putUser}. */
+export interface PutOptions extends AdminOptions {
+  /**
+   * What the call expects to find, checked inside the store's write (so no change of another
+   * process or host can come between): `'new'` creates only, and refuses with `CONFLICT` if the
+   * role or user exists; `'existing'` replaces only, and refuses with `UNKNOWN_ROLE` /
+   * `UNKNOWN_USER` if it does not. Default: create or replace.
+   */
+  expect?: 'new' | 'existing'
+}
+
 export interface RotateOptions extends AdminOptions {
   /** Seconds the old key stays usable (never beyond its own expiry); default 0 = revoked at once. */
   overlapSeconds?: number
@@ -384,8 +395,11 @@ export declare class KeyStore {
   /** Freezes the store clock at `date` (tests), or returns to the system clock with `null`. */
   setNow(date: Date | null): void
 
-  /** Creates or replaces a role. Changes apply to the very next check of every key. */
-  putRole(role: Role, options?: AdminOptions): Role
+  /**
+   * Creates or replaces a role (`options.expect`: create only, or replace only). Changes apply
+   * to the very next check of every key.
+   */
+  putRole(role: Role, options?: PutOptions): Role
 
   /** Deletes a role and removes it from every user holding it. False if there was none. */
   deleteRole(name: string, options?: AdminOptions): boolean
@@ -396,8 +410,11 @@ export declare class KeyStore {
   /** All roles, by name. */
   listRoles(): Role[]
 
-  /** Creates or replaces a user. Throws `UNKNOWN_ROLE` for a role that does not exist. */
-  putUser(user: UserInput, options?: AdminOptions): User
+  /**
+   * Creates or replaces a user (`options.expect`: create only, or replace only). Throws
+   * `UNKNOWN_ROLE` for a role that does not exist.
+   */
+  putUser(user: UserInput, options?: PutOptions): User
 
   /** A user by id, or `null`. */
   getUser(id: string): User | null

@@ -8,17 +8,10 @@ import { KeyStore, KeygateError } from '../index.js'
 import type { ErrorCode } from '../index.js'
 import { createAdminServer } from '../lib/admin/server.js'
 import type { AdminServer } from '../lib/admin/server.js'
+import { loginHeaders } from './support/admin.js'
 import { PG_PORT, TcpProxy, createDatabase, openPg, pgOnly } from './support/postgres.js'
 
 const TOKEN = 'admin-token-for-this-test-1234'
-
-/** Logs in to `server`; the headers of a change. */
-async function loginHeaders(server: AdminServer): Promise<Record<string, string>> {
-  const login = await fetch(`${server.url}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token: TOKEN }) })
-  assert.equal(login.status, 200)
-  const csrf = ((await login.json()) as { csrfToken: string }).csrfToken
-  return { Cookie: (login.headers.get('set-cookie') ?? '').split(';')[0]!, 'X-CSRF-Token': csrf, 'Content-Type': 'application/json' }
-}
 
 describe('admin API: failures of the store are 5xx, not the caller’s fault', () => {
   let store: KeyStore
@@ -49,7 +42,7 @@ describe('admin API: failures of the store are 5xx, not the caller’s fault', (
     test(`${code} is ${status} and logged`, async () => {
       thrown = new KeygateError(code, `${code.toLowerCase()} for this test`)
       logged.length = 0
-      const res = await fetch(`${server.url}/api/users`, { method: 'POST', headers: await loginHeaders(server), body: JSON.stringify({ id: 'bob' }) })
+      const res = await fetch(`${server.url}/api/users`, { method: 'POST', headers: await loginHeaders(server, TOKEN), body: JSON.stringify({ id: 'bob' }) })
       thrown = null
       assert.equal(res.status, status)
       assert.equal(((await res.json()) as { error: { code: string } }).error.code, code)
@@ -68,7 +61,7 @@ describe('admin API on PostgreSQL: an unreachable database is 503', pgOnly(), ()
     const server = createAdminServer({ store, token: TOKEN, log: (line) => logged.push(line) })
     try {
       await server.listen()
-      const headers = await loginHeaders(server)
+      const headers = await loginHeaders(server, TOKEN)
       await proxy.pause()
       const res = await fetch(`${server.url}/api/users`, { method: 'POST', headers, body: JSON.stringify({ id: 'bob' }) })
       assert.equal(res.status, 503)

@@ -117,6 +117,44 @@ for (const kind of STORE_KINDS) {
         assert.deepEqual(store.putUser({ id: 'svc.sync@acme' }), { id: 'svc.sync@acme', status: 'active', rights: [], roles: [] })
       })
 
+      test("putUser and putRole with expect: 'new' create only, 'existing' replace only; a refusal changes nothing", () => {
+        const { store } = seeded()
+        refusedUnchanged(store, () => store.putUser({ id: 'integration' }, { expect: 'new' }), 'CONFLICT', [], 'integration', 'already exists')
+        refusedUnchanged(store, () => store.putRole({ name: 'reader', rights: [] }, { expect: 'new' }), 'CONFLICT', [], 'reader', 'already exists')
+        refusedUnchanged(store, () => store.putUser({ id: 'ghost' }, { expect: 'existing' }), 'UNKNOWN_USER', [], 'ghost')
+        refusedUnchanged(store, () => store.putRole({ name: 'ghost', rights: [] }, { expect: 'existing' }), 'UNKNOWN_ROLE', [], 'ghost')
+        for (const expect of ['New', 'any', '', 1, null]) {
+          refusedUnchanged(store, () => store.putUser({ id: 'x' }, { expect: expect as 'new' }), 'INVALID_ARGUMENT', [], 'options.expect')
+          refusedUnchanged(store, () => store.putRole({ name: 'x', rights: [] }, { expect: expect as 'new' }), 'INVALID_ARGUMENT', [], 'options.expect')
+        }
+        assert.deepEqual(store.putUser({ id: 'fresh' }, { expect: 'new' }), { id: 'fresh', status: 'active', rights: [], roles: [] })
+        assert.deepEqual(store.putUser({ id: 'fresh', status: 'suspended' }, { expect: 'existing', actor: 'ops' }).status, 'suspended')
+        assert.deepEqual(store.putRole({ name: 'writer', rights: ['a:b'] }, { expect: 'new' }), { name: 'writer', rights: ['a:b'] })
+        assert.deepEqual(store.putRole({ name: 'writer', rights: [] }, { expect: 'existing' }), { name: 'writer', rights: [] })
+        assert.equal(store.audit({ limit: 1 })[0]!.actor, undefined)
+        assert.equal(store.audit({ actor: 'ops' }).length, 1)
+      })
+
+      test("expect is checked inside the write: another handle's create or delete a moment before counts", { skip: !kind.durable }, () => {
+        const { store, place } = seeded()
+        const other = place.open(FROZEN)
+        try {
+          // At once, before `other` has necessarily heard of either change by itself.
+          store.putUser({ id: 'made-elsewhere' })
+          throwsCode(() => other.putUser({ id: 'made-elsewhere', rights: ['a:b'] }, { expect: 'new' }), 'CONFLICT', 'made-elsewhere')
+          store.putRole({ name: 'role-elsewhere', rights: [] })
+          throwsCode(() => other.putRole({ name: 'role-elsewhere', rights: ['a:b'] }, { expect: 'new' }), 'CONFLICT', 'role-elsewhere')
+          store.deleteUser('made-elsewhere')
+          throwsCode(() => other.putUser({ id: 'made-elsewhere' }, { expect: 'existing' }), 'UNKNOWN_USER', 'made-elsewhere')
+          store.deleteRole('role-elsewhere')
+          throwsCode(() => other.putRole({ name: 'role-elsewhere', rights: [] }, { expect: 'existing' }), 'UNKNOWN_ROLE', 'role-elsewhere')
+          assert.equal(store.getUser('made-elsewhere'), null)
+          assert.equal(store.getRole('role-elsewhere'), null)
+        } finally {
+          other.close()
+        }
+      })
+
       test('listUsers is ordered by id', () => {
         const { store } = fresh()
         for (const id of ['c', 'a', 'b']) store.putUser({ id })

@@ -52,6 +52,7 @@ const CONSTRUCT = Symbol('keygate.construct')
  * @typedef {import('../index.js').KeyState} KeyState
  * @typedef {import('../index.js').RotateOptions} RotateOptions
  * @typedef {import('../index.js').AdminOptions} AdminOptions
+ * @typedef {import('../index.js').PutOptions} PutOptions
  * @typedef {import('../index.js').StoreOptions} StoreOptions
  * @typedef {import('../index.js').AuditEntry} AuditEntry
  * @typedef {import('../index.js').AuditQuery} AuditQuery
@@ -246,6 +247,16 @@ function incidentReporter(onError) {
 function actorOf(options) {
   const o = args.optionalObject(options, 'options')
   return args.optionalString(o.actor, 'options.actor')
+}
+
+/**
+ * The options of `putRole`/`putUser`, each field read once: who made the change, and what it
+ * expects to find (`'new'`: create only; `'existing'`: replace only; checked by the core).
+ * @param {unknown} options as given: checked here
+ */
+function putOptionsOf(options) {
+  const o = args.optionalObject(options, 'options')
+  return { actor: args.optionalString(o.actor, 'options.actor'), expect: args.optionalString(o.expect, 'options.expect') }
 }
 
 /**
@@ -489,14 +500,15 @@ class KeyStore {
 
   /**
    * @param {Role} role
-   * @param {AdminOptions} [options]
+   * @param {PutOptions} [options]
    */
   putRole(role, options) {
     const r = args.object(role, 'role')
     const name = args.string(r.name, 'role.name')
     const rights = args.ruleArray(r.rights, 'role.rights')
     if (rights === undefined) throw new KeygateError('INVALID_ARGUMENT', 'role.rights must be an array of strings')
-    return toRole(call(() => native.putRole(this.#handle, name, rights, actorOf(options))))
+    const { actor, expect } = putOptionsOf(options)
+    return toRole(call(() => native.putRole(this.#handle, name, rights, actor, expect)))
   }
 
   /**
@@ -524,7 +536,7 @@ class KeyStore {
 
   /**
    * @param {UserInput} user
-   * @param {AdminOptions} [options]
+   * @param {PutOptions} [options]
    */
   putUser(user, options) {
     const u = args.object(user, 'user')
@@ -534,8 +546,8 @@ class KeyStore {
       rights: args.ruleArray(u.rights, 'user.rights'),
       roles: args.roleArray(u.roles, 'user.roles'),
     }
-    const actor = actorOf(options)
-    return toUser(call(() => native.putUser(this.#handle, input, actor)))
+    const { actor, expect } = putOptionsOf(options)
+    return toUser(call(() => native.putUser(this.#handle, input, actor, expect)))
   }
 
   /** @param {string} id */

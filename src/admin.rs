@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use keygate_core::{AuditAction, AuditQuery, Incident, KeyFilter, KeyPatch, KeyStore, NewKey, OnError, Options, UserInput};
+use keygate_core::{AuditAction, AuditQuery, Expect, Incident, KeyFilter, KeyPatch, KeyStore, NewKey, OnError, Options, UserInput};
 use napi::bindgen_prelude::{ArrayBuffer, External, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Env;
@@ -194,8 +194,15 @@ pub fn store_key_prefix(store: &External<KeyStore>) -> String {
 }
 
 #[napi(catch_unwind)]
-pub fn put_role(store: &External<KeyStore>, name: String, rights: Vec<String>, actor: Option<String>) -> napi::Result<RoleDto, String> {
-    store.put_role(&name, &rights, actor.as_deref()).map(RoleDto::from).map_err(js_store_error(store))
+pub fn put_role(
+    store: &External<KeyStore>,
+    name: String,
+    rights: Vec<String>,
+    actor: Option<String>,
+    expect: Option<String>,
+) -> napi::Result<RoleDto, String> {
+    let expect = Expect::parse(expect.as_deref()).map_err(js_store_error(store))?;
+    store.put_role_expecting(&name, &rights, expect, actor.as_deref()).map(RoleDto::from).map_err(js_store_error(store))
 }
 
 #[napi(catch_unwind)]
@@ -214,10 +221,16 @@ pub fn list_roles(store: &External<KeyStore>) -> napi::Result<Vec<RoleDto>, Stri
 }
 
 #[napi(catch_unwind)]
-pub fn put_user(store: &External<KeyStore>, user: UserInputDto, actor: Option<String>) -> napi::Result<UserDto, String> {
+pub fn put_user(
+    store: &External<KeyStore>,
+    user: UserInputDto,
+    actor: Option<String>,
+    expect: Option<String>,
+) -> napi::Result<UserDto, String> {
+    let expect = Expect::parse(expect.as_deref()).map_err(js_store_error(store))?;
     let input =
         UserInput { id: user.id, status: user.status, rights: user.rights.unwrap_or_default(), roles: user.roles.unwrap_or_default() };
-    store.put_user(&input, actor.as_deref()).map(UserDto::from).map_err(js_store_error(store))
+    store.put_user_expecting(&input, expect, actor.as_deref()).map(UserDto::from).map_err(js_store_error(store))
 }
 
 #[napi(catch_unwind)]

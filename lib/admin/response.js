@@ -105,6 +105,24 @@ const STATUS_OF_CODE = {
   [ErrorCode.Internal]: 500,
 }
 
+/**
+ * The result of `put`, a create-only write (`expect: 'new'`), whose refusal because the role or
+ * user exists after all (`CONFLICT`: another host made it since this one last looked) is the
+ * API's own `exists()` answer, as when this host had seen it.
+ * @template T
+ * @param {() => T} put
+ * @param {() => ApiError} exists
+ * @returns {T}
+ */
+function createdOnly(put, exists) {
+  try {
+    return put()
+  } catch (error) {
+    if (error instanceof KeygateError && error.code === ErrorCode.Conflict) throw exists()
+    throw error
+  }
+}
+
 /** @param {string} text */
 function sha256(text) {
   return createHash('sha256').update(text, 'utf8').digest()
@@ -339,6 +357,7 @@ module.exports = {
   CSP,
   SECURITY_HEADERS,
   ApiError,
+  createdOnly,
   sha256,
   send,
   json,

@@ -235,7 +235,9 @@ const COMMANDS = [
         rights: opts['no-rights'] ? [] : (opts.right ?? before?.rights ?? []),
         roles: opts['no-roles'] ? [] : (opts.role ?? before?.roles ?? []),
       }
-      const user = store.putUser(input, ctx.admin)
+      // The fields not given are the ones just read: refused (not re-created, not overwritten)
+      // if another process deleted or created the user since.
+      const user = store.putUser(input, { ...ctx.admin, expect: before ? 'existing' : 'new' })
       return {
         json: user,
         text: `${before ? 'updated' : 'created'} user ${user.id}\n${fmt.userDetails(user, effectiveRights(store, user))}`,

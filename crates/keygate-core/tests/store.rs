@@ -438,3 +438,30 @@ fn a_pending_check_finds_a_key_by_its_secret_and_records_no_use() {
     }
     assert_eq!(s.get_key(&id).unwrap().map(|k| k.last_used_at), Some(None), "no use recorded");
 }
+
+#[test]
+fn put_expecting_new_creates_only_and_existing_replaces_only_changing_nothing_when_refused() {
+    use keygate_core::Expect;
+    let s = store();
+    user(&s, "svc", &["session:*"]);
+    s.put_role("reader", &["data:*".to_string()], None).unwrap();
+    let audited = s.audit(&Default::default()).unwrap().len();
+    let again = UserInput { id: "svc".into(), rights: vec!["*:*".into()], ..Default::default() };
+    assert_eq!(s.put_user_expecting(&again, Expect::New, None).unwrap_err().code, ErrorCode::Conflict);
+    assert_eq!(s.put_role_expecting("reader", &[], Expect::New, None).unwrap_err().code, ErrorCode::Conflict);
+    let ghost = UserInput { id: "ghost".into(), ..Default::default() };
+    assert_eq!(s.put_user_expecting(&ghost, Expect::Existing, None).unwrap_err().code, ErrorCode::UnknownUser);
+    assert_eq!(s.put_role_expecting("ghost", &[], Expect::Existing, None).unwrap_err().code, ErrorCode::UnknownRole);
+    assert_eq!(s.get_user("svc").unwrap().unwrap().rights, vec!["session:*".to_string()]);
+    assert_eq!(s.get_role("reader").unwrap().unwrap().rights, vec!["data:*".to_string()]);
+    assert!(s.get_user("ghost").unwrap().is_none() && s.get_role("ghost").unwrap().is_none());
+    assert_eq!(s.audit(&Default::default()).unwrap().len(), audited, "a refused put is not audited");
+    assert_eq!(s.put_user_expecting(&again, Expect::Existing, None).unwrap().rights, vec!["*:*".to_string()]);
+    assert_eq!(s.put_user_expecting(&ghost, Expect::New, None).unwrap().id, "ghost");
+    assert!(s.put_role_expecting("reader", &[], Expect::Existing, None).unwrap().rights.is_empty());
+    assert_eq!(s.put_role_expecting("writer", &[], Expect::New, None).unwrap().name, "writer");
+    assert_eq!(Expect::parse(None).unwrap(), Expect::Any);
+    assert_eq!(Expect::parse(Some("new")).unwrap(), Expect::New);
+    assert_eq!(Expect::parse(Some("existing")).unwrap(), Expect::Existing);
+    assert_eq!(Expect::parse(Some("NEW")).unwrap_err().code, ErrorCode::InvalidArgument);
+}

@@ -4,7 +4,7 @@
 const { KeygateError, quote } = require('../../errors.js')
 const { ErrorCode } = require('../../native.js')
 const { AdminErrorCode } = require('../codes.js')
-const { ApiError } = require('../response.js')
+const { ApiError, createdOnly } = require('../response.js')
 const { str, strList } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
 
@@ -44,8 +44,10 @@ function roleRoutes({ store, admin }) {
   /** @type {RouteHandler} */
   function create({ body }) {
     const name = str(body, 'name', { max: 256 })
-    if (store.getRole(name) !== null) throw new ApiError(409, AdminErrorCode.AlreadyExists, `a role named ${quote(name)} already exists`)
-    return [201, { role: store.putRole(roleInput(body, name), admin) }]
+    const exists = () => new ApiError(409, AdminErrorCode.AlreadyExists, `a role named ${quote(name)} already exists`)
+    if (store.getRole(name) !== null) throw exists()
+    // Checked again inside the write: another host may have created it since this one last looked.
+    return [201, { role: createdOnly(() => store.putRole(roleInput(body, name), { ...admin, expect: 'new' }), exists) }]
   }
 
   /** @type {RouteHandler} */
@@ -56,7 +58,7 @@ function roleRoutes({ store, admin }) {
   /** @type {RouteHandler} */
   function replace({ params: { name }, body }) {
     mustRole(name)
-    return [200, { role: store.putRole(roleInput(body, name), admin) }]
+    return [200, { role: store.putRole(roleInput(body, name), { ...admin, expect: 'existing' }) }]
   }
 
   /** @type {RouteHandler} */

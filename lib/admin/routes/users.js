@@ -4,7 +4,7 @@
 const { KeygateError, quote } = require('../../errors.js')
 const { ErrorCode, UserStatus } = require('../../native.js')
 const { AdminErrorCode } = require('../codes.js')
-const { ApiError } = require('../response.js')
+const { ApiError, createdOnly } = require('../response.js')
 const { str, strList, isOneOf } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
 
@@ -66,8 +66,10 @@ function userRoutes({ store, admin }) {
   /** @type {RouteHandler} */
   function create({ body }) {
     const id = str(body, 'id', { max: 256 })
-    if (store.getUser(id) !== null) throw new ApiError(409, AdminErrorCode.AlreadyExists, `a user with id ${quote(id)} already exists`)
-    return [201, { user: store.putUser(userInput(body, id), admin) }]
+    const exists = () => new ApiError(409, AdminErrorCode.AlreadyExists, `a user with id ${quote(id)} already exists`)
+    if (store.getUser(id) !== null) throw exists()
+    // Checked again inside the write: another host may have created it since this one last looked.
+    return [201, { user: createdOnly(() => store.putUser(userInput(body, id), { ...admin, expect: 'new' }), exists) }]
   }
 
   /** @type {RouteHandler} */
@@ -80,7 +82,7 @@ function userRoutes({ store, admin }) {
   function replace({ params: { id }, body }) {
     // Editing never re-creates a user deleted meanwhile (a stale tab).
     mustUser(id)
-    return [200, { user: store.putUser(userInput(body, id), admin) }]
+    return [200, { user: store.putUser(userInput(body, id), { ...admin, expect: 'existing' }) }]
   }
 
   /** @type {RouteHandler} */

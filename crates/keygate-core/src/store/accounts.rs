@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use super::types::{view_role, view_user};
-use super::{internal, Actor, AuditAction, EffectiveRights, KeyStore, RoleView, UserInput, UserView};
+use super::{internal, Actor, AuditAction, EffectiveRights, Expect, KeyStore, RoleView, UserInput, UserView};
 use crate::error::{quote, Error, ErrorCode, Result};
 use crate::model::{check_name, UserStatus, MAX_USER_ROLES};
 use crate::registry::{Change, RoleRecord, UserRecord};
@@ -13,10 +13,20 @@ impl KeyStore {
     // ---- roles -------------------------------------------------------------
 
     pub fn put_role(&self, name: &str, rights: &[String], actor: Actor) -> Result<RoleView> {
+        self.put_role_expecting(name, rights, Expect::Any, actor)
+    }
+
+    /// [`KeyStore::put_role`] when the role is new or exists, as `expect` says.
+    pub fn put_role_expecting(&self, name: &str, rights: &[String], expect: Expect, actor: Actor) -> Result<RoleView> {
         check_name("role name", name)?;
         let rights = normalise_list(rights, RuleUse::Rights)?;
         let mut tx = self.inner.write(AuditAction::PutRole, actor)?;
         tx.refuse_known_secrets("role name", [name], ErrorCode::InvalidArgument)?;
+        match (expect, tx.role(name).is_some()) {
+            (Expect::New, true) => return Err(Error::new(ErrorCode::Conflict, format!("a role named {} already exists", quote(name)))),
+            (Expect::Existing, false) => return Err(Error::new(ErrorCode::UnknownRole, format!("no role named {}", quote(name)))),
+            _ => {}
+        }
         tx.refuse_known_secrets("a right", rights.iter().map(String::as_str), ErrorCode::InvalidRule)?;
         tx.commit(vec![Change::PutRole(RoleRecord { name: name.to_string(), rights })])?;
         Ok(view_role(tx.role(name).ok_or_else(|| internal("the role just stored is missing"))?))
@@ -48,6 +58,11 @@ impl KeyStore {
     // ---- users -------------------------------------------------------------
 
     pub fn put_user(&self, input: &UserInput, actor: Actor) -> Result<UserView> {
+        self.put_user_expecting(input, Expect::Any, actor)
+    }
+
+    /// [`KeyStore::put_user`] when the user is new or exists, as `expect` says.
+    pub fn put_user_expecting(&self, input: &UserInput, expect: Expect, actor: Actor) -> Result<UserView> {
         check_name("user id", &input.id)?;
         let status = UserStatus::parse(input.status.as_deref().unwrap_or("active"))?;
         if input.roles.len() > MAX_USER_ROLES {
@@ -58,6 +73,13 @@ impl KeyStore {
         let mut tx = self.inner.write(AuditAction::PutUser, actor)?;
         tx.refuse_known_secrets("user id", [input.id.as_str()], ErrorCode::InvalidArgument)?;
         tx.refuse_known_secrets("a right", rights.iter().map(String::as_str), ErrorCode::InvalidRule)?;
+        match (expect, tx.user(&input.id).is_some()) {
+            (Expect::New, true) => {
+                return Err(Error::new(ErrorCode::Conflict, format!("a user with id {} already exists", quote(&input.id))))
+            }
+            (Expect::Existing, false) => return Err(Error::new(ErrorCode::UnknownUser, format!("no user with id {}", quote(&input.id)))),
+            _ => {}
+        }
         let mut seen = HashSet::new();
         let mut roles = Vec::new();
         for role in &input.roles {

@@ -38,8 +38,8 @@ pub use self::check::PendingCheck;
 pub use self::copy::CopyReport;
 pub use self::sync::apply_changes;
 pub use self::types::{
-    Actor, AuditAction, EffectiveRights, Explanation, Health, Issued, KeyFilter, KeyPatch, KeyView, NewKey, Options, RoleView, UserInput,
-    UserView,
+    Actor, AuditAction, EffectiveRights, Expect, Explanation, Health, Issued, KeyFilter, KeyPatch, KeyView, NewKey, Options, RoleView,
+    UserInput, UserView,
 };
 pub(crate) use self::validate::check_lifetime_days;
 use crate::audit::{AuditEntry, AuditQuery, AuditReport};

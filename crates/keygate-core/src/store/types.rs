@@ -142,6 +142,34 @@ pub struct KeyPatch {
     pub expected_updated_at: Option<i64>,
 }
 
+/// What `put_user`/`put_role` expect to find under the id or name (the admin option
+/// `expect`), checked inside the write: no other host's change can come between.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Expect {
+    /// Create or replace.
+    #[default]
+    Any,
+    /// Create only: one that exists is `CONFLICT`.
+    New,
+    /// Replace only: none is `UNKNOWN_USER` / `UNKNOWN_ROLE`.
+    Existing,
+}
+
+impl Expect {
+    /// `'new'`, `'existing'`, or none given (create or replace).
+    pub fn parse(text: Option<&str>) -> crate::error::Result<Expect> {
+        match text {
+            None => Ok(Expect::Any),
+            Some("new") => Ok(Expect::New),
+            Some("existing") => Ok(Expect::Existing),
+            Some(other) => Err(crate::error::Error::new(
+                crate::error::ErrorCode::InvalidArgument,
+                format!("options.expect must be 'new' or 'existing', not {}", crate::error::quote(other)),
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct KeyFilter {
     pub user_id: Option<String>,

@@ -1,0 +1,67 @@
+// Two admin servers on one store (two hosts, or two processes, behind one load balancer): a
+// create on one that the other made a moment before is 409 ALREADY_EXISTS, and an edit of what
+// the other deleted a moment before is a 404, never a silent replace or re-creation. Each server
+// checks inside the store's write, not only against what it has heard of so far.
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+
+import type { KeyStore } from '../index.js'
+import { createAdminServer } from '../lib/admin/server.js'
+import type { AdminServer } from '../lib/admin/server.js'
+import { loginHeaders } from './support/admin.js'
+import { open, storePath } from './support/durable.js'
+
+const TOKEN = 'admin-token-for-two-hosts-5678'
+
+describe('admin API on two hosts sharing one store', () => {
+  const file = storePath()
+  const hosts: { store: KeyStore; server: AdminServer; headers: Record<string, string> }[] = []
+
+  before(async () => {
+    for (let i = 0; i < 2; i++) {
+      const store = open(file)
+      const server = createAdminServer({ store, token: TOKEN, log: () => {} })
+      await server.listen()
+      hosts.push({ store, server, headers: await loginHeaders(server, TOKEN) })
+    }
+  })
+  after(async () => {
+    for (const { server, store } of hosts) {
+      await server.close()
+      store.close()
+    }
+  })
+
+  const call = (host: number, method: string, path: string, body?: unknown) =>
+    fetch(`${hosts[host]!.server.url}/api${path}`, { method, headers: hosts[host]!.headers, body: body === undefined ? undefined : JSON.stringify(body) })
+
+  for (const [kind, field, body] of [
+    ['users', 'id', (name: string, rights: string[]) => ({ id: name, rights })],
+    ['roles', 'name', (name: string, rights: string[]) => ({ name, rights })],
+  ] as const) {
+    test(`POST /api/${kind} on the second host at once is 409 ALREADY_EXISTS, and the first host's ${field} is kept`, async () => {
+      for (let round = 0; round < 20; round++) {
+        const name = `race-${round}`
+        assert.equal((await call(0, 'POST', `/${kind}`, body(name, ['session:*']))).status, 201)
+        const second = await call(1, 'POST', `/${kind}`, body(name, ['*:*']))
+        assert.equal(second.status, 409, `round ${round}`)
+        assert.equal(((await second.json()) as { error: { code: string } }).error.code, 'ALREADY_EXISTS')
+        const stored = kind === 'users' ? hosts[0]!.store.getUser(name) : hosts[0]!.store.getRole(name)
+        assert.deepEqual(stored?.rights, ['session:*'], `round ${round}: the first host's ${field} was replaced`)
+      }
+    })
+
+    test(`PUT /api/${kind}/:${field} on the second host just after the first deleted it is a 404, not a re-creation`, async () => {
+      for (let round = 0; round < 20; round++) {
+        const name = `gone-${round}`
+        assert.equal((await call(0, 'POST', `/${kind}`, body(name, []))).status, 201)
+        // The second host has seen it (its edit form was open) before the first deletes it.
+        while ((await call(1, 'GET', `/${kind}/${name}`)).status !== 200);
+        assert.equal((await call(0, 'DELETE', `/${kind}/${name}`)).status, 200)
+        const edit = await call(1, 'PUT', `/${kind}/${name}`, body(name, ['*:*']))
+        assert.equal(edit.status, 404, `round ${round}`)
+        assert.equal(kind === 'users' ? hosts[0]!.store.getUser(name) : hosts[0]!.store.getRole(name), null, `round ${round}: re-created`)
+      }
+    })
+  }
+})
