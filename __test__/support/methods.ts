@@ -50,13 +50,18 @@ export function methodSpecs(str: fc.Arbitrary<StringDesc>, rule: fc.Arbitrary<St
   const s = stringOrWeird(str)
   const rules = listOf(stringOrWeird(ruleString(rule)))
   const options = fc.oneof({ weight: 1, arbitrary: fc.constant(ABSENT) }, { weight: 3, arbitrary: adminOptions }, { weight: 1, arbitrary: objectOf({ actor: s }) })
+  // putRole/putUser also take `expect` ('new': create only, 'existing': replace only).
+  const putOptions = fc.oneof(
+    { weight: 3, arbitrary: options },
+    { weight: 1, arbitrary: objectOf({ actor: s, expect: stringOrWeird(fc.oneof(fc.constantFrom('new', 'existing'), str)) }) },
+  )
   const state = stringOrWeird(fc.oneof(fc.constantFrom('active', 'suspended', 'revoked'), str))
   const maybe = (arb: fc.Arbitrary<Desc>) => fc.oneof({ weight: 1, arbitrary: fc.constant(ABSENT) }, { weight: 3, arbitrary: arb })
 
   return [
     {
       name: 'putRole',
-      args: tuple(objectOf({ name: s, rights: rules }, ['name', 'rights']), options),
+      args: tuple(objectOf({ name: s, rights: rules }, ['name', 'rights']), putOptions),
       call: (store, a) => store.putRole(a[0] as never, a[1] as never),
       check(result, a, world) {
         assertRole(result, 'putRole')
@@ -105,7 +110,7 @@ export function methodSpecs(str: fc.Arbitrary<StringDesc>, rule: fc.Arbitrary<St
           },
           ['id'],
         ),
-        options,
+        putOptions,
       ),
       call: (store, a) => store.putUser(a[0] as never, a[1] as never),
       check(result, a, world) {
