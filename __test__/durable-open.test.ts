@@ -64,4 +64,23 @@ describe('KeyStore.open', () => {
       assert.deepEqual(fs.readFileSync(file), bytes, 'the file was written over')
     }
   })
+
+  test('an empty file with a non-empty -wal beside it (the file truncated) is refused, and the -wal left as it was', () => {
+    const other = storePath()
+    const live = open(other)
+    live.putUser({ id: 'u', rights: ['*:*'] })
+    live.createKey({ userId: 'u', description: '', expiresAt: at(new Date(), DAY) })
+    // The WAL of a store in use: it may hold every page written since the last checkpoint.
+    const wal = fs.readFileSync(`${other}-wal`)
+    assert.ok(wal.length > 0)
+    live.close()
+    const file = storePath()
+    fs.writeFileSync(file, '')
+    fs.writeFileSync(`${file}-wal`, wal)
+    const error = throwsStoreError(() => open(file), 'STORE_CORRUPT', file)
+    assert.match(error.message, /empty/)
+    assert.equal(fs.statSync(file).size, 0, 'a new store was made in the file')
+    assert.ok(fs.existsSync(`${file}-wal`), 'the -wal beside the file was deleted')
+    assert.deepEqual(fs.readFileSync(`${file}-wal`), wal, 'the -wal beside the file was changed')
+  })
 })

@@ -51,7 +51,19 @@ impl KeyStore {
                 format!("purgeExpiredAfterDays {} must be 0 or more", js_number(purge_days)),
             ));
         }
-        let existing = std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
+        let length = std::fs::metadata(&path).map(|m| m.len()).ok();
+        let existing = length.is_some_and(|len| len > 0);
+        // An empty file beside a log that holds pages is a store whose file was truncated (a new
+        // store writes its first page to the file itself before it has a log): SQLite would
+        // delete that log, the store's last pages (perhaps all of them, and the log running
+        // processes still write to), and make a new store in the file.
+        if length == Some(0) && has_wal_pages(&path) {
+            return Err(corrupt(
+                &path,
+                "the file is empty but its -wal beside it is not (the file was truncated): restore the store from a \
+                 backup; to make a new store there instead, remove the -wal and -shm files first",
+            ));
+        }
         let found = if existing {
             let reader = connect_read_only(&path)?;
             // SQLite would take a file shorter than its header for an empty database, and a
@@ -195,6 +207,13 @@ fn has_wal(path: &Path) -> bool {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
     Path::new(&wal).exists()
+}
+
+/// Whether a `-wal` file that is not empty is beside the store file.
+fn has_wal_pages(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(Path::new(&wal)).is_ok_and(|m| m.len() > 0)
 }
 
 /// Whether `header` (a file's first 20 bytes) is one SQLite can read and write: its
