@@ -151,6 +151,52 @@ describe('a store that cannot vouch it is current fails closed, and says so once
     reopened.close()
   })
 
+  test('the store file truncated under running processes: each fails closed and says so, writes nothing, and the -wal is kept', {
+    timeout: 60_000,
+  }, async () => {
+    const file = storePath()
+    const reported: KeygateError[] = []
+    const store = open(file, { onError: (error) => reported.push(error) })
+    store.putUser({ id: 'svc', rights: ['*:*'] })
+    const key = store.createKey({ userId: 'svc', description: 'nightly', expiresAt: at(new Date(), DAY) })
+    const other = await StoreProcess.start(file)
+    const reason = async (p: StoreProcess) => (await p.call('explain', key.secret, 'svc', 'call')).result.reason as string
+    try {
+      assert.equal(store.isAllowed(key.secret, 'svc', 'call'), true)
+      assert.equal(await reason(other), 'allowed')
+      // Another program (never fs here: closing a descriptor of the file drops this process's locks).
+      const cut = spawnSync('truncate', ['-s', '0', file], { encoding: 'utf8' })
+      assert.equal(cut.status, 0, cut.stderr)
+      const start = Date.now()
+      while (store.explain(key.secret, 'svc', 'call').reason !== 'store_unavailable') {
+        assert.ok(Date.now() - start < 5000, 'this process never noticed its file truncated')
+        await sleep(5)
+      }
+      assert.equal(store.isAllowed(key.secret, 'svc', 'call'), false, 'the memo does not answer for a store that failed closed')
+      assert.equal(store.health().connected, false)
+      const refused = throwsStoreError(() => store.setState(key.key.id, 'revoked'), 'STORE_CORRUPT', file)
+      assert.match(refused.message, /truncated or overwritten while open/)
+      while ((await reason(other)) !== 'store_unavailable') {
+        assert.ok(Date.now() - start < 5000, 'the other process never noticed the file truncated')
+        await sleep(20)
+      }
+      const sync = reported.filter((e) => (e as any).task === 'sync')
+      assert.deepEqual(
+        sync.map((e) => [e instanceof KeygateError, e.code, (e as any).recovered]),
+        [[true, 'STORE_CORRUPT', false]],
+      )
+      assert.match(sync[0]!.message, /truncated or overwritten while open/)
+      // A process opening the file now is refused, and leaves the log (the store's last pages) in place.
+      assert.ok(fs.statSync(`${file}-wal`).size > 0)
+      throwsStoreError(() => KeyStore.open(file), 'STORE_CORRUPT', file)
+      assert.ok(fs.statSync(`${file}-wal`).size > 0, 'opening the truncated file deleted its -wal')
+      assert.equal(await reason(other), 'store_unavailable')
+    } finally {
+      await other.stop()
+      store.close()
+    }
+  })
+
   test('onError must be a function', () => {
     throwsCode(() => KeyStore.inMemory({ onError: 'log' as never }), 'INVALID_ARGUMENT', 'onError')
     throwsCode(() => KeyStore.open(storePath(), { onError: 1 as never }), 'INVALID_ARGUMENT', 'onError')

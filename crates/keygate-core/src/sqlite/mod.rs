@@ -13,7 +13,7 @@
 //! | `rows.rs` | rows ↔ records, and loading the whole state |
 //! | `changes.rs` | the `changes` table: writing a change, reading others' |
 //! | `audit.rs` | the `audit` table and its recorded head |
-//! | `replaced.rs` | noticing the file replaced under the process (a backup renamed over it) |
+//! | `replaced.rs` | noticing the file replaced under the process (a backup renamed over it), or truncated |
 //! | `maintain.rs` | the maintenance thread |
 
 mod audit;
@@ -455,9 +455,11 @@ impl Backend for SqliteBackend {
         use std::sync::atomic::Ordering;
         let db = self.db.try_lock()?;
         let conn = &db.as_ref()?.conn;
-        let Err(error) = self.vouch(conn) else {
+        let Err(error) = replaced::moved(&self.path, &self.named, conn) else {
             self.folded.store(false, Ordering::Relaxed);
-            return None;
+            // A file truncated in place: nothing to fold (the log is all that is left of its
+            // last pages).
+            return replaced::truncated(&self.path, conn).err();
         };
         // The log beside the path holds this process's (the old file's) pages: folded into
         // the old file now, within 10 ms of the replacement, before a process opening the new

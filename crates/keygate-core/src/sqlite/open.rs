@@ -220,7 +220,7 @@ fn has_wal_pages(path: &Path) -> bool {
 /// 16-byte magic string, and file-format read/write versions 1 (legacy) or 2 (WAL) at
 /// bytes 18 and 19 — with a higher write version SQLite opens the file read-only, and
 /// only the first write would say so.
-fn is_sqlite_header(header: &[u8]) -> bool {
+pub(super) fn is_sqlite_header(header: &[u8]) -> bool {
     let versions_ok = matches!(header.get(18..20), Some([1 | 2, 1 | 2]));
     header.get(..16) == Some(b"SQLite format 3\0".as_slice()) && versions_ok
 }
@@ -228,7 +228,7 @@ fn is_sqlite_header(header: &[u8]) -> bool {
 /// The first 20 bytes of the main file of `conn`, read through the descriptor SQLite opened
 /// for it (before any statement: nothing of the WAL is read), zero-filled past the end of a
 /// shorter file; `None` when SQLite cannot say (the caller then leaves it to SQLite).
-fn header_through(conn: &Connection) -> Option<[u8; 20]> {
+pub(super) fn header_through(conn: &Connection) -> Option<[u8; 20]> {
     use rusqlite::ffi;
     let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
     // SAFETY: `conn` is an open connection; SQLITE_FCNTL_FILE_POINTER writes the `sqlite3_file*`
