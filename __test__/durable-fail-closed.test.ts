@@ -197,6 +197,51 @@ describe('a store that cannot vouch it is current fails closed, and says so once
     }
   })
 
+  for (const sidecar of ['-wal', '-shm']) {
+    test(`the store's ${sidecar} file deleted under running processes: each fails closed and says so, writes nothing; reopened, nothing is lost`, {
+      timeout: 60_000,
+    }, async () => {
+      const file = storePath()
+      const reported: KeygateError[] = []
+      const store = open(file, { onError: (error) => reported.push(error) })
+      store.putUser({ id: 'svc', rights: ['*:*'] })
+      const key = store.createKey({ userId: 'svc', description: 'nightly', expiresAt: at(new Date(), DAY) })
+      const other = await StoreProcess.start(file)
+      const reason = async (p: StoreProcess) => (await p.call('explain', key.secret, 'svc', 'call')).result.reason as string
+      try {
+        assert.equal(store.isAllowed(key.secret, 'svc', 'call'), true)
+        assert.equal(await reason(other), 'allowed')
+        // A process opening the store after this would make a new one and share nothing with these
+        // (a new -shm: no common locks, each writing over the other's log).
+        fs.rmSync(`${file}${sidecar}`)
+        const start = Date.now()
+        while (store.explain(key.secret, 'svc', 'call').reason !== 'store_unavailable') {
+          assert.ok(Date.now() - start < 5000, `this process never noticed its ${sidecar} deleted`)
+          await sleep(5)
+        }
+        assert.equal(store.health().connected, false)
+        const refused = throwsStoreError(() => store.setState(key.key.id, 'revoked'), 'STORE_IO', file)
+        assert.match(refused.message, /-wal or -shm file of store .* was deleted or replaced while open/)
+        while ((await reason(other)) !== 'store_unavailable') {
+          assert.ok(Date.now() - start < 5000, `the other process never noticed the ${sidecar} deleted`)
+          await sleep(20)
+        }
+        const sync = reported.filter((e) => (e as any).task === 'sync')
+        assert.deepEqual(
+          sync.map((e) => [e.code, (e as any).recovered]),
+          [['STORE_IO', false]],
+        )
+      } finally {
+        await other.stop()
+        store.close()
+      }
+      const reopened = open(file)
+      assert.equal(reopened.explain(key.secret, 'svc', 'call').reason, 'allowed')
+      assert.equal(reopened.verifyAudit().ok, true)
+      reopened.close()
+    })
+  }
+
   test('onError must be a function', () => {
     throwsCode(() => KeyStore.inMemory({ onError: 'log' as never }), 'INVALID_ARGUMENT', 'onError')
     throwsCode(() => KeyStore.open(storePath(), { onError: 1 as never }), 'INVALID_ARGUMENT', 'onError')

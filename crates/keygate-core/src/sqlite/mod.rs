@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
 use rusqlite::backup::{Backup, StepResult};
+use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 pub use self::schema::TABLES;
@@ -459,7 +460,7 @@ impl Backend for SqliteBackend {
             self.folded.store(false, Ordering::Relaxed);
             // A file truncated in place: nothing to fold (the log is all that is left of its
             // last pages).
-            return replaced::truncated(&self.path, conn).err();
+            return replaced::detached(&self.path, &self.named).and_then(|()| replaced::truncated(&self.path, conn)).err();
         };
         // The log beside the path holds this process's (the old file's) pages: folded into
         // the old file now, within 10 ms of the replacement, before a process opening the new
@@ -475,10 +476,22 @@ impl Backend for SqliteBackend {
     }
 
     fn close(&self) {
+        // With its -shm deleted, this process's index of the log is no longer the other
+        // processes': a checkpoint (this one's, or SQLite's own as the last connection closes)
+        // would copy pages they wrote over into the file as this process's. The log is left as is.
+        let detached = replaced::shm_detached(&self.named);
         if let Some(aux) = self.aux.lock().take() {
+            if detached {
+                let _ = aux.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
+            }
             let _ = aux.close();
         }
         if let Some(db) = self.db.lock().take() {
+            if detached {
+                let _ = db.conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
+                let _ = db.conn.close();
+                return;
+            }
             // Fold the WAL into the main file, so a closed store is one self-contained file.
             // Not once another file was renamed over its path: the log beside the path may then
             // hold commits to the new file, which this would copy into the old file and drop

@@ -9,7 +9,8 @@
 //! As it notices, it tries once to fold the log into the old file (the log then holds the
 //! old file's last pages, which the new file must not be read with); its close leaves
 //! the log alone (see `SqliteBackend::replaced` and `close`). A file truncated in place (its
-//! SQLite header gone) fails the store closed the same way (see [`truncated`]).
+//! SQLite header gone) fails the store closed the same way (see [`truncated`]), as does its
+//! `-wal` or `-shm` file deleted or replaced (see [`detached`]).
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,11 @@ pub(super) struct Named {
     /// Device and inode of the file SQLite opened; `None` where they cannot be read (then
     /// only SQLite's test applies).
     file: Option<(u64, u64)>,
+    /// The `-wal` and `-shm` files beside the file SQLite opened, and the file each named at
+    /// open (those that could be read). SQLite opens them once, by path; one deleted (or
+    /// replaced) under the process is made anew by the next process to open the store, which
+    /// then shares no log or locks with this one (see [`detached`]).
+    sidecars: Vec<(PathBuf, (u64, u64))>,
 }
 
 impl Named {
@@ -44,7 +50,21 @@ impl Named {
     /// [`has_moved`] vouches still names it.
     pub(super) fn at_open(path: &Path, conn: &Connection) -> Named {
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        Named { path: absolute, file: conn.path().and_then(|opened| identity(Path::new(opened))) }
+        let sidecars = conn
+            .path()
+            .map(|opened| {
+                ["-wal", "-shm"]
+                    .iter()
+                    .filter_map(|suffix| {
+                        let mut name = std::ffi::OsString::from(opened);
+                        name.push(suffix);
+                        let sidecar = PathBuf::from(name);
+                        identity(&sidecar).map(|file| (sidecar, file))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Named { path: absolute, file: conn.path().and_then(|opened| identity(Path::new(opened))), sidecars }
     }
 
     fn still_names_the_file(&self) -> bool {
@@ -64,10 +84,40 @@ fn identity(_path: &Path) -> Option<(u64, u64)> {
 }
 
 /// The store's checks of its file, at every look and before every write: [`moved`], then
-/// [`truncated`].
+/// [`detached`] and [`truncated`].
 pub(super) fn vouch(path: &Path, named: &Named, conn: &Connection) -> Result<()> {
     moved(path, named, conn)?;
+    detached(path, named)?;
     truncated(path, conn)
+}
+
+/// `STORE_IO` when the `-wal` or `-shm` file this process opened is no longer the one beside
+/// the store (`rm keys.db-shm`, say). This process goes on using the one it holds, while the next
+/// process to open the store makes a new one: with its own `-shm` it shares no locks with this
+/// one, and each would write over the other's log, or commit (a revocation, say) where this one
+/// never looks. So the store fails closed and writes nothing.
+pub(super) fn detached(path: &Path, named: &Named) -> Result<()> {
+    if named.sidecars.iter().any(|(sidecar, file)| identity(sidecar) != Some(*file)) {
+        return Err(Error::new(
+            ErrorCode::StoreIo,
+            format!(
+                "the -wal or -shm file of store {} was deleted or replaced while open: this process writes nothing to \
+                 the store and its checks answer store_unavailable; stop every process that has it open, then open it again",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the `-shm` file this process maps is no longer the one beside the store: its log's
+/// index then says nothing of the log the other processes write, and a checkpoint at close
+/// would copy their pages into the file as if they were this process's (see `close`).
+pub(super) fn shm_detached(named: &Named) -> bool {
+    named
+        .sidecars
+        .iter()
+        .any(|(sidecar, file)| sidecar.as_os_str().as_encoded_bytes().ends_with(b"-shm") && identity(sidecar) != Some(*file))
 }
 
 /// `STORE_CORRUPT` when the file `conn` opened no longer begins with an SQLite header: it was
