@@ -275,7 +275,6 @@ export interface KeyFilter {
   state?: KeyState
 }
 
-/** Options of {@link KeyStore.rotateKey}. */
 /** Options of {@link KeyStore.putRole} and {@link KeyStore.putUser}. */
 export interface PutOptions extends AdminOptions {
   /**
@@ -287,6 +286,7 @@ export interface PutOptions extends AdminOptions {
   expect?: 'new' | 'existing'
 }
 
+/** Options of {@link KeyStore.rotateKey}. */
 export interface RotateOptions extends AdminOptions {
   /** Seconds the old key stays usable (never beyond its own expiry); default 0 = revoked at once. */
   overlapSeconds?: number
