@@ -197,6 +197,30 @@ describe('a store that cannot vouch it is current fails closed, and says so once
     }
   })
 
+  test('the store file truncated with a key use still to be recorded: the flush does not delete the -wal, and admin calls say truncated', {
+    timeout: 60_000,
+  }, async () => {
+    const file = storePath()
+    const reported: KeygateError[] = []
+    const store = open(file, { onError: (error) => reported.push(error) })
+    store.putUser({ id: 'svc', rights: ['*:*'] })
+    const key = store.createKey({ userId: 'svc', description: 'nightly', expiresAt: at(new Date(), DAY) })
+    try {
+      await sleep(1500) // past the first lastUsedAt flush: nothing to flush yet
+      assert.equal(store.isAllowed(key.secret, 'svc', 'call'), true) // a use, flushed within a second
+      const cut = spawnSync('truncate', ['-s', '0', file], { encoding: 'utf8' })
+      assert.equal(cut.status, 0, cut.stderr)
+      await sleep(1500)
+      assert.ok(fs.existsSync(`${file}-wal`) && fs.statSync(`${file}-wal`).size > 0, "the store's own connection deleted the -wal of the truncated file")
+      const refused = throwsStoreError(() => store.setState(key.key.id, 'revoked'), 'STORE_CORRUPT', file)
+      assert.match(refused.message, /truncated or overwritten while open/)
+      assert.ok(!reported.some((e) => /deleted or replaced/.test(e.message)), reported.map((e) => e.message).join('\n'))
+      throwsStoreError(() => KeyStore.open(file), 'STORE_CORRUPT', file)
+    } finally {
+      store.close()
+    }
+  })
+
   for (const sidecar of ['-wal', '-shm']) {
     test(`the store's ${sidecar} file deleted under running processes: each fails closed and says so, writes nothing; reopened, nothing is lost`, {
       timeout: 60_000,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::open::{connect, BUSY_TIMEOUT};
+use super::open::{connect, truncated_beside_log, BUSY_TIMEOUT};
 use super::read_error;
 use crate::error::{Error, ErrorCode};
 use crate::incident::Task;
@@ -81,7 +81,9 @@ fn tick(store: &Inner, path: &Path, watcher: &mut Watcher, purge_after_ms: i64) 
     // process writes to the file now there: looked at directly, every time.
     store.check_file();
     let retry_due = watcher.last_attempt.elapsed() >= RETRY_EVERY;
-    if watcher.reader.is_none() && (store.is_current() || retry_due) {
+    // Never a new connection to a truncated file: its first read would delete the log beside it
+    // (the store's last pages, which the processes' close folds back into the file).
+    if watcher.reader.is_none() && (store.is_current() || retry_due) && !truncated_beside_log(path) {
         watcher.last_attempt = Instant::now();
         match connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX) {
             Ok(conn) => {

@@ -57,7 +57,7 @@ impl KeyStore {
         // store writes its first page to the file itself before it has a log): SQLite would
         // delete that log, the store's last pages (perhaps all of them, and the log running
         // processes still write to), and make a new store in the file.
-        if length == Some(0) && has_wal_pages(&path) {
+        if truncated_beside_log(&path) {
             return Err(corrupt(
                 &path,
                 "the file is empty but its -wal beside it is not (the file was truncated): restore the store from a \
@@ -113,6 +113,10 @@ impl KeyStore {
             }
         };
         let aux = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        // Its log opened now, while the file is whole: a connection's first read of a file found
+        // empty deletes the -wal beside it (the store's last pages, should the file be truncated
+        // later), and this one's first use may come long after (a `lastUsedAt` flush).
+        aux.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)).map_err(|e| read_error(&path, "reading", e))?;
         let named = Named::at_open(&path, &conn);
         let backend = SqliteBackend {
             path: path.clone(),
@@ -207,6 +211,12 @@ fn has_wal(path: &Path) -> bool {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
     Path::new(&wal).exists()
+}
+
+/// Whether the store file is empty while a `-wal` that is not is beside it: a store whose file
+/// was truncated, whose log a new connection's first read would delete.
+pub(super) fn truncated_beside_log(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.len() == 0) && has_wal_pages(path)
 }
 
 /// Whether a `-wal` file that is not empty is beside the store file.
