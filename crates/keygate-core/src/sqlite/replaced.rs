@@ -84,11 +84,13 @@ fn identity(_path: &Path) -> Option<(u64, u64)> {
 }
 
 /// The store's checks of its file, at every look and before every write: [`moved`], then
-/// [`detached`] and [`truncated`].
+/// [`truncated`] and [`detached`]. Truncation first: a connection that first reads the emptied
+/// file deletes the `-wal` beside it, so a truncated store may also look detached, and what
+/// happened (and what to do: restore a backup) is the truncation.
 pub(super) fn vouch(path: &Path, named: &Named, conn: &Connection) -> Result<()> {
     moved(path, named, conn)?;
-    detached(path, named)?;
-    truncated(path, conn)
+    truncated(path, conn)?;
+    detached(path, named)
 }
 
 /// `STORE_IO` when the `-wal` or `-shm` file this process opened is no longer the one beside
