@@ -460,7 +460,7 @@ impl Backend for SqliteBackend {
             self.folded.store(false, Ordering::Relaxed);
             // A file truncated in place: nothing to fold (the log is all that is left of its
             // last pages).
-            return replaced::truncated(&self.path, conn).and_then(|()| replaced::detached(&self.path, &self.named)).err();
+            return replaced::damaged(&self.path, &self.named, conn).err();
         };
         // The log beside the path holds this process's (the old file's) pages: folded into
         // the old file now, within 10 ms of the replacement, before a process opening the new

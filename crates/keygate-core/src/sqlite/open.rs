@@ -206,11 +206,16 @@ fn connect_read_only(path: &Path) -> Result<Connection> {
     connect(path, flags)
 }
 
+/// The file SQLite keeps beside the store file `path` under `suffix` (`-wal`, `-shm`).
+pub(super) fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// Whether a `-wal` file is beside the store file: some connection, perhaps of this process, has it open.
 fn has_wal(path: &Path) -> bool {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    Path::new(&wal).exists()
+    beside(path, "-wal").exists()
 }
 
 /// Whether the store file is empty while a `-wal` that is not is beside it: a store whose file
@@ -221,9 +226,7 @@ pub(super) fn truncated_beside_log(path: &Path) -> bool {
 
 /// Whether a `-wal` file that is not empty is beside the store file.
 fn has_wal_pages(path: &Path) -> bool {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    std::fs::metadata(Path::new(&wal)).is_ok_and(|m| m.len() > 0)
+    std::fs::metadata(beside(path, "-wal")).is_ok_and(|m| m.len() > 0)
 }
 
 /// Whether `header` (a file's first 20 bytes) is one SQLite can read and write: its

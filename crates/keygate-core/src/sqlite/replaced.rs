@@ -38,11 +38,30 @@ pub(super) struct Named {
     /// Device and inode of the file SQLite opened; `None` where they cannot be read (then
     /// only SQLite's test applies).
     file: Option<(u64, u64)>,
-    /// The `-wal` and `-shm` files beside the file SQLite opened, and the file each named at
-    /// open (those that could be read). SQLite opens them once, by path; one deleted (or
-    /// replaced) under the process is made anew by the next process to open the store, which
-    /// then shares no log or locks with this one (see [`detached`]).
-    sidecars: Vec<(PathBuf, (u64, u64))>,
+    /// The `-wal` and `-shm` files beside the file SQLite opened, as each was at open (`None`
+    /// where it could not be read). SQLite opens them once, by path; one deleted (or replaced)
+    /// under the process is made anew by the next process to open the store, which then shares
+    /// no log or locks with this one (see [`detached`]).
+    wal: Option<Sidecar>,
+    shm: Option<Sidecar>,
+}
+
+/// A file beside the store's, and the file (device, inode) its path named at open.
+struct Sidecar {
+    path: PathBuf,
+    file: (u64, u64),
+}
+
+impl Sidecar {
+    fn at_open(opened: &Path, suffix: &str) -> Option<Sidecar> {
+        let path = super::open::beside(opened, suffix);
+        identity(&path).map(|file| Sidecar { path, file })
+    }
+
+    /// Whether its path no longer names the file it named at open.
+    fn is_gone(&self) -> bool {
+        identity(&self.path) != Some(self.file)
+    }
 }
 
 impl Named {
@@ -50,21 +69,13 @@ impl Named {
     /// [`has_moved`] vouches still names it.
     pub(super) fn at_open(path: &Path, conn: &Connection) -> Named {
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        let sidecars = conn
-            .path()
-            .map(|opened| {
-                ["-wal", "-shm"]
-                    .iter()
-                    .filter_map(|suffix| {
-                        let mut name = std::ffi::OsString::from(opened);
-                        name.push(suffix);
-                        let sidecar = PathBuf::from(name);
-                        identity(&sidecar).map(|file| (sidecar, file))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Named { path: absolute, file: conn.path().and_then(|opened| identity(Path::new(opened))), sidecars }
+        let opened = conn.path().map(Path::new);
+        Named {
+            path: absolute,
+            file: opened.and_then(identity),
+            wal: opened.and_then(|opened| Sidecar::at_open(opened, "-wal")),
+            shm: opened.and_then(|opened| Sidecar::at_open(opened, "-shm")),
+        }
     }
 
     fn still_names_the_file(&self) -> bool {
@@ -89,6 +100,11 @@ fn identity(_path: &Path) -> Option<(u64, u64)> {
 /// happened (and what to do: restore a backup) is the truncation.
 pub(super) fn vouch(path: &Path, named: &Named, conn: &Connection) -> Result<()> {
     moved(path, named, conn)?;
+    damaged(path, named, conn)
+}
+
+/// The checks of a file still at its path: [`truncated`], then [`detached`] (see [`vouch`]).
+pub(super) fn damaged(path: &Path, named: &Named, conn: &Connection) -> Result<()> {
     truncated(path, conn)?;
     detached(path, named)
 }
@@ -98,8 +114,8 @@ pub(super) fn vouch(path: &Path, named: &Named, conn: &Connection) -> Result<()>
 /// process to open the store makes a new one: with its own `-shm` it shares no locks with this
 /// one, and each would write over the other's log, or commit (a revocation, say) where this one
 /// never looks. So the store fails closed and writes nothing.
-pub(super) fn detached(path: &Path, named: &Named) -> Result<()> {
-    if named.sidecars.iter().any(|(sidecar, file)| identity(sidecar) != Some(*file)) {
+fn detached(path: &Path, named: &Named) -> Result<()> {
+    if [&named.wal, &named.shm].into_iter().flatten().any(Sidecar::is_gone) {
         return Err(Error::new(
             ErrorCode::StoreIo,
             format!(
@@ -116,10 +132,7 @@ pub(super) fn detached(path: &Path, named: &Named) -> Result<()> {
 /// index then says nothing of the log the other processes write, and a checkpoint at close
 /// would copy their pages into the file as if they were this process's (see `close`).
 pub(super) fn shm_detached(named: &Named) -> bool {
-    named
-        .sidecars
-        .iter()
-        .any(|(sidecar, file)| sidecar.as_os_str().as_encoded_bytes().ends_with(b"-shm") && identity(sidecar) != Some(*file))
+    named.shm.as_ref().is_some_and(Sidecar::is_gone)
 }
 
 /// `STORE_CORRUPT` when the file `conn` opened no longer begins with an SQLite header: it was
@@ -129,7 +142,7 @@ pub(super) fn shm_detached(named: &Named) -> bool {
 /// log that the next process to open the file deletes (SQLite drops the log of an empty file).
 /// Read through SQLite's own descriptor (20 bytes, every 10 ms): closing one of ours would drop
 /// the process's locks. The magic string and the WAL versions never change in a keygate store.
-pub(super) fn truncated(path: &Path, conn: &Connection) -> Result<()> {
+fn truncated(path: &Path, conn: &Connection) -> Result<()> {
     if super::open::header_through(conn).is_some_and(|header| !super::open::is_sqlite_header(&header)) {
         return Err(Error::new(
             ErrorCode::StoreCorrupt,
