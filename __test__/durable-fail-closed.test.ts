@@ -25,6 +25,29 @@ async function syncReports(reported: KeygateError[]): Promise<KeygateError[]> {
   await sleep(100)
   return sync()
 }
+
+/** A store of `file` whose `onError` reports land in `reported`, with a user `svc` and one key of it. */
+function reportingStore(file: string) {
+  const reported: KeygateError[] = []
+  const store = open(file, { onError: (error) => reported.push(error) })
+  store.putUser({ id: 'svc', rights: ['*:*'] })
+  const key = store.createKey({ userId: 'svc', description: 'nightly', expiresAt: at(new Date(), DAY) })
+  return { reported, store, key }
+}
+
+/** Waits until `reason()` is `store_unavailable`, failing with `never` 5 s after `start`; `pauseMs` between asks. */
+async function untilUnavailable(reason: () => string | Promise<string>, start: number, never: string, pauseMs: number): Promise<void> {
+  while ((await reason()) !== 'store_unavailable') {
+    assert.ok(Date.now() - start < 5000, never)
+    await sleep(pauseMs)
+  }
+}
+
+/** Truncates `file` to nothing from another program (never fs here: closing a descriptor of the file drops this process's locks). */
+function truncateElsewhere(file: string): void {
+  const cut = spawnSync('truncate', ['-s', '0', file], { encoding: 'utf8' })
+  assert.equal(cut.status, 0, cut.stderr)
+}
 describe('a store that cannot vouch it is current fails closed, and says so once', () => {
   /** SHA-256 of a secret as stored (to find its row from outside). */
   const digestHex = (secret: string) => createHash('sha256').update(secret).digest('hex')
@@ -48,16 +71,10 @@ describe('a store that cannot vouch it is current fails closed, and says so once
         [`INSERT INTO changes (kind, id, op) VALUES ('key', ?, 'put')`, [third.key.id]],
       ])
       const start = Date.now()
-      while (store.explain(first.secret, 'svc', 'call').reason !== 'store_unavailable') {
-        assert.ok(Date.now() - start < 5000, 'this process never failed closed')
-        await sleep(5)
-      }
+      await untilUnavailable(() => store.explain(first.secret, 'svc', 'call').reason, start, 'this process never failed closed', 5)
       assert.equal(store.isAllowed(first.secret, 'svc', 'call'), false, 'the memo does not answer for a store that failed closed')
       assert.equal(store.explain('kg_garbage', 'svc', 'call').reason, 'malformed_key', 'step 1 still comes first')
-      while ((await reason(other, first.secret)) !== 'store_unavailable') {
-        assert.ok(Date.now() - start < 5000, 'the other process never failed closed')
-        await sleep(20)
-      }
+      await untilUnavailable(() => reason(other, first.secret), start, 'the other process never failed closed', 20)
       throwsStoreError(() => store.setState(second.key.id, 'suspended'), 'STORE_CORRUPT', file)
 
       // A healthy writer revokes the second key meanwhile: nobody answers from stale state.
@@ -112,10 +129,7 @@ describe('a store that cannot vouch it is current fails closed, and says so once
   }, async () => {
     const file = storePath()
     const backup = path.join(path.dirname(file), 'backup.db')
-    const reported: KeygateError[] = []
-    const store = open(file, { onError: (error) => reported.push(error) })
-    store.putUser({ id: 'svc', rights: ['*:*'] })
-    const key = store.createKey({ userId: 'svc', description: 'nightly', expiresAt: at(new Date(), DAY) })
+    const { reported, store, key } = reportingStore(file)
     store.backup(backup)
     const edited = open(backup)
     edited.setState(key.key.id, 'revoked')
@@ -127,18 +141,12 @@ describe('a store that cannot vouch it is current fails closed, and says so once
       assert.equal(await reason(other), 'allowed')
       fs.renameSync(backup, file)
       const start = Date.now()
-      while (store.explain(key.secret, 'svc', 'call').reason !== 'store_unavailable') {
-        assert.ok(Date.now() - start < 5000, 'this process never noticed its file replaced')
-        await sleep(5)
-      }
+      await untilUnavailable(() => store.explain(key.secret, 'svc', 'call').reason, start, 'this process never noticed its file replaced', 5)
       assert.equal(store.isAllowed(key.secret, 'svc', 'call'), false, 'the memo does not answer for a store that failed closed')
       assert.equal(store.health().connected, false)
       const refused = throwsStoreError(() => store.putRole({ name: 'through-the-old-file', rights: [] }), 'STORE_IO', file)
       assert.match(refused.message, /replaced, moved or removed while open/)
-      while ((await reason(other)) !== 'store_unavailable') {
-        assert.ok(Date.now() - start < 5000, 'the other process never noticed its file replaced')
-        await sleep(20)
-      }
+      await untilUnavailable(() => reason(other), start, 'the other process never noticed its file replaced', 20)
       await sleep(1200) // past a retry of the background thread: still failing, not reported again
       assert.equal(store.explain(key.secret, 'svc', 'call').reason, 'store_unavailable')
       // Reported once, as a sync failure (lastUsed, if a use waits to be written, says it is not written).
@@ -167,31 +175,20 @@ describe('a store that cannot vouch it is current fails closed, and says so once
     timeout: 60_000,
   }, async () => {
     const file = storePath()
-    const reported: KeygateError[] = []
-    const store = open(file, { onError: (error) => reported.push(error) })
-    store.putUser({ id: 'svc', rights: ['*:*'] })
-    const key = store.createKey({ userId: 'svc', description: 'nightly', expiresAt: at(new Date(), DAY) })
+    const { reported, store, key } = reportingStore(file)
     const other = await StoreProcess.start(file)
     const reason = async (p: StoreProcess) => (await p.call('explain', key.secret, 'svc', 'call')).result.reason as string
     try {
       assert.equal(store.isAllowed(key.secret, 'svc', 'call'), true)
       assert.equal(await reason(other), 'allowed')
-      // Another program (never fs here: closing a descriptor of the file drops this process's locks).
-      const cut = spawnSync('truncate', ['-s', '0', file], { encoding: 'utf8' })
-      assert.equal(cut.status, 0, cut.stderr)
+      truncateElsewhere(file)
       const start = Date.now()
-      while (store.explain(key.secret, 'svc', 'call').reason !== 'store_unavailable') {
-        assert.ok(Date.now() - start < 5000, 'this process never noticed its file truncated')
-        await sleep(5)
-      }
+      await untilUnavailable(() => store.explain(key.secret, 'svc', 'call').reason, start, 'this process never noticed its file truncated', 5)
       assert.equal(store.isAllowed(key.secret, 'svc', 'call'), false, 'the memo does not answer for a store that failed closed')
       assert.equal(store.health().connected, false)
       const refused = throwsStoreError(() => store.setState(key.key.id, 'revoked'), 'STORE_CORRUPT', file)
       assert.match(refused.message, /truncated or overwritten while open/)
-      while ((await reason(other)) !== 'store_unavailable') {
-        assert.ok(Date.now() - start < 5000, 'the other process never noticed the file truncated')
-        await sleep(20)
-      }
+      await untilUnavailable(() => reason(other), start, 'the other process never noticed the file truncated', 20)
       const sync = await syncReports(reported)
       assert.deepEqual(
         sync.map((e) => [e instanceof KeygateError, e.code, (e as any).recovered]),
@@ -213,15 +210,11 @@ describe('a store that cannot vouch it is current fails closed, and says so once
     timeout: 60_000,
   }, async () => {
     const file = storePath()
-    const reported: KeygateError[] = []
-    const store = open(file, { onError: (error) => reported.push(error) })
-    store.putUser({ id: 'svc', rights: ['*:*'] })
-    const key = store.createKey({ userId: 'svc', description: 'nightly', expiresAt: at(new Date(), DAY) })
+    const { reported, store, key } = reportingStore(file)
     try {
       await sleep(1500) // past the first lastUsedAt flush: nothing to flush yet
       assert.equal(store.isAllowed(key.secret, 'svc', 'call'), true) // a use, flushed within a second
-      const cut = spawnSync('truncate', ['-s', '0', file], { encoding: 'utf8' })
-      assert.equal(cut.status, 0, cut.stderr)
+      truncateElsewhere(file)
       await sleep(1500)
       assert.ok(fs.existsSync(`${file}-wal`) && fs.statSync(`${file}-wal`).size > 0, "the store's own connection deleted the -wal of the truncated file")
       const refused = throwsStoreError(() => store.setState(key.key.id, 'revoked'), 'STORE_CORRUPT', file)
@@ -238,10 +231,7 @@ describe('a store that cannot vouch it is current fails closed, and says so once
       timeout: 60_000,
     }, async () => {
       const file = storePath()
-      const reported: KeygateError[] = []
-      const store = open(file, { onError: (error) => reported.push(error) })
-      store.putUser({ id: 'svc', rights: ['*:*'] })
-      const key = store.createKey({ userId: 'svc', description: 'nightly', expiresAt: at(new Date(), DAY) })
+      const { reported, store, key } = reportingStore(file)
       const other = await StoreProcess.start(file)
       const reason = async (p: StoreProcess) => (await p.call('explain', key.secret, 'svc', 'call')).result.reason as string
       try {
@@ -251,17 +241,11 @@ describe('a store that cannot vouch it is current fails closed, and says so once
         // (a new -shm: no common locks, each writing over the other's log).
         fs.rmSync(`${file}${sidecar}`)
         const start = Date.now()
-        while (store.explain(key.secret, 'svc', 'call').reason !== 'store_unavailable') {
-          assert.ok(Date.now() - start < 5000, `this process never noticed its ${sidecar} deleted`)
-          await sleep(5)
-        }
+        await untilUnavailable(() => store.explain(key.secret, 'svc', 'call').reason, start, `this process never noticed its ${sidecar} deleted`, 5)
         assert.equal(store.health().connected, false)
         const refused = throwsStoreError(() => store.setState(key.key.id, 'revoked'), 'STORE_IO', file)
         assert.match(refused.message, /-wal or -shm file of store .* was deleted or replaced while open/)
-        while ((await reason(other)) !== 'store_unavailable') {
-          assert.ok(Date.now() - start < 5000, `the other process never noticed the ${sidecar} deleted`)
-          await sleep(20)
-        }
+        await untilUnavailable(() => reason(other), start, `the other process never noticed the ${sidecar} deleted`, 20)
         const sync = await syncReports(reported)
         assert.deepEqual(
           sync.map((e) => [e.code, (e as any).recovered]),

@@ -9,6 +9,17 @@ import { DAY, at } from './helpers.js'
 import { StoreProcess } from './support/child-store.js'
 import { open, storePath, throwsStoreError, wall } from './support/durable.js'
 
+/** The `-wal` of a store in use (a user and a key written), as it is while the store is open. */
+function walOfAnOpenStore(): Buffer {
+  const other = storePath()
+  const live = open(other)
+  live.putUser({ id: 'u', rights: ['*:*'] })
+  live.createKey({ userId: 'u', description: '', expiresAt: at(new Date(), DAY) })
+  const wal = fs.readFileSync(`${other}-wal`)
+  live.close()
+  return wal
+}
+
 describe('KeyStore.open', () => {
   test('a revocation another process commits while the store opens is seen by the first check after open returns', { timeout: 120_000 }, async () => {
     const file = storePath()
@@ -49,13 +60,8 @@ describe('KeyStore.open', () => {
   })
 
   test('a file that is not an SQLite database, with a stale -wal of another store beside it, is refused and left as it was', () => {
-    const other = storePath()
-    const live = open(other)
-    live.putUser({ id: 'u', rights: ['*:*'] })
-    live.createKey({ userId: 'u', description: '', expiresAt: at(new Date(), DAY) })
     // The WAL as it was while the store was open (a crash, or files copied together).
-    const staleWal = fs.readFileSync(`${other}-wal`)
-    live.close()
+    const staleWal = walOfAnOpenStore()
     for (const bytes of [Buffer.from('my notes, not a database\n'.repeat(200)), Buffer.alloc(8192), Buffer.from('hi')]) {
       const file = storePath()
       fs.writeFileSync(file, bytes)
@@ -66,14 +72,9 @@ describe('KeyStore.open', () => {
   })
 
   test('an empty file with a non-empty -wal beside it (the file truncated) is refused, and the -wal left as it was', () => {
-    const other = storePath()
-    const live = open(other)
-    live.putUser({ id: 'u', rights: ['*:*'] })
-    live.createKey({ userId: 'u', description: '', expiresAt: at(new Date(), DAY) })
     // The WAL of a store in use: it may hold every page written since the last checkpoint.
-    const wal = fs.readFileSync(`${other}-wal`)
+    const wal = walOfAnOpenStore()
     assert.ok(wal.length > 0)
-    live.close()
     const file = storePath()
     fs.writeFileSync(file, '')
     fs.writeFileSync(`${file}-wal`, wal)

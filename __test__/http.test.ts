@@ -64,6 +64,11 @@ after(() => {
 
 const CALL = '/xmlmc/session/?method=userLogon'
 
+/** The route of the WebSocket tests: `/events` is the handshake (`events:subscribe`), anything else Hornbill's route. */
+function eventsOrHornbill(req: IncomingMessage) {
+  return req.url === '/events' ? { service: 'events', api: 'subscribe' } : hornbillRoute(req)
+}
+
 function fixture() {
   const store = KeyStore.inMemory({ now: T0 })
   store.putUser({ id: 'integration', rights: ['*:*'] })
@@ -571,9 +576,7 @@ describe('node:http adapter', () => {
 
   test("an upgrade request (WebSocket) skips guard.node's handler; guard.check decides it in the 'upgrade' event, as the README shows", async () => {
     const f = fixture()
-    const guard = createGuard(f.store, {
-      route: (req) => (req.url === '/events' ? { service: 'events', api: 'subscribe' } : hornbillRoute(req)),
-    })
+    const guard = createGuard(f.store, { route: eventsOrHornbill })
     const handled: string[] = []
     const server = http.createServer(guard.node((req, res) => handled.push(req.url ?? '') && res.end('ok')))
     server.on('upgrade', (req: IncomingMessage, socket: import('node:stream').Duplex) => {
@@ -769,9 +772,7 @@ describe('node:http2 compatibility API', () => {
 
   test("a CONNECT (WebSocket over HTTP/2) skips guard.node's handler; guard.check decides it in the 'connect' event", async () => {
     const f = fixture()
-    const guard = createGuard(f.store, {
-      route: (req) => (req.url === '/events' ? { service: 'events', api: 'subscribe' } : hornbillRoute(req)),
-    })
+    const guard = createGuard(f.store, { route: eventsOrHornbill })
     const handled: string[] = []
     const listener = guard.node<http2.Http2ServerRequest, http2.Http2ServerResponse>((req, res) => {
       handled.push(req.method)

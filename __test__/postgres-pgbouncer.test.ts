@@ -6,11 +6,9 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 
-import { KeyStore, KeygateError } from '../index.js'
-
 import { allowedTwice } from './helpers.js'
 import { PgBouncer, pgbouncerSkipReason } from './support/pgbouncer.js'
-import { createDatabase, openPg, pgSkipReason, seedKeys, until } from './support/postgres.js'
+import { createDatabase, openPg, pgSkipReason, refusedOpen, seedKeys, until } from './support/postgres.js'
 
 const PASSWORD = 'pooler-url-password-77'
 const reason = pgSkipReason() ?? pgbouncerSkipReason()
@@ -21,17 +19,9 @@ describe('PostgreSQL through PgBouncer', skip, () => {
     const db = createDatabase()
     const bouncer = await PgBouncer.start('transaction')
     try {
-      let caught: unknown
-      try {
-        KeyStore.open(bouncer.url(db.name, PASSWORD), { connectTimeoutMs: 1500, onError: () => {} }).close()
-      } catch (error) {
-        caught = error
-      }
-      assert.ok(caught instanceof KeygateError, `open through a transaction-mode pooler should fail, got ${String(caught)}`)
-      assert.equal(caught.code, 'INVALID_ARGUMENT', caught.message)
-      assert.match(caught.message, /does not deliver notifications to a LISTENing session/)
-      assert.match(caught.message, /pooler in session mode, not transaction mode/)
-      for (const text of [caught.message, String(caught.stack), JSON.stringify(caught)]) assert.ok(!text.includes(PASSWORD), text)
+      const refused = refusedOpen(bouncer.url(db.name, PASSWORD), 'INVALID_ARGUMENT', PASSWORD, { connectTimeoutMs: 1500 })
+      assert.match(refused.message, /does not deliver notifications to a LISTENing session/)
+      assert.match(refused.message, /pooler in session mode, not transaction mode/)
     } finally {
       bouncer.stop()
     }
@@ -41,17 +31,9 @@ describe('PostgreSQL through PgBouncer', skip, () => {
     const db = createDatabase()
     const bouncer = await PgBouncer.start('statement')
     try {
-      let caught: unknown
-      try {
-        KeyStore.open(bouncer.url(db.name, PASSWORD), { connectTimeoutMs: 1500, onError: () => {} }).close()
-      } catch (error) {
-        caught = error
-      }
-      assert.ok(caught instanceof KeygateError, `open through a statement-mode pooler should fail, got ${String(caught)}`)
-      assert.equal(caught.code, 'STORE_UNAVAILABLE', caught.message)
+      const refused = refusedOpen(bouncer.url(db.name, PASSWORD), 'STORE_UNAVAILABLE', PASSWORD, { connectTimeoutMs: 1500 })
       // The pooler's error, or, when the connection's end is read before it, only that.
-      assert.match(caught.message, /08P01: transaction blocks not allowed in statement pooling mode|connection closed/)
-      for (const text of [caught.message, String(caught.stack), JSON.stringify(caught)]) assert.ok(!text.includes(PASSWORD), text)
+      assert.match(refused.message, /08P01: transaction blocks not allowed in statement pooling mode|connection closed/)
       assert.match(bouncer.log(), /transaction blocks not allowed in statement pooling mode/)
     } finally {
       bouncer.stop()

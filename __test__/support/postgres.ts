@@ -14,8 +14,9 @@ import { randomBytes } from 'node:crypto'
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 
-import { KeyStore } from '../../index.js'
-import type { IssuedKey, StoreOptions } from '../../index.js'
+import assert from 'node:assert/strict'
+import { KeyStore, KeygateError } from '../../index.js'
+import type { ErrorCode, IssuedKey, StoreOptions } from '../../index.js'
 import type { StoreProcess } from './child-store.js'
 
 /** The machine's server: 127.0.0.1:5432, trust auth (overridable for other machines). */
@@ -387,6 +388,23 @@ export function openPg(url: string, options: StoreOptions = {}): KeyStore {
   const store = KeyStore.open(url, { onError: () => {}, ...options })
   pgStores.push(store)
   return store
+}
+
+/**
+ * What `KeyStore.open(url, options)` throws: a KeygateError of `code` whose message, stack and
+ * JSON never hold `password` (the URL's). Fails the test if open succeeds (then closes the store).
+ */
+export function refusedOpen(url: string, code: ErrorCode, password: string, options: StoreOptions): KeygateError {
+  let caught: unknown
+  try {
+    KeyStore.open(url, { onError: () => {}, ...options }).close()
+  } catch (error) {
+    caught = error
+  }
+  assert.ok(caught instanceof KeygateError, `opening should fail, got ${String(caught)}`)
+  assert.equal(caught.code, code, caught.message)
+  for (const text of [caught.message, String(caught.stack), JSON.stringify(caught)]) assert.ok(!text.includes(password), text)
+  return caught
 }
 
 after(() => {
