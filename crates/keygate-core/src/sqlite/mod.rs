@@ -17,6 +17,7 @@
 //! | `maintain.rs` | the maintenance thread |
 
 mod audit;
+mod backup;
 mod changes;
 mod maintain;
 mod open;
@@ -113,6 +114,26 @@ pub(crate) fn check_file_path(path: &Path, what: &str) -> Result<()> {
         return Ok(());
     };
     Err(Error::new(ErrorCode::InvalidArgument, problem))
+}
+
+/// SQLite's online backup of `conn` into the empty file at `partial`: a consistent copy while
+/// other processes keep writing. Errors name `to`, the file asked for. The target is opened with
+/// explicit flags (rusqlite's `Connection::backup` would open it with its defaults,
+/// `SQLITE_OPEN_URI` among them) and closed before this returns.
+fn copy_into(conn: &Connection, partial: &Path, to: &Path) -> Result<()> {
+    let e = |err| store_error(to, "cannot back up to", err);
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut target = Connection::open_with_flags(partial, flags).map_err(e)?;
+    let copy = Backup::new(conn, &mut target).map_err(e)?;
+    loop {
+        match copy.step(100).map_err(e)? {
+            StepResult::More => {}
+            StepResult::Done => return Ok(()),
+            // As rusqlite's `Connection::backup`: a lock in the way fails the backup.
+            StepResult::Locked => return Err(e(sqlite_failure(rusqlite::ffi::SQLITE_LOCKED))),
+            _ => return Err(e(sqlite_failure(rusqlite::ffi::SQLITE_BUSY))),
+        }
+    }
 }
 
 fn sqlite_failure(code: std::ffi::c_int) -> rusqlite::Error {
@@ -410,40 +431,13 @@ impl Backend for SqliteBackend {
 
     fn backup(&self, to: &Path) -> Result<()> {
         check_file_path(to, "backup")?;
-        // Created here, and only if nothing is there (not even a dangling link): a file that
-        // appears after a look and before SQLite creates it would be overwritten.
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(to) {
-            Ok(_) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::new(ErrorCode::StoreIo, format!("backup target {} already exists", to.display())));
-            }
-            Err(err) => return Err(Error::new(ErrorCode::StoreIo, format!("cannot back up to {}: {err}", to.display()))),
-        }
-        let copied = self.with_aux(|conn| {
-            // Through a replaced file's connection, a copy would mix two stores' pages.
-            self.vouch(conn)?;
-            // SQLite's online backup: a consistent copy while other processes keep writing.
-            // The target is opened with explicit flags (rusqlite's `Connection::backup`
-            // would open it with its defaults, `SQLITE_OPEN_URI` among them).
-            let e = |err| store_error(to, "cannot back up to", err);
-            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            let mut target = Connection::open_with_flags(to, flags).map_err(e)?;
-            let copy = Backup::new(conn, &mut target).map_err(e)?;
-            loop {
-                match copy.step(100).map_err(e)? {
-                    StepResult::More => {}
-                    StepResult::Done => return Ok(()),
-                    // As rusqlite's `Connection::backup`: a lock in the way fails the backup.
-                    StepResult::Locked => return Err(e(sqlite_failure(rusqlite::ffi::SQLITE_LOCKED))),
-                    _ => return Err(e(sqlite_failure(rusqlite::ffi::SQLITE_BUSY))),
-                }
-            }
-        });
-        if copied.is_err() {
-            // The file is this call's own (created above): a failed backup leaves nothing behind.
-            let _ = std::fs::remove_file(to);
-        }
-        copied
+        backup::write_new(to, |partial| {
+            self.with_aux(|conn| {
+                // Through a replaced file's connection, a copy would mix two stores' pages.
+                self.vouch(conn)?;
+                copy_into(conn, partial, to)
+            })
+        })
     }
 
     fn cursor_version(&self) -> i64 {

@@ -1,0 +1,83 @@
+// store.backup(path) under a process killed half-way: the copy appears under its name whole or
+// not at all, and the next backup to that name is not blocked by the killed one.
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { spawn } from 'node:child_process'
+
+import { NODE, children, open, tempDir } from './support/durable.js'
+
+const PACKAGE = path.join(__dirname, '..', 'index.js')
+const USERS = 60
+
+/** A store of about 25 MB (60 users of 1,000 long rights), so that a backup takes tens of ms. */
+function bulkyStore(file: string) {
+  const store = open(file)
+  for (let u = 0; u < USERS; u++) {
+    store.putUser({ id: `u${u}`, rights: Array.from({ length: 1000 }, (_, j) => `svc${u}${'a'.repeat(118)}:api${j}${'b'.repeat(118)}`) })
+  }
+  return store
+}
+
+/** Whether `file` is a whole backup: it opens, holds every user and its audit trail verifies. */
+function isWholeBackup(file: string): boolean {
+  const copy = open(file)
+  try {
+    return copy.listUsers().length === USERS && copy.verifyAudit().ok
+  } finally {
+    copy.close()
+  }
+}
+
+/** Runs `keygate`'s backup of `storeFile` to `target` in a child killed as soon as a file for it appears. */
+function killedBackup(storeFile: string, target: string): Promise<void> {
+  const dir = path.dirname(target)
+  const base = path.basename(target)
+  const script = `const { KeyStore } = require(${JSON.stringify(PACKAGE)}); KeyStore.open(${JSON.stringify(storeFile)}).backup(${JSON.stringify(target)})`
+  return new Promise((resolve, reject) => {
+    const watcher = fs.watch(dir, (_event, name) => {
+      if (typeof name === 'string' && name.startsWith(base)) child.kill('SIGKILL')
+    })
+    const child = spawn(NODE, ['-e', script], { stdio: ['ignore', 'ignore', 'pipe'] })
+    children.add(child)
+    let stderr = ''
+    child.stderr.on('data', (chunk) => (stderr += chunk))
+    child.on('exit', (code, signal) => {
+      watcher.close()
+      children.delete(child)
+      if (signal === 'SIGKILL' || code === 0) resolve()
+      else reject(new Error(`backup child exited ${code}: ${stderr}`))
+    })
+  })
+}
+
+describe('store.backup killed half-way', () => {
+  test('leaves nothing under the backup name (only a .keygate-partial- file), and the next backup to it succeeds whole', async () => {
+    const dir = tempDir()
+    const storeFile = path.join(dir, 'keys.db')
+    bulkyStore(storeFile).close()
+    const target = path.join(dir, 'nightly.db')
+    let caughtHalfWay = 0
+    for (let attempt = 0; attempt < 5 && caughtHalfWay < 2; attempt++) {
+      await killedBackup(storeFile, target)
+      if (fs.existsSync(target)) {
+        // The kill came after the copy was complete and named: then it must be whole.
+        assert.ok(isWholeBackup(target), 'a killed backup left an incomplete file under the backup name')
+        fs.rmSync(target)
+        continue
+      }
+      caughtHalfWay++
+      const left = fs.readdirSync(dir).filter((name) => name.startsWith('nightly.db'))
+      assert.ok(left.length > 0, 'the killed backup had begun')
+      for (const name of left) assert.match(name, /^nightly\.db\.keygate-partial-[0-9a-f]{8}(-journal)?$/)
+      const store = open(storeFile)
+      store.backup(target)
+      store.close()
+      assert.ok(isWholeBackup(target), 'the backup after a killed one is whole')
+      fs.rmSync(target)
+      for (const name of left) fs.rmSync(path.join(dir, name), { force: true })
+    }
+    assert.ok(caughtHalfWay > 0, 'no kill came while the copy was under way')
+  })
+})
