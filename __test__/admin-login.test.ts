@@ -10,6 +10,7 @@ import http from 'node:http'
 
 import { KeyStore } from '../index.js'
 import { createAdminServer } from '../lib/admin/server.js'
+import { createAdminHandler } from '../lib/admin/index.js'
 import type { AdminServer, AdminServerOptions } from '../lib/admin/server.js'
 
 const TOKEN = 'correct-horse-battery-staple-42'
@@ -287,6 +288,13 @@ describe('admin login throttling', () => {
 
   test('options that would lock the admin out or switch a limit off are refused', () => {
     assert.throws(() => createAdminServer({ store, token: `kga_${'x'.repeat(1100)}` }), /options\.token must be at most 1024 characters/)
+    // A short token is guessed: throttling slows each address, not a guesser with many.
+    for (const token of ['x', 'abc', 'x'.repeat(15)]) {
+      assert.throws(() => createAdminServer({ store, token }), /options\.token must be at least 16 characters/)
+      assert.throws(() => createAdminHandler({ store, token }), /options\.token must be at least 16 characters/)
+    }
+    assert.throws(() => createAdminHandler({ store, token: '' }), /^TypeError: the admin server needs options\.token \(16 to 1024 characters\) or options\.tokenDigest/)
+    assert.doesNotThrow(() => createAdminServer({ store, token: 'x'.repeat(16) }))
     // Login delays, session timeouts, body limit: a string ('1mb', '30m') compared false with every size and age.
     const bad: Partial<AdminServerOptions>[] = [
       { sessionIdleMs: '1s' as unknown as number },

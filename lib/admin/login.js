@@ -56,13 +56,15 @@ function tokenLengthProblem(token) {
  * @param {Pick<AdminServerOptions, 'token' | 'tokenDigest'>} options
  */
 function tokenDigestOf({ token, tokenDigest }) {
-  if (typeof token === 'string' && token.length > MAX_TOKEN_LENGTH) {
-    // Refused here, not at every login: a token no login may send would lock the admin out.
-    throw new TypeError(`options.token must be at most ${MAX_TOKEN_LENGTH} characters`)
+  if (typeof token === 'string' && token.length > 0) {
+    // Refused here, not at every login: a short token is guessed (throttling only slows each
+    // address), and one longer than a login may send would lock the admin out.
+    const bound = tokenLengthProblem(token)
+    if (bound !== undefined) throw new TypeError(`options.token must be ${bound} characters (${MIN_TOKEN_LENGTH} to ${MAX_TOKEN_LENGTH})`)
+    return sha256(token)
   }
-  if (typeof token === 'string' && token.length > 0) return sha256(token)
   if (typeof tokenDigest === 'string' && /^[0-9a-f]{64}$/i.test(tokenDigest)) return Buffer.from(tokenDigest, 'hex')
-  throw new TypeError('createAdminServer needs options.token (or options.tokenDigest, SHA-256 hex)')
+  throw new TypeError(`the admin server needs options.token (${MIN_TOKEN_LENGTH} to ${MAX_TOKEN_LENGTH} characters) or options.tokenDigest (its SHA-256, hex)`)
 }
 
 /**

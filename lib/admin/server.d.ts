@@ -3,7 +3,7 @@ import type { KeyStore } from '../../index.js'
 /** Options of {@link createAdminServer}. Give `token` or `tokenDigest`. */
 export interface AdminServerOptions {
   store: KeyStore
-  /** The admin token the login form takes (compared in constant time, as a SHA-256 digest); at most 1,024 characters. */
+  /** The admin token the login form takes (compared in constant time, as a SHA-256 digest): 16 to 1,024 characters. */
   token?: string
   /** Or only the token's SHA-256, in hex (what `serve` keeps on disk). */
   tokenDigest?: string
