@@ -113,9 +113,13 @@ describe('keygate CLI: usage', () => {
   test("--db and KEYGATE_DB as an SQLite URI or ':memory:' get the store's own message, not a file of that name", () => {
     const empty = mkdtempSync(path.join(dir, 'empty-'))
     for (const name of ['file:./dev.db', 'FILE:dev.db', ':memory:']) {
+      // init, and commands that need an existing store (no "create one with init" advice, which init refuses).
       for (const [args, env] of [
         [['--db', name, 'init'], {}],
         [['init'], { KEYGATE_DB: name }],
+        [['--db', name, 'key', 'list'], {}],
+        [['user', 'list'], { KEYGATE_DB: name }],
+        [['copy', name, 'copy.db'], {}],
       ] as const) {
         const r = keygate([...args], empty, env)
         assert.notEqual(r.code, 0, `${name}: ${r.stderr}`)

@@ -1016,6 +1016,8 @@ function storeLocation(ctx, text) {
  * @param {string} file
  */
 function noStoreFile(file) {
+  // SQLite's special names: the store refuses them itself (INVALID_ARGUMENT), touching no file.
+  if (file === '' || file === ':memory:' || /^file:/i.test(file)) return undefined
   if (!fs.existsSync(file)) return ''
   try {
     const stat = fs.statSync(file)
