@@ -123,6 +123,15 @@ describe('help and version', () => {
     assert.deepEqual(json(ok(await run(['--version', '--json']))), { version })
   })
 
+  test('--json --help prints the help as one JSON document, { help }, as --json promises for every outcome', async () => {
+    for (const args of [['--help'], ['key', '--help'], ['key', 'create', '--help'], ['help', 'backup']]) {
+      const plain = ok(await run(args)).stdout
+      const doc = json<{ help: string }>(ok(await run(['--json', ...args])))
+      assert.deepEqual(Object.keys(doc), ['help'], args.join(' '))
+      assert.equal(`${doc.help}\n`, plain, args.join(' '))
+    }
+  })
+
   test('docs/cli.md documents every command, the exit codes and the environment variables', () => {
     const doc = readFileSync(path.join(ROOT, 'docs', 'cli.md'), 'utf8')
     for (const c of COMMANDS) assert.ok(doc.includes(`keygate ${c}`), `docs/cli.md should document keygate ${c}`)

@@ -384,16 +384,14 @@ async function run(argv, io) {
       return EXIT.OK
     }
     const resolved = resolve(words, helpRequested)
-    if (resolved.help !== undefined) {
-      out(resolved.help)
+    // With --json, help too is one JSON document: { "help": text }.
+    const help = resolved.help ?? (helpRequested && resolved.command ? commandHelp(resolved.command) : undefined)
+    if (help !== undefined) {
+      out(json ? jsonDocument({ help }) : help)
       return EXIT.OK
     }
     const command = resolved.command
     const commandName = command ? `keygate ${command.path.join(' ')}` : 'keygate'
-    if (helpRequested && command) {
-      out(commandHelp(command))
-      return EXIT.OK
-    }
     /** @type {typeof GLOBAL_OPTIONS & Record<string, OptionSpec>} */
     const spec = { ...GLOBAL_OPTIONS, ...(command ? command.options : {}) }
     const { values, positionals } = parseOptions([...leading, ...resolved.rest], spec, commandName)
