@@ -109,7 +109,7 @@ function keyRoutes({ store, admin }) {
       throw new ApiError(400, ErrorCode.InvalidArgument, 'overlapSeconds must be a whole number of seconds, 0 or more')
     }
     const issued = store.rotateKey(id, { overlapSeconds: overlap, actor: admin.actor, expectedUpdatedAt: expected })
-    return [201, { key: issued.key, secret: issued.secret, old: store.getKey(id) }]
+    return [201, { key: issued.key, secret: issued.secret, previous: store.getKey(id) }]
   }
 
   return [
