@@ -263,6 +263,17 @@ http.createGuard(store)
     assert.equal(repo.optionalDependencies, undefined)
   })
 
+  test('the installed manifest has no install-time script: the repo builds in `prepare`, a user installs prebuilt', () => {
+    const installed = JSON.parse(readFileSync(path.join(app, 'node_modules', 'keygate', 'package.json'), 'utf8'))
+    const repo = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
+    const lifecycle = ['preinstall', 'install', 'postinstall', 'prepare', 'preprepare', 'postprepare']
+    assert.deepEqual(
+      lifecycle.filter((name) => installed.scripts?.[name] !== undefined),
+      [],
+    )
+    assert.equal(typeof repo.scripts.prepare, 'string', 'the repo keeps its prepare (npm install builds the addon)')
+  })
+
   test('a platform with no binary: the error names it, lists the targets, says how to build; no npm install advice', () => {
     // What a user on another CPU sees: the same installed tree, on a machine keygate has no binary for.
     writeFileSync(path.join(work, 'other-cpu.cjs'), "Object.defineProperty(process, 'arch', { value: 'riscv64' })\n")

@@ -76,7 +76,9 @@ function optionalDependencies() {
 function packMain() {
   const manifestPath = path.join(root, 'package.json')
   const original = fs.readFileSync(manifestPath, 'utf8')
-  fs.writeFileSync(manifestPath, `${JSON.stringify({ ...pkg, optionalDependencies: optionalDependencies() }, null, 2)}\n`)
+  // Without `prepare`: it builds the addon in a clone; a user installs a prebuilt one (as release.yml publishes).
+  const { prepare: _build, ...scripts } = pkg.scripts
+  fs.writeFileSync(manifestPath, `${JSON.stringify({ ...pkg, scripts, optionalDependencies: optionalDependencies() }, null, 2)}\n`)
   try {
     return pack(root)
   } finally {
