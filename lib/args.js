@@ -2,7 +2,7 @@
 // Argument checks at the JavaScript boundary: wrong types become
 // INVALID_ARGUMENT errors naming the argument; values are checked by the core.
 
-const { KeygateError, invalidArgument } = require('./errors.js')
+const { KeygateError, invalidArgument, quote } = require('./errors.js')
 const { MAX_RULES, MAX_USER_ROLES } = require('./native.js')
 
 /**
@@ -249,6 +249,22 @@ function optionalNumber(value, name) {
   return value
 }
 
+/**
+ * What is wrong with an options object's own fields when one is not among `known` (a
+ * misspelt option, `trustproxy` or `purgeExpiredAfterDay`, would otherwise be ignored and its
+ * default used without a word), else undefined. The caller throws it as its errors are.
+ * @param {object} fields
+ * @param {readonly string[]} known
+ * @param {string} name what the object is called in messages (`options`)
+ * @returns {string | undefined}
+ */
+function unknownOption(fields, known, name) {
+  const unknown = Object.getOwnPropertyNames(fields).find((field) => !known.includes(field))
+  if (unknown === undefined) return undefined
+  const near = known.find((option) => option.toLowerCase() === unknown.toLowerCase())
+  return `${name} has no option ${quote(unknown)}${near ? ` (did you mean ${near}?)` : ''}; its options are ${known.join(', ')}`
+}
+
 module.exports = {
   ruleText,
   ruleArray,
@@ -259,6 +275,7 @@ module.exports = {
   object,
   optionalObject,
   ownFields,
+  unknownOption,
   ownElements,
   optionalDate,
   isDate,

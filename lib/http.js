@@ -27,7 +27,10 @@ const net = require('node:net')
 const { KeygateError, quote } = require('./errors.js')
 const { ErrorCode, Reason } = require('./native.js')
 const { decodeDavPath, davPrefixOf, REFUSED } = require('./dav-path.js')
-const { ownElements, ownFields } = require('./args.js')
+const { ownElements, ownFields, unknownOption } = require('./args.js')
+
+/** The options of `createGuard`. */
+const GUARD_OPTIONS = ['route', 'onError', 'realm', 'davPrefix', 'trustProxy']
 const { scrubMessage } = require('./store.js')
 
 /**
@@ -951,6 +954,8 @@ class Guard {
     if (options !== undefined && (options === null || typeof options !== 'object')) throw invalidOption('options must be an object')
     // Own fields only: an inherited `trustProxy` (a polluted Object.prototype) must not trust anyone.
     const o = options === undefined ? {} : ownFields(options)
+    const unknown = unknownOption(o, GUARD_OPTIONS, 'createGuard')
+    if (unknown !== undefined) throw invalidOption(unknown)
     if (o.route !== undefined && typeof o.route !== 'function') throw invalidOption('options.route must be a function (req) => { service, api } | null')
     if (o.onError !== undefined && typeof o.onError !== 'function') throw invalidOption('options.onError must be a function')
     const realm = quotedRealm(o.realm === undefined ? 'keygate' : o.realm)

@@ -185,12 +185,17 @@ function checkDavTypes(secret, method, path, ip) {
   if (ip !== undefined && ip !== null && typeof ip !== 'string') throw typeError(`ip must be a string, got ${typeof ip}`)
 }
 
+/** The options of `KeyStore.open` and `KeyStore.inMemory`. */
+const STORE_OPTIONS = ['keyPrefix', 'maxLifetimeDays', 'now', 'purgeExpiredAfterDays', 'failClosedAfterMs', 'connectTimeoutMs', 'statementTimeoutMs', 'onError']
+
 /**
  * @param {unknown} options as given: checked here
  * @returns {StoreOptionsDto & { now: number | undefined }}
  */
 function storeOptions(options) {
   const o = args.optionalObject(options, 'options')
+  const unknown = args.unknownOption(o, STORE_OPTIONS, 'options')
+  if (unknown !== undefined) throw new KeygateError('INVALID_ARGUMENT', unknown)
   return {
     keyPrefix: args.optionalString(o.keyPrefix, 'options.keyPrefix'),
     maxLifetimeDays: args.optionalNumber(o.maxLifetimeDays, 'options.maxLifetimeDays'),

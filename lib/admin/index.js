@@ -3,8 +3,9 @@
 // createAdminHandler (the same page mounted under a path of your own server) and serve (on the
 // durable store).
 
-const { ownFields } = require('../args.js')
+const { ownFields, unknownOption } = require('../args.js')
 const { createAdminServer } = require('./server.js')
+const { ADMIN_HANDLER_OPTIONS } = require('./options.js')
 const { serve, tokenFileOf } = require('./serve.js')
 
 /**
@@ -32,7 +33,10 @@ function normalizePrefix(prefix) {
 function createAdminHandler(options) {
   if (options === null || typeof options !== 'object') throw new TypeError('createAdminHandler takes an options object')
   // Own fields only (an inherited `prefix` must not mount the page over the whole app).
-  const { prefix: givenPrefix = '/admin', ...serverOptions } = ownFields(options)
+  const fields = ownFields(options)
+  const unknown = unknownOption(fields, ADMIN_HANDLER_OPTIONS, 'createAdminHandler')
+  if (unknown !== undefined) throw new TypeError(unknown)
+  const { prefix: givenPrefix = '/admin', ...serverOptions } = fields
   const prefix = normalizePrefix(givenPrefix)
   // The admin server is never listened on: its request listener is used as is.
   const admin = createAdminServer(serverOptions)

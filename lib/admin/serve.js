@@ -15,7 +15,7 @@ const path = require('node:path')
 const { createHash, randomBytes } = require('node:crypto')
 
 const { KeyStore } = require('../store.js')
-const { ownFields } = require('../args.js')
+const { ownFields, unknownOption } = require('../args.js')
 const { fileNameOf, isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
 const { tokenLengthProblem } = require('./login.js')
 const { createAdminServer } = require('./server.js')
@@ -106,6 +106,8 @@ async function serve(given = {}) {
   if (given === null || typeof given !== 'object') throw new TypeError('serve takes an options object')
   // Own fields only: an inherited `host` or `token` (a polluted Object.prototype) must not open the page.
   const options = ownFields(given)
+  const unknown = unknownOption(options, ['db', 'host', 'port', 'token', 'storeOptions', 'print', 'handleSignals'], 'serve')
+  if (unknown !== undefined) throw new TypeError(unknown)
   const db = resolveStore(options.db ?? 'keygate.db')
   const host = options.host ?? '127.0.0.1'
   const envPort = process.env.PORT !== undefined && process.env.PORT !== '' ? Number(process.env.PORT) : undefined

@@ -10,7 +10,8 @@ const fs = require('node:fs')
 const path = require('node:path')
 
 const { quote } = require('../errors.js')
-const { ownFields } = require('../args.js')
+const { ownFields, unknownOption } = require('../args.js')
+const { ADMIN_SERVER_OPTIONS } = require('./options.js')
 const { scrubMessage } = require('../store.js')
 const { ErrorCode } = require('../native.js')
 const { AdminErrorCode } = require('./codes.js')
@@ -103,6 +104,8 @@ function createAdminServer(given) {
   if (given === null || typeof given !== 'object') throw new TypeError('createAdminServer takes an options object')
   // Own fields only: an inherited `host` (a polluted Object.prototype) must not open the server to the network.
   const options = ownFields(given)
+  const unknown = unknownOption(options, ADMIN_SERVER_OPTIONS, 'createAdminServer')
+  if (unknown !== undefined) throw new TypeError(unknown)
   const store = options.store
   if (!store || typeof store.listKeys !== 'function') throw new TypeError('options.store must be a keygate KeyStore')
   /** @param {string} text */
@@ -295,4 +298,10 @@ function createAdminServer(given) {
   return handleObj
 }
 
-module.exports = { createAdminServer, validateLines, CSP, SECURITY_HEADERS, COOKIE_NAME }
+module.exports = {
+  createAdminServer,
+  validateLines,
+  CSP,
+  SECURITY_HEADERS,
+  COOKIE_NAME,
+}

@@ -385,13 +385,17 @@ async function run(argv, io) {
     }
     const resolved = resolve(words, helpRequested)
     // With --json, help too is one JSON document: { "help": text }.
-    const help = resolved.help ?? (helpRequested && resolved.command ? commandHelp(resolved.command) : undefined)
-    if (help !== undefined) {
-      out(json ? jsonDocument({ help }) : help)
+    const printHelp = (/** @type {string} */ help) => out(json ? jsonDocument({ help }) : help)
+    if (resolved.help !== undefined) {
+      printHelp(resolved.help)
       return EXIT.OK
     }
     const command = resolved.command
     const commandName = command ? `keygate ${command.path.join(' ')}` : 'keygate'
+    if (helpRequested && command) {
+      printHelp(commandHelp(command))
+      return EXIT.OK
+    }
     /** @type {typeof GLOBAL_OPTIONS & Record<string, OptionSpec>} */
     const spec = { ...GLOBAL_OPTIONS, ...(command ? command.options : {}) }
     const { values, positionals } = parseOptions([...leading, ...resolved.rest], spec, commandName)

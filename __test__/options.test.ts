@@ -1,0 +1,99 @@
+// A misspelt option is refused, naming it: ignored, it would leave its default in force without a
+// word (`trustproxy` trusting no proxy, `purgeExpiredAfterDay` purging after 7 days, `sesionIdleMs`
+// keeping sessions 30 minutes). The configuration entry points are checked: KeyStore.open and
+// inMemory, createGuard, createAdminServer, createAdminHandler and serve.
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+
+import { KeyStore, KeygateError } from '../index.js'
+import { createGuard } from 'keygate/http'
+import { createAdminHandler, createAdminServer, serve } from 'keygate/admin'
+import { tempDir } from './support/durable.js'
+
+const TOKEN = 'a-long-enough-admin-token'
+
+function refused(fn: () => unknown, kind: 'keygate' | 'type', ...parts: (string | RegExp)[]) {
+  let thrown: unknown
+  try {
+    fn()
+  } catch (error) {
+    thrown = error
+  }
+  assert.ok(thrown instanceof Error, 'refused')
+  if (kind === 'keygate') {
+    assert.ok(thrown instanceof KeygateError, `a KeygateError: ${thrown}`)
+    assert.equal(thrown.code, 'INVALID_ARGUMENT')
+  } else {
+    assert.ok(thrown instanceof TypeError, `a TypeError: ${thrown}`)
+  }
+  for (const part of parts) assert.match(thrown.message, typeof part === 'string' ? new RegExp(part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : part)
+}
+
+describe('misspelt options are refused, naming the option', () => {
+  test('KeyStore.inMemory and KeyStore.open: INVALID_ARGUMENT, no file made', () => {
+    refused(() => KeyStore.inMemory({ keyprefix: 'ab' } as never), 'keygate', 'options has no option "keyprefix" (did you mean keyPrefix?)', 'purgeExpiredAfterDays')
+    const dir = tempDir()
+    const file = path.join(dir, 'keys.db')
+    refused(() => KeyStore.open(file, { purgeExpiredAfterDay: 30 } as never), 'keygate', 'no option "purgeExpiredAfterDay"', 'its options are keyPrefix')
+    assert.deepEqual(fs.readdirSync(dir), [], 'no store file was made')
+    // Every documented option is taken.
+    const store = KeyStore.inMemory({
+      keyPrefix: 'ab',
+      maxLifetimeDays: 30,
+      now: new Date(),
+      purgeExpiredAfterDays: 1,
+      failClosedAfterMs: 5000,
+      connectTimeoutMs: 5000,
+      statementTimeoutMs: 5000,
+      onError: () => {},
+    })
+    store.close()
+  })
+
+  test('createGuard: INVALID_ARGUMENT', () => {
+    const store = KeyStore.inMemory()
+    refused(() => createGuard(store, { trustproxy: ['10.0.0.0/8'] } as never), 'keygate', 'createGuard has no option "trustproxy" (did you mean trustProxy?)')
+    refused(() => createGuard(store, { onerror: () => {} } as never), 'keygate', 'did you mean onError?')
+    createGuard(store, { trustProxy: ['10.0.0.0/8'], realm: 'api', davPrefix: '/dav/', route: () => null, onError: () => {} })
+    store.close()
+  })
+
+  test('createAdminServer and createAdminHandler: TypeError; the handler takes no host or port (its server listens)', () => {
+    const store = KeyStore.inMemory()
+    refused(() => createAdminServer({ store, token: TOKEN, sesionIdleMs: 60_000 } as never), 'type', 'createAdminServer has no option "sesionIdleMs"')
+    refused(() => createAdminServer({ store, token: TOKEN, Host: '0.0.0.0' } as never), 'type', 'did you mean host?')
+    refused(() => createAdminHandler({ store, token: TOKEN, port: 80 } as never), 'type', 'createAdminHandler has no option "port"')
+    refused(() => createAdminHandler({ store, token: TOKEN, Prefix: '/x' } as never), 'type', 'did you mean prefix?')
+    const handler = createAdminHandler({ store, token: TOKEN, prefix: '/admin', sessionIdleMs: 60_000, log: () => {} })
+    void handler.close()
+    store.close()
+  })
+
+  test('serve: rejects before opening anything', async () => {
+    const dir = tempDir()
+    await assert.rejects(serve({ db: path.join(dir, 'k.db'), token: TOKEN, handleSignal: false } as never), {
+      name: 'TypeError',
+      message: /serve has no option "handleSignal"/,
+    })
+    assert.deepEqual(fs.readdirSync(dir), [])
+  })
+
+  test('an option named like a secret is not echoed', () => {
+    const store = KeyStore.inMemory()
+    store.putUser({ id: 'u', rights: ['*:*'] })
+    const { secret } = store.createKey({ userId: 'u', description: 'd', expiresAt: new Date(Date.now() + 86_400_000) })
+    for (const fn of [() => KeyStore.inMemory({ [secret]: 1 } as never), () => createGuard(store, { [secret]: 1 } as never)]) {
+      let message = ''
+      try {
+        fn()
+      } catch (error) {
+        message = (error as Error).message
+      }
+      assert.match(message, /has no option/)
+      assert.ok(!message.includes(secret.slice(3, 20)), message)
+    }
+    store.close()
+  })
+})
