@@ -70,7 +70,7 @@ describe('keygate copy', () => {
     const { active, revoked } = await seed(from)
     const to = path.join(ws.dir, 'to.db')
     const r = ok(await ws.kg(['copy', from, to]))
-    assert.match(r.stdout, /^copied .*from\.db to .*to\.db: 1 roles, 1 users, 2 keys, \d+ audit entries \(audit trail verified\)\n$/)
+    assert.match(r.stdout, /^copied .*from\.db to .*to\.db: 1 role, 1 user, 2 keys, \d+ audit entries \(audit trail verified\)\n$/)
     assert.deepEqual(contents(to), contents(from))
     const kgTo = (args: string[]) => ws.kg(args, { env: { KEYGATE_DB: to } })
     ok(await kgTo(['check', active.secret, 'session', 'getSessionInfo']))

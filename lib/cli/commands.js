@@ -610,7 +610,7 @@ const COMMANDS = [
     run({ store }) {
       const report = store.verifyAudit()
       /** @param {number} n */
-      const entries = (n) => `${n} ${n === 1 ? 'entry' : 'entries'}`
+      const entries = (n) => fmt.count(n, 'entry', 'entries')
       if (report.ok) return { json: report, text: `audit trail intact: ${entries(report.entries)} verified` }
       return {
         json: report,
@@ -727,8 +727,8 @@ const COMMANDS = [
         return {
           json: { from: from.shown, to: to.shown, ...report, auditVerified: verified.ok },
           text:
-            `copied ${from.shown} to ${to.shown}: ${report.roles} roles, ${report.users} users, ${report.keys} keys, ` +
-            `${report.auditEntries} audit entries (audit trail ${verified.ok ? 'verified' : 'NOT verified'})`,
+            `copied ${from.shown} to ${to.shown}: ${fmt.count(report.roles, 'role')}, ${fmt.count(report.users, 'user')}, ${fmt.count(report.keys, 'key')}, ` +
+            `${fmt.count(report.auditEntries, 'audit entry', 'audit entries')} (audit trail ${verified.ok ? 'verified' : 'NOT verified'})`,
           exit: verified.ok ? undefined : 1,
         }
       } catch (error) {

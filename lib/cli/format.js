@@ -244,4 +244,30 @@ function auditTable(entries) {
   )
 }
 
-module.exports = { visible, shownLines, jsonDocument, iso, short, relative, table, keyTable, keyDetails, userDetails, userTable, roleTable, auditTable, auditChanges }
+/**
+ * `1 key`, `2 keys`; `plural` where adding an s is not the plural (`entries`).
+ * @param {number} n
+ * @param {string} one
+ * @param {string} [plural]
+ */
+function count(n, one, plural = `${one}s`) {
+  return `${n} ${n === 1 ? one : plural}`
+}
+
+module.exports = {
+  count,
+  visible,
+  shownLines,
+  jsonDocument,
+  iso,
+  short,
+  relative,
+  table,
+  keyTable,
+  keyDetails,
+  userDetails,
+  userTable,
+  roleTable,
+  auditTable,
+  auditChanges,
+}

@@ -218,6 +218,11 @@ fn expiry_limits() {
     assert!(s.create_key(&new(Some(T0 + 10 * DAY)), None).is_ok());
     assert_eq!(s.list_keys(&KeyFilter::default()).unwrap().len(), 1);
     assert!(KeyStore::in_memory(Options { max_lifetime_days: Some(0.0), ..Options::default() }).is_err());
+    let one_day = KeyStore::in_memory(Options { now: Some(T0), max_lifetime_days: Some(1.0), ..Options::default() }).unwrap();
+    user(&one_day, "svc", &["*:*"]);
+    let too_far = one_day.create_key(&new(Some(T0 + 2 * DAY)), None).unwrap_err();
+    assert!(too_far.message.contains("is more than 1 day ahead"), "{}", too_far.message);
+    assert!(s.create_key(&new(Some(T0 + 11 * DAY)), None).unwrap_err().message.contains("is more than 10 days ahead"));
 }
 
 #[test]

@@ -25,9 +25,9 @@ impl Inner {
             return Err(Error::new(
                 ErrorCode::ExpiryTooFar,
                 format!(
-                    "expiresAt {} is more than {} days ahead (latest allowed: {})",
+                    "expiresAt {} is more than {} ahead (latest allowed: {})",
                     iso(at),
-                    self.max_lifetime_ms / DAY_MS,
+                    days(self.max_lifetime_ms / DAY_MS),
                     iso(now + self.max_lifetime_ms)
                 ),
             ));
@@ -65,6 +65,15 @@ pub(super) fn check_overlap(overlap_seconds: f64) -> Result<()> {
 }
 
 /// A store's `maxLifetimeDays`: a whole number from 1 to 36,500.
+/// `1 day`, `730 days`.
+fn days(count: i64) -> String {
+    if count == 1 {
+        "1 day".to_owned()
+    } else {
+        format!("{count} days")
+    }
+}
+
 pub(crate) fn check_lifetime_days(days: f64) -> Result<()> {
     if !(days.is_finite() && days.fract() == 0.0 && days >= 1.0 && days <= MAX_LIFETIME_DAYS_LIMIT as f64) {
         return Err(Error::new(
