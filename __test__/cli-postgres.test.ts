@@ -106,7 +106,7 @@ describe('a store URL is shown without its password, in every form the core acce
     ok(await ws.kg(['role', 'put', 'reader', '--right', 'data:*'], { env: { KEYGATE_DB: from } }))
     for (const { url, shown } of forms(createDatabase().name).slice(0, 1)) {
       const copied = ok(await ws.kg(['copy', from, url]))
-      assert.ok(copied.stdout.startsWith(`copied ${from} to ${shown}: 1 roles`), copied.stdout)
+      assert.ok(copied.stdout.startsWith(`copied ${from} to ${shown}: 1 role,`), copied.stdout)
       const back = ok(await ws.kg(['copy', '--json', url, path.join(ws.dir, 'url-forms-back.db')]))
       assert.equal(json<{ from: string }>(back).from, shown)
       for (const r of [copied, back]) for (const part of secretParts) assert.ok(!`${r.stdout}${r.stderr}`.includes(part), `${r.stdout}${r.stderr}`)
@@ -114,7 +114,7 @@ describe('a store URL is shown without its password, in every form the core acce
     for (const which of [2, 3, 4]) {
       const form = forms(createDatabase().name)[which]!
       const copied = ok(await ws.kg(['copy', from, form.url]))
-      assert.ok(copied.stdout.startsWith(`copied ${from} to ${form.shown}: 1 roles`), copied.stdout)
+      assert.ok(copied.stdout.startsWith(`copied ${from} to ${form.shown}: 1 role,`), copied.stdout)
     }
   })
 })

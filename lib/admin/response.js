@@ -72,7 +72,7 @@ class ApiError extends Error {
    * @param {number} status the HTTP status of the answer
    * @param {ErrorCodeName | AdminErrorCodeName} code
    * @param {string} message
-   * @param {{ retryAfter?: number }} [extra] for a 429: seconds to wait (Retry-After)
+   * @param {{ retryAfter?: number, allow?: string[] }} [extra] for a 429: seconds to wait (Retry-After); for a 405: the methods the path takes (Allow)
    */
   constructor(status, code, message, extra) {
     super(message)
@@ -223,7 +223,10 @@ function fail(res, error, req, log, scrub = (text) => text) {
   }
   message = scrub(message)
   if (status >= 500 && !logged) log(scrub(redactSecrets(`keygate admin: ${code} on ${req.method} ${quote(urlPath(req))}: ${message}`)))
-  const headers = status === 429 && extra && extra.retryAfter ? { 'Retry-After': String(extra.retryAfter) } : {}
+  /** @type {Record<string, string>} */
+  const headers = {}
+  if (status === 429 && extra && extra.retryAfter) headers['Retry-After'] = String(extra.retryAfter)
+  if (status === 405 && extra && extra.allow) headers.Allow = extra.allow.join(', ')
   json(res, status, { error: { code, message } }, headers)
 }
 

@@ -80,8 +80,12 @@ function routeTable(rows) {
  * @param {string[]} parts
  */
 function match(table, method, parts) {
+  // HEAD is GET without the body (Node leaves the body out of a HEAD answer).
+  const asked = method === 'HEAD' ? 'GET' : method
+  /** @type {string[]} */
+  const allowed = []
   for (const route of table) {
-    if (route.method !== method || route.segments.length !== parts.length) continue
+    if (route.segments.length !== parts.length) continue
     /** @type {Record<string, string>} */
     const params = {}
     const fits = route.segments.every((s, i) => {
@@ -89,8 +93,12 @@ function match(table, method, parts) {
       params[s.slice(1)] = parts[i]
       return parts[i] !== ''
     })
-    if (fits) return { handle: route.handle, params }
+    if (!fits) continue
+    if (route.method === asked) return { handle: route.handle, params }
+    allowed.push(route.method)
   }
+  // A path the API has, asked with another method: 405 naming those it takes.
+  if (allowed.length > 0) throw new ApiError(405, AdminErrorCode.MethodNotAllowed, `use ${allowed.join(' or ')}`, { allow: allowed })
   return null
 }
 
@@ -184,7 +192,7 @@ function createAdminServer(given) {
       return json(res, 200, sessionInfo(opened.session), { 'Set-Cookie': [opened.cookie, deviceCookie] })
     }
     const session = sessions.sessionOf(req)
-    if (only('session') && method === 'GET') {
+    if (only('session') && (method === 'GET' || method === 'HEAD')) {
       // Not an error: the page asks this first to choose between the login form and the app.
       return json(res, 200, session ? sessionInfo(session) : { authenticated: false })
     }

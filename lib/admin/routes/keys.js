@@ -92,8 +92,10 @@ function keyRoutes({ store, admin }) {
     const expected = expectedUpdatedAt(body)
     const key = store.getKey(id)
     if (key === null) throw new KeygateError(ErrorCode.UnknownKey, `no key with id ${quote(id)}`)
-    // Asking for the state the key already has means the page is behind (a double click, another tab).
     if (key.state === state) {
+      // The page sends the updatedAt it shows: then the same state means it is behind (a double
+      // click, another tab). Without one, as `keygate key revoke`: already so, nothing to do.
+      if (expected === undefined) return [200, { key }]
       throw new ApiError(409, AdminErrorCode.KeyChanged, `key ${quote(id)} is already ${quote(state)} (changed elsewhere?)`)
     }
     // The store refuses a state it does not know (INVALID_STATE).
@@ -105,9 +107,8 @@ function keyRoutes({ store, admin }) {
   function rotate({ params: { id }, body }) {
     const expected = expectedUpdatedAt(body)
     const overlap = field(body, 'overlapSeconds') ?? 0
-    if (typeof overlap !== 'number' || !Number.isInteger(overlap) || overlap < 0 || overlap > 730 * 86400) {
-      throw new ApiError(400, ErrorCode.InvalidArgument, 'overlapSeconds must be a whole number of seconds, 0 or more')
-    }
+    // The store checks the number (a whole number of seconds, 0 or more) and ends the overlap at the key's expiry at the latest.
+    if (typeof overlap !== 'number') throw new ApiError(400, ErrorCode.InvalidArgument, 'overlapSeconds must be a whole number of seconds, 0 or more')
     const issued = store.rotateKey(id, { overlapSeconds: overlap, actor: admin.actor, expectedUpdatedAt: expected })
     return [201, { key: issued.key, secret: issued.secret, previous: store.getKey(id) }]
   }

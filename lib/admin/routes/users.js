@@ -87,8 +87,10 @@ function userRoutes({ store, admin }) {
 
   /** @type {RouteHandler} */
   function remove({ params: { id } }) {
+    // Counted before: the store deletes the user's keys with it (as `keygate user delete` reports).
+    const keysDeleted = store.listKeys({ userId: id }).length
     if (!store.deleteUser(id, admin)) throw new KeygateError(ErrorCode.UnknownUser, `no user with id ${quote(id)}`)
-    return [200, { deleted: true, id }]
+    return [200, { deleted: true, id, keysDeleted }]
   }
 
   return [

@@ -64,7 +64,6 @@ pub(super) fn check_overlap(overlap_seconds: f64) -> Result<()> {
     Ok(())
 }
 
-/// A store's `maxLifetimeDays`: a whole number from 1 to 36,500.
 /// `1 day`, `730 days`.
 fn days(count: i64) -> String {
     if count == 1 {
@@ -74,6 +73,7 @@ fn days(count: i64) -> String {
     }
 }
 
+/// A store's `maxLifetimeDays`: a whole number from 1 to 36,500.
 pub(crate) fn check_lifetime_days(days: f64) -> Result<()> {
     if !(days.is_finite() && days.fract() == 0.0 && days >= 1.0 && days <= MAX_LIFETIME_DAYS_LIMIT as f64) {
         return Err(Error::new(

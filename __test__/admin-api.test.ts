@@ -1,0 +1,107 @@
+// The admin JSON API as a script uses it (docs/admin-api.md): idempotent state changes, 405 with
+// Allow for a method a path does not take, HEAD as GET, what a user's deletion took with it, and
+// rotation's answer and overlap.
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+
+import { KeyStore } from '../index.js'
+import { createAdminServer } from '../lib/admin/server.js'
+import type { AdminServer } from '../lib/admin/server.js'
+import { loginHeaders } from './support/admin.js'
+
+const TOKEN = 'admin-api-token-0123456789'
+const DAY = 86_400_000
+
+describe('admin JSON API', () => {
+  let store: KeyStore
+  let server: AdminServer
+  let headers: Record<string, string>
+
+  before(async () => {
+    store = KeyStore.inMemory()
+    server = createAdminServer({ store, token: TOKEN, log: () => {} })
+    await server.listen()
+    headers = await loginHeaders(server, TOKEN)
+  })
+  after(async () => {
+    await server.close()
+    store.close()
+  })
+
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${server.url}/api${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
+    const text = await res.text()
+    return { status: res.status, headers: res.headers, body: text === '' ? undefined : (JSON.parse(text) as Record<string, any>) }
+  }
+  const newKey = (userId: string) => store.createKey({ userId, description: 'd', expiresAt: new Date(Date.now() + 30 * DAY) })
+
+  test('setting the state a key has: 200 and nothing recorded without updatedAt (as keygate key revoke); 409 KEY_CHANGED with the page’s updatedAt', async () => {
+    store.putUser({ id: 'svc-state', rights: ['*:*'] })
+    const { key } = newKey('svc-state')
+    const revoked = await call('POST', `/keys/${key.id}/state`, { state: 'revoked' })
+    assert.equal(revoked.status, 200)
+    assert.equal(revoked.body!.key.state, 'revoked')
+    const entries = store.audit({ keyId: key.id }).length
+    const again = await call('POST', `/keys/${key.id}/state`, { state: 'revoked' })
+    assert.equal(again.status, 200, JSON.stringify(again.body))
+    assert.equal(again.body!.key.state, 'revoked')
+    assert.equal(store.audit({ keyId: key.id }).length, entries, 'a change that changed nothing is not recorded')
+    // The page sends the updatedAt it shows: the same state then means it is behind.
+    const behind = await call('POST', `/keys/${key.id}/state`, { state: 'revoked', updatedAt: key.updatedAt.toISOString() })
+    assert.equal(behind.status, 409)
+    assert.equal(behind.body!.error.code, 'KEY_CHANGED')
+  })
+
+  test('a path asked with a method it does not take: 405 METHOD_NOT_ALLOWED with Allow; an unknown path stays 404', async () => {
+    store.putUser({ id: 'svc-methods', rights: [] })
+    for (const [method, path, allow] of [
+      ['PATCH', '/users/svc-methods', 'GET, PUT, DELETE'],
+      ['DELETE', '/users', 'GET, POST'],
+      ['POST', '/audit/verify', 'GET'],
+    ] as const) {
+      const r = await call(method, path, method === 'DELETE' ? undefined : {})
+      assert.equal(r.status, 405, `${method} ${path}`)
+      assert.equal(r.body!.error.code, 'METHOD_NOT_ALLOWED')
+      assert.equal(r.headers.get('allow'), allow, `${method} ${path}`)
+    }
+    const missing = await call('GET', '/nothing/here')
+    assert.equal(missing.status, 404)
+    assert.equal(missing.body!.error.code, 'NOT_FOUND')
+  })
+
+  test('HEAD is GET without a body', async () => {
+    for (const path of ['/session', '/keys', '/users/svc-methods']) {
+      const r = await call('HEAD', path)
+      assert.equal(r.status, 200, path)
+      assert.equal(r.body, undefined)
+      assert.match(r.headers.get('content-type') ?? '', /^application\/json/)
+    }
+  })
+
+  test('DELETE /api/users/:id says how many keys went with the user', async () => {
+    store.putUser({ id: 'svc-leaving', rights: ['*:*'] })
+    newKey('svc-leaving')
+    newKey('svc-leaving')
+    const r = await call('DELETE', '/users/svc-leaving')
+    assert.equal(r.status, 200)
+    assert.deepEqual(r.body, { deleted: true, id: 'svc-leaving', keysDeleted: 2 })
+    assert.equal(store.listKeys({ userId: 'svc-leaving' }).length, 0)
+  })
+
+  test('rotate: 201 { key, secret, previous }; an overlap beyond the key’s expiry ends at its expiry; a bad one is 400', async () => {
+    store.putUser({ id: 'svc-rotate', rights: ['*:*'] })
+    const { key } = newKey('svc-rotate')
+    const r = await call('POST', `/keys/${key.id}/rotate`, { overlapSeconds: 3650 * 86_400 })
+    assert.equal(r.status, 201, JSON.stringify(r.body))
+    assert.deepEqual(Object.keys(r.body!).sort(), ['key', 'previous', 'secret'])
+    assert.equal(r.body!.previous.id, key.id)
+    assert.equal(r.body!.previous.expiresAt, key.expiresAt.toISOString(), 'the old key keeps its own expiry, no later')
+    assert.ok(store.isAllowed(r.body!.secret, 'session', 'userLogon'))
+    for (const overlapSeconds of [-1, 1.5, '60']) {
+      const bad = await call('POST', `/keys/${r.body!.key.id}/rotate`, { overlapSeconds })
+      assert.equal(bad.status, 400, String(overlapSeconds))
+      assert.equal(bad.body!.error.code, 'INVALID_ARGUMENT')
+      assert.match(bad.body!.error.message, /overlapSeconds .*must be a whole number of seconds, 0 or more/)
+    }
+  })
+})
