@@ -245,6 +245,9 @@ http.createGuard(store)
     ]) {
       assert.ok(files.includes(needed), needed)
     }
+    // The references a user reads beside the code ship with it (the contributors' docs and the
+    // screenshots do not: npm's page links them to the repository).
+    for (const doc of ['package/docs/cli.md', 'package/docs/admin-api.md']) assert.ok(files.includes(doc), doc)
     assert.deepEqual(
       files.filter((f) => /screenshots|\.png$|\.rs$|Cargo|__test__|\.node$|admin\/public\/(.*\.d\.ts|tsconfig\.json)$/.test(f)),
       [],
