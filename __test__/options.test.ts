@@ -33,7 +33,7 @@ function refused(fn: () => unknown, kind: 'keygate' | 'type', ...parts: (string 
 
 describe('misspelt options are refused, naming the option', () => {
   test('KeyStore.inMemory and KeyStore.open: INVALID_ARGUMENT, no file made', () => {
-    refused(() => KeyStore.inMemory({ keyprefix: 'ab' } as never), 'keygate', 'options has no option "keyprefix" (did you mean keyPrefix?)', 'purgeExpiredAfterDays')
+    refused(() => KeyStore.inMemory({ keyprefix: 'ab' } as never), 'keygate', 'the store has no option "keyprefix" (did you mean keyPrefix?)', 'purgeExpiredAfterDays')
     const dir = tempDir()
     const file = path.join(dir, 'keys.db')
     refused(() => KeyStore.open(file, { purgeExpiredAfterDay: 30 } as never), 'keygate', 'no option "purgeExpiredAfterDay"', 'its options are keyPrefix')

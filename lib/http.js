@@ -28,10 +28,10 @@ const { KeygateError, quote } = require('./errors.js')
 const { ErrorCode, Reason } = require('./native.js')
 const { decodeDavPath, davPrefixOf, REFUSED } = require('./dav-path.js')
 const { ownElements, ownFields, unknownOption } = require('./args.js')
+const { scrubMessage } = require('./store.js')
 
 /** The options of `createGuard`. */
 const GUARD_OPTIONS = ['route', 'onError', 'realm', 'davPrefix', 'trustProxy']
-const { scrubMessage } = require('./store.js')
 
 /**
  * @typedef {import('node:http').IncomingMessage} IncomingMessage

@@ -194,7 +194,7 @@ const STORE_OPTIONS = ['keyPrefix', 'maxLifetimeDays', 'now', 'purgeExpiredAfter
  */
 function storeOptions(options) {
   const o = args.optionalObject(options, 'options')
-  const unknown = args.unknownOption(o, STORE_OPTIONS, 'options')
+  const unknown = args.unknownOption(o, STORE_OPTIONS, 'the store')
   if (unknown !== undefined) throw new KeygateError('INVALID_ARGUMENT', unknown)
   return {
     keyPrefix: args.optionalString(o.keyPrefix, 'options.keyPrefix'),
