@@ -1,7 +1,8 @@
 // A misspelt option is refused, naming it: ignored, it would leave its default in force without a
 // word (`trustproxy` trusting no proxy, `purgeExpiredAfterDay` purging after 7 days, `sesionIdleMs`
-// keeping sessions 30 minutes). The configuration entry points are checked: KeyStore.open and
-// inMemory, createGuard, createAdminServer, createAdminHandler and serve.
+// keeping sessions 30 minutes, `expectedUpdateAt` dropping the concurrency check). Checked: the
+// options of KeyStore.open and inMemory, createGuard, createAdminServer, createAdminHandler, serve
+// and every admin call, the audit query and the key filter.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
@@ -33,10 +34,10 @@ function refused(fn: () => unknown, kind: 'keygate' | 'type', ...parts: (string 
 
 describe('misspelt options are refused, naming the option', () => {
   test('KeyStore.inMemory and KeyStore.open: INVALID_ARGUMENT, no file made', () => {
-    refused(() => KeyStore.inMemory({ keyprefix: 'ab' } as never), 'keygate', 'the store has no option "keyprefix" (did you mean keyPrefix?)', 'purgeExpiredAfterDays')
+    refused(() => KeyStore.inMemory({ keyprefix: 'ab' } as never), 'keygate', 'options: no option "keyprefix" (did you mean keyPrefix?)', 'purgeExpiredAfterDays')
     const dir = tempDir()
     const file = path.join(dir, 'keys.db')
-    refused(() => KeyStore.open(file, { purgeExpiredAfterDay: 30 } as never), 'keygate', 'no option "purgeExpiredAfterDay"', 'its options are keyPrefix')
+    refused(() => KeyStore.open(file, { purgeExpiredAfterDay: 30 } as never), 'keygate', 'options: no option "purgeExpiredAfterDay"', 'the options are keyPrefix')
     assert.deepEqual(fs.readdirSync(dir), [], 'no store file was made')
     // Every documented option is taken.
     const store = KeyStore.inMemory({
@@ -54,7 +55,7 @@ describe('misspelt options are refused, naming the option', () => {
 
   test('createGuard: INVALID_ARGUMENT', () => {
     const store = KeyStore.inMemory()
-    refused(() => createGuard(store, { trustproxy: ['10.0.0.0/8'] } as never), 'keygate', 'createGuard has no option "trustproxy" (did you mean trustProxy?)')
+    refused(() => createGuard(store, { trustproxy: ['10.0.0.0/8'] } as never), 'keygate', 'createGuard: no option "trustproxy" (did you mean trustProxy?)')
     refused(() => createGuard(store, { onerror: () => {} } as never), 'keygate', 'did you mean onError?')
     createGuard(store, { trustProxy: ['10.0.0.0/8'], realm: 'api', davPrefix: '/dav/', route: () => null, onError: () => {} })
     store.close()
@@ -62,9 +63,9 @@ describe('misspelt options are refused, naming the option', () => {
 
   test('createAdminServer and createAdminHandler: TypeError; the handler takes no host or port (its server listens)', () => {
     const store = KeyStore.inMemory()
-    refused(() => createAdminServer({ store, token: TOKEN, sesionIdleMs: 60_000 } as never), 'type', 'createAdminServer has no option "sesionIdleMs"')
+    refused(() => createAdminServer({ store, token: TOKEN, sesionIdleMs: 60_000 } as never), 'type', 'createAdminServer: no option "sesionIdleMs"')
     refused(() => createAdminServer({ store, token: TOKEN, Host: '0.0.0.0' } as never), 'type', 'did you mean host?')
-    refused(() => createAdminHandler({ store, token: TOKEN, port: 80 } as never), 'type', 'createAdminHandler has no option "port"')
+    refused(() => createAdminHandler({ store, token: TOKEN, port: 80 } as never), 'type', 'createAdminHandler: no option "port"')
     refused(() => createAdminHandler({ store, token: TOKEN, Prefix: '/x' } as never), 'type', 'did you mean prefix?')
     const handler = createAdminHandler({ store, token: TOKEN, prefix: '/admin', sessionIdleMs: 60_000, log: () => {} })
     void handler.close()
@@ -75,9 +76,35 @@ describe('misspelt options are refused, naming the option', () => {
     const dir = tempDir()
     await assert.rejects(serve({ db: path.join(dir, 'k.db'), token: TOKEN, handleSignal: false } as never), {
       name: 'TypeError',
-      message: /serve has no option "handleSignal"/,
+      message: /serve: no option "handleSignal"/,
     })
     assert.deepEqual(fs.readdirSync(dir), [])
+  })
+
+  test('admin calls, the audit query and the key filter: INVALID_ARGUMENT, and nothing changes', () => {
+    const store = KeyStore.inMemory()
+    store.putUser({ id: 'u', rights: ['*:*'] })
+    const { key } = store.createKey({ userId: 'u', description: 'd', expiresAt: new Date(Date.now() + 86_400_000) })
+    const entries = store.audit().length
+    const stale = new Date(key.updatedAt.getTime() - 1000)
+    // A misspelt expectedUpdatedAt would have dropped the check it asks for.
+    refused(() => store.setState(key.id, 'suspended', { expectedUpdateAt: stale } as never), 'keygate', 'options: no option "expectedUpdateAt"', 'expectedUpdatedAt')
+    refused(() => store.updateKey(key.id, { description: 'x' }, { ExpectedUpdatedAt: stale } as never), 'keygate', 'did you mean expectedUpdatedAt?')
+    refused(() => store.rotateKey(key.id, { overlap: 60 } as never), 'keygate', 'options: no option "overlap"', 'overlapSeconds')
+    refused(() => store.putUser({ id: 'v', rights: [] }, { expected: 'new' } as never), 'keygate', 'options: no option "expected"', 'expect')
+    refused(() => store.deleteKey(key.id, { Actor: 'alice' } as never), 'keygate', 'did you mean actor?')
+    assert.equal(store.getKey(key.id)!.state, 'active')
+    assert.equal(store.getUser('v'), null)
+    assert.equal(store.audit().length, entries, 'nothing recorded')
+    refused(() => store.audit({ keyID: key.id } as never), 'keygate', 'query: no option "keyID" (did you mean keyId?)')
+    refused(() => store.listKeys({ user: 'u' } as never), 'keygate', 'filter: no option "user"', 'userId, state')
+    // Every documented option is taken, by every call; expectedUpdatedAt by all (AdminOptions).
+    store.setState(key.id, 'suspended', { actor: 'a', expectedUpdatedAt: key.updatedAt })
+    store.putRole({ name: 'r', rights: [] }, { actor: 'a', expect: 'new', expectedUpdatedAt: undefined })
+    store.rotateKey(key.id, { actor: 'a', overlapSeconds: 0 })
+    assert.ok(store.audit({ action: 'setState', actor: 'a', keyId: key.id, userId: 'u', since: new Date(0), until: new Date(), limit: 5 }).length > 0)
+    assert.equal(store.listKeys({ userId: 'u', state: 'revoked' }).length, 1)
+    store.close()
   })
 
   test('an option named like a secret is not echoed', () => {
@@ -91,7 +118,7 @@ describe('misspelt options are refused, naming the option', () => {
       } catch (error) {
         message = (error as Error).message
       }
-      assert.match(message, /has no option/)
+      assert.match(message, /: no option/)
       assert.ok(!message.includes(secret.slice(3, 20)), message)
     }
     store.close()

@@ -262,7 +262,7 @@ function unknownOption(fields, known, name) {
   const unknown = Object.getOwnPropertyNames(fields).find((field) => !known.includes(field))
   if (unknown === undefined) return undefined
   const near = known.find((option) => option.toLowerCase() === unknown.toLowerCase())
-  return `${name} has no option ${quote(unknown)}${near ? ` (did you mean ${near}?)` : ''}; its options are ${known.join(', ')}`
+  return `${name}: no option ${quote(unknown)}${near ? ` (did you mean ${near}?)` : ''}; the options are ${known.join(', ')}`
 }
 
 module.exports = {

@@ -193,9 +193,7 @@ const STORE_OPTIONS = ['keyPrefix', 'maxLifetimeDays', 'now', 'purgeExpiredAfter
  * @returns {StoreOptionsDto & { now: number | undefined }}
  */
 function storeOptions(options) {
-  const o = args.optionalObject(options, 'options')
-  const unknown = args.unknownOption(o, STORE_OPTIONS, 'the store')
-  if (unknown !== undefined) throw new KeygateError('INVALID_ARGUMENT', unknown)
+  const o = optionsOf(options, STORE_OPTIONS)
   return {
     keyPrefix: args.optionalString(o.keyPrefix, 'options.keyPrefix'),
     maxLifetimeDays: args.optionalNumber(o.maxLifetimeDays, 'options.maxLifetimeDays'),
@@ -245,12 +243,34 @@ function incidentReporter(onError) {
   }
 }
 
+/** The options every admin call takes (`AdminOptions`); `putUser`/`putRole` take `expect` too, `rotateKey` `overlapSeconds`. */
+const ADMIN_OPTIONS = ['actor', 'expectedUpdatedAt']
+const PUT_OPTIONS = [...ADMIN_OPTIONS, 'expect']
+const ROTATE_OPTIONS = [...ADMIN_OPTIONS, 'overlapSeconds']
+/** The fields of an `AuditQuery`. */
+const AUDIT_QUERY = ['action', 'actor', 'keyId', 'userId', 'since', 'until', 'limit']
+
+/**
+ * An optional object of named options, read by its own fields, refusing a field not among
+ * `known` (INVALID_ARGUMENT naming it): a misspelt `expectedUpdatedAt` would otherwise drop the
+ * check it asks for without a word.
+ * @param {unknown} value
+ * @param {readonly string[]} known
+ * @param {string} name
+ */
+function optionsOf(value, known, name = 'options') {
+  const o = args.optionalObject(value, name)
+  const unknown = args.unknownOption(o, known, name)
+  if (unknown !== undefined) throw new KeygateError('INVALID_ARGUMENT', unknown)
+  return o
+}
+
 /**
  * The `{ actor }` option of admin calls.
  * @param {unknown} options as given: checked here
  */
 function actorOf(options) {
-  const o = args.optionalObject(options, 'options')
+  const o = optionsOf(options, ADMIN_OPTIONS)
   return args.optionalString(o.actor, 'options.actor')
 }
 
@@ -260,7 +280,7 @@ function actorOf(options) {
  * @param {unknown} options as given: checked here
  */
 function putOptionsOf(options) {
-  const o = args.optionalObject(options, 'options')
+  const o = optionsOf(options, PUT_OPTIONS)
   return { actor: args.optionalString(o.actor, 'options.actor'), expect: args.optionalString(o.expect, 'options.expect') }
 }
 
@@ -429,7 +449,7 @@ class KeyStore {
    * @param {AuditQuery} [query]
    */
   audit(query) {
-    const q = args.optionalObject(query, 'query')
+    const q = optionsOf(query, AUDIT_QUERY, 'query')
     const dto = {
       action: args.optionalString(q.action, 'query.action'),
       actor: args.optionalString(q.actor, 'query.actor'),
@@ -616,7 +636,7 @@ class KeyStore {
 
   /** @param {KeyFilter} [filter] */
   listKeys(filter) {
-    const f = args.optionalObject(filter, 'filter')
+    const f = optionsOf(filter, ['userId', 'state'], 'filter')
     const userId = args.optionalString(f.userId, 'filter.userId')
     const state = args.optionalString(f.state, 'filter.state')
     this.#flushUses()
@@ -634,7 +654,7 @@ class KeyStore {
     const description = args.optionalString(p.description, 'patch.description')
     const rules = args.ruleArray(p.rules, 'patch.rules')
     const expiresAt = args.optionalDate(p.expiresAt, 'patch.expiresAt')
-    const { actor, expected } = changeOptionsOf(args.optionalObject(options, 'options'))
+    const { actor, expected } = changeOptionsOf(optionsOf(options, ADMIN_OPTIONS))
     const dto = { description, rules, expiresAtGiven: p.expiresAt !== undefined, expiresAt, expectedUpdatedAt: expected }
     return toKey(call(() => native.updateKey(this.#handle, id, dto, actor)))
   }
@@ -647,7 +667,7 @@ class KeyStore {
   setState(id, state, options) {
     args.string(id, 'id')
     args.string(state, 'state')
-    const { actor, expected } = changeOptionsOf(args.optionalObject(options, 'options'))
+    const { actor, expected } = changeOptionsOf(optionsOf(options, ADMIN_OPTIONS))
     return toKey(call(() => native.setState(this.#handle, id, state, expected, actor)))
   }
 
@@ -657,7 +677,7 @@ class KeyStore {
    */
   rotateKey(id, options) {
     args.string(id, 'id')
-    const o = args.optionalObject(options, 'options')
+    const o = optionsOf(options, ROTATE_OPTIONS)
     const overlap = args.optionalNumber(o.overlapSeconds, 'options.overlapSeconds') ?? 0
     const { actor, expected } = changeOptionsOf(o)
     return toIssued(call(() => native.rotateKey(this.#handle, id, overlap, expected, actor)))
