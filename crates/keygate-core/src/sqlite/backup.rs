@@ -67,7 +67,8 @@ fn name_start(name: &std::ffi::OsStr) -> String {
 }
 
 fn sync_file(path: &Path, to: &Path) -> Result<()> {
-    std::fs::File::open(path).and_then(|file| file.sync_all()).map_err(|err| io_error(to, err))
+    // Opened for writing: Windows flushes only a handle with write access.
+    std::fs::OpenOptions::new().write(true).open(path).and_then(|file| file.sync_all()).map_err(|err| io_error(to, err))
 }
 
 /// Gives the complete copy the name `to`: a hard link, which fails rather than replace
