@@ -4,7 +4,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 
 import { NODE, children, open, tempDir } from './support/durable.js'
 
@@ -12,9 +12,9 @@ const PACKAGE = path.join(__dirname, '..', 'index.js')
 const USERS = 60
 
 /** A store of about 25 MB (60 users of 1,000 long rights), so that a backup takes tens of ms. */
-function bulkyStore(file: string) {
+function bulkyStore(file: string, users = USERS) {
   const store = open(file)
-  for (let u = 0; u < USERS; u++) {
+  for (let u = 0; u < users; u++) {
     store.putUser({ id: `u${u}`, rights: Array.from({ length: 1000 }, (_, j) => `svc${u}${'a'.repeat(118)}:api${j}${'b'.repeat(118)}`) })
   }
   return store
@@ -79,5 +79,27 @@ describe('store.backup killed half-way', () => {
       for (const name of left) fs.rmSync(path.join(dir, name), { force: true })
     }
     assert.ok(caughtHalfWay > 0, 'no kill came while the copy was under way')
+  })
+})
+
+describe('store.backup that fails', () => {
+  // A full disk, as a file size limit (ulimit -f, with SIGXFSZ ignored so that a write past it
+  // fails with EFBIG instead of killing the process): SQLite's write of the copy fails half-way.
+  test('leaves nothing beside the target: neither the partial file nor its -journal', { skip: process.platform !== 'linux' && 'needs ulimit -f (Linux)' }, () => {
+    const dir = tempDir()
+    const storeFile = path.join(dir, 'keys.db')
+    // Larger than SQLite's page cache (2 MB), so that the copy spills to the file, with a journal, before it fails.
+    bulkyStore(storeFile, 12).close()
+    assert.ok(fs.statSync(storeFile).size > 4 * 1024 * 1024, 'the store is larger than the cache and the limit')
+    const target = path.join(dir, 'nightly.db')
+    const script = `const { KeyStore } = require(${JSON.stringify(PACKAGE)}); const s = KeyStore.open(${JSON.stringify(storeFile)}); try { s.backup(${JSON.stringify(target)}) } catch (e) { console.log(e.code) } s.close()`
+    const r = spawnSync('bash', ['-c', `trap '' XFSZ; ulimit -f 1024; exec "$0" -e "$1"`, NODE, script], { encoding: 'utf8' })
+    assert.equal(r.status, 0, r.stderr)
+    assert.equal(r.stdout.trim(), 'STORE_IO', 'the backup failed')
+    assert.deepEqual(
+      fs.readdirSync(dir).filter((name) => name.startsWith('nightly.db')),
+      [],
+      'a failed backup left files beside its target',
+    )
   })
 })

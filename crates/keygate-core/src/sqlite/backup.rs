@@ -11,17 +11,28 @@ use crate::error::{Error, ErrorCode, Result};
 /// Infix of the partial name: `<target>.keygate-partial-<8 hex digits>`.
 pub(crate) const PARTIAL_INFIX: &str = ".keygate-partial-";
 
+/// The files SQLite may make beside a database it writes (`<partial>-journal`, …): the partial
+/// name is this call's own, so these are too.
+const SQLITE_SIDE_FILES: [&str; 3] = ["-journal", "-wal", "-shm"];
+
 /// Writes a new file at `to` through `copy`, which fills the (empty, existing) file at the
 /// path it is given and closes it before returning. Refuses a name that exists, a dangling
-/// link included. On any failure nothing is left at `to` or at the partial name.
+/// link included. On any failure nothing is left at `to`, at the partial name or beside it.
 pub(crate) fn write_new(to: &Path, copy: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     if std::fs::symlink_metadata(to).is_ok() {
         return Err(already_exists(to));
     }
     let partial = create_partial(to)?;
     let written = copy(&partial).and_then(|()| sync_file(&partial, to)).and_then(|()| publish(&partial, to));
-    // Linked or not, the partial name goes; after a link the file lives on under `to`.
+    // Linked or not, the partial name goes; after a link the file lives on under `to`. So do the
+    // files SQLite keeps beside it: a copy that failed half-way (a full disk) leaves its
+    // rollback journal, which SQLite does not delete when the rollback cannot be written.
     let _ = std::fs::remove_file(&partial);
+    for suffix in SQLITE_SIDE_FILES {
+        let mut side = partial.clone().into_os_string();
+        side.push(suffix);
+        let _ = std::fs::remove_file(side);
+    }
     if written.is_ok() {
         sync_directory(to);
     }
@@ -135,6 +146,21 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(err.message, "disk full");
+        assert_eq!(names_in(dir.path()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_failed_copy_leaves_no_journal_beside_the_partial_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let to = dir.path().join("bk.db");
+        write_new(&to, |partial| {
+            // What SQLite leaves when a write of the copy fails (a full disk) and so does the rollback.
+            let mut journal = partial.as_os_str().to_owned();
+            journal.push("-journal");
+            std::fs::write(journal, b"hot").unwrap();
+            Err(Error::new(ErrorCode::StoreIo, "database or disk is full"))
+        })
+        .unwrap_err();
         assert_eq!(names_in(dir.path()), Vec::<String>::new());
     }
 
