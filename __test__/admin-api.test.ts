@@ -69,6 +69,31 @@ describe('admin JSON API', () => {
     assert.equal(missing.body!.error.code, 'NOT_FOUND')
   })
 
+  test('every 405 names the methods the path takes (Allow, which HTTP requires of a 405): login, logout, session and the page too', async () => {
+    const raw = async (method: string, path: string) => {
+      const res = await fetch(`${server.url}${path}`, { method, headers })
+      await res.arrayBuffer()
+      return res
+    }
+    for (const [method, path, allow] of [
+      ['GET', '/api/login', 'POST'],
+      ['PUT', '/api/login', 'POST'],
+      ['HEAD', '/api/login', 'POST'],
+      ['GET', '/api/logout', 'POST'],
+      ['DELETE', '/api/logout', 'POST'],
+      ['POST', '/api/session', 'GET'],
+      ['DELETE', '/api/session', 'GET'],
+      ['POST', '/', 'GET, HEAD'],
+      ['DELETE', '/app.js', 'GET, HEAD'],
+    ] as const) {
+      const res = await raw(method, path)
+      assert.equal(res.status, 405, `${method} ${path}`)
+      assert.equal(res.headers.get('allow'), allow, `${method} ${path}`)
+    }
+    // The session is still there: a 405 ended nothing.
+    assert.equal((await call('GET', '/session')).body!.authenticated, true)
+  })
+
   test('HEAD is GET without a body', async () => {
     for (const path of ['/session', '/keys', '/users/svc-methods']) {
       const r = await call('HEAD', path)

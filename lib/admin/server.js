@@ -185,21 +185,23 @@ function createAdminServer(given) {
 
     // Login and session need no session.
     if (only('login')) {
-      if (method !== 'POST') throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'use POST')
+      if (method !== 'POST') throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'use POST', { allow: ['POST'] })
       const body = await readBody(req, bodyLimit) // a body that is not JSON says nothing about the token: 400 at once
       const deviceCookie = await login.check(req, field(body, 'token'))
       const opened = sessions.open(req)
       return json(res, 200, sessionInfo(opened.session), { 'Set-Cookie': [opened.cookie, deviceCookie] })
     }
     const session = sessions.sessionOf(req)
-    if (only('session') && (method === 'GET' || method === 'HEAD')) {
+    if (only('session')) {
+      // Not in the route table (it needs no session): its 405 is given here, as a route's would be.
+      if (method !== 'GET' && method !== 'HEAD') throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'use GET', { allow: ['GET'] })
       // Not an error: the page asks this first to choose between the login form and the app.
       return json(res, 200, session ? sessionInfo(session) : { authenticated: false })
     }
     if (!session) throw new ApiError(401, AdminErrorCode.Unauthenticated, 'log in first (or your session expired)')
     if (change) checkCsrf(req, session)
     if (only('logout')) {
-      if (method !== 'POST') throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'use POST')
+      if (method !== 'POST') throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'use POST', { allow: ['POST'] })
       return json(res, 200, { ok: true }, { 'Set-Cookie': sessions.close(req, session) })
     }
 
@@ -240,7 +242,7 @@ function createAdminServer(given) {
         return
       }
       if (req.method !== 'GET' && req.method !== 'HEAD') {
-        throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'only GET here')
+        throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'only GET here', { allow: ['GET', 'HEAD'] })
       }
       const file = STATIC_FILES[pathname]
       if (!file) return send(res, 404, 'not found', { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' })
