@@ -132,6 +132,20 @@ describe('help and version', () => {
     }
   })
 
+  test('help says what docs/cli.md says of when a change is seen: within about 10 ms (another process), not at "the very next check"', async () => {
+    for (const args of [
+      ['user', 'put'],
+      ['role', 'put'],
+      ['key', 'update'],
+      ['key', 'suspend'],
+      ['key', 'revoke'],
+    ]) {
+      const help = ok(await run(['help', ...args])).stdout
+      assert.doesNotMatch(help, /very next check/, args.join(' '))
+      assert.match(help, /within about 10 ms/, args.join(' '))
+    }
+  })
+
   test('docs/cli.md documents every command, the exit codes and the environment variables', () => {
     const doc = readFileSync(path.join(ROOT, 'docs', 'cli.md'), 'utf8')
     for (const c of COMMANDS) assert.ok(doc.includes(`keygate ${c}`), `docs/cli.md should document keygate ${c}`)

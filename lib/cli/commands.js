@@ -211,7 +211,8 @@ const COMMANDS = [
       'Creates the user, or changes an existing one: what you give replaces that field (all its\n' +
       '--right options together replace the rights, all --role options the roles); what you leave\n' +
       'out keeps its value. A new user is active with no rights and no roles unless you say so.\n' +
-      'Changes apply to the very next check of every key of the user. Roles must exist.\n' +
+      'Changes apply to every key of the user within about 10 ms, in every process using the\n' +
+      'store. Roles must exist.\n' +
       'A user id is 1–128 letters, digits and _ - . @',
     options: { status: O.status, right: O.right, 'no-rights': O.noRights, role: O.role, 'no-roles': O.noRoles },
     positionals: ['<id>'],
@@ -310,7 +311,7 @@ const COMMANDS = [
     usage: 'keygate role put <name> --right <rule>... | --no-rights',
     details:
       'A role is a named list of rights (API rules <service>:<api>); users holding it get them.\n' +
-      'The rights you give replace the role’s rights; changes apply to the very next check.',
+      'The rights you give replace the role’s rights; changes apply within about 10 ms.',
     options: { right: O.right, 'no-rights': O.noRights },
     positionals: ['<name>'],
     store: 'create',
@@ -478,7 +479,7 @@ const COMMANDS = [
     usage: 'keygate key update <key-id> [--description <text>] [--rule <rule>]... [--rules-file <file>] [--no-rules] [--expires <when>]',
     details:
       'What you give replaces that field: all --rule options (and --rules-file) together replace\n' +
-      'the rules; --no-rules removes them all. Applies to the very next check. A revoked key\n' +
+      'the rules; --no-rules removes them all. Applies within about 10 ms. A revoked key\n' +
       'cannot be changed (REVOKED_IS_FINAL).\n' +
       WHEN_HELP,
     options: { description: O.description, rule: O.rule, 'rules-file': O.rulesFile, 'no-rules': { type: 'boolean', help: 'remove every rule' }, expires: O.expires },
@@ -751,10 +752,10 @@ const COMMANDS = [
  */
 function stateCommand(verb, state, summary) {
   const notes = {
-    suspend: 'Suspends the key: it is refused from the very next check until activated again.',
+    suspend: 'Suspends the key: every process using the store refuses it within about 10 ms, until\nactivated again.',
     activate: 'Makes a suspended key usable again (if it has not expired). A revoked key cannot be\nactivated (REVOKED_IS_FINAL).',
     revoke:
-      'Revokes the key: it is refused from the very next check, in every process using the store.\n' +
+      'Revokes the key: every process using the store refuses it within about 10 ms.\n' +
       'Revoked is final: the key can never be activated or changed again (it stays listed as\n' +
       'evidence; use key delete to remove it). Asks no question. Revoking a revoked key does nothing.',
   }
