@@ -125,6 +125,7 @@ export interface AdminOptions {
   /**
    * For `updateKey`/`setState`/`rotateKey`: the key's `updatedAt` as the caller last read it. If the
    * key changed since, the change is refused with `CONFLICT` (checked inside the store's write).
+   * Given to another call, which would not check it, it is refused (`INVALID_ARGUMENT`).
    */
   expectedUpdatedAt?: Date
 }

@@ -107,6 +107,31 @@ describe('misspelt options are refused, naming the option', () => {
     store.close()
   })
 
+  test('expectedUpdatedAt given to a call that does not check it is refused, not ignored: the change would not wait on it', () => {
+    const store = KeyStore.inMemory()
+    store.putUser({ id: 'u', rights: ['*:*'] })
+    const { key } = store.createKey({ userId: 'u', description: 'd', expiresAt: new Date(Date.now() + 86_400_000) })
+    const stale = new Date(key.updatedAt.getTime() - 1000)
+    const expiresAt = new Date(Date.now() + 86_400_000)
+    for (const [name, fn] of [
+      ['deleteKey', () => store.deleteKey(key.id, { expectedUpdatedAt: stale })],
+      ['deleteUser', () => store.deleteUser('u', { expectedUpdatedAt: stale })],
+      ['createKey', () => store.createKey({ userId: 'u', description: 'd', expiresAt }, { expectedUpdatedAt: stale })],
+      ['putUser', () => store.putUser({ id: 'u', rights: [] }, { expectedUpdatedAt: stale })],
+      ['putRole', () => store.putRole({ name: 'r', rights: [] }, { expectedUpdatedAt: stale })],
+      ['deleteRole', () => store.deleteRole('r', { expectedUpdatedAt: stale })],
+    ] as const) {
+      refused(fn, 'keygate', 'options.expectedUpdatedAt', 'updateKey, setState and rotateKey')
+      assert.ok(store.getKey(key.id), `${name} changed nothing`)
+    }
+    assert.deepEqual(store.getUser('u')!.rights, ['*:*'])
+    assert.equal(store.listKeys().length, 1)
+    // Left out, or undefined or null (as AdminOptions allows it), it is not in the way.
+    store.putRole({ name: 'r', rights: [] }, { actor: 'a', expectedUpdatedAt: undefined })
+    assert.equal(store.deleteRole('r', { expectedUpdatedAt: null as never }), true)
+    store.close()
+  })
+
   test('an option named like a secret is not echoed', () => {
     const store = KeyStore.inMemory()
     store.putUser({ id: 'u', rights: ['*:*'] })

@@ -271,7 +271,23 @@ function optionsOf(value, known, name = 'options') {
  */
 function actorOf(options) {
   const o = optionsOf(options, ADMIN_OPTIONS)
+  withoutPrecondition(o)
   return args.optionalString(o.actor, 'options.actor')
+}
+
+/**
+ * Refuses an `expectedUpdatedAt` given to a call that does not check it (only `updateKey`,
+ * `setState` and `rotateKey` do): ignored, a delete asked for "only if the key is as I read it"
+ * would be made whatever the key had become. Left out, `undefined` or `null`, it is not in the way.
+ * @param {{ expectedUpdatedAt?: unknown }} o options as read by `optionsOf`
+ */
+function withoutPrecondition(o) {
+  if (o.expectedUpdatedAt !== undefined && o.expectedUpdatedAt !== null) {
+    throw new KeygateError(
+      'INVALID_ARGUMENT',
+      'options.expectedUpdatedAt is checked by updateKey, setState and rotateKey only; this call would make its change without it',
+    )
+  }
 }
 
 /**
@@ -281,6 +297,7 @@ function actorOf(options) {
  */
 function putOptionsOf(options) {
   const o = optionsOf(options, PUT_OPTIONS)
+  withoutPrecondition(o)
   return { actor: args.optionalString(o.actor, 'options.actor'), expect: args.optionalString(o.expect, 'options.expect') }
 }
 
