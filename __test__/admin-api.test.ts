@@ -55,9 +55,9 @@ describe('admin JSON API', () => {
   test('a path asked with a method it does not take: 405 METHOD_NOT_ALLOWED with Allow; an unknown path stays 404', async () => {
     store.putUser({ id: 'svc-methods', rights: [] })
     for (const [method, path, allow] of [
-      ['PATCH', '/users/svc-methods', 'GET, PUT, DELETE'],
-      ['DELETE', '/users', 'GET, POST'],
-      ['POST', '/audit/verify', 'GET'],
+      ['PATCH', '/users/svc-methods', 'GET, HEAD, PUT, DELETE'],
+      ['DELETE', '/users', 'GET, HEAD, POST'],
+      ['POST', '/audit/verify', 'GET, HEAD'],
     ] as const) {
       const r = await call(method, path, method === 'DELETE' ? undefined : {})
       assert.equal(r.status, 405, `${method} ${path}`)
@@ -81,8 +81,8 @@ describe('admin JSON API', () => {
       ['HEAD', '/api/login', 'POST'],
       ['GET', '/api/logout', 'POST'],
       ['DELETE', '/api/logout', 'POST'],
-      ['POST', '/api/session', 'GET'],
-      ['DELETE', '/api/session', 'GET'],
+      ['POST', '/api/session', 'GET, HEAD'],
+      ['DELETE', '/api/session', 'GET, HEAD'],
       ['POST', '/', 'GET, HEAD'],
       ['DELETE', '/app.js', 'GET, HEAD'],
     ] as const) {

@@ -295,6 +295,10 @@ describe('admin login throttling', () => {
     }
     assert.throws(() => createAdminHandler({ store, token: '' }), /^TypeError: the admin server needs options\.token \(16 to 1024 characters\) or options\.tokenDigest/)
     assert.doesNotThrow(() => createAdminServer({ store, token: 'x'.repeat(16) }))
+    // A token whose login body is over the body limit would lock the admin out.
+    const wide = '€'.repeat(1000) // 1,000 characters, 3,000 bytes in UTF-8
+    assert.throws(() => createAdminServer({ store, token: wide, bodyLimit: 2048 }), /options\.bodyLimit \(2048 bytes\) is too small for a login with this token/)
+    assert.doesNotThrow(() => createAdminServer({ store, token: wide, bodyLimit: 4096 }))
     // Login delays, session timeouts, body limit: a string ('1mb', '30m') compared false with every size and age.
     const bad: Partial<AdminServerOptions>[] = [
       { sessionIdleMs: '1s' as unknown as number },

@@ -95,7 +95,8 @@ function match(table, method, parts) {
     })
     if (!fits) continue
     if (route.method === asked) return { handle: route.handle, params }
-    allowed.push(route.method)
+    // A GET path answers HEAD too.
+    allowed.push(...(route.method === 'GET' ? ['GET', 'HEAD'] : [route.method]))
   }
   // A path the API has, asked with another method: 405 naming those it takes.
   if (allowed.length > 0) throw new ApiError(405, AdminErrorCode.MethodNotAllowed, `use ${allowed.join(' or ')}`, { allow: allowed })
@@ -130,6 +131,11 @@ function createAdminServer(given) {
   // Checked: a string ('1mb') compares false with every size, and there would be no limit.
   if (!Number.isSafeInteger(bodyLimit) || bodyLimit < MIN_BODY_LIMIT || bodyLimit > MAX_BODY_LIMIT) {
     throw new TypeError(`options.bodyLimit must be a whole number of bytes from ${MIN_BODY_LIMIT} to ${MAX_BODY_LIMIT}`)
+  }
+  // A login whose body the limit refuses would lock the admin out (1,024 characters of three
+  // UTF-8 bytes each are over the smallest limit).
+  if (typeof options.token === 'string' && Buffer.byteLength(JSON.stringify({ token: options.token })) > bodyLimit) {
+    throw new TypeError(`options.bodyLimit (${bodyLimit} bytes) is too small for a login with this token: raise it, or use a shorter token`)
   }
   const log = typeof options.log === 'function' ? options.log : () => {}
   const sessions = createSessions({ idleMs: options.sessionIdleMs, maxMs: options.sessionMaxMs, secureCookies: options.secureCookies ?? 'auto' })
@@ -194,7 +200,7 @@ function createAdminServer(given) {
     const session = sessions.sessionOf(req)
     if (only('session')) {
       // Not in the route table (it needs no session): its 405 is given here, as a route's would be.
-      if (method !== 'GET' && method !== 'HEAD') throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'use GET', { allow: ['GET'] })
+      if (method !== 'GET' && method !== 'HEAD') throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'use GET', { allow: ['GET', 'HEAD'] })
       // Not an error: the page asks this first to choose between the login form and the app.
       return json(res, 200, session ? sessionInfo(session) : { authenticated: false })
     }
