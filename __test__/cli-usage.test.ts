@@ -149,6 +149,16 @@ describe('keygate CLI: usage', () => {
     const help = keygate(['backup', '--help'], work)
     assert.match(help.stdout, /<file> must not exist: backup never overwrites a file/)
   })
+
+  test("backup to '' is the store's INVALID_ARGUMENT (an empty path), not the working directory's \"already exists\"", () => {
+    const work = mkdtempSync(path.join(dir, 'backup-empty-'))
+    assert.equal(keygate(['init'], work).code, 0)
+    const before = readdirSync(work).sort()
+    const r = keygate(['backup', ''], work)
+    assert.equal(r.code, 3)
+    assert.match(r.stderr, /the backup path is empty.*\(INVALID_ARGUMENT\)/s)
+    assert.deepEqual(readdirSync(work).sort(), before)
+  })
 })
 
 describe('keygate CLI: a secret pasted in the wrong place is never printed whole', () => {

@@ -23,7 +23,7 @@ function isDatabaseUrl(location) {
 function resolveStore(location, cwd = process.cwd()) {
   // SQLite's special names stay as given, for the store to refuse with its own message
   // (resolved, `file:./dev.db` would become a file of that literal name under `cwd`).
-  if (isDatabaseUrl(location) || location === ':memory:' || /^file:/i.test(location)) return location
+  if (isDatabaseUrl(location) || location === '' || location === ':memory:' || /^file:/i.test(location)) return location
   return path.resolve(cwd, location)
 }
 
