@@ -1,6 +1,6 @@
 'use strict'
-// The option names of createAdminServer (server.d.ts): anything else given is refused, so that a
-// misspelt option (`sesionIdleMs`) is not ignored in favour of its default.
+// The option names of createAdminServer (server.d.ts), createAdminHandler and serve: anything else
+// given is refused, so that a misspelt option (`sesionIdleMs`) is not ignored in favour of its default.
 
 const ADMIN_SERVER_OPTIONS = Object.freeze([
   'store',
@@ -23,4 +23,7 @@ const ADMIN_SERVER_OPTIONS = Object.freeze([
 /** createAdminHandler's: the server's but where it listens (the host server does), and prefix. */
 const ADMIN_HANDLER_OPTIONS = Object.freeze([...ADMIN_SERVER_OPTIONS.filter((name) => name !== 'host' && name !== 'port'), 'prefix'])
 
-module.exports = { ADMIN_SERVER_OPTIONS, ADMIN_HANDLER_OPTIONS }
+/** serve's (serve.d.ts). */
+const SERVE_OPTIONS = Object.freeze(['db', 'host', 'port', 'token', 'storeOptions', 'print', 'handleSignals'])
+
+module.exports = { ADMIN_SERVER_OPTIONS, ADMIN_HANDLER_OPTIONS, SERVE_OPTIONS }

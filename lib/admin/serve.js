@@ -19,6 +19,7 @@ const { ownFields, unknownOption } = require('../args.js')
 const { fileNameOf, isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
 const { tokenLengthProblem } = require('./login.js')
 const { createAdminServer } = require('./server.js')
+const { SERVE_OPTIONS } = require('./options.js')
 
 /**
  * The file beside the store that holds the SHA-256 of the generated admin token.
@@ -106,7 +107,7 @@ async function serve(given = {}) {
   if (given === null || typeof given !== 'object') throw new TypeError('serve takes an options object')
   // Own fields only: an inherited `host` or `token` (a polluted Object.prototype) must not open the page.
   const options = ownFields(given)
-  const unknown = unknownOption(options, ['db', 'host', 'port', 'token', 'storeOptions', 'print', 'handleSignals'], 'serve')
+  const unknown = unknownOption(options, SERVE_OPTIONS, 'serve')
   if (unknown !== undefined) throw new TypeError(unknown)
   const db = resolveStore(options.db ?? 'keygate.db')
   const host = options.host ?? '127.0.0.1'

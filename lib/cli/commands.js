@@ -299,7 +299,7 @@ const COMMANDS = [
       if (!store.deleteUser(id, admin)) throw new NotFound('UNKNOWN_USER', `no user with id ${quote(id)}`)
       return {
         json: { deleted: true, id, keysDeleted: keys },
-        text: `deleted user ${id} and its ${keys} key${keys === 1 ? '' : 's'}`,
+        text: `deleted user ${id} and its ${fmt.count(keys, 'key')}`,
       }
     },
   },
@@ -385,7 +385,7 @@ const COMMANDS = [
       if (!store.deleteRole(name, admin)) throw new NotFound('UNKNOWN_ROLE', `no role named ${quote(name)}`)
       return {
         json: { deleted: true, name, usersAffected: users },
-        text: `deleted role ${name} (taken from ${users} user${users === 1 ? '' : 's'})`,
+        text: `deleted role ${name} (taken from ${fmt.count(users, 'user')})`,
       }
     },
   },

@@ -6,10 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
+use super::open::beside;
 use crate::error::{Error, ErrorCode, Result};
 
 /// Infix of the partial name: `<target>.keygate-partial-<8 hex digits>`.
-pub(crate) const PARTIAL_INFIX: &str = ".keygate-partial-";
+const PARTIAL_INFIX: &str = ".keygate-partial-";
 
 /// The files SQLite may make beside a database it writes (`<partial>-journal`, …): the partial
 /// name is this call's own, so these are too.
@@ -29,9 +30,7 @@ pub(crate) fn write_new(to: &Path, copy: impl FnOnce(&Path) -> Result<()>) -> Re
     // rollback journal, which SQLite does not delete when the rollback cannot be written.
     let _ = std::fs::remove_file(&partial);
     for suffix in SQLITE_SIDE_FILES {
-        let mut side = partial.clone().into_os_string();
-        side.push(suffix);
-        let _ = std::fs::remove_file(side);
+        let _ = std::fs::remove_file(beside(&partial, suffix));
     }
     if written.is_ok() {
         sync_directory(to);
@@ -155,9 +154,7 @@ mod tests {
         let to = dir.path().join("bk.db");
         write_new(&to, |partial| {
             // What SQLite leaves when a write of the copy fails (a full disk) and so does the rollback.
-            let mut journal = partial.as_os_str().to_owned();
-            journal.push("-journal");
-            std::fs::write(journal, b"hot").unwrap();
+            std::fs::write(beside(partial, "-journal"), b"hot").unwrap();
             Err(Error::new(ErrorCode::StoreIo, "database or disk is full"))
         })
         .unwrap_err();

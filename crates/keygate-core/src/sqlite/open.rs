@@ -206,7 +206,7 @@ fn connect_read_only(path: &Path) -> Result<Connection> {
     connect(path, flags)
 }
 
-/// The file SQLite keeps beside the store file `path` under `suffix` (`-wal`, `-shm`).
+/// The file SQLite keeps beside the database file `path` under `suffix` (`-wal`, `-shm`, `-journal`).
 pub(super) fn beside(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
