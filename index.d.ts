@@ -398,7 +398,8 @@ export declare class KeyStore {
 
   /**
    * Creates or replaces a role (`options.expect`: create only, or replace only). Changes apply
-   * to the very next check of every key.
+   * to the very next check of every key. A field besides `name` and `rights` is refused
+   * (`INVALID_ARGUMENT`); a role read back with `getRole` is taken as it is.
    */
   putRole(role: Role, options?: PutOptions): Role
 
@@ -413,7 +414,8 @@ export declare class KeyStore {
 
   /**
    * Creates or replaces a user (`options.expect`: create only, or replace only). Throws
-   * `UNKNOWN_ROLE` for a role that does not exist.
+   * `UNKNOWN_ROLE` for a role that does not exist. A field besides those of `UserInput` is
+   * refused (`INVALID_ARGUMENT`); a user read back with `getUser` is taken as it is.
    */
   putUser(user: UserInput, options?: PutOptions): User
 
@@ -429,7 +431,11 @@ export declare class KeyStore {
   /** Deletes a user and all its keys. False if there was none. */
   deleteUser(id: string, options?: AdminOptions): boolean
 
-  /** Creates a key under a user. The returned secret is never available again. */
+  /**
+   * Creates a key under a user. The returned secret is never available again. A field besides
+   * those of `NewKey` is refused (`INVALID_ARGUMENT`): a misspelt `rules` would leave the key
+   * unrestricted.
+   */
   createKey(input: NewKey, options?: AdminOptions): IssuedKey
 
   /** A key by id, or `null`. */
@@ -438,7 +444,11 @@ export declare class KeyStore {
   /** Keys, newest first, optionally of one user and/or in one state. */
   listKeys(filter?: KeyFilter): ApiKey[]
 
-  /** Changes description, rules and/or expiry. Throws `REVOKED_IS_FINAL` for a revoked key. */
+  /**
+   * Changes description, rules and/or expiry. Throws `REVOKED_IS_FINAL` for a revoked key. A
+   * field besides those of `KeyPatch` is refused (`INVALID_ARGUMENT`): a `state` (changed with
+   * `setState`), and so a key read back.
+   */
   updateKey(id: string, patch: KeyPatch, options?: AdminOptions): ApiKey
 
   /** `active ⇄ suspended`, either → `revoked`; revoked is final (`REVOKED_IS_FINAL`). */

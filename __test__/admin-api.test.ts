@@ -129,4 +129,75 @@ describe('admin JSON API', () => {
       assert.match(bad.body!.error.message, /overlapSeconds .*must be a whole number of seconds, 0 or more/)
     }
   })
+
+  test('a body field or query parameter a route does not take is a 400 naming it, and changes nothing', async () => {
+    store.putUser({ id: 'svc-fields', rights: ['*:*'] })
+    const expiresAt = new Date(Date.now() + 30 * DAY).toISOString()
+    // A misspelt rules would have made a key free to call whatever its user may.
+    const misspelt = await call('POST', '/keys', { userId: 'svc-fields', description: 'd', expiresAt, rule: ['billing:read'] })
+    assert.equal(misspelt.status, 400)
+    assert.equal(misspelt.body!.error.code, 'INVALID_ARGUMENT')
+    assert.equal(misspelt.body!.error.message, 'body: no field "rule" (did you mean rules?); the fields are userId, description, expiresAt, rules, state')
+    assert.deepEqual(store.listKeys({ userId: 'svc-fields' }), [])
+    // A state sent with an edit would have left a key meant to be revoked usable.
+    const { key, secret } = newKey('svc-fields')
+    const read = (await call('GET', `/keys/${key.id}`)).body!.key
+    for (const patch of [{ state: 'revoked' }, { ...read, description: 'x' }, { descripton: 'x' }]) {
+      const r = await call('PATCH', `/keys/${key.id}`, patch)
+      assert.equal(r.status, 400, JSON.stringify(patch))
+      assert.equal(r.body!.error.code, 'INVALID_ARGUMENT')
+    }
+    assert.match(
+      (await call('PATCH', `/keys/${key.id}`, { state: 'revoked' })).body!.error.message,
+      /no field "state" \(a key's state is changed with POST \/api\/keys\/:id\/state\)/,
+    )
+    assert.deepEqual((await call('GET', `/keys/${key.id}`)).body!.key, read, 'nothing changed')
+    assert.equal(store.isAllowed(secret, 'billing', 'read'), true, 'still usable: nothing was revoked')
+    // A misspelt filter would have listed everything.
+    for (const path of ['/keys?userid=svc-fields', `/audit?keyID=${key.id}`, '/users?x=1']) {
+      const r = await call('GET', path)
+      assert.equal(r.status, 400, path)
+      assert.match(r.body!.error.message, /^query: no parameter /, path)
+    }
+    assert.equal((await call('GET', '/keys?userId=svc-fields&state=active')).body!.keys.length, 1)
+    assert.equal((await call('GET', `/audit?keyId=${key.id}&limit=5`)).status, 200)
+  })
+
+  test('PUT of a user or role takes its id or name back as read, never another', async () => {
+    store.putRole({ name: 'ops-put', rights: ['billing:*'] })
+    store.putUser({ id: 'svc-put', rights: ['billing:read'], roles: [] })
+    // The docs' round trip: GET the user, change a field, PUT it all back.
+    const user = (await call('GET', '/users/svc-put')).body!.user
+    const back = await call('PUT', '/users/svc-put', { ...user, roles: ['ops-put'] })
+    assert.equal(back.status, 200, JSON.stringify(back.body))
+    assert.deepEqual(store.getUser('svc-put')!.roles, ['ops-put'])
+    const renamed = await call('PUT', '/users/svc-put', { ...user, id: 'svc-other' })
+    assert.equal(renamed.status, 400)
+    assert.match(renamed.body!.error.message, /the body's id "svc-other" is not the path's "svc-put": a user's id cannot be changed/)
+    assert.equal(store.getUser('svc-other'), null)
+    const role = (await call('GET', '/roles/ops-put')).body!.role
+    assert.equal((await call('PUT', '/roles/ops-put', role)).status, 200)
+    assert.equal((await call('PUT', '/roles/ops-put', { ...role, name: 'other' })).status, 400)
+    assert.deepEqual(store.getRole('ops-put'), { name: 'ops-put', rights: ['billing:*'] })
+  })
+
+  test('an unknown path is 404 whatever its body: the route is matched before the body is read', async () => {
+    const res = await fetch(`${server.url}/api/nothing/here`, { method: 'POST', headers, body: '{not json' })
+    assert.equal(res.status, 404)
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'NOT_FOUND')
+    const known = await fetch(`${server.url}/api/keys`, { method: 'POST', headers, body: '{not json' })
+    assert.equal(known.status, 400)
+    await known.arrayBuffer()
+  })
+
+  test('login: a field besides the token is a 400, not counted as a failed login', async () => {
+    const res = await fetch(`${server.url}/api/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ token: TOKEN, remember: true }),
+    })
+    assert.equal(res.status, 400)
+    assert.match(((await res.json()) as { error: { message: string } }).error.message, /body: no field "remember"; the fields are token/)
+    assert.ok(await loginHeaders(server, TOKEN), 'a login right after is not throttled')
+  })
 })

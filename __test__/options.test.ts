@@ -149,3 +149,79 @@ describe('misspelt options are refused, naming the option', () => {
     store.close()
   })
 })
+
+// A field of a new key, a patch, a user or a role is checked by name as an option is: ignored, a
+// misspelt `rules` would create a key free to call whatever its user may, and a `state` in a
+// patch would leave a key its admin meant to revoke usable.
+describe('misspelt fields of keys, patches, users and roles are refused, naming the field', () => {
+  const expiresAt = () => new Date(Date.now() + 86_400_000)
+
+  test('createKey: a misspelt rules creates no key (it would have been unrestricted)', () => {
+    const store = KeyStore.inMemory()
+    store.putUser({ id: 'u', rights: ['*:*'] })
+    refused(
+      () => store.createKey({ userId: 'u', description: 'd', expiresAt: expiresAt(), rule: ['billing:read'] } as never),
+      'keygate',
+      'input: no field "rule" (did you mean rules?); the fields are userId, description, expiresAt, rules, state',
+    )
+    refused(() => store.createKey({ userId: 'u', description: 'd', expiresAt: expiresAt(), expiresIn: 60 } as never), 'keygate', 'no field "expiresIn"')
+    assert.deepEqual(store.listKeys(), [])
+    assert.equal(store.audit().filter((e) => e.action === 'createKey').length, 0)
+    // Every field of NewKey is taken.
+    const { key } = store.createKey({ userId: 'u', description: 'd', expiresAt: expiresAt(), rules: ['billing:read'], state: 'suspended' })
+    assert.deepEqual(key.rules, ['billing:read'])
+    store.close()
+  })
+
+  test('updateKey: a state, a misspelt field or an option in the patch changes nothing and records nothing', () => {
+    const store = KeyStore.inMemory()
+    store.putUser({ id: 'u', rights: ['*:*'] })
+    const { key, secret } = store.createKey({ userId: 'u', description: 'd', expiresAt: expiresAt(), rules: ['billing:read'] })
+    const entries = store.audit().length
+    refused(() => store.updateKey(key.id, { state: 'revoked' } as never), 'keygate', 'patch: no field "state" (a key\'s state is changed with setState)')
+    refused(() => store.updateKey(key.id, { descripton: 'x' } as never), 'keygate', 'did you mean description?', 'the fields are description, rules, expiresAt')
+    refused(() => store.updateKey(key.id, { rules: [], Rules: [] } as never), 'keygate', 'no field "Rules" (did you mean rules?)')
+    refused(() => store.updateKey(key.id, { expectedUpdatedAt: key.updatedAt } as never), 'keygate', 'it is an option: updateKey(id, patch, { expectedUpdatedAt })')
+    refused(() => store.updateKey(key.id, { userId: 'v' } as never), 'keygate', "a key's user cannot be changed")
+    // A key read back is no patch.
+    refused(() => store.updateKey(key.id, { ...key, description: 'x' } as never), 'keygate', 'patch: no field "id"')
+    assert.deepEqual(store.getKey(key.id), key)
+    assert.equal(store.isAllowed(secret, 'billing', 'read'), true, 'still active')
+    assert.equal(store.audit().length, entries, 'nothing recorded')
+    // Every field of KeyPatch is taken.
+    const changed = store.updateKey(key.id, { description: 'x', rules: ['billing:*'], expiresAt: expiresAt() })
+    assert.equal(changed.description, 'x')
+    store.close()
+  })
+
+  test('putUser and putRole: a misspelt field is refused; a user or role read back is taken as it is', () => {
+    const store = KeyStore.inMemory()
+    store.putRole({ name: 'ops', rights: ['billing:*'] })
+    store.putUser({ id: 'u', rights: ['billing:read'], roles: ['ops'] })
+    refused(() => store.putUser({ id: 'u', rigths: [] } as never), 'keygate', 'user: no field "rigths" (did you mean rights?); the fields are id, status, rights, roles')
+    refused(() => store.putUser({ id: 'u', role: ['ops'] } as never), 'keygate', 'did you mean roles?')
+    refused(() => store.putRole({ name: 'ops', rights: [], description: 'x' } as never), 'keygate', 'role: no field "description"; the fields are name, rights')
+    assert.deepEqual(store.getUser('u'), { id: 'u', status: 'active', rights: ['billing:read'], roles: ['ops'] })
+    assert.deepEqual(store.getRole('ops'), { name: 'ops', rights: ['billing:*'] })
+    // Round trips: what getUser and getRole give back is what putUser and putRole take.
+    assert.deepEqual(store.putUser(store.getUser('u')!), store.getUser('u'))
+    assert.deepEqual(store.putRole(store.getRole('ops')!), store.getRole('ops'))
+    store.close()
+  })
+
+  test('a field named like a secret is not echoed, and a far-off name gets no suggestion', () => {
+    const store = KeyStore.inMemory()
+    store.putUser({ id: 'u', rights: ['*:*'] })
+    const { key, secret } = store.createKey({ userId: 'u', description: 'd', expiresAt: expiresAt() })
+    let message = ''
+    try {
+      store.updateKey(key.id, { [secret]: 'x' } as never)
+    } catch (error) {
+      message = (error as Error).message
+    }
+    assert.match(message, /^patch: no field/)
+    assert.ok(!message.includes(secret.slice(3, 20)), message)
+    refused(() => store.putUser({ id: 'u', colour: 'red' } as never), 'keygate', /no field "colour"; the fields are/)
+    store.close()
+  })
+})

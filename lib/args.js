@@ -250,19 +250,63 @@ function optionalNumber(value, name) {
 }
 
 /**
- * What is wrong with an options object's own fields when one is not among `known` (a
- * misspelt option, `trustproxy` or `purgeExpiredAfterDay`, would otherwise be ignored and its
- * default used without a word), else undefined. The caller throws it as its errors are.
+ * What is wrong with an object's own fields when one is not among `known` (a misspelt option,
+ * `trustproxy` or `purgeExpiredAfterDay`, would otherwise be ignored and its default used without
+ * a word; a misspelt `rule` of a new key would leave it unrestricted), else undefined. The caller
+ * throws it as its errors are.
  * @param {object} fields
  * @param {readonly string[]} known
  * @param {string} name what the object is called in messages (`options`)
+ * @param {{ noun?: string, hints?: Readonly<Record<string, string>> }} [how] what a field is
+ *   called (`option`, `field`), and why a field a caller may expect is not there (`state`: how a
+ *   key's state is changed instead)
  * @returns {string | undefined}
  */
-function unknownOption(fields, known, name) {
+function unknownOption(fields, known, name, { noun = 'option', hints = {} } = {}) {
   const unknown = Object.getOwnPropertyNames(fields).find((field) => !known.includes(field))
   if (unknown === undefined) return undefined
-  const near = known.find((option) => option.toLowerCase() === unknown.toLowerCase())
-  return `${name}: no option ${quote(unknown)}${near ? ` (did you mean ${near}?)` : ''}; the options are ${known.join(', ')}`
+  const hint = Object.hasOwn(hints, unknown) ? ` (${hints[unknown]})` : ''
+  const near = hint === '' ? known.find((field) => isNear(unknown, field)) : undefined
+  const suggestion = near === undefined ? hint : ` (did you mean ${near}?)`
+  const choices = known.length === 0 ? `it takes no ${noun}s` : `the ${noun}s are ${known.join(', ')}`
+  return `${name}: no ${noun} ${quote(unknown)}${suggestion}; ${choices}`
+}
+
+/** Longest name compared letter by letter for a suggestion: longer ones are no slip of a known name. */
+const NEAR_MAX = 64
+
+/**
+ * Whether `given` looks like a slip for `known`: the same but for case, or within two edits
+ * (a letter added, dropped, changed or two swapped: `rule`, `rigths`, `descripton`), for names
+ * of four letters or more.
+ * @param {string} given
+ * @param {string} known
+ */
+function isNear(given, known) {
+  const a = given.toLowerCase()
+  const b = known.toLowerCase()
+  if (a === b) return true
+  if (a.length < 4 || a.length > NEAR_MAX || Math.abs(a.length - b.length) > 2) return false
+  return editDistance(a, b) <= 2
+}
+
+/**
+ * The optimal string alignment distance (insertions, deletions, substitutions and swaps of
+ * neighbours, by UTF-16 unit) between two short strings.
+ * @param {string} a
+ * @param {string} b
+ */
+function editDistance(a, b) {
+  /** @type {number[][]} */
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)))
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1)
+    }
+  }
+  return d[a.length][b.length]
 }
 
 module.exports = {

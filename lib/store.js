@@ -247,6 +247,17 @@ function incidentReporter(onError) {
 const ADMIN_OPTIONS = ['actor', 'expectedUpdatedAt']
 const PUT_OPTIONS = [...ADMIN_OPTIONS, 'expect']
 const ROTATE_OPTIONS = [...ADMIN_OPTIONS, 'overlapSeconds']
+/** The fields of the entities and the patch a caller passes (`NewKey`, `KeyPatch`, `UserInput`, `Role`). */
+const NEW_KEY_FIELDS = ['userId', 'description', 'expiresAt', 'rules', 'state']
+const KEY_PATCH_FIELDS = ['description', 'rules', 'expiresAt']
+const USER_FIELDS = ['id', 'status', 'rights', 'roles']
+const ROLE_FIELDS = ['name', 'rights']
+/** Why a field of a key a caller may put in a patch is not there: ignored, `state` would leave a key meant revoked usable. */
+const KEY_PATCH_HINTS = {
+  state: "a key's state is changed with setState",
+  userId: "a key's user cannot be changed",
+  expectedUpdatedAt: 'it is an option: updateKey(id, patch, { expectedUpdatedAt })',
+}
 /** The fields of an `AuditQuery`. */
 const AUDIT_QUERY = ['action', 'actor', 'keyId', 'userId', 'since', 'until', 'limit']
 
@@ -261,6 +272,22 @@ const AUDIT_QUERY = ['action', 'actor', 'keyId', 'userId', 'since', 'until', 'li
 function optionsOf(value, known, name = 'options') {
   const o = args.optionalObject(value, name)
   const unknown = args.unknownOption(o, known, name)
+  if (unknown !== undefined) throw new KeygateError('INVALID_ARGUMENT', unknown)
+  return o
+}
+
+/**
+ * An entity or patch argument (a new key, a user, a role, a key's patch), refusing a field it
+ * does not have (INVALID_ARGUMENT naming it): a misspelt `rules` would otherwise create a key
+ * with no rules, free to call whatever its user may.
+ * @param {unknown} value
+ * @param {readonly string[]} known
+ * @param {string} name
+ * @param {Readonly<Record<string, string>>} [hints]
+ */
+function fieldsOf(value, known, name, hints) {
+  const o = args.object(value, name)
+  const unknown = args.unknownOption(o, known, name, { noun: 'field', hints })
   if (unknown !== undefined) throw new KeygateError('INVALID_ARGUMENT', unknown)
   return o
 }
@@ -545,7 +572,7 @@ class KeyStore {
    * @param {PutOptions} [options]
    */
   putRole(role, options) {
-    const r = args.object(role, 'role')
+    const r = fieldsOf(role, ROLE_FIELDS, 'role')
     const name = args.string(r.name, 'role.name')
     const rights = args.ruleArray(r.rights, 'role.rights')
     if (rights === undefined) throw new KeygateError('INVALID_ARGUMENT', 'role.rights must be an array of strings')
@@ -581,7 +608,7 @@ class KeyStore {
    * @param {PutOptions} [options]
    */
   putUser(user, options) {
-    const u = args.object(user, 'user')
+    const u = fieldsOf(user, USER_FIELDS, 'user')
     const input = {
       id: args.string(u.id, 'user.id'),
       status: args.optionalString(u.status, 'user.status'),
@@ -631,7 +658,7 @@ class KeyStore {
    * @param {AdminOptions} [options]
    */
   createKey(input, options) {
-    const k = args.object(input, 'input')
+    const k = fieldsOf(input, NEW_KEY_FIELDS, 'input')
     const dto = {
       userId: args.string(k.userId, 'input.userId'),
       description: args.string(k.description, 'input.description'),
@@ -667,7 +694,7 @@ class KeyStore {
    */
   updateKey(id, patch, options) {
     args.string(id, 'id')
-    const p = args.object(patch, 'patch')
+    const p = fieldsOf(patch, KEY_PATCH_FIELDS, 'patch', KEY_PATCH_HINTS)
     const description = args.optionalString(p.description, 'patch.description')
     const rules = args.ruleArray(p.rules, 'patch.rules')
     const expiresAt = args.optionalDate(p.expiresAt, 'patch.expiresAt')

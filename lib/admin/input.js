@@ -2,7 +2,8 @@
 // Reading the fields of a JSON request body: each helper refuses a missing or mistyped field
 // with a 400 naming it, so the routes read like a list of their inputs.
 
-const { KeygateError } = require('../errors.js')
+const { unknownOption } = require('../args.js')
+const { KeygateError, quote } = require('../errors.js')
 const { ErrorCode } = require('../native.js')
 const { ApiError } = require('./response.js')
 
@@ -136,4 +137,35 @@ function isOneOf(values, value) {
   return /** @type {readonly string[]} */ (values).includes(value)
 }
 
-module.exports = { field, str, strList, date, expectedUpdatedAt, isOneOf }
+/**
+ * Refuses a body field or query parameter the route does not take (400 naming it, with the
+ * ones it takes): ignored, a misspelt `rules` would create a key free to call whatever its user
+ * may, a `state` in a key's edit would leave a key meant revoked usable, and a misspelt
+ * filter would list everything.
+ * @param {import('./response.js').RouteInputs} inputs what the route takes
+ * @param {Record<string, unknown>} body
+ * @param {URLSearchParams} query
+ */
+function onlyInputs(inputs, body, query) {
+  const unknown =
+    unknownOption(body, inputs.body ?? [], 'body', { noun: 'field', hints: inputs.hints }) ??
+    unknownOption(Object.fromEntries([...query.keys()].map((name) => [name, true])), inputs.query ?? [], 'query', { noun: 'parameter' })
+  if (unknown !== undefined) throw new ApiError(400, ErrorCode.InvalidArgument, unknown)
+}
+
+/**
+ * Refuses a body's `name` (`id`, a role's `name`) other than the path's: a replace names what it
+ * replaces by its path, and may carry the name back as read, never a new one.
+ * @param {Record<string, unknown>} body
+ * @param {string} name
+ * @param {string} value the path's
+ * @param {string} what what it is called in the message (`a user's id`)
+ */
+function sameAsPath(body, name, value, what) {
+  const given = str(body, name, { optional: true, max: 256 })
+  if (given !== undefined && given !== value) {
+    throw new ApiError(400, ErrorCode.InvalidArgument, `the body's ${name} ${quote(given)} is not the path's ${quote(value)}: ${what} cannot be changed`)
+  }
+}
+
+module.exports = { field, str, strList, date, expectedUpdatedAt, isOneOf, onlyInputs, sameAsPath }

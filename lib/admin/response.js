@@ -35,8 +35,15 @@ const { AdminErrorCode } = require('./codes.js')
 /** @typedef {(request: RouteRequest) => RouteAnswer | Promise<RouteAnswer>} RouteHandler */
 
 /**
- * A row of a route table: `[method, '/keys/:id/state', handler]`.
- * @typedef {[method: string, pattern: string, handle: RouteHandler]} RouteRow
+ * What a route takes besides its path: the fields of its JSON body and the parameters of its
+ * query (none when left out; any other is a 400 naming it), and why a field a client may
+ * expect is not among them (`state` of a key's edit: where a key's state is changed).
+ * @typedef {{ body?: readonly string[], query?: readonly string[], hints?: Readonly<Record<string, string>> }} RouteInputs
+ */
+
+/**
+ * A row of a route table: `[method, '/keys/:id/state', handler, inputs?]`.
+ * @typedef {[method: string, pattern: string, handle: RouteHandler, inputs?: RouteInputs]} RouteRow
  */
 
 /**

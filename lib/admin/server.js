@@ -19,7 +19,7 @@ const { constantsModule } = require('./constants.js')
 const { CSP, SECURITY_HEADERS, ApiError, send, json, fail, readBody, checkOrigin, checkJson, checkCsrf, shownPath } = require('./response.js')
 const { createSessions, COOKIE_NAME } = require('./session.js')
 const { createLogin, loginOptions } = require('./login.js')
-const { field } = require('./input.js')
+const { field, onlyInputs } = require('./input.js')
 const { validateLines } = require('./rules.js')
 const { keyRoutes } = require('./routes/keys.js')
 const { userRoutes } = require('./routes/users.js')
@@ -33,7 +33,8 @@ const { ruleRoutes } = require('./routes/rules.js')
  * @typedef {import('node:http').ServerResponse} ServerResponse
  * @typedef {import('./response.js').RouteRow} RouteRow
  * @typedef {import('./response.js').RouteHandler} RouteHandler
- * @typedef {{ method: string, segments: string[], handle: RouteHandler }} Route
+ * @typedef {import('./response.js').RouteInputs} RouteInputs
+ * @typedef {{ method: string, segments: string[], handle: RouteHandler, inputs: RouteInputs }} Route
  */
 
 const PUBLIC_DIR = path.join(__dirname, 'public')
@@ -70,7 +71,7 @@ const MAX_BODY_LIMIT = 1024 * 1024 * 1024
  * @returns {Route[]}
  */
 function routeTable(rows) {
-  return rows.map(([method, pattern, handle]) => ({ method, segments: pattern.split('/').slice(1), handle }))
+  return rows.map(([method, pattern, handle, inputs = {}]) => ({ method, segments: pattern.split('/').slice(1), handle, inputs }))
 }
 
 /**
@@ -94,7 +95,7 @@ function match(table, method, parts) {
       return parts[i] !== ''
     })
     if (!fits) continue
-    if (route.method === asked) return { handle: route.handle, params }
+    if (route.method === asked) return { handle: route.handle, inputs: route.inputs, params }
     // A GET path answers HEAD too.
     allowed.push(...(route.method === 'GET' ? ['GET', 'HEAD'] : [route.method]))
   }
@@ -193,6 +194,7 @@ function createAdminServer(given) {
     if (only('login')) {
       if (method !== 'POST') throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'use POST', { allow: ['POST'] })
       const body = await readBody(req, bodyLimit) // a body that is not JSON says nothing about the token: 400 at once
+      onlyInputs({ body: ['token'] }, body, query)
       const deviceCookie = await login.check(req, field(body, 'token'))
       const opened = sessions.open(req)
       return json(res, 200, sessionInfo(opened.session), { 'Set-Cookie': [opened.cookie, deviceCookie] })
@@ -211,9 +213,11 @@ function createAdminServer(given) {
       return json(res, 200, { ok: true }, { 'Set-Cookie': sessions.close(req, session) })
     }
 
-    const body = change ? await readBody(req, bodyLimit) : {}
+    // Matched before the body is read: an unknown path is a 404 whatever its body.
     const found = match(routes, method, parts)
     if (found === null) throw new ApiError(404, AdminErrorCode.NotFound, `no API ${method} ${quote(shownPath(pathname))}`)
+    const body = change ? await readBody(req, bodyLimit) : {}
+    onlyInputs(found.inputs, body, query)
     const [status, value, headers] = await found.handle({ params: found.params, body, query, session, req })
     return json(res, status, value, headers)
   }

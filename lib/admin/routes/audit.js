@@ -42,7 +42,7 @@ function auditRoutes({ store }) {
   }
 
   return [
-    ['GET', '/audit', list],
+    ['GET', '/audit', list, { query: ['keyId', 'userId', 'actor', 'action', 'since', 'until', 'limit'] }],
     ['GET', '/audit/verify', () => [200, store.verifyAudit()]],
   ]
 }

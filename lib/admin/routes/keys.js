@@ -17,6 +17,12 @@ const { KEY_STATES } = require('../../store.js')
  * @typedef {import('../response.js').RouteHandler} RouteHandler
  */
 
+/** What an edit of a key takes; its state has a route of its own. */
+const EDIT_INPUTS = {
+  body: ['description', 'rules', 'expiresAt', 'updatedAt'],
+  hints: { state: "a key's state is changed with POST /api/keys/:id/state", userId: "a key's user cannot be changed" },
+}
+
 /**
  * @param {RouteContext} context
  * @returns {RouteRow[]}
@@ -114,14 +120,14 @@ function keyRoutes({ store, admin }) {
   }
 
   return [
-    ['GET', '/keys', list],
-    ['POST', '/keys', create],
+    ['GET', '/keys', list, { query: ['userId', 'state'] }],
+    ['POST', '/keys', create, { body: ['userId', 'description', 'expiresAt', 'rules', 'state'] }],
     ['GET', '/keys/:id', read],
-    ['PATCH', '/keys/:id', edit],
-    ['PUT', '/keys/:id', edit],
+    ['PATCH', '/keys/:id', edit, EDIT_INPUTS],
+    ['PUT', '/keys/:id', edit, EDIT_INPUTS],
     ['DELETE', '/keys/:id', remove],
-    ['POST', '/keys/:id/state', setState],
-    ['POST', '/keys/:id/rotate', rotate],
+    ['POST', '/keys/:id/state', setState, { body: ['state', 'updatedAt'] }],
+    ['POST', '/keys/:id/rotate', rotate, { body: ['overlapSeconds', 'updatedAt'] }],
   ]
 }
 

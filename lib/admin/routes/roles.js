@@ -5,7 +5,7 @@ const { KeygateError, quote } = require('../../errors.js')
 const { ErrorCode } = require('../../native.js')
 const { AdminErrorCode } = require('../codes.js')
 const { ApiError, createdOnly } = require('../response.js')
-const { str, strList } = require('../input.js')
+const { str, strList, sameAsPath } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
 
 /**
@@ -57,6 +57,7 @@ function roleRoutes({ store, admin }) {
 
   /** @type {RouteHandler} */
   function replace({ params: { name }, body }) {
+    sameAsPath(body, 'name', name, "a role's name")
     mustRole(name)
     return [200, { role: store.putRole(roleInput(body, name), { ...admin, expect: 'existing' }) }]
   }
@@ -69,9 +70,9 @@ function roleRoutes({ store, admin }) {
 
   return [
     ['GET', '/roles', list],
-    ['POST', '/roles', create],
+    ['POST', '/roles', create, { body: ['name', 'rights'] }],
     ['GET', '/roles/:name', read],
-    ['PUT', '/roles/:name', replace],
+    ['PUT', '/roles/:name', replace, { body: ['name', 'rights'] }],
     ['DELETE', '/roles/:name', remove],
   ]
 }

@@ -21,7 +21,7 @@ function ruleRoutes() {
     return [200, validateLines(lines, { rights: field(body, 'kind') === 'rights' })]
   }
 
-  return [['POST', '/rules/validate', validate]]
+  return [['POST', '/rules/validate', validate, { body: ['lines', 'kind'] }]]
 }
 
 module.exports = { ruleRoutes }

@@ -67,7 +67,7 @@ function tryRoutes({ store }) {
     throw new ApiError(400, ErrorCode.InvalidArgument, 'give a secret or a key id')
   }
 
-  return [['POST', '/try', tryCall]]
+  return [['POST', '/try', tryCall, { body: ['kind', 'service', 'api', 'method', 'path', 'ip', 'secret', 'keyId'] }]]
 }
 
 module.exports = { tryRoutes }

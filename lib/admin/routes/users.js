@@ -5,7 +5,7 @@ const { KeygateError, quote } = require('../../errors.js')
 const { ErrorCode, UserStatus } = require('../../native.js')
 const { AdminErrorCode } = require('../codes.js')
 const { ApiError, createdOnly } = require('../response.js')
-const { str, strList, isOneOf } = require('../input.js')
+const { str, strList, isOneOf, sameAsPath } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
 
 const { KEY_STATES, USER_STATUSES } = require('../../store.js')
@@ -80,6 +80,7 @@ function userRoutes({ store, admin }) {
 
   /** @type {RouteHandler} */
   function replace({ params: { id }, body }) {
+    sameAsPath(body, 'id', id, "a user's id")
     // Editing never re-creates a user deleted meanwhile (a stale tab).
     mustUser(id)
     return [200, { user: store.putUser(userInput(body, id), { ...admin, expect: 'existing' }) }]
@@ -95,9 +96,9 @@ function userRoutes({ store, admin }) {
 
   return [
     ['GET', '/users', list],
-    ['POST', '/users', create],
+    ['POST', '/users', create, { body: ['id', 'status', 'rights', 'roles'] }],
     ['GET', '/users/:id', read],
-    ['PUT', '/users/:id', replace],
+    ['PUT', '/users/:id', replace, { body: ['id', 'status', 'rights', 'roles'] }],
     ['DELETE', '/users/:id', remove],
   ]
 }
