@@ -172,7 +172,10 @@ describe('usage errors: exit 2 with a plain message, nothing changed', () => {
   })
 
   test('unknown option, missing value, repeated single option, extra or missing arguments', async () => {
-    usage(await ws.kg(['key', 'list', '--bogus']), 'unknown option "--bogus"')
+    usage(await ws.kg(['key', 'list', '--bogus']), 'unknown option "--bogus" (see keygate key list --help)')
+    // A slip of a known option is named: --rules for --rule, --rigth for --right.
+    usage(await ws.kg(['key', 'create', '--user', 'alice', '--description', 'x', '--expires', '1d', '--rules', 'a:b']), 'unknown option "--rules" (did you mean --rule?)')
+    usage(await ws.kg(['user', 'put', 'alice', '--rigth', 'a:b']), 'unknown option "--rigth" (did you mean --right?)')
     usage(await ws.kg(['key', 'list', '--user']), '--user needs a value')
     usage(await ws.kg(['key', 'list', '--user', '--state', 'active']), '--user needs a value')
     usage(await ws.kg(['key', 'list', '--json=yes']), '--json takes no value')

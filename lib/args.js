@@ -320,6 +320,7 @@ module.exports = {
   optionalObject,
   ownFields,
   unknownOption,
+  isNear,
   ownElements,
   optionalDate,
   isDate,

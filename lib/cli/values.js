@@ -4,6 +4,7 @@
 
 // Every value a user typed is shown through quote(): a secret pasted in the wrong place
 // must not end up whole in scrollback or CI logs.
+const { isNear } = require('../args.js')
 const { quote: quoteText, redactSecrets } = require('../errors.js')
 const { isDatabaseUrl, shownStore } = require('../location.js')
 
@@ -94,7 +95,10 @@ function parseOptions(args, spec, context) {
       const eq = arg.indexOf('=')
       name = eq === -1 ? arg.slice(2) : arg.slice(2, eq)
       inline = eq === -1 ? undefined : arg.slice(eq + 1)
-      if (!Object.hasOwn(spec, name)) throw new UsageError(`unknown option ${quoteTyped(`--${name}`)}${see}`)
+      if (!Object.hasOwn(spec, name)) {
+        const near = Object.keys(spec).find((known) => isNear(name, known))
+        throw new UsageError(`unknown option ${quoteTyped(`--${name}`)}${near === undefined ? '' : ` (did you mean --${near}?)`}${see}`)
+      }
     } else if (arg.startsWith('-') && arg.length > 1 && !/^-\d/.test(arg)) {
       const short = arg.slice(1)
       name = byShort.get(short)
