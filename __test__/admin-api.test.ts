@@ -200,4 +200,19 @@ describe('admin JSON API', () => {
     assert.match(((await res.json()) as { error: { message: string } }).error.message, /body: no field "remember"; the fields are token/)
     assert.ok(await loginHeaders(server, TOKEN), 'a login right after is not throttled')
   })
+
+  test('expiresInSeconds is the time left: the idle timeout, or less near the end of the session’s lifetime', async () => {
+    const short = createAdminServer({ store, token: TOKEN, log: () => {}, sessionIdleMs: 60_000, sessionMaxMs: 5_000 })
+    await short.listen()
+    try {
+      const login = await loginHeaders(short, TOKEN)
+      const res = await fetch(`${short.url}/api/session`, { headers: login })
+      const info = (await res.json()) as { expiresInSeconds: number }
+      assert.ok(info.expiresInSeconds <= 5 && info.expiresInSeconds >= 4, `${info.expiresInSeconds}: the lifetime's 5 s, not the idle timeout's 60`)
+    } finally {
+      await short.close()
+    }
+    const info = (await (await fetch(`${server.url}/api/session`, { headers })).json()) as { expiresInSeconds: number }
+    assert.equal(info.expiresInSeconds, 1800, 'the default idle timeout, well within the 12-hour lifetime')
+  })
 })

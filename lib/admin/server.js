@@ -157,7 +157,7 @@ function createAdminServer(given) {
       now: store.now(),
       maxLifetimeDays,
       keyPrefix: typeof store.keyPrefix === 'string' ? store.keyPrefix : 'kg',
-      expiresInSeconds: Math.floor(sessions.idleMs / 1000),
+      expiresInSeconds: Math.floor(sessions.msLeft(session) / 1000),
     }
   }
 

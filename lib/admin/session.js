@@ -156,6 +156,11 @@ function createSessions(options = {}) {
 
   return {
     idleMs,
+    /**
+     * What is left of `session` if no request comes: the idle timeout, or less near the end of its lifetime.
+     * @param {Session} session
+     */
+    msLeft: (session) => Math.max(0, Math.min(idleMs, session.created + maxMs - Date.now())),
     sessionOf,
     open,
     close,
