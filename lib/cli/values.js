@@ -96,7 +96,8 @@ function parseOptions(args, spec, context) {
       name = eq === -1 ? arg.slice(2) : arg.slice(2, eq)
       inline = eq === -1 ? undefined : arg.slice(eq + 1)
       if (!Object.hasOwn(spec, name)) {
-        const near = Object.keys(spec).find((known) => isNear(name, known))
+        const typed = name
+        const near = Object.keys(spec).find((known) => isNear(typed, known))
         throw new UsageError(`unknown option ${quoteTyped(`--${name}`)}${near === undefined ? '' : ` (did you mean --${near}?)`}${see}`)
       }
     } else if (arg.startsWith('-') && arg.length > 1 && !/^-\d/.test(arg)) {
