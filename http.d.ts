@@ -41,7 +41,7 @@
  * | 401 | `unauthorized` | `missing_key` | no key (an empty `X-API-Key` or `Authorization: Bearer` with nothing after it counts as none) |
  * | 401 | `unauthorized` | `unsupported_scheme` | `Authorization` with another scheme (`Basic`, …) and no `X-API-Key` |
  * | 401 | `unauthorized` | `malformed_key` / `unknown_key` | the store's first two reasons; also a key with whitespace inside or over 1,024 characters |
- * | 500 | `internal_error` | `internal_error` | the store or the route function threw; details go to {@link GuardOptions.onError} only |
+ * | 500 | `internal_error` | `internal_error` | the store or the route function threw (the key is checked first: a bad key is still 401); details go to {@link GuardOptions.onError} only |
  * | 404 | `not_found` | `no_route` | the route function returned `null` (the key is checked first: a bad key is still 401) |
  * | 400 | `bad_request` | `invalid_request` | the store found `service`/`api` (or a WebDAV method/path) invalid (e.g. `POST /xmlmc/session/` without `?method=`) |
  * | 503 | `unavailable` | `store_unavailable` | a durable store cannot vouch that its state is current (another process's change it cannot apply; see the README, "Fails closed, loudly"): not the caller's fault, so not a 403; retry later |
@@ -71,7 +71,8 @@ export interface Route {
  * Maps a request to the call the key must be allowed to make. Return `null` or `undefined`
  * when the request is not an API call the guard knows: the guard then answers 404
  * `no_route` (after checking the key, so a bad key is still 401). Names the store finds
- * invalid are a 400 `invalid_request`. A function that throws makes a 500.
+ * invalid are a 400 `invalid_request`. A function that throws makes a 500 (after checking the
+ * key too: a bad key is still 401).
  *
  * `req` is the node request (for Fastify, `request.raw`). Behind Express mounted under a
  * path, `req.url` is relative to the mount point: use `req.originalUrl ?? req.url` for the

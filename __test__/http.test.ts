@@ -1199,6 +1199,32 @@ describe('failures are 500 without details, reported to onError without the key'
     }
   })
 
+  test('a bad key is 401 whatever the route function does: a route that throws or answers garbage is a 500 only for a known key', () => {
+    const f = fixture()
+    const errors: Error[] = []
+    const routes = {
+      throws: () => {
+        throw new Error('cannot route')
+      },
+      garbage: () => ({ service: 1, api: 'x' }) as unknown as { service: string; api: string },
+    }
+    for (const [name, route] of Object.entries(routes)) {
+      const guard = createGuard(f.store, { route, onError: (error) => errors.push(error) })
+      for (const [secret, reason] of [
+        [f.malformed, 'malformed_key'],
+        [f.unknown, 'unknown_key'],
+      ] as const) {
+        const result = guard.check(fakeRequest([['X-API-Key', secret]]))
+        assert.deepEqual(result.ok ? null : [result.status, result.body.reason], [401, reason], `${name}: ${reason}`)
+      }
+      assert.equal(errors.length, 0, `${name}: a bad key's request reached onError`)
+      const known = guard.check(fakeRequest([['X-API-Key', f.good.secret]]))
+      assert.deepEqual(known.ok ? null : [known.status, known.body.reason], [500, 'internal_error'], name)
+      assert.equal(errors.length, 1, name)
+      errors.length = 0
+    }
+  })
+
   test('the default onError redacts too; a throwing onError or a bad route result is still a clean 500', async () => {
     const f = fixture()
     const before = logged.length

@@ -15,7 +15,8 @@
 //   3. X-Forwarded-For unusable (only with trustProxy)       400 invalid_forwarded_for
 //   4. no key                                                401 missing_key (or unsupported_scheme)
 //   5. key over 1,024 characters                             401 malformed_key
-//   6. the route function throws or returns garbage          500 internal_error
+//   6. the route function throws or returns garbage: the     401 malformed_key / unknown_key, else 500 internal_error
+//      key is still checked
 //   7. no route for the request: the key is still checked    401 malformed_key / unknown_key, else 404 no_route
 //      (a WebDAV request has its route: its method and path)
 //   8. the store's decision (or its WebDAV decision; for a   401 malformed_key / unknown_key,
@@ -1006,6 +1007,17 @@ class Guard {
   }
 
   /**
+   * The 401 of a key the store does not know (malformed or unknown), for a request the route
+   * function did not map to a call; undefined for a key the store knows.
+   * @param {string} key
+   * @param {string | undefined} ip
+   */
+  #unauthenticated(key, ip) {
+    const reason = reasonOf(this.#store, key, '', '', ip)
+    return reason === Reason.MalformedKey || reason === Reason.UnknownKey ? this.#deny(reason) : undefined
+  }
+
+  /**
    * Checks one request. Never throws: every failure, including the store's or the route
    * function's, is a denial.
    * @param {IncomingMessage} req
@@ -1112,21 +1124,19 @@ class Guard {
 
       if (davPath !== null) return this.#checkDav(req, key, davPath, davDestination, ip)
 
+      // Authenticate first: a bad key is 401 whatever the route function answers or throws.
       let route
       try {
         route = this.#route(req)
       } catch (error) {
-        return this.#fail(error, req, key)
+        return this.#unauthenticated(key, ip) ?? this.#fail(error, req, key)
       }
       const store = this.#store
-      if (route === null || route === undefined) {
-        // Authenticate first: a bad key is 401 whatever the path.
-        const reason = reasonOf(store, key, '', '', ip)
-        return this.#deny(reason === Reason.MalformedKey || reason === Reason.UnknownKey ? reason : GuardReason.NoRoute)
-      }
+      if (route === null || route === undefined) return this.#unauthenticated(key, ip) ?? this.#deny(GuardReason.NoRoute)
       const { service, api } = route
       if (typeof service !== 'string' || typeof api !== 'string') {
-        return this.#fail(new TypeError('options.route must return { service: string, api: string }, null or undefined'), req, key)
+        const garbage = new TypeError('options.route must return { service: string, api: string }, null or undefined')
+        return this.#unauthenticated(key, ip) ?? this.#fail(garbage, req, key)
       }
 
       key = detached(key)
