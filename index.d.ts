@@ -465,22 +465,23 @@ export declare class KeyStore {
 
   /**
    * True exactly when the call is allowed (see {@link Decision} for the reasons).
-   * Never throws for string arguments; a non-string argument is a `TypeError`.
+   * Never throws for string arguments; a non-string argument is a `TypeError`. An `ip` left
+   * out, `undefined` or `null` is no caller address: a key with IP rules is `ip_not_allowed`.
    */
-  isAllowed(secret: string, service: string, api: string, ip?: string): boolean
+  isAllowed(secret: string, service: string, api: string, ip?: string | null): boolean
 
   /**
    * The decision on a call with its reason; same arguments and guarantees as `isAllowed`.
    * A diagnosis, not a use: it does not set `lastUsedAt`.
    */
-  explain(secret: string, service: string, api: string, ip?: string): Decision
+  explain(secret: string, service: string, api: string, ip?: string | null): Decision
 
   /**
    * `explain` for an admin who holds the key id but not the secret: steps 3–9 of the
    * decision for that key (reason `'unknown_key'` when no key has this id). Also a
    * diagnosis, not a use. A non-string argument is a `TypeError`.
    */
-  explainKey(keyId: string, service: string, api: string, ip?: string): Decision
+  explainKey(keyId: string, service: string, api: string, ip?: string | null): Decision
 
   /**
    * True exactly when the WebDAV request is allowed: the decision of {@link isAllowed}
@@ -491,18 +492,18 @@ export declare class KeyStore {
    * step 9 its IP rules. API rules never decide a WebDAV request.
    * Never throws for string arguments; a non-string argument is a `TypeError`.
    */
-  isAllowedDav(secret: string, method: string, path: string, ip?: string): boolean
+  isAllowedDav(secret: string, method: string, path: string, ip?: string | null): boolean
 
   /**
    * The decision on a WebDAV request with its reason; same arguments and guarantees as
    * `isAllowedDav`. `matchedRule` is the first WebDAV rule that matched. A diagnosis,
    * not a use: it does not set `lastUsedAt`.
    */
-  explainDav(secret: string, method: string, path: string, ip?: string): Decision
+  explainDav(secret: string, method: string, path: string, ip?: string | null): Decision
 
   /**
    * `explainDav` for an admin who holds the key id but not the secret: steps 3–9 of the
    * decision for that key (reason `'unknown_key'` when no key has this id).
    */
-  explainKeyDav(keyId: string, method: string, path: string, ip?: string): Decision
+  explainKeyDav(keyId: string, method: string, path: string, ip?: string | null): Decision
 }

@@ -354,6 +354,20 @@ describe('IP rules', () => {
     assert.equal(ask('42.250.200.46'), 'ip_not_allowed')
   })
 
+  test('no caller address: ip left out, undefined or null (typed so) is ip_not_allowed for a key with IP rules', () => {
+    const store = withUser(frozenStore(), { id: 'integration', rights: ['*:*', 'dav=* *'] })
+    const { key, secret } = issue(store, { rules: ['ip=142.250.200.46'] })
+    const address: string | null = null // as `req.socket.remoteAddress ?? null` gives it
+    for (const ip of [undefined, address]) {
+      assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo', ip), false)
+      assert.equal(store.explain(secret, 'session', 'getSessionInfo', ip).reason, 'ip_not_allowed')
+      assert.equal(store.explainKey(key.id, 'session', 'getSessionInfo', ip).reason, 'ip_not_allowed')
+      assert.equal(store.isAllowedDav(secret, 'GET', 'docs/a', ip), false)
+      assert.equal(store.explainDav(secret, 'GET', 'docs/a', ip).reason, 'ip_not_allowed')
+      assert.equal(store.explainKeyDav(key.id, 'GET', 'docs/a', ip).reason, 'ip_not_allowed')
+    }
+  })
+
   test('IPv4 CIDR', () => {
     const { ask } = keyWith(['ip=142.250.200.0/24'])
     assert.equal(ask('142.250.200.0'), 'allowed')
