@@ -196,6 +196,43 @@ http.createGuard(store)
     ok(run(process.execPath, [TSC, '-p', 'tsconfig.json'], app), 'tsc')
   })
 
+  test('strict TypeScript with module commonjs (node10 resolution, which reads no exports): keygate, keygate/http and keygate/admin', () => {
+    writeFileSync(
+      path.join(app, 'tsconfig.node10.json'),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true,
+          noEmit: true,
+          target: 'es2022',
+          module: 'commonjs',
+          moduleResolution: 'node10',
+          esModuleInterop: true,
+          skipLibCheck: false,
+          typeRoots: [TYPES],
+          types: ['node'],
+        },
+        files: ['typed-node10.ts'],
+      }),
+    )
+    writeFileSync(
+      path.join(app, 'typed-node10.ts'),
+      `import { KeyStore } from 'keygate'
+import { createGuard } from 'keygate/http'
+import type { KeygateAuth } from 'keygate/http'
+import { createAdminHandler } from 'keygate/admin'
+import type { AdminHandler } from 'keygate/admin'
+
+const store = KeyStore.inMemory()
+const auth: KeygateAuth | undefined = undefined
+const admin: AdminHandler = createAdminHandler({ store, token: 'x'.repeat(16), prefix: '/admin' })
+console.log(createGuard(store), auth, admin.prefix)
+// @ts-expect-error createAdminHandler needs a store
+createAdminHandler({ token: 'x'.repeat(16) })
+`,
+    )
+    ok(run(process.execPath, [TSC, '-p', 'tsconfig.node10.json'], app), 'tsc')
+  })
+
   test('the bin: --help, init, serve answering / over HTTP', async () => {
     const bin = path.join(app, 'node_modules', '.bin', process.platform === 'win32' ? 'keygate.cmd' : 'keygate')
     const help = ok(run(bin, ['--help'], app), 'keygate --help')
