@@ -20,7 +20,7 @@ const app = express()
 app.get('/', (_req, res) => res.send('my back end; the keys are managed at <a href="/admin/">/admin/</a>'))
 app.use(createAdminHandler({ store, token, prefix: '/admin' }))
 app.use('/xmlmc', createGuard(store).express())
-app.post('/xmlmc/:service', (req, res) => res.json({ ok: true, call: `${req.keygate.service}:${req.keygate.api}` }))
+app.post('/xmlmc/*', (req, res) => res.json({ ok: true, call: `${req.keygate.service}:${req.keygate.api}` }))
 
 const server = app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
   console.log(`admin page: http://127.0.0.1:${server.address().port}/admin/`)
