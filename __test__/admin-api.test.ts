@@ -163,6 +163,16 @@ describe('admin JSON API', () => {
     assert.equal((await call('GET', `/audit?keyId=${key.id}&limit=5`)).status, 200)
   })
 
+  test('a misspelt field or parameter is told the nearest name, not the first near one', async () => {
+    // `kinds` is one edit from kind, two from lines (listed first); `actin` one from action, two from actor.
+    const kinds = await call('POST', '/rules/validate', { lines: [], kinds: 'rights' })
+    assert.equal(kinds.status, 400)
+    assert.match(kinds.body!.error.message, /no field "kinds" \(did you mean kind\?\)/)
+    const actin = await call('GET', '/audit?actin=setState')
+    assert.equal(actin.status, 400)
+    assert.match(actin.body!.error.message, /no parameter "actin" \(did you mean action\?\)/)
+  })
+
   test('PUT of a user or role takes its id or name back as read, never another', async () => {
     store.putRole({ name: 'ops-put', rights: ['billing:*'] })
     store.putUser({ id: 'svc-put', rights: ['billing:read'], roles: [] })

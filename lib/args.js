@@ -266,7 +266,7 @@ function unknownOption(fields, known, name, { noun = 'option', hints = {} } = {}
   const unknown = Object.getOwnPropertyNames(fields).find((field) => !known.includes(field))
   if (unknown === undefined) return undefined
   const hint = Object.hasOwn(hints, unknown) ? ` (${hints[unknown]})` : ''
-  const near = hint === '' ? known.find((field) => isNear(unknown, field)) : undefined
+  const near = hint === '' ? nearest(unknown, known) : undefined
   const suggestion = near === undefined ? hint : ` (did you mean ${near}?)`
   const choices = known.length === 0 ? `it takes no ${noun}s` : `the ${noun}s are ${known.join(', ')}`
   return `${name}: no ${noun} ${quote(unknown)}${suggestion}; ${choices}`
@@ -276,18 +276,40 @@ function unknownOption(fields, known, name, { noun = 'option', hints = {} } = {}
 const NEAR_MAX = 64
 
 /**
- * Whether `given` looks like a slip for `known`: the same but for case, or within two edits
- * (a letter added, dropped, changed or two swapped: `rule`, `rigths`, `descripton`), for names
- * of four letters or more.
+ * The name of `known` that `given` looks like a slip for, if any: the nearest one (`kinds` is
+ * `kind`, one edit away, not `lines`, two away but listed first), the first of those as near.
+ * @param {string} given
+ * @param {readonly string[]} known
+ * @returns {string | undefined}
+ */
+function nearest(given, known) {
+  let best
+  let bestDistance = Number.POSITIVE_INFINITY
+  for (const name of known) {
+    const distance = nearness(given, name)
+    if (distance !== undefined && distance < bestDistance) {
+      best = name
+      bestDistance = distance
+    }
+  }
+  return best
+}
+
+/**
+ * How far `given` is from `known` when it looks like a slip for it, else undefined: 0 when the
+ * same but for case, else within two edits (a letter added, dropped, changed or two swapped:
+ * `rule`, `rigths`, `descripton`), for names of four letters or more.
  * @param {string} given
  * @param {string} known
+ * @returns {number | undefined}
  */
-function isNear(given, known) {
+function nearness(given, known) {
   const a = given.toLowerCase()
   const b = known.toLowerCase()
-  if (a === b) return true
-  if (a.length < 4 || a.length > NEAR_MAX || Math.abs(a.length - b.length) > 2) return false
-  return editDistance(a, b) <= 2
+  if (a === b) return 0
+  if (a.length < 4 || a.length > NEAR_MAX || Math.abs(a.length - b.length) > 2) return undefined
+  const distance = editDistance(a, b)
+  return distance <= 2 ? distance : undefined
 }
 
 /**
