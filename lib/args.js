@@ -342,7 +342,7 @@ module.exports = {
   optionalObject,
   ownFields,
   unknownOption,
-  isNear,
+  nearest,
   ownElements,
   optionalDate,
   isDate,

@@ -4,7 +4,7 @@
 
 // Every value a user typed is shown through quote(): a secret pasted in the wrong place
 // must not end up whole in scrollback or CI logs.
-const { isNear } = require('../args.js')
+const { nearest } = require('../args.js')
 const { quote: quoteText, redactSecrets } = require('../errors.js')
 const { isDatabaseUrl, shownStore } = require('../location.js')
 
@@ -96,8 +96,7 @@ function parseOptions(args, spec, context) {
       name = eq === -1 ? arg.slice(2) : arg.slice(2, eq)
       inline = eq === -1 ? undefined : arg.slice(eq + 1)
       if (!Object.hasOwn(spec, name)) {
-        const typed = name
-        const near = Object.keys(spec).find((known) => isNear(typed, known))
+        const near = nearest(name, Object.keys(spec))
         throw new UsageError(`unknown option ${quoteTyped(`--${name}`)}${near === undefined ? '' : ` (did you mean --${near}?)`}${see}`)
       }
     } else if (arg.startsWith('-') && arg.length > 1 && !/^-\d/.test(arg)) {
