@@ -173,6 +173,18 @@ describe('admin JSON API', () => {
     assert.match(actin.body!.error.message, /no parameter "actin" \(did you mean action\?\)/)
   })
 
+  test('a query parameter given twice is a 400: a route would read the first only', async () => {
+    store.putUser({ id: 'svc-twice', rights: ['*:*'] })
+    newKey('svc-twice')
+    for (const path of ['/keys?userId=svc-twice&state=active&state=revoked', '/audit?userId=svc-twice&userId=other']) {
+      const r = await call('GET', path)
+      assert.equal(r.status, 400, path)
+      assert.equal(r.body!.error.code, 'INVALID_ARGUMENT')
+      assert.match(r.body!.error.message, /^query: parameter "(state|userId)" given more than once$/, path)
+    }
+    assert.equal((await call('GET', '/keys?userId=svc-twice&state=active')).body!.keys.length, 1)
+  })
+
   test('PUT of a user or role takes its id or name back as read, never another', async () => {
     store.putRole({ name: 'ops-put', rights: ['billing:*'] })
     store.putUser({ id: 'svc-put', rights: ['billing:read'], roles: [] })
