@@ -203,6 +203,28 @@ describe('admin JSON API', () => {
     assert.deepEqual(store.getRole('ops-put'), { name: 'ops-put', rights: ['billing:*'] })
   })
 
+  test('a row of the users or roles list sent back is refused with what to send instead, and changes nothing', async () => {
+    store.putRole({ name: 'ops-row', rights: ['billing:*'] })
+    store.putUser({ id: 'svc-row', rights: ['billing:read'], roles: ['ops-row'] })
+    const userRow = (await call('GET', '/users')).body!.users.find((u: { id: string }) => u.id === 'svc-row')
+    const user = await call('PUT', '/users/svc-row', { ...userRow, status: 'suspended' })
+    assert.equal(user.status, 400)
+    assert.match(user.body!.error.message, /no field "keys" \(the key counts of GET \/api\/users are not part of the user: send it without them\)/)
+    const roleRow = (await call('GET', '/roles')).body!.roles.find((r: { name: string }) => r.name === 'ops-row')
+    // A role's users are not given to it here: that would be ignored, and the users left without the role.
+    const role = await call('PUT', '/roles/ops-row', { ...roleRow, users: [] })
+    assert.equal(role.status, 400)
+    assert.match(
+      role.body!.error.message,
+      /no field "users" \(the users of GET \/api\/roles are not part of the role: a user's roles are changed with PUT \/api\/users\/:id\)/,
+    )
+    assert.deepEqual(store.getUser('svc-row'), { id: 'svc-row', status: 'active', rights: ['billing:read'], roles: ['ops-row'] })
+    const { keys: _counts, ...withoutCounts } = userRow
+    assert.equal((await call('PUT', '/users/svc-row', withoutCounts)).status, 200)
+    const { users: _users, ...withoutUsers } = roleRow
+    assert.equal((await call('PUT', '/roles/ops-row', withoutUsers)).status, 200)
+  })
+
   test('an unknown path is 404 whatever its body: the route is matched before the body is read', async () => {
     const res = await fetch(`${server.url}/api/nothing/here`, { method: 'POST', headers, body: '{not json' })
     assert.equal(res.status, 404)

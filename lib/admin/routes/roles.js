@@ -15,6 +15,15 @@ const { rulesToStore } = require('../rules.js')
  */
 
 /**
+ * What a new or replaced role takes; a row of GET /roles sent back carries its users too, and a
+ * role is given to a user by the user's roles, never by the role.
+ */
+const ROLE_INPUTS = {
+  body: ['name', 'rights'],
+  hints: { users: "the users of GET /api/roles are not part of the role: a user's roles are changed with PUT /api/users/:id" },
+}
+
+/**
  * @param {RouteContext} context
  * @returns {RouteRow[]}
  */
@@ -70,9 +79,9 @@ function roleRoutes({ store, admin }) {
 
   return [
     ['GET', '/roles', list],
-    ['POST', '/roles', create, { body: ['name', 'rights'] }],
+    ['POST', '/roles', create, ROLE_INPUTS],
     ['GET', '/roles/:name', read],
-    ['PUT', '/roles/:name', replace, { body: ['name', 'rights'] }],
+    ['PUT', '/roles/:name', replace, ROLE_INPUTS],
     ['DELETE', '/roles/:name', remove],
   ]
 }

@@ -16,6 +16,12 @@ const { KEY_STATES, USER_STATUSES } = require('../../store.js')
  * @typedef {import('../response.js').RouteHandler} RouteHandler
  */
 
+/** What a new or replaced user takes; a row of GET /users sent back carries its key counts too. */
+const USER_INPUTS = {
+  body: ['id', 'status', 'rights', 'roles'],
+  hints: { keys: 'the key counts of GET /api/users are not part of the user: send it without them' },
+}
+
 /**
  * A user's key counts: in all (`total`), and in each state.
  * @returns {Record<string, number>}
@@ -96,9 +102,9 @@ function userRoutes({ store, admin }) {
 
   return [
     ['GET', '/users', list],
-    ['POST', '/users', create, { body: ['id', 'status', 'rights', 'roles'] }],
+    ['POST', '/users', create, USER_INPUTS],
     ['GET', '/users/:id', read],
-    ['PUT', '/users/:id', replace, { body: ['id', 'status', 'rights', 'roles'] }],
+    ['PUT', '/users/:id', replace, USER_INPUTS],
     ['DELETE', '/users/:id', remove],
   ]
 }
