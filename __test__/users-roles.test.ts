@@ -393,8 +393,13 @@ describe('objects given to the store', () => {
     proto.rules = ['session:*']
     try {
       assert.deepEqual(store.putUser({ id: 'plain' }), { id: 'plain', status: 'active', rights: [], roles: [] })
-      const { key } = store.createKey({ userId: 'plain', description: '', expiresAt: new Date(Date.UTC(2025, 3, 1)) })
+      const { key } = store.createKey({ userId: 'plain', description: '', expiresAt: new Date(Date.UTC(2025, 3, 1)), rules: [] })
       assert.deepEqual(key.rules, [])
+      // Rules only inherited are refused, not left unread: the key would be made free of them.
+      assert.throws(() => store.createKey({ userId: 'plain', description: '', expiresAt: new Date(Date.UTC(2025, 3, 1)) }), {
+        code: 'INVALID_ARGUMENT',
+        message: /^input\.rules is inherited, not the object's own/,
+      })
     } finally {
       delete proto.roles
       delete proto.rights
@@ -404,6 +409,31 @@ describe('objects given to the store', () => {
     const parsed = Object.assign({}, JSON.parse('{"id":"parsed","__proto__":{"roles":["admin"]}}'))
     assert.deepEqual(store.putUser(parsed).roles, [])
     assert.deepEqual(store.effectiveRights('parsed')?.all, [])
+  })
+
+  test("a new key's rules or state that its object only inherits are refused: the key would be made without them", () => {
+    const store = frozenStore()
+    store.putUser({ id: 'svc', rights: ['*:*'] })
+    const expiresAt = new Date(Date.UTC(2025, 3, 1))
+    class KeyRequest {
+      userId = 'svc'
+      description = 'from a class'
+      expiresAt = expiresAt
+      get rules() {
+        return ['session:*']
+      }
+    }
+    for (const [input, field] of [
+      [new KeyRequest(), 'rules'],
+      [{ __proto__: { rules: ['session:*'] }, userId: 'svc', description: '', expiresAt }, 'rules'],
+      [Object.assign({ userId: 'svc', description: '', expiresAt }, JSON.parse('{"__proto__":{"state":"suspended"}}')), 'state'],
+    ] as const) {
+      assert.throws(() => store.createKey(input as never), { code: 'INVALID_ARGUMENT', message: new RegExp(`^input\\.${field} is inherited`) })
+    }
+    assert.deepEqual(store.listKeys(), [], 'no key was made')
+    // Own fields are read, whatever the prototype.
+    const own = Object.assign(Object.create({ unrelated: 1 }), { userId: 'svc', description: '', expiresAt, rules: ['session:*'] })
+    assert.deepEqual(store.createKey(own).key.rules, ['session:*'])
   })
 
   test('options left out are not read from a polluted Object.prototype either', () => {
@@ -416,7 +446,9 @@ describe('objects given to the store', () => {
       const store = KeyStore.inMemory()
       assert.notEqual(store.now().getTime(), 0, 'the clock was frozen by an inherited options.now')
       store.putUser({ id: 'u', rights: ['*:*'] })
-      const { key } = store.createKey({ userId: 'u', description: '', expiresAt: new Date(Date.now() + DAY) })
+      // A new key's state only inherited is refused (see above); given as its own, it is read.
+      assert.throws(() => store.createKey({ userId: 'u', description: '', expiresAt: new Date(Date.now() + DAY), rules: [] }), /input\.state is inherited/)
+      const { key } = store.createKey({ userId: 'u', description: '', expiresAt: new Date(Date.now() + DAY), rules: [], state: 'active' })
       assert.equal(store.setState(key.id, 'suspended').state, 'suspended')
       assert.equal(store.updateKey(key.id, { description: 'd' }).description, 'd')
       assert.equal(store.listKeys().length, 1)

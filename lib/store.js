@@ -252,6 +252,8 @@ const NEW_KEY_FIELDS = ['userId', 'description', 'expiresAt', 'rules', 'state']
 const KEY_PATCH_FIELDS = ['description', 'rules', 'expiresAt']
 const USER_FIELDS = ['id', 'status', 'rights', 'roles']
 const ROLE_FIELDS = ['name', 'rights']
+/** The fields of a new key that restrict it: left unread, the key would be made free of them. */
+const NEW_KEY_RESTRICTIONS = ['rules', 'state']
 /** Why a field of a key a caller may put in a patch is not there: ignored, `state` would leave a key meant revoked usable. */
 const KEY_PATCH_HINTS = {
   state: "a key's state is changed with setState",
@@ -290,6 +292,25 @@ function fieldsOf(value, known, name, hints) {
   const unknown = args.unknownOption(o, known, name, { noun: 'field', hints })
   if (unknown !== undefined) throw new KeygateError('INVALID_ARGUMENT', unknown)
   return o
+}
+
+/**
+ * Refuses an object that only inherits one of `fields` (a getter of its class, a prototype set
+ * by `Object.assign` of parsed JSON or a polluted `Object.prototype`): only own fields are read,
+ * and a new key made without the rules its caller meant it to have would be free to call
+ * whatever its user may.
+ * @param {object} value as given (after `fieldsOf`)
+ * @param {readonly string[]} fields
+ * @param {string} name
+ */
+function refuseInherited(value, fields, name) {
+  const inherited = fields.find((field) => !Object.hasOwn(value, field) && field in value)
+  if (inherited !== undefined) {
+    throw new KeygateError(
+      'INVALID_ARGUMENT',
+      `${name}.${inherited} is inherited, not the object's own (a getter of a class, or a prototype): it would not be read, and the key would be made without it; pass a plain object`,
+    )
+  }
 }
 
 /**
@@ -659,6 +680,7 @@ class KeyStore {
    */
   createKey(input, options) {
     const k = fieldsOf(input, NEW_KEY_FIELDS, 'input')
+    refuseInherited(/** @type {object} */ (input), NEW_KEY_RESTRICTIONS, 'input')
     const dto = {
       userId: args.string(k.userId, 'input.userId'),
       description: args.string(k.description, 'input.description'),
