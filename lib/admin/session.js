@@ -155,7 +155,6 @@ function createSessions(options = {}) {
   }
 
   return {
-    idleMs,
     /**
      * What is left of `session` if no request comes: the idle timeout, or less near the end of its lifetime.
      * @param {Session} session
