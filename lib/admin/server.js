@@ -64,9 +64,10 @@ const MIN_BODY_LIMIT = 2048
 const MAX_BODY_LIMIT = 1024 * 1024 * 1024
 
 /**
- * A route table: `[method, '/keys/:id/state', handler]` rows, matched against the decoded
- * segments of the path after /api. A handler gets `{ params, body, query, session, req }`
- * and returns `[status, value, headers?]`, answered as JSON.
+ * A route table: `[method, '/keys/:id/state', handler, inputs?]` rows, matched against the
+ * decoded segments of the path after /api. A handler gets `{ params, body, query, session, req }`
+ * and returns `[status, value, headers?]`, answered as JSON; `inputs` are the body fields and
+ * query parameters it takes (none when left out).
  * @param {RouteRow[]} rows
  * @returns {Route[]}
  */
