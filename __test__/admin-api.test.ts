@@ -259,4 +259,19 @@ describe('admin JSON API', () => {
     const info = (await (await fetch(`${server.url}/api/session`, { headers })).json()) as { expiresInSeconds: number }
     assert.equal(info.expiresInSeconds, 1800, 'the default idle timeout, well within the 12-hour lifetime')
   })
+
+  test('session and logout take no query and no body fields either (400), and a refused logout leaves the session open', async () => {
+    const own = await loginHeaders(server, TOKEN)
+    const session = await fetch(`${server.url}/api/session?x=1`, { headers: own })
+    assert.equal(session.status, 400)
+    assert.match(((await session.json()) as { error: { message: string } }).error.message, /^query: no parameter "x"; it takes no parameters/)
+    const refused = await fetch(`${server.url}/api/logout`, { method: 'POST', headers: own, body: JSON.stringify({ everywhere: true }) })
+    assert.equal(refused.status, 400)
+    await refused.arrayBuffer()
+    const still = (await (await fetch(`${server.url}/api/session`, { headers: own })).json()) as { authenticated: boolean }
+    assert.equal(still.authenticated, true, 'still logged in')
+    const out = await fetch(`${server.url}/api/logout`, { method: 'POST', headers: own, body: '{}' })
+    assert.equal(out.status, 200)
+    await out.arrayBuffer()
+  })
 })

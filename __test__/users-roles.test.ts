@@ -436,6 +436,24 @@ describe('objects given to the store', () => {
     assert.deepEqual(store.createKey(own).key.rules, ['session:*'])
   })
 
+  test("a user's status or a patch's fields that the object only inherits are refused: the user would be active, the patch would change nothing", () => {
+    const store = frozenStore()
+    store.putUser({ id: 'svc', rights: ['*:*'] })
+    const suspended = Object.assign({ id: 'svc' }, JSON.parse('{"__proto__":{"status":"suspended"}}'))
+    assert.throws(() => store.putUser(suspended), { code: 'INVALID_ARGUMENT', message: /^user\.status is inherited.*the user would be active/ })
+    const { key } = store.createKey({ userId: 'svc', description: '', expiresAt: new Date(Date.UTC(2025, 3, 1)), rules: ['session:*'] })
+    class Narrower {
+      get rules() {
+        return ['session:userLogon']
+      }
+    }
+    const entries = store.audit().length
+    assert.throws(() => store.updateKey(key.id, new Narrower() as never), { code: 'INVALID_ARGUMENT', message: /^patch\.rules is inherited.*the key would not change/ })
+    assert.deepEqual(store.getKey(key.id)!.rules, ['session:*'])
+    assert.equal(store.getUser('svc')!.status, 'active')
+    assert.equal(store.audit().length, entries, 'nothing recorded')
+  })
+
   test('options left out are not read from a polluted Object.prototype either', () => {
     const proto = Object.prototype as Record<string, unknown>
     proto.expectedUpdatedAt = new Date(0)

@@ -252,7 +252,7 @@ const NEW_KEY_FIELDS = ['userId', 'description', 'expiresAt', 'rules', 'state']
 const KEY_PATCH_FIELDS = ['description', 'rules', 'expiresAt']
 const USER_FIELDS = ['id', 'status', 'rights', 'roles']
 const ROLE_FIELDS = ['name', 'rights']
-/** The fields of a new key that restrict it: left unread, the key would be made free of them. */
+/** The fields of a new key that restrict it: left unread, the key would be made free of them (a user's is its status). */
 const NEW_KEY_RESTRICTIONS = ['rules', 'state']
 /** Why a field of a key a caller may put in a patch is not there: ignored, `state` would leave a key meant revoked usable. */
 const KEY_PATCH_HINTS = {
@@ -296,19 +296,21 @@ function fieldsOf(value, known, name, hints) {
 
 /**
  * Refuses an object that only inherits one of `fields` (a getter of its class, a prototype set
- * by `Object.assign` of parsed JSON or a polluted `Object.prototype`): only own fields are read,
- * and a new key made without the rules its caller meant it to have would be free to call
- * whatever its user may.
+ * by `Object.assign` of parsed JSON or a polluted `Object.prototype`) where leaving it unread
+ * would loosen what the caller asked for: only own fields are read, and a new key made without
+ * the rules its caller meant would be free to call whatever its user may, a user meant to be
+ * suspended would be active, a patch would change nothing and say it had.
  * @param {object} value as given (after `fieldsOf`)
  * @param {readonly string[]} fields
  * @param {string} name
+ * @param {string} consequence what leaving it unread would do (`the key would be made without it`)
  */
-function refuseInherited(value, fields, name) {
+function refuseInherited(value, fields, name, consequence) {
   const inherited = fields.find((field) => !Object.hasOwn(value, field) && field in value)
   if (inherited !== undefined) {
     throw new KeygateError(
       'INVALID_ARGUMENT',
-      `${name}.${inherited} is inherited, not the object's own (a getter of a class, or a prototype): it would not be read, and the key would be made without it; pass a plain object`,
+      `${name}.${inherited} is inherited, not the object's own (a getter of a class, or a prototype): it would not be read, and ${consequence}; pass a plain object`,
     )
   }
 }
@@ -630,6 +632,7 @@ class KeyStore {
    */
   putUser(user, options) {
     const u = fieldsOf(user, USER_FIELDS, 'user')
+    refuseInherited(/** @type {object} */ (user), ['status'], 'user', 'the user would be active')
     const input = {
       id: args.string(u.id, 'user.id'),
       status: args.optionalString(u.status, 'user.status'),
@@ -680,7 +683,7 @@ class KeyStore {
    */
   createKey(input, options) {
     const k = fieldsOf(input, NEW_KEY_FIELDS, 'input')
-    refuseInherited(/** @type {object} */ (input), NEW_KEY_RESTRICTIONS, 'input')
+    refuseInherited(/** @type {object} */ (input), NEW_KEY_RESTRICTIONS, 'input', 'the key would be made without it')
     const dto = {
       userId: args.string(k.userId, 'input.userId'),
       description: args.string(k.description, 'input.description'),
@@ -717,6 +720,7 @@ class KeyStore {
   updateKey(id, patch, options) {
     args.string(id, 'id')
     const p = fieldsOf(patch, KEY_PATCH_FIELDS, 'patch', KEY_PATCH_HINTS)
+    refuseInherited(/** @type {object} */ (patch), KEY_PATCH_FIELDS, 'patch', 'the key would not change')
     const description = args.optionalString(p.description, 'patch.description')
     const rules = args.ruleArray(p.rules, 'patch.rules')
     const expiresAt = args.optionalDate(p.expiresAt, 'patch.expiresAt')

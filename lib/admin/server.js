@@ -204,6 +204,7 @@ function createAdminServer(given) {
     if (only('session')) {
       // Not in the route table (it needs no session): its 405 is given here, as a route's would be.
       if (method !== 'GET' && method !== 'HEAD') throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'use GET', { allow: ['GET', 'HEAD'] })
+      onlyInputs({}, {}, query)
       // Not an error: the page asks this first to choose between the login form and the app.
       return json(res, 200, session ? sessionInfo(session) : { authenticated: false })
     }
@@ -211,6 +212,7 @@ function createAdminServer(given) {
     if (change) checkCsrf(req, session)
     if (only('logout')) {
       if (method !== 'POST') throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'use POST', { allow: ['POST'] })
+      onlyInputs({}, await readBody(req, bodyLimit), query)
       return json(res, 200, { ok: true }, { 'Set-Cookie': sessions.close(req, session) })
     }
 
