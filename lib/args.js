@@ -343,6 +343,7 @@ module.exports = {
   ownFields,
   unknownOption,
   nearest,
+  editDistance,
   ownElements,
   optionalDate,
   isDate,

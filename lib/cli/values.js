@@ -4,7 +4,7 @@
 
 // Every value a user typed is shown through quote(): a secret pasted in the wrong place
 // must not end up whole in scrollback or CI logs.
-const { nearest } = require('../args.js')
+const { editDistance, nearest } = require('../args.js')
 const { quote: quoteText, redactSecrets } = require('../errors.js')
 const { isDatabaseUrl, shownStore } = require('../location.js')
 
@@ -295,25 +295,6 @@ function parseChoice(text, option, choices) {
 }
 
 /**
- * Levenshtein distance, for "did you mean" hints.
- * @param {string} a
- * @param {string} b
- */
-function distance(a, b) {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]
-    row[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1))
-      prev = tmp
-    }
-  }
-  return row[b.length]
-}
-
-/**
  * @param {string} word
  * @param {string[]} candidates
  */
@@ -321,7 +302,7 @@ function closest(word, candidates) {
   let best
   let bestDistance = Infinity
   for (const c of candidates) {
-    const d = distance(word, c)
+    const d = editDistance(word, c)
     if (d < bestDistance) {
       best = c
       bestDistance = d
