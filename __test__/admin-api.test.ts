@@ -274,4 +274,18 @@ describe('admin JSON API', () => {
     assert.equal(out.status, 200)
     await out.arrayBuffer()
   })
+
+  test('a filter given empty filters (as the library does), never widening a listing to everything', async () => {
+    store.putUser({ id: 'svc-empty', rights: ['*:*'] })
+    newKey('svc-empty')
+    assert.ok((await call('GET', '/keys')).body!.keys.length > 0)
+    // `curl "$KG/api/keys?userId=$USER"` with USER unset: no user has the empty id.
+    assert.deepEqual((await call('GET', '/keys?userId=')).body!.keys, [])
+    const state = await call('GET', '/keys?state=')
+    assert.equal(state.status, 400)
+    assert.equal(state.body!.error.code, 'INVALID_STATE')
+    assert.deepEqual((await call('GET', '/audit?keyId=')).body!.entries, [])
+    assert.deepEqual((await call('GET', '/audit?userId=')).body!.entries, [])
+    for (const path of ['/audit?since=', '/audit?until=', '/audit?action=']) assert.equal((await call('GET', path)).status, 400, path)
+  })
 })

@@ -24,16 +24,17 @@ function auditRoutes({ store }) {
     let limit = Number(query.get('limit') || 100)
     if (!Number.isInteger(limit) || limit < 1) limit = 100
     q.limit = Math.min(limit, 1000)
+    // A filter given empty filters as the store does, never as left out (see the keys' list).
     for (const name of /** @type {const} */ (['keyId', 'userId', 'actor'])) {
       const value = query.get(name)
-      if (value) q[name] = value
+      if (value !== null) q[name] = value
     }
     const action = query.get('action')
     // The store refuses an unknown action with INVALID_ARGUMENT.
-    if (action) q.action = /** @type {import('../../../index.js').AuditAction} */ (action)
+    if (action !== null) q.action = /** @type {import('../../../index.js').AuditAction} */ (action)
     for (const name of /** @type {const} */ (['since', 'until'])) {
       const text = query.get(name)
-      if (!text) continue
+      if (text === null) continue
       const d = new Date(text)
       if (!Number.isFinite(d.getTime())) throw new ApiError(400, ErrorCode.InvalidArgument, `${name} is not a valid date-time`)
       q[name] = d

@@ -37,10 +37,12 @@ function keyRoutes({ store, admin }) {
   function list({ query }) {
     /** @type {import('../../../index.js').KeyFilter} */
     const filter = {}
+    // A parameter given empty filters as the store does (`?userId=` lists no keys), never as
+    // left out: a script's empty variable must not widen its listing to every key.
     const userId = query.get('userId')
     const state = query.get('state')
-    if (userId) filter.userId = userId
-    if (state) {
+    if (userId !== null) filter.userId = userId
+    if (state !== null) {
       if (!isOneOf(KEY_STATES, state)) throw new KeygateError(ErrorCode.InvalidState, `unknown key state ${quote(state)}`)
       filter.state = state
     }
