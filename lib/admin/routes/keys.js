@@ -17,10 +17,17 @@ const { KEY_STATES } = require('../../store.js')
  * @typedef {import('../response.js').RouteHandler} RouteHandler
  */
 
+/** The library's option is the API's `updatedAt` field. */
+const PRECONDITION_HINT = { expectedUpdatedAt: "the API calls it updatedAt: the key's updatedAt as you last read it" }
+
 /** What an edit of a key takes; its state has a route of its own. */
 const EDIT_INPUTS = {
   body: ['description', 'rules', 'expiresAt', 'updatedAt'],
-  hints: { state: "a key's state is changed with POST /api/keys/:id/state", userId: "a key's user cannot be changed" },
+  hints: {
+    state: "a key's state is changed with POST /api/keys/:id/state",
+    userId: "a key's user cannot be changed",
+    ...PRECONDITION_HINT,
+  },
 }
 
 /**
@@ -128,8 +135,8 @@ function keyRoutes({ store, admin }) {
     ['PATCH', '/keys/:id', edit, EDIT_INPUTS],
     ['PUT', '/keys/:id', edit, EDIT_INPUTS],
     ['DELETE', '/keys/:id', remove],
-    ['POST', '/keys/:id/state', setState, { body: ['state', 'updatedAt'] }],
-    ['POST', '/keys/:id/rotate', rotate, { body: ['overlapSeconds', 'updatedAt'] }],
+    ['POST', '/keys/:id/state', setState, { body: ['state', 'updatedAt'], hints: PRECONDITION_HINT }],
+    ['POST', '/keys/:id/rotate', rotate, { body: ['overlapSeconds', 'updatedAt'], hints: PRECONDITION_HINT }],
   ]
 }
 
