@@ -121,6 +121,35 @@ describe('admin API: a secret in a request is never echoed', () => {
     )
   })
 
+  test('the rule checker never sends back a secret of the store pasted without its prefix or cut into pieces', async () => {
+    const body = secret.slice(3)
+    const pieces = [body.slice(0, 15), body.slice(15, 30), body.slice(30)]
+    const lines = [
+      `svc:${body}`, // valid as a rule: the store would refuse it, so must the checker
+      `dav=GET ${body}`,
+      `${body.slice(0, 20)}:${body.slice(20)}`, // a secret cut by a ':' reads as a valid rule
+      `svc:${pieces.join(':')}`, // invalid: the message would quote it
+      `${pieces.join('\n')}`,
+      `${pieces.join(' ')}`,
+    ]
+    const res = await fetch(`${server.url}/api/rules/validate`, {
+      method: 'POST',
+      headers: { ...auth, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ lines: ['svc:api', ...lines] }),
+    })
+    const text = await res.text()
+    assert.equal(res.status, 200)
+    for (const piece of pieces) assert.ok(!text.includes(piece), `the answer holds a piece of the secret: ${text}`)
+    const check = JSON.parse(text) as { ok: boolean; rules: string[]; errors: { line: number; rule: string; message: string }[] }
+    assert.equal(check.ok, false)
+    assert.deepEqual(check.rules, ['svc:api'])
+    assert.deepEqual(
+      check.errors.map((x) => x.line),
+      lines.map((_, i) => i + 2),
+    )
+    for (const error of check.errors) assert.match(error.message, /secret of this store/)
+  })
+
   test('the log line of a failing request names its path redacted', async () => {
     // A store that fails under the admin: every later call is a 5xx, whose log line names the path.
     const broken = KeyStore.inMemory()

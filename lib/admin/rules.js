@@ -10,12 +10,15 @@ const MAX_RULES = 1000
 
 /**
  * Validates rules line by line. `lines` are the raw lines of a textarea; line numbers
- * count every line (blank ones are allowed and ignored). `rights` refuses IP rules.
+ * count every line (blank ones are allowed and ignored). `rights` refuses IP rules. `scrub` is
+ * the store's (`scrubMessage`): a line holding one of its secrets — without its prefix, or cut
+ * into pieces by `:`, a newline, a space… — is refused as the store refuses it in a rule it
+ * writes, and what is sent back (the rule, the message) is withheld when it would quote it.
  * @param {string[]} lines
- * @param {{ rights?: boolean }} [options]
+ * @param {{ rights?: boolean, scrub?: (text: string) => string }} [options]
  * @returns {import('./server.js').RuleCheck}
  */
-function validateLines(lines, { rights = false } = {}) {
+function validateLines(lines, { rights = false, scrub = (text) => text } = {}) {
   /** @type {import('./server.js').RuleCheck['errors']} */
   const errors = []
   /** @type {string[]} */
@@ -28,10 +31,12 @@ function validateLines(lines, { rights = false } = {}) {
       if (rights && /^ip=/i.test(rule)) {
         throw new KeygateError(ErrorCode.InvalidRule, `invalid rule ${quote(text)}: user and role rights take API and WebDAV rules only, not IP rules`)
       }
+      // Valid as a rule, yet it holds a secret of the store: the store would refuse it.
+      if (scrub(text) !== text) throw new KeygateError(ErrorCode.InvalidRule, scrub(text))
       rules.push(rule)
     } catch (e) {
       if (!(e instanceof KeygateError)) throw e
-      errors.push({ line: i + 1, rule: shortened(redactSecrets(text), 300), message: e.message })
+      errors.push({ line: i + 1, rule: scrub(shortened(redactSecrets(text), 300)), message: scrub(e.message) })
     }
   })
   if (rules.length + errors.length > MAX_RULES) {

@@ -64,7 +64,7 @@ export interface RuleCheck {
   rules: string[]
   errors: { line: number; rule: string; message: string }[]
 }
-export declare function validateLines(lines: string[], options?: { rights?: boolean }): RuleCheck
+export declare function validateLines(lines: string[], options?: { rights?: boolean; scrub?: (text: string) => string }): RuleCheck
 export declare const CSP: string
 export declare const SECURITY_HEADERS: Record<string, string>
 export declare const COOKIE_NAME: string

@@ -163,7 +163,14 @@ function createAdminServer(given) {
   }
 
   const context = { store, admin: { actor } }
-  const routes = routeTable([...keyRoutes(context), ...userRoutes(context), ...roleRoutes(context), ...auditRoutes(context), ...tryRoutes(context), ...ruleRoutes()])
+  const routes = routeTable([
+    ...keyRoutes(context),
+    ...userRoutes(context),
+    ...roleRoutes(context),
+    ...auditRoutes(context),
+    ...tryRoutes(context),
+    ...ruleRoutes(context),
+  ])
 
   /**
    * The API, in this order: same-origin JSON changes; login; a session; its CSRF token; the route.

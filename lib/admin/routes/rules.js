@@ -5,20 +5,25 @@ const { ErrorCode } = require('../../native.js')
 const { ApiError } = require('../response.js')
 const { field, strList } = require('../input.js')
 const { validateLines, MAX_RULES } = require('../rules.js')
+const { scrubMessage } = require('../../store.js')
 
 /**
  * @typedef {import('../response.js').RouteRow} RouteRow
  * @typedef {import('../response.js').RouteHandler} RouteHandler
  */
 
-/** @returns {RouteRow[]} */
-function ruleRoutes() {
+/**
+ * @param {Pick<import('../response.js').RouteContext, 'store'>} context
+ * @returns {RouteRow[]}
+ */
+function ruleRoutes({ store }) {
   /** @type {RouteHandler} */
   function validate({ body }) {
     const lines = strList(body, 'lines')
     // Blank lines are allowed, so more lines than rules may come; but not without end.
     if (lines.length > 5 * MAX_RULES) throw new ApiError(400, ErrorCode.InvalidRule, `${lines.length} lines; at most ${MAX_RULES} rules are allowed`)
-    return [200, validateLines(lines, { rights: field(body, 'kind') === 'rights' })]
+    // Scrubbed by the store: the answer is no error, so fail() does not withhold a secret in it.
+    return [200, validateLines(lines, { rights: field(body, 'kind') === 'rights', scrub: (text) => scrubMessage(store, text) })]
   }
 
   return [['POST', '/rules/validate', validate, { body: ['lines', 'kind'] }]]
