@@ -104,6 +104,15 @@ describe('admin API: a secret in a request is never echoed', () => {
     assert.ok(!message.includes(body.slice(at, at + 8)), message)
   })
 
+  test('a path segment is shown at most 16 characters long: a secret cut into pieces by escapes shows no more of itself', async () => {
+    const body = secret.slice(3)
+    const res = await fetch(`${server.url}/api/${body.slice(0, 20)}%3A${body.slice(20)}`, { headers: auth })
+    const { message } = ((await res.json()) as { error: { message: string } }).error
+    assert.equal(res.status, 404)
+    assert.ok(message.includes(`/api/${body.slice(0, 16)}…`), message)
+    assert.ok(!message.includes(body.slice(0, 17)), message)
+  })
+
   test('the rule checker shows a pasted secret line redacted', async () => {
     const res = await fetch(`${server.url}/api/rules/validate`, {
       method: 'POST',

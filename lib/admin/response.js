@@ -177,9 +177,14 @@ function urlPath(req) {
   return shownPath(q < 0 ? u : u.slice(0, q))
 }
 
+/** How many characters of a path segment a message shows. */
+const SHOWN_SEGMENT = 16
+
 /**
  * A request path as messages and log lines show it: percent-decoded (when it decodes), and only
- * its first two segments (`/api/users/…`), each redacted and cut to 32 characters. Ids after them
+ * its first two segments (`/api/users/…`), each redacted and cut to 16 characters: the API's own
+ * segments fit, and so does `kg_<redacted>`, but a secret's body cut by `%3A` into pieces no
+ * scrub can tell shows no more than a third of itself. Ids after them
  * are the caller's text, and a path can hide a secret in pieces behind escapes (`%3A`, or a `%`
  * typed before a secret's own hex digits) that no reading of the message can tell apart.
  * @param {string} path
@@ -194,7 +199,7 @@ function shownPath(path) {
   const segments = decoded.split('/')
   const shown = segments.slice(0, 3).map((segment) => {
     const text = Array.from(redactSecrets(segment))
-    return text.length > 32 ? `${text.slice(0, 32).join('')}…` : text.join('')
+    return text.length > SHOWN_SEGMENT ? `${text.slice(0, SHOWN_SEGMENT).join('')}…` : text.join('')
   })
   return segments.length > 3 ? `${shown.join('/')}/…` : shown.join('/')
 }
