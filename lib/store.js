@@ -247,11 +247,13 @@ function incidentReporter(onError) {
 const ADMIN_OPTIONS = ['actor', 'expectedUpdatedAt']
 const PUT_OPTIONS = [...ADMIN_OPTIONS, 'expect']
 const ROTATE_OPTIONS = [...ADMIN_OPTIONS, 'overlapSeconds']
-/** The fields of the entities and the patch a caller passes (`NewKey`, `KeyPatch`, `UserInput`, `Role`). */
-const NEW_KEY_FIELDS = ['userId', 'description', 'expiresAt', 'rules', 'state']
-const KEY_PATCH_FIELDS = ['description', 'rules', 'expiresAt']
-const USER_FIELDS = ['id', 'status', 'rights', 'roles']
-const ROLE_FIELDS = ['name', 'rights']
+/** The fields of the entities and the patch a caller passes (`NewKey`, `KeyPatch`, `UserInput`, `Role`); the admin API's routes take the same. */
+const NEW_KEY_FIELDS = Object.freeze(['userId', 'description', 'expiresAt', 'rules', 'state'])
+const KEY_PATCH_FIELDS = Object.freeze(['description', 'rules', 'expiresAt'])
+const USER_FIELDS = Object.freeze(['id', 'status', 'rights', 'roles'])
+const ROLE_FIELDS = Object.freeze(['name', 'rights'])
+/** The fields of a `KeyFilter`. */
+const KEY_FILTER = Object.freeze(['userId', 'state'])
 /** The fields of a new key that restrict it: left unread, the key would be made free of them (a user's is its status). */
 const NEW_KEY_RESTRICTIONS = ['rules', 'state']
 /** Why a field of a key a caller may put in a patch is not there: ignored, `state` would leave a key meant revoked usable. */
@@ -272,10 +274,7 @@ const AUDIT_QUERY = ['action', 'actor', 'keyId', 'userId', 'since', 'until', 'li
  * @param {string} name
  */
 function optionsOf(value, known, name = 'options') {
-  const o = args.optionalObject(value, name)
-  const unknown = args.unknownOption(o, known, name)
-  if (unknown !== undefined) throw new KeygateError('INVALID_ARGUMENT', unknown)
-  return o
+  return onlyKnown(args.optionalObject(value, name), known, name)
 }
 
 /**
@@ -288,8 +287,20 @@ function optionsOf(value, known, name = 'options') {
  * @param {Readonly<Record<string, string>>} [hints]
  */
 function fieldsOf(value, known, name, hints) {
-  const o = args.object(value, name)
-  const unknown = args.unknownOption(o, known, name, { noun: 'field', hints })
+  return onlyKnown(args.object(value, name), known, name, { noun: 'field', hints })
+}
+
+/**
+ * `o`, once each of its own fields is among `known` (else INVALID_ARGUMENT, see `args.unknownOption`).
+ * @template {object} T
+ * @param {T} o
+ * @param {readonly string[]} known
+ * @param {string} name
+ * @param {{ noun?: string, hints?: Readonly<Record<string, string>> }} [how]
+ * @returns {T}
+ */
+function onlyKnown(o, known, name, how) {
+  const unknown = args.unknownOption(o, known, name, how)
   if (unknown !== undefined) throw new KeygateError('INVALID_ARGUMENT', unknown)
   return o
 }
@@ -705,7 +716,7 @@ class KeyStore {
 
   /** @param {KeyFilter} [filter] */
   listKeys(filter) {
-    const f = optionsOf(filter, ['userId', 'state'], 'filter')
+    const f = optionsOf(filter, KEY_FILTER, 'filter')
     const userId = args.optionalString(f.userId, 'filter.userId')
     const state = args.optionalString(f.state, 'filter.state')
     this.#flushUses()
@@ -988,4 +999,18 @@ function scrubMessage(store, message) {
   return typeof scrub === 'function' ? scrub.call(store, message) : message
 }
 
-module.exports = { KeyStore, REASONS, KEY_STATES, USER_STATUSES, AUDIT_ACTIONS, REASON, REASON_DAV, scrubMessage }
+module.exports = {
+  KeyStore,
+  REASONS,
+  KEY_STATES,
+  USER_STATUSES,
+  AUDIT_ACTIONS,
+  REASON,
+  REASON_DAV,
+  scrubMessage,
+  NEW_KEY_FIELDS,
+  KEY_PATCH_FIELDS,
+  KEY_FILTER,
+  USER_FIELDS,
+  ROLE_FIELDS,
+}

@@ -147,12 +147,12 @@ function isOneOf(values, value) {
  * @param {URLSearchParams} query
  */
 function onlyInputs(inputs, body, query) {
+  const names = [...query.keys()]
   const unknown =
     unknownOption(body, inputs.body ?? [], 'body', { noun: 'field', hints: inputs.hints }) ??
-    unknownOption(Object.fromEntries([...query.keys()].map((name) => [name, true])), inputs.query ?? [], 'query', { noun: 'parameter' })
+    unknownOption(Object.fromEntries(names.map((name) => [name, true])), inputs.query ?? [], 'query', { noun: 'parameter' })
   if (unknown !== undefined) throw new ApiError(400, ErrorCode.InvalidArgument, unknown)
   // A route reads the first of a repeated parameter: `?state=active&state=revoked` would list the active keys only.
-  const names = [...query.keys()]
   const repeated = names.find((name, i) => names.indexOf(name) < i)
   if (repeated !== undefined) throw new ApiError(400, ErrorCode.InvalidArgument, `query: parameter ${quote(repeated)} given more than once`)
 }

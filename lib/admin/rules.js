@@ -32,7 +32,8 @@ function validateLines(lines, { rights = false, scrub = (text) => text } = {}) {
         throw new KeygateError(ErrorCode.InvalidRule, `invalid rule ${quote(text)}: user and role rights take API and WebDAV rules only, not IP rules`)
       }
       // Valid as a rule, yet it holds a secret of the store: the store would refuse it.
-      if (scrub(text) !== text) throw new KeygateError(ErrorCode.InvalidRule, scrub(text))
+      const scrubbed = scrub(text)
+      if (scrubbed !== text) throw new KeygateError(ErrorCode.InvalidRule, scrubbed)
       rules.push(rule)
     } catch (e) {
       if (!(e instanceof KeygateError)) throw e

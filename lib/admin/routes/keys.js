@@ -9,7 +9,7 @@ const { ApiError } = require('../response.js')
 const { field, str, strList, date, expectedUpdatedAt, isOneOf } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
 
-const { KEY_STATES } = require('../../store.js')
+const { KEY_STATES, NEW_KEY_FIELDS, KEY_PATCH_FIELDS, KEY_FILTER } = require('../../store.js')
 
 /**
  * @typedef {import('../response.js').RouteContext} RouteContext
@@ -22,7 +22,7 @@ const PRECONDITION_HINT = { expectedUpdatedAt: "the API calls it updatedAt: the 
 
 /** What an edit of a key takes; its state has a route of its own. */
 const EDIT_INPUTS = {
-  body: ['description', 'rules', 'expiresAt', 'updatedAt'],
+  body: [...KEY_PATCH_FIELDS, 'updatedAt'],
   hints: {
     state: "a key's state is changed with POST /api/keys/:id/state",
     userId: "a key's user cannot be changed",
@@ -129,8 +129,8 @@ function keyRoutes({ store, admin }) {
   }
 
   return [
-    ['GET', '/keys', list, { query: ['userId', 'state'] }],
-    ['POST', '/keys', create, { body: ['userId', 'description', 'expiresAt', 'rules', 'state'] }],
+    ['GET', '/keys', list, { query: KEY_FILTER }],
+    ['POST', '/keys', create, { body: NEW_KEY_FIELDS }],
     ['GET', '/keys/:id', read],
     ['PATCH', '/keys/:id', edit, EDIT_INPUTS],
     ['PUT', '/keys/:id', edit, EDIT_INPUTS],

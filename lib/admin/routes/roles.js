@@ -8,6 +8,8 @@ const { ApiError, createdOnly } = require('../response.js')
 const { str, strList, sameAsPath } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
 
+const { ROLE_FIELDS } = require('../../store.js')
+
 /**
  * @typedef {import('../response.js').RouteContext} RouteContext
  * @typedef {import('../response.js').RouteRow} RouteRow
@@ -19,7 +21,7 @@ const { rulesToStore } = require('../rules.js')
  * role is given to a user by the user's roles, never by the role.
  */
 const ROLE_INPUTS = {
-  body: ['name', 'rights'],
+  body: ROLE_FIELDS,
   hints: { users: "the users of GET /api/roles are not part of the role: a user's roles are changed with PUT /api/users/:id" },
 }
 

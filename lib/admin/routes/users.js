@@ -8,7 +8,7 @@ const { ApiError, createdOnly } = require('../response.js')
 const { str, strList, isOneOf, sameAsPath } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
 
-const { KEY_STATES, USER_STATUSES } = require('../../store.js')
+const { KEY_STATES, USER_STATUSES, USER_FIELDS } = require('../../store.js')
 
 /**
  * @typedef {import('../response.js').RouteContext} RouteContext
@@ -18,7 +18,7 @@ const { KEY_STATES, USER_STATUSES } = require('../../store.js')
 
 /** What a new or replaced user takes; a row of GET /users sent back carries its key counts too. */
 const USER_INPUTS = {
-  body: ['id', 'status', 'rights', 'roles'],
+  body: USER_FIELDS,
   hints: { keys: 'the key counts of GET /api/users are not part of the user: send it without them' },
 }
 
