@@ -84,4 +84,24 @@ describe('KeyStore.open', () => {
     assert.ok(fs.existsSync(`${file}-wal`), 'the -wal beside the file was deleted')
     assert.deepEqual(fs.readFileSync(`${file}-wal`), wal, 'the -wal beside the file was changed')
   })
+
+  test('a new store file, its -wal and -shm, and a backup are readable by their owner only', { skip: process.platform === 'win32' && 'no POSIX modes' }, () => {
+    const file = storePath()
+    const store = open(file)
+    store.putUser({ id: 'u', rights: ['*:*'] })
+    store.createKey({ userId: 'u', description: '', expiresAt: at(new Date(), DAY) })
+    const backup = `${file}.backup`
+    store.backup(backup)
+    const modes = Object.fromEntries([file, `${file}-wal`, `${file}-shm`, backup].map((f) => [f, fs.statSync(f).mode & 0o777]))
+    store.close()
+    for (const [f, mode] of Object.entries(modes)) assert.equal(mode, 0o600, `${f} is ${mode.toString(8)}`)
+  })
+
+  test('an existing file keeps the mode its owner gave it', { skip: process.platform === 'win32' && 'no POSIX modes' }, () => {
+    const file = storePath()
+    fs.writeFileSync(file, '')
+    fs.chmodSync(file, 0o640)
+    open(file).close()
+    assert.equal(fs.statSync(file).mode & 0o777, 0o640)
+  })
 })

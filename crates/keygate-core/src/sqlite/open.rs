@@ -14,7 +14,7 @@ use super::maintain::maintain;
 use super::replaced::Named;
 use super::rows::load;
 use super::schema::{examine, log_id, migrate};
-use super::{check_file_path, corrupt, end_open_transaction, read_error, store_error, Db, SqliteBackend};
+use super::{check_file_path, corrupt, create_owner_only, end_open_transaction, read_error, store_error, Db, SqliteBackend};
 use crate::error::{js_number, Error, ErrorCode, Result};
 use crate::registry::Registry;
 use crate::secret::Prefix;
@@ -79,6 +79,9 @@ impl KeyStore {
         } else {
             Found::Empty
         };
+        if length.is_none() {
+            create_private(&path)?;
+        }
         let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         if conn.is_readonly(rusqlite::MAIN_DB).map_err(|e| store_error(&path, "cannot open", e))? {
             return Err(Error::new(
@@ -179,6 +182,18 @@ fn inspect(path: &Path, conn: &Connection) -> Result<Found> {
 /// Where the state just loaded stands: the last change, the audit head and the log's id (see `Db`).
 fn position(conn: &Connection) -> rusqlite::Result<(i64, audit::Mark, Option<String>)> {
     Ok((changes::latest(conn)?, audit::mark(conn)?, log_id(conn)?))
+}
+
+/// Makes the new store's file readable by its owner only (0600 on Unix; SQLite would make it
+/// 0644): it holds digests, users, rules and the audit trail, which are no one else's to read.
+/// SQLite gives the `-wal` and `-shm` beside it the same mode. A file another process made
+/// meanwhile is taken as it is.
+fn create_private(path: &Path) -> Result<()> {
+    match create_owner_only(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(Error::new(ErrorCode::StoreIo, format!("cannot create {}: {err}", path.display()))),
+    }
 }
 
 pub(super) fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
