@@ -245,8 +245,23 @@ describe('admin JSON API', () => {
       body: JSON.stringify({ token: TOKEN, remember: true }),
     })
     assert.equal(res.status, 400)
-    assert.match(((await res.json()) as { error: { message: string } }).error.message, /body: no field "remember"; the only field is token$/)
+    assert.match(((await res.json()) as { error: { message: string } }).error.message, /takes only the body field token and no query parameter/)
     assert.ok(await loginHeaders(server, TOKEN), 'a login right after is not throttled')
+  })
+
+  test('login: the token sent as a field or parameter name is not sent back', async () => {
+    for (const [query, body] of [
+      ['', { [TOKEN]: true }],
+      ['', { token: 'guess', [TOKEN]: 1 }],
+      [`?${TOKEN}`, { token: 'guess' }],
+      [`?token=${TOKEN}`, { token: 'guess' }],
+    ] as const) {
+      const res = await fetch(`${server.url}/api/login${query}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) })
+      assert.equal(res.status, 400)
+      const text = await res.text()
+      assert.ok(!text.includes(TOKEN.slice(0, 12)), `the answer holds the token: ${text}`)
+      assert.match(text, /takes only the body field token/)
+    }
   })
 
   test('expiresInSeconds is the time left: the idle timeout, or less near the end of the session’s lifetime', async () => {

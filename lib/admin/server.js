@@ -173,6 +173,26 @@ function createAdminServer(given) {
   ])
 
   /**
+   * Refuses a login's other body fields and any query parameter without naming them: an admin
+   * who sends the token as a name (`{"<token>": …}`, `?<token>`) would find it in the answer and
+   * in whatever logs it, and a token chosen by the admin may be of any shape, so no scrub can tell.
+   * @param {Record<string, unknown>} body
+   * @param {URLSearchParams} query
+   */
+  function onlyLoginInputs(body, query) {
+    try {
+      onlyInputs({ body: ['token'] }, body, query)
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e
+      throw new ApiError(
+        400,
+        ErrorCode.InvalidArgument,
+        'a login takes only the body field token and no query parameter (the other name sent is not repeated: it may be the token)',
+      )
+    }
+  }
+
+  /**
    * The API, in this order: same-origin JSON changes; login; a session; its CSRF token; the route.
    * @param {IncomingMessage} req
    * @param {ServerResponse} res
@@ -202,7 +222,7 @@ function createAdminServer(given) {
     if (only('login')) {
       if (method !== 'POST') throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'use POST', { allow: ['POST'] })
       const body = await readBody(req, bodyLimit) // a body that is not JSON says nothing about the token: 400 at once
-      onlyInputs({ body: ['token'] }, body, query)
+      onlyLoginInputs(body, query)
       const deviceCookie = await login.check(req, field(body, 'token'))
       const opened = sessions.open(req)
       return json(res, 200, sessionInfo(opened.session), { 'Set-Cookie': [opened.cookie, deviceCookie] })
