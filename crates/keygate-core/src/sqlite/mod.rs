@@ -215,6 +215,7 @@ impl SqliteBackend {
                 // restore of a copy taken just before it (plus as many changes of another
                 // process) would still hold it and end the log at the same number.
                 let head = audit::mark(&db.conn)?;
+                reserve_log_index(&db.conn)?;
                 db.conn.execute_batch("COMMIT")?;
                 Ok((latest, head))
             })();
@@ -282,6 +283,70 @@ impl SqliteBackend {
             write
         })
     }
+}
+
+/// Frames of the log that the log's index (the `-shm` file) is grown to hold beyond the frames the
+/// `-wal` file already has room for, before a commit: more than one COMMIT writes (the pages a
+/// transaction changes beyond SQLite's page cache, 2 MB, reach the log before it).
+const LOG_INDEX_HEADROOM: u64 = 4096;
+/// SQLite's unit of the log's index: a region of 32 KiB, indexing 4,096 frames (the first region 4,062).
+const LOG_INDEX_REGION: std::ffi::c_int = 32 * 1024;
+
+/// Grows the log's index (`-shm`) ahead of a commit, so that the commit never has to grow it.
+/// SQLite writes and syncs a commit's frames to the `-wal` first and only then indexes them; an
+/// index that cannot grow at that point (a full disk: the file takes 32 KiB more each 4,096
+/// frames) fails the COMMIT while the log holds the whole transaction, and the next process to
+/// read the log afresh (after a crash, or once every process has closed with the disk still
+/// full) takes it as committed: an admin call that threw would have changed the store after
+/// all. Grown here instead, through SQLite's own mapping of the file (a descriptor of ours,
+/// closed, would drop the process's locks), a failure comes before anything is committed.
+fn reserve_log_index(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::ffi;
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let Some(log) = conn.path().filter(|p| !p.is_empty()).map(|p| open::beside(Path::new(p), "-wal")) else {
+        return Ok(());
+    };
+    // Every frame of this commit follows the last one SQLite indexed, never beyond the end of the
+    // file by more than the commit's own frames (an empty or missing log: none yet).
+    let frames_in_file = std::fs::metadata(&log).map_or(0, |m| m.len().saturating_sub(32) / (page_size.max(512) as u64 + 24));
+    // The region that indexes frame n (counted from 1): (n + 4096 - 4062 - 1) / 4096.
+    let region = (frames_in_file + LOG_INDEX_HEADROOM + 33) / 4096;
+    let Ok(region) = std::ffi::c_int::try_from(region) else {
+        return Ok(());
+    };
+    let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+    // SAFETY: `conn` is an open connection; SQLITE_FCNTL_FILE_POINTER writes the `sqlite3_file*`
+    // of its "main" database (owned by SQLite, valid while `conn` is open) into `file`.
+    let rc = unsafe { ffi::sqlite3_file_control(conn.handle(), c"main".as_ptr(), ffi::SQLITE_FCNTL_FILE_POINTER, (&raw mut file).cast()) };
+    if rc != ffi::SQLITE_OK || file.is_null() {
+        return Ok(());
+    }
+    // SAFETY: `file` is the live `sqlite3_file` SQLite gave above, in WAL mode (its log index
+    // open, this connection holding the write lock); `xShmMap` with the region size SQLite's
+    // log uses maps regions 0..=`region` of the index, growing the file (zero-filled, as SQLite
+    // grows it) where it is shorter, and writes the region's address into `mapped` (unused:
+    // SQLite's log finds the region mapped when it reaches it).
+    let rc = unsafe {
+        let methods = (*file).pMethods;
+        if methods.is_null() || (*methods).iVersion < 2 {
+            return Ok(());
+        }
+        let Some(map) = (*methods).xShmMap else { return Ok(()) };
+        let mut mapped: *mut std::ffi::c_void = std::ptr::null_mut();
+        map(file, region, LOG_INDEX_REGION, 1, &raw mut mapped)
+    };
+    if rc == ffi::SQLITE_OK {
+        return Ok(());
+    }
+    let os = std::io::Error::last_os_error();
+    let why = match os.raw_os_error() {
+        Some(errno) if errno != 0 => format!(": {os}"),
+        _ => String::new(),
+    };
+    Err(rusqlite::Error::SqliteFailure(
+        ffi::Error::new(rc),
+        Some(format!("cannot grow the log's index (the -shm file) for this write{why}; nothing was written")),
+    ))
 }
 
 /// `BEGIN IMMEDIATE` on `conn`: with `wait`, waiting for another process's write lock up to
