@@ -308,6 +308,9 @@ describe('admin login throttling', () => {
       { bodyLimit: '1mb' as unknown as number },
       { bodyLimit: 100 },
       { bodyLimit: 1.5e6 + 0.5 },
+      // Node listens on every interface for '': an empty HOST must not open the page to the network.
+      { host: '' },
+      { host: 8080 as unknown as string },
     ]
     for (const options of bad) {
       assert.throws(() => createAdminServer({ store, token: TOKEN, ...options }), TypeError, JSON.stringify(options))

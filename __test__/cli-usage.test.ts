@@ -101,6 +101,30 @@ describe('keygate CLI: usage', () => {
     assert.deepEqual(readdirSync(empty), [], 'no store file was created')
   })
 
+  test("serve with $HOST set but empty listens on 127.0.0.1, not on every interface; --host '' is a usage error", { timeout: 30_000 }, async () => {
+    const work = mkdtempSync(path.join(dir, 'host-'))
+    const { KEYGATE_DB: _db, KEYGATE_ADMIN_TOKEN: _token, PORT: _port, HOST: _host, ...rest } = process.env
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0'], { cwd: work, env: { ...rest, HOST: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    try {
+      const deadline = Date.now() + 20_000
+      while (!/admin-token/.test(out) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+      assert.match(out, /^keygate admin: http:\/\/127\.0\.0\.1:\d+ /m, out)
+      assert.doesNotMatch(out, /Warning: listening on/, out)
+    } finally {
+      child.kill('SIGTERM')
+      await exited
+    }
+    const empty = mkdtempSync(path.join(dir, 'empty-'))
+    const r = keygate(['serve', '--host', '', '--port', '0'], empty)
+    assert.equal(r.code, 2, r.stderr)
+    assert.match(r.stderr, /^error: --host needs an address/)
+    assert.deepEqual(readdirSync(empty), [], 'no store file was created')
+  })
+
   test('serve with a damaged admin token digest file: reported plainly (exit 2), not as an internal error', () => {
     const work = mkdtempSync(path.join(dir, 'digest-'))
     writeFileSync(path.join(work, 'keygate.db.admin-token.sha256'), 'not a digest\n')

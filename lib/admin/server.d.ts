@@ -7,7 +7,7 @@ export interface AdminServerOptions {
   token?: string
   /** Or only the token's SHA-256, in hex (what `serve` keeps on disk). */
   tokenDigest?: string
-  /** Default `127.0.0.1`. */
+  /** Default `127.0.0.1`; `''` is refused (Node would take it as every interface). */
   host?: string
   /** Default 0: any free port (see `url` after `listen()`). */
   port?: number

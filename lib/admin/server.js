@@ -124,6 +124,8 @@ function createAdminServer(given) {
   const login = createLogin(loginOptions(options))
 
   const host = options.host ?? '127.0.0.1'
+  // Node takes '' as no address and listens on every interface: never what an empty setting meant.
+  if (typeof host !== 'string' || host === '') throw new TypeError("options.host must be an address ('0.0.0.0' or '::' for every interface); leave it out for 127.0.0.1")
   const port = options.port ?? 0
   const actor = options.actor ?? 'web:admin'
   // The store's own limit when it tells it (a durable store keeps the one it was created with).

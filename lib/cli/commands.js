@@ -647,16 +647,20 @@ const COMMANDS = [
         if (bound !== undefined) throw new UsageError(`KEYGATE_ADMIN_TOKEN must be ${bound} characters (it has ${token.length})`)
       }
       const port = opts.port ?? env.PORT
-      return { port: port === undefined ? 8080 : parseWhole(port, opts.port === undefined ? '$PORT' : '--port', 0, 65535) }
+      // An empty address is no address: Node would listen on every interface. $HOST set but
+      // empty is taken as unset (as $KEYGATE_DB is); an empty --host is a usage error.
+      if (opts.host === '') throw new UsageError('--host needs an address (0.0.0.0 or :: for every interface)')
+      const host = opts.host ?? (env.HOST || undefined) ?? '127.0.0.1'
+      return { host, port: port === undefined ? 8080 : parseWhole(port, opts.port === undefined ? '$PORT' : '--port', 0, 65535) }
     },
-    /** @param {OptionContext<{ host?: string, port?: string }> & { input: { port: number } }} ctx */
+    /** @param {OptionContext<{ host?: string, port?: string }> & { input: { host: string, port: number } }} ctx */
     async run(ctx) {
       const { serve } = require('../admin/serve.js')
       const storeOptions = ctx.maxLifetimeDays === undefined ? {} : { maxLifetimeDays: ctx.maxLifetimeDays }
       try {
         await serve({
           db: ctx.db,
-          host: ctx.opts.host ?? ctx.env.HOST ?? '127.0.0.1',
+          host: ctx.input.host,
           port: ctx.input.port,
           storeOptions,
         })
