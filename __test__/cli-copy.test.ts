@@ -8,7 +8,7 @@ import path from 'node:path'
 import { KeyStore } from '../index.js'
 import type { AuditEntry } from '../index.js'
 import { createKey, json, keygateError, ok, usage, workspace } from './support/cli.js'
-import { createDatabase, pgOnly } from './support/postgres.js'
+import { createDatabase, pgOnly, psql } from './support/postgres.js'
 import { NO_PYTHON, sql } from './support/python-sqlite.js'
 
 const ws = workspace()
@@ -154,6 +154,15 @@ describe('keygate copy and KEYGATE_DB with PostgreSQL', pgOnly(), () => {
     const db = createDatabase()
     await keepsLifetime(path.join(ws.dir, 'pg-short-from.db'), db.url)
     await keepsLifetime(db.url, path.join(ws.dir, 'pg-short-back.db'), false)
+  })
+
+  test('a source whose audit trail fails verification writes nothing into a PostgreSQL target, not even its tables', { skip: NO_PYTHON }, async () => {
+    const from = path.join(ws.dir, 'pg-tampered-from.db')
+    await seed(from)
+    sql(from, ['DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)'])
+    const db = createDatabase()
+    keygateError(await ws.kg(['copy', from, db.url]), 'INVALID_ARGUMENT', 'fails verification')
+    assert.equal(psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'keygate%'", { database: db.name }).trim(), '0')
   })
 
   test('every command works on a postgres:// KEYGATE_DB: users, keys, check, revoke, audit', async () => {

@@ -7,7 +7,7 @@ const fs = require('node:fs')
 const { KeyStore } = require('../../index.js')
 const { KeyState, UserStatus } = require('../native.js')
 const { KEY_STATES, USER_STATUSES, scrubMessage } = require('../store.js')
-const { redactSecrets } = require('../errors.js')
+const { invalidArgument, redactSecrets } = require('../errors.js')
 const fmt = require('./format.js')
 const { UsageError, parseExpiry, parseSince, parseDurationSeconds, parseWhole, parseChoice, DURATION_HELP } = require('./values.js')
 const { isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
@@ -726,6 +726,14 @@ const COMMANDS = [
       const source = KeyStore.open(from.where, keep)
       let target
       try {
+        // A trail that fails is refused before <to> is opened: opening a database makes keygate's
+        // tables in it, and "nothing is written" holds for a database as for a file.
+        const checked = source.verifyAudit()
+        if (!checked.ok) {
+          throw invalidArgument(
+            `the source store's audit trail fails verification (${checked.problem ?? 'not intact'}): a copy would no longer show it; keep the source as evidence, and start the new store afresh`,
+          )
+        }
         target = KeyStore.open(to.where, { ...keep, keyPrefix: source.keyPrefix, maxLifetimeDays: source.maxLifetimeDays })
         const report = KeyStore.copy(source, target)
         const verified = target.verifyAudit()
