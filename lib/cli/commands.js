@@ -682,7 +682,8 @@ const COMMANDS = [
       'Writes a consistent copy of the store to <file> with SQLite’s online backup: safe while\n' +
       'other processes read and change the store. The copy is a store: use it with --db <file>.\n' +
       '<file> must not exist: backup never overwrites a file (it fails with STORE_IO, "already\n' +
-      'exists"). To replace an old backup, delete it first, or name each backup by its date.',
+      'exists"). To replace an old backup, delete it first, or name each backup by its date.\n' +
+      'A postgres:// store is backed up with PostgreSQL’s own tools (pg_dump), not with backup.',
     options: {},
     positionals: ['<file>'],
     store: 'read',
