@@ -310,6 +310,7 @@ export interface StoreOptionsDto {
   failClosedAfterMs?: number
   connectTimeoutMs?: number
   statementTimeoutMs?: number
+  create?: boolean
 }
 
 /**

@@ -88,6 +88,12 @@ export interface StoreOptions {
    * An admin call that waits longer throws `STORE_UNAVAILABLE` and changes nothing.
    */
   statementTimeoutMs?: number
+  /**
+   * Durable store only: `false` opens only a store that exists. A missing or empty file, an
+   * SQLite file without tables, or a PostgreSQL database without keygate's tables is then
+   * `STORE_IO`, and nothing is created. Default `true`: such a store is created.
+   */
+  create?: boolean
 }
 
 /** Result of {@link KeyStore.health}. */

@@ -165,6 +165,14 @@ describe('keygate copy and KEYGATE_DB with PostgreSQL', pgOnly(), () => {
     assert.equal(psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'keygate%'", { database: db.name }).trim(), '0')
   })
 
+  test('a database without keygate tables is no source: STORE_IO, no tables made in it, no target file made', async () => {
+    const db = createDatabase()
+    const to = path.join(ws.dir, 'from-empty-database.db')
+    keygateError(await ws.kg(['copy', db.url, to]), 'STORE_IO', 'no keygate store')
+    assert.equal(psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'keygate%'", { database: db.name }), '0')
+    assert.equal(existsSync(to), false)
+  })
+
   test('every command works on a postgres:// KEYGATE_DB: users, keys, check, revoke, audit', async () => {
     const db = createDatabase()
     const { active, kg } = await seed(db.url)

@@ -3,6 +3,7 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
+import path from 'node:path'
 
 import { KeyStore } from '../index.js'
 import { DAY, at } from './helpers.js'
@@ -103,5 +104,24 @@ describe('KeyStore.open', () => {
     fs.chmodSync(file, 0o640)
     open(file).close()
     assert.equal(fs.statSync(file).mode & 0o777, 0o640)
+  })
+
+  test('create: false opens only a store that exists: a missing, empty or table-less file is STORE_IO and left as it was', () => {
+    const missing = storePath()
+    throwsStoreError(() => open(missing, { create: false }), 'STORE_IO', missing)
+    assert.equal(fs.existsSync(missing), false, 'a store was made')
+    const empty = storePath()
+    fs.writeFileSync(empty, '')
+    throwsStoreError(() => open(empty, { create: false }), 'STORE_IO', empty)
+    assert.equal(fs.statSync(empty).size, 0, 'a store was made in the empty file')
+    assert.deepEqual(
+      fs.readdirSync(path.dirname(empty)).filter((f) => f.startsWith(path.basename(empty))),
+      [path.basename(empty)],
+    )
+    // An existing store opens as ever.
+    const file = storePath()
+    open(file).close()
+    open(file, { create: false }).close()
+    assert.throws(() => KeyStore.open(storePath(), { create: 'no' as unknown as boolean }), { code: 'INVALID_ARGUMENT' })
   })
 })

@@ -250,6 +250,17 @@ function optionalNumber(value, name) {
 }
 
 /**
+ * @param {unknown} value
+ * @param {string} name
+ * @returns {boolean | undefined}
+ */
+function optionalBoolean(value, name) {
+  if (value === undefined) return undefined
+  if (typeof value !== 'boolean') throw invalidArgument(`${name} must be true or false, got ${describe(value)}`)
+  return value
+}
+
+/**
  * What is wrong with an object's own fields when one is not among `known` (a misspelt option,
  * `trustproxy` or `purgeExpiredAfterDay`, would otherwise be ignored and its default used without
  * a word; a misspelt `rule` of a new key would leave it unrestricted), else undefined. The caller
@@ -349,4 +360,5 @@ module.exports = {
   isDate,
   inheritsDate,
   optionalNumber,
+  optionalBoolean,
 }

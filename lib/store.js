@@ -186,7 +186,7 @@ function checkDavTypes(secret, method, path, ip) {
 }
 
 /** The options of `KeyStore.open` and `KeyStore.inMemory`. */
-const STORE_OPTIONS = ['keyPrefix', 'maxLifetimeDays', 'now', 'purgeExpiredAfterDays', 'failClosedAfterMs', 'connectTimeoutMs', 'statementTimeoutMs', 'onError']
+const STORE_OPTIONS = ['keyPrefix', 'maxLifetimeDays', 'now', 'purgeExpiredAfterDays', 'failClosedAfterMs', 'connectTimeoutMs', 'statementTimeoutMs', 'onError', 'create']
 
 /**
  * @param {unknown} options as given: checked here
@@ -202,6 +202,7 @@ function storeOptions(options) {
     failClosedAfterMs: args.optionalNumber(o.failClosedAfterMs, 'options.failClosedAfterMs'),
     connectTimeoutMs: args.optionalNumber(o.connectTimeoutMs, 'options.connectTimeoutMs'),
     statementTimeoutMs: args.optionalNumber(o.statementTimeoutMs, 'options.statementTimeoutMs'),
+    create: args.optionalBoolean(o.create, 'options.create'),
   }
 }
 

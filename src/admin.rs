@@ -59,6 +59,7 @@ fn options(options: StoreOptionsDto, report: Option<IncidentCallback>) -> Option
         fail_closed_after_ms: options.fail_closed_after_ms,
         connect_timeout_ms: options.connect_timeout_ms,
         statement_timeout_ms: options.statement_timeout_ms,
+        create: options.create,
     }
 }
 

@@ -200,6 +200,7 @@ pub struct StoreOptionsDto {
     pub fail_closed_after_ms: Option<f64>,
     pub connect_timeout_ms: Option<f64>,
     pub statement_timeout_ms: Option<f64>,
+    pub create: Option<bool>,
 }
 
 #[napi(object)]

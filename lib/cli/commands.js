@@ -724,7 +724,9 @@ const COMMANDS = [
       const createdFile = !to.url && !fs.existsSync(to.where)
       // Nothing purged: a copy reads the source as it is and writes the target as given.
       const keep = { purgeExpiredAfterDays: 1e6 }
-      const source = KeyStore.open(from.where, keep)
+      // create: false — a database without keygate's tables is no store to copy from, and
+      // opening it must not make them there ("nothing is changed in <from>").
+      const source = KeyStore.open(from.where, { ...keep, create: false })
       let target
       try {
         // A trail that fails is refused before <to> is opened: opening a database makes keygate's

@@ -63,7 +63,8 @@ pub(crate) fn open(url: &str, options: Options) -> Result<KeyStore> {
     let writer_net = Net::new(runtime()?, target);
     let (client, _) = writer_net.connect()?;
     schema::check_writable(&writer_net, &client)?;
-    let meta = schema::ensure(&writer_net, &client, options.key_prefix.as_deref(), options.max_lifetime_days)?;
+    let meta =
+        schema::ensure(&writer_net, &client, options.key_prefix.as_deref(), options.max_lifetime_days, options.create != Some(false))?;
     // LISTEN before the snapshot: whatever commits after it is notified.
     let (listener, mut notifications) = net.connect()?;
     net.run("listening on", listener.batch_execute(&format!("LISTEN {CHANNEL}")))?;

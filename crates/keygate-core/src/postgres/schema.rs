@@ -127,9 +127,9 @@ pub(super) fn check_writable(net: &Net, client: &Client) -> Result<()> {
 
 /// Creates the schema in a database without one, or checks an existing one's
 /// version and key prefix. Returns the recorded settings.
-pub(super) fn ensure(net: &Net, client: &Client, wanted_prefix: Option<&str>, wanted_max_days: Option<f64>) -> Result<Meta> {
+pub(super) fn ensure(net: &Net, client: &Client, wanted_prefix: Option<&str>, wanted_max_days: Option<f64>, create: bool) -> Result<Meta> {
     net.run("locking the schema of", client.batch_execute(&net.target.begin))?;
-    match ensure_in_transaction(net, client, wanted_prefix, wanted_max_days) {
+    match ensure_in_transaction(net, client, wanted_prefix, wanted_max_days, create) {
         Ok(meta) => {
             net.run("writing the schema of", client.batch_execute("COMMIT"))?;
             Ok(meta)
@@ -143,9 +143,18 @@ pub(super) fn ensure(net: &Net, client: &Client, wanted_prefix: Option<&str>, wa
     }
 }
 
-fn ensure_in_transaction(net: &Net, client: &Client, wanted_prefix: Option<&str>, wanted_max_days: Option<f64>) -> Result<Meta> {
+fn ensure_in_transaction(
+    net: &Net,
+    client: &Client,
+    wanted_prefix: Option<&str>,
+    wanted_max_days: Option<f64>,
+    create: bool,
+) -> Result<Meta> {
     net.run("locking the schema of", client.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]))?;
     let exists = tables::examine(net, client)?;
+    if !exists && !create {
+        return Err(Error::new(ErrorCode::StoreIo, format!("no keygate store in {}: the database has no keygate tables", net.target.name)));
+    }
     if !exists {
         let prefix = match wanted_prefix {
             Some(p) => Prefix::new(p)?,

@@ -79,6 +79,14 @@ impl KeyStore {
         } else {
             Found::Empty
         };
+        if options.create == Some(false) && matches!(found, Found::Empty) {
+            let what = match length {
+                None => "there is no such file",
+                Some(0) => "the file is empty",
+                Some(_) => "the file holds no tables",
+            };
+            return Err(Error::new(ErrorCode::StoreIo, format!("no keygate store at {}: {what}", path.display())));
+        }
         if length.is_none() {
             create_private(&path)?;
         }

@@ -25,6 +25,10 @@ pub struct Options {
     pub connect_timeout_ms: Option<f64>,
     /// PostgreSQL store: the longest wait for one statement's answer (default 5000 ms).
     pub statement_timeout_ms: Option<f64>,
+    /// Durable store: `Some(false)` opens only a store that exists: a missing or empty file, an
+    /// SQLite file without tables, or a database without keygate's tables is `STORE_IO`, and
+    /// nothing is created. Default: such a store is created.
+    pub create: Option<bool>,
 }
 
 /// How a store follows its backend (`KeyStore::health`).
