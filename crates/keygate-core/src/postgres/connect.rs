@@ -271,7 +271,11 @@ impl Target {
             None => base.to_string(),
         };
         let rest = if kept.is_empty() { base } else { format!("{base}?{}", kept.join("&")) };
-        let mut config = Config::from_str(&rest).map_err(|e| invalid(format!("the store URL is not a valid PostgreSQL URL ({e})")))?;
+        // The driver's causes name the option or the one character it could not take
+        // (`unknown option `sslcert``, `invalid value for option `port``), never a whole value.
+        let mut config = Config::from_str(&rest).map_err(|e| {
+            invalid(format!("the store URL is not a valid PostgreSQL URL ({})", crate::error::redact_secrets(&with_causes(&e))))
+        })?;
         if config.get_hosts().is_empty() {
             return Err(invalid("the store URL names no host".to_string()));
         }
@@ -546,6 +550,22 @@ mod tests {
         for url in ["postgres://u@h/db", "POSTGRES://u@h/db", "PostgreSQL://u@h/db?sslmode=disable"] {
             let target = Target::parse(url, timeout, timeout).unwrap_or_else(|e| panic!("{url}: {}", e.message));
             assert_eq!(target.config.get_dbname(), Some("db"), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_url_the_driver_refuses_is_refused_saying_why_never_with_a_secret() {
+        let timeout = Duration::from_millis(1000);
+        let secret = format!("kg_{}", "A".repeat(49));
+        for (url, why) in [
+            ("postgres://u@h/db?foo=bar".to_string(), "unknown option `foo`"),
+            ("postgres://u@h:99999/db".to_string(), "invalid value for option `port`"),
+            (format!("postgres://u@h/db?{secret}=1"), "unknown option `kg_<redacted>`"),
+        ] {
+            let Err(e) = Target::parse(&url, timeout, timeout) else { panic!("{url} was taken") };
+            assert_eq!(e.code, ErrorCode::InvalidArgument, "{url}");
+            assert!(e.message.contains(why), "{url}: {}", e.message);
+            assert!(!e.message.contains(&secret[3..20]), "{}", e.message);
         }
     }
 
