@@ -165,5 +165,14 @@ describe('WebDAV on the admin page', { skip: NO_BROWSER }, () => {
     const text = await unknown.text()
     assert.match(text, /kind must be/)
     assert.ok(!text.includes(secret))
+    // The other kind's fields are refused, not ignored: the answer would be for another call.
+    for (const [body, message] of [
+      [{ kind: 'dav', secret, method: 'GET', path: 'session/a.txt', service: 'session', api: 'x' }, /kind "dav" takes method and path, not service/],
+      [{ secret, service: 'session', api: 'x', path: 'session/a.txt' }, /kind "api" takes service and api, not path/],
+    ] as const) {
+      const refused = await tryCall(body)
+      assert.equal(refused.status, 400)
+      assert.match(((await refused.json()) as { error: { message: string } }).error.message, message)
+    }
   })
 })

@@ -9,12 +9,13 @@ const { ApiError } = require('../response.js')
 const { field, str } = require('../input.js')
 
 /**
- * A kind of call the try box knows: its two fields read from the body, and the store's
- * explanation of it for a secret and for a key id.
+ * A kind of call the try box knows: the names of its two fields, the fields read from the body,
+ * and the store's explanation of it for a secret and for a key id.
  * @typedef {import('../../../index.js').KeyStore} KeyStore
  * @typedef {import('../../../index.js').Decision} Decision
  * @typedef {[string, string]} Call
  * @typedef {{
+ *   fields: readonly [string, string],
  *   read: (body: Record<string, unknown>) => Call,
  *   bySecret: (store: KeyStore, secret: string, call: Call, ip: string | undefined) => Decision,
  *   byKey: (store: KeyStore, keyId: string, call: Call, ip: string | undefined) => Decision,
@@ -24,11 +25,13 @@ const { field, str } = require('../input.js')
 /** @type {Record<'api' | 'dav', TryKind>} */
 const KINDS = {
   api: {
+    fields: ['service', 'api'],
     read: (body) => [str(body, 'service', { max: 4096 }), str(body, 'api', { max: 4096 })],
     bySecret: (store, secret, [service, api], ip) => store.explain(secret, service, api, ip),
     byKey: (store, keyId, [service, api], ip) => store.explainKey(keyId, service, api, ip),
   },
   dav: {
+    fields: ['method', 'path'],
     read: (body) => [str(body, 'method', { max: 256 }), str(body, 'path', { max: 4096 })],
     bySecret: (store, secret, [method, path], ip) => store.explainDav(secret, method, path, ip),
     byKey: (store, keyId, [method, path], ip) => store.explainKeyDav(keyId, method, path, ip),
@@ -51,6 +54,12 @@ function tryRoutes({ store }) {
     const kindName = field(body, 'kind') ?? 'api'
     if (kindName !== 'api' && kindName !== 'dav') throw new ApiError(400, ErrorCode.InvalidArgument, 'kind must be "api" or "dav"')
     const kind = KINDS[kindName]
+    // The other kind's fields would be ignored: a WebDAV request tried with a service and an API
+    // answers for a call that was never asked.
+    const other = KINDS[kindName === 'api' ? 'dav' : 'api'].fields.find((name) => field(body, name) !== undefined && field(body, name) !== null)
+    if (other !== undefined) {
+      throw new ApiError(400, ErrorCode.InvalidArgument, `kind ${quote(kindName)} takes ${kind.fields.join(' and ')}, not ${other}`)
+    }
     const call = kind.read(body)
     const ipIn = str(body, 'ip', { optional: true, max: 256 })
     const ip = ipIn === undefined || ipIn.trim() === '' ? undefined : ipIn.trim()
