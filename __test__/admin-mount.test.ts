@@ -119,6 +119,27 @@ describe('keygate/admin mounted in your own server', () => {
     }
   })
 
+  test('Express: mounted after express.json(), a JSON array body is a 400, as without that parser', async () => {
+    const store = KeyStore.inMemory()
+    const app = express()
+    app.use(express.json())
+    app.use(handler(store))
+    const server = http.createServer(app)
+    const base = await listen(server)
+    try {
+      const login = await fetch(`${base}/admin/api/login`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Origin: base },
+        body: JSON.stringify([{ token: TOKEN }]),
+        signal: AbortSignal.timeout(5000),
+      })
+      assert.equal(login.status, 400)
+      assert.deepEqual(await login.json(), { error: { code: 'INVALID_ARGUMENT', message: 'the request body must be a JSON object' } })
+    } finally {
+      await close(server)
+    }
+  })
+
   for (const [name, parser] of [
     ['as text', express.text({ type: '*/*' })],
     ['as a Buffer', express.raw({ type: '*/*' })],

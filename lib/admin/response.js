@@ -268,6 +268,12 @@ function readBody(req, limit) {
       resolve(/** @type {Record<string, unknown>} */ (parsed.body))
       return
     }
+    if (parsed._body === true && Array.isArray(parsed.body)) {
+      // A JSON array the client sent, which express.json() takes (strict mode allows arrays):
+      // the client's mistake, answered as when this handler reads the body itself.
+      reject(new ApiError(400, ErrorCode.InvalidArgument, 'the request body must be a JSON object'))
+      return
+    }
     if (parsed._body === true || req.readableEnded) {
       // Read by another middleware into something else: waiting for it would hang.
       reject(new ApiError(500, ErrorCode.Internal, 'the request body was already read by another middleware: mount the admin handler before any body parser'))
