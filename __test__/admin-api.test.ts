@@ -177,6 +177,26 @@ describe('admin JSON API', () => {
     assert.match(actin.body!.error.message, /no parameter "actin" \(did you mean action\?\)/)
   })
 
+  test("rules/validate: kind is 'key' (the default) or 'rights'; another is a 400, not read as a key's rules", async () => {
+    const lines = ['session:*', 'ip=10.0.0.0/8']
+    for (const kind of [undefined, null, 'key']) {
+      const r = await call('POST', '/rules/validate', { lines, kind })
+      assert.equal(r.status, 200, String(kind))
+      assert.deepEqual(r.body, { ok: true, rules: lines, errors: [] }, String(kind))
+    }
+    const rights = await call('POST', '/rules/validate', { lines, kind: 'rights' })
+    assert.deepEqual(
+      rights.body!.errors.map((e: { line: number }) => e.line),
+      [2],
+    )
+    // A misspelt 'rights' would have told an admin UI that an ip= rule is a valid right.
+    for (const kind of ['right', 'Rights', 'keys', 5, true]) {
+      const r = await call('POST', '/rules/validate', { lines, kind })
+      assert.equal(r.status, 400, String(kind))
+      assert.deepEqual(r.body, { error: { code: 'INVALID_ARGUMENT', message: 'kind must be "key" or "rights"' } })
+    }
+  })
+
   test('a query parameter given twice is a 400: a route would read the first only', async () => {
     store.putUser({ id: 'svc-twice', rights: ['*:*'] })
     newKey('svc-twice')

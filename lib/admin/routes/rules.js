@@ -20,10 +20,13 @@ function ruleRoutes({ store }) {
   /** @type {RouteHandler} */
   function validate({ body }) {
     const lines = strList(body, 'lines')
+    // Checked, as /api/try checks its kind: a misspelt 'rights' would pass ip= rules as valid rights.
+    const kind = field(body, 'kind') ?? 'key'
+    if (kind !== 'key' && kind !== 'rights') throw new ApiError(400, ErrorCode.InvalidArgument, 'kind must be "key" or "rights"')
     // Blank lines are allowed, so more lines than rules may come; but not without end.
     if (lines.length > 5 * MAX_RULES) throw new ApiError(400, ErrorCode.InvalidRule, `${lines.length} lines; at most ${MAX_RULES} rules are allowed`)
     // Scrubbed by the store: the answer is no error, so fail() does not withhold a secret in it.
-    return [200, validateLines(lines, { rights: field(body, 'kind') === 'rights', scrub: (text) => scrubMessage(store, text) })]
+    return [200, validateLines(lines, { rights: kind === 'rights', scrub: (text) => scrubMessage(store, text) })]
   }
 
   return [['POST', '/rules/validate', validate, { body: ['lines', 'kind'] }]]
