@@ -82,8 +82,8 @@ describe('keygate/admin mounted in your own server', () => {
   after(async () => {
     for (const h of handlers) await h.close()
   })
-  function handler(store: KeyStore, prefix?: string): AdminHandler {
-    const h = createAdminHandler({ store, token: TOKEN, ...(prefix === undefined ? {} : { prefix }) })
+  function handler(store: KeyStore, prefix?: string, log?: (line: string) => void): AdminHandler {
+    const h = createAdminHandler({ store, token: TOKEN, ...(prefix === undefined ? {} : { prefix }), ...(log === undefined ? {} : { log }) })
     handlers.push(h)
     return h
   }
@@ -148,7 +148,8 @@ describe('keygate/admin mounted in your own server', () => {
       const store = KeyStore.inMemory()
       const app = express()
       app.use(parser)
-      app.use(handler(store))
+      const logged: string[] = []
+      app.use(handler(store, undefined, (line) => logged.push(line)))
       const server = http.createServer(app)
       const base = await listen(server)
       try {
@@ -163,11 +164,40 @@ describe('keygate/admin mounted in your own server', () => {
         assert.equal(error.code, 'INTERNAL')
         assert.match(error.message, /already read by another middleware: mount the admin handler before any body parser/)
         assert.ok(!error.message.includes(TOKEN))
+        assert.deepEqual(logged, [`keygate admin: INTERNAL on POST "/api/login": ${error.message}`])
       } finally {
         await close(server)
       }
     })
   }
+
+  test('without a log option, a 500 is reported on console.error (a mounted page has no log of its own)', async () => {
+    const store = KeyStore.inMemory()
+    const h = handler(store)
+    const server = http.createServer((req, res) => h(req, res))
+    const base = await listen(server)
+    const lines: string[] = []
+    const consoleError = console.error
+    console.error = (...args: unknown[]) => {
+      lines.push(args.map(String).join(' '))
+    }
+    try {
+      const login = await fetch(`${base}/admin/api/login`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Origin: base },
+        body: JSON.stringify({ token: TOKEN }),
+      })
+      const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!
+      store.close()
+      const keys = await fetch(`${base}/admin/api/keys`, { headers: { Cookie: cookie } })
+      assert.equal(keys.status, 500)
+      assert.equal(((await keys.json()) as { error: { code: string } }).error.code, 'STORE_IO')
+      assert.deepEqual(lines, ['keygate admin: STORE_IO on GET "/api/keys": the store is closed'])
+    } finally {
+      console.error = consoleError
+      await close(server)
+    }
+  })
 
   test("Express: app.use('/tools/keys', handler) with the same prefix", async () => {
     const store = KeyStore.inMemory()

@@ -41,7 +41,7 @@ export interface AdminServerOptions {
    * failures revoke it. Default 30 days.
    */
   deviceCookieMaxAgeMs?: number
-  /** Receives a line for each internal error (never a request body or a secret). */
+  /** Receives a line for each 500 or 503 answer (never a request body or a secret); default `console.error`. */
   log?: (line: string) => void
 }
 

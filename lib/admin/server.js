@@ -141,7 +141,8 @@ function createAdminServer(given) {
   if (typeof options.token === 'string' && Buffer.byteLength(JSON.stringify({ token: options.token })) > bodyLimit) {
     throw new TypeError(`options.bodyLimit (${bodyLimit} bytes) is too small for a login with this token: raise it, or use a shorter token`)
   }
-  const log = typeof options.log === 'function' ? options.log : () => {}
+  // Without a log of its own, a mounted page's 500s would leave no trace anywhere.
+  const log = typeof options.log === 'function' ? options.log : (/** @type {string} */ line) => console.error(line)
   const sessions = createSessions({ idleMs: options.sessionIdleMs, maxMs: options.sessionMaxMs, secureCookies: options.secureCookies ?? 'auto' })
 
   const sweeper = setInterval(() => {
