@@ -361,6 +361,12 @@ export declare enum UserStatus {
   Archived = 'archived',
 }
 
+/**
+ * Checks an actor as an admin call would (1–256 characters, no control or bidirectional
+ * control characters, no secret), for options that name one before any call is made.
+ */
+export declare function validateActor(actor: string): void
+
 export declare function validateRule(rule: string): string
 
 /** `check`'s packed verdict: the key has IP rules; the answer holds for this caller address only. */

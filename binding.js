@@ -888,6 +888,7 @@ module.exports.Task = nativeBinding.Task
 module.exports.touch = nativeBinding.touch
 module.exports.updateKey = nativeBinding.updateKey
 module.exports.UserStatus = nativeBinding.UserStatus
+module.exports.validateActor = nativeBinding.validateActor
 module.exports.validateRule = nativeBinding.validateRule
 module.exports.VERDICT_DEPENDS_ON_IP = nativeBinding.VERDICT_DEPENDS_ON_IP
 module.exports.VERDICT_FIRST_CHECK = nativeBinding.VERDICT_FIRST_CHECK

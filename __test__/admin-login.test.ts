@@ -317,6 +317,27 @@ describe('admin login throttling', () => {
     }
   })
 
+  test('the actor and maxLifetimeDays options are checked when the server is made, not at every change', () => {
+    // A bad actor had failed every change with a 400 INVALID_ARGUMENT, as if the request were at fault.
+    const other = KeyStore.inMemory()
+    other.putUser({ id: 'u' })
+    const { secret } = other.createKey({ userId: 'u', description: '', expiresAt: new Date(Date.now() + 86_400_000) })
+    const badActors: unknown[] = ['', 5, 'web\nadmin', 'ev\u202eil', 'a'.repeat(257), `ci ${secret}`]
+    for (const actor of badActors) {
+      assert.throws(() => createAdminServer({ store, token: TOKEN, actor: actor as string }), { name: 'TypeError', message: /^options\.actor/ }, JSON.stringify(actor))
+      assert.throws(() => createAdminHandler({ store, token: TOKEN, actor: actor as string }), TypeError, JSON.stringify(actor))
+    }
+    assert.throws(
+      () => createAdminServer({ store, token: TOKEN, actor: `ci ${secret}` }),
+      (e: Error) => !e.message.includes(secret.slice(3)),
+    )
+    assert.doesNotThrow(() => createAdminServer({ store, token: TOKEN, actor: 'web:Zoë (ops)' }))
+    for (const maxLifetimeDays of ['90', 0, 1.5, 36_501, Number.NaN]) {
+      assert.throws(() => createAdminServer({ store, token: TOKEN, maxLifetimeDays: maxLifetimeDays as number }), /options\.maxLifetimeDays must be a whole number/)
+    }
+    assert.doesNotThrow(() => createAdminServer({ store, token: TOKEN, maxLifetimeDays: 90 }))
+  })
+
   test('the device-cookie lifetime option is checked', () => {
     for (const bad of [0, 999, Number.NaN, 401 * 86_400_000]) {
       assert.throws(() => createAdminServer({ store, token: TOKEN, deviceCookieMaxAgeMs: bad }), TypeError)

@@ -324,6 +324,13 @@ pub fn validate_rule(rule: String) -> napi::Result<String, String> {
     keygate_core::validate_rule(&rule).map_err(js_error)
 }
 
+/// Checks an actor as an admin call would (1–256 characters, no control or bidirectional
+/// control characters, no secret), for options that name one before any call is made.
+#[napi(catch_unwind)]
+pub fn validate_actor(actor: String) -> napi::Result<(), String> {
+    keygate_core::check_actor(&actor).map_err(js_error)
+}
+
 /// Test hook, not part of the API (`index.js` does not export it): panics with
 /// `message`, so tests can see a panic arrive as an `INTERNAL` error.
 #[napi(catch_unwind)]

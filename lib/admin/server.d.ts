@@ -11,11 +11,17 @@ export interface AdminServerOptions {
   host?: string
   /** Default 0: any free port (see `url` after `listen()`). */
   port?: number
-  /** Recorded as the actor of every change in the audit trail; default `'web:admin'`. */
+  /**
+   * Recorded as the actor of every change in the audit trail; default `'web:admin'`. Checked as the
+   * store checks an actor (1–256 characters, no control characters, no secret): a TypeError when made.
+   */
   actor?: string
   /** Add `Secure` to the session cookie: true, false, or `'auto'` (default: https or X-Forwarded-Proto https). */
   secureCookies?: boolean | 'auto'
-  /** Longest key lifetime the page offers; the store enforces its own limit. Default: the store's `maxLifetimeDays`. */
+  /**
+   * Longest key lifetime the page offers, a whole number of days from 1 to 36,500; the store enforces
+   * its own limit. Default: the store's `maxLifetimeDays`.
+   */
   maxLifetimeDays?: number
   /** Session idle timeout in ms (1000 to 400 days), default 30 minutes. */
   sessionIdleMs?: number

@@ -9,11 +9,13 @@ const http = require('node:http')
 const fs = require('node:fs')
 const path = require('node:path')
 
-const { quote } = require('../errors.js')
+const { quote, fromNative } = require('../errors.js')
 const { ownFields, unknownOption } = require('../args.js')
 const { ADMIN_SERVER_OPTIONS } = require('./options.js')
 const { scrubMessage } = require('../store.js')
-const { ErrorCode } = require('../native.js')
+const native = require('../native.js')
+
+const { ErrorCode } = native
 const { AdminErrorCode } = require('./codes.js')
 const { constantsModule } = require('./constants.js')
 const { CSP, SECURITY_HEADERS, ApiError, send, json, fail, readBody, checkOrigin, checkJson, checkCsrf, shownPath } = require('./response.js')
@@ -128,9 +130,20 @@ function createAdminServer(given) {
   if (typeof host !== 'string' || host === '') throw new TypeError("options.host must be an address ('0.0.0.0' or '::' for every interface); leave it out for 127.0.0.1")
   const port = options.port ?? 0
   const actor = options.actor ?? 'web:admin'
+  // Checked now, as the store checks it at each change: a bad one would fail every change with a 400 blaming the request.
+  if (typeof actor !== 'string') throw new TypeError('options.actor must be a string, such as "web:admin"')
+  try {
+    native.validateActor(actor)
+  } catch (error) {
+    throw new TypeError(`options.actor: ${fromNative(error).message}`)
+  }
   // The store's own limit when it tells it (a durable store keeps the one it was created with).
   const storeLimit = typeof store.maxLifetimeDays === 'number' ? store.maxLifetimeDays : undefined
   const maxLifetimeDays = options.maxLifetimeDays ?? storeLimit ?? 730
+  // The page offers expiries up to it: a string ('90') or 0 would reach the page as its limit.
+  if (!Number.isInteger(maxLifetimeDays) || maxLifetimeDays < 1 || maxLifetimeDays > 36_500) {
+    throw new TypeError('options.maxLifetimeDays must be a whole number of days from 1 to 36500')
+  }
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT
   // Checked: a string ('1mb') compares false with every size, and there would be no limit.
   if (!Number.isSafeInteger(bodyLimit) || bodyLimit < MIN_BODY_LIMIT || bodyLimit > MAX_BODY_LIMIT) {

@@ -65,7 +65,7 @@ pub use error::{redact_secrets, Error, ErrorCode, Result};
 pub use glob::MAX_NAME_LEN;
 pub use incident::{Incident, OnError, Task};
 pub use memo::{Signals, Verdict};
-pub use model::{KeyId, KeyState, UserStatus, MAX_USER_ROLES};
+pub use model::{check_actor, KeyId, KeyState, UserStatus, MAX_USER_ROLES};
 pub use rule::{validate_rule, MAX_RULES};
 pub use secret::{AFTER_PREFIX_LEN, MAX_SECRET_LEN};
 pub use store::{
