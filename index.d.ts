@@ -451,7 +451,8 @@ export declare class KeyStore {
   listKeys(filter?: KeyFilter): ApiKey[]
 
   /**
-   * Changes description, rules and/or expiry. Throws `REVOKED_IS_FINAL` for a revoked key. A
+   * Changes description, rules and/or expiry; values the key already has are no change (its
+   * `updatedAt` stays, nothing is recorded). Throws `REVOKED_IS_FINAL` for a revoked key. A
    * field besides those of `KeyPatch` is refused (`INVALID_ARGUMENT`): a `state` (changed with
    * `setState`), and so a key read back.
    */

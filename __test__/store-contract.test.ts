@@ -117,6 +117,20 @@ for (const kind of STORE_KINDS) {
         assert.deepEqual(store.putUser({ id: 'svc.sync@acme' }), { id: 'svc.sync@acme', status: 'active', rights: [], roles: [] })
       })
 
+      test('putUser and putRole of what is already there write and record nothing', () => {
+        const { store } = fresh()
+        const role = store.putRole({ name: 'reader', rights: ['data:*'] })
+        const user = store.putUser({ id: 'svc', status: 'suspended', rights: ['session:*'], roles: ['reader'] })
+        const head = store.audit({ limit: 1 })
+        assert.deepEqual(store.putRole({ name: 'reader', rights: [' data:* '] }), role)
+        assert.deepEqual(store.putUser(store.getUser('svc')!, { expect: 'existing' }), user)
+        assert.deepEqual(store.putUser({ ...user, rights: [' session:* '], roles: ['reader', 'reader'] }), user)
+        assert.deepEqual(store.audit({ limit: 1 }), head, 'nothing recorded')
+        // A change is recorded as before.
+        store.putUser({ ...user, status: 'active' })
+        assert.deepEqual(store.audit({ limit: 1 })[0]!.changes, { status: ['suspended', 'active'] })
+      })
+
       test("putUser and putRole with expect: 'new' create only, 'existing' replace only; a refusal changes nothing", () => {
         const { store } = seeded()
         refusedUnchanged(store, () => store.putUser({ id: 'integration' }, { expect: 'new' }), 'CONFLICT', [], 'integration', 'already exists')
@@ -392,6 +406,20 @@ for (const kind of STORE_KINDS) {
         assert.equal(store.explain(secret, 'session', 'userLogon').reason, 'no_matching_rule')
         assert.equal(store.updateKey(id, { expiresAt: at(T0, 10 * DAY) }).expiresAt.getTime(), at(T0, 10 * DAY).getTime())
         assert.deepEqual(store.getKey(id)!.rules, ['session:getSessionInfo'])
+      })
+
+      test('values the key already has are no change: updatedAt stays, nothing is recorded, no other admin gets CONFLICT', () => {
+        const { store, id, issued } = seeded()
+        store.setNow(at(T0, HOUR))
+        const head = store.audit({ limit: 1 })
+        const { description, rules, expiresAt } = issued.key
+        const same = store.updateKey(id, { description, rules: rules.map((rule) => ` ${rule} `), expiresAt })
+        assert.equal(same.updatedAt.getTime(), issued.key.updatedAt.getTime(), 'updatedAt stays')
+        assert.deepEqual(store.audit({ limit: 1 }), head, 'nothing recorded')
+        // An admin who read the key before that save still gets through.
+        const mine = store.updateKey(id, { description: 'mine' }, { expectedUpdatedAt: issued.key.updatedAt })
+        assert.equal(mine.description, 'mine')
+        assert.equal(mine.updatedAt.getTime(), at(T0, HOUR).getTime())
       })
 
       test('unknown key, bad rules and bad expiry are refused and change nothing', () => {

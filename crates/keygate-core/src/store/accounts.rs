@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use super::types::{view_role, view_user};
 use super::{internal, Actor, AuditAction, EffectiveRights, Expect, KeyStore, RoleView, UserInput, UserView};
+use crate::audit::user_record;
 use crate::error::{quote, Error, ErrorCode, Result};
 use crate::model::{check_name, UserStatus, MAX_USER_ROLES};
 use crate::registry::{Change, RoleRecord, UserRecord};
@@ -28,7 +29,10 @@ impl KeyStore {
             _ => {}
         }
         tx.refuse_known_secrets("a right", rights.iter().map(String::as_str), ErrorCode::InvalidRule)?;
-        tx.commit(vec![Change::PutRole(RoleRecord { name: name.to_string(), rights })])?;
+        // The role as it is: nothing to write, nor to record in the audit trail.
+        if tx.role(name).is_none_or(|old| old.rights.texts() != rights) {
+            tx.commit(vec![Change::PutRole(RoleRecord { name: name.to_string(), rights })])?;
+        }
         Ok(view_role(tx.role(name).ok_or_else(|| internal("the role just stored is missing"))?))
     }
 
@@ -91,7 +95,10 @@ impl KeyStore {
             }
         }
         let record = UserRecord { id: input.id.clone(), status, rights, roles };
-        tx.commit(vec![Change::PutUser(record)])?;
+        // The user as it is: nothing to write, nor to record in the audit trail.
+        if tx.user(&input.id).is_none_or(|old| user_record(old) != record) {
+            tx.commit(vec![Change::PutUser(record)])?;
+        }
         Ok(view_user(tx.user(&input.id).ok_or_else(|| internal("the user just stored is missing"))?))
     }
 

@@ -77,6 +77,7 @@ impl KeyStore {
         if record.state == KeyState::Revoked {
             return Err(Error::new(ErrorCode::RevokedIsFinal, format!("key {id} is revoked and cannot be changed")));
         }
+        let before = record.clone();
         let now = self.inner.clock.now();
         if let Some(description) = &patch.description {
             check_description(description)?;
@@ -91,7 +92,9 @@ impl KeyStore {
         if let Some(expires_at) = patch.expires_at {
             record.expires_at = self.inner.check_expiry(expires_at, now)?;
         }
-        if patch.description.is_some() || patch.rules.is_some() || patch.expires_at.is_some() {
+        // Values the key already has are no change, as a state it already has is not: a new
+        // updatedAt would fail another admin's expectedUpdatedAt with CONFLICT for nothing.
+        if record != before {
             record.updated_at = changed_at(record.updated_at, now);
             tx.commit(vec![Change::PutKey(record.clone())])?;
         }
