@@ -331,7 +331,8 @@ export declare class KeyStore {
 
   /**
    * Opens (or creates) the durable store in one SQLite file. Several processes may open the
-   * same file: a change made by one is seen by the others' next checks within ~100 ms.
+   * same file: a change made by one is seen by the others' next checks within milliseconds (each
+   * looks for other processes' changes every 10 ms).
    * Throws `STORE_IO` (cannot open, a directory, no permission), `STORE_CORRUPT` (not a keygate
    * store, damaged, or written by a newer keygate) or `STORE_LOCKED` (another process holds
    * the write lock too long). `keyPrefix`, when given, must match the store's. `path` is a file
@@ -369,9 +370,11 @@ export declare class KeyStore {
   health(): StoreHealth
 
   /**
-   * Writes a consistent copy of the durable store to a new file `path` (SQLite's online
+   * Writes a consistent copy of the SQLite store to a new file `path` (SQLite's online
    * backup, safe while other processes use the store). `STORE_IO` if `path` exists;
    * `INVALID_ARGUMENT` for `''`, `':memory:'` or a `file:` URI (any case), nothing written.
+   * An in-memory store (no file) or a PostgreSQL store (use `pg_dump`) is `INVALID_ARGUMENT`;
+   * `KeyStore.copy` copies either into a new SQLite file.
    */
   backup(path: string): void
 
