@@ -422,6 +422,32 @@ for (const kind of STORE_KINDS) {
         assert.equal(mine.updatedAt.getTime(), at(T0, HOUR).getTime())
       })
 
+      test('the expiry a key has, sent back with an edit, is no change of it: an expired key can still be renamed', () => {
+        const { store, id, issued } = seeded()
+        store.setNow(at(issued.key.expiresAt, HOUR))
+        const { expiresAt } = issued.key
+        const renamed = store.updateKey(id, { description: 'renamed', rules: issued.key.rules, expiresAt })
+        assert.equal(renamed.description, 'renamed')
+        assert.equal(renamed.expiresAt.getTime(), expiresAt.getTime())
+        // A new expiry meets the limits as ever.
+        refusedUnchanged(store, () => store.updateKey(id, { description: 'x', expiresAt: at(expiresAt, SECOND) }), 'EXPIRY_IN_PAST')
+        refusedUnchanged(store, () => store.updateKey(id, { description: 'x', expiresAt: null }), 'EXPIRY_REQUIRED')
+      })
+
+      // Durable kinds only: a process that opens the store with a lower maxLifetimeDays.
+      if (kind.durable)
+        test('the expiry a key has is no change of it under a lowered maxLifetimeDays either', () => {
+          const { store, place, id } = seeded()
+          const far = store.updateKey(id, { expiresAt: at(T0, 300 * DAY) })
+          const strict = place.open({ ...FROZEN, maxLifetimeDays: 30 })
+          try {
+            assert.equal(strict.updateKey(id, { description: 'renamed', expiresAt: far.expiresAt }).description, 'renamed')
+            throwsCode(() => strict.updateKey(id, { expiresAt: at(far.expiresAt, -SECOND) }), 'EXPIRY_TOO_FAR')
+          } finally {
+            strict.close()
+          }
+        })
+
       test('unknown key, bad rules and bad expiry are refused and change nothing', () => {
         const { store, id, secret } = seeded()
         const probes = [{ secret, service: 'session', api: 'x' }]

@@ -89,7 +89,9 @@ impl KeyStore {
             tx.refuse_known_secrets("a rule", rules.iter().map(String::as_str), ErrorCode::InvalidRule)?;
             record.rules = rules;
         }
-        if let Some(expires_at) = patch.expires_at {
+        // The expiry the key has is no change of it: the limits apply to a new one, so a form
+        // sent back whole can still rename an expired key, or one beyond a lowered limit.
+        if let Some(expires_at) = patch.expires_at.filter(|&at| at != Some(record.expires_at)) {
             record.expires_at = self.inner.check_expiry(expires_at, now)?;
         }
         // Values the key already has are no change, as a state it already has is not: a new
