@@ -119,6 +119,33 @@ describe('keygate/admin mounted in your own server', () => {
     }
   })
 
+  test('after a JSON parser as Express 5 mounts it (body-parser 2: req.body set, no req._body), the page works on the body it parsed', async () => {
+    const store = KeyStore.inMemory()
+    const h = handler(store)
+    const server = http.createServer((req, res) => {
+      // As body-parser 2 (Express 5's express.json()) does: the body read and parsed into req.body, nothing else marked.
+      if (!/^application\/json/.test(req.headers['content-type'] ?? '')) return h(req, res)
+      const chunks: Buffer[] = []
+      req.on('data', (chunk: Buffer) => chunks.push(chunk))
+      req.on('end', () => {
+        Object.assign(req, { body: JSON.parse(Buffer.concat(chunks).toString('utf8')) })
+        h(req, res)
+      })
+    })
+    const base = await listen(server)
+    try {
+      await useThePage(base, '/admin', store)
+      const array = await fetch(`${base}/admin/api/login`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Origin: base },
+        body: JSON.stringify([{ token: TOKEN }]),
+      })
+      assert.equal(array.status, 400)
+    } finally {
+      await close(server)
+    }
+  })
+
   test('Express: mounted after express.json(), a JSON array body is a 400, as without that parser', async () => {
     const store = KeyStore.inMemory()
     const app = express()

@@ -262,19 +262,21 @@ function isPlainObject(value) {
 function readBody(req, limit) {
   return new Promise((resolve, reject) => {
     const parsed = /** @type {{ _body?: unknown, body?: unknown }} */ (req)
-    if (parsed._body === true && isPlainObject(parsed.body)) {
-      // Parsed by express.json() (or another body-parser JSON parser) mounted in front: the
-      // request was already checked to be declared JSON, and JSON.parse made this object.
+    // Read by a parser mounted in front: body-parser 1 (Express 4's express.json()) marks the
+    // request `_body`; body-parser 2 (Express 5's) only leaves its stream ended.
+    const readBefore = parsed._body === true || req.readableEnded
+    if (readBefore && isPlainObject(parsed.body)) {
+      // The request was already checked to be declared JSON, and JSON.parse made this object.
       resolve(/** @type {Record<string, unknown>} */ (parsed.body))
       return
     }
-    if (parsed._body === true && Array.isArray(parsed.body)) {
+    if (readBefore && Array.isArray(parsed.body)) {
       // A JSON array the client sent, which express.json() takes (strict mode allows arrays):
       // the client's mistake, answered as when this handler reads the body itself.
       reject(new ApiError(400, ErrorCode.InvalidArgument, 'the request body must be a JSON object'))
       return
     }
-    if (parsed._body === true || req.readableEnded) {
+    if (readBefore) {
       // Read by another middleware into something else: waiting for it would hang.
       reject(new ApiError(500, ErrorCode.Internal, 'the request body was already read by another middleware: mount the admin handler before any body parser'))
       return
