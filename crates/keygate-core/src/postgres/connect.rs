@@ -273,8 +273,18 @@ impl Target {
         let rest = if kept.is_empty() { base } else { format!("{base}?{}", kept.join("&")) };
         // The driver's causes name the option or the one character it could not take
         // (`unknown option `sslcert``, `invalid value for option `port``), never a whole value.
+        // But a `?password=` value with an unencoded `&` is split there, and the driver reads the
+        // rest as an option whose name is part of the password: with one, no option is named.
+        let password_in_query =
+            query.split('&').any(|pair| percent_decode(pair.split_once('=').map_or(pair, |(key, _)| key)) == "password");
         let mut config = Config::from_str(&rest).map_err(|e| {
-            invalid(format!("the store URL is not a valid PostgreSQL URL ({})", crate::error::redact_secrets(&with_causes(&e))))
+            let why = with_causes(&e);
+            let why = if password_in_query && why.contains("unknown option") {
+                "unknown option, not named: the URL's password may hold it (write & in a password as %26)".to_string()
+            } else {
+                crate::error::redact_secrets(&why)
+            };
+            invalid(format!("the store URL is not a valid PostgreSQL URL ({why})"))
         })?;
         if config.get_hosts().is_empty() {
             return Err(invalid("the store URL names no host".to_string()));
@@ -566,6 +576,18 @@ mod tests {
             assert_eq!(e.code, ErrorCode::InvalidArgument, "{url}");
             assert!(e.message.contains(why), "{url}: {}", e.message);
             assert!(!e.message.contains(&secret[3..20]), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn an_unencoded_ampersand_in_a_query_password_is_not_shown_as_an_unknown_option() {
+        let timeout = Duration::from_millis(1000);
+        // The driver splits the value at `&`, and reads `Qz9Pw` as an option's name.
+        for url in ["postgres://u@h/db?password=Xy7&Qz9Pw=rest", "postgres://u@h/db?Qz9Pw=rest&pass%77ord=Xy7"] {
+            let Err(e) = Target::parse(url, timeout, timeout) else { panic!("{url} was taken") };
+            assert_eq!(e.code, ErrorCode::InvalidArgument, "{url}");
+            assert!(!e.message.contains("Qz9Pw"), "{url}: {}", e.message);
+            assert!(e.message.contains("unknown option"), "{url}: {}", e.message);
         }
     }
 
