@@ -98,6 +98,17 @@ describe('KeyStore.open', () => {
     for (const [f, mode] of Object.entries(modes)) assert.equal(mode, 0o600, `${f} is ${mode.toString(8)}`)
   })
 
+  test('a store opened through a symbolic link to a file not there yet: the file it makes is readable by its owner only', {
+    skip: process.platform === 'win32' && 'no POSIX modes',
+  }, () => {
+    const target = storePath()
+    const link = `${target}.link`
+    fs.symlinkSync(target, link)
+    open(link).close()
+    assert.equal(fs.lstatSync(link).isSymbolicLink(), true, 'the link was replaced')
+    assert.equal(fs.statSync(target).mode & 0o777, 0o600)
+  })
+
   test('an existing file keeps the mode its owner gave it', { skip: process.platform === 'win32' && 'no POSIX modes' }, () => {
     const file = storePath()
     fs.writeFileSync(file, '')

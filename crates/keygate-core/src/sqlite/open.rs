@@ -197,11 +197,27 @@ fn position(conn: &Connection) -> rusqlite::Result<(i64, audit::Mark, Option<Str
 /// SQLite gives the `-wal` and `-shm` beside it the same mode. A file another process made
 /// meanwhile is taken as it is.
 fn create_private(path: &Path) -> Result<()> {
-    match create_owner_only(path) {
+    let created = match create_owner_only(path) {
+        // A symbolic link to a file not there yet (`create_owner_only` never follows one):
+        // SQLite would make that file, with its own mode, so it is made here, through the link.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && path.metadata().is_err() => create_through_link(path),
+        other => other,
+    };
+    match created {
         Ok(_) => Ok(()),
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(err) => Err(Error::new(ErrorCode::StoreIo, format!("cannot create {}: {err}", path.display()))),
     }
+}
+
+/// Creates the file a symbolic link names, owner-only as `create_owner_only` does; one made
+/// meanwhile is opened as it is (neither truncated nor its mode changed).
+fn create_through_link(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 pub(super) fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
