@@ -97,15 +97,6 @@ fn read_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
 /// checks (does the file exist, the read-only look before opening, a backup never
 /// overwrites) look at the literal path, and such a name would slip past them.
 /// `what` is `store` or `backup`; the error is `INVALID_ARGUMENT`.
-/// Creates `path`, which must not exist, readable and writable by its owner only (0600 on Unix).
-fn create_owner_only(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
-}
-
 pub(crate) fn check_file_path(path: &Path, what: &str) -> Result<()> {
     let bytes = path.as_os_str().as_encoded_bytes();
     let problem = if bytes.is_empty() {
@@ -123,6 +114,15 @@ pub(crate) fn check_file_path(path: &Path, what: &str) -> Result<()> {
         return Ok(());
     };
     Err(Error::new(ErrorCode::InvalidArgument, problem))
+}
+
+/// Creates `path`, which must not exist, readable and writable by its owner only (0600 on Unix).
+fn create_owner_only(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 /// SQLite's online backup of `conn` into the empty file at `partial`: a consistent copy while
