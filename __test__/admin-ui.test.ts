@@ -361,6 +361,17 @@ describe('serve() and the bootstrap admin token', () => {
     }
   })
 
+  test("host '' is refused before the store is opened: no store file is made", async () => {
+    const dir = tempDir()
+    const db = path.join(dir, 'keygate.db')
+    try {
+      await assert.rejects(serve({ db, host: '', port: 0, handleSignals: false, print: () => {} }), /options\.host must be an address/)
+      assert.ok(!existsSync(db), 'a store file was made')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   test('a token the login form could never send is refused at start, not left to lock the admin out', async () => {
     const dir = tempDir()
     const db = path.join(dir, 'keygate.db')

@@ -26,4 +26,16 @@ const ADMIN_HANDLER_OPTIONS = Object.freeze([...ADMIN_SERVER_OPTIONS.filter((nam
 /** serve's (serve.d.ts). */
 const SERVE_OPTIONS = Object.freeze(['db', 'host', 'port', 'token', 'storeOptions', 'print', 'handleSignals'])
 
-module.exports = { ADMIN_SERVER_OPTIONS, ADMIN_HANDLER_OPTIONS, SERVE_OPTIONS }
+/**
+ * The address to listen on: `given`, or `127.0.0.1` when left out.
+ * @param {unknown} given
+ * @returns {string}
+ */
+function checkHost(given) {
+  const host = given ?? '127.0.0.1'
+  // Node takes '' as no address and listens on every interface: never what an empty setting meant.
+  if (typeof host !== 'string' || host === '') throw new TypeError("options.host must be an address ('0.0.0.0' or '::' for every interface); leave it out for 127.0.0.1")
+  return host
+}
+
+module.exports = { ADMIN_SERVER_OPTIONS, ADMIN_HANDLER_OPTIONS, SERVE_OPTIONS, checkHost }

@@ -3,7 +3,7 @@ import type { KeyStore, StoreOptions } from '../../index.js'
 export interface ServeOptions {
   /** The durable store file; default `./keygate.db` (created if missing). */
   db?: string
-  /** Default `127.0.0.1`. */
+  /** Default `127.0.0.1`; `''` is refused (Node would take it as every interface), before the store is opened. */
   host?: string
   /** Default `PORT` or 8080; 0 = any free port. */
   port?: number

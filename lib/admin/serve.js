@@ -19,7 +19,7 @@ const { ownFields, unknownOption } = require('../args.js')
 const { fileNameOf, isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
 const { tokenLengthProblem } = require('./login.js')
 const { createAdminServer } = require('./server.js')
-const { SERVE_OPTIONS } = require('./options.js')
+const { SERVE_OPTIONS, checkHost } = require('./options.js')
 
 /**
  * The file beside the store that holds the SHA-256 of the generated admin token.
@@ -110,7 +110,8 @@ async function serve(given = {}) {
   const unknown = unknownOption(options, SERVE_OPTIONS, 'serve')
   if (unknown !== undefined) throw new TypeError(unknown)
   const db = resolveStore(options.db ?? 'keygate.db')
-  const host = options.host ?? '127.0.0.1'
+  // Checked before the store is opened: a bad option makes no store file.
+  const host = checkHost(options.host)
   const envPort = process.env.PORT !== undefined && process.env.PORT !== '' ? Number(process.env.PORT) : undefined
   const port = options.port ?? envPort ?? 8080
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`bad port ${port}`)

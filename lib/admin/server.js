@@ -11,7 +11,7 @@ const path = require('node:path')
 
 const { quote, fromNative } = require('../errors.js')
 const { ownFields, unknownOption } = require('../args.js')
-const { ADMIN_SERVER_OPTIONS } = require('./options.js')
+const { ADMIN_SERVER_OPTIONS, checkHost } = require('./options.js')
 const { scrubMessage } = require('../store.js')
 const native = require('../native.js')
 
@@ -125,9 +125,7 @@ function createAdminServer(given) {
   const scrub = (text) => scrubMessage(store, text)
   const login = createLogin(loginOptions(options))
 
-  const host = options.host ?? '127.0.0.1'
-  // Node takes '' as no address and listens on every interface: never what an empty setting meant.
-  if (typeof host !== 'string' || host === '') throw new TypeError("options.host must be an address ('0.0.0.0' or '::' for every interface); leave it out for 127.0.0.1")
+  const host = checkHost(options.host)
   const port = options.port ?? 0
   const actor = options.actor ?? 'web:admin'
   // Checked now, as the store checks it at each change: a bad one would fail every change with a 400 blaming the request.
