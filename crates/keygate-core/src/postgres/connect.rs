@@ -240,7 +240,7 @@ impl Target {
     /// Parses a `postgres://` or `postgresql://` URL. Errors never repeat the URL
     /// (it may hold a password).
     pub(super) fn parse(url: &str, connect_timeout: Duration, statement_timeout: Duration) -> Result<Target> {
-        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let (base, query) = split_query(url);
         let mut mode = TlsMode::Prefer;
         let mut root_cert = None;
         let mut kept = Vec::new();
@@ -271,21 +271,8 @@ impl Target {
             None => base.to_string(),
         };
         let rest = if kept.is_empty() { base } else { format!("{base}?{}", kept.join("&")) };
-        // The driver's causes name the option or the one character it could not take
-        // (`unknown option `sslcert``, `invalid value for option `port``), never a whole value.
-        // But a `?password=` value with an unencoded `&` is split there, and the driver reads the
-        // rest as an option whose name is part of the password: with one, no option is named.
-        let password_in_query =
-            query.split('&').any(|pair| percent_decode(pair.split_once('=').map_or(pair, |(key, _)| key)) == "password");
-        let mut config = Config::from_str(&rest).map_err(|e| {
-            let why = with_causes(&e);
-            let why = if password_in_query && why.contains("unknown option") {
-                "unknown option, not named: the URL's password may hold it (write & in a password as %26)".to_string()
-            } else {
-                crate::error::redact_secrets(&why)
-            };
-            invalid(format!("the store URL is not a valid PostgreSQL URL ({why})"))
-        })?;
+        let mut config =
+            Config::from_str(&rest).map_err(|e| invalid(format!("the store URL is not a valid PostgreSQL URL ({})", refusal(&e))))?;
         if config.get_hosts().is_empty() {
             return Err(invalid("the store URL names no host".to_string()));
         }
@@ -382,6 +369,76 @@ const LOCK_NOT_AVAILABLE: &str = "55P03";
 /// `57P05` idle_session_timeout, and class `08`, connection exceptions.
 fn is_connection_ended(sqlstate: &str) -> bool {
     matches!(sqlstate, "57P01" | "57P02" | "57P03" | "57P05" | "25P03") || sqlstate.starts_with("08")
+}
+
+/// A URL split before its query, as the driver reads it: the credentials run to the first `@`,
+/// so a `?` in a password starts no query (taken for one, its `sslmode=disable` would be read).
+fn split_query(url: &str) -> (&str, &str) {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let after_credentials = url.get(start..).and_then(|rest| rest.find('@')).map_or(start, |i| start + i + 1);
+    match url.get(after_credentials..).and_then(|rest| rest.find('?')) {
+        Some(i) => (url.get(..after_credentials + i).unwrap_or(url), url.get(after_credentials + i + 1..).unwrap_or("")),
+        None => (url, ""),
+    }
+}
+
+/// libpq's connection keywords: an unknown option of this name is shown as it is, since it
+/// cannot be a piece of a password.
+const LIBPQ_KEYWORDS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "require_auth",
+    "channel_binding",
+    "connect_timeout",
+    "client_encoding",
+    "options",
+    "application_name",
+    "fallback_application_name",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "replication",
+    "gssencmode",
+    "sslmode",
+    "sslnegotiation",
+    "sslcompression",
+    "sslcert",
+    "sslkey",
+    "sslpassword",
+    "sslcertmode",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
+    "requirepeer",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "krbsrvname",
+    "gsslib",
+    "gssdelegation",
+    "service",
+    "target_session_attrs",
+    "load_balance_hosts",
+];
+
+/// Why the driver refused a URL. Its causes name an option, or the one character it could not
+/// take, never a whole value; but a password with an unencoded `&` (or `?` before the host) is
+/// split there, and the driver reads the rest as an option whose name is a piece of the
+/// password: an unknown option is named only when it is one of libpq's own.
+fn refusal(e: &tokio_postgres::Error) -> String {
+    let why = with_causes(e);
+    match why.split_once("unknown option `").and_then(|(_, rest)| rest.split_once('`')) {
+        Some((name, _)) if LIBPQ_KEYWORDS.contains(&name) => format!("libpq's option `{name}`, which keygate does not take"),
+        Some(_) => "an unknown option, not named here as it may be a piece of a password: write & in a password as %26".to_string(),
+        None => crate::error::redact_secrets(&why),
+    }
 }
 
 /// `host:port/database` of a config.
@@ -568,9 +625,10 @@ mod tests {
         let timeout = Duration::from_millis(1000);
         let secret = format!("kg_{}", "A".repeat(49));
         for (url, why) in [
-            ("postgres://u@h/db?foo=bar".to_string(), "unknown option `foo`"),
+            ("postgres://u@h/db?sslcert=client.crt".to_string(), "libpq's option `sslcert`, which keygate does not take"),
+            ("postgres://u@h/db?foo=bar".to_string(), "an unknown option, not named here"),
             ("postgres://u@h:99999/db".to_string(), "invalid value for option `port`"),
-            (format!("postgres://u@h/db?{secret}=1"), "unknown option `kg_<redacted>`"),
+            (format!("postgres://u@h/db?{secret}=1"), "an unknown option, not named here"),
         ] {
             let Err(e) = Target::parse(&url, timeout, timeout) else { panic!("{url} was taken") };
             assert_eq!(e.code, ErrorCode::InvalidArgument, "{url}");
@@ -588,6 +646,21 @@ mod tests {
             assert_eq!(e.code, ErrorCode::InvalidArgument, "{url}");
             assert!(!e.message.contains("Qz9Pw"), "{url}: {}", e.message);
             assert!(e.message.contains("unknown option"), "{url}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn a_question_mark_in_a_password_starts_no_query() {
+        let timeout = Duration::from_millis(1000);
+        for (url, password, mode) in [
+            ("postgres://u:x?sslmode=disable@h/db", "x?sslmode=disable", SslMode::Prefer),
+            ("postgres://u:x?sslmode=disable&y@h/db?sslmode=require", "x?sslmode=disable&y", SslMode::Require),
+            ("postgres://u@h/db?application_name=a", "", SslMode::Prefer),
+        ] {
+            let target = Target::parse(url, timeout, timeout).unwrap_or_else(|e| panic!("{url}: {}", e.message));
+            assert_eq!(target.config.get_password().unwrap_or_default(), password.as_bytes(), "{url}");
+            assert_eq!(target.config.get_ssl_mode(), mode, "{url}");
+            assert_eq!(target.config.get_dbname(), Some("db"), "{url}");
         }
     }
 
