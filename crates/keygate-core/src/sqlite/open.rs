@@ -90,7 +90,9 @@ impl KeyStore {
         if length.is_none() {
             create_private(&path)?;
         }
-        let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        // Without SQLITE_OPEN_CREATE: the file is there (it was, or was just made owner-only), and
+        // one removed since is not made again (0644, or despite `create: false`).
+        let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         if conn.is_readonly(rusqlite::MAIN_DB).map_err(|e| store_error(&path, "cannot open", e))? {
             return Err(Error::new(
                 ErrorCode::StoreIo,
