@@ -52,12 +52,14 @@ function step() {
     'reopen',
   ])
   const actor = `${name}.${++n}`
+  // Each put and update carries something new (a right or a description naming its actor): one
+  // that changes nothing writes no audit entry, and every acknowledged call must have one.
   try {
     if (op === 'putUser') {
-      store.putUser({ id: pick(USERS), rights: random() < 0.8 ? ['*:*'] : ['a:b'], roles: random() < 0.5 ? ['r1'] : [] }, { actor })
+      store.putUser({ id: pick(USERS), rights: [random() < 0.8 ? '*:*' : 'a:b', `${actor}:x`], roles: random() < 0.5 ? ['r1'] : [] }, { actor })
       send({ op, actor })
     } else if (op === 'putRole') {
-      store.putRole({ name: 'r1', rights: [pick(['*:*', 'x:*'])] }, { actor })
+      store.putRole({ name: 'r1', rights: [pick(['*:*', 'x:*']), `${actor}:x`] }, { actor })
       send({ op, actor })
     } else if (op === 'deleteUser') {
       if (random() < 0.7) return
@@ -86,7 +88,7 @@ function step() {
         store.setState(key.id, to, { actor })
         send({ op, actor, id: key.id, state: to })
       } else if (op === 'updateKey') {
-        store.updateKey(key.id, { rules: random() < 0.5 ? [] : ['svc:call'] }, { actor })
+        store.updateKey(key.id, { description: actor, rules: random() < 0.5 ? [] : ['svc:call'] }, { actor })
         send({ op, actor })
       } else if (op === 'rotateKey') {
         const next = store.rotateKey(key.id, { overlapSeconds: 0, actor })
