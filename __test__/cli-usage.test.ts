@@ -125,6 +125,27 @@ describe('keygate CLI: usage', () => {
     assert.deepEqual(readdirSync(empty), [], 'no store file was created')
   })
 
+  test('serve with $PORT set but empty takes port 8080, as with $PORT unset (not a usage error)', { timeout: 30_000 }, async () => {
+    const work = mkdtempSync(path.join(dir, 'port-'))
+    const { KEYGATE_DB: _db, KEYGATE_ADMIN_TOKEN: _token, PORT: _port, HOST: _host, ...rest } = process.env
+    const child = spawn(process.execPath, [BIN, 'serve'], { cwd: work, env: { ...rest, PORT: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    // Listening on 8080, or told 8080 is taken (another program may hold it): either way, 8080.
+    const took8080 = /keygate admin: http:\/\/127\.0\.0\.1:8080 |port 8080 on 127\.0\.0\.1 is already in use/
+    try {
+      const deadline = Date.now() + 20_000
+      while (!took8080.test(out) && child.exitCode === null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+      assert.match(out, took8080, out)
+      assert.doesNotMatch(out, /\$PORT/, out)
+    } finally {
+      child.kill('SIGTERM')
+      await exited
+    }
+  })
+
   test('serve with a damaged admin token digest file: reported plainly (exit 2), not as an internal error', () => {
     const work = mkdtempSync(path.join(dir, 'digest-'))
     writeFileSync(path.join(work, 'keygate.db.admin-token.sha256'), 'not a digest\n')

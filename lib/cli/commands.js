@@ -646,11 +646,12 @@ const COMMANDS = [
         const bound = require('../admin/login.js').tokenLengthProblem(token)
         if (bound !== undefined) throw new UsageError(`KEYGATE_ADMIN_TOKEN must be ${bound} characters (it has ${token.length})`)
       }
-      const port = opts.port ?? env.PORT
-      // An empty address is no address: Node would listen on every interface. $HOST set but
-      // empty is taken as unset (as $KEYGATE_DB is); an empty --host is a usage error.
+      // $PORT and $HOST set but empty are taken as unset (as $KEYGATE_DB is, and as serve() takes
+      // them). An empty address is no address: Node would listen on every interface, so an
+      // empty --host is a usage error.
       if (opts.host === '') throw new UsageError('--host needs an address (0.0.0.0 or :: for every interface)')
       const host = opts.host ?? (env.HOST || undefined) ?? '127.0.0.1'
+      const port = opts.port ?? (env.PORT || undefined)
       return { host, port: port === undefined ? 8080 : parseWhole(port, opts.port === undefined ? '$PORT' : '--port', 0, 65535) }
     },
     /** @param {OptionContext<{ host?: string, port?: string }> & { input: { host: string, port: number } }} ctx */
