@@ -55,7 +55,7 @@ fn create_partial(to: &Path) -> Result<PathBuf> {
         let partial = format!("{}{PARTIAL_INFIX}{}", name_start(name), crate::secret::random_hex::<4>()?);
         let partial = to.with_file_name(partial);
         // Readable by its owner only, as the store's own file (the backup holds the same rows).
-        match super::create_owner_only(&partial) {
+        match super::owner_only().create_new(true).open(&partial) {
             Ok(_) => return Ok(partial),
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(err) => return Err(io_error(to, err)),

@@ -116,13 +116,14 @@ pub(crate) fn check_file_path(path: &Path, what: &str) -> Result<()> {
     Err(Error::new(ErrorCode::InvalidArgument, problem))
 }
 
-/// Creates `path`, which must not exist, readable and writable by its owner only (0600 on Unix).
-fn create_owner_only(path: &Path) -> std::io::Result<std::fs::File> {
+/// Options that open a file for writing and, should they create it, make it readable and
+/// writable by its owner only (0600 on Unix); the caller says whether they may create it.
+fn owner_only() -> std::fs::OpenOptions {
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
+    options
 }
 
 /// SQLite's online backup of `conn` into the empty file at `partial`: a consistent copy while

@@ -14,7 +14,7 @@ use super::maintain::maintain;
 use super::replaced::Named;
 use super::rows::load;
 use super::schema::{examine, log_id, migrate};
-use super::{check_file_path, corrupt, create_owner_only, end_open_transaction, read_error, store_error, Db, SqliteBackend};
+use super::{check_file_path, corrupt, end_open_transaction, owner_only, read_error, store_error, Db, SqliteBackend};
 use crate::error::{js_number, Error, ErrorCode, Result};
 use crate::registry::Registry;
 use crate::secret::Prefix;
@@ -199,10 +199,11 @@ fn position(conn: &Connection) -> rusqlite::Result<(i64, audit::Mark, Option<Str
 /// SQLite gives the `-wal` and `-shm` beside it the same mode. A file another process made
 /// meanwhile is taken as it is.
 fn create_private(path: &Path) -> Result<()> {
-    let created = match create_owner_only(path) {
-        // A symbolic link to a file not there yet (`create_owner_only` never follows one):
-        // SQLite would make that file, with its own mode, so it is made here, through the link.
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && path.metadata().is_err() => create_through_link(path),
+    let created = match owner_only().create_new(true).open(path) {
+        // A symbolic link to a file not there yet (`create_new` never follows one): SQLite would
+        // make that file, with its own mode, so it is made here, through the link; one made
+        // meanwhile is opened as it is (neither truncated nor its mode changed).
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && path.metadata().is_err() => owner_only().create(true).open(path),
         other => other,
     };
     match created {
@@ -210,16 +211,6 @@ fn create_private(path: &Path) -> Result<()> {
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(err) => Err(Error::new(ErrorCode::StoreIo, format!("cannot create {}: {err}", path.display()))),
     }
-}
-
-/// Creates the file a symbolic link names, owner-only as `create_owner_only` does; one made
-/// meanwhile is opened as it is (neither truncated nor its mode changed).
-fn create_through_link(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
 }
 
 pub(super) fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
