@@ -29,6 +29,16 @@ function close(server: http.Server): Promise<void> {
   })
 }
 
+/** A login posted as the page posts it, with `body` as its JSON (`{ token }` unless given), under `prefix`. */
+function postLogin(base: string, prefix: string, body: unknown = { token: TOKEN }, init: RequestInit = {}): Promise<Response> {
+  return fetch(`${base}${prefix}/api/login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Origin: base },
+    body: JSON.stringify(body),
+    ...init,
+  })
+}
+
 /** What a browser on the mounted page does: load it and its assets, log in, create a user. */
 async function useThePage(base: string, prefix: string, store: KeyStore): Promise<void> {
   const bare = await fetch(`${base}${prefix}`, { redirect: 'manual' })
@@ -50,11 +60,7 @@ async function useThePage(base: string, prefix: string, store: KeyStore): Promis
     await res.arrayBuffer()
   }
 
-  const login = await fetch(`${base}${prefix}/api/login`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Origin: base },
-    body: JSON.stringify({ token: TOKEN }),
-  })
+  const login = await postLogin(base, prefix)
   assert.equal(login.status, 200, await login.clone().text())
   const { csrfToken } = (await login.json()) as { csrfToken: string }
   const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!
@@ -135,11 +141,7 @@ describe('keygate/admin mounted in your own server', () => {
     const base = await listen(server)
     try {
       await useThePage(base, '/admin', store)
-      const array = await fetch(`${base}/admin/api/login`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', Origin: base },
-        body: JSON.stringify([{ token: TOKEN }]),
-      })
+      const array = await postLogin(base, '/admin', [{ token: TOKEN }])
       assert.equal(array.status, 400)
     } finally {
       await close(server)
@@ -154,12 +156,7 @@ describe('keygate/admin mounted in your own server', () => {
     const server = http.createServer(app)
     const base = await listen(server)
     try {
-      const login = await fetch(`${base}/admin/api/login`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', Origin: base },
-        body: JSON.stringify([{ token: TOKEN }]),
-        signal: AbortSignal.timeout(5000),
-      })
+      const login = await postLogin(base, '/admin', [{ token: TOKEN }], { signal: AbortSignal.timeout(5000) })
       assert.equal(login.status, 400)
       assert.deepEqual(await login.json(), { error: { code: 'INVALID_ARGUMENT', message: 'the request body must be a JSON object' } })
     } finally {
@@ -180,12 +177,7 @@ describe('keygate/admin mounted in your own server', () => {
       const server = http.createServer(app)
       const base = await listen(server)
       try {
-        const login = await fetch(`${base}/admin/api/login`, {
-          method: 'POST',
-          headers: { 'Content-Type': 'application/json', Origin: base },
-          body: JSON.stringify({ token: TOKEN }),
-          signal: AbortSignal.timeout(5000),
-        })
+        const login = await postLogin(base, '/admin', { token: TOKEN }, { signal: AbortSignal.timeout(5000) })
         assert.equal(login.status, 500)
         const { error } = (await login.json()) as { error: { code: string; message: string } }
         assert.equal(error.code, 'INTERNAL')
@@ -209,11 +201,7 @@ describe('keygate/admin mounted in your own server', () => {
       lines.push(args.map(String).join(' '))
     }
     try {
-      const login = await fetch(`${base}/admin/api/login`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', Origin: base },
-        body: JSON.stringify({ token: TOKEN }),
-      })
+      const login = await postLogin(base, '/admin')
       const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!
       store.close()
       const keys = await fetch(`${base}/admin/api/keys`, { headers: { Cookie: cookie } })
