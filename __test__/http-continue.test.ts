@@ -13,6 +13,7 @@ import express from 'express'
 
 import { KeyStore } from 'keygate'
 import { createGuard } from 'keygate/http'
+import type { Guard } from 'keygate/http'
 import { DAY, T0, at } from './helpers.js'
 
 const BODY = 'x'.repeat(64 * 1024)
@@ -89,6 +90,19 @@ function counting(seen: string[]) {
   }
 }
 
+/** The README's recipe: a `guard.node()` server that decides `Expect: 100-continue` requests in 'checkContinue'. */
+function withRecipe(guard: Guard, seen: string[]): http.Server {
+  const listener = guard.node(counting(seen))
+  const server = http.createServer(listener)
+  server.on('checkContinue', (req, res) => {
+    const result = guard.check(req)
+    if (!result.ok) return guard.reply(res, result)
+    res.writeContinue()
+    listener(req, res)
+  })
+  return server
+}
+
 const FORGED = 'kg_0000000000000000000000000000000000000000000aaaa'
 const continues = (answer: string) => answer.split('HTTP/1.1 100 Continue\r\n').length - 1
 
@@ -107,15 +121,7 @@ describe('Expect: 100-continue', () => {
   test("with the README's recipe a denied upload gets its 401 and no 100 Continue, never sends its body, and the connection closes", async () => {
     const { guard } = fixture()
     const seen: string[] = []
-    const listener = guard.node(counting(seen))
-    const server = http.createServer(listener)
-    server.on('checkContinue', (req, res) => {
-      const result = guard.check(req)
-      if (!result.ok) return guard.reply(res, result)
-      res.writeContinue()
-      listener(req, res)
-    })
-    const port = await listen(server)
+    const port = await listen(withRecipe(guard, seen))
     const denied = await upload(port, '/dav/reports/q3.pdf', FORGED)
     assert.equal(continues(denied.answer), 0)
     assert.equal(denied.sentBody, false)
@@ -128,15 +134,7 @@ describe('Expect: 100-continue', () => {
   test('with the recipe an allowed upload gets exactly one 100 Continue, and its whole body reaches the handler', async () => {
     const { guard, secret } = fixture()
     const seen: string[] = []
-    const listener = guard.node(counting(seen))
-    const server = http.createServer(listener)
-    server.on('checkContinue', (req, res) => {
-      const result = guard.check(req)
-      if (!result.ok) return guard.reply(res, result)
-      res.writeContinue()
-      listener(req, res)
-    })
-    const port = await listen(server)
+    const port = await listen(withRecipe(guard, seen))
     const allowed = await upload(port, '/dav/reports/q3.pdf', secret)
     assert.equal(continues(allowed.answer), 1)
     assert.equal(allowed.sentBody, true)
