@@ -51,6 +51,7 @@ export interface AuditQueryDto {
   userId?: string
   since?: number
   until?: number
+  beforeSeq?: number
   limit?: number
 }
 

@@ -164,6 +164,11 @@ export interface AuditQuery {
   since?: Date
   /** Entries at or before this instant. */
   until?: Date
+  /**
+   * Entries numbered below this `seq`: the next page after the last entry read
+   * (`audit({ beforeSeq: page[page.length - 1].seq })`), also where many entries share one instant.
+   */
+  beforeSeq?: number
   /** At most this many entries (default 100). */
   limit?: number
 }

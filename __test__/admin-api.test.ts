@@ -325,6 +325,22 @@ describe('admin JSON API', () => {
     assert.equal(state.body!.error.code, 'INVALID_STATE')
     assert.deepEqual((await call('GET', '/audit?keyId=')).body!.entries, [])
     assert.deepEqual((await call('GET', '/audit?userId=')).body!.entries, [])
-    for (const path of ['/audit?since=', '/audit?until=', '/audit?action=']) assert.equal((await call('GET', path)).status, 400, path)
+    for (const path of ['/audit?since=', '/audit?until=', '/audit?action=', '/audit?beforeSeq=']) assert.equal((await call('GET', path)).status, 400, path)
+  })
+
+  test('beforeSeq pages the trail by entry number; anything but digits is 400', async () => {
+    for (const id of ['svc-page-1', 'svc-page-2', 'svc-page-3', 'svc-page-4']) store.putUser({ id })
+    const first = (await call('GET', '/audit?limit=2')).body!.entries as { seq: number }[]
+    assert.equal(first.length, 2)
+    const next = (await call('GET', `/audit?limit=2&beforeSeq=${first[1]!.seq}`)).body!.entries as { seq: number }[]
+    assert.deepEqual(
+      next.map((e) => e.seq),
+      [first[1]!.seq - 1, first[1]!.seq - 2],
+    )
+    for (const bad of ['-1', '1e3', ' 7', '0x10', '1.5', '99999999999999999']) {
+      const answer = await call('GET', `/audit?beforeSeq=${encodeURIComponent(bad)}`)
+      assert.equal(answer.status, 400, bad)
+      assert.equal(answer.body!.error.code, 'INVALID_ARGUMENT', bad)
+    }
   })
 })

@@ -220,6 +220,7 @@ describe('usage errors: exit 2 with a plain message, nothing changed', () => {
     usage(await ws.kg(['key', 'rotate', 'key_x', '--overlap', 'forever']), '--overlap "forever" is not a duration')
     usage(await ws.kg(['audit', '--since', 'yesterday']), '--since "yesterday"')
     usage(await ws.kg(['audit', '--limit', 'ten']), '--limit "ten" must be a whole number')
+    usage(await ws.kg(['audit', '--before-seq', '-1']), '--before-seq "-1" must be a whole number')
     usage(await ws.kg(['--max-lifetime-days', '0', 'key', 'list']), '--max-lifetime-days "0"')
     usage(await ws.kg(['user', 'put', 'bob', '--right', 'a:b', '--no-rights']), 'not both')
     // Nothing of the above changed the store.
@@ -821,6 +822,11 @@ describe('audit, verify-audit and backup', () => {
     assert.deepEqual(
       json<AuditEntry[]>(ok(await ws.kg(['audit', '--json', '--limit', '1']))).map((e) => e.seq),
       [4],
+    )
+    // The page after entry 3, as after a first page of --limit 2.
+    assert.deepEqual(
+      json<AuditEntry[]>(ok(await ws.kg(['audit', '--json', '--before-seq', '3', '--limit', '1']))).map((e) => e.seq),
+      [2],
     )
     assert.equal(json<AuditEntry[]>(ok(await ws.kg(['audit', '--json', '--since', '1h']))).length, 4)
     assert.deepEqual(json(ok(await ws.kg(['audit', '--json', '--since', dayFromNow(2 * DAY)]))), [])

@@ -670,6 +670,39 @@ for (const kind of STORE_KINDS) {
         throwsCode(() => store.audit({ action: 'nope' as 'putUser' }), 'INVALID_ARGUMENT')
       })
 
+      test('beforeSeq pages through entries that share one instant, where until cannot', () => {
+        const { store } = fresh()
+        // A frozen clock: every entry at T0, as the entries of one purge are.
+        for (let i = 0; i < 25; i++) store.putUser({ id: `u${i}` })
+        const pages: number[][] = []
+        let page = store.audit({ limit: 10 })
+        // Bounded: a cursor that does not move must fail here, not loop.
+        while (page.length > 0 && pages.length < 5) {
+          pages.push(page.map((e) => e.seq))
+          page = store.audit({ beforeSeq: page[page.length - 1]!.seq, limit: 10 })
+        }
+        const all = Array.from({ length: 25 }, (_, i) => 25 - i)
+        assert.deepEqual(pages, [all.slice(0, 10), all.slice(10, 20), all.slice(20)])
+        assert.deepEqual(
+          store.audit({ until: T0, limit: 10 }).map((e) => e.seq),
+          all.slice(0, 10),
+          'until gives the same first page again',
+        )
+        // Combined with the other filters, and bounds at either end.
+        assert.deepEqual(
+          store.audit({ userId: 'u3', beforeSeq: 5 }).map((e) => e.userId),
+          ['u3'],
+        )
+        assert.deepEqual(store.audit({ userId: 'u3', beforeSeq: 4 }), [])
+        assert.deepEqual(store.audit({ beforeSeq: 1 }), [])
+        assert.deepEqual(store.audit({ beforeSeq: 0 }), [])
+        assert.equal(store.audit({ beforeSeq: Number.MAX_SAFE_INTEGER, limit: 1000 }).length, 25)
+        for (const bad of [-1, 1.5, Number.NaN, 2 ** 53, Number.POSITIVE_INFINITY]) {
+          throwsCode(() => store.audit({ beforeSeq: bad }), 'INVALID_ARGUMENT')
+        }
+        throwsCode(() => store.audit({ beforeSeq: '7' as unknown as number }), 'INVALID_ARGUMENT')
+      })
+
       test('the actor filter ignores the case of ASCII letters only, as every store does', () => {
         const { store } = fresh()
         store.putUser({ id: 'u' }, { actor: 'Ünïcode Élodie' })

@@ -264,7 +264,7 @@ const KEY_PATCH_HINTS = {
   expectedUpdatedAt: 'it is an option: updateKey(id, patch, { expectedUpdatedAt })',
 }
 /** The fields of an `AuditQuery`. */
-const AUDIT_QUERY = ['action', 'actor', 'keyId', 'userId', 'since', 'until', 'limit']
+const AUDIT_QUERY = ['action', 'actor', 'keyId', 'userId', 'since', 'until', 'beforeSeq', 'limit']
 
 /**
  * An optional object of named options, read by its own fields, refusing a field not among
@@ -536,7 +536,11 @@ class KeyStore {
       userId: args.optionalString(q.userId, 'query.userId'),
       since: args.optionalDate(q.since, 'query.since'),
       until: args.optionalDate(q.until, 'query.until'),
+      beforeSeq: args.optionalNumber(q.beforeSeq, 'query.beforeSeq'),
       limit: args.optionalNumber(q.limit, 'query.limit'),
+    }
+    if (dto.beforeSeq !== undefined && !(Number.isSafeInteger(dto.beforeSeq) && dto.beforeSeq >= 0)) {
+      throw new KeygateError('INVALID_ARGUMENT', `query.beforeSeq ${dto.beforeSeq} must be a whole number, 0 or more`)
     }
     if (dto.limit !== undefined && !(Number.isInteger(dto.limit) && dto.limit >= 0 && dto.limit <= 2 ** 32 - 1)) {
       throw new KeygateError('INVALID_ARGUMENT', `query.limit ${dto.limit} must be a whole number, 0 or more`)

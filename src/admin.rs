@@ -137,6 +137,8 @@ pub fn audit(store: &External<KeyStore>, query: AuditQueryDto) -> napi::Result<V
         user_id: query.user_id,
         since: query.since.map(ms),
         until: query.until.map(ms),
+        // A whole number from 0 to 2^53 (lib/store.js checks it): the cast is exact.
+        before_seq: query.before_seq.map(|seq| seq as u64),
         limit: query.limit.map(|l| l as usize),
     };
     let entries = store.audit(&query).map_err(js_store_error(store))?;

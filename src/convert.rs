@@ -355,6 +355,7 @@ pub struct AuditQueryDto {
     pub user_id: Option<String>,
     pub since: Option<f64>,
     pub until: Option<f64>,
+    pub before_seq: Option<f64>,
     pub limit: Option<u32>,
 }
 

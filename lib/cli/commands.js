@@ -568,7 +568,7 @@ const COMMANDS = [
   {
     path: ['audit'],
     summary: 'Show the audit trail, newest first',
-    usage: 'keygate audit [--key <key-id>] [--user <id>] [--since <when>] [--limit <n>]',
+    usage: 'keygate audit [--key <key-id>] [--user <id>] [--since <when>] [--before-seq <seq>] [--limit <n>]',
     details:
       'Every change (who, when, what: before → after), newest first. Never holds a secret.\n' +
       '--since takes a duration ago (24h = the last 24 hours, 7d, 2w) or a date: YYYY-MM-DD is\n' +
@@ -577,18 +577,21 @@ const COMMANDS = [
       key: { type: 'string', arg: '<key-id>', help: 'only entries about this key' },
       user: { type: 'string', arg: '<id>', help: 'only entries about this user' },
       since: { type: 'string', arg: '<when>', help: 'only entries at or after this time: a duration ago (7d) or a date' },
+      'before-seq': { type: 'string', arg: '<seq>', help: 'only entries numbered below <seq>: the page after the entry numbered <seq>' },
       limit: { type: 'string', arg: '<n>', help: 'at most this many entries (default 100)' },
     },
     positionals: [],
     store: 'read',
-    examples: ['keygate audit --since 7d', 'keygate audit --key key_6CWcaQGIvOW5vA0YQ4Tg1N --json'],
-    /** @param {OptionContext<{ key?: string, user?: string, since?: string, limit?: string }>} ctx */
+    examples: ['keygate audit --since 7d', 'keygate audit --key key_6CWcaQGIvOW5vA0YQ4Tg1N --json', 'keygate audit --before-seq 9001'],
+    /** @param {OptionContext<{ key?: string, user?: string, since?: string, 'before-seq'?: string, limit?: string }>} ctx */
     parse({ opts, now }) {
       /** @type {AuditQuery} */
       const query = {}
       if (opts.key !== undefined) query.keyId = opts.key
       if (opts.user !== undefined) query.userId = opts.user
       if (opts.since !== undefined) query.since = parseSince(opts.since, '--since', now)
+      const before = opts['before-seq']
+      if (before !== undefined) query.beforeSeq = parseWhole(before, '--before-seq', 1, Number.MAX_SAFE_INTEGER)
       query.limit = opts.limit === undefined ? 100 : parseWhole(opts.limit, '--limit', 1, 1_000_000)
       return query
     },

@@ -46,6 +46,9 @@ pub struct AuditQuery {
     pub since: Option<i64>,
     /// Entries at or before this instant.
     pub until: Option<i64>,
+    /// Entries numbered below this one: the page after an entry already read (its `seq`),
+    /// which `until` cannot give when more entries than a page share one instant.
+    pub before_seq: Option<u64>,
     pub limit: Option<usize>,
 }
 
@@ -60,6 +63,12 @@ pub struct AuditReport {
 }
 
 pub const GENESIS: [u8; 32] = [0; 32];
+
+/// [`AuditQuery::before_seq`] as the SQL stores compare it (a signed 64-bit column): a bound
+/// above every number they hold stays above them all.
+pub(crate) fn seq_bound(before: u64) -> i64 {
+    i64::try_from(before).unwrap_or(i64::MAX)
+}
 
 /// An audit hash as text: 64 lower-case hex digits, as the API shows entries
 /// and the durable store records the head of its chain.
@@ -140,6 +149,7 @@ impl AuditEntry {
             && query.user_id.as_ref().is_none_or(|u| self.user_id.as_ref() == Some(u))
             && query.since.is_none_or(|since| self.at >= since)
             && query.until.is_none_or(|until| self.at <= until)
+            && query.before_seq.is_none_or(|before| self.seq < before)
             && query.action.is_none_or(|action| self.action == action.as_str())
             && query
                 .actor

@@ -1,4 +1,4 @@
-//! `KeyStore::audit`'s filters, each on both stores: the in-memory window and SQLite's query.
+//! `KeyStore::audit`'s filters and paging, each on both stores: the in-memory window and SQLite's query.
 
 use keygate_core::{AuditAction, AuditQuery, ErrorCode, KeyStore, NewKey, Options, UserInput};
 
@@ -45,6 +45,38 @@ fn each_filter(store: &KeyStore) {
     assert_eq!(actions(store, AuditQuery { limit: Some(1), user_id: Some("svc".into()), ..all() }), ["setState"]);
     let together = AuditQuery { action: Some(AuditAction::SetState), actor: Some("alice".into()), since: Some(T0), ..all() };
     assert_eq!(actions(store, together), ["setState"]);
+    assert_eq!(actions(store, AuditQuery { before_seq: Some(3), ..all() }), ["putUser", "putRole"], "below, not at");
+    assert_eq!(actions(store, AuditQuery { before_seq: Some(4), limit: Some(1), ..all() }), ["createKey"]);
+    assert_eq!(actions(store, AuditQuery { before_seq: Some(3), user_id: Some("svc".into()), ..all() }), ["putUser"]);
+    assert_eq!(actions(store, AuditQuery { before_seq: Some(1), ..all() }), Vec::<String>::new());
+    assert_eq!(actions(store, AuditQuery { before_seq: Some(u64::MAX), ..all() }).len(), 4, "past every number a store holds");
+}
+
+/// Entries sharing one instant (a frozen clock, or a purge): `until` gives the same page
+/// again, `before_seq` the next one.
+fn pages_of_one_instant(store: &KeyStore) {
+    store.set_now(Some(T0));
+    for i in 0..7 {
+        store.put_user(&UserInput { id: format!("u{i}"), ..Default::default() }, None).unwrap();
+    }
+    let seqs = |query: AuditQuery| store.audit(&query).unwrap().into_iter().map(|e| e.seq).collect::<Vec<_>>();
+    let first = seqs(AuditQuery { limit: Some(3), ..AuditQuery::default() });
+    assert_eq!(first, [7, 6, 5]);
+    assert_eq!(seqs(AuditQuery { until: Some(T0), limit: Some(3), ..AuditQuery::default() }), first);
+    assert_eq!(seqs(AuditQuery { before_seq: Some(5), limit: Some(3), ..AuditQuery::default() }), [4, 3, 2]);
+    assert_eq!(seqs(AuditQuery { before_seq: Some(2), limit: Some(3), ..AuditQuery::default() }), [1]);
+}
+
+#[test]
+fn pages_of_one_instant_in_memory() {
+    pages_of_one_instant(&KeyStore::in_memory(Options::default()).unwrap());
+}
+
+#[test]
+fn pages_of_one_instant_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    pages_of_one_instant(&KeyStore::open(path.to_str().unwrap(), Options::default()).unwrap());
 }
 
 #[test]

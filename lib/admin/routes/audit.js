@@ -39,11 +39,19 @@ function auditRoutes({ store }) {
       if (!Number.isFinite(d.getTime())) throw new ApiError(400, ErrorCode.InvalidArgument, `${name} is not a valid date-time`)
       q[name] = d
     }
+    const before = query.get('beforeSeq')
+    if (before !== null) {
+      // Digits only: Number('') is 0, Number('1e3') 1000, Number(' 7') 7.
+      if (!/^[0-9]{1,16}$/.test(before) || !Number.isSafeInteger(Number(before))) {
+        throw new ApiError(400, ErrorCode.InvalidArgument, 'beforeSeq is not a whole number')
+      }
+      q.beforeSeq = Number(before)
+    }
     return [200, { entries: store.audit(q), verification: store.verifyAudit(), actions: AUDIT_ACTIONS }]
   }
 
   return [
-    ['GET', '/audit', list, { query: ['keyId', 'userId', 'actor', 'action', 'since', 'until', 'limit'] }],
+    ['GET', '/audit', list, { query: ['keyId', 'userId', 'actor', 'action', 'since', 'until', 'beforeSeq', 'limit'] }],
     ['GET', '/audit/verify', () => [200, store.verifyAudit()]],
   ]
 }

@@ -7,8 +7,8 @@ use tokio_postgres::{Client, Row};
 use super::codec::corrupt;
 use super::Net;
 use crate::audit::{
-    extendable_head, hash_from_hex, hash_to_hex, stored_entry, verify_stored, AuditDraft, AuditEntry, AuditQuery, AuditReport, Damaged,
-    GENESIS, MAX_AUDIT_SEQ,
+    extendable_head, hash_from_hex, hash_to_hex, seq_bound, stored_entry, verify_stored, AuditDraft, AuditEntry, AuditQuery, AuditReport,
+    Damaged, GENESIS, MAX_AUDIT_SEQ,
 };
 use crate::error::Result;
 use crate::store::AuditAction;
@@ -84,10 +84,12 @@ pub(super) fn select(net: &Net, client: &Client, query: &AuditQuery) -> Result<V
          WHERE ($1::text IS NULL OR key_id = $1) AND ($2::text IS NULL OR user_id = $2) AND ($3::bigint IS NULL OR at >= $3)
            AND ($5::bigint IS NULL OR at <= $5) AND ($6::text IS NULL OR action = $6)
            AND ($7::text IS NULL OR strpos(lower(actor COLLATE \"C\"), lower($7 COLLATE \"C\")) > 0)
+           AND ($8::bigint IS NULL OR seq < $8)
          ORDER BY seq DESC LIMIT $4"
     );
     let limit = i64::try_from(query.limit.unwrap_or(100)).unwrap_or(i64::MAX);
     let action = query.action.map(AuditAction::as_str);
+    let before = query.before_seq.map(seq_bound);
     // Streamed: the statement timeout bounds each wait for rows, not the whole read (a
     // copy reads every entry of the trail).
     let mut entries = Vec::new();
@@ -95,7 +97,7 @@ pub(super) fn select(net: &Net, client: &Client, query: &AuditQuery) -> Result<V
         "reading the audit trail of",
         client,
         sql.as_str(),
-        &[&query.key_id, &query.user_id, &query.since, &limit, &query.until, &action, &query.actor],
+        &[&query.key_id, &query.user_id, &query.since, &limit, &query.until, &action, &query.actor, &before],
         |row| {
             entries.push(entry(row).map_err(unreadable)?.map_err(|damaged| corrupt(damaged.describe()))?);
             Ok(())

@@ -10,8 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{corrupt, read_error};
 use crate::audit::{
-    extendable_head, hash_from_hex, hash_to_hex, stored_entry, verify_stored, AuditDraft, AuditEntry, AuditQuery, AuditReport, Damaged,
-    GENESIS, MAX_AUDIT_SEQ,
+    extendable_head, hash_from_hex, hash_to_hex, seq_bound, stored_entry, verify_stored, AuditDraft, AuditEntry, AuditQuery, AuditReport,
+    Damaged, GENESIS, MAX_AUDIT_SEQ,
 };
 use crate::error::Result;
 use crate::store::AuditAction;
@@ -194,14 +194,15 @@ pub(super) fn select(path: &Path, conn: &Connection, query: &AuditQuery) -> Resu
             "SELECT seq, at, actor, action, key_id, user_id, detail, hash FROM audit
          WHERE (?1 IS NULL OR key_id = ?1) AND (?2 IS NULL OR user_id = ?2) AND (?3 IS NULL OR at >= ?3)
            AND (?5 IS NULL OR at <= ?5) AND (?6 IS NULL OR action = ?6)
-           AND (?7 IS NULL OR instr(lower(actor), lower(?7)) > 0)
+           AND (?7 IS NULL OR instr(lower(actor), lower(?7)) > 0) AND (?8 IS NULL OR seq < ?8)
          ORDER BY seq DESC LIMIT ?4",
         )
         .map_err(read)?;
     let limit = query.limit.unwrap_or(100) as i64;
     let action = query.action.map(AuditAction::as_str);
+    let before = query.before_seq.map(seq_bound);
     let entries = stmt
-        .query_map(params![query.key_id, query.user_id, query.since, limit, query.until, action, query.actor], read_audit)
+        .query_map(params![query.key_id, query.user_id, query.since, limit, query.until, action, query.actor, before], read_audit)
         .map_err(read)?;
     entries.map(|entry| entry.map_err(read)?.map_err(|damaged| corrupt(path, damaged.describe()))).collect()
 }
