@@ -1207,6 +1207,18 @@ describe('failures are 500 without details, reported to onError without the key'
         throw new Error('cannot route')
       },
       garbage: () => ({ service: 1, api: 'x' }) as unknown as { service: string; api: string },
+      // An answer whose fields cannot be read: as if the route function had thrown.
+      'a getter that throws': () => ({
+        get service(): string {
+          throw new Error('cannot read the service')
+        },
+        api: 'x',
+      }),
+      'a revoked Proxy': () => {
+        const { proxy, revoke } = Proxy.revocable({ service: 'session', api: 'userLogon' }, {})
+        revoke()
+        return proxy
+      },
     }
     for (const [name, route] of Object.entries(routes)) {
       const guard = createGuard(f.store, { route, onError: (error) => errors.push(error) })

@@ -1126,14 +1126,18 @@ class Guard {
 
       // Authenticate first: a bad key is 401 whatever the route function answers or throws.
       let route
+      let service
+      let api
       try {
         route = this.#route(req)
+        // Read here too: an answer whose fields cannot be read (a getter that throws, a revoked
+        // Proxy) is the route failing, and a bad key is still a 401, not a 500 and onError.
+        if (route !== null && route !== undefined) ({ service, api } = route)
       } catch (error) {
         return this.#unauthenticated(key, ip) ?? this.#fail(error, req, key)
       }
       const store = this.#store
       if (route === null || route === undefined) return this.#unauthenticated(key, ip) ?? this.#deny(GuardReason.NoRoute)
-      const { service, api } = route
       if (typeof service !== 'string' || typeof api !== 'string') {
         const garbage = new TypeError('options.route must return { service: string, api: string }, null or undefined')
         return this.#unauthenticated(key, ip) ?? this.#fail(garbage, req, key)
