@@ -311,10 +311,20 @@ describe('admin login throttling', () => {
       // Node listens on every interface for '': an empty HOST must not open the page to the network.
       { host: '' },
       { host: 8080 as unknown as string },
+      // Any other value had been taken as 'auto': the session cookie then lacked Secure behind a
+      // TLS proxy that sends no X-Forwarded-Proto, though the caller asked for it.
+      { secureCookies: 'true' as unknown as boolean },
+      { secureCookies: 1 as unknown as boolean },
+      { secureCookies: 'always' as unknown as 'auto' },
     ]
     for (const options of bad) {
       assert.throws(() => createAdminServer({ store, token: TOKEN, ...options }), TypeError, JSON.stringify(options))
     }
+    for (const secureCookies of [true, false, 'auto', undefined] as const) {
+      assert.doesNotThrow(() => createAdminServer({ store, token: TOKEN, secureCookies }).close())
+      assert.doesNotThrow(() => createAdminHandler({ store, token: TOKEN, secureCookies }).close())
+    }
+    assert.throws(() => createAdminHandler({ store, token: TOKEN, secureCookies: 'true' as unknown as boolean }), /options\.secureCookies must be true, false or 'auto'/)
   })
 
   test('the actor and maxLifetimeDays options are checked when the server is made, not at every change', () => {

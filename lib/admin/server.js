@@ -154,7 +154,13 @@ function createAdminServer(given) {
   }
   // Without a log of its own, a mounted page's 500s would leave no trace anywhere.
   const log = typeof options.log === 'function' ? options.log : (/** @type {string} */ line) => console.error(line)
-  const sessions = createSessions({ idleMs: options.sessionIdleMs, maxMs: options.sessionMaxMs, secureCookies: options.secureCookies ?? 'auto' })
+  const secureCookies = options.secureCookies ?? 'auto'
+  // Checked: any other value ('true' from an environment variable, 'always') was taken as 'auto',
+  // and behind a proxy that sends no X-Forwarded-Proto the session cookie went out without Secure.
+  if (secureCookies !== true && secureCookies !== false && secureCookies !== 'auto') {
+    throw new TypeError("options.secureCookies must be true, false or 'auto'")
+  }
+  const sessions = createSessions({ idleMs: options.sessionIdleMs, maxMs: options.sessionMaxMs, secureCookies })
 
   const sweeper = setInterval(() => {
     const now = Date.now()
