@@ -316,6 +316,13 @@ describe('admin login throttling', () => {
       { secureCookies: 'true' as unknown as boolean },
       { secureCookies: 1 as unknown as boolean },
       { secureCookies: 'always' as unknown as 'auto' },
+      // Had failed only at listen(), or (log) been replaced by console.error without a word.
+      { port: '80' as unknown as number },
+      { port: 65_536 },
+      { port: -1 },
+      { port: 80.5 },
+      { log: 5 as unknown as () => void },
+      { log: 'console' as unknown as () => void },
     ]
     for (const options of bad) {
       assert.throws(() => createAdminServer({ store, token: TOKEN, ...options }), TypeError, JSON.stringify(options))

@@ -38,4 +38,13 @@ function checkHost(given) {
   return host
 }
 
-module.exports = { ADMIN_SERVER_OPTIONS, ADMIN_HANDLER_OPTIONS, SERVE_OPTIONS, checkHost }
+/**
+ * A port to listen on: a whole number from 0 (any free port) to 65535.
+ * @param {unknown} port
+ * @returns {port is number}
+ */
+function isPort(port) {
+  return Number.isInteger(port) && /** @type {number} */ (port) >= 0 && /** @type {number} */ (port) <= 65535
+}
+
+module.exports = { ADMIN_SERVER_OPTIONS, ADMIN_HANDLER_OPTIONS, SERVE_OPTIONS, checkHost, isPort }

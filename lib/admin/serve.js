@@ -19,7 +19,7 @@ const { ownFields, unknownOption } = require('../args.js')
 const { fileNameOf, isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
 const { tokenLengthProblem } = require('./login.js')
 const { createAdminServer } = require('./server.js')
-const { SERVE_OPTIONS, checkHost } = require('./options.js')
+const { SERVE_OPTIONS, checkHost, isPort } = require('./options.js')
 
 /**
  * The file beside the store that holds the SHA-256 of the generated admin token.
@@ -114,7 +114,7 @@ async function serve(given = {}) {
   const host = checkHost(options.host)
   const envPort = process.env.PORT !== undefined && process.env.PORT !== '' ? Number(process.env.PORT) : undefined
   const port = options.port ?? envPort ?? 8080
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`bad port ${port}`)
+  if (!isPort(port)) throw new Error(`bad port ${port}`)
   const print = typeof options.print === 'function' ? options.print : (/** @type {string} */ line) => console.log(line)
   const givenStoreOptions = options.storeOptions ?? {}
   // Own fields (as KeyStore.open reads them): an inherited maxLifetimeDays must not reach the page either.

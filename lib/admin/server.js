@@ -11,7 +11,7 @@ const path = require('node:path')
 
 const { quote, fromNative } = require('../errors.js')
 const { ownFields, unknownOption } = require('../args.js')
-const { ADMIN_SERVER_OPTIONS, checkHost } = require('./options.js')
+const { ADMIN_SERVER_OPTIONS, checkHost, isPort } = require('./options.js')
 const { scrubMessage } = require('../store.js')
 const native = require('../native.js')
 
@@ -127,6 +127,8 @@ function createAdminServer(given) {
 
   const host = checkHost(options.host)
   const port = options.port ?? 0
+  // Checked now, as serve() does: '80' or 65536 would otherwise fail only at listen().
+  if (!isPort(port)) throw new TypeError('options.port must be a whole number from 0 (any free port) to 65535')
   const actor = options.actor ?? 'web:admin'
   // Checked now, as the store checks it at each change: a bad one would fail every change with a 400 blaming the request.
   if (typeof actor !== 'string') throw new TypeError('options.actor must be a string, such as "web:admin"')
@@ -152,8 +154,10 @@ function createAdminServer(given) {
   if (typeof options.token === 'string' && Buffer.byteLength(JSON.stringify({ token: options.token })) > bodyLimit) {
     throw new TypeError(`options.bodyLimit (${bodyLimit} bytes) is too small for a login with this token: raise it, or use a shorter token`)
   }
-  // Without a log of its own, a mounted page's 500s would leave no trace anywhere.
-  const log = typeof options.log === 'function' ? options.log : (/** @type {string} */ line) => console.error(line)
+  // Without a log of its own, a mounted page's 500s would leave no trace anywhere; a log that is not
+  // a function would leave none where the caller looks.
+  if (options.log !== undefined && typeof options.log !== 'function') throw new TypeError('options.log must be a function (line) => void')
+  const log = options.log ?? ((/** @type {string} */ line) => console.error(line))
   const secureCookies = options.secureCookies ?? 'auto'
   // Checked: any other value ('true' from an environment variable, 'always') was taken as 'auto',
   // and behind a proxy that sends no X-Forwarded-Proto the session cookie went out without Secure.
