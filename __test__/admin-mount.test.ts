@@ -304,6 +304,13 @@ describe('keygate/admin mounted in your own server', () => {
 
   test('a bad prefix is refused when mounting', () => {
     assert.throws(() => createAdminHandler({ store: KeyStore.inMemory(), token: TOKEN, prefix: '/a?b' }), TypeError)
+    // Mounted where no browser can reach it: browsers resolve dot segments before sending.
+    for (const prefix of ['/a/../b', '/a/./b', '/a//b', '..', '/./admin']) {
+      assert.throws(() => createAdminHandler({ store: KeyStore.inMemory(), token: TOKEN, prefix }), /empty, "\." or "\.\." segment/, prefix)
+    }
+    const dotted = createAdminHandler({ store: KeyStore.inMemory(), token: TOKEN, prefix: '/ops.v2/admin..x/' })
+    assert.equal(dotted.prefix, '/ops.v2/admin..x/')
+    dotted.close()
     // @ts-expect-error a prefix is a string
     assert.throws(() => createAdminHandler({ store: KeyStore.inMemory(), token: TOKEN, prefix: 5 }), TypeError)
   })

@@ -18,6 +18,16 @@ function normalizePrefix(prefix) {
   if (trimmed === '') return ''
   const withSlash = trimmed.startsWith('/') ? trimmed : `/${trimmed}`
   if (/[?#\s]/.test(withSlash)) throw new TypeError('options.prefix must be a plain path such as "/admin"')
+  // Browsers resolve `.` and `..` segments, and proxies merge `//`, before a request is sent: a
+  // page mounted at '/a/../b' would be out of every browser's reach.
+  if (
+    withSlash
+      .slice(1)
+      .split('/')
+      .some((segment) => segment === '' || segment === '.' || segment === '..')
+  ) {
+    throw new TypeError('options.prefix must not hold an empty, "." or ".." segment')
+  }
   return withSlash
 }
 
