@@ -904,6 +904,28 @@ browserSuite('admin page in a real browser (chromium)', () => {
     await shot('audit')
   })
 
+  test('audit trail: older entries page by entry number, past a page of entries sharing one instant', async () => {
+    // 60 entries at one instant, as a purge writes them: "since" could not page through them.
+    serving.store.setNow(new Date())
+    for (let i = 0; i < 60; i++) serving.store.putUser({ id: `paged-${i}` }, { actor: 'bulk-import' })
+    serving.store.setNow(null)
+    const newest = serving.store.audit({ limit: 1 })[0]!.seq
+    await page.goto(`${serving.url}/#/audit`)
+    await page.getByLabel('At most').selectOption('50')
+    await page.getByRole('button', { name: 'Apply' }).click()
+    const rows = page.locator('#audit-table tbody tr')
+    const firstSeq = async () => Number(await rows.first().locator('td').first().textContent())
+    await waitCount(rows, 50)
+    assert.equal(await firstSeq(), newest)
+    assert.equal(await page.getByRole('button', { name: 'Newest entries' }).count(), 0, 'the newest page has no way back')
+    await page.getByRole('button', { name: 'Older entries' }).click()
+    await page.getByRole('button', { name: 'Newest entries' }).waitFor()
+    assert.equal(await firstSeq(), newest - 50, 'the page after the last entry shown, none repeated or skipped')
+    await page.getByRole('button', { name: 'Newest entries' }).click()
+    await page.getByRole('button', { name: 'Newest entries' }).waitFor({ state: 'detached' })
+    assert.equal(await firstSeq(), newest)
+  })
+
   test('bidi control characters in a description are shown visibly and isolated: they reorder nothing', async () => {
     const expiresAt = new Date(Date.now() + 30 * DAY)
     // U+202E (right-to-left override) would show "txt.exe" as "exe.txt"; U+2067 would isolate RTL, U+200F is RLM

@@ -15,7 +15,11 @@ export async function renderAudit(route) {
   await loadAudit()
 }
 
-async function loadAudit() {
+/**
+ * One page of the trail: the newest entries that match, or with `beforeSeq` those numbered
+ * below it (the page after an entry: `since` cannot page, many entries may share one instant).
+ */
+async function loadAudit(beforeSeq = null) {
   const form = $('#audit-filter')
   const params = new URLSearchParams()
   for (const name of ['keyId', 'userId', 'action', 'actor', 'limit']) {
@@ -24,6 +28,7 @@ async function loadAudit() {
   }
   const since = fromLocalInput(form.elements.since.value)
   if (since) params.set('since', since.toISOString())
+  if (beforeSeq !== null) params.set('beforeSeq', String(beforeSeq))
   const data = await api('GET', `/api/audit?${params}`)
   if (!state.auditActions) {
     state.auditActions = data.actions
@@ -39,8 +44,16 @@ async function loadAudit() {
     ? `✓ Audit trail verified: all ${v.entries} entries intact (hash chain unbroken).`
     : `✗ Audit trail damaged: ${v.entries} entries verified, then entry #${v.firstBadSeq ?? '?'}: ${v.problem ?? 'altered or missing'}.`
   const entries = data.entries
+  // A full page may have older entries after it; a page after the newest can go back to it.
+  const full = entries.length > 0 && entries.length === Number(params.get('limit') ?? 100)
+  const pager = h(
+    'nav',
+    { class: 'pager', 'aria-label': 'Audit trail pages' },
+    beforeSeq !== null && h('button', { type: 'button', class: 'btn btn-small', onclick: () => attempt(() => loadAudit()) }, 'Newest entries'),
+    full && h('button', { type: 'button', class: 'btn btn-small', onclick: () => attempt(() => loadAudit(entries[entries.length - 1].seq)) }, 'Older entries'),
+  )
   if (entries.length === 0) {
-    $('#audit-table').replaceChildren(h('p', { class: 'empty' }, 'No audit entry matches.'))
+    $('#audit-table').replaceChildren(h('p', { class: 'empty' }, beforeSeq === null ? 'No audit entry matches.' : 'No older audit entry matches.'), pager)
     return
   }
   $('#audit-table').replaceChildren(
@@ -75,6 +88,7 @@ async function loadAudit() {
         ),
       ),
     ),
+    pager,
   )
 }
 
@@ -100,9 +114,9 @@ function summarise(changes) {
 export function wireAudit() {
   $('#audit-filter').addEventListener('submit', (e) => {
     e.preventDefault()
-    attempt(loadAudit)
+    attempt(() => loadAudit())
   })
   $('#audit-filter').addEventListener('reset', () => {
-    setTimeout(() => attempt(loadAudit), 0)
+    setTimeout(() => attempt(() => loadAudit()), 0)
   })
 }
