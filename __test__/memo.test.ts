@@ -289,6 +289,18 @@ describe('uses answered from the memo reach lastUsedAt', () => {
     assert.ok(last < revoked.updatedAt.getTime(), 'lastUsedAt after the revocation')
   })
 
+  test("recorded by the store clock, not by a test runner's fake Date (mock.timers, vitest/jest fake timers)", (t) => {
+    // A suite that fakes Date a month ahead and then makes a store (not frozen: the system clock).
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() + 30 * DAY })
+    const store = withUser(KeyStore.inMemory())
+    const { key, secret } = issue(store)
+    for (let i = 0; i < 3; i++) assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true) // the third from the memo
+    const shown = store.getKey(key.id)!.lastUsedAt!.getTime()
+    const now = store.now().getTime()
+    assert.ok(shown <= now && now - shown < 1000, `lastUsedAt is ${shown - now} ms after the store clock's now`)
+    store.close()
+  })
+
   test('KeyStore.copy carries the uses either memo (API calls, WebDAV requests) has not handed over yet', async () => {
     for (const kind of ['api', 'dav'] as const) {
       const from = withUser(KeyStore.inMemory(), { id: 'integration', rights: ['session:*', 'dav=GET docs/*'] })

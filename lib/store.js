@@ -560,7 +560,11 @@ class KeyStore {
 
   /** @param {number | undefined} frozenNow */
   #setMemoClock(frozenNow) {
-    const clock = frozenNow === undefined ? Date.now : () => frozenNow
+    // The core's clock, not `Date.now`: a test runner's fake timers (mock.timers, vitest, jest,
+    // sinon) replace `Date`, and a use answered from the memo would be recorded at the fake
+    // instant (lastUsedAt a month ahead of the store clock, kept as the latest use).
+    const handle = this.#handle
+    const clock = frozenNow === undefined ? () => native.storeNow(handle) : () => frozenNow
     this.#memo.clock = clock
     this.#davMemo.clock = clock
   }
