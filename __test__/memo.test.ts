@@ -301,6 +301,21 @@ describe('uses answered from the memo reach lastUsedAt', () => {
     store.close()
   })
 
+  test("a test environment's own global setTimeout (jest's jsdom: ids are numbers) does not break a check answered from the memo", () => {
+    const nodeSetTimeout = globalThis.setTimeout
+    globalThis.setTimeout = (() => 1) as unknown as typeof setTimeout // as a browser's window.setTimeout
+    try {
+      const store = withUser(KeyStore.inMemory())
+      const { key, secret } = issue(store)
+      const before = Date.now()
+      for (let i = 0; i < 3; i++) assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true) // the third from the memo
+      assert.ok(store.getKey(key.id)!.lastUsedAt!.getTime() >= before)
+      store.close()
+    } finally {
+      globalThis.setTimeout = nodeSetTimeout
+    }
+  })
+
   test('KeyStore.copy carries the uses either memo (API calls, WebDAV requests) has not handed over yet', async () => {
     for (const kind of ['api', 'dav'] as const) {
       const from = withUser(KeyStore.inMemory(), { id: 'integration', rights: ['session:*', 'dav=GET docs/*'] })

@@ -51,6 +51,10 @@
 // than it saves; the memo then steps aside for all but one call in
 // sixteen, through which it sees the workload turn repetitive again.
 
+// Node's own timers, not the global ones a test environment puts in their place: jest's jsdom
+// environment's setTimeout returns a number (no unref(), and isAllowed threw a TypeError), and
+// fake timers would hand uses over only when the test advances its clock.
+const { setTimeout, clearTimeout } = require('node:timers')
 const { GENERATION_WORD, FLAGS_WORD, VERDICT_REASON_MASK, HINT_DIGITS, MAX_NAME_LENGTH } = require('./native.js')
 
 /** Sets in the table (a power of two ≤ 2^16). */
