@@ -342,5 +342,9 @@ describe('admin JSON API', () => {
       assert.equal(answer.status, 400, bad)
       assert.equal(answer.body!.error.code, 'INVALID_ARGUMENT', bad)
     }
+    // Digits past 2^53 - 1 are a whole number too: refused for their size, as the message says.
+    const big = await call('GET', '/audit?beforeSeq=99999999999999999')
+    assert.equal(big.status, 400)
+    assert.match(big.body!.error.message, /beforeSeq must be a whole number from 0 to 9007199254740991/)
   })
 })

@@ -701,6 +701,11 @@ for (const kind of STORE_KINDS) {
           throwsCode(() => store.audit({ beforeSeq: bad }), 'INVALID_ARGUMENT')
         }
         throwsCode(() => store.audit({ beforeSeq: '7' as unknown as number }), 'INVALID_ARGUMENT')
+        // A whole number past 2^53 - 1 is refused for its size, and the message says so.
+        for (const big of [2 ** 53, 2 ** 64]) {
+          const error = throwsCode(() => store.audit({ beforeSeq: big }), 'INVALID_ARGUMENT', 'from 0 to 9007199254740991')
+          assert.doesNotMatch(error.message, /must be a whole number, 0 or more/)
+        }
       })
 
       test('the actor filter ignores the case of ASCII letters only, as every store does', () => {

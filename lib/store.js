@@ -540,7 +540,7 @@ class KeyStore {
       limit: args.optionalNumber(q.limit, 'query.limit'),
     }
     if (dto.beforeSeq !== undefined && !(Number.isSafeInteger(dto.beforeSeq) && dto.beforeSeq >= 0)) {
-      throw new KeygateError('INVALID_ARGUMENT', `query.beforeSeq ${dto.beforeSeq} must be a whole number, 0 or more`)
+      throw new KeygateError('INVALID_ARGUMENT', `query.beforeSeq ${dto.beforeSeq} must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`)
     }
     if (dto.limit !== undefined && !(Number.isInteger(dto.limit) && dto.limit >= 0 && dto.limit <= 2 ** 32 - 1)) {
       throw new KeygateError('INVALID_ARGUMENT', `query.limit ${dto.limit} must be a whole number, 0 or more`)

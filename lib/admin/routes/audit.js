@@ -43,7 +43,7 @@ function auditRoutes({ store }) {
     if (before !== null) {
       // Digits only: Number('') is 0, Number('1e3') 1000, Number(' 7') 7.
       if (!/^[0-9]{1,16}$/.test(before) || !Number.isSafeInteger(Number(before))) {
-        throw new ApiError(400, ErrorCode.InvalidArgument, 'beforeSeq is not a whole number')
+        throw new ApiError(400, ErrorCode.InvalidArgument, `beforeSeq must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`)
       }
       q.beforeSeq = Number(before)
     }
