@@ -57,9 +57,17 @@
 const { setTimeout, clearTimeout } = require('node:timers')
 const { GENERATION_WORD, FLAGS_WORD, VERDICT_REASON_MASK, HINT_DIGITS, MAX_NAME_LENGTH } = require('./native.js')
 
-/** Sets in the table (a power of two ≤ 2^16). */
+/** Sets in the table at most (a power of two ≤ 2^16). */
 const SET_BITS = 14
 const SETS = 1 << SET_BITS
+/**
+ * Sets in a new table: it grows (SET_GROWTH_BITS at a time, emptied) when a call would evict an
+ * entry, up to SETS. A store that remembers a few calls (a test's) holds 32 KiB, not 2 MiB:
+ * thousands of stores made and dropped by a synchronous run, whose hand-over timers hold their
+ * memos until the event loop turns, would otherwise hold gigabytes.
+ */
+const FIRST_SET_BITS = 8
+const SET_GROWTH_BITS = 3
 /**
  * Bits of the presence filter (a power of two, more than SETS): a bit per
  * slice of a set, so that few probes for calls the memo does not hold — an
@@ -147,7 +155,7 @@ function hintOf(secret) {
 
 /**
  * A 32-bit hash of a call: its top FILTER_BITS index the presence filter, its
- * top SET_BITS the table's set. The secret's last three characters (random for
+ * top bits (as many as the table has sets) its set. The secret's last three characters (random for
  * real secrets) pick the region; the names' lengths and three characters of the
  * api spread one key's calls over it (calls differing elsewhere share a set of
  * four entries: more such calls of one key are answered, exactly, by the core).
@@ -197,8 +205,10 @@ class Memo {
     this.secretLength = secretLength
     this.touch = touch
     this.maxName = maxName
-    /** The entries; allocated at the first decision remembered. */
+    /** The entries; allocated at the first decision remembered, and grown (see FIRST_SET_BITS). */
     this.table = EMPTY
+    /** 32 - the table's set bits: a call's set is its hash's top bits. */
+    this.setShift = 32 - FIRST_SET_BITS
     /**
      * Caller addresses of IP-dependent entries, by entry number (offset / FIELDS, FIELDS = 4); allocated at the first.
      * @type {string[]}
@@ -265,7 +275,7 @@ class Memo {
     const hash = hashOf(secret, service, api)
     const bit = hash >>> (32 - FILTER_BITS)
     if ((this.present[bit >>> 5] & (1 << (bit & 31))) === 0) return -1
-    const o = (hash >>> (32 - SET_BITS)) * SET_FIELDS
+    const o = (hash >>> this.setShift) * SET_FIELDS
     if (table[o] === secret && table[o + 2] === api && table[o + 1] === service) {
       const code = table[o + 3]
       if (code < UNNOTED) {
@@ -427,12 +437,14 @@ class Memo {
     if (--this.window === 0) this.judge()
     const callerIp = ip == null ? '' : ip
     if (service.length > MAX_NAME || api.length > this.maxName || callerIp.length > MAX_IP) return
-    if (this.table.length === 0) this.table = new Array(SETS * SET_FIELDS).fill(FREE)
-    const table = this.table
     const hash = hashOf(secret, service, api)
+    if (this.table.length === 0) this.table = new Array((1 << (32 - this.setShift)) * SET_FIELDS).fill(FREE)
+    // A full set in a table below its size: grow it rather than evict.
+    if (this.setShift > 32 - SET_BITS && this.table[(hash >>> this.setShift) * SET_FIELDS + (WAYS - 1) * FIELDS] !== FREE) this.grow()
+    const table = this.table
     const bit = hash >>> (32 - FILTER_BITS)
     this.present[bit >>> 5] |= 1 << (bit & 31)
-    const set = hash >>> (32 - SET_BITS)
+    const set = hash >>> this.setShift
     let o = set * SET_FIELDS
     if (table[o] === FREE) {
       this.filled.push(set)
@@ -447,9 +459,20 @@ class Memo {
     table[o + 2] = api
     table[o + 3] = reason | (reason === 0 ? UNNOTED : 0) | (perAddress ? PER_ADDRESS : 0)
     if (perAddress) {
-      if (this.ips.length === 0) this.ips = new Array(MAX_DECISIONS).fill('')
+      if (this.ips.length === 0) this.ips = new Array(table.length / FIELDS).fill('')
       this.ips[o >>> 2] = callerIp
     }
+  }
+
+  /**
+   * A table SET_GROWTH_BITS larger (at most SETS sets), empty: the entries are dropped, not
+   * moved (the core answers them again), and the uses noted are handed over first.
+   */
+  grow() {
+    this.reset()
+    this.setShift = Math.max(32 - SET_BITS, this.setShift - SET_GROWTH_BITS)
+    this.table = new Array((1 << (32 - this.setShift)) * SET_FIELDS).fill(FREE)
+    this.ips = EMPTY
   }
 
   /**
