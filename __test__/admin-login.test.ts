@@ -314,6 +314,7 @@ describe('admin login throttling', () => {
       // Any other value had been taken as 'auto': the session cookie then lacked Secure behind a
       // TLS proxy that sends no X-Forwarded-Proto, though the caller asked for it.
       { secureCookies: 'true' as unknown as boolean },
+      { secureCookies: null as unknown as boolean },
       { secureCookies: 1 as unknown as boolean },
       { secureCookies: 'always' as unknown as 'auto' },
       // Had failed only at listen(), or (log) been replaced by console.error without a word.

@@ -207,6 +207,8 @@ describe('audit trail', () => {
     assert.deepEqual(store.audit({ keyId: 'key_doesnotexist' }), [])
     assert.deepEqual(store.audit({ userId: 'u1', since: at(T0, 10 * DAY) }), [])
     throwsCode(() => store.audit({ limit: -1 }), 'INVALID_ARGUMENT')
+    // A whole number too large is refused for its size, not called something it is not.
+    throwsCode(() => store.audit({ limit: 2 ** 32 }), 'INVALID_ARGUMENT', 'from 0 to 4294967295')
 
     for (let i = 0; i < 110; i++) store.putRole({ name: `r${i}`, rights: [] })
     const page = store.audit()

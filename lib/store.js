@@ -543,7 +543,7 @@ class KeyStore {
       throw new KeygateError('INVALID_ARGUMENT', `query.beforeSeq ${dto.beforeSeq} must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`)
     }
     if (dto.limit !== undefined && !(Number.isInteger(dto.limit) && dto.limit >= 0 && dto.limit <= 2 ** 32 - 1)) {
-      throw new KeygateError('INVALID_ARGUMENT', `query.limit ${dto.limit} must be a whole number, 0 or more`)
+      throw new KeygateError('INVALID_ARGUMENT', `query.limit ${dto.limit} must be a whole number from 0 to ${2 ** 32 - 1}`)
     }
     return call(() => native.audit(this.#handle, dto)).map(toAuditEntry)
   }

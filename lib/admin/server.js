@@ -158,7 +158,8 @@ function createAdminServer(given) {
   // a function would leave none where the caller looks.
   if (options.log !== undefined && typeof options.log !== 'function') throw new TypeError('options.log must be a function (line) => void')
   const log = options.log ?? ((/** @type {string} */ line) => console.error(line))
-  const secureCookies = options.secureCookies ?? 'auto'
+  // Only a missing option is 'auto': null is refused below, as every other value is.
+  const secureCookies = options.secureCookies === undefined ? 'auto' : options.secureCookies
   // Checked: any other value ('true' from an environment variable, 'always') was taken as 'auto',
   // and behind a proxy that sends no X-Forwarded-Proto the session cookie went out without Secure.
   if (secureCookies !== true && secureCookies !== false && secureCookies !== 'auto') {
