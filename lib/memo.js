@@ -13,7 +13,8 @@
 // the flags word is non-zero (a shared store that cannot vouch it is current,
 // or no expiry watch) nothing is remembered or answered here.
 //
-// Layout: one flat array of fixed size, four-way set associative. A set is
+// Layout: one flat array, four-way set associative, of bounded size (it starts small and
+// grows to SETS sets as calls fill it; see FIRST_SET_BITS). A set is
 // chosen by a cheap mix of the secret's last characters (its random CRC32
 // checksum) and of the call's names, so that a repeated call lands on its own
 // entry at the first probe: no hashing of the whole secret, no per-key object,
@@ -26,8 +27,8 @@
 // `code` is the core's reason code plus the entry's own flags. A plain code —
 // no flags — is the common hit and costs one comparison. A key with IP rules
 // has flag PER_ADDRESS: the decision holds only for the caller address kept
-// beside the table ('' for none). The fixed size bounds memory: a flood of keys
-// or calls only evicts entries. Entries hold the caller's own string objects (so
+// beside the table ('' for none). The bound on its size bounds memory: a flood of
+// keys or calls only evicts entries. Entries hold the caller's own string objects (so
 // that a caller reusing them compares pointers); keygate/http hands in copies,
 // never slices of a request line that V8 would keep alive with them.
 //
