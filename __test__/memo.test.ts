@@ -249,6 +249,29 @@ describe('a memo holds memory as it is used', () => {
     const grown = process.memoryUsage().heapUsed - before
     assert.ok(grown < 200 * 2 ** 20, `the heap grew ${(grown / 2 ** 20).toFixed(0)} MiB`)
   })
+
+  test('calls that share a set at every table size (names alike, one call from many addresses) do not grow the table', () => {
+    // Nine names of one length with the same middle and last two characters hash alike, as do
+    // one call of a key with IP rules from nine addresses: a larger table puts them in the same
+    // set of four again. Growing for them had only emptied the memo, and a test's store that
+    // checked them held the full 2 MiB table (200 MiB here) instead of 32 KiB.
+    const names = ['getUser', 'putUser', 'delUser', 'addUser', 'setUser', 'newUser', 'hasUser', 'popUser', 'runUser']
+    const addresses = names.map((_, i) => `10.0.0.${i + 1}`)
+    const before = process.memoryUsage().heapUsed
+    for (let i = 0; i < 100; i++) {
+      const store = withUser(frozenStore(), { id: 'integration', rights: ['users:*'] })
+      const open = issue(store)
+      const restricted = issue(store, { rules: ['ip=10.0.0.0/30'] })
+      for (let round = 0; round < 3; round++) {
+        for (const [n, name] of names.entries()) {
+          if (!store.isAllowed(open.secret, 'users', name)) assert.fail(`users:${name}, round ${round}`)
+          if (store.isAllowed(restricted.secret, 'users', 'getUser', addresses[n]) !== n < 3) assert.fail(`from ${addresses[n]}, round ${round}`)
+        }
+      }
+    }
+    const grown = process.memoryUsage().heapUsed - before
+    assert.ok(grown < 50 * 2 ** 20, `the heap grew ${(grown / 2 ** 20).toFixed(0)} MiB`)
+  })
 })
 
 describe('uses answered from the memo reach lastUsedAt', () => {

@@ -63,9 +63,10 @@ const SET_BITS = 14
 const SETS = 1 << SET_BITS
 /**
  * Sets in a new table: it grows (SET_GROWTH_BITS at a time, emptied) when a call would evict an
- * entry, up to SETS. A store that remembers a few calls (a test's) holds 32 KiB, not 2 MiB:
- * thousands of stores made and dropped by a synchronous run, whose hand-over timers hold their
- * memos until the event loop turns, would otherwise hold gigabytes.
+ * entry that a larger table would keep apart from it (see `separable`), up to SETS. A store that
+ * remembers a few calls (a test's) holds 32 KiB, not 2 MiB: thousands of stores made and dropped
+ * by a synchronous run, whose hand-over timers hold their memos until the event loop turns, would
+ * otherwise hold gigabytes.
  */
 const FIRST_SET_BITS = 8
 const SET_GROWTH_BITS = 3
@@ -440,8 +441,11 @@ class Memo {
     if (service.length > MAX_NAME || api.length > this.maxName || callerIp.length > MAX_IP) return
     const hash = hashOf(secret, service, api)
     if (this.table.length === 0) this.table = new Array((1 << (32 - this.setShift)) * SET_FIELDS).fill(FREE)
-    // A full set in a table below its size: grow it rather than evict.
-    if (this.setShift > 32 - SET_BITS && this.table[(hash >>> this.setShift) * SET_FIELDS + (WAYS - 1) * FIELDS] !== FREE) this.grow()
+    // A full set in a table below its size: grow it rather than evict, if growing can separate the calls.
+    if (this.setShift > 32 - SET_BITS) {
+      const full = (hash >>> this.setShift) * SET_FIELDS
+      if (this.table[full + (WAYS - 1) * FIELDS] !== FREE && this.separable(full, hash)) this.grow()
+    }
     const table = this.table
     const bit = hash >>> (32 - FILTER_BITS)
     this.present[bit >>> 5] |= 1 << (bit & 31)
@@ -463,6 +467,23 @@ class Memo {
       if (this.ips.length === 0) this.ips = new Array(table.length / FIELDS).fill('')
       this.ips[o >>> 2] = callerIp
     }
+  }
+
+  /**
+   * Whether the largest table would put the call of `hash` in another set than some entry of the
+   * full set at `o`. Calls that share a set at every size (names of one length with the same
+   * middle and last two characters; one call of a key with IP rules from many addresses) are
+   * only evicted by one another: growing for them would empty the memo and hold 2 MiB for nothing.
+   * @param {number} o
+   * @param {number} hash
+   */
+  separable(o, hash) {
+    const table = this.table
+    const set = hash >>> (32 - SET_BITS)
+    for (let e = o; e < o + SET_FIELDS; e += FIELDS) {
+      if (hashOf(table[e], table[e + 1], table[e + 2]) >>> (32 - SET_BITS) !== set) return true
+    }
+    return false
   }
 
   /**
