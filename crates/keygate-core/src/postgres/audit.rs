@@ -84,7 +84,7 @@ pub(super) fn select(net: &Net, client: &Client, query: &AuditQuery) -> Result<V
          WHERE ($1::text IS NULL OR key_id = $1) AND ($2::text IS NULL OR user_id = $2) AND ($3::bigint IS NULL OR at >= $3)
            AND ($5::bigint IS NULL OR at <= $5) AND ($6::text IS NULL OR action = $6)
            AND ($7::text IS NULL OR strpos(lower(actor COLLATE \"C\"), lower($7 COLLATE \"C\")) > 0)
-           AND ($8::bigint IS NULL OR seq < $8)
+           AND seq <= COALESCE($8::bigint - 1, 9223372036854775807)
          ORDER BY seq DESC LIMIT $4"
     );
     let limit = i64::try_from(query.limit.unwrap_or(100)).unwrap_or(i64::MAX);

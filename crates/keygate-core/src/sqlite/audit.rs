@@ -194,7 +194,7 @@ pub(super) fn select(path: &Path, conn: &Connection, query: &AuditQuery) -> Resu
             "SELECT seq, at, actor, action, key_id, user_id, detail, hash FROM audit
          WHERE (?1 IS NULL OR key_id = ?1) AND (?2 IS NULL OR user_id = ?2) AND (?3 IS NULL OR at >= ?3)
            AND (?5 IS NULL OR at <= ?5) AND (?6 IS NULL OR action = ?6)
-           AND (?7 IS NULL OR instr(lower(actor), lower(?7)) > 0) AND (?8 IS NULL OR seq < ?8)
+           AND (?7 IS NULL OR instr(lower(actor), lower(?7)) > 0) AND seq <= coalesce(?8 - 1, 9223372036854775807)
          ORDER BY seq DESC LIMIT ?4",
         )
         .map_err(read)?;
