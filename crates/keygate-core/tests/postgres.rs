@@ -489,6 +489,44 @@ fn audit_rows_written_behind_the_store_s_back_are_refused_as_the_sqlite_store_re
     store.close().unwrap();
 }
 
+/// Change-log rows past the recorded version (added by hand, or by a restore of tables from
+/// different moments), as audit rows past the head are taken: the next write would take a
+/// version one of them holds. Found by a store already open, its writes are refused with
+/// `STORE_CORRUPT` naming both numbers, nothing written, while checks go on; refused at open,
+/// the database left as it was. Both used to go ahead, and every admin write then failed as a
+/// duplicate key (`STORE_IO`, 23505) until someone found the row.
+#[test]
+fn change_rows_past_the_recorded_version_are_refused_as_audit_rows_past_the_head_are() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    let (_, secret) = seed(&store);
+    let version: i64 = db.sql("SELECT version FROM keygate_meta").parse().unwrap();
+    db.sql(&format!(
+        "INSERT INTO keygate_changes SELECT version + 1, token, at, changes, mark FROM keygate_changes WHERE version = {version}"
+    ));
+    let named = format!("its change log has entries (up to {}) beyond its recorded version ({version})", version + 1);
+    let before = db.sql(FINGERPRINT);
+    let error = store.put_user(&UserInput { id: "late".into(), ..Default::default() }, None).unwrap_err();
+    assert_eq!(error.code, ErrorCode::StoreCorrupt, "{}", error.message);
+    assert!(error.message.contains(&named), "{}", error.message);
+    assert!(store.get_user("late").unwrap().is_none(), "nothing applied");
+    assert_eq!(db.sql(FINGERPRINT), before, "nothing written");
+    assert_eq!(reason(&store, &secret), Reason::Allowed, "checks go on");
+    store.close().unwrap();
+
+    // (Closing wrote the check's lastUsedAt.)
+    let before = db.sql(FINGERPRINT);
+    let error = open(&db.url()).err().expect("the store opened");
+    assert_eq!(error.code, ErrorCode::StoreCorrupt, "{}", error.message);
+    assert!(error.message.contains(&named), "{}", error.message);
+    assert_eq!(db.sql(FINGERPRINT), before, "the database changed");
+
+    db.sql(&format!("DELETE FROM keygate_changes WHERE version = {}", version + 1));
+    let store = open(&db.url()).unwrap();
+    store.put_user(&UserInput { id: "late".into(), ..Default::default() }, None).unwrap();
+    store.close().unwrap();
+}
+
 /// Tables whose constraints were dropped (a bad migration, a data-only restore into tables made
 /// by hand) holding one key twice: a revoked key's digest under another, active key, or one id
 /// in two rows. The store used to open and a check found whichever row it came to first. One

@@ -278,12 +278,14 @@ macro_rules! epoch_sql {
 }
 pub(super) use epoch_sql;
 
-/// The meta row locked, with the last audit entry's number: a head the write cannot extend
-/// (entries added past it behind keygate's back, by another host) is refused before anything is written.
+/// The meta row locked, with the last audit entry's number and the last change row's version: a
+/// head the write cannot extend (entries or change rows added past it behind keygate's back) is
+/// refused before anything is written.
 const LOCK_META: &str = concat!(
     "SELECT ",
     epoch_sql!(),
-    ", m.version, m.audit_seq, m.audit_hash, m.mark, (SELECT max(seq) FROM keygate_audit) FROM keygate_meta m WHERE m.id = 1 FOR UPDATE OF m"
+    ", m.version, m.audit_seq, m.audit_hash, m.mark, (SELECT max(seq) FROM keygate_audit),",
+    " (SELECT max(version) FROM keygate_changes) FROM keygate_meta m WHERE m.id = 1 FOR UPDATE OF m"
 );
 /// A page of the change rows after a version, up to another, in version order.
 const CHANGES_PAGE: &str =
@@ -594,9 +596,12 @@ impl PgBackend {
                     row.try_get::<_, String>(3)?,
                     row.try_get::<_, String>(4)?,
                     row.try_get::<_, Option<i64>>(5)?,
+                    row.try_get::<_, Option<i64>>(6)?,
                 ))
             })();
-            let (epoch, version, seq, hash, mark, last) = read.map_err(|e| codec::corrupt(format!("its keygate_meta row: {e}")))?;
+            let (epoch, version, seq, hash, mark, last, last_change) =
+                read.map_err(|e| codec::corrupt(format!("its keygate_meta row: {e}")))?;
+            schema::change_log_extendable(version, last_change)?;
             // Refused, the call fails and the connection is dropped: the server ends the transaction.
             let audit_head = audit::extendable(seq, &hash, last)?;
             w.locked = Some(Locked { owner: std::thread::current().id(), epoch, version, mark, audit_head });

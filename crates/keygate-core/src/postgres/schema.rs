@@ -89,6 +89,19 @@ pub(super) fn written_by_newer(version: i32) -> Error {
     corrupt(format!("it was written by a newer keygate (schema {version}; this one reads up to {SCHEMA_VERSION})"))
 }
 
+/// Refuses a change log holding rows past the recorded `version` (`last`: the last row's, `None`:
+/// no row), as an audit trail with entries past its head is refused: added behind keygate's back
+/// (by hand, or tables restored from different moments), the next write would take a version one
+/// of them holds, and fail as a duplicate key until someone removed it.
+pub(super) fn change_log_extendable(version: i64, last: Option<i64>) -> Result<()> {
+    match last {
+        Some(last) if last > version => {
+            Err(corrupt(format!("its change log has entries (up to {last}) beyond its recorded version ({version})")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Refuses a server that cannot take writes or keep a LISTEN: a hot standby, or
 /// a session that is read-only; and a database whose encoding is not UTF-8.
 pub(super) fn check_writable(net: &Net, client: &Client) -> Result<()> {
@@ -182,7 +195,8 @@ fn ensure_in_transaction(
         .run(
             "reading the schema of",
             client.query_opt(
-                "SELECT schema_version, key_prefix, max_lifetime_days, audit_seq, audit_hash, (SELECT max(seq) FROM keygate_audit)
+                "SELECT schema_version, key_prefix, max_lifetime_days, audit_seq, audit_hash, (SELECT max(seq) FROM keygate_audit),
+                        version, (SELECT max(version) FROM keygate_changes)
                  FROM keygate_meta WHERE id = 1",
                 &[],
             ),
@@ -200,6 +214,9 @@ fn ensure_in_transaction(
     let audit_head = (|| Ok::<_, tokio_postgres::Error>((row.try_get(3)?, row.try_get::<_, String>(4)?, row.try_get(5)?)))();
     let (seq, hash, last) = audit_head.map_err(|e| corrupt(format!("its recorded audit head: {e}")))?;
     audit::extendable(seq, &hash, last)?;
+    let change_log = (|| Ok::<_, tokio_postgres::Error>((row.try_get(6)?, row.try_get(7)?)))();
+    let (recorded_version, last_change) = change_log.map_err(|e| corrupt(format!("its recorded version: {e}")))?;
+    change_log_extendable(recorded_version, last_change)?;
     if version == 1 {
         net.run("upgrading the schema of", client.batch_execute(MIGRATE_1_TO_2))?;
     }
