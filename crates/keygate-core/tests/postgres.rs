@@ -527,6 +527,26 @@ fn change_rows_past_the_recorded_version_are_refused_as_audit_rows_past_the_head
     store.close().unwrap();
 }
 
+/// A newer keygate that upgraded the schema while this one runs (the meta row says schema 3):
+/// this process's writes would put rows of the older shape into tables the newer keygate reads
+/// as its own. They are refused with `STORE_CORRUPT` naming the schema, as an open is, and
+/// nothing is written; checks go on. They used to be committed.
+#[test]
+fn writes_under_a_schema_a_newer_keygate_raised_are_refused() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    let (_, secret) = seed(&store);
+    db.sql("UPDATE keygate_meta SET schema_version = 3");
+    let before = db.sql(FINGERPRINT);
+    let error = store.put_user(&UserInput { id: "late".into(), ..Default::default() }, None).unwrap_err();
+    assert_eq!(error.code, ErrorCode::StoreCorrupt, "{}", error.message);
+    assert!(error.message.contains("written by a newer keygate (schema 3"), "{}", error.message);
+    assert!(store.get_user("late").unwrap().is_none(), "nothing applied");
+    assert_eq!(db.sql(FINGERPRINT), before, "nothing written");
+    assert_eq!(reason(&store, &secret), Reason::Allowed, "checks go on");
+    store.close().unwrap();
+}
+
 /// Tables whose constraints were dropped (a bad migration, a data-only restore into tables made
 /// by hand) holding one key twice: a revoked key's digest under another, active key, or one id
 /// in two rows. The store used to open and a check found whichever row it came to first. One

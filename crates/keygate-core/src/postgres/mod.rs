@@ -280,12 +280,12 @@ pub(super) use epoch_sql;
 
 /// The meta row locked, with the last audit entry's number and the last change row's version: a
 /// head the write cannot extend (entries or change rows added past it behind keygate's back) is
-/// refused before anything is written.
+/// refused before anything is written, and so is a schema a newer keygate raised since this one opened.
 const LOCK_META: &str = concat!(
     "SELECT ",
     epoch_sql!(),
     ", m.version, m.audit_seq, m.audit_hash, m.mark, (SELECT max(seq) FROM keygate_audit),",
-    " (SELECT max(version) FROM keygate_changes) FROM keygate_meta m WHERE m.id = 1 FOR UPDATE OF m"
+    " (SELECT max(version) FROM keygate_changes), m.schema_version FROM keygate_meta m WHERE m.id = 1 FOR UPDATE OF m"
 );
 /// A page of the change rows after a version, up to another, in version order.
 const CHANGES_PAGE: &str =
@@ -597,10 +597,15 @@ impl PgBackend {
                     row.try_get::<_, String>(4)?,
                     row.try_get::<_, Option<i64>>(5)?,
                     row.try_get::<_, Option<i64>>(6)?,
+                    row.try_get::<_, i32>(7)?,
                 ))
             })();
-            let (epoch, version, seq, hash, mark, last, last_change) =
+            let (epoch, version, seq, hash, mark, last, last_change, schema_version) =
                 read.map_err(|e| codec::corrupt(format!("its keygate_meta row: {e}")))?;
+            // Rows of this keygate's shape would be read by the newer one as its own.
+            if schema_version > schema::SCHEMA_VERSION {
+                return Err(schema::written_by_newer(schema_version));
+            }
             schema::change_log_extendable(version, last_change)?;
             // Refused, the call fails and the connection is dropped: the server ends the transaction.
             let audit_head = audit::extendable(seq, &hash, last)?;
