@@ -547,6 +547,27 @@ fn writes_under_a_schema_a_newer_keygate_raised_are_refused() {
     store.close().unwrap();
 }
 
+/// The audit trail's table locked whole (a `VACUUM FULL`, an `ALTER TABLE`): verification,
+/// a read-only transaction with no `lock_timeout`, gives up as a call with no answer does, within
+/// `statementTimeoutMs` on the kept connection, then a new connection and one more try. It used
+/// to wait out a `COMMIT` on the stalled connection after each try, another `statementTimeoutMs`
+/// each: 4.4 s with both timeouts at 1,000 ms.
+#[test]
+fn verifying_the_audit_trail_while_its_table_is_locked_gives_up_within_the_timeouts() {
+    let Some(db) = Db::new() else { return };
+    let store = KeyStore::open(&db.url(), bounded(5_000.0, 1_000.0)).unwrap();
+    seed(&store);
+    let lock = db.hold_table("keygate_audit");
+    let start = Instant::now();
+    let error = store.verify_audit().unwrap_err();
+    let took = start.elapsed();
+    drop(lock);
+    assert_eq!(error.code, ErrorCode::StoreUnavailable, "{}", error.message);
+    assert!(took < Duration::from_millis(3_000), "took {took:?}: {}", error.message);
+    assert!(store.verify_audit().unwrap().ok, "verifies once the lock is gone");
+    store.close().unwrap();
+}
+
 /// Tables whose constraints were dropped (a bad migration, a data-only restore into tables made
 /// by hand) holding one key twice: a revoked key's digest under another, active key, or one id
 /// in two rows. The store used to open and a check found whichever row it came to first. One
