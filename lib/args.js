@@ -250,6 +250,21 @@ function optionalNumber(value, name) {
 }
 
 /**
+ * An optional whole number from 0 to `max`.
+ * @param {unknown} value
+ * @param {string} name
+ * @param {number} max
+ * @returns {number | undefined}
+ */
+function optionalWholeNumber(value, name, max) {
+  const number = optionalNumber(value, name)
+  if (number !== undefined && !(Number.isInteger(number) && number >= 0 && number <= max)) {
+    throw invalidArgument(`${name} ${number} must be a whole number from 0 to ${max}`)
+  }
+  return number
+}
+
+/**
  * @param {unknown} value
  * @param {string} name
  * @returns {boolean | undefined}
@@ -360,5 +375,6 @@ module.exports = {
   isDate,
   inheritsDate,
   optionalNumber,
+  optionalWholeNumber,
   optionalBoolean,
 }

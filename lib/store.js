@@ -536,14 +536,8 @@ class KeyStore {
       userId: args.optionalString(q.userId, 'query.userId'),
       since: args.optionalDate(q.since, 'query.since'),
       until: args.optionalDate(q.until, 'query.until'),
-      beforeSeq: args.optionalNumber(q.beforeSeq, 'query.beforeSeq'),
-      limit: args.optionalNumber(q.limit, 'query.limit'),
-    }
-    if (dto.beforeSeq !== undefined && !(Number.isSafeInteger(dto.beforeSeq) && dto.beforeSeq >= 0)) {
-      throw new KeygateError('INVALID_ARGUMENT', `query.beforeSeq ${dto.beforeSeq} must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`)
-    }
-    if (dto.limit !== undefined && !(Number.isInteger(dto.limit) && dto.limit >= 0 && dto.limit <= 2 ** 32 - 1)) {
-      throw new KeygateError('INVALID_ARGUMENT', `query.limit ${dto.limit} must be a whole number from 0 to ${2 ** 32 - 1}`)
+      beforeSeq: args.optionalWholeNumber(q.beforeSeq, 'query.beforeSeq', Number.MAX_SAFE_INTEGER),
+      limit: args.optionalWholeNumber(q.limit, 'query.limit', 2 ** 32 - 1),
     }
     return call(() => native.audit(this.#handle, dto)).map(toAuditEntry)
   }
