@@ -441,16 +441,27 @@ fn refusal(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// `host:port/database` of a config.
+/// `host:port/database` of a config; every host of a multi-host URL (`h1:5432,h2:5432`), each
+/// with the port the driver gives it (its own, else the one port given, else 5432): a message
+/// naming only the first would blame it for what another server answered (a replica reached
+/// through `load_balance_hosts=random`, say).
 fn describe(config: &Config) -> String {
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
-        #[cfg(unix)]
-        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
-        None => String::new(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!("postgres://{host}:{port}/{}", config.get_dbname().unwrap_or(""))
+    let ports = config.get_ports();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let host = match host {
+                tokio_postgres::config::Host::Tcp(host) => host.clone(),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            };
+            let port = ports.get(i).or_else(|| ports.first()).copied().unwrap_or(5432);
+            format!("{host}:{port}")
+        })
+        .collect();
+    format!("postgres://{}/{}", hosts.join(","), config.get_dbname().unwrap_or(""))
 }
 
 fn tls_config(mode: TlsMode, root_cert: Option<&str>) -> Result<ClientConfig> {
@@ -661,6 +672,20 @@ mod tests {
             assert_eq!(target.config.get_password().unwrap_or_default(), password.as_bytes(), "{url}");
             assert_eq!(target.config.get_ssl_mode(), mode, "{url}");
             assert_eq!(target.config.get_dbname(), Some("db"), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_multi_host_url_is_named_with_every_host_not_only_the_first() {
+        let timeout = Duration::from_millis(1000);
+        for (url, name) in [
+            ("postgres://u@h1:5433,h2:5434/db?target_session_attrs=read-write", "postgres://h1:5433,h2:5434/db"),
+            ("postgres://u@h1,h2:5434/db", "postgres://h1:5432,h2:5434/db"),
+            ("postgres://u:pw@h1:6000/db", "postgres://h1:6000/db"),
+            ("postgres://u@h1/db", "postgres://h1:5432/db"),
+        ] {
+            let target = Target::parse(url, timeout, timeout).unwrap_or_else(|e| panic!("{url}: {}", e.message));
+            assert_eq!(target.name, name, "{url}");
         }
     }
 
