@@ -52,6 +52,39 @@ describe('admin API: failures of the store are 5xx, not the caller’s fault', (
   }
 })
 
+describe('admin API: a log function that throws', () => {
+  test('the 5xx is still answered, and the process does not crash', async () => {
+    const store = KeyStore.inMemory()
+    const attempts: string[] = []
+    const server = createAdminServer({
+      store,
+      token: TOKEN,
+      log: (line) => {
+        attempts.push(line)
+        throw new Error('the logger is down')
+      },
+    })
+    // Without the fix, the throw escapes the request's promise: an unhandled rejection, which ends the process.
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      await server.listen()
+      const headers = await loginHeaders(server, TOKEN)
+      store.close() // every call now throws STORE_IO: a 500, logged
+      const res = await fetch(`${server.url}/api/users`, { headers, signal: AbortSignal.timeout(5000) })
+      assert.equal(res.status, 500)
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'STORE_IO')
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.equal(attempts.length, 1, 'the log was called once')
+      assert.deepEqual(unhandled, [])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+      await server.close()
+    }
+  })
+})
+
 describe('admin API on PostgreSQL: an unreachable database is 503', pgOnly(), () => {
   test('a change while the database cannot be reached', { timeout: 30_000 }, async () => {
     const db = createDatabase()

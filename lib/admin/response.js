@@ -214,6 +214,14 @@ function shownPath(path) {
  *   line that would give away one of its secrets cut into pieces
  */
 function fail(res, error, req, log, scrub = (text) => text) {
+  /** @param {string} line */
+  const tell = (line) => {
+    try {
+      log(line)
+    } catch {
+      // A failing log must not leave the request unanswered, nor end the process (an unhandled rejection).
+    }
+  }
   let status
   let code
   let message
@@ -230,11 +238,11 @@ function fail(res, error, req, log, scrub = (text) => text) {
     code = ErrorCode.Internal
     message = 'internal error'
     // Never the request body: only where and what kind of failure.
-    log(scrub(redactSecrets(`keygate admin: internal error on ${req.method} ${quote(urlPath(req))}: ${error?.stack ? error.stack : error}`)))
+    tell(scrub(redactSecrets(`keygate admin: internal error on ${req.method} ${quote(urlPath(req))}: ${error?.stack ? error.stack : error}`)))
     logged = true
   }
   message = scrub(message)
-  if (status >= 500 && !logged) log(scrub(redactSecrets(`keygate admin: ${code} on ${req.method} ${quote(urlPath(req))}: ${message}`)))
+  if (status >= 500 && !logged) tell(scrub(redactSecrets(`keygate admin: ${code} on ${req.method} ${quote(urlPath(req))}: ${message}`)))
   /** @type {Record<string, string>} */
   const headers = {}
   if (status === 429 && extra && extra.retryAfter) headers['Retry-After'] = String(extra.retryAfter)

@@ -47,7 +47,7 @@ export interface AdminServerOptions {
    * failures revoke it. Default 30 days.
    */
   deviceCookieMaxAgeMs?: number
-  /** Receives a line for each 500 or 503 answer (never a request body or a secret); default `console.error`. */
+  /** Receives a line for each 500 or 503 answer (never a request body or a secret); default `console.error`. If it throws, the answer is sent all the same. */
   log?: (line: string) => void
 }
 
