@@ -945,3 +945,37 @@ fn a_use_not_yet_flushed_survives_a_reload() {
     assert_eq!(reopened.get_key(&id).unwrap().unwrap().last_used_at, used_at, "lastUsedAt after reopening");
     reopened.close().unwrap();
 }
+
+/// A trigger added to the file that drops keygate's writes (`RAISE(IGNORE)`) fails the write,
+/// and nothing of it is committed: not the change logged for other processes, not the audit entry.
+#[test]
+fn a_trigger_that_drops_keygate_writes_fails_them_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let store = open(&path).unwrap();
+    let (id, secret) = seed(&store);
+    let counts = "SELECT (SELECT count(*) FROM changes) || ' ' || (SELECT count(*) FROM audit)";
+    let before = sql_on(&path, counts);
+    sql_on(&path, "CREATE TRIGGER skip_update BEFORE UPDATE ON keys BEGIN SELECT RAISE(IGNORE); END");
+    let error = store.set_state(&id, "revoked", None).unwrap_err();
+    assert_eq!(error.code, ErrorCode::StoreCorrupt, "{error}");
+    assert!(error.message.contains("a trigger added to the file"), "{error}");
+    assert_eq!(sql_on(&path, "SELECT state FROM keys"), "active");
+    assert_eq!(sql_on(&path, counts), before);
+    assert_eq!(allowed(&store, &secret), Reason::Allowed);
+
+    sql_on(&path, "CREATE TRIGGER skip_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(IGNORE); END");
+    let error = store.put_user(&keygate_core::UserInput { id: "bob".into(), ..Default::default() }, None).unwrap_err();
+    assert_eq!(error.code, ErrorCode::StoreCorrupt, "{error}");
+    assert_eq!(sql_on(&path, "SELECT count(*) FROM users WHERE id = 'bob'"), "0");
+    assert_eq!(sql_on(&path, counts), before);
+
+    sql_on(&path, "DROP TRIGGER skip_update");
+    sql_on(&path, "DROP TRIGGER skip_audit");
+    store.set_state(&id, "revoked", None).unwrap();
+    store.close().unwrap();
+    let reopened = open(&path).unwrap();
+    assert_eq!(allowed(&reopened, &secret), Reason::Revoked);
+    assert!(reopened.verify_audit().unwrap().ok);
+    reopened.close().unwrap();
+}

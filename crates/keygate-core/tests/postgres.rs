@@ -1345,6 +1345,73 @@ fn a_write_the_server_refuses_changes_nothing_there_or_in_memory() {
     store.close().unwrap();
 }
 
+/// A `BEFORE` trigger that returns NULL (one missing its `RETURN NEW`) skips the row
+/// without an error. Were the write committed anyway, its change log row and audit entry
+/// would say the key was revoked while its row stayed active: hosts running would deny it,
+/// a host opened later would allow it.
+#[test]
+fn a_trigger_that_drops_keygate_writes_fails_them_and_commits_nothing() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    let (id, secret) = seed(&store);
+    let before =
+        db.sql("SELECT (SELECT version FROM keygate_meta), (SELECT count(*) FROM keygate_changes), (SELECT count(*) FROM keygate_audit)");
+    db.sql(
+        "CREATE FUNCTION skip_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+         CREATE TRIGGER skip_update BEFORE UPDATE ON keygate_keys FOR EACH ROW EXECUTE FUNCTION skip_row();",
+    );
+    let error = store.set_state(&id, "revoked", None).unwrap_err();
+    assert_eq!(error.code, ErrorCode::StoreCorrupt, "{error}");
+    assert!(error.message.contains("writing keygate_keys of") && error.message.contains("changed no row"), "{error}");
+    assert_eq!(db.sql("SELECT state FROM keygate_keys"), "active");
+    assert_eq!(
+        db.sql("SELECT (SELECT version FROM keygate_meta), (SELECT count(*) FROM keygate_changes), (SELECT count(*) FROM keygate_audit)"),
+        before
+    );
+    assert_eq!(reason(&store, &secret), Reason::Allowed, "the failed revocation is not kept in memory either");
+
+    // A skipped delete, and a skipped audit entry (the key's own row written before it).
+    db.sql("CREATE TRIGGER skip_delete BEFORE DELETE ON keygate_keys FOR EACH ROW EXECUTE FUNCTION skip_row();");
+    let error = store.delete_key(&id, None).unwrap_err();
+    assert_eq!(error.code, ErrorCode::StoreCorrupt, "{error}");
+    db.sql("CREATE TRIGGER skip_insert BEFORE INSERT ON keygate_audit FOR EACH ROW EXECUTE FUNCTION skip_row();");
+    let user = UserInput { id: "bob".into(), ..Default::default() };
+    let error = store.put_user(&user, None).unwrap_err();
+    assert_eq!(error.code, ErrorCode::StoreCorrupt, "{error}");
+    assert!(error.message.contains("writing keygate_audit of"), "{error}");
+    assert_eq!(db.sql("SELECT count(*) FROM keygate_users WHERE id = 'bob'"), "0");
+    assert_eq!(
+        db.sql("SELECT (SELECT version FROM keygate_meta), (SELECT count(*) FROM keygate_changes), (SELECT count(*) FROM keygate_audit)"),
+        before
+    );
+
+    db.sql("DROP TRIGGER skip_update ON keygate_keys; DROP TRIGGER skip_delete ON keygate_keys; DROP TRIGGER skip_insert ON keygate_audit");
+    store.set_state(&id, "revoked", None).unwrap();
+    assert_eq!(db.sql("SELECT state FROM keygate_keys"), "revoked");
+    let later = open(&db.url()).unwrap();
+    assert_eq!(reason(&later, &secret), Reason::Revoked);
+    assert!(later.verify_audit().unwrap().ok);
+    later.close().unwrap();
+    store.close().unwrap();
+}
+
+/// A rule `DO INSTEAD NOTHING` drops a write without an error, as a trigger returning NULL does.
+#[test]
+fn a_rule_that_drops_keygate_writes_fails_them() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    let (id, secret) = seed(&store);
+    db.sql("CREATE RULE keep_keys AS ON DELETE TO keygate_keys DO INSTEAD NOTHING");
+    let error = store.delete_key(&id, None).unwrap_err();
+    assert!(matches!(error.code, ErrorCode::StoreIo | ErrorCode::StoreCorrupt), "{error}");
+    assert_eq!(db.sql("SELECT count(*) FROM keygate_keys"), "1");
+    assert_eq!(reason(&store, &secret), Reason::Allowed);
+    db.sql("DROP RULE keep_keys ON keygate_keys");
+    assert!(store.delete_key(&id, None).unwrap());
+    assert_eq!(db.sql("SELECT count(*) FROM keygate_keys"), "0");
+    store.close().unwrap();
+}
+
 /// A proxy that forwards everything but the server's notifications (`A` messages),
 /// as a pooler in transaction mode loses them.
 fn deaf_proxy() -> u16 {

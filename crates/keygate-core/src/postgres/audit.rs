@@ -4,7 +4,7 @@
 
 use tokio_postgres::{Client, Row};
 
-use super::codec::corrupt;
+use super::codec::{corrupt, one_row};
 use super::Net;
 use crate::audit::{
     extendable_head, hash_from_hex, hash_to_hex, seq_bound, stored_entry, verify_stored, AuditDraft, AuditEntry, AuditQuery, AuditReport,
@@ -50,9 +50,9 @@ pub(super) fn seal(head: Head, drafts: Vec<AuditDraft>) -> Result<(Vec<AuditEntr
 }
 
 pub(super) const INSERT: &str =
-    "INSERT INTO keygate_audit (seq, at, actor, action, key_id, user_id, detail, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    one_row!("INSERT INTO keygate_audit (seq, at, actor, action, key_id, user_id, detail, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
 
-pub(super) const SET_HEAD: &str = "UPDATE keygate_meta SET version = $1, audit_seq = $2, audit_hash = $3, mark = $4 WHERE id = 1";
+pub(super) const SET_HEAD: &str = one_row!("UPDATE keygate_meta SET version = $1, audit_seq = $2, audit_hash = $3, mark = $4 WHERE id = 1");
 
 pub(super) fn head_hex(hash: &[u8; 32]) -> String {
     hash_to_hex(hash)

@@ -220,21 +220,43 @@ impl Param {
     }
 }
 
-pub(super) const PUT_USER: &str = "INSERT INTO keygate_users (id, status, rights, roles) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, rights = EXCLUDED.rights, roles = EXCLUDED.roles";
+/// A statement that must change exactly one row, made to fail when it changes none:
+/// a trigger that returns NULL (a `BEFORE` trigger missing its `RETURN NEW`) or a
+/// row-level security policy would otherwise drop keygate's write without a word, and
+/// the transaction would commit the change log and audit entry of a change its table
+/// never got (hosts that read the table later would not see it: a revoked key allowed).
+/// The division by a count of zero (SQLSTATE `22012`) aborts the transaction before its
+/// COMMIT, in the same round trip; keygate divides nowhere else (`Target::error`).
+macro_rules! one_row {
+    ($sql:literal) => {
+        concat!("WITH written AS (", $sql, " RETURNING 1) SELECT 1 / count(*)::int FROM written")
+    };
+}
+pub(super) use one_row;
+
+/// The table a statement writes (its first `keygate_` name), for its error message.
+pub(super) fn table_written(sql: &str) -> &str {
+    sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).find(|word| word.starts_with("keygate_")).unwrap_or("a keygate table")
+}
+
+pub(super) const PUT_USER: &str = one_row!(
+    "INSERT INTO keygate_users (id, status, rights, roles) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, rights = EXCLUDED.rights, roles = EXCLUDED.roles"
+);
 pub(super) const DELETE_USER_KEYS: &str = "DELETE FROM keygate_keys WHERE user_id = $1";
-pub(super) const DELETE_USER: &str = "DELETE FROM keygate_users WHERE id = $1";
+pub(super) const DELETE_USER: &str = one_row!("DELETE FROM keygate_users WHERE id = $1");
 pub(super) const PUT_ROLE: &str =
-    "INSERT INTO keygate_roles (name, rights) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET rights = EXCLUDED.rights";
-pub(super) const DELETE_ROLE: &str = "DELETE FROM keygate_roles WHERE name = $1";
+    one_row!("INSERT INTO keygate_roles (name, rights) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET rights = EXCLUDED.rights");
+pub(super) const DELETE_ROLE: &str = one_row!("DELETE FROM keygate_roles WHERE name = $1");
 pub(super) const DROP_ROLE_FROM_USERS: &str = "UPDATE keygate_users SET roles = array_remove(roles, $1) WHERE $1 = ANY(roles)";
-pub(super) const PUT_KEY: &str =
+pub(super) const PUT_KEY: &str = one_row!(
     "INSERT INTO keygate_keys (id, seq, user_id, description, state, expires_at, created_at, updated_at, last_used_at, hint, digest, rules)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
      ON CONFLICT (id) DO UPDATE SET user_id = EXCLUDED.user_id, description = EXCLUDED.description, state = EXCLUDED.state,
        expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at, rules = EXCLUDED.rules,
-       last_used_at = GREATEST(keygate_keys.last_used_at, EXCLUDED.last_used_at)";
-pub(super) const DELETE_KEY: &str = "DELETE FROM keygate_keys WHERE id = $1";
+       last_used_at = GREATEST(keygate_keys.last_used_at, EXCLUDED.last_used_at)"
+);
+pub(super) const DELETE_KEY: &str = one_row!("DELETE FROM keygate_keys WHERE id = $1");
 
 /// The statements (SQL and parameters) that write `change` to the entity tables.
 pub(super) fn statements(change: &Change) -> Vec<(&'static str, Vec<Param>)> {

@@ -312,6 +312,15 @@ impl Target {
                     lock_wait(self.statement_timeout)
                 ));
             }
+            Some(NO_ROW_WRITTEN) => {
+                return Error::new(
+                    ErrorCode::StoreCorrupt,
+                    format!(
+                        "{what} {}: the write changed no row; a trigger (one returning NULL), rule or row-level security policy on the table drops keygate's writes, so nothing was committed",
+                        self.name
+                    ),
+                );
+            }
             Some(sqlstate) if is_schema_changed(sqlstate) => ErrorCode::StoreCorrupt,
             Some(sqlstate) if !is_connection_ended(sqlstate) => ErrorCode::StoreIo,
             None if wrong_type(e).is_some() => ErrorCode::StoreCorrupt,
@@ -359,6 +368,10 @@ fn with_causes(e: &tokio_postgres::Error) -> String {
     }
     text
 }
+
+/// SQLSTATE `22012` division_by_zero: keygate divides only to refuse a write that changed
+/// no row (`codec::one_row`).
+const NO_ROW_WRITTEN: &str = "22012";
 
 /// SQLSTATE `55P03` lock_not_available: a lock wait ended by `lock_timeout`.
 const LOCK_NOT_AVAILABLE: &str = "55P03";

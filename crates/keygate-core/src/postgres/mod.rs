@@ -95,14 +95,14 @@ impl Net {
         what: &str,
         call: impl Future<Output = std::result::Result<T, tokio_postgres::Error>>,
     ) -> Result<T> {
-        match finish_within(&self.rt, limit, call) {
-            Some(Ok(value)) => Ok(value),
-            Some(Err(e)) => Err(self.target.error(what, &e)),
-            None => Err(Error::new(
-                ErrorCode::StoreUnavailable,
-                format!("{what} {}: no answer within {} ms", self.target.name, limit.as_millis()),
-            )),
-        }
+        self.finish(limit, what, async { call.await.map_err(|e| self.target.error(what, &e)) })
+    }
+
+    /// Runs a call whose errors are keygate's already to its end, waiting at most `limit`.
+    fn finish<T>(&self, limit: Duration, what: &str, call: impl Future<Output = Result<T>>) -> Result<T> {
+        finish_within(&self.rt, limit, call).unwrap_or_else(|| {
+            Err(Error::new(ErrorCode::StoreUnavailable, format!("{what} {}: no answer within {} ms", self.target.name, limit.as_millis())))
+        })
     }
 
     /// Runs `sql` and hands each row to `each` as it arrives, without holding
@@ -295,7 +295,7 @@ const CHANGES_PAGE: &str =
 /// choose to sort them all first (with no statistics yet, say), and 100,000 rows took
 /// longer than a short statement timeout, so that a process far behind never caught up.
 const CHANGES_PER_PAGE: i64 = 1_000;
-const INSERT_CHANGE: &str = "INSERT INTO keygate_changes (version, token, at, changes, mark) VALUES ($1, $2, $3, $4, $5)";
+const INSERT_CHANGE: &str = codec::one_row!("INSERT INTO keygate_changes (version, token, at, changes, mark) VALUES ($1, $2, $3, $4, $5)");
 /// How long connections being ended (by `close`, or a write connection dropped after a
 /// failed call) are given, at most, to say goodbye to the server before they are cut. A
 /// connection says goodbye at once unless it still awaits an answer (a server that stopped
@@ -572,7 +572,7 @@ pub struct PgBackend {
 }
 
 /// Records a copied store's `maxLifetimeDays` (a whole number of days; the column is a double).
-const SET_MAX_LIFETIME_DAYS: &str = "UPDATE keygate_meta SET max_lifetime_days = $1::bigint WHERE id = 1";
+const SET_MAX_LIFETIME_DAYS: &str = codec::one_row!("UPDATE keygate_meta SET max_lifetime_days = $1::bigint WHERE id = 1");
 
 /// Statements pipelined per round trip of a write (see `PgBackend::write`).
 const WRITE_BATCH: usize = 500;
@@ -615,14 +615,18 @@ impl PgBackend {
     }
 }
 
-/// Sends `batch` (pipelined: one round trip) and waits for every answer.
-fn send<'a>(
-    client: &'a Client,
-    batch: &'a [(Statement, Vec<Param>)],
-) -> impl Future<Output = std::result::Result<Vec<u64>, tokio_postgres::Error>> + 'a {
-    futures_util::future::try_join_all(
-        batch.iter().map(|(statement, params)| client.execute_raw(statement, params.iter().map(Param::as_sql))),
-    )
+/// One statement of a write: prepared, its parameters, and its SQL (which names its table).
+type Write = (Statement, Vec<Param>, &'static str);
+
+/// Sends `batch` (pipelined: one round trip) and waits for every answer. A failed
+/// statement's error names the table it writes.
+fn send<'a>(net: &'a Net, client: &'a Client, batch: &'a [Write]) -> impl Future<Output = Result<Vec<u64>>> + 'a {
+    futures_util::future::try_join_all(batch.iter().map(move |(statement, params, sql)| async move {
+        client
+            .execute_raw(statement, params.iter().map(Param::as_sql))
+            .await
+            .map_err(|e| net.target.error(&format!("writing {} of", codec::table_written(sql)), &e))
+    }))
 }
 
 /// The write `begin` opened is gone: its connection failed (and the server rolled
@@ -680,10 +684,10 @@ impl PgBackend {
                 .checked_add(1)
                 .ok_or_else(|| codec::corrupt(format!("its version {} leaves no room for the next", locked.version)))?;
             let (entries, (seq, hash)) = seal(locked.audit_head)?;
-            let mut writes: Vec<(Statement, Vec<Param>)> = Vec::new();
+            let mut writes: Vec<Write> = Vec::new();
             for change in changes {
                 for (sql, params) in statements(change) {
-                    writes.push((w.statement(net, sql)?, params));
+                    writes.push((w.statement(net, sql)?, params, sql));
                 }
             }
             let json = match logged {
@@ -710,6 +714,7 @@ impl PgBackend {
                         Param::Text(json),
                         Param::Text(mark.clone()),
                     ],
+                    INSERT_CHANGE,
                 ));
             }
             for entry in entries {
@@ -725,10 +730,11 @@ impl PgBackend {
                         Param::Text(entry.detail.to_string()),
                         Param::Bytes(entry.hash.to_vec()),
                     ],
+                    audit::INSERT,
                 ));
             }
             if let Some(days) = max_lifetime_days {
-                writes.push((w.statement(net, SET_MAX_LIFETIME_DAYS)?, vec![Param::Int(i64::from(days))]));
+                writes.push((w.statement(net, SET_MAX_LIFETIME_DAYS)?, vec![Param::Int(i64::from(days))], SET_MAX_LIFETIME_DAYS));
             }
             writes.push((
                 w.statement(net, audit::SET_HEAD)?,
@@ -738,12 +744,13 @@ impl PgBackend {
                     Param::Text(audit::head_hex(&hash)),
                     Param::Text(mark.clone()),
                 ],
+                audit::SET_HEAD,
             ));
             // Only where the log stands, never the change: any role that can connect to the
             // database may LISTEN (and read it) or NOTIFY (and forge it), so listeners read
             // the changes from `keygate_changes`, which only keygate's role can write.
             let payload = format!("{} {version} {mark}", locked.epoch);
-            writes.push((w.statement(net, NOTIFY)?, vec![Param::Text(payload)]));
+            writes.push((w.statement(net, NOTIFY)?, vec![Param::Text(payload)], NOTIFY));
             let client = &w.client;
             // Pipelined in batches, each bounded by the statement timeout: a large write (a
             // copy of a big store) is bounded by its progress, not its size. Until the last
@@ -752,14 +759,15 @@ impl PgBackend {
             // `writes` always ends with the meta row and the notification: the COMMIT is sent.
             let mut batches = writes.chunks(WRITE_BATCH).peekable();
             while let Some(batch) = batches.next() {
+                let limit = net.target.statement_timeout;
                 if batches.peek().is_some() {
-                    net.run("writing", send(client, batch))?;
+                    net.finish(limit, "writing", send(net, client, batch))?;
                 } else {
                     // The last batch goes together with the COMMIT: one round trip for a small
                     // write. Should a statement fail, the server aborts the transaction and the
                     // COMMIT ends it as a rollback; the statement's error is the answer.
-                    net.run("writing", async { tokio::try_join!(send(client, batch), client.batch_execute("COMMIT")) })
-                        .map_err(outcome_unknown)?;
+                    let commit = async { client.batch_execute("COMMIT").await.map_err(|e| net.target.error("writing", &e)) };
+                    net.finish(limit, "writing", async { tokio::try_join!(send(net, client, batch), commit) }).map_err(outcome_unknown)?;
                 }
             }
             let mut cursor = shared.cursor.lock();

@@ -141,15 +141,14 @@ fn insert(conn: &Connection, entry: &AuditEntry) -> rusqlite::Result<()> {
         entry.user_id,
         entry.detail.to_string(),
         entry.hash.as_slice()
-    ])?;
-    Ok(())
+    ])
+    .and_then(super::changes::one_row)
 }
 
 fn set_head(conn: &Connection, seq: u64, hash: &[u8; 32]) -> rusqlite::Result<()> {
     let mut put = conn.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)")?;
-    put.execute(params!["audit_seq", seq.to_string()])?;
-    put.execute(params!["audit_hash", hash_to_hex(hash)])?;
-    Ok(())
+    put.execute(params!["audit_seq", seq.to_string()]).and_then(super::changes::one_row)?;
+    put.execute(params!["audit_hash", hash_to_hex(hash)]).and_then(super::changes::one_row)
 }
 
 /// Writes entries sealed elsewhere (a copied store's trail) as they are, and

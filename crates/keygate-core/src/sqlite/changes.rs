@@ -136,8 +136,17 @@ pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
 }
 
 fn log_change(conn: &Connection, kind: &str, id: &str, op: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached("INSERT INTO changes (kind, id, op) VALUES (?1, ?2, ?3)")?.execute(params![kind, id, op])?;
-    Ok(())
+    one_row(conn.prepare_cached("INSERT INTO changes (kind, id, op) VALUES (?1, ?2, ?3)")?.execute(params![kind, id, op])?)
+}
+
+/// Refuses a statement that changed no row where keygate writes one: a trigger added to
+/// the file (`RAISE(IGNORE)`) dropped it, and the transaction must not commit the rest
+/// (the change logged, the audit entry) without it (`store_error` says so).
+pub(super) fn one_row(changed: usize) -> rusqlite::Result<()> {
+    match changed {
+        1 => Ok(()),
+        n => Err(rusqlite::Error::StatementChangedRows(n)),
+    }
 }
 
 pub(super) fn write(conn: &Connection, change: &Change) -> rusqlite::Result<()> {
@@ -147,23 +156,25 @@ pub(super) fn write(conn: &Connection, change: &Change) -> rusqlite::Result<()> 
                 "INSERT INTO users (id, status, rights, roles) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(id) DO UPDATE SET status = excluded.status, rights = excluded.rights, roles = excluded.roles",
             )?
-            .execute(params![u.id, u.status.as_str(), join(&u.rights), join(&u.roles)])?;
+            .execute(params![u.id, u.status.as_str(), join(&u.rights), join(&u.roles)])
+            .and_then(one_row)?;
             log_change(conn, "user", &u.id, "put")
         }
         Change::DeleteUser(id) => {
             conn.prepare_cached("DELETE FROM keys WHERE user_id = ?1")?.execute([id])?;
-            conn.prepare_cached("DELETE FROM users WHERE id = ?1")?.execute([id])?;
+            one_row(conn.prepare_cached("DELETE FROM users WHERE id = ?1")?.execute([id])?)?;
             log_change(conn, "user", id, "delete")
         }
         Change::PutRole(r) => {
             conn.prepare_cached(
                 "INSERT INTO roles (name, rights) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET rights = excluded.rights",
             )?
-            .execute(params![r.name, join(&r.rights)])?;
+            .execute(params![r.name, join(&r.rights)])
+            .and_then(one_row)?;
             log_change(conn, "role", &r.name, "put")
         }
         Change::DeleteRole(name) => {
-            conn.prepare_cached("DELETE FROM roles WHERE name = ?1")?.execute([name])?;
+            one_row(conn.prepare_cached("DELETE FROM roles WHERE name = ?1")?.execute([name])?)?;
             let holders: Vec<(String, String)> = conn
                 .prepare_cached("SELECT id, roles FROM users WHERE instr(char(10) || roles || char(10), char(10) || ?1 || char(10)) > 0")?
                 .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -197,11 +208,12 @@ pub(super) fn write(conn: &Connection, change: &Change) -> rusqlite::Result<()> 
                 String::from_utf8_lossy(&k.hint),
                 k.digest.as_slice(),
                 join(&k.rules),
-            ])?;
+            ])
+            .and_then(one_row)?;
             log_change(conn, "key", &k.id.to_string(), "put")
         }
         Change::DeleteKey(id) => {
-            conn.prepare_cached("DELETE FROM keys WHERE id = ?1")?.execute([id.as_bytes().as_slice()])?;
+            one_row(conn.prepare_cached("DELETE FROM keys WHERE id = ?1")?.execute([id.as_bytes().as_slice()])?)?;
             log_change(conn, "key", &id.to_string(), "delete")
         }
     }

@@ -45,6 +45,15 @@ const CHANGES_KEPT: i64 = 100_000;
 /// holds too long, `STORE_CORRUPT` for a damaged file, `STORE_IO` otherwise.
 fn store_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
     use rusqlite::ErrorCode as C;
+    if let rusqlite::Error::StatementChangedRows(n) = e {
+        return Error::new(
+            ErrorCode::StoreCorrupt,
+            format!(
+                "{what} {}: a statement changed {n} rows where keygate writes one; a trigger added to the file drops or multiplies keygate's writes, so nothing was written",
+                path.display()
+            ),
+        );
+    }
     let code = match &e {
         rusqlite::Error::SqliteFailure(f, _) => match f.code {
             C::DatabaseBusy | C::DatabaseLocked => ErrorCode::StoreLocked,
