@@ -63,6 +63,9 @@ async function useThePage(base: string, prefix: string, store: KeyStore): Promis
   const login = await postLogin(base, prefix)
   assert.equal(login.status, 200, await login.clone().text())
   const { csrfToken } = (await login.json()) as { csrfToken: string }
+  // The session (and device) cookies go to the page's path only: the app's other routes never receive them.
+  const paths = login.headers.getSetCookie().map((c) => /; Path=([^;]*)/.exec(c)?.[1])
+  assert.deepEqual(paths, [prefix || '/', prefix || '/'])
   const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!
   assert.match(cookie, /=/)
 
@@ -299,6 +302,26 @@ describe('keygate/admin mounted in your own server', () => {
       assert.equal(h.prefix, '/admin/')
     } finally {
       delete proto.prefix
+    }
+  })
+
+  test('a path beginning with // is a path there, never a host and the path after it', async () => {
+    const store = KeyStore.inMemory()
+    const admin = handler(store)
+    const server = http.createServer((req, res) => admin(req, res))
+    const base = await listen(server)
+    try {
+      const login = await postLogin(base, '/admin')
+      const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!
+      assert.equal((await fetch(`${base}/admin/api/users`, { headers: { Cookie: cookie } })).status, 200)
+      // Read as `new URL('//x/api/users', base)` would read it, this was the users' list.
+      for (const path of ['/admin//x/api/users', '/admin//x/app.js']) {
+        const res = await fetch(`${base}${path}`, { headers: { Cookie: cookie } })
+        assert.equal(res.status, 404, path)
+        await res.arrayBuffer()
+      }
+    } finally {
+      await close(server)
     }
   })
 

@@ -5,6 +5,7 @@
 
 const { ownFields, unknownOption } = require('../args.js')
 const { createAdminServer } = require('./server.js')
+const { mountedAt } = require('./session.js')
 const { ADMIN_HANDLER_OPTIONS } = require('./options.js')
 const { serve, tokenFileOf } = require('./serve.js')
 
@@ -74,6 +75,7 @@ function createAdminHandler(options) {
       return
     }
     req.url = full.slice(prefix.length)
+    mountedAt(req, prefix)
     admin.server.emit('request', req, res)
   }
   Object.defineProperties(handler, {

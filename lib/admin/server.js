@@ -296,7 +296,10 @@ function createAdminServer(given) {
   async function handle(req, res) {
     let url
     try {
-      url = new URL(req.url || '/', 'http://localhost')
+      const target = req.url || '/'
+      // A path is read as a path: resolved against a base, `//x/api/keys` would name the host
+      // `x` and route `/api/keys`, a path that rules in front of the page (a proxy's) never saw.
+      url = new URL(target.startsWith('/') ? `http://localhost${target}` : target)
     } catch {
       return json(res, 400, { error: { code: ErrorCode.InvalidArgument, message: 'bad URL' } })
     }

@@ -50,7 +50,26 @@ function isSecure(req, secureCookies) {
 }
 
 /**
- * A Set-Cookie value for the whole site, HttpOnly and SameSite=Strict.
+ * The path each request's page is mounted under (`createAdminHandler`'s prefix), which its
+ * cookies are scoped to: the rest of the app never receives the admin's session (nor logs it).
+ * @type {WeakMap<import('node:http').IncomingMessage, string>}
+ */
+const mountPaths = new WeakMap()
+
+/** A prefix a cookie's Path can hold as it is: no `;` (which would end the attribute), no space or control. */
+const COOKIE_PATH = /^\/[\x21-\x3a\x3c-\x7e]*$/
+
+/**
+ * Records that `req` reached a page mounted under `prefix` ('/admin'; '' at the root).
+ * @param {import('node:http').IncomingMessage} req
+ * @param {string} prefix
+ */
+function mountedAt(req, prefix) {
+  if (COOKIE_PATH.test(prefix)) mountPaths.set(req, prefix)
+}
+
+/**
+ * A Set-Cookie value for the page's path (the whole site unless mounted), HttpOnly and SameSite=Strict.
  * @param {import('node:http').IncomingMessage} req
  * @param {string} name
  * @param {string} value
@@ -58,7 +77,7 @@ function isSecure(req, secureCookies) {
  * @param {SecureCookies} secureCookies
  */
 function cookie(req, name, value, maxAgeSeconds, secureCookies) {
-  let c = `${name}=${value}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${maxAgeSeconds}`
+  let c = `${name}=${value}; HttpOnly; SameSite=Strict; Path=${mountPaths.get(req) ?? '/'}; Max-Age=${maxAgeSeconds}`
   if (isSecure(req, secureCookies)) c += '; Secure'
   return c
 }
@@ -171,4 +190,4 @@ function createSessions(options = {}) {
   }
 }
 
-module.exports = { createSessions, parseCookies, cookie, COOKIE_NAME }
+module.exports = { createSessions, parseCookies, cookie, mountedAt, COOKIE_NAME }
