@@ -1495,6 +1495,27 @@ fn reporting() -> (Options, Arc<std::sync::Mutex<Vec<keygate_core::Incident>>>) 
     (Options { on_error: Some(on_error), ..Default::default() }, seen)
 }
 
+/// A store whose listener cannot reconnect fails closed saying why the last attempt failed
+/// (here the database refuses connections; after a failover, a replica refusing LISTEN),
+/// not only that nothing was heard.
+#[test]
+fn a_store_failing_closed_says_why_it_could_not_reconnect() {
+    let Some(db) = Db::new() else { return };
+    let (mut options, seen) = reporting();
+    options.fail_closed_after_ms = Some(1500.0);
+    let store = KeyStore::open(&db.url(), options).unwrap();
+    let (_, secret) = seed(&store);
+    psql("postgres", &format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", db.name));
+    psql("postgres", &format!("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{}'", db.name));
+    wait_for(&store, &secret, Reason::StoreUnavailable);
+    psql("postgres", &format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", db.name));
+    let failed_closed = seen.lock().unwrap().iter().find(|i| i.error.message.contains("failClosedAfterMs")).cloned();
+    let message = failed_closed.expect("failing closed is reported").error.message;
+    assert!(message.contains("the last attempt to reconnect:") && message.contains("not currently accepting connections"), "{message}");
+    wait_for(&store, &secret, Reason::Allowed);
+    store.close().unwrap();
+}
+
 #[test]
 fn stores_flushing_last_used_of_the_same_keys_at_once_neither_deadlock_nor_fail_close() {
     let Some(db) = Db::new() else { return };

@@ -258,6 +258,9 @@ pub(super) struct Shared {
     fail_closed_after: Duration,
     /// A catch-up could not reach the database (see `Shared::poll`).
     poll_lost: AtomicBool,
+    /// Why the listener's last attempt to reconnect failed (`None` once connected): the
+    /// message of a store failing closed says it (a replica reached: LISTEN refused).
+    reconnect_failure: Mutex<Option<String>>,
     closed: AtomicBool,
     /// Set (and `helpers_wake` signalled) when the listener thread ends: the guard and
     /// maintenance threads end too.

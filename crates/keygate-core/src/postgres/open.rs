@@ -83,6 +83,7 @@ pub(crate) fn open(url: &str, options: Options) -> Result<KeyStore> {
         contact: Mutex::new(Contact { at: Instant::now(), wall: crate::clock::system_now() }),
         fail_closed_after,
         poll_lost: AtomicBool::new(false),
+        reconnect_failure: Mutex::new(None),
         closed: AtomicBool::new(false),
         helpers_stop: Mutex::new(false),
         stopping: tokio::sync::Notify::new(),

@@ -293,8 +293,12 @@ impl Watcher {
                 // Anything may have been committed while it was away: caught up in this round.
                 self.behind = true;
                 self.just_connected = true;
+                *shared.reconnect_failure.lock() = None;
             }
-            Err(_) => self.schedule_reconnect(),
+            Err(e) => {
+                *shared.reconnect_failure.lock() = Some(e.message);
+                self.schedule_reconnect();
+            }
         }
     }
 
@@ -325,12 +329,14 @@ fn fail_closed_if_silent(inner: &Inner, shared: &Shared, bound: Duration) {
     inner.sync_failed_if(|| {
         let silent = shared.since_contact();
         (silent > bound).then(|| {
+            let why = shared.reconnect_failure.lock().as_ref().map(|failure| format!(" (the last attempt to reconnect: {failure})"));
             Error::new(
                 ErrorCode::StoreUnavailable,
                 format!(
-                    "no word from {} for {} ms (failClosedAfterMs); checks answer store_unavailable until it is back",
+                    "no word from {} for {} ms (failClosedAfterMs){}; checks answer store_unavailable until it is back",
                     shared.net.target.name,
-                    silent.as_millis()
+                    silent.as_millis(),
+                    why.unwrap_or_default()
                 ),
             )
         })
