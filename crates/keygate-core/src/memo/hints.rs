@@ -13,17 +13,75 @@ pub const HINT_SPACE: usize = 62 * 62 * 62 * 62;
 const WORDS: usize = HINT_SPACE.div_ceil(32);
 
 pub struct HintFilter {
-    words: Box<[AtomicU32]>,
+    words: Words,
 }
 
 impl Default for HintFilter {
     fn default() -> Self {
-        // Zeroed allocation: pages no hint touches are never made resident.
-        let words: Vec<u32> = vec![0; WORDS];
-        let words = words.into_boxed_slice();
-        // SAFETY: AtomicU32 has the same size, alignment and bit validity as u32.
-        let words = unsafe { Box::from_raw(Box::into_raw(words) as *mut [AtomicU32]) };
-        HintFilter { words }
+        HintFilter { words: Words::zeroed(WORDS) }
+    }
+}
+
+/// The filter's words, zeroed, in pages of their own where the system allows (unix):
+/// pages no hint touches are never made resident, and all of them go back to the system
+/// when the filter is dropped. Not from the allocator: once glibc's `malloc` has freed a
+/// block of this size it serves the next ones from its heap (its mmap threshold rises),
+/// where `calloc` writes every byte: each store then held 1.8 MB resident until its
+/// JavaScript side was collected, and the heap kept that memory after it was freed (a host
+/// that opened and closed in-memory stores in a loop grew to 5.5 GB).
+struct Words {
+    ptr: std::ptr::NonNull<AtomicU32>,
+    len: usize,
+    mapped: bool,
+}
+
+// SAFETY: `Words` owns its memory alone, as a `Box<[AtomicU32]>` would, and only hands out
+// shared references to atomics.
+unsafe impl Send for Words {}
+// SAFETY: as above: every access through `&Words` is to an atomic.
+unsafe impl Sync for Words {}
+
+impl Words {
+    fn zeroed(len: usize) -> Words {
+        #[cfg(unix)]
+        {
+            let bytes = len * std::mem::size_of::<AtomicU32>();
+            // SAFETY: a new anonymous private mapping, checked below; it overlaps nothing.
+            let at = unsafe {
+                libc::mmap(std::ptr::null_mut(), bytes, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+            };
+            if at != libc::MAP_FAILED {
+                if let Some(ptr) = std::ptr::NonNull::new(at.cast::<AtomicU32>()) {
+                    return Words { ptr, len, mapped: true };
+                }
+            }
+        }
+        let words: Vec<u32> = vec![0; len];
+        let words = Box::into_raw(words.into_boxed_slice()) as *mut [AtomicU32];
+        // SAFETY: AtomicU32 has the same size, alignment and bit validity as u32; the
+        // pointer of a Box is never null.
+        let ptr = unsafe { std::ptr::NonNull::new_unchecked(words.cast::<AtomicU32>()) };
+        Words { ptr, len, mapped: false }
+    }
+
+    fn as_slice(&self) -> &[AtomicU32] {
+        // SAFETY: `ptr` holds `len` initialised (zeroed) atomics for as long as `self` lives.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Words {
+    fn drop(&mut self) {
+        if self.mapped {
+            #[cfg(unix)]
+            // SAFETY: the mapping made in `zeroed`, of this length, unmapped once.
+            unsafe {
+                libc::munmap(self.ptr.as_ptr().cast(), self.len * std::mem::size_of::<AtomicU32>());
+            }
+        } else {
+            // SAFETY: the Box made in `zeroed`, of this length, dropped once.
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len)) });
+        }
     }
 }
 
@@ -68,7 +126,7 @@ impl HintFilter {
     #[inline]
     fn slot(&self, hint: &[u8; 4]) -> Option<(&AtomicU32, u32)> {
         let i = index(hint)?;
-        Some((self.words.get(i / 32)?, 1 << (i % 32)))
+        Some((self.words.as_slice().get(i / 32)?, 1 << (i % 32)))
     }
 
     pub fn insert(&self, hint: &[u8; 4]) {
@@ -83,11 +141,11 @@ impl HintFilter {
 
     /// The words, for sharing with JavaScript as an ArrayBuffer.
     pub fn as_ptr(&self) -> *const AtomicU32 {
-        self.words.as_ptr()
+        self.words.ptr.as_ptr()
     }
 
     pub fn byte_len(&self) -> usize {
-        self.words.len() * 4
+        self.words.len * 4
     }
 }
 
