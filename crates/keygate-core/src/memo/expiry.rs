@@ -19,7 +19,7 @@
 //! started, or it failed), the memo is switched off ([`Signals::MEMO_UNSAFE`]):
 //! every check goes to the core, whose answers do not depend on this thread.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ops::Bound::{Excluded, Included, Unbounded};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -31,6 +31,7 @@ use super::Signals;
 use crate::clock::{system_now, Clock};
 use crate::error::{Error, ErrorCode};
 use crate::incident::{Reporter, Task};
+use crate::registry::Registry;
 
 /// A decision whose key expires within this many ms of the decision's instant is
 /// not remembered; the watcher empties the memo within this window before each
@@ -39,6 +40,8 @@ use crate::incident::{Reporter, Task};
 pub const MEMO_HORIZON_MS: i64 = 2_000;
 /// Longest sleep between looks at the wall clock (which may be stepped).
 const MAX_SLEEP_MS: i64 = 1000;
+/// Instants kept beyond twice the keys held before those of keys gone are forgotten.
+const SPARE_INSTANTS: usize = 1024;
 
 #[derive(Default)]
 struct State {
@@ -99,6 +102,24 @@ impl ExpiryWatch {
             }
             Err(e) => memo_off(&self.shared, format!("cannot start the expiry watcher thread ({e})")),
         }
+    }
+
+    /// Forgets the instants that no key in `registry` expires at (keys deleted, or given another
+    /// expiry: each such change bumped the generation itself), once the instants outnumber twice
+    /// the keys (and [`SPARE_INSTANTS`]); adds none. Otherwise a host that creates and deletes
+    /// keys kept every deleted key's instant until it passed, up to the longest lifetime.
+    pub(crate) fn forget_gone(&self, registry: &Registry) {
+        let bound = registry.key_count().saturating_mul(2).saturating_add(SPARE_INSTANTS);
+        if self.shared.state.lock().deadlines.len() <= bound {
+            return;
+        }
+        let held: HashSet<i64> = registry.keys().map(|key| key.expires_at).collect();
+        self.shared.state.lock().deadlines.retain(|at| held.contains(at));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn instants(&self) -> usize {
+        self.shared.state.lock().deadlines.len()
     }
 
     /// The clock was frozen, moved or released: re-evaluate.

@@ -297,6 +297,23 @@ mod tests {
         assert_eq!(store.key_count(), 1);
     }
 
+    /// Keys created and deleted leave the expiry watch no instant of theirs beyond a bound:
+    /// its instants stay within twice the keys held and a constant, however many were made.
+    #[test]
+    fn keys_created_and_deleted_leave_the_expiry_watch_a_bounded_set_of_instants() {
+        let store = KeyStore::in_memory(Options::default()).unwrap();
+        store.put_user(&UserInput { id: "u".into(), ..Default::default() }, None).unwrap();
+        let now = crate::clock::system_now();
+        for i in 0..5_000 {
+            let key =
+                NewKey { user_id: "u".into(), description: String::new(), expires_at: Some(now + DAY + i), rules: vec![], state: None };
+            let issued = store.create_key(&key, None).unwrap();
+            assert!(store.delete_key(&issued.key.id, None).unwrap());
+        }
+        let instants = store.inner.expiry.instants();
+        assert!(instants <= 1_024 + 2, "{instants} expiry instants kept for no key");
+    }
+
     #[test]
     fn a_purge_with_keys_due_writes() {
         let store = store_with_key_expiring_on_day(1);

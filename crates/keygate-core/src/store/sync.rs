@@ -107,6 +107,7 @@ impl Inner {
             Catchup::Nothing => Ok(()),
             Catchup::Changes(changes) => {
                 let result = apply_changes(registry, changes, |expires_at| self.expiry.schedule(expires_at));
+                self.expiry.forget_gone(registry);
                 self.signals.bump();
                 result
             }
@@ -125,6 +126,7 @@ impl Inner {
                 for key in registry.keys() {
                     self.expiry.schedule(key.expires_at);
                 }
+                self.expiry.forget_gone(registry);
                 self.signals.bump();
                 Ok(())
             }

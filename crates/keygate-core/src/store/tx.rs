@@ -152,6 +152,7 @@ impl Inner {
                 break;
             }
         }
+        self.expiry.forget_gone(registry);
         self.signals.bump();
         applied.map_err(|error| {
             // Validated changes always apply: memory no longer matches what was stored.
