@@ -2426,7 +2426,8 @@ fn a_restored_backup_with_other_changes_at_the_same_version_is_noticed() {
     // The same version as the backup with the key revoked, by another change.
     let other = open(&db.url()).unwrap();
     other.set_state(&id, "suspended", Some("bob")).unwrap();
-    let follower = open(&db.url()).unwrap();
+    let (options, seen) = reporting();
+    let follower = KeyStore::open(&db.url(), options).unwrap();
     assert_eq!(reason(&follower, &secret), Reason::Suspended);
     other.set_state(&id, "active", Some("bob")).unwrap();
     common::wait_for_answer("the follower, before the restore", &follower, &secret, Reason::Allowed, Duration::from_secs(3));
@@ -2436,6 +2437,9 @@ fn a_restored_backup_with_other_changes_at_the_same_version_is_noticed() {
     let want = fresh(&db, &secret);
     assert_eq!(want, Reason::Revoked);
     common::wait_for_answer("the follower", &follower, &secret, want, Duration::from_secs(3));
+    // Told, though it reloaded at once: changes it had applied (the key made active) are undone.
+    let told: Vec<(bool, String)> = seen.lock().unwrap().iter().map(|i| (i.recovered, i.error.message.clone())).collect();
+    assert!(matches!(told.as_slice(), [(false, lost), (true, _)] if lost.contains("another history")), "{told:?}");
     for store in [host, other, follower] {
         store.close().unwrap();
     }

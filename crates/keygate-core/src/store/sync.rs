@@ -90,9 +90,16 @@ impl Inner {
         let mut result = fetch_and_apply();
         // A first failure: read everything afresh at once, answering store_unavailable
         // until it is read (while failing already, the attempt above was such a reading).
-        if result.is_err() && was_current {
+        if let (Err(first), true) = (&result, was_current) {
+            let first = first.clone();
             self.lose_sync();
             result = fetch_and_apply();
+            // Failed closed and recovered within this call: still an episode to tell (a restore
+            // or failover that lost commits undoes changes this process had applied; an admin who
+            // revoked a key there must hear of it). The caller reports the recovery.
+            if result.is_ok() {
+                self.reporter.fail(Task::Sync, first);
+            }
         }
         if result.is_err() {
             self.lose_sync();
