@@ -149,12 +149,12 @@ describe('audit trail', () => {
     assert.equal(pick(15).keyId, k3.key.id)
 
     assert.deepEqual(shape(pick(16)), { action: 'deleteRole', actor: 'frank', keyId: undefined, userId: undefined, at: A(14).getTime() })
-    assert.deepEqual(pick(16).changes, { role: 'reader', removedFromUsers: ['u1'] })
+    assert.deepEqual(pick(16).changes, { role: 'reader', deleted: { rights: ['data:get*'] }, removedFromUsers: ['u1'] })
 
     assert.equal(pick(17).action, 'putUser')
     assert.equal(pick(18).keyId, k4.key.id)
     assert.deepEqual(shape(pick(19)), { action: 'deleteUser', actor: 'grace', keyId: undefined, userId: 'u2', at: A(17).getTime() })
-    assert.deepEqual(pick(19).changes, { deletedKeys: [k4.key.id] })
+    assert.deepEqual(pick(19).changes, { deleted: { status: 'active', rights: ['*:*'], roles: [] }, deletedKeys: [k4.key.id] })
     assert.deepEqual(shape(pick(20)), { action: 'deleteUser', actor: 'grace', keyId: k4.key.id, userId: 'u2', at: A(17).getTime() })
     assert.equal((pick(20).changes.deleted as Record<string, unknown>).description, 'of u2')
 

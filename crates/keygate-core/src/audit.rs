@@ -423,7 +423,10 @@ fn describe_one(registry: &Registry, change: &Change, operation: &str, actor: Op
         Change::DeleteUser(id) => {
             draft.user_id = Some(id.clone());
             let keys: Vec<String> = registry.keys().filter(|k| *k.user_id == **id).map(|k| k.id.to_string()).collect();
-            draft.detail = json!({ "deletedKeys": keys });
+            // What was deleted, as a key's deletion records the whole key: the trail alone tells
+            // what the user could do, and lets it be made again.
+            let deleted = registry.user(id).map(|old| user_fields(&user_record(old)));
+            draft.detail = json!({ "deleted": deleted, "deletedKeys": keys });
         }
         Change::PutRole(new) => {
             draft.detail = match registry.role(&new.name) {
@@ -433,7 +436,8 @@ fn describe_one(registry: &Registry, change: &Change, operation: &str, actor: Op
         }
         Change::DeleteRole(name) => {
             let holders: Vec<&str> = registry.users().filter(|u| u.roles.iter().any(|r| **r == **name)).map(|u| &*u.id).collect();
-            draft.detail = json!({ "role": name, "removedFromUsers": holders });
+            let deleted = registry.role(name).map(|old| json!({ "rights": old.rights.texts() }));
+            draft.detail = json!({ "role": name, "deleted": deleted, "removedFromUsers": holders });
         }
     }
     draft
