@@ -222,16 +222,27 @@ function onErrorOption(options) {
  * What the core's background threads report, on the event loop: a failure (the first of
  * an episode) or the recovery that ends it. Goes to `onError` as a KeygateError with
  * `task` and `recovered`, else to console.error; never a secret, never a throw.
+ *
+ * The binding keeps the reporter alive (a strong reference) for as long as the native store
+ * lives, and the native store lives until its JavaScript store is collected: an `onError` that
+ * refers to the store (`onError: (e) => log(e, store.health())`) held by the reporter would keep
+ * the store, its memo and its threads alive forever. So the reporter reaches `onError` only
+ * through a WeakRef to `holder`, which the store keeps (see the KeyStore constructor).
  * @param {StoreOptions['onError']} onError
+ * @returns {{ report: (...args: [Incident] | Incident) => void, holder: { onError: StoreOptions['onError'] } }}
  */
 function incidentReporter(onError) {
+  const holder = { onError }
+  const weak = new WeakRef(holder)
   // The binding hands over [code, message, task, recovered, consequence] (as one array, or spread);
   // the consequence says what fails while the task does.
   /** @param {[Incident] | Incident} args */
-  return (...args) => {
+  const report = (...args) => {
     const [code, message, task, recovered, consequence] = /** @type {Incident} */ (Array.isArray(args[0]) ? args[0] : args)
     const text = redactSecrets(message)
     const error = Object.assign(new KeygateError(code, recovered ? `${task} works again (it had failed with ${code}: ${text})` : text), { task, recovered })
+    // Gone only once the store was collected (its native part not yet): then console.error.
+    const onError = weak.deref()?.onError
     if (onError !== undefined) {
       try {
         onError(error)
@@ -242,6 +253,7 @@ function incidentReporter(onError) {
     }
     console.error(recovered ? `keygate: ${error.message}` : `keygate: ${task} failed: ${code}: ${text}; ${consequence}`)
   }
+  return { report, holder }
 }
 
 /** The options every admin call takes (`AdminOptions`); `putUser`/`putRole` take `expect` too, `rotateKey` `overlapSeconds`. */
@@ -417,17 +429,26 @@ class KeyStore {
    * @type {Memo}
    */
   #davMemo
+  /**
+   * What the incident reporter reaches `onError` through (see incidentReporter): kept alive by
+   * this store, and by nothing the binding holds.
+   * @type {object}
+   */
+  // biome-ignore lint/correctness/noUnusedPrivateClassMembers: never read, only held (see incidentReporter)
+  #incidents
 
   /**
    * @param {symbol} token CONSTRUCT: only this module makes stores
    * @param {Handle} handle
    * @param {number | undefined} frozenNow the frozen clock of `options.now`
+   * @param {object} incidents the holder of `onError` (incidentReporter's)
    */
-  constructor(token, handle, frozenNow) {
+  constructor(token, handle, frozenNow, incidents) {
     if (token !== CONSTRUCT) {
       throw new KeygateError('INVALID_ARGUMENT', 'use KeyStore.inMemory() or KeyStore.open(path) to make a store')
     }
     this.#handle = handle
+    this.#incidents = incidents
     this.#check = call(() => native.bindCheck(handle))
     this.#checkDav = call(() => native.bindCheckDav(handle))
     const words = new Uint32Array(call(() => native.storeSignals(handle)))
@@ -448,9 +469,9 @@ class KeyStore {
     // Read once: a getter among the options runs once, and both reads below see the same values.
     const o = args.optionalObject(options, 'options')
     const opts = storeOptions(o)
-    const report = incidentReporter(onErrorOption(o))
+    const { report, holder } = incidentReporter(onErrorOption(o))
     const handle = call(() => native.storeInMemory(opts, report))
-    return new KeyStore(CONSTRUCT, handle, opts.now)
+    return new KeyStore(CONSTRUCT, handle, opts.now, holder)
   }
 
   /**
@@ -463,9 +484,9 @@ class KeyStore {
     args.string(path, 'path')
     const o = args.optionalObject(options, 'options')
     const opts = storeOptions(o)
-    const report = incidentReporter(onErrorOption(o))
+    const { report, holder } = incidentReporter(onErrorOption(o))
     const handle = call(() => native.storeOpen(path, opts, report))
-    return new KeyStore(CONSTRUCT, handle, opts.now)
+    return new KeyStore(CONSTRUCT, handle, opts.now, holder)
   }
 
   /**
