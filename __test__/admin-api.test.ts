@@ -328,6 +328,33 @@ describe('admin JSON API', () => {
     for (const path of ['/audit?since=', '/audit?until=', '/audit?action=', '/audit?beforeSeq=']) assert.equal((await call('GET', path)).status, 400, path)
   })
 
+  test('paging the trail does not verify it whole for every page; a new entry, or /audit/verify, does', async () => {
+    const verify = store.verifyAudit.bind(store)
+    let passes = 0
+    store.verifyAudit = () => {
+      passes++
+      return verify()
+    }
+    try {
+      store.putUser({ id: 'svc-verify' })
+      const first = await call('GET', '/audit?limit=1')
+      assert.equal(first.body!.verification.ok, true)
+      const seq = (first.body!.entries as { seq: number }[])[0]!.seq
+      for (let page = 0; page < 3; page++) {
+        const older = await call('GET', `/audit?limit=1&beforeSeq=${seq - page}`)
+        assert.deepEqual(older.body!.verification, first.body!.verification)
+      }
+      assert.equal(passes, 1, 'pages of an unchanged trail reuse its verification')
+      store.putUser({ id: 'svc-verify', status: 'suspended' })
+      assert.equal((await call('GET', '/audit?limit=1')).body!.verification.entries, first.body!.verification.entries + 1)
+      assert.equal(passes, 2, 'a new entry is verified')
+      assert.equal((await call('GET', '/audit/verify')).status, 200)
+      assert.equal(passes, 3, '/audit/verify verifies afresh')
+    } finally {
+      delete (store as { verifyAudit?: unknown }).verifyAudit
+    }
+  })
+
   test('beforeSeq pages the trail by entry number; anything but digits is 400', async () => {
     for (const id of ['svc-page-1', 'svc-page-2', 'svc-page-3', 'svc-page-4']) store.putUser({ id })
     const first = (await call('GET', '/audit?limit=2')).body!.entries as { seq: number }[]
