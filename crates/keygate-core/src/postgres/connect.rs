@@ -276,6 +276,20 @@ impl Target {
         if config.get_hosts().is_empty() {
             return Err(invalid("the store URL names no host".to_string()));
         }
+        // The driver reads these two differently from libpq, and would fail only at connect, as if
+        // the server could not be reached: `?host=a,b` is one host named "a,b", and a `?port=`
+        // is added after the ports of the hosts in the URL instead of replacing them.
+        if config.get_hosts().iter().any(|host| matches!(host, tokio_postgres::config::Host::Tcp(name) if name.contains(','))) {
+            return Err(invalid(
+                "the store URL's host parameter lists several hosts: name them in the URL (postgres://user@h1:5432,h2:5432/db) or give each its own host= parameter".to_string(),
+            ));
+        }
+        let (hosts, ports) = (config.get_hosts().len(), config.get_ports().len());
+        if ports > 1 && ports != hosts {
+            return Err(invalid(format!(
+                "the store URL gives {ports} ports for {hosts} host(s): give each host its port in the URL (postgres://user@h1:5432,h2:5433/db), not a port= parameter beside them"
+            )));
+        }
         if config.get_user().is_none() {
             // As libpq: $PGUSER, else the operating system's user name.
             let user = std::env::var("PGUSER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "postgres".to_string());
@@ -685,6 +699,22 @@ mod tests {
             assert_eq!(target.config.get_password().unwrap_or_default(), password.as_bytes(), "{url}");
             assert_eq!(target.config.get_ssl_mode(), mode, "{url}");
             assert_eq!(target.config.get_dbname(), Some("db"), "{url}");
+        }
+    }
+
+    #[test]
+    fn hosts_and_ports_the_driver_would_misread_are_refused_at_once() {
+        let timeout = Duration::from_millis(1000);
+        for url in ["postgres://u@/db?host=h1,h2", "postgres://u@h1/db?port=5433", "postgres://u@h1,h2/db?port=5433,5434"] {
+            let error = Target::parse(url, timeout, timeout).err().unwrap_or_else(|| panic!("{url} was taken"));
+            assert_eq!(error.code, ErrorCode::InvalidArgument, "{url}: {}", error.message);
+        }
+        for url in [
+            "postgres://u@/db?host=h1&port=5433",
+            "postgres://u@/db?host=h1&host=h2&port=5433",
+            "postgres://u@/db?host=/run/postgresql&port=5433",
+        ] {
+            assert!(Target::parse(url, timeout, timeout).is_ok(), "{url}");
         }
     }
 
