@@ -981,3 +981,49 @@ fn a_trigger_that_drops_keygate_writes_fails_them_and_writes_nothing() {
     assert!(reopened.verify_audit().unwrap().ok);
     reopened.close().unwrap();
 }
+
+/// The statements of a write that change several rows (a deleted user's keys, a deleted role in
+/// its holders' rows) fail too when a trigger added to the file skips some of them: the rows left
+/// would be keys of a missing user (a file that no longer opens), or a role held again, with its
+/// rights, once a role of the same name is made.
+#[test]
+fn a_trigger_that_drops_some_rows_of_a_write_fails_it_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let store = open(&path).unwrap();
+    store.put_role("ops", &["billing:*".into()], None).unwrap();
+    store.put_user(&keygate_core::UserInput { id: "u1".into(), roles: vec!["ops".into()], ..Default::default() }, None).unwrap();
+    store.put_user(&keygate_core::UserInput { id: "u2".into(), roles: vec!["ops".into()], ..Default::default() }, None).unwrap();
+    let (_, secret) = seed(&store);
+    let spare = keygate_core::NewKey {
+        user_id: "svc".into(),
+        description: "spare".into(),
+        expires_at: Some(keygate_core::internals::system_now() + 86_400_000),
+        ..Default::default()
+    };
+    store.create_key(&spare, None).unwrap();
+    let counts = "SELECT (SELECT count(*) FROM changes) || ' ' || (SELECT count(*) FROM audit)";
+    let before = sql_on(&path, counts);
+    sql_on(&path, "CREATE TRIGGER skip_u2 BEFORE UPDATE ON users WHEN old.id = 'u2' BEGIN SELECT RAISE(IGNORE); END");
+    sql_on(&path, "CREATE TRIGGER skip_key BEFORE DELETE ON keys WHEN old.description = 'spare' BEGIN SELECT RAISE(IGNORE); END");
+    let error = store.delete_role("ops", None).unwrap_err();
+    assert_eq!(error.code, ErrorCode::StoreCorrupt, "{error}");
+    assert!(error.message.contains("a trigger added to the file"), "{error}");
+    let error = store.delete_user("svc", None).unwrap_err();
+    assert_eq!(error.code, ErrorCode::StoreCorrupt, "{error}");
+    assert_eq!(sql_on(&path, counts), before);
+    assert_eq!(sql_on(&path, "SELECT count(*) FROM roles"), "1");
+    assert_eq!(sql_on(&path, "SELECT count(*) FROM keys"), "2");
+    assert!(store.get_role("ops").unwrap().is_some() && store.get_user("svc").unwrap().is_some());
+    assert_eq!(allowed(&store, &secret), Reason::Allowed);
+
+    sql_on(&path, "DROP TRIGGER skip_u2");
+    sql_on(&path, "DROP TRIGGER skip_key");
+    assert!(store.delete_role("ops", None).unwrap());
+    assert!(store.delete_user("svc", None).unwrap());
+    store.close().unwrap();
+    let reopened = open(&path).unwrap();
+    assert_eq!(reopened.get_user("u2").unwrap().unwrap().roles, Vec::<String>::new());
+    assert!(reopened.verify_audit().unwrap().ok);
+    reopened.close().unwrap();
+}

@@ -226,7 +226,7 @@ impl Param {
 /// the transaction would commit the change log and audit entry of a change its table
 /// never got (hosts that read the table later would not see it: a revoked key allowed).
 /// The division by a count of zero (SQLSTATE `22012`) aborts the transaction before its
-/// COMMIT, in the same round trip; keygate divides nowhere else (`Target::error`).
+/// COMMIT, in the same round trip; keygate divides nowhere else but in [`every_row!`] (`Target::error`).
 macro_rules! one_row {
     ($sql:literal) => {
         concat!("WITH written AS (", $sql, " RETURNING 1) SELECT 1 / count(*)::int FROM written")
@@ -243,12 +243,34 @@ pub(super) const PUT_USER: &str = one_row!(
     "INSERT INTO keygate_users (id, status, rights, roles) VALUES ($1, $2, $3, $4)
      ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, rights = EXCLUDED.rights, roles = EXCLUDED.roles"
 );
-pub(super) const DELETE_USER_KEYS: &str = "DELETE FROM keygate_keys WHERE user_id = $1";
+/// A statement that must change every row its condition selects, made to fail (as
+/// [`one_row!`]) when it changes fewer: the main query counts the rows as they stood
+/// before the statement (it does not see its `WITH`'s changes). A trigger skipping some
+/// of them would otherwise leave a deleted user's keys, or a deleted role in its holders'
+/// rows, for hosts opened later to read.
+macro_rules! every_row {
+    ($sql:literal, $table:literal, $condition:literal) => {
+        concat!(
+            "WITH written AS (",
+            $sql,
+            " WHERE ",
+            $condition,
+            " RETURNING 1) SELECT 1 / ((SELECT count(*) FROM written) = (SELECT count(*) FROM ",
+            $table,
+            " WHERE ",
+            $condition,
+            "))::int"
+        )
+    };
+}
+
+pub(super) const DELETE_USER_KEYS: &str = every_row!("DELETE FROM keygate_keys", "keygate_keys", "user_id = $1");
 pub(super) const DELETE_USER: &str = one_row!("DELETE FROM keygate_users WHERE id = $1");
 pub(super) const PUT_ROLE: &str =
     one_row!("INSERT INTO keygate_roles (name, rights) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET rights = EXCLUDED.rights");
 pub(super) const DELETE_ROLE: &str = one_row!("DELETE FROM keygate_roles WHERE name = $1");
-pub(super) const DROP_ROLE_FROM_USERS: &str = "UPDATE keygate_users SET roles = array_remove(roles, $1) WHERE $1 = ANY(roles)";
+pub(super) const DROP_ROLE_FROM_USERS: &str =
+    every_row!("UPDATE keygate_users SET roles = array_remove(roles, $1)", "keygate_users", "$1 = ANY(roles)");
 pub(super) const PUT_KEY: &str = one_row!(
     "INSERT INTO keygate_keys (id, seq, user_id, description, state, expires_at, created_at, updated_at, last_used_at, hint, digest, rules)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)

@@ -330,7 +330,7 @@ impl Target {
                 return Error::new(
                     ErrorCode::StoreCorrupt,
                     format!(
-                        "{what} {}: the write changed no row; a trigger (one returning NULL), rule or row-level security policy on the table drops keygate's writes, so nothing was committed",
+                        "{what} {}: the write changed no row, or fewer than it should; a trigger (one returning NULL), rule or row-level security policy on the table drops keygate's writes, so nothing was committed",
                         self.name
                     ),
                 );
@@ -384,7 +384,7 @@ fn with_causes(e: &tokio_postgres::Error) -> String {
 }
 
 /// SQLSTATE `22012` division_by_zero: keygate divides only to refuse a write that changed
-/// no row (`codec::one_row`).
+/// no row, or fewer than it should (`codec::one_row`, `codec::every_row`).
 const NO_ROW_WRITTEN: &str = "22012";
 
 /// SQLSTATE `55P03` lock_not_available: a lock wait ended by `lock_timeout`.

@@ -143,8 +143,13 @@ fn log_change(conn: &Connection, kind: &str, id: &str, op: &str) -> rusqlite::Re
 /// the file (`RAISE(IGNORE)`) dropped it, and the transaction must not commit the rest
 /// (the change logged, the audit entry) without it (`store_error` says so).
 pub(super) fn one_row(changed: usize) -> rusqlite::Result<()> {
+    every_row(1, changed)
+}
+
+/// Refuses a statement that changed another number of rows than the `expected` ones it writes.
+fn every_row(expected: usize, changed: usize) -> rusqlite::Result<()> {
     match changed {
-        1 => Ok(()),
+        n if n == expected => Ok(()),
         n => Err(rusqlite::Error::StatementChangedRows(n)),
     }
 }
@@ -161,7 +166,9 @@ pub(super) fn write(conn: &Connection, change: &Change) -> rusqlite::Result<()> 
             log_change(conn, "user", &u.id, "put")
         }
         Change::DeleteUser(id) => {
-            conn.prepare_cached("DELETE FROM keys WHERE user_id = ?1")?.execute([id])?;
+            // Every key of the user: one a trigger skipped would be left to a user no longer there.
+            let held: usize = conn.prepare_cached("SELECT count(*) FROM keys WHERE user_id = ?1")?.query_row([id], |r| r.get(0))?;
+            every_row(held, conn.prepare_cached("DELETE FROM keys WHERE user_id = ?1")?.execute([id])?)?;
             one_row(conn.prepare_cached("DELETE FROM users WHERE id = ?1")?.execute([id])?)?;
             log_change(conn, "user", id, "delete")
         }
@@ -181,7 +188,7 @@ pub(super) fn write(conn: &Connection, change: &Change) -> rusqlite::Result<()> 
                 .collect::<rusqlite::Result<_>>()?;
             for (id, roles) in holders {
                 let kept: Vec<String> = split(roles).into_iter().filter(|r| r != name).collect();
-                conn.prepare_cached("UPDATE users SET roles = ?2 WHERE id = ?1")?.execute(params![id, join(&kept)])?;
+                one_row(conn.prepare_cached("UPDATE users SET roles = ?2 WHERE id = ?1")?.execute(params![id, join(&kept)])?)?;
             }
             log_change(conn, "role", name, "delete")
         }

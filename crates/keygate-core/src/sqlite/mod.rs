@@ -49,7 +49,7 @@ fn store_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
         return Error::new(
             ErrorCode::StoreCorrupt,
             format!(
-                "{what} {}: a statement changed {n} rows where keygate writes one; a trigger added to the file drops or multiplies keygate's writes, so nothing was written",
+                "{what} {}: a statement changed {n} rows, not as many as keygate writes; a trigger added to the file drops or multiplies keygate's writes, so nothing was written",
                 path.display()
             ),
         );
