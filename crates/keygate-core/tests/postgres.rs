@@ -1462,6 +1462,23 @@ fn a_trigger_that_drops_some_rows_of_a_write_fails_it_and_commits_nothing() {
     store.close().unwrap();
 }
 
+/// The meta row every admin write locks first, gone from under a running store (deleted, or
+/// hidden by a row-level security policy, under which `FOR UPDATE` finds no row) is
+/// `STORE_CORRUPT` naming it, not `STORE_UNAVAILABLE` ("query returned an unexpected number of
+/// rows", as if the server were down, and retried on a new connection as such).
+#[test]
+fn an_admin_write_finding_no_meta_row_to_lock_is_store_corrupt() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    seed(&store);
+    db.sql("CREATE TABLE meta_kept AS SELECT * FROM keygate_meta; DELETE FROM keygate_meta");
+    let error = store.put_user(&UserInput { id: "bob".into(), ..Default::default() }, None).unwrap_err();
+    assert_eq!(error.code, ErrorCode::StoreCorrupt, "{error}");
+    assert!(error.message.contains("keygate_meta row"), "{error}");
+    assert_eq!(db.sql("SELECT count(*) FROM keygate_users WHERE id = 'bob'"), "0");
+    let _ = store.close();
+}
+
 /// A proxy that forwards everything but the server's notifications (`A` messages),
 /// as a pooler in transaction mode loses them.
 fn deaf_proxy() -> u16 {

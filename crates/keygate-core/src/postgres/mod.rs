@@ -590,7 +590,15 @@ impl PgBackend {
             let lock = w.statement(net, LOCK_META)?;
             let client = &w.client;
             let (_, row) =
-                net.run("locking", async { tokio::try_join!(client.batch_execute(&net.target.begin), client.query_one(&lock, &[])) })?;
+                net.run("locking", async { tokio::try_join!(client.batch_execute(&net.target.begin), client.query_opt(&lock, &[])) })?;
+            // No row to lock: deleted, or hidden from keygate's role by a row-level security
+            // policy (`FOR UPDATE` takes only the rows an UPDATE could). Not the server gone.
+            let row = row.ok_or_else(|| {
+                codec::corrupt(
+                    "its keygate_meta row (id 1) is missing, or a row-level security policy hides it from updates: no write can be made"
+                        .to_string(),
+                )
+            })?;
             let read = (|| {
                 Ok::<_, tokio_postgres::Error>((
                     row.try_get::<_, String>(0)?,
