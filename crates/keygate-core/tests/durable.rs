@@ -1027,3 +1027,28 @@ fn a_trigger_that_drops_some_rows_of_a_write_fails_it_and_writes_nothing() {
     assert!(reopened.verify_audit().unwrap().ok);
     reopened.close().unwrap();
 }
+
+/// A row deleted by other means (an operator's `sqlite3 … DELETE FROM keys`, which running
+/// processes do not see) is still deleted through keygate: its DELETE finds no row, which is
+/// no trigger dropping the write, and the deletion reaches the running processes.
+#[test]
+fn a_row_deleted_by_hand_is_deleted_through_keygate_all_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let store = open(&path).unwrap();
+    let (id, secret) = seed(&store);
+    let other = common::seed_with(&store, &["session:*"]);
+    sql_on(&path, "DELETE FROM keys WHERE seq = (SELECT min(seq) FROM keys)");
+    assert_eq!(allowed(&store, &secret), Reason::Allowed, "running processes do not see it");
+    assert!(store.delete_key(&id, None).unwrap());
+    assert_eq!(allowed(&store, &secret), Reason::UnknownKey);
+    sql_on(&path, "DELETE FROM users");
+    assert!(store.delete_user("svc", None).unwrap());
+    assert!(store.get_key(&other.0).unwrap().is_none());
+    // A row still there that a trigger keeps is refused all the same.
+    let (kept, _) = seed(&store);
+    sql_on(&path, "CREATE TRIGGER keep_keys BEFORE DELETE ON keys BEGIN SELECT RAISE(IGNORE); END");
+    assert_eq!(store.delete_key(&kept, None).unwrap_err().code, ErrorCode::StoreCorrupt);
+    assert!(store.get_key(&kept).unwrap().is_some());
+    store.close().unwrap();
+}

@@ -2511,3 +2511,26 @@ fn a_restored_backup_with_other_changes_at_the_same_version_is_noticed() {
         store.close().unwrap();
     }
 }
+
+/// A row deleted by other means (a DBA's `DELETE`, which running processes do not hear of) is
+/// still deleted through keygate: its `DELETE` finds no row, which is no trigger dropping the
+/// write, and the deletion reaches every process.
+#[test]
+fn a_row_deleted_by_hand_is_deleted_through_keygate_all_the_same() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    let follower = open(&db.url()).unwrap();
+    let (id, secret) = seed(&store);
+    wait_for(&follower, &secret, Reason::Allowed);
+    db.sql("DELETE FROM keygate_keys");
+    assert!(store.delete_key(&id, None).unwrap());
+    assert_eq!(reason(&store, &secret), Reason::UnknownKey);
+    wait_for(&follower, &secret, Reason::UnknownKey);
+    db.sql("DELETE FROM keygate_users");
+    assert!(store.delete_user("svc", None).unwrap());
+    store.put_role("reader", &["session:*".into()], None).unwrap();
+    db.sql("DELETE FROM keygate_roles");
+    assert!(store.delete_role("reader", None).unwrap());
+    follower.close().unwrap();
+    store.close().unwrap();
+}

@@ -226,7 +226,8 @@ impl Param {
 /// the transaction would commit the change log and audit entry of a change its table
 /// never got (hosts that read the table later would not see it: a revoked key allowed).
 /// The division by a count of zero (SQLSTATE `22012`) aborts the transaction before its
-/// COMMIT, in the same round trip; keygate divides nowhere else but in [`every_row!`] (`Target::error`).
+/// COMMIT, in the same round trip; keygate divides nowhere else but in [`one_row_or_gone!`] and
+/// [`every_row!`] (`Target::error`).
 macro_rules! one_row {
     ($sql:literal) => {
         concat!("WITH written AS (", $sql, " RETURNING 1) SELECT 1 / count(*)::int FROM written")
@@ -234,15 +235,16 @@ macro_rules! one_row {
 }
 pub(super) use one_row;
 
-/// The table a statement writes (its first `keygate_` name), for its error message.
-pub(super) fn table_written(sql: &str) -> &str {
-    sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).find(|word| word.starts_with("keygate_")).unwrap_or("a keygate table")
+/// [`one_row!`] for a `DELETE` of the row `$gone` says is absent (read, as the whole statement
+/// reads, as it was before the delete): a row already gone (deleted by other means, which
+/// running processes do not hear of) is deleted as asked, and its change logged so that they
+/// apply it; only a row left in place was dropped by a trigger, rule or policy.
+macro_rules! one_row_or_gone {
+    ($delete:literal, $gone:literal) => {
+        concat!("WITH written AS (", $delete, " RETURNING 1) SELECT 1 / (count(*)::int + (", $gone, ")::int) FROM written")
+    };
 }
 
-pub(super) const PUT_USER: &str = one_row!(
-    "INSERT INTO keygate_users (id, status, rights, roles) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, rights = EXCLUDED.rights, roles = EXCLUDED.roles"
-);
 /// A statement that must change every row its condition selects, made to fail (as
 /// [`one_row!`]) when it changes fewer: the main query counts the rows as they stood
 /// before the statement (it does not see its `WITH`'s changes). A trigger skipping some
@@ -264,11 +266,22 @@ macro_rules! every_row {
     };
 }
 
+/// The table a statement writes (its first `keygate_` name), for its error message.
+pub(super) fn table_written(sql: &str) -> &str {
+    sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).find(|word| word.starts_with("keygate_")).unwrap_or("a keygate table")
+}
+
+pub(super) const PUT_USER: &str = one_row!(
+    "INSERT INTO keygate_users (id, status, rights, roles) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, rights = EXCLUDED.rights, roles = EXCLUDED.roles"
+);
 pub(super) const DELETE_USER_KEYS: &str = every_row!("DELETE FROM keygate_keys", "keygate_keys", "user_id = $1");
-pub(super) const DELETE_USER: &str = one_row!("DELETE FROM keygate_users WHERE id = $1");
+pub(super) const DELETE_USER: &str =
+    one_row_or_gone!("DELETE FROM keygate_users WHERE id = $1", "NOT EXISTS (SELECT 1 FROM keygate_users WHERE id = $1)");
 pub(super) const PUT_ROLE: &str =
     one_row!("INSERT INTO keygate_roles (name, rights) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET rights = EXCLUDED.rights");
-pub(super) const DELETE_ROLE: &str = one_row!("DELETE FROM keygate_roles WHERE name = $1");
+pub(super) const DELETE_ROLE: &str =
+    one_row_or_gone!("DELETE FROM keygate_roles WHERE name = $1", "NOT EXISTS (SELECT 1 FROM keygate_roles WHERE name = $1)");
 pub(super) const DROP_ROLE_FROM_USERS: &str =
     every_row!("UPDATE keygate_users SET roles = array_remove(roles, $1)", "keygate_users", "$1 = ANY(roles)");
 pub(super) const PUT_KEY: &str = one_row!(
@@ -278,7 +291,8 @@ pub(super) const PUT_KEY: &str = one_row!(
        expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at, rules = EXCLUDED.rules,
        last_used_at = GREATEST(keygate_keys.last_used_at, EXCLUDED.last_used_at)"
 );
-pub(super) const DELETE_KEY: &str = one_row!("DELETE FROM keygate_keys WHERE id = $1");
+pub(super) const DELETE_KEY: &str =
+    one_row_or_gone!("DELETE FROM keygate_keys WHERE id = $1", "NOT EXISTS (SELECT 1 FROM keygate_keys WHERE id = $1)");
 
 /// The statements (SQL and parameters) that write `change` to the entity tables.
 pub(super) fn statements(change: &Change) -> Vec<(&'static str, Vec<Param>)> {

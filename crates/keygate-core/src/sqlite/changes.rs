@@ -154,6 +154,16 @@ fn every_row(expected: usize, changed: usize) -> rusqlite::Result<()> {
     }
 }
 
+/// [`one_row`] for a `DELETE` of the row `still_there` counts: a row already gone (deleted by
+/// other means, which running processes do not see) is deleted as asked, and the change is
+/// logged so that they apply it; only a row left in place was dropped by a trigger.
+fn deleted(conn: &Connection, changed: usize, still_there: &str, id: impl rusqlite::ToSql) -> rusqlite::Result<()> {
+    if changed == 0 && conn.prepare_cached(still_there)?.query_row([id], |r| r.get::<_, i64>(0))? == 0 {
+        return Ok(());
+    }
+    one_row(changed)
+}
+
 pub(super) fn write(conn: &Connection, change: &Change) -> rusqlite::Result<()> {
     match change {
         Change::PutUser(u) => {
@@ -169,7 +179,8 @@ pub(super) fn write(conn: &Connection, change: &Change) -> rusqlite::Result<()> 
             // Every key of the user: one a trigger skipped would be left to a user no longer there.
             let held: usize = conn.prepare_cached("SELECT count(*) FROM keys WHERE user_id = ?1")?.query_row([id], |r| r.get(0))?;
             every_row(held, conn.prepare_cached("DELETE FROM keys WHERE user_id = ?1")?.execute([id])?)?;
-            one_row(conn.prepare_cached("DELETE FROM users WHERE id = ?1")?.execute([id])?)?;
+            let changed = conn.prepare_cached("DELETE FROM users WHERE id = ?1")?.execute([id])?;
+            deleted(conn, changed, "SELECT count(*) FROM users WHERE id = ?1", id)?;
             log_change(conn, "user", id, "delete")
         }
         Change::PutRole(r) => {
@@ -181,7 +192,8 @@ pub(super) fn write(conn: &Connection, change: &Change) -> rusqlite::Result<()> 
             log_change(conn, "role", &r.name, "put")
         }
         Change::DeleteRole(name) => {
-            one_row(conn.prepare_cached("DELETE FROM roles WHERE name = ?1")?.execute([name])?)?;
+            let changed = conn.prepare_cached("DELETE FROM roles WHERE name = ?1")?.execute([name])?;
+            deleted(conn, changed, "SELECT count(*) FROM roles WHERE name = ?1", name)?;
             let holders: Vec<(String, String)> = conn
                 .prepare_cached("SELECT id, roles FROM users WHERE instr(char(10) || roles || char(10), char(10) || ?1 || char(10)) > 0")?
                 .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -220,7 +232,8 @@ pub(super) fn write(conn: &Connection, change: &Change) -> rusqlite::Result<()> 
             log_change(conn, "key", &k.id.to_string(), "put")
         }
         Change::DeleteKey(id) => {
-            one_row(conn.prepare_cached("DELETE FROM keys WHERE id = ?1")?.execute([id.as_bytes().as_slice()])?)?;
+            let changed = conn.prepare_cached("DELETE FROM keys WHERE id = ?1")?.execute([id.as_bytes().as_slice()])?;
+            deleted(conn, changed, "SELECT count(*) FROM keys WHERE id = ?1", id.as_bytes().as_slice())?;
             log_change(conn, "key", &id.to_string(), "delete")
         }
     }
