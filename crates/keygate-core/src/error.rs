@@ -57,11 +57,15 @@ pub struct Error {
     /// A `STORE_UNAVAILABLE` call that gave up waiting for a lock or connection another
     /// holds, on a connection that answered: trying again at once would only wait again.
     pub(crate) gave_up_waiting: bool,
+    /// A `STORE_UNAVAILABLE` of a catch-up that found the store only ahead of this process, by a
+    /// write that logged no changes (a copy into it): what the process holds is a prefix of the
+    /// store's history, so the reload it calls for undoes nothing, and is no episode to report.
+    pub(crate) only_ahead: bool,
 }
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Error { code, message: message.into(), gave_up_waiting: false }
+        Error { code, message: message.into(), gave_up_waiting: false, only_ahead: false }
     }
 
     /// A `STORE_UNAVAILABLE` error of a call that waited its whole timeout for a lock or

@@ -2534,3 +2534,23 @@ fn a_row_deleted_by_hand_is_deleted_through_keygate_all_the_same() {
     follower.close().unwrap();
     store.close().unwrap();
 }
+
+/// A copy into a store other hosts follow (`keygate copy` while they run) is no failure: it
+/// writes no change row, so they read the whole state afresh, as designed; onError hears nothing.
+#[test]
+fn a_copy_into_a_followed_store_is_not_reported_as_a_failure() {
+    let Some(db) = Db::new() else { return };
+    let (options, seen) = reporting();
+    let follower = KeyStore::open(&db.url(), options).unwrap();
+    let target = open(&db.url()).unwrap();
+    let source = KeyStore::in_memory(Options::default()).unwrap();
+    let (_, secret) = seed(&source);
+    KeyStore::copy(&source, &target).unwrap();
+    wait_for(&follower, &secret, Reason::Allowed);
+    std::thread::sleep(Duration::from_millis(300));
+    let told: Vec<String> = seen.lock().unwrap().iter().map(|i| i.error.message.clone()).collect();
+    assert!(told.is_empty(), "{told:?}");
+    for store in [follower, target] {
+        store.close().unwrap();
+    }
+}

@@ -457,14 +457,21 @@ impl Shared {
                 // then asks again at once, and that look reads the whole state (`Inner::sync`).
                 // A write's own look loads at once instead: its transaction would not survive
                 // an error, and checks cannot run meanwhile in the process making the call.
+                // Ahead by a version with no change row (a copy into the store), on from where
+                // this process stands: nothing it applied is undone, and the reload is no failure.
+                let only_ahead = at.epoch == cursor.epoch
+                    && at.version > rows.last().map_or(cursor.version, |row| row.0)
+                    && mark::follows(&cursor.mark, cursor.version, &rows);
                 cursor.needs_reload = true;
-                return Err(Error::new(
-                    ErrorCode::StoreUnavailable,
+                let message = if only_ahead {
+                    format!("{} is ahead by a write that logged no changes (a copy into it): reading it afresh", self.net.target.name)
+                } else {
                     format!(
                         "{} stands on another history than this process (a restore, a failover, or changes pruned past it)",
                         self.net.target.name
-                    ),
-                ));
+                    )
+                };
+                return Err(Error { only_ahead, ..Error::new(ErrorCode::StoreUnavailable, message) });
             }
             cursor.needs_reload = true;
             let (registry, position) = schema::load(net, client, !in_transaction)?;

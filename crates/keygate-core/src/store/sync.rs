@@ -96,8 +96,9 @@ impl Inner {
             result = fetch_and_apply();
             // Failed closed and recovered within this call: still an episode to tell (a restore
             // or failover that lost commits undoes changes this process had applied; an admin who
-            // revoked a key there must hear of it). The caller reports the recovery.
-            if result.is_ok() {
+            // revoked a key there must hear of it). The caller reports the recovery. Not a store
+            // merely ahead (a copy into it, which other processes read afresh by design).
+            if result.is_ok() && !first.only_ahead {
                 self.reporter.fail(Task::Sync, first);
             }
         }
