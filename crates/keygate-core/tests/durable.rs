@@ -536,6 +536,8 @@ fn a_change_of_an_unknown_op_is_read_from_the_tables_afresh() {
     );
     wait_until("the deleted user's key is unknown", || allowed(&store, &secret) == Reason::UnknownKey);
     assert!(store.get_user("svc").unwrap().is_none());
+    // The recovery is told just after the reload is applied (and checks see it): waited for.
+    wait_until("the recovery is told", || seen.lock().unwrap().len() >= 2);
     // Read afresh at once, but checks answered store_unavailable meanwhile: one episode, told.
     let told: Vec<(bool, String)> = seen.lock().unwrap().iter().map(|i| (i.recovered, i.error.message.clone())).collect();
     assert!(matches!(told.as_slice(), [(false, unknown), (true, _)] if unknown.contains("unknown change")), "{told:?}");

@@ -2504,6 +2504,11 @@ fn a_restored_backup_with_other_changes_at_the_same_version_is_noticed() {
     let want = fresh(&db, &secret);
     assert_eq!(want, Reason::Revoked);
     common::wait_for_answer("the follower", &follower, &secret, want, Duration::from_secs(3));
+    // The recovery is told just after the reload is applied (and checks see it): waited for.
+    let start = Instant::now();
+    while seen.lock().unwrap().len() < 2 && start.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
     // Told, though it reloaded at once: changes it had applied (the key made active) are undone.
     let told: Vec<(bool, String)> = seen.lock().unwrap().iter().map(|i| (i.recovered, i.error.message.clone())).collect();
     assert!(matches!(told.as_slice(), [(false, lost), (true, _)] if lost.contains("another history")), "{told:?}");
