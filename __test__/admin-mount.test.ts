@@ -325,6 +325,29 @@ describe('keygate/admin mounted in your own server', () => {
     }
   })
 
+  test('cookiePath: the path browsers see behind a proxy that serves the page under another one', async () => {
+    const store = KeyStore.inMemory()
+    const admin = createAdminHandler({ store, token: TOKEN, prefix: '/admin', cookiePath: '/tools/admin' })
+    handlers.push(admin)
+    const server = http.createServer((req, res) => admin(req, res))
+    const base = await listen(server)
+    try {
+      const login = await postLogin(base, '/admin')
+      assert.equal(login.status, 200)
+      assert.deepEqual(
+        login.headers.getSetCookie().map((c) => /; Path=([^;]*)/.exec(c)?.[1]),
+        ['/tools/admin', '/tools/admin'],
+      )
+    } finally {
+      await close(server)
+    }
+    for (const cookiePath of ['admin', '/a;Domain=evil.example', '/a b']) {
+      assert.throws(() => createAdminHandler({ store, token: TOKEN, cookiePath }), /options\.cookiePath must be a path/, cookiePath)
+    }
+    // @ts-expect-error a cookiePath is a string
+    assert.throws(() => createAdminHandler({ store, token: TOKEN, cookiePath: 5 }), /options\.cookiePath must be a path/)
+  })
+
   test('a bad prefix is refused when mounting', () => {
     assert.throws(() => createAdminHandler({ store: KeyStore.inMemory(), token: TOKEN, prefix: '/a?b' }), TypeError)
     // Mounted where no browser can reach it: browsers resolve dot segments before sending.

@@ -5,7 +5,7 @@
 
 const { ownFields, unknownOption } = require('../args.js')
 const { createAdminServer } = require('./server.js')
-const { mountedAt } = require('./session.js')
+const { mountedAt, cookiePathOf } = require('./session.js')
 const { ADMIN_HANDLER_OPTIONS } = require('./options.js')
 const { serve, tokenFileOf } = require('./serve.js')
 
@@ -47,8 +47,9 @@ function createAdminHandler(options) {
   const fields = ownFields(options)
   const unknown = unknownOption(fields, ADMIN_HANDLER_OPTIONS, 'createAdminHandler')
   if (unknown !== undefined) throw new TypeError(unknown)
-  const { prefix: givenPrefix = '/admin', ...serverOptions } = fields
+  const { prefix: givenPrefix = '/admin', cookiePath: givenCookiePath, ...serverOptions } = fields
   const prefix = normalizePrefix(givenPrefix)
+  const cookiePath = cookiePathOf(givenCookiePath, prefix)
   // The admin server is never listened on: its request listener is used as is.
   const admin = createAdminServer(serverOptions)
 
@@ -75,7 +76,7 @@ function createAdminHandler(options) {
       return
     }
     req.url = full.slice(prefix.length)
-    mountedAt(req, prefix)
+    mountedAt(req, cookiePath)
     admin.server.emit('request', req, res)
   }
   Object.defineProperties(handler, {

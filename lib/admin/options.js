@@ -21,7 +21,7 @@ const ADMIN_SERVER_OPTIONS = Object.freeze([
 ])
 
 /** createAdminHandler's: the server's but where it listens (the host server does), and prefix. */
-const ADMIN_HANDLER_OPTIONS = Object.freeze([...ADMIN_SERVER_OPTIONS.filter((name) => name !== 'host' && name !== 'port'), 'prefix'])
+const ADMIN_HANDLER_OPTIONS = Object.freeze([...ADMIN_SERVER_OPTIONS.filter((name) => name !== 'host' && name !== 'port'), 'prefix', 'cookiePath'])
 
 /** serve's (serve.d.ts). */
 const SERVE_OPTIONS = Object.freeze(['db', 'host', 'port', 'token', 'storeOptions', 'print', 'handleSignals'])

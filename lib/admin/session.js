@@ -56,16 +56,30 @@ function isSecure(req, secureCookies) {
  */
 const mountPaths = new WeakMap()
 
-/** A prefix a cookie's Path can hold as it is: no `;` (which would end the attribute), no space or control. */
+/** A path a cookie's Path can hold as it is: no `;` (which would end the attribute), no space or control. */
 const COOKIE_PATH = /^\/[\x21-\x3a\x3c-\x7e]*$/
 
 /**
- * Records that `req` reached a page mounted under `prefix` ('/admin'; '' at the root).
+ * Records that `req` reached a page whose cookies go to `path` (the mount's prefix, or its `cookiePath`).
  * @param {import('node:http').IncomingMessage} req
- * @param {string} prefix
+ * @param {string} path checked by cookiePathOf
  */
-function mountedAt(req, prefix) {
-  if (COOKIE_PATH.test(prefix)) mountPaths.set(req, prefix)
+function mountedAt(req, path) {
+  mountPaths.set(req, path)
+}
+
+/**
+ * The Path of a mounted page's cookies: `given` (`cookiePath`), else the prefix ('/' at the root).
+ * @param {unknown} given
+ * @param {string} prefix normalized: '/admin', or '' at the root
+ * @returns {string}
+ */
+function cookiePathOf(given, prefix) {
+  if (given === undefined) return COOKIE_PATH.test(prefix) ? prefix : '/'
+  if (typeof given !== 'string' || !COOKIE_PATH.test(given)) {
+    throw new TypeError("options.cookiePath must be a path such as '/tools/admin' (no ';', space or control character)")
+  }
+  return given
 }
 
 /**
@@ -190,4 +204,4 @@ function createSessions(options = {}) {
   }
 }
 
-module.exports = { createSessions, parseCookies, cookie, mountedAt, COOKIE_NAME }
+module.exports = { createSessions, parseCookies, cookie, mountedAt, cookiePathOf, COOKIE_NAME }
