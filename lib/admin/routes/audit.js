@@ -32,9 +32,9 @@ function auditRoutes({ store }) {
     const newest = store.audit({ limit: 1 })[0]
     const head = newest ? `${newest.seq} ${newest.hash}` : ''
     const now = Date.now()
-    if (lastVerification && lastVerification.head === head && now - lastVerification.at >= 0 && now - lastVerification.at < VERIFICATION_REUSE_MS) {
-      return lastVerification.report
-    }
+    // A clock gone back counts as expired.
+    const age = lastVerification ? now - lastVerification.at : -1
+    if (lastVerification && lastVerification.head === head && age >= 0 && age < VERIFICATION_REUSE_MS) return lastVerification.report
     const report = store.verifyAudit()
     lastVerification = { head, at: now, report }
     return report

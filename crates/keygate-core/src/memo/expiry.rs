@@ -110,11 +110,12 @@ impl ExpiryWatch {
     /// keys kept every deleted key's instant until it passed, up to the longest lifetime.
     pub(crate) fn forget_gone(&self, registry: &Registry) {
         let bound = registry.key_count().saturating_mul(2).saturating_add(SPARE_INSTANTS);
-        if self.shared.state.lock().deadlines.len() <= bound {
+        let mut state = self.shared.state.lock();
+        if state.deadlines.len() <= bound {
             return;
         }
         let held: HashSet<i64> = registry.keys().map(|key| key.expires_at).collect();
-        self.shared.state.lock().deadlines.retain(|at| held.contains(at));
+        state.deadlines.retain(|at| held.contains(at));
     }
 
     #[cfg(test)]

@@ -225,6 +225,11 @@ impl Writer {
         self.prepared.insert(sql, statement.clone());
         Ok(statement)
     }
+
+    /// One statement of a write: `sql` prepared, with its parameters (and its SQL, which names its table).
+    fn write_of(&mut self, net: &Net, sql: &'static str, params: Vec<Param>) -> Result<Write> {
+        Ok((self.statement(net, sql)?, params, sql))
+    }
 }
 
 /// When the process last knew it was current: a heartbeat that found the database where
@@ -705,7 +710,7 @@ impl PgBackend {
             let mut writes: Vec<Write> = Vec::new();
             for change in changes {
                 for (sql, params) in statements(change) {
-                    writes.push((w.statement(net, sql)?, params, sql));
+                    writes.push(w.write_of(net, sql, params)?);
                 }
             }
             let json = match logged {
@@ -723,8 +728,9 @@ impl PgBackend {
             };
             if let Logged::Changes = logged {
                 let now = crate::clock::system_now();
-                writes.push((
-                    w.statement(net, INSERT_CHANGE)?,
+                writes.push(w.write_of(
+                    net,
+                    INSERT_CHANGE,
                     vec![
                         Param::Int(version),
                         Param::Text(shared.token.clone()),
@@ -732,12 +738,12 @@ impl PgBackend {
                         Param::Text(json),
                         Param::Text(mark.clone()),
                     ],
-                    INSERT_CHANGE,
-                ));
+                )?);
             }
             for entry in entries {
-                writes.push((
-                    w.statement(net, audit::INSERT)?,
+                writes.push(w.write_of(
+                    net,
+                    audit::INSERT,
                     vec![
                         Param::Int(i64::try_from(entry.seq).unwrap_or(i64::MAX)),
                         Param::Int(entry.at),
@@ -748,36 +754,35 @@ impl PgBackend {
                         Param::Text(entry.detail.to_string()),
                         Param::Bytes(entry.hash.to_vec()),
                     ],
-                    audit::INSERT,
-                ));
+                )?);
             }
             if let Some(days) = max_lifetime_days {
-                writes.push((w.statement(net, SET_MAX_LIFETIME_DAYS)?, vec![Param::Int(i64::from(days))], SET_MAX_LIFETIME_DAYS));
+                writes.push(w.write_of(net, SET_MAX_LIFETIME_DAYS, vec![Param::Int(i64::from(days))])?);
             }
-            writes.push((
-                w.statement(net, audit::SET_HEAD)?,
+            writes.push(w.write_of(
+                net,
+                audit::SET_HEAD,
                 vec![
                     Param::Int(version),
                     Param::Int(i64::try_from(seq).unwrap_or(i64::MAX)),
                     Param::Text(audit::head_hex(&hash)),
                     Param::Text(mark.clone()),
                 ],
-                audit::SET_HEAD,
-            ));
+            )?);
             // Only where the log stands, never the change: any role that can connect to the
             // database may LISTEN (and read it) or NOTIFY (and forge it), so listeners read
             // the changes from `keygate_changes`, which only keygate's role can write.
             let payload = format!("{} {version} {mark}", locked.epoch);
-            writes.push((w.statement(net, NOTIFY)?, vec![Param::Text(payload)], NOTIFY));
+            writes.push(w.write_of(net, NOTIFY, vec![Param::Text(payload)])?);
             let client = &w.client;
             // Pipelined in batches, each bounded by the statement timeout: a large write (a
             // copy of a big store) is bounded by its progress, not its size. Until the last
             // batch no COMMIT is sent, so a failure before it commits nothing (the connection
             // is dropped and the server rolls the transaction back).
             // `writes` always ends with the meta row and the notification: the COMMIT is sent.
+            let limit = net.target.statement_timeout;
             let mut batches = writes.chunks(WRITE_BATCH).peekable();
             while let Some(batch) = batches.next() {
-                let limit = net.target.statement_timeout;
                 if batches.peek().is_some() {
                     net.finish(limit, "writing", send(net, client, batch))?;
                 } else {
