@@ -374,4 +374,23 @@ describe('admin JSON API', () => {
     assert.equal(big.status, 400)
     assert.match(big.body!.error.message, /beforeSeq must be a whole number from 0 to 9007199254740991/)
   })
+
+  test('terminal controls a JSON.stringify leaves raw (U+007F-U+009F, bidi controls) are sent as \\u escapes: curl shows them, a parser reads the exact text', async () => {
+    store.putUser({ id: 'svc-controls', rights: ['*:*'] })
+    // U+009B is CSI to a terminal that takes 8-bit controls: "\u009b2J" clears the screen of whoever lists the keys.
+    const description = 'clear\u009b2J osc\u009d52;c;aGk=\u009c del\u007f bidi\u202etxt.exe\u202c \u2067x\u2069 \u061c\u200e\u200f esc\u001b[2J'
+    const { key } = store.createKey({ userId: 'svc-controls', description, expiresAt: new Date(Date.now() + DAY) }, { actor: 'admin' })
+    for (const path of ['/keys?userId=svc-controls', `/keys/${key.id}`, `/audit?keyId=${key.id}`]) {
+      const res = await fetch(`${server.url}/api${path}`, { headers })
+      const raw = await res.text()
+      assert.equal(res.status, 200, raw)
+      assert.doesNotMatch(
+        raw,
+        /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/,
+        `${path}: a raw control in ${JSON.stringify(raw.slice(0, 300))}`,
+      )
+      assert.ok(JSON.stringify(JSON.parse(raw)).includes(JSON.stringify(description).slice(1, -1)), `${path}: the description parses back exactly`)
+    }
+    assert.equal((await call('GET', `/keys/${key.id}`)).body!.key.description, description)
+  })
 })
