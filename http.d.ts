@@ -138,7 +138,8 @@ export interface GuardOptions {
    * class). A thrown non-Error arrives as an `Error` whose `cause` is its redacted copy. Your
    * error is never modified. Note that `req` still carries the
    * request's headers, key included. Default: one `console.error` line (name, code, message
-   * and those of up to three causes). An `onError` that throws is ignored.
+   * and those of up to three causes, control and bidi characters written as `<U+001B>`, so
+   * a message quoting what a request sent cannot forge a line). An `onError` that throws is ignored.
    */
   onError?: (error: Error, req: IncomingMessage) => void
 }

@@ -1266,6 +1266,28 @@ describe('failures are 500 without details, reported to onError without the key'
     assert.equal(r3.ok ? 0 : r3.status, 500)
   })
 
+  test('the default onError logs one line: a message quoting what the request sent cannot forge a line or act on the terminal', async () => {
+    const f = fixture()
+    // A route reading its call from the query: JSON.parse's message quotes its input as it was.
+    const guard = createGuard(f.store, {
+      route: (req) => JSON.parse(decodeURIComponent(String(req.url).slice(String(req.url).indexOf('?') + 1))) as { service: string; api: string },
+    })
+    const s = await serve('node', guard)
+    try {
+      // (V8 quotes the first ten characters or so of the input.)
+      const forged = '\u001b[2J\n\u009b\u202e\r\u2028 and the rest of the request'
+      const before = logged.length
+      expectDenial(await call(s.base, `/call?${encodeURIComponent(forged)}`, esp(f.good.secret)), 500, 'internal_error')
+      const lines = logged.slice(before)
+      assert.equal(lines.length, 1, `logged: ${JSON.stringify(lines)}`)
+      assert.match(lines[0]!, /^keygate\/http: answered 500: SyntaxError: /)
+      assert.doesNotMatch(lines[0]!, /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/, `a raw control in ${JSON.stringify(lines[0])}`)
+      assert.match(lines[0]!, /<U\+001B>\[2J<U\+000A><U\+009B><U\+202E><U\+000D><U\+2028>/, 'the text is still there, its controls visible')
+    } finally {
+      await s.close()
+    }
+  })
+
   test('the key is redacted from every string reachable from a thrown error, which is never changed', () => {
     const f = fixture()
     const secret = f.good.secret

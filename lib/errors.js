@@ -99,4 +99,20 @@ function quote(value) {
   return JSON.stringify(`${Array.from(text.slice(0, 160)).slice(0, 80).join('')}…`)
 }
 
-module.exports = { ERROR_CODES, KeygateError, invalidArgument, typeError, fromNative, redactSecrets, quote }
+/**
+ * Characters a log line must not carry raw: C0 and C1 controls (a newline forging a line of its
+ * own, an escape sequence acting on the terminal that shows the log), the line and paragraph
+ * separators, and the bidi controls (which reorder what a reader sees).
+ */
+const UNLOGGABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+
+/**
+ * `text` as one log line: every such character written as a visible `<U+001B>`.
+ * @param {unknown} text
+ * @returns {string}
+ */
+function logLine(text) {
+  return String(text).replace(UNLOGGABLE, (c) => `<U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}>`)
+}
+
+module.exports = { ERROR_CODES, KeygateError, invalidArgument, typeError, fromNative, redactSecrets, quote, logLine }

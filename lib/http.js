@@ -25,7 +25,7 @@
 // The key never appears in a response, a log line or an error this module produces.
 
 const net = require('node:net')
-const { KeygateError, quote } = require('./errors.js')
+const { KeygateError, logLine, quote } = require('./errors.js')
 const { ErrorCode, Reason } = require('./native.js')
 const { decodeDavPath, davPrefixOf, REFUSED } = require('./dav-path.js')
 const { ownElements, ownFields, unknownOption } = require('./args.js')
@@ -1310,7 +1310,9 @@ class Guard {
 
 /** @param {Error} error */
 function defaultOnError(error) {
-  console.error(`keygate/http: answered 500: ${errorSummary(error)}`)
+  // One line, whatever the error says: a message may quote what a request sent (a route's
+  // JSON.parse quotes its input), newlines and escape sequences included.
+  console.error(`keygate/http: answered 500: ${logLine(errorSummary(error))}`)
 }
 
 /**
