@@ -1063,6 +1063,38 @@ describe('user text is shown so that it cannot act on the terminal', () => {
     }
   })
 
+  test('a store path, the words of a call or an --ip that hold a newline or an escape are shown on their line, in output and in errors', async () => {
+    // A name typed, or copied from a request log, can hold a newline (a faked output line) or ESC.
+    const hostile = 'x\nallowed\u001b[2J\u009b2J\u202e'
+    const HOSTILE = 'x<U+000A>allowed<U+001B>[2J<U+009B>2J<U+202E>'
+    const w = workspace()
+    try {
+      const odd = path.join(w.dir, `store${hostile}.db`)
+      const runs = {
+        // the note of a store made by user put goes to stderr, which the last safety net did not cover
+        note: ok(await w.kg(['user', 'put', 'svc', '--right', '*:*'], { env: { KEYGATE_DB: odd } })),
+        init: ok(await w.kg(['init'], { env: { KEYGATE_DB: odd } })),
+        backup: ok(await w.kg(['backup', path.join(w.dir, `copy${hostile}.db`)], { env: { KEYGATE_DB: odd } })),
+        copy: ok(await w.kg(['copy', odd, path.join(w.dir, `moved${hostile}.db`)])),
+        missing: await w.kg(['key', 'list'], { env: { KEYGATE_DB: path.join(w.dir, `none${hostile}.db`) } }),
+        explain: await w.kg(['explain', `kg_${'a'.repeat(49)}`, hostile, 'api', '--ip', hostile], { env: { KEYGATE_DB: odd } }),
+        davExplain: await w.kg(['check-dav', `kg_${'a'.repeat(49)}`, 'GET', hostile, '--explain'], { env: { KEYGATE_DB: odd } }),
+      }
+      assert.equal(runs.missing.code, 3)
+      assert.equal(runs.explain.code, 1)
+      for (const [name, r] of Object.entries(runs)) {
+        const shown = `${r.stdout}${r.stderr}`
+        assert.doesNotMatch(shown, CONTROLS, `${name}: a control character reached the terminal: ${JSON.stringify(shown)}`)
+        assert.doesNotMatch(shown, /^allowed/m, `${name}: a faked line: ${JSON.stringify(shown)}`)
+        assert.ok(shown.includes(HOSTILE), `${name}: the name is shown, its controls visible: ${JSON.stringify(shown)}`)
+      }
+      assert.match(runs.note.stderr, /^note: created a new keygate store .*store/)
+      assert.match(runs.missing.stderr, /^error: no keygate store at [^\n]*\(STORE_IO\)\n$/, 'the error is one line')
+    } finally {
+      w.cleanup()
+    }
+  })
+
   test('--json output writes C1 and bidi controls as \\u escapes: the same JSON, nothing raw for the terminal', async () => {
     // JSON.stringify escapes U+0000-U+001F but writes U+007F-U+009F (U+009B is CSI, U+009D OSC
     // to terminals that take 8-bit controls) and the bidi controls raw.

@@ -197,7 +197,7 @@ const COMMANDS = [
       const created = ctx.created
       return {
         json: { db: shownStore(ctx.db), created },
-        text: created ? `created keygate store ${shownStore(ctx.db)}` : `keygate store ${shownStore(ctx.db)} already exists; nothing to do`,
+        text: created ? `created keygate store ${fmt.visible(shownStore(ctx.db))}` : `keygate store ${fmt.visible(shownStore(ctx.db))} already exists; nothing to do`,
       }
     },
   },
@@ -698,7 +698,7 @@ const COMMANDS = [
       const target = resolveStore(args[0])
       store.backup(target)
       const bytes = fs.statSync(target).size
-      return { json: { db, backup: target, bytes }, text: `backed up ${db} to ${target} (${bytes} bytes)` }
+      return { json: { db, backup: target, bytes }, text: `backed up ${fmt.visible(db)} to ${fmt.visible(target)} (${bytes} bytes)` }
     },
   },
   {
@@ -747,7 +747,7 @@ const COMMANDS = [
         return {
           json: { from: from.shown, to: to.shown, ...report, auditVerified: verified.ok },
           text:
-            `copied ${from.shown} to ${to.shown}: ${fmt.count(report.roles, 'role')}, ${fmt.count(report.users, 'user')}, ${fmt.count(report.keys, 'key')}, ` +
+            `copied ${fmt.visible(from.shown)} to ${fmt.visible(to.shown)}: ${fmt.count(report.roles, 'role')}, ${fmt.count(report.users, 'user')}, ${fmt.count(report.keys, 'key')}, ` +
             `${fmt.count(report.auditEntries, 'audit entry', 'audit entries')} (audit trail ${verified.ok ? 'verified' : 'NOT verified'})`,
           exit: verified.ok ? undefined : 1,
         }
@@ -938,8 +938,9 @@ async function decideAndPrint(ctx, kind, explain) {
   // arguments in the wrong order, or the secret pasted as --ip): redacted as in messages.
   /** @param {string} text */
   const shown = (text) => scrubMessage(store, redactSecrets(text))
-  const call = shown(kind.label(first, second))
-  const shownIp = ip === undefined ? undefined : shown(ip)
+  // On one line each, as any word typed (or copied from a request) may hold a newline or an escape.
+  const call = fmt.visible(shown(kind.label(first, second)))
+  const shownIp = ip === undefined ? undefined : fmt.visible(shown(ip))
   const why = REASON_TEXT[decision.reason]({ d: decision, key, user, call, ip: shownIp, kind })
   const lines = [
     decision.allowed ? 'allowed' : `denied: ${decision.reason}`,

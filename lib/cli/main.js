@@ -13,7 +13,7 @@ const { COMMANDS, GROUPS, NotFound, findCommand, openStore } =
     require('./commands.js')
   )
 const { UsageError, parseOptions, parseWhole, closest, quoteTyped, mayHoldASecret } = require('./values.js')
-const { shownLines, jsonDocument } = require('./format.js')
+const { visible, shownLines, jsonDocument } = require('./format.js')
 const { readAll } = require('./input.js')
 const { resolveStore, shownStore } = require('../location.js')
 
@@ -369,7 +369,9 @@ async function run(argv, io) {
     message = shown(message)
     if (hint !== undefined) hint = shown(hint)
     if (json) out(jsonDocument({ error: { code, message } }))
-    else err(shownLines(`error: ${message}${code && exit !== EXIT.USAGE ? ` (${code})` : ''}${hint ? `\n${hint}` : ''}`))
+    // The message is one line whatever it quotes (a file name, a URL, a word typed with a newline in
+    // it); only the hint (a stack) has lines of its own.
+    else err(`error: ${visible(message)}${code && exit !== EXIT.USAGE ? ` (${code})` : ''}${hint ? `\n${shownLines(hint)}` : ''}`)
     return exit
   }
 
@@ -465,7 +467,7 @@ async function run(argv, io) {
     scrubbing = store
     ctx.store = store
     ctx.created = opened.created
-    if (opened.created && command.path[0] !== 'init' && !json) err(`note: created a new keygate store ${shownStore(db)}`)
+    if (opened.created && command.path[0] !== 'init' && !json) err(`note: created a new keygate store ${visible(shownStore(db))}`)
     const result = await command.run(ctx)
     const toClose = store
     store = undefined
