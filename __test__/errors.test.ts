@@ -98,6 +98,34 @@ describe('every error code reachable in memory, with a message naming the bad va
     throwsCode(() => KeyStore.inMemory('fast' as never), 'INVALID_ARGUMENT')
   })
 
+  test('a name quoted by a JavaScript-made message shows C1 and bidi controls as escapes, as the core quotes them', () => {
+    const { store, key } = setup()
+    // U+009B is CSI to a terminal that takes 8-bit controls, U+202E reorders the rest of a log line.
+    const name = 'x\n\u001b[2J\u009b2J\u0085\u202etxt.exe\u2066\u2028'
+    const RAW = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/
+    const calls: [string, () => unknown][] = [
+      ['createKey field', () => store.createKey({ userId: 'integration', description: '', expiresAt: at(T0, DAY), [name]: 1 } as never)],
+      ['updateKey field', () => store.updateKey(key.id, { [name]: 1 } as never)],
+      ['putUser field', () => store.putUser({ id: 'u', [name]: 1 } as never)],
+      ['inMemory option', () => KeyStore.inMemory({ [name]: 1 } as never)],
+      // the core's quoting, for comparison
+      ['core', () => store.setState(name, 'active')],
+    ]
+    for (const [what, call] of calls) {
+      const error = (() => {
+        try {
+          call()
+        } catch (e) {
+          return e as KeygateError
+        }
+        assert.fail(`${what}: no error`)
+      })()
+      assert.ok(error instanceof KeygateError, what)
+      assert.doesNotMatch(error.message, RAW, `${what}: ${JSON.stringify(error.message)}`)
+      assert.match(error.message, /x\\n\\u(001b|\{1b\})\[2J\\u(009b|\{9b\})2J/i, `${what}: the name is named: ${JSON.stringify(error.message)}`)
+    }
+  })
+
   test('INVALID_RULE', () => {
     const { store, key } = setup()
     throwsCode(() => KeyStore.validateRule('session'), 'INVALID_RULE', 'session')

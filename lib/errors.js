@@ -88,15 +88,19 @@ function redactSecrets(text) {
   )
 }
 
+/** What JSON.stringify writes raw that a terminal acts on (U+007F-U+009F), or that reorders or breaks a line. */
+const RAW_IN_QUOTE = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+
 /**
  * A value quoted for a message: redacted, and shortened to 80 characters.
  * @param {unknown} value
  */
 function quote(value) {
   const text = redactSecrets(value)
-  if (text.length <= 80) return JSON.stringify(text)
   // Cut by code points, so an astral character is never split into a lone surrogate.
-  return JSON.stringify(`${Array.from(text.slice(0, 160)).slice(0, 80).join('')}…`)
+  const quoted = JSON.stringify(text.length <= 80 ? text : `${Array.from(text.slice(0, 160)).slice(0, 80).join('')}…`)
+  // JSON.stringify escapes U+0000-U+001F; the other characters a terminal or log acts on (as the core's quoting does) too.
+  return quoted.replace(RAW_IN_QUOTE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
 /**
