@@ -1,6 +1,7 @@
 'use strict'
 
 const native = require('./native.js')
+const { escapedJson } = require('./visible.js')
 
 /** The stable, documented error codes, in its order (the binding's `ErrorCode`). */
 const ERROR_CODES = Object.freeze(Object.values(native.ErrorCode))
@@ -88,9 +89,6 @@ function redactSecrets(text) {
   )
 }
 
-/** What JSON.stringify writes raw that a terminal acts on (U+007F-U+009F), or that reorders or breaks a line. */
-const RAW_IN_QUOTE = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
-
 /**
  * A value quoted for a message: redacted, and shortened to 80 characters.
  * @param {unknown} value
@@ -98,25 +96,8 @@ const RAW_IN_QUOTE = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\
 function quote(value) {
   const text = redactSecrets(value)
   // Cut by code points, so an astral character is never split into a lone surrogate.
-  const quoted = JSON.stringify(text.length <= 80 ? text : `${Array.from(text.slice(0, 160)).slice(0, 80).join('')}…`)
-  // JSON.stringify escapes U+0000-U+001F; the other characters a terminal or log acts on (as the core's quoting does) too.
-  return quoted.replace(RAW_IN_QUOTE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  // JSON.stringify escapes U+0000-U+001F; the other characters a terminal or log acts on too (as the core's quoting does).
+  return escapedJson(JSON.stringify(text.length <= 80 ? text : `${Array.from(text.slice(0, 160)).slice(0, 80).join('')}…`))
 }
 
-/**
- * Characters a log line must not carry raw: C0 and C1 controls (a newline forging a line of its
- * own, an escape sequence acting on the terminal that shows the log), the line and paragraph
- * separators, and the bidi controls (which reorder what a reader sees).
- */
-const UNLOGGABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
-
-/**
- * `text` as one log line: every such character written as a visible `<U+001B>`.
- * @param {unknown} text
- * @returns {string}
- */
-function logLine(text) {
-  return String(text).replace(UNLOGGABLE, (c) => `<U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}>`)
-}
-
-module.exports = { ERROR_CODES, KeygateError, invalidArgument, typeError, fromNative, redactSecrets, quote, logLine }
+module.exports = { ERROR_CODES, KeygateError, invalidArgument, typeError, fromNative, redactSecrets, quote }

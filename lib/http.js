@@ -25,7 +25,8 @@
 // The key never appears in a response, a log line or an error this module produces.
 
 const net = require('node:net')
-const { KeygateError, logLine, quote } = require('./errors.js')
+const { KeygateError, quote } = require('./errors.js')
+const { visible } = require('./visible.js')
 const { ErrorCode, Reason } = require('./native.js')
 const { decodeDavPath, davPrefixOf, REFUSED } = require('./dav-path.js')
 const { ownElements, ownFields, unknownOption } = require('./args.js')
@@ -1312,7 +1313,7 @@ class Guard {
 function defaultOnError(error) {
   // One line, whatever the error says: a message may quote what a request sent (a route's
   // JSON.parse quotes its input), newlines and escape sequences included.
-  console.error(`keygate/http: answered 500: ${logLine(errorSummary(error))}`)
+  console.error(`keygate/http: answered 500: ${visible(errorSummary(error))}`)
 }
 
 /**

@@ -7,6 +7,7 @@ const { createHash, timingSafeEqual } = require('node:crypto')
 
 const { KeygateError, quote, redactSecrets } = require('../errors.js')
 const { ErrorCode } = require('../native.js')
+const { escapedJson } = require('../visible.js')
 const { AdminErrorCode } = require('./codes.js')
 
 /**
@@ -157,30 +158,17 @@ function send(res, status, body, headers = {}) {
 }
 
 /**
- * The characters JSON.stringify writes raw that a terminal acts on or reorders: U+007F-U+009F
- * (CSI, OSC… to terminals that take 8-bit controls) and the bidi controls. A description holding
- * them reaches the terminal of whoever reads the API with curl (docs/admin-api.md): they are sent
- * as `\uXXXX` escapes, which parse to the same string (as the CLI's --json writes them).
- */
-const RAW_IN_JSON = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
-
-/**
  * @param {ServerResponse} res
  * @param {number} status
  * @param {unknown} value
  * @param {OutgoingHttpHeaders} [headers]
  */
 function json(res, status, value, headers = {}) {
-  send(
-    res,
-    status,
-    JSON.stringify(value).replace(RAW_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
-    {
-      'Content-Type': 'application/json; charset=utf-8',
-      'Cache-Control': 'no-store',
-      ...headers,
-    },
-  )
+  send(res, status, escapedJson(JSON.stringify(value)), {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Cache-Control': 'no-store',
+    ...headers,
+  })
 }
 
 /** @param {IncomingMessage} req */

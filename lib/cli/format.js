@@ -2,6 +2,7 @@
 // Human output: dates, aligned tables, key and user details. Never given a secret.
 
 const { KeyState } = require('../native.js')
+const { visible, visibleLines: shownLines, escapedJson } = require('../visible.js')
 
 /**
  * @typedef {import('../../index.js').ApiKey} ApiKey
@@ -62,37 +63,13 @@ function relative(date, now) {
 }
 
 /**
- * Characters that would act on the terminal instead of being shown: bidirectional controls
- * (U+202E makes "txt.exe" read "exe.txt" and can move the text of other columns), and C0/C1
- * controls (a newline faking an output line, an escape sequence).
- */
-const UNSHOWABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
-
-/**
- * `text` with every such character written as a visible `<U+202E>`.
- * @param {unknown} text shown as `String(text)`
- */
-function visible(text) {
-  return String(text).replace(UNSHOWABLE, (c) => `<U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}>`)
-}
-
-/**
- * Output made of lines: like visible(), but newlines and tabs stay (the last safety net before the terminal).
- * @param {unknown} text shown as `String(text)`
- */
-function shownLines(text) {
-  return String(text).replace(UNSHOWABLE, (c) => (c === '\n' || c === '\t' ? c : visible(c)))
-}
-
-/**
- * `value` as the one JSON document of --json: JSON.stringify's, with the UNSHOWABLE characters it
- * writes raw (U+007F-U+009F: CSI, OSC… to terminals that take 8-bit controls; the bidi controls)
- * written as `\uXXXX` escapes, which parse to the same string. It escapes U+0000-U+001F in
- * strings itself: a raw `\n` there is the layout's.
+ * `value` as the one JSON document of --json: JSON.stringify's, with the characters it writes raw
+ * that a terminal acts on (U+007F-U+009F: CSI, OSC… to terminals that take 8-bit controls; the
+ * bidi controls) written as `\uXXXX` escapes, which parse to the same string.
  * @param {unknown} value
  */
 function jsonDocument(value) {
-  return JSON.stringify(value, null, 2).replace(UNSHOWABLE, (c) => (c === '\n' ? c : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`))
+  return escapedJson(JSON.stringify(value, null, 2))
 }
 
 /**
