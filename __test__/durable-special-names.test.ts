@@ -170,3 +170,28 @@ describe("SQLite's special names: refused as store and backup paths, nothing wri
     store.close()
   })
 })
+
+describe('a store path holding control or bidi characters, in messages', () => {
+  test('is shown on one line with each such character as <U+XXXX>', () => {
+    const dir = tempDir()
+    // A directory that does not exist, so the open fails quoting the path; and a backup target that exists.
+    const missing = path.join(dir, 'no\nsuch\u001b[2J\u202edir', 'keys.db')
+    const message = (fn: () => unknown): string => {
+      try {
+        fn()
+      } catch (error) {
+        return String((error as Error).message)
+      }
+      assert.fail('expected a throw')
+    }
+    const opened = message(() => KeyStore.open(missing))
+    assert.match(opened, /no<U\+000A>such<U\+001B>\[2J<U\+202E>dir/)
+    assert.doesNotMatch(opened, /[\n\u001b\u202e]/)
+    const store = liveStore()
+    const taken = path.join(dir, 'taken\r\nforged line.db')
+    fs.writeFileSync(taken, '')
+    const backedUp = message(() => store.backup(taken))
+    assert.match(backedUp, /taken<U\+000D><U\+000A>forged line\.db/)
+    store.close()
+  })
+})

@@ -4,6 +4,7 @@ const native = require('./native.js')
 const args = require('./args.js')
 const { KeygateError, fromNative, typeError, redactSecrets } = require('./errors.js')
 const { Memo, hintOf } = require('./memo.js')
+const { visible } = require('./visible.js')
 
 // The names the core shares, from the binding's string enums (`src/convert.rs`).
 /** Reason names, in the order of their codes (the code is the index). */
@@ -248,10 +249,11 @@ function incidentReporter(onError) {
         onError(error)
         return
       } catch (thrown) {
-        console.error(`keygate: options.onError threw while reporting ${code} (${task}): ${redactSecrets(thrown?.message)}`)
+        console.error(visible(`keygate: options.onError threw while reporting ${code} (${task}): ${redactSecrets(thrown?.message)}`))
       }
     }
-    console.error(recovered ? `keygate: ${error.message}` : `keygate: ${task} failed: ${code}: ${text}; ${consequence}`)
+    // One line, whatever the message quotes (a PostgreSQL server's message, a trigger's RAISE).
+    console.error(visible(recovered ? `keygate: ${error.message}` : `keygate: ${task} failed: ${code}: ${text}; ${consequence}`))
   }
   return { report, holder }
 }

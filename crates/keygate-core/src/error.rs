@@ -99,6 +99,31 @@ pub fn quote(value: &str) -> String {
     format!("{shown:?}")
 }
 
+/// A user-supplied text (a file name, a host) for a message, as given but for the characters
+/// that would act on the terminal or log showing it instead of being shown (controls, the line
+/// separators, the bidi controls), written as `<U+001B>`: a path holding a newline must not
+/// forge a line of a host's log.
+pub fn visible(text: &str) -> String {
+    let unshowable = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        if unshowable(c) {
+            shown.push_str(&format!("<U+{:04X}>", c as u32));
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
+/// A file's path for a message: [`visible`].
+pub fn shown_path(path: impl AsRef<std::path::Path>) -> String {
+    visible(&path.as_ref().display().to_string())
+}
+
 /// A number given from JavaScript, for a message, written as JavaScript writes it:
 /// `Infinity`, `-Infinity` and `NaN` rather than Rust's `inf` and `NaN`, and `0` for
 /// `-0` (other values as Rust writes them: `1.5`, `3`).
@@ -163,6 +188,13 @@ pub fn redact_secrets(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_text_has_no_control_or_bidi_character() {
+        assert_eq!(visible("/tmp/a\nb\u{1b}[2J\u{9b}c\u{202e}d\u{2028}.db"), "/tmp/a<U+000A>b<U+001B>[2J<U+009B>c<U+202E>d<U+2028>.db");
+        assert_eq!(visible("/tmp/ünïcödé 日本.db"), "/tmp/ünïcödé 日本.db");
+        assert_eq!(shown_path(std::path::Path::new("x\ty")), "x<U+0009>y");
+    }
 
     #[test]
     fn numbers_are_written_as_javascript_writes_them() {

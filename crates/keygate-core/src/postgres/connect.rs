@@ -488,7 +488,7 @@ fn describe(config: &Config) -> String {
             format!("{host}:{port}")
         })
         .collect();
-    format!("postgres://{}/{}", hosts.join(","), config.get_dbname().unwrap_or(""))
+    crate::error::visible(&format!("postgres://{}/{}", hosts.join(","), config.get_dbname().unwrap_or("")))
 }
 
 fn tls_config(mode: TlsMode, root_cert: Option<&str>) -> Result<ClientConfig> {

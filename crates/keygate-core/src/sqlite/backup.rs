@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::open::beside;
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{shown_path, Error, ErrorCode, Result};
 
 /// Infix of the partial name: `<target>.keygate-partial-<8 hex digits>`.
 const PARTIAL_INFIX: &str = ".keygate-partial-";
@@ -39,17 +39,17 @@ pub(crate) fn write_new(to: &Path, copy: impl FnOnce(&Path) -> Result<()>) -> Re
 }
 
 fn already_exists(to: &Path) -> Error {
-    Error::new(ErrorCode::StoreIo, format!("backup target {} already exists", to.display()))
+    Error::new(ErrorCode::StoreIo, format!("backup target {} already exists", shown_path(to)))
 }
 
 fn io_error(to: &Path, err: std::io::Error) -> Error {
-    Error::new(ErrorCode::StoreIo, format!("cannot back up to {}: {err}", to.display()))
+    Error::new(ErrorCode::StoreIo, format!("cannot back up to {}: {err}", shown_path(to)))
 }
 
 /// A new, empty file beside `to` under a name no other backup uses.
 fn create_partial(to: &Path) -> Result<PathBuf> {
     let Some(name) = to.file_name() else {
-        return Err(Error::new(ErrorCode::StoreIo, format!("cannot back up to {}: not a file name", to.display())));
+        return Err(Error::new(ErrorCode::StoreIo, format!("cannot back up to {}: not a file name", shown_path(to))));
     };
     for _ in 0..16 {
         let partial = format!("{}{PARTIAL_INFIX}{}", name_start(name), crate::secret::random_hex::<4>()?);
@@ -61,7 +61,7 @@ fn create_partial(to: &Path) -> Result<PathBuf> {
             Err(err) => return Err(io_error(to, err)),
         }
     }
-    Err(Error::new(ErrorCode::StoreIo, format!("cannot back up to {}: no free partial name beside it", to.display())))
+    Err(Error::new(ErrorCode::StoreIo, format!("cannot back up to {}: no free partial name beside it", shown_path(to))))
 }
 
 /// The start of the target's name that the partial name begins with: short enough that the

@@ -35,7 +35,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 pub use self::schema::TABLES;
 use crate::audit::{AuditDraft, AuditEntry, AuditQuery, AuditReport};
 use crate::backend::{Backend, Catchup};
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{shown_path, Error, ErrorCode, Result};
 use crate::registry::Change;
 
 /// Change rows kept for processes catching up; one further behind reloads everything.
@@ -50,7 +50,7 @@ fn store_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
             ErrorCode::StoreCorrupt,
             format!(
                 "{what} {}: a statement changed {n} rows, not as many as keygate writes; a trigger added to the file drops or multiplies keygate's writes, so nothing was written",
-                path.display()
+                shown_path(path)
             ),
         );
     }
@@ -67,7 +67,7 @@ fn store_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
         ErrorCode::StoreCorrupt => " (not a keygate store, or a damaged one)",
         _ => "",
     };
-    Error::new(code, format!("{what} {}: {e}{hint}", path.display()))
+    Error::new(code, format!("{what} {}: {e}{hint}", shown_path(path)))
 }
 
 /// An error while reading the store's own rows: anything the file itself
@@ -117,7 +117,7 @@ pub(crate) fn check_file_path(path: &Path, what: &str) -> Result<()> {
         format!(
             "the {what} path {} is an SQLite URI, not a file path: give the file's path, without file: and \
              ?options (./dev.db, not file:./dev.db); for a file whose name begins with file:, write ./file:…",
-            path.display()
+            shown_path(path)
         )
     } else {
         return Ok(());
@@ -161,7 +161,7 @@ fn sqlite_failure(code: std::ffi::c_int) -> rusqlite::Error {
 
 /// `STORE_CORRUPT`: the file is not a keygate store this version can load.
 fn corrupt(path: &Path, what: impl std::fmt::Display) -> Error {
-    Error::new(ErrorCode::StoreCorrupt, format!("store {} is damaged: {what}", path.display()))
+    Error::new(ErrorCode::StoreCorrupt, format!("store {} is damaged: {what}", shown_path(path)))
 }
 
 /// The main connection and where this process stands in the change log.

@@ -15,7 +15,7 @@ use super::replaced::Named;
 use super::rows::load;
 use super::schema::{examine, log_id, migrate};
 use super::{check_file_path, corrupt, end_open_transaction, owner_only, read_error, store_error, Db, SqliteBackend};
-use crate::error::{js_number, Error, ErrorCode, Result};
+use crate::error::{js_number, shown_path, Error, ErrorCode, Result};
 use crate::registry::Registry;
 use crate::secret::Prefix;
 use crate::store::{KeyStore, Options};
@@ -36,7 +36,7 @@ impl KeyStore {
         let path = PathBuf::from(path);
         check_file_path(&path, "store")?;
         if path.is_dir() {
-            return Err(Error::new(ErrorCode::StoreIo, format!("cannot open {}: it is a directory", path.display())));
+            return Err(Error::new(ErrorCode::StoreIo, format!("cannot open {}: it is a directory", shown_path(path))));
         }
         if let Some(days) = options.max_lifetime_days {
             crate::store::check_lifetime_days(days)?;
@@ -85,7 +85,7 @@ impl KeyStore {
                 Some(0) => "the file is empty",
                 Some(_) => "the file holds no tables",
             };
-            return Err(Error::new(ErrorCode::StoreIo, format!("no keygate store at {}: {what}", path.display())));
+            return Err(Error::new(ErrorCode::StoreIo, format!("no keygate store at {}: {what}", shown_path(path))));
         }
         if length.is_none() {
             create_private(&path)?;
@@ -96,13 +96,13 @@ impl KeyStore {
         if conn.is_readonly(rusqlite::MAIN_DB).map_err(|e| store_error(&path, "cannot open", e))? {
             return Err(Error::new(
                 ErrorCode::StoreIo,
-                format!("cannot open {} for writing: the file or its directory is read-only", path.display()),
+                format!("cannot open {} for writing: the file or its directory is read-only", shown_path(path)),
             ));
         }
         let mode: String =
             conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| store_error(&path, "cannot switch to WAL", e))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::new(ErrorCode::StoreIo, format!("cannot use WAL mode for {} (got {mode})", path.display())));
+            return Err(Error::new(ErrorCode::StoreIo, format!("cannot use WAL mode for {} (got {mode})", shown_path(path))));
         }
         conn.execute_batch("PRAGMA synchronous = FULL").map_err(|e| store_error(&path, "cannot configure", e))?;
         let (prefix, recorded_max_days) = migrate(&path, &conn, options.key_prefix.as_deref(), options.max_lifetime_days)?;
@@ -209,7 +209,7 @@ fn create_private(path: &Path) -> Result<()> {
     match created {
         Ok(_) => Ok(()),
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(err) => Err(Error::new(ErrorCode::StoreIo, format!("cannot create {}: {err}", path.display()))),
+        Err(err) => Err(Error::new(ErrorCode::StoreIo, format!("cannot create {}: {err}", shown_path(path)))),
     }
 }
 

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{ffi, Connection};
 
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{shown_path, Error, ErrorCode, Result};
 
 /// Whether the path `conn`'s main file was opened by now names another file, or
 /// nothing (SQLite's own test: the inode its descriptor holds against the path's).
@@ -121,7 +121,7 @@ fn detached(path: &Path, named: &Named) -> Result<()> {
             format!(
                 "the -wal or -shm file of store {} was deleted or replaced while open: this process writes nothing to \
                  the store and its checks answer store_unavailable; stop every process that has it open, then open it again",
-                path.display()
+                shown_path(path)
             ),
         ));
     }
@@ -150,7 +150,7 @@ fn truncated(path: &Path, conn: &Connection) -> Result<()> {
                 "store {} was truncated or overwritten while open: the file no longer begins with an SQLite header; \
                  this process writes nothing to it and its checks answer store_unavailable; stop every process \
                  that has it open and restore the store from a backup",
-                path.display()
+                shown_path(path)
             ),
         ));
     }
@@ -166,7 +166,7 @@ pub(super) fn moved(path: &Path, named: &Named, conn: &Connection) -> Result<()>
                 "store {} was replaced, moved or removed while open (a file renamed over it, say): this process \
                  still holds the file it opened and writes nothing through it; close the store and open it again \
                  to use the file there now",
-                path.display()
+                shown_path(path)
             ),
         ));
     }
