@@ -1939,6 +1939,37 @@ fn a_schema_1_database_is_upgraded_at_open_and_keeps_working() {
     follower.close().unwrap();
 }
 
+/// A keygate from before marks (schema 1), still running against a database a newer one
+/// upgraded, writes change rows without a mark. Processes of this one read the whole state
+/// afresh after each, and say so naming the cause, not "another history" (a restore or a
+/// failover the operator would look for in vain).
+#[test]
+fn a_change_without_a_mark_from_an_older_keygate_still_running_is_named() {
+    let Some(db) = Db::new() else { return };
+    let (options, seen) = reporting();
+    let store = KeyStore::open(&db.url(), options).unwrap();
+    let (_, secret) = seed(&store);
+    let version: i64 = db.sql("SELECT version FROM keygate_meta").parse().unwrap();
+    // As a schema-1 keygate writes: the row, its change (the mark left to the column's default)
+    // and the meta row's version; it knows nothing of the meta row's mark.
+    db.sql(&format!(
+        "BEGIN; INSERT INTO keygate_roles (name, rights) VALUES ('old', '{{session:*}}');
+         INSERT INTO keygate_changes (version, token, at, changes) VALUES ({next}, 'old', 0, '[{{\"op\":\"putRole\",\"name\":\"old\",\"rights\":[\"session:*\"]}}]');
+         UPDATE keygate_meta SET version = {next}; COMMIT",
+        next = version + 1
+    ));
+    let start = Instant::now();
+    while store.get_role("old").unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(10), "the older keygate's change not applied within 10 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(reason(&store, &secret), Reason::Allowed);
+    let told: Vec<(bool, String)> = seen.lock().unwrap().iter().map(|i| (i.recovered, i.error.message.clone())).collect();
+    let named = format!("holds change {} without a mark, as only a keygate older than schema 2 writes", version + 1);
+    assert!(matches!(told.first(), Some((false, lost)) if lost.contains(&named) && !lost.contains("another history")), "{told:?}");
+    store.close().unwrap();
+}
+
 /// A process cut off while others wrote much catches up through a slow link:
 /// reading what it missed is bounded by progress (each row within the statement
 /// timeout), not by its size, so it neither fails closed nor gives up and reads

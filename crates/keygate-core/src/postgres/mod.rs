@@ -468,8 +468,17 @@ impl Shared {
                     && at.version > rows.last().map_or(cursor.version, |row| row.0)
                     && mark::follows(&cursor.mark, cursor.version, &rows);
                 cursor.needs_reload = true;
+                // A change row without a mark after the cursor: only a keygate from before marks
+                // (schema 1) writes one, still running against the database this one upgraded.
+                let unmarked = rows.iter().find(|(_, mark, _)| mark.is_empty()).map(|(version, _, _)| *version);
                 let message = if only_ahead {
                     format!("{} is ahead by a write that logged no changes (a copy into it): reading it afresh", self.net.target.name)
+                } else if let Some(version) = unmarked {
+                    format!(
+                        "{} holds change {version} without a mark, as only a keygate older than schema 2 writes: one still runs against it \
+                         (stop or upgrade it: each change it writes makes this process read the whole state afresh), or an older dump was restored",
+                        self.net.target.name
+                    )
                 } else {
                     format!(
                         "{} stands on another history than this process (a restore, a failover, or changes pruned past it)",
