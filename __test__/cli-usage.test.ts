@@ -146,6 +146,17 @@ describe('keygate CLI: usage', () => {
     }
   })
 
+  test('serve --host with a name that does not resolve: reported plainly (exit 2), not as an internal error', () => {
+    const work = mkdtempSync(path.join(dir, 'unresolved-'))
+    const r = keygate(['serve', '--host', 'keygate-no-such-host.invalid', '--port', '0'], work)
+    assert.equal(r.code, 2, r.stderr)
+    assert.match(r.stderr, /^error: cannot listen on keygate-no-such-host\.invalid: /)
+    assert.doesNotMatch(r.stderr, /INTERNAL|unexpected error|\n {4}at /)
+    const json = keygate(['--json', 'serve', '--host', 'keygate-no-such-host.invalid', '--port', '0'], work)
+    assert.equal(json.code, 2, json.stdout)
+    assert.equal(JSON.parse(json.stdout).error.code, 'USAGE')
+  })
+
   test('serve with a damaged admin token digest file: reported plainly (exit 2), not as an internal error', () => {
     const work = mkdtempSync(path.join(dir, 'digest-'))
     writeFileSync(path.join(work, 'keygate.db.admin-token.sha256'), 'not a digest\n')

@@ -163,6 +163,10 @@ async function serve(given = {}) {
       if (e && e.code === 'EADDRINUSE') throw problem(`port ${port} on ${host} is already in use; choose another (PORT=… or --port)`)
       if (e && e.code === 'EACCES') throw problem(`no permission to listen on ${host}:${port}; choose a port above 1023`)
       if (e && e.code === 'EADDRNOTAVAIL') throw problem(`${host} is not an address of this machine`)
+      // A host name is looked up before listening: a mistyped one is the caller's to fix, not a bug.
+      if (e && ['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NODATA'].includes(e.code)) {
+        throw problem(`cannot listen on ${host}: the name does not resolve to an address of this machine (${e.code})`)
+      }
       throw e
     }
     // Before the start message: a supervisor may stop the server as soon as it reads it.
