@@ -3,7 +3,8 @@
 import { after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -164,6 +165,28 @@ describe('keygate CLI: usage', () => {
     assert.equal(r.code, 2, r.stderr)
     assert.match(r.stderr, /^error: .*admin-token\.sha256 is not a SHA-256 digest; delete it/)
     assert.doesNotMatch(r.stderr, /INTERNAL|unexpected error|\n {4}at /)
+  })
+
+  test('serve refuses an admin token digest file another user wrote (or could write): its writer chose the token', {
+    skip: process.platform === 'win32' && 'no POSIX owners',
+  }, () => {
+    // A digest planted beside a store in a shared directory (/tmp) logged its planter in as admin.
+    const planted = createHash('sha256').update('kga_a-token-the-other-user-knows-0123456789', 'utf8').digest('hex')
+    const cases: [string, (file: string) => void][] = [['writable by other users', (file) => chmodSync(file, 0o666)]]
+    // A FIFO would have held the start up forever.
+    cases.push(['not a regular file', (file) => (rmSync(file), spawnSync('mkfifo', [file]))])
+    if (process.getuid?.() === 0) cases.push(['owned by another user \\(uid 65534\\)', (file) => chownSync(file, 65534, 65534)])
+    for (const [problem, plant] of cases) {
+      const work = mkdtempSync(path.join(dir, 'planted-'))
+      const file = path.join(work, 'keygate.db.admin-token.sha256')
+      writeFileSync(file, `${planted}\n`)
+      plant(file)
+      const { KEYGATE_DB: _db, KEYGATE_ADMIN_TOKEN: _token, ...env } = process.env
+      const r = spawnSync(process.execPath, [BIN, 'serve', '--port', '0'], { cwd: work, encoding: 'utf8', env, timeout: 20_000 })
+      assert.equal(r.status, 2, `${problem}: ${r.stderr}`)
+      assert.match(r.stderr, new RegExp(`^error: .*admin-token\\.sha256 is ${problem}: .*delete it`))
+      if (problem !== 'not a regular file') assert.equal(readFileSync(file, 'utf8'), `${planted}\n`, 'the file was changed')
+    }
   })
 
   test("--db and KEYGATE_DB as an SQLite URI or ':memory:' get the store's own message, not a file of that name", () => {

@@ -57,8 +57,9 @@ function adminToken(db, given, env = process.env) {
   }
   let kept
   try {
-    kept = fs.readFileSync(file, 'utf8').trim()
+    kept = readOwnFile(file).trim()
   } catch (e) {
+    if (e.environment) throw e
     if (e.code !== 'ENOENT') throw fileProblem(`cannot read the admin token digest ${file}: ${e.message}`)
   }
   if (kept !== undefined) {
@@ -70,6 +71,30 @@ function adminToken(db, given, env = process.env) {
   const token = `kga_${randomBytes(32).toString('base64url')}`
   const digest = createHash('sha256').update(token, 'utf8').digest('hex')
   return { token, tokenDigest: digest, source: 'generated', file, save: () => saveDigest(file, digest) }
+}
+
+/**
+ * The text of the digest file, which must be this process's own: whoever could write it chose the
+ * admin token (another user who planted one beside a store in a shared directory such as /tmp
+ * would log in with a token of their own). Owned by another user, or writable by others, it is refused.
+ * @param {string} file
+ */
+function readOwnFile(file) {
+  // Non-blocking: a FIFO planted there would hold the start up forever.
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0))
+  try {
+    const stat = fs.fstatSync(fd)
+    const { uid, mode } = stat
+    if (!stat.isFile()) throw fileProblem(`${file} is not a regular file: delete it and restart to get a new admin token`)
+    const euid = typeof process.geteuid === 'function' ? process.geteuid() : undefined
+    if (euid !== undefined && (uid !== euid || (mode & 0o022) !== 0)) {
+      const whose = uid !== euid ? `is owned by another user (uid ${uid})` : 'is writable by other users'
+      throw fileProblem(`${file} ${whose}: whoever could write it chose the admin token; delete it and restart to get a new admin token`)
+    }
+    return fs.readFileSync(fd, 'utf8')
+  } finally {
+    fs.closeSync(fd)
+  }
 }
 
 /**
