@@ -2,6 +2,7 @@
 // never a file that is not an SQLite database taken for one (a stale -wal beside it or not).
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { execFileSync, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import path from 'node:path'
 
@@ -115,6 +116,27 @@ describe('KeyStore.open', () => {
     fs.chmodSync(file, 0o640)
     open(file).close()
     assert.equal(fs.statSync(file).mode & 0o777, 0o640)
+  })
+
+  test('a path naming a device, a FIFO or a socket is refused before anything is written to it or made beside it', {
+    skip: process.platform === 'win32' && 'no device files',
+  }, () => {
+    // A block device reports size 0, like an empty file: taken for a new store, its first pages
+    // were written over with an SQLite database (a disk, named by KEYGATE_DB or a planted link).
+    const dir = path.dirname(storePath())
+    const fifo = path.join(dir, 'fifo')
+    execFileSync('mkfifo', [fifo])
+    const names = [fifo]
+    const device = path.join(dir, 'null')
+    // A character device (a copy of /dev/null) where this process may make one (root).
+    if (spawnSync('mknod', [device, 'c', '1', '3']).status === 0) names.push(device)
+    const link = path.join(dir, 'link.db')
+    fs.symlinkSync(names.at(-1)!, link)
+    for (const file of [...names, link]) {
+      const error = throwsStoreError(() => open(file), 'STORE_IO', file)
+      assert.match(error.message, /not a regular file/)
+    }
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['link.db', ...names.map((f) => path.basename(f))].sort(), 'files were made beside them')
   })
 
   test('create: false opens only a store that exists: a missing, empty or table-less file is STORE_IO and left as it was', () => {

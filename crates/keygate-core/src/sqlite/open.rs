@@ -38,6 +38,9 @@ impl KeyStore {
         if path.is_dir() {
             return Err(Error::new(ErrorCode::StoreIo, format!("cannot open {}: it is a directory", shown_path(path))));
         }
+        // A device reports size 0, as an empty file does: taken for a new store, a disk's first
+        // pages would be written over (and SQLite's -journal made beside it, in /dev).
+        check_regular(&path, &path)?;
         if let Some(days) = options.max_lifetime_days {
             crate::store::check_lifetime_days(days)?;
         }
@@ -93,6 +96,10 @@ impl KeyStore {
         // Without SQLITE_OPEN_CREATE: the file is there (it was, or was just made owner-only), and
         // one removed since is not made again (0644, or despite `create: false`).
         let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        // The file SQLite opened (its links resolved), should a link have been switched meanwhile.
+        if let Some(opened) = conn.path().filter(|p| !p.is_empty()) {
+            check_regular(&path, Path::new(opened))?;
+        }
         if conn.is_readonly(rusqlite::MAIN_DB).map_err(|e| store_error(&path, "cannot open", e))? {
             return Err(Error::new(
                 ErrorCode::StoreIo,
@@ -192,6 +199,18 @@ fn inspect(path: &Path, conn: &Connection) -> Result<Found> {
 /// Where the state just loaded stands: the last change, the audit head and the log's id (see `Db`).
 fn position(conn: &Connection) -> rusqlite::Result<(i64, audit::Mark, Option<String>)> {
     Ok((changes::latest(conn)?, audit::mark(conn)?, log_id(conn)?))
+}
+
+/// Refuses a store path that names something other than a regular file (a device, a FIFO, a
+/// socket): nothing missing is refused here. Errors name `path`.
+fn check_regular(path: &Path, target: &Path) -> Result<()> {
+    match std::fs::metadata(target) {
+        Ok(meta) if !meta.is_file() && !meta.is_dir() => Err(Error::new(
+            ErrorCode::StoreIo,
+            format!("cannot open {}: it is not a regular file (a device, FIFO or socket)", path.display()),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Makes the new store's file readable by its owner only (0600 on Unix; SQLite would make it
