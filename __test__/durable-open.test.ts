@@ -139,6 +139,37 @@ describe('KeyStore.open', () => {
     assert.deepEqual(fs.readdirSync(dir).sort(), ['link.db', ...names.map((f) => path.basename(f))].sort(), 'files were made beside them')
   })
 
+  test("a -wal, -shm or -journal another user made first (a shared directory such as /tmp) is refused: it would give them the store's pages", {
+    skip: process.platform === 'win32' && 'no POSIX owners',
+  }, () => {
+    // SQLite takes whatever file is at those names: one made world-readable by another user let them
+    // read every digest and audit entry written, write pages of their own, and kill the process
+    // (SIGBUS) by cutting the -shm short; a -journal was played back into the store file (measured:
+    // another user's whole store, their keys in it, took the place of this one).
+    const plants: [string, RegExp, (file: string) => void][] = [
+      ['world-readable and writable', /lets others read or write it \(mode 666\) where the store file does not \(mode 600\)/, (f) => fs.chmodSync(f, 0o666)],
+      ['a symbolic link', /is not a regular file/, (f) => (fs.rmSync(f), fs.symlinkSync(`${f}.elsewhere`, f))],
+    ]
+    if (process.getuid?.() === 0) plants.push(['owned by another user', /is owned by another user \(uid 65534\)/, (f) => fs.chownSync(f, 65534, 65534)])
+    for (const existing of [true, false]) {
+      for (const [what, problem, plant] of plants) {
+        for (const suffix of ['-wal', '-shm', '-journal']) {
+          const file = storePath()
+          if (existing) open(file).close()
+          const before = existing ? fs.readFileSync(file) : undefined
+          fs.writeFileSync(`${file}${suffix}`, '')
+          fs.writeFileSync(`${file}${suffix}.elsewhere`, 'not theirs')
+          plant(`${file}${suffix}`)
+          const error = throwsStoreError(() => open(file), 'STORE_IO', file)
+          assert.match(error.message, new RegExp(`the ${suffix} file beside it ${problem.source}`), `${what} ${suffix}`)
+          assert.equal(fs.readFileSync(`${file}${suffix}.elsewhere`, 'utf8'), 'not theirs')
+          if (before) assert.deepEqual(fs.readFileSync(file), before, `${what} ${suffix}: the store file was changed`)
+          else assert.ok(!fs.existsSync(file), `${what} ${suffix}: a store file was made`)
+        }
+      }
+    }
+  })
+
   test('create: false opens only a store that exists: a missing, empty or table-less file is STORE_IO and left as it was', () => {
     const missing = storePath()
     throwsStoreError(() => open(missing, { create: false }), 'STORE_IO', missing)

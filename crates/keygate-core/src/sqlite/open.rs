@@ -67,6 +67,7 @@ impl KeyStore {
                  backup; to make a new store there instead, remove the -wal and -shm files first",
             ));
         }
+        check_beside(&path, &path)?;
         let found = if existing {
             let reader = connect_read_only(&path)?;
             // SQLite would take a file shorter than its header for an empty database, and a
@@ -93,6 +94,8 @@ impl KeyStore {
         if length.is_none() {
             create_private(&path)?;
         }
+        // Again just before SQLite's own look (a hot -journal is played back at the first read).
+        check_beside(&path, &path)?;
         // Without SQLITE_OPEN_CREATE: the file is there (it was, or was just made owner-only), and
         // one removed since is not made again (0644, or despite `create: false`).
         let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
@@ -112,6 +115,10 @@ impl KeyStore {
             return Err(Error::new(ErrorCode::StoreIo, format!("cannot use WAL mode for {} (got {mode})", shown_path(path))));
         }
         conn.execute_batch("PRAGMA synchronous = FULL").map_err(|e| store_error(&path, "cannot configure", e))?;
+        // Its -wal and -shm are open now: one made by another user since the look above.
+        if let Some(opened) = conn.path().filter(|p| !p.is_empty()) {
+            check_beside(&path, Path::new(opened))?;
+        }
         let (prefix, recorded_max_days) = migrate(&path, &conn, options.key_prefix.as_deref(), options.max_lifetime_days)?;
         // The limit given when the store was created applies to every process that does not set its own.
         let mut options = options;
@@ -211,6 +218,56 @@ fn check_regular(path: &Path, target: &Path) -> Result<()> {
         )),
         _ => Ok(()),
     }
+}
+
+/// Refuses a `-wal`, `-shm` or `-journal` beside the store file (`target`, links resolved) that
+/// lets someone the store file does not read or change the store: SQLite takes whatever file is
+/// at those names (it refuses only a symbolic link), so another user who made them first, in a
+/// directory others may write to (`/tmp`), would read every page the store writes, could write
+/// pages of their own (a `-journal` is played back into the file at the first read: a whole
+/// store of theirs, their keys in it) and, by cutting the `-shm` short, kill the process
+/// (SIGBUS). Checked before SQLite's first look and again once it has the files open (one made
+/// in the instant between is caught then, except in a process run as root: SQLite gives a root
+/// process's files the store file's owner). Refused: one that is not
+/// a regular file; one owned by another user than the store file's and this process's (unless
+/// the store file is itself writable by group or others, who may then write it anyway); one
+/// readable or writable by group or others where the store file is not. Errors name `path`.
+#[cfg(unix)]
+fn check_beside(path: &Path, target: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let target = std::fs::canonicalize(target).unwrap_or_else(|_| target.to_path_buf());
+    // A store file not made yet is made by this process, owner-only.
+    let (owner, mode) = std::fs::metadata(&target).map_or((euid, 0o600), |store| (store.uid(), store.mode()));
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let Ok(side) = std::fs::symlink_metadata(beside(&target, suffix)) else {
+            continue;
+        };
+        let problem = if !side.file_type().is_file() {
+            "is not a regular file".to_string()
+        } else if side.uid() != owner && side.uid() != euid && mode & 0o022 == 0 {
+            format!("is owned by another user (uid {}) than the store file (uid {owner})", side.uid())
+        } else if side.mode() & 0o077 & !mode != 0 {
+            format!("lets others read or write it (mode {:o}) where the store file does not (mode {:o})", side.mode() & 0o777, mode & 0o777)
+        } else {
+            continue;
+        };
+        return Err(Error::new(
+            ErrorCode::StoreIo,
+            format!(
+                "cannot open {}: the {suffix} file beside it {problem}, so whoever wrote it could read and change the store: \
+                 with every process stopped, remove it, and keep the store in a directory only its users may write to",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_beside(_: &Path, _: &Path) -> Result<()> {
+    Ok(())
 }
 
 /// Makes the new store's file readable by its owner only (0600 on Unix; SQLite would make it
