@@ -146,6 +146,18 @@ describe('damaged and odd files: a clear KeygateError, never a crash or a change
     assert.deepEqual(sql(file, ['PRAGMA journal_mode'])[0], [['delete']])
   })
 
+  test("another application's database with no tables yet but its application_id set → STORE_CORRUPT, left byte for byte", { skip: NO_PYTHON }, () => {
+    // A table-less SQLite file becomes a new store; one another application has claimed (PRAGMA
+    // application_id, which keygate never sets) got keygate's tables added to it.
+    const file = storePath('other.db')
+    sql(file, ['PRAGMA application_id = 1234'])
+    const hash = sha256(file)
+    const error = throwsStoreError(() => open(file), 'STORE_CORRUPT', file)
+    assert.match(error.message, /another application's SQLite database \(application_id 1234\)/)
+    assert.equal(sha256(file), hash)
+    assert.deepEqual(sidecars(file), [])
+  })
+
   test('rows and schemas it cannot load → STORE_CORRUPT in a child that does not crash; each file untouched', { skip: NO_PYTHON }, () => {
     const source = realStore(3)
     const damages: [string, string[]][] = [

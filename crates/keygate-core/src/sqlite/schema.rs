@@ -88,6 +88,12 @@ pub(super) fn examine(path: &Path, conn: &Connection) -> Result<Option<Meta>> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(read)?;
     let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)).map_err(read)?;
     check_version(path, version, tables)?;
+    // keygate never sets it: a file another application has claimed, before it made any table,
+    // is not made a store (keygate's tables added to it).
+    let application: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0)).map_err(read)?;
+    if application != 0 {
+        return Err(corrupt(path, format!("it is another application's SQLite database (application_id {application})")));
+    }
     if version == 0 {
         return Ok(None);
     }
