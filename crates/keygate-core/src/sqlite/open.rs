@@ -214,7 +214,7 @@ fn check_regular(path: &Path, target: &Path) -> Result<()> {
     match std::fs::metadata(target) {
         Ok(meta) if !meta.is_file() && !meta.is_dir() => Err(Error::new(
             ErrorCode::StoreIo,
-            format!("cannot open {}: it is not a regular file (a device, FIFO or socket)", path.display()),
+            format!("cannot open {}: it is not a regular file (a device, FIFO or socket)", shown_path(path)),
         )),
         _ => Ok(()),
     }
@@ -256,9 +256,11 @@ fn check_beside(path: &Path, target: &Path) -> Result<()> {
         return Err(Error::new(
             ErrorCode::StoreIo,
             format!(
-                "cannot open {}: the {suffix} file beside it {problem}, so whoever wrote it could read and change the store: \
-                 with every process stopped, remove it, and keep the store in a directory only its users may write to",
-                path.display()
+                "cannot open {}: the {suffix} file beside it {problem}, so whoever wrote it could read and change the store. \
+                 If it is the store's own (left by a process that stopped without closing it, it may hold committed changes), \
+                 give it the store file's owner and mode; else, with every process stopped, remove it. Keep the store in a \
+                 directory only its users may write to",
+                shown_path(path)
             ),
         ));
     }
