@@ -43,3 +43,24 @@ describe('Dates cross as JS Dates, whatever realm made them', () => {
     assert.deepEqual(snapshot(store), before)
   })
 })
+
+describe('User status (README, "Choices where Hornbill is silent")', () => {
+  test('archived is not final, and a putUser without status makes a suspended or archived user active', () => {
+    const store = frozenStore()
+    store.putUser({ id: 'u', rights: ['*:*'] })
+    const { secret } = store.createKey({ userId: 'u', description: '', expiresAt: at(T0, DAY) })
+    for (const status of ['archived', 'suspended'] as const) {
+      store.putUser({ id: 'u', status, rights: ['*:*'] })
+      assert.equal(store.explain(secret, 'session', 'userLogon').reason, 'user_inactive')
+      // Rights changed, status left out: the user is replaced, and active again.
+      assert.equal(store.putUser({ id: 'u', rights: ['session:*'] }).status, 'active')
+      assert.equal(store.explain(secret, 'session', 'userLogon').reason, 'allowed')
+    }
+    // Passing the status on keeps it.
+    store.putUser({ id: 'u', status: 'archived', rights: ['session:*'] })
+    const user = store.getUser('u')
+    assert.ok(user)
+    assert.equal(store.putUser({ ...user, rights: ['*:*'] }).status, 'archived')
+    assert.equal(store.explain(secret, 'session', 'userLogon').reason, 'user_inactive')
+  })
+})
