@@ -64,3 +64,15 @@ describe('User status (README, "Choices where Hornbill is silent")', () => {
     assert.equal(store.explain(secret, 'session', 'userLogon').reason, 'user_inactive')
   })
 })
+
+describe('IPv6 zones (README, "Choices where Hornbill is silent")', () => {
+  test("a caller's zone is ignored; a rule with a zone is INVALID_RULE naming the rule it meant", () => {
+    const error = throwsCode(() => KeyStore.validateRule('ip=fe80::1%eth0'), 'INVALID_RULE', 'names a zone', 'did you mean ip=fe80::1?')
+    assert.ok(!error.message.includes('is not an IPv4 or IPv6 address'), error.message)
+    throwsCode(() => KeyStore.validateRule('ip=fe80::%eth0/64'), 'INVALID_RULE', 'did you mean ip=fe80::/64?')
+    const store = frozenStore()
+    store.putUser({ id: 'u', rights: ['*:*'] })
+    const { secret } = store.createKey({ userId: 'u', description: '', expiresAt: at(T0, DAY), rules: [KeyStore.validateRule('ip=fe80::1')] })
+    assert.equal(store.explain(secret, 'session', 'userLogon', 'fe80::1%eth0').reason, 'allowed')
+  })
+})

@@ -17,7 +17,14 @@ impl IpNet {
             Some((a, p)) => (a, Some(p)),
             None => (text, None),
         };
-        let addr: IpAddr = addr_text.parse().map_err(|_| format!("{addr_text:?} is not an IPv4 or IPv6 address"))?;
+        let addr: IpAddr = addr_text.parse().map_err(|_| match addr_text.split_once('%') {
+            // A caller's zone is ignored (`parse_caller_ip`); a rule names addresses, on any interface.
+            Some((bare, _)) if bare.parse::<std::net::Ipv6Addr>().is_ok() => {
+                let prefix = prefix_text.map_or(String::new(), |p| format!("/{p}"));
+                format!("{addr_text:?} names a zone, which an IP rule cannot (a caller's zone is ignored): did you mean ip={bare}{prefix}?")
+            }
+            _ => format!("{addr_text:?} is not an IPv4 or IPv6 address"),
+        })?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix_text {
             None => max,
@@ -137,5 +144,15 @@ mod tests {
         assert!(IpNet::parse("010.0.0.1").is_err());
         assert!(IpNet::parse("fe80::1%eth0").is_err());
         assert!(IpNet::parse("::/0").is_ok());
+    }
+
+    #[test]
+    fn hc_a_zone_in_a_rule_is_refused_with_the_rule_it_meant() {
+        let zoned = IpNet::parse("fe80::1%eth0").unwrap_err();
+        assert!(zoned.contains("names a zone") && zoned.contains("did you mean ip=fe80::1?"), "{zoned}");
+        assert!(IpNet::parse("fe80::%eth0/64").unwrap_err().contains("did you mean ip=fe80::/64?"));
+        // Not an address before the %: no hint.
+        assert!(IpNet::parse("10.0.0.1%eth0").unwrap_err().contains("is not an IPv4 or IPv6 address"));
+        assert!(IpNet::parse("fe80::g%eth0").unwrap_err().contains("is not an IPv4 or IPv6 address"));
     }
 }
