@@ -76,3 +76,20 @@ describe('IPv6 zones (README, "Choices where Hornbill is silent")', () => {
     assert.equal(store.explain(secret, 'session', 'userLogon', 'fe80::1%eth0').reason, 'allowed')
   })
 })
+
+describe('IPv6 rules that hold the IPv4-mapped range (README, "Choices where Hornbill is silent")', () => {
+  test('ip=::/0, ip=::/80 and ip=::ffff:0:0/96 match IPv4 callers; ip=::/81 does not', () => {
+    const store = frozenStore()
+    store.putUser({ id: 'u', rights: ['*:*'] })
+    const decide = (rule: string, ip: string) => {
+      const { secret } = store.createKey({ userId: 'u', description: '', expiresAt: at(T0, DAY), rules: [rule] })
+      return store.explain(secret, 'session', 'userLogon', ip).reason
+    }
+    for (const rule of ['ip=::/0', 'ip=::/1', 'ip=::/80', 'ip=::ffff:0:0/96']) {
+      assert.equal(decide(rule, '192.0.2.1'), 'allowed', rule)
+      assert.equal(decide(rule, '::ffff:192.0.2.1'), 'allowed', rule)
+    }
+    assert.equal(decide('ip=::/81', '192.0.2.1'), 'ip_not_allowed')
+    assert.equal(decide('ip=0.0.0.0/0', '::1'), 'ip_not_allowed')
+  })
+})
