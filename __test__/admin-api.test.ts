@@ -299,6 +299,23 @@ describe('admin JSON API', () => {
     assert.equal(info.expiresInSeconds, 1800, 'the default idle timeout, well within the 12-hour lifetime')
   })
 
+  test('a session ends after its idle timeout of elapsed time, even when the wall clock is stepped back meanwhile', async (t) => {
+    const short = createAdminServer({ store, token: TOKEN, log: () => {}, sessionIdleMs: 1_000 })
+    await short.listen()
+    try {
+      const login = await loginHeaders(short, TOKEN)
+      // The wall clock stepped back an hour (an NTP step, a VM restored): the session
+      // must not live an hour longer for it.
+      t.mock.timers.enable({ apis: ['Date'], now: Date.now() - 3_600_000 })
+      await new Promise((resolve) => setTimeout(resolve, 1_300))
+      const info = (await (await fetch(`${short.url}/api/session`, { headers: login })).json()) as { authenticated: boolean }
+      assert.equal(info.authenticated, false, 'the session outlived its idle timeout')
+    } finally {
+      t.mock.timers.reset()
+      await short.close()
+    }
+  })
+
   test('session and logout take no query and no body fields either (400), and a refused logout leaves the session open', async () => {
     const own = await loginHeaders(server, TOKEN)
     const session = await fetch(`${server.url}/api/session?x=1`, { headers: own })

@@ -168,9 +168,8 @@ function createAdminServer(given) {
   const sessions = createSessions({ idleMs: options.sessionIdleMs, maxMs: options.sessionMaxMs, secureCookies })
 
   const sweeper = setInterval(() => {
-    const now = Date.now()
-    sessions.sweep(now)
-    login.sweep(now)
+    sessions.sweep()
+    login.sweep(Date.now())
   }, 60_000)
   sweeper.unref()
 

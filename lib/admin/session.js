@@ -4,6 +4,12 @@
 // everyone out.
 
 const { randomBytes } = require('node:crypto')
+const { performance } = require('node:perf_hooks')
+
+// Sessions are timed by the monotonic clock: the wall clock stepped back (an NTP step, a VM
+// restored) would let a session outlive its idle timeout and lifetime by the step. They live
+// in this process's memory only, so no other clock ever reads these instants.
+const elapsedMs = () => performance.now()
 
 const COOKIE_NAME = 'keygate_sid'
 const DEFAULT_IDLE_MS = 30 * 60 * 1000
@@ -101,8 +107,8 @@ function cookie(req, name, value, maxAgeSeconds, secureCookies) {
  * @typedef {object} Session
  * @property {string} id
  * @property {string} csrf the token every change must carry (X-CSRF-Token)
- * @property {number} created
- * @property {number} seen
+ * @property {number} created on the monotonic clock (ms)
+ * @property {number} seen on the monotonic clock (ms)
  */
 
 /**
@@ -128,8 +134,8 @@ function createSessions(options = {}) {
    */
   const sessions = new Map()
 
-  /** @param {number} now */
-  function sweep(now) {
+  /** Drops the sessions that have ended. @param {number} [now] on the monotonic clock */
+  function sweep(now = elapsedMs()) {
     for (const [id, s] of sessions) {
       if (now - s.seen > idleMs || now - s.created > maxMs) sessions.delete(id)
     }
@@ -145,7 +151,7 @@ function createSessions(options = {}) {
     if (!sid || !/^[A-Za-z0-9_-]{43}$/.test(sid)) return null
     const s = sessions.get(sid)
     if (!s) return null
-    const now = Date.now()
+    const now = elapsedMs()
     if (now - s.seen > idleMs || now - s.created > maxMs) {
       sessions.delete(sid)
       return null
@@ -162,7 +168,7 @@ function createSessions(options = {}) {
   function open(req) {
     const old = sessionOf(req)
     if (old) sessions.delete(old.id)
-    const now = Date.now()
+    const now = elapsedMs()
     sweep(now)
     if (sessions.size >= MAX_SESSIONS) {
       // Evict the least recently seen.
@@ -192,7 +198,7 @@ function createSessions(options = {}) {
      * What is left of `session` if no request comes: the idle timeout, or less near the end of its lifetime.
      * @param {Session} session
      */
-    msLeft: (session) => Math.max(0, Math.min(idleMs, session.created + maxMs - Date.now())),
+    msLeft: (session) => Math.max(0, Math.min(idleMs, session.created + maxMs - elapsedMs())),
     sessionOf,
     open,
     close,
