@@ -45,7 +45,7 @@ const SPARE_INSTANTS: usize = 1024;
 
 #[derive(Default)]
 struct State {
-    /// Expiry instants not yet passed (one entry per instant).
+    /// Expiry instants of the keys held (one entry per instant), passed ones too.
     deadlines: BTreeSet<i64>,
     /// Every deadline up to this instant has had a bump within its window.
     armed_until: Option<i64>,
@@ -56,6 +56,9 @@ struct State {
     /// Tests: make the watcher fail, as a defect would.
     #[cfg(test)]
     fail: bool,
+    /// Tests: the wall clock as the watcher sees it, stepped by this many ms.
+    #[cfg(test)]
+    step_ms: i64,
 }
 
 struct Shared {
@@ -77,12 +80,12 @@ impl ExpiryWatch {
     }
 
     /// Notes that some key expires at `at` (ms since the epoch).
+    /// An instant already passed is kept too: a wall clock stepped back makes it
+    /// lie ahead again, and a decision remembered meanwhile must not outlive it.
     pub fn schedule(&self, at: i64) {
-        if at <= system_now() && self.shared.clock.frozen_at().is_none() {
-            return;
-        }
         let mut state = self.shared.state.lock();
-        let earliest = state.deadlines.first().is_none_or(|&t| at < t);
+        let from = state.armed_until.map_or(Unbounded, Excluded);
+        let earliest = state.deadlines.range((from, Unbounded)).next().is_none_or(|&t| at < t);
         state.deadlines.insert(at);
         if state.started {
             if earliest {
@@ -180,10 +183,15 @@ fn watch(shared: &Shared) {
             continue;
         }
         let now = system_now();
+        #[cfg(test)]
+        let now = now + state.step_ms;
         // Stepped back, the clock makes earlier bumps precede decisions still to
-        // come before those instants: arm every window again.
+        // come before those instants: arm every window again (instants passed are
+        // kept for this: they may lie ahead again). And a key remembered as expired
+        // may be usable again: empty the memo now.
         if now < state.last_now {
             state.armed_until = None;
+            shared.signals.bump();
         }
         state.last_now = now;
         let window_end = now.saturating_add(MEMO_HORIZON_MS);
@@ -194,9 +202,8 @@ fn watch(shared: &Shared) {
             shared.signals.bump();
             state.armed_until = Some(window_end);
         }
-        // Drop the instants behind us (a key is usable while now < expiresAt).
-        let upcoming = state.deadlines.split_off(&now.saturating_add(1));
-        state.deadlines = upcoming;
+        // The instants behind us stay (armed: a clock stepped back re-arms them);
+        // `forget_gone` drops those no key expires at.
         let from = state.armed_until.map_or(Unbounded, Excluded);
         match state.deadlines.range((from, Unbounded)).next().copied() {
             Some(t) => {
@@ -205,7 +212,7 @@ fn watch(shared: &Shared) {
                 let wait_ms = t.saturating_sub(MEMO_HORIZON_MS).saturating_sub(now).clamp(1, MAX_SLEEP_MS);
                 shared.wake.wait_for(&mut state, Duration::from_millis(wait_ms.unsigned_abs()));
             }
-            // Only armed instants left: look again when they have passed, or when woken.
+            // Only armed instants left: look again (a step back) in a while, or when woken.
             None if !state.deadlines.is_empty() => {
                 shared.wake.wait_for(&mut state, Duration::from_millis(MAX_SLEEP_MS.unsigned_abs()));
             }
@@ -266,6 +273,48 @@ mod tests {
         let bumped_at = bumped_at.expect("the generation was bumped before the instant");
         assert!(bumped_at >= at - MEMO_HORIZON_MS, "bumped at {bumped_at}, before the window opening at {}", at - MEMO_HORIZON_MS);
         assert!(bumped_at < at, "bumped at {bumped_at}, after the instant {at}");
+    }
+
+    /// Steps the wall clock the watcher sees by `step_ms` and returns the instants (on the
+    /// stepped clock) at which the generation moved, until the stepped clock reaches `until`.
+    fn bumps_after_a_step(signals: &Signals, watch: &ExpiryWatch, step_ms: i64, until: i64) -> Vec<i64> {
+        watch.shared.state.lock().step_ms = step_ms;
+        watch.clock_changed();
+        let mut seen = generation(signals);
+        let mut bumps = Vec::new();
+        while system_now() + step_ms < until {
+            let now = generation(signals);
+            if now != seen {
+                seen = now;
+                bumps.push(system_now() + step_ms);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        bumps
+    }
+
+    #[test]
+    fn ht_a_clock_stepped_back_empties_the_memo_and_re_arms_instants_passed() {
+        let (signals, watch, _) = watcher();
+        let at = system_now() + 200;
+        watch.schedule(at);
+        std::thread::sleep(Duration::from_millis(500));
+        // Stepped back 3 s, the key is usable again until `at`: a decision remembered as
+        // expired must go at once, and one remembered as allowed before `at` is reached.
+        let bumps = bumps_after_a_step(&signals, &watch, -3_000, at);
+        assert!(bumps.first().is_some_and(|&t| t < at - MEMO_HORIZON_MS), "no bump as the clock was stepped back: {bumps:?}");
+        assert!(bumps.iter().any(|&t| t >= at - MEMO_HORIZON_MS), "no bump within the horizon before {at}: {bumps:?}");
+    }
+
+    #[test]
+    fn ht_an_instant_already_passed_when_scheduled_is_re_armed_by_a_clock_stepped_back() {
+        let (signals, watch, _) = watcher();
+        // A key loaded (or changed by another process) after it expired.
+        let at = system_now() - 500;
+        watch.schedule(at);
+        std::thread::sleep(Duration::from_millis(100));
+        let bumps = bumps_after_a_step(&signals, &watch, -3_000, at);
+        assert!(bumps.iter().any(|&t| t >= at - MEMO_HORIZON_MS), "no bump within the horizon before {at}: {bumps:?}");
     }
 
     #[test]
