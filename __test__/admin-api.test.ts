@@ -130,6 +130,36 @@ describe('admin JSON API', () => {
     }
   })
 
+  test('a date-time is read as ISO 8601, one without an offset in UTC, whatever the server’s time zone; another form is 400', async () => {
+    store.putUser({ id: 'svc-tz', rights: ['*:*'] })
+    const day = new Date(Date.now() + 10 * DAY).toISOString().slice(0, 10)
+    const tz = process.env.TZ
+    process.env.TZ = 'Pacific/Kiritimati' // UTC+14: a local reading is 14 hours off
+    try {
+      const created = await call('POST', '/keys', { userId: 'svc-tz', description: 'd', expiresAt: `${day}T12:00:00` })
+      assert.equal(created.status, 201)
+      assert.equal(created.body!.key.expiresAt, `${day}T12:00:00.000Z`)
+      const id = created.body!.key.id
+      const edited = await call('PATCH', `/keys/${id}`, { expiresAt: `${day}T13:30` })
+      assert.equal(edited.status, 200)
+      assert.equal(edited.body!.key.expiresAt, `${day}T13:30:00.000Z`)
+      // A second after the edit, without an offset: read as local time, 14 hours before it.
+      const after = new Date(new Date(edited.body!.key.updatedAt as string).getTime() + 1000).toISOString().slice(0, 19)
+      const since = (await call('GET', `/audit?keyId=${id}&since=${after}`)).body!.entries as unknown[]
+      assert.equal(since.length, 0, 'since without an offset is UTC: nothing is at or after it')
+      // What V8 guesses (local time, or a year from '1') is refused, and changes nothing.
+      for (const expiresAt of [`${day} 12:00 local`, 'Jan 31 2099', '1', `${day.replaceAll('-', '/')}`]) {
+        const bad = await call('PATCH', `/keys/${id}`, { expiresAt })
+        assert.equal(bad.status, 400, expiresAt)
+        assert.equal(bad.body!.error.code, 'INVALID_ARGUMENT', expiresAt)
+      }
+      assert.equal(store.getKey(id)!.expiresAt.toISOString(), `${day}T13:30:00.000Z`)
+    } finally {
+      if (tz === undefined) delete process.env.TZ
+      else process.env.TZ = tz
+    }
+  })
+
   test('a body field or query parameter a route does not take is a 400 naming it, and changes nothing', async () => {
     store.putUser({ id: 'svc-fields', rights: ['*:*'] })
     const expiresAt = new Date(Date.now() + 30 * DAY).toISOString()

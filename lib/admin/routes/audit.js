@@ -3,6 +3,7 @@
 
 const { ErrorCode } = require('../../native.js')
 const { ApiError } = require('../response.js')
+const { parseDateTime } = require('../input.js')
 
 const { AUDIT_ACTIONS } = require('../../store.js')
 
@@ -58,8 +59,8 @@ function auditRoutes({ store }) {
     for (const name of /** @type {const} */ (['since', 'until'])) {
       const text = query.get(name)
       if (text === null) continue
-      const d = new Date(text)
-      if (!Number.isFinite(d.getTime())) throw new ApiError(400, ErrorCode.InvalidArgument, `${name} is not a valid date-time`)
+      const d = parseDateTime(text)
+      if (d === undefined || !Number.isFinite(d.getTime())) throw new ApiError(400, ErrorCode.InvalidArgument, `${name} is not a valid date-time`)
       q[name] = d
     }
     const before = query.get('beforeSeq')
