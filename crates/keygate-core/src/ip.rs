@@ -147,7 +147,7 @@ mod tests {
     }
 
     #[test]
-    fn hc_a_zone_in_a_rule_is_refused_with_the_rule_it_meant() {
+    fn a_zone_in_a_rule_is_refused_with_the_rule_it_meant() {
         let zoned = IpNet::parse("fe80::1%eth0").unwrap_err();
         assert!(zoned.contains("names a zone") && zoned.contains("did you mean ip=fe80::1?"), "{zoned}");
         assert!(IpNet::parse("fe80::%eth0/64").unwrap_err().contains("did you mean ip=fe80::/64?"));

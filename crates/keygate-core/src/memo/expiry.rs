@@ -294,7 +294,7 @@ mod tests {
     }
 
     #[test]
-    fn ht_a_clock_stepped_back_empties_the_memo_and_re_arms_instants_passed() {
+    fn a_clock_stepped_back_empties_the_memo_and_re_arms_instants_passed() {
         let (signals, watch, _) = watcher();
         let at = system_now() + 200;
         watch.schedule(at);
@@ -307,7 +307,7 @@ mod tests {
     }
 
     #[test]
-    fn ht_an_instant_already_passed_when_scheduled_is_re_armed_by_a_clock_stepped_back() {
+    fn an_instant_already_passed_when_scheduled_is_re_armed_by_a_clock_stepped_back() {
         let (signals, watch, _) = watcher();
         // A key loaded (or changed by another process) after it expired.
         let at = system_now() - 500;

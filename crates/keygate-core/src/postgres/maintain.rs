@@ -24,6 +24,9 @@ const PURGE_EVERY: Duration = Duration::from_secs(60);
 const RECHECK_EVERY: Duration = Duration::from_millis(100);
 /// The advisory lock key of purging and pruning (one host at a time).
 const MAINTENANCE_LOCK: i64 = 0x6b67_0002;
+/// Takes the maintenance lock if no other host holds it, and reads the server's clock (ms
+/// since the epoch).
+const LOCK_AND_READ_THE_CLOCK: &str = "SELECT pg_try_advisory_lock($1), (extract(epoch FROM clock_timestamp()) * 1000)::int8";
 /// Change rows no process catching up needs: one further behind reloads.
 const PRUNE: &str = "DELETE FROM keygate_changes WHERE version <= (SELECT version FROM keygate_meta WHERE id = 1) - $1";
 
@@ -84,14 +87,16 @@ fn run(inner: &Inner, shared: &Shared, task: Task, work: impl FnOnce() -> Result
 /// connection unlocked (harmless: another host's prune deletes the same rows) and the
 /// unlock finds nothing to release.
 fn purge_and_prune(inner: &Inner, shared: &Shared, purge_after_ms: i64) -> Result<()> {
-    let locked = shared.with_writer_replacing_lost(|net, w| {
-        let row = net.run("locking maintenance of", w.client.query_one("SELECT pg_try_advisory_lock($1)", &[&MAINTENANCE_LOCK]))?;
-        Ok(row.try_get(0).unwrap_or(false))
+    let (locked, server_now) = shared.with_writer_replacing_lost(|net, w| {
+        let row = net.run("locking maintenance of", w.client.query_one(LOCK_AND_READ_THE_CLOCK, &[&MAINTENANCE_LOCK]))?;
+        Ok((row.try_get(0).unwrap_or(false), row.try_get::<_, i64>(1).unwrap_or(i64::MIN)))
     })?;
     if !locked {
         return Ok(());
     }
-    let purged = inner.purge_expired(purge_after_ms).map(|_| ());
+    // By the earlier of this host's clock and the server's: one host whose clock runs ahead
+    // would otherwise purge, for every host, keys that have not been expired that long.
+    let purged = inner.purge_expired_by_the_earlier_clock(purge_after_ms, server_now).map(|_| ());
     let pruned = shared.with_writer(|net, w| {
         net.run("pruning changes of", w.client.execute(PRUNE, &[&CHANGES_KEPT]))?;
         net.run("unlocking maintenance of", w.client.execute("SELECT pg_advisory_unlock($1)", &[&MAINTENANCE_LOCK]))?;

@@ -201,17 +201,29 @@ impl Inner {
     /// most [`PURGE_BATCH`] per write; returns how many. A failed write ends the purge,
     /// the batches before it kept (the next purge goes on from there).
     pub(crate) fn purge_expired(&self, after_ms: i64) -> Result<usize> {
-        self.purge_expired_with(after_ms, true)
+        self.purge_expired_with(self.clock.now(), after_ms, true)
+    }
+
+    /// [`Inner::purge_expired`] by the earlier of the store clock and `other_now` (the
+    /// database server's clock), unless the store clock is frozen (a test's instant decides):
+    /// a host whose clock runs ahead would delete, for every host and for good, keys that
+    /// have not been expired that long.
+    pub(crate) fn purge_expired_by_the_earlier_clock(&self, after_ms: i64, other_now: i64) -> Result<usize> {
+        let now = match self.clock.frozen_at() {
+            Some(frozen) => frozen,
+            None => self.clock.now().min(other_now),
+        };
+        self.purge_expired_with(now, after_ms, true)
     }
 
     /// [`Inner::purge_expired`] from the background thread: it never waits for a lock another
     /// process holds (`STORE_LOCKED` at once; see [`crate::backend::Backend::begin_without_waiting`]).
     pub(crate) fn purge_expired_without_waiting(&self, after_ms: i64) -> Result<usize> {
-        self.purge_expired_with(after_ms, false)
+        self.purge_expired_with(self.clock.now(), after_ms, false)
     }
 
-    fn purge_expired_with(&self, after_ms: i64, wait: bool) -> Result<usize> {
-        let cutoff = self.clock.now().saturating_sub(after_ms);
+    fn purge_expired_with(&self, now: i64, after_ms: i64, wait: bool) -> Result<usize> {
+        let cutoff = now.saturating_sub(after_ms);
         // Looked for first in memory: a round with nothing to purge (the usual one) takes
         // no write lock, so it never holds other writers (or other hosts) back.
         if !self.registry.read().keys().any(|k| k.expires_at < cutoff) {
@@ -312,6 +324,33 @@ mod tests {
         }
         let instants = store.inner.expiry.instants();
         assert!(instants <= 1_024 + 2, "{instants} expiry instants kept for no key");
+    }
+
+    /// The PostgreSQL store's purge goes by the earlier of the host's clock and the server's: a
+    /// host whose clock runs ahead must not delete, for every host, keys not expired that long.
+    #[test]
+    fn a_purge_by_the_earlier_clock_spares_keys_a_clock_ahead_would_delete() {
+        let now = crate::clock::system_now();
+        // A key that expired ten days ago by the system clock (made with the clock frozen before).
+        let store = KeyStore::in_memory(Options { now: Some(now - 20 * DAY), ..Default::default() }).unwrap();
+        store.put_user(&UserInput { id: "u".into(), ..Default::default() }, None).unwrap();
+        let key = NewKey { user_id: "u".into(), description: String::new(), expires_at: Some(now - 10 * DAY), rules: vec![], state: None };
+        store.create_key(&key, None).unwrap();
+        store.set_now(None);
+        // The server's clock five days behind this host's: by it, expired five days, not seven.
+        assert_eq!(store.inner.purge_expired_by_the_earlier_clock(7 * DAY, now - 5 * DAY).unwrap(), 0);
+        assert_eq!(store.key_count(), 1);
+        // The server's clock ahead: this host's decides, and the key has been expired ten days.
+        assert_eq!(store.inner.purge_expired_by_the_earlier_clock(7 * DAY, now + DAY).unwrap(), 1);
+        assert_eq!(store.key_count(), 0);
+    }
+
+    /// A frozen store clock (a test's instant) decides the purge whatever the server's says.
+    #[test]
+    fn a_purge_by_a_frozen_clock_ignores_the_other_clock() {
+        let store = store_with_key_expiring_on_day(1);
+        store.set_now(Some(T0 + 9 * DAY));
+        assert_eq!(store.inner.purge_expired_by_the_earlier_clock(7 * DAY, T0).unwrap(), 1);
     }
 
     #[test]
