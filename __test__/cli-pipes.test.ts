@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -42,6 +42,46 @@ describe('keygate CLI: output into a closed pipe', () => {
         const r = await closedPipes(form)
         assert.equal(r.signal, null, form.join(' '))
         assert.equal(r.code, expected, `${form.join(' ')}: exit ${r.code}`)
+      }
+    }
+  })
+
+  /** Runs keygate with its stdout on /dev/full: every write fails with ENOSPC. */
+  function fullDisk(args: string[]): { code: number | null; stderr: string } {
+    const full = openSync('/dev/full', 'w')
+    try {
+      const r = spawnSync(process.execPath, [BIN, '--db', db, ...args], { env, encoding: 'utf8', stdio: ['ignore', full, 'pipe'] })
+      return { code: r.status, stderr: r.stderr }
+    } finally {
+      closeSync(full)
+    }
+  }
+
+  test('output lost to a full disk is exit 3; a key whose secret was lost so is revoked', { skip: !existsSync('/dev/full') }, () => {
+    for (const json of [[], ['--json']]) {
+      const listed = fullDisk([...json, 'key', 'list'])
+      assert.equal(listed.code, 3, listed.stderr)
+      assert.match(listed.stderr, /could not be written to standard output \(ENOSPC\)/)
+      for (const issuing of [
+        ['key', 'create', '--user', 'alice', '--description', 'lost', '--expires', '30d'],
+        ['key', 'rotate', 'ROTATED'],
+      ]) {
+        let args = issuing
+        if (issuing[1] === 'rotate') {
+          const made = spawnSync(process.execPath, [BIN, '--db', db, '--json', 'key', 'create', '--user', 'alice', '--description', 'kept', '--expires', '30d'], {
+            env,
+            encoding: 'utf8',
+          })
+          assert.equal(made.status, 0, made.stderr)
+          args = ['key', 'rotate', JSON.parse(made.stdout).key.id, '--overlap', '1h']
+        }
+        const r = fullDisk([...json, ...args])
+        assert.equal(r.code, 3, r.stderr)
+        const id = /the secret of key (key_\w+) could not be written to standard output \(ENOSPC\); the key was revoked/.exec(r.stderr)?.[1]
+        assert.ok(id, r.stderr)
+        assert.doesNotMatch(r.stderr, /kg_/)
+        const shown = spawnSync(process.execPath, [BIN, '--db', db, '--json', 'key', 'show', id], { env, encoding: 'utf8' })
+        assert.equal(JSON.parse(shown.stdout).state, 'revoked', `${args.join(' ')}: the new key`)
       }
     }
   })

@@ -16,37 +16,54 @@ try {
 // `keygate ... | head` closes the pipe early: stop writing to it quietly, but let the command
 // finish, so the exit code is still its own (a failure or a denied check must not exit 0 because
 // its output found no reader, as it would if the process stopped here, before the code is known).
+// Any other failure to write (a full disk, an I/O error) is the command's to report: the write's
+// promise rejects (see run()), and later writes to that stream are dropped.
 /** @type {Set<NodeJS.WriteStream>} */
 const closed = new Set()
+/** @type {NodeJS.ErrnoException | undefined} */
+let stdoutFailure
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (error) => {
-    if (error && error.code === 'EPIPE') {
-      closed.add(stream)
-      return
-    }
-    throw error
+    closed.add(stream)
+    if (stream === process.stdout && error?.code !== 'EPIPE') stdoutFailure ??= error
   })
 }
 /**
- * @param {NodeJS.WriteStream} stream
+ * Resolves once `text` is written to stdout (or its reader is gone), rejects if it cannot be.
  * @param {string} text
+ * @returns {Promise<void>}
  */
-const write = (stream, text) => {
-  if (!closed.has(stream)) stream.write(text)
+const toStdout = (text) =>
+  new Promise((resolve, reject) => {
+    if (closed.has(process.stdout)) return stdoutFailure ? reject(stdoutFailure) : resolve()
+    process.stdout.write(text, (/** @type {NodeJS.ErrnoException | null | undefined} */ error) => (error && error.code !== 'EPIPE' ? reject(error) : resolve()))
+  })
+/** @param {string} text */
+const toStderr = (text) => {
+  if (!closed.has(process.stderr)) process.stderr.write(text)
 }
+
+// Output lost to a full disk or an I/O error (told once the last write has failed, which may
+// come after the command's end): the command was done, but no one saw its answer.
+process.on('exit', () => {
+  if (stdoutFailure !== undefined && !process.exitCode) {
+    toStderr(`error: the output could not be written to standard output (${stdoutFailure.code ?? stdoutFailure.message})\n`)
+    process.exitCode = 3
+  }
+})
 
 run(process.argv.slice(2), {
   env: process.env,
   cwd: process.cwd(),
-  stdout: (/** @type {string} */ text) => write(process.stdout, text),
-  stderr: (/** @type {string} */ text) => write(process.stderr, text),
+  stdout: toStdout,
+  stderr: toStderr,
   stdin: process.stdin,
 }).then(
   (code) => {
     process.exitCode = code
   },
   (error) => {
-    write(process.stderr, `error: unexpected error: ${error?.stack || error}\n`)
+    toStderr(`error: unexpected error: ${error?.stack || error}\n`)
     process.exitCode = 4
   },
 )

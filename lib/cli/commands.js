@@ -432,6 +432,7 @@ const COMMANDS = [
       return {
         json: { key, secret },
         text: `created key ${key.id}\n${fmt.keyDetails(key, ctx.now)}\n\n${secretBlock(secret)}`,
+        issued: key.id,
       }
     },
   },
@@ -538,6 +539,7 @@ const COMMANDS = [
       return {
         json: { key, secret, previous },
         text: `rotated key ${ctx.args[0]} → ${key.id}\n${old}\n\n${fmt.keyDetails(key, ctx.now)}\n\n${secretBlock(secret)}`,
+        issued: key.id,
       }
     },
   },

@@ -47,6 +47,7 @@ const { resolveStore, shownStore } = require('../location.js')
  * @property {unknown} json
  * @property {string} text
  * @property {number} [exit] the exit code; default 0
+ * @property {string} [issued] the id of a key whose secret the output shows (see run())
  */
 
 /**
@@ -342,7 +343,9 @@ function readSecretLine(stream, stderr) {
  * Runs the CLI. `io`: { env, cwd, stdout(text), stderr(text), stdin (a readable stream) }.
  * Returns the exit code.
  * @param {string[]} argv
- * @param {{ env: NodeJS.ProcessEnv, cwd: string, stdout: (text: string) => void, stderr: (text: string) => void, stdin: NodeJS.ReadStream }} io
+ * `stdout` may return a promise that rejects when the text cannot be written (a full disk): a
+ * command that issues a secret then revokes its key.
+ * @param {{ env: NodeJS.ProcessEnv, cwd: string, stdout: (text: string) => void | Promise<void>, stderr: (text: string) => void, stdin: NodeJS.ReadStream }} io
  * @returns {Promise<number>}
  */
 async function run(argv, io) {
@@ -351,9 +354,40 @@ async function run(argv, io) {
     return (end === -1 ? argv : argv.slice(0, end)).includes('--json')
   })()
   /** @param {string} text */
-  const out = (text) => io.stdout(text.endsWith('\n') ? text : `${text}\n`)
+  const out = (text) => {
+    const written = Promise.resolve(io.stdout(text.endsWith('\n') ? text : `${text}\n`))
+    // Awaited only where a failure changes what to do (a secret issued); else bin/keygate.js reports it.
+    written.catch(() => {})
+    return written
+  }
   /** @param {string} text */
   const err = (text) => io.stderr(text.endsWith('\n') ? text : `${text}\n`)
+
+  /**
+   * The output of a command that issued a secret could not be written: revokes its key (no one
+   * has the secret, or someone has part of it), closes the store, says so on stderr (stdout
+   * is what failed, so even with --json) and returns exit 3.
+   * @param {import('../../index.js').KeyStore} opened
+   * @param {string} keyId
+   * @param {{ actor?: string }} admin
+   * @param {NodeJS.ErrnoException} failure
+   */
+  const revokeUndelivered = (opened, keyId, admin, failure) => {
+    const why = `the secret of key ${keyId} could not be written to standard output (${failure.code ?? failure.message})`
+    let outcome = 'the key was revoked, as no one has its secret: issue another'
+    try {
+      opened.setState(keyId, 'revoked', admin)
+    } catch (e) {
+      outcome = `revoking it failed (${visible(redactSecrets(e?.message))}): revoke it with keygate key revoke ${keyId}`
+    }
+    try {
+      opened.close()
+    } catch {
+      // the outcome above is what to report
+    }
+    err(`error: ${why}; ${outcome}`)
+    return EXIT.KEYGATE
+  }
 
   /**
    * @param {number} exit
@@ -469,11 +503,21 @@ async function run(argv, io) {
     ctx.created = opened.created
     if (opened.created && command.path[0] !== 'init' && !json) err(`note: created a new keygate store ${visible(shownStore(db))}`)
     const result = await command.run(ctx)
+    const output = json ? jsonDocument(result.json) : shownLines(result.text) // user text may hold bidi or terminal controls
+    if (result.issued !== undefined) {
+      // A secret is shown once: written out while the store is still open, so that the key of a
+      // secret that could not be written (a full disk; part of it may be on it) is revoked, not
+      // left usable by whoever finds the rest.
+      const failure = await out(output).then(
+        () => undefined,
+        (/** @type {NodeJS.ErrnoException} */ e) => e,
+      )
+      if (failure !== undefined) return revokeUndelivered(store, result.issued, ctx.admin, failure)
+    }
     const toClose = store
     store = undefined
     toClose.close()
-    if (json) out(jsonDocument(result.json))
-    else out(shownLines(result.text)) // user text may hold bidi or terminal controls
+    if (result.issued === undefined) out(output)
     return result.exit ?? EXIT.OK
   } catch (error) {
     if (store) {
