@@ -174,7 +174,13 @@ describe('keygate CLI: usage', () => {
     const planted = createHash('sha256').update('kga_a-token-the-other-user-knows-0123456789', 'utf8').digest('hex')
     const cases: [string, (file: string) => void][] = [['writable by other users', (file) => chmodSync(file, 0o666)]]
     // A FIFO would have held the start up forever.
-    cases.push(['not a regular file', (file) => (rmSync(file), spawnSync('mkfifo', [file]))])
+    cases.push([
+      'not a regular file',
+      (file) => {
+        rmSync(file)
+        spawnSync('mkfifo', [file])
+      },
+    ])
     if (process.getuid?.() === 0) cases.push(['owned by another user \\(uid 65534\\)', (file) => chownSync(file, 65534, 65534)])
     for (const [problem, plant] of cases) {
       const work = mkdtempSync(path.join(dir, 'planted-'))

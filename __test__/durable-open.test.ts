@@ -148,7 +148,14 @@ describe('KeyStore.open', () => {
     // another user's whole store, their keys in it, took the place of this one).
     const plants: [string, RegExp, (file: string) => void][] = [
       ['world-readable and writable', /lets others read or write it \(mode 666\) where the store file does not \(mode 600\)/, (f) => fs.chmodSync(f, 0o666)],
-      ['a symbolic link', /is not a regular file/, (f) => (fs.rmSync(f), fs.symlinkSync(`${f}.elsewhere`, f))],
+      [
+        'a symbolic link',
+        /is not a regular file/,
+        (f) => {
+          fs.rmSync(f)
+          fs.symlinkSync(`${f}.elsewhere`, f)
+        },
+      ],
     ]
     if (process.getuid?.() === 0) plants.push(['owned by another user', /is owned by another user \(uid 65534\)/, (f) => fs.chownSync(f, 65534, 65534)])
     for (const existing of [true, false]) {
