@@ -64,7 +64,9 @@ export interface StoreOptions {
   now?: Date
   /**
    * Durable store only: keys expired for longer than this many days are deleted
-   * automatically (audited as `purgeExpired`); default 7, as Hornbill does.
+   * automatically (audited as `purgeExpired`); default 7, as Hornbill does. Like every option
+   * for one kind of store, it is checked by every store (0 or more) and ignored by the others,
+   * so one configuration serves stores of every kind.
    */
   purgeExpiredAfterDays?: number
   /**
@@ -76,15 +78,15 @@ export interface StoreOptions {
    */
   onError?: (error: BackgroundError) => void
   /**
-   * PostgreSQL store only: a process that has not known itself current for longer than this (ms:
+   * PostgreSQL store only (checked by every store, 1 to 3,600,000): a process that has not known itself current for longer than this (ms:
    * no heartbeat finding the database where it stands, no catch-up reading what it missed)
    * answers `store_unavailable` to every check until it has caught up again; default 5000.
    */
   failClosedAfterMs?: number
-  /** PostgreSQL store only: the longest wait for a connection, in ms; default 5000. */
+  /** PostgreSQL store only (checked by every store): the longest wait for a connection, in ms, 1 to 3,600,000; default 5000. */
   connectTimeoutMs?: number
   /**
-   * PostgreSQL store only: the longest wait for one statement's answer, in ms; default 5000.
+   * PostgreSQL store only (checked by every store, 1 to 3,600,000): the longest wait for one statement's answer, in ms; default 5000.
    * An admin call that waits longer throws `STORE_UNAVAILABLE` and changes nothing.
    */
   statementTimeoutMs?: number

@@ -153,6 +153,29 @@ describe('misspelt options are refused, naming the option', () => {
 // A field of a new key, a patch, a user or a role is checked by name as an option is: ignored, a
 // misspelt `rules` would create a key free to call whatever its user may, and a `state` in a
 // patch would leave a key its admin meant to revoke usable.
+describe('options for another kind of store are checked by every store', () => {
+  // One configuration serves every kind of store (KeyStore.open(process.env.KEYGATE_DB, options)):
+  // a bad value is refused by each, never only once the URL names a PostgreSQL database.
+  test('a bad purgeExpiredAfterDays or timeout: INVALID_ARGUMENT from the in-memory and SQLite stores too, no file made', () => {
+    const dir = tempDir()
+    const bad: [Record<string, number>, RegExp][] = [
+      [{ purgeExpiredAfterDays: -1 }, /purgeExpiredAfterDays -1 must be 0 or more/],
+      [{ purgeExpiredAfterDays: Number.POSITIVE_INFINITY }, /purgeExpiredAfterDays Infinity/],
+      [{ connectTimeoutMs: -5 }, /connectTimeoutMs -5 must be from 1 to 3600000/],
+      [{ statementTimeoutMs: 0 }, /statementTimeoutMs 0 must be from 1/],
+      [{ failClosedAfterMs: 3_600_001 }, /failClosedAfterMs 3600001 must be from 1/],
+    ]
+    for (const [options, message] of bad) {
+      refused(() => KeyStore.inMemory(options), 'keygate', message)
+      refused(() => KeyStore.open(path.join(dir, 'k.db'), options), 'keygate', message)
+      assert.deepEqual(fs.readdirSync(dir), [])
+    }
+    const good = { purgeExpiredAfterDays: 30, connectTimeoutMs: 2000, statementTimeoutMs: 3000, failClosedAfterMs: 4000 }
+    KeyStore.inMemory(good).close()
+    KeyStore.open(path.join(dir, 'k.db'), good).close()
+  })
+})
+
 describe('misspelt fields of keys, patches, users and roles are refused, naming the field', () => {
   const expiresAt = () => new Date(Date.now() + 86_400_000)
 

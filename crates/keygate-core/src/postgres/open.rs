@@ -18,14 +18,9 @@ use super::maintain::maintain;
 use super::schema;
 use super::watch::{guard, watch};
 use super::{Contact, Cursor, Net, PgBackend, Shared, Writer, NOTIFY};
-use crate::error::{js_number, Error, ErrorCode, Result};
-use crate::secret::{random_hex, Prefix};
-use crate::store::{check_lifetime_days, KeyStore, Options};
-
-const DEFAULT_TIMEOUT_MS: f64 = 5_000.0;
-const DEFAULT_PURGE_AFTER_DAYS: f64 = 7.0;
-/// The longest timeout accepted (an hour): a longer one is a mistake, not a bound.
-const MAX_TIMEOUT_MS: f64 = 3_600_000.0;
+use crate::error::{Error, ErrorCode, Result};
+use crate::secret::random_hex;
+use crate::store::{check_options, purge_after_days, timeout_ms, KeyStore, Options};
 
 /// Whether `path` names a PostgreSQL database rather than a file.
 pub(crate) fn is_postgres_url(path: &str) -> bool {
@@ -33,27 +28,15 @@ pub(crate) fn is_postgres_url(path: &str) -> bool {
     lower.starts_with("postgres://") || lower.starts_with("postgresql://")
 }
 
+/// A timeout option as a duration (see `timeout_ms`).
 fn timeout(value: Option<f64>, name: &str) -> Result<Duration> {
-    let ms = value.unwrap_or(DEFAULT_TIMEOUT_MS);
-    // At least 1 ms: PostgreSQL's own timeouts count whole milliseconds.
-    if !(ms.is_finite() && (1.0..=MAX_TIMEOUT_MS).contains(&ms)) {
-        return Err(Error::new(ErrorCode::InvalidArgument, format!("{name} {} must be from 1 to {MAX_TIMEOUT_MS} (ms)", js_number(ms))));
-    }
-    Ok(Duration::from_secs_f64(ms / 1000.0))
+    Ok(Duration::from_secs_f64(timeout_ms(value, name)? / 1000.0))
 }
 
 /// Opens (or creates) the store in the database at `url`.
 pub(crate) fn open(url: &str, options: Options) -> Result<KeyStore> {
-    if let Some(days) = options.max_lifetime_days {
-        check_lifetime_days(days)?;
-    }
-    if let Some(prefix) = &options.key_prefix {
-        Prefix::new(prefix)?;
-    }
-    let purge_days = options.purge_expired_after_days.unwrap_or(DEFAULT_PURGE_AFTER_DAYS);
-    if !(purge_days.is_finite() && purge_days >= 0.0) {
-        return Err(Error::new(ErrorCode::InvalidArgument, format!("purgeExpiredAfterDays {} must be 0 or more", js_number(purge_days))));
-    }
+    check_options(&options)?;
+    let purge_days = purge_after_days(options.purge_expired_after_days)?;
     let fail_closed_after = timeout(options.fail_closed_after_ms, "failClosedAfterMs")?;
     let connect_timeout = timeout(options.connect_timeout_ms, "connectTimeoutMs")?;
     let statement_timeout = timeout(options.statement_timeout_ms, "statementTimeoutMs")?;

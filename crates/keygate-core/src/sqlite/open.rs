@@ -15,12 +15,10 @@ use super::replaced::Named;
 use super::rows::load;
 use super::schema::{examine, log_id, migrate};
 use super::{check_file_path, corrupt, end_open_transaction, owner_only, read_error, store_error, Db, SqliteBackend};
-use crate::error::{js_number, shown_path, Error, ErrorCode, Result};
+use crate::error::{shown_path, Error, ErrorCode, Result};
 use crate::registry::Registry;
-use crate::secret::Prefix;
 use crate::store::{KeyStore, Options};
 
-const DEFAULT_PURGE_AFTER_DAYS: f64 = 7.0;
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl KeyStore {
@@ -41,19 +39,8 @@ impl KeyStore {
         // A device reports size 0, as an empty file does: taken for a new store, a disk's first
         // pages would be written over (and SQLite's -journal made beside it, in /dev).
         check_regular(&path, &path)?;
-        if let Some(days) = options.max_lifetime_days {
-            crate::store::check_lifetime_days(days)?;
-        }
-        if let Some(prefix) = &options.key_prefix {
-            Prefix::new(prefix)?;
-        }
-        let purge_days = options.purge_expired_after_days.unwrap_or(DEFAULT_PURGE_AFTER_DAYS);
-        if !(purge_days.is_finite() && purge_days >= 0.0) {
-            return Err(Error::new(
-                ErrorCode::InvalidArgument,
-                format!("purgeExpiredAfterDays {} must be 0 or more", js_number(purge_days)),
-            ));
-        }
+        crate::store::check_options(&options)?;
+        let purge_days = crate::store::purge_after_days(options.purge_expired_after_days)?;
         let length = std::fs::metadata(&path).map(|m| m.len()).ok();
         let existing = length.is_some_and(|len| len > 0);
         // An empty file beside a log that holds pages is a store whose file was truncated (a new

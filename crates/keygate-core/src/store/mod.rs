@@ -41,7 +41,7 @@ pub use self::types::{
     Actor, AuditAction, EffectiveRights, Expect, Explanation, Health, Issued, KeyFilter, KeyPatch, KeyView, NewKey, Options, RoleView,
     UserInput, UserView,
 };
-pub(crate) use self::validate::check_lifetime_days;
+pub(crate) use self::validate::{check_lifetime_days, check_options, purge_after_days, timeout_ms};
 use crate::audit::{AuditEntry, AuditQuery, AuditReport};
 use crate::backend::{Backend, MemoryBackend};
 use crate::clock::Clock;
@@ -98,6 +98,7 @@ fn internal(what: &str) -> Error {
 impl KeyStore {
     /// A store with no durable backend.
     pub fn in_memory(options: Options) -> Result<KeyStore> {
+        check_options(&options)?;
         let prefix = match &options.key_prefix {
             Some(p) => Prefix::new(p)?,
             None => Prefix::default(),

@@ -2,11 +2,54 @@
 //! makes of names and texts: key lifetimes and expiries, the optimistic-concurrency
 //! precondition, rotation overlaps; and the times their messages show.
 
-use super::{Inner, DAY_MS};
+use super::{Inner, Options, DAY_MS};
 use crate::error::{js_number, Error, ErrorCode, Result};
 use crate::registry::KeyRecord;
+use crate::secret::Prefix;
 
 const MAX_LIFETIME_DAYS_LIMIT: u32 = 36_500;
+/// Keys expired this many days are purged, unless `purgeExpiredAfterDays` says otherwise (as Hornbill).
+const DEFAULT_PURGE_AFTER_DAYS: f64 = 7.0;
+/// The PostgreSQL store's timeouts, unless given.
+const DEFAULT_TIMEOUT_MS: f64 = 5_000.0;
+/// The longest timeout accepted (an hour): a longer one is a mistake, not a bound.
+const MAX_TIMEOUT_MS: f64 = 3_600_000.0;
+
+/// Checks the options every store takes alike, whether or not it uses them: a configuration
+/// shared by stores of every kind (`KeyStore.open(process.env.KEYGATE_DB, options)`) is refused
+/// by each, or taken by each, never refused only once the URL names another kind of store.
+pub(crate) fn check_options(options: &Options) -> Result<()> {
+    if let Some(days) = options.max_lifetime_days {
+        check_lifetime_days(days)?;
+    }
+    if let Some(prefix) = &options.key_prefix {
+        Prefix::new(prefix)?;
+    }
+    purge_after_days(options.purge_expired_after_days)?;
+    timeout_ms(options.fail_closed_after_ms, "failClosedAfterMs")?;
+    timeout_ms(options.connect_timeout_ms, "connectTimeoutMs")?;
+    timeout_ms(options.statement_timeout_ms, "statementTimeoutMs")?;
+    Ok(())
+}
+
+/// `purgeExpiredAfterDays`, or its default.
+pub(crate) fn purge_after_days(value: Option<f64>) -> Result<f64> {
+    let days = value.unwrap_or(DEFAULT_PURGE_AFTER_DAYS);
+    if !(days.is_finite() && days >= 0.0) {
+        return Err(Error::new(ErrorCode::InvalidArgument, format!("purgeExpiredAfterDays {} must be 0 or more", js_number(days))));
+    }
+    Ok(days)
+}
+
+/// A timeout option (`name`) in milliseconds, or its default.
+pub(crate) fn timeout_ms(value: Option<f64>, name: &str) -> Result<f64> {
+    let ms = value.unwrap_or(DEFAULT_TIMEOUT_MS);
+    // At least 1 ms: PostgreSQL's own timeouts count whole milliseconds.
+    if !(ms.is_finite() && (1.0..=MAX_TIMEOUT_MS).contains(&ms)) {
+        return Err(Error::new(ErrorCode::InvalidArgument, format!("{name} {} must be from 1 to {MAX_TIMEOUT_MS} (ms)", js_number(ms))));
+    }
+    Ok(ms)
+}
 
 pub(super) fn iso(ms: i64) -> String {
     crate::time::iso8601(ms)
