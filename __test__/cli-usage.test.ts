@@ -195,6 +195,39 @@ describe('keygate CLI: usage', () => {
     }
   })
 
+  test("serve takes an admin token digest file root wrote (a deploy tool's, a mounted secret) when run as another user", {
+    skip: process.getuid?.() !== 0 && 'needs root, to write the file as root and run serve as another user',
+    timeout: 30_000,
+  }, async (t) => {
+    const nobody = { uid: 65534, gid: 65534 }
+    const probe = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(__dirname, '..'))})`], { ...nobody, encoding: 'utf8' })
+    if (probe.status !== 0) return t.skip('the package is not readable by uid 65534 here')
+    const work = mkdtempSync(path.join(tmpdir(), 'keygate-cli-root-digest-'))
+    try {
+      chownSync(work, nobody.uid, nobody.gid)
+      const file = path.join(work, 'keygate.db.admin-token.sha256')
+      // Root's, as a deploy tool writes it: refused as 'owned by another user (uid 0)' before.
+      writeFileSync(file, `${createHash('sha256').update('kga_the-token-the-deploy-tool-set-0123456789', 'utf8').digest('hex')}\n`, { mode: 0o644 })
+      const { KEYGATE_DB: _db, KEYGATE_ADMIN_TOKEN: _token, HOST: _host, ...env } = process.env
+      const child = spawn(process.execPath, [BIN, 'serve', '--port', '0'], { ...nobody, cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'] })
+      let out = ''
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      try {
+        const deadline = Date.now() + 20_000
+        while (!/keygate admin: /.test(out) && child.exitCode === null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+        assert.match(out, /^keygate admin: http:\/\/127\.0\.0\.1:\d+ /m, out)
+        assert.doesNotMatch(out, /kga_/, 'a new token was generated')
+      } finally {
+        child.kill('SIGTERM')
+        await exited
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true })
+    }
+  })
+
   test("--db and KEYGATE_DB as an SQLite URI or ':memory:' get the store's own message, not a file of that name", () => {
     const empty = mkdtempSync(path.join(dir, 'empty-'))
     for (const name of ['file:./dev.db', 'FILE:dev.db', ':memory:']) {

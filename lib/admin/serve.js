@@ -74,9 +74,10 @@ function adminToken(db, given, env = process.env) {
 }
 
 /**
- * The text of the digest file, which must be this process's own: whoever could write it chose the
- * admin token (another user who planted one beside a store in a shared directory such as /tmp
- * would log in with a token of their own). Owned by another user, or writable by others, it is refused.
+ * The text of the digest file, which must be this process's own or root's: whoever could write it
+ * chose the admin token (another user who planted one beside a store in a shared directory such as
+ * /tmp would log in with a token of their own). Root's is taken (a deploy tool's, a mounted secret's),
+ * as root could change this process anyway. Owned by another user, or writable by others, it is refused.
  * @param {string} file
  */
 function readOwnFile(file) {
@@ -87,8 +88,8 @@ function readOwnFile(file) {
     const { uid, mode } = stat
     if (!stat.isFile()) throw fileProblem(`${file} is not a regular file: delete it and restart to get a new admin token`)
     const euid = typeof process.geteuid === 'function' ? process.geteuid() : undefined
-    if (euid !== undefined && (uid !== euid || (mode & 0o022) !== 0)) {
-      const whose = uid !== euid ? `is owned by another user (uid ${uid})` : 'is writable by other users'
+    if (euid !== undefined && ((uid !== euid && uid !== 0) || (mode & 0o022) !== 0)) {
+      const whose = uid !== euid && uid !== 0 ? `is owned by another user (uid ${uid})` : 'is writable by other users'
       throw fileProblem(`${file} ${whose}: whoever could write it chose the admin token; delete it and restart to get a new admin token`)
     }
     return fs.readFileSync(fd, 'utf8')
