@@ -177,6 +177,23 @@ describe('KeyStore.open', () => {
     }
   })
 
+  test("its own -wal and -shm that others may read (a store made 0644, chmod'ed 0600 while in use) are given the store's mode, not refused", {
+    skip: process.platform === 'win32' && 'no POSIX modes',
+  }, () => {
+    const file = storePath()
+    const running = open(file)
+    running.putUser({ id: 'u' })
+    for (const suffix of ['-wal', '-shm']) fs.chmodSync(`${file}${suffix}`, 0o644)
+    const another = open(file)
+    assert.deepEqual(
+      another.listUsers().map((u) => u.id),
+      ['u'],
+    )
+    for (const suffix of ['-wal', '-shm']) assert.equal(fs.statSync(`${file}${suffix}`).mode & 0o777, 0o600, suffix)
+    another.close()
+    running.close()
+  })
+
   test('create: false opens only a store that exists: a missing, empty or table-less file is STORE_IO and left as it was', () => {
     const missing = storePath()
     throwsStoreError(() => open(missing, { create: false }), 'STORE_IO', missing)

@@ -236,6 +236,13 @@ fn check_beside(path: &Path, target: &Path) -> Result<()> {
         } else if side.uid() != owner && side.uid() != euid && mode & 0o022 == 0 {
             format!("is owned by another user (uid {}) than the store file (uid {owner})", side.uid())
         } else if side.mode() & 0o077 & !mode != 0 {
+            // This process's own that others may only read (a store made before files were
+            // owner-only, then chmod'ed while in use, keeps 0644 files beside it): given the
+            // store's mode, not refused. One others may write may hold pages of theirs.
+            let own = side.uid() == euid && side.uid() == owner;
+            if own && side.mode() & 0o022 & !mode == 0 && tighten(&beside(&target, suffix), side.mode() & 0o777 & !(0o077 & !mode)) {
+                continue;
+            }
             format!("lets others read or write it (mode {:o}) where the store file does not (mode {:o})", side.mode() & 0o777, mode & 0o777)
         } else {
             continue;
@@ -252,6 +259,19 @@ fn check_beside(path: &Path, target: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Gives the regular file at `path` (never a symbolic link put in its place) `mode`; false if it
+/// cannot.
+#[cfg(unix)]
+fn tighten(path: &Path, mode: u32) -> bool {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .and_then(|file| file.set_permissions(std::fs::Permissions::from_mode(mode)))
+        .is_ok()
 }
 
 #[cfg(not(unix))]
