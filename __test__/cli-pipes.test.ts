@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs'
+import { appendFileSync, closeSync, existsSync, mkdtempSync, openSync, rmdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -83,6 +83,59 @@ describe('keygate CLI: output into a closed pipe', () => {
         const shown = spawnSync(process.execPath, [BIN, '--db', db, '--json', 'key', 'show', id], { env, encoding: 'utf8' })
         assert.equal(JSON.parse(shown.stdout).state, 'revoked', `${args.join(' ')}: the new key`)
       }
+    }
+  })
+
+  /** A directory on a small tmpfs (mounting needs root), or why there is none. */
+  function smallDisk(): string | { skip: string } {
+    if (process.platform !== 'linux') return { skip: 'needs Linux, to mount a small tmpfs' }
+    const mountPoint = mkdtempSync(path.join(tmpdir(), 'keygate-cli-full-'))
+    const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mountPoint], { encoding: 'utf8' })
+    if (r.status !== 0) {
+      rmdirSync(mountPoint)
+      return { skip: `mounting a tmpfs is not permitted here (run as root): ${(r.stderr || String(r.error)).trim().split('\n')[0]}` }
+    }
+    return mountPoint
+  }
+
+  test('into a file on a disk that fills up mid-write (a short write, no error), the secret cut short revokes its key', async (t) => {
+    const disk = smallDisk()
+    if (typeof disk !== 'string') return t.skip(disk.skip)
+    try {
+      // The disk full to its last page, which the output file holds, with room for 100 bytes.
+      const out = path.join(disk, 'out')
+      writeFileSync(out, 'x'.repeat(4096 - 100))
+      const filler = path.join(disk, 'filler')
+      try {
+        for (;;) appendFileSync(filler, Buffer.alloc(4096))
+      } catch (error) {
+        assert.equal((error as NodeJS.ErrnoException).code, 'ENOSPC')
+      }
+      for (const args of [
+        ['key', 'create', '--user', 'alice', '--description', 'cut short', '--expires', '30d'],
+        ['--json', 'key', 'create', '--user', 'alice', '--description', 'cut short', '--expires', '30d'],
+        ['key', 'list'],
+      ]) {
+        truncateSync(out, 4096 - 100)
+        const fd = openSync(out, 'a')
+        const r = spawnSync(process.execPath, [BIN, '--db', db, ...args], { env, encoding: 'utf8', stdio: ['ignore', fd, 'pipe'] })
+        closeSync(fd)
+        // The first 100 bytes were written (the write said so), the rest was not.
+        assert.equal(statSync(out).size, 4096, args.join(' '))
+        assert.equal(r.status, 3, `${args.join(' ')}: exit ${r.status}: ${r.stderr}`)
+        assert.doesNotMatch(r.stderr, /kg_/)
+        if (args.includes('create')) {
+          const id = /the secret of key (key_\w+) could not be written to standard output \(ENOSPC\); the key was revoked/.exec(r.stderr)?.[1]
+          assert.ok(id, r.stderr)
+          const shown = spawnSync(process.execPath, [BIN, '--db', db, '--json', 'key', 'show', id], { env, encoding: 'utf8' })
+          assert.equal(JSON.parse(shown.stdout).state, 'revoked', `${args.join(' ')}: the new key`)
+        } else {
+          assert.match(r.stderr, /could not be written to standard output \(ENOSPC\)/)
+        }
+      }
+    } finally {
+      if (spawnSync('umount', [disk]).status !== 0) spawnSync('umount', ['-l', disk])
+      rmdirSync(disk)
     }
   })
 })

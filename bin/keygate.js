@@ -2,6 +2,8 @@
 'use strict'
 // keygate — the command line of the keygate package. Reference: docs/cli.md, or `keygate --help`.
 
+const fs = require('node:fs')
+
 // Fail clearly (not with a stack trace) if the native addon cannot be loaded.
 let run
 try {
@@ -28,6 +30,24 @@ for (const stream of [process.stdout, process.stderr]) {
     if (stream === process.stdout && error?.code !== 'EPIPE') stdoutFailure ??= error
   })
 }
+// Into a file, Node writes once and drops what a short write left out (a disk that fills up
+// mid-write writes what fits and says nothing): there every byte is written here, until a
+// write fails (ENOSPC), so a secret cut short is told, not taken for delivered.
+const stdoutIsFile = (() => {
+  try {
+    return fs.fstatSync(1).isFile()
+  } catch {
+    return false
+  }
+})()
+/**
+ * Writes all of `bytes` to `fd`, or throws the error of the write that could not go on.
+ * @param {number} fd
+ * @param {Buffer} bytes
+ */
+const writeAll = (fd, bytes) => {
+  for (let at = 0; at < bytes.length; ) at += fs.writeSync(fd, bytes, at)
+}
 /**
  * Resolves once `text` is written to stdout (or its reader is gone), rejects if it cannot be.
  * @param {string} text
@@ -36,6 +56,16 @@ for (const stream of [process.stdout, process.stderr]) {
 const toStdout = (text) =>
   new Promise((resolve, reject) => {
     if (closed.has(process.stdout)) return stdoutFailure ? reject(stdoutFailure) : resolve()
+    if (stdoutIsFile) {
+      try {
+        writeAll(1, Buffer.from(text, 'utf8'))
+      } catch (error) {
+        closed.add(process.stdout)
+        stdoutFailure ??= error
+        return reject(error)
+      }
+      return resolve()
+    }
     process.stdout.write(text, (/** @type {NodeJS.ErrnoException | null | undefined} */ error) => (error && error.code !== 'EPIPE' ? reject(error) : resolve()))
   })
 /** @param {string} text */
