@@ -154,6 +154,16 @@ describe('admin JSON API', () => {
         assert.equal(bad.body!.error.code, 'INVALID_ARGUMENT', expiresAt)
       }
       assert.equal(store.getKey(id)!.expiresAt.toISOString(), `${day}T13:30:00.000Z`)
+      // The updatedAt a change carries is read so too: without an offset it is UTC, and matches.
+      const seen = store.getKey(id)!.updatedAt.toISOString().slice(0, -1)
+      const matched = await call('PATCH', `/keys/${id}`, { description: 'tz', updatedAt: seen })
+      assert.equal(matched.status, 200, JSON.stringify(matched.body))
+      for (const updatedAt of ['Jan 31 2099', '1']) {
+        const bad = await call('PATCH', `/keys/${id}`, { description: 'guessed', updatedAt })
+        assert.equal(bad.status, 400, updatedAt)
+        assert.equal(bad.body!.error.code, 'INVALID_ARGUMENT', updatedAt)
+      }
+      assert.equal(store.getKey(id)!.description, 'tz')
     } finally {
       if (tz === undefined) delete process.env.TZ
       else process.env.TZ = tz

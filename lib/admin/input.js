@@ -136,8 +136,8 @@ function date(body, name, { optional = false } = {}) {
 function expectedUpdatedAt(body) {
   const seen = field(body, 'updatedAt')
   if (seen === undefined || seen === null) return undefined
-  const d = new Date(/** @type {string} */ (seen))
-  if (typeof seen !== 'string' || !Number.isFinite(d.getTime())) throw new ApiError(400, ErrorCode.InvalidArgument, 'updatedAt is not a valid date-time')
+  const d = typeof seen === 'string' ? parseDateTime(seen) : undefined
+  if (d === undefined || !Number.isFinite(d.getTime())) throw new ApiError(400, ErrorCode.InvalidArgument, 'updatedAt is not a valid date-time')
   return d
 }
 
