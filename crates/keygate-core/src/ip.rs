@@ -20,7 +20,8 @@ impl IpNet {
         let addr: IpAddr = addr_text.parse().map_err(|_| match addr_text.split_once('%') {
             // A caller's zone is ignored (`parse_caller_ip`); a rule names addresses, on any interface.
             Some((bare, _)) if bare.parse::<std::net::Ipv6Addr>().is_ok() => {
-                let prefix = prefix_text.map_or(String::new(), |p| format!("/{p}"));
+                // The prefix as typed, not yet read: it may hold anything (a newline, an escape).
+                let prefix = prefix_text.map_or(String::new(), |p| format!("/{}", crate::error::visible(p)));
                 format!("{addr_text:?} names a zone, which an IP rule cannot (a caller's zone is ignored): did you mean ip={bare}{prefix}?")
             }
             _ => format!("{addr_text:?} is not an IPv4 or IPv6 address"),
@@ -154,5 +155,9 @@ mod tests {
         // Not an address before the %: no hint.
         assert!(IpNet::parse("10.0.0.1%eth0").unwrap_err().contains("is not an IPv4 or IPv6 address"));
         assert!(IpNet::parse("fe80::g%eth0").unwrap_err().contains("is not an IPv4 or IPv6 address"));
+        // The prefix repeated in the hint is shown, not written raw into the message.
+        let forged = IpNet::parse("fe80::1%eth0/64\n\u{1b}[31mFAKE").unwrap_err();
+        assert!(!forged.chars().any(char::is_control), "{forged:?}");
+        assert!(forged.contains("did you mean ip=fe80::1/64<U+000A><U+001B>[31mFAKE?"), "{forged}");
     }
 }
