@@ -356,6 +356,23 @@ describe('admin JSON API', () => {
     }
   })
 
+  test('a session ends after its idle timeout when the host slept meanwhile (the wall clock moved on, the monotonic one stood still)', async (t) => {
+    const short = createAdminServer({ store, token: TOKEN, log: () => {}, sessionIdleMs: 60_000 })
+    await short.listen()
+    try {
+      const login = await loginHeaders(short, TOKEN)
+      const before = (await (await fetch(`${short.url}/api/session`, { headers: login })).json()) as { authenticated: boolean }
+      assert.equal(before.authenticated, true)
+      // Suspended for an hour (a laptop closed overnight): CLOCK_MONOTONIC does not count it.
+      t.mock.timers.enable({ apis: ['Date'], now: Date.now() + 3_600_000 })
+      const info = (await (await fetch(`${short.url}/api/session`, { headers: login })).json()) as { authenticated: boolean }
+      assert.equal(info.authenticated, false, 'the session outlived its idle timeout by the time the host slept')
+    } finally {
+      t.mock.timers.reset()
+      await short.close()
+    }
+  })
+
   test('session and logout take no query and no body fields either (400), and a refused logout leaves the session open', async () => {
     const own = await loginHeaders(server, TOKEN)
     const session = await fetch(`${server.url}/api/session?x=1`, { headers: own })

@@ -6,10 +6,20 @@
 const { randomBytes } = require('node:crypto')
 const { performance } = require('node:perf_hooks')
 
-// Sessions are timed by the monotonic clock: the wall clock stepped back (an NTP step, a VM
-// restored) would let a session outlive its idle timeout and lifetime by the step. They live
-// in this process's memory only, so no other clock ever reads these instants.
-const elapsedMs = () => performance.now()
+// Sessions are timed by both clocks and end as soon as either says so: by the monotonic clock,
+// as the wall clock stepped back (an NTP step, a VM restored) would let a session outlive its
+// idle timeout and lifetime by the step; and by the wall clock, as the monotonic one stands
+// still while the host sleeps (a laptop closed overnight would find its sessions still open).
+// They live in this process's memory only, so no other process ever reads these instants.
+/** @typedef {{ mono: number, wall: number }} Instant */
+/** @returns {Instant} */
+const clocks = () => ({ mono: performance.now(), wall: Date.now() })
+/**
+ * The time from `then` to `now`, by whichever clock says longer.
+ * @param {Instant} now
+ * @param {Instant} then
+ */
+const since = (now, then) => Math.max(now.mono - then.mono, now.wall - then.wall)
 
 const COOKIE_NAME = 'keygate_sid'
 const DEFAULT_IDLE_MS = 30 * 60 * 1000
@@ -107,8 +117,8 @@ function cookie(req, name, value, maxAgeSeconds, secureCookies) {
  * @typedef {object} Session
  * @property {string} id
  * @property {string} csrf the token every change must carry (X-CSRF-Token)
- * @property {number} created on the monotonic clock (ms)
- * @property {number} seen on the monotonic clock (ms)
+ * @property {Instant} created
+ * @property {Instant} seen
  */
 
 /**
@@ -130,14 +140,21 @@ function createSessions(options = {}) {
   const secureCookies = options.secureCookies ?? 'auto'
   /**
    * session id → { csrf, created, seen }
-   * @type {Map<string, { csrf: string, created: number, seen: number }>}
+   * @type {Map<string, { csrf: string, created: Instant, seen: Instant }>}
    */
   const sessions = new Map()
 
-  /** Drops the sessions that have ended. @param {number} [now] on the monotonic clock */
-  function sweep(now = elapsedMs()) {
+  /**
+   * Whether `s` has ended by `now`.
+   * @param {{ created: Instant, seen: Instant }} s
+   * @param {Instant} now
+   */
+  const ended = (s, now) => since(now, s.seen) > idleMs || since(now, s.created) > maxMs
+
+  /** Drops the sessions that have ended. @param {Instant} [now] */
+  function sweep(now = clocks()) {
     for (const [id, s] of sessions) {
-      if (now - s.seen > idleMs || now - s.created > maxMs) sessions.delete(id)
+      if (ended(s, now)) sessions.delete(id)
     }
   }
 
@@ -151,8 +168,8 @@ function createSessions(options = {}) {
     if (!sid || !/^[A-Za-z0-9_-]{43}$/.test(sid)) return null
     const s = sessions.get(sid)
     if (!s) return null
-    const now = elapsedMs()
-    if (now - s.seen > idleMs || now - s.created > maxMs) {
+    const now = clocks()
+    if (ended(s, now)) {
       sessions.delete(sid)
       return null
     }
@@ -168,13 +185,13 @@ function createSessions(options = {}) {
   function open(req) {
     const old = sessionOf(req)
     if (old) sessions.delete(old.id)
-    const now = elapsedMs()
+    const now = clocks()
     sweep(now)
     if (sessions.size >= MAX_SESSIONS) {
       // Evict the least recently seen.
-      /** @type {[string, { seen: number }] | undefined} */
+      /** @type {[string, { seen: Instant }] | undefined} */
       let oldest
-      for (const [id, s] of sessions) if (!oldest || s.seen < oldest[1].seen) oldest = [id, s]
+      for (const [id, s] of sessions) if (!oldest || s.seen.mono < oldest[1].seen.mono) oldest = [id, s]
       if (oldest) sessions.delete(oldest[0])
     }
     const id = randomBytes(32).toString('base64url')
@@ -198,7 +215,7 @@ function createSessions(options = {}) {
      * What is left of `session` if no request comes: the idle timeout, or less near the end of its lifetime.
      * @param {Session} session
      */
-    msLeft: (session) => Math.max(0, Math.min(idleMs, session.created + maxMs - elapsedMs())),
+    msLeft: (session) => Math.max(0, Math.min(idleMs, maxMs - since(clocks(), session.created))),
     sessionOf,
     open,
     close,
