@@ -11,8 +11,9 @@
 //! A decision remembered at `t0` has `expiresAt - t0 > MEMO_HORIZON_MS`, so a bump
 //! made once the wall clock reads `expiresAt - MEMO_HORIZON_MS` or later comes
 //! after it, and drops it before the instant. The watcher wakes at the start of
-//! that window: it has the whole horizon as slack, not a few milliseconds, and
-//! the memo stays on for everyone else around each expiry instant.
+//! that window (two ms in, see [`WINDOW_MARGIN_MS`]): it has the whole horizon as
+//! slack, not a few milliseconds, and the memo stays on for everyone else around
+//! each expiry instant.
 //!
 //! While the store clock is frozen, time only moves through `set_now`, which
 //! bumps the generation itself. If the watcher cannot run (its thread cannot be
@@ -23,12 +24,12 @@ use std::collections::{BTreeSet, HashSet};
 use std::ops::Bound::{Excluded, Included, Unbounded};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex};
 
 use super::Signals;
-use crate::clock::{system_now, Clock};
+use crate::clock::Clock;
 use crate::error::{Error, ErrorCode};
 use crate::incident::{Reporter, Task};
 use crate::registry::Registry;
@@ -40,6 +41,13 @@ use crate::registry::Registry;
 pub const MEMO_HORIZON_MS: i64 = 2_000;
 /// Longest sleep between looks at the wall clock (which may be stepped).
 const MAX_SLEEP_MS: i64 = 1000;
+/// Two looks read the wall and monotonic clocks a moment apart: a step back of the wall
+/// clock smaller than this (ns) may go unnoticed.
+const STEP_TOLERANCE_NS: i64 = 1_000_000;
+/// The watcher bumps once the wall clock reads this many ms into an instant's window rather
+/// than at its opening: read before the window after that bump, the clock has been stepped
+/// back by more than [`STEP_TOLERANCE_NS`], which the next look notices.
+const WINDOW_MARGIN_MS: i64 = 2;
 /// Instants kept beyond twice the keys held before those of keys gone are forgotten.
 const SPARE_INSTANTS: usize = 1024;
 
@@ -49,8 +57,9 @@ struct State {
     deadlines: BTreeSet<i64>,
     /// Every deadline up to this instant has had a bump within its window.
     armed_until: Option<i64>,
-    /// The wall clock at the last look (to notice it being stepped back).
-    last_now: i64,
+    /// The wall clock (ns since the epoch) and the monotonic clock at the last look: the wall
+    /// clock advancing less than the monotonic one since then was stepped back.
+    last_look: Option<(i64, Instant)>,
     started: bool,
     shutdown: bool,
     /// Tests: make the watcher fail, as a defect would.
@@ -182,19 +191,27 @@ fn watch(shared: &Shared) {
             shared.wake.wait(&mut state);
             continue;
         }
-        let now = system_now();
+        let looked = Instant::now();
+        let wall = wall_ns();
         #[cfg(test)]
-        let now = now + state.step_ms;
+        let wall = wall.saturating_add(state.step_ms.saturating_mul(1_000_000));
+        let now = wall / 1_000_000;
         // Stepped back, the clock makes earlier bumps precede decisions still to
         // come before those instants: arm every window again (instants passed are
         // kept for this: they may lie ahead again). And a key remembered as expired
-        // may be usable again: empty the memo now.
-        if now < state.last_now {
+        // may be usable again: empty the memo now. A step back shorter than the sleep
+        // since the last look leaves the clock past that look's reading, so the wall
+        // clock is compared with the monotonic one, not with its own last reading.
+        let stepped_back = state.last_look.is_some_and(|(last_wall, last_looked)| {
+            let elapsed = i64::try_from(looked.saturating_duration_since(last_looked).as_nanos()).unwrap_or(i64::MAX);
+            wall < last_wall.saturating_add(elapsed).saturating_sub(STEP_TOLERANCE_NS)
+        });
+        if stepped_back {
             state.armed_until = None;
             shared.signals.bump();
         }
-        state.last_now = now;
-        let window_end = now.saturating_add(MEMO_HORIZON_MS);
+        state.last_look = Some((wall, looked));
+        let window_end = now.saturating_add(MEMO_HORIZON_MS - WINDOW_MARGIN_MS);
         let from = state.armed_until.map_or(Unbounded, Excluded);
         // Instants within the horizon (or passed while the thread was held up)
         // that have had no bump yet: one bump now covers them all.
@@ -209,7 +226,7 @@ fn watch(shared: &Shared) {
             Some(t) => {
                 // Waits run on the monotonic clock and instants on the wall clock, so
                 // never sleep long: a wall-clock step is noticed within MAX_SLEEP_MS.
-                let wait_ms = t.saturating_sub(MEMO_HORIZON_MS).saturating_sub(now).clamp(1, MAX_SLEEP_MS);
+                let wait_ms = t.saturating_sub(MEMO_HORIZON_MS - WINDOW_MARGIN_MS).saturating_sub(now).clamp(1, MAX_SLEEP_MS);
                 shared.wake.wait_for(&mut state, Duration::from_millis(wait_ms.unsigned_abs()));
             }
             // Only armed instants left: look again (a step back) in a while, or when woken.
@@ -221,11 +238,17 @@ fn watch(shared: &Shared) {
     }
 }
 
+/// The wall clock in ns since the epoch.
+fn wall_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
+    use crate::clock::system_now;
     use crate::incident::Incident;
 
     fn watcher() -> (Arc<Signals>, ExpiryWatch, Arc<Mutex<Vec<Incident>>>) {
@@ -278,9 +301,15 @@ mod tests {
     /// Steps the wall clock the watcher sees by `step_ms` and returns the instants (on the
     /// stepped clock) at which the generation moved, until the stepped clock reaches `until`.
     fn bumps_after_a_step(signals: &Signals, watch: &ExpiryWatch, step_ms: i64, until: i64) -> Vec<i64> {
+        let seen = generation(signals);
         watch.shared.state.lock().step_ms = step_ms;
         watch.clock_changed();
-        let mut seen = generation(signals);
+        bumps_until(signals, seen, step_ms, until)
+    }
+
+    /// The instants (on the clock stepped by `step_ms`) at which the generation moved from `seen`
+    /// on, until that clock reaches `until`.
+    fn bumps_until(signals: &Signals, mut seen: u32, step_ms: i64, until: i64) -> Vec<i64> {
         let mut bumps = Vec::new();
         while system_now() + step_ms < until {
             let now = generation(signals);
@@ -303,6 +332,25 @@ mod tests {
         // expired must go at once, and one remembered as allowed before `at` is reached.
         let bumps = bumps_after_a_step(&signals, &watch, -3_000, at);
         assert!(bumps.first().is_some_and(|&t| t < at - MEMO_HORIZON_MS), "no bump as the clock was stepped back: {bumps:?}");
+        assert!(bumps.iter().any(|&t| t >= at - MEMO_HORIZON_MS), "no bump within the horizon before {at}: {bumps:?}");
+    }
+
+    #[test]
+    fn a_clock_stepped_back_by_less_than_the_watchers_sleep_is_noticed() {
+        let (signals, watch, _) = watcher();
+        let at = system_now() + MEMO_HORIZON_MS + 300;
+        watch.schedule(at);
+        let start = std::time::Instant::now();
+        while generation(&signals) == 0 {
+            assert!(start.elapsed() < Duration::from_secs(2), "no bump as the window opened");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Stepped back 500 ms just after that bump, the clock reads before the window again
+        // (a decision remembered now would outlive `at`), yet past the watcher's last look
+        // when it next wakes (a step wakes no one: the watcher sleeps on).
+        let seen = generation(&signals);
+        watch.shared.state.lock().step_ms = -500;
+        let bumps = bumps_until(&signals, seen, -500, at);
         assert!(bumps.iter().any(|&t| t >= at - MEMO_HORIZON_MS), "no bump within the horizon before {at}: {bumps:?}");
     }
 
