@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { appendFileSync, closeSync, existsSync, mkdtempSync, openSync, rmdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
+import { appendFileSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -136,6 +136,50 @@ describe('keygate CLI: output into a closed pipe', () => {
     } finally {
       if (spawnSync('umount', [disk]).status !== 0) spawnSync('umount', ['-l', disk])
       rmdirSync(disk)
+    }
+  })
+
+  test('a file that fills up mid-output (a short write) is output lost: the key is revoked, exit 3', () => {
+    // A file size limit (ulimit -f) stands for a disk filling up: write(2) writes what fits and
+    // says how much, Node's file stream ignored the rest, and the command exited 0 with the key
+    // active and its secret cut short.
+    const LIMIT = 8 * 1024 * 1024
+    const log = path.join(dir, 'out.log')
+    for (const json of [[], ['--json']]) {
+      writeFileSync(log, '')
+      truncateSync(log, LIMIT - 100)
+      const r = spawnSync(
+        '/bin/sh',
+        [
+          '-c',
+          `ulimit -f ${LIMIT / 512} && exec "$@" >> "$0"`,
+          log,
+          process.execPath,
+          BIN,
+          '--db',
+          db,
+          ...json,
+          'key',
+          'create',
+          '--user',
+          'alice',
+          '--description',
+          'cut short',
+          '--expires',
+          '30d',
+        ],
+        {
+          env,
+          encoding: 'utf8',
+        },
+      )
+      assert.equal(r.signal, null, r.stderr)
+      assert.equal(r.status, 3, r.stderr)
+      const id = /the secret of key (key_\w+) could not be written to standard output \(EFBIG\); the key was revoked/.exec(r.stderr)?.[1]
+      assert.ok(id, r.stderr)
+      assert.equal(readFileSync(log).length, LIMIT, 'what fitted was written')
+      const shown = spawnSync(process.execPath, [BIN, '--db', db, '--json', 'key', 'show', id], { env, encoding: 'utf8' })
+      assert.equal(JSON.parse(shown.stdout).state, 'revoked')
     }
   })
 })
