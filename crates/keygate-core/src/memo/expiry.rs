@@ -11,7 +11,7 @@
 //! A decision remembered at `t0` has `expiresAt - t0 > MEMO_HORIZON_MS`, so a bump
 //! made once the wall clock reads `expiresAt - MEMO_HORIZON_MS` or later comes
 //! after it, and drops it before the instant. The watcher wakes at the start of
-//! that window (two ms in, see [`WINDOW_MARGIN_MS`]): it has the whole horizon as
+//! that window (two ms in, see `WINDOW_MARGIN_MS`): it has the whole horizon as
 //! slack, not a few milliseconds, and the memo stays on for everyone else around
 //! each expiry instant.
 //!
