@@ -2,7 +2,7 @@
 // and its environment, and backup telling what it does with an existing file.
 import { after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
+import { type SpawnOptions, spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -14,6 +14,26 @@ function keygate(args: string[], cwd: string, env: Record<string, string> = {}) 
   const { KEYGATE_DB: _db, ...rest } = process.env
   const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...rest, ...env } })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+/**
+ * Runs `keygate serve` with `args` until its output (stdout and stderr) matches `ready`, it exits,
+ * or 20 s pass; then stops it (SIGTERM) and returns the output.
+ */
+async function serveUntil(args: string[], options: SpawnOptions, ready: RegExp): Promise<string> {
+  const child = spawn(process.execPath, [BIN, 'serve', ...args], { ...options, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  try {
+    const deadline = Date.now() + 20_000
+    while (!ready.test(out) && child.exitCode === null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+    return out
+  } finally {
+    child.kill('SIGTERM')
+    await exited
+  }
 }
 
 describe('keygate CLI: usage', () => {
@@ -105,20 +125,9 @@ describe('keygate CLI: usage', () => {
   test("serve with $HOST set but empty listens on 127.0.0.1, not on every interface; --host '' is a usage error", { timeout: 30_000 }, async () => {
     const work = mkdtempSync(path.join(dir, 'host-'))
     const { KEYGATE_DB: _db, KEYGATE_ADMIN_TOKEN: _token, PORT: _port, HOST: _host, ...rest } = process.env
-    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0'], { cwd: work, env: { ...rest, HOST: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
-    const exited = new Promise((resolve) => child.once('exit', resolve))
-    try {
-      const deadline = Date.now() + 20_000
-      while (!/admin-token/.test(out) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
-      assert.match(out, /^keygate admin: http:\/\/127\.0\.0\.1:\d+ /m, out)
-      assert.doesNotMatch(out, /Warning: listening on/, out)
-    } finally {
-      child.kill('SIGTERM')
-      await exited
-    }
+    const out = await serveUntil(['--port', '0'], { cwd: work, env: { ...rest, HOST: '' } }, /admin-token/)
+    assert.match(out, /^keygate admin: http:\/\/127\.0\.0\.1:\d+ /m, out)
+    assert.doesNotMatch(out, /Warning: listening on/, out)
     const empty = mkdtempSync(path.join(dir, 'empty-'))
     const r = keygate(['serve', '--host', '', '--port', '0'], empty)
     assert.equal(r.code, 2, r.stderr)
@@ -129,22 +138,11 @@ describe('keygate CLI: usage', () => {
   test('serve with $PORT set but empty takes port 8080, as with $PORT unset (not a usage error)', { timeout: 30_000 }, async () => {
     const work = mkdtempSync(path.join(dir, 'port-'))
     const { KEYGATE_DB: _db, KEYGATE_ADMIN_TOKEN: _token, PORT: _port, HOST: _host, ...rest } = process.env
-    const child = spawn(process.execPath, [BIN, 'serve'], { cwd: work, env: { ...rest, PORT: '' }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
-    const exited = new Promise((resolve) => child.once('exit', resolve))
     // Listening on 8080, or told 8080 is taken (another program may hold it): either way, 8080.
     const took8080 = /keygate admin: http:\/\/127\.0\.0\.1:8080 |port 8080 on 127\.0\.0\.1 is already in use/
-    try {
-      const deadline = Date.now() + 20_000
-      while (!took8080.test(out) && child.exitCode === null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
-      assert.match(out, took8080, out)
-      assert.doesNotMatch(out, /\$PORT/, out)
-    } finally {
-      child.kill('SIGTERM')
-      await exited
-    }
+    const out = await serveUntil([], { cwd: work, env: { ...rest, PORT: '' } }, took8080)
+    assert.match(out, took8080, out)
+    assert.doesNotMatch(out, /\$PORT/, out)
   })
 
   test('serve --host with a name that does not resolve: reported plainly (exit 2), not as an internal error', () => {
@@ -209,20 +207,9 @@ describe('keygate CLI: usage', () => {
       // Root's, as a deploy tool writes it: refused as 'owned by another user (uid 0)' before.
       writeFileSync(file, `${createHash('sha256').update('kga_the-token-the-deploy-tool-set-0123456789', 'utf8').digest('hex')}\n`, { mode: 0o644 })
       const { KEYGATE_DB: _db, KEYGATE_ADMIN_TOKEN: _token, HOST: _host, ...env } = process.env
-      const child = spawn(process.execPath, [BIN, 'serve', '--port', '0'], { ...nobody, cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'] })
-      let out = ''
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
-      const exited = new Promise((resolve) => child.once('exit', resolve))
-      try {
-        const deadline = Date.now() + 20_000
-        while (!/keygate admin: /.test(out) && child.exitCode === null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
-        assert.match(out, /^keygate admin: http:\/\/127\.0\.0\.1:\d+ /m, out)
-        assert.doesNotMatch(out, /kga_/, 'a new token was generated')
-      } finally {
-        child.kill('SIGTERM')
-        await exited
-      }
+      const out = await serveUntil(['--port', '0'], { ...nobody, cwd: work, env }, /keygate admin: /)
+      assert.match(out, /^keygate admin: http:\/\/127\.0\.0\.1:\d+ /m, out)
+      assert.doesNotMatch(out, /kga_/, 'a new token was generated')
     } finally {
       rmSync(work, { recursive: true, force: true })
     }
