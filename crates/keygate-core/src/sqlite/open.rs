@@ -87,8 +87,9 @@ impl KeyStore {
         // one removed since is not made again (0644, or despite `create: false`).
         let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         // The file SQLite opened (its links resolved), should a link have been switched meanwhile.
-        if let Some(opened) = conn.path().filter(|p| !p.is_empty()) {
-            check_regular(&path, Path::new(opened))?;
+        let opened = conn.path().filter(|p| !p.is_empty()).map(PathBuf::from);
+        if let Some(opened) = &opened {
+            check_regular(&path, opened)?;
         }
         if conn.is_readonly(rusqlite::MAIN_DB).map_err(|e| store_error(&path, "cannot open", e))? {
             return Err(Error::new(
@@ -103,8 +104,8 @@ impl KeyStore {
         }
         conn.execute_batch("PRAGMA synchronous = FULL").map_err(|e| store_error(&path, "cannot configure", e))?;
         // Its -wal and -shm are open now: one made by another user since the look above.
-        if let Some(opened) = conn.path().filter(|p| !p.is_empty()) {
-            check_beside(&path, Path::new(opened))?;
+        if let Some(opened) = &opened {
+            check_beside(&path, opened)?;
         }
         let (prefix, recorded_max_days) = migrate(&path, &conn, options.key_prefix.as_deref(), options.max_lifetime_days)?;
         // The limit given when the store was created applies to every process that does not set its own.
@@ -228,7 +229,8 @@ fn check_beside(path: &Path, target: &Path) -> Result<()> {
     // A store file not made yet is made by this process, owner-only.
     let (owner, mode) = std::fs::metadata(&target).map_or((euid, 0o600), |store| (store.uid(), store.mode()));
     for suffix in ["-wal", "-shm", "-journal"] {
-        let Ok(side) = std::fs::symlink_metadata(beside(&target, suffix)) else {
+        let side_path = beside(&target, suffix);
+        let Ok(side) = std::fs::symlink_metadata(&side_path) else {
             continue;
         };
         let problem = if !side.file_type().is_file() {
@@ -240,7 +242,7 @@ fn check_beside(path: &Path, target: &Path) -> Result<()> {
             // owner-only, then chmod'ed while in use, keeps 0644 files beside it): given the
             // store's mode, not refused. One others may write may hold pages of theirs.
             let own = side.uid() == euid && side.uid() == owner;
-            if own && side.mode() & 0o022 & !mode == 0 && tighten(&beside(&target, suffix), side.mode() & 0o777 & !(0o077 & !mode)) {
+            if own && side.mode() & 0o022 & !mode == 0 && tighten(&side_path, side.mode() & 0o777 & !(0o077 & !mode)) {
                 continue;
             }
             format!("lets others read or write it (mode {:o}) where the store file does not (mode {:o})", side.mode() & 0o777, mode & 0o777)
