@@ -6,21 +6,7 @@ const { unknownOption } = require('../args.js')
 const { KeygateError, quote } = require('../errors.js')
 const { ErrorCode } = require('../native.js')
 const { ApiError } = require('./response.js')
-const { parseDate } = require('../cli/values.js')
-
-/** An instant as `Date#toISOString` writes one beyond the years 0000-9999 (`+275760-09-13T00:00:00.000Z`). */
-const EXTENDED_ISO = /^[+-]\d{6}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
-
-/**
- * An instant sent as text: ISO 8601 read as the CLI reads it (`YYYY-MM-DD` is midnight UTC, a
- * time without an offset is UTC), or as `toISOString` writes it; else undefined. Never `new Date`
- * on any string: it reads `2027-01-31T17:00` in the server's time zone, and guesses at other
- * forms (`'Jan 31 2027'` in local time, `'1'` as 2001).
- * @param {string} text
- */
-function parseDateTime(text) {
-  return EXTENDED_ISO.test(text) ? new Date(text) : parseDate(text)
-}
+const { parseDateTime } = require('../dates.js')
 
 /**
  * The body's own field `name` (never one inherited from Object.prototype).
@@ -187,4 +173,4 @@ function sameAsPath(body, name, value, what) {
   }
 }
 
-module.exports = { field, str, strList, date, parseDateTime, expectedUpdatedAt, isOneOf, onlyInputs, sameAsPath }
+module.exports = { field, str, strList, date, expectedUpdatedAt, isOneOf, onlyInputs, sameAsPath }

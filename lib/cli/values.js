@@ -7,6 +7,7 @@
 const { editDistance, nearest } = require('../args.js')
 const { quote: quoteText, redactSecrets } = require('../errors.js')
 const { isDatabaseUrl, shownStore } = require('../location.js')
+const { parseDate } = require('../dates.js')
 
 /**
  * A value the user typed, for a message: quoted and redacted (see lib/errors.js), a database URL
@@ -164,38 +165,6 @@ function durationMs(text) {
   return Number.isSafeInteger(ms) ? ms : undefined
 }
 
-const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?\s*(?:([Zz])|([+-])(\d{2}):?(\d{2}))?$/
-
-/**
- * An instant from `YYYY-MM-DD` (00:00:00 UTC of that day), `YYYY-MM-DDTHH:MM[:SS[.fff]]` with
- * `Z`, an offset `±HH:MM`, or no offset (taken as UTC). Undefined if `text` is not a date.
- * @param {string} text
- */
-function parseDate(text) {
-  const m = DATE_TIME.exec(text.trim())
-  if (m === null) return undefined
-  const [, y, mo, d, h = '0', mi = '0', s = '0', frac = '0', , sign, oh, om] = m
-  const year = Number(y)
-  const month = Number(mo)
-  const day = Number(d)
-  const hour = Number(h)
-  const minute = Number(mi)
-  const second = Number(s)
-  if (month < 1 || month > 12 || hour > 23 || minute > 59 || second > 59) return undefined
-  const ms = Number(frac.padEnd(3, '0').slice(0, 3))
-  // setUTCFullYear, not Date.UTC: that takes the years 0-99 for 1900-1999.
-  const check = new Date(0)
-  check.setUTCFullYear(year, month - 1, day)
-  if (check.getUTCFullYear() !== year || check.getUTCMonth() !== month - 1 || check.getUTCDate() !== day) return undefined
-  let at = check.getTime() + ((hour * 60 + minute) * 60 + second) * 1000 + ms
-  if (sign !== undefined) {
-    const offset = (Number(oh) * 60 + Number(om)) * 60_000
-    if (Number(oh) > 23 || Number(om) > 59) return undefined
-    at += sign === '+' ? -offset : offset
-  }
-  return new Date(at)
-}
-
 /**
  * A date-shaped value that is not a real date or time (2027-02-30, 25:00).
  * @param {string} text
@@ -318,7 +287,6 @@ module.exports = {
   UsageError,
   parseOptions,
   durationMs,
-  parseDate,
   parseExpiry,
   parseSince,
   parseDurationSeconds,

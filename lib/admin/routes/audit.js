@@ -3,7 +3,7 @@
 
 const { ErrorCode } = require('../../native.js')
 const { ApiError } = require('../response.js')
-const { parseDateTime } = require('../input.js')
+const { parseDateTime } = require('../../dates.js')
 
 const { AUDIT_ACTIONS } = require('../../store.js')
 
