@@ -9,6 +9,7 @@ import type { SpawnSyncReturns } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { buildSync } from 'esbuild'
 
 const ROOT = path.resolve(__dirname, '..')
 const TSC = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
@@ -340,6 +341,54 @@ createAdminHandler({ token: 'x'.repeat(16) })
     assert.match(r.stderr, new RegExp(`could not load its native binary for this platform \\(${PLATFORM}`))
     assert.match(r.stderr, new RegExp(`keygate-${PLATFORM}@0\\.1\\.0`))
     assert.doesNotMatch(r.stderr, /npm i\b|npm install|reinstall/i)
+  })
+
+  test('bundled with esbuild: marked external (as the README says) it runs; inlined, the error says it was bundled and how to mark it external', () => {
+    const entry = path.join(app, 'bundle-entry.cjs')
+    writeFileSync(
+      entry,
+      `const { KeyStore } = require('keygate')
+const store = KeyStore.inMemory()
+store.putUser({ id: 'svc', rights: ['session:*'] })
+const { secret } = store.createKey({ userId: 'svc', description: 'd', expiresAt: new Date(Date.now() + 86400000) })
+console.log(store.isAllowed(secret, 'session', 'userLogon'))
+`,
+    )
+    const bundle = (outfile: string, options: { external?: string[]; loader?: Record<string, 'file' | 'copy'> }) => {
+      buildSync({ entryPoints: [entry], bundle: true, platform: 'node', outfile, logLevel: 'silent', ...options })
+      return run(process.execPath, [outfile], app)
+    }
+
+    const external = bundle(path.join(app, 'dist-external', 'app.js'), { external: ['keygate'] })
+    assert.equal(ok(external, 'the bundle with keygate external').trim(), 'true')
+
+    const advice = /keygate cannot be bundled: mark keygate as external in your bundler \(esbuild: --external:keygate/
+    // esbuild's file loader puts the addon's file name where the addon belongs (binding.js then
+    // fails to set properties on it, or hands it on, as the bundle runs strict or not).
+    const fileLoader = bundle(path.join(app, 'dist-file-loader', 'app.js'), { loader: { '.node': 'file' } })
+    assert.notEqual(fileLoader.status, 0)
+    assert.match(
+      fileLoader.stderr,
+      /^Error: keygate(?: could not load its native binary \([^)]+\), and its package\.json is not beside its code|'s native binary did not load as a Node\.js addon: its loader got a string in its place)/m,
+    )
+    assert.match(fileLoader.stderr, advice)
+    assert.doesNotMatch(fileLoader.stderr, /^TypeError/m)
+
+    // The binary package left external, the bundle copied where no node_modules holds it (a
+    // Docker stage copying dist/ alone), beside the app's own package.json.
+    const elsewhere = path.join(work, 'bundle-elsewhere')
+    mkdirSync(elsewhere)
+    writeFileSync(path.join(elsewhere, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
+    const missing = bundle(path.join(elsewhere, 'dist', 'app.js'), { external: [`keygate-${PLATFORM}`] })
+    assert.notEqual(missing.status, 0)
+    assert.match(
+      missing.stderr,
+      /keygate could not load its native binary \([^)]+\), and its package\.json is not beside its code:\nkeygate was bundled into another file/,
+    )
+    assert.match(missing.stderr, advice)
+    assert.match(missing.stderr, new RegExp(`install keygate and keygate-${PLATFORM} in the node_modules beside the bundle`))
+    // Not the advice for a platform without a binary: this one has one.
+    assert.doesNotMatch(missing.stderr, /no prebuilt native binary|none listed|npm run build/)
   })
 
   test('the advice NAPI_RS_NATIVE_LIBRARY_PATH: an absolute path loads; a relative one the loader cannot find is named, with the fix', () => {

@@ -5,6 +5,7 @@
 const { readFileSync } = require('node:fs')
 const path = require('node:path')
 
+const { bundlingAdvice } = require('./bundling.js')
 const { platformOfTarget } = require('./targets.js')
 
 const ROOT = path.join(__dirname, '..')
@@ -25,14 +26,19 @@ function platformName() {
   return `linux-${arch}-${glibc ? 'gnu' : 'musl'}`
 }
 
-/** The package's name, version and the targets it has binary packages for. */
+/**
+ * The package's name, version and the targets it has binary packages for; `bundled` when its
+ * package.json is not beside its code: keygate was bundled into another file or moved (what
+ * lies there then, if anything, is the app's own package.json, with no napi targets).
+ */
 function packageInfo() {
+  const notFound = { name: 'keygate', version: '?', targets: [], bundled: true }
   try {
     const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
-    const targets = (pkg.napi?.targets || []).map(platformOfTarget)
-    return { name: pkg.name, version: pkg.version, targets }
+    if (!Array.isArray(pkg.napi?.targets)) return notFound
+    return { name: pkg.name, version: pkg.version, targets: pkg.napi.targets.map(platformOfTarget), bundled: false }
   } catch {
-    return { name: 'keygate', version: '?', targets: [] }
+    return notFound
   }
 }
 
@@ -59,9 +65,15 @@ function loadFailures(error) {
 /** @param {any} error what the loader threw (a caught value) */
 function missingBinaryError(error) {
   const here = platformName()
-  const { name, version, targets } = packageInfo()
+  const { name, version, targets, bundled } = packageInfo()
   const lines = []
-  if (targets.includes(here)) {
+  if (bundled) {
+    lines.push(
+      `${name} could not load its native binary (${here}, Node.js ${process.version}), and its package.json is not beside its code:`,
+      `${name} was bundled into another file (esbuild, webpack, Rollup, ncc, a single executable) or its files were moved.`,
+      ...bundlingAdvice(name, `${name}-${here}`),
+    )
+  } else if (targets.includes(here)) {
     lines.push(
       `${name} could not load its native binary for this platform (${here}, Node.js ${process.version}).`,
       `It comes in the package ${name}-${here}@${version}, an optional dependency of ${name}:`,
@@ -81,11 +93,13 @@ function missingBinaryError(error) {
     const relative = path.isAbsolute(override) ? '' : ` (a relative path is read from ${name}'s own directory, not the working directory: give the absolute path)`
     lines.push(`NAPI_RS_NATIVE_LIBRARY_PATH is set to ${override}, but no binary could be loaded from it${relative}.`)
   }
-  lines.push(
-    `To build it from source (Rust from https://rustup.rs and a C compiler): in ${name}'s source tree run`,
-    `\`npm run build\`, which writes ${name}.${here}.node; then set NAPI_RS_NATIVE_LIBRARY_PATH to that file's absolute path,`,
-    `or run \`npm run pack:local\` there, which writes installable tarballs of ${name} and ${name}-${here} to dist/.`,
-  )
+  if (!bundled) {
+    lines.push(
+      `To build it from source (Rust from https://rustup.rs and a C compiler): in ${name}'s source tree run`,
+      `\`npm run build\`, which writes ${name}.${here}.node; then set NAPI_RS_NATIVE_LIBRARY_PATH to that file's absolute path,`,
+      `or run \`npm run pack:local\` there, which writes installable tarballs of ${name} and ${name}-${here} to dist/.`,
+    )
+  }
   const wrapped = Object.assign(new Error(lines.join('\n')), { code: 'ERR_KEYGATE_NO_BINARY', platform: here })
   // The loader's own error advises reinstalling (an npm bug workaround); keep only what it tried.
   wrapped.cause = error && error.cause !== undefined ? error.cause : error
@@ -111,11 +125,30 @@ function missingBinaryError(error) {
  * @returns {Binding}
  */
 function loadBinding() {
+  /** @type {unknown} */
+  let binding
   try {
-    return /** @type {Binding} */ (require('../binding.js'))
+    binding = require('../binding.js')
   } catch (error) {
     throw missingBinaryError(error)
   }
+  // A bundler's file or asset loader (esbuild --loader:.node=file, webpack's asset modules) turns
+  // the addon's require into its file name: every later use would fail far from the cause.
+  if (typeof (/** @type {{ storeOpen?: unknown } | null | undefined} */ (binding)?.storeOpen) !== 'function') {
+    const { name } = packageInfo()
+    const here = platformName()
+    const got = binding === null ? 'null' : typeof binding
+    const override = process.env.NAPI_RS_NATIVE_LIBRARY_PATH
+    const message = [
+      `${name}'s native binary did not load as a Node.js addon: its loader got ${/^[aeiou]/.test(got) ? 'an' : 'a'} ${got} in its place (${here}, Node.js ${process.version}).`,
+      override
+        ? `NAPI_RS_NATIVE_LIBRARY_PATH is set to ${override}: it must name ${name}.${here}.node (or a bundler has rewritten the addon's require).`
+        : `A bundler has rewritten the addon's require (esbuild's file loader, webpack's asset modules).`,
+      ...bundlingAdvice(name, `${name}-${here}`),
+    ].join('\n')
+    throw Object.assign(new Error(message), { code: 'ERR_KEYGATE_NO_BINARY', platform: here })
+  }
+  return /** @type {Binding} */ (binding)
 }
 
 module.exports = loadBinding()
