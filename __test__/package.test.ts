@@ -391,6 +391,19 @@ console.log(store.isAllowed(secret, 'session', 'userLogon'))
     assert.doesNotMatch(missing.stderr, /no prebuilt native binary|none listed|npm run build/)
   })
 
+  test('keygate/admin bundled with its addon copied beside the bundle (esbuild copy loader, as ncc does): the error says it was bundled, not ENOENT', () => {
+    // The addon loads; the page's files (lib/admin/public/) are not beside the bundle.
+    const entry = path.join(app, 'bundle-admin.cjs')
+    writeFileSync(entry, "const { createAdminServer } = require('keygate/admin')\nconsole.log(typeof createAdminServer)\n")
+    const outfile = path.join(app, 'dist-admin', 'app.js')
+    buildSync({ entryPoints: [entry], bundle: true, platform: 'node', outfile, logLevel: 'silent', loader: { '.node': 'copy' } })
+    const r = run(process.execPath, [outfile], app)
+    assert.notEqual(r.status, 0)
+    assert.match(r.stderr, /^Error: keygate\/admin serves its page from the files of .*public, which does not exist: keygate\/admin was bundled into another file/m)
+    assert.match(r.stderr, /keygate cannot be bundled: mark keygate as external in your bundler \(esbuild: --external:keygate/)
+    assert.match(r.stderr, /code: 'ERR_KEYGATE_BUNDLED'/)
+  })
+
   test('the advice NAPI_RS_NATIVE_LIBRARY_PATH: an absolute path loads; a relative one the loader cannot find is named, with the fix', () => {
     // What a user does after reading the missing-binary error: builds the binary, copies it
     // into the project and points the variable at it, relative to where they stand.

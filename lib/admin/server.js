@@ -9,6 +9,7 @@ const http = require('node:http')
 const fs = require('node:fs')
 const path = require('node:path')
 
+const { bundlingAdvice } = require('../bundling.js')
 const { quote, fromNative } = require('../errors.js')
 const { ownFields, unknownOption } = require('../args.js')
 const { ADMIN_SERVER_OPTIONS, checkHost, isPort } = require('./options.js')
@@ -47,12 +48,25 @@ const CONTENT_TYPES = {
   '.css': 'text/css; charset=utf-8',
   '.svg': 'image/svg+xml',
 }
+/** The names in public/, which a bundle that inlined keygate/admin left behind. */
+function publicFiles() {
+  try {
+    return fs.readdirSync(PUBLIC_DIR)
+  } catch (error) {
+    if (/** @type {NodeJS.ErrnoException} */ (error).code !== 'ENOENT') throw error
+    const message = [
+      `keygate/admin serves its page from the files of ${PUBLIC_DIR}, which does not exist: keygate/admin was bundled into another file or its files were moved.`,
+      ...bundlingAdvice('keygate', 'its binary package (keygate-<platform>)'),
+    ].join('\n')
+    throw Object.assign(new Error(message), { code: 'ERR_KEYGATE_BUNDLED', cause: error })
+  }
+}
 /**
  * URL path → [file name, content type]: the files of public/ (not its folders), and / for the page.
  * @type {Record<string, [name: string, type: string | undefined] | undefined>}
  */
 const STATIC_FILES = { '/': ['index.html', CONTENT_TYPES['.html']] }
-for (const name of fs.readdirSync(PUBLIC_DIR)) {
+for (const name of publicFiles()) {
   const type = CONTENT_TYPES[path.extname(name)]
   if (type !== undefined) STATIC_FILES[`/${name}`] = [name, type]
 }
