@@ -94,7 +94,7 @@ export type TrustProxy = readonly string[] | ((address: string, hop: number) => 
 /** Options of {@link createGuard}. */
 export interface GuardOptions {
   /** Request → `(service, api)`. Default {@link hornbillRoute}: `POST /xmlmc/<service>/?method=<api>`. */
-  route?: RouteFunction
+  route?: RouteFunction | undefined
   /**
    * Trusted proxies. Without it (the default) the client address is the socket's peer and
    * `X-Forwarded-For` is ignored. With it, when the peer is trusted, the guard walks
@@ -102,7 +102,7 @@ export interface GuardOptions {
    * the leftmost one, if all are trusted) is the client. An entry that is not an IP address
    * (ports and `[…]` around IPv6 are accepted) on that walk is a 400 `invalid_forwarded_for`.
    */
-  trustProxy?: TrustProxy | false | null
+  trustProxy?: TrustProxy | false | null | undefined
   /**
    * The path prefix of WebDAV requests; default `'/dav/'`; `false`: no request is a WebDAV
    * request. Starts and ends with `/` (`'/files/dav/'`). Matched against the full request
@@ -119,9 +119,9 @@ export interface GuardOptions {
    * `docs/*` rule). The `Destination` of a `COPY` or `MOVE` is read by the same rules (see
    * {@link KeygateDavAuth.destination}).
    */
-  davPrefix?: string | false
+  davPrefix?: string | false | undefined
   /** Realm of the `WWW-Authenticate` challenges; default `keygate`. */
-  realm?: string
+  realm?: string | undefined
   /**
    * Called with the error behind every 500 (a store read failing, e.g. `STORE_IO`, or the
    * route function throwing). `onError` gets the error itself only when it is a plain
@@ -141,7 +141,7 @@ export interface GuardOptions {
    * and those of up to three causes, control and bidi characters written as `<U+001B>`, so
    * a message quoting what a request sent cannot forge a line). An `onError` that throws is ignored.
    */
-  onError?: (error: Error, req: IncomingMessage) => void
+  onError?: ((error: Error, req: IncomingMessage) => void) | undefined
 }
 
 /**

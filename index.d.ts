@@ -53,22 +53,22 @@ export declare class KeygateError extends Error {
 /** Options of {@link KeyStore.inMemory}. */
 export interface StoreOptions {
   /** Prefix of issued secrets, `[a-z][a-z0-9]{0,15}`; default `kg` (secrets look like `kg_…`). */
-  keyPrefix?: string
+  keyPrefix?: string | undefined
   /**
    * Longest lifetime a key may be given, in whole days; default 730 (two years). A durable
    * store records the value given when it is created and uses it for every process that
    * opens it without this option.
    */
-  maxLifetimeDays?: number
+  maxLifetimeDays?: number | undefined
   /** Freeze the store clock at this instant (for tests); see {@link KeyStore.setNow}. */
-  now?: Date
+  now?: Date | undefined
   /**
    * Durable store only: keys expired for longer than this many days are deleted
    * automatically (audited as `purgeExpired`); default 7, as Hornbill does. Like every option
    * for one kind of store, it is checked by every store (0 or more) and ignored by the others,
    * so one configuration serves stores of every kind.
    */
-  purgeExpiredAfterDays?: number
+  purgeExpiredAfterDays?: number | undefined
   /**
    * Receives what the store's background threads report (following other processes'
    * changes, keeping the decision memo exact across expiry instants, writing `lastUsedAt`,
@@ -76,26 +76,26 @@ export interface StoreOptions {
    * event loop. Without it they go to `console.error`. Never carries a secret; what it
    * throws is reported on `console.error` and otherwise ignored.
    */
-  onError?: (error: BackgroundError) => void
+  onError?: ((error: BackgroundError) => void) | undefined
   /**
    * PostgreSQL store only (checked by every store, 1 to 3,600,000): a process that has not known itself current for longer than this (ms:
    * no heartbeat finding the database where it stands, no catch-up reading what it missed)
    * answers `store_unavailable` to every check until it has caught up again; default 5000.
    */
-  failClosedAfterMs?: number
+  failClosedAfterMs?: number | undefined
   /** PostgreSQL store only (checked by every store): the longest wait for a connection, in ms, 1 to 3,600,000; default 5000. */
-  connectTimeoutMs?: number
+  connectTimeoutMs?: number | undefined
   /**
    * PostgreSQL store only (checked by every store, 1 to 3,600,000): the longest wait for one statement's answer, in ms; default 5000.
    * An admin call that waits longer throws `STORE_UNAVAILABLE` and changes nothing.
    */
-  statementTimeoutMs?: number
+  statementTimeoutMs?: number | undefined
   /**
    * Durable store only: `false` opens only a store that exists. A missing or empty file, an
    * SQLite file without tables, or a PostgreSQL database without keygate's tables is then
    * `STORE_IO`, and nothing is created. Default `true`: such a store is created.
    */
-  create?: boolean
+  create?: boolean | undefined
 }
 
 /** Result of {@link KeyStore.health}. */
@@ -129,13 +129,13 @@ export interface BackgroundError extends KeygateError {
 /** The last argument of every admin call. */
 export interface AdminOptions {
   /** Who makes the change, recorded in the audit trail (1–256 characters, no control characters). */
-  actor?: string
+  actor?: string | undefined
   /**
    * For `updateKey`/`setState`/`rotateKey`: the key's `updatedAt` as the caller last read it. If the
    * key changed since, the change is refused with `CONFLICT` (checked inside the store's write).
    * Given to another call, which would not check it, it is refused (`INVALID_ARGUMENT`).
    */
-  expectedUpdatedAt?: Date
+  expectedUpdatedAt?: Date | undefined
 }
 
 /** One recorded change. Never holds a secret or its digest. */
@@ -157,22 +157,22 @@ export interface AuditEntry {
 /** Filter of {@link KeyStore.audit}. */
 export interface AuditQuery {
   /** Entries of this action; another name is `INVALID_ARGUMENT`. */
-  action?: AuditAction
+  action?: AuditAction | undefined
   /** Entries whose actor contains this text (ASCII letters in either case). */
-  actor?: string
-  keyId?: string
-  userId?: string
+  actor?: string | undefined
+  keyId?: string | undefined
+  userId?: string | undefined
   /** Entries at or after this instant. */
-  since?: Date
+  since?: Date | undefined
   /** Entries at or before this instant. */
-  until?: Date
+  until?: Date | undefined
   /**
    * Entries numbered below this `seq`: the next page after the last entry read
    * (`audit({ beforeSeq: page[page.length - 1].seq })`), also where many entries share one instant.
    */
-  beforeSeq?: number
+  beforeSeq?: number | undefined
   /** At most this many entries (default 100). */
-  limit?: number
+  limit?: number | undefined
 }
 
 /** Result of {@link KeyStore.verifyAudit}. */
@@ -217,11 +217,11 @@ export interface EffectiveRights {
 export interface UserInput {
   id: string
   /** Default `'active'`. */
-  status?: UserStatus
+  status?: UserStatus | undefined
   /** Default none. */
-  rights?: string[]
+  rights?: string[] | undefined
   /** Default none; each role must exist. */
-  roles?: string[]
+  roles?: string[] | undefined
 }
 
 /** A named list of rights. */
@@ -264,9 +264,9 @@ export interface NewKey {
    * API rules `<service>:<api>`, IP rules `ip=<address>[/<prefix>]` and WebDAV rules
    * `dav=<method> <path>`; default none.
    */
-  rules?: string[]
+  rules?: string[] | undefined
   /** Default `'active'`; a key cannot be created `'revoked'`. */
-  state?: 'active' | 'suspended'
+  state?: 'active' | 'suspended' | undefined
 }
 
 /** A key together with its secret. The secret is shown this once and cannot be read again. */
@@ -277,16 +277,16 @@ export interface IssuedKey {
 
 /** Fields {@link KeyStore.updateKey} changes; absent fields stay as they are. */
 export interface KeyPatch {
-  description?: string
-  rules?: string[]
+  description?: string | undefined
+  rules?: string[] | undefined
   /** A new expiry (same limits as at creation); `null` is refused with `EXPIRY_REQUIRED`. */
-  expiresAt?: Date | null
+  expiresAt?: Date | null | undefined
 }
 
 /** Filter of {@link KeyStore.listKeys}. */
 export interface KeyFilter {
-  userId?: string
-  state?: KeyState
+  userId?: string | undefined
+  state?: KeyState | undefined
 }
 
 /** Options of {@link KeyStore.putRole} and {@link KeyStore.putUser}. */
@@ -297,13 +297,13 @@ export interface PutOptions extends AdminOptions {
    * role or user exists; `'existing'` replaces only, and refuses with `UNKNOWN_ROLE` /
    * `UNKNOWN_USER` if it does not. Default: create or replace.
    */
-  expect?: 'new' | 'existing'
+  expect?: 'new' | 'existing' | undefined
 }
 
 /** Options of {@link KeyStore.rotateKey}. */
 export interface RotateOptions extends AdminOptions {
   /** Seconds the old key stays usable (never beyond its own expiry); default 0 = revoked at once. */
-  overlapSeconds?: number
+  overlapSeconds?: number | undefined
 }
 
 /** What {@link KeyStore.copy} wrote. */

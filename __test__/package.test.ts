@@ -184,6 +184,17 @@ try {
 console.log(allowed, guard)
 // @ts-expect-error isAllowed takes strings
 store.isAllowed(1, 'a', 'b')
+// exactOptionalPropertyTypes: an option given as undefined is left out (so the calls take it).
+declare const env: { prefix?: string; actor?: string; days?: number; since?: Date }
+KeyStore.inMemory({ keyPrefix: env.prefix, maxLifetimeDays: env.days, now: env.since }).close()
+store.listKeys({ userId: env.actor, state: undefined })
+store.audit({ actor: env.actor, since: env.since, limit: env.days })
+store.putUser({ id: 'svc', rights: undefined, roles: undefined }, { actor: env.actor, expect: undefined })
+store.updateKey(key.id, { description: env.prefix, rules: undefined }, { actor: env.actor, expectedUpdatedAt: env.since })
+store.rotateKey(key.id, { overlapSeconds: env.days })
+createGuard(store, { realm: env.actor, route: undefined, onError: undefined })
+createAdminHandler({ store, token: 'x'.repeat(16), prefix: env.prefix, cookiePath: env.prefix, actor: env.actor })
+createAdminServer({ store, token: env.prefix, tokenDigest: env.prefix, host: env.prefix, port: env.days })
 `,
     )
     writeFileSync(

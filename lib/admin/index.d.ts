@@ -9,13 +9,13 @@ export type { ServeOptions, Serving } from './serve.js'
 /** Options of {@link createAdminHandler}: those of `createAdminServer` but `host`/`port`, and `prefix` and `cookiePath`. */
 export interface AdminHandlerOptions extends Omit<AdminServerOptions, 'host' | 'port'> {
   /** The path the page lives under, e.g. `/admin` (default); `/` for the root of the server. */
-  prefix?: string
+  prefix?: string | undefined
   /**
    * The `Path` of the page's session and device cookies; default the prefix, so that the app's
    * other routes never receive them. Behind a proxy that serves the page under another path
    * (`/tools/admin/` proxied to `/admin/`), give the path browsers see, or `/`.
    */
-  cookiePath?: string
+  cookiePath?: string | undefined
 }
 
 /**

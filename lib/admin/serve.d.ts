@@ -2,22 +2,22 @@ import type { KeyStore, StoreOptions } from '../../index.js'
 
 export interface ServeOptions {
   /** The durable store file; default `./keygate.db` (created if missing). */
-  db?: string
+  db?: string | undefined
   /** Default `127.0.0.1`; `''` is refused (Node would take it as every interface), before the store is opened. */
-  host?: string
+  host?: string | undefined
   /** Default `PORT` or 8080; 0 = any free port. */
-  port?: number
+  port?: number | undefined
   /**
    * The admin token. Default `KEYGATE_ADMIN_TOKEN`; else one is generated at the first start,
    * printed once, and only its SHA-256 is kept in `<db>.admin-token.sha256` (delete it to reset).
    */
-  token?: string
+  token?: string | undefined
   /** Options of `KeyStore.open`. */
-  storeOptions?: StoreOptions
+  storeOptions?: StoreOptions | undefined
   /** Where the startup lines go; default `console.log`. */
-  print?: (line: string) => void
+  print?: ((line: string) => void) | undefined
   /** Close the server and the store on SIGINT/SIGTERM, then exit; default true. */
-  handleSignals?: boolean
+  handleSignals?: boolean | undefined
 }
 
 export interface Serving {

@@ -4,31 +4,31 @@ import type { KeyStore } from '../../index.js'
 export interface AdminServerOptions {
   store: KeyStore
   /** The admin token the login form takes (compared in constant time, as a SHA-256 digest): 16 to 1,024 characters. */
-  token?: string
+  token?: string | undefined
   /** Or only the token's SHA-256, in hex (what `serve` keeps on disk). */
-  tokenDigest?: string
+  tokenDigest?: string | undefined
   /** Default `127.0.0.1`; `''` is refused (Node would take it as every interface). */
-  host?: string
+  host?: string | undefined
   /** Default 0: any free port (see `url` after `listen()`). */
-  port?: number
+  port?: number | undefined
   /**
    * Recorded as the actor of every change in the audit trail; default `'web:admin'`. Checked as the
    * store checks an actor (1–256 characters, no control characters, no secret): a TypeError when made.
    */
-  actor?: string
+  actor?: string | undefined
   /** Add `Secure` to the session cookie: true, false, or `'auto'` (default: https or X-Forwarded-Proto https). */
-  secureCookies?: boolean | 'auto'
+  secureCookies?: boolean | 'auto' | undefined
   /**
    * Longest key lifetime the page offers, a whole number of days from 1 to 36,500; the store enforces
    * its own limit. Default: the store's `maxLifetimeDays`.
    */
-  maxLifetimeDays?: number
+  maxLifetimeDays?: number | undefined
   /** Session idle timeout in ms (1000 to 400 days), default 30 minutes. */
-  sessionIdleMs?: number
+  sessionIdleMs?: number | undefined
   /** Session absolute lifetime in ms (1000 to 400 days), default 12 hours. */
-  sessionMaxMs?: number
+  sessionMaxMs?: number | undefined
   /** Request body limit, a whole number of bytes from 2048 to 1 GiB; default 1 MiB. */
-  bodyLimit?: number
+  bodyLimit?: number | undefined
   /**
    * Login throttling by address, for logins without a valid device cookie: once an address
    * has recent failed logins (forgotten after 15 minutes without one), every login from it,
@@ -37,18 +37,18 @@ export interface AdminServerOptions {
    * Retry-After at once). A login from an address without recent failures is answered at
    * once. Default 1000 ms.
    */
-  loginFailureDelayMs?: number
+  loginFailureDelayMs?: number | undefined
   /** The longest such a login waits for its answer. Default 16000 ms. */
-  loginFailureMaxDelayMs?: number
+  loginFailureMaxDelayMs?: number | undefined
   /**
    * Lifetime of the device cookie (`keygate_device`, HMAC-signed with a key derived from the token's digest: it outlives restarts, not a new token)
    * that every successful login sets: a login carrying a valid one is never throttled by
    * address; its failures count against that cookie alone (with the same delays), and 10
    * failures revoke it. Default 30 days.
    */
-  deviceCookieMaxAgeMs?: number
+  deviceCookieMaxAgeMs?: number | undefined
   /** Receives a line for each 500 or 503 answer (never a request body or a secret); default `console.error`. If it throws, the answer is sent all the same. */
-  log?: (line: string) => void
+  log?: ((line: string) => void) | undefined
 }
 
 export interface AdminServer {
