@@ -39,6 +39,64 @@ describe('two stores on one file in one process', () => {
   })
 })
 
+/** The POSIX locks this process holds on `file` (Linux's /proc/locks), or undefined where it cannot say. */
+function locksHeld(file: string): number | undefined {
+  let table: string
+  try {
+    table = fs.readFileSync('/proc/locks', 'utf8')
+  } catch {
+    return undefined
+  }
+  const inode = String(fs.statSync(file).ino)
+  // "1: POSIX  ADVISORY  READ 4747 08:01:123456 128 128": the pid, then major:minor:inode.
+  return table.split('\n').filter((line) => {
+    const fields = line.trim().split(/\s+/)
+    return fields[1] === 'POSIX' && fields[4] === String(process.pid) && fields[5]?.split(':')[2] === inode
+  }).length
+}
+
+describe('a second store on the file, opened while a -shm beside it is looser than the store file', () => {
+  // A store made before new files were owner-only (0644, and so its -shm), chmod'ed 0600 while
+  // in use: a second open in the process (a worker's) gives the -shm the store file's mode. Done
+  // through a descriptor that can read the file, closing it dropped every POSIX lock the process
+  // held on the -shm, SQLite's among them: the next process to open the store took the -shm for
+  // unused and cut it short under this one, which died of SIGBUS at its next look.
+  test('keeps this process’s locks on the -shm: other processes opening the store do not cut it short under it', { timeout: 60_000 }, async () => {
+    const file = storePath()
+    const setup = open(file)
+    setup.putUser({ id: 'svc', rights: ['*:*'] })
+    setup.close()
+    fs.chmodSync(file, 0o644)
+    const first = open(file)
+    const { key, secret } = first.createKey({ userId: 'svc', description: 'k', expiresAt: at(new Date(), DAY) })
+    fs.chmodSync(file, 0o600)
+    assert.equal(fs.statSync(`${file}-shm`).mode & 0o777, 0o644)
+    const held = locksHeld(`${file}-shm`)
+    const second = open(file)
+    assert.equal(fs.statSync(`${file}-shm`).mode & 0o777, 0o600, 'the -shm is given the store file’s mode')
+    if (held !== undefined) {
+      assert.ok(held > 0, 'no lock on the -shm before the second open')
+      assert.ok((locksHeld(`${file}-shm`) ?? 0) > 0, 'the second open dropped this process’s locks on the -shm')
+    }
+
+    // Other processes open the store and close it (as CLI calls do) while the stores here work.
+    for (let round = 0; round < 5; round++) {
+      const passing = await StoreProcess.start(file)
+      await passing.stop()
+      assert.equal(first.isAllowed(secret, 'svc', 'call'), true)
+      assert.equal(second.explain(secret, 'svc', 'call').reason, 'allowed')
+    }
+    first.setState(key.id, 'revoked')
+    const other = await StoreProcess.start(file)
+    try {
+      assert.equal((await other.call('explain', secret, 'svc', 'call')).result.reason, 'revoked', 'a revocation made here is not seen by another process')
+    } finally {
+      await other.stop()
+    }
+    assert.equal(second.explain(secret, 'svc', 'call').reason, 'revoked')
+  })
+})
+
 // A worker thread's store on the file: it keeps every call asked of it warm in its memo, then
 // spins on the next check until it changes, and reports how long after the change returned.
 const WORKER = `

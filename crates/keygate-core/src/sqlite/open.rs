@@ -264,16 +264,40 @@ fn check_beside(path: &Path, target: &Path) -> Result<()> {
 }
 
 /// Gives the regular file at `path` (never a symbolic link put in its place) `mode`; false if it
-/// cannot.
-#[cfg(unix)]
+/// cannot. Through no descriptor that can read or write the file: closing one drops every POSIX
+/// lock the process holds on it, so another store of this process on the same file (a worker's)
+/// lost SQLite's locks on the `-shm`, and the next process to open the store took the `-shm` for
+/// unused and cut it short under this one (SIGBUS).
+#[cfg(target_os = "linux")]
 fn tighten(path: &Path, mode: u32) -> bool {
+    use std::os::fd::AsRawFd;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .and_then(|file| file.set_permissions(std::fs::Permissions::from_mode(mode)))
-        .is_ok()
+    // An O_PATH descriptor does no I/O, and Linux drops no lock when it is closed.
+    let Ok(file) = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_NOFOLLOW).open(path) else {
+        return false;
+    };
+    // A symbolic link is opened itself (O_NOFOLLOW), and refused here.
+    if !file.metadata().is_ok_and(|meta| meta.is_file()) {
+        return false;
+    }
+    // The file the descriptor holds, by its /proc name (fchmod refuses an O_PATH descriptor).
+    let by_descriptor = format!("/proc/self/fd/{}", file.as_raw_fd());
+    std::fs::set_permissions(by_descriptor, std::fs::Permissions::from_mode(mode)).is_ok()
+}
+
+/// As on Linux (see there), by name: `AT_SYMLINK_NOFOLLOW` changes a symbolic link put in the
+/// file's place, not what it points to.
+#[cfg(all(unix, not(target_os = "linux")))]
+fn tighten(path: &Path, mode: u32) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(name) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let Ok(mode) = libc::mode_t::try_from(mode) else {
+        return false;
+    };
+    // SAFETY: `name` is a NUL-terminated path that outlives the call; fchmodat reads nothing else.
+    unsafe { libc::fchmodat(libc::AT_FDCWD, name.as_ptr(), mode, libc::AT_SYMLINK_NOFOLLOW) == 0 }
 }
 
 #[cfg(not(unix))]
