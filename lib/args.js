@@ -36,6 +36,27 @@ function describe(value) {
 // Each check takes the caller's value as `unknown` and the argument's name for the message,
 // and returns the value with its checked type (a copy for arrays).
 
+// The longest text an argument may hold, in UTF-16 code units, and the most the texts of one
+// list may hold together: far above every limit the core has (a rule or name 256 characters, a
+// description 1,024, 1,000 rules), so nothing the core would take is refused. A longer text is
+// refused here, before it crosses: the crossing copies it whole as UTF-8, and a copy of
+// hundreds of megabytes that the allocator cannot give (a container's memory limit) aborts the
+// process, since Rust does not survive a failed allocation.
+const MAX_TEXT_LENGTH = 1 << 20
+
+/**
+ * Any string not over MAX_TEXT_LENGTH code units; `tooLong` makes the error for one that is.
+ * @param {unknown} value
+ * @param {string} name
+ * @param {(message: string) => Error} [tooLong]
+ * @returns {string}
+ */
+function boundedText(value, name, tooLong = invalidArgument) {
+  if (typeof value !== 'string') throw invalidArgument(`${name} must be a string, got ${describe(value)}`)
+  if (value.length > MAX_TEXT_LENGTH) throw tooLong(`${name} is ${value.length} characters long; at most ${MAX_TEXT_LENGTH} are taken`)
+  return value
+}
+
 /**
  * A rule's text: any string (what is not ASCII is the core's INVALID_RULE).
  * @param {unknown} value
@@ -43,8 +64,27 @@ function describe(value) {
  * @returns {string}
  */
 function ruleText(value, name) {
-  if (typeof value !== 'string') throw invalidArgument(`${name} must be a string, got ${describe(value)}`)
-  return value
+  return boundedText(value, name, (message) => new KeygateError('INVALID_RULE', message))
+}
+
+/**
+ * A key state, whose wrong value is the core's INVALID_STATE, a long one too.
+ * @param {unknown} value
+ * @param {string} name
+ * @returns {string}
+ */
+function stateName(value, name) {
+  boundedText(value, name, (message) => new KeygateError('INVALID_STATE', message))
+  return string(value, name)
+}
+
+/**
+ * @param {unknown} value
+ * @param {string} name
+ * @returns {string | undefined}
+ */
+function optionalStateName(value, name) {
+  return value === undefined ? undefined : stateName(value, name)
 }
 
 /**
@@ -53,7 +93,7 @@ function ruleText(value, name) {
  * @returns {string}
  */
 function string(value, name) {
-  const text = ruleText(value, name)
+  const text = boundedText(value, name)
   // A lone surrogate cannot cross to the core as UTF-8 unchanged: refuse it
   // rather than store a different text than the one given.
   if (!text.isWellFormed()) throw invalidArgument(`${name} holds a lone UTF-16 surrogate (not valid Unicode text)`)
@@ -73,7 +113,8 @@ function optionalString(value, name) {
  * @param {unknown} value
  * @param {string} name
  * @param {(value: unknown, name: string) => string} [item] the check of each element
- * @param {{ most: number, tooMany: (given: number) => Error }} [limit] the longest list the core takes
+ * @param {{ most: number, tooMany: (given: number) => Error, tooLong?: (message: string) => Error }} [limit] the longest list the
+ *   core takes, and the error for texts over MAX_TEXT_LENGTH in all (INVALID_ARGUMENT unless given)
  * @returns {string[] | undefined}
  */
 function stringArray(value, name, item = string, limit = undefined) {
@@ -89,7 +130,18 @@ function stringArray(value, name, item = string, limit = undefined) {
   // Refused before any element is read: a Proxy can claim 2e8 valid elements at no cost to its
   // maker, and copying them would run V8 out of room and abort the process.
   if (limit !== undefined && length > limit.most) throw limit.tooMany(length)
-  return ownElements(array, (element, i) => item(element, `${name}[${i}]`), length)
+  // Each text is bounded, and so are all of them together (1,000 texts of the longest would be gigabytes).
+  let total = 0
+  return ownElements(
+    array,
+    (element, i) => {
+      const text = item(element, `${name}[${i}]`)
+      total += text.length
+      if (total > MAX_TEXT_LENGTH) throw (limit?.tooLong ?? invalidArgument)(`${name} holds more than ${MAX_TEXT_LENGTH} characters in all`)
+      return text
+    },
+    length,
+  )
 }
 
 /**
@@ -119,7 +171,8 @@ function ownElements(array, each, length = array.length) {
 function ruleArray(value, name) {
   // The core's own message and code for a list too long.
   const tooMany = (/** @type {number} */ given) => new KeygateError('INVALID_RULE', `${given} rules given; at most ${MAX_RULES} are allowed`)
-  return stringArray(value, name, ruleText, { most: MAX_RULES, tooMany })
+  const tooLong = (/** @type {string} */ message) => new KeygateError('INVALID_RULE', message)
+  return stringArray(value, name, ruleText, { most: MAX_RULES, tooMany, tooLong })
 }
 
 /**
@@ -359,6 +412,9 @@ function editDistance(a, b) {
 
 module.exports = {
   ruleText,
+  stateName,
+  optionalStateName,
+  boundedText,
   ruleArray,
   roleArray,
   string,

@@ -726,7 +726,7 @@ class KeyStore {
       description: args.string(k.description, 'input.description'),
       expiresAt: args.optionalDate(k.expiresAt, 'input.expiresAt'),
       rules: args.ruleArray(k.rules, 'input.rules'),
-      state: args.optionalString(k.state, 'input.state'),
+      state: args.optionalStateName(k.state, 'input.state'),
     }
     const actor = actorOf(options)
     return toIssued(call(() => native.createKey(this.#handle, dto, actor)))
@@ -744,7 +744,7 @@ class KeyStore {
   listKeys(filter) {
     const f = optionsOf(filter, KEY_FILTER, 'filter')
     const userId = args.optionalString(f.userId, 'filter.userId')
-    const state = args.optionalString(f.state, 'filter.state')
+    const state = args.optionalStateName(f.state, 'filter.state')
     this.#flushUses()
     return call(() => native.listKeys(this.#handle, userId, state)).map(toKey)
   }
@@ -773,7 +773,7 @@ class KeyStore {
    */
   setState(id, state, options) {
     args.string(id, 'id')
-    args.string(state, 'state')
+    args.stateName(state, 'state')
     const { actor, expected } = changeOptionsOf(optionsOf(options, ADMIN_OPTIONS))
     return toKey(call(() => native.setState(this.#handle, id, state, expected, actor)))
   }
@@ -912,6 +912,7 @@ class KeyStore {
    */
   explainKey(keyId, service, api, ip) {
     if (typeof keyId !== 'string') throw typeError(`keyId must be a string, got ${typeof keyId}`)
+    args.boundedText(keyId, 'keyId')
     checkCallTypes('', service, api, ip)
     if (this.#memo === CLOSED_MEMO) throw closedError()
     return toDecision(call(() => native.explainKey(this.#handle, keyId, service, api, ip ?? undefined)))
@@ -997,6 +998,7 @@ class KeyStore {
    */
   explainKeyDav(keyId, method, path, ip) {
     if (typeof keyId !== 'string') throw typeError(`keyId must be a string, got ${typeof keyId}`)
+    args.boundedText(keyId, 'keyId')
     checkDavTypes('', method, path, ip)
     if (this.#memo === CLOSED_MEMO) throw closedError()
     return toDecision(call(() => native.explainKeyDav(this.#handle, keyId, method, path, ip ?? undefined)))
