@@ -152,7 +152,10 @@ impl super::Net {
     /// kept, so that [`Net::end_connections`] can wait for it to say goodbye.
     pub(super) fn connect_within(&self, limit: Duration) -> Result<(Client, UnboundedReceiver<String>)> {
         let target = &self.target;
-        let connecting = self.rt.block_on(async { tokio::time::timeout(limit, target.config.connect(target.tls.clone())).await });
+        let started = Instant::now();
+        let config = target.resolved(limit)?;
+        let limit = limit.saturating_sub(started.elapsed());
+        let connecting = self.rt.block_on(async { tokio::time::timeout(limit, config.connect(target.tls.clone())).await });
         let (client, mut connection) = match connecting {
             Ok(Ok(pair)) => pair,
             Ok(Err(e)) => return Err(target.error("cannot connect to", &e)),
@@ -237,6 +240,70 @@ impl super::Net {
 }
 
 impl Target {
+    /// The config to connect with: its host names looked up on a thread of keygate's own, each
+    /// address given to the driver beside its name (kept for TLS). The driver would look them
+    /// up on its runtime's blocking pool, which panics when no thread can be started (a
+    /// process at its thread limit): the open, or the listener's reconnect, failed as an
+    /// internal defect instead of a `STORE_IO` saying what ran out. A config with nothing to
+    /// look up (IP addresses, `hostaddr`, a Unix socket among its hosts) is used as it is.
+    fn resolved(&self, limit: Duration) -> Result<std::borrow::Cow<'_, Config>> {
+        use tokio_postgres::config::Host;
+        let hosts = self.config.get_hosts();
+        let named = |host: &Host| matches!(host, Host::Tcp(name) if name.parse::<std::net::IpAddr>().is_err());
+        let unix = |host: &Host| !matches!(host, Host::Tcp(_));
+        if !self.config.get_hostaddrs().is_empty() || !hosts.iter().any(named) || hosts.iter().any(unix) {
+            return Ok(std::borrow::Cow::Borrowed(&self.config));
+        }
+        let ports = self.config.get_ports();
+        let port_of = |i: usize| ports.get(i).or_else(|| ports.first()).copied().unwrap_or(5432);
+        let wanted: Vec<(String, u16)> = hosts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, host)| match host {
+                Host::Tcp(name) => Some((name.clone(), port_of(i))),
+                _ => None,
+            })
+            .collect();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let lookups = wanted.clone();
+        std::thread::Builder::new()
+            .name("keygate-postgres-lookup".into())
+            .spawn(move || {
+                let found: Vec<_> =
+                    lookups.iter().map(|(name, port)| std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), *port))).collect();
+                let _ = sender.send(found);
+            })
+            .map_err(|e| {
+                Error::new(
+                    ErrorCode::StoreIo,
+                    format!("cannot connect to {}: cannot start a thread to look up its host name: {e}", self.name),
+                )
+            })?;
+        let found = receiver.recv_timeout(limit).map_err(|_| {
+            Error::new(
+                ErrorCode::StoreUnavailable,
+                format!("cannot connect to {} within {} ms (looking up its host name)", self.name, limit.as_millis()),
+            )
+        })?;
+        let mut config = without_hosts(&self.config);
+        let mut failure = None;
+        for ((name, port), addresses) in wanted.iter().zip(found) {
+            match addresses {
+                Ok(addresses) => {
+                    for address in addresses {
+                        config.host(name).hostaddr(address.ip()).port(*port);
+                    }
+                }
+                Err(e) => failure = Some(format!("cannot look up {name}: {e}")),
+            }
+        }
+        if config.get_hosts().is_empty() {
+            let why = failure.unwrap_or_else(|| "its host names have no address".to_string());
+            return Err(Error::new(ErrorCode::StoreUnavailable, format!("cannot connect to {}: {why}", self.name)));
+        }
+        Ok(std::borrow::Cow::Owned(config))
+    }
+
     /// Parses a `postgres://` or `postgresql://` URL. Errors never repeat the URL
     /// (it may hold a password).
     pub(super) fn parse(url: &str, connect_timeout: Duration, statement_timeout: Duration) -> Result<Target> {
@@ -468,6 +535,46 @@ fn refusal(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// A copy of `config` without its hosts, addresses and ports: every other setting kept.
+fn without_hosts(config: &Config) -> Config {
+    let mut copy = Config::new();
+    if let Some(user) = config.get_user() {
+        copy.user(user);
+    }
+    if let Some(password) = config.get_password() {
+        copy.password(password);
+    }
+    if let Some(dbname) = config.get_dbname() {
+        copy.dbname(dbname);
+    }
+    if let Some(options) = config.get_options() {
+        copy.options(options);
+    }
+    if let Some(name) = config.get_application_name() {
+        copy.application_name(name);
+    }
+    if let Some(timeout) = config.get_connect_timeout() {
+        copy.connect_timeout(*timeout);
+    }
+    if let Some(timeout) = config.get_tcp_user_timeout() {
+        copy.tcp_user_timeout(*timeout);
+    }
+    if let Some(interval) = config.get_keepalives_interval() {
+        copy.keepalives_interval(interval);
+    }
+    if let Some(retries) = config.get_keepalives_retries() {
+        copy.keepalives_retries(retries);
+    }
+    copy.ssl_mode(config.get_ssl_mode())
+        .ssl_negotiation(config.get_ssl_negotiation())
+        .keepalives(config.get_keepalives())
+        .keepalives_idle(config.get_keepalives_idle())
+        .target_session_attrs(config.get_target_session_attrs())
+        .channel_binding(config.get_channel_binding())
+        .load_balance_hosts(config.get_load_balance_hosts());
+    copy
+}
+
 /// `host:port/database` of a config; every host of a multi-host URL (`h1:5432,h2:5432`), each
 /// with the port the driver gives it (its own, else the one port given, else 5432): a message
 /// naming only the first would blame it for what another server answered (a replica reached
@@ -647,6 +754,41 @@ mod tests {
         assert_eq!(idle_in_write(Duration::ZERO), 10_000);
         assert_eq!(idle_in_write(Duration::from_secs(3600)), 14_400_000);
         assert_eq!(idle_in_write(Duration::MAX), 2_147_483_647);
+    }
+
+    #[test]
+    fn a_config_without_its_hosts_keeps_every_other_setting() {
+        let timeout = Duration::from_millis(1000);
+        let url = "postgres://u:p%40ss@db.example:5433,other.example:5434/keys?options=-c%20x%3D1&application_name=a&sslmode=require\
+                   &sslnegotiation=direct&keepalives=0&keepalives_idle=7&tcp_user_timeout=9&target_session_attrs=read-write\
+                   &channel_binding=require&load_balance_hosts=random&connect_timeout=3";
+        let target = Target::parse(url, timeout, timeout).unwrap_or_else(|e| panic!("{}", e.message));
+        let mut copy = without_hosts(&target.config);
+        assert!(copy.get_hosts().is_empty() && copy.get_ports().is_empty());
+        for (host, port) in [("db.example", 5433), ("other.example", 5434)] {
+            copy.host(host).port(port);
+        }
+        assert!(copy == target.config, "a setting was lost: {copy:?} against {:?}", target.config);
+    }
+
+    #[test]
+    fn host_names_are_looked_up_by_keygate_each_address_kept_beside_its_name() {
+        let timeout = Duration::from_millis(5000);
+        let target = Target::parse("postgres://u@localhost:5999/db", timeout, timeout).unwrap_or_else(|e| panic!("{}", e.message));
+        let resolved = target.resolved(timeout).unwrap_or_else(|e| panic!("{}", e.message));
+        let addresses = resolved.get_hostaddrs();
+        assert!(!addresses.is_empty() && addresses.iter().all(|a| a.is_loopback()), "{addresses:?}");
+        assert_eq!(resolved.get_hosts().len(), addresses.len());
+        assert!(resolved.get_ports().iter().all(|&port| port == 5999));
+        // Nothing to look up: the config as parsed.
+        for url in ["postgres://u@127.0.0.1:5999/db", "postgres://u@[::1]/db", "postgres://u@h/db?hostaddr=127.0.0.1"] {
+            let target = Target::parse(url, timeout, timeout).unwrap_or_else(|e| panic!("{url}: {}", e.message));
+            assert!(matches!(target.resolved(timeout), Ok(std::borrow::Cow::Borrowed(_))), "{url}");
+        }
+        let unknown = Target::parse("postgres://u@no-such-host.invalid/db", timeout, timeout).unwrap_or_else(|e| panic!("{}", e.message));
+        let err = unknown.resolved(timeout).err().unwrap_or_else(|| panic!("an unknown host was resolved"));
+        assert_eq!(err.code, ErrorCode::StoreUnavailable, "{}", err.message);
+        assert!(err.message.contains("cannot look up no-such-host.invalid"), "{}", err.message);
     }
 
     #[test]
