@@ -19,13 +19,13 @@ const PACKAGE = path.join(__dirname, '..')
 const AS_NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
 
 /** Why the child cannot run as uid 65534 with a thread limit here, or undefined when it can. */
-function skipReason(): string | undefined {
+function asNobodySkipReason(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root, to run the store as another user (RLIMIT_NPROC does not bind root)'
   const probe = spawnSync(AS_NOBODY[0]!, [...AS_NOBODY.slice(1), process.execPath, '-e', `require(${JSON.stringify(PACKAGE)})`], { encoding: 'utf8' })
   if (probe.status !== 0) return `the package cannot be loaded as uid 65534 here: ${(probe.stderr || String(probe.error)).trim().split('\n')[0]}`
   const prlimit = spawnSync('prlimit', ['--version'], { encoding: 'utf8' })
   if (prlimit.status !== 0) return 'no prlimit (util-linux) here'
-  return pgSkipReason() ?? clusterSkipReason()
+  return undefined
 }
 
 // The child: opens the store, says `ready` with its pid, then reports each check's answer and
@@ -95,9 +95,56 @@ function threadsOf(pid: number): number {
   return fs.readdirSync(`/proc/${pid}/task`).length
 }
 
-const reason = skipReason()
+const asNobody = asNobodySkipReason()
 
-describe('a process that cannot start another thread', { skip: reason ?? false }, () => {
+describe('a process that cannot start another thread', { skip: asNobody ?? false }, () => {
+  test('the expiry watcher not starting is reported as STORE_IO, not an internal defect; answers stay exact; it starts later', { timeout: 60_000 }, async () => {
+    // An in-memory store starts no thread until its first key with an expiry: the watcher's.
+    const script = `
+      const { KeyStore } = require(${JSON.stringify(PACKAGE)})
+      const { execFileSync } = require('node:child_process')
+      const say = (line) => process.stdout.write(JSON.stringify(line) + '\\n')
+      const store = KeyStore.inMemory({ onError: (e) => say({ onError: e.code, task: e.task, recovered: e.recovered, message: e.message }) })
+      store.putUser({ id: 'svc', rights: ['orders:*'] })
+      const threads = require('node:fs').readdirSync('/proc/self/task').length
+      execFileSync('prlimit', ['--pid', String(process.pid), '--nproc=' + threads + ':'])
+      const expiresAt = new Date(Date.now() + 86400e3)
+      const { key, secret } = store.createKey({ userId: 'svc', description: 'd', expiresAt })
+      const answers = [store.isAllowed(secret, 'orders', 'list'), store.isAllowed(secret, 'orders', 'list')]
+      store.setState(key.id, 'revoked')
+      answers.push(store.isAllowed(secret, 'orders', 'list'))
+      say({ answers, pid: process.pid })
+      process.stdin.on('data', () => {
+        // Room again: the next key's expiry starts the watcher.
+        store.createKey({ userId: 'svc', description: 'd', expiresAt: new Date(Date.now() + 2 * 86400e3) })
+      })
+      process.stdin.on('end', () => process.exit(0))
+    `
+    const child = spawn(AS_NOBODY[0]!, [...AS_NOBODY.slice(1), process.execPath, '-e', script], { stdio: ['pipe', 'pipe', 'pipe'], cwd: '/' })
+    let stderr = ''
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    const state: Child = { process: child, lines: [], stderr: () => stderr }
+    readline.createInterface({ input: child.stdout! }).on('line', (line) => state.lines.push(JSON.parse(line) as Record<string, unknown>))
+    try {
+      const answered = await until('the checks answer', state, 20_000, () => state.lines.find((line) => 'answers' in line))
+      assert.deepEqual(answered.answers, [true, true, false], 'exact answers without the memo, the revocation at once')
+      const failed = await until('the failure is reported', state, 20_000, () => state.lines.find((line) => line.onError !== undefined))
+      assert.deepEqual([failed.onError, failed.task, failed.recovered], ['STORE_IO', 'expiry', false], JSON.stringify(failed))
+      assert.match(String(failed.message), /cannot start the expiry watcher thread/)
+      limitThreads(answered.pid as number, 'hard')
+      child.stdin!.write('go\n')
+      const recovered = await until('the recovery is reported', state, 20_000, () => state.lines.find((line) => line.recovered === true))
+      assert.equal(recovered.task, 'expiry')
+      assert.doesNotMatch(stderr, /internal defect/)
+    } finally {
+      await stopChild(state)
+    }
+  })
+})
+
+const reason = asNobody ?? pgSkipReason() ?? clusterSkipReason()
+
+describe('a PostgreSQL store in a process that cannot start another thread', { skip: reason ?? false }, () => {
   let cluster: Cluster
   let db: TestDatabase
   const children: Child[] = []

@@ -112,7 +112,8 @@ impl ExpiryWatch {
                     self.shared.reporter.recover(Task::Expiry);
                 }
             }
-            Err(e) => memo_off(&self.shared, format!("cannot start the expiry watcher thread ({e})")),
+            // The process is out of threads (its limit, a cgroup's): a resource, not a defect.
+            Err(e) => memo_off(&self.shared, ErrorCode::StoreIo, format!("cannot start the expiry watcher thread ({e})")),
         }
     }
 
@@ -163,10 +164,10 @@ impl Drop for ExpiryWatch {
 }
 
 /// Switches the memo off (answers stay exact: every check goes to the core) and says why.
-fn memo_off(shared: &Shared, why: String) {
+fn memo_off(shared: &Shared, code: ErrorCode, why: String) {
     shared.signals.raise(Signals::MEMO_UNSAFE);
     let message = format!("{why}; decisions are no longer remembered until it runs again (answers stay exact)");
-    shared.reporter.fail(Task::Expiry, Error::new(ErrorCode::Internal, message));
+    shared.reporter.fail(Task::Expiry, Error::new(code, message));
 }
 
 /// The watcher thread: never ends silently. A failure switches the memo off and
@@ -174,7 +175,7 @@ fn memo_off(shared: &Shared, why: String) {
 fn run(shared: Arc<Shared>) {
     if catch_unwind(AssertUnwindSafe(|| watch(&shared))).is_err() {
         shared.state.lock().started = false;
-        memo_off(&shared, "the expiry watcher failed".to_string());
+        memo_off(&shared, ErrorCode::Internal, "the expiry watcher failed".to_string());
     }
 }
 
