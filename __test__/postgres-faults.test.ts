@@ -373,6 +373,31 @@ describe('PostgreSQL server killed and restored (a throwaway cluster)', { ...pgO
     await host.stop()
   })
 
+  test('a role at its CONNECTION LIMIT: open is STORE_UNAVAILABLE (turned away, as at start-up), and works once there is room', { timeout: 60_000 }, async () => {
+    cluster ??= await Cluster.create()
+    const db = cluster.createDatabase()
+    cluster.psql('CREATE ROLE limited LOGIN CONNECTION LIMIT 1')
+    cluster.psql(`GRANT ALL ON DATABASE ${db.name} TO limited; ALTER DATABASE ${db.name} OWNER TO limited`)
+    const url = db.url.replace('//postgres@', '//limited@')
+    // A store holds two connections: the second is turned away (53300).
+    const refused = (() => {
+      try {
+        KeyStore.open(url, { onError: () => {}, ...OPTIONS }).close()
+      } catch (error) {
+        return error as KeygateError
+      }
+      return undefined
+    })()
+    assert.ok(refused instanceof KeygateError, 'opened with one connection to spare')
+    assert.equal(refused.code, 'STORE_UNAVAILABLE', refused.message)
+    assert.match(refused.message, /53300: too many connections for role "limited"/)
+    cluster.psql('ALTER ROLE limited CONNECTION LIMIT 2')
+    const store = openPg(url, OPTIONS)
+    store.putUser({ id: 'svc', rights: ['svc:*'] })
+    assert.equal(store.getUser('svc')?.id, 'svc')
+    store.close()
+  })
+
   test('an immediate restart in the middle of writes: every acknowledged change survives, every host ends identical', { timeout: 120_000 }, async (t: TestContext) => {
     cluster ??= await Cluster.create()
     const db = cluster.createDatabase()

@@ -460,9 +460,12 @@ const LOCK_NOT_AVAILABLE: &str = "55P03";
 /// SQLSTATEs of a connection the server ended or refused: `57P01` admin_shutdown
 /// (pg_terminate_backend, a fast shutdown), `57P02` crash_shutdown, `57P03`
 /// cannot_connect_now, `25P03` idle_in_transaction_session_timeout (see [`idle_in_write`]),
-/// `57P05` idle_session_timeout, and class `08`, connection exceptions.
+/// `57P05` idle_session_timeout, `53300` too_many_connections (the server's
+/// `max_connections`, a role's or database's `CONNECTION LIMIT`: a connection refused until
+/// another ends, as `57P03` is until the server has started), and class `08`, connection
+/// exceptions.
 fn is_connection_ended(sqlstate: &str) -> bool {
-    matches!(sqlstate, "57P01" | "57P02" | "57P03" | "57P05" | "25P03") || sqlstate.starts_with("08")
+    matches!(sqlstate, "57P01" | "57P02" | "57P03" | "57P05" | "25P03" | "53300") || sqlstate.starts_with("08")
 }
 
 /// A URL split before its query, as the driver reads it: the credentials run to the first `@`,
@@ -871,6 +874,16 @@ mod tests {
         ] {
             let target = Target::parse(url, timeout, timeout).unwrap_or_else(|e| panic!("{url}: {}", e.message));
             assert_eq!(target.name, name, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_connection_refused_for_too_many_connections_is_unavailable_not_a_refusal_of_the_write() {
+        // The server's max_connections or a role's CONNECTION LIMIT: retried like a lost connection,
+        // 503 from the admin API; the server's other resource errors (disk full) stay STORE_IO.
+        assert!(is_connection_ended("53300"));
+        for sqlstate in ["53100", "53200", "53400"] {
+            assert!(!is_connection_ended(sqlstate), "{sqlstate}");
         }
     }
 
