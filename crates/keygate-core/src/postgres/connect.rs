@@ -791,7 +791,12 @@ mod tests {
         let unknown = Target::parse("postgres://u@no-such-host.invalid/db", timeout, timeout).unwrap_or_else(|e| panic!("{}", e.message));
         let err = unknown.resolved(timeout).err().unwrap_or_else(|| panic!("an unknown host was resolved"));
         assert_eq!(err.code, ErrorCode::StoreUnavailable, "{}", err.message);
-        assert!(err.message.contains("cannot look up no-such-host.invalid"), "{}", err.message);
+        // Refused by the resolver, or (a machine whose DNS does not answer) not within the limit.
+        assert!(
+            err.message.contains("cannot look up no-such-host.invalid") || err.message.contains("(looking up its host name)"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
