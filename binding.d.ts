@@ -164,6 +164,12 @@ export declare const HINT_DIGITS: string
  */
 export declare function internalPanicForTests(message: string): void
 
+/**
+ * Test hook, not part of the API (`index.js` does not export it): `true` makes the stores
+ * opened next get no shared buffers, as in a runtime that allows none; `false` undoes it.
+ */
+export declare function internalRefuseExternalBuffersForTests(refuse: boolean): void
+
 export interface IssuedDto {
   key: KeyDto
   secret: string
@@ -290,8 +296,11 @@ export declare function storeCreated(store: ExternalObject<KeyStore>): boolean
 
 export declare function storeHealth(store: ExternalObject<KeyStore>): HealthDto
 
-/** The bitset of every key's hint (see `keygate_core::memo`), shared like the signals. */
-export declare function storeHints(store: ExternalObject<KeyStore>): ArrayBuffer
+/**
+ * The bitset of every key's hint (see `keygate_core::memo`), shared like the signals
+ * (`null` likewise: the memo then refuses no secret by its hint).
+ */
+export declare function storeHints(store: ExternalObject<KeyStore>): ArrayBuffer | null
 
 export declare function storeInMemory(options: StoreOptionsDto, report?: (((arg: [ErrorCode, string, Task, boolean, string]) => unknown)) | undefined | null): ExternalObject<KeyStore>
 
@@ -324,9 +333,10 @@ export declare function storeSetNow(store: ExternalObject<KeyStore>, at?: number
 
 /**
  * The store's shared signal words as an ArrayBuffer (see `keygate_core::memo`);
- * the buffer keeps the words alive for as long as JavaScript holds it.
+ * the buffer keeps the words alive for as long as JavaScript holds it. `null` where the
+ * runtime allows no external buffers (Electron's V8 sandbox): the memo then stays off.
  */
-export declare function storeSignals(store: ExternalObject<KeyStore>): ArrayBuffer
+export declare function storeSignals(store: ExternalObject<KeyStore>): ArrayBuffer | null
 
 /** A store's background work, as an incident reported to `onError` names it. */
 export declare enum Task {

@@ -856,6 +856,7 @@ module.exports.getRole = nativeBinding.getRole
 module.exports.getUser = nativeBinding.getUser
 module.exports.HINT_DIGITS = nativeBinding.HINT_DIGITS
 module.exports.internalPanicForTests = nativeBinding.internalPanicForTests
+module.exports.internalRefuseExternalBuffersForTests = nativeBinding.internalRefuseExternalBuffersForTests
 module.exports.KeyState = nativeBinding.KeyState
 module.exports.listKeys = nativeBinding.listKeys
 module.exports.listRoles = nativeBinding.listRoles

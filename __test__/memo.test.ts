@@ -15,7 +15,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 
 import { KeyStore } from '../index.js'
-import { DAY, at, checksum, forgeSecret, frozenStore, issue, withUser } from './helpers.js'
+import { DAY, T0, at, checksum, forgeSecret, frozenStore, issue, withUser } from './helpers.js'
 
 /** isAllowed twice (the second answer may come from the memo), both equal to explain's. */
 function decide(store: KeyStore, secret: string, service: string, api: string, ip?: string): boolean {
@@ -555,5 +555,57 @@ describe('closing', () => {
     for (let waited = 0; threads() > before + 2 && waited < 2000; waited += 20) await sleep(20)
     assert.ok(threads() <= before + 2, `threads left: ${threads() - before} (the stores are still referenced)`)
     assert.equal(stores.length, 40)
+  })
+})
+
+describe('a runtime that allows no external buffers (Electron with the V8 sandbox)', () => {
+  // The memo reads the core's signal words and hint filter through ArrayBuffers over the core's
+  // own memory. Where the runtime refuses such buffers, napi-rs would hand back copies that never
+  // see a later revocation; the binding gives none instead, and the memo stays off.
+  const native = createRequire(__filename)('../binding.js') as { internalRefuseExternalBuffersForTests(refuse: boolean): void }
+
+  function unsharedStore(): KeyStore {
+    native.internalRefuseExternalBuffersForTests(true)
+    try {
+      return withUser(frozenStore())
+    } finally {
+      native.internalRefuseExternalBuffersForTests(false)
+    }
+  }
+
+  test('a revocation, a rule change and a user suspended take effect on the very next check', () => {
+    const store = unsharedStore()
+    const { secret, key } = issue(store)
+    for (let i = 0; i < 3; i++) assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true)
+    store.updateKey(key.id, { rules: ['data:*'] })
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), false)
+    assert.equal(store.isAllowed(secret, 'data', 'entityGetRecord'), true)
+    store.putUser({ id: 'integration', rights: ['*:*'], status: 'suspended' })
+    assert.equal(store.isAllowed(secret, 'data', 'entityGetRecord'), false)
+    store.putUser({ id: 'integration', rights: ['*:*'] })
+    assert.equal(store.isAllowed(secret, 'data', 'entityGetRecord'), true)
+    store.setState(key.id, 'revoked')
+    assert.equal(store.isAllowed(secret, 'data', 'entityGetRecord'), false)
+    assert.equal(store.isAllowedDav(secret, 'GET', 'session/a.txt'), false)
+  })
+
+  test('keys made after the store opened are found (no hint filter refuses them), unknown ones refused', () => {
+    const store = unsharedStore()
+    const keys = Array.from({ length: 50 }, () => issue(store).secret)
+    for (const secret of keys) assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true)
+    for (let i = 0; i < 50; i++) assert.equal(store.isAllowed(forgeSecret(), 'session', 'getSessionInfo'), false)
+    assert.equal(store.explain(forgeSecret(), 'session', 'getSessionInfo').reason, 'unknown_key')
+  })
+
+  test('uses still reach lastUsedAt, and a store opened afterwards shares its buffers again', () => {
+    const store = unsharedStore()
+    const { secret, key } = issue(store)
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true)
+    assert.equal(store.getKey(key.id)?.lastUsedAt?.getTime(), T0.getTime())
+    const shared = withUser(frozenStore())
+    const other = issue(shared)
+    assert.equal(shared.isAllowed(other.secret, 'session', 'getSessionInfo'), true)
+    shared.setState(other.key.id, 'revoked')
+    assert.equal(shared.isAllowed(other.secret, 'session', 'getSessionInfo'), false)
   })
 })

@@ -379,6 +379,8 @@ class Memo {
 
   reset() {
     this.flushUses()
+    // Nothing remembered, no presence bit set: a memo kept off (memoOffWords) resets at each call.
+    if (this.filled.length === 0) return
     const table = this.table
     for (const set of this.filled) table.fill(FREE, set * SET_FIELDS, (set + 1) * SET_FIELDS)
     this.filled = []
@@ -544,4 +546,28 @@ class Memo {
 const EMPTY = new Array(1).fill(FREE)
 EMPTY.length = 0
 
-module.exports = { Memo, hintOf, MAX_DECISIONS, HINT_WINDOW, HINT_WANTED }
+/**
+ * Signal words of a memo that stays off, for a store whose own words cannot be shared: a flag
+ * is raised for good, so the memo never remembers (and each call goes to the core).
+ * @returns {Uint32Array}
+ */
+function memoOffWords() {
+  const words = new Uint32Array(Math.max(GENERATION_WORD, FLAGS_WORD) + 1)
+  words[FLAGS_WORD] = 1
+  return words
+}
+
+/** @type {Uint32Array | null} */
+let everyHintBits = null
+
+/**
+ * A hint filter with every hint's bit set (refusing no secret), for a store whose own filter
+ * cannot be shared; made once (1.8 MB), for all such stores.
+ * @returns {Uint32Array}
+ */
+function everyHint() {
+  if (everyHintBits === null) everyHintBits = new Uint32Array(Math.ceil(62 ** 4 / 32)).fill(0xffffffff)
+  return everyHintBits
+}
+
+module.exports = { Memo, hintOf, memoOffWords, everyHint, MAX_DECISIONS, HINT_WINDOW, HINT_WANTED }

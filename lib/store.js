@@ -3,7 +3,7 @@
 const native = require('./native.js')
 const args = require('./args.js')
 const { KeygateError, fromNative, typeError, redactSecrets } = require('./errors.js')
-const { Memo, hintOf } = require('./memo.js')
+const { Memo, hintOf, memoOffWords, everyHint } = require('./memo.js')
 const { visible } = require('./visible.js')
 
 // The names the core shares, from the binding's string enums (`src/convert.rs`).
@@ -453,8 +453,12 @@ class KeyStore {
     this.#incidents = incidents
     this.#check = call(() => native.bindCheck(handle))
     this.#checkDav = call(() => native.bindCheckDav(handle))
-    const words = new Uint32Array(call(() => native.storeSignals(handle)))
-    const hints = new Uint32Array(call(() => native.storeHints(handle)))
+    // Views of the core's own memory, or null where the runtime allows no external buffers
+    // (Electron's V8 sandbox): then the memo stays off and refuses no secret by its hint.
+    const signals = call(() => native.storeSignals(handle))
+    const hintBits = call(() => native.storeHints(handle))
+    const words = signals === null ? memoOffWords() : new Uint32Array(signals)
+    const hints = hintBits === null ? everyHint() : new Uint32Array(hintBits)
     const secretLength = call(() => native.storeKeyPrefix(handle)).length + native.SECRET_AFTER_PREFIX_LENGTH
     /** @type {(secrets: string[], times: number[]) => void} */
     const touch = (secrets, times) => call(() => native.touch(handle, secrets, times))

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use keygate_core::{AuditAction, AuditQuery, Expect, Incident, KeyFilter, KeyPatch, KeyStore, NewKey, OnError, Options, UserInput};
-use napi::bindgen_prelude::{ArrayBuffer, External, Unknown};
+use napi::bindgen_prelude::{External, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Env;
 use napi_derive::napi;
@@ -151,24 +151,70 @@ pub fn verify_audit(store: &External<KeyStore>) -> napi::Result<AuditReportDto, 
 }
 
 /// The store's shared signal words as an ArrayBuffer (see `keygate_core::memo`);
-/// the buffer keeps the words alive for as long as JavaScript holds it.
-#[napi(catch_unwind)]
-pub fn store_signals<'env>(env: &'env Env, store: &External<KeyStore>) -> napi::Result<ArrayBuffer<'env>> {
+/// the buffer keeps the words alive for as long as JavaScript holds it. `null` where the
+/// runtime allows no external buffers (Electron's V8 sandbox): the memo then stays off.
+#[napi(catch_unwind, ts_return_type = "ArrayBuffer | null")]
+pub fn store_signals(env: &Env, store: &External<KeyStore>) -> napi::Result<Unknown<'static>> {
     let signals = store.signals();
-    let data = std::sync::Arc::as_ptr(&signals) as *mut u8;
-    let len = std::mem::size_of::<keygate_core::Signals>();
-    // SAFETY: the Arc moved into the finaliser keeps `data` valid until the buffer is collected.
-    unsafe { ArrayBuffer::from_external(env, data, len, signals, |_, signals| drop(signals)) }
+    let data = Arc::as_ptr(&signals).cast_mut().cast::<std::ffi::c_void>();
+    shared_buffer(env, data, std::mem::size_of::<keygate_core::Signals>(), signals)
 }
 
-/// The bitset of every key's hint (see `keygate_core::memo`), shared like the signals.
-#[napi(catch_unwind)]
-pub fn store_hints<'env>(env: &'env Env, store: &External<KeyStore>) -> napi::Result<ArrayBuffer<'env>> {
+/// The bitset of every key's hint (see `keygate_core::memo`), shared like the signals
+/// (`null` likewise: the memo then refuses no secret by its hint).
+#[napi(catch_unwind, ts_return_type = "ArrayBuffer | null")]
+pub fn store_hints(env: &Env, store: &External<KeyStore>) -> napi::Result<Unknown<'static>> {
     let hints = store.hints();
-    let data = hints.as_ptr() as *mut u8;
+    let data = hints.as_ptr().cast_mut().cast::<std::ffi::c_void>();
     let len = hints.byte_len();
-    // SAFETY: the Arc moved into the finaliser keeps `data` valid until the buffer is collected.
-    unsafe { ArrayBuffer::from_external(env, data, len, hints, |_, hints| drop(hints)) }
+    shared_buffer(env, data, len, hints)
+}
+
+/// Set by `internalRefuseExternalBuffersForTests`: [`shared_buffer`] answers as a runtime that
+/// allows no external buffers does.
+static REFUSE_EXTERNAL_BUFFERS_FOR_TESTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Test hook, not part of the API (`index.js` does not export it): `true` makes the stores
+/// opened next get no shared buffers, as in a runtime that allows none; `false` undoes it.
+#[napi(catch_unwind, js_name = "internalRefuseExternalBuffersForTests")]
+pub fn internal_refuse_external_buffers_for_tests(refuse: bool) {
+    REFUSE_EXTERNAL_BUFFERS_FOR_TESTS.store(refuse, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `len` bytes at `data`, which `owner` keeps alive, as an ArrayBuffer over that very memory
+/// (the finaliser drops `owner`), or `null` where the runtime allows no external buffers
+/// (Electron's V8 sandbox). napi-rs's `ArrayBuffer::from_external` hands back a copy there,
+/// which never sees the core's later writes: the memo would go on answering from before a
+/// revocation.
+fn shared_buffer<T>(env: &Env, data: *mut std::ffi::c_void, len: usize, owner: Arc<T>) -> napi::Result<Unknown<'static>> {
+    unsafe extern "C" fn finalize<T>(_env: napi::sys::napi_env, _data: *mut std::ffi::c_void, hint: *mut std::ffi::c_void) {
+        // SAFETY: `hint` is the `Box<Arc<T>>` given below, finalised once.
+        drop(unsafe { Box::from_raw(hint.cast::<Arc<T>>()) });
+    }
+    let hint = Box::into_raw(Box::new(owner)).cast::<std::ffi::c_void>();
+    let mut value = std::ptr::null_mut();
+    let status = if REFUSE_EXTERNAL_BUFFERS_FOR_TESTS.load(std::sync::atomic::Ordering::Relaxed) {
+        napi::sys::Status::napi_no_external_buffers_allowed
+    } else {
+        // SAFETY: `data` stays valid for `len` bytes while `owner` (moved into `hint`) lives,
+        // that is until the finaliser runs.
+        unsafe { napi::sys::napi_create_external_arraybuffer(env.raw(), data, len, Some(finalize::<T>), hint, &mut value) }
+    };
+    if status != napi::sys::Status::napi_ok {
+        // SAFETY: no buffer was made, so nothing will finalise `hint`: it is reclaimed here, once.
+        drop(unsafe { Box::from_raw(hint.cast::<Arc<T>>()) });
+        if status == napi::sys::Status::napi_no_external_buffers_allowed {
+            // SAFETY: plain napi call writing `value`.
+            unsafe { napi::sys::napi_get_null(env.raw(), &mut value) };
+        } else {
+            return Err(napi::Error::new(
+                napi::Status::GenericFailure,
+                format!("cannot share the store's memory with JavaScript (status {status})"),
+            ));
+        }
+    }
+    // SAFETY: `value` is a live napi value of this env, returned straight to JavaScript.
+    Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
 }
 
 #[napi(catch_unwind)]
