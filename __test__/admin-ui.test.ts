@@ -818,6 +818,27 @@ browserSuite('admin page in a real browser (chromium)', () => {
     assert.ok(!(await page.content()).includes(rotated.slice(3, 19)))
   })
 
+  test('a double click on Create makes one key, and the secret shown is its own', async () => {
+    const before = serving.store.listKeys({ userId: 'svc-requests' }).length
+    await freshKeys()
+    await page.getByRole('button', { name: 'Create an API key' }).click()
+    const dlg = page.locator('#dlg-create')
+    await dlg.getByLabel('User account').selectOption('svc-requests')
+    await dlg.getByLabel('Description').fill('Clicked twice')
+    // Rules make the submit ask the server to check them first: the window a second click fell into.
+    await dlg.getByLabel(/^Rules/).fill('data:*')
+    await dlg.getByRole('button', { name: 'Create', exact: true }).dblclick()
+    const secretDialog = page.locator('#dlg-secret')
+    await secretDialog.waitFor()
+    await page.waitForLoadState('networkidle')
+    const shown = await secretDialog.getByLabel('Secret').inputValue()
+    await secretDialog.getByRole('button', { name: /^Done/ }).click()
+    const made = serving.store.listKeys({ userId: 'svc-requests' }).filter((k) => k.description === 'Clicked twice')
+    assert.equal(made.length, 1, 'one key')
+    assert.equal(serving.store.listKeys({ userId: 'svc-requests' }).length, before + 1)
+    assert.equal(made[0]!.hint, shown.slice(-4), 'the secret shown is the key’s')
+  })
+
   test('users page: status, rights, roles and the keys of one account; roles page', async () => {
     await page.getByRole('link', { name: 'Roles' }).click()
     await page.getByRole('button', { name: 'New role' }).click()

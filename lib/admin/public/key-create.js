@@ -47,6 +47,20 @@ export async function openCreate(userId) {
 
 async function submitCreate(event) {
   event.preventDefault()
+  // Disabled before the first await (the rules check asks the server): a double click or a
+  // second Enter would otherwise send a second POST, making a second key whose secret,
+  // shown over the first, left the first key's secret never seen.
+  const submit = $('#create-form button[type=submit]')
+  if (submit.disabled) return
+  submit.disabled = true
+  try {
+    await createFromForm()
+  } finally {
+    submit.disabled = false
+  }
+}
+
+async function createFromForm() {
   const errorEl = $('#create-error')
   setError(errorEl, '')
   const userId = $('#create-user').value
@@ -73,8 +87,6 @@ async function submitCreate(event) {
     expiresAt: expiresAt.toISOString(),
     rules: lines($('#create-rules').value),
   }
-  const submit = $('#create-form button[type=submit]')
-  submit.disabled = true
   try {
     const issued = await api('POST', '/api/keys', body)
     $('#dlg-create').close()
@@ -97,8 +109,6 @@ async function submitCreate(event) {
     } else {
       setError(errorEl, error.message)
     }
-  } finally {
-    submit.disabled = false
   }
 }
 
