@@ -61,10 +61,34 @@ function drawKeys() {
   )
 }
 
+/**
+ * Rows drawn at a time, the rest on request: a store of 100,000 keys drawn whole (2.6 million
+ * elements) took over a minute to show, and as long again for every key typed in the search.
+ */
+const ROWS_PER_PAGE = 500
+
 export function keyTable(keys, { caption, empty, showUser = true }) {
   if (keys.length === 0) return h('p', { class: 'empty' }, empty)
   const head = ['Key', showUser ? 'User account' : null, 'Description', 'State', 'Expires', 'Last used', 'Hint', 'Actions'].filter(Boolean)
-  return h(
+  const row = (k) =>
+    h(
+      'tr',
+      { dataset: { keyId: k.id, state: k.state } },
+      h('td', { 'data-label': 'Key', class: 'mono id' }, k.id),
+      showUser ? h('td', { 'data-label': 'User account', class: 'id' }, h('a', { href: `#/users/${encodeURIComponent(k.userId)}` }, k.userId)) : null,
+      h('td', { 'data-label': 'Description', class: 'desc' }, k.description || h('span', { class: 'muted' }, '—')),
+      h('td', { 'data-label': 'State' }, stateBadge(k)),
+      h('td', { 'data-label': 'Expires' }, timeCell(k.expiresAt)),
+      h('td', { 'data-label': 'Last used' }, timeCell(k.lastUsedAt)),
+      h('td', { 'data-label': 'Hint', class: 'mono nowrap' }, `…${k.hint}`),
+      h(
+        'td',
+        { 'data-label': 'Actions' },
+        h('button', { type: 'button', class: 'btn btn-small', 'aria-label': `Open key ${k.id}`, onclick: () => openKey(k.id) }, 'Open'),
+      ),
+    )
+  const body = h('tbody', {}, keys.slice(0, ROWS_PER_PAGE).map(row))
+  const table = h(
     'table',
     { class: 'grid keys' },
     h('caption', { class: 'sr-only' }, caption),
@@ -77,29 +101,28 @@ export function keyTable(keys, { caption, empty, showUser = true }) {
         head.map((t) => h('th', { scope: 'col' }, t)),
       ),
     ),
-    h(
-      'tbody',
-      {},
-      keys.map((k) =>
-        h(
-          'tr',
-          { dataset: { keyId: k.id, state: k.state } },
-          h('td', { 'data-label': 'Key', class: 'mono id' }, k.id),
-          showUser ? h('td', { 'data-label': 'User account', class: 'id' }, h('a', { href: `#/users/${encodeURIComponent(k.userId)}` }, k.userId)) : null,
-          h('td', { 'data-label': 'Description', class: 'desc' }, k.description || h('span', { class: 'muted' }, '—')),
-          h('td', { 'data-label': 'State' }, stateBadge(k)),
-          h('td', { 'data-label': 'Expires' }, timeCell(k.expiresAt)),
-          h('td', { 'data-label': 'Last used' }, timeCell(k.lastUsedAt)),
-          h('td', { 'data-label': 'Hint', class: 'mono nowrap' }, `…${k.hint}`),
-          h(
-            'td',
-            { 'data-label': 'Actions' },
-            h('button', { type: 'button', class: 'btn btn-small', 'aria-label': `Open key ${k.id}`, onclick: () => openKey(k.id) }, 'Open'),
-          ),
-        ),
-      ),
-    ),
+    body,
   )
+  if (keys.length <= ROWS_PER_PAGE) return table
+  let shown = ROWS_PER_PAGE
+  const more = h('button', { type: 'button', class: 'btn' })
+  const label = () => {
+    more.textContent = `Show ${Math.min(ROWS_PER_PAGE, keys.length - shown)} more (${shown} of ${keys.length} shown)`
+  }
+  label()
+  more.addEventListener('click', () => {
+    const added = keys.slice(shown, shown + ROWS_PER_PAGE).map(row)
+    body.append(...added)
+    shown += added.length
+    if (shown < keys.length) {
+      label()
+    } else {
+      // The button goes: keyboard focus moves on to the first row it added.
+      more.remove()
+      added[0]?.querySelector('button')?.focus()
+    }
+  })
+  return h('div', {}, table, h('p', { class: 'table-more' }, more))
 }
 
 export function wireKeys() {
