@@ -52,4 +52,11 @@ export function wireSecret() {
   // The secret leaves the page as soon as its dialog closes (Done or Esc).
   $('#dlg-secret').addEventListener('close', forgetSecret)
   $('#dlg-secret').addEventListener('cancel', forgetSecret)
+  // Leaving the page ends the showing too: the back/forward cache keeps the page as it was, so
+  // Back (by anyone at this browser later, or after a logout elsewhere) would show it again.
+  window.addEventListener('pagehide', () => {
+    forgetSecret()
+    clearSecretInputs()
+    $('#dlg-secret').close()
+  })
 }

@@ -1,0 +1,96 @@
+/// <reference lib="dom" />
+// The admin page and the browser's history, in Debian's chromium (as admin-ui.test.ts) with
+// its back/forward cache on (playwright turns it off by default): a page left and come back to
+// with Back is the page as it was, so what must be shown once has to go when the page is left.
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+
+import { chromium } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
+
+import { KeyStore } from '../index.js'
+import { createAdminServer } from '../lib/admin/server.js'
+import type { AdminServer } from '../lib/admin/server.js'
+
+const CHROMIUM = process.env.KEYGATE_CHROMIUM || '/usr/bin/chromium'
+const NO_BROWSER = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}: install Debian's chromium (apt-get install -y chromium) to run the browser tests`
+const TOKEN = 'test-admin-token-0123456789abcdef'
+
+function browserSuite(name: string, body: () => void): void {
+  if (NO_BROWSER) test(name, { skip: NO_BROWSER }, () => {})
+  else describe(name, body)
+}
+
+browserSuite('admin page and the back/forward cache (chromium)', () => {
+  let store: KeyStore
+  let server: AdminServer
+  let url: string
+  let browser: Browser
+  let page: Page
+
+  before(async () => {
+    store = KeyStore.inMemory()
+    store.putUser({ id: 'svc-history', status: 'active', rights: [], roles: [] })
+    server = createAdminServer({ store, token: TOKEN, port: 0, log: () => {} })
+    url = await server.listen()
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      ignoreDefaultArgs: ['--disable-back-forward-cache'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    })
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } })
+    context.setDefaultTimeout(10_000)
+    page = await context.newPage()
+    await page.goto(url)
+    await page.getByLabel('Admin token').fill(TOKEN)
+    await page.getByRole('button', { name: 'Log in' }).click()
+    await page.getByRole('heading', { name: 'API keys' }).waitFor()
+  })
+
+  after(async () => {
+    await browser?.close()
+    await server?.close()
+    store?.close()
+  })
+
+  /** Leaves the page for another document and comes back with Back; asserts the page came from the cache. */
+  async function leaveAndComeBack(): Promise<void> {
+    await page.evaluate('window.keptInCache = true')
+    await page.goto(`${url}/favicon.svg`)
+    // A page restored from the cache fires no load event.
+    await page.goBack({ waitUntil: 'commit' })
+    await page.locator('#topbar').waitFor()
+    assert.equal(await page.evaluate('window.keptInCache'), true, 'the page came back from the back/forward cache')
+  }
+
+  test('the new secret is not shown again when the admin leaves the page and comes back with Back', async () => {
+    await page.getByRole('button', { name: 'Create an API key' }).click()
+    await page.locator('#dlg-create').getByRole('button', { name: 'Create', exact: true }).click()
+    const secretDialog = page.locator('#dlg-secret')
+    await secretDialog.waitFor()
+    const secret = await secretDialog.getByLabel('Secret').inputValue()
+    assert.match(secret, /^kg_/)
+    await leaveAndComeBack()
+    assert.equal(await secretDialog.isVisible(), false, 'the secret dialog is closed')
+    assert.equal(await page.locator('#secret-value').inputValue(), '')
+    assert.ok(!(await page.content()).includes(secret.slice(3)), 'the secret is nowhere in the page')
+  })
+
+  test('a secret typed in the try box is gone too', async () => {
+    await page.getByRole('link', { name: 'Try a call' }).click()
+    const field = page.locator('#try-form').getByLabel('Secret', { exact: true })
+    await field.fill('kg_typed-by-the-admin')
+    await leaveAndComeBack()
+    assert.equal(await field.inputValue(), '')
+  })
+})
