@@ -1056,6 +1056,31 @@ browserSuite('admin page in a real browser (chromium)', () => {
     await page.setViewportSize({ width: 1280, height: 860 })
   })
 
+  test('a change sent after the session ended is not made, and the page says so', async () => {
+    serving.store.putUser({ id: 'svc-session', status: 'active', rights: [], roles: [] }, { actor: 'test' })
+    const key = serving.store.createKey({ userId: 'svc-session', description: 'Leaked', expiresAt: new Date(Date.now() + DAY) }, { actor: 'test' }).key
+    // A context of its own (with this browser's device cookie, so the login is not slowed): its session ends here.
+    const other = await browser.newContext({ viewport: { width: 1280, height: 860 } })
+    other.setDefaultTimeout(10_000)
+    try {
+      await other.addCookies((await context.cookies()).filter((c) => c.name === 'keygate_device'))
+      const tab = await other.newPage()
+      await tab.goto(serving.url)
+      await tab.getByLabel('Admin token').fill(TOKEN)
+      await tab.getByRole('button', { name: 'Log in' }).click()
+      await tab.getByRole('button', { name: `Open key ${key.id}` }).click()
+      await other.clearCookies({ name: 'keygate_sid' }) // as the session's end
+      await tab.locator('#dlg-key').getByRole('button', { name: 'Revoke…' }).click()
+      await tab.locator('#dlg-confirm').getByRole('button', { name: 'Revoke key' }).click()
+      await tab.getByLabel('Admin token').waitFor()
+      assert.match((await tab.locator('#login-error').textContent()) ?? '', /your last change was not made/)
+      assert.equal(serving.store.getKey(key.id)?.state, 'active')
+    } finally {
+      await other.close()
+      serving.store.deleteUser('svc-session', { actor: 'test' })
+    }
+  })
+
   test('logging out ends the session in every tab', async () => {
     await page.goto(`${serving.url}/#/keys`)
     await page.getByRole('button', { name: 'Log out' }).click()

@@ -46,7 +46,9 @@ export async function api(method, path, body, retried = false) {
   if (res.ok) return data
   const error = data?.error || { code: `HTTP_${res.status}`, message: `${res.status} ${res.statusText}` }
   if (res.status === 401 && path !== '/api/login') {
-    sessionEnded('Your session has ended; log in again.')
+    // A change refused for it was not made: said, or a revoke clicked just after the session
+    // ended would look done once the admin had logged in again.
+    sessionEnded(method === 'GET' ? 'Your session has ended; log in again.' : 'Your session has ended, so your last change was not made: log in again and make it again.')
   } else if (res.status === 403 && error.code === AdminErrorCode.Csrf && !retried) {
     // Logged in again in another tab: take the new session's token and retry once.
     const s = await fetch('api/session', { credentials: 'same-origin', cache: 'no-store' })
