@@ -1056,6 +1056,30 @@ browserSuite('admin page in a real browser (chromium)', () => {
     await page.setViewportSize({ width: 1280, height: 860 })
   })
 
+  test('a double click on Suspend or Rotate does it once, and reports no change made elsewhere', async () => {
+    const expiresAt = new Date(Date.now() + 30 * DAY)
+    const key = serving.store.createKey({ userId: 'svc-requests', description: 'Double clicked', expiresAt }, { actor: 'test' }).key
+    const before = serving.store.listKeys().length
+    await freshKeys()
+    await page.getByRole('button', { name: `Open key ${key.id}` }).click()
+    const dlg = page.locator('#dlg-key')
+    await dlg.getByRole('button', { name: 'Suspend' }).dblclick()
+    await dlg.getByRole('button', { name: 'Activate' }).waitFor()
+    await page.waitForLoadState('networkidle')
+    assert.equal(serving.store.getKey(key.id)?.state, 'suspended')
+    assert.equal(await page.locator('#key-error').isVisible(), false, 'no error in the dialog')
+    assert.equal(await page.locator('#page-alert').isVisible(), false, 'no alert on the page')
+
+    await dlg.getByRole('button', { name: 'Rotate…' }).click()
+    await page.locator('#dlg-rotate').getByRole('button', { name: 'Rotate' }).dblclick()
+    const secretDialog = page.locator('#dlg-secret')
+    await secretDialog.waitFor()
+    await page.waitForLoadState('networkidle')
+    assert.equal(serving.store.listKeys().length, before + 1, 'one new key')
+    assert.equal(await page.locator('#page-alert').isVisible(), false, 'no alert on the page')
+    await secretDialog.getByRole('button', { name: /^Done/ }).click()
+  })
+
   test('a change sent after the session ended is not made, and the page says so', async () => {
     serving.store.putUser({ id: 'svc-session', status: 'active', rights: [], roles: [] }, { actor: 'test' })
     const key = serving.store.createKey({ userId: 'svc-session', description: 'Leaked', expiresAt: new Date(Date.now() + DAY) }, { actor: 'test' }).key

@@ -183,17 +183,43 @@ async function submitRotate(event) {
   }
 }
 
+/** Whether an action of the dialog is under way. */
+let acting = false
+
+/**
+ * Runs the dialog's actions one at a time: a double click sent the same change twice, and the
+ * second, sent with the updatedAt the first had just changed, was reported as a change made
+ * elsewhere (and a rotation so as a conflict, under the new secret).
+ */
+async function oneAtATime(action) {
+  if (acting) return
+  acting = true
+  try {
+    await action()
+  } finally {
+    acting = false
+  }
+}
+
+/** A form's submit handler that runs `action` one at a time; the form is never submitted natively. */
+function submitting(action) {
+  return (event) => {
+    event.preventDefault()
+    return oneAtATime(() => action(event))
+  }
+}
+
 export function wireKeyDetails() {
   checker = ruleChecker($('#key-rules'), $('#key-rules-check'), 'key')
-  $('#key-form').addEventListener('submit', saveKey)
+  $('#key-form').addEventListener('submit', submitting(saveKey))
   $('#key-description').addEventListener('input', () => noteBidi($('#key-description'), $('#key-description-bidi')))
   $('#key-expires').addEventListener('change', () => checkExpiry($('#key-expires'), $('#key-expires-error')))
-  $('#key-suspend').addEventListener('click', () => changeState(KeyState.Suspended))
-  $('#key-activate').addEventListener('click', () => changeState(KeyState.Active))
-  $('#key-revoke').addEventListener('click', () => changeState(KeyState.Revoked))
-  $('#key-delete').addEventListener('click', deleteKey)
+  $('#key-suspend').addEventListener('click', () => oneAtATime(() => changeState(KeyState.Suspended)))
+  $('#key-activate').addEventListener('click', () => oneAtATime(() => changeState(KeyState.Active)))
+  $('#key-revoke').addEventListener('click', () => oneAtATime(() => changeState(KeyState.Revoked)))
+  $('#key-delete').addEventListener('click', () => oneAtATime(deleteKey))
   $('#key-rotate').addEventListener('click', openRotate)
-  $('#rotate-form').addEventListener('submit', submitRotate)
+  $('#rotate-form').addEventListener('submit', submitting(submitRotate))
   $('#dlg-key').addEventListener('close', () => {
     state.detail = null
   })
