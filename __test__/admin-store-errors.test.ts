@@ -3,6 +3,9 @@
 // 5xx only, that the request was at fault.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { mkdtempSync, renameSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 
 import { KeyStore, KeygateError } from '../index.js'
 import type { ErrorCode } from '../index.js'
@@ -81,6 +84,74 @@ describe('admin API: a log function that throws', () => {
     } finally {
       process.off('unhandledRejection', onUnhandled)
       await server.close()
+    }
+  })
+})
+
+/** Waits until the store says whether it is in contact with its backend, as `connected`. */
+async function untilConnected(store: KeyStore, connected: boolean): Promise<void> {
+  const end = Date.now() + 20_000
+  while (store.health().connected !== connected) {
+    if (Date.now() > end) assert.fail(`health().connected never became ${connected}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+describe('admin API: a read from a store that has failed closed is 503, not its last state', () => {
+  test('SQLite: the store file replaced under the server', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'keygate-admin-failed-closed-'))
+    const file = path.join(dir, 'keys.db')
+    const store = KeyStore.open(file)
+    const logged: string[] = []
+    const server = createAdminServer({ store, token: TOKEN, log: (line) => logged.push(line) })
+    try {
+      store.putUser({ id: 'svc', status: 'active', rights: [], roles: [] })
+      store.backup(path.join(dir, 'other.db'))
+      await server.listen()
+      const headers = await loginHeaders(server, TOKEN)
+      assert.equal((await fetch(`${server.url}/api/users`, { headers })).status, 200)
+      renameSync(path.join(dir, 'other.db'), file)
+      await untilConnected(store, false)
+      for (const route of ['/api/keys', '/api/users', '/api/users/svc', '/api/roles']) {
+        const res = await fetch(`${server.url}${route}`, { headers })
+        assert.equal(res.status, 503, route)
+        const { error } = (await res.json()) as { error: { code: string; message: string } }
+        assert.equal(error.code, 'STORE_UNAVAILABLE', route)
+        assert.match(error.message, /cannot vouch that it is current/)
+      }
+      assert.ok(
+        logged.some((l) => l.includes('STORE_UNAVAILABLE on GET "/api/keys"')),
+        logged.join('\n'),
+      )
+    } finally {
+      await server.close()
+      store.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('PostgreSQL: the database unreachable; reads work again once it is back', pgOnly(), async () => {
+    const db = createDatabase()
+    const proxy = await TcpProxy.start(PG_PORT)
+    const store = openPg(proxy.url(db.name), { connectTimeoutMs: 1000, statementTimeoutMs: 1000, failClosedAfterMs: 1000 })
+    const server = createAdminServer({ store, token: TOKEN, log: () => {} })
+    try {
+      store.putUser({ id: 'svc', status: 'active', rights: [], roles: [] })
+      await server.listen()
+      const headers = await loginHeaders(server, TOKEN)
+      await proxy.pause()
+      await untilConnected(store, false)
+      const res = await fetch(`${server.url}/api/keys`, { headers })
+      assert.equal(res.status, 503)
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'STORE_UNAVAILABLE')
+      await proxy.resume()
+      await untilConnected(store, true)
+      assert.equal((await fetch(`${server.url}/api/keys`, { headers })).status, 200)
+    } finally {
+      await server.close()
+      store.close()
+      proxy.stop()
+      db.drop()
     }
   })
 })

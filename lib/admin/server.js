@@ -231,6 +231,22 @@ function createAdminServer(given) {
   }
 
   /**
+   * A read is refused while the store has failed closed (a PostgreSQL store that has lost its
+   * database, a replaced SQLite file): it would answer from the last state it loaded, and the
+   * page would show that as current, every key active as before, with nothing said.
+   */
+  function mustVouch() {
+    const health = store.health()
+    if (health.connected) return
+    const seconds = Math.round(health.lagMs / 1000)
+    throw new ApiError(
+      503,
+      ErrorCode.StoreUnavailable,
+      `the store cannot vouch that it is current (it has lost contact with its backend; last known current ${seconds} s ago): what it would show may be out of date, and checks answer store_unavailable until it is back`,
+    )
+  }
+
+  /**
    * The API, in this order: same-origin JSON changes; login; a session; its CSRF token; the route.
    * @param {IncomingMessage} req
    * @param {ServerResponse} res
@@ -286,6 +302,7 @@ function createAdminServer(given) {
     if (found === null) throw new ApiError(404, AdminErrorCode.NotFound, `no API ${method} ${quote(shownPath(pathname))}`)
     const body = change ? await readBody(req, bodyLimit) : {}
     onlyInputs(found.inputs, body, query)
+    if (!change) mustVouch()
     const [status, value, headers] = await found.handle({ params: found.params, body, query, session, req })
     return json(res, status, value, headers)
   }
