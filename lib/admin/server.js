@@ -231,9 +231,11 @@ function createAdminServer(given) {
   }
 
   /**
-   * A read is refused while the store has failed closed (a PostgreSQL store that has lost its
-   * database, a replaced SQLite file): it would answer from the last state it loaded, and the
-   * page would show that as current, every key active as before, with nothing said.
+   * A read is refused while the store is out of contact with its backend (a PostgreSQL store
+   * that has lost its database, a replaced SQLite file): it would answer from the last state it
+   * loaded, and the page would show that as current, every key active as before, with nothing
+   * said. Stricter than checks, which answer from memory for `failClosedAfterMs` first: an
+   * operator about to act on what the page shows is told at once.
    */
   function mustVouch() {
     const health = store.health()
@@ -242,7 +244,7 @@ function createAdminServer(given) {
     throw new ApiError(
       503,
       ErrorCode.StoreUnavailable,
-      `the store cannot vouch that it is current (it has lost contact with its backend; last known current ${seconds} s ago): what it would show may be out of date, and checks answer store_unavailable until it is back`,
+      `the store cannot vouch that it is current (it has lost contact with its backend; last known current ${seconds} s ago): what it would show may be out of date; checks answer from memory for failClosedAfterMs, then store_unavailable until it is back`,
     )
   }
 
