@@ -149,6 +149,10 @@ describe('a store that cannot vouch it is current fails closed, and says so once
       await untilUnavailable(() => reason(other), start, 'the other process never noticed its file replaced', 20)
       await sleep(1200) // past a retry of the background thread: still failing, not reported again
       assert.equal(store.explain(key.secret, 'svc', 'call').reason, 'store_unavailable')
+      // health() tells a monitor how long the process has not vouched for its state, as for PostgreSQL.
+      const health = store.health()
+      assert.equal(health.connected, false)
+      assert.ok(health.lagMs >= 1000, `lagMs ${health.lagMs} after failing closed more than 1.2 s ago`)
       // Reported once, as a sync failure (lastUsed, if a use waits to be written, says it is not written).
       assert.deepEqual(
         reported.filter((e) => (e as any).task === 'sync').map((e) => [e instanceof KeygateError, e.code, (e as any).recovered]),

@@ -80,6 +80,10 @@ pub(crate) struct Inner {
     /// The backend's version of the state in `registry` (what `health` reports): read
     /// from the backend's cursor once what moved the cursor has been applied.
     applied_version: AtomicI64,
+    /// When the store last failed closed (ms since the epoch; 0 while current): `health`'s
+    /// `lag_ms` counts from it, since the backend's own contact goes on meanwhile (an SQLite
+    /// file still read every 10 ms says nothing of a state this process cannot vouch for).
+    unsure_since: AtomicI64,
     /// Keys used since the last flush of `lastUsedAt` (durable stores only).
     used: Mutex<Vec<KeyId>>,
     durable: bool,
@@ -140,6 +144,7 @@ impl KeyStore {
                 expiry,
                 reporter,
                 applied_version: AtomicI64::new(backend.cursor_version()),
+                unsure_since: AtomicI64::new(0),
                 backend,
                 used: Mutex::new(Vec::new()),
                 durable,
@@ -207,12 +212,18 @@ impl KeyStore {
     /// applied here, and how long ago it last confirmed it was current. A store
     /// that fails closed is not connected, whatever the backend says.
     pub fn health(&self) -> Health {
-        let liveness = self.inner.backend.liveness(crate::clock::system_now());
+        let now = crate::clock::system_now();
+        let liveness = self.inner.backend.liveness(now);
+        let current = self.is_current();
+        let unsure_ms = match self.inner.unsure_since.load(Ordering::Acquire) {
+            since if !current && since > 0 => now.saturating_sub(since).max(0) as f64,
+            _ => 0.0,
+        };
         Health {
-            connected: liveness.connected && self.is_current(),
+            connected: liveness.connected && current,
             // Not the backend's cursor, which moves before the registry has the changes.
             applied_version: self.inner.applied_version.load(Ordering::Acquire),
-            lag_ms: liveness.lag_ms,
+            lag_ms: liveness.lag_ms.max(unsure_ms),
             last_contact_at: liveness.last_contact_at,
         }
     }

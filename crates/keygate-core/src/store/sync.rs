@@ -54,6 +54,8 @@ impl Inner {
     /// next catch-up reads the whole state afresh.
     pub(super) fn lose_sync(&self) {
         self.backend.resync();
+        // The first failure of an episode starts the lag `health` reports; later ones keep it.
+        let _ = self.unsure_since.compare_exchange(0, crate::clock::system_now().max(1), Ordering::AcqRel, Ordering::Acquire);
         self.signals.raise(Signals::STORE_UNAVAILABLE);
     }
 
@@ -84,7 +86,9 @@ impl Inner {
                 return Err(error);
             }
             self.note_applied();
-            Ok(self.signals.lower(Signals::STORE_UNAVAILABLE))
+            let recovered = self.signals.lower(Signals::STORE_UNAVAILABLE);
+            self.unsure_since.store(0, Ordering::Release);
+            Ok(recovered)
         };
         let was_current = self.is_current();
         let mut result = fetch_and_apply();
