@@ -453,4 +453,57 @@ describe('PostgreSQL server killed and restored (a throwaway cluster)', { ...pgO
     await until('this process reloads the restored state', RECOVERY_MS, () => (stateDigest(writer) === older ? true : undefined))
     await host.stop()
   })
+
+  test('the database restored from an older dump while a host was cut off: back in contact, the host says what the restore undid', { timeout: 120_000 }, async () => {
+    cluster ??= await Cluster.create()
+    const db = cluster.createDatabase()
+    const writer = openPg(db.url, OPTIONS)
+    const [key] = seedKeys(writer, 1)
+    const dump = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'keygate-dump-')), 'store.dump')
+    const pgDump = spawnSync('pg_dump', ['-Fc', '-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', '-f', dump, db.name], { encoding: 'utf8' })
+    assert.equal(pgDump.status, 0, pgDump.stderr)
+    writer.setState(key!.key.id, 'revoked') // after the dump: the restore takes it back
+    writer.close()
+    const reported: KeygateError[] = []
+    const host = openPg(db.url, { ...OPTIONS, onError: (error) => reported.push(error) })
+    const reason = () => host.explain(key!.secret, 'svc', 'call').reason
+    assert.equal(reason(), 'revoked')
+    // The host cut off past failClosedAfterMs (its database renamed away, its sessions ended), and
+    // the dump restored meanwhile: an outage that ends on another history, as a failover that lost
+    // the last commits does.
+    const away = `${db.name}_away`
+    cluster.psql(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS false`)
+    cluster.psql(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '${db.name}'`)
+    cluster.psql(`ALTER DATABASE ${db.name} RENAME TO ${away}`)
+    cluster.psql(`ALTER DATABASE ${away} ALLOW_CONNECTIONS true`)
+    try {
+      await until('the cut-off host fails closed', RECOVERY_MS, () => (reason() === 'store_unavailable' ? true : undefined))
+      const restore = spawnSync('pg_restore', ['--clean', '-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', '-d', away, dump], { encoding: 'utf8' })
+      assert.equal(restore.status, 0, restore.stderr)
+    } finally {
+      fs.rmSync(path.dirname(dump), { recursive: true, force: true })
+      cluster.psql(`ALTER DATABASE ${away} RENAME TO ${db.name}`)
+    }
+    // As documented: the revocation made after the dump is undone.
+    await until('the host reads the restored store', RECOVERY_MS, () => (reason() === 'allowed' ? true : undefined))
+    // And said: not only that the outage ended, but that this host went back (README: each such episode is reported).
+    const sync = () => reported.filter((e) => (e as any).task === 'sync').map((e) => [(e as any).recovered, e.code, e.message] as const)
+    const told = await until('the step back reported, and its end', RECOVERY_MS, () => {
+      const all = sync()
+      const at = all.findIndex(([recovered, , message]) => !recovered && /another history/.test(message))
+      return at >= 0 && all.slice(at + 1).some(([recovered]) => recovered) ? all : undefined
+    })
+    assert.deepEqual(
+      told.map(([recovered, code]) => [recovered, code]),
+      [
+        [false, 'STORE_UNAVAILABLE'],
+        [true, 'STORE_UNAVAILABLE'],
+        [false, 'STORE_UNAVAILABLE'],
+        [true, 'STORE_UNAVAILABLE'],
+      ],
+      JSON.stringify(told),
+    )
+    assert.match(told[0]![2], /no word from/)
+    host.close()
+  })
 })

@@ -101,8 +101,11 @@ pub enum Catchup {
     Changes(Vec<Change>),
     /// The whole state, read afresh: after [`Backend::resync`], or when the
     /// changes since the last look are no longer all kept (or the backend cannot
-    /// tell that they are).
-    Reload(Box<Registry>),
+    /// tell that they are). With the error that tells it, when the store was found
+    /// on another history than the state this process held (a restore, a failover
+    /// that lost commits): what the process had applied after the two part is undone,
+    /// and the operator must hear of it, even when an outage was already being reported.
+    Reload(Box<Registry>, Option<crate::error::Error>),
 }
 
 /// Where a store's changes go (see the module doc for the order of calls, the

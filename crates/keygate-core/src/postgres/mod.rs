@@ -450,27 +450,18 @@ impl Shared {
         let mut cursor = self.cursor.lock();
         let reaches =
             rows.last().map_or((cursor.version, cursor.mark.as_str()), |(v, m, _)| (*v, m.as_str())) == (at.version, at.mark.as_str());
-        if cursor.needs_reload || at.epoch != cursor.epoch || !reaches || !mark::follows(&cursor.mark, cursor.version, &rows) {
+        let follows = mark::follows(&cursor.mark, cursor.version, &rows);
+        if cursor.needs_reload || at.epoch != cursor.epoch || !reaches || !follows {
             // A restore or failover (another epoch; the version backwards; the same
             // versions with other marks: commits lost), or history pruned past the cursor.
-            // Known stale until the load succeeds: a load that fails must not be taken for
-            // a look that merely could not reach the database (see `poll`).
-            if !cursor.needs_reload && !in_transaction {
-                // Found here, outside a write: an error, so that the store fails closed before
-                // the load (which may take seconds, or wait on a table another session locked)
-                // rather than answer from a state it knows is stale until the load ends; it
-                // then asks again at once, and that look reads the whole state (`Inner::sync`).
-                // A write's own look loads at once instead: its transaction would not survive
-                // an error, and checks cannot run meanwhile in the process making the call.
-                // Ahead by a version with no change row (a copy into the store), on from where
-                // this process stands: nothing it applied is undone, and the reload is no failure.
-                let only_ahead = at.epoch == cursor.epoch
-                    && at.version > rows.last().map_or(cursor.version, |row| row.0)
-                    && mark::follows(&cursor.mark, cursor.version, &rows);
-                cursor.needs_reload = true;
-                // A change row without a mark after the cursor: only a keygate from before marks
-                // (schema 1) writes one, still running against the database this one upgraded.
-                let unmarked = rows.iter().find(|(_, mark, _)| mark.is_empty()).map(|(version, _, _)| *version);
+            // Ahead by a version with no change row (a copy into the store), on from where
+            // this process stands: nothing it applied is undone, and the reload is no failure.
+            let only_ahead = at.epoch == cursor.epoch && at.version > rows.last().map_or(cursor.version, |row| row.0) && follows;
+            let elsewhere = (at.epoch != cursor.epoch || !reaches || !follows) && !only_ahead;
+            // A change row without a mark after the cursor: only a keygate from before marks
+            // (schema 1) writes one, still running against the database this one upgraded.
+            let unmarked = rows.iter().find(|(_, mark, _)| mark.is_empty()).map(|(version, _, _)| *version);
+            let told = |only_ahead: bool| {
                 let message = if only_ahead {
                     format!("{} is ahead by a write that logged no changes (a copy into it): reading it afresh", self.net.target.name)
                 } else if let Some(version) = unmarked {
@@ -485,12 +476,26 @@ impl Shared {
                         self.net.target.name
                     )
                 };
-                return Err(Error { only_ahead, ..Error::new(ErrorCode::StoreUnavailable, message) });
+                Error { only_ahead, ..Error::new(ErrorCode::StoreUnavailable, message) }
+            };
+            // Known stale until the load succeeds: a load that fails must not be taken for
+            // a look that merely could not reach the database (see `poll`).
+            if !cursor.needs_reload && !in_transaction {
+                // Found here, outside a write: an error, so that the store fails closed before
+                // the load (which may take seconds, or wait on a table another session locked)
+                // rather than answer from a state it knows is stale until the load ends; it
+                // then asks again at once, and that look reads the whole state (`Inner::sync`).
+                // A write's own look loads at once instead: its transaction would not survive
+                // an error, and checks cannot run meanwhile in the process making the call.
+                cursor.needs_reload = true;
+                return Err(told(only_ahead));
             }
             cursor.needs_reload = true;
             let (registry, position) = schema::load(net, client, !in_transaction)?;
             *cursor = Cursor::at(position);
-            return Ok(Catchup::Reload(Box::new(registry)));
+            // Still told when found by a write, or by the look that ends an outage (the process
+            // failed closed for want of word, and the database came back on another history).
+            return Ok(Catchup::Reload(Box::new(registry), elsewhere.then(|| told(false))));
         }
         if rows.is_empty() {
             return Ok(Catchup::Nothing);

@@ -76,7 +76,7 @@ pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
         db.audit_mark = head;
         db.log_id = log_id;
         db.needs_reload = false;
-        return Ok(Catchup::Reload(Box::new(registry)));
+        return Ok(Catchup::Reload(Box::new(registry), None));
     }
     let mut rows = Vec::new();
     {

@@ -74,21 +74,25 @@ impl Inner {
     /// cannot be read or applied makes it read everything afresh at once, failing
     /// closed meanwhile (what it holds can no longer be vouched for); if that
     /// fails too, the store stays closed until a later catch-up succeeds. Returns
-    /// true when this ends such a failure.
+    /// true when this ends such a failure, or an episode it told itself (a reload that
+    /// undid changes this process had applied): the caller reports the recovery.
     pub(super) fn sync(&self, fetch: impl Fn() -> Result<Catchup>) -> Result<bool> {
         let fetch_and_apply = || {
             let catchup = fetch()?;
             let mut registry = self.registry.write();
-            if let Err(error) = self.catch_up(&mut registry, catchup) {
-                // Closed before the lock is let go: a batch applied in part (the changes
-                // before the one that failed) is never what a check decides from.
-                self.lose_sync();
-                return Err(error);
-            }
+            let undone = match self.catch_up(&mut registry, catchup) {
+                Ok(undone) => undone,
+                Err(error) => {
+                    // Closed before the lock is let go: a batch applied in part (the changes
+                    // before the one that failed) is never what a check decides from.
+                    self.lose_sync();
+                    return Err(error);
+                }
+            };
             self.note_applied();
             let recovered = self.signals.lower(Signals::STORE_UNAVAILABLE);
             self.unsure_since.store(0, Ordering::Release);
-            Ok(recovered)
+            Ok((recovered, undone))
         };
         let was_current = self.is_current();
         let mut result = fetch_and_apply();
@@ -102,28 +106,42 @@ impl Inner {
             // or failover that lost commits undoes changes this process had applied; an admin who
             // revoked a key there must hear of it). The caller reports the recovery. Not a store
             // merely ahead (a copy into it, which other processes read afresh by design).
-            if result.is_ok() && !first.only_ahead {
+            if let (Ok((_, undone)), false) = (&mut result, first.only_ahead) {
                 self.reporter.fail(Task::Sync, first);
+                // The reload found the same step back: told once.
+                *undone = None;
             }
         }
-        if result.is_err() {
-            self.lose_sync();
+        match result {
+            Ok((recovered, None)) => Ok(recovered),
+            // Found by a write's own look, or by the reload that ends an outage: an episode of its
+            // own. The one it ends (the outage) is over, as the reload succeeded; this one is told
+            // now, and the caller reports its recovery.
+            Ok((_, Some(undone))) => {
+                self.reporter.recover(Task::Sync);
+                self.reporter.fail(Task::Sync, undone);
+                Ok(true)
+            }
+            Err(error) => {
+                self.lose_sync();
+                Err(error)
+            }
         }
-        result
     }
 
     /// Applies what other processes changed ([`apply_changes`], or the whole state
     /// read afresh). A change this process cannot apply is an error (the caller fails closed).
-    fn catch_up(&self, registry: &mut Registry, catchup: Catchup) -> Result<()> {
+    /// Returns what tells a reload that undid changes this process had applied, if any.
+    fn catch_up(&self, registry: &mut Registry, catchup: Catchup) -> Result<Option<Error>> {
         match catchup {
-            Catchup::Nothing => Ok(()),
+            Catchup::Nothing => Ok(None),
             Catchup::Changes(changes) => {
                 let result = apply_changes(registry, changes, |expires_at| self.expiry.schedule(expires_at));
                 self.expiry.forget_gone(registry);
                 self.signals.bump();
-                result
+                result.map(|()| None)
             }
-            Catchup::Reload(mut fresh) => {
+            Catchup::Reload(mut fresh, undone) => {
                 fresh.attach_hints(self.hints.clone());
                 // Uses this process recorded and has not flushed yet (still queued by id,
                 // or being written) are not in what was read: kept, as a key record
@@ -140,7 +158,7 @@ impl Inner {
                 }
                 self.expiry.forget_gone(registry);
                 self.signals.bump();
-                Ok(())
+                Ok(undone)
             }
         }
     }
@@ -303,7 +321,7 @@ mod tests {
                             let mut fresh = Registry::default();
                             let user = UserRecord { id: "u".into(), status: UserStatus::Active, rights: vec![], roles: vec![] };
                             fresh.apply(Change::PutUser(user)).unwrap();
-                            Catchup::Reload(Box::new(fresh))
+                            Catchup::Reload(Box::new(fresh), None)
                         }
                     })
                 });
