@@ -48,6 +48,13 @@ function truncateElsewhere(file: string): void {
   const cut = spawnSync('truncate', ['-s', '0', file], { encoding: 'utf8' })
   assert.equal(cut.status, 0, cut.stderr)
 }
+/** Restores `backup` into `file` from another program, as `sqlite3 keys.db ".restore backup.db"` does under running processes. */
+function restoreElsewhere(file: string, backup: string): void {
+  const script =
+    'import sqlite3, sys\nsource = sqlite3.connect(sys.argv[2])\ntarget = sqlite3.connect(sys.argv[1], timeout=5)\nsource.backup(target)\ntarget.close()\nsource.close()'
+  const restore = spawnSync('python3', ['-c', script, file, backup], { encoding: 'utf8' })
+  assert.equal(restore.status, 0, restore.stderr)
+}
 describe('a store that cannot vouch it is current fails closed, and says so once', () => {
   /** SHA-256 of a secret as stored (to find its row from outside). */
   const digestHex = (secret: string) => createHash('sha256').update(secret).digest('hex')
@@ -173,6 +180,43 @@ describe('a store that cannot vouch it is current fails closed, and says so once
     assert.equal(reopened.explain(key.secret, 'svc', 'call').reason, 'revoked')
     assert.equal(reopened.getRole('through-the-old-file'), null)
     reopened.close()
+  })
+
+  test('a backup restored into the store under a running process: read afresh, and the step back in time reported with its recovery', {
+    skip: NO_PYTHON,
+    timeout: 60_000,
+  }, async () => {
+    const file = storePath()
+    const backup = path.join(path.dirname(file), 'backup.db')
+    const { reported, store, key } = reportingStore(file)
+    store.backup(backup)
+    store.setState(key.key.id, 'revoked')
+    assert.equal(store.explain(key.secret, 'svc', 'call').reason, 'revoked')
+    restoreElsewhere(file, backup)
+    // As documented: what was changed after the backup is undone, the revocation among it.
+    const start = Date.now()
+    while (store.explain(key.secret, 'svc', 'call').reason !== 'allowed') {
+      assert.ok(Date.now() - start < 5000, 'this process never read the restored file')
+      await sleep(5)
+    }
+    // The operator must hear of it: a revocation undone under running gateways is no routine catch-up.
+    const sync = await syncReports(reported)
+    while (sync.length < 2 && Date.now() - start < 5000) {
+      await sleep(10)
+      sync.splice(0, sync.length, ...reported.filter((e) => (e as any).task === 'sync'))
+    }
+    assert.deepEqual(
+      sync.map((e) => [e instanceof KeygateError, e.code, (e as any).recovered]),
+      [
+        [true, 'STORE_UNAVAILABLE', false],
+        [true, 'STORE_UNAVAILABLE', true],
+      ],
+    )
+    assert.match(sync[0]!.message, /restored from another copy while open/)
+    assert.match(sync[0]!.message, /undone/)
+    assert.equal(store.health().connected, true)
+    assertNoSecret(sync.map((e) => e.message).join('\n'), key.secret)
+    store.close()
   })
 
   test('the store file truncated under running processes: each fails closed and says so, writes nothing, and the -wal is kept', {

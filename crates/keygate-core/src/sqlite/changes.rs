@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::rows::{join, key_record, load, read_key, read_user, role_record, split, user_record, KEY_COLUMNS};
 use super::{audit, corrupt, read_error, schema, Db};
 use crate::backend::Catchup;
-use crate::error::{quote, Result};
+use crate::error::{quote, shown_path, Error, ErrorCode, Result};
 use crate::model::KeyId;
 use crate::registry::Change;
 
@@ -51,8 +51,11 @@ pub(super) fn check_room(path: &Path, conn: &Connection) -> Result<()> {
 /// now; a put whose row is gone reads as a delete (as a later change of the same entity,
 /// or of a key's user, would have it): the row is not in the file, so neither is the
 /// entity, and keeping the one in memory would answer for a user, role or key the file
-/// no longer holds.
-pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
+/// no longer holds. A copy restored into the file is told (see [`restored_error`]): found by
+/// the background thread's look (`outside_write`), as an error first, so that the process
+/// fails closed while it reads the file afresh; found by a write's own look, or while the
+/// process already fails closed, with the state read afresh at once.
+pub(super) fn since(path: &Path, db: &mut Db, outside_write: bool) -> Result<Catchup> {
     let e = |err| read_error(path, "reading changes of", err);
     let latest = latest(&db.conn).map_err(e)?;
     // An older copy restored into the file, then as many new changes as it went back, leaves
@@ -61,7 +64,9 @@ pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
     // Another store's copy restored into the file (`KeyStore::copy`: the same audit chain, but
     // its log numbered afresh) is another log: its numbers say nothing of where this process stands.
     let log_id = schema::log_id(&db.conn).map_err(e)?;
-    let restored = log_id != db.log_id || (head != db.audit_mark && !audit::holds(&db.conn, db.audit_mark).map_err(e)?);
+    let other_log = log_id != db.log_id;
+    let other_trail = !other_log && head != db.audit_mark && !audit::holds(&db.conn, db.audit_mark).map_err(e)?;
+    let restored = other_log || other_trail;
     if latest == db.last_seen && !db.needs_reload && !restored {
         db.audit_mark = head;
         return Ok(Catchup::Nothing);
@@ -70,13 +75,25 @@ pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
     // A log that ends before this process's place in it was put back (an older copy restored
     // into the file): the numbers after it are taken again by other changes, so none of them
     // can be told applied or not, and everything is read afresh.
-    if restored || db.needs_reload || latest < db.last_seen || oldest > db.last_seen.saturating_add(1) {
+    let went_back = restored || latest < db.last_seen;
+    let sign = if other_log {
+        "it holds another change log than the one this process read"
+    } else if other_trail {
+        "its audit trail no longer holds the entry this process last read"
+    } else {
+        "its change log ends before where this process stood"
+    };
+    if went_back && outside_write && !db.needs_reload {
+        db.needs_reload = true;
+        return Err(restored_error(path, sign));
+    }
+    if went_back || db.needs_reload || oldest > db.last_seen.saturating_add(1) {
         let registry = load(path, &db.conn)?;
         db.last_seen = latest;
         db.audit_mark = head;
         db.log_id = log_id;
         db.needs_reload = false;
-        return Ok(Catchup::Reload(Box::new(registry), None));
+        return Ok(Catchup::Reload(Box::new(registry), went_back.then(|| restored_error(path, sign))));
     }
     let mut rows = Vec::new();
     {
@@ -133,6 +150,22 @@ pub(super) fn since(path: &Path, db: &mut Db) -> Result<Catchup> {
     db.last_seen = latest;
     db.audit_mark = head;
     Ok(Catchup::Changes(changes))
+}
+
+/// A copy of the store restored into the file under this process (`.restore` of a backup): an
+/// error, so that the episode is reported (`Inner::sync` reads the file afresh at once, and
+/// reports the recovery) as the PostgreSQL store reports another history. Whatever was changed
+/// after that copy, a revocation among it, is undone in every running process: the operator
+/// must hear of it, to make those changes again.
+fn restored_error(path: &Path, sign: &str) -> Error {
+    Error::new(
+        ErrorCode::StoreUnavailable,
+        format!(
+            "store {} was restored from another copy while open ({sign}): reading it afresh; what was changed after that copy \
+             (a revocation among it) is undone: check it and make it again",
+            shown_path(path)
+        ),
+    )
 }
 
 fn log_change(conn: &Connection, kind: &str, id: &str, op: &str) -> rusqlite::Result<()> {

@@ -392,7 +392,7 @@ impl Backend for SqliteBackend {
 
     // Always right after `begin`, which has just vouched for the file inside the same transaction.
     fn changes(&self) -> Result<Catchup> {
-        self.with_db(|db| changes::since(&self.path, db))
+        self.with_db(|db| changes::since(&self.path, db, false))
     }
 
     fn resync(&self) {
@@ -464,7 +464,7 @@ impl Backend for SqliteBackend {
             end_open_transaction(&db.conn);
             self.vouch(&db.conn)?;
             db.conn.execute_batch("BEGIN").map_err(|e| store_error(&self.path, "reading", e))?;
-            let result = changes::since(&self.path, db);
+            let result = changes::since(&self.path, db, true);
             let _ = db.conn.execute_batch("COMMIT");
             result
         })
