@@ -64,4 +64,21 @@ describe('admin API on two hosts sharing one store', () => {
       }
     })
   }
+
+  test('POST /api/keys/:id/state on the second host just after the first changed the state is made, not answered from what the second had heard', async () => {
+    hosts[0]!.store.putUser({ id: 'state-race', rights: ['*:*'] })
+    const { key } = hosts[0]!.store.createKey({ userId: 'state-race', description: '', expiresAt: new Date(Date.now() + 86_400_000) })
+    for (let round = 0; round < 20; round++) {
+      assert.equal((await call(0, 'POST', `/keys/${key.id}/state`, { state: 'suspended' })).status, 200)
+      // The second host has seen the key suspended before the first makes it active again.
+      while (hosts[1]!.store.getKey(key.id)?.state !== 'suspended') await new Promise((resolve) => setTimeout(resolve, 1))
+      assert.equal((await call(0, 'POST', `/keys/${key.id}/state`, { state: 'active' })).status, 200)
+      const suspend = await call(1, 'POST', `/keys/${key.id}/state`, { state: 'suspended' })
+      assert.equal(suspend.status, 200, `round ${round}`)
+      assert.equal(((await suspend.json()) as { key: { state: string } }).key.state, 'suspended')
+      // An admin call (one that changes nothing) brings the first host up to date with the file.
+      hosts[0]!.store.putUser({ id: 'state-race', rights: ['*:*'] })
+      assert.equal(hosts[0]!.store.getKey(key.id)?.state, 'suspended', `round ${round}: answered suspended, but the key stayed active`)
+    }
+  })
 })

@@ -105,17 +105,26 @@ function keyRoutes({ store, admin }) {
   function setState({ params: { id }, body }) {
     const state = str(body, 'state', { max: 32 })
     const expected = expectedUpdatedAt(body)
-    const key = store.getKey(id)
-    if (key === null) throw new KeygateError(ErrorCode.UnknownKey, `no key with id ${quote(id)}`)
-    if (key.state === state) {
-      // The page sends the updatedAt it shows: then the same state means it is behind (a double
-      // click, another tab). Without one, as `keygate key revoke`: already so, nothing to do.
-      if (expected === undefined) return [200, { key }]
-      throw new ApiError(409, AdminErrorCode.KeyChanged, `key ${quote(id)} is already ${quote(state)} (changed elsewhere?)`)
-    }
+    const changedElsewhere = () => new ApiError(409, AdminErrorCode.KeyChanged, `key ${quote(id)} is already ${quote(state)} (changed elsewhere?)`)
     // The store refuses a state it does not know (INVALID_STATE).
     const next = /** @type {import('../../../index.js').KeyState} */ (state)
-    return [200, { key: store.setState(id, next, { ...admin, expectedUpdatedAt: expected }) }]
+    // Decided inside the store's write, never from what this process has heard so far: a key
+    // another host changed a moment ago would be answered as if the change had been made.
+    let key
+    try {
+      key = store.setState(id, next, { ...admin, expectedUpdatedAt: expected })
+    } catch (e) {
+      // The page sends the updatedAt it shows: a key changed since to the state asked for means
+      // the page is behind (a double click, another tab). The write has brought this process up to date.
+      if (expected !== undefined && e instanceof KeygateError && e.code === ErrorCode.Conflict && store.getKey(id)?.state === state) {
+        throw changedElsewhere()
+      }
+      throw e
+    }
+    // The state the key already has: nothing changed (a change always moves updatedAt). Without an
+    // updatedAt, as `keygate key revoke`, that is done; with the page's, the page is behind.
+    if (expected !== undefined && key.updatedAt.getTime() === expected.getTime()) throw changedElsewhere()
+    return [200, { key }]
   }
 
   /** @type {RouteHandler} */
