@@ -65,6 +65,41 @@ describe('admin API on two hosts sharing one store', () => {
     })
   }
 
+  for (const [kind, body] of [
+    ['users', (name: string) => ({ id: name, rights: ['*:*'] })],
+    ['roles', (name: string) => ({ name, rights: ['*:*'] })],
+  ] as const) {
+    test(`PUT /api/${kind}/:id on the second host just after the first created it replaces it, not a 404`, async () => {
+      for (let round = 0; round < 20; round++) {
+        const name = `fresh-${kind}-${round}`
+        assert.equal((await call(0, 'POST', `/${kind}`, { ...body(name), rights: [] })).status, 201)
+        const edit = await call(1, 'PUT', `/${kind}/${name}`, body(name))
+        assert.equal(edit.status, 200, `round ${round}: ${await edit.text()}`)
+      }
+    })
+  }
+
+  test('POST /api/keys on the second host for a user the first just created makes the key, not a 404', async () => {
+    for (let round = 0; round < 20; round++) {
+      const id = `new-owner-${round}`
+      assert.equal((await call(0, 'POST', '/users', { id, rights: ['*:*'] })).status, 201)
+      const expiresAt = new Date(Date.now() + 86_400_000).toISOString()
+      const created = await call(1, 'POST', '/keys', { userId: id, description: '', expiresAt })
+      assert.equal(created.status, 201, `round ${round}: ${await created.text()}`)
+    }
+  })
+
+  test('POST /api/users on the second host just after the first deleted the user creates it, not a 409', async () => {
+    for (let round = 0; round < 20; round++) {
+      const id = `reborn-${round}`
+      assert.equal((await call(0, 'POST', '/users', { id })).status, 201)
+      while ((await call(1, 'GET', `/users/${id}`)).status !== 200);
+      assert.equal((await call(0, 'DELETE', `/users/${id}`)).status, 200)
+      const again = await call(1, 'POST', '/users', { id })
+      assert.equal(again.status, 201, `round ${round}: ${await again.text()}`)
+    }
+  })
+
   test('POST /api/keys/:id/state on the second host just after the first changed the state is made, not answered from what the second had heard', async () => {
     hosts[0]!.store.putUser({ id: 'state-race', rights: ['*:*'] })
     const { key } = hosts[0]!.store.createKey({ userId: 'state-race', description: '', expiresAt: new Date(Date.now() + 86_400_000) })

@@ -131,6 +131,30 @@ function createdOnly(put, exists) {
   }
 }
 
+/** Codes that say something of the store, not of the request: never answered in another's place. */
+const STORE_CODES = new Set([ErrorCode.StoreIo, ErrorCode.StoreCorrupt, ErrorCode.StoreLocked, ErrorCode.StoreUnavailable, ErrorCode.Internal])
+
+/**
+ * The result of `write`, an admin write that finds inside the store whether the user, role or
+ * key it names exists: this process may not yet have heard of one another host created or
+ * deleted a moment ago, so what it has heard must not refuse a request the write would take.
+ * Only when the write refuses the request does `seenHere` (from what this process has heard)
+ * answer first, as a route that looked before it wrote did: a 404 for an id not known, a 409
+ * for one taken, whatever else the request gets wrong.
+ * @template T
+ * @param {() => T} write
+ * @param {() => Error | undefined} seenHere
+ * @returns {T}
+ */
+function decidedByTheWrite(write, seenHere) {
+  try {
+    return write()
+  } catch (error) {
+    const instead = error instanceof Error && !STORE_CODES.has(/** @type {any} */ (error).code) ? seenHere() : undefined
+    throw instead ?? error
+  }
+}
+
 /** @param {string} text */
 function sha256(text) {
   return createHash('sha256').update(text, 'utf8').digest()
@@ -390,6 +414,7 @@ module.exports = {
   SECURITY_HEADERS,
   ApiError,
   createdOnly,
+  decidedByTheWrite,
   sha256,
   send,
   json,

@@ -5,7 +5,7 @@
 const { KeygateError, quote } = require('../../errors.js')
 const { ErrorCode } = require('../../native.js')
 const { AdminErrorCode } = require('../codes.js')
-const { ApiError } = require('../response.js')
+const { ApiError, decidedByTheWrite } = require('../response.js')
 const { field, str, strList, date, expectedUpdatedAt, isOneOf } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
 
@@ -35,11 +35,6 @@ const EDIT_INPUTS = {
  * @returns {RouteRow[]}
  */
 function keyRoutes({ store, admin }) {
-  /** @param {string} id */
-  function mustUser(id) {
-    if (store.getUser(id) === null) throw new KeygateError(ErrorCode.UnknownUser, `no user with id ${quote(id)}`)
-  }
-
   /** @type {RouteHandler} */
   function list({ query }) {
     /** @type {import('../../../index.js').KeyFilter} */
@@ -60,18 +55,22 @@ function keyRoutes({ store, admin }) {
   function create({ body }) {
     const userId = str(body, 'userId', { max: 256 })
     const rules = rulesToStore(strList(body, 'rules', { optional: true }) ?? [])
-    mustUser(userId)
-    /** @type {import('../../../index.js').NewKey} */
-    const input = {
-      userId,
-      description: str(body, 'description', { optional: true, max: 10_000 }) ?? '',
-      expiresAt: date(body, 'expiresAt'),
-      rules,
+    const issue = () => {
+      /** @type {import('../../../index.js').NewKey} */
+      const input = {
+        userId,
+        description: str(body, 'description', { optional: true, max: 10_000 }) ?? '',
+        expiresAt: date(body, 'expiresAt'),
+        rules,
+      }
+      const state = str(body, 'state', { optional: true, max: 32 })
+      // The store refuses a state a key cannot be created in (INVALID_STATE).
+      if (state !== undefined) input.state = /** @type {'active' | 'suspended'} */ (state)
+      return store.createKey(input, admin)
     }
-    const state = str(body, 'state', { optional: true, max: 32 })
-    // The store refuses a state a key cannot be created in (INVALID_STATE).
-    if (state !== undefined) input.state = /** @type {'active' | 'suspended'} */ (state)
-    const issued = store.createKey(input, admin)
+    const issued = decidedByTheWrite(issue, () =>
+      store.getUser(userId) === null ? new KeygateError(ErrorCode.UnknownUser, `no user with id ${quote(userId)}`) : undefined,
+    )
     return [201, { key: issued.key, secret: issued.secret }]
   }
 

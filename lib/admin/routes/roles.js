@@ -4,7 +4,7 @@
 const { KeygateError, quote } = require('../../errors.js')
 const { ErrorCode } = require('../../native.js')
 const { AdminErrorCode } = require('../codes.js')
-const { ApiError, createdOnly } = require('../response.js')
+const { ApiError, createdOnly, decidedByTheWrite } = require('../response.js')
 const { str, strList, sameAsPath } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
 
@@ -31,9 +31,12 @@ const ROLE_INPUTS = {
  */
 function roleRoutes({ store, admin }) {
   /** @param {string} name */
+  const unknownRole = (name) => new KeygateError(ErrorCode.UnknownRole, `no role named ${quote(name)}`)
+
+  /** @param {string} name */
   function mustRole(name) {
     const role = store.getRole(name)
-    if (role === null) throw new KeygateError(ErrorCode.UnknownRole, `no role named ${quote(name)}`)
+    if (role === null) throw unknownRole(name)
     return role
   }
 
@@ -56,9 +59,8 @@ function roleRoutes({ store, admin }) {
   function create({ body }) {
     const name = str(body, 'name', { max: 256 })
     const exists = () => new ApiError(409, AdminErrorCode.AlreadyExists, `a role named ${quote(name)} already exists`)
-    if (store.getRole(name) !== null) throw exists()
-    // Checked again inside the write: another host may have created it since this one last looked.
-    return [201, { role: createdOnly(() => store.putRole(roleInput(body, name), { ...admin, expect: 'new' }), exists) }]
+    const put = () => createdOnly(() => store.putRole(roleInput(body, name), { ...admin, expect: 'new' }), exists)
+    return [201, { role: decidedByTheWrite(put, () => (store.getRole(name) === null ? undefined : exists())) }]
   }
 
   /** @type {RouteHandler} */
@@ -69,8 +71,8 @@ function roleRoutes({ store, admin }) {
   /** @type {RouteHandler} */
   function replace({ params: { name }, body }) {
     sameAsPath(body, 'name', name, "a role's name")
-    mustRole(name)
-    return [200, { role: store.putRole(roleInput(body, name), { ...admin, expect: 'existing' }) }]
+    const put = () => store.putRole(roleInput(body, name), { ...admin, expect: 'existing' })
+    return [200, { role: decidedByTheWrite(put, () => (store.getRole(name) === null ? unknownRole(name) : undefined)) }]
   }
 
   /** @type {RouteHandler} */

@@ -4,7 +4,7 @@
 const { KeygateError, quote } = require('../../errors.js')
 const { ErrorCode, UserStatus } = require('../../native.js')
 const { AdminErrorCode } = require('../codes.js')
-const { ApiError, createdOnly } = require('../response.js')
+const { ApiError, createdOnly, decidedByTheWrite } = require('../response.js')
 const { str, strList, isOneOf, sameAsPath } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
 
@@ -36,9 +36,12 @@ function noKeys() {
  */
 function userRoutes({ store, admin }) {
   /** @param {string} id */
+  const unknownUser = (id) => new KeygateError(ErrorCode.UnknownUser, `no user with id ${quote(id)}`)
+
+  /** @param {string} id */
   function mustUser(id) {
     const user = store.getUser(id)
-    if (user === null) throw new KeygateError(ErrorCode.UnknownUser, `no user with id ${quote(id)}`)
+    if (user === null) throw unknownUser(id)
     return user
   }
 
@@ -73,9 +76,8 @@ function userRoutes({ store, admin }) {
   function create({ body }) {
     const id = str(body, 'id', { max: 256 })
     const exists = () => new ApiError(409, AdminErrorCode.AlreadyExists, `a user with id ${quote(id)} already exists`)
-    if (store.getUser(id) !== null) throw exists()
-    // Checked again inside the write: another host may have created it since this one last looked.
-    return [201, { user: createdOnly(() => store.putUser(userInput(body, id), { ...admin, expect: 'new' }), exists) }]
+    const put = () => createdOnly(() => store.putUser(userInput(body, id), { ...admin, expect: 'new' }), exists)
+    return [201, { user: decidedByTheWrite(put, () => (store.getUser(id) === null ? undefined : exists())) }]
   }
 
   /** @type {RouteHandler} */
@@ -87,9 +89,9 @@ function userRoutes({ store, admin }) {
   /** @type {RouteHandler} */
   function replace({ params: { id }, body }) {
     sameAsPath(body, 'id', id, "a user's id")
-    // Editing never re-creates a user deleted meanwhile (a stale tab).
-    mustUser(id)
-    return [200, { user: store.putUser(userInput(body, id), { ...admin, expect: 'existing' }) }]
+    // Editing never re-creates a user deleted meanwhile (a stale tab): expect 'existing'.
+    const put = () => store.putUser(userInput(body, id), { ...admin, expect: 'existing' })
+    return [200, { user: decidedByTheWrite(put, () => (store.getUser(id) === null ? unknownUser(id) : undefined)) }]
   }
 
   /** @type {RouteHandler} */
