@@ -14,7 +14,7 @@ import { throwsCode } from '../helpers.js'
 export const NODE = process.execPath
 
 /** The plain CommonJS scripts in this folder that the tests run as child processes. */
-export type ChildScript = 'busy-writer' | 'concurrent-writer' | 'crash-writer' | 'open-probe' | 'store-server' | 'stress-worker'
+export type ChildScript = 'busy-writer' | 'concurrent-writer' | 'contending-writer' | 'crash-writer' | 'open-probe' | 'store-server' | 'stress-worker'
 
 export function childScript(name: ChildScript): string {
   return path.join(__dirname, `${name}.js`)

@@ -365,9 +365,9 @@ fn begin_immediate(conn: &Connection, wait: bool) -> rusqlite::Result<()> {
     if wait {
         return conn.execute_batch("BEGIN IMMEDIATE");
     }
-    let _ = conn.busy_timeout(std::time::Duration::ZERO);
+    let _ = conn.busy_handler(None);
     let begun = conn.execute_batch("BEGIN IMMEDIATE");
-    let _ = conn.busy_timeout(open::BUSY_TIMEOUT);
+    let _ = conn.busy_handler(Some(open::wait_for_lock));
     begun
 }
 
