@@ -4,18 +4,16 @@
 // WebDAV examples, and "try a call" tries a WebDAV request by secret and by key id.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
-import { chromium } from 'playwright-core'
 import type { Browser, Page } from 'playwright-core'
 
 import { serve } from '../lib/admin/serve.js'
 import type { Serving } from '../lib/admin/serve.js'
+import { NO_BROWSER, launchChromium, logIn } from './support/browser.js'
 
-const CHROMIUM = process.env.KEYGATE_CHROMIUM || '/usr/bin/chromium'
-const NO_BROWSER = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}: install Debian's chromium (apt-get install -y chromium) to run the browser tests`
 const TOKEN = 'test-admin-token-0123456789abcdef'
 const DAY = 86_400_000
 
@@ -41,15 +39,12 @@ describe('WebDAV on the admin page', { skip: NO_BROWSER }, () => {
     })
     secret = issued.secret
     keyId = issued.key.id
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] })
+    browser = await launchChromium()
     const context = await browser.newContext({ viewport: { width: 1280, height: 860 } })
     context.setDefaultTimeout(10_000)
     page = await context.newPage()
     page.on('pageerror', (e) => pageErrors.push(String(e)))
-    await page.goto(serving.url)
-    await page.getByLabel('Admin token').fill(TOKEN)
-    await page.getByRole('button', { name: 'Log in' }).click()
-    await page.getByRole('heading', { name: 'API keys' }).waitFor()
+    await logIn(page, serving.url, TOKEN)
   })
 
   after(async () => {

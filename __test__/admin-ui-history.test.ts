@@ -2,25 +2,17 @@
 // The admin page and the browser's history, in Debian's chromium (as admin-ui.test.ts) with
 // its back/forward cache on (playwright turns it off by default): a page left and come back to
 // with Back is the page as it was, so what must be shown once has to go when the page is left.
-import { after, before, describe, test } from 'node:test'
+import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
 
-import { chromium } from 'playwright-core'
 import type { Browser, Page } from 'playwright-core'
 
 import { KeyStore } from '../index.js'
 import { createAdminServer } from '../lib/admin/server.js'
 import type { AdminServer } from '../lib/admin/server.js'
+import { browserSuite, launchChromium, logIn } from './support/browser.js'
 
-const CHROMIUM = process.env.KEYGATE_CHROMIUM || '/usr/bin/chromium'
-const NO_BROWSER = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}: install Debian's chromium (apt-get install -y chromium) to run the browser tests`
 const TOKEN = 'test-admin-token-0123456789abcdef'
-
-function browserSuite(name: string, body: () => void): void {
-  if (NO_BROWSER) test(name, { skip: NO_BROWSER }, () => {})
-  else describe(name, body)
-}
 
 browserSuite('admin page and the back/forward cache (chromium)', () => {
   let store: KeyStore
@@ -34,27 +26,11 @@ browserSuite('admin page and the back/forward cache (chromium)', () => {
     store.putUser({ id: 'svc-history', status: 'active', rights: [], roles: [] })
     server = createAdminServer({ store, token: TOKEN, port: 0, log: () => {} })
     url = await server.listen()
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      ignoreDefaultArgs: ['--disable-back-forward-cache'],
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    })
+    browser = await launchChromium({ backForwardCache: true })
     const context = await browser.newContext({ viewport: { width: 1280, height: 860 } })
     context.setDefaultTimeout(10_000)
     page = await context.newPage()
-    await page.goto(url)
-    await page.getByLabel('Admin token').fill(TOKEN)
-    await page.getByRole('button', { name: 'Log in' }).click()
-    await page.getByRole('heading', { name: 'API keys' }).waitFor()
+    await logIn(page, url, TOKEN)
   })
 
   after(async () => {

@@ -2,27 +2,19 @@
 // The admin page with many keys, in Debian's chromium (as admin-ui.test.ts): the key list
 // draws a page of rows at a time, so a store of 100,000 keys stays usable; the search still
 // finds keys that are not drawn.
-import { after, before, describe, test } from 'node:test'
+import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
 
-import { chromium } from 'playwright-core'
 import type { Browser, Page } from 'playwright-core'
 
 import { KeyStore } from '../index.js'
 import { createAdminServer } from '../lib/admin/server.js'
 import type { AdminServer } from '../lib/admin/server.js'
+import { browserSuite, launchChromium, logIn } from './support/browser.js'
 
-const CHROMIUM = process.env.KEYGATE_CHROMIUM || '/usr/bin/chromium'
-const NO_BROWSER = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}: install Debian's chromium (apt-get install -y chromium) to run the browser tests`
 const TOKEN = 'test-admin-token-0123456789abcdef'
 const KEYS = 1_100
 const PAGE_ROWS = 500
-
-function browserSuite(name: string, body: () => void): void {
-  if (NO_BROWSER) test(name, { skip: NO_BROWSER }, () => {})
-  else describe(name, body)
-}
 
 browserSuite('admin page with many keys (chromium)', () => {
   let store: KeyStore
@@ -39,26 +31,11 @@ browserSuite('admin page with many keys (chromium)', () => {
     for (let i = 0; i < KEYS; i++) ids.push(store.createKey({ userId: 'svc-bulk', description: `bulk key ${i}`, expiresAt }).key.id)
     server = createAdminServer({ store, token: TOKEN, port: 0, log: () => {} })
     url = await server.listen()
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    })
+    browser = await launchChromium()
     const context = await browser.newContext({ viewport: { width: 1280, height: 860 } })
     context.setDefaultTimeout(20_000)
     page = await context.newPage()
-    await page.goto(url)
-    await page.getByLabel('Admin token').fill(TOKEN)
-    await page.getByRole('button', { name: 'Log in' }).click()
-    await page.getByRole('heading', { name: 'API keys' }).waitFor()
+    await logIn(page, url, TOKEN)
   })
 
   after(async () => {

@@ -9,7 +9,6 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } fr
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
-import { chromium } from 'playwright-core'
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core'
 
 import { KeyStore } from '../index.js'
@@ -19,10 +18,8 @@ import type { AdminServer } from '../lib/admin/server.js'
 import { serve } from '../lib/admin/serve.js'
 import type { Serving } from '../lib/admin/serve.js'
 import { digestForms } from './helpers.js'
+import { browserSuite, launchChromium } from './support/browser.js'
 
-/** Debian's chromium; KEYGATE_CHROMIUM points elsewhere (e.g. to a missing file, to see the suite skipped). */
-const CHROMIUM = process.env.KEYGATE_CHROMIUM || '/usr/bin/chromium'
-const NO_BROWSER = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}: install Debian's chromium (apt-get install -y chromium) to run the browser tests`
 const SCREENSHOTS = process.env.KEYGATE_SCREENSHOTS === '1'
 const SHOT_DIR = path.join(__dirname, '..', 'docs', 'screenshots')
 const TOKEN = 'test-admin-token-0123456789abcdef'
@@ -394,15 +391,6 @@ describe('serve() and the bootstrap admin token', () => {
 
 // ---- in the browser ------------------------------------------------------------------
 
-/**
- * A suite that needs the browser. Without one it is a single skipped test carrying the
- * reason: node:test leaves a skipped describe out of the summary's "skipped" count.
- */
-function browserSuite(name: string, body: () => void): void {
-  if (NO_BROWSER) test(name, { skip: NO_BROWSER }, () => {})
-  else describe(name, body)
-}
-
 browserSuite('admin page in a real browser (chromium)', () => {
   let dir: string
   let serving: Serving
@@ -440,19 +428,7 @@ browserSuite('admin page in a real browser (chromium)', () => {
   before(async () => {
     dir = tempDir()
     serving = await serve({ db: path.join(dir, 'keygate.db'), port: 0, token: TOKEN, handleSignals: false, print: (l) => printed.push(l) })
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    })
+    browser = await launchChromium()
     context = await browser.newContext({ viewport: { width: 1280, height: 860 } })
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: serving.url })
     context.setDefaultTimeout(10_000)
