@@ -8,8 +8,8 @@ import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 
-import type { KeyStore } from '../index.js'
-import { open, storePath } from './support/durable.js'
+import type { KeyStore, KeygateError } from '../index.js'
+import { open, sleep, storePath } from './support/durable.js'
 import { NO_PYTHON, sql } from './support/python-sqlite.js'
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'store-before-webdav.sqlite3')
@@ -54,6 +54,24 @@ describe('a store written before WebDAV rules', () => {
     assert.deepEqual(asJson(store.audit()), RECORDED.audit)
     assert.deepEqual(store.verifyAudit().ok, true)
     assert.deepEqual(asJson(apiDecisions(store)), RECORDED.decisions)
+  })
+
+  test('is given a change-log id at its first open, reported as nothing (not as a store restored under it)', async () => {
+    const reported: KeygateError[] = []
+    const store = open(copyOfFixture(), { onError: (error) => reported.push(error) })
+    try {
+      // The background thread's looks (every 10 ms) and a write's own look both see the id recorded.
+      await sleep(100)
+      store.putUser({ id: 'after-upgrade', rights: ['svc:*'] })
+      await sleep(200)
+      assert.deepEqual(
+        reported.map((e) => e.message),
+        [],
+      )
+      assert.equal(store.health().connected, true)
+    } finally {
+      store.close()
+    }
   })
 
   test('keeps its schema version when WebDAV rules are written to it', { skip: NO_PYTHON }, () => {

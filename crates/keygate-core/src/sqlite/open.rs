@@ -154,6 +154,13 @@ impl KeyStore {
                 loaded?
             }
         };
+        // A store made before the log id was recorded has one since `migrate` (this process's, or
+        // another's opening it at the same moment): the log the state read stands in, not another
+        // one, which the first look would report as a copy restored under this process.
+        let log_id = match log_id {
+            Some(id) => Some(id),
+            None => super::schema::log_id(&conn).map_err(|e| read_error(&path, "reading", e))?,
+        };
         let aux = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         // Its log opened now, while the file is whole: a connection's first read of a file found
         // empty deletes the -wal beside it (the store's last pages, should the file be truncated
