@@ -254,13 +254,11 @@ impl Target {
         if !self.config.get_hostaddrs().is_empty() || !hosts.iter().any(named) || hosts.iter().any(unix) {
             return Ok(std::borrow::Cow::Borrowed(&self.config));
         }
-        let ports = self.config.get_ports();
-        let port_of = |i: usize| ports.get(i).or_else(|| ports.first()).copied().unwrap_or(5432);
         let wanted: Vec<(String, u16)> = hosts
             .iter()
             .enumerate()
             .filter_map(|(i, host)| match host {
-                Host::Tcp(name) => Some((name.clone(), port_of(i))),
+                Host::Tcp(name) => Some((name.clone(), port_of(&self.config, i))),
                 _ => None,
             })
             .collect();
@@ -578,12 +576,17 @@ fn without_hosts(config: &Config) -> Config {
     copy
 }
 
+/// The port the driver connects to the config's host `i` on: its own, else the one port given, else 5432.
+fn port_of(config: &Config, i: usize) -> u16 {
+    let ports = config.get_ports();
+    ports.get(i).or_else(|| ports.first()).copied().unwrap_or(5432)
+}
+
 /// `host:port/database` of a config; every host of a multi-host URL (`h1:5432,h2:5432`), each
-/// with the port the driver gives it (its own, else the one port given, else 5432): a message
+/// with the port the driver gives it ([`port_of`]): a message
 /// naming only the first would blame it for what another server answered (a replica reached
 /// through `load_balance_hosts=random`, say).
 fn describe(config: &Config) -> String {
-    let ports = config.get_ports();
     let hosts: Vec<String> = config
         .get_hosts()
         .iter()
@@ -594,8 +597,7 @@ fn describe(config: &Config) -> String {
                 #[cfg(unix)]
                 tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
             };
-            let port = ports.get(i).or_else(|| ports.first()).copied().unwrap_or(5432);
-            format!("{host}:{port}")
+            format!("{host}:{}", port_of(config, i))
         })
         .collect();
     crate::error::visible(&format!("postgres://{}/{}", hosts.join(","), config.get_dbname().unwrap_or("")))
