@@ -74,8 +74,7 @@ function ruleText(value, name) {
  * @returns {string}
  */
 function stateName(value, name) {
-  boundedText(value, name, (message) => new KeygateError('INVALID_STATE', message))
-  return string(value, name)
+  return string(value, name, (message) => new KeygateError('INVALID_STATE', message))
 }
 
 /**
@@ -90,10 +89,11 @@ function optionalStateName(value, name) {
 /**
  * @param {unknown} value
  * @param {string} name
+ * @param {(message: string) => Error} [tooLong] the error for a text over MAX_TEXT_LENGTH
  * @returns {string}
  */
-function string(value, name) {
-  const text = boundedText(value, name)
+function string(value, name, tooLong = invalidArgument) {
+  const text = boundedText(value, name, tooLong)
   // A lone surrogate cannot cross to the core as UTF-8 unchanged: refuse it
   // rather than store a different text than the one given.
   if (!text.isWellFormed()) throw invalidArgument(`${name} holds a lone UTF-16 surrogate (not valid Unicode text)`)
