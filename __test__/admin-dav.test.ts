@@ -12,7 +12,7 @@ import type { Browser, Page } from 'playwright-core'
 
 import { serve } from '../lib/admin/serve.js'
 import type { Serving } from '../lib/admin/serve.js'
-import { NO_BROWSER, launchChromium, logIn } from './support/browser.js'
+import { NO_BROWSER, desktopPage, launchChromium, logIn } from './support/browser.js'
 
 const TOKEN = 'test-admin-token-0123456789abcdef'
 const DAY = 86_400_000
@@ -40,9 +40,7 @@ describe('WebDAV on the admin page', { skip: NO_BROWSER }, () => {
     secret = issued.secret
     keyId = issued.key.id
     browser = await launchChromium()
-    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } })
-    context.setDefaultTimeout(10_000)
-    page = await context.newPage()
+    page = await desktopPage(browser)
     page.on('pageerror', (e) => pageErrors.push(String(e)))
     await logIn(page, serving.url, TOKEN)
   })

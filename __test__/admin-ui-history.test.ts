@@ -10,7 +10,7 @@ import type { Browser, Page } from 'playwright-core'
 import { KeyStore } from '../index.js'
 import { createAdminServer } from '../lib/admin/server.js'
 import type { AdminServer } from '../lib/admin/server.js'
-import { browserSuite, launchChromium, logIn } from './support/browser.js'
+import { browserSuite, desktopPage, launchChromium, logIn } from './support/browser.js'
 
 const TOKEN = 'test-admin-token-0123456789abcdef'
 
@@ -27,9 +27,7 @@ browserSuite('admin page and the back/forward cache (chromium)', () => {
     server = createAdminServer({ store, token: TOKEN, port: 0, log: () => {} })
     url = await server.listen()
     browser = await launchChromium({ backForwardCache: true })
-    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } })
-    context.setDefaultTimeout(10_000)
-    page = await context.newPage()
+    page = await desktopPage(browser)
     await logIn(page, url, TOKEN)
   })
 

@@ -42,6 +42,13 @@ export function launchChromium({ backForwardCache = false } = {}): Promise<Brows
   })
 }
 
+/** A page in a fresh desktop-sized context (1280 × 860) whose waits give up after `timeoutMs`. */
+export async function desktopPage(browser: Browser, timeoutMs = 10_000): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } })
+  context.setDefaultTimeout(timeoutMs)
+  return context.newPage()
+}
+
 /** Opens the admin page at `url` and logs in with `token`, up to the key list. */
 export async function logIn(page: Page, url: string, token: string): Promise<void> {
   await page.goto(url)
