@@ -350,7 +350,7 @@ describe('keygate CLI: a secret pasted in the wrong place is never printed whole
     let stderr = ''
     child.stdout.on('data', (chunk) => (stdout += chunk))
     child.stderr.on('data', (chunk) => (stderr += chunk))
-    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
     await new Promise((resolve) => setTimeout(resolve, 600)) // the writer is slow: nothing yet
     child.stdin.write('session:getInfo\n')
     await new Promise((resolve) => setTimeout(resolve, 300))

@@ -43,7 +43,7 @@ function killedBackup(storeFile: string, target: string): Promise<void> {
     children.add(child)
     let stderr = ''
     child.stderr.on('data', (chunk) => (stderr += chunk))
-    child.on('exit', (code, signal) => {
+    child.on('close', (code, signal) => {
       watcher.close()
       children.delete(child)
       if (signal === 'SIGKILL' || code === 0) resolve()

@@ -67,7 +67,7 @@ describe('crash stress: processes killed at random on one store', () => {
           }
         }
       })
-      child.on('exit', (code, signal) => {
+      child.on('close', (code, signal) => {
         children.delete(child)
         if (!(worker.killed && signal === 'SIGKILL')) problems.push(`a worker ended by itself: code ${code}, signal ${signal}: ${stderr.slice(-500)}`)
         if (/panick|abort/i.test(stderr)) problems.push(`a worker wrote: ${stderr.slice(-500)}`)

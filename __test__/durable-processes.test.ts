@@ -243,7 +243,7 @@ describe('several processes on one file', () => {
       child.stdout!.on('data', (c) => (out += c))
       child.stderr!.on('data', (c) => (err += c))
       return new Promise<{ name: string; lines: Array<Record<string, any>>; code: number | null; err: string }>((resolve) =>
-        child.on('exit', (code) => {
+        child.on('close', (code) => {
           children.delete(child)
           resolve({
             name,

@@ -18,10 +18,10 @@ function writer(file: string, name: string, startAt: number, ms: number): Promis
   child.stdout!.on('data', (c) => (out += c))
   child.stderr!.on('data', (c) => (err += c))
   return new Promise((resolve) =>
-    child.on('exit', () => {
+    child.on('close', (code, signal) => {
       children.delete(child)
       const line = out.split('\n').find(Boolean)
-      resolve({ name, summary: line === undefined ? undefined : (JSON.parse(line) as Summary), err })
+      resolve({ name, summary: line === undefined ? undefined : (JSON.parse(line) as Summary), err: `${err}(exit ${code ?? signal})` })
     }),
   )
 }

@@ -61,7 +61,7 @@ export class StoreProcess {
       this.stderr += chunk
     })
     this.exited = new Promise((resolve) => {
-      child.on('exit', (code, signal) => {
+      child.on('close', (code, signal) => {
         children.delete(child)
         resolve({ code, signal })
         const waiters = this.waiters
