@@ -315,6 +315,16 @@ createAdminHandler({ token: 'x'.repeat(16) })
     assert.equal(repo.optionalDependencies, undefined)
   })
 
+  test("every binary package carries keygate's license text (MIT asks that copies keep it), this platform's in its tarball", () => {
+    const license = readFileSync(path.join(ROOT, 'LICENSE'), 'utf8')
+    for (const dir of readdirSync(path.join(ROOT, 'npm'))) {
+      const own = path.join(ROOT, 'npm', dir, 'LICENSE')
+      assert.ok(existsSync(own) && readFileSync(own, 'utf8') === license, `npm/${dir}/LICENSE is the root LICENSE`)
+    }
+    const files = ok(run('tar', ['-tzf', tarballs.find((f) => path.basename(f) === `keygate-${PLATFORM}-0.1.0.tgz`)!], work), 'tar -t').split('\n')
+    assert.ok(files.includes('package/LICENSE'), `keygate-${PLATFORM} ships its LICENSE`)
+  })
+
   test('the installed manifest has no install-time script: the repo builds in `prepare`, a user installs prebuilt', () => {
     const installed = JSON.parse(readFileSync(path.join(app, 'node_modules', 'keygate', 'package.json'), 'utf8'))
     const repo = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
