@@ -309,6 +309,66 @@ describe('damaged and odd files: a clear KeygateError, never a crash or a change
       expectIo(result, file)
       assert.deepEqual(hashes(dir), before)
     })
+
+    // A gateway run under a user of its own, given as little access as possible: the error must
+    // say which access it lacks. SQLite says "unable to open database file" (shown with the
+    // file: URI of keygate's first, read-only look) or "attempt to write a readonly database",
+    // whichever file it could not open or write, and a store in a directory the user may not
+    // enter was taken for no file at all.
+    test('a store in a directory the user may not enter → STORE_IO saying so, never "no such file"', { skip: runAs.skip }, () => {
+      const dir = sharedDir(0o700)
+      const file = closedStore(dir, false)
+      for (const options of [undefined, { create: false }]) {
+        const result = probeOpen([file], runAs.prefix, options)[0]!
+        expectIo(result, file)
+        assert.match(result.message, /may not enter its directory/, JSON.stringify(options))
+        assert.doesNotMatch(result.message, /no such file|no keygate store|cannot create/, JSON.stringify(options))
+      }
+    })
+
+    test('the access the user lacks is named: reading the store file, writing it, writing its directory', { skip: runAs.skip || NO_PYTHON }, () => {
+      const cases: Array<[string, (dir: string, file: string) => void, RegExp]> = [
+        ['a store file it may not read', (_, file) => fs.chmodSync(file, 0o600), /may not read the store file \(owner uid 0, group 0, mode 600\)/],
+        ['a store file it may only read', (_, file) => fs.chmodSync(file, 0o644), /may not write the store file \(owner uid 0, group 0, mode 644\)/],
+        [
+          'its own store file in a directory it may not write',
+          (_, file) => fs.chownSync(file, 65534, 65534),
+          /may not write its directory .*, where SQLite makes the -wal file/,
+        ],
+      ]
+      for (const [what, plant, named] of cases) {
+        const dir = sharedDir()
+        const file = closedStore(dir, true)
+        plant(dir, file)
+        const before = hashes(dir)
+        const result = probeOpen([file], runAs.prefix)[0]!
+        expectIo(result, file)
+        assert.match(result.message, named, what)
+        assert.doesNotMatch(result.message, /file:[^ ]|immutable/, `${what}: a file: URI the caller never gave`)
+        assert.deepEqual(hashes(dir), before, what)
+      }
+    })
+
+    test("a store two users share through a group, its -wal made by the other user's group: the -wal is named", {
+      skip: NO_PYTHON || ((process.getuid?.() !== 0 || runAs.prefix[0] !== 'setpriv') && 'needs root and setpriv'),
+    }, () => {
+      // The directory is not set-group-ID, so a -wal and -shm take their maker's own group.
+      const dir = tempDir()
+      fs.chmodSync(dir, 0o770)
+      fs.chownSync(dir, 0, 4242)
+      const file = closedStore(dir, true)
+      fs.chownSync(file, 65533, 4242)
+      fs.chmodSync(file, 0o660)
+      for (const suffix of ['-wal', '-shm']) {
+        fs.writeFileSync(`${file}${suffix}`, '')
+        fs.chmodSync(`${file}${suffix}`, 0o660)
+        fs.chownSync(`${file}${suffix}`, 65534, 65534)
+      }
+      const asOwner = ['setpriv', '--reuid=65533', '--regid=65533', '--groups=4242']
+      const result = probeOpen([file], asOwner)[0]!
+      expectIo(result, file)
+      assert.match(result.message, /uid 65533\) may not read and write the -wal file beside it \(owner uid 65534, group 65534, mode 660\)/)
+    })
   })
 
   test('another process holding the write lock too long → STORE_LOCKED for admin calls and open; nothing changed', { skip: NO_PYTHON, timeout: 30_000 }, async () => {

@@ -157,11 +157,12 @@ function probeForOtherUsers(): string {
   return sharedProbe
 }
 
-/** Runs open-probe.js on `files` (optionally as another user) and returns its report. */
-export function probeOpen(files: string[], prefix: string[] = []): Array<Record<string, any>> {
+/** Runs open-probe.js on `files` (optionally as another user, with `options` for each open) and returns its report. */
+export function probeOpen(files: string[], prefix: string[] = [], options?: StoreOptions): Array<Record<string, any>> {
   const probe = prefix.length > 0 ? probeForOtherUsers() : childScript('open-probe')
   const command = [...prefix, NODE, probe, ...files]
-  const r = spawnSync(command[0]!, command.slice(1), { encoding: 'utf8', timeout: 30_000 })
+  const env = options === undefined ? process.env : { ...process.env, KEYGATE_PROBE_OPTIONS: JSON.stringify(options) }
+  const r = spawnSync(command[0]!, command.slice(1), { encoding: 'utf8', timeout: 30_000, env })
   assert.equal(r.signal, null, `the child crashed with ${r.signal}; stderr: ${r.stderr}`)
   assert.equal(r.status, 0, `the child failed; stderr: ${r.stderr}`)
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Array<Record<string, any>>

@@ -9,6 +9,7 @@
 //! |---|---|
 //! | `mod.rs` | [`SqliteBackend`]: the `Backend` over the file's two connections, and its errors |
 //! | `open.rs` | opening: the read-only inspection, then the write connection |
+//! | `access.rs` | which access to the store's files this process lacks, for the errors of an open |
 //! | `schema.rs` | the tables, the schema version and `meta`; creating and checking them |
 //! | `rows.rs` | rows ↔ records, and loading the whole state |
 //! | `changes.rs` | the `changes` table: writing a change, reading others' |
@@ -16,6 +17,7 @@
 //! | `replaced.rs` | noticing the file replaced under the process (a backup renamed over it), or truncated |
 //! | `maintain.rs` | the maintenance thread |
 
+mod access;
 mod audit;
 mod backup;
 mod changes;
@@ -63,9 +65,13 @@ fn store_error(path: &Path, what: &str, e: rusqlite::Error) -> Error {
         _ => ErrorCode::StoreIo,
     };
     let hint = match code {
-        ErrorCode::StoreLocked => " (another process holds the store's write lock)",
-        ErrorCode::StoreCorrupt => " (not a keygate store, or a damaged one)",
-        _ => "",
+        ErrorCode::StoreLocked => " (another process holds the store's write lock)".to_string(),
+        ErrorCode::StoreCorrupt => " (not a keygate store, or a damaged one)".to_string(),
+        // SQLite names neither the file nor the access it lacked.
+        _ if matches!(&e, rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, C::CannotOpen | C::ReadOnly | C::PermissionDenied)) => {
+            access::missing_access(path).map_or(String::new(), |missing| format!(": {missing}"))
+        }
+        _ => String::new(),
     };
     Error::new(code, format!("{what} {}: {e}{hint}", shown_path(path)))
 }

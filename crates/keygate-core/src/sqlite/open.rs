@@ -68,7 +68,16 @@ impl KeyStore {
         check_regular(&path, &path)?;
         crate::store::check_options(&options)?;
         let purge_days = crate::store::purge_after_days(options.purge_expired_after_days)?;
-        let length = std::fs::metadata(&path).map(|m| m.len()).ok();
+        // Only a file that is not there is missing: one this process may not reach (a directory it
+        // may not enter) was taken for none, "no keygate store at …: there is no such file".
+        let length = match std::fs::metadata(&path) {
+            Ok(meta) => Some(meta.len()),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => None,
+            Err(e) => {
+                let missing = super::access::missing_access(&path).map_or(String::new(), |missing| format!(": {missing}"));
+                return Err(Error::new(ErrorCode::StoreIo, format!("cannot open {}: {e}{missing}", shown_path(path))));
+            }
+        };
         let existing = length.is_some_and(|len| len > 0);
         // An empty file beside a log that holds pages is a store whose file was truncated (a new
         // store writes its first page to the file itself before it has a log): SQLite would
@@ -119,10 +128,8 @@ impl KeyStore {
             check_regular(&path, opened)?;
         }
         if conn.is_readonly(rusqlite::MAIN_DB).map_err(|e| store_error(&path, "cannot open", e))? {
-            return Err(Error::new(
-                ErrorCode::StoreIo,
-                format!("cannot open {} for writing: the file or its directory is read-only", shown_path(path)),
-            ));
+            let missing = super::access::missing_access(&path).unwrap_or_else(|| "the file or its directory is read-only".to_string());
+            return Err(Error::new(ErrorCode::StoreIo, format!("cannot open {} for writing: {missing}", shown_path(path))));
         }
         let mode: String =
             conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| store_error(&path, "cannot switch to WAL", e))?;
@@ -364,9 +371,24 @@ pub(super) fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
 
 /// Opens `target` (a path, or a `file:` URI for `path`); errors name `path`.
 fn connect_to(path: &Path, target: impl AsRef<Path>, flags: OpenFlags) -> Result<Connection> {
-    let conn = Connection::open_with_flags(target, flags).map_err(|e| store_error(path, "cannot open", e))?;
+    let target = target.as_ref();
+    let conn = Connection::open_with_flags(target, flags).map_err(|e| store_error(path, "cannot open", without_target(e, target)))?;
     conn.busy_handler(Some(wait_for_lock)).map_err(|e| store_error(path, "cannot open", e))?;
     Ok(conn)
+}
+
+/// `e` without the name rusqlite adds to a failed open's message (`unable to open database file:
+/// file:keys.db?immutable=1`): the error names the store's path already, and a `file:` URI shown
+/// there looked like one given by the caller, which keygate refuses.
+fn without_target(e: rusqlite::Error, target: &Path) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(f, Some(message)) => {
+            let named = format!(": {}", target.display());
+            let message = message.strip_suffix(named.as_str()).map_or(message.clone(), str::to_string);
+            rusqlite::Error::SqliteFailure(f, Some(message))
+        }
+        other => other,
+    }
 }
 
 /// A read-only connection that leaves the file and its directory exactly as they
