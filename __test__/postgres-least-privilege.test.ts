@@ -1,5 +1,6 @@
 // A gateway given as little access to the PostgreSQL store as it needs to check keys: a role
-// granted only SELECT on keygate's tables. What README promises of it (see "Privileges").
+// granted only SELECT on keygate's tables, or a session whose transactions are read-only. What
+// README promises of each (see "Privileges" and "A URL that cannot LISTEN").
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
@@ -81,5 +82,14 @@ describe('a gateway with least privilege on the PostgreSQL store', pgOnly(), () 
       for (const gateway of gateways) gateway.close()
       admin.close()
     }
+  })
+
+  test('a session whose transactions are read-only is refused at open, naming the setting and the role to use instead', () => {
+    const url = `${readerUrl()}&options=-c%20default_transaction_read_only%3Don`
+    const error = throwsCode(() => KeyStore.open(url), 'INVALID_ARGUMENT')
+    assert.match(error.message, /default_transaction_read_only is on/)
+    assert.match(error.message, /granted only SELECT/)
+    // It is the primary: sending the operator to look for another server was wrong.
+    assert.doesNotMatch(error.message, /read-only server|needs the primary/)
   })
 })

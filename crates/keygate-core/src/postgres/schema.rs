@@ -126,11 +126,26 @@ pub(super) fn check_writable(net: &Net, client: &Client) -> Result<()> {
             ),
         ));
     }
-    if recovery || read_only == "on" {
+    if recovery {
         return Err(Error::new(
             ErrorCode::InvalidArgument,
             format!(
-                "{} is a read-only server (a replica in recovery, or a read-only session): keygate needs the primary, where it writes and LISTENs",
+                "{} is a read-only server (a replica in recovery): keygate needs the primary, where it writes and LISTENs",
+                net.target.name
+            ),
+        ));
+    }
+    // On the primary, but every transaction of this session read-only: "a read-only server,
+    // needs the primary" sent an operator who had made a gateway's role read-only looking for
+    // another server. The way to a process that never writes is a role without the privilege.
+    if read_only == "on" {
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "{}: this session's transactions are read-only (default_transaction_read_only is on, set for the role, the \
+                 database or in the URL's options), and keygate needs a session that may write. For a process that must \
+                 not change the store (a gateway), connect as a role granted only SELECT on keygate's tables instead: it \
+                 opens and follows the store, its admin calls throw STORE_IO, and its lastUsedAt flushes fail through onError",
                 net.target.name
             ),
         ));
