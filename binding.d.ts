@@ -159,6 +159,13 @@ export interface HealthDto {
 export declare const HINT_DIGITS: string
 
 /**
+ * Test hook, not part of the API (`index.js` does not export it): `true` makes the stores
+ * opened next get copies for shared buffers, as in a runtime whose external buffers are copies
+ * (Deno's first N-API layer); `false` undoes it.
+ */
+export declare function internalCopyExternalBuffersForTests(copy: boolean): void
+
+/**
  * Test hook, not part of the API (`index.js` does not export it): panics with
  * `message`, so tests can see a panic arrive as an `INTERNAL` error.
  */

@@ -855,6 +855,7 @@ module.exports.getKey = nativeBinding.getKey
 module.exports.getRole = nativeBinding.getRole
 module.exports.getUser = nativeBinding.getUser
 module.exports.HINT_DIGITS = nativeBinding.HINT_DIGITS
+module.exports.internalCopyExternalBuffersForTests = nativeBinding.internalCopyExternalBuffersForTests
 module.exports.internalPanicForTests = nativeBinding.internalPanicForTests
 module.exports.internalRefuseExternalBuffersForTests = nativeBinding.internalRefuseExternalBuffersForTests
 module.exports.KeyState = nativeBinding.KeyState

@@ -16,6 +16,7 @@ import { runInNewContext } from 'node:vm'
 
 import { KeyStore } from '../index.js'
 import { DAY, T0, at, checksum, forgeSecret, frozenStore, issue, withUser } from './helpers.js'
+import { open, storePath } from './support/durable.js'
 
 /** isAllowed twice (the second answer may come from the memo), both equal to explain's. */
 function decide(store: KeyStore, secret: string, service: string, api: string, ip?: string): boolean {
@@ -607,5 +608,60 @@ describe('a runtime that allows no external buffers (Electron with the V8 sandbo
     assert.equal(shared.isAllowed(other.secret, 'session', 'getSessionInfo'), true)
     shared.setState(other.key.id, 'revoked')
     assert.equal(shared.isAllowed(other.secret, 'session', 'getSessionInfo'), false)
+  })
+})
+
+describe('a runtime whose external buffers are copies (Deno before its N-API layer shared them)', () => {
+  // Such a runtime answers napi_ok with a buffer over memory of its own: the memo would never
+  // see a change (a revoked key allowed from it) and the hint filter would refuse every key
+  // made after the store opened. The binding sees the buffer is not over the core's memory and
+  // gives none, as where external buffers are refused: the memo stays off.
+  const native = createRequire(__filename)('../binding.js') as { internalCopyExternalBuffersForTests(copy: boolean): void }
+
+  function copiedStore(): KeyStore {
+    native.internalCopyExternalBuffersForTests(true)
+    try {
+      return withUser(frozenStore())
+    } finally {
+      native.internalCopyExternalBuffersForTests(false)
+    }
+  }
+
+  test('a key made after the store opened is allowed; its revocation takes effect on the very next check', () => {
+    const store = copiedStore()
+    const { secret, key } = issue(store)
+    for (let i = 0; i < 3; i++) assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true, `check #${i + 1}`)
+    store.setState(key.id, 'revoked')
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), false)
+    assert.equal(store.isAllowedDav(secret, 'GET', 'session/a.txt'), false)
+  })
+
+  test('a key the store opened with (durable): its revocation takes effect on the very next check', () => {
+    const file = storePath()
+    const first = open(file, { now: T0 })
+    withUser(first)
+    const { secret, key } = issue(first)
+    first.close()
+    native.internalCopyExternalBuffersForTests(true)
+    let store: KeyStore
+    try {
+      store = open(file, { now: T0 })
+    } finally {
+      native.internalCopyExternalBuffersForTests(false)
+    }
+    for (let i = 0; i < 3; i++) assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true, `check #${i + 1}`)
+    store.setState(key.id, 'revoked')
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), false)
+  })
+
+  test('a rule change and a user suspended take effect at once', () => {
+    const store = copiedStore()
+    const { secret, key } = issue(store)
+    for (let i = 0; i < 3; i++) assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true)
+    store.updateKey(key.id, { rules: ['data:*'] })
+    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), false)
+    for (let i = 0; i < 3; i++) assert.equal(store.isAllowed(secret, 'data', 'entityGetRecord'), true)
+    store.putUser({ id: 'integration', rights: ['*:*'], status: 'suspended' })
+    assert.equal(store.isAllowed(secret, 'data', 'entityGetRecord'), false)
   })
 })

@@ -181,11 +181,24 @@ pub fn internal_refuse_external_buffers_for_tests(refuse: bool) {
     REFUSE_EXTERNAL_BUFFERS_FOR_TESTS.store(refuse, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Set by `internalCopyExternalBuffersForTests`: [`shared_buffer`] is answered as a runtime that
+/// copies external buffers answers (`napi_ok`, and a buffer over memory of its own).
+static COPY_EXTERNAL_BUFFERS_FOR_TESTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Test hook, not part of the API (`index.js` does not export it): `true` makes the stores
+/// opened next get copies for shared buffers, as in a runtime whose external buffers are copies
+/// (Deno's first N-API layer); `false` undoes it.
+#[napi(catch_unwind, js_name = "internalCopyExternalBuffersForTests")]
+pub fn internal_copy_external_buffers_for_tests(copy: bool) {
+    COPY_EXTERNAL_BUFFERS_FOR_TESTS.store(copy, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// `len` bytes at `data`, which `owner` keeps alive, as an ArrayBuffer over that very memory
 /// (the finaliser drops `owner`), or `null` where the runtime allows no external buffers
-/// (Electron's V8 sandbox). napi-rs's `ArrayBuffer::from_external` hands back a copy there,
-/// which never sees the core's later writes: the memo would go on answering from before a
-/// revocation.
+/// (Electron's V8 sandbox) or makes them over a copy (Deno's first N-API layer answered
+/// `napi_ok` so). napi-rs's `ArrayBuffer::from_external` hands back a copy in the first case too.
+/// A copy never sees the core's later writes: the memo would go on answering from before a
+/// revocation, and its hint filter would refuse every key made after the store opened.
 fn shared_buffer<T>(env: &Env, data: *mut std::ffi::c_void, len: usize, owner: Arc<T>) -> napi::Result<Unknown<'static>> {
     unsafe extern "C" fn finalize<T>(_env: napi::sys::napi_env, _data: *mut std::ffi::c_void, hint: *mut std::ffi::c_void) {
         // SAFETY: `hint` is the `Box<Arc<T>>` given below, finalised once.
@@ -195,12 +208,29 @@ fn shared_buffer<T>(env: &Env, data: *mut std::ffi::c_void, len: usize, owner: A
     let mut value = std::ptr::null_mut();
     let status = if REFUSE_EXTERNAL_BUFFERS_FOR_TESTS.load(std::sync::atomic::Ordering::Relaxed) {
         napi::sys::Status::napi_no_external_buffers_allowed
+    } else if COPY_EXTERNAL_BUFFERS_FOR_TESTS.load(std::sync::atomic::Ordering::Relaxed) {
+        let mut copy = std::ptr::null_mut();
+        // SAFETY: plain napi call writing `copy` and `value`.
+        let status = unsafe { napi::sys::napi_create_arraybuffer(env.raw(), len, &mut copy, &mut value) };
+        if status == napi::sys::Status::napi_ok {
+            // SAFETY: `copy` holds `len` new writable bytes, apart from `data`, which is valid for
+            // `len` bytes (its owner is still alive in `hint`).
+            unsafe { std::ptr::copy_nonoverlapping(data.cast::<u8>(), copy.cast::<u8>(), len) };
+            // SAFETY: the copy needs no owner: `hint` is finalised here, once, as such a runtime does.
+            unsafe { finalize::<T>(env.raw(), data, hint) };
+        }
+        status
     } else {
         // SAFETY: `data` stays valid for `len` bytes while `owner` (moved into `hint`) lives,
         // that is until the finaliser runs.
         unsafe { napi::sys::napi_create_external_arraybuffer(env.raw(), data, len, Some(finalize::<T>), hint, &mut value) }
     };
-    if status != napi::sys::Status::napi_ok {
+    if status == napi::sys::Status::napi_ok && !is_over(env, value, data) {
+        // A buffer, but over memory of its own: a copy. Its finaliser (`hint`) is the runtime's to
+        // run, if it ever does, not ours; answered as a runtime that refuses external buffers.
+        // SAFETY: plain napi call writing `value`.
+        unsafe { napi::sys::napi_get_null(env.raw(), &mut value) };
+    } else if status != napi::sys::Status::napi_ok {
         // SAFETY: no buffer was made, so nothing will finalise `hint`: it is reclaimed here, once.
         drop(unsafe { Box::from_raw(hint.cast::<Arc<T>>()) });
         if status == napi::sys::Status::napi_no_external_buffers_allowed {
@@ -215,6 +245,15 @@ fn shared_buffer<T>(env: &Env, data: *mut std::ffi::c_void, len: usize, owner: A
     }
     // SAFETY: `value` is a live napi value of this env, returned straight to JavaScript.
     Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
+}
+
+/// Whether the ArrayBuffer `value` lies over the memory at `data` (and not over a copy of it).
+fn is_over(env: &Env, value: napi::sys::napi_value, data: *mut std::ffi::c_void) -> bool {
+    let mut at = std::ptr::null_mut();
+    let mut len = 0;
+    // SAFETY: plain napi call on a live ArrayBuffer of this env, writing `at` and `len`.
+    let status = unsafe { napi::sys::napi_get_arraybuffer_info(env.raw(), value, &mut at, &mut len) };
+    status == napi::sys::Status::napi_ok && at == data
 }
 
 #[napi(catch_unwind)]
