@@ -10,6 +10,25 @@ const { platformOfTarget } = require('./targets.js')
 
 const ROOT = path.join(__dirname, '..')
 
+/**
+ * The oldest Node.js major version keygate runs on (package.json's `engines`). Older ones load
+ * the addon, then fail at the first admin call with a TypeError of a missing built-in
+ * (`String.prototype.isWellFormed`, Node 20), far from the cause. Bun and Deno report the
+ * version of Node.js they implement.
+ */
+const OLDEST_NODE = 20
+
+/** An error for a Node.js older than OLDEST_NODE, or null. */
+function unsupportedNodeError() {
+  const major = Number.parseInt(String(process.versions?.node), 10)
+  if (!(major < OLDEST_NODE)) return null
+  const message = [
+    `keygate needs Node.js ${OLDEST_NODE} or later; this is Node.js ${process.version}.`,
+    `Upgrade Node.js (keygate is tested on Node.js 20, 22 and 24).`,
+  ].join('\n')
+  return Object.assign(new Error(message), { code: 'ERR_KEYGATE_UNSUPPORTED_RUNTIME' })
+}
+
 /** The napi-rs name of this machine's target, as in `keygate-<name>` (e.g. linux-x64-gnu). */
 function platformName() {
   const { platform, arch } = process
@@ -125,6 +144,8 @@ function missingBinaryError(error) {
  * @returns {Binding}
  */
 function loadBinding() {
+  const unsupported = unsupportedNodeError()
+  if (unsupported) throw unsupported
   /** @type {unknown} */
   let binding
   try {
