@@ -1,6 +1,6 @@
 // Where keygate cannot run, it says so when it is loaded, naming the cause: a Node.js older than
-// package.json's `engines`. (CI has one Node.js: an older one is played by a preload that
-// reports its version and lacks what it lacks.)
+// package.json's `engines`, a process that may not load native addons. (CI has one Node.js: an
+// older one is played by a preload that reports its version and lacks what it lacks.)
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
@@ -51,4 +51,24 @@ delete String.prototype.isWellFormed
       rmSync(dir, { recursive: true, force: true })
     }
   })
+})
+
+describe('a process that may not load native addons', () => {
+  const flags: [string, string[]][] = [
+    ['--no-addons', ['--no-addons']],
+    [
+      'the permission model without --allow-addons',
+      [process.allowedNodeEnvironmentFlags.has('--permission') ? '--permission' : '--experimental-permission', `--allow-fs-read=*`],
+    ],
+  ]
+  for (const [what, args] of flags) {
+    test(`${what}: the error says addons are refused and how to allow them, not to install or build the binary`, () => {
+      const r = node([...args, '-e', "require('.')"])
+      assert.notEqual(r.status, 0)
+      assert.match(r.stderr, /keygate cannot run here: this process may not load native addons/)
+      assert.match(r.stderr, /without --allow-addons/)
+      assert.match(r.stderr, /code: 'ERR_KEYGATE_UNSUPPORTED_RUNTIME'/)
+      assert.doesNotMatch(r.stderr, /make sure it is installed|npm run build|no prebuilt native binary/)
+    })
+  }
 })

@@ -81,10 +81,32 @@ function loadFailures(error) {
   return found
 }
 
+/**
+ * Whether the runtime itself refused to load native addons: Node.js run with `--no-addons`, or
+ * under its permission model without `--allow-addons` (ERR_DLOPEN_DISABLED), or Deno without
+ * `--allow-ffi`. The binary is there then: advice to install or build it would mislead.
+ * @param {string[]} failures what loadFailures found
+ */
+function addonsRefused(failures) {
+  return failures.some((message) => /loading addons is disabled|Requires ffi access/.test(message))
+}
+
 /** @param {any} error what the loader threw (a caught value) */
 function missingBinaryError(error) {
   const here = platformName()
   const { name, version, targets, bundled } = packageInfo()
+  const failures = loadFailures(error)
+  if (addonsRefused(failures)) {
+    const message = [
+      `${name} cannot run here: this process may not load native addons, and ${name} is one (${here}, Node.js ${process.version}).`,
+      `Node.js refuses them under --no-addons, and under the permission model (--permission, --experimental-permission) without --allow-addons;`,
+      `Deno without --allow-ffi. Run it without --no-addons, or grant the permission.`,
+      `Loading failed with: ${failures.join(' | ')}`,
+    ].join('\n')
+    const refused = Object.assign(new Error(message), { code: 'ERR_KEYGATE_UNSUPPORTED_RUNTIME', platform: here })
+    refused.cause = error && error.cause !== undefined ? error.cause : error
+    return refused
+  }
   const lines = []
   if (bundled) {
     lines.push(
@@ -104,7 +126,6 @@ function missingBinaryError(error) {
       `Prebuilt binaries exist for: ${targets.length ? targets.join(', ') : 'none listed'}.`,
     )
   }
-  const failures = loadFailures(error)
   if (failures.length) lines.push(`Loading failed with: ${failures.join(' | ')}`)
   // The loader require()s the variable's value from binding.js: a relative path is not the working directory's.
   const override = process.env.NAPI_RS_NATIVE_LIBRARY_PATH
