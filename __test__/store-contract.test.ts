@@ -643,6 +643,34 @@ for (const kind of STORE_KINDS) {
         assert.equal(entries.find((e) => e.action === 'updateKey')!.actor, 'alice@example.com')
       })
 
+      test('deleting a user records its keys newest first, deleting a role its holders by id, on every store and after a reopen', () => {
+        const { store, place } = fresh()
+        store.putRole({ name: 'reader', rights: ['a:*'] })
+        const holders = Array.from({ length: 40 }, (_, i) => `holder${String(i).padStart(2, '0')}`)
+        for (const id of [...holders].reverse()) store.putUser({ id, roles: ['reader'] })
+        store.putUser({ id: 'u', rights: ['*:*'] })
+        // Twelve keys, half of them at one instant (ordered by creation there), half later.
+        for (let i = 0; i < 12; i++) {
+          if (i === 6) store.setNow(at(T0, SECOND))
+          issue(store, { userId: 'u', description: `key ${i}` })
+        }
+        const newestFirst = store.listKeys({ userId: 'u' }).map((k) => k.id)
+        // A durable store reopened reads its users and keys back from its rows: the trail must
+        // not depend on the order a store happens to hold them in (a hash table's, a key's slot).
+        if (kind.durable) store.close()
+        const reopened = kind.durable ? place.open({ ...FROZEN, now: at(T0, SECOND) }) : store
+        reopened.deleteRole('reader')
+        assert.deepEqual(reopened.audit({ limit: 1 })[0]!.changes.removedFromUsers, holders)
+        reopened.deleteUser('u')
+        const [...entries] = reopened.audit({ action: 'deleteUser', limit: 13 }).reverse()
+        assert.deepEqual(entries[0]!.changes.deletedKeys, newestFirst)
+        assert.deepEqual(
+          entries.slice(1).map((e) => e.keyId),
+          newestFirst,
+          "one entry per key, in the order of the user's entry",
+        )
+      })
+
       test('filters: action, actor, keyId, userId, since/until and limit', () => {
         const { store, id } = seeded()
         store.setNow(at(T0, HOUR))

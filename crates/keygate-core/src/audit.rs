@@ -6,6 +6,7 @@
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::model::Key;
 use crate::registry::{Change, KeyRecord, Registry, RoleRecord, UserRecord};
 use crate::store::AuditAction;
 
@@ -375,7 +376,7 @@ pub fn describe(registry: &Registry, change: &Change, operation: &str, actor: Op
     let main = describe_one(registry, change, operation, actor, at);
     let mut drafts = vec![main];
     if let Change::DeleteUser(id) = change {
-        for key in registry.keys().filter(|k| *k.user_id == **id) {
+        for key in keys_of_user(registry, id) {
             drafts.push(AuditDraft {
                 at,
                 actor: actor.map(str::to_string),
@@ -387,6 +388,15 @@ pub fn describe(registry: &Registry, change: &Change, operation: &str, actor: Op
         }
     }
     drafts
+}
+
+/// The keys of user `id`, newest first as `listKeys` orders them. The registry's own order is
+/// where each key sits in its table (placed by its secret's hint): random, so the same calls
+/// on two stores, or on one store before and after a reopen, would record different trails.
+fn keys_of_user<'a>(registry: &'a Registry, id: &str) -> Vec<&'a Key> {
+    let mut keys: Vec<&Key> = registry.keys().filter(|k| *k.user_id == *id).collect();
+    keys.sort_by(|a, b| Key::newest_first(a, b));
+    keys
 }
 
 fn describe_one(registry: &Registry, change: &Change, operation: &str, actor: Option<&str>, at: i64) -> AuditDraft {
@@ -422,7 +432,7 @@ fn describe_one(registry: &Registry, change: &Change, operation: &str, actor: Op
         }
         Change::DeleteUser(id) => {
             draft.user_id = Some(id.clone());
-            let keys: Vec<String> = registry.keys().filter(|k| *k.user_id == **id).map(|k| k.id.to_string()).collect();
+            let keys: Vec<String> = keys_of_user(registry, id).into_iter().map(|k| k.id.to_string()).collect();
             // What was deleted, as a key's deletion records the whole key: the trail alone tells
             // what the user could do, and lets it be made again.
             let deleted = registry.user(id).map(|old| user_fields(&user_record(old)));
@@ -435,7 +445,10 @@ fn describe_one(registry: &Registry, change: &Change, operation: &str, actor: Op
             };
         }
         Change::DeleteRole(name) => {
-            let holders: Vec<&str> = registry.users().filter(|u| u.roles.iter().any(|r| **r == **name)).map(|u| &*u.id).collect();
+            // By id, as `listUsers` orders them: the registry's own order is its hash table's,
+            // which differs between stores (and across a reopen) holding the same users.
+            let mut holders: Vec<&str> = registry.users().filter(|u| u.roles.iter().any(|r| **r == **name)).map(|u| &*u.id).collect();
+            holders.sort_unstable();
             let deleted = registry.role(name).map(|old| json!({ "rights": old.rights.texts() }));
             draft.detail = json!({ "role": name, "deleted": deleted, "removedFromUsers": holders });
         }

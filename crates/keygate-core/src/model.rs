@@ -308,6 +308,12 @@ impl Key {
         }
     }
 
+    /// The order of "newest first" (`listKeys`, the keys a user's deletion records):
+    /// by creation time, then creation order where clocks tie.
+    pub fn newest_first(a: &Key, b: &Key) -> std::cmp::Ordering {
+        b.created_at.cmp(&a.created_at).then(b.seq.cmp(&a.seq))
+    }
+
     pub fn last_used_at(&self) -> Option<i64> {
         // SeqCst, with the mark's operations: see `touch`.
         match self.last_used_at.load(Ordering::SeqCst) {

@@ -66,7 +66,7 @@ impl KeyStore {
             .filter(|k| filter.user_id.as_deref().is_none_or(|u| *k.user_id == *u))
             .filter(|k| state.is_none_or(|s| k.state == s))
             .collect();
-        keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.seq.cmp(&a.seq)));
+        keys.sort_by(|a, b| Key::newest_first(a, b));
         Ok(keys.into_iter().map(view_key).collect())
     }
 
