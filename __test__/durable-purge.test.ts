@@ -73,6 +73,24 @@ describe('purge of long-expired keys', () => {
     eager.close()
   })
 
+  test('the purge deletes, and records, the longest expired first, then by creation: the same trail on every store', () => {
+    const file = storePath()
+    const store = open(file, { now: T0 })
+    store.putUser({ id: 'u', rights: ['svc:*'] })
+    // Twelve keys, expiring on days 3, 2 and 1 by turns: four share each instant.
+    const created = Array.from({ length: 12 }, (_, i) => store.createKey({ userId: 'u', description: `key ${i}`, expiresAt: at(T0, (3 - (i % 3)) * DAY) }))
+    store.close()
+    const purged = open(file, { now: at(T0, 20 * DAY) })
+    const expected = [...created.entries()].sort(([i, a], [j, b]) => a.key.expiresAt.getTime() - b.key.expiresAt.getTime() || i - j).map(([, k]) => k.key.id)
+    assert.deepEqual(
+      purges(purged)
+        .reverse()
+        .map((e) => e.keyId),
+      expected,
+    )
+    purged.close()
+  })
+
   test('the background purge never keeps a process from seeing another process revoke a key', {
     skip: NO_PYTHON,
     timeout: 150_000,

@@ -232,8 +232,12 @@ impl Inner {
         let mut purged = 0;
         loop {
             let mut tx = self.write_with(AuditAction::PurgeExpired, None, wait)?;
-            let doomed: Vec<Change> =
-                tx.keys().filter(|k| k.expires_at < cutoff).take(PURGE_BATCH).map(|k| Change::DeleteKey(k.id)).collect();
+            // Longest expired first (then by creation): the key table's own order is where each key
+            // sits (placed by its secret's hint), random, and would number the audit entries, and
+            // pick a batch, differently on every store.
+            let mut expired: Vec<&Key> = tx.keys().filter(|k| k.expires_at < cutoff).collect();
+            expired.sort_by_key(|k| (k.expires_at, k.seq));
+            let doomed: Vec<Change> = expired.into_iter().take(PURGE_BATCH).map(|k| Change::DeleteKey(k.id)).collect();
             let count = doomed.len();
             if count > 0 {
                 tx.commit(doomed)?;
