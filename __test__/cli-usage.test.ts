@@ -25,14 +25,22 @@ async function serveUntil(args: string[], options: SpawnOptions, ready: RegExp):
   let out = ''
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
-  const exited = new Promise((resolve) => child.once('exit', resolve))
+  // 'close', not 'exit': a child that fails at once (port 8080 taken) may exit before its
+  // message has been read from the pipe.
+  let closed = false
+  const done = new Promise<void>((resolve) =>
+    child.once('close', () => {
+      closed = true
+      resolve()
+    }),
+  )
   try {
     const deadline = Date.now() + 20_000
-    while (!ready.test(out) && child.exitCode === null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+    while (!ready.test(out) && !closed && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
     return out
   } finally {
     child.kill('SIGTERM')
-    await exited
+    await done
   }
 }
 
