@@ -157,8 +157,9 @@ describe('crash safety: SIGKILL at any instant loses no acknowledged change', ()
         }
       })
       child.stderr!.on('data', (chunk) => (err += chunk))
+      // 'close', not 'exit': the acks printed just before the kill may still be in the pipe at 'exit'.
       const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-        child.on('exit', (code, signal) => {
+        child.on('close', (code, signal) => {
           children.delete(child)
           resolve({ code, signal })
         }),
