@@ -112,6 +112,12 @@ describe('a store that cannot vouch it is current fails closed, and says so once
       assert.equal(await reason(other, second.secret), 'revoked')
 
       // Reported once per episode, and once on recovery: here to onError, there to console.error.
+      // The recovery report reaches onError through the event loop, and the other process's line
+      // comes through its stderr pipe, both some time after the checks answer again: wait for
+      // them, then 100 ms more, so that a third report, which must not come, would be seen.
+      const keygateLines = () => other.stderr.split('\n').filter((l) => l.startsWith('keygate:'))
+      const reportsBy = Date.now() + 10_000
+      while ((reported.length < 2 || keygateLines().length < 2) && Date.now() < reportsBy) await sleep(20)
       await sleep(100)
       assert.deepEqual(
         reported.map((e) => [e instanceof KeygateError, e.code, (e as any).task, (e as any).recovered]),
@@ -121,7 +127,7 @@ describe('a store that cannot vouch it is current fails closed, and says so once
         ],
       )
       assert.match(reported[0]!.message, /a b:c/)
-      const lines = other.stderr.split('\n').filter((l) => l.startsWith('keygate:'))
+      const lines = keygateLines()
       assert.equal(lines.length, 2, other.stderr)
       assert.match(lines[0]!, /sync failed: STORE_CORRUPT.*store_unavailable/)
       assert.match(lines[1]!, /sync works again/)
@@ -154,6 +160,11 @@ describe('a store that cannot vouch it is current fails closed, and says so once
       const refused = throwsStoreError(() => store.putRole({ name: 'through-the-old-file', rights: [] }), 'STORE_IO', file)
       assert.match(refused.message, /replaced, moved or removed while open/)
       await untilUnavailable(() => reason(other), start, 'the other process never noticed its file replaced', 20)
+      // Each report comes some time after the checks fail closed (this one through the event loop,
+      // the other's through its stderr pipe): waited for, so that the wait below only looks for a second.
+      const syncFailedLines = () => other.stderr.split('\n').filter((l) => l.includes('sync failed'))
+      const reportsBy = Date.now() + 10_000
+      while ((!reported.some((e) => (e as any).task === 'sync') || syncFailedLines().length === 0) && Date.now() < reportsBy) await sleep(20)
       await sleep(1200) // past a retry of the background thread: still failing, not reported again
       assert.equal(store.explain(key.secret, 'svc', 'call').reason, 'store_unavailable')
       // health() tells a monitor how long the process has not vouched for its state, as for PostgreSQL.
@@ -167,7 +178,7 @@ describe('a store that cannot vouch it is current fails closed, and says so once
       )
       assert.match(reported[0]!.message, /replaced, moved or removed while open/)
       for (const e of reported) assert.deepEqual([e.code, (e as any).recovered], ['STORE_IO', false])
-      const lines = other.stderr.split('\n').filter((l) => l.includes('sync failed'))
+      const lines = syncFailedLines()
       assert.equal(lines.length, 1, other.stderr)
       assert.match(lines[0]!, /STORE_IO.*replaced, moved or removed while open/)
       assertNoSecret(other.stderr, key.secret)
