@@ -31,8 +31,8 @@ const { AdminErrorCode } = require('../lib/admin/codes.js') as { AdminErrorCode:
 
 const EXPECTED_CSP = "default-src 'self'; script-src 'self'; style-src 'self'"
 
-/** Waits until `locator` matches `n` elements (page.waitForFunction would need eval, which the CSP forbids). */
-async function waitCount(locator: Locator, n: number, timeoutMs = 5000): Promise<void> {
+/** Waits until `locator` matches `n` elements (page.waitForFunction would need eval, which the CSP forbids); as long as the page's own waits. */
+async function waitCount(locator: Locator, n: number, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs
   for (;;) {
     const count = await locator.count()
@@ -979,7 +979,7 @@ browserSuite('admin page in a real browser (chromium)', () => {
       await page.getByRole('heading', { name: 'Audit trail' }).waitFor()
       const before = consoleErrors.length
       await page.goto(`${serving.url}/#/${name}`)
-      await page.getByRole('heading', { name: 'API keys' }).waitFor({ timeout: 3000 })
+      await page.getByRole('heading', { name: 'API keys' }).waitFor() // the page's own timeout: 3 s was too short for a loaded machine
       assert.deepEqual(consoleErrors.slice(before), [], name)
     }
   })
