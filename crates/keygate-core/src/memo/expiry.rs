@@ -174,8 +174,11 @@ fn memo_off(shared: &Shared, code: ErrorCode, why: String) {
 /// lets the next `schedule` start a new watcher.
 fn run(shared: Arc<Shared>) {
     if catch_unwind(AssertUnwindSafe(|| watch(&shared))).is_err() {
-        shared.state.lock().started = false;
+        // The memo goes off before the watcher counts as stopped: a `schedule` in between would
+        // start a new watcher (switching the memo on), which this switching off would then undo,
+        // leaving the memo off for good beside a running watcher, its recovery never told.
         memo_off(&shared, ErrorCode::Internal, "the expiry watcher failed".to_string());
+        shared.state.lock().started = false;
     }
 }
 
@@ -401,5 +404,34 @@ mod tests {
         let seen = seen.lock();
         assert_eq!(seen.len(), 2);
         assert_eq!(seen.get(1).map(|i| (i.task, i.recovered)), Some((Task::Expiry, true)));
+    }
+
+    #[test]
+    fn a_failed_watcher_counts_as_stopped_only_once_the_memo_is_off_and_the_failure_told() {
+        // What the failure's report sees of the watcher: a `schedule` that found it stopped
+        // before the memo went off would start a new one whose memo the failure then switched off.
+        let signals = Arc::new(Signals::default());
+        let shared_slot: Arc<Mutex<Option<Arc<Shared>>>> = Arc::new(Mutex::new(None));
+        let at_report: Arc<Mutex<Vec<(bool, u32)>>> = Arc::new(Mutex::new(Vec::new()));
+        let (slot, sink) = (shared_slot.clone(), at_report.clone());
+        let reporter = Arc::new(Reporter::new(Some(Arc::new(move |_: &Incident| {
+            if let Some(shared) = slot.lock().as_ref() {
+                sink.lock().push((shared.state.lock().started, shared.signals.flags.load(Ordering::Acquire)));
+            }
+        }))));
+        let watch = ExpiryWatch::new(signals.clone(), Arc::new(Clock::new(None)), reporter);
+        *shared_slot.lock() = Some(watch.shared.clone());
+        watch.schedule(system_now() + 60_000);
+        watch.make_fail();
+        let start = std::time::Instant::now();
+        while at_report.lock().is_empty() || watch.shared.state.lock().started {
+            assert!(start.elapsed() < Duration::from_secs(5), "the watcher's failure was not told");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let seen = at_report.lock().clone();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen.first().map(|&(started, _)| started), Some(true), "the watcher counted as stopped before the memo went off");
+        assert_ne!(seen.first().map_or(0, |&(_, flags)| flags) & Signals::MEMO_UNSAFE, 0, "the failure was told before the memo went off");
+        *shared_slot.lock() = None;
     }
 }
