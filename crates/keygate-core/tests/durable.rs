@@ -485,6 +485,8 @@ fn a_bad_row_from_another_writer_fails_the_store_closed_until_it_is_fixed_and_no
     assert_eq!(store.signals().flags.load(std::sync::atomic::Ordering::Acquire), 0, "the memo is on again");
     assert_eq!(store.key_count(), 3);
 
+    // The recovery is told by the background thread just after checks answer again.
+    wait_until("the recovery is told", || seen.lock().unwrap().len() >= 2);
     let seen = seen.lock().unwrap();
     let summary: Vec<(Task, ErrorCode, bool)> = seen.iter().map(|i| (i.task, i.error.code, i.recovered)).collect();
     assert_eq!(summary, [(Task::Sync, ErrorCode::StoreCorrupt, false), (Task::Sync, ErrorCode::StoreCorrupt, true)], "once per episode");
@@ -512,6 +514,8 @@ fn a_row_read_wrong_while_running_fails_closed_and_a_repair_reopens() {
         write_directly(&path, &[(repair, vec![raw.clone()]), change.clone()]);
         wait_until("the store recovers", || allowed(&store, &secret) == Reason::Allowed);
     }
+    // The last recovery is told by the background thread just after checks answer again.
+    wait_until("the last recovery is told", || seen.lock().unwrap().len() >= 4);
     assert_eq!(seen.lock().unwrap().iter().map(|i| i.recovered).collect::<Vec<_>>(), [false, true, false, true]);
 }
 

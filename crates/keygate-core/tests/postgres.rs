@@ -1575,8 +1575,14 @@ fn a_store_failing_closed_says_why_it_could_not_reconnect() {
     psql("postgres", &format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", db.name));
     psql("postgres", &format!("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{}'", db.name));
     wait_for(&store, &secret, Reason::StoreUnavailable);
+    // Told by the background thread just after checks fail closed.
+    let told_closed = || seen.lock().unwrap().iter().find(|i| i.error.message.contains("failClosedAfterMs")).cloned();
+    let start = Instant::now();
+    while told_closed().is_none() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     psql("postgres", &format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", db.name));
-    let failed_closed = seen.lock().unwrap().iter().find(|i| i.error.message.contains("failClosedAfterMs")).cloned();
+    let failed_closed = told_closed();
     let message = failed_closed.expect("failing closed is reported").error.message;
     assert!(message.contains("the last attempt to reconnect:") && message.contains("not currently accepting connections"), "{message}");
     wait_for(&store, &secret, Reason::Allowed);
@@ -1964,6 +1970,11 @@ fn a_change_without_a_mark_from_an_older_keygate_still_running_is_named() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(reason(&store, &secret), Reason::Allowed);
+    // Told by the background thread once the whole state is read afresh, just after checks see it.
+    while seen.lock().unwrap().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "the change without a mark was not told within 10 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let told: Vec<(bool, String)> = seen.lock().unwrap().iter().map(|i| (i.recovered, i.error.message.clone())).collect();
     let named = format!("holds change {} without a mark, as only a keygate older than schema 2 writes", version + 1);
     assert!(matches!(told.first(), Some((false, lost)) if lost.contains(&named) && !lost.contains("another history")), "{told:?}");
