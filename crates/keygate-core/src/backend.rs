@@ -108,6 +108,15 @@ pub enum Catchup {
     Reload(Box<Registry>, Option<crate::error::Error>),
 }
 
+/// The keys whose stored `lastUsedAt` [`Backend::stored_uses`] reads: only those a call shows,
+/// so that listing one user's keys reads that user's rows, not every key's.
+#[derive(Debug, Clone, Copy)]
+pub enum UsesOf<'a> {
+    Key(&'a [u8; 16]),
+    User(&'a str),
+    All,
+}
+
 /// Where a store's changes go (see the module doc for the order of calls, the
 /// locks held and the duty to fail closed). Only `commit`, `audit` and
 /// `verify_audit` have no default: the defaults are those of a store no other
@@ -204,9 +213,9 @@ pub trait Backend: Send + Sync {
         self.flush_uses(uses)
     }
 
-    /// `lastUsedAt` as stored (other processes flush theirs there): one key, or
-    /// all. An error is ignored (the store shows what it knows).
-    fn stored_uses(&self, _id: Option<&[u8; 16]>) -> Result<Vec<([u8; 16], i64)>> {
+    /// `lastUsedAt` as stored (other processes flush theirs there) of the keys `of` names.
+    /// An error is ignored (the store shows what it knows).
+    fn stored_uses(&self, _of: UsesOf<'_>) -> Result<Vec<([u8; 16], i64)>> {
         Ok(Vec::new())
     }
 

@@ -54,7 +54,7 @@ use self::codec::{decode_changes, encode_changes, statements, Param};
 use self::connect::Target;
 pub(crate) use self::open::{is_postgres_url, open};
 use crate::audit::{AuditDraft, AuditEntry, AuditQuery, AuditReport};
-use crate::backend::{Backend, Catchup, Liveness};
+use crate::backend::{Backend, Catchup, Liveness, UsesOf};
 use crate::error::{Error, ErrorCode, Result};
 use crate::registry::Change;
 
@@ -898,19 +898,24 @@ impl Backend for PgBackend {
         self.shared.with_writer_replacing_lost(|net, w| uses::record(net, &w.client, uses))
     }
 
-    fn stored_uses(&self, id: Option<&[u8; 16]>) -> Result<Vec<([u8; 16], i64)>> {
+    fn stored_uses(&self, of: UsesOf<'_>) -> Result<Vec<([u8; 16], i64)>> {
         // A read shows what it holds rather than wait for a database it has lost.
         if !self.shared.connected.load(Ordering::Acquire) {
             return Err(Error::new(ErrorCode::StoreUnavailable, format!("not connected to {}", self.shared.net.target.name)));
         }
         self.shared.with_writer_replacing_lost(|net, w| {
-            let rows = match id {
-                Some(id) => net.run(
+            let rows = match of {
+                UsesOf::Key(id) => net.run(
                     "reading",
                     w.client
                         .query("SELECT id, last_used_at FROM keygate_keys WHERE id = $1 AND last_used_at IS NOT NULL", &[&id.as_slice()]),
                 )?,
-                None => {
+                UsesOf::User(user_id) => net.run(
+                    "reading",
+                    w.client
+                        .query("SELECT id, last_used_at FROM keygate_keys WHERE user_id = $1 AND last_used_at IS NOT NULL", &[&user_id]),
+                )?,
+                UsesOf::All => {
                     net.run("reading", w.client.query("SELECT id, last_used_at FROM keygate_keys WHERE last_used_at IS NOT NULL", &[]))?
                 }
             };

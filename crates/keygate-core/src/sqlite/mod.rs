@@ -36,7 +36,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 pub use self::schema::TABLES;
 use crate::audit::{AuditDraft, AuditEntry, AuditQuery, AuditReport};
-use crate::backend::{Backend, Catchup};
+use crate::backend::{Backend, Catchup, UsesOf};
 use crate::error::{shown_path, Error, ErrorCode, Result};
 use crate::registry::Change;
 
@@ -484,7 +484,7 @@ impl Backend for SqliteBackend {
         self.write_uses(uses, false)
     }
 
-    fn stored_uses(&self, id: Option<&[u8; 16]>) -> Result<Vec<([u8; 16], i64)>> {
+    fn stored_uses(&self, of: UsesOf<'_>) -> Result<Vec<([u8; 16], i64)>> {
         self.with_aux(|conn| {
             self.vouch(conn)?;
             let e = |err| store_error(&self.path, "reading", err);
@@ -494,8 +494,8 @@ impl Backend for SqliteBackend {
                     out.push((id, at));
                 }
             };
-            match id {
-                Some(id) => {
+            match of {
+                UsesOf::Key(id) => {
                     let row: Option<(Vec<u8>, i64)> = conn
                         .query_row("SELECT id, last_used_at FROM keys WHERE id = ?1 AND last_used_at IS NOT NULL", [&id[..]], |r| {
                             Ok((r.get(0)?, r.get(1)?))
@@ -506,7 +506,17 @@ impl Backend for SqliteBackend {
                         push(raw, at);
                     }
                 }
-                None => {
+                UsesOf::User(user_id) => {
+                    let mut stmt = conn
+                        .prepare_cached("SELECT id, last_used_at FROM keys WHERE user_id = ?1 AND last_used_at IS NOT NULL")
+                        .map_err(e)?;
+                    let rows = stmt.query_map([user_id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))).map_err(e)?;
+                    for row in rows {
+                        let (raw, at) = row.map_err(e)?;
+                        push(raw, at);
+                    }
+                }
+                UsesOf::All => {
                     let mut stmt = conn.prepare_cached("SELECT id, last_used_at FROM keys WHERE last_used_at IS NOT NULL").map_err(e)?;
                     let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))).map_err(e)?;
                     for row in rows {

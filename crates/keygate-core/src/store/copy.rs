@@ -6,6 +6,7 @@
 
 use super::{AuditAction, KeyStore};
 use crate::audit::{AuditEntry, AuditQuery};
+use crate::backend::UsesOf;
 use crate::error::{Error, ErrorCode, Result};
 use crate::registry::{record_of, Change, RoleRecord};
 
@@ -72,7 +73,7 @@ impl KeyStore {
     fn snapshot(&self) -> Result<(Vec<Change>, Vec<AuditEntry>, CopyReport)> {
         // Uses recorded here and by other processes are part of the state copied.
         let _ = self.inner.flush_uses();
-        self.inner.refresh_uses(None);
+        self.inner.refresh_uses(UsesOf::All);
         // Held as a write (and rolled back): current with other processes, and none can write meanwhile.
         let tx = self.inner.write(AuditAction::PutRole, None)?;
         let mut roles: Vec<Change> =
