@@ -182,6 +182,14 @@ export interface IssuedDto {
   secret: string
 }
 
+/** How many keys a user holds in each state (the admin page's list of users). */
+export interface KeyCountsDto {
+  userId: string
+  active: number
+  suspended: number
+  revoked: number
+}
+
 /** Instants cross as milliseconds since the epoch; `index.js` makes them `Date`s. */
 export interface KeyDto {
   id: string
@@ -310,6 +318,12 @@ export declare function storeHealth(store: ExternalObject<KeyStore>): HealthDto
 export declare function storeHints(store: ExternalObject<KeyStore>): ArrayBuffer | null
 
 export declare function storeInMemory(options: StoreOptionsDto, report?: (((arg: [ErrorCode, string, Task, boolean, string]) => unknown)) | undefined | null): ExternalObject<KeyStore>
+
+/**
+ * How many keys each user holding any has in each state, by user id: for `keygate/admin`'s list
+ * of users, which built every key's view to count them (seconds at 100,000 keys).
+ */
+export declare function storeKeyCounts(store: ExternalObject<KeyStore>): Array<KeyCountsDto>
 
 export declare function storeKeyPrefix(store: ExternalObject<KeyStore>): string
 

@@ -879,6 +879,7 @@ module.exports.storeCreated = nativeBinding.storeCreated
 module.exports.storeHealth = nativeBinding.storeHealth
 module.exports.storeHints = nativeBinding.storeHints
 module.exports.storeInMemory = nativeBinding.storeInMemory
+module.exports.storeKeyCounts = nativeBinding.storeKeyCounts
 module.exports.storeKeyPrefix = nativeBinding.storeKeyPrefix
 module.exports.storeMaxLifetimeDays = nativeBinding.storeMaxLifetimeDays
 module.exports.storeNow = nativeBinding.storeNow

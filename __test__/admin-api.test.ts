@@ -113,6 +113,25 @@ describe('admin JSON API', () => {
     assert.equal(store.listKeys({ userId: 'svc-leaving' }).length, 0)
   })
 
+  test('GET /api/users counts each user’s keys by state without listing every key (seconds of a blocked event loop at 100,000 keys)', async () => {
+    store.putUser({ id: 'svc-counted', rights: ['*:*'] })
+    store.putUser({ id: 'svc-keyless' })
+    const ids = [newKey('svc-counted'), newKey('svc-counted'), newKey('svc-counted'), newKey('svc-counted')].map(({ key }) => key.id)
+    store.setState(ids[0]!, 'suspended')
+    store.setState(ids[1]!, 'revoked')
+    store.setState(ids[2]!, 'revoked')
+    const listKeys = store.listKeys
+    store.listKeys = () => assert.fail('the users list listed every key to count them')
+    try {
+      const r = await call('GET', '/users')
+      assert.equal(r.status, 200)
+      const row = (id: string) => r.body!.users.find((u: { id: string }) => u.id === id)
+      assert.deepEqual(row('svc-counted').keys, { total: 4, active: 1, suspended: 1, revoked: 2 })
+      assert.deepEqual(row('svc-keyless').keys, { total: 0, active: 0, suspended: 0, revoked: 0 })
+    } finally {
+      store.listKeys = listKeys
+    }
+  })
   test('rotate: 201 { key, secret, previous }; an overlap beyond the key’s expiry ends at its expiry; a bad one is 400', async () => {
     store.putUser({ id: 'svc-rotate', rights: ['*:*'] })
     const { key } = newKey('svc-rotate')

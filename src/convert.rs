@@ -2,7 +2,7 @@
 //! and the names JavaScript shares with the core (string enums: `lib/` reads
 //! the lists from them, `index.d.ts` its types).
 
-use keygate_core::{AuditEntry, AuditReport, Error, Explanation, Issued, KeyStore, KeyView, RoleView, UserView};
+use keygate_core::{AuditEntry, AuditReport, Error, Explanation, Issued, KeyCounts, KeyStore, KeyView, RoleView, UserView};
 use napi_derive::napi;
 
 /// Why a call was allowed or denied; declared in the order of the reason codes
@@ -255,6 +255,21 @@ pub struct RoleDto {
 impl From<RoleView> for RoleDto {
     fn from(role: RoleView) -> Self {
         RoleDto { name: role.name, rights: role.rights }
+    }
+}
+
+/// How many keys a user holds in each state (the admin page's list of users).
+#[napi(object)]
+pub struct KeyCountsDto {
+    pub user_id: String,
+    pub active: u32,
+    pub suspended: u32,
+    pub revoked: u32,
+}
+
+impl From<KeyCounts> for KeyCountsDto {
+    fn from(counts: KeyCounts) -> Self {
+        KeyCountsDto { user_id: counts.user_id, active: counts.active, suspended: counts.suspended, revoked: counts.revoked }
     }
 }
 

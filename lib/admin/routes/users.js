@@ -8,7 +8,7 @@ const { ApiError, createdOnly, decidedByTheWrite } = require('../response.js')
 const { str, strList, isOneOf, sameAsPath } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
 
-const { KEY_STATES, USER_STATUSES, USER_FIELDS } = require('../../store.js')
+const { KEY_COUNTS, KEY_STATES, USER_STATUSES, USER_FIELDS } = require('../../store.js')
 
 /**
  * @typedef {import('../response.js').RouteContext} RouteContext
@@ -62,11 +62,21 @@ function userRoutes({ store, admin }) {
   function list() {
     /** @type {Map<string, ReturnType<typeof noKeys>>} */
     const counts = new Map()
-    for (const k of store.listKeys()) {
-      const c = counts.get(k.userId) ?? noKeys()
-      c.total++
-      c[k.state]++
-      counts.set(k.userId, c)
+    const countedByTheCore = /** @type {Record<symbol, unknown>} */ (/** @type {unknown} */ (store))[KEY_COUNTS]
+    if (typeof countedByTheCore === 'function') {
+      // A view of every key, built only to be counted, blocked the event loop for seconds at
+      // 100,000 keys: the core counts them.
+      for (const { userId, ...byState } of /** @type {Array<{ userId: string, active: number, suspended: number, revoked: number }>} */ (countedByTheCore.call(store))) {
+        counts.set(userId, { total: byState.active + byState.suspended + byState.revoked, ...byState })
+      }
+    } else {
+      // A store that is not a KeyStore of this copy of keygate (a wrapper of one, say).
+      for (const k of store.listKeys()) {
+        const c = counts.get(k.userId) ?? noKeys()
+        c.total++
+        c[k.state]++
+        counts.set(k.userId, c)
+      }
     }
     const users = store.listUsers().map((u) => ({ ...u, keys: counts.get(u.id) ?? noKeys() }))
     return [200, { users }]

@@ -38,8 +38,8 @@ pub use self::check::PendingCheck;
 pub use self::copy::CopyReport;
 pub use self::sync::apply_changes;
 pub use self::types::{
-    Actor, AuditAction, EffectiveRights, Expect, Explanation, Health, Issued, KeyFilter, KeyPatch, KeyView, NewKey, Options, RoleView,
-    UserInput, UserView,
+    Actor, AuditAction, EffectiveRights, Expect, Explanation, Health, Issued, KeyCounts, KeyFilter, KeyPatch, KeyView, NewKey, Options,
+    RoleView, UserInput, UserView,
 };
 pub(crate) use self::validate::{check_lifetime_days, check_options, purge_after_days, timeout_ms};
 use crate::audit::{AuditEntry, AuditQuery, AuditReport};

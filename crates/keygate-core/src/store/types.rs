@@ -180,6 +180,15 @@ pub struct KeyFilter {
     pub state: Option<String>,
 }
 
+/// How many keys a user holds in each state ([`KeyStore::key_counts`](super::KeyStore::key_counts)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyCounts {
+    pub user_id: String,
+    pub active: u32,
+    pub suspended: u32,
+    pub revoked: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserView {
     pub id: String,
