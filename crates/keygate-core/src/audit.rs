@@ -169,47 +169,77 @@ pub fn verify<'a>(
     window_start: Option<u64>,
 ) -> AuditReport {
     let mut entries = entries.peekable();
-    let mut prev = GENESIS;
-    let mut expected_seq = 1u64;
-    let mut count = 0u64;
+    let mut chain = Chain::default();
     if let (Some(start), Some(first)) = (window_start, entries.peek()) {
         if start > 1 && first.seq == start {
             // Trust the first retained entry's own hash as the anchor of the window.
-            prev = first.hash;
-            expected_seq = start + 1;
-            count = 1;
+            chain = Chain { prev: first.hash, expected_seq: start + 1, count: 1 };
             entries.next();
         }
     }
-    let bad = |seq, problem: String, count| AuditReport { ok: false, entries: count, first_bad_seq: Some(seq), problem: Some(problem) };
     for entry in entries {
+        if let Err(report) = chain.step(entry) {
+            return report;
+        }
+    }
+    chain.end(expected_head)
+}
+
+/// The chain as verified so far: the hash the next entry must extend, its number, and how many
+/// entries were found sound.
+struct Chain {
+    prev: [u8; 32],
+    expected_seq: u64,
+    count: u64,
+}
+
+impl Default for Chain {
+    fn default() -> Chain {
+        Chain { prev: GENESIS, expected_seq: 1, count: 0 }
+    }
+}
+
+impl Chain {
+    fn bad(&self, seq: u64, problem: String, count: u64) -> AuditReport {
+        AuditReport { ok: false, entries: count, first_bad_seq: Some(seq), problem: Some(problem) }
+    }
+
+    /// Takes the next entry; the report once it is not the one the chain expects.
+    fn step(&mut self, entry: &AuditEntry) -> Result<(), AuditReport> {
+        let expected_seq = self.expected_seq;
         if entry.seq != expected_seq {
-            return bad(expected_seq, format!("entry {expected_seq} is missing"), count);
+            return Err(self.bad(expected_seq, format!("entry {expected_seq} is missing"), self.count));
         }
-        if chain_hash(&prev, entry.seq, &entry.draft()) != entry.hash {
-            return bad(entry.seq, format!("entry {} was altered", entry.seq), count);
+        if chain_hash(&self.prev, entry.seq, &entry.draft()) != entry.hash {
+            return Err(self.bad(entry.seq, format!("entry {} was altered", entry.seq), self.count));
         }
-        prev = entry.hash;
-        expected_seq += 1;
-        count += 1;
+        self.prev = entry.hash;
+        self.expected_seq += 1;
+        self.count += 1;
+        Ok(())
     }
-    if let Some((head_seq, head_hash)) = expected_head {
-        let last = expected_seq - 1;
-        if head_seq != last {
-            return bad(last + 1, format!("the log ends at entry {last} but entry {head_seq} was written"), count);
+
+    /// The report once every entry was taken, checked against the head recorded beside them.
+    fn end(self, expected_head: Option<(u64, [u8; 32])>) -> AuditReport {
+        let count = self.count;
+        if let Some((head_seq, head_hash)) = expected_head {
+            let last = self.expected_seq - 1;
+            if head_seq != last {
+                return self.bad(last + 1, format!("the log ends at entry {last} but entry {head_seq} was written"), count);
+            }
+            if count > 0 && head_hash != self.prev {
+                // The right number of entries, but the last is not the one written: it (or an earlier
+                // one, with every entry after it sealed again) was altered, or the head was rewritten.
+                // Which entry was altered first cannot be told from the chain alone.
+                return self.bad(
+                    last,
+                    format!("the chain does not end at the recorded head: entry {last} is not the last entry written (it, or an earlier entry, was altered and the rest sealed again, or the head was rewritten)"),
+                    count - 1,
+                );
+            }
         }
-        if count > 0 && head_hash != prev {
-            // The right number of entries, but the last is not the one written: it (or an earlier
-            // one, with every entry after it sealed again) was altered, or the head was rewritten.
-            // Which entry was altered first cannot be told from the chain alone.
-            return bad(
-                last,
-                format!("the chain does not end at the recorded head: entry {last} is not the last entry written (it, or an earlier entry, was altered and the rest sealed again, or the head was rewritten)"),
-                count - 1,
-            );
-        }
+        AuditReport { ok: true, entries: count, first_bad_seq: None, problem: None }
     }
-    AuditReport { ok: true, entries: count, first_bad_seq: None, problem: None }
 }
 
 /// Largest sequence number an audit entry may have: the durable stores keep it in an i64.
@@ -294,26 +324,42 @@ pub(crate) fn stored_entry((seq, at, actor, action, key_id, user_id, detail, has
     })
 }
 
-/// Verifies a durable store's trail, its rows read in sequence order, against its recorded
-/// head. A damaged row is an altered entry in its place in the chain (its hash stands for no
-/// content any entry seals to), and the report says what is wrong with a time no Date holds;
-/// a row numbered below 1 stands before entry 1, where verification stops.
-pub(crate) fn verify_stored(rows: impl IntoIterator<Item = Result<AuditEntry, Damaged>>, head: (u64, [u8; 32])) -> AuditReport {
-    let mut entries = Vec::new();
-    let mut first_damaged = None;
-    for row in rows {
+/// Verifies a durable store's trail as its rows are read, in sequence order, one at a time
+/// ([`StoredChain::push`]), against its recorded head ([`StoredChain::finish`]): a trail of any
+/// length is verified holding one entry at a time (collected first, a trail of millions of
+/// entries took gigabytes of the process's memory while it was verified). A damaged row is an
+/// altered entry in its place in the chain (its hash stands for no content any entry seals
+/// to), and the report says what is wrong with a time no Date holds; a row numbered below 1
+/// stands before entry 1, where verification stops.
+#[derive(Default)]
+pub(crate) struct StoredChain {
+    chain: Chain,
+    /// The report once the first problem is found: the rows after it are not looked at.
+    found: Option<AuditReport>,
+    first_damaged: Option<Damaged>,
+}
+
+impl StoredChain {
+    /// Takes the next row (rows come in sequence order); false once the report is known, so
+    /// that the rest need not be read.
+    pub(crate) fn push(&mut self, row: Result<AuditEntry, Damaged>) -> bool {
+        if self.found.is_some() {
+            return false;
+        }
         let entry = match row {
             Ok(entry) => entry,
+            // Numbered below 1: first in sequence order, before any entry was verified.
             Err(Damaged::Numbered(seq)) => {
-                return AuditReport {
+                self.found = Some(AuditReport {
                     ok: false,
                     entries: 0,
                     first_bad_seq: Some(1),
                     problem: Some(format!("an entry is numbered {seq}, before entry 1 (keygate numbers entries from 1)")),
-                };
+                });
+                return false;
             }
             Err(damaged @ (Damaged::Time { seq, .. } | Damaged::Unreadable(seq))) => {
-                first_damaged.get_or_insert(damaged);
+                self.first_damaged.get_or_insert(damaged);
                 AuditEntry {
                     seq,
                     at: 0,
@@ -326,15 +372,26 @@ pub(crate) fn verify_stored(rows: impl IntoIterator<Item = Result<AuditEntry, Da
                 }
             }
         };
-        entries.push(entry);
-    }
-    let mut report = verify(entries.iter(), Some(head), None);
-    if let Some(Damaged::Time { seq, at }) = first_damaged {
-        if report.first_bad_seq == Some(seq) {
-            report.problem = Some(format!("entry {seq} was altered: its time ({at}) is not a representable date"));
+        if let Err(report) = self.chain.step(&entry) {
+            self.found = Some(report);
+            return false;
         }
+        true
     }
-    report
+
+    /// The report, the trail's end checked against `head`, the head recorded beside it.
+    pub(crate) fn finish(self, head: (u64, [u8; 32])) -> AuditReport {
+        let mut report = match self.found {
+            Some(report) => report,
+            None => self.chain.end(Some(head)),
+        };
+        if let Some(Damaged::Time { seq, at }) = self.first_damaged {
+            if report.first_bad_seq == Some(seq) {
+                report.problem = Some(format!("entry {seq} was altered: its time ({at}) is not a representable date"));
+            }
+        }
+        report
+    }
 }
 
 fn key_fields(r: &KeyRecord) -> Value {

@@ -7,8 +7,8 @@ use tokio_postgres::{Client, Row};
 use super::codec::{corrupt, one_row};
 use super::Net;
 use crate::audit::{
-    extendable_head, hash_from_hex, hash_to_hex, seq_bound, stored_entry, verify_stored, AuditDraft, AuditEntry, AuditQuery, AuditReport,
-    Damaged, GENESIS, MAX_AUDIT_SEQ,
+    extendable_head, hash_from_hex, hash_to_hex, seq_bound, stored_entry, AuditDraft, AuditEntry, AuditQuery, AuditReport, Damaged,
+    StoredChain, GENESIS, MAX_AUDIT_SEQ,
 };
 use crate::error::Result;
 use crate::store::AuditAction;
@@ -115,8 +115,9 @@ pub(super) fn verify_all(net: &Net, client: &Client) -> Result<AuditReport> {
         let recorded = head(meta.try_get(0).unwrap_or(0), &meta.try_get::<_, String>(1).unwrap_or_default());
         // Streamed, as `select` is: a trail of any length verifies. A row keygate cannot read,
         // or whose number or time it never writes, is damage in its place in the chain, as in
-        // the SQLite store (`verify_stored`).
-        let mut rows = Vec::new();
+        // the SQLite store (`StoredChain`), verified as it arrives: held, a long trail took
+        // gigabytes of the process's memory.
+        let mut chain = StoredChain::default();
         net.for_each_row(
             "reading the audit trail of",
             client,
@@ -127,11 +128,12 @@ pub(super) fn verify_all(net: &Net, client: &Client) -> Result<AuditReport> {
                     Ok(read) => read,
                     Err(_) => Err(Damaged::unreadable(row.try_get(0).map_err(unreadable)?)),
                 };
-                rows.push(read);
+                // Once the report is known, the rest of the rows are only read past.
+                chain.push(read);
                 Ok(())
             },
         )?;
-        Ok(verify_stored(rows, recorded))
+        Ok(chain.finish(recorded))
     })();
     // After a failed read the connection is dropped (see `Shared::with_writer`), which ends the
     // transaction; a COMMIT sent behind a read that got no answer (its table locked, a lost

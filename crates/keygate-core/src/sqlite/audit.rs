@@ -10,8 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{corrupt, read_error};
 use crate::audit::{
-    extendable_head, hash_from_hex, hash_to_hex, seq_bound, stored_entry, verify_stored, AuditDraft, AuditEntry, AuditQuery, AuditReport,
-    Damaged, GENESIS, MAX_AUDIT_SEQ,
+    extendable_head, hash_from_hex, hash_to_hex, seq_bound, stored_entry, AuditDraft, AuditEntry, AuditQuery, AuditReport, Damaged,
+    StoredChain, GENESIS, MAX_AUDIT_SEQ,
 };
 use crate::error::Result;
 
@@ -170,7 +170,7 @@ fn read_audit(row: &Row) -> rusqlite::Result<std::result::Result<AuditEntry, Dam
 
 /// One audit row to verify: a row holding a value keygate cannot read (of another type,
 /// invalid UTF-8: written behind its back), or a number or time it never writes, is damage
-/// in its place in the chain ([`verify_stored`]), not an error ending the verification.
+/// in its place in the chain ([`StoredChain`]), not an error ending the verification.
 fn read_to_verify(row: &Row) -> rusqlite::Result<std::result::Result<AuditEntry, Damaged>> {
     match read_audit(row) {
         Err(
@@ -226,8 +226,14 @@ pub(super) fn select(path: &Path, conn: &Connection, query: &AuditQuery) -> Resu
 pub(super) fn verify_all(conn: &Connection) -> rusqlite::Result<AuditReport> {
     let head = Head::read(conn)?.or_genesis();
     let mut stmt = conn.prepare("SELECT seq, at, actor, action, key_id, user_id, detail, hash FROM audit ORDER BY seq")?;
-    let rows: Vec<_> = stmt.query_map([], read_to_verify)?.collect::<rusqlite::Result<_>>()?;
-    Ok(verify_stored(rows, head))
+    // One row at a time: the trail grows for as long as the store lives.
+    let mut chain = StoredChain::default();
+    for row in stmt.query_map([], read_to_verify)? {
+        if !chain.push(row?) {
+            break;
+        }
+    }
+    Ok(chain.finish(head))
 }
 
 #[cfg(test)]
@@ -285,5 +291,86 @@ mod tests {
         let (found, steps) = steps(&conn, &AuditQuery { limit: Some(10), ..all() });
         assert_eq!(found, 10);
         assert!(steps < 500, "{steps} steps for the newest 10 entries");
+    }
+
+    /// Counts the bytes the current thread holds in the heap while [`peak_heap_of`] runs a
+    /// closure: the other tests' threads allocate meanwhile, uncounted.
+    mod counting {
+        use std::alloc::{GlobalAlloc, Layout, System};
+        use std::cell::Cell;
+
+        pub(super) struct Counting;
+
+        thread_local! {
+            static COUNTING: Cell<bool> = const { Cell::new(false) };
+            static HELD: Cell<isize> = const { Cell::new(0) };
+            static PEAK: Cell<isize> = const { Cell::new(0) };
+        }
+
+        fn add(bytes: isize) {
+            if COUNTING.with(Cell::get) {
+                let held = HELD.with(|held| {
+                    held.set(held.get() + bytes);
+                    held.get()
+                });
+                PEAK.with(|peak| peak.set(peak.get().max(held)));
+            }
+        }
+
+        // SAFETY: every call is passed to the system allocator unchanged; only counted beside it.
+        unsafe impl GlobalAlloc for Counting {
+            unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+                add(layout.size() as isize);
+                // SAFETY: the caller's arguments, as `GlobalAlloc` requires them, passed on unchanged.
+                unsafe { System.alloc(layout) }
+            }
+            unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+                add(-(layout.size() as isize));
+                // SAFETY: the caller's arguments, as `GlobalAlloc` requires them, passed on unchanged.
+                unsafe { System.dealloc(ptr, layout) }
+            }
+            unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+                add(new_size as isize - layout.size() as isize);
+                // SAFETY: the caller's arguments, as `GlobalAlloc` requires them, passed on unchanged.
+                unsafe { System.realloc(ptr, layout, new_size) }
+            }
+        }
+
+        /// The most heap `run` held at once on this thread, in bytes, beyond what it started with.
+        pub(super) fn peak_heap_of<T>(run: impl FnOnce() -> T) -> (T, isize) {
+            HELD.with(|held| held.set(0));
+            PEAK.with(|peak| peak.set(0));
+            COUNTING.with(|counting| counting.set(true));
+            let result = run();
+            COUNTING.with(|counting| counting.set(false));
+            (result, PEAK.with(Cell::get))
+        }
+    }
+
+    #[global_allocator]
+    static HEAP: counting::Counting = counting::Counting;
+
+    #[test]
+    fn verifying_a_long_trail_holds_one_entry_at_a_time_not_the_whole_trail() {
+        let conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(Path::new("test.db"), &conn, None, None).unwrap();
+        let entries = 20_000;
+        conn.execute_batch("BEGIN").unwrap();
+        let detail = serde_json::json!({ "created": { "userId": "svc-requests", "description": "nightly import of the day's requests", "rules": ["session:*", "ip=10.0.0.0/8"] } });
+        let drafts = (0..entries).map(|n| AuditDraft {
+            at: 1_700_000_000_000 + n,
+            actor: Some("alice".into()),
+            action: "createKey".into(),
+            key_id: Some(format!("key_{n}")),
+            user_id: Some("svc-requests".into()),
+            detail: detail.clone(),
+        });
+        append(&conn, drafts.collect()).unwrap();
+        conn.execute_batch("COMMIT").unwrap();
+        let (report, peak) = counting::peak_heap_of(|| verify_all(&conn).unwrap());
+        assert!(report.ok, "{report:?}");
+        assert_eq!(report.entries, entries as u64);
+        // Measured before: 20,000 entries held at once, about 20 MB; a trail of millions took gigabytes.
+        assert!(peak < 1_000_000, "verifying {entries} entries held {peak} bytes at once");
     }
 }
