@@ -349,6 +349,24 @@ describe('damaged and odd files: a clear KeygateError, never a crash or a change
       }
     })
 
+    // SQLite follows a symbolic link to the store file and makes the -wal and -shm beside the
+    // file it leads to: the access to name is that directory's, not the link's.
+    test('a store reached through a symbolic link: the directory named is the one the link leads to', { skip: runAs.skip || NO_PYTHON }, () => {
+      const real = sharedDir()
+      const file = closedStore(real, true)
+      fs.chownSync(file, 65534, 65534)
+      const links = sharedDir(0o777)
+      const link = path.join(links, 'keys.db')
+      fs.symlinkSync(file, link)
+      const before = hashes(real)
+      const result = probeOpen([link], runAs.prefix)[0]!
+      expectIo(result, link)
+      const realDir = real.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+      assert.match(result.message, new RegExp(`may not write its directory ${realDir} .*, where SQLite makes the -wal file`))
+      assert.deepEqual(hashes(real), before)
+      assert.deepEqual(fs.readdirSync(links), ['keys.db'])
+    })
+
     test("a store two users share through a group, its -wal made by the other user's group: the -wal is named", {
       skip: NO_PYTHON || ((process.getuid?.() !== 0 || runAs.prefix[0] !== 'setpriv') && 'needs root and setpriv'),
     }, () => {

@@ -18,6 +18,10 @@ pub(super) fn missing_access(path: &Path) -> Option<String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
     let who = format!("this process (uid {euid})");
+    // SQLite makes the `-wal` and `-shm` beside the file a symbolic link leads to, not beside the
+    // link: the access asked about is that directory's (the link's, asked about before, was the
+    // wrong one to name and could miss the one lacking).
+    let path = &link_followed(path);
     let described = |file: &Path| {
         std::fs::metadata(file)
             .map_or(String::new(), |m| format!(" (owner uid {}, group {}, mode {:o})", m.uid(), m.gid(), m.mode() & 0o777))
@@ -72,6 +76,25 @@ pub(super) fn missing_access(path: &Path) -> Option<String> {
         }
     }
     None
+}
+
+/// `path`, or the file it names when it is a symbolic link (a chain of them followed), where
+/// each link's target is read without reaching it: a target this process may not reach is still
+/// the one whose access is missing (`canonicalize` would fail there). Left as given when a link
+/// cannot be read, or when the chain is longer than the kernel follows (40 links).
+#[cfg(unix)]
+fn link_followed(path: &Path) -> std::path::PathBuf {
+    let mut file = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&file) {
+            Ok(meta) if meta.file_type().is_symlink() => {}
+            _ => return file,
+        }
+        let Ok(target) = std::fs::read_link(&file) else { return path.to_path_buf() };
+        // A relative target is relative to the link's own directory (`join` keeps an absolute one).
+        file = file.parent().map_or_else(|| target.clone(), |parent| parent.join(&target));
+    }
+    path.to_path_buf()
 }
 
 #[cfg(not(unix))]
