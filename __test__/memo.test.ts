@@ -571,20 +571,23 @@ describe('closing', () => {
   })
 })
 
+/** What `open` returns, made while the binding test hook `hook` makes the binding answer as another runtime does. */
+function openedAsIn<T>(hook: (on: boolean) => void, open: () => T): T {
+  hook(true)
+  try {
+    return open()
+  } finally {
+    hook(false)
+  }
+}
+
 describe('a runtime that allows no external buffers (Electron with the V8 sandbox)', () => {
   // The memo reads the core's signal words and hint filter through ArrayBuffers over the core's
   // own memory. Where the runtime refuses such buffers, napi-rs would hand back copies that never
   // see a later revocation; the binding gives none instead, and the memo stays off.
   const native = createRequire(__filename)('../binding.js') as { internalRefuseExternalBuffersForTests(refuse: boolean): void }
 
-  function unsharedStore(): KeyStore {
-    native.internalRefuseExternalBuffersForTests(true)
-    try {
-      return withUser(frozenStore())
-    } finally {
-      native.internalRefuseExternalBuffersForTests(false)
-    }
-  }
+  const unsharedStore = () => openedAsIn(native.internalRefuseExternalBuffersForTests, () => withUser(frozenStore()))
 
   test('a revocation, a rule change and a user suspended take effect on the very next check', () => {
     const store = unsharedStore()
@@ -630,14 +633,7 @@ describe('a runtime whose external buffers are copies (Deno before its N-API lay
   // gives none, as where external buffers are refused: the memo stays off.
   const native = createRequire(__filename)('../binding.js') as { internalCopyExternalBuffersForTests(copy: boolean): void }
 
-  function copiedStore(): KeyStore {
-    native.internalCopyExternalBuffersForTests(true)
-    try {
-      return withUser(frozenStore())
-    } finally {
-      native.internalCopyExternalBuffersForTests(false)
-    }
-  }
+  const copiedStore = () => openedAsIn(native.internalCopyExternalBuffersForTests, () => withUser(frozenStore()))
 
   test('a key made after the store opened is allowed; its revocation takes effect on the very next check', () => {
     const store = copiedStore()
@@ -654,13 +650,7 @@ describe('a runtime whose external buffers are copies (Deno before its N-API lay
     withUser(first)
     const { secret, key } = issue(first)
     first.close()
-    native.internalCopyExternalBuffersForTests(true)
-    let store: KeyStore
-    try {
-      store = open(file, { now: T0 })
-    } finally {
-      native.internalCopyExternalBuffersForTests(false)
-    }
+    const store = openedAsIn(native.internalCopyExternalBuffersForTests, () => open(file, { now: T0 }))
     for (let i = 0; i < 3; i++) assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true, `check #${i + 1}`)
     store.setState(key.id, 'revoked')
     assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), false)
