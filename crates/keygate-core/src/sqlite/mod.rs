@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::config::DbConfig;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags};
 
 pub use self::schema::TABLES;
 use crate::audit::{AuditDraft, AuditEntry, AuditQuery, AuditReport};
@@ -488,41 +488,23 @@ impl Backend for SqliteBackend {
         self.with_aux(|conn| {
             self.vouch(conn)?;
             let e = |err| store_error(&self.path, "reading", err);
+            // One statement per case, each naming its column: the keys the call shows, found
+            // through their index (the key's id, `keys_by_user`), or every used key.
+            let (sql, param): (&str, Option<&dyn rusqlite::ToSql>) = match &of {
+                UsesOf::Key(id) => ("SELECT id, last_used_at FROM keys WHERE id = ?1 AND last_used_at IS NOT NULL", Some(id)),
+                UsesOf::User(user_id) => {
+                    ("SELECT id, last_used_at FROM keys WHERE user_id = ?1 AND last_used_at IS NOT NULL", Some(user_id))
+                }
+                UsesOf::All => ("SELECT id, last_used_at FROM keys WHERE last_used_at IS NOT NULL", None),
+            };
+            let mut stmt = conn.prepare_cached(sql).map_err(e)?;
+            let rows =
+                stmt.query_map(rusqlite::params_from_iter(param), |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))).map_err(e)?;
             let mut out = Vec::new();
-            let mut push = |raw: Vec<u8>, at: i64| {
+            for row in rows {
+                let (raw, at) = row.map_err(e)?;
                 if let Ok(id) = raw.try_into() {
                     out.push((id, at));
-                }
-            };
-            match of {
-                UsesOf::Key(id) => {
-                    let row: Option<(Vec<u8>, i64)> = conn
-                        .query_row("SELECT id, last_used_at FROM keys WHERE id = ?1 AND last_used_at IS NOT NULL", [&id[..]], |r| {
-                            Ok((r.get(0)?, r.get(1)?))
-                        })
-                        .optional()
-                        .map_err(e)?;
-                    if let Some((raw, at)) = row {
-                        push(raw, at);
-                    }
-                }
-                UsesOf::User(user_id) => {
-                    let mut stmt = conn
-                        .prepare_cached("SELECT id, last_used_at FROM keys WHERE user_id = ?1 AND last_used_at IS NOT NULL")
-                        .map_err(e)?;
-                    let rows = stmt.query_map([user_id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))).map_err(e)?;
-                    for row in rows {
-                        let (raw, at) = row.map_err(e)?;
-                        push(raw, at);
-                    }
-                }
-                UsesOf::All => {
-                    let mut stmt = conn.prepare_cached("SELECT id, last_used_at FROM keys WHERE last_used_at IS NOT NULL").map_err(e)?;
-                    let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))).map_err(e)?;
-                    for row in rows {
-                        let (raw, at) = row.map_err(e)?;
-                        push(raw, at);
-                    }
                 }
             }
             Ok(out)

@@ -51,21 +51,20 @@ impl Inner {
         written
     }
 
-    /// Brings `lastUsedAt` in memory up to what other processes flushed, for the keys `of`
-    /// names; returns how many stored uses were read.
-    pub(super) fn refresh_uses(&self, of: UsesOf<'_>) -> usize {
+    /// Brings `lastUsedAt` in memory up to what other processes flushed, for the keys `of` names.
+    pub(super) fn refresh_uses(&self, of: UsesOf<'_>) {
         if !self.durable {
-            return 0;
+            return;
         }
         // Read with the registry unlocked: checks never wait on this I/O.
-        let Ok(stored) = self.backend.stored_uses(of) else { return 0 };
-        let registry = self.registry.read();
-        for (id, at) in &stored {
-            if let Some(key) = registry.key_by_id(&KeyId::from_bytes(*id)) {
-                key.note_stored_use(*at);
+        if let Ok(stored) = self.backend.stored_uses(of) {
+            let registry = self.registry.read();
+            for (id, at) in stored {
+                if let Some(key) = registry.key_by_id(&KeyId::from_bytes(id)) {
+                    key.note_stored_use(at);
+                }
             }
         }
-        stored.len()
     }
 
     pub(super) fn record_use(&self, key: &Key, at: i64) {
