@@ -571,99 +571,79 @@ describe('closing', () => {
   })
 })
 
-/** What `open` returns, made while the binding test hook `hook` makes the binding answer as another runtime does. */
-function openedAsIn<T>(hook: (on: boolean) => void, open: () => T): T {
-  hook(true)
-  try {
-    return open()
-  } finally {
-    hook(false)
-  }
+// The memo reads the core's signal words and hint filter through ArrayBuffers over the core's
+// own memory. A runtime may refuse such buffers (Electron with the V8 sandbox; napi-rs would then
+// hand back copies), or answer napi_ok with a buffer over memory of its own (Deno before its
+// N-API layer shared them). A copy never sees a change: the memo would keep a revoked key allowed,
+// and the hint filter would refuse every key made after the store opened. The binding gives no
+// buffer in either case, and the memo stays off. Test hooks make the binding answer as each does.
+const hooks = createRequire(__filename)('../binding.js') as {
+  internalRefuseExternalBuffersForTests(refuse: boolean): void
+  internalCopyExternalBuffersForTests(copy: boolean): void
 }
 
-describe('a runtime that allows no external buffers (Electron with the V8 sandbox)', () => {
-  // The memo reads the core's signal words and hint filter through ArrayBuffers over the core's
-  // own memory. Where the runtime refuses such buffers, napi-rs would hand back copies that never
-  // see a later revocation; the binding gives none instead, and the memo stays off.
-  const native = createRequire(__filename)('../binding.js') as { internalRefuseExternalBuffersForTests(refuse: boolean): void }
+for (const [runtime, hook] of [
+  ['a runtime that allows no external buffers (Electron with the V8 sandbox)', hooks.internalRefuseExternalBuffersForTests],
+  ['a runtime whose external buffers are copies (Deno before its N-API layer shared them)', hooks.internalCopyExternalBuffersForTests],
+] as const) {
+  describe(runtime, () => {
+    /** What `open` returns, made while the hook makes the binding answer as that runtime does. */
+    function openedThere<T>(open: () => T): T {
+      hook(true)
+      try {
+        return open()
+      } finally {
+        hook(false)
+      }
+    }
+    const storeThere = () => openedThere(() => withUser(frozenStore()))
 
-  const unsharedStore = () => openedAsIn(native.internalRefuseExternalBuffersForTests, () => withUser(frozenStore()))
+    test('a revocation, a rule change and a user suspended take effect on the very next check', () => {
+      const store = storeThere()
+      const { secret, key } = issue(store)
+      for (let i = 0; i < 3; i++) assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true, `check #${i + 1}`)
+      store.updateKey(key.id, { rules: ['data:*'] })
+      assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), false)
+      for (let i = 0; i < 3; i++) assert.equal(store.isAllowed(secret, 'data', 'entityGetRecord'), true)
+      store.putUser({ id: 'integration', rights: ['*:*'], status: 'suspended' })
+      assert.equal(store.isAllowed(secret, 'data', 'entityGetRecord'), false)
+      store.putUser({ id: 'integration', rights: ['*:*'] })
+      assert.equal(store.isAllowed(secret, 'data', 'entityGetRecord'), true)
+      store.setState(key.id, 'revoked')
+      assert.equal(store.isAllowed(secret, 'data', 'entityGetRecord'), false)
+      assert.equal(store.isAllowedDav(secret, 'GET', 'session/a.txt'), false)
+    })
 
-  test('a revocation, a rule change and a user suspended take effect on the very next check', () => {
-    const store = unsharedStore()
-    const { secret, key } = issue(store)
-    for (let i = 0; i < 3; i++) assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true)
-    store.updateKey(key.id, { rules: ['data:*'] })
-    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), false)
-    assert.equal(store.isAllowed(secret, 'data', 'entityGetRecord'), true)
-    store.putUser({ id: 'integration', rights: ['*:*'], status: 'suspended' })
-    assert.equal(store.isAllowed(secret, 'data', 'entityGetRecord'), false)
-    store.putUser({ id: 'integration', rights: ['*:*'] })
-    assert.equal(store.isAllowed(secret, 'data', 'entityGetRecord'), true)
-    store.setState(key.id, 'revoked')
-    assert.equal(store.isAllowed(secret, 'data', 'entityGetRecord'), false)
-    assert.equal(store.isAllowedDav(secret, 'GET', 'session/a.txt'), false)
+    test('a key the store opened with (durable): its revocation takes effect on the very next check', () => {
+      const file = storePath()
+      const first = open(file, { now: T0 })
+      withUser(first)
+      const { secret, key } = issue(first)
+      first.close()
+      const store = openedThere(() => open(file, { now: T0 }))
+      for (let i = 0; i < 3; i++) assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true, `check #${i + 1}`)
+      store.setState(key.id, 'revoked')
+      assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), false)
+    })
+
+    test('keys made after the store opened are found (no hint filter refuses them), unknown ones refused', () => {
+      const store = storeThere()
+      const keys = Array.from({ length: 50 }, () => issue(store).secret)
+      for (const secret of keys) assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true)
+      for (let i = 0; i < 50; i++) assert.equal(store.isAllowed(forgeSecret(), 'session', 'getSessionInfo'), false)
+      assert.equal(store.explain(forgeSecret(), 'session', 'getSessionInfo').reason, 'unknown_key')
+    })
+
+    test('uses still reach lastUsedAt, and a store opened afterwards shares its buffers again', () => {
+      const store = storeThere()
+      const { secret, key } = issue(store)
+      assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true)
+      assert.equal(store.getKey(key.id)?.lastUsedAt?.getTime(), T0.getTime())
+      const shared = withUser(frozenStore())
+      const other = issue(shared)
+      assert.equal(shared.isAllowed(other.secret, 'session', 'getSessionInfo'), true)
+      shared.setState(other.key.id, 'revoked')
+      assert.equal(shared.isAllowed(other.secret, 'session', 'getSessionInfo'), false)
+    })
   })
-
-  test('keys made after the store opened are found (no hint filter refuses them), unknown ones refused', () => {
-    const store = unsharedStore()
-    const keys = Array.from({ length: 50 }, () => issue(store).secret)
-    for (const secret of keys) assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true)
-    for (let i = 0; i < 50; i++) assert.equal(store.isAllowed(forgeSecret(), 'session', 'getSessionInfo'), false)
-    assert.equal(store.explain(forgeSecret(), 'session', 'getSessionInfo').reason, 'unknown_key')
-  })
-
-  test('uses still reach lastUsedAt, and a store opened afterwards shares its buffers again', () => {
-    const store = unsharedStore()
-    const { secret, key } = issue(store)
-    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true)
-    assert.equal(store.getKey(key.id)?.lastUsedAt?.getTime(), T0.getTime())
-    const shared = withUser(frozenStore())
-    const other = issue(shared)
-    assert.equal(shared.isAllowed(other.secret, 'session', 'getSessionInfo'), true)
-    shared.setState(other.key.id, 'revoked')
-    assert.equal(shared.isAllowed(other.secret, 'session', 'getSessionInfo'), false)
-  })
-})
-
-describe('a runtime whose external buffers are copies (Deno before its N-API layer shared them)', () => {
-  // Such a runtime answers napi_ok with a buffer over memory of its own: the memo would never
-  // see a change (a revoked key allowed from it) and the hint filter would refuse every key
-  // made after the store opened. The binding sees the buffer is not over the core's memory and
-  // gives none, as where external buffers are refused: the memo stays off.
-  const native = createRequire(__filename)('../binding.js') as { internalCopyExternalBuffersForTests(copy: boolean): void }
-
-  const copiedStore = () => openedAsIn(native.internalCopyExternalBuffersForTests, () => withUser(frozenStore()))
-
-  test('a key made after the store opened is allowed; its revocation takes effect on the very next check', () => {
-    const store = copiedStore()
-    const { secret, key } = issue(store)
-    for (let i = 0; i < 3; i++) assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true, `check #${i + 1}`)
-    store.setState(key.id, 'revoked')
-    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), false)
-    assert.equal(store.isAllowedDav(secret, 'GET', 'session/a.txt'), false)
-  })
-
-  test('a key the store opened with (durable): its revocation takes effect on the very next check', () => {
-    const file = storePath()
-    const first = open(file, { now: T0 })
-    withUser(first)
-    const { secret, key } = issue(first)
-    first.close()
-    const store = openedAsIn(native.internalCopyExternalBuffersForTests, () => open(file, { now: T0 }))
-    for (let i = 0; i < 3; i++) assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true, `check #${i + 1}`)
-    store.setState(key.id, 'revoked')
-    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), false)
-  })
-
-  test('a rule change and a user suspended take effect at once', () => {
-    const store = copiedStore()
-    const { secret, key } = issue(store)
-    for (let i = 0; i < 3; i++) assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), true)
-    store.updateKey(key.id, { rules: ['data:*'] })
-    assert.equal(store.isAllowed(secret, 'session', 'getSessionInfo'), false)
-    for (let i = 0; i < 3; i++) assert.equal(store.isAllowed(secret, 'data', 'entityGetRecord'), true)
-    store.putUser({ id: 'integration', rights: ['*:*'], status: 'suspended' })
-    assert.equal(store.isAllowed(secret, 'data', 'entityGetRecord'), false)
-  })
-})
+}
