@@ -84,6 +84,54 @@ describe('a gateway with least privilege on the PostgreSQL store', pgOnly(), () 
     }
   })
 
+  test('a role granted only SELECT tries its refused lastUsedAt flush less and less often, and flushes again once granted UPDATE', async () => {
+    // A database of its own: its rolled-back transactions are the gateway's refused flushes.
+    const own = createDatabase()
+    KeyStore.open(own.url).close()
+    psql(`GRANT USAGE ON SCHEMA public TO ${reader}; GRANT SELECT ON ${TABLES.join(', ')} TO ${reader}`, { database: own.name })
+    const rollbacks = () => Number(psql(`SELECT xact_rollback FROM pg_stat_database WHERE datname = '${own.name}'`))
+    const admin = KeyStore.open(own.url)
+    const seen: BackgroundError[] = []
+    const gateway = KeyStore.open(`postgres://${reader}@${PG_HOST}:${PG_PORT}/${own.name}?sslmode=disable`, { onError: (error) => seen.push(error) })
+    try {
+      admin.putUser({ id: 'svc', rights: ['orders:*'] })
+      const { key, secret } = admin.createKey({ userId: 'svc', description: '', expiresAt: new Date(Date.now() + DAY) })
+      const start = Date.now()
+      const before = rollbacks()
+      // Used all along, refused for 12 s: flushes every second would be about 12 refusals;
+      // backing off (1, 2, 4, 8 s) makes about 4, plus the purge's one.
+      while (Date.now() - start < 12_000) {
+        while (!gateway.isAllowed(secret, 'orders', 'list')) {
+          assert.ok(Date.now() - start < 10_000, 'the gateway sees the new key')
+          await new Promise((resolve) => setTimeout(resolve, 2))
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      assert.ok(
+        seen.some((e) => e.task === 'lastUsedAt' && !e.recovered),
+        'the refused flush was reported',
+      )
+      psql(`GRANT UPDATE ON keygate_keys TO ${reader}`, { database: own.name })
+      // The next attempt (at most 16 s after the first refusal) flushes, and says so.
+      while (!seen.some((e) => e.task === 'lastUsedAt' && e.recovered)) {
+        assert.ok(Date.now() - start < 30_000, `the flush worked again: ${JSON.stringify(seen.map((e) => [e.task, e.recovered]))}`)
+        gateway.isAllowed(secret, 'orders', 'list')
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      assert.notEqual(admin.getKey(key.id)!.lastUsedAt, null, "the gateway's uses kept through the refusals were written")
+      gateway.close()
+      admin.close()
+      // The counters reach pg_stat_database when each session ends (or within about a second).
+      await new Promise((resolve) => setTimeout(resolve, 1_500))
+      const refused = rollbacks() - before
+      assert.ok(refused >= 2 && refused <= 7, `refused flushes and purges: ${refused} in about ${Math.round((Date.now() - start) / 1000)} s`)
+    } finally {
+      gateway.close()
+      admin.close()
+      own.drop()
+    }
+  })
+
   test('a session whose transactions are read-only is refused at open, naming the setting and the role to use instead', () => {
     const url = `${readerUrl()}&options=-c%20default_transaction_read_only%3Don`
     const error = throwsCode(() => KeyStore.open(url), 'INVALID_ARGUMENT')

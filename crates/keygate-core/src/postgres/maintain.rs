@@ -1,6 +1,7 @@
-//! The maintenance thread: it flushes `lastUsedAt` about once a second, and purges
-//! expired keys and prunes old change rows about once a minute, under an advisory
-//! lock so that one host does it. Both run on the write connection, so they may wait
+//! The maintenance thread: it flushes `lastUsedAt` about once a second (backing off to
+//! once a minute while the server refuses the flush), and purges expired keys and
+//! prunes old change rows about once a minute, under an advisory lock so that one host
+//! does it. Both run on the write connection, so they may wait
 //! for it (an admin call's transaction, an audit trail being read) and for row locks
 //! another session holds, up to `statementTimeoutMs`: on a thread of their own, the
 //! listener thread's heartbeat, notifications and catch-up never wait on them (done
@@ -19,6 +20,10 @@ use crate::incident::Task;
 use crate::store::Inner;
 
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// While the server refuses the flush (`STORE_IO`: a role granted only `SELECT`, a full
+/// disk), each next one waits twice as long, up to this: such a refusal lasts until an
+/// operator acts, and each attempt is an `ERROR` in the server's log. The uses are kept.
+const FLUSH_REFUSED_MAX: Duration = Duration::from_secs(60);
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// While the listener is disconnected: how often to look whether it is back.
 const RECHECK_EVERY: Duration = Duration::from_millis(100);
@@ -34,6 +39,7 @@ const PRUNE: &str = "DELETE FROM keygate_changes WHERE version <= (SELECT versio
 /// thread ends (it tells this thread to stop, see `watch::watch`).
 pub(super) fn maintain(store: &Weak<Inner>, shared: &Shared, purge_after_ms: i64) {
     let mut last_flush = Instant::now();
+    let mut flush_every = FLUSH_EVERY;
     let mut last_purge: Option<Instant> = None;
     loop {
         {
@@ -45,9 +51,10 @@ pub(super) fn maintain(store: &Weak<Inner>, shared: &Shared, purge_after_ms: i64
             // Only while the listener is connected: with the database lost, each task would
             // wait out the timeouts to fail (the uses are kept for a later flush).
             if shared.connected.load(Ordering::Acquire) {
-                if last_flush.elapsed() >= FLUSH_EVERY {
+                if last_flush.elapsed() >= flush_every {
                     last_flush = Instant::now();
-                    run(&inner, shared, Task::LastUsed, || inner.flush_uses());
+                    let refused = run(&inner, shared, Task::LastUsed, || inner.flush_uses());
+                    flush_every = if refused { flush_every.saturating_mul(2).min(FLUSH_REFUSED_MAX) } else { FLUSH_EVERY };
                 }
                 if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
                     last_purge = Some(Instant::now());
@@ -55,7 +62,7 @@ pub(super) fn maintain(store: &Weak<Inner>, shared: &Shared, purge_after_ms: i64
                 }
             }
         }
-        let wait = FLUSH_EVERY.saturating_sub(last_flush.elapsed()).max(RECHECK_EVERY);
+        let wait = flush_every.saturating_sub(last_flush.elapsed()).max(RECHECK_EVERY);
         if shared.helpers_stopped_within(wait) {
             return;
         }
@@ -66,16 +73,20 @@ pub(super) fn maintain(store: &Weak<Inner>, shared: &Shared, purge_after_ms: i64
 /// thread's are: the write connection is ended unless a write is open on it (the
 /// maintenance lock its session may hold goes with it), and the store fails closed
 /// until a catch-up has read the whole state afresh (a purge cut short may have
-/// committed what memory lacks).
-fn run(inner: &Inner, shared: &Shared, task: Task, work: impl FnOnce() -> Result<()>) {
+/// committed what memory lacks). True when the server refused the task (`STORE_IO`).
+fn run(inner: &Inner, shared: &Shared, task: Task, work: impl FnOnce() -> Result<()>) -> bool {
     match catch_unwind(AssertUnwindSafe(work)) {
-        Ok(outcome) => inner.report(task, &outcome),
+        Ok(outcome) => {
+            inner.report(task, &outcome);
+            outcome.is_err_and(|e| e.code == ErrorCode::StoreIo)
+        }
         Err(_) => {
             shared.end_idle_writer();
             inner.sync_failed(Error::new(
                 ErrorCode::Internal,
                 format!("internal error in the store's maintenance thread ({}); it goes on", task.as_str()),
             ));
+            false
         }
     }
 }
