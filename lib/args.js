@@ -419,7 +419,6 @@ module.exports = {
   roleArray,
   string,
   optionalString,
-  stringArray,
   object,
   optionalObject,
   ownFields,

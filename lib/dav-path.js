@@ -99,4 +99,4 @@ function davPrefixOf(option) {
   return { prefix: option }
 }
 
-module.exports = { decodeDavPath, davPrefixOf, REFUSED, MAX_DAV_PATH }
+module.exports = { decodeDavPath, davPrefixOf, REFUSED }

@@ -570,4 +570,4 @@ function everyHint() {
   return everyHintBits
 }
 
-module.exports = { Memo, hintOf, memoOffWords, everyHint, MAX_DECISIONS, HINT_WINDOW, HINT_WANTED, USE_CHECK_EVERY, TOUCH_FLUSH_MS }
+module.exports = { Memo, hintOf, memoOffWords, everyHint, HINT_WINDOW, HINT_WANTED, USE_CHECK_EVERY, TOUCH_FLUSH_MS }

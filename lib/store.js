@@ -1045,12 +1045,9 @@ function scrubMessage(store, message) {
 
 module.exports = {
   KeyStore,
-  REASONS,
   KEY_STATES,
   USER_STATUSES,
   AUDIT_ACTIONS,
-  REASON,
-  REASON_DAV,
   KEY_COUNTS,
   scrubMessage,
   NEW_KEY_FIELDS,

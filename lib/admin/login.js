@@ -302,4 +302,4 @@ function createLogin({ tokenDigest, deviceKey, failureDelayMs, failureMaxDelayMs
   return { check, sweep }
 }
 
-module.exports = { createLogin, loginOptions, MAX_TOKEN_LENGTH, tokenLengthProblem }
+module.exports = { createLogin, loginOptions, tokenLengthProblem }

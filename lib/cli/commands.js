@@ -1072,4 +1072,4 @@ function openStore(command, ctx) {
   return { store, created: store.created }
 }
 
-module.exports = { COMMANDS, GROUPS, NotFound, findCommand, openStore, WHEN_HELP }
+module.exports = { COMMANDS, GROUPS, NotFound, findCommand, openStore }

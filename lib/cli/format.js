@@ -246,5 +246,4 @@ module.exports = {
   userTable,
   roleTable,
   auditTable,
-  auditChanges,
 }

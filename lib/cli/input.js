@@ -69,4 +69,4 @@ function readFileBounded(file, what) {
   }
 }
 
-module.exports = { MAX_INPUT_BYTES, readAll, readFileBounded }
+module.exports = { readAll, readFileBounded }

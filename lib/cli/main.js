@@ -536,4 +536,4 @@ async function run(argv, io) {
   }
 }
 
-module.exports = { run, EXIT, GLOBAL_OPTIONS, generalHelp, commandHelp, groupHelp }
+module.exports = { run }

@@ -286,7 +286,6 @@ module.exports = {
   mayHoldASecret,
   UsageError,
   parseOptions,
-  durationMs,
   parseExpiry,
   parseSince,
   parseDurationSeconds,
@@ -294,5 +293,4 @@ module.exports = {
   parseChoice,
   closest,
   DURATION_HELP,
-  DATE_HELP,
 }

@@ -24,7 +24,7 @@ export async function openKey(id) {
   }
 }
 
-export async function loadKeyDetail(id, { quiet = false } = {}) {
+async function loadKeyDetail(id, { quiet = false } = {}) {
   try {
     const data = await api('GET', `/api/keys/${encodeURIComponent(id)}`)
     state.offset = new Date(data.now).getTime() - Date.now()
