@@ -1,5 +1,5 @@
 //! The Node.js binding: thin conversions between JavaScript values and the
-//! core's types. `index.js` wraps these functions into the public `KeyStore`.
+//! core's types. `lib/store.js` wraps these functions into the public `KeyStore`.
 
 mod admin;
 mod convert;

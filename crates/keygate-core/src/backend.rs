@@ -1,8 +1,8 @@
 //! The `Backend` seam: where a store's changes go, and how it learns of other
 //! processes' changes. [`MemoryBackend`] (`KeyStore::in_memory`) keeps only an
-//! audit window; `SqliteBackend` (`sqlite/`) shares one file between processes.
-//! A new backend (a networked database, say) implements [`Backend`] and is put
-//! beside them; the decision never changes, because a check never reaches a
+//! audit window; `SqliteBackend` (`sqlite/`) shares one file between processes,
+//! `PgBackend` (`postgres/`) one PostgreSQL database between hosts. A new backend
+//! implements [`Backend`] and is put beside them; the decision never changes, because a check never reaches a
 //! backend: it reads the registry in memory and one flag, `STORE_UNAVAILABLE`
 //! (`KeyStore::is_current`), which the store raises and lowers from what the
 //! backend's calls answer.

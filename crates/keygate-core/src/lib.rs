@@ -23,9 +23,9 @@
 //! | `store/` | [`KeyStore`]: admin calls, checks, the write transaction, catch-up |
 //! | `decision` | the decision, step by step (`authenticate`, then `authorize`) |
 //! | `registry` | the state in memory and the one way it changes (`Change`) |
-//! | `key_table`, `hint_index`, `prefetch` | keys placed and found by the secret's hint; cache-line prefetching |
+//! | `key_table`, `hint_index`, `prefetch`, `huge_pages` | keys placed and found by the secret's hint; cache-line prefetching; huge pages for the key tables |
 //! | `model` | users, roles, keys, [`KeyId`], and the checks of names and texts |
-//! | `rule`, `glob`, `ip`, `dav` | rules: parsing, normalising, matching; WebDAV requests |
+//! | `rule`, `glob`, `fold`, `ip`, `dav` | rules: parsing, normalising, matching (names folded and validated); WebDAV requests |
 //! | `secret` | secrets: issuing, shape, digest, finding one in a text |
 //! | `backend` | the `Backend` seam: where changes go |
 //! | `sqlite/` | the durable backend: one SQLite file shared by processes |

@@ -15,6 +15,7 @@
 //! | `changes.rs` | the `changes` table: writing a change, reading others' |
 //! | `audit.rs` | the `audit` table and its recorded head |
 //! | `replaced.rs` | noticing the file replaced under the process (a backup renamed over it), or truncated |
+//! | `backup.rs` | the backup file's partial name, renamed to the one asked for only once complete |
 //! | `maintain.rs` | the maintenance thread |
 
 mod access;
