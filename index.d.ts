@@ -482,7 +482,8 @@ export declare class KeyStore {
 
   /**
    * True exactly when the call is allowed (see {@link Decision} for the reasons).
-   * Never throws for string arguments; a non-string argument is a `TypeError`. An `ip` left
+   * Never throws for string arguments on an open store (a closed one throws `STORE_IO`); a
+   * non-string argument is a `TypeError`. An `ip` left
    * out, `undefined` or `null` is no caller address: a key with IP rules is `ip_not_allowed`.
    */
   isAllowed(secret: string, service: string, api: string, ip?: string | null): boolean
@@ -507,7 +508,8 @@ export declare class KeyStore {
    * `..` or empty segment: `docs/../x`, `a//b` and `%2F` are `invalid_request`), step 7
    * the user's WebDAV rights, step 8 the key's WebDAV rules (none = unrestricted) and
    * step 9 its IP rules. API rules never decide a WebDAV request.
-   * Never throws for string arguments; a non-string argument is a `TypeError`.
+   * Never throws for string arguments on an open store (a closed one throws `STORE_IO`); a
+   * non-string argument is a `TypeError`.
    */
   isAllowedDav(secret: string, method: string, path: string, ip?: string | null): boolean
 
