@@ -13,14 +13,23 @@ describe('close()', () => {
     const file = storePath()
     const store = open(file)
     store.putRole({ name: 'r', rights: ['svc:*'] })
-    store.putUser({ id: 'u', rights: ['svc:*'] })
+    store.putUser({ id: 'u', rights: ['svc:*', 'dav=GET docs/*'] })
     const k = store.createKey({ userId: 'u', description: '', expiresAt: at(new Date(), DAY) })
     for (let i = 0; i < 3; i++) assert.equal(store.isAllowed(k.secret, 'svc', 'call'), true) // remembered
+    for (let i = 0; i < 3; i++) assert.equal(store.isAllowedDav(k.secret, 'GET', 'docs/a'), true) // remembered
     store.close()
     const calls: Record<string, () => unknown> = {
       isAllowed: () => store.isAllowed(k.secret, 'svc', 'call'),
       'isAllowed (unknown secret)': () => store.isAllowed('kg_nonsense', 'svc', 'call'),
       explain: () => store.explain(k.secret, 'svc', 'call'),
+      explainKey: () => store.explainKey(k.key.id, 'svc', 'call'),
+      isAllowedDav: () => store.isAllowedDav(k.secret, 'GET', 'docs/a'),
+      'isAllowedDav (unknown secret)': () => store.isAllowedDav('kg_nonsense', 'GET', 'docs/a'),
+      explainDav: () => store.explainDav(k.secret, 'GET', 'docs/a'),
+      explainKeyDav: () => store.explainKeyDav(k.key.id, 'GET', 'docs/a'),
+      health: () => store.health(),
+      backup: () => store.backup(`${file}.backup`),
+      effectiveRights: () => store.effectiveRights('u'),
       audit: () => store.audit(),
       verifyAudit: () => store.verifyAudit(),
       now: () => store.now(),
