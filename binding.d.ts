@@ -32,7 +32,7 @@ export declare enum AuditAction {
   PurgeExpired = 'purgeExpired',
 }
 
-/** `detail` crosses as JSON text; `index.js` parses it. */
+/** `detail` crosses as JSON text; `lib/store.js` parses it. */
 export interface AuditEntryDto {
   seq: number
   at: number
@@ -190,7 +190,7 @@ export interface KeyCountsDto {
   revoked: number
 }
 
-/** Instants cross as milliseconds since the epoch; `index.js` makes them `Date`s. */
+/** Instants cross as milliseconds since the epoch; `lib/store.js` makes them `Date`s. */
 export interface KeyDto {
   id: string
   userId: string

@@ -180,7 +180,7 @@ const _: () = {
 };
 
 /// Every core error becomes a JS error whose `code` is the stable keygate code;
-/// `index.js` turns it into a `KeygateError`.
+/// `lib/errors.js` (`fromNative`) turns it into a `KeygateError`.
 pub fn js_error(error: Error) -> napi::Error<String> {
     napi::Error::new(error.code.as_str().to_string(), error.message)
 }
@@ -273,7 +273,7 @@ impl From<KeyCounts> for KeyCountsDto {
     }
 }
 
-/// Instants cross as milliseconds since the epoch; `index.js` makes them `Date`s.
+/// Instants cross as milliseconds since the epoch; `lib/store.js` makes them `Date`s.
 #[napi(object)]
 pub struct KeyDto {
     pub id: String,
@@ -357,7 +357,7 @@ impl From<Explanation> for ExplanationDto {
     }
 }
 
-/// JS milliseconds (already checked finite by `index.js`) to the core's instants.
+/// JS milliseconds (already checked finite by `lib/args.js`) to the core's instants.
 pub fn ms(value: f64) -> i64 {
     value as i64
 }
@@ -374,7 +374,7 @@ pub struct AuditQueryDto {
     pub limit: Option<u32>,
 }
 
-/// `detail` crosses as JSON text; `index.js` parses it.
+/// `detail` crosses as JSON text; `lib/store.js` parses it.
 #[napi(object)]
 pub struct AuditEntryDto {
     pub seq: f64,

@@ -127,7 +127,7 @@ struct Args<'b> {
 
 /// Runs `f` over the request read from the arguments (no secret: an empty one,
 /// for `explainKey`); a non-string argument throws a `TypeError` naming them
-/// (`index.js` checks types first, so this guards direct use).
+/// (`lib/store.js` checks types first, so this guards direct use).
 fn with_args<const N1: usize, const N2: usize, R>(
     names: &str,
     secret: Option<Unknown>,
