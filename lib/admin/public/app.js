@@ -15,6 +15,7 @@ import { leaveTry, renderTry, wireTry } from './try.js'
 import { renderAudit, wireAudit } from './audit.js'
 import { wireRuleHelp } from './rules.js'
 import { wireSecret } from './secret.js'
+import { wireFocus } from './focus.js'
 
 registerViews({
   keys: { render: renderKeys },
@@ -43,6 +44,7 @@ function wireDialogs() {
 
 wireRouter()
 wireDialogs()
+wireFocus()
 wireLogin()
 wireKeys()
 wireKeyCreate()

@@ -1,6 +1,8 @@
 // DOM helpers of the admin page. Everything the page shows is built with DOM calls
 // (textContent), never innerHTML; user data is isolated against bidi tricks.
 
+import { keepFocus } from './focus.js'
+
 export const $ = (sel, root = document) => root.querySelector(sel)
 
 export const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel))
@@ -92,9 +94,15 @@ export function pageAlert(message) {
   const el = $('#page-alert')
   el.replaceChildren(
     h('span', { class: 'alert-text' }, message),
-    h('button', { type: 'button', class: 'btn btn-quiet btn-small', 'aria-label': 'Dismiss', onclick: () => show(el, false) }, '✕'),
+    h('button', { type: 'button', class: 'btn btn-quiet btn-small', 'aria-label': 'Dismiss', onclick: () => dismiss(el) }, '✕'),
   )
   show(el, true)
+}
+
+/** Hides the alert; focus, on its Dismiss button, goes to the screen's heading rather than to the top of the page. */
+function dismiss(el) {
+  show(el, false)
+  keepFocus(null)
 }
 
 export function clearPageAlert() {

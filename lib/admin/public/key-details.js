@@ -10,6 +10,7 @@ import { renderRoute } from './router.js'
 import { checkExpiry, expiryBounds } from './expiry.js'
 import { ruleChecker } from './rules.js'
 import { showSecret } from './secret.js'
+import { keepFocus } from './focus.js'
 
 /** The live check of the rules textarea (set by wireKeyDetails). */
 let checker
@@ -127,6 +128,9 @@ async function changeState(next) {
   await attempt(async () => {
     const data = await api('POST', `/api/keys/${encodeURIComponent(key.id)}/state`, { state: next, updatedAt: key.updatedAt })
     fillKeyDetail(data.key)
+    // The button pressed is hidden now: focus moves to the one that undoes it, or to the word
+    // that revoked is final (else the browser drops it to the page behind the dialog).
+    keepFocus($(next === KeyState.Suspended ? '#key-activate' : next === KeyState.Active ? '#key-suspend' : '#key-final'))
     toast(`Key ${key.id} is now ${data.key.state}.`)
     await renderRoute()
   }, $('#key-error'))

@@ -3,6 +3,7 @@
 import { $, $$, show, pageAlert, clearPageAlert } from './dom.js'
 import { ApiFailure } from './api.js'
 import { state } from './state.js'
+import { holdFocus } from './focus.js'
 
 /** Route name → { render(route), leave?() }: the screens, registered by app.js. */
 const views = {}
@@ -41,6 +42,8 @@ function parseRoute() {
 
 export async function renderRoute() {
   if (!state.csrf) return
+  // Focus stays on its button when the screen is redrawn (else on the screen's heading).
+  const restoreFocus = holdFocus()
   const route = parseRoute()
   const leaving = state.route.name
   state.route = route
@@ -59,6 +62,8 @@ export async function renderRoute() {
   } catch (error) {
     if (!(error instanceof ApiFailure)) throw error
     if (error.status !== 401) pageAlert(error.message)
+  } finally {
+    if (state.csrf) restoreFocus()
   }
 }
 

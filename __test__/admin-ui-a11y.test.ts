@@ -1,0 +1,170 @@
+/// <reference lib="dom" />
+// The admin page for people who use a keyboard or a screen reader, in Debian's chromium (as
+// admin-ui.test.ts): where keyboard focus goes after an action that redraws or hides what had
+// it (WCAG 2.2: 2.4.3).
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+
+import type { Browser, Locator, Page } from 'playwright-core'
+
+import { KeyStore } from '../index.js'
+import { createAdminServer } from '../lib/admin/server.js'
+import type { AdminServer } from '../lib/admin/server.js'
+import { browserSuite, desktopPage, launchChromium, logIn } from './support/browser.js'
+
+const TOKEN = 'test-admin-token-0123456789abcdef'
+const DAY = 86_400_000
+
+/** What has keyboard focus: its tag and id, and its accessible name as far as the page gives it. */
+function focused(page: Page): Promise<string> {
+  return page.evaluate(() => {
+    const a = document.activeElement
+    if (!a || a === document.body) return 'BODY'
+    return `${a.tagName}#${a.id} ${a.getAttribute('aria-label') ?? a.textContent?.trim().slice(0, 40) ?? ''}`
+  })
+}
+
+/** Waits until `probe` is true (page.waitForFunction would need eval, which the CSP forbids). */
+async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!(await probe())) {
+    if (Date.now() > end) assert.fail(what)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/** Waits until focus is on `locator` (the page moves it after an API call). */
+async function focusMovesTo(page: Page, locator: Locator, what: string): Promise<void> {
+  await until(`${what}: focus is on ${await focused(page)}`, () => locator.evaluate((el) => el === document.activeElement))
+}
+
+browserSuite('admin page for the keyboard and screen readers (chromium)', () => {
+  let store: KeyStore
+  let server: AdminServer
+  let url: string
+  let browser: Browser
+  let page: Page
+
+  function newKey(description: string): string {
+    return store.createKey({ userId: 'svc-a11y', description, expiresAt: new Date(Date.now() + 30 * DAY) }).key.id
+  }
+
+  /** The key list, loaded afresh. */
+  async function keyList(): Promise<void> {
+    await page.goto(`${url}/#/keys`)
+    await page.reload()
+    await page.getByRole('heading', { name: 'API keys' }).waitFor()
+    await page.locator('tr[data-key-id]').first().waitFor()
+  }
+
+  /** Opens a key's dialog from its row with the keyboard. */
+  async function openByKeyboard(id: string): Promise<Locator> {
+    await page.getByRole('button', { name: `Open key ${id}` }).focus()
+    await page.keyboard.press('Enter')
+    const dlg = page.locator('#dlg-key')
+    await dlg.waitFor()
+    return dlg
+  }
+
+  before(async () => {
+    store = KeyStore.inMemory()
+    store.putUser({ id: 'svc-a11y', status: 'active', rights: [], roles: [] })
+    store.putRole({ name: 'reader', rights: ['session:*'] })
+    server = createAdminServer({ store, token: TOKEN, port: 0, log: () => {} })
+    url = await server.listen()
+    browser = await launchChromium()
+    page = await desktopPage(browser)
+    await logIn(page, url, TOKEN)
+  })
+
+  after(async () => {
+    await browser?.close()
+    await server?.close()
+    store?.close()
+  })
+
+  test('after logging in, focus is on the heading of the key list, not left on the hidden login button', async () => {
+    await page.getByRole('button', { name: 'Log out' }).click()
+    await page.getByLabel('Admin token').fill(TOKEN)
+    await page.keyboard.press('Enter')
+    await focusMovesTo(page, page.getByRole('heading', { name: 'API keys' }), 'after login')
+  })
+
+  test('suspending, activating and revoking in the key dialog keep focus in it, on what comes next', async () => {
+    const id = newKey('state changes')
+    await keyList()
+    const dlg = await openByKeyboard(id)
+    // Suspend hides itself: focus goes to Activate, which undoes it.
+    await dlg.getByRole('button', { name: 'Suspend' }).focus()
+    await page.keyboard.press('Enter')
+    await focusMovesTo(page, dlg.getByRole('button', { name: 'Activate' }), 'after Suspend')
+    assert.equal(store.getKey(id)?.state, 'suspended')
+    await page.keyboard.press('Enter')
+    await focusMovesTo(page, dlg.getByRole('button', { name: 'Suspend' }), 'after Activate')
+    assert.equal(store.getKey(id)?.state, 'active')
+    // Revoke: after the confirmation, focus is on the words that revoked is final.
+    await dlg.getByRole('button', { name: 'Revoke…' }).focus()
+    await page.keyboard.press('Enter')
+    await page.locator('#confirm-ok').focus()
+    await page.keyboard.press('Enter')
+    await focusMovesTo(page, dlg.getByText(/Revoked is final/), 'after Revoke')
+    assert.equal(store.getKey(id)?.state, 'revoked')
+    // The list was redrawn behind the dialog: Escape gives focus to the key's new Open button.
+    await page.keyboard.press('Escape')
+    await dlg.waitFor({ state: 'hidden' })
+    await focusMovesTo(page, page.getByRole('button', { name: `Open key ${id}` }), 'after Escape')
+  })
+
+  test("after a rotation's secret is dismissed, focus is back on the old key's Open button", async () => {
+    const id = newKey('rotated')
+    await keyList()
+    const dlg = await openByKeyboard(id)
+    await dlg.getByRole('button', { name: 'Rotate…' }).focus()
+    await page.keyboard.press('Enter')
+    await page.locator('#dlg-rotate button[type=submit]').focus()
+    await page.keyboard.press('Enter')
+    const secret = page.locator('#dlg-secret')
+    await secret.waitFor()
+    await focusMovesTo(page, secret.getByRole('button', { name: 'Copy' }), 'the secret is shown')
+    // Wait for the list to be redrawn behind the secret (the new key's row).
+    await until('the list shows the new key', async () => (await page.locator('tr[data-key-id]').count()) === store.listKeys().length)
+    await secret.getByRole('button', { name: /^Done/ }).focus()
+    await page.keyboard.press('Enter')
+    await secret.waitFor({ state: 'hidden' })
+    await focusMovesTo(page, page.getByRole('button', { name: `Open key ${id}` }), 'after Done')
+  })
+
+  test("after deleting a key, focus is on the list's heading (its row is gone)", async () => {
+    const id = newKey('deleted')
+    await keyList()
+    const dlg = await openByKeyboard(id)
+    await dlg.getByRole('button', { name: 'Delete…' }).focus()
+    await page.keyboard.press('Enter')
+    await page.locator('#confirm-ok').focus()
+    await page.keyboard.press('Enter')
+    await dlg.waitFor({ state: 'hidden' })
+    await page.locator(`tr[data-key-id="${id}"]`).waitFor({ state: 'detached' })
+    await focusMovesTo(page, page.getByRole('heading', { name: 'API keys' }), 'after Delete')
+  })
+
+  test("after deleting a role, focus is on the roles' heading", async () => {
+    await page.getByRole('link', { name: 'Roles' }).click()
+    await page.getByRole('button', { name: 'Delete role reader' }).focus()
+    await page.keyboard.press('Enter')
+    await page.locator('#confirm-ok').focus()
+    await page.keyboard.press('Enter')
+    await page.locator('tr[data-role="reader"]').waitFor({ state: 'detached' })
+    await focusMovesTo(page, page.getByRole('heading', { name: 'Roles' }), 'after deleting the role')
+    assert.equal(store.getRole('reader'), null)
+  })
+
+  test("dismissing the page's alert puts focus on the screen's heading, not back at the top of the page", async () => {
+    await page.goto(`${url}/#/users/nobody-here`)
+    const alert = page.locator('#page-alert')
+    await alert.getByText(/There is no user account/).waitFor()
+    await alert.getByRole('button', { name: 'Dismiss' }).focus()
+    await page.keyboard.press('Enter')
+    await alert.waitFor({ state: 'hidden' })
+    await focusMovesTo(page, page.getByRole('heading', { name: 'User accounts' }), 'after Dismiss')
+  })
+})
