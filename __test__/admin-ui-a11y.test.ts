@@ -1,7 +1,8 @@
 /// <reference lib="dom" />
 // The admin page for people who use a keyboard or a screen reader, in Debian's chromium (as
 // admin-ui.test.ts): where keyboard focus goes after an action that redraws or hides what had
-// it (WCAG 2.2: 2.4.3).
+// it, and a focus ring that can be seen on every background (WCAG 2.2: 2.4.3,
+// 1.4.11).
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 
@@ -166,5 +167,49 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
     await page.keyboard.press('Enter')
     await alert.waitFor({ state: 'hidden' })
     await focusMovesTo(page, page.getByRole('heading', { name: 'User accounts' }), 'after Dismiss')
+  })
+
+  test('the focus ring has 3:1 contrast against the page, a dialog and the top bar', async () => {
+    await keyList()
+    /** The focus ring's contrast with the first opaque background behind the focused element. */
+    // A string, not a function: tsx would wrap the function's inner helpers in a __name() the page lacks.
+    const ringContrast = () =>
+      page.evaluate(`(() => {
+        const rgb = (c) => (c.match(/[\\d.]+/g) ?? []).map(Number)
+        const channel = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)
+        const lum = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+        const el = document.activeElement
+        const style = getComputedStyle(el)
+        let bg = 'rgb(255, 255, 255)'
+        for (let p = el.parentElement; p; p = p.parentElement) {
+          const c = getComputedStyle(p).backgroundColor
+          if (rgb(c)[3] !== 0) {
+            bg = c
+            break
+          }
+        }
+        const [a, b] = [lum(rgb(style.outlineColor)), lum(rgb(bg))]
+        return { ring: style.outlineStyle, ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05), id: el.id || el.textContent }
+      })()`) as Promise<{ ring: string; ratio: number; id: string }>
+    // Focus moved by Tab, so that :focus-visible applies.
+    const tabTo = async (locator: Locator) => {
+      await locator.focus()
+      await page.keyboard.press('Shift+Tab')
+      await page.keyboard.press('Tab')
+      return ringContrast()
+    }
+    for (const [where, locator] of [
+      ['the page', page.locator('#keys-refresh')],
+      ['the top bar', page.locator('#logout')],
+    ] as const) {
+      const { ring, ratio, id } = await tabTo(locator)
+      assert.equal(ring, 'solid', `${where}: ${id} has a focus ring`)
+      assert.ok(ratio >= 3, `${where}: focus ring contrast ${ratio.toFixed(2)} on ${id}`)
+    }
+    await page.getByRole('button', { name: 'Create an API key' }).click()
+    const { ring, ratio, id } = await tabTo(page.locator('#create-description'))
+    assert.equal(ring, 'solid', `a dialog: ${id} has a focus ring`)
+    assert.ok(ratio >= 3, `a dialog: focus ring contrast ${ratio.toFixed(2)} on ${id}`)
+    await page.keyboard.press('Escape')
   })
 })
