@@ -1,8 +1,8 @@
 /// <reference lib="dom" />
 // The admin page for people who use a keyboard or a screen reader, in Debian's chromium (as
 // admin-ui.test.ts): where keyboard focus goes after an action that redraws or hides what had
-// it, and a focus ring that can be seen on every background (WCAG 2.2: 2.4.3,
-// 1.4.11).
+// it, a focus ring that can be seen on every background and the tab's title on the login screen
+// (WCAG 2.2: 2.4.3, 1.4.11, 2.4.2).
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 
@@ -211,5 +211,14 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
     assert.equal(ring, 'solid', `a dialog: ${id} has a focus ring`)
     assert.ok(ratio >= 3, `a dialog: focus ring contrast ${ratio.toFixed(2)} on ${id}`)
     await page.keyboard.press('Escape')
+  })
+
+  test('logging out names the login screen in the tab, not the screen it replaced', async () => {
+    await page.getByRole('link', { name: 'Users' }).click()
+    await until('the users title', async () => (await page.title()) === 'User accounts · keygate admin')
+    await page.getByRole('button', { name: 'Log out' }).click()
+    await page.getByLabel('Admin token').waitFor()
+    assert.equal(await page.title(), 'keygate admin')
+    await logIn(page, url, TOKEN)
   })
 })

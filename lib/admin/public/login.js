@@ -22,6 +22,8 @@ function loggedOut(message) {
   show($('#topbar'), false)
   for (const v of $$('.view')) show(v, false)
   show($('#view-login'), true)
+  // The tab and the screen reader name the login screen, not the screen it replaced.
+  document.title = $('#login-title').textContent ?? ''
   setError($('#login-error'), message || '')
   $('#login-token').focus()
 }
