@@ -1,8 +1,8 @@
 /// <reference lib="dom" />
 // The admin page for people who use a keyboard or a screen reader, in Debian's chromium (as
 // admin-ui.test.ts): where keyboard focus goes after an action that redraws or hides what had
-// it, a focus ring that can be seen on every background and the tab's title on the login screen
-// (WCAG 2.2: 2.4.3, 1.4.11, 2.4.2).
+// it, a focus ring that can be seen on every background, the tab's title on the login screen,
+// and every screen reachable at 320 px (WCAG 2.2: 2.4.3, 1.4.11, 2.4.2, 1.4.10).
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 
@@ -220,5 +220,28 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
     await page.getByLabel('Admin token').waitFor()
     assert.equal(await page.title(), 'keygate admin')
     await logIn(page, url, TOKEN)
+  })
+
+  test('at 320 px every link of the menu is on screen, none cut off at the edge', async () => {
+    await page.setViewportSize({ width: 320, height: 700 })
+    try {
+      await keyList()
+      for (const name of ['API keys', 'Users', 'Roles', 'Try a call', 'Audit trail']) {
+        const link = page.locator('#topbar nav').getByRole('link', { name })
+        const box = await link.boundingBox()
+        assert.ok(box && box.x >= 0 && box.x + box.width <= 320, `${name} at ${JSON.stringify(box)}`)
+        // Not hidden inside a list scrolled sideways either.
+        const clipped = await link.evaluate((a) => {
+          const r = a.getBoundingClientRect()
+          const ul = a.closest('ul')!.getBoundingClientRect()
+          return r.right > ul.right + 0.5 || r.left < ul.left - 0.5
+        })
+        assert.equal(clipped, false, `${name} is cut off by the menu`)
+      }
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth)
+      assert.ok(overflow <= 0, `horizontal overflow ${overflow}px`)
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 860 })
+    }
   })
 })
