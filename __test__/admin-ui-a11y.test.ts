@@ -148,6 +148,35 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
     await focusMovesTo(page, page.getByRole('heading', { name: 'API keys' }), 'after Delete')
   })
 
+  test("following the key dialog's link to its user account puts focus on that account's heading", async () => {
+    const id = newKey('to its user')
+    await keyList()
+    const dlg = await openByKeyboard(id)
+    await dlg.getByRole('link', { name: 'svc-a11y' }).focus()
+    await page.keyboard.press('Enter')
+    await dlg.waitFor({ state: 'hidden' })
+    // Not on the key's Open button in the account's own list of keys, past its form.
+    await focusMovesTo(page, page.getByRole('heading', { name: 'User account svc-a11y' }), 'on the account screen')
+  })
+
+  test("on an account's screen, after a rotation's secret is dismissed, focus is on the Open button of that screen's list", async () => {
+    const id = newKey('rotated on the account screen')
+    await keyList() // the key list, now hidden, keeps a button of the same name
+    await page.goto(`${url}/#/users/svc-a11y`)
+    const dlg = await openByKeyboard(id)
+    await dlg.getByRole('button', { name: 'Rotate…' }).click()
+    await page.locator('#dlg-rotate button[type=submit]').click()
+    const secret = page.locator('#dlg-secret')
+    await secret.waitFor()
+    await until(
+      'the list shows the new key',
+      async () => (await page.locator('#user-keys-table tr[data-key-id]').count()) === store.listKeys({ userId: 'svc-a11y' }).length,
+    )
+    await secret.getByRole('button', { name: /^Done/ }).focus()
+    await page.keyboard.press('Enter')
+    await focusMovesTo(page, page.locator('#user-keys-table').getByRole('button', { name: `Open key ${id}` }), 'after Done')
+  })
+
   test("after deleting a role, focus is on the roles' heading", async () => {
     await page.getByRole('link', { name: 'Roles' }).click()
     await page.getByRole('button', { name: 'Delete role reader' }).focus()

@@ -18,13 +18,13 @@ function lost() {
   return !el || el === document.body || !focusable(el)
 }
 
-/** The element that stands for `el` once its screen was redrawn: the same id, or a button or link of the same name. */
+/** The element that stands for `el` once its screen was redrawn: the same id, or a shown button or link of the same name. */
 function counterpart(el) {
   if (!(el instanceof HTMLElement)) return null
   if (el.id) return document.getElementById(el.id)
   const name = el.getAttribute('aria-label')
   if (!name) return null
-  return $$(`${el.tagName.toLowerCase()}[aria-label]`).find((c) => c.getAttribute('aria-label') === name) ?? null
+  return $$(`${el.tagName.toLowerCase()}[aria-label]`).find((c) => c.getAttribute('aria-label') === name && focusable(c)) ?? null
 }
 
 /** The modal dialog on top, if one is open: nothing outside it can take focus. */
