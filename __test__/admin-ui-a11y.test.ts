@@ -177,6 +177,23 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
     await focusMovesTo(page, page.locator('#user-keys-table').getByRole('button', { name: `Open key ${id}` }), 'after Done')
   })
 
+  test("paging the audit trail keeps focus on Older entries (drawn anew), then on the trail's heading on the last page", async () => {
+    for (let i = 0; i < 110; i++) store.putUser({ id: 'svc-audit-a11y', status: 'active', rights: i % 2 ? ['session:*'] : [], roles: [] })
+    const total = store.verifyAudit().entries
+    await page.goto(`${url}/#/audit`)
+    await page.getByLabel('At most').selectOption('50')
+    await page.getByRole('button', { name: 'Apply' }).click()
+    const firstSeq = () => page.locator('#audit-table tbody tr td').first().textContent()
+    await until('the newest entry first', async () => (await firstSeq()) === String(total))
+    for (let pageNo = 1; pageNo * 50 < total; pageNo++) {
+      await page.getByRole('button', { name: 'Older entries' }).focus()
+      await page.keyboard.press('Enter')
+      await until(`page ${pageNo + 1}`, async () => (await firstSeq()) === String(total - pageNo * 50))
+      if ((pageNo + 1) * 50 < total) await focusMovesTo(page, page.getByRole('button', { name: 'Older entries' }), `on page ${pageNo + 1}`)
+      else await focusMovesTo(page, page.getByRole('heading', { name: 'Audit trail' }), 'on the last page')
+    }
+  })
+
   test("after deleting a role, focus is on the roles' heading", async () => {
     await page.getByRole('link', { name: 'Roles' }).click()
     await page.getByRole('button', { name: 'Delete role reader' }).focus()

@@ -5,6 +5,7 @@ import { api } from './api.js'
 import { state } from './state.js'
 import { fromLocalInput, timeCell } from './format.js'
 import { attempt } from './actions.js'
+import { holdFocus } from './focus.js'
 
 export async function renderAudit(route) {
   const form = $('#audit-filter')
@@ -20,6 +21,16 @@ export async function renderAudit(route) {
  * below it (the page after an entry: `since` cannot page, many entries may share one instant).
  */
 async function loadAudit(beforeSeq = null) {
+  // The pager is drawn anew: focus stays on its button (else goes to the heading), not on <body>.
+  const restoreFocus = holdFocus()
+  try {
+    await drawAudit(beforeSeq)
+  } finally {
+    restoreFocus()
+  }
+}
+
+async function drawAudit(beforeSeq) {
   const form = $('#audit-filter')
   const params = new URLSearchParams()
   for (const name of ['keyId', 'userId', 'action', 'actor', 'limit']) {
@@ -49,8 +60,13 @@ async function loadAudit(beforeSeq = null) {
   const pager = h(
     'nav',
     { class: 'pager', 'aria-label': 'Audit trail pages' },
-    beforeSeq !== null && h('button', { type: 'button', class: 'btn btn-small', onclick: () => attempt(() => loadAudit()) }, 'Newest entries'),
-    full && h('button', { type: 'button', class: 'btn btn-small', onclick: () => attempt(() => loadAudit(entries[entries.length - 1].seq)) }, 'Older entries'),
+    beforeSeq !== null && h('button', { type: 'button', id: 'audit-newest', class: 'btn btn-small', onclick: () => attempt(() => loadAudit()) }, 'Newest entries'),
+    full &&
+      h(
+        'button',
+        { type: 'button', id: 'audit-older', class: 'btn btn-small', onclick: () => attempt(() => loadAudit(entries[entries.length - 1].seq)) },
+        'Older entries',
+      ),
   )
   if (entries.length === 0) {
     $('#audit-table').replaceChildren(h('p', { class: 'empty' }, beforeSeq === null ? 'No audit entry matches.' : 'No older audit entry matches.'), pager)
