@@ -135,6 +135,53 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
     await focusMovesTo(page, page.getByRole('button', { name: `Open key ${id}` }), 'after Done')
   })
 
+  test('Escape on a secret not yet copied keeps it and says what closing loses; a second Escape closes and forgets it', async () => {
+    const id = newKey('escaped')
+    await keyList()
+    const dlg = await openByKeyboard(id)
+    await dlg.getByRole('button', { name: 'Rotate…' }).focus()
+    await page.keyboard.press('Enter')
+    await page.locator('#dlg-rotate button[type=submit]').focus()
+    await page.keyboard.press('Enter')
+    const secret = page.locator('#dlg-secret')
+    await secret.waitFor()
+    await focusMovesTo(page, secret.getByRole('button', { name: 'Copy' }), 'the secret is shown')
+    const shown = await secret.getByLabel('Secret').inputValue()
+    assert.match(shown, /^kg_/)
+
+    await page.keyboard.press('Escape')
+    // The warning is in the dialog's live status, so a screen reader reads it out.
+    await secret
+      .getByRole('status')
+      .getByText(/not copied yet\. Press Escape again/)
+      .waitFor()
+    assert.equal(await secret.isVisible(), true, 'the first Escape kept the dialog')
+    assert.equal(await secret.getByLabel('Secret').inputValue(), shown, 'and the secret')
+
+    await page.keyboard.press('Escape')
+    await secret.waitFor({ state: 'hidden' })
+    assert.equal(await secret.getByLabel('Secret').inputValue(), '', 'the secret left the page with its dialog')
+  })
+
+  test('Escape closes the secret at once once it was copied', async () => {
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write'])
+    const id = newKey('copied')
+    await keyList()
+    const dlg = await openByKeyboard(id)
+    await dlg.getByRole('button', { name: 'Rotate…' }).focus()
+    await page.keyboard.press('Enter')
+    await page.locator('#dlg-rotate button[type=submit]').focus()
+    await page.keyboard.press('Enter')
+    const secret = page.locator('#dlg-secret')
+    await focusMovesTo(page, secret.getByRole('button', { name: 'Copy' }), 'the secret is shown')
+    await page.keyboard.press('Enter')
+    await secret.getByText('Copied to the clipboard.').waitFor()
+    await page.evaluate('navigator.clipboard.writeText("")')
+    await page.keyboard.press('Escape')
+    await secret.waitFor({ state: 'hidden' })
+    assert.equal(await secret.getByLabel('Secret').inputValue(), '')
+  })
+
   test("after deleting a key, focus is on the list's heading (its row is gone)", async () => {
     const id = newKey('deleted')
     await keyList()

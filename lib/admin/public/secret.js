@@ -3,7 +3,18 @@
 
 import { $, isolated, setText } from './dom.js'
 
+const COPIED = 'Copied to the clipboard.'
+const NOT_COPIED = 'The secret is not copied yet. Press Escape again to close without it: it cannot be shown again.'
+
+/**
+ * Whether the first Escape of this showing was held back. A secret not yet copied is kept on
+ * the first Escape (an accidental one, or a screen reader's own use of the key, would lose it
+ * for good) and let go on the second.
+ */
+let escapeWarned = false
+
 export function showSecret(issued, what) {
+  escapeWarned = false
   const dlg = $('#dlg-secret')
   const input = $('#secret-value')
   input.value = issued.secret
@@ -29,7 +40,7 @@ async function copySecret() {
   const status = $('#secret-copy-status')
   try {
     await navigator.clipboard.writeText(input.value)
-    status.textContent = 'Copied to the clipboard.'
+    status.textContent = COPIED
   } catch {
     input.focus()
     input.select()
@@ -39,7 +50,7 @@ async function copySecret() {
     } catch {
       ok = false
     }
-    status.textContent = ok ? 'Copied to the clipboard.' : 'The secret is selected: press Ctrl+C (⌘C on a Mac) to copy it.'
+    status.textContent = ok ? COPIED : 'The secret is selected: press Ctrl+C (⌘C on a Mac) to copy it.'
   }
 }
 
@@ -49,9 +60,19 @@ export function wireSecret() {
     forgetSecret()
     $('#dlg-secret').close()
   })
-  // The secret leaves the page as soon as its dialog closes (Done or Esc).
+  // The secret leaves the page as soon as its dialog closes (Done, or Esc: at once once copied,
+  // else at the second, the first announcing what closing loses).
   $('#dlg-secret').addEventListener('close', forgetSecret)
-  $('#dlg-secret').addEventListener('cancel', forgetSecret)
+  $('#dlg-secret').addEventListener('cancel', (event) => {
+    const status = $('#secret-copy-status')
+    if (status.textContent !== COPIED && !escapeWarned) {
+      event.preventDefault()
+      escapeWarned = true
+      status.textContent = NOT_COPIED
+      return
+    }
+    forgetSecret()
+  })
   // Leaving the page ends the showing too: the back/forward cache keeps the page as it was, so
   // Back (by anyone at this browser later, or after a logout elsewhere) would show it again.
   window.addEventListener('pagehide', () => {
