@@ -67,6 +67,20 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
     return dlg
   }
 
+  /** Rotates a key from the key list with the keyboard; its new secret's dialog, focus on Copy. */
+  async function rotateByKeyboard(id: string): Promise<Locator> {
+    await keyList()
+    const dlg = await openByKeyboard(id)
+    await dlg.getByRole('button', { name: 'Rotate…' }).focus()
+    await page.keyboard.press('Enter')
+    await page.locator('#dlg-rotate button[type=submit]').focus()
+    await page.keyboard.press('Enter')
+    const secret = page.locator('#dlg-secret')
+    await secret.waitFor()
+    await focusMovesTo(page, secret.getByRole('button', { name: 'Copy' }), 'the secret is shown')
+    return secret
+  }
+
   before(async () => {
     store = KeyStore.inMemory()
     store.putUser({ id: 'svc-a11y', status: 'active', rights: [], roles: [] })
@@ -118,15 +132,7 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
 
   test("after a rotation's secret is dismissed, focus is back on the old key's Open button", async () => {
     const id = newKey('rotated')
-    await keyList()
-    const dlg = await openByKeyboard(id)
-    await dlg.getByRole('button', { name: 'Rotate…' }).focus()
-    await page.keyboard.press('Enter')
-    await page.locator('#dlg-rotate button[type=submit]').focus()
-    await page.keyboard.press('Enter')
-    const secret = page.locator('#dlg-secret')
-    await secret.waitFor()
-    await focusMovesTo(page, secret.getByRole('button', { name: 'Copy' }), 'the secret is shown')
+    const secret = await rotateByKeyboard(id)
     // Wait for the list to be redrawn behind the secret (the new key's row).
     await until('the list shows the new key', async () => (await page.locator('tr[data-key-id]').count()) === store.listKeys().length)
     await secret.getByRole('button', { name: /^Done/ }).focus()
@@ -137,15 +143,7 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
 
   test('Escape on a secret not yet copied keeps it and says what closing loses; a second Escape closes and forgets it', async () => {
     const id = newKey('escaped')
-    await keyList()
-    const dlg = await openByKeyboard(id)
-    await dlg.getByRole('button', { name: 'Rotate…' }).focus()
-    await page.keyboard.press('Enter')
-    await page.locator('#dlg-rotate button[type=submit]').focus()
-    await page.keyboard.press('Enter')
-    const secret = page.locator('#dlg-secret')
-    await secret.waitFor()
-    await focusMovesTo(page, secret.getByRole('button', { name: 'Copy' }), 'the secret is shown')
+    const secret = await rotateByKeyboard(id)
     const shown = await secret.getByLabel('Secret').inputValue()
     assert.match(shown, /^kg_/)
 
@@ -166,14 +164,7 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
   test('Escape closes the secret at once once it was copied', async () => {
     await page.context().grantPermissions(['clipboard-read', 'clipboard-write'])
     const id = newKey('copied')
-    await keyList()
-    const dlg = await openByKeyboard(id)
-    await dlg.getByRole('button', { name: 'Rotate…' }).focus()
-    await page.keyboard.press('Enter')
-    await page.locator('#dlg-rotate button[type=submit]').focus()
-    await page.keyboard.press('Enter')
-    const secret = page.locator('#dlg-secret')
-    await focusMovesTo(page, secret.getByRole('button', { name: 'Copy' }), 'the secret is shown')
+    const secret = await rotateByKeyboard(id)
     await page.keyboard.press('Enter')
     await secret.getByText('Copied to the clipboard.').waitFor()
     await page.evaluate('navigator.clipboard.writeText("")')
