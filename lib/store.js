@@ -949,6 +949,10 @@ class KeyStore {
 
   /**
    * The reason code of a WebDAV request (0 = allowed): from the WebDAV memo, else one native call.
+   * The same steps as `#decideFresh`, written apart on purpose: the API check's miss path (what
+   * `bench/bench.mjs --miss-only` times) keeps call sites that only ever see the API memo and the
+   * API check; one function taking either would make them polymorphic (not measured: keep it so
+   * unless a benchmark says otherwise).
    * @param {string} secret
    * @param {string} method
    * @param {string} path
