@@ -512,6 +512,17 @@ mod tests {
         assert!(!m("?", "ab"));
     }
 
+    /// Each segment between stars takes its own run of the name, after the one before:
+    /// a name holding every byte a pattern needs, in the wrong order or too few times, is refused.
+    #[test]
+    fn segments_between_stars_are_found_in_order_and_each_once() {
+        assert!(!m("a*b*b*c", "abc"), "one b cannot stand for two");
+        assert!(m("a*b*b*c", "abbc"));
+        assert!(!m("a*bc*d", "acbd"), "every byte present, not in order");
+        assert!(!m("a*b*c*d", "acbd"));
+        assert!(m("a*b*c*d", "abcd"));
+    }
+
     #[test]
     fn matching_is_anchored_and_case_insensitive() {
         assert!(m("session", "SESSION"));
