@@ -376,6 +376,36 @@ fn webdav_checks_agree_with_their_explanations_and_tell_the_memo_what_it_needs()
     assert_eq!((s.check_dav(unknown).reason, s.check_dav(unknown).known_key), (Reason::MalformedKey, false));
 }
 
+/// A check within `MEMO_HORIZON_MS` of the key's expiry is transient, so the memo never
+/// remembers an answer that would outlive the key; one made earlier is not (it may be
+/// remembered), and the denial of an expired key is final, so not transient either.
+#[test]
+fn a_check_near_the_key_s_expiry_is_transient_and_no_other_is() {
+    use keygate_core::memo::MEMO_HORIZON_MS;
+    let s = store();
+    user(&s, "svc", &["session:*"]);
+    let (_, secret) = key(&s, "svc", &["session:get*"]);
+    let expires = T0 + 30 * DAY;
+    let call = Call { secret: secret.as_bytes(), service: b"session", api: b"getInfo", ip: None };
+    // Checked once first: a key's first check is never remembered anyway.
+    s.check(call);
+    for (now, reason, transient) in [
+        (T0, Reason::Allowed, false),
+        (expires - MEMO_HORIZON_MS - 1, Reason::Allowed, false),
+        (expires - MEMO_HORIZON_MS, Reason::Allowed, true),
+        (expires - 1, Reason::Allowed, true),
+        (expires, Reason::Expired, false),
+        (expires + DAY, Reason::Expired, false),
+    ] {
+        s.set_now(Some(now));
+        let verdict = s.check(call);
+        assert_eq!((verdict.reason, verdict.transient), (reason, transient), "{} ms before expiry", expires - now);
+        let denied = s.check(Call { api: b"putInfo", ..call });
+        let expected = if reason == Reason::Allowed { Reason::NoMatchingRule } else { reason };
+        assert_eq!((denied.reason, denied.transient), (expected, transient), "a denial too, {} ms before expiry", expires - now);
+    }
+}
+
 /// Only a key's first check (since it was created or changed) says so (the memo leaves it
 /// out); diagnoses do not count as checks, denied checks do, and an unknown secret is never
 /// a first check.
