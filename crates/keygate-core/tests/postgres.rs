@@ -1846,6 +1846,47 @@ fn a_long_audit_trail_is_read_in_full_whatever_the_statement_timeout() {
     store.close().unwrap();
 }
 
+/// An audit query is read in batches of rows found from where the last ended: across their
+/// edges it gives what one statement would, in order, with every filter and `beforeSeq`.
+#[test]
+fn audit_queries_longer_than_a_batch_return_every_entry_in_order() {
+    let Some(db) = Db::new() else { return };
+    let store = open(&db.url()).unwrap();
+    store.put_user(&UserInput { id: "u0".into(), ..Default::default() }, None).unwrap();
+    store.close().unwrap();
+    const ENTRIES: u64 = 3_500;
+    db.sql(&format!(
+        "INSERT INTO keygate_audit SELECT g, 1800000000000 + g, 'actor-' || (g % 4), 'putUser', NULL, 'user-' || (g % 3), '{{}}',
+           sha256(g::text::bytea) FROM generate_series(2, {ENTRIES}) g;
+         UPDATE keygate_meta SET audit_seq = {ENTRIES}"
+    ));
+    let store = open(&db.url()).unwrap();
+    let seqs = |query: keygate_core::AuditQuery| store.audit(&query).unwrap().into_iter().map(|e| e.seq).collect::<Vec<_>>();
+    let expected = |keep: &dyn Fn(u64) -> bool, before: u64, limit: usize| -> Vec<u64> {
+        (2..before.min(ENTRIES + 1)).rev().filter(|&g| keep(g)).take(limit).collect()
+    };
+    let all = keygate_core::AuditQuery { limit: Some(usize::MAX), ..Default::default() };
+    let mut everything = expected(&|_| true, u64::MAX, usize::MAX);
+    everything.push(1);
+    assert_eq!(seqs(all.clone()), everything, "the whole trail, newest first");
+    // Limits at and around the batch size, and past two batches.
+    for limit in [999, 1_000, 1_001, 2_000, 2_345] {
+        let query = keygate_core::AuditQuery { limit: Some(limit), ..Default::default() };
+        assert_eq!(seqs(query), expected(&|_| true, u64::MAX, limit), "limit {limit}");
+    }
+    let by_user =
+        keygate_core::AuditQuery { user_id: Some("user-1".into()), limit: Some(1_100), before_seq: Some(3_400), ..Default::default() };
+    assert_eq!(seqs(by_user), expected(&|g| g % 3 == 1, 3_400, 1_100));
+    let by_actor = keygate_core::AuditQuery {
+        actor: Some("ACTOR-2".into()),
+        limit: Some(usize::MAX),
+        since: Some(1_800_000_000_500),
+        ..Default::default()
+    };
+    assert_eq!(seqs(by_actor), expected(&|g| g % 4 == 2 && g >= 500, u64::MAX, usize::MAX));
+    store.close().unwrap();
+}
+
 #[test]
 fn a_large_copy_refused_after_its_first_batches_leaves_the_target_empty() {
     let Some(db) = Db::new() else { return };
