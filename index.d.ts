@@ -219,9 +219,9 @@ export interface UserInput {
   /** Default `'active'`. */
   status?: UserStatus | undefined
   /** Default none. */
-  rights?: string[] | undefined
+  rights?: readonly string[] | undefined
   /** Default none; each role must exist. */
-  roles?: string[] | undefined
+  roles?: readonly string[] | undefined
 }
 
 /** A named list of rights. */
@@ -229,6 +229,13 @@ export interface Role {
   /** 1–128 characters: letters, digits and `_ - . @`. */
   name: string
   rights: string[]
+}
+
+/** Input of {@link KeyStore.putRole}: a {@link Role}, whose `rights` may be a readonly array. */
+export interface RoleInput {
+  /** 1–128 characters: letters, digits and `_ - . @`. */
+  name: string
+  rights: readonly string[]
 }
 
 /** An API key as stored: never its secret nor the secret's digest. */
@@ -264,7 +271,7 @@ export interface NewKey {
    * API rules `<service>:<api>`, IP rules `ip=<address>[/<prefix>]` and WebDAV rules
    * `dav=<method> <path>`; default none.
    */
-  rules?: string[] | undefined
+  rules?: readonly string[] | undefined
   /** Default `'active'`; a key cannot be created `'revoked'`. */
   state?: 'active' | 'suspended' | undefined
 }
@@ -278,7 +285,7 @@ export interface IssuedKey {
 /** Fields {@link KeyStore.updateKey} changes; absent fields stay as they are. */
 export interface KeyPatch {
   description?: string | undefined
-  rules?: string[] | undefined
+  rules?: readonly string[] | undefined
   /** A new expiry (same limits as at creation); `null` is refused with `EXPIRY_REQUIRED`. */
   expiresAt?: Date | null | undefined
 }
@@ -417,7 +424,7 @@ export declare class KeyStore {
    * to the very next check of every key. A field besides `name` and `rights` is refused
    * (`INVALID_ARGUMENT`); a role read back with `getRole` is taken as it is.
    */
-  putRole(role: Role, options?: PutOptions): Role
+  putRole(role: RoleInput, options?: PutOptions): Role
 
   /** Deletes a role and removes it from every user holding it. False if there was none. */
   deleteRole(name: string, options?: AdminOptions): boolean

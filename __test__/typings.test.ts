@@ -1,0 +1,36 @@
+// The typings against the runtime: what the store takes, index.d.ts lets a TypeScript user write.
+// `npm run typecheck` (tsc -p __test__) checks the type half: each call below must compile;
+// the test runner checks the runtime half.
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+
+import type { KeyPatch, NewKey, RoleInput, UserInput } from '../index.js'
+import { DAY, T0, at, frozenStore } from './helpers.js'
+
+describe('readonly arrays (`as const`, Object.freeze) are taken wherever a list is given', () => {
+  // Rules kept as constants: `as const` and Object.freeze make them readonly arrays.
+  const RIGHTS = ['session:*', 'data:entityBrowseRecords2'] as const
+  const RULES: readonly string[] = Object.freeze(['session:userLogon', 'ip=10.0.0.0/8'])
+
+  test('putRole, putUser, createKey and updateKey', () => {
+    const store = frozenStore()
+    const role: RoleInput = { name: 'reader', rights: RIGHTS }
+    assert.deepEqual(store.putRole(role).rights, [...RIGHTS])
+    const user: UserInput = { id: 'integration', rights: Object.freeze(['session:userLogon']), roles: ['reader'] as const }
+    assert.deepEqual(store.putUser(user).roles, ['reader'])
+    const input: NewKey = { userId: 'integration', description: 'sync', expiresAt: at(T0, DAY), rules: RULES }
+    const { key, secret } = store.createKey(input)
+    assert.deepEqual(key.rules, [...RULES])
+    assert.equal(store.isAllowed(secret, 'session', 'userLogon', '10.1.2.3'), true)
+    const patch: KeyPatch = { rules: RIGHTS }
+    assert.deepEqual(store.updateKey(key.id, patch).rules, [...RIGHTS])
+  })
+
+  test('a role read back with getRole is still taken as it is', () => {
+    const store = frozenStore()
+    store.putRole({ name: 'reader', rights: ['session:*'] })
+    const role = store.getRole('reader')
+    assert.ok(role)
+    assert.deepEqual(store.putRole(role), role)
+  })
+})
