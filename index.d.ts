@@ -134,8 +134,9 @@ export interface AdminOptions {
    * For `updateKey`/`setState`/`rotateKey`: the key's `updatedAt` as the caller last read it. If the
    * key changed since, the change is refused with `CONFLICT` (checked inside the store's write).
    * Given to another call, which would not check it, it is refused (`INVALID_ARGUMENT`).
+   * `null`, like `undefined`, is taken as left out (no check), by every call.
    */
-  expectedUpdatedAt?: Date | undefined
+  expectedUpdatedAt?: Date | null | undefined
 }
 
 /** One recorded change. Never holds a secret or its digest. */

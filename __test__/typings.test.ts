@@ -5,7 +5,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 
 import type { KeyPatch, NewKey, RoleInput, UserInput } from '../index.js'
-import { DAY, T0, at, frozenStore } from './helpers.js'
+import { DAY, T0, at, frozenStore, withUser } from './helpers.js'
 
 describe('readonly arrays (`as const`, Object.freeze) are taken wherever a list is given', () => {
   // Rules kept as constants: `as const` and Object.freeze make them readonly arrays.
@@ -32,5 +32,18 @@ describe('readonly arrays (`as const`, Object.freeze) are taken wherever a list 
     const role = store.getRole('reader')
     assert.ok(role)
     assert.deepEqual(store.putRole(role), role)
+  })
+})
+
+describe('expectedUpdatedAt: null is taken as left out (README, "Options are checked by name")', () => {
+  test('setState, rotateKey and updateKey take null and check nothing; deleteKey takes it too', () => {
+    const store = withUser(frozenStore())
+    const { key } = store.createKey({ userId: 'integration', description: 'd', expiresAt: at(T0, DAY) })
+    // A key changed since it was read: a Date would be a CONFLICT, null asks for no check.
+    store.updateKey(key.id, { description: 'changed' })
+    assert.equal(store.updateKey(key.id, { description: 'again' }, { expectedUpdatedAt: null }).description, 'again')
+    assert.equal(store.setState(key.id, 'suspended', { expectedUpdatedAt: null }).state, 'suspended')
+    const rotated = store.rotateKey(key.id, { expectedUpdatedAt: null })
+    assert.equal(store.deleteKey(rotated.key.id, { expectedUpdatedAt: null }), true)
   })
 })
