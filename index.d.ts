@@ -275,6 +275,18 @@ export interface NewKey {
   rules?: readonly string[] | undefined
   /** Default `'active'`; a key cannot be created `'revoked'`. */
   state?: 'active' | 'suspended' | undefined
+  // What an ApiKey has besides: a key read back (or spread, `{ ...key }`) is no new key, and
+  // `createKey` refuses it (INVALID_ARGUMENT), so the types refuse it too.
+  /** Not a field of a new key (the store gives the id): `createKey` refuses it. */
+  id?: never
+  /** Not a field of a new key: `createKey` refuses it. */
+  createdAt?: never
+  /** Not a field of a new key: `createKey` refuses it. */
+  updatedAt?: never
+  /** Not a field of a new key: `createKey` refuses it. */
+  lastUsedAt?: never
+  /** Not a field of a new key: `createKey` refuses it. */
+  hint?: never
 }
 
 /** A key together with its secret. The secret is shown this once and cannot be read again. */
@@ -289,6 +301,24 @@ export interface KeyPatch {
   rules?: readonly string[] | undefined
   /** A new expiry (same limits as at creation); `null` is refused with `EXPIRY_REQUIRED`. */
   expiresAt?: Date | null | undefined
+  // What an ApiKey has besides: a key read back (or spread, `{ ...key, description }`) is no
+  // patch, and `updateKey` refuses it (INVALID_ARGUMENT), so the types refuse it too.
+  /** Not a field of a patch: `updateKey` refuses it. */
+  id?: never
+  /** Not a field of a patch (a key's user cannot be changed): `updateKey` refuses it. */
+  userId?: never
+  /** Not a field of a patch (a key's state is changed with `setState`): `updateKey` refuses it. */
+  state?: never
+  /** Not a field of a patch: `updateKey` refuses it. */
+  createdAt?: never
+  /** Not a field of a patch: `updateKey` refuses it. */
+  updatedAt?: never
+  /** Not a field of a patch: `updateKey` refuses it. */
+  lastUsedAt?: never
+  /** Not a field of a patch: `updateKey` refuses it. */
+  hint?: never
+  /** An option, not a field of a patch: `updateKey(id, patch, { expectedUpdatedAt })`. */
+  expectedUpdatedAt?: never
 }
 
 /** Filter of {@link KeyStore.listKeys}. */

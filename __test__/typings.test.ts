@@ -1,11 +1,12 @@
-// The typings against the runtime: what the store takes, index.d.ts lets a TypeScript user write.
-// `npm run typecheck` (tsc -p __test__) checks the type half: each call below must compile;
-// the test runner checks the runtime half.
+// The typings against the runtime: what index.d.ts lets a TypeScript user write is what the
+// store takes, and what the store refuses whatever the values is refused by the types too.
+// `npm run typecheck` (tsc -p __test__) checks the type half: each call below must compile,
+// each `@ts-expect-error` must be an error; the test runner checks the runtime half.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 
-import type { KeyPatch, NewKey, RoleInput, UserInput } from '../index.js'
-import { DAY, T0, at, frozenStore, withUser } from './helpers.js'
+import type { ApiKey, KeyPatch, NewKey, RoleInput, UserInput } from '../index.js'
+import { DAY, T0, at, frozenStore, throwsCode, withUser } from './helpers.js'
 
 describe('readonly arrays (`as const`, Object.freeze) are taken wherever a list is given', () => {
   // Rules kept as constants: `as const` and Object.freeze make them readonly arrays.
@@ -45,5 +46,27 @@ describe('expectedUpdatedAt: null is taken as left out (README, "Options are che
     assert.equal(store.setState(key.id, 'suspended', { expectedUpdatedAt: null }).state, 'suspended')
     const rotated = store.rotateKey(key.id, { expectedUpdatedAt: null })
     assert.equal(store.deleteKey(rotated.key.id, { expectedUpdatedAt: null }), true)
+  })
+})
+
+describe('a key read back is no new key and no patch: the types refuse what the store refuses', () => {
+  test('updateKey(id, { ...key, description }) and createKey({ ...key }) are INVALID_ARGUMENT', () => {
+    const store = withUser(frozenStore())
+    const { key } = store.createKey({ userId: 'integration', description: 'd', expiresAt: at(T0, DAY) })
+    const readBack: ApiKey = key
+    // @ts-expect-error a key read back has id, state, createdAt…: no patch
+    throwsCode(() => store.updateKey(key.id, { ...readBack, description: 'x' }), 'INVALID_ARGUMENT', 'no field')
+    // @ts-expect-error a key read back is no patch, even passed through a variable
+    throwsCode(() => store.updateKey(key.id, readBack), 'INVALID_ARGUMENT', 'no field')
+    // @ts-expect-error a key's state is changed with setState
+    throwsCode(() => store.updateKey(key.id, { state: 'revoked' }), 'INVALID_ARGUMENT', 'setState')
+    const revoke = { description: 'x', state: 'revoked' } as const
+    // @ts-expect-error …also when the patch is a variable (no excess-property check there)
+    throwsCode(() => store.updateKey(key.id, revoke), 'INVALID_ARGUMENT', 'setState')
+    const active = { ...readBack, state: 'active', expiresAt: at(T0, 2 * DAY) } as const
+    // @ts-expect-error a key read back is no new key (its id, createdAt, hint…)
+    throwsCode(() => store.createKey(active), 'INVALID_ARGUMENT', 'no field')
+    assert.equal(store.getKey(key.id)?.description, 'd')
+    assert.equal(store.listKeys().length, 1)
   })
 })
