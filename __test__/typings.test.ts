@@ -6,6 +6,8 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 
 import type { ApiKey, KeyPatch, NewKey, RoleInput, UserInput } from '../index.js'
+import { createAdminHandler, createAdminServer } from '../lib/admin/index.js'
+import type { AdminHandlerOptions, AdminServerOptions } from '../lib/admin/index.js'
 import { DAY, T0, at, frozenStore, throwsCode, withUser } from './helpers.js'
 
 describe('readonly arrays (`as const`, Object.freeze) are taken wherever a list is given', () => {
@@ -68,5 +70,27 @@ describe('a key read back is no new key and no patch: the types refuse what the 
     throwsCode(() => store.createKey(active), 'INVALID_ARGUMENT', 'no field')
     assert.equal(store.getKey(key.id)?.description, 'd')
     assert.equal(store.listKeys().length, 1)
+  })
+})
+
+describe("keygate/admin: a server's options are no handler's, nor the reverse", () => {
+  const TOKEN = 'an-admin-token-of-32-characters!'
+
+  test('createAdminHandler refuses host and port, createAdminServer prefix and cookiePath (TypeError)', async () => {
+    const store = frozenStore()
+    const standalone: AdminServerOptions = { store, token: TOKEN, host: '127.0.0.1', port: 0 }
+    // @ts-expect-error options made for createAdminServer, passed in a variable
+    assert.throws(() => createAdminHandler(standalone), { name: 'TypeError', message: /no option "host"/ })
+    // @ts-expect-error …or spread into the handler's
+    assert.throws(() => createAdminHandler({ ...standalone, prefix: '/admin' }), { name: 'TypeError', message: /no option "host"/ })
+    const mounted: AdminHandlerOptions = { store, token: TOKEN, prefix: '/admin', cookiePath: '/' }
+    // @ts-expect-error options made for createAdminHandler
+    assert.throws(() => createAdminServer(mounted), { name: 'TypeError', message: /no option "prefix"/ })
+    // What both take compiles and runs for both.
+    const { host: _host, port: _port, ...shared } = standalone
+    await createAdminHandler({ ...shared, prefix: '/admin' }).close()
+    const server = createAdminServer({ ...shared, port: 0 })
+    assert.equal(server.url, null)
+    await server.close()
   })
 })

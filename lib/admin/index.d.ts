@@ -7,7 +7,7 @@ export { serve, tokenFileOf } from './serve.js'
 export type { ServeOptions, Serving } from './serve.js'
 
 /** Options of {@link createAdminHandler}: those of `createAdminServer` but `host`/`port`, and `prefix` and `cookiePath`. */
-export interface AdminHandlerOptions extends Omit<AdminServerOptions, 'host' | 'port'> {
+export interface AdminHandlerOptions extends Omit<AdminServerOptions, 'host' | 'port' | 'prefix' | 'cookiePath'> {
   /** The path the page lives under, e.g. `/admin` (default); `/` for the root of the server. */
   prefix?: string | undefined
   /**
@@ -16,6 +16,12 @@ export interface AdminHandlerOptions extends Omit<AdminServerOptions, 'host' | '
    * (`/tools/admin/` proxied to `/admin/`), give the path browsers see, or `/`.
    */
   cookiePath?: string | undefined
+  // The server's own options, refused here (a TypeError naming them), so that options made for
+  // createAdminServer and spread or passed in a variable do not compile either.
+  /** Not an option of a handler (the app's server listens): `createAdminHandler` refuses it. */
+  host?: never
+  /** Not an option of a handler (the app's server listens): `createAdminHandler` refuses it. */
+  port?: never
 }
 
 /**

@@ -49,6 +49,12 @@ export interface AdminServerOptions {
   deviceCookieMaxAgeMs?: number | undefined
   /** Receives a line for each 500 or 503 answer (never a request body or a secret); default `console.error`. If it throws, the answer is sent all the same. */
   log?: ((line: string) => void) | undefined
+  // createAdminHandler's own options, refused here (a TypeError naming them), so that options
+  // made for it and spread or passed in a variable do not compile either.
+  /** Not an option of the server (it serves the page at `/`): `createAdminServer` refuses it. */
+  prefix?: never
+  /** Not an option of the server: `createAdminServer` refuses it. */
+  cookiePath?: never
 }
 
 export interface AdminServer {
