@@ -369,6 +369,42 @@ describe('serve() and the bootstrap admin token', () => {
     }
   })
 
+  test('an option of another type than serve.d.ts says is a TypeError before the store is opened, never taken as left out', async () => {
+    const dir = tempDir()
+    const db = path.join(dir, 'keygate.db')
+    const saved = process.env.KEYGATE_ADMIN_TOKEN
+    delete process.env.KEYGATE_ADMIN_TOKEN
+    try {
+      // A first start keeps a generated token's digest: a token option taken as left out would
+      // leave the page on that one, not on the token the caller gave.
+      const first = await serve({ db, port: 0, handleSignals: false, print: () => {} })
+      await first.close()
+      const listeners = process.listenerCount('SIGINT')
+      const wrong: [Record<string, unknown>, RegExp][] = [
+        [{ token: 1234567890123456 }, /^TypeError: options\.token must be a string/],
+        [{ token: Buffer.from('a-token-of-sixteen-or-more') }, /^TypeError: options\.token must be a string/],
+        [{ handleSignals: 0 }, /^TypeError: options\.handleSignals must be true or false/],
+        [{ handleSignals: 'no' }, /^TypeError: options\.handleSignals must be true or false/],
+        [{ print: 'console' }, /^TypeError: options\.print must be a function/],
+        [{ port: '8080' }, /^TypeError: options\.port must be a whole number from 0/],
+        [{ db: 5 }, /^TypeError: options\.db must be a store file path/],
+      ]
+      for (const [given, message] of wrong) {
+        const other = path.join(dir, 'other.db')
+        const outcome = await serve({ db: other, port: 0, handleSignals: false, print: () => {}, ...given }).catch((error: unknown) => error)
+        // Taken: close what it started (a listening server would keep the test running), then fail.
+        if (!(outcome instanceof Error)) await (outcome as Serving).close()
+        assert.match(String(outcome), message, JSON.stringify(given))
+        assert.ok(!existsSync(other), `a store file was made for ${JSON.stringify(given)}`)
+      }
+      assert.equal(process.listenerCount('SIGINT'), listeners, 'no signal handler was left installed')
+    } finally {
+      if (saved === undefined) delete process.env.KEYGATE_ADMIN_TOKEN
+      else process.env.KEYGATE_ADMIN_TOKEN = saved
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   test('a token the login form could never send is refused at start, not left to lock the admin out', async () => {
     const dir = tempDir()
     const db = path.join(dir, 'keygate.db')

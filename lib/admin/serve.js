@@ -124,6 +124,16 @@ function isLoopback(host) {
 }
 
 /**
+ * Refuses an option of the wrong type (TypeError `message`); left out, undefined or null, it is not in the way.
+ * @param {unknown} value
+ * @param {'string' | 'function' | 'boolean'} type
+ * @param {string} message
+ */
+function optionOfType(value, type, message) {
+  if (value != null && typeof value !== type) throw new TypeError(message)
+}
+
+/**
  * Opens the durable store at `db` and serves the admin page on it.
  *
  * @param {import('./serve.js').ServeOptions} [given] described in serve.d.ts
@@ -135,12 +145,21 @@ async function serve(given = {}) {
   const options = ownFields(given)
   const unknown = unknownOption(options, SERVE_OPTIONS, 'serve')
   if (unknown !== undefined) throw new TypeError(unknown)
+  // Checked before the store is opened: a bad option makes no store file. Each option left out,
+  // undefined or null takes its default; one of another type is refused, not taken as left out
+  // (a token given as a number would leave the page on the token kept from an earlier start,
+  // `handleSignals: 0` would make SIGINT exit the process).
+  optionOfType(options.db, 'string', 'options.db must be a store file path or a postgres:// URL')
+  optionOfType(options.token, 'string', 'options.token must be a string (16 to 1024 characters)')
+  optionOfType(options.print, 'function', 'options.print must be a function (line) => void')
+  optionOfType(options.handleSignals, 'boolean', 'options.handleSignals must be true or false')
   const db = resolveStore(options.db ?? 'keygate.db')
-  // Checked before the store is opened: a bad option makes no store file.
   const host = checkHost(options.host)
   const envPort = process.env.PORT !== undefined && process.env.PORT !== '' ? Number(process.env.PORT) : undefined
   const port = options.port ?? envPort ?? 8080
-  if (!isPort(port)) throw new Error(`bad port ${port}`)
+  if (!isPort(port)) {
+    throw new TypeError(`${options.port == null ? '$PORT' : 'options.port'} must be a whole number from 0 (any free port) to 65535`)
+  }
   const print = typeof options.print === 'function' ? options.print : (/** @type {string} */ line) => console.log(line)
   const givenStoreOptions = options.storeOptions ?? {}
   // Own fields (as KeyStore.open reads them): an inherited maxLifetimeDays must not reach the page either.
