@@ -417,7 +417,12 @@ describe('serve() and the bootstrap admin token', () => {
         refused = error
       }
       await started?.close()
-      assert.match(String(refused), /the admin token must be at most 1024 characters/)
+      assert.match(String(refused), /the admin token must be at most 1024 characters \(the token option\)/)
+      assert.ok(!existsSync(`${db}.admin-token.sha256`))
+      // Given empty: refused, not taken as left out (the page would open on another token).
+      const empty = await serve({ db, token: '', port: 0, handleSignals: false, print: () => {} }).catch((error: unknown) => error)
+      if (!(empty instanceof Error)) await (empty as Serving).close()
+      assert.match(String(empty), /the admin token must be at least 16 characters \(the token option\)/)
       assert.ok(!existsSync(`${db}.admin-token.sha256`))
     } finally {
       rmSync(dir, { recursive: true, force: true })

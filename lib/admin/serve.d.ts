@@ -8,7 +8,8 @@ export interface ServeOptions {
   /** Default `PORT` or 8080; 0 = any free port. */
   port?: number | undefined
   /**
-   * The admin token. Default `KEYGATE_ADMIN_TOKEN`; else one is generated at the first start,
+   * The admin token, 16 to 1,024 characters (given empty: refused). Default `KEYGATE_ADMIN_TOKEN`
+   * (empty: unset); else one is generated at the first start,
    * printed once, and only its SHA-256 is kept in `<db>.admin-token.sha256` (delete it to reset).
    */
   token?: string | undefined

@@ -47,11 +47,13 @@ function fileProblem(message) {
  */
 function adminToken(db, given, env = process.env) {
   const file = tokenFileOf(db)
-  const fromOption = typeof given === 'string' && given !== ''
+  // A token option given empty is refused below, not taken as left out (the page would open on
+  // the token kept from an earlier start); an empty KEYGATE_ADMIN_TOKEN is unset, as shells mean it.
+  const fromOption = typeof given === 'string'
   const explicit = fromOption ? given : env.KEYGATE_ADMIN_TOKEN
-  if (typeof explicit === 'string' && explicit !== '') {
+  if (typeof explicit === 'string' && (fromOption || explicit !== '')) {
     const bound = tokenLengthProblem(explicit)
-    if (bound !== undefined) throw new Error(`the admin token must be ${bound} characters (KEYGATE_ADMIN_TOKEN)`)
+    if (bound !== undefined) throw new Error(`the admin token must be ${bound} characters (${fromOption ? 'the token option' : 'KEYGATE_ADMIN_TOKEN'})`)
     const digest = createHash('sha256').update(explicit, 'utf8').digest('hex')
     return { token: explicit, tokenDigest: digest, source: fromOption ? 'option' : 'env', file }
   }
