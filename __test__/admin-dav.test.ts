@@ -2,7 +2,7 @@
 // WebDAV rules on the admin page (`keygate serve`), in a real browser (Debian's chromium driven
 // by playwright-core, as in admin-ui.test.ts): the rules boxes accept dav= rules, the ? lists
 // WebDAV examples, and "try a call" tries a WebDAV request by secret and by key id.
-import { after, before, describe, test } from 'node:test'
+import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -12,12 +12,11 @@ import type { Browser, Page } from 'playwright-core'
 
 import { serve } from '../lib/admin/serve.js'
 import type { Serving } from '../lib/admin/serve.js'
-import { NO_BROWSER, desktopPage, launchChromium, logIn } from './support/browser.js'
+import { ADMIN_TOKEN, browserSuite, desktopPage, launchChromium, logIn } from './support/browser.js'
 
-const TOKEN = 'test-admin-token-0123456789abcdef'
 const DAY = 86_400_000
 
-describe('WebDAV on the admin page', { skip: NO_BROWSER }, () => {
+browserSuite('WebDAV on the admin page', () => {
   let dir: string
   let serving: Serving
   let browser: Browser
@@ -28,7 +27,7 @@ describe('WebDAV on the admin page', { skip: NO_BROWSER }, () => {
 
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'keygate-admin-dav-'))
-    serving = await serve({ db: path.join(dir, 'keygate.db'), port: 0, token: TOKEN, handleSignals: false, print: () => {} })
+    serving = await serve({ db: path.join(dir, 'keygate.db'), port: 0, token: ADMIN_TOKEN, handleSignals: false, print: () => {} })
     const { store } = serving
     store.putUser({ id: 'svc-files', rights: ['session:*', 'dav=* *'] })
     const issued = store.createKey({
@@ -42,7 +41,7 @@ describe('WebDAV on the admin page', { skip: NO_BROWSER }, () => {
     browser = await launchChromium()
     page = await desktopPage(browser)
     page.on('pageerror', (e) => pageErrors.push(String(e)))
-    await logIn(page, serving.url, TOKEN)
+    await logIn(page, serving.url, ADMIN_TOKEN)
   })
 
   after(async () => {
@@ -132,7 +131,11 @@ describe('WebDAV on the admin page', { skip: NO_BROWSER }, () => {
   })
 
   test('/api/try: a WebDAV request by fetch; an unknown kind is a 400', async () => {
-    const login = await fetch(`${serving.url}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token: TOKEN }) })
+    const login = await fetch(`${serving.url}/api/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ token: ADMIN_TOKEN }),
+    })
     assert.equal(login.status, 200)
     const cookie =
       login.headers

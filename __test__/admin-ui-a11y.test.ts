@@ -6,14 +6,12 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 
-import type { Browser, Locator, Page } from 'playwright-core'
+import type { Locator, Page } from 'playwright-core'
 
 import { KeyStore } from '../index.js'
-import { createAdminServer } from '../lib/admin/server.js'
-import type { AdminServer } from '../lib/admin/server.js'
-import { browserSuite, desktopPage, launchChromium, logIn } from './support/browser.js'
+import { ADMIN_TOKEN, adminPageOn, browserSuite, logIn } from './support/browser.js'
+import type { AdminPage } from './support/browser.js'
 
-const TOKEN = 'test-admin-token-0123456789abcdef'
 const DAY = 86_400_000
 
 /** What has keyboard focus: its tag and id, and its accessible name as far as the page gives it. */
@@ -41,9 +39,8 @@ async function focusMovesTo(page: Page, locator: Locator, what: string): Promise
 
 browserSuite('admin page for the keyboard and screen readers (chromium)', () => {
   let store: KeyStore
-  let server: AdminServer
+  let admin: AdminPage
   let url: string
-  let browser: Browser
   let page: Page
 
   function newKey(description: string): string {
@@ -85,22 +82,19 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
     store = KeyStore.inMemory()
     store.putUser({ id: 'svc-a11y', status: 'active', rights: [], roles: [] })
     store.putRole({ name: 'reader', rights: ['session:*'] })
-    server = createAdminServer({ store, token: TOKEN, port: 0, log: () => {} })
-    url = await server.listen()
-    browser = await launchChromium()
-    page = await desktopPage(browser)
-    await logIn(page, url, TOKEN)
+    admin = await adminPageOn(store)
+    url = admin.url
+    page = admin.page
   })
 
   after(async () => {
-    await browser?.close()
-    await server?.close()
+    await admin?.close()
     store?.close()
   })
 
   test('after logging in, focus is on the heading of the key list, not left on the hidden login button', async () => {
     await page.getByRole('button', { name: 'Log out' }).click()
-    await page.getByLabel('Admin token').fill(TOKEN)
+    await page.getByLabel('Admin token').fill(ADMIN_TOKEN)
     await page.keyboard.press('Enter')
     await focusMovesTo(page, page.getByRole('heading', { name: 'API keys' }), 'after login')
   })
@@ -303,7 +297,7 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
     await page.getByRole('button', { name: 'Log out' }).click()
     await page.getByLabel('Admin token').waitFor()
     assert.equal(await page.title(), 'keygate admin')
-    await logIn(page, url, TOKEN)
+    await logIn(page, url, ADMIN_TOKEN)
   })
 
   test('at 320 px every link of the menu is on screen, none cut off at the edge', async () => {

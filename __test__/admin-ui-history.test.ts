@@ -5,35 +5,28 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 
-import type { Browser, Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 
 import { KeyStore } from '../index.js'
-import { createAdminServer } from '../lib/admin/server.js'
-import type { AdminServer } from '../lib/admin/server.js'
-import { browserSuite, desktopPage, launchChromium, logIn } from './support/browser.js'
-
-const TOKEN = 'test-admin-token-0123456789abcdef'
+import { adminPageOn, browserSuite } from './support/browser.js'
+import type { AdminPage } from './support/browser.js'
 
 browserSuite('admin page and the back/forward cache (chromium)', () => {
   let store: KeyStore
-  let server: AdminServer
+  let admin: AdminPage
   let url: string
-  let browser: Browser
   let page: Page
 
   before(async () => {
     store = KeyStore.inMemory()
     store.putUser({ id: 'svc-history', status: 'active', rights: [], roles: [] })
-    server = createAdminServer({ store, token: TOKEN, port: 0, log: () => {} })
-    url = await server.listen()
-    browser = await launchChromium({ backForwardCache: true })
-    page = await desktopPage(browser)
-    await logIn(page, url, TOKEN)
+    admin = await adminPageOn(store, { backForwardCache: true })
+    url = admin.url
+    page = admin.page
   })
 
   after(async () => {
-    await browser?.close()
-    await server?.close()
+    await admin?.close()
     store?.close()
   })
 

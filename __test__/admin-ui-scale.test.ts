@@ -5,22 +5,18 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 
-import type { Browser, Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 
 import { KeyStore } from '../index.js'
-import { createAdminServer } from '../lib/admin/server.js'
-import type { AdminServer } from '../lib/admin/server.js'
-import { browserSuite, desktopPage, launchChromium, logIn } from './support/browser.js'
+import { adminPageOn, browserSuite } from './support/browser.js'
+import type { AdminPage } from './support/browser.js'
 
-const TOKEN = 'test-admin-token-0123456789abcdef'
 const KEYS = 1_100
 const PAGE_ROWS = 500
 
 browserSuite('admin page with many keys (chromium)', () => {
   let store: KeyStore
-  let server: AdminServer
-  let url: string
-  let browser: Browser
+  let admin: AdminPage
   let page: Page
   const ids: string[] = []
 
@@ -29,16 +25,12 @@ browserSuite('admin page with many keys (chromium)', () => {
     store.putUser({ id: 'svc-bulk', status: 'active', rights: [], roles: [] })
     const expiresAt = new Date(Date.now() + 30 * 86_400_000)
     for (let i = 0; i < KEYS; i++) ids.push(store.createKey({ userId: 'svc-bulk', description: `bulk key ${i}`, expiresAt }).key.id)
-    server = createAdminServer({ store, token: TOKEN, port: 0, log: () => {} })
-    url = await server.listen()
-    browser = await launchChromium()
-    page = await desktopPage(browser, 20_000)
-    await logIn(page, url, TOKEN)
+    admin = await adminPageOn(store, { timeoutMs: 20_000 })
+    page = admin.page
   })
 
   after(async () => {
-    await browser?.close()
-    await server?.close()
+    await admin?.close()
     store?.close()
   })
 

@@ -6,6 +6,10 @@ import { existsSync } from 'node:fs'
 import { chromium } from 'playwright-core'
 import type { Browser, Page } from 'playwright-core'
 
+import type { KeyStore } from '../../index.js'
+import { createAdminServer } from '../../lib/admin/server.js'
+import type { AdminServer } from '../../lib/admin/server.js'
+
 /** Debian's chromium; KEYGATE_CHROMIUM points elsewhere (e.g. to a missing file, to see the suites skipped). */
 export const CHROMIUM = process.env.KEYGATE_CHROMIUM || '/usr/bin/chromium'
 export const NO_BROWSER: string | false = existsSync(CHROMIUM)
@@ -55,4 +59,58 @@ export async function logIn(page: Page, url: string, token: string): Promise<voi
   await page.getByLabel('Admin token').fill(token)
   await page.getByRole('button', { name: 'Log in' }).click()
   await page.getByRole('heading', { name: 'API keys' }).waitFor()
+}
+
+/** The admin token the browser suites log in with. */
+export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef'
+
+export interface BrowserOptions {
+  /** Keep Chromium's back/forward cache (see `launchChromium`). */
+  backForwardCache?: boolean
+  /** How long the page's waits wait (default 10 s). */
+  timeoutMs?: number
+}
+
+/** Chromium, a desktop page in it, logged in with `token` to the admin page at `url`. */
+export async function loggedInBrowser(
+  url: string,
+  token: string,
+  { backForwardCache = false, timeoutMs }: BrowserOptions = {},
+): Promise<{ browser: Browser; page: Page }> {
+  const browser = await launchChromium({ backForwardCache })
+  try {
+    const page = await desktopPage(browser, timeoutMs)
+    await logIn(page, url, token)
+    return { browser, page }
+  } catch (error) {
+    // A suite whose `before` fails runs no `after` with the browser: close it here.
+    await browser.close()
+    throw error
+  }
+}
+
+export interface AdminPage {
+  server: AdminServer
+  url: string
+  browser: Browser
+  page: Page
+  /** Closes the browser and the server (not the store, which the suite made). */
+  close(): Promise<void>
+}
+
+/** An admin server on `store` (token ADMIN_TOKEN, any free port), and Chromium logged in to its page. */
+export async function adminPageOn(store: KeyStore, options: BrowserOptions = {}): Promise<AdminPage> {
+  const server = createAdminServer({ store, token: ADMIN_TOKEN, port: 0, log: () => {} })
+  const url = await server.listen()
+  try {
+    const { browser, page } = await loggedInBrowser(url, ADMIN_TOKEN, options)
+    const close = async (): Promise<void> => {
+      await browser.close()
+      await server.close()
+    }
+    return { server, url, browser, page, close }
+  } catch (error) {
+    await server.close()
+    throw error
+  }
 }
