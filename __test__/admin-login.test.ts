@@ -12,6 +12,7 @@ import { KeyStore } from '../index.js'
 import { createAdminServer } from '../lib/admin/server.js'
 import { createAdminHandler } from '../lib/admin/index.js'
 import type { AdminServer, AdminServerOptions } from '../lib/admin/server.js'
+import { throwsTypeError } from './helpers.js'
 
 const TOKEN = 'correct-horse-battery-staple-42'
 
@@ -326,7 +327,8 @@ describe('admin login throttling', () => {
       { log: 'console' as unknown as () => void },
     ]
     for (const options of bad) {
-      assert.throws(() => createAdminServer({ store, token: TOKEN, ...options }), TypeError, JSON.stringify(options))
+      // A TypeError that is also a KeygateError INVALID_ARGUMENT, as every error keygate throws.
+      throwsTypeError(() => createAdminServer({ store, token: TOKEN, ...options }), JSON.stringify(options))
     }
     for (const secureCookies of [true, false, 'auto', undefined] as const) {
       assert.doesNotThrow(() => createAdminServer({ store, token: TOKEN, secureCookies }).close())
@@ -343,7 +345,7 @@ describe('admin login throttling', () => {
     const badActors: unknown[] = ['', 5, 'web\nadmin', 'ev\u202eil', 'a'.repeat(257), `ci ${secret}`]
     for (const actor of badActors) {
       assert.throws(() => createAdminServer({ store, token: TOKEN, actor: actor as string }), { name: 'TypeError', message: /^options\.actor/ }, JSON.stringify(actor))
-      assert.throws(() => createAdminHandler({ store, token: TOKEN, actor: actor as string }), TypeError, JSON.stringify(actor))
+      throwsTypeError(() => createAdminHandler({ store, token: TOKEN, actor: actor as string }), JSON.stringify(actor))
     }
     assert.throws(
       () => createAdminServer({ store, token: TOKEN, actor: `ci ${secret}` }),

@@ -12,6 +12,7 @@ import Fastify from 'fastify'
 import { KeyStore } from '../index.js'
 import { createAdminHandler } from '../lib/admin/index.js'
 import type { AdminHandler } from '../lib/admin/index.js'
+import { throwsTypeError } from './helpers.js'
 
 const TOKEN = 'mount-test-admin-token-0123456789'
 
@@ -349,7 +350,7 @@ describe('keygate/admin mounted in your own server', () => {
   })
 
   test('a bad prefix is refused when mounting', () => {
-    assert.throws(() => createAdminHandler({ store: KeyStore.inMemory(), token: TOKEN, prefix: '/a?b' }), TypeError)
+    throwsTypeError(() => createAdminHandler({ store: KeyStore.inMemory(), token: TOKEN, prefix: '/a?b' }))
     // Mounted where no browser can reach it: browsers resolve dot segments before sending.
     for (const prefix of ['/a/../b', '/a/./b', '/a//b', '..', '/./admin']) {
       assert.throws(() => createAdminHandler({ store: KeyStore.inMemory(), token: TOKEN, prefix }), /empty, "\." or "\.\." segment/, prefix)
@@ -358,6 +359,6 @@ describe('keygate/admin mounted in your own server', () => {
     assert.equal(dotted.prefix, '/ops.v2/admin..x/')
     dotted.close()
     // @ts-expect-error a prefix is a string
-    assert.throws(() => createAdminHandler({ store: KeyStore.inMemory(), token: TOKEN, prefix: 5 }), TypeError)
+    throwsTypeError(() => createAdminHandler({ store: KeyStore.inMemory(), token: TOKEN, prefix: 5 }))
   })
 })

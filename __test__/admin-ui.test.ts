@@ -5,24 +5,23 @@
 // headers with fetch. KEYGATE_SCREENSHOTS=1 also writes docs/screenshots/*.png.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core'
 
-import { KeyStore } from '../index.js'
+import { KeyStore, KeygateError } from '../index.js'
 import * as binding from '../binding.js'
 import { createAdminServer, CSP } from '../lib/admin/server.js'
 import type { AdminServer } from '../lib/admin/server.js'
 import { serve } from '../lib/admin/serve.js'
 import type { Serving } from '../lib/admin/serve.js'
-import { digestForms } from './helpers.js'
-import { browserSuite, launchChromium } from './support/browser.js'
+import { assertTypeError, digestForms } from './helpers.js'
+import { ADMIN_TOKEN as TOKEN, browserSuite, launchChromium } from './support/browser.js'
 
 const SCREENSHOTS = process.env.KEYGATE_SCREENSHOTS === '1'
 const SHOT_DIR = path.join(__dirname, '..', 'docs', 'screenshots')
-const TOKEN = 'test-admin-token-0123456789abcdef'
 const DAY = 86_400_000
 const SECRET_RE = /^kg_[0-9A-Za-z]{49}$/
 
@@ -44,6 +43,20 @@ async function waitCount(locator: Locator, n: number, timeoutMs = 10_000): Promi
 
 function tempDir(): string {
   return mkdtempSync(path.join(tmpdir(), 'keygate-admin-'))
+}
+
+/** Runs `body` in a new directory with KEYGATE_ADMIN_TOKEN unset, as `serve` finds them at a first start; restores both after. */
+async function inDirWithoutEnvToken(body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = tempDir()
+  const saved = process.env.KEYGATE_ADMIN_TOKEN
+  delete process.env.KEYGATE_ADMIN_TOKEN
+  try {
+    await body(dir)
+  } finally {
+    if (saved === undefined) delete process.env.KEYGATE_ADMIN_TOKEN
+    else process.env.KEYGATE_ADMIN_TOKEN = saved
+    rmSync(dir, { recursive: true, force: true })
+  }
 }
 
 // ---- API level: auth, CSRF, headers ----------------------------------------------------
@@ -316,11 +329,8 @@ describe('serve() and the bootstrap admin token', () => {
   })
 
   test('a token is generated at the first start, printed once, kept only as a SHA-256 (0600); later starts accept it silently', async () => {
-    const dir = tempDir()
-    const db = path.join(dir, 'keygate.db')
-    const saved = process.env.KEYGATE_ADMIN_TOKEN
-    delete process.env.KEYGATE_ADMIN_TOKEN
-    try {
+    await inDirWithoutEnvToken(async (dir) => {
+      const db = path.join(dir, 'keygate.db')
       const first: string[] = []
       let s: Serving = await serve({ db, port: 0, handleSignals: false, print: (l) => first.push(l) })
       const token = first.join('\n').match(/kga_[A-Za-z0-9_-]{43}/)?.[0]
@@ -351,11 +361,7 @@ describe('serve() and the bootstrap admin token', () => {
       })
       assert.equal(env.status, 200)
       await s.close()
-    } finally {
-      if (saved === undefined) delete process.env.KEYGATE_ADMIN_TOKEN
-      else process.env.KEYGATE_ADMIN_TOKEN = saved
-      rmSync(dir, { recursive: true, force: true })
-    }
+    })
   })
 
   test("host '' is refused before the store is opened: no store file is made", async () => {
@@ -370,11 +376,8 @@ describe('serve() and the bootstrap admin token', () => {
   })
 
   test('an option of another type than serve.d.ts says is a TypeError before the store is opened, never taken as left out', async () => {
-    const dir = tempDir()
-    const db = path.join(dir, 'keygate.db')
-    const saved = process.env.KEYGATE_ADMIN_TOKEN
-    delete process.env.KEYGATE_ADMIN_TOKEN
-    try {
+    await inDirWithoutEnvToken(async (dir) => {
+      const db = path.join(dir, 'keygate.db')
       // A first start keeps a generated token's digest: a token option taken as left out would
       // leave the page on that one, not on the token the caller gave.
       const first = await serve({ db, port: 0, handleSignals: false, print: () => {} })
@@ -395,14 +398,11 @@ describe('serve() and the bootstrap admin token', () => {
         // Taken: close what it started (a listening server would keep the test running), then fail.
         if (!(outcome instanceof Error)) await (outcome as Serving).close()
         assert.match(String(outcome), message, JSON.stringify(given))
+        assertTypeError(outcome, JSON.stringify(given))
         assert.ok(!existsSync(other), `a store file was made for ${JSON.stringify(given)}`)
       }
       assert.equal(process.listenerCount('SIGINT'), listeners, 'no signal handler was left installed')
-    } finally {
-      if (saved === undefined) delete process.env.KEYGATE_ADMIN_TOKEN
-      else process.env.KEYGATE_ADMIN_TOKEN = saved
-      rmSync(dir, { recursive: true, force: true })
-    }
+    })
   })
 
   test('a token the login form could never send is refused at start, not left to lock the admin out', async () => {
@@ -423,10 +423,34 @@ describe('serve() and the bootstrap admin token', () => {
       const empty = await serve({ db, token: '', port: 0, handleSignals: false, print: () => {} }).catch((error: unknown) => error)
       if (!(empty instanceof Error)) await (empty as Serving).close()
       assert.match(String(empty), /the admin token must be at least 16 characters \(the token option\)/)
+      assertTypeError(empty)
       assert.ok(!existsSync(`${db}.admin-token.sha256`))
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+
+  test("serve()'s other refusals are KeygateErrors too: a port in use INVALID_ARGUMENT, a damaged token digest file STORE_IO", async () => {
+    await inDirWithoutEnvToken(async (dir) => {
+      const db = path.join(dir, 'keygate.db')
+      const first = await serve({ db, port: 0, handleSignals: false, print: () => {} })
+      try {
+        // Had been a plain Error: a caller could not tell it from a bug by its code.
+        const taken = await serve({ db: path.join(dir, 'other.db'), port: first.port, token: TOKEN, handleSignals: false, print: () => {} }).catch((e: unknown) => e)
+        if (!(taken instanceof Error)) await (taken as Serving).close()
+        assert.ok(taken instanceof KeygateError, String(taken))
+        assert.equal(taken.code, 'INVALID_ARGUMENT')
+        assert.match(taken.message, new RegExp(`^port ${first.port} on 127\\.0\\.0\\.1 is already in use`))
+      } finally {
+        await first.close()
+      }
+      writeFileSync(first.tokenFile, 'not a digest\n', { mode: 0o600 })
+      const damaged = await serve({ db, port: 0, handleSignals: false, print: () => {} }).catch((e: unknown) => e)
+      if (!(damaged instanceof Error)) await (damaged as Serving).close()
+      assert.ok(damaged instanceof KeygateError, String(damaged))
+      assert.equal(damaged.code, 'STORE_IO')
+      assert.match(damaged.message, /admin-token\.sha256 is not a SHA-256 digest; delete it/)
+    })
   })
 })
 

@@ -68,17 +68,26 @@ export function throwsCode(fn: () => unknown, code: ErrorCode, ...messageParts: 
   return caught
 }
 
-/** Asserts that `fn` throws a TypeError that is also a KeygateError (isAllowed/explain with non-strings). */
-export function throwsTypeError(fn: () => unknown): void {
+/**
+ * Asserts that `fn` throws a TypeError that is also a KeygateError INVALID_ARGUMENT (isAllowed/explain
+ * with non-strings, the admin server's options).
+ */
+export function throwsTypeError(fn: () => unknown, context = ''): void {
   let caught: unknown
   try {
     fn()
   } catch (error) {
     caught = error
   }
-  assert.ok(caught !== undefined, 'expected a TypeError, but nothing was thrown')
-  assert.ok(caught instanceof TypeError, `expected a TypeError, got ${String(caught)}`)
-  assert.ok(caught instanceof KeygateError, 'the TypeError is also instanceof KeygateError')
+  assertTypeError(caught, context)
+}
+
+/** Asserts that `caught` is a TypeError that is also a KeygateError INVALID_ARGUMENT. */
+export function assertTypeError(caught: unknown, context = ''): void {
+  assert.ok(caught !== undefined, `expected a TypeError, but nothing was thrown ${context}`)
+  assert.ok(caught instanceof TypeError, `expected a TypeError, got ${String(caught)} ${context}`)
+  assert.ok(caught instanceof KeygateError, `the TypeError is also instanceof KeygateError ${context}`)
+  assert.equal(caught.code, 'INVALID_ARGUMENT', context)
 }
 
 // ---- secrets --------------------------------------------------------------

@@ -16,7 +16,7 @@ export interface AdminHandlerOptions extends Omit<AdminServerOptions, 'host' | '
    * (`/tools/admin/` proxied to `/admin/`), give the path browsers see, or `/`.
    */
   cookiePath?: string | undefined
-  // The server's own options, refused here (a TypeError naming them), so that options made for
+  // The server's own options, refused here (a TypeError, also a KeygateError INVALID_ARGUMENT, naming them), so that options made for
   // createAdminServer and spread or passed in a variable do not compile either.
   /** Not an option of a handler (the app's server listens): `createAdminHandler` refuses it. */
   host?: never

@@ -4,6 +4,7 @@
 // durable store).
 
 const { ownFields, unknownOption } = require('../args.js')
+const { typeError } = require('../errors.js')
 const { createAdminServer } = require('./server.js')
 const { mountedAt, cookiePathOf } = require('./session.js')
 const { ADMIN_HANDLER_OPTIONS } = require('./options.js')
@@ -14,11 +15,11 @@ const { serve, tokenFileOf } = require('./serve.js')
  * @param {unknown} prefix
  */
 function normalizePrefix(prefix) {
-  if (typeof prefix !== 'string') throw new TypeError('options.prefix must be a string such as "/admin"')
+  if (typeof prefix !== 'string') throw typeError('options.prefix must be a string such as "/admin"')
   const trimmed = prefix.replace(/\/+$/, '')
   if (trimmed === '') return ''
   const withSlash = trimmed.startsWith('/') ? trimmed : `/${trimmed}`
-  if (/[?#\s]/.test(withSlash)) throw new TypeError('options.prefix must be a plain path such as "/admin"')
+  if (/[?#\s]/.test(withSlash)) throw typeError('options.prefix must be a plain path such as "/admin"')
   // Browsers resolve `.` and `..` segments, and proxies merge `//`, before a request is sent: a
   // page mounted at '/a/../b' would be out of every browser's reach.
   if (
@@ -27,7 +28,7 @@ function normalizePrefix(prefix) {
       .split('/')
       .some((segment) => segment === '' || segment === '.' || segment === '..')
   ) {
-    throw new TypeError('options.prefix must not hold an empty, "." or ".." segment')
+    throw typeError('options.prefix must not hold an empty, "." or ".." segment')
   }
   return withSlash
 }
@@ -42,11 +43,11 @@ function normalizePrefix(prefix) {
  * @returns {import('./index.js').AdminHandler}
  */
 function createAdminHandler(options) {
-  if (options === null || typeof options !== 'object') throw new TypeError('createAdminHandler takes an options object')
+  if (options === null || typeof options !== 'object') throw typeError('createAdminHandler takes an options object')
   // Own fields only (an inherited `prefix` must not mount the page over the whole app).
   const fields = ownFields(options)
   const unknown = unknownOption(fields, ADMIN_HANDLER_OPTIONS, 'createAdminHandler')
-  if (unknown !== undefined) throw new TypeError(unknown)
+  if (unknown !== undefined) throw typeError(unknown)
   const { prefix: givenPrefix = '/admin', cookiePath: givenCookiePath, ...serverOptions } = fields
   const prefix = normalizePrefix(givenPrefix)
   const cookiePath = cookiePathOf(givenCookiePath, prefix)

@@ -12,6 +12,7 @@
 const { createHmac, randomBytes, timingSafeEqual } = require('node:crypto')
 
 const { ApiError, sha256 } = require('./response.js')
+const { typeError } = require('../errors.js')
 const { AdminErrorCode } = require('./codes.js')
 const { parseCookies, cookie } = require('./session.js')
 
@@ -60,11 +61,11 @@ function tokenDigestOf({ token, tokenDigest }) {
     // Refused here, not at every login: a short token is guessed (throttling only slows each
     // address), and one longer than a login may send would lock the admin out.
     const bound = tokenLengthProblem(token)
-    if (bound !== undefined) throw new TypeError(`options.token must be ${bound} characters (${MIN_TOKEN_LENGTH} to ${MAX_TOKEN_LENGTH})`)
+    if (bound !== undefined) throw typeError(`options.token must be ${bound} characters (${MIN_TOKEN_LENGTH} to ${MAX_TOKEN_LENGTH})`)
     return sha256(token)
   }
   if (typeof tokenDigest === 'string' && /^[0-9a-f]{64}$/i.test(tokenDigest)) return Buffer.from(tokenDigest, 'hex')
-  throw new TypeError(`the admin server needs options.token (${MIN_TOKEN_LENGTH} to ${MAX_TOKEN_LENGTH} characters) or options.tokenDigest (its SHA-256, hex)`)
+  throw typeError(`the admin server needs options.token (${MIN_TOKEN_LENGTH} to ${MAX_TOKEN_LENGTH} characters) or options.tokenDigest (its SHA-256, hex)`)
 }
 
 /**
@@ -79,11 +80,11 @@ function loginOptions(options) {
     ['loginFailureDelayMs', failureDelayMs],
     ['loginFailureMaxDelayMs', failureMaxDelayMs],
   ])) {
-    if (!Number.isFinite(value) || value < 0 || value > 60_000) throw new TypeError(`options.${name} must be a number of milliseconds from 0 to 60000`)
+    if (!Number.isFinite(value) || value < 0 || value > 60_000) throw typeError(`options.${name} must be a number of milliseconds from 0 to 60000`)
   }
   const deviceMaxAgeMs = options.deviceCookieMaxAgeMs ?? DEVICE_COOKIE_MAX_AGE_MS
   if (!Number.isFinite(deviceMaxAgeMs) || deviceMaxAgeMs < 1000 || deviceMaxAgeMs > 400 * 24 * 60 * 60 * 1000) {
-    throw new TypeError('options.deviceCookieMaxAgeMs must be a number of milliseconds from 1000 to 400 days')
+    throw typeError('options.deviceCookieMaxAgeMs must be a number of milliseconds from 1000 to 400 days')
   }
   return { tokenDigest, deviceKey: deviceKeyOf(tokenDigest), failureDelayMs, failureMaxDelayMs, deviceMaxAgeMs, secureCookies: options.secureCookies ?? 'auto' }
 }

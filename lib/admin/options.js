@@ -2,6 +2,8 @@
 // The option names of createAdminServer (server.d.ts), createAdminHandler and serve: anything else
 // given is refused, so that a misspelt option (`sesionIdleMs`) is not ignored in favour of its default.
 
+const { typeError } = require('../errors.js')
+
 const ADMIN_SERVER_OPTIONS = Object.freeze([
   'store',
   'token',
@@ -34,7 +36,7 @@ const SERVE_OPTIONS = Object.freeze(['db', 'host', 'port', 'token', 'storeOption
 function checkHost(given) {
   const host = given ?? '127.0.0.1'
   // Node takes '' as no address and listens on every interface: never what an empty setting meant.
-  if (typeof host !== 'string' || host === '') throw new TypeError("options.host must be an address ('0.0.0.0' or '::' for every interface); leave it out for 127.0.0.1")
+  if (typeof host !== 'string' || host === '') throw typeError("options.host must be an address ('0.0.0.0' or '::' for every interface); leave it out for 127.0.0.1")
   return host
 }
 

@@ -15,6 +15,7 @@ const path = require('node:path')
 const { createHash, randomBytes } = require('node:crypto')
 
 const { KeyStore } = require('../store.js')
+const { KeygateError, invalidArgument, typeError } = require('../errors.js')
 const { ownFields, unknownOption } = require('../args.js')
 const { fileNameOf, isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
 const { tokenLengthProblem } = require('./login.js')
@@ -31,11 +32,12 @@ function tokenFileOf(db) {
 }
 
 /**
- * A problem with the token's digest file (the environment's, not a bug): marked so the CLI reports it plainly.
+ * A problem with the token's digest file (the environment's, not a bug): STORE_IO, as for the
+ * store's own files, and marked so the CLI reports it plainly.
  * @param {string} message
  */
 function fileProblem(message) {
-  return Object.assign(new Error(message), { environment: true })
+  return Object.assign(new KeygateError('STORE_IO', message), { environment: true })
 }
 
 /**
@@ -53,7 +55,10 @@ function adminToken(db, given, env = process.env) {
   const explicit = fromOption ? given : env.KEYGATE_ADMIN_TOKEN
   if (typeof explicit === 'string' && (fromOption || explicit !== '')) {
     const bound = tokenLengthProblem(explicit)
-    if (bound !== undefined) throw new Error(`the admin token must be ${bound} characters (${fromOption ? 'the token option' : 'KEYGATE_ADMIN_TOKEN'})`)
+    if (bound !== undefined) {
+      if (fromOption) throw typeError(`the admin token must be ${bound} characters (the token option)`)
+      throw invalidArgument(`the admin token must be ${bound} characters (KEYGATE_ADMIN_TOKEN)`)
+    }
     const digest = createHash('sha256').update(explicit, 'utf8').digest('hex')
     return { token: explicit, tokenDigest: digest, source: fromOption ? 'option' : 'env', file }
   }
@@ -126,13 +131,13 @@ function isLoopback(host) {
 }
 
 /**
- * Refuses an option of the wrong type (TypeError `message`); left out, undefined or null, it is not in the way.
+ * Refuses an option of the wrong type (a TypeError, INVALID_ARGUMENT, saying `message`); left out, undefined or null, it is not in the way.
  * @param {unknown} value
  * @param {'string' | 'function' | 'boolean'} type
  * @param {string} message
  */
 function optionOfType(value, type, message) {
-  if (value != null && typeof value !== type) throw new TypeError(message)
+  if (value != null && typeof value !== type) throw typeError(message)
 }
 
 /**
@@ -142,11 +147,11 @@ function optionOfType(value, type, message) {
  * @returns {Promise<import('./serve.js').Serving>}
  */
 async function serve(given = {}) {
-  if (given === null || typeof given !== 'object') throw new TypeError('serve takes an options object')
+  if (given === null || typeof given !== 'object') throw typeError('serve takes an options object')
   // Own fields only: an inherited `host` or `token` (a polluted Object.prototype) must not open the page.
   const options = ownFields(given)
   const unknown = unknownOption(options, SERVE_OPTIONS, 'serve')
-  if (unknown !== undefined) throw new TypeError(unknown)
+  if (unknown !== undefined) throw typeError(unknown)
   // Checked before the store is opened: a bad option makes no store file. Each option left out,
   // undefined or null takes its default; one of another type is refused, not taken as left out
   // (a token given as a number would leave the page on the token kept from an earlier start,
@@ -160,7 +165,7 @@ async function serve(given = {}) {
   const envPort = process.env.PORT !== undefined && process.env.PORT !== '' ? Number(process.env.PORT) : undefined
   const port = options.port ?? envPort ?? 8080
   if (!isPort(port)) {
-    throw new TypeError(`${options.port == null ? '$PORT' : 'options.port'} must be a whole number from 0 (any free port) to 65535`)
+    throw typeError(`${options.port == null ? '$PORT' : 'options.port'} must be a whole number from 0 (any free port) to 65535`)
   }
   const print = typeof options.print === 'function' ? options.print : (/** @type {string} */ line) => console.log(line)
   const givenStoreOptions = options.storeOptions ?? {}
@@ -205,8 +210,8 @@ async function serve(given = {}) {
     try {
       url = await admin.listen()
     } catch (e) {
-      // Problems of the environment, not bugs: marked so the CLI reports them plainly.
-      const problem = (/** @type {string} */ message) => Object.assign(new Error(message), { listen: true })
+      // The host or port asked for cannot be had: the caller's to change, not a bug; marked so the CLI reports it plainly.
+      const problem = (/** @type {string} */ message) => Object.assign(invalidArgument(message), { listen: true })
       if (e && e.code === 'EADDRINUSE') throw problem(`port ${port} on ${host} is already in use; choose another (PORT=… or --port)`)
       if (e && e.code === 'EACCES') throw problem(`no permission to listen on ${host}:${port}; choose a port above 1023`)
       if (e && e.code === 'EADDRNOTAVAIL') throw problem(`${host} is not an address of this machine`)

@@ -13,7 +13,7 @@ export interface AdminServerOptions {
   port?: number | undefined
   /**
    * Recorded as the actor of every change in the audit trail; default `'web:admin'`. Checked as the
-   * store checks an actor (1–256 characters, no control characters, no secret): a TypeError when made.
+   * store checks an actor (1–256 characters, no control characters, no secret): a TypeError (also a KeygateError INVALID_ARGUMENT) when made.
    */
   actor?: string | undefined
   /** Add `Secure` to the session cookie: true, false, or `'auto'` (default: https or X-Forwarded-Proto https). */
@@ -49,7 +49,7 @@ export interface AdminServerOptions {
   deviceCookieMaxAgeMs?: number | undefined
   /** Receives a line for each 500 or 503 answer (never a request body or a secret); default `console.error`. If it throws, the answer is sent all the same. */
   log?: ((line: string) => void) | undefined
-  // createAdminHandler's own options, refused here (a TypeError naming them), so that options
+  // createAdminHandler's own options, refused here (a TypeError, also a KeygateError INVALID_ARGUMENT, naming them), so that options
   // made for it and spread or passed in a variable do not compile either.
   /** Not an option of the server (it serves the page at `/`): `createAdminServer` refuses it. */
   prefix?: never

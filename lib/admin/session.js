@@ -6,6 +6,8 @@
 const { randomBytes } = require('node:crypto')
 const { performance } = require('node:perf_hooks')
 
+const { typeError } = require('../errors.js')
+
 // Sessions are timed by both clocks and end as soon as either says so: by the monotonic clock,
 // as the wall clock stepped back (an NTP step, a VM restored) would let a session outlive its
 // idle timeout and lifetime by the step; and by the wall clock, as the monotonic one stands
@@ -93,7 +95,7 @@ function mountedAt(req, path) {
 function cookiePathOf(given, prefix) {
   if (given === undefined) return COOKIE_PATH.test(prefix) ? prefix : '/'
   if (typeof given !== 'string' || !COOKIE_PATH.test(given)) {
-    throw new TypeError("options.cookiePath must be a path such as '/tools/admin' (no ';', space or control character)")
+    throw typeError("options.cookiePath must be a path such as '/tools/admin' (no ';', space or control character)")
   }
   return given
 }
@@ -134,7 +136,7 @@ function createSessions(options = {}) {
     ['sessionMaxMs', maxMs],
   ])) {
     if (typeof value !== 'number' || !Number.isFinite(value) || value < 1000 || value > MAX_SESSION_MS) {
-      throw new TypeError(`options.${name} must be a number of milliseconds from 1000 to 400 days`)
+      throw typeError(`options.${name} must be a number of milliseconds from 1000 to 400 days`)
     }
   }
   const secureCookies = options.secureCookies ?? 'auto'
