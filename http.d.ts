@@ -84,12 +84,13 @@ export type RouteFunction = (req: IncomingMessage & { originalUrl?: string }) =>
 /**
  * Which peers may set `X-Forwarded-For`: IP addresses and CIDR ranges (`'127.0.0.1'`,
  * `'10.0.0.0/8'`, `'2001:db8::/32'`) and the names `'loopback'`, `'linklocal'`,
- * `'uniquelocal'` (private ranges); or a function answering for one address, where `hop` is
+ * `'uniquelocal'` (private ranges), as an array or one of them alone (`'loopback'`; a
+ * comma-separated string is refused); or a function answering for one address, where `hop` is
  * 0 for the socket's peer, 1 for the rightmost `X-Forwarded-For` entry, and so on (a
  * function that throws trusts nobody). IPv4-mapped IPv6 peers (`::ffff:10.1.2.3`) match
  * IPv4 entries.
  */
-export type TrustProxy = readonly string[] | ((address: string, hop: number) => boolean)
+export type TrustProxy = string | readonly string[] | ((address: string, hop: number) => boolean)
 
 /** Options of {@link createGuard}. */
 export interface GuardOptions {

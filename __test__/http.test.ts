@@ -490,6 +490,11 @@ for (const kind of KINDS) {
       assert.equal(expectAllowed(await post({ ...esp(f.good.secret), 'x-forwarded-for': 'junk, 203.0.113.9' }), f).ip, '203.0.113.9')
     })
 
+    test('one trusted range alone, not in an array, is trusted as in one', async () => {
+      const post = await start({ trustProxy: 'loopback' })
+      assert.equal(expectAllowed(await post({ ...esp(f.good.secret), 'x-forwarded-for': '203.0.113.9' }), f).ip, '203.0.113.9')
+    })
+
     test('duplicated X-Forwarded-For lines are one list (RFC 9110)', async () => {
       await start({ trustProxy: ['loopback', 'uniquelocal'] })
       const s = servers.at(-1)!
@@ -1590,6 +1595,11 @@ describe('createGuard options', () => {
     throwsInvalid(() => createGuard(store, { trustProxy: ['127.0.0.1', 'proxy.internal'] }), 'trustProxy[1]')
     throwsInvalid(() => createGuard(store, { trustProxy: ['10.0.0.0/x'] }), 'prefix')
     throwsInvalid(() => createGuard(store, { trustProxy: true as unknown as string[] }), 'trustProxy')
+    // One entry alone is an entry; its errors name the option, not an index it was not given.
+    throwsInvalid(() => createGuard(store, { trustProxy: 'proxy.internal' }), 'options.trustProxy "proxy.internal" is not an IP address')
+    throwsInvalid(() => createGuard(store, { trustProxy: '10.0.0.0/33' }), 'options.trustProxy "10.0.0.0/33" has an invalid prefix')
+    // Express's comma-separated form would be one entry: refused, saying how to give several.
+    throwsInvalid(() => createGuard(store, { trustProxy: 'loopback, 10.0.0.0/8' }), 'give several as an array')
     throwsInvalid(() => createGuard(store, { realm: 'a"b' }), 'realm')
     throwsInvalid(() => createGuard(store, { route: 'hornbill' as unknown as () => null }), 'route')
     throwsInvalid(() => createGuard(store).node(null as unknown as () => void), 'handler')

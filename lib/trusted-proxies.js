@@ -45,14 +45,20 @@ function trustPredicate(option) {
       }
     }
   }
-  const list = typeof option === 'string' ? [option] : option
+  const single = typeof option === 'string'
+  if (single && option.includes(',')) {
+    // Express's 'trust proxy' takes 'loopback, 10.0.0.0/8'; here that would be one entry, refused as no address.
+    throw invalidArgument(`options.trustProxy ${quote(option)} is one address or range: give several as an array`)
+  }
+  const list = single ? [option] : option
   if (!Array.isArray(list)) {
-    throw invalidArgument('options.trustProxy must be an array of IP addresses and CIDR ranges, a function, or false')
+    throw invalidArgument('options.trustProxy must be an array of IP addresses and CIDR ranges, one of them, a function, or false')
   }
   const blocks = new net.BlockList()
   // A hole is a missing entry, never one inherited from a polluted prototype.
-  ownElements(list, (entry, i) => {
-    if (typeof entry !== 'string') throw invalidArgument(`options.trustProxy[${i}] must be a string`)
+  ownElements(list, (entry, index) => {
+    const i = single ? '' : `[${index}]`
+    if (typeof entry !== 'string') throw invalidArgument(`options.trustProxy${i} must be a string`)
     const preset = PRESETS[entry]
     if (preset !== undefined) {
       for (const [address, prefix, type] of preset) blocks.addSubnet(address, prefix, type)
@@ -62,7 +68,7 @@ function trustPredicate(option) {
     const address = slash < 0 ? entry : entry.slice(0, slash)
     const family = net.isIP(address)
     if (family === 0) {
-      throw invalidArgument(`options.trustProxy[${i}] ${quote(entry)} is not an IP address, a CIDR range or one of loopback, linklocal, uniquelocal`)
+      throw invalidArgument(`options.trustProxy${i} ${quote(entry)} is not an IP address, a CIDR range or one of loopback, linklocal, uniquelocal`)
     }
     const type = family === 4 ? 'ipv4' : 'ipv6'
     if (slash < 0) {
@@ -72,7 +78,7 @@ function trustPredicate(option) {
     const prefixText = entry.slice(slash + 1)
     const prefix = Number(prefixText)
     if (!/^\d{1,3}$/.test(prefixText) || prefix > (family === 4 ? 32 : 128)) {
-      throw invalidArgument(`options.trustProxy[${i}] ${quote(entry)} has an invalid prefix length`)
+      throw invalidArgument(`options.trustProxy${i} ${quote(entry)} has an invalid prefix length`)
     }
     blocks.addSubnet(address, prefix, type)
   })
