@@ -21,8 +21,9 @@ export async function renderAudit(route) {
  * below it (the page after an entry: `since` cannot page, many entries may share one instant).
  */
 async function loadAudit(beforeSeq = null) {
-  // The pager is drawn anew: focus stays on its button (else goes to the heading), not on <body>.
-  const restoreFocus = holdFocus()
+  // The pager is drawn anew: focus stays on its button, not on <body>; on the last page, where
+  // "Older entries" is gone, on "Newest entries" beside it (else the heading).
+  const restoreFocus = holdFocus(() => $('#audit-newest'))
   try {
     await drawAudit(beforeSeq)
   } finally {

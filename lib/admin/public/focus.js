@@ -52,14 +52,16 @@ export function keepFocus(el) {
 
 /**
  * Call before a screen is redrawn; the returned function, called after, puts focus back where
- * it was if the redraw lost it: on the redrawn element that stands for the one focused, else
- * on the screen's heading.
+ * it was if the redraw lost it: on the redrawn element that stands for the one focused, else on
+ * `instead()` (the control that took its place, if any), else on the screen's heading.
+ * @param {() => Element | null} [instead]
  */
-export function holdFocus() {
+export function holdFocus(instead) {
   const before = document.activeElement
   return () => {
     if (!before || before === document.body || !lost()) return
-    keepFocus(counterpart(before))
+    const same = counterpart(before)
+    keepFocus(same && focusable(same) ? same : (instead?.() ?? null))
   }
 }
 
