@@ -10,18 +10,16 @@ const fs = require('node:fs')
 const path = require('node:path')
 
 const { bundlingAdvice } = require('../bundling.js')
-const { quote, fromNative, typeError } = require('../errors.js')
-const { ownFields, unknownOption } = require('../args.js')
-const { ADMIN_SERVER_OPTIONS, checkHost, isPort } = require('./options.js')
+const { quote } = require('../errors.js')
+const { adminServerSettings } = require('./options.js')
 const { scrubMessage } = require('../store.js')
-const native = require('../native.js')
 
-const { ErrorCode } = native
+const { ErrorCode } = require('../native.js')
 const { AdminErrorCode } = require('./codes.js')
 const { constantsModule } = require('./constants.js')
 const { CSP, SECURITY_HEADERS, ApiError, send, json, fail, readBody, checkOrigin, checkJson, checkCsrf, shownPath } = require('./response.js')
 const { createSessions, COOKIE_NAME } = require('./session.js')
-const { createLogin, loginOptions } = require('./login.js')
+const { createLogin } = require('./login.js')
 const { field, onlyInputs } = require('./input.js')
 const { validateLines } = require('./rules.js')
 const { keyRoutes } = require('./routes/keys.js')
@@ -74,11 +72,6 @@ for (const name of publicFiles()) {
 const CONSTANTS_FILE = 'constants.js'
 STATIC_FILES[`/${CONSTANTS_FILE}`] = [CONSTANTS_FILE, CONTENT_TYPES['.js']]
 
-const DEFAULT_BODY_LIMIT = 1024 * 1024 // 1,000 rules of 256 characters fit comfortably
-/** A login (a token of up to 1,024 characters) must fit. */
-const MIN_BODY_LIMIT = 2048
-const MAX_BODY_LIMIT = 1024 * 1024 * 1024
-
 /**
  * A route table: `[method, '/keys/:id/state', handler, inputs?]` rows, matched against the
  * decoded segments of the path after /api. A handler gets `{ params, body, query, session, req }`
@@ -128,57 +121,10 @@ function match(table, method, parts) {
  * @returns {import('./server.js').AdminServer}
  */
 function createAdminServer(given) {
-  if (given === null || typeof given !== 'object') throw typeError('createAdminServer takes an options object')
-  // Own fields only: an inherited `host` (a polluted Object.prototype) must not open the server to the network.
-  const options = ownFields(given)
-  const unknown = unknownOption(options, ADMIN_SERVER_OPTIONS, 'createAdminServer')
-  if (unknown !== undefined) throw typeError(unknown)
-  const store = options.store
-  if (!store || typeof store.listKeys !== 'function') throw typeError('options.store must be a keygate KeyStore')
+  const { options, store, loginSettings, host, port, actor, maxLifetimeDays, bodyLimit, log, secureCookies } = adminServerSettings(given)
   /** @param {string} text */
   const scrub = (text) => scrubMessage(store, text)
-  const login = createLogin(loginOptions(options))
-
-  const host = checkHost(options.host)
-  const port = options.port ?? 0
-  // Checked now, as serve() does: '80' or 65536 would otherwise fail only at listen().
-  if (!isPort(port)) throw typeError('options.port must be a whole number from 0 (any free port) to 65535')
-  const actor = options.actor ?? 'web:admin'
-  // Checked now, as the store checks it at each change: a bad one would fail every change with a 400 blaming the request.
-  if (typeof actor !== 'string') throw typeError('options.actor must be a string, such as "web:admin"')
-  try {
-    native.validateActor(actor)
-  } catch (error) {
-    throw typeError(`options.actor: ${fromNative(error).message}`)
-  }
-  // The store's own limit when it tells it (a durable store keeps the one it was created with).
-  const storeLimit = typeof store.maxLifetimeDays === 'number' ? store.maxLifetimeDays : undefined
-  const maxLifetimeDays = options.maxLifetimeDays ?? storeLimit ?? 730
-  // The page offers expiries up to it: a string ('90') or 0 would reach the page as its limit.
-  if (!Number.isInteger(maxLifetimeDays) || maxLifetimeDays < 1 || maxLifetimeDays > 36_500) {
-    throw typeError('options.maxLifetimeDays must be a whole number of days from 1 to 36500')
-  }
-  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT
-  // Checked: a string ('1mb') compares false with every size, and there would be no limit.
-  if (!Number.isSafeInteger(bodyLimit) || bodyLimit < MIN_BODY_LIMIT || bodyLimit > MAX_BODY_LIMIT) {
-    throw typeError(`options.bodyLimit must be a whole number of bytes from ${MIN_BODY_LIMIT} to ${MAX_BODY_LIMIT}`)
-  }
-  // A login whose body the limit refuses would lock the admin out (1,024 characters of three
-  // UTF-8 bytes each are over the smallest limit).
-  if (typeof options.token === 'string' && Buffer.byteLength(JSON.stringify({ token: options.token })) > bodyLimit) {
-    throw typeError(`options.bodyLimit (${bodyLimit} bytes) is too small for a login with this token: raise it, or use a shorter token`)
-  }
-  // Without a log of its own, a mounted page's 500s would leave no trace anywhere; a log that is not
-  // a function would leave none where the caller looks.
-  if (options.log !== undefined && typeof options.log !== 'function') throw typeError('options.log must be a function (line) => void')
-  const log = options.log ?? ((/** @type {string} */ line) => console.error(line))
-  // Only a missing option is 'auto': null is refused below, as every other value is.
-  const secureCookies = options.secureCookies === undefined ? 'auto' : options.secureCookies
-  // Checked: any other value ('true' from an environment variable, 'always') was taken as 'auto',
-  // and behind a proxy that sends no X-Forwarded-Proto the session cookie went out without Secure.
-  if (secureCookies !== true && secureCookies !== false && secureCookies !== 'auto') {
-    throw typeError("options.secureCookies must be true, false or 'auto'")
-  }
+  const login = createLogin(loginSettings)
   const sessions = createSessions({ idleMs: options.sessionIdleMs, maxMs: options.sessionMaxMs, secureCookies })
 
   const sweeper = setInterval(() => {
