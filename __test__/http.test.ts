@@ -986,6 +986,33 @@ describe('guard.check (no server)', () => {
     for (const r of [ok, denied, ...results]) assertNoSecret(r.ok ? r.keyId : r, f.good.secret)
   })
 
+  test('a store that is not a KeyStore (a wrapper of one): its isAllowed/isAllowedDav decide, and each allowed request is a use', () => {
+    const store = KeyStore.inMemory({ now: T0 })
+    store.putUser({ id: 'integration', rights: ['session:*', 'dav=GET /docs/**'] })
+    const { key, secret } = store.createKey({ userId: 'integration', description: 'wrapped', expiresAt: at(T0, DAY) })
+    remember(secret)
+    // A wrapper adding a refusal of its own (a deny list) in front of the store's check.
+    const denied = new Set([secret])
+    const wrapper = {
+      isAllowed: (s: string, service: string, api: string, ip?: string | null) => !denied.has(s) && store.isAllowed(s, service, api, ip),
+      isAllowedDav: (s: string, method: string, path: string, ip?: string | null) => !denied.has(s) && store.isAllowedDav(s, method, path, ip),
+      explain: (s: string, service: string, api: string, ip?: string | null) => store.explain(s, service, api, ip),
+      explainDav: (s: string, method: string, path: string, ip?: string | null) => store.explainDav(s, method, path, ip),
+    }
+    const guard = createGuard(wrapper as unknown as KeyStore)
+    const api = () => guard.check(fakeRequest([['X-API-Key', secret]]))
+    const dav = () => guard.check(fakeRequest([['X-API-Key', secret]], '/dav/docs/a.txt', 'GET'))
+    for (const refused of [api(), dav()]) {
+      assert.equal(refused.ok, false, 'the wrapper refused the key: explain, which knows nothing of that, must not let it through')
+      assert.equal((refused as Denial).status, 403)
+    }
+    assert.equal(store.getKey(key.id)!.lastUsedAt, null)
+    denied.clear()
+    assert.deepEqual(api(), { ok: true, kind: 'api', keyId: key.id, userId: 'integration', service: 'session', api: 'userLogon', ip: '192.0.2.10' })
+    assert.deepEqual(store.getKey(key.id)!.lastUsedAt, T0, 'an allowed call through the guard is a use of the key (lastUsedAt), as isAllowed records it')
+    assert.equal(dav().ok, true)
+  })
+
   test('hornbillRoute', () => {
     const route = (url: string, method = 'POST') => hornbillRoute({ url, method } as IncomingMessage)
     assert.deepEqual(route('/xmlmc/session/?method=userLogon'), { service: 'session', api: 'userLogon' })

@@ -224,7 +224,9 @@ function detached(text) {
 
 /**
  * The reason of a call. A keygate KeyStore answers from its memo of decisions (as cheap
- * as isAllowed, denials included); any other store object through explain().
+ * as isAllowed, denials included); any other store object (a wrapper of one) through its
+ * isAllowed, which is the check (a use of the key, and any refusal the wrapper adds), and
+ * explain() only to say why not.
  * @param {GuardedStore} store
  * @param {string} key
  * @param {string} service
@@ -233,7 +235,18 @@ function detached(text) {
  * @returns {ReasonName}
  */
 function reasonOf(store, key, service, api, ip) {
-  return typeof store[REASON] === 'function' ? store[REASON](key, service, api, ip) : store.explain(key, service, api, ip).reason
+  if (typeof store[REASON] === 'function') return store[REASON](key, service, api, ip)
+  return store.isAllowed(key, service, api, ip) ? Reason.Allowed : refusalOf(store.explain(key, service, api, ip).reason)
+}
+
+/**
+ * The reason of a check that said no, as explain gives it: never `allowed` (the store's own
+ * refusal, a wrapper's, or a change made between the two calls), which would let the request through.
+ * @param {ReasonName} explained
+ * @returns {ReasonName}
+ */
+function refusalOf(explained) {
+  return explained === Reason.Allowed ? Reason.NoMatchingRule : explained
 }
 
 /**
@@ -387,8 +400,7 @@ function asciiLowerCase(text) {
  */
 function davReasonOf(store, key, method, path, ip) {
   if (typeof store[DAV_REASON] === 'function') return store[DAV_REASON](key, method, path, ip)
-  // isAllowedDav is the check (a use of the key); explainDav only says why not.
-  return store.isAllowedDav(key, method, path, ip) ? Reason.Allowed : store.explainDav(key, method, path, ip).reason
+  return store.isAllowedDav(key, method, path, ip) ? Reason.Allowed : refusalOf(store.explainDav(key, method, path, ip).reason)
 }
 
 /** @param {string} message */
