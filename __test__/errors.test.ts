@@ -189,6 +189,19 @@ describe('every error code reachable in memory, with a message naming the bad va
       }
     }
   })
+
+  test('a list whose texts hold more than 1,048,576 characters in all is refused before it crosses, each text under that: INVALID_RULE for rules and rights, INVALID_ARGUMENT for roles; nothing changes', () => {
+    const { store, key } = setup()
+    // Two texts of 600,000 characters: each under the limit of one text, 1,200,000 together.
+    const halves = (c: string) => [`svc:${c.repeat(600_000)}`, `svc:${c.toUpperCase().repeat(600_000)}`]
+    const before = snapshot(store)
+    throwsCode(() => store.putRole({ name: 'wide', rights: halves('a') }), 'INVALID_RULE', 'role.rights holds more than 1048576 characters in all')
+    throwsCode(() => store.putUser({ id: 'wide', rights: halves('b') }), 'INVALID_RULE', 'user.rights holds more than 1048576 characters in all')
+    throwsCode(() => store.putUser({ id: 'wide', roles: halves('c') }), 'INVALID_ARGUMENT', 'user.roles holds more than 1048576 characters in all')
+    throwsCode(() => store.updateKey(key.id, { rules: halves('d') }), 'INVALID_RULE', 'patch.rules holds more than 1048576 characters in all')
+    throwsCode(() => issue(store, { rules: halves('e') }), 'INVALID_RULE', 'input.rules holds more than 1048576 characters in all')
+    assert.deepEqual(snapshot(store), before)
+  })
 })
 
 describe('messages never contain a secret', () => {

@@ -1013,6 +1013,40 @@ describe('guard.check (no server)', () => {
     assert.equal(dav().ok, true)
   })
 
+  test('a trust function that throws, or answers anything but true, trusts nobody at that hop', () => {
+    const f = fixture()
+    const ipOf = (trustProxy: GuardOptions['trustProxy']) => {
+      const result = createGuard(f.store, { trustProxy }).check(
+        fakeRequest([
+          ['X-API-Key', f.good.secret],
+          ['X-Forwarded-For', '198.51.100.1, 203.0.113.9'],
+        ]),
+      )
+      return result.ok ? result.ip : assert.fail(JSON.stringify(result))
+    }
+    // The peer (192.0.2.10) is the client unless the function answers true for it.
+    assert.equal(
+      ipOf(() => {
+        throw new Error('lookup failed')
+      }),
+      '192.0.2.10',
+    )
+    assert.equal(ipOf((() => 1) as unknown as () => boolean), '192.0.2.10')
+    assert.equal(ipOf((() => 'yes') as unknown as () => boolean), '192.0.2.10')
+    // Trusted peer, then a throw at hop 1: that entry is the client, the walk goes no further left.
+    assert.equal(
+      ipOf((_address, hop) => {
+        if (hop === 1) throw new Error('lookup failed')
+        return true
+      }),
+      '203.0.113.9',
+    )
+    assert.equal(
+      ipOf(() => true),
+      '198.51.100.1',
+    )
+  })
+
   test('hornbillRoute', () => {
     const route = (url: string, method = 'POST') => hornbillRoute({ url, method } as IncomingMessage)
     assert.deepEqual(route('/xmlmc/session/?method=userLogon'), { service: 'session', api: 'userLogon' })
