@@ -405,6 +405,25 @@ describe('serve() and the bootstrap admin token', () => {
     })
   })
 
+  test('a bad admin token, as the token option or KEYGATE_ADMIN_TOKEN, is refused before the store is opened: no store file is made', async () => {
+    const dir = tempDir()
+    const db = path.join(dir, 'keygate.db')
+    const saved = process.env.KEYGATE_ADMIN_TOKEN
+    try {
+      const start = (token?: string) => serve({ db, token, port: 0, handleSignals: false, print: () => {} })
+      delete process.env.KEYGATE_ADMIN_TOKEN
+      await assert.rejects(start('too-short'), /the admin token must be at least 16 characters \(the token option\)/)
+      assert.ok(!existsSync(db), 'a store file was made for a token option refused')
+      process.env.KEYGATE_ADMIN_TOKEN = 'x'.repeat(1025)
+      await assert.rejects(start(), /the admin token must be at most 1024 characters \(KEYGATE_ADMIN_TOKEN\)/)
+      assert.ok(!existsSync(db), 'a store file was made for a KEYGATE_ADMIN_TOKEN refused')
+    } finally {
+      if (saved === undefined) delete process.env.KEYGATE_ADMIN_TOKEN
+      else process.env.KEYGATE_ADMIN_TOKEN = saved
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   test('a token the login form could never send is refused at start, not left to lock the admin out', async () => {
     const dir = tempDir()
     const db = path.join(dir, 'keygate.db')

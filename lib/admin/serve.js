@@ -172,6 +172,9 @@ async function serve(given = {}) {
   // Own fields (as KeyStore.open reads them): an inherited maxLifetimeDays must not reach the page either.
   const storeOptions = typeof givenStoreOptions === 'object' ? ownFields(givenStoreOptions) : givenStoreOptions
 
+  // Before the store is opened too: a token refused (too short, too long) makes no store file,
+  // nor does a damaged digest file.
+  const t = adminToken(db, options.token)
   const store = KeyStore.open(db, storeOptions)
   /** @type {import('./server.js').AdminServer | undefined} */
   let admin
@@ -197,7 +200,6 @@ async function serve(given = {}) {
     )
   }
   try {
-    const t = adminToken(db, options.token)
     admin = createAdminServer({
       store,
       tokenDigest: t.tokenDigest,
