@@ -168,6 +168,26 @@ describe('keygate/admin mounted in your own server', () => {
     }
   })
 
+  test('Express: mounted after express.json({ strict: false }), a JSON null, number or boolean body is a 400, as without that parser, and nothing is logged', async () => {
+    const store = KeyStore.inMemory()
+    const app = express()
+    app.use(express.json({ strict: false }))
+    const logged: string[] = []
+    app.use(handler(store, undefined, (line) => logged.push(line)))
+    const server = http.createServer(app)
+    const base = await listen(server)
+    try {
+      for (const body of [null, 0, false]) {
+        const login = await postLogin(base, '/admin', body, { signal: AbortSignal.timeout(5000) })
+        assert.equal(login.status, 400, JSON.stringify(body))
+        assert.deepEqual(await login.json(), { error: { code: 'INVALID_ARGUMENT', message: 'the request body must be a JSON object' } })
+      }
+      assert.deepEqual(logged, [], 'a client sending the wrong JSON is no internal error')
+    } finally {
+      await close(server)
+    }
+  })
+
   for (const [name, parser] of [
     ['as text', express.text({ type: '*/*' })],
     ['as a Buffer', express.raw({ type: '*/*' })],

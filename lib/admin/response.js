@@ -303,8 +303,9 @@ function readBody(req, limit) {
       resolve(/** @type {Record<string, unknown>} */ (parsed.body))
       return
     }
-    if (readBefore && Array.isArray(parsed.body)) {
-      // A JSON array the client sent, which express.json() takes (strict mode allows arrays):
+    if (readBefore && (Array.isArray(parsed.body) || parsed.body === null || typeof parsed.body === 'number' || typeof parsed.body === 'boolean')) {
+      // A JSON array the client sent, which express.json() takes (strict mode allows arrays), or
+      // a null, number or boolean, which only a JSON parser makes (express.json({ strict: false })):
       // the client's mistake, answered as when this handler reads the body itself.
       reject(new ApiError(400, ErrorCode.InvalidArgument, 'the request body must be a JSON object'))
       return
