@@ -12,6 +12,7 @@ import path from 'node:path'
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core'
 
 import { KeyStore, KeygateError } from '../index.js'
+import { createGuard } from 'keygate/http'
 import * as binding from '../binding.js'
 import { createAdminServer, CSP } from '../lib/admin/server.js'
 import type { AdminServer } from '../lib/admin/server.js'
@@ -391,6 +392,10 @@ describe('serve() and the bootstrap admin token', () => {
         [{ print: 'console' }, /^TypeError: options\.print must be a function/],
         [{ port: '8080' }, /^TypeError: options\.port must be a whole number from 0/],
         [{ db: 5 }, /^TypeError: options\.db must be a store file path/],
+        // Had been INVALID_ARGUMENT "options must be an object", or (an array) 'no option "length"'.
+        [{ storeOptions: 5 }, /^TypeError: options\.storeOptions must be an object/],
+        [{ storeOptions: 'x' }, /^TypeError: options\.storeOptions must be an object/],
+        [{ storeOptions: [] }, /^TypeError: options\.storeOptions must be an object/],
       ]
       for (const [given, message] of wrong) {
         const other = path.join(dir, 'other.db')
@@ -447,6 +452,16 @@ describe('serve() and the bootstrap admin token', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+
+  test("options given as a revoked Proxy are INVALID_ARGUMENT, not the engine's TypeError", async () => {
+    const { proxy, revoke } = Proxy.revocable({}, {})
+    revoke()
+    const refused = (e: unknown) => e instanceof KeygateError && e.code === 'INVALID_ARGUMENT'
+    await assert.rejects(serve(proxy as never), refused)
+    await assert.rejects(serve({ port: 0, handleSignals: false, storeOptions: proxy as never }), refused)
+    assert.throws(() => createAdminServer(proxy as never), refused)
+    assert.throws(() => createGuard(KeyStore.inMemory(), proxy as never), refused)
   })
 
   test("serve()'s other refusals are KeygateErrors too: a port in use INVALID_ARGUMENT, a damaged token digest file STORE_IO", async () => {

@@ -206,8 +206,15 @@ function object(value, name) {
  * @returns {T}
  */
 function ownFields(value) {
+  let names
+  try {
+    names = Object.getOwnPropertyNames(value)
+  } catch {
+    // A revoked Proxy: an INVALID_ARGUMENT, not the engine's TypeError.
+    throw invalidArgument('the options are a revoked Proxy')
+  }
   const fields = Object.create(null)
-  for (const field of Object.getOwnPropertyNames(value)) fields[field] = /** @type {Record<string, unknown>} */ (value)[field]
+  for (const field of names) fields[field] = /** @type {Record<string, unknown>} */ (value)[field]
   return fields
 }
 
@@ -422,6 +429,7 @@ module.exports = {
   object,
   optionalObject,
   ownFields,
+  isArray,
   unknownOption,
   nearest,
   editDistance,

@@ -16,7 +16,7 @@ const { createHash, randomBytes } = require('node:crypto')
 
 const { KeyStore } = require('../store.js')
 const { KeygateError, invalidArgument, typeError } = require('../errors.js')
-const { ownFields, unknownOption } = require('../args.js')
+const { isArray, ownFields, unknownOption } = require('../args.js')
 const { fileNameOf, isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
 const { tokenLengthProblem } = require('./login.js')
 const { createAdminServer } = require('./server.js')
@@ -133,7 +133,7 @@ function isLoopback(host) {
 /**
  * Refuses an option of the wrong type (a TypeError, INVALID_ARGUMENT, saying `message`); left out, undefined or null, it is not in the way.
  * @param {unknown} value
- * @param {'string' | 'function' | 'boolean'} type
+ * @param {'string' | 'function' | 'boolean' | 'object'} type
  * @param {string} message
  */
 function optionOfType(value, type, message) {
@@ -160,6 +160,10 @@ async function serve(given = {}) {
   optionOfType(options.token, 'string', 'options.token must be a string (16 to 1024 characters)')
   optionOfType(options.print, 'function', 'options.print must be a function (line) => void')
   optionOfType(options.handleSignals, 'boolean', 'options.handleSignals must be true or false')
+  const storeOptionsMessage = "options.storeOptions must be an object of KeyStore.open's options"
+  optionOfType(options.storeOptions, 'object', storeOptionsMessage)
+  // An array is an object too; KeyStore.open would name its `length` as an unknown option.
+  if (isArray(options.storeOptions, 'options.storeOptions')) throw typeError(storeOptionsMessage)
   const db = resolveStore(options.db ?? 'keygate.db')
   const host = checkHost(options.host)
   const envPort = process.env.PORT !== undefined && process.env.PORT !== '' ? Number(process.env.PORT) : undefined
@@ -168,9 +172,8 @@ async function serve(given = {}) {
     throw typeError(`${options.port == null ? '$PORT' : 'options.port'} must be a whole number from 0 (any free port) to 65535`)
   }
   const print = typeof options.print === 'function' ? options.print : (/** @type {string} */ line) => console.log(line)
-  const givenStoreOptions = options.storeOptions ?? {}
   // Own fields (as KeyStore.open reads them): an inherited maxLifetimeDays must not reach the page either.
-  const storeOptions = typeof givenStoreOptions === 'object' ? ownFields(givenStoreOptions) : givenStoreOptions
+  const storeOptions = ownFields(options.storeOptions ?? {})
 
   // Before the store is opened too: a token refused (too short, too long) makes no store file,
   // nor does a damaged digest file.
