@@ -1,10 +1,10 @@
 //! The PostgreSQL store against the machine's server (127.0.0.1:5432, user
-//! postgres, trust): each test makes its own database under a random name and
+//! postgres, trust; see common/pg.rs for the variables that change it): each test makes its own database under a random name and
 //! drops it. Without a server answering there, each test says so and passes.
 
 mod common;
 
-use common::pg::{mark_after, psql, psql_command, psql_quietly, Db, SERVER};
+use common::pg::{host, mark_after, port, psql, psql_command, psql_quietly, server, user, Db};
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -631,7 +631,7 @@ impl Proxy {
                     std::mem::forget(client);
                     continue;
                 }
-                let Ok(server) = TcpStream::connect(SERVER) else { continue };
+                let Ok(server) = TcpStream::connect(server()) else { continue };
                 for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
                     let flag = flag.clone();
                     std::thread::spawn(move || {
@@ -660,7 +660,7 @@ impl Proxy {
     }
 
     fn url(&self, db: &Db) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{}?sslmode=disable", self.port, db.name)
+        format!("postgres://{}@127.0.0.1:{}/{}?sslmode=disable", user(), self.port, db.name)
     }
 }
 
@@ -1487,7 +1487,7 @@ fn deaf_proxy() -> u16 {
     std::thread::spawn(move || {
         for client in listener.incoming() {
             let Ok(mut client) = client else { return };
-            let Ok(mut server) = TcpStream::connect(SERVER) else { continue };
+            let Ok(mut server) = TcpStream::connect(server()) else { continue };
             let (mut client_in, mut server_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
             std::thread::spawn(move || std::io::copy(&mut client_in, &mut server_out));
             std::thread::spawn(move || {
@@ -1516,7 +1516,7 @@ fn deaf_proxy() -> u16 {
 fn a_connection_that_does_not_deliver_notifications_is_refused_at_open() {
     let Some(db) = Db::new() else { return };
     let port = deaf_proxy();
-    let url = format!("postgres://postgres@127.0.0.1:{port}/{}?sslmode=disable", db.name);
+    let url = format!("postgres://{}@127.0.0.1:{port}/{}?sslmode=disable", user(), db.name);
     let started = Instant::now();
     let error = KeyStore::open(&url, Options { connect_timeout_ms: Some(1000.0), ..Default::default() }).err().expect("refused");
     assert_eq!(error.code, ErrorCode::InvalidArgument, "{error}");
@@ -2070,7 +2070,8 @@ impl Intruder {
     /// Runs each of `sql` (one command each) as the intruder on `db`; returns psql's
     /// output, notifications included.
     fn sql(&self, db: &Db, sql: &[&str]) -> String {
-        let mut args = vec!["-X", "-h", "127.0.0.1", "-U", &self.role, "-d", &db.name, "-v", "ON_ERROR_STOP=1", "-At"];
+        let (host, port) = (host(), port().to_string());
+        let mut args = vec!["-X", "-h", &host, "-p", &port, "-U", &self.role, "-d", &db.name, "-v", "ON_ERROR_STOP=1", "-At"];
         for command in sql {
             args.extend(["-c", command]);
         }
@@ -2196,7 +2197,7 @@ fn goodbye_proxy() -> (u16, Arc<std::sync::Mutex<Goodbyes>>) {
     std::thread::spawn(move || {
         for client in listener.incoming() {
             let Ok(mut client) = client else { return };
-            let Ok(mut server) = TcpStream::connect(SERVER) else { continue };
+            let Ok(mut server) = TcpStream::connect(server()) else { continue };
             record.lock().unwrap().accepted += 1;
             let (mut client_out, mut server_in) = (client.try_clone().unwrap(), server.try_clone().unwrap());
             let record = record.clone();
@@ -2228,7 +2229,7 @@ fn goodbye_proxy() -> (u16, Arc<std::sync::Mutex<Goodbyes>>) {
 fn close_says_goodbye_on_the_listener_while_the_write_connection_awaits_an_answer() {
     let Some(db) = Db::new() else { return };
     let (port, seen) = goodbye_proxy();
-    let url = format!("postgres://postgres@127.0.0.1:{port}/{}?sslmode=disable", db.name);
+    let url = format!("postgres://{}@127.0.0.1:{port}/{}?sslmode=disable", user(), db.name);
     let store = KeyStore::open(&url, Options { statement_timeout_ms: Some(500.0), ..Default::default() }).unwrap();
     let (id, _) = seed(&store);
     let holder = db.hold_meta_row();

@@ -1,14 +1,39 @@
-//! The machine's PostgreSQL server (127.0.0.1:5432, user postgres, trust) for the
+//! The machine's PostgreSQL server (127.0.0.1:5432, user postgres, trust; KEYGATE_PG_HOST,
+//! KEYGATE_PG_PORT and KEYGATE_PG_USER change that, as for the TypeScript tests) for the
 //! tests that use it: a database of their own each, and psql to read or damage it.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::process::Command;
 use std::time::Duration;
 
-pub const SERVER: &str = "127.0.0.1:5432";
+/// The server's host name or address.
+pub fn host() -> String {
+    std::env::var("KEYGATE_PG_HOST").unwrap_or_else(|_| "127.0.0.1".to_string())
+}
+
+/// The server's port.
+pub fn port() -> u16 {
+    std::env::var("KEYGATE_PG_PORT").ok().and_then(|port| port.parse().ok()).unwrap_or(5432)
+}
+
+/// The user the tests connect as (trust authentication: no password).
+pub fn user() -> String {
+    std::env::var("KEYGATE_PG_USER").unwrap_or_else(|_| "postgres".to_string())
+}
+
+/// `host:port`, for `TcpStream::connect` and messages.
+pub fn server() -> String {
+    let host = host();
+    // An IPv6 address needs brackets before its port.
+    if host.contains(':') {
+        format!("[{host}]:{}", port())
+    } else {
+        format!("{host}:{}", port())
+    }
+}
 
 pub fn server_answers() -> bool {
-    let addr: SocketAddr = SERVER.parse().unwrap();
+    let Some(addr) = server().to_socket_addrs().ok().and_then(|mut addrs| addrs.next()) else { return false };
     TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
 }
 
@@ -26,7 +51,7 @@ pub fn psql_quietly(database: &str, sql: &str) {
 
 pub fn psql_command(database: &str, sql: &str) -> Command {
     let mut command = Command::new("psql");
-    command.args(["-h", "127.0.0.1", "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql]);
+    command.args(["-h", &host(), "-p", &port().to_string(), "-U", &user(), "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql]);
     command
 }
 
@@ -38,7 +63,7 @@ pub struct Db {
 impl Db {
     pub fn new() -> Option<Db> {
         if !server_answers() {
-            eprintln!("skipped: no PostgreSQL answers at {SERVER}");
+            eprintln!("skipped: no PostgreSQL answers at {}", server());
             return None;
         }
         let mut bytes = [0u8; 6];
@@ -49,7 +74,7 @@ impl Db {
     }
 
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}?sslmode=disable", self.name)
+        format!("postgres://{}@{}/{}?sslmode=disable", user(), server(), self.name)
     }
 
     pub fn sql(&self, sql: &str) -> String {
