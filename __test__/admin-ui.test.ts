@@ -464,17 +464,26 @@ describe('serve() and the bootstrap admin token', () => {
     assert.throws(() => createGuard(KeyStore.inMemory(), proxy as never), refused)
   })
 
-  test("serve()'s other refusals are KeygateErrors too: a port in use INVALID_ARGUMENT, a damaged token digest file STORE_IO", async () => {
+  test("serve()'s other refusals are KeygateErrors too, made before the store is opened: a port in use INVALID_ARGUMENT, a damaged token digest file STORE_IO", async () => {
     await inDirWithoutEnvToken(async (dir) => {
       const db = path.join(dir, 'keygate.db')
       const first = await serve({ db, port: 0, handleSignals: false, print: () => {} })
       try {
         // Had been a plain Error: a caller could not tell it from a bug by its code.
-        const taken = await serve({ db: path.join(dir, 'other.db'), port: first.port, token: TOKEN, handleSignals: false, print: () => {} }).catch((e: unknown) => e)
+        const other = path.join(dir, 'other.db')
+        const taken = await serve({ db: other, port: first.port, token: TOKEN, handleSignals: false, print: () => {} }).catch((e: unknown) => e)
         if (!(taken instanceof Error)) await (taken as Serving).close()
         assert.ok(taken instanceof KeygateError, String(taken))
         assert.equal(taken.code, 'INVALID_ARGUMENT')
         assert.match(taken.message, new RegExp(`^port ${first.port} on 127\\.0\\.0\\.1 is already in use`))
+        // Refused before the store was opened: no store file was made (a refused call changes nothing).
+        assert.ok(!existsSync(other), 'a store file was made for a port in use')
+        // An address of another machine (TEST-NET-1): the same, not a store made for nothing.
+        const elsewhere = await serve({ db: other, host: '192.0.2.1', port: 0, token: TOKEN, handleSignals: false, print: () => {} }).catch((e: unknown) => e)
+        if (!(elsewhere instanceof Error)) await (elsewhere as Serving).close()
+        assert.ok(elsewhere instanceof KeygateError && elsewhere.code === 'INVALID_ARGUMENT', String(elsewhere))
+        assert.match(elsewhere.message, /192\.0\.2\.1 is not an address of this machine/)
+        assert.ok(!existsSync(other), 'a store file was made for a host not this machine')
       } finally {
         await first.close()
       }

@@ -11,6 +11,7 @@
 // server, delete that file and start again: a new token is printed.
 
 const fs = require('node:fs')
+const net = require('node:net')
 const path = require('node:path')
 const { createHash, randomBytes } = require('node:crypto')
 
@@ -131,6 +132,44 @@ function isLoopback(host) {
 }
 
 /**
+ * Why listening on `host`:`port` failed, when it is the host or port asked for (the caller's to
+ * change, not a bug: INVALID_ARGUMENT, marked so the CLI reports it plainly); else the error itself.
+ * @param {any} e what listen() failed with
+ * @param {string} host
+ * @param {number} port
+ */
+function listenProblem(e, host, port) {
+  const problem = (/** @type {string} */ message) => Object.assign(invalidArgument(message), { listen: true })
+  if (e?.code === 'EADDRINUSE') return problem(`port ${port} on ${host} is already in use; choose another (PORT=… or --port)`)
+  if (e?.code === 'EACCES') return problem(`no permission to listen on ${host}:${port}; choose a port above 1023`)
+  if (e?.code === 'EADDRNOTAVAIL') return problem(`${host} is not an address of this machine`)
+  // A host name is looked up before listening: a mistyped one is the caller's to fix, not a bug.
+  if (['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NODATA'].includes(e?.code)) {
+    return problem(`cannot listen on ${host}: the name does not resolve to an address of this machine (${e.code})`)
+  }
+  return e
+}
+
+/**
+ * Listens on `host`:`port` for a moment and lets go, so that a port in use or a host that is not
+ * this machine's is refused before the store is opened (which makes a new store's file).
+ * @param {string} host
+ * @param {number} port
+ */
+async function probeListen(host, port) {
+  const probe = net.createServer()
+  try {
+    await new Promise((resolve, reject) => {
+      probe.once('error', reject)
+      probe.listen({ host, port }, () => resolve(undefined))
+    })
+  } catch (e) {
+    throw listenProblem(e, host, port)
+  }
+  await new Promise((resolve) => probe.close(() => resolve(undefined)))
+}
+
+/**
  * Refuses an option of the wrong type (a TypeError, INVALID_ARGUMENT, saying `message`); left out, undefined or null, it is not in the way.
  * @param {unknown} value
  * @param {'string' | 'function' | 'boolean' | 'object'} type
@@ -176,8 +215,9 @@ async function serve(given = {}) {
   const storeOptions = ownFields(options.storeOptions ?? {})
 
   // Before the store is opened too: a token refused (too short, too long) makes no store file,
-  // nor does a damaged digest file.
+  // nor does a damaged digest file, a port in use or a host that is not this machine's.
   const t = adminToken(db, options.token)
+  await probeListen(host, port)
   const store = KeyStore.open(db, storeOptions)
   /** @type {import('./server.js').AdminServer | undefined} */
   let admin
@@ -215,16 +255,8 @@ async function serve(given = {}) {
     try {
       url = await admin.listen()
     } catch (e) {
-      // The host or port asked for cannot be had: the caller's to change, not a bug; marked so the CLI reports it plainly.
-      const problem = (/** @type {string} */ message) => Object.assign(invalidArgument(message), { listen: true })
-      if (e && e.code === 'EADDRINUSE') throw problem(`port ${port} on ${host} is already in use; choose another (PORT=… or --port)`)
-      if (e && e.code === 'EACCES') throw problem(`no permission to listen on ${host}:${port}; choose a port above 1023`)
-      if (e && e.code === 'EADDRNOTAVAIL') throw problem(`${host} is not an address of this machine`)
-      // A host name is looked up before listening: a mistyped one is the caller's to fix, not a bug.
-      if (e && ['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NODATA'].includes(e.code)) {
-        throw problem(`cannot listen on ${host}: the name does not resolve to an address of this machine (${e.code})`)
-      }
-      throw e
+      // Taken meanwhile, after the probe.
+      throw listenProblem(e, host, port)
     }
     // Before the start message: a supervisor may stop the server as soon as it reads it.
     if (signals) {
