@@ -125,13 +125,22 @@ pub fn shown_path(path: impl AsRef<std::path::Path>) -> String {
 }
 
 /// A number given from JavaScript, for a message, written as JavaScript writes it:
-/// `Infinity`, `-Infinity` and `NaN` rather than Rust's `inf` and `NaN`, and `0` for
-/// `-0` (other values as Rust writes them: `1.5`, `3`).
+/// `Infinity`, `-Infinity` and `NaN` rather than Rust's `inf` and `NaN`, `0` for `-0`,
+/// and an exponent from 1e21 up and below 1e-6 (`1e+300`, `1e-7`), where Rust writes every
+/// digit (a 301-digit message for `1e300`); other values as both write them (`1.5`, `3`).
 pub fn js_number(value: f64) -> String {
+    let size = value.abs();
     if value == 0.0 {
         "0".to_string()
     } else if value.is_infinite() {
         if value > 0.0 { "Infinity" } else { "-Infinity" }.to_string()
+    } else if !(1e-6..1e21).contains(&size) {
+        let written = format!("{value:e}");
+        // JavaScript signs a positive exponent: 1e+21.
+        match written.split_once('e') {
+            Some((digits, exponent)) if !exponent.starts_with('-') => format!("{digits}e+{exponent}"),
+            _ => written,
+        }
     } else {
         value.to_string()
     }
@@ -205,6 +214,15 @@ mod tests {
         assert_eq!(js_number(3.0), "3");
         assert_eq!(js_number(0.5), "0.5");
         assert_eq!(js_number(-2.5), "-2.5");
+        // Where JavaScript switches to an exponent, and not before.
+        assert_eq!(js_number(1e300), "1e+300");
+        assert_eq!(js_number(-1.5e21), "-1.5e+21");
+        assert_eq!(js_number(1e21), "1e+21");
+        assert_eq!(js_number(1e20), "100000000000000000000");
+        assert_eq!(js_number(1e-7), "1e-7");
+        assert_eq!(js_number(1.5e-7), "1.5e-7");
+        assert_eq!(js_number(0.000001), "0.000001");
+        assert_eq!(js_number(f64::MIN_POSITIVE), "2.2250738585072014e-308");
     }
 
     #[test]
