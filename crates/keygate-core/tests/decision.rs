@@ -250,6 +250,26 @@ fn the_matched_rule_is_the_first_api_rule_that_matches() {
     assert_eq!((outcome.reason, outcome.matched_rule.is_none()), (Reason::Allowed, true), "no API rules: any API the user may call");
 }
 
+fn a_long_list_of_exact_rules_allows_only_the_calls_it_names() {
+    // Enough exact rules that the list is indexed, and its hash table holds entries whose
+    // short tags collide with a call's: only the entry equal to the call's names may answer.
+    const RULES: usize = 300;
+    let service_of = |n: usize| format!("svc{}", n % 3);
+    let rules: Vec<String> = (0..RULES).map(|n| format!("{}:op{n}", service_of(n))).collect();
+    let texts: Vec<&str> = rules.iter().map(String::as_str).collect();
+    let (r, _, secret) = world(&["*:*"], &texts);
+    for n in 0..RULES {
+        let (service, api) = (service_of(n), format!("op{n}"));
+        let named = decide_at(&r, T0, true, &Request { secret: &secret, service: &service, api: &api, ip: None });
+        assert_eq!((named.reason, named.matched_rule.map(|m| m.text.to_string())), (Reason::Allowed, Some(format!("{service}:{api}"))));
+        let elsewhere = [(service_of(n + 1), api.clone()), (service.clone(), format!("op{}", n + RULES)), ("other".into(), api.clone())];
+        for (service, api) in elsewhere {
+            let outcome = decide_at(&r, T0, true, &Request { secret: &secret, service: &service, api: &api, ip: None });
+            assert_eq!(outcome.reason, Reason::NoMatchingRule, "{service}:{api} is named by no rule");
+        }
+    }
+}
+
 #[test]
 fn a_store_that_cannot_vouch_still_answers_step_one() {
     let secret = generate(&Prefix::default()).unwrap().text;
@@ -279,4 +299,5 @@ twice!(
     the_store_is_asked_only_for_a_well_formed_secret_and_the_clock_only_from_the_expiry_step,
     rights_come_from_the_user_and_its_roles,
     the_matched_rule_is_the_first_api_rule_that_matches,
+    a_long_list_of_exact_rules_allows_only_the_calls_it_names,
 );
