@@ -474,6 +474,21 @@ fn a_pending_check_finds_a_key_by_its_secret_and_records_no_use() {
     assert_eq!(s.get_key(&id).unwrap().map(|k| k.last_used_at), Some(None), "no use recorded");
 }
 
+/// `lastUsedAt`: an allowed check is a use of its key, at the store's time; a denied one is not.
+#[test]
+fn an_allowed_check_records_a_use_of_its_key_and_a_denied_one_does_not() {
+    let s = store();
+    user(&s, "svc", &["session:*"]);
+    let (id, secret) = key(&s, "svc", &["session:get*"]);
+    let used = || s.get_key(&id).unwrap().and_then(|k| k.last_used_at);
+    let call = Call { secret: secret.as_bytes(), service: b"session", api: b"getInfo", ip: None };
+    assert_eq!(s.check(Call { api: b"putInfo", ..call }).reason, Reason::NoMatchingRule);
+    assert_eq!(used(), None, "a denied check is no use");
+    s.set_now(Some(T0 + 5_000));
+    assert_eq!(s.check(call).reason, Reason::Allowed);
+    assert_eq!(used(), Some(T0 + 5_000), "an allowed check is a use, at the store's time");
+}
+
 #[test]
 fn put_expecting_new_creates_only_and_existing_replaces_only_changing_nothing_when_refused() {
     use keygate_core::Expect;
