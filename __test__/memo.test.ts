@@ -66,6 +66,24 @@ describe('a remembered answer goes to the same call only', () => {
     assert.equal(decide(store, secret, 'admin', 'userCreate'), true)
   })
 
+  test('names of the same length are told apart beyond the first entry of their set', () => {
+    // `admin`, `bdmin` and `cdmin` share a set (same lengths, same api): each takes the next entry.
+    const store = withUser(frozenStore(), { id: 'integration', rights: ['admin:userCreate', 'bdmin:userCreate'] })
+    const { secret } = issue(store)
+    // A refusal remembered before allowed calls of its set stays a refusal; a service or an api
+    // that differs from a remembered call's in one character is another call.
+    const calls = [
+      ['cdmin', 'userCreate', false],
+      ['admin', 'userCreate', true],
+      ['bdmin', 'userCreate', true],
+      ['cdmin', 'userCreate', false],
+      ['ddmin', 'userCreate', false],
+      ['bdmin', 'userCreatf', false],
+    ] as const
+    for (const [service, api, expected] of calls) assert.equal(decide(store, secret, service, api), expected, `${service}:${api}`)
+    assert.equal(decide(store, forgeSecret(), 'bdmin', 'userCreate'), false, 'another secret')
+  })
+
   test('equal strings that are different objects get the remembered answer', () => {
     const store = withUser(frozenStore(), { id: 'integration', rights: ['session:*'] })
     const { secret } = issue(store)
@@ -152,31 +170,107 @@ describe('a memo that stops answering while calls are too spread (thrashing), th
   })
 })
 
-describe("the hint filter, consulted only while secrets that are no key's come", () => {
-  type Check = (...args: string[]) => number
-  type Native = Record<'bindCheck' | 'bindCheckDav', (handle: unknown) => Check>
-  const load = createRequire(__filename)
-  const native = load('../lib/native.js') as Native
-  const { HINT_WINDOW, HINT_WANTED } = load('../lib/memo.js') as { HINT_WINDOW: number; HINT_WANTED: number }
+type Check = (...args: string[]) => number
+type Native = Record<'bindCheck' | 'bindCheckDav', (handle: unknown) => Check>
+const load = createRequire(__filename)
+const native = load('../lib/native.js') as Native
+const { HINT_WINDOW, HINT_WANTED } = load('../lib/memo.js') as { HINT_WINDOW: number; HINT_WANTED: number }
 
-  /** A store whose checks of `kind` count the calls that reach the core (the check bound at construction). */
-  function countingStore(kind: 'bindCheck' | 'bindCheckDav'): { store: KeyStore; coreCalls: () => number } {
-    let calls = 0
-    const bind = native[kind]
-    native[kind] = (handle) => {
-      const check = bind(handle)
-      return (...args) => {
-        calls++
-        return check(...args)
-      }
-    }
-    try {
-      return { store: withUser(frozenStore(), { id: 'integration', rights: ['svc:*', 'dav=* docs/*'] }), coreCalls: () => calls }
-    } finally {
-      native[kind] = bind
+/** A store whose checks of `kind` count the calls that reach the core (the check bound at construction). */
+function countingStore(kind: 'bindCheck' | 'bindCheckDav'): { store: KeyStore; coreCalls: () => number } {
+  let calls = 0
+  const bind = native[kind]
+  native[kind] = (handle) => {
+    const check = bind(handle)
+    return (...args) => {
+      calls++
+      return check(...args)
     }
   }
+  try {
+    return { store: withUser(frozenStore(), { id: 'integration', rights: ['svc:*', 'dav=* docs/*'] }), coreCalls: () => calls }
+  } finally {
+    native[kind] = bind
+  }
+}
 
+// The memo's point is that a repeated call does not reach the core: a memo that silently
+// stopped answering (never synced, never filled) would leave every answer right and every
+// check several times slower, so the calls that reach the core are counted.
+describe('a repeated call is answered by the memo, a changed one by the core', () => {
+  /** `times` checks of one call (each with its own copy of the secret), all answering `expected`; how many reached the core. */
+  function coreCallsOf(counting: ReturnType<typeof countingStore>, times: number, expected: boolean, call: [string, string, string, string?]): number {
+    const [secret, service, api, ip] = call
+    const before = counting.coreCalls()
+    for (let i = 0; i < times; i++) assert.equal(counting.store.isAllowed(copy(secret), service, api, ip), expected, `${service}:${api} from ${ip}, check #${i + 1}`)
+    return counting.coreCalls() - before
+  }
+
+  test('allowed and refused calls: the core answers a key’s first two checks of a call, the memo the rest', () => {
+    const counting = countingStore('bindCheck')
+    const { secret } = issue(counting.store)
+    // Made before any check: a change (this one too) empties the memo.
+    const other = issue(counting.store).secret
+    // A key's first check is not remembered, its second is.
+    assert.equal(coreCallsOf(counting, 10, true, [secret, 'svc', 'getRecord']), 2)
+    assert.equal(coreCallsOf(counting, 10, true, [secret, 'svc', 'getRecord']), 0)
+    // A refusal (a service outside the user's rights) is remembered alike; the key is no longer new.
+    assert.equal(coreCallsOf(counting, 10, false, [secret, 'other', 'getRecord']), 1)
+    // Another api, service or secret is another call.
+    assert.equal(coreCallsOf(counting, 3, true, [secret, 'svc', 'getRecords']), 1)
+    assert.equal(coreCallsOf(counting, 3, false, [secret, 'svc2', 'getRecord']), 1)
+    assert.equal(coreCallsOf(counting, 3, true, [other, 'svc', 'getRecord']), 2)
+    // All of them are still held.
+    for (const call of [
+      [secret, 'svc', 'getRecord'],
+      [secret, 'svc', 'getRecords'],
+      [other, 'svc', 'getRecord'],
+    ] as const)
+      assert.equal(coreCallsOf(counting, 3, true, [...call]), 0, call.join(' '))
+    assert.equal(coreCallsOf(counting, 3, false, [secret, 'other', 'getRecord']), 0)
+  })
+
+  test('a key with IP rules: each caller address is its own call', () => {
+    const counting = countingStore('bindCheck')
+    const { secret } = issue(counting.store, { rules: ['ip=10.0.0.0/8'] })
+    assert.equal(coreCallsOf(counting, 5, true, [secret, 'svc', 'get', '10.1.2.3']), 2)
+    assert.equal(coreCallsOf(counting, 5, true, [secret, 'svc', 'get', '10.9.9.9']), 1)
+    assert.equal(coreCallsOf(counting, 5, false, [secret, 'svc', 'get', '192.168.1.1']), 1)
+    assert.equal(coreCallsOf(counting, 5, false, [secret, 'svc', 'get', undefined]), 1)
+    for (const ip of ['10.1.2.3', '10.9.9.9']) assert.equal(coreCallsOf(counting, 5, true, [secret, 'svc', 'get', ip]), 0, ip)
+    // No address and an empty one are the same caller: none.
+    assert.equal(coreCallsOf(counting, 5, false, [secret, 'svc', 'get', '']), 0)
+  })
+
+  test('after a change, the next check of a remembered call reaches the core and gets its answer', () => {
+    const counting = countingStore('bindCheck')
+    const { store } = counting
+    const { secret, key } = issue(store)
+    const call: [string, string, string] = [secret, 'svc', 'getRecord']
+    /** The call held by the memo; `change` made, the next check reaches the core and answers `expected`, and the memo holds that again. */
+    const afterChange = (what: string, change: () => void, expected: boolean) => {
+      coreCallsOf(counting, 2, !expected, call)
+      assert.equal(coreCallsOf(counting, 3, !expected, call), 0, `held before: ${what}`)
+      change()
+      assert.equal(coreCallsOf(counting, 1, expected, call), 1, what)
+      coreCallsOf(counting, 2, expected, call)
+      assert.equal(coreCallsOf(counting, 3, expected, call), 0, `held after: ${what}`)
+    }
+    afterChange('rules that leave the call out', () => store.updateKey(key.id, { rules: ['svc:put*'] }), false)
+    afterChange('rules that take it in', () => store.updateKey(key.id, { rules: ['svc:get*'] }), true)
+    afterChange('the user suspended', () => store.putUser({ id: 'integration', rights: ['svc:*'], status: 'suspended' }), false)
+    afterChange('the user active again', () => store.putUser({ id: 'integration', rights: ['svc:*'] }), true)
+    afterChange('the user’s rights changed', () => store.putUser({ id: 'integration', rights: ['svc:put*'] }), false)
+    afterChange('the rights restored', () => store.putUser({ id: 'integration', rights: ['svc:*'] }), true)
+    afterChange('the key suspended', () => store.setState(key.id, 'suspended'), false)
+    afterChange('the key active again', () => store.setState(key.id, 'active'), true)
+    afterChange('the store clock past the key’s expiry', () => store.setNow(at(store.now(), 2 * DAY)), false)
+    afterChange('the clock back', () => store.setNow(T0), true)
+    afterChange('the key revoked', () => store.setState(key.id, 'revoked'), false)
+  })
+})
+
+describe("the hint filter, consulted only while secrets that are no key's come", () => {
   for (const [kind, label] of [
     ['bindCheck', 'isAllowed'],
     ['bindCheckDav', 'isAllowedDav'],
