@@ -202,6 +202,20 @@ describe('every error code reachable in memory, with a message naming the bad va
     throwsCode(() => issue(store, { rules: halves('e') }), 'INVALID_RULE', 'input.rules holds more than 1048576 characters in all')
     assert.deepEqual(snapshot(store), before)
   })
+
+  test('a text with a lone UTF-16 surrogate is refused, not stored as U+FFFD; a text over 1,048,576 characters is refused before it crosses, one of exactly that by the core', () => {
+    const { store, key } = setup()
+    const before = snapshot(store)
+    // Crossing as UTF-8 would turn the surrogate into U+FFFD: a description other than the one given.
+    throwsCode(() => issue(store, { description: 'note \ud800' }), 'INVALID_ARGUMENT', 'input.description holds a lone UTF-16 surrogate')
+    throwsCode(() => store.updateKey(key.id, { description: '\udc00 note' }), 'INVALID_ARGUMENT', 'patch.description holds a lone UTF-16 surrogate')
+    // The bound of one text is 2^20 code units: at it, the core's own limit answers; over it, the text never crosses.
+    const exactly = 'x'.repeat(1 << 20)
+    const refusedByCore = throwsCode(() => store.updateKey(key.id, { description: exactly }), 'INVALID_ARGUMENT', 'at most 1024 are allowed')
+    assert.ok(!refusedByCore.message.includes('are taken'), refusedByCore.message)
+    throwsCode(() => store.updateKey(key.id, { description: `${exactly}x` }), 'INVALID_ARGUMENT', 'is 1048577 characters long; at most 1048576 are taken')
+    assert.deepEqual(snapshot(store), before)
+  })
 })
 
 describe('messages never contain a secret', () => {
