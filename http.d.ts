@@ -41,7 +41,7 @@
  * | 401 | `unauthorized` | `missing_key` | no key (an empty `X-API-Key` or `Authorization: Bearer` with nothing after it counts as none) |
  * | 401 | `unauthorized` | `unsupported_scheme` | `Authorization` with another scheme (`Basic`, …) and no `X-API-Key` |
  * | 401 | `unauthorized` | `malformed_key` / `unknown_key` | the store's first two reasons; also a key with whitespace inside or over 1,024 characters |
- * | 500 | `internal_error` | `internal_error` | the store or the route function threw (the key is checked first: a bad key is still 401); details go to {@link GuardOptions.onError} only |
+ * | 500 | `internal_error` | `internal_error` | the store or the route function threw, or a store object of your own (a wrapper) answered `isAllowed`/`isAllowedDav` with anything but `true` or `false`, such as a Promise (the key is checked first: a bad key is still 401); details go to {@link GuardOptions.onError} only |
  * | 404 | `not_found` | `no_route` | the route function returned `null` (the key is checked first: a bad key is still 401) |
  * | 400 | `bad_request` | `invalid_request` | the store found `service`/`api` (or a WebDAV method/path) invalid (e.g. `POST /xmlmc/session/` without `?method=`) |
  * | 503 | `unavailable` | `store_unavailable` | a durable store cannot vouch that its state is current (another process's change it cannot apply; see the README, "Fails closed, loudly"): not the caller's fault, so not a 403; retry later |

@@ -1013,6 +1013,49 @@ describe('guard.check (no server)', () => {
     assert.equal(dav().ok, true)
   })
 
+  test('a wrapper whose isAllowed/isAllowedDav answers anything but true or false (an async one: a Promise) is a 500 for onError, never a yes', () => {
+    const store = KeyStore.inMemory({ now: T0 })
+    store.putUser({ id: 'integration', rights: ['session:*', 'dav=GET /docs/**'] })
+    const { secret } = store.createKey({ userId: 'integration', description: 'wrapped', expiresAt: at(T0, DAY) })
+    remember(secret)
+    // An async deny list in front of the store: its Promise is truthy, whatever it will say.
+    const denied = new Set([secret])
+    let answer = (allowed: boolean): unknown => Promise.resolve(allowed)
+    const wrapper = {
+      isAllowed: (s: string, service: string, api: string, ip?: string | null) => answer(!denied.has(s) && store.isAllowed(s, service, api, ip)),
+      isAllowedDav: (s: string, method: string, path: string, ip?: string | null) => answer(!denied.has(s) && store.isAllowedDav(s, method, path, ip)),
+      explain: (s: string, service: string, api: string, ip?: string | null) => store.explain(s, service, api, ip),
+      explainDav: (s: string, method: string, path: string, ip?: string | null) => store.explainDav(s, method, path, ip),
+    }
+    const errors: unknown[] = []
+    const guard = createGuard(wrapper as unknown as KeyStore, { onError: (error) => errors.push(error) })
+    const api = () => guard.check(fakeRequest([['X-API-Key', secret]]))
+    const dav = () => guard.check(fakeRequest([['X-API-Key', secret]], '/dav/docs/a.txt', 'GET'))
+    for (const [kind, wrong] of [
+      ['a Promise', (allowed: boolean) => Promise.resolve(allowed)],
+      ['number', (allowed: boolean) => (allowed ? 1 : 0)],
+      ['string', () => 'yes'],
+      ['undefined', () => undefined],
+    ] as const) {
+      answer = wrong
+      errors.length = 0
+      for (const refused of [api(), dav()]) {
+        assert.equal(refused.ok, false, `an answer of ${kind} must not let the key the wrapper refuses through`)
+        assert.equal((refused as Denial).status, 500)
+      }
+      assert.equal(errors.length, 2)
+      for (const [i, error] of errors.entries()) {
+        assert.ok(error instanceof KeygateError)
+        assert.equal(error.code, 'INVALID_ARGUMENT')
+        assert.equal(error.message, `the store's ${i === 0 ? 'isAllowed' : 'isAllowedDav'} answered ${kind}, not true or false: the guard needs its answer at once`)
+      }
+    }
+    answer = (allowed) => allowed
+    assert.equal(api().ok, false, 'the same wrapper answering at once: refused')
+    denied.clear()
+    assert.equal(api().ok, true)
+  })
+
   test('a trust function that throws, or answers anything but true, trusts nobody at that hop', () => {
     const f = fixture()
     const ipOf = (trustProxy: GuardOptions['trustProxy']) => {

@@ -24,7 +24,7 @@
 //                                                            403 for every other reason
 // The key never appears in a response, a log line or an error this module produces.
 
-const { KeygateError } = require('./errors.js')
+const { KeygateError, typeError } = require('./errors.js')
 const { visible } = require('./visible.js')
 const { ErrorCode, Reason } = require('./native.js')
 const { decodeDavPath, davPrefixOf, REFUSED } = require('./dav-path.js')
@@ -236,7 +236,20 @@ function detached(text) {
  */
 function reasonOf(store, key, service, api, ip) {
   if (typeof store[REASON] === 'function') return store[REASON](key, service, api, ip)
-  return store.isAllowed(key, service, api, ip) ? Reason.Allowed : refusalOf(store.explain(key, service, api, ip).reason)
+  return answerOf(store.isAllowed(key, service, api, ip), 'isAllowed') ? Reason.Allowed : refusalOf(store.explain(key, service, api, ip).reason)
+}
+
+/**
+ * A wrapper's yes or no. Anything else is its defect, a 500 (onError), never a yes: a Promise
+ * (an async wrapper's) is truthy, and would let through every key the wrapper refuses.
+ * @param {unknown} answer
+ * @param {'isAllowed' | 'isAllowedDav'} method
+ * @returns {boolean}
+ */
+function answerOf(answer, method) {
+  if (typeof answer === 'boolean') return answer
+  const kind = typeof (/** @type {{ then?: unknown }} */ (answer)?.then) === 'function' ? 'a Promise' : typeof answer
+  throw typeError(`the store's ${method} answered ${kind}, not true or false: the guard needs its answer at once`)
 }
 
 /**
@@ -400,7 +413,7 @@ function asciiLowerCase(text) {
  */
 function davReasonOf(store, key, method, path, ip) {
   if (typeof store[DAV_REASON] === 'function') return store[DAV_REASON](key, method, path, ip)
-  return store.isAllowedDav(key, method, path, ip) ? Reason.Allowed : refusalOf(store.explainDav(key, method, path, ip).reason)
+  return answerOf(store.isAllowedDav(key, method, path, ip), 'isAllowedDav') ? Reason.Allowed : refusalOf(store.explainDav(key, method, path, ip).reason)
 }
 
 /** @param {string} message */
