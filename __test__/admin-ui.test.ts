@@ -484,6 +484,15 @@ describe('serve() and the bootstrap admin token', () => {
         assert.ok(elsewhere instanceof KeygateError && elsewhere.code === 'INVALID_ARGUMENT', String(elsewhere))
         assert.match(elsewhere.message, /192\.0\.2\.1 is not an address of this machine/)
         assert.ok(!existsSync(other), 'a store file was made for a host not this machine')
+        // An address no server can listen on (link-local without its interface, multicast): Linux's
+        // EINVAL, which had been a plain Error (the CLI's 'unexpected error', INTERNAL, with a stack).
+        for (const host of ['fe80::1', 'ff02::1']) {
+          const invalid = await serve({ db: other, host, port: 0, token: TOKEN, handleSignals: false, print: () => {} }).catch((e: unknown) => e)
+          if (!(invalid instanceof Error)) await (invalid as Serving).close()
+          assert.ok(invalid instanceof KeygateError && invalid.code === 'INVALID_ARGUMENT', String(invalid))
+          assert.equal(invalid.message, `cannot listen on ${host}: no server can (a link-local IPv6 address needs its interface, such as fe80::1%eth0)`)
+          assert.ok(!existsSync(other), `a store file was made for ${host}`)
+        }
       } finally {
         await first.close()
       }

@@ -143,6 +143,8 @@ function listenProblem(e, host, port) {
   if (e?.code === 'EADDRINUSE') return problem(`port ${port} on ${host} is already in use; choose another (PORT=… or --port)`)
   if (e?.code === 'EACCES') return problem(`no permission to listen on ${host}:${port}; choose a port above 1023`)
   if (e?.code === 'EADDRNOTAVAIL') return problem(`${host} is not an address of this machine`)
+  // Linux's answer for a multicast address, or a link-local one without its interface.
+  if (e?.code === 'EINVAL') return problem(`cannot listen on ${host}: no server can (a link-local IPv6 address needs its interface, such as fe80::1%eth0)`)
   // A host name is looked up before listening: a mistyped one is the caller's to fix, not a bug.
   if (['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NODATA'].includes(e?.code)) {
     return problem(`cannot listen on ${host}: the name does not resolve to an address of this machine (${e.code})`)
