@@ -1056,6 +1056,36 @@ describe('guard.check (no server)', () => {
     assert.equal(api().ok, true)
   })
 
+  test('a wrapper store is asked isAllowed only for a call: a request the route maps to none is answered from explain', () => {
+    const store = KeyStore.inMemory({ now: T0 })
+    store.putUser({ id: 'integration', rights: ['session:*'] })
+    const { secret } = store.createKey({ userId: 'integration', description: 'metered', expiresAt: at(T0, DAY) })
+    remember(secret)
+    // A wrapper that meters each call it is asked about.
+    const asked: string[] = []
+    const wrapper = {
+      isAllowed: (s: string, service: string, api: string, ip?: string | null) => {
+        asked.push(`${service}/${api}`)
+        return store.isAllowed(s, service, api, ip)
+      },
+      explain: (s: string, service: string, api: string, ip?: string | null) => store.explain(s, service, api, ip),
+    }
+    const unknown = forgeSecret()
+    const noRoute = createGuard(wrapper as unknown as KeyStore, { route: () => null })
+    assert.equal((noRoute.check(fakeRequest([['X-API-Key', secret]])) as Denial).status, 404)
+    assert.equal((noRoute.check(fakeRequest([['X-API-Key', unknown]])) as Denial).status, 401)
+    const throwing = createGuard(wrapper as unknown as KeyStore, {
+      route: () => {
+        throw new Error('no map')
+      },
+      onError: () => {},
+    })
+    assert.equal((throwing.check(fakeRequest([['X-API-Key', unknown]])) as Denial).status, 401)
+    assert.deepEqual(asked, [], 'no call was made: the wrapper must not be asked about one')
+    assert.equal(createGuard(wrapper as unknown as KeyStore).check(fakeRequest([['X-API-Key', secret]])).ok, true)
+    assert.deepEqual(asked, ['session/userLogon'])
+  })
+
   test('a trust function that throws, or answers anything but true, trusts nobody at that hop', () => {
     const f = fixture()
     const ipOf = (trustProxy: GuardOptions['trustProxy']) => {

@@ -591,7 +591,10 @@ class Guard {
    * @param {string | undefined} ip
    */
   #unauthenticated(key, ip) {
-    const reason = reasonOf(this.#store, key, '', '', ip)
+    const store = this.#store
+    // Only whether the key is known: never a wrapper's isAllowed, which would take this for a
+    // call (one to count, meter or log) that there is none of.
+    const reason = typeof store[REASON] === 'function' ? store[REASON](key, '', '', ip) : store.explain(key, '', '', ip).reason
     return reason === Reason.MalformedKey || reason === Reason.UnknownKey ? this.#deny(reason) : undefined
   }
 
