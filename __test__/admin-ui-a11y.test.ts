@@ -209,7 +209,7 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
     await focusMovesTo(page, page.locator('#user-keys-table').getByRole('button', { name: `Open key ${id}` }), 'after Done')
   })
 
-  test('paging the audit trail keeps focus on Older entries (drawn anew), then on Newest entries on the last page', async () => {
+  test('paging the audit trail keeps focus on Older entries (drawn anew), then on Newest entries on the last page, and on Older entries back on the first', async () => {
     for (let i = 0; i < 110; i++) store.putUser({ id: 'svc-audit-a11y', status: 'active', rights: i % 2 ? ['session:*'] : [], roles: [] })
     const total = store.verifyAudit().entries
     await page.goto(`${url}/#/audit`)
@@ -225,6 +225,10 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
       // Older entries is gone: focus on the pager's other button, not sent up to the heading.
       else await focusMovesTo(page, page.getByRole('button', { name: 'Newest entries' }), 'on the last page')
     }
+    // Back to the first page, where Newest entries is gone: on Older entries beside it, as above.
+    await page.keyboard.press('Enter')
+    await until('the first page again', async () => (await firstSeq()) === String(total))
+    await focusMovesTo(page, page.getByRole('button', { name: 'Older entries' }), 'back on the first page')
   })
 
   test("after deleting a role, focus is on the roles' heading", async () => {

@@ -21,9 +21,10 @@ export async function renderAudit(route) {
  * below it (the page after an entry: `since` cannot page, many entries may share one instant).
  */
 async function loadAudit(beforeSeq = null) {
-  // The pager is drawn anew: focus stays on its button, not on <body>; on the last page, where
-  // "Older entries" is gone, on "Newest entries" beside it (else the heading).
-  const restoreFocus = holdFocus(() => $('#audit-newest'))
+  // The pager is drawn anew: focus stays on its button, not on <body>; where that button is gone
+  // ("Older entries" on the last page, "Newest entries" on the first), on the other one beside it
+  // (else the heading).
+  const restoreFocus = holdFocus(() => $('#audit-newest') ?? $('#audit-older'))
   try {
     await drawAudit(beforeSeq)
   } finally {
