@@ -17,6 +17,7 @@ import * as binding from '../binding.js'
 import { createAdminServer, CSP } from '../lib/admin/server.js'
 import type { AdminServer } from '../lib/admin/server.js'
 import { serve } from '../lib/admin/serve.js'
+import { createAdminHandler } from '../lib/admin/index.js'
 import type { Serving } from '../lib/admin/serve.js'
 import { assertTypeError, digestForms } from './helpers.js'
 import { ADMIN_TOKEN as TOKEN, browserSuite, launchChromium } from './support/browser.js'
@@ -462,6 +463,11 @@ describe('serve() and the bootstrap admin token', () => {
     await assert.rejects(serve({ port: 0, handleSignals: false, storeOptions: proxy as never }), refused)
     assert.throws(() => createAdminServer(proxy as never), refused)
     assert.throws(() => createGuard(KeyStore.inMemory(), proxy as never), refused)
+    // A revoked Proxy given as an option's value, which is read for a method or tested for an array.
+    assert.throws(() => createGuard(proxy as never), refused)
+    assert.throws(() => createGuard(KeyStore.inMemory(), { trustProxy: proxy as never }), refused)
+    assert.throws(() => createAdminServer({ store: proxy as never, token: TOKEN }), refused)
+    assert.throws(() => createAdminHandler({ store: proxy as never, token: TOKEN }), refused)
   })
 
   test("serve()'s other refusals are KeygateErrors too, made before the store is opened: a port in use INVALID_ARGUMENT, a damaged token digest file STORE_IO", async () => {

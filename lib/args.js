@@ -219,6 +219,21 @@ function ownFields(value) {
 }
 
 /**
+ * Whether `value` is an object with each of `names` as a method; false, not the engine's
+ * TypeError, for a revoked Proxy (whose every read throws), so that it is refused as no store.
+ * @param {unknown} value
+ * @param {readonly string[]} names
+ */
+function hasMethods(value, names) {
+  if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return false
+  try {
+    return names.every((name) => typeof (/** @type {Record<string, unknown>} */ (value)[name]) === 'function')
+  } catch {
+    return false
+  }
+}
+
+/**
  * `Array.isArray`, which throws a TypeError for a revoked Proxy: an INVALID_ARGUMENT instead.
  * @param {unknown} value
  * @param {string} name
@@ -430,6 +445,7 @@ module.exports = {
   optionalObject,
   ownFields,
   isArray,
+  hasMethods,
   unknownOption,
   nearest,
   editDistance,

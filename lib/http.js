@@ -28,7 +28,7 @@ const { KeygateError, typeError } = require('./errors.js')
 const { visible } = require('./visible.js')
 const { ErrorCode, Reason } = require('./native.js')
 const { decodeDavPath, davPrefixOf, REFUSED } = require('./dav-path.js')
-const { ownFields, unknownOption } = require('./args.js')
+const { hasMethods, ownFields, unknownOption } = require('./args.js')
 const { scrubMessage } = require('./store.js')
 const { BAD_FORWARDED, clientAddress, trustPredicate } = require('./trusted-proxies.js')
 const { errorWithoutKey } = require('./error-redaction.js')
@@ -527,7 +527,7 @@ class Guard {
    * @param {GuardOptions} [options]
    */
   constructor(store, options) {
-    if (store === null || typeof store !== 'object' || typeof store.isAllowed !== 'function' || typeof store.explain !== 'function') {
+    if (typeof store !== 'object' || !hasMethods(store, ['isAllowed', 'explain'])) {
       throw invalidOption('createGuard needs a KeyStore (KeyStore.inMemory() or KeyStore.open(path))')
     }
     if (options !== undefined && (options === null || typeof options !== 'object')) throw invalidOption('options must be an object')

@@ -4,7 +4,7 @@
 
 const net = require('node:net')
 const { invalidArgument, quote } = require('./errors.js')
-const { ownElements } = require('./args.js')
+const { isArray, ownElements } = require('./args.js')
 
 /**
  * @typedef {import('node:http').IncomingMessage} IncomingMessage
@@ -51,7 +51,7 @@ function trustPredicate(option) {
     throw invalidArgument(`options.trustProxy ${quote(option)} is one address or range: give several as an array`)
   }
   const list = single ? [option] : option
-  if (!Array.isArray(list)) {
+  if (!isArray(list, 'options.trustProxy')) {
     throw invalidArgument('options.trustProxy must be an array of IP addresses and CIDR ranges, one of them, a function, or false')
   }
   const blocks = new net.BlockList()

@@ -4,7 +4,7 @@
 // favour of its default), and the checks of the server's, made before anything is started.
 
 const { fromNative, typeError } = require('../errors.js')
-const { ownFields, unknownOption } = require('../args.js')
+const { hasMethods, ownFields, unknownOption } = require('../args.js')
 const native = require('../native.js')
 const { loginOptions } = require('./login.js')
 
@@ -70,7 +70,7 @@ function adminServerSettings(given) {
   const unknown = unknownOption(options, ADMIN_SERVER_OPTIONS, 'createAdminServer')
   if (unknown !== undefined) throw typeError(unknown)
   const store = options.store
-  if (!store || typeof store.listKeys !== 'function') throw typeError('options.store must be a keygate KeyStore')
+  if (!hasMethods(store, ['listKeys'])) throw typeError('options.store must be a keygate KeyStore')
   const loginSettings = loginOptions(options)
   const host = checkHost(options.host)
   const port = options.port ?? 0
