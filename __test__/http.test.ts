@@ -1086,6 +1086,42 @@ describe('guard.check (no server)', () => {
     assert.deepEqual(asked, ['session/userLogon'])
   })
 
+  test("a wrapper that hands on the store's other methods (a binding Proxy), or a store whose isAllowed was replaced, is decided by its isAllowed, not the memo", () => {
+    const store = KeyStore.inMemory({ now: T0 })
+    store.putUser({ id: 'integration', rights: ['session:*', 'dav=GET /docs/**'] })
+    const { secret } = store.createKey({ userId: 'integration', description: 'proxied', expiresAt: at(T0, DAY) })
+    remember(secret)
+    const denied = new Set([secret])
+    // The usual wrapper of a class with private fields: every other method bound to the store
+    // (the memo's among them), and typed as a KeyStore, so no cast is needed.
+    const wrapper = new Proxy(store, {
+      get(target, name) {
+        if (name === 'isAllowed') return (s: string, service: string, api: string, ip?: string | null) => !denied.has(s) && target.isAllowed(s, service, api, ip)
+        if (name === 'isAllowedDav') return (s: string, method: string, path: string, ip?: string | null) => !denied.has(s) && target.isAllowedDav(s, method, path, ip)
+        const value = Reflect.get(target, name)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    const patched = KeyStore.inMemory({ now: T0 })
+    patched.putUser({ id: 'integration', rights: ['session:*'] })
+    const other = patched.createKey({ userId: 'integration', description: 'patched', expiresAt: at(T0, DAY) }).secret
+    remember(other)
+    const ownCheck = patched.isAllowed.bind(patched)
+    patched.isAllowed = (s, service, api, ip) => s !== other && ownCheck(s, service, api, ip)
+    const refused = [
+      createGuard(wrapper).check(fakeRequest([['X-API-Key', secret]])),
+      createGuard(wrapper).check(fakeRequest([['X-API-Key', secret]], '/dav/docs/a.txt', 'GET')),
+      createGuard(patched).check(fakeRequest([['X-API-Key', other]])),
+    ]
+    for (const [i, result] of refused.entries()) {
+      assert.equal(result.ok, false, `${i}: the wrapper refused the key; the store's memo must not let it through`)
+      assert.equal((result as Denial).status, 403)
+    }
+    denied.clear()
+    assert.equal(createGuard(wrapper).check(fakeRequest([['X-API-Key', secret]])).ok, true)
+    assert.equal(createGuard(wrapper).check(fakeRequest([['X-API-Key', secret]], '/dav/docs/a.txt', 'GET')).ok, true)
+  })
+
   test('a trust function that throws, or answers anything but true, trusts nobody at that hop', () => {
     const f = fixture()
     const ipOf = (trustProxy: GuardOptions['trustProxy']) => {

@@ -29,7 +29,7 @@ const { visible } = require('./visible.js')
 const { ErrorCode, Reason } = require('./native.js')
 const { decodeDavPath, davPrefixOf, REFUSED } = require('./dav-path.js')
 const { hasMethods, ownFields, unknownOption } = require('./args.js')
-const { scrubMessage } = require('./store.js')
+const { KeyStore: KeyStoreClass, scrubMessage } = require('./store.js')
 const { BAD_FORWARDED, clientAddress, trustPredicate } = require('./trusted-proxies.js')
 const { errorWithoutKey } = require('./error-redaction.js')
 
@@ -198,6 +198,11 @@ function hornbillRoute(req) {
 
 const REASON = Symbol.for('keygate.reason')
 const DAV_REASON = Symbol.for('keygate.reasonDav')
+// The memo answers for a store whose check is the KeyStore's own: a wrapper that binds the
+// store's methods (a Proxy, the usual way round private fields) hands the memo on too, and
+// would otherwise be bypassed, its refusals with it.
+const KEYSTORE_IS_ALLOWED = KeyStoreClass.prototype.isAllowed
+const KEYSTORE_IS_ALLOWED_DAV = KeyStoreClass.prototype.isAllowedDav
 
 /**
  * A store as the guard uses it: a keygate KeyStore has the memo's reason function under REASON.
@@ -224,7 +229,8 @@ function detached(text) {
 
 /**
  * The reason of a call. A keygate KeyStore answers from its memo of decisions (as cheap
- * as isAllowed, denials included); any other store object (a wrapper of one) through its
+ * as isAllowed, denials included); any other store object (a wrapper of one, or a store whose
+ * isAllowed was replaced) through its
  * isAllowed, which is the check (a use of the key, and any refusal the wrapper adds), and
  * explain() only to say why not.
  * @param {GuardedStore} store
@@ -235,7 +241,7 @@ function detached(text) {
  * @returns {ReasonName}
  */
 function reasonOf(store, key, service, api, ip) {
-  if (typeof store[REASON] === 'function') return store[REASON](key, service, api, ip)
+  if (store.isAllowed === KEYSTORE_IS_ALLOWED && typeof store[REASON] === 'function') return store[REASON](key, service, api, ip)
   return answerOf(store.isAllowed(key, service, api, ip), 'isAllowed') ? Reason.Allowed : refusalOf(store.explain(key, service, api, ip).reason)
 }
 
@@ -412,7 +418,7 @@ function asciiLowerCase(text) {
  * @returns {ReasonName}
  */
 function davReasonOf(store, key, method, path, ip) {
-  if (typeof store[DAV_REASON] === 'function') return store[DAV_REASON](key, method, path, ip)
+  if (store.isAllowedDav === KEYSTORE_IS_ALLOWED_DAV && typeof store[DAV_REASON] === 'function') return store[DAV_REASON](key, method, path, ip)
   return answerOf(store.isAllowedDav(key, method, path, ip), 'isAllowedDav') ? Reason.Allowed : refusalOf(store.explainDav(key, method, path, ip).reason)
 }
 
@@ -594,7 +600,7 @@ class Guard {
     const store = this.#store
     // Only whether the key is known: never a wrapper's isAllowed, which would take this for a
     // call (one to count, meter or log) that there is none of.
-    const reason = typeof store[REASON] === 'function' ? store[REASON](key, '', '', ip) : store.explain(key, '', '', ip).reason
+    const reason = store.isAllowed === KEYSTORE_IS_ALLOWED && typeof store[REASON] === 'function' ? store[REASON](key, '', '', ip) : store.explain(key, '', '', ip).reason
     return reason === Reason.MalformedKey || reason === Reason.UnknownKey ? this.#deny(reason) : undefined
   }
 
