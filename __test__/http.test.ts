@@ -932,6 +932,15 @@ function fakeRequest(headers: [string, string][], url = CALL, method = 'POST', r
 }
 
 describe('guard.check (no server)', () => {
+  /** A store with one key, of the user 'integration' (API session:*, WebDAV GET /docs/**), to wrap. */
+  function storeToWrap(description: string) {
+    const store = KeyStore.inMemory({ now: T0 })
+    store.putUser({ id: 'integration', rights: ['session:*', 'dav=GET /docs/**'] })
+    const { key, secret } = store.createKey({ userId: 'integration', description, expiresAt: at(T0, DAY) })
+    remember(secret)
+    return { store, key, secret }
+  }
+
   test('keeps no request line alive: 5,000 calls through 16 KB URLs leave the heap as it was', () => {
     setFlagsFromString('--expose-gc')
     const gc = runInNewContext('gc') as () => void
@@ -987,10 +996,7 @@ describe('guard.check (no server)', () => {
   })
 
   test('a store that is not a KeyStore (a wrapper of one): its isAllowed/isAllowedDav decide, and each allowed request is a use', () => {
-    const store = KeyStore.inMemory({ now: T0 })
-    store.putUser({ id: 'integration', rights: ['session:*', 'dav=GET /docs/**'] })
-    const { key, secret } = store.createKey({ userId: 'integration', description: 'wrapped', expiresAt: at(T0, DAY) })
-    remember(secret)
+    const { store, key, secret } = storeToWrap('wrapped')
     // A wrapper adding a refusal of its own (a deny list) in front of the store's check.
     const denied = new Set([secret])
     const wrapper = {
@@ -1014,10 +1020,7 @@ describe('guard.check (no server)', () => {
   })
 
   test('a wrapper whose isAllowed/isAllowedDav answers anything but true or false (an async one: a Promise) is a 500 for onError, never a yes', () => {
-    const store = KeyStore.inMemory({ now: T0 })
-    store.putUser({ id: 'integration', rights: ['session:*', 'dav=GET /docs/**'] })
-    const { secret } = store.createKey({ userId: 'integration', description: 'wrapped', expiresAt: at(T0, DAY) })
-    remember(secret)
+    const { store, secret } = storeToWrap('wrapped')
     // An async deny list in front of the store: its Promise is truthy, whatever it will say.
     const denied = new Set([secret])
     let answer = (allowed: boolean): unknown => Promise.resolve(allowed)
@@ -1057,10 +1060,7 @@ describe('guard.check (no server)', () => {
   })
 
   test('a wrapper store is asked isAllowed only for a call: a request the route maps to none is answered from explain', () => {
-    const store = KeyStore.inMemory({ now: T0 })
-    store.putUser({ id: 'integration', rights: ['session:*'] })
-    const { secret } = store.createKey({ userId: 'integration', description: 'metered', expiresAt: at(T0, DAY) })
-    remember(secret)
+    const { store, secret } = storeToWrap('metered')
     // A wrapper that meters each call it is asked about.
     const asked: string[] = []
     const wrapper = {
@@ -1087,10 +1087,7 @@ describe('guard.check (no server)', () => {
   })
 
   test("a wrapper that hands on the store's other methods (a binding Proxy), or a store whose isAllowed was replaced, is decided by its isAllowed, not the memo", () => {
-    const store = KeyStore.inMemory({ now: T0 })
-    store.putUser({ id: 'integration', rights: ['session:*', 'dav=GET /docs/**'] })
-    const { secret } = store.createKey({ userId: 'integration', description: 'proxied', expiresAt: at(T0, DAY) })
-    remember(secret)
+    const { store, secret } = storeToWrap('proxied')
     const denied = new Set([secret])
     // The usual wrapper of a class with private fields: every other method bound to the store
     // (the memo's among them), and typed as a KeyStore, so no cast is needed.
@@ -1102,10 +1099,7 @@ describe('guard.check (no server)', () => {
         return typeof value === 'function' ? value.bind(target) : value
       },
     })
-    const patched = KeyStore.inMemory({ now: T0 })
-    patched.putUser({ id: 'integration', rights: ['session:*'] })
-    const other = patched.createKey({ userId: 'integration', description: 'patched', expiresAt: at(T0, DAY) }).secret
-    remember(other)
+    const { store: patched, secret: other } = storeToWrap('patched')
     const ownCheck = patched.isAllowed.bind(patched)
     patched.isAllowed = (s, service, api, ip) => s !== other && ownCheck(s, service, api, ip)
     const refused = [
