@@ -301,6 +301,11 @@ export interface Guard {
 /**
  * Makes the guard of `store`. Throws a `KeygateError` `INVALID_ARGUMENT` for a bad option
  * (e.g. an entry of `trustProxy` that is neither an address nor a CIDR range).
+ *
+ * `store` may also wrap a KeyStore (an object, or a Proxy, with its own `isAllowed`, say a deny
+ * list in front): its `isAllowed` (`isAllowedDav` for WebDAV) then decides each call and must
+ * answer `true` or `false` at once (anything else, a Promise too, is a 500), and its `explain`
+ * (`explainDav`) only says why not and names the key and user of a first success.
  */
 export declare function createGuard(store: KeyStore, options?: GuardOptions): Guard
 
