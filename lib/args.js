@@ -203,15 +203,16 @@ function object(value, name) {
  * `Object.assign`) is not given, so it cannot add roles, rules or options to a call.
  * @template {object} T
  * @param {T} value
+ * @param {(message: string) => Error} [refuse] the error for options that cannot be listed (INVALID_ARGUMENT)
  * @returns {T}
  */
-function ownFields(value) {
+function ownFields(value, refuse = invalidArgument) {
   let names
   try {
     names = Object.getOwnPropertyNames(value)
   } catch {
-    // A revoked Proxy: an INVALID_ARGUMENT, not the engine's TypeError.
-    throw invalidArgument('the options are a revoked Proxy')
+    // A revoked Proxy, or one whose ownKeys trap throws: a keygate error, not the engine's or the trap's.
+    throw refuse('the options cannot be listed (a revoked Proxy, or a Proxy whose ownKeys trap throws)')
   }
   const fields = Object.create(null)
   for (const field of names) fields[field] = /** @type {Record<string, unknown>} */ (value)[field]

@@ -45,7 +45,7 @@ function normalizePrefix(prefix) {
 function createAdminHandler(options) {
   if (options === null || typeof options !== 'object') throw typeError('createAdminHandler takes an options object')
   // Own fields only (an inherited `prefix` must not mount the page over the whole app).
-  const fields = ownFields(options)
+  const fields = ownFields(options, typeError)
   const unknown = unknownOption(fields, ADMIN_HANDLER_OPTIONS, 'createAdminHandler')
   if (unknown !== undefined) throw typeError(unknown)
   const { prefix: givenPrefix = '/admin', cookiePath: givenCookiePath, ...serverOptions } = fields

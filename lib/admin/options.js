@@ -66,7 +66,7 @@ const MAX_BODY_LIMIT = 1024 * 1024 * 1024
 function adminServerSettings(given) {
   if (given === null || typeof given !== 'object') throw typeError('createAdminServer takes an options object')
   // Own fields only: an inherited `host` (a polluted Object.prototype) must not open the server to the network.
-  const options = ownFields(given)
+  const options = ownFields(given, typeError)
   const unknown = unknownOption(options, ADMIN_SERVER_OPTIONS, 'createAdminServer')
   if (unknown !== undefined) throw typeError(unknown)
   const store = options.store

@@ -17,7 +17,7 @@ const { createHash, randomBytes } = require('node:crypto')
 
 const { KeyStore } = require('../store.js')
 const { KeygateError, invalidArgument, typeError } = require('../errors.js')
-const { isArray, ownFields, unknownOption } = require('../args.js')
+const { ownFields, unknownOption } = require('../args.js')
 const { fileNameOf, isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
 const { tokenLengthProblem } = require('./login.js')
 const { createAdminServer } = require('./server.js')
@@ -190,7 +190,7 @@ function optionOfType(value, type, message) {
 async function serve(given = {}) {
   if (given === null || typeof given !== 'object') throw typeError('serve takes an options object')
   // Own fields only: an inherited `host` or `token` (a polluted Object.prototype) must not open the page.
-  const options = ownFields(given)
+  const options = ownFields(given, typeError)
   const unknown = unknownOption(options, SERVE_OPTIONS, 'serve')
   if (unknown !== undefined) throw typeError(unknown)
   // Checked before the store is opened: a bad option makes no store file. Each option left out,
@@ -203,8 +203,11 @@ async function serve(given = {}) {
   optionOfType(options.handleSignals, 'boolean', 'options.handleSignals must be true or false')
   const storeOptionsMessage = "options.storeOptions must be an object of KeyStore.open's options"
   optionOfType(options.storeOptions, 'object', storeOptionsMessage)
+  // Own fields (as KeyStore.open reads them): an inherited maxLifetimeDays must not reach the page
+  // either. Listed first: a revoked Proxy is refused here, before Array.isArray would throw.
+  const storeOptions = ownFields(options.storeOptions ?? {}, typeError)
   // An array is an object too; KeyStore.open would name its `length` as an unknown option.
-  if (isArray(options.storeOptions, 'options.storeOptions')) throw typeError(storeOptionsMessage)
+  if (Array.isArray(options.storeOptions)) throw typeError(storeOptionsMessage)
   const db = resolveStore(options.db ?? 'keygate.db')
   const host = checkHost(options.host)
   const envPort = process.env.PORT !== undefined && process.env.PORT !== '' ? Number(process.env.PORT) : undefined
@@ -213,8 +216,6 @@ async function serve(given = {}) {
     throw typeError(`${options.port == null ? '$PORT' : 'options.port'} must be a whole number from 0 (any free port) to 65535`)
   }
   const print = typeof options.print === 'function' ? options.print : (/** @type {string} */ line) => console.log(line)
-  // Own fields (as KeyStore.open reads them): an inherited maxLifetimeDays must not reach the page either.
-  const storeOptions = ownFields(options.storeOptions ?? {})
 
   // Before the store is opened too: a token refused (too short, too long) makes no store file,
   // nor does a damaged digest file, a port in use or a host that is not this machine's.
