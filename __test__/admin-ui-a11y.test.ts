@@ -296,6 +296,28 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
     await page.keyboard.press('Escape')
   })
 
+  test('an expiry error is shown at once and said as an alert when focus leaves the date, not at each part typed', async () => {
+    await page.getByRole('button', { name: 'Create an API key' }).click()
+    const dlg = page.locator('#dlg-create')
+    const expires = dlg.getByLabel('Expires')
+    const error = dlg.locator('#create-expires-error')
+    await expires.fill('2001-02-03T04:05')
+    await error.getByText('The expiry must lie in the future.').waitFor()
+    // While the date is being typed: shown and described, not announced (no alert role).
+    assert.equal(await error.getAttribute('role'), null)
+    assert.equal(await expires.getAttribute('aria-invalid'), 'true')
+    // Tab walks the date's own parts first; focus leaves it for another field.
+    await dlg.locator('#create-description').focus()
+    await until(
+      'the error announced as an alert',
+      async () => (await error.getAttribute('role')) === 'alert' && (await error.textContent()) === 'The expiry must lie in the future.',
+    )
+    // Changed again: quiet until focus leaves once more.
+    await expires.fill('2001-02-04T04:05')
+    assert.equal(await error.getAttribute('role'), null)
+    await page.keyboard.press('Escape')
+  })
+
   test('logging out names the login screen in the tab, not the screen it replaced', async () => {
     await page.getByRole('link', { name: 'Users' }).click()
     await until('the users title', async () => (await page.title()) === 'User accounts · keygate admin')

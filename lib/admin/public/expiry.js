@@ -30,7 +30,28 @@ export function checkExpiry(input, errorEl) {
   else if (d.getTime() > nowMs() + state.maxLifetimeDays * DAY_MS) {
     message = `At most ${lifetimeText()} ahead: the latest is ${dateFormat.format(new Date(nowMs() + state.maxLifetimeDays * DAY_MS))}.`
   }
+  // Shown at once, announced only when focus leaves the input (see announceOnLeave).
+  errorEl.removeAttribute('role')
   setError(errorEl, message)
   input.setAttribute('aria-invalid', message ? 'true' : 'false')
   return message ? null : d
+}
+
+/**
+ * Checks the expiry input at each change, and has a screen reader say its error, if any, when
+ * focus leaves it: not at each change, which Chromium fires at each part of a date typed (an
+ * announcement per digit). The error stays the input's description for when focus comes back.
+ */
+export function wireExpiryInput(input, errorEl) {
+  input.addEventListener('change', () => checkExpiry(input, errorEl))
+  input.addEventListener('blur', () => {
+    if (errorEl.hidden || errorEl.getAttribute('role') === 'alert') return
+    const text = errorEl.textContent
+    errorEl.textContent = ''
+    errorEl.setAttribute('role', 'alert')
+    // Put back after a frame: an alert is announced when its content changes, not when it is set unchanged.
+    requestAnimationFrame(() => {
+      errorEl.textContent = text
+    })
+  })
 }

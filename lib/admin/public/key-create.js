@@ -7,7 +7,7 @@ import { DAY_MS, nowMs, state } from './state.js'
 import { KEY_STATE_LABELS, lines } from './format.js'
 import { attempt } from './actions.js'
 import { renderRoute } from './router.js'
-import { checkExpiry, lifetimeText, setExpiryInput } from './expiry.js'
+import { checkExpiry, lifetimeText, setExpiryInput, wireExpiryInput } from './expiry.js'
 import { ruleChecker } from './rules.js'
 import { showSecret } from './secret.js'
 import { fillUserSelect, loadUsers } from './keys.js'
@@ -118,7 +118,7 @@ export function wireKeyCreate() {
   checker = ruleChecker($('#create-rules'), $('#create-rules-check'), 'key')
   $('#key-new').addEventListener('click', () => openCreate())
   $('#create-form').addEventListener('submit', submitCreate)
-  $('#create-expires').addEventListener('change', () => checkExpiry($('#create-expires'), $('#create-expires-error')))
+  wireExpiryInput($('#create-expires'), $('#create-expires-error'))
   for (const b of $$('#dlg-create [data-days]')) {
     b.addEventListener('click', () => {
       const days = b.dataset.days === 'max' ? state.maxLifetimeDays : Number(b.dataset.days)

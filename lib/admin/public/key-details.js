@@ -7,7 +7,7 @@ import { state } from './state.js'
 import { lines, stateBadge, timeCell, toLocalInput } from './format.js'
 import { afterStaleRefresh, attempt, staleRefresh } from './actions.js'
 import { renderRoute } from './router.js'
-import { checkExpiry, expiryBounds } from './expiry.js'
+import { checkExpiry, expiryBounds, wireExpiryInput } from './expiry.js'
 import { ruleChecker } from './rules.js'
 import { showSecret } from './secret.js'
 import { keepFocus } from './focus.js'
@@ -217,7 +217,7 @@ export function wireKeyDetails() {
   checker = ruleChecker($('#key-rules'), $('#key-rules-check'), 'key')
   $('#key-form').addEventListener('submit', submitting(saveKey))
   $('#key-description').addEventListener('input', () => noteBidi($('#key-description'), $('#key-description-bidi')))
-  $('#key-expires').addEventListener('change', () => checkExpiry($('#key-expires'), $('#key-expires-error')))
+  wireExpiryInput($('#key-expires'), $('#key-expires-error'))
   $('#key-suspend').addEventListener('click', () => oneAtATime(() => changeState(KeyState.Suspended)))
   $('#key-activate').addEventListener('click', () => oneAtATime(() => changeState(KeyState.Active)))
   $('#key-revoke').addEventListener('click', () => oneAtATime(() => changeState(KeyState.Revoked)))
