@@ -312,6 +312,13 @@ mod tests {
                 assert_eq!(has_secret_shape(&changed, &prefix), ALPHABET.contains(&byte), "byte {byte} at {at}");
             }
         }
+        // Two bad characters are as bad as one: none cancels another out.
+        for bad in [b'-', b'_', b'.', 0, 0xFF] {
+            let mut changed = secret.clone();
+            changed[body_start] = bad;
+            changed[body_start + 17] = bad;
+            assert!(!has_secret_shape(&changed, &prefix), "byte {bad} twice");
+        }
         assert!(!has_secret_shape(&secret[..secret.len() - 1], &prefix));
         assert!(!has_secret_shape(&[secret.as_slice(), b"0"].concat(), &prefix));
         assert!(!has_secret_shape(&secret[1..], &prefix));
