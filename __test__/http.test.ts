@@ -1116,7 +1116,7 @@ describe('guard.check (no server)', () => {
     assert.equal(createGuard(wrapper).check(fakeRequest([['X-API-Key', secret]], '/dav/docs/a.txt', 'GET')).ok, true)
   })
 
-  test('a trust function that throws, or answers anything but true, trusts nobody at that hop', () => {
+  test('trustProxy false or null, or a trust function that throws or answers anything but true, trusts nobody at that hop', () => {
     const f = fixture()
     const ipOf = (trustProxy: GuardOptions['trustProxy']) => {
       const result = createGuard(f.store, { trustProxy }).check(
@@ -1127,7 +1127,10 @@ describe('guard.check (no server)', () => {
       )
       return result.ok ? result.ip : assert.fail(JSON.stringify(result))
     }
-    // The peer (192.0.2.10) is the client unless the function answers true for it.
+    // Off, as the types allow: the X-Forwarded-For is not read and the peer (192.0.2.10) is the client.
+    assert.equal(ipOf(false), '192.0.2.10')
+    assert.equal(ipOf(null), '192.0.2.10')
+    // The peer is the client unless the function answers true for it.
     assert.equal(
       ipOf(() => {
         throw new Error('lookup failed')
