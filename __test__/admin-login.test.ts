@@ -172,6 +172,19 @@ describe('admin login throttling', () => {
     assert.ok(statuses.includes(429), `the guessers: ${statuses.join(' ')}`)
   })
 
+  test('one failure costs the address one delay, not two: Retry-After names loginFailureDelayMs', async () => {
+    const DELAY = 1500
+    const port = await server({ loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: 4 * DELAY })
+    assert.equal((await answer(port, 'wrong-1')).status, 401) // answered at once: the address had no failure
+    const inFlight = answer(port, 'wrong-2')
+    await sleep(100)
+    const refused = await answer(port, TOKEN)
+    assert.equal(refused.status, 429, refused.body)
+    // 1.5 s left at most, so 2; the first failure counted twice would have made it 3 s.
+    assert.equal(refused.retryAfter, '2')
+    assert.equal((await inFlight).status, 401)
+  })
+
   test('a device cookie gets in at once while the address is being slowed down', async () => {
     const DELAY = 1500
     const port = await server({ loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: DELAY })
@@ -227,6 +240,15 @@ describe('admin login throttling', () => {
     }
     const genuine = await answer(port, TOKEN, device)
     assert.ok(genuine.status === 200 && genuine.ms < DELAY / 2, `the genuine cookie took ${genuine.ms.toFixed(0)} ms`)
+  })
+
+  test('secureCookies: true marks the session and device cookies Secure over plain http (a TLS proxy that sends no X-Forwarded-Proto)', async () => {
+    const port = await server({ secureCookies: true })
+    const ok = await answer(port, TOKEN)
+    assert.equal(ok.status, 200, ok.body)
+    for (const name of ['keygate_sid=', 'keygate_device=']) {
+      assert.match(ok.setCookie.find((c) => c.startsWith(name)) ?? `no ${name}`, /; Secure(;|$)/, name)
+    }
   })
 
   test('an expired device cookie is ignored', async () => {
@@ -295,7 +317,9 @@ describe('admin login throttling', () => {
       assert.throws(() => createAdminHandler({ store, token }), /options\.token must be at least 16 characters/)
     }
     assert.throws(() => createAdminHandler({ store, token: '' }), /^TypeError: the admin server needs options\.token \(16 to 1024 characters\) or options\.tokenDigest/)
+    // Both bounds are allowed, as the message says (16 to 1024).
     assert.doesNotThrow(() => createAdminServer({ store, token: 'x'.repeat(16) }))
+    assert.doesNotThrow(() => createAdminServer({ store, token: 'x'.repeat(1024) }))
     // A token whose login body is over the body limit would lock the admin out.
     const wide = '€'.repeat(1000) // 1,000 characters, 3,000 bytes in UTF-8
     assert.throws(() => createAdminServer({ store, token: wide, bodyLimit: 2048 }), /options\.bodyLimit \(2048 bytes\) is too small for a login with this token/)
@@ -306,6 +330,9 @@ describe('admin login throttling', () => {
       { sessionMaxMs: '2s' as unknown as number },
       { sessionIdleMs: 0 },
       { sessionMaxMs: Number.POSITIVE_INFINITY },
+      // NaN compares false with every bound and every age: sessions would never end.
+      { sessionIdleMs: Number.NaN },
+      { sessionMaxMs: Number.NaN },
       { bodyLimit: '1mb' as unknown as number },
       { bodyLimit: 100 },
       { bodyLimit: 1.5e6 + 0.5 },
@@ -330,6 +357,8 @@ describe('admin login throttling', () => {
       // A TypeError that is also a KeygateError INVALID_ARGUMENT, as every error keygate throws.
       throwsTypeError(() => createAdminServer({ store, token: TOKEN, ...options }), JSON.stringify(options))
     }
+    // The documented longest session, 400 days, is allowed.
+    assert.doesNotThrow(() => createAdminServer({ store, token: TOKEN, sessionIdleMs: 400 * 86_400_000, sessionMaxMs: 400 * 86_400_000 }).close())
     for (const secureCookies of [true, false, 'auto', undefined] as const) {
       assert.doesNotThrow(() => createAdminServer({ store, token: TOKEN, secureCookies }).close())
       assert.doesNotThrow(() => createAdminHandler({ store, token: TOKEN, secureCookies }).close())
