@@ -472,6 +472,7 @@ for (const kind of KINDS) {
       assert.equal(await ipOf('10.9.9.9, 10.1.2.3'), '10.9.9.9', 'all trusted: the leftmost')
       assert.equal(await ipOf('203.0.113.9:4711'), '203.0.113.9', 'IPv4 with a port')
       assert.equal(await ipOf('[2001:db8::1]:443'), '2001:db8::1', 'bracketed IPv6 with a port')
+      assert.equal(await ipOf('[2001:db8::3]'), '2001:db8::3', 'bracketed IPv6 without a port')
       assert.equal(await ipOf(' 2001:db8::2 ,10.0.0.1 '), '2001:db8::2', 'spaces around entries')
       // the IP rules of the key see the forwarded address
       expectAllowed(await post({ ...esp(f.remote.secret), 'x-forwarded-for': '10.1.2.3' }), f, f.remote)
@@ -484,7 +485,7 @@ for (const kind of KINDS) {
 
     test('an unreadable entry on the walk is 400 invalid_forwarded_for; one left of the client is never read', async () => {
       const post = await start({ trustProxy: ['127.0.0.1', '10.0.0.0/8'] })
-      for (const xff of ['junk', '203.0.113.9, junk', '10.1.2.3, ', '1.2.3.4.5', '[2001:db8::1', '999.1.1.1']) {
+      for (const xff of ['junk', '203.0.113.9, junk', '10.1.2.3, ', '1.2.3.4.5', '[2001:db8::1', '[2001:db8::1]x', '[2001:db8::1]:', '[10.1.2.3]', '999.1.1.1']) {
         expectDenial(await post({ ...esp(f.good.secret), 'x-forwarded-for': xff }), 400, 'invalid_forwarded_for', xff)
       }
       assert.equal(expectAllowed(await post({ ...esp(f.good.secret), 'x-forwarded-for': 'junk, 203.0.113.9' }), f).ip, '203.0.113.9')
