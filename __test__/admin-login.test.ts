@@ -69,6 +69,22 @@ function deviceCookieOf(a: Answer): string {
   return header.split(';')[0]!
 }
 
+/** The Set-Cookie headers of a login with the right token through a TLS proxy (X-Forwarded-Proto: https). */
+function setCookiesOverHttps(port: number): Promise<string[]> {
+  return new Promise<string[]>((resolve, reject) => {
+    const body = JSON.stringify({ token: TOKEN })
+    const req = http.request(
+      { port, host: '127.0.0.1', method: 'POST', path: '/api/login', agent: false, headers: { 'content-type': 'application/json', 'x-forwarded-proto': 'https' } },
+      (res) => {
+        res.resume()
+        resolve(res.headers['set-cookie'] ?? [])
+      },
+    )
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describe('admin login throttling', () => {
@@ -209,18 +225,7 @@ describe('admin login throttling', () => {
     assert.match(header, /; Max-Age=2592000(;|$)/)
     assert.doesNotMatch(header, /Secure/)
     assert.ok(!header.includes(TOKEN))
-    const overHttps = await new Promise<string[]>((resolve, reject) => {
-      const body = JSON.stringify({ token: TOKEN })
-      const req = http.request(
-        { port, host: '127.0.0.1', method: 'POST', path: '/api/login', agent: false, headers: { 'content-type': 'application/json', 'x-forwarded-proto': 'https' } },
-        (res) => {
-          res.resume()
-          resolve(res.headers['set-cookie'] ?? [])
-        },
-      )
-      req.on('error', reject)
-      req.end(body)
-    })
+    const overHttps = await setCookiesOverHttps(port)
     assert.match(overHttps.find((c) => c.startsWith('keygate_device='))!, /; Secure/)
 
     const device = deviceCookieOf(ok)
@@ -242,12 +247,13 @@ describe('admin login throttling', () => {
     assert.ok(genuine.status === 200 && genuine.ms < DELAY / 2, `the genuine cookie took ${genuine.ms.toFixed(0)} ms`)
   })
 
-  test('secureCookies: true marks the session and device cookies Secure over plain http (a TLS proxy that sends no X-Forwarded-Proto)', async () => {
-    const port = await server({ secureCookies: true })
-    const ok = await answer(port, TOKEN)
-    assert.equal(ok.status, 200, ok.body)
+  test('secureCookies: true marks the session and device cookies Secure over plain http (a TLS proxy that sends no X-Forwarded-Proto); false never does', async () => {
+    const secure = await answer(await server({ secureCookies: true }), TOKEN)
+    assert.equal(secure.status, 200, secure.body)
+    const plain = await setCookiesOverHttps(await server({ secureCookies: false }))
     for (const name of ['keygate_sid=', 'keygate_device=']) {
-      assert.match(ok.setCookie.find((c) => c.startsWith(name)) ?? `no ${name}`, /; Secure(;|$)/, name)
+      assert.match(secure.setCookie.find((c) => c.startsWith(name)) ?? `no ${name}`, /; Secure(;|$)/, name)
+      assert.doesNotMatch(plain.find((c) => c.startsWith(name)) ?? `no ${name}; Secure`, /Secure/, `${name} with secureCookies: false`)
     }
   })
 
