@@ -257,6 +257,21 @@ describe('admin login throttling', () => {
     }
   })
 
+  test('the session cookie is read as browsers send it: the first keygate_sid wins, a part without = is skipped', async () => {
+    const port = await server({})
+    const sid = (await answer(port, TOKEN)).setCookie.find((c) => c.startsWith('keygate_sid='))?.split(';')[0] ?? 'no session cookie'
+    const authenticated = async (cookie: string) => {
+      const res = await fetch(`http://127.0.0.1:${port}/api/session`, { headers: { cookie } })
+      return ((await res.json()) as { authenticated?: boolean }).authenticated === true
+    }
+    assert.equal(await authenticated(sid), true)
+    // The more specific cookie comes first (RFC 6265 5.4): a later one of the same name, set for a
+    // wider path by another app on the site, does not replace the admin's session.
+    assert.equal(await authenticated(`${sid}; keygate_sid=${'A'.repeat(43)}`), true, 'a second keygate_sid')
+    // A nameless cookie (sent as its value alone) names no cookie.
+    assert.equal(await authenticated(`keygate_sidx; ${sid}`), true, 'a part without =')
+  })
+
   test('an expired device cookie is ignored', async () => {
     const DELAY = 600
     const port = await server({ loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: DELAY, deviceCookieMaxAgeMs: 1000 })
