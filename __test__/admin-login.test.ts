@@ -85,6 +85,18 @@ function setCookiesOverHttps(port: number): Promise<string[]> {
   })
 }
 
+/** The `keygate_sid=…` pair of a successful login's Set-Cookie headers. */
+function sessionCookieOf(a: Answer): string {
+  return a.setCookie.find((c) => c.startsWith('keygate_sid='))?.split(';')[0] ?? 'no session cookie'
+}
+
+/** Whether GET /api/session (a 200 either way) says the Cookie header carries a live session. */
+async function isAuthenticated(port: number, cookie: string): Promise<boolean> {
+  const res = await fetch(`http://127.0.0.1:${port}/api/session`, { headers: { cookie } })
+  assert.equal(res.status, 200)
+  return ((await res.json()) as { authenticated?: boolean }).authenticated === true
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describe('admin login throttling', () => {
@@ -259,17 +271,30 @@ describe('admin login throttling', () => {
 
   test('the session cookie is read as browsers send it: the first keygate_sid wins, a part without = is skipped', async () => {
     const port = await server({})
-    const sid = (await answer(port, TOKEN)).setCookie.find((c) => c.startsWith('keygate_sid='))?.split(';')[0] ?? 'no session cookie'
-    const authenticated = async (cookie: string) => {
-      const res = await fetch(`http://127.0.0.1:${port}/api/session`, { headers: { cookie } })
-      return ((await res.json()) as { authenticated?: boolean }).authenticated === true
-    }
+    const sid = sessionCookieOf(await answer(port, TOKEN))
+    const authenticated = (cookie: string) => isAuthenticated(port, cookie)
     assert.equal(await authenticated(sid), true)
     // The more specific cookie comes first (RFC 6265 5.4): a later one of the same name, set for a
     // wider path by another app on the site, does not replace the admin's session.
     assert.equal(await authenticated(`${sid}; keygate_sid=${'A'.repeat(43)}`), true, 'a second keygate_sid')
     // A nameless cookie (sent as its value alone) names no cookie.
     assert.equal(await authenticated(`keygate_sidx; ${sid}`), true, 'a part without =')
+  })
+
+  test('sessions: an unknown id is none, a new login ends the session it carried, a request keeps one alive past the idle timeout', async () => {
+    const IDLE = 1000
+    const port = await server({ sessionIdleMs: IDLE })
+    const sessionAt = (cookie: string) => isAuthenticated(port, cookie)
+    assert.equal(await sessionAt(`keygate_sid=${'A'.repeat(43)}`), false)
+    const first = sessionCookieOf(await answer(port, TOKEN))
+    const second = sessionCookieOf(await answer(port, TOKEN, first))
+    assert.notEqual(second, first)
+    assert.equal(await sessionAt(first), false, 'the session a login carried is ended (no fixation)')
+    // Seen at 0.6 s and 1.2 s: alive at 1.2 s though more than IDLE after the login.
+    await sleep(0.6 * IDLE)
+    assert.equal(await sessionAt(second), true)
+    await sleep(0.6 * IDLE)
+    assert.equal(await sessionAt(second), true, 'each request restarts the idle timeout')
   })
 
   test('an expired device cookie is ignored', async () => {
