@@ -281,7 +281,7 @@ describe('admin login throttling', () => {
     assert.equal(await authenticated(`keygate_sidx; ${sid}`), true, 'a part without =')
   })
 
-  test('sessions: an unknown id is none, a new login ends the session it carried, a request keeps one alive past the idle timeout', async () => {
+  test('sessions: an unknown id is none, a new login ends the session it carried, a request keeps one alive past the idle timeout, a logout ends it', async () => {
     const IDLE = 1000
     const port = await server({ sessionIdleMs: IDLE })
     const sessionAt = (cookie: string) => isAuthenticated(port, cookie)
@@ -295,6 +295,16 @@ describe('admin login throttling', () => {
     assert.equal(await sessionAt(second), true)
     await sleep(0.6 * IDLE)
     assert.equal(await sessionAt(second), true, 'each request restarts the idle timeout')
+    // Logging out ends the session on the server, not only in the browser: its id is no use after.
+    const third = await answer(port, TOKEN)
+    const { csrfToken } = JSON.parse(third.body) as { csrfToken: string }
+    const out = await fetch(`http://127.0.0.1:${port}/api/logout`, {
+      method: 'POST',
+      headers: { cookie: sessionCookieOf(third), 'x-csrf-token': csrfToken, 'content-type': 'application/json' },
+      body: '{}',
+    })
+    assert.equal(out.status, 200, await out.text())
+    assert.equal(await sessionAt(sessionCookieOf(third)), false, 'a logged-out session id')
   })
 
   test('an expired device cookie is ignored', async () => {
