@@ -188,6 +188,8 @@ const HOSTILE: [label: string, target: string | Buffer][] = [
   ['backslash', '/dav/docs\\..\\secret.txt'],
   ['encoded NUL', '/dav/docs/a.txt%00.png'],
   ['bad escape', '/dav/docs/%zz'],
+  // A lenient hex reading would take %4g for 'P': the guard would check docs/P, the app serve docs/%4g.
+  ['bad escape that a lenient decoder reads as a letter', '/dav/docs/%4g'],
   ['truncated escape', '/dav/docs/a%4'],
   ['lone percent', '/dav/docs/a%'],
   ['encoded non-ASCII (valid UTF-8)', '/dav/docs/%C3%A9t%C3%A9.txt'],
