@@ -52,7 +52,7 @@ function trustPredicate(option) {
   }
   const list = single ? [option] : option
   if (!isArray(list, 'options.trustProxy')) {
-    throw invalidArgument('options.trustProxy must be an array of IP addresses and CIDR ranges, one of them, a function, or false')
+    throw invalidArgument('options.trustProxy must be an array of IP addresses and CIDR ranges, one of them, a function, or false or null (no proxy trusted)')
   }
   const blocks = new net.BlockList()
   // A hole is a missing entry, never one inherited from a polluted prototype.
