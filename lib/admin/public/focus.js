@@ -59,18 +59,25 @@ export function keepFocus(el) {
 export function holdFocus(instead) {
   const before = document.activeElement
   return () => {
-    if (!before || before === document.body || !lost()) return
-    const same = counterpart(before)
+    // Focus may have moved while the screen was redrawn (a dialog closed meanwhile gave it to
+    // the list being redrawn): the element focused last stands for what was lost, not `before`.
+    const was = latest !== null && latest !== before && !latest.isConnected ? latest : before
+    if (!was || was === document.body || !lost()) return
+    const same = counterpart(was)
     keepFocus(same && focusable(same) ? same : (instead?.() ?? null))
   }
 }
 
 /** The last element focused outside a dialog: a closing dialog's opener, redrawn meanwhile or not. */
 let opener = null
+/** The last element focused anywhere. */
+let latest = null
 
 export function wireFocus() {
   document.addEventListener('focusin', (e) => {
-    if (e.target instanceof HTMLElement && !e.target.closest('dialog')) opener = e.target
+    if (!(e.target instanceof HTMLElement)) return
+    latest = e.target
+    if (!e.target.closest('dialog')) opener = e.target
   })
   for (const dlg of $$('dialog')) {
     // After the browser has given focus back (to the opener, if it is still shown).
