@@ -30,7 +30,7 @@ export function checkExpiry(input, errorEl) {
   else if (d.getTime() > nowMs() + state.maxLifetimeDays * DAY_MS) {
     message = `At most ${lifetimeText()} ahead: the latest is ${dateFormat.format(new Date(nowMs() + state.maxLifetimeDays * DAY_MS))}.`
   }
-  // Shown at once, announced only when focus leaves the input (see announceOnLeave).
+  // Shown at once, announced only when focus leaves the input (see wireExpiryInput).
   errorEl.removeAttribute('role')
   setError(errorEl, message)
   input.setAttribute('aria-invalid', message ? 'true' : 'false')
