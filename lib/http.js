@@ -205,6 +205,25 @@ const KEYSTORE_IS_ALLOWED = KeyStoreClass.prototype.isAllowed
 const KEYSTORE_IS_ALLOWED_DAV = KeyStoreClass.prototype.isAllowedDav
 
 /**
+ * Whether the guard may ask the memo's reason function for a call: only while the store's check
+ * is the KeyStore's own (see KEYSTORE_IS_ALLOWED).
+ * @param {GuardedStore} store
+ * @returns {store is GuardedStore & Required<Pick<GuardedStore, typeof REASON>>}
+ */
+function answersFromMemo(store) {
+  return store.isAllowed === KEYSTORE_IS_ALLOWED && typeof store[REASON] === 'function'
+}
+
+/**
+ * `answersFromMemo` for WebDAV requests.
+ * @param {GuardedDavStore} store
+ * @returns {store is GuardedDavStore & Required<Pick<GuardedDavStore, typeof DAV_REASON>>}
+ */
+function answersDavFromMemo(store) {
+  return store.isAllowedDav === KEYSTORE_IS_ALLOWED_DAV && typeof store[DAV_REASON] === 'function'
+}
+
+/**
  * A store as the guard uses it: a keygate KeyStore has the memo's reason function under REASON.
  * @typedef {KeyStore & { [REASON]?: (key: string, service: string, api: string, ip: string | undefined) => ReasonName }} GuardedStore
  */
@@ -241,7 +260,7 @@ function detached(text) {
  * @returns {ReasonName}
  */
 function reasonOf(store, key, service, api, ip) {
-  if (store.isAllowed === KEYSTORE_IS_ALLOWED && typeof store[REASON] === 'function') return store[REASON](key, service, api, ip)
+  if (answersFromMemo(store)) return store[REASON](key, service, api, ip)
   return answerOf(store.isAllowed(key, service, api, ip), 'isAllowed') ? Reason.Allowed : refusalOf(store.explain(key, service, api, ip).reason)
 }
 
@@ -418,7 +437,7 @@ function asciiLowerCase(text) {
  * @returns {ReasonName}
  */
 function davReasonOf(store, key, method, path, ip) {
-  if (store.isAllowedDav === KEYSTORE_IS_ALLOWED_DAV && typeof store[DAV_REASON] === 'function') return store[DAV_REASON](key, method, path, ip)
+  if (answersDavFromMemo(store)) return store[DAV_REASON](key, method, path, ip)
   return answerOf(store.isAllowedDav(key, method, path, ip), 'isAllowedDav') ? Reason.Allowed : refusalOf(store.explainDav(key, method, path, ip).reason)
 }
 
@@ -600,7 +619,7 @@ class Guard {
     const store = this.#store
     // Only whether the key is known: never a wrapper's isAllowed, which would take this for a
     // call (one to count, meter or log) that there is none of.
-    const reason = store.isAllowed === KEYSTORE_IS_ALLOWED && typeof store[REASON] === 'function' ? store[REASON](key, '', '', ip) : store.explain(key, '', '', ip).reason
+    const reason = answersFromMemo(store) ? store[REASON](key, '', '', ip) : store.explain(key, '', '', ip).reason
     return reason === Reason.MalformedKey || reason === Reason.UnknownKey ? this.#deny(reason) : undefined
   }
 
