@@ -397,6 +397,11 @@ describe('serve() and the bootstrap admin token', () => {
         [{ storeOptions: 5 }, /^TypeError: options\.storeOptions must be an object/],
         [{ storeOptions: 'x' }, /^TypeError: options\.storeOptions must be an object/],
         [{ storeOptions: [] }, /^TypeError: options\.storeOptions must be an object/],
+        // Had been KeyStore.open's INVALID_ARGUMENT 'options: no option "bogus"', naming an option serve does not have.
+        [{ storeOptions: { bogus: 1 } }, /^TypeError: options\.storeOptions: no option "bogus"; the options are keyPrefix, /],
+        [{ storeOptions: { maxLifetimeDay: 90 } }, /^TypeError: options\.storeOptions: no option "maxLifetimeDay" \(did you mean maxLifetimeDays\?\)/],
+        [{ storeOptions: { maxLifetimeDays: '90' } }, /^TypeError: options\.storeOptions\.maxLifetimeDays must be a number, got a string/],
+        [{ storeOptions: { onError: 'log' } }, /^TypeError: options\.storeOptions\.onError must be a function/],
       ]
       for (const [given, message] of wrong) {
         const other = path.join(dir, 'other.db')

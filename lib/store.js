@@ -193,32 +193,45 @@ const STORE_OPTIONS = ['keyPrefix', 'maxLifetimeDays', 'now', 'purgeExpiredAfter
 
 /**
  * @param {unknown} options as given: checked here
+ * @param {string} [name] what they are called in messages (`options.storeOptions` for serve's)
  * @returns {StoreOptionsDto & { now: number | undefined }}
  */
-function storeOptions(options) {
-  const o = optionsOf(options, STORE_OPTIONS)
+function storeOptions(options, name = 'options') {
+  const o = optionsOf(options, STORE_OPTIONS, name)
   return {
-    keyPrefix: args.optionalString(o.keyPrefix, 'options.keyPrefix'),
-    maxLifetimeDays: args.optionalNumber(o.maxLifetimeDays, 'options.maxLifetimeDays'),
-    now: args.optionalDate(o.now, 'options.now'),
-    purgeExpiredAfterDays: args.optionalNumber(o.purgeExpiredAfterDays, 'options.purgeExpiredAfterDays'),
-    failClosedAfterMs: args.optionalNumber(o.failClosedAfterMs, 'options.failClosedAfterMs'),
-    connectTimeoutMs: args.optionalNumber(o.connectTimeoutMs, 'options.connectTimeoutMs'),
-    statementTimeoutMs: args.optionalNumber(o.statementTimeoutMs, 'options.statementTimeoutMs'),
-    create: args.optionalBoolean(o.create, 'options.create'),
+    keyPrefix: args.optionalString(o.keyPrefix, `${name}.keyPrefix`),
+    maxLifetimeDays: args.optionalNumber(o.maxLifetimeDays, `${name}.maxLifetimeDays`),
+    now: args.optionalDate(o.now, `${name}.now`),
+    purgeExpiredAfterDays: args.optionalNumber(o.purgeExpiredAfterDays, `${name}.purgeExpiredAfterDays`),
+    failClosedAfterMs: args.optionalNumber(o.failClosedAfterMs, `${name}.failClosedAfterMs`),
+    connectTimeoutMs: args.optionalNumber(o.connectTimeoutMs, `${name}.connectTimeoutMs`),
+    statementTimeoutMs: args.optionalNumber(o.statementTimeoutMs, `${name}.statementTimeoutMs`),
+    create: args.optionalBoolean(o.create, `${name}.create`),
   }
 }
 
 /**
  * @param {unknown} options as given: checked here
+ * @param {string} [name] what they are called in messages
  * @returns {StoreOptions['onError']}
  */
-function onErrorOption(options) {
-  const onError = args.optionalObject(options, 'options').onError
+function onErrorOption(options, name = 'options') {
+  const onError = args.optionalObject(options, name).onError
   if (onError !== undefined && typeof onError !== 'function') {
-    throw new KeygateError('INVALID_ARGUMENT', `options.onError must be a function, got ${typeof onError}`)
+    throw new KeygateError('INVALID_ARGUMENT', `${name}.onError must be a function, got ${typeof onError}`)
   }
   return /** @type {StoreOptions['onError']} */ (onError)
+}
+
+/**
+ * Checks options meant for `KeyStore.open` (their names and types; their values are the core's)
+ * as `name`, so that a caller passing them on (serve's `storeOptions`) is told where they were.
+ * @param {unknown} options
+ * @param {string} name
+ */
+function checkStoreOptions(options, name) {
+  storeOptions(options, name)
+  onErrorOption(options, name)
 }
 
 /**
@@ -1049,6 +1062,7 @@ function scrubMessage(store, message) {
 
 module.exports = {
   KeyStore,
+  checkStoreOptions,
   KEY_STATES,
   USER_STATUSES,
   AUDIT_ACTIONS,

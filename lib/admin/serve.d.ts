@@ -13,7 +13,7 @@ export interface ServeOptions {
    * printed once, and only its SHA-256 is kept in `<db>.admin-token.sha256` (delete it to reset).
    */
   token?: string | undefined
-  /** Options of `KeyStore.open`. */
+  /** Options of `KeyStore.open`, checked before anything is started (a TypeError naming `options.storeOptions`). */
   storeOptions?: StoreOptions | undefined
   /** Where the startup lines go; default `console.log`. */
   print?: ((line: string) => void) | undefined

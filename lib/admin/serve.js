@@ -15,7 +15,7 @@ const net = require('node:net')
 const path = require('node:path')
 const { createHash, randomBytes } = require('node:crypto')
 
-const { KeyStore } = require('../store.js')
+const { KeyStore, checkStoreOptions } = require('../store.js')
 const { KeygateError, invalidArgument, typeError } = require('../errors.js')
 const { ownFields, unknownOption } = require('../args.js')
 const { fileNameOf, isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
@@ -208,6 +208,12 @@ async function serve(given = {}) {
   const storeOptions = ownFields(options.storeOptions ?? {}, typeError)
   // An array is an object too; KeyStore.open would name its `length` as an unknown option.
   if (Array.isArray(options.storeOptions)) throw typeError(storeOptionsMessage)
+  // Named as serve's (`options.storeOptions: no option "bogus"`), and now, not by KeyStore.open later.
+  try {
+    checkStoreOptions(storeOptions, 'options.storeOptions')
+  } catch (error) {
+    throw typeError(/** @type {Error} */ (error).message)
+  }
   const db = resolveStore(options.db ?? 'keygate.db')
   const host = checkHost(options.host)
   const envPort = process.env.PORT !== undefined && process.env.PORT !== '' ? Number(process.env.PORT) : undefined
