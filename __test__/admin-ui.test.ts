@@ -518,6 +518,48 @@ describe('serve() and the bootstrap admin token', () => {
       assert.match(damaged.message, /admin-token\.sha256 is not a SHA-256 digest; delete it/)
     })
   })
+
+  test('serve(): a listen failure of any kind is a KeygateError: out of file descriptors STORE_IO, an address family the machine lacks INVALID_ARGUMENT', async (t) => {
+    await inDirWithoutEnvToken(async (dir) => {
+      // Out of file descriptors for real, in a child whose limit is low: had been Node's own
+      // Error (EMFILE), which the CLI reported as a bug in keygate (exit 4, with a stack).
+      if (process.platform !== 'win32') {
+        const script = [
+          "const fs = require('node:fs')",
+          `const { serve } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'admin', 'serve.js'))})`,
+          `const { KeygateError } = require(${JSON.stringify(path.join(__dirname, '..', 'index.js'))})`,
+          'const held = []',
+          "try { for (;;) held.push(fs.openSync('/dev/null', 'r')) } catch {}",
+          `serve({ db: ${JSON.stringify(path.join(dir, 'emfile.db'))}, token: ${JSON.stringify(TOKEN)}, port: 0, handleSignals: false, print: () => {} }).then(`,
+          "  async (s) => { await s.close(); console.log('started') },",
+          '  (e) => { for (const fd of held) fs.closeSync(fd); console.log(JSON.stringify({ keygate: e instanceof KeygateError, code: e.code, message: e.message })) })',
+        ].join('\n')
+        const { execFileSync } = await import('node:child_process')
+        const out = execFileSync('sh', ['-c', 'ulimit -n 64 && exec "$0" -e "$1"', process.execPath, script], { encoding: 'utf8' })
+        const outcome = JSON.parse(out)
+        assert.deepEqual(outcome, {
+          keygate: true,
+          code: 'STORE_IO',
+          message: 'cannot listen on 127.0.0.1:0: this process has as many files open as it may (raise its limit: ulimit -n) (EMFILE)',
+        })
+        assert.ok(!existsSync(path.join(dir, 'emfile.db')), 'a store file was made')
+      }
+      // No IPv6 on this machine (a container's, say) for `::1`: listen() fails with EAFNOSUPPORT,
+      // made here by a listen() that fails so, as Node's does.
+      const net = await import('node:net')
+      const failing = t.mock.method(net.Server.prototype, 'listen', function (this: import('node:net').Server) {
+        process.nextTick(() => this.emit('error', Object.assign(new Error('listen EAFNOSUPPORT: address family not supported ::1'), { code: 'EAFNOSUPPORT' })))
+        return this
+      })
+      const db = path.join(dir, 'keygate.db')
+      const refused = await serve({ db, host: '::1', port: 0, token: TOKEN, handleSignals: false, print: () => {} }).catch((e: unknown) => e)
+      failing.mock.restore()
+      if (!(refused instanceof Error)) await (refused as Serving).close()
+      assert.ok(refused instanceof KeygateError && refused.code === 'INVALID_ARGUMENT', String(refused))
+      assert.match(refused.message, /^cannot listen on ::1: this machine does not support its address family/)
+      assert.ok(!existsSync(db), 'a store file was made')
+    })
+  })
 })
 
 // ---- in the browser ------------------------------------------------------------------
