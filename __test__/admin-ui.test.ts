@@ -560,6 +560,23 @@ describe('serve() and the bootstrap admin token', () => {
       assert.ok(!existsSync(db), 'a store file was made')
     })
   })
+
+  test("an 'error' event on a listening admin server (a failed accept: EMFILE) is logged, not thrown: it would end the host process", async () => {
+    const store = KeyStore.inMemory()
+    const logged: string[] = []
+    const admin = createAdminServer({ store, token: TOKEN, port: 0, log: (line) => logged.push(line) })
+    const url = await admin.listen()
+    try {
+      // What Node emits when accept() fails; with no listener, emit throws it (uncaught: the process ends).
+      const failure = Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', syscall: 'accept' })
+      assert.doesNotThrow(() => admin.server.emit('error', failure))
+      assert.deepEqual(logged, ['keygate admin: the server failed: accept EMFILE'])
+      assert.equal((await fetch(`${url}/api/session`)).status, 200, 'the server still answers')
+    } finally {
+      await admin.close()
+      store.close()
+    }
+  })
 })
 
 // ---- in the browser ------------------------------------------------------------------

@@ -10,7 +10,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 
 const { bundlingAdvice } = require('../bundling.js')
-const { quote } = require('../errors.js')
+const { quote, redactSecrets } = require('../errors.js')
 const { adminServerSettings } = require('./options.js')
 const { scrubMessage } = require('../store.js')
 
@@ -305,6 +305,17 @@ function createAdminServer(given) {
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((error) => fail(res, error, req, log, scrub))
+  })
+  // Once listening, Node emits 'error' on the server for a failed accept() (out of file
+  // descriptors, EMFILE): unheard, that error would end the host process. Logged instead;
+  // the server goes on accepting once descriptors are free. (listen()'s own failure is its caller's.)
+  server.on('error', (error) => {
+    if (!server.listening) return
+    try {
+      log(scrub(redactSecrets(`keygate admin: the server failed: ${error?.message ?? error}`)))
+    } catch {
+      // A failing log must not end the process either.
+    }
   })
   server.headersTimeout = 20_000
   server.requestTimeout = 30_000
