@@ -98,6 +98,20 @@ describe('every error code reachable in memory, with a message naming the bad va
     throwsCode(() => KeyStore.inMemory('fast' as never), 'INVALID_ARGUMENT')
   })
 
+  test("KeyStore.copy of a revoked Proxy, a Proxy of a store or a store's prototype is INVALID_ARGUMENT, not the engine's TypeError; nothing is copied", () => {
+    const { store } = setup()
+    const target = frozenStore()
+    const { proxy: revoked, revoke } = Proxy.revocable({}, {})
+    revoke()
+    // `instanceof` had thrown for the revoked Proxy, and passed the other two, whose private fields then threw.
+    for (const notAStore of [revoked, new Proxy(store, {}), new Proxy(target, {}), Object.create(KeyStore.prototype)]) {
+      throwsCode(() => KeyStore.copy(notAStore, target), 'INVALID_ARGUMENT', 'takes two stores')
+      throwsCode(() => KeyStore.copy(store, notAStore), 'INVALID_ARGUMENT', 'takes two stores')
+    }
+    assert.deepEqual(target.listUsers(), [])
+    assert.deepEqual(target.audit(), [])
+  })
+
   test('a name quoted by a JavaScript-made message shows C1 and bidi controls as escapes, as the core quotes them', () => {
     const { store, key } = setup()
     // U+009B is CSI to a terminal that takes 8-bit controls, U+202E reorders the rest of a log line.

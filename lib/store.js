@@ -526,7 +526,11 @@ class KeyStore {
    * @param {KeyStore} to
    */
   static copy(from, to) {
-    if (!(from instanceof KeyStore) || !(to instanceof KeyStore)) {
+    // By the private field, not `instanceof`: that throws the engine's TypeError for a revoked
+    // Proxy, and passes a Proxy of a store or an Object.create(KeyStore.prototype), whose
+    // private fields then throw it.
+    const isStore = (/** @type {unknown} */ value) => value !== null && typeof value === 'object' && #memo in value
+    if (!isStore(from) || !isStore(to)) {
       throw new KeygateError('INVALID_ARGUMENT', 'KeyStore.copy(from, to) takes two stores')
     }
     if (from.#memo === CLOSED_MEMO || to.#memo === CLOSED_MEMO) throw closedError()
