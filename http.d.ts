@@ -294,7 +294,11 @@ export interface Guard {
   /** The Fastify `onRequest` hook behind {@link Guard.fastify}, for one route: `{ onRequest: guard.fastifyHook() }`. */
   fastifyHook(): GuardFastifyHook
 
-  /** Writes a denial from {@link Guard.check} on a node (Express, HTTP/2 compatibility API) response. Does nothing if headers were sent. */
+  /**
+   * Writes a denial from {@link Guard.check} on a node (Express, HTTP/2 compatibility API) response. Does nothing if headers were sent.
+   * A `KeygateError` `INVALID_ARGUMENT`, with nothing written, for an allowed result (`ok: true`), no response, or a denial
+   * of your own whose `status` is not 400–599 or whose `body` is not an object `JSON.stringify` can write.
+   */
   reply(res: ServerResponse | Http2ServerResponse, denial: Denial): void
 }
 
@@ -323,6 +327,7 @@ export declare function createGuard(store: KeyStore, options?: GuardOptions): Gu
  *   case and spaces ignored, cut at its first `[`, `]` or `.`, is `method` (`method[]=`,
  *   `method[0]=`, `[method]=`, `method.x=`, `%6Dethod=`, a bare `method`), and a query of
  *   more than 1,000 parameters. The app then never reads another call than the one checked.
+ * - A `req` that is not an object is a `KeygateError` `INVALID_ARGUMENT`.
  */
 export declare function hornbillRoute(req: IncomingMessage & { originalUrl?: string }): Route | null
 

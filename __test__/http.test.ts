@@ -593,6 +593,37 @@ describe('node:http adapter', () => {
     }
   })
 
+  test('reply given an allowed result, a bad denial or no response is INVALID_ARGUMENT, with nothing written; hornbillRoute of no request too', () => {
+    const f = fixture()
+    const guard = createGuard(f.store)
+    const allowed = guard.check(fakeRequest([['Authorization', `ESP-APIKEY ${f.good.secret}`]]))
+    assert.equal(allowed.ok, true)
+    const written: unknown[] = []
+    const res = {
+      headersSent: false,
+      writableEnded: false,
+      writeHead: (...a: unknown[]) => written.push(a),
+      end: (...a: unknown[]) => written.push(a),
+    } as unknown as ServerResponse
+    const refused = (e: unknown) => e instanceof KeygateError && e.code === 'INVALID_ARGUMENT'
+    // Had been Node's TypeError from Buffer.byteLength(undefined): the easy slip of replying without looking at `ok`.
+    assert.throws(
+      () => guard.reply(res, allowed as never),
+      (e) => refused(e) && /takes a denial/.test((e as Error).message),
+    )
+    const denial = { ok: false, status: 404, body: { error: 'not_found', reason: 'no_route' }, headers: {} } as const
+    for (const bad of [null, { ...denial, status: 200 }, { ...denial, status: '404' }, { ...denial, body: undefined }, { ...denial, body: { n: 1n } }]) {
+      assert.throws(
+        () => guard.reply(res, bad as never),
+        refused,
+        JSON.stringify(bad, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)),
+      )
+    }
+    assert.deepEqual(written, [], 'nothing was written')
+    assert.throws(() => guard.reply(null as never, denial as never), refused)
+    assert.throws(() => hornbillRoute(undefined as never), refused)
+  })
+
   test("an upgrade request (WebSocket) skips guard.node's handler; guard.check decides it in the 'upgrade' event, as the README shows", async () => {
     const f = fixture()
     const guard = createGuard(f.store, { route: eventsOrHornbill })

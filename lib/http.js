@@ -164,6 +164,7 @@ function namesMethod(url, start, end) {
  * @returns {Route | null}
  */
 function hornbillRoute(req) {
+  if (req === null || typeof req !== 'object') throw new KeygateError('INVALID_ARGUMENT', 'hornbillRoute(req) takes a request')
   if (req.method !== 'POST') return null
   const url = pathAndQuery(req)
   if (url === REFUSED) return INVALID_CALL
@@ -489,16 +490,42 @@ function makeDenial(reason, challenge) {
  * @param {PreparedDenial} denial
  */
 function writeDenial(res, denial) {
+  if (res === null || typeof res !== 'object' || typeof res.writeHead !== 'function') {
+    throw new KeygateError('INVALID_ARGUMENT', 'guard.reply(res, denial) needs a node response (one with writeHead)')
+  }
+  // An allowed result (`reply(res, guard.check(req))` without looking at `ok`) had reached
+  // Buffer.byteLength(undefined): Node's TypeError, no code, from inside a request handler.
+  if (denial === null || typeof denial !== 'object' || /** @type {{ ok?: unknown }} */ (denial).ok === true) {
+    throw new KeygateError('INVALID_ARGUMENT', "guard.reply(res, denial) takes a denial: check(req)'s answer when its ok is false")
+  }
   if (res.headersSent || res.writableEnded) return
   if (denial.lines !== undefined) {
     res.writeHead(denial.status, denial.lines)
     res.end(denial.json)
     return
   }
-  // A denial built by hand: { status, body, headers }.
-  const json = JSON.stringify(denial.body)
-  const headers = { ...denial.headers, 'content-length': Buffer.byteLength(json) }
-  res.writeHead(denial.status, headers)
+  // A denial built by hand: { status, body, headers }, checked before anything is written.
+  const { status, body, headers: given } = denial
+  if (!Number.isInteger(status) || status < 400 || status > 599) {
+    throw new KeygateError('INVALID_ARGUMENT', 'denial.status must be a whole number from 400 to 599')
+  }
+  let json
+  try {
+    json = JSON.stringify(body)
+  } catch {
+    // A BigInt, a cycle, a throwing toJSON: the engine's TypeError.
+    json = undefined
+  }
+  if (typeof json !== 'string' || body === null || typeof body !== 'object') {
+    throw new KeygateError('INVALID_ARGUMENT', 'denial.body must be an object that JSON.stringify can write')
+  }
+  const headers = { ...ownFields(given ?? {}), 'content-length': Buffer.byteLength(json) }
+  try {
+    res.writeHead(status, headers)
+  } catch (error) {
+    // Node's ERR_INVALID_CHAR and the like, thrown before anything is sent.
+    throw new KeygateError('INVALID_ARGUMENT', `denial.headers: ${/** @type {Error} */ (error).message}`)
+  }
   res.end(json)
 }
 
