@@ -561,6 +561,32 @@ describe('serve() and the bootstrap admin token', () => {
     })
   })
 
+  test("createAdminServer's listen() rejects with a KeygateError for a port in use; server.listen() called directly with no listener of the caller's still throws its failure", async () => {
+    const store = KeyStore.inMemory()
+    const first = createAdminServer({ store, token: TOKEN, port: 0 })
+    await first.listen()
+    const second = createAdminServer({ store, token: TOKEN, port: first.port! })
+    try {
+      // Had been Node's own Error (EADDRINUSE, no code of keygate's).
+      const taken = await second.listen().then(
+        () => assert.fail('listened on a port in use'),
+        (e: unknown) => e,
+      )
+      assert.ok(taken instanceof KeygateError, String(taken))
+      assert.equal(taken.code, 'INVALID_ARGUMENT')
+      assert.equal(taken.message, `port ${first.port} on 127.0.0.1 is already in use; choose another`)
+      assert.equal(second.url, null)
+      // A failure to listen that nobody hears is thrown by the emitter, as for any node server:
+      // the admin server's own listener (for failed accepts) must not make it go unsaid.
+      const inUse = Object.assign(new Error('listen EADDRINUSE'), { code: 'EADDRINUSE' })
+      assert.throws(() => second.server.emit('error', inUse), inUse)
+    } finally {
+      await second.close()
+      await first.close()
+      store.close()
+    }
+  })
+
   test("an 'error' event on a listening admin server (a failed accept: EMFILE) is logged, not thrown: it would end the host process", async () => {
     const store = KeyStore.inMemory()
     const logged: string[] = []

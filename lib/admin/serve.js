@@ -16,11 +16,12 @@ const path = require('node:path')
 const { createHash, randomBytes } = require('node:crypto')
 
 const { KeyStore, checkStoreOptions } = require('../store.js')
-const { KeygateError, invalidArgument, redactSecrets, typeError } = require('../errors.js')
+const { KeygateError, invalidArgument, typeError } = require('../errors.js')
 const { ownFields, unknownOption } = require('../args.js')
 const { fileNameOf, isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
 const { tokenLengthProblem } = require('./login.js')
 const { createAdminServer } = require('./server.js')
+const { listenProblem } = require('./listen.js')
 const { SERVE_OPTIONS, checkHost, isPort } = require('./options.js')
 
 /**
@@ -131,41 +132,6 @@ function isLoopback(host) {
   return host === 'localhost' || host === '::1' || /^127\./.test(host)
 }
 
-/** What a listen() failure for want of the system's resources is; the rest are told by Node's message. */
-const EXHAUSTED = Object.freeze({
-  EMFILE: 'this process has as many files open as it may (raise its limit: ulimit -n)',
-  ENFILE: 'the system has as many files open as it may',
-  ENOBUFS: 'the system is out of socket buffers',
-  ENOMEM: 'the system is out of memory',
-})
-
-/**
- * Why listening on `host`:`port` failed, as a KeygateError: INVALID_ARGUMENT when it is the host
- * or port asked for (the caller's to change, not a bug: marked so the CLI reports it plainly);
- * else STORE_IO, a failure of the machine (out of file descriptors), as for the store's files.
- * @param {any} e what listen() failed with
- * @param {string} host
- * @param {number} port
- */
-function listenProblem(e, host, port) {
-  const problem = (/** @type {string} */ message) => Object.assign(invalidArgument(message), { listen: true })
-  if (e instanceof KeygateError) return e
-  if (e?.code === 'EADDRINUSE') return problem(`port ${port} on ${host} is already in use; choose another (PORT=… or --port)`)
-  // EPERM: a sandbox's (seccomp, an SELinux policy) answer where a plain Linux would say EACCES.
-  if (e?.code === 'EACCES' || e?.code === 'EPERM') return problem(`no permission to listen on ${host}:${port}; choose a port above 1023`)
-  if (e?.code === 'EADDRNOTAVAIL') return problem(`${host} is not an address of this machine`)
-  // An IPv6 address (`::1`) on a machine without IPv6, or an IPv4 one on an IPv6-only machine.
-  if (e?.code === 'EAFNOSUPPORT') return problem(`cannot listen on ${host}: this machine does not support its address family (IPv6 turned off?)`)
-  // Linux's answer for a multicast address, or a link-local one without its interface.
-  if (e?.code === 'EINVAL') return problem(`cannot listen on ${host}: no server can (a link-local IPv6 address needs its interface, such as fe80::1%eth0)`)
-  // A host name is looked up before listening: a mistyped one is the caller's to fix, not a bug.
-  if (['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NODATA'].includes(e?.code)) {
-    return problem(`cannot listen on ${host}: the name does not resolve to an address of this machine (${e.code})`)
-  }
-  const why = Object.hasOwn(EXHAUSTED, e?.code) ? `${EXHAUSTED[/** @type {keyof typeof EXHAUSTED} */ (e.code)]} (${e.code})` : redactSecrets(e?.message ?? e)
-  return Object.assign(new KeygateError('STORE_IO', `cannot listen on ${host}:${port}: ${why}`), { cause: e })
-}
-
 /**
  * Listens on `host`:`port` for a moment and lets go, so that a port in use or a host that is not
  * this machine's is refused before the store is opened (which makes a new store's file).
@@ -180,7 +146,7 @@ async function probeListen(host, port) {
       probe.listen({ host, port }, () => resolve(undefined))
     })
   } catch (e) {
-    throw listenProblem(e, host, port)
+    throw listenProblem(e, host, port, ' (PORT=… or --port)')
   }
   await new Promise((resolve) => probe.close(() => resolve(undefined)))
 }
@@ -274,13 +240,8 @@ async function serve(given = {}) {
       maxLifetimeDays: storeOptions.maxLifetimeDays,
       log: (line) => console.error(line),
     })
-    let url
-    try {
-      url = await admin.listen()
-    } catch (e) {
-      // Taken meanwhile, after the probe.
-      throw listenProblem(e, host, port)
-    }
+    // Refused as the probe would be (a KeygateError), should the port be taken meanwhile.
+    const url = await admin.listen()
     // Before the start message: a supervisor may stop the server as soon as it reads it.
     if (signals) {
       process.on('SIGINT', onSignal)

@@ -63,7 +63,11 @@ export interface AdminServer {
   readonly url: string | null
   readonly port: number | null
   readonly sessionCount: number
-  /** Starts listening; resolves to the URL. */
+  /**
+   * Starts listening; resolves to the URL. Rejects with a `KeygateError`: `INVALID_ARGUMENT` for a
+   * port in use or one below 1024 without the right, or a host that is not this machine's;
+   * `STORE_IO` for any other failure (out of file descriptors, `EMFILE`).
+   */
   listen(): Promise<string>
   /** Stops listening, drops every session and connection. Does not close the store. */
   close(): Promise<void>

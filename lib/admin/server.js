@@ -12,6 +12,7 @@ const path = require('node:path')
 const { bundlingAdvice } = require('../bundling.js')
 const { quote, redactSecrets } = require('../errors.js')
 const { adminServerSettings } = require('./options.js')
+const { listenProblem } = require('./listen.js')
 const { scrubMessage } = require('../store.js')
 
 const { ErrorCode } = require('../native.js')
@@ -308,9 +309,14 @@ function createAdminServer(given) {
   })
   // Once listening, Node emits 'error' on the server for a failed accept() (out of file
   // descriptors, EMFILE): unheard, that error would end the host process. Logged instead;
-  // the server goes on accepting once descriptors are free. (listen()'s own failure is its caller's.)
+  // the server goes on accepting once descriptors are free. A failure to listen is the
+  // caller's: `listen()` rejects with it; `server.listen()` called directly, with no listener of
+  // the caller's, throws it as Node would (heard here and dropped, a port in use went unsaid).
   server.on('error', (error) => {
-    if (!server.listening) return
+    if (!server.listening) {
+      if (server.listenerCount('error') === 1) throw error
+      return
+    }
     try {
       log(scrub(redactSecrets(`keygate admin: the server failed: ${error?.message ?? error}`)))
     } catch {
@@ -336,7 +342,7 @@ function createAdminServer(given) {
     },
     listen() {
       return new Promise((resolve, reject) => {
-        const onError = (/** @type {Error} */ e) => reject(e)
+        const onError = (/** @type {Error} */ e) => reject(listenProblem(e, host, port))
         server.once('error', onError)
         server.listen(port, host, () => {
           server.off('error', onError)
