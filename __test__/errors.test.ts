@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process'
 
 import { ERROR_CODES, KeyStore, KeygateError } from '../index.js'
 import type { ErrorCode } from '../index.js'
-import { DAY, HOUR, T0, at, frozenStore, issue, snapshot, throwsCode } from './helpers.js'
+import { DAY, HOUR, T0, at, frozenStore, issue, snapshot, throwsCode, withUser } from './helpers.js'
 import type { Probe } from './helpers.js'
 
 describe('KeygateError', () => {
@@ -56,6 +56,22 @@ describe('KeygateError', () => {
       assert.equal(error.code, 'UNKNOWN_USER')
       assert.equal(typeof error.stack, 'string')
     }
+  })
+})
+
+describe('a store method taken off the store', () => {
+  test("throws the engine's TypeError, as the README says; bound, it checks as the method does", () => {
+    const store = withUser(frozenStore())
+    const { secret } = issue(store, { rules: ['session:*'] })
+    const { isAllowed } = store
+    assert.throws(
+      () => isAllowed(secret, 'session', 'getSessionInfo'),
+      (e: unknown) => e instanceof TypeError && !(e instanceof KeygateError),
+    )
+    const bound = store.isAllowed.bind(store)
+    assert.equal(bound(secret, 'session', 'getSessionInfo'), true)
+    assert.equal(bound(secret, 'admin', 'userCreate'), false)
+    store.close()
   })
 })
 
