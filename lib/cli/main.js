@@ -47,7 +47,7 @@ const { resolveStore, shownStore } = require('../location.js')
  * @property {unknown} json
  * @property {string} text
  * @property {number} [exit] the exit code; default 0
- * @property {string} [issued] the id of a key whose secret the output shows (see run())
+ * @property {string} [issued] the id of a key whose secret the output shows (see runOnStore())
  */
 
 /**
@@ -340,19 +340,46 @@ function readSecretLine(stream, stderr) {
 }
 
 /**
- * Runs the CLI. `io`: { env, cwd, stdout(text), stderr(text), stdin (a readable stream) }.
- * Returns the exit code.
- * @param {string[]} argv
- * `stdout` may return a promise that rejects when the text cannot be written (a full disk): a
- * command that issues a secret then revokes its key.
- * @param {{ env: NodeJS.ProcessEnv, cwd: string, stdout: (text: string) => void | Promise<void>, stderr: (text: string) => void, stdin: NodeJS.ReadStream }} io
- * @returns {Promise<number>}
+ * What the CLI is given besides argv. `stdout` may return a promise that rejects when the text
+ * cannot be written (a full disk): a command that issues a secret then revokes its key.
+ * @typedef {{ env: NodeJS.ProcessEnv, cwd: string, stdout: (text: string) => void | Promise<void>, stderr: (text: string) => void, stdin: NodeJS.ReadStream }} Io
  */
-async function run(argv, io) {
-  const json = (() => {
-    const end = argv.indexOf('--')
-    return (end === -1 ? argv : argv.slice(0, end)).includes('--json')
-  })()
+
+/**
+ * Where a run's answers go; each text written ends with a newline.
+ * @typedef {object} Output
+ * @property {boolean} json --json was given (before any `--`): every answer is one JSON document on stdout
+ * @property {(text: string) => Promise<void>} out writes to stdout; see terminalOutput
+ * @property {(text: string) => void} err writes to stderr
+ */
+
+/**
+ * The store a command opened: `store` while it is open (closed by run() should the command
+ * fail), `scrubbing` still once closed (what the error reported is redacted against).
+ * @typedef {{ store: KeyStore | undefined, scrubbing: KeyStore | undefined }} HeldStore
+ */
+
+/**
+ * A command found in argv, with its options parsed and its arguments counted.
+ * @typedef {object} Invocation
+ * @property {Command} command
+ * @property {string} name `keygate <command words>`, for messages
+ * @property {import('./values.js').OptionValues<typeof GLOBAL_OPTIONS & Record<string, OptionSpec>>} values
+ * @property {string[]} positionals
+ */
+
+/** @param {string[]} argv */
+function jsonRequested(argv) {
+  const end = argv.indexOf('--')
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--json')
+}
+
+/**
+ * @param {Io} io
+ * @param {boolean} json
+ * @returns {Output}
+ */
+function terminalOutput(io, json) {
   /** @param {string} text */
   const out = (text) => {
     const written = Promise.resolve(io.stdout(text.endsWith('\n') ? text : `${text}\n`))
@@ -362,177 +389,281 @@ async function run(argv, io) {
   }
   /** @param {string} text */
   const err = (text) => io.stderr(text.endsWith('\n') ? text : `${text}\n`)
+  return { json, out, err }
+}
 
-  /**
-   * The output of a command that issued a secret could not be written: revokes its key (no one
-   * has the secret, or someone has part of it), closes the store, says so on stderr (stdout
-   * is what failed, so even with --json) and returns exit 3.
-   * @param {import('../../index.js').KeyStore} opened
-   * @param {string} keyId
-   * @param {{ actor?: string }} admin
-   * @param {NodeJS.ErrnoException} failure
-   */
-  const revokeUndelivered = (opened, keyId, admin, failure) => {
-    const why = `the secret of key ${keyId} could not be written to standard output (${failure.code ?? failure.message})`
-    let outcome = 'the key was revoked, as no one has its secret: issue another'
-    try {
-      opened.setState(keyId, 'revoked', admin)
-    } catch (e) {
-      outcome = `revoking it failed (${visible(redactSecrets(e?.message))}): revoke it with keygate key revoke ${keyId}`
-    }
-    try {
-      opened.close()
-    } catch {
-      // the outcome above is what to report
-    }
-    err(`error: ${why}; ${outcome}`)
-    return EXIT.KEYGATE
+/** @param {Output} output */
+function printVersion(output) {
+  if (output.json) output.out(jsonDocument({ version: version() }))
+  else output.out(`keygate ${version()}`)
+}
+
+/**
+ * With --json, help too is one JSON document: { "help": text }.
+ * @param {Output} output
+ * @param {string} help
+ */
+function printHelp(output, help) {
+  output.out(output.json ? jsonDocument({ help }) : help)
+}
+
+/**
+ * Finds the command argv names, parses its options and counts its arguments. A request for
+ * help or the version is answered here: `{ exit }` then. Throws UsageError.
+ * @param {string[]} argv
+ * @param {Output} output
+ * @returns {{ exit: number } | Invocation}
+ */
+function findInvocation(argv, output) {
+  const { leading, words } = locate(argv)
+  const helpRequested = wantsHelp(argv, words)
+  if (words.length === 0 && !helpRequested && leading.includes('--version')) {
+    printVersion(output)
+    return { exit: EXIT.OK }
   }
-
-  /**
-   * @param {number} exit
-   * @param {string} code
-   * @param {string} message
-   * @param {string} [hint]
-   */
-  const fail = (exit, code, message, hint) => {
-    // Every message is redacted once more here: whatever a message quotes, from a usage
-    // error to the store's, no secret-shaped run reaches the terminal; and once a store is
-    // open, nothing that would give away one of its secrets cut into pieces either.
-    const shown = (/** @type {string} */ text) => scrubMessage(scrubbing, redactSecrets(text))
-    message = shown(message)
-    if (hint !== undefined) hint = shown(hint)
-    if (json) out(jsonDocument({ error: { code, message } }))
-    // The message is one line whatever it quotes (a file name, a URL, a word typed with a newline in
-    // it); only the hint (a stack) has lines of its own.
-    else err(`error: ${visible(message)}${code && exit !== EXIT.USAGE ? ` (${code})` : ''}${hint ? `\n${shownLines(hint)}` : ''}`)
-    return exit
+  const resolved = resolve(words, helpRequested)
+  if (resolved.help !== undefined) {
+    printHelp(output, resolved.help)
+    return { exit: EXIT.OK }
   }
+  const command = resolved.command
+  const name = command ? `keygate ${command.path.join(' ')}` : 'keygate'
+  if (helpRequested && command) {
+    printHelp(output, commandHelp(command))
+    return { exit: EXIT.OK }
+  }
+  /** @type {typeof GLOBAL_OPTIONS & Record<string, OptionSpec>} */
+  const spec = { ...GLOBAL_OPTIONS, ...(command ? command.options : {}) }
+  const { values, positionals } = parseOptions([...leading, ...resolved.rest], spec, name)
+  if (resolved.version || values.version) {
+    printVersion(output)
+    return { exit: EXIT.OK }
+  }
+  if (!command) {
+    throw new UsageError('no command given; run "keygate --help" for the list of commands')
+  }
+  checkPositionals(command, positionals)
+  return { command, name, values, positionals }
+}
 
-  let store
-  /** @type {KeyStore | undefined} the store the command opened (still usable for scrubbing once closed) */
-  let scrubbing
+/**
+ * The global settings from the options, else the environment: the store, the actor and the
+ * longest key lifetime. Throws UsageError for an empty or bad one.
+ * @param {Invocation['values']} values
+ * @param {Io} io
+ */
+function globalSettings(values, io) {
+  const env = io.env
+  const dbText = values.db ?? (env.KEYGATE_DB || undefined) ?? 'keygate.db'
+  if (dbText === '') throw new UsageError('--db needs a file name')
+  const db = resolveStore(dbText, io.cwd)
+  const actor = values.actor ?? defaultActor(env)
+  if (values.actor !== undefined && values.actor.trim() === '') throw new UsageError('--actor needs a name')
+  if (values.actor === undefined && env.KEYGATE_ACTOR?.trim() === '' && env.KEYGATE_ACTOR !== '') {
+    throw new UsageError('KEYGATE_ACTOR needs a name (or leave it empty for your OS user name)')
+  }
+  const lifetimeText = values['max-lifetime-days'] ?? (env.KEYGATE_MAX_LIFETIME_DAYS || undefined)
+  const maxLifetimeDays =
+    lifetimeText === undefined
+      ? undefined
+      : parseWhole(lifetimeText, values['max-lifetime-days'] !== undefined ? '--max-lifetime-days' : 'KEYGATE_MAX_LIFETIME_DAYS', 1, 36_500)
+  return { db, actor, maxLifetimeDays }
+}
+
+/**
+ * The context of the command's `parse` and `run`, no store open yet.
+ * @param {Invocation} invocation
+ * @param {Io} io
+ * @returns {Context}
+ */
+function newContext(invocation, io) {
+  const { db, actor, maxLifetimeDays } = globalSettings(invocation.values, io)
+  return {
+    name: invocation.name,
+    args: invocation.positionals,
+    opts: invocation.values,
+    env: io.env,
+    cwd: io.cwd,
+    db,
+    now: Date.now(),
+    maxLifetimeDays,
+    admin: actor === undefined ? {} : { actor },
+    readStdin: () => readAll(io.stdin),
+    rulesFromStdin: undefined,
+    store: undefined,
+    created: false,
+    input: undefined,
+  }
+}
+
+/**
+ * Reads what the command takes from standard input and checks its options (`ctx.input`), all
+ * before any store is opened: usage errors come first, and the store is held for as short a
+ * time as possible.
+ * @param {Invocation} invocation
+ * @param {Context} ctx
+ * @param {Io} io
+ */
+async function readInput({ command, values, positionals }, ctx, io) {
+  // --rules-file - is read before the options are checked (which reads it), and as a stream, not
+  // with readSync on fd 0: stdin is non-blocking once Node has touched it, so a pipe whose
+  // writer is slow would fail with EAGAIN.
+  if (values['rules-file'] === '-') ctx.rulesFromStdin = await readAll(io.stdin)
+  if (typeof command.parse === 'function') ctx.input = command.parse(ctx)
+  if (command.secretArgs && values['secret-stdin'] && positionals.length === 2) {
+    const text = await readSecretLine(io.stdin, io.stderr)
+    if (text.trim() === '') throw new UsageError('the secret read from standard input is empty')
+    ctx.readStdin = async () => text
+  }
+}
+
+/**
+ * Runs a command that opens and closes its own store (serve, a long-running one; copy, on two
+ * stores), and prints its result.
+ * @param {Command} command
+ * @param {Context} ctx
+ * @param {Output} output
+ */
+async function runOwnStore(command, ctx, output) {
+  const result = await command.run(ctx)
+  if (result.json !== undefined && output.json) output.out(jsonDocument(result.json))
+  else if (result.text !== undefined) output.out(shownLines(result.text))
+  return result.exit ?? EXIT.OK
+}
+
+/**
+ * Opens the store, runs the command on it, closes it and prints the result; a secret the result
+ * shows is printed before the store is closed (see below). The store is kept in `held` while it
+ * is open, for run() to close should this throw.
+ * @param {Command} command
+ * @param {Context} ctx
+ * @param {Output} output
+ * @param {HeldStore} held
+ */
+async function runOnStore(command, ctx, output, held) {
+  const opened = openStore(command, ctx)
+  const store = opened.store
+  held.store = store
+  held.scrubbing = store
+  ctx.store = store
+  ctx.created = opened.created
+  if (opened.created && command.path[0] !== 'init' && !output.json) output.err(`note: created a new keygate store ${visible(shownStore(ctx.db))}`)
+  const result = await command.run(ctx)
+  const text = output.json ? jsonDocument(result.json) : shownLines(result.text) // user text may hold bidi or terminal controls
+  if (result.issued !== undefined) {
+    // A secret is shown once: written out while the store is still open, so that the key of a
+    // secret that could not be written (a full disk; part of it may be on it) is revoked, not
+    // left usable by whoever finds the rest.
+    const failure = await output.out(text).then(
+      () => undefined,
+      (/** @type {NodeJS.ErrnoException} */ e) => e,
+    )
+    if (failure !== undefined) return revokeUndelivered(output, store, result.issued, ctx.admin, failure)
+  }
+  held.store = undefined
+  store.close()
+  if (result.issued === undefined) output.out(text)
+  return result.exit ?? EXIT.OK
+}
+
+/**
+ * The output of a command that issued a secret could not be written: revokes its key (no one
+ * has the secret, or someone has part of it), closes the store, says so on stderr (stdout
+ * is what failed, so even with --json) and returns exit 3.
+ * @param {Output} output
+ * @param {KeyStore} opened
+ * @param {string} keyId
+ * @param {{ actor?: string }} admin
+ * @param {NodeJS.ErrnoException} failure
+ */
+function revokeUndelivered(output, opened, keyId, admin, failure) {
+  const why = `the secret of key ${keyId} could not be written to standard output (${failure.code ?? failure.message})`
+  let outcome = 'the key was revoked, as no one has its secret: issue another'
   try {
-    const { leading, words } = locate(argv)
-    const helpRequested = wantsHelp(argv, words)
-    if (words.length === 0 && !helpRequested && leading.includes('--version')) {
-      out(json ? jsonDocument({ version: version() }) : `keygate ${version()}`)
-      return EXIT.OK
-    }
-    const resolved = resolve(words, helpRequested)
-    // With --json, help too is one JSON document: { "help": text }.
-    const printHelp = (/** @type {string} */ help) => out(json ? jsonDocument({ help }) : help)
-    if (resolved.help !== undefined) {
-      printHelp(resolved.help)
-      return EXIT.OK
-    }
-    const command = resolved.command
-    const commandName = command ? `keygate ${command.path.join(' ')}` : 'keygate'
-    if (helpRequested && command) {
-      printHelp(commandHelp(command))
-      return EXIT.OK
-    }
-    /** @type {typeof GLOBAL_OPTIONS & Record<string, OptionSpec>} */
-    const spec = { ...GLOBAL_OPTIONS, ...(command ? command.options : {}) }
-    const { values, positionals } = parseOptions([...leading, ...resolved.rest], spec, commandName)
-    if (resolved.version || values.version) {
-      if (json) out(jsonDocument({ version: version() }))
-      else out(`keygate ${version()}`)
-      return EXIT.OK
-    }
-    if (!command) {
-      throw new UsageError('no command given; run "keygate --help" for the list of commands')
-    }
-    checkPositionals(command, positionals)
+    opened.setState(keyId, 'revoked', admin)
+  } catch (e) {
+    outcome = `revoking it failed (${visible(redactSecrets(e?.message))}): revoke it with keygate key revoke ${keyId}`
+  }
+  try {
+    opened.close()
+  } catch {
+    // the outcome above is what to report
+  }
+  output.err(`error: ${why}; ${outcome}`)
+  return EXIT.KEYGATE
+}
 
-    const env = io.env
-    const dbText = values.db ?? (env.KEYGATE_DB || undefined) ?? 'keygate.db'
-    if (dbText === '') throw new UsageError('--db needs a file name')
-    const db = resolveStore(dbText, io.cwd)
-    const actorText = values.actor ?? defaultActor(env)
-    if (values.actor !== undefined && values.actor.trim() === '') throw new UsageError('--actor needs a name')
-    if (values.actor === undefined && env.KEYGATE_ACTOR?.trim() === '' && env.KEYGATE_ACTOR !== '') {
-      throw new UsageError('KEYGATE_ACTOR needs a name (or leave it empty for your OS user name)')
+/** @param {HeldStore} held */
+function closeHeldStore(held) {
+  if (held.store) {
+    try {
+      held.store.close()
+    } catch {
+      // the first error is the one to report
     }
-    const lifetimeText = values['max-lifetime-days'] ?? (env.KEYGATE_MAX_LIFETIME_DAYS || undefined)
-    const maxLifetimeDays =
-      lifetimeText === undefined
-        ? undefined
-        : parseWhole(lifetimeText, values['max-lifetime-days'] !== undefined ? '--max-lifetime-days' : 'KEYGATE_MAX_LIFETIME_DAYS', 1, 36_500)
+    held.store = undefined
+  }
+}
 
-    /** @type {Context} */
-    const ctx = {
-      name: commandName,
-      args: positionals,
-      opts: values,
-      env,
-      cwd: io.cwd,
-      db,
-      now: Date.now(),
-      maxLifetimeDays,
-      admin: actorText === undefined ? {} : { actor: actorText },
-      readStdin: () => readAll(io.stdin),
-      rulesFromStdin: undefined,
-      store: undefined,
-      created: false,
-      input: undefined,
-    }
-    // --rules-file - is read before the options are checked (which reads it), and as a stream, not
-    // with readSync on fd 0: stdin is non-blocking once Node has touched it, so a pipe whose
-    // writer is slow would fail with EAGAIN.
-    if (values['rules-file'] === '-') ctx.rulesFromStdin = await readAll(io.stdin)
-    // Usage errors come first: a command checks its options before any store is opened.
-    if (typeof command.parse === 'function') ctx.input = command.parse(ctx)
-    // Read the secret (if any) before the store is opened: the store is held for as short a time as possible.
-    if (command.secretArgs && values['secret-stdin'] && positionals.length === 2) {
-      const text = await readSecretLine(io.stdin, io.stderr)
-      if (text.trim() === '') throw new UsageError('the secret read from standard input is empty')
-      ctx.readStdin = async () => text
-    }
-    // A long-running command (serve), or one on two stores (copy), opens and closes its own.
-    if (command.store === 'none') {
-      const result = await command.run(ctx)
-      if (result.json !== undefined && json) out(jsonDocument(result.json))
-      else if (result.text !== undefined) out(shownLines(result.text))
-      return result.exit ?? EXIT.OK
-    }
-    const opened = openStore(command, ctx)
-    store = opened.store
-    scrubbing = store
-    ctx.store = store
-    ctx.created = opened.created
-    if (opened.created && command.path[0] !== 'init' && !json) err(`note: created a new keygate store ${visible(shownStore(db))}`)
-    const result = await command.run(ctx)
-    const output = json ? jsonDocument(result.json) : shownLines(result.text) // user text may hold bidi or terminal controls
-    if (result.issued !== undefined) {
-      // A secret is shown once: written out while the store is still open, so that the key of a
-      // secret that could not be written (a full disk; part of it may be on it) is revoked, not
-      // left usable by whoever finds the rest.
-      const failure = await out(output).then(
-        () => undefined,
-        (/** @type {NodeJS.ErrnoException} */ e) => e,
-      )
-      if (failure !== undefined) return revokeUndelivered(store, result.issued, ctx.admin, failure)
-    }
-    const toClose = store
-    store = undefined
-    toClose.close()
-    if (result.issued === undefined) out(output)
-    return result.exit ?? EXIT.OK
+/**
+ * Reports what a run threw, and returns its exit code: usage errors 2, "not found" 1, keygate's
+ * errors 3, anything else (a bug) 4.
+ * @param {any} error
+ * @param {Output} output
+ * @param {KeyStore | undefined} scrubbing the store the command opened, if any
+ */
+function reportError(error, output, scrubbing) {
+  if (error instanceof UsageError) return fail(output, scrubbing, EXIT.USAGE, 'USAGE', error.message)
+  if (error instanceof NotFound) return fail(output, scrubbing, EXIT.NO, error.code, error.message)
+  if (error && KNOWN_CODES.has(error.code)) return fail(output, scrubbing, EXIT.KEYGATE, error.code, error.message)
+  const message = error?.stack ? error.stack : String(error)
+  return fail(output, scrubbing, EXIT.INTERNAL, 'INTERNAL', `unexpected error: ${error?.message}`, output.json ? undefined : message)
+}
+
+/**
+ * Prints an error (on stdout with --json, else on stderr) and returns `exit`.
+ * @param {Output} output
+ * @param {KeyStore | undefined} scrubbing
+ * @param {number} exit
+ * @param {string} code
+ * @param {string} message
+ * @param {string} [hint]
+ */
+function fail(output, scrubbing, exit, code, message, hint) {
+  // Every message is redacted once more here: whatever a message quotes, from a usage
+  // error to the store's, no secret-shaped run reaches the terminal; and once a store is
+  // open, nothing that would give away one of its secrets cut into pieces either.
+  const shown = (/** @type {string} */ text) => scrubMessage(scrubbing, redactSecrets(text))
+  message = shown(message)
+  if (hint !== undefined) hint = shown(hint)
+  if (output.json) output.out(jsonDocument({ error: { code, message } }))
+  // The message is one line whatever it quotes (a file name, a URL, a word typed with a newline in
+  // it); only the hint (a stack) has lines of its own.
+  else output.err(`error: ${visible(message)}${code && exit !== EXIT.USAGE ? ` (${code})` : ''}${hint ? `\n${shownLines(hint)}` : ''}`)
+  return exit
+}
+
+/**
+ * Runs the CLI. `io`: { env, cwd, stdout(text), stderr(text), stdin (a readable stream) }.
+ * Returns the exit code.
+ * @param {string[]} argv
+ * @param {Io} io
+ * @returns {Promise<number>}
+ */
+async function run(argv, io) {
+  const output = terminalOutput(io, jsonRequested(argv))
+  /** @type {HeldStore} */
+  const held = { store: undefined, scrubbing: undefined }
+  try {
+    const invocation = findInvocation(argv, output)
+    if ('exit' in invocation) return invocation.exit
+    const ctx = newContext(invocation, io)
+    await readInput(invocation, ctx, io)
+    if (invocation.command.store === 'none') return await runOwnStore(invocation.command, ctx, output)
+    return await runOnStore(invocation.command, ctx, output, held)
   } catch (error) {
-    if (store) {
-      try {
-        store.close()
-      } catch {
-        // the first error is the one to report
-      }
-      store = undefined
-    }
-    if (error instanceof UsageError) return fail(EXIT.USAGE, 'USAGE', error.message)
-    if (error instanceof NotFound) return fail(EXIT.NO, error.code, error.message)
-    if (error && KNOWN_CODES.has(error.code)) return fail(EXIT.KEYGATE, error.code, error.message)
-    const message = error?.stack ? error.stack : String(error)
-    return fail(EXIT.INTERNAL, 'INTERNAL', `unexpected error: ${error?.message}`, json ? undefined : message)
+    closeHeldStore(held)
+    return reportError(error, output, held.scrubbing)
   }
 }
 
