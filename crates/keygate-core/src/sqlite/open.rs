@@ -59,142 +59,202 @@ impl KeyStore {
             return crate::postgres::open(path, options);
         }
         let path = PathBuf::from(path);
-        check_file_path(&path, "store")?;
-        if path.is_dir() {
-            return Err(Error::new(ErrorCode::StoreIo, format!("cannot open {}: it is a directory", shown_path(path))));
-        }
-        // A device reports size 0, as an empty file does: taken for a new store, a disk's first
-        // pages would be written over (and SQLite's -journal made beside it, in /dev).
-        check_regular(&path, &path)?;
+        check_store_path(&path)?;
         crate::store::check_options(&options)?;
         let purge_days = crate::store::purge_after_days(options.purge_expired_after_days)?;
-        // Only a file that is not there is missing: one this process may not reach (a directory it
-        // may not enter) was taken for none, "no keygate store at …: there is no such file".
-        let length = match std::fs::metadata(&path) {
-            Ok(meta) => Some(meta.len()),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => None,
-            Err(e) => {
-                let missing = super::access::missing_access(&path).map_or(String::new(), |missing| format!(": {missing}"));
-                return Err(Error::new(ErrorCode::StoreIo, format!("cannot open {}: {e}{missing}", shown_path(path))));
-            }
-        };
-        let existing = length.is_some_and(|len| len > 0);
-        // An empty file beside a log that holds pages is a store whose file was truncated (a new
-        // store writes its first page to the file itself before it has a log): SQLite would
-        // delete that log, the store's last pages (perhaps all of them, and the log running
-        // processes still write to), and make a new store in the file.
-        if truncated_beside_log(&path) {
-            return Err(corrupt(
-                &path,
-                "the file is empty but its -wal beside it is not (the file was truncated): restore the store from a \
-                 backup; to make a new store there instead, remove the -wal and -shm files first",
-            ));
-        }
-        check_beside(&path, &path)?;
-        let found = if existing {
-            let reader = connect_read_only(&path)?;
-            // SQLite would take a file shorter than its header for an empty database, and a
-            // stale WAL (another database's, say) beside a file that is not one for that
-            // database, and write over the file. The header is read through SQLite's own
-            // descriptor: closing one of ours would drop the POSIX locks SQLite holds for any
-            // store of this process on the file (another worker's, say), after which another
-            // process's close deletes the WAL under it and its commits reach no one else.
-            if header_through(&reader).is_some_and(|header| !is_sqlite_header(&header)) {
-                return Err(corrupt(&path, "it is not an SQLite database (no SQLite header)"));
-            }
-            inspect(&path, &reader)?
-        } else {
-            Found::Empty
-        };
+        let length = file_length(&path)?;
+        let found = look_before_writing(&path, length)?;
         if options.create == Some(false) && matches!(found, Found::Empty) {
-            let what = match length {
-                None => "there is no such file",
-                Some(0) => "the file is empty",
-                Some(_) => "the file holds no tables",
-            };
-            return Err(Error::new(ErrorCode::StoreIo, format!("no keygate store at {}: {what}", shown_path(path))));
+            return Err(no_store(&path, length));
         }
         if length.is_none() {
             create_private(&path)?;
         }
-        // Again just before SQLite's own look (a hot -journal is played back at the first read).
-        check_beside(&path, &path)?;
-        // Without SQLITE_OPEN_CREATE: the file is there (it was, or was just made owner-only), and
-        // one removed since is not made again (0644, or despite `create: false`).
-        let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-        // The file SQLite opened (its links resolved), should a link have been switched meanwhile.
-        let opened = conn.path().filter(|p| !p.is_empty()).map(PathBuf::from);
-        if let Some(opened) = &opened {
-            check_regular(&path, opened)?;
-        }
-        if conn.is_readonly(rusqlite::MAIN_DB).map_err(|e| store_error(&path, "cannot open", e))? {
-            let missing = super::access::missing_access(&path).unwrap_or_else(|| "the file or its directory is read-only".to_string());
-            return Err(Error::new(ErrorCode::StoreIo, format!("cannot open {} for writing: {missing}", shown_path(path))));
-        }
-        let mode: String =
-            conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| store_error(&path, "cannot switch to WAL", e))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::new(ErrorCode::StoreIo, format!("cannot use WAL mode for {} (got {mode})", shown_path(path))));
-        }
-        conn.execute_batch("PRAGMA synchronous = FULL").map_err(|e| store_error(&path, "cannot configure", e))?;
-        // Its -wal and -shm are open now: one made by another user since the look above.
-        if let Some(opened) = &opened {
-            check_beside(&path, opened)?;
-        }
+        let conn = connect_writer(&path)?;
         let (prefix, recorded_max_days) = migrate(&path, &conn, options.key_prefix.as_deref(), options.max_lifetime_days)?;
         // The limit given when the store was created applies to every process that does not set its own.
         let mut options = options;
         options.max_lifetime_days = options.max_lifetime_days.or(recorded_max_days);
         let created = matches!(found, Found::Empty);
-        let (registry, last_seen, audit_mark, log_id) = match found {
-            // Read before the write connection existed: what changed since is caught
-            // up below, before the store is handed out.
-            Found::Store { registry, last_seen, audit_mark, log_id } => (*registry, last_seen, audit_mark, log_id),
-            // A new store (made here or, at the same moment, by another process).
-            Found::Empty => {
-                conn.execute_batch("BEGIN").map_err(|e| read_error(&path, "reading", e))?;
-                let loaded = load(&path, &conn).and_then(|registry| {
-                    let (last_seen, audit_mark, log_id) = position(&conn).map_err(|e| read_error(&path, "reading", e))?;
-                    Ok((registry, last_seen, audit_mark, log_id))
-                });
-                end_open_transaction(&conn);
-                loaded?
-            }
-        };
-        // A store made before the log id was recorded has one since `migrate` (this process's, or
-        // another's opening it at the same moment): the log the state read stands in, not another
-        // one, which the first look would report as a copy restored under this process.
-        let log_id = match log_id {
-            Some(id) => Some(id),
-            None => super::schema::log_id(&conn).map_err(|e| read_error(&path, "reading", e))?,
-        };
-        let aux = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-        // Its log opened now, while the file is whole: a connection's first read of a file found
-        // empty deletes the -wal beside it (the store's last pages, should the file be truncated
-        // later), and this one's first use may come long after (a `lastUsedAt` flush).
-        aux.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)).map_err(|e| read_error(&path, "reading", e))?;
-        let named = Named::at_open(&path, &conn);
-        let backend = SqliteBackend {
-            path: path.clone(),
-            db: Mutex::new(Some(Db { conn, last_seen, audit_mark, log_id, needs_reload: false })),
-            aux: Mutex::new(Some(aux)),
-            folded: std::sync::atomic::AtomicBool::new(false),
-            named,
-        };
-        let store = KeyStore::with_backend(&options, prefix, registry, Box::new(backend), created)?;
-        let purge_after_ms = (purge_days * 86_400_000.0) as i64;
-        // Other processes' commits since the look above (a revocation among them) are seen
-        // before `open` returns: the purge below no longer catches up when nothing is due.
-        store.catch_up()?;
-        store.purge_expired(purge_after_ms)?;
-        let weak = store.downgrade();
-        let handle = std::thread::Builder::new()
-            .name("keygate-store".into())
-            .spawn(move || maintain(&weak, &path, purge_after_ms))
-            .map_err(|e| Error::new(ErrorCode::StoreIo, format!("cannot start the store thread: {e}")))?;
-        store.set_maintenance(handle);
-        Ok(store)
+        let Loaded { registry, last_seen, audit_mark, log_id } = loaded_state(&path, &conn, found)?;
+        let aux = connect_aux(&path)?;
+        let db = Db { conn, last_seen, audit_mark, log_id, needs_reload: false };
+        let store = KeyStore::with_backend(&options, prefix, registry, Box::new(new_backend(&path, db, aux)), created)?;
+        start_store(store, path, purge_days)
     }
+}
+
+/// Refuses a store path that is not a file's (a directory, a device, a FIFO, a socket) before
+/// anything is opened.
+fn check_store_path(path: &Path) -> Result<()> {
+    check_file_path(path, "store")?;
+    if path.is_dir() {
+        return Err(Error::new(ErrorCode::StoreIo, format!("cannot open {}: it is a directory", shown_path(path))));
+    }
+    // A device reports size 0, as an empty file does: taken for a new store, a disk's first
+    // pages would be written over (and SQLite's -journal made beside it, in /dev).
+    check_regular(path, path)
+}
+
+/// The store file's length; `None` when there is no file.
+fn file_length(path: &Path) -> Result<Option<u64>> {
+    // Only a file that is not there is missing: one this process may not reach (a directory it
+    // may not enter) was taken for none, "no keygate store at …: there is no such file".
+    match std::fs::metadata(path) {
+        Ok(meta) => Ok(Some(meta.len())),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => Ok(None),
+        Err(e) => {
+            let missing = super::access::missing_access(path).map_or(String::new(), |missing| format!(": {missing}"));
+            Err(Error::new(ErrorCode::StoreIo, format!("cannot open {}: {e}{missing}", shown_path(path))))
+        }
+    }
+}
+
+/// What is in the file at `path` (`length` long), read before anything is written to it: a
+/// file that is not a keygate store this version can load is refused, and left as it was.
+fn look_before_writing(path: &Path, length: Option<u64>) -> Result<Found> {
+    // An empty file beside a log that holds pages is a store whose file was truncated (a new
+    // store writes its first page to the file itself before it has a log): SQLite would
+    // delete that log, the store's last pages (perhaps all of them, and the log running
+    // processes still write to), and make a new store in the file.
+    if truncated_beside_log(path) {
+        return Err(corrupt(
+            path,
+            "the file is empty but its -wal beside it is not (the file was truncated): restore the store from a \
+             backup; to make a new store there instead, remove the -wal and -shm files first",
+        ));
+    }
+    check_beside(path, path)?;
+    // No file, or an empty one: a new store is made in it.
+    if length.is_none_or(|len| len == 0) {
+        return Ok(Found::Empty);
+    }
+    let reader = connect_read_only(path)?;
+    // SQLite would take a file shorter than its header for an empty database, and a
+    // stale WAL (another database's, say) beside a file that is not one for that
+    // database, and write over the file. The header is read through SQLite's own
+    // descriptor: closing one of ours would drop the POSIX locks SQLite holds for any
+    // store of this process on the file (another worker's, say), after which another
+    // process's close deletes the WAL under it and its commits reach no one else.
+    if header_through(&reader).is_some_and(|header| !is_sqlite_header(&header)) {
+        return Err(corrupt(path, "it is not an SQLite database (no SQLite header)"));
+    }
+    inspect(path, &reader)
+}
+
+/// The error of `create: false` where no store is (`length`: the file's, `None` when there is none).
+fn no_store(path: &Path, length: Option<u64>) -> Error {
+    let what = match length {
+        None => "there is no such file",
+        Some(0) => "the file is empty",
+        Some(_) => "the file holds no tables",
+    };
+    Error::new(ErrorCode::StoreIo, format!("no keygate store at {}: {what}", shown_path(path)))
+}
+
+/// The write connection to the store file, which is there: refused unless it is the regular
+/// file it was, writable, in WAL mode, with no `-wal` or `-shm` beside it others may change.
+fn connect_writer(path: &Path) -> Result<Connection> {
+    // Again just before SQLite's own look (a hot -journal is played back at the first read).
+    check_beside(path, path)?;
+    // Without SQLITE_OPEN_CREATE: the file is there (it was, or was just made owner-only), and
+    // one removed since is not made again (0644, or despite `create: false`).
+    let conn = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    // The file SQLite opened (its links resolved), should a link have been switched meanwhile.
+    let opened = conn.path().filter(|p| !p.is_empty()).map(PathBuf::from);
+    if let Some(opened) = &opened {
+        check_regular(path, opened)?;
+    }
+    if conn.is_readonly(rusqlite::MAIN_DB).map_err(|e| store_error(path, "cannot open", e))? {
+        let missing = super::access::missing_access(path).unwrap_or_else(|| "the file or its directory is read-only".to_string());
+        return Err(Error::new(ErrorCode::StoreIo, format!("cannot open {} for writing: {missing}", shown_path(path))));
+    }
+    let mode: String =
+        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| store_error(path, "cannot switch to WAL", e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::new(ErrorCode::StoreIo, format!("cannot use WAL mode for {} (got {mode})", shown_path(path))));
+    }
+    conn.execute_batch("PRAGMA synchronous = FULL").map_err(|e| store_error(path, "cannot configure", e))?;
+    // Its -wal and -shm are open now: one made by another user since the look above.
+    if let Some(opened) = &opened {
+        check_beside(path, opened)?;
+    }
+    Ok(conn)
+}
+
+/// The state a store opens with, and where it stands in the store's log.
+struct Loaded {
+    registry: Registry,
+    last_seen: i64,
+    audit_mark: audit::Mark,
+    log_id: Option<String>,
+}
+
+/// The state of the store: what the look before writing read, or, for a new store, what is
+/// in it now (through `conn`, after `migrate`).
+fn loaded_state(path: &Path, conn: &Connection, found: Found) -> Result<Loaded> {
+    let (registry, last_seen, audit_mark, log_id) = match found {
+        // Read before the write connection existed: what changed since is caught
+        // up by `start_store`, before the store is handed out.
+        Found::Store { registry, last_seen, audit_mark, log_id } => (*registry, last_seen, audit_mark, log_id),
+        // A new store (made here or, at the same moment, by another process).
+        Found::Empty => {
+            conn.execute_batch("BEGIN").map_err(|e| read_error(path, "reading", e))?;
+            let loaded = load(path, conn).and_then(|registry| {
+                let (last_seen, audit_mark, log_id) = position(conn).map_err(|e| read_error(path, "reading", e))?;
+                Ok((registry, last_seen, audit_mark, log_id))
+            });
+            end_open_transaction(conn);
+            loaded?
+        }
+    };
+    // A store made before the log id was recorded has one since `migrate` (this process's, or
+    // another's opening it at the same moment): the log the state read stands in, not another
+    // one, which the first look would report as a copy restored under this process.
+    let log_id = match log_id {
+        Some(id) => Some(id),
+        None => super::schema::log_id(conn).map_err(|e| read_error(path, "reading", e))?,
+    };
+    Ok(Loaded { registry, last_seen, audit_mark, log_id })
+}
+
+/// The second connection (see `SqliteBackend::aux`).
+fn connect_aux(path: &Path) -> Result<Connection> {
+    let aux = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    // Its log opened now, while the file is whole: a connection's first read of a file found
+    // empty deletes the -wal beside it (the store's last pages, should the file be truncated
+    // later), and this one's first use may come long after (a `lastUsedAt` flush).
+    aux.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)).map_err(|e| read_error(path, "reading", e))?;
+    Ok(aux)
+}
+
+/// The backend of a store opened through `db` (the write connection, and the state read) and `aux`.
+fn new_backend(path: &Path, db: Db, aux: Connection) -> SqliteBackend {
+    let named = Named::at_open(path, &db.conn);
+    SqliteBackend {
+        path: path.to_path_buf(),
+        db: Mutex::new(Some(db)),
+        aux: Mutex::new(Some(aux)),
+        folded: std::sync::atomic::AtomicBool::new(false),
+        named,
+    }
+}
+
+/// Catches `store` up with other processes' commits, purges what is due and starts its
+/// maintenance thread: then it is handed out.
+fn start_store(store: KeyStore, path: PathBuf, purge_days: f64) -> Result<KeyStore> {
+    let purge_after_ms = (purge_days * 86_400_000.0) as i64;
+    // Other processes' commits since the look before writing (a revocation among them) are seen
+    // before `open` returns: the purge below no longer catches up when nothing is due.
+    store.catch_up()?;
+    store.purge_expired(purge_after_ms)?;
+    let weak = store.downgrade();
+    let handle = std::thread::Builder::new()
+        .name("keygate-store".into())
+        .spawn(move || maintain(&weak, &path, purge_after_ms))
+        .map_err(|e| Error::new(ErrorCode::StoreIo, format!("cannot start the store thread: {e}")))?;
+    store.set_maintenance(handle);
+    Ok(store)
 }
 
 /// What a read-only look at an existing file found.
