@@ -116,6 +116,23 @@ function match(table, method, parts) {
 }
 
 /**
+ * @typedef {ReturnType<typeof adminServerSettings>} AdminSettings
+ */
+
+/**
+ * What the admin server's API answers from: its store and settings, the sessions, the login
+ * throttle and the route table.
+ * @typedef {object} AdminApi
+ * @property {AdminSettings['store']} store
+ * @property {AdminSettings['actor']} actor
+ * @property {AdminSettings['maxLifetimeDays']} maxLifetimeDays
+ * @property {AdminSettings['bodyLimit']} bodyLimit
+ * @property {ReturnType<typeof createSessions>} sessions
+ * @property {ReturnType<typeof createLogin>} login
+ * @property {Route[]} routes
+ */
+
+/**
  * Creates the admin web server on a keygate store. The options are described in server.d.ts
  * (AdminServerOptions).
  * @param {import('./server.js').AdminServerOptions} given
@@ -127,191 +144,32 @@ function createAdminServer(given) {
   const scrub = (text) => scrubMessage(store, text)
   const login = createLogin(loginSettings)
   const sessions = createSessions({ idleMs: options.sessionIdleMs, maxMs: options.sessionMaxMs, secureCookies })
-
-  const sweeper = setInterval(() => {
-    sessions.sweep()
-    login.sweep(Date.now())
-  }, 60_000)
-  sweeper.unref()
-
-  /** @param {import('./session.js').Session} session */
-  function sessionInfo(session) {
-    return {
-      authenticated: true,
-      csrfToken: session.csrf,
-      actor,
-      now: store.now(),
-      maxLifetimeDays,
-      keyPrefix: typeof store.keyPrefix === 'string' ? store.keyPrefix : 'kg',
-      expiresInSeconds: Math.floor(sessions.msLeft(session) / 1000),
-    }
-  }
-
-  const context = { store, admin: { actor } }
-  const routes = routeTable([
-    ...keyRoutes(context),
-    ...userRoutes(context),
-    ...roleRoutes(context),
-    ...auditRoutes(context),
-    ...tryRoutes(context),
-    ...ruleRoutes(context),
-  ])
-
-  /**
-   * Refuses a login's other body fields and any query parameter without naming them: an admin
-   * who sends the token as a name (`{"<token>": …}`, `?<token>`) would find it in the answer and
-   * in whatever logs it, and a token chosen by the admin may be of any shape, so no scrub can tell.
-   * @param {Record<string, unknown>} body
-   * @param {URLSearchParams} query
-   */
-  function onlyLoginInputs(body, query) {
-    try {
-      onlyInputs({ body: ['token'] }, body, query)
-    } catch (e) {
-      if (!(e instanceof ApiError)) throw e
-      throw new ApiError(
-        400,
-        ErrorCode.InvalidArgument,
-        'a login takes only the body field token and no query parameter (the other name sent is not repeated: it may be the token)',
-      )
-    }
-  }
-
-  /**
-   * A read is refused while the store is out of contact with its backend (a PostgreSQL store
-   * that has lost its database, a replaced SQLite file): it would answer from the last state it
-   * loaded, and the page would show that as current, every key active as before, with nothing
-   * said. Stricter than checks, which answer from memory for `failClosedAfterMs` first: an
-   * operator about to act on what the page shows is told at once.
-   */
-  function mustVouch() {
-    const health = store.health()
-    if (health.connected) return
-    const seconds = Math.round(health.lagMs / 1000)
-    throw new ApiError(
-      503,
-      ErrorCode.StoreUnavailable,
-      `the store cannot vouch that it is current (it has lost contact with its backend; last known current ${seconds} s ago): what it would show may be out of date; checks answer from memory for failClosedAfterMs, then store_unavailable until it is back`,
-    )
-  }
-
-  /**
-   * The API, in this order: same-origin JSON changes; login; a session; its CSRF token; the route.
-   * @param {IncomingMessage} req
-   * @param {ServerResponse} res
-   * @param {string} pathname
-   * @param {URLSearchParams} query
-   */
-  async function api(req, res, pathname, query) {
-    const method = req.method
-    const parts = pathname
-      .split('/')
-      .slice(2)
-      .map((p) => {
-        try {
-          return decodeURIComponent(p)
-        } catch {
-          throw new ApiError(400, ErrorCode.InvalidArgument, 'bad path')
-        }
-      })
-    const only = (/** @type {string} */ resource) => parts.length === 1 && parts[0] === resource
-    const change = method !== 'GET' && method !== 'HEAD'
-    if (change) {
-      checkOrigin(req)
-      checkJson(req)
-    }
-
-    // Login and session need no session.
-    if (only('login')) {
-      if (method !== 'POST') throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'use POST', { allow: ['POST'] })
-      const body = await readBody(req, bodyLimit) // a body that is not JSON says nothing about the token: 400 at once
-      onlyLoginInputs(body, query)
-      const deviceCookie = await login.check(req, field(body, 'token'))
-      const opened = sessions.open(req)
-      return json(res, 200, sessionInfo(opened.session), { 'Set-Cookie': [opened.cookie, deviceCookie] })
-    }
-    const session = sessions.sessionOf(req)
-    if (only('session')) {
-      // Not in the route table (it needs no session): its 405 is given here, as a route's would be.
-      if (method !== 'GET' && method !== 'HEAD') throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'use GET', { allow: ['GET', 'HEAD'] })
-      onlyInputs({}, {}, query)
-      // Not an error: the page asks this first to choose between the login form and the app.
-      return json(res, 200, session ? sessionInfo(session) : { authenticated: false })
-    }
-    if (!session) throw new ApiError(401, AdminErrorCode.Unauthenticated, 'log in first (or your session expired)')
-    if (change) checkCsrf(req, session)
-    if (only('logout')) {
-      if (method !== 'POST') throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'use POST', { allow: ['POST'] })
-      onlyInputs({}, await readBody(req, bodyLimit), query)
-      return json(res, 200, { ok: true }, { 'Set-Cookie': sessions.close(req, session) })
-    }
-
-    // Matched before the body is read: an unknown path is a 404 whatever its body.
-    const found = match(routes, method, parts)
-    if (found === null) throw new ApiError(404, AdminErrorCode.NotFound, `no API ${method} ${quote(shownPath(pathname))}`)
-    const body = change ? await readBody(req, bodyLimit) : {}
-    onlyInputs(found.inputs, body, query)
-    if (!change) mustVouch()
-    const [status, value, headers] = await found.handle({ params: found.params, body, query, session, req })
-    return json(res, status, value, headers)
-  }
-
-  /** @type {Map<string, Buffer>} */
-  const staticCache = new Map()
-  /** @param {string} name */
-  function staticFile(name) {
-    let buf = staticCache.get(name)
-    if (buf === undefined) {
-      buf = name === CONSTANTS_FILE ? Buffer.from(constantsModule()) : fs.readFileSync(path.join(PUBLIC_DIR, name))
-      staticCache.set(name, buf)
-    }
-    return buf
-  }
-
-  /**
-   * @param {IncomingMessage} req
-   * @param {ServerResponse} res
-   */
-  async function handle(req, res) {
-    let url
-    try {
-      const target = req.url || '/'
-      // A path is read as a path: resolved against a base, `//x/api/keys` would name the host
-      // `x` and route `/api/keys`, a path that rules in front of the page (a proxy's) never saw.
-      url = new URL(target.startsWith('/') ? `http://localhost${target}` : target)
-    } catch {
-      return json(res, 400, { error: { code: ErrorCode.InvalidArgument, message: 'bad URL' } })
-    }
-    const pathname = url.pathname
-    try {
-      if (pathname === '/api' || pathname.startsWith('/api/')) {
-        await api(req, res, pathname, url.searchParams)
-        return
-      }
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'only GET here', { allow: ['GET', 'HEAD'] })
-      }
-      const file = STATIC_FILES[pathname]
-      if (!file) return send(res, 404, 'not found', { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' })
-      const buf = staticFile(file[0])
-      send(res, 200, req.method === 'HEAD' ? undefined : buf, {
-        'Content-Type': file[1],
-        'Content-Length': String(buf.length),
-        'Cache-Control': 'no-cache',
-      })
-    } catch (error) {
-      fail(res, error, req, log, scrub)
-    }
-  }
-
+  const sweeper = startSweeper(sessions, login)
+  const routes = apiRoutes({ store, admin: { actor } })
+  /** @type {AdminApi} */
+  const admin = { store, actor, maxLifetimeDays, bodyLimit, sessions, login, routes }
+  const staticFile = staticFileReader()
   const server = http.createServer((req, res) => {
-    handle(req, res).catch((error) => fail(res, error, req, log, scrub))
+    handle(admin, staticFile, req, res, log, scrub).catch((error) => fail(res, error, req, log, scrub))
   })
-  // Once listening, Node emits 'error' on the server for a failed accept() (out of file
-  // descriptors, EMFILE): unheard, that error would end the host process. Logged instead;
-  // the server goes on accepting once descriptors are free. A failure to listen is the
-  // caller's: `listen()` rejects with it; `server.listen()` called directly, with no listener of
-  // the caller's, throws it as Node would (heard here and dropped, a port in use went unsaid).
+  logAcceptFailures(server, log, scrub)
+  server.headersTimeout = 20_000
+  server.requestTimeout = 30_000
+  server.keepAliveTimeout = 5_000
+  return serverHandle(server, host, port, sweeper, sessions)
+}
+
+/**
+ * Once listening, Node emits 'error' on the server for a failed accept() (out of file
+ * descriptors, EMFILE): unheard, that error would end the host process. Logged instead; the
+ * server goes on accepting once descriptors are free. A failure to listen is the caller's:
+ * `listen()` rejects with it; `server.listen()` called directly, with no listener of the
+ * caller's, throws it as Node would (heard here and dropped, a port in use went unsaid).
+ * @param {import('node:http').Server} server
+ * @param {(line: string) => void} log
+ * @param {(text: string) => string} scrub
+ */
+function logAcceptFailures(server, log, scrub) {
   server.on('error', (error) => {
     if (!server.listening) {
       if (server.listenerCount('error') === 1) throw error
@@ -323,10 +181,235 @@ function createAdminServer(given) {
       // A failing log must not end the process either.
     }
   })
-  server.headersTimeout = 20_000
-  server.requestTimeout = 30_000
-  server.keepAliveTimeout = 5_000
+}
 
+/**
+ * Ends the sessions and login throttles that have run out, every minute.
+ * @param {ReturnType<typeof createSessions>} sessions
+ * @param {ReturnType<typeof createLogin>} login
+ */
+function startSweeper(sessions, login) {
+  const sweeper = setInterval(() => {
+    sessions.sweep()
+    login.sweep(Date.now())
+  }, 60_000)
+  sweeper.unref()
+  return sweeper
+}
+
+/**
+ * The API's routes (all but login, session and logout) on `context`'s store.
+ * @param {{ store: AdminSettings['store'], admin: { actor: AdminSettings['actor'] } }} context
+ */
+function apiRoutes(context) {
+  return routeTable([...keyRoutes(context), ...userRoutes(context), ...roleRoutes(context), ...auditRoutes(context), ...tryRoutes(context), ...ruleRoutes(context)])
+}
+
+/**
+ * What the page is told of a session: at login, and when it asks for the session.
+ * @param {AdminApi} admin
+ * @param {import('./session.js').Session} session
+ */
+function sessionInfo(admin, session) {
+  const { store, actor, maxLifetimeDays, sessions } = admin
+  return {
+    authenticated: true,
+    csrfToken: session.csrf,
+    actor,
+    now: store.now(),
+    maxLifetimeDays,
+    keyPrefix: typeof store.keyPrefix === 'string' ? store.keyPrefix : 'kg',
+    expiresInSeconds: Math.floor(sessions.msLeft(session) / 1000),
+  }
+}
+
+/**
+ * Refuses a login's other body fields and any query parameter without naming them: an admin
+ * who sends the token as a name (`{"<token>": …}`, `?<token>`) would find it in the answer and
+ * in whatever logs it, and a token chosen by the admin may be of any shape, so no scrub can tell.
+ * @param {Record<string, unknown>} body
+ * @param {URLSearchParams} query
+ */
+function onlyLoginInputs(body, query) {
+  try {
+    onlyInputs({ body: ['token'] }, body, query)
+  } catch (e) {
+    if (!(e instanceof ApiError)) throw e
+    throw new ApiError(
+      400,
+      ErrorCode.InvalidArgument,
+      'a login takes only the body field token and no query parameter (the other name sent is not repeated: it may be the token)',
+    )
+  }
+}
+
+/**
+ * A read is refused while the store is out of contact with its backend (a PostgreSQL store
+ * that has lost its database, a replaced SQLite file): it would answer from the last state it
+ * loaded, and the page would show that as current, every key active as before, with nothing
+ * said. Stricter than checks, which answer from memory for `failClosedAfterMs` first: an
+ * operator about to act on what the page shows is told at once.
+ * @param {AdminSettings['store']} store
+ */
+function mustVouch(store) {
+  const health = store.health()
+  if (health.connected) return
+  const seconds = Math.round(health.lagMs / 1000)
+  throw new ApiError(
+    503,
+    ErrorCode.StoreUnavailable,
+    `the store cannot vouch that it is current (it has lost contact with its backend; last known current ${seconds} s ago): what it would show may be out of date; checks answer from memory for failClosedAfterMs, then store_unavailable until it is back`,
+  )
+}
+
+/**
+ * The decoded segments of an API path after /api; 400 for one that cannot be decoded.
+ * @param {string} pathname
+ */
+function apiPathParts(pathname) {
+  return pathname
+    .split('/')
+    .slice(2)
+    .map((p) => {
+      try {
+        return decodeURIComponent(p)
+      } catch {
+        throw new ApiError(400, ErrorCode.InvalidArgument, 'bad path')
+      }
+    })
+}
+
+/**
+ * The API, in this order: same-origin JSON changes; login; a session; its CSRF token; the route.
+ * @param {AdminApi} admin
+ * @param {IncomingMessage} req
+ * @param {ServerResponse} res
+ * @param {string} pathname
+ * @param {URLSearchParams} query
+ */
+async function api(admin, req, res, pathname, query) {
+  const { sessions, bodyLimit } = admin
+  const method = req.method
+  const parts = apiPathParts(pathname)
+  const only = (/** @type {string} */ resource) => parts.length === 1 && parts[0] === resource
+  const change = method !== 'GET' && method !== 'HEAD'
+  if (change) {
+    checkOrigin(req)
+    checkJson(req)
+  }
+
+  // Login and session need no session.
+  if (only('login')) return logIn(admin, req, res, query)
+  const session = sessions.sessionOf(req)
+  if (only('session')) {
+    // Not in the route table (it needs no session): its 405 is given here, as a route's would be.
+    if (method !== 'GET' && method !== 'HEAD') throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'use GET', { allow: ['GET', 'HEAD'] })
+    onlyInputs({}, {}, query)
+    // Not an error: the page asks this first to choose between the login form and the app.
+    return json(res, 200, session ? sessionInfo(admin, session) : { authenticated: false })
+  }
+  if (!session) throw new ApiError(401, AdminErrorCode.Unauthenticated, 'log in first (or your session expired)')
+  if (change) checkCsrf(req, session)
+  if (only('logout')) {
+    if (method !== 'POST') throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'use POST', { allow: ['POST'] })
+    onlyInputs({}, await readBody(req, bodyLimit), query)
+    return json(res, 200, { ok: true }, { 'Set-Cookie': sessions.close(req, session) })
+  }
+
+  // Matched before the body is read: an unknown path is a 404 whatever its body.
+  const found = match(admin.routes, method, parts)
+  if (found === null) throw new ApiError(404, AdminErrorCode.NotFound, `no API ${method} ${quote(shownPath(pathname))}`)
+  const body = change ? await readBody(req, bodyLimit) : {}
+  onlyInputs(found.inputs, body, query)
+  if (!change) mustVouch(admin.store)
+  const [status, value, headers] = await found.handle({ params: found.params, body, query, session, req })
+  return json(res, status, value, headers)
+}
+
+/**
+ * POST /api/login: checks the token (and the throttle) and opens a session.
+ * @param {AdminApi} admin
+ * @param {IncomingMessage} req
+ * @param {ServerResponse} res
+ * @param {URLSearchParams} query
+ */
+async function logIn(admin, req, res, query) {
+  if (req.method !== 'POST') throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'use POST', { allow: ['POST'] })
+  const body = await readBody(req, admin.bodyLimit) // a body that is not JSON says nothing about the token: 400 at once
+  onlyLoginInputs(body, query)
+  const deviceCookie = await admin.login.check(req, field(body, 'token'))
+  const opened = admin.sessions.open(req)
+  return json(res, 200, sessionInfo(admin, opened.session), { 'Set-Cookie': [opened.cookie, deviceCookie] })
+}
+
+/**
+ * The page's files by name, each read once (by the server that reads it first).
+ * @returns {(name: string) => Buffer}
+ */
+function staticFileReader() {
+  /** @type {Map<string, Buffer>} */
+  const staticCache = new Map()
+  return (name) => {
+    let buf = staticCache.get(name)
+    if (buf === undefined) {
+      buf = name === CONSTANTS_FILE ? Buffer.from(constantsModule()) : fs.readFileSync(path.join(PUBLIC_DIR, name))
+      staticCache.set(name, buf)
+    }
+    return buf
+  }
+}
+
+/**
+ * Answers a request: the API under /api, else a file of the page.
+ * @param {AdminApi} admin
+ * @param {(name: string) => Buffer} staticFile
+ * @param {IncomingMessage} req
+ * @param {ServerResponse} res
+ * @param {(line: string) => void} log
+ * @param {(text: string) => string} scrub
+ */
+async function handle(admin, staticFile, req, res, log, scrub) {
+  let url
+  try {
+    const target = req.url || '/'
+    // A path is read as a path: resolved against a base, `//x/api/keys` would name the host
+    // `x` and route `/api/keys`, a path that rules in front of the page (a proxy's) never saw.
+    url = new URL(target.startsWith('/') ? `http://localhost${target}` : target)
+  } catch {
+    return json(res, 400, { error: { code: ErrorCode.InvalidArgument, message: 'bad URL' } })
+  }
+  const pathname = url.pathname
+  try {
+    if (pathname === '/api' || pathname.startsWith('/api/')) {
+      await api(admin, req, res, pathname, url.searchParams)
+      return
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      throw new ApiError(405, AdminErrorCode.MethodNotAllowed, 'only GET here', { allow: ['GET', 'HEAD'] })
+    }
+    const file = STATIC_FILES[pathname]
+    if (!file) return send(res, 404, 'not found', { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' })
+    const buf = staticFile(file[0])
+    send(res, 200, req.method === 'HEAD' ? undefined : buf, {
+      'Content-Type': file[1],
+      'Content-Length': String(buf.length),
+      'Cache-Control': 'no-cache',
+    })
+  } catch (error) {
+    fail(res, error, req, log, scrub)
+  }
+}
+
+/**
+ * What createAdminServer returns: the server, its address once listening, listen and close.
+ * @param {import('node:http').Server} server
+ * @param {AdminSettings['host']} host
+ * @param {AdminSettings['port']} port
+ * @param {NodeJS.Timeout} sweeper
+ * @param {ReturnType<typeof createSessions>} sessions
+ * @returns {import('./server.js').AdminServer}
+ */
+function serverHandle(server, host, port, sweeper, sessions) {
   /** @type {import('node:net').AddressInfo | null} */
   let address = null
   const handleObj = {
