@@ -327,7 +327,8 @@ export declare function createGuard(store: KeyStore, options?: GuardOptions): Gu
  *   case and spaces ignored, cut at its first `[`, `]` or `.`, is `method` (`method[]=`,
  *   `method[0]=`, `[method]=`, `method.x=`, `%6Dethod=`, a bare `method`), and a query of
  *   more than 1,000 parameters. The app then never reads another call than the one checked.
- * - A `req` that is not an object is a `KeygateError` `INVALID_ARGUMENT`.
+ * - A `req` that is not an object, or whose `method` or URL cannot be read (a revoked Proxy, a getter
+ *   that throws), is a `KeygateError` `INVALID_ARGUMENT`.
  */
 export declare function hornbillRoute(req: IncomingMessage & { originalUrl?: string }): Route | null
 

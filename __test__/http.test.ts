@@ -593,7 +593,7 @@ describe('node:http adapter', () => {
     }
   })
 
-  test('reply given an allowed result, a bad denial or no response is INVALID_ARGUMENT, with nothing written; hornbillRoute of no request too', () => {
+  test('reply given an allowed result, a bad denial or no response is INVALID_ARGUMENT, with nothing written; hornbillRoute of no request, or of one that cannot be read, too', () => {
     const f = fixture()
     const guard = createGuard(f.store)
     const allowed = guard.check(fakeRequest([['Authorization', `ESP-APIKEY ${f.good.secret}`]]))
@@ -622,6 +622,21 @@ describe('node:http adapter', () => {
     assert.deepEqual(written, [], 'nothing was written')
     assert.throws(() => guard.reply(null as never, denial as never), refused)
     assert.throws(() => hornbillRoute(undefined as never), refused)
+    // Had been the engine's TypeError ("Cannot perform 'get' on a proxy that has been revoked") and the getter's own error.
+    const revocable = Proxy.revocable({}, {})
+    revocable.revoke()
+    const unreadable = {
+      method: 'POST',
+      get url(): string {
+        throw new Error('getter')
+      },
+    }
+    for (const bad of [revocable.proxy, unreadable]) {
+      assert.throws(
+        () => hornbillRoute(bad as never),
+        (e) => refused(e) && /cannot be read/.test((e as Error).message),
+      )
+    }
   })
 
   test("an upgrade request (WebSocket) skips guard.node's handler; guard.check decides it in the 'upgrade' event, as the README shows", async () => {

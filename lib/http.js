@@ -165,8 +165,18 @@ function namesMethod(url, start, end) {
  */
 function hornbillRoute(req) {
   if (req === null || typeof req !== 'object') throw new KeygateError('INVALID_ARGUMENT', 'hornbillRoute(req) takes a request')
-  if (req.method !== 'POST') return null
-  const url = pathAndQuery(req)
+  let method
+  let url
+  try {
+    method = req.method
+    url = method === 'POST' ? pathAndQuery(req) : null
+  } catch (error) {
+    // A revoked Proxy (every read throws the engine's TypeError) or a getter that throws: a keygate error, not theirs.
+    throw Object.assign(new KeygateError('INVALID_ARGUMENT', 'hornbillRoute(req): the request cannot be read (a revoked Proxy, or a getter that throws)'), {
+      cause: error,
+    })
+  }
+  if (method !== 'POST') return null
   if (url === REFUSED) return INVALID_CALL
   if (url === null || !url.startsWith('/xmlmc/')) return null
   const q = url.indexOf('?')
