@@ -489,14 +489,14 @@ describe('serve() and the bootstrap admin token', () => {
         if (!(taken instanceof Error)) await (taken as Serving).close()
         assert.ok(taken instanceof KeygateError, String(taken))
         assert.equal(taken.code, 'INVALID_ARGUMENT')
-        assert.match(taken.message, new RegExp(`^port ${first.port} on 127\\.0\\.0\\.1 is already in use`))
+        assert.match(taken.message, new RegExp(`^port ${first.port} on "127\\.0\\.0\\.1" is already in use`))
         // Refused before the store was opened: no store file was made (a refused call changes nothing).
         assert.ok(!existsSync(other), 'a store file was made for a port in use')
         // An address of another machine (TEST-NET-1): the same, not a store made for nothing.
         const elsewhere = await serve({ db: other, host: '192.0.2.1', port: 0, token: TOKEN, handleSignals: false, print: () => {} }).catch((e: unknown) => e)
         if (!(elsewhere instanceof Error)) await (elsewhere as Serving).close()
         assert.ok(elsewhere instanceof KeygateError && elsewhere.code === 'INVALID_ARGUMENT', String(elsewhere))
-        assert.match(elsewhere.message, /192\.0\.2\.1 is not an address of this machine/)
+        assert.match(elsewhere.message, /^"192\.0\.2\.1" is not an address of this machine$/)
         assert.ok(!existsSync(other), 'a store file was made for a host not this machine')
         // An address no server can listen on (link-local without its interface, multicast): Linux's
         // EINVAL, which had been a plain Error (the CLI's 'unexpected error', INTERNAL, with a stack).
@@ -504,7 +504,7 @@ describe('serve() and the bootstrap admin token', () => {
           const invalid = await serve({ db: other, host, port: 0, token: TOKEN, handleSignals: false, print: () => {} }).catch((e: unknown) => e)
           if (!(invalid instanceof Error)) await (invalid as Serving).close()
           assert.ok(invalid instanceof KeygateError && invalid.code === 'INVALID_ARGUMENT', String(invalid))
-          assert.equal(invalid.message, `cannot listen on ${host}: no server can (a link-local IPv6 address needs its interface, such as fe80::1%eth0)`)
+          assert.equal(invalid.message, `cannot listen on "${host}": no server can (a link-local IPv6 address needs its interface, such as fe80::1%eth0)`)
           assert.ok(!existsSync(other), `a store file was made for ${host}`)
         }
       } finally {
@@ -516,6 +516,54 @@ describe('serve() and the bootstrap admin token', () => {
       assert.ok(damaged instanceof KeygateError, String(damaged))
       assert.equal(damaged.code, 'STORE_IO')
       assert.match(damaged.message, /admin-token\.sha256 is not a SHA-256 digest; delete it/)
+    })
+  })
+
+  test('serve() and createAdminServer refuse a host with a control character or over 253 characters before any lookup; a listen failure quotes the host, redacted', async (t) => {
+    await inDirWithoutEnvToken(async (dir) => {
+      const db = path.join(dir, 'keygate.db')
+      const start = (host: string) => serve({ db, host, port: 0, token: TOKEN, handleSignals: false, print: () => {} }).catch((e: unknown) => e)
+      const refusedAs = async (host: string, message: RegExp) => {
+        const outcome = await start(host)
+        if (!(outcome instanceof Error)) await (outcome as Serving).close()
+        assertTypeError(outcome, JSON.stringify(host))
+        assert.match((outcome as Error).message, message)
+        assert.ok(!existsSync(db), `a store file was made for ${JSON.stringify(host)}`)
+        assert.throws(
+          () => createAdminServer({ store: KeyStore.inMemory(), token: TOKEN, host }),
+          (e) => e instanceof KeygateError && message.test(e.message),
+        )
+      }
+      // A NUL had ended the text the system was given: '127.0.0.1\0x' listened on 127.0.0.1.
+      await refusedAs('127.0.0.1\0x', /^options\.host "127\.0\.0\.1\\u0000x" holds a control character/)
+      for (const host of ['127.0.0.1\nx', 'localhost\t', '\x7f', 'a\u0085b']) await refusedAs(host, /^options\.host ".*" holds a control character/)
+      // Had been the resolver's EINVAL, told as an address no server can listen on (link-local, multicast).
+      await refusedAs('abcdefghi_'.repeat(30), /^options\.host "(abcdefghi_){8}…" is 300 characters long: a host name has at most 253$/)
+      // A host that does not resolve is quoted (not bare, unredacted) in the message, as every value keygate shows.
+      const secretShaped = `kg_${'A'.repeat(45)}.invalid`
+      const unresolved = await start(secretShaped)
+      if (!(unresolved instanceof Error)) await (unresolved as Serving).close()
+      assert.ok(unresolved instanceof KeygateError && unresolved.code === 'INVALID_ARGUMENT', String(unresolved))
+      assert.match(unresolved.message, /^cannot listen on "kg_<redacted>": the name does not resolve/)
+      const admin = createAdminServer({ store: KeyStore.inMemory(), token: TOKEN, host: secretShaped })
+      const viaListen = await admin.listen().then(
+        () => assert.fail('listened on a name that does not resolve'),
+        (e: unknown) => e,
+      )
+      await admin.close()
+      assert.ok(viaListen instanceof KeygateError && !viaListen.message.includes('A'.repeat(32)), String(viaListen))
+      assert.match(viaListen.message, /^cannot listen on "kg_<redacted>"/)
+      // A resolver that still says EINVAL for a name (another libc's limits) is told so, not as a link-local address.
+      const net = await import('node:net')
+      const failing = t.mock.method(net.Server.prototype, 'listen', function (this: import('node:net').Server) {
+        process.nextTick(() => this.emit('error', Object.assign(new Error('getaddrinfo EINVAL a-name'), { code: 'EINVAL', syscall: 'getaddrinfo' })))
+        return this
+      })
+      const resolverInvalid = await start('a-name')
+      failing.mock.restore()
+      if (!(resolverInvalid instanceof Error)) await (resolverInvalid as Serving).close()
+      assert.ok(resolverInvalid instanceof KeygateError && resolverInvalid.code === 'INVALID_ARGUMENT', String(resolverInvalid))
+      assert.equal(resolverInvalid.message, 'cannot listen on "a-name": it is not a host name the system can look up (EINVAL)')
     })
   })
 
@@ -540,7 +588,7 @@ describe('serve() and the bootstrap admin token', () => {
         assert.deepEqual(outcome, {
           keygate: true,
           code: 'STORE_IO',
-          message: 'cannot listen on 127.0.0.1:0: this process has as many files open as it may (raise its limit: ulimit -n) (EMFILE)',
+          message: 'cannot listen on "127.0.0.1" port 0: this process has as many files open as it may (raise its limit: ulimit -n) (EMFILE)',
         })
         assert.ok(!existsSync(path.join(dir, 'emfile.db')), 'a store file was made')
       }
@@ -556,7 +604,7 @@ describe('serve() and the bootstrap admin token', () => {
       failing.mock.restore()
       if (!(refused instanceof Error)) await (refused as Serving).close()
       assert.ok(refused instanceof KeygateError && refused.code === 'INVALID_ARGUMENT', String(refused))
-      assert.match(refused.message, /^cannot listen on ::1: this machine does not support its address family/)
+      assert.match(refused.message, /^cannot listen on "::1": this machine does not support its address family/)
       assert.ok(!existsSync(db), 'a store file was made')
     })
   })
@@ -574,7 +622,7 @@ describe('serve() and the bootstrap admin token', () => {
       )
       assert.ok(taken instanceof KeygateError, String(taken))
       assert.equal(taken.code, 'INVALID_ARGUMENT')
-      assert.equal(taken.message, `port ${first.port} on 127.0.0.1 is already in use; choose another`)
+      assert.equal(taken.message, `port ${first.port} on "127.0.0.1" is already in use; choose another`)
       assert.equal(second.url, null)
       // A failure to listen that nobody hears is thrown by the emitter, as for any node server:
       // the admin server's own listener (for failed accepts) must not make it go unsaid.

@@ -147,7 +147,7 @@ describe('keygate CLI: usage', () => {
     const work = mkdtempSync(path.join(dir, 'port-'))
     const { KEYGATE_DB: _db, KEYGATE_ADMIN_TOKEN: _token, PORT: _port, HOST: _host, ...rest } = process.env
     // Listening on 8080, or told 8080 is taken (another program may hold it): either way, 8080.
-    const took8080 = /keygate admin: http:\/\/127\.0\.0\.1:8080 |port 8080 on 127\.0\.0\.1 is already in use/
+    const took8080 = /keygate admin: http:\/\/127\.0\.0\.1:8080 |port 8080 on "127\.0\.0\.1" is already in use/
     const out = await serveUntil([], { cwd: work, env: { ...rest, PORT: '' } }, took8080)
     assert.match(out, took8080, out)
     assert.doesNotMatch(out, /\$PORT/, out)
@@ -157,11 +157,22 @@ describe('keygate CLI: usage', () => {
     const work = mkdtempSync(path.join(dir, 'unresolved-'))
     const r = keygate(['serve', '--host', 'keygate-no-such-host.invalid', '--port', '0'], work)
     assert.equal(r.code, 2, r.stderr)
-    assert.match(r.stderr, /^error: cannot listen on keygate-no-such-host\.invalid: /)
+    assert.match(r.stderr, /^error: cannot listen on "keygate-no-such-host\.invalid": /)
     assert.doesNotMatch(r.stderr, /INTERNAL|unexpected error|\n {4}at /)
     const json = keygate(['--json', 'serve', '--host', 'keygate-no-such-host.invalid', '--port', '0'], work)
     assert.equal(json.code, 2, json.stdout)
     assert.equal(JSON.parse(json.stdout).error.code, 'USAGE')
+  })
+
+  test('serve --host or $HOST with a control character or over 253 characters: a usage error naming it, before any lookup or store file', () => {
+    const work = mkdtempSync(path.join(dir, 'bad-host-'))
+    const tab = keygate(['serve', '--host', '127.0.0.1\tx', '--port', '0'], work)
+    assert.equal(tab.code, 2, tab.stderr)
+    assert.equal(tab.stderr, 'error: --host "127.0.0.1\\tx" holds a control character: it is no host name or address\n')
+    const long = keygate(['serve', '--host', 'abcdefghi_'.repeat(30), '--port', '0'], work)
+    assert.equal(long.code, 2, long.stderr)
+    assert.match(long.stderr, /^error: --host "(abcdefghi_){8}…" is 300 characters long: a host name has at most 253\n$/)
+    assert.deepEqual(readdirSync(work), [], 'no store file was created')
   })
 
   test('serve with a damaged admin token digest file: reported plainly (exit 2), not as an internal error', () => {

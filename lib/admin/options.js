@@ -3,7 +3,7 @@
 // (anything else given is refused, so that a misspelt option, `sesionIdleMs`, is not ignored in
 // favour of its default), and the checks of the server's, made before anything is started.
 
-const { fromNative, typeError } = require('../errors.js')
+const { fromNative, quote, typeError } = require('../errors.js')
 const { hasMethods, ownFields, unknownOption } = require('../args.js')
 const native = require('../native.js')
 const { loginOptions } = require('./login.js')
@@ -32,6 +32,22 @@ const ADMIN_HANDLER_OPTIONS = Object.freeze([...ADMIN_SERVER_OPTIONS.filter((nam
 /** serve's (serve.d.ts). */
 const SERVE_OPTIONS = Object.freeze(['db', 'host', 'port', 'token', 'storeOptions', 'print', 'handleSignals'])
 
+/** The longest host name DNS allows (RFC 1035); an IP address, even with its zone, is far shorter. */
+const MAX_HOST_LENGTH = 253
+
+/**
+ * Why `host` is no host name or address to listen on, said after its name; undefined when it may be one.
+ * Found before any lookup: a NUL ends the text the system is given (`127.0.0.1\0x` listened on
+ * 127.0.0.1), and the resolver's EINVAL for a long name read as an address no server can have.
+ * @param {string} host
+ */
+function hostProblem(host) {
+  // Control characters: C0, DEL and C1; none is in a host name or an address.
+  if (/[^\x20-\x7e\xa0-\uffff]/.test(host)) return `${quote(host)} holds a control character: it is no host name or address`
+  if (host.length > MAX_HOST_LENGTH) return `${quote(host)} is ${host.length} characters long: a host name has at most ${MAX_HOST_LENGTH}`
+  return undefined
+}
+
 /**
  * The address to listen on: `given`, or `127.0.0.1` when left out.
  * @param {unknown} given
@@ -41,6 +57,8 @@ function checkHost(given) {
   const host = given ?? '127.0.0.1'
   // Node takes '' as no address and listens on every interface: never what an empty setting meant.
   if (typeof host !== 'string' || host === '') throw typeError("options.host must be an address ('0.0.0.0' or '::' for every interface); leave it out for 127.0.0.1")
+  const problem = hostProblem(host)
+  if (problem !== undefined) throw typeError(`options.host ${problem}`)
   return host
 }
 
@@ -115,4 +133,4 @@ function adminServerSettings(given) {
   return { options, store, loginSettings, host, port, actor, maxLifetimeDays, bodyLimit, log, secureCookies }
 }
 
-module.exports = { ADMIN_SERVER_OPTIONS, ADMIN_HANDLER_OPTIONS, SERVE_OPTIONS, adminServerSettings, checkHost, isPort }
+module.exports = { ADMIN_SERVER_OPTIONS, ADMIN_HANDLER_OPTIONS, SERVE_OPTIONS, adminServerSettings, checkHost, hostProblem, isPort }

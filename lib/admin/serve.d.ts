@@ -3,7 +3,11 @@ import type { KeyStore, StoreOptions } from '../../index.js'
 export interface ServeOptions {
   /** The durable store file; default `./keygate.db` (created if missing). */
   db?: string | undefined
-  /** Default `127.0.0.1`; `''` is refused (Node would take it as every interface), before the store is opened. */
+  /**
+   * Default `127.0.0.1`. Refused before the store is opened (a `TypeError`, `INVALID_ARGUMENT`): `''` (Node
+   * would take it as every interface), a host holding a control character (a NUL would cut it short) or
+   * longer than 253 characters.
+   */
   host?: string | undefined
   /** Default `PORT` or 8080; 0 = any free port. */
   port?: number | undefined

@@ -7,7 +7,10 @@ export interface AdminServerOptions {
   token?: string | undefined
   /** Or only the token's SHA-256, in hex (what `serve` keeps on disk). */
   tokenDigest?: string | undefined
-  /** Default `127.0.0.1`; `''` is refused (Node would take it as every interface). */
+  /**
+   * Default `127.0.0.1`. Refused (a `TypeError`, `INVALID_ARGUMENT`): `''` (Node would take it as every
+   * interface), a host holding a control character (a NUL would cut it short) or longer than 253 characters.
+   */
   host?: string | undefined
   /** Default 0: any free port (see `url` after `listen()`). */
   port?: number | undefined

@@ -656,6 +656,9 @@ const COMMANDS = [
       // empty --host is a usage error.
       if (opts.host === '') throw new UsageError('--host needs an address (0.0.0.0 or :: for every interface)')
       const host = opts.host ?? (env.HOST || undefined) ?? '127.0.0.1'
+      // Named as typed (--host or $HOST), not as serve's option.
+      const hostProblem = require('../admin/options.js').hostProblem(host)
+      if (hostProblem !== undefined) throw new UsageError(`${opts.host === undefined ? '$HOST' : '--host'} ${hostProblem}`)
       const port = opts.port ?? (env.PORT || undefined)
       return { host, port: port === undefined ? 8080 : parseWhole(port, opts.port === undefined ? '$PORT' : '--port', 0, 65535) }
     },
