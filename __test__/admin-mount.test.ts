@@ -4,7 +4,9 @@
 import { after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'
+import net from 'node:net'
 import type { AddressInfo } from 'node:net'
+import { once } from 'node:events'
 
 import express from 'express'
 import Fastify from 'fastify'
@@ -367,6 +369,33 @@ describe('keygate/admin mounted in your own server', () => {
     }
     // @ts-expect-error a cookiePath is a string
     assert.throws(() => createAdminHandler({ store, token: TOKEN, cookiePath: 5 }), /options\.cookiePath must be a path/)
+  })
+
+  test('a client that hangs up in the middle of a body is not logged as an internal error', async () => {
+    const logged: string[] = []
+    const admin = handler(KeyStore.inMemory(), undefined, (line) => logged.push(line))
+    let answered!: () => void
+    const done = new Promise<void>((resolve) => {
+      answered = resolve
+    })
+    const server = http.createServer((req, res) => {
+      res.on('close', answered)
+      admin(req, res)
+    })
+    const base = await listen(server)
+    try {
+      const socket = net.connect(Number(new URL(base).port), '127.0.0.1')
+      await once(socket, 'connect')
+      socket.write(`POST /admin/api/login HTTP/1.1\r\nHost: ${new URL(base).host}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"tok`)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      socket.destroy()
+      await done
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      // Had been "internal error on POST "/api/login": Error: aborted" and Node's stack, as if keygate had failed.
+      assert.deepEqual(logged, [])
+    } finally {
+      await close(server)
+    }
   })
 
   test('a bad prefix is refused when mounting', () => {

@@ -352,7 +352,14 @@ function readBody(req, limit) {
         reject(new ApiError(400, ErrorCode.InvalidArgument, 'the request body is not valid JSON'))
       }
     })
-    req.on('error', reject)
+    req.on('error', (error) => {
+      done = true
+      // Node's for a client that hung up mid-body: the client's doing, not a failure of keygate's
+      // to log as an internal error with its stack. Any other failure of the stream is one (a 500, logged).
+      if (/** @type {NodeJS.ErrnoException} */ (error)?.code === 'ECONNRESET') {
+        reject(new ApiError(400, ErrorCode.InvalidArgument, 'the request body was cut short (the client hung up)'))
+      } else reject(error)
+    })
   })
 }
 
