@@ -7,6 +7,7 @@ import http from 'node:http'
 import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
+import { PassThrough } from 'node:stream'
 
 import express from 'express'
 import Fastify from 'fastify'
@@ -369,6 +370,80 @@ describe('keygate/admin mounted in your own server', () => {
     }
     // @ts-expect-error a cookiePath is a string
     assert.throws(() => createAdminHandler({ store, token: TOKEN, cookiePath: 5 }), /options\.cookiePath must be a path/)
+  })
+
+  test('a request made by hand (a method or url that is not a string, no headers, a query Node cannot put in a header) gets a JSON 4xx/5xx or a redirect, never an unhandled rejection or a throw', async () => {
+    const logged: string[] = []
+    const admin = handler(KeyStore.inMemory(), undefined, (line) => logged.push(line))
+    const rejections: unknown[] = []
+    const onRejection = (reason: unknown) => rejections.push(reason)
+    process.on('unhandledRejection', onRejection)
+    try {
+      const unprintable = {
+        toString(): string {
+          throw new Error('no text')
+        },
+      }
+      const cases: [string, Record<string, unknown>, number, RegExp][] = [
+        // Had been an unhandled rejection: the 500's log line made text of the method, and threw.
+        [
+          'a Symbol method, no headers',
+          { method: Symbol('m'), url: '/admin/api/keys', headers: undefined },
+          500,
+          /internal error on \(a method of type symbol\) "\/api\/keys"/,
+        ],
+        ['an unprintable method, no headers', { method: unprintable, url: '/admin/api/keys', headers: undefined }, 500, /internal error on \(a method of type object\)/],
+        // Had thrown out of the handler: String() of the url.
+        ['an unprintable url', { method: 'GET', url: unprintable, headers: {} }, 404, /^$/],
+        ['no url', { method: 'GET', url: undefined, headers: {} }, 404, /^$/],
+        // Had thrown ERR_INVALID_CHAR out of the handler: the query went into Location as it was.
+        ['a newline in the query of the bare prefix', { method: 'GET', url: '/admin?a\nb', headers: {} }, 308, /^$/],
+      ]
+      for (const [name, fields, status, logLine] of cases) {
+        logged.length = 0
+        const req = Object.assign(new PassThrough(), { socket: {} }, fields) as unknown as http.IncomingMessage
+        const answer: { status?: number; headers?: Record<string, string>; body?: string } = {}
+        const res = {
+          headersSent: false,
+          writeHead(code: number, headers: Record<string, string>) {
+            // As Node's does: a header value with a control character is refused.
+            if (Object.values(headers).some((value) => /[\0-\x08\x0a-\x1f]/.test(String(value)))) throw new TypeError('ERR_INVALID_CHAR')
+            answer.status = code
+            answer.headers = headers
+            return this
+          },
+          end(body?: string) {
+            answer.body = body ?? ''
+            return this
+          },
+        } as unknown as http.ServerResponse
+        admin(req, res)
+        await new Promise((resolve) => setTimeout(resolve, 20))
+        assert.equal(answer.status, status, name)
+        if (status >= 500) assert.equal(JSON.parse(answer.body ?? '').error.code, 'INTERNAL', name)
+        if (status === 308) assert.equal(answer.headers?.Location, '/admin/?a%0Ab', name)
+        assert.match(logged.join('\n'), logLine, name)
+      }
+      // A response that cannot be written at all (a framework's, handed over broken): logged and dropped, not an unhandled rejection.
+      logged.length = 0
+      let destroyed = false
+      const broken = {
+        headersSent: false,
+        writeHead() {
+          throw new Error('cannot write')
+        },
+        destroy() {
+          destroyed = true
+        },
+      } as unknown as http.ServerResponse
+      admin(Object.assign(new PassThrough(), { socket: {}, method: 'GET', url: '/admin/api/session', headers: {} }) as unknown as http.IncomingMessage, broken)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      assert.ok(destroyed, 'the response was dropped')
+      assert.match(logged.join('\n'), /\nkeygate admin: could not answer GET "\/api\/session": Error: cannot write/)
+      assert.deepEqual(rejections, [])
+    } finally {
+      process.off('unhandledRejection', onRejection)
+    }
   })
 
   test('a client that hangs up in the middle of a body is not logged as an internal error', async () => {

@@ -34,6 +34,15 @@ function normalizePrefix(prefix) {
 }
 
 /**
+ * A query for a Location header: Node refuses a header with a control character or one past
+ * Latin-1 (which only a request made by hand can carry), so those are percent-encoded (UTF-8).
+ * @param {string} query
+ */
+function locationQuery(query) {
+  return query.replace(/[^\x21-\x7e\x80-\xff]/gu, (c) => Buffer.from(c).toString('hex').toUpperCase().replace(/../g, '%$&'))
+}
+
+/**
  * The admin page as a request handler for a server of your own, under `prefix` (default `/admin`).
  * Use it as `(req, res, next)` middleware (Express: `app.use(handler)` or `app.use('/admin', handler)`)
  * or call it from node:http / Fastify with the raw request and response. Requests outside the prefix
@@ -61,12 +70,13 @@ function createAdminHandler(options) {
    */
   function handler(req, res, next) {
     // Express strips its own mount path from req.url but keeps the full one in originalUrl.
-    const full = String(typeof req.originalUrl === 'string' ? req.originalUrl : req.url || '/')
+    // A url that is not a string (a request made by hand) is taken as missing: made text, a Symbol or an object whose toString throws would throw here.
+    const full = typeof req.originalUrl === 'string' ? req.originalUrl : typeof req.url === 'string' && req.url !== '' ? req.url : '/'
     const q = full.indexOf('?')
     const pathname = q < 0 ? full : full.slice(0, q)
     const query = q < 0 ? '' : full.slice(q)
     if (prefix !== '' && pathname === prefix) {
-      res.writeHead(308, { Location: `${prefix}/${query}`, 'Cache-Control': 'no-store' })
+      res.writeHead(308, { Location: `${prefix}/${locationQuery(query)}`, 'Cache-Control': 'no-store' })
       res.end()
       return
     }

@@ -195,9 +195,33 @@ function json(res, status, value, headers = {}) {
   })
 }
 
+/**
+ * A request's method as messages and log lines show it: Node's is always a token, but a request
+ * made by hand (a test's, a framework's adapter) may carry anything, and a Symbol or an object
+ * whose toString throws would make the message itself throw.
+ * @param {unknown} method
+ */
+function shownMethod(method) {
+  if (typeof method !== 'string') return `(a method of type ${typeof method})`
+  return /^[A-Za-z-]{1,20}$/.test(method) ? method : quote(method)
+}
+
+/**
+ * A thrown value for a log line: its stack, else its text; a value that cannot be made text (a
+ * Symbol, an object whose toString throws) must not make the log line throw instead.
+ * @param {any} error
+ */
+function described(error) {
+  try {
+    return String(error?.stack ? error.stack : error)
+  } catch {
+    return `(a thrown ${typeof error} that cannot be shown)`
+  }
+}
+
 /** @param {IncomingMessage} req */
 function urlPath(req) {
-  const u = String(req.url || '/')
+  const u = typeof req.url === 'string' && req.url !== '' ? req.url : '/'
   const q = u.indexOf('?')
   return shownPath(q < 0 ? u : u.slice(0, q))
 }
@@ -263,16 +287,44 @@ function fail(res, error, req, log, scrub = (text) => text) {
     code = ErrorCode.Internal
     message = 'internal error'
     // Never the request body: only where and what kind of failure.
-    tell(scrub(redactSecrets(`keygate admin: internal error on ${req.method} ${quote(urlPath(req))}: ${error?.stack ? error.stack : error}`)))
+    tell(scrub(redactSecrets(`keygate admin: internal error on ${shownMethod(req.method)} ${quote(urlPath(req))}: ${described(error)}`)))
     logged = true
   }
   message = scrub(message)
-  if (status >= 500 && !logged) tell(scrub(redactSecrets(`keygate admin: ${code} on ${req.method} ${quote(urlPath(req))}: ${message}`)))
+  if (status >= 500 && !logged) tell(scrub(redactSecrets(`keygate admin: ${code} on ${shownMethod(req.method)} ${quote(urlPath(req))}: ${message}`)))
   /** @type {Record<string, string>} */
   const headers = {}
   if (status === 429 && extra && extra.retryAfter) headers['Retry-After'] = String(extra.retryAfter)
   if (status === 405 && extra && extra.allow) headers.Allow = extra.allow.join(', ')
   json(res, status, { error: { code, message } }, headers)
+}
+
+/**
+ * `fail`, which must not throw either: it answers from a promise's catch, where a throw is an
+ * unhandled rejection that ends the host process (a response object that cannot be written, say,
+ * one of a framework's that was handed over broken). Then the failure is logged and the
+ * connection dropped, so the client is not left waiting.
+ * @param {ServerResponse} res
+ * @param {unknown} error
+ * @param {IncomingMessage} req
+ * @param {(line: string) => void} log
+ * @param {(text: string) => string} [scrub]
+ */
+function answerFailure(res, error, req, log, scrub = (text) => text) {
+  try {
+    fail(res, error, req, log, scrub)
+  } catch (unanswerable) {
+    try {
+      log(scrub(redactSecrets(`keygate admin: could not answer ${shownMethod(req?.method)} ${quote(urlPath(req))}: ${described(unanswerable)}`)))
+    } catch {
+      // A failing log must not end the process either.
+    }
+    try {
+      res.destroy()
+    } catch {
+      // Not a response that can be dropped: nothing more to do.
+    }
+  }
 }
 
 /**
@@ -418,6 +470,7 @@ function checkCsrf(req, session) {
 
 module.exports = {
   shownPath,
+  shownMethod,
   CSP,
   SECURITY_HEADERS,
   ApiError,
@@ -427,6 +480,7 @@ module.exports = {
   send,
   json,
   fail,
+  answerFailure,
   readBody,
   checkOrigin,
   checkJson,

@@ -18,7 +18,7 @@ const { scrubMessage } = require('../store.js')
 const { ErrorCode } = require('../native.js')
 const { AdminErrorCode } = require('./codes.js')
 const { constantsModule } = require('./constants.js')
-const { CSP, SECURITY_HEADERS, ApiError, send, json, fail, readBody, checkOrigin, checkJson, checkCsrf, shownPath } = require('./response.js')
+const { CSP, SECURITY_HEADERS, ApiError, send, json, answerFailure, readBody, checkOrigin, checkJson, checkCsrf, shownMethod, shownPath } = require('./response.js')
 const { createSessions, COOKIE_NAME } = require('./session.js')
 const { createLogin } = require('./login.js')
 const { field, onlyInputs } = require('./input.js')
@@ -150,7 +150,7 @@ function createAdminServer(given) {
   const admin = { store, actor, maxLifetimeDays, bodyLimit, sessions, login, routes }
   const staticFile = staticFileReader()
   const server = http.createServer((req, res) => {
-    handle(admin, staticFile, req, res, log, scrub).catch((error) => fail(res, error, req, log, scrub))
+    handle(admin, staticFile, req, res, log, scrub).catch((error) => answerFailure(res, error, req, log, scrub))
   })
   logAcceptFailures(server, log, scrub)
   server.headersTimeout = 20_000
@@ -318,7 +318,7 @@ async function api(admin, req, res, pathname, query) {
 
   // Matched before the body is read: an unknown path is a 404 whatever its body.
   const found = match(admin.routes, method, parts)
-  if (found === null) throw new ApiError(404, AdminErrorCode.NotFound, `no API ${method} ${quote(shownPath(pathname))}`)
+  if (found === null) throw new ApiError(404, AdminErrorCode.NotFound, `no API ${shownMethod(method)} ${quote(shownPath(pathname))}`)
   const body = change ? await readBody(req, bodyLimit) : {}
   onlyInputs(found.inputs, body, query)
   if (!change) mustVouch(admin.store)
@@ -396,7 +396,7 @@ async function handle(admin, staticFile, req, res, log, scrub) {
       'Cache-Control': 'no-cache',
     })
   } catch (error) {
-    fail(res, error, req, log, scrub)
+    answerFailure(res, error, req, log, scrub)
   }
 }
 
