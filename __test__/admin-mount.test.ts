@@ -446,6 +446,35 @@ describe('keygate/admin mounted in your own server', () => {
     }
   })
 
+  test("node:http: a request another of the app's handlers answered first is left alone and logged, never a throw out of the app's listener", async () => {
+    const logged: string[] = []
+    const admin = handler(KeyStore.inMemory(), undefined, (line) => logged.push(line))
+    const thrown: unknown[] = []
+    const server = http.createServer((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/plain' })
+      try {
+        admin(req, res)
+      } catch (error) {
+        // Had been ERR_HTTP_HEADERS_SENT, which would end a node:http app (an uncaught exception).
+        thrown.push(error)
+      }
+      res.end('the app')
+    })
+    const base = await listen(server)
+    try {
+      for (const path of ['/admin', '/elsewhere', '/admin/', '/admin/api/session']) {
+        const res = await fetch(`${base}${path}`, { redirect: 'manual' })
+        assert.equal(res.status, 200, path)
+        assert.equal(await res.text(), 'the app', path)
+      }
+      assert.deepEqual(thrown, [])
+      assert.equal(logged.length, 4, logged.join('\n'))
+      assert.match(logged[0]!, /^keygate admin: GET "\/admin" was answered by another handler before the admin page/)
+    } finally {
+      await close(server)
+    }
+  })
+
   test('a client that hangs up in the middle of a body is not logged as an internal error', async () => {
     const logged: string[] = []
     const admin = handler(KeyStore.inMemory(), undefined, (line) => logged.push(line))

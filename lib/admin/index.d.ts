@@ -28,6 +28,7 @@ export interface AdminHandlerOptions extends Omit<AdminServerOptions, 'host' | '
  * The admin page as a handler for your own server. Express: `app.use(handler)`; node:http:
  * `handler(req, res, () => yourRoutes(req, res))`; Fastify: call it with `request.raw, reply.raw`
  * after `reply.hijack()`, without Fastify's body parsing on those routes (the page reads its own bodies).
+ * A request whose response was already started (headers sent) by another handler is left as it is and logged to `log`.
  */
 export interface AdminHandler {
   (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void): void

@@ -4,7 +4,8 @@
 // durable store).
 
 const { ownFields, unknownOption } = require('../args.js')
-const { typeError } = require('../errors.js')
+const { quote, redactSecrets, typeError } = require('../errors.js')
+const { shownMethod, shownPath } = require('./response.js')
 const { createAdminServer } = require('./server.js')
 const { mountedAt, cookiePathOf } = require('./session.js')
 const { ADMIN_HANDLER_OPTIONS } = require('./options.js')
@@ -62,6 +63,28 @@ function createAdminHandler(options) {
   const cookiePath = cookiePathOf(givenCookiePath, prefix)
   // The admin server is never listened on: its request listener is used as is.
   const admin = createAdminServer(serverOptions)
+  // createAdminServer has checked it: a function, or left out.
+  const log = typeof serverOptions.log === 'function' ? serverOptions.log : (/** @type {string} */ line) => console.error(line)
+  /**
+   * Whether another of the app's handlers has answered already: then nothing more can be said, and
+   * writing would throw ERR_HTTP_HEADERS_SENT out of the app's request listener (ending a node:http app).
+   * @param {import('node:http').IncomingMessage} req
+   * @param {import('node:http').ServerResponse} res
+   * @param {string} pathname
+   */
+  function answeredBefore(req, res, pathname) {
+    if (!res.headersSent) return false
+    try {
+      log(
+        redactSecrets(
+          `keygate admin: ${shownMethod(req.method)} ${quote(shownPath(pathname))} was answered by another handler before the admin page; it was left as it was`,
+        ),
+      )
+    } catch {
+      // A failing log must not end the process either.
+    }
+    return true
+  }
 
   /**
    * @param {import('node:http').IncomingMessage & { originalUrl?: unknown }} req
@@ -76,16 +99,19 @@ function createAdminHandler(options) {
     const pathname = q < 0 ? full : full.slice(0, q)
     const query = q < 0 ? '' : full.slice(q)
     if (prefix !== '' && pathname === prefix) {
+      if (answeredBefore(req, res, pathname)) return
       res.writeHead(308, { Location: `${prefix}/${locationQuery(query)}`, 'Cache-Control': 'no-store' })
       res.end()
       return
     }
     if (prefix !== '' && !pathname.startsWith(`${prefix}/`)) {
       if (typeof next === 'function') return next()
+      if (answeredBefore(req, res, pathname)) return
       res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' })
       res.end('not found')
       return
     }
+    if (answeredBefore(req, res, pathname)) return
     req.url = full.slice(prefix.length)
     mountedAt(req, cookiePath)
     admin.server.emit('request', req, res)
