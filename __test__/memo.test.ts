@@ -270,6 +270,39 @@ describe('a repeated call is answered by the memo, a changed one by the core', (
   })
 })
 
+// The thrash detector: calls too many and too spread for the table make the memo step aside
+// (probing and filling it would cost more than it saves); calls that repeat again bring it back.
+// Either way the answers are the same, so what reaches the core is counted: a memo that never
+// stepped aside would make a wide workload slower, one that never came back every check after it.
+describe('the memo steps aside under a workload too wide for it, and comes back when calls repeat', () => {
+  test('after 150,000 distinct calls a repeated one mostly reaches the core; after 100,000 repeated ones it never does', () => {
+    const counting = countingStore('bindCheck')
+    const { store, coreCalls } = counting
+    const keys = Array.from({ length: 50 }, () => issue(store).secret)
+    /** How many of `times` checks of one call (each with its own copy of the secret) reached the core. */
+    const coreCallsOf = (secret: string, api: string, times: number) => {
+      const before = coreCalls()
+      for (let i = 0; i < times; i++) if (!store.isAllowed(copy(secret), 'svc', api)) assert.fail(`svc:${api}, check #${i + 1}`)
+      return coreCalls() - before
+    }
+    // At first a repeated call is answered by the memo from its third check.
+    assert.equal(coreCallsOf(keys[0]!, 'hot', 160), 2)
+    // 150,000 calls, none asked twice: more than the 65,536 entries the memo holds at most.
+    for (let c = 0; c < 3_000; c++) {
+      const api = `call${c}`
+      for (const secret of keys) if (!store.isAllowed(secret, 'svc', api)) assert.fail(`flood: svc:${api}`)
+    }
+    // Now the memo is looked at by one check in sixteen only.
+    const reached = coreCallsOf(keys[0]!, 'hot', 160)
+    assert.ok(reached >= 140, `while the calls were too spread, ${reached} of 160 repeated checks reached the core`)
+    // Ten calls asked 10,000 times each: the memo takes them back.
+    for (let round = 0; round < 10_000; round++) {
+      for (let k = 0; k < 10; k++) if (!store.isAllowed(keys[k]!, 'svc', `hot${k}`)) assert.fail(`repeated: key ${k}, round ${round}`)
+    }
+    for (let k = 0; k < 10; k++) assert.equal(coreCallsOf(keys[k]!, `hot${k}`, 160), 0, `once calls repeat, key ${k}`)
+  })
+})
+
 describe("the hint filter, consulted only while secrets that are no key's come", () => {
   for (const [kind, label] of [
     ['bindCheck', 'isAllowed'],
