@@ -398,6 +398,32 @@ describe('a memo holds memory as it is used', () => {
     assert.ok(grown < 150 * 2 ** 20, `the process grew ${(grown / 2 ** 20).toFixed(0)} MiB`)
   })
 
+  test('admin changes, each emptying a memo filled again, leave its memory at its bound (2 MiB), however many come', () => {
+    // Emptying the memo at a change walks only the sets in use, listed as they fill; that list
+    // must be emptied too, or it grew with every change (each adding the ~6,000 sets of the
+    // 8,000 calls below) and each change walked every set filled since the store opened.
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const store = withUser(frozenStore(), { id: 'integration', rights: ['svc:*'] })
+    const secrets = Array.from({ length: 250 }, () => issue(store).secret)
+    const spare = issue(store).key.id
+    const apis = Array.from({ length: 32 }, (_, c) => `call${c}`)
+    /** A change, then each of 8,000 calls checked twice: the memo holds them again. */
+    const cycle = (n: number) => {
+      store.setState(spare, n % 2 === 0 ? 'suspended' : 'active')
+      for (const secret of secrets) {
+        for (const api of apis) if (!store.isAllowed(secret, 'svc', api) || !store.isAllowed(secret, 'svc', api)) assert.fail(`svc:${api}, cycle ${n}`)
+      }
+    }
+    for (let n = 0; n < 10; n++) cycle(n)
+    gc()
+    const before = process.memoryUsage().heapUsed
+    for (let n = 10; n < 110; n++) cycle(n)
+    gc()
+    const grownMb = (process.memoryUsage().heapUsed - before) / 2 ** 20
+    assert.ok(grownMb < 2, `the heap grew ${grownMb.toFixed(1)} MiB over 100 changes`)
+  })
+
   test('calls that share a set at every table size (names alike, one call from many addresses) do not grow the table', () => {
     // Nine names of one length with the same middle and last two characters hash alike, as do
     // one call of a key with IP rules from nine addresses: a larger table puts them in the same
