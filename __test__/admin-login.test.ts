@@ -307,6 +307,23 @@ describe('admin login throttling', () => {
     assert.equal(await sessionAt(sessionCookieOf(third)), false, 'a logged-out session id')
   })
 
+  test('at most 1,000 sessions are held: the 1,001st login ends the least recently seen one, no other', async () => {
+    const port = await server({})
+    const sessions: string[] = []
+    for (let i = 0; i < 1000; i++) sessions.push(sessionCookieOf(await answer(port, TOKEN)))
+    // The first session is used again: the least recently seen is now the second.
+    assert.equal(await isAuthenticated(port, sessions[0]!), true)
+    const newest = sessionCookieOf(await answer(port, TOKEN))
+    assert.equal(await isAuthenticated(port, sessions[1]!), false, 'the least recently seen session is ended')
+    const alive = []
+    for (const [i, cookie] of [...sessions, newest].entries()) if (await isAuthenticated(port, cookie)) alive.push(i)
+    assert.deepEqual(
+      alive,
+      [...Array(1001).keys()].filter((i) => i !== 1),
+      'every session but the least recently seen is alive',
+    )
+  })
+
   test('an expired device cookie is ignored', async () => {
     const DELAY = 600
     const port = await server({ loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: DELAY, deviceCookieMaxAgeMs: 1000 })
