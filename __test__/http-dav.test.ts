@@ -190,6 +190,11 @@ const HOSTILE: [label: string, target: string | Buffer][] = [
   ['bad escape', '/dav/docs/%zz'],
   // A lenient hex reading would take %4g for 'P': the guard would check docs/P, the app serve docs/%4g.
   ['bad escape that a lenient decoder reads as a letter', '/dav/docs/%4g'],
+  // The characters just past each range of hex digits: '%6:' would read as 'j', '%4@' and '%4`' as 'I'.
+  ['bad escape, the character after 9', '/dav/docs/%6:'],
+  ['bad escape, the character before A', '/dav/docs/%4@'],
+  ['bad escape, the character before a', '/dav/docs/%4`'],
+  ['bad escape, the character after F', '/dav/docs/%4G'],
   ['truncated escape', '/dav/docs/a%4'],
   ['lone percent', '/dav/docs/a%'],
   ['encoded non-ASCII (valid UTF-8)', '/dav/docs/%C3%A9t%C3%A9.txt'],
@@ -295,6 +300,10 @@ describe('WebDAV requests under /dav/', () => {
         expectDav(await send(s, 'GET', '/dav/session/a.txt?path=../../etc/passwd', reader), 'GET', 'session/a.txt', 'a query is not the path')
         // Percent-escapes of the path alphabet are decoded once (and matched case-insensitively).
         expectDav(await send(s, 'GET', '/dav/SESSION/%7Euser%2Dnotes.txt', reader), 'GET', 'SESSION/~user-notes.txt', 'escapes decoded')
+        // Any character of the alphabet may come escaped (a client may escape more than it must), its hex digits in either case.
+        const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~'
+        const escaped = [...alphabet].map((c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`).join('')
+        for (const target of [escaped, escaped.toLowerCase()]) expectDav(await send(s, 'GET', `/dav/session/${target}`, reader), 'GET', `session/${alphabet}`, target)
         for (const [method, target] of [
           ['PUT', '/dav/session/notes.txt'],
           ['DELETE', '/dav/session/notes.txt'],
@@ -324,7 +333,7 @@ describe('WebDAV requests under /dav/', () => {
         expectDav(await send(s, 'LOCK', '/dav/docs/a.txt', esp(f.local.secret)), 'LOCK', 'docs/a.txt', 'ip=127.0.0.0/8 from loopback')
         expectDenied(await send(s, 'LOCK', '/dav/docs/a.txt', esp(f.remote.secret)), 403, 'ip_not_allowed', 'ip=10.0.0.0/8 from loopback')
         expectDenied(await send(s, 'GET', '/dav/docs/a.txt', esp(f.apiOnlyUser.secret)), 403, 'user_lacks_right', 'a user without WebDAV rights')
-        assert.equal(s.served(), 4 + DAV_METHODS.length + 2, 'the app ran for the allowed requests only')
+        assert.equal(s.served(), 6 + DAV_METHODS.length + 2, 'the app ran for the allowed requests only')
         assert.notEqual(f.base.getKey(f.reader.key.id)?.lastUsedAt, null, 'an allowed WebDAV request is a use of the key')
         assert.equal(f.base.getKey(f.remote.key.id)?.lastUsedAt, null, 'a denied one is not')
       } finally {
