@@ -24,14 +24,14 @@ interface Answer {
   body: string
 }
 
-/** POST /api/login with `token` (and a Cookie header); resolves with the answer, or 'timeout' after `giveUpMs`. */
-function login(port: number, token: string, cookie?: string, giveUpMs?: number): Promise<Answer | 'timeout'> {
+/** POST /api/login with `token` (and a Cookie header, from `localAddress`); resolves with the answer, or 'timeout' after `giveUpMs`. */
+function login(port: number, token: string, cookie?: string, giveUpMs?: number, localAddress?: string): Promise<Answer | 'timeout'> {
   return new Promise((resolve, reject) => {
     const body = JSON.stringify({ token })
     const start = performance.now()
     const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
     if (cookie) headers.cookie = cookie
-    const req = http.request({ port, host: '127.0.0.1', method: 'POST', path: '/api/login', agent: false, headers }, (res) => {
+    const req = http.request({ port, host: '127.0.0.1', localAddress, method: 'POST', path: '/api/login', agent: false, headers }, (res) => {
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (c: string) => (text += c))
@@ -56,8 +56,8 @@ function login(port: number, token: string, cookie?: string, giveUpMs?: number):
   })
 }
 
-async function answer(port: number, token: string, cookie?: string): Promise<Answer> {
-  const a = await login(port, token, cookie)
+async function answer(port: number, token: string, cookie?: string, localAddress?: string): Promise<Answer> {
+  const a = await login(port, token, cookie, undefined, localAddress)
   assert.notEqual(a, 'timeout')
   return a as Answer
 }
@@ -198,6 +198,20 @@ describe('admin login throttling', () => {
     }
     const statuses = (await Promise.all(guessers)).map((a) => a.status)
     assert.ok(statuses.includes(429), `the guessers: ${statuses.join(' ')}`)
+  })
+
+  test('failures slow down their own address only, on a dual-stack server too (where IPv4 clients come as ::ffff:a.b.c.d)', async () => {
+    const DELAY = 600
+    for (const host of ['127.0.0.1', '::']) {
+      const port = await server({ host, loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: DELAY })
+      assert.equal((await answer(port, 'wrong token', undefined, '127.0.0.2')).status, 401)
+      const other = await answer(port, TOKEN, undefined, '127.0.0.1')
+      assert.equal(other.status, 200, host)
+      assert.ok(other.ms < DELAY / 2, `${host}: another address waited ${other.ms.toFixed(0)} ms`)
+      const same = await answer(port, TOKEN, undefined, '127.0.0.2')
+      assert.equal(same.status, 200, host)
+      assert.ok(same.ms >= DELAY - 50, `${host}: the failing address waited ${same.ms.toFixed(0)} ms`)
+    }
   })
 
   test('one failure costs the address one delay, not two: Retry-After names loginFailureDelayMs', async () => {
