@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import http from 'node:http'
+import { createRequire } from 'node:module'
 
 import { KeyStore } from '../index.js'
 import { createAdminServer } from '../lib/admin/server.js'
@@ -495,5 +496,52 @@ describe('admin login: a garbage body tests no token', () => {
     }
     const a = await answer(s.port!, TOKEN)
     assert.ok(a.status === 200 && a.ms < 1000, `took ${a.ms.toFixed(0)} ms`)
+  })
+})
+
+// An IPv6 host usually holds a whole /64: its guesses are slowed down as one address, however
+// each address of it is written. Loopback offers one IPv6 address only, so the login check is
+// given the addresses directly.
+describe('admin login: an IPv6 address is throttled as its /64', () => {
+  type Check = (req: unknown, token: unknown) => Promise<string>
+  const { createLogin, loginOptions } = createRequire(__filename)('../lib/admin/login.js') as {
+    createLogin: (options: unknown) => { check: Check }
+    loginOptions: (options: Partial<AdminServerOptions>) => unknown
+  }
+  const DELAY = 300
+  const from = (remoteAddress: string) => ({ socket: { remoteAddress }, headers: {} })
+  /** How long a login with the right token from `address` waited. */
+  async function waited(check: Check, address: string): Promise<number> {
+    const start = performance.now()
+    assert.match(await check(from(address), TOKEN), /^keygate_device=/, address)
+    return performance.now() - start
+  }
+
+  test('one failure delays every address of its /64, written in any form, and no address outside it', async (t) => {
+    // The delay's timer is unref'd (a closed server's process may exit), and here no socket keeps the process alive.
+    const keepAlive = setInterval(() => {}, 1000)
+    t.after(() => clearInterval(keepAlive))
+    const cases: [failing: string, inside: string[], outside: string[]][] = [
+      [
+        '2001:db8:1:2::1',
+        ['2001:db8:1:2::1', '2001:0db8:0001:0002:ffff:0:0:9', '2001:DB8:1:2::5%eth0', '2001:db8:1:2:1:2:3:4'],
+        ['2001:db8:1:3::1', '2002:db8:1:2::1', '2001:db8::1:2:0:1', '2001:db8:1::2', '::1', '127.0.0.1'],
+      ],
+      // `::` standing for groups within the first four
+      ['2001:db8::3:4:5:6:7', ['2001:db8:0:3::1', '2001:db8:0:3:4:5:6:7'], ['2001:db8::4:4:5:6:7', '2001:db8::3']],
+      ['2001:db8::1', ['2001:db8:0:0:1::1', '2001:db8::'], ['2001:db8:0:1::1']],
+    ]
+    for (const [failing, inside, outside] of cases) {
+      const { check } = createLogin(loginOptions({ token: TOKEN, loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: DELAY }))
+      await assert.rejects(check(from(failing), 'wrong token'), { status: 401 })
+      for (const address of inside) {
+        const ms = await waited(check, address)
+        assert.ok(ms >= DELAY - 20, `${address}, in the /64 of ${failing}, waited ${ms.toFixed(0)} ms`)
+      }
+      for (const address of outside) {
+        const ms = await waited(check, address)
+        assert.ok(ms < DELAY / 2, `${address}, outside the /64 of ${failing}, waited ${ms.toFixed(0)} ms`)
+      }
+    }
   })
 })
