@@ -267,7 +267,7 @@ describe('the WebDAV prefix option', () => {
     for (const bad of ['dav/', '/dav', '', '/', '//', '/a//', '/../', '/./', '/d v/', '/dav%2F/', 42, true, `/${'a'.repeat(300)}/`]) {
       throwsInvalid(() => createGuard(store, { davPrefix: bad as GuardOptions['davPrefix'] }))
     }
-    for (const good of ['/dav/', '/files/dav/', '/a.b~c_d-e/', false] as const) createGuard(store, { davPrefix: good })
+    for (const good of ['/dav/', '/files/dav/', '/a.b~c_d-e/', '/.../', false] as const) createGuard(store, { davPrefix: good })
   })
 
   test('with davPrefix: false, /dav/ is not special: hostile paths go to the route (404 no_route)', () => {
