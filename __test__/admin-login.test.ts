@@ -376,6 +376,22 @@ describe('admin login throttling', () => {
     assert.ok(again.status === 200 && again.ms < DELAY / 2, `took ${again.ms.toFixed(0)} ms`)
   })
 
+  test("a device cookie's failures are not forgotten at a right login: a stolen copy gets 10 guesses in all", async () => {
+    const DELAY = 200
+    const port = await server({ loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: DELAY })
+    const device = deviceCookieOf(await answer(port, TOKEN))
+    // A guesser holding a copy of the cookie: 9 guesses, then the admin logs in with it, then one more guess.
+    for (const a of await Promise.all(Array.from({ length: 9 }, (_, i) => answer(port, `wrong-${i}`, device)))) assert.equal(a.status, 401)
+    const admin = await answer(port, TOKEN, device)
+    assert.ok(admin.status === 200 && admin.ms < DELAY / 2, `the admin's login took ${admin.ms.toFixed(0)} ms`)
+    assert.equal((await answer(port, 'wrong-9', device)).status, 401)
+    // The tenth failure revoked the cookie: with the address slowed down, it no longer spares the wait.
+    assert.equal((await answer(port, 'wrong-address')).status, 401)
+    const revoked = await answer(port, TOKEN, device)
+    assert.equal(revoked.status, 200)
+    assert.ok(revoked.ms >= DELAY - 5, `the cookie with 10 failures was let in after ${revoked.ms.toFixed(0)} ms: its failures were forgotten`)
+  })
+
   test('a device cookie outlives a restart: a guesser on the same address cannot keep the admin out', async () => {
     const DELAY = 300
     const first = await server({ loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: DELAY })

@@ -2,7 +2,8 @@
 // The admin login: the token check and the throttle that slows guessing down without
 // locking the admin out (OWASP's "device cookie"). A successful login leaves a signed
 // device cookie; a login carrying a valid one is never throttled, and its failures count
-// against that cookie alone (revoked after DEVICE_MAX_FAILURES). Any other login is
+// against that cookie alone (revoked after DEVICE_MAX_FAILURES in its life, right logins
+// between them or not). Any other login is
 // throttled by its address: once the address has recent failures, every attempt from it,
 // right or wrong, is answered only after the address's delay (1 s doubling to 16 s), so the
 // timing of an answer reveals nothing, and only one attempt per address is checked at a
@@ -179,10 +180,9 @@ function createLogin({ tokenDigest, deviceKey, failureDelayMs, failureMaxDelayMs
     const now = Date.now()
     const device = deviceOf(req, now)
     if (device !== null) {
-      if (isRightToken(token)) {
-        deviceFailures.delete(device.id)
-        return deviceCookie(req)
-      }
+      // The cookie's failures are kept: forgotten at each right login, they would give a stolen
+      // copy of it ten more guesses every time the admin logs in with the browser it came from.
+      if (isRightToken(token)) return deviceCookie(req)
       // Counted on arrival, so guesses sent side by side with a stolen cookie soon revoke it.
       await sleep(delayAfter(countDeviceFailure(device)))
       throw badToken()
