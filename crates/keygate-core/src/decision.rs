@@ -391,6 +391,32 @@ mod tests {
         (registry, KeyId::from_bytes([7; 16]), issued.text)
     }
 
+    /// The names README ("The decision") gives the reasons, in the order of their codes.
+    #[test]
+    fn each_reason_has_its_documented_name() {
+        let names = Reason::ALL.map(Reason::as_str);
+        assert_eq!(
+            names,
+            [
+                "allowed",
+                "malformed_key",
+                "unknown_key",
+                "invalid_request",
+                "suspended",
+                "revoked",
+                "expired",
+                "user_inactive",
+                "user_lacks_right",
+                "no_matching_rule",
+                "ip_not_allowed",
+                "store_unavailable",
+            ]
+        );
+        for (code, reason) in Reason::ALL.into_iter().enumerate() {
+            assert_eq!(reason as usize, code, "{}", reason.as_str());
+        }
+    }
+
     #[test]
     fn a_known_secret_names_its_key_whatever_the_key_state_expiry_or_user() {
         let prefix = Prefix::default();
