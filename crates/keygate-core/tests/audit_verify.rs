@@ -190,4 +190,10 @@ fn a_window_of_the_latest_entries_is_checked_from_its_first_entry() {
     assert_eq!(verify(altered.iter(), head(&original), Some(5)), bad(2, 7, "entry 7 was altered"));
     // Without the window start, the same entries are a log whose first four are missing.
     assert_eq!(verify(window.iter(), head(&original), None), bad(0, 1, "entry 1 is missing"));
+    // A window starting at entry 1 is the whole log: entry 1 too is checked against the genesis
+    // hash (the in-memory store verifies an untrimmed log so), not trusted as an anchor.
+    let mut first_altered = original.clone();
+    first_altered[0].actor = Some("mallory".into());
+    assert_eq!(verify(first_altered.iter(), head(&original), Some(1)), bad(0, 1, "entry 1 was altered"));
+    assert_eq!(verify(original.iter(), head(&original), Some(1)), good(10));
 }
