@@ -147,6 +147,18 @@ mod tests {
         assert!(IpNet::parse("::/0").is_ok());
     }
 
+    /// A prefix past the address's length is refused as such, also on an all-zero address,
+    /// where no host bit is set to refuse it otherwise; so is a sign, which Rust's number parse takes.
+    #[test]
+    fn a_prefix_beyond_the_address_length_or_signed_is_refused() {
+        for (net, max) in [("0.0.0.0/33", 32), ("0.0.0.0/255", 32), ("::/129", 128), ("::/200", 128), ("10.0.0.0/+8", 32), ("::/+0", 128)] {
+            let why = IpNet::parse(net).unwrap_err();
+            assert!(why.contains(&format!("must be a number from 0 to {max}")), "{net}: {why}");
+        }
+        assert_eq!(IpNet::parse("::/128").unwrap().to_string(), "::");
+        assert_eq!(IpNet::parse("0.0.0.0/32").unwrap().to_string(), "0.0.0.0");
+    }
+
     #[test]
     fn a_zone_in_a_rule_is_refused_with_the_rule_it_meant() {
         let zoned = IpNet::parse("fe80::1%eth0").unwrap_err();
