@@ -533,6 +533,25 @@ describe('admin login: an IPv6 address is throttled as its /64', () => {
     return performance.now() - start
   }
 
+  test("an address's failures are forgotten 15 minutes after its last one, not its first", async (t) => {
+    const keepAlive = setInterval(() => {}, 1000)
+    t.after(() => clearInterval(keepAlive))
+    t.mock.timers.enable({ apis: ['Date'], now: Date.parse('2026-12-07T08:00:00Z') })
+    const minutes = (n: number) => t.mock.timers.setTime(Date.parse('2026-12-07T08:00:00Z') + n * 60_000)
+    const { check } = createLogin(loginOptions({ token: TOKEN, loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: DELAY }))
+    await assert.rejects(check(from('192.0.2.7'), 'wrong token'), { status: 401 })
+    minutes(10)
+    await assert.rejects(check(from('192.0.2.7'), 'wrong token'), { status: 401 })
+    // 20 minutes after the first failure, 10 after the last: still remembered.
+    minutes(20)
+    const remembered = await waited(check, '192.0.2.7')
+    assert.ok(remembered >= DELAY - 20, `10 minutes after its last failure the address waited ${remembered.toFixed(0)} ms`)
+    // Over 15 minutes after the last failure: forgotten, answered at once.
+    minutes(26)
+    const forgotten = await waited(check, '192.0.2.7')
+    assert.ok(forgotten < DELAY / 2, `16 minutes after its last failure the address waited ${forgotten.toFixed(0)} ms`)
+  })
+
   test('one failure delays every address of its /64, written in any form, and no address outside it', async (t) => {
     // The delay's timer is unref'd (a closed server's process may exit), and here no socket keeps the process alive.
     const keepAlive = setInterval(() => {}, 1000)
