@@ -533,6 +533,47 @@ describe('admin login: an IPv6 address is throttled as its /64', () => {
     return performance.now() - start
   }
 
+  test('at most 10,000 failing addresses are remembered: the one whose last failure is oldest is forgotten first', async (t) => {
+    const keepAlive = setInterval(() => {}, 1000)
+    t.after(() => clearInterval(keepAlive))
+    const { check } = createLogin(loginOptions({ token: TOKEN, loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: DELAY }))
+    const address = (n: number) => `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`
+    // A first failure of an address is answered at once.
+    for (let n = 0; n < 10_000; n++) await assert.rejects(check(from(address(n)), 'wrong token'), { status: 401 })
+    // Address 0 fails again (now its failure is the latest); a 10,001st address fails: address 1 goes.
+    await assert.rejects(check(from(address(0)), 'wrong token'), { status: 401 })
+    await assert.rejects(check(from(address(10_000)), 'wrong token'), { status: 401 })
+    const forgotten = await waited(check, address(1))
+    assert.ok(forgotten < DELAY / 2, `the address with the oldest failure waited ${forgotten.toFixed(0)} ms: it was not forgotten`)
+    for (const n of [0, 2, 10_000]) {
+      const ms = await waited(check, address(n))
+      assert.ok(ms >= DELAY - 20, `${address(n)} waited ${ms.toFixed(0)} ms: it was forgotten`)
+    }
+  })
+
+  test("at most 10,000 device cookies' failures are remembered: the cookie whose last failure is oldest is forgotten first", async (t) => {
+    const keepAlive = setInterval(() => {}, 1000)
+    t.after(() => clearInterval(keepAlive))
+    const { check } = createLogin(loginOptions({ token: TOKEN, loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: DELAY }))
+    // Logins from addresses with no failure get in at once, each with a device cookie of its own.
+    const cookies: string[] = []
+    for (let n = 0; n <= 10_000; n++) cookies.push((await check(from(`10.1.${n >> 8}.${n & 255}`), TOKEN)).split(';')[0]!)
+    const withCookie = (cookie: string) => ({ socket: { remoteAddress: '192.0.2.9' }, headers: { cookie } })
+    const fail = (cookie: string) => assert.rejects(check(withCookie(cookie), 'wrong token'), { status: 401 })
+    // Cookie 0 revoked by 10 failures; then 10,000 other cookies fail once each: cookie 0's record goes.
+    await Promise.all(Array.from({ length: 10 }, () => fail(cookies[0]!)))
+    await Promise.all(cookies.slice(1).map(fail))
+    // The address has a failure of its own: a cookie still counted as a device gets in at once, a revoked one waits.
+    await assert.rejects(check(from('192.0.2.9'), 'wrong token'), { status: 401 })
+    const timed = async (cookie: string) => {
+      const start = performance.now()
+      await check(withCookie(cookie), TOKEN)
+      return performance.now() - start
+    }
+    const first = await timed(cookies[0]!)
+    assert.ok(first < DELAY / 2, `the cookie whose failures are oldest waited ${first.toFixed(0)} ms: its record was kept past 10,000`)
+  })
+
   test("an address's failures are forgotten 15 minutes after its last one, not its first", async (t) => {
     const keepAlive = setInterval(() => {}, 1000)
     t.after(() => clearInterval(keepAlive))
