@@ -635,6 +635,30 @@ describe('serve() and the bootstrap admin token', () => {
     }
   })
 
+  test("createAdminServer's listen() called again while listening rejects with a KeygateError and leaves no listener that would swallow a later failure of server.listen()", async () => {
+    const store = KeyStore.inMemory()
+    const admin = createAdminServer({ store, token: TOKEN, port: 0 })
+    await admin.listen()
+    try {
+      // Had been Node's ERR_SERVER_ALREADY_LISTEN, thrown by server.listen() inside the promise.
+      const again = await admin.listen().then(
+        () => assert.fail('listened twice'),
+        (e: unknown) => e,
+      )
+      assert.ok(again instanceof KeygateError, String(again))
+      assert.equal(again.code, 'INVALID_ARGUMENT')
+      assert.equal(again.message, 'the server is already listening, or starting to: close() it before listening again')
+      await admin.close()
+      // listen()'s own 'error' listener had stayed on: a failure of server.listen() called
+      // directly, with no listener of the caller's, then went unsaid instead of being thrown.
+      const inUse = Object.assign(new Error('listen EADDRINUSE'), { code: 'EADDRINUSE' })
+      assert.throws(() => admin.server.emit('error', inUse), inUse)
+    } finally {
+      await admin.close()
+      store.close()
+    }
+  })
+
   test("an 'error' event on a listening admin server (a failed accept: EMFILE) is logged, not thrown: it would end the host process", async () => {
     const store = KeyStore.inMemory()
     const logged: string[] = []

@@ -23,6 +23,8 @@ const EXHAUSTED = Object.freeze({
 function listenProblem(e, host, port, portHint = '') {
   const problem = (/** @type {string} */ message) => Object.assign(invalidArgument(message), { listen: true })
   if (e instanceof KeygateError) return e
+  // listen() called again on a server that is listening or about to: the caller's to fix, not the machine's.
+  if (e?.code === 'ERR_SERVER_ALREADY_LISTEN') return invalidArgument('the server is already listening, or starting to: close() it before listening again')
   // Quoted and redacted as every value a message shows: a host is the caller's text (a secret pasted as --host, a newline).
   const shown = quote(host)
   if (e?.code === 'EADDRINUSE') return problem(`port ${port} on ${shown} is already in use; choose another${portHint}`)

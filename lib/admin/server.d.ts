@@ -68,7 +68,8 @@ export interface AdminServer {
   readonly sessionCount: number
   /**
    * Starts listening; resolves to the URL. Rejects with a `KeygateError`: `INVALID_ARGUMENT` for a
-   * port in use or one below 1024 without the right, or a host that is not this machine's;
+   * port in use or one below 1024 without the right, a host that is not this machine's, or a server
+   * already listening (or starting to);
    * `STORE_IO` for any other failure (out of file descriptors, `EMFILE`).
    */
   listen(): Promise<string>

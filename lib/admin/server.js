@@ -427,12 +427,19 @@ function serverHandle(server, host, port, sweeper, sessions) {
       return new Promise((resolve, reject) => {
         const onError = (/** @type {Error} */ e) => reject(listenProblem(e, host, port))
         server.once('error', onError)
-        server.listen(port, host, () => {
+        try {
+          server.listen(port, host, () => {
+            server.off('error', onError)
+            // Listening on a host and port (not a pipe): an AddressInfo.
+            address = /** @type {import('node:net').AddressInfo} */ (server.address())
+            resolve(handleObj.url)
+          })
+        } catch (error) {
+          // Thrown, not emitted (listening already, or starting to): left on, onError would hear a
+          // later failure of server.listen() and swallow it, as no listener of the caller's would.
           server.off('error', onError)
-          // Listening on a host and port (not a pipe): an AddressInfo.
-          address = /** @type {import('node:net').AddressInfo} */ (server.address())
-          resolve(handleObj.url)
-        })
+          reject(listenProblem(error, host, port))
+        }
       })
     },
     close() {
