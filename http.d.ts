@@ -297,7 +297,8 @@ export interface Guard {
   /**
    * Writes a denial from {@link Guard.check} on a node (Express, HTTP/2 compatibility API) response. Does nothing if headers were sent.
    * A `KeygateError` `INVALID_ARGUMENT`, with nothing written, for an allowed result (`ok: true`), no response, or a denial
-   * of your own whose `status` is not 400–599 or whose `body` is not an object `JSON.stringify` can write.
+   * of your own whose `status` is not 400–599, whose `body` is not an object `JSON.stringify` can write, or whose
+   * `headers` are not an object of header names (a string, an array).
    */
   reply(res: ServerResponse | Http2ServerResponse, denial: Denial): void
 }

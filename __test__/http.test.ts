@@ -620,6 +620,25 @@ describe('node:http adapter', () => {
       )
     }
     assert.deepEqual(written, [], 'nothing was written')
+    // Had been listed as headers named 0, 1 and length ("0: x-reason", "length: 2") and written so.
+    const revokedHeaders = Proxy.revocable({}, {})
+    revokedHeaders.revoke()
+    for (const [name, headers] of [
+      ['a string', 'x-reason'],
+      ['an array', ['x-reason', 'quota']],
+      ['a number', 5],
+      ['a revoked Proxy', revokedHeaders.proxy],
+    ] as const) {
+      assert.throws(
+        () => guard.reply(res, { ...denial, headers } as never),
+        (e) => refused(e) && /^denial\.headers /.test((e as Error).message),
+        name,
+      )
+    }
+    assert.deepEqual(written, [], 'nothing was written for bad headers')
+    guard.reply(res, { ...denial, headers: { 'x-reason': 'quota' } } as never)
+    assert.deepEqual(written[0], [404, { 'x-reason': 'quota', 'content-length': 41 }])
+    written.length = 0
     assert.throws(() => guard.reply(null as never, denial as never), refused)
     assert.throws(() => hornbillRoute(undefined as never), refused)
     // Had been the engine's TypeError ("Cannot perform 'get' on a proxy that has been revoked") and the getter's own error.

@@ -28,7 +28,7 @@ const { KeygateError, typeError } = require('./errors.js')
 const { visible } = require('./visible.js')
 const { ErrorCode, Reason } = require('./native.js')
 const { decodeDavPath, davPrefixOf, REFUSED } = require('./dav-path.js')
-const { hasMethods, ownFields, unknownOption } = require('./args.js')
+const { hasMethods, isArray, ownFields, unknownOption } = require('./args.js')
 const { KeyStore: KeyStoreClass, scrubMessage } = require('./store.js')
 const { BAD_FORWARDED, clientAddress, trustPredicate } = require('./trusted-proxies.js')
 const { errorWithoutKey } = require('./error-redaction.js')
@@ -529,7 +529,12 @@ function writeDenial(res, denial) {
   if (typeof json !== 'string' || body === null || typeof body !== 'object') {
     throw new KeygateError('INVALID_ARGUMENT', 'denial.body must be an object that JSON.stringify can write')
   }
-  const headers = { ...ownFields(given ?? {}), 'content-length': Buffer.byteLength(json) }
+  // A string or an array would be listed as headers named 0, 1 and length, and written so.
+  if (given !== undefined && given !== null && (typeof given !== 'object' || isArray(given, 'denial.headers'))) {
+    throw new KeygateError('INVALID_ARGUMENT', 'denial.headers must be an object of header names and values')
+  }
+  const listed = ownFields(given ?? {}, () => new KeygateError('INVALID_ARGUMENT', 'denial.headers cannot be listed (a Proxy whose ownKeys trap throws)'))
+  const headers = { ...listed, 'content-length': Buffer.byteLength(json) }
   try {
     res.writeHead(status, headers)
   } catch (error) {
