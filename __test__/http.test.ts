@@ -635,6 +635,19 @@ describe('node:http adapter', () => {
         name,
       )
     }
+    // A name Node refuses is quoted by its message: a secret in it had been shown as it was.
+    const secretName = `x-${f.good.secret} reason`
+    const refusedName = (() => {
+      try {
+        guard.reply(new http.ServerResponse(new http.IncomingMessage(new net.Socket())), { ...denial, headers: { [secretName]: 'quota' } } as never)
+      } catch (error) {
+        return error
+      }
+      return assert.fail('a header name with a space was written')
+    })()
+    assert.ok(refused(refusedName), String(refusedName))
+    assert.ok(!(refusedName as Error).message.includes(f.good.secret), (refusedName as Error).message)
+    assert.match((refusedName as Error).message, /^denial\.headers: .*<redacted>/)
     assert.deepEqual(written, [], 'nothing was written for bad headers')
     guard.reply(res, { ...denial, headers: { 'x-reason': 'quota' } } as never)
     assert.deepEqual(written[0], [404, { 'x-reason': 'quota', 'content-length': 41 }])

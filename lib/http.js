@@ -24,7 +24,7 @@
 //                                                            403 for every other reason
 // The key never appears in a response, a log line or an error this module produces.
 
-const { KeygateError, typeError } = require('./errors.js')
+const { KeygateError, redactSecrets, typeError } = require('./errors.js')
 const { visible } = require('./visible.js')
 const { ErrorCode, Reason } = require('./native.js')
 const { decodeDavPath, davPrefixOf, REFUSED } = require('./dav-path.js')
@@ -538,8 +538,9 @@ function writeDenial(res, denial) {
   try {
     res.writeHead(status, headers)
   } catch (error) {
-    // Node's ERR_INVALID_CHAR and the like, thrown before anything is sent.
-    throw new KeygateError('INVALID_ARGUMENT', `denial.headers: ${/** @type {Error} */ (error).message}`)
+    // Node's ERR_INVALID_CHAR and the like, thrown before anything is sent; its message quotes the
+    // header's name, which is the app's text (a secret among it, as in any message, is redacted).
+    throw new KeygateError('INVALID_ARGUMENT', `denial.headers: ${redactSecrets(/** @type {Error} */ (error).message)}`)
   }
   res.end(json)
 }
