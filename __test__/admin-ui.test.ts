@@ -659,6 +659,23 @@ describe('serve() and the bootstrap admin token', () => {
     }
   })
 
+  test('close() called while listen() is still looking up the host leaves no server listening once it resolves', async () => {
+    const store = KeyStore.inMemory()
+    const admin = createAdminServer({ store, token: TOKEN, port: 0, host: 'localhost' })
+    try {
+      const started = admin.listen()
+      // A shutdown during startup: close() had resolved at once, and the lookup then started the
+      // server anyway, listening (and keeping the process alive) after close() said it was done.
+      await admin.close()
+      assert.equal(admin.server.listening, false, 'listening after close() resolved')
+      await started
+      assert.equal(admin.server.listening, false)
+    } finally {
+      await admin.close()
+      store.close()
+    }
+  })
+
   test("an 'error' event on a listening admin server (a failed accept: EMFILE) is logged, not thrown: it would end the host process", async () => {
     const store = KeyStore.inMemory()
     const logged: string[] = []

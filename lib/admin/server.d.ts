@@ -73,7 +73,10 @@ export interface AdminServer {
    * `STORE_IO` for any other failure (out of file descriptors, `EMFILE`).
    */
   listen(): Promise<string>
-  /** Stops listening, drops every session and connection. Does not close the store. */
+  /**
+   * Stops listening, drops every session and connection. Does not close the store. Called while
+   * `listen()` is still under way (looking up the host), it resolves once that server is closed too.
+   */
   close(): Promise<void>
 }
 

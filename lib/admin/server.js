@@ -412,6 +412,16 @@ async function handle(admin, staticFile, req, res, log, scrub) {
 function serverHandle(server, host, port, sweeper, sessions) {
   /** @type {import('node:net').AddressInfo | null} */
   let address = null
+  /** The last listen(), settled either way: close() waits for it, or the server would start listening after close() resolved. */
+  let listening = Promise.resolve()
+  /** @returns {Promise<void>} once the server and its connections are closed */
+  function stop() {
+    return new Promise((resolve) => {
+      if (!server.listening) return resolve()
+      server.close(() => resolve())
+      server.closeAllConnections()
+    })
+  }
   const handleObj = {
     server,
     get url() {
@@ -424,7 +434,7 @@ function serverHandle(server, host, port, sweeper, sessions) {
       return address ? address.port : null
     },
     listen() {
-      return new Promise((resolve, reject) => {
+      const started = new Promise((resolve, reject) => {
         const onError = (/** @type {Error} */ e) => reject(listenProblem(e, host, port))
         server.once('error', onError)
         try {
@@ -441,17 +451,17 @@ function serverHandle(server, host, port, sweeper, sessions) {
           reject(listenProblem(error, host, port))
         }
       })
+      listening = started.then(
+        () => undefined,
+        () => undefined,
+      )
+      return started
     },
     close() {
       clearInterval(sweeper)
       sessions.clear()
-      /** @type {Promise<void>} */
-      const closed = new Promise((resolve) => {
-        if (!server.listening) return resolve()
-        server.close(() => resolve())
-        server.closeAllConnections()
-      })
-      return closed
+      // A listen() still looking up its host listens once the lookup is done: closed after that.
+      return listening.then(stop)
     },
     /** Number of live sessions (for tests). */
     get sessionCount() {
