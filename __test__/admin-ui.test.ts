@@ -609,6 +609,28 @@ describe('serve() and the bootstrap admin token', () => {
     })
   })
 
+  test('serve(): a port taken between its probe and its listen is refused as the probe refuses it, saying how to choose another', async (t) => {
+    await inDirWithoutEnvToken(async (dir) => {
+      const net = await import('node:net')
+      const original = net.Server.prototype.listen
+      let calls = 0
+      // The probe listens and lets go; by the admin server's listen, another program has the port.
+      const taking = t.mock.method(net.Server.prototype, 'listen', function (this: import('node:net').Server, ...args: unknown[]) {
+        calls++
+        if (calls === 1) return Reflect.apply(original, this, args)
+        process.nextTick(() => this.emit('error', Object.assign(new Error('listen EADDRINUSE: address already in use 127.0.0.1:8089'), { code: 'EADDRINUSE' })))
+        return this
+      })
+      const refused = await serve({ db: path.join(dir, 'keygate.db'), port: 8089, token: TOKEN, handleSignals: false, print: () => {} }).catch((e: unknown) => e)
+      taking.mock.restore()
+      if (!(refused instanceof Error)) await (refused as Serving).close()
+      assert.equal(calls, 2)
+      assert.ok(refused instanceof KeygateError && refused.code === 'INVALID_ARGUMENT', String(refused))
+      // Had lost the hint that the probe's refusal gives (createAdminServer's listen() has no PORT or --port).
+      assert.equal(refused.message, 'port 8089 on "127.0.0.1" is already in use; choose another (PORT=… or --port)')
+    })
+  })
+
   test("createAdminServer's listen() rejects with a KeygateError for a port in use; server.listen() called directly with no listener of the caller's still throws its failure", async () => {
     const store = KeyStore.inMemory()
     const first = createAdminServer({ store, token: TOKEN, port: 0 })

@@ -132,6 +132,9 @@ function isLoopback(host) {
   return host === 'localhost' || host === '::1' || /^127\./.test(host)
 }
 
+/** How to choose another port, said when the one asked for is in use. */
+const PORT_HINT = ' (PORT=… or --port)'
+
 /**
  * Listens on `host`:`port` for a moment and lets go, so that a port in use or a host that is not
  * this machine's is refused before the store is opened (which makes a new store's file).
@@ -146,7 +149,7 @@ async function probeListen(host, port) {
       probe.listen({ host, port }, () => resolve(undefined))
     })
   } catch (e) {
-    throw listenProblem(e, host, port, ' (PORT=… or --port)')
+    throw listenProblem(e, host, port, PORT_HINT)
   }
   await new Promise((resolve) => probe.close(() => resolve(undefined)))
 }
@@ -240,8 +243,11 @@ async function serve(given = {}) {
       maxLifetimeDays: storeOptions.maxLifetimeDays,
       log: (line) => console.error(line),
     })
-    // Refused as the probe would be (a KeygateError), should the port be taken meanwhile.
-    const url = await admin.listen()
+    // Refused as the probe would be, should the port be taken meanwhile: with how to choose another.
+    const url = await admin.listen().catch((/** @type {any} */ error) => {
+      const inUse = listenProblem({ code: 'EADDRINUSE' }, host, port)
+      throw error?.listen === true && error.message === inUse.message ? listenProblem({ code: 'EADDRINUSE' }, host, port, PORT_HINT) : error
+    })
     // Before the start message: a supervisor may stop the server as soon as it reads it.
     if (signals) {
       process.on('SIGINT', onSignal)
