@@ -27,7 +27,7 @@ function listenProblem(e, host, port, portHint = '') {
   if (e?.code === 'ERR_SERVER_ALREADY_LISTEN') return invalidArgument('the server is already listening, or starting to: close() it before listening again')
   // Quoted and redacted as every value a message shows: a host is the caller's text (a secret pasted as --host, a newline).
   const shown = quote(host)
-  if (e?.code === 'EADDRINUSE') return problem(`port ${port} on ${shown} is already in use; choose another${portHint}`)
+  if (e?.code === 'EADDRINUSE') return Object.assign(problem(`port ${port} on ${shown} is already in use; choose another${portHint}`), { portInUse: true })
   // EPERM: a sandbox's (seccomp, an SELinux policy) answer where a plain Linux would say EACCES.
   if (e?.code === 'EACCES' || e?.code === 'EPERM') return problem(`no permission to listen on ${shown} port ${port}; choose a port above 1023`)
   if (e?.code === 'EADDRNOTAVAIL') return problem(`${shown} is not an address of this machine`)

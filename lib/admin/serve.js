@@ -245,8 +245,7 @@ async function serve(given = {}) {
     })
     // Refused as the probe would be, should the port be taken meanwhile: with how to choose another.
     const url = await admin.listen().catch((/** @type {any} */ error) => {
-      const inUse = listenProblem({ code: 'EADDRINUSE' }, host, port)
-      throw error?.listen === true && error.message === inUse.message ? listenProblem({ code: 'EADDRINUSE' }, host, port, PORT_HINT) : error
+      throw error?.portInUse === true ? listenProblem({ code: 'EADDRINUSE' }, host, port, PORT_HINT) : error
     })
     // Before the start message: a supervisor may stop the server as soon as it reads it.
     if (signals) {
