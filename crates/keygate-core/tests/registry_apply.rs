@@ -173,6 +173,23 @@ fn keys_sharing_a_hint_are_each_found_by_their_own_secret_only() {
     }
 }
 
+/// The memo (`lib/memo.js`) refuses a secret whose hint has no bit in the store's hint filter
+/// without asking the core. A store attaches its filter to a registry already loaded (opened
+/// from disk, or reloaded after other processes' changes): every key held then, and every key
+/// put after, must have its bit, or its valid secret is refused as an unknown key.
+#[test]
+fn the_hint_filter_marks_the_keys_held_when_attached_and_those_put_after() {
+    let (mut r, keys) = populated();
+    let filter = std::sync::Arc::new(keygate_core::memo::HintFilter::default());
+    r.attach_hints(filter.clone());
+    for k in &keys {
+        assert!(filter.may_contain(&k.hint), "{} held when the filter was attached", k.description);
+    }
+    let later = key(4, "bob", &[]);
+    apply(&mut r, Change::PutKey(later.clone()));
+    assert!(filter.may_contain(&later.hint), "a key put after the filter was attached");
+}
+
 #[test]
 fn delete_key_removes_only_that_key() {
     let (mut r, keys) = populated();
