@@ -146,13 +146,18 @@ impl Registry {
     }
 
     /// Applies one change of a store's whole state as it is loaded: as [`Registry::apply`], but
-    /// a second row of one key (tables whose constraints were dropped) is refused, not read as
-    /// an update: which of the two a check would have found decides otherwise.
+    /// a second row of one key, user or role (tables whose constraints were dropped) is refused,
+    /// not read as an update: which of the two a check would have found decides otherwise (a
+    /// user stored suspended and active, say).
     pub fn load(&mut self, change: Change) -> Result<()> {
-        if let Change::PutKey(record) = &change {
-            if self.key_by_id(&record.id).is_some() {
-                return Err(Error::new(ErrorCode::StoreCorrupt, format!("key {} is stored twice", record.id)));
-            }
+        let stored_twice = match &change {
+            Change::PutKey(record) => self.key_by_id(&record.id).is_some().then(|| format!("key {}", record.id)),
+            Change::PutUser(record) => self.users.contains_key(record.id.as_str()).then(|| format!("user {}", quote(&record.id))),
+            Change::PutRole(record) => self.roles.contains_key(record.name.as_str()).then(|| format!("role {}", quote(&record.name))),
+            Change::DeleteUser(_) | Change::DeleteRole(_) | Change::DeleteKey(_) => None,
+        };
+        if let Some(what) = stored_twice {
+            return Err(Error::new(ErrorCode::StoreCorrupt, format!("{what} is stored twice")));
         }
         self.apply(change)
     }

@@ -346,6 +346,25 @@ fn a_row_it_cannot_load_makes_open_store_corrupt_and_leaves_the_file_byte_for_by
                 ("UPDATE keys SET state = 'revoked' WHERE id = ?1 AND rowid = 1", vec![id_param()]),
             ],
         ),
+        // The same for a user or a role: a user stored active and suspended loaded as the row read last.
+        (
+            "a user id stored twice",
+            vec![
+                ("CREATE TABLE loose AS SELECT * FROM users", vec![]),
+                ("DROP TABLE users", vec![]),
+                ("ALTER TABLE loose RENAME TO users", vec![]),
+                ("INSERT INTO users SELECT id, 'suspended', rights, roles FROM users", vec![]),
+            ],
+        ),
+        (
+            "a role name stored twice",
+            vec![
+                ("CREATE TABLE loose AS SELECT * FROM roles", vec![]),
+                ("DROP TABLE roles", vec![]),
+                ("ALTER TABLE loose RENAME TO roles", vec![]),
+                ("INSERT INTO roles (name, rights) VALUES ('ops', 'session:*'), ('ops', '*:*')", vec![]),
+            ],
+        ),
         ("a hint that is not base62", vec![("UPDATE keys SET hint = 'é€' WHERE id = ?1", vec![id_param()])]),
         (
             "a user id with a newline",

@@ -279,3 +279,27 @@ fn a_key_of_a_missing_user_named_like_a_secret_is_refused_without_the_secret() {
     assert!(error.message.contains("missing user"), "{error}");
     assert!(!error.message.contains(&secret), "the secret in {error}");
 }
+
+/// A store's state as it is loaded (`Registry::load`): a second row of one key, user or role
+/// (a table rebuilt without its primary key) is refused, not read as an update: which row came
+/// last would decide, e.g. whether a user stored both suspended and active may call at all.
+/// Nothing changes, and rows of other ids still load.
+#[test]
+fn loading_a_key_user_or_role_stored_twice_is_store_corrupt_and_changes_nothing() {
+    let (mut r, keys) = populated();
+    let before = snapshot(&r);
+    let cases = [
+        ("a key stored twice", Change::PutKey(KeyRecord { state: KeyState::Revoked, ..keys[0].clone() }), "key "),
+        ("a user stored twice", Change::PutUser(user("alice", UserStatus::Suspended, &[], &[])), "user \"alice\""),
+        ("a role stored twice", Change::PutRole(role("writer", &["data:get*"])), "role \"writer\""),
+    ];
+    for (what, change, named) in cases {
+        let error = r.load(change).expect_err(what);
+        assert_eq!(error.code, ErrorCode::StoreCorrupt, "{what}: {error}");
+        assert!(error.message.contains(named) && error.message.contains("stored twice"), "{what}: {error}");
+        assert_eq!(snapshot(&r), before, "{what}: the registry is as it was");
+    }
+    r.load(Change::PutUser(user("carol", UserStatus::Active, &["session:*"], &[]))).unwrap();
+    r.load(Change::PutRole(role("auditor", &["audit:*"]))).unwrap();
+    r.load(Change::PutKey(key(4, "carol", &[]))).unwrap();
+}
