@@ -5,7 +5,7 @@
 
 const { ownFields, unknownOption } = require('../args.js')
 const { quote, redactSecrets, typeError } = require('../errors.js')
-const { shownMethod, shownPath } = require('./response.js')
+const { logSafely, shownMethod, shownPath } = require('./response.js')
 const { createAdminServer } = require('./server.js')
 const { mountedAt, cookiePathOf } = require('./session.js')
 const { ADMIN_HANDLER_OPTIONS } = require('./options.js')
@@ -74,15 +74,12 @@ function createAdminHandler(options) {
    */
   function answeredBefore(req, res, pathname) {
     if (!res.headersSent) return false
-    try {
-      log(
-        redactSecrets(
-          `keygate admin: ${shownMethod(req.method)} ${quote(shownPath(pathname))} was answered by another handler before the admin page; it was left as it was`,
-        ),
-      )
-    } catch {
-      // A failing log must not end the process either.
-    }
+    logSafely(
+      log,
+      redactSecrets(
+        `keygate admin: ${shownMethod(req.method)} ${quote(shownPath(pathname))} was answered by another handler before the admin page; it was left as it was`,
+      ),
+    )
     return true
   }
 

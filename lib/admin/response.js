@@ -254,6 +254,20 @@ function shownPath(path) {
 }
 
 /**
+ * Hands `line` to `log`; a log that throws is ignored: it must not leave a request unanswered, nor
+ * end the process (thrown from an event listener or a promise's catch).
+ * @param {(line: string) => void} log
+ * @param {string} line
+ */
+function logSafely(log, line) {
+  try {
+    log(line)
+  } catch {
+    // the line is lost; nothing else is
+  }
+}
+
+/**
  * Answers `error` as `{ error: { code, message } }`; `log` hears of server-side failures only.
  * @param {ServerResponse} res
  * @param {any} error a caught value (read as JavaScript reads it: `error.stack`)
@@ -263,14 +277,6 @@ function shownPath(path) {
  *   line that would give away one of its secrets cut into pieces
  */
 function fail(res, error, req, log, scrub = (text) => text) {
-  /** @param {string} line */
-  const tell = (line) => {
-    try {
-      log(line)
-    } catch {
-      // A failing log must not leave the request unanswered, nor end the process (an unhandled rejection).
-    }
-  }
   let status
   let code
   let message
@@ -287,11 +293,11 @@ function fail(res, error, req, log, scrub = (text) => text) {
     code = ErrorCode.Internal
     message = 'internal error'
     // Never the request body: only where and what kind of failure.
-    tell(scrub(redactSecrets(`keygate admin: internal error on ${shownMethod(req.method)} ${quote(urlPath(req))}: ${described(error)}`)))
+    logSafely(log, scrub(redactSecrets(`keygate admin: internal error on ${shownMethod(req.method)} ${quote(urlPath(req))}: ${described(error)}`)))
     logged = true
   }
   message = scrub(message)
-  if (status >= 500 && !logged) tell(scrub(redactSecrets(`keygate admin: ${code} on ${shownMethod(req.method)} ${quote(urlPath(req))}: ${message}`)))
+  if (status >= 500 && !logged) logSafely(log, scrub(redactSecrets(`keygate admin: ${code} on ${shownMethod(req.method)} ${quote(urlPath(req))}: ${message}`)))
   /** @type {Record<string, string>} */
   const headers = {}
   if (status === 429 && extra && extra.retryAfter) headers['Retry-After'] = String(extra.retryAfter)
@@ -314,11 +320,7 @@ function answerFailure(res, error, req, log, scrub = (text) => text) {
   try {
     fail(res, error, req, log, scrub)
   } catch (unanswerable) {
-    try {
-      log(scrub(redactSecrets(`keygate admin: could not answer ${shownMethod(req?.method)} ${quote(urlPath(req))}: ${described(unanswerable)}`)))
-    } catch {
-      // A failing log must not end the process either.
-    }
+    logSafely(log, scrub(redactSecrets(`keygate admin: could not answer ${shownMethod(req?.method)} ${quote(urlPath(req))}: ${described(unanswerable)}`)))
     try {
       res.destroy()
     } catch {
@@ -481,6 +483,7 @@ module.exports = {
   json,
   fail,
   answerFailure,
+  logSafely,
   readBody,
   checkOrigin,
   checkJson,

@@ -18,7 +18,21 @@ const { scrubMessage } = require('../store.js')
 const { ErrorCode } = require('../native.js')
 const { AdminErrorCode } = require('./codes.js')
 const { constantsModule } = require('./constants.js')
-const { CSP, SECURITY_HEADERS, ApiError, send, json, answerFailure, readBody, checkOrigin, checkJson, checkCsrf, shownMethod, shownPath } = require('./response.js')
+const {
+  CSP,
+  SECURITY_HEADERS,
+  ApiError,
+  send,
+  json,
+  answerFailure,
+  logSafely,
+  readBody,
+  checkOrigin,
+  checkJson,
+  checkCsrf,
+  shownMethod,
+  shownPath,
+} = require('./response.js')
 const { createSessions, COOKIE_NAME } = require('./session.js')
 const { createLogin } = require('./login.js')
 const { field, onlyInputs } = require('./input.js')
@@ -175,11 +189,7 @@ function logAcceptFailures(server, log, scrub) {
       if (server.listenerCount('error') === 1) throw error
       return
     }
-    try {
-      log(scrub(redactSecrets(`keygate admin: the server failed: ${error?.message ?? error}`)))
-    } catch {
-      // A failing log must not end the process either.
-    }
+    logSafely(log, scrub(redactSecrets(`keygate admin: the server failed: ${error?.message ?? error}`)))
   })
 }
 
