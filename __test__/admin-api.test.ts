@@ -392,6 +392,28 @@ describe('admin JSON API', () => {
     }
   })
 
+  test('a session cookie is looked up by its digest, never by its text: a Map’s comparisons would time how much of a live id a guess shares', async (t) => {
+    const own = await loginHeaders(server, TOKEN)
+    const sid = own.Cookie!.slice(own.Cookie!.indexOf('=') + 1)
+    // A guess sharing all but the last character of a live id, and the id itself.
+    const guess = sid.slice(0, -1) + (sid.endsWith('A') ? 'B' : 'A')
+    const keys: unknown[] = []
+    for (const method of ['get', 'has', 'delete'] as const) {
+      const original = Map.prototype[method]
+      t.mock.method(Map.prototype, method, function (this: Map<unknown, unknown>, key: unknown) {
+        keys.push(key)
+        return original.call(this, key)
+      })
+    }
+    const statusOf = async (cookie: string) =>
+      ((await (await fetch(`${server.url}/api/session`, { headers: { Cookie: cookie } })).json()) as { authenticated: boolean }).authenticated
+    const [guessed, right] = [await statusOf(`keygate_sid=${guess}`), await statusOf(own.Cookie!)]
+    t.mock.restoreAll()
+    assert.deepEqual([guessed, right], [false, true])
+    assert.ok(keys.length > 0, 'no Map was asked anything')
+    for (const text of [sid, guess]) assert.ok(!keys.includes(text), 'a Map was searched with a session cookie’s text')
+  })
+
   test('session and logout take no query and no body fields either (400), and a refused logout leaves the session open', async () => {
     const own = await loginHeaders(server, TOKEN)
     const session = await fetch(`${server.url}/api/session?x=1`, { headers: own })

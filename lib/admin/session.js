@@ -3,7 +3,7 @@
 // session, an idle timeout and an absolute lifetime. Held in memory only: a restart logs
 // everyone out.
 
-const { randomBytes } = require('node:crypto')
+const { createHash, randomBytes } = require('node:crypto')
 const { performance } = require('node:perf_hooks')
 
 const { typeError } = require('../errors.js')
@@ -29,6 +29,17 @@ const DEFAULT_ABSOLUTE_MS = 12 * 60 * 60 * 1000
 /** The longest a session may live (a cookie's Max-Age is capped at 400 days by browsers). */
 const MAX_SESSION_MS = 400 * 24 * 60 * 60 * 1000
 const MAX_SESSIONS = 1000
+
+/**
+ * What the session table is keyed by: the id's SHA-256, not the id. A Map compares a key
+ * with those in its bucket character by character, stopping at the first difference, so
+ * a lookup by the cookie's text would time how much of a live session id a guess shares;
+ * how much of a digest it shares tells nothing of the id.
+ * @param {string} id
+ */
+function tableKeyOf(id) {
+  return createHash('sha256').update(id, 'latin1').digest('base64url')
+}
 
 /**
  * @param {unknown} header the Cookie header, if any
@@ -141,7 +152,7 @@ function createSessions(options = {}) {
   }
   const secureCookies = options.secureCookies ?? 'auto'
   /**
-   * session id → { csrf, created, seen }
+   * session id's tableKeyOf → { csrf, created, seen }
    * @type {Map<string, { csrf: string, created: Instant, seen: Instant }>}
    */
   const sessions = new Map()
@@ -155,8 +166,8 @@ function createSessions(options = {}) {
 
   /** Drops the sessions that have ended. @param {Instant} [now] */
   function sweep(now = clocks()) {
-    for (const [id, s] of sessions) {
-      if (ended(s, now)) sessions.delete(id)
+    for (const [key, s] of sessions) {
+      if (ended(s, now)) sessions.delete(key)
     }
   }
 
@@ -168,11 +179,12 @@ function createSessions(options = {}) {
   function sessionOf(req) {
     const sid = parseCookies(req.headers.cookie)[COOKIE_NAME]
     if (!sid || !/^[A-Za-z0-9_-]{43}$/.test(sid)) return null
-    const s = sessions.get(sid)
+    const key = tableKeyOf(sid)
+    const s = sessions.get(key)
     if (!s) return null
     const now = clocks()
     if (ended(s, now)) {
-      sessions.delete(sid)
+      sessions.delete(key)
       return null
     }
     s.seen = now
@@ -186,19 +198,19 @@ function createSessions(options = {}) {
    */
   function open(req) {
     const old = sessionOf(req)
-    if (old) sessions.delete(old.id)
+    if (old) sessions.delete(tableKeyOf(old.id))
     const now = clocks()
     sweep(now)
     if (sessions.size >= MAX_SESSIONS) {
       // Evict the least recently seen.
       /** @type {[string, { seen: Instant }] | undefined} */
       let oldest
-      for (const [id, s] of sessions) if (!oldest || s.seen.mono < oldest[1].seen.mono) oldest = [id, s]
+      for (const [key, s] of sessions) if (!oldest || s.seen.mono < oldest[1].seen.mono) oldest = [key, s]
       if (oldest) sessions.delete(oldest[0])
     }
     const id = randomBytes(32).toString('base64url')
     const s = { csrf: randomBytes(32).toString('base64url'), created: now, seen: now }
-    sessions.set(id, s)
+    sessions.set(tableKeyOf(id), s)
     return { session: { id, ...s }, cookie: cookie(req, COOKIE_NAME, id, Math.floor(maxMs / 1000), secureCookies) }
   }
 
@@ -208,7 +220,7 @@ function createSessions(options = {}) {
    * @param {Session} session
    */
   function close(req, session) {
-    sessions.delete(session.id)
+    sessions.delete(tableKeyOf(session.id))
     return cookie(req, COOKIE_NAME, '', 0, secureCookies)
   }
 
