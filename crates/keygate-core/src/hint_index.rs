@@ -5,7 +5,8 @@
 //! from memory while it hashes the secret, instead of one after the other. The caller
 //! confirms a candidate against the key's full digest, so a hint shared by several keys
 //! (about one key in 70 at 200,000 keys) costs a second candidate, never a wrong answer.
-//! Hints are shown in key listings, so placing by them tells a prober nothing new.
+//! Hints are shown in key listings, so placing by them tells a prober nothing new (a
+//! prober timing its checks can see which hints some key has, no more).
 
 use crate::huge_pages;
 use crate::prefetch::prefetch;
