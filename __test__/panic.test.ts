@@ -94,6 +94,17 @@ describe('the inputs that aborted Node before (issue 10, finding 1)', () => {
     for (const rule of hostile) throwsCode(() => KeyStore.validateRule(rule), 'INVALID_RULE')
   })
 
+  test('a lone surrogate in a rule is named as itself, not as the U+FFFD it would become crossing to the core', () => {
+    const store = withUser(frozenStore())
+    const { key } = issue(store)
+    const lone = (error: KeygateError) => assert.ok(!error.message.includes('FFFD'), error.message)
+    lone(throwsCode(() => KeyStore.validateRule('s:\ud800'), 'INVALID_RULE', 'U+D800 (a lone UTF-16 surrogate) at position 3', 'ASCII only'))
+    lone(throwsCode(() => KeyStore.validateRule('😀:\udfff'), 'INVALID_RULE', 'U+1F600 at position 1')) // the first character beyond ASCII is named
+    lone(throwsCode(() => issue(store, { rules: ['a:b', 'dav=GET \udc00x'] }), 'INVALID_RULE', 'input.rules[1] holds U+DC00', 'position 9'))
+    lone(throwsCode(() => store.updateKey(key.id, { rules: ['\ud83d:x'] }), 'INVALID_RULE', 'patch.rules[0] holds U+D83D', 'position 1'))
+    lone(throwsCode(() => store.putRole({ name: 'r', rights: ['s:a\ud800'] }), 'INVALID_RULE', 'role.rights[0] holds U+D800', 'position 4'))
+  })
+
   test('createKey, updateKey, putUser and putRole refuse them and change nothing', () => {
     const store = withUser(frozenStore())
     store.putRole({ name: 'ops', rights: ['session:*'] })

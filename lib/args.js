@@ -58,13 +58,30 @@ function boundedText(value, name, tooLong = invalidArgument) {
 }
 
 /**
- * A rule's text: any string (what is not ASCII is the core's INVALID_RULE).
+ * A rule's text: any string (what is not ASCII is the core's INVALID_RULE), but for one whose
+ * first character beyond ASCII is a lone surrogate: crossing to the core would turn that into
+ * U+FFFD, and the core's message would name a character the caller never wrote.
  * @param {unknown} value
  * @param {string} name
  * @returns {string}
  */
 function ruleText(value, name) {
-  return boundedText(value, name, (message) => new KeygateError('INVALID_RULE', message))
+  const text = boundedText(value, name, (message) => new KeygateError('INVALID_RULE', message))
+  if (!text.isWellFormed()) {
+    let position = 0
+    for (const character of text) {
+      position++
+      const code = /** @type {number} */ (character.codePointAt(0))
+      if (code < 0x80) continue
+      if (code >= 0xd800 && code <= 0xdfff) {
+        // Not quoted: the core alone knows which pieces of this store's secrets a quote must withhold.
+        const at = `U+${code.toString(16).toUpperCase()} (a lone UTF-16 surrogate) at position ${position}`
+        throw new KeygateError('INVALID_RULE', `${name} holds ${at}, which is not allowed: rules are ASCII only`)
+      }
+      break
+    }
+  }
+  return text
 }
 
 /**
