@@ -129,6 +129,16 @@ describe('createKey', () => {
     throwsCode(() => issue(store, { description: 'x'.repeat(1025) }), 'INVALID_ARGUMENT')
   })
 
+  test('the 1,024 characters of a description are Unicode scalar values, not UTF-16 code units', () => {
+    const store = withUser(frozenStore())
+    const astral = '🔑'.repeat(1024) // 2,048 code units
+    assert.equal(issue(store, { description: astral }).key.description, astral)
+    const { key } = issue(store)
+    assert.equal(store.updateKey(key.id, { description: astral }).description, astral)
+    throwsCode(() => issue(store, { description: `${astral}x` }), 'INVALID_ARGUMENT', 'is 1025 characters long; at most 1024')
+    throwsCode(() => store.updateKey(key.id, { description: `x${astral}` }), 'INVALID_ARGUMENT', 'is 1025 characters long; at most 1024')
+  })
+
   test('description is required and must be a string', () => {
     const store = withUser(frozenStore())
     const expiresAt = at(T0, DAY)
@@ -392,6 +402,16 @@ describe('expiry', () => {
     const long = withUser(frozenStore(T0, { maxLifetimeDays: 1000 }))
     assert.ok(issue(long, { expiresAt: at(T0, 1000 * DAY) }))
     throwsCode(() => issue(long, { expiresAt: at(T0, 1000 * DAY + 1) }), 'EXPIRY_TOO_FAR')
+  })
+
+  test('maxLifetimeDays is a whole number from 1 to 36,500: both bounds are taken and honoured, 36,501 is refused', () => {
+    for (const days of [1, 36_500]) {
+      const store = withUser(frozenStore(T0, { maxLifetimeDays: days }))
+      assert.equal(store.maxLifetimeDays, days)
+      assert.ok(issue(store, { expiresAt: at(T0, days * DAY) }))
+      throwsCode(() => issue(store, { expiresAt: at(T0, days * DAY + 1) }), 'EXPIRY_TOO_FAR')
+    }
+    throwsCode(() => KeyStore.inMemory({ maxLifetimeDays: 36_501 }), 'INVALID_ARGUMENT', 'from 1 to 36500')
   })
 
   test('invalid maxLifetimeDays is INVALID_ARGUMENT', () => {

@@ -281,6 +281,19 @@ describe('ids, role names and actors that would mislead the audit trail', () => 
     return s
   }
 
+  test('an actor is 1 to 256 characters (Unicode scalar values): 256 are recorded as given, 257 or none are refused', () => {
+    const s = store()
+    for (const actor of ['a'.repeat(256), '🔑'.repeat(256)]) {
+      s.putRole({ name: 'ops', rights: [`s:a${s.audit().length}`] }, { actor })
+      assert.equal(s.audit({ limit: 1 })[0]!.actor, actor)
+    }
+    const before = snapshot(s)
+    for (const actor of ['', 'a'.repeat(257), '🔑'.repeat(257)]) {
+      throwsCode(() => s.putRole({ name: 'ops', rights: [] }, { actor }), 'INVALID_ARGUMENT', 'must be 1-256 characters')
+    }
+    assert.deepEqual(snapshot(s), before)
+  })
+
   test('bidirectional controls are INVALID_ARGUMENT in user ids, role names and actors, named by code point only', () => {
     const s = store()
     const { key } = issue(s, { userId: 'svc' })
