@@ -21,7 +21,7 @@ export type UserStatus = `${binding.UserStatus}`
 
 /**
  * The reason `explain` reports: `'allowed'` or the first failing step of the
- * decision, in this order (see `Reason` in binding.d.ts for each step).
+ * decision, in this order (the README's "The decision" gives each step).
  */
 export type Reason = `${binding.Reason}`
 
@@ -55,7 +55,7 @@ export interface StoreOptions {
   /** Prefix of issued secrets, `[a-z][a-z0-9]{0,15}`; default `kg` (secrets look like `kg_…`). */
   keyPrefix?: string | undefined
   /**
-   * Longest lifetime a key may be given, in whole days; default 730 (two years). A durable
+   * Longest lifetime a key may be given, in whole days from 1 to 36,500; default 730 (two years). A durable
    * store records the value given when it is created and uses it for every process that
    * opens it without this option.
    */
@@ -128,7 +128,10 @@ export interface BackgroundError extends KeygateError {
 
 /** The last argument of every admin call. */
 export interface AdminOptions {
-  /** Who makes the change, recorded in the audit trail (1–256 characters, no control characters). */
+  /**
+   * Who makes the change, recorded in the audit trail: 1–256 characters, no control or
+   * bidirectional control characters, no secret.
+   */
   actor?: string | undefined
   /**
    * For `updateKey`/`setState`/`rotateKey`: the key's `updatedAt` as the caller last read it. If the
@@ -189,7 +192,7 @@ export interface AuditReport {
 
 /** A user account: keys run as a user and inherit its rights. */
 export interface User {
-  /** 1–128 characters: letters, digits and `_ - . @`. */
+  /** 1–128 characters: letters, digits and `_ - . @`; not `.` or `..`. */
   id: string
   status: UserStatus
   /**
@@ -227,14 +230,14 @@ export interface UserInput {
 
 /** A named list of rights. */
 export interface Role {
-  /** 1–128 characters: letters, digits and `_ - . @`. */
+  /** 1–128 characters: letters, digits and `_ - . @`; not `.` or `..`. */
   name: string
   rights: string[]
 }
 
 /** Input of {@link KeyStore.putRole}: a {@link Role}, whose `rights` may be a readonly array. */
 export interface RoleInput {
-  /** 1–128 characters: letters, digits and `_ - . @`. */
+  /** 1–128 characters: letters, digits and `_ - . @`; not `.` or `..`. */
   name: string
   rights: readonly string[]
 }
@@ -264,7 +267,7 @@ export interface ApiKey {
 /** Input of {@link KeyStore.createKey}. */
 export interface NewKey {
   userId: string
-  /** Free text, at most 1,024 characters (may be empty). */
+  /** Free text, at most 1,024 characters (may be empty), none of them NUL; no secret. */
   description: string
   /** Mandatory; in the future and at most `maxLifetimeDays` ahead. */
   expiresAt: Date
@@ -356,7 +359,7 @@ export interface CopyReport {
 export interface Decision {
   allowed: boolean
   reason: Reason
-  /** The key the secret belongs to (absent for `malformed_key` and `unknown_key`). */
+  /** The key the secret belongs to (absent for `malformed_key`, `unknown_key` and `store_unavailable`). */
   keyId?: string
   /** The key's user. */
   userId?: string
