@@ -304,15 +304,22 @@ export interface Guard {
 }
 
 /**
+ * What {@link createGuard} asks of its store: a {@link KeyStore}, or an object wrapping one
+ * (say a deny list in front) with these four methods. Its `isAllowed` (`isAllowedDav` for
+ * WebDAV) decides each call and must answer `true` or `false` at once (anything else, a Promise
+ * too, is a 500); its `explain` (`explainDav`) only says why not and names the key and user of
+ * a first success.
+ */
+export type GuardStore = Pick<KeyStore, 'isAllowed' | 'explain' | 'isAllowedDav' | 'explainDav'>
+
+/**
  * Makes the guard of `store`. Throws a `KeygateError` `INVALID_ARGUMENT` for a bad option
  * (e.g. an entry of `trustProxy` that is neither an address nor a CIDR range).
  *
- * `store` may also wrap a KeyStore (an object, or a Proxy, with its own `isAllowed`, say a deny
- * list in front): its `isAllowed` (`isAllowedDav` for WebDAV) then decides each call and must
- * answer `true` or `false` at once (anything else, a Promise too, is a 500), and its `explain`
- * (`explainDav`) only says why not and names the key and user of a first success.
+ * `store` may also wrap a KeyStore (an object, or a Proxy, with its own `isAllowed`): see
+ * {@link GuardStore}.
  */
-export declare function createGuard(store: KeyStore, options?: GuardOptions): Guard
+export declare function createGuard(store: KeyStore | GuardStore, options?: GuardOptions): Guard
 
 /**
  * The default {@link RouteFunction}, Hornbill's: `POST /xmlmc/<service>/?method=<api>` →

@@ -1097,7 +1097,7 @@ describe('guard.check (no server)', () => {
       explain: (s: string, service: string, api: string, ip?: string | null) => store.explain(s, service, api, ip),
       explainDav: (s: string, method: string, path: string, ip?: string | null) => store.explainDav(s, method, path, ip),
     }
-    const guard = createGuard(wrapper as unknown as KeyStore)
+    const guard = createGuard(wrapper)
     const api = () => guard.check(fakeRequest([['X-API-Key', secret]]))
     const dav = () => guard.check(fakeRequest([['X-API-Key', secret]], '/dav/docs/a.txt', 'GET'))
     for (const refused of [api(), dav()]) {

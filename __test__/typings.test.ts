@@ -5,7 +5,10 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 
+import type { IncomingMessage } from 'node:http'
+
 import type { ApiKey, KeyPatch, NewKey, RoleInput, UserInput } from '../index.js'
+import { createGuard, type GuardStore } from 'keygate/http'
 import { createAdminHandler, createAdminServer } from '../lib/admin/index.js'
 import type { AdminHandlerOptions, AdminServerOptions } from '../lib/admin/index.js'
 import { DAY, T0, at, frozenStore, throwsCode, withUser } from './helpers.js'
@@ -92,5 +95,47 @@ describe("keygate/admin: a server's options are no handler's, nor the reverse", 
     const server = createAdminServer({ ...shared, port: 0 })
     assert.equal(server.url, null)
     await server.close()
+  })
+})
+
+describe('createGuard takes a wrapper of a store, as http.d.ts documents, without a cast', () => {
+  /** A node request carrying `secret` in X-API-Key, for `path` (default: session:userLogon). */
+  function request(secret: string, path = '/xmlmc/session/?method=userLogon', method = 'POST'): IncomingMessage {
+    return {
+      method,
+      url: path,
+      rawHeaders: ['X-API-Key', secret],
+      headers: { 'x-api-key': secret },
+      socket: { remoteAddress: '192.0.2.10' },
+    } as unknown as IncomingMessage
+  }
+
+  test('a deny list in front of the store compiles as a GuardStore and its refusal is the answer', () => {
+    const store = withUser(frozenStore(), { id: 'integration', rights: ['session:*', 'dav=GET docs/*'] })
+    const { secret } = store.createKey({ userId: 'integration', description: 'd', expiresAt: at(T0, DAY) })
+    const denied = new Set<string>([secret])
+    const withDenyList = {
+      isAllowed: (key: string, service: string, api: string, ip?: string | null) => !denied.has(key) && store.isAllowed(key, service, api, ip),
+      isAllowedDav: (key: string, method: string, path: string, ip?: string | null) => !denied.has(key) && store.isAllowedDav(key, method, path, ip),
+      explain: (key: string, service: string, api: string, ip?: string | null) => store.explain(key, service, api, ip),
+      explainDav: (key: string, method: string, path: string, ip?: string | null) => store.explainDav(key, method, path, ip),
+    }
+    const guard = createGuard(withDenyList)
+    // The type names what a wrapper needs; a KeyStore is one too.
+    const asNamed: GuardStore[] = [withDenyList, store]
+    assert.equal(asNamed.length, 2)
+    for (const refused of [guard.check(request(secret)), guard.check(request(secret, '/dav/docs/a.txt', 'GET'))]) {
+      assert.equal(refused.ok ? 200 : refused.status, 403)
+    }
+    denied.clear()
+    assert.equal(guard.check(request(secret)).ok, true)
+    assert.equal(guard.check(request(secret, '/dav/docs/a.txt', 'GET')).ok, true)
+  })
+
+  test('an object without the methods the guard calls is refused by the types and by createGuard', () => {
+    const store = frozenStore()
+    const checkOnly = { isAllowed: store.isAllowed.bind(store) }
+    // @ts-expect-error no explain: the guard could not say why a call was refused
+    throwsCode(() => createGuard(checkOnly), 'INVALID_ARGUMENT', 'needs a KeyStore')
   })
 })
