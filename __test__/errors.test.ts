@@ -112,6 +112,8 @@ describe('every error code reachable in memory, with a message naming the bad va
     throwsCode(() => KeyStore.inMemory({ keyPrefix: 'Bad' }), 'INVALID_ARGUMENT', 'Bad')
     throwsCode(() => KeyStore.inMemory({ maxLifetimeDays: 0 }), 'INVALID_ARGUMENT', 'maxLifetimeDays')
     throwsCode(() => KeyStore.inMemory('fast' as never), 'INVALID_ARGUMENT')
+    // An audit action from JavaScript or a query string: the message lists the names there are.
+    throwsCode(() => store.audit({ action: 'createkey' as never }), 'INVALID_ARGUMENT', '"createkey"', 'putRole, deleteRole', 'deleteKey, purgeExpired')
   })
 
   test("KeyStore.copy of a revoked Proxy, a Proxy of a store or a store's prototype is INVALID_ARGUMENT, not the engine's TypeError; nothing is copied", () => {

@@ -109,12 +109,12 @@ impl AuditAction {
         }
     }
 
-    /// The action named `name`; `INVALID_ARGUMENT` for any other text.
+    /// The action named `name`; `INVALID_ARGUMENT` for any other text, naming the actions there are.
     pub fn parse(name: &str) -> Result<AuditAction> {
-        AuditAction::ALL
-            .into_iter()
-            .find(|action| action.as_str() == name)
-            .ok_or_else(|| Error::new(ErrorCode::InvalidArgument, format!("unknown audit action {}", quote(name))))
+        AuditAction::ALL.into_iter().find(|action| action.as_str() == name).ok_or_else(|| {
+            let actions: Vec<&str> = AuditAction::ALL.iter().map(|action| action.as_str()).collect();
+            Error::new(ErrorCode::InvalidArgument, format!("unknown audit action {}: the actions are {}", quote(name), actions.join(", ")))
+        })
     }
 }
 
