@@ -114,6 +114,8 @@ describe('every error code reachable in memory, with a message naming the bad va
     throwsCode(() => KeyStore.inMemory('fast' as never), 'INVALID_ARGUMENT')
     // An audit action from JavaScript or a query string: the message lists the names there are.
     throwsCode(() => store.audit({ action: 'createkey' as never }), 'INVALID_ARGUMENT', '"createkey"', 'putRole, deleteRole', 'deleteKey, purgeExpired')
+    // NaN is of type number: the message says NaN, not "a number, got number NaN".
+    throwsCode(() => store.audit({ limit: Number.NaN }), 'INVALID_ARGUMENT', 'limit must be a number, got NaN')
   })
 
   test("KeyStore.copy of a revoked Proxy, a Proxy of a store or a store's prototype is INVALID_ARGUMENT, not the engine's TypeError; nothing is copied", () => {

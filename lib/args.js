@@ -336,9 +336,9 @@ function timeValue(value) {
  */
 function optionalNumber(value, name) {
   if (value === undefined) return undefined
-  if (typeof value !== 'number' || Number.isNaN(value)) {
-    throw invalidArgument(`${name} must be a number, got ${describe(value)}`)
-  }
+  if (typeof value !== 'number') throw invalidArgument(`${name} must be a number, got ${describe(value)}`)
+  // NaN is of type number: "must be a number, got number NaN" would leave the caller puzzled.
+  if (Number.isNaN(value)) throw invalidArgument(`${name} must be a number, got NaN`)
   return value
 }
 
