@@ -539,6 +539,16 @@ describe('serve() and the bootstrap admin token', () => {
       for (const host of ['127.0.0.1\nx', 'localhost\t', '\x7f', 'a\u0085b']) await refusedAs(host, /^options\.host ".*" holds a control character/)
       // Had been the resolver's EINVAL, told as an address no server can listen on (link-local, multicast).
       await refusedAs('abcdefghi_'.repeat(30), /^options\.host "(abcdefghi_){8}…" is 300 characters long: a host name has at most 253$/)
+      // The final dot of a fully qualified name is no part of its 253 characters: one of 253 and
+      // its dot (254, as DNS allows) is looked up, and had been refused for its length.
+      // Labels of 63 characters cut by underscores (a run of 32 letters and dashes would be redacted as secret-shaped).
+      const longest = [...Array(3).fill(`${'label_'.repeat(10)}abc`), `${'label_'.repeat(8)}abcde`, 'invalid'].join('.')
+      assert.equal(longest.length, 253)
+      const qualified = await start(`${longest}.`)
+      if (!(qualified instanceof Error)) await (qualified as Serving).close()
+      assert.ok(qualified instanceof KeygateError && qualified.code === 'INVALID_ARGUMENT', String(qualified))
+      assert.match(qualified.message, /^cannot listen on "(label_|abc\.)+labe…": the name does not resolve/)
+      await refusedAs(`${longest}b.`, /^options\.host "(label_|abc\.)+labe…" is 255 characters long: a host name has at most 253$/)
       // A host that does not resolve is quoted (not bare, unredacted) in the message, as every value keygate shows.
       const secretShaped = `kg_${'A'.repeat(45)}.invalid`
       const unresolved = await start(secretShaped)

@@ -32,7 +32,10 @@ const ADMIN_HANDLER_OPTIONS = Object.freeze([...ADMIN_SERVER_OPTIONS.filter((nam
 /** serve's (serve.d.ts). */
 const SERVE_OPTIONS = Object.freeze(['db', 'host', 'port', 'token', 'storeOptions', 'print', 'handleSignals'])
 
-/** The longest host name DNS allows (RFC 1035); an IP address, even with its zone, is far shorter. */
+/**
+ * The longest host name DNS allows (RFC 1035), not counting the final dot of a fully qualified
+ * one (`example.com.`); an IP address, even with its zone, is far shorter.
+ */
 const MAX_HOST_LENGTH = 253
 
 /**
@@ -44,7 +47,8 @@ const MAX_HOST_LENGTH = 253
 function hostProblem(host) {
   // Control characters: C0, DEL and C1; none is in a host name or an address.
   if (/[^\x20-\x7e\xa0-\uffff]/.test(host)) return `${quote(host)} holds a control character: it is no host name or address`
-  if (host.length > MAX_HOST_LENGTH) return `${quote(host)} is ${host.length} characters long: a host name has at most ${MAX_HOST_LENGTH}`
+  const named = host.endsWith('.') ? host.length - 1 : host.length
+  if (named > MAX_HOST_LENGTH) return `${quote(host)} is ${host.length} characters long: a host name has at most ${MAX_HOST_LENGTH}`
   return undefined
 }
 

@@ -6,7 +6,7 @@ export interface ServeOptions {
   /**
    * Default `127.0.0.1`. Refused before the store is opened (a `TypeError`, `INVALID_ARGUMENT`): `''` (Node
    * would take it as every interface), a host holding a control character (a NUL would cut it short) or
-   * longer than 253 characters.
+   * longer than 253 characters (a final dot not counted).
    */
   host?: string | undefined
   /** Default `PORT` or 8080; 0 = any free port. */

@@ -9,7 +9,7 @@ export interface AdminServerOptions {
   tokenDigest?: string | undefined
   /**
    * Default `127.0.0.1`. Refused (a `TypeError`, `INVALID_ARGUMENT`): `''` (Node would take it as every
-   * interface), a host holding a control character (a NUL would cut it short) or longer than 253 characters.
+   * interface), a host holding a control character (a NUL would cut it short) or longer than 253 characters (a final dot not counted).
    */
   host?: string | undefined
   /** Default 0: any free port (see `url` after `listen()`). */
