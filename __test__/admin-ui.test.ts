@@ -708,6 +708,28 @@ describe('serve() and the bootstrap admin token', () => {
     }
   })
 
+  test('serve() warns of plain HTTP by the address it listens on, not by how the host is spelt', async (t) => {
+    await inDirWithoutEnvToken(async (dir) => {
+      const WARNING = /Warning: listening on .* over plain HTTP/
+      const printedFor = async (host: string) => {
+        const printed: string[] = []
+        const s = await serve({ db: path.join(dir, 'keygate.db'), host, port: 0, token: TOKEN, handleSignals: false, print: (l) => printed.push(l) })
+        await s.close()
+        return printed.join('\n')
+      }
+      // A name is not an address: this one resolves (as its DNS may say) to every interface. It
+      // starts with `127.`, and had been taken for a loopback address, with no warning.
+      const dns = (await import('node:dns')).default
+      const lookup = dns.lookup
+      const name = '127.0.0.1.example.invalid'
+      t.mock.method(dns, 'lookup', (host: string, ...rest: unknown[]) => Reflect.apply(lookup, dns, [host === name ? '0.0.0.0' : host, ...rest]))
+      assert.match(await printedFor(name), /Warning: listening on 127\.0\.0\.1\.example\.invalid over plain HTTP/)
+      assert.match(await printedFor('0.0.0.0'), WARNING)
+      // Loopback addresses in any spelling: no warning (`127.1` had none either, `0:…:1` had one).
+      for (const host of ['127.0.0.1', '127.1', 'localhost', '::1', '0:0:0:0:0:0:0:1']) assert.doesNotMatch(await printedFor(host), WARNING, host)
+    })
+  })
+
   test("an 'error' event on a listening admin server (a failed accept: EMFILE) is logged, not thrown: it would end the host process", async () => {
     const store = KeyStore.inMemory()
     const logged: string[] = []

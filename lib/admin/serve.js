@@ -127,9 +127,15 @@ function saveDigest(file, digest) {
   }
 }
 
-/** @param {string} host */
-function isLoopback(host) {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host)
+/**
+ * Whether the server listens on a loopback address: the address it got, not the host asked for,
+ * which may be a name (`127.0.0.1.example.com` resolves wherever its DNS says).
+ * @param {string} address as server.address() gives it
+ */
+function isLoopback(address) {
+  const family = net.isIP(address)
+  if (family === 4) return address.startsWith('127.')
+  return family === 6 && (address === '::1' || /^::ffff:127\./i.test(address))
 }
 
 /** How to choose another port, said when the one asked for is in use. */
@@ -266,7 +272,8 @@ async function serve(given = {}) {
     } else {
       print(`  Log in with the admin token from ${t.source === 'env' ? 'KEYGATE_ADMIN_TOKEN' : 'the token option'}.`)
     }
-    if (!isLoopback(host)) {
+    const listened = /** @type {import('node:net').AddressInfo} */ (admin.server.address())
+    if (!isLoopback(listened.address)) {
       print(`  Warning: listening on ${host} over plain HTTP; put it behind HTTPS (a reverse proxy) before using it from another machine.`)
     }
   } catch (e) {
