@@ -730,6 +730,25 @@ describe('serve() and the bootstrap admin token', () => {
     })
   })
 
+  test('the url of a server on a link-local IPv6 address keeps its zone, written as a URL writes it (%25)', async (t) => {
+    const { networkInterfaces } = await import('node:os')
+    const linkLocal = Object.entries(networkInterfaces())
+      .flatMap(([name, addresses]) => (addresses ?? []).map((a) => ({ name, ...a })))
+      .find((a) => a.family === 'IPv6' && a.address.startsWith('fe80:'))
+    if (linkLocal === undefined) return t.skip('no link-local IPv6 address on this machine')
+    const store = KeyStore.inMemory()
+    const admin = createAdminServer({ store, token: TOKEN, port: 0, host: `${linkLocal.address}%${linkLocal.name}` })
+    try {
+      const url = await admin.listen()
+      // Had been `[fe80::…%eth0]`: a bare `%` in a URL, which curl and RFC 6874 read as an escape.
+      assert.equal(url, `http://[${linkLocal.address}%25${linkLocal.name}]:${admin.port}`)
+      assert.equal(admin.url, url)
+    } finally {
+      await admin.close()
+      store.close()
+    }
+  })
+
   test("an 'error' event on a listening admin server (a failed accept: EMFILE) is logged, not thrown: it would end the host process", async () => {
     const store = KeyStore.inMemory()
     const logged: string[] = []

@@ -62,7 +62,7 @@ export interface AdminServerOptions {
 
 export interface AdminServer {
   readonly server: import('node:http').Server
-  /** `http://host:port` once listening, else null. */
+  /** `http://host:port` once listening, else null; a link-local IPv6 host keeps its zone, as a URL writes it (`http://[fe80::1%25eth0]:8080`). */
   readonly url: string | null
   readonly port: number | null
   readonly sessionCount: number

@@ -437,7 +437,8 @@ function serverHandle(server, host, port, sweeper, sessions) {
     get url() {
       if (!address) return null
       const h = address.address
-      const shown = h === '0.0.0.0' || h === '::' ? 'localhost' : h.includes(':') ? `[${h}]` : h
+      // A link-local address keeps its zone, its `%` written `%25` in a URL (RFC 6874: `[fe80::1%25eth0]`).
+      const shown = h === '0.0.0.0' || h === '::' ? 'localhost' : h.includes(':') ? `[${h.replace('%', '%25')}]` : h
       return `http://${shown}:${address.port}`
     },
     get port() {
