@@ -759,6 +759,14 @@ describe('serve() and the bootstrap admin token', () => {
       const failure = Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', syscall: 'accept' })
       assert.doesNotThrow(() => admin.server.emit('error', failure))
       assert.deepEqual(logged, ['keygate admin: the server failed: accept EMFILE'])
+      // Whatever is emitted: a Symbol (had thrown out of the listener, making the line), a message that cannot be read.
+      const unreadable = {
+        get message(): string {
+          throw new Error('no message')
+        },
+      }
+      for (const odd of [Symbol('odd'), unreadable]) assert.doesNotThrow(() => admin.server.emit('error', odd))
+      assert.deepEqual(logged.slice(1), ['keygate admin: the server failed: Symbol(odd)', 'keygate admin: the server failed: (a thrown object that cannot be shown)'])
       assert.equal((await fetch(`${url}/api/session`)).status, 200, 'the server still answers')
     } finally {
       await admin.close()

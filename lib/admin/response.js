@@ -219,6 +219,18 @@ function described(error) {
   }
 }
 
+/**
+ * `described`, but a thrown value's message rather than its stack (its text when it has none).
+ * @param {any} error
+ */
+function describedMessage(error) {
+  try {
+    return String(error?.message ?? error)
+  } catch {
+    return `(a thrown ${typeof error} that cannot be shown)`
+  }
+}
+
 /** @param {IncomingMessage} req */
 function urlPath(req) {
   const u = typeof req.url === 'string' && req.url !== '' ? req.url : '/'
@@ -484,6 +496,7 @@ module.exports = {
   fail,
   answerFailure,
   logSafely,
+  describedMessage,
   readBody,
   checkOrigin,
   checkJson,

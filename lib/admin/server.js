@@ -26,6 +26,7 @@ const {
   json,
   answerFailure,
   logSafely,
+  describedMessage,
   readBody,
   checkOrigin,
   checkJson,
@@ -189,7 +190,8 @@ function logAcceptFailures(server, log, scrub) {
       if (server.listenerCount('error') === 1) throw error
       return
     }
-    logSafely(log, scrub(redactSecrets(`keygate admin: the server failed: ${error?.message ?? error}`)))
+    // Any value may be emitted: a Symbol in a template string would throw here, out of the listener.
+    logSafely(log, scrub(redactSecrets(`keygate admin: the server failed: ${describedMessage(error)}`)))
   })
 }
 
