@@ -353,6 +353,18 @@ function isPlainObject(value) {
 }
 
 /**
+ * Whether `text` is a JSON object.
+ * @param {string} text
+ */
+function holdsJsonObject(text) {
+  try {
+    return isPlainObject(JSON.parse(text))
+  } catch {
+    return false
+  }
+}
+
+/**
  * The request's JSON object body (`{}` when empty); ApiError 413 past `limit` bytes, 400 when not a JSON object.
  * @param {IncomingMessage} req
  * @param {number} limit
@@ -373,6 +385,13 @@ function readBody(req, limit) {
       // A JSON array the client sent, which express.json() takes (strict mode allows arrays), or
       // a null, number or boolean, which only a JSON parser makes (express.json({ strict: false })):
       // the client's mistake, answered as when this handler reads the body itself.
+      reject(new ApiError(400, ErrorCode.InvalidArgument, 'the request body must be a JSON object'))
+      return
+    }
+    if (readBefore && typeof parsed.body === 'string' && !holdsJsonObject(parsed.body)) {
+      // A JSON string the client sent (express.json({ strict: false }) makes it), or a text
+      // parser's copy of a body that is no JSON object: the client's mistake either way. A text
+      // parser's copy of an object (the page's own requests) is the mounting's, answered below.
       reject(new ApiError(400, ErrorCode.InvalidArgument, 'the request body must be a JSON object'))
       return
     }
