@@ -308,7 +308,10 @@ export interface Guard {
  * (say a deny list in front) with these four methods. Its `isAllowed` (`isAllowedDav` for
  * WebDAV) decides each call and must answer `true` or `false` at once (anything else, a Promise
  * too, is a 500); its `explain` (`explainDav`) only says why not and names the key and user of
- * a first success.
+ * a first success. The reason of a 403 is what that `explain` says; a refusal of the wrapper's
+ * own that its `explain` calls `allowed` (the store's `explain`, which knows nothing of a deny
+ * list) is `no_matching_rule`, the store's reasons having none for it: to tell the caller more,
+ * make `explain` give the reason that fits (a deny list's: `revoked`).
  */
 export type GuardStore = Pick<KeyStore, 'isAllowed' | 'explain' | 'isAllowedDav' | 'explainDav'>
 

@@ -1102,8 +1102,16 @@ describe('guard.check (no server)', () => {
     const dav = () => guard.check(fakeRequest([['X-API-Key', secret]], '/dav/docs/a.txt', 'GET'))
     for (const refused of [api(), dav()]) {
       assert.equal(refused.ok, false, 'the wrapper refused the key: explain, which knows nothing of that, must not let it through')
-      assert.equal((refused as Denial).status, 403)
+      // As http.d.ts says: explain has no reason for it, and no store reason fits better.
+      assert.deepEqual([(refused as Denial).status, (refused as Denial).body.reason], [403, 'no_matching_rule'])
     }
+    // A wrapper whose explain says why has its reason answered.
+    const explained = {
+      ...wrapper,
+      explain: (s: string, service: string, api: string, ip?: string | null) => ({ ...store.explain(s, service, api, ip), allowed: false, reason: 'revoked' }),
+    }
+    const told = createGuard(explained as unknown as KeyStore).check(fakeRequest([['X-API-Key', secret]]))
+    assert.deepEqual(!told.ok && [told.status, told.body.reason], [403, 'revoked'])
     assert.equal(store.getKey(key.id)!.lastUsedAt, null)
     denied.clear()
     assert.deepEqual(api(), { ok: true, kind: 'api', keyId: key.id, userId: 'integration', service: 'session', api: 'userLogon', ip: '192.0.2.10' })
