@@ -121,6 +121,12 @@ impl HintIndex {
         self.len = 0;
     }
 
+    /// Slots it holds before it grows (for tests of reserving).
+    #[cfg(test)]
+    pub(crate) fn room(&self) -> usize {
+        self.entries.len() / 2
+    }
+
     /// Room for `additional` more slots with no growing on the way (a store's load).
     pub(crate) fn reserve(&mut self, additional: usize) {
         let size = self.len.saturating_add(additional).saturating_mul(2).checked_next_power_of_two().unwrap_or(usize::MAX).max(MIN_ENTRIES);

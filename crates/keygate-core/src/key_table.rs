@@ -238,6 +238,12 @@ impl KeyTable {
         self.by_id.len()
     }
 
+    /// Keys its tables hold before they grow: by hint, by id (for tests of reserving).
+    #[cfg(test)]
+    pub(crate) fn room(&self) -> (usize, usize) {
+        (self.by_hint.room(), self.by_id.capacity())
+    }
+
     /// Keys sitting in one of their homes (for tests of placement).
     #[cfg(test)]
     fn at_home(&self) -> usize {

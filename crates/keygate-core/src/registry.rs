@@ -280,3 +280,24 @@ pub fn record_of(key: &Key) -> KeyRecord {
         rules: key.rules.texts(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store's load sizes the key tables by its estimate of the keys, which may be far off
+    /// (SQLite's largest rowid, after years of keys created and deleted): past the bound, it
+    /// gets the bound's room and no more (each key of room costs memory at once).
+    #[test]
+    fn reserving_keys_stops_at_the_bound() {
+        let room = |estimate| {
+            let mut registry = Registry::default();
+            registry.reserve_keys(estimate);
+            registry.keys.room()
+        };
+        let (by_hint, by_id) = room(MAX_RESERVED_KEYS);
+        assert!(by_hint >= MAX_RESERVED_KEYS && by_id >= MAX_RESERVED_KEYS, "room for {by_hint} and {by_id} keys");
+        assert_eq!(room(MAX_RESERVED_KEYS + 1), (by_hint, by_id));
+        assert_eq!(room(usize::MAX), (by_hint, by_id));
+    }
+}
