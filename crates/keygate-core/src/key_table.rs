@@ -218,7 +218,8 @@ impl KeyTable {
 
     /// Room for `additional` more keys in the tables, so that a store's load grows
     /// (and rehashes) neither. Not in the slab: it is made anew at each growth of the
-    /// placed slots, as keys come, so an estimate costs no memory.
+    /// placed slots, as keys come. The two indexes take their room at once (8 bytes or
+    /// more a key): an estimate too high costs that memory, hence the count and the cap.
     pub(crate) fn reserve(&mut self, additional: usize) {
         let slots = &self.slots;
         self.by_hint.reserve(additional);

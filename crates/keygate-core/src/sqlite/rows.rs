@@ -117,8 +117,10 @@ pub(super) fn load(path: &Path, conn: &Connection) -> Result<Registry> {
 pub(super) fn load_rows(path: &Path, conn: &Connection) -> Result<Registry> {
     let e = |what: &'static str| move |err| read_error(path, what, err);
     let mut registry = Registry::default();
-    // Keys are rowid rows: the largest rowid estimates their count without a scan, and sizes the tables.
-    let expected_keys = conn.query_row("SELECT max(rowid) FROM keys", [], |r| r.get::<_, Option<i64>>(0)).ok().flatten();
+    // The count sizes the tables before the rows come. Not the largest rowid: a store that
+    // created and deleted millions of keys over the years keeps it high, and room for 2^24 keys
+    // cost one live key 300 MB. Counting walks the table's pages once; the load reads them anyway.
+    let expected_keys = conn.query_row("SELECT count(*) FROM keys", [], |r| r.get::<_, i64>(0)).ok();
     registry.reserve_keys(expected_keys.and_then(|n| usize::try_from(n).ok()).unwrap_or(0));
     let fail = |err: Error| corrupt(path, err.message);
     let mut roles = conn.prepare("SELECT name, rights FROM roles").map_err(e("reading roles of"))?;
@@ -138,4 +140,35 @@ pub(super) fn load_rows(path: &Path, conn: &Connection) -> Result<Registry> {
         registry.load(Change::PutKey(record)).map_err(fail)?;
     }
     Ok(registry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{KeyStore, NewKey, Options, UserInput};
+
+    /// A store whose only key holds a rowid left high by keys long deleted (SQLite numbers a new
+    /// row past the largest one there is): its load makes room for one key, not for 2^24.
+    #[test]
+    fn a_high_rowid_left_by_deleted_keys_does_not_size_the_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.db");
+        let store = KeyStore::open(path.to_str().unwrap(), Options::default()).unwrap();
+        store.put_user(&UserInput { id: "svc".into(), rights: vec!["*:*".into()], ..Default::default() }, None).unwrap();
+        let new_key = NewKey {
+            user_id: "svc".into(),
+            description: "the last of many".into(),
+            expires_at: Some(crate::internals::system_now() + 86_400_000),
+            rules: vec![],
+            state: None,
+        };
+        store.create_key(&new_key, None).unwrap();
+        store.close().unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("UPDATE keys SET rowid = 16777216").unwrap();
+        let registry = load_rows(&path, &conn).unwrap();
+        assert_eq!(registry.key_count(), 1);
+        let (by_hint, by_id) = registry.key_room();
+        assert!(by_hint < 1_000 && by_id < 1_000, "room for {by_hint} and {by_id} keys");
+    }
 }
