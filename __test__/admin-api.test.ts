@@ -414,6 +414,34 @@ describe('admin JSON API', () => {
     for (const text of [sid, guess]) assert.ok(!keys.includes(text), 'a Map was searched with a session cookie’s text')
   })
 
+  test('by default a session ends 12 hours after login however busy it is, and its cookie says so (Max-Age=43200)', async (t) => {
+    const defaults = createAdminServer({ store, token: TOKEN, log: () => {} })
+    await defaults.listen()
+    try {
+      const login = await fetch(`${defaults.url}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token: TOKEN }) })
+      assert.equal(login.status, 200)
+      await login.arrayBuffer()
+      const setCookie = login.headers.getSetCookie().find((c) => c.startsWith('keygate_sid=')) ?? 'no session cookie'
+      assert.match(setCookie, /; Max-Age=43200(;|$)/)
+      const cookie = setCookie.split(';')[0]!
+      const loggedInAt = Date.now()
+      t.mock.timers.enable({ apis: ['Date'], now: loggedInAt })
+      const authenticatedAfter = async (minutes: number) => {
+        t.mock.timers.setTime(loggedInAt + minutes * 60_000)
+        const res = await fetch(`${defaults.url}/api/session`, { headers: { cookie } })
+        return ((await res.json()) as { authenticated: boolean }).authenticated
+      }
+      // A request every 25 minutes keeps the session from idling out (30 minutes) ...
+      for (let minutes = 25; minutes < 12 * 60; minutes += 25) assert.equal(await authenticatedAfter(minutes), true, `${minutes} minutes after login`)
+      assert.equal(await authenticatedAfter(12 * 60 - 1), true, 'a minute before the 12 hours')
+      // ... but not past its lifetime.
+      assert.equal(await authenticatedAfter(12 * 60 + 1), false, 'the session outlived its 12 hours')
+    } finally {
+      t.mock.timers.reset()
+      await defaults.close()
+    }
+  })
+
   test('session and logout take no query and no body fields either (400), and a refused logout leaves the session open', async () => {
     const own = await loginHeaders(server, TOKEN)
     const session = await fetch(`${server.url}/api/session?x=1`, { headers: own })
