@@ -434,6 +434,9 @@ describe('admin login throttling', () => {
       { sessionMaxMs: '2s' as unknown as number },
       { sessionIdleMs: 0 },
       { sessionMaxMs: Number.POSITIVE_INFINITY },
+      // Out of the documented 1000 ms to 400 days (a cookie's Max-Age is capped at 400 days by browsers).
+      { sessionIdleMs: 999 },
+      { sessionMaxMs: 400 * 86_400_000 + 1 },
       // NaN compares false with every bound and every age: sessions would never end.
       { sessionIdleMs: Number.NaN },
       { sessionMaxMs: Number.NaN },
@@ -461,7 +464,8 @@ describe('admin login throttling', () => {
       // A TypeError that is also a KeygateError INVALID_ARGUMENT, as every error keygate throws.
       throwsTypeError(() => createAdminServer({ store, token: TOKEN, ...options }), JSON.stringify(options))
     }
-    // The documented longest session, 400 days, is allowed.
+    // The documented shortest and longest sessions, 1000 ms and 400 days, are allowed.
+    assert.doesNotThrow(() => createAdminServer({ store, token: TOKEN, sessionIdleMs: 1000, sessionMaxMs: 1000 }).close())
     assert.doesNotThrow(() => createAdminServer({ store, token: TOKEN, sessionIdleMs: 400 * 86_400_000, sessionMaxMs: 400 * 86_400_000 }).close())
     for (const secureCookies of [true, false, 'auto', undefined] as const) {
       assert.doesNotThrow(() => createAdminServer({ store, token: TOKEN, secureCookies }).close())
@@ -591,6 +595,28 @@ describe('admin login: an IPv6 address is throttled as its /64', () => {
     minutes(26)
     const forgotten = await waited(check, '192.0.2.7')
     assert.ok(forgotten < DELAY / 2, `16 minutes after its last failure the address waited ${forgotten.toFixed(0)} ms`)
+  })
+
+  test('by default the delay is 1 s after a failure, doubling with each to at most 16 s (what Retry-After says while a login waits)', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.parse('2026-12-07T08:00:00Z') })
+    const { check } = createLogin(loginOptions({ token: TOKEN }))
+    const guesser = from('192.0.2.8')
+    // The first failure is answered at once; each later one waits the address's delay.
+    await assert.rejects(check(guesser, 'wrong token'), { status: 401 })
+    const delays: number[] = []
+    for (let failures = 1; failures <= 6; failures++) {
+      const waiting = check(guesser, 'wrong token')
+      // A second login from the address meanwhile is told how long the first one waits.
+      const busy = await check(guesser, 'wrong token').then(
+        () => assert.fail('a second login was checked while the first waited'),
+        (e: { status: number; extra: { retryAfter: number } }) => e,
+      )
+      assert.equal(busy.status, 429)
+      delays.push(busy.extra.retryAfter)
+      t.mock.timers.tick(busy.extra.retryAfter * 1000)
+      await assert.rejects(waiting, { status: 401 })
+    }
+    assert.deepEqual(delays, [1, 2, 4, 8, 16, 16])
   })
 
   test('one failure delays every address of its /64, written in any form, and no address outside it', async (t) => {
