@@ -3,8 +3,13 @@
 // over real HTTP, and the application's own routes are left alone.
 import { after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
 import http from 'node:http'
+import https from 'node:https'
 import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
 import { PassThrough } from 'node:stream'
@@ -371,6 +376,58 @@ describe('keygate/admin mounted in your own server', () => {
     }
     // @ts-expect-error a cookiePath is a string
     assert.throws(() => createAdminHandler({ store, token: TOKEN, cookiePath: 5 }), /options\.cookiePath must be a path/)
+  })
+
+  test("mounted in an HTTPS server, the session and device cookies are Secure with no X-Forwarded-Proto ('auto')", async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keygate-mount-tls-'))
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+    const made = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        'key.pem',
+        '-out',
+        'cert.pem',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+      ],
+      { cwd: dir, encoding: 'utf8' },
+    )
+    if (made.status !== 0) return t.skip(`no openssl to make a certificate: ${made.error?.message ?? made.stderr}`)
+    const admin = createAdminHandler({ store: KeyStore.inMemory(), token: TOKEN })
+    handlers.push(admin)
+    const server = https.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'cert.pem')) }, (req, res) =>
+      admin(req, res),
+    )
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`
+    try {
+      const login = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        const req = https.request(
+          `${origin}/admin/api/login`,
+          { method: 'POST', rejectUnauthorized: false, agent: false, headers: { 'Content-Type': 'application/json', Origin: origin } },
+          resolve,
+        )
+        req.on('error', reject)
+        req.end(JSON.stringify({ token: TOKEN }))
+      })
+      login.resume()
+      assert.equal(login.statusCode, 200)
+      const setCookies = login.headers['set-cookie'] ?? []
+      for (const name of ['keygate_sid=', 'keygate_device=']) assert.match(setCookies.find((c) => c.startsWith(name)) ?? `no ${name}`, /; Secure(;|$)/, name)
+    } finally {
+      server.close()
+      server.closeAllConnections()
+    }
   })
 
   test('a request made by hand (a method or url that is not a string, no headers, a query Node cannot put in a header) gets a JSON 4xx/5xx or a redirect, never an unhandled rejection or a throw', async () => {
