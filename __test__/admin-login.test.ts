@@ -421,6 +421,13 @@ describe('admin login throttling', () => {
       assert.throws(() => createAdminHandler({ store, token }), /options\.token must be at least 16 characters/)
     }
     assert.throws(() => createAdminHandler({ store, token: '' }), /^TypeError: the admin server needs options\.token \(16 to 1024 characters\) or options\.tokenDigest/)
+    // A digest is 64 hex digits, in either case; not as `sha256sum` prints it, nor with a prefix, nor cut short
+    // (read as hex, it would come out short or empty, and no login could get in).
+    const digest = createHash('sha256').update(TOKEN).digest('hex')
+    for (const tokenDigest of [`${digest}  -`, `sha256:${digest}`, digest.slice(1)]) {
+      assert.throws(() => createAdminServer({ store, tokenDigest }), /options\.tokenDigest \(its SHA-256, hex\)/, tokenDigest)
+    }
+    assert.doesNotThrow(() => createAdminServer({ store, tokenDigest: digest.toUpperCase() }).close())
     // Both bounds are allowed, as the message says (16 to 1024).
     assert.doesNotThrow(() => createAdminServer({ store, token: 'x'.repeat(16) }))
     assert.doesNotThrow(() => createAdminServer({ store, token: 'x'.repeat(1024) }))
