@@ -414,6 +414,17 @@ describe('admin JSON API', () => {
     for (const text of [sid, guess]) assert.ok(!keys.includes(text), 'a Map was searched with a session cookie’s text')
   })
 
+  test('the CSRF token the page reads from JavaScript is not the HttpOnly session id, nor shares its text, and differs per login', async () => {
+    const [first, second] = [await loginHeaders(server, TOKEN), await loginHeaders(server, TOKEN)]
+    for (const own of [first, second]) {
+      const sid = own.Cookie!.slice(own.Cookie!.indexOf('=') + 1)
+      const csrf = own['X-CSRF-Token']!
+      assert.match(csrf, /^[A-Za-z0-9_-]{43}$/)
+      assert.ok(!sid.includes(csrf.slice(0, 16)) && !csrf.includes(sid.slice(0, 16)), 'a script reading the CSRF token could rebuild the session cookie')
+    }
+    assert.notEqual(first['X-CSRF-Token'], second['X-CSRF-Token'])
+  })
+
   test('by default a session ends 12 hours after login however busy it is, and its cookie says so (Max-Age=43200)', async (t) => {
     const defaults = createAdminServer({ store, token: TOKEN, log: () => {} })
     await defaults.listen()
