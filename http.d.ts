@@ -77,7 +77,10 @@ export interface Route {
  * `req` is the node request (for Fastify, `request.raw`). Behind Express mounted under a
  * path, `req.url` is relative to the mount point: use `req.originalUrl ?? req.url` for the
  * full path. With Fastify, read `req.url`: it is the URL Fastify routes, after any
- * `rewriteUrl` (which keeps the URL the client sent in `req.originalUrl`).
+ * `rewriteUrl` (which keeps the URL the client sent in `req.originalUrl`). Over HTTP/2
+ * (`guard.node` in an `http2` server) `req` is an `Http2ServerRequest`, typed here as the
+ * HTTP/1 request it mostly resembles: `url`, `method` and `headers` are there, but the host is
+ * `req.headers[':authority']`, not `req.headers.host`.
  */
 export type RouteFunction = (req: IncomingMessage & { originalUrl?: string }) => Route | null | undefined
 
