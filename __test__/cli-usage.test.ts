@@ -73,6 +73,8 @@ describe('keygate CLI: usage', () => {
       [['key', 'update', 'key_x'], /key update needs something to change/],
       [['key', 'list', '--state', 'sleeping'], /--state/],
       [['audit', '--limit', '0'], /--limit/],
+      [['audit', '--action', 'revoke'], /--action "revoke" must be one of/],
+      [['audit', '--until', 'soon'], /--until/],
       [['role', 'put', 'r'], /role put needs --right/],
       [['user', 'put', 'u', '--right', 'a:b', '--no-rights'], /--right or --no-rights/],
     ]
@@ -313,6 +315,8 @@ describe('keygate CLI: a secret pasted in the wrong place is never printed whole
       [['key', 'rotate', 'key_x', '--overlap', secret], /--overlap "kg_<redacted>"/],
       [['audit', '--since', secret], /--since "kg_<redacted>"/],
       [['audit', '--limit', secret], /--limit "kg_<redacted>"/],
+      [['audit', '--until', secret], /--until "kg_<redacted>"/],
+      [['audit', '--action', secret], /--action "kg_<redacted>" must be one of/],
       [['--max-lifetime-days', secret, 'key', 'list'], /--max-lifetime-days "kg_<redacted>"/],
       [['key', 'list', `--${secret}`], /unknown option "--kg_<redacted>"/],
       [['key', 'list', `--${secret}=x`], /unknown option "--kg_<redacted>"/],

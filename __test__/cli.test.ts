@@ -922,6 +922,119 @@ describe('audit, verify-audit and backup', () => {
   })
 })
 
+// ---- audit filters: an operator's questions ----------------------------------------
+
+describe('audit filters: --action, --by, --until, with the others', () => {
+  const ws = workspace()
+  // Entries written at known instants (the store clock frozen), three days back, within one hour
+  // but for the first and last: "who revoked keys between 14:00 and 15:00".
+  const hour = Math.floor((Date.now() - 3 * DAY) / HOUR) * HOUR
+  const at = (minutes: number) => new Date(hour + minutes * 60_000)
+  const iso = (minutes: number) => at(minutes).toISOString()
+  const keys: string[] = []
+  before(() => {
+    const store = KeyStore.open(ws.db)
+    try {
+      store.setNow(at(-60))
+      store.putUser({ id: 'svc', rights: ['*:*'] }, { actor: 'Ali Baba' }) // 1
+      store.setNow(at(-30))
+      const expiresAt = new Date(hour + 300 * DAY)
+      for (const actor of ['ali', 'bob']) keys.push(store.createKey({ userId: 'svc', description: actor, expiresAt }, { actor }).key.id) // 2, 3
+      store.setNow(at(10))
+      store.setState(keys[0] ?? '', 'revoked', { actor: 'web:ALI' }) // 4
+      store.setNow(at(50))
+      store.setState(keys[1] ?? '', 'suspended', { actor: 'bob' }) // 5
+      store.setNow(at(60))
+      store.setState(keys[1] ?? '', 'revoked', { actor: 'bob' }) // 6: at the hour's end, which --until includes
+      store.setNow(at(90))
+      store.putUser({ id: 'other' }, { actor: 'ali' }) // 7
+    } finally {
+      store.close()
+    }
+  })
+  after(() => ws.cleanup())
+
+  const seqs = async (args: string[]) => json<AuditEntry[]>(ok(await ws.kg(['audit', '--json', ...args]))).map((e) => e.seq)
+
+  test('each filter alone', async () => {
+    assert.deepEqual(await seqs([]), [7, 6, 5, 4, 3, 2, 1])
+    assert.deepEqual(await seqs(['--action', 'setState']), [6, 5, 4])
+    assert.deepEqual(await seqs(['--action', 'createKey']), [3, 2])
+    assert.deepEqual(await seqs(['--action', 'purgeExpired']), [])
+    // Contains, ASCII letters in either case.
+    assert.deepEqual(await seqs(['--by', 'ali']), [7, 4, 2, 1])
+    assert.deepEqual(await seqs(['--by', 'ALI B']), [1])
+    assert.deepEqual(await seqs(['--by', 'web:']), [4])
+    assert.deepEqual(await seqs(['--by', 'carol']), [])
+    // At or before the instant; a duration counts back from now.
+    assert.deepEqual(await seqs(['--until', iso(60)]), [6, 5, 4, 3, 2, 1])
+    assert.deepEqual(await seqs(['--until', iso(59)]), [5, 4, 3, 2, 1])
+    assert.deepEqual(await seqs(['--until', '1d']), [7, 6, 5, 4, 3, 2, 1])
+    assert.deepEqual(await seqs(['--until', '5d']), [])
+  })
+
+  test('combined: who revoked or suspended keys between the hour’s start and end, and who of them was bob', async () => {
+    const window = ['--since', iso(0), '--until', iso(60)]
+    assert.deepEqual(await seqs(['--action', 'setState', ...window]), [6, 5, 4])
+    assert.deepEqual(await seqs(['--action', 'setState', '--by', 'bob', ...window]), [6, 5])
+    assert.deepEqual(await seqs(['--action', 'setState', '--by', 'bob', '--key', keys[1] ?? '', ...window, '--limit', '1']), [6])
+    assert.deepEqual(await seqs(['--action', 'setState', ...window, '--before-seq', '6']), [5, 4])
+    assert.deepEqual(await seqs(['--user', 'other', '--by', 'ali']), [7])
+    // In text too: the table of what matched, and the line that says nothing did.
+    const text = ok(await ws.kg(['audit', '--action', 'setState', '--by', 'web', ...window])).stdout
+    assert.match(text, /^SEQ\s+AT\s+ACTOR\s+ACTION\s+KEY\s+USER\s+CHANGES\n4\s+\S+\s+web:ALI\s+setState\s+\S+\s+svc\s+state: active → revoked\n$/)
+    assert.equal(ok(await ws.kg(['audit', '--action', 'deleteKey', ...window])).stdout, 'no audit entries\n')
+  })
+
+  test('--since later than --until finds nothing, as store.audit() answers: exit 0', async () => {
+    assert.deepEqual(await seqs(['--since', iso(60), '--until', iso(0)]), [])
+    assert.equal(ok(await ws.kg(['audit', '--since', '1h', '--until', '2h'])).stdout, 'no audit entries\n')
+  })
+
+  test('bad values are usage errors, before the store is opened', async () => {
+    const names = 'putRole, deleteRole, putUser, deleteUser, createKey, updateKey, setState, rotateKey, deleteKey, purgeExpired'
+    usage(await ws.kg(['audit', '--action', 'setstate']), `--action "setstate" must be one of: ${names}`)
+    usage(await ws.kg(['audit', '--action', '']), '--action "" must be one of')
+    usage(await ws.kg(['audit', '--until', 'yesterday']), '--until "yesterday" is neither a duration (ago) nor a date')
+    usage(await ws.kg(['audit', '--until', '2027-02-30']), '--until "2027-02-30" is not a valid date')
+    usage(await ws.kg(['audit', '--until', '104000000d']), '--until "104000000d"', 'out of range')
+    usage(await ws.kg(['audit', '--by', '']), '--by needs some text')
+    usage(await ws.kg(['audit', '--by']), '--by needs a value')
+    jsonError(await ws.kg(['audit', '--action', 'revoke', '--json']), 2, 'USAGE')
+    for (const bad of [
+      ['--action', 'x'],
+      ['--until', 'soon'],
+      ['--by', ''],
+    ]) {
+      const r = await run(['--db', path.join(ws.dir, 'missing.db'), 'audit', ...bad])
+      usage(r)
+      assert.ok(!existsSync(path.join(ws.dir, 'missing.db')), `${bad.join(' ')}: no store made`)
+    }
+  })
+
+  test('--actor after audit is refused for --by, not taken as a filter; before it, as a wrapper gives it, it is accepted', async () => {
+    for (const args of [
+      ['audit', '--actor', 'bob'],
+      ['audit', '--actor=bob', '--action', 'setState'],
+    ]) {
+      const r = await ws.kg(args)
+      usage(r, 'takes no --actor', 'use --by <text>')
+      assert.equal(r.stdout, '')
+    }
+    jsonError(await ws.kg(['audit', '--json', '--actor', 'bob']), 2, 'USAGE')
+    assert.deepEqual(
+      json<AuditEntry[]>(ok(await ws.kg(['--actor', 'ops', 'audit', '--json', '--by', 'bob']))).map((e) => e.seq),
+      [6, 5, 3],
+    )
+    ok(await ws.kg(['audit', '--by', 'bob'], { env: { KEYGATE_ACTOR: 'ops' } }))
+  })
+
+  test('audit --help lists the new filters and the action names', async () => {
+    const help = ok(await run(['audit', '--help'])).stdout
+    for (const word of ['--action <action>', '--by <text>', '--until <when>', 'setState, rotateKey']) assert.ok(help.includes(word), `help should say ${word}`)
+  })
+})
+
 // ---- another process using the store ------------------------------------------------
 
 describe('the CLI driving a store that another process is using', () => {

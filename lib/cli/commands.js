@@ -6,10 +6,10 @@ const fs = require('node:fs')
 
 const { KeyStore } = require('../../index.js')
 const { KeyState, UserStatus } = require('../native.js')
-const { KEY_STATES, USER_STATUSES, scrubMessage } = require('../store.js')
+const { AUDIT_ACTIONS, KEY_STATES, USER_STATUSES, scrubMessage } = require('../store.js')
 const { invalidArgument, redactSecrets } = require('../errors.js')
 const fmt = require('./format.js')
-const { UsageError, parseExpiry, parseSince, parseDurationSeconds, parseWhole, parseChoice, DURATION_HELP } = require('./values.js')
+const { UsageError, parseExpiry, parseAgo, parseDurationSeconds, parseWhole, parseChoice, DURATION_HELP } = require('./values.js')
 const { isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
 
 /**
@@ -570,28 +570,50 @@ const COMMANDS = [
   {
     path: ['audit'],
     summary: 'Show the audit trail, newest first',
-    usage: 'keygate audit [--key <key-id>] [--user <id>] [--since <when>] [--before-seq <seq>] [--limit <n>]',
+    usage: 'keygate audit [--key <key-id>] [--user <id>] [--action <action>] [--by <text>] [--since <when>] [--until <when>] [--before-seq <seq>] [--limit <n>]',
     details:
       'Every change (who, when, what: before → after), newest first. Never holds a secret.\n' +
-      '--since takes a duration ago (24h = the last 24 hours, 7d, 2w) or a date: YYYY-MM-DD is\n' +
-      '00:00:00 UTC at the start of that day; an ISO 8601 time (2027-01-31T17:00:00Z) is exact.',
+      'The filters together narrow the answer (each entry must match all of them).\n' +
+      '--since and --until take a duration ago (24h = 24 hours ago, 7d, 2w) or a date: YYYY-MM-DD\n' +
+      'is 00:00:00 UTC at the start of that day (so --until 2027-01-31 ends as 31 January begins);\n' +
+      'an ISO 8601 time (2027-01-31T17:00:00Z) is exact. --since later than --until finds nothing.\n' +
+      '--by filters on who made the change; the global --actor is who makes a change now, and\n' +
+      'audit makes none.\n' +
+      `Actions: ${AUDIT_ACTIONS.join(', ')}.`,
     options: {
       key: { type: 'string', arg: '<key-id>', help: 'only entries about this key' },
       user: { type: 'string', arg: '<id>', help: 'only entries about this user' },
+      action: { type: 'string', arg: '<action>', help: 'only entries of this action (setState, createKey, …; listed above)' },
+      by: { type: 'string', arg: '<text>', help: 'only entries whose actor contains this text (ASCII letters in either case)' },
       since: { type: 'string', arg: '<when>', help: 'only entries at or after this time: a duration ago (7d) or a date' },
+      until: { type: 'string', arg: '<when>', help: 'only entries at or before this time: a duration ago (1h) or a date' },
       'before-seq': { type: 'string', arg: '<seq>', help: 'only entries numbered below <seq>: the page after the entry numbered <seq>' },
       limit: { type: 'string', arg: '<n>', help: 'at most this many entries (default 100)' },
     },
     positionals: [],
     store: 'read',
-    examples: ['keygate audit --since 7d', 'keygate audit --key key_6CWcaQGIvOW5vA0YQ4Tg1N --json', 'keygate audit --before-seq 9001'],
-    /** @param {OptionContext<{ key?: string, user?: string, since?: string, 'before-seq'?: string, limit?: string }>} ctx */
+    misleadingAfter: {
+      actor: 'keygate audit takes no --actor: the global --actor names who makes a change, and audit makes none; ' + 'to see the changes someone made, use --by <text>',
+    },
+    examples: [
+      'keygate audit --since 7d',
+      'keygate audit --key key_6CWcaQGIvOW5vA0YQ4Tg1N --json',
+      'keygate audit --action setState --by ali --since 2027-01-30T14:00Z --until 2027-01-30T15:00Z',
+      'keygate audit --before-seq 9001',
+    ],
+    /** @param {OptionContext<{ key?: string, user?: string, action?: string, by?: string, since?: string, until?: string, 'before-seq'?: string, limit?: string }>} ctx */
     parse({ opts, now }) {
       /** @type {AuditQuery} */
       const query = {}
       if (opts.key !== undefined) query.keyId = opts.key
       if (opts.user !== undefined) query.userId = opts.user
-      if (opts.since !== undefined) query.since = parseSince(opts.since, '--since', now)
+      if (opts.action !== undefined) query.action = parseChoice(opts.action, '--action', AUDIT_ACTIONS)
+      // Every actor contains the empty text: `--by "$WHO"` with $WHO unset would answer with
+      // everyone's changes as if they were one person's.
+      if (opts.by === '') throw new UsageError('--by needs some text of the actor (it matches actors containing it)')
+      if (opts.by !== undefined) query.actor = opts.by
+      if (opts.since !== undefined) query.since = parseAgo(opts.since, '--since', now)
+      if (opts.until !== undefined) query.until = parseAgo(opts.until, '--until', now)
       const before = opts['before-seq']
       if (before !== undefined) query.beforeSeq = parseWhole(before, '--before-seq', 1, Number.MAX_SAFE_INTEGER)
       query.limit = opts.limit === undefined ? 100 : parseWhole(opts.limit, '--limit', 1, 1_000_000)

@@ -61,6 +61,8 @@ const { resolveStore, shownStore } = require('../location.js')
  * @property {string[]} positionals their names for help; `[optional]` ones in brackets
  * @property {number} [minPositionals] when not the count of the non-bracketed ones
  * @property {boolean} [secretArgs] check/explain: the arguments may hold a secret, never echo them
+ * @property {Record<string, string>} [misleadingAfter] global options that, written after this
+ *   command, would read as one of its own filters: the usage error each is
  * @property {'create' | 'read' | 'none'} store whether the command may create the store, needs an existing one, or opens its own
  * @property {string[]} examples
  * @property {(ctx: Context) => unknown} [parse] checks the options before any store is opened; gives `ctx.input`
@@ -435,6 +437,11 @@ function findInvocation(argv, output) {
   /** @type {typeof GLOBAL_OPTIONS & Record<string, OptionSpec>} */
   const spec = { ...GLOBAL_OPTIONS, ...(command ? command.options : {}) }
   const { values, positionals } = parseOptions([...leading, ...resolved.rest], spec, name)
+  if (command?.misleadingAfter) {
+    // Only after the command: a wrapper that puts a global option first for every command keeps working.
+    const after = parseOptions(resolved.rest, spec, name).values
+    for (const [option, message] of Object.entries(command.misleadingAfter)) if (Object.hasOwn(after, option)) throw new UsageError(message)
+  }
   if (resolved.version || values.version) {
     printVersion(output)
     return { exit: EXIT.OK }

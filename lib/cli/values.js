@@ -206,12 +206,12 @@ function parseExpiry(text, option, now) {
 }
 
 /**
- * `--since`: a duration ago, or a date.
+ * `--since`, `--until`: a duration ago, or a date.
  * @param {string} text
  * @param {string} option
  * @param {number} now milliseconds since the epoch
  */
-function parseSince(text, option, now) {
+function parseAgo(text, option, now) {
   const ms = durationMs(text)
   if (ms !== undefined) return inRange(new Date(now - ms), text, option)
   const date = parseDate(text)
@@ -287,7 +287,7 @@ module.exports = {
   UsageError,
   parseOptions,
   parseExpiry,
-  parseSince,
+  parseAgo,
   parseDurationSeconds,
   parseWhole,
   parseChoice,
