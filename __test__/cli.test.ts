@@ -1029,6 +1029,18 @@ describe('audit filters: --action, --by, --until, with the others', () => {
     ok(await ws.kg(['audit', '--by', 'bob'], { env: { KEYGATE_ACTOR: 'ops' } }))
   })
 
+  test('a table cut at --limit says so and names the next page; a whole answer does not; JSON holds --limit entries', async () => {
+    const cut = ok(await ws.kg(['audit', '--action', 'setState', '--limit', '2'])).stdout.split('\n')
+    assert.match(cut[2] ?? '', /^5\s/)
+    assert.equal(cut[3], '(more entries match: the next page is --before-seq 5, or raise --limit)')
+    assert.deepEqual(await seqs(['--action', 'setState', '--before-seq', '5']), [4], 'the page it names')
+    for (const whole of [['--limit', '3'], ['--limit', '7'], []]) {
+      const text = ok(await ws.kg(['audit', '--action', 'setState', ...whole])).stdout
+      assert.doesNotMatch(text, /more entries/, whole.join(' '))
+    }
+    assert.deepEqual(await seqs(['--action', 'setState', '--limit', '2']), [6, 5])
+  })
+
   test('audit --help lists the new filters and the action names', async () => {
     const help = ok(await run(['audit', '--help'])).stdout
     for (const word of ['--action <action>', '--by <text>', '--until <when>', 'setState, rotateKey']) assert.ok(help.includes(word), `help should say ${word}`)

@@ -621,8 +621,15 @@ const COMMANDS = [
     },
     /** @param {StoreContext<{}, AuditQuery>} ctx */
     run({ store, input }) {
-      const entries = store.audit(input)
-      return { json: entries, text: fmt.auditTable(entries) }
+      const limit = input.limit ?? 100
+      // One more than asked, to tell a table cut at --limit from a whole answer: the newest 100 of a
+      // busy hour must not read as all of it.
+      const entries = store.audit({ ...input, limit: limit + 1 })
+      const more = entries.length > limit
+      if (more) entries.length = limit
+      const last = entries[entries.length - 1]
+      const note = more && last ? `\n(more entries match: the next page is --before-seq ${last.seq}, or raise --limit)` : ''
+      return { json: entries, text: `${fmt.auditTable(entries)}${note}` }
     },
   },
   {
