@@ -685,6 +685,18 @@ describe('check and explain', () => {
     }
   })
 
+  test('explain and check-dav --explain are a diagnosis, not a use: an allowed one leaves lastUsedAt as it was', async () => {
+    ok(await ws.kg(['user', 'put', 'leaker', '--right', 'session:*', '--right', 'dav=GET docs/*']))
+    const fresh = await createKey(ws.kg, ['--user', 'leaker', '--description', 'leaked', '--expires', '1d'])
+    const lastUsed = async () => json<ApiKey>(ok(await ws.kg(['key', 'show', fresh.id, '--json']))).lastUsedAt
+    ok(await ws.kg(['explain', fresh.secret, 'session', 'getInfo']))
+    ok(await ws.kg(['explain', '--secret-stdin', 'session', 'getInfo', '--json'], { input: `${fresh.secret}\n` }))
+    ok(await ws.kg(['check-dav', '--explain', fresh.secret, 'GET', 'docs/a.txt']))
+    assert.equal(await lastUsed(), null, 'never used')
+    ok(await ws.kg(['check', fresh.secret, 'session', 'getInfo']))
+    assert.notEqual(await lastUsed(), null, 'check is a use')
+  })
+
   test('an allowed check is recorded as the key’s last use (flushed when the command ends)', async () => {
     const key = json<ApiKey>(ok(await ws.kg(['key', 'show', id, '--json'])))
     assert.notEqual(key.lastUsedAt, null)

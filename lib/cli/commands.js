@@ -842,7 +842,8 @@ function stateCommand(verb, state, summary) {
  * @property {(rules: string[]) => string[]} ownRules
  * @property {(first: string, second: string) => string} label
  * @property {string} invalid why an `invalid_request` was refused
- * @property {(store: KeyStore, secret: string, first: string, second: string, ip: string | undefined) => Decision} decide
+ * @property {(store: KeyStore, secret: string, first: string, second: string, ip: string | undefined, use: boolean) => Decision} decide
+ *   the decision; with `use`, made as the check is (a use of the key, recorded in lastUsedAt)
  */
 
 /**
@@ -858,8 +859,8 @@ const CALL_KINDS = {
     label: (service, api) => `${service}:${api}`,
     invalid: 'the service or api is not a valid name (letters, digits, _ - . /, 1–256 characters, no wildcards)',
     // isAllowed is the check (it records the use in lastUsedAt); explain adds the why.
-    decide(store, secret, service, api, ip) {
-      store.isAllowed(secret, service, api, ip)
+    decide(store, secret, service, api, ip, use) {
+      if (use) store.isAllowed(secret, service, api, ip)
       return store.explain(secret, service, api, ip)
     },
   },
@@ -870,8 +871,8 @@ const CALL_KINDS = {
     label: (method, path) => `WebDAV ${method} ${path}`,
     invalid:
       'the method or path is not valid (a method is 1–32 letters; a path 1–1,024 characters of letters, digits, _ - . / ~, no wildcards, no ".", ".." or empty segment)',
-    decide(store, secret, method, path, ip) {
-      store.isAllowedDav(secret, method, path, ip)
+    decide(store, secret, method, path, ip, use) {
+      if (use) store.isAllowedDav(secret, method, path, ip)
       return store.explainDav(secret, method, path, ip)
     },
   },
@@ -957,7 +958,9 @@ async function decideAndPrint(ctx, kind, explain) {
   const [secret, first, second] = await secretAndCall(ctx)
   const ip = ctx.opts.ip
   const { store } = ctx
-  const decision = kind.decide(store, secret, first, second, ip)
+  // explain is a diagnosis, as store.explain is, not a use: diagnosing a leaked secret must not
+  // overwrite the last use that shows whether it was used.
+  const decision = kind.decide(store, secret, first, second, ip, !explain)
   const exit = decision.allowed ? 0 : 1
   const who = decision.keyId ? `key ${decision.keyId}, user ${decision.userId}` : ''
   if (!explain) {
