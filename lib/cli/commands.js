@@ -593,7 +593,7 @@ const COMMANDS = [
     positionals: [],
     store: 'read',
     misleadingAfter: {
-      actor: 'keygate audit takes no --actor: the global --actor names who makes a change, and audit makes none; ' + 'to see the changes someone made, use --by <text>',
+      actor: 'keygate audit takes no --actor: the global --actor names who makes a change, and audit makes none; to see the changes someone made, use --by <text>',
     },
     examples: [
       'keygate audit --since 7d',
