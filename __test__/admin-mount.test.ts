@@ -223,6 +223,29 @@ describe('keygate/admin mounted in your own server', () => {
     })
   }
 
+  test('Express: mounted after a text parser, an empty body (which the handler reads as {}) is refused for the mounting, not blamed on the client', async () => {
+    const store = KeyStore.inMemory()
+    const app = express()
+    app.use(express.text({ type: '*/*' }))
+    app.use(handler(store, undefined, () => {}))
+    const server = http.createServer(app)
+    const base = await listen(server)
+    try {
+      // Had been a 400 'the request body must be a JSON object': an empty body is one the handler takes (step 8).
+      for (const body of ['', ' \n']) {
+        const login = await postLogin(base, '/admin', undefined, { body, signal: AbortSignal.timeout(5000) })
+        assert.equal(login.status, 500, JSON.stringify(body))
+        const { error } = (await login.json()) as { error: { code: string; message: string } }
+        assert.match(error.message, /already read by another middleware: mount the admin handler before any body parser/)
+      }
+      // What the handler would refuse anyway is still the client's 400.
+      const notAnObject = await postLogin(base, '/admin', undefined, { body: '[]', signal: AbortSignal.timeout(5000) })
+      assert.equal(notAnObject.status, 400)
+    } finally {
+      await close(server)
+    }
+  })
+
   test('without a log option, a 500 is reported on console.error (a mounted page has no log of its own)', async () => {
     const store = KeyStore.inMemory()
     const h = handler(store)

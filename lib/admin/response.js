@@ -353,10 +353,12 @@ function isPlainObject(value) {
 }
 
 /**
- * Whether `text` is a JSON object.
+ * Whether this handler, reading `text` as the body itself, would take it: empty (read as `{}`)
+ * or a JSON object.
  * @param {string} text
  */
-function holdsJsonObject(text) {
+function isTakenBody(text) {
+  if (text.trim() === '') return true
   try {
     return isPlainObject(JSON.parse(text))
   } catch {
@@ -388,10 +390,11 @@ function readBody(req, limit) {
       reject(new ApiError(400, ErrorCode.InvalidArgument, 'the request body must be a JSON object'))
       return
     }
-    if (readBefore && typeof parsed.body === 'string' && !holdsJsonObject(parsed.body)) {
+    if (readBefore && typeof parsed.body === 'string' && !isTakenBody(parsed.body)) {
       // A JSON string the client sent (express.json({ strict: false }) makes it), or a text
       // parser's copy of a body that is no JSON object: the client's mistake either way. A text
-      // parser's copy of an object (the page's own requests) is the mounting's, answered below.
+      // parser's copy of an object (the page's own requests) or of an empty body (a logout's
+      // `-d ''`), which this handler would take, is the mounting's, answered below.
       reject(new ApiError(400, ErrorCode.InvalidArgument, 'the request body must be a JSON object'))
       return
     }
