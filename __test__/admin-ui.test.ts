@@ -724,9 +724,12 @@ describe('serve() and the bootstrap admin token', () => {
       const name = '127.0.0.1.example.invalid'
       t.mock.method(dns, 'lookup', (host: string, ...rest: unknown[]) => Reflect.apply(lookup, dns, [host === name ? '0.0.0.0' : host, ...rest]))
       assert.match(await printedFor(name), /Warning: listening on 127\.0\.0\.1\.example\.invalid over plain HTTP/)
-      assert.match(await printedFor('0.0.0.0'), WARNING)
+      for (const host of ['0.0.0.0', '::']) assert.match(await printedFor(host), WARNING, host)
       // Loopback addresses in any spelling: no warning (`127.1` had none either, `0:…:1` had one).
-      for (const host of ['127.0.0.1', '127.1', 'localhost', '::1', '0:0:0:0:0:0:0:1']) assert.doesNotMatch(await printedFor(host), WARNING, host)
+      // An IPv4-mapped one (`::ffff:127.0.0.1`) takes IPv4 loopback connections only.
+      for (const host of ['127.0.0.1', '127.1', 'localhost', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', '::FFFF:7f00:2']) {
+        assert.doesNotMatch(await printedFor(host), WARNING, host)
+      }
     })
   })
 
