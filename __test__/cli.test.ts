@@ -34,6 +34,7 @@ const COMMANDS = [
   'key create',
   'key list',
   'key show',
+  'key find',
   'key update',
   'key suspend',
   'key activate',

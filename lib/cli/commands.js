@@ -7,7 +7,7 @@ const fs = require('node:fs')
 const { KeyStore } = require('../../index.js')
 const { KeyState, UserStatus } = require('../native.js')
 const { AUDIT_ACTIONS, KEY_STATES, USER_STATUSES, scrubMessage } = require('../store.js')
-const { invalidArgument, redactSecrets } = require('../errors.js')
+const { KeygateError, invalidArgument, redactSecrets } = require('../errors.js')
 const fmt = require('./format.js')
 const { UsageError, parseExpiry, parseAgo, parseDurationSeconds, parseWhole, parseChoice, DURATION_HELP } = require('./values.js')
 const { isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
@@ -44,6 +44,7 @@ const { isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
 
 /** @typedef {{ status?: string, right?: string[], 'no-rights'?: true, role?: string[], 'no-roles'?: true }} UserPutOptions */
 /** @typedef {{ ip?: string, 'secret-stdin'?: true }} CheckOptions */
+/** @typedef {{ user?: string, state?: string, hint?: string }} KeyListOptions */
 
 /** A lookup by id/name that found nothing: exit code 1, with the store's error code. */
 class NotFound extends Error {
@@ -57,6 +58,9 @@ class NotFound extends Error {
     this.code = code
   }
 }
+
+/** A key's hint: the last 4 characters of its secret, base62 digits. */
+const HINT_PATTERN = /^[0-9A-Za-z]{4}$/
 
 /** The states a key can be created in (not revoked). */
 const NEW_KEY_STATES = KEY_STATES.filter((state) => state !== KeyState.Revoked)
@@ -439,23 +443,32 @@ const COMMANDS = [
   {
     path: ['key', 'list'],
     summary: 'List keys (never their secrets)',
-    usage: 'keygate key list [--user <id>] [--state active|suspended|revoked]',
-    details: 'Keys, newest first: id, user, state, expiry, last use, hint (last 4 characters of the secret)\nand description.',
+    usage: 'keygate key list [--user <id>] [--state active|suspended|revoked] [--hint <hint>]',
+    details:
+      'Keys, newest first: id, user, state, expiry, last use, hint (last 4 characters of the secret)\n' +
+      'and description. The filters together narrow the list. Several keys can share a hint: to\n' +
+      'find the one key a secret belongs to, use key find.',
     options: {
       user: { type: 'string', arg: '<id>', help: 'only the keys of this user' },
       state: { type: 'string', arg: '<state>', help: 'only keys in this state: active, suspended or revoked' },
+      hint: { type: 'string', arg: '<hint>', help: 'only keys whose hint is this: the 4 letters and digits shown after …, case-sensitive' },
     },
     positionals: [],
     store: 'read',
-    examples: ['keygate key list', 'keygate key list --user svc-requests --state active --json'],
-    /** @param {OptionContext<{ user?: string, state?: string }>} ctx */
+    examples: ['keygate key list', 'keygate key list --user svc-requests --state active --json', 'keygate key list --hint HRV5'],
+    /** @param {OptionContext<KeyListOptions>} ctx */
     parse({ opts }) {
+      if (opts.hint !== undefined && !HINT_PATTERN.test(opts.hint)) {
+        // quote() redacts: a whole secret pasted as the hint is not printed back.
+        throw new UsageError(`--hint ${quote(opts.hint)} is not a hint: it is the last 4 characters of a secret, letters and digits (HRV5 for …HRV5)`)
+      }
       return { state: opts.state === undefined ? undefined : parseChoice(opts.state, '--state', KEY_STATES) }
     },
-    /** @param {StoreContext<{ user?: string, state?: string }, { state: KeyStateName | undefined }>} ctx */
+    /** @param {StoreContext<KeyListOptions, { state: KeyStateName | undefined }>} ctx */
     run({ store, opts, now, input }) {
       const { state } = input
-      const keys = store.listKeys({ userId: opts.user, state })
+      let keys = store.listKeys({ userId: opts.user, state })
+      if (opts.hint !== undefined) keys = keys.filter((k) => k.hint === opts.hint)
       return { json: keys, text: fmt.keyTable(keys, now) }
     },
   },
@@ -472,6 +485,60 @@ const COMMANDS = [
     run({ store, args, now }) {
       const key = keyOrNotFound(store, args[0])
       return { json: key, text: fmt.keyDetails(key, now) }
+    },
+  },
+  {
+    path: ['key', 'find'],
+    summary: 'Find the key a secret belongs to (a leaked one), without using it',
+    usage: 'keygate key find --secret-stdin < leaked.txt\n       KEYGATE_SECRET=… keygate key find',
+    details:
+      'Shows the key the secret belongs to, as key show does, whatever its state (active, suspended,\n' +
+      'revoked, expired), so that you can revoke it. The secret is read from standard input (its\n' +
+      'first line) with --secret-stdin, else from $KEYGATE_SECRET; never from the arguments, and it\n' +
+      'is never printed. Finding is not a use: the key’s last use (lastUsedAt) is left as it was,\n' +
+      'so it still tells whether, and when, the secret was used.\n' +
+      'Exit code 1 if no key in this store has the secret (not well formed, or unknown: deleted,\n' +
+      'or a secret of another store).',
+    options: { 'secret-stdin': { type: 'boolean', help: 'read the secret from standard input (its first line); else it is taken from $KEYGATE_SECRET' } },
+    positionals: [],
+    store: 'read',
+    secretArgs: true,
+    secretOnlyFromInput: true,
+    examples: [
+      'keygate key find --secret-stdin < leaked.txt',
+      "keygate --json key find --secret-stdin < leaked.txt | jq -r '.id // empty' | xargs -r keygate key revoke",
+    ],
+    /** @param {OptionContext<{ 'secret-stdin'?: true }>} ctx */
+    parse({ opts, env }) {
+      if (opts['secret-stdin'] === true) return
+      const fromEnv = env.KEYGATE_SECRET
+      if (fromEnv === undefined || fromEnv === '') {
+        throw new UsageError('key find needs a secret: pipe it in with --secret-stdin, or put it in $KEYGATE_SECRET (never as an argument)')
+      }
+      if (fromEnv.trim() === '') throw new UsageError('the secret in $KEYGATE_SECRET is empty')
+    },
+    /** @param {StoreContext<{ 'secret-stdin'?: true }>} ctx */
+    async run(ctx) {
+      const { store, now } = ctx
+      const secret = ctx.opts['secret-stdin'] === true ? (await ctx.readStdin()).split(/\r?\n/)[0].trim() : (ctx.env.KEYGATE_SECRET ?? '').trim()
+      if (secret === '') throw new UsageError('the secret read from standard input is empty')
+      // The store has no lookup by secret besides the decision, so this is explain on a
+      // placeholder call: a diagnosis, not a use (lastUsedAt is left alone). Once the secret
+      // names a key, every reason (invalid_request, suspended, revoked, expired, user_inactive,
+      // user_lacks_right…) carries its keyId; only the three reasons below mean no key.
+      const decision = store.explain(secret, 'keygate', 'find')
+      if (decision.reason === 'store_unavailable') {
+        throw new KeygateError('STORE_UNAVAILABLE', 'the store cannot vouch that it is current (its database is out of reach): try again')
+      }
+      if (decision.reason === 'malformed_key') {
+        throw new NotFound('UNKNOWN_KEY', 'no key has that secret: it is not well formed (wrong prefix, length, characters or checksum); was it copied whole?')
+      }
+      const key = decision.keyId ? store.getKey(decision.keyId) : null
+      if (key === null) {
+        throw new NotFound('UNKNOWN_KEY', 'no key in this store has that secret (it was deleted, or belongs to another store)')
+      }
+      const next = key.state === KeyState.Revoked ? 'revoked already' : `to revoke it: keygate key revoke ${key.id}`
+      return { json: key, text: `found key ${key.id} (${next})\n${fmt.keyDetails(key, now)}` }
     },
   },
   {

@@ -61,6 +61,8 @@ const { resolveStore, shownStore } = require('../location.js')
  * @property {string[]} positionals their names for help; `[optional]` ones in brackets
  * @property {number} [minPositionals] when not the count of the non-bracketed ones
  * @property {boolean} [secretArgs] check/explain: the arguments may hold a secret, never echo them
+ * @property {boolean} [secretOnlyFromInput] key find: the secret comes from --secret-stdin or
+ *   $KEYGATE_SECRET only, never from the arguments
  * @property {Record<string, string>} [misleadingAfter] global options that, written after this
  *   command, would read as one of its own filters: the usage error each is
  * @property {'create' | 'read' | 'none'} store whether the command may create the store, needs an existing one, or opens its own
@@ -101,7 +103,8 @@ const EXIT_CODES_HELP = `Exit codes:
 const ENV_HELP = `Environment:
   KEYGATE_DB                 the store file or postgres:// URL when --db is not given (else ./keygate.db)
   KEYGATE_ACTOR              the actor recorded in the audit trail when --actor is not given
-  KEYGATE_SECRET             the secret for check/explain/check-dav when it is not an argument
+  KEYGATE_SECRET             the secret for check/explain/check-dav when it is not an argument,
+                             and for key find without --secret-stdin
   KEYGATE_MAX_LIFETIME_DAYS  as --max-lifetime-days
   KEYGATE_ADMIN_TOKEN        serve: the admin page's login token (16 to 1,024 characters); when unset,
                              one is generated at the first start, printed once, and kept as a digest
@@ -297,7 +300,9 @@ function checkPositionals(command, args) {
     // Nor arguments that together may hold one (a secret pasted with a space is two).
     const extras = args.slice(max)
     const extra = command.secretArgs || mayHoldASecret(extras.join(' ')) ? '' : `: ${extras.map((a) => quoteTyped(a)).join(' ')}`
-    throw new UsageError(`too many arguments for ${name}${extra} (usage: ${command.usage.split('\n')[0]})`)
+    // A secret typed as an argument is in the shell history already: say how to keep it out next time.
+    const how = command.secretOnlyFromInput ? '; a secret is never taken as an argument: pipe it in with --secret-stdin, or set $KEYGATE_SECRET' : ''
+    throw new UsageError(`too many arguments for ${name}${extra} (usage: ${command.usage.split('\n')[0]})${how}`)
   }
 }
 
@@ -517,7 +522,7 @@ async function readInput({ command, values, positionals }, ctx, io) {
   // writer is slow would fail with EAGAIN.
   if (values['rules-file'] === '-') ctx.rulesFromStdin = await readAll(io.stdin)
   if (typeof command.parse === 'function') ctx.input = command.parse(ctx)
-  if (command.secretArgs && values['secret-stdin'] && positionals.length === 2) {
+  if (values['secret-stdin'] && (command.secretOnlyFromInput || (command.secretArgs && positionals.length === 2))) {
     const text = await readSecretLine(io.stdin, io.stderr)
     if (text.trim() === '') throw new UsageError('the secret read from standard input is empty')
     ctx.readStdin = async () => text
