@@ -210,3 +210,40 @@ describe('key list --hint', () => {
     jsonError(await ws.kg(['key', 'list', '--hint', secret, '--json']), 2, 'USAGE')
   })
 })
+
+describe('audit --key that finds nothing says why', () => {
+  const ws = workspace()
+  let id = ''
+  let gone = ''
+  before(async () => {
+    ok(await ws.kg(['user', 'put', 'svc']))
+    ;({ id } = await createKey(ws.kg, ['--user', 'svc', '--description', 'quiet', '--expires', '1d']))
+    ;({ id: gone } = await createKey(ws.kg, ['--user', 'svc', '--description', 'gone', '--expires', '1d']))
+    ok(await ws.kg(['key', 'delete', gone]))
+  })
+  after(() => ws.cleanup())
+
+  test('a key nobody changed still has its creation, and a deleted key its history', async () => {
+    assert.match(ok(await ws.kg(['audit', '--key', id])).stdout, /createKey/)
+    assert.match(ok(await ws.kg(['audit', '--key', gone])).stdout, /deleteKey/)
+  })
+
+  test('entries of the key exist, none matching the other filters', async () => {
+    for (const key of [id, gone]) {
+      const r = ok(await ws.kg(['audit', '--key', key, '--action', 'setState']))
+      assert.equal(r.stdout, `no audit entries\n(key "${key}" has entries, but none match the other filters)\n`)
+    }
+  })
+
+  test('an id no entry names, or no key id at all: a typo', async () => {
+    const other = `key_${'0'.repeat(22)}`
+    assert.equal(
+      ok(await ws.kg(['audit', '--key', other])).stdout,
+      `no audit entries\n(no entry of this store's trail names key "${other}": a typo, or a key of another store?)\n`,
+    )
+    const typo = `kye_${id.slice(4)}`
+    assert.equal(ok(await ws.kg(['audit', '--key', typo])).stdout, `no audit entries\n("${typo}" is not a key id, which is key_ and 22 letters and digits: a typo?)\n`)
+    // --json stays the entries alone.
+    assert.deepEqual(json<unknown[]>(ok(await ws.kg(['audit', '--key', other, '--json']))), [])
+  })
+})

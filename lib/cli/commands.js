@@ -145,6 +145,27 @@ function keyOrNotFound(store, id) {
   return key
 }
 
+/** A key id: `key_` and 22 base62 digits. */
+const KEY_ID_PATTERN = /^key_[0-9A-Za-z]{22}$/
+
+/**
+ * Why `audit --key <id>` found nothing, told apart cheaply (one indexed look-up): a key id
+ * mistyped, or one of another store, from a key that has entries, none matching the other
+ * filters. The trail is never trimmed, and every key's creation (createKey or rotateKey) is
+ * in it, a copy's too: a key id this store never issued has no entry at all.
+ * @param {KeyStore} store
+ * @param {string} id the key id asked for
+ */
+function noEntriesOfKey(store, id) {
+  const shown = quote(id)
+  const hasEntries = store.audit({ keyId: id, limit: 1 }).length > 0
+  if (hasEntries) return `(key ${shown} has entries, but none match the other filters)`
+  // A store copied from an in-memory one holds only that store's latest 1,000 entries.
+  if (store.getKey(id) !== null) return `(key ${shown} exists, but the trail holds no entry about it)`
+  if (!KEY_ID_PATTERN.test(id)) return `(${shown} is not a key id, which is key_ and 22 letters and digits: a typo?)`
+  return `(no entry of this store's trail names key ${shown}: a typo, or a key of another store?)`
+}
+
 /** @param {string} secret */
 function secretBlock(secret) {
   return `SECRET (shown once, store it now): ${secret}`
@@ -695,7 +716,8 @@ const COMMANDS = [
       const more = entries.length > limit
       if (more) entries.length = limit
       const last = entries[entries.length - 1]
-      const note = more && last ? `\n(more entries match: the next page is --before-seq ${last.seq}, or raise --limit)` : ''
+      let note = more && last ? `\n(more entries match: the next page is --before-seq ${last.seq}, or raise --limit)` : ''
+      if (entries.length === 0 && input.keyId !== undefined) note = `\n${noEntriesOfKey(store, input.keyId)}`
       return { json: entries, text: `${fmt.auditTable(entries)}${note}` }
     },
   },
