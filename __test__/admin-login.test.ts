@@ -70,12 +70,12 @@ function deviceCookieOf(a: Answer): string {
   return header.split(';')[0]!
 }
 
-/** The Set-Cookie headers of a login with the right token through a TLS proxy (X-Forwarded-Proto: https). */
-function setCookiesOverHttps(port: number): Promise<string[]> {
+/** The Set-Cookie headers of a login with the right token through a TLS proxy (X-Forwarded-Proto: https, or `forwardedProto`). */
+function setCookiesOverHttps(port: number, forwardedProto = 'https'): Promise<string[]> {
   return new Promise<string[]>((resolve, reject) => {
     const body = JSON.stringify({ token: TOKEN })
     const req = http.request(
-      { port, host: '127.0.0.1', method: 'POST', path: '/api/login', agent: false, headers: { 'content-type': 'application/json', 'x-forwarded-proto': 'https' } },
+      { port, host: '127.0.0.1', method: 'POST', path: '/api/login', agent: false, headers: { 'content-type': 'application/json', 'x-forwarded-proto': forwardedProto } },
       (res) => {
         res.resume()
         resolve(res.headers['set-cookie'] ?? [])
@@ -282,6 +282,18 @@ describe('admin login throttling', () => {
       assert.match(secure.setCookie.find((c) => c.startsWith(name)) ?? `no ${name}`, /; Secure(;|$)/, name)
       assert.doesNotMatch(plain.find((c) => c.startsWith(name)) ?? `no ${name}; Secure`, /Secure/, `${name} with secureCookies: false`)
     }
+  })
+
+  test("X-Forwarded-Proto through a chain of proxies: the first scheme, the client's, decides Secure, in any case", async () => {
+    const port = await server({})
+    const secureOf = async (forwardedProto: string) => {
+      const cookies = await setCookiesOverHttps(port, forwardedProto)
+      assert.equal(cookies.length, 2, forwardedProto)
+      return cookies.map((c) => /; Secure(;|$)/.test(c))
+    }
+    // Each proxy appends the scheme it was reached by (a CDN over HTTPS, then a load balancer over HTTP).
+    for (const value of ['https, http', 'https ,http', 'https,https', 'HTTPS', 'Https, http']) assert.deepEqual(await secureOf(value), [true, true], value)
+    for (const value of ['http, https', 'http', 'httpsx', 'xhttps']) assert.deepEqual(await secureOf(value), [false, false], value)
   })
 
   test('the session cookie is read as browsers send it: the first keygate_sid wins, a part without = is skipped', async () => {

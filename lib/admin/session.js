@@ -72,9 +72,11 @@ function isSecure(req, secureCookies) {
   if (secureCookies === false) return false
   return (
     Boolean(/** @type {import('node:tls').TLSSocket} */ (req.socket).encrypted) ||
+    // The first scheme is the client's (each proxy appends its own); a scheme is case-insensitive (RFC 3986).
     String(req.headers['x-forwarded-proto'] || '')
       .split(',')[0]
-      .trim() === 'https'
+      .trim()
+      .toLowerCase() === 'https'
   )
 }
 
