@@ -514,9 +514,21 @@ describe('admin login throttling', () => {
     assert.doesNotThrow(() => createAdminServer({ store, token: TOKEN, maxLifetimeDays: 90 }))
   })
 
-  test('the device-cookie lifetime option is checked', () => {
-    for (const bad of [0, 999, Number.NaN, 401 * 86_400_000]) {
+  test('the device-cookie lifetime and login delay options are checked: their bounds allowed, past them refused', () => {
+    for (const bad of [0, 999, Number.NaN, 400 * 86_400_000 + 1, '30d' as unknown as number]) {
       assert.throws(() => createAdminServer({ store, token: TOKEN, deviceCookieMaxAgeMs: bad }), TypeError)
+    }
+    for (const good of [1000, 400 * 86_400_000]) assert.doesNotThrow(() => createAdminServer({ store, token: TOKEN, deviceCookieMaxAgeMs: good }).close())
+    // As the message says: 0 (no delay) to 60000 ms. A string ('1s') or NaN would wait no time at all.
+    for (const name of ['loginFailureDelayMs', 'loginFailureMaxDelayMs'] as const) {
+      for (const bad of [-1, 60_001, Number.NaN, Number.POSITIVE_INFINITY, '1s' as unknown as number]) {
+        assert.throws(
+          () => createAdminServer({ store, token: TOKEN, [name]: bad }),
+          new RegExp(`^TypeError: options\\.${name} must be a number of milliseconds from 0 to 60000`),
+          `${name}: ${bad}`,
+        )
+      }
+      for (const good of [0, 60_000]) assert.doesNotThrow(() => createAdminServer({ store, token: TOKEN, [name]: good }).close(), `${name}: ${good}`)
     }
   })
 })

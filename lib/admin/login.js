@@ -76,13 +76,15 @@ function tokenDigestOf({ token, tokenDigest }) {
 function loginOptions(options) {
   const tokenDigest = tokenDigestOf(options)
   const failureDelayMs = options.loginFailureDelayMs ?? LOGIN_FAILURE_DELAY_MS
-  const failureMaxDelayMs = Math.max(failureDelayMs, options.loginFailureMaxDelayMs ?? LOGIN_FAILURE_MAX_DELAY_MS)
+  const givenMaxDelayMs = options.loginFailureMaxDelayMs ?? LOGIN_FAILURE_MAX_DELAY_MS
+  // Checked as given: raised to the delay first, a negative maximum had been taken without a word.
   for (const [name, value] of /** @type {[string, number][]} */ ([
     ['loginFailureDelayMs', failureDelayMs],
-    ['loginFailureMaxDelayMs', failureMaxDelayMs],
+    ['loginFailureMaxDelayMs', givenMaxDelayMs],
   ])) {
     if (!Number.isFinite(value) || value < 0 || value > 60_000) throw typeError(`options.${name} must be a number of milliseconds from 0 to 60000`)
   }
+  const failureMaxDelayMs = Math.max(failureDelayMs, givenMaxDelayMs)
   const deviceMaxAgeMs = options.deviceCookieMaxAgeMs ?? DEVICE_COOKIE_MAX_AGE_MS
   if (!Number.isFinite(deviceMaxAgeMs) || deviceMaxAgeMs < 1000 || deviceMaxAgeMs > 400 * 24 * 60 * 60 * 1000) {
     throw typeError('options.deviceCookieMaxAgeMs must be a number of milliseconds from 1000 to 400 days')
