@@ -5,9 +5,11 @@
 // sockets (each request on its own connection, from 127.0.0.1).
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import http from 'node:http'
 import { createRequire } from 'node:module'
+import path from 'node:path'
 
 import { KeyStore } from '../index.js'
 import { createAdminServer } from '../lib/admin/server.js'
@@ -294,6 +296,37 @@ describe('admin login throttling', () => {
     // Each proxy appends the scheme it was reached by (a CDN over HTTPS, then a load balancer over HTTP).
     for (const value of ['https, http', 'https ,http', 'https,https', 'HTTPS', 'Https, http']) assert.deepEqual(await secureOf(value), [true, true], value)
     for (const value of ['http, https', 'http', 'httpsx', 'xhttps']) assert.deepEqual(await secureOf(value), [false, false], value)
+  })
+
+  test('a login waiting out its delay does not keep the process alive once the server is closed', () => {
+    // A guesser's login waits a minute; the operator stops the server (keygate serve on SIGTERM,
+    // a test's after()): the process must end then, not a minute later.
+    const script = `
+      const http = require('node:http')
+      const { KeyStore } = require(${JSON.stringify(path.join(__dirname, '..', 'index.js'))})
+      const { createAdminServer } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'admin', 'server.js'))})
+      const post = (port) => new Promise((resolve) => {
+        const req = http.request({ port, host: '127.0.0.1', method: 'POST', path: '/api/login', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+          res.resume()
+          resolve(res.statusCode)
+        })
+        req.on('error', () => resolve('hung up'))
+        req.end(JSON.stringify({ token: 'wrong' }))
+      })
+      ;(async () => {
+        const store = KeyStore.inMemory()
+        const server = createAdminServer({ store, token: ${JSON.stringify(TOKEN)}, log: () => {}, loginFailureDelayMs: 60000 })
+        await server.listen()
+        console.log(await post(server.port)) // the address's first failure: at once
+        console.log(await Promise.race([post(server.port), post(server.port)])) // one waits a minute, the other is told so
+        await server.close()
+        store.close()
+      })()
+    `
+    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000 })
+    assert.equal(child.signal, null, 'the process was still alive 30 s after the server closed (the login delay is 60 s)')
+    assert.equal(child.status, 0, child.stderr)
+    assert.equal(child.stdout, '401\n429\n')
   })
 
   test('the session cookie is read as browsers send it: the first keygate_sid wins, a part without = is skipped', async () => {
