@@ -453,6 +453,39 @@ describe('admin JSON API', () => {
     }
   })
 
+  test('ended sessions are let go: by the sweep every minute (which keeps live ones), when their cookie comes back, at the next login', async (t) => {
+    // The sweeper is a setInterval made with the server: mocked first.
+    const start = Date.now()
+    t.mock.timers.enable({ apis: ['setInterval', 'Date'], now: start })
+    const short = createAdminServer({ store, token: TOKEN, log: () => {}, sessionIdleMs: 90_000 })
+    await short.listen()
+    const authenticated = async (cookie: string) =>
+      ((await (await fetch(`${short.url}/api/session`, { headers: { Cookie: cookie } })).json()) as { authenticated: boolean }).authenticated
+    try {
+      const [used, idle] = [(await loginHeaders(short, TOKEN)).Cookie!, (await loginHeaders(short, TOKEN)).Cookie!]
+      t.mock.timers.tick(60_000) // a sweep: both seen 60 s ago, within the 90 s idle timeout
+      assert.equal(short.sessionCount, 2, 'the sweep ended live sessions')
+      assert.equal(await authenticated(used), true)
+      t.mock.timers.tick(60_000) // a sweep: `idle` unseen for 120 s
+      assert.equal(short.sessionCount, 1, 'the sweep kept an ended session, or ended the live one')
+      assert.equal(await authenticated(used), true)
+
+      // Between sweeps: an ended session's cookie coming back lets it go at once.
+      t.mock.timers.setTime(start + 120_000 + 91_000)
+      assert.equal(await authenticated(used), false)
+      assert.equal(short.sessionCount, 0, 'an ended session was kept after its cookie was refused')
+      // A login lets go of those that have ended meanwhile, before counting them against the 1,000.
+      await loginHeaders(short, TOKEN)
+      t.mock.timers.setTime(start + 120_000 + 182_000)
+      await loginHeaders(short, TOKEN)
+      assert.equal(short.sessionCount, 1, 'a login kept the ended sessions')
+      assert.equal(await authenticated(idle), false)
+    } finally {
+      t.mock.timers.reset()
+      await short.close()
+    }
+  })
+
   test('session and logout take no query and no body fields either (400), and a refused logout leaves the session open', async () => {
     const own = await loginHeaders(server, TOKEN)
     const session = await fetch(`${server.url}/api/session?x=1`, { headers: own })
