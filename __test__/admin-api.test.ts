@@ -486,6 +486,29 @@ describe('admin JSON API', () => {
     }
   })
 
+  test("the server's cookies are the whole site's (Path=/); a session cookie never outlives its session; logout clears it", async () => {
+    const short = createAdminServer({ store, token: TOKEN, log: () => {}, sessionMaxMs: 1_500 })
+    await short.listen()
+    try {
+      const login = await fetch(`${short.url}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token: TOKEN }) })
+      const { csrfToken } = (await login.json()) as { csrfToken: string }
+      const [sid, device] = login.headers.getSetCookie()
+      // 1 s, not 2: a browser holding the cookie past the session would send a dead id.
+      assert.match(sid ?? '', /^keygate_sid=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Max-Age=1$/)
+      assert.match(device ?? '', /; Path=\/; Max-Age=2592000$/)
+      const cookie = sid!.split(';')[0]!
+      const out = await fetch(`${short.url}/api/logout`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Cookie: cookie, 'X-CSRF-Token': csrfToken },
+        body: '{}',
+      })
+      assert.equal(out.status, 200)
+      assert.deepEqual(out.headers.getSetCookie(), ['keygate_sid=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0'])
+    } finally {
+      await short.close()
+    }
+  })
+
   test('session and logout take no query and no body fields either (400), and a refused logout leaves the session open', async () => {
     const own = await loginHeaders(server, TOKEN)
     const session = await fetch(`${server.url}/api/session?x=1`, { headers: own })

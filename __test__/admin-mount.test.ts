@@ -334,6 +334,49 @@ describe('keygate/admin mounted in your own server', () => {
     }
   })
 
+  test("cookies go to the page's path, '/' at the root; logout clears the session cookie at that path; close() ends every session", async () => {
+    for (const [prefix, under, cookiePath] of [
+      ['/', '', '/'],
+      ['/admin', '/admin', '/admin'],
+    ] as const) {
+      const admin = handler(KeyStore.inMemory(), prefix)
+      const server = http.createServer((req, res) => admin(req, res))
+      const base = await listen(server)
+      const authenticated = async (cookie: string) =>
+        ((await (await fetch(`${base}${under}/api/session`, { headers: { Cookie: cookie } })).json()) as { authenticated: boolean }).authenticated
+      try {
+        const login = await postLogin(base, under)
+        assert.equal(login.status, 200, await login.clone().text())
+        const { csrfToken } = (await login.json()) as { csrfToken: string }
+        // A cookie without a Path (or an empty one) would go to the login's directory only, `/api`: the page would lose its session.
+        assert.deepEqual(
+          login.headers.getSetCookie().map((c) => /; Path=([^;]*)/.exec(c)?.[1]),
+          [cookiePath, cookiePath],
+          prefix,
+        )
+        const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!
+        const out = await fetch(`${base}${under}/api/logout`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', Origin: base, Cookie: cookie, 'X-CSRF-Token': csrfToken },
+          body: '{}',
+        })
+        assert.equal(out.status, 200)
+        // Cleared only if it names the cookie's own Path; emptied and expired, the browser sends no id again.
+        assert.deepEqual(out.headers.getSetCookie(), [`keygate_sid=; HttpOnly; SameSite=Strict; Path=${cookiePath}; Max-Age=0`], prefix)
+        assert.equal(await authenticated(cookie), false, `${prefix}: the logged-out session`)
+
+        const again = (await postLogin(base, under).then((r) => r.headers.get('set-cookie') ?? '')).split(';')[0]!
+        assert.equal(await authenticated(again), true)
+        assert.equal(admin.sessionCount, 1)
+        await admin.close()
+        assert.equal(admin.sessionCount, 0, `${prefix}: close() drops every session`)
+        assert.equal(await authenticated(again), false, `${prefix}: a session from before close()`)
+      } finally {
+        await close(server)
+      }
+    }
+  })
+
   test('without next, a request outside the prefix gets a 404', async () => {
     const admin = handler(KeyStore.inMemory(), 'console')
     assert.equal(admin.prefix, '/console/')
