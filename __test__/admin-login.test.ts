@@ -655,6 +655,10 @@ describe('admin login: an IPv6 address is throttled as its /64', () => {
     minutes(20)
     const remembered = await waited(check, '192.0.2.7')
     assert.ok(remembered >= DELAY - 20, `10 minutes after its last failure the address waited ${remembered.toFixed(0)} ms`)
+    // A right login counts no failure: 14.9 minutes after the last one, still remembered.
+    minutes(24.9)
+    const stillRemembered = await waited(check, '192.0.2.7')
+    assert.ok(stillRemembered >= DELAY - 20, `14.9 minutes after its last failure the address waited ${stillRemembered.toFixed(0)} ms`)
     // Over 15 minutes after the last failure: forgotten, answered at once.
     minutes(26)
     const forgotten = await waited(check, '192.0.2.7')
