@@ -619,7 +619,7 @@ describe('admin login: an IPv6 address is throttled as its /64', () => {
     }
   })
 
-  test("at most 10,000 device cookies' failures are remembered: the cookie whose last failure is oldest is forgotten first", async (t) => {
+  test("at most 10,000 device cookies' failures are remembered: the cookie whose last failure is oldest is forgotten first, no other", async (t) => {
     const keepAlive = setInterval(() => {}, 1000)
     t.after(() => clearInterval(keepAlive))
     const { check } = createLogin(loginOptions({ token: TOKEN, loginFailureDelayMs: DELAY, loginFailureMaxDelayMs: DELAY }))
@@ -628,9 +628,11 @@ describe('admin login: an IPv6 address is throttled as its /64', () => {
     for (let n = 0; n <= 10_000; n++) cookies.push((await check(from(`10.1.${n >> 8}.${n & 255}`), TOKEN)).split(';')[0]!)
     const withCookie = (cookie: string) => ({ socket: { remoteAddress: '192.0.2.9' }, headers: { cookie } })
     const fail = (cookie: string) => assert.rejects(check(withCookie(cookie), 'wrong token'), { status: 401 })
-    // Cookie 0 revoked by 10 failures; then 10,000 other cookies fail once each: cookie 0's record goes.
+    // Cookies 0 then 1 revoked by 10 failures each; then 9,999 other cookies fail once each: the
+    // 10,001st record pushes out cookie 0's, the oldest, and no other.
     await Promise.all(Array.from({ length: 10 }, () => fail(cookies[0]!)))
-    await Promise.all(cookies.slice(1).map(fail))
+    await Promise.all(Array.from({ length: 10 }, () => fail(cookies[1]!)))
+    await Promise.all(cookies.slice(2).map(fail))
     // The address has a failure of its own: a cookie still counted as a device gets in at once, a revoked one waits.
     await assert.rejects(check(from('192.0.2.9'), 'wrong token'), { status: 401 })
     const timed = async (cookie: string) => {
@@ -640,6 +642,14 @@ describe('admin login: an IPv6 address is throttled as its /64', () => {
     }
     const first = await timed(cookies[0]!)
     assert.ok(first < DELAY / 2, `the cookie whose failures are oldest waited ${first.toFixed(0)} ms: its record was kept past 10,000`)
+    const second = await timed(cookies[1]!)
+    assert.ok(second >= DELAY - 20, `the revoked cookie with the second oldest failures got in after ${second.toFixed(0)} ms: its record was forgotten`)
+  })
+
+  test('a token of the longest length a server takes, 1024 characters, logs in', async () => {
+    const token = 'x'.repeat(1024)
+    const { check } = createLogin(loginOptions({ token }))
+    assert.match(await check(from('192.0.2.10'), token), /^keygate_device=/)
   })
 
   test("an address's failures are forgotten 15 minutes after its last one, not its first", async (t) => {
