@@ -41,7 +41,10 @@ export interface AdminServerOptions {
    * once. Default 1000 ms.
    */
   loginFailureDelayMs?: number | undefined
-  /** The longest such a login waits for its answer. Default 16000 ms. */
+  /**
+   * The longest such a login waits for its answer (0 to 60000 ms; one below
+   * `loginFailureDelayMs` is raised to it: the first delay is always waited). Default 16000 ms.
+   */
   loginFailureMaxDelayMs?: number | undefined
   /**
    * Lifetime of the device cookie (`keygate_device`, HMAC-signed with a key derived from the token's digest: it outlives restarts, not a new token)
