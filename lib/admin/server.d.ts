@@ -38,7 +38,7 @@ export interface AdminServerOptions {
    * right or wrong, is answered only after this delay, doubled for each of those failures;
    * and only one login per address is checked at a time (the others get 429 with
    * Retry-After at once). A login from an address without recent failures is answered at
-   * once. Default 1000 ms.
+   * once. 0 to 60000 ms; default 1000 ms.
    */
   loginFailureDelayMs?: number | undefined
   /**
