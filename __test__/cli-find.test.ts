@@ -202,7 +202,10 @@ describe('key list --hint', () => {
 
   test('a hint that is not 4 letters and digits is a usage error, never printing a secret back', async () => {
     const { secret, hint } = made[0]
-    for (const bad of ['', 'abc', 'abcde', 'ab-c', `…${hint}`, 'ab c', 'äbcd', secret]) {
+    // A secret pasted in pieces (a colon, a space, a line break between them) has no run long
+    // enough to be redacted: it must not be printed back either.
+    const pieces = [':', ' ', '\n'].map((cut) => `${secret.slice(0, 26)}${cut}${secret.slice(26)}`)
+    for (const bad of ['', 'abc', 'abcde', 'ab-c', `…${hint}`, 'ab c', 'äbcd', secret, ...pieces]) {
       const r = await ws.kg(['key', 'list', '--hint', bad])
       usage(r, '--hint', 'last 4 characters')
       assertNoSecret(r.stderr, secret)
@@ -245,5 +248,14 @@ describe('audit --key that finds nothing says why', () => {
     assert.equal(ok(await ws.kg(['audit', '--key', typo])).stdout, `no audit entries\n("${typo}" is not a key id, which is key_ and 22 letters and digits: a typo?)\n`)
     // --json stays the entries alone.
     assert.deepEqual(json<unknown[]>(ok(await ws.kg(['audit', '--key', other, '--json']))), [])
+  })
+
+  test('a secret of this store pasted as --key in pieces is not printed back', async () => {
+    const { secret } = await createKey(ws.kg, ['--user', 'svc', '--description', 'leaked', '--expires', '1d'])
+    for (const cut of [':', ' ', '\n']) {
+      const r = ok(await ws.kg(['audit', '--key', `${secret.slice(0, 26)}${cut}${secret.slice(26)}`]))
+      assert.match(r.stdout, /^no audit entries\n\(.*withheld\)\n$/)
+      assertNoSecret(r.stdout, secret)
+    }
   })
 })

@@ -159,11 +159,11 @@ const KEY_ID_PATTERN = /^key_[0-9A-Za-z]{22}$/
 function noEntriesOfKey(store, id) {
   const shown = quote(id)
   const hasEntries = store.audit({ keyId: id, limit: 1 }).length > 0
-  if (hasEntries) return `(key ${shown} has entries, but none match the other filters)`
+  if (hasEntries) return `key ${shown} has entries, but none match the other filters`
   // A store copied from an in-memory one holds only that store's latest 1,000 entries.
-  if (store.getKey(id) !== null) return `(key ${shown} exists, but the trail holds no entry about it)`
-  if (!KEY_ID_PATTERN.test(id)) return `(${shown} is not a key id, which is key_ and 22 letters and digits: a typo?)`
-  return `(no entry of this store's trail names key ${shown}: a typo, or a key of another store?)`
+  if (store.getKey(id) !== null) return `key ${shown} exists, but the trail holds no entry about it`
+  if (!KEY_ID_PATTERN.test(id)) return `${shown} is not a key id, which is key_ and 22 letters and digits: a typo?`
+  return `no entry of this store's trail names key ${shown}: a typo, or a key of another store?`
 }
 
 /** @param {string} secret */
@@ -480,8 +480,9 @@ const COMMANDS = [
     /** @param {OptionContext<KeyListOptions>} ctx */
     parse({ opts }) {
       if (opts.hint !== undefined && !HINT_PATTERN.test(opts.hint)) {
-        // quote() redacts: a whole secret pasted as the hint is not printed back.
-        throw new UsageError(`--hint ${quote(opts.hint)} is not a hint: it is the last 4 characters of a secret, letters and digits (HRV5 for …HRV5)`)
+        // Not printed back: what is pasted here is often a secret, and before the store is open
+        // only its long runs could be redacted (kg_…:… would be shown in pieces).
+        throw new UsageError('--hint is not a hint: it is the last 4 characters of a secret, letters and digits (HRV5 for …HRV5)')
       }
       return { state: opts.state === undefined ? undefined : parseChoice(opts.state, '--state', KEY_STATES) }
     },
@@ -717,7 +718,9 @@ const COMMANDS = [
       if (more) entries.length = limit
       const last = entries[entries.length - 1]
       let note = more && last ? `\n(more entries match: the next page is --before-seq ${last.seq}, or raise --limit)` : ''
-      if (entries.length === 0 && input.keyId !== undefined) note = `\n${noEntriesOfKey(store, input.keyId)}`
+      // quote() redacts long runs only: a secret of this store pasted as --key in pieces (kg_…:…) is
+      // withheld, as it is in error messages.
+      if (entries.length === 0 && input.keyId !== undefined) note = `\n(${scrubMessage(store, noEntriesOfKey(store, input.keyId))})`
       return { json: entries, text: `${fmt.auditTable(entries)}${note}` }
     },
   },
