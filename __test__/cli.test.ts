@@ -1012,6 +1012,9 @@ describe('audit filters: --action, --by, --until, with the others', () => {
     usage(await ws.kg(['audit', '--until', '2027-02-30']), '--until "2027-02-30" is not a valid date')
     usage(await ws.kg(['audit', '--until', '104000000d']), '--until "104000000d"', 'out of range')
     usage(await ws.kg(['audit', '--by', '']), '--by needs some text')
+    // An unset $KEY or $USER in a script: said, not answered with an empty trail.
+    usage(await ws.kg(['audit', '--key', '']), '--key needs a key id')
+    usage(await ws.kg(['audit', '--user', '']), '--user needs a user id')
     usage(await ws.kg(['audit', '--by']), '--by needs a value')
     jsonError(await ws.kg(['audit', '--action', 'revoke', '--json']), 2, 'USAGE')
     for (const bad of [

@@ -694,6 +694,9 @@ const COMMANDS = [
     parse({ opts, now }) {
       /** @type {AuditQuery} */
       const query = {}
+      // An empty id (an unset $KEY in a script) names no key or user: said, not answered with nothing.
+      if (opts.key === '') throw new UsageError('--key needs a key id (key_…)')
+      if (opts.user === '') throw new UsageError('--user needs a user id')
       if (opts.key !== undefined) query.keyId = opts.key
       if (opts.user !== undefined) query.userId = opts.user
       if (opts.action !== undefined) query.action = parseChoice(opts.action, '--action', AUDIT_ACTIONS)
