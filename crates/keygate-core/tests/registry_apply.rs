@@ -239,6 +239,17 @@ fn a_change_that_does_not_fit_is_an_error_and_changes_nothing() {
     let cases = [
         ("a user right that is not a rule", Change::PutUser(user("carol", UserStatus::Active, &["session"], &[])), ErrorCode::InvalidRule),
         ("an IP rule as a user right", Change::PutUser(user("carol", UserStatus::Active, &["ip=10.0.0.0/8"], &[])), ErrorCode::InvalidRule),
+        // Held by no list: refused before it is interned, or the interner would keep it forever.
+        (
+            "an IP rule no list holds as a user right",
+            Change::PutUser(user("carol", UserStatus::Active, &["ip=198.51.100.0/24"], &[])),
+            ErrorCode::InvalidRule,
+        ),
+        (
+            "an IP rule no list holds as a role right",
+            Change::PutRole(role("auditor", &["audit:*", "ip=198.51.100.7"])),
+            ErrorCode::InvalidRule,
+        ),
         (
             "an existing user replaced with a bad right",
             Change::PutUser(user("alice", UserStatus::Suspended, &["admin:*", "bad right"], &[])),
