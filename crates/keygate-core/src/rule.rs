@@ -348,12 +348,6 @@ impl RuleList {
         wildcard.or(exact).and_then(api_rule_at)
     }
 
-    /// Outcome of the API-rule step: no API rules at all counts as a match.
-    #[inline]
-    pub fn api_allows(&self, call: &CallNames) -> bool {
-        self.first_api_match(call).is_some() || !self.has_api_rules()
-    }
-
     /// Outcome of the IP-rule step: no IP rules at all allows any (or no) address.
     pub fn ip_allows(&self, ip: Option<IpAddr>) -> bool {
         if !self.has_ip_rules() {
