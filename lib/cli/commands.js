@@ -542,8 +542,7 @@ const COMMANDS = [
     /** @param {StoreContext<{ 'secret-stdin'?: true }>} ctx */
     async run(ctx) {
       const { store, now } = ctx
-      const secret = ctx.opts['secret-stdin'] === true ? (await ctx.readStdin()).split(/\r?\n/)[0].trim() : (ctx.env.KEYGATE_SECRET ?? '').trim()
-      if (secret === '') throw new UsageError('the secret read from standard input is empty')
+      const secret = await secretFromInput(ctx)
       // The store has no lookup by secret besides the decision, so this is explain on a
       // placeholder call: a diagnosis, not a use (lastUsedAt is left alone). Once the secret
       // names a key, every reason (invalid_request, suspended, revoked, expired, user_inactive,
@@ -1037,9 +1036,19 @@ function checkSecretUsage(ctx, name, kind) {
 async function secretAndCall(ctx) {
   if (ctx.args.length === 3) return ctx.args
   const [first, second] = ctx.args
+  return [await secretFromInput(ctx), first, second]
+}
+
+/**
+ * The secret a command was given outside its arguments: the first line of standard input with
+ * `--secret-stdin`, else `$KEYGATE_SECRET`; trimmed, and never empty.
+ * @param {OptionContext<{ 'secret-stdin'?: true }>} ctx
+ * @returns {Promise<string>}
+ */
+async function secretFromInput(ctx) {
   const secret = ctx.opts['secret-stdin'] === true ? (await ctx.readStdin()).split(/\r?\n/)[0].trim() : (ctx.env.KEYGATE_SECRET ?? '').trim()
   if (secret === '') throw new UsageError('the secret read from standard input is empty')
-  return [secret, first, second]
+  return secret
 }
 
 /** Decides the call of `ctx` and prints it: one line, or with `explain` the whole decision in words. */
