@@ -63,6 +63,13 @@ export function holdFocus(instead) {
     // the list being redrawn): the element focused last stands for what was lost, not `before`.
     const was = latest !== null && latest !== before && !latest.isConnected ? latest : before
     if (!was || was === document.body || !lost()) return
+    // Focus was in a dialog that has closed since, its opener redrawn: the opener's
+    // counterpart, as the dialog's own close handler gives it, which (when this redraw ends
+    // first, on a busy machine) would find focus already moved to the heading and leave it there.
+    if (was.closest('dialog:not([open])')) {
+      keepFocus(openerNow())
+      return
+    }
     const same = counterpart(was)
     keepFocus(same && focusable(same) ? same : (instead?.() ?? null))
   }
@@ -73,6 +80,11 @@ let opener = null
 /** The last element focused anywhere. */
 let latest = null
 
+/** The opener as shown now: itself, or what stands for it once its screen was redrawn. */
+function openerNow() {
+  return opener && (focusable(opener) ? opener : counterpart(opener))
+}
+
 export function wireFocus() {
   document.addEventListener('focusin', (e) => {
     if (!(e.target instanceof HTMLElement)) return
@@ -81,6 +93,6 @@ export function wireFocus() {
   })
   for (const dlg of $$('dialog')) {
     // After the browser has given focus back (to the opener, if it is still shown).
-    dlg.addEventListener('close', () => setTimeout(() => keepFocus(opener && (focusable(opener) ? opener : counterpart(opener))), 0))
+    dlg.addEventListener('close', () => setTimeout(() => keepFocus(openerNow()), 0))
   }
 }
