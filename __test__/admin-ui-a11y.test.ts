@@ -13,6 +13,8 @@ import { ADMIN_TOKEN, adminPageOn, browserSuite, logIn } from './support/browser
 import type { AdminPage } from './support/browser.js'
 
 const DAY = 86_400_000
+/** The page's requests for the key list. */
+const KEY_LISTING = /\/api\/keys(\?.*)?$/
 
 /** What has keyboard focus: its tag and id, and its accessible name as far as the page gives it. */
 function focused(page: Page): Promise<string> {
@@ -62,6 +64,25 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
     const dlg = page.locator('#dlg-key')
     await dlg.waitFor()
     return dlg
+  }
+
+  /** Holds the page's key listings (its redraws after a change) until `release` is called; `stop` releases and unroutes. */
+  async function holdKeyListings(): Promise<{ release: () => void; stop: () => Promise<void> }> {
+    let release = (): void => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    await page.route(KEY_LISTING, async (route) => {
+      await held
+      await route.continue()
+    })
+    return {
+      release,
+      stop: async () => {
+        release()
+        await page.unroute(KEY_LISTING)
+      },
+    }
   }
 
   /** Rotates a key from the key list with the keyboard; its new secret's dialog, focus on Copy. */
@@ -130,14 +151,7 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
     const dlg = await openByKeyboard(id)
     // The list's reload after the change answers only once the dialog is closed: the redraw then
     // replaces the button focus was given back to (it had gone to the heading one run in four).
-    let release = (): void => {}
-    const held = new Promise<void>((resolve) => {
-      release = resolve
-    })
-    await page.route(/\/api\/keys(\?.*)?$/, async (route) => {
-      await held
-      await route.continue()
-    })
+    const { release, stop } = await holdKeyListings()
     try {
       await dlg.getByRole('button', { name: 'Suspend' }).focus()
       await page.keyboard.press('Enter')
@@ -145,13 +159,12 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
       await page.keyboard.press('Escape')
       await dlg.waitFor({ state: 'hidden' })
       await focusMovesTo(page, page.getByRole('button', { name: `Open key ${id}` }), 'after Escape, before the redraw')
-      const redrawn = page.waitForResponse(/\/api\/keys(\?.*)?$/)
+      const redrawn = page.waitForResponse(KEY_LISTING)
       release()
       await redrawn
       await focusMovesTo(page, page.getByRole('button', { name: `Open key ${id}` }), 'after the redraw')
     } finally {
-      release()
-      await page.unroute(/\/api\/keys(\?.*)?$/)
+      await stop()
     }
   })
 
@@ -164,7 +177,7 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
     await keyList()
     const dlg = await openByKeyboard(id)
     await dlg.getByRole('button', { name: 'Suspend' }).focus()
-    const firstRedraw = page.waitForResponse(/\/api\/keys(\?.*)?$/)
+    const firstRedraw = page.waitForResponse(KEY_LISTING)
     await page.keyboard.press('Enter')
     await focusMovesTo(page, dlg.getByRole('button', { name: 'Activate' }), 'after Suspend')
     await firstRedraw
@@ -172,14 +185,7 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
     await until('the row behind the dialog is redrawn as suspended', () =>
       page.locator(`tr[data-key-id="${id}"]`).evaluate((el) => (el as HTMLElement).dataset.state === 'suspended'),
     )
-    let release = (): void => {}
-    const held = new Promise<void>((resolve) => {
-      release = resolve
-    })
-    await page.route(/\/api\/keys(\?.*)?$/, async (route) => {
-      await held
-      await route.continue()
-    })
+    const { release, stop } = await holdKeyListings()
     try {
       await page.keyboard.press('Enter')
       await focusMovesTo(page, dlg.getByRole('button', { name: 'Suspend' }), 'after Activate')
@@ -187,7 +193,7 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
       await page.evaluate('{ const later = window.setTimeout; window.setTimeout = (fn, ms, ...rest) => later(fn, ms || 1000, ...rest) }')
       await page.keyboard.press('Escape')
       await dlg.waitFor({ state: 'hidden' })
-      const redrawn = page.waitForResponse(/\/api\/keys(\?.*)?$/)
+      const redrawn = page.waitForResponse(KEY_LISTING)
       release()
       await redrawn
       await until('the row is redrawn as active', () => page.locator(`tr[data-key-id="${id}"]`).evaluate((el) => (el as HTMLElement).dataset.state === 'active'))
@@ -195,8 +201,7 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
       await new Promise((r) => setTimeout(r, 1_200))
       await focusMovesTo(page, page.getByRole('button', { name: `Open key ${id}` }), 'after the close handler')
     } finally {
-      release()
-      await page.unroute(/\/api\/keys(\?.*)?$/)
+      await stop()
       await page.reload()
     }
   })
