@@ -281,10 +281,6 @@ impl RuleList {
         self.rules.iter().map(|rule| rule.text()).collect()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
-
     pub fn has_api_rules(&self) -> bool {
         self.kinds.has(RuleKinds::API)
     }
