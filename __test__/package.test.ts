@@ -325,6 +325,24 @@ createAdminHandler({ token: 'x'.repeat(16) })
     assert.ok(files.includes('package/LICENSE'), `keygate-${PLATFORM} ships its LICENSE`)
   })
 
+  test('every binary package carries the license texts of the Rust crates linked into the binary, kept in step with Cargo.lock', () => {
+    // MIT, ISC, BSD-3-Clause, Apache-2.0 and CDLA-Permissive-2.0 crates are compiled in: their
+    // notices must travel with the binary, not only keygate's own LICENSE.
+    const notices = readFileSync(path.join(ROOT, 'THIRD-PARTY-LICENSES'), 'utf8')
+    for (const dir of readdirSync(path.join(ROOT, 'npm'))) {
+      const manifest = JSON.parse(readFileSync(path.join(ROOT, 'npm', dir, 'package.json'), 'utf8'))
+      assert.ok(manifest.files.includes('THIRD-PARTY-LICENSES'), `npm/${dir}/package.json publishes THIRD-PARTY-LICENSES`)
+    }
+    const installed = path.join(app, 'node_modules', `keygate-${PLATFORM}`, 'THIRD-PARTY-LICENSES')
+    assert.ok(existsSync(installed) && readFileSync(installed, 'utf8') === notices, `keygate-${PLATFORM} installs THIRD-PARTY-LICENSES`)
+    for (const crate of ['rusqlite', 'ring', 'rustls', 'subtle', 'tokio', 'webpki-roots']) assert.match(notices, new RegExp(`^  ${crate} \\S+: `, 'm'), crate)
+    assert.match(notices, /Community Data License Agreement - Permissive - Version 2\.0/)
+    // A dependency added or bumped without regenerating the file fails here.
+    // (A repository tool, run with this run's environment: cargo as it built the binary.)
+    const check = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'third-party-licenses.mjs'), '--check'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 })
+    ok(check, 'third-party-licenses --check')
+  })
+
   test('the installed manifest has no install-time script: the repo builds in `prepare`, a user installs prebuilt', () => {
     const installed = JSON.parse(readFileSync(path.join(app, 'node_modules', 'keygate', 'package.json'), 'utf8'))
     const repo = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'))

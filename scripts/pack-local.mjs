@@ -102,6 +102,8 @@ const staging = fs.mkdtempSync(path.join(os.tmpdir(), `${pkg.name}-pack-`))
 try {
   for (const file of fs.readdirSync(platformDir)) fs.copyFileSync(path.join(platformDir, file), path.join(staging, file))
   fs.copyFileSync(path.join(root, binary), path.join(staging, binary))
+  // The notices of the crates linked into the binary (release.yml copies it alike).
+  fs.copyFileSync(path.join(root, 'THIRD-PARTY-LICENSES'), path.join(staging, 'THIRD-PARTY-LICENSES'))
   const packed = [packMain(), pack(staging)]
   for (const p of packed) {
     console.log(`${path.relative(process.cwd(), p.file)}  ${(p.size / 1024).toFixed(0)} KB packed, ${(p.unpackedSize / 1024).toFixed(0)} KB unpacked, ${p.entries} files`)
