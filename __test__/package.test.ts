@@ -9,6 +9,7 @@ import type { SpawnSyncReturns } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { buildSync } from 'esbuild'
 
 const ROOT = path.resolve(__dirname, '..')
@@ -65,6 +66,24 @@ function project(work: string, name: string, tarballs: string[], npmCache: strin
   ok(run(NPM, ['install', '--offline', '--cache', npmCache, '--no-audit', '--no-fund', '--loglevel=error', ...tarballs], dir), `npm install in ${name}`)
   return dir
 }
+
+test('a crate linked into the binary must be licensed permissively: copyleft refused, a permissive choice or conjunction taken', async () => {
+  const script = pathToFileURL(path.join(ROOT, 'scripts', 'third-party-licenses.mjs')).href
+  const { permissive } = (await import(script)) as { permissive: (expression: string) => boolean }
+  for (const allowed of [
+    'MIT',
+    'MIT/Apache-2.0',
+    '(MIT OR Apache-2.0) AND Unicode-3.0',
+    'Apache-2.0 AND ISC',
+    'LGPL-2.1-or-later OR MIT',
+    'Apache-2.0 WITH LLVM-exception',
+  ]) {
+    assert.equal(permissive(allowed), true, allowed)
+  }
+  for (const refused of ['GPL-3.0-only', 'MIT AND GPL-2.0-or-later', 'MPL-2.0', '(MIT OR GPL-3.0) AND LGPL-3.0', '', 'MIT OR']) {
+    assert.equal(permissive(refused), false, refused)
+  }
+})
 
 describe('the installed package', { skip }, () => {
   let work = ''

@@ -57,12 +57,79 @@ function licenseFiles(p) {
   return names.sort().map((name) => ({ name, text: `${fs.readFileSync(path.join(dir, name), 'utf8').replace(/\r\n?/g, '\n').trimEnd()}\n` }))
 }
 
+/**
+ * Licenses a crate linked into keygate's MIT binaries may carry: permissive ones only. A copyleft
+ * crate (GPL, LGPL, MPL …) statically linked would bind the users' back ends to its terms.
+ */
+const PERMISSIVE = new Set([
+  'MIT',
+  'MIT-0',
+  'Apache-2.0',
+  'ISC',
+  'BSD-2-Clause',
+  'BSD-3-Clause',
+  'Zlib',
+  'Unicode-3.0',
+  'Unicode-DFS-2016',
+  'CDLA-Permissive-2.0',
+  'BSL-1.0',
+  'Unlicense',
+  '0BSD',
+  'CC0-1.0',
+])
+
+/**
+ * Whether an SPDX expression ("MIT OR Apache-2.0", "(MIT OR Apache-2.0) AND Unicode-3.0", the old
+ * "MIT/Apache-2.0") can be met with permissive licenses alone: an OR needs one side, an AND both.
+ * @param {string} expression
+ */
+export function permissive(expression) {
+  const tokens = expression.replace(/\//g, ' OR ').match(/\(|\)|[^\s()]+/g) ?? []
+  let at = 0
+  const term = () => {
+    if (tokens[at] === '(') {
+      at++
+      const inner = or()
+      if (tokens[at++] !== ')') throw new Error(`unbalanced license expression: ${expression}`)
+      return inner
+    }
+    const id = tokens[at++]
+    // A licence exception (Apache-2.0 WITH LLVM-exception) only grants more.
+    if (tokens[at] === 'WITH') at += 2
+    return PERMISSIVE.has(id ?? '')
+  }
+  const and = () => {
+    let ok = term()
+    while (tokens[at] === 'AND') {
+      at++
+      ok = term() && ok
+    }
+    return ok
+  }
+  const or = () => {
+    let ok = and()
+    while (tokens[at] === 'OR') {
+      at++
+      ok = and() || ok
+    }
+    return ok
+  }
+  const ok = tokens.length > 0 && or()
+  return ok && at === tokens.length
+}
+
 function generate() {
   const crates = new Map()
   for (const target of pkg.napi.targets) {
     for (const p of linkedPackages(target)) crates.set(`${p.name} ${p.version}`, p)
   }
   const sorted = [...crates.entries()].sort(([a], [b]) => a.localeCompare(b, 'en'))
+  const refused = sorted.filter(([, p]) => !permissive(p.license ?? ''))
+  if (refused.length > 0) {
+    throw new Error(
+      `crates linked into the binary without a permissive license: ${refused.map(([name, p]) => `${name} (${p.license ?? 'no license field'})`).join(', ')}`,
+    )
+  }
   // Each distinct text once (most Apache-2.0 copies differ only in spacing), with the crates it covers.
   const texts = new Map()
   const withoutText = []
@@ -98,15 +165,18 @@ function generate() {
   return `${lines.join('\n').trimEnd()}\n`
 }
 
-const notices = generate()
-if (process.argv.includes('--check')) {
-  const committed = fs.existsSync(output) ? fs.readFileSync(output, 'utf8') : ''
-  if (committed !== notices) {
-    console.error('THIRD-PARTY-LICENSES does not match Cargo.lock: run `node scripts/third-party-licenses.mjs` and commit it')
-    process.exit(1)
+// Run, it writes or checks the file; imported (by the tests, for `permissive`), it does nothing.
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const notices = generate()
+  if (process.argv.includes('--check')) {
+    const committed = fs.existsSync(output) ? fs.readFileSync(output, 'utf8') : ''
+    if (committed !== notices) {
+      console.error('THIRD-PARTY-LICENSES does not match Cargo.lock: run `node scripts/third-party-licenses.mjs` and commit it')
+      process.exit(1)
+    }
+    console.log('THIRD-PARTY-LICENSES matches Cargo.lock')
+  } else {
+    fs.writeFileSync(output, notices)
+    console.log(`THIRD-PARTY-LICENSES: ${notices.length} characters`)
   }
-  console.log('THIRD-PARTY-LICENSES matches Cargo.lock')
-} else {
-  fs.writeFileSync(output, notices)
-  console.log(`THIRD-PARTY-LICENSES: ${notices.length} characters`)
 }
