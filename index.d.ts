@@ -365,7 +365,8 @@ export interface Decision {
   userId?: string
   /**
    * The first rule of the key (in list order) that matched: an API rule for a call
-   * (`explain`), a WebDAV rule for a WebDAV request (`explainDav`).
+   * (`explain`), a WebDAV rule for a WebDAV request (`explainDav`); also given when the IP
+   * check (step 9) then denies it.
    */
   matchedRule?: string
 }

@@ -269,6 +269,22 @@ describe('explain', () => {
     assert.equal(store.explain(secret, 'session', 'getSessionInfo').matchedRule, 'session:getSessionInfo')
   })
 
+  test('an IP denial still names the API rule that matched (step 8 passed); earlier denials name none', () => {
+    const store = withUser(frozenStore())
+    const { key, secret } = issue(store, { rules: ['session:*', 'ip=10.0.0.0/8'] })
+    assert.deepEqual(store.explain(secret, 'session', 'userLogon', '192.168.0.1'), {
+      allowed: false,
+      reason: 'ip_not_allowed',
+      keyId: key.id,
+      userId: 'integration',
+      matchedRule: 'session:*',
+    })
+    assert.equal(store.explainKey(key.id, 'session', 'userLogon').matchedRule, 'session:*')
+    assert.ok(!('matchedRule' in store.explain(secret, 'data', 'entityBrowseRecords2', '10.0.0.1')), 'no_matching_rule')
+    store.putUser({ id: 'integration', rights: ['data:*'] })
+    assert.ok(!('matchedRule' in store.explain(secret, 'session', 'userLogon', '10.0.0.1')), 'user_lacks_right')
+  })
+
   test('no matchedRule when the key has no API rules', () => {
     const store = withUser(frozenStore())
     const { key, secret } = issue(store, { rules: ['ip=10.0.0.0/8'] })

@@ -543,6 +543,18 @@ describe('rotateKey', () => {
     assert.equal(store.explain(old.secret, 'session', 'getSessionInfo').reason, 'expired')
   })
 
+  test('a second rotation from the same read is a CONFLICT, also when the overlap leaves the old expiry as it was', () => {
+    const store = withUser(frozenStore())
+    const old = issue(store, { expiresAt: at(T0, HOUR) })
+    const read = store.getKey(old.key.id)!
+    store.rotateKey(old.key.id, { overlapSeconds: 7 * 24 * 3600, expectedUpdatedAt: read.updatedAt })
+    const rotated = store.getKey(old.key.id)!
+    assert.equal(rotated.expiresAt.getTime(), read.expiresAt.getTime(), 'the overlap reaches past the expiry')
+    assert.ok(rotated.updatedAt > read.updatedAt, 'rotated is a change of the old key')
+    throwsCode(() => store.rotateKey(old.key.id, { expectedUpdatedAt: read.updatedAt }), 'CONFLICT')
+    assert.equal(store.listKeys().length, 2, 'one successor, not two')
+  })
+
   test('the rotated key copies the old state (suspended stays suspended)', () => {
     const store = withUser(frozenStore())
     const old = issue(store, { state: 'suspended' })
