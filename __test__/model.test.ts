@@ -78,7 +78,8 @@ const CALLER_IPS = [undefined, '10.1.2.3', '::ffff:10.1.2.3', '142.250.200.46', 
 /** Expiry offsets from the model's now, around every limit: past, now, just ahead, the longest lifetime and 1 ms beyond. */
 const GOOD_EXPIRY_OFFSETS = [1, SECOND, HOUR, DAY, 30 * DAY, MAX_LIFETIME_DAYS * DAY]
 const BAD_EXPIRY_OFFSETS = [-DAY, 0, MAX_LIFETIME_DAYS * DAY + 1]
-const CLOCK_STEPS = [1, SECOND, HOUR, DAY, 3 * DAY]
+// Mostly forward; back too (an NTP step, a test resetting its clock): updatedAt must still move forward.
+const CLOCK_STEPS = [1, SECOND, HOUR, DAY, 3 * DAY, -SECOND, -DAY]
 const DESCRIPTIONS = ['', 'Request sync from the service desk', 'nightly import', 'x'.repeat(1025)]
 
 // ---- the reference model -----------------------------------------------------------------
