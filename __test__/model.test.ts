@@ -119,6 +119,8 @@ interface Real {
   store: KeyStore
   /** The SQLite file, or null for the in-memory store (no reopen). */
   path: string | null
+  /** A second store on the same file (as another worker's), once opened: it follows the first. */
+  follower: KeyStore | null
 }
 
 function emptyModel(): Model {
@@ -751,11 +753,53 @@ class Check extends Step {
       }
       if (expected.allowed && key) key.uses.push(m.now)
     }
+    assertFollowerAgrees(m, r, service, apiName, ip)
     return 'unchanged'
   }
   toString() {
     const [service, apiName] = CALLS[this.call % CALLS.length] as readonly [string, string]
     return `check(${service}:${apiName} from ${CALLER_IPS[this.ip % CALLER_IPS.length] ?? 'no address'})`
+  }
+}
+
+/** Opens a second store on the same file (the SQLite store only; a no-op once open). */
+class OpenFollower extends Step {
+  act(m: Model, r: Real): Outcome {
+    if (r.path === null || r.follower !== null) return 'unchanged'
+    r.follower = openDurable(r.path, m.now)
+    // Its open purges long-expired keys, as any open does; the first store learns of it.
+    waitForCatchUp(r.store, r.follower)
+    const before = m.keys.size
+    purge(m)
+    return m.keys.size < before ? 'changed' : 'unchanged'
+  }
+  toString() {
+    return 'openFollower()'
+  }
+}
+
+/** Waits (5 s at most) until `store` has applied every change `other` has. */
+function waitForCatchUp(store: KeyStore, other: KeyStore): void {
+  const target = other.health().appliedVersion
+  const deadline = Date.now() + 5000
+  while (store.health().appliedVersion < target) {
+    assert.ok(Date.now() < deadline, `a store stayed at change ${store.health().appliedVersion} of ${target}`)
+  }
+}
+
+/**
+ * The follower, once it has applied every change of the first store (its background thread
+ * looks every 10 ms), answers as the model: `explain` only, which records no use.
+ */
+function assertFollowerAgrees(m: Model, r: Real, service: string, apiName: string, ip: string | undefined): void {
+  const { follower } = r
+  if (!follower) return
+  waitForCatchUp(follower, r.store)
+  note('follower checked')
+  for (const id of m.issued) {
+    const secret = m.secrets.get(id) as string
+    const label = `follower: ${id} ${service}:${apiName} from ${ip ?? 'no address'}`
+    assert.deepEqual(follower.explain(secret, service, apiName, ip), decide(m, secret, service, apiName, ip), label)
   }
 }
 
@@ -766,6 +810,7 @@ class Advance extends Step {
   act(m: Model, r: Real): Outcome {
     m.now += this.ms
     r.store.setNow(new Date(m.now))
+    r.follower?.setNow(new Date(m.now))
     return 'unchanged'
   }
   toString() {
@@ -782,6 +827,8 @@ class Reopen extends Step {
   act(m: Model, r: Real): Outcome {
     if (r.path === null) return 'unchanged'
     r.store.close()
+    r.follower?.close()
+    r.follower = null
     r.store = openDurable(r.path, m.now)
     const before = m.keys.size
     purge(m)
@@ -857,6 +904,7 @@ const commands = [
   check,
   fc.constantFrom(...CLOCK_STEPS).map((ms) => new Advance(ms)),
   fc.constant(new Reopen()),
+  fc.constant(new OpenFollower()),
 ]
 
 /** A run starts with a role, two users and a key each, so checks reach every step early. */
@@ -898,6 +946,7 @@ const MUST_REACH = [
   'REVOKED_IS_FINAL',
   'CONFLICT',
   'purged at open',
+  'follower checked',
 ]
 
 // SQLite syncs every admin call: on a memory file system (where there is one) the runs take
@@ -918,6 +967,7 @@ describe('the store behaves as the reference model of the README', () => {
           const real: Real = {
             store: path === null ? KeyStore.inMemory({ now: new Date(T0) }) : openDurable(path, T0),
             path,
+            follower: null,
           }
           try {
             const model = emptyModel()
@@ -925,6 +975,7 @@ describe('the store behaves as the reference model of the README', () => {
             fc.modelRun(() => ({ model, real }), cmds)
           } finally {
             real.store.close()
+            real.follower?.close()
             if (path !== null) for (const file of [path, `${path}-wal`, `${path}-shm`]) rmSync(file, { force: true })
           }
         }),
@@ -932,7 +983,7 @@ describe('the store behaves as the reference model of the README', () => {
       )
       t.diagnostic(`reached: ${[...reached].map(([what, count]) => `${what} ${count}`).join(', ')}`)
       if (options.numRuns < 100) return // too few runs to reach everything
-      const mustReach = kind === 'memory' ? MUST_REACH.filter((what) => what !== 'purged at open') : MUST_REACH
+      const mustReach = kind === 'memory' ? MUST_REACH.filter((what) => !['purged at open', 'follower checked'].includes(what)) : MUST_REACH
       assert.deepEqual(
         mustReach.filter((what) => !reached.has(what) && !reached.has(`predicted ${what}`)),
         [],
