@@ -1676,6 +1676,28 @@ describe('failures are 500 without details, reported to onError without the key'
     assert.equal(passed[0], clean)
   })
 
+  test('every cut of the key is hidden: its body alone is one [redacted], and no 12 characters of it survive, wherever the cut starts or ends', () => {
+    const f = fixture()
+    const secret = f.good.secret
+    const body = secret.slice(secret.indexOf('_') + 1)
+    const runs = Array.from({ length: body.length - 11 }, (_, i) => body.slice(i, i + 12))
+    const messageFor = (thrown: string) => {
+      const received: Error[] = []
+      createGuard(f.store, {
+        route: () => {
+          throw new Error(thrown)
+        },
+        onError: (error) => received.push(error),
+      }).check(fakeRequest([['X-API-Key', secret]]))
+      assert.equal(received.length, 1)
+      return received[0]!.message
+    }
+    assert.equal(messageFor(`key ${secret}.`), 'key [redacted].')
+    assert.equal(messageFor(`body ${body}.`), 'body [redacted].')
+    // every 12-character piece alone, the first and the last included (nothing around it to match a longer piece)
+    for (const run of runs) assert.equal(messageFor(`piece ${run}.`), 'piece [redacted].', `the piece at ${body.indexOf(run)}`)
+  })
+
   test('a key inside a Map, Set, Headers, URLSearchParams, Buffer, typed array, WeakRef, boxed string, Date or class instance never reaches onError', () => {
     const f = fixture()
     const secret = f.good.secret
