@@ -1698,6 +1698,66 @@ describe('failures are 500 without details, reported to onError without the key'
     for (const run of runs) assert.equal(messageFor(`piece ${run}.`), 'piece [redacted].', `the piece at ${body.indexOf(run)}`)
   })
 
+  test('onError gets a copy whenever the original could still show the key, and the copy says what it could not read', () => {
+    const f = fixture()
+    const secret = f.good.secret
+    const body = secret.slice(secret.indexOf('_') + 1)
+    const onErrorGets = (thrown: unknown) => {
+      const received: Error[] = []
+      createGuard(f.store, {
+        route: () => {
+          throw thrown
+        },
+        onError: (error) => received.push(error),
+      }).check(fakeRequest([['X-API-Key', secret]]))
+      assert.equal(received.length, 1, 'onError is called once')
+      return received[0]!
+    }
+    const holdsKey = (value: unknown) => inspect(value, { showHidden: true, depth: null }).includes(body.slice(0, 12))
+
+    // A getter that answers something harmless to the copy and the key to the next reader.
+    let reads = 0
+    const changing = Object.defineProperty(new Error('upstream'), 'header', { enumerable: true, get: () => (reads++ === 0 ? 'none' : secret) })
+    const fromGetter = onErrorGets(changing)
+    assert.notEqual(fromGetter, changing, 'an error with a getter is never handed on')
+    assert.ok(!holdsKey(fromGetter))
+
+    // A Map with more entries than the copy reads, the key in the last one.
+    const big = new Map<string, string>(Array.from({ length: 100 }, (_, i) => [`h${i}`, 'x']))
+    big.set('x-api-key', secret)
+    const fromBig = onErrorGets(Object.assign(new Error('upstream'), { sent: big }))
+    assert.notEqual((fromBig as Error & { sent: unknown }).sent, big, 'a Map longer than the copy reads is never handed on')
+    assert.ok(!holdsKey(fromBig))
+
+    // What the copy cannot read is named, not left out.
+    const unreadable = Object.defineProperty(new Error(`upstream ${secret}`), 'boom', {
+      enumerable: true,
+      get: () => {
+        throw new Error('no')
+      },
+    })
+    assert.equal((onErrorGets(unreadable) as Error & { boom?: unknown }).boom, '[unreadable]')
+    const fakeMap = onErrorGets(Object.assign(new Error(`upstream ${secret}`), { sent: Object.create(Map.prototype) }))
+    assert.equal((fakeMap as Error & { sent?: unknown }).sent, '[Map: not shown]')
+    let deep: Record<string, unknown> = { end: true }
+    for (let i = 0; i < 20; i++) deep = { deeper: deep }
+    let level: unknown = (onErrorGets(Object.assign(new Error(`deep ${secret}`), { deep })) as Error & { deep: unknown }).deep
+    let levels = 0
+    while (typeof level === 'object' && level !== null) {
+      level = (level as { deeper: unknown }).deeper
+      levels++
+    }
+    assert.equal(level, '[too deep]')
+    assert.equal(levels, 7, 'the copy goes 8 levels deep: the error, then 7 objects')
+
+    // An error of another realm is still an error: its message, redacted, is the copy's.
+    assert.equal(onErrorGets(runInNewContext('new TypeError(message)', { message: `realm ${secret}` })).message, 'realm [redacted]')
+
+    // An error without the key is handed on as it is, arrays and AggregateError errors included.
+    const clean = Object.assign(new AggregateError([new Error('one')], 'many'), { tried: ['a', 'b'], code: 'E_UPSTREAM' })
+    assert.equal(onErrorGets(clean), clean)
+  })
+
   test('a key inside a Map, Set, Headers, URLSearchParams, Buffer, typed array, WeakRef, boxed string, Date or class instance never reaches onError', () => {
     const f = fixture()
     const secret = f.good.secret
