@@ -133,7 +133,7 @@ export interface GuardOptions {
    * reachable from it (name, message, stack, code, the `cause` chain, AggregateError
    * `errors`, other own properties, enumerable or not) is strings, other primitives, plain
    * objects, arrays, Maps, Sets, Dates and such errors, all readable without getters or
-   * proxies and free of the key and of any 12-character run of it. Otherwise it gets a
+   * proxies and free of the key and of any 12-character run of it (in any letter case). Otherwise it gets a
    * redacted copy: a plain `Error` or `AggregateError` keeping the name, `[redacted]` in place
    * of the key, Maps and Sets copied with their entries redacted, and a placeholder such as
    * `[Headers: not shown]` in place of anything whose contents cannot be read as plain data

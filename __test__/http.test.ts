@@ -1698,6 +1698,26 @@ describe('failures are 500 without details, reported to onError without the key'
     for (const run of runs) assert.equal(messageFor(`piece ${run}.`), 'piece [redacted].', `the piece at ${body.indexOf(run)}`)
   })
 
+  test('the key in another letter case is hidden too: a route that lower-cases a header before quoting it', () => {
+    const f = fixture()
+    const secret = f.good.secret
+    const body = secret.slice(secret.indexOf('_') + 1)
+    const received: Error[] = []
+    const route = (req: IncomingMessage) => {
+      const auth = String(req.headers.authorization).toLowerCase()
+      throw new Error(`unexpected authorization ${auth}; upper: ${auth.toUpperCase()}; cut: ${auth.slice(-12)}`)
+    }
+    createGuard(f.store, { route, onError: (error) => received.push(error) }).check(fakeRequest([['Authorization', `Bearer ${secret}`]]))
+    assert.equal(received.length, 1)
+    assert.equal(received[0]!.message, 'unexpected authorization bearer [redacted]; upper: BEARER [redacted]; cut: [redacted]')
+    assert.ok(!received[0]!.stack!.toLowerCase().includes(body.toLowerCase().slice(-12)))
+    // the default onError's line too
+    const before = logged.length
+    createGuard(f.store, { route }).check(fakeRequest([['Authorization', `Bearer ${secret}`]]))
+    assert.equal(logged.length, before + 1)
+    assert.ok(!logged.at(-1)!.toLowerCase().includes(body.toLowerCase().slice(0, 12)), logged.at(-1))
+  })
+
   test('onError gets a copy whenever the original could still show the key, and the copy says what it could not read', () => {
     const f = fixture()
     const secret = f.good.secret

@@ -28,12 +28,36 @@ function keyPieces(key) {
 }
 
 /**
+ * `text` with A-Z lower-cased and nothing else changed, so that every index stays that of `text`.
+ * @param {string} text
+ */
+function asciiLowerCase(text) {
+  return text.replace(/[A-Z]+/g, (run) => run.toLowerCase())
+}
+
+/**
+ * `text` with every piece replaced, in any letter case: a route that lower-cases a header
+ * before quoting it shows the key with only its letters' case lost, which the key's checksum
+ * and a few guesses give back.
  * @param {string} text
  * @param {string[]} pieces
  */
 function redactText(text, pieces) {
   let out = text
-  for (const piece of pieces) if (out.includes(piece)) out = out.split(piece).join(REDACTED)
+  let lower = asciiLowerCase(out)
+  for (const piece of pieces) {
+    const wanted = asciiLowerCase(piece)
+    let at = lower.indexOf(wanted)
+    if (at < 0) continue
+    let redacted = ''
+    let from = 0
+    for (; at >= 0; at = lower.indexOf(wanted, from)) {
+      redacted += out.slice(from, at) + REDACTED
+      from = at + wanted.length
+    }
+    out = redacted + out.slice(from)
+    lower = asciiLowerCase(out)
+  }
   return out
 }
 
