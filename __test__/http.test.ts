@@ -1612,6 +1612,7 @@ describe('failures are 500 without details, reported to onError without the key'
       ['AggregateError errors', () => new AggregateError([new Error(`one ${secret}`), `two ${secret}`, { three: secret }], 'many')],
       ['an own enumerable property', () => Object.assign(new Error('x'), { request: { headers: { authorization: `Bearer ${secret}` } } })],
       ['a property name', () => Object.assign(new Error('x'), { [secret]: true })],
+      ['a symbol: as a property name, as a value', () => Object.assign(new Error('x'), { [Symbol(`name ${secret}`)]: Symbol(`value ${secret}`) })],
       ['a frozen error', () => frozen],
       ['a getter that throws, a non-enumerable property', () => withGetters],
       ['a cycle', () => cyclic],
