@@ -361,6 +361,28 @@ describe('keygate CLI: a secret pasted in the wrong place is never printed whole
     assert.deepEqual(JSON.parse(listed.stdout), [])
   })
 
+  test('exactly 1 MiB is read (--rules-file, a piped rules file, --secret-stdin); one byte more is the usage error', () => {
+    const work = mkdtempSync(path.join(dir, 'bound-'))
+    assert.equal(keygate(['user', 'put', 'alice'], work).code, 0)
+    const { KEYGATE_DB: _db, KEYGATE_SECRET: _secret, ...env } = process.env
+    const create = ['key', 'create', '--user', 'alice', '--description', 'd', '--expires', '1d', '--rules-file']
+    for (const size of [1 << 20, (1 << 20) + 1]) {
+      const text = 'x'.repeat(size)
+      const file = path.join(work, `rules-${size}.txt`)
+      writeFileSync(file, text)
+      for (const [label, args, input] of [
+        ['--rules-file', [...create, file], ''],
+        ['--rules-file -', [...create, '-'], text],
+        ['--secret-stdin', ['check', '--secret-stdin', 'session', 'getInfo'], text],
+      ] as const) {
+        const r = spawnSync(process.execPath, [BIN, ...args], { cwd: work, encoding: 'utf8', env, input, timeout: 60_000 })
+        if (size === 1 << 20) assert.doesNotMatch(r.stderr, /holds more than 1 MiB/, `${label}: exactly 1 MiB is read`)
+        else assert.match(r.stderr, /holds more than 1 MiB/, `${label}: one byte more is refused`)
+        assert.notEqual(r.status, 0, `${label}: ${size} bytes of x are no rules and no secret`)
+      }
+    }
+  })
+
   test('--rules-file - reads a slow pipe to its end (standard input is non-blocking once Node has touched it)', async () => {
     const work = mkdtempSync(path.join(dir, 'slow-pipe-'))
     assert.equal(keygate(['user', 'put', 'alice'], work).code, 0)
