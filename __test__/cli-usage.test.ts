@@ -4,7 +4,7 @@ import { after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { type SpawnOptions, spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -379,6 +379,26 @@ describe('keygate CLI: a secret pasted in the wrong place is never printed whole
         if (size === 1 << 20) assert.doesNotMatch(r.stderr, /holds more than 1 MiB/, `${label}: exactly 1 MiB is read`)
         else assert.match(r.stderr, /holds more than 1 MiB/, `${label}: one byte more is refused`)
         assert.notEqual(r.status, 0, `${label}: ${size} bytes of x are no rules and no secret`)
+      }
+    }
+  })
+
+  test('an endless standard input (yes | keygate …): the usage error, and the process stops reading and exits', () => {
+    const work = mkdtempSync(path.join(dir, 'endless-'))
+    assert.equal(keygate(['user', 'put', 'alice'], work).code, 0)
+    const { KEYGATE_DB: _db, KEYGATE_SECRET: _secret, ...env } = process.env
+    for (const args of [
+      ['check', '--secret-stdin', 'session', 'getInfo'],
+      ['key', 'create', '--user', 'alice', '--description', 'd', '--expires', '1d', '--rules-file', '-'],
+    ]) {
+      const zero = openSync('/dev/zero', 'r')
+      try {
+        const r = spawnSync(process.execPath, [BIN, ...args], { cwd: work, encoding: 'utf8', env, stdio: [zero, 'pipe', 'pipe'], timeout: 20_000 })
+        assert.equal(r.signal, null, `${args[0]}: still reading after the usage error`)
+        assert.equal(r.status, 2, r.stderr)
+        assert.match(r.stderr, /standard input holds more than 1 MiB/)
+      } finally {
+        closeSync(zero)
       }
     }
   })
