@@ -1743,6 +1743,13 @@ describe('failures are 500 without details, reported to onError without the key'
     assert.notEqual(fromGetter, changing, 'an error with a getter is never handed on')
     assert.ok(!holdsKey(fromGetter))
 
+    // A Proxy may do the same with a plain data property.
+    let proxyReads = 0
+    const proxied = new Proxy({ header: 'none' }, { get: (target, name) => (name === 'header' && proxyReads++ > 0 ? secret : Reflect.get(target, name)) })
+    const fromProxy = onErrorGets(Object.assign(new Error('upstream'), { sent: proxied }))
+    assert.notEqual((fromProxy as Error & { sent: unknown }).sent, proxied, 'a Proxy is never handed on')
+    assert.ok(!holdsKey(fromProxy))
+
     // A Map with more entries than the copy reads, the key in the last one.
     const big = new Map<string, string>(Array.from({ length: 100 }, (_, i) => [`h${i}`, 'x']))
     big.set('x-api-key', secret)
@@ -1770,6 +1777,15 @@ describe('failures are 500 without details, reported to onError without the key'
     }
     assert.equal(level, '[too deep]')
     assert.equal(levels, 7, 'the copy goes 8 levels deep: the error, then 7 objects')
+
+    // Cycles stay cycles, shared objects stay shared.
+    const shared = { note: secret }
+    const cyclic = Object.assign(new Error(`cycle ${secret}`), { first: shared, second: shared }) as Error & { self?: unknown; first: unknown; second: unknown }
+    cyclic.self = cyclic
+    const cycleCopy = onErrorGets(cyclic) as typeof cyclic
+    assert.equal(cycleCopy.self, cycleCopy)
+    assert.equal(cycleCopy.first, cycleCopy.second)
+    assert.deepEqual(cycleCopy.first, { note: '[redacted]' })
 
     // An error of another realm is still an error: its message, redacted, is the copy's.
     assert.equal(onErrorGets(runInNewContext('new TypeError(message)', { message: `realm ${secret}` })).message, 'realm [redacted]')
