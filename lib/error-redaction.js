@@ -24,7 +24,8 @@ function keyPieces(key) {
   if (body.length > REDACTED_RUN) {
     for (let i = 0; i + REDACTED_RUN <= body.length; i++) pieces.push(body.slice(i, i + REDACTED_RUN))
   }
-  return pieces.filter((piece) => piece.length > 0)
+  // Matched in any letter case (see redactText): lower-cased once here.
+  return pieces.filter((piece) => piece.length > 0).map(asciiLowerCase)
 }
 
 /**
@@ -40,20 +41,19 @@ function asciiLowerCase(text) {
  * before quoting it shows the key with only its letters' case lost, which the key's checksum
  * and a few guesses give back.
  * @param {string} text
- * @param {string[]} pieces
+ * @param {string[]} pieces lower-cased (A-Z only), as keyPieces gives them
  */
 function redactText(text, pieces) {
   let out = text
   let lower = asciiLowerCase(out)
   for (const piece of pieces) {
-    const wanted = asciiLowerCase(piece)
-    let at = lower.indexOf(wanted)
+    let at = lower.indexOf(piece)
     if (at < 0) continue
     let redacted = ''
     let from = 0
-    for (; at >= 0; at = lower.indexOf(wanted, from)) {
+    for (; at >= 0; at = lower.indexOf(piece, from)) {
       redacted += out.slice(from, at) + REDACTED
-      from = at + wanted.length
+      from = at + piece.length
     }
     out = redacted + out.slice(from)
     lower = asciiLowerCase(out)
