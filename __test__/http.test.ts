@@ -1790,6 +1790,24 @@ describe('failures are 500 without details, reported to onError without the key'
     // An error of another realm is still an error: its message, redacted, is the copy's.
     assert.equal(onErrorGets(runInNewContext('new TypeError(message)', { message: `realm ${secret}` })).message, 'realm [redacted]')
 
+    // An error of a class of its own may hold the key where nothing can look (a private field):
+    // it is never handed on, even when nothing visible holds the key.
+    class Secretive extends Error {
+      #key = secret
+      keyLength() {
+        return this.#key.length
+      }
+    }
+    const secretive = new Secretive('upstream refused')
+    const fromSecretive = onErrorGets(secretive)
+    assert.ok(!(fromSecretive instanceof Secretive), 'an error of an unknown class is never handed on')
+    assert.equal(fromSecretive.message, 'upstream refused')
+    // An error of another realm without the key: a copy, an Error of this realm.
+    const foreign = runInNewContext('new Error("no key here")') as Error
+    const fromForeign = onErrorGets(foreign)
+    assert.ok(fromForeign instanceof Error && fromForeign !== foreign)
+    assert.equal(fromForeign.message, 'no key here')
+
     // An error without the key is handed on as it is, arrays and AggregateError errors included.
     const clean = Object.assign(new AggregateError([new Error('one')], 'many'), { tried: ['a', 'b'], code: 'E_UPSTREAM' })
     assert.equal(onErrorGets(clean), clean)
