@@ -1757,6 +1757,12 @@ describe('failures are 500 without details, reported to onError without the key'
     assert.notEqual((fromBig as Error & { sent: unknown }).sent, big, 'a Map longer than the copy reads is never handed on')
     assert.ok(!holdsKey(fromBig))
 
+    // An error with more own properties than the copy reads, the key in the last one.
+    const wide = Object.assign(new Error('upstream'), Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`p${i}`, 'x'])), { zlast: secret })
+    const fromWide = onErrorGets(wide)
+    assert.notEqual(fromWide, wide, 'an error with more properties than the copy reads is never handed on')
+    assert.ok(!holdsKey(fromWide))
+
     // What the copy cannot read is named, not left out.
     const unreadable = Object.defineProperty(new Error(`upstream ${secret}`), 'boom', {
       enumerable: true,
