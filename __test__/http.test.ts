@@ -257,6 +257,7 @@ for (const kind of KINDS) {
         `bearer ${f.good.secret}`,
         `ESP-APIKEY     ${f.good.secret}`,
         `ESP-APIKEY \t ${f.good.secret}`,
+        `Bearer\t${f.good.secret}`,
         `   Bearer ${f.good.secret}   `,
       ]) {
         expectAllowed(await post({ authorization: value }), f)
