@@ -152,7 +152,10 @@ export interface AuditEntry {
   action: AuditAction
   keyId?: string
   userId?: string
-  /** What changed: `{ field: [before, after] }`, `{ created: {...} }`, `{ deleted: {...} }`, … */
+  /**
+   * What changed: `{ field: [before, after] }`, `{ created: {...} }`, `{ deleted: {...} }`, …; a
+   * rotation's entries name each other (`rotatedFrom` on the new key's, `rotatedTo` on the old key's).
+   */
   changes: Record<string, unknown>
   /** SHA-256 (hex) chaining this entry to the previous one. */
   hash: string

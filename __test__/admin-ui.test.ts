@@ -1285,6 +1285,18 @@ browserSuite('admin page in a real browser (chromium)', () => {
     await page.getByRole('button', { name: 'Apply' }).click()
     await waitCount(page.locator('#audit-table tbody tr'), 1)
     await page.locator('#audit-table').getByText('state: active → revoked').waitFor()
+    // A rotation (made above) shows which key replaced which, on both of its entries.
+    await page.getByLabel('Action', { exact: true }).selectOption('rotateKey')
+    await page.getByRole('button', { name: 'Apply' }).click()
+    await waitCount(page.locator('#audit-table tbody tr'), 2)
+    await page
+      .locator('#audit-table')
+      .getByText(/^created; rotated from key_\w+$/)
+      .waitFor()
+    await page
+      .locator('#audit-table')
+      .getByText(/^rotated to key_\w+; expiresAt: /)
+      .waitFor()
     await page.getByRole('button', { name: 'Clear' }).click()
     await waitCount(page.locator('#audit-table tbody tr'), all)
     await shot('audit')

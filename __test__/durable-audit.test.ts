@@ -140,7 +140,8 @@ describe('audit trail', () => {
     assert.ok(ofNew && ofOld, 'the rotation records the new and the old key')
     assert.equal((ofNew.changes.created as Record<string, unknown>).description, 'renamed')
     assert.equal((ofNew.changes.created as Record<string, unknown>).hint, k1b.key.hint)
-    assert.deepEqual(ofOld.changes, { state: ['active', 'revoked'] })
+    assert.deepEqual(ofOld.changes, { state: ['active', 'revoked'], rotatedTo: k1b.key.id }, 'the two entries name each other')
+    assert.equal(ofNew.changes.rotatedFrom, k1.key.id)
 
     assert.deepEqual(shape(pick(14)), { action: 'deleteKey', actor: 'erin', keyId: k2.key.id, userId: 'u1', at: A(12).getTime() })
     const deleted = pick(14).changes.deleted as Record<string, unknown>

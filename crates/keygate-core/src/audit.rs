@@ -426,6 +426,21 @@ fn role_fields(r: &RoleRecord) -> Value {
     json!({ "rights": r.rights })
 }
 
+/// A rotation's two entries name each other: the new key's (`created`) gets `rotatedFrom`, the
+/// old key's `rotatedTo`, so the trail alone tells which key replaced which (the old key's
+/// entry may otherwise record no change at all, when its overlap reaches past its expiry).
+/// `drafts` are a rotation's, as `rotate_key` commits them: the new key, then the old.
+pub fn link_rotation(drafts: &mut [AuditDraft]) {
+    if let [new, old] = drafts {
+        if let (Some(new_id), Some(old_id), Value::Object(created), Value::Object(changed)) =
+            (new.key_id.clone(), old.key_id.clone(), &mut new.detail, &mut old.detail)
+        {
+            created.insert("rotatedFrom".to_string(), Value::String(old_id));
+            changed.insert("rotatedTo".to_string(), Value::String(new_id));
+        }
+    }
+}
+
 /// Describes one change against the state it is about to change: one entry,
 /// plus one per key that a user's deletion takes with it (so each key's own
 /// history ends with its deletion).

@@ -102,3 +102,47 @@ fn an_unknown_action_name_is_invalid_argument() {
     }
     assert!(!AuditAction::parse(&secret).unwrap_err().message.contains(&secret[3..]));
 }
+
+/// A rotation's two entries name each other, also when the old key's own fields do not change
+/// (its overlap reaches past its expiry), and on reading back from the file.
+fn rotations_link_their_keys(store: &KeyStore) {
+    let old = seed(store);
+    store.set_state(&old, "active", None).unwrap();
+    let overlap_past_expiry = 10.0 * 86_400.0;
+    let new = store.rotate_key(&old, overlap_past_expiry, Some("ops")).unwrap().key.id;
+    let entries = store.audit(&AuditQuery { action: Some(AuditAction::RotateKey), ..AuditQuery::default() }).unwrap();
+    // Newest first: the old key's entry follows the new key's.
+    let [of_old, of_new] = entries.as_slice() else { panic!("two rotateKey entries, got {entries:?}") };
+    assert_eq!(of_new.key_id.as_deref(), Some(new.as_str()));
+    assert_eq!(of_new.detail["rotatedFrom"], old.as_str());
+    assert!(of_new.detail["created"].is_object(), "{:?}", of_new.detail);
+    assert_eq!(of_old.key_id.as_deref(), Some(old.as_str()));
+    assert_eq!(of_old.detail, serde_json::json!({ "rotatedTo": new }), "nothing else of the old key changed");
+    let revoked_at_once = store.rotate_key(&new, 0.0, None).unwrap().key.id;
+    let entries = store.audit(&AuditQuery { key_id: Some(new.clone()), limit: Some(1), ..AuditQuery::default() }).unwrap();
+    assert_eq!(entries[0].detail["rotatedTo"], revoked_at_once.as_str());
+    assert_eq!(entries[0].detail["state"], serde_json::json!(["active", "revoked"]));
+    // Other calls name no rotation.
+    let others = store.audit(&AuditQuery::default()).unwrap();
+    for e in others.iter().filter(|e| e.action != "rotateKey") {
+        assert!(e.detail.get("rotatedTo").is_none() && e.detail.get("rotatedFrom").is_none(), "{e:?}");
+    }
+    assert!(store.verify_audit().unwrap().ok);
+}
+
+#[test]
+fn rotations_link_their_keys_in_memory() {
+    rotations_link_their_keys(&KeyStore::in_memory(Options { now: Some(T0), ..Options::default() }).unwrap());
+}
+
+#[test]
+fn rotations_link_their_keys_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let path = path.to_str().unwrap();
+    rotations_link_their_keys(&KeyStore::open(path, Options { now: Some(T0), ..Options::default() }).unwrap());
+    let reopened = KeyStore::open(path, Options { now: Some(T0 + 5000), ..Options::default() }).unwrap();
+    let entries = reopened.audit(&AuditQuery { action: Some(AuditAction::RotateKey), ..AuditQuery::default() }).unwrap();
+    assert_eq!(entries.len(), 4);
+    assert!(entries.iter().all(|e| e.detail.get("rotatedTo").or_else(|| e.detail.get("rotatedFrom")).is_some()), "{entries:?}");
+}

@@ -116,14 +116,18 @@ function summarise(changes) {
   const body = changes.changes && typeof changes.changes === 'object' && !Array.isArray(changes.changes) ? changes.changes : changes
   const show = (x) => (Array.isArray(x) ? (x.length ? x.join(', ') : '(none)') : x !== null && typeof x === 'object' ? '…' : String(x))
   const parts = []
+  // Which key replaced which leads (after "created"), so the summary's cut never hides it.
+  let rotation = ''
   for (const [n, v] of Object.entries(body)) {
     if (n === 'role' || n === 'changes') continue
     if (n === 'created' || n === 'deleted') parts.unshift(n)
     else if (n === 'deletedKeys') parts.push(`${Array.isArray(v) ? v.length : '?'} key(s) deleted`)
     else if (n === 'removedFromUsers') parts.push(Array.isArray(v) && v.length ? `removed from ${v.join(', ')}` : 'held by no user')
+    else if (n === 'rotatedTo' || n === 'rotatedFrom') rotation = `${n === 'rotatedTo' ? 'rotated to' : 'rotated from'} ${show(v)}`
     else if (Array.isArray(v) && v.length === 2) parts.push(`${n}: ${show(v[0])} → ${show(v[1])}`)
     else parts.push(n)
   }
+  if (rotation) parts.splice(parts[0] === 'created' ? 1 : 0, 0, rotation)
   if (parts.length === 0 && prefix) parts.push('deleted')
   const text = prefix + (parts.join('; ') || 'details')
   return text.length > 90 ? `${text.slice(0, 89)}…` : text

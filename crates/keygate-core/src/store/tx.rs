@@ -11,7 +11,7 @@ use parking_lot::{MutexGuard, RwLockReadGuard};
 
 use super::scrub::holds_known_secret_in_any_reading;
 use super::{internal, Actor, AuditAction, Inner};
-use crate::audit::{describe, AuditEntry};
+use crate::audit::{describe, link_rotation, AuditEntry};
 use crate::error::{Error, ErrorCode, Result};
 use crate::incident::Task;
 use crate::model::check_actor;
@@ -34,7 +34,10 @@ impl Tx<'_> {
     /// Persists and applies the changes; the write ends either way.
     pub(super) fn commit(&mut self, changes: Vec<Change>) -> Result<()> {
         let now = self.store.clock.now();
-        let audit = changes.iter().flat_map(|c| describe(&self.registry, c, self.action.as_str(), self.actor, now)).collect();
+        let mut audit: Vec<_> = changes.iter().flat_map(|c| describe(&self.registry, c, self.action.as_str(), self.actor, now)).collect();
+        if self.action == AuditAction::RotateKey {
+            link_rotation(&mut audit);
+        }
         let backend = &self.store.backend;
         self.persist_and_apply(changes, |changes| backend.commit(changes, audit))
     }
