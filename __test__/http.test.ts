@@ -1561,6 +1561,28 @@ describe('failures are 500 without details, reported to onError without the key'
     }
   })
 
+  test("the default onError's line hides any secret, not only the key of the request (a route quoting another header's key)", async () => {
+    const f = fixture()
+    // A route that fails on a second key the request carries (an upstream's, say) and quotes it.
+    const guard = createGuard(f.store, {
+      route: (req) => {
+        throw new Error(`upstream refused ${String(req.headers['x-upstream-key'])}; call was ${String(req.url)}`)
+      },
+    })
+    const s = await serve('node', guard)
+    try {
+      const before = logged.length
+      const headers = { ...esp(f.good.secret), 'x-upstream-key': f.sleeper.secret }
+      expectDenial(await call(s.base, '/call', headers), 500, 'internal_error')
+      const lines = logged.slice(before)
+      assert.equal(lines.length, 1, `logged: ${JSON.stringify(lines)}`)
+      assert.match(lines[0]!, /^keygate\/http: answered 500: Error: upstream refused kg_<redacted>; call was \/call/)
+      for (const secret of [f.good.secret, f.sleeper.secret]) assert.ok(!lines[0]!.includes(secret.slice(3, 15)), 'no piece of a secret is logged')
+    } finally {
+      await s.close()
+    }
+  })
+
   test('the key is redacted from every string reachable from a thrown error, which is never changed', () => {
     const f = fixture()
     const secret = f.good.secret

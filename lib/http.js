@@ -960,8 +960,9 @@ class Guard {
 /** @param {Error} error */
 function defaultOnError(error) {
   // One line, whatever the error says: a message may quote what a request sent (a route's
-  // JSON.parse quotes its input), newlines and escape sequences included.
-  console.error(`keygate/http: answered 500: ${visible(errorSummary(error))}`)
+  // JSON.parse quotes its input), newlines and escape sequences included. Any secret too,
+  // not only the request's key (hidden already): a route may quote another header's key.
+  console.error(`keygate/http: answered 500: ${visible(redactSecrets(errorSummary(error)))}`)
 }
 
 /**
