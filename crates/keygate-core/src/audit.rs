@@ -224,6 +224,17 @@ impl Chain {
         let count = self.count;
         if let Some((head_seq, head_hash)) = expected_head {
             let last = self.expected_seq - 1;
+            if head_seq < last {
+                // The first entry past the head is the first keygate never wrote, however well it
+                // is sealed (the hash has no secret key); the ones up to the head were verified.
+                let first_past = head_seq + 1;
+                let past = last - head_seq;
+                return self.bad(
+                    first_past,
+                    format!("entry {first_past} is past the recorded head (entry {head_seq}): it was added behind keygate's back, or the head was set back"),
+                    count.saturating_sub(past),
+                );
+            }
             if head_seq != last {
                 return self.bad(last + 1, format!("the log ends at entry {last} but entry {head_seq} was written"), count);
             }

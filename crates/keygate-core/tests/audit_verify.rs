@@ -121,6 +121,29 @@ fn a_removed_tail_is_caught_by_the_recorded_head() {
     assert_eq!(verify(shortened.iter(), None, None), good(6));
 }
 
+/// An entry added past the recorded head, sealed on the chain as keygate would seal it (the hash
+/// has no secret key): the first entry past the head is the first bad one, and the entries up to
+/// the head are the ones verified, as when the added entry's hash is wrong. The report named an
+/// entry after the last one, which does not exist.
+#[test]
+fn an_entry_sealed_past_the_recorded_head_is_reported_by_its_own_seq() {
+    let original = chain(8);
+    let recorded = head(&original);
+    let mut grown = original.clone();
+    let added = AuditEntry::seal(&original[7].hash, 9, original[7].draft());
+    grown.push(added);
+    let past = "entry 9 is past the recorded head (entry 8): it was added behind keygate's back, or the head was set back";
+    assert_eq!(verify(grown.iter(), recorded, None), bad(8, 9, past));
+    let copied = AuditEntry { seq: 9, ..original[7].clone() };
+    let mut unsealed = original.clone();
+    unsealed.push(copied);
+    assert_eq!(verify(unsealed.iter(), recorded, None), bad(8, 9, "entry 9 was altered"), "an entry copied past the head");
+    // Two entries added: still the first past the head.
+    let again = AuditEntry::seal(&grown[8].hash, 10, original[7].draft());
+    grown.push(again);
+    assert_eq!(verify(grown.iter(), recorded, None), bad(8, 9, past), "two entries added");
+}
+
 #[test]
 fn a_last_entry_replaced_with_a_valid_looking_one_is_caught_by_the_recorded_head() {
     let original = chain(8);
