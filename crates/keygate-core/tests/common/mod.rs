@@ -12,6 +12,15 @@ use std::time::{Duration, Instant};
 
 use keygate_core::{AuditQuery, Call, ErrorCode, KeyStore, NewKey, Reason, UserInput};
 
+/// Sets its flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 /// 200 admin calls refused (an unknown role) and 200 written, on this thread, while
 /// another thread reads and verifies the audit trail without pause: every read must
 /// succeed and find the chain whole. An admin call holds its transaction open across
@@ -30,12 +39,15 @@ pub fn audit_reads_beside_admin_calls(store: &KeyStore) -> u64 {
             }
             reads
         });
+        // Set however this thread leaves, a failed assertion included: left unset, the reader
+        // looped on and the scope waited for it, so a broken write hung the test instead of failing it.
+        let stop_reader = StopOnDrop(&done);
         for i in 0..200 {
             let refused = store.put_user(&UserInput { id: format!("u{i}"), roles: vec!["ghost".into()], ..Default::default() }, None);
             assert_eq!(refused.unwrap_err().code, ErrorCode::UnknownRole);
             store.put_role(&format!("r{i}"), &["api:*".into()], None).unwrap();
         }
-        done.store(true, Ordering::Release);
+        drop(stop_reader);
         assert!(reader.join().unwrap() > 0);
     });
     200
