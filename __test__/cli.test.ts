@@ -11,6 +11,7 @@ import type { ApiKey, AuditEntry, AuditReport, Decision, Role, User } from '../i
 import { DAY, HOUR, assertNoSecret, forgeSecret } from './helpers.js'
 import { SECRET_LINE, createKey, json, jsonError, keygateError, ok, run, usage, workspace } from './support/cli.js'
 import { NO_PYTHON, sql } from './support/python-sqlite.js'
+import { escapedJson, visible, visibleLines } from '../lib/visible.js'
 
 const ROOT = path.join(__dirname, '..')
 
@@ -1234,6 +1235,29 @@ describe('user text is shown so that it cannot act on the terminal', () => {
     } finally {
       w.cleanup()
     }
+  })
+
+  test('visible, visibleLines and escapedJson: each end of every range of controls, separators and bidi controls, and none of their neighbours', () => {
+    // The output tests above use a few of the characters; a store takes every one of these in a
+    // description (all but U+0000), so each end of each range is checked here.
+    const acted = [0x00, 0x09, 0x0a, 0x1b, 0x1f, 0x7f, 0x85, 0x9b, 0x9f, 0x61c, 0x200e, 0x200f, 0x2028, 0x2029, 0x202a, 0x202e, 0x2066, 0x2069]
+    const shown = [0x20, 0x7e, 0xa0, 0x61b, 0x61d, 0x200d, 0x2010, 0x2027, 0x202f, 0x2065, 0x206a, 0x1f600]
+    const hex = (c: number) => c.toString(16).toUpperCase().padStart(4, '0')
+    for (const c of acted) {
+      const ch = String.fromCharCode(c)
+      assert.equal(visible(`a${ch}b`), `a<U+${hex(c)}>b`, hex(c))
+      assert.equal(visibleLines(`a${ch}b`), ch === '\n' || ch === '\t' ? `a${ch}b` : `a<U+${hex(c)}>b`, hex(c))
+      const json = escapedJson(JSON.stringify(`a${ch}b`))
+      assert.doesNotMatch(json, /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/, hex(c))
+      assert.equal(JSON.parse(json), `a${ch}b`, hex(c))
+    }
+    for (const c of shown) {
+      const ch = String.fromCodePoint(c)
+      for (const show of [visible, visibleLines, (t: string) => JSON.parse(escapedJson(JSON.stringify(t)))]) assert.equal(show(`a${ch}b`), `a${ch}b`, hex(c))
+      assert.equal(escapedJson(JSON.stringify(`a${ch}b`)), JSON.stringify(`a${ch}b`), hex(c))
+    }
+    assert.equal(escapedJson(JSON.stringify({ a: '\u202e' }, null, 2)), '{\n  "a": "\\u202e"\n}', 'the layout’s newlines stay; escapes in lower case')
+    assert.equal(visibleLines('one\ttwo\nthree\u202e\r'), 'one\ttwo\nthree<U+202E><U+000D>')
   })
 
   test('--json output writes C1 and bidi controls as \\u escapes: the same JSON, nothing raw for the terminal', async () => {
