@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { KeyStore } from '../index.js'
 import { createAdminServer } from '../lib/admin/server.js'
 import type { AdminServer } from '../lib/admin/server.js'
+import { parseDate, parseDateTime } from '../lib/dates.js'
 import { loginHeaders } from './support/admin.js'
 
 const TOKEN = 'admin-api-token-0123456789'
@@ -186,6 +187,71 @@ describe('admin JSON API', () => {
     } finally {
       if (tz === undefined) delete process.env.TZ
       else process.env.TZ = tz
+    }
+  })
+
+  test('dates as docs/cli.md and docs/admin-api.md give them, read alike by the CLI and the API: each form, each bound, and what is no date', () => {
+    const read = (text: string, parse: (t: string) => Date | undefined = parseDateTime) => {
+      const d = parse(text)
+      return d === undefined ? undefined : Number.isFinite(d.getTime()) ? d.toISOString() : 'Invalid Date'
+    }
+    for (const [text, iso] of [
+      ['2027-01-31', '2027-01-31T00:00:00.000Z'],
+      [' 2027-01-31\n', '2027-01-31T00:00:00.000Z'],
+      ['2027-01-31T17:00:00Z', '2027-01-31T17:00:00.000Z'],
+      ['2027-01-31t17:00:00z', '2027-01-31T17:00:00.000Z'],
+      ['2027-01-31 17:00', '2027-01-31T17:00:00.000Z'],
+      ['2027-01-31T18:00+01:00', '2027-01-31T17:00:00.000Z'],
+      ['2027-01-31T18:00+0100', '2027-01-31T17:00:00.000Z'],
+      ['2027-01-31T12:00-05:30', '2027-01-31T17:30:00.000Z'],
+      ['2027-01-31T00:00+23:59', '2027-01-30T00:01:00.000Z'],
+      ['2027-01-31T17:00:00.5Z', '2027-01-31T17:00:00.500Z'],
+      ['2027-01-31T17:00:00.123456789Z', '2027-01-31T17:00:00.123Z'],
+      ['2027-12-31T23:59:59.999Z', '2027-12-31T23:59:59.999Z'],
+      ['2028-02-29', '2028-02-29T00:00:00.000Z'],
+      ['0099-01-01', '0099-01-01T00:00:00.000Z'], // not 1999, as Date.UTC would have it
+      ['0000-01-01', '0000-01-01T00:00:00.000Z'],
+      ['+275760-09-13T00:00:00.000Z', '+275760-09-13T00:00:00.000Z'], // as toISOString writes the last date
+      ['-000001-01-01T00:00:00.000Z', '-000001-01-01T00:00:00.000Z'],
+    ] as const) {
+      assert.equal(read(text), iso, JSON.stringify(text))
+      if (!/^[+-]/.test(text)) assert.equal(read(text, parseDate), iso, `the CLI's ${JSON.stringify(text)}`)
+    }
+    assert.equal(read('+275760-09-13T00:00:00.000Z', parseDate), undefined, 'the CLI takes four-digit years only')
+    for (const text of [
+      '',
+      '1',
+      'Jan 31 2027',
+      '2027/01/31',
+      'x2027-01-31',
+      '2027-01-31x',
+      '12027-01-31',
+      '2027-1-31',
+      '2027-01-1',
+      '2027-02-29',
+      '2027-02-30',
+      '2027-04-31',
+      '2027-00-10',
+      '2027-13-01',
+      '2027-01-00',
+      '2027-01-31T7:00Z',
+      '2027-01-31T17Z',
+      '2027-01-31X17:00',
+      '2027-01-31x17:00',
+      '2027-01-31T17:00:00.Z',
+      '2027-01-31T24:00Z',
+      '2027-01-31T23:60Z',
+      '2027-01-31T23:59:60Z',
+      '2027-01-31T17:00+24:00',
+      '2027-01-31T17:00+01:60',
+      '2027-01-31T17:00+01',
+      '2027-01-31T17:00Z+01:00',
+      '+2027-01-31T00:00:00.000Z',
+      'x+275760-09-13T00:00:00.000Z',
+      '+275760-09-13T00:00:00.000Zx',
+    ]) {
+      assert.equal(read(text), undefined, JSON.stringify(text))
+      assert.equal(read(text, parseDate), undefined, `the CLI's ${JSON.stringify(text)}`)
     }
   })
 
