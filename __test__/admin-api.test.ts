@@ -255,6 +255,40 @@ describe('admin JSON API', () => {
     }
   })
 
+  test('a list with an element that is no string, or an updatedAt sent as a number, is a 400 naming the field, and changes nothing', async () => {
+    store.putUser({ id: 'svc-types', rights: ['*:*'] })
+    const { key } = newKey('svc-types')
+    const keys = store.listKeys().length
+    const expiresAt = new Date(Date.now() + DAY).toISOString()
+    for (const [method, path, body, name] of [
+      ['POST', '/keys', { userId: 'svc-types', description: 'd', expiresAt, rules: ['session:*', 5] }, 'rules'],
+      ['PATCH', `/keys/${key.id}`, { rules: [null] }, 'rules'],
+      ['POST', '/users', { id: 'svc-types-2', rights: [{ service: '*' }] }, 'rights'],
+      ['PUT', '/users/svc-types', { roles: [['admins']] }, 'roles'],
+      ['POST', '/roles', { name: 'role-types', rights: [true] }, 'rights'],
+      ['POST', '/rules/validate', { lines: ['session:*', 1] }, 'lines'],
+    ] as const) {
+      const r = await call(method, path, body)
+      assert.equal(r.status, 400, `${method} ${path} ${JSON.stringify(r.body)}`)
+      assert.equal(r.body!.error.code, 'INVALID_ARGUMENT')
+      assert.equal(r.body!.error.message, `${name} must be a list of strings`)
+    }
+    // The page sends back the updatedAt it read (a string); a number is no stamp it read.
+    for (const [method, path, body] of [
+      ['PATCH', `/keys/${key.id}`, { description: 'changed', updatedAt: key.updatedAt.getTime() }],
+      ['POST', `/keys/${key.id}/state`, { state: 'suspended', updatedAt: key.updatedAt.getTime() }],
+    ] as const) {
+      const r = await call(method, path, body)
+      assert.equal(r.status, 400, `${method} ${path} ${JSON.stringify(r.body)}`)
+      assert.equal(r.body!.error.message, 'updatedAt is not a valid date-time')
+    }
+    assert.equal(store.listKeys().length, keys)
+    assert.deepEqual(store.getKey(key.id), key)
+    assert.deepEqual(store.getUser('svc-types')!.roles, [])
+    assert.equal(store.getUser('svc-types-2'), null)
+    assert.equal(store.getRole('role-types'), null)
+  })
+
   test('a body field or query parameter a route does not take is a 400 naming it, and changes nothing', async () => {
     store.putUser({ id: 'svc-fields', rights: ['*:*'] })
     const expiresAt = new Date(Date.now() + 30 * DAY).toISOString()
