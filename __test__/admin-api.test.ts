@@ -289,6 +289,21 @@ describe('admin JSON API', () => {
     assert.equal(store.getRole('role-types'), null)
   })
 
+  test('a change must be declared application/json (parameters allowed, any case): another type that merely holds the words is 415, and changes nothing', async () => {
+    const send = (type: string, id: string) =>
+      fetch(`${server.url}/api/users`, { method: 'POST', headers: { ...headers, 'Content-Type': type }, body: JSON.stringify({ id, rights: [] }) })
+    for (const type of ['text/plain; x=application/json', 'application/jsonp', 'application/json-seq', 'application/json5; charset=utf-8']) {
+      const res = await send(type, 'svc-type-refused')
+      assert.equal(res.status, 415, type)
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'UNSUPPORTED_MEDIA_TYPE', type)
+    }
+    assert.equal(store.getUser('svc-type-refused'), null)
+    for (const [i, type] of ['Application/JSON', 'application/json ; charset=utf-8', 'application/json'].entries()) {
+      const res = await send(type, `svc-type-${i}`)
+      assert.equal(res.status, 201, `${type}: ${await res.text()}`)
+    }
+  })
+
   test('a body field or query parameter a route does not take is a 400 naming it, and changes nothing', async () => {
     store.putUser({ id: 'svc-fields', rights: ['*:*'] })
     const expiresAt = new Date(Date.now() + 30 * DAY).toISOString()

@@ -19,6 +19,7 @@ import Fastify from 'fastify'
 
 import { KeyStore } from '../index.js'
 import { createAdminHandler } from '../lib/admin/index.js'
+import { shownMethod } from '../lib/admin/response.js'
 import type { AdminHandler } from '../lib/admin/index.js'
 import { throwsTypeError } from './helpers.js'
 
@@ -494,6 +495,11 @@ describe('keygate/admin mounted in your own server', () => {
       server.close()
       server.closeAllConnections()
     }
+  })
+
+  test('a method as log lines show it: a token of up to 20 letters as it is, anything else quoted, so a newline or escape in it cannot forge a line', () => {
+    for (const method of ['GET', 'M-SEARCH', 'A'.repeat(20)]) assert.equal(shownMethod(method), method)
+    for (const method of ['GET\n\u001b[2J', 'G ET', 'x GET y', 'A'.repeat(21)]) assert.equal(shownMethod(method), JSON.stringify(method))
   })
 
   test('a request made by hand (a method or url that is not a string, no headers, a query Node cannot put in a header) gets a JSON 4xx/5xx or a redirect, never an unhandled rejection or a throw', async () => {
