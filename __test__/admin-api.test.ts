@@ -7,11 +7,11 @@ import assert from 'node:assert/strict'
 import { KeyStore } from '../index.js'
 import { createAdminServer } from '../lib/admin/server.js'
 import type { AdminServer } from '../lib/admin/server.js'
-import { parseDate, parseDateTime } from '../lib/dates.js'
 import { loginHeaders } from './support/admin.js'
 
 const TOKEN = 'admin-api-token-0123456789'
 const DAY = 86_400_000
+const { parseDate, parseDateTime } = require('../lib/dates.js') as Record<'parseDate' | 'parseDateTime', (text: string) => Date | undefined>
 
 describe('admin JSON API', () => {
   let store: KeyStore

@@ -19,9 +19,10 @@ import Fastify from 'fastify'
 
 import { KeyStore } from '../index.js'
 import { createAdminHandler } from '../lib/admin/index.js'
-import { shownMethod } from '../lib/admin/response.js'
 import type { AdminHandler } from '../lib/admin/index.js'
 import { throwsTypeError } from './helpers.js'
+
+const { shownMethod } = require('../lib/admin/response.js') as { shownMethod: (method: unknown) => string }
 
 const TOKEN = 'mount-test-admin-token-0123456789'
 

@@ -11,9 +11,9 @@ import type { ApiKey, AuditEntry, AuditReport, Decision, Role, User } from '../i
 import { DAY, HOUR, assertNoSecret, forgeSecret } from './helpers.js'
 import { SECRET_LINE, createKey, json, jsonError, keygateError, ok, run, usage, workspace } from './support/cli.js'
 import { NO_PYTHON, sql } from './support/python-sqlite.js'
-import { escapedJson, visible, visibleLines } from '../lib/visible.js'
 
 const ROOT = path.join(__dirname, '..')
+const { visible, visibleLines, escapedJson } = require('../lib/visible.js') as Record<'visible' | 'visibleLines' | 'escapedJson', (text: string) => string>
 
 /** YYYY-MM-DD of `ms` from now, UTC. */
 function dayFromNow(ms: number): string {
