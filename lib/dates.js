@@ -4,7 +4,9 @@
 // never `new Date` on any string (it reads a time without an offset in the server's time zone, and
 // guesses at other forms).
 
-const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?\s*(?:([Zz])|([+-])(\d{2}):?(\d{2}))?$/
+// A zone only after a time, right after it (ISO 8601 gives a date alone no offset: `2027-01-31+05:00`
+// read as 2027-01-30T19:00Z, and `17:00 Z`, were taken, though the docs call other forms errors).
+const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:([Zz])|([+-])(\d{2}):?(\d{2}))?)?$/
 
 /**
  * An instant from `YYYY-MM-DD` (00:00:00 UTC of that day), `YYYY-MM-DDTHH:MM[:SS[.fff]]` with
