@@ -144,7 +144,8 @@ export interface GuardOptions {
    * request's headers, key included. Default: one `console.error` line (name, code, message
    * and those of up to three causes, control and bidi characters written as `<U+001B>`, so
    * a message quoting what a request sent cannot forge a line, and any run of 32+ letters and
-   * digits as `<redacted>`, so another secret a route quotes is not logged either). An `onError` that throws is ignored.
+   * digits, counted across `-` and `.` (a UUID or a hash too), as `<redacted>`, so another secret a
+   * route quotes is not logged either). An `onError` that throws is ignored.
    */
   onError?: ((error: Error, req: IncomingMessage) => void) | undefined
 }

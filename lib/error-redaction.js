@@ -49,14 +49,22 @@ function redactText(text, pieces) {
   for (const piece of pieces) {
     let at = lower.indexOf(piece)
     if (at < 0) continue
-    let redacted = ''
+    // The lower-cased text is built beside it (REDACTED has no upper-case letter), not lower-cased
+    // again: once per piece found, that was seconds for a long text quoting every piece.
+    /** @type {string[]} */
+    const redacted = []
+    /** @type {string[]} */
+    const redactedLower = []
     let from = 0
     for (; at >= 0; at = lower.indexOf(piece, from)) {
-      redacted += out.slice(from, at) + REDACTED
+      redacted.push(out.slice(from, at))
+      redactedLower.push(lower.slice(from, at))
       from = at + piece.length
     }
-    out = redacted + out.slice(from)
-    lower = asciiLowerCase(out)
+    redacted.push(out.slice(from))
+    redactedLower.push(lower.slice(from))
+    out = redacted.join(REDACTED)
+    lower = redactedLower.join(REDACTED)
   }
   return out
 }

@@ -67,7 +67,7 @@ export function holdFocus(instead) {
     // counterpart, as the dialog's own close handler gives it, which (when this redraw ends
     // first, on a busy machine) would find focus already moved to the heading and leave it there.
     if (was.closest('dialog:not([open])')) {
-      keepFocus(openerNow())
+      keepFocus(openerNow() ?? instead?.() ?? null)
       return
     }
     const same = counterpart(was)
