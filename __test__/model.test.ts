@@ -17,7 +17,7 @@ import fc from 'fast-check'
 
 import { KeyStore, KeygateError } from '../index.js'
 import type { ApiKey, Decision, ErrorCode, KeyState, Reason, UserStatus } from '../index.js'
-import { runs } from './support/contract.js'
+import { REASONS, runs } from './support/contract.js'
 
 const SECOND = 1000
 const HOUR = 3600 * SECOND
@@ -973,17 +973,7 @@ after(() => {
 
 /** Every reason but store_unavailable, and every error code an admin call here can meet. */
 const MUST_REACH = [
-  'allowed',
-  'malformed_key',
-  'unknown_key',
-  'invalid_request',
-  'suspended',
-  'revoked',
-  'expired',
-  'user_inactive',
-  'user_lacks_right',
-  'no_matching_rule',
-  'ip_not_allowed',
+  ...REASONS,
   'INVALID_ARGUMENT',
   'INVALID_RULE',
   'INVALID_STATE',

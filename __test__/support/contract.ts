@@ -210,7 +210,8 @@ export function assertErrorKeepsSecrets(error: unknown, world: World, what: stri
 
 const KEY_STATES = ['active', 'suspended', 'revoked']
 const USER_STATUSES = ['active', 'suspended', 'archived']
-const REASONS = [
+/** Every reason a decision of an open store can give (all but store_unavailable). */
+export const REASONS = [
   'allowed',
   'malformed_key',
   'unknown_key',
