@@ -358,18 +358,40 @@ export interface CopyReport {
   auditEntries: number
 }
 
-/** The decision on one call, with its reason. */
-export interface Decision {
-  allowed: boolean
-  reason: Reason
-  /** The key the secret belongs to (absent for `malformed_key`, `unknown_key` and `store_unavailable`). */
-  keyId?: string
+/**
+ * The decision on one call, with its reason. `allowed` tells the two kinds apart: when it is
+ * `true` the reason is `'allowed'` and the key and user are named; when `false` the reason is
+ * why not.
+ */
+export type Decision = AllowedDecision | DeniedDecision
+
+/** A call allowed: a key was found, and every step of the decision passed. */
+export interface AllowedDecision {
+  allowed: true
+  reason: 'allowed'
+  /** The key the secret belongs to. */
+  keyId: string
   /** The key's user. */
-  userId?: string
+  userId: string
   /**
    * The first rule of the key (in list order) that matched: an API rule for a call
-   * (`explain`), a WebDAV rule for a WebDAV request (`explainDav`); also given when the IP
-   * check (step 9) then denies it.
+   * (`explain`), a WebDAV rule for a WebDAV request (`explainDav`); absent when the key has
+   * no rules of that kind (it is unrestricted).
+   */
+  matchedRule?: string
+}
+
+/** A call denied, with the first failing step of the decision. */
+export interface DeniedDecision {
+  allowed: false
+  reason: DenyReason
+  /** The key the secret belongs to (absent for `malformed_key`, `unknown_key` and `store_unavailable`). */
+  keyId?: string
+  /** The key's user (absent when `keyId` is). */
+  userId?: string
+  /**
+   * The first rule of the key (in list order) that matched, when the IP check (step 9)
+   * then denies the call.
    */
   matchedRule?: string
 }

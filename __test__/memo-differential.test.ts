@@ -9,7 +9,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 
 import { KeyStore, KeygateError } from '../index.js'
-import type { Decision } from '../index.js'
+import type { Decision, DenyReason } from '../index.js'
 import { T0, forgeSecret, seededRandom } from './helpers.js'
 import { open, storePath } from './support/durable.js'
 import { createDatabase, openPg, pgOnly } from './support/postgres.js'
@@ -88,11 +88,11 @@ class Model {
     const key = [...this.keys.values()].find((k) => k.secret === secret)
     if (key === undefined) return { allowed: false, reason: 'unknown_key' }
     const about = { keyId: key.id, userId: key.userId }
-    const deny = (reason: Decision['reason']): Decision => ({ allowed: false, reason, ...about })
+    const deny = (reason: DenyReason): Decision => ({ allowed: false, reason, ...about })
     const path = kind === 'dav' && second.startsWith('/') ? second.slice(1) : second
     const valid = kind === 'api' ? VALID_NAME.test(first) && VALID_NAME.test(second) : validDav(first, path)
     if (!valid) return deny('invalid_request')
-    if (key.state !== 'active') return deny(key.state as Decision['reason'])
+    if (key.state !== 'active') return deny(key.state as DenyReason)
     if (this.now >= key.expiresAt) return deny('expired')
     const user = this.users.get(key.userId)
     if (user === undefined || user.status !== 'active') return deny('user_inactive')

@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 
 import { KeyStore, KeygateError } from '../index.js'
-import type { ApiKey, Decision, ErrorCode, KeyState, Reason, UserStatus } from '../index.js'
+import type { ApiKey, Decision, DenyReason, ErrorCode, KeyState, UserStatus } from '../index.js'
 import { REASONS, runs } from './support/contract.js'
 
 const SECOND = 1000
@@ -181,7 +181,7 @@ function effectiveRights(m: Model, userId: string) {
 
 /** The README's nine steps, from step 3 on, for a key that exists. */
 function decideForKey(m: Model, key: ModelKey, service: string, apiName: string, ip: string | undefined): Decision {
-  const deny = (reason: Reason): Decision => ({ allowed: false, reason, keyId: key.id, userId: key.userId })
+  const deny = (reason: DenyReason): Decision => ({ allowed: false, reason, keyId: key.id, userId: key.userId })
   if (!VALID_NAME.test(service) || !VALID_NAME.test(apiName)) return deny('invalid_request')
   if (key.state !== 'active') return deny(key.state === 'suspended' ? 'suspended' : 'revoked')
   if (!(m.now < key.expiresAt)) return deny('expired')

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 
 import type { IncomingMessage } from 'node:http'
 
-import type { ApiKey, KeyPatch, NewKey, RoleInput, UserInput } from '../index.js'
+import type { ApiKey, Decision, DenyReason, KeyPatch, NewKey, RoleInput, UserInput } from '../index.js'
 import { createGuard, type GuardStore } from 'keygate/http'
 import { createAdminHandler, createAdminServer } from '../lib/admin/index.js'
 import type { AdminHandlerOptions, AdminServerOptions } from '../lib/admin/index.js'
@@ -137,5 +137,38 @@ describe('createGuard takes a wrapper of a store, as http.d.ts documents, withou
     const checkOnly = { isAllowed: store.isAllowed.bind(store) }
     // @ts-expect-error no explain: the guard could not say why a call was refused
     throwsCode(() => createGuard(checkOnly), 'INVALID_ARGUMENT', 'needs a KeyStore')
+  })
+})
+
+describe('a Decision tells its two kinds apart by `allowed`', () => {
+  test('allowed: the reason is allowed and the key and user are named; denied: the reason is why not', () => {
+    const store = withUser(frozenStore())
+    const { key, secret } = store.createKey({ userId: 'integration', description: 'd', expiresAt: at(T0, DAY), rules: ['session:*', 'ip=10.0.0.0/8'] })
+    const seen: Decision[] = [
+      store.explain(secret, 'session', 'userLogon', '10.1.2.3'),
+      store.explainDav(secret, 'GET', '/docs/a.txt', '10.1.2.3'),
+      store.explainKey(key.id, 'session', 'userLogon', '10.1.2.3'),
+      store.explain(secret, 'session', 'userLogon', '192.0.2.1'),
+      store.explain(secret, 'data', 'entityGetRecord', '10.1.2.3'),
+      store.explain('kg_not_a_secret', 'session', 'userLogon'),
+      store.explainKey('key_unknown', 'session', 'userLogon'),
+    ]
+    const kinds = seen.map((decision) => {
+      if (decision.allowed) {
+        // Narrowed: no optional chaining needed, and the reason is the one that allows.
+        const named: { keyId: string; userId: string } = { keyId: decision.keyId, userId: decision.userId }
+        const reason: 'allowed' = decision.reason
+        assert.deepEqual([named, reason], [{ keyId: key.id, userId: 'integration' }, 'allowed'])
+        return 'allowed'
+      }
+      const why: DenyReason = decision.reason
+      // @ts-expect-error a denied decision is never 'allowed'
+      assert.notEqual(decision.reason === 'allowed', true)
+      // @ts-expect-error a denied decision may name no key (malformed_key, unknown_key, store_unavailable)
+      const id: string = decision.keyId
+      assert.equal(typeof id === 'string', why !== 'malformed_key' && why !== 'unknown_key')
+      return why
+    })
+    assert.deepEqual(kinds, ['allowed', 'user_lacks_right', 'allowed', 'ip_not_allowed', 'no_matching_rule', 'malformed_key', 'unknown_key'])
   })
 })

@@ -1043,13 +1043,14 @@ class KeyStore {
 }
 
 /**
- * The binding's explanation as a `Decision`, with absent facts left out.
+ * The binding's explanation as a `Decision`, with absent facts left out. The core names the key
+ * and its user whenever it allows (an allowed call has found its key), as `AllowedDecision` says.
  * @param {ExplanationDto} dto
+ * @returns {Decision}
  */
 function toDecision(dto) {
-  /** @type {Decision} */
   const decision = { allowed: dto.allowed, reason: dto.reason }
-  return Object.assign(decision, givenFields(dto, ['keyId', 'userId', 'matchedRule']))
+  return /** @type {Decision} */ (Object.assign(decision, givenFields(dto, ['keyId', 'userId', 'matchedRule'])))
 }
 
 /**
