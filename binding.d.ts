@@ -309,6 +309,9 @@ export declare function storeCopy(from: ExternalObject<KeyStore>, to: ExternalOb
 
 export declare function storeCreated(store: ExternalObject<KeyStore>): boolean
 
+/** Writes the `lastUsedAt` noted so far (`KeyStore::flush_uses`): at the process's exit. */
+export declare function storeFlushUses(store: ExternalObject<KeyStore>): void
+
 export declare function storeHealth(store: ExternalObject<KeyStore>): HealthDto
 
 /**

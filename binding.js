@@ -876,6 +876,7 @@ module.exports.storeBackup = nativeBinding.storeBackup
 module.exports.storeClose = nativeBinding.storeClose
 module.exports.storeCopy = nativeBinding.storeCopy
 module.exports.storeCreated = nativeBinding.storeCreated
+module.exports.storeFlushUses = nativeBinding.storeFlushUses
 module.exports.storeHealth = nativeBinding.storeHealth
 module.exports.storeHints = nativeBinding.storeHints
 module.exports.storeInMemory = nativeBinding.storeInMemory

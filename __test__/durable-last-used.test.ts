@@ -1,8 +1,10 @@
 // lastUsedAt of a durable store: a use reaches the file within ~1.5 s, close() flushes it,
-// and a process killed after a check does not lose it.
+// a process killed after a check does not lose it, nor one that exits without close().
 import { describe, test } from 'node:test'
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import * as path from 'node:path'
 
 import { DAY, MINUTE, T0, at } from './helpers.js'
 import { open, sleep, storePath, wall } from './support/durable.js'
@@ -115,4 +117,36 @@ describe('lastUsedAt', () => {
     assert.ok(last.getTime() >= later.at - 1000, `lastUsedAt ${last.toISOString()} is the earlier use, not the one at ${new Date(later.at).toISOString()}`)
     after.close()
   })
+  // A child that checks a key three times (the last answered from its memo) and ends at once,
+  // without close(), as `ending` says; it prints the instant of its checks.
+  const PACKAGE = path.join(__dirname, '..')
+  const exitingChild = (ending: string) => `
+const { KeyStore } = require(${JSON.stringify(PACKAGE)})
+const [file, secret] = process.argv.slice(1)
+const store = KeyStore.open(file)
+for (let i = 0; i < 3; i++) if (!store.isAllowed(secret, 'svc', 'call')) throw new Error('refused')
+process.stdout.write(String(Date.now()))
+${ending}
+`
+  for (const [how, ending, status] of [
+    ['calls process.exit()', 'process.exit(0)', 0],
+    ['throws an uncaught exception', "throw new Error('the app failed')", 1],
+    ['lets its event loop drain', '', 0],
+  ] as const) {
+    test(`a process that ${how} without close(): the uses of its last second are on disk`, () => {
+      const file = storePath()
+      const setup = open(file)
+      setup.putUser({ id: 'u', rights: ['svc:*'] })
+      const k = setup.createKey({ userId: 'u', description: '', expiresAt: at(new Date(), DAY) })
+      setup.close()
+      const r = spawnSync(process.execPath, ['-e', exitingChild(ending), file, k.secret], { encoding: 'utf8', timeout: 30_000 })
+      assert.equal(r.status, status, r.stderr)
+      const checkedAt = Number(r.stdout)
+      const after = open(file)
+      const last = after.getKey(k.key.id)!.lastUsedAt
+      after.close()
+      assert.ok(last, 'lastUsedAt was lost with the process')
+      assert.ok(Math.abs(last.getTime() - checkedAt) <= 1000, `lastUsedAt ${last.toISOString()} vs checks at ${new Date(checkedAt).toISOString()}`)
+    })
+  }
 })

@@ -428,11 +428,29 @@ const CLOSED_MEMO = /** @type {Memo} */ (
   })
 )
 
+/**
+ * The stores not yet closed, held weakly: when the process (or a worker) exits, the uses
+ * their memos and cores noted in the last second are written (see `flushOpenStores`).
+ * @type {Set<WeakRef<KeyStore>>}
+ */
+const OPEN_STORES = new Set()
+/** Drops a collected store's entry from OPEN_STORES. */
+const forgetCollected = new FinalizationRegistry((/** @type {WeakRef<KeyStore>} */ ref) => OPEN_STORES.delete(ref))
+/**
+ * The 'exit' listener (set by KeyStore's static block, where it can reach the stores'
+ * private fields), added with the first store.
+ * @type {() => void}
+ */
+let flushOpenStores = () => {}
+let exitListened = false
+
 class KeyStore {
   /** @type {Handle} */
   #handle
   /** @type {Memo} */
   #memo
+  /** This store's entry in OPEN_STORES. @type {WeakRef<KeyStore>} */
+  #openEntry
   /**
    * `native.check` bound to this store (see `native.bindCheck`): one argument fewer, no handle to unwrap.
    * @type {import('./native.js').BoundCheck}
@@ -480,6 +498,33 @@ class KeyStore {
     this.#memo = new Memo(words, hints, secretLength, touch)
     this.#davMemo = new Memo(words, hints, secretLength, touch, native.MAX_DAV_PATH_LENGTH + 1)
     this.#setMemoClock(frozenNow)
+    this.#openEntry = new WeakRef(this)
+    OPEN_STORES.add(this.#openEntry)
+    forgetCollected.register(this, this.#openEntry, this.#openEntry)
+    if (!exitListened) {
+      exitListened = true
+      process.on('exit', flushOpenStores)
+    }
+  }
+
+  static {
+    // lastUsedAt reaches the file or database from a background thread within a second, and
+    // the memo hands uses to the core within 200 ms, on a timer that never holds the process:
+    // a process that exits without close() (process.exit(), an uncaught exception, its event
+    // loop drained) would lose the uses of its last second. Written here, synchronously, the
+    // store staying open for 'exit' listeners after this one; nothing thrown at exit.
+    flushOpenStores = () => {
+      for (const entry of OPEN_STORES) {
+        const store = entry.deref()
+        if (store === undefined || store.#memo === CLOSED_MEMO) continue
+        try {
+          store.#flushUses()
+          native.storeFlushUses(store.#handle)
+        } catch {
+          // best-effort, as a flush in close() is
+        }
+      }
+    }
   }
 
   /**
@@ -545,6 +590,8 @@ class KeyStore {
     this.#flushUses()
     this.#memo = CLOSED_MEMO
     this.#davMemo = CLOSED_MEMO
+    OPEN_STORES.delete(this.#openEntry)
+    forgetCollected.unregister(this.#openEntry)
     call(() => native.storeClose(this.#handle))
   }
 

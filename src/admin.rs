@@ -112,6 +112,12 @@ pub fn store_close(store: &External<KeyStore>) -> napi::Result<(), String> {
     store.close().map_err(js_store_error(store))
 }
 
+/// Writes the `lastUsedAt` noted so far (`KeyStore::flush_uses`): at the process's exit.
+#[napi(catch_unwind)]
+pub fn store_flush_uses(store: &External<KeyStore>) {
+    store.flush_uses();
+}
+
 #[napi(catch_unwind)]
 pub fn store_health(store: &External<KeyStore>) -> HealthDto {
     store.health().into()

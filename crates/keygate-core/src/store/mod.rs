@@ -255,6 +255,20 @@ impl KeyStore {
         Ok(())
     }
 
+    /// Writes the `lastUsedAt` noted so far, as the background thread would within
+    /// the second, for a process about to exit (which ends that thread before it
+    /// can). Without waiting for a lock another process holds; best-effort like
+    /// `close`: a failure is reported through `on_error`, not returned.
+    pub fn flush_uses(&self) {
+        if self.inner.is_closed() {
+            return;
+        }
+        let flushed = self.inner.flush_uses_without_waiting();
+        if flushed.is_err() {
+            self.inner.report(crate::incident::Task::LastUsed, &flushed);
+        }
+    }
+
     /// Writes a consistent copy of the durable store to a new file.
     pub fn backup(&self, to: &str) -> Result<()> {
         self.inner.check_open()?;
