@@ -367,6 +367,25 @@ function isTakenBody(text) {
 }
 
 /**
+ * Whether `text`, a string a parser in front left as the body, is shorter than the body the
+ * request declared by at least two bytes: then it is no text parser's copy of the body (as long
+ * as the body), but the inside of a JSON string literal (`"{}"`: a body encoded twice) that
+ * `express.json({ strict: false })` parsed. Unknown (false) when the declared length does not
+ * count the text's UTF-8 bytes: no Content-Length, a compressed body, another charset.
+ * @param {IncomingMessage} req
+ * @param {string} text
+ */
+function isParsedJsonString(req, text) {
+  const declared = Number(req.headers['content-length'] ?? Number.NaN)
+  if (!Number.isSafeInteger(declared)) return false
+  const encoding = req.headers['content-encoding']
+  if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') return false
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase()
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') return false
+  return declared >= Buffer.byteLength(text, 'utf8') + 2
+}
+
+/**
  * The request's JSON object body (`{}` when empty); ApiError 413 past `limit` bytes, 400 when not a JSON object.
  * @param {IncomingMessage} req
  * @param {number} limit
@@ -390,11 +409,12 @@ function readBody(req, limit) {
       reject(new ApiError(400, ErrorCode.InvalidArgument, 'the request body must be a JSON object'))
       return
     }
-    if (readBefore && typeof parsed.body === 'string' && !isTakenBody(parsed.body)) {
-      // A JSON string the client sent (express.json({ strict: false }) makes it), or a text
-      // parser's copy of a body that is no JSON object: the client's mistake either way. A text
-      // parser's copy of an object (the page's own requests) or of an empty body (a logout's
-      // `-d ''`), which this handler would take, is the mounting's, answered below.
+    if (readBefore && typeof parsed.body === 'string' && (!isTakenBody(parsed.body) || isParsedJsonString(req, parsed.body))) {
+      // A JSON string the client sent (express.json({ strict: false }) makes it; `"{}"` too,
+      // told by its length), or a text parser's copy of a body that is no JSON object: the
+      // client's mistake either way. A text parser's copy of an object (the page's own requests)
+      // or of an empty body (a logout's `-d ''`), which this handler would take, is the
+      // mounting's, answered below.
       reject(new ApiError(400, ErrorCode.InvalidArgument, 'the request body must be a JSON object'))
       return
     }
