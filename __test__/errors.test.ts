@@ -181,6 +181,31 @@ describe('every error code reachable in memory, with a message naming the bad va
     throwsCode(() => store.rotateKey(key.id), 'EXPIRY_IN_PAST', key.id)
   })
 
+  test('an expiry error writes every instant a Date can hold as toISOString does, the latest and earliest too', () => {
+    const { store, key } = setup()
+    // These had been written as raw milliseconds ('8640000000000000 ms'), and years past 9999 or
+    // before 0 with fewer digits than JavaScript's ('+10000-…').
+    for (const far of [new Date(8.64e15), new Date(Date.UTC(10000, 0, 1)), new Date(1e15)]) {
+      throwsCode(() => issue(store, { expiresAt: far }), 'EXPIRY_TOO_FAR', `expiresAt ${far.toISOString()} is`)
+      throwsCode(() => store.updateKey(key.id, { expiresAt: far }), 'EXPIRY_TOO_FAR', `expiresAt ${far.toISOString()} is`)
+    }
+    for (const past of [new Date(-8.64e15), new Date(Date.UTC(-1, 11, 31)), new Date(-1e15)]) {
+      throwsCode(() => issue(store, { expiresAt: past }), 'EXPIRY_IN_PAST', `expiresAt ${past.toISOString()} is`)
+    }
+    // Both ends as the store's own clock, in the message's "now is" and "latest allowed".
+    for (const now of [new Date(8.64e15), new Date(-8.64e15), new Date(Date.UTC(-1, 0, 1)), new Date(Date.UTC(12345, 5, 6, 7, 8, 9, 10))]) {
+      const clocked = KeyStore.inMemory({ now })
+      clocked.putUser({ id: 'u', rights: ['*:*'] })
+      throwsCode(() => clocked.createKey({ userId: 'u', description: '', expiresAt: now }), 'EXPIRY_IN_PAST', `(now is ${now.toISOString()})`)
+      clocked.close()
+    }
+    const earliest = KeyStore.inMemory({ now: new Date(-8.64e15) })
+    earliest.putUser({ id: 'u', rights: ['*:*'] })
+    const latestAllowed = new Date(-8.64e15 + 730 * DAY).toISOString()
+    throwsCode(() => earliest.createKey({ userId: 'u', description: '', expiresAt: new Date(8.64e15) }), 'EXPIRY_TOO_FAR', `latest allowed: ${latestAllowed}`)
+    earliest.close()
+  })
+
   test('UNKNOWN_USER, UNKNOWN_ROLE, UNKNOWN_KEY', () => {
     const { store } = setup()
     throwsCode(() => issue(store, { userId: 'nobody@example.com' }), 'UNKNOWN_USER', 'nobody@example.com')
