@@ -149,13 +149,15 @@ pub fn check_name_shape(what: &str, name: &str) -> Result<()> {
 }
 
 /// Checks who made a change, as the audit trail records it: 1–256 characters,
-/// no control or bidirectional control characters, no secret.
+/// no control or bidirectional control characters, no line or paragraph separator
+/// (U+2028, U+2029: they end a line in logs and editors, as a newline does), no secret.
 pub fn check_actor(actor: &str) -> Result<()> {
     check_no_bidi("actor", actor)?;
-    if actor.is_empty() || actor.chars().count() > MAX_ACTOR_CHARS || actor.chars().any(char::is_control) {
+    let breaks_lines = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+    if actor.is_empty() || actor.chars().count() > MAX_ACTOR_CHARS || actor.chars().any(breaks_lines) {
         return Err(Error::new(
             ErrorCode::InvalidArgument,
-            format!("actor {} must be 1-{MAX_ACTOR_CHARS} characters without control characters", quote(actor)),
+            format!("actor {} must be 1-{MAX_ACTOR_CHARS} characters without control characters or line separators", quote(actor)),
         ));
     }
     check_no_secret("actor", actor, ErrorCode::InvalidArgument)
@@ -510,6 +512,8 @@ mod tests {
         refused(check_name("user id", &"a".repeat(129)));
         refused(check_actor(""));
         refused(check_actor("a\u{0}b"));
+        refused(check_actor("a\u{2028}b"));
+        refused(check_actor("a\u{2029}b"));
         refused(check_actor(&"a".repeat(257)));
         refused(check_description(&"d".repeat(1025)));
         assert!(refused(check_description("a\u{0}b")).message.contains("NUL character (U+0000) at position 2"));
