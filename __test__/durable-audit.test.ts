@@ -363,6 +363,47 @@ describe('audit trail', () => {
       }
     })
 
+    test('an entry renumbered with no whole number (a rebuilt table) → reported where it stands, or the store refused at open; never verified', () => {
+      ensurePristine()
+      // Rebuilt as a table whose seq column takes any value (keygate's is the rowid, which does not).
+      const rebuilt: Statement[] = [
+        'ALTER TABLE audit RENAME TO audit_before',
+        'CREATE TABLE audit (seq, at INTEGER NOT NULL, actor TEXT, action TEXT NOT NULL, key_id TEXT, user_id TEXT, detail TEXT NOT NULL, hash BLOB NOT NULL)',
+        'INSERT INTO audit SELECT * FROM audit_before',
+        'DROP TABLE audit_before',
+      ]
+      const untouched = tampered(rebuilt)
+      assert.deepEqual(untouched.verifyAudit(), { ok: true, entries: seqOfLast }, 'the rebuilt table as such is no damage')
+      untouched.close()
+      // These had thrown STORE_CORRUPT "Invalid column type Real at index: 0, name: seq" from verifyAudit.
+      const reported: Array<[string, number, RegExp]> = [
+        ['UPDATE audit SET seq = 4.5 WHERE seq = 5', 5, /numbered with a floating-point number \(4\.5\), not a whole number, where entry 5 should be/],
+        ['UPDATE audit SET seq = 5.0 WHERE seq = 5', 5, /numbered with a floating-point number \(5\.0\)/],
+        ['UPDATE audit SET seq = NULL WHERE seq = 5', 1, /numbered with nothing \(NULL\), not a whole number, where entry 1 should be/],
+      ]
+      for (const [statement, firstBadSeq, problem] of reported) {
+        const store = tampered([...rebuilt, statement])
+        const report = store.verifyAudit()
+        assert.equal(report.ok, false, statement)
+        assert.equal(report.firstBadSeq, firstBadSeq, statement)
+        assert.equal(report.entries, firstBadSeq - 1, statement)
+        assert.match(report.problem ?? '', problem, statement)
+        const listing = throwsCode(() => store.audit({ limit: 1000 }), 'STORE_CORRUPT', 'not a whole number')
+        assert.doesNotMatch(listing.message, /column type/)
+        store.close()
+      }
+      // Text or a blob sorts after every number, as the largest: the open's check of the head
+      // meets it first, and refuses the store, naming what it is (never the text itself).
+      for (const [statement, what] of [
+        ["UPDATE audit SET seq = 'kg_' || hex(randomblob(20)) WHERE seq = 5", 'text'],
+        ["UPDATE audit SET seq = x'05' WHERE seq = 5", 'a blob'],
+        ['UPDATE audit SET seq = 1e300 WHERE seq = 5', 'a floating-point number (1e300)'],
+      ]) {
+        const error = throwsCode(() => tampered([...rebuilt, statement]), 'STORE_CORRUPT', `an audit entry is numbered with ${what}, not a whole number`)
+        assert.doesNotMatch(error.message, /kg_|column type/, statement)
+      }
+    })
+
     test('an entry deleted in the middle → reported missing', () => {
       const store = tampered(['DELETE FROM audit WHERE seq = 8'])
       const report = store.verifyAudit()

@@ -287,6 +287,9 @@ pub(crate) enum Damaged {
     Time { seq: u64, at: i64 },
     /// Entry `seq` holds a value keygate cannot read (of another type, say).
     Unreadable(u64),
+    /// Numbered with something other than a whole number (what, as [`Damaged::describe`] says it):
+    /// only in a table rebuilt behind keygate's back, whose `seq` column takes any value.
+    Unnumbered(String),
 }
 
 impl Damaged {
@@ -301,6 +304,7 @@ impl Damaged {
             Damaged::Numbered(seq) => format!("an audit entry is numbered {seq} (keygate numbers entries from 1)"),
             Damaged::Time { seq, at } => format!("audit entry {seq}'s time ({at}) is not a representable date"),
             Damaged::Unreadable(seq) => format!("audit entry {seq} holds a value keygate cannot read"),
+            Damaged::Unnumbered(what) => format!("an audit entry is numbered with {what}, not a whole number"),
         }
     }
 }
@@ -367,6 +371,16 @@ impl StoredChain {
                     first_bad_seq: Some(1),
                     problem: Some(format!("an entry is numbered {seq}, before entry 1 (keygate numbers entries from 1)")),
                 });
+                return false;
+            }
+            // Where it stands in sequence order, the entry the chain expects next is not there.
+            Err(Damaged::Unnumbered(what)) => {
+                let expected = self.chain.expected_seq;
+                self.found = Some(self.chain.bad(
+                    expected,
+                    format!("an entry is numbered with {what}, not a whole number, where entry {expected} should be (keygate numbers entries 1, 2, 3…)"),
+                    self.chain.count,
+                ));
                 return false;
             }
             Err(damaged @ (Damaged::Time { seq, .. } | Damaged::Unreadable(seq))) => {
