@@ -151,14 +151,15 @@ fn copy_into(conn: &Connection, partial: &Path, to: &Path) -> Result<()> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut target = Connection::open_with_flags(partial, flags).map_err(e)?;
     let copy = Backup::new(conn, &mut target).map_err(e)?;
-    loop {
-        match copy.step(100).map_err(e)? {
-            StepResult::More => {}
-            StepResult::Done => return Ok(()),
-            // As rusqlite's `Connection::backup`: a lock in the way fails the backup.
-            StepResult::Locked => return Err(e(sqlite_failure(rusqlite::ffi::SQLITE_LOCKED))),
-            _ => return Err(e(sqlite_failure(rusqlite::ffi::SQLITE_BUSY))),
-        }
+    // All pages in one step, under one read transaction of the source (in WAL mode it holds no
+    // writer back). Copied a few pages per step, the backup starts over whenever any other
+    // connection commits between two steps: a store that some process writes more often than a
+    // backup takes (gateways flushing `lastUsedAt` every second) was never backed up.
+    match copy.step(-1).map_err(e)? {
+        StepResult::Done => Ok(()),
+        // As rusqlite's `Connection::backup`: a lock in the way fails the backup.
+        StepResult::Locked => Err(e(sqlite_failure(rusqlite::ffi::SQLITE_LOCKED))),
+        _ => Err(e(sqlite_failure(rusqlite::ffi::SQLITE_BUSY))),
     }
 }
 
