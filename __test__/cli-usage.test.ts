@@ -340,6 +340,31 @@ describe('keygate CLI: a secret pasted in the wrong place is never printed whole
     }
   })
 
+  test('a piece of a secret too short to be redacted (22 to 31 characters) is not shown either; long names and dates still are', () => {
+    // The secret is random: pieces that hold a digit, a capital and a small letter, as nearly all do.
+    const mixedPiece = (length: number) => {
+      for (let at = 0; at + length <= body.length; at++) {
+        const piece = body.slice(at, at + length)
+        if (/[0-9]/.test(piece) && /[A-Z]/.test(piece) && /[a-z]/.test(piece)) return piece
+      }
+      throw new Error(`no piece of ${length} characters mixes digits and both cases`)
+    }
+    const cases: [string[], RegExp][] = [
+      [[`kg_${mixedPiece(25)}`], /unknown command \(a value of 28 characters, not shown: it may hold a secret\)/],
+      [['key', 'create', '--user', 'alice', '--description', 'd', '--expires', mixedPiece(30)], /--expires \(a value of 30 characters, not shown/],
+      [['key', 'list', '--state', mixedPiece(22)], /--state \(a value of 22 characters, not shown/],
+    ]
+    for (const [args, message] of cases) {
+      const r = run(args)
+      assert.equal(r.code, 2, r.stderr)
+      assert.match(r.stderr, message)
+      for (let at = 0; at + 22 <= body.length; at++) assert.ok(!r.stderr.includes(body.slice(at, at + 22)), `${args.join(' ')} printed a piece of the secret`)
+    }
+    // What a user may mistype is shown as typed: a long camelCase name, a date.
+    assert.match(run(['key', 'list', '--state', 'entityBrowseRecordsWithFilter']).stderr, /--state "entityBrowseRecordsWithFilter" must be one of/)
+    assert.match(run(['audit', '--since', '2027-13-45T10:00:00Z']).stderr, /--since "2027-13-45T10:00:00Z"/)
+  })
+
   test('--rules-file is read up to 1 MiB: /dev/zero, a large file or a flood on standard input is a usage error that creates no key', () => {
     const work = mkdtempSync(path.join(dir, 'bounded-'))
     const big = path.join(work, 'rules.txt')

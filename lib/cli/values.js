@@ -20,6 +20,12 @@ function quote(text) {
 
 /** Letters and digits a value may hold in all and still be shown (a secret holds 49 after its prefix). */
 const MOST_SHOWN_ALPHANUMERICS = 42
+/**
+ * A run of letters and digits this long, mixing capitals, small letters and digits, is taken for a
+ * piece of a secret and not shown: 22 of a secret's 43 random characters shown would leave fewer
+ * than 128 bits of it unknown; 21 or fewer leave more.
+ */
+const LONG_RUN = /[0-9A-Za-z]{22,}/g
 
 /**
  * An option's or argument's value for a usage error, which comes before any store is open to
@@ -38,7 +44,12 @@ function quoteTyped(text) {
  * @param {string} text
  */
 function mayHoldASecret(text) {
-  return redactSecrets(text).replace(/[^0-9A-Za-z]/g, '').length > MOST_SHOWN_ALPHANUMERICS
+  const shown = redactSecrets(text)
+  if (shown.replace(/[^0-9A-Za-z]/g, '').length > MOST_SHOWN_ALPHANUMERICS) return true
+  // A piece of a secret too short to be redacted (a truncated paste): random base62 mixes the
+  // three kinds of character, as names and dates seldom do.
+  for (const [run] of shown.matchAll(LONG_RUN)) if (/[0-9]/.test(run) && /[A-Z]/.test(run) && /[a-z]/.test(run)) return true
+  return false
 }
 
 class UsageError extends Error {
