@@ -647,6 +647,18 @@ mod tests {
     }
 
     #[test]
+    fn dav_rules_are_told_by_their_tag_in_any_case_and_normalise() {
+        for (written, text) in
+            [("dav=GET docs/*", "dav=GET docs/*"), (" DAV=propfind /docs/reports/ ", "dav=PROPFIND docs/reports/"), ("Dav=* x", "dav=* x")]
+        {
+            let rule = parse_rule(written).unwrap();
+            assert!(matches!(rule, Rule::Dav(_)), "{written}");
+            assert_eq!(rule.text(), text);
+            assert_eq!(parse_rule(text).unwrap(), rule, "the normalised text parses back to the same rule");
+        }
+    }
+
+    #[test]
     fn lists_respect_limits_and_usage() {
         let mut interner = RuleInterner::default();
         let many: Vec<String> = (0..1001).map(|i| format!("s:a{i}")).collect();
@@ -740,6 +752,27 @@ mod tests {
         assert!(a.first_api_match(&CallNames::new(b"svc42", b"api43")).is_none());
         interner.release(a);
         assert_eq!(interner.indexes.len(), 1);
+        interner.release(b);
+        assert!(interner.indexes.is_empty());
+    }
+
+    /// Two different long lists held at once: each is indexed by its own rules, and
+    /// releasing one leaves the other's index in place.
+    #[test]
+    fn different_long_lists_held_at_once_keep_their_own_indexes() {
+        let mut interner = RuleInterner::default();
+        let list = |prefix: &str| -> Vec<String> { (0..=INDEX_FROM).map(|n| format!("{prefix}{n}:get")).collect() };
+        let a = interner.parse_list(&list("a"), RuleUse::KeyRules).unwrap();
+        let b = interner.parse_list(&list("b"), RuleUse::KeyRules).unwrap();
+        assert!(!Arc::ptr_eq(a.index.as_ref().unwrap(), b.index.as_ref().unwrap()));
+        let first =
+            |list: &RuleList, service: &str| list.first_api_match(&CallNames::new(service.as_bytes(), b"get")).map(|r| r.text.to_string());
+        assert_eq!(first(&a, "a3"), Some("a3:get".to_string()));
+        assert_eq!(first(&b, "b3"), Some("b3:get".to_string()));
+        assert_eq!(first(&b, "a3"), None);
+        interner.release(a);
+        assert_eq!(interner.indexes.len(), 1, "the released list's index is forgotten, the other's kept");
+        assert_eq!(first(&b, "b3"), Some("b3:get".to_string()));
         interner.release(b);
         assert!(interner.indexes.is_empty());
     }
