@@ -305,5 +305,8 @@ mod tests {
         assert!(by_hint >= MAX_RESERVED_KEYS && by_id >= MAX_RESERVED_KEYS, "room for {by_hint} and {by_id} keys");
         assert_eq!(room(MAX_RESERVED_KEYS + 1), (by_hint, by_id));
         assert_eq!(room(usize::MAX), (by_hint, by_id));
+        // Below the bound, an estimate is room for that many keys.
+        let (by_hint, by_id) = room(1000);
+        assert!(by_hint >= 1000 && by_id >= 1000, "room for {by_hint} and {by_id} keys");
     }
 }
