@@ -309,7 +309,10 @@ export declare function storeCopy(from: ExternalObject<KeyStore>, to: ExternalOb
 
 export declare function storeCreated(store: ExternalObject<KeyStore>): boolean
 
-/** Writes the `lastUsedAt` noted so far (`KeyStore::flush_uses`): at the process's exit. */
+/**
+ * Writes the `lastUsedAt` noted so far (`KeyStore::flush_uses`): at the process's exit. Throws
+ * the failure, which the caller reports itself (the event loop has stopped).
+ */
 export declare function storeFlushUses(store: ExternalObject<KeyStore>): void
 
 export declare function storeHealth(store: ExternalObject<KeyStore>): HealthDto

@@ -3,12 +3,15 @@
 import { describe, test } from 'node:test'
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { createInterface } from 'node:readline'
 import * as path from 'node:path'
 
 import { DAY, MINUTE, T0, at } from './helpers.js'
 import { open, sleep, storePath, wall } from './support/durable.js'
 import { StoreProcess } from './support/child-store.js'
+import { NO_PYTHON } from './support/python-sqlite.js'
 
 describe('lastUsedAt', () => {
   /** Polls `read` until it returns a value satisfying `ok`; the ms it took, or -1 after `timeoutMs`. */
@@ -149,4 +152,68 @@ ${ending}
       assert.ok(Math.abs(last.getTime() - checkedAt) <= 1000, `lastUsedAt ${last.toISOString()} vs checks at ${new Date(checkedAt).toISOString()}`)
     })
   }
+
+  /** The next line `child` writes to stdout, or an error if it exits first. */
+  const nextLine = (child: ChildProcess) =>
+    new Promise<string>((resolve, reject) => {
+      const lines = createInterface({ input: child.stdout! })
+      lines.once('line', (line) => {
+        lines.close()
+        resolve(line)
+      })
+      child.once('exit', (code) => reject(new Error(`exited with ${code} first`)))
+    })
+
+  test('a write that fails at exit (another process holds the write lock) is reported to onError, not lost silently', {
+    skip: NO_PYTHON,
+    timeout: 30_000,
+  }, async () => {
+    const file = storePath()
+    const setup = open(file)
+    setup.putUser({ id: 'u', rights: ['svc:*'] })
+    const k = setup.createKey({ userId: 'u', description: '', expiresAt: at(new Date(), DAY) })
+    setup.close()
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const { KeyStore } = require(${JSON.stringify(PACKAGE)})
+const [file, secret] = process.argv.slice(1)
+const store = KeyStore.open(file, { onError: (e) => process.stderr.write(\`onError: \${e.code} \${e.task} \${e.recovered}\\n\`) })
+for (let i = 0; i < 3; i++) if (!store.isAllowed(secret, 'svc', 'call')) throw new Error('refused')
+process.stdout.write('checked\\n')
+process.stdin.once('data', () => process.exit(0))`,
+        file,
+        k.secret,
+      ],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    )
+    let stderr = ''
+    child.stderr!.on('data', (chunk) => {
+      stderr += chunk
+    })
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+    assert.equal(await nextLine(child), 'checked')
+    // Another process takes the write lock and holds it until told to let go.
+    const locker = spawn(
+      'python3',
+      [
+        '-c',
+        "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\nc.execute('BEGIN IMMEDIATE')\nprint('locked', flush=True)\nsys.stdin.read()\nc.execute('ROLLBACK')",
+        file,
+      ],
+      {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      },
+    )
+    try {
+      assert.equal(await nextLine(locker), 'locked')
+      child.stdin!.write('exit\n')
+      assert.equal(await exited, 0, stderr)
+    } finally {
+      locker.stdin!.end()
+      await new Promise((resolve) => locker.once('exit', resolve))
+    }
+    assert.match(stderr, /^onError: STORE_\w+ lastUsedAt false$/m)
+  })
 })

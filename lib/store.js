@@ -471,12 +471,17 @@ class KeyStore {
    */
   // biome-ignore lint/correctness/noUnusedPrivateClassMembers: never read, only held (see incidentReporter)
   #incidents
+  /**
+   * The incident reporter itself, for what this module reports at exit (see flushOpenStores).
+   * @type {(...args: [Incident] | Incident) => void}
+   */
+  #reportIncident
 
   /**
    * @param {symbol} token CONSTRUCT: only this module makes stores
    * @param {Handle} handle
    * @param {number | undefined} frozenNow the frozen clock of `options.now`
-   * @param {object} incidents the holder of `onError` (incidentReporter's)
+   * @param {ReturnType<typeof incidentReporter>} incidents the reporter and the holder of `onError`
    * @param {boolean} durable a store in a file or database (KeyStore.open), whose uses are written there
    */
   constructor(token, handle, frozenNow, incidents, durable) {
@@ -484,7 +489,8 @@ class KeyStore {
       throw new KeygateError('INVALID_ARGUMENT', 'use KeyStore.inMemory() or KeyStore.open(path) to make a store')
     }
     this.#handle = handle
-    this.#incidents = incidents
+    this.#incidents = incidents.holder
+    this.#reportIncident = incidents.report
     this.#check = call(() => native.bindCheck(handle))
     this.#checkDav = call(() => native.bindCheckDav(handle))
     // Views of the core's own memory, or null where the runtime allows no external buffers
@@ -518,16 +524,20 @@ class KeyStore {
     // the memo hands uses to the core within 200 ms, on a timer that never holds the process:
     // a process that exits without close() (process.exit(), an uncaught exception, its event
     // loop drained) would lose the uses of its last second. Written here, synchronously, the
-    // store staying open for 'exit' listeners after this one; nothing thrown at exit.
+    // store staying open for 'exit' listeners after this one; nothing thrown at exit. A failure
+    // is reported here, to onError or the console: the core's own reports reach JavaScript
+    // through the event loop, which has stopped.
     flushOpenStores = () => {
       for (const entry of OPEN_STORES) {
         const store = entry.deref()
         if (store === undefined || store.#memo === CLOSED_MEMO) continue
         try {
           store.#flushUses()
-          native.storeFlushUses(store.#handle)
-        } catch {
-          // best-effort, as a flush in close() is
+          call(() => native.storeFlushUses(store.#handle))
+        } catch (error) {
+          if (error instanceof KeygateError) {
+            store.#reportIncident([error.code, error.message, 'lastUsedAt', false, 'the uses not yet written are lost: the process is exiting'])
+          }
         }
       }
     }
@@ -541,9 +551,9 @@ class KeyStore {
     // Read once: a getter among the options runs once, and both reads below see the same values.
     const o = args.optionalObject(options, 'options')
     const opts = storeOptions(o)
-    const { report, holder } = incidentReporter(onErrorOption(o))
-    const handle = call(() => native.storeInMemory(opts, report))
-    return new KeyStore(CONSTRUCT, handle, opts.now, holder, false)
+    const incidents = incidentReporter(onErrorOption(o))
+    const handle = call(() => native.storeInMemory(opts, incidents.report))
+    return new KeyStore(CONSTRUCT, handle, opts.now, incidents, false)
   }
 
   /**
@@ -556,9 +566,9 @@ class KeyStore {
     args.string(path, 'path')
     const o = args.optionalObject(options, 'options')
     const opts = storeOptions(o)
-    const { report, holder } = incidentReporter(onErrorOption(o))
-    const handle = call(() => native.storeOpen(path, opts, report))
-    return new KeyStore(CONSTRUCT, handle, opts.now, holder, true)
+    const incidents = incidentReporter(onErrorOption(o))
+    const handle = call(() => native.storeOpen(path, opts, incidents.report))
+    return new KeyStore(CONSTRUCT, handle, opts.now, incidents, true)
   }
 
   /**

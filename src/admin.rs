@@ -112,10 +112,11 @@ pub fn store_close(store: &External<KeyStore>) -> napi::Result<(), String> {
     store.close().map_err(js_store_error(store))
 }
 
-/// Writes the `lastUsedAt` noted so far (`KeyStore::flush_uses`): at the process's exit.
+/// Writes the `lastUsedAt` noted so far (`KeyStore::flush_uses`): at the process's exit. Throws
+/// the failure, which the caller reports itself (the event loop has stopped).
 #[napi(catch_unwind)]
-pub fn store_flush_uses(store: &External<KeyStore>) {
-    store.flush_uses();
+pub fn store_flush_uses(store: &External<KeyStore>) -> napi::Result<(), String> {
+    store.flush_uses().map_err(js_store_error(store))
 }
 
 #[napi(catch_unwind)]

@@ -257,16 +257,14 @@ impl KeyStore {
 
     /// Writes the `lastUsedAt` noted so far, as the background thread would within
     /// the second, for a process about to exit (which ends that thread before it
-    /// can). Without waiting for a lock another process holds; best-effort like
-    /// `close`: a failure is reported through `on_error`, not returned.
-    pub fn flush_uses(&self) {
+    /// can). Without waiting for a lock another process holds. A failure is returned,
+    /// not reported through `on_error`: that report would reach JavaScript through
+    /// the event loop, which has stopped at exit. A closed store has nothing to write.
+    pub fn flush_uses(&self) -> Result<()> {
         if self.inner.is_closed() {
-            return;
+            return Ok(());
         }
-        let flushed = self.inner.flush_uses_without_waiting();
-        if flushed.is_err() {
-            self.inner.report(crate::incident::Task::LastUsed, &flushed);
-        }
+        self.inner.flush_uses_without_waiting()
     }
 
     /// Writes a consistent copy of the durable store to a new file.
