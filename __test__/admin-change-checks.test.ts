@@ -206,3 +206,54 @@ test('a client that hangs up mid-body is answered 400 and not logged as an inter
     store.close()
   }
 })
+
+describe('admin API mounted behind a proxy: the Origin is compared with the Host as a URL writes it', () => {
+  let store: KeyStore
+  let server: http.Server
+  let url: string
+  let session: Record<string, string>
+
+  before(async () => {
+    store = KeyStore.inMemory()
+    const handler = createAdminHandler({ store, token: TOKEN, log: () => {} })
+    server = http.createServer((req, res) => handler(req, res))
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/admin`
+    session = await loginHeaders({ url } as AdminServer, TOKEN)
+  })
+  after(async () => {
+    await new Promise((resolve) => server.close(resolve))
+    store.close()
+  })
+
+  const createUser = (id: string, headers: Record<string, string>) => request(`${url}/api/users`, 'POST', { ...session, ...headers }, JSON.stringify({ id, rights: [] }))
+
+  test('a Host in capitals or with the scheme’s default port names the Origin’s host; another port, scheme or host does not', async () => {
+    const taken: [string, Record<string, string>][] = [
+      ['u-host-capitals', { Host: 'ADMIN.Example', Origin: 'https://admin.example' }],
+      ['u-host-default-https', { Host: 'admin.example:443', Origin: 'https://admin.example' }],
+      ['u-host-default-http', { Host: 'admin.example:80', Origin: 'http://admin.example' }],
+      ['u-forwarded-default', { Host: 'inner:8080', 'X-Forwarded-Host': 'Admin.Example:443', Origin: 'https://admin.example' }],
+    ]
+    for (const [id, headers] of taken) {
+      const answer = await createUser(id, headers)
+      assert.ok(answer.status < 300, `${JSON.stringify(headers)}: ${JSON.stringify(answer.body)}`)
+      assert.notEqual(store.getUser(id), null)
+    }
+    const refused: Record<string, string>[] = [
+      { Host: 'admin.example:80', Origin: 'https://admin.example' },
+      { Host: 'admin.example:8443', Origin: 'https://admin.example' },
+      { Host: 'admin.example.evil', Origin: 'https://admin.example' },
+      { Host: 'evil@admin.example', Origin: 'https://admin.example' },
+      { Host: 'admin.example/x', Origin: 'https://admin.example' },
+      { Host: 'inner', 'X-Forwarded-Host': 'admin.example:80', Origin: 'https://admin.example' },
+      { Host: 'admin.example', Origin: 'file:///etc/passwd' },
+    ]
+    for (const headers of refused) {
+      const answer = await createUser('u-host-refused', headers)
+      assert.equal(answer.status, 403, JSON.stringify(headers))
+      assert.equal(answer.body!.error.code, 'FORBIDDEN', JSON.stringify(headers))
+      assert.equal(store.getUser('u-host-refused'), null, JSON.stringify(headers))
+    }
+  })
+})

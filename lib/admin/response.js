@@ -472,6 +472,23 @@ function readBody(req, limit) {
 }
 
 /**
+ * A Host or X-Forwarded-Host value as `new URL(origin).host` writes a host: lower case, the
+ * scheme's default port left out (a proxy may send `Host: example.com:443`, browsers
+ * `Origin: https://example.com`). '' for anything but a bare host and port (no user, path or
+ * other URL part could then be taken for the host).
+ * @param {string | undefined} value
+ * @param {string} scheme the Origin's, `https:` say
+ */
+function hostAsInUrl(value, scheme) {
+  if (value === undefined || !/^[0-9A-Za-z.-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$/.test(value)) return ''
+  try {
+    return new URL(`${scheme}//${value}`).host
+  } catch {
+    return ''
+  }
+}
+
+/**
  * Refuses a change sent from another site or origin (Sec-Fetch-Site, Origin).
  * @param {IncomingMessage} req
  */
@@ -482,9 +499,9 @@ function checkOrigin(req) {
   }
   const origin = req.headers.origin
   if (origin !== undefined && origin !== 'null') {
-    let host
+    let url
     try {
-      host = new URL(origin).host
+      url = new URL(origin)
     } catch {
       throw new ApiError(403, AdminErrorCode.Forbidden, 'bad Origin header')
     }
@@ -492,7 +509,8 @@ function checkOrigin(req) {
     const forwarded = String(req.headers['x-forwarded-host'] || '')
       .split(',')[0]
       .trim()
-    if (host !== req.headers.host && (forwarded === '' || host !== forwarded)) {
+    const { host, protocol } = url
+    if (host === '' || (host !== hostAsInUrl(req.headers.host, protocol) && host !== hostAsInUrl(forwarded, protocol))) {
       throw new ApiError(403, AdminErrorCode.Forbidden, 'cross-origin requests are refused')
     }
   } else if (origin === 'null') {
