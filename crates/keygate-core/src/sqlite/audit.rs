@@ -80,12 +80,7 @@ impl Head {
         };
         // max() of a rebuilt table's column may be text, a blob or a fraction.
         let last = conn
-            .query_row("SELECT coalesce(max(seq), 0) FROM audit", [], |r| {
-                Ok(match unnumbered(r.get_ref(0)?) {
-                    Some(what) => Err(what),
-                    None => Ok(r.get::<_, i64>(0)?),
-                })
-            })
+            .query_row("SELECT coalesce(max(seq), 0) FROM audit", [], |r| Ok(entry_number(r.get_ref(0)?)))
             .map_err(|e| read_error(path, "reading the audit head of", e))?
             .map_err(|what: String| corrupt(path, Damaged::Unnumbered(what).describe()))?;
         extendable_head(seq, hash, last).map(drop).map_err(|problem| corrupt(path, problem))
@@ -169,22 +164,22 @@ pub(super) fn import(conn: &Connection, entries: &[AuditEntry]) -> rusqlite::Res
     }
 }
 
-/// What a stored entry number that is no whole number is, for messages: a number as it is
-/// (never a secret), any other value by its type only (text written behind keygate's back may be anything).
-fn unnumbered(value: ValueRef<'_>) -> Option<String> {
+/// A stored entry number, or what it is when it is no whole number, for messages: a number as it
+/// is (never a secret), any other value by its type only (text written behind keygate's back may be anything).
+fn entry_number(value: ValueRef<'_>) -> std::result::Result<i64, String> {
     match value {
-        ValueRef::Integer(_) => None,
-        ValueRef::Null => Some("nothing (NULL)".into()),
-        ValueRef::Real(number) => Some(format!("a floating-point number ({number:?})")),
-        ValueRef::Text(_) => Some("text".into()),
-        ValueRef::Blob(_) => Some("a blob".into()),
+        ValueRef::Integer(seq) => Ok(seq),
+        ValueRef::Null => Err("nothing (NULL)".into()),
+        ValueRef::Real(number) => Err(format!("a floating-point number ({number:?})")),
+        ValueRef::Text(_) => Err("text".into()),
+        ValueRef::Blob(_) => Err("a blob".into()),
     }
 }
 
 /// One audit row (`seq, at, actor, action, key_id, user_id, detail, hash`): an entry, or
 /// (inside) a number or time keygate never writes.
 fn read_audit(row: &Row) -> rusqlite::Result<std::result::Result<AuditEntry, Damaged>> {
-    if let Some(what) = unnumbered(row.get_ref(0)?) {
+    if let Err(what) = entry_number(row.get_ref(0)?) {
         return Ok(Err(Damaged::Unnumbered(what)));
     }
     Ok(stored_entry((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?)))
