@@ -4,7 +4,7 @@ import { after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { type SpawnOptions, spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { chmodSync, chownSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -274,6 +274,17 @@ describe('keygate CLI: usage', () => {
     assert.ok(existsSync(target))
     const help = keygate(['backup', '--help'], work)
     assert.match(help.stdout, /<file> must not exist: backup never overwrites a file/)
+  })
+
+  test('backup to a directory: refused as a directory, nothing written in it', () => {
+    const work = mkdtempSync(path.join(dir, 'backup-dir-'))
+    assert.equal(keygate(['init'], work).code, 0)
+    const target = path.join(work, 'backups')
+    mkdirSync(target)
+    const r = keygate(['backup', target], work)
+    assert.equal(r.code, 3)
+    assert.match(r.stderr, /backups is a directory: name the new backup file.*\(STORE_IO\)/s)
+    assert.deepEqual(readdirSync(target), [])
   })
 
   test("backup to '' is the store's INVALID_ARGUMENT (an empty path), not the working directory's \"already exists\"", () => {

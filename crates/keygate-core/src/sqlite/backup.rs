@@ -21,7 +21,7 @@ const SQLITE_SIDE_FILES: [&str; 3] = ["-journal", "-wal", "-shm"];
 /// link included. On any failure nothing is left at `to`, at the partial name or beside it.
 pub(crate) fn write_new(to: &Path, copy: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     if std::fs::symlink_metadata(to).is_ok() {
-        return Err(already_exists(to));
+        return Err(taken(to));
     }
     let partial = create_partial(to)?;
     let written = copy(&partial).and_then(|()| sync_file(&partial, to)).and_then(|()| publish(&partial, to));
@@ -38,8 +38,14 @@ pub(crate) fn write_new(to: &Path, copy: impl FnOnce(&Path) -> Result<()>) -> Re
     written
 }
 
-fn already_exists(to: &Path) -> Error {
-    Error::new(ErrorCode::StoreIo, format!("backup target {} already exists", shown_path(to)))
+/// Why `to`, found taken, is refused: a directory is named as one, since an operator who gave a
+/// directory meant "put the backup in there" and "already exists" would not tell them otherwise.
+fn taken(to: &Path) -> Error {
+    let shown = shown_path(to);
+    if std::fs::metadata(to).is_ok_and(|found| found.is_dir()) {
+        return Error::new(ErrorCode::StoreIo, format!("backup target {shown} is a directory: name the new backup file"));
+    }
+    Error::new(ErrorCode::StoreIo, format!("backup target {shown} already exists"))
 }
 
 fn io_error(to: &Path, err: std::io::Error) -> Error {
@@ -88,10 +94,10 @@ fn sync_file(path: &Path, to: &Path) -> Result<()> {
 fn publish(partial: &Path, to: &Path) -> Result<()> {
     match std::fs::hard_link(partial, to) {
         Ok(()) => Ok(()),
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Err(already_exists(to)),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Err(taken(to)),
         Err(link_error) => {
             if std::fs::symlink_metadata(to).is_ok() {
-                return Err(already_exists(to));
+                return Err(taken(to));
             }
             std::fs::rename(partial, to).map_err(|_| io_error(to, link_error))
         }
@@ -185,6 +191,18 @@ mod tests {
         let err = write_new(&to, |_| panic!("copied over an existing name")).unwrap_err();
         assert!(err.message.contains("already exists"), "{}", err.message);
         assert_eq!(names_in(dir.path()), ["bk.db"]);
+    }
+
+    #[test]
+    fn a_directory_is_refused_as_a_directory_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let to = dir.path().join("backups");
+        std::fs::create_dir(&to).unwrap();
+        let err = write_new(&to, |_| panic!("copied over a directory")).unwrap_err();
+        assert_eq!(err.code, ErrorCode::StoreIo);
+        assert!(err.message.ends_with("backups is a directory: name the new backup file"), "{}", err.message);
+        assert_eq!(names_in(dir.path()), ["backups"]);
+        assert_eq!(names_in(&to), Vec::<String>::new());
     }
 
     #[test]
