@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net'
 
 import { KeyStore } from '../index.js'
 import { createGuard } from 'keygate/http'
-import { DAY, T0, at, frozenStore } from './helpers.js'
+import { DAY, T0, at, frozenStore, throwsCode } from './helpers.js'
 
 /** Real Hornbill calls, `<service>:<api>` (a service may hold `/` and `.`). */
 const HORNBILL_CALLS = [
@@ -126,6 +126,26 @@ describe("a Hornbill account's keys end to end, with the real names", () => {
     assert.equal(reason('bpm:iBridgeInvoke'), 'allowed')
     store.setNow(at(T0, 90 * DAY))
     assert.equal(reason('bpm:iBridgeInvoke'), 'expired')
+    store.close()
+  })
+})
+
+describe("Hornbill's rules are entered one per line", () => {
+  test('a block of rules given as one rule is INVALID_RULE saying so, and changes nothing', () => {
+    const store = frozenStore()
+    store.putUser({ id: 'svc', rights: ['*:*'] })
+    const { key } = store.createKey({ userId: 'svc', description: 'x', expiresAt: at(T0, DAY), rules: ['session:*'] })
+    const pasted = 'ip=142.250.200.0/24\nsession:getSessionInfo\r\napps/com.hornbill.core:addHistory'
+    const oneLine = 'a rule is one line, and this one holds a line break: give each line as a rule of its own'
+    throwsCode(() => KeyStore.validateRule(pasted), 'INVALID_RULE', oneLine)
+    throwsCode(() => store.updateKey(key.id, { rules: [pasted] }), 'INVALID_RULE', oneLine)
+    throwsCode(() => store.createKey({ userId: 'svc', description: 'y', expiresAt: at(T0, DAY), rules: ['session:*\nadmin:*'] }), 'INVALID_RULE', oneLine)
+    throwsCode(() => store.putUser({ id: 'svc', rights: ['session:*\ndata:*'] }), 'INVALID_RULE', oneLine)
+    assert.deepEqual(store.getKey(key.id)?.rules, ['session:*'])
+    assert.deepEqual(store.getUser('svc')?.rights, ['*:*'])
+    assert.equal(store.listKeys().length, 1)
+    // Each line as a rule of its own is what was meant.
+    assert.deepEqual(store.updateKey(key.id, { rules: pasted.split(/\r?\n/) }).rules, pasted.split(/\r?\n/))
     store.close()
   })
 })

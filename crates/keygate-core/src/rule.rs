@@ -95,6 +95,11 @@ pub fn parse_rule(raw: &str) -> Result<Rule> {
     if rule.len() > MAX_RULE_LEN {
         return Err(invalid(raw, format_args!("longer than {MAX_RULE_LEN} characters")));
     }
+    // Hornbill's rules are entered one per line: a block of them pasted as one rule is named
+    // as such, rather than by whatever its second line breaks (`prefix "8\nsession:*"`).
+    if rule.contains(['\n', '\r']) {
+        return Err(invalid(raw, "a rule is one line, and this one holds a line break: give each line as a rule of its own"));
+    }
     match rule.split_at_checked(3) {
         Some((tag, address)) if tag.eq_ignore_ascii_case("ip=") => parse_ip_rule(rule, address),
         _ => match rule.split_at_checked(4) {
@@ -584,6 +589,23 @@ mod tests {
         for rule in ["é", "éé", "ié", "ip\u{e9}", "i\u{20ac}", "\u{1F600}", "ip=\u{1F600}", "a\u{0301}:b"] {
             assert_eq!(error_of(rule).code, ErrorCode::InvalidRule, "{rule}");
         }
+    }
+
+    #[test]
+    fn rules_given_as_lines_of_one_text_say_so() {
+        for block in [
+            "session:*\nadmin:*",
+            "ip=10.0.0.0/8\nsession:*",
+            "session:*\r\nip=10.0.0.0/8",
+            "dav=GET a/*\rsession:*",
+            "  session:get*\n\n  data:entityBrowseRecords2\n",
+        ] {
+            let err = error_of(block);
+            assert_eq!(err.code, ErrorCode::InvalidRule, "{block:?}");
+            assert!(err.message.contains("holds a line break: give each line as a rule of its own"), "{block:?}: {}", err.message);
+        }
+        // Line breaks around one rule are whitespace, as ever.
+        assert_eq!(validate_rule("\n session:*\r\n").unwrap(), "session:*");
     }
 
     #[test]
