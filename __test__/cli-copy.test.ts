@@ -2,13 +2,14 @@
 // SQLite here, and through PostgreSQL where a server answers and this build has the PG store.
 import { after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { existsSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 
 import { KeyStore } from '../index.js'
 import type { AuditEntry } from '../index.js'
-import { createKey, json, keygateError, ok, usage, workspace } from './support/cli.js'
-import { createDatabase, pgOnly, psql } from './support/postgres.js'
+import { BIN, createKey, json, keygateError, ok, usage, workspace } from './support/cli.js'
+import { Cluster, PG_USER, clusterSkipReason, createDatabase, pgOnly, psql, until } from './support/postgres.js'
 import { NO_PYTHON, sql } from './support/python-sqlite.js'
 
 const ws = workspace()
@@ -183,5 +184,48 @@ describe('keygate copy and KEYGATE_DB with PostgreSQL', pgOnly(), () => {
     assert.deepEqual(listed.find((k) => k.id === active.id)?.state, 'suspended')
     ok(await kg(['verify-audit']))
     assert.ok(json<AuditEntry[]>(ok(await kg(['--json', 'audit']))).length >= 5)
+  })
+})
+
+describe('keygate copy into PostgreSQL killed midway (a throwaway cluster)', { ...pgOnly(), ...(clusterSkipReason() ? { skip: clusterSkipReason() } : {}) }, () => {
+  let cluster: Cluster | undefined
+  after(() => cluster?.remove())
+
+  test("kill -9 in the middle of its transaction leaves keygate's tables empty, and a second copy fills them", { timeout: 120_000 }, async () => {
+    cluster ??= await Cluster.create()
+    const c = cluster
+    const from = path.join(ws.dir, 'killed-copy-from.db')
+    const { active } = await seed(from)
+    const db = c.createDatabase()
+    ok(await ws.kg(['init'], { env: { KEYGATE_DB: db.url } }))
+    // Holds the copy in the middle of its one transaction: its keys written, its audit rows waiting for this lock.
+    const holder = spawn(
+      'psql',
+      ['-X', '-q', '-h', '127.0.0.1', '-p', String(c.port), '-U', PG_USER, '-d', db.name, '-c', 'BEGIN; LOCK TABLE keygate_audit IN SHARE MODE; SELECT pg_sleep(60)'],
+      { stdio: 'ignore' },
+    )
+    const sessions = (where: string) => c.psql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${db.name}' AND ${where}`)
+    try {
+      await until('the other session holds the lock', 20_000, () => (sessions("query LIKE '%pg_sleep%' AND state = 'active'") === '1' ? true : undefined))
+      const copy = spawn(process.execPath, [BIN, 'copy', from, db.url], { stdio: 'ignore' })
+      const exited = new Promise((resolve) => copy.on('exit', (code, signal) => resolve(signal ?? code)))
+      await until('the copy waits inside its transaction', 20_000, () =>
+        sessions("wait_event_type = 'Lock' AND query LIKE '%keygate_audit%'") === '1' ? true : undefined,
+      )
+      copy.kill('SIGKILL')
+      assert.equal(await exited, 'SIGKILL')
+    } finally {
+      holder.kill('SIGKILL')
+      c.psql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${db.name}' AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()`)
+    }
+    // Its session, given the lock, finds its client gone and rolls the transaction back.
+    await until("the killed copy's session ends", 20_000, () => (sessions("query NOT LIKE '%pg_stat_activity%'") === '0' ? true : undefined))
+    assert.equal(c.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'keygate%'", db.name), '6')
+    for (const table of ['keygate_roles', 'keygate_users', 'keygate_keys', 'keygate_audit']) {
+      assert.equal(c.psql(`SELECT count(*) FROM ${table}`, db.name), '0', `${table} holds part of the killed copy`)
+    }
+    ok(await ws.kg(['copy', from, db.url]), 'the second copy')
+    assert.deepEqual(contents(db.url), contents(from))
+    ok(await ws.kg(['check', active.secret, 'session', 'getSessionInfo'], { env: { KEYGATE_DB: db.url } }))
   })
 })
