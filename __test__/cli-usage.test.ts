@@ -460,6 +460,38 @@ describe('keygate CLI: a secret pasted in the wrong place is never printed whole
     assert.deepEqual(JSON.parse(stdout).key.rules, ['session:getInfo', 'data:entityBrowseRecords2'])
   })
 
+  test('a rules file longer than one read (64 KiB) is read whole and in order, from a file and from a pipe; its text is read as UTF-8', () => {
+    const work = mkdtempSync(path.join(dir, 'long-rules-'))
+    assert.equal(keygate(['user', 'put', 'alice', '--right', '*:*'], work).code, 0)
+    const { KEYGATE_DB: _db, ...env } = process.env
+    // 1,000 different rules of about 90 characters: some 90 KB, so the file is read in two pieces.
+    const rules = Array.from({ length: 1000 }, (_, i) => `service${String(i).padStart(4, '0')}:${'a'.repeat(70)}${i}`)
+    const file = path.join(work, 'rules.txt')
+    writeFileSync(file, `${rules.join('\n')}\n`)
+    const create = ['--json', 'key', 'create', '--user', 'alice', '--description', 'd', '--expires', '1d', '--rules-file']
+    for (const [label, source, input] of [
+      ['--rules-file', file, ''],
+      ['--rules-file -', '-', `${rules.join('\n')}\n`],
+    ] as const) {
+      const r = spawnSync(process.execPath, [BIN, ...create, source], { cwd: work, encoding: 'utf8', env, input })
+      assert.equal(r.status, 0, `${label}: ${r.stderr}`)
+      assert.deepEqual(JSON.parse(r.stdout).key.rules, rules, label)
+    }
+    // A character beyond ASCII is named as written, not as its UTF-8 bytes read one by one.
+    const accented = path.join(work, 'accented.txt')
+    writeFileSync(accented, 'session:getInfo\nsessión:getInfo\n')
+    for (const [label, source, input] of [
+      ['--rules-file', accented, ''],
+      ['--rules-file -', '-', 'session:getInfo\nsessión:getInfo\n'],
+    ] as const) {
+      const r = spawnSync(process.execPath, [BIN, ...create.slice(1), source], { cwd: work, encoding: 'utf8', env, input })
+      assert.equal(r.status, 3, `${label}: ${r.stderr}`)
+      assert.match(r.stderr, /invalid rule "sessión:getInfo": 'ó' \(U\+00F3\) at position 6 is not allowed: rules are ASCII only \(INVALID_RULE\)/, label)
+    }
+    const listed = keygate(['--json', 'key', 'list'], work)
+    assert.equal(JSON.parse(listed.stdout).length, 2, 'only the two long rule lists made keys')
+  })
+
   test('keygate help of an inherited property name is "no such command", not [object Object]', () => {
     for (const word of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
       const r = run(['help', word])
