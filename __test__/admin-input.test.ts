@@ -134,6 +134,10 @@ describe('admin API body fields', () => {
     for (const expiresAt of [8.64e15 + 1, 1e300]) {
       refused(await call('PATCH', `/keys/${key.id}`, { expiresAt }), 'INVALID_ARGUMENT', 'expiresAt is not a valid date-time', String(expiresAt))
     }
+    // Text as toISOString writes a year beyond ±275,760 names no instant a Date holds either.
+    const beyond = '+300000-01-01T00:00:00.000Z'
+    refused(await call('PATCH', `/keys/${key.id}`, { expiresAt: beyond }), 'INVALID_ARGUMENT', 'expiresAt is not a valid date-time', beyond)
+    refused(await call('PATCH', `/keys/${key.id}`, { description: 'x', updatedAt: beyond }), 'INVALID_ARGUMENT', 'updatedAt is not a valid date-time', beyond)
     assert.deepEqual(store.getKey(key.id), key, 'nothing changed')
     assert.equal(store.listKeys({ userId: 'svc-expiry' }).length, 1)
   })
@@ -154,5 +158,39 @@ describe('admin API body fields', () => {
     assert.equal(created.status, 201, JSON.stringify(created.body))
     assert.equal(created.body!.key.description, '')
     assert.equal(store.listKeys({ userId: 'svc-inherited' }).length, 1)
+  })
+
+  test('a field or parameter named as an Object.prototype member is refused as any unknown one, with no hint read from the prototype', async () => {
+    store.putUser({ id: 'svc-proto', rights: ['*:*'] })
+    const { key } = store.createKey({ userId: 'svc-proto', description: 'd', expiresAt: new Date(inAMonth()) })
+    for (const [method, path, body, message] of [
+      [
+        'POST',
+        '/keys',
+        { userId: 'svc-proto', expiresAt: inAMonth(), constructor: 1 },
+        'body: no field "constructor"; the fields are userId, description, expiresAt, rules, state',
+      ],
+      ['PATCH', `/keys/${key.id}`, { toString: 'x' }, 'body: no field "toString"; the fields are description, rules, expiresAt, updatedAt'],
+      ['PATCH', `/keys/${key.id}`, '{"__proto__": {"description": "x"}}', 'body: no field "__proto__"; the fields are description, rules, expiresAt, updatedAt'],
+      ['GET', '/keys?constructor=1', undefined, 'query: no parameter "constructor"; the parameters are userId, state'],
+    ] as const) {
+      const r =
+        typeof body === 'string'
+          ? await fetch(`${server.url}/api${path}`, { method, headers, body }).then(async (res) => ({
+              status: res.status,
+              body: (await res.json()) as Record<string, any>,
+            }))
+          : await call(method, path, body)
+      refused(r, 'INVALID_ARGUMENT', message, `${method} ${path}`)
+    }
+    assert.deepEqual(store.getKey(key.id), key)
+    assert.equal(store.listKeys({ userId: 'svc-proto' }).length, 1)
+  })
+
+  test('a user status or key state filter that is none of the known ones is a 400 naming it', async () => {
+    store.putUser({ id: 'svc-status', rights: ['*:*'] })
+    refused(await call('PUT', '/users/svc-status', { status: 'retired' }), 'INVALID_ARGUMENT', 'unknown user status "retired"', 'PUT status')
+    refused(await call('GET', '/keys?state=gone'), 'INVALID_STATE', 'unknown key state "gone"', 'GET ?state=gone')
+    assert.deepEqual(store.getUser('svc-status'), { id: 'svc-status', status: 'active', rights: ['*:*'], roles: [] })
   })
 })

@@ -4,7 +4,7 @@ import { after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { type SpawnOptions, spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, closeSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -490,6 +490,11 @@ describe('keygate CLI: a secret pasted in the wrong place is never printed whole
     }
     const listed = keygate(['--json', 'key', 'list'], work)
     assert.equal(JSON.parse(listed.stdout).length, 2, 'only the two long rule lists made keys')
+  })
+
+  test('a read error of standard input ends the read with that error (its code), not a crash or a wait', async () => {
+    const { readAll } = require('../lib/cli/input.js') as { readAll: (stream: NodeJS.ReadableStream) => Promise<string> }
+    await assert.rejects(readAll(createReadStream(dir)), { code: 'EISDIR' })
   })
 
   test('keygate help of an inherited property name is "no such command", not [object Object]', () => {
