@@ -193,4 +193,21 @@ describe('admin API body fields', () => {
     refused(await call('GET', '/keys?state=gone'), 'INVALID_STATE', 'unknown key state "gone"', 'GET ?state=gone')
     assert.deepEqual(store.getUser('svc-status'), { id: 'svc-status', status: 'active', rights: ['*:*'], roles: [] })
   })
+
+  test('a misspelt field is told the known name it is a slip for: the same but for case, two edits or two swaps away; a short one only when the same but for case', async () => {
+    store.putUser({ id: 'svc-slips', rights: ['*:*'] })
+    const { key } = store.createKey({ userId: 'svc-slips', description: 'd', expiresAt: new Date(inAMonth()) })
+    const tryFields = 'the fields are kind, service, api, method, path, ip, secret, keyId'
+    const editFields = 'the fields are description, rules, expiresAt, updatedAt'
+    const tried = { service: 'session', api: 'getInfo', keyId: key.id }
+    for (const [method, path, body, message] of [
+      ['POST', '/try', { ...tried, IP: '10.0.0.1' }, `body: no field "IP" (did you mean ip?); ${tryFields}`],
+      ['POST', '/try', { ...tried, apu: 'x' }, `body: no field "apu"; ${tryFields}`],
+      ['PATCH', `/keys/${key.id}`, { descriptn: 'x' }, `body: no field "descriptn" (did you mean description?); ${editFields}`],
+      ['PATCH', `/keys/${key.id}`, { dsecritpion: 'x' }, `body: no field "dsecritpion" (did you mean description?); ${editFields}`],
+    ] as const) {
+      refused(await call(method, path, body), 'INVALID_ARGUMENT', message, JSON.stringify(body))
+    }
+    assert.deepEqual(store.getKey(key.id), key)
+  })
 })
