@@ -4,7 +4,20 @@ import { after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { type SpawnOptions, spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { chmodSync, chownSync, closeSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -285,6 +298,30 @@ describe('keygate CLI: usage', () => {
     assert.equal(r.code, 3)
     assert.match(r.stderr, /backups is a directory: name the new backup file.*\(STORE_IO\)/s)
     assert.deepEqual(readdirSync(target), [])
+  })
+
+  test('standard input that is a directory is a usage error, not empty input: no key without rules, no empty secret', () => {
+    const work = mkdtempSync(path.join(dir, 'stdin-dir-'))
+    assert.equal(keygate(['init'], work).code, 0)
+    assert.equal(keygate(['user', 'put', 'svc-stdin', '--right', '*:*'], work).code, 0)
+    const { KEYGATE_DB: _db, ...env } = process.env
+    const withStdinFrom = (args: string[], from: string) => {
+      const fd = openSync(from, 'r')
+      try {
+        return spawnSync(process.execPath, [BIN, ...args], { cwd: work, encoding: 'utf8', env, stdio: [fd, 'pipe', 'pipe'] })
+      } finally {
+        closeSync(fd)
+      }
+    }
+    const create = ['key', 'create', '--user', 'svc-stdin', '--description', 'd', '--expires', '2099-01-01', '--rules-file', '-']
+    const created = withStdinFrom(create, work)
+    assert.equal(created.status, 2, created.stderr)
+    assert.equal(created.stderr, 'error: cannot read standard input: it is a directory\n')
+    assert.equal(created.stdout, '')
+    const checked = withStdinFrom(['check', '--secret-stdin', 'session', 'getInfo'], work)
+    assert.equal(checked.status, 2, checked.stderr)
+    assert.match(checked.stderr, /cannot read standard input: it is a directory/)
+    assert.match(keygate(['key', 'list'], work).stdout, /no keys/)
   })
 
   test("backup to '' is the store's INVALID_ARGUMENT (an empty path), not the working directory's \"already exists\"", () => {

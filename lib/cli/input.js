@@ -20,6 +20,7 @@ function tooLarge(what) {
  * @returns {Promise<string>}
  */
 function readAll(stream) {
+  if (readsADirectory(stream)) return Promise.reject(new UsageError('cannot read standard input: it is a directory'))
   return new Promise((resolve, reject) => {
     /** @type {Buffer[]} */
     const chunks = []
@@ -40,6 +41,21 @@ function readAll(stream) {
     stream.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
     stream.on('error', reject)
   })
+}
+
+/**
+ * Whether the stream reads a directory (`keygate … < some/dir`): Node ends such a stream as if it
+ * were empty, which `--rules-file -` took for a key with no rules at all.
+ * @param {NodeJS.ReadableStream} stream
+ */
+function readsADirectory(stream) {
+  const fd = /** @type {{ fd?: unknown }} */ (stream).fd
+  if (typeof fd !== 'number') return false
+  try {
+    return fs.fstatSync(fd).isDirectory()
+  } catch {
+    return false
+  }
 }
 
 /**
