@@ -70,5 +70,31 @@ describe('a process that may not load native addons', () => {
       assert.match(r.stderr, /code: 'ERR_KEYGATE_UNSUPPORTED_RUNTIME'/)
       assert.doesNotMatch(r.stderr, /make sure it is installed|npm run build|no prebuilt native binary/)
     })
+
+    test(`${what}, set in NODE_OPTIONS: the CLI with --json still prints one JSON document on stdout and nothing on stderr`, () => {
+      const env = { ...process.env, NODE_OPTIONS: args.join(' ') }
+      const cli = (argv: string[]) => spawnSync(process.execPath, [BIN, ...argv], { cwd: ROOT, encoding: 'utf8', timeout: 30_000, env })
+      for (const argv of [
+        ['--json', 'key', 'list'],
+        ['key', 'list', '--json'],
+      ]) {
+        const r = cli(argv)
+        assert.equal(r.status, 4, r.stderr)
+        assert.equal(r.stderr, '')
+        const { error } = JSON.parse(r.stdout)
+        assert.equal(error.code, 'INTERNAL')
+        assert.match(error.message, /^cannot load keygate: keygate cannot run here: this process may not load native addons/)
+      }
+      // Without --json (or with it only after `--`, where it is an argument), the error is text on stderr, as before.
+      for (const argv of [
+        ['key', 'list'],
+        ['key', 'show', '--', '--json'],
+      ]) {
+        const r = cli(argv)
+        assert.equal(r.status, 4)
+        assert.equal(r.stdout, '')
+        assert.match(r.stderr, /^error: cannot load keygate: keygate cannot run here/)
+      }
+    })
   }
 })

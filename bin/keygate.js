@@ -11,7 +11,12 @@ try {
   run = require('../lib/cli/main.js').run
 } catch (error) {
   // lib/native.js explains a missing binary itself (platform, targets, building from source).
-  process.stderr.write(`error: cannot load keygate: ${error?.message}\n`)
+  const message = `cannot load keygate: ${error?.message}`
+  // With --json stdout holds one document whatever happens, this too (`--no-addons` in
+  // NODE_OPTIONS had a script that parses stdout read nothing there).
+  const { jsonRequested, jsonDocument } = require('../lib/cli/json.js')
+  if (jsonRequested(process.argv.slice(2))) process.stdout.write(`${jsonDocument({ error: { code: 'INTERNAL', message } })}\n`)
+  else process.stderr.write(`error: ${message}\n`)
   process.exit(4)
 }
 

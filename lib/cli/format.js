@@ -2,7 +2,7 @@
 // Human output: dates, aligned tables, key and user details. Never given a secret.
 
 const { KeyState } = require('../native.js')
-const { visible, visibleLines: shownLines, escapedJson } = require('../visible.js')
+const { visible, visibleLines: shownLines } = require('../visible.js')
 
 /**
  * @typedef {import('../../index.js').ApiKey} ApiKey
@@ -60,16 +60,6 @@ function relative(date, now) {
     }
   }
   return diff >= 0 ? `in ${text}` : `${text} ago`
-}
-
-/**
- * `value` as the one JSON document of --json: JSON.stringify's, with the characters it writes raw
- * that a terminal acts on (U+007F-U+009F: CSI, OSC… to terminals that take 8-bit controls; the
- * bidi controls) written as `\uXXXX` escapes, which parse to the same string.
- * @param {unknown} value
- */
-function jsonDocument(value) {
-  return escapedJson(JSON.stringify(value, null, 2))
 }
 
 /**
@@ -235,7 +225,6 @@ module.exports = {
   count,
   visible,
   shownLines,
-  jsonDocument,
   iso,
   short,
   relative,

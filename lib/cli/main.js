@@ -13,7 +13,8 @@ const { COMMANDS, GROUPS, NotFound, findCommand, openStore } =
     require('./commands.js')
   )
 const { UsageError, parseOptions, parseWhole, closest, quoteTyped, mayHoldASecret } = require('./values.js')
-const { visible, shownLines, jsonDocument } = require('./format.js')
+const { visible, shownLines } = require('./format.js')
+const { jsonRequested, jsonDocument } = require('./json.js')
 const { readAll } = require('./input.js')
 const { resolveStore, shownStore } = require('../location.js')
 
@@ -374,12 +375,6 @@ function readSecretLine(stream, stderr) {
  * @property {import('./values.js').OptionValues<typeof GLOBAL_OPTIONS & Record<string, OptionSpec>>} values
  * @property {string[]} positionals
  */
-
-/** @param {string[]} argv */
-function jsonRequested(argv) {
-  const end = argv.indexOf('--')
-  return (end === -1 ? argv : argv.slice(0, end)).includes('--json')
-}
 
 /**
  * @param {Io} io
