@@ -132,6 +132,42 @@ pub(crate) fn check_file_path(path: &Path, what: &str) -> Result<()> {
     Err(Error::new(ErrorCode::InvalidArgument, problem))
 }
 
+/// The length in bytes of the name SQLite opens `path` by (made absolute, every symbolic link
+/// followed), with the longest such name it opens, when it is longer than that; `None` when it
+/// fits, or when its length cannot be told (the open itself then says what is wrong). SQLite
+/// refuses a longer one with only "unable to open database file", however much room the
+/// operating system would give it: a store or backup deep in a directory tree, or through a
+/// short link into one, could not be opened and no message said why.
+#[cfg(unix)]
+fn too_long_for_sqlite(path: &Path) -> Option<(usize, usize)> {
+    let full = std::fs::canonicalize(path).ok().or_else(|| {
+        // Not made yet: SQLite's name is its directory's, links followed, and its own name.
+        let directory = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Some(std::fs::canonicalize(directory).ok()?.join(path.file_name()?))
+    })?;
+    let length = full.as_os_str().len();
+    let longest = longest_sqlite_path();
+    (length > longest).then_some((length, longest))
+}
+
+#[cfg(not(unix))]
+fn too_long_for_sqlite(_: &Path) -> Option<(usize, usize)> {
+    None
+}
+
+/// The longest database name SQLite opens: its default VFS's longest path (512 bytes on Unix)
+/// less the 8 of `-journal`, since it refuses a database whose journal's name would not fit.
+#[cfg(unix)]
+fn longest_sqlite_path() -> usize {
+    const UNIX_VFS_LONGEST: std::ffi::c_int = 512;
+    // SAFETY: with a null name sqlite3_vfs_find initialises SQLite if need be and returns its
+    // default VFS, a static object SQLite never frees, or null.
+    let vfs = unsafe { rusqlite::ffi::sqlite3_vfs_find(std::ptr::null()) };
+    // SAFETY: `vfs`, when not null, points to that VFS; `mxPathname` is a plain int field.
+    let longest = if vfs.is_null() { UNIX_VFS_LONGEST } else { unsafe { (*vfs).mxPathname } };
+    usize::try_from(longest).unwrap_or(0).saturating_sub("-journal".len())
+}
+
 /// Options that open a file for writing and, should they create it, make it readable and
 /// writable by its owner only (0600 on Unix); the caller says whether they may create it.
 fn owner_only() -> std::fs::OpenOptions {
@@ -148,6 +184,18 @@ fn owner_only() -> std::fs::OpenOptions {
 /// `SQLITE_OPEN_URI` among them) and closed before this returns.
 fn copy_into(conn: &Connection, partial: &Path, to: &Path) -> Result<()> {
     let e = |err| store_error(to, "cannot back up to", err);
+    if let Some((length, longest)) = too_long_for_sqlite(partial) {
+        return Err(Error::new(
+            ErrorCode::StoreIo,
+            format!(
+                "cannot back up to {}: the copy is written first beside it, to {}, a path {length} bytes long (absolute, \
+                 symbolic links followed), and SQLite opens no database whose path is longer than {longest} bytes: back up \
+                 to a directory with a shorter path",
+                shown_path(to),
+                shown_path(partial)
+            ),
+        ));
+    }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut target = Connection::open_with_flags(partial, flags).map_err(e)?;
     let copy = Backup::new(conn, &mut target).map_err(e)?;

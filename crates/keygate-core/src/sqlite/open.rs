@@ -15,7 +15,7 @@ use super::maintain::maintain;
 use super::replaced::Named;
 use super::rows::load;
 use super::schema::{examine, log_id, migrate};
-use super::{check_file_path, corrupt, end_open_transaction, owner_only, read_error, store_error, Db, SqliteBackend};
+use super::{check_file_path, corrupt, end_open_transaction, owner_only, read_error, store_error, too_long_for_sqlite, Db, SqliteBackend};
 use crate::error::{shown_path, Error, ErrorCode, Result};
 use crate::registry::Registry;
 use crate::store::{KeyStore, Options};
@@ -63,6 +63,7 @@ impl KeyStore {
         crate::store::check_options(&options)?;
         let purge_days = crate::store::purge_after_days(options.purge_expired_after_days)?;
         let length = file_length(&path)?;
+        check_path_length(&path)?;
         let found = look_before_writing(&path, length)?;
         if options.create == Some(false) && matches!(found, Found::Empty) {
             return Err(no_store(&path, length));
@@ -94,6 +95,23 @@ fn check_store_path(path: &Path) -> Result<()> {
     // A device reports size 0, as an empty file does: taken for a new store, a disk's first
     // pages would be written over (and SQLite's -journal made beside it, in /dev).
     check_regular(path, path)
+}
+
+/// Refuses, before anything is made or opened, a store path whose name as SQLite opens it is
+/// too long for SQLite (see `too_long_for_sqlite`): the open failed only after the new store's
+/// empty file had been made, and a short link to the directory does not help (SQLite follows it).
+fn check_path_length(path: &Path) -> Result<()> {
+    let Some((length, longest)) = too_long_for_sqlite(path) else {
+        return Ok(());
+    };
+    Err(Error::new(
+        ErrorCode::StoreIo,
+        format!(
+            "cannot open {}: its path is {length} bytes long (absolute, symbolic links followed), and SQLite opens no \
+             database whose path is longer than {longest} bytes: keep the store in a directory with a shorter path",
+            shown_path(path)
+        ),
+    ))
 }
 
 /// The store file's length; `None` when there is no file.
