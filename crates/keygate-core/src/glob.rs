@@ -557,6 +557,16 @@ mod tests {
         }
     }
 
+    /// A glob's identity is its lower-cased pattern: rule equality (a normalised rule parses
+    /// back to the same rule) compares the patterns through it, so it must tell them apart.
+    #[test]
+    fn globs_are_equal_exactly_when_their_lower_cased_patterns_are() {
+        assert_eq!(Glob::compile("GET*Info"), Glob::compile("get*info"));
+        for (a, b) in [("get*", "got*"), ("get*", "get"), ("a?c", "a*c"), ("*", "**"), ("", "?")] {
+            assert_ne!(Glob::compile(a), Glob::compile(b), "{a:?} and {b:?}");
+        }
+    }
+
     #[test]
     fn names_are_validated() {
         assert!(is_valid_name(b"apps/com.hornbill.core"));
