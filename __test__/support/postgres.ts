@@ -23,6 +23,8 @@ import type { StoreProcess } from './child-store.js'
 export const PG_HOST = process.env.KEYGATE_PG_HOST ?? '127.0.0.1'
 export const PG_PORT = Number(process.env.KEYGATE_PG_PORT ?? 5432)
 export const PG_USER = process.env.KEYGATE_PG_USER ?? 'postgres'
+/** The start of the tests' database names: runs sharing a server can tell theirs apart. */
+export const PG_DB_PREFIX = process.env.KEYGATE_PG_DB_PREFIX ?? 'keygate_test'
 /** Debian's server binaries (initdb, pg_ctl, postgres). */
 export const PG_BIN = process.env.KEYGATE_PG_BIN ?? '/usr/lib/postgresql/15/bin'
 
@@ -71,7 +73,7 @@ const databases = new Set<TestDatabase>()
  * encoding takes).
  */
 export function createDatabase(port = PG_PORT, encoding?: string): TestDatabase {
-  const name = `keygate_test_${randomBytes(6).toString('hex')}`
+  const name = `${PG_DB_PREFIX}_${randomBytes(6).toString('hex')}`
   const options = encoding === undefined ? '' : ` ENCODING '${encoding}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`
   psql(`CREATE DATABASE ${name}${options}`, { port })
   const db: TestDatabase = {

@@ -1,6 +1,7 @@
 //! The machine's PostgreSQL server (127.0.0.1:5432, user postgres, trust; KEYGATE_PG_HOST,
 //! KEYGATE_PG_PORT and KEYGATE_PG_USER change that, as for the TypeScript tests) for the
-//! tests that use it: a database of their own each, and psql to read or damage it.
+//! tests that use it: a database of their own each (named `keygate_test_…`, or with the prefix
+//! in KEYGATE_PG_DB_PREFIX), and psql to read or damage it.
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::process::Command;
@@ -19,6 +20,11 @@ pub fn port() -> u16 {
 /// The user the tests connect as (trust authentication: no password).
 pub fn user() -> String {
     std::env::var("KEYGATE_PG_USER").unwrap_or_else(|_| "postgres".to_string())
+}
+
+/// The start of the tests' database names: runs sharing a server can tell theirs apart.
+pub fn database_prefix() -> String {
+    std::env::var("KEYGATE_PG_DB_PREFIX").unwrap_or_else(|_| "keygate_test".to_string())
 }
 
 /// `host:port`, for `TcpStream::connect` and messages.
@@ -68,7 +74,7 @@ impl Db {
         }
         let mut bytes = [0u8; 6];
         getrandom::fill(&mut bytes).unwrap();
-        let name = format!("keygate_test_{}", hex::encode(bytes));
+        let name = format!("{}_{}", database_prefix(), hex::encode(bytes));
         psql("postgres", &format!("CREATE DATABASE {name}"));
         Some(Db { name })
     }
