@@ -223,3 +223,55 @@ fn a_window_of_the_latest_entries_is_checked_from_its_first_entry() {
     assert_eq!(verify(first_altered.iter(), head(&original), Some(1)), bad(0, 1, "entry 1 was altered"));
     assert_eq!(verify(original.iter(), head(&original), Some(1)), good(10));
 }
+
+/// The seal is a stored format: a trail written by one keygate must verify under the next, so
+/// each entry's hash is pinned here as computed outside keygate (Python's hashlib over the
+/// layout audit.rs describes: the previous hash, seq and at as big-endian 64-bit numbers, an
+/// absent text as one 0 byte, a present one as 1, then each text as its length, a big-endian
+/// 64-bit number, and its bytes; the detail as compact JSON with its names in order).
+/// A change to that layout fails here, not on a user's upgraded store.
+#[test]
+fn entries_are_sealed_in_the_stored_format_a_trail_written_earlier_verifies_with() {
+    let first = AuditEntry::seal(
+        &GENESIS,
+        1,
+        AuditDraft {
+            at: T0,
+            actor: None,
+            action: "putUser".into(),
+            key_id: None,
+            user_id: Some("alice".into()),
+            detail: json!({ "created": { "status": "active", "rights": [], "roles": [] } }),
+        },
+    );
+    assert_eq!(first.hash_hex(), "f100dbe6d66a23a07d5c1a6d28c0b1c4c2eead9e4ad9e6ea9e491d224f1368a9");
+    let second = AuditEntry::seal(
+        &first.hash,
+        2,
+        AuditDraft {
+            at: T0 + 60_000,
+            actor: Some("admin".into()),
+            action: "setState".into(),
+            key_id: Some("key_00000000000000000000000000000001".into()),
+            user_id: Some("alice".into()),
+            detail: json!({ "state": ["active", "revoked"] }),
+        },
+    );
+    assert_eq!(second.hash_hex(), "2c2217b2dc643060cf608497243db04d8ba6cc6166f48907ccc8437e007f2cd1");
+    let written = [first, second];
+    assert_eq!(verify(written.iter(), head(&written), None), good(2));
+}
+
+/// Each text is sealed with its length, so moving the boundary between two of them (an actor
+/// "ad" with action "minsetState" for "admin" with "setState") changes the hash: the alteration is reported.
+#[test]
+fn text_moved_from_one_field_to_the_next_is_reported_altered() {
+    let original = chain(4);
+    let mut shifted = original.clone();
+    let entry = &mut shifted[1];
+    let actor = entry.actor.clone().unwrap_or_default();
+    let (kept, moved) = actor.split_at(2);
+    entry.action = format!("{moved}{}", entry.action);
+    entry.actor = Some(kept.to_string());
+    assert_eq!(verify(shifted.iter(), head(&original), None), bad(1, 2, "entry 2 was altered"));
+}
