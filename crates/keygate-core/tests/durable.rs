@@ -899,6 +899,28 @@ fn a_change_log_restored_to_an_earlier_number_is_read_afresh_and_no_later_revoca
     wait_until("the follower sees the admin's next change", || follower.list_roles().unwrap().iter().any(|r| r.name == "after"));
 }
 
+/// Plain writes by another process grow the audit trail past the entry a follower last read: the
+/// follower takes them as changes, never as a restored copy (which would have it refuse checks
+/// while it reads the whole file afresh, and report the restore to `on_error`).
+#[test]
+fn writes_by_another_process_are_caught_up_without_a_restore_being_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let admin = open(&path).unwrap();
+    let (id, secret) = seed(&admin);
+    let (options, seen) = reporting();
+    let follower = KeyStore::open(path.to_str().unwrap(), options).unwrap();
+    assert_eq!(allowed(&follower, &secret), Reason::Allowed);
+    for i in 0..20 {
+        admin.put_role(&format!("r{i}"), &["session:*".into()], None).unwrap();
+        wait_until("the follower sees the role", || follower.list_roles().unwrap().iter().any(|r| r.name == format!("r{i}")));
+        assert_eq!(allowed(&follower, &secret), Reason::Allowed, "a check while catching up, after role r{i}");
+    }
+    admin.set_state(&id, "revoked", None).unwrap();
+    wait_until("the follower sees the revocation", || allowed(&follower, &secret) == Reason::Revoked);
+    assert!(seen.lock().unwrap().is_empty(), "{:?}", seen.lock().unwrap());
+}
+
 /// A store `keys.db` in a new directory, seeded (`seed`), and its backup `backup.db` made then.
 fn seeded_with_backup() -> (tempfile::TempDir, KeyStore, (String, String)) {
     let dir = tempfile::tempdir().unwrap();
