@@ -636,6 +636,39 @@ fn a_flush_that_cannot_write_is_reported_once_and_its_uses_are_kept() {
     assert!(stored.is_some_and(|at| at >= used_at), "the use that could not be written at first is on disk: {stored:?}");
 }
 
+/// A close whose own flush failed (the write lock held by another process past the busy
+/// timeout) reports that and gives up: it flushed those uses once more after the background
+/// thread ended, a second wait of the busy timeout (of `statementTimeoutMs` on PostgreSQL, with
+/// the server gone) that the documented bound on close during an outage leaves out. The lock is
+/// released as soon as close has failed, so that a second try would be seen writing the use.
+#[test]
+fn a_close_whose_own_flush_failed_does_not_wait_out_a_second_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let (options, seen) = reporting();
+    let store = KeyStore::open(path.to_str().unwrap(), options).unwrap();
+    let (id, secret) = seed(&store);
+    let blocker = rusqlite::Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // Noted, and taken by close's own flush before the background thread's round (once a second).
+    assert_eq!(allowed(&store, &secret), Reason::Allowed);
+    let closing = &store;
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            wait_for("close begins its closing", 30, || closing.is_closed());
+            blocker.execute_batch("ROLLBACK").unwrap();
+        });
+        store.close().unwrap();
+    });
+    let summary: Vec<(Task, ErrorCode, bool)> = seen.lock().unwrap().iter().map(|i| (i.task, i.error.code, i.recovered)).collect();
+    assert_eq!(summary, [(Task::LastUsed, ErrorCode::StoreLocked, false)]);
+    let stored: Option<i64> = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT last_used_at FROM keys WHERE id = ?1", [raw_id(&id).to_vec()], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, None, "close flushed a second time after its own flush had failed");
+}
+
 #[test]
 fn a_store_copied_into_an_empty_file_keeps_its_keys_and_its_audit_chain() {
     let dir = tempfile::tempdir().unwrap();

@@ -252,8 +252,9 @@ impl KeyStore {
         // A flush the background thread had under way as close began held the uses close's own
         // flush would have written; failing, it put them back, and its report was dropped as the
         // store had closed meanwhile. They get close's flush now, and a failure is reported (by
-        // the reporter itself: `report` drops what fails after close).
-        if !self.inner.used.lock().is_empty() {
+        // the reporter itself: `report` drops what fails after close). Not when close's own flush
+        // failed: that was reported, and trying again would wait out the same timeouts twice.
+        if flushed.is_ok() && !self.inner.used.lock().is_empty() {
             if let Err(error) = self.inner.flush_uses() {
                 self.inner.reporter.fail(crate::incident::Task::LastUsed, error);
             }
