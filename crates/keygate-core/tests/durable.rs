@@ -1183,6 +1183,19 @@ fn a_path_too_long_for_sqlite_is_refused_saying_so_and_nothing_is_made() {
         assert_eq!(std::fs::read_dir(&too_long).unwrap().count(), 0, "nothing was made for {}", path.display());
     }
 
+    // Through a directory too deep for SQLite and back out with `..`: short once resolved, but
+    // SQLite resolves it one part at a time and gives up on the way.
+    let deep = directory_for_path_of(&root, 620, "k.db");
+    let back_out = deep.join("..").join("k.db");
+    let err = open(&back_out).err().unwrap();
+    assert_eq!(err.code, ErrorCode::StoreIo, "{}", err.message);
+    assert!(
+        err.message.contains("grows too long as SQLite resolves it") && err.message.contains("longer than 504 bytes"),
+        "{}",
+        err.message
+    );
+    assert!(!deep.parent().unwrap().join("k.db").exists(), "nothing was made");
+
     let live = open(&root.join("live.db")).unwrap();
     seed(&live);
     let backup_fits = directory_for_path_of(&root, 470, "b.db").join("b.db");

@@ -132,40 +132,73 @@ pub(crate) fn check_file_path(path: &Path, what: &str) -> Result<()> {
     Err(Error::new(ErrorCode::InvalidArgument, problem))
 }
 
-/// The length in bytes of the name SQLite opens `path` by (made absolute, every symbolic link
-/// followed), with the longest such name it opens, when it is longer than that; `None` when it
-/// fits, or when its length cannot be told (the open itself then says what is wrong). SQLite
-/// refuses a longer one with only "unable to open database file", however much room the
-/// operating system would give it: a store or backup deep in a directory tree, or through a
-/// short link into one, could not be opened and no message said why.
-#[cfg(unix)]
-fn too_long_for_sqlite(path: &Path) -> Option<(usize, usize)> {
-    let full = std::fs::canonicalize(path).ok().or_else(|| {
-        // Not made yet: SQLite's name is its directory's, links followed, and its own name.
-        let directory = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        Some(std::fs::canonicalize(directory).ok()?.join(path.file_name()?))
-    })?;
-    let length = full.as_os_str().len();
-    let longest = longest_sqlite_path();
-    (length > longest).then_some((length, longest))
+/// A database name too long for SQLite, which refuses one with only "unable to open database
+/// file", however much room the operating system would give it: a store or backup deep in a
+/// directory tree, through a short link into one, or through one and back out with `..`, could
+/// not be opened and no message said why.
+pub(crate) struct TooLong {
+    /// The name's length once resolved; `None` when it grew too long on the way.
+    length: Option<usize>,
+    /// The longest name SQLite opens.
+    longest: usize,
 }
 
-#[cfg(not(unix))]
-fn too_long_for_sqlite(_: &Path) -> Option<(usize, usize)> {
-    None
+impl std::fmt::Display for TooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let longest = self.longest;
+        match self.length {
+            Some(length) => write!(f, "its path is {length} bytes long (absolute, symbolic links followed)")?,
+            None => write!(
+                f,
+                "its path grows too long as SQLite resolves it (made absolute, symbolic links and `..` followed one part at a time)"
+            )?,
+        }
+        write!(f, ", and SQLite opens no database whose path is longer than {longest} bytes")
+    }
 }
 
-/// The longest database name SQLite opens: its default VFS's longest path (512 bytes on Unix)
-/// less the 8 of `-journal`, since it refuses a database whose journal's name would not fit.
+/// Whether `path` is too long for SQLite, asked of SQLite itself: its default VFS's
+/// `xFullPathname`, as its pager calls it before opening a database, then the pager's own room
+/// for `-journal`. `None` when the name fits, or when resolving it fails for another reason (a
+/// directory that may not be read): the open itself then says what is wrong.
 #[cfg(unix)]
-fn longest_sqlite_path() -> usize {
-    const UNIX_VFS_LONGEST: std::ffi::c_int = 512;
+fn too_long_for_sqlite(path: &Path) -> Option<TooLong> {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     // SAFETY: with a null name sqlite3_vfs_find initialises SQLite if need be and returns its
     // default VFS, a static object SQLite never frees, or null.
     let vfs = unsafe { rusqlite::ffi::sqlite3_vfs_find(std::ptr::null()) };
-    // SAFETY: `vfs`, when not null, points to that VFS; `mxPathname` is a plain int field.
-    let longest = if vfs.is_null() { UNIX_VFS_LONGEST } else { unsafe { (*vfs).mxPathname } };
-    usize::try_from(longest).unwrap_or(0).saturating_sub("-journal".len())
+    if vfs.is_null() {
+        return None;
+    }
+    // SAFETY: `vfs` points to that VFS; `mxPathname` is a plain field of it.
+    let most = unsafe { (*vfs).mxPathname };
+    let longest = usize::try_from(most).ok()?.saturating_sub("-journal".len());
+    match resolved_length(vfs, &name, most.checked_add(1)?) {
+        Some(length) => (length > longest).then_some(TooLong { length: Some(length), longest }),
+        // SQLite says only SQLITE_CANTOPEN, whether the name outgrew its room on the way or a
+        // directory could not be read: with room for any name Linux takes, only the latter fails.
+        None => resolved_length(vfs, &name, 4097).map(|_| TooLong { length: None, longest }),
+    }
+}
+
+/// The length of `name` as the VFS's `xFullPathname` resolves it into `room` bytes; `None` when it fails.
+#[cfg(unix)]
+fn resolved_length(vfs: *mut rusqlite::ffi::sqlite3_vfs, name: &std::ffi::CStr, room: std::ffi::c_int) -> Option<usize> {
+    // SAFETY: the caller's `vfs` is SQLite's default VFS, a static object; a plain field of it.
+    let full_pathname = unsafe { (*vfs).xFullPathname }?;
+    let mut resolved = vec![0u8; usize::try_from(room).ok()?];
+    // SAFETY: `name` ends in NUL; `resolved` holds `room` bytes, which the VFS writes within.
+    let rc = unsafe { full_pathname(vfs, name.as_ptr(), room, resolved.as_mut_ptr().cast()) };
+    if rc != rusqlite::ffi::SQLITE_OK && rc != rusqlite::ffi::SQLITE_OK_SYMLINK {
+        return None;
+    }
+    Some(resolved.iter().position(|&byte| byte == 0).unwrap_or(resolved.len()))
+}
+
+#[cfg(not(unix))]
+fn too_long_for_sqlite(_: &Path) -> Option<TooLong> {
+    None
 }
 
 /// Options that open a file for writing and, should they create it, make it readable and
@@ -184,13 +217,12 @@ fn owner_only() -> std::fs::OpenOptions {
 /// `SQLITE_OPEN_URI` among them) and closed before this returns.
 fn copy_into(conn: &Connection, partial: &Path, to: &Path) -> Result<()> {
     let e = |err| store_error(to, "cannot back up to", err);
-    if let Some((length, longest)) = too_long_for_sqlite(partial) {
+    if let Some(too_long) = too_long_for_sqlite(partial) {
         return Err(Error::new(
             ErrorCode::StoreIo,
             format!(
-                "cannot back up to {}: the copy is written first beside it, to {}, a path {length} bytes long (absolute, \
-                 symbolic links followed), and SQLite opens no database whose path is longer than {longest} bytes: back up \
-                 to a directory with a shorter path",
+                "cannot back up to {}: the copy is written first beside it, to {}, and {too_long}: back up to a directory \
+                 with a shorter path",
                 shown_path(to),
                 shown_path(partial)
             ),

@@ -101,16 +101,12 @@ fn check_store_path(path: &Path) -> Result<()> {
 /// too long for SQLite (see `too_long_for_sqlite`): the open failed only after the new store's
 /// empty file had been made, and a short link to the directory does not help (SQLite follows it).
 fn check_path_length(path: &Path) -> Result<()> {
-    let Some((length, longest)) = too_long_for_sqlite(path) else {
+    let Some(too_long) = too_long_for_sqlite(path) else {
         return Ok(());
     };
     Err(Error::new(
         ErrorCode::StoreIo,
-        format!(
-            "cannot open {}: its path is {length} bytes long (absolute, symbolic links followed), and SQLite opens no \
-             database whose path is longer than {longest} bytes: keep the store in a directory with a shorter path",
-            shown_path(path)
-        ),
+        format!("cannot open {}: {too_long}: keep the store in a directory with a shorter path", shown_path(path)),
     ))
 }
 
