@@ -529,6 +529,22 @@ describe('keygate CLI: a secret pasted in the wrong place is never printed whole
     assert.equal(JSON.parse(listed.stdout).length, 2, 'only the two long rule lists made keys')
   })
 
+  test('a rules file ends its lines as Windows, Unix or old Mac OS do: each line is a rule of its own', () => {
+    const work = mkdtempSync(path.join(dir, 'line-endings-'))
+    assert.equal(keygate(['user', 'put', 'alice', '--right', '*:*'], work).code, 0)
+    for (const [label, text] of [
+      ['LF', 'session:getInfo\n# a comment\ndata:entityBrowseRecords2\n'],
+      ['CRLF', 'session:getInfo\r\n# a comment\r\ndata:entityBrowseRecords2\r\n'],
+      ['CR', 'session:getInfo\r# a comment\rdata:entityBrowseRecords2\r'],
+    ] as const) {
+      const file = path.join(work, `rules-${label}.txt`)
+      writeFileSync(file, text)
+      const r = keygate(['--json', 'key', 'create', '--user', 'alice', '--description', label, '--expires', '1d', '--rules-file', file], work)
+      assert.equal(r.code, 0, `${label}: ${r.stderr}`)
+      assert.deepEqual(JSON.parse(r.stdout).key.rules, ['session:getInfo', 'data:entityBrowseRecords2'], label)
+    }
+  })
+
   test('a read error of standard input ends the read with that error (its code), not a crash or a wait', async () => {
     const { readAll } = require('../lib/cli/input.js') as { readAll: (stream: NodeJS.ReadableStream) => Promise<string> }
     await assert.rejects(readAll(createReadStream(dir)), { code: 'EISDIR' })

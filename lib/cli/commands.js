@@ -97,7 +97,7 @@ function readRulesFile(file, fromStdin) {
     throw new UsageError(`cannot read --rules-file ${quote(file)}: ${why}`)
   }
   return text
-    .split(/\r?\n/)
+    .split(/\r\n|\r|\n/)
     .map((line) => line.trim())
     .filter((line) => line !== '' && !line.startsWith('#'))
 }
