@@ -110,6 +110,13 @@ describe('keygate CLI: usage', () => {
       [[...db, 'explain', 'session', 'getInfo'], /^error: explain needs a secret/],
       [[...db, 'check-dav', 'GET', 'docs/a.txt'], /^error: check-dav needs a secret/],
       [[...db, 'check', 'kg_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'session'], /needs <service> and <api> after the secret/],
+      // The call typed as one word, as a rule or Hornbill writes it: said, and the word not echoed.
+      [
+        [...db, 'check', 'kg_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'session:getSessionInfo'],
+        /after the secret .*; give the call as two words, <service> <api>, not as a rule writes it \(<service>:<api>\)\n$/,
+      ],
+      [[...db, 'explain', 'session::getSessionInfo'], /^error: keygate explain needs <api> .*; give the call as two words/, { secret: 'kg_x' }],
+      [[...db, 'check', '--secret-stdin', 'session:getSessionInfo'], /^error: keygate check needs <api> .*; give the call as two words/, { input: 'kg_x\n' }],
       [[...db, 'check', 'a', 'b', 'c', '--secret-stdin'], /not both/],
       [[...db, 'check', '--secret-stdin', 'session', 'getInfo'], /the secret read from standard input is empty/, { input: '\n' }],
       [[...db, 'check', 'session', 'getInfo'], /the secret in \$KEYGATE_SECRET is empty/, { secret: '  ' }],
@@ -122,7 +129,7 @@ describe('keygate CLI: usage', () => {
       const r = spawnSync(process.execPath, [BIN, ...args], { cwd: empty, encoding: 'utf8', env, input })
       assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`)
       assert.match(r.stderr, message)
-      assert.doesNotMatch(r.stderr, /STORE_IO/)
+      assert.doesNotMatch(r.stderr, /STORE_IO|getSessionInfo/)
     }
     assert.deepEqual(readdirSync(empty), [], 'no store file was created')
   })

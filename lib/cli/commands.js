@@ -9,7 +9,7 @@ const { KeyState, UserStatus } = require('../native.js')
 const { AUDIT_ACTIONS, KEY_STATES, USER_STATUSES, scrubMessage } = require('../store.js')
 const { KeygateError, invalidArgument, redactSecrets } = require('../errors.js')
 const fmt = require('./format.js')
-const { UsageError, parseExpiry, parseAgo, parseDurationSeconds, parseWhole, parseChoice, DURATION_HELP } = require('./values.js')
+const { UsageError, callAsOneWord, parseExpiry, parseAgo, parseDurationSeconds, parseWhole, parseChoice, DURATION_HELP } = require('./values.js')
 const { isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
 
 /**
@@ -1017,7 +1017,8 @@ function checkSecretUsage(ctx, name, kind) {
   if (/^[a-z][a-z0-9]{0,15}_[A-Za-z0-9]{20,}$/.test(ctx.args[0])) {
     // A secret followed by one word: the second word is missing (and the secret must not be echoed as the first).
     const [a, b] = kind.words
-    throw new UsageError(`${name} needs ${a} and ${b} after the secret (usage: keygate ${name} <secret> ${a} ${b})`)
+    const hint = b === '<api>' ? callAsOneWord(ctx.args[1]) : ''
+    throw new UsageError(`${name} needs ${a} and ${b} after the secret (usage: keygate ${name} <secret> ${a} ${b})${hint}`)
   }
   if (fromStdin) return
   const fromEnv = ctx.env.KEYGATE_SECRET

@@ -12,7 +12,7 @@ const { COMMANDS, GROUPS, NotFound, findCommand, openStore } =
   /** @type {{ COMMANDS: Command[], GROUPS: Record<string, string>, NotFound: typeof import('./commands.js').NotFound, findCommand(words: string[]): Command | undefined, openStore(command: Command, ctx: Context): { store: KeyStore, created: boolean } }} */ (
     require('./commands.js')
   )
-const { UsageError, parseOptions, parseWhole, closest, quoteTyped, mayHoldASecret } = require('./values.js')
+const { UsageError, parseOptions, parseWhole, closest, quoteTyped, mayHoldASecret, callAsOneWord } = require('./values.js')
 const { visible, shownLines } = require('./format.js')
 const { jsonRequested, jsonDocument } = require('./json.js')
 const { readAll } = require('./input.js')
@@ -294,7 +294,8 @@ function checkPositionals(command, args) {
   const name = `keygate ${command.path.join(' ')}`
   if (args.length < min) {
     const missing = command.positionals.filter((p) => !p.startsWith('['))[args.length]
-    throw new UsageError(`${name} needs ${missing ?? 'more arguments'} (usage: ${command.usage.split('\n')[0]})`)
+    const hint = missing === '<api>' ? callAsOneWord(args.at(-1)) : ''
+    throw new UsageError(`${name} needs ${missing ?? 'more arguments'} (usage: ${command.usage.split('\n')[0]})${hint}`)
   }
   if (args.length > max) {
     // Never echo the arguments of check/explain: one of them may be a secret.

@@ -291,7 +291,18 @@ function closest(word, candidates) {
   return bestDistance <= (word.length <= 4 ? 2 : Math.floor(word.length / 3) + 1) ? best : undefined
 }
 
+/**
+ * A hint for a call typed as one word, as a rule writes it (`session:getInfo`, or Hornbill's
+ * `session::getInfo`), where check and explain take two; '' for any other word. Never echoes the
+ * word: it may be a secret.
+ * @param {string | undefined} word
+ */
+function callAsOneWord(word) {
+  return word?.includes(':') ? '; give the call as two words, <service> <api>, not as a rule writes it (<service>:<api>)' : ''
+}
+
 module.exports = {
+  callAsOneWord,
   quote,
   quoteTyped,
   mayHoldASecret,
