@@ -8,7 +8,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 
 import { KeyStore } from '../index.js'
-import { createGuard } from 'keygate/http'
+import { createGuard, hornbillRoute } from 'keygate/http'
 import { DAY, T0, at, frozenStore, throwsCode } from './helpers.js'
 
 /** Real Hornbill calls, `<service>:<api>` (a service may hold `/` and `.`). */
@@ -213,6 +213,47 @@ describe('where keygate differs from Hornbill on purpose (README, "What keygate 
       const instance = await post('/acme/xmlmc/session/?method=getSessionInfo')
       assert.equal(instance.status, 404)
       assert.deepEqual(await instance.json(), { error: 'not_found', reason: 'no_route' })
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+      store.close()
+    }
+  })
+
+  test("the README's route for Hornbill's instance-first URLs: the call after /<instance>/xmlmc/ is checked, as Hornbill's route reads it", async () => {
+    const store = frozenStore()
+    store.putUser({ id: 'svc', rights: ['*:*'] })
+    const { secret } = store.createKey({ userId: 'svc', description: 'x', expiresAt: at(T0, DAY), rules: ['session:*'] })
+    // As the README gives it: Hornbill's route, given the URL without its first segment.
+    const route = (req: http.IncomingMessage) => {
+      const url = req.url ?? ''
+      const instanceEnd = url.indexOf('/', 1)
+      if (instanceEnd < 0) return null
+      return hornbillRoute({ method: req.method, url: url.slice(instanceEnd) } as http.IncomingMessage)
+    }
+    const guard = createGuard(store, { route })
+    const server = http.createServer(guard.node((req, res) => res.end(JSON.stringify((req as http.IncomingMessage & { keygate?: unknown }).keygate))))
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const { port } = server.address() as AddressInfo
+      const post = (path: string) => fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers: { Authorization: `ESP-APIKEY ${secret}` } })
+      const allowed = await post('/acme/xmlmc/session/?method=getSessionInfo')
+      assert.equal(allowed.status, 200)
+      assert.deepEqual(JSON.parse(await allowed.text()), {
+        ok: true,
+        kind: 'api',
+        keyId: store.listKeys()[0]!.id,
+        userId: 'svc',
+        service: 'session',
+        api: 'getSessionInfo',
+        ip: '127.0.0.1',
+      })
+      const denied = await post('/acme/xmlmc/admin/?method=keysafeGetKey')
+      assert.equal(denied.status, 403)
+      for (const path of ['/xmlmc/session/?method=getSessionInfo', '/acme/session/?method=getSessionInfo', '/acme']) {
+        const r = await post(path)
+        assert.equal(r.status, 404, path)
+      }
+      assert.equal((await post('/acme/xmlmc/session/?method=a&method=b')).status, 400, 'two methods: ambiguous, as at the root')
     } finally {
       await new Promise((resolve) => server.close(resolve))
       store.close()
