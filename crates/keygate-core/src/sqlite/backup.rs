@@ -42,7 +42,7 @@ pub(crate) fn write_new(to: &Path, copy: impl FnOnce(&Path) -> Result<()>) -> Re
 /// directory meant "put the backup in there" and "already exists" would not tell them otherwise.
 fn taken(to: &Path) -> Error {
     let shown = shown_path(to);
-    if std::fs::metadata(to).is_ok_and(|found| found.is_dir()) {
+    if to.is_dir() {
         return Error::new(ErrorCode::StoreIo, format!("backup target {shown} is a directory: name the new backup file"));
     }
     Error::new(ErrorCode::StoreIo, format!("backup target {shown} already exists"))
