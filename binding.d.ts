@@ -204,6 +204,19 @@ export interface KeyDto {
   hint: string
 }
 
+export interface KeyPageDto {
+  keys: Array<KeyDto>
+  next?: string
+}
+
+/** `listKeysPage`'s query; `lib/store.js` has checked the types. */
+export interface KeyPageQueryDto {
+  userId?: string
+  state?: string
+  limit?: number
+  after?: string
+}
+
 export interface KeyPatchDto {
   description?: string
   rules?: Array<string>
@@ -230,6 +243,8 @@ export interface KeyStore {
 }
 
 export declare function listKeys(store: ExternalObject<KeyStore>, userId?: string | undefined | null, state?: string | undefined | null): Array<KeyDto>
+
+export declare function listKeysPage(store: ExternalObject<KeyStore>, query: KeyPageQueryDto): KeyPageDto
 
 export declare function listRoles(store: ExternalObject<KeyStore>): Array<RoleDto>
 

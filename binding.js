@@ -860,6 +860,7 @@ module.exports.internalPanicForTests = nativeBinding.internalPanicForTests
 module.exports.internalRefuseExternalBuffersForTests = nativeBinding.internalRefuseExternalBuffersForTests
 module.exports.KeyState = nativeBinding.KeyState
 module.exports.listKeys = nativeBinding.listKeys
+module.exports.listKeysPage = nativeBinding.listKeysPage
 module.exports.listRoles = nativeBinding.listRoles
 module.exports.listUsers = nativeBinding.listUsers
 module.exports.MAX_DAV_PATH_LENGTH = nativeBinding.MAX_DAV_PATH_LENGTH

@@ -333,6 +333,21 @@ export interface KeyFilter {
   state?: KeyState | undefined
 }
 
+/** Query of {@link KeyStore.listKeysPage}: a filter, the page size and where the page starts. */
+export interface KeyPageQuery extends KeyFilter {
+  /** At most this many keys: a whole number from 1 to 1,000 (default 100). */
+  limit?: number | undefined
+  /** The `next` of the page before; left out (or `undefined`) for the first page. */
+  after?: string | undefined
+}
+
+/** A page of {@link KeyStore.listKeysPage}. */
+export interface KeyPage {
+  keys: ApiKey[]
+  /** Pass as `after` for the next page; `null` when this page holds the listing's last key. */
+  next: string | null
+}
+
 /** Options of {@link KeyStore.putRole} and {@link KeyStore.putUser}. */
 export interface PutOptions extends AdminOptions {
   /**
@@ -526,6 +541,27 @@ export declare class KeyStore {
 
   /** Keys, newest first, optionally of one user and/or in one state. */
   listKeys(filter?: KeyFilter): ApiKey[]
+
+  /**
+   * One page of {@link listKeys}' listing: at most `limit` keys (default 100, at most 1,000),
+   * newest first, after the page whose `next` is passed as `after`. Keys deleted between pages
+   * never make a later page fail, skip or repeat a key; keys created since the first page are
+   * newer, so they are not in later pages. `after` is not a key id: a value this store did not
+   * give is `INVALID_ARGUMENT`.
+   *
+   * ```ts
+   * let after: string | undefined
+   * do {
+   *   const page = store.listKeysPage({ userId: 'svc-requests', after })
+   *   for (const key of page.keys) console.log(key.id)
+   *   after = page.next ?? undefined
+   * } while (after !== undefined)
+   * ```
+   *
+   * `after: null` is refused (`INVALID_ARGUMENT`), not read as "from the start": a loop passing
+   * the last page's `next` back would otherwise list everything again, for ever.
+   */
+  listKeysPage(query?: KeyPageQuery): KeyPage
 
   /**
    * Changes description, rules and/or expiry; values the key already has are no change (its

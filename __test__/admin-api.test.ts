@@ -658,6 +658,42 @@ describe('admin JSON API', () => {
     for (const path of ['/audit?since=', '/audit?until=', '/audit?action=', '/audit?beforeSeq=']) assert.equal((await call('GET', path)).status, 400, path)
   })
 
+  test('GET /api/keys pages with limit and after as listKeysPage does; the whole list says next: null; a bad limit or cursor is 400', async () => {
+    store.putUser({ id: 'svc-pages', rights: ['*:*'] })
+    for (let i = 0; i < 5; i++) newKey('svc-pages')
+    const whole = await call('GET', '/keys?userId=svc-pages')
+    assert.equal(whole.body!.next, null)
+    const ids = (whole.body!.keys as { id: string }[]).map((k) => k.id)
+    assert.equal(ids.length, 5)
+    const seen: string[] = []
+    let path = '/keys?userId=svc-pages&limit=2'
+    const sizes: number[] = []
+    for (;;) {
+      const page = await call('GET', path)
+      assert.equal(page.status, 200, JSON.stringify(page.body))
+      assert.equal(typeof page.body!.now, 'string')
+      seen.push(...(page.body!.keys as { id: string }[]).map((k) => k.id))
+      sizes.push(page.body!.keys.length)
+      if (page.body!.next === null) break
+      // The cursor goes back as it came, through the query string.
+      path = `/keys?userId=svc-pages&limit=2&after=${encodeURIComponent(page.body!.next)}`
+    }
+    assert.deepEqual(seen, ids)
+    assert.deepEqual(sizes, [2, 2, 1])
+    // `after` alone: the default page (100) after the cursor.
+    const first = await call('GET', '/keys?userId=svc-pages&limit=1')
+    assert.deepEqual(
+      (await call('GET', `/keys?userId=svc-pages&after=${first.body!.next}`)).body!.keys.map((k: { id: string }) => k.id),
+      ids.slice(1),
+    )
+    for (const bad of ['limit=', 'limit=0', 'limit=1001', 'limit=1e2', 'limit=%201', 'limit=2.0', 'limit=-1', 'after=', 'after=key_x', `after=${first.body!.next}x`]) {
+      const r = await call('GET', `/keys?${bad}`)
+      assert.equal(r.status, 400, bad)
+      assert.equal(r.body!.error.code, 'INVALID_ARGUMENT', bad)
+    }
+    assert.equal((await call('GET', '/keys?cursor=x')).status, 400, 'a misspelt parameter is refused, not ignored')
+  })
+
   test('paging the trail does not verify it whole for every page; a new entry, or /audit/verify, does', async () => {
     const verify = store.verifyAudit.bind(store)
     let passes = 0

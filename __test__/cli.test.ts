@@ -530,6 +530,38 @@ describe('keys', () => {
     assert.equal(ok(await ws.kg(['key', 'list', '--user', 'other'])).stdout, 'no keys\n')
   })
 
+  test('key list --limit/--after: pages of the same list, the next page named at the end, { keys, next } in JSON', async () => {
+    const all = json<ApiKey[]>(ok(await ws.kg(['key', 'list', '--json'])))
+    assert.ok(all.length >= 3)
+    const seen: string[] = []
+    let after: string | null = null
+    for (let pages = 0; pages < 100; pages++) {
+      const page: { keys: ApiKey[]; next: string | null } = json(
+        ok(await ws.kg(['key', 'list', '--json', '--limit', '2', ...(after === null ? [] : ['--after', after])])),
+      )
+      assert.ok(page.keys.length <= 2)
+      seen.push(...page.keys.map((k) => k.id))
+      after = page.next
+      if (after === null) break
+    }
+    assert.deepEqual(
+      seen,
+      all.map((k) => k.id),
+    )
+    const text = ok(await ws.kg(['key', 'list', '--limit', '1']))
+    const next = /\(more keys match: the next page is --after (kp1\.\S+)\)\n$/.exec(text.stdout)
+    assert.ok(next, text.stdout)
+    assert.equal(text.stdout.split('\n').filter((line) => line.startsWith('key_')).length, 1)
+    const rest = ok(await ws.kg(['key', 'list', '--after', next[1]!]))
+    assert.doesNotMatch(rest.stdout, /more keys match/, 'the last page says no more')
+    assert.equal(rest.stdout.split('\n').filter((line) => line.startsWith('key_')).length, all.length - 1)
+    usage(await ws.kg(['key', 'list', '--limit', '0']), '--limit "0" must be a whole number from 1 to 1000')
+    usage(await ws.kg(['key', 'list', '--limit', '1001']), '--limit')
+    usage(await ws.kg(['key', 'list', '--limit', '2', '--hint', 'HRV5']), '--hint looks through every key')
+    keygateError(await ws.kg(['key', 'list', '--after', 'key_doesNotExist']), 'INVALID_ARGUMENT', 'not a cursor')
+    jsonError(await ws.kg(['key', 'list', '--after', 'nope', '--json']), 3, 'INVALID_ARGUMENT')
+  })
+
   test('key show, update, suspend, activate, revoke (final), delete', async () => {
     const { id, secret } = await createKey(ws.kg, ['--user', 'svc', '--description', 'lifecycle', '--expires', '10d'])
     const shown = ok(await ws.kg(['key', 'show', id]))

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 
 import { ERROR_CODES, KeyStore, type KeygateError } from '../index.js'
-import type { AuditEntry, ErrorCode, StoreOptions } from '../index.js'
+import type { AuditEntry, ErrorCode, KeyFilter, KeyPageQuery, KeyState, StoreOptions } from '../index.js'
 import { DAY, HOUR, SECOND, T0, assertNoSecret, at, forgeSecret, issue, plainKey, snapshot, throwsCode, throwsTypeError } from './helpers.js'
 import type { Probe } from './helpers.js'
 import { assertApiKey, assertAuditEntry, assertAuditReport, assertDecision, assertIssued, assertRole, assertUser } from './support/contract.js'
@@ -352,6 +352,129 @@ for (const kind of STORE_KINDS) {
           all.map(plainKey),
           all.map((k) => plainKey(store.getKey(k.id))),
         )
+      })
+
+      /** Every key of `query`'s listing, page by page, and the size of each page. */
+      function walk(store: KeyStore, query: KeyPageQuery): { ids: string[]; sizes: number[] } {
+        const ids: string[] = []
+        const sizes: number[] = []
+        let after = query.after
+        do {
+          const page = store.listKeysPage({ ...query, after })
+          for (const [i, k] of page.keys.entries()) assertApiKey(k, `listKeysPage().keys[${i}]`)
+          ids.push(...page.keys.map((k) => k.id))
+          sizes.push(page.keys.length)
+          assert.ok(page.next === null || typeof page.next === 'string')
+          after = page.next ?? undefined
+          assert.ok(sizes.length <= 100, 'paging does not end')
+        } while (after !== undefined)
+        return { ids, sizes }
+      }
+
+      test('listKeysPage walks the same listing as listKeys, in pages of at most limit, ties of a frozen clock included', () => {
+        const { store } = seeded()
+        store.putUser({ id: 'other', rights: ['*:*'] })
+        // Seven keys at T0 (a tie broken by creation order), four later, some suspended, some another user's.
+        for (let i = 0; i < 7; i++) issue(store, { userId: i % 3 === 0 ? 'other' : 'integration' })
+        for (let i = 1; i <= 4; i++) {
+          store.setNow(at(T0, i * HOUR))
+          issue(store, { state: i % 2 === 0 ? 'suspended' : 'active' })
+        }
+        const filters: KeyFilter[] = [
+          {},
+          { userId: 'integration' },
+          { userId: 'other' },
+          { state: 'suspended' },
+          { userId: 'other', state: 'suspended' },
+          { userId: 'nobody' },
+        ]
+        for (const filter of filters) {
+          const whole = store.listKeys(filter).map((k) => k.id)
+          for (const limit of [1, 2, 3, 5, whole.length, whole.length + 1, 1000]) {
+            if (limit < 1) continue
+            const { ids, sizes } = walk(store, { ...filter, limit })
+            assert.deepEqual(ids, whole, `${JSON.stringify(filter)} in pages of ${limit}`)
+            assert.ok(
+              sizes.slice(0, -1).every((n) => n === limit),
+              `only the last page is short: ${sizes}`,
+            )
+            // A page that ends the listing says so: no empty page after a full one.
+            assert.ok(sizes.length === 1 || sizes.at(-1)! > 0, `an empty last page: ${sizes}`)
+          }
+        }
+        // The default page is 100 keys.
+        for (let i = 0; i < 95; i++) issue(store)
+        const first = store.listKeysPage()
+        assert.equal(first.keys.length, 100)
+        assert.deepEqual(first.keys.map(plainKey), store.listKeys().slice(0, 100).map(plainKey))
+        assert.equal(store.listKeysPage({ after: first.next! }).keys.length, 7)
+      })
+
+      test('a page deleted, revoked or added to between pages: the next page neither fails, skips nor repeats a key still there', () => {
+        const { store, id: seededId } = seeded()
+        for (let i = 0; i < 8; i++) {
+          store.setNow(at(T0, i * SECOND))
+          issue(store)
+        }
+        const whole = store.listKeys().map((k) => k.id)
+        const first = store.listKeysPage({ limit: 3 })
+        assert.deepEqual(
+          first.keys.map((k) => k.id),
+          whole.slice(0, 3),
+        )
+        // The page's last key (the cursor's own) and one further on are deleted; one is revoked; a newer key is made.
+        assert.equal(store.deleteKey(whole[2]!), true)
+        assert.equal(store.deleteKey(whole[5]!), true)
+        store.setState(whole[4]!, 'revoked')
+        store.setNow(at(T0, DAY / 2))
+        const newer = issue(store)
+        const rest = walk(store, { limit: 3, after: first.next! }).ids
+        assert.deepEqual(
+          rest,
+          whole.slice(3).filter((id) => id !== whole[5]),
+        )
+        assert.ok(!rest.includes(newer.key.id), 'a key newer than the first page is not in a later one')
+        assert.ok(rest.includes(seededId))
+        // Filtered by state, the revoked key is left out of the pages after the cursor too.
+        assert.deepEqual(
+          walk(store, { state: 'active', limit: 2, after: first.next! }).ids,
+          rest.filter((id) => id !== whole[4]),
+        )
+      })
+
+      test('listKeysPage refuses a bad limit or cursor with INVALID_ARGUMENT, naming the field but never echoing the text', () => {
+        const { store, id } = seeded()
+        issue(store)
+        const good = store.listKeysPage({ limit: 1 }).next!
+        const bad: Array<[unknown, string]> = [
+          [{ limit: 0 }, 'query.limit'],
+          [{ limit: 1001 }, 'query.limit'],
+          [{ limit: 2.5 }, 'query.limit'],
+          [{ limit: -1 }, 'query.limit'],
+          [{ limit: '10' }, 'query.limit'],
+          [{ limit: Number.NaN }, 'query.limit'],
+          [{ after: null }, 'query.after'],
+          [{ after: 7 }, 'query.after'],
+          [{ after: '' }, 'after'],
+          [{ after: id }, 'after'],
+          [{ after: `${good} ` }, 'after'],
+          [{ after: good.toUpperCase() }, 'after'],
+          [{ after: good.replace(/\.(\d+)$/, '.0$1') }, 'after'],
+          [{ after: 'kp1.1.99999999999999999999' }, 'after'],
+          [{ cursor: good }, 'cursor'],
+          [{ userId: 5 }, 'query.userId'],
+        ]
+        for (const [query, named] of bad) {
+          const error = refusedUnchanged(store, () => store.listKeysPage(query as KeyPageQuery), 'INVALID_ARGUMENT' as ErrorCode, [], named)
+          if (typeof (query as { after?: unknown }).after === 'string' && (query as { after: string }).after.length > 8) {
+            assert.ok(!error.message.includes((query as { after: string }).after.trim()), `the cursor was echoed: ${error.message}`)
+          }
+        }
+        refusedUnchanged(store, () => store.listKeysPage({ state: 'gone' as KeyState }), 'INVALID_STATE', [], 'gone')
+        // A secret pasted as the cursor is neither accepted nor shown.
+        const { secret } = issue(store)
+        const error = throwsCode(() => store.listKeysPage({ after: secret }), 'INVALID_ARGUMENT')
+        assertNoSecret(error.message, secret)
       })
 
       test('getKey of an unknown, malformed or deleted id is null', () => {
@@ -824,6 +947,22 @@ for (const kind of STORE_KINDS) {
         again.close() // flushes the uses since the open
         const third = place.open(FROZEN)
         assert.equal(third.getKey(id)!.lastUsedAt?.getTime(), at(T0, 9 * SECOND).getTime(), 'the latest use reached the store')
+      })
+
+      test("listKeysPage shows the lastUsedAt another handle on the same store recorded, for the page's keys", () => {
+        const { store, place, secret, id } = seeded()
+        const other = issue(store)
+        const elsewhere = place.open({ ...FROZEN, now: at(T0, 7 * SECOND) })
+        assert.equal(elsewhere.isAllowed(secret, 'session', 'x'), true)
+        elsewhere.close() // writes the use at T0 + 7 s
+        const page = store.listKeysPage({ limit: 1, after: store.listKeysPage({ limit: 1 }).next! })
+        assert.deepEqual(
+          page.keys.map((k) => k.id),
+          [id],
+        )
+        assert.equal(page.keys[0]!.lastUsedAt?.getTime(), at(T0, 7 * SECOND).getTime())
+        assert.equal(store.listKeysPage({ limit: 1 }).keys[0]!.id, other.key.id)
+        assert.equal(store.listKeysPage({ limit: 1 }).keys[0]!.lastUsedAt, null)
       })
 
       test('the audit trail survives reopen, verifies, and its chain goes on', () => {

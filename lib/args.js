@@ -343,16 +343,17 @@ function optionalNumber(value, name) {
 }
 
 /**
- * An optional whole number from 0 to `max`.
+ * An optional whole number from `min` (default 0) to `max`.
  * @param {unknown} value
  * @param {string} name
  * @param {number} max
+ * @param {number} [min]
  * @returns {number | undefined}
  */
-function optionalWholeNumber(value, name, max) {
+function optionalWholeNumber(value, name, max, min = 0) {
   const number = optionalNumber(value, name)
-  if (number !== undefined && !(Number.isInteger(number) && number >= 0 && number <= max)) {
-    throw invalidArgument(`${name} ${number} must be a whole number from 0 to ${max}`)
+  if (number !== undefined && !(Number.isInteger(number) && number >= min && number <= max)) {
+    throw invalidArgument(`${name} ${number} must be a whole number from ${min} to ${max}`)
   }
   return number
 }

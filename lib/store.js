@@ -52,6 +52,7 @@ const CONSTRUCT = Symbol('keygate.construct')
  * @typedef {import('../index.js').NewKey} NewKey
  * @typedef {import('../index.js').KeyPatch} KeyPatch
  * @typedef {import('../index.js').KeyFilter} KeyFilter
+ * @typedef {import('../index.js').KeyPageQuery} KeyPageQuery
  * @typedef {import('../index.js').KeyState} KeyState
  * @typedef {import('../index.js').RotateOptions} RotateOptions
  * @typedef {import('../index.js').AdminOptions} AdminOptions
@@ -284,6 +285,22 @@ const USER_FIELDS = Object.freeze(['id', 'status', 'rights', 'roles'])
 const ROLE_FIELDS = Object.freeze(['name', 'rights'])
 /** The fields of a `KeyFilter`. */
 const KEY_FILTER = Object.freeze(['userId', 'state'])
+/** The fields of a `KeyPageQuery`. */
+const KEY_PAGE_QUERY = Object.freeze([...KEY_FILTER, 'limit', 'after'])
+/** The largest page of `listKeysPage` (the core refuses more too). */
+const MAX_KEY_PAGE = 1000
+
+/**
+ * `listKeysPage`'s `after`. Null is the last page's `next`: read as "from the start", a loop
+ * passing it back would list every key again, for ever.
+ * @param {unknown} after
+ */
+function afterOf(after) {
+  if (after === null) {
+    throw new KeygateError('INVALID_ARGUMENT', 'query.after is null: the page before was the last (its next is null); leave after out for the first page')
+  }
+  return args.optionalString(after, 'query.after')
+}
 /** The fields of a new key that restrict it: left unread, the key would be made free of them (a user's is its status). */
 const NEW_KEY_RESTRICTIONS = ['rules', 'state']
 /** Why a field of a key a caller may put in a patch is not there: ignored, `state` would leave a key meant revoked usable. */
@@ -837,6 +854,20 @@ class KeyStore {
     return call(() => native.listKeys(this.#handle, userId, state)).map(toKey)
   }
 
+  /** @param {KeyPageQuery} [query] */
+  listKeysPage(query) {
+    const q = optionsOf(query, KEY_PAGE_QUERY, 'query')
+    const dto = {
+      userId: args.optionalString(q.userId, 'query.userId'),
+      state: args.optionalStateName(q.state, 'query.state'),
+      limit: args.optionalWholeNumber(q.limit, 'query.limit', MAX_KEY_PAGE, 1),
+      after: afterOf(q.after),
+    }
+    this.#flushUses()
+    const page = call(() => native.listKeysPage(this.#handle, dto))
+    return { keys: page.keys.map(toKey), next: page.next ?? null }
+  }
+
   /**
    * @param {string} id
    * @param {KeyPatch} patch
@@ -1141,6 +1172,7 @@ module.exports = {
   NEW_KEY_FIELDS,
   KEY_PATCH_FIELDS,
   KEY_FILTER,
+  MAX_KEY_PAGE,
   USER_FIELDS,
   ROLE_FIELDS,
 }

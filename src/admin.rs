@@ -13,7 +13,8 @@ use napi_derive::napi;
 
 use crate::convert::{
     error_code_of, js_error, js_store_error, ms, AuditEntryDto, AuditQueryDto, AuditReportDto, CopyReportDto, EffectiveRightsDto,
-    ErrorCode, HealthDto, IssuedDto, KeyCountsDto, KeyDto, KeyPatchDto, NewKeyDto, RoleDto, StoreOptionsDto, Task, UserDto, UserInputDto,
+    ErrorCode, HealthDto, IssuedDto, KeyCountsDto, KeyDto, KeyPageDto, KeyPageQueryDto, KeyPatchDto, NewKeyDto, RoleDto, StoreOptionsDto,
+    Task, UserDto, UserInputDto,
 };
 
 /// `(code, message, task, recovered, consequence)` of a background incident, delivered to the
@@ -370,6 +371,11 @@ pub fn list_keys(store: &External<KeyStore>, user_id: Option<String>, state: Opt
     let filter = KeyFilter { user_id, state };
     let keys = store.list_keys(&filter).map_err(js_store_error(store))?;
     Ok(keys.into_iter().map(KeyDto::from).collect())
+}
+
+#[napi(catch_unwind)]
+pub fn list_keys_page(store: &External<KeyStore>, query: KeyPageQueryDto) -> napi::Result<KeyPageDto, String> {
+    store.list_keys_page(&query.into()).map(KeyPageDto::from).map_err(js_store_error(store))
 }
 
 /// How many keys each user holding any has in each state, by user id: for `keygate/admin`'s list

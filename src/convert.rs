@@ -2,7 +2,9 @@
 //! and the names JavaScript shares with the core (string enums: `lib/` reads
 //! the lists from them, `index.d.ts` its types).
 
-use keygate_core::{AuditEntry, AuditReport, Error, Explanation, Issued, KeyCounts, KeyStore, KeyView, RoleView, UserView};
+use keygate_core::{
+    AuditEntry, AuditReport, Error, Explanation, Issued, KeyCounts, KeyFilter, KeyPage, KeyPageQuery, KeyStore, KeyView, RoleView, UserView,
+};
 use napi_derive::napi;
 
 /// Why a call was allowed or denied; declared in the order of the reason codes
@@ -255,6 +257,33 @@ pub struct RoleDto {
 impl From<RoleView> for RoleDto {
     fn from(role: RoleView) -> Self {
         RoleDto { name: role.name, rights: role.rights }
+    }
+}
+
+/// `listKeysPage`'s query; `lib/store.js` has checked the types.
+#[napi(object)]
+pub struct KeyPageQueryDto {
+    pub user_id: Option<String>,
+    pub state: Option<String>,
+    pub limit: Option<u32>,
+    pub after: Option<String>,
+}
+
+impl From<KeyPageQueryDto> for KeyPageQuery {
+    fn from(query: KeyPageQueryDto) -> Self {
+        KeyPageQuery { filter: KeyFilter { user_id: query.user_id, state: query.state }, limit: query.limit, after: query.after }
+    }
+}
+
+#[napi(object)]
+pub struct KeyPageDto {
+    pub keys: Vec<KeyDto>,
+    pub next: Option<String>,
+}
+
+impl From<KeyPage> for KeyPageDto {
+    fn from(page: KeyPage) -> Self {
+        KeyPageDto { keys: page.keys.into_iter().map(KeyDto::from).collect(), next: page.next }
     }
 }
 

@@ -113,6 +113,8 @@ pub enum Catchup {
 #[derive(Debug, Clone, Copy)]
 pub enum UsesOf<'a> {
     Key(&'a [u8; 16]),
+    /// The keys of one page of a listing.
+    Keys(&'a [[u8; 16]]),
     User(&'a str),
     All,
 }

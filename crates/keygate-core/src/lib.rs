@@ -69,8 +69,8 @@ pub use model::{check_actor, KeyId, KeyState, UserStatus, MAX_USER_ROLES};
 pub use rule::{validate_rule, MAX_RULES};
 pub use secret::{AFTER_PREFIX_LEN, MAX_SECRET_LEN};
 pub use store::{
-    Actor, AuditAction, CopyReport, EffectiveRights, Expect, Explanation, Health, Issued, KeyCounts, KeyFilter, KeyPatch, KeyStore,
-    KeyView, NewKey, Options, PendingCheck, RoleView, UserInput, UserView,
+    Actor, AuditAction, CopyReport, EffectiveRights, Expect, Explanation, Health, Issued, KeyCounts, KeyFilter, KeyPage, KeyPageQuery,
+    KeyPatch, KeyStore, KeyView, NewKey, Options, PendingCheck, RoleView, UserInput, UserView,
 };
 
 /// The pieces below the API that keygate's own integration tests, fuzz targets

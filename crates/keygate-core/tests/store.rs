@@ -1,6 +1,6 @@
 //! The store as an admin back end and an integration use it.
 
-use keygate_core::{Call, DavCall, ErrorCode, KeyFilter, KeyPatch, KeyStore, NewKey, Options, Reason, UserInput};
+use keygate_core::{Call, DavCall, ErrorCode, KeyFilter, KeyPageQuery, KeyPatch, KeyStore, NewKey, Options, Reason, UserInput};
 
 const DAY: i64 = 86_400_000;
 const T0: i64 = 1_800_000_000_000;
@@ -514,4 +514,40 @@ fn put_expecting_new_creates_only_and_existing_replaces_only_changing_nothing_wh
     assert_eq!(Expect::parse(Some("new")).unwrap(), Expect::New);
     assert_eq!(Expect::parse(Some("existing")).unwrap(), Expect::Existing);
     assert_eq!(Expect::parse(Some("NEW")).unwrap_err().code, ErrorCode::InvalidArgument);
+}
+
+#[test]
+fn pages_of_keys_walk_the_listing_and_survive_the_cursor_key_deleted() {
+    let s = store();
+    user(&s, "svc", &["*:*"]);
+    // Twelve keys: four share each instant (a frozen clock), so ties are broken by creation order.
+    for i in 0..12 {
+        s.set_now(Some(T0 + (i / 4) * 1000));
+        key(&s, "svc", &[]);
+    }
+    let whole: Vec<String> = s.list_keys(&KeyFilter::default()).unwrap().into_iter().map(|k| k.id).collect();
+    for limit in [1, 3, 4, 5, 11, 12, 13] {
+        let (mut seen, mut after, mut pages) = (Vec::new(), None, 0);
+        loop {
+            let page = s.list_keys_page(&KeyPageQuery { limit: Some(limit), after: after.clone(), ..Default::default() }).unwrap();
+            assert!(page.keys.len() <= limit as usize);
+            seen.extend(page.keys.into_iter().map(|k| k.id));
+            pages += 1;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, whole, "pages of {limit}");
+        assert_eq!(pages, whole.len().div_ceil(limit as usize), "no empty page after a full one (pages of {limit})");
+    }
+    let first = s.list_keys_page(&KeyPageQuery { limit: Some(5), ..Default::default() }).unwrap();
+    assert!(s.delete_key(&whole[4], None).unwrap());
+    let rest = s.list_keys_page(&KeyPageQuery { limit: Some(100), after: first.next, ..Default::default() }).unwrap();
+    assert_eq!(rest.keys.into_iter().map(|k| k.id).collect::<Vec<_>>(), whole[5..].to_vec());
+    assert_eq!(rest.next, None);
+    for limit in [0, 1001] {
+        let refused = s.list_keys_page(&KeyPageQuery { limit: Some(limit), ..Default::default() }).err().map(|e| e.code);
+        assert_eq!(refused, Some(ErrorCode::InvalidArgument), "limit {limit}");
+    }
 }

@@ -9,7 +9,7 @@ const { ApiError, decidedByTheWrite } = require('../response.js')
 const { field, str, strList, date, expectedUpdatedAt, isOneOf } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
 
-const { KEY_STATES, NEW_KEY_FIELDS, KEY_PATCH_FIELDS, KEY_FILTER } = require('../../store.js')
+const { KEY_STATES, NEW_KEY_FIELDS, KEY_PATCH_FIELDS, KEY_FILTER, MAX_KEY_PAGE } = require('../../store.js')
 
 /**
  * @typedef {import('../response.js').RouteContext} RouteContext
@@ -48,7 +48,24 @@ function keyRoutes({ store, admin }) {
       if (!isOneOf(KEY_STATES, state)) throw new KeygateError(ErrorCode.InvalidState, `unknown key state ${quote(state)}`)
       filter.state = state
     }
-    return [200, { keys: store.listKeys(filter), now: store.now() }]
+    const limit = query.get('limit')
+    const after = query.get('after')
+    if (limit === null && after === null) return [200, { keys: store.listKeys(filter), next: null, now: store.now() }]
+    /** @type {import('../../../index.js').KeyPageQuery} */
+    const page = { ...filter }
+    if (limit !== null) {
+      // Digits only: Number('') is 0, Number('1e2') 100, Number(' 7') 7.
+      if (!/^[0-9]{1,4}$/.test(limit) || Number(limit) < 1 || Number(limit) > MAX_KEY_PAGE) {
+        throw new KeygateError(ErrorCode.InvalidArgument, `limit must be a whole number from 1 to ${MAX_KEY_PAGE}`)
+      }
+      page.limit = Number(limit)
+    }
+    if (after !== null) page.after = after
+    if (typeof store.listKeysPage !== 'function') {
+      // A store that is not a KeyStore of this copy of keygate (a wrapper of one, say).
+      throw new KeygateError(ErrorCode.InvalidArgument, 'this store lists keys only whole: leave out limit and after')
+    }
+    return [200, { ...store.listKeysPage(page), now: store.now() }]
   }
 
   /** @type {RouteHandler} */
@@ -137,7 +154,7 @@ function keyRoutes({ store, admin }) {
   }
 
   return [
-    ['GET', '/keys', list, { query: KEY_FILTER }],
+    ['GET', '/keys', list, { query: [...KEY_FILTER, 'limit', 'after'] }],
     ['POST', '/keys', create, { body: NEW_KEY_FIELDS }],
     ['GET', '/keys/:id', read],
     ['PATCH', '/keys/:id', edit, EDIT_INPUTS],

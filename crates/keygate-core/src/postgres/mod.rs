@@ -910,6 +910,14 @@ impl Backend for PgBackend {
                     w.client
                         .query("SELECT id, last_used_at FROM keygate_keys WHERE id = $1 AND last_used_at IS NOT NULL", &[&id.as_slice()]),
                 )?,
+                UsesOf::Keys(ids) => {
+                    let ids: Vec<&[u8]> = ids.iter().map(|id| id.as_slice()).collect();
+                    net.run(
+                        "reading",
+                        w.client
+                            .query("SELECT id, last_used_at FROM keygate_keys WHERE id = ANY($1) AND last_used_at IS NOT NULL", &[&ids]),
+                    )?
+                }
                 UsesOf::User(user_id) => net.run(
                     "reading",
                     w.client

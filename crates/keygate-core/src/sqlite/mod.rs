@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::config::DbConfig;
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 pub use self::schema::TABLES;
 use crate::audit::{AuditDraft, AuditEntry, AuditQuery, AuditReport};
@@ -572,8 +572,19 @@ impl Backend for SqliteBackend {
             let e = |err| store_error(&self.path, "reading", err);
             // One statement per case, each naming its column: the keys the call shows, found
             // through their index (the key's id, `keys_by_user`), or every used key.
+            let by_id = "SELECT id, last_used_at FROM keys WHERE id = ?1 AND last_used_at IS NOT NULL";
             let (sql, param): (&str, Option<&dyn rusqlite::ToSql>) = match &of {
-                UsesOf::Key(id) => ("SELECT id, last_used_at FROM keys WHERE id = ?1 AND last_used_at IS NOT NULL", Some(id)),
+                UsesOf::Key(id) => (by_id, Some(id)),
+                // A page's keys, each through the key's id: at most a page's worth of lookups.
+                UsesOf::Keys(ids) => {
+                    let mut stmt = conn.prepare_cached(by_id).map_err(e)?;
+                    let mut out = Vec::new();
+                    for id in ids.iter() {
+                        let at: Option<i64> = stmt.query_row([id], |r| r.get(1)).optional().map_err(e)?;
+                        out.extend(at.map(|at| (*id, at)));
+                    }
+                    return Ok(out);
+                }
                 UsesOf::User(user_id) => {
                     ("SELECT id, last_used_at FROM keys WHERE user_id = ?1 AND last_used_at IS NOT NULL", Some(user_id))
                 }

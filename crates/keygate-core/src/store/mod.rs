@@ -21,6 +21,7 @@
 mod accounts;
 mod check;
 mod copy;
+mod key_page;
 mod keys;
 mod scrub;
 mod sync;
@@ -36,6 +37,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub use self::check::PendingCheck;
 pub use self::copy::CopyReport;
+pub use self::key_page::{KeyPage, KeyPageQuery};
 pub use self::sync::apply_changes;
 pub use self::types::{
     Actor, AuditAction, EffectiveRights, Expect, Explanation, Health, Issued, KeyCounts, KeyFilter, KeyPatch, KeyView, NewKey, Options,
