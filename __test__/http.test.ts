@@ -1160,6 +1160,89 @@ describe('guard.check (no server)', () => {
     assert.equal(api().ok, true)
   })
 
+  test('an async route, store wrapper or onError whose Promise rejects is a 500 and leaves no unhandled rejection (which would end the process, printing the error unredacted)', async () => {
+    const { store, secret } = storeToWrap('async')
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      // Each rejects with a message quoting the key, as a careless log line would.
+      const rejecting = async (): Promise<never> => {
+        throw new Error(`failed for ${secret}`)
+      }
+      const errors: Error[] = []
+      const onError = (error: Error) => errors.push(error)
+      const wrapper = (parts: Partial<Record<'isAllowed' | 'explain' | 'isAllowedDav' | 'explainDav', unknown>>) =>
+        ({
+          isAllowed: () => false,
+          isAllowedDav: () => false,
+          explain: (s: string, service: string, api: string, ip?: string | null) => store.explain(s, service, api, ip),
+          explainDav: (s: string, method: string, path: string, ip?: string | null) => store.explainDav(s, method, path, ip),
+          ...parts,
+        }) as unknown as KeyStore
+      const cases: [string, Guard, string][] = [
+        ['an async route', createGuard(store, { route: rejecting as never, onError }), CALL],
+        ['an async isAllowed', createGuard(wrapper({ isAllowed: rejecting }), { onError }), CALL],
+        ['an async explain', createGuard(wrapper({ explain: rejecting }), { onError }), CALL],
+        ['an async isAllowedDav', createGuard(wrapper({ isAllowedDav: rejecting }), { onError }), '/dav/docs/a.txt'],
+        ['an async explainDav', createGuard(wrapper({ explainDav: rejecting }), { onError }), '/dav/docs/a.txt'],
+        ['an async onError', createGuard(wrapper({ isAllowed: () => 'yes' }), { onError: rejecting }), CALL],
+      ]
+      for (const [label, guard, url] of cases) {
+        errors.length = 0
+        const result = guard.check(fakeRequest([['X-API-Key', secret]], url, url === CALL ? 'POST' : 'GET'))
+        assert.deepEqual(!result.ok && [result.status, result.body], [500, { error: 'internal_error', reason: 'internal_error' }], label)
+        if (label !== 'an async onError') {
+          assert.equal(errors.length, 1, label)
+          assert.match(errors[0]!.message, /Promise/, `${label}: onError says what was wrong`)
+        }
+      }
+      await new Promise((resolve) => setImmediate(resolve))
+      await new Promise((resolve) => setTimeout(resolve, 10))
+      assert.equal(unhandled.length, 0, 'a rejection left unhandled ends the process (and prints the key)')
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
+  })
+
+  test("a wrapper whose explain answers no decision or a reason that is none of the store's is a 500, never a denial without a status", async () => {
+    const { secret } = storeToWrap('odd reasons')
+    for (const answer of [
+      null,
+      7,
+      {},
+      { allowed: false },
+      { allowed: false, reason: 'constructor' },
+      { allowed: false, reason: '__proto__' },
+      { allowed: false, reason: 'toString' },
+      { allowed: false, reason: 'deny_listed' },
+    ]) {
+      const errors: Error[] = []
+      const wrapper = {
+        isAllowed: () => false,
+        explain: () => answer,
+        isAllowedDav: () => false,
+        explainDav: () => answer,
+      } as unknown as KeyStore
+      const guard = createGuard(wrapper, { onError: (error) => errors.push(error) })
+      for (const url of [CALL, '/dav/docs/a.txt']) {
+        const result = guard.check(fakeRequest([['X-API-Key', secret]], url, url === CALL ? 'POST' : 'GET'))
+        assert.deepEqual(!result.ok && [result.status, result.body], [500, { error: 'internal_error', reason: 'internal_error' }], `${JSON.stringify(answer)} at ${url}`)
+      }
+      assert.equal(errors.length, 2)
+      for (const error of errors) assert.ok(error instanceof TypeError && (error as TypeError & { code?: string }).code === 'INVALID_ARGUMENT')
+    }
+    // Over HTTP too: the listener writes the 500 instead of throwing from writeHead.
+    const guard = createGuard({ isAllowed: () => false, explain: () => ({ allowed: false, reason: 'constructor' }) } as unknown as KeyStore, { onError: () => {} })
+    const running = await listen(http.createServer(guard.node((_req, res) => res.end('ran'))))
+    try {
+      const answer = await call(running.base, CALL, { 'x-api-key': secret })
+      assert.equal(answer.status, 500)
+    } finally {
+      await running.close()
+    }
+  })
+
   test('a wrapper store is asked isAllowed only for a call: a request the route maps to none is answered from explain', () => {
     const { store, secret } = storeToWrap('metered')
     // A wrapper that meters each call it is asked about.

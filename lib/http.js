@@ -272,7 +272,57 @@ function detached(text) {
  */
 function reasonOf(store, key, service, api, ip) {
   if (answersFromMemo(store)) return store[REASON](key, service, api, ip)
-  return answerOf(store.isAllowed(key, service, api, ip), 'isAllowed') ? Reason.Allowed : refusalOf(store.explain(key, service, api, ip).reason)
+  return answerOf(store.isAllowed(key, service, api, ip), 'isAllowed') ? Reason.Allowed : refusalOf(explanationOf(store.explain(key, service, api, ip), 'explain').reason)
+}
+
+/** Does nothing: the handler the guard attaches to a Promise it got where it needed an answer. */
+function ignore() {}
+
+/**
+ * Whether `value` is a thenable (a Promise: what an async route function, store wrapper or
+ * onError returns). If so, its rejection is handled here: the guard has answered without it (a
+ * 500), and an unhandled rejection would end the process, with its error (maybe quoting the key)
+ * written to stderr unredacted.
+ * @param {unknown} value
+ */
+function isThenable(value) {
+  if ((typeof value !== 'object' || value === null) && typeof value !== 'function') return false
+  try {
+    const then = /** @type {{ then?: unknown }} */ (value).then
+    if (typeof then !== 'function') return false
+    try {
+      Reflect.apply(then, value, [undefined, ignore])
+    } catch {
+      // A thenable of its own whose then throws: nothing is pending, nothing to handle.
+    }
+    return true
+  } catch {
+    return false // a getter that throws: not a thenable
+  }
+}
+
+/**
+ * The reasons a store's explain may give.
+ * @type {ReadonlySet<string>}
+ */
+const STORE_REASONS = new Set(Object.values(Reason))
+
+/**
+ * A wrapper's explanation (its explain's or explainDav's answer): an object whose `reason` is one
+ * of the store's reasons. Anything else is its defect, a 500 (onError): a Promise (an async
+ * wrapper's) has no reason to answer, and a reason keygate does not know has no status.
+ * @param {unknown} decision
+ * @param {'explain' | 'explainDav'} method
+ * @returns {import('../index.js').Decision}
+ */
+function explanationOf(decision, method) {
+  if (isThenable(decision)) throw typeError(`the store's ${method} answered a Promise, not a decision: the guard needs its answer at once`)
+  if (decision === null || typeof decision !== 'object') throw typeError(`the store's ${method} answered ${decision === null ? 'null' : typeof decision}, not a decision`)
+  const { reason } = /** @type {{ reason?: unknown }} */ (decision)
+  if (typeof reason !== 'string' || !STORE_REASONS.has(reason)) {
+    throw typeError(`the store's ${method} answered a reason that is none of the store's: the guard has no answer for it`)
+  }
+  return /** @type {import('../index.js').Decision} */ (decision)
 }
 
 /**
@@ -284,7 +334,7 @@ function reasonOf(store, key, service, api, ip) {
  */
 function answerOf(answer, method) {
   if (typeof answer === 'boolean') return answer
-  const kind = typeof (/** @type {{ then?: unknown }} */ (answer)?.then) === 'function' ? 'a Promise' : typeof answer
+  const kind = isThenable(answer) ? 'a Promise' : typeof answer
   throw typeError(`the store's ${method} answered ${kind}, not true or false: the guard needs its answer at once`)
 }
 
@@ -449,7 +499,9 @@ function asciiLowerCase(text) {
  */
 function davReasonOf(store, key, method, path, ip) {
   if (answersDavFromMemo(store)) return store[DAV_REASON](key, method, path, ip)
-  return answerOf(store.isAllowedDav(key, method, path, ip), 'isAllowedDav') ? Reason.Allowed : refusalOf(store.explainDav(key, method, path, ip).reason)
+  return answerOf(store.isAllowedDav(key, method, path, ip), 'isAllowedDav')
+    ? Reason.Allowed
+    : refusalOf(explanationOf(store.explainDav(key, method, path, ip), 'explainDav').reason)
 }
 
 /** @param {string} message */
@@ -645,7 +697,7 @@ class Guard {
   #fail(error, req, key) {
     try {
       // Never hand the key on, not even inside an error from user code.
-      this.#onError(errorWithoutKey(error, key), req)
+      isThenable(this.#onError(errorWithoutKey(error, key), req)) // an async onError's rejection is ignored too
     } catch {
       // a failing onError must not fail the request
     }
@@ -662,7 +714,7 @@ class Guard {
     const store = this.#store
     // Only whether the key is known: never a wrapper's isAllowed, which would take this for a
     // call (one to count, meter or log) that there is none of.
-    const reason = answersFromMemo(store) ? store[REASON](key, '', '', ip) : store.explain(key, '', '', ip).reason
+    const reason = answersFromMemo(store) ? store[REASON](key, '', '', ip) : explanationOf(store.explain(key, '', '', ip), 'explain').reason
     return reason === Reason.MalformedKey || reason === Reason.UnknownKey ? this.#deny(reason) : undefined
   }
 
@@ -779,6 +831,7 @@ class Guard {
       let api
       try {
         route = this.#route(req)
+        if (isThenable(route)) throw typeError('options.route returned a Promise: the guard needs the call at once (a plain function, not an async one)')
         // Read here too: an answer whose fields cannot be read (a getter that throws, a revoked
         // Proxy) is the route failing, and a bad key is still a 401, not a 500 and onError.
         if (route !== null && route !== undefined) ({ service, api } = route)
@@ -798,7 +851,7 @@ class Guard {
       const known = this.#identities.get(key)
       if (known !== undefined) return { ok: true, kind: 'api', keyId: known[0], userId: known[1], service, api, ip }
       // The first success of this secret: ask for the ids.
-      const decision = store.explain(key, service, api, ip)
+      const decision = explanationOf(store.explain(key, service, api, ip), 'explain')
       if (!decision.allowed) return this.#deny(/** @type {DenialReason} */ (decision.reason))
       const [keyId, userId] = this.#remember(key, decision)
       return { ok: true, kind: 'api', keyId, userId, service, api, ip }
@@ -830,7 +883,7 @@ class Guard {
     }
     let ids = this.#identities.get(key)
     if (ids === undefined) {
-      const decision = store.explainDav(key, method, path, ip)
+      const decision = explanationOf(store.explainDav(key, method, path, ip), 'explainDav')
       if (!decision.allowed) return this.#deny(/** @type {DenialReason} */ (decision.reason))
       ids = this.#remember(key, decision)
     }
