@@ -926,6 +926,41 @@ describe('Express adapter', () => {
     }
   })
 
+  test("the API under a path prefix (README's recipe): the default route maps none of it, a route that takes the prefix off maps all", async () => {
+    const f = fixture()
+    const prefixed = (guard: Guard) => {
+      const app = express()
+      app.use('/api/xmlmc', guard.express())
+      app.post(/^\/api\/xmlmc\//, (req, res) => {
+        res.json({ keygate: req.keygate })
+      })
+      return listen(http.createServer(app), '127.0.0.1')
+    }
+    const plain = await prefixed(createGuard(f.store))
+    try {
+      expectDenial(await call(plain.base, `/api${CALL}`, esp(f.good.secret)), 404, 'no_route')
+    } finally {
+      await plain.close()
+    }
+    const guard = createGuard(f.store, {
+      route: (req) => {
+        const url = req.originalUrl ?? req.url ?? ''
+        return url.startsWith('/api/xmlmc/') ? hornbillRoute({ method: req.method, url: url.slice(4) } as typeof req) : null
+      },
+    })
+    const s = await prefixed(guard)
+    try {
+      expectAllowed(await call(s.base, `/api${CALL}`, esp(f.good.secret)), f)
+      expectDenial(await call(s.base, `/api${CALL}`, esp(f.restricted.secret)), 403, 'no_matching_rule')
+      expectDenial(await call(s.base, '/api/xmlmc/session/', esp(f.good.secret)), 400, 'invalid_request')
+      expectDenial(await call(s.base, '/api/xmlmc/session/?method=userLogon&method[]=x', esp(f.good.secret)), 400, 'invalid_request')
+      expectDenial(await call(s.base, `/API${CALL}`, esp(f.good.secret)), 404, 'no_route')
+      expectDenial(await call(s.base, `/api${CALL}`, {}), 401, 'missing_key')
+    } finally {
+      await s.close()
+    }
+  })
+
   test('per-route middleware with a custom route', async () => {
     const f = fixture()
     const guard = createGuard(f.store, {
