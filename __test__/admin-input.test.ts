@@ -105,7 +105,6 @@ describe('admin API body fields', () => {
     for (const [method, path, body, message] of [
       ['POST', '/try', { service: 's'.repeat(4097), api: 'getInfo', keyId: key.id }, 'service is longer than 4096 characters'],
       ['POST', '/try', { service: 'session', api: 'getInfo', secret: secretLike }, 'secret is longer than 4096 characters'],
-      ['POST', `/keys/${key.id}/state`, { state: 'r'.repeat(33) }, 'state is longer than 32 characters'],
       ['PUT', '/users/svc-long', { id: 'u'.repeat(257) }, 'id is longer than 256 characters'],
     ] as const) {
       refused(await call(method, path, body), 'INVALID_ARGUMENT', message, `${method} ${path}`)

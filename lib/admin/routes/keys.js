@@ -70,7 +70,9 @@ function keyRoutes({ store, admin }) {
 
   /** @type {RouteHandler} */
   function create({ body }) {
-    const userId = str(body, 'userId', { max: 256 })
+    // No length bound of its own: the store answers an id no user has with UNKNOWN_USER, as the
+    // library and `keygate key create` do, whatever its length (the body limit bounds it).
+    const userId = str(body, 'userId', { max: Number.POSITIVE_INFINITY })
     const rules = rulesToStore(strList(body, 'rules', { optional: true }) ?? [])
     const issue = () => {
       /** @type {import('../../../index.js').NewKey} */
@@ -80,8 +82,9 @@ function keyRoutes({ store, admin }) {
         expiresAt: date(body, 'expiresAt'),
         rules,
       }
-      const state = str(body, 'state', { optional: true, max: 32 })
-      // The store refuses a state a key cannot be created in (INVALID_STATE).
+      // The store refuses a state a key cannot be created in (INVALID_STATE), whatever its length:
+      // a bound here would answer a long one INVALID_ARGUMENT, unlike the library and the docs.
+      const state = str(body, 'state', { optional: true, max: Number.POSITIVE_INFINITY })
       if (state !== undefined) input.state = /** @type {'active' | 'suspended'} */ (state)
       return store.createKey(input, admin)
     }
@@ -119,7 +122,8 @@ function keyRoutes({ store, admin }) {
 
   /** @type {RouteHandler} */
   function setState({ params: { id }, body }) {
-    const state = str(body, 'state', { max: 32 })
+    // Unbounded here: the store answers any unknown state INVALID_STATE (see create).
+    const state = str(body, 'state', { max: Number.POSITIVE_INFINITY })
     const expected = expectedUpdatedAt(body)
     const changedElsewhere = () => new ApiError(409, AdminErrorCode.KeyChanged, `key ${quote(id)} is already ${quote(state)} (changed elsewhere?)`)
     // The store refuses a state it does not know (INVALID_STATE).
