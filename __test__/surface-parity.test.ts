@@ -68,4 +68,18 @@ describe('the library, the admin API and the CLI on one store', () => {
     }
     assert.deepEqual(json<unknown[]>(await ws.kg(['--json', 'key', 'list', '--user', 'nobody'])), [], 'no key was made')
   })
+
+  test('an empty actor filter of the audit trail is refused by the API as by the CLI, not answered with everyone’s changes', async () => {
+    store.putUser({ id: 'svc-by-alice' }, { actor: 'alice' })
+    store.putUser({ id: 'svc-by-bob' }, { actor: 'bob' })
+    jsonError(await ws.kg(['--json', 'audit', '--by', '']), 2, 'USAGE')
+    refused(await http('GET', '/audit?actor='), 400, 'INVALID_ARGUMENT', 'GET /api/audit?actor=')
+    // A filter with text still finds that actor's changes only.
+    const alice = await http('GET', '/audit?actor=ali')
+    assert.equal(alice.status, 200, JSON.stringify(alice.body))
+    assert.deepEqual(
+      alice.body.entries.map((e: { actor: string; userId: string }) => [e.actor, e.userId]),
+      [['alice', 'svc-by-alice']],
+    )
+  })
 })

@@ -53,6 +53,9 @@ function auditRoutes({ store }) {
       const value = query.get(name)
       if (value !== null) q[name] = value
     }
+    // Every actor contains the empty text: `?actor=$WHO` with $WHO unset would answer everyone's
+    // changes as if they were one person's. Refused, as `keygate audit --by ''` is.
+    if (q.actor === '') throw new ApiError(400, ErrorCode.InvalidArgument, 'actor needs some text of the actor (it finds the entries whose actor contains it)')
     const action = query.get('action')
     // The store refuses an unknown action with INVALID_ARGUMENT.
     if (action !== null) q.action = /** @type {import('../../../index.js').AuditAction} */ (action)
