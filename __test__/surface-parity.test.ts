@@ -82,4 +82,21 @@ describe('the library, the admin API and the CLI on one store', () => {
       [['alice', 'svc-by-alice']],
     )
   })
+
+  test('a user id that starts with "-", taken by the library and the API, is reached on the command line after --, and the usage error says so', async () => {
+    const created = await http('POST', '/users', { id: '-svc-dash', rights: ['session:*'] })
+    assert.equal(created.status, 201, JSON.stringify(created.body))
+    const refusedRun = await ws.kg(['user', 'show', '-svc-dash'])
+    assert.equal(refusedRun.code, 2, refusedRun.stderr)
+    assert.ok(refusedRun.stderr.includes('an argument that starts with "-" goes after --: keygate user show -- <argument>'), refusedRun.stderr)
+    const shown = await ws.kg(['--json', 'user', 'show', '--', '-svc-dash'])
+    assert.equal(shown.code, 0, shown.stderr)
+    assert.deepEqual(json<{ user: unknown }>(shown).user, { id: '-svc-dash', status: 'active', rights: ['session:*'], roles: [] })
+    // As an option's value it needs no --.
+    const key = await ws.kg(['--json', 'key', 'create', '--user', '-svc-dash', '--description', '', '--expires', '1d'])
+    assert.equal(key.code, 0, key.stderr)
+    const deleted = await ws.kg(['--json', 'user', 'delete', '--', '-svc-dash'])
+    assert.deepEqual(json(deleted), { deleted: true, id: '-svc-dash', keysDeleted: 1 })
+    assert.equal(store.getUser('-svc-dash'), null)
+  })
 })

@@ -437,7 +437,7 @@ function findInvocation(argv, output) {
   }
   /** @type {typeof GLOBAL_OPTIONS & Record<string, OptionSpec>} */
   const spec = { ...GLOBAL_OPTIONS, ...(command ? command.options : {}) }
-  const { values, positionals } = parseOptions([...leading, ...resolved.rest], spec, name)
+  const { values, positionals } = parseOptions([...leading, ...resolved.rest], spec, name, (command?.positionals.length ?? 0) > 0)
   if (command?.misleadingAfter) {
     // Only after the command: a wrapper that puts a global option first for every command keeps working.
     const after = parseOptions(resolved.rest, spec, name).values

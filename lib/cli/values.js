@@ -84,9 +84,11 @@ class UsageError extends Error {
  * @param {string[]} args
  * @param {S} spec
  * @param {string} [context] the command, for "see … --help"
+ * @param {boolean} [takesArguments] whether the command takes arguments: an unknown option then
+ *   says how to give one that starts with "-" (a user id such as -svc, valid on every surface)
  * @returns {{ values: OptionValues<S>, positionals: string[] }}
  */
-function parseOptions(args, spec, context) {
+function parseOptions(args, spec, context, takesArguments = false) {
   /** @type {Record<string, string | string[] | true>} */
   const values = {}
   /** @type {string[]} */
@@ -94,6 +96,9 @@ function parseOptions(args, spec, context) {
   const byShort = new Map()
   for (const [name, def] of Object.entries(spec)) if (def.short) byShort.set(def.short, name)
   const see = context ? ` (see ${context} --help)` : ''
+  // A user id or role name may start with "-" (the library and the admin API take `-svc`); the
+  // command line reads such a word as an option unless it comes after `--`.
+  const dash = takesArguments ? `; an argument that starts with "-" goes after --: ${context ?? 'keygate …'} -- <argument>` : ''
 
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]
@@ -109,12 +114,12 @@ function parseOptions(args, spec, context) {
       inline = eq === -1 ? undefined : arg.slice(eq + 1)
       if (!Object.hasOwn(spec, name)) {
         const near = nearest(name, Object.keys(spec))
-        throw new UsageError(`unknown option ${quoteTyped(`--${name}`)}${near === undefined ? '' : ` (did you mean --${near}?)`}${see}`)
+        throw new UsageError(`unknown option ${quoteTyped(`--${name}`)}${near === undefined ? '' : ` (did you mean --${near}?)`}${see}${dash}`)
       }
     } else if (arg.startsWith('-') && arg.length > 1 && !/^-\d/.test(arg)) {
       const short = arg.slice(1)
       name = byShort.get(short)
-      if (name === undefined) throw new UsageError(`unknown option ${quoteTyped(arg)}${see}`)
+      if (name === undefined) throw new UsageError(`unknown option ${quoteTyped(arg)}${see}${dash}`)
     } else {
       positionals.push(arg)
       continue
