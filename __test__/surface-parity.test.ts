@@ -99,4 +99,20 @@ describe('the library, the admin API and the CLI on one store', () => {
     assert.deepEqual(json(deleted), { deleted: true, id: '-svc-dash', keysDeleted: 1 })
     assert.equal(store.getUser('-svc-dash'), null)
   })
+
+  test('deleting a role answers the same fields through the API as through the CLI', async () => {
+    const holders = ['svc-holder-1', 'svc-holder-2']
+    const put = () => {
+      store.putRole({ name: 'parity-role', rights: ['session:*'] })
+      for (const id of holders) store.putUser({ id, roles: ['parity-role'] })
+    }
+    put()
+    const viaCli = json<Record<string, unknown>>(await ws.kg(['--json', 'role', 'delete', 'parity-role']))
+    put()
+    const viaApi = await http('DELETE', '/roles/parity-role')
+    assert.equal(viaApi.status, 200, JSON.stringify(viaApi.body))
+    assert.deepEqual(viaCli, { deleted: true, name: 'parity-role', usersAffected: 2 })
+    assert.deepEqual(viaApi.body, viaCli)
+    for (const id of holders) assert.deepEqual(store.getUser(id)?.roles, [])
+  })
 })

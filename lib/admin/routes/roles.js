@@ -77,8 +77,10 @@ function roleRoutes({ store, admin }) {
 
   /** @type {RouteHandler} */
   function remove({ params: { name } }) {
+    // Counted before, as `keygate role delete --json` reports it: the store takes the role from them.
+    const usersAffected = store.listUsers().filter((u) => u.roles.includes(name)).length
     if (!store.deleteRole(name, admin)) throw new KeygateError(ErrorCode.UnknownRole, `no role named ${quote(name)}`)
-    return [200, { deleted: true, name }]
+    return [200, { deleted: true, name, usersAffected }]
   }
 
   return [
