@@ -1,6 +1,6 @@
 //! `KeyStore::audit`'s filters and paging, each on both stores: the in-memory window and SQLite's query.
 
-use keygate_core::{AuditAction, AuditQuery, ErrorCode, KeyStore, NewKey, Options, UserInput};
+use keygate_core::{AuditAction, AuditQuery, ErrorCode, KeyStore, KeyView, NewKey, Options, UserInput};
 
 const T0: i64 = 1_800_000_000_000;
 
@@ -145,4 +145,103 @@ fn rotations_link_their_keys_in_sqlite() {
     let entries = reopened.audit(&AuditQuery { action: Some(AuditAction::RotateKey), ..AuditQuery::default() }).unwrap();
     assert_eq!(entries.len(), 4);
     assert!(entries.iter().all(|e| e.detail.get("rotatedTo").or_else(|| e.detail.get("rotatedFrom")).is_some()), "{entries:?}");
+}
+
+/// Each change's entry records what it did, as the README promises: `{ created: … }` with the
+/// whole user, role or key, `{ field: [before, after] }` for a change, `{ deleted: … }` with the
+/// whole user, role or key (a role's holders, a user's keys, newest first, each key in an entry of
+/// its own), so that the trail alone tells what a deleted one could do.
+fn entries_record_what_each_change_did(store: &KeyStore) {
+    use serde_json::json;
+    store.set_now(Some(T0));
+    store.put_role("reader", &["data:*".into()], None).unwrap();
+    store.put_role("writer", &["data:write".into()], None).unwrap();
+    store.put_role("reader", &["data:read".into()], None).unwrap();
+    let user = |id: &str, rights: &[&str], roles: &[&str]| UserInput {
+        id: id.into(),
+        rights: rights.iter().map(|r| r.to_string()).collect(),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        ..Default::default()
+    };
+    store.put_user(&user("svc", &["app:*"], &["reader"]), None).unwrap();
+    store.put_user(&user("bob", &[], &["writer"]), None).unwrap();
+    store.put_user(&user("alice", &[], &["reader", "writer"]), None).unwrap();
+    store.put_user(&user("svc", &["app:read"], &["reader"]), None).unwrap();
+    let key = |description: &str| NewKey {
+        user_id: "svc".into(),
+        description: description.into(),
+        expires_at: Some(T0 + 86_400_000),
+        rules: vec!["app:read".into()],
+        ..Default::default()
+    };
+    store.set_now(Some(T0 + 1000));
+    let older = store.create_key(&key("older"), None).unwrap().key;
+    store.set_now(Some(T0 + 2000));
+    let newer = store.create_key(&key("newer"), None).unwrap().key;
+    store.delete_role("reader", None).unwrap();
+    store.delete_user("svc", None).unwrap();
+
+    let trail = store.audit(&AuditQuery::default()).unwrap();
+    let details: Vec<(&str, Option<&str>, Option<&str>, &serde_json::Value)> =
+        trail.iter().rev().map(|e| (e.action.as_str(), e.user_id.as_deref(), e.key_id.as_deref(), &e.detail)).collect();
+    let key_fields = |k: &KeyView| {
+        json!({
+            "userId": "svc",
+            "description": k.description,
+            "state": "active",
+            "expiresAt": "2027-01-16T08:00:00.000Z",
+            "rules": ["app:read"],
+            "hint": k.hint,
+        })
+    };
+    let expected = [
+        ("putRole", None, None, json!({ "role": "reader", "created": { "rights": ["data:*"] } })),
+        ("putRole", None, None, json!({ "role": "writer", "created": { "rights": ["data:write"] } })),
+        ("putRole", None, None, json!({ "role": "reader", "changes": { "rights": [["data:*"], ["data:read"]] } })),
+        ("putUser", Some("svc"), None, json!({ "created": { "status": "active", "rights": ["app:*"], "roles": ["reader"] } })),
+        ("putUser", Some("bob"), None, json!({ "created": { "status": "active", "rights": [], "roles": ["writer"] } })),
+        ("putUser", Some("alice"), None, json!({ "created": { "status": "active", "rights": [], "roles": ["reader", "writer"] } })),
+        ("putUser", Some("svc"), None, json!({ "rights": [["app:*"], ["app:read"]] })),
+        ("createKey", Some("svc"), Some(older.id.as_str()), json!({ "created": key_fields(&older) })),
+        ("createKey", Some("svc"), Some(newer.id.as_str()), json!({ "created": key_fields(&newer) })),
+        (
+            "deleteRole",
+            None,
+            None,
+            json!({ "role": "reader", "deleted": { "rights": ["data:read"] }, "removedFromUsers": ["alice", "svc"] }),
+        ),
+        (
+            "deleteUser",
+            Some("svc"),
+            None,
+            json!({
+                "deleted": { "status": "active", "rights": ["app:read"], "roles": [] },
+                "deletedKeys": [newer.id, older.id],
+            }),
+        ),
+        ("deleteUser", Some("svc"), Some(newer.id.as_str()), json!({ "deleted": key_fields(&newer) })),
+        ("deleteUser", Some("svc"), Some(older.id.as_str()), json!({ "deleted": key_fields(&older) })),
+    ];
+    assert_eq!(details.len(), expected.len(), "{details:#?}");
+    for (found, (action, user_id, key_id, detail)) in details.iter().zip(expected.iter()) {
+        assert_eq!(*found, (*action, *user_id, *key_id, detail), "{details:#?}");
+    }
+    assert!(store.verify_audit().unwrap().ok);
+}
+
+#[test]
+fn entries_record_what_each_change_did_in_memory() {
+    entries_record_what_each_change_did(&KeyStore::in_memory(Options { now: Some(T0), ..Options::default() }).unwrap());
+}
+
+#[test]
+fn entries_record_what_each_change_did_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let path = path.to_str().unwrap();
+    entries_record_what_each_change_did(&KeyStore::open(path, Options { now: Some(T0), ..Options::default() }).unwrap());
+    // Read back from the file as written.
+    let reopened = KeyStore::open(path, Options { now: Some(T0 + 5000), ..Options::default() }).unwrap();
+    assert_eq!(reopened.audit(&AuditQuery::default()).unwrap().len(), 13);
+    assert!(reopened.verify_audit().unwrap().ok);
 }
