@@ -1208,3 +1208,73 @@ fn a_path_too_long_for_sqlite_is_refused_saying_so_and_nothing_is_made() {
     assert_eq!(std::fs::read_dir(&backup_dir).unwrap().count(), 0, "the backup left nothing");
     live.close().unwrap();
 }
+
+/// An `audit` table rebuilt behind keygate's back with a `seq` column that takes any value
+/// (keygate's is the rowid, which takes whole numbers only): an entry numbered with a fraction
+/// or NULL is damage where it stands in sequence order (verification fails at the entry expected
+/// there, listing it is `STORE_CORRUPT` naming what it is numbered with); text or a blob sorts
+/// after every number, as the largest, and the open's check of the head refuses the store. The
+/// message names the value's type, never the text (which may be anything, a secret pasted).
+#[test]
+fn an_audit_entry_numbered_with_no_whole_number_is_damage_where_it_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let store = open(&path).unwrap();
+    for role in ["a", "b", "c", "d", "e", "f"] {
+        store.put_role(role, &["api:*".into()], None).unwrap();
+    }
+    store.close().unwrap();
+    let pristine = std::fs::read(&path).unwrap();
+    let rebuilt = "ALTER TABLE audit RENAME TO audit_before;
+        CREATE TABLE audit (seq, at INTEGER NOT NULL, actor TEXT, action TEXT NOT NULL, key_id TEXT, user_id TEXT, detail TEXT NOT NULL, hash BLOB NOT NULL);
+        INSERT INTO audit SELECT * FROM audit_before;
+        DROP TABLE audit_before;";
+    let tampered = |damage: &str| {
+        std::fs::write(&path, &pristine).unwrap();
+        rusqlite::Connection::open(&path).unwrap().execute_batch(&format!("{rebuilt}{damage}")).unwrap();
+        open(&path)
+    };
+    let untouched = tampered("").unwrap();
+    assert!(untouched.verify_audit().unwrap().ok, "the rebuilt table as such is no damage");
+    untouched.close().unwrap();
+    let all = keygate_core::AuditQuery::default();
+    for (damage, first_bad_seq, what) in [
+        ("UPDATE audit SET seq = 4.5 WHERE seq = 5", 5, "a floating-point number (4.5)"),
+        ("UPDATE audit SET seq = 5.0 WHERE seq = 5", 5, "a floating-point number (5.0)"),
+        // NULL sorts before every number: first in sequence order, where entry 1 belongs.
+        ("UPDATE audit SET seq = NULL WHERE seq = 5", 1, "nothing (NULL)"),
+    ] {
+        let store = tampered(damage).unwrap();
+        let problem = format!(
+            "an entry is numbered with {what}, not a whole number, where entry {first_bad_seq} should be (keygate numbers entries 1, 2, 3…)"
+        );
+        assert_eq!(
+            store.verify_audit().unwrap(),
+            keygate_core::AuditReport { ok: false, entries: first_bad_seq - 1, first_bad_seq: Some(first_bad_seq), problem: Some(problem) },
+            "{damage}"
+        );
+        let error = store.audit(&all).unwrap_err();
+        assert_eq!(error.code, ErrorCode::StoreCorrupt, "{damage}: {}", error.message);
+        assert!(
+            error.message.contains(&format!("an audit entry is numbered with {what}, not a whole number")),
+            "{damage}: {}",
+            error.message
+        );
+        store.close().unwrap();
+    }
+    let pasted = "written by hand";
+    for (damage, what) in [
+        (format!("UPDATE audit SET seq = '{pasted}' WHERE seq = 5"), "text"),
+        ("UPDATE audit SET seq = x'05' WHERE seq = 5".to_string(), "a blob"),
+        ("UPDATE audit SET seq = 1e300 WHERE seq = 5".to_string(), "a floating-point number (1e300)"),
+    ] {
+        let Err(error) = tampered(&damage) else { panic!("{damage}: opened") };
+        assert_eq!(error.code, ErrorCode::StoreCorrupt, "{damage}: {}", error.message);
+        assert!(
+            error.message.contains(&format!("an audit entry is numbered with {what}, not a whole number")),
+            "{damage}: {}",
+            error.message
+        );
+        assert!(!error.message.contains(pasted), "{damage}: {}", error.message);
+    }
+}
