@@ -3,6 +3,7 @@
 // rotation's answer and overlap.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import net from 'node:net'
 
 import { KeyStore } from '../index.js'
 import { createAdminServer } from '../lib/admin/server.js'
@@ -758,5 +759,61 @@ describe('admin JSON API', () => {
       assert.ok(JSON.stringify(JSON.parse(raw)).includes(JSON.stringify(description).slice(1, -1)), `${path}: the description parses back exactly`)
     }
     assert.equal((await call('GET', `/keys/${key.id}`)).body!.key.description, description)
+  })
+})
+
+describe('admin server close()', () => {
+  /** A raw connection to `server` and what it has received until it closed. */
+  async function connect(server: AdminServer) {
+    const socket = net.connect(server.port!, '127.0.0.1')
+    await new Promise((resolve) => socket.once('connect', resolve))
+    let received = ''
+    socket.on('data', (data) => {
+      received += data
+    })
+    const closed = new Promise<string>((resolve) => {
+      socket.on('error', () => {})
+      socket.on('close', () => resolve(received))
+    })
+    return { socket, closed }
+  }
+
+  test('a change whose body is still arriving as close() begins is answered and made; close() then ends its connection', async () => {
+    const store = KeyStore.inMemory()
+    const server = createAdminServer({ store, token: TOKEN, log: () => {} })
+    await server.listen()
+    try {
+      const h = await loginHeaders(server, TOKEN)
+      const body = JSON.stringify({ id: 'svc-late', rights: ['session:*'] })
+      const { socket, closed } = await connect(server)
+      socket.write(
+        `POST /api/users HTTP/1.1\r\nHost: x\r\nCookie: ${h.Cookie}\r\nX-CSRF-Token: ${h['X-CSRF-Token']}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`,
+      )
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      const closing = server.close()
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      socket.write(body.slice(5))
+      const answer = await closed
+      assert.match(answer, /^HTTP\/1\.1 201 /, 'answered, not cut')
+      await closing
+      assert.notEqual(store.getUser('svc-late'), null)
+      // Closed: no new connection is taken.
+      await assert.rejects(fetch(`http://127.0.0.1:${server.port ?? 1}/api/session`))
+    } finally {
+      await server.close()
+      store.close()
+    }
+  })
+
+  test('a request that never finishes arriving does not hold close() for ever: its connection is cut', async () => {
+    const store = KeyStore.inMemory()
+    const server = createAdminServer({ store, token: TOKEN, log: () => {} })
+    await server.listen()
+    const { socket, closed } = await connect(server)
+    socket.write('POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"tok')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    await server.close()
+    assert.equal(await closed, '', 'cut without an answer')
+    store.close()
   })
 })

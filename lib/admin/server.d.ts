@@ -77,7 +77,9 @@ export interface AdminServer {
    */
   listen(): Promise<string>
   /**
-   * Stops listening, drops every session and connection. Does not close the store. Called while
+   * Stops listening, drops every session and connection: idle connections at once, requests
+   * under way (a body still arriving, an answer being written) once answered, or after 2 s if
+   * they have not finished by then. Does not close the store. Called while
    * `listen()` is still under way (looking up the host), it resolves once that server is closed too.
    */
   close(): Promise<void>

@@ -55,6 +55,8 @@ const { ruleRoutes } = require('./routes/rules.js')
  */
 
 const PUBLIC_DIR = path.join(__dirname, 'public')
+/** How long close() lets requests under way finish before it cuts their connections. */
+const DRAIN_MS = 2000
 /** @type {Record<string, string | undefined>} */
 const CONTENT_TYPES = {
   '.html': 'text/html; charset=utf-8',
@@ -430,10 +432,28 @@ function serverHandle(server, host, port, sweeper, sessions) {
   function stop() {
     return new Promise((resolve) => {
       if (!server.listening) return resolve()
-      server.close(() => resolve())
-      server.closeAllConnections()
+      // Requests under way (a body still arriving, an answer still being written) are given
+      // DRAIN_MS to finish: cut at once, a change sent as the server stopped was lost with no
+      // answer. Idle connections close now; any left after DRAIN_MS are cut.
+      const cut = setTimeout(() => server.closeAllConnections(), DRAIN_MS)
+      server.close(() => {
+        clearTimeout(cut)
+        resolve()
+      })
+      draining = true
+      server.closeIdleConnections()
     })
   }
+  /** Set once close() has begun: each connection then closes as soon as its answer is written. */
+  let draining = false
+  server.on('request', (/** @type {import('node:http').IncomingMessage} */ _req, /** @type {import('node:http').ServerResponse} */ res) => {
+    // A response made by hand (a test's, a framework's emit) may be no stream at all.
+    if (typeof res?.once !== 'function') return
+    res.once('finish', () => {
+      // After Node has marked the connection idle (its own 'finish' listener runs first).
+      if (draining) setImmediate(() => server.closeIdleConnections())
+    })
+  })
   const handleObj = {
     server,
     get url() {
