@@ -3,9 +3,13 @@
 import { after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import * as path from 'node:path'
 
 import type { BackgroundError } from '../index.js'
-import { Cluster, PG_USER, clusterSkipReason, openPg, pgOnly, seedKeys, until } from './support/postgres.js'
+import { Cluster, PG_HOST, PG_PORT, PG_USER, clusterSkipReason, createDatabase, openPg, pgOnly, psql, seedKeys, until } from './support/postgres.js'
+import type { TestDatabase } from './support/postgres.js'
 
 describe('close() while a lastUsedAt flush waits on the database (a throwaway cluster)', {
   ...pgOnly(),
@@ -64,3 +68,96 @@ describe('close() while a lastUsedAt flush waits on the database (a throwaway cl
     }
   })
 })
+
+// A process that exits without close() while the background thread's lastUsedAt flush waits for a
+// row another session holds: that flush had taken the uses from the ones the exit writes, and the
+// process ended it mid-wait, in silence. The exit waits for it (as close does, bounded by
+// statementTimeoutMs): the use is written if the row is freed meanwhile, reported to onError if not.
+describe('exit without close() while a lastUsedAt flush waits on the database', pgOnly(), () => {
+  const PACKAGE = path.join(__dirname, '..')
+  /** A child that checks `secret` and prints 'checked', then exits (process.exit) when told to on stdin; onError to stderr. */
+  const exitingChild = (url: string, secret: string, statementTimeoutMs: number) =>
+    spawn(
+      process.execPath,
+      [
+        '-e',
+        `const { KeyStore } = require(${JSON.stringify(PACKAGE)})
+const [url, secret, timeout] = process.argv.slice(1)
+const store = KeyStore.open(url, { statementTimeoutMs: Number(timeout), onError: (e) => process.stderr.write(\`onError: \${e.code} \${e.task} \${e.recovered}\\n\`) })
+if (!store.isAllowed(secret, 'svc', 'call')) throw new Error('refused')
+process.stdout.write('checked\\n')
+process.stdin.once('data', () => process.exit(0))`,
+        url,
+        secret,
+        String(statementTimeoutMs),
+      ],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    )
+
+  /** A psql session that locks every key row and holds the lock until its stdin ends. */
+  const rowHolder = (db: TestDatabase) =>
+    spawn('psql', ['-X', '-q', '-h', PG_HOST, '-p', String(PG_PORT), '-U', PG_USER, '-d', db.name], { stdio: ['pipe', 'ignore', 'inherit'] })
+
+  async function scenario(releaseRowAfterExitBegins: boolean) {
+    const db = createDatabase()
+    const setup = openPg(db.url)
+    const [issued] = seedKeys(setup, 1)
+    setup.close()
+    const holder = rowHolder(db)
+    holder.stdin!.write('BEGIN;\nSELECT 1 FROM keygate_keys FOR UPDATE;\nSELECT pg_sleep(60);\n')
+    const child = exitingChild(db.url, issued!.secret, 8000)
+    let stderr = ''
+    child.stderr!.on('data', (chunk) => {
+      stderr += chunk
+    })
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+    try {
+      await until('the other session holds the rows', 20_000, () =>
+        psql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${db.name}' AND query LIKE '%pg_sleep%' AND state = 'active'`) === '1' ? true : undefined,
+      )
+      assert.equal(await nextLine(child), 'checked')
+      // The child's background flush (about once a second) takes the use and waits for the row.
+      await until('the background flush waits for the row', 20_000, () =>
+        psql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${db.name}' AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'`) === '1' ? true : undefined,
+      )
+      child.stdin!.write('exit\n')
+      if (releaseRowAfterExitBegins) {
+        await new Promise((resolve) => setTimeout(resolve, 500))
+        // Ended on the server: a psql killed mid-statement leaves its session (and lock) to the end of the sleep.
+        psql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${db.name}' AND query LIKE '%pg_sleep%'`)
+      }
+      assert.equal(await exited, 0, stderr)
+    } finally {
+      holder.kill('SIGKILL')
+      child.kill('SIGKILL')
+    }
+    const after = openPg(db.url)
+    const lastUsedAt = after.getKey(issued!.key.id)!.lastUsedAt
+    after.close()
+    db.drop()
+    return { stderr, lastUsedAt }
+  }
+
+  test('the row is freed while the process exits: the use the stuck flush held is written', { timeout: 60_000 }, async () => {
+    const { stderr, lastUsedAt } = await scenario(true)
+    assert.ok(lastUsedAt, `the use was lost with the process (stderr: ${stderr})`)
+  })
+
+  test('the row stays locked: the use the stuck flush held is reported to onError at exit, not lost in silence', { timeout: 60_000 }, async () => {
+    const { stderr, lastUsedAt } = await scenario(false)
+    assert.equal(lastUsedAt, null)
+    assert.match(stderr, /^onError: STORE_\w+ lastUsedAt false$/m)
+  })
+})
+
+/** The next line `child` writes to stdout, or an error if it exits first. */
+function nextLine(child: ChildProcess): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! })
+    lines.once('line', (line) => {
+      lines.close()
+      resolve(line)
+    })
+    child.once('exit', (code) => reject(new Error(`exited with ${code} first`)))
+  })
+}

@@ -88,6 +88,10 @@ pub(crate) struct Inner {
     unsure_since: AtomicI64,
     /// Keys used since the last flush of `lastUsedAt` (durable stores only).
     used: Mutex<Vec<KeyId>>,
+    /// Held by a flush of `lastUsedAt` from taking the uses out of `used` until it has given
+    /// back those it could not write, so that no other flush finds `used` emptied by one under
+    /// way and says all was written; it holds the failure of the last flush (`None`: written).
+    flushing: Mutex<Option<Error>>,
     durable: bool,
     closed: AtomicBool,
     /// Opening this store made it (see [`KeyStore::created`]).
@@ -149,6 +153,7 @@ impl KeyStore {
                 unsure_since: AtomicI64::new(0),
                 backend,
                 used: Mutex::new(Vec::new()),
+                flushing: Mutex::new(None),
                 durable,
                 closed: AtomicBool::new(false),
                 created,
@@ -251,11 +256,13 @@ impl KeyStore {
                 let _ = handle.join();
             }
         }
-        // A flush the background thread had under way as close began held the uses close's own
-        // flush would have written; failing, it put them back, and its report was dropped as the
-        // store had closed meanwhile. They get close's flush now, and a failure is reported (by
-        // the reporter itself: `report` drops what fails after close). Not when close's own flush
-        // failed: that was reported, and trying again would wait out the same timeouts twice.
+        // Close's own flush waited for one the background thread had under way, and wrote what
+        // that one gave back. A flush the background thread began after it, until close closed
+        // the store, held uses close's flush did not see; failing, it put them back, and its
+        // report was dropped as the store had closed meanwhile. They get close's flush now, and a
+        // failure is reported (by the reporter itself: `report` drops what fails after close). Not
+        // when close's own flush failed: that was reported, and trying again would wait out the
+        // same timeouts twice.
         if flushed.is_ok() && !self.inner.used.lock().is_empty() {
             if let Err(error) = self.inner.flush_uses() {
                 self.inner.reporter.fail(crate::incident::Task::LastUsed, error);
@@ -269,14 +276,18 @@ impl KeyStore {
 
     /// Writes the `lastUsedAt` noted so far, as the background thread would within
     /// the second, for a process about to exit (which ends that thread before it
-    /// can). Without waiting for a lock another process holds. A failure is returned,
-    /// not reported through `on_error`: that report would reach JavaScript through
-    /// the event loop, which has stopped at exit. A closed store has nothing to write.
+    /// can). Without waiting for a lock another process holds. A flush the background
+    /// thread has under way (it took the uses) is waited for, as `close` waits for it: the
+    /// exit would end it mid-write and lose them; when it fails, its failure is returned
+    /// and its uses are not tried again (that would wait out the same timeouts twice).
+    /// A failure is returned, not reported through `on_error`: that report would reach
+    /// JavaScript through the event loop, which has stopped at exit. A closed store has
+    /// nothing to write.
     pub fn flush_uses(&self) -> Result<()> {
         if self.inner.is_closed() {
             return Ok(());
         }
-        self.inner.flush_uses_without_waiting()
+        self.inner.flush_uses_at_exit()
     }
 
     /// Writes a consistent copy of the durable store to a new file.

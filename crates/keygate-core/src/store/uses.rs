@@ -2,27 +2,55 @@
 //! a durable store flushes the keys used since the last flush from its background
 //! thread, and reads back what other processes flushed before showing a key.
 
+use parking_lot::MutexGuard;
+
 use super::{Inner, KeyStore};
-use crate::backend::UsesOf;
-use crate::error::Result;
+use crate::backend::{Backend, UsesOf};
+use crate::error::{Error, Result};
 use crate::model::{Key, KeyId};
+
+/// How a flush writes its uses: waiting for another process's lock, or not.
+type Write<'a> = &'a dyn Fn(&dyn Backend, &[([u8; 16], i64)]) -> Result<()>;
 
 impl Inner {
     /// Writes `lastUsedAt` of keys used since the last flush (durable stores).
     /// Uses that could not be written are kept for the next flush.
     pub(crate) fn flush_uses(&self) -> Result<()> {
-        self.flush_uses_with(|backend, uses| backend.flush_uses(uses))
+        self.flush_uses_with(&|backend, uses| backend.flush_uses(uses))
     }
 
     /// [`Inner::flush_uses`] from the background thread: it never waits for a lock another
     /// process holds (see [`crate::backend::Backend::flush_uses_without_waiting`]).
     pub(crate) fn flush_uses_without_waiting(&self) -> Result<()> {
-        self.flush_uses_with(|backend, uses| backend.flush_uses_without_waiting(uses))
+        self.flush_uses_with(&|backend, uses| backend.flush_uses_without_waiting(uses))
     }
 
-    fn flush_uses_with(&self, flush: impl FnOnce(&dyn crate::backend::Backend, &[([u8; 16], i64)]) -> Result<()>) -> Result<()> {
+    /// [`Inner::flush_uses_without_waiting`] for a process about to exit (see
+    /// [`KeyStore::flush_uses`]): a flush under way is waited for, and its failure returned
+    /// rather than its uses written again while any are left unwritten.
+    pub(crate) fn flush_uses_at_exit(&self) -> Result<()> {
+        let flushing = match self.flushing.try_lock() {
+            Some(idle) => idle,
+            None => {
+                let after = self.flushing.lock();
+                match &*after {
+                    Some(error) if !self.used.lock().is_empty() => return Err(error.clone()),
+                    _ => after,
+                }
+            }
+        };
+        self.flush_uses_holding(flushing, &|backend, uses| backend.flush_uses_without_waiting(uses))
+    }
+
+    fn flush_uses_with(&self, flush: Write<'_>) -> Result<()> {
+        self.flush_uses_holding(self.flushing.lock(), flush)
+    }
+
+    /// One flush, with `flushing` held throughout (see `Inner::flushing`); its outcome is left there.
+    fn flush_uses_holding(&self, mut flushing: MutexGuard<'_, Option<Error>>, flush: Write<'_>) -> Result<()> {
         let ids = std::mem::take(&mut *self.used.lock());
         if ids.is_empty() {
+            *flushing = None;
             return Ok(());
         }
         let uses: Vec<([u8; 16], i64)> = {
@@ -37,6 +65,7 @@ impl Inner {
         };
         // Written without holding the keys: checks never wait on this I/O.
         let written = flush(&*self.backend, &uses);
+        *flushing = written.as_ref().err().cloned();
         if written.is_err() {
             let registry = self.registry.read();
             let mut used = self.used.lock();
