@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline'
 import * as path from 'node:path'
 
 import type { BackgroundError } from '../index.js'
-import { Cluster, PG_HOST, PG_PORT, PG_USER, clusterSkipReason, createDatabase, openPg, pgOnly, psql, seedKeys, until } from './support/postgres.js'
+import { Cluster, PG_HOST, PG_PORT, PG_USER, TcpProxy, clusterSkipReason, createDatabase, openPg, pgOnly, psql, seedKeys, until } from './support/postgres.js'
 import type { TestDatabase } from './support/postgres.js'
 
 describe('close() while a lastUsedAt flush waits on the database (a throwaway cluster)', {
@@ -66,6 +66,74 @@ describe('close() while a lastUsedAt flush waits on the database (a throwaway cl
     } finally {
       holder.kill('SIGKILL')
     }
+  })
+
+  test('close() while the listener reconnects to a server that stopped answering returns without waiting out connectTimeoutMs', { timeout: 60_000 }, async () => {
+    cluster ??= await Cluster.create()
+    const db = cluster.createDatabase()
+    const proxy = await TcpProxy.start(cluster.port)
+    try {
+      const reports: BackgroundError[] = []
+      const store = openPg(proxy.url(db.name), { statementTimeoutMs: 8000, connectTimeoutMs: 8000, failClosedAfterMs: 1000, onError: (e) => reports.push(e) })
+      seedKeys(store, 1)
+      // Packets dropped: the heartbeat goes unanswered (750 ms), the listener gives its connection
+      // up and connects again; once the store has failed closed (1 s), each attempt may take the
+      // whole connectTimeoutMs, on a connection the proxy holds.
+      await proxy.pause()
+      await until('the store fails closed', 20_000, () => (reports.some((e) => e.task === 'sync' && !e.recovered) ? true : undefined))
+      const before = await proxy.accepted()
+      await until('the listener connects again', 20_000, async () => ((await proxy.accepted()) > before ? true : undefined))
+      const started = performance.now()
+      store.close()
+      const took = performance.now() - started
+      assert.ok(took < 3000, `close() took ${took.toFixed(0)} ms`)
+    } finally {
+      proxy.stop()
+    }
+  })
+})
+
+// close() while the listener thread waits on a database that stopped answering, with nothing to
+// write: it ends the listener's waits (a catch-up's read, a heartbeat, a reconnect) rather than
+// wait them out. It waited up to statementTimeoutMs or connectTimeoutMs (5–6 s measured).
+describe('close() while the listener waits on the database', pgOnly(), () => {
+  const LONG = { statementTimeoutMs: 8000, connectTimeoutMs: 8000 }
+  /** How long close() may take here: far under either timeout (each connection is given 200 ms to say goodbye). */
+  const CLOSE_BOUND_MS = 3000
+
+  test('a catch-up waiting for a table another session locked: close ends it', { timeout: 60_000 }, async () => {
+    const db = createDatabase()
+    const reports: BackgroundError[] = []
+    const store = openPg(db.url, { ...LONG, onError: (e) => reports.push(e) })
+    seedKeys(store, 1)
+    const holder = spawn('psql', ['-X', '-q', '-h', PG_HOST, '-p', String(PG_PORT), '-U', PG_USER, '-d', db.name], { stdio: ['pipe', 'ignore', 'inherit'] })
+    try {
+      // The change log locked, and the version moved behind keygate's back: the next heartbeat
+      // sends the listener to read the changes, and the read waits for the lock.
+      holder.stdin!.write('BEGIN;\nLOCK TABLE keygate_changes IN ACCESS EXCLUSIVE MODE;\nSELECT pg_sleep(60);\n')
+      await until('the other session holds the change log', 20_000, () =>
+        psql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${db.name}' AND query LIKE '%pg_sleep%' AND state = 'active'`) === '1' ? true : undefined,
+      )
+      psql('UPDATE keygate_meta SET version = version + 1', { database: db.name })
+      await until('the catch-up waits for the change log', 20_000, () =>
+        psql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${db.name}' AND wait_event_type = 'Lock' AND query LIKE '%keygate_changes%'`) === '1'
+          ? true
+          : undefined,
+      )
+      const started = performance.now()
+      store.close()
+      const took = performance.now() - started
+      assert.ok(took < CLOSE_BOUND_MS, `close() took ${took.toFixed(0)} ms`)
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      assert.deepEqual(
+        reports.filter((e) => /closing/.test(e.message)).map((e) => e.message),
+        [],
+        'the catch-up close cut short is not reported as a failure',
+      )
+    } finally {
+      holder.kill('SIGKILL')
+    }
+    db.drop()
   })
 })
 

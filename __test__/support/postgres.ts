@@ -347,6 +347,11 @@ export class TcpProxy {
     return Number((await this.command('count')).open)
   }
 
+  /** Connections made through the proxy so far (closed ones too). */
+  async accepted(): Promise<number> {
+    return Number((await this.command('count')).accepted)
+  }
+
   stop(): void {
     this.child.kill('SIGKILL')
   }

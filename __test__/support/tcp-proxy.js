@@ -7,7 +7,7 @@
 //            connections are accepted and held too → { paused: n }
 //   resume — forward again, delivering what was held → { resumed: n }
 //   cut    — reset every open connection (both sides); new ones are forwarded → { cut: n }
-//   count  → { open: n }
+//   count  → { open: n, accepted: n } (accepted: every connection made through it so far)
 const net = require('node:net')
 const readline = require('node:readline')
 
@@ -15,6 +15,7 @@ const [host, port] = process.argv.slice(2)
 /** @type {Set<{ client: net.Socket, server: net.Socket, held: boolean, queue: Array<[net.Socket, Buffer]> }>} */
 const pairs = new Set()
 let paused = false
+let accepted = 0
 
 // Forwarded by hand, not piped: a pipe resumes a paused source when its destination drains.
 function hold(pair) {
@@ -38,6 +39,7 @@ function forward(pair, from, to) {
 }
 
 const proxy = net.createServer((client) => {
+  accepted++
   const server = net.connect(Number(port), host)
   const pair = { client, server, held: false, queue: [] }
   pairs.add(pair)
@@ -80,7 +82,7 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
     }
     process.stdout.write(`${JSON.stringify({ cut: n })}\n`)
   } else if (op === 'count') {
-    process.stdout.write(`${JSON.stringify({ open: pairs.size })}\n`)
+    process.stdout.write(`${JSON.stringify({ open: pairs.size, accepted })}\n`)
   }
 })
 process.stdin.on('end', () => process.exit(0))

@@ -155,7 +155,16 @@ impl super::Net {
         let started = Instant::now();
         let config = target.resolved(limit)?;
         let limit = limit.saturating_sub(started.elapsed());
-        let connecting = self.rt.block_on(async { tokio::time::timeout(limit, config.connect(target.tls.clone())).await });
+        let connecting = self.rt.block_on(async {
+            tokio::select! {
+                biased;
+                connected = tokio::time::timeout(limit, config.connect(target.tls.clone())) => Some(connected),
+                () = self.stop.fired() => None,
+            }
+        });
+        let Some(connecting) = connecting else {
+            return Err(super::stopped("cannot connect to", &target.name));
+        };
         let (client, mut connection) = match connecting {
             Ok(Ok(pair)) => pair,
             Ok(Err(e)) => return Err(target.error("cannot connect to", &e)),

@@ -196,7 +196,10 @@ impl Inner {
                 Ok(())
             }
             Err(error) => {
-                self.reporter.fail(Task::Sync, error.clone());
+                // A catch-up `close` cut short (see `Backend::stopping`) is no failure to tell.
+                if !self.is_closed() {
+                    self.reporter.fail(Task::Sync, error.clone());
+                }
                 Err(error)
             }
         }
