@@ -449,6 +449,20 @@ describe('objects given to the store', () => {
     assert.deepEqual(store.createKey(own).key.rules, ['session:*'])
   })
 
+  test("fields an object holds as its own are read though not enumerable: a key's rules, a user's status", () => {
+    // Own fields are all read, as JSON.stringify or a spread would not: left unread, rules
+    // defined with Object.defineProperty would leave the key free to call whatever its user may.
+    const store = frozenStore()
+    store.putUser({ id: 'svc', rights: ['*:*'] })
+    const input = Object.defineProperty({ userId: 'svc', description: '', expiresAt: new Date(Date.UTC(2025, 3, 1)) }, 'rules', { value: ['session:*'] })
+    const { key, secret } = store.createKey(input)
+    assert.deepEqual(key.rules, ['session:*'])
+    assert.equal(store.isAllowed(secret, 'session', 'getInfo'), true)
+    assert.equal(store.isAllowed(secret, 'data', 'getRecord'), false, 'the key is held to its rules')
+    const held = Object.defineProperty({ id: 'held' }, 'status', { value: 'suspended' })
+    assert.equal(store.putUser(held).status, 'suspended')
+  })
+
   test("a user's status or a patch's fields that the object only inherits are refused: the user would be active, the patch would change nothing", () => {
     const store = frozenStore()
     store.putUser({ id: 'svc', rights: ['*:*'] })
