@@ -178,6 +178,8 @@ describe('usage errors: exit 2 with a plain message, nothing changed', () => {
     // A slip of a known option is named: --rules for --rule, --rigth for --right.
     usage(await ws.kg(['key', 'create', '--user', 'alice', '--description', 'x', '--expires', '1d', '--rules', 'a:b']), 'unknown option "--rules" (did you mean --rule?)')
     usage(await ws.kg(['user', 'put', 'alice', '--rigth', 'a:b']), 'unknown option "--rigth" (did you mean --right?)')
+    // As near to --host as to --port (one letter each): the first listed is named, never both.
+    usage(await ws.kg(['serve', '--hort', '8080']), 'unknown option "--hort" (did you mean --host?)')
     usage(await ws.kg(['key', 'list', '--user']), '--user needs a value')
     usage(await ws.kg(['key', 'list', '--user', '--state', 'active']), '--user needs a value')
     usage(await ws.kg(['key', 'list', '--json=yes']), '--json takes no value')
