@@ -388,7 +388,7 @@ function unknownOption(fields, known, name, { noun = 'option', hints = {} } = {}
   const hint = Object.hasOwn(hints, unknown) ? ` (${hints[unknown]})` : ''
   const near = hint === '' ? nearest(unknown, known) : undefined
   const suggestion = near === undefined ? hint : ` (did you mean ${near}?)`
-  const choices = known.length === 0 ? `it takes no ${noun}s` : known.length === 1 ? `the only ${noun} is ${known[0]}` : `the ${noun}s are ${known.join(', ')}`
+  const choices = known.length === 0 ? `it takes no ${noun}s` : `the ${noun}s are ${known.join(', ')}`
   return `${name}: no ${noun} ${quote(unknown)}${suggestion}; ${choices}`
 }
 
