@@ -4,6 +4,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import * as path from 'node:path'
 import { spawnSync } from 'node:child_process'
+import { runInNewContext } from 'node:vm'
 
 import { ERROR_CODES, KeyStore, KeygateError } from '../index.js'
 import type { ErrorCode } from '../index.js'
@@ -116,6 +117,38 @@ describe('every error code reachable in memory, with a message naming the bad va
     throwsCode(() => store.audit({ action: 'createkey' as never }), 'INVALID_ARGUMENT', '"createkey"', 'putRole, deleteRole', 'deleteKey, purgeExpired')
     // NaN is of type number: the message says NaN, not "a number, got number NaN".
     throwsCode(() => store.audit({ limit: Number.NaN }), 'INVALID_ARGUMENT', 'limit must be a number, got NaN')
+  })
+
+  test('a value of the wrong type is named by its kind (its value only for a number, boolean or bigint), never its text', () => {
+    const store = frozenStore()
+    const before = snapshot(store)
+    const revoked = Proxy.revocable({}, {})
+    revoked.revoke()
+    const cases: [unknown, string][] = [
+      [null, 'null'],
+      [undefined, 'undefined'],
+      [['alice'], 'an array'],
+      [new Date(0), 'a Date'],
+      [runInNewContext('new Date(0)'), 'a Date'],
+      [Object.create(Date.prototype), 'a Date'],
+      [revoked.proxy, 'a revoked Proxy'],
+      [7, 'number 7'],
+      [true, 'boolean true'],
+      [7n, 'bigint 7'],
+      [{ id: 'alice' }, 'an object'],
+      [() => 'alice', 'function'],
+      [Symbol('alice'), 'symbol'],
+    ]
+    for (const [id, kind] of cases) {
+      const error = throwsCode(() => store.putUser({ id } as never), 'INVALID_ARGUMENT')
+      assert.equal(error.message, `user.id must be a string, got ${kind}`)
+    }
+    // A string where a list belongs is not quoted either: it may be a secret pasted in the wrong place.
+    assert.equal(
+      throwsCode(() => store.putUser({ id: 'u', roles: 'alice' } as never), 'INVALID_ARGUMENT').message,
+      'user.roles must be an array of strings, got a string',
+    )
+    assert.deepEqual(snapshot(store), before)
   })
 
   test("KeyStore.copy of a revoked Proxy, a Proxy of a store or a store's prototype is INVALID_ARGUMENT, not the engine's TypeError; nothing is copied", () => {
