@@ -18,26 +18,27 @@ function field(body, name) {
 }
 
 /**
- * A string field, at most `max` characters; undefined (when optional) if missing or null.
+ * A string field, at most `max` characters (each caller names its own bound); undefined (when
+ * optional) if missing or null.
  * @overload
  * @param {Record<string, unknown>} body
  * @param {string} name
- * @param {{ optional: true, max?: number }} options
+ * @param {{ optional: true, max: number }} options
  * @returns {string | undefined}
  */
 /**
  * @overload
  * @param {Record<string, unknown>} body
  * @param {string} name
- * @param {{ optional?: false, max?: number }} [options]
+ * @param {{ optional?: false, max: number }} options
  * @returns {string}
  */
 /**
  * @param {Record<string, unknown>} body
  * @param {string} name
- * @param {{ optional?: boolean, max?: number }} [options]
+ * @param {{ optional?: boolean, max: number }} options
  */
-function str(body, name, { optional = false, max = 100_000 } = {}) {
+function str(body, name, { optional = false, max }) {
   const v = field(body, name)
   if (v === undefined || v === null) {
     if (optional) return undefined
@@ -81,31 +82,14 @@ function strList(body, name, { optional = false } = {}) {
 }
 
 /**
- * A date-time field (ISO text or milliseconds); missing is EXPIRY_REQUIRED unless optional.
- * @overload
+ * A date-time field (ISO text or milliseconds); missing (or null, or '') is EXPIRY_REQUIRED.
  * @param {Record<string, unknown>} body
  * @param {string} name
- * @param {{ optional: true }} options
- * @returns {Date | undefined}
- */
-/**
- * @overload
- * @param {Record<string, unknown>} body
- * @param {string} name
- * @param {{ optional?: false }} [options]
  * @returns {Date}
  */
-/**
- * @param {Record<string, unknown>} body
- * @param {string} name
- * @param {{ optional?: boolean }} [options]
- */
-function date(body, name, { optional = false } = {}) {
+function date(body, name) {
   const v = field(body, name)
-  if (v === undefined || v === null || v === '') {
-    if (optional) return undefined
-    throw new KeygateError(ErrorCode.ExpiryRequired, `${name} is required`)
-  }
+  if (v === undefined || v === null || v === '') throw new KeygateError(ErrorCode.ExpiryRequired, `${name} is required`)
   if (typeof v !== 'string' && typeof v !== 'number') {
     throw new ApiError(400, ErrorCode.InvalidArgument, `${name} must be an ISO date-time`)
   }
