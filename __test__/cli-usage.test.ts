@@ -117,6 +117,12 @@ describe('keygate CLI: usage', () => {
       ],
       [[...db, 'explain', 'session::getSessionInfo'], /^error: keygate explain needs <api> .*; give the call as two words/, { secret: 'kg_x' }],
       [[...db, 'check', '--secret-stdin', 'session:getSessionInfo'], /^error: keygate check needs <api> .*; give the call as two words/, { input: 'kg_x\n' }],
+      // check-dav's second word is a path, not an api: a colon in the first is no call typed as one word.
+      [[...db, 'check-dav', '--secret-stdin', 'GET:getSessionInfo'], /^error: keygate check-dav needs <path> \(usage: keygate check-dav [^)]*\)\n$/, { input: 'kg_x\n' }],
+      [
+        [...db, 'check-dav', 'kg_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'GET:getSessionInfo'],
+        /needs <method> and <path> after the secret \(usage: keygate check-dav [^)]*\)\n$/,
+      ],
       [[...db, 'check', 'a', 'b', 'c', '--secret-stdin'], /not both/],
       [[...db, 'check', '--secret-stdin', 'session', 'getInfo'], /the secret read from standard input is empty/, { input: '\n' }],
       [[...db, 'check', 'session', 'getInfo'], /the secret in \$KEYGATE_SECRET is empty/, { secret: '  ' }],

@@ -1035,8 +1035,7 @@ function checkSecretUsage(ctx, name, kind) {
   if (/^[a-z][a-z0-9]{0,15}_[A-Za-z0-9]{20,}$/.test(ctx.args[0])) {
     // A secret followed by one word: the second word is missing (and the secret must not be echoed as the first).
     const [a, b] = kind.words
-    const hint = b === '<api>' ? callAsOneWord(ctx.args[1]) : ''
-    throw new UsageError(`${name} needs ${a} and ${b} after the secret (usage: keygate ${name} <secret> ${a} ${b})${hint}`)
+    throw new UsageError(`${name} needs ${a} and ${b} after the secret (usage: keygate ${name} <secret> ${a} ${b})${callAsOneWord(b, ctx.args[1])}`)
   }
   if (fromStdin) return
   const fromEnv = ctx.env.KEYGATE_SECRET

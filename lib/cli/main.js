@@ -294,8 +294,7 @@ function checkPositionals(command, args) {
   const name = `keygate ${command.path.join(' ')}`
   if (args.length < min) {
     const missing = command.positionals.filter((p) => !p.startsWith('['))[args.length]
-    const hint = missing === '<api>' ? callAsOneWord(args.at(-1)) : ''
-    throw new UsageError(`${name} needs ${missing ?? 'more arguments'} (usage: ${command.usage.split('\n')[0]})${hint}`)
+    throw new UsageError(`${name} needs ${missing ?? 'more arguments'} (usage: ${command.usage.split('\n')[0]})${callAsOneWord(missing, args.at(-1))}`)
   }
   if (args.length > max) {
     // Never echo the arguments of check/explain: one of them may be a secret.

@@ -298,12 +298,13 @@ function closest(word, candidates) {
 
 /**
  * A hint for a call typed as one word, as a rule writes it (`session:getInfo`, or Hornbill's
- * `session::getInfo`), where check and explain take two; '' for any other word. Never echoes the
- * word: it may be a secret.
+ * `session::getInfo`), where check and explain take two; '' unless `<api>` is the word missing
+ * and `word`, the one given in its place, holds a colon. Never echoes the word: it may be a secret.
+ * @param {string | undefined} missing the word missing from the usage (`<api>`, `<path>`, …)
  * @param {string | undefined} word
  */
-function callAsOneWord(word) {
-  return word?.includes(':') ? '; give the call as two words, <service> <api>, not as a rule writes it (<service>:<api>)' : ''
+function callAsOneWord(missing, word) {
+  return missing === '<api>' && word?.includes(':') ? '; give the call as two words, <service> <api>, not as a rule writes it (<service>:<api>)' : ''
 }
 
 module.exports = {
