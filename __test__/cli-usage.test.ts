@@ -424,6 +424,17 @@ describe('keygate CLI: a secret pasted in the wrong place is never printed whole
     // What a user may mistype is shown as typed: a long camelCase name, a date.
     assert.match(run(['key', 'list', '--state', 'entityBrowseRecordsWithFilter']).stderr, /--state "entityBrowseRecordsWithFilter" must be one of/)
     assert.match(run(['audit', '--since', '2027-13-45T10:00:00Z']).stderr, /--since "2027-13-45T10:00:00Z"/)
+    // A run of 22 or more is hidden only when it mixes digits, capitals and small letters; one of
+    // 21 is shown even so (21 characters of a secret leave more than 128 bits of it unknown).
+    for (const shown of ['release20270131build0042', 'RELEASE20270131BUILD0042', 'Abc123Def456Ghi789Jkl']) {
+      assert.match(run(['key', 'list', '--state', shown]).stderr, new RegExp(`--state "${shown}" must be one of`))
+    }
+    // At most 42 letters and digits in all are shown, however separated; 43 are not. The count
+    // of a value not shown is of characters, not UTF-16 units.
+    const most = `${'a'.repeat(21)}/${'b'.repeat(21)}`
+    assert.match(run(['key', 'list', '--state', most]).stderr, new RegExp(`--state "${most}" must be one of`))
+    assert.match(run(['key', 'list', '--state', `${most}b`]).stderr, /--state \(a value of 44 characters, not shown: it may hold a secret\) must be one of/)
+    assert.match(run(['key', 'list', '--state', `${mixedPiece(22)}\u{1F511}`]).stderr, /--state \(a value of 23 characters, not shown/)
   })
 
   test('--rules-file is read up to 1 MiB: /dev/zero, a large file or a flood on standard input is a usage error that creates no key', () => {
