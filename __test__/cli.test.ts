@@ -236,6 +236,22 @@ describe('usage errors: exit 2 with a plain message, nothing changed', () => {
     assert.deepEqual(json<ApiKey[]>(ok(await ws.kg(['key', 'list', '--json']))), [])
   })
 
+  test('whole numbers are taken at each bound and refused one past it or written otherwise; durations in capitals, with spaces, or 0', async () => {
+    ok(await ws.kg(['audit', '--limit', '1']))
+    ok(await ws.kg(['audit', '--limit', '1000000']))
+    ok(await ws.kg(['audit', '--limit', ' 5 ']))
+    for (const bad of ['0', '1000001', '5x', 'x5', '1e3', '2.5', '-1']) {
+      usage(await ws.kg(['audit', '--limit', bad]), `--limit "${bad}" must be a whole number from 1 to 1000000`)
+    }
+    ok(await ws.kg(['--max-lifetime-days', '36500', 'key', 'list']))
+    usage(await ws.kg(['--max-lifetime-days', '36501', 'key', 'list']), '--max-lifetime-days "36501" must be a whole number from 1 to 36500')
+    for (const when of ['1D12H', ' 30d ', '0']) ok(await ws.kg(['audit', '--since', when]))
+    // A command two letters off is still named (the most a word of its length may be off).
+    usage(await ws.kg(['autid']), 'unknown command "autid" (did you mean "audit"?)')
+    usage(await ws.kg(['chk']), 'unknown command "chk" (did you mean "check"?)')
+    assert.deepEqual(json<ApiKey[]>(ok(await ws.kg(['key', 'list', '--json']))), [])
+  })
+
   test('a duration beyond the dates JavaScript can hold is a usage error; a date before year 100 is a date', async () => {
     // 100000000d from now is past the last Date (+275760): not the store's "invalid Date".
     const base = ['key', 'create', '--user', 'alice', '--description', 'x']
