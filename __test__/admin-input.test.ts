@@ -113,6 +113,37 @@ describe('admin API body fields', () => {
     assert.deepEqual(store.getUser('svc-long'), { id: 'svc-long', status: 'active', rights: ['*:*'], roles: [] })
   })
 
+  test('/api/try: a long ip, key id or method gets the library’s decision, as explain gives it; only past 4,096 characters is a field refused', async () => {
+    store.putUser({ id: 'svc-try-long', rights: ['*:*', 'dav=* *'] })
+    const { key, secret } = store.createKey({ userId: 'svc-try-long', description: 'd', expiresAt: new Date(inAMonth()) })
+    for (const ip of ['1'.repeat(2000), '1'.repeat(4096)]) {
+      const library = store.explain(secret, 'session', 'getInfo', ip)
+      assert.equal(library.reason, 'allowed', 'no ip= rules: any ip')
+      const bySecret = await call('POST', '/try', { secret, service: 'session', api: 'getInfo', ip })
+      assert.equal(bySecret.status, 200, JSON.stringify(bySecret.body))
+      assert.deepEqual(bySecret.body!.decision, library)
+      const byKey = await call('POST', '/try', { keyId: key.id, service: 'session', api: 'getInfo', ip })
+      assert.equal(byKey.status, 200, JSON.stringify(byKey.body))
+      assert.deepEqual(byKey.body!.decision, store.explainKey(key.id, 'session', 'getInfo', ip))
+    }
+    const longId = `key_${'x'.repeat(1996)}`
+    assert.equal(store.explainKey(longId, 'session', 'getInfo').reason, 'unknown_key')
+    const unknown = await call('POST', '/try', { keyId: longId, service: 'session', api: 'getInfo' })
+    assert.equal(unknown.status, 404, JSON.stringify(unknown.body))
+    assert.equal(unknown.body!.error.code, 'UNKNOWN_KEY')
+    const method = 'G'.repeat(300)
+    const dav = await call('POST', '/try', { kind: 'dav', keyId: key.id, method, path: '/docs/a.txt' })
+    assert.equal(dav.status, 200, JSON.stringify(dav.body))
+    assert.deepEqual(dav.body!.decision, store.explainKeyDav(key.id, method, '/docs/a.txt'))
+    for (const [body, message] of [
+      [{ secret, service: 'session', api: 'getInfo', ip: '1'.repeat(4097) }, 'ip is longer than 4096 characters'],
+      [{ keyId: 'k'.repeat(4097), service: 'session', api: 'getInfo' }, 'keyId is longer than 4096 characters'],
+      [{ kind: 'dav', keyId: key.id, method: 'G'.repeat(4097), path: '/a' }, 'method is longer than 4096 characters'],
+    ] as const) {
+      refused(await call('POST', '/try', body), 'INVALID_ARGUMENT', message, Object.keys(body).join())
+    }
+  })
+
   test('expiresAt: ISO text or milliseconds; missing, null or "" is EXPIRY_REQUIRED; another type or an instant no Date holds is INVALID_ARGUMENT', async () => {
     store.putUser({ id: 'svc-expiry', rights: ['*:*'] })
     const at = Date.now() + 10 * DAY

@@ -8,6 +8,11 @@ const { ErrorCode, Reason } = require('../../native.js')
 const { ApiError } = require('../response.js')
 const { field, str } = require('../input.js')
 
+// The bound of every text field of a try (docs/admin-api.md), far above any real service, API,
+// method, path, caller address, key id or secret: within it the answer is the library's, for any
+// text (a key without ip= rules is allowed whatever the ip says); over it, a 400 naming the field.
+const MAX_TEXT = 4096
+
 /**
  * A kind of call the try box knows: the names of its two fields, the fields read from the body,
  * and the store's explanation of it for a secret and for a key id.
@@ -26,13 +31,13 @@ const { field, str } = require('../input.js')
 const KINDS = {
   api: {
     fields: ['service', 'api'],
-    read: (body) => [str(body, 'service', { max: 4096 }), str(body, 'api', { max: 4096 })],
+    read: (body) => [str(body, 'service', { max: MAX_TEXT }), str(body, 'api', { max: MAX_TEXT })],
     bySecret: (store, secret, [service, api], ip) => store.explain(secret, service, api, ip),
     byKey: (store, keyId, [service, api], ip) => store.explainKey(keyId, service, api, ip),
   },
   dav: {
     fields: ['method', 'path'],
-    read: (body) => [str(body, 'method', { max: 256 }), str(body, 'path', { max: 4096 })],
+    read: (body) => [str(body, 'method', { max: MAX_TEXT }), str(body, 'path', { max: MAX_TEXT })],
     bySecret: (store, secret, [method, path], ip) => store.explainDav(secret, method, path, ip),
     byKey: (store, keyId, [method, path], ip) => store.explainKeyDav(keyId, method, path, ip),
   },
@@ -61,10 +66,10 @@ function tryRoutes({ store }) {
       throw new ApiError(400, ErrorCode.InvalidArgument, `kind ${quote(kindName)} takes ${kind.fields.join(' and ')}, not ${other}`)
     }
     const call = kind.read(body)
-    const ipIn = str(body, 'ip', { optional: true, max: 256 })
+    const ipIn = str(body, 'ip', { optional: true, max: MAX_TEXT })
     const ip = ipIn === undefined || ipIn.trim() === '' ? undefined : ipIn.trim()
-    const secret = str(body, 'secret', { optional: true, max: 4096 })
-    const keyId = str(body, 'keyId', { optional: true, max: 256 })
+    const secret = str(body, 'secret', { optional: true, max: MAX_TEXT })
+    const keyId = str(body, 'keyId', { optional: true, max: MAX_TEXT })
     if (secret !== undefined && secret.trim() !== '') {
       return [200, { mode: 'secret', kind: kindName, decision: kind.bySecret(store, secret.trim(), call, ip) }]
     }
