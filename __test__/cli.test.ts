@@ -257,6 +257,22 @@ describe('usage errors: exit 2 with a plain message, nothing changed', () => {
     const base = ['key', 'create', '--user', 'alice', '--description', 'x']
     usage(await ws.kg([...base, '--expires', '100000000d']), '--expires "100000000d"', 'out of range')
     usage(await ws.kg(['audit', '--since', '104000000d']), '--since "104000000d"', 'out of range')
+    // A duration too long for a safe integer of milliseconds is a duration too, out of range as
+    // well (the range said), not "neither a duration nor a date".
+    for (const [args, option] of [
+      [[...base, '--expires', '100000000000d'], '--expires'],
+      [['key', 'update', 'key_x', '--expires', '100000000000d'], '--expires'],
+      [['audit', '--since', '100000000000d'], '--since'],
+      [['audit', '--until', `${'9'.repeat(30)}w`], '--until'],
+    ] as const) {
+      const r = await ws.kg([...args])
+      assert.equal(r.code, 2, r.stderr)
+      assert.match(
+        r.stderr,
+        new RegExp(`^error: ${option} "\\d+[dw]" is out of range: it reaches (past the last|before the first) date a time can have \\(year -?\\d+\\)`),
+        r.stderr,
+      )
+    }
     jsonError(await ws.kg([...base, '--expires', '100000000d', '--json']), 2, 'USAGE')
     // Years 0000-0099 are real dates (Date.UTC would take 0099 for 1999): in the past, as any other.
     keygateError(await ws.kg([...base, '--expires', '0099-01-01']), 'EXPIRY_IN_PAST')
@@ -637,6 +653,18 @@ describe('keys', () => {
     assert.deepEqual(again.key.rules, ['session:*'])
     assert.equal((await ws.kg(['check', next, 'session', 'x'])).code, 1)
     assert.equal((await ws.kg(['check', again.secret, 'session', 'x'])).code, 0)
+  })
+
+  test('key rotate --overlap: a duration longer than a safe integer holds is capped at the key’s expiry, as rotateKey caps overlapSeconds', async () => {
+    const { id, secret } = await createKey(ws.kg, ['--user', 'svc', '--description', 'long overlap', '--expires', '10d'])
+    const expiresAt = json<ApiKey>(ok(await ws.kg(['key', 'show', id, '--json']))).expiresAt
+    for (const overlap of ['100000000000d', `${'9'.repeat(400)}w`]) {
+      const rotated = json<{ key: ApiKey; previous: ApiKey }>(ok(await ws.kg(['key', 'rotate', id, '--overlap', overlap, '--json'])))
+      assert.equal(rotated.previous.state, 'active', overlap)
+      assert.equal(rotated.previous.expiresAt, expiresAt, `${overlap}: the overlap ends at the key's own expiry`)
+      assert.equal(rotated.key.expiresAt, expiresAt)
+      assert.equal((await ws.kg(['check', secret, 'session', 'x'])).code, 0, 'the old key is still usable')
+    }
   })
 })
 

@@ -167,6 +167,9 @@ const DATE_HELP = 'a date is YYYY-MM-DD (midnight UTC at the start of that day) 
 
 /**
  * Milliseconds of a duration such as `90d`, `12h`, `1d12h`, `0`; undefined if `text` is not one.
+ * A duration too long for a whole number of milliseconds (`100000000000d`) is still one: its
+ * number is then beyond Number.MAX_SAFE_INTEGER (or Infinity), for the caller to cap or refuse as
+ * out of range, never to call "not a duration".
  * @param {string} text
  */
 function durationMs(text) {
@@ -178,7 +181,7 @@ function durationMs(text) {
   const units = ['w', 'd', 'h', 'm', 's']
   let ms = 0
   for (let i = 0; i < units.length; i++) if (m[i + 1] !== undefined) ms += Number(m[i + 1]) * UNIT_MS[units[i]]
-  return Number.isSafeInteger(ms) ? ms : undefined
+  return ms
 }
 
 /**
@@ -199,9 +202,13 @@ function badDate(text, option) {
  * @param {Date} date
  * @param {string} text
  * @param {string} option
+ * @param {boolean} [ago] whether the duration counts back from now
  */
-function inRange(date, text, option) {
-  if (Number.isNaN(date.getTime())) throw new UsageError(`${option} ${quoteTyped(text)} is out of range: it reaches past the last date a time can have`)
+function inRange(date, text, option, ago = false) {
+  if (Number.isNaN(date.getTime())) {
+    const edge = ago ? 'before the first date a time can have (year -271821)' : 'past the last date a time can have (year 275760)'
+    throw new UsageError(`${option} ${quoteTyped(text)} is out of range: it reaches ${edge}`)
+  }
   return date
 }
 
@@ -229,7 +236,7 @@ function parseExpiry(text, option, now) {
  */
 function parseAgo(text, option, now) {
   const ms = durationMs(text)
-  if (ms !== undefined) return inRange(new Date(now - ms), text, option)
+  if (ms !== undefined) return inRange(new Date(now - ms), text, option, true)
   const date = parseDate(text)
   if (date !== undefined) return date
   const bad = badDate(text, option)
@@ -238,14 +245,16 @@ function parseAgo(text, option, now) {
 }
 
 /**
- * A duration in whole seconds (`--overlap`).
+ * A duration in whole seconds (`--overlap`). As `rotateKey` takes any whole number of seconds
+ * (the overlap ends at the key's expiry at the latest), a longer duration than a safe integer
+ * holds is capped at Number.MAX_SAFE_INTEGER seconds, which no expiry reaches.
  * @param {string} text
  * @param {string} option
  */
 function parseDurationSeconds(text, option) {
   const ms = durationMs(text)
   if (ms === undefined) throw new UsageError(`${option} ${quoteTyped(text)} is not a duration: ${DURATION_HELP}`)
-  return Math.floor(ms / 1000)
+  return Math.min(Math.floor(ms / 1000), Number.MAX_SAFE_INTEGER)
 }
 
 /**
