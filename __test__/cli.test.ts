@@ -224,7 +224,7 @@ describe('usage errors: exit 2 with a plain message, nothing changed', () => {
     usage(await ws.kg(['key', 'rotate', 'key_x', '--overlap', 'forever']), '--overlap "forever" is not a duration')
     usage(await ws.kg(['audit', '--since', 'yesterday']), '--since "yesterday"')
     usage(await ws.kg(['audit', '--limit', 'ten']), '--limit "ten" must be a whole number')
-    usage(await ws.kg(['audit', '--before-seq', '-1']), '--before-seq "-1" must be a whole number')
+    usage(await ws.kg(['audit', '--before-seq', '-1']), '--before-seq "-1" must be a whole number from 0 to 9007199254740991')
     usage(await ws.kg(['--max-lifetime-days', '0', 'key', 'list']), '--max-lifetime-days "0"')
     usage(await ws.kg(['user', 'put', 'bob', '--right', 'a:b', '--no-rights']), 'not both')
     // Nothing of the above changed the store.
@@ -920,6 +920,9 @@ describe('audit, verify-audit and backup', () => {
       json<AuditEntry[]>(ok(await ws.kg(['audit', '--json', '--before-seq', '3', '--limit', '1']))).map((e) => e.seq),
       [2],
     )
+    // --before-seq 0 names no entry: an empty page, as store.audit({ beforeSeq: 0 }) and GET /api/audit?beforeSeq=0.
+    assert.deepEqual(json(ok(await ws.kg(['audit', '--json', '--before-seq', '0']))), [])
+    assert.equal(ok(await ws.kg(['audit', '--before-seq', '0'])).stdout, 'no audit entries\n')
     assert.equal(json<AuditEntry[]>(ok(await ws.kg(['audit', '--json', '--since', '1h']))).length, 4)
     assert.deepEqual(json(ok(await ws.kg(['audit', '--json', '--since', dayFromNow(2 * DAY)]))), [])
     assert.equal(ok(await ws.kg(['audit', '--since', dayFromNow(2 * DAY)])).stdout, 'no audit entries\n')

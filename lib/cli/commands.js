@@ -724,7 +724,8 @@ const COMMANDS = [
       if (opts.since !== undefined) query.since = parseAgo(opts.since, '--since', now)
       if (opts.until !== undefined) query.until = parseAgo(opts.until, '--until', now)
       const before = opts['before-seq']
-      if (before !== undefined) query.beforeSeq = parseWhole(before, '--before-seq', 1, Number.MAX_SAFE_INTEGER)
+      // From 0, as audit's beforeSeq and the admin API's: 0 names no entry (an empty page), not a usage error.
+      if (before !== undefined) query.beforeSeq = parseWhole(before, '--before-seq', 0, Number.MAX_SAFE_INTEGER)
       query.limit = opts.limit === undefined ? 100 : parseWhole(opts.limit, '--limit', 1, 1_000_000)
       return query
     },
