@@ -41,7 +41,7 @@
  * | 401 | `unauthorized` | `missing_key` | no key (an empty `X-API-Key` or `Authorization: Bearer` with nothing after it counts as none) |
  * | 401 | `unauthorized` | `unsupported_scheme` | `Authorization` with another scheme (`Basic`, …) and no `X-API-Key` |
  * | 401 | `unauthorized` | `malformed_key` / `unknown_key` | the store's first two reasons; also a key with whitespace inside or over 1,024 characters |
- * | 500 | `internal_error` | `internal_error` | the store or the route function threw, the route function returned a Promise (an async one), or a store object of your own (a wrapper) answered `isAllowed`/`isAllowedDav` with anything but `true` or `false`, such as a Promise, or `explain`/`explainDav` with anything but a decision giving one of the store's reasons (the key is checked first: a bad key is still 401); details go to {@link GuardOptions.onError} only. A Promise the guard got there is left to settle, its rejection handled: never an unhandled rejection |
+ * | 500 | `internal_error` | `internal_error` | the store or the route function threw, the route function returned a Promise (an async one), or a store object of your own (a wrapper) answered `isAllowed`/`isAllowedDav` with anything but `true` or `false`, such as a Promise, or `explain`/`explainDav` with anything but a decision giving one of the store's reasons, or an allowed decision without its `keyId` and `userId` (the key is checked first: a bad key is still 401); details go to {@link GuardOptions.onError} only. A Promise the guard got there is left to settle, its rejection handled: never an unhandled rejection |
  * | 404 | `not_found` | `no_route` | the route function returned `null` (the key is checked first: a bad key is still 401) |
  * | 400 | `bad_request` | `invalid_request` | the store found `service`/`api` (or a WebDAV method/path) invalid (e.g. `POST /xmlmc/session/` without `?method=`) |
  * | 503 | `unavailable` | `store_unavailable` | a durable store cannot vouch that its state is current (another process's change it cannot apply; see the README, "Fails closed, loudly"): not the caller's fault, so not a 403; retry later |
@@ -316,7 +316,10 @@ export interface Guard {
  * WebDAV) decides each call and must answer `true` or `false` at once (anything else, a Promise
  * too, is a 500); its `explain` (`explainDav`) only says why not and names the key and user of
  * a first success, and must answer at once a decision whose `reason` is one of the store's
- * (anything else, a Promise too, is a 500). The reason of a 403 is what that `explain` says; a refusal of the wrapper's
+ * (anything else, a Promise too, is a 500); a decision that is `allowed` must name both, as
+ * an `AllowedDecision` does: one without a `keyId` and a `userId` (non-empty strings), or
+ * allowed with another reason than `allowed`, is a 500 too, never a request let through with
+ * `req.keygate.keyId` undefined. The reason of a 403 is what that `explain` says; a refusal of the wrapper's
  * own that its `explain` calls `allowed` (the store's `explain`, which knows nothing of a deny
  * list) is `no_matching_rule`, the store's reasons having none for it: to tell the caller more,
  * make `explain` give the reason that fits (a deny list's: `revoked`).

@@ -1278,6 +1278,47 @@ describe('guard.check (no server)', () => {
     }
   })
 
+  test('a wrapper whose explain answers allowed without a keyId and userId (or allowed with another reason) is a 500, never req.keygate with undefined ids', () => {
+    const { store, key, secret } = storeToWrap('allowed without ids')
+    const complete = store.explain(secret, 'session', 'getInfo')
+    assert.equal(complete.allowed, true)
+    for (const [answer, message] of [
+      [{ allowed: true, reason: 'allowed' }, 'without a keyId and a userId'],
+      [{ allowed: true, reason: 'allowed', keyId: key.id }, 'without a keyId and a userId'],
+      [{ allowed: true, reason: 'allowed', userId: 'integration' }, 'without a keyId and a userId'],
+      [{ allowed: true, reason: 'allowed', keyId: '', userId: 'integration' }, 'without a keyId and a userId'],
+      [{ allowed: true, reason: 'allowed', keyId: 7, userId: 'integration' }, 'without a keyId and a userId'],
+      [{ ...complete, reason: 'user_inactive' }, 'answered allowed with the reason "user_inactive"'],
+    ] as const) {
+      const errors: Error[] = []
+      // A wrapper (a deny list in front, say) whose explain drops the ids of the store's decision.
+      const wrapper = {
+        isAllowed: () => true,
+        explain: () => answer,
+        isAllowedDav: () => true,
+        explainDav: () => answer,
+      } as unknown as KeyStore
+      const guard = createGuard(wrapper, { onError: (error) => errors.push(error) })
+      for (const url of [CALL, '/dav/docs/a.txt']) {
+        const result = guard.check(fakeRequest([['X-API-Key', secret]], url, url === CALL ? 'POST' : 'GET'))
+        assert.deepEqual(!result.ok && [result.status, result.body], [500, { error: 'internal_error', reason: 'internal_error' }], `${JSON.stringify(answer)} at ${url}`)
+      }
+      assert.equal(errors.length, 2)
+      for (const [i, error] of errors.entries()) {
+        assert.ok(error instanceof TypeError && (error as TypeError & { code?: string }).code === 'INVALID_ARGUMENT')
+        assert.ok(error.message.startsWith(`the store's ${i === 0 ? 'explain' : 'explainDav'} answered allowed`), error.message)
+        assert.ok(error.message.includes(message), error.message)
+        assert.ok(!error.message.includes(secret))
+      }
+    }
+    // The same wrapper giving the store's whole decision: allowed, with its ids.
+    const whole = createGuard({ isAllowed: () => true, explain: () => complete } as unknown as KeyStore)
+    const allowed = whole.check(fakeRequest([['X-API-Key', secret]]))
+    assert.ok(allowed.ok)
+    assert.equal(allowed.keyId, key.id)
+    assert.equal(allowed.userId, 'integration')
+  })
+
   test('a wrapper store is asked isAllowed only for a call: a request the route maps to none is answered from explain', () => {
     const { store, secret } = storeToWrap('metered')
     // A wrapper that meters each call it is asked about.

@@ -326,6 +326,26 @@ function explanationOf(decision, method) {
 }
 
 /**
+ * The key and user ids of a wrapper's allowed decision, for `req.keygate`: an allowed decision
+ * names both (the typings' AllowedDecision). One that does not, or that is allowed with another
+ * reason, is the wrapper's defect, a 500 (onError), never a request let through with
+ * `req.keygate.keyId` undefined (an app keying rate limits or logs on it would merge callers).
+ * @param {import('../index.js').Decision} decision
+ * @param {'explain' | 'explainDav'} method
+ * @returns {[keyId: string, userId: string]}
+ */
+function allowedIds(decision, method) {
+  if (decision.reason !== Reason.Allowed) {
+    throw typeError(`the store's ${method} answered allowed with the reason ${JSON.stringify(decision.reason)}: an allowed decision's reason is "allowed"`)
+  }
+  const { keyId, userId } = /** @type {{ keyId?: unknown, userId?: unknown }} */ (decision)
+  if (typeof keyId !== 'string' || keyId === '' || typeof userId !== 'string' || userId === '') {
+    throw typeError(`the store's ${method} answered allowed without a keyId and a userId (non-empty strings): the guard cannot tell the app who is calling`)
+  }
+  return [keyId, userId]
+}
+
+/**
  * A wrapper's yes or no. Anything else is its defect, a 500 (onError), never a yes: a Promise
  * (an async wrapper's) is truthy, and would let through every key the wrapper refuses.
  * @param {unknown} answer
@@ -853,7 +873,7 @@ class Guard {
       // The first success of this secret: ask for the ids.
       const decision = explanationOf(store.explain(key, service, api, ip), 'explain')
       if (!decision.allowed) return this.#deny(/** @type {DenialReason} */ (decision.reason))
-      const [keyId, userId] = this.#remember(key, decision)
+      const [keyId, userId] = this.#remember(key, allowedIds(decision, 'explain'))
       return { ok: true, kind: 'api', keyId, userId, service, api, ip }
     } catch (error) {
       return this.#fail(error, req, key)
@@ -885,7 +905,7 @@ class Guard {
     if (ids === undefined) {
       const decision = explanationOf(store.explainDav(key, method, path, ip), 'explainDav')
       if (!decision.allowed) return this.#deny(/** @type {DenialReason} */ (decision.reason))
-      ids = this.#remember(key, decision)
+      ids = this.#remember(key, allowedIds(decision, 'explainDav'))
     }
     const [keyId, userId] = ids
     return destination === undefined
@@ -894,13 +914,12 @@ class Guard {
   }
 
   /**
-   * Remembers the ids of a secret's first success (an allowed decision names its key and its user).
+   * Remembers the ids of a secret's first success (its allowed decision's, see allowedIds).
    * @param {string} key
-   * @param {import('../index.js').Decision} decision
+   * @param {[keyId: string, userId: string]} ids
    * @returns {[keyId: string, userId: string]}
    */
-  #remember(key, decision) {
-    const ids = /** @type {[keyId: string, userId: string]} */ ([decision.keyId, decision.userId])
+  #remember(key, ids) {
     const identities = this.#identities
     if (identities.size >= MAX_IDENTITIES) identities.clear()
     identities.set(key, ids)
