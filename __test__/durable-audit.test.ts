@@ -345,7 +345,7 @@ describe('audit trail', () => {
       }
     })
 
-    test('a column altered to a value of another type → that entry reported altered; the listing is STORE_CORRUPT', () => {
+    test('a column altered to a value of another type → that entry reported altered, and why; the listing is STORE_CORRUPT', () => {
       ensurePristine()
       const cases: Array<[number, string]> = [
         [3, "UPDATE audit SET at = 'yesterday' WHERE seq = 3"],
@@ -357,7 +357,9 @@ describe('audit trail', () => {
       for (const [seq, statement] of cases) {
         const store = tampered([statement])
         const report = store.verifyAudit()
-        assert.deepEqual(report, { ok: false, entries: seq - 1, firstBadSeq: seq, problem: `entry ${seq} was altered` }, statement)
+        // The operator hears why the entry cannot be verified, not only that it was altered.
+        const problem = `entry ${seq} was altered: it holds a value keygate cannot read (of another type than keygate writes, or text that is not UTF-8)`
+        assert.deepEqual(report, { ok: false, entries: seq - 1, firstBadSeq: seq, problem }, statement)
         throwsCode(() => store.audit({ limit: 1000 }), 'STORE_CORRUPT')
         store.close()
       }

@@ -278,6 +278,9 @@ pub(crate) fn extendable_head(seq: Option<u64>, hash: Option<[u8; 32]>, last: i6
     Ok((seq, hash))
 }
 
+/// What is wrong with an entry holding a value keygate cannot read ([`Damaged::Unreadable`]).
+const UNREADABLE: &str = "it holds a value keygate cannot read (of another type than keygate writes, or text that is not UTF-8)";
+
 /// A stored audit row that is no entry keygate writes (changed behind its back).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Damaged {
@@ -303,7 +306,7 @@ impl Damaged {
         match self {
             Damaged::Numbered(seq) => format!("an audit entry is numbered {seq} (keygate numbers entries from 1)"),
             Damaged::Time { seq, at } => format!("audit entry {seq}'s time ({at}) is not a representable date"),
-            Damaged::Unreadable(seq) => format!("audit entry {seq} holds a value keygate cannot read"),
+            Damaged::Unreadable(seq) => format!("audit entry {seq}: {UNREADABLE}"),
             Damaged::Unnumbered(what) => format!("an audit entry is numbered with {what}, not a whole number"),
         }
     }
@@ -410,10 +413,15 @@ impl StoredChain {
             Some(report) => report,
             None => self.chain.end(Some(head)),
         };
-        if let Some(Damaged::Time { seq, at }) = self.first_damaged {
-            if report.first_bad_seq == Some(seq) {
-                report.problem = Some(format!("entry {seq} was altered: its time ({at}) is not a representable date"));
-            }
+        // What is wrong with the entry's values, when it is the one reported: the operator hears
+        // why it cannot be verified, not only that it was altered.
+        let why = match self.first_damaged {
+            Some(Damaged::Time { seq, at }) => Some((seq, format!("its time ({at}) is not a representable date"))),
+            Some(Damaged::Unreadable(seq)) => Some((seq, UNREADABLE.to_owned())),
+            _ => None,
+        };
+        if let Some((seq, why)) = why.filter(|&(seq, _)| report.first_bad_seq == Some(seq)) {
+            report.problem = Some(format!("entry {seq} was altered: {why}"));
         }
         report
     }

@@ -87,6 +87,20 @@ fn audit_chain_reports_the_first_altered_or_missing_entry() {
     let store = open(&path).unwrap();
     let report = store.verify_audit().unwrap();
     assert_eq!((report.ok, report.first_bad_seq), (false, Some(2)));
+    assert_eq!(report.problem.as_deref(), Some("entry 2 was altered"));
+    store.close().unwrap();
+
+    // A value of another type than keygate writes: the report says why the entry cannot be verified.
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute("UPDATE audit SET actor = CAST('alice' AS BLOB) WHERE seq = 2", []).unwrap();
+    drop(db);
+    let store = open(&path).unwrap();
+    let report = store.verify_audit().unwrap();
+    assert_eq!((report.ok, report.first_bad_seq), (false, Some(2)));
+    assert_eq!(
+        report.problem.as_deref(),
+        Some("entry 2 was altered: it holds a value keygate cannot read (of another type than keygate writes, or text that is not UTF-8)")
+    );
     store.close().unwrap();
 
     let db = rusqlite::Connection::open(&path).unwrap();
