@@ -165,7 +165,10 @@ export interface AuditEntry {
 export interface AuditQuery {
   /** Entries of this action; another name is `INVALID_ARGUMENT`. */
   action?: AuditAction | undefined
-  /** Entries whose actor contains this text (ASCII letters in either case). */
+  /**
+   * Entries whose actor contains this text (ASCII letters in either case). Empty text is
+   * `INVALID_ARGUMENT`: every actor contains it (an unset variable would list everyone's changes).
+   */
   actor?: string | undefined
   keyId?: string | undefined
   userId?: string | undefined

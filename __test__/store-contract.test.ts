@@ -869,6 +869,16 @@ for (const kind of STORE_KINDS) {
         for (const part of ['ü', 'éLODIE', 'NÏ']) assert.deepEqual(store.audit({ actor: part }), [], part)
       })
 
+      test('an empty actor filter is INVALID_ARGUMENT, not every change made by anyone', () => {
+        const { store } = fresh()
+        store.putUser({ id: 'u' }, { actor: 'alice' })
+        store.putUser({ id: 'v' }, { actor: 'bob' })
+        // `audit({ actor: process.env.WHO ?? '' })` with WHO unset: every actor contains ''.
+        throwsCode(() => store.audit({ actor: '' }), 'INVALID_ARGUMENT', 'actor filter is empty')
+        throwsCode(() => store.audit({ actor: '', limit: 1 }), 'INVALID_ARGUMENT', 'actor filter is empty')
+        assert.equal(store.audit({ actor: undefined }).length, 2, 'left out, it filters nothing')
+      })
+
       test('the trail never shows a secret or its digest', () => {
         const { store, secret, id } = seeded()
         const rotated = store.rotateKey(id, { overlapSeconds: 60 })

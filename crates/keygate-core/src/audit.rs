@@ -39,7 +39,8 @@ pub struct AuditEntry {
 pub struct AuditQuery {
     pub action: Option<AuditAction>,
     /// Entries whose actor contains this text, ASCII letters matched in either case
-    /// (as SQLite's `lower` does, so that both stores agree).
+    /// (as SQLite's `lower` does, so that both stores agree). Empty text is refused
+    /// (`INVALID_ARGUMENT`): every actor contains it.
     pub actor: Option<String>,
     pub key_id: Option<String>,
     pub user_id: Option<String>,

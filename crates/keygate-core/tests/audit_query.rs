@@ -37,6 +37,11 @@ fn each_filter(store: &KeyStore) {
     assert_eq!(actions(store, AuditQuery { actor: Some("alice".into()), ..all() }), ["setState", "putRole"], "a part, either case");
     assert_eq!(actions(store, AuditQuery { actor: Some("ce ad".into()), ..all() }), ["putRole"]);
     assert_eq!(actions(store, AuditQuery { actor: Some("%".into()), ..all() }), Vec::<String>::new(), "no wildcards");
+    // Every actor contains the empty text: an unset variable would list everyone's changes.
+    let empty = store.audit(&AuditQuery { actor: Some(String::new()), ..all() }).unwrap_err();
+    assert_eq!(empty.code, ErrorCode::InvalidArgument, "{}", empty.message);
+    assert!(empty.message.contains("actor filter is empty"), "{}", empty.message);
+    assert_eq!(actions(store, AuditQuery { actor: Some(" ".into()), ..all() }), ["putRole"], "a space is some text");
     assert_eq!(actions(store, AuditQuery { key_id: Some(key_id), ..all() }), ["setState", "createKey"]);
     assert_eq!(actions(store, AuditQuery { user_id: Some("svc".into()), ..all() }), ["setState", "createKey", "putUser"]);
     assert_eq!(actions(store, AuditQuery { since: Some(T0 + 1000), ..all() }), ["setState", "createKey", "putUser"]);

@@ -300,8 +300,16 @@ impl KeyStore {
         self.inner.is_closed()
     }
 
-    /// The audit trail, newest first.
+    /// The audit trail, newest first. An empty actor filter is `INVALID_ARGUMENT`: every actor
+    /// contains the empty text, so a script whose actor variable is unset would read everyone's
+    /// changes as one person's.
     pub fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        if query.actor.as_deref() == Some("") {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                "the actor filter is empty, and every actor contains the empty text: give some text of the actor (entries whose actor contains it are listed), or leave it out",
+            ));
+        }
         self.inner.check_open()?;
         self.inner.backend.audit(query)
     }
