@@ -9,7 +9,7 @@ use super::types::view_key;
 use super::{KeyFilter, KeyStore, KeyView};
 use crate::backend::UsesOf;
 use crate::error::{Error, ErrorCode, Result};
-use crate::model::{Key, KeyState};
+use crate::model::{Key, KeyId, KeyState};
 
 /// The page size when none is given.
 const DEFAULT_PAGE_LIMIT: u32 = 100;
@@ -94,31 +94,45 @@ impl KeyStore {
         let after = query.after.as_deref().map(Place::from_cursor).transpose()?;
         let user_id = query.filter.user_id.as_deref();
 
-        // Chosen by place alone, then the stored uses of those keys only: a page of ten must not
-        // read every used key's row.
-        let (ids, next) = {
-            let registry = self.inner.registry.read();
-            let mut keys: Vec<&Key> = registry
-                .keys()
-                .filter(|k| user_id.is_none_or(|u| *k.user_id == *u))
-                .filter(|k| state.is_none_or(|s| k.state == s))
-                .filter(|k| after.is_none_or(|place| place.precedes(k)))
-                .collect();
-            let more = keys.len() > limit;
-            if more {
-                keys.select_nth_unstable_by(limit, |a, b| Key::newest_first(a, b));
-                keys.truncate(limit);
-            }
-            keys.sort_unstable_by(|a, b| Key::newest_first(a, b));
-            let next = if more { keys.last().map(|k| Place::of(k).to_cursor()) } else { None };
-            (keys.iter().map(|k| k.id).collect::<Vec<_>>(), next)
-        };
+        let (ids, next) = self.choose_page(user_id, state, after, limit);
         let raw: Vec<[u8; 16]> = ids.iter().map(|id| *id.as_bytes()).collect();
         self.inner.refresh_uses(UsesOf::Keys(&raw));
-        // A key deleted since it was chosen is left out; the cursor still holds its place.
+        Ok(KeyPage { keys: self.view_page(&ids, state), next })
+    }
+
+    /// The ids of the page's keys, chosen by place alone (then the stored uses of those keys
+    /// only are read: a page of ten must not read every used key's row), and the next cursor.
+    fn choose_page(
+        &self,
+        user_id: Option<&str>,
+        state: Option<KeyState>,
+        after: Option<Place>,
+        limit: usize,
+    ) -> (Vec<KeyId>, Option<String>) {
         let registry = self.inner.registry.read();
-        let keys = ids.iter().filter_map(|id| registry.key_by_id(id)).map(view_key).collect();
-        Ok(KeyPage { keys, next })
+        let mut keys: Vec<&Key> = registry
+            .keys()
+            .filter(|k| user_id.is_none_or(|u| *k.user_id == *u))
+            .filter(|k| state.is_none_or(|s| k.state == s))
+            .filter(|k| after.is_none_or(|place| place.precedes(k)))
+            .collect();
+        let more = keys.len() > limit;
+        if more {
+            keys.select_nth_unstable_by(limit, |a, b| Key::newest_first(a, b));
+            keys.truncate(limit);
+        }
+        keys.sort_unstable_by(|a, b| Key::newest_first(a, b));
+        let next = if more { keys.last().map(|k| Place::of(k).to_cursor()) } else { None };
+        (keys.iter().map(|k| k.id).collect(), next)
+    }
+
+    /// The views of the chosen keys as they are now. The registry was unlocked while their uses
+    /// were read, and another handle's change may have been applied meanwhile: a key deleted
+    /// since is left out (the cursor still holds its place), and so is one whose state has left
+    /// the filter's (a page of active keys showed a key just suspended elsewhere).
+    fn view_page(&self, ids: &[KeyId], state: Option<KeyState>) -> Vec<KeyView> {
+        let registry = self.inner.registry.read();
+        ids.iter().filter_map(|id| registry.key_by_id(id)).filter(|k| state.is_none_or(|s| k.state == s)).map(view_key).collect()
     }
 }
 
@@ -165,6 +179,26 @@ mod tests {
             let err = Place::from_cursor(text).err().map(|e| (e.code, e.message));
             assert!(matches!(err, Some((ErrorCode::InvalidArgument, _))), "{text:?} was read as a cursor");
         }
+    }
+
+    /// A page's keys are chosen, the registry is unlocked while their stored uses are read, and
+    /// another handle's change can be applied meanwhile (the race a second SQLite handle
+    /// suspending keys lost a third of the time). A page of active keys must not show a key
+    /// suspended in that gap, nor a page of suspended keys one activated.
+    #[test]
+    fn a_key_whose_state_left_the_filter_while_uses_were_read_is_left_out() {
+        use crate::store::{NewKey, Options, UserInput};
+        let store = KeyStore::in_memory(Options::default()).unwrap();
+        store.put_user(&UserInput { id: "u".into(), rights: vec!["*:*".into()], ..Default::default() }, None).unwrap();
+        let new_key = NewKey { user_id: "u".into(), expires_at: Some(store.now() + 86_400_000), ..Default::default() };
+        let ids: Vec<String> = (0..3).map(|_| store.create_key(&new_key, None).unwrap().key.id).collect();
+        let active = Some(KeyState::Active);
+        let (chosen, next) = store.choose_page(None, active, None, 2);
+        assert_eq!((chosen.len(), next.is_some()), (2, true));
+        store.set_state(&ids[2], "suspended", None).unwrap();
+        let shown: Vec<String> = store.view_page(&chosen, active).into_iter().map(|k| k.id).collect();
+        assert_eq!(shown, [ids[1].clone()], "a key suspended while the page's uses were read was shown in a page of active keys");
+        assert_eq!(store.view_page(&chosen, None).len(), 2, "unfiltered, the suspended key is still shown");
     }
 
     #[test]
