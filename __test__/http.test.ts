@@ -1240,6 +1240,27 @@ describe('guard.check (no server)', () => {
     }
   })
 
+  /**
+   * A guard over a wrapper whose isAllowed(Dav) answers `allowed` and whose explain(Dav) answers
+   * `answer`, asked an API call and a WebDAV call with `secret`: each must be a 500, and the
+   * errors onError got are returned.
+   */
+  function errorsOfAWrapperAnswering(allowed: boolean, answer: unknown, secret: string): Error[] {
+    const errors: Error[] = []
+    const wrapper = {
+      isAllowed: () => allowed,
+      explain: () => answer,
+      isAllowedDav: () => allowed,
+      explainDav: () => answer,
+    } as unknown as KeyStore
+    const guard = createGuard(wrapper, { onError: (error) => errors.push(error) })
+    for (const url of [CALL, '/dav/docs/a.txt']) {
+      const result = guard.check(fakeRequest([['X-API-Key', secret]], url, url === CALL ? 'POST' : 'GET'))
+      assert.deepEqual(!result.ok && [result.status, result.body], [500, { error: 'internal_error', reason: 'internal_error' }], `${JSON.stringify(answer)} at ${url}`)
+    }
+    return errors
+  }
+
   test("a wrapper whose explain answers no decision or a reason that is none of the store's is a 500, never a denial without a status", async () => {
     const { secret } = storeToWrap('odd reasons')
     for (const answer of [
@@ -1252,18 +1273,7 @@ describe('guard.check (no server)', () => {
       { allowed: false, reason: 'toString' },
       { allowed: false, reason: 'deny_listed' },
     ]) {
-      const errors: Error[] = []
-      const wrapper = {
-        isAllowed: () => false,
-        explain: () => answer,
-        isAllowedDav: () => false,
-        explainDav: () => answer,
-      } as unknown as KeyStore
-      const guard = createGuard(wrapper, { onError: (error) => errors.push(error) })
-      for (const url of [CALL, '/dav/docs/a.txt']) {
-        const result = guard.check(fakeRequest([['X-API-Key', secret]], url, url === CALL ? 'POST' : 'GET'))
-        assert.deepEqual(!result.ok && [result.status, result.body], [500, { error: 'internal_error', reason: 'internal_error' }], `${JSON.stringify(answer)} at ${url}`)
-      }
+      const errors = errorsOfAWrapperAnswering(false, answer, secret)
       assert.equal(errors.length, 2)
       for (const error of errors) assert.ok(error instanceof TypeError && (error as TypeError & { code?: string }).code === 'INVALID_ARGUMENT')
     }
@@ -1290,19 +1300,8 @@ describe('guard.check (no server)', () => {
       [{ allowed: true, reason: 'allowed', keyId: 7, userId: 'integration' }, 'without a keyId and a userId'],
       [{ ...complete, reason: 'user_inactive' }, 'answered allowed with the reason "user_inactive"'],
     ] as const) {
-      const errors: Error[] = []
       // A wrapper (a deny list in front, say) whose explain drops the ids of the store's decision.
-      const wrapper = {
-        isAllowed: () => true,
-        explain: () => answer,
-        isAllowedDav: () => true,
-        explainDav: () => answer,
-      } as unknown as KeyStore
-      const guard = createGuard(wrapper, { onError: (error) => errors.push(error) })
-      for (const url of [CALL, '/dav/docs/a.txt']) {
-        const result = guard.check(fakeRequest([['X-API-Key', secret]], url, url === CALL ? 'POST' : 'GET'))
-        assert.deepEqual(!result.ok && [result.status, result.body], [500, { error: 'internal_error', reason: 'internal_error' }], `${JSON.stringify(answer)} at ${url}`)
-      }
+      const errors = errorsOfAWrapperAnswering(true, answer, secret)
       assert.equal(errors.length, 2)
       for (const [i, error] of errors.entries()) {
         assert.ok(error instanceof TypeError && (error as TypeError & { code?: string }).code === 'INVALID_ARGUMENT')

@@ -9,23 +9,11 @@ import assert from 'node:assert/strict'
 
 import { KeygateError } from '../index.js'
 import type { IssuedKey, KeyFilter, KeyState, KeyStore, StoreOptions } from '../index.js'
-import { DAY, HOUR, SECOND, T0, at } from './helpers.js'
+import { DAY, HOUR, SECOND, T0, at, seededRandom } from './helpers.js'
 import { STORE_KINDS } from './support/stores.js'
 
 /** Frozen at T0, and nothing purged behind the test's back. */
 const FROZEN: StoreOptions = { now: T0, purgeExpiredAfterDays: 1e6 }
-
-/** A small seeded generator (mulberry32): a failing run is repeated by its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 interface ModelKey {
   id: string
@@ -60,7 +48,7 @@ for (const kind of STORE_KINDS) {
 
     for (const seed of seeds) {
       test(`seed ${seed}: every page is the model's, under creates, deletes, state changes, rotations, another handle's writes and clocks moved both ways`, async () => {
-        const rnd = random(seed)
+        const rnd = seededRandom(seed)
         const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
         const place = kind.place()
         const a = place.open(FROZEN)
