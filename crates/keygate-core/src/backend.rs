@@ -151,6 +151,11 @@ pub trait Backend: Send + Sync {
     /// next `changes` or `poll` answers [`Catchup::Reload`]. Cheap and infallible.
     fn resync(&self) {}
 
+    /// `close` has begun (before its flush of `lastUsedAt`): background maintenance under
+    /// way on the network (a purge, which the next open or another process does again) ends
+    /// at once rather than hold `close` back. Flushes are not cut. Changes nothing else.
+    fn closing(&self) {}
+
     /// `close` is about to wait for the store's background thread: a backend whose
     /// thread waits on the network (for notifications) wakes it now, so that `close`
     /// does not wait out that wait. Changes nothing else; `close` follows.

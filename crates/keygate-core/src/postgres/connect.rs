@@ -155,11 +155,12 @@ impl super::Net {
         let started = Instant::now();
         let config = target.resolved(limit)?;
         let limit = limit.saturating_sub(started.elapsed());
+        let applies = self.stop_applies();
         let connecting = self.rt.block_on(async {
             tokio::select! {
                 biased;
                 connected = tokio::time::timeout(limit, config.connect(target.tls.clone())) => Some(connected),
-                () = self.stop.fired() => None,
+                () = self.stop.fired_if(applies) => None,
             }
         });
         let Some(connecting) = connecting else {

@@ -58,7 +58,8 @@ pub(super) fn maintain(store: &Weak<Inner>, shared: &Shared, purge_after_ms: i64
                 }
                 if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
                     last_purge = Some(Instant::now());
-                    run(&inner, shared, Task::Purge, || purge_and_prune(&inner, shared, purge_after_ms));
+                    // Cut short by close rather than waited out (see `cut_by_close`).
+                    run(&inner, shared, Task::Purge, || super::cut_by_close(|| purge_and_prune(&inner, shared, purge_after_ms)));
                 }
             }
         }
@@ -77,6 +78,11 @@ pub(super) fn maintain(store: &Weak<Inner>, shared: &Shared, purge_after_ms: i64
 fn run(inner: &Inner, shared: &Shared, task: Task, work: impl FnOnce() -> Result<()>) -> bool {
     match catch_unwind(AssertUnwindSafe(work)) {
         Ok(outcome) => {
+            // A task close cut short (see `cut_by_close`) before the store was marked closed,
+            // during close's own flush: no failure to tell, as one after it is not.
+            if outcome.is_err() && shared.closing() {
+                return false;
+            }
             inner.report(task, &outcome);
             outcome.is_err_and(|e| e.code == ErrorCode::StoreIo)
         }

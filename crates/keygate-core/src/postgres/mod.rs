@@ -82,7 +82,37 @@ pub(super) struct Net {
     /// `connectTimeoutMs`) to a server that stopped answering, with nothing to write (measured
     /// with both timeouts 8,000 ms: 8.2 s for a reconnect, 16.9 s for a catch-up waiting for a
     /// table another session locked).
+    ///
+    /// Fired on the write connection's `Net` too, as `close` begins (see `Backend::closing`),
+    /// but only calls made inside [`cut_by_close`] (the maintenance thread's purge) see it:
+    /// `close` flushes `lastUsedAt` on that connection, and a flush under way is waited for.
     stop: Stop,
+    /// Whether every call sees [`Net::stop`] (the listener's), or only those inside
+    /// [`cut_by_close`] (the write connection's).
+    stops_every_call: bool,
+}
+
+thread_local! {
+    /// Set while this thread runs [`cut_by_close`]'s work.
+    static CUT_BY_CLOSE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `work` with the write connection's calls made on this thread ended at once by `close`
+/// (`STORE_IO` "the store is closing"; see [`Net::stop`]), as the listener's are: for the
+/// maintenance thread's purge (and prune), which nothing is lost by cutting short (the next
+/// open, or another process, does it). `close` joined that thread, and so waited the purge out:
+/// against a database that stopped answering, its statement (up to `statementTimeoutMs`) and
+/// then a new write connection (up to `connectTimeoutMs`), 16.2 s measured with both 8,000 ms;
+/// against a change log another session locked, the prune's statement.
+pub(super) fn cut_by_close<T>(work: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CUT_BY_CLOSE.with(|cut| cut.set(self.0));
+        }
+    }
+    let _restore = Restore(CUT_BY_CLOSE.with(|cut| cut.replace(true)));
+    work()
 }
 
 /// See [`Net::stop`]: once fired, stays fired.
@@ -96,6 +126,15 @@ impl Stop {
     fn fire(&self) {
         self.fired.store(true, Ordering::Release);
         self.wake.notify_waiters();
+    }
+
+    /// Ends once fired (at once if it was) when `applies`; never otherwise.
+    async fn fired_if(&self, applies: bool) {
+        if applies {
+            self.fired().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Ends once fired (at once if it was).
@@ -118,8 +157,14 @@ fn stopped(what: &str, name: &str) -> Error {
 }
 
 impl Net {
-    fn new(rt: Arc<Runtime>, target: Arc<Target>) -> Net {
-        Net { rt, target, drivers: Mutex::default(), stop: Stop::default() }
+    /// `stops_every_call`: see [`Net::stops_every_call`].
+    fn new(rt: Arc<Runtime>, target: Arc<Target>, stops_every_call: bool) -> Net {
+        Net { rt, target, drivers: Mutex::default(), stop: Stop::default(), stops_every_call }
+    }
+
+    /// Whether a call made now, on this thread, ends once [`Net::stop`] fires.
+    fn stop_applies(&self) -> bool {
+        self.stops_every_call || CUT_BY_CLOSE.with(std::cell::Cell::get)
     }
 
     /// Runs one database call to its end, waiting at most the statement timeout.
@@ -139,11 +184,12 @@ impl Net {
 
     /// Runs a call whose errors are keygate's already to its end, waiting at most `limit`.
     fn finish<T>(&self, limit: Duration, what: &str, call: impl Future<Output = Result<T>>) -> Result<T> {
+        let applies = self.stop_applies();
         let call = async {
             tokio::select! {
                 biased;
                 done = call => done,
-                () = self.stop.fired() => Err(stopped(what, &self.target.name)),
+                () = self.stop.fired_if(applies) => Err(stopped(what, &self.target.name)),
             }
         };
         finish_within(&self.rt, limit, call).unwrap_or_else(|| {
@@ -176,11 +222,12 @@ impl Net {
                 }
             }
         };
+        let applies = self.stop_applies();
         self.rt.block_on(async {
             tokio::select! {
                 biased;
                 done = read => done,
-                () = self.stop.fired() => Err(stopped(what, &self.target.name)),
+                () = self.stop.fired_if(applies) => Err(stopped(what, &self.target.name)),
             }
         })
     }
@@ -383,6 +430,11 @@ impl Shared {
 
     fn since_contact(&self) -> Duration {
         self.contact.lock().at.elapsed()
+    }
+
+    /// Whether `close` has begun (see `Backend::closing`).
+    fn closing(&self) -> bool {
+        self.writer_net.stop.fired.load(Ordering::Acquire)
     }
 
     /// Tells the guard and maintenance threads to end (see `helpers_stop`).
@@ -893,6 +945,12 @@ impl Backend for PgBackend {
 
     fn resync(&self) {
         self.shared.cursor.lock().needs_reload = true;
+    }
+
+    fn closing(&self) {
+        // The maintenance thread's purge under way (see `cut_by_close`) ends at once: close
+        // would wait for it, first for the write connection it holds, then to join the thread.
+        self.shared.writer_net.stop.fire();
     }
 
     fn stopping(&self) {

@@ -42,8 +42,8 @@ pub(crate) fn open(url: &str, options: Options) -> Result<KeyStore> {
     let statement_timeout = timeout(options.statement_timeout_ms, "statementTimeoutMs")?;
     let target = Target::parse(url, connect_timeout, statement_timeout)?;
     let target = Arc::new(target);
-    let net = Net::new(runtime()?, target.clone());
-    let writer_net = Net::new(runtime()?, target);
+    let net = Net::new(runtime()?, target.clone(), true);
+    let writer_net = Net::new(runtime()?, target, false);
     let (client, _) = writer_net.connect()?;
     schema::check_writable(&writer_net, &client)?;
     let meta =

@@ -241,6 +241,7 @@ impl KeyStore {
         if self.inner.is_closed() {
             return Ok(());
         }
+        self.inner.backend.closing();
         let flushed = self.inner.flush_uses();
         if flushed.is_err() {
             self.inner.report(crate::incident::Task::LastUsed, &flushed);
