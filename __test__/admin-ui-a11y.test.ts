@@ -372,10 +372,15 @@ browserSuite('admin page for the keyboard and screen readers (chromium)', () => 
       assert.ok(ratio >= 3, `${where}: focus ring contrast ${ratio.toFixed(2)} on ${id}`)
     }
     await page.getByRole('button', { name: 'Create an API key' }).click()
+    // The dialog opens once the user accounts are loaded (a fetch): on a busy machine, after the
+    // click returns. Escape pressed before it opened left it open over the next test's page.
+    const dialog = page.locator('#dlg-create')
+    await dialog.waitFor({ state: 'visible' })
     const { ring, ratio, id } = await tabTo(page.locator('#create-description'))
     assert.equal(ring, 'solid', `a dialog: ${id} has a focus ring`)
     assert.ok(ratio >= 3, `a dialog: focus ring contrast ${ratio.toFixed(2)} on ${id}`)
     await page.keyboard.press('Escape')
+    await dialog.waitFor({ state: 'hidden' })
   })
 
   test('an expiry error is shown at once and said as an alert when focus leaves the date, not at each part typed', async () => {
