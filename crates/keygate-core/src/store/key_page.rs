@@ -110,12 +110,8 @@ impl KeyStore {
         limit: usize,
     ) -> (Vec<KeyId>, Option<String>) {
         let registry = self.inner.registry.read();
-        let mut keys: Vec<&Key> = registry
-            .keys()
-            .filter(|k| user_id.is_none_or(|u| *k.user_id == *u))
-            .filter(|k| state.is_none_or(|s| k.state == s))
-            .filter(|k| after.is_none_or(|place| place.precedes(k)))
-            .collect();
+        let mut keys: Vec<&Key> =
+            registry.keys().filter(|k| k.matches(user_id, state) && after.is_none_or(|place| place.precedes(k))).collect();
         let more = keys.len() > limit;
         if more {
             keys.select_nth_unstable_by(limit, |a, b| Key::newest_first(a, b));
@@ -132,7 +128,7 @@ impl KeyStore {
     /// the filter's (a page of active keys showed a key just suspended elsewhere).
     fn view_page(&self, ids: &[KeyId], state: Option<KeyState>) -> Vec<KeyView> {
         let registry = self.inner.registry.read();
-        ids.iter().filter_map(|id| registry.key_by_id(id)).filter(|k| state.is_none_or(|s| k.state == s)).map(view_key).collect()
+        ids.iter().filter_map(|id| registry.key_by_id(id)).filter(|k| k.matches(None, state)).map(view_key).collect()
     }
 }
 

@@ -66,11 +66,7 @@ impl KeyStore {
         // read to show ten blocked the event loop for about 100 ms).
         self.inner.refresh_uses(filter.user_id.as_deref().map_or(UsesOf::All, UsesOf::User));
         let registry = self.inner.registry.read();
-        let mut keys: Vec<&Key> = registry
-            .keys()
-            .filter(|k| filter.user_id.as_deref().is_none_or(|u| *k.user_id == *u))
-            .filter(|k| state.is_none_or(|s| k.state == s))
-            .collect();
+        let mut keys: Vec<&Key> = registry.keys().filter(|k| k.matches(filter.user_id.as_deref(), state)).collect();
         keys.sort_by(|a, b| Key::newest_first(a, b));
         Ok(keys.into_iter().map(view_key).collect())
     }
