@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import * as path from 'node:path'
 
-import type { BackgroundError } from '../index.js'
+import type { BackgroundError, KeyStore } from '../index.js'
 import { Cluster, PG_HOST, PG_PORT, PG_USER, TcpProxy, clusterSkipReason, createDatabase, openPg, pgOnly, psql, seedKeys, until } from './support/postgres.js'
 import type { TestDatabase } from './support/postgres.js'
 
@@ -109,30 +109,41 @@ describe('close() while the listener waits on the database', pgOnly(), () => {
   /** How long close() may take here: far under either timeout (each connection is given 200 ms to say goodbye). */
   const CLOSE_BOUND_MS = 3000
 
+  /** A psql session holding `keygate_changes` locked in `mode` (until it is killed), once it does. */
+  async function lockChangeLog(database: string, mode: 'ACCESS EXCLUSIVE' | 'SHARE') {
+    const holder = spawn('psql', ['-X', '-q', '-h', PG_HOST, '-p', String(PG_PORT), '-U', PG_USER, '-d', database], { stdio: ['pipe', 'ignore', 'inherit'] })
+    holder.stdin!.write(`BEGIN;\nLOCK TABLE keygate_changes IN ${mode} MODE;\nSELECT pg_sleep(60);\n`)
+    await until('the other session holds the change log', 20_000, () =>
+      psql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${database}' AND query LIKE '%pg_sleep%' AND state = 'active'`) === '1' ? true : undefined,
+    )
+    return holder
+  }
+
+  /** Closes `store`, asserting it took under CLOSE_BOUND_MS, then gives a late report 300 ms to arrive. */
+  async function closesQuickly(store: KeyStore) {
+    const started = performance.now()
+    store.close()
+    const took = performance.now() - started
+    assert.ok(took < CLOSE_BOUND_MS, `close() took ${took.toFixed(0)} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+  }
+
   test('a catch-up waiting for a table another session locked: close ends it', { timeout: 60_000 }, async () => {
     const db = createDatabase()
     const reports: BackgroundError[] = []
     const store = openPg(db.url, { ...LONG, onError: (e) => reports.push(e) })
     seedKeys(store, 1)
-    const holder = spawn('psql', ['-X', '-q', '-h', PG_HOST, '-p', String(PG_PORT), '-U', PG_USER, '-d', db.name], { stdio: ['pipe', 'ignore', 'inherit'] })
+    // The change log locked, and the version moved behind keygate's back: the next heartbeat
+    // sends the listener to read the changes, and the read waits for the lock.
+    const holder = await lockChangeLog(db.name, 'ACCESS EXCLUSIVE')
     try {
-      // The change log locked, and the version moved behind keygate's back: the next heartbeat
-      // sends the listener to read the changes, and the read waits for the lock.
-      holder.stdin!.write('BEGIN;\nLOCK TABLE keygate_changes IN ACCESS EXCLUSIVE MODE;\nSELECT pg_sleep(60);\n')
-      await until('the other session holds the change log', 20_000, () =>
-        psql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${db.name}' AND query LIKE '%pg_sleep%' AND state = 'active'`) === '1' ? true : undefined,
-      )
       psql('UPDATE keygate_meta SET version = version + 1', { database: db.name })
       await until('the catch-up waits for the change log', 20_000, () =>
         psql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${db.name}' AND wait_event_type = 'Lock' AND query LIKE '%keygate_changes%'`) === '1'
           ? true
           : undefined,
       )
-      const started = performance.now()
-      store.close()
-      const took = performance.now() - started
-      assert.ok(took < CLOSE_BOUND_MS, `close() took ${took.toFixed(0)} ms`)
-      await new Promise((resolve) => setTimeout(resolve, 300))
+      await closesQuickly(store)
       assert.deepEqual(
         reports.filter((e) => /closing/.test(e.message)).map((e) => e.message),
         [],
@@ -147,14 +158,10 @@ describe('close() while the listener waits on the database', pgOnly(), () => {
   test("the maintenance thread's purge waiting for a change log another session locked: close ends it", { timeout: 60_000 }, async () => {
     const db = createDatabase()
     openPg(db.url).close()
-    const holder = spawn('psql', ['-X', '-q', '-h', PG_HOST, '-p', String(PG_PORT), '-U', PG_USER, '-d', db.name], { stdio: ['pipe', 'ignore', 'inherit'] })
+    // Writes to the change log locked, reads not: the store opens and follows the database,
+    // and the prune its maintenance thread runs at open (after purging expired keys) waits.
+    const holder = await lockChangeLog(db.name, 'SHARE')
     try {
-      // Writes to the change log locked, reads not: the store opens and follows the database,
-      // and the prune its maintenance thread runs at open (after purging expired keys) waits.
-      holder.stdin!.write('BEGIN;\nLOCK TABLE keygate_changes IN SHARE MODE;\nSELECT pg_sleep(60);\n')
-      await until('the other session holds the change log', 20_000, () =>
-        psql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${db.name}' AND query LIKE '%pg_sleep%' AND state = 'active'`) === '1' ? true : undefined,
-      )
       const reports: BackgroundError[] = []
       const store = openPg(db.url, { ...LONG, onError: (e) => reports.push(e) })
       await until('the prune waits for the change log', 20_000, () =>
@@ -162,11 +169,7 @@ describe('close() while the listener waits on the database', pgOnly(), () => {
           ? true
           : undefined,
       )
-      const started = performance.now()
-      store.close()
-      const took = performance.now() - started
-      assert.ok(took < CLOSE_BOUND_MS, `close() took ${took.toFixed(0)} ms`)
-      await new Promise((resolve) => setTimeout(resolve, 300))
+      await closesQuickly(store)
       assert.deepEqual(
         reports.map((e) => `${e.task}: ${e.message}`),
         [],
