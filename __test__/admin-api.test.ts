@@ -742,6 +742,19 @@ describe('admin JSON API', () => {
     assert.match(big.body!.error.message, /beforeSeq must be a whole number from 0 to 9007199254740991/)
   })
 
+  test('GET /api/audit takes limit as GET /api/keys does: 1 to 1000, digits only; anything else is 400, never the default', async () => {
+    for (const id of ['svc-limit-1', 'svc-limit-2', 'svc-limit-3']) store.putUser({ id })
+    assert.equal(((await call('GET', '/audit?limit=2')).body!.entries as unknown[]).length, 2)
+    assert.ok(((await call('GET', '/audit')).body!.entries as unknown[]).length >= 3, 'no limit: the default page')
+    assert.equal((await call('GET', '/audit?limit=1000')).status, 200)
+    for (const bad of ['', 'bad', '0', '-1', '1001', '5000', '1e2', ' 7', '2.0']) {
+      const answer = await call('GET', `/audit?limit=${encodeURIComponent(bad)}`)
+      assert.equal(answer.status, 400, bad)
+      assert.equal(answer.body!.error.code, 'INVALID_ARGUMENT', bad)
+      assert.match(answer.body!.error.message, /limit must be a whole number from 1 to 1000/, bad)
+    }
+  })
+
   test('terminal controls a JSON.stringify leaves raw (U+007F-U+009F, bidi controls) are sent as \\u escapes: curl shows them, a parser reads the exact text', async () => {
     store.putUser({ id: 'svc-controls', rights: ['*:*'] })
     // U+009B is CSI to a terminal that takes 8-bit controls: "\u009b2J" clears the screen of whoever lists the keys.

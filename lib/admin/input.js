@@ -143,6 +143,20 @@ function onlyInputs(inputs, body, query) {
 }
 
 /**
+ * A listing's `limit` query parameter: a whole number from 1 to `max`, digits only (Number('')
+ * is 0, Number('1e2') 100, Number(' 7') 7); anything else is 400 INVALID_ARGUMENT, never a
+ * default: a typo in a script's limit must not answer a page of another size as if it were asked.
+ * @param {string} text
+ * @param {number} max
+ */
+function queryLimit(text, max) {
+  if (!/^[0-9]{1,4}$/.test(text) || Number(text) < 1 || Number(text) > max) {
+    throw new KeygateError(ErrorCode.InvalidArgument, `limit must be a whole number from 1 to ${max}`)
+  }
+  return Number(text)
+}
+
+/**
  * Refuses a body's `name` (`id`, a role's `name`) other than the path's: a replace names what it
  * replaces by its path, and may carry the name back as read, never a new one.
  * @param {Record<string, unknown>} body
@@ -157,4 +171,4 @@ function sameAsPath(body, name, value, what) {
   }
 }
 
-module.exports = { field, str, strList, date, expectedUpdatedAt, isOneOf, onlyInputs, sameAsPath }
+module.exports = { field, str, strList, date, expectedUpdatedAt, isOneOf, onlyInputs, queryLimit, sameAsPath }

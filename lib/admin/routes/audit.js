@@ -4,8 +4,13 @@
 const { ErrorCode } = require('../../native.js')
 const { ApiError } = require('../response.js')
 const { parseDateTime } = require('../../dates.js')
+const { queryLimit } = require('../input.js')
 
 const { AUDIT_ACTIONS } = require('../../store.js')
+
+/** The entries of a page: by default, and at most. */
+const AUDIT_PAGE = 100
+const MAX_AUDIT_PAGE = 1000
 
 /** How long a page's verification of the audit trail is reused while the trail has no new entry. */
 const VERIFICATION_REUSE_MS = 60_000
@@ -45,9 +50,10 @@ function auditRoutes({ store }) {
   function list({ query }) {
     /** @type {import('../../../index.js').AuditQuery} */
     const q = {}
-    let limit = Number(query.get('limit') || 100)
-    if (!Number.isInteger(limit) || limit < 1) limit = 100
-    q.limit = Math.min(limit, 1000)
+    // As GET /api/keys: a bad limit is refused, never read as the default (`keygate audit
+    // --limit` is a usage error too).
+    const limit = query.get('limit')
+    q.limit = limit === null ? AUDIT_PAGE : queryLimit(limit, MAX_AUDIT_PAGE)
     // A filter given empty filters as the store does, never as left out (see the keys' list).
     for (const name of /** @type {const} */ (['keyId', 'userId', 'actor'])) {
       const value = query.get(name)

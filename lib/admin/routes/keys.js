@@ -6,7 +6,7 @@ const { KeygateError, quote } = require('../../errors.js')
 const { ErrorCode } = require('../../native.js')
 const { AdminErrorCode } = require('../codes.js')
 const { ApiError, decidedByTheWrite } = require('../response.js')
-const { field, str, strList, date, expectedUpdatedAt, isOneOf } = require('../input.js')
+const { field, str, strList, date, expectedUpdatedAt, isOneOf, queryLimit } = require('../input.js')
 const { rulesToStore } = require('../rules.js')
 
 const { KEY_STATES, NEW_KEY_FIELDS, KEY_PATCH_FIELDS, KEY_FILTER, MAX_KEY_PAGE } = require('../../store.js')
@@ -53,13 +53,7 @@ function keyRoutes({ store, admin }) {
     if (limit === null && after === null) return [200, { keys: store.listKeys(filter), next: null, now: store.now() }]
     /** @type {import('../../../index.js').KeyPageQuery} */
     const page = { ...filter }
-    if (limit !== null) {
-      // Digits only: Number('') is 0, Number('1e2') 100, Number(' 7') 7.
-      if (!/^[0-9]{1,4}$/.test(limit) || Number(limit) < 1 || Number(limit) > MAX_KEY_PAGE) {
-        throw new KeygateError(ErrorCode.InvalidArgument, `limit must be a whole number from 1 to ${MAX_KEY_PAGE}`)
-      }
-      page.limit = Number(limit)
-    }
+    if (limit !== null) page.limit = queryLimit(limit, MAX_KEY_PAGE)
     if (after !== null) page.after = after
     if (typeof store.listKeysPage !== 'function') {
       // A store that is not a KeyStore of this copy of keygate (a wrapper of one, say).
