@@ -180,6 +180,17 @@ describe('usage errors: exit 2 with a plain message, nothing changed', () => {
     usage(await ws.kg(['user', 'put', 'alice', '--rigth', 'a:b']), 'unknown option "--rigth" (did you mean --right?)')
     // As near to --host as to --port (one letter each): the first listed is named, never both.
     usage(await ws.kg(['serve', '--hort', '8080']), 'unknown option "--hort" (did you mean --host?)')
+    // Two letters of a short name changed make another word, not a slip: nothing is suggested.
+    for (const [args, option] of [
+      [['key', 'list', '--host', 'x'], '--host'],
+      [['key', 'list', '--kind', 'x'], '--kind'],
+      [['key', 'list', '--date', 'x'], '--date'],
+      [['serve', '--pots', '1'], '--pots'],
+    ] as const) {
+      const r = await ws.kg([...args])
+      usage(r, `unknown option "${option}" (see keygate `)
+      assert.doesNotMatch(r.stderr, /did you mean/, option)
+    }
     usage(await ws.kg(['key', 'list', '--user']), '--user needs a value')
     usage(await ws.kg(['key', 'list', '--user', '--state', 'active']), '--user needs a value')
     usage(await ws.kg(['key', 'list', '--json=yes']), '--json takes no value')

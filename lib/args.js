@@ -417,8 +417,10 @@ function nearest(given, known) {
 
 /**
  * How far `given` is from `known` when it looks like a slip for it, else undefined: 0 when the
- * same but for case, else within two edits (a letter added, dropped, changed or two swapped:
- * `rule`, `rigths`, `descripton`), for names of four letters or more.
+ * same but for case, else within one edit (a letter added, dropped, changed or two swapped:
+ * `rule`, `rigths`, `descripton`) for names of four letters or more, two edits from six letters
+ * (`dsecritpion`). Two edits of a short name make another word: `--kind` and `--host` are not
+ * `--hint`, `--date` is not `--state`.
  * @param {string} given
  * @param {string} known
  * @returns {number | undefined}
@@ -429,7 +431,7 @@ function nearness(given, known) {
   if (a === b) return 0
   if (a.length < 4 || a.length > NEAR_MAX || Math.abs(a.length - b.length) > 2) return undefined
   const distance = editDistance(a, b)
-  return distance <= 2 ? distance : undefined
+  return distance <= (a.length < 6 ? 1 : 2) ? distance : undefined
 }
 
 /**
