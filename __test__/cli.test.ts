@@ -178,8 +178,10 @@ describe('usage errors: exit 2 with a plain message, nothing changed', () => {
     // A slip of a known option is named: --rules for --rule, --rigth for --right.
     usage(await ws.kg(['key', 'create', '--user', 'alice', '--description', 'x', '--expires', '1d', '--rules', 'a:b']), 'unknown option "--rules" (did you mean --rule?)')
     usage(await ws.kg(['user', 'put', 'alice', '--rigth', 'a:b']), 'unknown option "--rigth" (did you mean --right?)')
-    // As near to --host as to --port (one letter each): the first listed is named, never both.
-    usage(await ws.kg(['serve', '--hort', '8080']), 'unknown option "--hort" (did you mean --host?)')
+    // As near to --host as to --port (one letter each): both are named, not the first listed.
+    usage(await ws.kg(['serve', '--hort', '8080']), 'unknown option "--hort" (did you mean --host or --port?)')
+    usage(await ws.kg(['serve', '--post', '8080']), 'unknown option "--post" (did you mean --host or --port?)')
+    usage(await ws.kg(['serve', '--prot', '8080']), 'unknown option "--prot" (did you mean --port?)')
     // Two letters of a short name changed make another word, not a slip: nothing is suggested.
     for (const [args, option] of [
       [['key', 'list', '--host', 'x'], '--host'],

@@ -403,14 +403,27 @@ const NEAR_MAX = 64
  * @returns {string | undefined}
  */
 function nearest(given, known) {
-  let best
+  return nearestAll(given, known)[0]
+}
+
+/**
+ * Every name of `known` that `given` looks like a slip for and that is as near as the nearest, in
+ * the order of `known`: `post` is one edit from both `host` and `port`, and naming only the one
+ * listed first would guess for the user.
+ * @param {string} given
+ * @param {readonly string[]} known
+ * @returns {string[]}
+ */
+function nearestAll(given, known) {
+  /** @type {string[]} */
+  let best = []
   let bestDistance = Number.POSITIVE_INFINITY
   for (const name of known) {
     const distance = nearness(given, name)
-    if (distance !== undefined && distance < bestDistance) {
-      best = name
-      bestDistance = distance
-    }
+    if (distance === undefined || distance > bestDistance) continue
+    if (distance < bestDistance) best = []
+    best.push(name)
+    bestDistance = distance
   }
   return best
 }
@@ -469,6 +482,7 @@ module.exports = {
   hasMethods,
   unknownOption,
   nearest,
+  nearestAll,
   editDistance,
   ownElements,
   optionalDate,

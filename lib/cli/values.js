@@ -4,7 +4,7 @@
 
 // Every value a user typed is shown through quote(): a secret pasted in the wrong place
 // must not end up whole in scrollback or CI logs.
-const { editDistance, nearest } = require('../args.js')
+const { editDistance, nearestAll } = require('../args.js')
 const { quote: quoteText, redactSecrets } = require('../errors.js')
 const { isDatabaseUrl, shownStore } = require('../location.js')
 const { parseDate } = require('../dates.js')
@@ -113,8 +113,11 @@ function parseOptions(args, spec, context, takesArguments = false) {
       name = eq === -1 ? arg.slice(2) : arg.slice(2, eq)
       inline = eq === -1 ? undefined : arg.slice(eq + 1)
       if (!Object.hasOwn(spec, name)) {
-        const near = nearest(name, Object.keys(spec))
-        throw new UsageError(`unknown option ${quoteTyped(`--${name}`)}${near === undefined ? '' : ` (did you mean --${near}?)`}${see}${dash}`)
+        // Every option as near as the nearest: `--post` is one letter from --host and from --port.
+        const near = nearestAll(name, Object.keys(spec)).map((option) => `--${option}`)
+        const last = near.pop()
+        const guess = last === undefined ? '' : ` (did you mean ${near.length > 0 ? `${near.join(', ')} or ` : ''}${last}?)`
+        throw new UsageError(`unknown option ${quoteTyped(`--${name}`)}${guess}${see}${dash}`)
       }
     } else if (arg.startsWith('-') && arg.length > 1 && !/^-\d/.test(arg)) {
       const short = arg.slice(1)
