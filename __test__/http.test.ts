@@ -432,6 +432,49 @@ for (const kind of KINDS) {
       expectDenial(await post({ ...esp(f.remote.secret), 'x-forwarded-for': '10.1.2.3' }), 403, 'ip_not_allowed')
       expectDenial(await post({ ...esp(f.remote.secret), 'x-forwarded-for': 'junk' }), 403, 'ip_not_allowed', 'junk XFF is not even read')
     })
+
+    describe("a denied request's body is read up to 1 MiB, past that the connection closes", () => {
+      const LIMIT = 256 * 1024 * 1024
+      const chunk = Buffer.alloc(64 * 1024, 'x')
+      const chunked = Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')])
+      const head = (headers: string) => `POST ${CALL} HTTP/1.1\r\nHost: localhost\r\n${headers}\r\n`
+
+      /** The denial the flood got, with `Connection: close`; the server closed long before `LIMIT`. */
+      function expectClosed(result: Flood, reason: string, label: string) {
+        const split = result.answer.indexOf('\r\n\r\n')
+        assert.ok(split > 0, `${label}: an answer (${JSON.stringify(result.answer.slice(0, 80))})`)
+        const status = reason === 'suspended' ? 403 : 401
+        assert.match(result.answer, new RegExp(`^HTTP/1\\.1 ${status} `), label)
+        assert.match(result.answer.slice(0, split), /\r\nconnection: close\r\n/i, `${label}: Connection: close`)
+        assert.equal(JSON.parse(result.answer.slice(split + 4)).reason, reason, label)
+        assert.ok(result.closed, `${label}: the server closed the connection (the client wrote ${result.sent} bytes)`)
+        assert.ok(result.sent < LIMIT / 4, `${label}: the server stopped reading (the client wrote ${result.sent} bytes)`)
+      }
+
+      test('a 10 GB Content-Length, a chunked body that never ends, a trickle: answered, then closed', async () => {
+        expectClosed(await flood(server.port, head('Content-Length: 10000000000\r\n'), chunk, LIMIT), 'missing_key', '10 GB, no key')
+        expectClosed(await flood(server.port, head('Transfer-Encoding: chunked\r\n'), chunked, LIMIT), 'missing_key', 'chunked, no key')
+        const suspended = `X-API-Key: ${f.suspended.secret}\r\n`
+        expectClosed(await flood(server.port, head(`${suspended}Content-Length: 1048577\r\n`), chunk, LIMIT), 'suspended', 'one byte over 1 MiB, 403')
+        // One byte, and no more: the answer comes and the connection closes at once.
+        expectClosed(await flood(server.port, head('Content-Length: 10000000000\r\n'), Buffer.from('x'), 1), 'missing_key', 'a trickle')
+      })
+
+      test('a body of up to 1 MiB is read and dropped: the next request on the connection is answered', async () => {
+        const body = 'x'.repeat(1_048_576)
+        const next = `POST ${CALL} HTTP/1.1\r\nHost: localhost\r\n${`X-API-Key: ${f.good.secret}`}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`
+        const answer = await rawExchange(server.port, `${head(`Content-Length: ${body.length}\r\n`)}${body}${next}`)
+        assertClean(answer)
+        assert.equal(answer.status, 401, answer.statusLine)
+        assert.notEqual(answer.headers.connection, 'close')
+        assert.match(answer.text, /HTTP\/1\.1 200 /, 'the second request got its answer on the same connection')
+        // An allowed request's body over 1 MiB is the app's to read or refuse (Fastify answers this
+        // one 415 itself, for want of a Content-Type): the guard closes nothing.
+        const allowed = await flood(server.port, head(`X-API-Key: ${f.good.secret}\r\nContent-Length: 10000000000\r\n`), chunk, 8 * 1024 * 1024)
+        assert.match(allowed.answer, kind === 'fastify' ? /^HTTP\/1\.1 415 / : /^HTTP\/1\.1 200 /)
+        assert.doesNotMatch(allowed.answer, /\r\nconnection: close\r\n/i)
+      })
+    })
   })
 
   describe(`${kind}: X-Forwarded-For with trustProxy`, () => {
@@ -737,6 +780,68 @@ describe('node:http adapter', () => {
       await s.close()
     }
   })
+})
+
+/** What a client that keeps sending a denied request's body got: the answer, and whether the server closed the connection. */
+interface Flood {
+  answer: string
+  closed: boolean
+  /** Bytes of body the client wrote (the server read them, or they sit in the sockets' buffers). */
+  sent: number
+}
+
+/**
+ * Writes `head` (a request's head, its blank line included) on a raw socket, then body bytes
+ * (`chunk`, repeated) as fast as the server takes them, until the server closes the connection
+ * or `limit` bytes are written; then waits briefly for the server to close.
+ */
+function flood(port: number, head: string, chunk: Buffer, limit: number): Promise<Flood> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1')
+    let answer = ''
+    let closed = false
+    let sent = 0
+    socket.setEncoding('latin1')
+    socket.on('data', (text: string) => {
+      answer += text
+    })
+    socket.on('error', () => {}) // EPIPE or ECONNRESET once the server has closed
+    socket.on('close', () => {
+      closed = true
+    })
+    const finish = () => {
+      socket.destroy()
+      resolve({ answer, closed, sent })
+    }
+    const pump = () => {
+      while (!closed && sent < limit) {
+        sent += chunk.length
+        if (!socket.write(chunk)) {
+          socket.once('drain', pump)
+          return
+        }
+      }
+      if (closed) finish()
+      else setTimeout(finish, 300)
+    }
+    socket.once('close', finish)
+    socket.write(head)
+    pump()
+  })
+}
+
+test("guard.reply of a hand-made denial closes the connection of a body over 1 MiB too (Koa's ctx.res, a 'checkContinue' listener)", async () => {
+  const guard = createGuard(fixture().store)
+  const s = await listen(
+    http.createServer((_req, res) => guard.reply(res, { ok: false, status: 429, body: { error: 'slow_down' }, headers: { Connection: 'keep-alive' } } as never)),
+  )
+  try {
+    const result = await flood(s.port, `POST /any HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10000000000\r\n\r\n`, Buffer.alloc(64 * 1024), 256 * 1024 * 1024)
+    assert.match(result.answer, /^HTTP\/1\.1 429 [\s\S]*\r\nconnection: close\r\n[\s\S]*\r\n\r\n\{"error":"slow_down"\}$/i)
+    assert.ok(result.closed && result.sent < 64 * 1024 * 1024, `closed after ${result.sent} bytes`)
+  } finally {
+    await s.close()
+  }
 })
 
 describe('node:http2 compatibility API', () => {

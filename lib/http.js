@@ -567,6 +567,32 @@ function makeDenial(reason, challenge) {
 }
 
 /**
+ * Bytes of a denied request's body that the server may still read and drop after the denial,
+ * keeping the connection open for the client's next request: 1 MiB, the most curl sends
+ * without asking first (`Expect: 100-continue`).
+ */
+const MAX_DROPPED_BODY = 1_048_576
+
+/**
+ * Whether the connection of a denied request must close once the denial is sent: an HTTP/1.x
+ * request whose body may be longer than MAX_DROPPED_BODY (a larger Content-Length, or a
+ * Transfer-Encoding: a chunked body of any length). Node reads a body the app never read to its
+ * end before the next request on the connection: without the close, a client with no key could
+ * have the server read gigabytes per request, or hold the connection open by trickling them.
+ * HTTP/2 has no Connection header: a stream's flow control bounds what its peer may send.
+ * @param {unknown} req the request of the response (`res.req`)
+ */
+function closesAfterDenial(req) {
+  if (req === null || typeof req !== 'object') return false
+  const { httpVersionMajor, headers } = /** @type {{ httpVersionMajor?: unknown, headers?: unknown }} */ (req)
+  if (httpVersionMajor !== 1 || headers === null || typeof headers !== 'object') return false
+  if (/** @type {{ readableEnded?: unknown }} */ (req).readableEnded === true) return false // the body is read already
+  const { 'transfer-encoding': coding, 'content-length': length } = /** @type {Record<string, unknown>} */ (headers)
+  if (coding !== undefined) return true
+  return length !== undefined && !(typeof length === 'string' && /^\d{1,7}$/.test(length) && Number(length) <= MAX_DROPPED_BODY)
+}
+
+/**
  * Writes a denial on a node ServerResponse (also an Express response).
  * @param {ServerResponse} res
  * @param {PreparedDenial} denial
@@ -581,8 +607,9 @@ function writeDenial(res, denial) {
     throw new KeygateError('INVALID_ARGUMENT', "guard.reply(res, denial) takes a denial: check(req)'s answer when its ok is false")
   }
   if (res.headersSent || res.writableEnded) return
+  const closing = closesAfterDenial(res.req)
   if (denial.lines !== undefined) {
-    res.writeHead(denial.status, denial.lines)
+    res.writeHead(denial.status, closing ? [...denial.lines, 'connection', 'close'] : denial.lines)
     res.end(denial.json)
     return
   }
@@ -606,7 +633,13 @@ function writeDenial(res, denial) {
     throw new KeygateError('INVALID_ARGUMENT', 'denial.headers must be an object of header names and values')
   }
   const listed = ownFields(given ?? {}, () => new KeygateError('INVALID_ARGUMENT', 'denial.headers cannot be listed (a Proxy whose ownKeys trap throws)'))
+  /** @type {import('node:http').OutgoingHttpHeaders} */
   const headers = { ...listed, 'content-length': Buffer.byteLength(json) }
+  if (closing) {
+    // The close is not the denial's to undo: a `Connection: keep-alive` of its own gives way.
+    for (const name of Object.keys(headers)) if (name.toLowerCase() === 'connection') delete headers[name]
+    headers.connection = 'close'
+  }
   try {
     res.writeHead(status, headers)
   } catch (error) {
@@ -1011,10 +1044,9 @@ class Guard {
         done()
         return
       }
-      reply
-        .code(result.status)
-        .headers(result.headers)
-        .send(result.json ?? JSON.stringify(result.body))
+      reply.code(result.status).headers(result.headers)
+      if (closesAfterDenial(request.raw)) reply.header('connection', 'close')
+      reply.send(result.json ?? JSON.stringify(result.body))
     }
   }
 
