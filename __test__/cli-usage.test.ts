@@ -437,6 +437,43 @@ describe('keygate CLI: a secret pasted in the wrong place is never printed whole
     assert.match(run(['key', 'list', '--state', `${mixedPiece(22)}\u{1F511}`]).stderr, /--state \(a value of 23 characters, not shown/)
   })
 
+  test('a --rules-file with no rule (empty, blank lines, # comments only) is a usage error: no key is made or left without rules', () => {
+    const work = mkdtempSync(path.join(dir, 'no-rule-'))
+    assert.equal(keygate(['user', 'put', 'alice', '--right', '*:*'], work).code, 0)
+    const made = keygate(['--json', 'key', 'create', '--user', 'alice', '--description', 'd', '--expires', '1d', '--rule', 'session:getInfo'], work)
+    assert.equal(made.code, 0, made.stderr)
+    const id = (JSON.parse(made.stdout) as { key: { id: string } }).key.id
+    const { KEYGATE_DB: _db, ...env } = process.env
+    for (const [name, text] of [
+      ['empty.txt', ''],
+      ['blank.txt', '\n  \n\r\n'],
+      ['comments.txt', '# the rules of the sync key\n\n  # none yet\n'],
+    ]) {
+      const file = path.join(work, name)
+      writeFileSync(file, text)
+      for (const [args, input] of [
+        [['key', 'create', '--user', 'alice', '--description', 'd', '--expires', '1d', '--rules-file', file], ''],
+        [['key', 'create', '--user', 'alice', '--description', 'd', '--expires', '1d', '--rule', 'session:getInfo', '--rules-file', file], ''],
+        [['key', 'create', '--user', 'alice', '--description', 'd', '--expires', '1d', '--rules-file', '-'], text],
+        [['key', 'update', id, '--rules-file', file], ''],
+        [['key', 'update', id, '--rules-file', '-'], text],
+      ] as const) {
+        const r = spawnSync(process.execPath, [BIN, ...args], { cwd: work, encoding: 'utf8', env, input })
+        assert.equal(r.status, 2, `${name} ${args.join(' ')}: ${r.stderr}`)
+        assert.match(r.stderr, /(--rules-file ".*"|standard input \(--rules-file -\)) holds no rule \(only blank lines or # comments\)/)
+        assert.equal(r.stdout, '')
+      }
+    }
+    const keys = JSON.parse(keygate(['--json', 'key', 'list'], work).stdout) as { id: string; rules: string[] }[]
+    assert.deepEqual(
+      keys.map((k) => [k.id, k.rules]),
+      [[id, ['session:getInfo']]],
+    )
+    // A key without rules is still made when asked for in words.
+    assert.equal(keygate(['key', 'update', id, '--no-rules'], work).code, 0)
+    assert.equal(keygate(['key', 'create', '--user', 'alice', '--description', 'd', '--expires', '1d'], work).code, 0)
+  })
+
   test('--rules-file is read up to 1 MiB: /dev/zero, a large file or a flood on standard input is a usage error that creates no key', () => {
     const work = mkdtempSync(path.join(dir, 'bounded-'))
     const big = path.join(work, 'rules.txt')

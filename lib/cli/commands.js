@@ -96,10 +96,19 @@ function readRulesFile(file, fromStdin) {
             : `cannot be read (${error.code ?? 'error'})`
     throw new UsageError(`cannot read --rules-file ${quote(file)}: ${why}`)
   }
-  return text
+  const rules = text
     .split(/\r\n|\r|\n/)
     .map((line) => line.trim())
     .filter((line) => line !== '' && !line.startsWith('#'))
+  // A file with no rule is more likely one a failed script left empty than a wish for a key
+  // without rules, which may make every call its user may: that is asked for in words.
+  if (rules.length === 0) {
+    const where = file === '-' ? 'standard input (--rules-file -)' : `--rules-file ${quote(file)}`
+    throw new UsageError(
+      `${where} holds no rule (only blank lines or # comments): a key without rules may make every call its user may; for that, leave out --rules-file (key create) or give --no-rules (key update)`,
+    )
+  }
+  return rules
 }
 
 /**
@@ -193,7 +202,7 @@ const O = {
   description: { type: 'string', arg: '<text>', help: 'what the key is for (may be empty: --description "")' },
   expires: { type: 'string', arg: '<when>', help: 'when the key stops working: a duration (90d) or a date; see WHEN above' },
   rule: { type: 'string', multiple: true, arg: '<rule>', help: 'a rule: <service>:<api>, "dav=<method> <path>" or ip=<address>[/<prefix>] (repeat for more)' },
-  rulesFile: { type: 'string', arg: '<file>', help: 'rules from a file, one a line; blank lines and # comments ignored; - for stdin' },
+  rulesFile: { type: 'string', arg: '<file>', help: 'rules from a file, one a line; blank lines and # comments ignored (a file with no rule is refused); - for stdin' },
   ip: { type: 'string', arg: '<address>', help: 'the caller’s IP address (needed when the key has ip= rules)' },
   secretStdin: { type: 'boolean', help: 'read the secret from standard input (first line) instead of an argument' },
 }
