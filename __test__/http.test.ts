@@ -973,6 +973,49 @@ describe('node:http2 compatibility API', () => {
     }
   })
 
+  test('a key header padded with spaces or tabs: HTTP/1.1 trims it; over HTTP/2 Node drops the field (RFC 9113), so the app sees no key either', async () => {
+    const f = fixture()
+    const guard = createGuard(f.store)
+    const seen: boolean[] = []
+    const listener = guard.node<http2.Http2ServerRequest, http2.Http2ServerResponse>((req, res) => {
+      res.end(JSON.stringify({ keygate: req.keygate }))
+    })
+    const s = await h2serve(
+      http2.createServer((req, res) => {
+        seen.push(req.headers.authorization !== undefined || req.headers['x-api-key'] !== undefined)
+        listener(req, res)
+      }),
+    )
+    const h1 = await listen(
+      http.createServer((req, res) => {
+        seen.push(req.headers.authorization !== undefined || req.headers['x-api-key'] !== undefined)
+        guard.node((r, w) => send(w, 200, { keygate: r.keygate }))(req, res)
+      }),
+    )
+    const g = f.good.secret
+    const padded: [string, string][] = [
+      ['authorization', ` Bearer ${g}`],
+      ['authorization', `Bearer ${g} `],
+      ['authorization', `\tESP-APIKEY ${g}\t`],
+      ['x-api-key', ` ${g} `],
+    ]
+    try {
+      for (const [name, value] of padded) {
+        const label = `${name}: ${JSON.stringify(value.replace(g, 'KEY'))}`
+        expectDenial(await h2call(s.session, { ':method': 'POST', ':path': CALL, [name]: value }), 401, 'missing_key', `HTTP/2 ${label}`)
+        assert.equal(seen.pop(), false, `HTTP/2 ${label}: the request has no key field at all`)
+        // Over HTTP/1.1 the parser trims the padding: the key is read.
+        expectAllowed(await raw(h1.port, [`POST ${CALL} HTTP/1.1`, `${name}:${value}`]), f)
+        assert.equal(seen.pop(), true)
+      }
+      // Inside the value, between scheme and key, spaces and tabs are the value's own: kept, and skipped.
+      expectAllowed(await h2call(s.session, { ':method': 'POST', ':path': CALL, authorization: `Bearer \t ${g}` }), f)
+    } finally {
+      await s.close()
+      await h1.close()
+    }
+  })
+
   test("a CONNECT (WebSocket over HTTP/2) skips guard.node's handler; guard.check decides it in the 'connect' event", async () => {
     const f = fixture()
     const guard = createGuard(f.store, { route: eventsOrHornbill })
