@@ -3,11 +3,15 @@
 // rotation's answer and overlap.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 
 import { KeyStore } from '../index.js'
 import { createAdminServer } from '../lib/admin/server.js'
 import type { AdminServer } from '../lib/admin/server.js'
+import { serve } from '../lib/admin/serve.js'
 import { loginHeaders } from './support/admin.js'
 
 const TOKEN = 'admin-api-token-0123456789'
@@ -776,9 +780,9 @@ describe('admin JSON API', () => {
 })
 
 describe('admin server close()', () => {
-  /** A raw connection to `server` and what it has received until it closed. */
-  async function connect(server: AdminServer) {
-    const socket = net.connect(server.port!, '127.0.0.1')
+  /** A raw connection to the server on `port` and what it has received until it closed. */
+  async function connect(port: number) {
+    const socket = net.connect(port, '127.0.0.1')
     await new Promise((resolve) => socket.once('connect', resolve))
     let received = ''
     socket.on('data', (data) => {
@@ -791,6 +795,15 @@ describe('admin server close()', () => {
     return { socket, closed }
   }
 
+  /** A request under way on `port` that never finishes arriving; what its connection received until it closed. */
+  async function unfinishedRequest(port: number) {
+    const { socket, closed } = await connect(port)
+    socket.write('POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"tok')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    // In an object: an async function returning the Promise itself would wait for it.
+    return { closed }
+  }
+
   test('a change whose body is still arriving as close() begins is answered and made; close() then ends its connection', async () => {
     const store = KeyStore.inMemory()
     const server = createAdminServer({ store, token: TOKEN, log: () => {} })
@@ -798,7 +811,7 @@ describe('admin server close()', () => {
     try {
       const h = await loginHeaders(server, TOKEN)
       const body = JSON.stringify({ id: 'svc-late', rights: ['session:*'] })
-      const { socket, closed } = await connect(server)
+      const { socket, closed } = await connect(server.port!)
       socket.write(
         `POST /api/users HTTP/1.1\r\nHost: x\r\nCookie: ${h.Cookie}\r\nX-CSRF-Token: ${h['X-CSRF-Token']}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`,
       )
@@ -822,11 +835,42 @@ describe('admin server close()', () => {
     const store = KeyStore.inMemory()
     const server = createAdminServer({ store, token: TOKEN, log: () => {} })
     await server.listen()
-    const { socket, closed } = await connect(server)
-    socket.write('POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"tok')
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    const { closed } = await unfinishedRequest(server.port!)
     await server.close()
     assert.equal(await closed, '', 'cut without an answer')
     store.close()
+  })
+
+  test('a second close() while the first is draining resolves only once the server is closed, as the first does', async () => {
+    const store = KeyStore.inMemory()
+    const server = createAdminServer({ store, token: TOKEN, log: () => {} })
+    await server.listen()
+    const { closed } = await unfinishedRequest(server.port!)
+    const first = server.close()
+    let firstDone = false
+    void first.then(() => {
+      firstDone = true
+    })
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    // A caller closing the store after the second close() (serve's close, a test's teardown)
+    // must not do so while a request may still be answered from it.
+    await server.close()
+    assert.equal(firstDone, true, 'the second close() resolved while the first was still draining a request under way')
+    assert.equal(await closed, '', 'cut without an answer')
+    store.close()
+  })
+
+  test("serve()'s close() called again while the first drains resolves once the store is closed, not before", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'keygate-serve-close-'))
+    try {
+      const s = await serve({ db: path.join(dir, 'keygate.db'), port: 0, token: TOKEN, handleSignals: false, print: () => {} })
+      await unfinishedRequest(s.port)
+      const first = s.close()
+      await s.close()
+      assert.throws(() => s.store.listKeys(), { code: 'STORE_IO', message: /the store is closed/ }, 'the second close() resolved with the store still open')
+      await first
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -219,17 +219,23 @@ async function serve(given = {}) {
   const store = KeyStore.open(db, storeOptions)
   /** @type {import('./server.js').AdminServer | undefined} */
   let admin
-  let closed = false
+  /**
+   * The close under way or done: called again (a signal, then the caller's own close), close()
+   * waits for it, and resolves once the store is closed, not while the server still drains.
+   * @type {Promise<void> | undefined}
+   */
+  let closing
   const signals = options.handleSignals !== false
-  const close = async () => {
-    if (closed) return
-    closed = true
-    if (signals) {
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
-    }
-    if (admin) await admin.close()
-    store.close()
+  const close = () => {
+    closing ??= (async () => {
+      if (signals) {
+        process.off('SIGINT', onSignal)
+        process.off('SIGTERM', onSignal)
+      }
+      if (admin) await admin.close()
+      store.close()
+    })()
+    return closing
   }
   function onSignal() {
     close().then(

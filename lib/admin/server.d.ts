@@ -79,7 +79,8 @@ export interface AdminServer {
   /**
    * Stops listening, drops every session and connection: idle connections at once, requests
    * under way (a body still arriving, an answer being written) once answered, or after 2 s if
-   * they have not finished by then. Does not close the store. Called while
+   * they have not finished by then. Does not close the store. Called again while it drains, it
+   * resolves with the first call, once the server is closed. Called while
    * `listen()` is still under way (looking up the host), it resolves once that server is closed too.
    */
   close(): Promise<void>

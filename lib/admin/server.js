@@ -428,21 +428,31 @@ function serverHandle(server, host, port, sweeper, sessions) {
   let address = null
   /** The last listen(), settled either way: close() waits for it, or the server would start listening after close() resolved. */
   let listening = Promise.resolve()
+  /**
+   * The close under way, while it drains: a second close() waits for it too. The server has
+   * stopped listening by then, and resolving at once let a caller close the store while a
+   * request was still being answered from it.
+   * @type {Promise<void> | null}
+   */
+  let stopping = null
   /** @returns {Promise<void>} once the server and its connections are closed */
   function stop() {
-    return new Promise((resolve) => {
-      if (!server.listening) return resolve()
+    if (stopping !== null) return stopping
+    if (!server.listening) return Promise.resolve()
+    stopping = new Promise((resolve) => {
       // Requests under way (a body still arriving, an answer still being written) are given
       // DRAIN_MS to finish: cut at once, a change sent as the server stopped was lost with no
       // answer. Idle connections close now; any left after DRAIN_MS are cut.
       const cut = setTimeout(() => server.closeAllConnections(), DRAIN_MS)
       server.close(() => {
         clearTimeout(cut)
+        stopping = null
         resolve()
       })
       draining = true
       server.closeIdleConnections()
     })
+    return stopping
   }
   /** Set once close() has begun: each connection then closes as soon as its answer is written. */
   let draining = false
