@@ -1466,6 +1466,23 @@ describe('guard.check (no server)', () => {
     assert.equal(allowed.userId, 'integration')
   })
 
+  test("a wrapper whose isAllowed allows and whose explain refuses with the reason 'allowed' is a 403 no_matching_rule, as when isAllowed refuses, never a 403 saying allowed", () => {
+    const { secret } = storeToWrap('refused as allowed')
+    for (const isAllowed of [false, true]) {
+      const wrapper = {
+        isAllowed: () => isAllowed,
+        explain: () => ({ allowed: false, reason: 'allowed' }),
+        isAllowedDav: () => isAllowed,
+        explainDav: () => ({ allowed: false, reason: 'allowed' }),
+      } as unknown as KeyStore
+      const guard = createGuard(wrapper)
+      for (const url of [CALL, '/dav/docs/a.txt']) {
+        const result = guard.check(fakeRequest([['X-API-Key', secret]], url, url === CALL ? 'POST' : 'GET'))
+        assert.deepEqual(!result.ok && [result.status, result.body], [403, { error: 'forbidden', reason: 'no_matching_rule' }], `isAllowed ${isAllowed} at ${url}`)
+      }
+    }
+  })
+
   test('a wrapper store is asked isAllowed only for a call: a request the route maps to none is answered from explain', () => {
     const { store, secret } = storeToWrap('metered')
     // A wrapper that meters each call it is asked about.

@@ -905,7 +905,8 @@ class Guard {
       if (known !== undefined) return { ok: true, kind: 'api', keyId: known[0], userId: known[1], service, api, ip }
       // The first success of this secret: ask for the ids.
       const decision = explanationOf(store.explain(key, service, api, ip), 'explain')
-      if (!decision.allowed) return this.#deny(/** @type {DenialReason} */ (decision.reason))
+      // Refused as `allowed` (isAllowed said yes, explain no): no_matching_rule, as reasonOf says it.
+      if (!decision.allowed) return this.#deny(/** @type {DenialReason} */ (refusalOf(decision.reason)))
       const [keyId, userId] = this.#remember(key, allowedIds(decision, 'explain'))
       return { ok: true, kind: 'api', keyId, userId, service, api, ip }
     } catch (error) {
@@ -937,7 +938,7 @@ class Guard {
     let ids = this.#identities.get(key)
     if (ids === undefined) {
       const decision = explanationOf(store.explainDav(key, method, path, ip), 'explainDav')
-      if (!decision.allowed) return this.#deny(/** @type {DenialReason} */ (decision.reason))
+      if (!decision.allowed) return this.#deny(/** @type {DenialReason} */ (refusalOf(decision.reason)))
       ids = this.#remember(key, allowedIds(decision, 'explainDav'))
     }
     const [keyId, userId] = ids
