@@ -310,13 +310,13 @@ impl Key {
         }
     }
 
-    /// The order of "newest first" (`listKeys`, the keys a user's deletion records):
-    /// by creation time, then creation order where clocks tie.
     /// Whether a listing filtered by user and state (`listKeys`, `listKeysPage`) shows this key.
     pub fn matches(&self, user_id: Option<&str>, state: Option<KeyState>) -> bool {
         user_id.is_none_or(|u| *self.user_id == *u) && state.is_none_or(|s| self.state == s)
     }
 
+    /// The order of "newest first" (`listKeys`, the keys a user's deletion records):
+    /// by creation time, then creation order where clocks tie.
     pub fn newest_first(a: &Key, b: &Key) -> std::cmp::Ordering {
         b.created_at.cmp(&a.created_at).then(b.seq.cmp(&a.seq))
     }
