@@ -213,6 +213,7 @@ export interface KeyPageDto {
 export interface KeyPageQueryDto {
   userId?: string
   state?: string
+  search?: string
   limit?: number
   after?: string
 }
@@ -242,7 +243,7 @@ export interface KeyStore {
 
 }
 
-export declare function listKeys(store: ExternalObject<KeyStore>, userId?: string | undefined | null, state?: string | undefined | null): Array<KeyDto>
+export declare function listKeys(store: ExternalObject<KeyStore>, userId?: string | undefined | null, state?: string | undefined | null, search?: string | undefined | null): Array<KeyDto>
 
 export declare function listKeysPage(store: ExternalObject<KeyStore>, query: KeyPageQueryDto): KeyPageDto
 

@@ -334,6 +334,13 @@ export interface KeyPatch {
 export interface KeyFilter {
   userId?: string | undefined
   state?: KeyState | undefined
+  /**
+   * Only keys whose id, description or hint holds this text, in any letter case: each text is
+   * lower-cased a character at a time (Unicode, no locale; a final sigma `ς` as `σ`), with no
+   * other folding or normalisation (`ß` does not find `ss`, nor `é` an `e` and a combining
+   * accent). Empty: every key. At most 1,024 characters (`INVALID_ARGUMENT`, the text not quoted).
+   */
+  search?: string | undefined
 }
 
 /** Query of {@link KeyStore.listKeysPage}: a filter, the page size and where the page starts. */

@@ -477,6 +477,69 @@ for (const kind of STORE_KINDS) {
         assertNoSecret(error.message, secret)
       })
 
+      test('search keeps the keys whose id, description or hint holds the text, any letter case, in listKeys and in every page', () => {
+        const { store, id: seededId } = seeded()
+        store.putUser({ id: 'other', rights: ['*:*'] })
+        const descriptions = ['Nightly BILLING export', 'billing webhook', 'ΟΔΟΣ sync', 'οδος backup', 'Straße import', "rapport d'ÉTÉ", '']
+        for (let i = 0; i < 14; i++) {
+          store.setNow(at(T0, (i % 3) * SECOND))
+          issue(store, { userId: i % 2 ? 'other' : 'integration', description: descriptions[i % descriptions.length]!, state: i % 4 === 3 ? 'suspended' : 'active' })
+        }
+        const whole = store.listKeys()
+        const seededKey = whole.find((k) => k.id === seededId)!
+        // The fold the store documents: lower case a character at a time, a final sigma as a sigma.
+        const fold = (text: string) => [...text].map((c) => (c === 'ς' ? 'σ' : c).toLowerCase()).join('')
+        const expected = (filter: KeyFilter) =>
+          whole
+            .filter((k) => (filter.userId === undefined || k.userId === filter.userId) && (filter.state === undefined || k.state === filter.state))
+            .filter((k) => [k.id, k.description, k.hint].some((field) => fold(field).includes(fold(filter.search ?? ''))))
+            .map((k) => k.id)
+        const searches = ['billing', 'BILLING', 'οδοσ', 'ΟΔΟΣ', 'ς', 'STRAẞE', 'été', '', 'absent', seededKey.id.slice(4, 12).toLowerCase(), seededKey.hint.toUpperCase()]
+        let found = 0
+        for (const search of searches) {
+          for (const filter of [
+            { search },
+            { search, userId: 'other' },
+            { search, state: 'suspended' as const },
+            { search, userId: 'integration', state: 'active' as const },
+          ]) {
+            const ids = expected(filter)
+            found += ids.length
+            assert.deepEqual(
+              store.listKeys(filter).map((k) => k.id),
+              ids,
+              JSON.stringify(filter),
+            )
+            for (const limit of [1, 3, 1000]) assert.deepEqual(walk(store, { ...filter, limit }).ids, ids, `${JSON.stringify(filter)} in pages of ${limit}`)
+          }
+        }
+        assert.ok(found > 50, `the searches found too little (${found})`)
+        assert.equal(store.listKeys({ search: 'billing' }).length, 4)
+        assert.equal(store.listKeys({ search: 'ΟΔΟΣ' }).length, 4, 'σ and ς find each other')
+        assert.equal(store.listKeys({ search: 'strasse' }).length, 0, 'lower case only: ß is not ss')
+        assert.ok(
+          store.listKeys({ search: seededKey.id.toLowerCase() }).some((k) => k.id === seededId),
+          'an id in lower case',
+        )
+      })
+
+      test('a bad search is INVALID_ARGUMENT, naming the field, never quoting the text', () => {
+        const { store } = seeded()
+        const { secret } = issue(store)
+        const longest = 'é'.repeat(1024)
+        assert.deepEqual(store.listKeys({ search: longest }), [])
+        for (const [call, named] of [
+          [(search: unknown) => store.listKeys({ search } as KeyFilter), 'filter.search'],
+          [(search: unknown) => store.listKeysPage({ search } as KeyPageQuery), 'query.search'],
+        ] as const) {
+          for (const search of [7, null, ['billing'], {}, 'a\uD800b']) refusedUnchanged(store, () => call(search), 'INVALID_ARGUMENT' as ErrorCode, [], named)
+          const long = `${secret} ${'x'.repeat(1024)}`
+          const error = refusedUnchanged(store, () => call(long), 'INVALID_ARGUMENT' as ErrorCode, [], 'search')
+          assertNoSecret(error.message, secret)
+          assert.ok(!error.message.includes('xxxx'), error.message)
+        }
+      })
+
       test('getKey of an unknown, malformed or deleted id is null', () => {
         const { store, id } = seeded()
         assert.equal(store.getKey('key_doesNotExist'), null)

@@ -284,7 +284,7 @@ const KEY_PATCH_FIELDS = Object.freeze(['description', 'rules', 'expiresAt'])
 const USER_FIELDS = Object.freeze(['id', 'status', 'rights', 'roles'])
 const ROLE_FIELDS = Object.freeze(['name', 'rights'])
 /** The fields of a `KeyFilter`. */
-const KEY_FILTER = Object.freeze(['userId', 'state'])
+const KEY_FILTER = Object.freeze(['userId', 'state', 'search'])
 /** The fields of a `KeyPageQuery`. */
 const KEY_PAGE_QUERY = Object.freeze([...KEY_FILTER, 'limit', 'after'])
 /** The largest page of `listKeysPage` (the core refuses more too). */
@@ -850,8 +850,9 @@ class KeyStore {
     const f = optionsOf(filter, KEY_FILTER, 'filter')
     const userId = args.optionalString(f.userId, 'filter.userId')
     const state = args.optionalStateName(f.state, 'filter.state')
+    const search = args.optionalString(f.search, 'filter.search')
     this.#flushUses()
-    return call(() => native.listKeys(this.#handle, userId, state)).map(toKey)
+    return call(() => native.listKeys(this.#handle, userId, state, search)).map(toKey)
   }
 
   /** @param {KeyPageQuery} [query] */
@@ -860,6 +861,7 @@ class KeyStore {
     const dto = {
       userId: args.optionalString(q.userId, 'query.userId'),
       state: args.optionalStateName(q.state, 'query.state'),
+      search: args.optionalString(q.search, 'query.search'),
       limit: args.optionalWholeNumber(q.limit, 'query.limit', MAX_KEY_PAGE, 1),
       after: afterOf(q.after),
     }

@@ -367,8 +367,13 @@ pub fn get_key(store: &External<KeyStore>, id: String) -> napi::Result<Option<Ke
 }
 
 #[napi(catch_unwind)]
-pub fn list_keys(store: &External<KeyStore>, user_id: Option<String>, state: Option<String>) -> napi::Result<Vec<KeyDto>, String> {
-    let filter = KeyFilter { user_id, state };
+pub fn list_keys(
+    store: &External<KeyStore>,
+    user_id: Option<String>,
+    state: Option<String>,
+    search: Option<String>,
+) -> napi::Result<Vec<KeyDto>, String> {
+    let filter = KeyFilter { user_id, state, search };
     let keys = store.list_keys(&filter).map_err(js_store_error(store))?;
     Ok(keys.into_iter().map(KeyDto::from).collect())
 }

@@ -265,13 +265,18 @@ impl From<RoleView> for RoleDto {
 pub struct KeyPageQueryDto {
     pub user_id: Option<String>,
     pub state: Option<String>,
+    pub search: Option<String>,
     pub limit: Option<u32>,
     pub after: Option<String>,
 }
 
 impl From<KeyPageQueryDto> for KeyPageQuery {
     fn from(query: KeyPageQueryDto) -> Self {
-        KeyPageQuery { filter: KeyFilter { user_id: query.user_id, state: query.state }, limit: query.limit, after: query.after }
+        KeyPageQuery {
+            filter: KeyFilter { user_id: query.user_id, state: query.state, search: query.search },
+            limit: query.limit,
+            after: query.after,
+        }
     }
 }
 

@@ -216,16 +216,23 @@ impl KeyId {
     pub const fn as_bytes(&self) -> &[u8; 16] {
         &self.0
     }
+
+    /// The id's text (`key_` and base62 digits, all ASCII), without allocating: a search of
+    /// the listing reads every key's.
+    pub fn text(&self) -> [u8; KEY_ID_PREFIX.len() + ID_CHARS] {
+        let mut text = [0u8; KEY_ID_PREFIX.len() + ID_CHARS];
+        let (prefix, digits) = text.split_at_mut(KEY_ID_PREFIX.len());
+        prefix.copy_from_slice(KEY_ID_PREFIX.as_bytes());
+        digits.copy_from_slice(&encode_id(&self.0));
+        text
+    }
 }
 
 impl std::fmt::Display for KeyId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // One write of the whole text: `to_string` then allocates once, exactly
         // (listings show every key's id).
-        let mut text = [0u8; KEY_ID_PREFIX.len() + ID_CHARS];
-        let (prefix, digits) = text.split_at_mut(KEY_ID_PREFIX.len());
-        prefix.copy_from_slice(KEY_ID_PREFIX.as_bytes());
-        digits.copy_from_slice(&encode_id(&self.0));
+        let text = self.text();
         // Base62 digits are ASCII.
         f.write_str(std::str::from_utf8(&text).map_err(|_| std::fmt::Error)?)
     }

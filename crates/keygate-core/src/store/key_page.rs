@@ -5,11 +5,12 @@
 
 use std::cmp::Ordering;
 
+use super::key_match::KeyMatch;
 use super::types::view_key;
 use super::{KeyFilter, KeyStore, KeyView};
 use crate::backend::UsesOf;
 use crate::error::{Error, ErrorCode, Result};
-use crate::model::{Key, KeyId, KeyState};
+use crate::model::{Key, KeyId};
 
 /// The page size when none is given.
 const DEFAULT_PAGE_LIMIT: u32 = 100;
@@ -90,28 +91,21 @@ impl KeyStore {
             return Err(Error::new(ErrorCode::InvalidArgument, format!("limit {limit} must be a whole number from 1 to {MAX_PAGE_LIMIT}")));
         }
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        let state = query.filter.state.as_deref().map(KeyState::parse).transpose()?;
+        let filter = KeyMatch::of(&query.filter)?;
         let after = query.after.as_deref().map(Place::from_cursor).transpose()?;
-        let user_id = query.filter.user_id.as_deref();
 
-        let (ids, next) = self.choose_page(user_id, state, after, limit);
+        let (ids, next) = self.choose_page(&filter, after, limit);
         let raw: Vec<[u8; 16]> = ids.iter().map(|id| *id.as_bytes()).collect();
         self.inner.refresh_uses(UsesOf::Keys(&raw));
-        Ok(KeyPage { keys: self.view_page(&ids, state), next })
+        Ok(KeyPage { keys: self.view_page(&ids, &filter), next })
     }
 
     /// The ids of the page's keys, chosen by place alone (then the stored uses of those keys
     /// only are read: a page of ten must not read every used key's row), and the next cursor.
-    fn choose_page(
-        &self,
-        user_id: Option<&str>,
-        state: Option<KeyState>,
-        after: Option<Place>,
-        limit: usize,
-    ) -> (Vec<KeyId>, Option<String>) {
+    fn choose_page(&self, filter: &KeyMatch<'_>, after: Option<Place>, limit: usize) -> (Vec<KeyId>, Option<String>) {
         let registry = self.inner.registry.read();
-        let mut keys: Vec<&Key> =
-            registry.keys().filter(|k| k.matches(user_id, state) && after.is_none_or(|place| place.precedes(k))).collect();
+        // The place first: it is the cheaper test, and a search reads the key's texts.
+        let mut keys: Vec<&Key> = registry.keys().filter(|k| after.is_none_or(|place| place.precedes(k)) && filter.matches(k)).collect();
         let more = keys.len() > limit;
         if more {
             keys.select_nth_unstable_by(limit, |a, b| Key::newest_first(a, b));
@@ -124,11 +118,12 @@ impl KeyStore {
 
     /// The views of the chosen keys as they are now. The registry was unlocked while their uses
     /// were read, and another handle's change may have been applied meanwhile: a key deleted
-    /// since is left out (the cursor still holds its place), and so is one whose state has left
-    /// the filter's (a page of active keys showed a key just suspended elsewhere).
-    fn view_page(&self, ids: &[KeyId], state: Option<KeyState>) -> Vec<KeyView> {
+    /// since is left out (the cursor still holds its place), and so is one that has left the
+    /// filter: its state (a page of active keys showed a key just suspended elsewhere), or its
+    /// description no longer holding the search.
+    fn view_page(&self, ids: &[KeyId], filter: &KeyMatch<'_>) -> Vec<KeyView> {
         let registry = self.inner.registry.read();
-        ids.iter().filter_map(|id| registry.key_by_id(id)).filter(|k| k.matches(None, state)).map(view_key).collect()
+        ids.iter().filter_map(|id| registry.key_by_id(id)).filter(|k| filter.matches(k)).map(view_key).collect()
     }
 }
 
@@ -188,13 +183,38 @@ mod tests {
         store.put_user(&UserInput { id: "u".into(), rights: vec!["*:*".into()], ..Default::default() }, None).unwrap();
         let new_key = NewKey { user_id: "u".into(), expires_at: Some(store.now() + 86_400_000), ..Default::default() };
         let ids: Vec<String> = (0..3).map(|_| store.create_key(&new_key, None).unwrap().key.id).collect();
-        let active = Some(KeyState::Active);
-        let (chosen, next) = store.choose_page(None, active, None, 2);
+        let active = KeyFilter { state: Some("active".into()), ..KeyFilter::default() };
+        let active = KeyMatch::of(&active).unwrap();
+        let (chosen, next) = store.choose_page(&active, None, 2);
         assert_eq!((chosen.len(), next.is_some()), (2, true));
         store.set_state(&ids[2], "suspended", None).unwrap();
-        let shown: Vec<String> = store.view_page(&chosen, active).into_iter().map(|k| k.id).collect();
+        let shown: Vec<String> = store.view_page(&chosen, &active).into_iter().map(|k| k.id).collect();
         assert_eq!(shown, [ids[1].clone()], "a key suspended while the page's uses were read was shown in a page of active keys");
-        assert_eq!(store.view_page(&chosen, None).len(), 2, "unfiltered, the suspended key is still shown");
+        let everything = KeyFilter::default();
+        assert_eq!(store.view_page(&chosen, &KeyMatch::of(&everything).unwrap()).len(), 2, "unfiltered, the suspended key is still shown");
+    }
+
+    /// As above, for a search: a key whose description another handle changed while the page's
+    /// uses were read, so that it no longer holds the search, is left out.
+    #[test]
+    fn a_key_whose_description_left_the_search_while_uses_were_read_is_left_out() {
+        use crate::store::{KeyPatch, NewKey, Options, UserInput};
+        let store = KeyStore::in_memory(Options::default()).unwrap();
+        store.put_user(&UserInput { id: "u".into(), rights: vec!["*:*".into()], ..Default::default() }, None).unwrap();
+        let new_key = |description: &str| NewKey {
+            user_id: "u".into(),
+            description: description.into(),
+            expires_at: Some(store.now() + 86_400_000),
+            ..Default::default()
+        };
+        let ids: Vec<String> = ["Billing A", "billing b"].map(|d| store.create_key(&new_key(d), None).unwrap().key.id).into();
+        let search = KeyFilter { search: Some("BILLING".into()), ..KeyFilter::default() };
+        let search = KeyMatch::of(&search).unwrap();
+        let (chosen, _) = store.choose_page(&search, None, 10);
+        assert_eq!(chosen.len(), 2);
+        store.update_key(&ids[0], &KeyPatch { description: Some("payroll".into()), ..Default::default() }, None).unwrap();
+        let shown: Vec<String> = store.view_page(&chosen, &search).into_iter().map(|k| k.id).collect();
+        assert_eq!(shown, [ids[1].clone()]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::key_match::KeyMatch;
 use super::types::view_key;
 use super::validate::{check_overlap, check_unchanged, iso};
 use super::{internal, Actor, AuditAction, Inner, Issued, KeyCounts, KeyFilter, KeyPatch, KeyStore, KeyView, NewKey};
@@ -61,12 +62,12 @@ impl KeyStore {
     /// Keys matching the filter, newest first.
     pub fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyView>> {
         self.inner.check_open()?;
-        let state = filter.state.as_deref().map(KeyState::parse).transpose()?;
+        let filter = KeyMatch::of(filter)?;
         // One user's keys: that user's stored uses, not every key's (a hundred thousand rows
         // read to show ten blocked the event loop for about 100 ms).
-        self.inner.refresh_uses(filter.user_id.as_deref().map_or(UsesOf::All, UsesOf::User));
+        self.inner.refresh_uses(filter.user_id.map_or(UsesOf::All, UsesOf::User));
         let registry = self.inner.registry.read();
-        let mut keys: Vec<&Key> = registry.keys().filter(|k| k.matches(filter.user_id.as_deref(), state)).collect();
+        let mut keys: Vec<&Key> = registry.keys().filter(|k| filter.matches(k)).collect();
         keys.sort_by(|a, b| Key::newest_first(a, b));
         Ok(keys.into_iter().map(view_key).collect())
     }

@@ -15,12 +15,15 @@
 //! | `validate.rs` | the checks admin calls make before they write |
 //! | `copy.rs` | copying a whole store into an empty one |
 //! | `sync.rs` | catching up with other processes, failing closed |
+//! | `key_match.rs` | the filter of a listing of keys: user, state, text search |
+//! | `key_page.rs` | keys a page at a time (`listKeysPage`) |
 //! | `uses.rs` | `lastUsedAt`: recorded by checks, flushed, read back |
 //! | `scrub.rs` | error messages that would give away a secret of the store, withheld |
 
 mod accounts;
 mod check;
 mod copy;
+mod key_match;
 mod key_page;
 mod keys;
 mod scrub;

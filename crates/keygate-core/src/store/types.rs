@@ -178,6 +178,9 @@ impl Expect {
 pub struct KeyFilter {
     pub user_id: Option<String>,
     pub state: Option<String>,
+    /// Keys whose id, description or hint holds this text, in any letter case (see
+    /// `key_match.rs` for the folding); empty or none: every key.
+    pub search: Option<String>,
 }
 
 /// How many keys a user holds in each state ([`KeyStore::key_counts`](super::KeyStore::key_counts)).

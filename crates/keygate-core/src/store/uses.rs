@@ -145,7 +145,7 @@ mod tests {
         gateway.touch(&[(busy.secret.as_bytes(), now)]);
         gateway.close().unwrap();
 
-        let only = |user: &str| KeyFilter { user_id: Some(user.into()), state: None };
+        let only = |user: &str| KeyFilter { user_id: Some(user.into()), ..KeyFilter::default() };
         let listed = admin.list_keys(&only("quiet")).unwrap();
         assert_eq!(listed.iter().map(|k| &k.id).collect::<Vec<_>>(), [&quiet.key.id]);
         let busy_id: KeyId = busy.key.id.parse().unwrap();
