@@ -699,6 +699,41 @@ describe('admin JSON API', () => {
     assert.equal((await call('GET', '/keys?cursor=x')).status, 400, 'a misspelt parameter is refused, not ignored')
   })
 
+  test('GET /api/keys?search= finds in id, description and hint in any letter case, whole or paged with the other filters; a bad one is 400 unquoted', async () => {
+    store.putUser({ id: 'svc-search', rights: ['*:*'] })
+    const made = ['Ledger SYNC', 'ledger backup', 'ΟΔΟΣ ledger', 'unrelated'].map((description) =>
+      store.createKey({ userId: 'svc-search', description, expiresAt: new Date(Date.now() + 30 * DAY) }),
+    )
+    store.setState(made[1]!.key.id, 'suspended')
+    const ids = (path: string) => call('GET', path).then((r) => (r.body!.keys as { id: string }[]).map((k) => k.id))
+    const ledger = made
+      .slice(0, 3)
+      .map((m) => m.key.id)
+      .reverse()
+    assert.deepEqual(await ids('/keys?userId=svc-search&search=LEDGER'), ledger)
+    assert.deepEqual(await ids(`/keys?userId=svc-search&search=${encodeURIComponent('οδος')}`), [made[2]!.key.id])
+    assert.deepEqual(await ids('/keys?userId=svc-search&search=ledger&state=suspended'), [made[1]!.key.id])
+    assert.deepEqual(await ids(`/keys?search=${made[3]!.key.id.toLowerCase()}`), [made[3]!.key.id])
+    assert.ok((await ids(`/keys?userId=svc-search&search=${made[3]!.key.hint.toLowerCase()}`)).includes(made[3]!.key.id))
+    assert.equal((await ids('/keys?userId=svc-search&search=')).length, 4, 'an empty search keeps every key')
+    // Paged: the cursor goes back with the same search.
+    const first = await call('GET', '/keys?userId=svc-search&search=ledger&limit=2')
+    assert.deepEqual(
+      first.body!.keys.map((k: { id: string }) => k.id),
+      ledger.slice(0, 2),
+    )
+    assert.deepEqual(await ids(`/keys?userId=svc-search&search=ledger&limit=2&after=${first.body!.next}`), ledger.slice(2))
+    const secret = made[0]!.secret
+    for (const search of [encodeURIComponent(`${secret}${'x'.repeat(1024)}`), '%ED%A0%80'.repeat(1025)]) {
+      for (const paged of ['', '&limit=10']) {
+        const r = await call('GET', `/keys?search=${search}${paged}`)
+        assert.equal(r.status, 400)
+        assert.equal(r.body!.error.code, 'INVALID_ARGUMENT')
+        assert.ok(!JSON.stringify(r.body).includes(secret.slice(3, 20)) && !JSON.stringify(r.body).includes('xxxx'), JSON.stringify(r.body))
+      }
+    }
+  })
+
   test('paging the trail does not verify it whole for every page; a new entry, or /audit/verify, does', async () => {
     const verify = store.verifyAudit.bind(store)
     let passes = 0

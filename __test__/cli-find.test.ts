@@ -169,6 +169,29 @@ describe('key list --hint', () => {
     )
   })
 
+  test('--search lists the keys whose id, description or hint holds the text, any letter case, whole or paged', async () => {
+    ok(await ws.kg(['user', 'put', 'searched']))
+    const ledger = await createKey(ws.kg, ['--user', 'searched', '--description', 'Ledger SYNC', '--expires', '1d'])
+    const other = await createKey(ws.kg, ['--user', 'searched', '--description', 'unrelated', '--expires', '1d'])
+    const listed = (args: string[]) => ws.kg(['key', 'list', '--user', 'searched', ...args, '--json'])
+    assert.deepEqual(
+      json<ApiKey[]>(ok(await listed(['--search', 'ledger sync']))).map((k) => k.id),
+      [ledger.id],
+    )
+    assert.deepEqual(
+      json<ApiKey[]>(ok(await listed(['--search', other.id.toLowerCase()]))).map((k) => k.id),
+      [other.id],
+    )
+    assert.deepEqual(
+      json<{ keys: ApiKey[] }>(ok(await listed(['--search', 'LEDGER', '--limit', '5']))).keys.map((k) => k.id),
+      [ledger.id],
+    )
+    const refused = await ws.kg(['key', 'list', '--search', `${ledger.secret}${'x'.repeat(1024)}`])
+    assert.equal(refused.code, 3)
+    assert.match(refused.stderr, /INVALID_ARGUMENT/)
+    assert.ok(!refused.stderr.includes(ledger.secret.slice(3, 20)) && !refused.stderr.includes('xxxx'), refused.stderr)
+  })
+
   test('two keys sharing a hint are both listed', async () => {
     // Made in memory until two share a hint (62^4 hints: some thousands of keys), the others
     // deleted, then copied into a store file for the command.

@@ -44,7 +44,7 @@ const { isDatabaseUrl, resolveStore, shownStore } = require('../location.js')
 
 /** @typedef {{ status?: string, right?: string[], 'no-rights'?: true, role?: string[], 'no-roles'?: true }} UserPutOptions */
 /** @typedef {{ ip?: string, 'secret-stdin'?: true }} CheckOptions */
-/** @typedef {{ user?: string, state?: string, hint?: string, limit?: string, after?: string }} KeyListOptions */
+/** @typedef {{ user?: string, state?: string, search?: string, hint?: string, limit?: string, after?: string }} KeyListOptions */
 
 /** A lookup by id/name that found nothing: exit code 1, with the store's error code. */
 class NotFound extends Error {
@@ -475,7 +475,7 @@ const COMMANDS = [
   {
     path: ['key', 'list'],
     summary: 'List keys (never their secrets)',
-    usage: 'keygate key list [--user <id>] [--state active|suspended|revoked] [--hint <hint>] [--limit <n>] [--after <cursor>]',
+    usage: 'keygate key list [--user <id>] [--state active|suspended|revoked] [--search <text>] [--hint <hint>] [--limit <n>] [--after <cursor>]',
     details:
       'Keys, newest first: id, user, state, expiry, last use, hint (last 4 characters of the secret)\n' +
       'and description. The filters together narrow the list. Several keys can share a hint: to\n' +
@@ -485,13 +485,20 @@ const COMMANDS = [
     options: {
       user: { type: 'string', arg: '<id>', help: 'only the keys of this user' },
       state: { type: 'string', arg: '<state>', help: 'only keys in this state: active, suspended or revoked' },
+      search: { type: 'string', arg: '<text>', help: 'only keys whose id, description or hint holds this text, in any letter case' },
       hint: { type: 'string', arg: '<hint>', help: 'only keys whose hint is this: the 4 letters and digits shown after …, case-sensitive' },
       limit: { type: 'string', arg: '<n>', help: 'one page of at most this many keys, 1 to 1000 (default 100 with --after)' },
       after: { type: 'string', arg: '<cursor>', help: 'the page after the one that printed this cursor' },
     },
     positionals: [],
     store: 'read',
-    examples: ['keygate key list', 'keygate key list --user svc-requests --state active --json', 'keygate key list --hint HRV5', 'keygate key list --limit 50'],
+    examples: [
+      'keygate key list',
+      'keygate key list --user svc-requests --state active --json',
+      'keygate key list --search billing',
+      'keygate key list --hint HRV5',
+      'keygate key list --limit 50',
+    ],
     /** @param {OptionContext<KeyListOptions>} ctx */
     parse({ opts }) {
       if (opts.hint !== undefined && !HINT_PATTERN.test(opts.hint)) {
@@ -512,11 +519,11 @@ const COMMANDS = [
     run({ store, opts, now, input }) {
       const { state, limit, paged } = input
       if (paged) {
-        const page = store.listKeysPage({ userId: opts.user, state, limit, after: opts.after })
+        const page = store.listKeysPage({ userId: opts.user, state, search: opts.search, limit, after: opts.after })
         const more = page.next === null ? '' : `\n(more keys match: the next page is --after ${page.next})`
         return { json: page, text: `${fmt.keyTable(page.keys, now)}${more}` }
       }
-      let keys = store.listKeys({ userId: opts.user, state })
+      let keys = store.listKeys({ userId: opts.user, state, search: opts.search })
       if (opts.hint !== undefined) keys = keys.filter((k) => k.hint === opts.hint)
       return { json: keys, text: fmt.keyTable(keys, now) }
     },

@@ -43,7 +43,10 @@ function keyRoutes({ store, admin }) {
     // left out: a script's empty variable must not widen its listing to every key.
     const userId = query.get('userId')
     const state = query.get('state')
+    // Empty keeps every key, as the store's: every text holds the empty text.
+    const search = query.get('search')
     if (userId !== null) filter.userId = userId
+    if (search !== null) filter.search = search
     if (state !== null) {
       if (!isOneOf(KEY_STATES, state)) throw new KeygateError(ErrorCode.InvalidState, `unknown key state ${quote(state)}`)
       filter.state = state
