@@ -36,39 +36,124 @@ export async function renderKeys() {
   await reloadKeys()
 }
 
-async function reloadKeys() {
-  const params = new URLSearchParams()
+/** Keys asked of the server at a time: a page, never the whole store (see keysPath). */
+const KEYS_PER_REQUEST = 500
+/** How long the search waits for typing to pause before it asks the server. */
+const SEARCH_DELAY_MS = 250
+
+/** The latest listing asked for: the answer to an earlier one (filters changed since) is dropped. */
+let listing = 0
+/** @type {string | null} the cursor of the page after the keys shown; null when they are all the filter's */
+let keysNext = null
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let searchTimer
+
+/**
+ * The screen's filters as a query of `GET /api/keys`, one page of at most KEYS_PER_REQUEST keys
+ * after `after`: listing every key held the server's event loop a second or more at 100,000 keys,
+ * and the gateway's checks with it when the page is mounted in the gateway's process. The search
+ * runs in the store too (id, description, hint, any letter case).
+ * @param {string | null} after
+ */
+function keysPath(after) {
+  const params = new URLSearchParams({ limit: String(KEYS_PER_REQUEST) })
   const userId = $('#filter-user').value
   const st = $('#filter-state').value
+  const search = $('#filter-text').value.trim()
   if (userId) params.set('userId', userId)
   if (st) params.set('state', st)
-  const qs = params.toString()
-  const data = await api('GET', `/api/keys${qs ? `?${qs}` : ''}`)
-  state.offset = new Date(data.now).getTime() - Date.now()
-  state.keys = data.keys
-  drawKeys()
+  if (search) params.set('search', search)
+  if (after !== null) params.set('after', after)
+  return `/api/keys?${params}`
 }
 
-function drawKeys() {
-  const q = $('#filter-text').value.trim().toLowerCase()
-  const keys = q ? state.keys.filter((k) => k.id.toLowerCase().includes(q) || k.description.toLowerCase().includes(q) || k.hint.toLowerCase().includes(q)) : state.keys
-  $('#keys-count').textContent = `${keys.length} ${keys.length === 1 ? 'key' : 'keys'}${keys.length !== state.keys.length ? ` of ${state.keys.length}` : ''}`
+async function reloadKeys() {
+  clearTimeout(searchTimer)
+  const asked = ++listing
+  const data = await api('GET', keysPath(null))
+  if (asked !== listing) return
+  state.offset = new Date(data.now).getTime() - Date.now()
+  state.keys = data.keys
+  keysNext = data.next
+  drawKeys(asked)
+}
+
+/** The search asks the server once typing pauses, not at every key pressed. */
+function searchSoon() {
+  clearTimeout(searchTimer)
+  searchTimer = setTimeout(() => attempt(reloadKeys), SEARCH_DELAY_MS)
+}
+
+/** The count above the list: a total only once the last page is in. */
+function drawKeysCount() {
+  const n = state.keys.length
+  $('#keys-count').textContent = keysNext === null ? `${n} ${n === 1 ? 'key' : 'keys'}` : `${n} keys shown, more on request`
+}
+
+/** @param {number} asked the listing drawn */
+function drawKeys(asked) {
+  drawKeysCount()
+  const filtered = $('#filter-user').value || $('#filter-state').value || $('#filter-text').value.trim()
+  /** @type {MoreRows} */
+  const more = {
+    label: () => 'Show more keys',
+    fetch: async () => {
+      const data = await api('GET', keysPath(keysNext))
+      // The filters changed meanwhile: this table is being replaced.
+      if (asked !== listing) return { keys: [], done: true }
+      state.keys.push(...data.keys)
+      keysNext = data.next
+      drawKeysCount()
+      return { keys: data.keys, done: data.next === null }
+    },
+  }
   $('#keys-table').replaceChildren(
-    keyTable(keys, {
+    growingKeyTable(state.keys, {
       caption: 'API keys',
-      empty: state.keys.length === 0 && !$('#filter-user').value && !$('#filter-state').value ? 'No API keys yet. Press + to create one.' : 'No key matches the filter.',
+      empty: state.keys.length === 0 && !filtered ? 'No API keys yet. Press + to create one.' : 'No key matches the filter.',
+      more: keysNext === null ? undefined : more,
     }),
   )
 }
 
 /**
  * Rows drawn at a time, the rest on request: a store of 100,000 keys drawn whole (2.6 million
- * elements) took over a minute to show, and as long again for every key typed in the search.
+ * elements) took over a minute to show.
  */
 const ROWS_PER_PAGE = 500
 
+/**
+ * A table of keys the page holds whole (one user's), drawn ROWS_PER_PAGE rows at a time.
+ * @param {import('./wire.js').KeyJson[]} keys
+ * @param {{ caption: string, empty: string, showUser?: boolean }} options
+ */
 export function keyTable(keys, { caption, empty, showUser = true }) {
-  if (keys.length === 0) return h('p', { class: 'empty' }, empty)
+  let shown = Math.min(ROWS_PER_PAGE, keys.length)
+  /** @type {MoreRows} */
+  const more = {
+    label: () => `Show ${Math.min(ROWS_PER_PAGE, keys.length - shown)} more (${shown} of ${keys.length} shown)`,
+    fetch: async () => {
+      const added = keys.slice(shown, shown + ROWS_PER_PAGE)
+      shown += added.length
+      return { keys: added, done: shown >= keys.length }
+    },
+  }
+  return growingKeyTable(keys.slice(0, shown), { caption, empty, showUser, more: shown < keys.length ? more : undefined })
+}
+
+/**
+ * @typedef {object} MoreRows
+ * @property {() => string} label the button's text
+ * @property {() => Promise<{ keys: import('./wire.js').KeyJson[], done: boolean }>} fetch the next rows, and whether they are the last
+ */
+
+/**
+ * A table of `keys`; with `more`, a button under it that appends the rows it fetches.
+ * @param {import('./wire.js').KeyJson[]} keys
+ * @param {{ caption: string, empty: string, showUser?: boolean, more?: MoreRows }} options
+ */
+function growingKeyTable(keys, { caption, empty, showUser = true, more }) {
+  if (keys.length === 0 && more === undefined) return h('p', { class: 'empty' }, empty)
   const head = ['Key', showUser ? 'User account' : null, 'Description', 'State', 'Expires', 'Last used', 'Hint', 'Actions'].filter(Boolean)
   const row = (k) =>
     h(
@@ -87,7 +172,7 @@ export function keyTable(keys, { caption, empty, showUser = true }) {
         h('button', { type: 'button', class: 'btn btn-small', 'aria-label': `Open key ${k.id}`, onclick: () => openKey(k.id) }, 'Open'),
       ),
     )
-  const body = h('tbody', {}, keys.slice(0, ROWS_PER_PAGE).map(row))
+  const body = h('tbody', {}, keys.map(row))
   const table = h(
     'table',
     { class: 'grid keys' },
@@ -103,26 +188,36 @@ export function keyTable(keys, { caption, empty, showUser = true }) {
     ),
     body,
   )
-  if (keys.length <= ROWS_PER_PAGE) return table
-  let shown = ROWS_PER_PAGE
-  const more = h('button', { type: 'button', class: 'btn' })
-  const label = () => {
-    more.textContent = `Show ${Math.min(ROWS_PER_PAGE, keys.length - shown)} more (${shown} of ${keys.length} shown)`
-  }
-  label()
-  more.addEventListener('click', () => {
-    const added = keys.slice(shown, shown + ROWS_PER_PAGE).map(row)
-    body.append(...added)
-    shown += added.length
-    if (shown < keys.length) {
-      label()
-    } else {
-      // The button goes: keyboard focus moves on to the first row it added.
-      more.remove()
-      added[0]?.querySelector('button')?.focus()
-    }
-  })
-  return h('div', {}, table, h('p', { class: 'table-more' }, more))
+  if (more === undefined) return table
+  const button = h('button', { type: 'button', class: 'btn' }, more.label())
+  let busy = false
+  button.addEventListener('click', () =>
+    attempt(async () => {
+      // A second press while the rows are on their way asks for nothing more.
+      if (busy) return
+      busy = true
+      button.setAttribute('aria-busy', 'true')
+      let page
+      try {
+        page = await more.fetch()
+      } finally {
+        busy = false
+        button.removeAttribute('aria-busy')
+      }
+      const added = page.keys.map(row)
+      body.append(...added)
+      if (!page.done) {
+        button.textContent = more.label()
+        return
+      }
+      // The button goes: keyboard focus moves on to the first row it added (the last row when
+      // none came, their keys deleted meanwhile).
+      const landing = added[0] ?? body.lastElementChild
+      button.remove()
+      landing?.querySelector('button')?.focus()
+    }),
+  )
+  return h('div', {}, table, h('p', { class: 'table-more' }, button))
 }
 
 export function wireKeys() {
@@ -133,6 +228,10 @@ export function wireKeys() {
   })
   $('#filter-user').addEventListener('change', () => attempt(reloadKeys))
   $('#filter-state').addEventListener('change', () => attempt(reloadKeys))
-  $('#filter-text').addEventListener('input', drawKeys)
-  $('#keys-filter').addEventListener('submit', (e) => e.preventDefault())
+  $('#filter-text').addEventListener('input', searchSoon)
+  // Enter asks at once.
+  $('#keys-filter').addEventListener('submit', (e) => {
+    e.preventDefault()
+    attempt(reloadKeys)
+  })
 }

@@ -4,6 +4,7 @@
 import { Reason } from './constants.js'
 import { $, $$, h, setError, show } from './dom.js'
 import { ApiFailure, api } from './api.js'
+import { attempt } from './actions.js'
 
 const REASONS = {
   [Reason.Allowed]: 'Allowed: every check passed.',
@@ -69,7 +70,25 @@ export async function renderTry(route) {
   syncTryMode()
   show($('#try-result'), false)
   setError($('#try-error'), '')
-  const data = await api('GET', '/api/keys')
+  await suggestKeys()
+}
+
+/** Keys suggested for the key id field at a time: a page, never the whole store (100,000 keys held the server a second or more). */
+const SUGGESTED_KEYS = 50
+/** The latest suggestions asked for: an earlier answer (the field changed since) is dropped. */
+let suggesting = 0
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let suggestTimer
+
+/** The newest keys whose id, description or hint holds what the key id field holds, as its suggestions. */
+async function suggestKeys() {
+  clearTimeout(suggestTimer)
+  const asked = ++suggesting
+  const params = new URLSearchParams({ limit: String(SUGGESTED_KEYS) })
+  const search = $('#try-key').value.trim()
+  if (search) params.set('search', search)
+  const data = await api('GET', `/api/keys?${params}`)
+  if (asked !== suggesting) return
   $('#try-key-list').replaceChildren(...data.keys.map((k) => h('option', { value: k.id }, `${k.userId} · ${k.description || k.state} · …${k.hint}`)))
 }
 
@@ -143,6 +162,10 @@ function drawDecision({ mode, kind, decision }) {
 export function wireTry() {
   for (const r of $$('#try-form input[name=mode], #try-form input[name=kind]')) r.addEventListener('change', syncTryMode)
   $('#try-form').addEventListener('submit', submitTry)
+  $('#try-key').addEventListener('input', () => {
+    clearTimeout(suggestTimer)
+    suggestTimer = setTimeout(() => attempt(suggestKeys), 250)
+  })
 }
 
 /** Leaving the screen forgets a pasted secret. */
