@@ -10,6 +10,7 @@ import { KeyStore } from '../index.js'
 import type { ApiKey, AuditEntry, AuditReport, Decision, Role, User } from '../index.js'
 import { DAY, HOUR, assertNoSecret, forgeSecret } from './helpers.js'
 import { SECRET_LINE, createKey, json, jsonError, keygateError, ok, run, usage, workspace } from './support/cli.js'
+import type { Run } from './support/cli.js'
 import { NO_PYTHON, sql } from './support/python-sqlite.js'
 
 const ROOT = path.join(__dirname, '..')
@@ -292,6 +293,56 @@ describe('usage errors: exit 2 with a plain message, nothing changed', () => {
     keygateError(await ws.kg([...base, '--expires', '0000-03-01T00:00:00Z']), 'EXPIRY_IN_PAST')
     assert.ok(Array.isArray(json(ok(await ws.kg(['audit', '--since', '0050-01-01', '--json'])))))
     assert.deepEqual(json<ApiKey[]>(ok(await ws.kg(['key', 'list', '--json']))), [])
+  })
+
+  test('out of range names its edge: past the last date for --expires, before the first for --since and --until', async () => {
+    const base = ['key', 'create', '--user', 'alice', '--description', 'x']
+    const past = 'is out of range: it reaches past the last date a time can have (year 275760)'
+    const before = 'is out of range: it reaches before the first date a time can have (year -271821)'
+    usage(await ws.kg([...base, '--expires', '100000000d']), `--expires "100000000d" ${past}`)
+    usage(await ws.kg(['key', 'update', 'key_x', '--expires', '100000000000d']), `--expires "100000000000d" ${past}`)
+    usage(await ws.kg(['audit', '--since', '104000000d']), `--since "104000000d" ${before}`)
+    usage(await ws.kg(['audit', '--until', '100000000000d']), `--until "100000000000d" ${before}`)
+  })
+
+  test('a value shaped as a date but not one is "not a valid date"; other words are "neither"; 0 is a duration', async () => {
+    const base = ['key', 'create', '--user', 'alice', '--description', 'x']
+    // Month and day of one digit, or spaces around, still look like a date: the message says how to write one.
+    usage(await ws.kg([...base, '--expires', '2027-2-3']), '--expires "2027-2-3" is not a valid date or time; a date is YYYY-MM-DD')
+    usage(await ws.kg(['audit', '--since', ' 2027-02-30 ']), '--since " 2027-02-30 " is not a valid date or time')
+    // A date after other words, or with a year of two digits, is no date at all.
+    usage(await ws.kg([...base, '--expires', 'on 2027-01-31']), '--expires "on 2027-01-31" is neither a duration nor a date')
+    usage(await ws.kg(['audit', '--until', '27-01-31']), '--until "27-01-31" is neither a duration (ago) nor a date')
+    // `0` is zero (docs/cli.md): a key expiring now is the store's EXPIRY_IN_PAST, not a usage error.
+    keygateError(await ws.kg([...base, '--expires', '0']), 'EXPIRY_IN_PAST')
+    assert.deepEqual(json<ApiKey[]>(ok(await ws.kg(['key', 'list', '--json']))), [])
+  })
+
+  test('states, statuses and actions are taken as written: no other case, no spaces', async () => {
+    usage(await ws.kg(['key', 'list', '--state', 'Active']), '--state "Active" must be one of: active, suspended, revoked')
+    usage(await ws.kg(['key', 'list', '--state', ' active']), '--state " active" must be one of')
+    usage(await ws.kg(['user', 'put', 'bob', '--status', 'SUSPENDED']), '--status "SUSPENDED" must be one of')
+    usage(await ws.kg(['audit', '--action', 'setState ']), '--action "setState " must be one of')
+    assert.deepEqual(
+      json<User[]>(ok(await ws.kg(['user', 'list', '--json']))).map((u) => u.id),
+      ['alice'],
+    )
+  })
+
+  test('a command is named only within the edits its length allows; of several as near, the first listed', async () => {
+    const noHint = (r: Run, word: string) => {
+      usage(r, `unknown command "${word}"`)
+      assert.doesNotMatch(r.stderr, /did you mean/, r.stderr)
+    }
+    noHint(await ws.kg(['frobnicate']), 'frobnicate')
+    // Four letters or fewer: two edits at most (list is three from init).
+    noHint(await ws.kg(['list']), 'list')
+    // Five letters: two edits at most (store is three from role and from serve).
+    noHint(await ws.kg(['store']), 'store')
+    // Six letters: three edits (chkdav is three from check-dav).
+    usage(await ws.kg(['chkdav']), 'unknown command "chkdav" (did you mean "check-dav"?)')
+    // As near to create as to revoke and rotate (three edits each): the first listed, never more.
+    usage(await ws.kg(['key', 'rename']), 'unknown command "key rename" (did you mean "key create"?)')
   })
 
   test('with --json, a usage error is a JSON document on stdout', async () => {
