@@ -164,25 +164,44 @@ ${ending}
       child.once('exit', (code) => reject(new Error(`exited with ${code} first`)))
     })
 
-  test('a write that fails at exit (another process holds the write lock) is reported to onError, not lost silently', {
-    skip: NO_PYTHON,
-    timeout: 30_000,
-  }, async () => {
+  /**
+   * A child that opens the store, checks a key and exits (process.exit), each when told to, while
+   * another process holds the file's write lock: taken after the checks (`lockedFirst` false), or before them and held
+   * while the child's background flushes fail for it (they do not wait: `STORE_LOCKED`, the uses
+   * put back, tried again every 100 ms). `releaseBeforeExit`: the lock goes just before the exit.
+   */
+  async function exitWhileLocked({ lockedFirst, releaseBeforeExit }: { lockedFirst: boolean; releaseBeforeExit: boolean }) {
     const file = storePath()
     const setup = open(file)
     setup.putUser({ id: 'u', rights: ['svc:*'] })
     const k = setup.createKey({ userId: 'u', description: '', expiresAt: at(new Date(), DAY) })
     setup.close()
+    // Another process takes the write lock and holds it until told to let go.
+    const locker = () =>
+      spawn(
+        'python3',
+        [
+          '-c',
+          "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\nc.execute('BEGIN IMMEDIATE')\nprint('locked', flush=True)\nsys.stdin.read()\nc.execute('ROLLBACK')",
+          file,
+        ],
+        { stdio: ['pipe', 'pipe', 'inherit'] },
+      )
+    let holder: ChildProcess | undefined
     const child = spawn(
       process.execPath,
       [
         '-e',
         `const { KeyStore } = require(${JSON.stringify(PACKAGE)})
 const [file, secret] = process.argv.slice(1)
-const store = KeyStore.open(file, { onError: (e) => process.stderr.write(\`onError: \${e.code} \${e.task} \${e.recovered}\\n\`) })
-for (let i = 0; i < 3; i++) if (!store.isAllowed(secret, 'svc', 'call')) throw new Error('refused')
-process.stdout.write('checked\\n')
-process.stdin.once('data', () => process.exit(0))`,
+const store = KeyStore.open(file, { onError: (e) => process.stderr.write(\`onError: \${e.code} \${e.task} \${e.recovered} \${e.message}\\n\`) })
+process.stdout.write('opened\\n')
+const lines = require('node:readline').createInterface({ input: process.stdin })
+lines.once('line', () => {
+  for (let i = 0; i < 3; i++) if (!store.isAllowed(secret, 'svc', 'call')) throw new Error('refused')
+  process.stdout.write('checked\\n')
+  lines.once('line', () => process.exit(0))
+})`,
         file,
         k.secret,
       ],
@@ -193,27 +212,71 @@ process.stdin.once('data', () => process.exit(0))`,
       stderr += chunk
     })
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
-    assert.equal(await nextLine(child), 'checked')
-    // Another process takes the write lock and holds it until told to let go.
-    const locker = spawn(
-      'python3',
-      [
-        '-c',
-        "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\nc.execute('BEGIN IMMEDIATE')\nprint('locked', flush=True)\nsys.stdin.read()\nc.execute('ROLLBACK')",
-        file,
-      ],
-      {
-        stdio: ['pipe', 'pipe', 'inherit'],
-      },
-    )
+    /** Tells the holder to let go, and waits until it has. */
+    const release = async (p: ChildProcess) => {
+      const gone = new Promise((resolve) => p.once('exit', resolve))
+      p.stdin!.end()
+      await gone
+    }
     try {
-      assert.equal(await nextLine(locker), 'locked')
+      assert.equal(await nextLine(child), 'opened')
+      if (lockedFirst) {
+        holder = locker()
+        assert.equal(await nextLine(holder), 'locked')
+      }
+      child.stdin!.write('check\n')
+      assert.equal(await nextLine(child), 'checked')
+      if (lockedFirst) {
+        // The memo hands the uses over within 200 ms, the background thread tries them within the second.
+        await sleep(1500)
+      } else {
+        holder = locker()
+        assert.equal(await nextLine(holder), 'locked')
+      }
+      if (releaseBeforeExit) await release(holder!)
       child.stdin!.write('exit\n')
       assert.equal(await exited, 0, stderr)
     } finally {
-      locker.stdin!.end()
-      await new Promise((resolve) => locker.once('exit', resolve))
+      child.kill('SIGKILL')
+      if (holder && holder.exitCode === null) await release(holder)
     }
-    assert.match(stderr, /^onError: STORE_\w+ lastUsedAt false$/m)
+    const after = open(file)
+    const lastUsedAt = after.getKey(k.key.id)!.lastUsedAt
+    after.close()
+    assert.ok(!stderr.includes(k.secret), 'a report shows no secret')
+    return { stderr, lastUsedAt }
+  }
+
+  test('a write that fails at exit (another process holds the write lock) is reported to onError, not lost silently', {
+    skip: NO_PYTHON,
+    timeout: 30_000,
+  }, async () => {
+    const { stderr } = await exitWhileLocked({ lockedFirst: false, releaseBeforeExit: false })
+    assert.match(stderr, /^onError: STORE_\w+ lastUsedAt false /m)
+  })
+
+  test('background flushes kept failing for the write lock and it is still held at exit: the uses are reported to onError, not lost silently', {
+    skip: NO_PYTHON,
+    timeout: 30_000,
+  }, async () => {
+    const { stderr, lastUsedAt } = await exitWhileLocked({ lockedFirst: true, releaseBeforeExit: false })
+    assert.equal(lastUsedAt, null)
+    assert.deepEqual(
+      stderr
+        .split('\n')
+        .filter((line) => line.startsWith('onError:'))
+        .map((line) => line.split(' ').slice(0, 4).join(' ')),
+      ['onError: STORE_LOCKED lastUsedAt false'],
+      'one report, at exit (the background flushes are not reported while the lock is young)',
+    )
+  })
+
+  test('background flushes kept failing for the write lock, let go just before the exit: the uses are on disk', {
+    skip: NO_PYTHON,
+    timeout: 30_000,
+  }, async () => {
+    const { stderr, lastUsedAt } = await exitWhileLocked({ lockedFirst: true, releaseBeforeExit: true })
+    assert.ok(lastUsedAt, `the uses were lost with the process (stderr: ${stderr})`)
+    assert.equal(stderr, '')
   })
 })
