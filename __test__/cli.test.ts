@@ -343,6 +343,9 @@ describe('usage errors: exit 2 with a plain message, nothing changed', () => {
     usage(await ws.kg(['chkdav']), 'unknown command "chkdav" (did you mean "check-dav"?)')
     // As near to create as to revoke and rotate (three edits each): the first listed, never more.
     usage(await ws.kg(['key', 'rename']), 'unknown command "key rename" (did you mean "key create"?)')
+    // A word in capitals is a slip too, as an option is (--RULE names --rule).
+    usage(await ws.kg(['KEY', 'list']), 'unknown command "KEY" (did you mean "key"?)')
+    usage(await ws.kg(['key', 'List']), 'unknown command "key List" (did you mean "key list"?)')
   })
 
   test('with --json, a usage error is a JSON document on stdout', async () => {

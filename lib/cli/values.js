@@ -292,14 +292,17 @@ function parseChoice(text, option, choices) {
 }
 
 /**
+ * The command of `candidates` (all in small letters) nearest to `word`, within the edits its length
+ * allows, case aside (`KEY` names `key`, as `--RULE` names `--rule`); the first listed of several as near.
  * @param {string} word
  * @param {string[]} candidates
  */
 function closest(word, candidates) {
+  const typed = word.toLowerCase()
   let best
   let bestDistance = Infinity
   for (const c of candidates) {
-    const d = editDistance(word, c)
+    const d = editDistance(typed, c)
     if (d < bestDistance) {
       best = c
       bestDistance = d
