@@ -109,24 +109,19 @@ describe('close() while the listener waits on the database', pgOnly(), () => {
   /** How long close() may take here: far under either timeout (each connection is given 200 ms to say goodbye). */
   const CLOSE_BOUND_MS = 3000
 
-  /** A psql session holding `keygate_changes` locked in `mode` (until it is killed), once it does. */
-  async function lockChangeLog(database: string, mode: 'ACCESS EXCLUSIVE' | 'SHARE') {
-    const holder = spawn('psql', ['-X', '-q', '-h', PG_HOST, '-p', String(PG_PORT), '-U', PG_USER, '-d', database], { stdio: ['pipe', 'ignore', 'inherit'] })
-    holder.stdin!.write(`BEGIN;\nLOCK TABLE keygate_changes IN ${mode} MODE;\nSELECT pg_sleep(60);\n`)
-    await until('the other session holds the change log', 20_000, () =>
-      psql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${database}' AND query LIKE '%pg_sleep%' AND state = 'active'`) === '1' ? true : undefined,
+  /**
+   * Waits until the sessions of a closed store have left the server (the lock holder's aside): a
+   * backend waiting for a lock does not notice its client gone, and a statement close cut short
+   * stayed queued behind the lock for as long as it was held, then ran.
+   */
+  async function sessionsGone(database: string, what: string) {
+    await until(`the session of ${what} close cut short is gone from the server`, 3_000, () =>
+      psql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${database}' AND pid <> pg_backend_pid() AND query NOT LIKE '%pg_sleep%'`) === '0' ? true : undefined,
     )
-    return holder
   }
 
   /** Closes `store`, asserting it took under CLOSE_BOUND_MS, then gives a late report 300 ms to arrive. */
-  async function closesQuickly(store: KeyStore) {
-    const started = performance.now()
-    store.close()
-    const took = performance.now() - started
-    assert.ok(took < CLOSE_BOUND_MS, `close() took ${took.toFixed(0)} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 300))
-  }
+  const closesQuickly = (store: KeyStore) => closesWithin(store, CLOSE_BOUND_MS)
 
   test('a catch-up waiting for a table another session locked: close ends it', { timeout: 60_000 }, async () => {
     const db = createDatabase()
@@ -175,6 +170,74 @@ describe('close() while the listener waits on the database', pgOnly(), () => {
         [],
         'the purge close cut short is not reported as a failure',
       )
+      // Holding the maintenance lock, it stayed queued until the change log was let go, then pruned.
+      await sessionsGone(db.name, 'the prune')
+    } finally {
+      holder.kill('SIGKILL')
+    }
+    db.drop()
+  })
+
+  // Close cuts the purge short as it begins, and its own flush then waits for the key rows: the
+  // purge's "the store is closing" reached the maintenance thread while the store was still open,
+  // and was reported (as a failure of the purge) but for the check that close had begun.
+  test('a purge close cut short while its flush still waits is not reported; the flush that fails is', { timeout: 60_000 }, async () => {
+    const db = createDatabase()
+    const setup = openPg(db.url)
+    const [issued] = seedKeys(setup, 1)
+    setup.close()
+    const holder = await lockChangeLog(db.name, 'SHARE', true)
+    try {
+      const reports: BackgroundError[] = []
+      const store = openPg(db.url, { statementTimeoutMs: 3000, connectTimeoutMs: 8000, onError: (e) => reports.push(e) })
+      await until('the prune waits for the change log', 20_000, () =>
+        psql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${db.name}' AND wait_event_type = 'Lock' AND query LIKE '%DELETE FROM keygate_changes%'`) === '1'
+          ? true
+          : undefined,
+      )
+      assert.equal(store.isAllowed(issued!.secret, 'svc', 'call'), true)
+      // One lock wait (the server ends it at 2,700 ms): the background thread, due its next flush
+      // meanwhile, took the uses back once close's flush failed and waited as long again.
+      await closesWithin(store, 4000)
+      assert.deepEqual(
+        reports.map((e) => `${e.task} ${e.code}`),
+        ['lastUsedAt STORE_UNAVAILABLE'],
+        'the flush waiting out the key rows is reported; the purge cut short is not',
+      )
+    } finally {
+      holder.kill('SIGKILL')
+    }
+    db.drop()
+  })
+})
+
+// close() while the background thread's lastUsedAt flush waits for a row another session holds:
+// close waits for that flush (it took the uses), and it fails. Close then wrote those uses once
+// more, waiting as long again, and the background thread, meanwhile due its next flush, took them
+// back and waited a third time before close could join it: 10.6 s with statementTimeoutMs 4,000.
+describe('close() while a background lastUsedAt flush waits for a row', pgOnly(), () => {
+  test('close waits out that one flush, reports its failure once, and tries the uses no more', { timeout: 60_000 }, async () => {
+    const db = createDatabase()
+    const setup = openPg(db.url)
+    const [issued] = seedKeys(setup, 1)
+    setup.close()
+    const holder = rowHolder(db)
+    try {
+      await until('the other session holds the rows', 20_000, () =>
+        psql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${db.name}' AND query LIKE '%pg_sleep%' AND state = 'active'`) === '1' ? true : undefined,
+      )
+      const reports: BackgroundError[] = []
+      const store = openPg(db.url, { statementTimeoutMs: 4000, onError: (e) => reports.push(e) })
+      assert.equal(store.isAllowed(issued!.secret, 'svc', 'call'), true)
+      await until('the background flush waits for the row', 20_000, () =>
+        psql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${db.name}' AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'`) === '1' ? true : undefined,
+      )
+      // One lock wait (the server ends it at 3,600 ms), begun before close was called.
+      await closesWithin(store, 5000)
+      assert.deepEqual(
+        reports.map((e) => `${e.task} ${e.code} ${e.recovered}`),
+        ['lastUsedAt STORE_UNAVAILABLE false'],
+      )
     } finally {
       holder.kill('SIGKILL')
     }
@@ -207,17 +270,12 @@ process.stdin.once('data', () => process.exit(0))`,
       { stdio: ['pipe', 'pipe', 'pipe'] },
     )
 
-  /** A psql session that locks every key row and holds the lock until its stdin ends. */
-  const rowHolder = (db: TestDatabase) =>
-    spawn('psql', ['-X', '-q', '-h', PG_HOST, '-p', String(PG_PORT), '-U', PG_USER, '-d', db.name], { stdio: ['pipe', 'ignore', 'inherit'] })
-
   async function scenario(releaseRowAfterExitBegins: boolean) {
     const db = createDatabase()
     const setup = openPg(db.url)
     const [issued] = seedKeys(setup, 1)
     setup.close()
     const holder = rowHolder(db)
-    holder.stdin!.write('BEGIN;\nSELECT 1 FROM keygate_keys FOR UPDATE;\nSELECT pg_sleep(60);\n')
     const child = exitingChild(db.url, issued!.secret, 8000)
     let stderr = ''
     child.stderr!.on('data', (chunk) => {
@@ -261,7 +319,74 @@ process.stdin.once('data', () => process.exit(0))`,
     assert.equal(lastUsedAt, null)
     assert.match(stderr, /^onError: STORE_\w+ lastUsedAt false$/m)
   })
+
+  // The purge the maintenance thread runs at open waits for the change log another session
+  // locked: the exit's flush waited for the write connection it held, up to statementTimeoutMs
+  // (8.1 s measured here), as close() did before it cut that purge short. The exit cuts it too.
+  test("the maintenance thread's purge waits for a change log another session locked: the exit cuts it short and writes the use", { timeout: 60_000 }, async () => {
+    const db = createDatabase()
+    const setup = openPg(db.url)
+    const [issued] = seedKeys(setup, 1)
+    setup.close()
+    const holder = await lockChangeLog(db.name, 'SHARE')
+    const child = exitingChild(db.url, issued!.secret, 8000)
+    let stderr = ''
+    child.stderr!.on('data', (chunk) => {
+      stderr += chunk
+    })
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+    let took: number
+    try {
+      assert.equal(await nextLine(child), 'checked')
+      await until('the prune waits for the change log', 20_000, () =>
+        psql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${db.name}' AND wait_event_type = 'Lock' AND query LIKE '%DELETE FROM keygate_changes%'`) === '1'
+          ? true
+          : undefined,
+      )
+      const started = performance.now()
+      child.stdin!.write('exit\n')
+      assert.equal(await exited, 0, stderr)
+      took = performance.now() - started
+    } finally {
+      holder.kill('SIGKILL')
+      child.kill('SIGKILL')
+    }
+    assert.ok(took < 3000, `the exit took ${took.toFixed(0)} ms`)
+    assert.equal(stderr, '', 'the purge cut short is no failure to report')
+    const after = openPg(db.url)
+    const lastUsedAt = after.getKey(issued!.key.id)!.lastUsedAt
+    after.close()
+    db.drop()
+    assert.ok(lastUsedAt, 'the use was lost with the process')
+  })
 })
+
+/** Closes `store`, asserting it took under `boundMs`, then gives a late report 300 ms to arrive. */
+async function closesWithin(store: KeyStore, boundMs: number) {
+  const started = performance.now()
+  store.close()
+  const took = performance.now() - started
+  assert.ok(took < boundMs, `close() took ${took.toFixed(0)} ms`)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+}
+
+/** A psql session that locks every key row and holds the lock until its stdin ends (or it is killed). */
+function rowHolder(db: TestDatabase) {
+  const holder = spawn('psql', ['-X', '-q', '-h', PG_HOST, '-p', String(PG_PORT), '-U', PG_USER, '-d', db.name], { stdio: ['pipe', 'ignore', 'inherit'] })
+  holder.stdin!.write('BEGIN;\nSELECT 1 FROM keygate_keys FOR UPDATE;\nSELECT pg_sleep(60);\n')
+  return holder
+}
+
+/** A psql session holding `keygate_changes` locked in `mode` (and every key row, with `keyRows`) until it is killed, once it does. */
+async function lockChangeLog(database: string, mode: 'ACCESS EXCLUSIVE' | 'SHARE', keyRows = false) {
+  const holder = spawn('psql', ['-X', '-q', '-h', PG_HOST, '-p', String(PG_PORT), '-U', PG_USER, '-d', database], { stdio: ['pipe', 'ignore', 'inherit'] })
+  const rows = keyRows ? 'SELECT 1 FROM keygate_keys FOR UPDATE;\n' : ''
+  holder.stdin!.write(`BEGIN;\nLOCK TABLE keygate_changes IN ${mode} MODE;\n${rows}SELECT pg_sleep(60);\n`)
+  await until('the other session holds the change log', 20_000, () =>
+    psql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${database}' AND query LIKE '%pg_sleep%' AND state = 'active'`) === '1' ? true : undefined,
+  )
+  return holder
+}
 
 /** The next line `child` writes to stdout, or an error if it exits first. */
 function nextLine(child: ChildProcess): Promise<string> {

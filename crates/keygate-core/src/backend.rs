@@ -151,9 +151,10 @@ pub trait Backend: Send + Sync {
     /// next `changes` or `poll` answers [`Catchup::Reload`]. Cheap and infallible.
     fn resync(&self) {}
 
-    /// `close` has begun (before its flush of `lastUsedAt`): background maintenance under
-    /// way on the network (a purge, which the next open or another process does again) ends
-    /// at once rather than hold `close` back. Flushes are not cut. Changes nothing else.
+    /// `close` has begun (before its flush of `lastUsedAt`), or the process is exiting (before
+    /// `KeyStore::flush_uses`): background maintenance under way on the network (a purge, which
+    /// the next open or another process does again) ends at once rather than hold `close` or
+    /// the exit back. Flushes are not cut. Changes nothing else.
     fn closing(&self) {}
 
     /// `close` is about to wait for the store's background thread: a backend whose

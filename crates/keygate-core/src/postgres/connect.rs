@@ -142,6 +142,16 @@ fn percent_decode(text: &str) -> String {
 }
 
 impl super::Net {
+    /// Asks the server, over a connection of its own, to cancel the statement `client` runs,
+    /// waiting at most `limit`: a backend waiting for a lock does not notice its client gone.
+    /// Nothing is told of a failure (the connection is being ended anyway).
+    pub(super) fn cancel_running(&self, client: &Client, limit: Duration) {
+        let token = client.cancel_token();
+        let tls = self.target.tls.clone();
+        // The timer made inside the runtime, whose clock it needs.
+        let _ = self.rt.block_on(async { tokio::time::timeout(limit, token.cancel_query(tls)).await });
+    }
+
     /// A new connection (bounded by the connect timeout), its messages driven on
     /// this runtime; notifications go to the receiver.
     pub(super) fn connect(&self) -> Result<(Client, UnboundedReceiver<String>)> {

@@ -45,7 +45,10 @@ pub(super) fn maintain(store: &Weak<Inner>, shared: &Shared, purge_after_ms: i64
         {
             // Held only for the round: dropping the last handle elsewhere ends the thread.
             let Some(inner) = store.upgrade() else { return };
-            if inner.is_closed() {
+            // Nor once close (or the exit) has begun: it flushes the uses itself, and a flush begun
+            // here would take them back from it after its own failed, and make close wait that
+            // one out too before joining this thread (close took three `statementTimeoutMs`).
+            if inner.is_closed() || shared.closing() {
                 return;
             }
             // Only while the listener is connected: with the database lost, each task would

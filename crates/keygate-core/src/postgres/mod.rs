@@ -90,6 +90,8 @@ pub(super) struct Net {
     /// Whether every call sees [`Net::stop`] (the listener's), or only those inside
     /// [`cut_by_close`] (the write connection's).
     stops_every_call: bool,
+    /// Set when [`Net::stop`] ended a call under way (see [`Net::take_cut`]).
+    cut: AtomicBool,
 }
 
 thread_local! {
@@ -159,7 +161,19 @@ fn stopped(what: &str, name: &str) -> Error {
 impl Net {
     /// `stops_every_call`: see [`Net::stops_every_call`].
     fn new(rt: Arc<Runtime>, target: Arc<Target>, stops_every_call: bool) -> Net {
-        Net { rt, target, drivers: Mutex::default(), stop: Stop::default(), stops_every_call }
+        Net { rt, target, drivers: Mutex::default(), stop: Stop::default(), stops_every_call, cut: AtomicBool::new(false) }
+    }
+
+    /// What a call [`Net::stop`] ended under way answers; noted for [`Net::take_cut`].
+    fn cut_short(&self, what: &str) -> Error {
+        self.cut.store(true, Ordering::Release);
+        stopped(what, &self.target.name)
+    }
+
+    /// Whether [`Net::stop`] ended a call under way since this was last asked: its statement may
+    /// still run on the server (see [`Net::cancel_running`]).
+    fn take_cut(&self) -> bool {
+        self.cut.swap(false, Ordering::AcqRel)
     }
 
     /// Whether a call made now, on this thread, ends once [`Net::stop`] fires.
@@ -189,7 +203,7 @@ impl Net {
             tokio::select! {
                 biased;
                 done = call => done,
-                () = self.stop.fired_if(applies) => Err(stopped(what, &self.target.name)),
+                () = self.stop.fired_if(applies) => Err(self.cut_short(what)),
             }
         };
         finish_within(&self.rt, limit, call).unwrap_or_else(|| {
@@ -227,7 +241,7 @@ impl Net {
             tokio::select! {
                 biased;
                 done = read => done,
-                () = self.stop.fired_if(applies) => Err(stopped(what, &self.target.name)),
+                () = self.stop.fired_if(applies) => Err(self.cut_short(what)),
             }
         })
     }
@@ -432,7 +446,7 @@ impl Shared {
         self.contact.lock().at.elapsed()
     }
 
-    /// Whether `close` has begun (see `Backend::closing`).
+    /// Whether `close` (or the flush at the process's exit) has begun (see `Backend::closing`).
     fn closing(&self) -> bool {
         self.writer_net.stop.fired.load(Ordering::Acquire)
     }
@@ -511,6 +525,13 @@ impl Shared {
         };
         let result = f(&self.writer_net, writer);
         if result.is_err() {
+            // A statement `close` cut short (the purge's) still runs on the server: its backend,
+            // waiting for a lock, would not notice the connection end, and stayed queued (holding
+            // the maintenance lock) until the lock was let go, then ran it.
+            let cut = self.writer_net.take_cut();
+            if let Some(w) = guard.as_ref().filter(|_| cut) {
+                self.writer_net.cancel_running(&w.client, GOODBYE_WAIT);
+            }
             *guard = None;
             // Nothing drives this runtime until the next write: ended now, the dropped
             // connection says goodbye (or is cut), so that its session, perhaps inside a

@@ -6,7 +6,7 @@ use parking_lot::MutexGuard;
 
 use super::{Inner, KeyStore};
 use crate::backend::{Backend, UsesOf};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::model::{Key, KeyId};
 
 /// How a flush writes its uses: waiting for another process's lock, or not.
@@ -26,20 +26,36 @@ impl Inner {
     }
 
     /// [`Inner::flush_uses_without_waiting`] for a process about to exit (see
-    /// [`KeyStore::flush_uses`]): a flush under way is waited for, and its failure returned
-    /// rather than its uses written again while any are left unwritten.
+    /// [`KeyStore::flush_uses`]): see [`Inner::flush_uses_last`].
     pub(crate) fn flush_uses_at_exit(&self) -> Result<()> {
+        self.flush_uses_last(&|backend, uses| backend.flush_uses_without_waiting(uses))
+    }
+
+    /// [`Inner::flush_uses`] for `close`: see [`Inner::flush_uses_last`]. A flush under way that
+    /// failed only for a lock it did not wait for (`STORE_LOCKED`, SQLite's background thread)
+    /// is tried again: this one waits for it.
+    pub(crate) fn flush_uses_at_close(&self) -> Result<()> {
+        self.flush_uses_last(&|backend, uses| backend.flush_uses(uses))
+    }
+
+    /// The last flush before the store closes or the process exits. A flush the background thread
+    /// has under way (it took the uses) is waited for; when it failed, its failure is returned
+    /// rather than its uses written again while any are left unwritten: that would wait out the
+    /// same timeouts twice (close took two `statementTimeoutMs` waiting for a row another session
+    /// held). Not a failure for a lock it did not wait for (`STORE_LOCKED`): trying again costs
+    /// no wait, and close's flush waits for that lock.
+    fn flush_uses_last(&self, write: Write<'_>) -> Result<()> {
         let flushing = match self.flushing.try_lock() {
             Some(idle) => idle,
             None => {
                 let after = self.flushing.lock();
                 match &*after {
-                    Some(error) if !self.used.lock().is_empty() => return Err(error.clone()),
+                    Some(error) if !self.used.lock().is_empty() && error.code != ErrorCode::StoreLocked => return Err(error.clone()),
                     _ => after,
                 }
             }
         };
-        self.flush_uses_holding(flushing, &|backend, uses| backend.flush_uses_without_waiting(uses))
+        self.flush_uses_holding(flushing, write)
     }
 
     fn flush_uses_with(&self, flush: Write<'_>) -> Result<()> {
