@@ -109,6 +109,28 @@ browserSuite('admin page with many keys (chromium)', () => {
     assert.ok(asked.at(-1)!.has('after'))
   })
 
+  test('"Show more" pressed while a typed search waits goes on with the listing shown, then the search replaces it', async () => {
+    await page.reload()
+    const more = page.getByRole('button', { name: 'Show more keys' })
+    await more.waitFor()
+    const asked = keysAsked()
+    // Typed, then "Show more" before the search is asked (it waits for typing to pause).
+    await page.getByLabel(/Search/).fill('bulk key 1')
+    await more.click()
+    // bulk key 1, 10–19, 100–199, 1000–1099.
+    await page.locator('#keys-count').getByText('211 keys', { exact: true }).waitFor()
+    const paged = asked.find((q) => q.has('after'))
+    assert.ok(paged, 'the next page was asked')
+    assert.equal(paged.get('search'), null, "the next page is the shown listing's, not the typed search's with that listing's cursor")
+    assert.equal(asked.at(-1)!.get('search'), 'bulk key 1')
+    const shown = await page.locator('tr[data-key-id] td.desc').allTextContents()
+    assert.equal(shown.length, 211)
+    assert.ok(
+      shown.every((d) => d.startsWith('bulk key 1')),
+      'only the search',
+    )
+  })
+
   test('the try screen suggests a page of keys, searched by what the key id field holds, never every key', async () => {
     const asked = keysAsked()
     await page.goto(`${admin.url}#/try`)

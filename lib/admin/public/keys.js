@@ -49,13 +49,12 @@ let keysNext = null
 let searchTimer
 
 /**
- * The screen's filters as a query of `GET /api/keys`, one page of at most KEYS_PER_REQUEST keys
- * after `after`: listing every key held the server's event loop a second or more at 100,000 keys,
- * and the gateway's checks with it when the page is mounted in the gateway's process. The search
- * runs in the store too (id, description, hint, any letter case).
- * @param {string | null} after
+ * The screen's filters as a query of `GET /api/keys`, one page of at most KEYS_PER_REQUEST keys:
+ * listing every key held the server's event loop a second or more at 100,000 keys, and the
+ * gateway's checks with it when the page is mounted in the gateway's process. The search runs in
+ * the store too (id, description, hint, any letter case).
  */
-function keysPath(after) {
+function filterQuery() {
   const params = new URLSearchParams({ limit: String(KEYS_PER_REQUEST) })
   const userId = $('#filter-user').value
   const st = $('#filter-state').value
@@ -63,6 +62,18 @@ function keysPath(after) {
   if (userId) params.set('userId', userId)
   if (st) params.set('state', st)
   if (search) params.set('search', search)
+  return params
+}
+
+/**
+ * The listing's query (its filters as they were when it was asked for), and the page after
+ * `after` of it: "Show more" pressed while a search typed is not yet asked must go on with the
+ * listing shown, not mix the new search with its cursor.
+ * @param {URLSearchParams} query
+ * @param {string | null} after
+ */
+function keysPath(query, after) {
+  const params = new URLSearchParams(query)
   if (after !== null) params.set('after', after)
   return `/api/keys?${params}`
 }
@@ -70,12 +81,13 @@ function keysPath(after) {
 async function reloadKeys() {
   clearTimeout(searchTimer)
   const asked = ++listing
-  const data = await api('GET', keysPath(null))
+  const query = filterQuery()
+  const data = await api('GET', keysPath(query, null))
   if (asked !== listing) return
   state.offset = new Date(data.now).getTime() - Date.now()
   state.keys = data.keys
   keysNext = data.next
-  drawKeys(asked)
+  drawKeys(asked, query)
 }
 
 /** The search asks the server once typing pauses, not at every key pressed. */
@@ -90,15 +102,18 @@ function drawKeysCount() {
   $('#keys-count').textContent = keysNext === null ? `${n} ${n === 1 ? 'key' : 'keys'}` : `${n} keys shown, more on request`
 }
 
-/** @param {number} asked the listing drawn */
-function drawKeys(asked) {
+/**
+ * @param {number} asked the listing drawn
+ * @param {URLSearchParams} query its filters
+ */
+function drawKeys(asked, query) {
   drawKeysCount()
   const filtered = $('#filter-user').value || $('#filter-state').value || $('#filter-text').value.trim()
   /** @type {MoreRows} */
   const more = {
     label: () => 'Show more keys',
     fetch: async () => {
-      const data = await api('GET', keysPath(keysNext))
+      const data = await api('GET', keysPath(query, keysNext))
       // The filters changed meanwhile: this table is being replaced.
       if (asked !== listing) return { keys: [], done: true }
       state.keys.push(...data.keys)
