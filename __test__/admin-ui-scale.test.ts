@@ -145,4 +145,38 @@ browserSuite('admin page with many keys (chromium)', () => {
     assert.equal(asked.at(-1)!.get('search'), ids[0])
     assert.equal(await page.locator('#try-key-list option').getAttribute('value'), ids[0])
   })
+
+  test("a secret pasted in the search box or the try screen's key id field is never sent in an address (a proxy logs the query)", async () => {
+    const { secret } = store.createKey({ userId: 'svc-bulk', description: 'pasted', expiresAt: new Date(Date.now() + 86_400_000) })
+    try {
+      const urls: string[] = []
+      page.on('request', (request) => urls.push(request.url()))
+      await page.goto(`${admin.url}#/keys`)
+      await page.reload()
+      await page.getByRole('button', { name: 'Show more keys' }).waitFor()
+      for (const typed of [secret, ` ${secret} `, `for ${secret.toUpperCase()} and`]) {
+        await page.getByLabel(/Search/).fill(typed)
+        await page.getByText(/looks like a secret/).waitFor()
+        await page.getByLabel(/Search/).press('Enter')
+        assert.equal(await page.locator('tr[data-key-id]').count(), 0)
+      }
+      await page.goto(`${admin.url}#/try`)
+      await page.locator('#try-key-list option').first().waitFor({ state: 'attached' })
+      await page.locator('#try-form input[name=mode][value=key]').check()
+      await page.locator('#try-key').fill(secret)
+      await page.locator('#try-key-list option').first().waitFor({ state: 'detached' })
+      // What the page asks after a secret-shaped text: the next search is sent as before.
+      await page.locator('#try-key').fill('bulk key 1')
+      await page.locator('#try-key-list option').first().waitFor({ state: 'attached' })
+      const body = secret.slice(secret.indexOf('_') + 1, secret.indexOf('_') + 21)
+      const sent = urls.filter((u) => decodeURIComponent(u).toLowerCase().includes(body.toLowerCase()))
+      assert.equal(sent.length, 0, `${sent.length} requests carried the secret in their address`)
+      assert.ok(
+        urls.some((u) => new URL(u).searchParams.get('search') === 'bulk key 1'),
+        urls.join(' '),
+      )
+    } finally {
+      page.removeAllListeners('request')
+    }
+  })
 })

@@ -8,6 +8,7 @@ import { KEY_STATE_LABELS, stateBadge, timeCell } from './format.js'
 import { attempt } from './actions.js'
 import { renderRoute } from './router.js'
 import { openKey } from './key-details.js'
+import { SECRET_SHAPE } from './secret.js'
 
 export async function loadUsers() {
   const data = await api('GET', '/api/users')
@@ -40,6 +41,9 @@ export async function renderKeys() {
 const KEYS_PER_REQUEST = 500
 /** How long the search waits for typing to pause before it asks the server. */
 const SEARCH_DELAY_MS = 250
+
+/** What the list says instead of asking for a secret-shaped search. */
+const SECRET_SEARCH = 'That looks like a secret: it is not searched for (it would travel in the address). To find the key a secret belongs to, use keygate key find.'
 
 /** The latest listing asked for: the answer to an earlier one (filters changed since) is dropped. */
 let listing = 0
@@ -82,6 +86,12 @@ async function reloadKeys() {
   clearTimeout(searchTimer)
   const asked = ++listing
   const query = filterQuery()
+  if (SECRET_SHAPE.test(query.get('search') ?? '')) {
+    state.keys = []
+    keysNext = null
+    drawKeys(asked, query, SECRET_SEARCH)
+    return
+  }
   const data = await api('GET', keysPath(query, null))
   if (asked !== listing) return
   state.offset = new Date(data.now).getTime() - Date.now()
@@ -105,8 +115,9 @@ function drawKeysCount() {
 /**
  * @param {number} asked the listing drawn
  * @param {URLSearchParams} query its filters
+ * @param {string} [refused] what the list says when the search was not asked (a secret's shape)
  */
-function drawKeys(asked, query) {
+function drawKeys(asked, query, refused) {
   drawKeysCount()
   const filtered = $('#filter-user').value || $('#filter-state').value || $('#filter-text').value.trim()
   /** @type {MoreRows} */
@@ -125,7 +136,7 @@ function drawKeys(asked, query) {
   $('#keys-table').replaceChildren(
     growingKeyTable(state.keys, {
       caption: 'API keys',
-      empty: state.keys.length === 0 && !filtered ? 'No API keys yet. Press + to create one.' : 'No key matches the filter.',
+      empty: refused ?? (state.keys.length === 0 && !filtered ? 'No API keys yet. Press + to create one.' : 'No key matches the filter.'),
       more: keysNext === null ? undefined : more,
     }),
   )

@@ -3,6 +3,13 @@
 
 import { $, isolated, setText } from './dom.js'
 
+/**
+ * A secret's shape: a prefix, `_`, then 49 letters and digits. A search holding one is never
+ * asked of the server: it would travel in the request's address, which a reverse proxy in front
+ * logs, and no key's id, description (a secret is refused there) or hint holds one anyway.
+ */
+export const SECRET_SHAPE = /[A-Za-z0-9]_[A-Za-z0-9]{49}/
+
 const COPIED = 'Copied to the clipboard.'
 const NOT_COPIED = 'The secret is not copied yet. Press Escape again to close without it: it cannot be shown again.'
 

@@ -5,6 +5,7 @@ import { Reason } from './constants.js'
 import { $, $$, h, setError, show } from './dom.js'
 import { ApiFailure, api } from './api.js'
 import { attempt } from './actions.js'
+import { SECRET_SHAPE } from './secret.js'
 
 const REASONS = {
   [Reason.Allowed]: 'Allowed: every check passed.',
@@ -86,6 +87,11 @@ async function suggestKeys() {
   const asked = ++suggesting
   const params = new URLSearchParams({ limit: String(SUGGESTED_KEYS) })
   const search = $('#try-key').value.trim()
+  if (SECRET_SHAPE.test(search)) {
+    // Never sent in an address (see SECRET_SHAPE): no suggestion for it.
+    $('#try-key-list').replaceChildren()
+    return
+  }
   if (search) params.set('search', search)
   const data = await api('GET', `/api/keys?${params}`)
   if (asked !== suggesting) return
