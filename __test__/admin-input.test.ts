@@ -202,7 +202,7 @@ describe('admin API body fields', () => {
       ],
       ['PATCH', `/keys/${key.id}`, { toString: 'x' }, 'body: no field "toString"; the fields are description, rules, expiresAt, updatedAt'],
       ['PATCH', `/keys/${key.id}`, '{"__proto__": {"description": "x"}}', 'body: no field "__proto__"; the fields are description, rules, expiresAt, updatedAt'],
-      ['GET', '/keys?constructor=1', undefined, 'query: no parameter "constructor"; the parameters are userId, state, limit, after'],
+      ['GET', '/keys?constructor=1', undefined, 'query: no parameter "constructor"; the parameters are userId, state, search, limit, after'],
     ] as const) {
       const r =
         typeof body === 'string'
