@@ -40,7 +40,7 @@ export async function renderKeys() {
 /** Keys asked of the server at a time: a page, never the whole store (see keysPath). */
 const KEYS_PER_REQUEST = 500
 /** How long the search waits for typing to pause before it asks the server. */
-const SEARCH_DELAY_MS = 250
+export const SEARCH_DELAY_MS = 250
 
 /** What the list says instead of asking for a secret-shaped search. */
 const SECRET_SEARCH = 'That looks like a secret: it is not searched for (it would travel in the address). To find the key a secret belongs to, use keygate key find.'

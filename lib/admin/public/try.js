@@ -6,6 +6,7 @@ import { $, $$, h, setError, show } from './dom.js'
 import { ApiFailure, api } from './api.js'
 import { attempt } from './actions.js'
 import { SECRET_SHAPE } from './secret.js'
+import { SEARCH_DELAY_MS } from './keys.js'
 
 const REASONS = {
   [Reason.Allowed]: 'Allowed: every check passed.',
@@ -170,7 +171,7 @@ export function wireTry() {
   $('#try-form').addEventListener('submit', submitTry)
   $('#try-key').addEventListener('input', () => {
     clearTimeout(suggestTimer)
-    suggestTimer = setTimeout(() => attempt(suggestKeys), 250)
+    suggestTimer = setTimeout(() => attempt(suggestKeys), SEARCH_DELAY_MS)
   })
 }
 
